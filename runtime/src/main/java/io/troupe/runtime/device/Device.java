@@ -1,0 +1,152 @@
+package io.troupe.runtime.device;
+
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.Tensor;
+
+/**
+ * The kernel set a transformer needs, forward and backward, on one device.
+ *
+ * <p>Conventions, shared by every backend:
+ * <ul>
+ *   <li>Tensors are contiguous and row-major; sizes are passed explicitly (llm.c style), the
+ *       tensors' own shapes are only checked for capacity.</li>
+ *   <li>Gradients of <b>parameters</b> always accumulate ({@code +=}), so micro-batches sum into
+ *       the same buffer. Gradients of <b>activations</b> overwrite unless the method says
+ *       otherwise ({@link #layerNormBackward} accumulates into {@code dinp}: it feeds a residual).</li>
+ *   <li>Calls are asynchronous on devices that have streams: they are ordered on the device, and
+ *       {@link #synchronize()} waits for all of them. The CPU backend completes each call before
+ *       returning.</li>
+ *   <li>Threading: one thread (the worker's device executor) issues the calls of one device.</li>
+ * </ul>
+ */
+public interface Device extends AutoCloseable {
+
+    /** A human-readable name, e.g. {@code cpu(2 threads)} or {@code cuda:0 (NVIDIA H200)}. */
+    String name();
+
+    DeviceKind kind();
+
+    /** Allocates a zero-filled, 64-byte aligned tensor. */
+    Tensor allocate(DType dtype, int... shape);
+
+    default Tensor allocate(int... shape) {
+        return allocate(DType.F32, shape);
+    }
+
+    /** Copies {@code src.numel()} floats... from host array {@code src} into {@code dst}. */
+    void copyFromHost(float[] src, Tensor dst);
+
+    /** Copies ints (token ids, targets) into an {@link DType#I32} tensor. */
+    void copyFromHost(int[] src, Tensor dst);
+
+    /** Copies {@code src}'s elements (float32) into {@code dst}, which must be at least as long. */
+    void copyToHost(Tensor src, float[] dst);
+
+    /** Waits until every call issued so far has completed. */
+    void synchronize();
+
+    // ---------------------------------------------------------------- BLAS-like
+
+    /**
+     * {@code C = alpha * op(A) @ op(B) + beta * C}, row-major, with {@code op(A)} of shape (m, k),
+     * {@code op(B)} of shape (k, n), C of shape (m, n). {@code lda/ldb/ldc} are row strides in elements
+     * of the matrices as stored (A is (k, m) when {@code transA}).
+     */
+    default void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Tensor a, int lda,
+                      Tensor b, int ldb, float beta, Tensor c, int ldc) {
+        gemmBatched(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+    }
+
+    /** Contiguous convenience form of {@link #gemm}: leading dimensions follow from the shapes. */
+    default void matmul(boolean transA, boolean transB, int m, int n, int k, float alpha, Tensor a, Tensor b,
+                        float beta, Tensor c) {
+        gemm(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n);
+    }
+
+    /**
+     * {@code batch} independent gemms; matrix {@code i} of A starts {@code i*strideA} elements after
+     * the start of {@code a} (likewise B and C). A stride of 0 reuses the same matrix.
+     */
+    void gemmBatched(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                     Tensor a, int lda, long strideA, Tensor b, int ldb, long strideB,
+                     float beta, Tensor c, int ldc, long strideC, int batch);
+
+    /** {@code y += alpha * x} over {@code x.numel()} elements. */
+    void axpy(float alpha, Tensor x, Tensor y);
+
+    /** {@code x *= alpha}. */
+    void scale(Tensor x, float alpha);
+
+    /** {@code dst = src} over {@code src.numel()} elements. */
+    void copy(Tensor src, Tensor dst);
+
+    /** Sets every element to {@code value} (float32) or to 0 for other types when value is 0. */
+    void fill(Tensor x, float value);
+
+    /** {@code out = a + b} elementwise (the residual connection); {@code out} may alias {@code a}. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** Sum of squares in double precision, for gradient norms. */
+    double sumOfSquares(Tensor x);
+
+    // ---------------------------------------------------------------- transformer kernels
+
+    /** {@code out[r, c] += bias[c]} for an (rows, cols) matrix. */
+    void biasAdd(Tensor out, Tensor bias, int rows, int cols);
+
+    /** {@code dbias[c] += sum_r dout[r, c]}. */
+    void biasBackward(Tensor dbias, Tensor dout, int rows, int cols);
+
+    /** GELU, tanh approximation: {@code 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))}; out may alias inp. */
+    void gelu(Tensor inp, Tensor out, long n);
+
+    /** {@code dinp = dout * gelu'(inp)} (overwrites). */
+    void geluBackward(Tensor inp, Tensor dout, Tensor dinp, long n);
+
+    /**
+     * LayerNorm over the last dimension of (rows, cols): saves {@code mean} and {@code rstd} (rows)
+     * for the backward.
+     */
+    void layerNorm(Tensor inp, Tensor weight, Tensor bias, Tensor out, Tensor mean, Tensor rstd,
+                   int rows, int cols, float eps);
+
+    /** Accumulates {@code dinp}, {@code dweight}, {@code dbias}. */
+    void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
+                           Tensor mean, Tensor rstd, int rows, int cols);
+
+    /**
+     * Causal multi-head self-attention on a fused projection.
+     *
+     * @param qkv   (batch, seq, 3*heads*headDim): q | k | v blocks, head h at columns h*headDim..
+     * @param out   (batch, seq, heads*headDim)
+     * @param saved (batch, heads, seq, seq) floats the backward needs (softmax probabilities on the
+     *              CPU; a backend may store less there, e.g. log-sum-exp rows)
+     */
+    void attention(Tensor qkv, Tensor out, Tensor saved, int batch, int seq, int heads, int headDim);
+
+    /** Writes (overwrites) {@code dqkv} from {@code dout}, the forward's inputs and saved state. */
+    void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor saved,
+                           int batch, int seq, int heads, int headDim);
+
+    /**
+     * Softmax cross-entropy per row: {@code probs = softmax(logits)}, {@code losses[r] = -log probs[r, targets[r]]}.
+     * {@code targets} is {@link DType#I32}; a target outside [0, vocab) is an error.
+     */
+    void crossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int rows, int vocab);
+
+    /** {@code dlogits = (probs - onehot(targets)) * dlossScale} (overwrites). */
+    void crossEntropyBackward(Tensor dlogits, Tensor probs, Tensor targets, float dlossScale, int rows, int vocab);
+
+    /** {@code out[r] (+)= table[ids[r]]} for (rows, dim); ids are {@link DType#I32}. */
+    void embedding(Tensor out, Tensor ids, Tensor table, int rows, int dim, boolean accumulate);
+
+    /** Scatter-add: {@code dtable[ids[r]] += dout[r]}. */
+    void embeddingBackward(Tensor dtable, Tensor dout, Tensor ids, int rows, int dim);
+
+    /** One AdamW update of {@code param} in place, moments {@code m}, {@code v}; see {@link AdamWStep}. */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step);
+
+    /** Frees device resources (threads, handles). Tensors must be closed before. */
+    @Override
+    void close();
+}
