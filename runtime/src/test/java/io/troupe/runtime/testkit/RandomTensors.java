@@ -120,9 +120,13 @@ public final class RandomTensors {
                 return new Diff(Double.NaN, Double.NaN);
             }
             maxAbs = Math.max(maxAbs, d);
-            maxRel = Math.max(maxRel, d / Math.max(Math.abs(expected[i]), atol));
+            maxRel = Math.max(maxRel, relative(d, expected[i], atol));
         }
         return new Diff(maxAbs, maxRel);
+    }
+
+    private static double relative(double absDiff, double expected, double atol) {
+        return absDiff == 0 ? 0 : absDiff / Math.max(Math.abs(expected), atol);
     }
 
     /**
@@ -182,7 +186,7 @@ public final class RandomTensors {
                 fail(what + ": non-finite at index " + i + ": expected " + expected[i] + ", actual " + actual[i]);
             }
             maxAbs = Math.max(maxAbs, d);
-            maxRel = Math.max(maxRel, d / Math.max(Math.abs(expected[i]), atol));
+            maxRel = Math.max(maxRel, relative(d, expected[i], atol));
             double excess = d - (atol + rtol * Math.abs(expected[i]));
             if (excess > worstExcess) {
                 worstExcess = excess;
