@@ -342,6 +342,9 @@ public final class CpuDevice implements Device {
         requireCapacity(inp, n, "layerNormBackward inp");
         requireCapacity(dweight, cols, "layerNormBackward dweight");
         requireCapacity(dbias, cols, "layerNormBackward dbias");
+        requireCapacity(weight, cols, "layerNormBackward weight");
+        requireCapacity(mean, rows, "layerNormBackward mean");
+        requireCapacity(rstd, rows, "layerNormBackward rstd");
         long dia = dinp.address();
         long dwa = dweight.address();
         long dba = dbias.address();
@@ -536,6 +539,7 @@ public final class CpuDevice implements Device {
     @Override
     public void close() {
         parallel.close();
+        attention.close();
     }
 
     // ---------------------------------------------------------------- helpers
