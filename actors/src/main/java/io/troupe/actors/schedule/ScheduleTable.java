@@ -13,7 +13,7 @@ import java.util.Locale;
  */
 public final class ScheduleTable {
     private static final int[][] SHAPES = {{4, 8}, {8, 32}, {8, 64}, {16, 64}, {64, 512}};
-    private static final List<String> SCHEDULES = List.of("gpipe", "1f1b", "interleaved", "zb-h1", "adaptive");
+    private static final List<String> SCHEDULES = List.of("gpipe", "1f1b", "interleaved", "zb-h1", "zb-h2", "adaptive");
     private static final int SEEDS = 5;
     private static final double JITTER = 0.2;
 

@@ -43,7 +43,12 @@ public final class Schedules {
 
     /** Rank r's 1F1B order with backwards of type {@code backward} (BW fused, or B alone). */
     static List<Action> oneFOneBOrder(int stages, int rank, int microbatches, ActionType backward) {
-        int warmup = Math.min(stages - 1 - rank, microbatches);
+        return warmupThenAlternate(stages - 1 - rank, microbatches, backward);
+    }
+
+    /** {@code warmup} forwards, then F and B alternating (each F before the B it pairs with), then the Bs. */
+    static List<Action> warmupThenAlternate(int warmupForwards, int microbatches, ActionType backward) {
+        int warmup = Math.min(warmupForwards, microbatches);
         List<Action> actions = new ArrayList<>();
         for (int mb = 0; mb < warmup; mb++) {
             actions.add(Action.f(mb));
@@ -115,20 +120,34 @@ public final class Schedules {
      */
     public static Schedule zbH1(int stages, int microbatches) {
         PipelineShape shape = PipelineShape.of(stages, microbatches);
-        SchedulePolicy builder = new ZeroBubblePolicy("zb-h1", shape);
+        SchedulePolicy builder = new ZeroBubblePolicy("zb-h1", shape, 1);
         SimulationResult unit = new PipelineSimulator(CostModel.uniform(stages, 1.0, 1.0, 1.0), false).run(builder);
         return unit.asSchedule("zb-h1");
     }
 
-    /** The schedule named {@code gpipe}, {@code 1f1b}, {@code interleaved} or {@code zb-h1}. */
+    /**
+     * ZB-H2 (Zero Bubble, Qi et al. 2023): twice ZB-H1's memory for (almost) no bubble. Rank r warms up
+     * with {@code 2(p-1-r)} extra forwards, enough to keep it busy until its first gradient comes back,
+     * then runs ZB-H1's rule with at most 2r delayed W before a forward: live activations stay at
+     * most 2p. The W placement is derived on unit costs, as for ZB-H1.
+     */
+    public static Schedule zbH2(int stages, int microbatches) {
+        PipelineShape shape = PipelineShape.of(stages, microbatches);
+        SchedulePolicy builder = new ZeroBubblePolicy("zb-h2", shape, 2);
+        SimulationResult unit = new PipelineSimulator(CostModel.uniform(stages, 1.0, 1.0, 1.0), false).run(builder);
+        return unit.asSchedule("zb-h2");
+    }
+
+    /** The schedule named {@code gpipe}, {@code 1f1b}, {@code interleaved}, {@code zb-h1} or {@code zb-h2}. */
     public static Schedule byName(String name, int stages, int virtualStages, int microbatches) {
         return switch (name) {
             case "gpipe" -> gpipe(stages, microbatches);
             case "1f1b" -> oneFOneB(stages, microbatches);
             case "interleaved" -> interleaved(stages, virtualStages, microbatches);
             case "zb-h1" -> zbH1(stages, microbatches);
+            case "zb-h2" -> zbH2(stages, microbatches);
             default -> throw new IllegalArgumentException(
-                    "unknown schedule: schedule=" + name + " (known: gpipe, 1f1b, interleaved, zb-h1)");
+                    "unknown schedule: schedule=" + name + " (known: gpipe, 1f1b, interleaved, zb-h1, zb-h2)");
         };
     }
 }

@@ -15,7 +15,7 @@ import java.util.Locale;
  * last line is always {@code bubble=<fraction> step=<time>}.
  *
  * <pre>
- * simulate --stages P --microbatches M --schedule gpipe|1f1b|interleaved|zb-h1|adaptive
+ * simulate --stages P --microbatches M --schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive
  *          [--virtual V] [--cost F,B,W] [--jitter FRACTION] [--straggler STAGE:FACTOR]... [--seed S]
  *          [--latency US] [--bandwidth BYTES_PER_US] [--activation-bytes BYTES]
  *          [--activation-budget BYTES] [--svg FILE] [--trace FILE]
@@ -26,7 +26,7 @@ import java.util.Locale;
  */
 public final class SimulateCommand {
     static final String USAGE = "usage: simulate --stages P --microbatches M "
-            + "--schedule gpipe|1f1b|interleaved|zb-h1|adaptive [--virtual V] [--cost F,B,W] [--jitter FRACTION] "
+            + "--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive [--virtual V] [--cost F,B,W] [--jitter FRACTION] "
             + "[--straggler STAGE:FACTOR] [--seed S] [--latency US] [--bandwidth BYTES_PER_US] "
             + "[--activation-bytes BYTES] [--activation-budget BYTES] [--svg FILE] [--trace FILE]";
 

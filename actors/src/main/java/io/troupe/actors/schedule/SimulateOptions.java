@@ -9,7 +9,7 @@ import java.util.Locale;
  * {@code IllegalArgumentException} naming the bad option and value.
  */
 final class SimulateOptions {
-    private static final List<String> SCHEDULES = List.of("gpipe", "1f1b", "interleaved", "zb-h1", "adaptive");
+    private static final List<String> SCHEDULES = List.of("gpipe", "1f1b", "interleaved", "zb-h1", "zb-h2", "adaptive");
 
     private int stages = -1;
     private int microbatches = -1;

@@ -4,18 +4,22 @@ import java.util.ArrayDeque;
 import java.util.List;
 
 /**
- * The rule that places ZB-H1's weight gradients: follow 1F1B's order of F and B; when the next of
- * those is not ready, run the oldest pending W; before a forward, run W first while more than
- * {@code rank} are pending (so live activations never pass p); after the last B, run the rest.
- * {@link Schedules#zbH1} runs it once on unit costs to fix the order.
+ * The rule that places the zero-bubble schedules' weight gradients: follow a 1F1B-style order of F
+ * and B with {@code memoryFactor * (p-1-rank)} warm-up forwards; when the next of those is not ready,
+ * run the oldest pending W; before a forward, run W first while more than
+ * {@code memoryFactor * rank} are pending (so live activations never pass {@code memoryFactor * p});
+ * after the last B, run the rest. Memory factor 1 is ZB-H1, 2 is ZB-H2. {@link Schedules#zbH1} and
+ * {@link Schedules#zbH2} run it once on unit costs to fix the order.
  */
 final class ZeroBubblePolicy implements SchedulePolicy {
     private final String name;
     private final PipelineShape shape;
+    private final int memoryFactor;
 
-    ZeroBubblePolicy(String name, PipelineShape shape) {
+    ZeroBubblePolicy(String name, PipelineShape shape, int memoryFactor) {
         this.name = name;
         this.shape = shape;
+        this.memoryFactor = memoryFactor;
     }
 
     @Override
@@ -30,7 +34,7 @@ final class ZeroBubblePolicy implements SchedulePolicy {
 
     @Override
     public StagePolicy newStage(int rank) {
-        return new Stage(shape, rank);
+        return new Stage(shape, rank, memoryFactor);
     }
 
     private static final class Stage implements StagePolicy {
@@ -41,10 +45,11 @@ final class ZeroBubblePolicy implements SchedulePolicy {
         private int nextIndex;
         private boolean running;
 
-        Stage(PipelineShape shape, int rank) {
-            this.order = Schedules.oneFOneBOrder(shape.stages(), rank, shape.microbatches(), ActionType.B);
+        Stage(PipelineShape shape, int rank, int memoryFactor) {
+            this.order = Schedules.warmupThenAlternate(memoryFactor * (shape.stages() - 1 - rank),
+                    shape.microbatches(), ActionType.B);
             this.progress = new StageProgress(shape, rank);
-            this.maxPendingBeforeForward = rank;
+            this.maxPendingBeforeForward = memoryFactor * rank;
         }
 
         @Override

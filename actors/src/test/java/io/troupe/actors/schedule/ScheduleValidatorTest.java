@@ -19,7 +19,7 @@ class ScheduleValidatorTest {
         for (int p = 1; p <= 8; p++) {
             for (int m = 1; m <= 32; m++) {
                 List<Schedule> schedules = new ArrayList<>(List.of(Schedules.gpipe(p, m), Schedules.oneFOneB(p, m),
-                        Schedules.zbH1(p, m)));
+                        Schedules.zbH1(p, m), Schedules.zbH2(p, m)));
                 for (int v = 2; v <= 3; v++) {
                     if (m % p == 0) {
                         schedules.add(Schedules.interleaved(p, v, m));

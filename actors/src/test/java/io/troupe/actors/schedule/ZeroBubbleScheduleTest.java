@@ -43,6 +43,28 @@ class ZeroBubbleScheduleTest {
     }
 
     @Test
+    void shouldHalveTheBubbleAgainWithZbH2AtTwiceTheMemoryWhenBIsSlowerThanF() {
+        for (int p = 2; p <= 8; p++) {
+            for (int m = p; m <= 32; m += 3) {
+                for (double[] fbw : new double[][] {{1, 1, 1}, {1, 2, 1}, {1, 1, 0.5}}) {
+                    CostModel cost = CostModel.uniform(p, fbw[0], fbw[1], fbw[2]);
+                    SimulationResult h1 = new PipelineSimulator(cost, false).run(Schedules.zbH1(p, m).asPolicy());
+                    SimulationResult h2 = new PipelineSimulator(cost, false).run(Schedules.zbH2(p, m).asPolicy());
+                    String at = "p=" + p + " m=" + m + " cost=" + java.util.Arrays.toString(fbw);
+                    assertTrue(h2.stepUs() <= h1.stepUs() + 1e-9, at + " h2=" + h2.stepUs() + " h1=" + h1.stepUs());
+                    assertTrue(h2.maxPeakLiveActivations() <= 2 * p, at + " peak=" + h2.maxPeakLiveActivations());
+                }
+            }
+        }
+        CostModel cost = CostModel.uniform(8, 1, 2, 1);
+        SimulationResult h1 = new PipelineSimulator(cost, false).run(Schedules.zbH1(8, 32).asPolicy());
+        SimulationResult h2 = new PipelineSimulator(cost, false).run(Schedules.zbH2(8, 32).asPolicy());
+        System.out.printf("p=8 m=32 F=1 B=2 W=1: zb-h1 bubble=%.4f peak=%d, zb-h2 bubble=%.4f peak=%d%n",
+                h1.bubbleFraction(), h1.maxPeakLiveActivations(), h2.bubbleFraction(), h2.maxPeakLiveActivations());
+        assertTrue(h2.bubbleFraction() < 0.6 * h1.bubbleFraction());
+    }
+
+    @Test
     void shouldProduceAValidStaticScheduleThatSplitsBAndW() {
         Schedule zb = Schedules.zbH1(4, 8);
         System.out.print(zb);
