@@ -80,6 +80,10 @@ final class StageWorker implements AutoCloseable {
         return chunks[v];
     }
 
+    AdamW optimizer(int v) {
+        return optimizers[v];
+    }
+
     CpuDevice device() {
         return device;
     }
