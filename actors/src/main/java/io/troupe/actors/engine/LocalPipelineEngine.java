@@ -59,9 +59,20 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 });
             }
         }
+        StageLink inMemory = new StageLink() {
+            @Override
+            public void sendActivation(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
+                workers[dp][pp].deliver(false, mb, v, t);
+            }
+
+            @Override
+            public void sendGradient(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
+                workers[dp][pp].deliver(true, mb, v, t);
+            }
+        };
         for (StageWorker[] replica : workers) {
             for (StageWorker w : replica) {
-                w.connect(workers);
+                w.connect(inMemory);
             }
         }
         this.policy = policyFor(spec);

@@ -40,7 +40,7 @@ final class StageWorker implements AutoCloseable {
     private final double[] losses;
     private final int[] x;
     private final int[] y;
-    private StageWorker[][] peers;
+    private StageLink link;
 
     StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this.spec = spec;
@@ -67,8 +67,9 @@ final class StageWorker implements AutoCloseable {
         this.y = new int[n];
     }
 
-    void connect(StageWorker[][] all) {
-        this.peers = all;
+    /** Sets where activations and gradients go (before the first step). */
+    void connect(StageLink newLink) {
+        this.link = newLink;
     }
 
     /** Model stage of this worker's virtual stage {@code v}: {@code g = v * pp + ppIndex}. */
@@ -106,12 +107,24 @@ final class StageWorker implements AutoCloseable {
 
     /** Delivers an activation or gradient: copies it into a buffer this worker owns, then notifies. */
     void deliver(boolean gradient, int mb, int v, Tensor src) {
-        Tensor dst;
-        synchronized (receiveBuffers) {
-            dst = receiveBuffers.computeIfAbsent(key(gradient, mb, v), k -> device.allocate(src.shape()));
-        }
+        Tensor dst = receiveBuffer(gradient, mb, v, src.shape());
         device.copy(src, dst);
         inbox.add(new StageEvent(gradient, mb, v, dst, null));
+    }
+
+    /**
+     * The buffer a received activation or gradient of (mb, v) is copied into, allocated on first use
+     * and reused every step. Any thread may call it; hand the filled buffer over with {@link #notifyReceived}.
+     */
+    Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
+        synchronized (receiveBuffers) {
+            return receiveBuffers.computeIfAbsent(key(gradient, mb, v), k -> device.allocate(shape));
+        }
+    }
+
+    /** Tells the worker's step loop that the buffer of (mb, v) now holds its input. */
+    void notifyReceived(boolean gradient, int mb, int v) {
+        inbox.add(new StageEvent(gradient, mb, v, receiveBuffer(gradient, mb, v, new int[] {1}), null));
     }
 
     void fail(RuntimeException e) {
@@ -197,16 +210,14 @@ final class StageWorker implements AutoCloseable {
                 if (g == stages - 1) {
                     losses[mb] = chunk.loss(slot);
                 } else {
-                    StageWorker next = peers[dpIndex][(g + 1) % spec.layout().pp()];
-                    next.deliver(false, mb, (g + 1) / spec.layout().pp(), out);
+                    link.sendActivation(dpIndex, (g + 1) % spec.layout().pp(), step, mb, (g + 1) / spec.layout().pp(), out);
                 }
             }
             case B, BW -> {
                 int slot = slotOf.get(slotKey(v, mb));
                 Tensor grad = chunk.backwardInput(slot, g == stages - 1 ? null : buffer(true, mb, v), lossScale);
                 if (g > 0) {
-                    StageWorker prev = peers[dpIndex][(g - 1) % spec.layout().pp()];
-                    prev.deliver(true, mb, (g - 1) / spec.layout().pp(), grad);
+                    link.sendGradient(dpIndex, (g - 1) % spec.layout().pp(), step, mb, (g - 1) / spec.layout().pp(), grad);
                 }
                 if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
                     chunk.backwardWeight(slot);
