@@ -1,0 +1,529 @@
+package io.troupe.runtime.transport;
+
+import static io.troupe.runtime.transport.TensorFrameDescriptor.*;
+
+import io.aeron.Aeron;
+import io.aeron.Image;
+import io.aeron.Subscription;
+import io.aeron.logbuffer.ControlledFragmentHandler;
+import io.aeron.logbuffer.FrameDescriptor;
+import io.aeron.logbuffer.Header;
+import io.troupe.runtime.tensor.DType;
+import org.agrona.CloseHelper;
+import org.agrona.DirectBuffer;
+import org.agrona.ErrorHandler;
+import org.agrona.UnsafeApi;
+import org.agrona.collections.Long2ObjectHashMap;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
+
+/**
+ * Receives tensor frames for one worker: polls its subscriptions (one IPC for same-node peers, one
+ * UDP for remote peers), validates every frame, reassembles chunks in place into pooled
+ * {@link ReceiveSlot}s keyed by (source rank, kind, tensor key, epoch), and tells its
+ * {@link Listener} only when a whole tensor is there.
+ *
+ * <p>Aeron fragments of one chunk message are written straight from the term buffer into the slot
+ * (no FragmentAssembler copy). When the receive budget is used up the agent stops consuming the
+ * image whose next tensor does not fit ({@code ABORT}), so that sender is back-pressured; nothing
+ * is dropped silently. Every dropped frame is counted by {@link DropReason}.
+ *
+ * <p>Threading: {@link #doWork()}, {@link #takeReady} and the listener calls run on one thread (an
+ * {@code AgentRunner}, or the owner's own duty cycle). {@link ReceiveSlot#release()},
+ * {@link #epoch(long)} and the counters may be used from any thread. {@code doWork} never throws:
+ * errors go to the injected {@link ErrorHandler}.
+ */
+public final class TensorReceiverAgent implements Agent, ControlledFragmentHandler, AutoCloseable {
+    /** Receives notices on the agent thread; implementations must not block. */
+    public interface Listener {
+        /** A whole tensor is in {@code slot}; the owner must {@link ReceiveSlot#release()} it later. */
+        void onTensorReady(ReceiveSlot slot);
+
+        /** A peer's publication connected to this receiver. */
+        default void onPeerConnected(int peerRank, String sourceIdentity) {
+        }
+
+        /** A peer's image went away (closed, or silent longer than the peer-lost timeout). */
+        default void onPeerLost(int peerRank) {
+        }
+    }
+
+    private static final int FRAGMENT_LIMIT = 256;
+
+    private record ImageEvent(boolean available, int sessionId, long correlationId, String sourceIdentity) {
+    }
+
+    private static final class ImageState {
+        final long correlationId;
+        final int rank;
+        boolean inMessage;
+        boolean skipping;
+        ReceiveSlot slot;
+        int slotGeneration;
+        long writeOffset;
+        long chunkStart;
+        long chunkEnd;
+        int chunkCrc;
+        boolean crcPresent;
+
+        ImageState(long correlationId, int rank) {
+            this.correlationId = correlationId;
+            this.rank = rank;
+        }
+    }
+
+    private final String roleName;
+    private final Subscription[] subscriptions;
+    private final ReceiveSlotPool pool;
+    private final Listener listener;
+    private final ErrorHandler errorHandler;
+    private final boolean crcEnabled;
+    private final FrameDropCounters drops = new FrameDropCounters();
+    private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
+    private final Long2ObjectHashMap<ImageState> images = new Long2ObjectHashMap<>();
+    private final ManyToOneConcurrentArrayQueue<ImageEvent> imageEvents = new ManyToOneConcurrentArrayQueue<>(1024);
+
+    private volatile int ownerRank;
+    private volatile long epoch;
+    private long appliedEpoch;
+    private Object lastImage;
+    private ImageState lastState;
+
+    private volatile long chunksReceived;
+    private volatile long tensorsDelivered;
+    private volatile long backPressureAborts;
+    private volatile long errors;
+
+    /**
+     * Creates the agent and its subscriptions.
+     *
+     * @param channels  one subscription per channel, all on {@code streamId}
+     * @param ownerRank this worker's rank (frames for other ranks are dropped); -1 until assigned
+     * @param epoch     frames of older epochs are dropped
+     */
+    public TensorReceiverAgent(String roleName, Aeron aeron, String[] channels, int streamId,
+                               TransportSettings settings, int ownerRank, long epoch, Listener listener,
+                               ErrorHandler errorHandler) {
+        this.roleName = roleName;
+        this.pool = new ReceiveSlotPool(settings.receiveBudgetBytes(), settings.receiveSlotsMax());
+        this.listener = listener;
+        this.errorHandler = errorHandler;
+        this.crcEnabled = settings.crcEnabled();
+        this.ownerRank = ownerRank;
+        this.epoch = epoch;
+        this.appliedEpoch = epoch;
+        this.subscriptions = new Subscription[channels.length];
+        try {
+            for (int i = 0; i < channels.length; i++) {
+                subscriptions[i] = aeron.addSubscription(channels[i], streamId, this::onAvailableImage,
+                    this::onUnavailableImage);
+            }
+        } catch (RuntimeException e) {
+            CloseHelper.closeAll(subscriptions);
+            pool.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public String roleName() {
+        return roleName;
+    }
+
+    public Subscription subscription(int i) {
+        return subscriptions[i];
+    }
+
+    public FrameDropCounters drops() {
+        return drops;
+    }
+
+    public ReceiveSlotPool pool() {
+        return pool;
+    }
+
+    /** Chunks accepted into slots. */
+    public long chunksReceived() {
+        return chunksReceived;
+    }
+
+    /** Whole tensors handed to the listener. */
+    public long tensorsDelivered() {
+        return tensorsDelivered;
+    }
+
+    /** Times an image was held back because the budget had no room (back-pressure, not a drop). */
+    public long backPressureAborts() {
+        return backPressureAborts;
+    }
+
+    /** Exceptions handed to the error handler. */
+    public long errors() {
+        return errors;
+    }
+
+    public int ownerRank() {
+        return ownerRank;
+    }
+
+    /** Sets this worker's rank (after assignment); any thread. */
+    public void ownerRank(int rank) {
+        this.ownerRank = rank;
+    }
+
+    public long epoch() {
+        return epoch;
+    }
+
+    /** Raises the epoch (any thread): older frames are dropped, unfinished older tensors reclaimed. */
+    public void epoch(long newEpoch) {
+        this.epoch = newEpoch;
+    }
+
+    @Override
+    public int doWork() {
+        int work = 0;
+        try {
+            work += pool.drainReleases();
+            work += drainImageEvents();
+            long e = epoch;
+            if (e != appliedEpoch) {
+                appliedEpoch = e;
+                reclaimFilling(-1, e);
+            }
+            for (Subscription s : subscriptions) {
+                work += s.controlledPoll(this, FRAGMENT_LIMIT);
+            }
+        } catch (Throwable t) {
+            onError(t);
+        }
+        return work;
+    }
+
+    /**
+     * Takes a delivered tensor from {@code sourceRank} with this kind and key, or {@code null} if none
+     * is ready yet. A taken slot is not returned again; release it when done. Agent thread only.
+     */
+    public ReceiveSlot takeReady(int sourceRank, FrameKind kind, long tensorKey) {
+        for (int i = 0, n = pool.activeCount(); i < n; i++) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.READY && s.sourceRank == sourceRank && s.kind == kind
+                && s.tensorKey == tensorKey) {
+                s.state = ReceiveSlot.TAKEN;
+                return s;
+            }
+        }
+        return null;
+    }
+
+    @Override
+    public void onClose() {
+        close();
+    }
+
+    /** Closes the subscriptions and frees slot memory (slots still held become invalid). Idempotent. */
+    @Override
+    public void close() {
+        CloseHelper.closeAll(subscriptions);
+        pool.close();
+    }
+
+    private void onError(Throwable t) {
+        errors++;
+        errorHandler.onError(t);
+    }
+
+    // ------------------------------------------------------------------ liveness (client conductor thread)
+
+    private void onAvailableImage(Image image) {
+        if (!imageEvents.offer(new ImageEvent(true, image.sessionId(), image.correlationId(), image.sourceIdentity()))) {
+            errorHandler.onError(new IllegalStateException("image event queue full: " + roleName));
+        }
+    }
+
+    private void onUnavailableImage(Image image) {
+        if (!imageEvents.offer(new ImageEvent(false, image.sessionId(), image.correlationId(), image.sourceIdentity()))) {
+            errorHandler.onError(new IllegalStateException("image event queue full: " + roleName));
+        }
+    }
+
+    private int drainImageEvents() {
+        int n = 0;
+        ImageEvent ev;
+        while ((ev = imageEvents.poll()) != null) {
+            n++;
+            int rank = SessionIds.rankOf(ev.sessionId());
+            if (ev.available()) {
+                notifyConnected(rank, ev.sourceIdentity());
+            } else {
+                ImageState st = images.remove(ev.correlationId());
+                if (st != null && st.inMessage) {
+                    st.inMessage = false;
+                }
+                lastImage = null;
+                lastState = null;
+                reclaimFilling(rank, Long.MIN_VALUE);
+                notifyLost(rank);
+            }
+        }
+        return n;
+    }
+
+    private void notifyConnected(int rank, String sourceIdentity) {
+        try {
+            listener.onPeerConnected(rank, sourceIdentity);
+        } catch (Throwable t) {
+            onError(t);
+        }
+    }
+
+    private void notifyLost(int rank) {
+        try {
+            listener.onPeerLost(rank);
+        } catch (Throwable t) {
+            onError(t);
+        }
+    }
+
+    /** Recycles filling slots from {@code rank} (any rank when -1) or of epochs below {@code minEpoch}. */
+    private void reclaimFilling(int rank, long minEpoch) {
+        for (int i = pool.activeCount() - 1; i >= 0; i--) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.FILLING && ((rank >= 0 && s.sourceRank == rank) || s.epoch < minEpoch)) {
+                pool.recycle(s);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ frames (agent thread)
+
+    private ImageState stateFor(Header header) {
+        Object image = header.context();
+        if (image == lastImage && lastState != null) {
+            return lastState;
+        }
+        long id = image instanceof Image ? ((Image) image).correlationId() : header.sessionId();
+        ImageState st = images.get(id);
+        if (st == null) {
+            st = new ImageState(id, SessionIds.rankOf(header.sessionId())); // once per image
+            images.put(id, st);
+        }
+        lastImage = image;
+        lastState = st;
+        return st;
+    }
+
+    @Override
+    public Action onFragment(DirectBuffer buffer, int offset, int length, Header header) {
+        ImageState st = stateFor(header);
+        byte flags = header.flags();
+        boolean end = (flags & FrameDescriptor.END_FRAG_FLAG) != 0;
+        if ((flags & FrameDescriptor.BEGIN_FRAG_FLAG) != 0) {
+            if (st.inMessage) {
+                abandon(st, DropReason.ORPHAN_FRAGMENT, false);
+            }
+            st.skipping = false;
+            return onFirstFragment(st, buffer, offset, length, end);
+        }
+        if (!st.inMessage) {
+            if (!st.skipping) {
+                drops.increment(DropReason.ORPHAN_FRAGMENT);
+            }
+            st.skipping = !end;
+            return Action.CONTINUE;
+        }
+        onContinuation(st, buffer, offset, length, end);
+        return Action.CONTINUE;
+    }
+
+    private Action drop(ImageState st, DropReason reason, boolean end) {
+        drops.increment(reason);
+        st.skipping = !end;
+        return Action.CONTINUE;
+    }
+
+    private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
+        if (length < HEADER_LENGTH) {
+            return drop(st, DropReason.SHORT_FRAME, end);
+        }
+        TensorFrameFlyweight f = frame.wrap(buffer, offset);
+        if (f.magic() != MAGIC) {
+            return drop(st, DropReason.BAD_MAGIC, end);
+        }
+        if (f.version() != VERSION) {
+            return drop(st, DropReason.BAD_VERSION, end);
+        }
+        boolean crcPresent = (f.flags() & FLAG_CRC) != 0;
+        if (crcEnabled) {
+            if (!crcPresent) {
+                return drop(st, DropReason.MISSING_CRC, end);
+            }
+            if (f.headerCrc() != f.computeHeaderCrc()) {
+                return drop(st, DropReason.BAD_HEADER_CRC, end);
+            }
+        }
+        FrameKind kind = FrameKind.fromCode(f.kindCode());
+        if (kind == null) {
+            return drop(st, DropReason.UNKNOWN_KIND, end);
+        }
+        DType dtype = TensorFrameFlyweight.dtypeOf(f.dtypeCode());
+        if (dtype == null) {
+            return drop(st, DropReason.BAD_DTYPE, end);
+        }
+        int ndims = f.ndims();
+        if (ndims < 1 || ndims > MAX_DIMS) {
+            return drop(st, DropReason.BAD_SHAPE, end);
+        }
+        long numel = 1;
+        for (int i = 0; i < ndims; i++) {
+            int d = f.dim(i);
+            if (d <= 0) {
+                return drop(st, DropReason.BAD_SHAPE, end);
+            }
+            if (numel > MAX_TENSOR_BYTES / d) {
+                return drop(st, DropReason.BAD_LENGTH, end);
+            }
+            numel *= d;
+        }
+        long totalBytes = f.totalBytes();
+        int chunkBytes = f.chunkBytes();
+        if (totalBytes != numel * dtype.sizeBytes() || totalBytes > MAX_TENSOR_BYTES || chunkBytes <= 0) {
+            return drop(st, DropReason.BAD_LENGTH, end);
+        }
+        long chunkOffset = f.chunkOffset();
+        if (chunkOffset < 0 || chunkOffset > totalBytes - chunkBytes) {
+            return drop(st, DropReason.OFFSET_PAST_END, end);
+        }
+        int payload = length - HEADER_LENGTH;
+        if (end ? payload != chunkBytes : payload >= chunkBytes) {
+            return drop(st, DropReason.CHUNK_LENGTH_MISMATCH, end);
+        }
+        long frameEpoch = f.epoch();
+        if (frameEpoch < epoch) {
+            return drop(st, DropReason.STALE_EPOCH, end);
+        }
+        if (f.destRank() != ownerRank) {
+            return drop(st, DropReason.WRONG_DESTINATION, end);
+        }
+        int source = f.sourceRank();
+        if (source != st.rank) {
+            return drop(st, DropReason.SOURCE_MISMATCH, end);
+        }
+        if (totalBytes > pool.budgetBytes()) {
+            return drop(st, DropReason.LARGER_THAN_BUDGET, end);
+        }
+        long key = f.tensorKey();
+        ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
+        if (slot != null) {
+            if (!slot.sameTensor(f.dtypeCode(), f, ndims, totalBytes)) {
+                return drop(st, DropReason.TENSOR_MISMATCH, end);
+            }
+            if (chunkOffset != slot.receivedBytes) {
+                return drop(st, DropReason.OUT_OF_ORDER, end);
+            }
+        } else {
+            if (chunkOffset != 0) {
+                return drop(st, DropReason.OUT_OF_ORDER, end);
+            }
+            slot = pool.acquire(totalBytes);
+            if (slot == null) {
+                backPressureAborts++;
+                return Action.ABORT;
+            }
+            slot.begin(source, kind, key, frameEpoch, f.step(), dtype, f, ndims, totalBytes);
+        }
+        st.slot = slot;
+        st.slotGeneration = slot.generation;
+        copy(buffer, offset + HEADER_LENGTH, slot.address + chunkOffset, payload);
+        if (end) {
+            completeChunk(slot, chunkOffset, chunkBytes, crcPresent, f.chunkCrc());
+        } else {
+            st.inMessage = true;
+            st.writeOffset = chunkOffset + payload;
+            st.chunkStart = chunkOffset;
+            st.chunkEnd = chunkOffset + chunkBytes;
+            st.chunkCrc = f.chunkCrc();
+            st.crcPresent = crcPresent;
+        }
+        return Action.CONTINUE;
+    }
+
+    private void onContinuation(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
+        ReceiveSlot slot = st.slot;
+        if (slot.generation != st.slotGeneration || slot.state != ReceiveSlot.FILLING) {
+            st.inMessage = false;
+            drop(st, DropReason.OUT_OF_ORDER, end);
+            return;
+        }
+        if (st.writeOffset + length > st.chunkEnd) {
+            abandon(st, DropReason.CHUNK_LENGTH_MISMATCH, end);
+            return;
+        }
+        copy(buffer, offset, slot.address + st.writeOffset, length);
+        st.writeOffset += length;
+        if (end) {
+            st.inMessage = false;
+            if (st.writeOffset != st.chunkEnd) {
+                drops.increment(DropReason.CHUNK_LENGTH_MISMATCH);
+                pool.recycle(slot);
+            } else {
+                completeChunk(slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent, st.chunkCrc);
+            }
+        }
+    }
+
+    /** Drops the message in progress on an image and the tensor it was filling. */
+    private void abandon(ImageState st, DropReason reason, boolean end) {
+        drops.increment(reason);
+        ReceiveSlot slot = st.slot;
+        if (slot != null && slot.generation == st.slotGeneration && slot.state == ReceiveSlot.FILLING) {
+            pool.recycle(slot);
+        }
+        st.inMessage = false;
+        st.skipping = !end;
+    }
+
+    private ReceiveSlot findFilling(ImageState st, int source, FrameKind kind, long key, long frameEpoch) {
+        ReceiveSlot s = st.slot;
+        if (s != null && s.generation == st.slotGeneration && matches(s, source, kind, key, frameEpoch)) {
+            return s;
+        }
+        for (int i = 0, n = pool.activeCount(); i < n; i++) {
+            s = pool.active(i);
+            if (matches(s, source, kind, key, frameEpoch)) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    private static boolean matches(ReceiveSlot s, int source, FrameKind kind, long key, long frameEpoch) {
+        return s.state == ReceiveSlot.FILLING && s.sourceRank == source && s.tensorKey == key && s.kind == kind
+            && s.epoch == frameEpoch;
+    }
+
+    private static void copy(DirectBuffer src, int srcIndex, long dstAddress, int length) {
+        if (length > 0) {
+            UnsafeApi.copyMemory(src.byteArray(), src.addressOffset() + srcIndex, null, dstAddress, length);
+        }
+    }
+
+    private void completeChunk(ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent, int crc) {
+        if (crcEnabled && crcPresent && TensorFrameFlyweight.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
+            drops.increment(DropReason.BAD_CHUNK_CRC);
+            pool.recycle(slot);
+            return;
+        }
+        slot.receivedBytes = chunkOffset + chunkBytes;
+        chunksReceived++;
+        if (slot.receivedBytes == slot.totalBytes) {
+            slot.state = ReceiveSlot.READY;
+            tensorsDelivered++;
+            try {
+                listener.onTensorReady(slot);
+            } catch (Throwable t) {
+                onError(t);
+            }
+        }
+    }
+}
