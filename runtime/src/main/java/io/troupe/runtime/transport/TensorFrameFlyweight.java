@@ -7,7 +7,6 @@ import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
-import org.agrona.checksum.Crc32c;
 
 /**
  * A view over one tensor frame in a buffer: header then raw little-endian payload. Wrap it, then
@@ -60,6 +59,7 @@ public final class TensorFrameFlyweight {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final DType[] DTYPE_BY_CODE = dtypeTable();
 
+    private final Crc32cCalculator crc32c = new Crc32cCalculator();
     private DirectBuffer buffer;
     private MutableDirectBuffer mutableBuffer;
     private int offset;
@@ -163,7 +163,18 @@ public final class TensorFrameFlyweight {
 
     /** CRC32C of header bytes {@code [0, HEADER_CRC_OFFSET)} as they are in the buffer now. */
     public int computeHeaderCrc() {
-        return crc32c(buffer, offset, HEADER_CRC_OFFSET);
+        if (buffer.byteArray() == null) {
+            return crc32c.compute(buffer.addressOffset() + offset, HEADER_CRC_OFFSET);
+        }
+        CRC32C crc = new CRC32C(); // heap buffers only occur in tests and tools, never on the hot path
+        crc.update(buffer.byteArray(), (int) (buffer.addressOffset() - org.agrona.BufferUtil.ARRAY_BASE_OFFSET) + offset,
+            HEADER_CRC_OFFSET);
+        return (int) crc.getValue();
+    }
+
+    /** CRC32C over native memory, with this flyweight's calculator (same thread). */
+    public int crc32c(long address, int length) {
+        return crc32c.compute(address, length);
     }
 
     /**
@@ -204,22 +215,6 @@ public final class TensorFrameFlyweight {
     public void sealCrc(int chunkCrc) {
         mutableBuffer.putInt(offset + CHUNK_CRC_OFFSET, chunkCrc, LE);
         mutableBuffer.putInt(offset + HEADER_CRC_OFFSET, computeHeaderCrc(), LE);
-    }
-
-    /** CRC32C over {@code length} bytes at {@code index} of a buffer (native address when direct). */
-    public static int crc32c(DirectBuffer buffer, int index, int length) {
-        if (buffer.byteArray() == null) {
-            return Crc32c.INSTANCE.compute(buffer.addressOffset() + index, 0, length);
-        }
-        CRC32C crc = new CRC32C(); // heap buffers only occur in tests and tools, never on the hot path
-        crc.update(buffer.byteArray(), (int) (buffer.addressOffset() - org.agrona.BufferUtil.ARRAY_BASE_OFFSET) + index,
-            length);
-        return (int) crc.getValue();
-    }
-
-    /** CRC32C over native memory. */
-    public static int crc32c(long address, int length) {
-        return Crc32c.INSTANCE.compute(address, 0, length);
     }
 
     private static DType[] dtypeTable() {

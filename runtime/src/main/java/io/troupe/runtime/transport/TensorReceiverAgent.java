@@ -509,7 +509,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     }
 
     private void completeChunk(ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent, int crc) {
-        if (crcEnabled && crcPresent && TensorFrameFlyweight.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
+        if (crcEnabled && crcPresent && frame.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
             drops.increment(DropReason.BAD_CHUNK_CRC);
             pool.recycle(slot);
             return;

@@ -246,7 +246,7 @@ public final class TensorSender implements AutoCloseable {
     private long offerChunk(long offset, int length) {
         int flags = crcEnabled ? FLAG_CRC : 0;
         if (crcEnabled && crcOffset != offset) {
-            crc = TensorFrameFlyweight.crc32c(address + offset, length);
+            crc = frame.crc32c(address + offset, length);
             crcOffset = offset;
         }
         if (HEADER_LENGTH + length <= claimLimitBytes) {
