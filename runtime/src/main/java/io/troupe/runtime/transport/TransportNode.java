@@ -69,7 +69,11 @@ public final class TransportNode implements AutoCloseable {
     }
 
     static MediaDriver.Context driverContext(TransportSettings s, String dir, ErrorHandler errorHandler) {
+        // measured on Aeron 1.51: an image is reported unavailable about 1 s after its liveness timeout
+        // (timer ticks and the drain/linger state changes), so liveness is set below peerLostTimeoutNs
         long peerLostNs = s.peerLostTimeoutNs();
+        long timerNs = Math.max(TimeUnit.MILLISECONDS.toNanos(10), Math.min(peerLostNs / 10, TimeUnit.SECONDS.toNanos(1)));
+        long livenessNs = Math.max(peerLostNs / 2, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
         return new MediaDriver.Context()
             .aeronDirectoryName(dir)
             .dirDeleteOnStart(true)
@@ -88,7 +92,8 @@ public final class TransportNode implements AutoCloseable {
             .socketSndbufLength(s.socketBufferBytes())
             .socketRcvbufLength(s.socketBufferBytes())
             .initialWindowLength(Math.min(s.socketBufferBytes(), s.termLengthBytes() / 2))
-            .imageLivenessTimeoutNs(peerLostNs)
+            .timerIntervalNs(timerNs)
+            .imageLivenessTimeoutNs(livenessNs)
             .publicationConnectionTimeoutNs(peerLostNs)
             .publicationLingerTimeoutNs(Math.min(peerLostNs, TimeUnit.SECONDS.toNanos(5)))
             .errorHandler(errorHandler);

@@ -27,7 +27,7 @@ import java.util.concurrent.TimeUnit;
  * @param receiveSlotsMax        the most slots (tensors in reassembly or awaiting release) per receiver
  * @param connectTimeoutNs       how long a send waits for a not-yet-connected peer
  * @param backPressureTimeoutNs  how long a send retries while back-pressured without progress
- * @param peerLostTimeoutNs      silence after which a UDP peer's image is declared lost
+ * @param peerLostTimeoutNs      a silent UDP peer is reported lost within this time (at least 500 ms)
  * @param crcEnabled             compute and verify CRC32C of frame headers and chunks
  * @param udpBindHost            the address receivers bind to for remote peers (e.g. 127.0.0.1)
  * @param udpPort                the UDP port receivers bind to; 0 picks a free port
@@ -95,8 +95,8 @@ public record TransportSettings(
         }
         checkPositive("connectTimeoutNs", connectTimeoutNs);
         checkPositive("backPressureTimeoutNs", backPressureTimeoutNs);
-        if (peerLostTimeoutNs < TimeUnit.MILLISECONDS.toNanos(100)) {
-            throw new IllegalArgumentException("peerLostTimeoutNs must be at least 100 ms: peerLostTimeoutNs="
+        if (peerLostTimeoutNs < TimeUnit.MILLISECONDS.toNanos(500)) {
+            throw new IllegalArgumentException("peerLostTimeoutNs must be at least 500 ms: peerLostTimeoutNs="
                 + peerLostTimeoutNs);
         }
         if (udpBindHost == null || udpBindHost.isBlank()) {
