@@ -1,14 +1,11 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TensorFrameDescriptor.*;
-
 import io.aeron.Aeron;
 import io.aeron.Image;
 import io.aeron.Subscription;
 import io.aeron.logbuffer.ControlledFragmentHandler;
 import io.aeron.logbuffer.FrameDescriptor;
 import io.aeron.logbuffer.Header;
-import io.troupe.runtime.tensor.DType;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.ErrorHandler;
@@ -79,7 +76,8 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     private final ErrorHandler errorHandler;
     private final boolean crcEnabled;
     private final FrameDropCounters drops = new FrameDropCounters();
-    private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
+    private final TensorFrameDecoder decoder;
+    private final TensorFrameFlyweight frame;
     private final Long2ObjectHashMap<ImageState> images = new Long2ObjectHashMap<>();
     private final ManyToOneConcurrentArrayQueue<ImageEvent> imageEvents = new ManyToOneConcurrentArrayQueue<>(1024);
 
@@ -109,6 +107,8 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         this.listener = listener;
         this.errorHandler = errorHandler;
         this.crcEnabled = settings.crcEnabled();
+        this.decoder = new TensorFrameDecoder(crcEnabled);
+        this.frame = decoder.frame();
         this.ownerRank = ownerRank;
         this.epoch = epoch;
         this.appliedEpoch = epoch;
@@ -343,75 +343,21 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     }
 
     private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
-        if (length < HEADER_LENGTH) {
-            return drop(st, DropReason.SHORT_FRAME, end);
+        TensorFrameDecoder d = decoder;
+        DropReason reason = d.decode(buffer, offset, length, end, epoch, ownerRank, st.rank, pool.budgetBytes());
+        if (reason != null) {
+            return drop(st, reason, end);
         }
-        TensorFrameFlyweight f = frame.wrap(buffer, offset);
-        if (f.magic() != MAGIC) {
-            return drop(st, DropReason.BAD_MAGIC, end);
-        }
-        if (f.version() != VERSION) {
-            return drop(st, DropReason.BAD_VERSION, end);
-        }
-        boolean crcPresent = (f.flags() & FLAG_CRC) != 0;
-        if (crcEnabled) {
-            if (!crcPresent) {
-                return drop(st, DropReason.MISSING_CRC, end);
-            }
-            if (f.headerCrc() != f.computeHeaderCrc()) {
-                return drop(st, DropReason.BAD_HEADER_CRC, end);
-            }
-        }
-        FrameKind kind = FrameKind.fromCode(f.kindCode());
-        if (kind == null) {
-            return drop(st, DropReason.UNKNOWN_KIND, end);
-        }
-        DType dtype = TensorFrameFlyweight.dtypeOf(f.dtypeCode());
-        if (dtype == null) {
-            return drop(st, DropReason.BAD_DTYPE, end);
-        }
-        int ndims = f.ndims();
-        if (ndims < 1 || ndims > MAX_DIMS) {
-            return drop(st, DropReason.BAD_SHAPE, end);
-        }
-        long numel = 1;
-        for (int i = 0; i < ndims; i++) {
-            int d = f.dim(i);
-            if (d <= 0) {
-                return drop(st, DropReason.BAD_SHAPE, end);
-            }
-            if (numel > MAX_TENSOR_BYTES / d) {
-                return drop(st, DropReason.BAD_LENGTH, end);
-            }
-            numel *= d;
-        }
-        long totalBytes = f.totalBytes();
-        int chunkBytes = f.chunkBytes();
-        if (totalBytes != numel * dtype.sizeBytes() || totalBytes > MAX_TENSOR_BYTES || chunkBytes <= 0) {
-            return drop(st, DropReason.BAD_LENGTH, end);
-        }
-        long chunkOffset = f.chunkOffset();
-        if (chunkOffset < 0 || chunkOffset > totalBytes - chunkBytes) {
-            return drop(st, DropReason.OFFSET_PAST_END, end);
-        }
-        int payload = length - HEADER_LENGTH;
-        if (end ? payload != chunkBytes : payload >= chunkBytes) {
-            return drop(st, DropReason.CHUNK_LENGTH_MISMATCH, end);
-        }
-        long frameEpoch = f.epoch();
-        if (frameEpoch < epoch) {
-            return drop(st, DropReason.STALE_EPOCH, end);
-        }
-        if (f.destRank() != ownerRank) {
-            return drop(st, DropReason.WRONG_DESTINATION, end);
-        }
-        int source = f.sourceRank();
-        if (source != st.rank) {
-            return drop(st, DropReason.SOURCE_MISMATCH, end);
-        }
-        if (totalBytes > pool.budgetBytes()) {
-            return drop(st, DropReason.LARGER_THAN_BUDGET, end);
-        }
+        TensorFrameFlyweight f = d.frame();
+        FrameKind kind = d.kind();
+        int ndims = d.ndims();
+        long totalBytes = d.totalBytes();
+        long chunkOffset = d.chunkOffset();
+        int chunkBytes = d.chunkBytes();
+        int payload = d.payloadBytes();
+        long frameEpoch = d.epoch();
+        int source = st.rank;
+        boolean crcPresent = d.crcPresent();
         long key = f.tensorKey();
         ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
         if (slot != null) {
@@ -430,11 +376,11 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 backPressureAborts++;
                 return Action.ABORT;
             }
-            slot.begin(source, kind, key, frameEpoch, f.step(), dtype, f, ndims, totalBytes);
+            slot.begin(source, kind, key, frameEpoch, f.step(), d.dtype(), f, ndims, totalBytes);
         }
         st.slot = slot;
         st.slotGeneration = slot.generation;
-        copy(buffer, offset + HEADER_LENGTH, slot.address + chunkOffset, payload);
+        copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
         if (end) {
             completeChunk(slot, chunkOffset, chunkBytes, crcPresent, f.chunkCrc());
         } else {

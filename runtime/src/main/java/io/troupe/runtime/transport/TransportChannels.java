@@ -15,7 +15,7 @@ public final class TransportChannels {
     /** Receiving side for remote peers; port 0 lets the OS pick. */
     public static String udpSubscription(TransportSettings s, String host, int port) {
         return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port)
-            .socketRcvbufLength(s.socketBufferBytes()).receiverWindowLength(Math.min(s.socketBufferBytes(),
+            .socketRcvbufLength(s.socketBufferBytes()).receiverWindowLength(Math.min(s.socketBufferBytes() / 2,
                 s.termLengthBytes() / 2)).build();
     }
 
