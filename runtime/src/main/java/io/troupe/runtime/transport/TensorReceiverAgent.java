@@ -216,6 +216,28 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         return null;
     }
 
+    /**
+     * Runs this agent's duty cycle on the calling thread until the tensor is ready, then takes it
+     * (for owners that drive the receiver themselves, e.g. a collective's loop). Agent thread only.
+     *
+     * @throws TransportTimeoutException if it does not arrive within {@code timeoutNs}
+     */
+    public ReceiveSlot awaitReady(int sourceRank, FrameKind kind, long tensorKey, long timeoutNs,
+                                  org.agrona.concurrent.IdleStrategy idleStrategy) {
+        long deadlineNs = System.nanoTime() + timeoutNs;
+        ReceiveSlot slot;
+        while ((slot = takeReady(sourceRank, kind, tensorKey)) == null) {
+            idleStrategy.idle(doWork());
+            if (System.nanoTime() - deadlineNs > 0) {
+                throw new TransportTimeoutException("tensor not received within timeoutNs=" + timeoutNs + ": source="
+                    + sourceRank + ", kind=" + kind + ", key=" + TensorKey.toString(tensorKey) + ", receiver=" + roleName
+                    + ", " + drops);
+            }
+        }
+        idleStrategy.reset();
+        return slot;
+    }
+
     @Override
     public void onClose() {
         close();

@@ -100,7 +100,8 @@ class TwoProcessTransportTest {
         System.out.printf("peer lost reported %d ms after SIGKILL (peerLostTimeoutNs=%d ms)%n", elapsedMs,
             TimeUnit.NANOSECONDS.toMillis(timeoutNs));
         assertEquals(1, listener.lost.poll());
-        assertTrue(elapsedMs <= TimeUnit.NANOSECONDS.toMillis(timeoutNs) + 1000,
+        // the configured timeout plus a little scheduling slack on a shared 2-core machine
+        assertTrue(elapsedMs <= TimeUnit.NANOSECONDS.toMillis(timeoutNs) + 500,
             "lost after " + elapsedMs + " ms, timeout " + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms");
     }
 }
