@@ -80,7 +80,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
         this.schedule = spec.train().schedule();
     }
 
-    static SchedulePolicy policyFor(PipelineJobSpec spec) {
+    /** The schedule policy a job runs: a static schedule or the adaptive policy (budget: p micro-batches). */
+    public static SchedulePolicy policyFor(PipelineJobSpec spec) {
         int pp = spec.layout().pp();
         int v = spec.layout().virtualStages();
         int m = spec.microbatches();

@@ -24,7 +24,7 @@ import java.util.concurrent.TimeUnit;
  * policy picks, sends activations forward and gradients back, and waits on the inbox when the policy
  * has nothing ready. Every busy interval and idle gap (with its cause) is recorded.
  */
-final class StageWorker implements AutoCloseable {
+public final class StageWorker implements AutoCloseable {
     private final PipelineJobSpec spec;
     private final int dpIndex;
     private final int ppIndex;
@@ -42,7 +42,7 @@ final class StageWorker implements AutoCloseable {
     private final int[] y;
     private StageLink link;
 
-    StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
+    public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this.spec = spec;
         this.dpIndex = dpIndex;
         this.ppIndex = ppIndex;
@@ -68,45 +68,45 @@ final class StageWorker implements AutoCloseable {
     }
 
     /** Sets where activations and gradients go (before the first step). */
-    void connect(StageLink newLink) {
+    public void connect(StageLink newLink) {
         this.link = newLink;
     }
 
     /** Model stage of this worker's virtual stage {@code v}: {@code g = v * pp + ppIndex}. */
-    int modelStage(int v) {
+    public int modelStage(int v) {
         return v * spec.layout().pp() + ppIndex;
     }
 
-    Gpt chunk(int v) {
+    public Gpt chunk(int v) {
         return chunks[v];
     }
 
-    AdamW optimizer(int v) {
+    public AdamW optimizer(int v) {
         return optimizers[v];
     }
 
-    CpuDevice device() {
+    public CpuDevice device() {
         return device;
     }
 
-    int dpIndex() {
+    public int dpIndex() {
         return dpIndex;
     }
 
-    int ppIndex() {
+    public int ppIndex() {
         return ppIndex;
     }
 
-    List<TimelineInterval> intervals() {
+    public List<TimelineInterval> intervals() {
         return intervals;
     }
 
-    double loss(int mb) {
+    public double loss(int mb) {
         return losses[mb];
     }
 
     /** Delivers an activation or gradient: copies it into a buffer this worker owns, then notifies. */
-    void deliver(boolean gradient, int mb, int v, Tensor src) {
+    public void deliver(boolean gradient, int mb, int v, Tensor src) {
         Tensor dst = receiveBuffer(gradient, mb, v, src.shape());
         device.copy(src, dst);
         inbox.add(new StageEvent(gradient, mb, v, dst, null));
@@ -116,18 +116,18 @@ final class StageWorker implements AutoCloseable {
      * The buffer a received activation or gradient of (mb, v) is copied into, allocated on first use
      * and reused every step. Any thread may call it; hand the filled buffer over with {@link #notifyReceived}.
      */
-    Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
+    public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
         synchronized (receiveBuffers) {
             return receiveBuffers.computeIfAbsent(key(gradient, mb, v), k -> device.allocate(shape));
         }
     }
 
     /** Tells the worker's step loop that the buffer of (mb, v) now holds its input. */
-    void notifyReceived(boolean gradient, int mb, int v) {
+    public void notifyReceived(boolean gradient, int mb, int v) {
         inbox.add(new StageEvent(gradient, mb, v, receiveBuffer(gradient, mb, v, new int[] {1}), null));
     }
 
-    void fail(RuntimeException e) {
+    public void fail(RuntimeException e) {
         inbox.add(StageEvent.failed(e));
     }
 
@@ -135,7 +135,7 @@ final class StageWorker implements AutoCloseable {
      * Runs one step's actions for this worker. Parameter gradients are zeroed first; they hold the
      * replica's accumulated gradient afterwards.
      */
-    void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
+    public void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
         intervals.clear();
         for (Gpt c : chunks) {
             c.zeroGrads();
@@ -266,8 +266,31 @@ final class StageWorker implements AutoCloseable {
         return (System.nanoTime() - startNs) / 1e3;
     }
 
+    /** Sum of squares of this worker's gradients (all chunks, in chunk order). */
+    public double gradSumOfSquares() {
+        double sum = 0;
+        for (Gpt c : chunks) {
+            sum += device.sumOfSquares(c.grads());
+        }
+        return sum;
+    }
+
+    /** Scales every chunk's gradients (global-norm clipping). */
+    public void scaleGradients(float factor) {
+        if (factor != 1f) {
+            for (Gpt c : chunks) {
+                device.scale(c.grads(), factor);
+            }
+        }
+    }
+
+    /** Number of model chunks (virtual stages) on this worker. */
+    public int chunks() {
+        return chunks.length;
+    }
+
     /** Applies the optimizer to every chunk (gradients already reduced and clipped). */
-    void optimizerStep(float lr) {
+    public void optimizerStep(float lr) {
         for (int c = 0; c < chunks.length; c++) {
             optimizers[c].step(chunks[c].params(), chunks[c].grads(), lr);
         }
