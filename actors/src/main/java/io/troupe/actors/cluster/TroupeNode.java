@@ -64,6 +64,11 @@ public final class TroupeNode implements AutoCloseable {
             }
             throw e;
         }
+        if (settings.seeds().isEmpty()) {
+            // No seeds: this node starts a new cluster by joining itself.
+            Cluster c = Cluster.get(system);
+            c.manager().tell(new org.apache.pekko.cluster.typed.Join(c.selfMember().address()));
+        }
         try {
             return new TroupeNode(system, transport, sharedTransport == null, proxy.get(30, TimeUnit.SECONDS));
         } catch (Exception e) {

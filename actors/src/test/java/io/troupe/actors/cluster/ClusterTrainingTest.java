@@ -45,9 +45,6 @@ class ClusterTrainingTest {
             ConfigFactory.load(), transport);
         open.add(first);
         out.add(first);
-        // A node with no seeds joins itself; the others join it.
-        org.apache.pekko.cluster.typed.Cluster.get(first.system()).manager()
-            .tell(new org.apache.pekko.cluster.typed.Join(org.apache.pekko.cluster.typed.Cluster.get(first.system()).selfMember().address()));
         for (int i = 1; i < nodes; i++) {
             TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
                 ConfigFactory.load(), transport);
