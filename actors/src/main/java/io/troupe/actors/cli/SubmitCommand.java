@@ -41,25 +41,35 @@ final class SubmitCommand {
             t.warmupSteps(), t.gradClip(), t.seed(), s.partition(), s.data(), t.checkpointInterval(), "", s.stepTimeoutMs());
         NodeSettings ns = NodeSettings.from(ConfigFactory.load()).withPort(0)
             .withRoles(List.of(), 0).withSeeds(List.of(o.get("cluster").split(",")));
-        try (TroupeNode client = TroupeNode.start(ns, ConfigFactory.load(), null)) {
+        java.nio.file.Path runDir = s.out().isEmpty()
+            ? java.nio.file.Path.of("runs", java.time.LocalDateTime.now().format(
+                java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + t.model().name() + "-cluster")
+            : java.nio.file.Path.of(s.out());
+        try (TroupeNode client = TroupeNode.start(ns, ConfigFactory.load(), null);
+             io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
+                 "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
             TrainCommand.Progress progress = new TrainCommand.Progress(out, t.steps(), 0);
             JobHandle h = client.submit(job).onEvent(e -> {
                 if (e instanceof JobEvent.Started st) {
                     out.printf("troupe: job started, epoch %d, %d workers: %s%n", st.epoch(), st.worldSize(), st.assignment());
                 } else if (e instanceof JobEvent.StepCompleted sc) {
-                    progress.print(new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), Double.NaN, sc.lr(), sc.gradNorm(),
-                        sc.tokensPerSec(), sc.stepMs()), sc.bubble());
+                    StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), Double.NaN, sc.lr(), sc.gradNorm(),
+                        sc.tokensPerSec(), sc.stepMs());
+                    outputs.record(m, sc.bubble(), 0);
+                    progress.print(m, sc.bubble());
                 }
             });
             out.printf(Locale.ROOT, "troupe: submitted %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
             JobEvent end = h.await(Duration.ofSeconds(timeoutS));
+            outputs.writePlot();
             if (end instanceof JobEvent.Failed f) {
                 err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n", f.reason(), f.lastCommittedStep(), f.epoch());
                 return 5;
             }
             JobEvent.Finished fin = (JobEvent.Finished) end;
-            out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f%n", fin.steps(), fin.finalLoss());
+            out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f; metrics.csv and loss.svg in %s%n",
+                fin.steps(), fin.finalLoss(), runDir);
             return 0;
         } catch (java.util.concurrent.TimeoutException e) {
             err.println("troupe: job did not end within " + timeoutS + " s");
