@@ -1,0 +1,107 @@
+package io.troupe.runtime.cuda;
+
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.Tensor;
+
+/**
+ * GEMM dispatch for {@link CudaDevice}: checks the operands' extents, picks Troupe's SGEMM, TF32 or
+ * BF16 kernel, converts float32 operands to bfloat16 scratch when the BF16 path needs it, and splits
+ * batches larger than the grid's z limit.
+ *
+ * <p>Kernel parameters (gemm.cu): {@code m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
+ * ldc, strideC}; grid (ceil(n/128), ceil(m/128), batch), 256 threads.
+ */
+final class CudaGemm {
+    private static final int TILE = 128;
+    private static final int MAX_GRID_Z = 65535;
+
+    private final CudaDevice dev;
+
+    CudaGemm(CudaDevice dev) {
+        this.dev = dev;
+    }
+
+    void gemmBatched(GemmPrecision precision, boolean transA, boolean transB, int m, int n, int k, float alpha,
+                     Tensor a, int lda, long strideA, Tensor b, int ldb, long strideB, float beta, Tensor c, int ldc,
+                     long strideC, int batch) {
+        String op = "gemm";
+        if (m <= 0 || n <= 0 || k <= 0 || batch <= 0) {
+            throw new IllegalArgumentException("gemm sizes must be positive: m=" + m + ", n=" + n + ", k=" + k
+                + ", batch=" + batch);
+        }
+        int rowsA = transA ? k : m;
+        int colsA = transA ? m : k;
+        int rowsB = transB ? n : k;
+        int colsB = transB ? k : n;
+        long spanA = extent(op, "a", rowsA, colsA, lda, strideA, batch);
+        long spanB = extent(op, "b", rowsB, colsB, ldb, strideB, batch);
+        long spanC = extent(op, "c", m, n, ldc, strideC, batch);
+        dev.storage(a, op, "a");
+        dev.storage(b, op, "b");
+        CudaDevice.requireCapacity(op, "a", a, spanA);
+        CudaDevice.requireCapacity(op, "b", b, spanB);
+        long pc = dev.f32(c, spanC, op, "c");
+        checkOperandType(op, "a", a);
+        checkOperandType(op, "b", b);
+
+        boolean bf16 = precision == GemmPrecision.BF16 || a.dtype() == DType.BF16 || b.dtype() == DType.BF16;
+        CudaStorage scratchA = null;
+        CudaStorage scratchB = null;
+        try {
+            long pa = a.address();
+            long pb = b.address();
+            if (bf16 && a.dtype() == DType.F32) {
+                scratchA = toBf16(a, spanA);
+                pa = scratchA.address();
+            }
+            if (bf16 && b.dtype() == DType.F32) {
+                scratchB = toBf16(b, spanB);
+                pb = scratchB.address();
+            }
+            String prefix = bf16 ? "bf16_" : precision == GemmPrecision.TF32 ? "tf32_" : "sgemm_";
+            String kernel = prefix + (transA ? 't' : 'n') + (transB ? 't' : 'n');
+            int elemA = bf16 ? 2 : 4;
+            for (int b0 = 0; b0 < batch; b0 += MAX_GRID_Z) {
+                int nb = Math.min(MAX_GRID_Z, batch - b0);
+                dev.launch(op, kernel, CudaDevice.ceilDiv(n, TILE), CudaDevice.ceilDiv(m, TILE), nb, 256, 1, 1, 0,
+                    dev.args().reset().i32(m).i32(n).i32(k).f32(alpha)
+                        .ptr(pa + b0 * strideA * elemA).i32(lda).i64(strideA)
+                        .ptr(pb + b0 * strideB * elemA).i32(ldb).i64(strideB)
+                        .f32(beta).ptr(pc + b0 * strideC * 4).i32(ldc).i64(strideC));
+            }
+        } finally {
+            // Ordered on the stream: the gemm reads the scratch before anyone can reuse the block.
+            if (scratchA != null) {
+                scratchA.close();
+            }
+            if (scratchB != null) {
+                scratchB.close();
+            }
+        }
+    }
+
+    private static void checkOperandType(String op, String param, Tensor t) {
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) {
+            throw new IllegalArgumentException(op + ": " + param + " must be F32 or BF16: dtype=" + t.dtype());
+        }
+    }
+
+    /** Elements spanned by {@code batch} matrices of (rows, cols) with row stride ld and batch stride. */
+    private static long extent(String op, String param, int rows, int cols, int ld, long stride, int batch) {
+        if (ld < cols) {
+            throw new IllegalArgumentException(op + ": leading dimension of " + param + " below its row length: ld" + param
+                + "=" + ld + ", cols=" + cols);
+        }
+        if (stride < 0) {
+            throw new IllegalArgumentException(op + ": stride of " + param + " must be >= 0: stride=" + stride);
+        }
+        return (long) (batch - 1) * stride + (long) (rows - 1) * ld + cols;
+    }
+
+    /** Converts the first {@code span} floats of {@code t} into a bfloat16 scratch block. */
+    private CudaStorage toBf16(Tensor t, long span) {
+        CudaStorage s = dev.scratch(2 * span);
+        dev.launch1d("gemm", "f32_to_bf16", span, dev.args().reset().i64(span).ptr(t.address()).ptr(s.address()));
+        return s;
+    }
+}
