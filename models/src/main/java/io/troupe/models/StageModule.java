@@ -1,0 +1,59 @@
+package io.troupe.models;
+
+import io.troupe.runtime.tensor.Tensor;
+
+/**
+ * A pipeline stage: the unit a stage actor owns. The single-device model is one stage holding
+ * everything; a pipeline calls its stages in turn. Micro-batches live in numbered activation
+ * slots, so a schedule may run several forwards before their backwards.
+ *
+ * <p>Contract:
+ * <ul>
+ *   <li>{@link #forward}: the first stage takes token ids (I32, rows*T), the others activations
+ *       (rows, T, C) which are copied in; the last stage also takes targets (I32) and returns
+ *       {@code null} (the loss is read with {@link #loss}); other stages return their output
+ *       activations, valid until the slot's backward.</li>
+ *   <li>{@link #backwardInput} (B) computes the gradient of the stage input (returned; {@code null}
+ *       on the first stage; valid until the next backward call) and keeps what the weight gradient
+ *       needs; {@link #backwardWeight} (W) accumulates parameter gradients and frees the slot.
+ *       {@link #backward} runs both.</li>
+ *   <li>Parameter gradients accumulate across slots until {@link #zeroGrads()}.</li>
+ * </ul>
+ * Threading: one thread (the worker's device executor) calls a stage.
+ */
+public interface StageModule extends AutoCloseable {
+
+    boolean isFirst();
+
+    boolean isLast();
+
+    /** The flat parameter buffer. */
+    Tensor params();
+
+    /** The flat gradient buffer, same layout as {@link #params()}. */
+    Tensor grads();
+
+    void zeroGrads();
+
+    Tensor forward(int slot, Tensor input, Tensor targets);
+
+    /** Mean cross-entropy of the slot's micro-batch (last stage only). */
+    double loss(int slot);
+
+    /**
+     * @param gradOutput gradient of this stage's output ({@code null} on the last stage)
+     * @param lossScale  d(total loss)/d(per-token loss) for the last stage, e.g. 1/(global rows*T)
+     */
+    Tensor backwardInput(int slot, Tensor gradOutput, float lossScale);
+
+    void backwardWeight(int slot);
+
+    default Tensor backward(int slot, Tensor gradOutput, float lossScale) {
+        Tensor g = backwardInput(slot, gradOutput, lossScale);
+        backwardWeight(slot);
+        return g;
+    }
+
+    @Override
+    void close();
+}

@@ -1,0 +1,176 @@
+package io.troupe.models.checkpoint;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.zip.CRC32C;
+
+/**
+ * Writes and reads checkpoint directories {@code <root>/step-%08d/}.
+ *
+ * <p>Write protocol: shard files go into a temporary sibling directory, each fsynced; then
+ * {@code manifest.json} (sizes and CRC32C of every shard) is written and fsynced; then the directory
+ * is renamed atomically to its final name and the parent fsynced. A crash at any point leaves
+ * either a complete checkpoint or none (stale temporaries are ignored and cleaned).
+ *
+ * <p>Read protocol: the manifest must exist; every file's size and CRC32C must match it; shards
+ * must decode completely. Anything else is refused with a {@link CheckpointException} naming the
+ * file and the mismatch; nothing is half-loaded.
+ */
+public final class Checkpoints {
+    public static final String MANIFEST = "manifest.json";
+    private static final String PREFIX = "step-";
+    private static final String TMP_SUFFIX = ".tmp";
+
+    private Checkpoints() {
+    }
+
+    /** The final directory name of a step. */
+    public static Path dirFor(Path root, long step) {
+        return root.resolve(String.format("%s%08d", PREFIX, step));
+    }
+
+    /** Writes shards (name → state) and commits them with {@code manifest}. Returns the final directory. */
+    public static Path write(Path root, Manifest manifest, Map<String, ShardState> shards) {
+        Path fin = dirFor(root, manifest.step());
+        Path tmp = root.resolve(fin.getFileName() + TMP_SUFFIX);
+        try {
+            Files.createDirectories(root);
+            deleteTree(tmp);
+            Files.createDirectories(tmp);
+            List<Manifest.FileEntry> files = new ArrayList<>();
+            for (Map.Entry<String, ShardState> e : shards.entrySet()) {
+                byte[] data = ShardCodec.encode(e.getValue());
+                writeDurably(tmp.resolve(e.getKey()), data);
+                CRC32C crc = new CRC32C();
+                crc.update(data);
+                files.add(new Manifest.FileEntry(e.getKey(), data.length, crc.getValue()));
+            }
+            writeDurably(tmp.resolve(MANIFEST), manifest.withFiles(files).toJson().getBytes(StandardCharsets.UTF_8));
+            fsyncDir(tmp);
+            deleteTree(fin);
+            try {
+                Files.move(tmp, fin, StandardCopyOption.ATOMIC_MOVE);
+            } catch (AtomicMoveNotSupportedException e) {
+                throw new CheckpointException("file system of " + root + " cannot rename atomically", e);
+            }
+            fsyncDir(root);
+            return fin;
+        } catch (IOException e) {
+            throw new CheckpointException("cannot write checkpoint " + fin + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** A committed checkpoint, verified. */
+    public record Loaded(Path dir, Manifest manifest, Map<String, ShardState> shards) {
+    }
+
+    /** Loads and verifies a checkpoint directory. */
+    public static Loaded load(Path dir) {
+        Path manifestPath = dir.resolve(MANIFEST);
+        if (!Files.isRegularFile(manifestPath)) {
+            throw new CheckpointException("not a committed checkpoint: " + manifestPath + " is missing");
+        }
+        try {
+            Manifest m = Manifest.parse(Files.readString(manifestPath), manifestPath.toString());
+            Map<String, ShardState> shards = new LinkedHashMap<>();
+            for (Manifest.FileEntry f : m.files()) {
+                Path p = dir.resolve(f.name());
+                if (!Files.isRegularFile(p)) {
+                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " listed in the manifest is missing");
+                }
+                byte[] data = Files.readAllBytes(p);
+                if (data.length != f.bytes()) {
+                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " is " + data.length
+                        + " bytes, manifest says " + f.bytes() + " (truncated or replaced)");
+                }
+                CRC32C crc = new CRC32C();
+                crc.update(data);
+                if (crc.getValue() != f.crc32c()) {
+                    throw new CheckpointException(String.format("checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
+                        dir, f.name(), crc.getValue(), f.crc32c()));
+                }
+                shards.put(f.name(), ShardCodec.decode(data, p.toString()));
+            }
+            return new Loaded(dir, m, shards);
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Resolves what the user named: a checkpoint directory itself, or a directory holding
+     * {@code step-*} checkpoints (a run's {@code checkpoints/} or the run directory), in which case the
+     * latest committed step is taken.
+     */
+    public static Path resolve(Path path) {
+        if (Files.isRegularFile(path.resolve(MANIFEST))) {
+            return path;
+        }
+        Path root = Files.isDirectory(path.resolve("checkpoints")) ? path.resolve("checkpoints") : path;
+        Path best = null;
+        long bestStep = -1;
+        if (Files.isDirectory(root)) {
+            try (DirectoryStream<Path> ds = Files.newDirectoryStream(root, PREFIX + "*")) {
+                for (Path p : ds) {
+                    String n = p.getFileName().toString();
+                    if (n.endsWith(TMP_SUFFIX) || !Files.isRegularFile(p.resolve(MANIFEST))) {
+                        continue;
+                    }
+                    long step = Long.parseLong(n.substring(PREFIX.length()));
+                    if (step > bestStep) {
+                        bestStep = step;
+                        best = p;
+                    }
+                }
+            } catch (IOException | NumberFormatException e) {
+                throw new CheckpointException("cannot list checkpoints in " + root + ": " + e.getMessage(), e);
+            }
+        }
+        if (best == null) {
+            throw new CheckpointException("no committed checkpoint under " + path);
+        }
+        return best;
+    }
+
+    private static void writeDurably(Path p, byte[] data) throws IOException {
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE)) {
+            ByteBuffer bb = ByteBuffer.wrap(data);
+            while (bb.hasRemaining()) {
+                ch.write(bb);
+            }
+            ch.force(true);
+        }
+    }
+
+    private static void fsyncDir(Path dir) {
+        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+            ch.force(true);
+        } catch (IOException ignored) {
+            // Some file systems refuse to open directories; the rename is still atomic there.
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) {
+            return;
+        }
+        try (var walk = Files.walk(p)) {
+            for (Path q : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(q);
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+/** AdamW, learning-rate schedules and gradient clipping. */
+package io.troupe.models.optim;

@@ -1,0 +1,67 @@
+package io.troupe.models.train;
+
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.ShardState;
+import io.troupe.models.gpt.Gpt;
+import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.optim.AdamW;
+import io.troupe.runtime.tensor.Tensor;
+
+/** Moves a stage's parameters and optimizer moments to and from the checkpoint's by-name form. */
+public final class StageState {
+    private StageState() {
+    }
+
+    public static ShardState capture(Gpt stage, AdamW opt) {
+        float[] p = stage.params().toFloatArray();
+        float[] m = opt.firstMoment().toFloatArray();
+        float[] v = opt.secondMoment().toFloatArray();
+        ShardState s = new ShardState(opt.stepCount());
+        for (ParamSpec spec : stage.layout().specs()) {
+            int from = (int) spec.localOffset();
+            int to = (int) (spec.localOffset() + spec.numel());
+            s.put(new ShardState.Entry(spec.name(), spec.shape(), java.util.Arrays.copyOfRange(p, from, to),
+                java.util.Arrays.copyOfRange(m, from, to), java.util.Arrays.copyOfRange(v, from, to)));
+        }
+        return s;
+    }
+
+    /** Restores every parameter of {@code stage} found in any of {@code shards} (by name, shapes checked). */
+    public static void restore(Gpt stage, AdamW opt, Iterable<ShardState> shards) {
+        int n = (int) stage.layout().numel();
+        float[] p = new float[n];
+        float[] m = new float[n];
+        float[] v = new float[n];
+        long optStep = -1;
+        for (ParamSpec spec : stage.layout().specs()) {
+            ShardState.Entry found = null;
+            for (ShardState s : shards) {
+                ShardState.Entry e = s.entries().get(spec.name());
+                if (e != null) {
+                    found = e;
+                    optStep = s.optimizerStep();
+                    break;
+                }
+            }
+            if (found == null) {
+                throw new CheckpointException("checkpoint has no parameter '" + spec.name() + "'");
+            }
+            if (!java.util.Arrays.equals(found.shape(), spec.shape())) {
+                throw new CheckpointException("parameter '" + spec.name() + "' has shape " + java.util.Arrays.toString(found.shape())
+                    + " in the checkpoint, model expects " + java.util.Arrays.toString(spec.shape()));
+            }
+            int off = (int) spec.localOffset();
+            System.arraycopy(found.param(), 0, p, off, found.param().length);
+            System.arraycopy(found.m(), 0, m, off, found.m().length);
+            System.arraycopy(found.v(), 0, v, off, found.v().length);
+        }
+        copy(stage, p, stage.params());
+        copy(stage, m, opt.firstMoment());
+        copy(stage, v, opt.secondMoment());
+        opt.setStepCount(optStep);
+    }
+
+    private static void copy(Gpt stage, float[] src, Tensor dst) {
+        stage.device().copyFromHost(src, dst);
+    }
+}

@@ -1,0 +1,56 @@
+package io.troupe.models.train;
+
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.optim.AdamWConfig;
+import io.troupe.models.optim.LrSchedule;
+
+/**
+ * What a training run does. Validated on construction; every message names the bad value.
+ *
+ * @param batchSize          global batch rows per step
+ * @param microBatches       the batch is processed in this many micro-batches (gradient accumulation)
+ * @param gradClip           max global gradient norm; 0 disables clipping
+ * @param evalInterval       steps between validation passes (0: only at the end)
+ * @param checkpointInterval steps between checkpoints (0: only at the end)
+ */
+public record TrainConfig(GptConfig model, int batchSize, int microBatches, int steps, float lr, float minLr,
+                          int warmupSteps, float gradClip, long seed, int evalInterval, int evalBatches,
+                          int checkpointInterval, AdamWConfig adamw) {
+
+    public TrainConfig {
+        check(batchSize >= 1, "batch_size must be >= 1: batch_size=" + batchSize);
+        check(microBatches >= 1 && batchSize % microBatches == 0,
+            "micro-batches must divide batch_size: batch_size=" + batchSize + ", microbatches=" + microBatches);
+        check(steps >= 1, "steps must be >= 1: steps=" + steps);
+        check(gradClip >= 0, "grad_clip must be >= 0: grad_clip=" + gradClip);
+        check(evalInterval >= 0, "eval_interval must be >= 0: eval_interval=" + evalInterval);
+        check(evalBatches >= 1, "eval_batches must be >= 1: eval_batches=" + evalBatches);
+        check(checkpointInterval >= 0, "checkpoint_interval must be >= 0: checkpoint_interval=" + checkpointInterval);
+        new LrSchedule(lr, minLr, warmupSteps, steps);
+    }
+
+    private static void check(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+
+    /** Defaults for a model preset: its batch size, lr 1e-3 with 10% warm-up, cosine to 10%, clip 1.0. */
+    public static TrainConfig defaults(GptConfig model, int steps) {
+        return new TrainConfig(model, model.defaultBatchSize(), 1, steps, 1e-3f, 1e-4f, Math.max(1, steps / 10), 1.0f,
+            1337, Math.max(1, steps / 5), 8, 0, AdamWConfig.defaults());
+    }
+
+    public int microBatchRows() {
+        return batchSize / microBatches;
+    }
+
+    public LrSchedule schedule() {
+        return new LrSchedule(lr, minLr, warmupSteps, steps);
+    }
+
+    public TrainConfig withSteps(int newSteps) {
+        return new TrainConfig(model, batchSize, microBatches, newSteps, lr, minLr, warmupSteps, gradClip, seed,
+            evalInterval, evalBatches, checkpointInterval, adamw);
+    }
+}

@@ -1,0 +1,68 @@
+package io.troupe.runtime.cpu;
+
+import io.troupe.runtime.tensor.Storage;
+import java.lang.ref.Cleaner;
+
+/** Off-heap host memory, 64-byte aligned, zero-filled, freed on {@link #close()} (or by a cleaner). */
+public final class CpuStorage implements Storage {
+    private static final Cleaner CLEANER = Cleaner.create();
+
+    private final long lengthBytes;
+    private final long address;
+    private final Freer freer;
+    private final Cleaner.Cleanable cleanable;
+
+    /** Allocates {@code lengthBytes} of zeroed memory. */
+    public CpuStorage(long lengthBytes) {
+        if (lengthBytes < 0) {
+            throw new IllegalArgumentException("storage length must be >= 0: lengthBytes=" + lengthBytes);
+        }
+        long raw = CpuMemory.UNSAFE.allocateMemory(Math.max(1, lengthBytes) + CpuMemory.ALIGNMENT_BYTES);
+        long aligned = (raw + CpuMemory.ALIGNMENT_BYTES - 1) & -CpuMemory.ALIGNMENT_BYTES;
+        CpuMemory.UNSAFE.setMemory(aligned, lengthBytes, (byte) 0);
+        this.lengthBytes = lengthBytes;
+        this.address = aligned;
+        this.freer = new Freer(raw);
+        this.cleanable = CLEANER.register(this, freer);
+    }
+
+    @Override
+    public long lengthBytes() {
+        return lengthBytes;
+    }
+
+    @Override
+    public long address() {
+        if (freer.freed) {
+            throw new IllegalStateException("storage already closed");
+        }
+        return address;
+    }
+
+    @Override
+    public boolean isOpen() {
+        return !freer.freed;
+    }
+
+    @Override
+    public void close() {
+        cleanable.clean();
+    }
+
+    private static final class Freer implements Runnable {
+        private final long raw;
+        private volatile boolean freed;
+
+        Freer(long raw) {
+            this.raw = raw;
+        }
+
+        @Override
+        public synchronized void run() {
+            if (!freed) {
+                freed = true;
+                CpuMemory.UNSAFE.freeMemory(raw);
+            }
+        }
+    }
+}
