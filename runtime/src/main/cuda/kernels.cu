@@ -289,17 +289,18 @@ extern "C" __global__ void embedding_bwd(float* __restrict__ dtable, const float
 
 // ------------------------------------------------------------------ AdamW
 
-// bc1 = 1 - beta1^t, bc2sqrt = sqrt(1 - beta2^t), both computed on the host in double.
+// decay = 1 - lr*weightDecay, stepSize = lr / (1 - beta1^t), bc2sqrt = sqrt(1 - beta2^t): computed on
+// the host exactly as the CPU backend does, so both round alike.
 extern "C" __global__ void adamw_f32(long long n, float* __restrict__ p, const float* __restrict__ g,
-                                     float* __restrict__ m, float* __restrict__ v, float lr, float beta1,
-                                     float beta2, float eps, float weightDecay, float bc1, float bc2sqrt) {
+                                     float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
+                                     float eps, float decay, float stepSize, float bc2sqrt) {
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         float gi = g[i];
         float mi = beta1 * m[i] + (1.0f - beta1) * gi;
         float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
-        float pi = p[i] * (1.0f - lr * weightDecay);
-        p[i] = pi - (lr / bc1) * mi / (sqrtf(vi) / bc2sqrt + eps);
+        float denom = sqrtf(vi) / bc2sqrt + eps;
+        p[i] = p[i] * decay - stepSize * mi / denom;
     }
 }

@@ -469,11 +469,12 @@ public final class CudaDevice implements Device {
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step) {
         long n = param.numel();
         String op = "adamw";
-        float bc1 = (float) (1.0 - Math.pow(step.beta1(), step.step()));
-        float bc2sqrt = (float) Math.sqrt(1.0 - Math.pow(step.beta2(), step.step()));
+        float decay = 1f - step.lr() * step.weightDecay();
+        float stepSize = (float) (step.lr() / (1 - Math.pow(step.beta1(), step.step())));
+        float bc2sqrt = (float) Math.sqrt(1 - Math.pow(step.beta2(), step.step()));
         launch1d(op, "adamw_f32", n, args.reset().i64(n).ptr(f32(param, n, op, "param")).ptr(f32(grad, n, op, "grad"))
-            .ptr(f32(m, n, op, "m")).ptr(f32(v, n, op, "v")).f32(step.lr()).f32(step.beta1()).f32(step.beta2())
-            .f32(step.eps()).f32(step.weightDecay()).f32(bc1).f32(bc2sqrt));
+            .ptr(f32(m, n, op, "m")).ptr(f32(v, n, op, "v")).f32(step.beta1()).f32(step.beta2()).f32(step.eps())
+            .f32(decay).f32(stepSize).f32(bc2sqrt));
     }
 
     @Override
