@@ -120,6 +120,14 @@ final class CpuAttention {
         });
     }
 
+    /** Frees the backward's scratch; the device calls this from its close. */
+    void close() {
+        if (scratch != null) {
+            scratch.close();
+            scratch = null;
+        }
+    }
+
     private long scratch(long bytes) {
         if (scratch == null || scratch.lengthBytes() < bytes) {
             if (scratch != null) {

@@ -94,7 +94,10 @@ public final class CpuDevice implements Device {
         final long aBase = a.address();
         final long bBase = b.address();
         final long cBase = c.address();
-        if (batch >= parallel.threads() && batch > 1) {
+        // Batches run concurrently only when their C matrices are disjoint: with strideC = 0 (or any
+        // overlap) batch i must see what batch i-1 left in C, e.g. summing products with beta = 1.
+        boolean disjointC = strideC >= (long) (m - 1) * ldc + n;
+        if (batch >= parallel.threads() && batch > 1 && disjointC) {
             parallel.forRange(batch, 1, (s, e) -> {
                 for (int i = s; i < e; i++) {
                     CpuBlas.sgemm(transA, transB, m, n, k, alpha, aBase + 4 * i * strideA, lda,
@@ -339,6 +342,9 @@ public final class CpuDevice implements Device {
         requireCapacity(inp, n, "layerNormBackward inp");
         requireCapacity(dweight, cols, "layerNormBackward dweight");
         requireCapacity(dbias, cols, "layerNormBackward dbias");
+        requireCapacity(weight, cols, "layerNormBackward weight");
+        requireCapacity(mean, rows, "layerNormBackward mean");
+        requireCapacity(rstd, rows, "layerNormBackward rstd");
         long dia = dinp.address();
         long dwa = dweight.address();
         long dba = dbias.address();
@@ -533,6 +539,7 @@ public final class CpuDevice implements Device {
     @Override
     public void close() {
         parallel.close();
+        attention.close();
     }
 
     // ---------------------------------------------------------------- helpers

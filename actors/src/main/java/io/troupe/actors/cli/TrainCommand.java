@@ -1,0 +1,105 @@
+package io.troupe.actors.cli;
+
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.train.RunOutputs;
+import io.troupe.models.train.StepMetrics;
+import io.troupe.models.train.TrainConfig;
+import io.troupe.models.train.Trainer;
+import io.troupe.runtime.device.Device;
+import io.troupe.runtime.device.DeviceUnavailableException;
+import io.troupe.runtime.device.Devices;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.HashSet;
+import java.util.Locale;
+import java.util.Set;
+
+/** {@code troupe train}: trains a GPT on one device and writes {@code runs/<id>/}. */
+final class TrainCommand {
+    private TrainCommand() {
+    }
+
+    static final String USAGE = """
+        usage: troupe train [--config FILE] [--model tiny|small|big|medium] [--steps N] [--batch B]
+                            [--microbatches M] [--lr LR] [--min-lr LR] [--warmup N] [--grad-clip X]
+                            [--data PATH] [--seed S] [--device cpu|cuda|auto] [--threads N]
+                            [--eval-interval N] [--eval-batches N] [--checkpoint-interval N]
+                            [--out DIR] [--resume DIR]
+        With no options: the small GPT on the built-in corpus for 200 steps.""";
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
+        known.add("config");
+        known.add("resume");
+        TrainSettings s = TrainSettings.from(Options.parse(args, known, Set.of()));
+        TrainConfig cfg = s.train();
+        Corpora data = s.data().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(s.data()));
+        Path runDir = s.out().isEmpty()
+            ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())
+            : Path.of(s.out());
+        Device dev;
+        try {
+            dev = Devices.open(s.device(), s.threads());
+        } catch (DeviceUnavailableException e) {
+            err.println("troupe train: " + e.getMessage());
+            return 3;
+        }
+        try (dev; Trainer trainer = new Trainer(cfg, dev, data);
+             RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
+            out.printf(Locale.ROOT, "troupe: %s GPT (%,d parameters), batch %d x seq %d, %d steps on %s%n",
+                cfg.model().name(), trainer.model().layout().numel(), cfg.batchSize(), cfg.model().seqLen(), cfg.steps(), dev.name());
+            out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
+            if (s.resume() != null) {
+                Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
+                trainer.restore(Checkpoints.load(ckpt));
+                out.printf("troupe: resumed from %s at step %d%n", ckpt, trainer.step());
+            }
+            Progress progress = new Progress(out, cfg.steps(), trainer.step());
+            trainer.run(outputs.checkpoints(), m -> {
+                outputs.record(m);
+                progress.print(m);
+            });
+            outputs.writePlot();
+            StepMetrics last = outputs.history().isEmpty() ? null : outputs.history().get(outputs.history().size() - 1);
+            double val = last != null && !Double.isNaN(last.valLoss()) ? last.valLoss() : trainer.validationLoss();
+            out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg and checkpoints in %s%n", val, runDir);
+            return 0;
+        } catch (CheckpointException e) {
+            err.println("troupe train: " + e.getMessage());
+            return 4;
+        }
+    }
+
+    /** One progress line per step: step, loss, lr, tokens/s, ms/step, ETA. */
+    static final class Progress {
+        private final PrintStream out;
+        private final long total;
+        private final long firstStep;
+        private final long startNs = System.nanoTime();
+
+        Progress(PrintStream out, long total, long firstStep) {
+            this.out = out;
+            this.total = total;
+            this.firstStep = firstStep;
+        }
+
+        void print(StepMetrics m) {
+            double elapsed = (System.nanoTime() - startNs) / 1e9;
+            long done = m.step() - firstStep;
+            double eta = done > 0 ? elapsed / done * (total - m.step()) : 0;
+            String val = Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, " | val %.4f", m.valLoss());
+            out.printf(Locale.ROOT, "step %5d/%d | loss %.4f%s | lr %.2e | %,9.0f tok/s | %7.1f ms/step | ETA %s%n",
+                m.step(), total, m.loss(), val, m.lr(), m.tokensPerSec(), m.stepMs(), formatEta(eta));
+        }
+
+        private static String formatEta(double seconds) {
+            long s = Math.round(seconds);
+            return s >= 3600 ? String.format("%dh%02dm", s / 3600, (s % 3600) / 60)
+                : s >= 60 ? String.format("%dm%02ds", s / 60, s % 60) : s + "s";
+        }
+    }
+}

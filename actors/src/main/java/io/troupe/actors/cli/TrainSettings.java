@@ -1,0 +1,91 @@
+package io.troupe.actors.cli;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValueFactory;
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.optim.AdamWConfig;
+import io.troupe.models.train.TrainConfig;
+import io.troupe.runtime.device.DeviceKind;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * {@code troupe.train} settings, read once: reference.conf defaults, then {@code --config FILE},
+ * then command-line flags. Every bad value is refused with its key and value.
+ */
+record TrainSettings(TrainConfig train, DeviceKind device, int threads, String data, String out, String resume) {
+
+    /** Flag name → config key. */
+    static final Map<String, String> FLAG_KEYS = Map.ofEntries(
+        Map.entry("model", "model"), Map.entry("steps", "steps"), Map.entry("batch", "batch-size"),
+        Map.entry("microbatches", "microbatches"), Map.entry("lr", "lr"), Map.entry("min-lr", "min-lr"),
+        Map.entry("warmup", "warmup-steps"), Map.entry("grad-clip", "grad-clip"), Map.entry("seed", "seed"),
+        Map.entry("eval-interval", "eval-interval"), Map.entry("eval-batches", "eval-batches"),
+        Map.entry("checkpoint-interval", "checkpoint-interval"), Map.entry("data", "data"),
+        Map.entry("device", "device"), Map.entry("threads", "threads"), Map.entry("out", "out"));
+
+    static TrainSettings from(Options o) {
+        Config cfg = ConfigFactory.defaultReference();
+        if (o.has("config")) {
+            Path file = Path.of(o.get("config"));
+            if (!Files.isRegularFile(file)) {
+                throw new UsageException("--config: no such file '" + file + "'");
+            }
+            try {
+                cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+            } catch (ConfigException e) {
+                throw new UsageException("--config " + file + ": " + e.getMessage());
+            }
+        }
+        Config t = cfg.getConfig("troupe.train");
+        for (Map.Entry<String, String> e : FLAG_KEYS.entrySet()) {
+            if (o.has(e.getKey())) {
+                t = t.withValue(e.getValue(), ConfigValueFactory.fromAnyRef(o.get(e.getKey())));
+            }
+        }
+        try {
+            GptConfig model = GptConfig.preset(t.getString("model"));
+            int steps = positive(t, "steps");
+            int batch = t.getInt("batch-size");
+            if (batch < 0) {
+                throw new UsageException("batch-size must be >= 0: batch-size=" + batch);
+            }
+            if (batch == 0) {
+                batch = model.defaultBatchSize();
+            }
+            int warmup = t.getInt("warmup-steps");
+            if (warmup < 0) {
+                warmup = Math.max(1, steps / 10);
+            }
+            int threads = t.getInt("threads");
+            if (threads < 0) {
+                throw new UsageException("threads must be >= 0: threads=" + threads);
+            }
+            if (threads == 0) {
+                threads = Runtime.getRuntime().availableProcessors();
+            }
+            TrainConfig train = new TrainConfig(model, batch, t.getInt("microbatches"), steps,
+                (float) t.getDouble("lr"), (float) t.getDouble("min-lr"), warmup, (float) t.getDouble("grad-clip"),
+                t.getLong("seed"), t.getInt("eval-interval"), t.getInt("eval-batches"), t.getInt("checkpoint-interval"),
+                new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
+                    (float) t.getDouble("weight-decay")));
+            return new TrainSettings(train, DeviceKind.parse(t.getString("device")), threads, t.getString("data"),
+                t.getString("out"), o.get("resume"));
+        } catch (ConfigException e) {
+            throw new UsageException("bad training setting: " + e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+    }
+
+    private static int positive(Config t, String key) {
+        int v = t.getInt(key);
+        if (v < 1) {
+            throw new UsageException(key + " must be >= 1: " + key + "=" + v);
+        }
+        return v;
+    }
+}

@@ -1,0 +1,49 @@
+package io.troupe.actors.cli;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+
+/** Entry point of {@code scripts/troupe}: dispatches to a sub-command. */
+public final class TroupeCli {
+    private TroupeCli() {
+    }
+
+    static final String USAGE = """
+        usage: troupe <command> [options]
+          train      train a GPT (single device today; see 'troupe train --help')
+          simulate   simulate a pipeline schedule (see 'troupe simulate --help')
+        """;
+
+    public static void main(String[] args) {
+        int code = run(args, System.out, System.err);
+        System.out.flush();
+        System.exit(code);
+    }
+
+    /** Runs a command; returns the process exit code (0 ok, 2 usage or config error, 3 device, 4 checkpoint). */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h")) {
+            out.print(USAGE);
+            return args.length == 0 ? 2 : 0;
+        }
+        String[] rest = Arrays.copyOfRange(args, 1, args.length);
+        boolean help = rest.length > 0 && (rest[0].equals("--help") || rest[0].equals("-h"));
+        try {
+            switch (args[0]) {
+                case "train":
+                    if (help) {
+                        out.println(TrainCommand.USAGE);
+                        return 0;
+                    }
+                    return TrainCommand.run(rest, out, err);
+                default:
+                    err.println("troupe: unknown command '" + args[0] + "'");
+                    err.print(USAGE);
+                    return 2;
+            }
+        } catch (UsageException e) {
+            err.println("troupe " + args[0] + ": " + e.getMessage());
+            return 2;
+        }
+    }
+}

@@ -1,0 +1,31 @@
+# Shared by scripts/troupe, scripts/bench and the launch scripts. Source it; do not run it.
+# The JVM flags Agrona 2.x and the Aeron media driver need: the same list as the parent POM's
+# troupe.jvm.flags property (Surefire's argLine). Keep the two in step.
+TROUPE_JVM_FLAGS="--add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED"
+
+TROUPE_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TROUPE_JAR="$TROUPE_HOME/actors/target/troupe-actors-0.1.0-SNAPSHOT.jar"
+
+# Builds the jars on first use, or when any source, POM or config is newer than the jar.
+troupe_ensure_built() {
+  local stale=""
+  if [ ! -f "$TROUPE_JAR" ] || [ ! -d "$TROUPE_HOME/actors/target/lib" ]; then
+    stale=yes
+  else
+    stale=$(cd "$TROUPE_HOME" && find pom.xml runtime collectives models actors cluster-config -newer "$TROUPE_JAR" \
+      \( -name '*.java' -o -name 'pom.xml' -o -name '*.conf' -o -name '*.cu' \) -not -path '*/target/*' -print -quit 2>/dev/null)
+  fi
+  if [ -n "$stale" ]; then
+    echo "troupe: building (mvn package, tests skipped)..." >&2
+    (cd "$TROUPE_HOME" && mvn -q -B -DskipTests package) >&2 || { echo "troupe: build failed" >&2; exit 1; }
+  fi
+}
+
+troupe_classpath() {
+  echo "$TROUPE_JAR:$TROUPE_HOME/actors/target/lib/*"
+}
+
+troupe_java() {
+  # shellcheck disable=SC2086
+  exec java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" "$@"
+}
