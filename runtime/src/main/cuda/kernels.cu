@@ -239,17 +239,17 @@ extern "C" __global__ void cross_entropy_fwd(const float* __restrict__ logits, c
     }
 }
 
-// dlogits = (probs - onehot(target)) * scale. Launch: grid (ceil(vocab/256), rows), block 256.
+// dlogits = (probs - onehot(target)) * scale; grid-stride over rows*vocab (any number of rows).
 extern "C" __global__ void cross_entropy_bwd(float* __restrict__ dlogits, const float* __restrict__ probs,
                                              const int* __restrict__ targets, float scale, int rows, int vocab,
                                              int* err) {
-    int row = blockIdx.y;
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (row >= rows || c >= vocab) return;
-    int t = targets[row];
-    if (c == 0 && (t < 0 || t >= vocab)) report_error(err, TROUPE_ERR_CE_TARGET, t);
-    long long i = (long long) row * vocab + c;
-    dlogits[i] = (probs[i] - (c == t ? 1.0f : 0.0f)) * scale;
+    long long n = (long long) rows * vocab;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        int row = (int) (i / vocab), c = (int) (i % vocab);
+        int t = targets[row];
+        if (c == 0 && (t < 0 || t >= vocab)) report_error(err, TROUPE_ERR_CE_TARGET, t);
+        dlogits[i] = (probs[i] - (c == t ? 1.0f : 0.0f)) * scale;
+    }
 }
 
 // ------------------------------------------------------------------ embedding

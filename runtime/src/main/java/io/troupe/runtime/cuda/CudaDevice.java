@@ -46,8 +46,9 @@ import jcuda.driver.CUstream_flags;
  * recorded on the device and thrown, naming the bad value, by the next {@link #synchronize()} or copy
  * to the host.
  *
- * <p>Settings: {@link #setGemmPrecision} (default {@link GemmPrecision#FP32}) and
- * {@link #setAttentionKernel} (default {@link AttentionKernel#FLASH}).
+ * <p>Settings: {@link #setGemmPrecision} (default {@link GemmPrecision#FP32}), {@link #setGemmBackend}
+ * (default cuBLAS where JCublas loads, Troupe's kernels otherwise) and {@link #setAttentionKernel}
+ * (default {@link AttentionKernel#FLASH}).
  *
  * <p>Threading: one thread issues the calls (the worker's device executor); the context is made
  * current on the calling thread at every call, so that thread may change between calls.
@@ -70,10 +71,12 @@ public final class CudaDevice implements Device {
     private final CudaStorage sumsqScratch;   // double[SUMSQ_BLOCKS + 1]
     private final KernelArgs args = new KernelArgs();
     private final CudaGemm gemm;
+    private final CublasGemm cublas;          // null when JCublas/libcublas cannot load
     private final int ccMajor;
     private final int ccMinor;
     private final int multiprocessors;
     private volatile GemmPrecision gemmPrecision = GemmPrecision.FP32;
+    private volatile GemmBackend gemmBackend;
     private volatile AttentionKernel attentionKernel = AttentionKernel.FLASH;
     private boolean closed;
 
@@ -109,8 +112,11 @@ public final class CudaDevice implements Device {
         this.staging = new PinnedStaging(stream);
         this.errorWord = allocator.allocate(8);
         this.sumsqScratch = allocator.allocate(8L * (SUMSQ_BLOCKS + 1));
-        check("create device", "cuMemsetD8Async(error word)", cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
+        check("create device", "cuMemsetD8Async(error word)",
+            cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
         this.gemm = new CudaGemm(this);
+        this.cublas = CublasGemm.open(stream);
+        this.gemmBackend = cublas != null ? GemmBackend.CUBLAS : GemmBackend.TROUPE;
         synchronize();
     }
 
@@ -136,6 +142,33 @@ public final class CudaDevice implements Device {
 
     public GemmPrecision gemmPrecision() {
         return gemmPrecision;
+    }
+
+    /**
+     * Chooses whose GEMM runs. The default is {@link GemmBackend#CUBLAS} where cuBLAS loaded, else
+     * {@link GemmBackend#TROUPE}.
+     *
+     * @throws IllegalStateException when CUBLAS is asked for but cuBLAS did not load (the reason is given)
+     */
+    public void setGemmBackend(GemmBackend b) {
+        if (b == GemmBackend.CUBLAS && cublas == null) {
+            throw new IllegalStateException("cuBLAS unavailable: " + CublasGemm.unavailableReason());
+        }
+        gemmBackend = b;
+    }
+
+    public GemmBackend gemmBackend() {
+        return gemmBackend;
+    }
+
+    /** True when cuBLAS loaded on this device; see {@link #cublasUnavailableReason()} otherwise. */
+    public boolean hasCublas() {
+        return cublas != null;
+    }
+
+    /** Why cuBLAS is not available (null when it is). */
+    public String cublasUnavailableReason() {
+        return cublas != null ? null : CublasGemm.unavailableReason();
     }
 
     public void setAttentionKernel(AttentionKernel k) {
@@ -206,7 +239,8 @@ public final class CudaDevice implements Device {
         bind();
         long bytes = Tensor.numelOf(shape) * dtype.sizeBytes();
         CudaStorage s = allocator.allocate(bytes);
-        check("allocate", "cuMemsetD8Async(" + bytes + " bytes)", cuMemsetD8Async(s.pointerAt(0), (byte) 0, bytes, stream));
+        check("allocate", "cuMemsetD8Async(" + bytes + " bytes)",
+            cuMemsetD8Async(s.pointerAt(0), (byte) 0, bytes, stream));
         return new Tensor(this, s, dtype, 0, shape, true);
     }
 
@@ -243,7 +277,8 @@ public final class CudaDevice implements Device {
         bind();
         CudaStorage s = storage(src, "copyToHost", "src");
         if (dst.length < src.numel()) {
-            throw new IllegalArgumentException("copyToHost: dst holds " + dst.length + " floats, src has " + src.numel());
+            throw new IllegalArgumentException("copyToHost: dst holds " + dst.length + " floats, src has "
+                + src.numel());
         }
         int n = (int) src.numel();
         long off = src.offsetElements() * src.dtype().sizeBytes();
@@ -268,14 +303,16 @@ public final class CudaDevice implements Device {
         if (err[0] == 0) {
             return;
         }
-        check("synchronize", "cuMemsetD8Async(error word)", cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
+        check("synchronize", "cuMemsetD8Async(error word)",
+            cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
         check("synchronize", "cuStreamSynchronize", cuStreamSynchronize(stream));
         switch (err[0]) {
             case ERR_CE_TARGET -> throw new IllegalArgumentException(
                 "crossEntropy: a target lies outside [0, vocab): target=" + err[1]);
             case ERR_EMBEDDING_ID -> throw new IllegalArgumentException(
                 "embedding: an id lies outside the table's rows: id=" + err[1]);
-            default -> throw new IllegalStateException("unknown kernel error code " + err[0] + " (value " + err[1] + ")");
+            default -> throw new IllegalStateException("unknown kernel error code " + err[0] + " (value " + err[1]
+                + ")");
         }
     }
 
@@ -286,7 +323,8 @@ public final class CudaDevice implements Device {
                             long strideA, Tensor b, int ldb, long strideB, float beta, Tensor c, int ldc, long strideC,
                             int batch) {
         bind();
-        gemm.gemmBatched(gemmPrecision, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc,
+        gemm.gemmBatched(gemmPrecision, gemmBackend == GemmBackend.CUBLAS ? cublas : null, transA, transB, m, n, k,
+            alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc,
             strideC, batch);
     }
 
@@ -356,60 +394,6 @@ public final class CudaDevice implements Device {
     // ---------------------------------------------------------------- Device: transformer kernels
 
     @Override
-    public void biasAdd(Tensor out, Tensor bias, int rows, int cols) {
-        long n = (long) rows * cols;
-        launch1d("biasAdd", "bias_add", n, args.reset().ptr(f32(out, n, "biasAdd", "out"))
-            .ptr(f32(bias, cols, "biasAdd", "bias")).i32(rows).i32(cols));
-    }
-
-    @Override
-    public void biasBackward(Tensor dbias, Tensor dout, int rows, int cols) {
-        long n = (long) rows * cols;
-        launch("biasBackward", "bias_backward", ceilDiv(cols, 32), 1, 1, 32, 8, 1, 0,
-            args.reset().ptr(f32(dbias, cols, "biasBackward", "dbias")).ptr(f32(dout, n, "biasBackward", "dout"))
-                .i32(rows).i32(cols));
-    }
-
-    @Override
-    public void gelu(Tensor inp, Tensor out, long n) {
-        launch1d("gelu", "gelu_fwd", n, args.reset().i64(n).ptr(f32(inp, n, "gelu", "inp")).ptr(f32(out, n, "gelu", "out")));
-    }
-
-    @Override
-    public void geluBackward(Tensor inp, Tensor dout, Tensor dinp, long n) {
-        launch1d("geluBackward", "gelu_bwd", n, args.reset().i64(n).ptr(f32(inp, n, "geluBackward", "inp"))
-            .ptr(f32(dout, n, "geluBackward", "dout")).ptr(f32(dinp, n, "geluBackward", "dinp")));
-    }
-
-    @Override
-    public void layerNorm(Tensor inp, Tensor weight, Tensor bias, Tensor out, Tensor mean, Tensor rstd, int rows,
-                          int cols, float eps) {
-        long n = (long) rows * cols;
-        launch("layerNorm", "layernorm_fwd", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, args.reset()
-            .ptr(f32(inp, n, "layerNorm", "inp")).ptr(f32(weight, cols, "layerNorm", "weight"))
-            .ptr(f32(bias, cols, "layerNorm", "bias")).ptr(f32(out, n, "layerNorm", "out"))
-            .ptr(f32(mean, rows, "layerNorm", "mean")).ptr(f32(rstd, rows, "layerNorm", "rstd"))
-            .i32(rows).i32(cols).f32(eps));
-    }
-
-    @Override
-    public void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
-                                  Tensor mean, Tensor rstd, int rows, int cols) {
-        long n = (long) rows * cols;
-        String op = "layerNormBackward";
-        long pDout = f32(dout, n, op, "dout");
-        long pInp = f32(inp, n, op, "inp");
-        long pMean = f32(mean, rows, op, "mean");
-        long pRstd = f32(rstd, rows, op, "rstd");
-        launch(op, "layernorm_bwd_dinp", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, args.reset()
-            .ptr(f32(dinp, n, op, "dinp")).ptr(pDout).ptr(pInp).ptr(f32(weight, cols, op, "weight"))
-            .ptr(pMean).ptr(pRstd).i32(rows).i32(cols));
-        launch(op, "layernorm_bwd_params", ceilDiv(cols, 32), 1, 1, 32, 8, 1, 0, args.reset()
-            .ptr(f32(dweight, cols, op, "dweight")).ptr(f32(dbias, cols, op, "dbias")).ptr(pDout).ptr(pInp)
-            .ptr(pMean).ptr(pRstd).i32(rows).i32(cols));
-    }
-
-    @Override
     public void attention(Tensor qkv, Tensor out, Tensor saved, int batch, int seq, int heads, int headDim) {
         CudaAttention.forward(this, qkv, out, saved, batch, seq, heads, headDim);
     }
@@ -421,60 +405,61 @@ public final class CudaDevice implements Device {
     }
 
     @Override
+    public void biasAdd(Tensor out, Tensor bias, int rows, int cols) {
+        CudaOps.biasAdd(this, out, bias, rows, cols);
+    }
+
+    @Override
+    public void biasBackward(Tensor dbias, Tensor dout, int rows, int cols) {
+        CudaOps.biasBackward(this, dbias, dout, rows, cols);
+    }
+
+    @Override
+    public void gelu(Tensor inp, Tensor out, long n) {
+        CudaOps.gelu(this, inp, out, n);
+    }
+
+    @Override
+    public void geluBackward(Tensor inp, Tensor dout, Tensor dinp, long n) {
+        CudaOps.geluBackward(this, inp, dout, dinp, n);
+    }
+
+    @Override
+    public void layerNorm(Tensor inp, Tensor weight, Tensor bias, Tensor out, Tensor mean, Tensor rstd, int rows,
+                          int cols, float eps) {
+        CudaOps.layerNorm(this, inp, weight, bias, out, mean, rstd, rows, cols, eps);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
+                                  Tensor mean, Tensor rstd, int rows, int cols) {
+        CudaOps.layerNormBackward(this, dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, cols);
+    }
+
+    @Override
     public void crossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int rows, int vocab) {
-        long n = (long) rows * vocab;
-        String op = "crossEntropy";
-        launch(op, "cross_entropy_fwd", rows, 1, 1, BLOCK, 1, 1, 0, args.reset()
-            .ptr(f32(logits, n, op, "logits")).ptr(i32(targets, rows, op, "targets")).ptr(f32(probs, n, op, "probs"))
-            .ptr(f32(losses, rows, op, "losses")).i32(rows).i32(vocab).ptr(errorWord.address()));
+        CudaOps.crossEntropy(this, logits, targets, probs, losses, rows, vocab);
     }
 
     @Override
     public void crossEntropyBackward(Tensor dlogits, Tensor probs, Tensor targets, float dlossScale, int rows,
                                      int vocab) {
-        long n = (long) rows * vocab;
-        String op = "crossEntropyBackward";
-        launch(op, "cross_entropy_bwd", ceilDiv(vocab, BLOCK), rows, 1, BLOCK, 1, 1, 0, args.reset()
-            .ptr(f32(dlogits, n, op, "dlogits")).ptr(f32(probs, n, op, "probs")).ptr(i32(targets, rows, op, "targets"))
-            .f32(dlossScale).i32(rows).i32(vocab).ptr(errorWord.address()));
+        CudaOps.crossEntropyBackward(this, dlogits, probs, targets, dlossScale, rows, vocab);
     }
 
     @Override
     public void embedding(Tensor out, Tensor ids, Tensor table, int rows, int dim, boolean accumulate) {
-        long n = (long) rows * dim;
-        String op = "embedding";
-        int tableRows = tableRows(table, dim, op);
-        launch1d(op, "embedding_fwd", n, args.reset().ptr(f32(out, n, op, "out")).ptr(i32(ids, rows, op, "ids"))
-            .ptr(f32(table, dim, op, "table")).i32(rows).i32(dim).i32(tableRows).i32(accumulate ? 1 : 0)
-            .ptr(errorWord.address()));
+        CudaOps.embedding(this, out, ids, table, rows, dim, accumulate);
     }
 
     @Override
     public void embeddingBackward(Tensor dtable, Tensor dout, Tensor ids, int rows, int dim) {
-        long n = (long) rows * dim;
-        String op = "embeddingBackward";
-        int tableRows = tableRows(dtable, dim, op);
-        launch1d(op, "embedding_bwd", n, args.reset().ptr(f32(dtable, dim, op, "dtable")).ptr(f32(dout, n, op, "dout"))
-            .ptr(i32(ids, rows, op, "ids")).i32(rows).i32(dim).i32(tableRows).ptr(errorWord.address()));
-    }
-
-    private static int tableRows(Tensor table, int dim, String op) {
-        if (dim <= 0) {
-            throw new IllegalArgumentException(op + ": dim must be positive: dim=" + dim);
-        }
-        return (int) Math.min(Integer.MAX_VALUE, table.numel() / dim);
+        CudaOps.embeddingBackward(this, dtable, dout, ids, rows, dim);
     }
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step) {
-        long n = param.numel();
-        String op = "adamw";
-        float decay = 1f - step.lr() * step.weightDecay();
-        float stepSize = (float) (step.lr() / (1 - Math.pow(step.beta1(), step.step())));
-        float bc2sqrt = (float) Math.sqrt(1 - Math.pow(step.beta2(), step.step()));
-        launch1d(op, "adamw_f32", n, args.reset().i64(n).ptr(f32(param, n, op, "param")).ptr(f32(grad, n, op, "grad"))
-            .ptr(f32(m, n, op, "m")).ptr(f32(v, n, op, "v")).f32(step.beta1()).f32(step.beta2()).f32(step.eps())
-            .f32(decay).f32(stepSize).f32(bc2sqrt));
+        CudaOps.adamw(this, param, grad, m, v, step);
     }
 
     @Override
@@ -489,6 +474,9 @@ public final class CudaDevice implements Device {
         sumsqScratch.close();
         allocator.close();
         staging.close();
+        if (cublas != null) {
+            cublas.close();
+        }
         modules.close();
         cuStreamDestroy(stream);
         cuDevicePrimaryCtxRelease(device);
@@ -502,6 +490,10 @@ public final class CudaDevice implements Device {
             throw new IllegalStateException(name + " is closed");
         }
         check("bind", "cuCtxSetCurrent", cuCtxSetCurrent(context));
+    }
+
+    long errorWordAddress() {
+        return errorWord.address();
     }
 
     KernelArgs args() {

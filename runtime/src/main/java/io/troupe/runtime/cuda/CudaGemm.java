@@ -2,11 +2,12 @@ package io.troupe.runtime.cuda;
 
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
+import jcuda.driver.CUdeviceptr;
 
 /**
- * GEMM dispatch for {@link CudaDevice}: checks the operands' extents, picks Troupe's SGEMM, TF32 or
- * BF16 kernel, converts float32 operands to bfloat16 scratch when the BF16 path needs it, and splits
- * batches larger than the grid's z limit.
+ * GEMM dispatch for {@link CudaDevice}: checks the operands' extents, picks cuBLAS (when given one) or
+ * Troupe's SGEMM, TF32 or BF16 kernel, converts float32 operands to bfloat16 scratch when the BF16
+ * path needs it, and splits batches larger than the grid's z limit.
  *
  * <p>Kernel parameters (gemm.cu): {@code m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
  * ldc, strideC}; grid (ceil(n/128), ceil(m/128), batch), 256 threads.
@@ -21,9 +22,9 @@ final class CudaGemm {
         this.dev = dev;
     }
 
-    void gemmBatched(GemmPrecision precision, boolean transA, boolean transB, int m, int n, int k, float alpha,
-                     Tensor a, int lda, long strideA, Tensor b, int ldb, long strideB, float beta, Tensor c, int ldc,
-                     long strideC, int batch) {
+    void gemmBatched(GemmPrecision precision, CublasGemm cublas, boolean transA, boolean transB, int m, int n, int k,
+                     float alpha, Tensor a, int lda, long strideA, Tensor b, int ldb, long strideB, float beta,
+                     Tensor c, int ldc, long strideC, int batch) {
         String op = "gemm";
         if (m <= 0 || n <= 0 || k <= 0 || batch <= 0) {
             throw new IllegalArgumentException("gemm sizes must be positive: m=" + m + ", n=" + n + ", k=" + k
@@ -58,6 +59,13 @@ final class CudaGemm {
                 scratchB = toBf16(b, spanB);
                 pb = scratchB.address();
             }
+            if (cublas != null) {
+                cublas.gemm(precision, bf16, transA, transB, m, n, k, alpha,
+                    scratchA != null ? scratchA.pointerAt(0) : devicePointer(a),
+                    lda, strideA, scratchB != null ? scratchB.pointerAt(0) : devicePointer(b), ldb, strideB, beta,
+                    devicePointer(c), ldc, strideC, batch);
+                return;
+            }
             String prefix = bf16 ? "bf16_" : precision == GemmPrecision.TF32 ? "tf32_" : "sgemm_";
             String kernel = prefix + (transA ? 't' : 'n') + (transB ? 't' : 'n');
             int elemA = bf16 ? 2 : 4;
@@ -80,6 +88,10 @@ final class CudaGemm {
         }
     }
 
+    private static CUdeviceptr devicePointer(Tensor t) {
+        return ((CudaStorage) t.storage()).pointerAt(t.offsetElements() * t.dtype().sizeBytes());
+    }
+
     private static void checkOperandType(String op, String param, Tensor t) {
         if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) {
             throw new IllegalArgumentException(op + ": " + param + " must be F32 or BF16: dtype=" + t.dtype());
@@ -89,8 +101,8 @@ final class CudaGemm {
     /** Elements spanned by {@code batch} matrices of (rows, cols) with row stride ld and batch stride. */
     private static long extent(String op, String param, int rows, int cols, int ld, long stride, int batch) {
         if (ld < cols) {
-            throw new IllegalArgumentException(op + ": leading dimension of " + param + " below its row length: ld" + param
-                + "=" + ld + ", cols=" + cols);
+            throw new IllegalArgumentException(op + ": leading dimension of " + param + " below its row length: ld"
+                + param + "=" + ld + ", cols=" + cols);
         }
         if (stride < 0) {
             throw new IllegalArgumentException(op + ": stride of " + param + " must be >= 0: stride=" + stride);

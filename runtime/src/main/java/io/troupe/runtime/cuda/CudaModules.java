@@ -79,7 +79,8 @@ final class CudaModules implements AutoCloseable {
 
     /** Lets {@code name} use up to {@code bytes} of dynamic shared memory (above the default 48 KiB). */
     void allowDynamicSharedMemory(String name, int bytes) {
-        CudaDevice.check("load kernels", "cuFuncSetAttribute(" + name + ", MAX_DYNAMIC_SHARED_SIZE_BYTES=" + bytes + ")",
+        CudaDevice.check("load kernels",
+            "cuFuncSetAttribute(" + name + ", MAX_DYNAMIC_SHARED_SIZE_BYTES=" + bytes + ")",
             cuFuncSetAttribute(function(name), CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 bytes));
     }

@@ -29,7 +29,8 @@ final class PinnedStaging implements AutoCloseable {
 
     PinnedStaging(CUstream stream) {
         this.stream = stream;
-        CudaDevice.check("create device", "cuMemAllocHost(" + CHUNK_BYTES + " bytes)", cuMemAllocHost(host, CHUNK_BYTES));
+        CudaDevice.check("create device", "cuMemAllocHost(" + CHUNK_BYTES + " bytes)",
+            cuMemAllocHost(host, CHUNK_BYTES));
         open = true;
         buffer = host.getByteBuffer(0, CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN);
     }

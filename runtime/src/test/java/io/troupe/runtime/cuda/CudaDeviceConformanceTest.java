@@ -10,6 +10,7 @@ class CudaDeviceConformanceTest extends DeviceConformanceTest {
             return null;
         }
         CudaDevice dev = new CudaDevice(0);
+        dev.setGemmBackend(GemmBackend.TROUPE);   // Troupe's kernels are what this suite verifies
         dev.setGemmPrecision(GemmPrecision.FP32);
         dev.setAttentionKernel(AttentionKernel.SIMPLE);
         return dev;

@@ -13,6 +13,7 @@ class CudaFlashConformanceTest extends DeviceConformanceTest {
             return null;
         }
         CudaDevice dev = new CudaDevice(0);
+        dev.setGemmBackend(GemmBackend.TROUPE);
         dev.setAttentionKernel(AttentionKernel.FLASH);
         return dev;
     }

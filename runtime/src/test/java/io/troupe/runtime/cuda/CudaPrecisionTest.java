@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.cuda.TwinTensors.Twin;
@@ -52,6 +53,7 @@ class CudaPrecisionTest {
         CudaTesting.assumeGpu();
         tw = new TwinTensors(cpu, gpu, info.getDisplayName().hashCode() * 7L + 3);
         gpu.setGemmPrecision(GemmPrecision.FP32);
+        gpu.setGemmBackend(GemmBackend.TROUPE);
         gpu.setAttentionKernel(AttentionKernel.FLASH);
     }
 
@@ -103,8 +105,9 @@ class CudaPrecisionTest {
         String what = precision + (bf16Tensors ? " (BF16 tensors)" : "") + " gemm " + m + "x" + n + "x" + k
             + " trans=" + transA + "," + transB;
 
-        Twin ar = tw.of(rounded(a, bf16), aShape);
-        Twin br = tw.of(rounded(b, bf16), bShape);
+        boolean noRounding = !bf16 && precision == GemmPrecision.FP32;   // FP32 rounds nothing
+        Twin ar = tw.of(noRounding ? a : rounded(a, bf16), aShape);
+        Twin br = tw.of(noRounding ? b : rounded(b, bf16), bShape);
         cpu.matmul(transA, transB, m, n, k, 1f, ar.ref(), br.ref(), 0f, c.ref());
         TwinTensors.assertClose(what + " vs CPU on rounded operands", c.ref().toFloatArray(), got, 2e-4, 1e-4);
 
@@ -139,6 +142,16 @@ class CudaPrecisionTest {
     void shouldMultiplyBf16TensorsDirectly() {
         checkGemm(GemmPrecision.FP32, false, false, 96, 160, 64, true, 1e-2);
         checkGemm(GemmPrecision.FP32, true, true, 33, 47, 50, true, 1e-2);
+    }
+
+    @Test
+    void shouldMatchCublasInEveryPrecisionWhereItLoads() {
+        assumeTrue(gpu.hasCublas(), "cuBLAS not loaded here: " + gpu.cublasUnavailableReason());
+        gpu.setGemmBackend(GemmBackend.CUBLAS);
+        checkGemm(GemmPrecision.FP32, true, false, 200, 300, 100, false, 1e-5);
+        checkGemm(GemmPrecision.TF32, false, true, 200, 300, 100, false, 3e-3);
+        checkGemm(GemmPrecision.BF16, true, true, 130, 257, 72, false, 1e-2);
+        checkGemm(GemmPrecision.FP32, false, false, 96, 160, 64, true, 1e-2);
     }
 
     @Test

@@ -4,6 +4,7 @@ import io.troupe.runtime.cuda.Bf16;
 import io.troupe.runtime.cuda.CudaAvailability;
 import io.troupe.runtime.cuda.CudaDevice;
 import io.troupe.runtime.cuda.CudaSupport;
+import io.troupe.runtime.cuda.GemmBackend;
 import io.troupe.runtime.cuda.GemmPrecision;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
@@ -15,7 +16,7 @@ import java.util.Random;
  * GEMM throughput of the CUDA backend: square n^3 products (default 4096 and 8192) in FP32 (SGEMM on
  * CUDA cores), TF32 and BF16 (tensor cores, BF16 tensors so no conversion is timed), in TFLOP/s, as a
  * fraction of the card's BF16 ceiling (default 790 TFLOP/s, an H200 measured through PyTorch) and as
- * a ratio to the FP32 kernel measured in the same run. Each product is checked at 32 random entries
+ * a ratio to Troupe's FP32 kernel measured in the same run; cuBLAS rows follow where JCublas loads. Each product is checked at 32 random entries
  * against a double-precision dot product. Then runs the optional GPT-step hook.
  *
  * <pre>
@@ -46,8 +47,8 @@ public final class CudaBench {
             } else if (a.startsWith("--gpt-hook=")) {
                 hook = a.substring(11);
             } else {
-                throw new IllegalArgumentException("unknown argument '" + a + "': expected --sizes=, --ceiling-tflops=, "
-                    + "--iters= or --gpt-hook=");
+                throw new IllegalArgumentException("unknown argument '" + a
+                    + "': expected --sizes=, --ceiling-tflops=, --iters= or --gpt-hook=");
             }
         }
         CudaAvailability avail = CudaSupport.availability();
@@ -59,7 +60,7 @@ public final class CudaBench {
         try (CudaDevice dev = new CudaDevice(0)) {
             out.printf(Locale.ROOT, "device %s, compute capability %d, %d SMs; ceiling %.0f TFLOP/s (BF16)%n",
                 dev.name(), dev.computeCapability(), dev.multiprocessorCount(), ceiling);
-            out.println("| n | precision | ms/product | TFLOP/s | % of ceiling | x FP32 | max rel err (32 samples) |");
+            out.println("| n | gemm | ms/product | TFLOP/s | % of ceiling | x FP32 | max rel err (32 samples) |");
             out.println("|---|---|---|---|---|---|---|");
             for (int n : sizes) {
                 gemmRow(dev, n, iters, ceiling, out);
@@ -89,7 +90,16 @@ public final class CudaBench {
             dev.copyFromHost(b, tb);
             dev.copyFromHost(a, ha);
             dev.copyFromHost(b, hb);
-            for (GemmPrecision p : GemmPrecision.values()) {
+            for (int row = 0; row < 2 * GemmPrecision.values().length; row++) {
+                GemmPrecision p = GemmPrecision.values()[row % GemmPrecision.values().length];
+                GemmBackend backend = row < GemmPrecision.values().length ? GemmBackend.TROUPE : GemmBackend.CUBLAS;
+                if (backend == GemmBackend.CUBLAS && !dev.hasCublas()) {
+                    if (p == GemmPrecision.FP32) {
+                        out.printf(Locale.ROOT, "| %d | cuBLAS | not loaded: %s |%n", n, dev.cublasUnavailableReason());
+                    }
+                    continue;
+                }
+                dev.setGemmBackend(backend);
                 dev.setGemmPrecision(p);
                 boolean bf16 = p == GemmPrecision.BF16;
                 Tensor x = bf16 ? ha : ta;
@@ -102,12 +112,13 @@ public final class CudaBench {
                         dev.matmul(false, false, n, n, n, 1f, x, y, 0f, c);
                     }
                 }) / reps;
-                if (p == GemmPrecision.FP32) {
+                if (p == GemmPrecision.FP32 && backend == GemmBackend.TROUPE) {
                     fp32Ms = ms;
                 }
                 double err = sampleError(dev, c, a, b, n, bf16, rnd);
                 double tflops = flops / (ms * 1e-3) / 1e12;
-                out.printf(Locale.ROOT, "| %d | %s | %.3f | %.1f | %.1f%% | %.2f | %.2g |%n", n, p, ms, tflops,
+                out.printf(Locale.ROOT, "| %d | %s %s | %.3f | %.1f | %.1f%% | %.2f | %.2g |%n", n,
+                    backend == GemmBackend.TROUPE ? "troupe" : "cuBLAS", p, ms, tflops,
                     100 * tflops / ceiling, fp32Ms / ms, err);
             }
         }
