@@ -36,6 +36,8 @@ public final class TroupeCli {
                         return 0;
                     }
                     return TrainCommand.run(rest, out, err);
+                case "simulate":
+                    return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + args[0] + "'");
                     err.print(USAGE);

@@ -200,6 +200,18 @@ public final class Gpt implements StageModule {
         return forward(slot, ids, last ? a.targets : null);
     }
 
+    /**
+     * Forward of a stage that takes activations: copies {@code input} in and, on the last stage,
+     * the host targets {@code y}; see {@link #forward}.
+     */
+    public Tensor forwardActivations(int slot, Tensor input, int[] y) {
+        GptActivations a = slot(slot);
+        if (last) {
+            dev.copyFromHost(y, a.targets);
+        }
+        return forward(slot, input, last ? a.targets : null);
+    }
+
     @Override
     public Tensor forward(int slot, Tensor input, Tensor targets) {
         final int t = cfg.seqLen();
@@ -211,11 +223,14 @@ public final class Gpt implements StageModule {
             if (input != a.ids) {
                 dev.copy(input, a.ids);
             }
-            int[] pos = new int[bt];
-            for (int i = 0; i < bt; i++) {
-                pos[i] = i % t;
+            if (!a.positionsReady) {
+                int[] pos = new int[bt];
+                for (int i = 0; i < bt; i++) {
+                    pos[i] = i % t;
+                }
+                dev.copyFromHost(pos, a.posIds);
+                a.positionsReady = true;
             }
-            dev.copyFromHost(pos, a.posIds);
             dev.embedding(a.residualIn, a.ids, wte, bt, c, false);           // (B, T, C)
             dev.embedding(a.residualIn, a.posIds, wpe, bt, c, true);         // += pos
         } else {

@@ -43,6 +43,7 @@ final class GptActivations implements AutoCloseable {
     final Tensor[] dFcProj;    // (B, T, C)
     final Tensor dEmbedding;   // (B, T, C) first stage
 
+    boolean positionsReady;
     boolean forwardDone;
     boolean weightPending;
     double loss;

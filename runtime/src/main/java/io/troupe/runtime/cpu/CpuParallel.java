@@ -5,8 +5,8 @@ import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
 
 /**
- * The CPU device's thread budget: {@code threads} threads (the caller plus {@code threads - 1} pool
- * workers) split index ranges into contiguous blocks. Block boundaries depend only on the range
+ * The CPU device's thread budget: a fork-join pool of {@code threads} workers (none when the budget
+ * is 1: the caller runs everything) splits index ranges into contiguous blocks; the caller waits. Block boundaries depend only on the range
  * and the thread count, so results are repeatable for a fixed budget.
  */
 final class CpuParallel implements AutoCloseable {

@@ -1,0 +1,103 @@
+package io.troupe.actors.schedule;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(60)
+class SimulateCommandTest {
+    @TempDir
+    Path dir;
+
+    private record Outcome(int code, String out, String err) {
+        String lastLine() {
+            String[] lines = out.strip().split("\n");
+            return lines[lines.length - 1];
+        }
+    }
+
+    private static Outcome run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = SimulateCommand.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Outcome(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void shouldPrintBubbleAndStepOnTheLastLine() {
+        Outcome o = run("--stages", "8", "--microbatches", "32", "--schedule", "1f1b", "--cost", "1,1,0");
+        System.out.print(o.out);
+        assertEquals(0, o.code, o.err);
+        assertEquals("bubble=0.1795 step=78.000", o.lastLine());
+        Outcome zb = run("--stages", "8", "--microbatches", "32", "--schedule", "zb-h1");
+        assertEquals("bubble=0.0680 step=103.000", zb.lastLine());
+    }
+
+    @Test
+    void shouldRunEveryScheduleWithJitterStragglerAndLinks() {
+        for (String schedule : new String[] {"gpipe", "1f1b", "interleaved", "zb-h1", "adaptive"}) {
+            Outcome o = run("--stages", "4", "--microbatches", "8", "--schedule", schedule, "--jitter", "0.2",
+                    "--straggler", "2:1.5", "--seed", "3", "--latency", "0.05", "--bandwidth", "1e7");
+            assertEquals(0, o.code, schedule + ": " + o.err);
+            assertTrue(o.lastLine().matches("bubble=0\\.\\d{4} step=\\d+\\.\\d{3}"), o.lastLine());
+        }
+    }
+
+    @Test
+    void shouldWriteSvgAndChromeTrace() throws Exception {
+        Path svg = dir.resolve("p.svg");
+        Path trace = dir.resolve("t.json");
+        Outcome o = run("--stages", "4", "--microbatches", "8", "--schedule", "adaptive", "--svg", svg.toString(),
+                "--trace", trace.toString());
+        assertEquals(0, o.code, o.err);
+        String svgText = Files.readString(svg);
+        assertTrue(svgText.startsWith("<svg") && svgText.contains("adaptive  p=4 m=8  bubble="), svgText.substring(0, 200));
+        String json = Files.readString(trace);
+        assertTrue(json.contains("\"traceEvents\"") && json.contains("\"ph\":\"X\""));
+    }
+
+    @Test
+    void shouldRejectBadOptionsWithExitCodeTwoNamingTheValue() {
+        String[][] bad = {
+            {"--stages", "0", "--microbatches", "8", "--schedule", "1f1b"},
+            {"--stages", "x4", "--microbatches", "8", "--schedule", "1f1b"},
+            {"--stages", "4", "--microbatches", "8", "--schedule", "zb-h9"},
+            {"--stages", "4", "--microbatches", "6", "--schedule", "interleaved"},
+            {"--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--cost", "1,2"},
+            {"--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--jitter", "1.5"},
+            {"--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--straggler", "7:1.5"},
+            {"--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--straggler", "2x"},
+            {"--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--frobnicate", "1"},
+            {"--stages", "4", "--microbatches", "8"},
+        };
+        String[] named = {"--stages 0", "--stages x4", "zb-h9", "microbatches=6", "--cost 1,2", "--jitter 1.5",
+            "stage=7", "--straggler 2x", "--frobnicate", "missing --schedule"};
+        for (int i = 0; i < bad.length; i++) {
+            Outcome o = run(bad[i]);
+            assertEquals(2, o.code, String.join(" ", bad[i]));
+            assertTrue(o.err.contains(named[i]), "expected '" + named[i] + "' in: " + o.err);
+        }
+    }
+
+    @Test
+    @Timeout(20)
+    void shouldSimulateSixtyFourStagesAndFiveHundredTwelveMicrobatchesInAFewSeconds() {
+        for (String schedule : new String[] {"1f1b", "zb-h1", "adaptive", "interleaved"}) {
+            long start = System.nanoTime();
+            Outcome o = run("--stages", "64", "--microbatches", "512", "--schedule", schedule, "--jitter", "0.2");
+            long ms = (System.nanoTime() - start) / 1_000_000;
+            System.out.println(schedule + " p=64 m=512: " + o.lastLine() + " in " + ms + " ms");
+            assertEquals(0, o.code, o.err);
+            assertTrue(ms < 5000, schedule + " took " + ms + " ms");
+        }
+    }
+}

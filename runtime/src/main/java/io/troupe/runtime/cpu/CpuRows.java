@@ -1,0 +1,127 @@
+package io.troupe.runtime.cpu;
+
+import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
+
+/**
+ * Row kernels (LayerNorm) and the AdamW update, staged through heap arrays so the JIT vectorises
+ * them. Each method handles a range of rows (or elements) and is called from one thread.
+ */
+final class CpuRows {
+    private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
+    private static final int BLOCK = 2048;
+    private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[6][]);
+
+    private CpuRows() {
+    }
+
+    private static float[] buf(int i, int n) {
+        float[][] s = STAGING.get();
+        if (s[i] == null || s[i].length < n) {
+            s[i] = new float[Math.max(n, BLOCK)];
+        }
+        return s[i];
+    }
+
+    private static void load(long addr, long index, float[] dst, int n) {
+        UNSAFE.copyMemory(null, addr + 4 * index, dst, FLOAT_BASE, 4L * n);
+    }
+
+    private static void store(float[] src, long addr, long index, int n) {
+        UNSAFE.copyMemory(src, FLOAT_BASE, null, addr + 4 * index, 4L * n);
+    }
+
+    /** LayerNorm forward of rows [r0, r1). */
+    static void layerNorm(long inp, long w, long b, long out, long mean, long rstd, int r0, int r1, int cols, float eps) {
+        float[] x = buf(0, cols);
+        float[] y = buf(1, cols);
+        float[] wt = buf(2, cols);
+        float[] bs = buf(3, cols);
+        load(w, 0, wt, cols);
+        load(b, 0, bs, cols);
+        for (int r = r0; r < r1; r++) {
+            long row = (long) r * cols;
+            load(inp, row, x, cols);
+            float sum = 0f;
+            for (int c = 0; c < cols; c++) {
+                sum += x[c];
+            }
+            float mu = sum / cols;
+            float var = 0f;
+            for (int c = 0; c < cols; c++) {
+                float d = x[c] - mu;
+                var += d * d;
+            }
+            float rs = (float) (1.0 / Math.sqrt(var / cols + eps));
+            for (int c = 0; c < cols; c++) {
+                y[c] = (x[c] - mu) * rs * wt[c] + bs[c];
+            }
+            store(y, out, row, cols);
+            UNSAFE.putFloat(mean + 4L * r, mu);
+            UNSAFE.putFloat(rstd + 4L * r, rs);
+        }
+    }
+
+    /** LayerNorm input gradient of rows [r0, r1), accumulated into dinp. */
+    static void layerNormBackwardInput(long dinp, long dout, long inp, long w, long mean, long rstd,
+                                       int r0, int r1, int cols) {
+        float[] x = buf(0, cols);
+        float[] g = buf(1, cols);
+        float[] wt = buf(2, cols);
+        float[] di = buf(3, cols);
+        float[] dn = buf(4, cols);
+        load(w, 0, wt, cols);
+        for (int r = r0; r < r1; r++) {
+            long row = (long) r * cols;
+            load(inp, row, x, cols);
+            load(dout, row, g, cols);
+            load(dinp, row, di, cols);
+            float mu = UNSAFE.getFloat(mean + 4L * r);
+            float rs = UNSAFE.getFloat(rstd + 4L * r);
+            float dnormMean = 0f;
+            float dnormNormMean = 0f;
+            for (int c = 0; c < cols; c++) {
+                float norm = (x[c] - mu) * rs;
+                float dnorm = wt[c] * g[c];
+                dn[c] = dnorm;
+                x[c] = norm;
+                dnormMean += dnorm;
+                dnormNormMean += dnorm * norm;
+            }
+            dnormMean /= cols;
+            dnormNormMean /= cols;
+            for (int c = 0; c < cols; c++) {
+                di[c] += (dn[c] - dnormMean - x[c] * dnormNormMean) * rs;
+            }
+            store(di, dinp, row, cols);
+        }
+    }
+
+    /** AdamW over elements [s, e); see {@link io.troupe.runtime.device.AdamWStep} for the math. */
+    static void adamw(long p, long g, long m, long v, long s, long e, float beta1, float beta2, float eps,
+                      float decay, float stepSize, float bc2Sqrt) {
+        float[] pb = buf(0, BLOCK);
+        float[] gb = buf(1, BLOCK);
+        float[] mb = buf(2, BLOCK);
+        float[] vb = buf(3, BLOCK);
+        float oneMinusB1 = 1f - beta1;
+        float oneMinusB2 = 1f - beta2;
+        for (long b = s; b < e; b += BLOCK) {
+            int n = (int) Math.min(BLOCK, e - b);
+            load(p, b, pb, n);
+            load(g, b, gb, n);
+            load(m, b, mb, n);
+            load(v, b, vb, n);
+            for (int i = 0; i < n; i++) {
+                float gi = gb[i];
+                float mi = beta1 * mb[i] + oneMinusB1 * gi;
+                float vi = beta2 * vb[i] + oneMinusB2 * gi * gi;
+                mb[i] = mi;
+                vb[i] = vi;
+                pb[i] = pb[i] * decay - stepSize * mi / ((float) Math.sqrt(vi) / bc2Sqrt + eps);
+            }
+            store(pb, p, b, n);
+            store(mb, m, b, n);
+            store(vb, v, b, n);
+        }
+    }
+}
