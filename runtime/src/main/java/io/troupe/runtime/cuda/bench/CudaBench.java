@@ -51,9 +51,13 @@ public final class CudaBench {
                     + "': expected --sizes=, --ceiling-tflops=, --iters= or --gpt-hook=");
             }
         }
+        // Resolved before the GPU check, so a dry run on a machine without a GPU proves the hook loads.
+        GptStepHook gptHook = hook == null ? null
+            : (GptStepHook) Class.forName(hook).getDeclaredConstructor().newInstance();
         CudaAvailability avail = CudaSupport.availability();
         if (!avail.isAvailable()) {
-            System.out.println("CudaBench: no GPU, nothing to measure: " + avail.reason());
+            System.out.println("CudaBench: no GPU, nothing to measure: " + avail.reason()
+                + (gptHook == null ? "" : " (GPT hook " + hook + " loaded)"));
             System.exit(2);
         }
         PrintStream out = System.out;
@@ -65,11 +69,10 @@ public final class CudaBench {
             for (int n : sizes) {
                 gemmRow(dev, n, iters, ceiling, out);
             }
-            if (hook == null) {
-                out.println("GPT step: no --gpt-hook given (TODO: models module supplies the hook)");
+            if (gptHook == null) {
+                out.println("GPT step: no --gpt-hook given, not run");
             } else {
-                GptStepHook h = (GptStepHook) Class.forName(hook).getDeclaredConstructor().newInstance();
-                h.run(dev, ceiling, out);
+                gptHook.run(dev, ceiling, out);
             }
         }
     }
