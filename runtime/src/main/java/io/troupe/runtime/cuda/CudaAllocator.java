@@ -2,11 +2,13 @@ package io.troupe.runtime.cuda;
 
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
 import jcuda.driver.CUresult;
+import jcuda.driver.CUstream;
 
 /**
  * A caching allocator over plain {@code cuMemAlloc} (never managed memory). Sizes round up to a
@@ -24,10 +26,16 @@ final class CudaAllocator {
     private static final long SMALL_LIMIT_BYTES = 1L << 20;
     private static final long LARGE_ROUND_BYTES = 2L << 20;
 
+    private final CUstream stream;
     private final Map<Long, ArrayDeque<DevicePointer>> free = new HashMap<>();
     private long bytesInUse;
     private long bytesCached;
     private boolean closed;
+
+    /** @param stream the device's one stream: drained before cached blocks go back to the driver */
+    CudaAllocator(CUstream stream) {
+        this.stream = stream;
+    }
 
     /** Bin size for a request: what is actually allocated. */
     static long blockBytesFor(long lengthBytes) {
@@ -71,8 +79,15 @@ final class CudaAllocator {
         bytesCached += s.blockBytes();
     }
 
-    /** Frees every cached (unused) block back to the driver. */
+    /**
+     * Frees every cached (unused) block back to the driver, after the stream has drained: a block
+     * released to the cache may still be read by a kernel in flight.
+     */
     void emptyCache() {
+        if (free.isEmpty()) {
+            return;
+        }
+        CudaDevice.check("emptyCache", "cuStreamSynchronize", cuStreamSynchronize(stream));
         for (ArrayDeque<DevicePointer> bin : free.values()) {
             for (DevicePointer p : bin) {
                 CudaDevice.check("emptyCache", "cuMemFree", cuMemFree(p));

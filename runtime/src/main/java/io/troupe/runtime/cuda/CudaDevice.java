@@ -64,7 +64,7 @@ public final class CudaDevice implements Device {
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
     private final CUstream stream = new CUstream();
-    private final CudaAllocator allocator = new CudaAllocator();
+    private final CudaAllocator allocator = new CudaAllocator(stream);
     private final CudaModules modules;
     private final PinnedStaging staging;
     private final CudaStorage errorWord;      // int[2]: code, offending value
