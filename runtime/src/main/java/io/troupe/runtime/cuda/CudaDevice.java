@@ -71,6 +71,7 @@ public final class CudaDevice implements Device {
     private final CudaStorage sumsqScratch;   // double[SUMSQ_BLOCKS + 1]
     private final KernelArgs args = new KernelArgs();
     private final CudaGemm gemm;
+    private final CudaTransfers transfers;
     private final CublasGemm cublas;          // null when JCublas/libcublas cannot load
     private final int ccMajor;
     private final int ccMinor;
@@ -115,6 +116,7 @@ public final class CudaDevice implements Device {
         check("create device", "cuMemsetD8Async(error word)",
             cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
         this.gemm = new CudaGemm(this);
+        this.transfers = new CudaTransfers(this, stream);
         this.cublas = CublasGemm.open(stream);
         this.gemmBackend = cublas != null ? GemmBackend.CUBLAS : GemmBackend.TROUPE;
         synchronize();
@@ -220,6 +222,34 @@ public final class CudaDevice implements Device {
             cuEventDestroy(start);
             cuEventDestroy(stop);
         }
+    }
+
+    // ---------------------------------------------------------------- pinned host buffers, copy stream
+
+    /** Page-locked host memory for {@link #copyToPinnedAsync} and {@link #copyFromPinnedAsync}. */
+    public PinnedHostBuffer allocatePinned(long lengthBytes) {
+        bind();
+        return new PinnedHostBuffer(lengthBytes);
+    }
+
+    /**
+     * Starts copying {@code src}'s bytes into {@code dst} at {@code dstOffsetBytes} on the copy stream,
+     * after every call issued so far; kernels issued later overlap it. Read {@code dst} (and free
+     * {@code src}) only once the ticket is done.
+     */
+    public CopyTicket copyToPinnedAsync(Tensor src, PinnedHostBuffer dst, long dstOffsetBytes) {
+        bind();
+        return transfers.toPinned(src, dst, dstOffsetBytes);
+    }
+
+    /**
+     * Starts copying {@code dst.lengthBytes()} bytes from {@code src} at {@code srcOffsetBytes} into
+     * {@code dst} on the copy stream; calls issued after this one see the data. Do not change the
+     * pinned range until the ticket is done.
+     */
+    public CopyTicket copyFromPinnedAsync(PinnedHostBuffer src, long srcOffsetBytes, Tensor dst) {
+        bind();
+        return transfers.fromPinned(src, srcOffsetBytes, dst);
     }
 
     // ---------------------------------------------------------------- Device: memory
@@ -474,6 +504,7 @@ public final class CudaDevice implements Device {
         sumsqScratch.close();
         allocator.close();
         staging.close();
+        transfers.close();
         if (cublas != null) {
             cublas.close();
         }

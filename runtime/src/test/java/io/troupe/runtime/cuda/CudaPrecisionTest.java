@@ -235,6 +235,29 @@ class CudaPrecisionTest {
     }
 
     @Test
+    void shouldCopyThroughPinnedBuffersOnTheCopyStreamInOrderWithCompute() {
+        int n = 1 << 20;
+        float[] host = tw.uniform(n, -1f, 1f);
+        try (PinnedHostBuffer in = gpu.allocatePinned(4L * n); PinnedHostBuffer out = gpu.allocatePinned(8L * n);
+             Tensor t = gpu.allocate(n)) {
+            in.byteBuffer().asFloatBuffer().put(host);
+            try (CopyTicket up = gpu.copyFromPinnedAsync(in, 0, t)) {
+                gpu.scale(t, 2f);   // issued after the copy in: must see its data
+                try (CopyTicket down = gpu.copyToPinnedAsync(t, out, 4L * n)) {
+                    down.await();
+                    assertTrue(down.isDone() && up.isDone());
+                }
+            }
+            java.nio.FloatBuffer back = out.byteBuffer().position(4 * n).slice()
+                .order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+            for (int i = 0; i < n; i++) {
+                assertEquals(2f * host[i], back.get(i), 0f, "element " + i);
+            }
+            assertThrows(IllegalArgumentException.class, () -> gpu.copyToPinnedAsync(t, in, 4));
+        }
+    }
+
+    @Test
     void shouldZeroFillReusedBlocks() {
         Tensor t = gpu.allocate(1000, 1000);
         gpu.fill(t, 7f);
