@@ -109,7 +109,8 @@ class CudaPrecisionTest {
         Twin ar = tw.of(noRounding ? a : rounded(a, bf16), aShape);
         Twin br = tw.of(noRounding ? b : rounded(b, bf16), bShape);
         cpu.matmul(transA, transB, m, n, k, 1f, ar.ref(), br.ref(), 0f, c.ref());
-        TwinTensors.assertClose(what + " vs CPU on rounded operands", c.ref().toFloatArray(), got, 2e-4, 1e-4);
+        // Same products; only the summation order and the tensor cores' accumulator rounding differ.
+        TwinTensors.assertClose(what + " vs CPU on rounded operands", c.ref().toFloatArray(), got, 1e-3, 1e-4);
 
         Twin ao = tw.of(a, aShape);
         Twin bo = tw.of(b, bShape);
@@ -170,7 +171,7 @@ class CudaPrecisionTest {
             c.ref(), n, (long) m * n, batch);
         tw.dut.gemmBatched(false, false, m, n, k, 0.5f, ta.dut(), k, (long) m * k, tb.dut(), n, (long) k * n, -1f,
             c.dut(), n, (long) m * n, batch);
-        tw.assertClose("batched TF32 gemm, alpha 0.5, beta -1", c, 2e-4, 1e-4);
+        tw.assertClose("batched TF32 gemm, alpha 0.5, beta -1", c, 1e-3, 1e-4);
     }
 
     @Test
