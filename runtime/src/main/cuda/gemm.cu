@@ -119,6 +119,15 @@ struct Tf32Op {
     static constexpr int LD = TC_BK + 4;   // 36 words: row stride = 4 banks
     __device__ static S convert(G v) { return to_tf32(v); }
     __device__ static G zero() { return 0.0f; }
+    // 16 bytes of source elements (4 floats) -> 4 TF32 words at dst (16-byte aligned).
+    __device__ static void store_vec(S* dst, const uint4& v) {
+        uint4 o;
+        o.x = to_tf32(__uint_as_float(v.x));
+        o.y = to_tf32(__uint_as_float(v.y));
+        o.z = to_tf32(__uint_as_float(v.z));
+        o.w = to_tf32(__uint_as_float(v.w));
+        *reinterpret_cast<uint4*>(dst) = o;
+    }
 };
 
 struct Bf16Op {
@@ -127,6 +136,8 @@ struct Bf16Op {
     static constexpr int LD = TC_BK + 8;   // 40 halves = 20 words: row stride = 20 banks
     __device__ static S convert(G v) { return v; }
     __device__ static G zero() { return 0; }
+    // 16 bytes of source elements (8 bfloat16) -> dst (16-byte aligned), unchanged.
+    __device__ static void store_vec(S* dst, const uint4& v) { *reinterpret_cast<uint4*>(dst) = v; }
 };
 
 // Loads the 128x32 slab of op(A) (or the 128x32 slab of op(B)^T) starting at (r0, k0) into registers.
@@ -158,6 +169,68 @@ __device__ __forceinline__ void tc_store(typename Op::S* S, const typename Op::G
         S[r * Op::LD + kk] = Op::convert(reg[q]);
     }
 }
+
+// Register staging of one 128x32 slab: scalar loads (any shape, any alignment) or 16-byte loads
+// (VEC: the host checked that the base is 16-byte aligned, ld and the batch stride are multiples of
+// the vector width, and the contiguous extent (k, or the row count) is too, so a vector is either
+// wholly inside the matrix or wholly outside).
+template <class Op, bool kContig, bool VEC>
+struct TileLoader;
+
+template <class Op, bool kContig>
+struct TileLoader<Op, kContig, false> {
+    typename Op::G reg[16];
+    __device__ __forceinline__ void load(const typename Op::G* __restrict__ X, int ld, int rows, int k, int r0,
+                                         int k0) {
+        tc_load<Op, kContig>(X, ld, rows, k, r0, k0, reg);
+    }
+    __device__ __forceinline__ void store(typename Op::S* S) { tc_store<Op, kContig>(S, reg); }
+};
+
+template <class Op, bool kContig>
+struct TileLoader<Op, kContig, true> {
+    static constexpr int V = 16 / sizeof(typename Op::G);   // elements per vector: 4 floats, 8 bf16
+    static constexpr int NV = TC_BM * TC_BK / V / 256;       // vectors per thread per slab
+    uint4 reg[NV];
+
+    // Vector q of this thread: (row, k) of its first element within the slab.
+    __device__ __forceinline__ void where(int q, int& r, int& kk) {
+        const int c = threadIdx.x + 256 * q;
+        if (kContig) { r = c / (TC_BK / V); kk = (c % (TC_BK / V)) * V; }
+        else         { kk = c / (TC_BM / V); r = (c % (TC_BM / V)) * V; }
+    }
+
+    __device__ __forceinline__ void load(const typename Op::G* __restrict__ X, int ld, int rows, int k, int r0,
+                                         int k0) {
+#pragma unroll
+        for (int q = 0; q < NV; q++) {
+            int r, kk;
+            where(q, r, kk);
+            const int gr = r0 + r, gk = k0 + kk;
+            uint4 v = make_uint4(0u, 0u, 0u, 0u);
+            if (gr < rows && gk < k) {
+                v = *reinterpret_cast<const uint4*>(kContig ? X + (long long) gr * ld + gk
+                                                            : X + (long long) gk * ld + gr);
+            }
+            reg[q] = v;
+        }
+    }
+
+    __device__ __forceinline__ void store(typename Op::S* S) {
+#pragma unroll
+        for (int q = 0; q < NV; q++) {
+            int r, kk;
+            where(q, r, kk);
+            if (kContig) {
+                Op::store_vec(S + r * Op::LD + kk, reg[q]);
+            } else {
+                const typename Op::G* e = reinterpret_cast<const typename Op::G*>(&reg[q]);
+#pragma unroll
+                for (int i = 0; i < V; i++) S[(r + i) * Op::LD + kk] = Op::convert(e[i]);
+            }
+        }
+    }
+};
 
 __device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint32_t b0, uint32_t b1) {
@@ -226,7 +299,7 @@ __device__ __forceinline__ void tc_slab(const Bf16Op*, const uint16_t* As16, con
     }
 }
 
-template <class Op, bool TA, bool TB>
+template <class Op, bool TA, bool TB, bool VEC>
 __device__ __forceinline__ void tc_body(int m, int n, int k, float alpha, const typename Op::G* __restrict__ A, int lda,
                                         long long strideA, const typename Op::G* __restrict__ B, int ldb,
                                         long long strideB, float beta, float* __restrict__ C, int ldc, long long strideC) {
@@ -247,16 +320,17 @@ __device__ __forceinline__ void tc_body(int m, int n, int k, float alpha, const 
 #pragma unroll
             for (int i = 0; i < 4; i++) acc[mf][nf][i] = 0.0f;
 
-    typename Op::G ra[16], rb[16];
-    tc_load<Op, !TA>(A, lda, m, k, row0, 0, ra);
-    tc_load<Op, TB>(B, ldb, n, k, col0, 0, rb);
+    TileLoader<Op, !TA, VEC> la;   // A is k-contiguous unless transposed
+    TileLoader<Op, TB, VEC> lb;    // B is k-contiguous when transposed
+    la.load(A, lda, m, k, row0, 0);
+    lb.load(B, ldb, n, k, col0, 0);
     for (int k0 = 0; k0 < k; k0 += TC_BK) {
-        tc_store<Op, !TA>(As, ra);
-        tc_store<Op, TB>(Bs, rb);
+        la.store(As);
+        lb.store(Bs);
         __syncthreads();
         if (k0 + TC_BK < k) {   // prefetch the next slab into registers while the tensor cores work
-            tc_load<Op, !TA>(A, lda, m, k, row0, k0 + TC_BK, ra);
-            tc_load<Op, TB>(B, ldb, n, k, col0, k0 + TC_BK, rb);
+            la.load(A, lda, m, k, row0, k0 + TC_BK);
+            lb.load(B, ldb, n, k, col0, k0 + TC_BK);
         }
         tc_slab(static_cast<const Op*>(nullptr), As, Bs, wm, wn, acc);
         __syncthreads();
@@ -281,15 +355,24 @@ __device__ __forceinline__ void tc_body(int m, int n, int k, float alpha, const 
     }
 }
 
+// *v_* kernels take 16-byte vector loads; CudaGemm picks them only when the operands allow it.
 #define T float
-extern "C" __global__ void __launch_bounds__(256) tf32_nn(GEMM_PARAMS) { tc_body<Tf32Op, false, false>(GEMM_ARGS); }
-extern "C" __global__ void __launch_bounds__(256) tf32_nt(GEMM_PARAMS) { tc_body<Tf32Op, false, true>(GEMM_ARGS); }
-extern "C" __global__ void __launch_bounds__(256) tf32_tn(GEMM_PARAMS) { tc_body<Tf32Op, true, false>(GEMM_ARGS); }
-extern "C" __global__ void __launch_bounds__(256) tf32_tt(GEMM_PARAMS) { tc_body<Tf32Op, true, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32_nn(GEMM_PARAMS) { tc_body<Tf32Op, false, false, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32_nt(GEMM_PARAMS) { tc_body<Tf32Op, false, true, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32_tn(GEMM_PARAMS) { tc_body<Tf32Op, true, false, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32_tt(GEMM_PARAMS) { tc_body<Tf32Op, true, true, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32v_nn(GEMM_PARAMS) { tc_body<Tf32Op, false, false, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32v_nt(GEMM_PARAMS) { tc_body<Tf32Op, false, true, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32v_tn(GEMM_PARAMS) { tc_body<Tf32Op, true, false, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) tf32v_tt(GEMM_PARAMS) { tc_body<Tf32Op, true, true, true>(GEMM_ARGS); }
 #undef T
 #define T uint16_t
-extern "C" __global__ void __launch_bounds__(256) bf16_nn(GEMM_PARAMS) { tc_body<Bf16Op, false, false>(GEMM_ARGS); }
-extern "C" __global__ void __launch_bounds__(256) bf16_nt(GEMM_PARAMS) { tc_body<Bf16Op, false, true>(GEMM_ARGS); }
-extern "C" __global__ void __launch_bounds__(256) bf16_tn(GEMM_PARAMS) { tc_body<Bf16Op, true, false>(GEMM_ARGS); }
-extern "C" __global__ void __launch_bounds__(256) bf16_tt(GEMM_PARAMS) { tc_body<Bf16Op, true, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16_nn(GEMM_PARAMS) { tc_body<Bf16Op, false, false, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16_nt(GEMM_PARAMS) { tc_body<Bf16Op, false, true, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16_tn(GEMM_PARAMS) { tc_body<Bf16Op, true, false, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16_tt(GEMM_PARAMS) { tc_body<Bf16Op, true, true, false>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16v_nn(GEMM_PARAMS) { tc_body<Bf16Op, false, false, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16v_nt(GEMM_PARAMS) { tc_body<Bf16Op, false, true, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16v_tn(GEMM_PARAMS) { tc_body<Bf16Op, true, false, true>(GEMM_ARGS); }
+extern "C" __global__ void __launch_bounds__(256) bf16v_tt(GEMM_PARAMS) { tc_body<Bf16Op, true, true, true>(GEMM_ARGS); }
 #undef T

@@ -66,9 +66,15 @@ final class CudaGemm {
                     devicePointer(c), ldc, strideC, batch);
                 return;
             }
-            String prefix = bf16 ? "bf16_" : precision == GemmPrecision.TF32 ? "tf32_" : "sgemm_";
-            String kernel = prefix + (transA ? 't' : 'n') + (transB ? 't' : 'n');
+            boolean tensorCores = bf16 || precision == GemmPrecision.TF32;
             int elemA = bf16 ? 2 : 4;
+            int vec = 16 / elemA;
+            // 16-byte loads when every vector lies wholly inside or outside its matrix and is aligned.
+            boolean vectorLoads = tensorCores
+                && vectorizable(pa, lda, strideA, vec, elemA, transA ? m : k)
+                && vectorizable(pb, ldb, strideB, vec, elemA, transB ? k : n);
+            String prefix = bf16 ? "bf16" : precision == GemmPrecision.TF32 ? "tf32" : "sgemm";
+            String kernel = prefix + (vectorLoads ? "v_" : "_") + (transA ? 't' : 'n') + (transB ? 't' : 'n');
             for (int b0 = 0; b0 < batch; b0 += MAX_GRID_Z) {
                 int nb = Math.min(MAX_GRID_Z, batch - b0);
                 dev.launch(op, kernel, CudaDevice.ceilDiv(n, TILE), CudaDevice.ceilDiv(m, TILE), nb, 256, 1, 1, 0,
@@ -90,6 +96,16 @@ final class CudaGemm {
 
     private static CUdeviceptr devicePointer(Tensor t) {
         return ((CudaStorage) t.storage()).pointerAt(t.offsetElements() * t.dtype().sizeBytes());
+    }
+
+    /**
+     * True when an operand can be read in 16-byte vectors: base address 16-byte aligned, leading
+     * dimension and batch stride multiples of the vector width, and the contiguous extent (k for a
+     * k-contiguous operand, the row count otherwise) a multiple of it too.
+     */
+    static boolean vectorizable(long address, int ld, long stride, int vec, int elemBytes, int contiguousExtent) {
+        return address % 16 == 0 && ld % vec == 0 && stride % vec == 0 && contiguousExtent % vec == 0
+            && (long) vec * elemBytes == 16;
     }
 
     private static void checkOperandType(String op, String param, Tensor t) {

@@ -123,12 +123,16 @@ class CudaPrecisionTest {
         TwinTensors.assertClose(what + " vs CPU float32", exact, got, ownError * maxRef, 0);
     }
 
+    /** Aligned shapes take the 16-byte-load kernels (tf32v_*, bf16v_*), the others the scalar ones. */
     @Test
     void shouldMatchTf32GemmForEveryTranspose() {
         for (int t = 0; t < 4; t++) {
             checkGemm(GemmPrecision.TF32, (t & 1) != 0, (t & 2) != 0, 200, 300, 100, false, 3e-3);
         }
         checkGemm(GemmPrecision.TF32, false, false, 1024, 1024, 1024, false, 3e-3);
+        // Shapes that rule out 16-byte loads (k, m, n not multiples of 4): the scalar-load kernels.
+        checkGemm(GemmPrecision.TF32, false, false, 67, 45, 33, false, 3e-3);
+        checkGemm(GemmPrecision.TF32, true, true, 67, 45, 33, false, 3e-3);
     }
 
     @Test
