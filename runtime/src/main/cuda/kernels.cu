@@ -1,7 +1,7 @@
 // Troupe's element-wise, normalisation, loss, embedding and optimizer kernels (float32).
 // Launch shapes are chosen by CudaDevice; each kernel states the shape it expects.
 // Reductions are written so every element's summation order is fixed by the launch shape alone,
-// so results are bitwise repeatable run to run (embedding_bwd is the one exception: atomics).
+// so results are bitwise repeatable run to run; no kernel uses floating-point atomics.
 #include "common.cuh"
 
 // ------------------------------------------------------------------ BLAS-like, grid-stride 1-D
@@ -272,19 +272,19 @@ extern "C" __global__ void embedding_fwd(float* __restrict__ out, const int* __r
     }
 }
 
-// dtable[ids[r]] += dout[r] with float atomics: the one kernel whose summation order is not fixed.
-extern "C" __global__ void embedding_bwd(float* __restrict__ dtable, const float* __restrict__ dout,
-                                         const int* __restrict__ ids, int rows, int dim, int tableRows, int* err) {
-    long long n = (long long) rows * dim;
-    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
-        int r = (int) (i / dim), c = (int) (i % dim);
-        int id = ids[r];
-        if (id < 0 || id >= tableRows) {
-            if (c == 0) report_error(err, TROUPE_ERR_EMBEDDING_ID, id);
-            continue;
-        }
-        atomicAdd(dtable + (long long) id * dim + c, dout[i]);
-    }
+// Deterministic scatter-add: dtable[ids[r]] += dout[r], with the rows grouped by id on the host
+// (a stable counting sort): rows order[segStart[u] .. segStart[u+1]) all have id uniqueIds[u].
+// Each (id, column) is summed by one thread in ascending row order, so the result never depends on
+// scheduling. Launch: grid (U, ceil(dim / 256)), block 256.
+extern "C" __global__ void embedding_bwd_sorted(float* __restrict__ dtable, const float* __restrict__ dout,
+                                                const int* __restrict__ order, const int* __restrict__ segStart,
+                                                const int* __restrict__ uniqueIds, int dim) {
+    int u = blockIdx.x;
+    int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= dim) return;
+    float acc = 0.0f;
+    for (int i = segStart[u]; i < segStart[u + 1]; i++) acc += dout[(long long) order[i] * dim + c];
+    dtable[(long long) uniqueIds[u] * dim + c] += acc;
 }
 
 // ------------------------------------------------------------------ AdamW

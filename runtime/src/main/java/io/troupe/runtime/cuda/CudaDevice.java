@@ -70,6 +70,7 @@ public final class CudaDevice implements Device {
     private final CudaStorage errorWord;      // int[2]: code, offending value
     private final CudaStorage sumsqScratch;   // double[SUMSQ_BLOCKS + 1]
     private final KernelArgs args = new KernelArgs();
+    private final EmbeddingGrouping embeddingGrouping = new EmbeddingGrouping();
     private final CudaGemm gemm;
     private final CudaTransfers transfers;
     private final CublasGemm cublas;          // null when JCublas/libcublas cannot load
@@ -525,6 +526,14 @@ public final class CudaDevice implements Device {
 
     long errorWordAddress() {
         return errorWord.address();
+    }
+
+    EmbeddingGrouping embeddingGrouping() {
+        return embeddingGrouping;
+    }
+
+    PinnedStaging staging() {
+        return staging;
     }
 
     KernelArgs args() {

@@ -103,14 +103,25 @@ final class CudaOps {
             .i32(tableRows).i32(accumulate ? 1 : 0).ptr(dev.errorWordAddress()));
     }
 
-    /** Scatter-add with float atomics: the one op whose summation order is not fixed. */
+    /**
+     * Scatter-add in a fixed order: the rows are grouped by id on the host ({@link EmbeddingGrouping}),
+     * then one thread per (id, column) sums its rows in ascending order. Synchronises with the host
+     * once (to read the ids); an id out of range throws here, naming it.
+     */
     static void embeddingBackward(CudaDevice dev, Tensor dtable, Tensor dout, Tensor ids, int rows, int dim) {
         long n = (long) rows * dim;
         String op = "embeddingBackward";
         int tableRows = tableRows(dtable, dim, op);
-        dev.launch1d(op, "embedding_bwd", n, dev.args().reset().ptr(dev.f32(dtable, dim, op, "dtable"))
-            .ptr(dev.f32(dout, n, op, "dout")).ptr(dev.i32(ids, rows, op, "ids")).i32(rows).i32(dim).i32(tableRows)
-            .ptr(dev.errorWordAddress()));
+        long pTable = dev.f32(dtable, dim, op, "dtable");
+        long pDout = dev.f32(dout, n, op, "dout");
+        dev.i32(ids, rows, op, "ids");
+        int[] unique = new int[1];
+        try (CudaStorage g = dev.embeddingGrouping().group(dev, dev.staging(), ids, rows, tableRows, unique)) {
+            long base = g.address();
+            dev.launch(op, "embedding_bwd_sorted", unique[0], ceilDiv(dim, BLOCK), 1, BLOCK, 1, 1, 0,
+                dev.args().reset().ptr(pTable).ptr(pDout).ptr(base).ptr(base + 4L * rows)
+                    .ptr(base + 4L * (rows + unique[0] + 1)).i32(dim));
+        }
     }
 
     private static int tableRows(Tensor table, int dim, String op) {

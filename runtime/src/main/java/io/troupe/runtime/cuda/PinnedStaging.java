@@ -46,9 +46,14 @@ final class PinnedStaging implements AutoCloseable {
     }
 
     void upload(int[] src, CudaStorage dst, long dstByteOffset) {
+        upload(src, src.length, dst, dstByteOffset);
+    }
+
+    /** Uploads the first {@code count} ints of {@code src}. */
+    void upload(int[] src, int count, CudaStorage dst, long dstByteOffset) {
         int perChunk = CHUNK_BYTES / 4;
-        for (int i = 0; i < src.length; i += perChunk) {
-            int n = Math.min(perChunk, src.length - i);
+        for (int i = 0; i < count; i += perChunk) {
+            int n = Math.min(perChunk, count - i);
             buffer.clear();
             buffer.asIntBuffer().put(src, i, n);
             copyIn("copyFromHost", dst.pointerAt(dstByteOffset + 4L * i), 4L * n);
@@ -75,6 +80,17 @@ final class PinnedStaging implements AutoCloseable {
             copyOut("copyToHost", src.pointerAt(srcByteOffset + 4L * i), 4L * n);
             buffer.clear();
             buffer.asFloatBuffer().get(dst, i, n);
+        }
+    }
+
+    /** Downloads {@code count} int32 elements into {@code dst}. */
+    void downloadInts(CudaStorage src, long srcByteOffset, int[] dst, int count) {
+        int perChunk = CHUNK_BYTES / 4;
+        for (int i = 0; i < count; i += perChunk) {
+            int n = Math.min(perChunk, count - i);
+            copyOut("embeddingBackward", src.pointerAt(srcByteOffset + 4L * i), 4L * n);
+            buffer.clear();
+            buffer.asIntBuffer().get(dst, i, n);
         }
     }
 

@@ -237,6 +237,32 @@ class CudaPrecisionTest {
         gpu.embedding(out.dut(), ids, table.dut(), 2, 10, false);
         e = assertThrows(IllegalArgumentException.class, gpu::synchronize);
         assertTrue(e.getMessage().contains("-7"), e.getMessage());
+        Twin dout = tw.random(2, 10);
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.embeddingBackward(table.dut(), dout.dut(), ids, 2, 10));
+        assertTrue(e.getMessage().contains("-7"), e.getMessage());
+    }
+
+    @Test
+    void shouldScatterAddEmbeddingGradientsInAFixedOrder() {
+        int rows = 4096;
+        int dim = 300;
+        int vocab = 50;
+        Twin dout = tw.random(rows, dim);
+        Twin ids = tw.ids(tw.ints(rows, vocab));
+        Twin dtable = tw.poisoned(vocab, dim);
+        float[] first = null;
+        for (int run = 0; run < 2; run++) {
+            tw.ref.fill(dtable.ref(), 0f);
+            tw.dut.fill(dtable.dut(), 0f);
+            tw.ref.embeddingBackward(dtable.ref(), dout.ref(), ids.ref(), rows, dim);
+            tw.dut.embeddingBackward(dtable.dut(), dout.dut(), ids.dut(), rows, dim);
+            tw.assertClose("embeddingBackward 4096 rows over 50 ids", dtable, 1e-4, 1e-4);
+            float[] got = dtable.dut().toFloatArray();
+            if (first != null) {
+                assertArrayEquals(first, got, 0f, "embeddingBackward must be bitwise repeatable");
+            }
+            first = got;
+        }
     }
 
     @Test

@@ -27,7 +27,7 @@ class PtxBuildTest {
     static final String[][] KERNELS = {
         {"kernels", "axpy_f32", "scale_f32", "add_f32", "f32_to_bf16", "bf16_to_f32", "sumsq_partial", "sumsq_final",
             "bias_add", "bias_backward", "gelu_fwd", "gelu_bwd", "layernorm_fwd", "layernorm_bwd_dinp",
-            "layernorm_bwd_params", "cross_entropy_fwd", "cross_entropy_bwd", "embedding_fwd", "embedding_bwd",
+            "layernorm_bwd_params", "cross_entropy_fwd", "cross_entropy_bwd", "embedding_fwd", "embedding_bwd_sorted",
             "adamw_f32"},
         {"gemm", "sgemm_nn", "sgemm_nt", "sgemm_tn", "sgemm_tt", "tf32_nn", "tf32_nt", "tf32_tn", "tf32_tt",
             "bf16_nn", "bf16_nt", "bf16_tn", "bf16_tt", "tf32v_nn", "tf32v_nt", "tf32v_tn", "tf32v_tt", "bf16v_nn",
