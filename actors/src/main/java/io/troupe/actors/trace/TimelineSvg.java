@@ -61,7 +61,7 @@ public final class TimelineSvg {
         int rows = timeline.tracks().size();
         int top = 64;
         int axisY = top + rows * (ROW_PX + ROW_GAP_PX) + 2;
-        int width = leftPx + plotPx + RIGHT_PX;
+        int width = Math.max(leftPx + plotPx, leftPx + legendPx(categories, idleCauses, anyVirtual)) + RIGHT_PX;
         int height = axisY + 44;
 
         StringBuilder svg = new StringBuilder(4096 + rows * busiestRow * 160);
@@ -158,6 +158,20 @@ public final class TimelineSvg {
         }
     }
 
+    private static int legendPx(Set<String> categories, Set<String> idleCauses, boolean anyVirtual) {
+        double x = 0;
+        for (String c : categories) {
+            x += 26 + describe(c).length() * LEGEND_CHAR_PX;
+        }
+        if (anyVirtual) {
+            x += 12 + "light: virtual stage 1+".length() * LEGEND_CHAR_PX;
+        }
+        for (String cause : idleCauses) {
+            x += 26 + ("idle: " + cause).length() * LEGEND_CHAR_PX;
+        }
+        return (int) Math.ceil(x);
+    }
+
     private static void axis(StringBuilder svg, int leftPx, double endUs, double pxPerUs, int y, int plotPx) {
         svg.append("<line x1=\"").append(leftPx).append("\" y1=\"").append(y).append("\" x2=\"")
                 .append(leftPx + plotPx).append("\" y2=\"").append(y).append("\" stroke=\"#333\"/>\n");
@@ -197,7 +211,7 @@ public final class TimelineSvg {
         return switch (cause) {
             case "communication" -> "#fde7cf";
             case "memory_cap" -> "#f9d4d4";
-            case "drained" -> "#f2f2f2";
+            case "drained" -> "#e4e4e4";
             default -> "#ffffff";
         };
     }

@@ -1,0 +1,311 @@
+package io.troupe.actors.engine;
+
+import io.troupe.actors.schedule.AdaptivePolicy;
+import io.troupe.actors.schedule.PipelineShape;
+import io.troupe.actors.schedule.SchedulePolicy;
+import io.troupe.actors.schedule.Schedules;
+import io.troupe.actors.trace.Timeline;
+import io.troupe.actors.trace.TimelineInterval;
+import io.troupe.actors.trace.TimelineTrack;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.gpt.Gpt;
+import io.troupe.models.optim.GradClip;
+import io.troupe.models.optim.LrSchedule;
+import io.troupe.models.train.StepMetrics;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * dp × pp training in one process: one {@link StageWorker} per (replica, pipeline rank), each with
+ * its own device and executor thread, running the job's schedule policy. After every worker's
+ * backward work, gradients of each model stage are summed over replicas in replica order (so the
+ * result is bitwise repeatable), the global norm is reduced over stages in stage order, and every
+ * worker clips and steps its optimizer identically.
+ *
+ * <p>The data each micro-batch sees is the same global batch the single-device trainer draws, so
+ * losses and weights match single-device training up to float summation order.
+ */
+public final class LocalPipelineEngine implements AutoCloseable {
+    private static final int EVAL_SLOT = -1;
+    private final PipelineJobSpec spec;
+    private final StageWorker[][] workers;
+    private final ExecutorService[] executors;
+    private final SchedulePolicy policy;
+    private final Batches train;
+    private final LrSchedule schedule;
+    private long step;
+
+    public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
+        this.spec = spec;
+        int dp = spec.layout().dp();
+        int pp = spec.layout().pp();
+        this.workers = new StageWorker[dp][pp];
+        this.executors = new ExecutorService[dp * pp];
+        for (int d = 0; d < dp; d++) {
+            for (int p = 0; p < pp; p++) {
+                workers[d][p] = new StageWorker(spec, d, p, spec.train().seed());
+                int id = d * pp + p;
+                executors[id] = Executors.newSingleThreadExecutor(r -> {
+                    Thread t = new Thread(r, "troupe-worker-dp" + (id / pp) + "-pp" + (id % pp));
+                    t.setDaemon(true);
+                    return t;
+                });
+            }
+        }
+        StageLink inMemory = new StageLink() {
+            @Override
+            public void sendActivation(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
+                workers[dp][pp].deliver(false, mb, v, t);
+            }
+
+            @Override
+            public void sendGradient(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
+                workers[dp][pp].deliver(true, mb, v, t);
+            }
+        };
+        for (StageWorker[] replica : workers) {
+            for (StageWorker w : replica) {
+                w.connect(inMemory);
+            }
+        }
+        this.policy = policyFor(spec);
+        this.train = new Batches(data.train(), spec.train().model().seqLen());
+        this.schedule = spec.train().schedule();
+    }
+
+    /** The schedule policy a job runs: a static schedule or the adaptive policy (budget: p micro-batches). */
+    public static SchedulePolicy policyFor(PipelineJobSpec spec) {
+        int pp = spec.layout().pp();
+        int v = spec.layout().virtualStages();
+        int m = spec.microbatches();
+        if (spec.schedule().equals("adaptive")) {
+            long bytes = (long) spec.microBatchRows() * spec.train().model().seqLen() * spec.train().model().dModel() * 4;
+            return new AdaptivePolicy(new PipelineShape(pp, v, m), i -> bytes, (long) pp * bytes, Double.POSITIVE_INFINITY, 0.0);
+        }
+        return Schedules.byName(spec.schedule(), pp, v, m).asPolicy();
+    }
+
+    public long step() {
+        return step;
+    }
+
+    /** The stage holding model stage {@code g} in replica {@code d}. */
+    public Gpt stage(int d, int g) {
+        int pp = spec.layout().pp();
+        return workers[d][g % pp].chunk(g / pp);
+    }
+
+    /** Runs one step and returns its metrics. */
+    public PipelineStepMetrics trainStep() {
+        long t0 = System.nanoTime();
+        int dp = spec.layout().dp();
+        int pp = spec.layout().pp();
+        List<Future<?>> running = new ArrayList<>();
+        long stepNo = step;
+        for (int d = 0; d < dp; d++) {
+            for (int p = 0; p < pp; p++) {
+                StageWorker w = workers[d][p];
+                running.add(executors[d * pp + p].submit(() -> {
+                    try {
+                        w.runStep(stepNo, policy, train, t0);
+                    } catch (RuntimeException e) {
+                        for (StageWorker[] replica : workers) {
+                            for (StageWorker other : replica) {
+                                if (other != w) {
+                                    other.fail(new IllegalStateException("step aborted: worker dp=" + w.dpIndex()
+                                        + " pp=" + w.ppIndex() + " failed: " + e.getMessage(), e));
+                                }
+                            }
+                        }
+                        throw e;
+                    }
+                }));
+            }
+        }
+        for (Future<?> f : running) {
+            await(f);
+        }
+        double computeEndUs = (System.nanoTime() - t0) / 1e3;
+
+        long r0 = System.nanoTime();
+        reduceGradients();
+        double allReduceMs = (System.nanoTime() - r0) / 1e6;
+        double sumSq = 0;
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            Gpt s = stage(0, g);
+            sumSq += GradClip.sumOfSquares(s.device(), s.grads());
+        }
+        double norm = Math.sqrt(sumSq);
+        float clip = GradClip.scaleFor(norm, spec.train().gradClip());
+        float lr = schedule.lr(step);
+        for (StageWorker[] replica : workers) {
+            for (StageWorker w : replica) {
+                if (clip != 1f) {
+                    for (int c = 0; c < spec.layout().virtualStages(); c++) {
+                        w.device().scale(w.chunk(c).grads(), clip);
+                    }
+                }
+                w.optimizerStep(lr);
+            }
+        }
+        step++;
+        double lossSum = 0;
+        for (int d = 0; d < dp; d++) {
+            for (int mb = 0; mb < spec.microbatches(); mb++) {
+                lossSum += workers[d][pp - 1].loss(mb);
+            }
+        }
+        double ms = (System.nanoTime() - t0) / 1e6;
+        double tokens = (double) spec.train().batchSize() * spec.train().model().seqLen();
+        StepMetrics m = new StepMetrics(step, spec.train().steps(), lossSum / (dp * spec.microbatches()), Double.NaN, lr,
+            norm, tokens / (ms / 1e3), ms);
+        return new PipelineStepMetrics(m, bubble(computeEndUs), allReduceMs, timeline());
+    }
+
+    /**
+     * Mean over {@code batches} validation batches of the per-batch mean cross-entropy, computed on
+     * replica 0 by chaining the stages' forwards (between steps, on the caller's thread).
+     */
+    public double validationLoss(Batches val, int batches) {
+        int rows = spec.microBatchRows();
+        int seq = spec.train().model().seqLen();
+        int[] x = new int[rows * seq];
+        int[] y = new int[rows * seq];
+        int chunks = spec.train().batchSize() / rows;
+        int last = spec.layout().modelStages() - 1;
+        double total = 0;
+        for (int e = 0; e < batches; e++) {
+            double batchLoss = 0;
+            for (int c = 0; c < chunks; c++) {
+                val.fill(e, spec.train().batchSize(), c * rows, rows, x, y);
+                io.troupe.runtime.tensor.Tensor h = stage(0, 0).forwardTokens(EVAL_SLOT, x, y);
+                for (int g = 1; g <= last; g++) {
+                    h = stage(0, g).forwardActivations(EVAL_SLOT, h, y);
+                }
+                batchLoss += stage(0, last).loss(EVAL_SLOT);
+            }
+            total += batchLoss / chunks;
+        }
+        return total / batches;
+    }
+
+    /** Writes a committed checkpoint: one shard per model stage (from replica 0), named by parameter. */
+    public java.nio.file.Path checkpoint(java.nio.file.Path root, String dataSource) {
+        java.util.Map<String, io.troupe.models.checkpoint.ShardState> shards = new java.util.LinkedHashMap<>();
+        int pp = spec.layout().pp();
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            StageWorker w = workers[0][g % pp];
+            shards.put(String.format("shard-g%02d.bin", g), io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
+        }
+        io.troupe.models.checkpoint.Manifest m = new io.troupe.models.checkpoint.Manifest(
+            io.troupe.models.checkpoint.Manifest.FORMAT, step, step, spec.train().seed(), spec.train().batchSize(),
+            spec.layout().toString(), spec.train().model(), dataSource, List.of());
+        return io.troupe.models.checkpoint.Checkpoints.write(root, m, shards);
+    }
+
+    /** Restores every replica's stages from a checkpoint written by any layout of the same model. */
+    public void restore(io.troupe.models.checkpoint.Checkpoints.Loaded ckpt) {
+        io.troupe.models.checkpoint.Manifest m = ckpt.manifest();
+        if (!m.model().equals(spec.train().model()) || m.batchSize() != spec.train().batchSize() || m.seed() != spec.train().seed()) {
+            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (model " + m.model().name()
+                + ", batch_size=" + m.batchSize() + ", seed=" + m.seed() + ") does not match this job (model "
+                + spec.train().model().name() + ", batch_size=" + spec.train().batchSize() + ", seed=" + spec.train().seed() + ")");
+        }
+        int pp = spec.layout().pp();
+        for (StageWorker[] replica : workers) {
+            for (int g = 0; g < spec.layout().modelStages(); g++) {
+                StageWorker w = replica[g % pp];
+                io.troupe.models.train.StageState.restore(w.chunk(g / pp), w.optimizer(g / pp), ckpt.shards().values());
+            }
+        }
+        this.step = m.dataCursor();
+    }
+
+    /** Sums each model stage's gradients over replicas in replica order and gives every replica the sum. */
+    private void reduceGradients() {
+        int dp = spec.layout().dp();
+        if (dp == 1) {
+            return;
+        }
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            Gpt root = stage(0, g);
+            for (int d = 1; d < dp; d++) {
+                root.device().axpy(1f, stage(d, g).grads(), root.grads());
+            }
+            for (int d = 1; d < dp; d++) {
+                root.device().copy(root.grads(), stage(d, g).grads());
+            }
+        }
+    }
+
+    private double bubble(double stepEndUs) {
+        double busy = 0;
+        double end = 0;
+        int n = 0;
+        for (StageWorker[] replica : workers) {
+            for (StageWorker w : replica) {
+                n++;
+                for (TimelineInterval i : w.intervals()) {
+                    end = Math.max(end, i.endUs());
+                    if (!i.category().equals("idle")) {
+                        busy += i.durationUs();
+                    }
+                }
+            }
+        }
+        double span = end > 0 ? end : stepEndUs;
+        return span <= 0 ? 0 : Math.max(0, 1 - busy / (n * span));
+    }
+
+    /** The last step's timeline: one track per worker. */
+    public Timeline timeline() {
+        List<TimelineTrack> tracks = new ArrayList<>();
+        for (StageWorker[] replica : workers) {
+            for (StageWorker w : replica) {
+                tracks.add(new TimelineTrack("replica " + w.dpIndex(), "dp" + w.dpIndex() + " pp" + w.ppIndex(),
+                    List.copyOf(w.intervals())));
+            }
+        }
+        return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches() + ", step " + step, tracks);
+    }
+
+    private void await(Future<?> f) {
+        try {
+            f.get(spec.stepTimeoutMs() * 2, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            throw c instanceof RuntimeException re ? re : new IllegalStateException(c);
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("step " + step + " did not finish within " + spec.stepTimeoutMs() * 2 + " ms", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for step " + step, e);
+        }
+    }
+
+    @Override
+    public void close() {
+        for (ExecutorService e : executors) {
+            e.shutdownNow();
+        }
+        for (ExecutorService e : executors) {
+            try {
+                e.awaitTermination(10, TimeUnit.SECONDS);
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        for (StageWorker[] replica : workers) {
+            for (StageWorker w : replica) {
+                w.close();
+            }
+        }
+    }
+}

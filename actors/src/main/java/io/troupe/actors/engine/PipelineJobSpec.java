@@ -1,0 +1,53 @@
+package io.troupe.actors.engine;
+
+import io.troupe.models.parallel.Layout;
+import io.troupe.models.parallel.StagePartition;
+import io.troupe.models.train.TrainConfig;
+
+/**
+ * A dp × pp training job: the training recipe (global batch, steps, optimizer, LR schedule), the
+ * layout, the schedule ({@code gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive}), micro-batches per
+ * replica, the partition of blocks into model stages, CPU threads per worker, and the longest a
+ * worker may wait for an input before the step fails.
+ */
+public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
+                              StagePartition partition, int threadsPerWorker, long stepTimeoutMs) {
+
+    public PipelineJobSpec {
+        if (layout.tp() != 1) {
+            throw new IllegalArgumentException("tensor parallelism is not available yet: tp=" + layout.tp());
+        }
+        if (microbatches < 1) {
+            throw new IllegalArgumentException("micro-batches must be >= 1: microbatches=" + microbatches);
+        }
+        int replicasTimesMicro = layout.dp() * microbatches;
+        if (train.batchSize() % replicasTimesMicro != 0) {
+            throw new IllegalArgumentException("dp x micro-batches must divide the global batch: batch_size="
+                + train.batchSize() + ", dp=" + layout.dp() + ", microbatches=" + microbatches);
+        }
+        if (partition.stages() != layout.modelStages()) {
+            throw new IllegalArgumentException("partition has " + partition.stages() + " stages, layout " + layout
+                + " needs " + layout.modelStages());
+        }
+        if (!java.util.Set.of("gpipe", "1f1b", "interleaved", "zb-h1", "zb-h2", "adaptive").contains(schedule)) {
+            throw new IllegalArgumentException("unknown schedule '" + schedule
+                + "': expected gpipe, 1f1b, interleaved, zb-h1, zb-h2 or adaptive");
+        }
+        if (schedule.equals("interleaved") == (layout.virtualStages() == 1)) {
+            throw new IllegalArgumentException(schedule.equals("interleaved")
+                ? "interleaved needs virtual stages v >= 2: v=" + layout.virtualStages()
+                : "virtual stages v=" + layout.virtualStages() + " need the interleaved schedule, got " + schedule);
+        }
+        if (threadsPerWorker < 1) {
+            throw new IllegalArgumentException("threads per worker must be >= 1: threads=" + threadsPerWorker);
+        }
+        if (stepTimeoutMs < 1) {
+            throw new IllegalArgumentException("step timeout must be >= 1 ms: stepTimeoutMs=" + stepTimeoutMs);
+        }
+    }
+
+    /** Rows of one micro-batch: global batch / (dp × m). */
+    public int microBatchRows() {
+        return train.batchSize() / (layout.dp() * microbatches);
+    }
+}

@@ -1,0 +1,312 @@
+package io.troupe.actors.engine;
+
+import io.troupe.actors.schedule.Action;
+import io.troupe.actors.schedule.SchedulePolicy;
+import io.troupe.actors.schedule.StagePolicy;
+import io.troupe.actors.trace.TimelineInterval;
+import io.troupe.models.data.Batches;
+import io.troupe.models.gpt.Gpt;
+import io.troupe.models.optim.AdamW;
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.tensor.Tensor;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One worker: a device, the model chunks (one {@link Gpt} stage per virtual stage) of pipeline rank
+ * {@code ppIndex} in replica {@code dpIndex}, their optimizers, and an inbox. {@link #runStep} runs on
+ * the worker's own thread (its device executor) and follows a {@link StagePolicy}: it starts what the
+ * policy picks, sends activations forward and gradients back, and waits on the inbox when the policy
+ * has nothing ready. Every busy interval and idle gap (with its cause) is recorded.
+ */
+public final class StageWorker implements AutoCloseable {
+    private final PipelineJobSpec spec;
+    private final int dpIndex;
+    private final int ppIndex;
+    private final CpuDevice device;
+    private final Gpt[] chunks;
+    private final AdamW[] optimizers;
+    private final LinkedBlockingQueue<StageEvent> inbox = new LinkedBlockingQueue<>();
+    private final Map<Long, Tensor> receiveBuffers = new HashMap<>();
+    private final List<ArrayDeque<Integer>> freeSlots = new ArrayList<>();
+    private final Map<Long, Integer> slotOf = new HashMap<>();
+    private final List<TimelineInterval> intervals = new ArrayList<>();
+    private final int[] nextSlot;
+    private final double[] losses;
+    private final int[] x;
+    private final int[] y;
+    private StageLink link;
+
+    public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
+        this.spec = spec;
+        this.dpIndex = dpIndex;
+        this.ppIndex = ppIndex;
+        this.device = new CpuDevice(spec.threadsPerWorker());
+        int v = spec.layout().virtualStages();
+        int stages = spec.layout().modelStages();
+        this.chunks = new Gpt[v];
+        this.optimizers = new AdamW[v];
+        this.nextSlot = new int[v];
+        for (int c = 0; c < v; c++) {
+            int g = modelStage(c);
+            Gpt chunk = new Gpt(spec.train().model(), device, spec.microBatchRows(),
+                spec.partition().startBlock(g), spec.partition().endBlock(g), g == 0, g == stages - 1);
+            chunk.initialize(seed);
+            chunks[c] = chunk;
+            optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.layout().specs(), chunk.layout().numel());
+            freeSlots.add(new ArrayDeque<>());
+        }
+        this.losses = new double[spec.microbatches()];
+        int n = spec.microBatchRows() * spec.train().model().seqLen();
+        this.x = new int[n];
+        this.y = new int[n];
+    }
+
+    /** Sets where activations and gradients go (before the first step). */
+    public void connect(StageLink newLink) {
+        this.link = newLink;
+    }
+
+    /** Model stage of this worker's virtual stage {@code v}: {@code g = v * pp + ppIndex}. */
+    public int modelStage(int v) {
+        return v * spec.layout().pp() + ppIndex;
+    }
+
+    public Gpt chunk(int v) {
+        return chunks[v];
+    }
+
+    public AdamW optimizer(int v) {
+        return optimizers[v];
+    }
+
+    public CpuDevice device() {
+        return device;
+    }
+
+    public int dpIndex() {
+        return dpIndex;
+    }
+
+    public int ppIndex() {
+        return ppIndex;
+    }
+
+    public List<TimelineInterval> intervals() {
+        return intervals;
+    }
+
+    public double loss(int mb) {
+        return losses[mb];
+    }
+
+    /** Delivers an activation or gradient: copies it into a buffer this worker owns, then notifies. */
+    public void deliver(boolean gradient, int mb, int v, Tensor src) {
+        Tensor dst = receiveBuffer(gradient, mb, v, src.shape());
+        device.copy(src, dst);
+        inbox.add(new StageEvent(gradient, mb, v, dst, null));
+    }
+
+    /**
+     * The buffer a received activation or gradient of (mb, v) is copied into, allocated on first use
+     * and reused every step. Any thread may call it; hand the filled buffer over with {@link #notifyReceived}.
+     */
+    public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
+        synchronized (receiveBuffers) {
+            return receiveBuffers.computeIfAbsent(key(gradient, mb, v), k -> device.allocate(shape));
+        }
+    }
+
+    /** Tells the worker's step loop that the buffer of (mb, v) now holds its input. */
+    public void notifyReceived(boolean gradient, int mb, int v) {
+        inbox.add(new StageEvent(gradient, mb, v, receiveBuffer(gradient, mb, v, new int[] {1}), null));
+    }
+
+    public void fail(RuntimeException e) {
+        inbox.add(StageEvent.failed(e));
+    }
+
+    /**
+     * Runs one step's actions for this worker. Parameter gradients are zeroed first; they hold the
+     * replica's accumulated gradient afterwards.
+     */
+    public void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
+        intervals.clear();
+        for (Gpt c : chunks) {
+            c.zeroGrads();
+        }
+        StagePolicy stage = policy.newStage(ppIndex);
+        double idleFrom = -1;
+        String idleCause = "input";
+        while (!stage.isDone()) {
+            StageEvent e;
+            while ((e = inbox.poll()) != null) {
+                apply(stage, e);
+            }
+            Action a = stage.next(nowUs(stepStartNs));
+            if (a == null) {
+                if (idleFrom < 0) {
+                    idleFrom = nowUs(stepStartNs);
+                    idleCause = stage.blockedByMemory() ? "memory_cap" : "input";
+                }
+                try {
+                    e = inbox.poll(spec.stepTimeoutMs(), TimeUnit.MILLISECONDS);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("stage worker interrupted", ie);
+                }
+                if (e == null) {
+                    throw new IllegalStateException("step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
+                        + " waited " + spec.stepTimeoutMs() + " ms for the input of " + stage.awaited());
+                }
+                apply(stage, e);
+                continue;
+            }
+            double start = nowUs(stepStartNs);
+            if (idleFrom >= 0) {
+                intervals.add(new TimelineInterval("idle", "idle", idleFrom, start, "", Map.of("cause", idleCause)));
+                idleFrom = -1;
+            }
+            execute(step, a, train);
+            stage.onActionFinished(a);
+            intervals.add(new TimelineInterval(a.label(), a.type().name(), start, nowUs(stepStartNs),
+                String.valueOf(a.microbatch()), Map.of("microbatch", String.valueOf(a.microbatch()),
+                    "virtual_stage", String.valueOf(a.virtualStage()))));
+        }
+    }
+
+    private void apply(StagePolicy stage, StageEvent e) {
+        if (e.failure() != null) {
+            throw e.failure();
+        }
+        if (e.gradient()) {
+            stage.onGradArrived(e.microbatch(), e.virtualStage());
+        } else {
+            stage.onInputArrived(e.microbatch(), e.virtualStage());
+        }
+    }
+
+    private void execute(long step, Action a, Batches train) {
+        int v = a.virtualStage();
+        int mb = a.microbatch();
+        int g = modelStage(v);
+        int stages = spec.layout().modelStages();
+        Gpt chunk = chunks[v];
+        float lossScale = 1f / ((float) spec.train().batchSize() * spec.train().model().seqLen());
+        switch (a.type()) {
+            case F -> {
+                int slot = takeSlot(v, mb);
+                if (g == 0 || g == stages - 1) {
+                    int firstRow = (dpIndex * spec.microbatches() + mb) * spec.microBatchRows();
+                    train.fill(step, spec.train().batchSize(), firstRow, spec.microBatchRows(), x, y);
+                }
+                Tensor out = g == 0 ? chunk.forwardTokens(slot, x, y)
+                    : chunk.forwardActivations(slot, buffer(false, mb, v), y);
+                if (g == stages - 1) {
+                    losses[mb] = chunk.loss(slot);
+                } else {
+                    link.sendActivation(dpIndex, (g + 1) % spec.layout().pp(), step, mb, (g + 1) / spec.layout().pp(), out);
+                }
+            }
+            case B, BW -> {
+                int slot = slotOf.get(slotKey(v, mb));
+                Tensor grad = chunk.backwardInput(slot, g == stages - 1 ? null : buffer(true, mb, v), lossScale);
+                if (g > 0) {
+                    link.sendGradient(dpIndex, (g - 1) % spec.layout().pp(), step, mb, (g - 1) / spec.layout().pp(), grad);
+                }
+                if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
+                    chunk.backwardWeight(slot);
+                    releaseSlot(v, mb);
+                }
+            }
+            case W -> {
+                chunk.backwardWeight(slotOf.get(slotKey(v, mb)));
+                releaseSlot(v, mb);
+            }
+        }
+    }
+
+    private Tensor buffer(boolean gradient, int mb, int v) {
+        synchronized (receiveBuffers) {
+            Tensor t = receiveBuffers.get(key(gradient, mb, v));
+            if (t == null) {
+                throw new IllegalStateException("no " + (gradient ? "gradient" : "activation") + " received for mb=" + mb + ", v=" + v);
+            }
+            return t;
+        }
+    }
+
+    /** Activation slots are reused once a micro-batch's weight gradient is done, so memory follows the schedule. */
+    private int takeSlot(int v, int mb) {
+        ArrayDeque<Integer> free = freeSlots.get(v);
+        int slot = free.isEmpty() ? nextSlot[v]++ : free.pop();
+        slotOf.put(slotKey(v, mb), slot);
+        return slot;
+    }
+
+    private void releaseSlot(int v, int mb) {
+        Integer slot = slotOf.remove(slotKey(v, mb));
+        freeSlots.get(v).push(slot);
+    }
+
+    private static long slotKey(int v, int mb) {
+        return ((long) v << 32) | mb;
+    }
+
+    private static long key(boolean gradient, int mb, int v) {
+        return (gradient ? 1L << 62 : 0) | ((long) v << 32) | mb;
+    }
+
+    private static double nowUs(long startNs) {
+        return (System.nanoTime() - startNs) / 1e3;
+    }
+
+    /** Sum of squares of this worker's gradients (all chunks, in chunk order). */
+    public double gradSumOfSquares() {
+        double sum = 0;
+        for (Gpt c : chunks) {
+            sum += device.sumOfSquares(c.grads());
+        }
+        return sum;
+    }
+
+    /** Scales every chunk's gradients (global-norm clipping). */
+    public void scaleGradients(float factor) {
+        if (factor != 1f) {
+            for (Gpt c : chunks) {
+                device.scale(c.grads(), factor);
+            }
+        }
+    }
+
+    /** Number of model chunks (virtual stages) on this worker. */
+    public int chunks() {
+        return chunks.length;
+    }
+
+    /** Applies the optimizer to every chunk (gradients already reduced and clipped). */
+    public void optimizerStep(float lr) {
+        for (int c = 0; c < chunks.length; c++) {
+            optimizers[c].step(chunks[c].params(), chunks[c].grads(), lr);
+        }
+    }
+
+    @Override
+    public void close() {
+        for (AdamW o : optimizers) {
+            o.close();
+        }
+        for (Gpt c : chunks) {
+            c.close();
+        }
+        for (Tensor t : receiveBuffers.values()) {
+            t.close();
+        }
+        device.close();
+    }
+}

@@ -1,0 +1,326 @@
+package io.troupe.runtime.bench;
+
+import io.aeron.driver.ThreadingMode;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.transport.FrameKind;
+import io.troupe.runtime.transport.ReceiveSlot;
+import io.troupe.runtime.transport.TensorReceiverAgent;
+import io.troupe.runtime.transport.TensorSender;
+import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.TransportSettings;
+import io.troupe.runtime.transport.WorkerTransport;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import org.agrona.UnsafeApi;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.BusySpinIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.YieldingIdleStrategy;
+
+/**
+ * Transport benchmark: memcpy bandwidth (the baseline, measured in the same run), Troupe tensor
+ * throughput for 1, 16 and 64 MiB tensors over IPC and UDP loopback, and the 4 KiB IPC round trip.
+ * Prints a table with ratios to memcpy; the last line is machine-readable:
+ * {@code memcpy_gbps=<x> ipc_16m_gbps=<x> ipc_ratio=<x> udp_16m_gbps=<x> rtt_4k_p50_us=<x> rtt_4k_p99_us=<x>}.
+ *
+ * <p>GB/s are 10^9 bytes of tensor payload per second (memcpy: bytes copied per second). CRC is
+ * off, as for a trusted link; everything else is the data plane as shipped, with settings printed.
+ */
+public final class TransportBench {
+    private static final int MIB = 1024 * 1024;
+
+    private TransportBench() {
+    }
+
+    /**
+     * Runs the benchmark. Optional arguments {@code key=value}: {@code term=<MiB>} (default 64),
+     * {@code chunk=<MiB>} (default 4), {@code mode=SHARED|SHARED_NETWORK|DEDICATED} (default SHARED),
+     * {@code only=ipc|udp} to skip the rest (the summary line then reports 0 for what was skipped).
+     */
+    public static void main(String[] args) throws Exception {
+        int termMib = 64;
+        int chunkMib = 4;
+        ThreadingMode mode = ThreadingMode.SHARED;
+        String only = "";
+        for (String arg : args) {
+            String[] kv = arg.split("=", 2);
+            switch (kv[0]) {
+                case "term" -> termMib = Integer.parseInt(kv[1]);
+                case "chunk" -> chunkMib = Integer.parseInt(kv[1]);
+                case "mode" -> mode = ThreadingMode.valueOf(kv[1]);
+                case "only" -> only = kv[1];
+                default -> throw new IllegalArgumentException("unknown argument (term=, chunk=, mode=, only=): " + arg);
+            }
+        }
+        String loadAverage = loadAverage();
+        double memcpy = memcpyGbps(64 * MIB);
+        TransportSettings ipc = TransportSettings.defaults()
+            .withCrcEnabled(false)
+            .withTermLengthBytes(termMib * MIB)
+            .withChunkBytes(chunkMib * MIB)
+            .withReceiveBudgetBytes(512L * MIB)
+            .withThreadingMode(mode);
+        TransportSettings udp = ipc
+            .withMtuBytes(TransportSettings.MAX_MTU_BYTES - TransportSettings.MAX_MTU_BYTES % 64)
+            .withSocketBufferBytes(4 * MIB);
+        int[] sizes = {MIB, 16 * MIB, 64 * MIB};
+        double[] ipcGbps = new double[sizes.length];
+        double[] udpGbps = new double[sizes.length];
+        long[] rtt = new long[1];
+        if (!only.equals("udp")) {
+            try (TransportNode node = TransportNode.launch(ipc, Throwable::printStackTrace)) {
+                for (int i = 0; i < sizes.length; i++) {
+                    ipcGbps[i] = throughputGbps(node, false, sizes[i]);
+                }
+                rtt = roundTripNs(node, 4096, 20_000);
+            }
+        }
+        if (!only.equals("ipc")) {
+            try (TransportNode node = TransportNode.launch(udp, Throwable::printStackTrace)) {
+                for (int i = 0; i < sizes.length; i++) {
+                    udpGbps[i] = throughputGbps(node, true, sizes[i]);
+                }
+            }
+        }
+        double p50 = rtt[rtt.length / 2] / 1000.0;
+        double p99 = rtt[(int) (rtt.length * 0.99)] / 1000.0;
+
+        System.out.println();
+        System.out.println("load average before the run: " + loadAverage);
+        System.out.printf("Troupe transport benchmark (%d cores, CRC off, chunk %d MiB, term %d MiB, UDP mtu %d, %s driver)%n",
+            Runtime.getRuntime().availableProcessors(), ipc.chunkBytes() / MIB, ipc.termLengthBytes() / MIB,
+            udp.mtuBytes(), udp.threadingMode());
+        System.out.println("| case | size | GB/s | x memcpy |");
+        System.out.println("| --- | --- | --- | --- |");
+        row("memcpy (Unsafe.copyMemory)", 64 * MIB, memcpy, memcpy);
+        for (int i = 0; i < sizes.length; i++) {
+            row("IPC tensor, sender thread -> receiver agent", sizes[i], ipcGbps[i], memcpy);
+        }
+        for (int i = 0; i < sizes.length; i++) {
+            row("UDP loopback tensor (127.0.0.1)", sizes[i], udpGbps[i], memcpy);
+        }
+        System.out.printf(Locale.ROOT, "| IPC round trip 4 KiB | p50 %.1f us | p99 %.1f us | |%n", p50, p99);
+        System.out.printf(Locale.ROOT,
+            "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
+            memcpy, ipcGbps[1], ipcGbps[1] / memcpy, udpGbps[1], p50, p99);
+    }
+
+    /** The machine's load average (the benchmark shares 2 cores with whatever else runs). */
+    private static String loadAverage() {
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim();
+        } catch (java.io.IOException e) {
+            return "unknown";
+        }
+    }
+
+    private static void row(String name, int bytes, double gbps, double memcpy) {
+        System.out.printf(Locale.ROOT, "| %s | %d MiB | %.2f | %.3f |%n", name, bytes / MIB, gbps, gbps / memcpy);
+    }
+
+    /** Best of several timed 64 MiB copies between two native blocks (touched first). */
+    static double memcpyGbps(int bytes) {
+        long src = UnsafeApi.allocateMemory(bytes + 64L);
+        long dst = UnsafeApi.allocateMemory(bytes + 64L);
+        try {
+            long s = (src + 63) & -64L;
+            long d = (dst + 63) & -64L;
+            UnsafeApi.setMemory(s, bytes, (byte) 1);
+            UnsafeApi.setMemory(d, bytes, (byte) 2);
+            double best = 0;
+            for (int i = 0; i < 20; i++) {
+                long t0 = System.nanoTime();
+                UnsafeApi.copyMemory(s, d, bytes);
+                long t1 = System.nanoTime();
+                best = Math.max(best, bytes / (double) (t1 - t0));
+            }
+            return best;
+        } finally {
+            UnsafeApi.freeMemory(src);
+            UnsafeApi.freeMemory(dst);
+        }
+    }
+
+    /** Counts and releases delivered tensors on the receiver's thread. */
+    private static final class Sink implements TensorReceiverAgent.Listener {
+        volatile long delivered;
+
+        @Override
+        public void onTensorReady(ReceiveSlot slot) {
+            slot.release();
+            delivered++;
+        }
+    }
+
+    private static AgentRunner start(Agent agent, IdleStrategy idle) {
+        AgentRunner runner = new AgentRunner(idle, Throwable::printStackTrace, null, agent);
+        AgentRunner.startOnThread(runner);
+        return runner;
+    }
+
+    private static IdleStrategy backoff() {
+        return new BackoffIdleStrategy(10, 10, TimeUnit.MICROSECONDS.toNanos(10), TimeUnit.MICROSECONDS.toNanos(200));
+    }
+
+    private static TransportEndpoint target(WorkerTransport rx, boolean udp) {
+        TransportEndpoint ep = rx.endpoint();
+        return udp ? new TransportEndpoint("bench-remote", ep.host(), ep.port(), ep.streamId()) : ep;
+    }
+
+    /** Median of three timed runs of ~512 MiB (at least 4 tensors) each, after a warm-up. */
+    static double throughputGbps(TransportNode node, boolean udp, int bytes) {
+        Sink sink = new Sink();
+        long src = UnsafeApi.allocateMemory(bytes + 64L);
+        long addr = (src + 63) & -64L;
+        UnsafeApi.setMemory(addr, bytes, (byte) 7);
+        int[] shape = {bytes / 4};
+        try (WorkerTransport rx = node.openWorker("bench-rx", 1, 0, sink, Throwable::printStackTrace);
+             WorkerTransport tx = node.openWorker("bench-tx", 0, 0, slot -> { }, Throwable::printStackTrace)) {
+            // over UDP the driver thread moves the bytes: parked application threads leave it a core
+            TensorSender sender = tx.connect(1, target(rx, udp), 0, udp ? backoff() : new YieldingIdleStrategy());
+            AgentRunner runner = start(rx.receiver(), udp ? backoff() : new YieldingIdleStrategy());
+            try {
+                awaitConnected(sender);
+                int count = Math.max(4, 512 * MIB / bytes);
+                long sent = 0;
+                for (int i = 0; i < count / 2; i++, sent++) {
+                    sender.send(FrameKind.ACTIVATION, 0, i & 3, DType.F32, shape, 1, addr, bytes);
+                }
+                awaitDelivered(sink, sent);
+                double[] runs = new double[3];
+                for (int r = 0; r < runs.length; r++) {
+                    long t0 = System.nanoTime();
+                    for (int i = 0; i < count; i++, sent++) {
+                        sender.send(FrameKind.ACTIVATION, 0, i & 3, DType.F32, shape, 1, addr, bytes);
+                    }
+                    awaitDelivered(sink, sent);
+                    runs[r] = (double) count * bytes / (System.nanoTime() - t0);
+                }
+                Arrays.sort(runs);
+                System.out.printf(Locale.ROOT, "%s %3d MiB: runs %s GB/s%n", udp ? "udp" : "ipc", bytes / MIB,
+                    Arrays.toString(runs));
+                return runs[1];
+            } finally {
+                runner.close();
+            }
+        } finally {
+            UnsafeApi.freeMemory(src);
+        }
+    }
+
+    private static void awaitConnected(TensorSender sender) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!sender.isConnected()) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("bench publication did not connect: " + sender.publication().channel());
+            }
+            Thread.yield();
+        }
+    }
+
+    private static void awaitDelivered(Sink sink, long n) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (sink.delivered < n) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("only " + sink.delivered + " of " + n + " tensors delivered");
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    /** Echoes every tensor back to rank 0 from its own thread. */
+    private static final class Echo implements Agent, TensorReceiverAgent.Listener {
+        private final TensorReceiverAgent rx;
+        private TensorSender back;
+        private ReceiveSlot pending;
+        private final int[] shape = new int[4];
+
+        Echo(WorkerTransport worker) {
+            this.rx = worker.receiver();
+        }
+
+        @Override
+        public void onTensorReady(ReceiveSlot slot) {
+            pending = slot;
+        }
+
+        @Override
+        public int doWork() {
+            int work = rx.doWork();
+            ReceiveSlot slot = pending;
+            if (slot != null) {
+                pending = null;
+                shape[0] = slot.dim(0);
+                back.send(slot.kind(), slot.step(), slot.tensorKey(), slot.dtype(), shape, 1, slot.address(),
+                    slot.lengthBytes());
+                slot.release();
+                work++;
+            }
+            return work;
+        }
+
+        @Override
+        public String roleName() {
+            return "bench-echo";
+        }
+    }
+
+    /** Sorted round-trip times of a {@code bytes} tensor A -> B -> A over IPC, after a warm-up. */
+    static long[] roundTripNs(TransportNode node, int bytes, int iterations) {
+        long src = UnsafeApi.allocateMemory(bytes + 64L);
+        long addr = (src + 63) & -64L;
+        UnsafeApi.setMemory(addr, bytes, (byte) 3);
+        int[] shape = {bytes / 4};
+        ReceiveSlot[] arrived = new ReceiveSlot[1];
+        TensorReceiverAgent.Listener onA = slot -> arrived[0] = slot;
+        try (WorkerTransport a = node.openWorker("rtt-a", 0, 0, onA, Throwable::printStackTrace)) {
+            Echo echo;
+            WorkerTransport b;
+            Echo[] holder = new Echo[1];
+            b = node.openWorker("rtt-b", 1, 0, slot -> holder[0].onTensorReady(slot), Throwable::printStackTrace);
+            try {
+                echo = new Echo(b);
+                holder[0] = echo;
+                echo.back = b.connect(0, a.endpoint(), 0, new BusySpinIdleStrategy());
+                TensorSender toB = a.connect(1, b.endpoint(), 0, new BusySpinIdleStrategy());
+                AgentRunner runner = start(echo, new BusySpinIdleStrategy());
+                try {
+                    awaitConnected(toB);
+                    awaitConnected(echo.back);
+                    long[] samples = new long[iterations];
+                    TensorReceiverAgent rxA = a.receiver();
+                    for (int i = -iterations / 4; i < iterations; i++) {
+                        long t0 = System.nanoTime();
+                        toB.send(FrameKind.CONTROL, i, 0, DType.F32, shape, 1, addr, bytes);
+                        long deadline = t0 + TimeUnit.SECONDS.toNanos(10);
+                        while (arrived[0] == null) {
+                            rxA.doWork();
+                            if (System.nanoTime() > deadline) {
+                                throw new IllegalStateException("round trip " + i + " lost");
+                            }
+                        }
+                        long t1 = System.nanoTime();
+                        arrived[0].release();
+                        arrived[0] = null;
+                        rxA.doWork();
+                        if (i >= 0) {
+                            samples[i] = t1 - t0;
+                        }
+                    }
+                    Arrays.sort(samples);
+                    return samples;
+                } finally {
+                    runner.close();
+                }
+            } finally {
+                b.close();
+            }
+        } finally {
+            UnsafeApi.freeMemory(src);
+        }
+    }
+}

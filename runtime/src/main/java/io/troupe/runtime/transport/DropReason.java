@@ -1,0 +1,43 @@
+package io.troupe.runtime.transport;
+
+/** Why a receiver dropped a frame (or a fragment of one). Each has its own counter in {@link FrameDropCounters}. */
+public enum DropReason {
+    /** Shorter than the frame header. */
+    SHORT_FRAME,
+    /** Magic number is not {@link TensorFrameDescriptor#MAGIC}. */
+    BAD_MAGIC,
+    /** Version is not {@link TensorFrameDescriptor#VERSION}. */
+    BAD_VERSION,
+    /** Header CRC32C does not match. */
+    BAD_HEADER_CRC,
+    /** The receiver verifies CRCs and the frame carries none. */
+    MISSING_CRC,
+    /** Kind code is not a {@link FrameKind}. */
+    UNKNOWN_KIND,
+    /** Dtype code is not a known {@code DType}. */
+    BAD_DTYPE,
+    /** ndims outside [1, 4] or a dimension not positive. */
+    BAD_SHAPE,
+    /** Total bytes do not equal shape x dtype size, or exceed the limit; chunk bytes not positive. */
+    BAD_LENGTH,
+    /** Chunk offset negative or offset + chunk bytes past total bytes. */
+    OFFSET_PAST_END,
+    /** The payload length differs from the declared chunk bytes. */
+    CHUNK_LENGTH_MISMATCH,
+    /** Chunk CRC32C does not match the payload. */
+    BAD_CHUNK_CRC,
+    /** Epoch older than the receiver's current epoch. */
+    STALE_EPOCH,
+    /** Destination rank is not this receiver's rank. */
+    WRONG_DESTINATION,
+    /** Source rank differs from the rank the publication's session id carries. */
+    SOURCE_MISMATCH,
+    /** A chunk that does not continue its tensor (gap, duplicate or no first chunk). */
+    OUT_OF_ORDER,
+    /** dtype, shape or total bytes differ from the earlier chunks of the same tensor. */
+    TENSOR_MISMATCH,
+    /** The tensor is larger than the whole receive budget: it can never be placed. */
+    LARGER_THAN_BUDGET,
+    /** A continuation fragment with no message in progress on its image. */
+    ORPHAN_FRAGMENT
+}

@@ -1,0 +1,158 @@
+package io.troupe.runtime.transport;
+
+import static io.troupe.runtime.transport.TensorFrameDescriptor.*;
+
+import io.troupe.runtime.tensor.DType;
+import org.agrona.DirectBuffer;
+
+/**
+ * Validates the first (or only) Aeron fragment of a tensor frame before anything is trusted:
+ * length, magic, version, CRC, kind, dtype, shape, sizes, offsets, epoch and ranks, in that order.
+ * On success the decoded fields are held here until the next call; on failure the reason is
+ * returned for counting. Never throws, never allocates.
+ *
+ * <p>Threading: one thread per instance (the receiver agent's).
+ */
+public final class TensorFrameDecoder {
+    private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
+    private final boolean crcRequired;
+    private FrameKind kind;
+    private DType dtype;
+    private int ndims;
+    private long totalBytes;
+    private long chunkOffset;
+    private int chunkBytes;
+    private int payloadBytes;
+    private long epoch;
+    private boolean crcPresent;
+
+    /** @param crcRequired frames must carry CRCs and the header CRC must match */
+    public TensorFrameDecoder(boolean crcRequired) {
+        this.crcRequired = crcRequired;
+    }
+
+    /**
+     * Checks the fragment at {@code buffer[offset, offset+length)}.
+     *
+     * @param end            the fragment ends its Aeron message (the payload must be the whole chunk)
+     * @param minEpoch       frames of older epochs are stale
+     * @param ownerRank      the only acceptable destination rank
+     * @param expectedSource the rank the publication's session id carries
+     * @param budgetBytes    tensors larger than this can never be placed
+     * @return {@code null} when valid (fields readable), else why the frame is dropped
+     */
+    public DropReason decode(DirectBuffer buffer, int offset, int length, boolean end, long minEpoch, int ownerRank,
+                             int expectedSource, long budgetBytes) {
+        if (length < HEADER_LENGTH) {
+            return DropReason.SHORT_FRAME;
+        }
+        TensorFrameFlyweight f = frame.wrap(buffer, offset);
+        if (f.magic() != MAGIC) {
+            return DropReason.BAD_MAGIC;
+        }
+        if (f.version() != VERSION) {
+            return DropReason.BAD_VERSION;
+        }
+        crcPresent = (f.flags() & FLAG_CRC) != 0;
+        if (crcRequired) {
+            if (!crcPresent) {
+                return DropReason.MISSING_CRC;
+            }
+            if (f.headerCrc() != f.computeHeaderCrc()) {
+                return DropReason.BAD_HEADER_CRC;
+            }
+        }
+        kind = FrameKind.fromCode(f.kindCode());
+        if (kind == null) {
+            return DropReason.UNKNOWN_KIND;
+        }
+        dtype = TensorFrameFlyweight.dtypeOf(f.dtypeCode());
+        if (dtype == null) {
+            return DropReason.BAD_DTYPE;
+        }
+        ndims = f.ndims();
+        if (ndims < 1 || ndims > MAX_DIMS) {
+            return DropReason.BAD_SHAPE;
+        }
+        long numel = 1;
+        for (int i = 0; i < ndims; i++) {
+            int d = f.dim(i);
+            if (d <= 0) {
+                return DropReason.BAD_SHAPE;
+            }
+            if (numel > MAX_TENSOR_BYTES / d) {
+                return DropReason.BAD_LENGTH;
+            }
+            numel *= d;
+        }
+        totalBytes = f.totalBytes();
+        chunkBytes = f.chunkBytes();
+        if (totalBytes != numel * dtype.sizeBytes() || totalBytes > MAX_TENSOR_BYTES || chunkBytes <= 0) {
+            return DropReason.BAD_LENGTH;
+        }
+        chunkOffset = f.chunkOffset();
+        if (chunkOffset < 0 || chunkOffset > totalBytes - chunkBytes) {
+            return DropReason.OFFSET_PAST_END;
+        }
+        payloadBytes = length - HEADER_LENGTH;
+        if (end ? payloadBytes != chunkBytes : payloadBytes >= chunkBytes) {
+            return DropReason.CHUNK_LENGTH_MISMATCH;
+        }
+        epoch = f.epoch();
+        if (epoch < minEpoch) {
+            return DropReason.STALE_EPOCH;
+        }
+        if (f.destRank() != ownerRank) {
+            return DropReason.WRONG_DESTINATION;
+        }
+        if (f.sourceRank() != expectedSource) {
+            return DropReason.SOURCE_MISMATCH;
+        }
+        if (totalBytes > budgetBytes) {
+            return DropReason.LARGER_THAN_BUDGET;
+        }
+        return null;
+    }
+
+    /** The flyweight over the last decoded frame (for the key, step, dims and CRC). */
+    public TensorFrameFlyweight frame() {
+        return frame;
+    }
+
+    public FrameKind kind() {
+        return kind;
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    public int ndims() {
+        return ndims;
+    }
+
+    public long totalBytes() {
+        return totalBytes;
+    }
+
+    public long chunkOffset() {
+        return chunkOffset;
+    }
+
+    public int chunkBytes() {
+        return chunkBytes;
+    }
+
+    /** Payload bytes in this fragment. */
+    public int payloadBytes() {
+        return payloadBytes;
+    }
+
+    public long epoch() {
+        return epoch;
+    }
+
+    public boolean crcPresent() {
+        return crcPresent;
+    }
+}

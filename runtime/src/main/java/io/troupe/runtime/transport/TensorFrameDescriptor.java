@@ -1,0 +1,47 @@
+package io.troupe.runtime.transport;
+
+/**
+ * Static layout of a tensor frame: field offsets, lengths and constants. The picture is on
+ * {@link TensorFrameFlyweight}. All multi-byte fields are little-endian.
+ */
+public final class TensorFrameDescriptor {
+    /** {@code "TRPF"} read as a little-endian int. */
+    public static final int MAGIC = 0x46505254;
+    /** Raised on any incompatible layout change; receivers drop other versions. */
+    public static final short VERSION = 1;
+
+    public static final int MAGIC_OFFSET = 0;
+    public static final int VERSION_OFFSET = 4;
+    public static final int KIND_OFFSET = 6;
+    public static final int DTYPE_OFFSET = 7;
+    public static final int FLAGS_OFFSET = 8;
+    public static final int NDIMS_OFFSET = 9;
+    public static final int SOURCE_RANK_OFFSET = 12;
+    public static final int EPOCH_OFFSET = 16;
+    public static final int STEP_OFFSET = 24;
+    public static final int DEST_RANK_OFFSET = 32;
+    public static final int TENSOR_KEY_OFFSET = 40;
+    public static final int DIMS_OFFSET = 48;
+    public static final int TOTAL_BYTES_OFFSET = 64;
+    public static final int CHUNK_OFFSET_OFFSET = 72;
+    public static final int CHUNK_BYTES_OFFSET = 80;
+    public static final int CHUNK_CRC_OFFSET = 84;
+    public static final int HEADER_CRC_OFFSET = 92;
+    /** Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the term. */
+    public static final int HEADER_LENGTH = 96;
+
+    /** The most dimensions a frame's shape carries. */
+    public static final int MAX_DIMS = 4;
+    /** Flag bit: the CRC32C fields are filled in. */
+    public static final int FLAG_CRC = 1;
+    /** Largest tensor a frame may describe (1 TiB): a bound that keeps size arithmetic far from overflow. */
+    public static final long MAX_TENSOR_BYTES = 1L << 40;
+
+    private TensorFrameDescriptor() {
+    }
+
+    /** Offset of dimension {@code i} ({@code 0 <= i < MAX_DIMS}). */
+    public static int dimOffset(int i) {
+        return DIMS_OFFSET + 4 * i;
+    }
+}

@@ -1,0 +1,497 @@
+package io.troupe.runtime.transport;
+
+import io.aeron.Aeron;
+import io.aeron.Image;
+import io.aeron.Subscription;
+import io.aeron.logbuffer.ControlledFragmentHandler;
+import io.aeron.logbuffer.FrameDescriptor;
+import io.aeron.logbuffer.Header;
+import org.agrona.CloseHelper;
+import org.agrona.DirectBuffer;
+import org.agrona.ErrorHandler;
+import org.agrona.UnsafeApi;
+import org.agrona.collections.Long2ObjectHashMap;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
+
+/**
+ * Receives tensor frames for one worker: polls its subscriptions (one IPC for same-node peers, one
+ * UDP for remote peers), validates every frame, reassembles chunks in place into pooled
+ * {@link ReceiveSlot}s keyed by (source rank, kind, tensor key, epoch), and tells its
+ * {@link Listener} only when a whole tensor is there.
+ *
+ * <p>Aeron fragments of one chunk message are written straight from the term buffer into the slot
+ * (no FragmentAssembler copy). When the receive budget is used up the agent stops consuming the
+ * image whose next tensor does not fit ({@code ABORT}), so that sender is back-pressured; nothing
+ * is dropped silently. Every dropped frame is counted by {@link DropReason}.
+ *
+ * <p>Threading: {@link #doWork()}, {@link #takeReady} and the listener calls run on one thread (an
+ * {@code AgentRunner}, or the owner's own duty cycle). {@link ReceiveSlot#release()},
+ * {@link #epoch(long)} and the counters may be used from any thread. {@code doWork} never throws:
+ * errors go to the injected {@link ErrorHandler}.
+ */
+public final class TensorReceiverAgent implements Agent, ControlledFragmentHandler, AutoCloseable {
+    /** Receives notices on the agent thread; implementations must not block. */
+    public interface Listener {
+        /** A whole tensor is in {@code slot}; the owner must {@link ReceiveSlot#release()} it later. */
+        void onTensorReady(ReceiveSlot slot);
+
+        /** A peer's publication connected to this receiver. */
+        default void onPeerConnected(int peerRank, String sourceIdentity) {
+        }
+
+        /** A peer's image went away (closed, or silent longer than the peer-lost timeout). */
+        default void onPeerLost(int peerRank) {
+        }
+    }
+
+    private static final int FRAGMENT_LIMIT = 256;
+
+    private record ImageEvent(boolean available, int sessionId, long correlationId, String sourceIdentity) {
+    }
+
+    private static final class ImageState {
+        final long correlationId;
+        final int rank;
+        boolean inMessage;
+        boolean skipping;
+        ReceiveSlot slot;
+        int slotGeneration;
+        long writeOffset;
+        long chunkStart;
+        long chunkEnd;
+        int chunkCrc;
+        boolean crcPresent;
+
+        ImageState(long correlationId, int rank) {
+            this.correlationId = correlationId;
+            this.rank = rank;
+        }
+    }
+
+    private final String roleName;
+    private final Subscription[] subscriptions;
+    private final ReceiveSlotPool pool;
+    private final Listener listener;
+    private final ErrorHandler errorHandler;
+    private final boolean crcEnabled;
+    private final FrameDropCounters drops = new FrameDropCounters();
+    private final TensorFrameDecoder decoder;
+    private final TensorFrameFlyweight frame;
+    private final Long2ObjectHashMap<ImageState> images = new Long2ObjectHashMap<>();
+    private final ManyToOneConcurrentArrayQueue<ImageEvent> imageEvents = new ManyToOneConcurrentArrayQueue<>(1024);
+
+    private volatile int ownerRank;
+    private volatile long epoch;
+    private long appliedEpoch;
+    private Object lastImage;
+    private ImageState lastState;
+
+    private volatile long chunksReceived;
+    private volatile long tensorsDelivered;
+    private volatile long backPressureAborts;
+    private volatile long errors;
+
+    /**
+     * Creates the agent and its subscriptions.
+     *
+     * @param channels  one subscription per channel, all on {@code streamId}
+     * @param ownerRank this worker's rank (frames for other ranks are dropped); -1 until assigned
+     * @param epoch     frames of older epochs are dropped
+     */
+    public TensorReceiverAgent(String roleName, Aeron aeron, String[] channels, int streamId,
+                               TransportSettings settings, int ownerRank, long epoch, Listener listener,
+                               ErrorHandler errorHandler) {
+        this.roleName = roleName;
+        this.pool = new ReceiveSlotPool(settings.receiveBudgetBytes(), settings.receiveSlotsMax());
+        this.listener = listener;
+        this.errorHandler = errorHandler;
+        this.crcEnabled = settings.crcEnabled();
+        this.decoder = new TensorFrameDecoder(crcEnabled);
+        this.frame = decoder.frame();
+        this.ownerRank = ownerRank;
+        this.epoch = epoch;
+        this.appliedEpoch = epoch;
+        this.subscriptions = new Subscription[channels.length];
+        try {
+            for (int i = 0; i < channels.length; i++) {
+                subscriptions[i] = aeron.addSubscription(channels[i], streamId, this::onAvailableImage,
+                    this::onUnavailableImage);
+            }
+        } catch (RuntimeException e) {
+            CloseHelper.closeAll(subscriptions);
+            pool.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public String roleName() {
+        return roleName;
+    }
+
+    public Subscription subscription(int i) {
+        return subscriptions[i];
+    }
+
+    public FrameDropCounters drops() {
+        return drops;
+    }
+
+    public ReceiveSlotPool pool() {
+        return pool;
+    }
+
+    /** Chunks accepted into slots. */
+    public long chunksReceived() {
+        return chunksReceived;
+    }
+
+    /** Whole tensors handed to the listener. */
+    public long tensorsDelivered() {
+        return tensorsDelivered;
+    }
+
+    /** Times an image was held back because the budget had no room (back-pressure, not a drop). */
+    public long backPressureAborts() {
+        return backPressureAborts;
+    }
+
+    /** Exceptions handed to the error handler. */
+    public long errors() {
+        return errors;
+    }
+
+    public int ownerRank() {
+        return ownerRank;
+    }
+
+    /** Sets this worker's rank (after assignment); any thread. */
+    public void ownerRank(int rank) {
+        this.ownerRank = rank;
+    }
+
+    public long epoch() {
+        return epoch;
+    }
+
+    /** Raises the epoch (any thread): older frames are dropped, unfinished older tensors reclaimed. */
+    public void epoch(long newEpoch) {
+        this.epoch = newEpoch;
+    }
+
+    @Override
+    public int doWork() {
+        int work = 0;
+        try {
+            work += pool.drainReleases();
+            work += drainImageEvents();
+            long e = epoch;
+            if (e != appliedEpoch) {
+                appliedEpoch = e;
+                reclaimFilling(-1, e);
+            }
+            for (Subscription s : subscriptions) {
+                work += s.controlledPoll(this, FRAGMENT_LIMIT);
+            }
+        } catch (Throwable t) {
+            onError(t);
+        }
+        return work;
+    }
+
+    /**
+     * Takes a delivered tensor from {@code sourceRank} with this kind and key, or {@code null} if none
+     * is ready yet. A taken slot is not returned again; release it when done. Agent thread only.
+     */
+    public ReceiveSlot takeReady(int sourceRank, FrameKind kind, long tensorKey) {
+        for (int i = 0, n = pool.activeCount(); i < n; i++) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.READY && s.sourceRank == sourceRank && s.kind == kind
+                && s.tensorKey == tensorKey) {
+                s.state = ReceiveSlot.TAKEN;
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Runs this agent's duty cycle on the calling thread until the tensor is ready, then takes it
+     * (for owners that drive the receiver themselves, e.g. a collective's loop). Agent thread only.
+     *
+     * @throws TransportTimeoutException if it does not arrive within {@code timeoutNs}
+     */
+    public ReceiveSlot awaitReady(int sourceRank, FrameKind kind, long tensorKey, long timeoutNs,
+                                  org.agrona.concurrent.IdleStrategy idleStrategy) {
+        long deadlineNs = System.nanoTime() + timeoutNs;
+        ReceiveSlot slot;
+        while ((slot = takeReady(sourceRank, kind, tensorKey)) == null) {
+            idleStrategy.idle(doWork());
+            if (System.nanoTime() - deadlineNs > 0) {
+                throw new TransportTimeoutException("tensor not received within timeoutNs=" + timeoutNs + ": source="
+                    + sourceRank + ", kind=" + kind + ", key=" + TensorKey.toString(tensorKey) + ", receiver=" + roleName
+                    + ", " + drops);
+            }
+        }
+        idleStrategy.reset();
+        return slot;
+    }
+
+    @Override
+    public void onClose() {
+        close();
+    }
+
+    /** Closes the subscriptions and frees slot memory (slots still held become invalid). Idempotent. */
+    @Override
+    public void close() {
+        CloseHelper.closeAll(subscriptions);
+        pool.close();
+    }
+
+    private void onError(Throwable t) {
+        errors++;
+        errorHandler.onError(t);
+    }
+
+    // ------------------------------------------------------------------ liveness (client conductor thread)
+
+    private void onAvailableImage(Image image) {
+        if (!imageEvents.offer(new ImageEvent(true, image.sessionId(), image.correlationId(), image.sourceIdentity()))) {
+            errorHandler.onError(new IllegalStateException("image event queue full: " + roleName));
+        }
+    }
+
+    private void onUnavailableImage(Image image) {
+        if (!imageEvents.offer(new ImageEvent(false, image.sessionId(), image.correlationId(), image.sourceIdentity()))) {
+            errorHandler.onError(new IllegalStateException("image event queue full: " + roleName));
+        }
+    }
+
+    private int drainImageEvents() {
+        int n = 0;
+        ImageEvent ev;
+        while ((ev = imageEvents.poll()) != null) {
+            n++;
+            int rank = SessionIds.rankOf(ev.sessionId());
+            if (ev.available()) {
+                notifyConnected(rank, ev.sourceIdentity());
+            } else {
+                ImageState st = images.remove(ev.correlationId());
+                if (st != null && st.inMessage) {
+                    st.inMessage = false;
+                }
+                lastImage = null;
+                lastState = null;
+                reclaimFilling(rank, Long.MIN_VALUE);
+                notifyLost(rank);
+            }
+        }
+        return n;
+    }
+
+    private void notifyConnected(int rank, String sourceIdentity) {
+        try {
+            listener.onPeerConnected(rank, sourceIdentity);
+        } catch (Throwable t) {
+            onError(t);
+        }
+    }
+
+    private void notifyLost(int rank) {
+        try {
+            listener.onPeerLost(rank);
+        } catch (Throwable t) {
+            onError(t);
+        }
+    }
+
+    /** Recycles filling slots from {@code rank} (any rank when -1) or of epochs below {@code minEpoch}. */
+    private void reclaimFilling(int rank, long minEpoch) {
+        for (int i = pool.activeCount() - 1; i >= 0; i--) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.FILLING && ((rank >= 0 && s.sourceRank == rank) || s.epoch < minEpoch)) {
+                pool.recycle(s);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ frames (agent thread)
+
+    private ImageState stateFor(Header header) {
+        Object image = header.context();
+        if (image == lastImage && lastState != null) {
+            return lastState;
+        }
+        long id = image instanceof Image ? ((Image) image).correlationId() : header.sessionId();
+        ImageState st = images.get(id);
+        if (st == null) {
+            st = new ImageState(id, SessionIds.rankOf(header.sessionId())); // once per image
+            images.put(id, st);
+        }
+        lastImage = image;
+        lastState = st;
+        return st;
+    }
+
+    @Override
+    public Action onFragment(DirectBuffer buffer, int offset, int length, Header header) {
+        ImageState st = stateFor(header);
+        byte flags = header.flags();
+        boolean end = (flags & FrameDescriptor.END_FRAG_FLAG) != 0;
+        if ((flags & FrameDescriptor.BEGIN_FRAG_FLAG) != 0) {
+            if (st.inMessage) {
+                abandon(st, DropReason.ORPHAN_FRAGMENT, false);
+            }
+            st.skipping = false;
+            return onFirstFragment(st, buffer, offset, length, end);
+        }
+        if (!st.inMessage) {
+            if (!st.skipping) {
+                drops.increment(DropReason.ORPHAN_FRAGMENT);
+            }
+            st.skipping = !end;
+            return Action.CONTINUE;
+        }
+        onContinuation(st, buffer, offset, length, end);
+        return Action.CONTINUE;
+    }
+
+    private Action drop(ImageState st, DropReason reason, boolean end) {
+        drops.increment(reason);
+        st.skipping = !end;
+        return Action.CONTINUE;
+    }
+
+    private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
+        TensorFrameDecoder d = decoder;
+        DropReason reason = d.decode(buffer, offset, length, end, epoch, ownerRank, st.rank, pool.budgetBytes());
+        if (reason != null) {
+            return drop(st, reason, end);
+        }
+        TensorFrameFlyweight f = d.frame();
+        FrameKind kind = d.kind();
+        int ndims = d.ndims();
+        long totalBytes = d.totalBytes();
+        long chunkOffset = d.chunkOffset();
+        int chunkBytes = d.chunkBytes();
+        int payload = d.payloadBytes();
+        long frameEpoch = d.epoch();
+        int source = st.rank;
+        boolean crcPresent = d.crcPresent();
+        long key = f.tensorKey();
+        ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
+        if (slot != null) {
+            if (!slot.sameTensor(f.dtypeCode(), f, ndims, totalBytes)) {
+                return drop(st, DropReason.TENSOR_MISMATCH, end);
+            }
+            if (chunkOffset != slot.receivedBytes) {
+                return drop(st, DropReason.OUT_OF_ORDER, end);
+            }
+        } else {
+            if (chunkOffset != 0) {
+                return drop(st, DropReason.OUT_OF_ORDER, end);
+            }
+            slot = pool.acquire(totalBytes);
+            if (slot == null) {
+                backPressureAborts++;
+                return Action.ABORT;
+            }
+            slot.begin(source, kind, key, frameEpoch, f.step(), d.dtype(), f, ndims, totalBytes);
+        }
+        st.slot = slot;
+        st.slotGeneration = slot.generation;
+        copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
+        if (end) {
+            completeChunk(slot, chunkOffset, chunkBytes, crcPresent, f.chunkCrc());
+        } else {
+            st.inMessage = true;
+            st.writeOffset = chunkOffset + payload;
+            st.chunkStart = chunkOffset;
+            st.chunkEnd = chunkOffset + chunkBytes;
+            st.chunkCrc = f.chunkCrc();
+            st.crcPresent = crcPresent;
+        }
+        return Action.CONTINUE;
+    }
+
+    private void onContinuation(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
+        ReceiveSlot slot = st.slot;
+        if (slot.generation != st.slotGeneration || slot.state != ReceiveSlot.FILLING) {
+            st.inMessage = false;
+            drop(st, DropReason.OUT_OF_ORDER, end);
+            return;
+        }
+        if (st.writeOffset + length > st.chunkEnd) {
+            abandon(st, DropReason.CHUNK_LENGTH_MISMATCH, end);
+            return;
+        }
+        copy(buffer, offset, slot.address + st.writeOffset, length);
+        st.writeOffset += length;
+        if (end) {
+            st.inMessage = false;
+            if (st.writeOffset != st.chunkEnd) {
+                drops.increment(DropReason.CHUNK_LENGTH_MISMATCH);
+                pool.recycle(slot);
+            } else {
+                completeChunk(slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent, st.chunkCrc);
+            }
+        }
+    }
+
+    /** Drops the message in progress on an image and the tensor it was filling. */
+    private void abandon(ImageState st, DropReason reason, boolean end) {
+        drops.increment(reason);
+        ReceiveSlot slot = st.slot;
+        if (slot != null && slot.generation == st.slotGeneration && slot.state == ReceiveSlot.FILLING) {
+            pool.recycle(slot);
+        }
+        st.inMessage = false;
+        st.skipping = !end;
+    }
+
+    private ReceiveSlot findFilling(ImageState st, int source, FrameKind kind, long key, long frameEpoch) {
+        ReceiveSlot s = st.slot;
+        if (s != null && s.generation == st.slotGeneration && matches(s, source, kind, key, frameEpoch)) {
+            return s;
+        }
+        for (int i = 0, n = pool.activeCount(); i < n; i++) {
+            s = pool.active(i);
+            if (matches(s, source, kind, key, frameEpoch)) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    private static boolean matches(ReceiveSlot s, int source, FrameKind kind, long key, long frameEpoch) {
+        return s.state == ReceiveSlot.FILLING && s.sourceRank == source && s.tensorKey == key && s.kind == kind
+            && s.epoch == frameEpoch;
+    }
+
+    private static void copy(DirectBuffer src, int srcIndex, long dstAddress, int length) {
+        if (length > 0) {
+            UnsafeApi.copyMemory(src.byteArray(), src.addressOffset() + srcIndex, null, dstAddress, length);
+        }
+    }
+
+    private void completeChunk(ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent, int crc) {
+        if (crcEnabled && crcPresent && frame.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
+            drops.increment(DropReason.BAD_CHUNK_CRC);
+            pool.recycle(slot);
+            return;
+        }
+        slot.receivedBytes = chunkOffset + chunkBytes;
+        chunksReceived++;
+        if (slot.receivedBytes == slot.totalBytes) {
+            slot.state = ReceiveSlot.READY;
+            tensorsDelivered++;
+            try {
+                listener.onTensorReady(slot);
+            } catch (Throwable t) {
+                onError(t);
+            }
+        }
+    }
+}

@@ -1,0 +1,315 @@
+package io.troupe.runtime.transport;
+
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
+
+import io.aeron.ExclusivePublication;
+import io.aeron.Publication;
+import io.aeron.logbuffer.BufferClaim;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.Tensor;
+import java.util.Arrays;
+import org.agrona.BufferUtil;
+import org.agrona.DirectBuffer;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Sends tensors from this worker to one peer over one {@link ExclusivePublication}. A tensor is
+ * split into chunks of at most {@code chunkBytes}; each chunk is one Aeron message (frame header +
+ * payload), claimed in place with {@code tryClaim} when it fits one MTU, else offered from the
+ * caller's memory without an intermediate copy. Steady-state sending allocates nothing.
+ *
+ * <p>Offer results: {@code BACK_PRESSURED} and {@code ADMIN_ACTION} are retried until
+ * {@code backPressureTimeoutNs} passes without progress; {@code NOT_CONNECTED} waits up to
+ * {@code connectTimeoutNs}; then a {@link TransportTimeoutException}. {@code CLOSED} and
+ * {@code MAX_POSITION_EXCEEDED} throw {@link TransportException} at once.
+ *
+ * <p>Two ways to send: {@link #send} blocks (idling with the given strategy) until every chunk is
+ * in the publication; {@link #begin} + {@link #doSend()} make progress without blocking, for duty
+ * cycles that must keep receiving while they send (collectives). One tensor at a time.
+ *
+ * <p>Threading: one thread per sender. The caller's memory must stay unchanged until the send completes.
+ */
+public final class TensorSender implements AutoCloseable {
+    private final ExclusivePublication publication;
+    private final int sourceRank;
+    private final int destRank;
+    private final long epoch;
+    private final int chunkBytes;
+    private final boolean crcEnabled;
+    private final long connectTimeoutNs;
+    private final long backPressureTimeoutNs;
+    private final IdleStrategy idleStrategy;
+    private final int claimLimitBytes;
+    private final BufferClaim claim = new BufferClaim();
+    private final UnsafeBuffer headerBuffer =
+        new UnsafeBuffer(BufferUtil.allocateDirectAligned(HEADER_LENGTH, 64));
+    private final UnsafeBuffer payloadBuffer = new UnsafeBuffer(0, 0);
+    private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
+    private final int[] shape = new int[TensorFrameDescriptor.MAX_DIMS];
+
+    private FrameKind kind;
+    private long step;
+    private long tensorKey;
+    private DType dtype;
+    private int ndims;
+    private long address;
+    private long totalBytes;
+    private long sentBytes;
+    private boolean active;
+    private long waitStartNs;
+    private long crcOffset = -1;
+    private int crc;
+    private long tensorsSent;
+    private long backPressureEvents;
+
+    /**
+     * @param publication  an exclusive publication owned by this sender from now on (closed with it)
+     * @param idleStrategy used by {@link #send} between retries
+     */
+    public TensorSender(ExclusivePublication publication, int sourceRank, int destRank, long epoch,
+                        TransportSettings settings, IdleStrategy idleStrategy) {
+        this.publication = publication;
+        this.sourceRank = sourceRank;
+        this.destRank = destRank;
+        this.epoch = epoch;
+        this.chunkBytes = settings.chunkBytes();
+        this.crcEnabled = settings.crcEnabled();
+        this.connectTimeoutNs = settings.connectTimeoutNs();
+        this.backPressureTimeoutNs = settings.backPressureTimeoutNs();
+        this.idleStrategy = idleStrategy;
+        this.claimLimitBytes = publication.maxPayloadLength();
+        if (chunkBytes + HEADER_LENGTH > publication.maxMessageLength()) {
+            throw new IllegalArgumentException("chunkBytes plus header exceeds the publication's max message: chunkBytes="
+                + chunkBytes + ", maxMessageLength=" + publication.maxMessageLength());
+        }
+    }
+
+    public int destRank() {
+        return destRank;
+    }
+
+    public int sourceRank() {
+        return sourceRank;
+    }
+
+    public long epoch() {
+        return epoch;
+    }
+
+    public ExclusivePublication publication() {
+        return publication;
+    }
+
+    public boolean isConnected() {
+        return publication.isConnected();
+    }
+
+    /** Tensors completely handed to Aeron. */
+    public long tensorsSent() {
+        return tensorsSent;
+    }
+
+    /** Offers answered BACK_PRESSURED or ADMIN_ACTION. */
+    public long backPressureEvents() {
+        return backPressureEvents;
+    }
+
+    /** True while a tensor begun with {@link #begin} still has chunks to send. */
+    public boolean isSending() {
+        return active;
+    }
+
+    /** Sends a CPU tensor (its memory, no copy); blocks until handed to Aeron. */
+    public void send(FrameKind kind, long step, long tensorKey, Tensor tensor) {
+        int n = tensor.rank();
+        if (n > TensorFrameDescriptor.MAX_DIMS) {
+            throw new IllegalArgumentException("frames carry at most 4 dims: shape=" + Arrays.toString(tensor.shape()));
+        }
+        for (int i = 0; i < n; i++) {
+            shape[i] = tensor.dim(i);
+        }
+        begin(kind, step, tensorKey, tensor.dtype(), shape, n, tensor.address(), tensor.lengthBytes());
+        finish();
+    }
+
+    /** Sends {@code shape[0..ndims)} elements of {@code dtype} at native {@code address}; blocks until handed to Aeron. */
+    public void send(FrameKind kind, long step, long tensorKey, DType dtype, int[] shape, int ndims, long address,
+                     long lengthBytes) {
+        begin(kind, step, tensorKey, dtype, shape, ndims, address, lengthBytes);
+        finish();
+    }
+
+    /** Sends {@code lengthBytes} of a direct buffer as a flat tensor of {@code dtype}; blocks. */
+    public void send(FrameKind kind, long step, long tensorKey, DType dtype, DirectBuffer buffer, int index,
+                     int lengthBytes) {
+        if (buffer.byteArray() != null) {
+            throw new IllegalArgumentException("send needs off-heap memory: buffer wraps a byte[] of length "
+                + buffer.byteArray().length);
+        }
+        if (index < 0 || lengthBytes <= 0 || (long) index + lengthBytes > buffer.capacity()
+            || lengthBytes % dtype.sizeBytes() != 0) {
+            throw new IllegalArgumentException("bad region: index=" + index + ", lengthBytes=" + lengthBytes
+                + ", capacity=" + buffer.capacity() + ", dtype=" + dtype);
+        }
+        shape[0] = lengthBytes / dtype.sizeBytes();
+        send(kind, step, tensorKey, dtype, shape, 1, buffer.addressOffset() + index, lengthBytes);
+    }
+
+    private void finish() {
+        while (active) {
+            idleStrategy.idle(doSend());
+        }
+        idleStrategy.reset();
+    }
+
+    /**
+     * Starts sending a tensor; call {@link #doSend()} until {@link #isSending()} is false.
+     *
+     * @throws IllegalArgumentException for a bad shape or a length that disagrees with it
+     * @throws IllegalStateException    while another tensor is still being sent
+     */
+    public void begin(FrameKind kind, long step, long tensorKey, DType dtype, int[] shape, int ndims, long address,
+                      long lengthBytes) {
+        if (active) {
+            throw new IllegalStateException("a tensor is still being sent to rank " + destRank);
+        }
+        if (ndims < 1 || ndims > TensorFrameDescriptor.MAX_DIMS) {
+            throw new IllegalArgumentException("ndims must be in [1, 4]: ndims=" + ndims);
+        }
+        long numel = 1;
+        for (int i = 0; i < ndims; i++) {
+            if (shape[i] <= 0) {
+                throw new IllegalArgumentException("shape dimensions must be positive: shape="
+                    + Arrays.toString(Arrays.copyOf(shape, ndims)));
+            }
+            numel *= shape[i];
+        }
+        if (numel * dtype.sizeBytes() != lengthBytes || lengthBytes > TensorFrameDescriptor.MAX_TENSOR_BYTES) {
+            throw new IllegalArgumentException("lengthBytes must equal numel x dtype size: lengthBytes=" + lengthBytes
+                + ", shape=" + Arrays.toString(Arrays.copyOf(shape, ndims)) + ", dtype=" + dtype);
+        }
+        if (address == 0) {
+            throw new IllegalArgumentException("address must be a native address: address=0");
+        }
+        this.kind = kind;
+        this.step = step;
+        this.tensorKey = tensorKey;
+        this.dtype = dtype;
+        this.ndims = ndims;
+        if (shape != this.shape) {
+            System.arraycopy(shape, 0, this.shape, 0, ndims);
+        }
+        this.address = address;
+        this.totalBytes = lengthBytes;
+        this.sentBytes = 0;
+        this.crcOffset = -1;
+        this.waitStartNs = System.nanoTime();
+        this.active = true;
+    }
+
+    /**
+     * Sends as many chunks as the publication takes now.
+     *
+     * @return chunks sent (0 when waiting on back-pressure or connection)
+     * @throws TransportTimeoutException when a deadline passes
+     * @throws TransportException        when the publication is closed or exhausted
+     */
+    public int doSend() {
+        int chunks = 0;
+        while (active) {
+            long offset = sentBytes;
+            int length = (int) Math.min(chunkBytes, totalBytes - offset);
+            long result = offerChunk(offset, length);
+            if (result > 0) {
+                chunks++;
+                sentBytes = offset + length;
+                if (sentBytes == totalBytes) {
+                    active = false;
+                    tensorsSent++;
+                }
+                continue;
+            }
+            if (chunks > 0) {
+                waitStartNs = System.nanoTime();
+            }
+            onFailedOffer(result);
+            break;
+        }
+        if (chunks > 0 && active) {
+            waitStartNs = System.nanoTime();
+        }
+        return chunks;
+    }
+
+    private long offerChunk(long offset, int length) {
+        int flags = crcEnabled ? FLAG_CRC : 0;
+        if (crcEnabled && crcOffset != offset) {
+            crc = frame.crc32c(address + offset, length);
+            crcOffset = offset;
+        }
+        if (HEADER_LENGTH + length <= claimLimitBytes) {
+            long result = publication.tryClaim(HEADER_LENGTH + length, claim);
+            if (result > 0) {
+                int at = claim.offset();
+                frame.wrap(claim.buffer(), at).writeHeader(kind, dtype, flags, epoch, step, sourceRank, destRank,
+                    tensorKey, shape, ndims, totalBytes, offset, length);
+                payloadBuffer.wrap(address + offset, length);
+                claim.buffer().putBytes(at + HEADER_LENGTH, payloadBuffer, 0, length);
+                if (crcEnabled) {
+                    frame.sealCrc(crc);
+                }
+                claim.commit();
+            }
+            return result;
+        }
+        frame.wrap(headerBuffer, 0).writeHeader(kind, dtype, flags, epoch, step, sourceRank, destRank, tensorKey,
+            shape, ndims, totalBytes, offset, length);
+        if (crcEnabled) {
+            frame.sealCrc(crc);
+        }
+        payloadBuffer.wrap(address + offset, length);
+        return publication.offer(headerBuffer, 0, HEADER_LENGTH, payloadBuffer, 0, length);
+    }
+
+    private void onFailedOffer(long result) {
+        long waitedNs = System.nanoTime() - waitStartNs;
+        if (result == Publication.BACK_PRESSURED || result == Publication.ADMIN_ACTION) {
+            backPressureEvents++;
+            if (waitedNs > backPressureTimeoutNs) {
+                fail(new TransportTimeoutException("back-pressured without progress for " + waitedNs / 1_000_000
+                    + " ms (backPressureTimeoutNs=" + backPressureTimeoutNs + "): " + describe()));
+            }
+        } else if (result == Publication.NOT_CONNECTED) {
+            if (waitedNs > connectTimeoutNs) {
+                fail(new TransportTimeoutException("peer not connected within connectTimeoutNs=" + connectTimeoutNs
+                    + ": " + describe()));
+            }
+        } else if (result == Publication.CLOSED) {
+            fail(new TransportException("publication closed: " + describe()));
+        } else if (result == Publication.MAX_POSITION_EXCEEDED) {
+            fail(new TransportException("publication reached its max position: " + describe()));
+        } else {
+            fail(new TransportException("unexpected offer result " + result + ": " + describe()));
+        }
+    }
+
+    private void fail(TransportException e) {
+        active = false;
+        throw e;
+    }
+
+    private String describe() {
+        return "source=" + sourceRank + ", dest=" + destRank + ", channel=" + publication.channel() + ", stream="
+            + publication.streamId() + ", session=" + publication.sessionId() + ", key=" + TensorKey.toString(tensorKey)
+            + ", sentBytes=" + sentBytes + "/" + totalBytes;
+    }
+
+    /** Closes the publication (an in-flight tensor is abandoned). */
+    @Override
+    public void close() {
+        active = false;
+        publication.close();
+    }
+}

@@ -1,0 +1,33 @@
+package io.troupe.runtime.transport;
+
+import io.aeron.ChannelUriStringBuilder;
+
+/** Builds the Aeron channel strings of the data plane from the settings (setup time only). */
+public final class TransportChannels {
+    private TransportChannels() {
+    }
+
+    /** Receiving side for same-node peers. */
+    public static String ipcSubscription() {
+        return new ChannelUriStringBuilder().media("ipc").build();
+    }
+
+    /** Receiving side for remote peers; port 0 lets the OS pick. */
+    public static String udpSubscription(TransportSettings s, String host, int port) {
+        return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port)
+            .socketRcvbufLength(s.socketBufferBytes()).receiverWindowLength(Math.min(s.socketBufferBytes() / 2,
+                s.termLengthBytes() / 2)).build();
+    }
+
+    /** Sending side to a same-node peer. */
+    public static String ipcPublication(TransportSettings s, int sessionId) {
+        return new ChannelUriStringBuilder().media("ipc").termLength(s.termLengthBytes()).mtu(s.ipcMtuBytes())
+            .sessionId(sessionId).build();
+    }
+
+    /** Sending side to a remote peer. */
+    public static String udpPublication(TransportSettings s, String host, int port, int sessionId) {
+        return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port).termLength(s.termLengthBytes())
+            .mtu(s.mtuBytes()).socketSndbufLength(s.socketBufferBytes()).sessionId(sessionId).build();
+    }
+}

@@ -1,0 +1,175 @@
+package io.troupe.runtime.transport;
+
+import io.aeron.Aeron;
+import io.aeron.CommonContext;
+import io.aeron.driver.MediaDriver;
+import java.io.File;
+import java.net.InetAddress;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.agrona.CloseHelper;
+import org.agrona.ErrorHandler;
+import org.agrona.IoUtil;
+import org.agrona.concurrent.BackoffIdleStrategy;
+
+/**
+ * The data plane of one node: an embedded Aeron {@link MediaDriver} (or a connection to an external
+ * one) and one Aeron client, shared by all workers of the node (and by several logical nodes in one
+ * JVM). Workers open their {@link WorkerTransport} from here.
+ *
+ * <p>The embedded driver's directory is unique per launch unless {@code aeronDir} is given; a stale
+ * directory left by a crashed driver is deleted on start (a live driver's is refused), and the
+ * directory is deleted on {@link #close()}.
+ *
+ * <p>Threading: {@link #openWorker} and {@link #close} from setup code; the node itself runs no loop.
+ */
+public final class TransportNode implements AutoCloseable {
+    private static final AtomicInteger LAUNCHES = new AtomicInteger();
+    /** First stream id handed to a worker; stream ids are per node. */
+    public static final int FIRST_STREAM_ID = 1001;
+
+    private final TransportSettings settings;
+    private final MediaDriver driver;
+    private final Aeron aeron;
+    private final String aeronDir;
+    private final String nodeId;
+    private final AtomicInteger nextStreamId = new AtomicInteger(FIRST_STREAM_ID);
+
+    private TransportNode(TransportSettings settings, MediaDriver driver, Aeron aeron, String aeronDir, String nodeId) {
+        this.settings = settings;
+        this.driver = driver;
+        this.aeron = aeron;
+        this.aeronDir = aeronDir;
+        this.nodeId = nodeId;
+    }
+
+    /** Starts the node's driver (or connects to the external one) and its Aeron client. */
+    public static TransportNode launch(TransportSettings settings, ErrorHandler errorHandler) {
+        String dir = settings.aeronDir() != null ? settings.aeronDir() : uniqueDir();
+        MediaDriver driver = null;
+        Aeron aeron = null;
+        try {
+            if (!settings.externalDriver()) {
+                File d = new File(dir);
+                if (d.exists() && CommonContext.isDriverActive(d, TimeUnit.SECONDS.toMillis(2), s -> { })) {
+                    throw new IllegalStateException("aeron dir is in use by a live media driver: aeronDir=" + dir);
+                }
+                driver = MediaDriver.launch(driverContext(settings, dir, errorHandler));
+            }
+            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(dir).errorHandler(errorHandler));
+            return new TransportNode(settings, driver, aeron, dir, nodeIdFor(dir));
+        } catch (RuntimeException e) {
+            CloseHelper.quietCloseAll(aeron, driver);
+            if (driver != null) {
+                IoUtil.delete(new File(dir), true);
+            }
+            throw e;
+        }
+    }
+
+    static MediaDriver.Context driverContext(TransportSettings s, String dir, ErrorHandler errorHandler) {
+        // measured on Aeron 1.51: an image is reported unavailable about 1 s after its liveness timeout
+        // (timer ticks and the drain/linger state changes), so liveness is set below peerLostTimeoutNs
+        long peerLostNs = s.peerLostTimeoutNs();
+        long timerNs = Math.max(TimeUnit.MILLISECONDS.toNanos(10), Math.min(peerLostNs / 10, TimeUnit.SECONDS.toNanos(1)));
+        long livenessNs = Math.max(peerLostNs / 3, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
+        return new MediaDriver.Context()
+            .aeronDirectoryName(dir)
+            .dirDeleteOnStart(true)
+            .dirDeleteOnShutdown(true)
+            .warnIfDirectoryExists(false)
+            .threadingMode(s.threadingMode())
+            .sharedIdleStrategy(backoff())
+            .sharedNetworkIdleStrategy(backoff())
+            .conductorIdleStrategy(backoff())
+            .senderIdleStrategy(backoff())
+            .receiverIdleStrategy(backoff())
+            .publicationTermBufferLength(s.termLengthBytes())
+            .ipcTermBufferLength(s.termLengthBytes())
+            .mtuLength(s.mtuBytes())
+            .ipcMtuLength(s.ipcMtuBytes())
+            .socketSndbufLength(s.socketBufferBytes())
+            .socketRcvbufLength(s.socketBufferBytes())
+            .initialWindowLength(Math.min(s.socketBufferBytes() / 2, s.termLengthBytes() / 2))
+            .timerIntervalNs(timerNs)
+            .imageLivenessTimeoutNs(livenessNs)
+            .publicationConnectionTimeoutNs(peerLostNs)
+            .publicationLingerTimeoutNs(Math.min(peerLostNs, TimeUnit.SECONDS.toNanos(5)))
+            .errorHandler(errorHandler);
+    }
+
+    private static BackoffIdleStrategy backoff() {
+        return new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(200));
+    }
+
+    private static String uniqueDir() {
+        File shm = new File("/dev/shm");
+        String base = shm.isDirectory() ? shm.getPath() : System.getProperty("java.io.tmpdir");
+        return base + File.separator + "troupe-" + ProcessHandle.current().pid() + "-" + LAUNCHES.incrementAndGet()
+            + "-" + Integer.toHexString(ThreadLocalRandom.current().nextInt());
+    }
+
+    private static String nodeIdFor(String dir) {
+        String host;
+        try {
+            host = InetAddress.getLocalHost().getHostName();
+        } catch (Exception e) {
+            host = "localhost";
+        }
+        String canonical;
+        try {
+            canonical = new File(dir).getCanonicalPath();
+        } catch (Exception e) {
+            canonical = dir;
+        }
+        return "n" + Long.toHexString(((long) host.hashCode() << 32) ^ (canonical.hashCode() & 0xFFFFFFFFL));
+    }
+
+    public TransportSettings settings() {
+        return settings;
+    }
+
+    public Aeron aeron() {
+        return aeron;
+    }
+
+    /** The media driver directory. */
+    public String aeronDir() {
+        return aeronDir;
+    }
+
+    /** Identifies the driver: workers with the same node id talk over IPC. */
+    public String nodeId() {
+        return nodeId;
+    }
+
+    /** True when this node embeds its driver. */
+    public boolean embedsDriver() {
+        return driver != null;
+    }
+
+    int nextStreamId() {
+        return nextStreamId.getAndIncrement();
+    }
+
+    /**
+     * Opens the data plane of one worker: its receiver (IPC + UDP subscriptions) and endpoint.
+     *
+     * @param rank  the worker's rank, or -1 until assigned ({@link WorkerTransport#assign})
+     * @param epoch the current epoch
+     */
+    public WorkerTransport openWorker(String name, int rank, long epoch, TensorReceiverAgent.Listener listener,
+                                      ErrorHandler errorHandler) {
+        return new WorkerTransport(this, name, rank, epoch, listener, errorHandler);
+    }
+
+    /** Closes the client, then the embedded driver, and deletes the driver directory. */
+    @Override
+    public void close() {
+        CloseHelper.closeAll(aeron, driver);
+        if (driver != null) {
+            IoUtil.delete(new File(aeronDir), true);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+package io.troupe.runtime.transport;
+
+import io.aeron.driver.ThreadingMode;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Immutable, validated settings of the Aeron data plane of one node. Built once (from HOCON by the
+ * control plane, or with {@link #defaults()} and the {@code withXxx} methods) and passed to
+ * {@link TransportNode#launch}.
+ *
+ * @param aeronDir               the media driver directory; {@code null} picks a unique directory
+ *                               under {@code /dev/shm} (or the temp dir) for an embedded driver. A
+ *                               stale directory left by a crashed driver is deleted on start.
+ * @param externalDriver         true: connect to an already running driver in {@code aeronDir}
+ *                               instead of embedding one
+ * @param threadingMode          embedded driver threading; {@code SHARED} (one thread, backoff idle)
+ *                               by default because machines may have only 2 cores
+ * @param termLengthBytes        term buffer length of every publication (power of two); the largest
+ *                               message Aeron takes is {@code termLengthBytes / 8}
+ * @param mtuBytes               UDP MTU (multiple of 32, at most 65504); 8 KiB or more for throughput
+ * @param ipcMtuBytes            MTU of IPC publications (multiple of 32, at most 65504)
+ * @param chunkBytes             the largest tensor chunk per Aeron message; plus the frame header it
+ *                               must fit under {@code termLengthBytes / 8}
+ * @param socketBufferBytes      UDP socket send/receive buffer and receiver window
+ * @param receiveBudgetBytes     the most memory a receiver holds in reassembly slots; senders are
+ *                               back-pressured beyond it
+ * @param receiveSlotsMax        the most slots (tensors in reassembly or awaiting release) per receiver
+ * @param connectTimeoutNs       how long a send waits for a not-yet-connected peer
+ * @param backPressureTimeoutNs  how long a send retries while back-pressured without progress
+ * @param peerLostTimeoutNs      a silent UDP peer is reported lost within this time (at least 500 ms)
+ * @param crcEnabled             compute and verify CRC32C of frame headers and chunks
+ * @param udpBindHost            the address receivers bind to for remote peers (e.g. 127.0.0.1)
+ * @param udpPort                the UDP port receivers bind to; 0 picks a free port
+ */
+public record TransportSettings(
+    String aeronDir,
+    boolean externalDriver,
+    ThreadingMode threadingMode,
+    int termLengthBytes,
+    int mtuBytes,
+    int ipcMtuBytes,
+    int chunkBytes,
+    int socketBufferBytes,
+    long receiveBudgetBytes,
+    int receiveSlotsMax,
+    long connectTimeoutNs,
+    long backPressureTimeoutNs,
+    long peerLostTimeoutNs,
+    boolean crcEnabled,
+    String udpBindHost,
+    int udpPort) {
+
+    /** Aeron's largest UDP payload, the upper bound of an MTU. */
+    public static final int MAX_MTU_BYTES = 65504;
+    /** Smallest accepted MTU. */
+    public static final int MIN_MTU_BYTES = 1024;
+    /** Smallest accepted term length (Aeron's minimum). */
+    public static final int MIN_TERM_LENGTH_BYTES = 64 * 1024;
+    /** Largest accepted term length (Aeron's maximum). */
+    public static final int MAX_TERM_LENGTH_BYTES = 1024 * 1024 * 1024;
+
+    public TransportSettings {
+        if (externalDriver && (aeronDir == null || aeronDir.isBlank())) {
+            throw new IllegalArgumentException("externalDriver needs aeronDir: aeronDir=" + aeronDir);
+        }
+        if (threadingMode == null) {
+            throw new IllegalArgumentException("threadingMode must be set: threadingMode=null");
+        }
+        if (termLengthBytes < MIN_TERM_LENGTH_BYTES || termLengthBytes > MAX_TERM_LENGTH_BYTES
+            || Integer.bitCount(termLengthBytes) != 1) {
+            throw new IllegalArgumentException("termLengthBytes must be a power of two in [" + MIN_TERM_LENGTH_BYTES
+                + ", " + MAX_TERM_LENGTH_BYTES + "]: termLengthBytes=" + termLengthBytes);
+        }
+        checkMtu("mtuBytes", mtuBytes);
+        checkMtu("ipcMtuBytes", ipcMtuBytes);
+        if (chunkBytes < 64 || chunkBytes % 64 != 0) {
+            throw new IllegalArgumentException("chunkBytes must be a positive multiple of 64: chunkBytes=" + chunkBytes);
+        }
+        int maxMessageBytes = Math.min(termLengthBytes / 8, 16 * 1024 * 1024);
+        if (chunkBytes + TensorFrameDescriptor.HEADER_LENGTH > maxMessageBytes) {
+            throw new IllegalArgumentException("chunkBytes plus the " + TensorFrameDescriptor.HEADER_LENGTH
+                + "-byte frame header must fit Aeron's max message (termLengthBytes/8): chunkBytes=" + chunkBytes
+                + ", termLengthBytes=" + termLengthBytes + ", maxMessageBytes=" + maxMessageBytes);
+        }
+        if (socketBufferBytes < 64 * 1024) {
+            throw new IllegalArgumentException("socketBufferBytes must be at least 65536: socketBufferBytes="
+                + socketBufferBytes);
+        }
+        if (receiveBudgetBytes < chunkBytes) {
+            throw new IllegalArgumentException("receiveBudgetBytes must hold at least one chunk: receiveBudgetBytes="
+                + receiveBudgetBytes + ", chunkBytes=" + chunkBytes);
+        }
+        if (receiveSlotsMax < 1 || receiveSlotsMax > 1 << 16) {
+            throw new IllegalArgumentException("receiveSlotsMax must be in [1, 65536]: receiveSlotsMax=" + receiveSlotsMax);
+        }
+        checkPositive("connectTimeoutNs", connectTimeoutNs);
+        checkPositive("backPressureTimeoutNs", backPressureTimeoutNs);
+        if (peerLostTimeoutNs < TimeUnit.MILLISECONDS.toNanos(500)) {
+            throw new IllegalArgumentException("peerLostTimeoutNs must be at least 500 ms: peerLostTimeoutNs="
+                + peerLostTimeoutNs);
+        }
+        if (udpBindHost == null || udpBindHost.isBlank()) {
+            throw new IllegalArgumentException("udpBindHost must be set: udpBindHost=" + udpBindHost);
+        }
+        if (udpPort < 0 || udpPort > 65535) {
+            throw new IllegalArgumentException("udpPort must be in [0, 65535]: udpPort=" + udpPort);
+        }
+    }
+
+    private static void checkMtu(String name, int mtu) {
+        if (mtu < MIN_MTU_BYTES || mtu > MAX_MTU_BYTES || mtu % 32 != 0) {
+            throw new IllegalArgumentException(name + " must be a multiple of 32 in [" + MIN_MTU_BYTES + ", "
+                + MAX_MTU_BYTES + "]: " + name + "=" + mtu);
+        }
+    }
+
+    private static void checkPositive(String name, long value) {
+        if (value <= 0) {
+            throw new IllegalArgumentException(name + " must be positive: " + name + "=" + value);
+        }
+    }
+
+    /**
+     * Defaults: embedded SHARED driver, 16 MiB terms, 1 MiB chunks, 8 KiB UDP MTU, 64 KiB IPC MTU,
+     * 4 MiB socket buffers, 256 MiB receive budget, 1024 slots, connect 10 s, back-pressure 10 s,
+     * peer lost 5 s, CRC on, UDP on 127.0.0.1 with a free port.
+     */
+    public static TransportSettings defaults() {
+        return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
+            1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
+            TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, "127.0.0.1", 0);
+    }
+
+    /** The largest Aeron message for this term length. */
+    public int maxMessageBytes() {
+        return Math.min(termLengthBytes / 8, 16 * 1024 * 1024);
+    }
+
+    public TransportSettings withAeronDir(String dir) {
+        return new TransportSettings(dir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withExternalDriver(String dir) {
+        return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withThreadingMode(ThreadingMode mode) {
+        return new TransportSettings(aeronDir, externalDriver, mode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withTermLengthBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, bytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withMtuBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, bytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withIpcMtuBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, bytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withChunkBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withSocketBufferBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withReceiveBudgetBytes(long bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withReceiveSlotsMax(int slots) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withConnectTimeoutNs(long ns) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withBackPressureTimeoutNs(long ns) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            ns, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withPeerLostTimeoutNs(long ns) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, ns, crcEnabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withCrcEnabled(boolean enabled) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, enabled, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withUdp(String bindHost, int port) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bindHost, port);
+    }
+}

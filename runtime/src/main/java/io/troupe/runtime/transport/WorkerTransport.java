@@ -1,0 +1,129 @@
+package io.troupe.runtime.transport;
+
+import io.aeron.ExclusivePublication;
+import io.aeron.Subscription;
+import java.util.concurrent.TimeUnit;
+import org.agrona.CloseHelper;
+import org.agrona.ErrorHandler;
+import org.agrona.collections.Int2ObjectHashMap;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+
+/**
+ * The data plane of one worker: a {@link TensorReceiverAgent} on its own stream (one IPC and one UDP
+ * subscription) and one {@link TensorSender} per peer, each on its own exclusive publication
+ * ({@code aeron:ipc} to same-node peers, {@code aeron:udp} otherwise).
+ *
+ * <p>Threading: setup methods ({@link #connect}, {@link #assign}, {@link #close}) from the owning
+ * worker; the receiver agent is run by whoever the launcher chooses (an {@code AgentRunner} or the
+ * owner's duty cycle); each sender by one thread.
+ */
+public final class WorkerTransport implements AutoCloseable {
+    private final TransportNode node;
+    private final TensorReceiverAgent receiver;
+    private final TransportEndpoint endpoint;
+    private final Int2ObjectHashMap<TensorSender> senders = new Int2ObjectHashMap<>();
+    private volatile int rank;
+
+    WorkerTransport(TransportNode node, String name, int rank, long epoch, TensorReceiverAgent.Listener listener,
+                    ErrorHandler errorHandler) {
+        TransportSettings s = node.settings();
+        this.node = node;
+        this.rank = rank;
+        int streamId = node.nextStreamId();
+        String[] channels = {TransportChannels.ipcSubscription(),
+            TransportChannels.udpSubscription(s, s.udpBindHost(), s.udpPort())};
+        this.receiver = new TensorReceiverAgent(name, node.aeron(), channels, streamId, s, rank, epoch, listener,
+            errorHandler);
+        try {
+            int port = resolvePort(receiver.subscription(1), s);
+            this.endpoint = new TransportEndpoint(node.nodeId(), s.udpBindHost(), port, streamId);
+        } catch (RuntimeException e) {
+            receiver.close();
+            throw e;
+        }
+    }
+
+    private static int resolvePort(Subscription udp, TransportSettings s) {
+        long deadlineNs = System.nanoTime() + s.connectTimeoutNs();
+        IdleStrategy idle = new BackoffIdleStrategy(1, 1, TimeUnit.MICROSECONDS.toNanos(50), TimeUnit.MILLISECONDS.toNanos(1));
+        while (true) {
+            String resolved = udp.resolvedEndpoint();
+            if (resolved != null) {
+                return Integer.parseInt(resolved.substring(resolved.lastIndexOf(':') + 1));
+            }
+            if (System.nanoTime() > deadlineNs) {
+                throw new TransportTimeoutException("UDP subscription did not bind within connectTimeoutNs="
+                    + s.connectTimeoutNs() + ": channel=" + udp.channel());
+            }
+            idle.idle();
+        }
+    }
+
+    /** Where peers send to this worker; advertise it through the control plane. */
+    public TransportEndpoint endpoint() {
+        return endpoint;
+    }
+
+    public TensorReceiverAgent receiver() {
+        return receiver;
+    }
+
+    public int rank() {
+        return rank;
+    }
+
+    /** Sets rank and epoch after an assignment (existing senders keep their old rank and epoch). */
+    public void assign(int newRank, long newEpoch) {
+        this.rank = newRank;
+        receiver.ownerRank(newRank);
+        receiver.epoch(newEpoch);
+    }
+
+    /**
+     * Opens (or returns the open) sender to {@code peerRank} at {@code peer}, stamped with this
+     * worker's rank and {@code epoch}. A sender of an older epoch is closed and replaced.
+     */
+    public TensorSender connect(int peerRank, TransportEndpoint peer, long epoch) {
+        return connect(peerRank, peer, epoch, new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
+            TimeUnit.MICROSECONDS.toNanos(100)));
+    }
+
+    /** As {@link #connect(int, TransportEndpoint, long)} with the idle strategy its blocking sends use. */
+    public TensorSender connect(int peerRank, TransportEndpoint peer, long epoch, IdleStrategy idleStrategy) {
+        int self = rank;
+        if (self < 0) {
+            throw new IllegalStateException("worker has no rank yet: call assign first (rank=" + self + ")");
+        }
+        TensorSender existing = senders.get(peerRank);
+        if (existing != null) {
+            if (existing.epoch() == epoch && existing.sourceRank() == self) {
+                return existing;
+            }
+            senders.remove(peerRank);
+            existing.close();
+        }
+        TransportSettings s = node.settings();
+        int sessionId = SessionIds.of(self, epoch);
+        String channel = peer.isSameNode(node.nodeId())
+            ? TransportChannels.ipcPublication(s, sessionId)
+            : TransportChannels.udpPublication(s, peer.host(), peer.port(), sessionId);
+        ExclusivePublication pub = node.aeron().addExclusivePublication(channel, peer.streamId());
+        TensorSender sender = new TensorSender(pub, self, peerRank, epoch, s, idleStrategy);
+        senders.put(peerRank, sender);
+        return sender;
+    }
+
+    /** The open sender to {@code peerRank}, or {@code null}. */
+    public TensorSender sender(int peerRank) {
+        return senders.get(peerRank);
+    }
+
+    /** Closes every sender and the receiver. */
+    @Override
+    public void close() {
+        CloseHelper.closeAll(senders.values());
+        senders.clear();
+        receiver.close();
+    }
+}

@@ -1,0 +1,108 @@
+package io.troupe.runtime.transport;
+
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.testkit.LoopbackDriver;
+import io.troupe.runtime.testkit.NativeMemory;
+import java.lang.management.ManagementFactory;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Warmed-up send/receive duty cycles, run on the test thread, allocate 0 bytes
+ * ({@code ThreadMXBean.getThreadAllocatedBytes} around the measured iterations).
+ */
+class SteadyStateAllocationTest {
+    private static final com.sun.management.ThreadMXBean THREADS =
+        (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+
+    private LoopbackDriver driver;
+    private WorkerTransport rx;
+    private WorkerTransport txWorker;
+    private final int[] shape = new int[4];
+    private long received;
+
+    @BeforeEach
+    void setUp() {
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withChunkBytes(256 * 1024));
+        rx = driver.openWorker("rx", 1, 0, slot -> received++);
+        txWorker = driver.openWorker("tx", 0, 0, slot -> { });
+    }
+
+    @AfterEach
+    void tearDown() {
+        driver.close();
+    }
+
+    private static long allocatedBytes() {
+        return THREADS.getThreadAllocatedBytes(Thread.currentThread().getId());
+    }
+
+    /** One tensor sent and received on this thread, then taken and released (the collectives' usage). */
+    private void exchange(TensorSender tx, TensorReceiverAgent agent, NativeMemory src, long key, long deadlineNs) {
+        shape[0] = (int) (src.lengthBytes() / 4);
+        tx.begin(FrameKind.COLLECTIVE_CHUNK, 0, key, DType.F32, shape, 1, src.address(), src.lengthBytes());
+        ReceiveSlot slot = null;
+        while (slot == null) {
+            if (tx.isSending()) {
+                tx.doSend();
+            }
+            agent.doWork();
+            slot = agent.takeReady(0, FrameKind.COLLECTIVE_CHUNK, key);
+            if (System.nanoTime() > deadlineNs) {
+                throw new AssertionError("exchange stuck; " + agent.drops());
+            }
+        }
+        slot.release();
+        agent.doWork(); // drain the release
+    }
+
+    private long measure(boolean udp, int bytes) {
+        TransportEndpoint ep = rx.endpoint();
+        TransportEndpoint target = udp ? new TransportEndpoint("remote", ep.host(), ep.port(), ep.streamId()) : ep;
+        TensorSender tx = txWorker.connect(1, target, 0);
+        TensorReceiverAgent agent = rx.receiver();
+        awaitConnected(tx, agent, 10_000);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(50);
+        try (NativeMemory src = new NativeMemory(bytes).fillRandom(bytes)) {
+            for (int i = 0; i < 1000; i++) {
+                exchange(tx, agent, src, i & 7, deadline);
+            }
+            long overheadBefore = allocatedBytes();
+            long overhead = allocatedBytes() - overheadBefore;
+            long before = allocatedBytes();
+            for (int i = 0; i < 300; i++) {
+                exchange(tx, agent, src, i & 7, deadline);
+            }
+            long allocated = allocatedBytes() - before - overhead;
+            System.out.printf("steady state %s %d bytes: %d bytes allocated over 300 exchanges (received %d)%n",
+                udp ? "udp" : "ipc", bytes, allocated, received);
+            return allocated;
+        } finally {
+            tx.close();
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldAllocateNothingWhenExchangingSmallTensorsOverIpc() {
+        assertEquals(0, measure(false, 4096));
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldAllocateNothingWhenExchangingChunkedTensorsOverIpc() {
+        assertEquals(0, measure(false, 1024 * 1024 + 4096));
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldAllocateNothingWhenExchangingTensorsOverUdp() {
+        assertEquals(0, measure(true, 300_000));
+    }
+}

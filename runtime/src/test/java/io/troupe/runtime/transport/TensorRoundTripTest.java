@@ -1,0 +1,97 @@
+package io.troupe.runtime.transport;
+
+import static io.troupe.runtime.transport.TransportTestSupport.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.testkit.LoopbackDriver;
+import io.troupe.runtime.testkit.NativeMemory;
+import java.util.Arrays;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Tensors of many sizes and shapes sent over IPC and UDP arrive byte for byte. */
+class TensorRoundTripTest {
+    private LoopbackDriver driver;
+    private RecordingListener listener;
+    private WorkerTransport sender;
+    private WorkerTransport receiver;
+
+    @BeforeEach
+    void setUp() {
+        driver = LoopbackDriver.start();
+        listener = new RecordingListener();
+        sender = driver.openWorker("tx", 0, 1, new RecordingListener());
+        receiver = driver.openWorker("rx", 1, 1, listener);
+    }
+
+    @AfterEach
+    void tearDown() {
+        driver.close();
+    }
+
+    static Stream<Arguments> shapes() {
+        return Stream.of(
+            Arguments.of(DType.F32, new int[] {1}),
+            Arguments.of(DType.I8, new int[] {3}),
+            Arguments.of(DType.BF16, new int[] {7, 13}),
+            Arguments.of(DType.F32, new int[] {3, 5, 7, 11}),
+            Arguments.of(DType.I32, new int[] {1000, 33}),
+            Arguments.of(DType.I8, new int[] {1024 * 1024 + 1}),
+            Arguments.of(DType.F32, new int[] {3, 1024 * 1024 / 4 + 17}),
+            Arguments.of(DType.F32, new int[] {16, 1024, 1024}));
+    }
+
+    private TransportEndpoint target(boolean udp) {
+        TransportEndpoint ep = receiver.endpoint();
+        return udp ? new TransportEndpoint("elsewhere", ep.host(), ep.port(), ep.streamId()) : ep;
+    }
+
+    @ParameterizedTest(name = "{0} {1} ipc")
+    @MethodSource("shapes")
+    @Timeout(60)
+    void shouldDeliverTensorIntactOverIpc(DType dtype, int[] shape) {
+        roundTrip(dtype, shape, false);
+    }
+
+    @ParameterizedTest(name = "{0} {1} udp")
+    @MethodSource("shapes")
+    @Timeout(60)
+    void shouldDeliverTensorIntactOverUdp(DType dtype, int[] shape) {
+        roundTrip(dtype, shape, true);
+    }
+
+    private void roundTrip(DType dtype, int[] shape, boolean udp) {
+        long bytes = dtype.sizeBytes() * Arrays.stream(shape).asLongStream().reduce(1, (a, b) -> a * b);
+        TensorSender tx = sender.connect(1, target(udp), 1);
+        awaitConnected(tx, receiver.receiver(), 10_000);
+        long key = TensorKey.of(5, 1, 42);
+        try (NativeMemory src = new NativeMemory(bytes).fillRandom(bytes * 31 + shape.length)) {
+            tx.begin(FrameKind.ACTIVATION, 9, key, dtype, shape, shape.length, src.address(), bytes);
+            pumpSend(tx, receiver.receiver(), 30_000);
+            awaitReady(receiver.receiver(), listener, 1, 30_000);
+            ReceiveSlot slot = listener.ready.poll();
+            assertEquals(0, slot.sourceRank());
+            assertEquals(FrameKind.ACTIVATION, slot.kind());
+            assertEquals(key, slot.tensorKey());
+            assertEquals(9, slot.step());
+            assertEquals(1, slot.epoch());
+            assertEquals(dtype, slot.dtype());
+            assertArrayEquals(shape, slot.shape());
+            assertEquals(bytes, slot.lengthBytes());
+            assertEquals(0, slot.address() % 64, "slot alignment");
+            long diff = NativeMemory.firstDifference(src.address(), slot.address(), bytes);
+            System.out.printf("round trip %s %s %s: %d bytes, first difference %d%n", udp ? "udp" : "ipc", dtype,
+                Arrays.toString(shape), bytes, diff);
+            assertEquals(-1, diff, "first differing byte");
+            slot.release();
+        }
+        assertEquals(0, receiver.receiver().drops().total(), receiver.receiver().drops().toString());
+        assertTrue(driver.errors().isEmpty(), driver.errors().toString());
+    }
+}

@@ -1,0 +1,52 @@
+package io.troupe.runtime.transport;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.troupe.runtime.testkit.LoopbackDriver;
+import java.io.File;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Driver lifecycle: stale directories, live directories, cleanup, several workers on one driver. */
+class TransportNodeTest {
+    @Test
+    @Timeout(30)
+    void shouldReplaceStaleDirectoryOnStartAndDeleteItOnClose() throws Exception {
+        File dir = new File("/dev/shm/troupe-test-stale-" + ProcessHandle.current().pid());
+        assertTrue(dir.mkdirs() || dir.isDirectory());
+        Files.writeString(new File(dir, "cnc.dat").toPath(), "left by a crashed driver");
+        List<Throwable> errors = new ArrayList<>();
+        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withAeronDir(dir.getPath()), errors::add)) {
+            assertTrue(node.embedsDriver());
+            assertEquals(dir.getPath(), node.aeronDir());
+            // a second driver on the same live directory is refused with the directory in the message
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> TransportNode.launch(LoopbackDriver.testSettings().withAeronDir(dir.getPath()), errors::add));
+            assertTrue(e.getMessage().contains(dir.getPath()), e.getMessage());
+        } finally {
+            assertFalse(dir.exists(), "aeron dir deleted on close");
+        }
+        assertTrue(errors.isEmpty(), errors.toString());
+    }
+
+    @Test
+    @Timeout(30)
+    void shouldShareOneDriverBetweenWorkersAndAnExternalClient() {
+        try (LoopbackDriver driver = LoopbackDriver.start()) {
+            WorkerTransport a = driver.openWorker("a", 0, 0, slot -> { });
+            WorkerTransport b = driver.openWorker("b", 1, 0, slot -> { });
+            assertEquals(a.endpoint().nodeId(), b.endpoint().nodeId());
+            assertNotEquals(a.endpoint().streamId(), b.endpoint().streamId());
+            assertTrue(a.endpoint().port() > 0);
+            // a second node in the same JVM attached to the same (now external) driver sees the same node id
+            try (TransportNode external = TransportNode.launch(
+                LoopbackDriver.testSettings().withExternalDriver(driver.node().aeronDir()), driver.errors()::add)) {
+                assertFalse(external.embedsDriver());
+                assertEquals(driver.node().nodeId(), external.nodeId());
+            }
+        }
+    }
+}
