@@ -35,6 +35,7 @@ public final class TransportNode implements AutoCloseable {
     private final String aeronDir;
     private final String nodeId;
     private final AtomicInteger nextStreamId = new AtomicInteger(FIRST_STREAM_ID);
+    private final LocalCopyRegistry localCopyRegistry = new LocalCopyRegistry();
 
     private TransportNode(TransportSettings settings, MediaDriver driver, Aeron aeron, String aeronDir, String nodeId) {
         this.settings = settings;
@@ -57,7 +58,9 @@ public final class TransportNode implements AutoCloseable {
                 }
                 driver = MediaDriver.launch(driverContext(settings, dir, errorHandler));
             }
-            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(dir).errorHandler(errorHandler));
+            // pre-touching the logs moves page faults (costly first touches in a VM) to publication setup
+            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(dir).errorHandler(errorHandler)
+                .preTouchMappedMemory(true));
             return new TransportNode(settings, driver, aeron, dir, nodeIdFor(dir));
         } catch (RuntimeException e) {
             CloseHelper.quietCloseAll(aeron, driver);
@@ -79,6 +82,7 @@ public final class TransportNode implements AutoCloseable {
             .dirDeleteOnStart(true)
             .dirDeleteOnShutdown(true)
             .warnIfDirectoryExists(false)
+            .termBufferSparseFile(false)
             .threadingMode(s.threadingMode())
             .sharedIdleStrategy(backoff())
             .sharedNetworkIdleStrategy(backoff())
@@ -147,6 +151,10 @@ public final class TransportNode implements AutoCloseable {
     /** True when this node embeds its driver. */
     public boolean embedsDriver() {
         return driver != null;
+    }
+
+    LocalCopyRegistry localCopyRegistry() {
+        return localCopyRegistry;
     }
 
     int nextStreamId() {

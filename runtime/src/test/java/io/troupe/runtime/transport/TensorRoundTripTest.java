@@ -9,7 +9,6 @@ import io.troupe.runtime.testkit.NativeMemory;
 import java.util.Arrays;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -22,9 +21,8 @@ class TensorRoundTripTest {
     private WorkerTransport sender;
     private WorkerTransport receiver;
 
-    @BeforeEach
-    void setUp() {
-        driver = LoopbackDriver.start();
+    private void open(TransportSettings settings) {
+        driver = LoopbackDriver.start(settings);
         listener = new RecordingListener();
         sender = driver.openWorker("tx", 0, 1, new RecordingListener());
         receiver = driver.openWorker("rx", 1, 1, listener);
@@ -32,7 +30,9 @@ class TensorRoundTripTest {
 
     @AfterEach
     void tearDown() {
-        driver.close();
+        if (driver != null) {
+            driver.close();
+        }
     }
 
     static Stream<Arguments> shapes() {
@@ -56,6 +56,15 @@ class TensorRoundTripTest {
     @MethodSource("shapes")
     @Timeout(60)
     void shouldDeliverTensorIntactOverIpc(DType dtype, int[] shape) {
+        open(LoopbackDriver.testSettings()); // same JVM: tensors from 1 MiB take the in-process copy
+        roundTrip(dtype, shape, false);
+    }
+
+    @ParameterizedTest(name = "{0} {1} ipc log")
+    @MethodSource("shapes")
+    @Timeout(60)
+    void shouldDeliverTensorIntactOverIpcLog(DType dtype, int[] shape) {
+        open(LoopbackDriver.testSettings().withLocalCopyMinBytes(Long.MAX_VALUE)); // every byte through the log
         roundTrip(dtype, shape, false);
     }
 
@@ -63,6 +72,7 @@ class TensorRoundTripTest {
     @MethodSource("shapes")
     @Timeout(60)
     void shouldDeliverTensorIntactOverUdp(DType dtype, int[] shape) {
+        open(LoopbackDriver.testSettings());
         roundTrip(dtype, shape, true);
     }
 
