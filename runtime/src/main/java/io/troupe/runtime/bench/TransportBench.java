@@ -23,7 +23,9 @@ import org.agrona.concurrent.YieldingIdleStrategy;
 
 /**
  * Transport benchmark: memcpy bandwidth (the baseline, measured in the same run), Troupe tensor
- * throughput for 1, 16 and 64 MiB tensors over IPC and UDP loopback, and the 4 KiB IPC round trip.
+ * throughput for 1, 16 and 64 MiB tensors over IPC (same-JVM workers, which take the one-copy
+ * in-process path, and the Aeron-log path other processes on the node use) and UDP loopback, and the
+ * 4 KiB IPC round trip. {@code ipc_16m_gbps} is the same-JVM figure (the default for a node's workers).
  * Prints a table with ratios to memcpy; the last line is machine-readable:
  * {@code memcpy_gbps=<x> ipc_16m_gbps=<x> ipc_ratio=<x> udp_16m_gbps=<x> rtt_4k_p50_us=<x> rtt_4k_p99_us=<x>}.
  *
@@ -69,6 +71,7 @@ public final class TransportBench {
             .withSocketBufferBytes(4 * MIB);
         int[] sizes = {MIB, 16 * MIB, 64 * MIB};
         double[] ipcGbps = new double[sizes.length];
+        double[] ipcLogGbps = new double[sizes.length];
         double[] udpGbps = new double[sizes.length];
         long[] rtt = new long[1];
         if (!only.equals("udp")) {
@@ -77,6 +80,12 @@ public final class TransportBench {
                     ipcGbps[i] = throughputGbps(node, false, sizes[i]);
                 }
                 rtt = roundTripNs(node, 4096, 20_000);
+            }
+            try (TransportNode node = TransportNode.launch(ipc.withLocalCopyMinBytes(Long.MAX_VALUE),
+                Throwable::printStackTrace)) {
+                for (int i = 0; i < sizes.length; i++) {
+                    ipcLogGbps[i] = throughputGbps(node, false, sizes[i]);
+                }
             }
         }
         if (!only.equals("ipc")) {
@@ -98,7 +107,10 @@ public final class TransportBench {
         System.out.println("| --- | --- | --- | --- |");
         row("memcpy (Unsafe.copyMemory)", 64 * MIB, memcpy, memcpy);
         for (int i = 0; i < sizes.length; i++) {
-            row("IPC tensor, sender thread -> receiver agent", sizes[i], ipcGbps[i], memcpy);
+            row("IPC, same JVM (one in-process copy)", sizes[i], ipcGbps[i], memcpy);
+        }
+        for (int i = 0; i < sizes.length; i++) {
+            row("IPC through the Aeron log (other JVM path)", sizes[i], ipcLogGbps[i], memcpy);
         }
         for (int i = 0; i < sizes.length; i++) {
             row("UDP loopback tensor (127.0.0.1)", sizes[i], udpGbps[i], memcpy);
@@ -148,6 +160,12 @@ public final class TransportBench {
     /** Counts and releases delivered tensors on the receiver's thread. */
     private static final class Sink implements TensorReceiverAgent.Listener {
         volatile long delivered;
+        volatile long peersLost;
+
+        @Override
+        public void onPeerLost(int peerRank) {
+            peersLost++;
+        }
 
         @Override
         public void onTensorReady(ReceiveSlot slot) {
@@ -226,7 +244,8 @@ public final class TransportBench {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (sink.delivered < n) {
             if (System.nanoTime() > deadline) {
-                throw new IllegalStateException("only " + sink.delivered + " of " + n + " tensors delivered");
+                throw new IllegalStateException("only " + sink.delivered + " of " + n + " tensors delivered; peer lost "
+                    + sink.peersLost + " times");
             }
             Thread.onSpinWait();
         }

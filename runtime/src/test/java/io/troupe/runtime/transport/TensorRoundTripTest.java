@@ -8,31 +8,45 @@ import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.testkit.NativeMemory;
 import java.util.Arrays;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** Tensors of many sizes and shapes sent over IPC and UDP arrive byte for byte. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class TensorRoundTripTest {
     private LoopbackDriver driver;
     private RecordingListener listener;
     private WorkerTransport sender;
     private WorkerTransport receiver;
 
+    private final java.util.Map<Boolean, LoopbackDriver> drivers = new java.util.HashMap<>();
+    private final java.util.Map<Boolean, RecordingListener> listeners = new java.util.HashMap<>();
+    private final java.util.Map<Boolean, WorkerTransport[]> workers = new java.util.HashMap<>();
+
+    /** One driver per setting for the whole class (starting one per case costs more than the cases). */
     private void open(TransportSettings settings) {
-        driver = LoopbackDriver.start(settings);
-        listener = new RecordingListener();
-        sender = driver.openWorker("tx", 0, 1, new RecordingListener());
-        receiver = driver.openWorker("rx", 1, 1, listener);
+        boolean localCopy = settings.localCopyMinBytes() != Long.MAX_VALUE;
+        if (!drivers.containsKey(localCopy)) {
+            LoopbackDriver d = LoopbackDriver.start(settings);
+            RecordingListener l = new RecordingListener();
+            drivers.put(localCopy, d);
+            listeners.put(localCopy, l);
+            workers.put(localCopy, new WorkerTransport[] {d.openWorker("tx", 0, 1, new RecordingListener()),
+                d.openWorker("rx", 1, 1, l)});
+        }
+        driver = drivers.get(localCopy);
+        listener = listeners.get(localCopy);
+        sender = workers.get(localCopy)[0];
+        receiver = workers.get(localCopy)[1];
     }
 
-    @AfterEach
+    @AfterAll
     void tearDown() {
-        if (driver != null) {
-            driver.close();
-        }
+        drivers.values().forEach(LoopbackDriver::close);
     }
 
     static Stream<Arguments> shapes() {
