@@ -76,7 +76,7 @@ public final class TransportNode implements AutoCloseable {
         // (timer ticks and the drain/linger state changes), so liveness is set below peerLostTimeoutNs
         long peerLostNs = s.peerLostTimeoutNs();
         long timerNs = Math.max(TimeUnit.MILLISECONDS.toNanos(10), Math.min(peerLostNs / 10, TimeUnit.SECONDS.toNanos(1)));
-        long livenessNs = Math.max(peerLostNs / 3, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
+        long livenessNs = Math.max(peerLostNs / 2, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
         return new MediaDriver.Context()
             .aeronDirectoryName(dir)
             .dirDeleteOnStart(true)

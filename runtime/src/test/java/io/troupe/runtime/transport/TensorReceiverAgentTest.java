@@ -71,7 +71,8 @@ class TensorReceiverAgentTest {
                     }
                 }
                 rx.receiver().doWork();
-                assertTrue(System.nanoTime() < deadline, "timed out; " + rx.receiver().drops());
+                assertTrue(System.nanoTime() < deadline, "timed out; " + rx.receiver().drops() + ", peers lost "
+                    + listener.lost);
             }
             for (int s = 0; s < senders; s++) {
                 for (int t = 0; t < perSender; t++) {
