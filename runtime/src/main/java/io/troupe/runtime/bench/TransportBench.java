@@ -90,8 +90,12 @@ public final class TransportBench {
         }
         if (!only.equals("ipc")) {
             try (TransportNode node = TransportNode.launch(udp, Throwable::printStackTrace)) {
-                for (int i = 0; i < sizes.length; i++) {
-                    udpGbps[i] = throughputGbps(node, true, sizes[i]);
+                try {
+                    for (int i = 0; i < sizes.length; i++) {
+                        udpGbps[i] = throughputGbps(node, true, sizes[i]);
+                    }
+                } finally {
+                    printDriverCounters(node);
                 }
             }
         }
@@ -119,6 +123,16 @@ public final class TransportBench {
         System.out.printf(Locale.ROOT,
             "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
             memcpy, ipcGbps[1], ipcGbps[1] / memcpy, udpGbps[1], p50, p99);
+    }
+
+    /** Loss, retransmission and flow-control counters of the UDP driver (why UDP was slow, if it was). */
+    private static void printDriverCounters(TransportNode node) {
+        node.aeron().countersReader().forEach((value, id, label) -> {
+            String l = label.toLowerCase(Locale.ROOT);
+            if (id < 64 && value != 0 && !l.contains("max") && !l.contains("version") && !l.contains("mapped")) {
+                System.out.println("udp driver counter: " + label + " = " + value);
+            }
+        });
     }
 
     /** The machine's load average (the benchmark shares 2 cores with whatever else runs). */
@@ -191,6 +205,15 @@ public final class TransportBench {
 
     /** Median of three timed runs of ~512 MiB (at least 4 tensors) each, after a warm-up. */
     static double throughputGbps(TransportNode node, boolean udp, int bytes) {
+        try {
+            return measureThroughputGbps(node, udp, bytes);
+        } catch (RuntimeException e) {
+            System.out.printf("%s %3d MiB: failed, reported as NaN: %s%n", udp ? "udp" : "ipc", bytes / MIB, e);
+            return Double.NaN;
+        }
+    }
+
+    private static double measureThroughputGbps(TransportNode node, boolean udp, int bytes) {
         Sink sink = new Sink();
         long src = UnsafeApi.allocateMemory(bytes + 64L);
         long addr = (src + 63) & -64L;
@@ -243,11 +266,11 @@ public final class TransportBench {
     private static void awaitDelivered(Sink sink, long n) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (sink.delivered < n) {
-            if (System.nanoTime() > deadline) {
+            if (System.nanoTime() > deadline || sink.peersLost > 0) {
                 throw new IllegalStateException("only " + sink.delivered + " of " + n + " tensors delivered; peer lost "
                     + sink.peersLost + " times");
             }
-            Thread.onSpinWait();
+            Thread.yield(); // leave the core to the threads that move the bytes
         }
     }
 
