@@ -59,6 +59,7 @@ public final class Communicator {
     private final NativeScratch workspace = new NativeScratch();
     private final NativeScratch small = new NativeScratch();
     private final ErrorFeedback errorFeedback = new ErrorFeedback();
+    private final ReduceKernels kernels = new ReduceKernels();
 
     private int inboxCount;
     private CollectiveHandle current;
@@ -114,6 +115,10 @@ public final class Communicator {
     /** This member's index in the group. */
     public int myIndex() {
         return me;
+    }
+
+    ReduceKernels kernels() {
+        return kernels;
     }
 
     CollectiveAgent agent() {
@@ -402,7 +407,7 @@ public final class Communicator {
             long residual = errorFeedback.residualAddress(h.tag, count);
             long v = staging.ensure(count * 4);
             ReduceKernels.copy(h.address, v, count * 4);
-            ReduceKernels.addInto(v, residual, count);
+            kernels.addInto(v, residual, count);
             Int8Codec.encode(v, count, mine, residual);
         } else {
             Int8Codec.encode(h.address, count, mine, 0);
@@ -456,7 +461,7 @@ public final class Communicator {
                 Int8Codec.decodeAdd(gathered + cb * k, h.count, h.address);
             }
             if (h.reduceOp == ReduceOp.AVERAGE) {
-                ReduceKernels.divide(h.address, h.count, n);
+                kernels.divide(h.address, h.count, n);
             }
         }
         current = null;

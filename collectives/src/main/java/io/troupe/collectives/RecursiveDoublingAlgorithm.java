@@ -1,6 +1,5 @@
 package io.troupe.collectives;
 
-import io.troupe.collectives.compress.Bf16;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.transport.ReceiveSlot;
 
@@ -91,10 +90,10 @@ final class RecursiveDoublingAlgorithm {
         while (step < steps) {
             if (step == finalStep && !finalized) {
                 if (average) {
-                    ReduceKernels.divide(base, count, comm.size());
+                    comm.kernels().divide(base, count, comm.size());
                 }
                 if (bf16) {
-                    Bf16.roundInPlace(base, count);
+                    comm.kernels().roundBf16(base, count);
                 }
                 finalized = true;
             }
@@ -121,12 +120,12 @@ final class RecursiveDoublingAlgorithm {
                 comm.checkPiece(slot, count * (bf16 ? 2 : 4), from);
                 if (bf16) {
                     if (recvAdds[step]) {
-                        Bf16.decodeAdd(slot.address(), base, count);
+                        comm.kernels().decodeBf16(slot.address(), base, count, true);
                     } else {
-                        Bf16.decode(slot.address(), base, count);
+                        comm.kernels().decodeBf16(slot.address(), base, count, false);
                     }
                 } else if (recvAdds[step]) {
-                    ReduceKernels.addInto(base, slot.address(), count);
+                    comm.kernels().addInto(base, slot.address(), count);
                 } else {
                     ReduceKernels.copy(slot.address(), base, count * 4);
                 }
@@ -147,9 +146,9 @@ final class RecursiveDoublingAlgorithm {
     private void send(int to) {
         if (bf16) {
             if (step > 0 || recvFrom[finalStep] != NONE) {
-                Bf16.roundInPlace(base, count);
+                comm.kernels().roundBf16(base, count);
             }
-            Bf16.encode(base, staging, count);
+            comm.kernels().encodeBf16(base, staging, count);
             comm.send(to, step, 0, DType.BF16, staging, count);
         } else {
             comm.send(to, step, 0, DType.F32, base, count);

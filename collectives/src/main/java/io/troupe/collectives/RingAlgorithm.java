@@ -1,6 +1,5 @@
 package io.troupe.collectives;
 
-import io.troupe.collectives.compress.Bf16;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.transport.ReceiveSlot;
 
@@ -153,7 +152,7 @@ final class RingAlgorithm {
             comm.send(right, sendStep, sendPiece, DType.F32, base + start * 4, len);
         } else if (wire == WIRE_BF16) {
             long at = staging + start * 2;
-            Bf16.encode(base + start * 4, at, len);
+            comm.kernels().encodeBf16(base + start * 4, at, len);
             comm.send(right, sendStep, sendPiece, DType.BF16, at, len);
         } else {
             comm.send(right, sendStep, sendPiece, DType.I8, base + start, len);
@@ -171,20 +170,20 @@ final class RingAlgorithm {
         long dst = base + start * localBytes;
         if (recvStep <= n - 2) {
             if (wire == WIRE_BF16) {
-                Bf16.decodeAdd(slot.address(), dst, len);
+                comm.kernels().decodeBf16(slot.address(), dst, len, true);
             } else {
-                ReduceKernels.addInto(dst, slot.address(), len);
+                comm.kernels().addInto(dst, slot.address(), len);
             }
             if (recvStep == n - 2) {
                 if (average) {
-                    ReduceKernels.divide(dst, len, n);
+                    comm.kernels().divide(dst, len, n);
                 }
                 if (allReduce && wire == WIRE_BF16) {
-                    Bf16.roundInPlace(dst, len);
+                    comm.kernels().roundBf16(dst, len);
                 }
             }
         } else if (wire == WIRE_BF16) {
-            Bf16.decode(slot.address(), dst, len);
+            comm.kernels().decodeBf16(slot.address(), dst, len, false);
         } else {
             ReduceKernels.copy(slot.address(), dst, len * localBytes);
         }
