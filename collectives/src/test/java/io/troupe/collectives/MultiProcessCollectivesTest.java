@@ -46,13 +46,16 @@ class MultiProcessCollectivesTest {
 
     /** Starts the children, exchanges endpoints, returns rank 0's communicators (ring, doubling). */
     private Communicator[] startWorld(int world, String mode, long timeoutMs) throws Exception {
-        driver = LoopbackDriver.start();
+        // peer-lost (image liveness) well above the scheduling stalls of a loaded 2-core machine
+        long peerLostMs = Math.max(3000, timeoutMs - 1000);
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withPeerLostTimeoutNs(
+            TimeUnit.MILLISECONDS.toNanos(peerLostMs)));
         agent = new CollectiveAgent("rank0", null, driver.errors()::add);
         agent.attach(driver.openWorker("rank0", 0, 1, agent));
         StringBuilder peers = new StringBuilder("PEERS ").append(agent.worker().endpoint());
         for (int r = 1; r < world; r++) {
             children.add(ChildJvm.start(RankMain.class, Integer.toString(r), Integer.toString(world), mode,
-                Long.toString(timeoutMs)));
+                Long.toString(timeoutMs), Long.toString(peerLostMs)));
         }
         for (ChildJvm c : children) {
             childDirs.add(c.awaitLine("AERONDIR ", 60_000).substring("AERONDIR ".length()));
@@ -114,7 +117,7 @@ class MultiProcessCollectivesTest {
     @Timeout(120)
     void shouldFailOnEverySurvivorWithinTheDeadlineWhenAPeerDiesMidAllReduce() throws Exception {
         int world = 3;
-        long timeoutMs = 4000;
+        long timeoutMs = 5000;
         Communicator ring = startWorld(world, "loop", timeoutMs)[0];
         long count = 1 << 20;
         long raw = UnsafeApi.allocateMemory(count * 4 + 64);

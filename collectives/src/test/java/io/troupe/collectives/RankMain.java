@@ -13,7 +13,7 @@ import org.agrona.UnsafeApi;
 
 /**
  * A rank in its own JVM with its own media driver (so peers talk UDP on 127.0.0.1), for
- * {@link MultiProcessCollectivesTest}. Args: {@code rank world mode timeoutMs}. Prints
+ * {@link MultiProcessCollectivesTest}. Args: {@code rank world mode timeoutMs peerLostMs}. Prints
  * {@code AERONDIR d} and {@code ENDPOINT e}, reads {@code PEERS e0,e1,...} on stdin, then:
  * <ul>
  *   <li>{@code check}: closed-form all-reduces (ring and doubling) of lengths 1, 7, 1000, 2^20+3,
@@ -31,8 +31,10 @@ public final class RankMain {
         int world = Integer.parseInt(args[1]);
         String mode = args[2];
         long timeoutNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(args[3]));
+        long peerLostNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(args[4]));
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings(), Throwable::printStackTrace);
+        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withPeerLostTimeoutNs(peerLostNs),
+                 Throwable::printStackTrace);
              CollectiveAgent agent = CollectiveAgent.open(node, "rank" + rank, rank, 1, null,
                  Throwable::printStackTrace)) {
             System.out.println("AERONDIR " + node.aeronDir());
