@@ -7,11 +7,11 @@ import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.WorkerTransport;
 import java.util.Arrays;
-import java.util.concurrent.locks.LockSupport;
 import org.agrona.CloseHelper;
 import org.agrona.ErrorHandler;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
@@ -42,6 +42,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private AgentRunner runner;
     private volatile boolean threaded;
     private long unroutedChunks;
+    private final IdleStrategy waitIdle = new BackoffIdleStrategy(200, 50, 1_000, 100_000);
 
     /**
      * @param delegate receives every non-collective tensor and peer notice (may be {@code null}: such
@@ -167,24 +168,16 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         return work;
     }
 
-    /** Waits until {@code h} is done or {@code deadlineNs} passes, driving the agent if nobody else does. */
+    /**
+     * Waits until {@code h} is done or {@code deadlineNs} passes, driving the agent if nobody else
+     * does. Idle: spin, then yield, then park 1..100 us: ranks that outnumber the cores must hand
+     * the CPU to the peer they wait for, which spinning alone would not.
+     */
     void awaitDone(CollectiveHandle h, long deadlineNs) {
-        int idle = 0;
+        IdleStrategy idle = waitIdle;
+        idle.reset();
         while (!h.isDone() && System.nanoTime() < deadlineNs) {
-            if (!threaded) {
-                if (doWork() > 0) {
-                    idle = 0;
-                    continue;
-                }
-            }
-            idle++;
-            if (idle < 200) {
-                Thread.onSpinWait();
-            } else if (idle < 400 || !threaded) {
-                Thread.yield();
-            } else {
-                LockSupport.parkNanos(20_000);
-            }
+            idle.idle(threaded ? 0 : doWork());
         }
     }
 
