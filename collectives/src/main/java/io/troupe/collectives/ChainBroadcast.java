@@ -10,7 +10,7 @@ import io.troupe.runtime.transport.ReceiveSlot;
  * bits. Agent thread only; allocation-free.
  */
 final class ChainBroadcast {
-    private Communicator comm;
+    private CollectiveEngine comm;
     private long base;
     private long count;
     private long pieceElems;
@@ -20,7 +20,7 @@ final class ChainBroadcast {
     private int sendPiece;
     private int recvPiece;
 
-    void start(Communicator c, long base, long count, int root) {
+    void start(CollectiveEngine c, long base, long count, int root) {
         this.comm = c;
         this.base = base;
         this.count = count;

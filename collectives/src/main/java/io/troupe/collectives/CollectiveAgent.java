@@ -163,7 +163,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         Communicator[] cs = communicators;
         long nowNs = System.nanoTime();
         for (Communicator c : cs) {
-            work += c.doWork(nowNs);
+            work += c.engine().doWork(nowNs);
         }
         return work;
     }
@@ -195,7 +195,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
             slot.release();
             return;
         }
-        c.onSlot(slot);
+        c.engine().onSlot(slot);
     }
 
     @Override
@@ -206,7 +206,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     @Override
     public void onPeerLost(int peerRank) {
         for (Communicator c : communicators) {
-            c.onPeerLost(peerRank);
+            c.engine().onPeerLost(peerRank);
         }
         delegate.onPeerLost(peerRank);
     }
@@ -222,7 +222,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         runner = null;
         threaded = false;
         for (Communicator c : communicators) {
-            c.free();
+            c.engine().free();
         }
         communicators = new Communicator[0];
         if (ownsWorker) {

@@ -12,7 +12,7 @@ import org.agrona.UnsafeApi;
  */
 final class GatherReference {
     private final ReceiveSlot[] slots = new ReceiveSlot[CollectiveGroup.MAX_SIZE];
-    private Communicator comm;
+    private CollectiveEngine comm;
     private long base;
     private long count;
     private boolean average;
@@ -22,7 +22,7 @@ final class GatherReference {
     private int nextSend;
     private boolean reduced;
 
-    void start(Communicator c, long base, long count, boolean average) {
+    void start(CollectiveEngine c, long base, long count, boolean average) {
         this.comm = c;
         this.base = base;
         this.count = count;

@@ -14,7 +14,7 @@ final class PeerLink {
     final int peerRank;
     final TensorSender sender;
     private final int[] shape = new int[1];
-    private Communicator owner;
+    private CollectiveEngine owner;
 
     PeerLink(int peerRank, TensorSender sender) {
         this.peerRank = peerRank;
@@ -26,12 +26,12 @@ final class PeerLink {
     }
 
     /** True when {@code c}'s last tensor on this link is completely handed to Aeron. */
-    boolean isDoneFor(Communicator c) {
+    boolean isDoneFor(CollectiveEngine c) {
         return owner != c || !sender.isSending();
     }
 
     /** Starts a collective chunk; the link must be idle. Sends what the publication takes now. */
-    void begin(Communicator c, long signature, long key, DType dtype, long address, long count) {
+    void begin(CollectiveEngine c, long signature, long key, DType dtype, long address, long count) {
         owner = c;
         shape[0] = (int) count;
         sender.begin(FrameKind.COLLECTIVE_CHUNK, signature, key, dtype, shape, 1, address, count * dtype.sizeBytes());
@@ -46,7 +46,7 @@ final class PeerLink {
         try {
             return sender.doSend();
         } catch (TransportException e) {
-            Communicator c = owner;
+            CollectiveEngine c = owner;
             owner = null;
             if (c != null) {
                 c.onSendFailed(peerRank, e);
@@ -55,7 +55,7 @@ final class PeerLink {
         }
     }
 
-    void clearOwner(Communicator c) {
+    void clearOwner(CollectiveEngine c) {
         if (owner == c) {
             owner = null;
         }

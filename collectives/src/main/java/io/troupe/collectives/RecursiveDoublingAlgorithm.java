@@ -25,7 +25,7 @@ final class RecursiveDoublingAlgorithm {
     private final int[] sendTo = new int[MAX_STEPS];
     private final int[] recvFrom = new int[MAX_STEPS];
     private final boolean[] recvAdds = new boolean[MAX_STEPS];
-    private Communicator comm;
+    private CollectiveEngine comm;
     private long base;
     private long count;
     private boolean bf16;
@@ -38,7 +38,7 @@ final class RecursiveDoublingAlgorithm {
     private boolean received;
     private boolean finalized;
 
-    void start(Communicator c, long base, long count, boolean bf16, boolean average, long staging) {
+    void start(CollectiveEngine c, long base, long count, boolean bf16, boolean average, long staging) {
         this.comm = c;
         this.base = base;
         this.count = count;

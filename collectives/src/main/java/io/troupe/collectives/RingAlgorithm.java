@@ -28,7 +28,7 @@ final class RingAlgorithm {
     static final int WIRE_BF16 = 1;
     static final int WIRE_BYTES = 2;
 
-    private Communicator comm;
+    private CollectiveEngine comm;
     private int n;
     private int me;
     private int left;
@@ -53,7 +53,7 @@ final class RingAlgorithm {
     /**
      * @param mode 0 all-reduce, 1 reduce-scatter only, 2 all-gather only
      */
-    void start(Communicator c, int mode, long base, long count, int wire, boolean average, long staging, long dummy) {
+    void start(CollectiveEngine c, int mode, long base, long count, int wire, boolean average, long staging, long dummy) {
         this.comm = c;
         this.n = c.size();
         this.me = c.myIndex();

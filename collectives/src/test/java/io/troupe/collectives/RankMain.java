@@ -3,6 +3,7 @@ package io.troupe.collectives;
 import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.TransportSettings;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -33,7 +34,7 @@ public final class RankMain {
         long timeoutNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(args[3]));
         long peerLostNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(args[4]));
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withPeerLostTimeoutNs(peerLostNs),
+        try (TransportNode node = TransportNode.launch(settings(TimeUnit.NANOSECONDS.toMillis(peerLostNs)),
                  Throwable::printStackTrace);
              CollectiveAgent agent = CollectiveAgent.open(node, "rank" + rank, rank, 1, null,
                  Throwable::printStackTrace)) {
@@ -58,6 +59,12 @@ public final class RankMain {
             }
             System.out.flush();
         }
+    }
+
+    /** Test transport settings with small logs (quick to map) and the given peer-lost timeout. */
+    static TransportSettings settings(long peerLostMs) {
+        return LoopbackDriver.testSettings().withChunkBytes(256 * 1024).withTermLengthBytes(4 * 1024 * 1024)
+            .withPeerLostTimeoutNs(TimeUnit.MILLISECONDS.toNanos(peerLostMs));
     }
 
     static void check(int rank, int world, Communicator ring, Communicator doubling) {
