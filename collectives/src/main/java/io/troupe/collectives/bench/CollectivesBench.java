@@ -181,7 +181,7 @@ public final class CollectivesBench {
 
     private static String printTable(int world, List<Long> sizes, Map<String, Long> worst) {
         long crossover = io.troupe.collectives.CollectiveSettings.DEFAULT_SMALL_MAX_BYTES;
-        System.out.printf("%n# world=%d (time = slowest rank's mean; default = doubling up to %d KiB, ring above)%n",
+        System.out.printf("%n# world=%d (time = slowest rank's best-of-" + BenchRankMain.BATCHES + " batch mean; default = doubling up to %d KiB, ring above)%n",
             world, crossover / KIB);
         System.out.printf("%10s %12s %12s %12s %10s %10s %14s%n", "size", "ring_us", "doubling_us", "default_us",
             "algbw_GB/s", "busbw_GB/s", "vs_gloo");
