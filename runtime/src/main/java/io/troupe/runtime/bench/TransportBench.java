@@ -23,7 +23,9 @@ import org.agrona.concurrent.YieldingIdleStrategy;
 
 /**
  * Transport benchmark: memcpy bandwidth (the baseline, measured in the same run), Troupe tensor
- * throughput for 1, 16 and 64 MiB tensors over IPC and UDP loopback, and the 4 KiB IPC round trip.
+ * throughput for 1, 16 and 64 MiB tensors over IPC (same-JVM workers, which take the one-copy
+ * in-process path, and the Aeron-log path other processes on the node use) and UDP loopback, and the
+ * 4 KiB IPC round trip. {@code ipc_16m_gbps} is the same-JVM figure (the default for a node's workers).
  * Prints a table with ratios to memcpy; the last line is machine-readable:
  * {@code memcpy_gbps=<x> ipc_16m_gbps=<x> ipc_ratio=<x> udp_16m_gbps=<x> rtt_4k_p50_us=<x> rtt_4k_p99_us=<x>}.
  *
@@ -69,6 +71,7 @@ public final class TransportBench {
             .withSocketBufferBytes(4 * MIB);
         int[] sizes = {MIB, 16 * MIB, 64 * MIB};
         double[] ipcGbps = new double[sizes.length];
+        double[] ipcLogGbps = new double[sizes.length];
         double[] udpGbps = new double[sizes.length];
         long[] rtt = new long[1];
         if (!only.equals("udp")) {
@@ -78,11 +81,21 @@ public final class TransportBench {
                 }
                 rtt = roundTripNs(node, 4096, 20_000);
             }
+            try (TransportNode node = TransportNode.launch(ipc.withLocalCopyMinBytes(Long.MAX_VALUE),
+                Throwable::printStackTrace)) {
+                for (int i = 0; i < sizes.length; i++) {
+                    ipcLogGbps[i] = throughputGbps(node, false, sizes[i]);
+                }
+            }
         }
         if (!only.equals("ipc")) {
             try (TransportNode node = TransportNode.launch(udp, Throwable::printStackTrace)) {
-                for (int i = 0; i < sizes.length; i++) {
-                    udpGbps[i] = throughputGbps(node, true, sizes[i]);
+                try {
+                    for (int i = 0; i < sizes.length; i++) {
+                        udpGbps[i] = throughputGbps(node, true, sizes[i]);
+                    }
+                } finally {
+                    printDriverCounters(node);
                 }
             }
         }
@@ -98,7 +111,10 @@ public final class TransportBench {
         System.out.println("| --- | --- | --- | --- |");
         row("memcpy (Unsafe.copyMemory)", 64 * MIB, memcpy, memcpy);
         for (int i = 0; i < sizes.length; i++) {
-            row("IPC tensor, sender thread -> receiver agent", sizes[i], ipcGbps[i], memcpy);
+            row("IPC, same JVM (one in-process copy)", sizes[i], ipcGbps[i], memcpy);
+        }
+        for (int i = 0; i < sizes.length; i++) {
+            row("IPC through the Aeron log (other JVM path)", sizes[i], ipcLogGbps[i], memcpy);
         }
         for (int i = 0; i < sizes.length; i++) {
             row("UDP loopback tensor (127.0.0.1)", sizes[i], udpGbps[i], memcpy);
@@ -107,6 +123,16 @@ public final class TransportBench {
         System.out.printf(Locale.ROOT,
             "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
             memcpy, ipcGbps[1], ipcGbps[1] / memcpy, udpGbps[1], p50, p99);
+    }
+
+    /** Loss, retransmission and flow-control counters of the UDP driver (why UDP was slow, if it was). */
+    private static void printDriverCounters(TransportNode node) {
+        node.aeron().countersReader().forEach((value, id, label) -> {
+            String l = label.toLowerCase(Locale.ROOT);
+            if (id < 64 && value != 0 && !l.contains("max") && !l.contains("version") && !l.contains("mapped")) {
+                System.out.println("udp driver counter: " + label + " = " + value);
+            }
+        });
     }
 
     /** The machine's load average (the benchmark shares 2 cores with whatever else runs). */
@@ -148,6 +174,12 @@ public final class TransportBench {
     /** Counts and releases delivered tensors on the receiver's thread. */
     private static final class Sink implements TensorReceiverAgent.Listener {
         volatile long delivered;
+        volatile long peersLost;
+
+        @Override
+        public void onPeerLost(int peerRank) {
+            peersLost++;
+        }
 
         @Override
         public void onTensorReady(ReceiveSlot slot) {
@@ -173,6 +205,15 @@ public final class TransportBench {
 
     /** Median of three timed runs of ~512 MiB (at least 4 tensors) each, after a warm-up. */
     static double throughputGbps(TransportNode node, boolean udp, int bytes) {
+        try {
+            return measureThroughputGbps(node, udp, bytes);
+        } catch (RuntimeException e) {
+            System.out.printf("%s %3d MiB: failed, reported as NaN: %s%n", udp ? "udp" : "ipc", bytes / MIB, e);
+            return Double.NaN;
+        }
+    }
+
+    private static double measureThroughputGbps(TransportNode node, boolean udp, int bytes) {
         Sink sink = new Sink();
         long src = UnsafeApi.allocateMemory(bytes + 64L);
         long addr = (src + 63) & -64L;
@@ -225,10 +266,11 @@ public final class TransportBench {
     private static void awaitDelivered(Sink sink, long n) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (sink.delivered < n) {
-            if (System.nanoTime() > deadline) {
-                throw new IllegalStateException("only " + sink.delivered + " of " + n + " tensors delivered");
+            if (System.nanoTime() > deadline || sink.peersLost > 0) {
+                throw new IllegalStateException("only " + sink.delivered + " of " + n + " tensors delivered; peer lost "
+                    + sink.peersLost + " times");
             }
-            Thread.onSpinWait();
+            Thread.yield(); // leave the core to the threads that move the bytes
         }
     }
 

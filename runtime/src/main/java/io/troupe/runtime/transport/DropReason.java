@@ -39,5 +39,7 @@ public enum DropReason {
     /** The tensor is larger than the whole receive budget: it can never be placed. */
     LARGER_THAN_BUDGET,
     /** A continuation fragment with no message in progress on its image. */
-    ORPHAN_FRAGMENT
+    ORPHAN_FRAGMENT,
+    /** A by-reference frame without a registered in-process link, or with a stale sequence or range. */
+    BAD_REFERENCE
 }

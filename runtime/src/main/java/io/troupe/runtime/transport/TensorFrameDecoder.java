@@ -25,6 +25,7 @@ public final class TensorFrameDecoder {
     private int payloadBytes;
     private long epoch;
     private boolean crcPresent;
+    private boolean byReference;
 
     /** @param crcRequired frames must carry CRCs and the header CRC must match */
     public TensorFrameDecoder(boolean crcRequired) {
@@ -95,7 +96,8 @@ public final class TensorFrameDecoder {
             return DropReason.OFFSET_PAST_END;
         }
         payloadBytes = length - HEADER_LENGTH;
-        if (end ? payloadBytes != chunkBytes : payloadBytes >= chunkBytes) {
+        byReference = (f.flags() & FLAG_BY_REFERENCE) != 0;
+        if (byReference ? !end || payloadBytes != 0 : end ? payloadBytes != chunkBytes : payloadBytes >= chunkBytes) {
             return DropReason.CHUNK_LENGTH_MISMATCH;
         }
         epoch = f.epoch();
@@ -154,5 +156,10 @@ public final class TensorFrameDecoder {
 
     public boolean crcPresent() {
         return crcPresent;
+    }
+
+    /** The chunk is to be copied through a {@link LocalCopyLink}, not from the frame. */
+    public boolean byReference() {
+        return byReference;
     }
 }

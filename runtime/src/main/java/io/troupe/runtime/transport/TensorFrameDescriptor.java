@@ -26,6 +26,8 @@ public final class TensorFrameDescriptor {
     public static final int CHUNK_OFFSET_OFFSET = 72;
     public static final int CHUNK_BYTES_OFFSET = 80;
     public static final int CHUNK_CRC_OFFSET = 84;
+    /** Sequence of a by-reference frame (see {@link LocalCopyLink}); zero otherwise. */
+    public static final int REFERENCE_SEQUENCE_OFFSET = 88;
     public static final int HEADER_CRC_OFFSET = 92;
     /** Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the term. */
     public static final int HEADER_LENGTH = 96;
@@ -34,6 +36,11 @@ public final class TensorFrameDescriptor {
     public static final int MAX_DIMS = 4;
     /** Flag bit: the CRC32C fields are filled in. */
     public static final int FLAG_CRC = 1;
+    /**
+     * Flag bit: no payload follows; the chunk is copied in-process from the sender's memory through a
+     * {@link LocalCopyLink} (same-JVM peers only; rejected for any image without a registered link).
+     */
+    public static final int FLAG_BY_REFERENCE = 2;
     /** Largest tensor a frame may describe (1 TiB): a bound that keeps size arithmetic far from overflow. */
     public static final long MAX_TENSOR_BYTES = 1L << 40;
 

@@ -44,7 +44,7 @@ import org.agrona.MutableDirectBuffer;
  *  +---------------------------------------------------------------+
  *  |                   chunk CRC32C (payload only)                 | 84
  *  +---------------------------------------------------------------+
- *  |                           reserved                            | 88
+ *  |         reference sequence (by-reference frames, else 0)      | 88
  *  +---------------------------------------------------------------+
  *  |                 header CRC32C (bytes 0 .. 91)                 | 92
  *  +---------------------------------------------------------------+
@@ -52,7 +52,8 @@ import org.agrona.MutableDirectBuffer;
  *  +---------------------------------------------------------------+
  * </pre>
  *
- * <p>Dimensions past {@code ndims} are zero. The CRC fields are meaningful only when
+ * <p>Dimensions past {@code ndims} are zero. A frame flagged {@code FLAG_BY_REFERENCE} carries no
+ * payload (see {@link LocalCopyLink}). The CRC fields are meaningful only when
  * {@link TensorFrameDescriptor#FLAG_CRC} is set. Threading: one thread per instance.
  */
 public final class TensorFrameFlyweight {
@@ -155,6 +156,15 @@ public final class TensorFrameFlyweight {
 
     public int chunkCrc() {
         return buffer.getInt(offset + CHUNK_CRC_OFFSET, LE);
+    }
+
+    public int referenceSequence() {
+        return buffer.getInt(offset + REFERENCE_SEQUENCE_OFFSET, LE);
+    }
+
+    /** Marks a header written by {@link #writeHeader} as by-reference (call before {@link #sealCrc}). */
+    public void referenceSequence(int sequence) {
+        mutableBuffer.putInt(offset + REFERENCE_SEQUENCE_OFFSET, sequence, LE);
     }
 
     public int headerCrc() {

@@ -62,6 +62,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         long chunkEnd;
         int chunkCrc;
         boolean crcPresent;
+        LocalCopyLink link;
 
         ImageState(long correlationId, int rank) {
             this.correlationId = correlationId;
@@ -70,6 +71,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     }
 
     private final String roleName;
+    private final LocalCopyRegistry localLinks;
     private final Subscription[] subscriptions;
     private final ReceiveSlotPool pool;
     private final Listener listener;
@@ -102,7 +104,14 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     public TensorReceiverAgent(String roleName, Aeron aeron, String[] channels, int streamId,
                                TransportSettings settings, int ownerRank, long epoch, Listener listener,
                                ErrorHandler errorHandler) {
+        this(roleName, aeron, channels, streamId, settings, ownerRank, epoch, listener, errorHandler, null);
+    }
+
+    TensorReceiverAgent(String roleName, Aeron aeron, String[] channels, int streamId, TransportSettings settings,
+                        int ownerRank, long epoch, Listener listener, ErrorHandler errorHandler,
+                        LocalCopyRegistry localLinks) {
         this.roleName = roleName;
+        this.localLinks = localLinks;
         this.pool = new ReceiveSlotPool(settings.receiveBudgetBytes(), settings.receiveSlotsMax());
         this.listener = listener;
         this.errorHandler = errorHandler;
@@ -189,7 +198,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             long e = epoch;
             if (e != appliedEpoch) {
                 appliedEpoch = e;
-                reclaimFilling(-1, e);
+                reclaimOlderThan(e);
             }
             for (Subscription s : subscriptions) {
                 work += s.controlledPoll(this, FRAGMENT_LIMIT);
@@ -284,7 +293,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 }
                 lastImage = null;
                 lastState = null;
-                reclaimFilling(rank, Long.MIN_VALUE);
+                reclaimFromLostImage(rank, ev.sessionId() >>> 20);
                 notifyLost(rank);
             }
         }
@@ -307,11 +316,21 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         }
     }
 
-    /** Recycles filling slots from {@code rank} (any rank when -1) or of epochs below {@code minEpoch}. */
-    private void reclaimFilling(int rank, long minEpoch) {
+    /** Recycles the unfinished tensors a lost image was filling (same rank and epoch bits as its session). */
+    private void reclaimFromLostImage(int rank, int epochBits) {
         for (int i = pool.activeCount() - 1; i >= 0; i--) {
             ReceiveSlot s = pool.active(i);
-            if (s.state == ReceiveSlot.FILLING && ((rank >= 0 && s.sourceRank == rank) || s.epoch < minEpoch)) {
+            if (s.state == ReceiveSlot.FILLING && s.sourceRank == rank && (s.epoch & 0x3FF) == epochBits) {
+                pool.recycle(s);
+            }
+        }
+    }
+
+    /** Recycles unfinished tensors of epochs below {@code minEpoch} (they can no longer complete). */
+    private void reclaimOlderThan(long minEpoch) {
+        for (int i = pool.activeCount() - 1; i >= 0; i--) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.FILLING && s.epoch < minEpoch) {
                 pool.recycle(s);
             }
         }
@@ -345,7 +364,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 abandon(st, DropReason.ORPHAN_FRAGMENT, false);
             }
             st.skipping = false;
-            return onFirstFragment(st, buffer, offset, length, end);
+            return onFirstFragment(st, buffer, offset, length, end, header);
         }
         if (!st.inMessage) {
             if (!st.skipping) {
@@ -364,7 +383,18 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         return Action.CONTINUE;
     }
 
-    private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
+    /** The in-process link of the image's sender, cached once found (see {@link LocalCopyLink}). */
+    private LocalCopyLink linkFor(ImageState st, Header header) {
+        LocalCopyLink link = st.link;
+        if (link == null && localLinks != null) {
+            link = localLinks.find(header.streamId(), header.sessionId());
+            st.link = link;
+        }
+        return link;
+    }
+
+    private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end,
+                                   Header header) {
         TensorFrameDecoder d = decoder;
         DropReason reason = d.decode(buffer, offset, length, end, epoch, ownerRank, st.rank, pool.budgetBytes());
         if (reason != null) {
@@ -380,6 +410,13 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         long frameEpoch = d.epoch();
         int source = st.rank;
         boolean crcPresent = d.crcPresent();
+        LocalCopyLink link = null;
+        if (d.byReference()) {
+            link = linkFor(st, header);
+            if (link == null || chunkOffset != 0 || !link.isPublished(f.referenceSequence(), totalBytes)) {
+                return drop(st, DropReason.BAD_REFERENCE, end);
+            }
+        }
         long key = f.tensorKey();
         ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
         if (slot != null) {
@@ -402,6 +439,16 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         }
         st.slot = slot;
         st.slotGeneration = slot.generation;
+        if (link != null) {
+            if (!link.beginCopy(f.referenceSequence())) { // the sender revoked it meanwhile
+                pool.recycle(slot);
+                return drop(st, DropReason.BAD_REFERENCE, end);
+            }
+            UnsafeApi.copyMemory(link.address(), slot.address, totalBytes);
+            link.endCopy();
+            completeChunk(slot, 0, (int) totalBytes, false, 0);
+            return Action.CONTINUE;
+        }
         copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
         if (end) {
             completeChunk(slot, chunkOffset, chunkBytes, crcPresent, f.chunkCrc());

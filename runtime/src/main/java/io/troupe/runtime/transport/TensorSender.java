@@ -1,11 +1,13 @@
 package io.troupe.runtime.transport;
 
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENCE;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
 
 import io.aeron.ExclusivePublication;
 import io.aeron.Publication;
 import io.aeron.logbuffer.BufferClaim;
+import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.Arrays;
@@ -29,10 +31,19 @@ import org.agrona.concurrent.UnsafeBuffer;
  * in the publication; {@link #begin} + {@link #doSend()} make progress without blocking, for duty
  * cycles that must keep receiving while they send (collectives). One tensor at a time.
  *
+ * <p>Same-JVM peers: tensors of at least {@code localCopyMinBytes} are not written to the log; a
+ * header-only frame lets the receiver copy them straight from the caller's memory
+ * ({@link LocalCopyLink}), and the send completes once it has. A blocking {@link #send} of such a
+ * tensor therefore needs the receiver's agent running on another thread.
+ *
  * <p>Threading: one thread per sender. The caller's memory must stay unchanged until the send completes.
  */
 public final class TensorSender implements AutoCloseable {
+    /** Largest tensor sent by reference (chunk bytes is an int32 on the wire); larger ones use the log. */
+    private static final int MAX_REFERENCE_BYTES = 1 << 30;
     private final ExclusivePublication publication;
+    private final LocalCopyLink localLink;
+    private final long localCopyMinBytes;
     private final int sourceRank;
     private final int destRank;
     private final long epoch;
@@ -48,6 +59,7 @@ public final class TensorSender implements AutoCloseable {
     private final UnsafeBuffer payloadBuffer = new UnsafeBuffer(0, 0);
     private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
     private final int[] shape = new int[TensorFrameDescriptor.MAX_DIMS];
+    private Runnable closeAction;
 
     private FrameKind kind;
     private long step;
@@ -58,6 +70,9 @@ public final class TensorSender implements AutoCloseable {
     private long totalBytes;
     private long sentBytes;
     private boolean active;
+    private boolean byReference;
+    private boolean awaitingCopy;
+    private int referenceSequence;
     private long waitStartNs;
     private long crcOffset = -1;
     private int crc;
@@ -70,6 +85,14 @@ public final class TensorSender implements AutoCloseable {
      */
     public TensorSender(ExclusivePublication publication, int sourceRank, int destRank, long epoch,
                         TransportSettings settings, IdleStrategy idleStrategy) {
+        this(publication, sourceRank, destRank, epoch, settings, idleStrategy, null);
+    }
+
+    /** @param localLink the in-process link to a same-JVM receiver, or {@code null} */
+    TensorSender(ExclusivePublication publication, int sourceRank, int destRank, long epoch,
+                 TransportSettings settings, IdleStrategy idleStrategy, LocalCopyLink localLink) {
+        this.localLink = localLink;
+        this.localCopyMinBytes = settings.localCopyMinBytes();
         this.publication = publication;
         this.sourceRank = sourceRank;
         this.destRank = destRank;
@@ -121,8 +144,16 @@ public final class TensorSender implements AutoCloseable {
         return active;
     }
 
-    /** Sends a CPU tensor (its memory, no copy); blocks until handed to Aeron. */
+    /**
+     * Sends a CPU tensor straight from its memory (no staging copy); blocks until handed to Aeron.
+     *
+     * @throws IllegalArgumentException for a tensor that is not in host memory, or has more than 4 dims
+     */
     public void send(FrameKind kind, long step, long tensorKey, Tensor tensor) {
+        if (tensor.device().kind() != DeviceKind.CPU) {
+            throw new IllegalArgumentException("only host tensors are sent directly; copy to the CPU first: device="
+                + tensor.device().name());
+        }
         int n = tensor.rank();
         if (n > TensorFrameDescriptor.MAX_DIMS) {
             throw new IllegalArgumentException("frames carry at most 4 dims: shape=" + Arrays.toString(tensor.shape()));
@@ -206,6 +237,11 @@ public final class TensorSender implements AutoCloseable {
         this.sentBytes = 0;
         this.crcOffset = -1;
         this.waitStartNs = System.nanoTime();
+        this.byReference = localLink != null && lengthBytes >= localCopyMinBytes && lengthBytes <= MAX_REFERENCE_BYTES;
+        this.awaitingCopy = false;
+        if (byReference) {
+            referenceSequence = localLink.publish(address, lengthBytes);
+        }
         this.active = true;
     }
 
@@ -217,15 +253,30 @@ public final class TensorSender implements AutoCloseable {
      * @throws TransportException        when the publication is closed or exhausted
      */
     public int doSend() {
+        if (awaitingCopy) {
+            return awaitCopy();
+        }
         int chunks = 0;
         while (active) {
             long offset = sentBytes;
-            int length = (int) Math.min(chunkBytes, totalBytes - offset);
-            long result = offerChunk(offset, length);
+            int length;
+            long result;
+            if (byReference) {
+                length = (int) totalBytes;
+                result = offerReference(offset, length);
+            } else {
+                length = (int) Math.min(chunkBytes, totalBytes - offset);
+                result = offerChunk(offset, length);
+            }
             if (result > 0) {
                 chunks++;
                 sentBytes = offset + length;
                 if (sentBytes == totalBytes) {
+                    if (byReference) {
+                        awaitingCopy = true;
+                        waitStartNs = System.nanoTime();
+                        return chunks + awaitCopy();
+                    }
                     active = false;
                     tensorsSent++;
                 }
@@ -241,6 +292,39 @@ public final class TensorSender implements AutoCloseable {
             waitStartNs = System.nanoTime();
         }
         return chunks;
+    }
+
+    /** Waits (without blocking) for a same-JVM receiver to copy a by-reference tensor. */
+    private int awaitCopy() {
+        if (localLink.isCopied()) {
+            awaitingCopy = false;
+            active = false;
+            tensorsSent++;
+            return 1;
+        }
+        long waitedNs = System.nanoTime() - waitStartNs;
+        if ((waitedNs > backPressureTimeoutNs || publication.isClosed()) && localLink.revoke()) {
+            awaitingCopy = false;
+            fail(new TransportTimeoutException("back-pressured: the receiver did not take the tensor within "
+                + "backPressureTimeoutNs=" + backPressureTimeoutNs + " (in-process copy): " + describe()));
+        }
+        return 0;
+    }
+
+    /** A header-only frame telling a same-JVM receiver to copy {@code [offset, offset+length)} through the link. */
+    private long offerReference(long offset, int length) {
+        int flags = (crcEnabled ? FLAG_CRC : 0) | FLAG_BY_REFERENCE;
+        long result = publication.tryClaim(HEADER_LENGTH, claim);
+        if (result > 0) {
+            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, epoch, step, sourceRank,
+                destRank, tensorKey, shape, ndims, totalBytes, offset, length);
+            frame.referenceSequence(referenceSequence);
+            if (crcEnabled) {
+                frame.sealCrc(0);
+            }
+            claim.commit();
+        }
+        return result;
     }
 
     private long offerChunk(long offset, int length) {
@@ -309,7 +393,21 @@ public final class TensorSender implements AutoCloseable {
     /** Closes the publication (an in-flight tensor is abandoned). */
     @Override
     public void close() {
+        if (localLink != null) {
+            while (!localLink.revoke() && localLink.isCopying()) {
+                Thread.onSpinWait(); // a copy in progress ends soon; the caller may free its memory after close
+            }
+        }
         active = false;
+        awaitingCopy = false;
         publication.close();
+        if (closeAction != null) {
+            closeAction.run();
+        }
+    }
+
+    /** Runs once on {@link #close()} (unregisters the in-process link). */
+    void onClose(Runnable action) {
+        this.closeAction = action;
     }
 }

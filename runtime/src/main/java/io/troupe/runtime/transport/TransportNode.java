@@ -34,7 +34,14 @@ public final class TransportNode implements AutoCloseable {
     private final Aeron aeron;
     private final String aeronDir;
     private final String nodeId;
-    private final AtomicInteger nextStreamId = new AtomicInteger(FIRST_STREAM_ID);
+    /**
+     * Stream ids of this node's workers. Processes that share an external driver must not share
+     * stream ids (an IPC subscription gets every publication of its stream, and the in-process copy
+     * registry would take another process's worker for its own), so such a node starts at a
+     * per-process base: 100 ids per process id.
+     */
+    private final AtomicInteger nextStreamId;
+    private final LocalCopyRegistry localCopyRegistry = new LocalCopyRegistry();
 
     private TransportNode(TransportSettings settings, MediaDriver driver, Aeron aeron, String aeronDir, String nodeId) {
         this.settings = settings;
@@ -42,6 +49,8 @@ public final class TransportNode implements AutoCloseable {
         this.aeron = aeron;
         this.aeronDir = aeronDir;
         this.nodeId = nodeId;
+        this.nextStreamId = new AtomicInteger(settings.externalDriver()
+            ? FIRST_STREAM_ID + (int) (ProcessHandle.current().pid() % 100_000) * 100 : FIRST_STREAM_ID);
     }
 
     /** Starts the node's driver (or connects to the external one) and its Aeron client. */
@@ -57,7 +66,9 @@ public final class TransportNode implements AutoCloseable {
                 }
                 driver = MediaDriver.launch(driverContext(settings, dir, errorHandler));
             }
-            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(dir).errorHandler(errorHandler));
+            // pre-touching the logs moves page faults (costly first touches in a VM) to publication setup
+            aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(dir).errorHandler(errorHandler)
+                .preTouchMappedMemory(true));
             return new TransportNode(settings, driver, aeron, dir, nodeIdFor(dir));
         } catch (RuntimeException e) {
             CloseHelper.quietCloseAll(aeron, driver);
@@ -73,12 +84,13 @@ public final class TransportNode implements AutoCloseable {
         // (timer ticks and the drain/linger state changes), so liveness is set below peerLostTimeoutNs
         long peerLostNs = s.peerLostTimeoutNs();
         long timerNs = Math.max(TimeUnit.MILLISECONDS.toNanos(10), Math.min(peerLostNs / 10, TimeUnit.SECONDS.toNanos(1)));
-        long livenessNs = Math.max(peerLostNs / 3, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
+        long livenessNs = Math.max(peerLostNs / 2, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
         return new MediaDriver.Context()
             .aeronDirectoryName(dir)
             .dirDeleteOnStart(true)
             .dirDeleteOnShutdown(true)
             .warnIfDirectoryExists(false)
+            .termBufferSparseFile(false)
             .threadingMode(s.threadingMode())
             .sharedIdleStrategy(backoff())
             .sharedNetworkIdleStrategy(backoff())
@@ -147,6 +159,10 @@ public final class TransportNode implements AutoCloseable {
     /** True when this node embeds its driver. */
     public boolean embedsDriver() {
         return driver != null;
+    }
+
+    LocalCopyRegistry localCopyRegistry() {
+        return localCopyRegistry;
     }
 
     int nextStreamId() {

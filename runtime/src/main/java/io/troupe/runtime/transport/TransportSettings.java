@@ -29,6 +29,10 @@ import java.util.concurrent.TimeUnit;
  * @param backPressureTimeoutNs  how long a send retries while back-pressured without progress
  * @param peerLostTimeoutNs      a silent UDP peer is reported lost within this time (at least 500 ms)
  * @param crcEnabled             compute and verify CRC32C of frame headers and chunks
+ * @param localCopyMinBytes      tensors at least this large travel between workers of the same JVM by
+ *                               one direct copy into the receiver's slot ({@link LocalCopyLink}); such a
+ *                               send completes when the receiver has copied it. {@code Long.MAX_VALUE}
+ *                               keeps every tensor on the Aeron log
  * @param udpBindHost            the address receivers bind to for remote peers (e.g. 127.0.0.1)
  * @param udpPort                the UDP port receivers bind to; 0 picks a free port
  */
@@ -47,6 +51,7 @@ public record TransportSettings(
     long backPressureTimeoutNs,
     long peerLostTimeoutNs,
     boolean crcEnabled,
+    long localCopyMinBytes,
     String udpBindHost,
     int udpPort) {
 
@@ -99,6 +104,9 @@ public record TransportSettings(
             throw new IllegalArgumentException("peerLostTimeoutNs must be at least 500 ms: peerLostTimeoutNs="
                 + peerLostTimeoutNs);
         }
+        if (localCopyMinBytes < 1) {
+            throw new IllegalArgumentException("localCopyMinBytes must be positive: localCopyMinBytes=" + localCopyMinBytes);
+        }
         if (udpBindHost == null || udpBindHost.isBlank()) {
             throw new IllegalArgumentException("udpBindHost must be set: udpBindHost=" + udpBindHost);
         }
@@ -123,12 +131,12 @@ public record TransportSettings(
     /**
      * Defaults: embedded SHARED driver, 16 MiB terms, 1 MiB chunks, 8 KiB UDP MTU, 64 KiB IPC MTU,
      * 4 MiB socket buffers, 256 MiB receive budget, 1024 slots, connect 10 s, back-pressure 10 s,
-     * peer lost 5 s, CRC on, UDP on 127.0.0.1 with a free port.
+     * peer lost 5 s, CRC on, same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port.
      */
     public static TransportSettings defaults() {
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
-            TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, "127.0.0.1", 0);
+            TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0);
     }
 
     /** The largest Aeron message for this term length. */
@@ -139,90 +147,96 @@ public record TransportSettings(
     public TransportSettings withAeronDir(String dir) {
         return new TransportSettings(dir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withExternalDriver(String dir) {
-        return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+        return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withThreadingMode(ThreadingMode mode) {
         return new TransportSettings(aeronDir, externalDriver, mode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withTermLengthBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, bytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, bytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withIpcMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, bytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withChunkBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withSocketBufferBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withReceiveBudgetBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withReceiveSlotsMax(int slots) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withConnectTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withBackPressureTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            ns, peerLostTimeoutNs, crcEnabled, udpBindHost, udpPort);
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, ns,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withPeerLostTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, ns, crcEnabled, udpBindHost, udpPort);
+            backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withCrcEnabled(boolean enabled) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, enabled, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort);
+    }
+
+    public TransportSettings withLocalCopyMinBytes(long bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort);
     }
 
     public TransportSettings withUdp(String bindHost, int port) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bindHost, port);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port);
     }
 }

@@ -12,7 +12,8 @@ import org.agrona.concurrent.IdleStrategy;
 /**
  * The data plane of one worker: a {@link TensorReceiverAgent} on its own stream (one IPC and one UDP
  * subscription) and one {@link TensorSender} per peer, each on its own exclusive publication
- * ({@code aeron:ipc} to same-node peers, {@code aeron:udp} otherwise).
+ * ({@code aeron:ipc} to same-node peers, {@code aeron:udp} otherwise). Large tensors to workers of
+ * the same JVM take one direct copy ({@link LocalCopyLink}).
  *
  * <p>Threading: setup methods ({@link #connect}, {@link #assign}, {@link #close}) from the owning
  * worker; the receiver agent is run by whoever the launcher chooses (an {@code AgentRunner} or the
@@ -23,6 +24,7 @@ public final class WorkerTransport implements AutoCloseable {
     private final TensorReceiverAgent receiver;
     private final TransportEndpoint endpoint;
     private final Int2ObjectHashMap<TensorSender> senders = new Int2ObjectHashMap<>();
+    private final int streamId;
     private volatile int rank;
 
     WorkerTransport(TransportNode node, String name, int rank, long epoch, TensorReceiverAgent.Listener listener,
@@ -34,10 +36,12 @@ public final class WorkerTransport implements AutoCloseable {
         String[] channels = {TransportChannels.ipcSubscription(),
             TransportChannels.udpSubscription(s, s.udpBindHost(), s.udpPort())};
         this.receiver = new TensorReceiverAgent(name, node.aeron(), channels, streamId, s, rank, epoch, listener,
-            errorHandler);
+            errorHandler, node.localCopyRegistry());
+        this.streamId = streamId;
         try {
             int port = resolvePort(receiver.subscription(1), s);
             this.endpoint = new TransportEndpoint(node.nodeId(), s.udpBindHost(), port, streamId);
+            node.localCopyRegistry().addReceiver(streamId);
         } catch (RuntimeException e) {
             receiver.close();
             throw e;
@@ -105,11 +109,27 @@ public final class WorkerTransport implements AutoCloseable {
         }
         TransportSettings s = node.settings();
         int sessionId = SessionIds.of(self, epoch);
-        String channel = peer.isSameNode(node.nodeId())
+        boolean sameNode = peer.isSameNode(node.nodeId());
+        String channel = sameNode
             ? TransportChannels.ipcPublication(s, sessionId)
             : TransportChannels.udpPublication(s, peer.host(), peer.port(), sessionId);
-        ExclusivePublication pub = node.aeron().addExclusivePublication(channel, peer.streamId());
-        TensorSender sender = new TensorSender(pub, self, peerRank, epoch, s, idleStrategy);
+        LocalCopyRegistry registry = node.localCopyRegistry();
+        int peerStream = peer.streamId();
+        LocalCopyLink link = sameNode && s.localCopyMinBytes() < Long.MAX_VALUE && registry.hasReceiver(peerStream)
+            ? registry.register(peerStream, sessionId) : null;
+        ExclusivePublication pub;
+        try {
+            pub = node.aeron().addExclusivePublication(channel, peerStream);
+        } catch (RuntimeException e) {
+            if (link != null) {
+                registry.unregister(peerStream, sessionId, link);
+            }
+            throw e;
+        }
+        TensorSender sender = new TensorSender(pub, self, peerRank, epoch, s, idleStrategy, link);
+        if (link != null) {
+            sender.onClose(() -> registry.unregister(peerStream, sessionId, link));
+        }
         senders.put(peerRank, sender);
         return sender;
     }
@@ -119,11 +139,15 @@ public final class WorkerTransport implements AutoCloseable {
         return senders.get(peerRank);
     }
 
-    /** Closes every sender and the receiver. */
+    /**
+     * Closes every sender and the receiver. If an {@code AgentRunner} runs the receiver, close the
+     * runner first (it closes the receiver on its own thread); closing twice is harmless.
+     */
     @Override
     public void close() {
         CloseHelper.closeAll(senders.values());
         senders.clear();
+        node.localCopyRegistry().removeReceiver(streamId);
         receiver.close();
     }
 }

@@ -48,12 +48,14 @@ class SteadyStateAllocationTest {
         shape[0] = (int) (src.lengthBytes() / 4);
         tx.begin(FrameKind.COLLECTIVE_CHUNK, 0, key, DType.F32, shape, 1, src.address(), src.lengthBytes());
         ReceiveSlot slot = null;
-        while (slot == null) {
+        while (slot == null || tx.isSending()) {
             if (tx.isSending()) {
                 tx.doSend();
             }
             agent.doWork();
-            slot = agent.takeReady(0, FrameKind.COLLECTIVE_CHUNK, key);
+            if (slot == null) {
+                slot = agent.takeReady(0, FrameKind.COLLECTIVE_CHUNK, key);
+            }
             if (System.nanoTime() > deadlineNs) {
                 throw new AssertionError("exchange stuck; " + agent.drops());
             }

@@ -71,7 +71,8 @@ class TensorReceiverAgentTest {
                     }
                 }
                 rx.receiver().doWork();
-                assertTrue(System.nanoTime() < deadline, "timed out; " + rx.receiver().drops());
+                assertTrue(System.nanoTime() < deadline, "timed out; " + rx.receiver().drops() + ", peers lost "
+                    + listener.lost);
             }
             for (int s = 0; s < senders; s++) {
                 for (int t = 0; t < perSender; t++) {
@@ -106,6 +107,7 @@ class TensorReceiverAgentTest {
     void shouldBackPressureSenderWhenBudgetIsFullAndResumeAfterRelease() {
         int tensorBytes = 1024 * 1024;
         driver = LoopbackDriver.start(LoopbackDriver.testSettings()
+            .withLocalCopyMinBytes(Long.MAX_VALUE) // through the log: buffered by Aeron until the budget frees
             .withReceiveBudgetBytes(2L * tensorBytes)
             .withChunkBytes(256 * 1024)
             .withTermLengthBytes(8 * 1024 * 1024)
@@ -150,6 +152,49 @@ class TensorReceiverAgentTest {
             }
             assertTrue(rx.receiver().pool().committedBytes() <= 2L * tensorBytes, "within budget");
             assertEquals(0, rx.receiver().drops().total(), rx.receiver().drops().toString());
+        }
+    }
+
+    @Test
+    @Timeout(30)
+    void shouldRevokeInProcessCopyWhenReceiverCannotTakeItAndNeverReadTheMemoryAfterwards() {
+        int tensorBytes = 1024 * 1024;
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings()
+            .withReceiveBudgetBytes(tensorBytes)
+            .withBackPressureTimeoutNs(TimeUnit.MILLISECONDS.toNanos(200)));
+        RecordingListener listener = new RecordingListener();
+        WorkerTransport rx = driver.openWorker("rx", 1, 0, listener);
+        WorkerTransport w = driver.openWorker("tx", 0, 0, new RecordingListener());
+        TensorSender tx = w.connect(1, rx.endpoint(), 0);
+        awaitConnected(tx, rx.receiver(), 10_000);
+        int[] shape = {tensorBytes};
+        try (NativeMemory first = new NativeMemory(tensorBytes).fillRandom(1)) {
+            tx.begin(FrameKind.ACTIVATION, 0, 1, DType.I8, shape, 1, first.address(), tensorBytes);
+            pumpSend(tx, rx.receiver(), 10_000);
+        }
+        assertEquals(1, listener.ready.size(), "first tensor copied in-process and delivered");
+        NativeMemory second = new NativeMemory(tensorBytes).fillRandom(2);
+        tx.begin(FrameKind.ACTIVATION, 0, 2, DType.I8, shape, 1, second.address(), tensorBytes);
+        TransportTimeoutException e = assertThrows(TransportTimeoutException.class,
+            () -> pumpSend(tx, rx.receiver(), 10_000), "budget is full: the receiver cannot take it");
+        assertTrue(e.getMessage().contains("in-process copy"), e.getMessage());
+        second.close(); // the sender gave up: its memory may go away, the receiver must not read it
+        listener.ready.poll().release();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (rx.receiver().drops().count(DropReason.BAD_REFERENCE) == 0) {
+            rx.receiver().doWork();
+            assertTrue(System.nanoTime() < deadline, "revoked frame not dropped: " + rx.receiver().drops());
+        }
+        assertTrue(listener.ready.isEmpty(), "revoked tensor never delivered");
+        assertEquals(1, rx.receiver().drops().total());
+        // the link is usable again
+        try (NativeMemory third = new NativeMemory(tensorBytes).fillRandom(3)) {
+            tx.begin(FrameKind.ACTIVATION, 0, 3, DType.I8, shape, 1, third.address(), tensorBytes);
+            pumpSend(tx, rx.receiver(), 10_000);
+            ReceiveSlot slot = listener.ready.poll();
+            assertNotNull(slot);
+            assertEquals(-1, NativeMemory.firstDifference(third.address(), slot.address(), tensorBytes));
+            slot.release();
         }
     }
 

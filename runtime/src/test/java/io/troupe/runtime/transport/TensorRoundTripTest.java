@@ -8,31 +8,45 @@ import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.testkit.NativeMemory;
 import java.util.Arrays;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** Tensors of many sizes and shapes sent over IPC and UDP arrive byte for byte. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class TensorRoundTripTest {
     private LoopbackDriver driver;
     private RecordingListener listener;
     private WorkerTransport sender;
     private WorkerTransport receiver;
 
-    @BeforeEach
-    void setUp() {
-        driver = LoopbackDriver.start();
-        listener = new RecordingListener();
-        sender = driver.openWorker("tx", 0, 1, new RecordingListener());
-        receiver = driver.openWorker("rx", 1, 1, listener);
+    private final java.util.Map<Boolean, LoopbackDriver> drivers = new java.util.HashMap<>();
+    private final java.util.Map<Boolean, RecordingListener> listeners = new java.util.HashMap<>();
+    private final java.util.Map<Boolean, WorkerTransport[]> workers = new java.util.HashMap<>();
+
+    /** One driver per setting for the whole class (starting one per case costs more than the cases). */
+    private void open(TransportSettings settings) {
+        boolean localCopy = settings.localCopyMinBytes() != Long.MAX_VALUE;
+        if (!drivers.containsKey(localCopy)) {
+            LoopbackDriver d = LoopbackDriver.start(settings);
+            RecordingListener l = new RecordingListener();
+            drivers.put(localCopy, d);
+            listeners.put(localCopy, l);
+            workers.put(localCopy, new WorkerTransport[] {d.openWorker("tx", 0, 1, new RecordingListener()),
+                d.openWorker("rx", 1, 1, l)});
+        }
+        driver = drivers.get(localCopy);
+        listener = listeners.get(localCopy);
+        sender = workers.get(localCopy)[0];
+        receiver = workers.get(localCopy)[1];
     }
 
-    @AfterEach
+    @AfterAll
     void tearDown() {
-        driver.close();
+        drivers.values().forEach(LoopbackDriver::close);
     }
 
     static Stream<Arguments> shapes() {
@@ -56,6 +70,15 @@ class TensorRoundTripTest {
     @MethodSource("shapes")
     @Timeout(60)
     void shouldDeliverTensorIntactOverIpc(DType dtype, int[] shape) {
+        open(LoopbackDriver.testSettings()); // same JVM: tensors from 1 MiB take the in-process copy
+        roundTrip(dtype, shape, false);
+    }
+
+    @ParameterizedTest(name = "{0} {1} ipc log")
+    @MethodSource("shapes")
+    @Timeout(60)
+    void shouldDeliverTensorIntactOverIpcLog(DType dtype, int[] shape) {
+        open(LoopbackDriver.testSettings().withLocalCopyMinBytes(Long.MAX_VALUE)); // every byte through the log
         roundTrip(dtype, shape, false);
     }
 
@@ -63,6 +86,7 @@ class TensorRoundTripTest {
     @MethodSource("shapes")
     @Timeout(60)
     void shouldDeliverTensorIntactOverUdp(DType dtype, int[] shape) {
+        open(LoopbackDriver.testSettings());
         roundTrip(dtype, shape, true);
     }
 

@@ -12,10 +12,15 @@ import java.util.concurrent.TimeUnit;
 import org.agrona.IoUtil;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** Two real JVMs, each with its own media driver, exchanging tensors over UDP on 127.0.0.1. */
+/**
+ * Two real JVMs, each with its own media driver, exchanging tensors over UDP on 127.0.0.1 (tagged
+ * slow: child JVM start-up; run with {@code -Pall}).
+ */
+@Tag("slow")
 class TwoProcessTransportTest {
     private LoopbackDriver driver;
     private RecordingListener listener;
@@ -25,7 +30,7 @@ class TwoProcessTransportTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        driver = LoopbackDriver.start();
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withPeerLostTimeoutNs(TimeUnit.SECONDS.toNanos(3)));
         listener = new RecordingListener();
         self = driver.openWorker("parent", 0, 1, listener);
         child = ChildJvm.start(EchoPeerMain.class, self.endpoint().toString());
