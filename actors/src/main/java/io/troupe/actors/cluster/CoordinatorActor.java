@@ -243,7 +243,8 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         busyMs += m.busyMs();
         idleMs += m.idleMs();
         if (answered.size() == ranks.size()) {
-            // dp = 1 here: every rank holds a distinct shard, so the squares add up to the global norm.
+            // Replica 0's ranks hold every shard once (the others report 0), so the squares add up
+            // to the global norm.
             lastNorm = Math.sqrt(gradSumSq);
             float clip = GradClip.scaleFor(lastNorm, spec.train().gradClip());
             LrSchedule schedule = spec.train().schedule();

@@ -12,7 +12,12 @@ import io.troupe.runtime.transport.WorkerTransport;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import org.agrona.concurrent.AgentRunner;
+import io.troupe.collectives.CollectiveAgent;
+import io.troupe.collectives.CollectiveGroup;
+import io.troupe.collectives.CollectiveSettings;
+import io.troupe.collectives.Communicator;
+import io.troupe.collectives.ReduceOp;
+import io.troupe.runtime.transport.TransportEndpoint;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -67,7 +72,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private final ActorContext<Command> ctx;
     private final WorkerDescription description;
     private final WorkerTransport transport;
-    private final AgentRunner receiverRunner;
+    private final CollectiveAgent agent;
+    private Communicator dataParallel;
     private final AeronStageLink link;
     private final int threads;
     private final ExecutorService deviceExecutor;
@@ -88,12 +94,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         this.ctx = ctx;
         this.threads = threads;
         this.link = new AeronStageLink(msg -> ctx.getLog().warn(msg));
-        this.transport = node.openWorker("worker-" + localIndex, -1, 0, link,
+        // One duty cycle per worker: the collectives agent drives the receiver, routes collective
+        // chunks to their communicator and hands activations and gradients to the stage link.
+        this.agent = CollectiveAgent.open(node, "worker-" + localIndex, -1, 0, link,
             t -> ctx.getLog().error("data plane error on worker " + localIndex, t));
+        this.transport = agent.worker();
         link.attach(transport);
-        this.receiverRunner = new AgentRunner(new BackoffIdleStrategy(64, 16, 1_000, 200_000),
-            t -> ctx.getLog().error("receiver agent error", t), null, transport.receiver());
-        AgentRunner.startOnThread(receiverRunner);
+        agent.start(new BackoffIdleStrategy(64, 16, 1_000, 200_000));
         String address = ctx.getSystem().address().toString();
         this.description = new WorkerDescription(address, transport.endpoint().toString(), "cpu(" + threads + " threads)", localIndex);
         this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {
@@ -133,15 +140,20 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             Corpora data = JobSpecs.data(m.job());
             this.train = new Batches(data.train(), spec.train().model().seqLen());
             this.policy = LocalPipelineEngine.policyFor(spec);
-            if (spec.layout().dp() > 1) {
-                throw new IllegalArgumentException("dp > 1 across nodes needs the collectives all-reduce, not wired yet: dp="
-                    + spec.layout().dp());
-            }
             int dp = spec.layout().dpIndex(rank);
             int pp = spec.layout().ppIndex(rank);
             StageWorker w = new StageWorker(spec, dp, pp, spec.train().seed());
             transport.assign(rank, epoch);
-            transport.receiver().epoch(epoch);
+            this.dataParallel = null;
+            if (spec.layout().dp() > 1) {
+                int[] members = spec.layout().dataParallelGroup(rank);
+                TransportEndpoint[] eps = new TransportEndpoint[members.length];
+                for (int i = 0; i < members.length; i++) {
+                    eps[i] = TransportEndpoint.parse(m.endpoints().get(members[i]));
+                }
+                this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, dp, eps),
+                    CollectiveSettings.defaults());
+            }
             link.assign(new AeronStageLink.Target() {
                 @Override
                 public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
@@ -172,10 +184,17 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             return this;
         }
         StageWorker w = stage;
+        Communicator dpComm = dataParallel;
         long e = epoch;
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
             long t0 = System.nanoTime();
             w.runStep(m.step(), policy, train, t0);
+            if (dpComm != null) {
+                // Sum the replicas' gradients (each already scaled by 1/global tokens), chunk by chunk.
+                for (int c = 0; c < w.chunks(); c++) {
+                    dpComm.allReduce(w.chunk(c).grads(), ReduceOp.SUM);
+                }
+            }
             double lossSum = 0;
             int count = 0;
             boolean last = w.modelStage(w.chunks() - 1) == spec.layout().modelStages() - 1;
@@ -194,7 +213,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                     busy += i.durationUs();
                 }
             }
-            return new Computed(e, m.step(), lossSum, count, w.gradSumOfSquares(), busy / 1e3, idle / 1e3, null);
+            // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
+            double sumSq = w.dpIndex() == 0 ? w.gradSumOfSquares() : 0;
+            return new Computed(e, m.step(), lossSum, count, sumSq, busy / 1e3, idle / 1e3, null);
         }, deviceExecutor), (ok, err) -> ok != null ? ok
             : new Computed(e, m.step(), 0, 0, 0, 0, 0, String.valueOf(rootMessage(err))));
         return this;
@@ -258,8 +279,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private Behavior<Command> onStop() {
         releaseStage();
         deviceExecutor.shutdown();
-        receiverRunner.close();
-        transport.close();
+        agent.close();
         return this;
     }
 }

@@ -75,6 +75,22 @@ class ClusterTrainingTest {
     }
 
     @Test
+    void shouldMatchSingleDeviceLossWithDataAndPipelineParallelOverFourNodes() throws Exception {
+        List<TroupeNode> nodes = cluster(4);
+        JobHandle h = nodes.get(0).submit(job("2x2", "zb-h1", 4));
+        JobEvent end = h.await(Duration.ofSeconds(150));
+        assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            for (JobEvent.StepCompleted s : h.steps()) {
+                double ref = t.trainStep().loss();
+                System.out.printf("dp2 x pp2 step %d: cluster loss %.7f, single-device %.7f%n", s.step(), s.loss(), ref);
+                assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
+            }
+        }
+    }
+
+    @Test
     void shouldRefuseAJobThatCannotRunBeforeAnyWork() throws Exception {
         List<TroupeNode> nodes = cluster(1);
         JobEvent end = nodes.get(0).submit(job("1x3", "1f1b", 2)).await(Duration.ofSeconds(30));
