@@ -56,19 +56,22 @@ class ClusterProcessesTest {
         return c;
     }
 
-    private static JobRequest job(int steps) {
-        return new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "", 20_000);
+    private static JobRequest job(String layout, int steps) {
+        return new JobRequest("tiny", layout, 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "", 20_000);
     }
 
     @Test
-    void shouldMatchSingleDeviceLossWithStagesInTwoProcesses() throws Exception {
+    void shouldMatchSingleDeviceLossWithDataAndPipelineParallelInFourProcesses() throws Exception {
         ChildJvm first = node("--role", "worker,coordinator");
         String seed = hostPort(first);
-        node("--role", "worker", "--seed", seed);
-        JobHandle h = client(seed).submit(job(6));
+        for (int i = 0; i < 3; i++) {
+            node("--role", "worker", "--seed", seed);
+        }
+        JobHandle h = client(seed).submit(job("2x2", 6));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0, AdamWConfig.defaults());
+        assertEquals(6, h.steps().size());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (JobEvent.StepCompleted s : h.steps()) {
                 double ref = t.trainStep().loss();
@@ -84,7 +87,7 @@ class ClusterProcessesTest {
         ChildJvm second = node("--role", "worker", "--seed", seed);
         String secondAddress = hostPort(second);
         CountDownLatch twoSteps = new CountDownLatch(2);
-        JobHandle h = client(seed).submit(job(100_000)).onEvent(e -> {
+        JobHandle h = client(seed).submit(job("1x2", 100_000)).onEvent(e -> {
             if (e instanceof JobEvent.StepCompleted) {
                 twoSteps.countDown();
             }
@@ -103,5 +106,28 @@ class ClusterProcessesTest {
         // The surviving node leaves cleanly on SIGTERM.
         first.process().destroy();
         assertTrue(first.process().waitFor(30, TimeUnit.SECONDS), "node 1 exits after SIGTERM");
+    }
+
+    @Test
+    void shouldRunAJobThroughLaunchLocalAndStopEveryNode() throws Exception {
+        java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
+        java.nio.file.Path script = root.resolve("scripts/launch-local.sh");
+        java.nio.file.Path out = java.nio.file.Files.createTempDirectory("troupe-launch");
+        ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), "2", "--model", "tiny", "--layout", "1x2",
+            "--microbatches", "2", "--batch", "4", "--steps", "3", "--out", out.resolve("run").toString())
+            .redirectErrorStream(true).redirectOutput(out.resolve("launch.log").toFile());
+        pb.environment().put("TROUPE_BASE_PORT", "26520");
+        Process p = pb.start();
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "launch-local.sh finished");
+        String log = java.nio.file.Files.readString(out.resolve("launch.log"));
+        assertEquals(0, p.exitValue(), log);
+        assertTrue(log.contains("job finished after 3 steps"), log);
+        assertTrue(java.nio.file.Files.readAllLines(out.resolve("run/metrics.csv")).size() == 4, log);
+        for (String line : log.split("\n")) {
+            if (line.startsWith("troupe: node ") && line.contains("(pid ")) {
+                long pid = Long.parseLong(line.substring(line.indexOf("(pid ") + 5, line.indexOf(')')));
+                assertTrue(ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true), "node " + pid + " stopped: " + log);
+            }
+        }
     }
 }
