@@ -82,7 +82,6 @@ public final class TransportNode implements AutoCloseable {
             .dirDeleteOnStart(true)
             .dirDeleteOnShutdown(true)
             .warnIfDirectoryExists(false)
-            .termBufferSparseFile(false)
             .threadingMode(s.threadingMode())
             .sharedIdleStrategy(backoff())
             .sharedNetworkIdleStrategy(backoff())
