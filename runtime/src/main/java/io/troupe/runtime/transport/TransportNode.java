@@ -36,7 +36,13 @@ public final class TransportNode implements AutoCloseable {
     private final Aeron aeron;
     private final String aeronDir;
     private final String nodeId;
-    private final AtomicInteger nextStreamId = new AtomicInteger(FIRST_STREAM_ID);
+    /**
+     * Stream ids of this node's workers. Processes that share an external driver must not share
+     * stream ids (an IPC subscription gets every publication of its stream, and the in-process copy
+     * registry would take another process's worker for its own), so such a node starts at a
+     * per-process base: 100 ids per process id.
+     */
+    private final AtomicInteger nextStreamId;
     private final LocalCopyRegistry localCopyRegistry = new LocalCopyRegistry();
 
     private TransportNode(TransportSettings settings, MediaDriver driver, Aeron aeron, String aeronDir, String nodeId) {
@@ -45,6 +51,8 @@ public final class TransportNode implements AutoCloseable {
         this.aeron = aeron;
         this.aeronDir = aeronDir;
         this.nodeId = nodeId;
+        this.nextStreamId = new AtomicInteger(settings.externalDriver()
+            ? FIRST_STREAM_ID + (int) (ProcessHandle.current().pid() % 100_000) * 100 : FIRST_STREAM_ID);
     }
 
     /** Starts the node's driver (or connects to the external one) and its Aeron client. */

@@ -1,0 +1,232 @@
+package io.troupe.collectives;
+
+import io.troupe.runtime.transport.FrameKind;
+import io.troupe.runtime.transport.ReceiveSlot;
+import io.troupe.runtime.transport.TensorReceiverAgent;
+import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.WorkerTransport;
+import java.util.Arrays;
+import org.agrona.CloseHelper;
+import org.agrona.ErrorHandler;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+
+/**
+ * The collectives' duty cycle of one worker: drives the worker's {@link TensorReceiverAgent},
+ * routes collective chunks to the {@link Communicator} of their group, pumps the senders and
+ * advances every communicator's collective. Other tensors (activations, gradients) and peer notices
+ * go on to the worker's own listener ({@code delegate}), on this agent's thread.
+ *
+ * <p>Set-up: {@link #open} (opens the worker with this agent as its listener), then
+ * {@link #communicator} once per group, then either {@link #start} (own thread) or let callers drive
+ * it: a blocking collective or {@link CollectiveHandle#await()} runs {@link #doWork()} on the
+ * calling thread. Caller-driven agents must be driven by one thread at a time.
+ *
+ * <p>Threading: {@code doWork} and the listener calls on one thread; {@code communicator} and
+ * submissions from any thread. Steady-state {@code doWork} allocates nothing.
+ */
+public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listener, AutoCloseable {
+    private static final TensorReceiverAgent.Listener NO_DELEGATE = slot -> slot.release();
+
+    private final String roleName;
+    private final TensorReceiverAgent.Listener delegate;
+    private final ErrorHandler errorHandler;
+    private final Communicator[] byGroupId = new Communicator[256];
+    private volatile Communicator[] communicators = new Communicator[0];
+    private volatile PeerLink[] links = new PeerLink[0];
+    private WorkerTransport worker;
+    private boolean ownsWorker;
+    private AgentRunner runner;
+    private volatile boolean threaded;
+    private long unroutedChunks;
+    private final IdleStrategy waitIdle = new BackoffIdleStrategy(200, 50, 1_000, 100_000);
+
+    /**
+     * @param delegate receives every non-collective tensor and peer notice (may be {@code null}: such
+     *                 tensors are released)
+     */
+    public CollectiveAgent(String roleName, TensorReceiverAgent.Listener delegate, ErrorHandler errorHandler) {
+        this.roleName = roleName;
+        this.delegate = delegate == null ? NO_DELEGATE : delegate;
+        this.errorHandler = errorHandler;
+    }
+
+    /** Opens a worker on {@code node} with a new agent as its listener; the agent closes the worker. */
+    public static CollectiveAgent open(TransportNode node, String name, int rank, long epoch,
+                                       TensorReceiverAgent.Listener delegate, ErrorHandler errorHandler) {
+        CollectiveAgent agent = new CollectiveAgent(name, delegate, errorHandler);
+        agent.attach(node.openWorker(name, rank, epoch, agent, errorHandler));
+        agent.ownsWorker = true;
+        return agent;
+    }
+
+    /** Binds to the worker this agent listens to (opened with this agent as its listener). */
+    public void attach(WorkerTransport w) {
+        if (worker != null) {
+            throw new IllegalStateException("agent " + roleName + " is already attached");
+        }
+        this.worker = w;
+    }
+
+    public WorkerTransport worker() {
+        return worker;
+    }
+
+    /** Collective chunks of a group with no communicator here (released). */
+    public long unroutedChunks() {
+        return unroutedChunks;
+    }
+
+    /**
+     * Creates the communicator of {@code group} (this worker's rank must be the group's
+     * {@code myRank()}), opening senders to the peers its algorithms talk to.
+     */
+    public synchronized Communicator communicator(CollectiveGroup group, CollectiveSettings settings) {
+        if (worker == null) {
+            throw new IllegalStateException("agent " + roleName + " has no worker: call attach first");
+        }
+        if (worker.rank() != group.myRank()) {
+            throw new IllegalArgumentException("group's rank differs from the worker's: group.myRank=" + group.myRank()
+                + ", worker rank=" + worker.rank());
+        }
+        Communicator old = byGroupId[group.groupId()];
+        if (old != null && old.group().epoch() >= group.epoch()) {
+            throw new IllegalArgumentException("group id " + group.groupId() + " is in use in epoch "
+                + old.group().epoch() + ": " + group);
+        }
+        Communicator c = new Communicator(this, group, settings);
+        byGroupId[group.groupId()] = c;
+        Communicator[] cs = communicators;
+        Communicator[] next = new Communicator[cs.length + 1];
+        int k = 0;
+        for (Communicator x : cs) {
+            if (x != old) {
+                next[k++] = x;
+            }
+        }
+        next[k++] = c;
+        communicators = Arrays.copyOf(next, k);
+        return c;
+    }
+
+    /** The link to {@code peerRank}, opened on first use (setup time). */
+    synchronized PeerLink link(int peerRank, TransportEndpoint endpoint, long epoch) {
+        for (PeerLink l : links) {
+            if (l.peerRank == peerRank && l.sender.epoch() == epoch) {
+                return l;
+            }
+        }
+        PeerLink l = new PeerLink(peerRank, worker.connect(peerRank, endpoint, epoch));
+        PeerLink[] ls = links;
+        PeerLink[] next = new PeerLink[ls.length + 1];
+        int k = 0;
+        for (PeerLink x : ls) {
+            if (x.peerRank != peerRank) {
+                next[k++] = x;
+            }
+        }
+        next[k++] = l;
+        links = Arrays.copyOf(next, k);
+        return l;
+    }
+
+    /** Runs the agent on its own thread with {@code idle} between empty duty cycles. */
+    public synchronized void start(IdleStrategy idle) {
+        if (runner != null) {
+            throw new IllegalStateException("agent " + roleName + " is already running");
+        }
+        runner = new AgentRunner(idle, errorHandler, null, this);
+        threaded = true;
+        AgentRunner.startOnThread(runner);
+    }
+
+    /** True when the agent runs on its own thread, false when callers drive it. */
+    public boolean isThreaded() {
+        return threaded;
+    }
+
+    @Override
+    public String roleName() {
+        return roleName;
+    }
+
+    @Override
+    public int doWork() {
+        int work = worker.receiver().doWork();
+        PeerLink[] ls = links;
+        for (PeerLink l : ls) {
+            work += l.pump();
+        }
+        Communicator[] cs = communicators;
+        long nowNs = System.nanoTime();
+        for (Communicator c : cs) {
+            work += c.engine().doWork(nowNs);
+        }
+        return work;
+    }
+
+    /**
+     * Waits until {@code h} is done or {@code deadlineNs} passes, driving the agent if nobody else
+     * does. Idle: spin, then yield, then park 1..100 us: ranks that outnumber the cores must hand
+     * the CPU to the peer they wait for, which spinning alone would not.
+     */
+    void awaitDone(CollectiveHandle h, long deadlineNs) {
+        IdleStrategy idle = waitIdle;
+        idle.reset();
+        while (!h.isDone() && System.nanoTime() < deadlineNs) {
+            idle.idle(threaded ? 0 : doWork());
+        }
+    }
+
+    // ------------------------------------------------------------------ listener (agent thread)
+
+    @Override
+    public void onTensorReady(ReceiveSlot slot) {
+        if (slot.kind() != FrameKind.COLLECTIVE_CHUNK) {
+            delegate.onTensorReady(slot);
+            return;
+        }
+        Communicator c = byGroupId[CollectiveKey.groupId(slot.tensorKey())];
+        if (c == null) {
+            unroutedChunks++;
+            slot.release();
+            return;
+        }
+        c.engine().onSlot(slot);
+    }
+
+    @Override
+    public void onPeerConnected(int peerRank, String sourceIdentity) {
+        delegate.onPeerConnected(peerRank, sourceIdentity);
+    }
+
+    @Override
+    public void onPeerLost(int peerRank) {
+        for (Communicator c : communicators) {
+            c.engine().onPeerLost(peerRank);
+        }
+        delegate.onPeerLost(peerRank);
+    }
+
+    void onError(Throwable t) {
+        errorHandler.onError(t);
+    }
+
+    /** Stops the thread (if any), frees the communicators' memory, and closes the worker if {@link #open} made it. */
+    @Override
+    public synchronized void close() {
+        CloseHelper.close(runner);
+        runner = null;
+        threaded = false;
+        for (Communicator c : communicators) {
+            c.engine().free();
+        }
+        communicators = new Communicator[0];
+        if (ownsWorker) {
+            CloseHelper.close(worker);
+        }
+    }
+}

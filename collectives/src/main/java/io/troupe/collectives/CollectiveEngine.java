@@ -1,0 +1,460 @@
+package io.troupe.collectives;
+
+import io.troupe.collectives.compress.ErrorFeedback;
+import io.troupe.collectives.compress.Int8Codec;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.transport.ReceiveSlot;
+import io.troupe.runtime.transport.TransportException;
+import org.agrona.UnsafeApi;
+import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
+
+/**
+ * The agent-side half of a {@link Communicator}: its queue of submitted collectives, its inbox of
+ * received pieces, the algorithm running now, the deadline and failure handling, and the services
+ * the algorithms use (send, receive, signature checks, scratch memory).
+ *
+ * <p>Threading: everything but {@link #queue} runs on the agent's thread. Allocation-free in steady state.
+ */
+final class CollectiveEngine {
+    private static final int INBOX_CAPACITY = 4096;
+    private static final int RUN_NONE = -1;
+    private static final int RUN_RING = 0;
+    private static final int RUN_RD = 1;
+    private static final int RUN_CHAIN = 2;
+    private static final int RUN_REFERENCE = 3;
+    private static final int POST_NONE = 0;
+    private static final int POST_COPY_SEGMENT = 1;
+    private static final int POST_INT8_SUM = 2;
+
+    private final CollectiveAgent agent;
+    private final CollectiveGroup group;
+    private final CollectiveSettings settings;
+    private final int n;
+    private final int me;
+    private final int groupId;
+    private final PeerLink[] links;
+    final ManyToOneConcurrentArrayQueue<CollectiveHandle> queue = new ManyToOneConcurrentArrayQueue<>(1024);
+    private final ReceiveSlot[] inbox = new ReceiveSlot[INBOX_CAPACITY];
+    private final RingAlgorithm ring = new RingAlgorithm();
+    private final RecursiveDoublingAlgorithm doubling = new RecursiveDoublingAlgorithm();
+    private final ChainBroadcast chain = new ChainBroadcast();
+    private final GatherReference reference = new GatherReference();
+    private final NativeScratch staging = new NativeScratch();
+    private final NativeScratch workspace = new NativeScratch();
+    private final NativeScratch small = new NativeScratch();
+    final ErrorFeedback errorFeedback = new ErrorFeedback();
+    private final ReduceKernels kernels = new ReduceKernels();
+
+    private int inboxCount;
+    private CollectiveHandle current;
+    private int running = RUN_NONE;
+    private int post;
+    private long seq;
+    private long signature;
+    private long deadlineNs;
+    volatile CollectiveException broken;
+    volatile long completed;
+
+    CollectiveEngine(CollectiveAgent agent, CollectiveGroup group, CollectiveSettings settings) {
+        this.agent = agent;
+        this.group = group;
+        this.settings = settings;
+        this.n = group.size();
+        this.me = group.myIndex();
+        this.groupId = group.groupId();
+        this.links = new PeerLink[n];
+        UnsafeApi.setMemory(small.ensure(4096), 4096, (byte) 0);
+        for (int i = 0; i < n; i++) {
+            if (i != me && talksTo(i)) {
+                links[i] = agent.link(group.rankAt(i), group.endpointAt(i), group.epoch());
+            }
+        }
+    }
+
+    /** The peers any algorithm of this member sends to: ring successor, doubling partners, reference root/all. */
+    private boolean talksTo(int i) {
+        if (i == (me + 1) % n || me == 0 || i == 0) {
+            return true;
+        }
+        int p = Integer.highestOneBit(n);
+        if (me >= p) {
+            return i == me - p;
+        }
+        return i == me + p || Integer.bitCount(i ^ me) == 1 && i < p;
+    }
+
+    int size() {
+        return n;
+    }
+
+    int myIndex() {
+        return me;
+    }
+
+    CollectiveSettings settings() {
+        return settings;
+    }
+
+    ReduceKernels kernels() {
+        return kernels;
+    }
+
+    // ------------------------------------------------------------------ engine (agent thread)
+
+    int doWork(long nowNs) {
+        int work = 0;
+        while (true) {
+            if (current == null) {
+                CollectiveHandle h = queue.poll();
+                if (h == null) {
+                    return work;
+                }
+                work++;
+                startOp(h, nowNs);
+                continue;
+            }
+            try {
+                work += runStep();
+                if (runDone()) {
+                    finishOp();
+                    continue;
+                }
+            } catch (CollectiveException e) {
+                failOp(e);
+                continue;
+            } catch (RuntimeException e) {
+                failOp(new CollectiveException(describeCurrent() + " failed: " + e, group.epoch(), -1, e));
+                continue;
+            }
+            if (nowNs - deadlineNs > 0) {
+                failOp(timeout());
+            }
+            return work;
+        }
+    }
+
+    private void startOp(CollectiveHandle h, long nowNs) {
+        current = h;
+        h.startNs = nowNs;
+        deadlineNs = nowNs + settings.timeoutNs();
+        seq++;
+        post = POST_NONE;
+        running = RUN_NONE;
+        CollectiveException b = broken;
+        if (b != null) {
+            failOp(new CollectiveException("communicator broken by an earlier failure (" + b.getMessage() + "): "
+                + describeCurrent(), group.epoch(), b.missingRank(), b));
+            return;
+        }
+        try {
+            dispatch(h);
+        } catch (RuntimeException e) {
+            failOp(new CollectiveException(describeCurrent() + " failed to start: " + e, group.epoch(), -1, e));
+            return;
+        }
+        if (running == RUN_NONE) {
+            finishOp();
+        }
+    }
+
+    private void dispatch(CollectiveHandle h) {
+        long count = h.count;
+        boolean average = h.reduceOp == ReduceOp.AVERAGE;
+        Compression compression = settings.compression();
+        switch (h.op) {
+            case ALL_REDUCE -> {
+                if (n == 1) {
+                    sign(h, 0);
+                    return;
+                }
+                if (compression == Compression.INT8 || compression == Compression.INT8_ERROR_FEEDBACK) {
+                    startInt8(h);
+                    return;
+                }
+                CollectiveAlgorithm a = settings.algorithm();
+                if (a == CollectiveAlgorithm.AUTO) {
+                    a = count * 4 <= settings.smallMaxBytes() ? CollectiveAlgorithm.RECURSIVE_DOUBLING
+                        : CollectiveAlgorithm.RING;
+                }
+                boolean bf16 = compression == Compression.BF16;
+                if (a == CollectiveAlgorithm.REFERENCE) {
+                    sign(h, RUN_REFERENCE);
+                    reference.start(this, h.address, count, average);
+                } else if (a == CollectiveAlgorithm.RECURSIVE_DOUBLING) {
+                    sign(h, RUN_RD);
+                    doubling.start(this, h.address, count, bf16, average, bf16 ? staging.ensure(count * 2) : 0);
+                } else {
+                    sign(h, RUN_RING);
+                    ring.start(this, 0, h.address, count, bf16 ? RingAlgorithm.WIRE_BF16 : RingAlgorithm.WIRE_F32,
+                        average, bf16 ? staging.ensure(count * 2) : 0, small.ensure(4096));
+                }
+            }
+            case REDUCE_SCATTER -> {
+                long ws = workspace.ensure(count * 4);
+                ReduceKernels.copy(h.address, ws, count * 4);
+                post = POST_COPY_SEGMENT;
+                if (n == 1) {
+                    sign(h, 0);
+                    return;
+                }
+                sign(h, RUN_RING);
+                ring.start(this, 1, ws, count, RingAlgorithm.WIRE_F32, average, 0, small.ensure(4096));
+            }
+            case ALL_GATHER -> {
+                long s0 = Communicator.segmentStart(count, n, me);
+                ReduceKernels.copy(h.otherAddress, h.address + s0 * 4, (Communicator.segmentStart(count, n, me + 1) - s0) * 4);
+                if (n == 1) {
+                    sign(h, 0);
+                    return;
+                }
+                sign(h, RUN_RING);
+                ring.start(this, 2, h.address, count, RingAlgorithm.WIRE_F32, false, 0, small.ensure(4096));
+            }
+            case BROADCAST -> {
+                if (n == 1) {
+                    sign(h, 0);
+                    return;
+                }
+                sign(h, RUN_CHAIN);
+                chain.start(this, h.address, count, h.root);
+            }
+            case BARRIER -> {
+                if (n == 1) {
+                    sign(h, 0);
+                    return;
+                }
+                sign(h, RUN_RD);
+                UnsafeApi.putFloat(small.ensure(4096) + 64, 0f);
+                doubling.start(this, small.ensure(4096) + 64, 1, false, false, 0);
+            }
+            default -> throw new IllegalStateException("unknown op " + h.op);
+        }
+    }
+
+    private void sign(CollectiveHandle h, int run) {
+        running = n == 1 ? RUN_NONE : run;
+        signature = CollectiveKey.signature(h.tag, h.op.ordinal(), (Math.max(run, 0) << 2)
+            | settings.compression().ordinal(), h.count);
+    }
+
+    /** int8: quantise (g + e), all-gather every member's quantised vector, sum them in member order. */
+    private void startInt8(CollectiveHandle h) {
+        long count = h.count;
+        long cb = Int8Codec.encodedBytes(count);
+        long gathered = workspace.ensure(cb * n);
+        long mine = gathered + cb * me;
+        if (settings.compression() == Compression.INT8_ERROR_FEEDBACK) {
+            long residual = errorFeedback.residualAddress(h.tag, count);
+            long v = staging.ensure(count * 4);
+            ReduceKernels.copy(h.address, v, count * 4);
+            kernels.addInto(v, residual, count);
+            Int8Codec.encode(v, count, mine, residual);
+        } else {
+            Int8Codec.encode(h.address, count, mine, 0);
+        }
+        post = POST_INT8_SUM;
+        sign(h, RUN_RING);
+        ring.start(this, 2, gathered, cb * n, RingAlgorithm.WIRE_BYTES, false, 0, small.ensure(4096));
+    }
+
+    private int runStep() {
+        return switch (running) {
+            case RUN_RING -> ring.doWork();
+            case RUN_RD -> doubling.doWork();
+            case RUN_CHAIN -> chain.doWork();
+            case RUN_REFERENCE -> reference.doWork();
+            default -> 0;
+        };
+    }
+
+    private boolean runDone() {
+        return switch (running) {
+            case RUN_RING -> ring.isDone();
+            case RUN_RD -> doubling.isDone();
+            case RUN_CHAIN -> chain.isDone();
+            case RUN_REFERENCE -> reference.isDone();
+            default -> true;
+        };
+    }
+
+    private int waitingFor() {
+        return switch (running) {
+            case RUN_RING -> ring.waitingFor();
+            case RUN_RD -> doubling.waitingFor();
+            case RUN_CHAIN -> chain.waitingFor();
+            case RUN_REFERENCE -> reference.waitingFor();
+            default -> -1;
+        };
+    }
+
+    private void finishOp() {
+        CollectiveHandle h = current;
+        if (post == POST_COPY_SEGMENT) {
+            long s0 = Communicator.segmentStart(h.count, n, me);
+            ReduceKernels.copy(workspace.ensure(h.count * 4) + s0 * 4, h.otherAddress,
+                (Communicator.segmentStart(h.count, n, me + 1) - s0) * 4);
+        } else if (post == POST_INT8_SUM) {
+            long cb = Int8Codec.encodedBytes(h.count);
+            long gathered = workspace.ensure(cb * n);
+            UnsafeApi.setMemory(h.address, h.count * 4, (byte) 0);
+            for (int k = 0; k < n; k++) {
+                Int8Codec.decodeAdd(gathered + cb * k, h.count, h.address);
+            }
+            if (h.reduceOp == ReduceOp.AVERAGE) {
+                kernels.divide(h.address, h.count, n);
+            }
+        }
+        current = null;
+        running = RUN_NONE;
+        completed++;
+        h.complete(System.nanoTime());
+    }
+
+    private void failOp(CollectiveException e) {
+        CollectiveHandle h = current;
+        if (broken == null) {
+            broken = e;
+        }
+        if (running == RUN_REFERENCE) {
+            reference.abandon();
+        }
+        for (PeerLink l : links) {
+            if (l != null) {
+                l.clearOwner(this);
+            }
+        }
+        releaseInbox();
+        current = null;
+        running = RUN_NONE;
+        if (h != null) {
+            h.fail(e, System.nanoTime());
+        }
+    }
+
+    private void releaseInbox() {
+        for (int i = 0; i < inboxCount; i++) {
+            inbox[i].release();
+            inbox[i] = null;
+        }
+        inboxCount = 0;
+    }
+
+    private String describeCurrent() {
+        CollectiveHandle h = current;
+        return h == null ? "no collective" : h.op + " #" + seq + " (count=" + h.count + ", tag=" + h.tag + ", group "
+            + group.groupId() + " epoch " + group.epoch() + ", member " + me + "/" + n + " rank " + group.myRank() + ")";
+    }
+
+    private CollectiveException timeout() {
+        long seqBits = seq & ((1L << 23) - 1);
+        for (int i = 0; i < inboxCount; i++) {
+            ReceiveSlot s = inbox[i];
+            if (CollectiveKey.seq(s.tensorKey()) == seqBits && s.step() != signature) {
+                return mismatch(s);
+            }
+        }
+        int idx = waitingFor();
+        int rank = idx >= 0 ? group.rankAt(idx) : -1;
+        return new CollectiveTimeoutException(describeCurrent() + " timed out after timeoutNs=" + settings.timeoutNs()
+            + " waiting for rank " + rank + " (epoch " + group.epoch() + ")", group.epoch(), rank, null);
+    }
+
+    private CollectiveMismatchException mismatch(ReceiveSlot s) {
+        return new CollectiveMismatchException("collective mismatch: rank " + s.sourceRank() + " issued "
+            + CollectiveKey.describe(s.step()) + " where this rank issued " + CollectiveKey.describe(signature) + " as "
+            + describeCurrent(), group.epoch(), s.sourceRank());
+    }
+
+    // ------------------------------------------------------------------ services for the algorithms
+
+    /** Takes the piece {@code (step, piece)} of the current collective from member {@code idx}, or null. */
+    ReceiveSlot receive(int idx, int step, int piece) {
+        long key = CollectiveKey.key(seq, groupId, step, piece);
+        int rank = group.rankAt(idx);
+        for (int i = 0; i < inboxCount; i++) {
+            ReceiveSlot s = inbox[i];
+            if (s.tensorKey() == key && s.sourceRank() == rank) {
+                inbox[i] = inbox[--inboxCount];
+                inbox[inboxCount] = null;
+                if (s.step() != signature) {
+                    CollectiveMismatchException e = mismatch(s);
+                    s.release();
+                    throw e;
+                }
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /** Checks a piece's size against what this member expects. */
+    void checkPiece(ReceiveSlot s, long expectedBytes, int idx) {
+        if (s.lengthBytes() != expectedBytes) {
+            long got = s.lengthBytes();
+            s.release();
+            throw new CollectiveMismatchException("collective mismatch: rank " + group.rankAt(idx) + " sent a piece of "
+                + got + " bytes where " + expectedBytes + " were expected in " + describeCurrent(), group.epoch(),
+                group.rankAt(idx));
+        }
+    }
+
+    boolean linkIdle(int idx) {
+        return links[idx].isIdle();
+    }
+
+    boolean sendDone(int idx) {
+        return links[idx].isDoneFor(this);
+    }
+
+    void send(int idx, int step, int piece, DType dtype, long address, long count) {
+        links[idx].begin(this, signature, CollectiveKey.key(seq, groupId, step, piece), dtype, address, count);
+    }
+
+    void onSlot(ReceiveSlot slot) {
+        if (broken != null) {
+            slot.release();
+            return;
+        }
+        if (inboxCount == INBOX_CAPACITY) {
+            slot.release();
+            failOp(new CollectiveException("inbox full (" + INBOX_CAPACITY + " pieces) in " + describeCurrent(),
+                group.epoch(), slot.sourceRank(), null));
+            return;
+        }
+        inbox[inboxCount++] = slot;
+    }
+
+    void onSendFailed(int peerRank, TransportException e) {
+        if (current != null) {
+            failOp(new CollectiveTimeoutException(describeCurrent() + " failed sending to rank " + peerRank + " (epoch "
+                + group.epoch() + "): " + e.getMessage(), group.epoch(), peerRank, e));
+        }
+    }
+
+    void onPeerLost(int peerRank) {
+        if (group.indexOf(peerRank) < 0) {
+            return;
+        }
+        CollectiveTimeoutException e = new CollectiveTimeoutException("peer lost: rank " + peerRank + " (epoch "
+            + group.epoch() + ") during " + describeCurrent(), group.epoch(), peerRank, null);
+        if (current != null) {
+            failOp(e);
+        } else if (broken == null) {
+            broken = e;
+            releaseInbox();
+        }
+    }
+
+    void free() {
+        releaseInbox();
+        staging.free();
+        workspace.free();
+        small.free();
+        errorFeedback.close();
+    }
+
+    @Override
+    public String toString() {
+        return "CollectiveEngine{" + group + "}";
+    }
+}

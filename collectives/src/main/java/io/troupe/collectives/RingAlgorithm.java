@@ -1,0 +1,191 @@
+package io.troupe.collectives;
+
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.transport.ReceiveSlot;
+
+/**
+ * Chunked, pipelined ring over the group order: reduce-scatter (steps {@code 0..n-2}) then
+ * all-gather (steps {@code n-1..2n-3}); either half alone gives reduce-scatter or all-gather.
+ *
+ * <p>Segments: the buffer of {@code count} elements is split into {@code n} segments, segment
+ * {@code k} = {@code [k*count/n, (k+1)*count/n)}; member {@code r} owns segment {@code r}. At
+ * reduce-scatter step {@code j} member {@code r} sends segment {@code r-j-1} to {@code r+1} and adds
+ * segment {@code r-j-2} from {@code r-1}; at all-gather step {@code t} it sends {@code r-t} and copies
+ * {@code r-t-1} (indices mod n). Segment {@code k} is therefore summed in the fixed order
+ * {@code k+1, k+2, ..., k} (member indices mod n) and every member ends with its owner's bytes: the
+ * result is bitwise repeatable and bitwise identical on all members.
+ *
+ * <p>Each segment moves in pieces of {@code pipelineBytes}; piece {@code p} of step {@code j+1} is
+ * sent as soon as piece {@code p} of step {@code j} is reduced, so reduction overlaps the transfer.
+ * An empty segment still moves as one 1-element piece, so both sides agree on the messages.
+ *
+ * <p>Wire: float32 (sent from the buffer itself), bf16 (encoded into staging; the owner rounds its
+ * segment to bf16 before the all-gather so every member agrees), or raw bytes (all-gather only).
+ * Agent thread only; allocation-free.
+ */
+final class RingAlgorithm {
+    static final int WIRE_F32 = 0;
+    static final int WIRE_BF16 = 1;
+    static final int WIRE_BYTES = 2;
+
+    private CollectiveEngine comm;
+    private int n;
+    private int me;
+    private int left;
+    private int right;
+    private long base;
+    private long count;
+    private int wire;
+    private int localBytes;
+    private long pieceElems;
+    private boolean average;
+    private boolean allReduce;
+    private int firstStep;
+    private int lastStep;
+    private long staging;
+    private long dummy;
+
+    private int sendStep;
+    private int sendPiece;
+    private int recvStep;
+    private int recvPiece;
+
+    /**
+     * @param mode 0 all-reduce, 1 reduce-scatter only, 2 all-gather only
+     */
+    void start(CollectiveEngine c, int mode, long base, long count, int wire, boolean average, long staging, long dummy) {
+        this.comm = c;
+        this.n = c.size();
+        this.me = c.myIndex();
+        this.left = (me - 1 + n) % n;
+        this.right = (me + 1) % n;
+        this.base = base;
+        this.count = count;
+        this.wire = wire;
+        this.localBytes = wire == WIRE_BYTES ? 1 : 4;
+        this.pieceElems = Math.max(1, c.settings().pipelineBytes() / localBytes);
+        this.average = average;
+        this.allReduce = mode == 0;
+        this.firstStep = mode == 2 ? n - 1 : 0;
+        this.lastStep = mode == 1 ? n - 2 : 2 * n - 3;
+        this.staging = staging;
+        this.dummy = dummy;
+        this.sendStep = firstStep;
+        this.sendPiece = 0;
+        this.recvStep = firstStep;
+        this.recvPiece = 0;
+    }
+
+    private long segStart(int k) {
+        return Communicator.segmentStart(count, n, k);
+    }
+
+    private int mod(int x) {
+        return ((x % n) + n) % n;
+    }
+
+    private int sendSeg(int j) {
+        return j <= n - 2 ? mod(me - j - 1) : mod(me - (j - n + 1));
+    }
+
+    private int recvSeg(int j) {
+        return j <= n - 2 ? mod(me - j - 2) : mod(me - (j - n + 1) - 1);
+    }
+
+    private int pieces(int seg) {
+        long len = segStart(seg + 1) - segStart(seg);
+        return (int) Math.max(1, (len + pieceElems - 1) / pieceElems);
+    }
+
+    boolean isDone() {
+        return recvStep > lastStep && sendStep > lastStep && comm.sendDone(right);
+    }
+
+    /** The member index this ring waits for now. */
+    int waitingFor() {
+        return recvStep <= lastStep ? left : right;
+    }
+
+    int doWork() {
+        int work = 0;
+        boolean progress = true;
+        while (progress) {
+            progress = false;
+            while (recvStep <= lastStep) {
+                ReceiveSlot slot = comm.receive(left, recvStep, recvPiece);
+                if (slot == null) {
+                    break;
+                }
+                onPiece(slot);
+                slot.release();
+                if (++recvPiece == pieces(recvSeg(recvStep))) {
+                    recvPiece = 0;
+                    recvStep++;
+                }
+                progress = true;
+                work++;
+            }
+            if (sendStep <= lastStep && comm.linkIdle(right) && sendReady()) {
+                sendPieceNow();
+                if (++sendPiece == pieces(sendSeg(sendStep))) {
+                    sendPiece = 0;
+                    sendStep++;
+                }
+                progress = true;
+                work++;
+            }
+        }
+        return work;
+    }
+
+    private boolean sendReady() {
+        return sendStep == firstStep || recvStep > sendStep - 1 || (recvStep == sendStep - 1 && recvPiece > sendPiece);
+    }
+
+    private void sendPieceNow() {
+        int seg = sendSeg(sendStep);
+        long start = segStart(seg) + sendPiece * pieceElems;
+        long len = Math.min(pieceElems, segStart(seg + 1) - start);
+        if (len <= 0) {
+            comm.send(right, sendStep, sendPiece, wire == WIRE_BYTES ? DType.I8 : DType.F32, dummy, 1);
+        } else if (wire == WIRE_F32) {
+            comm.send(right, sendStep, sendPiece, DType.F32, base + start * 4, len);
+        } else if (wire == WIRE_BF16) {
+            long at = staging + start * 2;
+            comm.kernels().encodeBf16(base + start * 4, at, len);
+            comm.send(right, sendStep, sendPiece, DType.BF16, at, len);
+        } else {
+            comm.send(right, sendStep, sendPiece, DType.I8, base + start, len);
+        }
+    }
+
+    private void onPiece(ReceiveSlot slot) {
+        int seg = recvSeg(recvStep);
+        long start = segStart(seg) + recvPiece * pieceElems;
+        long len = Math.min(pieceElems, segStart(seg + 1) - start);
+        if (len <= 0) {
+            return;
+        }
+        comm.checkPiece(slot, wire == WIRE_BF16 ? 2L * len : (long) localBytes * len, left);
+        long dst = base + start * localBytes;
+        if (recvStep <= n - 2) {
+            if (wire == WIRE_BF16) {
+                comm.kernels().decodeBf16(slot.address(), dst, len, true);
+            } else {
+                comm.kernels().addInto(dst, slot.address(), len);
+            }
+            if (recvStep == n - 2) {
+                if (average) {
+                    comm.kernels().divide(dst, len, n);
+                }
+                if (allReduce && wire == WIRE_BF16) {
+                    comm.kernels().roundBf16(dst, len);
+                }
+            }
+        } else if (wire == WIRE_BF16) {
+            comm.kernels().decodeBf16(slot.address(), dst, len, false);
+        } else {
+            ReduceKernels.copy(slot.address(), dst, len * localBytes);
+        }
+    }
+}

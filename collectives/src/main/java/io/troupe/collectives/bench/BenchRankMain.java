@@ -1,0 +1,109 @@
+package io.troupe.collectives.bench;
+
+import io.troupe.collectives.CollectiveAgent;
+import io.troupe.collectives.CollectiveAlgorithm;
+import io.troupe.collectives.CollectiveGroup;
+import io.troupe.collectives.CollectiveHandle;
+import io.troupe.collectives.CollectiveSettings;
+import io.troupe.collectives.Communicator;
+import io.troupe.collectives.ReduceOp;
+import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.TransportSettings;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.SplittableRandom;
+import org.agrona.UnsafeApi;
+
+/**
+ * One rank of {@link CollectivesBench}: args {@code rank world aeronDir|- sizesBytes(comma) crc(on|off)
+ * pipelineBytes}. With an aeron dir it joins that (external) driver and talks IPC; with {@code -} it
+ * embeds its own driver and talks UDP on 127.0.0.1. Prints {@code ENDPOINT e}, reads
+ * {@code PEERS e0,e1,...}, then for every size and algorithm prints
+ * {@code RESULT algorithm bytes avgNs} (the best of {@link #BATCHES} batch means), then {@code DONE}.
+ */
+public final class BenchRankMain {
+    /** Timed batches per size; the best batch mean is reported (the machine is shared). */
+    static final int BATCHES = 3;
+
+    private BenchRankMain() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        int rank = Integer.parseInt(args[0]);
+        int world = Integer.parseInt(args[1]);
+        String dir = args[2];
+        String[] sizes = args[3].split(",");
+        boolean crc = args[4].equals("on");
+        int pipelineBytes = Integer.parseInt(args[5]);
+        TransportSettings ts = TransportSettings.defaults().withCrcEnabled(crc).withTermLengthBytes(32 * 1024 * 1024)
+            .withReceiveBudgetBytes(512L * 1024 * 1024);
+        if (!dir.equals("-")) {
+            ts = ts.withExternalDriver(dir);
+        }
+        BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        try (TransportNode node = TransportNode.launch(ts, Throwable::printStackTrace);
+             CollectiveAgent agent = CollectiveAgent.open(node, "bench" + rank, rank, 1, null,
+                 Throwable::printStackTrace)) {
+            System.out.println("ENDPOINT " + agent.worker().endpoint());
+            System.out.flush();
+            String peers = stdin.readLine();
+            String[] parts = peers.substring("PEERS ".length()).trim().split(",");
+            TransportEndpoint[] eps = new TransportEndpoint[world];
+            for (int i = 0; i < world; i++) {
+                eps[i] = TransportEndpoint.parse(parts[i]);
+            }
+            CollectiveSettings base = CollectiveSettings.defaults().withPipelineBytes(pipelineBytes);
+            CollectiveAlgorithm[] algorithms = {CollectiveAlgorithm.RING, CollectiveAlgorithm.RECURSIVE_DOUBLING};
+            Communicator[] comms = new Communicator[algorithms.length];
+            for (int a = 0; a < algorithms.length; a++) {
+                comms[a] = agent.communicator(CollectiveGroup.ofWorld(1, a, rank, eps), base.withAlgorithm(algorithms[a]));
+            }
+            long maxBytes = 0;
+            for (String s : sizes) {
+                maxBytes = Math.max(maxBytes, Long.parseLong(s));
+            }
+            long raw = UnsafeApi.allocateMemory(maxBytes + 64);
+            long buf = (raw + 63) & -64L;
+            SplittableRandom random = new SplittableRandom(rank);
+            for (long i = 0; i < maxBytes / 4; i++) {
+                UnsafeApi.putFloat(buf + 4 * i, (float) random.nextDouble(-1, 1));
+            }
+            CollectiveHandle h = new CollectiveHandle();
+            comms[0].barrier();
+            for (String s : sizes) {
+                long bytes = Long.parseLong(s);
+                long count = bytes / 4;
+                for (int a = 0; a < algorithms.length; a++) {
+                    if (algorithms[a] == CollectiveAlgorithm.RECURSIVE_DOUBLING && bytes > 4L * 1024 * 1024) {
+                        continue;
+                    }
+                    Communicator c = comms[a];
+                    int iters = (int) Math.max(4, Math.min(1000, (128L << 20) / bytes));
+                    int warm = Math.max(2, iters / 10);
+                    for (int i = 0; i < warm; i++) {
+                        c.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h).await();
+                    }
+                    long avg = Long.MAX_VALUE;
+                    for (int batch = 0; batch < BATCHES; batch++) {
+                        c.barrier();
+                        long t0 = System.nanoTime();
+                        for (int i = 0; i < iters; i++) {
+                            c.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h).await();
+                        }
+                        avg = Math.min(avg, (System.nanoTime() - t0) / iters);
+                    }
+                    c.barrier();
+                    System.out.println("RESULT " + algorithms[a] + " " + bytes + " " + avg);
+                    System.out.flush();
+                }
+            }
+            comms[0].barrier();
+            System.out.println("DONE");
+            System.out.flush();
+            UnsafeApi.freeMemory(raw);
+            stdin.readLine(); // the parent says BYE once every rank is done, so nobody closes early
+        }
+    }
+}

@@ -1,0 +1,114 @@
+package io.troupe.collectives;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.troupe.collectives.compress.Bf16;
+import io.troupe.collectives.compress.Int8Codec;
+import io.troupe.runtime.transport.TransportEndpoint;
+import org.agrona.UnsafeApi;
+import org.junit.jupiter.api.Test;
+
+/** Values and codecs: validation naming the bad value, key packing, bf16 rounding, int8 error bound. */
+class CollectiveValuesTest {
+    private static final TransportEndpoint EP = TransportEndpoint.parse("n1@127.0.0.1:4000/1001");
+
+    @Test
+    void shouldRejectBadGroupsNamingTheValue() {
+        TransportEndpoint[] two = {EP, EP};
+        assertTrue(assertThrows(IllegalArgumentException.class,
+            () -> new CollectiveGroup(1, 0, new int[] {3, 3}, 0, two)).getMessage().contains("[3, 3]"));
+        assertTrue(assertThrows(IllegalArgumentException.class,
+            () -> new CollectiveGroup(1, 0, new int[] {0, 1}, 2, two)).getMessage().contains("myIndex=2"));
+        assertTrue(assertThrows(IllegalArgumentException.class,
+            () -> new CollectiveGroup(1, 256, new int[] {0, 1}, 0, two)).getMessage().contains("groupId=256"));
+        assertTrue(assertThrows(IllegalArgumentException.class,
+            () -> new CollectiveGroup(1, 0, new int[] {0}, 0, two)).getMessage().contains("endpoints=2"));
+        CollectiveGroup g = new CollectiveGroup(4, 2, new int[] {5, 7}, 1, two);
+        assertEquals(7, g.myRank());
+        assertEquals(0, g.indexOf(5));
+        assertEquals(-1, g.indexOf(6));
+        assertEquals(g, new CollectiveGroup(4, 2, new int[] {5, 7}, 1, two));
+    }
+
+    @Test
+    void shouldRejectBadSettingsNamingTheValue() {
+        CollectiveSettings d = CollectiveSettings.defaults();
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> d.withTimeoutNs(0)).getMessage()
+            .contains("timeoutNs=0"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> d.withPipelineBytes(1000)).getMessage()
+            .contains("pipelineBytes=1000"));
+        assertEquals(CollectiveSettings.DEFAULT_SMALL_MAX_BYTES, d.smallMaxBytes());
+    }
+
+    @Test
+    void shouldPackKeysAndSignatures() {
+        long key = CollectiveKey.key((1L << 23) + 5, 200, 2047, (1 << 20) - 1);
+        assertEquals(5, CollectiveKey.seq(key));
+        assertEquals(200, CollectiveKey.groupId(key));
+        assertEquals(2047, CollectiveKey.step(key));
+        assertEquals((1 << 20) - 1, CollectiveKey.piece(key));
+        assertTrue(key >= 0 && (int) key >= 0, "fits TensorKey's non-negative bucket field");
+        long sig = CollectiveKey.signature(3, OpKind.ALL_REDUCE.ordinal(), 5, 1000);
+        assertEquals("{op=ALL_REDUCE, tag=3, variant=5, count=1000}", CollectiveKey.describe(sig));
+        assertNotEquals(sig, CollectiveKey.signature(4, OpKind.ALL_REDUCE.ordinal(), 5, 1000));
+        assertNotEquals(sig, CollectiveKey.signature(3, OpKind.ALL_REDUCE.ordinal(), 5, 1001));
+    }
+
+    @Test
+    void shouldRoundBf16ToNearestEven() {
+        assertEquals(1.0f, Bf16.toFloat(Bf16.fromFloat(1.0f)));
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1)
+        assertEquals(1.0f, Bf16.toFloat(Bf16.fromFloat(1 + 0x1p-8f)));
+        assertEquals(1 + 0x1p-7f, Bf16.toFloat(Bf16.fromFloat(1 + 0x1p-8f + 0x1p-12f)));
+        assertTrue(Float.isNaN(Bf16.toFloat(Bf16.fromFloat(Float.NaN))));
+        assertEquals(Float.POSITIVE_INFINITY, Bf16.toFloat(Bf16.fromFloat(Float.POSITIVE_INFINITY)));
+        ReduceKernels k = new ReduceKernels();
+        int n = 10_000;
+        long raw = UnsafeApi.allocateMemory(n * 8L + 128);
+        long f = (raw + 63) & -64L;
+        long h = f + n * 4L;
+        try {
+            for (int i = 0; i < n; i++) {
+                UnsafeApi.putFloat(f + 4L * i, (float) Math.sin(i) * i);
+            }
+            k.encodeBf16(f, h, n);
+            for (int i = 0; i < n; i++) {
+                assertEquals(Bf16.fromFloat((float) Math.sin(i) * i), UnsafeApi.getShort(h + 2L * i), "element " + i);
+            }
+        } finally {
+            UnsafeApi.freeMemory(raw);
+        }
+    }
+
+    @Test
+    void shouldQuantiseInt8WithinHalfAStepAndKeepTheResidual() {
+        int n = 1000;
+        long raw = UnsafeApi.allocateMemory(n * 4L * 3 + Int8Codec.encodedBytes(n) + 256);
+        long x = (raw + 63) & -64L;
+        long out = x + n * 4L;
+        long residual = out + n * 4L;
+        long enc = residual + n * 4L;
+        try {
+            for (int i = 0; i < n; i++) {
+                UnsafeApi.putFloat(x + 4L * i, (float) Math.cos(i * 0.37) * (1 + i % 7));
+                UnsafeApi.putFloat(out + 4L * i, 0f);
+            }
+            Int8Codec.encode(x, n, enc, residual);
+            Int8Codec.decodeAdd(enc, n, out);
+            double worst = 0;
+            for (int b = 0; b < Int8Codec.blocks(n); b++) {
+                float scale = UnsafeApi.getFloat(enc + 4L * b);
+                for (int i = b * Int8Codec.BLOCK; i < Math.min(n, (b + 1) * Int8Codec.BLOCK); i++) {
+                    float xi = UnsafeApi.getFloat(x + 4L * i);
+                    float di = UnsafeApi.getFloat(out + 4L * i);
+                    worst = Math.max(worst, Math.abs(xi - di) / scale);
+                    assertEquals(xi - di, UnsafeApi.getFloat(residual + 4L * i), 1e-6, "residual = x - D(C(x))");
+                }
+            }
+            System.out.printf("int8: max |x - D(C(x))| = %.3f steps%n", worst);
+            assertTrue(worst <= 0.5 + 1e-4, "within half a step: " + worst);
+        } finally {
+            UnsafeApi.freeMemory(raw);
+        }
+    }
+}

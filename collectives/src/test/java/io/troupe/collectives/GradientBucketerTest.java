@@ -1,0 +1,146 @@
+package io.troupe.collectives;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.troupe.collectives.LocalGroup.Buffers;
+import io.troupe.collectives.bucket.GradientBucketer;
+import io.troupe.collectives.bucket.ParamRange;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Buckets in reverse layer order, launched as soon as ready, checked sums; mismatched buckets fail, not hang. */
+class GradientBucketerTest {
+    /** Ten parameters of 1000..1900 floats laid out back to back, in forward order. */
+    static List<ParamRange> params() {
+        List<ParamRange> p = new ArrayList<>();
+        long off = 0;
+        for (int i = 0; i < 10; i++) {
+            int numel = 1000 + 100 * i;
+            p.add(new ParamRange("p" + i, off, numel));
+            off += numel;
+        }
+        return p;
+    }
+
+    static long total(List<ParamRange> p) {
+        return p.get(p.size() - 1).endElements();
+    }
+
+    @Test
+    @Timeout(30)
+    void shouldFormBucketsInReverseLayerOrderUnderTheSizeLimit() {
+        try (LocalGroup g = new LocalGroup(1)) {
+            Communicator c = g.communicators(0, LocalGroup.collectiveSettings())[0];
+            List<ParamRange> p = params();
+            try (Buffers buf = new Buffers(1, total(p))) {
+                GradientBucketer bk = new GradientBucketer(c, buf.address[0], total(p), p, 4 * 4000, ReduceOp.SUM);
+                System.out.println(bk);
+                // reverse order: p9 (1900) + p8 (1800) = 3700 <= 4000; p7 (1700) alone + p6 (1600) = 3300; ...
+                assertEquals(0, bk.bucketOf(9));
+                assertEquals(0, bk.bucketOf(8));
+                assertEquals(1, bk.bucketOf(7));
+                assertEquals(1, bk.bucketOf(6));
+                long covered = 0;
+                for (int b = 0; b < bk.bucketCount(); b++) {
+                    assertTrue(bk.bucketNumel(b) * 4 <= 4 * 4000 || bk.bucketNumel(b) == p.get(0).numel());
+                    covered += bk.bucketNumel(b);
+                    if (b > 0) {
+                        assertEquals(bk.bucketStartElements(b - 1), bk.bucketStartElements(b) + bk.bucketNumel(b),
+                            "buckets are adjacent ranges, later layers first");
+                    }
+                }
+                assertEquals(total(p), covered);
+            }
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldLaunchEachBucketWhenReadyAndSumGradients() {
+        int n = 3;
+        List<ParamRange> p = params();
+        long total = total(p);
+        try (LocalGroup g = new LocalGroup(n); Buffers buf = new Buffers(n, total)) {
+            Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings());
+            GradientBucketer[] bk = new GradientBucketer[n];
+            for (int r = 0; r < n; r++) {
+                bk[r] = new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.AVERAGE);
+            }
+            for (int step = 0; step < 2; step++) {
+                for (int r = 0; r < n; r++) {
+                    for (long i = 0; i < total; i++) {
+                        buf.set(r, i, (r + 1) * (step + 1) * (i % 5));
+                    }
+                }
+                // backward produces the last layers first: mark p9, p8 (bucket 0) only
+                for (int r = 0; r < n; r++) {
+                    bk[r].markReady(9);
+                    bk[r].markReady(8);
+                    assertEquals(1, bk[r].launched(), "bucket 0 launched as soon as its gradients are ready");
+                }
+                CollectiveHandle[] first = new CollectiveHandle[n];
+                for (int r = 0; r < n; r++) {
+                    first[r] = bk[r].handle(0);
+                }
+                g.awaitAll(first); // bucket 0 reduced while the "backward" of p0..p7 has not happened yet
+                assertEquals(1, bk[0].launched());
+                // the rest, out of order: bucket order is kept anyway
+                int[] order = {0, 3, 1, 2, 5, 4, 7, 6};
+                for (int r = 0; r < n; r++) {
+                    for (int i : order) {
+                        bk[r].markReady(i);
+                    }
+                    assertEquals(bk[r].bucketCount(), bk[r].launched());
+                }
+                CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
+                for (int r = 0; r < n; r++) {
+                    for (int b = 0; b < bk[r].bucketCount(); b++) {
+                        all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
+                    }
+                }
+                g.awaitAll(all);
+                for (int r = 0; r < n; r++) {
+                    bk[r].finish();
+                    for (long i = 0; i < total; i++) {
+                        float want = 2f * (step + 1) * (i % 5); // mean of (r+1) over 3 ranks = 2
+                        if (buf.get(r, i) != want) {
+                            fail("step " + step + " rank " + r + " element " + i + " = " + buf.get(r, i) + ", want "
+                                + want);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldReportMismatchedBucketsInsteadOfHanging() {
+        int n = 2;
+        List<ParamRange> p = params();
+        long total = total(p);
+        try (LocalGroup g = new LocalGroup(n); Buffers buf = new Buffers(n, total)) {
+            Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings().withTimeoutNs(
+                TimeUnit.SECONDS.toNanos(5)));
+            // rank 1 is configured with another bucket size: its bucket 0 differs
+            GradientBucketer b0 = new GradientBucketer(c[0], buf.address[0], total, p, 4 * 4000, ReduceOp.SUM);
+            GradientBucketer b1 = new GradientBucketer(c[1], buf.address[1], total, p, 4 * 2000, ReduceOp.SUM);
+            long t0 = System.nanoTime();
+            for (int i = p.size() - 1; i >= 0; i--) {
+                b0.markReady(i);
+                b1.markReady(i);
+            }
+            CollectiveException e = assertThrows(CollectiveException.class,
+                () -> g.awaitAll(b0.handle(0), b1.handle(0)));
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            System.out.println("mismatch reported after " + ms + " ms: " + e.getMessage());
+            assertInstanceOf(CollectiveMismatchException.class, e);
+            assertTrue(e.getMessage().contains("tag=0"), e.getMessage());
+            assertTrue(b0.handle(0).isFailed() && b1.handle(0).isFailed(), "both ranks see the mismatch");
+            assertTrue(ms < 5000, "reported before the deadline: " + ms + " ms");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+package io.troupe.collectives;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.troupe.runtime.testkit.ChildJvm;
+import io.troupe.runtime.testkit.LoopbackDriver;
+import java.io.File;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.agrona.IoUtil;
+import org.agrona.UnsafeApi;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Ranks in separate JVMs, each with its own media driver, over UDP on 127.0.0.1: rank 0 is this
+ * JVM, the others are {@link RankMain} children.
+ */
+class MultiProcessCollectivesTest {
+    private final List<ChildJvm> children = new ArrayList<>();
+    private final List<String> childDirs = new ArrayList<>();
+    private LoopbackDriver driver;
+    private CollectiveAgent agent;
+
+    @AfterEach
+    void tearDown() {
+        for (ChildJvm c : children) {
+            c.close();
+        }
+        if (agent != null) {
+            agent.close();
+        }
+        if (driver != null) {
+            driver.close();
+        }
+        for (String d : childDirs) {
+            IoUtil.delete(new File(d), true); // a killed child cannot clean up its driver dir
+        }
+    }
+
+    /** Starts the children, exchanges endpoints, returns rank 0's communicators (ring, doubling). */
+    private Communicator[] startWorld(int world, String mode, long timeoutMs) throws Exception {
+        // peer-lost (image liveness) above the collective deadline: on a loaded 2-core machine a SHARED
+        // driver busy mapping a new log can miss heartbeats for seconds; the deadline is what must hold
+        long peerLostMs = timeoutMs + 3000;
+        driver = LoopbackDriver.start(RankMain.settings(peerLostMs));
+        agent = new CollectiveAgent("rank0", null, driver.errors()::add);
+        agent.attach(driver.openWorker("rank0", 0, 1, agent));
+        StringBuilder peers = new StringBuilder("PEERS ").append(agent.worker().endpoint());
+        for (int r = 1; r < world; r++) {
+            children.add(ChildJvm.start(RankMain.class, Integer.toString(r), Integer.toString(world), mode,
+                Long.toString(timeoutMs), Long.toString(peerLostMs)));
+        }
+        for (ChildJvm c : children) {
+            childDirs.add(c.awaitLine("AERONDIR ", 60_000).substring("AERONDIR ".length()));
+            peers.append(',').append(c.awaitLine("ENDPOINT ", 60_000).substring("ENDPOINT ".length()));
+        }
+        for (ChildJvm c : children) {
+            PrintStream in = new PrintStream(c.process().getOutputStream(), true, StandardCharsets.UTF_8);
+            in.println(peers);
+        }
+        io.troupe.runtime.transport.TransportEndpoint[] eps = new io.troupe.runtime.transport.TransportEndpoint[world];
+        String[] parts = peers.substring("PEERS ".length()).split(",");
+        for (int i = 0; i < world; i++) {
+            eps[i] = io.troupe.runtime.transport.TransportEndpoint.parse(parts[i]);
+        }
+        CollectiveSettings s = CollectiveSettings.defaults().withTimeoutNs(TimeUnit.MILLISECONDS.toNanos(timeoutMs));
+        return new Communicator[] {
+            agent.communicator(CollectiveGroup.ofWorld(1, 0, 0, eps), s.withAlgorithm(CollectiveAlgorithm.RING)),
+            agent.communicator(CollectiveGroup.ofWorld(1, 1, 0, eps),
+                s.withAlgorithm(CollectiveAlgorithm.RECURSIVE_DOUBLING))};
+    }
+
+    @Test
+    @Timeout(120)
+    void shouldAllReduceToClosedFormAndAgreeBitwiseAcrossProcessesOverUdp() throws Exception {
+        int world = 3;
+        Communicator[] c = startWorld(world, "check", 30_000);
+        assertFalse(agent.worker().endpoint().isSameNode(c[0].group().endpoints()[1].nodeId()), "separate drivers");
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        PrintStream saved = System.out;
+        System.setOut(new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        try {
+            RankMain.check(0, world, c[0], c[1]);
+        } finally {
+            System.setOut(saved);
+        }
+        Map<String, String> mine = hashes(bytes.toString(StandardCharsets.UTF_8));
+        for (ChildJvm child : children) {
+            child.awaitLine("OK", 60_000);
+            assertEquals(mine, hashes(child.output()), "every process ends with the same bits");
+            assertEquals(0, child.waitFor(30_000), child.output());
+        }
+        System.out.println("3 processes over UDP agree on " + mine.size() + " results: " + mine);
+        assertEquals(10, mine.size());
+        assertEquals(0, driver.errors().size(), driver.errors().toString());
+    }
+
+    private static Map<String, String> hashes(String output) {
+        Map<String, String> m = new HashMap<>();
+        for (String line : output.split("\n")) {
+            if (line.startsWith("HASH ")) {
+                String[] f = line.trim().split(" ");
+                m.put(f[1], f[2]);
+            }
+        }
+        return m;
+    }
+
+    @Test
+    @Timeout(120)
+    void shouldFailOnEverySurvivorWithinTheDeadlineWhenAPeerDiesMidAllReduce() throws Exception {
+        int world = 3;
+        long timeoutMs = 5000;
+        Communicator ring = startWorld(world, "loop", timeoutMs)[0];
+        long count = 1 << 20;
+        long raw = UnsafeApi.allocateMemory(count * 4 + 64);
+        long buf = (raw + 63) & -64L;
+        try {
+            CollectiveHandle h = new CollectiveHandle();
+            for (int k = 0; k < 5; k++) {
+                ring.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h).await();
+            }
+            ring.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h);
+            long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(5);
+            while (System.nanoTime() < until && !h.isDone()) {
+                agent.doWork(); // part of the all-reduce is on the wire
+            }
+            ChildJvm victim = children.get(1); // rank 2
+            victim.kill();
+            long killedNs = System.nanoTime();
+            CollectiveException e = assertThrows(CollectiveException.class, () -> {
+                while (true) {
+                    h.await();
+                    ring.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h); // raced ahead of the kill: go on
+                }
+            });
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - killedNs);
+            System.out.println("rank 0 failed " + ms + " ms after SIGKILL of rank 2: " + e.getMessage());
+            assertEquals(1, e.epoch());
+            assertTrue(e.missingRank() == 2 || e.missingRank() == 1, "missing rank " + e.missingRank());
+            assertTrue(ms <= timeoutMs + 1000, "failed after " + ms + " ms, deadline " + timeoutMs + " ms");
+            ChildJvm survivor = children.get(0); // rank 1
+            String failed = survivor.awaitLine("FAILED", timeoutMs + 5000);
+            long survivorMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - killedNs);
+            System.out.println("rank 1 (own process) reported within " + survivorMs + " ms: " + failed);
+            assertTrue(failed.contains(" 1 "), "carries epoch 1: " + failed);
+            assertTrue(survivorMs <= timeoutMs + 2000, "survivor failed after " + survivorMs + " ms");
+            assertEquals(0, survivor.waitFor(30_000), survivor.output());
+        } finally {
+            UnsafeApi.freeMemory(raw);
+        }
+    }
+}
