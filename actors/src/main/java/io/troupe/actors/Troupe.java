@@ -7,7 +7,6 @@ import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.runtime.transport.TransportNode;
-import io.troupe.runtime.transport.TransportSettings;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -40,7 +39,7 @@ public final class Troupe implements AutoCloseable {
             throw new IllegalArgumentException("an embedded cluster needs at least one worker: workers=" + workers);
         }
         Config base = ConfigFactory.load();
-        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
+        TransportNode transport = TransportNode.launch(io.troupe.actors.cluster.TransportConfig.from(base), Throwable::printStackTrace);
         List<TroupeNode> nodes = new ArrayList<>();
         try {
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);

@@ -2,7 +2,6 @@ package io.troupe.actors.cluster;
 
 import com.typesafe.config.Config;
 import io.troupe.runtime.transport.TransportNode;
-import io.troupe.runtime.transport.TransportSettings;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -42,7 +41,7 @@ public final class TroupeNode implements AutoCloseable {
      */
     public static TroupeNode start(NodeSettings settings, Config base, TransportNode sharedTransport) {
         TransportNode transport = sharedTransport != null ? sharedTransport
-            : TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
+            : TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace);
         CompletableFuture<ActorRef<CoordinatorActor.Command>> proxy = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(ctx -> {
             if (settings.roles().contains("worker")) {

@@ -1,0 +1,38 @@
+package io.troupe.actors.cluster;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import io.troupe.runtime.transport.TransportSettings;
+import java.util.Locale;
+
+/** Reads {@code troupe.transport} (reference.conf) into the data plane's validated settings. */
+public final class TransportConfig {
+    private TransportConfig() {
+    }
+
+    /** @throws IllegalArgumentException naming the key and value that cannot be used */
+    public static TransportSettings from(Config config) {
+        try {
+            Config c = config.getConfig("troupe.transport");
+            String dir = c.getString("aeron-dir");
+            return new TransportSettings(dir.isEmpty() ? null : dir, c.getBoolean("external-driver"),
+                io.aeron.driver.ThreadingMode.valueOf(c.getString("threading-mode").toUpperCase(Locale.ROOT)),
+                intBytes(c, "term-length"), intBytes(c, "mtu"), intBytes(c, "ipc-mtu"), intBytes(c, "chunk"),
+                intBytes(c, "socket-buffer"), c.getBytes("receive-budget"), c.getInt("receive-slots"),
+                c.getDuration("connect-timeout").toNanos(), c.getDuration("back-pressure-timeout").toNanos(),
+                c.getDuration("peer-lost-timeout").toNanos(), c.getBoolean("crc"), c.getBytes("local-copy-min"),
+                c.getString("udp-bind-host"), c.getInt("udp-port"));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("bad troupe.transport setting: " + e.getMessage(), e);
+        }
+    }
+
+    private static int intBytes(Config c, String key) {
+        long v = c.getBytes(key);
+        if (v > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("troupe.transport." + key + " too large: " + v + " bytes");
+        }
+        return (int) v;
+    }
+
+}
