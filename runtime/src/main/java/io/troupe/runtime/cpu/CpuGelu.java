@@ -16,8 +16,8 @@ final class CpuGelu {
     private static final float CLAMP = 9f;
     private static final double SCALE_D = Math.sqrt(2.0 / Math.PI);
     private static final double CUBIC_D = 0.044715;
-    /** |u| beyond which the exact path is taken. */
-    private static final double TAIL = 2.0;
+    /** |x| beyond which the exact path is taken (|u| > ~1.95 there, where 1 +- tanh starts to cancel). */
+    private static final float X_TAIL = 1.8f;
     private static final float P0 = 0.99999999982055088f;
     private static final float P1 = 0.14097189616748285f;
     private static final float P2 = 0.0044232774158112402f;
@@ -73,10 +73,9 @@ final class CpuGelu {
         // In the tails 1 + t and 1 - t^2 cancel, amplifying the float error of t; recompute the
         // (few) tail elements exactly. This loop is only a compare per element otherwise.
         for (int i = 0; i < n; i++) {
-            double xi = x[i];
-            double u = SCALE_D * (xi + CUBIC_D * xi * xi * xi);
-            if (Math.abs(u) > TAIL) {
-                y[i] = (float) (0.5 * xi * (1 + Math.tanh(u)));
+            float xi = x[i];
+            if (xi > X_TAIL || xi < -X_TAIL) {
+                y[i] = (float) (0.5 * xi * onePlusTanh(xi));
             }
         }
     }
@@ -93,14 +92,23 @@ final class CpuGelu {
             d[i] = (0.5f * (1f + t) + 0.5f * xi * (1f - t * t) * SCALE * (1f + 3f * CUBIC * xi * xi)) * g[i];
         }
         for (int i = 0; i < n; i++) {
-            double xi = x[i];
-            double u = SCALE_D * (xi + CUBIC_D * xi * xi * xi);
-            if (Math.abs(u) > TAIL) {
-                double t = Math.tanh(u);
-                double local = 0.5 * (1 + t) + 0.5 * xi * (1 - t * t) * SCALE_D * (1 + 3 * CUBIC_D * xi * xi);
+            float xi = x[i];
+            if (xi > X_TAIL || xi < -X_TAIL) {
+                double xd = xi;
+                double u = SCALE_D * (xd + CUBIC_D * xd * xd * xd);
+                double e = Math.exp(-2 * Math.abs(u));
+                double sech2 = 4 * e / ((1 + e) * (1 + e));
+                double local = 0.5 * onePlusTanh(xi) + 0.5 * xd * sech2 * SCALE_D * (1 + 3 * CUBIC_D * xd * xd);
                 d[i] = (float) (local * g[i]);
             }
         }
+    }
+
+    /** 1 + tanh(u(x)) without cancellation: 2/(1+e) for u >= 0, 2e/(1+e) for u < 0, e = exp(-2|u|). */
+    private static double onePlusTanh(double x) {
+        double u = SCALE_D * (x + CUBIC_D * x * x * x);
+        double e = Math.exp(-2 * Math.abs(u));
+        return u >= 0 ? 2 / (1 + e) : 2 * e / (1 + e);
     }
 
     /** The rational tanh; inlined into the loops above. */
