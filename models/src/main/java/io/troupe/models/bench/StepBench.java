@@ -47,8 +47,9 @@ public final class StepBench {
         GptConfig cfg = GptConfig.preset(model);
         TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
         try (CpuDevice dev = new CpuDevice(threads); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
-            System.out.printf(Locale.ROOT, "bench step: %s GPT (%,d params), batch %d x seq %d, %s%n", model,
-                trainer.model().layout().numel(), tc.batchSize(), cfg.seqLen(), dev.name());
+            System.out.printf(Locale.ROOT, "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%n", model,
+                trainer.model().layout().numel(), tc.batchSize(), cfg.seqLen(), dev.name(),
+                System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(auto)"));
             for (int i = 0; i < warmup; i++) {
                 trainer.trainStep();
             }

@@ -21,7 +21,7 @@ final class CpuBlas {
 
     /** Forces the native library to load (and fail early with a clear error if it cannot). */
     static String describe() {
-        return "OpenBLAS " + openblas_nolapack.OPENBLAS_CHAR_CORENAME;
+        return "OpenBLAS";
     }
 
     /**
