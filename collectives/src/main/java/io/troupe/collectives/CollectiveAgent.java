@@ -42,7 +42,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private AgentRunner runner;
     private volatile boolean threaded;
     private long unroutedChunks;
-    private final IdleStrategy waitIdle = new BackoffIdleStrategy(200, 50, 1_000, 100_000);
+    private final IdleStrategy waitIdle = new BackoffIdleStrategy(20, 5, 1_000, 100_000); // parks early: ranks may outnumber cores
 
     /**
      * @param delegate receives every non-collective tensor and peer notice (may be {@code null}: such
