@@ -39,7 +39,7 @@ final class Options {
                 }
                 value = args[++i];
             }
-            o.values.put(name, value);
+            o.values.merge(name, value, (first, more) -> first + "," + more);
         }
         return o;
     }

@@ -29,7 +29,11 @@ final class TrainCommand {
                             [--data PATH] [--seed S] [--device cpu|cuda|auto] [--threads N]
                             [--eval-interval N] [--eval-batches N] [--checkpoint-interval N]
                             [--out DIR] [--resume DIR]
-        With no options: the small GPT on the built-in corpus for 200 steps.""";
+                            [--layout DPxPPxTP] [--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive]
+                            [--virtual V] [--partition N,N,...] [--step-timeout-ms MS]
+        With no options: the small GPT on the built-in corpus for 200 steps on one device.
+        With --layout (e.g. 2x2), dp x pp workers train in this process; --microbatches is then
+        the number of micro-batches per replica.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
@@ -41,6 +45,9 @@ final class TrainCommand {
         Path runDir = s.out().isEmpty()
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())
             : Path.of(s.out());
+        if (s.layout().worldSize() > 1 || s.layout().virtualStages() > 1) {
+            return PipelineTrainCommand.run(s, data, runDir, out, err);
+        }
         Device dev;
         try {
             dev = Devices.open(s.device(), s.threads());
@@ -88,12 +95,17 @@ final class TrainCommand {
         }
 
         void print(StepMetrics m) {
+            print(m, Double.NaN);
+        }
+
+        void print(StepMetrics m, double bubble) {
             double elapsed = (System.nanoTime() - startNs) / 1e9;
             long done = m.step() - firstStep;
             double eta = done > 0 ? elapsed / done * (total - m.step()) : 0;
             String val = Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, " | val %.4f", m.valLoss());
-            out.printf(Locale.ROOT, "step %5d/%d | loss %.4f%s | lr %.2e | %,9.0f tok/s | %7.1f ms/step | ETA %s%n",
-                m.step(), total, m.loss(), val, m.lr(), m.tokensPerSec(), m.stepMs(), formatEta(eta));
+            String bub = Double.isNaN(bubble) ? "" : String.format(Locale.ROOT, " | bubble %4.1f%%", 100 * bubble);
+            out.printf(Locale.ROOT, "step %5d/%d | loss %.4f%s | lr %.2e | %,9.0f tok/s | %7.1f ms/step%s | ETA %s%n",
+                m.step(), total, m.loss(), val, m.lr(), m.tokensPerSec(), m.stepMs(), bub, formatEta(eta));
         }
 
         private static String formatEta(double seconds) {

@@ -6,6 +6,7 @@ import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamWConfig;
+import io.troupe.models.parallel.Layout;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.runtime.device.DeviceKind;
 import java.nio.file.Files;
@@ -16,7 +17,8 @@ import java.util.Map;
  * {@code troupe.train} settings, read once: reference.conf defaults, then {@code --config FILE},
  * then command-line flags. Every bad value is refused with its key and value.
  */
-record TrainSettings(TrainConfig train, DeviceKind device, int threads, String data, String out, String resume) {
+record TrainSettings(TrainConfig train, DeviceKind device, int threads, String data, String out, String resume,
+                     Layout layout, String schedule, String partition, long stepTimeoutMs) {
 
     /** Flag name → config key. */
     static final Map<String, String> FLAG_KEYS = Map.ofEntries(
@@ -25,7 +27,9 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Map.entry("warmup", "warmup-steps"), Map.entry("grad-clip", "grad-clip"), Map.entry("seed", "seed"),
         Map.entry("eval-interval", "eval-interval"), Map.entry("eval-batches", "eval-batches"),
         Map.entry("checkpoint-interval", "checkpoint-interval"), Map.entry("data", "data"),
-        Map.entry("device", "device"), Map.entry("threads", "threads"), Map.entry("out", "out"));
+        Map.entry("device", "device"), Map.entry("threads", "threads"), Map.entry("out", "out"),
+        Map.entry("layout", "layout"), Map.entry("schedule", "schedule"), Map.entry("virtual", "virtual-stages"),
+        Map.entry("partition", "partition"), Map.entry("step-timeout-ms", "step-timeout-ms"));
 
     static TrainSettings from(Options o) {
         Config cfg = ConfigFactory.defaultReference();
@@ -72,8 +76,18 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
                 t.getLong("seed"), t.getInt("eval-interval"), t.getInt("eval-batches"), t.getInt("checkpoint-interval"),
                 new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
                     (float) t.getDouble("weight-decay")));
+            String schedule = t.getString("schedule");
+            int v = t.getInt("virtual-stages");
+            if (v < 0) {
+                throw new UsageException("virtual-stages must be >= 0: virtual-stages=" + v);
+            }
+            if (v == 0) {
+                v = schedule.equals("interleaved") ? 2 : 1;
+            }
+            Layout layout = Layout.parse(t.getString("layout"), v);
+            long timeout = t.getLong("step-timeout-ms");
             return new TrainSettings(train, DeviceKind.parse(t.getString("device")), threads, t.getString("data"),
-                t.getString("out"), o.get("resume"));
+                t.getString("out"), o.get("resume"), layout, schedule, t.getString("partition"), timeout);
         } catch (ConfigException e) {
             throw new UsageException("bad training setting: " + e.getMessage());
         } catch (IllegalArgumentException e) {

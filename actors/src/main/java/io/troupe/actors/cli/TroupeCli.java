@@ -12,6 +12,8 @@ public final class TroupeCli {
         usage: troupe <command> [options]
           train      train a GPT (single device today; see 'troupe train --help')
           simulate   simulate a pipeline schedule (see 'troupe simulate --help')
+          node       run one cluster node (see 'troupe node --help')
+          submit     submit a training job to a running cluster: --cluster HOST:PORT [train options]
         """;
 
     public static void main(String[] args) {
@@ -36,6 +38,14 @@ public final class TroupeCli {
                         return 0;
                     }
                     return TrainCommand.run(rest, out, err);
+                case "node":
+                    if (help) {
+                        out.println(NodeCommand.USAGE);
+                        return 0;
+                    }
+                    return NodeCommand.run(rest, out, err);
+                case "submit":
+                    return SubmitCommand.run(rest, out, err);
                 case "simulate":
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:

@@ -33,6 +33,7 @@ import java.util.concurrent.TimeoutException;
  * losses and weights match single-device training up to float summation order.
  */
 public final class LocalPipelineEngine implements AutoCloseable {
+    private static final int EVAL_SLOT = -1;
     private final PipelineJobSpec spec;
     private final StageWorker[][] workers;
     private final ExecutorService[] executors;
@@ -58,9 +59,20 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 });
             }
         }
+        StageLink inMemory = new StageLink() {
+            @Override
+            public void sendActivation(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
+                workers[dp][pp].deliver(false, mb, v, t);
+            }
+
+            @Override
+            public void sendGradient(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
+                workers[dp][pp].deliver(true, mb, v, t);
+            }
+        };
         for (StageWorker[] replica : workers) {
             for (StageWorker w : replica) {
-                w.connect(workers);
+                w.connect(inMemory);
             }
         }
         this.policy = policyFor(spec);
@@ -68,7 +80,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
         this.schedule = spec.train().schedule();
     }
 
-    static SchedulePolicy policyFor(PipelineJobSpec spec) {
+    /** The schedule policy a job runs: a static schedule or the adaptive policy (budget: p micro-batches). */
+    public static SchedulePolicy policyFor(PipelineJobSpec spec) {
         int pp = spec.layout().pp();
         int v = spec.layout().virtualStages();
         int m = spec.microbatches();
@@ -154,6 +167,65 @@ public final class LocalPipelineEngine implements AutoCloseable {
         StepMetrics m = new StepMetrics(step, spec.train().steps(), lossSum / (dp * spec.microbatches()), Double.NaN, lr,
             norm, tokens / (ms / 1e3), ms);
         return new PipelineStepMetrics(m, bubble(computeEndUs), allReduceMs, timeline());
+    }
+
+    /**
+     * Mean over {@code batches} validation batches of the per-batch mean cross-entropy, computed on
+     * replica 0 by chaining the stages' forwards (between steps, on the caller's thread).
+     */
+    public double validationLoss(Batches val, int batches) {
+        int rows = spec.microBatchRows();
+        int seq = spec.train().model().seqLen();
+        int[] x = new int[rows * seq];
+        int[] y = new int[rows * seq];
+        int chunks = spec.train().batchSize() / rows;
+        int last = spec.layout().modelStages() - 1;
+        double total = 0;
+        for (int e = 0; e < batches; e++) {
+            double batchLoss = 0;
+            for (int c = 0; c < chunks; c++) {
+                val.fill(e, spec.train().batchSize(), c * rows, rows, x, y);
+                io.troupe.runtime.tensor.Tensor h = stage(0, 0).forwardTokens(EVAL_SLOT, x, y);
+                for (int g = 1; g <= last; g++) {
+                    h = stage(0, g).forwardActivations(EVAL_SLOT, h, y);
+                }
+                batchLoss += stage(0, last).loss(EVAL_SLOT);
+            }
+            total += batchLoss / chunks;
+        }
+        return total / batches;
+    }
+
+    /** Writes a committed checkpoint: one shard per model stage (from replica 0), named by parameter. */
+    public java.nio.file.Path checkpoint(java.nio.file.Path root, String dataSource) {
+        java.util.Map<String, io.troupe.models.checkpoint.ShardState> shards = new java.util.LinkedHashMap<>();
+        int pp = spec.layout().pp();
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            StageWorker w = workers[0][g % pp];
+            shards.put(String.format("shard-g%02d.bin", g), io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
+        }
+        io.troupe.models.checkpoint.Manifest m = new io.troupe.models.checkpoint.Manifest(
+            io.troupe.models.checkpoint.Manifest.FORMAT, step, step, spec.train().seed(), spec.train().batchSize(),
+            spec.layout().toString(), spec.train().model(), dataSource, List.of());
+        return io.troupe.models.checkpoint.Checkpoints.write(root, m, shards);
+    }
+
+    /** Restores every replica's stages from a checkpoint written by any layout of the same model. */
+    public void restore(io.troupe.models.checkpoint.Checkpoints.Loaded ckpt) {
+        io.troupe.models.checkpoint.Manifest m = ckpt.manifest();
+        if (!m.model().equals(spec.train().model()) || m.batchSize() != spec.train().batchSize() || m.seed() != spec.train().seed()) {
+            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (model " + m.model().name()
+                + ", batch_size=" + m.batchSize() + ", seed=" + m.seed() + ") does not match this job (model "
+                + spec.train().model().name() + ", batch_size=" + spec.train().batchSize() + ", seed=" + spec.train().seed() + ")");
+        }
+        int pp = spec.layout().pp();
+        for (StageWorker[] replica : workers) {
+            for (int g = 0; g < spec.layout().modelStages(); g++) {
+                StageWorker w = replica[g % pp];
+                io.troupe.models.train.StageState.restore(w.chunk(g / pp), w.optimizer(g / pp), ckpt.shards().values());
+            }
+        }
+        this.step = m.dataCursor();
     }
 
     /** Sums each model stage's gradients over replicas in replica order and gives every replica the sum. */

@@ -24,7 +24,7 @@ import java.util.concurrent.TimeUnit;
  * policy picks, sends activations forward and gradients back, and waits on the inbox when the policy
  * has nothing ready. Every busy interval and idle gap (with its cause) is recorded.
  */
-final class StageWorker implements AutoCloseable {
+public final class StageWorker implements AutoCloseable {
     private final PipelineJobSpec spec;
     private final int dpIndex;
     private final int ppIndex;
@@ -40,9 +40,9 @@ final class StageWorker implements AutoCloseable {
     private final double[] losses;
     private final int[] x;
     private final int[] y;
-    private StageWorker[][] peers;
+    private StageLink link;
 
-    StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
+    public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this.spec = spec;
         this.dpIndex = dpIndex;
         this.ppIndex = ppIndex;
@@ -67,50 +67,67 @@ final class StageWorker implements AutoCloseable {
         this.y = new int[n];
     }
 
-    void connect(StageWorker[][] all) {
-        this.peers = all;
+    /** Sets where activations and gradients go (before the first step). */
+    public void connect(StageLink newLink) {
+        this.link = newLink;
     }
 
     /** Model stage of this worker's virtual stage {@code v}: {@code g = v * pp + ppIndex}. */
-    int modelStage(int v) {
+    public int modelStage(int v) {
         return v * spec.layout().pp() + ppIndex;
     }
 
-    Gpt chunk(int v) {
+    public Gpt chunk(int v) {
         return chunks[v];
     }
 
-    CpuDevice device() {
+    public AdamW optimizer(int v) {
+        return optimizers[v];
+    }
+
+    public CpuDevice device() {
         return device;
     }
 
-    int dpIndex() {
+    public int dpIndex() {
         return dpIndex;
     }
 
-    int ppIndex() {
+    public int ppIndex() {
         return ppIndex;
     }
 
-    List<TimelineInterval> intervals() {
+    public List<TimelineInterval> intervals() {
         return intervals;
     }
 
-    double loss(int mb) {
+    public double loss(int mb) {
         return losses[mb];
     }
 
     /** Delivers an activation or gradient: copies it into a buffer this worker owns, then notifies. */
-    void deliver(boolean gradient, int mb, int v, Tensor src) {
-        Tensor dst;
-        synchronized (receiveBuffers) {
-            dst = receiveBuffers.computeIfAbsent(key(gradient, mb, v), k -> device.allocate(src.shape()));
-        }
+    public void deliver(boolean gradient, int mb, int v, Tensor src) {
+        Tensor dst = receiveBuffer(gradient, mb, v, src.shape());
         device.copy(src, dst);
         inbox.add(new StageEvent(gradient, mb, v, dst, null));
     }
 
-    void fail(RuntimeException e) {
+    /**
+     * The buffer a received activation or gradient of (mb, v) is copied into, allocated on first use
+     * and reused every step. Any thread may call it; hand the filled buffer over with {@link #notifyReceived}.
+     */
+    public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
+        synchronized (receiveBuffers) {
+            return receiveBuffers.computeIfAbsent(key(gradient, mb, v), k -> device.allocate(shape));
+        }
+    }
+
+    /** Tells the worker's step loop that the buffer of (mb, v) now holds its input. */
+    public void notifyReceived(boolean gradient, int mb, int v) {
+        inbox.add(new StageEvent(gradient, mb, v, receiveBuffer(gradient, mb, v, new int[] {1}), null));
+    }
+
+    public void fail(RuntimeException e) {
         inbox.add(StageEvent.failed(e));
     }
 
@@ -118,7 +135,7 @@ final class StageWorker implements AutoCloseable {
      * Runs one step's actions for this worker. Parameter gradients are zeroed first; they hold the
      * replica's accumulated gradient afterwards.
      */
-    void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
+    public void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
         intervals.clear();
         for (Gpt c : chunks) {
             c.zeroGrads();
@@ -193,16 +210,14 @@ final class StageWorker implements AutoCloseable {
                 if (g == stages - 1) {
                     losses[mb] = chunk.loss(slot);
                 } else {
-                    StageWorker next = peers[dpIndex][(g + 1) % spec.layout().pp()];
-                    next.deliver(false, mb, (g + 1) / spec.layout().pp(), out);
+                    link.sendActivation(dpIndex, (g + 1) % spec.layout().pp(), step, mb, (g + 1) / spec.layout().pp(), out);
                 }
             }
             case B, BW -> {
                 int slot = slotOf.get(slotKey(v, mb));
                 Tensor grad = chunk.backwardInput(slot, g == stages - 1 ? null : buffer(true, mb, v), lossScale);
                 if (g > 0) {
-                    StageWorker prev = peers[dpIndex][(g - 1) % spec.layout().pp()];
-                    prev.deliver(true, mb, (g - 1) / spec.layout().pp(), grad);
+                    link.sendGradient(dpIndex, (g - 1) % spec.layout().pp(), step, mb, (g - 1) / spec.layout().pp(), grad);
                 }
                 if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
                     chunk.backwardWeight(slot);
@@ -251,8 +266,31 @@ final class StageWorker implements AutoCloseable {
         return (System.nanoTime() - startNs) / 1e3;
     }
 
+    /** Sum of squares of this worker's gradients (all chunks, in chunk order). */
+    public double gradSumOfSquares() {
+        double sum = 0;
+        for (Gpt c : chunks) {
+            sum += device.sumOfSquares(c.grads());
+        }
+        return sum;
+    }
+
+    /** Scales every chunk's gradients (global-norm clipping). */
+    public void scaleGradients(float factor) {
+        if (factor != 1f) {
+            for (Gpt c : chunks) {
+                device.scale(c.grads(), factor);
+            }
+        }
+    }
+
+    /** Number of model chunks (virtual stages) on this worker. */
+    public int chunks() {
+        return chunks.length;
+    }
+
     /** Applies the optimizer to every chunk (gradients already reduced and clipped). */
-    void optimizerStep(float lr) {
+    public void optimizerStep(float lr) {
         for (int c = 0; c < chunks.length; c++) {
             optimizers[c].step(chunks[c].params(), chunks[c].grads(), lr);
         }

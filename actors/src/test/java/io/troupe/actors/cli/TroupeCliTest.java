@@ -114,4 +114,36 @@ class TroupeCliTest {
         assertEquals(4, r.code());
         assertTrue(r.err().contains("truncated"), r.err());
     }
+
+    @Test
+    void shouldTrainDataAndPipelineParallelAndWriteTraceAndTimeline() throws IOException {
+        Path out = tmp.resolve("pp");
+        Result r = run("train", "--model", "tiny", "--layout", "2x2", "--schedule", "zb-h1", "--microbatches", "2",
+            "--batch", "4", "--steps", "4", "--threads", "2", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("bubble"), r.out());
+        List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
+        assertEquals(RunOutputs.CSV_HEADER + RunOutputs.PIPELINE_COLUMNS, csv.get(0));
+        double bubble = Double.parseDouble(csv.get(4).split(",")[6]);
+        assertTrue(bubble > 0 && bubble < 1, "bubble fraction in (0, 1): " + bubble);
+        assertTrue(Files.readString(out.resolve("trace.json")).contains("traceEvents"));
+        assertTrue(Files.readString(out.resolve("pipeline.svg")).startsWith("<svg"));
+        assertTrue(Files.isRegularFile(out.resolve("checkpoints/step-00000004/shard-g01.bin")));
+    }
+
+    @Test
+    void shouldRefusePipelineJobsThatCannotRunBeforeAnyWork() {
+        Result stages = run("train", "--model", "tiny", "--layout", "1x3", "--steps", "1");
+        assertEquals(2, stages.code());
+        assertTrue(stages.err().contains("n_layer=2") && stages.err().contains("stages=3"), stages.err());
+        Result schedule = run("train", "--model", "tiny", "--layout", "1x2", "--schedule", "zigzag", "--steps", "1");
+        assertEquals(2, schedule.code());
+        assertTrue(schedule.err().contains("zigzag"), schedule.err());
+        Result batch = run("train", "--model", "tiny", "--layout", "2x1", "--batch", "6", "--microbatches", "4", "--steps", "1");
+        assertEquals(2, batch.code());
+        assertTrue(batch.err().contains("batch_size=6"), batch.err());
+        Result tp = run("train", "--model", "tiny", "--layout", "1x1x2", "--steps", "1");
+        assertEquals(2, tp.code());
+        assertTrue(tp.err().contains("tp=2"), tp.err());
+    }
 }

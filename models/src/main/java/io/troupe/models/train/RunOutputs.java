@@ -15,19 +15,28 @@ import java.util.Locale;
  */
 public final class RunOutputs implements AutoCloseable {
     public static final String CSV_HEADER = "step,loss,val_loss,lr,tokens_per_s,step_ms";
+    /** Extra columns of pipelined runs: measured bubble fraction and gradient all-reduce time. */
+    public static final String PIPELINE_COLUMNS = ",bubble,allreduce_ms";
 
     private final Path dir;
     private final BufferedWriter csv;
     private final List<StepMetrics> history = new ArrayList<>();
     private final String title;
+    private final boolean pipelined;
 
     public RunOutputs(Path dir, String title) {
+        this(dir, title, false);
+    }
+
+    /** With {@code pipelined}, rows carry the {@link #PIPELINE_COLUMNS} too (see {@link #record(StepMetrics, double, double)}). */
+    public RunOutputs(Path dir, String title, boolean pipelined) {
         this.dir = dir;
         this.title = title;
+        this.pipelined = pipelined;
         try {
             Files.createDirectories(dir);
             this.csv = Files.newBufferedWriter(dir.resolve("metrics.csv"));
-            csv.write(CSV_HEADER);
+            csv.write(pipelined ? CSV_HEADER + PIPELINE_COLUMNS : CSV_HEADER);
             csv.newLine();
             csv.flush();
         } catch (IOException e) {
@@ -44,11 +53,26 @@ public final class RunOutputs implements AutoCloseable {
     }
 
     public void record(StepMetrics m) {
+        if (pipelined) {
+            throw new IllegalStateException("a pipelined run records bubble and all-reduce time too");
+        }
+        write(m, "");
+    }
+
+    /** Records a pipelined step. */
+    public void record(StepMetrics m, double bubble, double allReduceMs) {
+        if (!pipelined) {
+            throw new IllegalStateException("not a pipelined run");
+        }
+        write(m, String.format(Locale.ROOT, ",%.4f,%.3f", bubble, allReduceMs));
+    }
+
+    private void write(StepMetrics m, String extra) {
         history.add(m);
         try {
             csv.write(String.format(Locale.ROOT, "%d,%.6f,%s,%.6e,%.1f,%.3f", m.step(), m.loss(),
                 Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, "%.6f", m.valLoss()),
-                m.lr(), m.tokensPerSec(), m.stepMs()));
+                m.lr(), m.tokensPerSec(), m.stepMs()) + extra);
             csv.newLine();
             csv.flush();
         } catch (IOException e) {

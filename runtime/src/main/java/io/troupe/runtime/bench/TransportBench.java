@@ -129,7 +129,8 @@ public final class TransportBench {
     private static void printDriverCounters(TransportNode node) {
         node.aeron().countersReader().forEach((value, id, label) -> {
             String l = label.toLowerCase(Locale.ROOT);
-            if (id < 64 && value != 0 && !l.contains("max") && !l.contains("version") && !l.contains("mapped")) {
+            if (id < 64 && value != 0 && (l.contains("nak") || l.contains("retransmit") || l.contains("loss")
+                || l.contains("flow control") || l.contains("heartbeats") || l.contains("exceeded"))) {
                 System.out.println("udp driver counter: " + label + " = " + value);
             }
         });
@@ -179,6 +180,14 @@ public final class TransportBench {
         @Override
         public void onPeerLost(int peerRank) {
             peersLost++;
+            System.out.printf("peer %d lost after %d of its tensors%n", peerRank, delivered);
+        }
+
+        @Override
+        public void onPeerConnected(int peerRank, String sourceIdentity) {
+            if (delivered > 0) {
+                System.out.printf("peer %d reconnected from %s after %d tensors%n", peerRank, sourceIdentity, delivered);
+            }
         }
 
         @Override

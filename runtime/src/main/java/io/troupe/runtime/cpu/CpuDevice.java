@@ -56,6 +56,9 @@ public final class CpuDevice implements Device {
 
     @Override
     public void copyFromHost(float[] src, Tensor dst) {
+        if (dst.dtype() != DType.F32) {
+            throw new IllegalArgumentException("float data needs an F32 tensor, got " + dst.dtype());
+        }
         requireCapacity(dst, src.length, "copyFromHost dst");
         UNSAFE.copyMemory(src, ARRAY_FLOAT_BASE, null, dst.address(), (long) src.length * 4);
     }
@@ -71,6 +74,9 @@ public final class CpuDevice implements Device {
 
     @Override
     public void copyToHost(Tensor src, float[] dst) {
+        if (src.dtype() != DType.F32) {
+            throw new IllegalArgumentException("float copy needs an F32 tensor, got " + src.dtype());
+        }
         if (dst.length < src.numel()) {
             throw new IllegalArgumentException("host array too small: length=" + dst.length + ", need=" + src.numel());
         }

@@ -1,6 +1,9 @@
 package io.troupe.runtime.device;
 
 import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.cuda.CudaAvailability;
+import io.troupe.runtime.cuda.CudaDevice;
+import io.troupe.runtime.cuda.CudaSupport;
 
 /** Opens the device a user asked for: {@code cpu}, {@code cuda}, or {@code auto} (CUDA when present, else CPU). */
 public final class Devices {
@@ -8,6 +11,9 @@ public final class Devices {
     }
 
     /**
+     * Opens {@code cpu}, {@code cuda:0}, or for {@code auto} the GPU when {@link CudaSupport} finds one
+     * and the CPU otherwise. Detection never throws; it runs once per process.
+     *
      * @param threads CPU thread budget (also used for host-side work of GPU devices)
      * @throws DeviceUnavailableException when {@code cuda} is asked for and cannot be used
      */
@@ -17,13 +23,27 @@ public final class Devices {
         }
         return switch (kind) {
             case CPU -> new CpuDevice(threads);
-            case CUDA -> throw new DeviceUnavailableException(cudaUnavailableReason());
-            case AUTO -> new CpuDevice(threads);
+            case CUDA -> openCuda();
+            case AUTO -> CudaSupport.isAvailable() ? openCuda() : new CpuDevice(threads);
         };
     }
 
-    /** Why CUDA cannot be used in this build or on this machine. */
+    private static Device openCuda() {
+        CudaAvailability a = CudaSupport.availability();
+        if (!a.isAvailable()) {
+            throw new DeviceUnavailableException(cudaUnavailableReason());
+        }
+        try {
+            return new CudaDevice(0);
+        } catch (RuntimeException e) {
+            throw new DeviceUnavailableException("--device cuda: the GPU could not be opened: " + e.getMessage());
+        }
+    }
+
+    /** Why CUDA cannot be used on this machine (or that it can). */
     public static String cudaUnavailableReason() {
-        return "--device cuda: the CUDA backend is not part of this build yet; use --device cpu or auto";
+        CudaAvailability a = CudaSupport.availability();
+        return a.isAvailable() ? "CUDA is available: " + a.reason()
+            : "--device cuda: no usable GPU (" + a.reason() + "); use --device cpu or auto";
     }
 }

@@ -18,8 +18,9 @@ import org.agrona.concurrent.BackoffIdleStrategy;
  * one) and one Aeron client, shared by all workers of the node (and by several logical nodes in one
  * JVM). Workers open their {@link WorkerTransport} from here.
  *
- * <p>The embedded driver's directory is unique per launch unless {@code aeronDir} is given; a stale
- * directory left by a crashed driver is deleted on start (a live driver's is refused), and the
+ * <p>The embedded driver's directory is unique per launch ({@code /dev/shm/troupe-<pid>-<n>-<random>})
+ * unless {@code aeronDir} is given; a stale directory left by a crashed driver is deleted on start
+ * (a live driver's is refused; generated directories of dead processes are swept), and the
  * directory is deleted on {@link #close()}.
  *
  * <p>Threading: {@link #openWorker} and {@link #close} from setup code; the node itself runs no loop.
@@ -27,6 +28,7 @@ import org.agrona.concurrent.BackoffIdleStrategy;
 public final class TransportNode implements AutoCloseable {
     private static final AtomicInteger LAUNCHES = new AtomicInteger();
     private static final AtomicInteger EXTERNAL_NODES = new AtomicInteger();
+    private static final String DIR_PREFIX = "troupe-";
     /** First stream id handed to a worker; stream ids are per node. */
     public static final int FIRST_STREAM_ID = 1001;
 
@@ -58,6 +60,9 @@ public final class TransportNode implements AutoCloseable {
 
     /** Starts the node's driver (or connects to the external one) and its Aeron client. */
     public static TransportNode launch(TransportSettings settings, ErrorHandler errorHandler) {
+        if (settings.aeronDir() == null) {
+            sweepStaleDirs(baseDir());
+        }
         String dir = settings.aeronDir() != null ? settings.aeronDir() : uniqueDir();
         MediaDriver driver = null;
         Aeron aeron = null;
@@ -93,7 +98,6 @@ public final class TransportNode implements AutoCloseable {
             .dirDeleteOnStart(true)
             .dirDeleteOnShutdown(true)
             .warnIfDirectoryExists(false)
-            .termBufferSparseFile(false)
             .threadingMode(s.threadingMode())
             .sharedIdleStrategy(backoff())
             .sharedNetworkIdleStrategy(backoff())
@@ -118,11 +122,38 @@ public final class TransportNode implements AutoCloseable {
         return new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(200));
     }
 
-    private static String uniqueDir() {
+    private static String baseDir() {
         File shm = new File("/dev/shm");
-        String base = shm.isDirectory() ? shm.getPath() : System.getProperty("java.io.tmpdir");
-        return base + File.separator + "troupe-" + ProcessHandle.current().pid() + "-" + LAUNCHES.incrementAndGet()
+        return shm.isDirectory() ? shm.getPath() : System.getProperty("java.io.tmpdir");
+    }
+
+    private static String uniqueDir() {
+        return baseDir() + File.separator + DIR_PREFIX + ProcessHandle.current().pid() + "-" + LAUNCHES.incrementAndGet()
             + "-" + Integer.toHexString(ThreadLocalRandom.current().nextInt());
+    }
+
+    /**
+     * Deletes generated driver directories ({@code troupe-<pid>-...}) whose process is gone and whose
+     * driver is not live: what a killed node leaves behind. Returns how many were deleted.
+     */
+    static int sweepStaleDirs(String base) {
+        File[] entries = new File(base).listFiles((d, name) -> name.startsWith(DIR_PREFIX));
+        int deleted = 0;
+        for (File f : entries == null ? new File[0] : entries) {
+            String[] parts = f.getName().substring(DIR_PREFIX.length()).split("-");
+            long pid;
+            try {
+                pid = Long.parseLong(parts[0]);
+            } catch (NumberFormatException e) {
+                continue;
+            }
+            if (pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).isEmpty()
+                && !CommonContext.isDriverActive(f, TimeUnit.SECONDS.toMillis(10), s -> { })) {
+                IoUtil.delete(f, true);
+                deleted++;
+            }
+        }
+        return deleted;
     }
 
     private static String nodeIdFor(String dir) {

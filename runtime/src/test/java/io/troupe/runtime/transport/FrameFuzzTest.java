@@ -101,7 +101,7 @@ class FrameFuzzTest {
     private int structurallyBad(SplittableRandom r, long key, int payload) {
         int len = validFrame(r, key, payload);
         ByteOrder le = ByteOrder.LITTLE_ENDIAN;
-        switch (r.nextInt(13)) {
+        switch (r.nextInt(14)) {
             case 0 -> frameBuffer.putByte(KIND_OFFSET, (byte) 99);
             case 1 -> frameBuffer.putByte(DTYPE_OFFSET, (byte) 99);
             case 2 -> frameBuffer.putByte(NDIMS_OFFSET, (byte) (r.nextBoolean() ? 0 : 5));
@@ -114,6 +114,11 @@ class FrameFuzzTest {
             case 9 -> frameBuffer.putShort(VERSION_OFFSET, (short) (VERSION + 1), le);
             case 10 -> frameBuffer.putByte(FLAGS_OFFSET, (byte) 0);
             case 11 -> frameBuffer.putInt(CHUNK_BYTES_OFFSET, payload + 1, le);
+            case 12 -> { // "copy it from my memory": no in-process link exists for this session
+                frameBuffer.putByte(FLAGS_OFFSET, (byte) (FLAG_CRC | FLAG_BY_REFERENCE));
+                frameBuffer.putInt(REFERENCE_SEQUENCE_OFFSET, 1, le);
+                len = HEADER_LENGTH;
+            }
             default -> { // second chunk of a tensor whose first chunk never came
                 frameBuffer.putInt(DIMS_OFFSET, 2 * payload, le);
                 frameBuffer.putLong(TOTAL_BYTES_OFFSET, 2L * payload, le);
@@ -185,7 +190,8 @@ class FrameFuzzTest {
             DropReason.BAD_HEADER_CRC, DropReason.MISSING_CRC, DropReason.UNKNOWN_KIND, DropReason.BAD_DTYPE,
             DropReason.BAD_SHAPE, DropReason.BAD_LENGTH, DropReason.OFFSET_PAST_END,
             DropReason.CHUNK_LENGTH_MISMATCH, DropReason.BAD_CHUNK_CRC, DropReason.STALE_EPOCH,
-            DropReason.WRONG_DESTINATION, DropReason.SOURCE_MISMATCH, DropReason.OUT_OF_ORDER)), "seen " + seen);
+            DropReason.WRONG_DESTINATION, DropReason.SOURCE_MISMATCH, DropReason.OUT_OF_ORDER,
+            DropReason.BAD_REFERENCE)), "seen " + seen);
         assertTrue(agent.pool().committedBytes() <= s.receiveBudgetBytes());
         assertTrue(driver.errors().isEmpty(), driver.errors().toString());
         evil.close();

@@ -29,7 +29,14 @@ class SteadyStateAllocationTest {
 
     @BeforeEach
     void setUp() {
-        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withChunkBytes(256 * 1024));
+        open(LoopbackDriver.testSettings().withChunkBytes(256 * 1024));
+    }
+
+    private void open(TransportSettings settings) {
+        if (driver != null) {
+            driver.close();
+        }
+        driver = LoopbackDriver.start(settings);
         rx = driver.openWorker("rx", 1, 0, slot -> received++);
         txWorker = driver.openWorker("tx", 0, 0, slot -> { });
     }
@@ -98,7 +105,14 @@ class SteadyStateAllocationTest {
 
     @Test
     @Timeout(60)
-    void shouldAllocateNothingWhenExchangingChunkedTensorsOverIpc() {
+    void shouldAllocateNothingWhenExchangingLargeTensorsByInProcessCopy() {
+        assertEquals(0, measure(false, 1024 * 1024 + 4096));
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldAllocateNothingWhenExchangingChunkedTensorsThroughTheIpcLog() {
+        open(LoopbackDriver.testSettings().withChunkBytes(256 * 1024).withLocalCopyMinBytes(Long.MAX_VALUE));
         assertEquals(0, measure(false, 1024 * 1024 + 4096));
     }
 

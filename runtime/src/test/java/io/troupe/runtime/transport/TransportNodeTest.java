@@ -34,6 +34,25 @@ class TransportNodeTest {
 
     @Test
     @Timeout(30)
+    void shouldSweepGeneratedDirectoriesOfDeadProcesses() throws Exception {
+        Process gone = new ProcessBuilder("true").start();
+        gone.waitFor();
+        File stale = new File("/dev/shm/troupe-" + gone.pid() + "-1-dead");
+        File mine = new File("/dev/shm/troupe-" + ProcessHandle.current().pid() + "-999-mine");
+        assertTrue(stale.mkdirs() && mine.mkdirs());
+        try {
+            Files.writeString(new File(stale, "cnc.dat").toPath(), "stale");
+            assertTrue(TransportNode.sweepStaleDirs("/dev/shm") >= 1);
+            assertFalse(stale.exists(), "dead process's directory swept");
+            assertTrue(mine.exists(), "a live process's directory kept");
+        } finally {
+            org.agrona.IoUtil.delete(stale, true);
+            org.agrona.IoUtil.delete(mine, true);
+        }
+    }
+
+    @Test
+    @Timeout(30)
     void shouldShareOneDriverBetweenWorkersAndAnExternalClient() {
         try (LoopbackDriver driver = LoopbackDriver.start()) {
             WorkerTransport a = driver.openWorker("a", 0, 0, slot -> { });

@@ -1,0 +1,94 @@
+package io.troupe.actors.cli;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.cluster.NodeSettings;
+import io.troupe.actors.cluster.TroupeNode;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * {@code troupe node [--config FILE] [--role worker|coordinator[,..]] [--port P] [--seed HOST:PORT]...
+ * [--workers N] [--threads N]}: runs one cluster node until it is stopped (SIGTERM / Ctrl-C leave
+ * the cluster gracefully).
+ */
+final class NodeCommand {
+    private NodeCommand() {
+    }
+
+    static final String USAGE = """
+        usage: troupe node [--config FILE] [--role worker|coordinator[,...]] [--port P] [--seed HOST:PORT]...
+                           [--workers N] [--threads N] [--hostname H]
+        Settings: troupe.cluster in cluster-config/reference.conf; flags override the file.""";
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        Config cfg = load(args);
+        NodeSettings s;
+        try {
+            s = NodeSettings.from(cfg);
+        } catch (ConfigException | IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        TroupeNode node = TroupeNode.start(s, cfg, null);
+        out.printf("troupe node: up at %s, roles %s, %d worker(s) x %d thread(s); data plane %s%n", node.hostPort(),
+            s.roles(), s.roles().contains("worker") ? s.workers() : 0, s.threadsPerWorker(), node.transport().aeronDir());
+        out.flush();
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            node.close();
+            stopped.countDown();
+        }, "troupe-node-shutdown"));
+        node.system().getWhenTerminated().thenRun(stopped::countDown);
+        try {
+            stopped.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return 0;
+    }
+
+    /** reference.conf, then --config, then the flags, as one resolved config. */
+    static Config load(String[] args) {
+        Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers", "threads", "hostname"),
+            java.util.Set.of());
+        Config cfg = ConfigFactory.load();
+        if (o.has("config")) {
+            Path file = Path.of(o.get("config"));
+            if (!Files.isRegularFile(file)) {
+                throw new UsageException("--config: no such file '" + file + "'");
+            }
+            cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+        }
+        List<String> overrides = new ArrayList<>();
+        if (o.has("role")) {
+            overrides.add("troupe.cluster.roles = [" + String.join(",", Arrays.stream(o.get("role").split(","))
+                .map(r -> "\"" + r.trim() + "\"").toList()) + "]");
+        }
+        for (String[] kv : new String[][] {{"port", "port"}, {"workers", "workers"}, {"threads", "threads-per-worker"}}) {
+            if (o.has(kv[0])) {
+                try {
+                    overrides.add("troupe.cluster." + kv[1] + " = " + Integer.parseInt(o.get(kv[0])));
+                } catch (NumberFormatException e) {
+                    throw new UsageException("--" + kv[0] + " must be an integer, got '" + o.get(kv[0]) + "'");
+                }
+            }
+        }
+        if (o.has("hostname")) {
+            overrides.add("troupe.cluster.hostname = \"" + o.get("hostname") + "\"");
+        }
+        if (o.has("seed")) {
+            overrides.add("troupe.cluster.seeds = [" + String.join(",", Arrays.stream(o.get("seed").split(","))
+                .map(r -> "\"" + r.trim() + "\"").toList()) + "]");
+        }
+        if (overrides.isEmpty()) {
+            return cfg;
+        }
+        return ConfigFactory.parseString(String.join("\n", overrides)).withFallback(cfg).resolve();
+    }
+}

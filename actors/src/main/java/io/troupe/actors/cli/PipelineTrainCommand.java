@@ -1,0 +1,96 @@
+package io.troupe.actors.cli;
+
+import io.troupe.actors.engine.LocalPipelineEngine;
+import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.actors.engine.PipelineStepMetrics;
+import io.troupe.actors.trace.ChromeTraceWriter;
+import io.troupe.actors.trace.TimelineSvg;
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.parallel.StagePartition;
+import io.troupe.models.train.RunOutputs;
+import io.troupe.models.train.StepMetrics;
+import io.troupe.models.train.TrainConfig;
+import io.troupe.runtime.device.DeviceKind;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/** {@code troupe train --layout DPxPP ...}: dp × pp training in this process with the step engine. */
+final class PipelineTrainCommand {
+    private PipelineTrainCommand() {
+    }
+
+    static int run(TrainSettings s, Corpora data, Path runDir, PrintStream out, PrintStream err) {
+        if (s.device() == DeviceKind.CUDA) {
+            err.println("troupe train: --device cuda with --layout: pipeline workers run on the CPU backend in this build");
+            return 3;
+        }
+        TrainConfig cfg = s.train();
+        PipelineJobSpec spec;
+        try {
+            StagePartition partition = s.partition().isEmpty()
+                ? StagePartition.balanced(cfg.model(), s.layout().modelStages())
+                : StagePartition.explicit(s.partition(), cfg.model(), s.layout().modelStages());
+            int workers = s.layout().worldSize();
+            int threadsPerWorker = Math.max(1, s.threads() / workers);
+            spec = new PipelineJobSpec(cfg, s.layout(), s.schedule(), cfg.microBatches(), partition, threadsPerWorker,
+                s.stepTimeoutMs());
+            io.troupe.actors.schedule.Schedules.byName(s.schedule().equals("adaptive") ? "1f1b" : s.schedule(),
+                s.layout().pp(), s.layout().virtualStages(), cfg.microBatches());
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        Batches val = new Batches(data.val(), cfg.model().seqLen());
+        try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
+             RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
+                 + ", " + s.schedule(), true)) {
+            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d, v %d), schedule %s, %d micro-batches of %d rows per replica, "
+                    + "partition %s, %d steps, %d worker threads each%n",
+                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().virtualStages(), s.schedule(),
+                spec.microbatches(), spec.microBatchRows(), spec.partition(), cfg.steps(), spec.threadsPerWorker());
+            out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
+            if (s.resume() != null) {
+                Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
+                engine.restore(Checkpoints.load(ckpt));
+                out.printf("troupe: resumed from %s at step %d%n", ckpt, engine.step());
+            }
+            TrainCommand.Progress progress = new TrainCommand.Progress(out, cfg.steps(), engine.step());
+            PipelineStepMetrics last = null;
+            while (engine.step() < cfg.steps()) {
+                PipelineStepMetrics pm = engine.trainStep();
+                long step = engine.step();
+                boolean evalDue = step == cfg.steps() || (cfg.evalInterval() > 0 && step % cfg.evalInterval() == 0);
+                StepMetrics m = pm.step();
+                if (evalDue) {
+                    m = new StepMetrics(m.step(), m.totalSteps(), m.loss(), engine.validationLoss(val, cfg.evalBatches()),
+                        m.lr(), m.gradNorm(), m.tokensPerSec(), m.stepMs());
+                }
+                outputs.record(m, pm.bubble(), pm.allReduceMs());
+                progress.print(m, pm.bubble());
+                boolean ckptDue = step == cfg.steps() || (cfg.checkpointInterval() > 0 && step % cfg.checkpointInterval() == 0);
+                if (ckptDue) {
+                    engine.checkpoint(outputs.checkpoints(), data.train().description());
+                }
+                last = pm;
+            }
+            outputs.writePlot();
+            if (last != null) {
+                ChromeTraceWriter.write(last.timeline(), runDir.resolve("trace.json"));
+                TimelineSvg.write(last.timeline(), runDir.resolve("pipeline.svg"));
+            }
+            out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg, pipeline.svg, trace.json and checkpoints in %s%n",
+                outputs.history().get(outputs.history().size() - 1).valLoss(), runDir);
+            return 0;
+        } catch (CheckpointException e) {
+            err.println("troupe train: " + e.getMessage());
+            return 4;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

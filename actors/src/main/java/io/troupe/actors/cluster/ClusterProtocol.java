@@ -1,0 +1,28 @@
+package io.troupe.actors.cluster;
+
+import java.util.List;
+
+/** The message classes that cross nodes, in registration order (append only). */
+final class ClusterProtocol {
+    private ClusterProtocol() {
+    }
+
+    static final List<Class<?>> MESSAGES = List.of(
+        JobRequest.class,
+        WorkerDescription.class,
+        JobEvent.Started.class,
+        JobEvent.StepCompleted.class,
+        JobEvent.Finished.class,
+        JobEvent.Failed.class,
+        CoordinatorActor.SubmitJob.class,
+        CoordinatorActor.WorkerInfo.class,
+        CoordinatorActor.Ready.class,
+        CoordinatorActor.StepDone.class,
+        CoordinatorActor.UpdateApplied.class,
+        CoordinatorActor.WorkerFailed.class,
+        WorkerActor.Describe.class,
+        WorkerActor.Assign.class,
+        WorkerActor.RunStep.class,
+        WorkerActor.ApplyUpdate.class,
+        WorkerActor.Abort.class);
+}

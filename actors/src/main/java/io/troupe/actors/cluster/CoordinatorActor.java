@@ -1,0 +1,346 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.models.optim.GradClip;
+import io.troupe.models.optim.LrSchedule;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.cluster.ClusterEvent;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Subscribe;
+
+/**
+ * The job coordinator (a Cluster Singleton): gathers workers from the Receptionist, assigns ranks
+ * ({@code rank = tp_i + tp(dp_i + dp pp_i)}, workers ordered by node address and local index),
+ * and drives each step in two phases — RunStep to every rank, then, with every StepDone in, the
+ * global gradient norm, clip factor and learning rate go out as ApplyUpdate; the step is committed
+ * when every rank answered UpdateApplied. Every message carries the epoch; a lost member, a worker
+ * error or a step past its deadline ends the job with the reason and the last committed step.
+ */
+public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Command> {
+
+    public sealed interface Command {
+    }
+
+    public record SubmitJob(JobRequest job, ActorRef<JobEvent> replyTo) implements Command, CrossNodeMessage {
+    }
+
+    public record WorkerInfo(ActorRef<WorkerActor.Command> worker, WorkerDescription description)
+        implements Command, CrossNodeMessage {
+    }
+
+    public record Ready(int rank, long epoch, String error) implements Command, CrossNodeMessage {
+    }
+
+    public record StepDone(int rank, long epoch, long step, double lossSum, int lossCount, double gradSumSq,
+                           double busyMs, double idleMs, String error) implements Command, CrossNodeMessage {
+    }
+
+    public record UpdateApplied(int rank, long epoch, long step, String error) implements Command, CrossNodeMessage {
+    }
+
+    public record WorkerFailed(int rank, long epoch, String reason) implements Command, CrossNodeMessage {
+    }
+
+    private record WorkersChanged(Set<ActorRef<WorkerActor.Command>> workers) implements Command {
+    }
+
+    private record MemberGone(String address, String how) implements Command {
+    }
+
+    private record StepTimeout(long epoch, long step, String phase) implements Command {
+    }
+
+    private final ActorContext<Command> ctx;
+    private final TimerScheduler<Command> timers;
+    private final Map<ActorRef<WorkerActor.Command>, WorkerDescription> known = new HashMap<>();
+    private final Set<ActorRef<WorkerActor.Command>> listed = new HashSet<>();
+
+    // The job in flight.
+    private JobRequest job;
+    private PipelineJobSpec spec;
+    private ActorRef<JobEvent> submitter;
+    private List<ActorRef<WorkerActor.Command>> ranks = List.of();
+    private long epoch;
+    private long committed;
+    private long stepStartNs;
+    private final Set<Integer> answered = new HashSet<>();
+    private double lossSum;
+    private int lossCount;
+    private double gradSumSq;
+    private double busyMs;
+    private double idleMs;
+    private double lastLoss;
+    private double lastNorm;
+    private float lastLr;
+
+    public static Behavior<Command> create() {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new CoordinatorActor(ctx, timers)));
+    }
+
+    private CoordinatorActor(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
+        super(ctx);
+        this.ctx = ctx;
+        this.timers = timers;
+        ActorRef<Receptionist.Listing> listing = ctx.messageAdapter(Receptionist.Listing.class,
+            l -> new WorkersChanged(l.getServiceInstances(WorkerActor.KEY)));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerActor.KEY, listing));
+        ActorRef<ClusterEvent.MemberRemoved> removed = ctx.messageAdapter(ClusterEvent.MemberRemoved.class,
+            e -> new MemberGone(e.member().address().toString(), "removed"));
+        ActorRef<ClusterEvent.UnreachableMember> unreachable = ctx.messageAdapter(ClusterEvent.UnreachableMember.class,
+            e -> new MemberGone(e.member().address().toString(), "unreachable"));
+        Cluster cluster = Cluster.get(ctx.getSystem());
+        cluster.subscriptions().tell(Subscribe.create(removed, ClusterEvent.MemberRemoved.class));
+        cluster.subscriptions().tell(Subscribe.create(unreachable, ClusterEvent.UnreachableMember.class));
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+            .onMessage(WorkersChanged.class, this::onWorkersChanged)
+            .onMessage(WorkerInfo.class, this::onWorkerInfo)
+            .onMessage(SubmitJob.class, this::onSubmit)
+            .onMessage(Ready.class, this::onReady)
+            .onMessage(StepDone.class, this::onStepDone)
+            .onMessage(UpdateApplied.class, this::onUpdateApplied)
+            .onMessage(WorkerFailed.class, this::onWorkerFailed)
+            .onMessage(MemberGone.class, this::onMemberGone)
+            .onMessage(StepTimeout.class, this::onStepTimeout)
+            .build();
+    }
+
+    private Behavior<Command> onWorkersChanged(WorkersChanged m) {
+        for (ActorRef<WorkerActor.Command> w : m.workers()) {
+            if (listed.add(w)) {
+                w.tell(new WorkerActor.Describe(ctx.getSelf()));
+            }
+        }
+        for (ActorRef<WorkerActor.Command> w : new ArrayList<>(listed)) {
+            if (!m.workers().contains(w)) {
+                listed.remove(w);
+                WorkerDescription d = known.remove(w);
+                int rank = ranks.indexOf(w);
+                if (job != null && rank >= 0) {
+                    fail("worker rank " + rank + " on " + (d == null ? w.path().address() : d.nodeAddress()) + " left the cluster");
+                }
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onWorkerInfo(WorkerInfo m) {
+        known.put(m.worker(), m.description());
+        tryStart();
+        return this;
+    }
+
+    private Behavior<Command> onSubmit(SubmitJob m) {
+        if (job != null) {
+            m.replyTo().tell(new JobEvent.Failed("a job is already running (epoch " + epoch + ")", 0, epoch));
+            return this;
+        }
+        try {
+            this.spec = JobSpecs.toSpec(m.job(), 1);
+        } catch (RuntimeException e) {
+            m.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, epoch));
+            return this;
+        }
+        this.job = m.job();
+        this.submitter = m.replyTo();
+        this.committed = 0;
+        ctx.getLog().info("job submitted: layout {} schedule {}, waiting for {} workers ({} known)",
+            job.layout(), job.schedule(), spec.layout().worldSize(), known.size());
+        tryStart();
+        return this;
+    }
+
+    private void tryStart() {
+        if (job == null || !ranks.isEmpty() || known.size() < spec.layout().worldSize()) {
+            return;
+        }
+        epoch++;
+        List<Map.Entry<ActorRef<WorkerActor.Command>, WorkerDescription>> order = new ArrayList<>(known.entrySet());
+        order.sort(Comparator.comparing((Map.Entry<ActorRef<WorkerActor.Command>, WorkerDescription> e) -> e.getValue().nodeAddress())
+            .thenComparingInt(e -> e.getValue().localIndex()));
+        int world = spec.layout().worldSize();
+        List<ActorRef<WorkerActor.Command>> chosen = new ArrayList<>();
+        List<String> endpoints = new ArrayList<>();
+        for (int r = 0; r < world; r++) {
+            chosen.add(order.get(r).getKey());
+            endpoints.add(order.get(r).getValue().dataEndpoint());
+        }
+        this.ranks = List.copyOf(chosen);
+        answered.clear();
+        for (int r = 0; r < world; r++) {
+            ranks.get(r).tell(new WorkerActor.Assign(epoch, r, job, endpoints, ctx.getSelf()));
+        }
+        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "assignment"), Duration.ofMillis(job.stepTimeoutMs()));
+    }
+
+    private Behavior<Command> onReady(Ready m) {
+        if (m.epoch() != epoch || job == null) {
+            return this;
+        }
+        if (m.error() != null) {
+            fail("rank " + m.rank() + " cannot take its assignment: " + m.error());
+            return this;
+        }
+        answered.add(m.rank());
+        if (answered.size() == ranks.size()) {
+            StringBuilder sb = new StringBuilder();
+            for (int r = 0; r < ranks.size(); r++) {
+                sb.append(r == 0 ? "" : ", ").append("rank ").append(r).append(" -> ").append(known.get(ranks.get(r)).nodeAddress())
+                    .append('#').append(known.get(ranks.get(r)).localIndex());
+            }
+            submitter.tell(new JobEvent.Started(epoch, ranks.size(), sb.toString()));
+            runStep();
+        }
+        return this;
+    }
+
+    private void runStep() {
+        answered.clear();
+        lossSum = 0;
+        lossCount = 0;
+        gradSumSq = 0;
+        busyMs = 0;
+        idleMs = 0;
+        stepStartNs = System.nanoTime();
+        for (ActorRef<WorkerActor.Command> w : ranks) {
+            w.tell(new WorkerActor.RunStep(epoch, committed));
+        }
+        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
+    }
+
+    private Behavior<Command> onStepDone(StepDone m) {
+        if (m.epoch() != epoch || job == null || m.step() != committed) {
+            return this;
+        }
+        if (m.error() != null) {
+            fail("rank " + m.rank() + " failed in step " + m.step() + ": " + m.error());
+            return this;
+        }
+        if (!answered.add(m.rank())) {
+            return this;
+        }
+        lossSum += m.lossSum();
+        lossCount += m.lossCount();
+        gradSumSq += m.gradSumSq();
+        busyMs += m.busyMs();
+        idleMs += m.idleMs();
+        if (answered.size() == ranks.size()) {
+            // Replica 0's ranks hold every shard once (the others report 0), so the squares add up
+            // to the global norm.
+            lastNorm = Math.sqrt(gradSumSq);
+            float clip = GradClip.scaleFor(lastNorm, spec.train().gradClip());
+            LrSchedule schedule = spec.train().schedule();
+            lastLr = schedule.lr(committed);
+            lastLoss = lossSum / Math.max(1, lossCount);
+            answered.clear();
+            for (ActorRef<WorkerActor.Command> w : ranks) {
+                w.tell(new WorkerActor.ApplyUpdate(epoch, committed, clip, lastLr));
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onUpdateApplied(UpdateApplied m) {
+        if (m.epoch() != epoch || job == null || m.step() != committed) {
+            return this;
+        }
+        if (m.error() != null) {
+            fail("rank " + m.rank() + " failed to apply step " + m.step() + ": " + m.error());
+            return this;
+        }
+        answered.add(m.rank());
+        if (answered.size() == ranks.size()) {
+            committed++;
+            double ms = (System.nanoTime() - stepStartNs) / 1e6;
+            double tokens = (double) spec.train().batchSize() * spec.train().model().seqLen();
+            double bubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
+            submitter.tell(new JobEvent.StepCompleted(committed, spec.train().steps(), lastLoss, lastNorm, lastLr, ms,
+                tokens / (ms / 1e3), bubble));
+            if (committed >= spec.train().steps()) {
+                timers.cancel("deadline");
+                submitter.tell(new JobEvent.Finished(committed, lastLoss));
+                clearJob();
+            } else {
+                runStep();
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onWorkerFailed(WorkerFailed m) {
+        if (m.epoch() == epoch && job != null) {
+            fail("rank " + m.rank() + " failed: " + m.reason());
+        }
+        return this;
+    }
+
+    private Behavior<Command> onMemberGone(MemberGone m) {
+        if (job == null) {
+            return this;
+        }
+        List<Integer> lost = new ArrayList<>();
+        for (int r = 0; r < ranks.size(); r++) {
+            WorkerDescription d = known.get(ranks.get(r));
+            if (d != null && d.nodeAddress().equals(m.address())) {
+                lost.add(r);
+            }
+        }
+        if (!lost.isEmpty()) {
+            fail("lost member " + m.address() + " (" + m.how() + ") hosting rank(s) " + lost);
+        }
+        return this;
+    }
+
+    private Behavior<Command> onStepTimeout(StepTimeout m) {
+        if (m.epoch() == epoch && job != null && m.step() == committed) {
+            List<Integer> missing = new ArrayList<>();
+            for (int r = 0; r < ranks.size(); r++) {
+                if (!answered.contains(r)) {
+                    missing.add(r);
+                }
+            }
+            fail("step " + m.step() + " " + m.phase() + " passed its deadline of " + job.stepTimeoutMs()
+                + " ms waiting for rank(s) " + missing);
+        }
+        return this;
+    }
+
+    private void fail(String reason) {
+        ctx.getLog().error("job failed: {}; last committed step {}", reason, committed);
+        timers.cancel("deadline");
+        if (submitter != null) {
+            submitter.tell(new JobEvent.Failed(reason, committed, epoch));
+        }
+        for (ActorRef<WorkerActor.Command> w : ranks) {
+            w.tell(new WorkerActor.Abort(epoch, reason));
+        }
+        clearJob();
+        epoch++;
+    }
+
+    private void clearJob() {
+        job = null;
+        spec = null;
+        submitter = null;
+        ranks = List.of();
+        answered.clear();
+    }
+}

@@ -1,0 +1,285 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.engine.LocalPipelineEngine;
+import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.actors.engine.StageWorker;
+import io.troupe.actors.schedule.SchedulePolicy;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.Corpora;
+import io.troupe.runtime.tensor.Tensor;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.WorkerTransport;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import io.troupe.collectives.CollectiveAgent;
+import io.troupe.collectives.CollectiveGroup;
+import io.troupe.collectives.CollectiveSettings;
+import io.troupe.collectives.Communicator;
+import io.troupe.collectives.ReduceOp;
+import io.troupe.runtime.transport.TransportEndpoint;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+/**
+ * A worker: owns one device (a CPU thread budget) and, once assigned, the stage shards of its rank.
+ * Steering only: compute runs on the worker's device executor (one in-order thread) and comes back
+ * as a message; activations and gradients move over the Aeron data plane, never through mailboxes.
+ *
+ * <p>Protocol: registers under {@link #KEY}; answers {@link Describe} with its data-plane endpoint;
+ * on {@link Assign} builds its shards and answers Ready; each {@link RunStep} runs the schedule and
+ * answers StepDone (loss, squared gradient norm); {@link ApplyUpdate} clips and steps the optimizer
+ * and answers UpdateApplied. Every message carries the job epoch; stale ones are ignored.
+ * Supervision: a failure in compute is reported to the coordinator, which ends the job.
+ */
+public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
+    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "troupe-worker");
+
+    public sealed interface Command {
+    }
+
+    public record Describe(ActorRef<CoordinatorActor.Command> replyTo) implements Command, CrossNodeMessage {
+    }
+
+    public record Assign(long epoch, int rank, JobRequest job, List<String> endpoints,
+                         ActorRef<CoordinatorActor.Command> replyTo) implements Command, CrossNodeMessage {
+    }
+
+    public record RunStep(long epoch, long step) implements Command, CrossNodeMessage {
+    }
+
+    public record ApplyUpdate(long epoch, long step, float clipScale, float lr) implements Command, CrossNodeMessage {
+    }
+
+    public record Abort(long epoch, String reason) implements Command, CrossNodeMessage {
+    }
+
+    private record Computed(long epoch, long step, double lossSum, int lossCount, double gradSumSq, double busyMs,
+                            double idleMs, String error) implements Command {
+    }
+
+    private record Applied(long epoch, long step, String error) implements Command {
+    }
+
+    private final ActorContext<Command> ctx;
+    private final WorkerDescription description;
+    private final WorkerTransport transport;
+    private final CollectiveAgent agent;
+    private Communicator dataParallel;
+    private final AeronStageLink link;
+    private final int threads;
+    private final ExecutorService deviceExecutor;
+    private ActorRef<CoordinatorActor.Command> coordinator;
+    private StageWorker stage;
+    private PipelineJobSpec spec;
+    private SchedulePolicy policy;
+    private Batches train;
+    private int rank = -1;
+    private long epoch = -1;
+
+    public static Behavior<Command> create(TransportNode node, int localIndex, int threads) {
+        return Behaviors.setup(ctx -> new WorkerActor(ctx, node, localIndex, threads));
+    }
+
+    private WorkerActor(ActorContext<Command> ctx, TransportNode node, int localIndex, int threads) {
+        super(ctx);
+        this.ctx = ctx;
+        this.threads = threads;
+        this.link = new AeronStageLink(msg -> ctx.getLog().warn(msg));
+        // One duty cycle per worker: the collectives agent drives the receiver, routes collective
+        // chunks to their communicator and hands activations and gradients to the stage link.
+        this.agent = CollectiveAgent.open(node, "worker-" + localIndex, -1, 0, link,
+            t -> ctx.getLog().error("data plane error on worker " + localIndex, t));
+        this.transport = agent.worker();
+        link.attach(transport);
+        agent.start(new BackoffIdleStrategy(64, 16, 1_000, 200_000));
+        String address = ctx.getSystem().address().toString();
+        this.description = new WorkerDescription(address, transport.endpoint().toString(), "cpu(" + threads + " threads)", localIndex);
+        this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "troupe-device-" + localIndex);
+            t.setDaemon(true);
+            return t;
+        });
+        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+            .onMessage(Describe.class, this::onDescribe)
+            .onMessage(Assign.class, this::onAssign)
+            .onMessage(RunStep.class, this::onRunStep)
+            .onMessage(Computed.class, this::onComputed)
+            .onMessage(ApplyUpdate.class, this::onApplyUpdate)
+            .onMessage(Applied.class, this::onApplied)
+            .onMessage(Abort.class, this::onAbort)
+            .onSignal(PostStop.class, s -> onStop())
+            .build();
+    }
+
+    private Behavior<Command> onDescribe(Describe m) {
+        m.replyTo().tell(new CoordinatorActor.WorkerInfo(ctx.getSelf(), description));
+        return this;
+    }
+
+    private Behavior<Command> onAssign(Assign m) {
+        releaseStage();
+        this.coordinator = m.replyTo();
+        this.epoch = m.epoch();
+        this.rank = m.rank();
+        try {
+            this.spec = JobSpecs.toSpec(m.job(), threads);
+            Corpora data = JobSpecs.data(m.job());
+            this.train = new Batches(data.train(), spec.train().model().seqLen());
+            this.policy = LocalPipelineEngine.policyFor(spec);
+            int dp = spec.layout().dpIndex(rank);
+            int pp = spec.layout().ppIndex(rank);
+            StageWorker w = new StageWorker(spec, dp, pp, spec.train().seed());
+            transport.assign(rank, epoch);
+            this.dataParallel = null;
+            if (spec.layout().dp() > 1) {
+                int[] members = spec.layout().dataParallelGroup(rank);
+                TransportEndpoint[] eps = new TransportEndpoint[members.length];
+                for (int i = 0; i < members.length; i++) {
+                    eps[i] = TransportEndpoint.parse(m.endpoints().get(members[i]));
+                }
+                this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, dp, eps),
+                    CollectiveSettings.defaults());
+            }
+            link.assign(new AeronStageLink.Target() {
+                @Override
+                public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
+                    return w.receiveBuffer(gradient, mb, v, shape);
+                }
+
+                @Override
+                public void notifyReceived(boolean gradient, int mb, int v) {
+                    w.notifyReceived(gradient, mb, v);
+                }
+
+                @Override
+                public void peerLost(int peerRank) {
+                    w.fail(new IllegalStateException("data-plane peer rank " + peerRank + " lost"));
+                }
+            }, spec.layout(), m.endpoints(), epoch);
+            w.connect(link);
+            this.stage = w;
+            m.replyTo().tell(new CoordinatorActor.Ready(rank, epoch, null));
+        } catch (RuntimeException e) {
+            m.replyTo().tell(new CoordinatorActor.Ready(rank, epoch, e.getMessage()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onRunStep(RunStep m) {
+        if (m.epoch() != epoch || stage == null) {
+            return this;
+        }
+        StageWorker w = stage;
+        Communicator dpComm = dataParallel;
+        long e = epoch;
+        ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            long t0 = System.nanoTime();
+            w.runStep(m.step(), policy, train, t0);
+            if (dpComm != null) {
+                // Sum the replicas' gradients (each already scaled by 1/global tokens), chunk by chunk.
+                for (int c = 0; c < w.chunks(); c++) {
+                    dpComm.allReduce(w.chunk(c).grads(), ReduceOp.SUM);
+                }
+            }
+            double lossSum = 0;
+            int count = 0;
+            boolean last = w.modelStage(w.chunks() - 1) == spec.layout().modelStages() - 1;
+            if (last) {
+                for (int mb = 0; mb < spec.microbatches(); mb++) {
+                    lossSum += w.loss(mb);
+                    count++;
+                }
+            }
+            double busy = 0;
+            double idle = 0;
+            for (var i : w.intervals()) {
+                if (i.category().equals("idle")) {
+                    idle += i.durationUs();
+                } else {
+                    busy += i.durationUs();
+                }
+            }
+            // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
+            double sumSq = w.dpIndex() == 0 ? w.gradSumOfSquares() : 0;
+            return new Computed(e, m.step(), lossSum, count, sumSq, busy / 1e3, idle / 1e3, null);
+        }, deviceExecutor), (ok, err) -> ok != null ? ok
+            : new Computed(e, m.step(), 0, 0, 0, 0, 0, String.valueOf(rootMessage(err))));
+        return this;
+    }
+
+    private Behavior<Command> onComputed(Computed c) {
+        if (c.epoch() == epoch && coordinator != null) {
+            coordinator.tell(new CoordinatorActor.StepDone(rank, c.epoch(), c.step(), c.lossSum(), c.lossCount(),
+                c.gradSumSq(), c.busyMs(), c.idleMs(), c.error()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onApplyUpdate(ApplyUpdate m) {
+        if (m.epoch() != epoch || stage == null) {
+            return this;
+        }
+        StageWorker w = stage;
+        long e = epoch;
+        ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            w.scaleGradients(m.clipScale());
+            w.optimizerStep(m.lr());
+            return new Applied(e, m.step(), null);
+        }, deviceExecutor), (ok, err) -> ok != null ? ok : new Applied(e, m.step(), String.valueOf(rootMessage(err))));
+        return this;
+    }
+
+    private Behavior<Command> onApplied(Applied a) {
+        if (a.epoch() == epoch && coordinator != null) {
+            coordinator.tell(new CoordinatorActor.UpdateApplied(rank, a.epoch(), a.step(), a.error()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onAbort(Abort m) {
+        if (m.epoch() >= epoch) {
+            ctx.getLog().warn("job epoch {} aborted: {}", m.epoch(), m.reason());
+            if (stage != null) {
+                stage.fail(new IllegalStateException("aborted: " + m.reason()));
+            }
+        }
+        return this;
+    }
+
+    private static String rootMessage(Throwable t) {
+        Throwable c = t;
+        while (c.getCause() != null && c.getCause() != c) {
+            c = c.getCause();
+        }
+        return c.getMessage() == null ? c.toString() : c.getMessage();
+    }
+
+    private void releaseStage() {
+        if (stage != null) {
+            StageWorker old = stage;
+            stage = null;
+            deviceExecutor.execute(old::close);
+        }
+    }
+
+    private Behavior<Command> onStop() {
+        releaseStage();
+        deviceExecutor.shutdown();
+        agent.close();
+        return this;
+    }
+}

@@ -1,0 +1,107 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.cli.TroupeCli;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.optim.AdamWConfig;
+import io.troupe.models.train.TrainConfig;
+import io.troupe.models.train.Trainer;
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.testkit.ChildJvm;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Nodes as separate JVM processes on 127.0.0.1; the test JVM joins as a client and submits. */
+@Tag("slow")
+@Timeout(240)
+class ClusterProcessesTest {
+    private final List<AutoCloseable> open = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() throws Exception {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+    }
+
+    private ChildJvm node(String... args) throws Exception {
+        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1"));
+        a.addAll(List.of(args));
+        ChildJvm c = ChildJvm.start(TroupeCli.class, a.toArray(String[]::new));
+        open.add(c);
+        return c;
+    }
+
+    private static String hostPort(ChildJvm node) throws InterruptedException {
+        String line = node.awaitLine("troupe node: up at ", 60_000);
+        return line.substring("troupe node: up at ".length(), line.indexOf(','));
+    }
+
+    private TroupeNode client(String seed) {
+        NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0).withSeeds(List.of(seed));
+        TroupeNode c = TroupeNode.start(s, ConfigFactory.load(), null);
+        open.add(c);
+        return c;
+    }
+
+    private static JobRequest job(int steps) {
+        return new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "", 20_000);
+    }
+
+    @Test
+    void shouldMatchSingleDeviceLossWithStagesInTwoProcesses() throws Exception {
+        ChildJvm first = node("--role", "worker,coordinator");
+        String seed = hostPort(first);
+        node("--role", "worker", "--seed", seed);
+        JobHandle h = client(seed).submit(job(6));
+        JobEvent end = h.await(Duration.ofSeconds(150));
+        assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0, AdamWConfig.defaults());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            for (JobEvent.StepCompleted s : h.steps()) {
+                double ref = t.trainStep().loss();
+                assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
+            }
+        }
+    }
+
+    @Test
+    void shouldEndTheJobNamingTheLostMemberWhenAWorkerProcessIsKilled() throws Exception {
+        ChildJvm first = node("--role", "worker,coordinator");
+        String seed = hostPort(first);
+        ChildJvm second = node("--role", "worker", "--seed", seed);
+        String secondAddress = hostPort(second);
+        CountDownLatch twoSteps = new CountDownLatch(2);
+        JobHandle h = client(seed).submit(job(100_000)).onEvent(e -> {
+            if (e instanceof JobEvent.StepCompleted) {
+                twoSteps.countDown();
+            }
+        });
+        assertTrue(twoSteps.await(120, TimeUnit.SECONDS), "two steps committed before the kill");
+        long killedAt = System.nanoTime();
+        second.kill();
+        JobEvent end = h.await(Duration.ofSeconds(60));
+        double detectS = (System.nanoTime() - killedAt) / 1e9;
+        JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end);
+        System.out.printf("worker SIGKILLed: job failed after %.1f s: %s; last committed step %d%n", detectS, f.reason(),
+            f.lastCommittedStep());
+        assertTrue(f.lastCommittedStep() >= 2, "last committed step: " + f.lastCommittedStep());
+        assertTrue(f.reason().contains("rank 1") || f.reason().contains(secondAddress), f.reason());
+        assertTrue(detectS < 30, "failure noticed within the detection time: " + detectS + " s");
+        // The surviving node leaves cleanly on SIGTERM.
+        first.process().destroy();
+        assertTrue(first.process().waitFor(30, TimeUnit.SECONDS), "node 1 exits after SIGTERM");
+    }
+}

@@ -1,0 +1,102 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.optim.AdamWConfig;
+import io.troupe.models.train.TrainConfig;
+import io.troupe.models.train.Trainer;
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.TransportSettings;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Real Pekko cluster nodes on 127.0.0.1 and a real media driver: pipeline training end to end. */
+@Timeout(180)
+class ClusterTrainingTest {
+    private final List<AutoCloseable> open = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() throws Exception {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+    }
+
+    private static JobRequest job(String layout, String schedule, int steps) {
+        return new JobRequest("tiny", layout, 1, schedule, 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 0, "", 30_000);
+    }
+
+    private List<TroupeNode> cluster(int nodes) {
+        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
+        open.add(transport);
+        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
+        List<TroupeNode> out = new ArrayList<>();
+        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
+            ConfigFactory.load(), transport);
+        open.add(first);
+        out.add(first);
+        for (int i = 1; i < nodes; i++) {
+            TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
+                ConfigFactory.load(), transport);
+            open.add(n);
+            out.add(n);
+        }
+        return out;
+    }
+
+    @Test
+    void shouldMatchSingleDeviceLossWhenPipelinedOverTwoClusterNodes() throws Exception {
+        List<TroupeNode> nodes = cluster(2);
+        JobHandle h = nodes.get(0).submit(job("1x2", "1f1b", 5));
+        JobEvent end = h.await(Duration.ofSeconds(120));
+        assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
+        List<JobEvent.StepCompleted> steps = h.steps();
+        assertEquals(5, steps.size());
+
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            for (int i = 0; i < 5; i++) {
+                double ref = t.trainStep().loss();
+                double got = steps.get(i).loss();
+                System.out.printf("step %d: cluster loss %.7f, single-device %.7f%n", i + 1, got, ref);
+                assertEquals(ref, got, 1e-5 * ref, "step " + (i + 1));
+            }
+        }
+    }
+
+    @Test
+    void shouldMatchSingleDeviceLossWithDataAndPipelineParallelOverFourNodes() throws Exception {
+        List<TroupeNode> nodes = cluster(4);
+        JobHandle h = nodes.get(0).submit(job("2x2", "zb-h1", 4));
+        JobEvent end = h.await(Duration.ofSeconds(150));
+        assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            for (JobEvent.StepCompleted s : h.steps()) {
+                double ref = t.trainStep().loss();
+                System.out.printf("dp2 x pp2 step %d: cluster loss %.7f, single-device %.7f%n", s.step(), s.loss(), ref);
+                assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
+            }
+        }
+    }
+
+    @Test
+    void shouldRefuseAJobThatCannotRunBeforeAnyWork() throws Exception {
+        List<TroupeNode> nodes = cluster(1);
+        JobEvent end = nodes.get(0).submit(job("1x3", "1f1b", 2)).await(Duration.ofSeconds(30));
+        JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end);
+        assertTrue(f.reason().contains("refused") && f.reason().contains("stages=3"), f.reason());
+        JobEvent bad = nodes.get(0).submit(job("1x2", "zigzag", 2)).await(Duration.ofSeconds(30));
+        assertTrue(((JobEvent.Failed) bad).reason().contains("zigzag"), bad.toString());
+    }
+}

@@ -1,0 +1,55 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.esotericsoftware.kryo.Kryo;
+import com.esotericsoftware.kryo.io.Input;
+import com.esotericsoftware.kryo.io.Output;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class TroupeKryoSerializerTest {
+
+    /** A message class that was never registered. */
+    record Unregistered(int x) implements CrossNodeMessage {
+    }
+
+    @Test
+    void shouldRoundTripRegisteredMessages() {
+        Kryo k = TroupeKryoSerializer.newKryo(null);
+        JobRequest job = new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 5, 3e-3f, 3e-4f, 2, 1f, 5, "", "", 0, "", 1000);
+        for (Object msg : List.of(job, new JobEvent.Failed("why", 3, 2), new CoordinatorActor.Ready(1, 2, null),
+            new WorkerActor.RunStep(4, 7), new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "cpu", 0))) {
+            Output out = new Output(256, -1);
+            k.writeClassAndObject(out, msg);
+            Object back = k.readClassAndObject(new Input(out.toBytes()));
+            assertEquals(msg, back);
+        }
+    }
+
+    @Test
+    void shouldRefuseAnUnregisteredClassNamingIt() {
+        Kryo k = TroupeKryoSerializer.newKryo(null);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> k.writeClassAndObject(new Output(64, -1), new Unregistered(1)));
+        assertTrue(e.getMessage().contains("Unregistered"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseBytesNamingAnUnknownClassId() {
+        Kryo k = TroupeKryoSerializer.newKryo(null);
+        Output out = new Output(16, -1);
+        out.writeVarInt(4000 + 2, true);
+        out.writeInt(7);
+        assertThrows(RuntimeException.class, () -> k.readClassAndObject(new Input(out.toBytes())));
+    }
+
+    @Test
+    void shouldListEveryCrossNodeMessageOfTheProtocol() {
+        for (Class<?> c : ClusterProtocol.MESSAGES) {
+            assertTrue(KryoRegistrar.classes().contains(c), c.getName());
+        }
+    }
+}

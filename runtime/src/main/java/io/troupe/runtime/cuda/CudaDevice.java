@@ -1,0 +1,623 @@
+package io.troupe.runtime.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.troupe.runtime.device.AdamWStep;
+import io.troupe.runtime.device.Device;
+import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.Tensor;
+import java.nio.charset.StandardCharsets;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+import jcuda.driver.CUresult;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+/**
+ * {@link Device} on one NVIDIA GPU, through the JCuda driver API, running Troupe's own kernels.
+ *
+ * <p>Memory comes from a caching allocator over {@code cuMemAlloc}; every call is issued on one
+ * stream of the device's primary context, so calls are ordered and asynchronous: {@link #synchronize()}
+ * waits for them, and copies to and from Java arrays (through a pinned buffer) return complete. Every
+ * driver result code is checked; a failure throws {@link CudaException} naming the operation.
+ *
+ * <p>Errors a kernel finds in its inputs (a cross-entropy target or an embedding id out of range) are
+ * recorded on the device and thrown, naming the bad value, by the next {@link #synchronize()} or copy
+ * to the host.
+ *
+ * <p>Settings: {@link #setGemmPrecision} (default {@link GemmPrecision#FP32}), {@link #setGemmBackend}
+ * (default cuBLAS where JCublas loads, Troupe's kernels otherwise) and {@link #setAttentionKernel}
+ * (default {@link AttentionKernel#FLASH}).
+ *
+ * <p>Threading: one thread issues the calls (the worker's device executor); the context is made
+ * current on the calling thread at every call, so that thread may change between calls.
+ */
+public final class CudaDevice implements Device {
+    static final int BLOCK = 256;
+    private static final int SUMSQ_BLOCKS = 256;
+    private static final int ERR_CE_TARGET = 1;
+    private static final int ERR_EMBEDDING_ID = 2;
+
+    private final int ordinal;
+    private final String name;
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final CUstream stream = new CUstream();
+    private final CudaAllocator allocator = new CudaAllocator(stream);
+    private final CudaModules modules;
+    private final PinnedStaging staging;
+    private final CudaStorage errorWord;      // int[2]: code, offending value
+    private final CudaStorage sumsqScratch;   // double[SUMSQ_BLOCKS + 1]
+    private final KernelArgs args = new KernelArgs();
+    private final EmbeddingGrouping embeddingGrouping = new EmbeddingGrouping();
+    private final CudaGemm gemm;
+    private final CudaTransfers transfers;
+    private final CublasGemm cublas;          // null when JCublas/libcublas cannot load
+    private final int ccMajor;
+    private final int ccMinor;
+    private final int multiprocessors;
+    private volatile GemmPrecision gemmPrecision = GemmPrecision.FP32;
+    private volatile GemmBackend gemmBackend;
+    private volatile AttentionKernel attentionKernel = AttentionKernel.FLASH;
+    private boolean closed;
+
+    /**
+     * Opens GPU {@code ordinal}.
+     *
+     * @throws IllegalStateException naming the reason when CUDA is unavailable, the ordinal does not
+     *                               exist, or the PTX resources were not built
+     */
+    public CudaDevice(int ordinal) {
+        CudaAvailability a = CudaSupport.availability();
+        if (!a.isAvailable()) {
+            throw new IllegalStateException("CUDA device requested but unavailable: " + a.reason());
+        }
+        if (ordinal < 0 || ordinal >= a.deviceCount()) {
+            throw new IllegalArgumentException("no CUDA device " + ordinal + ": " + a.deviceCount() + " present");
+        }
+        this.ordinal = ordinal;
+        check("create device", "cuDeviceGet(" + ordinal + ")", cuDeviceGet(device, ordinal));
+        byte[] nameBytes = new byte[256];
+        check("create device", "cuDeviceGetName", cuDeviceGetName(nameBytes, nameBytes.length, device));
+        String card = new String(nameBytes, StandardCharsets.US_ASCII);
+        int nul = card.indexOf('\0');
+        this.name = "cuda:" + ordinal + " (" + (nul >= 0 ? card.substring(0, nul) : card).trim() + ")";
+        this.ccMajor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+        this.ccMinor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        check("create device", "cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain(context, device));
+        bind();
+        check("create device", "cuStreamCreate", cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING));
+        this.modules = new CudaModules(ccMajor, ccMinor);
+        modules.allowDynamicSharedMemory("attn_fwd_flash", flashSharedBytes(128));
+        this.staging = new PinnedStaging(stream);
+        this.errorWord = allocator.allocate(8);
+        this.sumsqScratch = allocator.allocate(8L * (SUMSQ_BLOCKS + 1));
+        check("create device", "cuMemsetD8Async(error word)",
+            cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
+        this.gemm = new CudaGemm(this);
+        this.transfers = new CudaTransfers(this, stream);
+        this.cublas = CublasGemm.open(stream);
+        this.gemmBackend = cublas != null ? GemmBackend.CUBLAS : GemmBackend.TROUPE;
+        synchronize();
+    }
+
+    private int attribute(int attr) {
+        int[] v = new int[1];
+        check("create device", "cuDeviceGetAttribute(" + attr + ")", cuDeviceGetAttribute(v, attr, device));
+        return v[0];
+    }
+
+    /** Throws {@link CudaException} unless {@code rc} is CUDA_SUCCESS. */
+    static void check(String op, String call, int rc) {
+        if (rc != CUresult.CUDA_SUCCESS) {
+            throw new CudaException("CUDA " + op + " failed: " + call + " returned " + CUresult.stringFor(rc)
+                + " (" + rc + ")", rc);
+        }
+    }
+
+    // ---------------------------------------------------------------- settings and facts
+
+    public void setGemmPrecision(GemmPrecision p) {
+        gemmPrecision = p;
+    }
+
+    public GemmPrecision gemmPrecision() {
+        return gemmPrecision;
+    }
+
+    /**
+     * Chooses whose GEMM runs. The default is {@link GemmBackend#CUBLAS} where cuBLAS loaded, else
+     * {@link GemmBackend#TROUPE}.
+     *
+     * @throws IllegalStateException when CUBLAS is asked for but cuBLAS did not load (the reason is given)
+     */
+    public void setGemmBackend(GemmBackend b) {
+        if (b == GemmBackend.CUBLAS && cublas == null) {
+            throw new IllegalStateException("cuBLAS unavailable: " + CublasGemm.unavailableReason());
+        }
+        gemmBackend = b;
+    }
+
+    public GemmBackend gemmBackend() {
+        return gemmBackend;
+    }
+
+    /** True when cuBLAS loaded on this device; see {@link #cublasUnavailableReason()} otherwise. */
+    public boolean hasCublas() {
+        return cublas != null;
+    }
+
+    /** Why cuBLAS is not available (null when it is). */
+    public String cublasUnavailableReason() {
+        return cublas != null ? null : CublasGemm.unavailableReason();
+    }
+
+    public void setAttentionKernel(AttentionKernel k) {
+        attentionKernel = k;
+    }
+
+    public AttentionKernel attentionKernel() {
+        return attentionKernel;
+    }
+
+    /** Compute capability as {@code major * 10 + minor}, e.g. 90 for an H100/H200. */
+    public int computeCapability() {
+        return ccMajor * 10 + ccMinor;
+    }
+
+    public int multiprocessorCount() {
+        return multiprocessors;
+    }
+
+    public int ordinal() {
+        return ordinal;
+    }
+
+    /** Bytes held by live tensors and by the allocator's cache. */
+    public long bytesInUse() {
+        return allocator.bytesInUse();
+    }
+
+    /**
+     * Runs {@code work} (which issues calls on this device) between two events and returns the GPU
+     * time between them in milliseconds; waits for the work to finish.
+     */
+    public float timeMs(Runnable work) {
+        bind();
+        CUevent start = new CUevent();
+        CUevent stop = new CUevent();
+        check("timeMs", "cuEventCreate", cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT));
+        check("timeMs", "cuEventCreate", cuEventCreate(stop, CUevent_flags.CU_EVENT_DEFAULT));
+        try {
+            check("timeMs", "cuEventRecord", cuEventRecord(start, stream));
+            work.run();
+            bind();
+            check("timeMs", "cuEventRecord", cuEventRecord(stop, stream));
+            check("timeMs", "cuEventSynchronize", cuEventSynchronize(stop));
+            float[] ms = new float[1];
+            check("timeMs", "cuEventElapsedTime", cuEventElapsedTime(ms, start, stop));
+            return ms[0];
+        } finally {
+            cuEventDestroy(start);
+            cuEventDestroy(stop);
+        }
+    }
+
+    // ---------------------------------------------------------------- pinned host buffers, copy stream
+
+    /** Page-locked host memory for {@link #copyToPinnedAsync} and {@link #copyFromPinnedAsync}. */
+    public PinnedHostBuffer allocatePinned(long lengthBytes) {
+        bind();
+        return new PinnedHostBuffer(lengthBytes);
+    }
+
+    /**
+     * Starts copying {@code src}'s bytes into {@code dst} at {@code dstOffsetBytes} on the copy stream,
+     * after every call issued so far; kernels issued later overlap it. Read {@code dst} (and free
+     * {@code src}) only once the ticket is done.
+     */
+    public CopyTicket copyToPinnedAsync(Tensor src, PinnedHostBuffer dst, long dstOffsetBytes) {
+        bind();
+        return transfers.toPinned(src, dst, dstOffsetBytes);
+    }
+
+    /**
+     * Starts copying {@code dst.lengthBytes()} bytes from {@code src} at {@code srcOffsetBytes} into
+     * {@code dst} on the copy stream; calls issued after this one see the data. Do not change the
+     * pinned range until the ticket is done.
+     */
+    public CopyTicket copyFromPinnedAsync(PinnedHostBuffer src, long srcOffsetBytes, Tensor dst) {
+        bind();
+        return transfers.fromPinned(src, srcOffsetBytes, dst);
+    }
+
+    // ---------------------------------------------------------------- Device: memory
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public DeviceKind kind() {
+        return DeviceKind.CUDA;
+    }
+
+    @Override
+    public Tensor allocate(DType dtype, int... shape) {
+        bind();
+        long bytes = Tensor.numelOf(shape) * dtype.sizeBytes();
+        CudaStorage s = allocator.allocate(bytes);
+        check("allocate", "cuMemsetD8Async(" + bytes + " bytes)",
+            cuMemsetD8Async(s.pointerAt(0), (byte) 0, bytes, stream));
+        return new Tensor(this, s, dtype, 0, shape, true);
+    }
+
+    /** Scratch memory for one call; close it right after issuing the kernels that use it. */
+    CudaStorage scratch(long bytes) {
+        return allocator.allocate(bytes);
+    }
+
+    @Override
+    public void copyFromHost(float[] src, Tensor dst) {
+        bind();
+        CudaStorage s = storage(dst, "copyFromHost", "dst");
+        requireCapacity("copyFromHost", "dst", dst, src.length);
+        long off = dst.offsetElements() * dst.dtype().sizeBytes();
+        switch (dst.dtype()) {
+            case F32 -> staging.upload(src, s, off);
+            case BF16 -> staging.uploadAsBf16(src, s, off);
+            default -> throw new IllegalArgumentException("copyFromHost(float[]) needs an F32 or BF16 tensor: dst is "
+                + dst.dtype());
+        }
+    }
+
+    @Override
+    public void copyFromHost(int[] src, Tensor dst) {
+        bind();
+        CudaStorage s = storage(dst, "copyFromHost", "dst");
+        requireType("copyFromHost", "dst", dst, DType.I32);
+        requireCapacity("copyFromHost", "dst", dst, src.length);
+        staging.upload(src, s, dst.offsetElements() * 4L);
+    }
+
+    @Override
+    public void copyToHost(Tensor src, float[] dst) {
+        bind();
+        CudaStorage s = storage(src, "copyToHost", "src");
+        if (dst.length < src.numel()) {
+            throw new IllegalArgumentException("copyToHost: dst holds " + dst.length + " floats, src has "
+                + src.numel());
+        }
+        int n = (int) src.numel();
+        long off = src.offsetElements() * src.dtype().sizeBytes();
+        switch (src.dtype()) {
+            case F32 -> staging.download(s, off, dst, n);
+            case I32 -> staging.downloadInts(s, off, dst, n);
+            case BF16 -> staging.downloadBf16(s, off, dst, n);
+            default -> throw new IllegalArgumentException("copyToHost cannot convert " + src.dtype() + " to float");
+        }
+        throwKernelErrors();
+    }
+
+    @Override
+    public void synchronize() {
+        bind();
+        check("synchronize", "cuStreamSynchronize", cuStreamSynchronize(stream));
+        throwKernelErrors();
+    }
+
+    private void throwKernelErrors() {
+        int[] err = staging.readInts(errorWord.pointerAt(0), 2);
+        if (err[0] == 0) {
+            return;
+        }
+        check("synchronize", "cuMemsetD8Async(error word)",
+            cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
+        check("synchronize", "cuStreamSynchronize", cuStreamSynchronize(stream));
+        switch (err[0]) {
+            case ERR_CE_TARGET -> throw new IllegalArgumentException(
+                "crossEntropy: a target lies outside [0, vocab): target=" + err[1]);
+            case ERR_EMBEDDING_ID -> throw new IllegalArgumentException(
+                "embedding: an id lies outside the table's rows: id=" + err[1]);
+            default -> throw new IllegalStateException("unknown kernel error code " + err[0] + " (value " + err[1]
+                + ")");
+        }
+    }
+
+    // ---------------------------------------------------------------- Device: BLAS-like
+
+    @Override
+    public void gemmBatched(boolean transA, boolean transB, int m, int n, int k, float alpha, Tensor a, int lda,
+                            long strideA, Tensor b, int ldb, long strideB, float beta, Tensor c, int ldc, long strideC,
+                            int batch) {
+        bind();
+        gemm.gemmBatched(gemmPrecision, gemmBackend == GemmBackend.CUBLAS ? cublas : null, transA, transB, m, n, k,
+            alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc,
+            strideC, batch);
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        long n = x.numel();
+        long px = f32(x, n, "axpy", "x");
+        long py = f32(y, n, "axpy", "y");
+        launch1d("axpy", "axpy_f32", n, args.reset().i64(n).f32(alpha).ptr(px).ptr(py));
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha) {
+        long n = x.numel();
+        launch1d("scale", "scale_f32", n, args.reset().i64(n).f32(alpha).ptr(f32(x, n, "scale", "x")));
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        bind();
+        CudaStorage s = storage(src, "copy", "src");
+        CudaStorage d = storage(dst, "copy", "dst");
+        if (src.dtype() != dst.dtype()) {
+            throw new IllegalArgumentException("copy: dtypes differ: src=" + src.dtype() + ", dst=" + dst.dtype());
+        }
+        requireCapacity("copy", "dst", dst, src.numel());
+        long bytes = src.lengthBytes();
+        int sz = src.dtype().sizeBytes();
+        check("copy", "cuMemcpyDtoDAsync(" + bytes + " bytes)", cuMemcpyDtoDAsync(
+            d.pointerAt(dst.offsetElements() * sz), s.pointerAt(src.offsetElements() * sz), bytes, stream));
+    }
+
+    @Override
+    public void fill(Tensor x, float value) {
+        bind();
+        CudaStorage s = storage(x, "fill", "x");
+        long off = x.offsetElements() * x.dtype().sizeBytes();
+        if (x.dtype() == DType.F32) {
+            check("fill", "cuMemsetD32Async", cuMemsetD32Async(s.pointerAt(off), Float.floatToRawIntBits(value),
+                x.numel(), stream));
+        } else if (value == 0.0f) {
+            check("fill", "cuMemsetD8Async", cuMemsetD8Async(s.pointerAt(off), (byte) 0, x.lengthBytes(), stream));
+        } else {
+            throw new IllegalArgumentException("fill: only 0 can fill a " + x.dtype() + " tensor: value=" + value);
+        }
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        long n = out.numel();
+        launch1d("add", "add_f32", n, args.reset().i64(n).ptr(f32(a, n, "add", "a")).ptr(f32(b, n, "add", "b"))
+            .ptr(f32(out, n, "add", "out")));
+    }
+
+    @Override
+    public double sumOfSquares(Tensor x) {
+        long n = x.numel();
+        long px = f32(x, n, "sumOfSquares", "x");
+        long partial = sumsqScratch.address();
+        launch("sumOfSquares", "sumsq_partial", SUMSQ_BLOCKS, 1, 1, BLOCK, 1, 1, 0,
+            args.reset().i64(n).ptr(px).ptr(partial));
+        launch("sumOfSquares", "sumsq_final", 1, 1, 1, 32, 1, 1, 0,
+            args.reset().i32(SUMSQ_BLOCKS).ptr(partial).ptr(partial + 8L * SUMSQ_BLOCKS));
+        return staging.readDouble(sumsqScratch.pointerAt(8L * SUMSQ_BLOCKS), "sumOfSquares");
+    }
+
+    // ---------------------------------------------------------------- Device: transformer kernels
+
+    @Override
+    public void attention(Tensor qkv, Tensor out, Tensor saved, int batch, int seq, int heads, int headDim) {
+        CudaAttention.forward(this, qkv, out, saved, batch, seq, heads, headDim);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor saved, int batch, int seq, int heads,
+                                  int headDim) {
+        CudaAttention.backward(this, dqkv, dout, qkv, saved, batch, seq, heads, headDim);
+    }
+
+    @Override
+    public void biasAdd(Tensor out, Tensor bias, int rows, int cols) {
+        CudaOps.biasAdd(this, out, bias, rows, cols);
+    }
+
+    @Override
+    public void biasBackward(Tensor dbias, Tensor dout, int rows, int cols) {
+        CudaOps.biasBackward(this, dbias, dout, rows, cols);
+    }
+
+    @Override
+    public void gelu(Tensor inp, Tensor out, long n) {
+        CudaOps.gelu(this, inp, out, n);
+    }
+
+    @Override
+    public void geluBackward(Tensor inp, Tensor dout, Tensor dinp, long n) {
+        CudaOps.geluBackward(this, inp, dout, dinp, n);
+    }
+
+    @Override
+    public void layerNorm(Tensor inp, Tensor weight, Tensor bias, Tensor out, Tensor mean, Tensor rstd, int rows,
+                          int cols, float eps) {
+        CudaOps.layerNorm(this, inp, weight, bias, out, mean, rstd, rows, cols, eps);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
+                                  Tensor mean, Tensor rstd, int rows, int cols) {
+        CudaOps.layerNormBackward(this, dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, cols);
+    }
+
+    @Override
+    public void crossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int rows, int vocab) {
+        CudaOps.crossEntropy(this, logits, targets, probs, losses, rows, vocab);
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor dlogits, Tensor probs, Tensor targets, float dlossScale, int rows,
+                                     int vocab) {
+        CudaOps.crossEntropyBackward(this, dlogits, probs, targets, dlossScale, rows, vocab);
+    }
+
+    @Override
+    public void embedding(Tensor out, Tensor ids, Tensor table, int rows, int dim, boolean accumulate) {
+        CudaOps.embedding(this, out, ids, table, rows, dim, accumulate);
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dtable, Tensor dout, Tensor ids, int rows, int dim) {
+        CudaOps.embeddingBackward(this, dtable, dout, ids, rows, dim);
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step) {
+        CudaOps.adamw(this, param, grad, m, v, step);
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        bind();
+        cuStreamSynchronize(stream);
+        errorWord.close();
+        sumsqScratch.close();
+        allocator.close();
+        staging.close();
+        transfers.close();
+        if (cublas != null) {
+            cublas.close();
+        }
+        modules.close();
+        cuStreamDestroy(stream);
+        cuDevicePrimaryCtxRelease(device);
+    }
+
+    // ---------------------------------------------------------------- launch and checks (package use)
+
+    /** Makes this device's context current on the calling thread. */
+    void bind() {
+        if (closed) {
+            throw new IllegalStateException(name + " is closed");
+        }
+        check("bind", "cuCtxSetCurrent", cuCtxSetCurrent(context));
+    }
+
+    long errorWordAddress() {
+        return errorWord.address();
+    }
+
+    EmbeddingGrouping embeddingGrouping() {
+        return embeddingGrouping;
+    }
+
+    PinnedStaging staging() {
+        return staging;
+    }
+
+    KernelArgs args() {
+        return args;
+    }
+
+    /** Grid-stride 1-D launch: 256 threads a block, enough blocks to cover n (capped). */
+    void launch1d(String op, String kernel, long n, KernelArgs a) {
+        if (n <= 0) {
+            return;
+        }
+        int grid = (int) Math.min((n + BLOCK - 1) / BLOCK, 1L << 20);
+        launch(op, kernel, grid, 1, 1, BLOCK, 1, 1, 0, a);
+    }
+
+    void launch(String op, String kernel, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes,
+                KernelArgs a) {
+        bind();
+        if (gx <= 0 || gy <= 0 || gz <= 0) {
+            a.reset();
+            return;   // empty problem
+        }
+        int rc = cuLaunchKernel(modules.function(kernel), gx, gy, gz, bx, by, bz, sharedBytes, stream,
+            a.toParams(), null);
+        a.reset();
+        check(op, "cuLaunchKernel(" + kernel + ", grid " + gx + "x" + gy + "x" + gz + ")", rc);
+    }
+
+    CUstream stream() {
+        return stream;
+    }
+
+    static int flashSharedBytes(int headDim) {
+        return 4 * (32 * headDim + 32 * (headDim + 1) + 32 * headDim);
+    }
+
+    static int ceilDiv(long a, int b) {
+        long r = (a + b - 1) / b;
+        if (r > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("grid too large: " + a + " / " + b);
+        }
+        return (int) r;
+    }
+
+    CudaStorage storage(Tensor t, String op, String param) {
+        if (t.device() != this || !(t.storage() instanceof CudaStorage s)) {
+            throw new IllegalArgumentException(op + ": " + param + " is on " + t.device().name() + ", not on " + name);
+        }
+        if (!s.isOpen()) {
+            throw new IllegalArgumentException(op + ": " + param + " is closed");
+        }
+        return s;
+    }
+
+    static void requireType(String op, String param, Tensor t, DType expected) {
+        if (t.dtype() != expected) {
+            throw new IllegalArgumentException(op + ": " + param + " must be " + expected + ": dtype=" + t.dtype());
+        }
+    }
+
+    static void requireCapacity(String op, String param, Tensor t, long elements) {
+        if (t.numel() < elements) {
+            throw new IllegalArgumentException(op + ": " + param + " too small: needs " + elements + " elements, has "
+                + t.numel());
+        }
+    }
+
+    /** The device address of an F32 tensor holding at least {@code elements}, after checks. */
+    long f32(Tensor t, long elements, String op, String param) {
+        storage(t, op, param);
+        requireType(op, param, t, DType.F32);
+        requireCapacity(op, param, t, elements);
+        return t.address();
+    }
+
+    long i32(Tensor t, long elements, String op, String param) {
+        storage(t, op, param);
+        requireType(op, param, t, DType.I32);
+        requireCapacity(op, param, t, elements);
+        return t.address();
+    }
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}

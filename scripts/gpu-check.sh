@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# GPU check for the CUDA backend, in two halves:
+#
+#   scripts/gpu-check.sh --prepare   (here, with Maven and a JDK; --dry-run is the same plus a
+#                                    smoke run of the bundle on this machine, where the GPU tests
+#                                    skip and the bench says "no GPU")
+#     builds the project (mvn -o -q -DskipTests package; nvcc must be present so the PTX is in the
+#     jar), and fills .bundle/ (git-ignored) with: a jlink Java runtime, the troupe jars, the runtime
+#     test jar, third-party jars (linux-x86_64 natives only), the JUnit console launcher and the JVM
+#     flags. Fails if .bundle/ is over its budget (default 60 MiB: the whole tree that travels to the
+#     GPU machine must stay under 64 MiB).
+#
+#   scripts/gpu-check.sh --run       (on the GPU machine: needs only .bundle/ and bash)
+#     runs every test of io.troupe.runtime.cuda (CUDA vs CPU on random inputs; none may be skipped
+#     there), then io.troupe.runtime.cuda.bench.CudaBench (GEMM TFLOP/s at 4096^3 and 8192^3 for
+#     FP32, TF32, BF16 against the card's ceiling). Logs and JUnit XML go to $OUT when set (the
+#     device tool's folder), else to .bundle/out/.
+#
+# How the lead runs it with the device tool (the tool sends the session's own checkout, /work/main):
+#   1. in /work/main:  scripts/gpu-check.sh --dry-run        (prints the bundle size)
+#   2. device tool:    run(command="bash scripts/gpu-check.sh --run", carry=[".bundle"], timeout_s=540)
+#   3. record the printed table in docs/benchmarks.md.
+#
+# Environment:
+#   GPU_CHECK_BUDGET_MIB  bundle budget (default 60; the repo itself must fit in the rest of 64)
+#   GPU_CHECK_SIZES       GEMM sizes for the bench (default 4096,8192)
+#   GPU_CHECK_CEILING     card's BF16 ceiling in TFLOP/s (default 790, an H200)
+#   GPU_CHECK_GPT_HOOK    class implementing io.troupe.runtime.cuda.bench.GptStepHook, run after the
+#                         GEMM table (default io.troupe.models.bench.CudaGptStepHook: GPT training
+#                         steps for small, big and GPT-2-medium (d 1024, 24 layers, seq 1024) in
+#                         tokens/s and MFU; "none" skips it). TODO: single-stage vs 2-stage pipeline
+#                         on the one GPU (needs the actors pipeline on CudaDevice).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+BUNDLE="$ROOT/.bundle"
+BUDGET_MIB="${GPU_CHECK_BUDGET_MIB:-60}"
+JLINK_MODULES="java.base,jdk.unsupported,java.management,jdk.management,java.logging,java.xml,java.naming,jdk.zipfs,jdk.crypto.ec"
+CONSOLE_VERSION="1.14.1"
+CONSOLE_JAR="$HOME/.m2/repository/org/junit/platform/junit-platform-console-standalone/$CONSOLE_VERSION/junit-platform-console-standalone-$CONSOLE_VERSION.jar"
+
+die() { echo "gpu-check: $*" >&2; exit 1; }
+
+prepare() {
+  command -v mvn >/dev/null || die "--prepare needs Maven (this is the half that runs on a build machine)"
+  command -v jlink >/dev/null || die "--prepare needs a JDK with jlink"
+  [[ -x /usr/local/bin/nvcc ]] || [[ -n "${TROUPE_NVCC:-}" ]] || \
+    die "nvcc not found at /usr/local/bin/nvcc (set TROUPE_NVCC=PATH): without it the jar has no PTX"
+  local nvccFlag=()
+  [[ -n "${TROUPE_NVCC:-}" ]] && nvccFlag=("-Dtroupe.nvcc=$TROUPE_NVCC")
+
+  echo "gpu-check: building (mvn -o -q -DskipTests package) ..."
+  (cd "$ROOT" && mvn -o -q -B -DskipTests "${nvccFlag[@]}" package) || die "build failed"
+  local runtimeJar
+  runtimeJar="$(ls "$ROOT"/runtime/target/troupe-runtime-*.jar | grep -v -- '-tests.jar' | head -1)"
+  unzip -l "$runtimeJar" | grep -q 'io/troupe/runtime/cuda/gemm_sm90.ptx' || die "$runtimeJar has no PTX"
+
+  rm -rf "$BUNDLE"
+  mkdir -p "$BUNDLE/lib" "$BUNDLE/troupe"
+  echo "gpu-check: third-party jars (runtime scope of models, no Pekko) ..."
+  # In one reactor with package, so the troupe modules resolve from target/, never from ~/.m2.
+  (cd "$ROOT" && mvn -o -q -B -DskipTests "${nvccFlag[@]}" -pl models -am package dependency:copy-dependencies \
+      -DincludeScope=runtime -DexcludeGroupIds=io.troupe -DoutputDirectory="$BUNDLE/lib") \
+    || die "copying dependencies failed"
+  # Natives for other platforms never travel (the javacpp.platform classifier already limits them).
+  find "$BUNDLE/lib" -name '*.jar' \( -name '*windows*' -o -name '*macosx*' -o -name '*android*' \
+    -o -name '*ios*' -o -name '*arm64*' -o -name '*aarch64*' -o -name '*ppc64le*' -o -name '*armhf*' \) -delete
+
+  # Only what is loaded travels: CpuBlas uses openblas_nolapack (its JNI library plus libopenblas and
+  # the Fortran runtime), CudaDevice JCuda's driver binding (and the runtime one, for JCublas's stream type).
+  slim_jar "$BUNDLE"/lib/openblas-*-linux-x86_64.jar 'libjniopenblas\.so$|libjniopenblas_full\.so$|/include/|/cmake/|/pkgconfig/'
+  slim_jar "$BUNDLE"/lib/jcuda-natives-*.jar 'libJNvPTXCompiler|libJNvrtc'
+
+  for m in runtime collectives models; do
+    ls "$ROOT/$m"/target/troupe-"$m"-*.jar >/dev/null 2>&1 && cp "$ROOT/$m"/target/troupe-"$m"-*.jar "$BUNDLE/troupe/"
+  done
+  [[ -f "$CONSOLE_JAR" ]] || (cd "$ROOT" && mvn -q -B dependency:get \
+      -Dartifact="org.junit.platform:junit-platform-console-standalone:$CONSOLE_VERSION") \
+    || die "junit-platform-console-standalone $CONSOLE_VERSION not in ~/.m2 and could not be fetched"
+  cp "$CONSOLE_JAR" "$BUNDLE/junit-console.jar"
+
+  echo "gpu-check: jlink runtime ($JLINK_MODULES) ..."
+  local compress="--compress=2"
+  jlink --help 2>&1 | grep -q 'zip-\[0-9\]' && compress="--compress=zip-9"
+  jlink --add-modules "$JLINK_MODULES" --strip-debug --no-header-files --no-man-pages $compress \
+    --output "$BUNDLE/jre" || die "jlink failed"
+  if command -v strip >/dev/null; then   # native symbols: libjvm.so alone carries ~4 MiB of them
+    find "$BUNDLE/jre" -name '*.so' -exec strip --strip-unneeded {} \;
+  fi
+
+  source "$HERE/lib/common.sh"
+  echo "$TROUPE_JVM_FLAGS" > "$BUNDLE/jvm-flags"
+  git -C "$ROOT" rev-parse HEAD > "$BUNDLE/commit" 2>/dev/null || echo unknown > "$BUNDLE/commit"
+
+  local kib mib
+  kib="$(du -sk "$BUNDLE" | cut -f1)"
+  mib=$(( (kib + 1023) / 1024 ))
+  echo "gpu-check: bundle $BUNDLE is ${mib} MiB (budget ${BUDGET_MIB} MiB):"
+  du -sh "$BUNDLE"/* | sed 's/^/  /'
+  (( mib <= BUDGET_MIB )) || die "bundle is ${mib} MiB, over the ${BUDGET_MIB} MiB budget"
+}
+
+# slim_jar JAR REGEX: rewrites JAR without the entries whose names match REGEX.
+slim_jar() {
+  local jar="$1" pattern="$2"
+  [[ -f "$jar" ]] || die "expected jar not found: $jar"
+  python3 - "$jar" "$pattern" <<'PY' || die "could not slim $jar"
+import re, sys, zipfile, os
+jar, pattern = sys.argv[1], re.compile(sys.argv[2])
+tmp = jar + ".tmp"
+with zipfile.ZipFile(jar) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+    for info in src.infolist():
+        if not pattern.search(info.filename):
+            dst.writestr(info, src.read(info.filename))
+os.replace(tmp, jar)
+PY
+}
+
+classpath() {
+  local cp="" j
+  for j in "$BUNDLE"/troupe/*.jar "$BUNDLE"/lib/*.jar; do cp="${cp:+$cp:}$j"; done
+  echo "$cp"
+}
+
+run_checks() {
+  local java="$BUNDLE/jre/bin/java" out="${OUT:-$BUNDLE/out}"
+  [[ -x "$java" ]] || die "no bundle at $BUNDLE: run scripts/gpu-check.sh --prepare on the build machine first"
+  mkdir -p "$out"
+  local flags cp status=0
+  flags="$(cat "$BUNDLE/jvm-flags")"
+  cp="$(classpath)"
+  echo "gpu-check: bundle of commit $(cat "$BUNDLE/commit"), $(date -u +%FT%TZ)"
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+
+  echo "== GPU tests (io.troupe.runtime.cuda) =="
+  # PtxBuildTest is left out: it needs nvcc, and the build machine ran it already.
+  # shellcheck disable=SC2086
+  "$java" $flags -Xmx8g -jar "$BUNDLE/junit-console.jar" execute --disable-banner --disable-ansi-colors --fail-if-no-tests \
+      --details=tree --class-path "$cp" --select-package io.troupe.runtime.cuda \
+      --exclude-classname '.*PtxBuildTest' --reports-dir "$out/junit" \
+      2>&1 | tee "$out/gpu-tests.log" || status=1
+  if [[ "${GPU_CHECK_EXPECT_GPU:-1}" == 1 ]] && grep -Eq '[1-9][0-9]* tests (skipped|aborted)' "$out/gpu-tests.log"; then
+    echo "gpu-check: some CUDA tests were skipped (assumption: no GPU?) on a machine that should have one" >&2
+    status=1
+  fi
+
+  echo "== CudaBench =="
+  local hook=() hookClass="${GPU_CHECK_GPT_HOOK:-io.troupe.models.bench.CudaGptStepHook}"
+  [[ "$hookClass" != none ]] && hook=("--gpt-hook=$hookClass")
+  # shellcheck disable=SC2086
+  "$java" $flags -Xmx8g -cp "$cp" io.troupe.runtime.cuda.bench.CudaBench \
+      --sizes="${GPU_CHECK_SIZES:-4096,8192}" --ceiling-tflops="${GPU_CHECK_CEILING:-790}" "${hook[@]}" \
+      2>&1 | tee "$out/gpu-bench.log" || status=1
+  return $status
+}
+
+case "${1:---prepare}" in
+  --prepare) prepare ;;
+  --dry-run)
+    prepare
+    echo "gpu-check: dry run: the bundle's launcher and bench here (no GPU: tests skip, bench exits 2)"
+    GPU_CHECK_EXPECT_GPU=0 OUT="$BUNDLE/out" run_checks || true
+    grep -Eq '\[ *[1-9][0-9]* tests successful' "$BUNDLE/out/gpu-tests.log" || die "the bundled JUnit launcher ran no tests"
+    grep -Eq '\[ *0 tests failed' "$BUNDLE/out/gpu-tests.log" || die "tests failed in the bundle (see above)"
+    grep -q 'no GPU.*GPT hook .* loaded' "$BUNDLE/out/gpu-bench.log" || grep -q 'TFLOP' "$BUNDLE/out/gpu-bench.log" \
+      || die "the bundled bench or its GPT hook did not load"
+    rm -rf "$BUNDLE/out"
+    echo "gpu-check: dry run OK" ;;
+  --run) run_checks ;;
+  *) die "unknown option '$1': expected --prepare, --dry-run or --run" ;;
+esac
