@@ -9,6 +9,7 @@ import io.troupe.runtime.transport.WorkerTransport;
 import java.util.Arrays;
 import org.agrona.CloseHelper;
 import org.agrona.ErrorHandler;
+import org.agrona.collections.Int2IntHashMap;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -42,7 +43,8 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private AgentRunner runner;
     private volatile boolean threaded;
     private long unroutedChunks;
-    private final IdleStrategy waitIdle = new BackoffIdleStrategy(200, 50, 1_000, 100_000);
+    private final Int2IntHashMap liveImages = new Int2IntHashMap(0);
+    private final IdleStrategy waitIdle = new BackoffIdleStrategy(20, 5, 1_000, 100_000); // parks early: ranks may outnumber cores
 
     /**
      * @param delegate receives every non-collective tensor and peer notice (may be {@code null}: such
@@ -200,13 +202,22 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
 
     @Override
     public void onPeerConnected(int peerRank, String sourceIdentity) {
+        liveImages.put(peerRank, liveImages.get(peerRank) + 1);
         delegate.onPeerConnected(peerRank, sourceIdentity);
     }
 
+    /**
+     * A peer's image went away. Collectives fail only when the peer has no image left: after a
+     * re-plan the peer's old-epoch publication goes away while its new one lives on.
+     */
     @Override
     public void onPeerLost(int peerRank) {
-        for (Communicator c : communicators) {
-            c.engine().onPeerLost(peerRank);
+        int left = liveImages.get(peerRank) - 1;
+        liveImages.put(peerRank, Math.max(0, left));
+        if (left <= 0) {
+            for (Communicator c : communicators) {
+                c.engine().onPeerLost(peerRank);
+            }
         }
         delegate.onPeerLost(peerRank);
     }

@@ -15,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 import org.agrona.IoUtil;
 import org.agrona.UnsafeApi;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -114,6 +115,7 @@ class MultiProcessCollectivesTest {
     }
 
     @Test
+    @Tag("slow") // three JVMs and a 5 s deadline to wait out: ~15-25 s on a loaded machine
     @Timeout(120)
     void shouldFailOnEverySurvivorWithinTheDeadlineWhenAPeerDiesMidAllReduce() throws Exception {
         int world = 3;

@@ -27,6 +27,7 @@ import org.agrona.concurrent.BackoffIdleStrategy;
  */
 public final class TransportNode implements AutoCloseable {
     private static final AtomicInteger LAUNCHES = new AtomicInteger();
+    private static final AtomicInteger EXTERNAL_NODES = new AtomicInteger();
     private static final String DIR_PREFIX = "troupe-";
     /** First stream id handed to a worker; stream ids are per node. */
     public static final int FIRST_STREAM_ID = 1001;
@@ -39,8 +40,9 @@ public final class TransportNode implements AutoCloseable {
     /**
      * Stream ids of this node's workers. Processes that share an external driver must not share
      * stream ids (an IPC subscription gets every publication of its stream, and the in-process copy
-     * registry would take another process's worker for its own), so such a node starts at a
-     * per-process base: 100 ids per process id.
+     * registry would take another process's worker for its own), so such a node starts at a base
+     * of its own: {@code 1001 + ((pid % 100000) * 20 + n % 20) * 1000} for the {@code n}-th external
+     * node of this process (1000 worker streams each).
      */
     private final AtomicInteger nextStreamId;
     private final LocalCopyRegistry localCopyRegistry = new LocalCopyRegistry();
@@ -51,8 +53,9 @@ public final class TransportNode implements AutoCloseable {
         this.aeron = aeron;
         this.aeronDir = aeronDir;
         this.nodeId = nodeId;
-        this.nextStreamId = new AtomicInteger(settings.externalDriver()
-            ? FIRST_STREAM_ID + (int) (ProcessHandle.current().pid() % 100_000) * 100 : FIRST_STREAM_ID);
+        this.nextStreamId = new AtomicInteger(settings.externalDriver() ? FIRST_STREAM_ID
+            + ((int) (ProcessHandle.current().pid() % 100_000) * 20 + EXTERNAL_NODES.getAndIncrement() % 20) * 1000
+            : FIRST_STREAM_ID);
     }
 
     /** Starts the node's driver (or connects to the external one) and its Aeron client. */

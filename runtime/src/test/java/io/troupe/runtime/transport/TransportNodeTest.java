@@ -65,6 +65,15 @@ class TransportNodeTest {
                 LoopbackDriver.testSettings().withExternalDriver(driver.node().aeronDir()), driver.errors()::add)) {
                 assertFalse(external.embedsDriver());
                 assertEquals(driver.node().nodeId(), external.nodeId());
+                // workers of nodes sharing one driver never share a stream (an IPC subscription gets its whole stream)
+                try (TransportNode external2 = TransportNode.launch(
+                    LoopbackDriver.testSettings().withExternalDriver(driver.node().aeronDir()), driver.errors()::add);
+                     WorkerTransport c = external.openWorker("c", 2, 0, slot -> { }, driver.errors()::add);
+                     WorkerTransport d = external2.openWorker("d", 3, 0, slot -> { }, driver.errors()::add)) {
+                    java.util.Set<Integer> streams = java.util.Set.of(a.endpoint().streamId(), b.endpoint().streamId(),
+                        c.endpoint().streamId(), d.endpoint().streamId());
+                    assertEquals(4, streams.size(), "distinct streams: " + streams);
+                }
             }
         }
     }
