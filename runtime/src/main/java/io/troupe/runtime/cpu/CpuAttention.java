@@ -55,9 +55,9 @@ final class CpuAttention {
             }
             double sum = 0;
             for (int j = 0; j <= t; j++) {
-                double ex = Math.exp(getFloat(p, row + j) - max);
+                float ex = CpuMath.exp(getFloat(p, row + j) - max);
                 sum += ex;
-                putFloat(p, row + j, (float) ex);
+                putFloat(p, row + j, ex);
             }
             float inv = (float) (1.0 / sum);
             for (int j = 0; j <= t; j++) {

@@ -238,18 +238,7 @@ public final class CpuDevice implements Device {
         requireCapacity(dbias, cols, "biasBackward dbias");
         long da = dout.address();
         long ga = dbias.address();
-        parallel.forRange(cols, 16, (s, e) -> {
-            float[] acc = new float[e - s];
-            for (int r = 0; r < rows; r++) {
-                long row = (long) r * cols;
-                for (int c = s; c < e; c++) {
-                    acc[c - s] += getFloat(da, row + c);
-                }
-            }
-            for (int c = s; c < e; c++) {
-                putFloat(ga, c, getFloat(ga, c) + acc[c - s]);
-            }
-        });
+        parallel.forRange(cols, 16, (s, e) -> CpuRows.columnSums(da, ga, rows, cols, s, e));
     }
 
     @Override
@@ -312,24 +301,7 @@ public final class CpuDevice implements Device {
         long ma = mean.address();
         long ra = rstd.address();
         parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
-        parallel.forRange(cols, 16, (s, e) -> {
-            double[] dw = new double[e - s];
-            double[] db = new double[e - s];
-            for (int r = 0; r < rows; r++) {
-                long row = (long) r * cols;
-                double mu = getFloat(ma, r);
-                double rs = getFloat(ra, r);
-                for (int c = s; c < e; c++) {
-                    double g = getFloat(ga, row + c);
-                    dw[c - s] += g * (getFloat(ia, row + c) - mu) * rs;
-                    db[c - s] += g;
-                }
-            }
-            for (int c = s; c < e; c++) {
-                putFloat(dwa, c, (float) (getFloat(dwa, c) + dw[c - s]));
-                putFloat(dba, c, (float) (getFloat(dba, c) + db[c - s]));
-            }
-        });
+        parallel.forRange(cols, 16, (s, e) -> CpuRows.layerNormParamGrads(dwa, dba, ga, ia, ma, ra, rows, cols, s, e));
     }
 
     @Override
@@ -363,9 +335,9 @@ public final class CpuDevice implements Device {
                 }
                 double sum = 0;
                 for (int c = 0; c < vocab; c++) {
-                    double ex = Math.exp(getFloat(la, row + c) - max);
+                    float ex = CpuMath.exp(getFloat(la, row + c) - max);
                     sum += ex;
-                    putFloat(pa, row + c, (float) ex);
+                    putFloat(pa, row + c, ex);
                 }
                 float inv = (float) (1.0 / sum);
                 for (int c = 0; c < vocab; c++) {

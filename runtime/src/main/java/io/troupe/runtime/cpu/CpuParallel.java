@@ -1,15 +1,25 @@
 package io.troupe.runtime.cpu;
 
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinTask;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 
 /**
- * The CPU device's thread budget: a fork-join pool of {@code threads} workers (none when the budget
- * is 1: the caller runs everything) splits index ranges into contiguous blocks; the caller waits. Block boundaries depend only on the range
- * and the thread count, so results are repeatable for a fixed budget.
+ * The CPU device's thread budget: the calling thread plus {@code threads - 1} workers split an index
+ * range into at most {@code threads} contiguous blocks. Block boundaries depend only on the range and
+ * the thread count, so results are repeatable for a fixed budget.
+ *
+ * <p>Kernels are short (tens of microseconds), so hand-off latency matters more than idle CPU:
+ * workers spin for up to {@link #SPIN_NS} after each job before parking, and the caller runs block 0
+ * itself and spins on completion. A fork-join pool's park/unpark per op cost more than the work of
+ * a small model's kernels (measured: 2 threads were slower than 1 on LayerNorm and bias).
+ *
+ * <p>Threading: one thread (the device's executor) calls {@link #forRange}; bodies must not call it
+ * again (no nesting).
  */
 final class CpuParallel implements AutoCloseable {
+    /** How long an idle worker spins before it parks. */
+    static final long SPIN_NS = TimeUnit.MICROSECONDS.toNanos(200);
 
     /** A body over the half-open index range [start, end). */
     @FunctionalInterface
@@ -18,14 +28,29 @@ final class CpuParallel implements AutoCloseable {
     }
 
     private final int threads;
-    private final ForkJoinPool pool;
+    private final Thread[] workers;
+    private final AtomicInteger pending = new AtomicInteger();
+    private volatile long generation;
+    private volatile boolean closed;
+    private volatile Throwable failure;
+    // Job fields: written before the volatile generation write, read after its read.
+    private RangeBody jobBody;
+    private int jobN;
+    private int jobBlocks;
 
     CpuParallel(int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("cpu threads must be >= 1: threads=" + threads);
         }
         this.threads = threads;
-        this.pool = threads == 1 ? null : new ForkJoinPool(threads);
+        this.workers = new Thread[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            int block = i + 1;
+            Thread t = new Thread(() -> workerLoop(block), "troupe-cpu-worker-" + block);
+            t.setDaemon(true);
+            workers[i] = t;
+            t.start();
+        }
     }
 
     int threads() {
@@ -34,53 +59,85 @@ final class CpuParallel implements AutoCloseable {
 
     /**
      * Runs {@code body} over [0, n) in at most {@code threads} blocks; ranges smaller than
-     * {@code grain} per block run on the caller alone.
+     * {@code grain} per block run on the caller alone. Rethrows the first failure of any block.
      */
     void forRange(int n, int grain, RangeBody body) {
         int blocks = Math.min(threads, Math.max(1, n / Math.max(1, grain)));
-        if (blocks <= 1 || pool == null) {
+        if (blocks <= 1) {
             if (n > 0) {
                 body.run(0, n);
             }
             return;
         }
-        pool.invoke(new Block(body, n, blocks, 0, blocks));
+        jobBody = body;
+        jobN = n;
+        jobBlocks = blocks;
+        failure = null;
+        pending.set(blocks - 1);
+        generation++;
+        for (int i = 0; i < blocks - 1; i++) {
+            LockSupport.unpark(workers[i]);
+        }
+        Throwable mine = null;
+        try {
+            body.run(0, blockStart(n, blocks, 1));
+        } catch (Throwable t) {
+            mine = t;
+        }
+        while (pending.get() != 0) {
+            Thread.onSpinWait();
+        }
+        jobBody = null;
+        Throwable t = mine != null ? mine : failure;
+        if (t instanceof RuntimeException re) {
+            throw re;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        if (t != null) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private void workerLoop(int block) {
+        long seen = 0;
+        while (!closed) {
+            long spinUntil = System.nanoTime() + SPIN_NS;
+            long g;
+            while ((g = generation) == seen && !closed) {
+                if (System.nanoTime() < spinUntil) {
+                    Thread.onSpinWait();
+                } else {
+                    LockSupport.parkNanos(this, TimeUnit.MILLISECONDS.toNanos(50));
+                }
+            }
+            if (closed) {
+                return;
+            }
+            seen = g;
+            int blocks = jobBlocks;
+            if (block < blocks) {
+                try {
+                    jobBody.run(blockStart(jobN, blocks, block), blockStart(jobN, blocks, block + 1));
+                } catch (Throwable t) {
+                    failure = t;
+                } finally {
+                    pending.decrementAndGet();
+                }
+            }
+        }
     }
 
     static int blockStart(int n, int blocks, int i) {
         return (int) ((long) n * i / blocks);
     }
 
-    private static final class Block extends RecursiveAction {
-        private final RangeBody body;
-        private final int n;
-        private final int blocks;
-        private final int from;
-        private final int to;
-
-        Block(RangeBody body, int n, int blocks, int from, int to) {
-            this.body = body;
-            this.n = n;
-            this.blocks = blocks;
-            this.from = from;
-            this.to = to;
-        }
-
-        @Override
-        protected void compute() {
-            if (to - from == 1) {
-                body.run(blockStart(n, blocks, from), blockStart(n, blocks, to));
-                return;
-            }
-            int mid = (from + to) >>> 1;
-            ForkJoinTask.invokeAll(new Block(body, n, blocks, from, mid), new Block(body, n, blocks, mid, to));
-        }
-    }
-
     @Override
     public void close() {
-        if (pool != null) {
-            pool.shutdownNow();
+        closed = true;
+        for (Thread t : workers) {
+            LockSupport.unpark(t);
         }
     }
 }

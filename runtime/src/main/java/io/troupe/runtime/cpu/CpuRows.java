@@ -96,6 +96,55 @@ final class CpuRows {
         }
     }
 
+    /**
+     * {@code out[c] += sum_r m[r, c]} for columns [c0, c1) of a (rows, cols) matrix, summed in row
+     * order in double (so the result does not depend on how columns are split).
+     */
+    static void columnSums(long m, long out, int rows, int cols, int c0, int c1) {
+        int w = c1 - c0;
+        float[] row = buf(0, w);
+        double[] acc = new double[w];
+        for (int r = 0; r < rows; r++) {
+            load(m, (long) r * cols + c0, row, w);
+            for (int c = 0; c < w; c++) {
+                acc[c] += row[c];
+            }
+        }
+        for (int c = 0; c < w; c++) {
+            UNSAFE.putFloat(out + 4L * (c0 + c), (float) (UNSAFE.getFloat(out + 4L * (c0 + c)) + acc[c]));
+        }
+    }
+
+    /**
+     * LayerNorm parameter gradients for columns [c0, c1): {@code dw[c] += sum_r dout[r,c] norm[r,c]},
+     * {@code db[c] += sum_r dout[r,c]}, summed in row order in double.
+     */
+    static void layerNormParamGrads(long dw, long db, long dout, long inp, long mean, long rstd, int rows, int cols,
+                                    int c0, int c1) {
+        int w = c1 - c0;
+        float[] x = buf(0, w);
+        float[] g = buf(1, w);
+        double[] accW = new double[w];
+        double[] accB = new double[w];
+        for (int r = 0; r < rows; r++) {
+            long row = (long) r * cols + c0;
+            load(inp, row, x, w);
+            load(dout, row, g, w);
+            float mu = UNSAFE.getFloat(mean + 4L * r);
+            float rs = UNSAFE.getFloat(rstd + 4L * r);
+            for (int c = 0; c < w; c++) {
+                float gc = g[c];
+                accW[c] += gc * ((x[c] - mu) * rs);
+                accB[c] += gc;
+            }
+        }
+        for (int c = 0; c < w; c++) {
+            long o = 4L * (c0 + c);
+            UNSAFE.putFloat(dw + o, (float) (UNSAFE.getFloat(dw + o) + accW[c]));
+            UNSAFE.putFloat(db + o, (float) (UNSAFE.getFloat(db + o) + accB[c]));
+        }
+    }
+
     /** AdamW over elements [s, e); see {@link io.troupe.runtime.device.AdamWStep} for the math. */
     static void adamw(long p, long g, long m, long v, long s, long e, float beta1, float beta2, float eps,
                       float decay, float stepSize, float bc2Sqrt) {
