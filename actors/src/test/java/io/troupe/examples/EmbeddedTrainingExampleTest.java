@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /** The README's Java API example, compiled and run. */
-class EmbeddedTrainingExample {
+class EmbeddedTrainingExampleTest {
 
     @Test
     @Timeout(120)
