@@ -9,6 +9,8 @@ import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 final class CpuRows {
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
     private static final int BLOCK = 2048;
+    /** Rows summed in float (vectorised) before adding into the double accumulators; fixed, so sums do not depend on threads. */
+    private static final int ROW_BLOCK = 64;
     private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[6][]);
 
     private CpuRows() {
@@ -97,17 +99,26 @@ final class CpuRows {
     }
 
     /**
-     * {@code out[c] += sum_r m[r, c]} for columns [c0, c1) of a (rows, cols) matrix, summed in row
-     * order in double (so the result does not depend on how columns are split).
+     * {@code out[c] += sum_r m[r, c]} for columns [c0, c1) of a (rows, cols) matrix: blocks of
+     * {@link #ROW_BLOCK} rows summed in float, blocks added in double, always in row order (so the
+     * result does not depend on how columns are split).
      */
     static void columnSums(long m, long out, int rows, int cols, int c0, int c1) {
         int w = c1 - c0;
         float[] row = buf(0, w);
+        float[] part = buf(1, w);
         double[] acc = new double[w];
-        for (int r = 0; r < rows; r++) {
-            load(m, (long) r * cols + c0, row, w);
+        for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
+            int r1 = Math.min(rows, r0 + ROW_BLOCK);
+            java.util.Arrays.fill(part, 0, w, 0f);
+            for (int r = r0; r < r1; r++) {
+                load(m, (long) r * cols + c0, row, w);
+                for (int c = 0; c < w; c++) {
+                    part[c] += row[c];
+                }
+            }
             for (int c = 0; c < w; c++) {
-                acc[c] += row[c];
+                acc[c] += part[c];
             }
         }
         for (int c = 0; c < w; c++) {
@@ -117,25 +128,36 @@ final class CpuRows {
 
     /**
      * LayerNorm parameter gradients for columns [c0, c1): {@code dw[c] += sum_r dout[r,c] norm[r,c]},
-     * {@code db[c] += sum_r dout[r,c]}, summed in row order in double.
+     * {@code db[c] += sum_r dout[r,c]}, summed like {@link #columnSums}.
      */
     static void layerNormParamGrads(long dw, long db, long dout, long inp, long mean, long rstd, int rows, int cols,
                                     int c0, int c1) {
         int w = c1 - c0;
         float[] x = buf(0, w);
         float[] g = buf(1, w);
+        float[] partW = buf(2, w);
+        float[] partB = buf(3, w);
         double[] accW = new double[w];
         double[] accB = new double[w];
-        for (int r = 0; r < rows; r++) {
-            long row = (long) r * cols + c0;
-            load(inp, row, x, w);
-            load(dout, row, g, w);
-            float mu = UNSAFE.getFloat(mean + 4L * r);
-            float rs = UNSAFE.getFloat(rstd + 4L * r);
+        for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
+            int r1 = Math.min(rows, r0 + ROW_BLOCK);
+            java.util.Arrays.fill(partW, 0, w, 0f);
+            java.util.Arrays.fill(partB, 0, w, 0f);
+            for (int r = r0; r < r1; r++) {
+                long row = (long) r * cols + c0;
+                load(inp, row, x, w);
+                load(dout, row, g, w);
+                float mu = UNSAFE.getFloat(mean + 4L * r);
+                float rs = UNSAFE.getFloat(rstd + 4L * r);
+                for (int c = 0; c < w; c++) {
+                    float gc = g[c];
+                    partW[c] += gc * ((x[c] - mu) * rs);
+                    partB[c] += gc;
+                }
+            }
             for (int c = 0; c < w; c++) {
-                float gc = g[c];
-                accW[c] += gc * ((x[c] - mu) * rs);
-                accB[c] += gc;
+                accW[c] += partW[c];
+                accB[c] += partB[c];
             }
         }
         for (int c = 0; c < w; c++) {
