@@ -65,6 +65,9 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private record StepTimeout(long epoch, long step, String phase) implements Command {
     }
 
+    private record GatherTimeout(JobRequest job) implements Command {
+    }
+
     private final ActorContext<Command> ctx;
     private final TimerScheduler<Command> timers;
     private final Map<ActorRef<WorkerActor.Command>, WorkerDescription> known = new HashMap<>();
@@ -120,6 +123,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             .onMessage(WorkerFailed.class, this::onWorkerFailed)
             .onMessage(MemberGone.class, this::onMemberGone)
             .onMessage(StepTimeout.class, this::onStepTimeout)
+            .onMessage(GatherTimeout.class, this::onGatherTimeout)
             .build();
     }
 
@@ -169,9 +173,16 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     }
 
     private void tryStart() {
-        if (job == null || !ranks.isEmpty() || known.size() < spec.layout().worldSize()) {
+        if (job == null || !ranks.isEmpty()) {
             return;
         }
+        if (known.size() < spec.layout().worldSize()) {
+            if (!timers.isTimerActive("gather")) {
+                timers.startSingleTimer("gather", new GatherTimeout(job), Duration.ofMillis(job.stepTimeoutMs()));
+            }
+            return;
+        }
+        timers.cancel("gather");
         epoch++;
         List<Map.Entry<ActorRef<WorkerActor.Command>, WorkerDescription>> order = new ArrayList<>(known.entrySet());
         order.sort(Comparator.comparing((Map.Entry<ActorRef<WorkerActor.Command>, WorkerDescription> e) -> e.getValue().nodeAddress())
@@ -319,6 +330,14 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             }
             fail("step " + m.step() + " " + m.phase() + " passed its deadline of " + job.stepTimeoutMs()
                 + " ms waiting for rank(s) " + missing);
+        }
+        return this;
+    }
+
+    private Behavior<Command> onGatherTimeout(GatherTimeout m) {
+        if (job == m.job() && ranks.isEmpty()) {
+            fail("layout " + job.layout() + " needs " + spec.layout().worldSize() + " workers, only " + known.size()
+                + " registered within " + job.stepTimeoutMs() + " ms");
         }
         return this;
     }

@@ -98,5 +98,8 @@ class ClusterTrainingTest {
         assertTrue(f.reason().contains("refused") && f.reason().contains("stages=3"), f.reason());
         JobEvent bad = nodes.get(0).submit(job("1x2", "zigzag", 2)).await(Duration.ofSeconds(30));
         assertTrue(((JobEvent.Failed) bad).reason().contains("zigzag"), bad.toString());
+        JobRequest tooBig = new JobRequest("tiny", "2x1", 1, "1f1b", 2, 4, 2, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 0, "", 2_000);
+        JobEvent.Failed few = assertInstanceOf(JobEvent.Failed.class, nodes.get(0).submit(tooBig).await(Duration.ofSeconds(30)));
+        assertTrue(few.reason().contains("needs 2 workers, only 1"), few.reason());
     }
 }
