@@ -19,16 +19,7 @@ shift
 troupe_ensure_built
 remote_home="${TROUPE_REMOTE_HOME:-$TROUPE_HOME}"
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-cluster-XXXXXX)}"
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT INT TERM
+trap troupe_stop_started EXIT INT TERM
 is_local() { case "$1" in 127.*|localhost) return 0 ;; *) return 1 ;; esac; }
 
 seed=""
@@ -57,8 +48,8 @@ while read -r entry workers _rest; do
   else
     ssh -tt -o BatchMode=yes "$host" "cd '$remote_home' && exec scripts/troupe ${args[*]}" > "$logdir/node-$i.log" 2>&1 &
   fi
-  pids+=($!)
-  echo "troupe: node $i ($host:$port, $workers worker(s), pid ${pids[-1]}), log $logdir/node-$i.log"
+  TROUPE_STARTED_PIDS+=($!)
+  echo "troupe: node $i ($host:$port, $workers worker(s), pid ${TROUPE_STARTED_PIDS[-1]}), log $logdir/node-$i.log"
 done < "$hosts_file"
 if [ -z "$seed" ]; then echo "launch-cluster: no hosts in $hosts_file" >&2; exit 2; fi
 set +e

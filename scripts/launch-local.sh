@@ -15,16 +15,7 @@ troupe_ensure_built
 base_port="${TROUPE_BASE_PORT:-25520}"
 threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-launch-XXXXXX)}"
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT INT TERM
+trap troupe_stop_started EXIT INT TERM
 seed="127.0.0.1:$base_port"
 for i in $(seq 1 "$n"); do
   port=$(( base_port + i - 1 ))
@@ -35,8 +26,8 @@ for i in $(seq 1 "$n"); do
   # shellcheck disable=SC2086
   java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli "${args[@]}" \
     > "$logdir/node-$i.log" 2>&1 &
-  pids+=($!)
-  echo "troupe: node $i (pid ${pids[-1]}) on 127.0.0.1:$port, log $logdir/node-$i.log"
+  TROUPE_STARTED_PIDS+=($!)
+  echo "troupe: node $i (pid ${TROUPE_STARTED_PIDS[-1]}) on 127.0.0.1:$port, log $logdir/node-$i.log"
 done
 set +e
 # shellcheck disable=SC2086

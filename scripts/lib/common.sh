@@ -44,3 +44,15 @@ troupe_java() {
   # shellcheck disable=SC2086
   exec java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" "$@"
 }
+
+# Processes a launch script started; troupe_stop_started stops them (TERM, then KILL after 10 s).
+TROUPE_STARTED_PIDS=()
+troupe_stop_started() {
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${TROUPE_STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${TROUPE_STARTED_PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
