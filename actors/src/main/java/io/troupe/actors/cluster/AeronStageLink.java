@@ -38,6 +38,15 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
     private volatile List<String> endpoints;
     private volatile long epoch;
     private final Consumer<String> log;
+    private final java.util.concurrent.ConcurrentHashMap<Integer, Integer> liveImages = new java.util.concurrent.ConcurrentHashMap<>();
+    /** How long a lost peer may take to come back (a re-plan's new publication) before the stage fails. */
+    static final long LOST_GRACE_MS = 2_000;
+    private static final java.util.concurrent.ScheduledExecutorService GRACE =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "troupe-peer-lost-grace");
+            t.setDaemon(true);
+            return t;
+        });
 
     AeronStageLink(Consumer<String> log) {
         this.log = log;
@@ -101,10 +110,38 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
     }
 
     @Override
+    public void onPeerConnected(int peerRank, String sourceIdentity) {
+        liveImages.merge(peerRank, 1, Integer::sum);
+    }
+
+    /**
+     * A peer's image went away. A re-plan closes the old epoch's publications while the new ones
+     * come up, so a loss counts only if the rank is a pipeline neighbour of this stage and no image
+     * of it is back after {@link #LOST_GRACE_MS} (a dead process is also reported by the cluster's
+     * failure detector; data-parallel peers are the collectives' concern).
+     */
+    @Override
     public void onPeerLost(int peerRank) {
+        liveImages.merge(peerRank, -1, Integer::sum);
         Target tg = target;
-        if (tg != null) {
-            tg.peerLost(peerRank);
+        if (tg == null || !isPipelineNeighbour(peerRank)) {
+            return;
         }
+        long assignedEpoch = epoch;
+        GRACE.schedule(() -> {
+            if (epoch == assignedEpoch && target == tg && liveImages.getOrDefault(peerRank, 0) <= 0) {
+                tg.peerLost(peerRank);
+            }
+        }, LOST_GRACE_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+    }
+
+    private boolean isPipelineNeighbour(int peerRank) {
+        Layout l = layout;
+        WorkerTransport tr = transport;
+        if (l == null || tr == null || tr.rank() < 0 || peerRank >= l.worldSize()) {
+            return false;
+        }
+        int me = tr.rank();
+        return l.dpIndex(peerRank) == l.dpIndex(me) && l.tpIndex(peerRank) == l.tpIndex(me) && peerRank != me;
     }
 }

@@ -63,6 +63,24 @@ public final class CostModel {
         return new CostModel(f, b, w, 0.0, 0L, 0.0, Double.POSITIVE_INFINITY, new long[] {1L << 20});
     }
 
+    /**
+     * Measured per-rank times (e.g. from profiling real stages), no jitter, free instant links,
+     * 1 MiB of activations per micro-batch.
+     */
+    public static CostModel perStage(double[] forwardUs, double[] backwardUs, double[] weightUs) {
+        if (forwardUs.length < 1 || backwardUs.length != forwardUs.length || weightUs.length != forwardUs.length) {
+            throw new IllegalArgumentException("one F, B and W time per stage: F=" + forwardUs.length + ", B="
+                + backwardUs.length + ", W=" + weightUs.length);
+        }
+        for (int i = 0; i < forwardUs.length; i++) {
+            requireTime("forwardUs", forwardUs[i]);
+            requireTime("backwardUs", backwardUs[i]);
+            requireTime("weightUs", weightUs[i]);
+        }
+        return new CostModel(forwardUs.clone(), backwardUs.clone(), weightUs.clone(), 0.0, 0L, 0.0,
+            Double.POSITIVE_INFINITY, new long[] {1L << 20});
+    }
+
     /** Random per-action jitter of up to {@code ±fraction} of each time, reproducible from {@code seed}. */
     public CostModel withJitter(double fraction, long seed) {
         if (!(fraction >= 0.0 && fraction < 1.0)) {

@@ -1,0 +1,2 @@
+/** Benchmark mains of the cluster runtime (run by scripts/bench). */
+package io.troupe.actors.bench;
