@@ -93,11 +93,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         super(ctx);
         this.ctx = ctx;
         this.threads = threads;
-        this.link = new AeronStageLink(msg -> ctx.getLog().warn(msg));
+        // The logger, not the context, may be used from the agent's thread.
+        org.slf4j.Logger log = ctx.getLog();
+        this.link = new AeronStageLink(log::warn);
         // One duty cycle per worker: the collectives agent drives the receiver, routes collective
         // chunks to their communicator and hands activations and gradients to the stage link.
         this.agent = CollectiveAgent.open(node, "worker-" + localIndex, -1, 0, link,
-            t -> ctx.getLog().error("data plane error on worker " + localIndex, t));
+            t -> log.error("data plane error on worker " + localIndex, t));
         this.transport = agent.worker();
         link.attach(transport);
         agent.start(new BackoffIdleStrategy(64, 16, 1_000, 200_000));
