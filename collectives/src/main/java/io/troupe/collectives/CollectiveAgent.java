@@ -213,7 +213,12 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     @Override
     public void onPeerLost(int peerRank) {
         int left = liveImages.get(peerRank) - 1;
-        liveImages.put(peerRank, Math.max(0, left));
+        if (left > 0) {
+            liveImages.put(peerRank, left);
+        } else {
+            // 0 is the map's missing value: it cannot be stored, so the entry goes.
+            liveImages.remove(peerRank);
+        }
         if (left <= 0) {
             for (Communicator c : communicators) {
                 c.engine().onPeerLost(peerRank);
