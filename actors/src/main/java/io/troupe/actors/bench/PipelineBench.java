@@ -19,7 +19,6 @@ import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -155,21 +154,9 @@ public final class PipelineBench {
     }
 
     private static Process startNode(List<String> extra) throws Exception {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(ProcessHandle.current().info().command().orElse(System.getProperty("java.home") + "/bin/java"));
-        List<String> in = ManagementFactory.getRuntimeMXBean().getInputArguments();
-        for (int i = 0; i < in.size(); i++) {
-            String a = in.get(i);
-            if (a.startsWith("--add-opens") || a.startsWith("--add-exports")) {
-                cmd.add(a);
-                if (!a.contains("=") && i + 1 < in.size()) {
-                    cmd.add(in.get(++i));
-                }
-            }
-        }
-        cmd.addAll(Arrays.asList("-cp", System.getProperty("java.class.path"), "io.troupe.actors.cli.TroupeCli", "node",
-            "--port", "0", "--workers", "1", "--threads", "1"));
-        cmd.addAll(extra);
+        List<String> args = new ArrayList<>(Arrays.asList("node", "--port", "0", "--workers", "1", "--threads", "1"));
+        args.addAll(extra);
+        List<String> cmd = io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class, List.of(), args);
         return new ProcessBuilder(cmd).redirectErrorStream(true).start();
     }
 

@@ -4,9 +4,7 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -27,23 +25,7 @@ final class RankProcess implements AutoCloseable {
     }
 
     static RankProcess start(Class<?> mainClass, List<String> jvmExtra, String... args) throws IOException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(ProcessHandle.current().info().command().orElse(System.getProperty("java.home") + "/bin/java"));
-        List<String> inArgs = ManagementFactory.getRuntimeMXBean().getInputArguments();
-        for (int i = 0; i < inArgs.size(); i++) {
-            String a = inArgs.get(i);
-            if (a.startsWith("--add-opens") || a.startsWith("--add-exports")) {
-                cmd.add(a);
-                if (!a.contains("=") && i + 1 < inArgs.size()) {
-                    cmd.add(inArgs.get(++i));
-                }
-            }
-        }
-        cmd.addAll(jvmExtra);
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
-        cmd.add(mainClass.getName());
-        cmd.addAll(List.of(args));
+        List<String> cmd = io.troupe.runtime.launch.JavaCommand.of(mainClass, jvmExtra, List.of(args));
         Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         return new RankProcess(p);
     }

@@ -2,10 +2,8 @@ package io.troupe.runtime.testkit;
 
 import java.io.File;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -25,24 +23,8 @@ public final class ChildJvm implements AutoCloseable {
 
     /** Starts {@code mainClass} with {@code args} and a small heap. */
     public static ChildJvm start(Class<?> mainClass, String... args) throws IOException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(ProcessHandle.current().info().command().orElse(System.getProperty("java.home") + "/bin/java"));
-        cmd.add("-Xmx512m");
-        cmd.add("-XX:+UseSerialGC");
-        List<String> in = ManagementFactory.getRuntimeMXBean().getInputArguments();
-        for (int i = 0; i < in.size(); i++) {
-            String a = in.get(i);
-            if (a.startsWith("--add-opens") || a.startsWith("--add-exports")) {
-                cmd.add(a);
-                if (!a.contains("=") && i + 1 < in.size()) {
-                    cmd.add(in.get(++i));
-                }
-            }
-        }
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
-        cmd.add(mainClass.getName());
-        cmd.addAll(List.of(args));
+        List<String> cmd = io.troupe.runtime.launch.JavaCommand.of(mainClass, List.of("-Xmx512m", "-XX:+UseSerialGC"),
+            List.of(args));
         Path log = Files.createTempFile("troupe-child-", ".log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         return new ChildJvm(p, log);
