@@ -29,6 +29,7 @@ final class SubmitCommand {
         known.add("config");
         known.add("cluster");
         known.add("timeout-s");
+        known.add("resume");
         Options o = Options.parse(args, known, Set.of());
         if (!o.has("cluster")) {
             throw new UsageException("submit needs --cluster HOST:PORT of a cluster node");
@@ -36,15 +37,24 @@ final class SubmitCommand {
         TrainSettings s = TrainSettings.from(o);
         long timeoutS = o.has("timeout-s") ? Long.parseLong(o.get("timeout-s")) : 3600;
         var t = s.train();
-        JobRequest job = new JobRequest(t.model().name(), s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp(),
-            s.layout().virtualStages(), s.schedule(), t.microBatches(), t.batchSize(), t.steps(), t.lr(), t.minLr(),
-            t.warmupSteps(), t.gradClip(), t.seed(), s.partition(), s.data(), t.checkpointInterval(), "", s.stepTimeoutMs());
+
         NodeSettings ns = NodeSettings.from(ConfigFactory.load()).withPort(0)
             .withRoles(List.of(), 0).withSeeds(List.of(o.get("cluster").split(",")));
         java.nio.file.Path runDir = s.out().isEmpty()
             ? java.nio.file.Path.of("runs", java.time.LocalDateTime.now().format(
                 java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + t.model().name() + "-cluster")
             : java.nio.file.Path.of(s.out());
+        // Checkpoints go to the run's checkpoints/ (a path every node can reach); with --resume the job
+        // continues from, and keeps committing into, that checkpoint directory.
+        java.nio.file.Path ckptRoot = runDir.resolve("checkpoints").toAbsolutePath();
+        if (s.resume() != null) {
+            java.nio.file.Path r = java.nio.file.Path.of(s.resume()).toAbsolutePath();
+            ckptRoot = java.nio.file.Files.isDirectory(r.resolve("checkpoints")) ? r.resolve("checkpoints") : r;
+        }
+        JobRequest job = new JobRequest(t.model().name(), s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp(),
+            s.layout().virtualStages(), s.schedule(), t.microBatches(), t.batchSize(), t.steps(), t.lr(), t.minLr(),
+            t.warmupSteps(), t.gradClip(), t.seed(), s.partition(), s.data(), t.checkpointInterval(), ckptRoot.toString(),
+            s.stepTimeoutMs());
         try (TroupeNode client = TroupeNode.start(ns, ConfigFactory.load(), null);
              io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
                  "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
@@ -68,8 +78,8 @@ final class SubmitCommand {
                 return 5;
             }
             JobEvent.Finished fin = (JobEvent.Finished) end;
-            out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f; metrics.csv and loss.svg in %s%n",
-                fin.steps(), fin.finalLoss(), runDir);
+            out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f; metrics.csv and loss.svg in %s, "
+                + "checkpoints in %s%n", fin.steps(), fin.finalLoss(), runDir, job.checkpointDir());
             return 0;
         } catch (java.util.concurrent.TimeoutException e) {
             err.println("troupe: job did not end within " + timeoutS + " s");

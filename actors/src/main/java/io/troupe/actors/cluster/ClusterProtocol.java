@@ -24,5 +24,7 @@ final class ClusterProtocol {
         WorkerActor.Assign.class,
         WorkerActor.RunStep.class,
         WorkerActor.ApplyUpdate.class,
-        WorkerActor.Abort.class);
+        WorkerActor.Abort.class,
+        WorkerActor.WriteCheckpoint.class,
+        CoordinatorActor.CheckpointWritten.class);
 }

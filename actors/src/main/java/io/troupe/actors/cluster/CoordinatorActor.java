@@ -56,6 +56,11 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     public record WorkerFailed(int rank, long epoch, String reason) implements Command, CrossNodeMessage {
     }
 
+    /** A rank's shard files of {@code step}, written into the step's temporary directory. */
+    public record CheckpointWritten(int rank, long epoch, long step, String[] names, long[] bytes, long[] crcs,
+                                    String error) implements Command, CrossNodeMessage {
+    }
+
     private record WorkersChanged(Set<ActorRef<WorkerActor.Command>> workers) implements Command {
     }
 
@@ -88,6 +93,8 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private double busyMs;
     private double idleMs;
     private double lastLoss;
+    private String resumeFrom = "";
+    private final List<io.troupe.models.checkpoint.Manifest.FileEntry> shardFiles = new ArrayList<>();
     private double lastNorm;
     private float lastLr;
 
@@ -124,6 +131,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             .onMessage(MemberGone.class, this::onMemberGone)
             .onMessage(StepTimeout.class, this::onStepTimeout)
             .onMessage(GatherTimeout.class, this::onGatherTimeout)
+            .onMessage(CheckpointWritten.class, this::onCheckpointWritten)
             .build();
     }
 
@@ -163,9 +171,28 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             m.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, epoch));
             return this;
         }
+        this.committed = 0;
+        this.resumeFrom = "";
+        if (!m.job().checkpointDir().isEmpty()) {
+            try {
+                java.nio.file.Path dir = io.troupe.models.checkpoint.Checkpoints.resolve(java.nio.file.Path.of(m.job().checkpointDir()));
+                io.troupe.models.checkpoint.Manifest mf = io.troupe.models.checkpoint.Checkpoints.load(dir).manifest();
+                if (!mf.model().equals(spec.train().model()) || mf.batchSize() != m.job().batchSize() || mf.seed() != m.job().seed()) {
+                    m.replyTo().tell(new JobEvent.Failed("job refused before any work: checkpoint " + dir + " was written for model "
+                        + mf.model().name() + ", batch_size=" + mf.batchSize() + ", seed=" + mf.seed(), 0, epoch));
+                    return this;
+                }
+                this.committed = mf.step();
+                this.resumeFrom = dir.toString();
+            } catch (io.troupe.models.checkpoint.CheckpointException e) {
+                if (!e.getMessage().startsWith("no committed checkpoint")) {
+                    m.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, epoch));
+                    return this;
+                }
+            }
+        }
         this.job = m.job();
         this.submitter = m.replyTo();
-        this.committed = 0;
         ctx.getLog().info("job submitted: layout {} schedule {}, waiting for {} workers ({} known)",
             job.layout(), job.schedule(), spec.layout().worldSize(), known.size());
         tryStart();
@@ -197,7 +224,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         this.ranks = List.copyOf(chosen);
         answered.clear();
         for (int r = 0; r < world; r++) {
-            ranks.get(r).tell(new WorkerActor.Assign(epoch, r, job, endpoints, ctx.getSelf()));
+            ranks.get(r).tell(new WorkerActor.Assign(epoch, r, job, endpoints, resumeFrom, ctx.getSelf()));
         }
         timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "assignment"), Duration.ofMillis(job.stepTimeoutMs()));
     }
@@ -285,13 +312,64 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             double bubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
             submitter.tell(new JobEvent.StepCompleted(committed, spec.train().steps(), lastLoss, lastNorm, lastLr, ms,
                 tokens / (ms / 1e3), bubble));
-            if (committed >= spec.train().steps()) {
-                timers.cancel("deadline");
-                submitter.tell(new JobEvent.Finished(committed, lastLoss));
-                clearJob();
+            boolean ckptDue = !job.checkpointDir().isEmpty() && (committed >= spec.train().steps()
+                || (job.checkpointInterval() > 0 && committed % job.checkpointInterval() == 0));
+            if (ckptDue) {
+                startCheckpoint();
             } else {
-                runStep();
+                nextOrFinish();
             }
+        }
+        return this;
+    }
+
+    private void nextOrFinish() {
+        if (committed >= spec.train().steps()) {
+            timers.cancel("deadline");
+            submitter.tell(new JobEvent.Finished(committed, lastLoss));
+            clearJob();
+        } else {
+            runStep();
+        }
+    }
+
+    /** Phase 1 of a checkpoint: every rank writes its shards; replica 0 holds each shard once. */
+    private void startCheckpoint() {
+        answered.clear();
+        shardFiles.clear();
+        io.troupe.models.checkpoint.Checkpoints.discardPartial(java.nio.file.Path.of(job.checkpointDir()), committed);
+        for (ActorRef<WorkerActor.Command> w : ranks) {
+            w.tell(new WorkerActor.WriteCheckpoint(epoch, committed, job.checkpointDir()));
+        }
+        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "checkpoint"), Duration.ofMillis(job.stepTimeoutMs()));
+    }
+
+    /** Phase 2: with every rank's shards written, the manifest commits the step. */
+    private Behavior<Command> onCheckpointWritten(CheckpointWritten m) {
+        if (m.epoch() != epoch || job == null || m.step() != committed) {
+            return this;
+        }
+        if (m.error() != null) {
+            fail("rank " + m.rank() + " could not write its checkpoint shards of step " + m.step() + ": " + m.error());
+            return this;
+        }
+        if (!answered.add(m.rank())) {
+            return this;
+        }
+        for (int i = 0; i < m.names().length; i++) {
+            shardFiles.add(new io.troupe.models.checkpoint.Manifest.FileEntry(m.names()[i], m.bytes()[i], m.crcs()[i]));
+        }
+        if (answered.size() == ranks.size()) {
+            try {
+                io.troupe.models.checkpoint.Manifest mf = new io.troupe.models.checkpoint.Manifest(
+                    io.troupe.models.checkpoint.Manifest.FORMAT, committed, committed, job.seed(), job.batchSize(), job.layout(),
+                    spec.train().model(), job.dataPath().isEmpty() ? "built-in Markov corpus" : job.dataPath(), List.of());
+                io.troupe.models.checkpoint.Checkpoints.commit(java.nio.file.Path.of(job.checkpointDir()), mf, List.copyOf(shardFiles));
+            } catch (io.troupe.models.checkpoint.CheckpointException e) {
+                fail("checkpoint of step " + committed + " could not be committed: " + e.getMessage());
+                return this;
+            }
+            nextOrFinish();
         }
         return this;
     }

@@ -49,8 +49,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     public record Describe(ActorRef<CoordinatorActor.Command> replyTo) implements Command, CrossNodeMessage {
     }
 
-    public record Assign(long epoch, int rank, JobRequest job, List<String> endpoints,
+    /** @param resumeFrom a committed checkpoint directory to restore from, or "" to start fresh */
+    public record Assign(long epoch, int rank, JobRequest job, List<String> endpoints, String resumeFrom,
                          ActorRef<CoordinatorActor.Command> replyTo) implements Command, CrossNodeMessage {
+    }
+
+    /** Write this rank's shards of {@code step} under {@code root} (replica 0 only; others answer with none). */
+    public record WriteCheckpoint(long epoch, long step, String root) implements Command, CrossNodeMessage {
     }
 
     public record RunStep(long epoch, long step) implements Command, CrossNodeMessage {
@@ -67,6 +72,10 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private record Applied(long epoch, long step, String error) implements Command {
+    }
+
+    private record ShardsWritten(long epoch, long step, String[] names, long[] bytes, long[] crcs, String error)
+        implements Command {
     }
 
     private final ActorContext<Command> ctx;
@@ -123,6 +132,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             .onMessage(ApplyUpdate.class, this::onApplyUpdate)
             .onMessage(Applied.class, this::onApplied)
             .onMessage(Abort.class, this::onAbort)
+            .onMessage(WriteCheckpoint.class, this::onWriteCheckpoint)
+            .onMessage(ShardsWritten.class, this::onShardsWritten)
             .onSignal(PostStop.class, s -> onStop())
             .build();
     }
@@ -173,6 +184,12 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                 }
             }, spec.layout(), m.endpoints(), epoch);
             w.connect(link);
+            if (!m.resumeFrom().isEmpty()) {
+                var ckpt = io.troupe.models.checkpoint.Checkpoints.load(java.nio.file.Path.of(m.resumeFrom()));
+                for (int c = 0; c < w.chunks(); c++) {
+                    io.troupe.models.train.StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
+                }
+            }
             this.stage = w;
             m.replyTo().tell(new CoordinatorActor.Ready(rank, epoch, null));
         } catch (RuntimeException e) {
@@ -248,6 +265,39 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private Behavior<Command> onApplied(Applied a) {
         if (a.epoch() == epoch && coordinator != null) {
             coordinator.tell(new CoordinatorActor.UpdateApplied(rank, a.epoch(), a.step(), a.error()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onWriteCheckpoint(WriteCheckpoint m) {
+        if (m.epoch() != epoch || stage == null) {
+            return this;
+        }
+        StageWorker w = stage;
+        long e = epoch;
+        ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            int n = w.dpIndex() == 0 ? w.chunks() : 0;
+            String[] names = new String[n];
+            long[] bytes = new long[n];
+            long[] crcs = new long[n];
+            for (int c = 0; c < n; c++) {
+                String name = String.format("shard-g%02d.bin", w.modelStage(c));
+                var entry = io.troupe.models.checkpoint.Checkpoints.writeShard(java.nio.file.Path.of(m.root()), m.step(), name,
+                    io.troupe.models.train.StageState.capture(w.chunk(c), w.optimizer(c)));
+                names[c] = entry.name();
+                bytes[c] = entry.bytes();
+                crcs[c] = entry.crc32c();
+            }
+            return new ShardsWritten(e, m.step(), names, bytes, crcs, null);
+        }, deviceExecutor), (ok, err) -> ok != null ? ok
+            : new ShardsWritten(e, m.step(), new String[0], new long[0], new long[0], String.valueOf(rootMessage(err))));
+        return this;
+    }
+
+    private Behavior<Command> onShardsWritten(ShardsWritten s) {
+        if (s.epoch() == epoch && coordinator != null) {
+            coordinator.tell(new CoordinatorActor.CheckpointWritten(rank, s.epoch(), s.step(), s.names(), s.bytes(), s.crcs(),
+                s.error()));
         }
         return this;
     }

@@ -91,6 +91,36 @@ class ClusterTrainingTest {
     }
 
     @Test
+    void shouldCommitCheckpointsAndResumeOnTheSameTrajectory(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp)
+        throws Exception {
+        List<TroupeNode> nodes = cluster(2);
+        String dir = tmp.resolve("ckpt").toString();
+        JobRequest job = new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 6, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 2, dir, 30_000);
+        JobHandle straight = nodes.get(0).submit(job);
+        assertInstanceOf(JobEvent.Finished.class, straight.await(Duration.ofSeconds(120)));
+        for (String step : List.of("step-00000002", "step-00000004", "step-00000006")) {
+            java.nio.file.Path c = tmp.resolve("ckpt").resolve(step);
+            assertTrue(java.nio.file.Files.isRegularFile(c.resolve("manifest.json")), step + " committed");
+            assertTrue(java.nio.file.Files.isRegularFile(c.resolve("shard-g00.bin"))
+                && java.nio.file.Files.isRegularFile(c.resolve("shard-g01.bin")), step + " has both stages' shards");
+        }
+        // As if the job had died after committing step 4: the same job resumes there and repeats steps 5 and 6 bit for bit.
+        try (var files = java.nio.file.Files.walk(tmp.resolve("ckpt").resolve("step-00000006"))) {
+            for (java.nio.file.Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                java.nio.file.Files.delete(p);
+            }
+        }
+        JobHandle resumed = nodes.get(0).submit(job);
+        assertInstanceOf(JobEvent.Finished.class, resumed.await(Duration.ofSeconds(120)));
+        assertEquals(2, resumed.steps().size(), "resumed at step 4: " + resumed.steps());
+        assertEquals(5, resumed.steps().get(0).step());
+        for (int i = 0; i < 2; i++) {
+            assertEquals(straight.steps().get(4 + i).loss(), resumed.steps().get(i).loss(), 0.0, "step " + (5 + i) + " bit for bit");
+        }
+        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("ckpt").resolve("step-00000006").resolve("manifest.json")));
+    }
+
+    @Test
     void shouldRefuseAJobThatCannotRunBeforeAnyWork() throws Exception {
         List<TroupeNode> nodes = cluster(1);
         JobEvent end = nodes.get(0).submit(job("1x3", "1f1b", 2)).await(Duration.ofSeconds(30));

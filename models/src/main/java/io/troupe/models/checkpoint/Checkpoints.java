@@ -43,19 +43,47 @@ public final class Checkpoints {
 
     /** Writes shards (name → state) and commits them with {@code manifest}. Returns the final directory. */
     public static Path write(Path root, Manifest manifest, Map<String, ShardState> shards) {
-        Path fin = dirFor(root, manifest.step());
-        Path tmp = root.resolve(fin.getFileName() + TMP_SUFFIX);
+        discardPartial(root, manifest.step());
+        List<Manifest.FileEntry> files = new ArrayList<>();
+        for (Map.Entry<String, ShardState> e : shards.entrySet()) {
+            files.add(writeShard(root, manifest.step(), e.getKey(), e.getValue()));
+        }
+        return commit(root, manifest, files);
+    }
+
+    /**
+     * Phase 1 (any node, one call per shard): writes one shard durably into the step's temporary
+     * directory and returns its manifest entry. Nothing is visible as a checkpoint yet.
+     */
+    public static Manifest.FileEntry writeShard(Path root, long step, String name, ShardState state) {
+        Path tmp = tmpDirFor(root, step);
         try {
-            Files.createDirectories(root);
-            deleteTree(tmp);
             Files.createDirectories(tmp);
-            List<Manifest.FileEntry> files = new ArrayList<>();
-            for (Map.Entry<String, ShardState> e : shards.entrySet()) {
-                byte[] data = ShardCodec.encode(e.getValue());
-                writeDurably(tmp.resolve(e.getKey()), data);
-                CRC32C crc = new CRC32C();
-                crc.update(data);
-                files.add(new Manifest.FileEntry(e.getKey(), data.length, crc.getValue()));
+            byte[] data = ShardCodec.encode(state);
+            writeDurably(tmp.resolve(name), data);
+            CRC32C crc = new CRC32C();
+            crc.update(data);
+            return new Manifest.FileEntry(name, data.length, crc.getValue());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot write shard " + name + " of step " + step + " under " + root + ": "
+                + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Phase 2 (the coordinator, once every shard is written): writes {@code manifest.json} with the
+     * shards' entries, then renames the temporary directory to its final name: the commit point.
+     */
+    public static Path commit(Path root, Manifest manifest, List<Manifest.FileEntry> files) {
+        Path fin = dirFor(root, manifest.step());
+        Path tmp = tmpDirFor(root, manifest.step());
+        try {
+            Files.createDirectories(tmp);
+            for (Manifest.FileEntry f : files) {
+                if (!Files.isRegularFile(tmp.resolve(f.name())) || Files.size(tmp.resolve(f.name())) != f.bytes()) {
+                    throw new CheckpointException("cannot commit step " + manifest.step() + ": shard " + f.name()
+                        + " is missing or has the wrong size in " + tmp);
+                }
             }
             writeDurably(tmp.resolve(MANIFEST), manifest.withFiles(files).toJson().getBytes(StandardCharsets.UTF_8));
             fsyncDir(tmp);
@@ -70,6 +98,19 @@ public final class Checkpoints {
         } catch (IOException e) {
             throw new CheckpointException("cannot write checkpoint " + fin + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Removes a step's temporary directory (a stale one from a crash, before writing afresh). */
+    public static void discardPartial(Path root, long step) {
+        try {
+            deleteTree(tmpDirFor(root, step));
+        } catch (IOException e) {
+            throw new CheckpointException("cannot clear " + tmpDirFor(root, step) + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static Path tmpDirFor(Path root, long step) {
+        return root.resolve(dirFor(root, step).getFileName() + TMP_SUFFIX);
     }
 
     /** A committed checkpoint, verified. */
