@@ -40,8 +40,6 @@ final class PipelineTrainCommand {
             int threadsPerWorker = Math.max(1, s.threads() / workers);
             spec = new PipelineJobSpec(cfg, s.layout(), s.schedule(), cfg.microBatches(), partition, threadsPerWorker,
                 s.stepTimeoutMs());
-            io.troupe.actors.schedule.Schedules.byName(s.schedule().equals("adaptive") ? "1f1b" : s.schedule(),
-                s.layout().pp(), s.layout().virtualStages(), cfg.microBatches());
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
@@ -64,16 +62,14 @@ final class PipelineTrainCommand {
             while (engine.step() < cfg.steps()) {
                 PipelineStepMetrics pm = engine.trainStep();
                 long step = engine.step();
-                boolean evalDue = step == cfg.steps() || (cfg.evalInterval() > 0 && step % cfg.evalInterval() == 0);
                 StepMetrics m = pm.step();
-                if (evalDue) {
+                if (cfg.evalDue(step)) {
                     m = new StepMetrics(m.step(), m.totalSteps(), m.loss(), engine.validationLoss(val, cfg.evalBatches()),
                         m.lr(), m.gradNorm(), m.tokensPerSec(), m.stepMs());
                 }
                 outputs.record(m, pm.bubble(), pm.allReduceMs());
                 progress.print(m, pm.bubble());
-                boolean ckptDue = step == cfg.steps() || (cfg.checkpointInterval() > 0 && step % cfg.checkpointInterval() == 0);
-                if (ckptDue) {
+                if (cfg.checkpointDue(step)) {
                     engine.checkpoint(outputs.checkpoints(), data.train().description());
                 }
                 last = pm;

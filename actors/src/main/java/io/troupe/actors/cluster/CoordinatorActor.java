@@ -312,8 +312,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             double bubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
             submitter.tell(new JobEvent.StepCompleted(committed, spec.train().steps(), lastLoss, lastNorm, lastLr, ms,
                 tokens / (ms / 1e3), bubble));
-            boolean ckptDue = !job.checkpointDir().isEmpty() && (committed >= spec.train().steps()
-                || (job.checkpointInterval() > 0 && committed % job.checkpointInterval() == 0));
+            boolean ckptDue = !job.checkpointDir().isEmpty() && spec.train().checkpointDue(committed);
             if (ckptDue) {
                 startCheckpoint();
             } else {

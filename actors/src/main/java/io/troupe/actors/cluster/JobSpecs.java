@@ -23,12 +23,8 @@ final class JobSpecs {
         StagePartition partition = r.partition().isEmpty()
             ? StagePartition.balanced(model, layout.modelStages())
             : StagePartition.explicit(r.partition(), model, layout.modelStages());
-        PipelineJobSpec spec = new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
+        return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
             r.stepTimeoutMs());
-        if (!r.schedule().equals("adaptive")) {
-            io.troupe.actors.schedule.Schedules.byName(r.schedule(), layout.pp(), layout.virtualStages(), r.microbatches());
-        }
-        return spec;
     }
 
     static Corpora data(JobRequest r) {

@@ -44,6 +44,10 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
         if (stepTimeoutMs < 1) {
             throw new IllegalArgumentException("step timeout must be >= 1 ms: stepTimeoutMs=" + stepTimeoutMs);
         }
+        if (!schedule.equals("adaptive")) {
+            // Building the static schedule checks its own constraints (e.g. interleaved: m a multiple of p).
+            io.troupe.actors.schedule.Schedules.byName(schedule, layout.pp(), layout.virtualStages(), microbatches);
+        }
     }
 
     /** Rows of one micro-batch: global batch / (dp × m). */

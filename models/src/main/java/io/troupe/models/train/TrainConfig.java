@@ -41,6 +41,16 @@ public record TrainConfig(GptConfig model, int batchSize, int microBatches, int 
             1337, Math.max(1, steps / 5), 8, 0, AdamWConfig.defaults());
     }
 
+    /** Whether validation runs after {@code step} (1-based count of completed updates). */
+    public boolean evalDue(long step) {
+        return step == steps || (evalInterval > 0 && step % evalInterval == 0);
+    }
+
+    /** Whether a checkpoint is written after {@code step} (1-based count of completed updates). */
+    public boolean checkpointDue(long step) {
+        return step == steps || (checkpointInterval > 0 && step % checkpointInterval == 0);
+    }
+
     public int microBatchRows() {
         return batchSize / microBatches;
     }

@@ -82,8 +82,7 @@ public final class Trainer implements AutoCloseable {
         dev.synchronize();
         step++;
         double ms = (System.nanoTime() - t0) / 1e6;
-        boolean evalDue = step == cfg.steps() || (cfg.evalInterval() > 0 && step % cfg.evalInterval() == 0);
-        double valLoss = evalDue ? validationLoss() : Double.NaN;
+        double valLoss = cfg.evalDue(step) ? validationLoss() : Double.NaN;
         double tokens = (double) cfg.batchSize() * seq;
         return new StepMetrics(step, cfg.steps(), lossSum / cfg.microBatches(), valLoss, lr, norm, tokens / (ms / 1e3), ms);
     }
@@ -93,8 +92,7 @@ public final class Trainer implements AutoCloseable {
         while (step < cfg.steps()) {
             StepMetrics m = trainStep();
             listener.accept(m);
-            boolean due = step == cfg.steps() || (cfg.checkpointInterval() > 0 && step % cfg.checkpointInterval() == 0);
-            if (checkpointRoot != null && due) {
+            if (checkpointRoot != null && cfg.checkpointDue(step)) {
                 checkpoint(checkpointRoot);
             }
         }
