@@ -1,6 +1,9 @@
 package io.troupe.models;
 
+import io.troupe.models.gpt.ParamSpec;
+import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.Tensor;
+import java.util.List;
 
 /**
  * A pipeline stage: the unit a stage actor owns. The single-device model is one stage holding
@@ -18,12 +21,25 @@ import io.troupe.runtime.tensor.Tensor;
  *       needs; {@link #backwardWeight} (W) accumulates parameter gradients and frees the slot.
  *       {@link #backward} runs both.</li>
  *   <li>Parameter gradients accumulate across slots until {@link #zeroGrads()}.</li>
+ *   <li>{@link #parameters()} names every parameter tensor inside {@link #params()}: the optimizer
+ *       reads weight decay from it, checkpoints store and restore parameters by these names (so a
+ *       checkpoint written under one layout restores under another), and initialisation is the
+ *       module's own business ({@link StageModuleFactory} builds initialised stages).</li>
+ *   <li>Slot {@code -1} is reserved for evaluation forwards that are never followed by a backward.</li>
  * </ul>
+ * A runtime builds its stages through a {@link StageModuleFactory}, so users may train their own
+ * modules instead of GPT.
  * Threading: one thread (the worker's device executor) calls a stage.
  */
 public interface StageModule extends AutoCloseable {
 
     boolean isFirst();
+
+    /** The device holding this stage's tensors. */
+    Device device();
+
+    /** Every parameter tensor inside {@link #params()}, with its name, shape and local offset. */
+    List<ParamSpec> parameters();
 
     boolean isLast();
 

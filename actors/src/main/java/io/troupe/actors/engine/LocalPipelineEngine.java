@@ -9,7 +9,7 @@ import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.actors.trace.TimelineTrack;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
-import io.troupe.models.gpt.Gpt;
+import io.troupe.models.StageModule;
 import io.troupe.models.optim.GradClip;
 import io.troupe.models.optim.LrSchedule;
 import io.troupe.models.train.StepMetrics;
@@ -33,7 +33,6 @@ import java.util.concurrent.TimeoutException;
  * losses and weights match single-device training up to float summation order.
  */
 public final class LocalPipelineEngine implements AutoCloseable {
-    private static final int EVAL_SLOT = -1;
     private final PipelineJobSpec spec;
     private final StageWorker[][] workers;
     private final ExecutorService[] executors;
@@ -97,7 +96,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
     }
 
     /** The stage holding model stage {@code g} in replica {@code d}. */
-    public Gpt stage(int d, int g) {
+    public StageModule stage(int d, int g) {
         int pp = spec.layout().pp();
         return workers[d][g % pp].chunk(g / pp);
     }
@@ -139,7 +138,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
         double sumSq = 0;
         for (int g = 0; g < spec.layout().modelStages(); g++) {
-            Gpt s = stage(0, g);
+            StageModule s = stage(0, g);
             sumSq += GradClip.sumOfSquares(s.device(), s.grads());
         }
         double norm = Math.sqrt(sumSq);
@@ -170,30 +169,24 @@ public final class LocalPipelineEngine implements AutoCloseable {
     }
 
     /**
-     * Mean over {@code batches} validation batches of the per-batch mean cross-entropy, computed on
-     * replica 0 by chaining the stages' forwards (between steps, on the caller's thread).
+     * Mean over {@code batches} validation batches of the per-batch mean cross-entropy: replica 0's
+     * workers run {@link StageWorker#evaluate} together (between steps), passing activations on.
      */
     public double validationLoss(Batches val, int batches) {
-        int rows = spec.microBatchRows();
-        int seq = spec.train().model().seqLen();
-        int[] x = new int[rows * seq];
-        int[] y = new int[rows * seq];
-        int chunks = spec.train().batchSize() / rows;
-        int last = spec.layout().modelStages() - 1;
-        double total = 0;
-        for (int e = 0; e < batches; e++) {
-            double batchLoss = 0;
-            for (int c = 0; c < chunks; c++) {
-                val.fill(e, spec.train().batchSize(), c * rows, rows, x, y);
-                io.troupe.runtime.tensor.Tensor h = stage(0, 0).forwardTokens(EVAL_SLOT, x, y);
-                for (int g = 1; g <= last; g++) {
-                    h = stage(0, g).forwardActivations(EVAL_SLOT, h, y);
-                }
-                batchLoss += stage(0, last).loss(EVAL_SLOT);
-            }
-            total += batchLoss / chunks;
+        int pp = spec.layout().pp();
+        List<Future<Double>> running = new ArrayList<>();
+        for (int p = 0; p < pp; p++) {
+            StageWorker w = workers[0][p];
+            running.add(executors[p].submit(() -> w.evaluate(step, val, batches)));
         }
-        return total / batches;
+        double loss = Double.NaN;
+        for (Future<Double> f : running) {
+            double l = await(f);
+            if (!Double.isNaN(l)) {
+                loss = l;
+            }
+        }
+        return loss;
     }
 
     /** Writes a committed checkpoint: one shard per model stage (from replica 0), named by parameter. */
@@ -235,7 +228,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
             return;
         }
         for (int g = 0; g < spec.layout().modelStages(); g++) {
-            Gpt root = stage(0, g);
+            StageModule root = stage(0, g);
             for (int d = 1; d < dp; d++) {
                 root.device().axpy(1f, stage(d, g).grads(), root.grads());
             }
@@ -276,9 +269,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
         return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches() + ", step " + step, tracks);
     }
 
-    private void await(Future<?> f) {
+    private <T> T await(Future<T> f) {
         try {
-            f.get(spec.stepTimeoutMs() * 2, TimeUnit.MILLISECONDS);
+            return f.get(spec.stepTimeoutMs() * 2, TimeUnit.MILLISECONDS);
         } catch (ExecutionException e) {
             Throwable c = e.getCause();
             throw c instanceof RuntimeException re ? re : new IllegalStateException(c);

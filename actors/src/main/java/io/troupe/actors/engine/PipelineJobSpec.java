@@ -3,15 +3,24 @@ package io.troupe.actors.engine;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.TrainConfig;
+import io.troupe.runtime.device.DeviceKind;
 
 /**
  * A dp × pp training job: the training recipe (global batch, steps, optimizer, LR schedule), the
  * layout, the schedule ({@code gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive}), micro-batches per
- * replica, the partition of blocks into model stages, CPU threads per worker, and the longest a
- * worker may wait for an input before the step fails.
+ * replica, the partition of blocks into model stages, CPU threads per worker, the longest a
+ * worker may wait for an input before the step fails, each worker's device, and the class name of
+ * the {@link io.troupe.models.StageModuleFactory} that builds the stages ("" = GPT).
  */
 public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
-                              StagePartition partition, int threadsPerWorker, long stepTimeoutMs) {
+                              StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
+                              String moduleFactory) {
+
+    /** A GPT job on the CPU backend. */
+    public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
+                           StagePartition partition, int threadsPerWorker, long stepTimeoutMs) {
+        this(train, layout, schedule, microbatches, partition, threadsPerWorker, stepTimeoutMs, DeviceKind.CPU, "");
+    }
 
     public PipelineJobSpec {
         if (layout.tp() != 1) {
@@ -44,6 +53,8 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
         if (stepTimeoutMs < 1) {
             throw new IllegalArgumentException("step timeout must be >= 1 ms: stepTimeoutMs=" + stepTimeoutMs);
         }
+        java.util.Objects.requireNonNull(device, "device");
+        java.util.Objects.requireNonNull(moduleFactory, "moduleFactory");
         if (!schedule.equals("adaptive")) {
             // Building the static schedule checks its own constraints (e.g. interleaved: m a multiple of p).
             io.troupe.actors.schedule.Schedules.byName(schedule, layout.pp(), layout.virtualStages(), microbatches);

@@ -5,9 +5,12 @@ import io.troupe.actors.schedule.SchedulePolicy;
 import io.troupe.actors.schedule.StagePolicy;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.models.data.Batches;
-import io.troupe.models.gpt.Gpt;
+import io.troupe.models.StageModule;
+import io.troupe.models.StageModuleFactory;
 import io.troupe.models.optim.AdamW;
-import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.device.Device;
+import io.troupe.runtime.device.Devices;
+import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -18,7 +21,8 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * One worker: a device, the model chunks (one {@link Gpt} stage per virtual stage) of pipeline rank
+ * One worker: a device, the model chunks (one {@link StageModule} per virtual stage, built by the
+ * job's {@link StageModuleFactory}) of pipeline rank
  * {@code ppIndex} in replica {@code dpIndex}, their optimizers, and an inbox. {@link #runStep} runs on
  * the worker's own thread (its device executor) and follows a {@link StagePolicy}: it starts what the
  * policy picks, sends activations forward and gradients back, and waits on the inbox when the policy
@@ -28,8 +32,8 @@ public final class StageWorker implements AutoCloseable {
     private final PipelineJobSpec spec;
     private final int dpIndex;
     private final int ppIndex;
-    private final CpuDevice device;
-    private final Gpt[] chunks;
+    private final Device device;
+    private final StageModule[] chunks;
     private final AdamW[] optimizers;
     private final LinkedBlockingQueue<StageEvent> inbox = new LinkedBlockingQueue<>();
     private final Map<Long, Tensor> receiveBuffers = new HashMap<>();
@@ -40,31 +44,35 @@ public final class StageWorker implements AutoCloseable {
     private final double[] losses;
     private final int[] x;
     private final int[] y;
+    private final Tensor tokens;
+    private final Tensor targets;
     private StageLink link;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this.spec = spec;
         this.dpIndex = dpIndex;
         this.ppIndex = ppIndex;
-        this.device = new CpuDevice(spec.threadsPerWorker());
+        this.device = Devices.open(spec.device(), spec.threadsPerWorker());
         int v = spec.layout().virtualStages();
         int stages = spec.layout().modelStages();
-        this.chunks = new Gpt[v];
+        this.chunks = new StageModule[v];
         this.optimizers = new AdamW[v];
         this.nextSlot = new int[v];
+        StageModuleFactory factory = StageModuleFactory.named(spec.moduleFactory());
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
-            Gpt chunk = new Gpt(spec.train().model(), device, spec.microBatchRows(),
-                spec.partition().startBlock(g), spec.partition().endBlock(g), g == 0, g == stages - 1);
-            chunk.initialize(seed);
+            StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,
+                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed));
             chunks[c] = chunk;
-            optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.layout().specs(), chunk.layout().numel());
+            optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
             freeSlots.add(new ArrayDeque<>());
         }
         this.losses = new double[spec.microbatches()];
         int n = spec.microBatchRows() * spec.train().model().seqLen();
         this.x = new int[n];
         this.y = new int[n];
+        this.tokens = device.allocate(DType.I32, n);
+        this.targets = device.allocate(DType.I32, n);
     }
 
     /** Sets where activations and gradients go (before the first step). */
@@ -77,7 +85,7 @@ public final class StageWorker implements AutoCloseable {
         return v * spec.layout().pp() + ppIndex;
     }
 
-    public Gpt chunk(int v) {
+    public StageModule chunk(int v) {
         return chunks[v];
     }
 
@@ -85,7 +93,7 @@ public final class StageWorker implements AutoCloseable {
         return optimizers[v];
     }
 
-    public CpuDevice device() {
+    public Device device() {
         return device;
     }
 
@@ -137,7 +145,7 @@ public final class StageWorker implements AutoCloseable {
      */
     public void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
         intervals.clear();
-        for (Gpt c : chunks) {
+        for (StageModule c : chunks) {
             c.zeroGrads();
         }
         StagePolicy stage = policy.newStage(ppIndex);
@@ -196,7 +204,7 @@ public final class StageWorker implements AutoCloseable {
         int mb = a.microbatch();
         int g = modelStage(v);
         int stages = spec.layout().modelStages();
-        Gpt chunk = chunks[v];
+        StageModule chunk = chunks[v];
         float lossScale = 1f / ((float) spec.train().batchSize() * spec.train().model().seqLen());
         switch (a.type()) {
             case F -> {
@@ -204,9 +212,9 @@ public final class StageWorker implements AutoCloseable {
                 if (g == 0 || g == stages - 1) {
                     int firstRow = (dpIndex * spec.microbatches() + mb) * spec.microBatchRows();
                     train.fill(step, spec.train().batchSize(), firstRow, spec.microBatchRows(), x, y);
+                    loadTokens(g == 0, g == stages - 1);
                 }
-                Tensor out = g == 0 ? chunk.forwardTokens(slot, x, y)
-                    : chunk.forwardActivations(slot, buffer(false, mb, v), y);
+                Tensor out = chunk.forward(slot, g == 0 ? tokens : buffer(false, mb, v), g == stages - 1 ? targets : null);
                 if (g == stages - 1) {
                     losses[mb] = chunk.loss(slot);
                 } else {
@@ -227,6 +235,101 @@ public final class StageWorker implements AutoCloseable {
             case W -> {
                 chunk.backwardWeight(slotOf.get(slotKey(v, mb)));
                 releaseSlot(v, mb);
+            }
+        }
+    }
+
+    /** Copies the host token ids and/or targets ({@link #x}, {@link #y}) to the device. */
+    private void loadTokens(boolean ids, boolean labels) {
+        if (ids) {
+            device.copyFromHost(x, tokens);
+        }
+        if (labels) {
+            device.copyFromHost(y, targets);
+        }
+    }
+
+    /** Activation slot reserved for evaluation forwards (never followed by a backward). */
+    private static final int EVAL_SLOT = -1;
+
+    /**
+     * Forward-only validation through this worker's chunks, in step with the other stages of its
+     * replica (each runs this at the same time between steps): {@code batches} validation batches
+     * of the global batch size, each split into micro-batch rows; activations travel over the stage
+     * link under micro-batch ids past the training ones. Returns the mean over batches of each
+     * batch's mean cross-entropy on the worker holding the last model stage, NaN elsewhere.
+     */
+    public double evaluate(long step, Batches val, int batches) {
+        int rows = spec.microBatchRows();
+        int perBatch = spec.train().batchSize() / rows;
+        int stages = spec.layout().modelStages();
+        int pp = spec.layout().pp();
+        boolean hasLast = false;
+        double total = 0;
+        List<StageEvent> deferred = new ArrayList<>();
+        try {
+            for (int e = 0; e < batches; e++) {
+                double batchLoss = 0;
+                for (int c = 0; c < perBatch; c++) {
+                    int id = spec.microbatches() + e * perBatch + c;
+                    for (int v = 0; v < chunks.length; v++) {
+                        int g = modelStage(v);
+                        boolean last = g == stages - 1;
+                        if (g == 0 || last) {
+                            val.fill(e, spec.train().batchSize(), c * rows, rows, x, y);
+                            loadTokens(g == 0, last);
+                        }
+                        Tensor in = g == 0 ? tokens : awaitInput(step, id, v, deferred);
+                        Tensor out = chunks[v].forward(EVAL_SLOT, in, last ? targets : null);
+                        if (last) {
+                            hasLast = true;
+                            batchLoss += chunks[v].loss(EVAL_SLOT);
+                        } else {
+                            link.sendActivation(dpIndex, (g + 1) % pp, step, id, (g + 1) / pp, out);
+                        }
+                    }
+                }
+                total += batchLoss / perBatch;
+            }
+        } finally {
+            inbox.addAll(deferred);
+            releaseEvalBuffers();
+        }
+        return hasLast ? total / batches : Double.NaN;
+    }
+
+    private Tensor awaitInput(long step, int id, int v, List<StageEvent> deferred) {
+        while (true) {
+            StageEvent e;
+            try {
+                e = inbox.poll(spec.stepTimeoutMs(), TimeUnit.MILLISECONDS);
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("stage worker interrupted", ie);
+            }
+            if (e == null) {
+                throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
+                    + " waited " + spec.stepTimeoutMs() + " ms for the activation of evaluation micro-batch " + id);
+            }
+            if (e.failure() != null) {
+                throw e.failure();
+            }
+            if (!e.gradient() && e.microbatch() == id && e.virtualStage() == v) {
+                return buffer(false, id, v);
+            }
+            deferred.add(e);
+        }
+    }
+
+    private void releaseEvalBuffers() {
+        synchronized (receiveBuffers) {
+            var it = receiveBuffers.entrySet().iterator();
+            while (it.hasNext()) {
+                var en = it.next();
+                if ((int) (en.getKey() & 0xFFFF_FFFFL) >= spec.microbatches()) {
+                    en.getValue().close();
+                    it.remove();
+                }
             }
         }
     }
@@ -269,7 +372,7 @@ public final class StageWorker implements AutoCloseable {
     /** Sum of squares of this worker's gradients (all chunks, in chunk order). */
     public double gradSumOfSquares() {
         double sum = 0;
-        for (Gpt c : chunks) {
+        for (StageModule c : chunks) {
             sum += device.sumOfSquares(c.grads());
         }
         return sum;
@@ -278,7 +381,7 @@ public final class StageWorker implements AutoCloseable {
     /** Scales every chunk's gradients (global-norm clipping). */
     public void scaleGradients(float factor) {
         if (factor != 1f) {
-            for (Gpt c : chunks) {
+            for (StageModule c : chunks) {
                 device.scale(c.grads(), factor);
             }
         }
@@ -301,12 +404,14 @@ public final class StageWorker implements AutoCloseable {
         for (AdamW o : optimizers) {
             o.close();
         }
-        for (Gpt c : chunks) {
+        for (StageModule c : chunks) {
             c.close();
         }
         for (Tensor t : receiveBuffers.values()) {
             t.close();
         }
+        tokens.close();
+        targets.close();
         device.close();
     }
 }

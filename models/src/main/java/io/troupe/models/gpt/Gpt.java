@@ -132,10 +132,16 @@ public final class Gpt implements StageModule {
         return cfg;
     }
 
+    @Override
+    public java.util.List<ParamSpec> parameters() {
+        return layout.specs();
+    }
+
     public ParameterLayout layout() {
         return layout;
     }
 
+    @Override
     public Device device() {
         return dev;
     }

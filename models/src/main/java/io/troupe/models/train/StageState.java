@@ -2,7 +2,7 @@ package io.troupe.models.train;
 
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.ShardState;
-import io.troupe.models.gpt.Gpt;
+import io.troupe.models.StageModule;
 import io.troupe.models.gpt.ParamSpec;
 import io.troupe.models.optim.AdamW;
 import io.troupe.runtime.tensor.Tensor;
@@ -12,12 +12,12 @@ public final class StageState {
     private StageState() {
     }
 
-    public static ShardState capture(Gpt stage, AdamW opt) {
+    public static ShardState capture(StageModule stage, AdamW opt) {
         float[] p = stage.params().toFloatArray();
         float[] m = opt.firstMoment().toFloatArray();
         float[] v = opt.secondMoment().toFloatArray();
         ShardState s = new ShardState(opt.stepCount());
-        for (ParamSpec spec : stage.layout().specs()) {
+        for (ParamSpec spec : stage.parameters()) {
             int from = (int) spec.localOffset();
             int to = (int) (spec.localOffset() + spec.numel());
             s.put(new ShardState.Entry(spec.name(), spec.shape(), java.util.Arrays.copyOfRange(p, from, to),
@@ -27,13 +27,13 @@ public final class StageState {
     }
 
     /** Restores every parameter of {@code stage} found in any of {@code shards} (by name, shapes checked). */
-    public static void restore(Gpt stage, AdamW opt, Iterable<ShardState> shards) {
-        int n = (int) stage.layout().numel();
+    public static void restore(StageModule stage, AdamW opt, Iterable<ShardState> shards) {
+        int n = (int) stage.params().numel();
         float[] p = new float[n];
         float[] m = new float[n];
         float[] v = new float[n];
         long optStep = -1;
-        for (ParamSpec spec : stage.layout().specs()) {
+        for (ParamSpec spec : stage.parameters()) {
             ShardState.Entry found = null;
             for (ShardState s : shards) {
                 ShardState.Entry e = s.entries().get(spec.name());
@@ -61,7 +61,7 @@ public final class StageState {
         opt.setStepCount(optStep);
     }
 
-    private static void copy(Gpt stage, float[] src, Tensor dst) {
+    private static void copy(StageModule stage, float[] src, Tensor dst) {
         stage.device().copyFromHost(src, dst);
     }
 }
