@@ -1,6 +1,7 @@
 package io.troupe.actors;
 
 import io.troupe.actors.cluster.JobRequest;
+import io.troupe.models.StageModuleFactory;
 
 /** A training job for {@link Troupe#submit}; build it with {@link #builder()}. Defaults: small GPT, 1x1, 1f1b. */
 public final class TrainingJob {
@@ -35,6 +36,13 @@ public final class TrainingJob {
         private String partition = "";
         private String data = "";
         private long stepTimeoutMs = 60_000;
+        private int evalInterval;
+        private int evalBatches = 1;
+        private long bucketBytes = JobRequest.DEFAULT_BUCKET_BYTES;
+        private String device = "cpu";
+        private String moduleFactory = "";
+        private int checkpointInterval;
+        private String checkpointDir = "";
 
         public Builder model(String v) {
             model = v;
@@ -104,9 +112,50 @@ public final class TrainingJob {
             return this;
         }
 
+        /** Validation every {@code interval} steps (0: after the last step only), {@code batches} batches each. */
+        public Builder validation(int interval, int batches) {
+            evalInterval = interval;
+            evalBatches = batches;
+            return this;
+        }
+
+        /** Data-parallel gradient bucket size: buckets are all-reduced while backward goes on. */
+        public Builder bucketBytes(long v) {
+            bucketBytes = v;
+            return this;
+        }
+
+        /** {@code cpu}, {@code cuda} or {@code auto}, for every worker. */
+        public Builder device(String v) {
+            device = v;
+            return this;
+        }
+
+        /**
+         * Trains the user's own model instead of GPT: {@code factory} builds each stage (a public
+         * class with a public no-argument constructor, on every node's class path). The model
+         * preset still gives the data's vocabulary and sequence length, the width and the number
+         * of layers that stages split.
+         */
+        public Builder stageModules(Class<? extends StageModuleFactory> factory) {
+            moduleFactory = factory.getName();
+            return this;
+        }
+
+        /**
+         * Commits a checkpoint every {@code interval} steps (and after the last) under {@code dir},
+         * a directory every node can reach; a job whose {@code dir} already holds a commit resumes there.
+         */
+        public Builder checkpoints(int interval, String dir) {
+            checkpointInterval = interval;
+            checkpointDir = dir;
+            return this;
+        }
+
         public TrainingJob build() {
             return new TrainingJob(new JobRequest(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr,
-                minLr, warmup, gradClip, seed, partition, data, 0, "", stepTimeoutMs));
+                minLr, warmup, gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
+                evalBatches, bucketBytes, device, moduleFactory));
         }
     }
 }

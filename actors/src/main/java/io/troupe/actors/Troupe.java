@@ -35,14 +35,22 @@ public final class Troupe implements AutoCloseable {
 
     /** Starts {@code workers} nodes of one worker each in this JVM; the first also hosts the coordinator. */
     public static Troupe local(int workers) {
+        return local(workers, Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, workers)));
+    }
+
+    /** As {@link #local(int)}, each worker's device using {@code threadsPerWorker} CPU threads. */
+    public static Troupe local(int workers, int threadsPerWorker) {
         if (workers < 1) {
             throw new IllegalArgumentException("an embedded cluster needs at least one worker: workers=" + workers);
+        }
+        if (threadsPerWorker < 1) {
+            throw new IllegalArgumentException("threads per worker must be >= 1: threadsPerWorker=" + threadsPerWorker);
         }
         Config base = ConfigFactory.load();
         TransportNode transport = TransportNode.launch(io.troupe.actors.cluster.TransportConfig.from(base), Throwable::printStackTrace);
         List<TroupeNode> nodes = new ArrayList<>();
         try {
-            int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
+            int threads = threadsPerWorker;
             NodeSettings s = NodeSettings.from(base).withPort(0);
             s = new NodeSettings(s.systemName(), "127.0.0.1", 0, List.of(), List.of("worker", "coordinator"), 1, threads,
                 s.acceptableHeartbeatPause(), s.failureDetectorThreshold(), s.sbrStableAfter());

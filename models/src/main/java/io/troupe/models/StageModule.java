@@ -64,6 +64,21 @@ public interface StageModule extends AutoCloseable {
 
     void backwardWeight(int slot);
 
+    /**
+     * {@link #backwardWeight} that also tells {@code parameterDone} the index (into
+     * {@link #parameters()}) of every parameter whose gradient this call has finished adding to, as
+     * soon as it has: a data-parallel runtime starts all-reducing a bucket of gradients while the
+     * rest of the weight gradient is still being computed. Each index is reported exactly once. The
+     * default reports every parameter after the whole call, last parameter first; modules that
+     * compute layer by layer report earlier.
+     */
+    default void backwardWeight(int slot, java.util.function.IntConsumer parameterDone) {
+        backwardWeight(slot);
+        for (int i = parameters().size() - 1; i >= 0; i--) {
+            parameterDone.accept(i);
+        }
+    }
+
     default Tensor backward(int slot, Tensor gradOutput, float lossScale) {
         Tensor g = backwardInput(slot, gradOutput, lossScale);
         backwardWeight(slot);

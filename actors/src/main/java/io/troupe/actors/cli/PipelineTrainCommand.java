@@ -3,6 +3,7 @@ package io.troupe.actors.cli;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
 import io.troupe.actors.engine.PipelineStepMetrics;
+import io.troupe.actors.engine.StageWorker;
 import io.troupe.actors.trace.ChromeTraceWriter;
 import io.troupe.actors.trace.TimelineSvg;
 import io.troupe.models.checkpoint.CheckpointException;
@@ -13,7 +14,6 @@ import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.models.train.TrainConfig;
-import io.troupe.runtime.device.DeviceKind;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
@@ -26,10 +26,6 @@ final class PipelineTrainCommand {
     }
 
     static int run(TrainSettings s, Corpora data, Path runDir, PrintStream out, PrintStream err) {
-        if (s.device() == DeviceKind.CUDA) {
-            err.println("troupe train: --device cuda with --layout: pipeline workers run on the CPU backend in this build");
-            return 3;
-        }
         TrainConfig cfg = s.train();
         PipelineJobSpec spec;
         try {
@@ -39,7 +35,7 @@ final class PipelineTrainCommand {
             int workers = s.layout().worldSize();
             int threadsPerWorker = Math.max(1, s.threads() / workers);
             spec = new PipelineJobSpec(cfg, s.layout(), s.schedule(), cfg.microBatches(), partition, threadsPerWorker,
-                s.stepTimeoutMs());
+                s.stepTimeoutMs(), s.device(), "");
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
@@ -77,7 +73,7 @@ final class PipelineTrainCommand {
             outputs.writePlot();
             if (last != null) {
                 ChromeTraceWriter.write(last.timeline(), runDir.resolve("trace.json"));
-                TimelineSvg.write(last.timeline(), runDir.resolve("pipeline.svg"));
+                TimelineSvg.write(last.timeline().only(c -> StageWorker.isCompute(c) || c.equals("idle")), runDir.resolve("pipeline.svg"));
             }
             out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg, pipeline.svg, trace.json and checkpoints in %s%n",
                 outputs.history().get(outputs.history().size() - 1).valLoss(), runDir);

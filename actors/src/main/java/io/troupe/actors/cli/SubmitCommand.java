@@ -44,49 +44,13 @@ final class SubmitCommand {
             ? java.nio.file.Path.of("runs", java.time.LocalDateTime.now().format(
                 java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + t.model().name() + "-cluster")
             : java.nio.file.Path.of(s.out());
-        // Checkpoints go to the run's checkpoints/ (a path every node can reach); with --resume the job
-        // continues from, and keeps committing into, that checkpoint directory.
-        java.nio.file.Path ckptRoot = runDir.resolve("checkpoints").toAbsolutePath();
-        if (s.resume() != null) {
-            java.nio.file.Path r = java.nio.file.Path.of(s.resume()).toAbsolutePath();
-            ckptRoot = java.nio.file.Files.isDirectory(r.resolve("checkpoints")) ? r.resolve("checkpoints") : r;
-        }
-        JobRequest job = new JobRequest(t.model().name(), s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp(),
-            s.layout().virtualStages(), s.schedule(), t.microBatches(), t.batchSize(), t.steps(), t.lr(), t.minLr(),
-            t.warmupSteps(), t.gradClip(), t.seed(), s.partition(), s.data(), t.checkpointInterval(), ckptRoot.toString(),
-            s.stepTimeoutMs());
+        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
         try (TroupeNode client = TroupeNode.start(ns, ConfigFactory.load(), null);
              io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
                  "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
-            TrainCommand.Progress progress = new TrainCommand.Progress(out, t.steps(), 0);
-            JobHandle h = client.submit(job).onEvent(e -> {
-                if (e instanceof JobEvent.Started st) {
-                    out.printf("troupe: job started, epoch %d, %d workers: %s%n", st.epoch(), st.worldSize(), st.assignment());
-                } else if (e instanceof JobEvent.StepCompleted sc) {
-                    StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), Double.NaN, sc.lr(), sc.gradNorm(),
-                        sc.tokensPerSec(), sc.stepMs());
-                    outputs.record(m, sc.bubble(), 0);
-                    progress.print(m, sc.bubble());
-                }
-            });
-            out.printf(Locale.ROOT, "troupe: submitted %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
+            out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
-            JobEvent end = h.await(Duration.ofSeconds(timeoutS));
-            outputs.writePlot();
-            if (end instanceof JobEvent.Failed f) {
-                err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n", f.reason(), f.lastCommittedStep(), f.epoch());
-                return 5;
-            }
-            JobEvent.Finished fin = (JobEvent.Finished) end;
-            out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f; metrics.csv and loss.svg in %s, "
-                + "checkpoints in %s%n", fin.steps(), fin.finalLoss(), runDir, job.checkpointDir());
-            return 0;
-        } catch (java.util.concurrent.TimeoutException e) {
-            err.println("troupe: job did not end within " + timeoutS + " s");
-            return 5;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return 5;
+            return ClusterJobs.follow(client.submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
         }
     }
 }

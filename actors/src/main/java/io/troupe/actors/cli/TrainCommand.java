@@ -31,9 +31,11 @@ final class TrainCommand {
                             [--out DIR] [--resume DIR]
                             [--layout DPxPPxTP] [--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive]
                             [--virtual V] [--partition N,N,...] [--step-timeout-ms MS]
-        With no options: the small GPT on the built-in corpus for 200 steps on one device.
-        With --layout (e.g. 2x2), dp x pp workers train in this process; --microbatches is then
-        the number of micro-batches per replica.""";
+                            [--engine cluster|in-process] [--bucket-kib KIB]
+        With no options: the small GPT on the built-in corpus for 200 steps, layout 2x2 (dp 2 x pp 2)
+        on an embedded 4-node cluster in this process; --layout 1x1 trains on one device.
+        With a layout, --microbatches is the number of micro-batches per replica, and
+        --engine in-process runs the workers without actors and Aeron.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
@@ -45,8 +47,13 @@ final class TrainCommand {
         Path runDir = s.out().isEmpty()
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())
             : Path.of(s.out());
-        if (s.layout().worldSize() > 1 || s.layout().virtualStages() > 1) {
-            return PipelineTrainCommand.run(s, data, runDir, out, err);
+        if (s.parallel()) {
+            if (s.device() == io.troupe.runtime.device.DeviceKind.CUDA && !io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
+                err.println("troupe train: " + Devices.cudaUnavailableReason());
+                return 3;
+            }
+            return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, runDir, out, err)
+                : PipelineTrainCommand.run(s, data, runDir, out, err);
         }
         Device dev;
         try {

@@ -18,7 +18,13 @@ import java.util.Map;
  * then command-line flags. Every bad value is refused with its key and value.
  */
 record TrainSettings(TrainConfig train, DeviceKind device, int threads, String data, String out, String resume,
-                     Layout layout, String schedule, String partition, long stepTimeoutMs) {
+                     Layout layout, String schedule, String partition, long stepTimeoutMs, String engine,
+                     long bucketBytes) {
+
+    /** Whether the layout asks for more than the single-device trainer. */
+    boolean parallel() {
+        return layout.worldSize() > 1 || layout.virtualStages() > 1;
+    }
 
     /** Flag name → config key. */
     static final Map<String, String> FLAG_KEYS = Map.ofEntries(
@@ -29,7 +35,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Map.entry("checkpoint-interval", "checkpoint-interval"), Map.entry("data", "data"),
         Map.entry("device", "device"), Map.entry("threads", "threads"), Map.entry("out", "out"),
         Map.entry("layout", "layout"), Map.entry("schedule", "schedule"), Map.entry("virtual", "virtual-stages"),
-        Map.entry("partition", "partition"), Map.entry("step-timeout-ms", "step-timeout-ms"));
+        Map.entry("partition", "partition"), Map.entry("step-timeout-ms", "step-timeout-ms"),
+        Map.entry("engine", "engine"), Map.entry("bucket-kib", "bucket-kib"));
 
     static TrainSettings from(Options o) {
         Config cfg = ConfigFactory.defaultReference();
@@ -71,11 +78,6 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             if (threads == 0) {
                 threads = Runtime.getRuntime().availableProcessors();
             }
-            TrainConfig train = new TrainConfig(model, batch, t.getInt("microbatches"), steps,
-                (float) t.getDouble("lr"), (float) t.getDouble("min-lr"), warmup, (float) t.getDouble("grad-clip"),
-                t.getLong("seed"), t.getInt("eval-interval"), t.getInt("eval-batches"), t.getInt("checkpoint-interval"),
-                new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
-                    (float) t.getDouble("weight-decay")));
             String schedule = t.getString("schedule");
             int v = t.getInt("virtual-stages");
             if (v < 0) {
@@ -85,9 +87,30 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
                 v = schedule.equals("interleaved") ? 2 : 1;
             }
             Layout layout = Layout.parse(t.getString("layout"), v);
+            int micro = t.getInt("microbatches");
+            if (micro < 0) {
+                throw new UsageException("microbatches must be >= 0: microbatches=" + micro);
+            }
+            if (micro == 0) {
+                micro = layout.pp() * v > 1 ? Math.max(1, Math.min(2 * layout.pp(), batch / layout.dp())) : 1;
+            }
+            String engine = t.getString("engine");
+            if (!engine.equals("cluster") && !engine.equals("in-process")) {
+                throw new UsageException("engine must be cluster or in-process: engine=" + engine);
+            }
+            long bucketKib = t.getLong("bucket-kib");
+            if (bucketKib < 1) {
+                throw new UsageException("bucket-kib must be >= 1: bucket-kib=" + bucketKib);
+            }
+            TrainConfig train = new TrainConfig(model, batch, micro, steps,
+                (float) t.getDouble("lr"), (float) t.getDouble("min-lr"), warmup, (float) t.getDouble("grad-clip"),
+                t.getLong("seed"), t.getInt("eval-interval"), t.getInt("eval-batches"), t.getInt("checkpoint-interval"),
+                new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
+                    (float) t.getDouble("weight-decay")));
             long timeout = t.getLong("step-timeout-ms");
             return new TrainSettings(train, DeviceKind.parse(t.getString("device")), threads, t.getString("data"),
-                t.getString("out"), o.get("resume"), layout, schedule, t.getString("partition"), timeout);
+                t.getString("out"), o.get("resume"), layout, schedule, t.getString("partition"), timeout, engine,
+                bucketKib * 1024);
         } catch (ConfigException e) {
             throw new UsageException("bad training setting: " + e.getMessage());
         } catch (IllegalArgumentException e) {

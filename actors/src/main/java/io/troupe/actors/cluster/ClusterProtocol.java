@@ -26,5 +26,10 @@ final class ClusterProtocol {
         WorkerActor.ApplyUpdate.class,
         WorkerActor.Abort.class,
         WorkerActor.WriteCheckpoint.class,
-        CoordinatorActor.CheckpointWritten.class);
+        CoordinatorActor.CheckpointWritten.class,
+        WorkerTrace.class,
+        WorkerTrace[].class,
+        JobEvent.StepTrace.class,
+        WorkerActor.Evaluate.class,
+        CoordinatorActor.EvalDone.class);
 }

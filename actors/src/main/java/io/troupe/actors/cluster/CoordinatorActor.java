@@ -46,8 +46,14 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     public record Ready(int rank, long epoch, String error) implements Command, CrossNodeMessage {
     }
 
+    /** @param trace the rank's intervals when the step was traced, else {@link WorkerTrace#EMPTY} */
     public record StepDone(int rank, long epoch, long step, double lossSum, int lossCount, double gradSumSq,
-                           double busyMs, double idleMs, String error) implements Command, CrossNodeMessage {
+                           double busyMs, double idleMs, double allReduceMs, WorkerTrace trace, String error)
+        implements Command, CrossNodeMessage {
+    }
+
+    /** A rank's validation loss after {@code step} (NaN unless it holds the last model stage). */
+    public record EvalDone(int rank, long epoch, long step, double loss, String error) implements Command, CrossNodeMessage {
     }
 
     public record UpdateApplied(int rank, long epoch, long step, String error) implements Command, CrossNodeMessage {
@@ -97,6 +103,13 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private final List<io.troupe.models.checkpoint.Manifest.FileEntry> shardFiles = new ArrayList<>();
     private double lastNorm;
     private float lastLr;
+    private double allReduceMs;
+    private double lastStepMs;
+    private double lastBubble;
+    private double valLoss;
+    private double lastValLoss = Double.NaN;
+    private String lastCheckpoint = "";
+    private WorkerTrace[] traces = new WorkerTrace[0];
 
     public static Behavior<Command> create() {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new CoordinatorActor(ctx, timers)));
@@ -126,6 +139,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             .onMessage(SubmitJob.class, this::onSubmit)
             .onMessage(Ready.class, this::onReady)
             .onMessage(StepDone.class, this::onStepDone)
+            .onMessage(EvalDone.class, this::onEvalDone)
             .onMessage(UpdateApplied.class, this::onUpdateApplied)
             .onMessage(WorkerFailed.class, this::onWorkerFailed)
             .onMessage(MemberGone.class, this::onMemberGone)
@@ -173,6 +187,8 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         }
         this.committed = 0;
         this.resumeFrom = "";
+        this.lastValLoss = Double.NaN;
+        this.lastCheckpoint = "";
         if (!m.job().checkpointDir().isEmpty()) {
             try {
                 java.nio.file.Path dir = io.troupe.models.checkpoint.Checkpoints.resolve(java.nio.file.Path.of(m.job().checkpointDir()));
@@ -257,9 +273,12 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         gradSumSq = 0;
         busyMs = 0;
         idleMs = 0;
+        allReduceMs = 0;
+        boolean trace = committed == spec.train().steps() - 1;
+        traces = new WorkerTrace[trace ? ranks.size() : 0];
         stepStartNs = System.nanoTime();
         for (ActorRef<WorkerActor.Command> w : ranks) {
-            w.tell(new WorkerActor.RunStep(epoch, committed));
+            w.tell(new WorkerActor.RunStep(epoch, committed, trace));
         }
         timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
     }
@@ -280,6 +299,10 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         gradSumSq += m.gradSumSq();
         busyMs += m.busyMs();
         idleMs += m.idleMs();
+        allReduceMs = Math.max(allReduceMs, m.allReduceMs());
+        if (m.rank() < traces.length) {
+            traces[m.rank()] = m.trace();
+        }
         if (answered.size() == ranks.size()) {
             // Replica 0's ranks hold every shard once (the others report 0), so the squares add up
             // to the global norm.
@@ -307,25 +330,81 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         answered.add(m.rank());
         if (answered.size() == ranks.size()) {
             committed++;
-            double ms = (System.nanoTime() - stepStartNs) / 1e6;
-            double tokens = (double) spec.train().batchSize() * spec.train().model().seqLen();
-            double bubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
-            submitter.tell(new JobEvent.StepCompleted(committed, spec.train().steps(), lastLoss, lastNorm, lastLr, ms,
-                tokens / (ms / 1e3), bubble));
-            boolean ckptDue = !job.checkpointDir().isEmpty() && spec.train().checkpointDue(committed);
-            if (ckptDue) {
-                startCheckpoint();
+            lastStepMs = (System.nanoTime() - stepStartNs) / 1e6;
+            lastBubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
+            valLoss = Double.NaN;
+            if (spec.train().evalDue(committed)) {
+                startEvaluation();
             } else {
-                nextOrFinish();
+                reportStep();
             }
         }
         return this;
     }
 
+    /** Validation: replica 0's ranks chain their forwards; the last stage's rank has the loss. */
+    private void startEvaluation() {
+        answered.clear();
+        for (int r = 0; r < ranks.size(); r++) {
+            if (spec.layout().dpIndex(r) == 0) {
+                ranks.get(r).tell(new WorkerActor.Evaluate(epoch, committed, spec.train().evalBatches()));
+            } else {
+                answered.add(r);
+            }
+        }
+        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "validation"), Duration.ofMillis(job.stepTimeoutMs()));
+    }
+
+    private Behavior<Command> onEvalDone(EvalDone m) {
+        if (m.epoch() != epoch || job == null || m.step() != committed) {
+            return this;
+        }
+        if (m.error() != null) {
+            fail("rank " + m.rank() + " failed in validation after step " + m.step() + ": " + m.error());
+            return this;
+        }
+        if (!answered.add(m.rank())) {
+            return this;
+        }
+        if (!Double.isNaN(m.loss())) {
+            valLoss = m.loss();
+            lastValLoss = valLoss;
+        }
+        if (answered.size() == ranks.size()) {
+            reportStep();
+        }
+        return this;
+    }
+
+    /** Tells the submitter about the committed step, then checkpoints or goes on. */
+    private void reportStep() {
+        double tokens = (double) spec.train().batchSize() * spec.train().model().seqLen();
+        submitter.tell(new JobEvent.StepCompleted(committed, spec.train().steps(), lastLoss, valLoss, lastNorm, lastLr,
+            lastStepMs, tokens / (lastStepMs / 1e3), lastBubble, allReduceMs));
+        if (traces.length > 0) {
+            String[] names = new String[ranks.size()];
+            for (int r = 0; r < names.length; r++) {
+                names[r] = "rank " + r + " (dp" + spec.layout().dpIndex(r) + " pp" + spec.layout().ppIndex(r) + ")";
+                if (traces[r] == null) {
+                    traces[r] = WorkerTrace.EMPTY;
+                }
+            }
+            submitter.tell(new JobEvent.StepTrace(committed, "Troupe " + spec.layout() + " " + spec.schedule() + ", m="
+                + spec.microbatches() + ", step " + committed, names, traces));
+            traces = new WorkerTrace[0];
+        }
+        boolean ckptDue = !job.checkpointDir().isEmpty() && spec.train().checkpointDue(committed);
+        if (ckptDue) {
+            startCheckpoint();
+        } else {
+            nextOrFinish();
+        }
+    }
+
     private void nextOrFinish() {
         if (committed >= spec.train().steps()) {
             timers.cancel("deadline");
-            submitter.tell(new JobEvent.Finished(committed, lastLoss));
+            submitter.tell(new JobEvent.Finished(committed, lastLoss, lastValLoss, lastCheckpoint));
             clearJob();
         } else {
             runStep();
@@ -363,7 +442,8 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
                 io.troupe.models.checkpoint.Manifest mf = new io.troupe.models.checkpoint.Manifest(
                     io.troupe.models.checkpoint.Manifest.FORMAT, committed, committed, job.seed(), job.batchSize(), job.layout(),
                     spec.train().model(), job.dataPath().isEmpty() ? "built-in Markov corpus" : job.dataPath(), List.of());
-                io.troupe.models.checkpoint.Checkpoints.commit(java.nio.file.Path.of(job.checkpointDir()), mf, List.copyOf(shardFiles));
+                lastCheckpoint = io.troupe.models.checkpoint.Checkpoints.commit(java.nio.file.Path.of(job.checkpointDir()), mf,
+                    List.copyOf(shardFiles)).toString();
             } catch (io.troupe.models.checkpoint.CheckpointException e) {
                 fail("checkpoint of step " + committed + " could not be committed: " + e.getMessage());
                 return this;

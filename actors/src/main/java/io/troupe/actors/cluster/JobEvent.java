@@ -7,13 +7,35 @@ public sealed interface JobEvent extends CrossNodeMessage {
     record Started(long epoch, int worldSize, String assignment) implements JobEvent {
     }
 
-    /** A step is committed (every rank applied its update). */
-    record StepCompleted(long step, long totalSteps, double loss, double gradNorm, float lr, double stepMs,
-                         double tokensPerSec, double bubble) implements JobEvent {
+    /**
+     * A step is committed (every rank applied its update). {@code valLoss} is NaN unless validation
+     * was due; {@code allReduceMs} is the longest any rank waited for its data-parallel all-reduce
+     * after its backward (the part compute did not hide).
+     */
+    record StepCompleted(long step, long totalSteps, double loss, double valLoss, double gradNorm, float lr,
+                         double stepMs, double tokensPerSec, double bubble, double allReduceMs) implements JobEvent {
     }
 
-    /** Every step ran. */
-    record Finished(long steps, double finalLoss) implements JobEvent {
+    /**
+     * The timeline of one step (the last one): per rank, its intervals (F, B, W, sends, all-reduce
+     * wait, idle with cause), in microseconds since the rank began the step.
+     */
+    record StepTrace(long step, String title, String[] tracks, WorkerTrace[] intervals) implements JobEvent {
+        /** One timeline track per rank. */
+        public io.troupe.actors.trace.Timeline timeline() {
+            java.util.List<io.troupe.actors.trace.TimelineTrack> out = new java.util.ArrayList<>();
+            for (int r = 0; r < tracks.length; r++) {
+                out.add(new io.troupe.actors.trace.TimelineTrack(tracks[r], tracks[r], intervals[r].intervals()));
+            }
+            return new io.troupe.actors.trace.Timeline(title, out);
+        }
+    }
+
+    /**
+     * Every step ran. {@code finalValLoss} is NaN when validation never ran; {@code checkpoint} is
+     * the last committed checkpoint's directory, "" when the job wrote none.
+     */
+    record Finished(long steps, double finalLoss, double finalValLoss, String checkpoint) implements JobEvent {
     }
 
     /** The job ended early; {@code lastCommittedStep} is the last step every rank applied. */

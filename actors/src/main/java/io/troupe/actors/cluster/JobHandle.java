@@ -10,17 +10,26 @@ import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 
 /**
- * A submitted job: its events as they come (register a listener before or after, it sees later
- * events) and its outcome, {@link #await}ed with a timeout.
+ * A submitted job: its events (a listener sees all of them, whenever it is added) and its outcome,
+ * {@link #await}ed with a timeout.
  */
 public final class JobHandle {
     private final CompletableFuture<JobEvent> outcome = new CompletableFuture<>();
     private final List<Consumer<JobEvent>> listeners = new CopyOnWriteArrayList<>();
     private final List<JobEvent.StepCompleted> steps = new CopyOnWriteArrayList<>();
+    private final List<JobEvent> events = new java.util.ArrayList<>();
 
-    /** Called for every event (on an actor thread: return quickly). */
+    /**
+     * Called for every event of the job, also those that came before the listener was added (they
+     * are replayed first, in order). Runs on an actor thread: return quickly.
+     */
     public JobHandle onEvent(Consumer<JobEvent> listener) {
-        listeners.add(listener);
+        synchronized (events) {
+            for (JobEvent e : events) {
+                listener.accept(e);
+            }
+            listeners.add(listener);
+        }
         return this;
     }
 
@@ -28,8 +37,11 @@ public final class JobHandle {
         if (e instanceof JobEvent.StepCompleted s) {
             steps.add(s);
         }
-        for (Consumer<JobEvent> l : listeners) {
-            l.accept(e);
+        synchronized (events) {
+            events.add(e);
+            for (Consumer<JobEvent> l : listeners) {
+                l.accept(e);
+            }
         }
         if (e instanceof JobEvent.Finished || e instanceof JobEvent.Failed) {
             outcome.complete(e);

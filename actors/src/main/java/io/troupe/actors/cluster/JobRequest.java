@@ -8,9 +8,27 @@ package io.troupe.actors.cluster;
  * @param layout    {@code DPxPPxTP}
  * @param partition blocks per model stage ("" = balanced)
  * @param dataPath  training text file ("" = the built-in corpus); must exist on every node
+ * @param evalInterval steps between validation passes (0: only after the last step)
+ * @param evalBatches  validation batches per pass
+ * @param bucketBytes  data-parallel gradient bucket size in bytes
+ * @param device       {@code cpu}, {@code cuda} or {@code auto}, for every worker
+ * @param moduleFactory class name of the {@link io.troupe.models.StageModuleFactory} ("" = GPT); on every node's class path
  */
 public record JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches,
                          int batchSize, int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed,
                          String partition, String dataPath, int checkpointInterval, String checkpointDir,
-                         long stepTimeoutMs) implements CrossNodeMessage {
+                         long stepTimeoutMs, int evalInterval, int evalBatches, long bucketBytes, String device,
+                         String moduleFactory) implements CrossNodeMessage {
+
+    /** Default data-parallel bucket size: small enough that the small models get several buckets to overlap. */
+    public static final long DEFAULT_BUCKET_BYTES = 1L << 20;
+
+    /** A GPT job on CPU workers, validated once at the end, with default buckets. */
+    public JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches,
+                      int batchSize, int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed,
+                      String partition, String dataPath, int checkpointInterval, String checkpointDir,
+                      long stepTimeoutMs) {
+        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip, seed,
+            partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, 0, 1, DEFAULT_BUCKET_BYTES, "cpu", "");
+    }
 }

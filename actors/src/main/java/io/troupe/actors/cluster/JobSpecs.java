@@ -7,27 +7,33 @@ import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.TrainConfig;
+import io.troupe.runtime.device.DeviceKind;
 import java.nio.file.Path;
 
 /** Rebuilds the engine's job value from a {@link JobRequest}; every node gets the same answer. */
-final class JobSpecs {
+public final class JobSpecs {
     private JobSpecs() {
     }
 
     /** @throws IllegalArgumentException naming the bad value when the job cannot run */
-    static PipelineJobSpec toSpec(JobRequest r, int threadsPerWorker) {
+    public static PipelineJobSpec toSpec(JobRequest r, int threadsPerWorker) {
         GptConfig model = GptConfig.preset(r.model());
         TrainConfig train = new TrainConfig(model, r.batchSize(), r.microbatches(), r.steps(), r.lr(), r.minLr(),
-            r.warmupSteps(), r.gradClip(), r.seed(), 0, 1, r.checkpointInterval(), AdamWConfig.defaults());
+            r.warmupSteps(), r.gradClip(), r.seed(), r.evalInterval(), r.evalBatches(), r.checkpointInterval(),
+            AdamWConfig.defaults());
+        if (r.bucketBytes() < 4) {
+            throw new IllegalArgumentException("bucket size must hold a float: bucket_bytes=" + r.bucketBytes());
+        }
         Layout layout = Layout.parse(r.layout(), r.virtualStages());
         StagePartition partition = r.partition().isEmpty()
             ? StagePartition.balanced(model, layout.modelStages())
             : StagePartition.explicit(r.partition(), model, layout.modelStages());
+        io.troupe.models.StageModuleFactory.named(r.moduleFactory()); // refuses a missing or unusable class by name
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
-            r.stepTimeoutMs());
+            r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory());
     }
 
-    static Corpora data(JobRequest r) {
+    public static Corpora data(JobRequest r) {
         return r.dataPath().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(r.dataPath()));
     }
 }

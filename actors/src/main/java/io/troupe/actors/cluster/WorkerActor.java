@@ -17,6 +17,9 @@ import io.troupe.collectives.CollectiveGroup;
 import io.troupe.collectives.CollectiveSettings;
 import io.troupe.collectives.Communicator;
 import io.troupe.collectives.ReduceOp;
+import io.troupe.collectives.bucket.GradientBucketer;
+import io.troupe.collectives.bucket.ParamRange;
+import io.troupe.models.gpt.ParamSpec;
 import io.troupe.runtime.transport.TransportEndpoint;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -58,7 +61,12 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     public record WriteCheckpoint(long epoch, long step, String root) implements Command, CrossNodeMessage {
     }
 
-    public record RunStep(long epoch, long step) implements Command, CrossNodeMessage {
+    /** Run step {@code step}; with {@code trace}, answer with the step's intervals too. */
+    public record RunStep(long epoch, long step, boolean trace) implements Command, CrossNodeMessage {
+    }
+
+    /** Validation after {@code step}: replica 0's ranks run {@code batches} forward-only batches together. */
+    public record Evaluate(long epoch, long step, int batches) implements Command, CrossNodeMessage {
     }
 
     public record ApplyUpdate(long epoch, long step, float clipScale, float lr) implements Command, CrossNodeMessage {
@@ -68,7 +76,10 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private record Computed(long epoch, long step, double lossSum, int lossCount, double gradSumSq, double busyMs,
-                            double idleMs, String error) implements Command {
+                            double idleMs, double allReduceMs, WorkerTrace trace, String error) implements Command {
+    }
+
+    private record Evaluated(long epoch, long step, double loss, String error) implements Command {
     }
 
     private record Applied(long epoch, long step, String error) implements Command {
@@ -83,6 +94,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private final WorkerTransport transport;
     private final CollectiveAgent agent;
     private Communicator dataParallel;
+    private GradientBucketer[] buckets = new GradientBucketer[0];
     private final AeronStageLink link;
     private final int threads;
     private final ExecutorService deviceExecutor;
@@ -91,6 +103,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private PipelineJobSpec spec;
     private SchedulePolicy policy;
     private Batches train;
+    private Batches val;
     private int rank = -1;
     private long epoch = -1;
 
@@ -129,6 +142,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             .onMessage(Assign.class, this::onAssign)
             .onMessage(RunStep.class, this::onRunStep)
             .onMessage(Computed.class, this::onComputed)
+            .onMessage(Evaluate.class, this::onEvaluate)
+            .onMessage(Evaluated.class, this::onEvaluated)
             .onMessage(ApplyUpdate.class, this::onApplyUpdate)
             .onMessage(Applied.class, this::onApplied)
             .onMessage(Abort.class, this::onAbort)
@@ -152,6 +167,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             this.spec = JobSpecs.toSpec(m.job(), threads);
             Corpora data = JobSpecs.data(m.job());
             this.train = new Batches(data.train(), spec.train().model().seqLen());
+            this.val = new Batches(data.val(), spec.train().model().seqLen());
             this.policy = LocalPipelineEngine.policyFor(spec);
             int dp = spec.layout().dpIndex(rank);
             int pp = spec.layout().ppIndex(rank);
@@ -166,6 +182,20 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                 }
                 this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, dp, eps),
                     CollectiveSettings.defaults());
+                // Each chunk's gradients are all-reduced in buckets launched from its last weight
+                // gradient pass, overlapping the rest of backward.
+                this.buckets = new GradientBucketer[w.chunks()];
+                for (int c = 0; c < w.chunks(); c++) {
+                    List<ParamRange> ranges = new java.util.ArrayList<>();
+                    for (ParamSpec p : w.chunk(c).parameters()) {
+                        ranges.add(new ParamRange(p.name(), p.localOffset(), p.numel()));
+                    }
+                    buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, m.job().bucketBytes(),
+                        ReduceOp.SUM);
+                    w.onGradientsFinal(c, buckets[c]::markReady);
+                }
+            } else {
+                this.buckets = new GradientBucketer[0];
             }
             link.assign(new AeronStageLink.Target() {
                 @Override
@@ -203,17 +233,18 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             return this;
         }
         StageWorker w = stage;
-        Communicator dpComm = dataParallel;
+        GradientBucketer[] dpBuckets = buckets;
         long e = epoch;
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
             long t0 = System.nanoTime();
             w.runStep(m.step(), policy, train, t0);
-            if (dpComm != null) {
-                // Sum the replicas' gradients (each already scaled by 1/global tokens), chunk by chunk.
-                for (int c = 0; c < w.chunks(); c++) {
-                    dpComm.allReduce(w.chunk(c).grads(), ReduceOp.SUM);
-                }
+            // The replicas' gradients (each already scaled by 1/global tokens) are being summed
+            // bucket by bucket since each chunk's last weight gradient; wait for what is left.
+            long r0 = System.nanoTime();
+            for (GradientBucketer b : dpBuckets) {
+                b.finish();
             }
+            double allReduceMs = (System.nanoTime() - r0) / 1e6;
             double lossSum = 0;
             int count = 0;
             boolean last = w.modelStage(w.chunks() - 1) == spec.layout().modelStages() - 1;
@@ -228,22 +259,54 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             for (var i : w.intervals()) {
                 if (i.category().equals("idle")) {
                     idle += i.durationUs();
-                } else {
+                } else if (StageWorker.isCompute(i.category())) {
                     busy += i.durationUs();
                 }
             }
+            // The all-reduce wait is idle time of the step, with its own cause.
+            idle += allReduceMs * 1e3;
+            WorkerTrace trace = WorkerTrace.EMPTY;
+            if (m.trace()) {
+                List<io.troupe.actors.trace.TimelineInterval> all = new java.util.ArrayList<>(w.intervals());
+                if (dpBuckets.length > 0) {
+                    double from = (r0 - t0) / 1e3;
+                    all.add(new io.troupe.actors.trace.TimelineInterval("allreduce wait", "allreduce", from,
+                        from + allReduceMs * 1e3, "", java.util.Map.of("cause", "communication")));
+                }
+                trace = WorkerTrace.of(all);
+            }
             // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
             double sumSq = w.dpIndex() == 0 ? w.gradSumOfSquares() : 0;
-            return new Computed(e, m.step(), lossSum, count, sumSq, busy / 1e3, idle / 1e3, null);
+            return new Computed(e, m.step(), lossSum, count, sumSq, busy / 1e3, idle / 1e3, allReduceMs, trace, null);
         }, deviceExecutor), (ok, err) -> ok != null ? ok
-            : new Computed(e, m.step(), 0, 0, 0, 0, 0, String.valueOf(rootMessage(err))));
+            : new Computed(e, m.step(), 0, 0, 0, 0, 0, 0, WorkerTrace.EMPTY, String.valueOf(rootMessage(err))));
         return this;
     }
 
     private Behavior<Command> onComputed(Computed c) {
         if (c.epoch() == epoch && coordinator != null) {
             coordinator.tell(new CoordinatorActor.StepDone(rank, c.epoch(), c.step(), c.lossSum(), c.lossCount(),
-                c.gradSumSq(), c.busyMs(), c.idleMs(), c.error()));
+                c.gradSumSq(), c.busyMs(), c.idleMs(), c.allReduceMs(), c.trace(), c.error()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onEvaluate(Evaluate m) {
+        if (m.epoch() != epoch || stage == null) {
+            return this;
+        }
+        StageWorker w = stage;
+        Batches v = val;
+        long e = epoch;
+        ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> new Evaluated(e, m.step(), w.evaluate(m.step(), v, m.batches()), null), deviceExecutor),
+            (ok, err) -> ok != null ? ok : new Evaluated(e, m.step(), Double.NaN, String.valueOf(rootMessage(err))));
+        return this;
+    }
+
+    private Behavior<Command> onEvaluated(Evaluated r) {
+        if (r.epoch() == epoch && coordinator != null) {
+            coordinator.tell(new CoordinatorActor.EvalDone(rank, r.epoch(), r.step(), r.loss(), r.error()));
         }
         return this;
     }

@@ -247,7 +247,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 n++;
                 for (TimelineInterval i : w.intervals()) {
                     end = Math.max(end, i.endUs());
-                    if (!i.category().equals("idle")) {
+                    if (StageWorker.isCompute(i.category())) {
                         busy += i.durationUs();
                     }
                 }

@@ -46,6 +46,8 @@ public final class StageWorker implements AutoCloseable {
     private final int[] y;
     private final Tensor tokens;
     private final Tensor targets;
+    private final java.util.function.IntConsumer[] gradientHooks;
+    private final int[] weightsDone;
     private StageLink link;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
@@ -71,6 +73,8 @@ public final class StageWorker implements AutoCloseable {
         int n = spec.microBatchRows() * spec.train().model().seqLen();
         this.x = new int[n];
         this.y = new int[n];
+        this.gradientHooks = new java.util.function.IntConsumer[v];
+        this.weightsDone = new int[v];
         this.tokens = device.allocate(DType.I32, n);
         this.targets = device.allocate(DType.I32, n);
     }
@@ -78,6 +82,16 @@ public final class StageWorker implements AutoCloseable {
     /** Sets where activations and gradients go (before the first step). */
     public void connect(StageLink newLink) {
         this.link = newLink;
+    }
+
+    /**
+     * Asks to be told, during each step's last weight-gradient pass of chunk {@code v}, the index
+     * (into the chunk's {@link StageModule#parameters()}) of every parameter whose gradient has
+     * just become final for the step: a data-parallel runtime launches bucket all-reduces from it
+     * while backward goes on. Called on the worker's compute thread.
+     */
+    public void onGradientsFinal(int v, java.util.function.IntConsumer hook) {
+        gradientHooks[v] = hook;
     }
 
     /** Model stage of this worker's virtual stage {@code v}: {@code g = v * pp + ppIndex}. */
@@ -148,13 +162,14 @@ public final class StageWorker implements AutoCloseable {
         for (StageModule c : chunks) {
             c.zeroGrads();
         }
+        java.util.Arrays.fill(weightsDone, 0);
         StagePolicy stage = policy.newStage(ppIndex);
         double idleFrom = -1;
         String idleCause = "input";
         while (!stage.isDone()) {
             StageEvent e;
             while ((e = inbox.poll()) != null) {
-                apply(stage, e);
+                apply(stage, e, stepStartNs);
             }
             Action a = stage.next(nowUs(stepStartNs));
             if (a == null) {
@@ -172,7 +187,7 @@ public final class StageWorker implements AutoCloseable {
                     throw new IllegalStateException("step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
                         + " waited " + spec.stepTimeoutMs() + " ms for the input of " + stage.awaited());
                 }
-                apply(stage, e);
+                apply(stage, e, stepStartNs);
                 continue;
             }
             double start = nowUs(stepStartNs);
@@ -180,7 +195,7 @@ public final class StageWorker implements AutoCloseable {
                 intervals.add(new TimelineInterval("idle", "idle", idleFrom, start, "", Map.of("cause", idleCause)));
                 idleFrom = -1;
             }
-            execute(step, a, train);
+            execute(step, a, train, stepStartNs);
             stage.onActionFinished(a);
             intervals.add(new TimelineInterval(a.label(), a.type().name(), start, nowUs(stepStartNs),
                 String.valueOf(a.microbatch()), Map.of("microbatch", String.valueOf(a.microbatch()),
@@ -188,10 +203,13 @@ public final class StageWorker implements AutoCloseable {
         }
     }
 
-    private void apply(StagePolicy stage, StageEvent e) {
+    private void apply(StagePolicy stage, StageEvent e, long stepStartNs) {
         if (e.failure() != null) {
             throw e.failure();
         }
+        double at = Math.max(0, (e.arrivedNs() - stepStartNs) / 1e3);
+        intervals.add(new TimelineInterval((e.gradient() ? "recv grad" : "recv act") + "(mb=" + e.microbatch() + ", v="
+            + e.virtualStage() + ")", "recv", at, at, "", Map.of("microbatch", String.valueOf(e.microbatch()))));
         if (e.gradient()) {
             stage.onGradArrived(e.microbatch(), e.virtualStage());
         } else {
@@ -199,7 +217,15 @@ public final class StageWorker implements AutoCloseable {
         }
     }
 
-    private void execute(long step, Action a, Batches train) {
+    /** Whether an interval of {@code category} is device work (counts as busy in the bubble). */
+    public static boolean isCompute(String category) {
+        return switch (category) {
+            case "F", "B", "W", "BW", "optimizer" -> true;
+            default -> false;
+        };
+    }
+
+    private void execute(long step, Action a, Batches train, long stepStartNs) {
         int v = a.virtualStage();
         int mb = a.microbatch();
         int g = modelStage(v);
@@ -218,25 +244,39 @@ public final class StageWorker implements AutoCloseable {
                 if (g == stages - 1) {
                     losses[mb] = chunk.loss(slot);
                 } else {
+                    double s0 = nowUs(stepStartNs);
                     link.sendActivation(dpIndex, (g + 1) % spec.layout().pp(), step, mb, (g + 1) / spec.layout().pp(), out);
+                    intervals.add(new TimelineInterval("send act(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
+                        Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(out.numel() * 4))));
                 }
             }
             case B, BW -> {
                 int slot = slotOf.get(slotKey(v, mb));
                 Tensor grad = chunk.backwardInput(slot, g == stages - 1 ? null : buffer(true, mb, v), lossScale);
                 if (g > 0) {
+                    double s0 = nowUs(stepStartNs);
                     link.sendGradient(dpIndex, (g - 1) % spec.layout().pp(), step, mb, (g - 1) / spec.layout().pp(), grad);
+                    intervals.add(new TimelineInterval("send grad(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
+                        Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(grad.numel() * 4))));
                 }
                 if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
-                    chunk.backwardWeight(slot);
-                    releaseSlot(v, mb);
+                    weightGradient(v, mb);
                 }
             }
-            case W -> {
-                chunk.backwardWeight(slotOf.get(slotKey(v, mb)));
-                releaseSlot(v, mb);
-            }
+            case W -> weightGradient(v, mb);
         }
+    }
+
+    /** W of (v, mb); the step's last one for chunk v reports finished parameters to the chunk's hook. */
+    private void weightGradient(int v, int mb) {
+        int slot = slotOf.get(slotKey(v, mb));
+        java.util.function.IntConsumer hook = gradientHooks[v];
+        if (hook != null && ++weightsDone[v] == spec.microbatches()) {
+            chunks[v].backwardWeight(slot, hook);
+        } else {
+            chunks[v].backwardWeight(slot);
+        }
+        releaseSlot(v, mb);
     }
 
     /** Copies the host token ids and/or targets ({@link #x}, {@link #y}) to the device. */

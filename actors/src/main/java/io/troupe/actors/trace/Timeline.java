@@ -14,6 +14,15 @@ public record Timeline(String title, List<TimelineTrack> tracks) {
         tracks = List.copyOf(tracks);
     }
 
+    /** The same tracks holding only the intervals whose category {@code keep} accepts. */
+    public Timeline only(java.util.function.Predicate<String> keep) {
+        List<TimelineTrack> out = new java.util.ArrayList<>();
+        for (TimelineTrack t : tracks) {
+            out.add(new TimelineTrack(t.process(), t.name(), t.intervals().stream().filter(i -> keep.test(i.category())).toList()));
+        }
+        return new Timeline(title, out);
+    }
+
     /** The latest interval end over all tracks, 0 when empty. */
     public double endUs() {
         double end = 0.0;

@@ -33,7 +33,7 @@ class TroupeCliTest {
     @Test
     void shouldTrainAndWriteMetricsPlotAndCheckpoint() throws IOException {
         Path out = tmp.resolve("run");
-        Result r = run("train", "--model", "tiny", "--steps", "12", "--eval-interval", "6", "--threads", "1",
+        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "12", "--eval-interval", "6", "--threads", "1",
             "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("step    12/12"), r.out());
@@ -50,8 +50,8 @@ class TroupeCliTest {
     @Test
     void shouldResumeFromTheLastCommittedCheckpoint() {
         Path a = tmp.resolve("a");
-        assertEquals(0, run("train", "--model", "tiny", "--steps", "6", "--threads", "1", "--out", a.toString()).code());
-        Result r = run("train", "--model", "tiny", "--steps", "8", "--threads", "1", "--resume", a.toString(),
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "6", "--threads", "1", "--out", a.toString()).code());
+        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "8", "--threads", "1", "--resume", a.toString(),
             "--out", tmp.resolve("b").toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("resumed from") && r.out().contains("at step 6"), r.out());
@@ -75,6 +75,10 @@ class TroupeCliTest {
         Result notNumber = run("train", "--lr", "fast");
         assertEquals(2, notNumber.code());
         assertTrue(notNumber.err().contains("lr"), notNumber.err());
+
+        Result engine = run("train", "--engine", "warp");
+        assertEquals(2, engine.code());
+        assertTrue(engine.err().contains("engine=warp"), engine.err());
 
         Result micro = run("train", "--batch", "16", "--microbatches", "5");
         assertEquals(2, micro.code());
@@ -106,20 +110,54 @@ class TroupeCliTest {
     @Test
     void shouldRefuseACorruptResumeCheckpoint() throws IOException {
         Path a = tmp.resolve("a");
-        assertEquals(0, run("train", "--model", "tiny", "--steps", "2", "--threads", "1", "--out", a.toString()).code());
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--threads", "1", "--out", a.toString()).code());
         Path shard = a.resolve("checkpoints/step-00000002/shard-00.bin");
         byte[] data = Files.readAllBytes(shard);
         Files.write(shard, java.util.Arrays.copyOf(data, data.length - 7));
-        Result r = run("train", "--model", "tiny", "--steps", "4", "--resume", a.toString(), "--out", tmp.resolve("b").toString());
+        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--resume", a.toString(), "--out", tmp.resolve("b").toString());
         assertEquals(4, r.code());
         assertTrue(r.err().contains("truncated"), r.err());
     }
 
+    /**
+     * The README's main job: no layout given means dp 2 x pp 2 on an embedded 4-node cluster. Its
+     * run directory gets the per-step bubble and all-reduce wait, validation, the last step's
+     * trace (F/B/W, sends, receives, all-reduce wait, idle) and timeline, and a committed checkpoint;
+     * a second run resumes from that checkpoint.
+     */
     @Test
-    void shouldTrainDataAndPipelineParallelAndWriteTraceAndTimeline() throws IOException {
+    void shouldTrainTheDefaultTwoByTwoOnAnEmbeddedClusterAndResume() throws IOException {
+        Path out = tmp.resolve("default");
+        Result r = run("train", "--model", "tiny", "--steps", "4", "--eval-interval", "2", "--checkpoint-interval", "2",
+            "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("layout 2x2x1") && r.out().contains("embedded cluster of 4 nodes"), r.out());
+        assertTrue(r.out().contains("step     4/4") && r.out().contains("bubble"), r.out());
+        List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
+        assertEquals(RunOutputs.CSV_HEADER + RunOutputs.PIPELINE_COLUMNS, csv.get(0));
+        assertEquals(5, csv.size(), String.join("\n", csv));
+        assertTrue(!csv.get(2).split(",")[2].isEmpty() && csv.get(1).split(",")[2].isEmpty(), "val loss at step 2 only: " + csv);
+        double allReduceMs = Double.parseDouble(csv.get(4).split(",")[7]);
+        assertTrue(allReduceMs >= 0, "all-reduce wait: " + allReduceMs);
+        String trace = Files.readString(out.resolve("trace.json"));
+        for (String cat : new String[] {"\"F\"", "\"BW\"", "\"send\"", "\"recv\"", "\"allreduce\"", "\"idle\""}) {
+            assertTrue(trace.contains(cat), "trace.json has " + cat);
+        }
+        String svg = Files.readString(out.resolve("pipeline.svg"));
+        assertTrue(svg.startsWith("<svg") && svg.contains("rank 3"), "pipeline.svg has a row per rank");
+        assertTrue(Files.isRegularFile(out.resolve("checkpoints/step-00000004/manifest.json")));
+
+        Result resumed = run("train", "--model", "tiny", "--steps", "6", "--resume", out.toString(), "--out",
+            tmp.resolve("again").toString());
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(resumed.out().contains("step     5/6") && !resumed.out().contains("step     4/6"), resumed.out());
+    }
+
+    @Test
+    void shouldTrainDataAndPipelineParallelInProcessAndWriteTraceAndTimeline() throws IOException {
         Path out = tmp.resolve("pp");
-        Result r = run("train", "--model", "tiny", "--layout", "2x2", "--schedule", "zb-h1", "--microbatches", "2",
-            "--batch", "4", "--steps", "4", "--threads", "2", "--out", out.toString());
+        Result r = run("train", "--model", "tiny", "--layout", "2x2", "--engine", "in-process", "--schedule", "zb-h1",
+            "--microbatches", "2", "--batch", "4", "--steps", "4", "--threads", "2", "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("bubble"), r.out());
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));

@@ -345,14 +345,33 @@ public final class Gpt implements StageModule {
 
     @Override
     public void backwardWeight(int slot) {
+        backwardWeight(slot, NO_LISTENER);
+    }
+
+    private static final java.util.function.IntConsumer NO_LISTENER = i -> { };
+    /** Parameters per transformer block in {@link ParameterLayout} order. */
+    private static final int PARAMS_PER_BLOCK = 12;
+
+    /**
+     * Reports the head's parameters after the head gradient, each block's twelve after its four
+     * weight gradients (layer norm gradients were finished by the input backward), and the
+     * embeddings last.
+     */
+    @Override
+    public void backwardWeight(int slot, java.util.function.IntConsumer parameterDone) {
         GptActivations a = slots.get(slot);
         if (a == null || !a.weightPending) {
             throw new IllegalStateException("weight gradient of slot " + slot + " before its input gradient");
         }
         final int c = cfg.dModel();
         final int bt = rows * cfg.seqLen();
+        int firstBlockParam = first ? 2 : 0;
         if (last) {
             dev.matmul(true, false, cfg.vocabSize(), c, bt, 1f, a.logits, a.lnf, 1f, dlmHead);   // (V, C)
+            int head = firstBlockParam + PARAMS_PER_BLOCK * blocks;
+            for (int i = head + 2; i >= head; i--) {
+                parameterDone.accept(i);
+            }
         }
         for (int l = blocks - 1; l >= 0; l--) {
             Block g = dw[l];
@@ -360,10 +379,16 @@ public final class Gpt implements StageModule {
             weightGrad(a.dfch[l], a.ln2[l], g.fcW, g.fcB, bt, c, 4 * c);
             weightGrad(a.dAttProj[l], a.atty[l], g.projW, g.projB, bt, c, c);
             weightGrad(a.dqkv[l], a.ln1[l], g.qkvW, g.qkvB, bt, c, 3 * c);
+            int base = firstBlockParam + PARAMS_PER_BLOCK * l;
+            for (int i = base + PARAMS_PER_BLOCK - 1; i >= base; i--) {
+                parameterDone.accept(i);
+            }
         }
         if (first) {
             dev.embeddingBackward(dwte, a.dEmbedding, a.ids, bt, c);
             dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, bt, c);
+            parameterDone.accept(1);
+            parameterDone.accept(0);
         }
         a.weightPending = false;
         a.forwardDone = false;

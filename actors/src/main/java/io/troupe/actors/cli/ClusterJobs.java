@@ -1,0 +1,111 @@
+package io.troupe.actors.cli;
+
+import io.troupe.actors.cluster.JobEvent;
+import io.troupe.actors.cluster.JobHandle;
+import io.troupe.actors.cluster.JobRequest;
+import io.troupe.actors.engine.StageWorker;
+import io.troupe.actors.trace.ChromeTraceWriter;
+import io.troupe.actors.trace.Timeline;
+import io.troupe.actors.trace.TimelineSvg;
+import io.troupe.models.train.RunOutputs;
+import io.troupe.models.train.StepMetrics;
+import io.troupe.models.train.TrainConfig;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * What {@code troupe train} (embedded cluster) and {@code troupe submit} share: the job request
+ * built from the training settings, and following a submitted job to its end while writing
+ * {@code runs/<id>/}: metrics.csv (with bubble and all-reduce columns), loss.svg, and the last
+ * step's trace.json and pipeline.svg.
+ */
+final class ClusterJobs {
+    private ClusterJobs() {
+    }
+
+    /**
+     * The checkpoint directory of a run: {@code runDir/checkpoints}, or with {@code --resume DIR}
+     * that run's checkpoint directory (the job continues from, and keeps committing into, it).
+     */
+    static Path checkpointDir(TrainSettings s, Path runDir) {
+        if (s.resume() != null) {
+            Path r = Path.of(s.resume()).toAbsolutePath();
+            return Files.isDirectory(r.resolve("checkpoints")) ? r.resolve("checkpoints") : r;
+        }
+        return runDir.resolve("checkpoints").toAbsolutePath();
+    }
+
+    static JobRequest request(TrainSettings s, Path checkpointDir) {
+        TrainConfig t = s.train();
+        return new JobRequest(t.model().name(), s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp(),
+            s.layout().virtualStages(), s.schedule(), t.microBatches(), t.batchSize(), t.steps(), t.lr(), t.minLr(),
+            t.warmupSteps(), t.gradClip(), t.seed(), s.partition(), s.data(), t.checkpointInterval(), checkpointDir.toString(),
+            s.stepTimeoutMs(), t.evalInterval(), t.evalBatches(), s.bucketBytes(), s.device().name().toLowerCase(Locale.ROOT), "");
+    }
+
+    /**
+     * Prints the progress line of every committed step, records it, waits for the end and writes
+     * the plot and the traced step's timeline. Returns 0 when the job finished, 5 when it failed
+     * or did not end within {@code timeout}.
+     */
+    static int follow(JobHandle h, RunOutputs outputs, long firstStep, long totalSteps, Duration timeout, PrintStream out,
+                      PrintStream err) {
+        TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps, firstStep);
+        AtomicReference<JobEvent.StepTrace> trace = new AtomicReference<>();
+        h.onEvent(e -> {
+            if (e instanceof JobEvent.Started st) {
+                out.printf("troupe: job started, epoch %d, %d workers: %s%n", st.epoch(), st.worldSize(), st.assignment());
+            } else if (e instanceof JobEvent.StepCompleted sc) {
+                StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), sc.valLoss(), sc.lr(), sc.gradNorm(),
+                    sc.tokensPerSec(), sc.stepMs());
+                outputs.record(m, sc.bubble(), sc.allReduceMs());
+                progress.print(m, sc.bubble());
+            } else if (e instanceof JobEvent.StepTrace st) {
+                trace.set(st);
+            }
+        });
+        JobEvent end;
+        try {
+            end = h.await(timeout);
+        } catch (TimeoutException e) {
+            err.println("troupe: job did not end within " + timeout.toSeconds() + " s");
+            return 5;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 5;
+        }
+        outputs.writePlot();
+        JobEvent.StepTrace st = trace.get();
+        if (st != null) {
+            try {
+                Timeline tl = st.timeline();
+                ChromeTraceWriter.write(tl, outputs.dir().resolve("trace.json"));
+                TimelineSvg.write(tl.only(c -> StageWorker.isCompute(c) || c.equals("idle")), outputs.dir().resolve("pipeline.svg"));
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        if (end instanceof JobEvent.Failed f) {
+            err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n", f.reason(), f.lastCommittedStep(), f.epoch());
+            return 5;
+        }
+        JobEvent.Finished fin = (JobEvent.Finished) end;
+        double val = Double.NaN;
+        for (StepMetrics m : outputs.history()) {
+            if (!Double.isNaN(m.valLoss())) {
+                val = m.valLoss();
+            }
+        }
+        out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f, final validation loss %.4f; "
+            + "metrics.csv, loss.svg%s and checkpoints in %s%n", fin.steps(), fin.finalLoss(), val,
+            st != null ? ", pipeline.svg, trace.json" : "", outputs.dir());
+        return 0;
+    }
+}

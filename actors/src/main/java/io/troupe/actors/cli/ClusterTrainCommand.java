@@ -1,0 +1,49 @@
+package io.troupe.actors.cli;
+
+import io.troupe.actors.Troupe;
+import io.troupe.actors.cluster.JobRequest;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.train.RunOutputs;
+import io.troupe.models.train.TrainConfig;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
+
+/**
+ * {@code troupe train --layout DPxPPxTP} (the default engine): an embedded cluster in this process —
+ * one Pekko node per worker on 127.0.0.1 sharing one media driver, the coordinator singleton on
+ * the first — runs the job exactly as a multi-host cluster would: ranks, Aeron stage links,
+ * bucketed data-parallel all-reduce, two-phase steps, cluster checkpoints.
+ */
+final class ClusterTrainCommand {
+    private ClusterTrainCommand() {
+    }
+
+    static int run(TrainSettings s, Corpora data, Path runDir, PrintStream out, PrintStream err) {
+        TrainConfig cfg = s.train();
+        int workers = s.layout().worldSize();
+        int threadsPerWorker = Math.max(1, s.threads() / workers);
+        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
+        // Refuse a bad job (layout, partition, schedule, micro-batches) before starting any node.
+        try {
+            io.troupe.actors.cluster.JobSpecs.toSpec(job, threadsPerWorker);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        long timeoutMs = Math.max(60_000L, s.stepTimeoutMs() * (cfg.steps() + 2L));
+        try (Troupe troupe = Troupe.local(workers, threadsPerWorker);
+             RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
+                 + ", " + s.schedule() + " (embedded cluster)", true)) {
+            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d, v %d), schedule %s, %d micro-batches per replica, "
+                    + "%d steps; embedded cluster of %d nodes on 127.0.0.1, %d thread(s) per worker%n",
+                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().virtualStages(), s.schedule(),
+                cfg.microBatches(), cfg.steps(), workers, threadsPerWorker);
+            out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
+            if (s.resume() != null) {
+                out.printf("troupe: resuming from the last committed checkpoint in %s%n", job.checkpointDir());
+            }
+            return ClusterJobs.follow(troupe.submit(job), outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs), out, err);
+        }
+    }
+}
