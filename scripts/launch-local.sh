@@ -3,6 +3,8 @@
 # streams its progress, and stops every process it started on exit or Ctrl-C.
 #   scripts/launch-local.sh N [train options]      e.g. scripts/launch-local.sh 4 --layout 1x4 --steps 50
 # Node 1 also hosts the coordinator. Each node runs one worker; threads per worker = cores / N.
+# The nodes share one host media driver (troupe driver), so their workers exchange tensors over
+# Aeron IPC; TROUPE_DRIVER=embedded gives every node its own driver (UDP between them) instead.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 n="${1:-}"
@@ -15,7 +17,33 @@ troupe_ensure_built
 base_port="${TROUPE_BASE_PORT:-25520}"
 threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-launch-XXXXXX)}"
-trap troupe_stop_started EXIT INT TERM
+driver_pid=""
+stop_all() {
+  troupe_stop_started
+  if [ -n "$driver_pid" ]; then
+    kill -TERM "$driver_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$driver_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$driver_pid" 2>/dev/null || true
+  fi
+}
+trap stop_all EXIT INT TERM
+node_opts=""
+if [ "${TROUPE_DRIVER:-host}" = host ]; then
+  shm=/dev/shm; [ -d "$shm" ] || shm="${TMPDIR:-/tmp}"
+  aeron_dir="$shm/troupe-host-$$"
+  # shellcheck disable=SC2086
+  java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli driver --dir "$aeron_dir" \
+    > "$logdir/driver.log" 2>&1 &
+  driver_pid=$!
+  for _ in $(seq 1 300); do
+    grep -q "troupe driver: up" "$logdir/driver.log" 2>/dev/null && break
+    kill -0 "$driver_pid" 2>/dev/null || { echo "troupe: the media driver did not start:" >&2; cat "$logdir/driver.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -q "troupe driver: up" "$logdir/driver.log" || { echo "troupe: the media driver did not start within 30 s" >&2; exit 1; }
+  echo "troupe: host media driver (pid $driver_pid) in $aeron_dir, log $logdir/driver.log"
+  node_opts="-Dtroupe.transport.aeron-dir=$aeron_dir -Dtroupe.transport.external-driver=true"
+fi
 seed="127.0.0.1:$base_port"
 for i in $(seq 1 "$n"); do
   port=$(( base_port + i - 1 ))
@@ -24,7 +52,7 @@ for i in $(seq 1 "$n"); do
   args=(node --port "$port" --role "$roles" --workers 1 --threads "$threads")
   [ -n "$seeds" ] && args+=(--seed "$seeds")
   # shellcheck disable=SC2086
-  java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli "${args[@]}" \
+  java ${TROUPE_JAVA_OPTS:-} $node_opts $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli "${args[@]}" \
     > "$logdir/node-$i.log" 2>&1 &
   TROUPE_STARTED_PIDS+=($!)
   echo "troupe: node $i (pid ${TROUPE_STARTED_PIDS[-1]}) on 127.0.0.1:$port, log $logdir/node-$i.log"

@@ -42,6 +42,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private boolean ownsWorker;
     private AgentRunner runner;
     private volatile boolean threaded;
+    private final java.util.concurrent.atomic.AtomicBoolean driving = new java.util.concurrent.atomic.AtomicBoolean();
     private long unroutedChunks;
     private final Int2IntHashMap liveImages = new Int2IntHashMap(0);
     private final IdleStrategy waitIdle = new BackoffIdleStrategy(20, 5, 1_000, 100_000); // parks early: ranks may outnumber cores
@@ -155,8 +156,26 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         return roleName;
     }
 
+    /**
+     * One duty cycle: receive, pump the peer links, step the collectives. Any thread may call it —
+     * the agent's own thread, and a worker's compute thread while it waits for an input or a
+     * collective (it already holds a core; handing the work to it saves a wake-up that can take
+     * milliseconds on a busy machine). One caller at a time runs the cycle; a concurrent caller
+     * returns 0 at once.
+     */
     @Override
     public int doWork() {
+        if (!driving.compareAndSet(false, true)) {
+            return 0;
+        }
+        try {
+            return dutyCycle();
+        } finally {
+            driving.set(false);
+        }
+    }
+
+    private int dutyCycle() {
         int work = worker.receiver().doWork();
         PeerLink[] ls = links;
         for (PeerLink l : ls) {
@@ -171,15 +190,15 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     }
 
     /**
-     * Waits until {@code h} is done or {@code deadlineNs} passes, driving the agent if nobody else
-     * does. Idle: spin, then yield, then park 1..100 us: ranks that outnumber the cores must hand
+     * Waits until {@code h} is done or {@code deadlineNs} passes, driving the agent whenever its
+     * own thread (if any) is not. Idle: spin, then yield, then park 1..100 us: ranks that outnumber the cores must hand
      * the CPU to the peer they wait for, which spinning alone would not.
      */
     void awaitDone(CollectiveHandle h, long deadlineNs) {
         IdleStrategy idle = waitIdle;
         idle.reset();
         while (!h.isDone() && System.nanoTime() < deadlineNs) {
-            idle.idle(threaded ? 0 : doWork());
+            idle.idle(doWork());
         }
     }
 

@@ -29,7 +29,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * {@code scripts/bench pipeline [--steps N] [--warmup N]}: the small GPT on a real two-node cluster
- * (two worker processes on this machine, one thread each; this JVM joins as a client):
+ * (two worker processes on this machine, one thread each, sharing the host's media driver as
+ * {@code scripts/launch-local.sh} runs them; this JVM joins as a client):
  * (1) pp 2, 4 micro-batches, 1F1B, against a hand-written 2-process PyTorch 1.13 pipeline measured
  * here at 55.8 ms/step; (2) dp 2, against PyTorch DDP over Gloo at 46.5 ms/step; (3) the measured
  * bubble against the simulator's prediction for F/B costs of the same two stages measured in this
@@ -56,11 +57,20 @@ public final class PipelineBench {
             }
         }
         List<Process> nodes = new ArrayList<>();
+        Process driver = null;
         try {
-            Process first = startNode(List.of("--role", "worker,coordinator"));
+            // One media driver for the host, as scripts/launch-local.sh runs it: the two worker
+            // processes exchange tensors over Aeron IPC.
+            String dir = (new java.io.File("/dev/shm").isDirectory() ? "/dev/shm" : System.getProperty("java.io.tmpdir"))
+                + "/troupe-bench-" + ProcessHandle.current().pid();
+            driver = new ProcessBuilder(io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class, List.of(),
+                List.of("driver", "--dir", dir))).redirectErrorStream(true).start();
+            awaitLine(driver, "troupe driver: up");
+            List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + dir, "-Dtroupe.transport.external-driver=true");
+            Process first = startNode(shared, List.of("--role", "worker,coordinator"));
             nodes.add(first);
             String seed = awaitHostPort(first);
-            Process second = startNode(List.of("--role", "worker", "--seed", seed));
+            Process second = startNode(shared, List.of("--role", "worker", "--seed", seed));
             nodes.add(second);
             awaitHostPort(second);
             NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0).withSeeds(List.of(seed));
@@ -89,6 +99,12 @@ public final class PipelineBench {
             for (Process p : nodes) {
                 if (!p.waitFor(20, TimeUnit.SECONDS)) {
                     p.destroyForcibly();
+                }
+            }
+            if (driver != null) {
+                driver.destroy();
+                if (!driver.waitFor(20, TimeUnit.SECONDS)) {
+                    driver.destroyForcibly();
                 }
             }
         }
@@ -153,19 +169,24 @@ public final class PipelineBench {
         return new double[] {r.bubbleFraction(), r.stepUs(), f[0], f[1], b[0], b[1]};
     }
 
-    private static Process startNode(List<String> extra) throws Exception {
+    private static Process startNode(List<String> jvmArgs, List<String> extra) throws Exception {
         List<String> args = new ArrayList<>(Arrays.asList("node", "--port", "0", "--workers", "1", "--threads", "1"));
         args.addAll(extra);
-        List<String> cmd = io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class, List.of(), args);
+        List<String> cmd = io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class, jvmArgs, args);
         return new ProcessBuilder(cmd).redirectErrorStream(true).start();
     }
 
     private static String awaitHostPort(Process p) throws Exception {
+        String line = awaitLine(p, "troupe node: up at ");
+        return line.substring("troupe node: up at ".length(), line.indexOf(','));
+    }
+
+    /** Reads the child's output until a line starting with {@code prefix}, then keeps draining it. */
+    private static String awaitLine(Process p, String prefix) throws Exception {
         BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         String line;
         while ((line = r.readLine()) != null) {
-            if (line.startsWith("troupe node: up at ")) {
-                String hp = line.substring("troupe node: up at ".length(), line.indexOf(','));
+            if (line.startsWith(prefix)) {
                 Thread drain = new Thread(() -> {
                     try {
                         while (r.readLine() != null) {
@@ -177,10 +198,10 @@ public final class PipelineBench {
                 }, "node-output");
                 drain.setDaemon(true);
                 drain.start();
-                return hp;
+                return line;
             }
         }
-        throw new IllegalStateException("node process ended before it was up (exit " + p.waitFor() + ")");
+        throw new IllegalStateException("child process ended before '" + prefix + "' (exit " + p.waitFor() + ")");
     }
 
     private static double median(double[] v) {

@@ -39,7 +39,17 @@ final class ClusterJobs {
             Path r = Path.of(s.resume()).toAbsolutePath();
             return Files.isDirectory(r.resolve("checkpoints")) ? r.resolve("checkpoints") : r;
         }
-        return runDir.resolve("checkpoints").toAbsolutePath();
+        Path dir = runDir.resolve("checkpoints").toAbsolutePath();
+        if (Files.isDirectory(dir)) {
+            try {
+                Path found = io.troupe.models.checkpoint.Checkpoints.resolve(dir);
+                throw new UsageException("run directory " + runDir + " already holds a committed checkpoint (" + found
+                    + "); continue that run with --resume " + runDir + ", or choose another --out");
+            } catch (io.troupe.models.checkpoint.CheckpointException none) {
+                // no commit there: a fresh run may use it
+            }
+        }
+        return dir;
     }
 
     static JobRequest request(TrainSettings s, Path checkpointDir) {

@@ -10,10 +10,11 @@ public final class TroupeCli {
 
     static final String USAGE = """
         usage: troupe <command> [options]
-          train      train a GPT (single device today; see 'troupe train --help')
+          train      train a GPT: dp x pp on an embedded cluster, or one device (see 'troupe train --help')
           simulate   simulate a pipeline schedule (see 'troupe simulate --help')
           node       run one cluster node (see 'troupe node --help')
           submit     submit a training job to a running cluster: --cluster HOST:PORT [train options]
+          driver     run the host's shared Aeron media driver (see 'troupe driver --help')
         """;
 
     public static void main(String[] args) {
@@ -46,6 +47,12 @@ public final class TroupeCli {
                     return NodeCommand.run(rest, out, err);
                 case "submit":
                     return SubmitCommand.run(rest, out, err);
+                case "driver":
+                    if (help) {
+                        out.println(DriverCommand.USAGE);
+                        return 0;
+                    }
+                    return DriverCommand.run(rest, out, err);
                 case "simulate":
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:

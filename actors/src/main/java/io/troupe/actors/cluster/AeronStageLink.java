@@ -56,6 +56,23 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
         this.transport = newTransport;
     }
 
+    private volatile java.util.function.IntSupplier dutyCycle = () -> 0;
+
+    /** The receive duty cycle a waiting worker may run itself (the collectives agent's, guarded). */
+    void dutyCycle(java.util.function.IntSupplier cycle) {
+        this.dutyCycle = cycle;
+    }
+
+    @Override
+    public boolean drivable() {
+        return true;
+    }
+
+    @Override
+    public int progress() {
+        return dutyCycle.getAsInt();
+    }
+
     /** Binds the link to an assignment. */
     void assign(Target newTarget, Layout newLayout, List<String> newEndpoints, long newEpoch) {
         this.target = newTarget;

@@ -28,7 +28,10 @@ import org.apache.pekko.cluster.typed.Subscribe;
  * ({@code rank = tp_i + tp(dp_i + dp pp_i)}, workers ordered by node address and local index),
  * and drives each step in two phases — RunStep to every rank, then, with every StepDone in, the
  * global gradient norm, clip factor and learning rate go out as ApplyUpdate; the step is committed
- * when every rank answered UpdateApplied. Every message carries the epoch; a lost member, a worker
+ * when every rank answered UpdateApplied. When nothing comes between two steps (validation, a
+ * checkpoint, the end), ApplyUpdate also starts the next step on every rank, so a step costs one
+ * control round trip, not two; a StepDone of that next step that overtakes the last UpdateApplied
+ * waits in {@code early}. Every message carries the epoch; a lost member, a worker
  * error or a step past its deadline ends the job with the reason and the last committed step.
  */
 public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Command> {
@@ -110,6 +113,10 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private double lastValLoss = Double.NaN;
     private String lastCheckpoint = "";
     private WorkerTrace[] traces = new WorkerTrace[0];
+    /** Whether the ranks were told to run the step after {@link #committed} on their own. */
+    private boolean chained;
+    private long lastCommitNs;
+    private final List<StepDone> early = new ArrayList<>();
 
     public static Behavior<Command> create() {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new CoordinatorActor(ctx, timers)));
@@ -261,12 +268,25 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
                     .append('#').append(known.get(ranks.get(r)).localIndex());
             }
             submitter.tell(new JobEvent.Started(epoch, ranks.size(), sb.toString()));
-            runStep();
+            nextOrFinish(); // a job resumed at or past its last step finishes at once
         }
         return this;
     }
 
     private void runStep() {
+        beginStep();
+        for (ActorRef<WorkerActor.Command> w : ranks) {
+            w.tell(new WorkerActor.RunStep(epoch, committed, traces.length > 0));
+        }
+        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
+    }
+
+    private boolean traced(long step) {
+        return step == spec.train().steps() - 1;
+    }
+
+    /** Resets the step's accumulators; the ranks run step {@link #committed} (told or chained). */
+    private void beginStep() {
         answered.clear();
         lossSum = 0;
         lossCount = 0;
@@ -274,16 +294,15 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         busyMs = 0;
         idleMs = 0;
         allReduceMs = 0;
-        boolean trace = committed == spec.train().steps() - 1;
-        traces = new WorkerTrace[trace ? ranks.size() : 0];
-        stepStartNs = System.nanoTime();
-        for (ActorRef<WorkerActor.Command> w : ranks) {
-            w.tell(new WorkerActor.RunStep(epoch, committed, trace));
-        }
-        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
+        traces = new WorkerTrace[traced(committed) ? ranks.size() : 0];
+        stepStartNs = chained ? lastCommitNs : System.nanoTime();
     }
 
     private Behavior<Command> onStepDone(StepDone m) {
+        if (chained && m.epoch() == epoch && job != null && m.step() == committed + 1) {
+            early.add(m);
+            return this;
+        }
         if (m.epoch() != epoch || job == null || m.step() != committed) {
             return this;
         }
@@ -312,8 +331,11 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             lastLr = schedule.lr(committed);
             lastLoss = lossSum / Math.max(1, lossCount);
             answered.clear();
+            long next = committed + 1;
+            chained = next < spec.train().steps() && !spec.train().evalDue(next)
+                && !(!job.checkpointDir().isEmpty() && spec.train().checkpointDue(next));
             for (ActorRef<WorkerActor.Command> w : ranks) {
-                w.tell(new WorkerActor.ApplyUpdate(epoch, committed, clip, lastLr));
+                w.tell(new WorkerActor.ApplyUpdate(epoch, committed, clip, lastLr, chained, chained && traced(next)));
             }
         }
         return this;
@@ -330,7 +352,8 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         answered.add(m.rank());
         if (answered.size() == ranks.size()) {
             committed++;
-            lastStepMs = (System.nanoTime() - stepStartNs) / 1e6;
+            lastCommitNs = System.nanoTime();
+            lastStepMs = (lastCommitNs - stepStartNs) / 1e6;
             lastBubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
             valLoss = Double.NaN;
             if (spec.train().evalDue(committed)) {
@@ -406,6 +429,16 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             timers.cancel("deadline");
             submitter.tell(new JobEvent.Finished(committed, lastLoss, lastValLoss, lastCheckpoint));
             clearJob();
+        } else if (chained) {
+            // the ranks already run this step: collect what overtook the commit
+            beginStep();
+            timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
+            List<StepDone> waiting = new ArrayList<>(early);
+            early.clear();
+            chained = false;
+            for (StepDone d : waiting) {
+                onStepDone(d);
+            }
         } else {
             runStep();
         }
@@ -518,5 +551,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         submitter = null;
         ranks = List.of();
         answered.clear();
+        chained = false;
+        early.clear();
     }
 }

@@ -39,8 +39,8 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  *
  * <p>Protocol: registers under {@link #KEY}; answers {@link Describe} with its data-plane endpoint;
  * on {@link Assign} builds its shards and answers Ready; each {@link RunStep} runs the schedule and
- * answers StepDone (loss, squared gradient norm); {@link ApplyUpdate} clips and steps the optimizer
- * and answers UpdateApplied. Every message carries the job epoch; stale ones are ignored.
+ * answers StepDone (loss, squared gradient norm); {@link ApplyUpdate} clips and steps the optimizer,
+ * answers UpdateApplied and, when asked, starts the next step at once. Every message carries the job epoch; stale ones are ignored.
  * Supervision: a failure in compute is reported to the coordinator, which ends the job.
  */
 public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
@@ -69,7 +69,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     public record Evaluate(long epoch, long step, int batches) implements Command, CrossNodeMessage {
     }
 
-    public record ApplyUpdate(long epoch, long step, float clipScale, float lr) implements Command, CrossNodeMessage {
+    /**
+     * Clip and apply step {@code step}'s update; with {@code runNext}, go straight on to step
+     * {@code step + 1} (traced when {@code traceNext}) without waiting for a RunStep: the
+     * coordinator saves a round trip whenever nothing (validation, checkpoint, the end) comes between.
+     */
+    public record ApplyUpdate(long epoch, long step, float clipScale, float lr, boolean runNext, boolean traceNext)
+        implements Command, CrossNodeMessage {
     }
 
     public record Abort(long epoch, String reason) implements Command, CrossNodeMessage {
@@ -82,7 +88,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private record Evaluated(long epoch, long step, double loss, String error) implements Command {
     }
 
-    private record Applied(long epoch, long step, String error) implements Command {
+    private record Applied(long epoch, long step, boolean runNext, boolean traceNext, String error) implements Command {
     }
 
     private record ShardsWritten(long epoch, long step, String[] names, long[] bytes, long[] crcs, String error)
@@ -124,6 +130,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             t -> log.error("data plane error on worker " + localIndex, t));
         this.transport = agent.worker();
         link.attach(transport);
+        link.dutyCycle(agent::doWork);
         agent.start(new BackoffIdleStrategy(64, 16, 1_000, 200_000));
         String address = ctx.getSystem().address().toString();
         this.description = new WorkerDescription(address, transport.endpoint().toString(), "cpu(" + threads + " threads)", localIndex);
@@ -320,14 +327,18 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
             w.scaleGradients(m.clipScale());
             w.optimizerStep(m.lr());
-            return new Applied(e, m.step(), null);
-        }, deviceExecutor), (ok, err) -> ok != null ? ok : new Applied(e, m.step(), String.valueOf(rootMessage(err))));
+            return new Applied(e, m.step(), m.runNext(), m.traceNext(), null);
+        }, deviceExecutor), (ok, err) -> ok != null ? ok
+            : new Applied(e, m.step(), false, false, String.valueOf(rootMessage(err))));
         return this;
     }
 
     private Behavior<Command> onApplied(Applied a) {
         if (a.epoch() == epoch && coordinator != null) {
             coordinator.tell(new CoordinatorActor.UpdateApplied(rank, a.epoch(), a.step(), a.error()));
+            if (a.error() == null && a.runNext()) {
+                return onRunStep(new RunStep(a.epoch(), a.step() + 1, a.traceNext()));
+            }
         }
         return this;
     }

@@ -15,4 +15,20 @@ public interface StageLink {
 
     /** Sends the input gradient of micro-batch {@code mb} back to replica {@code dp}'s pipeline rank {@code pp}, virtual stage {@code v}. */
     void sendGradient(int dp, int pp, long step, int mb, int v, Tensor gradient);
+
+    /**
+     * Whether a waiting worker should drive the link's receive side itself ({@link #progress}) in a
+     * spin-then-yield loop instead of sleeping on its inbox.
+     */
+    default boolean drivable() {
+        return false;
+    }
+
+    /**
+     * Runs one receive duty cycle on the calling (waiting) worker thread; returns the work done,
+     * 0 when there was none or another thread is running it.
+     */
+    default int progress() {
+        return 0;
+    }
 }

@@ -177,12 +177,7 @@ public final class StageWorker implements AutoCloseable {
                     idleFrom = nowUs(stepStartNs);
                     idleCause = stage.blockedByMemory() ? "memory_cap" : "input";
                 }
-                try {
-                    e = inbox.poll(spec.stepTimeoutMs(), TimeUnit.MILLISECONDS);
-                } catch (InterruptedException ie) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("stage worker interrupted", ie);
-                }
+                e = awaitEvent();
                 if (e == null) {
                     throw new IllegalStateException("step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
                         + " waited " + spec.stepTimeoutMs() + " ms for the input of " + stage.awaited());
@@ -338,15 +333,39 @@ public final class StageWorker implements AutoCloseable {
         return hasLast ? total / batches : Double.NaN;
     }
 
+    /**
+     * The next inbox event, or null after the step timeout. Over a drivable link the waiting thread
+     * runs the link's receive duty cycle itself (spin, then yield, then park up to 50 us): the event
+     * it waits for is usually in the data plane already, and a wake-up of another thread can take
+     * milliseconds when the cores are busy. Otherwise it sleeps on the inbox.
+     */
+    private StageEvent awaitEvent() {
+        try {
+            if (link == null || !link.drivable()) {
+                return inbox.poll(spec.stepTimeoutMs(), TimeUnit.MILLISECONDS);
+            }
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(spec.stepTimeoutMs());
+            waitIdle.reset();
+            StageEvent e;
+            while ((e = inbox.poll()) == null) {
+                if (System.nanoTime() > deadline) {
+                    return null;
+                }
+                waitIdle.idle(link.progress());
+            }
+            return e;
+        } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("stage worker interrupted", ie);
+        }
+    }
+
+    private final org.agrona.concurrent.IdleStrategy waitIdle = new org.agrona.concurrent.BackoffIdleStrategy(
+        100, 100, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(50));
+
     private Tensor awaitInput(long step, int id, int v, List<StageEvent> deferred) {
         while (true) {
-            StageEvent e;
-            try {
-                e = inbox.poll(spec.stepTimeoutMs(), TimeUnit.MILLISECONDS);
-            } catch (InterruptedException ie) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("stage worker interrupted", ie);
-            }
+            StageEvent e = awaitEvent();
             if (e == null) {
                 throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
                     + " waited " + spec.stepTimeoutMs() + " ms for the activation of evaluation micro-batch " + id);

@@ -57,15 +57,19 @@ class ClusterProcessesTest {
     }
 
     private static JobRequest job(String layout, int steps) {
-        return new JobRequest("tiny", layout, 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "", 20_000);
+        return new JobRequest("tiny", layout, 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "", 60_000);
     }
 
     @Test
     void shouldMatchSingleDeviceLossWithDataAndPipelineParallelInFourProcesses() throws Exception {
         ChildJvm first = node("--role", "worker,coordinator");
         String seed = hostPort(first);
+        List<ChildJvm> others = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
-            node("--role", "worker", "--seed", seed);
+            others.add(node("--role", "worker", "--seed", seed));
+        }
+        for (ChildJvm n : others) {
+            hostPort(n); // every node is up before the job asks for four workers
         }
         JobHandle h = client(seed).submit(job("2x2", 6));
         JobEvent end = h.await(Duration.ofSeconds(150));
@@ -123,8 +127,9 @@ class ClusterProcessesTest {
         assertEquals(0, p.exitValue(), log);
         assertTrue(log.contains("job finished after 3 steps"), log);
         assertTrue(java.nio.file.Files.readAllLines(out.resolve("run/metrics.csv")).size() == 4, log);
+        assertTrue(log.contains("troupe: host media driver (pid "), "the nodes share one host driver: " + log);
         for (String line : log.split("\n")) {
-            if (line.startsWith("troupe: node ") && line.contains("(pid ")) {
+            if ((line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver")) && line.contains("(pid ")) {
                 long pid = Long.parseLong(line.substring(line.indexOf("(pid ") + 5, line.indexOf(')')));
                 assertTrue(ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true), "node " + pid + " stopped: " + log);
             }

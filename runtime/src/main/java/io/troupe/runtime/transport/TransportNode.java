@@ -87,6 +87,22 @@ public final class TransportNode implements AutoCloseable {
         }
     }
 
+    /**
+     * Launches a standalone media driver in {@code dir} with the same settings an embedded one gets:
+     * the host driver that several node processes on one machine share (they connect with
+     * {@code externalDriver}), so their workers reach each other over IPC instead of UDP, and one
+     * driver thread serves them all. The caller closes it (which deletes the directory).
+     *
+     * @throws IllegalStateException when a live driver already uses {@code dir}
+     */
+    public static MediaDriver launchDriver(TransportSettings settings, String dir, ErrorHandler errorHandler) {
+        File d = new File(dir);
+        if (d.exists() && CommonContext.isDriverActive(d, TimeUnit.SECONDS.toMillis(2), s -> { })) {
+            throw new IllegalStateException("aeron dir is in use by a live media driver: aeronDir=" + dir);
+        }
+        return MediaDriver.launch(driverContext(settings, dir, errorHandler));
+    }
+
     static MediaDriver.Context driverContext(TransportSettings s, String dir, ErrorHandler errorHandler) {
         // measured on Aeron 1.51: an image is reported unavailable about 1 s after its liveness timeout
         // (timer ticks and the drain/linger state changes), so liveness is set below peerLostTimeoutNs
