@@ -28,6 +28,25 @@ class NodeSettingsTest {
         assertEquals("troupe-kryo", pekko.getString("pekko.actor.serialization-bindings.\"io.troupe.actors.cluster.CrossNodeMessage\""));
     }
 
+    /** The shipped example configs (and the Kubernetes one) parse into valid node and data-plane settings. */
+    @Test
+    void shouldAcceptTheShippedClusterConfigs() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Path.of(System.getProperty("user.dir")).getParent().resolve("cluster-config");
+        var local = ConfigFactory.parseFile(dir.resolve("local.conf").toFile()).withFallback(ConfigFactory.load()).resolve();
+        NodeSettings l = NodeSettings.from(local);
+        assertEquals(List.of("127.0.0.1:25520"), l.seeds());
+        TransportConfig.from(local);
+        var multi = ConfigFactory.parseFile(dir.resolve("multi-host.conf").toFile()).withFallback(ConfigFactory.load()).resolve();
+        NodeSettings m = NodeSettings.from(multi);
+        assertEquals(2, m.seeds().size());
+        assertEquals(40123, TransportConfig.from(multi).udpPort());
+        String k8s = java.nio.file.Files.readString(dir.resolve("k8s/troupe.yaml"));
+        String nodeConf = k8s.substring(k8s.indexOf("node.conf: |") + "node.conf: |".length(), k8s.indexOf("---", k8s.indexOf("node.conf: |")));
+        var pod = ConfigFactory.parseString(nodeConf.stripIndent()).withFallback(ConfigFactory.load()).resolve();
+        assertEquals(List.of("troupe-0.troupe:25520"), NodeSettings.from(pod).seeds());
+        TransportConfig.from(pod);
+    }
+
     @Test
     void shouldRefuseBadSettingsNamingTheValue() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
