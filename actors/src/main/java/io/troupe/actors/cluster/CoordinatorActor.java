@@ -59,7 +59,9 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     public record EvalDone(int rank, long epoch, long step, double loss, String error) implements Command, CrossNodeMessage {
     }
 
-    public record UpdateApplied(int rank, long epoch, long step, String error) implements Command, CrossNodeMessage {
+    /** @param optimizerStartUs when the rank began clipping and stepping, in its step's time (as its trace) */
+    public record UpdateApplied(int rank, long epoch, long step, double optimizerStartUs, double optimizerEndUs,
+                                String error) implements Command, CrossNodeMessage {
     }
 
     public record WorkerFailed(int rank, long epoch, String reason) implements Command, CrossNodeMessage {
@@ -350,6 +352,12 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             return this;
         }
         answered.add(m.rank());
+        if (m.rank() < traces.length && traces[m.rank()] != null) {
+            List<io.troupe.actors.trace.TimelineInterval> all = new ArrayList<>(traces[m.rank()].intervals());
+            all.add(new io.troupe.actors.trace.TimelineInterval("optimizer", "optimizer", m.optimizerStartUs(),
+                Math.max(m.optimizerStartUs(), m.optimizerEndUs()), "", Map.of()));
+            traces[m.rank()] = WorkerTrace.of(all);
+        }
         if (answered.size() == ranks.size()) {
             committed++;
             lastCommitNs = System.nanoTime();

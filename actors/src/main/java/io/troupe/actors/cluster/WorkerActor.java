@@ -88,7 +88,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private record Evaluated(long epoch, long step, double loss, String error) implements Command {
     }
 
-    private record Applied(long epoch, long step, boolean runNext, boolean traceNext, String error) implements Command {
+    private record Applied(long epoch, long step, boolean runNext, boolean traceNext, double startUs, double endUs,
+                           String error) implements Command {
     }
 
     private record ShardsWritten(long epoch, long step, String[] names, long[] bytes, long[] crcs, String error)
@@ -111,6 +112,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private Batches train;
     private Batches val;
     private int rank = -1;
+    /** When the current step began on the device thread (its trace's time origin). */
+    private volatile long stepStartNs;
     private long epoch = -1;
 
     public static Behavior<Command> create(TransportNode node, int localIndex, int threads) {
@@ -244,6 +247,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         long e = epoch;
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
             long t0 = System.nanoTime();
+            stepStartNs = t0;
             w.runStep(m.step(), policy, train, t0);
             // The replicas' gradients (each already scaled by 1/global tokens) are being summed
             // bucket by bucket since each chunk's last weight gradient; wait for what is left.
@@ -325,17 +329,20 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         StageWorker w = stage;
         long e = epoch;
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            long s0 = System.nanoTime();
             w.scaleGradients(m.clipScale());
             w.optimizerStep(m.lr());
-            return new Applied(e, m.step(), m.runNext(), m.traceNext(), null);
+            long s1 = System.nanoTime();
+            long origin = stepStartNs;
+            return new Applied(e, m.step(), m.runNext(), m.traceNext(), (s0 - origin) / 1e3, (s1 - origin) / 1e3, null);
         }, deviceExecutor), (ok, err) -> ok != null ? ok
-            : new Applied(e, m.step(), false, false, String.valueOf(rootMessage(err))));
+            : new Applied(e, m.step(), false, false, 0, 0, String.valueOf(rootMessage(err))));
         return this;
     }
 
     private Behavior<Command> onApplied(Applied a) {
         if (a.epoch() == epoch && coordinator != null) {
-            coordinator.tell(new CoordinatorActor.UpdateApplied(rank, a.epoch(), a.step(), a.error()));
+            coordinator.tell(new CoordinatorActor.UpdateApplied(rank, a.epoch(), a.step(), a.startUs(), a.endUs(), a.error()));
             if (a.error() == null && a.runNext()) {
                 return onRunStep(new RunStep(a.epoch(), a.step() + 1, a.traceNext()));
             }

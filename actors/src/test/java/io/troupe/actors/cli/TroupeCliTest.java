@@ -140,7 +140,7 @@ class TroupeCliTest {
         double allReduceMs = Double.parseDouble(csv.get(4).split(",")[7]);
         assertTrue(allReduceMs >= 0, "all-reduce wait: " + allReduceMs);
         String trace = Files.readString(out.resolve("trace.json"));
-        for (String cat : new String[] {"\"F\"", "\"BW\"", "\"send\"", "\"recv\"", "\"allreduce\"", "\"idle\""}) {
+        for (String cat : new String[] {"\"F\"", "\"BW\"", "\"send\"", "\"recv\"", "\"allreduce\"", "\"idle\"", "\"optimizer\""}) {
             assertTrue(trace.contains(cat), "trace.json has " + cat);
         }
         String svg = Files.readString(out.resolve("pipeline.svg"));
