@@ -284,8 +284,15 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         while ((ev = imageEvents.poll()) != null) {
             n++;
             int rank = SessionIds.rankOf(ev.sessionId());
+            // An image of an older epoch (a finished or re-planned job's publication) coming or
+            // going says nothing about the peer in this epoch: only current-epoch images are news.
+            // (Epochs travel as their low 10 bits: "older" is a distance 1..511 back, mod 1024.)
+            int behind = ((int) (epoch & 0x3FF) - (ev.sessionId() >>> 20)) & 0x3FF;
+            boolean current = behind == 0 || behind >= 512;
             if (ev.available()) {
-                notifyConnected(rank, ev.sourceIdentity());
+                if (current) {
+                    notifyConnected(rank, ev.sourceIdentity());
+                }
             } else {
                 ImageState st = images.remove(ev.correlationId());
                 if (st != null && st.inMessage) {
@@ -294,7 +301,9 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 lastImage = null;
                 lastState = null;
                 reclaimFromLostImage(rank, ev.sessionId() >>> 20);
-                notifyLost(rank);
+                if (current) {
+                    notifyLost(rank);
+                }
             }
         }
         return n;
