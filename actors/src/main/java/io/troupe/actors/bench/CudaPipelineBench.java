@@ -24,7 +24,9 @@ import java.util.Locale;
  * card, activations and gradients staged through pinned host memory on copy streams), the same global
  * batch, micro-batches and 1F1B schedule. Prints the median ms/step of both, their ratio (2-stage /
  * 1-stage), and the largest relative loss difference between the two runs (they train the same model
- * on the same data, so it must be small: a mismatch is reported and the exit code is 1).
+ * on the same data, so it must be small: a mismatch is reported and the exit code is 1). On a GPU it
+ * also checks the whole GPU path against the CPU backend (the small config, 2 stages on the GPU with
+ * FP32 GEMMs against 1 stage on the CPU, 3 steps, same tolerance).
  *
  * <p>Options: {@code --configs=small,big} {@code --steps=5} {@code --warmup=2} {@code --microbatches=4}
  * {@code --precision=bf16|tf32|fp32} (GEMMs on the GPU) {@code --device=cuda|cpu} (cpu: the dry run's
@@ -100,6 +102,9 @@ public final class CudaPipelineBench {
             summary.add(String.format(Locale.ROOT, "pipeline %s 1stage_ms=%.2f 2stage_ms=%.2f ratio=%.2f loss_rel_diff=%.2g",
                 cfg.name(), one.medianMs, two.medianMs, two.medianMs / one.medianMs, diff));
         }
+        if (device != DeviceKind.CPU) {
+            mismatch |= checkAgainstCpu(summary);
+        }
         summary.forEach(System.out::println);
         if (mismatch) {
             System.out.println("pipeline bench: the 2-stage run's losses differ from the 1-stage run's by more than "
@@ -109,6 +114,24 @@ public final class CudaPipelineBench {
     }
 
     private record Run(double medianMs, double[] losses) {
+    }
+
+    /**
+     * The whole GPU path against the CPU backend: the small config for a few steps, 2 stages on the GPU
+     * with FP32 GEMMs against 1 stage on the CPU; the losses must agree to 1e-3 (relative).
+     */
+    private static boolean checkAgainstCpu(List<String> summary) {
+        TrainConfig tc = TrainConfig.defaults(GptConfig.preset("small"), 3);
+        Run cpu = run(tc, "1x1", 4, DeviceKind.CPU, GemmPrecision.FP32, 0, 3);
+        Run gpu = run(tc, "1x2", 4, DeviceKind.CUDA, GemmPrecision.FP32, 0, 3);
+        double diff = 0;
+        for (int i = 0; i < cpu.losses.length; i++) {
+            diff = Math.max(diff, Math.abs(cpu.losses[i] - gpu.losses[i]) / Math.abs(cpu.losses[i]));
+        }
+        boolean bad = !(diff <= LOSS_REL_TOLERANCE);
+        summary.add(String.format(Locale.ROOT, "pipeline check: small, 3 steps, GPU 1x2 FP32 vs CPU 1x1: losses %s vs %s, "
+            + "max rel diff %.2g%s", Arrays.toString(gpu.losses), Arrays.toString(cpu.losses), diff, bad ? " MISMATCH" : " ok"));
+        return bad;
     }
 
     private static Run run(TrainConfig tc, String layout, int microbatches, DeviceKind device, GemmPrecision precision,
