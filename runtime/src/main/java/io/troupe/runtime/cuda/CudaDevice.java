@@ -54,7 +54,9 @@ import jcuda.driver.CUstream_flags;
  * (default {@link AttentionKernel#FLASH}).
  *
  * <p>Threading: one thread issues the calls (the worker's device executor); the context is made
- * current on the calling thread at every call, so that thread may change between calls.
+ * current on the calling thread at every call, so that thread may change between calls. The
+ * exceptions are {@link #allocate} and {@link #openStagedInput}, which any thread may call at any time
+ * (the network allocates a stage's receive buffer on first use, from its own thread).
  */
 public final class CudaDevice implements Device {
     static final int BLOCK = 256;

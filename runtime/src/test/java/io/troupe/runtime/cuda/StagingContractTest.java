@@ -208,4 +208,45 @@ abstract class StagingContractTest {
         }
         assertArrayEquals(x2, second.toFloatArray());
     }
+
+    @Test
+    void shouldOpenStagedInputsFromTheNetworksThreadWhileTheStageComputes() throws Exception {
+        int n = 4096;
+        int inputs = 32;
+        StagedInput[] opened = new StagedInput[inputs];
+        Thread network = new Thread(() -> {
+            for (int i = 0; i < inputs; i++) {
+                opened[i] = dev.openStagedInput(DType.F32, 4, n / 4);   // as a receive buffer's first use does
+            }
+        }, "test-network");
+        Tensor x = track(dev.allocate(n));
+        Tensor acc = track(dev.allocate(n));
+        float[] p = pattern(n, 3);
+        dev.copyFromHost(p, x);
+        network.start();
+        int rounds = 200;
+        for (int r = 0; r < rounds; r++) {
+            try (Tensor scratch = dev.allocate(n)) {   // allocator traffic on this thread meanwhile
+                dev.copy(x, scratch);
+                dev.axpy(1f, scratch, acc);
+            }
+        }
+        network.join(60_000);
+        for (StagedInput in : opened) {
+            assertTrue(in != null, "the network thread did not open every input");
+            track(in);
+        }
+        float[] got = acc.toFloatArray();
+        for (int i = 0; i < n; i++) {
+            assertEquals(rounds * p[i], got[i], "acc element " + i);
+        }
+        for (int i = 0; i < inputs; i++) {
+            float[] q = pattern(n, 100 + i);
+            Tensor host = opened[i].host();
+            host.device().copyFromHost(q, host);
+            opened[i].upload();
+            assertArrayEquals(q, opened[i].acquire().toFloatArray(), "input " + i);
+            opened[i].release();
+        }
+    }
 }
