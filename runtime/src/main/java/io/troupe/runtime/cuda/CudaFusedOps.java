@@ -73,6 +73,9 @@ final class CudaFusedOps {
         }
         long pDout = dev.f32(dout, n, op, "dout");
         long pSum = dev.f32(sum, n, op, "sum");
+        if (pDout < pDsum + 4 * n && pDsum < pDout + 4 * n || pSum < pDsum + 4 * n && pDsum < pSum + 4 * n) {
+            throw new IllegalArgumentException(op + ": dout and sum must not overlap dsum");
+        }
         long pW = dev.f32(weight, cols, op, "weight");
         long pMean = dev.f32(mean, rows, op, "mean");
         long pRstd = dev.f32(rstd, rows, op, "rstd");

@@ -183,7 +183,8 @@ public interface Device extends AutoCloseable {
      * Backward of {@link #residualLayerNorm}: the gradient of {@code sum} is the gradient that reached
      * it through the residual stream ({@code dresidual}) plus the LayerNorm's input gradient of
      * {@code dout}; it is written to {@code dsum} (overwrites; {@code dsum} is {@code dresidual} itself
-     * or does not overlap it), and it is also the gradient of both {@code a} and {@code b}.
+     * or does not overlap it; {@code dout} and {@code sum} must not overlap it), and it is also the
+     * gradient of both {@code a} and {@code b}.
      * {@code dweight} and {@code dbias} accumulate. The default is a copy then {@link #layerNormBackward}.
      */
     default void residualLayerNormBackward(Tensor dsum, Tensor dweight, Tensor dbias, Tensor dresidual, Tensor dout,
