@@ -13,6 +13,7 @@ import io.troupe.models.StageModule;
 import io.troupe.models.optim.GradClip;
 import io.troupe.models.optim.LrSchedule;
 import io.troupe.models.train.StepMetrics;
+import io.troupe.runtime.device.DeviceKind;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -229,12 +230,33 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             StageModule root = stage(0, g);
+            if (root.device().kind() != DeviceKind.CPU) {
+                reduceThroughHost(g);
+                continue;
+            }
             for (int d = 1; d < dp; d++) {
                 root.device().axpy(1f, stage(d, g).grads(), root.grads());
             }
             for (int d = 1; d < dp; d++) {
                 root.device().copy(root.grads(), stage(d, g).grads());
             }
+        }
+    }
+
+    /**
+     * The same sum, in the same order, for workers on GPUs (each its own device, whose ops take only
+     * their own tensors): through host arrays.
+     */
+    private void reduceThroughHost(int g) {
+        float[] sum = stage(0, g).grads().toFloatArray();
+        for (int d = 1; d < spec.layout().dp(); d++) {
+            float[] x = stage(d, g).grads().toFloatArray();
+            for (int i = 0; i < sum.length; i++) {
+                sum[i] += x[i];
+            }
+        }
+        for (int d = 0; d < spec.layout().dp(); d++) {
+            stage(d, g).device().copyFromHost(sum, stage(d, g).grads());
         }
     }
 

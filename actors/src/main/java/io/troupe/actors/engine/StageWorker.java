@@ -36,7 +36,7 @@ public final class StageWorker implements AutoCloseable {
     private final StageModule[] chunks;
     private final AdamW[] optimizers;
     private final LinkedBlockingQueue<StageEvent> inbox = new LinkedBlockingQueue<>();
-    private final Map<Long, Tensor> receiveBuffers = new HashMap<>();
+    private final StageBuffers buffers;
     private final List<ArrayDeque<Integer>> freeSlots = new ArrayList<>();
     private final Map<Long, Integer> slotOf = new HashMap<>();
     private final List<TimelineInterval> intervals = new ArrayList<>();
@@ -55,6 +55,7 @@ public final class StageWorker implements AutoCloseable {
         this.dpIndex = dpIndex;
         this.ppIndex = ppIndex;
         this.device = Devices.open(spec.device(), spec.threadsPerWorker());
+        this.buffers = new StageBuffers(device);
         int v = spec.layout().virtualStages();
         int stages = spec.layout().modelStages();
         this.chunks = new StageModule[v];
@@ -127,21 +128,23 @@ public final class StageWorker implements AutoCloseable {
         return losses[mb];
     }
 
-    /** Delivers an activation or gradient: copies it into a buffer this worker owns, then notifies. */
+    /**
+     * Delivers an activation or gradient (a tensor in host memory, as every stage sends): copies it into
+     * a buffer this worker owns, then notifies.
+     */
     public void deliver(boolean gradient, int mb, int v, Tensor src) {
         Tensor dst = receiveBuffer(gradient, mb, v, src.shape());
-        device.copy(src, dst);
+        dst.device().copy(src, dst);
         inbox.add(new StageEvent(gradient, mb, v, dst, null));
     }
 
     /**
-     * The buffer a received activation or gradient of (mb, v) is copied into, allocated on first use
-     * and reused every step. Any thread may call it; hand the filled buffer over with {@link #notifyReceived}.
+     * The host-memory buffer a received activation or gradient of (mb, v) is copied into (a CPU tensor,
+     * pinned when this worker's device is a GPU), allocated on first use and reused every step. Any
+     * thread may call it; hand the filled buffer over with {@link #notifyReceived}.
      */
     public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
-        synchronized (receiveBuffers) {
-            return receiveBuffers.computeIfAbsent(key(gradient, mb, v), k -> device.allocate(shape));
-        }
+        return buffers.receiveBuffer(gradient, mb, v, shape);
     }
 
     /** Tells the worker's step loop that the buffer of (mb, v) now holds its input. */
@@ -171,11 +174,15 @@ public final class StageWorker implements AutoCloseable {
             while ((e = inbox.poll()) != null) {
                 apply(stage, e, stepStartNs);
             }
+            buffers.sendCompleted(link);
             Action a = stage.next(nowUs(stepStartNs));
             if (a == null) {
                 if (idleFrom < 0) {
                     idleFrom = nowUs(stepStartNs);
                     idleCause = stage.blockedByMemory() ? "memory_cap" : "input";
+                }
+                if (buffers.sendOldest(link)) {
+                    continue;   // never wait for a neighbour while it may be waiting for our send
                 }
                 e = awaitEvent();
                 if (e == null) {
@@ -196,6 +203,8 @@ public final class StageWorker implements AutoCloseable {
                 String.valueOf(a.microbatch()), Map.of("microbatch", String.valueOf(a.microbatch()),
                     "virtual_stage", String.valueOf(a.virtualStage()))));
         }
+        buffers.sendAll(link);
+        device.synchronize();
     }
 
     private void apply(StagePolicy stage, StageEvent e, long stepStartNs) {
@@ -205,6 +214,7 @@ public final class StageWorker implements AutoCloseable {
         double at = Math.max(0, (e.arrivedNs() - stepStartNs) / 1e3);
         intervals.add(new TimelineInterval((e.gradient() ? "recv grad" : "recv act") + "(mb=" + e.microbatch() + ", v="
             + e.virtualStage() + ")", "recv", at, at, "", Map.of("microbatch", String.valueOf(e.microbatch()))));
+        buffers.upload(e.gradient(), e.microbatch(), e.virtualStage());
         if (e.gradient()) {
             stage.onGradArrived(e.microbatch(), e.virtualStage());
         } else {
@@ -235,22 +245,32 @@ public final class StageWorker implements AutoCloseable {
                     train.fill(step, spec.train().batchSize(), firstRow, spec.microBatchRows(), x, y);
                     loadTokens(g == 0, g == stages - 1);
                 }
-                Tensor out = chunk.forward(slot, g == 0 ? tokens : buffer(false, mb, v), g == stages - 1 ? targets : null);
+                Tensor out = chunk.forward(slot, g == 0 ? tokens : buffers.acquire(false, mb, v),
+                    g == stages - 1 ? targets : null);
+                if (g > 0) {
+                    buffers.release(false, mb, v);   // the stage copied its input in
+                }
                 if (g == stages - 1) {
                     losses[mb] = chunk.loss(slot);
                 } else {
                     double s0 = nowUs(stepStartNs);
-                    link.sendActivation(dpIndex, (g + 1) % spec.layout().pp(), step, mb, (g + 1) / spec.layout().pp(), out);
+                    buffers.send(link, false, dpIndex, (g + 1) % spec.layout().pp(), step, mb, v,
+                        (g + 1) / spec.layout().pp(), out);
                     intervals.add(new TimelineInterval("send act(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
                         Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(out.numel() * 4))));
                 }
             }
             case B, BW -> {
                 int slot = slotOf.get(slotKey(v, mb));
-                Tensor grad = chunk.backwardInput(slot, g == stages - 1 ? null : buffer(true, mb, v), lossScale);
+                boolean last = g == stages - 1;
+                Tensor grad = chunk.backwardInput(slot, last ? null : buffers.acquire(true, mb, v), lossScale);
+                if (!last) {
+                    buffers.release(true, mb, v);
+                }
                 if (g > 0) {
                     double s0 = nowUs(stepStartNs);
-                    link.sendGradient(dpIndex, (g - 1) % spec.layout().pp(), step, mb, (g - 1) / spec.layout().pp(), grad);
+                    buffers.send(link, true, dpIndex, (g - 1) % spec.layout().pp(), step, mb, v,
+                        (g - 1) / spec.layout().pp(), grad);
                     intervals.add(new TimelineInterval("send grad(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
                         Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(grad.numel() * 4))));
                 }
@@ -316,11 +336,15 @@ public final class StageWorker implements AutoCloseable {
                         }
                         Tensor in = g == 0 ? tokens : awaitInput(step, id, v, deferred);
                         Tensor out = chunks[v].forward(EVAL_SLOT, in, last ? targets : null);
+                        if (g > 0) {
+                            buffers.release(false, id, v);
+                        }
                         if (last) {
                             hasLast = true;
                             batchLoss += chunks[v].loss(EVAL_SLOT);
                         } else {
-                            link.sendActivation(dpIndex, (g + 1) % pp, step, id, (g + 1) / pp, out);
+                            buffers.send(link, false, dpIndex, (g + 1) % pp, step, id, v, (g + 1) / pp, out);
+                            buffers.sendAll(link);
                         }
                     }
                 }
@@ -374,33 +398,16 @@ public final class StageWorker implements AutoCloseable {
                 throw e.failure();
             }
             if (!e.gradient() && e.microbatch() == id && e.virtualStage() == v) {
-                return buffer(false, id, v);
+                buffers.upload(false, id, v);
+                return buffers.acquire(false, id, v);
             }
             deferred.add(e);
         }
     }
 
     private void releaseEvalBuffers() {
-        synchronized (receiveBuffers) {
-            var it = receiveBuffers.entrySet().iterator();
-            while (it.hasNext()) {
-                var en = it.next();
-                if ((int) (en.getKey() & 0xFFFF_FFFFL) >= spec.microbatches()) {
-                    en.getValue().close();
-                    it.remove();
-                }
-            }
-        }
-    }
-
-    private Tensor buffer(boolean gradient, int mb, int v) {
-        synchronized (receiveBuffers) {
-            Tensor t = receiveBuffers.get(key(gradient, mb, v));
-            if (t == null) {
-                throw new IllegalStateException("no " + (gradient ? "gradient" : "activation") + " received for mb=" + mb + ", v=" + v);
-            }
-            return t;
-        }
+        device.synchronize();
+        buffers.closeFrom(spec.microbatches());
     }
 
     /** Activation slots are reused once a micro-batch's weight gradient is done, so memory follows the schedule. */
@@ -418,10 +425,6 @@ public final class StageWorker implements AutoCloseable {
 
     private static long slotKey(int v, int mb) {
         return ((long) v << 32) | mb;
-    }
-
-    private static long key(boolean gradient, int mb, int v) {
-        return (gradient ? 1L << 62 : 0) | ((long) v << 32) | mb;
     }
 
     private static double nowUs(long startNs) {
@@ -466,9 +469,8 @@ public final class StageWorker implements AutoCloseable {
         for (StageModule c : chunks) {
             c.close();
         }
-        for (Tensor t : receiveBuffers.values()) {
-            t.close();
-        }
+        device.synchronize();
+        buffers.close();
         tokens.close();
         targets.close();
         device.close();

@@ -19,7 +19,10 @@ import jcuda.driver.CUstream;
  * <p>Reuse without synchronisation is safe because every kernel and copy that touches a block is
  * issued on the owning device's single stream: a later user is ordered after the earlier one.
  *
- * <p>Threading: the device's issuing thread only.
+ * <p>Threading: thread-safe (every method locks the allocator), because a staged input may be
+ * allocated from the network's thread while the device's issuing thread runs (see
+ * {@link CudaDevice#openStagedInput}); the reuse argument above still holds, since whoever takes a
+ * block issues its first use on the same stream, after everything issued before.
  */
 final class CudaAllocator {
     private static final long SMALL_ROUND_BYTES = 512;
@@ -44,7 +47,7 @@ final class CudaAllocator {
         return (n + round - 1) / round * round;
     }
 
-    CudaStorage allocate(long lengthBytes) {
+    synchronized CudaStorage allocate(long lengthBytes) {
         if (closed) {
             throw new IllegalStateException("CUDA allocator is closed");
         }
@@ -69,7 +72,7 @@ final class CudaAllocator {
         return new CudaStorage(this, p, lengthBytes, block);
     }
 
-    void release(CudaStorage s) {
+    synchronized void release(CudaStorage s) {
         bytesInUse -= s.blockBytes();
         if (closed) {
             cuMemFree(s.pointer());
@@ -83,7 +86,7 @@ final class CudaAllocator {
      * Frees every cached (unused) block back to the driver, after the stream has drained: a block
      * released to the cache may still be read by a kernel in flight.
      */
-    void emptyCache() {
+    synchronized void emptyCache() {
         if (free.isEmpty()) {
             return;
         }
@@ -97,16 +100,16 @@ final class CudaAllocator {
         bytesCached = 0;
     }
 
-    long bytesInUse() {
+    synchronized long bytesInUse() {
         return bytesInUse;
     }
 
-    long bytesCached() {
+    synchronized long bytesCached() {
         return bytesCached;
     }
 
     /** Frees the cache; blocks still in use are freed when their storage closes. */
-    void close() {
+    synchronized void close() {
         if (!closed) {
             emptyCache();
             closed = true;

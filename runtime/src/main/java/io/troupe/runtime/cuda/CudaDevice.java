@@ -19,9 +19,12 @@ import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
+import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.device.StagedInput;
+import io.troupe.runtime.device.StagedOutput;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import java.nio.charset.StandardCharsets;
@@ -51,7 +54,9 @@ import jcuda.driver.CUstream_flags;
  * (default {@link AttentionKernel#FLASH}).
  *
  * <p>Threading: one thread issues the calls (the worker's device executor); the context is made
- * current on the calling thread at every call, so that thread may change between calls.
+ * current on the calling thread at every call, so that thread may change between calls. The
+ * exceptions are {@link #allocate} and {@link #openStagedInput}, which any thread may call at any time
+ * (the network allocates a stage's receive buffer on first use, from its own thread).
  */
 public final class CudaDevice implements Device {
     static final int BLOCK = 256;
@@ -80,6 +85,7 @@ public final class CudaDevice implements Device {
     private volatile GemmPrecision gemmPrecision = GemmPrecision.FP32;
     private volatile GemmBackend gemmBackend;
     private volatile AttentionKernel attentionKernel = AttentionKernel.FLASH;
+    private CpuDevice hostDevice;             // the device the host halves of staged buffers report
     private boolean closed;
 
     /**
@@ -251,6 +257,34 @@ public final class CudaDevice implements Device {
     public CopyTicket copyFromPinnedAsync(PinnedHostBuffer src, long srcOffsetBytes, Tensor dst) {
         bind();
         return transfers.fromPinned(src, srcOffsetBytes, dst);
+    }
+
+    /**
+     * An inbound data-plane buffer: a pinned host tensor (a CPU tensor the network writes into) and a
+     * device tensor, uploaded on the copy stream; see {@link StagedInput} and {@link CudaStagedInput}.
+     */
+    @Override
+    public StagedInput openStagedInput(DType dtype, int... shape) {
+        bind();
+        return new CudaStagedInput(this, stream, transfers.copyStream(), hostDevice(), dtype, shape);
+    }
+
+    /**
+     * An outbound data-plane buffer: a device snapshot and a pinned host tensor, downloaded on the copy
+     * stream; see {@link StagedOutput} and {@link CudaStagedOutput}.
+     */
+    @Override
+    public StagedOutput openStagedOutput(DType dtype, int... shape) {
+        bind();
+        return new CudaStagedOutput(this, stream, transfers.copyStream(), hostDevice(), dtype, shape);
+    }
+
+    /** The CPU device that the host tensors of staged buffers belong to (one thread; made on first use). */
+    private synchronized CpuDevice hostDevice() {
+        if (hostDevice == null) {
+            hostDevice = new CpuDevice(1);
+        }
+        return hostDevice;
     }
 
     // ---------------------------------------------------------------- Device: memory
@@ -468,6 +502,29 @@ public final class CudaDevice implements Device {
     }
 
     @Override
+    public void biasAddGelu(Tensor preact, Tensor bias, Tensor out, int rows, int cols) {
+        CudaFusedOps.biasAddGelu(this, preact, bias, out, rows, cols);
+    }
+
+    @Override
+    public void geluBackwardBias(Tensor preact, Tensor dout, Tensor dpreact, Tensor dbias, int rows, int cols) {
+        CudaFusedOps.geluBackwardBias(this, preact, dout, dpreact, dbias, rows, cols);
+    }
+
+    @Override
+    public void residualLayerNorm(Tensor a, Tensor b, Tensor sum, Tensor weight, Tensor bias, Tensor out, Tensor mean,
+                                  Tensor rstd, int rows, int cols, float eps) {
+        CudaFusedOps.residualLayerNorm(this, a, b, sum, weight, bias, out, mean, rstd, rows, cols, eps);
+    }
+
+    @Override
+    public void residualLayerNormBackward(Tensor dsum, Tensor dweight, Tensor dbias, Tensor dresidual, Tensor dout,
+                                          Tensor sum, Tensor weight, Tensor mean, Tensor rstd, int rows, int cols) {
+        CudaFusedOps.residualLayerNormBackward(this, dsum, dweight, dbias, dresidual, dout, sum, weight, mean, rstd,
+            rows, cols);
+    }
+
+    @Override
     public void crossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int rows, int vocab) {
         CudaOps.crossEntropy(this, logits, targets, probs, losses, rows, vocab);
     }
@@ -511,6 +568,11 @@ public final class CudaDevice implements Device {
         }
         modules.close();
         cuStreamDestroy(stream);
+        synchronized (this) {
+            if (hostDevice != null) {
+                hostDevice.close();
+            }
+        }
         cuDevicePrimaryCtxRelease(device);
     }
 

@@ -59,6 +59,11 @@ final class CudaTransfers implements AutoCloseable {
         return new CopyTicket(done);
     }
 
+    /** The stream the copies run on (staged inputs and outputs use it too). */
+    CUstream copyStream() {
+        return copy;
+    }
+
     /** Makes {@code waiter} wait for all work issued so far on {@code before}. */
     private static void waitFor(String op, CUstream before, CUstream waiter) {
         CUevent e = record(op, before);

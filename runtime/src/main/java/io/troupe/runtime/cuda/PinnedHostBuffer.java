@@ -5,6 +5,7 @@ import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import io.troupe.runtime.tensor.Storage;
 import jcuda.Pointer;
 import org.agrona.BufferUtil;
 
@@ -14,10 +15,11 @@ import org.agrona.BufferUtil;
  * data plane. {@link #address()} lets an Agrona buffer wrap it, so a frame can be published from (or
  * received into) the same bytes the GPU copies.
  *
- * <p>Made by {@link CudaDevice#allocatePinned}; close it after the last copy that uses it has completed.
+ * <p>Made by {@link CudaDevice#allocatePinned} (and by the device's staged inputs and outputs, where it is
+ * the {@link Storage} of a host tensor); close it after the last copy that uses it has completed.
  * Threading: plain memory; the owner orders its use with the {@link CopyTicket}s of its copies.
  */
-public final class PinnedHostBuffer implements AutoCloseable {
+public final class PinnedHostBuffer implements Storage {
     private final Pointer pointer = new Pointer();
     private final long lengthBytes;
     private final ByteBuffer buffer;
@@ -34,11 +36,13 @@ public final class PinnedHostBuffer implements AutoCloseable {
         this.buffer = pointer.getByteBuffer(0, lengthBytes).order(ByteOrder.LITTLE_ENDIAN);
     }
 
-    /** The native address of the first byte. */
+    /** The native address of the first byte (page-aligned). */
+    @Override
     public long address() {
         return BufferUtil.address(buffer);
     }
 
+    @Override
     public long lengthBytes() {
         return lengthBytes;
     }
@@ -60,6 +64,11 @@ public final class PinnedHostBuffer implements AutoCloseable {
             throw new IllegalArgumentException(op + ": range [" + offsetBytes + ", " + (offsetBytes + bytes)
                 + ") outside pinned buffer of " + lengthBytes + " bytes");
         }
+    }
+
+    @Override
+    public boolean isOpen() {
+        return open;
     }
 
     @Override

@@ -146,6 +146,85 @@ public interface Device extends AutoCloseable {
     /** One AdamW update of {@code param} in place, moments {@code m}, {@code v}; see {@link AdamWStep}. */
     void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step);
 
+    // ---------------------------------------------------------------- fused kernels (defaults: the unfused ops)
+
+    /**
+     * The epilogue of the MLP's first GEMM: {@code preact[r, c] += bias[c]} (kept for the backward), then
+     * {@code out = gelu(preact)} over (rows, cols). {@code out} must not alias {@code preact}. The default
+     * is {@link #biasAdd} then {@link #gelu}; a GPU does both in one pass over memory.
+     */
+    default void biasAddGelu(Tensor preact, Tensor bias, Tensor out, int rows, int cols) {
+        biasAdd(preact, bias, rows, cols);
+        gelu(preact, out, (long) rows * cols);
+    }
+
+    /**
+     * Backward of {@link #biasAddGelu}: {@code dpreact = dout * gelu'(preact)} (overwrites; may alias
+     * {@code dout}) and {@code dbias[c] += sum_r dpreact[r, c]}. The default is {@link #geluBackward}
+     * then {@link #biasBackward}.
+     */
+    default void geluBackwardBias(Tensor preact, Tensor dout, Tensor dpreact, Tensor dbias, int rows, int cols) {
+        geluBackward(preact, dout, dpreact, (long) rows * cols);
+        biasBackward(dbias, dpreact, rows, cols);
+    }
+
+    /**
+     * The pre-LN block's residual connection fused with the next LayerNorm: {@code sum = a + b}
+     * ({@code sum} may alias {@code a}), then {@link #layerNorm} of {@code sum} into {@code out},
+     * {@code mean}, {@code rstd}. The default is {@link #add} then {@link #layerNorm}.
+     */
+    default void residualLayerNorm(Tensor a, Tensor b, Tensor sum, Tensor weight, Tensor bias, Tensor out,
+                                   Tensor mean, Tensor rstd, int rows, int cols, float eps) {
+        add(a, b, sum);
+        layerNorm(sum, weight, bias, out, mean, rstd, rows, cols, eps);
+    }
+
+    /**
+     * Backward of {@link #residualLayerNorm}: the gradient of {@code sum} is the gradient that reached
+     * it through the residual stream ({@code dresidual}) plus the LayerNorm's input gradient of
+     * {@code dout}; it is written to {@code dsum} (overwrites; {@code dsum} is {@code dresidual} itself
+     * or does not overlap it; {@code dout} and {@code sum} must not overlap it), and it is also the
+     * gradient of both {@code a} and {@code b}.
+     * {@code dweight} and {@code dbias} accumulate. The default is a copy then {@link #layerNormBackward}.
+     */
+    default void residualLayerNormBackward(Tensor dsum, Tensor dweight, Tensor dbias, Tensor dresidual, Tensor dout,
+                                           Tensor sum, Tensor weight, Tensor mean, Tensor rstd, int rows, int cols) {
+        if (dsum.storage() != dresidual.storage() || dsum.offsetElements() != dresidual.offsetElements()) {
+            copy(dresidual.view(0, rows, cols), dsum);
+        }
+        layerNormBackward(dsum, dweight, dbias, dout, sum, weight, mean, rstd, rows, cols);
+    }
+
+    // ---------------------------------------------------------------- data-plane staging
+
+    /**
+     * An inbound data-plane buffer of {@code shape}: host memory the network writes, moved to this
+     * device before the stage reads it; see {@link StagedInput}. The default serves devices whose
+     * tensors are host memory (one tensor plays both parts); a device with its own memory overrides it.
+     */
+    default StagedInput openStagedInput(DType dtype, int... shape) {
+        requireHostMemory("openStagedInput");
+        return new HostStagedInput(allocate(dtype, shape));
+    }
+
+    /**
+     * An outbound data-plane buffer of {@code shape}: a tensor of this device brought to host memory
+     * for the network; see {@link StagedOutput}. The default serves devices whose tensors are host
+     * memory ({@code host()} is the tensor itself).
+     */
+    default StagedOutput openStagedOutput(DType dtype, int... shape) {
+        requireHostMemory("openStagedOutput");
+        Tensor.numelOf(shape);
+        return new HostStagedOutput(dtype, shape);
+    }
+
+    private void requireHostMemory(String op) {
+        if (kind() != DeviceKind.CPU) {
+            throw new UnsupportedOperationException(name() + " keeps tensors in its own memory, so it must implement "
+                + op);
+        }
+    }
+
     /** Frees device resources (threads, handles). Tensors must be closed before. */
     @Override
     void close();

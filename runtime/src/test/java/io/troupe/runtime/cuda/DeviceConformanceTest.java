@@ -231,6 +231,81 @@ abstract class DeviceConformanceTest {
         tw.assertClose("layerNormBackward dbias", db, ATOL, RTOL);
     }
 
+    // ---------------------------------------------------------------- fused ops: device under test fused, reference unfused
+
+    @Test
+    void shouldMatchFusedBiasGeluAgainstBiasAddThenGelu() {
+        int rows = 300;   // > 256 rows: two partials of the bias gradient on the GPU
+        int cols = 300;   // > 256 columns: two blocks along a row
+        long n = (long) rows * cols;
+        Twin preact = tw.of(tw.uniform(rows * cols, -4f, 4f), rows, cols);
+        Twin bias = tw.random(cols);
+        Twin out = tw.poisoned(rows, cols);
+        tw.ref.biasAdd(preact.ref(), bias.ref(), rows, cols);
+        tw.ref.gelu(preact.ref(), out.ref(), n);
+        tw.dut.biasAddGelu(preact.dut(), bias.dut(), out.dut(), rows, cols);
+        tw.assertClose("biasAddGelu preact (bias added)", preact, 1e-6, 1e-6);
+        tw.assertClose("biasAddGelu out", out, 1e-6, 1e-5);
+        Twin dout = tw.random(rows, cols);
+        Twin dpre = tw.poisoned(rows, cols);
+        Twin dbias = tw.random(cols);   // accumulates
+        tw.ref.geluBackward(preact.ref(), dout.ref(), dpre.ref(), n);
+        tw.ref.biasBackward(dbias.ref(), dpre.ref(), rows, cols);
+        tw.dut.geluBackwardBias(preact.dut(), dout.dut(), dpre.dut(), dbias.dut(), rows, cols);
+        tw.assertClose("geluBackwardBias dpreact", dpre, 1e-6, 1e-5);
+        tw.assertClose("geluBackwardBias dbias", dbias, ATOL, RTOL);
+        // In place: the gradient overwrites dout.
+        tw.ref.geluBackward(preact.ref(), dout.ref(), dout.ref(), n);
+        tw.ref.biasBackward(dbias.ref(), dout.ref(), rows, cols);
+        tw.dut.geluBackwardBias(preact.dut(), dout.dut(), dout.dut(), dbias.dut(), rows, cols);
+        tw.assertClose("geluBackwardBias in place dpreact", dout, 1e-6, 1e-5);
+        tw.assertClose("geluBackwardBias in place dbias", dbias, ATOL, RTOL);
+    }
+
+    @Test
+    void shouldMatchFusedResidualLayerNormAgainstAddThenLayerNorm() {
+        checkResidualLayerNorm(70, 96, false);    // 70 rows: three row blocks of the GPU backward, the last partial
+        checkResidualLayerNorm(33, 300, true);    // > 256 columns; sum and dsum in place
+    }
+
+    void checkResidualLayerNorm(int rows, int cols, boolean inPlace) {
+        String tag = " " + rows + "x" + cols + (inPlace ? " in place" : "");
+        Twin a = tw.of(tw.uniform(rows * cols, -2f, 3f), rows, cols);
+        Twin b = tw.random(rows, cols);
+        Twin w = tw.random(cols);
+        Twin bias = tw.random(cols);
+        Twin sum = inPlace ? a : tw.poisoned(rows, cols);
+        Twin out = tw.poisoned(rows, cols);
+        Twin mean = tw.poisoned(rows);
+        Twin rstd = tw.poisoned(rows);
+        tw.ref.add(a.ref(), b.ref(), sum.ref());
+        tw.ref.layerNorm(sum.ref(), w.ref(), bias.ref(), out.ref(), mean.ref(), rstd.ref(), rows, cols, 1e-5f);
+        tw.dut.residualLayerNorm(a.dut(), b.dut(), sum.dut(), w.dut(), bias.dut(), out.dut(), mean.dut(), rstd.dut(),
+            rows, cols, 1e-5f);
+        tw.assertClose("residualLayerNorm sum" + tag, sum, 0, 1e-7);
+        tw.assertClose("residualLayerNorm out" + tag, out, ATOL, RTOL);
+        tw.assertClose("residualLayerNorm mean" + tag, mean, ATOL, RTOL);
+        tw.assertClose("residualLayerNorm rstd" + tag, rstd, ATOL, RTOL);
+        Twin dresidual = tw.random(rows, cols);
+        Twin dsum = inPlace ? dresidual : tw.poisoned(rows, cols);
+        Twin dout = tw.random(rows, cols);
+        Twin dw = tw.random(cols);   // accumulate
+        Twin db = tw.random(cols);
+        if (!inPlace) {
+            tw.ref.copy(dresidual.ref(), dsum.ref());
+        }
+        tw.ref.layerNormBackward(dsum.ref(), dw.ref(), db.ref(), dout.ref(), sum.ref(), w.ref(), mean.ref(), rstd.ref(),
+            rows, cols);
+        tw.dut.residualLayerNormBackward(dsum.dut(), dw.dut(), db.dut(), dresidual.dut(), dout.dut(), sum.dut(), w.dut(),
+            mean.dut(), rstd.dut(), rows, cols);
+        tw.assertClose("residualLayerNormBackward dsum" + tag, dsum, ATOL, RTOL);
+        tw.assertClose("residualLayerNormBackward dweight" + tag, dw, ATOL, RTOL);
+        tw.assertClose("residualLayerNormBackward dbias" + tag, db, ATOL, RTOL);
+        if (!inPlace) {
+            tw.assertClose("residualLayerNormBackward leaves dresidual" + tag, dresidual, 0, 0);
+        }
+    }
+
     @Test
     void shouldMatchCausalAttentionForwardAndBackward() {
         checkAttention(2, 37, 3, 16);

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(120)
 class PtxBuildTest {
-    /** Every kernel CudaDevice, CudaGemm and CudaAttention launch, by module. */
+    /** Every kernel CudaDevice, CudaGemm, CudaAttention and CudaFusedOps launch, by module. */
     static final String[][] KERNELS = {
         {"kernels", "axpy_f32", "scale_f32", "add_f32", "f32_to_bf16", "bf16_to_f32", "sumsq_partial", "sumsq_final",
             "bias_add", "bias_backward", "gelu_fwd", "gelu_bwd", "layernorm_fwd", "layernorm_bwd_dinp",
@@ -33,6 +33,8 @@ class PtxBuildTest {
             "bf16_nn", "bf16_nt", "bf16_tn", "bf16_tt", "tf32v_nn", "tf32v_nt", "tf32v_tn", "tf32v_tt", "bf16v_nn",
             "bf16v_nt", "bf16v_tn", "bf16v_tt"},
         {"attention", "attn_fwd_simple", "attn_fwd_flash", "attn_probs_from_lse", "attn_bwd_dq", "attn_bwd_dkv"},
+        {"fused", "bias_gelu_fwd", "gelu_bwd_bias_partial", "col_partials_reduce", "residual_layernorm_fwd",
+            "residual_layernorm_bwd"},
     };
 
     static Path nvcc() {
@@ -69,7 +71,7 @@ class PtxBuildTest {
         assumeTrue(nvcc != null, "nvcc not installed here: ptxas check skipped");
         Path dir = Files.createTempDirectory("troupe-ptx");
         try {
-            // All six at once, at -O0: acceptance (syntax, targets, resources) is the question here; the
+            // All of them at once, at -O0: acceptance (syntax, targets, resources) is the question here; the
             // build's build-ptx.sh already ran the optimising ptxas on the same files.
             List<String> names = new ArrayList<>();
             List<Process> procs = new ArrayList<>();
