@@ -249,10 +249,12 @@ public final class Gpt implements StageModule {
             linear(a.ln1[l], p.qkvW, p.qkvB, a.qkv[l], bt, c, 3 * c);                        // (B, T, 3C)
             dev.attention(a.qkv[l], a.atty[l], a.att[l], rows, t, nh, cfg.headDim());         // (B, T, C)
             linear(a.atty[l], p.projW, p.projB, a.residual2[l], bt, c, c);
-            dev.add(a.residual2[l], h, a.residual2[l]);                                        // h + attn
-            dev.layerNorm(a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], bt, c, cfg.lnEps());
-            linear(a.ln2[l], p.fcW, p.fcB, a.fch[l], bt, c, 4 * c);                           // (B, T, 4C)
-            dev.gelu(a.fch[l], a.fchGelu[l], (long) bt * 4 * c);
+            // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
+            dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l],
+                bt, c, cfg.lnEps());
+            // fch = ln2 @ fcW^T, then + fcB and GELU fused (fch keeps the pre-activation for backward)
+            dev.matmul(false, true, bt, 4 * c, c, 1f, a.ln2[l], p.fcW, 0f, a.fch[l]);          // (B, T, 4C)
+            dev.biasAddGelu(a.fch[l], p.fcB, a.fchGelu[l], bt, 4 * c);
             linear(a.fchGelu[l], p.fcProjW, p.fcProjB, a.residual3[l], bt, 4 * c, c);        // (B, T, C)
             dev.add(a.residual3[l], a.residual2[l], a.residual3[l]);                          // h + mlp
             h = a.residual3[l];
