@@ -1,8 +1,6 @@
 package io.troupe.actors.cluster;
 
 import io.troupe.actors.engine.PipelineJobSpec;
-import io.troupe.models.optim.GradClip;
-import io.troupe.models.optim.LrSchedule;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -26,13 +24,14 @@ import org.apache.pekko.cluster.typed.Subscribe;
 /**
  * The job coordinator (a Cluster Singleton): gathers workers from the Receptionist, assigns ranks
  * ({@code rank = tp_i + tp(dp_i + dp pp_i)}, workers ordered by node address and local index),
- * and drives each step in two phases — RunStep to every rank, then, with every StepDone in, the
- * global gradient norm, clip factor and learning rate go out as ApplyUpdate; the step is committed
- * when every rank answered UpdateApplied. When nothing comes between two steps (validation, a
- * checkpoint, the end), ApplyUpdate also starts the next step on every rank, so a step costs one
- * control round trip, not two; a StepDone of that next step that overtakes the last UpdateApplied
- * waits in {@code early}. Every message carries the epoch; a lost member, a worker
- * error or a step past its deadline ends the job with the reason and the last committed step.
+ * and drives the job in windows of steps: RunSteps tells every rank to run steps up to the next
+ * boundary (validation, a checkpoint, the end) back to back. Within a window the control plane is off
+ * the critical path: each rank agrees the global gradient norm with the others over the data plane,
+ * clips, steps its optimizer and reports a StepDone; a step is committed when every rank has
+ * reported it (a report of a later step that overtakes waits in {@code early}). At a boundary the
+ * coordinator runs validation and the two-phase checkpoint, then starts the next window. Every
+ * message carries the epoch; a lost member, a worker error or a step past its deadline ends the job
+ * with the reason and the last committed step.
  */
 public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Command> {
 
@@ -49,19 +48,20 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     public record Ready(int rank, long epoch, String error) implements Command, CrossNodeMessage {
     }
 
-    /** @param trace the rank's intervals when the step was traced, else {@link WorkerTrace#EMPTY} */
-    public record StepDone(int rank, long epoch, long step, double lossSum, int lossCount, double gradSumSq,
+    /**
+     * A rank finished step {@code step}, optimizer included.
+     *
+     * @param gradNorm the global gradient norm the ranks agreed on (before clipping)
+     * @param lr       the learning rate the step used
+     * @param trace    the rank's intervals when the step was traced, else {@link WorkerTrace#EMPTY}
+     */
+    public record StepDone(int rank, long epoch, long step, double lossSum, int lossCount, double gradNorm, float lr,
                            double busyMs, double idleMs, double allReduceMs, WorkerTrace trace, String error)
         implements Command, CrossNodeMessage {
     }
 
     /** A rank's validation loss after {@code step} (NaN unless it holds the last model stage). */
     public record EvalDone(int rank, long epoch, long step, double loss, String error) implements Command, CrossNodeMessage {
-    }
-
-    /** @param optimizerStartUs when the rank began clipping and stepping, in its step's time (as its trace) */
-    public record UpdateApplied(int rank, long epoch, long step, double optimizerStartUs, double optimizerEndUs,
-                                String error) implements Command, CrossNodeMessage {
     }
 
     public record WorkerFailed(int rank, long epoch, String reason) implements Command, CrossNodeMessage {
@@ -100,7 +100,6 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private final Set<Integer> answered = new HashSet<>();
     private double lossSum;
     private int lossCount;
-    private double gradSumSq;
     private double busyMs;
     private double idleMs;
     private double lastLoss;
@@ -115,8 +114,8 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private double lastValLoss = Double.NaN;
     private String lastCheckpoint = "";
     private WorkerTrace[] traces = new WorkerTrace[0];
-    /** Whether the ranks were told to run the step after {@link #committed} on their own. */
-    private boolean chained;
+    /** The ranks run steps up to (excluding) this one without being told again. */
+    private long windowEnd;
     private long lastCommitNs;
     private final List<StepDone> early = new ArrayList<>();
 
@@ -149,7 +148,6 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             .onMessage(Ready.class, this::onReady)
             .onMessage(StepDone.class, this::onStepDone)
             .onMessage(EvalDone.class, this::onEvalDone)
-            .onMessage(UpdateApplied.class, this::onUpdateApplied)
             .onMessage(WorkerFailed.class, this::onWorkerFailed)
             .onMessage(MemberGone.class, this::onMemberGone)
             .onMessage(StepTimeout.class, this::onStepTimeout)
@@ -242,14 +240,16 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         int world = spec.layout().worldSize();
         List<ActorRef<WorkerActor.Command>> chosen = new ArrayList<>();
         List<String> endpoints = new ArrayList<>();
+        List<String> controlEndpoints = new ArrayList<>();
         for (int r = 0; r < world; r++) {
             chosen.add(order.get(r).getKey());
             endpoints.add(order.get(r).getValue().dataEndpoint());
+            controlEndpoints.add(order.get(r).getValue().controlEndpoint());
         }
         this.ranks = List.copyOf(chosen);
         answered.clear();
         for (int r = 0; r < world; r++) {
-            ranks.get(r).tell(new WorkerActor.Assign(epoch, r, job, endpoints, resumeFrom, ctx.getSelf()));
+            ranks.get(r).tell(new WorkerActor.Assign(epoch, r, job, endpoints, controlEndpoints, resumeFrom, ctx.getSelf()));
         }
         timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "assignment"), Duration.ofMillis(job.stepTimeoutMs()));
     }
@@ -275,41 +275,50 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         return this;
     }
 
-    private void runStep() {
-        beginStep();
-        for (ActorRef<WorkerActor.Command> w : ranks) {
-            w.tell(new WorkerActor.RunStep(epoch, committed, traces.length > 0));
+    /**
+     * Starts the ranks on steps {@link #committed} up to the next boundary (validation, checkpoint or
+     * the last step): between boundaries they run free, each step's gradient norm agreed over the
+     * data plane, and the coordinator only counts StepDones.
+     */
+    private void runWindow() {
+        long until = committed + 1;
+        while (until < spec.train().steps() && !spec.train().evalDue(until)
+            && !(!job.checkpointDir().isEmpty() && spec.train().checkpointDue(until))) {
+            until++;
         }
-        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
+        windowEnd = until;
+        long traceStep = spec.train().steps() - 1;
+        for (ActorRef<WorkerActor.Command> w : ranks) {
+            w.tell(new WorkerActor.RunSteps(epoch, committed, until, traceStep));
+        }
+        lastCommitNs = System.nanoTime();
+        beginStep();
     }
 
-    private boolean traced(long step) {
-        return step == spec.train().steps() - 1;
-    }
-
-    /** Resets the step's accumulators; the ranks run step {@link #committed} (told or chained). */
+    /** Resets the accumulators of step {@link #committed}; its time runs from the last commit. */
     private void beginStep() {
         answered.clear();
         lossSum = 0;
         lossCount = 0;
-        gradSumSq = 0;
         busyMs = 0;
         idleMs = 0;
         allReduceMs = 0;
-        traces = new WorkerTrace[traced(committed) ? ranks.size() : 0];
-        stepStartNs = chained ? lastCommitNs : System.nanoTime();
+        traces = new WorkerTrace[committed == spec.train().steps() - 1 ? ranks.size() : 0];
+        stepStartNs = lastCommitNs;
+        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
     }
 
     private Behavior<Command> onStepDone(StepDone m) {
-        if (chained && m.epoch() == epoch && job != null && m.step() == committed + 1) {
-            early.add(m);
-            return this;
-        }
-        if (m.epoch() != epoch || job == null || m.step() != committed) {
+        if (m.epoch() != epoch || job == null || m.step() < committed) {
             return this;
         }
         if (m.error() != null) {
             fail("rank " + m.rank() + " failed in step " + m.step() + ": " + m.error());
+            return this;
+        }
+        if (m.step() > committed) {
+            // A rank's report of a later step overtook another rank's report of this one.
+            early.add(m);
             return this;
         }
         if (!answered.add(m.rank())) {
@@ -317,52 +326,20 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         }
         lossSum += m.lossSum();
         lossCount += m.lossCount();
-        gradSumSq += m.gradSumSq();
         busyMs += m.busyMs();
         idleMs += m.idleMs();
         allReduceMs = Math.max(allReduceMs, m.allReduceMs());
+        lastNorm = m.gradNorm();
+        lastLr = m.lr();
         if (m.rank() < traces.length) {
             traces[m.rank()] = m.trace();
-        }
-        if (answered.size() == ranks.size()) {
-            // Replica 0's ranks hold every shard once (the others report 0), so the squares add up
-            // to the global norm.
-            lastNorm = Math.sqrt(gradSumSq);
-            float clip = GradClip.scaleFor(lastNorm, spec.train().gradClip());
-            LrSchedule schedule = spec.train().schedule();
-            lastLr = schedule.lr(committed);
-            lastLoss = lossSum / Math.max(1, lossCount);
-            answered.clear();
-            long next = committed + 1;
-            chained = next < spec.train().steps() && !spec.train().evalDue(next)
-                && !(!job.checkpointDir().isEmpty() && spec.train().checkpointDue(next));
-            for (ActorRef<WorkerActor.Command> w : ranks) {
-                w.tell(new WorkerActor.ApplyUpdate(epoch, committed, clip, lastLr, chained, chained && traced(next)));
-            }
-        }
-        return this;
-    }
-
-    private Behavior<Command> onUpdateApplied(UpdateApplied m) {
-        if (m.epoch() != epoch || job == null || m.step() != committed) {
-            return this;
-        }
-        if (m.error() != null) {
-            fail("rank " + m.rank() + " failed to apply step " + m.step() + ": " + m.error());
-            return this;
-        }
-        answered.add(m.rank());
-        if (m.rank() < traces.length && traces[m.rank()] != null) {
-            List<io.troupe.actors.trace.TimelineInterval> all = new ArrayList<>(traces[m.rank()].intervals());
-            all.add(new io.troupe.actors.trace.TimelineInterval("optimizer", "optimizer", m.optimizerStartUs(),
-                Math.max(m.optimizerStartUs(), m.optimizerEndUs()), "", Map.of()));
-            traces[m.rank()] = WorkerTrace.of(all);
         }
         if (answered.size() == ranks.size()) {
             committed++;
             lastCommitNs = System.nanoTime();
             lastStepMs = (lastCommitNs - stepStartNs) / 1e6;
             lastBubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
+            lastLoss = lossSum / Math.max(1, lossCount);
             valLoss = Double.NaN;
             if (spec.train().evalDue(committed)) {
                 startEvaluation();
@@ -437,18 +414,16 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             timers.cancel("deadline");
             submitter.tell(new JobEvent.Finished(committed, lastLoss, lastValLoss, lastCheckpoint));
             clearJob();
-        } else if (chained) {
-            // the ranks already run this step: collect what overtook the commit
+        } else if (committed < windowEnd) {
+            // the ranks already run this step: take the reports that overtook the commit
             beginStep();
-            timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
             List<StepDone> waiting = new ArrayList<>(early);
             early.clear();
-            chained = false;
             for (StepDone d : waiting) {
                 onStepDone(d);
             }
         } else {
-            runStep();
+            runWindow();
         }
     }
 
@@ -559,7 +534,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         submitter = null;
         ranks = List.of();
         answered.clear();
-        chained = false;
+        windowEnd = 0;
         early.clear();
     }
 }

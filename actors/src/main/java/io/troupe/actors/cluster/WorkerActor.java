@@ -8,6 +8,7 @@ import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.runtime.tensor.Tensor;
 import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.WorkerTransport;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -21,6 +22,8 @@ import io.troupe.collectives.bucket.GradientBucketer;
 import io.troupe.collectives.bucket.ParamRange;
 import io.troupe.models.gpt.ParamSpec;
 import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.actors.trace.TimelineInterval;
+import io.troupe.models.optim.GradClip;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -38,9 +41,11 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * as a message; activations and gradients move over the Aeron data plane, never through mailboxes.
  *
  * <p>Protocol: registers under {@link #KEY}; answers {@link Describe} with its data-plane endpoint;
- * on {@link Assign} builds its shards and answers Ready; each {@link RunStep} runs the schedule and
- * answers StepDone (loss, squared gradient norm); {@link ApplyUpdate} clips and steps the optimizer,
- * answers UpdateApplied and, when asked, starts the next step at once. Every message carries the job epoch; stale ones are ignored.
+ * on {@link Assign} builds its shards and answers Ready; {@link RunSteps} runs a window of steps
+ * back to back on the device thread, each one whole (schedule, bucketed all-reduce, the global
+ * gradient norm over the data plane, clipping, optimizer) and reported with a StepDone sent straight
+ * from the device thread; {@link Evaluate} and {@link WriteCheckpoint} come between windows. Every
+ * message carries the job epoch; stale ones are ignored.
  * Supervision: a failure in compute is reported to the coordinator, which ends the job.
  */
 public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
@@ -53,43 +58,30 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     /** @param resumeFrom a committed checkpoint directory to restore from, or "" to start fresh */
-    public record Assign(long epoch, int rank, JobRequest job, List<String> endpoints, String resumeFrom,
-                         ActorRef<CoordinatorActor.Command> replyTo) implements Command, CrossNodeMessage {
+    public record Assign(long epoch, int rank, JobRequest job, List<String> endpoints, List<String> controlEndpoints,
+                         String resumeFrom, ActorRef<CoordinatorActor.Command> replyTo) implements Command, CrossNodeMessage {
     }
 
     /** Write this rank's shards of {@code step} under {@code root} (replica 0 only; others answer with none). */
     public record WriteCheckpoint(long epoch, long step, String root) implements Command, CrossNodeMessage {
     }
 
-    /** Run step {@code step}; with {@code trace}, answer with the step's intervals too. */
-    public record RunStep(long epoch, long step, boolean trace) implements Command, CrossNodeMessage {
+    /**
+     * Run steps {@code from} up to {@code until} (exclusive) back to back, each answered with a
+     * StepDone; step {@code traceStep} also sends its intervals. The coordinator ends a window where
+     * validation, a checkpoint or the end of the job comes.
+     */
+    public record RunSteps(long epoch, long from, long until, long traceStep) implements Command, CrossNodeMessage {
     }
 
     /** Validation after {@code step}: replica 0's ranks run {@code batches} forward-only batches together. */
     public record Evaluate(long epoch, long step, int batches) implements Command, CrossNodeMessage {
     }
 
-    /**
-     * Clip and apply step {@code step}'s update; with {@code runNext}, go straight on to step
-     * {@code step + 1} (traced when {@code traceNext}) without waiting for a RunStep: the
-     * coordinator saves a round trip whenever nothing (validation, checkpoint, the end) comes between.
-     */
-    public record ApplyUpdate(long epoch, long step, float clipScale, float lr, boolean runNext, boolean traceNext)
-        implements Command, CrossNodeMessage {
-    }
-
     public record Abort(long epoch, String reason) implements Command, CrossNodeMessage {
     }
 
-    private record Computed(long epoch, long step, double lossSum, int lossCount, double gradSumSq, double busyMs,
-                            double idleMs, double allReduceMs, WorkerTrace trace, String error) implements Command {
-    }
-
     private record Evaluated(long epoch, long step, double loss, String error) implements Command {
-    }
-
-    private record Applied(long epoch, long step, boolean runNext, boolean traceNext, double startUs, double endUs,
-                           String error) implements Command {
     }
 
     private record ShardsWritten(long epoch, long step, String[] names, long[] bytes, long[] crcs, String error)
@@ -100,8 +92,18 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private final WorkerDescription description;
     private final WorkerTransport transport;
     private final CollectiveAgent agent;
+    private final CollectiveAgent control;
     private Communicator dataParallel;
     private GradientBucketer[] buckets = new GradientBucketer[0];
+    /** Every rank of the job, for the global gradient norm (null when the job has one rank). */
+    private Communicator worldGroup;
+    private final io.troupe.runtime.cpu.CpuDevice scratch = new io.troupe.runtime.cpu.CpuDevice(1);
+    private final float[] normSlot = new float[2];
+    private Tensor normIn;
+    private Tensor normAll;
+    private float[] normAllHost;
+    /** The newest aborted epoch: the device thread's step loop stops before its next step. */
+    private volatile long abortedEpoch = -1;
     private final AeronStageLink link;
     private final int threads;
     private final ExecutorService deviceExecutor;
@@ -112,8 +114,6 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private Batches train;
     private Batches val;
     private int rank = -1;
-    /** When the current step began on the device thread (its trace's time origin). */
-    private volatile long stepStartNs;
     private long epoch = -1;
 
     public static Behavior<Command> create(TransportNode node, int localIndex, int threads) {
@@ -135,8 +135,14 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         link.attach(transport);
         link.dutyCycle(agent::doWork);
         agent.start(new BackoffIdleStrategy(64, 16, 1_000, 200_000));
+        // The job-wide gradient norm travels on a stream of its own, driven by the waiting device
+        // thread only (no thread of its own): its few bytes per step never contend with the stage
+        // link for a sender.
+        this.control = CollectiveAgent.open(node, "worker-" + localIndex + "-control", -1, 0, ReceiveSlot::release,
+            t -> log.error("control collectives error on worker " + localIndex, t));
         String address = ctx.getSystem().address().toString();
-        this.description = new WorkerDescription(address, transport.endpoint().toString(), "cpu(" + threads + " threads)", localIndex);
+        this.description = new WorkerDescription(address, transport.endpoint().toString(),
+            control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex);
         this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-device-" + localIndex);
             t.setDaemon(true);
@@ -150,12 +156,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         return newReceiveBuilder()
             .onMessage(Describe.class, this::onDescribe)
             .onMessage(Assign.class, this::onAssign)
-            .onMessage(RunStep.class, this::onRunStep)
-            .onMessage(Computed.class, this::onComputed)
+            .onMessage(RunSteps.class, this::onRunSteps)
             .onMessage(Evaluate.class, this::onEvaluate)
             .onMessage(Evaluated.class, this::onEvaluated)
-            .onMessage(ApplyUpdate.class, this::onApplyUpdate)
-            .onMessage(Applied.class, this::onApplied)
             .onMessage(Abort.class, this::onAbort)
             .onMessage(WriteCheckpoint.class, this::onWriteCheckpoint)
             .onMessage(ShardsWritten.class, this::onShardsWritten)
@@ -207,6 +210,28 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             } else {
                 this.buckets = new GradientBucketer[0];
             }
+            this.worldGroup = null;
+            int world = spec.layout().worldSize();
+            if (world > 1) {
+                int[] all = new int[world];
+                TransportEndpoint[] eps = new TransportEndpoint[world];
+                for (int i = 0; i < world; i++) {
+                    all[i] = i;
+                    eps[i] = TransportEndpoint.parse(m.controlEndpoints().get(i));
+                }
+                control.worker().assign(rank, epoch);
+                this.worldGroup = control.communicator(new CollectiveGroup(epoch, 1, all, rank, eps), CollectiveSettings.defaults());
+                if (normAll == null || normAll.numel() != 2L * world) {
+                    if (normAll != null) {
+                        normAll.close();
+                    }
+                    normAll = scratch.allocate(2 * world);
+                    normAllHost = new float[2 * world];
+                }
+                if (normIn == null) {
+                    normIn = scratch.allocate(2);
+                }
+            }
             link.assign(new AeronStageLink.Target() {
                 @Override
                 public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
@@ -238,68 +263,114 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         return this;
     }
 
-    private Behavior<Command> onRunStep(RunStep m) {
+    private Behavior<Command> onRunSteps(RunSteps m) {
         if (m.epoch() != epoch || stage == null) {
             return this;
         }
         StageWorker w = stage;
         GradientBucketer[] dpBuckets = buckets;
-        long e = epoch;
-        ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-            long t0 = System.nanoTime();
-            stepStartNs = t0;
-            w.runStep(m.step(), policy, train, t0);
-            // The replicas' gradients (each already scaled by 1/global tokens) are being summed
-            // bucket by bucket since each chunk's last weight gradient; wait for what is left.
-            long r0 = System.nanoTime();
-            for (GradientBucketer b : dpBuckets) {
-                b.finish();
-            }
-            double allReduceMs = (System.nanoTime() - r0) / 1e6;
-            double lossSum = 0;
-            int count = 0;
-            boolean last = w.modelStage(w.chunks() - 1) == spec.layout().modelStages() - 1;
-            if (last) {
-                for (int mb = 0; mb < spec.microbatches(); mb++) {
-                    lossSum += w.loss(mb);
-                    count++;
+        Communicator world = worldGroup;
+        ActorRef<CoordinatorActor.Command> coord = coordinator;
+        int r = rank;
+        deviceExecutor.execute(() -> {
+            for (long s = m.from(); s < m.until(); s++) {
+                if (abortedEpoch >= m.epoch()) {
+                    return;
                 }
-            }
-            double busy = 0;
-            double idle = 0;
-            for (var i : w.intervals()) {
-                if (i.category().equals("idle")) {
-                    idle += i.durationUs();
-                } else if (StageWorker.isCompute(i.category())) {
-                    busy += i.durationUs();
+                CoordinatorActor.StepDone done;
+                try {
+                    done = oneStep(m.epoch(), r, s, s == m.traceStep(), w, dpBuckets, world);
+                } catch (RuntimeException ex) {
+                    coord.tell(new CoordinatorActor.StepDone(r, m.epoch(), s, 0, 0, 0, 0, 0, 0, 0, WorkerTrace.EMPTY,
+                        String.valueOf(rootMessage(ex))));
+                    return;
                 }
+                coord.tell(done); // tell is thread-safe: no hop through the actor
             }
-            // The all-reduce wait is idle time of the step, with its own cause.
-            idle += allReduceMs * 1e3;
-            WorkerTrace trace = WorkerTrace.EMPTY;
-            if (m.trace()) {
-                List<io.troupe.actors.trace.TimelineInterval> all = new java.util.ArrayList<>(w.intervals());
-                if (dpBuckets.length > 0) {
-                    double from = (r0 - t0) / 1e3;
-                    all.add(new io.troupe.actors.trace.TimelineInterval("allreduce wait", "allreduce", from,
-                        from + allReduceMs * 1e3, "", java.util.Map.of("cause", "communication")));
-                }
-                trace = WorkerTrace.of(all);
-            }
-            // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
-            double sumSq = w.dpIndex() == 0 ? w.gradSumOfSquares() : 0;
-            return new Computed(e, m.step(), lossSum, count, sumSq, busy / 1e3, idle / 1e3, allReduceMs, trace, null);
-        }, deviceExecutor), (ok, err) -> ok != null ? ok
-            : new Computed(e, m.step(), 0, 0, 0, 0, 0, 0, WorkerTrace.EMPTY, String.valueOf(rootMessage(err))));
+        });
         return this;
     }
 
-    private Behavior<Command> onComputed(Computed c) {
-        if (c.epoch() == epoch && coordinator != null) {
-            coordinator.tell(new CoordinatorActor.StepDone(rank, c.epoch(), c.step(), c.lossSum(), c.lossCount(),
-                c.gradSumSq(), c.busyMs(), c.idleMs(), c.allReduceMs(), c.trace(), c.error()));
+    /**
+     * One whole step on the device thread, with no control-plane round trip: the schedule's F/B/W,
+     * the wait for the data-parallel buckets, the global gradient norm (each rank's sum of squares,
+     * all-gathered over the data plane and added in rank order, so every rank computes the same
+     * clip factor), clipping, the learning rate of the step, and the optimizer.
+     */
+    private CoordinatorActor.StepDone oneStep(long e, int r, long step, boolean traced, StageWorker w,
+                                              GradientBucketer[] dpBuckets, Communicator world) {
+        long t0 = System.nanoTime();
+        w.runStep(step, policy, train, t0);
+        // The replicas' gradients (each already scaled by 1/global tokens) are being summed bucket
+        // by bucket since each chunk's last weight gradient; wait for what is left.
+        long r0 = System.nanoTime();
+        for (GradientBucketer b : dpBuckets) {
+            b.finish();
         }
-        return this;
+        long r1 = System.nanoTime();
+        // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
+        double norm = Math.sqrt(globalSum(w.dpIndex() == 0 ? w.gradSumOfSquares() : 0, world));
+        long n1 = System.nanoTime();
+        float clip = GradClip.scaleFor(norm, spec.train().gradClip());
+        float lr = spec.train().schedule().lr(step);
+        w.scaleGradients(clip);
+        w.optimizerStep(lr);
+        long o1 = System.nanoTime();
+        double allReduceMs = (r1 - r0) / 1e6;
+        double lossSum = 0;
+        int count = 0;
+        boolean last = w.modelStage(w.chunks() - 1) == spec.layout().modelStages() - 1;
+        if (last) {
+            for (int mb = 0; mb < spec.microbatches(); mb++) {
+                lossSum += w.loss(mb);
+                count++;
+            }
+        }
+        double busy = (o1 - n1) / 1e3;
+        double idle = (n1 - r0) / 1e3; // waits for the all-reduce and the norm: communication
+        for (var i : w.intervals()) {
+            if (i.category().equals("idle")) {
+                idle += i.durationUs();
+            } else if (StageWorker.isCompute(i.category())) {
+                busy += i.durationUs();
+            }
+        }
+        WorkerTrace trace = WorkerTrace.EMPTY;
+        if (traced) {
+            List<TimelineInterval> all = new java.util.ArrayList<>(w.intervals());
+            if (dpBuckets.length > 0) {
+                all.add(new TimelineInterval("allreduce wait", "allreduce", (r0 - t0) / 1e3, (r1 - t0) / 1e3, "",
+                    java.util.Map.of("cause", "communication")));
+            }
+            all.add(new TimelineInterval("grad norm", "allreduce", (r1 - t0) / 1e3, (n1 - t0) / 1e3, "",
+                java.util.Map.of("cause", "communication")));
+            all.add(new TimelineInterval("optimizer", "optimizer", (n1 - t0) / 1e3, (o1 - t0) / 1e3, "", java.util.Map.of()));
+            trace = WorkerTrace.of(all);
+        }
+        return new CoordinatorActor.StepDone(r, e, step, lossSum, count, norm, lr, busy / 1e3, idle / 1e3, allReduceMs,
+            trace, null);
+    }
+
+    /**
+     * The sum over all ranks of {@code local}, the same on every rank: each rank's double goes as
+     * two floats (high part and the remainder) into its slot of an all-gather, and every rank adds
+     * the slots in rank order in double precision.
+     */
+    private double globalSum(double local, Communicator world) {
+        if (world == null) {
+            return local;
+        }
+        float hi = (float) local;
+        normSlot[0] = hi;
+        normSlot[1] = (float) (local - hi);
+        scratch.copyFromHost(normSlot, normIn);
+        world.allGather(normIn, normAll);
+        scratch.copyToHost(normAll, normAllHost);
+        double sum = 0;
+        for (int i = 0; i < normAllHost.length; i += 2) {
+            sum += (double) normAllHost[i] + normAllHost[i + 1];
+        }
+        return sum;
     }
 
     private Behavior<Command> onEvaluate(Evaluate m) {
@@ -318,34 +389,6 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private Behavior<Command> onEvaluated(Evaluated r) {
         if (r.epoch() == epoch && coordinator != null) {
             coordinator.tell(new CoordinatorActor.EvalDone(rank, r.epoch(), r.step(), r.loss(), r.error()));
-        }
-        return this;
-    }
-
-    private Behavior<Command> onApplyUpdate(ApplyUpdate m) {
-        if (m.epoch() != epoch || stage == null) {
-            return this;
-        }
-        StageWorker w = stage;
-        long e = epoch;
-        ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-            long s0 = System.nanoTime();
-            w.scaleGradients(m.clipScale());
-            w.optimizerStep(m.lr());
-            long s1 = System.nanoTime();
-            long origin = stepStartNs;
-            return new Applied(e, m.step(), m.runNext(), m.traceNext(), (s0 - origin) / 1e3, (s1 - origin) / 1e3, null);
-        }, deviceExecutor), (ok, err) -> ok != null ? ok
-            : new Applied(e, m.step(), false, false, 0, 0, String.valueOf(rootMessage(err))));
-        return this;
-    }
-
-    private Behavior<Command> onApplied(Applied a) {
-        if (a.epoch() == epoch && coordinator != null) {
-            coordinator.tell(new CoordinatorActor.UpdateApplied(rank, a.epoch(), a.step(), a.startUs(), a.endUs(), a.error()));
-            if (a.error() == null && a.runNext()) {
-                return onRunStep(new RunStep(a.epoch(), a.step() + 1, a.traceNext()));
-            }
         }
         return this;
     }
@@ -384,6 +427,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private Behavior<Command> onAbort(Abort m) {
+        abortedEpoch = Math.max(abortedEpoch, m.epoch());
         if (m.epoch() >= epoch) {
             ctx.getLog().warn("job epoch {} aborted: {}", m.epoch(), m.reason());
             if (stage != null) {
@@ -410,9 +454,22 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private Behavior<Command> onStop() {
+        abortedEpoch = Long.MAX_VALUE;
+        if (stage != null) {
+            stage.fail(new IllegalStateException("worker stopped"));
+        }
         releaseStage();
+        deviceExecutor.execute(() -> {
+            for (Tensor t : new Tensor[] {normIn, normAll}) {
+                if (t != null) {
+                    t.close();
+                }
+            }
+            scratch.close();
+        });
         deviceExecutor.shutdown();
         agent.close();
+        control.close();
         return this;
     }
 }

@@ -2,8 +2,10 @@ package io.troupe.actors.cluster;
 
 /**
  * What a worker advertises: its node's cluster address, its data-plane endpoint (the string form
- * of a transport endpoint) and its device.
+ * of a transport endpoint: activations, gradients, data-parallel buckets), the endpoint of its
+ * control collectives (the job-wide gradient norm; a stream of its own, so those collectives never
+ * share a sender with the stage link) and its device.
  */
-public record WorkerDescription(String nodeAddress, String dataEndpoint, String device, int localIndex)
-    implements CrossNodeMessage {
+public record WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
+                                int localIndex) implements CrossNodeMessage {
 }

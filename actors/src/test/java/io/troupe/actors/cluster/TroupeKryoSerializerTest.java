@@ -21,7 +21,7 @@ class TroupeKryoSerializerTest {
         Kryo k = TroupeKryoSerializer.newKryo(null);
         JobRequest job = new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 5, 3e-3f, 3e-4f, 2, 1f, 5, "", "", 0, "", 1000);
         for (Object msg : List.of(job, new JobEvent.Failed("why", 3, 2), new CoordinatorActor.Ready(1, 2, null),
-            new WorkerActor.RunStep(4, 7, true), new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "cpu", 0))) {
+            new WorkerActor.RunSteps(4, 7, 9, 8), new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 0))) {
             Output out = new Output(256, -1);
             k.writeClassAndObject(out, msg);
             Object back = k.readClassAndObject(new Input(out.toBytes()));
