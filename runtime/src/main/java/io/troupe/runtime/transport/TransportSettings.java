@@ -28,13 +28,26 @@ import java.util.concurrent.TimeUnit;
  * @param connectTimeoutNs       how long a send waits for a not-yet-connected peer
  * @param backPressureTimeoutNs  how long a send retries while back-pressured without progress
  * @param peerLostTimeoutNs      a silent UDP peer is reported lost within this time (at least 500 ms)
- * @param crcEnabled             compute and verify CRC32C of frame headers and chunks
+ * @param crcEnabled             compute and verify CRC32C of frame headers and chunks on UDP (the wire)
  * @param localCopyMinBytes      tensors at least this large travel between workers of the same JVM by
  *                               one direct copy into the receiver's slot ({@link LocalCopyLink}); such a
  *                               send completes when the receiver has copied it. {@code Long.MAX_VALUE}
  *                               keeps every tensor on the Aeron log
  * @param udpBindHost            the address receivers bind to for remote peers (e.g. 127.0.0.1)
  * @param udpPort                the UDP port receivers bind to; 0 picks a free port
+ * @param ipcCrcEnabled          compute and verify CRC32C on same-node IPC too (default off). Safe to
+ *                               leave off: an IPC frame never leaves the node's memory. The sender
+ *                               writes it into a shared-memory log that the receiver maps, with no
+ *                               wire, NIC, kernel buffer or checksum-offload on the way, so the
+ *                               failures CRC exists for (bit errors and truncation in transit) cannot
+ *                               happen; a memory fault is ECC's business and corrupts the sender's
+ *                               tensor as much as the log. Headers are still validated field by field
+ *                               (magic, version, lengths, shape, epoch, ranks), so a bug that writes
+ *                               garbage is still dropped and counted. On: fuzzing IPC, debugging.
+ * @param receiverWindowBytes    UDP receiver window (flow control: how far a sender may run ahead of
+ *                               what the receiver took), at most {@code socketBufferBytes} (Aeron
+ *                               refuses a window above SO_RCVBUF) and {@code termLengthBytes / 2};
+ *                               0 = the largest allowed, {@code min(socketBufferBytes, termLengthBytes / 2)}
  */
 public record TransportSettings(
     String aeronDir,
@@ -53,7 +66,9 @@ public record TransportSettings(
     boolean crcEnabled,
     long localCopyMinBytes,
     String udpBindHost,
-    int udpPort) {
+    int udpPort,
+    boolean ipcCrcEnabled,
+    int receiverWindowBytes) {
 
     /** Aeron's largest UDP payload, the upper bound of an MTU. */
     public static final int MAX_MTU_BYTES = 65504;
@@ -113,6 +128,36 @@ public record TransportSettings(
         if (udpPort < 0 || udpPort > 65535) {
             throw new IllegalArgumentException("udpPort must be in [0, 65535]: udpPort=" + udpPort);
         }
+        if (receiverWindowBytes != 0 && (receiverWindowBytes < mtuBytes
+            || receiverWindowBytes > Math.min(socketBufferBytes, termLengthBytes / 2))) {
+            throw new IllegalArgumentException("receiverWindowBytes must be 0 (auto) or in [mtuBytes, min(socketBufferBytes,"
+                + " termLengthBytes / 2)]: receiverWindowBytes=" + receiverWindowBytes + ", mtuBytes=" + mtuBytes
+                + ", socketBufferBytes=" + socketBufferBytes + ", termLengthBytes=" + termLengthBytes);
+        }
+    }
+
+    /**
+     * The settings of the first 17 components with CRC off on IPC and the automatic UDP receiver
+     * window (source compatibility for readers of the earlier record).
+     */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0);
+    }
+
+    /** The UDP receiver window in use: {@code receiverWindowBytes}, or the largest allowed when 0. */
+    public int effectiveReceiverWindowBytes() {
+        return receiverWindowBytes != 0 ? receiverWindowBytes : Math.min(socketBufferBytes, termLengthBytes / 2);
+    }
+
+    /** Whether frames on this kind of channel carry (and must carry) CRC32C. */
+    public boolean crcEnabledFor(boolean ipc) {
+        return ipc ? ipcCrcEnabled : crcEnabled;
     }
 
     private static void checkMtu(String name, int mtu) {
@@ -136,7 +181,7 @@ public record TransportSettings(
     public static TransportSettings defaults() {
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
-            TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0);
+            TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0, false, 0);
     }
 
     /** The largest Aeron message for this term length. */
@@ -147,96 +192,127 @@ public record TransportSettings(
     public TransportSettings withAeronDir(String dir) {
         return new TransportSettings(dir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes);
     }
 
     public TransportSettings withExternalDriver(String dir) {
         return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withThreadingMode(ThreadingMode mode) {
         return new TransportSettings(aeronDir, externalDriver, mode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes);
     }
 
     public TransportSettings withTermLengthBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, bytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes);
     }
 
     public TransportSettings withMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, bytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes);
     }
 
     public TransportSettings withIpcMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, bytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes);
     }
 
     public TransportSettings withChunkBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withSocketBufferBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withReceiveBudgetBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withReceiveSlotsMax(int slots) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withConnectTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withBackPressureTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, ns,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withPeerLostTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
+    /** CRC32C on UDP channels (see {@link #withIpcCrcEnabled} for IPC). */
     public TransportSettings withCrcEnabled(boolean enabled) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes);
     }
 
     public TransportSettings withLocalCopyMinBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes);
     }
 
     public TransportSettings withUdp(String bindHost, int port) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port, ipcCrcEnabled,
+            receiverWindowBytes);
+    }
+
+    public TransportSettings withIpcCrcEnabled(boolean enabled) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, enabled,
+            receiverWindowBytes);
+    }
+
+    public TransportSettings withReceiverWindowBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, bytes);
     }
 }
