@@ -41,7 +41,7 @@ public final class TransportBench {
     /**
      * Runs the benchmark. Optional arguments {@code key=value} (sizes as {@code 65504}, {@code 64k}, {@code 4m}):
      * {@code term=} (default 64m), {@code chunk=} (default 4m), {@code mtu=}, {@code sockbuf=}, {@code window=}
-     * (UDP MTU, socket buffers and receiver window; default: {@link TransportSettings#defaults()}),
+     * (UDP loopback MTU, socket buffers and receiver window; default: {@link TransportSettings#defaults()}),
      * {@code mode=SHARED|SHARED_NETWORK|DEDICATED} (default SHARED), {@code only=ipc|udp} to skip the
      * rest (the summary line then reports 0 for what was skipped).
      */
@@ -49,7 +49,7 @@ public final class TransportBench {
         TransportSettings defaults = TransportSettings.defaults();
         long termBytes = 64L * MIB;
         long chunkBytes = 4L * MIB;
-        long mtuBytes = defaults.mtuBytes();
+        long mtuBytes = defaults.loopbackMtuBytes();
         long socketBytes = defaults.socketBufferBytes();
         long windowBytes = defaults.receiverWindowBytes();
         ThreadingMode mode = defaults.threadingMode();
@@ -80,7 +80,7 @@ public final class TransportBench {
             .withReceiveBudgetBytes(512L * MIB)
             .withThreadingMode(mode);
         TransportSettings udp = ipc
-            .withMtuBytes((int) mtuBytes)
+            .withLoopbackMtuBytes((int) mtuBytes)
             .withSocketBufferBytes((int) socketBytes)
             .withReceiverWindowBytes((int) windowBytes);
         int[] sizes = {MIB, 16 * MIB, 64 * MIB};
@@ -118,10 +118,10 @@ public final class TransportBench {
 
         System.out.println();
         System.out.println("load average before the run: " + loadAverage);
-        System.out.printf("Troupe transport benchmark (%d cores, CRC off, chunk %d KiB, term %d KiB, UDP mtu %d,"
+        System.out.printf("Troupe transport benchmark (%d cores, CRC off, chunk %d KiB, term %d KiB, UDP loopback mtu %d,"
             + " socket buffers %d KiB, receiver window %d KiB, %s driver)%n",
             Runtime.getRuntime().availableProcessors(), ipc.chunkBytes() / 1024, ipc.termLengthBytes() / 1024,
-            udp.mtuBytes(), udp.socketBufferBytes() / 1024, udp.effectiveReceiverWindowBytes() / 1024,
+            udp.loopbackMtuBytes(), udp.socketBufferBytes() / 1024, udp.effectiveReceiverWindowBytes() / 1024,
             udp.threadingMode());
         System.out.println("| case | size | GB/s | x memcpy |");
         System.out.println("| --- | --- | --- | --- |");

@@ -29,9 +29,9 @@ public final class TransportChannels {
             .sessionId(sessionId).build();
     }
 
-    /** Sending side to a remote peer. */
+    /** Sending side to a remote peer; the MTU is {@link TransportSettings#udpMtuBytesFor} its host. */
     public static String udpPublication(TransportSettings s, String host, int port, int sessionId) {
         return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port).termLength(s.termLengthBytes())
-            .mtu(s.mtuBytes()).socketSndbufLength(s.socketBufferBytes()).sessionId(sessionId).build();
+            .mtu(s.udpMtuBytesFor(host)).socketSndbufLength(s.socketBufferBytes()).sessionId(sessionId).build();
     }
 }
