@@ -18,7 +18,7 @@ import org.agrona.UnsafeApi;
 
 /**
  * One rank of {@link CollectivesBench}: args {@code rank world aeronDir|- sizesBytes(comma) crc(on|off|default)
- * pipelineBytes [termBytes]}. With an aeron dir it joins that (external) driver and talks IPC; with {@code -} it
+ * pipelineBytes [termBytes [inPlace(on|off)]]}. With an aeron dir it joins that (external) driver and talks IPC; with {@code -} it
  * embeds its own driver and talks UDP on 127.0.0.1. Prints {@code ENDPOINT e}, reads
  * {@code PEERS e0,e1,...}, then for every size and algorithm prints
  * {@code RESULT algorithm bytes avgNs} (the best of {@link #BATCHES} batch means), then {@code DONE}.
@@ -52,6 +52,9 @@ public final class BenchRankMain {
         try (TransportNode node = TransportNode.launch(ts, Throwable::printStackTrace);
              CollectiveAgent agent = CollectiveAgent.open(node, "bench" + rank, rank, 1, null,
                  Throwable::printStackTrace)) {
+            if (args.length > 7 && args[7].equals("off")) {
+                agent.worker().receiver().inPlaceConsumer(null); // every piece through a receive slot (the reference path)
+            }
             System.out.println("ENDPOINT " + agent.worker().endpoint());
             System.out.flush();
             String peers = stdin.readLine();

@@ -23,8 +23,9 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
  * <p>Aeron fragments of one chunk message are written straight from the term buffer into the slot
  * (no FragmentAssembler copy). An optional {@link InPlaceConsumer} may take whole tensors straight
  * from the term buffer instead (no slot at all). CRC32C is required and checked per channel
- * ({@link TransportSettings#crcEnabledFor}): on the UDP subscription by default, not on IPC. When the receive budget is used up the agent stops consuming the
- * image whose next tensor does not fit ({@code ABORT}), so that sender is back-pressured; nothing
+ * ({@link TransportSettings#crcEnabledFor}): on the UDP subscription by default, not on IPC.
+ *
+ * <p>When the receive budget is used up the agent stops consuming the image whose next tensor does not fit ({@code ABORT}), so that sender is back-pressured; nothing
  * is dropped silently. Every dropped frame is counted by {@link DropReason}.
  *
  * <p>Threading: {@link #doWork()}, {@link #takeReady} and the listener calls run on one thread (an
