@@ -258,7 +258,9 @@ public final class TransportBench {
         try (WorkerTransport rx = node.openWorker("bench-rx", 1, 0, sink, Throwable::printStackTrace);
              WorkerTransport tx = node.openWorker("bench-tx", 0, 0, slot -> { }, Throwable::printStackTrace)) {
             // over UDP the driver thread moves the bytes: parked application threads leave it a core
-            TensorSender sender = tx.connect(1, target(rx, udp), 0, udp ? backoff() : new YieldingIdleStrategy());
+            // IPC: the data plane's default sender idling (spin, yield, then park): a sender that only
+            // yields while a same-JVM receiver copies its tensor takes CPU from that copy on 2 cores
+            TensorSender sender = udp ? tx.connect(1, target(rx, udp), 0, backoff()) : tx.connect(1, target(rx, udp), 0);
             AgentRunner runner = start(rx.receiver(), udp ? backoff() : new YieldingIdleStrategy());
             try {
                 awaitConnected(sender);
