@@ -1,6 +1,8 @@
 package io.troupe.collectives;
 
+import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.transport.FrameKind;
+import io.troupe.runtime.transport.InPlaceConsumer;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TensorReceiverAgent;
 import io.troupe.runtime.transport.TransportEndpoint;
@@ -29,7 +31,7 @@ import org.agrona.concurrent.IdleStrategy;
  * <p>Threading: {@code doWork} and the listener calls on one thread; {@code communicator} and
  * submissions from any thread. Steady-state {@code doWork} allocates nothing.
  */
-public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listener, AutoCloseable {
+public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listener, InPlaceConsumer, AutoCloseable {
     private static final TensorReceiverAgent.Listener NO_DELEGATE = slot -> slot.release();
 
     private final String roleName;
@@ -44,6 +46,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private volatile boolean threaded;
     private final java.util.concurrent.atomic.AtomicBoolean driving = new java.util.concurrent.atomic.AtomicBoolean();
     private long unroutedChunks;
+    private volatile long inPlacePieces;
     private final Int2IntHashMap liveImages = new Int2IntHashMap(0);
     private final IdleStrategy waitIdle = new BackoffIdleStrategy(20, 5, 1_000, 100_000); // parks early: ranks may outnumber cores
 
@@ -72,6 +75,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
             throw new IllegalStateException("agent " + roleName + " is already attached");
         }
         this.worker = w;
+        w.receiver().inPlaceConsumer(this);
     }
 
     public WorkerTransport worker() {
@@ -81,6 +85,11 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     /** Collective chunks of a group with no communicator here (released). */
     public long unroutedChunks() {
         return unroutedChunks;
+    }
+
+    /** Collective pieces taken straight from the Aeron log (no receive slot); any thread. */
+    public long inPlacePieces() {
+        return inPlacePieces;
     }
 
     /**
@@ -217,6 +226,22 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
             return;
         }
         c.engine().onSlot(slot);
+    }
+
+    /** A whole collective piece arrives: its communicator takes it in place if it is the piece it waits for. */
+    @Override
+    public InPlaceConsumer.Sink onWholeTensor(int sourceRank, FrameKind kind, long tensorKey, long step, DType dtype,
+                                              long totalBytes) {
+        if (kind != FrameKind.COLLECTIVE_CHUNK) {
+            return null;
+        }
+        Communicator c = byGroupId[CollectiveKey.groupId(tensorKey)];
+        InPlaceConsumer.Sink sink = c == null ? null : c.engine().onWholeTensor(sourceRank, tensorKey, step, dtype,
+            totalBytes);
+        if (sink != null) {
+            inPlacePieces++;
+        }
+        return sink;
     }
 
     @Override

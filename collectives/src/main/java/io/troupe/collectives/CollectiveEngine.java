@@ -3,6 +3,7 @@ package io.troupe.collectives;
 import io.troupe.collectives.compress.ErrorFeedback;
 import io.troupe.collectives.compress.Int8Codec;
 import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.transport.InPlaceConsumer;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TransportException;
 import org.agrona.UnsafeApi;
@@ -15,7 +16,7 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
  *
  * <p>Threading: everything but {@link #queue} runs on the agent's thread. Allocation-free in steady state.
  */
-final class CollectiveEngine {
+final class CollectiveEngine implements InPlaceConsumer.Sink {
     private static final int INBOX_CAPACITY = 4096;
     private static final int RUN_NONE = -1;
     private static final int RUN_RING = 0;
@@ -318,6 +319,7 @@ final class CollectiveEngine {
         if (running == RUN_REFERENCE) {
             reference.abandon();
         }
+        ring.abandonInPlace();
         for (PeerLink l : links) {
             if (l != null) {
                 l.clearOwner(this);
@@ -385,6 +387,50 @@ final class CollectiveEngine {
             }
         }
         return null;
+    }
+
+    /** The key of piece {@code (step, piece)} of the current collective. */
+    long pieceKey(int step, int piece) {
+        return CollectiveKey.key(seq, groupId, step, piece);
+    }
+
+    int rankAtIndex(int idx) {
+        return group.rankAt(idx);
+    }
+
+    /**
+     * The receiver offers a whole collective piece in place: taken (this engine is its sink) when it
+     * is exactly the piece the running ring waits for next, with this collective's signature.
+     */
+    InPlaceConsumer.Sink onWholeTensor(int sourceRank, long key, long step, DType dtype, long totalBytes) {
+        if (running != RUN_RING || current == null || broken != null || step != signature) {
+            return null;
+        }
+        return ring.acceptInPlace(sourceRank, key, dtype, totalBytes) ? this : null;
+    }
+
+    @Override
+    public void onData(long address, long tensorOffset, int lengthBytes) {
+        ring.inPlaceData(address, tensorOffset, lengthBytes);
+    }
+
+    @Override
+    public void onEnd(boolean complete) {
+        if (!ring.isReceivingInPlace()) {
+            return;
+        }
+        if (!ring.endInPlace(complete)) {
+            failOp(new CollectiveException("a piece from rank " + group.rankAt(ring.waitingFor()) + " was cut short"
+                + " while reduced in place in " + describeCurrent(), group.epoch(), group.rankAt(ring.waitingFor()), null));
+            return;
+        }
+        try {
+            ring.doWork(); // send what the piece just unblocked, before the receiver polls on
+        } catch (CollectiveException e) {
+            failOp(e);
+        } catch (RuntimeException e) {
+            failOp(new CollectiveException(describeCurrent() + " failed: " + e, group.epoch(), -1, e));
+        }
     }
 
     /** Checks a piece's size against what this member expects. */

@@ -19,6 +19,12 @@ import io.troupe.runtime.transport.ReceiveSlot;
  * sent as soon as piece {@code p} of step {@code j} is reduced, so reduction overlaps the transfer.
  * An empty segment still moves as one 1-element piece, so both sides agree on the messages.
  *
+ * <p>Receiving: a float32 piece is normally reduced (or, in the all-gather, copied) straight from the
+ * Aeron term buffer as its fragments arrive ({@link #acceptInPlace}, called when the receiver sees
+ * the piece this ring waits for next); pieces that arrived earlier, or come in any other way, are
+ * taken from receive slots by {@link #doWork} (the reference path). Both apply the same elementwise
+ * operations in the same order, so the result is bitwise the same either way.
+ *
  * <p>Wire: float32 (sent from the buffer itself), bf16 (encoded into staging; the owner rounds its
  * segment to bf16 before the all-gather so every member agrees), or raw bytes (all-gather only).
  * Agent thread only; allocation-free.
@@ -49,6 +55,10 @@ final class RingAlgorithm {
     private int sendPiece;
     private int recvStep;
     private int recvPiece;
+    private boolean inPlace;
+    private long inPlaceDst;
+    private long inPlaceCount;
+    private long inPlaceBytes;
 
     /**
      * @param mode 0 all-reduce, 1 reduce-scatter only, 2 all-gather only
@@ -74,6 +84,7 @@ final class RingAlgorithm {
         this.sendPiece = 0;
         this.recvStep = firstStep;
         this.recvPiece = 0;
+        this.inPlace = false;
     }
 
     private long segStart(int k) {
@@ -98,7 +109,7 @@ final class RingAlgorithm {
     }
 
     boolean isDone() {
-        return recvStep > lastStep && sendStep > lastStep && comm.sendDone(right);
+        return !inPlace && recvStep > lastStep && sendStep > lastStep && comm.sendDone(right);
     }
 
     /** The member index this ring waits for now. */
@@ -136,6 +147,75 @@ final class RingAlgorithm {
             }
         }
         return work;
+    }
+
+    /**
+     * Whether the piece {@code key} of {@code totalBytes} from rank {@code sourceRank} is the one this
+     * ring receives next and can be taken in place; if so, {@link #inPlaceData} and
+     * {@link #endInPlace} follow.
+     */
+    boolean acceptInPlace(int sourceRank, long key, DType dtype, long totalBytes) {
+        if (inPlace || wire != WIRE_F32 || dtype != DType.F32 || recvStep > lastStep
+            || sourceRank != comm.rankAtIndex(left) || key != comm.pieceKey(recvStep, recvPiece)) {
+            return false;
+        }
+        int seg = recvSeg(recvStep);
+        long start = segStart(seg) + recvPiece * pieceElems;
+        long len = Math.min(pieceElems, segStart(seg + 1) - start);
+        if (len <= 0 || totalBytes != len * 4) {
+            return false; // the slot path sends empty segments' placeholders and reports size mismatches
+        }
+        inPlace = true;
+        inPlaceDst = base + start * 4;
+        inPlaceCount = len;
+        inPlaceBytes = 0;
+        return true;
+    }
+
+    /** One fragment of the in-place piece: reduce-scatter adds it into the buffer, all-gather copies it. */
+    void inPlaceData(long address, long offset, int lengthBytes) {
+        if (!inPlace || offset + lengthBytes > inPlaceCount * 4) {
+            return;
+        }
+        long dst = inPlaceDst + offset;
+        if (recvStep <= n - 2) {
+            comm.kernels().addInto(dst, address, lengthBytes >> 2);
+        } else {
+            ReduceKernels.copy(address, dst, lengthBytes);
+        }
+        inPlaceBytes += lengthBytes;
+    }
+
+    /**
+     * The in-place piece ended; returns false if it did not arrive whole (the buffer is then
+     * partly reduced and the collective must fail).
+     */
+    boolean endInPlace(boolean complete) {
+        if (!inPlace) {
+            return true;
+        }
+        inPlace = false;
+        if (!complete || inPlaceBytes != inPlaceCount * 4) {
+            return false;
+        }
+        if (recvStep == n - 2 && average) {
+            comm.kernels().divide(inPlaceDst, inPlaceCount, n);
+        }
+        if (++recvPiece == pieces(recvSeg(recvStep))) {
+            recvPiece = 0;
+            recvStep++;
+        }
+        return true;
+    }
+
+    /** True while an in-place piece is half received. */
+    boolean isReceivingInPlace() {
+        return inPlace;
+    }
+
+    /** Forgets a half-received in-place piece (the collective failed). */
+    void abandonInPlace() {
+        inPlace = false;
     }
 
     private boolean sendReady() {

@@ -17,8 +17,8 @@ import java.util.SplittableRandom;
 import org.agrona.UnsafeApi;
 
 /**
- * One rank of {@link CollectivesBench}: args {@code rank world aeronDir|- sizesBytes(comma) crc(on|off)
- * pipelineBytes}. With an aeron dir it joins that (external) driver and talks IPC; with {@code -} it
+ * One rank of {@link CollectivesBench}: args {@code rank world aeronDir|- sizesBytes(comma) crc(on|off|default)
+ * pipelineBytes [termBytes [inPlace(on|off)]]}. With an aeron dir it joins that (external) driver and talks IPC; with {@code -} it
  * embeds its own driver and talks UDP on 127.0.0.1. Prints {@code ENDPOINT e}, reads
  * {@code PEERS e0,e1,...}, then for every size and algorithm prints
  * {@code RESULT algorithm bytes avgNs} (the best of {@link #BATCHES} batch means), then {@code DONE}.
@@ -35,10 +35,16 @@ public final class BenchRankMain {
         int world = Integer.parseInt(args[1]);
         String dir = args[2];
         String[] sizes = args[3].split(",");
-        boolean crc = args[4].equals("on");
+        // default: the data plane's own choice (CRC on UDP, off on IPC); on/off: forced on both channels
+        String crcArg = args[4];
         int pipelineBytes = Integer.parseInt(args[5]);
-        TransportSettings ts = TransportSettings.defaults().withCrcEnabled(crc).withTermLengthBytes(32 * 1024 * 1024)
+        int termBytes = args.length > 6 ? Integer.parseInt(args[6]) : 32 * 1024 * 1024;
+        TransportSettings ts = TransportSettings.defaults()
+            .withChunkBytes(Math.min(1024 * 1024, termBytes / 16)).withTermLengthBytes(termBytes)
             .withReceiveBudgetBytes(512L * 1024 * 1024);
+        if (!crcArg.equals("default")) {
+            ts = ts.withCrcEnabled(crcArg.equals("on")).withIpcCrcEnabled(crcArg.equals("on"));
+        }
         if (!dir.equals("-")) {
             ts = ts.withExternalDriver(dir);
         }
@@ -46,6 +52,9 @@ public final class BenchRankMain {
         try (TransportNode node = TransportNode.launch(ts, Throwable::printStackTrace);
              CollectiveAgent agent = CollectiveAgent.open(node, "bench" + rank, rank, 1, null,
                  Throwable::printStackTrace)) {
+            if (args.length > 7 && args[7].equals("off")) {
+                agent.worker().receiver().inPlaceConsumer(null); // every piece through a receive slot (the reference path)
+            }
             System.out.println("ENDPOINT " + agent.worker().endpoint());
             System.out.flush();
             String peers = stdin.readLine();

@@ -10,7 +10,7 @@ import java.util.Map;
 
 /**
  * All-reduce benchmark, nccl-tests style: {@code scripts/bench collectives [--world N] [--sizes 4k,1m,16m,64m]
- * [--transport ipc|udp] [--crc on|off] [--pipeline 512k]}. Ranks are separate JVMs on this machine
+ * [--transport ipc|udp] [--crc on|off|default] [--pipeline 512k] [--term 32m] [--in-place on|off]}. Ranks are separate JVMs on this machine
  * ({@link BenchRankMain}); with {@code ipc} (default) they share one media driver that this process
  * embeds, as workers of one node do; with {@code udp} each has its own driver and they talk over
  * 127.0.0.1. For each size it prints the ring and recursive-doubling times, the time of the default
@@ -77,8 +77,10 @@ public final class CollectivesBench {
         List<Integer> worlds = new ArrayList<>(List.of(2, 4));
         String sizesArg = "4k,16k,64k,256k,1m,4m,16m,64m";
         String transport = "ipc";
-        String crc = "on";
+        String crc = "default";
         long pipeline = 512 * KIB;
+        long term = 32 * MIB;
+        String inPlace = "on";
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -103,8 +105,16 @@ public final class CollectivesBench {
                     pipeline = parseSize(v);
                     i++;
                 }
+                case "--in-place" -> {
+                    inPlace = v;
+                    i++;
+                }
+                case "--term" -> {
+                    term = parseSize(v);
+                    i++;
+                }
                 default -> throw new IllegalArgumentException("unknown option: " + a
-                    + " (use --world N --sizes 4k,1m --transport ipc|udp --crc on|off --pipeline 512k)");
+                    + " (use --world N --sizes 4k,1m --transport ipc|udp --crc on|off|default --pipeline 512k --term 32m --in-place on|off)");
             }
         }
         if (!transport.equals("ipc") && !transport.equals("udp")) {
@@ -118,11 +128,11 @@ public final class CollectivesBench {
             sizeList.append(sizeList.length() == 0 ? "" : ",").append(b);
         }
         System.out.printf("# collectives bench: all-reduce (average) of float32, transport=%s, crc=%s, pipeline=%d KiB,"
-            + " cores=%d, load=%s%n", transport, crc, pipeline / KIB, Runtime.getRuntime().availableProcessors(),
+            + " term=%d MiB, in-place=%s, cores=%d, load=%s%n", transport, crc, pipeline / KIB, term / MIB, inPlace, Runtime.getRuntime().availableProcessors(),
             loadAverage());
         String last = null;
         for (int world : worlds) {
-            last = runWorld(world, sizes, sizeList.toString(), transport, crc, pipeline);
+            last = runWorld(world, sizes, sizeList.toString(), transport, crc, pipeline, term, inPlace);
         }
         System.out.println(last);
     }
@@ -136,7 +146,7 @@ public final class CollectivesBench {
     }
 
     private static String runWorld(int world, List<Long> sizes, String sizeList, String transport, String crc,
-                                   long pipeline) throws Exception {
+                                   long pipeline, long term, String inPlace) throws Exception {
         TransportSettings ts = TransportSettings.defaults().withTermLengthBytes(32 * 1024 * 1024);
         Map<String, Long> worst = new HashMap<>();
         try (TransportNode driverHost = transport.equals("ipc") ? TransportNode.launch(ts, Throwable::printStackTrace)
@@ -146,7 +156,7 @@ public final class CollectivesBench {
             try {
                 for (int r = 0; r < world; r++) {
                     ranks.add(RankProcess.start(BenchRankMain.class, List.of("-Xmx1g", "-XX:+UseParallelGC"),
-                        Integer.toString(r), Integer.toString(world), dir, sizeList, crc, Long.toString(pipeline)));
+                        Integer.toString(r), Integer.toString(world), dir, sizeList, crc, Long.toString(pipeline), Long.toString(term), inPlace));
                 }
                 StringBuilder peers = new StringBuilder("PEERS ");
                 for (int r = 0; r < world; r++) {

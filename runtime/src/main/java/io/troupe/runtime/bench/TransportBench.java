@@ -39,36 +39,50 @@ public final class TransportBench {
     }
 
     /**
-     * Runs the benchmark. Optional arguments {@code key=value}: {@code term=<MiB>} (default 64),
-     * {@code chunk=<MiB>} (default 4), {@code mode=SHARED|SHARED_NETWORK|DEDICATED} (default SHARED),
-     * {@code only=ipc|udp} to skip the rest (the summary line then reports 0 for what was skipped).
+     * Runs the benchmark. Optional arguments {@code key=value} (sizes as {@code 65504}, {@code 64k}, {@code 4m}):
+     * {@code term=} (default 64m), {@code chunk=} (default 4m), {@code mtu=}, {@code sockbuf=}, {@code window=}
+     * (UDP loopback MTU, socket buffers and receiver window; default: {@link TransportSettings#defaults()}),
+     * {@code mode=SHARED|SHARED_NETWORK|DEDICATED} (default SHARED), {@code only=ipc|udp} to skip the
+     * rest (the summary line then reports 0 for what was skipped).
      */
     public static void main(String[] args) throws Exception {
-        int termMib = 64;
-        int chunkMib = 4;
-        ThreadingMode mode = ThreadingMode.SHARED;
+        TransportSettings defaults = TransportSettings.defaults();
+        long termBytes = 64L * MIB;
+        long chunkBytes = 4L * MIB;
+        long mtuBytes = defaults.loopbackMtuBytes();
+        long socketBytes = defaults.socketBufferBytes();
+        long windowBytes = defaults.receiverWindowBytes();
+        ThreadingMode mode = defaults.threadingMode();
         String only = "";
         for (String arg : args) {
             String[] kv = arg.split("=", 2);
             switch (kv[0]) {
-                case "term" -> termMib = Integer.parseInt(kv[1]);
-                case "chunk" -> chunkMib = Integer.parseInt(kv[1]);
+                case "term" -> termBytes = parseBytes(kv[1]);
+                case "chunk" -> chunkBytes = parseBytes(kv[1]);
+                case "mtu" -> mtuBytes = parseBytes(kv[1]);
+                case "sockbuf" -> socketBytes = parseBytes(kv[1]);
+                case "window" -> windowBytes = parseBytes(kv[1]);
                 case "mode" -> mode = ThreadingMode.valueOf(kv[1]);
                 case "only" -> only = kv[1];
-                default -> throw new IllegalArgumentException("unknown argument (term=, chunk=, mode=, only=): " + arg);
+                default -> throw new IllegalArgumentException(
+                    "unknown argument (term=, chunk=, mtu=, sockbuf=, window=, mode=, only=): " + arg);
             }
         }
         String loadAverage = loadAverage();
         double memcpy = memcpyGbps(64 * MIB);
-        TransportSettings ipc = TransportSettings.defaults()
+        TransportSettings ipc = defaults
             .withCrcEnabled(false)
-            .withTermLengthBytes(termMib * MIB)
-            .withChunkBytes(chunkMib * MIB)
+            .withIpcCrcEnabled(false)
+            .withReceiverWindowBytes(0)
+            .withChunkBytes(64 * 1024) // before the term, which must hold 8 chunks
+            .withTermLengthBytes((int) termBytes)
+            .withChunkBytes((int) chunkBytes)
             .withReceiveBudgetBytes(512L * MIB)
             .withThreadingMode(mode);
         TransportSettings udp = ipc
-            .withMtuBytes(TransportSettings.MAX_MTU_BYTES - TransportSettings.MAX_MTU_BYTES % 64)
-            .withSocketBufferBytes(4 * MIB);
+            .withLoopbackMtuBytes((int) mtuBytes)
+            .withSocketBufferBytes((int) socketBytes)
+            .withReceiverWindowBytes((int) windowBytes);
         int[] sizes = {MIB, 16 * MIB, 64 * MIB};
         double[] ipcGbps = new double[sizes.length];
         double[] ipcLogGbps = new double[sizes.length];
@@ -104,9 +118,11 @@ public final class TransportBench {
 
         System.out.println();
         System.out.println("load average before the run: " + loadAverage);
-        System.out.printf("Troupe transport benchmark (%d cores, CRC off, chunk %d MiB, term %d MiB, UDP mtu %d, %s driver)%n",
-            Runtime.getRuntime().availableProcessors(), ipc.chunkBytes() / MIB, ipc.termLengthBytes() / MIB,
-            udp.mtuBytes(), udp.threadingMode());
+        System.out.printf("Troupe transport benchmark (%d cores, CRC off, chunk %d KiB, term %d KiB, UDP loopback mtu %d,"
+            + " socket buffers %d KiB, receiver window %d KiB, %s driver)%n",
+            Runtime.getRuntime().availableProcessors(), ipc.chunkBytes() / 1024, ipc.termLengthBytes() / 1024,
+            udp.loopbackMtuBytes(), udp.socketBufferBytes() / 1024, udp.effectiveReceiverWindowBytes() / 1024,
+            udp.threadingMode());
         System.out.println("| case | size | GB/s | x memcpy |");
         System.out.println("| --- | --- | --- | --- |");
         row("memcpy (Unsafe.copyMemory)", 64 * MIB, memcpy, memcpy);
@@ -123,6 +139,17 @@ public final class TransportBench {
         System.out.printf(Locale.ROOT,
             "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
             memcpy, ipcGbps[1], ipcGbps[1] / memcpy, udpGbps[1], p50, p99);
+    }
+
+    /** {@code 65536}, {@code 64k} or {@code 4m}. */
+    public static long parseBytes(String s) {
+        String t = s.trim().toLowerCase(Locale.ROOT);
+        long mult = t.endsWith("k") ? 1024 : t.endsWith("m") ? MIB : 1;
+        try {
+            return Long.parseLong(mult == 1 ? t : t.substring(0, t.length() - 1)) * mult;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("size must look like 65504, 64k or 4m: " + s, e);
+        }
     }
 
     /** Loss, retransmission and flow-control counters of the UDP driver (why UDP was slow, if it was). */
@@ -231,7 +258,9 @@ public final class TransportBench {
         try (WorkerTransport rx = node.openWorker("bench-rx", 1, 0, sink, Throwable::printStackTrace);
              WorkerTransport tx = node.openWorker("bench-tx", 0, 0, slot -> { }, Throwable::printStackTrace)) {
             // over UDP the driver thread moves the bytes: parked application threads leave it a core
-            TensorSender sender = tx.connect(1, target(rx, udp), 0, udp ? backoff() : new YieldingIdleStrategy());
+            // IPC: the data plane's default sender idling (spin, yield, then park): a sender that only
+            // yields while a same-JVM receiver copies its tensor takes CPU from that copy on 2 cores
+            TensorSender sender = udp ? tx.connect(1, target(rx, udp), 0, backoff()) : tx.connect(1, target(rx, udp), 0);
             AgentRunner runner = start(rx.receiver(), udp ? backoff() : new YieldingIdleStrategy());
             try {
                 awaitConnected(sender);

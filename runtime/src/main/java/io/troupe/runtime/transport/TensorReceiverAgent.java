@@ -21,8 +21,11 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
  * {@link Listener} only when a whole tensor is there.
  *
  * <p>Aeron fragments of one chunk message are written straight from the term buffer into the slot
- * (no FragmentAssembler copy). When the receive budget is used up the agent stops consuming the
- * image whose next tensor does not fit ({@code ABORT}), so that sender is back-pressured; nothing
+ * (no FragmentAssembler copy). An optional {@link InPlaceConsumer} may take whole tensors straight
+ * from the term buffer instead (no slot at all). CRC32C is required and checked per channel
+ * ({@link TransportSettings#crcEnabledFor}): on the UDP subscription by default, not on IPC.
+ *
+ * <p>When the receive budget is used up the agent stops consuming the image whose next tensor does not fit ({@code ABORT}), so that sender is back-pressured; nothing
  * is dropped silently. Every dropped frame is counted by {@link DropReason}.
  *
  * <p>Threading: {@link #doWork()}, {@link #takeReady} and the listener calls run on one thread (an
@@ -63,6 +66,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         int chunkCrc;
         boolean crcPresent;
         LocalCopyLink link;
+        InPlaceConsumer.Sink sink;
 
         ImageState(long correlationId, int rank) {
             this.correlationId = correlationId;
@@ -76,10 +80,14 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     private final ReceiveSlotPool pool;
     private final Listener listener;
     private final ErrorHandler errorHandler;
-    private final boolean crcEnabled;
+    private final boolean[] crcBySubscription;
+    private final TensorFrameDecoder[] decoders;
     private final FrameDropCounters drops = new FrameDropCounters();
-    private final TensorFrameDecoder decoder;
-    private final TensorFrameFlyweight frame;
+    /** The decoder, flyweight and CRC rule of the subscription being polled now. */
+    private TensorFrameDecoder decoder;
+    private TensorFrameFlyweight frame;
+    private boolean crcEnabled;
+    private InPlaceConsumer inPlaceConsumer;
     private final Long2ObjectHashMap<ImageState> images = new Long2ObjectHashMap<>();
     private final ManyToOneConcurrentArrayQueue<ImageEvent> imageEvents = new ManyToOneConcurrentArrayQueue<>(1024);
 
@@ -115,9 +123,15 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         this.pool = new ReceiveSlotPool(settings.receiveBudgetBytes(), settings.receiveSlotsMax());
         this.listener = listener;
         this.errorHandler = errorHandler;
-        this.crcEnabled = settings.crcEnabled();
-        this.decoder = new TensorFrameDecoder(crcEnabled);
+        this.crcBySubscription = new boolean[channels.length];
+        this.decoders = new TensorFrameDecoder[channels.length];
+        for (int i = 0; i < channels.length; i++) {
+            crcBySubscription[i] = settings.crcEnabledFor(TransportChannels.isIpc(channels[i]));
+            decoders[i] = new TensorFrameDecoder(crcBySubscription[i]);
+        }
+        this.decoder = decoders[0];
         this.frame = decoder.frame();
+        this.crcEnabled = crcBySubscription[0];
         this.ownerRank = ownerRank;
         this.epoch = epoch;
         this.appliedEpoch = epoch;
@@ -141,6 +155,19 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
 
     public Subscription subscription(int i) {
         return subscriptions[i];
+    }
+
+    /**
+     * Installs the consumer offered whole tensors in place (or {@code null} for none). Set-up time,
+     * before the agent runs, or on the agent thread.
+     */
+    public void inPlaceConsumer(InPlaceConsumer consumer) {
+        this.inPlaceConsumer = consumer;
+    }
+
+    /** Whether subscription {@code i} requires and checks CRC32C. */
+    public boolean crcEnabled(int i) {
+        return crcBySubscription[i];
     }
 
     public FrameDropCounters drops() {
@@ -200,8 +227,12 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 appliedEpoch = e;
                 reclaimOlderThan(e);
             }
-            for (Subscription s : subscriptions) {
-                work += s.controlledPoll(this, FRAGMENT_LIMIT);
+            Subscription[] subs = subscriptions;
+            for (int i = 0; i < subs.length; i++) {
+                decoder = decoders[i];
+                frame = decoder.frame();
+                crcEnabled = crcBySubscription[i];
+                work += subs[i].controlledPoll(this, FRAGMENT_LIMIT);
             }
         } catch (Throwable t) {
             onError(t);
@@ -297,6 +328,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 ImageState st = images.remove(ev.correlationId());
                 if (st != null && st.inMessage) {
                     st.inMessage = false;
+                    endInPlace(st, false);
                 }
                 lastImage = null;
                 lastState = null;
@@ -382,6 +414,10 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             st.skipping = !end;
             return Action.CONTINUE;
         }
+        if (st.sink != null) {
+            onInPlaceContinuation(st, buffer, offset, length, end);
+            return Action.CONTINUE;
+        }
         onContinuation(st, buffer, offset, length, end);
         return Action.CONTINUE;
     }
@@ -427,6 +463,14 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             }
         }
         long key = f.tensorKey();
+        if (link == null && inPlaceConsumer != null && chunkOffset == 0 && chunkBytes == totalBytes
+            && !(crcEnabled && crcPresent) && buffer.byteArray() == null
+            && (end || payload % FrameDescriptor.FRAME_ALIGNMENT == 0)) {
+            InPlaceConsumer.Sink sink = offerInPlace(source, kind, key, f.step(), d, totalBytes);
+            if (sink != null) {
+                return onInPlaceFirst(st, sink, buffer, offset, payload, chunkBytes, end);
+            }
+        }
         ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
         if (slot != null) {
             if (!slot.sameTensor(f.dtypeCode(), f, ndims, totalBytes)) {
@@ -472,6 +516,71 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         return Action.CONTINUE;
     }
 
+    private InPlaceConsumer.Sink offerInPlace(int source, FrameKind kind, long key, long step, TensorFrameDecoder d,
+                                              long totalBytes) {
+        try {
+            return inPlaceConsumer.onWholeTensor(source, kind, key, step, d.dtype(), totalBytes);
+        } catch (Throwable t) {
+            onError(t);
+            return null;
+        }
+    }
+
+    private Action onInPlaceFirst(ImageState st, InPlaceConsumer.Sink sink, DirectBuffer buffer, int offset,
+                                  int payload, int chunkBytes, boolean end) {
+        st.sink = sink;
+        st.inMessage = true;
+        st.writeOffset = 0;
+        st.chunkStart = 0;
+        st.chunkEnd = chunkBytes;
+        if (payload > chunkBytes) {
+            abandon(st, DropReason.CHUNK_LENGTH_MISMATCH, end);
+            return Action.CONTINUE;
+        }
+        onInPlaceContinuation(st, buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, payload, end);
+        return Action.CONTINUE;
+    }
+
+    /** Hands one fragment's payload to the in-place sink; at the end, tells it whether the tensor is whole. */
+    private void onInPlaceContinuation(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
+        if (st.writeOffset + length > st.chunkEnd) {
+            abandon(st, DropReason.CHUNK_LENGTH_MISMATCH, end);
+            return;
+        }
+        if (length > 0) {
+            try {
+                st.sink.onData(buffer.addressOffset() + offset, st.writeOffset, length);
+            } catch (Throwable t) {
+                onError(t);
+            }
+        }
+        st.writeOffset += length;
+        if (end) {
+            st.inMessage = false;
+            if (st.writeOffset != st.chunkEnd) {
+                drops.increment(DropReason.CHUNK_LENGTH_MISMATCH);
+                endInPlace(st, false);
+            } else {
+                chunksReceived++;
+                tensorsDelivered++;
+                endInPlace(st, true);
+            }
+        }
+    }
+
+    /** Ends the in-place tensor of an image, if any, telling its sink how it ended. */
+    private void endInPlace(ImageState st, boolean complete) {
+        InPlaceConsumer.Sink sink = st.sink;
+        if (sink != null) {
+            st.sink = null;
+            try {
+                sink.onEnd(complete);
+            } catch (Throwable t) {
+                onError(t);
+            }
+        }
+    }
+
     private void onContinuation(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
         ReceiveSlot slot = st.slot;
         if (slot.generation != st.slotGeneration || slot.state != ReceiveSlot.FILLING) {
@@ -499,6 +608,12 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     /** Drops the message in progress on an image and the tensor it was filling. */
     private void abandon(ImageState st, DropReason reason, boolean end) {
         drops.increment(reason);
+        if (st.sink != null) {
+            st.inMessage = false;
+            st.skipping = !end;
+            endInPlace(st, false);
+            return;
+        }
         ReceiveSlot slot = st.slot;
         if (slot != null && slot.generation == st.slotGeneration && slot.state == ReceiveSlot.FILLING) {
             pool.recycle(slot);

@@ -98,7 +98,7 @@ public final class TensorSender implements AutoCloseable {
         this.destRank = destRank;
         this.epoch = epoch;
         this.chunkBytes = settings.chunkBytes();
-        this.crcEnabled = settings.crcEnabled();
+        this.crcEnabled = settings.crcEnabledFor(TransportChannels.isIpc(publication.channel()));
         this.connectTimeoutNs = settings.connectTimeoutNs();
         this.backPressureTimeoutNs = settings.backPressureTimeoutNs();
         this.idleStrategy = idleStrategy;

@@ -7,6 +7,11 @@ public final class TransportChannels {
     private TransportChannels() {
     }
 
+    /** True for an {@code aeron:ipc} channel (shared memory of one node), false for UDP. */
+    public static boolean isIpc(String channel) {
+        return channel.startsWith("aeron:ipc");
+    }
+
     /** Receiving side for same-node peers. */
     public static String ipcSubscription() {
         return new ChannelUriStringBuilder().media("ipc").build();
@@ -15,8 +20,7 @@ public final class TransportChannels {
     /** Receiving side for remote peers; port 0 lets the OS pick. */
     public static String udpSubscription(TransportSettings s, String host, int port) {
         return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port)
-            .socketRcvbufLength(s.socketBufferBytes()).receiverWindowLength(Math.min(s.socketBufferBytes() / 2,
-                s.termLengthBytes() / 2)).build();
+            .socketRcvbufLength(s.socketBufferBytes()).receiverWindowLength(s.effectiveReceiverWindowBytes()).build();
     }
 
     /** Sending side to a same-node peer. */
@@ -25,9 +29,9 @@ public final class TransportChannels {
             .sessionId(sessionId).build();
     }
 
-    /** Sending side to a remote peer. */
+    /** Sending side to a remote peer; the MTU is {@link TransportSettings#udpMtuBytesFor} its host. */
     public static String udpPublication(TransportSettings s, String host, int port, int sessionId) {
         return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port).termLength(s.termLengthBytes())
-            .mtu(s.mtuBytes()).socketSndbufLength(s.socketBufferBytes()).sessionId(sessionId).build();
+            .mtu(s.udpMtuBytesFor(host)).socketSndbufLength(s.socketBufferBytes()).sessionId(sessionId).build();
     }
 }

@@ -126,7 +126,7 @@ public final class TransportNode implements AutoCloseable {
             .ipcMtuLength(s.ipcMtuBytes())
             .socketSndbufLength(s.socketBufferBytes())
             .socketRcvbufLength(s.socketBufferBytes())
-            .initialWindowLength(Math.min(s.socketBufferBytes() / 2, s.termLengthBytes() / 2))
+            .initialWindowLength(s.effectiveReceiverWindowBytes())
             .timerIntervalNs(timerNs)
             .imageLivenessTimeoutNs(livenessNs)
             .publicationConnectionTimeoutNs(peerLostNs)

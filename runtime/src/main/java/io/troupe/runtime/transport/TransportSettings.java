@@ -17,7 +17,8 @@ import java.util.concurrent.TimeUnit;
  *                               by default because machines may have only 2 cores
  * @param termLengthBytes        term buffer length of every publication (power of two); the largest
  *                               message Aeron takes is {@code termLengthBytes / 8}
- * @param mtuBytes               UDP MTU (multiple of 32, at most 65504); 8 KiB or more for throughput
+ * @param mtuBytes               UDP MTU to other hosts (multiple of 32, at most 65504); 8 KiB or more for
+ *                               throughput, at most the network's (jumbo) frame size to avoid IP fragmentation
  * @param ipcMtuBytes            MTU of IPC publications (multiple of 32, at most 65504)
  * @param chunkBytes             the largest tensor chunk per Aeron message; plus the frame header it
  *                               must fit under {@code termLengthBytes / 8}
@@ -28,13 +29,30 @@ import java.util.concurrent.TimeUnit;
  * @param connectTimeoutNs       how long a send waits for a not-yet-connected peer
  * @param backPressureTimeoutNs  how long a send retries while back-pressured without progress
  * @param peerLostTimeoutNs      a silent UDP peer is reported lost within this time (at least 500 ms)
- * @param crcEnabled             compute and verify CRC32C of frame headers and chunks
+ * @param crcEnabled             compute and verify CRC32C of frame headers and chunks on UDP (the wire)
  * @param localCopyMinBytes      tensors at least this large travel between workers of the same JVM by
  *                               one direct copy into the receiver's slot ({@link LocalCopyLink}); such a
  *                               send completes when the receiver has copied it. {@code Long.MAX_VALUE}
  *                               keeps every tensor on the Aeron log
  * @param udpBindHost            the address receivers bind to for remote peers (e.g. 127.0.0.1)
  * @param udpPort                the UDP port receivers bind to; 0 picks a free port
+ * @param ipcCrcEnabled          compute and verify CRC32C on same-node IPC too (default off). Safe to
+ *                               leave off: an IPC frame never leaves the node's memory. The sender
+ *                               writes it into a shared-memory log that the receiver maps, with no
+ *                               wire, NIC, kernel buffer or checksum-offload on the way, so the
+ *                               failures CRC exists for (bit errors and truncation in transit) cannot
+ *                               happen; a memory fault is ECC's business and corrupts the sender's
+ *                               tensor as much as the log. Headers are still validated field by field
+ *                               (magic, version, lengths, shape, epoch, ranks), so a bug that writes
+ *                               garbage is still dropped and counted. On: fuzzing IPC, debugging.
+ * @param receiverWindowBytes    UDP receiver window (flow control: how far a sender may run ahead of
+ *                               what the receiver took), at most {@code socketBufferBytes} (Aeron
+ *                               refuses a window above SO_RCVBUF) and {@code termLengthBytes / 2};
+ *                               0 = the largest allowed, {@code min(socketBufferBytes, termLengthBytes / 2)}
+ * @param loopbackMtuBytes       UDP MTU to peers on a loopback address (127.0.0.0/8, ::1, localhost):
+ *                               the loopback device takes 64 KiB datagrams without fragmenting them,
+ *                               and fewer, larger datagrams halve the driver's per-byte cost there
+ *                               (default 65472, the largest multiple of 64 under Aeron's 65504)
  */
 public record TransportSettings(
     String aeronDir,
@@ -53,7 +71,10 @@ public record TransportSettings(
     boolean crcEnabled,
     long localCopyMinBytes,
     String udpBindHost,
-    int udpPort) {
+    int udpPort,
+    boolean ipcCrcEnabled,
+    int receiverWindowBytes,
+    int loopbackMtuBytes) {
 
     /** Aeron's largest UDP payload, the upper bound of an MTU. */
     public static final int MAX_MTU_BYTES = 65504;
@@ -61,6 +82,8 @@ public record TransportSettings(
     public static final int MIN_MTU_BYTES = 1024;
     /** Smallest accepted term length (Aeron's minimum). */
     public static final int MIN_TERM_LENGTH_BYTES = 64 * 1024;
+    /** Default UDP MTU to loopback peers: the largest multiple of 64 under {@link #MAX_MTU_BYTES}. */
+    public static final int DEFAULT_LOOPBACK_MTU_BYTES = MAX_MTU_BYTES - MAX_MTU_BYTES % 64;
     /** Largest accepted term length (Aeron's maximum). */
     public static final int MAX_TERM_LENGTH_BYTES = 1024 * 1024 * 1024;
 
@@ -78,6 +101,7 @@ public record TransportSettings(
         }
         checkMtu("mtuBytes", mtuBytes);
         checkMtu("ipcMtuBytes", ipcMtuBytes);
+        checkMtu("loopbackMtuBytes", loopbackMtuBytes);
         if (chunkBytes < 64 || chunkBytes % 64 != 0) {
             throw new IllegalArgumentException("chunkBytes must be a positive multiple of 64: chunkBytes=" + chunkBytes);
         }
@@ -113,6 +137,47 @@ public record TransportSettings(
         if (udpPort < 0 || udpPort > 65535) {
             throw new IllegalArgumentException("udpPort must be in [0, 65535]: udpPort=" + udpPort);
         }
+        if (receiverWindowBytes != 0 && (receiverWindowBytes < Math.max(mtuBytes, loopbackMtuBytes)
+            || receiverWindowBytes > Math.min(socketBufferBytes, termLengthBytes / 2))) {
+            throw new IllegalArgumentException("receiverWindowBytes must be 0 (auto) or in [max(mtuBytes, loopbackMtuBytes), min(socketBufferBytes,"
+                + " termLengthBytes / 2)]: receiverWindowBytes=" + receiverWindowBytes + ", mtuBytes=" + mtuBytes
+                + ", socketBufferBytes=" + socketBufferBytes + ", termLengthBytes=" + termLengthBytes);
+        }
+    }
+
+    /**
+     * The settings of the first 17 components with CRC off on IPC, the automatic UDP receiver window
+     * and the default loopback MTU (source compatibility for readers of the earlier record).
+     */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0, DEFAULT_LOOPBACK_MTU_BYTES);
+    }
+
+    /** The UDP MTU for a peer at {@code host}: {@code loopbackMtuBytes} on a loopback address, else {@code mtuBytes}. */
+    public int udpMtuBytesFor(String host) {
+        return isLoopback(host) ? loopbackMtuBytes : mtuBytes;
+    }
+
+    /** True for a literal loopback address (127.0.0.0/8, ::1) or {@code localhost}; no name lookup. */
+    public static boolean isLoopback(String host) {
+        String h = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+        return h.startsWith("127.") || h.equals("::1") || h.equals("0:0:0:0:0:0:0:1") || h.equalsIgnoreCase("localhost");
+    }
+
+    /** The UDP receiver window in use: {@code receiverWindowBytes}, or the largest allowed when 0. */
+    public int effectiveReceiverWindowBytes() {
+        return receiverWindowBytes != 0 ? receiverWindowBytes : Math.min(socketBufferBytes, termLengthBytes / 2);
+    }
+
+    /** Whether frames on this kind of channel carry (and must carry) CRC32C. */
+    public boolean crcEnabledFor(boolean ipc) {
+        return ipc ? ipcCrcEnabled : crcEnabled;
     }
 
     private static void checkMtu(String name, int mtu) {
@@ -129,14 +194,16 @@ public record TransportSettings(
     }
 
     /**
-     * Defaults: embedded SHARED driver, 16 MiB terms, 1 MiB chunks, 8 KiB UDP MTU, 64 KiB IPC MTU,
-     * 4 MiB socket buffers, 256 MiB receive budget, 1024 slots, connect 10 s, back-pressure 10 s,
-     * peer lost 5 s, CRC on, same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port.
+     * Defaults: embedded SHARED driver, 16 MiB terms, 1 MiB chunks, 8 KiB UDP MTU to other hosts and
+     * 65472 to loopback peers, 64 KiB IPC MTU, 4 MiB socket buffers and receiver window, 256 MiB receive
+     * budget, 1024 slots, connect 10 s, back-pressure 10 s, peer lost 5 s, CRC on UDP and off on IPC,
+     * same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port.
      */
     public static TransportSettings defaults() {
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
-            TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0);
+            TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0, false, 0,
+            DEFAULT_LOOPBACK_MTU_BYTES);
     }
 
     /** The largest Aeron message for this term length. */
@@ -147,96 +214,134 @@ public record TransportSettings(
     public TransportSettings withAeronDir(String dir) {
         return new TransportSettings(dir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withExternalDriver(String dir) {
         return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withThreadingMode(ThreadingMode mode) {
         return new TransportSettings(aeronDir, externalDriver, mode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withTermLengthBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, bytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, bytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withIpcMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, bytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withChunkBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withSocketBufferBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withReceiveBudgetBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withReceiveSlotsMax(int slots) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withConnectTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withBackPressureTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, ns,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withPeerLostTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
+    /** CRC32C on UDP channels (see {@link #withIpcCrcEnabled} for IPC). */
     public TransportSettings withCrcEnabled(boolean enabled) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withLocalCopyMinBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
     }
 
     public TransportSettings withUdp(String bindHost, int port) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port);
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port, ipcCrcEnabled,
+            receiverWindowBytes, loopbackMtuBytes);
+    }
+
+    public TransportSettings withIpcCrcEnabled(boolean enabled) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, enabled,
+            receiverWindowBytes, loopbackMtuBytes);
+    }
+
+    public TransportSettings withLoopbackMtuBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, bytes);
+    }
+
+    public TransportSettings withReceiverWindowBytes(int bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, bytes, loopbackMtuBytes);
     }
 }

@@ -40,7 +40,9 @@ class FrameFuzzTest {
 
     @BeforeEach
     void setUp() {
-        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withChunkBytes(128 * 1024));
+        // the fuzzer writes its frames into an IPC log, where CRC is off by default (no wire to
+        // corrupt them); switched on here so that bit flips in payloads are caught and counted too
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withChunkBytes(128 * 1024).withIpcCrcEnabled(true));
         listener = new RecordingListener();
         rx = driver.openWorker("rx", RX_RANK, EPOCH, listener);
     }

@@ -38,6 +38,29 @@ class TransportValuesTest {
         assertTrue(d.crcEnabled());
     }
 
+    @Test
+    void shouldCheckCrcPerChannelAndPickTheMtuAndWindowPerPeer() {
+        TransportSettings d = TransportSettings.defaults();
+        assertTrue(d.crcEnabledFor(false), "CRC on the wire (UDP) by default");
+        assertFalse(d.crcEnabledFor(true), "no CRC on IPC by default");
+        assertTrue(d.withIpcCrcEnabled(true).crcEnabledFor(true));
+        assertEquals(d.loopbackMtuBytes(), d.udpMtuBytesFor("127.0.0.1"));
+        assertEquals(d.loopbackMtuBytes(), d.udpMtuBytesFor("localhost"));
+        assertEquals(d.loopbackMtuBytes(), d.udpMtuBytesFor("[::1]"));
+        assertEquals(d.mtuBytes(), d.udpMtuBytesFor("10.0.0.7"));
+        assertEquals(65472, d.loopbackMtuBytes());
+        assertEquals(Math.min(d.socketBufferBytes(), d.termLengthBytes() / 2), d.effectiveReceiverWindowBytes());
+        assertEquals(1 << 20, d.withReceiverWindowBytes(1 << 20).effectiveReceiverWindowBytes());
+        assertMessage(() -> d.withReceiverWindowBytes(d.socketBufferBytes() * 2), "receiverWindowBytes=" + d.socketBufferBytes() * 2);
+        assertMessage(() -> d.withLoopbackMtuBytes(65536), "loopbackMtuBytes=65536");
+        // the 17-component constructor (readers of the earlier record) gives the same defaults
+        TransportSettings old = new TransportSettings(d.aeronDir(), d.externalDriver(), d.threadingMode(),
+            d.termLengthBytes(), d.mtuBytes(), d.ipcMtuBytes(), d.chunkBytes(), d.socketBufferBytes(),
+            d.receiveBudgetBytes(), d.receiveSlotsMax(), d.connectTimeoutNs(), d.backPressureTimeoutNs(),
+            d.peerLostTimeoutNs(), d.crcEnabled(), d.localCopyMinBytes(), d.udpBindHost(), d.udpPort());
+        assertEquals(d, old);
+    }
+
     private static void assertMessage(Runnable r, String fragment) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, r::run);
         assertTrue(e.getMessage().contains(fragment), e.getMessage());
