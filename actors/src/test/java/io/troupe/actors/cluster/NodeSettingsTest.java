@@ -18,6 +18,15 @@ class NodeSettingsTest {
     }
 
     @Test
+    void shouldReadEveryTransportKey() {
+        TransportSettings s = TransportConfig.from(ConfigFactory.parseString(
+            "troupe.transport { ipc-crc = true, loopback-mtu = 8KiB, receiver-window = 1MiB }").withFallback(ConfigFactory.load()));
+        assertTrue(s.ipcCrcEnabled());
+        assertEquals(8192, s.loopbackMtuBytes());
+        assertEquals(1 << 20, s.receiverWindowBytes());
+    }
+
+    @Test
     void shouldBuildPekkoSettingsFromTroupeKeys() {
         NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(25999).withSeeds(List.of("127.0.0.1:25520"));
         var pekko = s.pekkoConfig(ConfigFactory.load());
