@@ -14,7 +14,7 @@ import java.util.Locale;
  * {@code troupe train --layout DPxPPxTP} (the default engine): an embedded cluster in this process —
  * one Pekko node per worker on 127.0.0.1 sharing one media driver, the coordinator singleton on
  * the first — runs the job exactly as a multi-host cluster would: ranks, Aeron stage links,
- * bucketed data-parallel all-reduce, two-phase steps, cluster checkpoints.
+ * bucketed data-parallel all-reduce, windows of steps, cluster checkpoints.
  */
 final class ClusterTrainCommand {
     private ClusterTrainCommand() {
