@@ -73,7 +73,10 @@ public final class ChildJvm implements AutoCloseable {
     public String awaitLine(String prefix, long timeoutMs) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
         while (System.nanoTime() < deadline) {
-            for (String line : output().split("\n")) {
+            String out = output();
+            // Only whole lines: the child may be half-way through writing the last one.
+            int end = out.lastIndexOf('\n');
+            for (String line : (end < 0 ? "" : out.substring(0, end)).split("\n")) {
                 if (line.startsWith(prefix)) {
                     return line.trim();
                 }
