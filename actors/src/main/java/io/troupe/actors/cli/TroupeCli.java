@@ -18,6 +18,9 @@ public final class TroupeCli {
         """;
 
     public static void main(String[] args) {
+        // Initialise logging on this thread before any other thread logs: otherwise SLF4J replays the
+        // first calls and says so on stderr.
+        org.slf4j.LoggerFactory.getILoggerFactory();
         int code = run(args, System.out, System.err);
         System.out.flush();
         System.exit(code);
