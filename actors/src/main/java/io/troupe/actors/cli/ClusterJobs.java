@@ -3,16 +3,12 @@ package io.troupe.actors.cli;
 import io.troupe.actors.cluster.JobEvent;
 import io.troupe.actors.cluster.JobHandle;
 import io.troupe.actors.cluster.JobRequest;
-import io.troupe.actors.engine.StageWorker;
-import io.troupe.actors.trace.ChromeTraceWriter;
 import io.troupe.actors.trace.Timeline;
-import io.troupe.actors.trace.TimelineSvg;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.models.train.TrainConfig;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -94,13 +90,7 @@ final class ClusterJobs {
         outputs.writePlot();
         JobEvent.StepTrace st = trace.get();
         if (st != null) {
-            try {
-                Timeline tl = st.timeline();
-                ChromeTraceWriter.write(tl, outputs.dir().resolve("trace.json"));
-                TimelineSvg.write(tl.only(c -> StageWorker.isCompute(c) || c.equals("idle")), outputs.dir().resolve("pipeline.svg"));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
+            RunTimeline.write(st.timeline(), outputs.dir());
         }
         if (end instanceof JobEvent.Failed f) {
             err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n", f.reason(), f.lastCommittedStep(), f.epoch());

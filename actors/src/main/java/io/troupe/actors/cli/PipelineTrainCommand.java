@@ -3,9 +3,6 @@ package io.troupe.actors.cli;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
 import io.troupe.actors.engine.PipelineStepMetrics;
-import io.troupe.actors.engine.StageWorker;
-import io.troupe.actors.trace.ChromeTraceWriter;
-import io.troupe.actors.trace.TimelineSvg;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.data.Batches;
@@ -14,9 +11,7 @@ import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.models.train.TrainConfig;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.Locale;
 
@@ -72,8 +67,7 @@ final class PipelineTrainCommand {
             }
             outputs.writePlot();
             if (last != null) {
-                ChromeTraceWriter.write(last.timeline(), runDir.resolve("trace.json"));
-                TimelineSvg.write(last.timeline().only(c -> StageWorker.isCompute(c) || c.equals("idle")), runDir.resolve("pipeline.svg"));
+                RunTimeline.write(last.timeline(), runDir);
             }
             out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg, pipeline.svg, trace.json and checkpoints in %s%n",
                 outputs.history().get(outputs.history().size() - 1).valLoss(), runDir);
@@ -81,8 +75,6 @@ final class PipelineTrainCommand {
         } catch (CheckpointException e) {
             err.println("troupe train: " + e.getMessage());
             return 4;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
         }
     }
 }

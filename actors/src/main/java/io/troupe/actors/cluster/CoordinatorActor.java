@@ -96,7 +96,6 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private List<ActorRef<WorkerActor.Command>> ranks = List.of();
     private long epoch;
     private long committed;
-    private long stepStartNs;
     private final Set<Integer> answered = new HashSet<>();
     private double lossSum;
     private int lossCount;
@@ -295,7 +294,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         beginStep();
     }
 
-    /** Resets the accumulators of step {@link #committed}; its time runs from the last commit. */
+    /** Resets the accumulators of step {@link #committed}; its time runs from {@link #lastCommitNs}. */
     private void beginStep() {
         answered.clear();
         lossSum = 0;
@@ -304,7 +303,6 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         idleMs = 0;
         allReduceMs = 0;
         traces = new WorkerTrace[committed == spec.train().steps() - 1 ? ranks.size() : 0];
-        stepStartNs = lastCommitNs;
         timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
     }
 
@@ -336,8 +334,9 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
         }
         if (answered.size() == ranks.size()) {
             committed++;
-            lastCommitNs = System.nanoTime();
-            lastStepMs = (lastCommitNs - stepStartNs) / 1e6;
+            long now = System.nanoTime();
+            lastStepMs = (now - lastCommitNs) / 1e6; // commit to commit (or window start to commit)
+            lastCommitNs = now;
             lastBubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
             lastLoss = lossSum / Math.max(1, lossCount);
             valLoss = Double.NaN;

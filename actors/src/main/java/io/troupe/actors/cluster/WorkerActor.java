@@ -192,11 +192,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             this.dataParallel = null;
             if (spec.layout().dp() > 1) {
                 int[] members = spec.layout().dataParallelGroup(rank);
-                TransportEndpoint[] eps = new TransportEndpoint[members.length];
-                for (int i = 0; i < members.length; i++) {
-                    eps[i] = TransportEndpoint.parse(m.endpoints().get(members[i]));
-                }
-                this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, dp, eps),
+                this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, dp, endpointsOf(members, m.endpoints())),
                     CollectiveSettings.defaults());
                 // Each chunk's gradients are all-reduced in buckets launched from its last weight
                 // gradient pass, overlapping the rest of backward.
@@ -216,14 +212,10 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             this.worldGroup = null;
             int world = spec.layout().worldSize();
             if (world > 1) {
-                int[] all = new int[world];
-                TransportEndpoint[] eps = new TransportEndpoint[world];
-                for (int i = 0; i < world; i++) {
-                    all[i] = i;
-                    eps[i] = TransportEndpoint.parse(m.controlEndpoints().get(i));
-                }
+                int[] all = java.util.stream.IntStream.range(0, world).toArray();
                 control.worker().assign(rank, epoch);
-                this.worldGroup = control.communicator(new CollectiveGroup(epoch, 1, all, rank, eps), CollectiveSettings.defaults());
+                this.worldGroup = control.communicator(new CollectiveGroup(epoch, 1, all, rank,
+                    endpointsOf(all, m.controlEndpoints())), CollectiveSettings.defaults());
                 if (normAll == null || normAll.numel() != 2L * world) {
                     if (normAll != null) {
                         normAll.close();
@@ -438,6 +430,15 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             }
         }
         return this;
+    }
+
+    /** The endpoints of ranks {@code members}, parsed from the job's endpoint list (indexed by rank). */
+    private static TransportEndpoint[] endpointsOf(int[] members, List<String> byRank) {
+        TransportEndpoint[] eps = new TransportEndpoint[members.length];
+        for (int i = 0; i < members.length; i++) {
+            eps[i] = TransportEndpoint.parse(byRank.get(members[i]));
+        }
+        return eps;
     }
 
     private static String rootMessage(Throwable t) {
