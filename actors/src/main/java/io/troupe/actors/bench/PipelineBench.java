@@ -30,12 +30,13 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@code scripts/bench pipeline [--steps N] [--warmup N]}: the small GPT on a real two-node cluster
  * (two worker processes on this machine, one thread each, sharing the host's media driver as
- * {@code scripts/launch-local.sh} runs them; this JVM joins as a client):
+ * {@code scripts/launch-local.sh} runs them; this JVM joins as a client and starts no data plane):
  * (1) pp 2, 4 micro-batches, 1F1B, against a hand-written 2-process PyTorch 1.13 pipeline measured
- * here at 55.8 ms/step; (2) dp 2, against PyTorch DDP over Gloo at 46.5 ms/step; (3) the measured
- * bubble against the simulator's prediction for F/B costs of the same two stages measured in this
- * process; (4) the control overhead per scheduled action, (measured step − simulated step) / actions
- * of one rank. Last line: {@code pp2_ms=<x> dp2_ms=<x> bubble_measured=<x> bubble_simulated=<x> overhead_us=<x>}.
+ * here at 55.8 ms/step; (2) dp 2, against PyTorch DDP over Gloo at 46.5 ms/step, both the median of
+ * the timed steps after the warm-up; (3) the measured bubble against the simulator's prediction for
+ * the F and B+W costs the two stages had in the run (the traced last step, {@link TracedStep});
+ * (4) the control overhead per scheduled action from the same trace. Each job's traced step is
+ * written to {@code runs/bench-pipeline-<layout>/trace.json}. Last line: {@code pp2_ms=<x> dp2_ms=<x> bubble_measured=<x> bubble_simulated=<x> overhead_us=<x>}.
  */
 public final class PipelineBench {
     private static final double TORCH_PP2_MS = 55.8;
@@ -46,8 +47,10 @@ public final class PipelineBench {
     }
 
     public static void main(String[] args) throws Exception {
-        int steps = 20;
-        int warmup = 5;
+        // Three JVMs on two cores keep their JIT compilers busy for about a minute; the figures are
+        // taken in the steady state after that, as a Java service would run.
+        int steps = 100;
+        int warmup = 150;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
@@ -75,22 +78,31 @@ public final class PipelineBench {
             awaitHostPort(second);
             NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0).withSeeds(List.of(seed));
             try (TroupeNode client = TroupeNode.start(s, ConfigFactory.load(), null)) {
-                double[] pp = run(client, "1x2", MICROBATCHES, steps, warmup);
-                double[] dp = run(client, "2x1", 1, steps, warmup);
-                double[] sim = simulate(GptConfig.small());
-                double overheadUs = (pp[0] - sim[1] / 1e3) * 1e3 / (2.0 * MICROBATCHES);
+                Run pp = run(client, "1x2", MICROBATCHES, steps, warmup);
+                Run dp = run(client, "2x1", 1, steps, warmup);
+                double[] alone = measureStagesAlone(GptConfig.small());
+                // (3) and (4) from the traced step of the pp job: its own F and B+W per stage
+                // (contention included) go into the simulator; what the ranks spent outside
+                // compute and outside waiting for an input is the runtime's control overhead
+                TracedStep t = TracedStep.of(pp.trace());
+                CostModel cost = CostModel.perStage(t.forwardUs(), t.backwardUs(), new double[] {0, 0});
+                SimulationResult sim = new PipelineSimulator(cost).run(Schedules.oneFOneB(2, MICROBATCHES).asPolicy());
                 System.out.printf(Locale.ROOT, "%-34s %10s %12s %8s%n", "case", "ms/step", "reference", "ratio");
-                System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "pp2, 2 processes, 1f1b, m=4", pp[0], TORCH_PP2_MS,
-                    pp[0] / TORCH_PP2_MS);
-                System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "dp2, 2 processes", dp[0], TORCH_DP2_MS,
-                    dp[0] / TORCH_DP2_MS);
-                System.out.printf(Locale.ROOT, "bubble: measured %.4f (median over steps), simulated %.4f for stage costs "
-                    + "F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; simulated step %.2f ms%n", pp[1], sim[0], sim[2], sim[3], sim[4],
-                    sim[5], sim[1] / 1e3);
-                System.out.printf(Locale.ROOT, "control overhead per action: %.1f us ((measured - simulated step) / %d actions)%n",
-                    overheadUs, 2 * MICROBATCHES);
+                System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "pp2, 2 processes, 1f1b, m=4", pp.stepMs(),
+                    TORCH_PP2_MS, pp.stepMs() / TORCH_PP2_MS);
+                System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "dp2, 2 processes", dp.stepMs(), TORCH_DP2_MS,
+                    dp.stepMs() / TORCH_DP2_MS);
+                System.out.printf(Locale.ROOT, "stage costs in the run (traced step): F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; "
+                    + "alone in this process: F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us%n", t.forwardUs()[0], t.forwardUs()[1],
+                    t.backwardUs()[0], t.backwardUs()[1], alone[0], alone[1], alone[2], alone[3]);
+                System.out.printf(Locale.ROOT, "bubble: measured %.4f (median over steps), simulated %.4f for the run's stage "
+                    + "costs (simulated schedule %.2f ms)%n", pp.bubble(), sim.bubbleFraction(), sim.stepUs() / 1e3);
+                System.out.printf(Locale.ROOT, "control overhead per action: %.1f us (device thread outside compute and "
+                    + "input waits, sends included, over %d actions per rank); input pick-up after arrival: median %.1f us%n",
+                    t.overheadUs(), 2 * MICROBATCHES, t.pickupUs());
+                System.out.printf(Locale.ROOT, "traces: runs/bench-pipeline-1x2/trace.json, runs/bench-pipeline-2x1/trace.json%n");
                 System.out.printf(Locale.ROOT, "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f%n",
-                    pp[0], dp[0], pp[1], sim[0], overheadUs);
+                    pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
             }
         } finally {
             for (Process p : nodes) {
@@ -111,23 +123,40 @@ public final class PipelineBench {
         System.exit(0);
     }
 
-    /** Median step ms and median bubble of the timed steps. */
-    private static double[] run(TroupeNode client, String layout, int m, int steps, int warmup) throws Exception {
+    /** Median step ms and median bubble of the timed steps, and the last step's trace. */
+    private record Run(double stepMs, double bubble, JobEvent.StepTrace trace) {
+    }
+
+    private static Run run(TroupeNode client, String layout, int m, int steps, int warmup) throws Exception {
         JobRequest job = new JobRequest("small", layout, 1, "1f1b", m, 16, warmup + steps, 1e-3f, 1e-4f, 2, 1.0f, 1337, "", "",
             0, "", 60_000);
         JobHandle h = client.submit(job);
+        java.util.concurrent.atomic.AtomicReference<JobEvent.StepTrace> trace = new java.util.concurrent.atomic.AtomicReference<>();
+        h.onEvent(e -> {
+            if (e instanceof JobEvent.StepTrace st) {
+                trace.set(st);
+            }
+        });
         JobEvent end = h.await(Duration.ofMinutes(10));
+        if (trace.get() == null) {
+            throw new IllegalStateException("bench job " + layout + " sent no trace of its last step");
+        } else {
+            // the last step's timeline, for reading where the time went (chrome://tracing, Perfetto)
+            java.nio.file.Path dir = java.nio.file.Path.of("runs", "bench-pipeline-" + layout);
+            java.nio.file.Files.createDirectories(dir);
+            io.troupe.actors.trace.ChromeTraceWriter.write(trace.get().timeline(), dir.resolve("trace.json"));
+        }
         if (!(end instanceof JobEvent.Finished)) {
             throw new IllegalStateException("bench job " + layout + " ended with " + end);
         }
         List<JobEvent.StepCompleted> all = h.steps();
         double[] ms = all.subList(warmup, all.size()).stream().mapToDouble(JobEvent.StepCompleted::stepMs).toArray();
         double[] bub = all.subList(warmup, all.size()).stream().mapToDouble(JobEvent.StepCompleted::bubble).toArray();
-        return new double[] {median(ms), median(bub)};
+        return new Run(median(ms), median(bub), trace.get());
     }
 
-    /** Measures F and B+W of both stages here (1 thread each), then simulates 1F1B on them. */
-    private static double[] simulate(GptConfig cfg) {
+    /** F and B+W (µs) of both stages measured here, one thread, nothing else running: f0, f1, b0, b1. */
+    private static double[] measureStagesAlone(GptConfig cfg) {
         StagePartition part = StagePartition.balanced(cfg, 2);
         int rows = 16 / MICROBATCHES;
         double[] f = new double[2];
@@ -164,9 +193,7 @@ public final class PipelineBench {
             b[0] = median(samples[2]);
             b[1] = median(samples[3]);
         }
-        CostModel cost = CostModel.perStage(f, b, new double[] {0, 0});
-        SimulationResult r = new PipelineSimulator(cost).run(Schedules.oneFOneB(2, MICROBATCHES).asPolicy());
-        return new double[] {r.bubbleFraction(), r.stepUs(), f[0], f[1], b[0], b[1]};
+        return new double[] {f[0], f[1], b[0], b[1]};
     }
 
     private static Process startNode(List<String> jvmArgs, List<String> extra) throws Exception {

@@ -37,7 +37,8 @@ final class NodeCommand {
         }
         TroupeNode node = TroupeNode.start(s, cfg, null);
         out.printf("troupe node: up at %s, roles %s, %d worker(s) x %d thread(s); data plane %s%n", node.hostPort(),
-            s.roles(), s.roles().contains("worker") ? s.workers() : 0, s.threadsPerWorker(), node.transport().aeronDir());
+            s.roles(), s.roles().contains("worker") ? s.workers() : 0, s.threadsPerWorker(),
+            node.transport() == null ? "none (no workers)" : node.transport().aeronDir());
         out.flush();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -37,14 +37,18 @@ public final class TroupeNode implements AutoCloseable {
     /**
      * Starts a node.
      *
-     * @param sharedTransport a data-plane node to share (embedded clusters), or null to launch one
+     * @param sharedTransport a data-plane node to share (embedded clusters), or null to launch one. A
+     *                        node without the worker role (a coordinator or a client that submits
+     *                        jobs) moves no tensors: it launches none, so it adds no media driver
+     *                        threads to the machine
      */
     public static TroupeNode start(NodeSettings settings, Config base, TransportNode sharedTransport) {
+        boolean hostsWorkers = settings.roles().contains("worker");
         TransportNode transport = sharedTransport != null ? sharedTransport
-            : TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace);
+            : hostsWorkers ? TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace) : null;
         CompletableFuture<ActorRef<CoordinatorActor.Command>> proxy = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(ctx -> {
-            if (settings.roles().contains("worker")) {
+            if (hostsWorkers) {
                 for (int i = 0; i < settings.workers(); i++) {
                     ctx.spawn(WorkerActor.create(transport, i, settings.threadsPerWorker()), "worker-" + i);
                 }
@@ -58,7 +62,7 @@ public final class TroupeNode implements AutoCloseable {
         try {
             system = ActorSystem.create(guardian, settings.systemName(), settings.pekkoConfig(base));
         } catch (RuntimeException e) {
-            if (sharedTransport == null) {
+            if (sharedTransport == null && transport != null) {
                 transport.close();
             }
             throw e;
@@ -86,6 +90,7 @@ public final class TroupeNode implements AutoCloseable {
         return system;
     }
 
+    /** This node's data plane; null on a node without the worker role (it moves no tensors). */
     public TransportNode transport() {
         return transport;
     }
@@ -110,7 +115,7 @@ public final class TroupeNode implements AutoCloseable {
         } catch (Exception e) {
             throw new IllegalStateException("node did not stop within 30 s", e);
         } finally {
-            if (ownsTransport) {
+            if (ownsTransport && transport != null) {
                 transport.close();
             }
         }

@@ -120,6 +120,8 @@ public final class TransportNode implements AutoCloseable {
             .conductorIdleStrategy(backoff())
             .senderIdleStrategy(backoff())
             .receiverIdleStrategy(backoff())
+            .asyncExecutorIdleStrategy(new BackoffIdleStrategy(1, 1, TimeUnit.MICROSECONDS.toNanos(100),
+                TimeUnit.MILLISECONDS.toNanos(10)))
             .publicationTermBufferLength(s.termLengthBytes())
             .ipcTermBufferLength(s.termLengthBytes())
             .mtuLength(s.mtuBytes())
@@ -135,7 +137,7 @@ public final class TransportNode implements AutoCloseable {
     }
 
     private static BackoffIdleStrategy backoff() {
-        return new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(200));
+        return new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MILLISECONDS.toNanos(1));
     }
 
     private static String baseDir() {
