@@ -13,8 +13,10 @@ import java.util.List;
  * What one traced pipeline step says about the runtime, read from its per-rank timelines (one
  * track per rank, ranks in stage order for a dp 1 layout):
  * <ul>
- *   <li>{@link #forwardUs()} / {@link #backwardUs()}: each stage's mean F and mean B+W (W folded in)
- *       as they ran in the job, contention included, sends excluded: the costs to simulate;</li>
+ *   <li>{@link #forwardUs()} / {@link #backwardUs()}: each stage's median F and median B+W (a W
+ *       folded into its micro-batch's B) as they ran in the job, contention included, sends
+ *       excluded: the costs to simulate (medians, so one action slowed by a preemption does not
+ *       set a stage's cost);</li>
  *   <li>{@link #overheadUs()}: the control overhead per scheduled action, the device thread's time
  *       between its first and last compute action that is neither compute nor waiting for an
  *       input (scheduling, bookkeeping, and the sends, which count as overhead here), over the
@@ -35,10 +37,8 @@ public record TracedStep(double[] forwardUs, double[] backwardUs, double overhea
         for (int r = 0; r < n; r++) {
             List<TimelineInterval> all = new ArrayList<>(tracks.get(r).intervals());
             all.sort(Comparator.comparingDouble(TimelineInterval::startUs));
-            double fSum = 0;
-            int fCount = 0;
-            double bSum = 0;
-            int microbatchesBackward = 0;
+            List<Double> fs = new ArrayList<>();
+            java.util.Map<String, Double> bw = new java.util.LinkedHashMap<>();
             double first = Double.NaN;
             double last = Double.NaN;
             double compute = 0;
@@ -50,16 +50,11 @@ public record TracedStep(double[] forwardUs, double[] backwardUs, double overhea
                     continue;
                 }
                 double d = i.durationUs() - sendInside(all, i);
-                switch (c) {
-                    case "F" -> {
-                        fSum += d;
-                        fCount++;
-                    }
-                    case "BW", "B" -> {
-                        bSum += d;
-                        microbatchesBackward++;
-                    }
-                    default -> bSum += d;   // W: part of B+W of its micro-batch
+                if (c.equals("F")) {
+                    fs.add(d);
+                } else {
+                    // B, W or BW of one micro-batch (label) of one virtual stage
+                    bw.merge(i.label() + "/" + i.args().getOrDefault("virtual_stage", "0"), d, Double::sum);
                 }
                 if (Double.isNaN(first)) {
                     first = i.startUs();
@@ -76,15 +71,18 @@ public record TracedStep(double[] forwardUs, double[] backwardUs, double overhea
                     idle += i.durationUs();
                 }
             }
-            f[r] = fSum / Math.max(1, fCount);
-            b[r] = bSum / Math.max(1, microbatchesBackward);
+            f[r] = median(fs);
+            b[r] = median(new ArrayList<>(bw.values()));
             double outside = (last - first) - compute - idle;
             overheadSum += Math.max(0, outside) / actions;
             pickups.addAll(pickupDelays(all));
         }
-        double[] p = pickups.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        double pickup = p.length == 0 ? 0 : p.length % 2 == 1 ? p[p.length / 2] : (p[p.length / 2 - 1] + p[p.length / 2]) / 2;
-        return new TracedStep(f, b, overheadSum / n, pickup);
+        return new TracedStep(f, b, overheadSum / n, median(pickups));
+    }
+
+    private static double median(List<Double> values) {
+        double[] p = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        return p.length == 0 ? 0 : p.length % 2 == 1 ? p[p.length / 2] : (p[p.length / 2 - 1] + p[p.length / 2]) / 2;
     }
 
     /** Time spent in sends that lie inside {@code action} (a forward or backward sends its output from inside it). */

@@ -14,7 +14,8 @@ import org.junit.jupiter.api.Test;
 class TracedStepTest {
 
     private static TimelineInterval at(String name, String category, double start, double end) {
-        return new TimelineInterval(name, category, start, end, "", Map.of());
+        String mb = name.matches("[FBW]+\\d+") ? name.replaceAll("\\D", "") : "";
+        return new TimelineInterval(name, category, start, end, mb, Map.of());
     }
 
     @Test
@@ -27,16 +28,18 @@ class TracedStepTest {
             at("idle", "idle", 205, 300), at("recv grad(mb=0)", "recv", 290, 290),
             at("BW0", "BW", 300, 500), at("BW1", "BW", 520, 700),
             at("optimizer", "optimizer", 700, 800)));
-        // stage 1: idle before its first action does not count; F0 [50,150], B0 [150,250], W0 [250,300]
+        // stage 1: idle before its first action does not count; F0 [50,150], B0 [150,250], W0 [250,300],
+        // F1 [300,400], BW1 [400,600], F2 [600,1000] (one slow forward: the median ignores it)
         WorkerTrace r1 = WorkerTrace.of(List.of(
             at("idle", "idle", 0, 50), at("recv act(mb=0)", "recv", 40, 40),
-            at("F0", "F", 50, 150), at("B0", "B", 150, 250), at("W0", "W", 250, 300)));
+            at("F0", "F", 50, 150), at("B0", "B", 150, 250), at("W0", "W", 250, 300),
+            at("F1", "F", 300, 400), at("BW1", "BW", 400, 600), at("F2", "F", 600, 1000)));
         JobEvent.StepTrace st = new JobEvent.StepTrace(9, "t", new String[] {"0", "1"}, new WorkerTrace[] {r0, r1});
 
         TracedStep t = TracedStep.of(st);
 
-        assertArrayEquals(new double[] {95, 100}, t.forwardUs(), 1e-9, "mean F, sends excluded");
-        assertArrayEquals(new double[] {190, 150}, t.backwardUs(), 1e-9, "mean B+W per micro-batch");
+        assertArrayEquals(new double[] {95, 100}, t.forwardUs(), 1e-9, "median F, sends excluded");
+        assertArrayEquals(new double[] {190, 175}, t.backwardUs(), 1e-9, "median B+W per micro-batch, B and W added");
         // rank 0: span 700, compute 90+100+200+180 = 570, idle 95 -> 35 us over 4 actions; rank 1: 0
         assertEquals((35.0 / 4 + 0) / 2, t.overheadUs(), 1e-9);
         // pick-ups: 300-290 = 10 (rank 0), 50-40 = 10 (rank 1)
