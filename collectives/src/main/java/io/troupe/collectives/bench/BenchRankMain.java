@@ -90,7 +90,7 @@ public final class BenchRankMain {
                     }
                     Communicator c = comms[a];
                     int iters = (int) Math.max(4, Math.min(1000, (128L << 20) / bytes));
-                    int warm = Math.max(2, iters / 10);
+                    int warm = Math.max(8, iters / 10); // the first size of a run also warms the JIT and the logs
                     for (int i = 0; i < warm; i++) {
                         c.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h).await();
                     }
