@@ -479,6 +479,9 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             && !(crcEnabled && crcPresent) && buffer.byteArray() == null
             && (end || payload % FrameDescriptor.FRAME_ALIGNMENT == 0)) {
             InPlaceConsumer.Sink sink = offerInPlace(source, kind, key, f.step(), d, totalBytes);
+            if (sink == InPlaceConsumer.LATER) {
+                return Action.ABORT; // nothing of this message is consumed: offered again on a later poll
+            }
             if (sink != null) {
                 return onInPlaceFirst(st, sink, buffer, offset, payload, chunkBytes, end);
             }
