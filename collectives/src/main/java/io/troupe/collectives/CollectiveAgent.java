@@ -47,6 +47,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private final java.util.concurrent.atomic.AtomicBoolean driving = new java.util.concurrent.atomic.AtomicBoolean();
     private long unroutedChunks;
     private volatile long inPlacePieces;
+    private volatile long deferredOffers;
     private final Int2IntHashMap liveImages = new Int2IntHashMap(0);
     private final IdleStrategy waitIdle = new BackoffIdleStrategy(20, 5, 1_000, 100_000); // parks early: ranks may outnumber cores
 
@@ -90,6 +91,14 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     /** Collective pieces taken straight from the Aeron log (no receive slot); any thread. */
     public long inPlacePieces() {
         return inPlacePieces;
+    }
+
+    /**
+     * Times a piece of a communicator's next collective was left in the Aeron log until that
+     * collective starts ({@link InPlaceConsumer#LATER}); any thread.
+     */
+    public long deferredOffers() {
+        return deferredOffers;
     }
 
     /**
@@ -238,7 +247,9 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         Communicator c = byGroupId[CollectiveKey.groupId(tensorKey)];
         InPlaceConsumer.Sink sink = c == null ? null : c.engine().onWholeTensor(sourceRank, tensorKey, step, dtype,
             totalBytes);
-        if (sink != null) {
+        if (sink == InPlaceConsumer.LATER) {
+            deferredOffers++;
+        } else if (sink != null) {
             inPlacePieces++;
         }
         return sink;

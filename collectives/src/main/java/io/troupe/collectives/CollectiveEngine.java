@@ -26,6 +26,13 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     private static final int POST_NONE = 0;
     private static final int POST_COPY_SEGMENT = 1;
     private static final int POST_INT8_SUM = 2;
+    /**
+     * How long pieces of this communicator's next ring collective may wait in the Aeron log for
+     * that collective to start ({@link InPlaceConsumer#LATER}) before they go to receive slots: a
+     * peer that started earlier then costs no slot copy, and whatever else its publication carries
+     * is held up for at most this long.
+     */
+    static final long DEFER_LIMIT_NS = 2_000_000;
 
     private final CollectiveAgent agent;
     private final CollectiveGroup group;
@@ -53,6 +60,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     private long seq;
     private long signature;
     private long deadlineNs;
+    private long deferSinceNs;
     volatile CollectiveException broken;
     volatile long completed;
 
@@ -136,6 +144,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     private void startOp(CollectiveHandle h, long nowNs) {
         current = h;
+        deferSinceNs = 0;
         h.startNs = nowNs;
         deadlineNs = nowNs + settings.timeoutNs();
         seq++;
@@ -403,10 +412,35 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
      * is exactly the piece the running ring waits for next, with this collective's signature.
      */
     InPlaceConsumer.Sink onWholeTensor(int sourceRank, long key, long step, DType dtype, long totalBytes) {
-        if (running != RUN_RING || current == null || broken != null || step != signature) {
+        if (broken != null) {
             return null;
         }
-        return ring.acceptInPlace(sourceRank, key, dtype, totalBytes) ? this : null;
+        if (running == RUN_RING && current != null && step == signature
+            && ring.acceptInPlace(sourceRank, key, dtype, totalBytes)) {
+            return this;
+        }
+        return isNextRingPiece(key, step, dtype) && mayDefer() ? InPlaceConsumer.LATER : null;
+    }
+
+    /**
+     * A float32 piece of a plain (uncompressed) ring collective that is this communicator's next
+     * one: it arrived because its sender started that collective before this member did.
+     */
+    private boolean isNextRingPiece(long key, long step, DType dtype) {
+        int variant = (int) ((step >>> 36) & 0xF);
+        return dtype == DType.F32 && variant == ((RUN_RING << 2) | Compression.NONE.ordinal())
+            && CollectiveKey.seq(key) == ((seq + 1) & ((1L << 23) - 1));
+    }
+
+    /** Whether the next collective's pieces may still wait in the log ({@link #DEFER_LIMIT_NS} from the first). */
+    private boolean mayDefer() {
+        long now = System.nanoTime();
+        if (deferSinceNs == 0) {
+            deferSinceNs = now;
+        } else if (now - deferSinceNs > DEFER_LIMIT_NS) {
+            return false;
+        }
+        return true;
     }
 
     @Override

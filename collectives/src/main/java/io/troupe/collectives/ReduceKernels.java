@@ -41,6 +41,26 @@ public final class ReduceKernels {
         }
     }
 
+    /**
+     * {@code dst[i] = (dst[i] + src[i]) / divisor} for {@code n} floats: {@link #addInto} then
+     * {@link #divide} in one pass over the memory, bitwise the same (each step rounds to float).
+     */
+    public void addIntoAndDivide(long dst, long src, long n, float divisor) {
+        final float[] x = a;
+        final float[] y = b;
+        for (long done = 0; done < n; ) {
+            int m = (int) Math.min(BLOCK, n - done);
+            long off = done << 2;
+            UnsafeApi.copyMemory(null, src + off, x, FLOATS, (long) m << 2);
+            UnsafeApi.copyMemory(null, dst + off, y, FLOATS, (long) m << 2);
+            for (int i = 0; i < m; i++) {
+                y[i] = (y[i] + x[i]) / divisor;
+            }
+            UnsafeApi.copyMemory(y, FLOATS, null, dst + off, (long) m << 2);
+            done += m;
+        }
+    }
+
     /** {@code x[i] /= divisor} for {@code n} floats. */
     public void divide(long x, long n, float divisor) {
         final float[] y = b;

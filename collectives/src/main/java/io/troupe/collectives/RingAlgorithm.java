@@ -178,8 +178,10 @@ final class RingAlgorithm {
             return;
         }
         long dst = inPlaceDst + offset;
-        if (recvStep <= n - 2) {
+        if (recvStep < n - 2 || recvStep == n - 2 && !average) {
             comm.kernels().addInto(dst, address, lengthBytes >> 2);
+        } else if (recvStep == n - 2) {
+            comm.kernels().addIntoAndDivide(dst, address, lengthBytes >> 2, n); // the average's last reduce
         } else {
             ReduceKernels.copy(address, dst, lengthBytes);
         }
@@ -197,9 +199,6 @@ final class RingAlgorithm {
         inPlace = false;
         if (!complete || inPlaceBytes != inPlaceCount * 4) {
             return false;
-        }
-        if (recvStep == n - 2 && average) {
-            comm.kernels().divide(inPlaceDst, inPlaceCount, n);
         }
         if (++recvPiece == pieces(recvSeg(recvStep))) {
             recvPiece = 0;
@@ -249,13 +248,16 @@ final class RingAlgorithm {
         comm.checkPiece(slot, wire == WIRE_BF16 ? 2L * len : (long) localBytes * len, left);
         long dst = base + start * localBytes;
         if (recvStep <= n - 2) {
+            boolean fusedAverage = wire != WIRE_BF16 && recvStep == n - 2 && average;
             if (wire == WIRE_BF16) {
                 comm.kernels().decodeBf16(slot.address(), dst, len, true);
+            } else if (fusedAverage) {
+                comm.kernels().addIntoAndDivide(dst, slot.address(), len, n);
             } else {
                 comm.kernels().addInto(dst, slot.address(), len);
             }
             if (recvStep == n - 2) {
-                if (average) {
+                if (average && !fusedAverage) {
                     comm.kernels().divide(dst, len, n);
                 }
                 if (allReduce && wire == WIRE_BF16) {

@@ -80,6 +80,41 @@ class CollectiveValuesTest {
         }
     }
 
+    /** The fused kernel against its reference (add, then divide): bitwise equal on random data, odd lengths. */
+    @Test
+    void shouldAddAndDivideInOnePassBitwiseLikeAddThenDivide() {
+        ReduceKernels k = new ReduceKernels();
+        java.util.SplittableRandom random = new java.util.SplittableRandom(42);
+        int n = 3 * ReduceKernels.BLOCK + 77;
+        long raw = UnsafeApi.allocateMemory(n * 12L + 128);
+        long src = (raw + 63) & -64L;
+        long fused = src + n * 4L;
+        long reference = fused + n * 4L;
+        try {
+            for (int divisor : new int[] {2, 3, 4, 7}) {
+                for (int i = 0; i < n; i++) {
+                    float d = (float) random.nextDouble(-1e3, 1e3);
+                    UnsafeApi.putFloat(src + 4L * i, (float) random.nextDouble(-1e3, 1e3));
+                    UnsafeApi.putFloat(fused + 4L * i, d);
+                    UnsafeApi.putFloat(reference + 4L * i, d);
+                }
+                k.addIntoAndDivide(fused, src, n, divisor);
+                k.addInto(reference, src, n);
+                k.divide(reference, n, divisor);
+                double maxDiff = 0;
+                for (int i = 0; i < n; i++) {
+                    float a = UnsafeApi.getFloat(fused + 4L * i);
+                    float b = UnsafeApi.getFloat(reference + 4L * i);
+                    maxDiff = Math.max(maxDiff, Math.abs((double) a - b));
+                    assertEquals(Float.floatToRawIntBits(b), Float.floatToRawIntBits(a), "element " + i + ", divisor " + divisor);
+                }
+                System.out.println("addIntoAndDivide vs addInto+divide, divisor " + divisor + ": max diff " + maxDiff);
+            }
+        } finally {
+            UnsafeApi.freeMemory(raw);
+        }
+    }
+
     @Test
     void shouldQuantiseInt8WithinHalfAStepAndKeepTheResidual() {
         int n = 1000;

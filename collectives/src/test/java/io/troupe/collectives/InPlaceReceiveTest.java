@@ -50,6 +50,52 @@ class InPlaceReceiveTest {
         }
     }
 
+    /**
+     * Rank 0 starts an all-reduce before the others: its pieces wait in the others' logs
+     * ({@code InPlaceConsumer.LATER}) until their all-reduce starts, and the result is bitwise the
+     * slot path's.
+     */
+    @ParameterizedTest(name = "n={0}")
+    @ValueSource(ints = {2, 3})
+    @Timeout(60)
+    void shouldLeaveTheNextCollectivesPiecesInTheLogUntilItStarts(int n) {
+        int len = (1 << 18) + 5;
+        try (LocalGroup g = new LocalGroup(n); Buffers b = new Buffers(n, len)) {
+            CollectiveSettings s = LocalGroup.collectiveSettings().withAlgorithm(CollectiveAlgorithm.RING);
+            Communicator[] c = g.communicators(0, s);
+            RandomAndDeterminismTest.fillRandom(b, n, 9);
+            CollectiveHandle[] h = new CollectiveHandle[n];
+            h[0] = c[0].allReduceAsync(b.address[0], b.count, ReduceOp.AVERAGE, 0, new CollectiveHandle());
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(20);
+            while (g.agents[1].deferredOffers() == 0) { // rank 1 sees rank 0's first piece before its own all-reduce
+                for (CollectiveAgent a : g.agents) {
+                    a.doWork();
+                }
+                assertTrue(System.nanoTime() < deadline, "rank 1 never deferred a piece of rank 0's all-reduce");
+            }
+            for (int r = 1; r < n; r++) {
+                h[r] = c[r].allReduceAsync(b.address[r], b.count, ReduceOp.AVERAGE, 0, new CollectiveHandle());
+            }
+            g.awaitAll(h);
+            float[][] early = new float[n][];
+            for (int r = 0; r < n; r++) {
+                early[r] = b.toArray(r);
+            }
+            long deferred = g.agents[1].deferredOffers();
+
+            for (CollectiveAgent a : g.agents) {
+                a.worker().receiver().inPlaceConsumer(null); // the reference: every piece through a slot
+            }
+            RandomAndDeterminismTest.fillRandom(b, n, 9);
+            float[][] slots = RandomAndDeterminismTest.run(g, c, b, ReduceOp.AVERAGE);
+            for (int r = 0; r < n; r++) {
+                assertArrayEquals(slots[r], early[r], "rank " + r + ": deferred in-place differs from the slot path");
+            }
+            System.out.printf("n=%d: rank 1 left rank 0's pieces in the log %d times; results bitwise the slot path's%n",
+                n, deferred);
+        }
+    }
+
     private static long inPlacePieces(LocalGroup g) {
         long sum = 0;
         for (CollectiveAgent a : g.agents) {

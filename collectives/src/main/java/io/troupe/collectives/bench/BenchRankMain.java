@@ -38,7 +38,7 @@ public final class BenchRankMain {
         // default: the data plane's own choice (CRC on UDP, off on IPC); on/off: forced on both channels
         String crcArg = args[4];
         int pipelineBytes = Integer.parseInt(args[5]);
-        int termBytes = args.length > 6 ? Integer.parseInt(args[6]) : 32 * 1024 * 1024;
+        int termBytes = args.length > 6 ? Integer.parseInt(args[6]) : 64 * 1024 * 1024;
         TransportSettings ts = TransportSettings.defaults()
             .withChunkBytes(Math.min(1024 * 1024, termBytes / 16)).withTermLengthBytes(termBytes)
             .withReceiveBudgetBytes(512L * 1024 * 1024);
@@ -90,7 +90,7 @@ public final class BenchRankMain {
                     }
                     Communicator c = comms[a];
                     int iters = (int) Math.max(4, Math.min(1000, (128L << 20) / bytes));
-                    int warm = Math.max(2, iters / 10);
+                    int warm = Math.max(8, iters / 10); // the first size of a run also warms the JIT and the logs
                     for (int i = 0; i < warm; i++) {
                         c.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h).await();
                     }

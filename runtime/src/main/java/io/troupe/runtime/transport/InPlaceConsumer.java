@@ -19,9 +19,26 @@ import io.troupe.runtime.tensor.DType;
  */
 public interface InPlaceConsumer {
     /**
+     * Returned by {@link #onWholeTensor} to leave the message in the log for now: the receiver stops
+     * polling that image for this duty cycle and offers the same message again on a later one (a
+     * collective piece that arrives before its collective starts can then still be taken in place
+     * instead of being copied into a slot). Everything behind it on that image waits meanwhile, so
+     * a consumer must answer this only for a short, bounded time.
+     */
+    Sink LATER = new Sink() {
+        @Override
+        public void onData(long address, long tensorOffset, int lengthBytes) {
+        }
+
+        @Override
+        public void onEnd(boolean complete) {
+        }
+    };
+
+    /**
      * A whole tensor arrives (first fragment, validated). Returning a sink consumes it in place: the
      * sink then gets every fragment's payload and one {@link Sink#onEnd}; returning {@code null}
-     * leaves it to the slot path.
+     * leaves it to the slot path; returning {@link #LATER} leaves it in the log to be offered again.
      *
      * @param step       the frame's step field (collectives put their signature there)
      * @param totalBytes the tensor's length in bytes

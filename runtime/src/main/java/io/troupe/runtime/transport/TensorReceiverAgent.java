@@ -395,8 +395,20 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         return st;
     }
 
+    /**
+     * Every handled message's last fragment commits the image position ({@code COMMIT}) instead of
+     * letting it wait for the end of the poll: a poll may take up to {@link #FRAGMENT_LIMIT}
+     * fragments (megabytes reduced in place), and the sender's flow-control window only moves with
+     * this position.
+     */
     @Override
     public Action onFragment(DirectBuffer buffer, int offset, int length, Header header) {
+        Action action = handleFragment(buffer, offset, length, header);
+        return action == Action.CONTINUE && (header.flags() & FrameDescriptor.END_FRAG_FLAG) != 0 ? Action.COMMIT
+            : action;
+    }
+
+    private Action handleFragment(DirectBuffer buffer, int offset, int length, Header header) {
         ImageState st = stateFor(header);
         byte flags = header.flags();
         boolean end = (flags & FrameDescriptor.END_FRAG_FLAG) != 0;
@@ -467,6 +479,9 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             && !(crcEnabled && crcPresent) && buffer.byteArray() == null
             && (end || payload % FrameDescriptor.FRAME_ALIGNMENT == 0)) {
             InPlaceConsumer.Sink sink = offerInPlace(source, kind, key, f.step(), d, totalBytes);
+            if (sink == InPlaceConsumer.LATER) {
+                return Action.ABORT; // nothing of this message is consumed: offered again on a later poll
+            }
             if (sink != null) {
                 return onInPlaceFirst(st, sink, buffer, offset, payload, chunkBytes, end);
             }

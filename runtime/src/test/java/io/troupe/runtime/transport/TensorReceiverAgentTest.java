@@ -25,6 +25,57 @@ class TensorReceiverAgentTest {
         }
     }
 
+    /**
+     * An in-place consumer that answers {@link InPlaceConsumer#LATER} leaves the message in the log:
+     * it is offered again (the same key) on later polls, and taken whole once the consumer accepts.
+     */
+    @Test
+    @Timeout(60)
+    void shouldOfferAMessageLeftForLaterAgainAndDeliverItWhole() {
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings());
+        RecordingListener listener = new RecordingListener();
+        WorkerTransport rx = driver.openWorker("rx", 9, 3, listener);
+        WorkerTransport w = driver.openWorker("tx", 0, 3, new RecordingListener());
+        TensorSender tx = w.connect(9, rx.endpoint(), 3);
+        awaitConnected(tx, rx.receiver(), 10_000);
+        int count = 200_000 / 4; // several IPC fragments, below the same-JVM by-reference size
+        try (NativeMemory src = new NativeMemory(4L * count).fillRandom(11);
+             NativeMemory dst = new NativeMemory(4L * count)) {
+            long[] offers = new long[1];
+            long[] received = new long[1];
+            boolean[] whole = new boolean[1];
+            InPlaceConsumer.Sink sink = new InPlaceConsumer.Sink() {
+                @Override
+                public void onData(long address, long tensorOffset, int lengthBytes) {
+                    org.agrona.UnsafeApi.copyMemory(address, dst.address() + tensorOffset, lengthBytes);
+                    received[0] += lengthBytes;
+                }
+
+                @Override
+                public void onEnd(boolean complete) {
+                    whole[0] = complete;
+                }
+            };
+            rx.receiver().inPlaceConsumer((sourceRank, kind, key, step, dtype, totalBytes) ->
+                ++offers[0] <= 3 ? InPlaceConsumer.LATER : sink);
+            int[] shape = {count};
+            tx.begin(FrameKind.GRADIENT, 1, TensorKey.of(0, 0, 7), DType.F32, shape, 1, src.address(), 4L * count);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (!whole[0]) {
+                if (tx.isSending()) {
+                    tx.doSend();
+                }
+                rx.receiver().doWork();
+                assertTrue(System.nanoTime() < deadline, "not taken in place; offers=" + offers[0] + ", "
+                    + rx.receiver().drops());
+            }
+            assertEquals(4, offers[0], "offered once per poll until accepted");
+            assertEquals(4L * count, received[0]);
+            assertEquals(-1, NativeMemory.firstDifference(src.address(), dst.address(), 4L * count));
+            assertTrue(listener.ready.isEmpty(), "a message taken in place must not also reach a slot");
+        }
+    }
+
     @Test
     @Timeout(60)
     void shouldReassembleInterleavedTensorsFromSeveralSendersIntact() {
