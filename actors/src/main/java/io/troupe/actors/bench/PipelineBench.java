@@ -28,9 +28,12 @@ import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code scripts/bench pipeline [--steps N] [--warmup N]}: the small GPT on a real two-node cluster
- * (two worker processes on this machine, one thread each, sharing the host's media driver as
- * {@code scripts/launch-local.sh} runs them; this JVM joins as a client and starts no data plane):
+ * {@code scripts/bench pipeline [--steps N] [--warmup N] [--client]}: the small GPT on a real two-node
+ * cluster in two processes, one worker thread each, as the PyTorch references ran: this JVM is the
+ * first node (worker 0, the coordinator and the host's media driver), a second node process joins it
+ * and uses that driver, so tensors move over Aeron IPC. {@code --client} runs it in
+ * {@code scripts/launch-local.sh}'s shape instead: a host driver process, two node processes, and
+ * this JVM as a client that only submits (four processes on the machine):
  * (1) pp 2, 4 micro-batches, 1F1B, against a hand-written 2-process PyTorch 1.13 pipeline measured
  * here at 55.8 ms/step; (2) dp 2, against PyTorch DDP over Gloo at 46.5 ms/step, both the median of
  * the timed steps after the warm-up; (3) the measured bubble against the simulator's prediction for
@@ -51,33 +54,52 @@ public final class PipelineBench {
         // taken in the steady state after that, as a Java service would run.
         int steps = 100;
         int warmup = 150;
+        boolean clientJvm = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
+                case "--client" -> clientJvm = true;
                 default -> throw new IllegalArgumentException("unknown option '" + args[i]
-                    + "': usage: bench pipeline [--steps N] [--warmup N]");
+                    + "': usage: bench pipeline [--steps N] [--warmup N] [--client]");
             }
         }
         List<Process> nodes = new ArrayList<>();
         Process driver = null;
+        TroupeNode client = null;
         try {
-            // One media driver for the host, as scripts/launch-local.sh runs it: the two worker
-            // processes exchange tensors over Aeron IPC.
-            String dir = (new java.io.File("/dev/shm").isDirectory() ? "/dev/shm" : System.getProperty("java.io.tmpdir"))
-                + "/troupe-bench-" + ProcessHandle.current().pid();
-            driver = new ProcessBuilder(io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class, List.of(),
-                List.of("driver", "--dir", dir))).redirectErrorStream(true).start();
-            awaitLine(driver, "troupe driver: up");
-            List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + dir, "-Dtroupe.transport.external-driver=true");
-            Process first = startNode(shared, List.of("--role", "worker,coordinator"));
-            nodes.add(first);
-            String seed = awaitHostPort(first);
-            Process second = startNode(shared, List.of("--role", "worker", "--seed", seed));
-            nodes.add(second);
-            awaitHostPort(second);
-            NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0).withSeeds(List.of(seed));
-            try (TroupeNode client = TroupeNode.start(s, ConfigFactory.load(), null)) {
+            if (clientJvm) {
+                // launch-local.sh's shape: a host media driver process, two node processes, and
+                // this JVM as a client that only submits (four processes on the two cores)
+                String dir = (new java.io.File("/dev/shm").isDirectory() ? "/dev/shm" : System.getProperty("java.io.tmpdir"))
+                    + "/troupe-bench-" + ProcessHandle.current().pid();
+                driver = new ProcessBuilder(io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class,
+                    List.of(), List.of("driver", "--dir", dir))).redirectErrorStream(true).start();
+                awaitLine(driver, "troupe driver: up");
+                List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + dir, "-Dtroupe.transport.external-driver=true");
+                Process first = startNode(shared, List.of("--role", "worker,coordinator"));
+                nodes.add(first);
+                String seed = awaitHostPort(first);
+                Process second = startNode(shared, List.of("--role", "worker", "--seed", seed));
+                nodes.add(second);
+                awaitHostPort(second);
+                NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0)
+                    .withSeeds(List.of(seed));
+                client = TroupeNode.start(s, ConfigFactory.load(), null);
+            } else {
+                // two processes, as the PyTorch references ran: this JVM is the first node (worker 0,
+                // the coordinator, and the host's media driver); the second node process joins it
+                // and uses its driver, so the two workers exchange tensors over Aeron IPC
+                NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0)
+                    .withRoles(List.of("worker", "coordinator"), 1).withThreadsPerWorker(1);
+                client = TroupeNode.start(s, ConfigFactory.load(), null);
+                List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + client.transport().aeronDir(),
+                    "-Dtroupe.transport.external-driver=true");
+                Process second = startNode(shared, List.of("--role", "worker", "--seed", client.hostPort()));
+                nodes.add(second);
+                awaitHostPort(second);
+            }
+            {
                 Run pp = run(client, "1x2", MICROBATCHES, steps, warmup);
                 Run dp = run(client, "2x1", 1, steps, warmup);
                 double[] alone = measureStagesAlone(GptConfig.small());
@@ -105,6 +127,13 @@ public final class PipelineBench {
                     pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
             }
         } finally {
+            if (client != null) {
+                try {
+                    client.close();
+                } catch (RuntimeException e) {
+                    System.err.println("bench: node did not stop cleanly: " + e.getMessage());
+                }
+            }
             for (Process p : nodes) {
                 p.destroy();
             }

@@ -63,6 +63,11 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             acceptableHeartbeatPause, failureDetectorThreshold, sbrStableAfter);
     }
 
+    public NodeSettings withThreadsPerWorker(int newThreads) {
+        return new NodeSettings(systemName, hostname, port, seeds, roles, workers, newThreads,
+            acceptableHeartbeatPause, failureDetectorThreshold, sbrStableAfter);
+    }
+
     public NodeSettings withRoles(List<String> newRoles, int newWorkers) {
         return new NodeSettings(systemName, hostname, port, seeds, newRoles, newWorkers, threadsPerWorker,
             acceptableHeartbeatPause, failureDetectorThreshold, sbrStableAfter);
