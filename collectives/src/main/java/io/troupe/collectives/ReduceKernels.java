@@ -26,19 +26,7 @@ public final class ReduceKernels {
 
     /** {@code dst[i] += src[i]} for {@code n} floats. */
     public void addInto(long dst, long src, long n) {
-        final float[] x = a;
-        final float[] y = b;
-        for (long done = 0; done < n; ) {
-            int m = (int) Math.min(BLOCK, n - done);
-            long off = done << 2;
-            UnsafeApi.copyMemory(null, src + off, x, FLOATS, (long) m << 2);
-            UnsafeApi.copyMemory(null, dst + off, y, FLOATS, (long) m << 2);
-            for (int i = 0; i < m; i++) {
-                y[i] += x[i];
-            }
-            UnsafeApi.copyMemory(y, FLOATS, null, dst + off, (long) m << 2);
-            done += m;
-        }
+        addStaged(dst, src, n, 1f);
     }
 
     /**
@@ -46,6 +34,11 @@ public final class ReduceKernels {
      * {@link #divide} in one pass over the memory, bitwise the same (each step rounds to float).
      */
     public void addIntoAndDivide(long dst, long src, long n, float divisor) {
+        addStaged(dst, src, n, divisor);
+    }
+
+    /** Both sides staged block by block into heap arrays, so the JIT vectorises the loop; 1 = no divide. */
+    private void addStaged(long dst, long src, long n, float divisor) {
         final float[] x = a;
         final float[] y = b;
         for (long done = 0; done < n; ) {
@@ -53,8 +46,14 @@ public final class ReduceKernels {
             long off = done << 2;
             UnsafeApi.copyMemory(null, src + off, x, FLOATS, (long) m << 2);
             UnsafeApi.copyMemory(null, dst + off, y, FLOATS, (long) m << 2);
-            for (int i = 0; i < m; i++) {
-                y[i] = (y[i] + x[i]) / divisor;
+            if (divisor == 1f) {
+                for (int i = 0; i < m; i++) {
+                    y[i] += x[i];
+                }
+            } else {
+                for (int i = 0; i < m; i++) {
+                    y[i] = (y[i] + x[i]) / divisor;
+                }
             }
             UnsafeApi.copyMemory(y, FLOATS, null, dst + off, (long) m << 2);
             done += m;
