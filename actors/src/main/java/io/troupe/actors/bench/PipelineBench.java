@@ -99,33 +99,31 @@ public final class PipelineBench {
                 nodes.add(second);
                 awaitHostPort(second);
             }
-            {
-                Run pp = run(client, "1x2", MICROBATCHES, steps, warmup);
-                Run dp = run(client, "2x1", 1, steps, warmup);
-                double[] alone = measureStagesAlone(GptConfig.small());
-                // (3) and (4) from the traced step of the pp job: its own F and B+W per stage
-                // (contention included) go into the simulator; what the ranks spent outside
-                // compute and outside waiting for an input is the runtime's control overhead
-                TracedStep t = TracedStep.of(pp.trace());
-                CostModel cost = CostModel.perStage(t.forwardUs(), t.backwardUs(), new double[] {0, 0});
-                SimulationResult sim = new PipelineSimulator(cost).run(Schedules.oneFOneB(2, MICROBATCHES).asPolicy());
-                System.out.printf(Locale.ROOT, "%-34s %10s %12s %8s%n", "case", "ms/step", "reference", "ratio");
-                System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "pp2, 2 processes, 1f1b, m=4", pp.stepMs(),
-                    TORCH_PP2_MS, pp.stepMs() / TORCH_PP2_MS);
-                System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "dp2, 2 processes", dp.stepMs(), TORCH_DP2_MS,
-                    dp.stepMs() / TORCH_DP2_MS);
-                System.out.printf(Locale.ROOT, "stage costs in the run (traced step): F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; "
-                    + "alone in this process: F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us%n", t.forwardUs()[0], t.forwardUs()[1],
-                    t.backwardUs()[0], t.backwardUs()[1], alone[0], alone[1], alone[2], alone[3]);
-                System.out.printf(Locale.ROOT, "bubble: measured %.4f (median over steps), simulated %.4f for the run's stage "
-                    + "costs (simulated schedule %.2f ms)%n", pp.bubble(), sim.bubbleFraction(), sim.stepUs() / 1e3);
-                System.out.printf(Locale.ROOT, "control overhead per action: %.1f us (device thread outside compute and "
-                    + "input waits, sends included, over %d actions per rank); input pick-up after arrival: median %.1f us%n",
-                    t.overheadUs(), 2 * MICROBATCHES, t.pickupUs());
-                System.out.printf(Locale.ROOT, "traces: runs/bench-pipeline-1x2/trace.json, runs/bench-pipeline-2x1/trace.json%n");
-                System.out.printf(Locale.ROOT, "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f%n",
-                    pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
-            }
+            Run pp = run(client, "1x2", MICROBATCHES, steps, warmup);
+            Run dp = run(client, "2x1", 1, steps, warmup);
+            double[] alone = measureStagesAlone(GptConfig.small());
+            // (3) and (4) from the traced step of the pp job: its own F and B+W per stage
+            // (contention included) go into the simulator; what the ranks spent outside
+            // compute and outside waiting for an input is the runtime's control overhead
+            TracedStep t = TracedStep.of(pp.trace());
+            CostModel cost = CostModel.perStage(t.forwardUs(), t.backwardUs(), new double[] {0, 0});
+            SimulationResult sim = new PipelineSimulator(cost).run(Schedules.oneFOneB(2, MICROBATCHES).asPolicy());
+            System.out.printf(Locale.ROOT, "%-34s %10s %12s %8s%n", "case", "ms/step", "reference", "ratio");
+            System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "pp2, 2 processes, 1f1b, m=4", pp.stepMs(),
+                TORCH_PP2_MS, pp.stepMs() / TORCH_PP2_MS);
+            System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "dp2, 2 processes", dp.stepMs(), TORCH_DP2_MS,
+                dp.stepMs() / TORCH_DP2_MS);
+            System.out.printf(Locale.ROOT, "stage costs in the run (traced step): F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; "
+                + "alone in this process: F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us%n", t.forwardUs()[0], t.forwardUs()[1],
+                t.backwardUs()[0], t.backwardUs()[1], alone[0], alone[1], alone[2], alone[3]);
+            System.out.printf(Locale.ROOT, "bubble: measured %.4f (median over steps), simulated %.4f for the run's stage "
+                + "costs (simulated schedule %.2f ms)%n", pp.bubble(), sim.bubbleFraction(), sim.stepUs() / 1e3);
+            System.out.printf(Locale.ROOT, "control overhead per action: %.1f us (device thread outside compute and "
+                + "input waits, sends included, over %d actions per rank); input pick-up after arrival: median %.1f us%n",
+                t.overheadUs(), 2 * MICROBATCHES, t.pickupUs());
+            System.out.printf(Locale.ROOT, "traces: runs/bench-pipeline-1x2/trace.json, runs/bench-pipeline-2x1/trace.json%n");
+            System.out.printf(Locale.ROOT, "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f%n",
+                pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
         } finally {
             if (client != null) {
                 try {
