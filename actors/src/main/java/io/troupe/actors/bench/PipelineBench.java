@@ -125,19 +125,20 @@ public final class PipelineBench {
             System.out.printf(Locale.ROOT, "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f%n",
                 pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
         } finally {
-            if (client != null) {
-                try {
-                    client.close();
-                } catch (RuntimeException e) {
-                    System.err.println("bench: node did not stop cleanly: " + e.getMessage());
-                }
-            }
+            // the node processes first: in the two-process shape they use this JVM's media driver
             for (Process p : nodes) {
                 p.destroy();
             }
             for (Process p : nodes) {
                 if (!p.waitFor(20, TimeUnit.SECONDS)) {
                     p.destroyForcibly();
+                }
+            }
+            if (client != null) {
+                try {
+                    client.close();
+                } catch (RuntimeException e) {
+                    System.err.println("bench: node did not stop cleanly: " + e.getMessage());
                 }
             }
             if (driver != null) {
