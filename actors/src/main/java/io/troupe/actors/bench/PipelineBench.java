@@ -259,7 +259,7 @@ public final class PipelineBench {
         throw new IllegalStateException("child process ended before '" + prefix + "' (exit " + p.waitFor() + ")");
     }
 
-    private static double median(double[] v) {
+    static double median(double[] v) {
         double[] s = v.clone();
         Arrays.sort(s);
         return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

@@ -81,8 +81,7 @@ public record TracedStep(double[] forwardUs, double[] backwardUs, double overhea
     }
 
     private static double median(List<Double> values) {
-        double[] p = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        return p.length == 0 ? 0 : p.length % 2 == 1 ? p[p.length / 2] : (p[p.length / 2 - 1] + p[p.length / 2]) / 2;
+        return values.isEmpty() ? 0 : PipelineBench.median(values.stream().mapToDouble(Double::doubleValue).toArray());
     }
 
     /** Time spent in sends that lie inside {@code action} (a forward or backward sends its output from inside it). */

@@ -23,6 +23,13 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class WakeupBench {
     private static final long[] PARKS_NS = {50_000L, 200_000L, 1_000_000L, 10_000_000L};
+    private static final long ALONE = -3;
+    private static final long YIELD = -2;
+    private static final long SPIN = -1;
+
+    /** What the second thread does: park {@code parkNs} at a time, or one of ALONE (no thread), YIELD, SPIN. */
+    private record Mode(String name, long parkNs) {
+    }
 
     private WakeupBench() {
     }
@@ -40,12 +47,12 @@ public final class WakeupBench {
         }
         GptConfig cfg = GptConfig.preset("small");
         TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
-        List<String> modes = new ArrayList<>(List.of("alone"));
+        List<Mode> modes = new ArrayList<>(List.of(new Mode("none", ALONE)));
         for (long p : PARKS_NS) {
-            modes.add("park " + label(p));
+            modes.add(new Mode("park " + label(p), p));
         }
-        modes.add("yield");
-        modes.add("spin");
+        modes.add(new Mode("yield", YIELD));
+        modes.add(new Mode("spin", SPIN));
         double[][] ms = new double[modes.size()][rounds];
         double[] wakeupsPerSec = new double[modes.size()];
         try (CpuDevice dev = new CpuDevice(1); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
@@ -58,7 +65,7 @@ public final class WakeupBench {
                 for (int m = 0; m < modes.size(); m++) {
                     AtomicBoolean stop = new AtomicBoolean();
                     AtomicLong wakeups = new AtomicLong();
-                    Thread waiter = m == 0 ? null : waiter(modes.get(m), stop, wakeups);
+                    Thread waiter = modes.get(m).parkNs() == ALONE ? null : waiter(modes.get(m), stop, wakeups);
                     long t0 = System.nanoTime();
                     double[] stepMs = new double[steps];
                     for (int s = 0; s < steps; s++) {
@@ -80,50 +87,34 @@ public final class WakeupBench {
         for (int m = 0; m < modes.size(); m++) {
             double med = StepBench.median(ms[m]);
             ratio[m] = med / alone;
-            System.out.printf(Locale.ROOT, "%-14s %10.2f %8.3f %14s%n", m == 0 ? "none" : modes.get(m), med, ratio[m],
-                m == 0 || modes.get(m).equals("spin") ? "-" : String.format(Locale.ROOT, "%.0f", wakeupsPerSec[m]));
+            long kind = modes.get(m).parkNs();
+            System.out.printf(Locale.ROOT, "%-14s %10.2f %8.3f %14s%n", modes.get(m).name(), med, ratio[m],
+                kind == ALONE || kind == SPIN ? "-" : String.format(Locale.ROOT, "%.0f", wakeupsPerSec[m]));
         }
         System.out.printf(Locale.ROOT, "alone_ms=%.2f park50us_ratio=%.3f park1ms_ratio=%.3f yield_ratio=%.3f spin_ratio=%.3f%n",
             alone, ratio[1], ratio[3], ratio[modes.size() - 2], ratio[modes.size() - 1]);
     }
 
-    private static Thread waiter(String mode, AtomicBoolean stop, AtomicLong wakeups) {
-        Runnable body;
-        if (mode.equals("yield")) {
-            body = () -> {
-                while (!stop.get()) {
-                    Thread.yield();
-                    wakeups.incrementAndGet();
-                }
-            };
-        } else if (mode.equals("spin")) {
-            body = () -> {
-                while (!stop.get()) {
+    private static Thread waiter(Mode mode, AtomicBoolean stop, AtomicLong wakeups) {
+        long ns = mode.parkNs();
+        Runnable body = () -> {
+            while (!stop.get()) {
+                if (ns == SPIN) {
                     Thread.onSpinWait();
+                    continue;
                 }
-            };
-        } else {
-            long ns = parkNs(mode);
-            body = () -> {
-                while (!stop.get()) {
+                if (ns == YIELD) {
+                    Thread.yield();
+                } else {
                     LockSupport.parkNanos(ns);
-                    wakeups.incrementAndGet();
                 }
-            };
-        }
-        Thread t = new Thread(body, "waiter-" + mode.replace(' ', '-'));
+                wakeups.incrementAndGet();
+            }
+        };
+        Thread t = new Thread(body, "waiter-" + mode.name().replace(' ', '-'));
         t.setDaemon(true);
         t.start();
         return t;
-    }
-
-    private static long parkNs(String mode) {
-        for (long p : PARKS_NS) {
-            if (mode.equals("park " + label(p))) {
-                return p;
-            }
-        }
-        throw new IllegalArgumentException("unknown waiter mode '" + mode + "'");
     }
 
     private static String label(long ns) {
