@@ -40,6 +40,9 @@ public enum DropReason {
     LARGER_THAN_BUDGET,
     /** A continuation fragment with no message in progress on its image. */
     ORPHAN_FRAGMENT,
-    /** A by-reference frame without a registered in-process link, or with a stale sequence or range. */
+    /**
+     * A by-reference frame without a registered in-process link, or with a stale sequence or range; a
+     * by-ring frame on UDP, without a ring, or with an offset and length outside the ring.
+     */
     BAD_REFERENCE
 }

@@ -26,6 +26,7 @@ public final class TensorFrameDecoder {
     private long epoch;
     private boolean crcPresent;
     private boolean byReference;
+    private boolean byRing;
 
     /** @param crcRequired frames must carry CRCs and the header CRC must match */
     public TensorFrameDecoder(boolean crcRequired) {
@@ -97,7 +98,9 @@ public final class TensorFrameDecoder {
         }
         payloadBytes = length - HEADER_LENGTH;
         byReference = (f.flags() & FLAG_BY_REFERENCE) != 0;
-        if (byReference ? !end || payloadBytes != 0 : end ? payloadBytes != chunkBytes : payloadBytes >= chunkBytes) {
+        byRing = (f.flags() & FLAG_BY_RING) != 0;
+        boolean headerOnly = byReference || byRing;
+        if (headerOnly ? !end || payloadBytes != 0 : end ? payloadBytes != chunkBytes : payloadBytes >= chunkBytes) {
             return DropReason.CHUNK_LENGTH_MISMATCH;
         }
         epoch = f.epoch();
@@ -161,5 +164,10 @@ public final class TensorFrameDecoder {
     /** The chunk is to be copied through a {@link LocalCopyLink}, not from the frame. */
     public boolean byReference() {
         return byReference;
+    }
+
+    /** The chunk lies in the sender's {@link IpcRing} at the offset the frame carries, not in the frame. */
+    public boolean byRing() {
+        return byRing;
     }
 }

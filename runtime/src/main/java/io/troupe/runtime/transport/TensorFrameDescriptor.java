@@ -26,7 +26,7 @@ public final class TensorFrameDescriptor {
     public static final int CHUNK_OFFSET_OFFSET = 72;
     public static final int CHUNK_BYTES_OFFSET = 80;
     public static final int CHUNK_CRC_OFFSET = 84;
-    /** Sequence of a by-reference frame (see {@link LocalCopyLink}); zero otherwise. */
+    /** Sequence of a by-reference frame (see {@link LocalCopyLink}), ring offset of a by-ring frame ({@link IpcRing}); zero otherwise. */
     public static final int REFERENCE_SEQUENCE_OFFSET = 88;
     public static final int HEADER_CRC_OFFSET = 92;
     /** Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the term. */
@@ -41,6 +41,12 @@ public final class TensorFrameDescriptor {
      * {@link LocalCopyLink} (same-JVM peers only; rejected for any image without a registered link).
      */
     public static final int FLAG_BY_REFERENCE = 2;
+    /**
+     * Flag bit: no payload follows; the chunk lies in the sender's {@link IpcRing} at the ring offset
+     * carried in the reference field (IPC from another process on the host; rejected on UDP and for
+     * any image without a ring).
+     */
+    public static final int FLAG_BY_RING = 4;
     /** Largest tensor a frame may describe (1 TiB): a bound that keeps size arithmetic far from overflow. */
     public static final long MAX_TENSOR_BYTES = 1L << 40;
 

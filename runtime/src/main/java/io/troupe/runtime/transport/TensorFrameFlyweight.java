@@ -44,7 +44,7 @@ import org.agrona.MutableDirectBuffer;
  *  +---------------------------------------------------------------+
  *  |                   chunk CRC32C (payload only)                 | 84
  *  +---------------------------------------------------------------+
- *  |         reference sequence (by-reference frames, else 0)      | 88
+ *  |  reference sequence (by-reference) or ring offset (by-ring)   | 88
  *  +---------------------------------------------------------------+
  *  |                 header CRC32C (bytes 0 .. 91)                 | 92
  *  +---------------------------------------------------------------+
@@ -53,7 +53,7 @@ import org.agrona.MutableDirectBuffer;
  * </pre>
  *
  * <p>Dimensions past {@code ndims} are zero. A frame flagged {@code FLAG_BY_REFERENCE} carries no
- * payload (see {@link LocalCopyLink}). The CRC fields are meaningful only when
+ * payload (see {@link LocalCopyLink}), nor does one flagged {@code FLAG_BY_RING} (see {@link IpcRing}). The CRC fields are meaningful only when
  * {@link TensorFrameDescriptor#FLAG_CRC} is set. Threading: one thread per instance.
  */
 public final class TensorFrameFlyweight {

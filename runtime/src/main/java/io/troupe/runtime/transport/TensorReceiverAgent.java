@@ -66,6 +66,8 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         int chunkCrc;
         boolean crcPresent;
         LocalCopyLink link;
+        IpcRing ring;
+        boolean ringMissing;
         InPlaceConsumer.Sink sink;
 
         ImageState(long correlationId, int rank) {
@@ -76,6 +78,9 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
 
     private final String roleName;
     private final LocalCopyRegistry localLinks;
+    private final String ringDir;
+    private final boolean[] ipcBySubscription;
+    private boolean ipc;
     private final Subscription[] subscriptions;
     private final ReceiveSlotPool pool;
     private final Listener listener;
@@ -112,21 +117,29 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     public TensorReceiverAgent(String roleName, Aeron aeron, String[] channels, int streamId,
                                TransportSettings settings, int ownerRank, long epoch, Listener listener,
                                ErrorHandler errorHandler) {
-        this(roleName, aeron, channels, streamId, settings, ownerRank, epoch, listener, errorHandler, null);
+        this(roleName, aeron, channels, streamId, settings, ownerRank, epoch, listener, errorHandler, null, null);
     }
 
+    /**
+     * @param localLinks the node's in-process links ({@code null}: by-reference frames are dropped)
+     * @param ringDir    where same-host senders keep their {@link IpcRing}s, the driver's directory
+     *                   ({@code null}: by-ring frames are dropped)
+     */
     TensorReceiverAgent(String roleName, Aeron aeron, String[] channels, int streamId, TransportSettings settings,
                         int ownerRank, long epoch, Listener listener, ErrorHandler errorHandler,
-                        LocalCopyRegistry localLinks) {
+                        LocalCopyRegistry localLinks, String ringDir) {
         this.roleName = roleName;
         this.localLinks = localLinks;
+        this.ringDir = ringDir;
+        this.ipcBySubscription = new boolean[channels.length];
         this.pool = new ReceiveSlotPool(settings.receiveBudgetBytes(), settings.receiveSlotsMax());
         this.listener = listener;
         this.errorHandler = errorHandler;
         this.crcBySubscription = new boolean[channels.length];
         this.decoders = new TensorFrameDecoder[channels.length];
         for (int i = 0; i < channels.length; i++) {
-            crcBySubscription[i] = settings.crcEnabledFor(TransportChannels.isIpc(channels[i]));
+            ipcBySubscription[i] = TransportChannels.isIpc(channels[i]);
+            crcBySubscription[i] = settings.crcEnabledFor(ipcBySubscription[i]);
             decoders[i] = new TensorFrameDecoder(crcBySubscription[i]);
         }
         this.decoder = decoders[0];
@@ -232,6 +245,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 decoder = decoders[i];
                 frame = decoder.frame();
                 crcEnabled = crcBySubscription[i];
+                ipc = ipcBySubscription[i];
                 work += subs[i].controlledPoll(this, FRAGMENT_LIMIT);
             }
         } catch (Throwable t) {
@@ -283,11 +297,22 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         close();
     }
 
-    /** Closes the subscriptions and frees slot memory (slots still held become invalid). Idempotent. */
+    /** Closes the subscriptions, unmaps the rings and frees slot memory (slots still held become invalid). Idempotent. */
     @Override
     public void close() {
         CloseHelper.closeAll(subscriptions);
+        for (ImageState st : images.values()) {
+            closeRing(st);
+        }
         pool.close();
+    }
+
+    private static void closeRing(ImageState st) {
+        IpcRing ring = st.ring;
+        if (ring != null) {
+            st.ring = null;
+            ring.close();
+        }
     }
 
     private void onError(Throwable t) {
@@ -329,6 +354,9 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 if (st != null && st.inMessage) {
                     st.inMessage = false;
                     endInPlace(st, false);
+                }
+                if (st != null) {
+                    closeRing(st);
                 }
                 lastImage = null;
                 lastState = null;
@@ -450,6 +478,17 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         return link;
     }
 
+    /** The ring of the image's sender (another process on this host), mapped once found (see {@link IpcRing}). */
+    private IpcRing ringFor(ImageState st, Header header) {
+        IpcRing ring = st.ring;
+        if (ring == null && !st.ringMissing && ringDir != null) {
+            ring = IpcRing.open(ringDir, header.streamId(), header.sessionId());
+            st.ring = ring;
+            st.ringMissing = ring == null; // looked up once per image, not once per (forged) frame
+        }
+        return ring;
+    }
+
     private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end,
                                    Header header) {
         TensorFrameDecoder d = decoder;
@@ -470,9 +509,21 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         LocalCopyLink link = null;
         if (d.byReference()) {
             link = linkFor(st, header);
-            if (link == null || chunkOffset != 0 || !link.isPublished(f.referenceSequence(), totalBytes)) {
+            if (link == null || d.byRing() || chunkOffset != 0 || !link.isPublished(f.referenceSequence(), totalBytes)) {
                 return drop(st, DropReason.BAD_REFERENCE, end);
             }
+        }
+        IpcRing ring = null;
+        long ringAddress = 0;
+        long ringEnd = 0;
+        if (d.byRing()) {
+            ring = ipc ? ringFor(st, header) : null;
+            int ringOffset = f.referenceSequence();
+            if (ring == null || !ring.holds(ringOffset, chunkBytes)) {
+                return drop(st, DropReason.BAD_REFERENCE, end);
+            }
+            ringAddress = ring.address(ringOffset);
+            ringEnd = ring.startOf(ringOffset) + chunkBytes;
         }
         long key = f.tensorKey();
         if (link == null && inPlaceConsumer != null && chunkOffset == 0 && chunkBytes == totalBytes
@@ -483,8 +534,20 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 return Action.ABORT; // nothing of this message is consumed: offered again on a later poll
             }
             if (sink != null) {
+                if (ring != null) {
+                    onRingInPlace(st, sink, ringAddress, chunkBytes);
+                    ring.consumedTo(ringEnd);
+                    return Action.CONTINUE;
+                }
                 return onInPlaceFirst(st, sink, buffer, offset, payload, chunkBytes, end);
             }
+        }
+        if (ring != null) {
+            Action action = placeRingChunk(st, d, source, kind, key, frameEpoch, ringAddress);
+            if (action != Action.ABORT) {
+                ring.consumedTo(ringEnd); // used or dropped: either way the sender may reuse the bytes
+            }
+            return action;
         }
         ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
         if (slot != null) {
@@ -529,6 +592,51 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             st.crcPresent = crcPresent;
         }
         return Action.CONTINUE;
+    }
+
+    /** A by-ring chunk into its slot: the same checks and reassembly as a chunk in the log. */
+    private Action placeRingChunk(ImageState st, TensorFrameDecoder d, int source, FrameKind kind, long key,
+                                  long frameEpoch, long ringAddress) {
+        TensorFrameFlyweight f = d.frame();
+        long chunkOffset = d.chunkOffset();
+        int chunkBytes = d.chunkBytes();
+        ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
+        if (slot != null) {
+            if (!slot.sameTensor(f.dtypeCode(), f, d.ndims(), d.totalBytes())) {
+                return drop(st, DropReason.TENSOR_MISMATCH, true);
+            }
+            if (chunkOffset != slot.receivedBytes) {
+                return drop(st, DropReason.OUT_OF_ORDER, true);
+            }
+        } else {
+            if (chunkOffset != 0) {
+                return drop(st, DropReason.OUT_OF_ORDER, true);
+            }
+            slot = pool.acquire(d.totalBytes());
+            if (slot == null) {
+                backPressureAborts++;
+                return Action.ABORT;
+            }
+            slot.begin(source, kind, key, frameEpoch, f.step(), d.dtype(), f, d.ndims(), d.totalBytes());
+        }
+        st.slot = slot;
+        st.slotGeneration = slot.generation;
+        UnsafeApi.copyMemory(ringAddress, slot.address + chunkOffset, chunkBytes);
+        completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+        return Action.CONTINUE;
+    }
+
+    /** A whole by-ring tensor handed to the in-place sink in one piece. */
+    private void onRingInPlace(ImageState st, InPlaceConsumer.Sink sink, long ringAddress, int chunkBytes) {
+        st.sink = sink;
+        try {
+            sink.onData(ringAddress, 0, chunkBytes);
+        } catch (Throwable t) {
+            onError(t);
+        }
+        chunksReceived++;
+        tensorsDelivered++;
+        endInPlace(st, true);
     }
 
     private InPlaceConsumer.Sink offerInPlace(int source, FrameKind kind, long key, long step, TensorFrameDecoder d,

@@ -1,6 +1,7 @@
 package io.troupe.runtime.transport;
 
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENCE;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_RING;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
 
@@ -13,6 +14,7 @@ import io.troupe.runtime.tensor.Tensor;
 import java.util.Arrays;
 import org.agrona.BufferUtil;
 import org.agrona.DirectBuffer;
+import org.agrona.UnsafeApi;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 
@@ -36,6 +38,10 @@ import org.agrona.concurrent.UnsafeBuffer;
  * ({@link LocalCopyLink}), and the send completes once it has. A blocking {@link #send} of such a
  * tensor therefore needs the receiver's agent running on another thread.
  *
+ * <p>Peers in another process on the same host (IPC, no in-process link): chunks of tensors of at
+ * least {@code ipcRingMinBytes} go through the publication's {@link IpcRing}; the frame in the log
+ * carries only the header. A full ring back-pressures like a full publication.
+ *
  * <p>Threading: one thread per sender. The caller's memory must stay unchanged until the send completes.
  */
 public final class TensorSender implements AutoCloseable {
@@ -44,6 +50,8 @@ public final class TensorSender implements AutoCloseable {
     private final ExclusivePublication publication;
     private final LocalCopyLink localLink;
     private final long localCopyMinBytes;
+    private final IpcRing ring;
+    private final long ringMinBytes;
     private final int sourceRank;
     private final int destRank;
     private final long epoch;
@@ -71,6 +79,8 @@ public final class TensorSender implements AutoCloseable {
     private long sentBytes;
     private boolean active;
     private boolean byReference;
+    private boolean viaRing;
+    private long ringStart = -1;
     private boolean awaitingCopy;
     private int referenceSequence;
     private long waitStartNs;
@@ -85,14 +95,24 @@ public final class TensorSender implements AutoCloseable {
      */
     public TensorSender(ExclusivePublication publication, int sourceRank, int destRank, long epoch,
                         TransportSettings settings, IdleStrategy idleStrategy) {
-        this(publication, sourceRank, destRank, epoch, settings, idleStrategy, null);
+        this(publication, sourceRank, destRank, epoch, settings, idleStrategy, null, null);
     }
 
-    /** @param localLink the in-process link to a same-JVM receiver, or {@code null} */
+    /**
+     * @param localLink the in-process link to a same-JVM receiver, or {@code null}
+     * @param ring      the shared-memory ring to a receiver in another process on this host, or
+     *                  {@code null}; owned by this sender from now on (closed with it)
+     */
     TensorSender(ExclusivePublication publication, int sourceRank, int destRank, long epoch,
-                 TransportSettings settings, IdleStrategy idleStrategy, LocalCopyLink localLink) {
+                 TransportSettings settings, IdleStrategy idleStrategy, LocalCopyLink localLink, IpcRing ring) {
         this.localLink = localLink;
         this.localCopyMinBytes = settings.localCopyMinBytes();
+        this.ring = ring;
+        this.ringMinBytes = settings.ipcRingMinBytes();
+        if (ring != null && ring.capacity() < settings.chunkBytes()) {
+            throw new IllegalArgumentException("the IPC ring must hold a chunk: capacity=" + ring.capacity()
+                + ", chunkBytes=" + settings.chunkBytes());
+        }
         this.publication = publication;
         this.sourceRank = sourceRank;
         this.destRank = destRank;
@@ -238,6 +258,8 @@ public final class TensorSender implements AutoCloseable {
         this.crcOffset = -1;
         this.waitStartNs = System.nanoTime();
         this.byReference = localLink != null && lengthBytes >= localCopyMinBytes && lengthBytes <= MAX_REFERENCE_BYTES;
+        this.viaRing = !byReference && ring != null && lengthBytes >= ringMinBytes;
+        this.ringStart = -1;
         this.awaitingCopy = false;
         if (byReference) {
             referenceSequence = localLink.publish(address, lengthBytes);
@@ -264,6 +286,9 @@ public final class TensorSender implements AutoCloseable {
             if (byReference) {
                 length = (int) totalBytes;
                 result = offerReference(offset, length);
+            } else if (viaRing) {
+                length = (int) Math.min(chunkBytes, totalBytes - offset);
+                result = offerRingChunk(offset, length);
             } else {
                 length = (int) Math.min(chunkBytes, totalBytes - offset);
                 result = offerChunk(offset, length);
@@ -323,6 +348,39 @@ public final class TensorSender implements AutoCloseable {
                 frame.sealCrc(0);
             }
             claim.commit();
+        }
+        return result;
+    }
+
+    /**
+     * Copies the chunk into the ring (once, when the ring has room) and announces it with a
+     * header-only frame; {@code BACK_PRESSURED} while the receiver still holds the ring's room.
+     */
+    private long offerRingChunk(long offset, int length) {
+        if (ringStart < 0) {
+            long start = ring.claim(length);
+            if (start < 0) {
+                return Publication.BACK_PRESSURED;
+            }
+            UnsafeApi.copyMemory(address + offset, ring.address(start), length);
+            ringStart = start;
+        }
+        int flags = (crcEnabled ? FLAG_CRC : 0) | FLAG_BY_RING;
+        if (crcEnabled && crcOffset != offset) {
+            crc = frame.crc32c(address + offset, length);
+            crcOffset = offset;
+        }
+        long result = publication.tryClaim(HEADER_LENGTH, claim);
+        if (result > 0) {
+            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, epoch, step, sourceRank,
+                destRank, tensorKey, shape, ndims, totalBytes, offset, length);
+            frame.referenceSequence(ring.offsetOf(ringStart));
+            if (crcEnabled) {
+                frame.sealCrc(crc);
+            }
+            claim.commit();
+            ring.commit(ringStart, length);
+            ringStart = -1;
         }
         return result;
     }
@@ -401,6 +459,9 @@ public final class TensorSender implements AutoCloseable {
         active = false;
         awaitingCopy = false;
         publication.close();
+        if (ring != null) {
+            ring.close();
+        }
         if (closeAction != null) {
             closeAction.run();
         }

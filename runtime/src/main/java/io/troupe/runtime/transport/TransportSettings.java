@@ -53,6 +53,12 @@ import java.util.concurrent.TimeUnit;
  *                               the loopback device takes 64 KiB datagrams without fragmenting them,
  *                               and fewer, larger datagrams halve the driver's per-byte cost there
  *                               (default 65472, the largest multiple of 64 under Aeron's 65504)
+ * @param ipcRingMinBytes        tensors at least this large travel to a worker of another process on
+ *                               the same host (IPC) through the publication's shared-memory
+ *                               {@link IpcRing} of {@code termLengthBytes / 2} bytes, the frame in the
+ *                               Aeron log carrying only the header: the driver then neither zeroes the
+ *                               bulk bytes nor paces the sender by its conductor. {@code Long.MAX_VALUE}
+ *                               keeps every tensor on the Aeron log (default 64 KiB)
  */
 public record TransportSettings(
     String aeronDir,
@@ -74,7 +80,8 @@ public record TransportSettings(
     int udpPort,
     boolean ipcCrcEnabled,
     int receiverWindowBytes,
-    int loopbackMtuBytes) {
+    int loopbackMtuBytes,
+    long ipcRingMinBytes) {
 
     /** Aeron's largest UDP payload, the upper bound of an MTU. */
     public static final int MAX_MTU_BYTES = 65504;
@@ -84,6 +91,8 @@ public record TransportSettings(
     public static final int MIN_TERM_LENGTH_BYTES = 64 * 1024;
     /** Default UDP MTU to loopback peers: the largest multiple of 64 under {@link #MAX_MTU_BYTES}. */
     public static final int DEFAULT_LOOPBACK_MTU_BYTES = MAX_MTU_BYTES - MAX_MTU_BYTES % 64;
+    /** Default {@code ipcRingMinBytes}: below it a chunk costs little in the log and is fastest there. */
+    public static final long DEFAULT_IPC_RING_MIN_BYTES = 64 * 1024;
     /** Largest accepted term length (Aeron's maximum). */
     public static final int MAX_TERM_LENGTH_BYTES = 1024 * 1024 * 1024;
 
@@ -131,6 +140,9 @@ public record TransportSettings(
         if (localCopyMinBytes < 1) {
             throw new IllegalArgumentException("localCopyMinBytes must be positive: localCopyMinBytes=" + localCopyMinBytes);
         }
+        if (ipcRingMinBytes < 1) {
+            throw new IllegalArgumentException("ipcRingMinBytes must be positive: ipcRingMinBytes=" + ipcRingMinBytes);
+        }
         if (udpBindHost == null || udpBindHost.isBlank()) {
             throw new IllegalArgumentException("udpBindHost must be set: udpBindHost=" + udpBindHost);
         }
@@ -156,7 +168,21 @@ public record TransportSettings(
                              long localCopyMinBytes, String udpBindHost, int udpPort) {
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0, DEFAULT_LOOPBACK_MTU_BYTES);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0, DEFAULT_LOOPBACK_MTU_BYTES,
+            DEFAULT_IPC_RING_MIN_BYTES);
+    }
+
+    /** The settings of the first 20 components with the default {@code ipcRingMinBytes} (readers of the earlier record). */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort, boolean ipcCrcEnabled,
+                             int receiverWindowBytes, int loopbackMtuBytes) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
+            loopbackMtuBytes, DEFAULT_IPC_RING_MIN_BYTES);
     }
 
     /** The UDP MTU for a peer at {@code host}: {@code loopbackMtuBytes} on a loopback address, else {@code mtuBytes}. */
@@ -203,7 +229,7 @@ public record TransportSettings(
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
             TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0, false, 0,
-            DEFAULT_LOOPBACK_MTU_BYTES);
+            DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES);
     }
 
     /** The largest Aeron message for this term length. */
@@ -215,91 +241,91 @@ public record TransportSettings(
         return new TransportSettings(dir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withExternalDriver(String dir) {
         return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withThreadingMode(ThreadingMode mode) {
         return new TransportSettings(aeronDir, externalDriver, mode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withTermLengthBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, bytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, bytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withIpcMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, bytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withChunkBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withSocketBufferBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withReceiveBudgetBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withReceiveSlotsMax(int slots) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withConnectTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withBackPressureTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, ns,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withPeerLostTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     /** CRC32C on UDP channels (see {@link #withIpcCrcEnabled} for IPC). */
@@ -307,41 +333,49 @@ public record TransportSettings(
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withLocalCopyMinBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withUdp(String bindHost, int port) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withIpcCrcEnabled(boolean enabled) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, enabled,
-            receiverWindowBytes, loopbackMtuBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
     }
 
     public TransportSettings withLoopbackMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, bytes);
+            ipcCrcEnabled, receiverWindowBytes, bytes, ipcRingMinBytes);
     }
 
     public TransportSettings withReceiverWindowBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, bytes, loopbackMtuBytes);
+            ipcCrcEnabled, bytes, loopbackMtuBytes, ipcRingMinBytes);
+    }
+
+    /** From which tensor size same-host IPC to another process goes through the {@link IpcRing}; {@code Long.MAX_VALUE}: never. */
+    public TransportSettings withIpcRingMinBytes(long bytes) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, bytes);
     }
 }

@@ -13,7 +13,8 @@ import org.agrona.concurrent.IdleStrategy;
  * The data plane of one worker: a {@link TensorReceiverAgent} on its own stream (one IPC and one UDP
  * subscription) and one {@link TensorSender} per peer, each on its own exclusive publication
  * ({@code aeron:ipc} to same-node peers, {@code aeron:udp} otherwise). Large tensors to workers of
- * the same JVM take one direct copy ({@link LocalCopyLink}).
+ * the same JVM take one direct copy ({@link LocalCopyLink}); those to workers of another process on the
+ * host go through a shared-memory {@link IpcRing} beside the IPC publication.
  *
  * <p>Threading: setup methods ({@link #connect}, {@link #assign}, {@link #close}) from the owning
  * worker; the receiver agent is run by whoever the launcher chooses (an {@code AgentRunner} or the
@@ -36,7 +37,7 @@ public final class WorkerTransport implements AutoCloseable {
         String[] channels = {TransportChannels.ipcSubscription(),
             TransportChannels.udpSubscription(s, s.udpBindHost(), s.udpPort())};
         this.receiver = new TensorReceiverAgent(name, node.aeron(), channels, streamId, s, rank, epoch, listener,
-            errorHandler, node.localCopyRegistry());
+            errorHandler, node.localCopyRegistry(), node.aeronDir());
         this.streamId = streamId;
         try {
             int port = resolvePort(receiver.subscription(1), s);
@@ -117,16 +118,21 @@ public final class WorkerTransport implements AutoCloseable {
         int peerStream = peer.streamId();
         LocalCopyLink link = sameNode && s.localCopyMinBytes() < Long.MAX_VALUE && registry.hasReceiver(peerStream)
             ? registry.register(peerStream, sessionId) : null;
-        ExclusivePublication pub;
+        ExclusivePublication pub = null;
+        IpcRing ring = null;
         try {
+            // the ring exists before the publication, so the receiver finds it with the first frame
+            ring = sameNode && link == null && s.ipcRingMinBytes() < Long.MAX_VALUE
+                ? IpcRing.create(node.aeronDir(), peerStream, sessionId, s.termLengthBytes() / 2) : null;
             pub = node.aeron().addExclusivePublication(channel, peerStream);
         } catch (RuntimeException e) {
             if (link != null) {
                 registry.unregister(peerStream, sessionId, link);
             }
+            CloseHelper.quietClose(ring);
             throw e;
         }
-        TensorSender sender = new TensorSender(pub, self, peerRank, epoch, s, idleStrategy, link);
+        TensorSender sender = new TensorSender(pub, self, peerRank, epoch, s, idleStrategy, link, ring);
         if (link != null) {
             sender.onClose(() -> registry.unregister(peerStream, sessionId, link));
         }
