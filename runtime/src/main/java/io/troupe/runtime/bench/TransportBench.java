@@ -24,7 +24,8 @@ import org.agrona.concurrent.YieldingIdleStrategy;
 /**
  * Transport benchmark: memcpy bandwidth (the baseline, measured in the same run), Troupe tensor
  * throughput for 1, 16 and 64 MiB tensors over IPC (same-JVM workers, which take the one-copy
- * in-process path, and the Aeron-log path other processes on the node use) and UDP loopback, and the
+ * in-process path; the shared-memory ring that workers in other processes on the host use; and, for
+ * comparison, the Aeron log alone) and UDP loopback, and the
  * 4 KiB IPC round trip. {@code ipc_16m_gbps} is the same-JVM figure (the default for a node's workers).
  * Prints a table with ratios to memcpy; the last line is machine-readable:
  * {@code memcpy_gbps=<x> ipc_16m_gbps=<x> ipc_ratio=<x> udp_16m_gbps=<x> rtt_4k_p50_us=<x> rtt_4k_p99_us=<x>}.
@@ -85,6 +86,7 @@ public final class TransportBench {
             .withReceiverWindowBytes((int) windowBytes);
         int[] sizes = {MIB, 16 * MIB, 64 * MIB};
         double[] ipcGbps = new double[sizes.length];
+        double[] ipcRingGbps = new double[sizes.length];
         double[] ipcLogGbps = new double[sizes.length];
         double[] udpGbps = new double[sizes.length];
         long[] rtt = new long[1];
@@ -95,8 +97,15 @@ public final class TransportBench {
                 }
                 rtt = roundTripNs(node, 4096, 20_000);
             }
+            // without the in-process link a same-node peer is served as one in another process: the ring
             try (TransportNode node = TransportNode.launch(ipc.withLocalCopyMinBytes(Long.MAX_VALUE),
                 Throwable::printStackTrace)) {
+                for (int i = 0; i < sizes.length; i++) {
+                    ipcRingGbps[i] = throughputGbps(node, false, sizes[i]);
+                }
+            }
+            try (TransportNode node = TransportNode.launch(ipc.withLocalCopyMinBytes(Long.MAX_VALUE)
+                .withIpcRingMinBytes(Long.MAX_VALUE), Throwable::printStackTrace)) {
                 for (int i = 0; i < sizes.length; i++) {
                     ipcLogGbps[i] = throughputGbps(node, false, sizes[i]);
                 }
@@ -130,7 +139,10 @@ public final class TransportBench {
             row("IPC, same JVM (one in-process copy)", sizes[i], ipcGbps[i], memcpy);
         }
         for (int i = 0; i < sizes.length; i++) {
-            row("IPC through the Aeron log (other JVM path)", sizes[i], ipcLogGbps[i], memcpy);
+            row("IPC to another JVM (shared-memory ring)", sizes[i], ipcRingGbps[i], memcpy);
+        }
+        for (int i = 0; i < sizes.length; i++) {
+            row("IPC through the Aeron log (ring off)", sizes[i], ipcLogGbps[i], memcpy);
         }
         for (int i = 0; i < sizes.length; i++) {
             row("UDP loopback tensor (127.0.0.1)", sizes[i], udpGbps[i], memcpy);

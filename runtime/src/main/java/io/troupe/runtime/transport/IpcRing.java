@@ -58,6 +58,7 @@ public final class IpcRing implements AutoCloseable {
     private final boolean creator;
     private long written;
     private long consumed;
+    private boolean closed;
 
     private IpcRing(File file, MappedByteBuffer mapped, int capacity, boolean creator) {
         this.file = file;
@@ -235,9 +236,13 @@ public final class IpcRing implements AutoCloseable {
         return consumed;
     }
 
-    /** Unmaps; the creator also deletes the file (a receiver's mapping stays valid until it unmaps). */
+    /** Unmaps; the creator also deletes the file (a receiver's mapping stays valid until it unmaps). Idempotent. */
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         IoUtil.unmap(mapped);
         if (creator) {
             IoUtil.deleteIfExists(file);

@@ -4,8 +4,10 @@ import io.troupe.runtime.testkit.LoopbackDriver;
 import java.util.ArrayDeque;
 
 /**
- * The child process of {@link TwoProcessTransportTest}: its own node and driver, worker rank 1,
- * echoes every tensor it receives back to rank 0 at the endpoint given as the first argument.
+ * The child process of {@link TwoProcessTransportTest} and {@code TwoProcessIpcRingTest}: worker rank
+ * 1 on its own node and driver, or, given an aeron dir as the second argument, on a node that joins
+ * that (the parent's) driver; echoes every tensor it receives back to rank 0 at the endpoint given as
+ * the first argument.
  * Prints {@code AERONDIR <dir>} and {@code ENDPOINT <endpoint>} when ready; runs until killed or
  * until it receives a CONTROL tensor (then exits 0).
  */
@@ -16,7 +18,9 @@ public final class EchoPeerMain {
     public static void main(String[] args) {
         TransportEndpoint parent = TransportEndpoint.parse(args[0]);
         ArrayDeque<ReceiveSlot> ready = new ArrayDeque<>();
-        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings(), Throwable::printStackTrace);
+        TransportSettings settings = args.length > 1
+            ? LoopbackDriver.testSettings().withExternalDriver(args[1]) : LoopbackDriver.testSettings();
+        try (TransportNode node = TransportNode.launch(settings, Throwable::printStackTrace);
              WorkerTransport worker = node.openWorker("echo", 1, 1, ready::add, Throwable::printStackTrace)) {
             System.out.println("AERONDIR " + node.aeronDir());
             TensorSender back = worker.connect(0, parent, 1);
