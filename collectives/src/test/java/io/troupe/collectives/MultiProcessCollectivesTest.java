@@ -47,6 +47,14 @@ class MultiProcessCollectivesTest {
 
     /** Starts the children, exchanges endpoints, returns rank 0's communicators (ring, doubling). */
     private Communicator[] startWorld(int world, String mode, long timeoutMs) throws Exception {
+        return startWorld(world, mode, timeoutMs, false);
+    }
+
+    /**
+     * As above; with {@code sharedDriver} the children join this JVM's driver, as node processes of one
+     * host do, and the ranks talk IPC with the bulk bytes in shared-memory rings.
+     */
+    private Communicator[] startWorld(int world, String mode, long timeoutMs, boolean sharedDriver) throws Exception {
         // peer-lost (image liveness) above the collective deadline: on a loaded 2-core machine a SHARED
         // driver busy mapping a new log can miss heartbeats for seconds; the deadline is what must hold
         long peerLostMs = timeoutMs + 3000;
@@ -55,11 +63,18 @@ class MultiProcessCollectivesTest {
         agent.attach(driver.openWorker("rank0", 0, 1, agent));
         StringBuilder peers = new StringBuilder("PEERS ").append(agent.worker().endpoint());
         for (int r = 1; r < world; r++) {
-            children.add(ChildJvm.start(RankMain.class, Integer.toString(r), Integer.toString(world), mode,
+            List<String> args = new ArrayList<>(List.of(Integer.toString(r), Integer.toString(world), mode,
                 Long.toString(timeoutMs), Long.toString(peerLostMs)));
+            if (sharedDriver) {
+                args.add(driver.node().aeronDir());
+            }
+            children.add(ChildJvm.start(RankMain.class, args.toArray(new String[0])));
         }
         for (ChildJvm c : children) {
-            childDirs.add(c.awaitLine("AERONDIR ", 60_000).substring("AERONDIR ".length()));
+            String dir = c.awaitLine("AERONDIR ", 60_000).substring("AERONDIR ".length());
+            if (!sharedDriver) {
+                childDirs.add(dir);
+            }
             peers.append(',').append(c.awaitLine("ENDPOINT ", 60_000).substring("ENDPOINT ".length()));
         }
         for (ChildJvm c : children) {
@@ -84,6 +99,23 @@ class MultiProcessCollectivesTest {
         int world = 3;
         Communicator[] c = startWorld(world, "check", 30_000);
         assertFalse(agent.worker().endpoint().isSameNode(c[0].group().endpoints()[1].nodeId()), "separate drivers");
+        checkAgreement(world, c, "UDP");
+    }
+
+    @Test
+    @Tag("slow") // three JVMs
+    @Timeout(120)
+    void shouldAllReduceToClosedFormAndAgreeBitwiseAcrossProcessesThroughIpcRings() throws Exception {
+        int world = 3;
+        Communicator[] c = startWorld(world, "check", 30_000, true);
+        assertTrue(agent.worker().endpoint().isSameNode(c[0].group().endpoints()[1].nodeId()), "one driver: IPC");
+        String mine = "troupe-ring-" + ProcessHandle.current().pid() + "-";
+        File[] rings = new File(driver.node().aeronDir()).listFiles((d, n) -> n.startsWith(mine));
+        assertTrue(rings.length >= 1, "rank 0 reaches its peers through rings: " + rings.length);
+        checkAgreement(world, c, "IPC rings");
+    }
+
+    private void checkAgreement(int world, Communicator[] c, String how) throws Exception {
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
         PrintStream saved = System.out;
         System.setOut(new PrintStream(bytes, true, StandardCharsets.UTF_8));
@@ -98,7 +130,7 @@ class MultiProcessCollectivesTest {
             assertEquals(mine, hashes(child.output()), "every process ends with the same bits");
             assertEquals(0, child.waitFor(30_000), child.output());
         }
-        System.out.println("3 processes over UDP agree on " + mine.size() + " results: " + mine);
+        System.out.println(world + " processes over " + how + " agree on " + mine.size() + " results: " + mine);
         assertEquals(10, mine.size());
         assertEquals(0, driver.errors().size(), driver.errors().toString());
     }
@@ -118,9 +150,20 @@ class MultiProcessCollectivesTest {
     @Tag("slow") // three JVMs and a 5 s deadline to wait out: ~15-25 s on a loaded machine
     @Timeout(120)
     void shouldFailOnEverySurvivorWithinTheDeadlineWhenAPeerDiesMidAllReduce() throws Exception {
+        failOnPeerDeath(false);
+    }
+
+    @Test
+    @Tag("slow")
+    @Timeout(120)
+    void shouldFailOnEverySurvivorWithinTheDeadlineWhenAPeerDiesMidAllReduceOverIpcRings() throws Exception {
+        failOnPeerDeath(true);
+    }
+
+    private void failOnPeerDeath(boolean sharedDriver) throws Exception {
         int world = 3;
         long timeoutMs = 5000;
-        Communicator ring = startWorld(world, "loop", timeoutMs)[0];
+        Communicator ring = startWorld(world, "loop", timeoutMs, sharedDriver)[0];
         long count = 1 << 20;
         long raw = UnsafeApi.allocateMemory(count * 4 + 64);
         long buf = (raw + 63) & -64L;

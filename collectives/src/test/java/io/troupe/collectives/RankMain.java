@@ -34,8 +34,11 @@ public final class RankMain {
         long timeoutNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(args[3]));
         long peerLostNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(args[4]));
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        try (TransportNode node = TransportNode.launch(settings(TimeUnit.NANOSECONDS.toMillis(peerLostNs)),
-                 Throwable::printStackTrace);
+        TransportSettings ts = settings(TimeUnit.NANOSECONDS.toMillis(peerLostNs));
+        if (args.length > 5) {
+            ts = ts.withExternalDriver(args[5]); // join the parent's driver: IPC, bulk bytes through rings
+        }
+        try (TransportNode node = TransportNode.launch(ts, Throwable::printStackTrace);
              CollectiveAgent agent = CollectiveAgent.open(node, "rank" + rank, rank, 1, null,
                  Throwable::printStackTrace)) {
             System.out.println("AERONDIR " + node.aeronDir());

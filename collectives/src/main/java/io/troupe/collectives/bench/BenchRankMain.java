@@ -25,7 +25,7 @@ import org.agrona.UnsafeApi;
  */
 public final class BenchRankMain {
     /** Timed batches per size; the best batch mean is reported (the machine is shared). */
-    static final int BATCHES = 3;
+    static final int BATCHES = 5;
 
     private BenchRankMain() {
     }
@@ -89,8 +89,10 @@ public final class BenchRankMain {
                         continue;
                     }
                     Communicator c = comms[a];
-                    int iters = (int) Math.max(4, Math.min(1000, (128L << 20) / bytes));
-                    int warm = Math.max(8, iters / 10); // the first size of a run also warms the JIT and the logs
+                    int iters = (int) Math.max(8, Math.min(1000, (256L << 20) / bytes));
+                    // warm-up: ~1 GiB reduced per size (at least 8, at most 2000 collectives), so the JIT has
+                    // compiled the kernels before the timing starts; 8 x 64 MiB left C2 busy in the timed part
+                    int warm = (int) Math.max(8, Math.min(2000, (1L << 30) / bytes));
                     for (int i = 0; i < warm; i++) {
                         c.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h).await();
                     }
