@@ -490,6 +490,21 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         links[idx].begin(this, signature, CollectiveKey.key(seq, groupId, step, piece), dtype, address, count);
     }
 
+    /** Ring pieces this engine wrote straight into a neighbour's shared-memory ring (tests, diagnostics). */
+    long forwardedPieces() {
+        return ring.forwardedPieces();
+    }
+
+    /** Reserves room for a piece to member {@code idx} that the ring writes in place (see {@link PeerLink#claim}). */
+    long claim(int idx, long bytes) {
+        return links[idx].claim(bytes);
+    }
+
+    /** Sends the piece written into the reservation of {@link #claim}. */
+    void sendClaimed(int idx, int step, int piece, DType dtype, long count) {
+        links[idx].beginClaimed(this, signature, CollectiveKey.key(seq, groupId, step, piece), dtype, count);
+    }
+
     void onSlot(ReceiveSlot slot) {
         if (broken != null) {
             slot.release();

@@ -38,6 +38,22 @@ final class PeerLink {
         pump();
     }
 
+    /**
+     * Reserves {@code bytes} where the peer reads them (the sender's shared-memory ring) for a piece
+     * {@code c} writes itself; the address, or 0 when the link is busy or has no ring room now.
+     */
+    long claim(long bytes) {
+        return sender.isSending() ? 0 : sender.claimRing(bytes);
+    }
+
+    /** Sends the piece written at the address {@link #claim} returned. */
+    void beginClaimed(CollectiveEngine c, long signature, long key, DType dtype, long count) {
+        owner = c;
+        shape[0] = (int) count;
+        sender.beginClaimed(FrameKind.COLLECTIVE_CHUNK, signature, key, dtype, shape, 1, count * dtype.sizeBytes());
+        pump();
+    }
+
     /** Sends what it can of the tensor in flight; a failure goes to its owner. */
     int pump() {
         if (!sender.isSending()) {

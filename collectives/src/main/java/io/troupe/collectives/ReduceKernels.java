@@ -26,7 +26,7 @@ public final class ReduceKernels {
 
     /** {@code dst[i] += src[i]} for {@code n} floats. */
     public void addInto(long dst, long src, long n) {
-        addStaged(dst, src, n, 1f);
+        addStaged(dst, dst, src, n, 1f);
     }
 
     /**
@@ -34,11 +34,14 @@ public final class ReduceKernels {
      * {@link #divide} in one pass over the memory, bitwise the same (each step rounds to float).
      */
     public void addIntoAndDivide(long dst, long src, long n, float divisor) {
-        addStaged(dst, src, n, divisor);
+        addStaged(dst, dst, src, n, divisor);
     }
 
-    /** Both sides staged block by block into heap arrays, so the JIT vectorises the loop; 1 = no divide. */
-    private void addStaged(long dst, long src, long n, float divisor) {
+    /**
+     * {@code out[i] = (dst[i] + src[i]) / divisor}, both sides staged block by block into heap arrays
+     * so the JIT vectorises the loop; 1 = no divide; {@code out} may be {@code dst}.
+     */
+    private void addStaged(long out, long dst, long src, long n, float divisor) {
         final float[] x = a;
         final float[] y = b;
         for (long done = 0; done < n; ) {
@@ -55,9 +58,17 @@ public final class ReduceKernels {
                     y[i] = (y[i] + x[i]) / divisor;
                 }
             }
-            UnsafeApi.copyMemory(y, FLOATS, null, dst + off, (long) m << 2);
+            UnsafeApi.copyMemory(y, FLOATS, null, out + off, (long) m << 2);
             done += m;
         }
+    }
+
+    /**
+     * {@code out[i] = dst[i] + src[i]} for {@code n} floats, {@code dst} unchanged: the same sums as
+     * {@link #addInto} (bitwise), written elsewhere.
+     */
+    public void addTo(long out, long dst, long src, long n) {
+        addStaged(out, dst, src, n, 1f);
     }
 
     /** {@code x[i] /= divisor} for {@code n} floats. */

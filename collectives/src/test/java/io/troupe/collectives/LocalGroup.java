@@ -2,6 +2,7 @@ package io.troupe.collectives;
 
 import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import java.util.concurrent.TimeUnit;
 import org.agrona.UnsafeApi;
@@ -16,19 +17,36 @@ final class LocalGroup implements AutoCloseable {
     final CollectiveAgent[] agents;
     final TransportEndpoint[] endpoints;
     final int n;
+    private final TransportNode[] nodes;
 
     LocalGroup(int n) {
         this(n, settings());
     }
 
     LocalGroup(int n, TransportSettings settings) {
+        this(n, settings, false);
+    }
+
+    /**
+     * @param nodePerRank each rank on a node of its own that joins the one driver, as node processes of
+     *                    one host do: no in-process links, so ranks reach each other through
+     *                    shared-memory rings ({@code IpcRing}) like separate processes
+     */
+    LocalGroup(int n, TransportSettings settings, boolean nodePerRank) {
         this.n = n;
         this.driver = LoopbackDriver.start(settings);
         this.agents = new CollectiveAgent[n];
         this.endpoints = new TransportEndpoint[n];
+        this.nodes = new TransportNode[n];
         for (int r = 0; r < n; r++) {
             agents[r] = new CollectiveAgent("rank" + r, null, driver.errors()::add);
-            agents[r].attach(driver.openWorker("rank" + r, r, 1, agents[r]));
+            if (nodePerRank && r > 0) {
+                nodes[r] = TransportNode.launch(settings.withExternalDriver(driver.node().aeronDir()),
+                    driver.errors()::add);
+                agents[r].attach(nodes[r].openWorker("rank" + r, r, 1, agents[r], driver.errors()::add));
+            } else {
+                agents[r].attach(driver.openWorker("rank" + r, r, 1, agents[r]));
+            }
             endpoints[r] = agents[r].worker().endpoint();
         }
     }
@@ -85,6 +103,11 @@ final class LocalGroup implements AutoCloseable {
         for (CollectiveAgent a : agents) {
             if (a != null) {
                 a.close();
+            }
+        }
+        for (TransportNode node : nodes) {
+            if (node != null) {
+                node.close();
             }
         }
         driver.close();

@@ -81,6 +81,8 @@ public final class TensorSender implements AutoCloseable {
     private boolean byReference;
     private boolean viaRing;
     private long ringStart = -1;
+    private long claimedStart = -1;
+    private int claimedBytes;
     private boolean awaitingCopy;
     private int referenceSequence;
     private long waitStartNs;
@@ -260,11 +262,52 @@ public final class TensorSender implements AutoCloseable {
         this.byReference = localLink != null && lengthBytes >= localCopyMinBytes && lengthBytes <= MAX_REFERENCE_BYTES;
         this.viaRing = !byReference && ring != null && lengthBytes >= ringMinBytes;
         this.ringStart = -1;
+        this.claimedStart = -1;
         this.awaitingCopy = false;
         if (byReference) {
             referenceSequence = localLink.publish(address, lengthBytes);
         }
         this.active = true;
+    }
+
+    /**
+     * Reserves {@code lengthBytes} in this sender's {@link IpcRing} for a one-chunk tensor the caller
+     * writes itself (e.g. a reduction written straight to where the receiver reads it, saving a
+     * copy); returns the address to write to, or 0 when that cannot be done now: no ring (not a
+     * same-host peer in another process), a tensor in flight, longer than a chunk, or no room yet.
+     * A reservation is sent with {@link #beginClaimed} and holds until then (or until the next
+     * {@link #begin}, which drops it).
+     */
+    public long claimRing(long lengthBytes) {
+        if (ring == null || active || lengthBytes <= 0 || lengthBytes > chunkBytes) {
+            return 0;
+        }
+        long start = ring.claim((int) lengthBytes);
+        if (start < 0) {
+            return 0;
+        }
+        claimedStart = start;
+        claimedBytes = (int) lengthBytes;
+        return ring.address(start);
+    }
+
+    /**
+     * Starts sending the tensor written at the address {@link #claimRing} returned; continue with
+     * {@link #doSend()} as after {@link #begin}. Only the header goes into the log.
+     *
+     * @throws IllegalStateException when nothing of {@code lengthBytes} is reserved
+     */
+    public void beginClaimed(FrameKind kind, long step, long tensorKey, DType dtype, int[] shape, int ndims,
+                             long lengthBytes) {
+        long start = claimedStart;
+        if (start < 0 || lengthBytes != claimedBytes) {
+            throw new IllegalStateException("no ring reservation of " + lengthBytes + " bytes (reserved "
+                + (start < 0 ? 0 : claimedBytes) + ") to rank " + destRank);
+        }
+        begin(kind, step, tensorKey, dtype, shape, ndims, ring.address(start), lengthBytes);
+        byReference = false;
+        viaRing = true;
+        ringStart = start; // staged already: doSend announces it without copying
     }
 
     /**
