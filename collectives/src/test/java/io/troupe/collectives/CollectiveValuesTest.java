@@ -115,6 +115,36 @@ class CollectiveValuesTest {
         }
     }
 
+    /** The out-of-place add (ring forwarding) against a plain scalar loop: bitwise equal, dst untouched. */
+    @Test
+    void shouldAddIntoAnotherBufferBitwiseLikeAScalarLoop() {
+        ReduceKernels k = new ReduceKernels();
+        java.util.SplittableRandom random = new java.util.SplittableRandom(43);
+        int n = 2 * ReduceKernels.BLOCK + 501;
+        long raw = UnsafeApi.allocateMemory(n * 12L + 128);
+        long src = (raw + 63) & -64L;
+        long dst = src + n * 4L;
+        long out = dst + n * 4L;
+        try {
+            float[] before = new float[n];
+            for (int i = 0; i < n; i++) {
+                UnsafeApi.putFloat(src + 4L * i, (float) random.nextGaussian() * 100);
+                before[i] = (float) random.nextGaussian() * 100;
+                UnsafeApi.putFloat(dst + 4L * i, before[i]);
+            }
+            k.addTo(out, dst, src, n);
+            for (int i = 0; i < n; i++) {
+                float expected = before[i] + UnsafeApi.getFloat(src + 4L * i);
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(UnsafeApi.getFloat(out + 4L * i)),
+                    "element " + i);
+                assertEquals(Float.floatToRawIntBits(before[i]), Float.floatToRawIntBits(UnsafeApi.getFloat(dst + 4L * i)),
+                    "dst unchanged at " + i);
+            }
+        } finally {
+            UnsafeApi.freeMemory(raw);
+        }
+    }
+
     @Test
     void shouldQuantiseInt8WithinHalfAStepAndKeepTheResidual() {
         int n = 1000;
