@@ -109,10 +109,19 @@ class SteadyStateAllocationTest {
         assertEquals(0, measure(false, 1024 * 1024 + 4096));
     }
 
+    /** Without the in-process link a same-node peer is served as one in another process: through the ring. */
+    @Test
+    @Timeout(60)
+    void shouldAllocateNothingWhenExchangingChunkedTensorsThroughTheIpcRing() {
+        open(LoopbackDriver.testSettings().withChunkBytes(256 * 1024).withLocalCopyMinBytes(Long.MAX_VALUE));
+        assertEquals(0, measure(false, 1024 * 1024 + 4096));
+    }
+
     @Test
     @Timeout(60)
     void shouldAllocateNothingWhenExchangingChunkedTensorsThroughTheIpcLog() {
-        open(LoopbackDriver.testSettings().withChunkBytes(256 * 1024).withLocalCopyMinBytes(Long.MAX_VALUE));
+        open(LoopbackDriver.testSettings().withChunkBytes(256 * 1024).withLocalCopyMinBytes(Long.MAX_VALUE)
+            .withIpcRingMinBytes(Long.MAX_VALUE));
         assertEquals(0, measure(false, 1024 * 1024 + 4096));
     }
 
