@@ -86,9 +86,9 @@ public final class IpcRing implements AutoCloseable {
         sweepDead(new File(dir));
         File f = new File(dir, fileName(ProcessHandle.current().pid(), streamId, sessionId));
         IoUtil.deleteIfExists(f);
-        MappedByteBuffer mbb = IoUtil.mapNewFile(f, (long) DATA_OFFSET + capacity, true);
+        MappedByteBuffer mbb = IoUtil.mapNewFile(f, (long) DATA_OFFSET + capacity, false); // touched below
         IpcRing ring = new IpcRing(f, mbb, capacity, true);
-        UnsafeApi.setMemory(ring.data, capacity, (byte) 0);
+        UnsafeApi.setMemory(ring.header.addressOffset(), DATA_OFFSET + (long) capacity, (byte) 0);
         ring.header.putInt(CAPACITY_OFFSET, capacity);
         ring.header.putLong(PID_OFFSET, ProcessHandle.current().pid());
         ring.header.putInt(VERSION_OFFSET, VERSION);

@@ -33,7 +33,8 @@ import java.util.concurrent.TimeUnit;
  * @param localCopyMinBytes      tensors at least this large travel between workers of the same JVM by
  *                               one direct copy into the receiver's slot ({@link LocalCopyLink}); such a
  *                               send completes when the receiver has copied it. {@code Long.MAX_VALUE}
- *                               keeps every tensor on the Aeron log
+ *                               turns it off: such a peer is then served as one in another process
+ *                               (through the {@link IpcRing} from {@code ipcRingMinBytes}, else the log)
  * @param udpBindHost            the address receivers bind to for remote peers (e.g. 127.0.0.1)
  * @param udpPort                the UDP port receivers bind to; 0 picks a free port
  * @param ipcCrcEnabled          compute and verify CRC32C on same-node IPC too (default off). Safe to
