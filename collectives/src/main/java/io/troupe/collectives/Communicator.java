@@ -61,6 +61,15 @@ public final class Communicator {
         return me;
     }
 
+    /**
+     * Ring pieces this member wrote straight into its right neighbour's shared-memory ring instead
+     * of into its own buffer and then the ring (diagnostics; see {@code RingAlgorithm}). Any thread;
+     * a racy read.
+     */
+    public long forwardedPieces() {
+        return engine.forwardedPieces();
+    }
+
     CollectiveEngine engine() {
         return engine;
     }

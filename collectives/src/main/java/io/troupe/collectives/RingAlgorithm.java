@@ -180,7 +180,7 @@ final class RingAlgorithm {
         inPlaceDst = base + start * 4;
         inPlaceCount = len;
         inPlaceBytes = 0;
-        fusedOut = forwardsNext() ? comm.claim(right, len * 4) : 0;
+        fusedOut = 0;
         return true;
     }
 
@@ -201,6 +201,12 @@ final class RingAlgorithm {
             return;
         }
         long dst = inPlaceDst + offset;
+        // Only a piece that arrives whole (a ring frame, or a one-fragment message) is forwarded in
+        // place: its end follows in the same receiver call, so no other send can take the link
+        // (or the reservation) between the claim and the announcement.
+        if (offset == 0 && lengthBytes == inPlaceCount * 4 && forwardsNext()) {
+            fusedOut = comm.claim(right, lengthBytes);
+        }
         if (fusedOut != 0) {
             long out = fusedOut + offset;
             if (recvStep < n - 2) {

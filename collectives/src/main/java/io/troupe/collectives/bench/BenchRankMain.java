@@ -106,6 +106,7 @@ public final class BenchRankMain {
                         avg = Math.min(avg, (System.nanoTime() - t0) / iters);
                     }
                     c.barrier();
+                    System.out.println("FORWARDED " + algorithms[a] + " " + bytes + " " + c.forwardedPieces());
                     System.out.println("RESULT " + algorithms[a] + " " + bytes + " " + avg);
                     System.out.flush();
                 }

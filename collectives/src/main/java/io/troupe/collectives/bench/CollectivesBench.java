@@ -174,6 +174,8 @@ public final class CollectivesBench {
                         if (line.startsWith("RESULT ")) {
                             String[] f = line.substring(7).split(" ");
                             worst.merge(f[0] + " " + f[1], Long.parseLong(f[2]), Math::max);
+                        } else if (line.startsWith("FORWARDED ") && System.getenv("TROUPE_BENCH_VERBOSE") != null) {
+                            System.out.println("# " + line.toLowerCase(java.util.Locale.ROOT) + " (running total of one rank)");
                         }
                     }
                 }
