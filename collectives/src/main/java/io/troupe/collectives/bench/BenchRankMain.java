@@ -90,9 +90,10 @@ public final class BenchRankMain {
                     }
                     Communicator c = comms[a];
                     int iters = (int) Math.max(8, Math.min(1000, (256L << 20) / bytes));
-                    // warm-up: ~1 GiB reduced per size (at least 8, at most 2000 collectives), so the JIT has
-                    // compiled the kernels before the timing starts; 8 x 64 MiB left C2 busy in the timed part
-                    int warm = (int) Math.max(8, Math.min(2000, (1L << 30) / bytes));
+                    // warm-up: ~4 GiB reduced per size (at least 8, at most 2000 collectives, ~2-3 s at the
+                    // large sizes), so the JIT has compiled the duty cycle before the timing starts: after 8
+                    // x 64 MiB, and still after 16, C2 took 10-30% of the CPU in the timed part
+                    int warm = (int) Math.max(8, Math.min(2000, (4L << 30) / bytes));
                     for (int i = 0; i < warm; i++) {
                         c.allReduceAsync(buf, count, ReduceOp.AVERAGE, 0, h).await();
                     }
