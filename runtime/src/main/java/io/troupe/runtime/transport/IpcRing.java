@@ -33,7 +33,9 @@ import org.agrona.concurrent.UnsafeBuffer;
  * alone in the third, data from {@link #DATA_OFFSET}. The receiver trusts nothing in a frame: an
  * offset and length outside the data area are refused ({@link #holds}). The creator deletes the file
  * on close; files of dead creators are swept when a ring is created, and the whole directory goes
- * with the driver.
+ * with the driver. A creator is judged alive by its pid, so processes that share a driver must share
+ * a PID namespace, as the launch scripts' processes do (containers that share a driver's directory
+ * but not their PIDs would see each other's rings as dead).
  *
  * <p>Threading: sender methods on the sender's thread, receiver methods on the receiver agent's.
  */
