@@ -5,7 +5,11 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
+import io.aeron.AeronCounters;
+import java.util.function.LongPredicate;
 import org.agrona.IoUtil;
+import org.agrona.collections.LongHashSet;
+import org.agrona.concurrent.status.CountersReader;
 import org.agrona.UnsafeApi;
 import org.agrona.concurrent.UnsafeBuffer;
 
@@ -32,10 +36,10 @@ import org.agrona.concurrent.UnsafeBuffer;
  * told. Layout: magic, version, capacity and creator pid in the first line, the consumed position
  * alone in the third, data from {@link #DATA_OFFSET}. The receiver trusts nothing in a frame: an
  * offset and length outside the data area are refused ({@link #holds}). The creator deletes the file
- * on close; files of dead creators are swept when a ring is created, and the whole directory goes
- * with the driver. A creator is judged alive by its pid, so processes that share a driver must share
- * a PID namespace, as the launch scripts' processes do (containers that share a driver's directory
- * but not their PIDs would see each other's rings as dead).
+ * on close. A ring whose publication the driver no longer holds (its creator was killed) is swept
+ * when another ring is created, once it is older than {@link #ORPHAN_MIN_AGE_MS}; the driver's
+ * publication counters decide, not process ids, so processes in different PID namespaces (containers
+ * sharing the driver's directory) keep each other's rings. The whole directory goes with the driver.
  *
  * <p>Threading: sender methods on the sender's thread, receiver methods on the receiver agent's.
  */
@@ -49,8 +53,13 @@ public final class IpcRing implements AutoCloseable {
     private static final int CAPACITY_OFFSET = 8;
     private static final int PID_OFFSET = 16;
     private static final int CONSUMED_OFFSET = 128;
+    /** Where Aeron's stream counters (publisher limit among them) keep session and stream id in their key. */
+    private static final int STREAM_COUNTER_SESSION_ID_OFFSET = 8;
+    private static final int STREAM_COUNTER_STREAM_ID_OFFSET = 12;
     /** Start of the data area (page aligned). */
     static final int DATA_OFFSET = 4096;
+    /** A ring is created just before its publication: younger rings are never taken for orphans. */
+    static final long ORPHAN_MIN_AGE_MS = 30_000;
 
     private final File file;
     private final MappedByteBuffer mapped;
@@ -73,7 +82,30 @@ public final class IpcRing implements AutoCloseable {
 
     /** The file name of the ring for {@code streamId}/{@code sessionId} created by process {@code pid}. */
     static String fileName(long pid, int streamId, int sessionId) {
-        return PREFIX + pid + "-" + streamId + "-" + sessionId;
+        return PREFIX + pid + suffix(streamId, sessionId);
+    }
+
+    private static String suffix(int streamId, int sessionId) {
+        return "-" + Integer.toUnsignedString(streamId) + "-" + Integer.toUnsignedString(sessionId);
+    }
+
+    /** {@code streamId} and {@code sessionId} in one long, the form {@link #livePublications} tests. */
+    static long pair(int streamId, int sessionId) {
+        return ((long) streamId << 32) | (sessionId & 0xFFFF_FFFFL);
+    }
+
+    /**
+     * The publications the driver behind {@code counters} holds now (a snapshot of its publisher-limit
+     * counters), as a test on {@link #pair}: what decides whether a ring still has a sender.
+     */
+    public static LongPredicate livePublications(CountersReader counters) {
+        LongHashSet live = new LongHashSet();
+        counters.forEach((counterId, typeId, key, label) -> {
+            if (typeId == AeronCounters.DRIVER_PUBLISHER_LIMIT_TYPE_ID) {
+                live.add(pair(key.getInt(STREAM_COUNTER_STREAM_ID_OFFSET), key.getInt(STREAM_COUNTER_SESSION_ID_OFFSET)));
+            }
+        });
+        return live::contains;
     }
 
     /**
@@ -81,11 +113,21 @@ public final class IpcRing implements AutoCloseable {
      * data bytes in {@code dir}, touching every page now so no page fault lands on the hot path.
      */
     public static IpcRing create(String dir, int streamId, int sessionId, int capacity) {
+        return create(dir, streamId, sessionId, capacity, null);
+    }
+
+    /**
+     * As {@link #create(String, int, int, int)}, first sweeping the rings of {@code dir} whose
+     * publication {@code publicationLive} (see {@link #livePublications}) no longer knows.
+     */
+    public static IpcRing create(String dir, int streamId, int sessionId, int capacity, LongPredicate publicationLive) {
         if (capacity < 4096 || capacity % 64 != 0) {
             throw new IllegalArgumentException("ring capacity must be a multiple of 64, at least 4096: capacity="
                 + capacity);
         }
-        sweepDead(new File(dir));
+        if (publicationLive != null) {
+            sweepOrphans(new File(dir), publicationLive, System.currentTimeMillis() - ORPHAN_MIN_AGE_MS);
+        }
         File f = new File(dir, fileName(ProcessHandle.current().pid(), streamId, sessionId));
         IoUtil.deleteIfExists(f);
         MappedByteBuffer mbb = IoUtil.mapNewFile(f, (long) DATA_OFFSET + capacity, false); // touched below
@@ -100,21 +142,20 @@ public final class IpcRing implements AutoCloseable {
     }
 
     /**
-     * Receiver: maps the ring a live process created in {@code dir} for {@code streamId}/{@code sessionId},
-     * or returns {@code null} when there is none or it is not a valid ring (the frames that name it
-     * are then dropped).
+     * Receiver: maps the ring created in {@code dir} for {@code streamId}/{@code sessionId}, or returns
+     * {@code null} when there is none or it is not a valid ring (the frames that name it are then
+     * dropped). The caller holds an image of that publication, so its sender is alive, and its ring,
+     * made just before the publication, is the newest of that name (a killed predecessor's may remain).
      */
     public static IpcRing open(String dir, int streamId, int sessionId) {
-        String suffix = "-" + streamId + "-" + sessionId;
+        String suffix = suffix(streamId, sessionId);
         File[] candidates = new File(dir).listFiles((d, name) -> name.startsWith(PREFIX) && name.endsWith(suffix));
         if (candidates == null) {
             return null;
         }
         File best = null;
         for (File c : candidates) {
-            long pid = pidOf(c.getName());
-            if (pid > 0 && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
-                && (best == null || c.lastModified() > best.lastModified())) {
+            if (best == null || c.lastModified() > best.lastModified()) {
                 best = c;
             }
         }
@@ -147,22 +188,26 @@ public final class IpcRing implements AutoCloseable {
         return ring;
     }
 
-    private static long pidOf(String name) {
-        int end = name.indexOf('-', PREFIX.length());
+    /** {@link #pair} of a ring file's name, or -1 when the name is not a ring's. */
+    static long pairOf(String name) {
+        String[] f = name.substring(PREFIX.length()).split("-");
         try {
-            return end < 0 ? -1 : Long.parseLong(name.substring(PREFIX.length(), end));
+            return f.length == 3 ? pair(Integer.parseUnsignedInt(f[1]), Integer.parseUnsignedInt(f[2])) : -1;
         } catch (NumberFormatException e) {
             return -1;
         }
     }
 
-    /** Deletes ring files whose creator is gone (what a killed process leaves). Returns how many. */
-    static int sweepDead(File dir) {
+    /**
+     * Deletes the ring files last modified before {@code olderThanMs} whose publication
+     * {@code publicationLive} does not know (what a killed process leaves). Returns how many.
+     */
+    static int sweepOrphans(File dir, LongPredicate publicationLive, long olderThanMs) {
         File[] entries = dir.listFiles((d, name) -> name.startsWith(PREFIX));
         int deleted = 0;
         for (File f : entries == null ? new File[0] : entries) {
-            long pid = pidOf(f.getName());
-            if (pid > 0 && !ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && f.delete()) {
+            long pair = pairOf(f.getName());
+            if (pair != -1 && !publicationLive.test(pair) && f.lastModified() < olderThanMs && f.delete()) {
                 deleted++;
             }
         }

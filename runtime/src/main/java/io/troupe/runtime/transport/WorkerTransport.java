@@ -123,7 +123,8 @@ public final class WorkerTransport implements AutoCloseable {
         try {
             // the ring exists before the publication, so the receiver finds it with the first frame
             ring = sameNode && link == null && s.ipcRingMinBytes() < Long.MAX_VALUE
-                ? IpcRing.create(node.aeronDir(), peerStream, sessionId, s.termLengthBytes() / 2) : null;
+                ? IpcRing.create(node.aeronDir(), peerStream, sessionId, s.termLengthBytes() / 2,
+                    IpcRing.livePublications(node.aeron().countersReader())) : null;
             pub = node.aeron().addExclusivePublication(channel, peerStream);
         } catch (RuntimeException e) {
             if (link != null) {

@@ -120,24 +120,49 @@ class IpcRingTest {
 
     @Test
     @Timeout(30)
-    void shouldIgnoreAndSweepRingsOfDeadProcessesAndRejectForeignFiles() throws Exception {
-        Process p = new ProcessBuilder("true").start();
-        assertEquals(0, p.waitFor());
-        long deadPid = p.pid();
-        File stale = dir.resolve(IpcRing.fileName(deadPid, STREAM, SESSION)).toFile();
-        try (IpcRing old = IpcRing.create(dir.toString(), STREAM, SESSION, 4096)) {
-            assertTrue(old.file().renameTo(stale));
+    void shouldSweepOnlyOldRingsWhosePublicationIsGone() {
+        long now = System.currentTimeMillis();
+        org.agrona.collections.LongHashSet live = new org.agrona.collections.LongHashSet();
+        live.add(IpcRing.pair(STREAM, SESSION));
+        File liveOld = left(STREAM, SESSION);
+        File goneOld = left(STREAM, SESSION + 1);
+        File goneYoung = left(STREAM, -5);
+        assertTrue(liveOld.setLastModified(now - 60_000) && goneOld.setLastModified(now - 60_000));
+        assertEquals(-1, IpcRing.pairOf("troupe-ring-x"), "not a ring's name");
+        assertEquals(IpcRing.pair(STREAM, -5), IpcRing.pairOf(IpcRing.fileName(1, STREAM, -5)));
+        assertEquals(1, IpcRing.sweepOrphans(dir.toFile(), live::contains, now - IpcRing.ORPHAN_MIN_AGE_MS));
+        assertTrue(liveOld.exists(), "a ring whose publication the driver holds stays, however old");
+        assertFalse(goneOld.exists(), "an old ring without a publication is an orphan");
+        assertTrue(goneYoung.exists(), "a young ring may be waiting for its publication");
+    }
+
+    /** A ring file as a killed creator (another process) leaves it: made, copied under its name, closed. */
+    private File left(int stream, int session) {
+        File copy = dir.resolve(IpcRing.fileName(999_999_999L, stream, session)).toFile();
+        try (IpcRing ring = IpcRing.create(dir.toString(), stream, session, 4096)) {
+            Files.copy(ring.file().toPath(), copy.toPath());
+        } catch (IOException e) {
+            throw new AssertionError(e);
         }
-        assertTrue(stale.exists());
-        assertNull(IpcRing.open(dir.toString(), STREAM, SESSION), "a dead process's ring is not used");
+        return copy;
+    }
+
+    @Test
+    @Timeout(30)
+    void shouldOpenTheNewestRingOfAPublicationAndRejectForeignFiles() throws Exception {
+        File stale = dir.resolve(IpcRing.fileName(1, STREAM, SESSION)).toFile();
+        try (IpcRing old = IpcRing.create(dir.toString(), STREAM, SESSION, 4096)) {
+            Files.copy(old.file().toPath(), stale.toPath());
+        }
+        assertTrue(stale.setLastModified(System.currentTimeMillis() - 60_000));
+        try (IpcRing fresh = IpcRing.create(dir.toString(), STREAM, SESSION, 8192);
+             IpcRing rx = IpcRing.open(dir.toString(), STREAM, SESSION)) {
+            assertEquals(8192, rx.capacity(), "the live publication's ring is the newest of its name");
+        }
         File garbage = dir.resolve(IpcRing.fileName(ProcessHandle.current().pid(), STREAM, SESSION + 1)).toFile();
         Files.write(garbage.toPath(), new byte[16384]);
         assertNull(IpcRing.open(dir.toString(), STREAM, SESSION + 1), "a file without the ring's magic is refused");
         assertNull(IpcRing.open(dir.toString(), STREAM, SESSION + 2), "no file, no ring");
-        try (IpcRing fresh = IpcRing.create(dir.toString(), STREAM, SESSION, 4096)) {
-            assertFalse(stale.exists(), "creating a ring sweeps the rings of dead processes");
-            assertTrue(fresh.file().exists());
-        }
         assertFalse(dir.resolve(IpcRing.fileName(ProcessHandle.current().pid(), STREAM, SESSION)).toFile().exists(),
             "the creator deletes its ring on close");
     }

@@ -58,6 +58,11 @@ class IpcRingTransportTest {
         assertTrue(rx.endpoint().isSameNode(nodes[0].nodeId()), "one driver: IPC");
         TensorSender tx = txWorker.connect(1, rx.endpoint(), EPOCH);
         awaitConnected(tx, rx.receiver(), 20_000);
+        int stream = rx.endpoint().streamId();
+        int session = tx.publication().sessionId();
+        java.util.function.LongPredicate live = IpcRing.livePublications(nodes[0].aeron().countersReader());
+        assertTrue(live.test(IpcRing.pair(stream, session)), "the driver's counters know the ring's publication");
+        assertFalse(live.test(IpcRing.pair(stream, session + 1)));
         long[] sizes = {4, 4L * 16_383, 65_536, 4L * 262_161 * 3 + 4, 4L * 16 * 1024 * 1024};
         long bulk = 0;
         for (int i = 0; i < sizes.length; i++) {
@@ -77,6 +82,20 @@ class IpcRingTransportTest {
                 bulk += sizes[i];
             }
         }
+        // a ring left by a killed sender (no publication any more, old) is swept when a ring is made;
+        // the live one stays
+        java.io.File orphan = new java.io.File(nodes[0].aeronDir(), IpcRing.fileName(999_999_999L, stream, 4242));
+        try (IpcRing r = IpcRing.create(nodes[0].aeronDir(), stream, 4242, 4096)) {
+            java.nio.file.Files.copy(r.file().toPath(), orphan.toPath());
+        } catch (java.io.IOException e) {
+            throw new AssertionError(e);
+        }
+        assertTrue(orphan.setLastModified(System.currentTimeMillis() - 2 * IpcRing.ORPHAN_MIN_AGE_MS));
+        WorkerTransport other = track(nodes[0].openWorker("tx3", 3, EPOCH, slot -> { }, errors::add));
+        other.connect(1, rx.endpoint(), EPOCH);
+        assertFalse(orphan.exists(), "the orphan ring is swept");
+        String liveRing = IpcRing.fileName(ProcessHandle.current().pid(), stream, session);
+        assertTrue(new java.io.File(nodes[0].aeronDir(), liveRing).exists(), "the live ring stays");
         long logBytes = tx.publication().position();
         System.out.printf("ring: %d tensor bytes, %d bytes through the Aeron log%n", bulk, logBytes);
         assertTrue(logBytes < 4 * 65_536 + 200 * 128, "bulk bytes bypass the log: log position " + logBytes);

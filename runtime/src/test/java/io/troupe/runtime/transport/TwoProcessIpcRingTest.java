@@ -67,10 +67,20 @@ class TwoProcessIpcRingTest {
         File[] childRings = new File(dir).listFiles((d, n) -> n.startsWith(IpcRing.PREFIX)
             && n.startsWith(IpcRing.PREFIX + child.pid() + "-"));
         assertEquals(1, childRings.length, "the child's ring to this process");
+        long childPair = IpcRing.pair(self.endpoint().streamId(), SessionIds.of(1, 1));
+        assertTrue(IpcRing.livePublications(driver.node().aeron().countersReader()).test(childPair));
         child.kill();
         assertTrue(child.waitFor(20_000) != 0);
-        tx.close(); // a new sender's ring creation sweeps the dead child's ring
-        self.connect(1, childEndpoint, 2).close();
+        // the driver drops the killed client's publication (client liveness, then linger) ...
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (IpcRing.livePublications(driver.node().aeron().countersReader()).test(childPair)) {
+            self.receiver().doWork();
+            assertTrue(System.nanoTime() < deadline, "the driver still holds the killed child's publication");
+            Thread.yield();
+        }
+        // ... and then its ring is an orphan: swept (the age limit aside, which protects new rings)
+        assertEquals(1, IpcRing.sweepOrphans(new File(dir),
+            IpcRing.livePublications(driver.node().aeron().countersReader()), System.currentTimeMillis() + 1));
         assertFalse(childRings[0].exists(), "the killed process's ring is swept");
     }
 }
