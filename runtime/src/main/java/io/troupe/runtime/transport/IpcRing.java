@@ -33,7 +33,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  *
  * <p>File: {@code <aeronDir>/troupe-ring-<pid>-<streamId>-<sessionId>}, named by the receiver's stream
  * and the publication's session, which are the image's too, so the receiver finds it without being
- * told. Layout: magic, version, capacity and creator pid in the first line, the consumed position
+ * told. Layout: magic, version and capacity in the first line (all else zeroed), the consumed position
  * alone in the third, data from {@link #DATA_OFFSET}. The receiver trusts nothing in a frame: an
  * offset and length outside the data area are refused ({@link #holds}). The creator deletes the file
  * on close. A ring whose publication the driver no longer holds (its creator was killed) is swept
@@ -51,7 +51,6 @@ public final class IpcRing implements AutoCloseable {
     private static final int MAGIC_OFFSET = 0;
     private static final int VERSION_OFFSET = 4;
     private static final int CAPACITY_OFFSET = 8;
-    private static final int PID_OFFSET = 16;
     private static final int CONSUMED_OFFSET = 128;
     /** Where Aeron's stream counters (publisher limit among them) keep session and stream id in their key. */
     private static final int STREAM_COUNTER_SESSION_ID_OFFSET = 8;
@@ -134,9 +133,7 @@ public final class IpcRing implements AutoCloseable {
         IpcRing ring = new IpcRing(f, mbb, capacity, true);
         UnsafeApi.setMemory(ring.header.addressOffset(), DATA_OFFSET + (long) capacity, (byte) 0);
         ring.header.putInt(CAPACITY_OFFSET, capacity);
-        ring.header.putLong(PID_OFFSET, ProcessHandle.current().pid());
         ring.header.putInt(VERSION_OFFSET, VERSION);
-        ring.header.putLongVolatile(CONSUMED_OFFSET, 0);
         ring.header.putIntVolatile(MAGIC_OFFSET, MAGIC); // last: a reader that sees the magic sees the rest
         return ring;
     }

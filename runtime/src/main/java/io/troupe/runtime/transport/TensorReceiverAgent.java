@@ -497,15 +497,10 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             return drop(st, reason, end);
         }
         TensorFrameFlyweight f = d.frame();
-        FrameKind kind = d.kind();
-        int ndims = d.ndims();
         long totalBytes = d.totalBytes();
         long chunkOffset = d.chunkOffset();
         int chunkBytes = d.chunkBytes();
         int payload = d.payloadBytes();
-        long frameEpoch = d.epoch();
-        int source = st.rank;
-        boolean crcPresent = d.crcPresent();
         LocalCopyLink link = null;
         if (d.byReference()) {
             link = linkFor(st, header);
@@ -525,11 +520,10 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             ringAddress = ring.address(ringOffset);
             ringEnd = ring.startOf(ringOffset) + chunkBytes;
         }
-        long key = f.tensorKey();
         if (link == null && inPlaceConsumer != null && chunkOffset == 0 && chunkBytes == totalBytes
-            && !(crcEnabled && crcPresent) && buffer.byteArray() == null
+            && !(crcEnabled && d.crcPresent()) && buffer.byteArray() == null
             && (end || payload % FrameDescriptor.FRAME_ALIGNMENT == 0)) {
-            InPlaceConsumer.Sink sink = offerInPlace(source, kind, key, f.step(), d, totalBytes);
+            InPlaceConsumer.Sink sink = offerInPlace(st.rank, d.kind(), f.tensorKey(), f.step(), d, totalBytes);
             if (sink == InPlaceConsumer.LATER) {
                 return Action.ABORT; // nothing of this message is consumed: offered again on a later poll
             }
@@ -542,13 +536,29 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 return onInPlaceFirst(st, sink, buffer, offset, payload, chunkBytes, end);
             }
         }
-        if (ring != null) {
-            Action action = placeRingChunk(st, d, source, kind, key, frameEpoch, ringAddress);
-            if (action != Action.ABORT) {
-                ring.consumedTo(ringEnd); // used or dropped: either way the sender may reuse the bytes
-            }
-            return action;
+        Action action = placeInSlot(st, d, buffer, offset, end, link, ringAddress);
+        if (ring != null && action != Action.ABORT) {
+            ring.consumedTo(ringEnd); // used or dropped: either way the sender may reuse the bytes
         }
+        return action;
+    }
+
+    /**
+     * Reassembles the decoded chunk into its slot (a new one for a first chunk), taking its bytes
+     * from the frame, from a same-JVM sender's memory ({@code link}) or from a ring
+     * ({@code ringAddress != 0}); {@code ABORT} when the budget has no room for a new tensor.
+     */
+    private Action placeInSlot(ImageState st, TensorFrameDecoder d, DirectBuffer buffer, int offset, boolean end,
+                               LocalCopyLink link, long ringAddress) {
+        TensorFrameFlyweight f = d.frame();
+        FrameKind kind = d.kind();
+        int ndims = d.ndims();
+        long totalBytes = d.totalBytes();
+        long chunkOffset = d.chunkOffset();
+        int chunkBytes = d.chunkBytes();
+        long frameEpoch = d.epoch();
+        int source = st.rank;
+        long key = f.tensorKey();
         ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
         if (slot != null) {
             if (!slot.sameTensor(f.dtypeCode(), f, ndims, totalBytes)) {
@@ -580,49 +590,23 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             completeChunk(slot, 0, (int) totalBytes, false, 0);
             return Action.CONTINUE;
         }
+        if (ringAddress != 0) {
+            UnsafeApi.copyMemory(ringAddress, slot.address + chunkOffset, chunkBytes);
+            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+            return Action.CONTINUE;
+        }
+        int payload = d.payloadBytes();
         copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
         if (end) {
-            completeChunk(slot, chunkOffset, chunkBytes, crcPresent, f.chunkCrc());
+            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
         } else {
             st.inMessage = true;
             st.writeOffset = chunkOffset + payload;
             st.chunkStart = chunkOffset;
             st.chunkEnd = chunkOffset + chunkBytes;
             st.chunkCrc = f.chunkCrc();
-            st.crcPresent = crcPresent;
+            st.crcPresent = d.crcPresent();
         }
-        return Action.CONTINUE;
-    }
-
-    /** A by-ring chunk into its slot: the same checks and reassembly as a chunk in the log. */
-    private Action placeRingChunk(ImageState st, TensorFrameDecoder d, int source, FrameKind kind, long key,
-                                  long frameEpoch, long ringAddress) {
-        TensorFrameFlyweight f = d.frame();
-        long chunkOffset = d.chunkOffset();
-        int chunkBytes = d.chunkBytes();
-        ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
-        if (slot != null) {
-            if (!slot.sameTensor(f.dtypeCode(), f, d.ndims(), d.totalBytes())) {
-                return drop(st, DropReason.TENSOR_MISMATCH, true);
-            }
-            if (chunkOffset != slot.receivedBytes) {
-                return drop(st, DropReason.OUT_OF_ORDER, true);
-            }
-        } else {
-            if (chunkOffset != 0) {
-                return drop(st, DropReason.OUT_OF_ORDER, true);
-            }
-            slot = pool.acquire(d.totalBytes());
-            if (slot == null) {
-                backPressureAborts++;
-                return Action.ABORT;
-            }
-            slot.begin(source, kind, key, frameEpoch, f.step(), d.dtype(), f, d.ndims(), d.totalBytes());
-        }
-        st.slot = slot;
-        st.slotGeneration = slot.generation;
-        UnsafeApi.copyMemory(ringAddress, slot.address + chunkOffset, chunkBytes);
-        completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
         return Action.CONTINUE;
     }
 

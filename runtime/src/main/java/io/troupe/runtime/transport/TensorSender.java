@@ -409,10 +409,7 @@ public final class TensorSender implements AutoCloseable {
             ringStart = start;
         }
         int flags = (crcEnabled ? FLAG_CRC : 0) | FLAG_BY_RING;
-        if (crcEnabled && crcOffset != offset) {
-            crc = frame.crc32c(address + offset, length);
-            crcOffset = offset;
-        }
+        computeChunkCrc(offset, length);
         long result = publication.tryClaim(HEADER_LENGTH, claim);
         if (result > 0) {
             frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, epoch, step, sourceRank,
@@ -428,12 +425,17 @@ public final class TensorSender implements AutoCloseable {
         return result;
     }
 
-    private long offerChunk(long offset, int length) {
-        int flags = crcEnabled ? FLAG_CRC : 0;
+    /** The chunk's CRC32C into {@code crc}, once per chunk (a back-pressured offer is retried without it). */
+    private void computeChunkCrc(long offset, int length) {
         if (crcEnabled && crcOffset != offset) {
             crc = frame.crc32c(address + offset, length);
             crcOffset = offset;
         }
+    }
+
+    private long offerChunk(long offset, int length) {
+        int flags = crcEnabled ? FLAG_CRC : 0;
+        computeChunkCrc(offset, length);
         if (HEADER_LENGTH + length <= claimLimitBytes) {
             long result = publication.tryClaim(HEADER_LENGTH + length, claim);
             if (result > 0) {
