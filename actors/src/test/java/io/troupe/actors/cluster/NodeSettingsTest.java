@@ -49,11 +49,12 @@ class NodeSettingsTest {
         NodeSettings m = NodeSettings.from(multi);
         assertEquals(2, m.seeds().size());
         assertEquals(40123, TransportConfig.from(multi).udpPort());
+        assertEquals(io.aeron.driver.ThreadingMode.SHARED_NETWORK, TransportConfig.from(multi).threadingMode());
         String k8s = java.nio.file.Files.readString(dir.resolve("k8s/troupe.yaml"));
         String nodeConf = k8s.substring(k8s.indexOf("node.conf: |") + "node.conf: |".length(), k8s.indexOf("---", k8s.indexOf("node.conf: |")));
         var pod = ConfigFactory.parseString(nodeConf.stripIndent()).withFallback(ConfigFactory.load()).resolve();
         assertEquals(List.of("troupe-0.troupe:25520"), NodeSettings.from(pod).seeds());
-        TransportConfig.from(pod);
+        assertEquals(io.aeron.driver.ThreadingMode.SHARED_NETWORK, TransportConfig.from(pod).threadingMode());
     }
 
     @Test

@@ -27,6 +27,11 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  * in-process path; the shared-memory ring that workers in other processes on the host use; and, for
  * comparison, the Aeron log alone) and UDP loopback, and the
  * 4 KiB IPC round trip. {@code ipc_16m_gbps} is the same-JVM figure (the default for a node's workers).
+ * UDP is measured with two driver threading modes: {@code SHARED}, the default (one thread sends,
+ * receives, copies into images and zeroes logs), and {@code SHARED_NETWORK}, the mode
+ * {@code cluster-config/multi-host.conf} gives the nodes that have UDP peers (the conductor, which zeroes
+ * the consumed logs, runs apart from the network thread). {@code udp_16m_gbps} is the latter: Troupe
+ * sends tensors over UDP only between hosts, so that is the configuration UDP traffic runs in.
  * Prints a table with ratios to memcpy; the last line is machine-readable:
  * {@code memcpy_gbps=<x> ipc_16m_gbps=<x> ipc_ratio=<x> udp_16m_gbps=<x> rtt_4k_p50_us=<x> rtt_4k_p99_us=<x>}.
  *
@@ -35,6 +40,8 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  */
 public final class TransportBench {
     private static final int MIB = 1024 * 1024;
+    /** The driver threading mode of {@code cluster-config/multi-host.conf}: nodes with UDP peers. */
+    static final ThreadingMode MULTI_HOST_MODE = ThreadingMode.SHARED_NETWORK;
 
     private TransportBench() {
     }
@@ -43,8 +50,10 @@ public final class TransportBench {
      * Runs the benchmark. Optional arguments {@code key=value} (sizes as {@code 65504}, {@code 64k}, {@code 4m}):
      * {@code term=} (default 64m), {@code chunk=} (default 4m), {@code mtu=}, {@code sockbuf=}, {@code window=}
      * (UDP loopback MTU, socket buffers and receiver window; default: {@link TransportSettings#defaults()}),
-     * {@code mode=SHARED|SHARED_NETWORK|DEDICATED} (default SHARED), {@code only=ipc|udp} to skip the
-     * rest (the summary line then reports 0 for what was skipped).
+     * {@code mode=SHARED|SHARED_NETWORK|DEDICATED} (IPC and the first UDP row; default SHARED),
+     * {@code runs=} timed runs of 512 MiB per size (default 10; the median is reported), {@code warm=} bytes
+     * sent per size before timing (default 2g), {@code only=ipc|udp} to skip the rest (the summary line then
+     * reports 0 for what was skipped).
      */
     public static void main(String[] args) throws Exception {
         TransportSettings defaults = TransportSettings.defaults();
@@ -55,6 +64,8 @@ public final class TransportBench {
         long windowBytes = defaults.receiverWindowBytes();
         ThreadingMode mode = defaults.threadingMode();
         String only = "";
+        int runs = 10;
+        long warmBytes = 2048L * MIB;
         for (String arg : args) {
             String[] kv = arg.split("=", 2);
             switch (kv[0]) {
@@ -65,8 +76,10 @@ public final class TransportBench {
                 case "window" -> windowBytes = parseBytes(kv[1]);
                 case "mode" -> mode = ThreadingMode.valueOf(kv[1]);
                 case "only" -> only = kv[1];
+                case "runs" -> runs = Integer.parseInt(kv[1]);
+                case "warm" -> warmBytes = parseBytes(kv[1]);
                 default -> throw new IllegalArgumentException(
-                    "unknown argument (term=, chunk=, mtu=, sockbuf=, window=, mode=, only=): " + arg);
+                    "unknown argument (term=, chunk=, mtu=, sockbuf=, window=, mode=, runs=, warm=, only=): " + arg);
             }
         }
         String loadAverage = loadAverage();
@@ -88,12 +101,11 @@ public final class TransportBench {
         double[] ipcGbps = new double[sizes.length];
         double[] ipcRingGbps = new double[sizes.length];
         double[] ipcLogGbps = new double[sizes.length];
-        double[] udpGbps = new double[sizes.length];
         long[] rtt = new long[1];
         if (!only.equals("udp")) {
             try (TransportNode node = TransportNode.launch(ipc, Throwable::printStackTrace)) {
                 for (int i = 0; i < sizes.length; i++) {
-                    ipcGbps[i] = throughputGbps(node, false, sizes[i]);
+                    ipcGbps[i] = throughputGbps(node, false, sizes[i], runs, warmBytes);
                 }
                 rtt = roundTripNs(node, 4096, 20_000);
             }
@@ -101,37 +113,44 @@ public final class TransportBench {
             try (TransportNode node = TransportNode.launch(ipc.withLocalCopyMinBytes(Long.MAX_VALUE),
                 Throwable::printStackTrace)) {
                 for (int i = 0; i < sizes.length; i++) {
-                    ipcRingGbps[i] = throughputGbps(node, false, sizes[i]);
+                    ipcRingGbps[i] = throughputGbps(node, false, sizes[i], runs, warmBytes);
                 }
             }
             try (TransportNode node = TransportNode.launch(ipc.withLocalCopyMinBytes(Long.MAX_VALUE)
                 .withIpcRingMinBytes(Long.MAX_VALUE), Throwable::printStackTrace)) {
                 for (int i = 0; i < sizes.length; i++) {
-                    ipcLogGbps[i] = throughputGbps(node, false, sizes[i]);
+                    ipcLogGbps[i] = throughputGbps(node, false, sizes[i], runs, warmBytes);
                 }
             }
         }
+        ThreadingMode[] udpModes = mode == MULTI_HOST_MODE ? new ThreadingMode[] {mode}
+            : new ThreadingMode[] {mode, MULTI_HOST_MODE};
+        double[][] udpByMode = new double[udpModes.length][sizes.length];
         if (!only.equals("ipc")) {
-            try (TransportNode node = TransportNode.launch(udp, Throwable::printStackTrace)) {
-                try {
-                    for (int i = 0; i < sizes.length; i++) {
-                        udpGbps[i] = throughputGbps(node, true, sizes[i]);
+            for (int m = 0; m < udpModes.length; m++) {
+                try (TransportNode node = TransportNode.launch(udp.withThreadingMode(udpModes[m]),
+                    Throwable::printStackTrace)) {
+                    try {
+                        for (int i = 0; i < sizes.length; i++) {
+                            udpByMode[m][i] = throughputGbps(node, true, sizes[i], runs, warmBytes);
+                        }
+                    } finally {
+                        printDriverCounters(node);
                     }
-                } finally {
-                    printDriverCounters(node);
                 }
             }
         }
+        double[] udpGbps = udpByMode[udpModes.length - 1];
         double p50 = rtt[rtt.length / 2] / 1000.0;
         double p99 = rtt[(int) (rtt.length * 0.99)] / 1000.0;
 
         System.out.println();
         System.out.println("load average before the run: " + loadAverage);
         System.out.printf("Troupe transport benchmark (%d cores, CRC off, chunk %d KiB, term %d KiB, UDP loopback mtu %d,"
-            + " socket buffers %d KiB, receiver window %d KiB, %s driver)%n",
+            + " socket buffers %d KiB, receiver window %d KiB, %s driver; median of %d runs of 512 MiB after %d MiB)%n",
             Runtime.getRuntime().availableProcessors(), ipc.chunkBytes() / 1024, ipc.termLengthBytes() / 1024,
             udp.loopbackMtuBytes(), udp.socketBufferBytes() / 1024, udp.effectiveReceiverWindowBytes() / 1024,
-            udp.threadingMode());
+            udp.threadingMode(), runs, warmBytes / MIB);
         System.out.println("| case | size | GB/s | x memcpy |");
         System.out.println("| --- | --- | --- | --- |");
         row("memcpy (Unsafe.copyMemory)", 64 * MIB, memcpy, memcpy);
@@ -144,13 +163,23 @@ public final class TransportBench {
         for (int i = 0; i < sizes.length; i++) {
             row("IPC through the Aeron log (ring off)", sizes[i], ipcLogGbps[i], memcpy);
         }
-        for (int i = 0; i < sizes.length; i++) {
-            row("UDP loopback tensor (127.0.0.1)", sizes[i], udpGbps[i], memcpy);
+        for (int m = 0; m < udpModes.length; m++) {
+            for (int i = 0; i < sizes.length; i++) {
+                row("UDP loopback tensor (127.0.0.1), " + udpModes[m] + " driver"
+                    + (udpModes[m] == MULTI_HOST_MODE ? " (multi-host.conf)" : ""), sizes[i], udpByMode[m][i], memcpy);
+            }
         }
         System.out.printf(Locale.ROOT, "| IPC round trip 4 KiB | p50 %.1f us | p99 %.1f us | |%n", p50, p99);
         System.out.printf(Locale.ROOT,
             "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
             memcpy, ipcGbps[1], ipcGbps[1] / memcpy, udpGbps[1], p50, p99);
+    }
+
+    static double median(double[] values) {
+        double[] v = values.clone();
+        Arrays.sort(v);
+        int n = v.length;
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
     }
 
     /** {@code 65536}, {@code 64k} or {@code 4m}. */
@@ -161,6 +190,56 @@ public final class TransportBench {
             return Long.parseLong(mult == 1 ? t : t.substring(0, t.length() - 1)) * mult;
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("size must look like 65504, 64k or 4m: " + s, e);
+        }
+    }
+
+    /**
+     * CPU time of every thread of this JVM (the embedded driver's included) over the timed runs, as a share
+     * of the wall time: the thread near 100% is the one that bounds the figure.
+     */
+    private record ThreadCpu(long startNs, java.util.Map<Long, Long> cpuNs, long faultsAtStart) {
+        static ThreadCpu start() {
+            java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+            java.util.Map<Long, Long> cpu = new java.util.HashMap<>();
+            for (long id : mx.getAllThreadIds()) {
+                cpu.put(id, mx.getThreadCpuTime(id));
+            }
+            return new ThreadCpu(System.nanoTime(), cpu, minorFaults());
+        }
+
+        /** The process's minor page faults so far (field 10 of /proc/self/stat), -1 where unreadable. */
+        static long minorFaults() {
+            try {
+                String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
+                return Long.parseLong(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[7]);
+            } catch (java.io.IOException | RuntimeException e) {
+                return -1;
+            }
+        }
+
+        String busiest(int n) {
+            java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+            double wallNs = System.nanoTime() - startNs;
+            java.util.List<String> rows = new java.util.ArrayList<>();
+            java.util.List<Double> shares = new java.util.ArrayList<>();
+            for (long id : mx.getAllThreadIds()) {
+                long now = mx.getThreadCpuTime(id);
+                java.lang.management.ThreadInfo info = mx.getThreadInfo(id);
+                if (now < 0 || info == null) {
+                    continue;
+                }
+                double share = (now - cpuNs.getOrDefault(id, 0L)) / wallNs;
+                String name = info.getThreadName();
+                name = name.contains("[") ? name.substring(name.indexOf('[')) : name;
+                int at = 0;
+                while (at < shares.size() && shares.get(at) >= share) {
+                    at++;
+                }
+                shares.add(at, share);
+                rows.add(at, String.format(Locale.ROOT, "%s %.0f%%", name, share * 100));
+            }
+            return String.join(", ", rows.subList(0, Math.min(n, rows.size()))) + "; minor page faults "
+                + (minorFaults() - faultsAtStart);
         }
     }
 
@@ -251,17 +330,22 @@ public final class TransportBench {
         return udp ? new TransportEndpoint("bench-remote", ep.host(), ep.port(), ep.streamId()) : ep;
     }
 
-    /** Median of three timed runs of ~512 MiB (at least 4 tensors) each, after a warm-up. */
-    static double throughputGbps(TransportNode node, boolean udp, int bytes) {
+    /**
+     * Median of {@code runCount} timed runs of ~512 MiB (at least 4 tensors) each, after a warm-up of
+     * {@code warmBytes} (at least 4 tensors). Prints the runs in order, the share of the wall time each busy
+     * thread of this JVM used during them, and the process's minor page faults meanwhile.
+     */
+    static double throughputGbps(TransportNode node, boolean udp, int bytes, int runs, long warmBytes) {
         try {
-            return measureThroughputGbps(node, udp, bytes);
+            return measureThroughputGbps(node, udp, bytes, runs, warmBytes);
         } catch (RuntimeException e) {
             System.out.printf("%s %3d MiB: failed, reported as NaN: %s%n", udp ? "udp" : "ipc", bytes / MIB, e);
             return Double.NaN;
         }
     }
 
-    private static double measureThroughputGbps(TransportNode node, boolean udp, int bytes) {
+    private static double measureThroughputGbps(TransportNode node, boolean udp, int bytes, int runCount,
+                                                long warmBytes) {
         Sink sink = new Sink();
         long src = UnsafeApi.allocateMemory(bytes + 64L);
         long addr = (src + 63) & -64L;
@@ -278,11 +362,15 @@ public final class TransportBench {
                 awaitConnected(sender);
                 int count = Math.max(4, 512 * MIB / bytes);
                 long sent = 0;
-                for (int i = 0; i < count / 2; i++, sent++) {
-                    sender.send(FrameKind.ACTIVATION, 0, i & 3, DType.F32, shape, 1, addr, bytes);
+                // warmed by volume: C2 compiles the driver's and the receiver's loops, and every page of the
+                // logs (3 terms each for publication and image) is mapped, before the timed runs
+                long warm = Math.max(4, warmBytes / bytes);
+                for (long i = 0; i < warm; i++, sent++) {
+                    sender.send(FrameKind.ACTIVATION, 0, (int) (i & 3), DType.F32, shape, 1, addr, bytes);
                 }
                 awaitDelivered(sink, sent);
-                double[] runs = new double[3];
+                double[] runs = new double[runCount];
+                ThreadCpu cpu = ThreadCpu.start();
                 for (int r = 0; r < runs.length; r++) {
                     long t0 = System.nanoTime();
                     for (int i = 0; i < count; i++, sent++) {
@@ -291,10 +379,14 @@ public final class TransportBench {
                     awaitDelivered(sink, sent);
                     runs[r] = (double) count * bytes / (System.nanoTime() - t0);
                 }
-                Arrays.sort(runs);
-                System.out.printf(Locale.ROOT, "%s %3d MiB: runs %s GB/s%n", udp ? "udp" : "ipc", bytes / MIB,
-                    Arrays.toString(runs));
-                return runs[1];
+                String busy = cpu.busiest(4);
+                StringBuilder each = new StringBuilder();
+                for (double run : runs) {
+                    each.append(each.length() == 0 ? "" : " ").append(String.format(Locale.ROOT, "%.2f", run));
+                }
+                System.out.printf(Locale.ROOT, "%s %3d MiB (%s): runs %s GB/s, median %.2f; busy: %s%n",
+                    udp ? "udp" : "ipc", bytes / MIB, node.settings().threadingMode(), each, median(runs), busy);
+                return median(runs);
             } finally {
                 runner.close();
             }
