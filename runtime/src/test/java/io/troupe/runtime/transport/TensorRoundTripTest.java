@@ -23,13 +23,13 @@ class TensorRoundTripTest {
     private WorkerTransport sender;
     private WorkerTransport receiver;
 
-    private final java.util.Map<Boolean, LoopbackDriver> drivers = new java.util.HashMap<>();
-    private final java.util.Map<Boolean, RecordingListener> listeners = new java.util.HashMap<>();
-    private final java.util.Map<Boolean, WorkerTransport[]> workers = new java.util.HashMap<>();
+    private final java.util.Map<String, LoopbackDriver> drivers = new java.util.HashMap<>();
+    private final java.util.Map<String, RecordingListener> listeners = new java.util.HashMap<>();
+    private final java.util.Map<String, WorkerTransport[]> workers = new java.util.HashMap<>();
 
     /** One driver per setting for the whole class (starting one per case costs more than the cases). */
     private void open(TransportSettings settings) {
-        boolean localCopy = settings.localCopyMinBytes() != Long.MAX_VALUE;
+        String localCopy = (settings.localCopyMinBytes() != Long.MAX_VALUE) + " " + settings.threadingMode();
         if (!drivers.containsKey(localCopy)) {
             LoopbackDriver d = LoopbackDriver.start(settings);
             RecordingListener l = new RecordingListener();
@@ -87,6 +87,18 @@ class TensorRoundTripTest {
     @Timeout(60)
     void shouldDeliverTensorIntactOverUdp(DType dtype, int[] shape) {
         open(LoopbackDriver.testSettings());
+        roundTrip(dtype, shape, true);
+    }
+
+    /** The driver threading {@code cluster-config/multi-host.conf} gives nodes with UDP peers. */
+    @ParameterizedTest(name = "{0} {1} udp, SHARED_NETWORK driver")
+    @MethodSource("shapes")
+    @Timeout(60)
+    void shouldDeliverTensorIntactOverUdpWithSharedNetworkDriver(DType dtype, int[] shape) {
+        open(LoopbackDriver.testSettings().withThreadingMode(io.aeron.driver.ThreadingMode.SHARED_NETWORK));
+        // the embedded driver really runs its sender and receiver on a thread of their own
+        assertTrue(Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().endsWith("[sender,receiver]")),
+            "no driver thread named [sender,receiver]");
         roundTrip(dtype, shape, true);
     }
 
