@@ -10,8 +10,15 @@ import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import io.troupe.runtime.transport.WorkerTransport;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadInfo;
+import java.lang.management.ThreadMXBean;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.agrona.UnsafeApi;
 import org.agrona.concurrent.Agent;
@@ -197,10 +204,10 @@ public final class TransportBench {
      * CPU time of every thread of this JVM (the embedded driver's included) over the timed runs, as a share
      * of the wall time: the thread near 100% is the one that bounds the figure.
      */
-    private record ThreadCpu(long startNs, java.util.Map<Long, Long> cpuNs, long faultsAtStart) {
+    private record ThreadCpu(long startNs, Map<Long, Long> cpuNs, long faultsAtStart) {
         static ThreadCpu start() {
-            java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
-            java.util.Map<Long, Long> cpu = new java.util.HashMap<>();
+            ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+            Map<Long, Long> cpu = new HashMap<>();
             for (long id : mx.getAllThreadIds()) {
                 cpu.put(id, mx.getThreadCpuTime(id));
             }
@@ -218,13 +225,13 @@ public final class TransportBench {
         }
 
         String busiest(int n) {
-            java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+            ThreadMXBean mx = ManagementFactory.getThreadMXBean();
             double wallNs = System.nanoTime() - startNs;
-            java.util.List<String> rows = new java.util.ArrayList<>();
-            java.util.List<Double> shares = new java.util.ArrayList<>();
+            List<String> rows = new ArrayList<>();
+            List<Double> shares = new ArrayList<>();
             for (long id : mx.getAllThreadIds()) {
                 long now = mx.getThreadCpuTime(id);
-                java.lang.management.ThreadInfo info = mx.getThreadInfo(id);
+                ThreadInfo info = mx.getThreadInfo(id);
                 if (now < 0 || info == null) {
                     continue;
                 }
