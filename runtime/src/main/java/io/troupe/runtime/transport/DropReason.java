@@ -44,5 +44,14 @@ public enum DropReason {
      * A by-reference frame without a registered in-process link, or with a stale sequence or range; a
      * by-ring frame on UDP, without a ring, or with an offset and length outside the ring.
      */
-    BAD_REFERENCE
+    BAD_REFERENCE;
+
+    /**
+     * True for the reasons a frame is refused for what it says, after every field was read and found
+     * consistent (epoch, destination, source, size against the budget): its chunk and ring fields can be
+     * used, for instance to release the ring bytes it names.
+     */
+    public boolean wellFormed() {
+        return this == STALE_EPOCH || this == WRONG_DESTINATION || this == SOURCE_MISMATCH || this == LARGER_THAN_BUDGET;
+    }
 }

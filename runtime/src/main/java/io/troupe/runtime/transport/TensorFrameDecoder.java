@@ -41,7 +41,8 @@ public final class TensorFrameDecoder {
      * @param ownerRank      the only acceptable destination rank
      * @param expectedSource the rank the publication's session id carries
      * @param budgetBytes    tensors larger than this can never be placed
-     * @return {@code null} when valid (fields readable), else why the frame is dropped
+     * @return {@code null} when valid (fields readable), else why the frame is dropped; the reasons for which
+     *         {@link DropReason#wellFormed()} holds are checked last, so with them too every field is readable
      */
     public DropReason decode(DirectBuffer buffer, int offset, int length, boolean end, long minEpoch, int ownerRank,
                              int expectedSource, long budgetBytes) {

@@ -468,6 +468,19 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         return Action.CONTINUE;
     }
 
+    /**
+     * Frees the ring bytes of a well-formed ring frame this receiver refuses (a stale epoch, say): they
+     * were the sender's to reuse once the frame was read, used or not. Bounds are checked as for a frame
+     * that is used; a frame naming bytes outside the ring frees nothing.
+     */
+    private void releaseRefused(ImageState st, Header header, TensorFrameDecoder d) {
+        IpcRing ring = ipc ? ringFor(st, header) : null;
+        int ringOffset = d.frame().referenceSequence();
+        if (ring != null && ring.holds(ringOffset, d.chunkBytes())) {
+            ring.consumedTo(ring.startOf(ringOffset) + d.chunkBytes());
+        }
+    }
+
     /** The in-process link of the image's sender, cached once found (see {@link LocalCopyLink}). */
     private LocalCopyLink linkFor(ImageState st, Header header) {
         LocalCopyLink link = st.link;
@@ -494,6 +507,9 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         TensorFrameDecoder d = decoder;
         DropReason reason = d.decode(buffer, offset, length, end, epoch, ownerRank, st.rank, pool.budgetBytes());
         if (reason != null) {
+            if (reason.wellFormed() && d.byRing()) {
+                releaseRefused(st, header, d); // a stale epoch's sender must not wait out its deadline on a full ring
+            }
             return drop(st, reason, end);
         }
         TensorFrameFlyweight f = d.frame();

@@ -202,6 +202,50 @@ class IpcRingTransportTest {
         assertEquals(0, agent.errors());
     }
 
+    /**
+     * After the receiver moved to a newer epoch (a job aborted and restarted), the old epoch's sender may
+     * still be sending: its ring frames are dropped as stale, and their bytes are released all the same,
+     * so that sender finishes at once instead of waiting out its back-pressure deadline on a full ring.
+     */
+    @Test
+    @Timeout(60)
+    void shouldReleaseTheRingBytesOfStaleFramesSoTheOldSenderFinishes() {
+        TransportNode[] nodes = sharedDriverNodes(LoopbackDriver.testSettings()
+            .withBackPressureTimeoutNs(TimeUnit.SECONDS.toNanos(3)));
+        RecordingListener listener = new RecordingListener();
+        WorkerTransport rx = track(nodes[1].openWorker("rx", 1, EPOCH, listener, errors::add));
+        WorkerTransport txWorker = track(nodes[0].openWorker("tx", 0, EPOCH, slot -> { }, errors::add));
+        TensorSender old = txWorker.connect(1, rx.endpoint(), EPOCH);
+        awaitConnected(old, rx.receiver(), 20_000);
+        rx.assign(1, EPOCH + 1);
+        int tensorBytes = 1024 * 1024;
+        int count = 3 * (LoopbackDriver.testSettings().termLengthBytes() / 2) / tensorBytes; // three rings' worth
+        try (NativeMemory src = new NativeMemory(tensorBytes).fillRandom(7)) {
+            for (int i = 0; i < count; i++) {
+                old.begin(FrameKind.GRADIENT, 0, TensorKey.of(i, 0, 0), DType.F32, new int[] {tensorBytes / 4}, 1,
+                    src.address(), tensorBytes);
+                pumpSend(old, rx.receiver(), 20_000);
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (rx.receiver().drops().count(DropReason.STALE_EPOCH) < count) {
+                rx.receiver().doWork();
+                assertTrue(System.nanoTime() < deadline, "stale frames not all counted: " + rx.receiver().drops());
+            }
+            assertEquals(count, rx.receiver().drops().count(DropReason.STALE_EPOCH));
+            assertTrue(listener.ready.isEmpty(), "a stale tensor was delivered");
+            // the new epoch's sender (a new publication and ring) delivers as usual
+            TensorSender current = txWorker.connect(1, rx.endpoint(), EPOCH + 1);
+            awaitConnected(current, rx.receiver(), 20_000);
+            current.begin(FrameKind.GRADIENT, 0, TensorKey.of(0, 0, 0), DType.F32, new int[] {tensorBytes / 4}, 1,
+                src.address(), tensorBytes);
+            pumpSend(current, rx.receiver(), 20_000);
+            awaitReady(rx.receiver(), listener, 1, 20_000);
+            ReceiveSlot slot = listener.ready.poll();
+            assertEquals(-1, NativeMemory.firstDifference(src.address(), slot.address(), tensorBytes));
+            slot.release();
+        }
+    }
+
     private static void offerRingFrame(ExclusivePublication pub, UnsafeBuffer buffer, TensorFrameFlyweight frame,
                                        int ringOffset, int bytes, TensorReceiverAgent agent, long deadline) {
         long dropsBefore = agent.drops().total();
