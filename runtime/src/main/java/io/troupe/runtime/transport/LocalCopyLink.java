@@ -13,8 +13,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * session id in the node's registry, and only honours a frame whose sequence matches the one
  * published here, so a forged frame cannot point the receiver at arbitrary memory.
  *
- * <p>Hand-over: {@code PUBLISHED -> COPYING -> COPIED} (receiver) or {@code PUBLISHED -> REVOKED}
- * (sender giving up or closing). The CAS decides who wins, so once a sender has revoked, the receiver
+ * <p>Hand-over: {@code PUBLISHED -> COPYING -> COPIED} (receiver), {@code PUBLISHED -> COPIED} (receiver
+ * refusing a well-formed frame unread) or {@code PUBLISHED -> REVOKED} (sender giving up or closing). The CAS decides who wins, so once a sender has revoked, the receiver
  * never reads the memory, and a sender never abandons memory the receiver is reading.
  *
  * <p>Threading: one sender thread, one receiver agent thread.
@@ -49,6 +49,15 @@ public final class LocalCopyLink {
     /** Receiver: claims the region for copying; false when revoked or superseded. */
     boolean beginCopy(int seq) {
         return sequence == seq && phase.compareAndSet(PUBLISHED, COPYING);
+    }
+
+    /**
+     * Receiver: refuses the region of {@code seq} without reading it (its frame was well formed but
+     * refused, a stale epoch say): the sender is done with it, as with a frame dropped on the wire.
+     * False when revoked or superseded meanwhile.
+     */
+    boolean decline(int seq) {
+        return sequence == seq && phase.compareAndSet(PUBLISHED, COPIED);
     }
 
     /** Receiver: the published address (valid between {@link #beginCopy} and {@link #endCopy}). */

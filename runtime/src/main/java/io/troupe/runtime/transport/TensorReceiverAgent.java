@@ -469,15 +469,23 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     }
 
     /**
-     * Frees the ring bytes of a well-formed ring frame this receiver refuses (a stale epoch, say): they
-     * were the sender's to reuse once the frame was read, used or not. Bounds are checked as for a frame
-     * that is used; a frame naming bytes outside the ring frees nothing.
+     * Hands back, unread, what a well-formed frame this receiver refuses (a stale epoch, say) points at: the
+     * ring bytes it names, or the same-JVM sender's published tensor. Either was the sender's to reuse once
+     * the frame was read, used or not. Bounds and sequence are checked as for a frame that is used; a frame
+     * naming bytes outside the ring, or a sequence not published, hands back nothing.
      */
     private void releaseRefused(ImageState st, Header header, TensorFrameDecoder d) {
-        IpcRing ring = ipc ? ringFor(st, header) : null;
-        int ringOffset = d.frame().referenceSequence();
-        if (ring != null && ring.holds(ringOffset, d.chunkBytes())) {
-            ring.consumedTo(ring.startOf(ringOffset) + d.chunkBytes());
+        int reference = d.frame().referenceSequence();
+        if (d.byRing()) {
+            IpcRing ring = ipc ? ringFor(st, header) : null;
+            if (ring != null && ring.holds(reference, d.chunkBytes())) {
+                ring.consumedTo(ring.startOf(reference) + d.chunkBytes());
+            }
+        } else {
+            LocalCopyLink link = linkFor(st, header);
+            if (link != null && link.isPublished(reference, d.totalBytes())) {
+                link.decline(reference);
+            }
         }
     }
 
@@ -507,8 +515,8 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         TensorFrameDecoder d = decoder;
         DropReason reason = d.decode(buffer, offset, length, end, epoch, ownerRank, st.rank, pool.budgetBytes());
         if (reason != null) {
-            if (reason.wellFormed() && d.byRing()) {
-                releaseRefused(st, header, d); // a stale epoch's sender must not wait out its deadline on a full ring
+            if (reason.wellFormed() && (d.byRing() || d.byReference())) {
+                releaseRefused(st, header, d); // a stale epoch's sender must not wait out its deadline
             }
             return drop(st, reason, end);
         }

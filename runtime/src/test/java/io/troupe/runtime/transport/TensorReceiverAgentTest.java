@@ -294,4 +294,31 @@ class TensorReceiverAgentTest {
             assertEquals(1, rx.receiver().drops().count(DropReason.STALE_EPOCH));
         }
     }
+
+    /**
+     * A same-JVM sender of an older epoch hands its tensor over by reference; the receiver refuses it as
+     * stale without reading it, and the sender is told at once (it does not wait out its back-pressure
+     * deadline for a copy that will never come).
+     */
+    @Test
+    @Timeout(30)
+    void shouldReleaseAStaleInProcessTensorWithoutCopyingIt() {
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withBackPressureTimeoutNs(TimeUnit.SECONDS.toNanos(3)));
+        RecordingListener listener = new RecordingListener();
+        WorkerTransport rx = driver.openWorker("rx", 1, 5, listener);
+        WorkerTransport w = driver.openWorker("tx", 0, 5, new RecordingListener());
+        TensorSender old = w.connect(1, rx.endpoint(), 4);
+        awaitConnected(old, rx.receiver(), 10_000);
+        int bytes = 4 << 20; // above localCopyMinBytes: by reference
+        try (NativeMemory src = new NativeMemory(bytes).fillRandom(2)) {
+            for (int i = 0; i < 3; i++) {
+                old.begin(FrameKind.GRADIENT, 0, TensorKey.of(i, 0, 0), DType.F32, new int[] {bytes / 4}, 1,
+                    src.address(), bytes);
+                pumpSend(old, rx.receiver(), 10_000);
+            }
+            assertEquals(3, old.tensorsSent());
+            assertEquals(3, rx.receiver().drops().count(DropReason.STALE_EPOCH));
+            assertTrue(listener.ready.isEmpty(), "a stale tensor was delivered");
+        }
+    }
 }
