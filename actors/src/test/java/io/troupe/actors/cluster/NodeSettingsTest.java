@@ -65,5 +65,10 @@ class NodeSettingsTest {
         e = assertThrows(IllegalArgumentException.class, () -> TransportConfig.from(
             ConfigFactory.parseString("troupe.transport.mtu = 100").withFallback(ConfigFactory.load())));
         assertTrue(e.getMessage().contains("100"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TransportConfig.from(
+            ConfigFactory.parseString("troupe.transport.udp-loss-rate = 1.5").withFallback(ConfigFactory.load())));
+        assertTrue(e.getMessage().contains("udpLossRate=1.5"), e.getMessage());
+        assertEquals(0.02, TransportConfig.from(ConfigFactory.parseString("troupe.transport.udp-loss-rate = 0.02")
+            .withFallback(ConfigFactory.load())).udpLossRate());
     }
 }

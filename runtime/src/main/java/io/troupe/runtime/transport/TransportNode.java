@@ -3,6 +3,9 @@ package io.troupe.runtime.transport;
 import io.aeron.Aeron;
 import io.aeron.CommonContext;
 import io.aeron.driver.MediaDriver;
+import io.aeron.driver.ext.DebugReceiveChannelEndpoint;
+import io.aeron.driver.ext.LossGenerator;
+import io.aeron.driver.ext.RandomLossGenerator;
 import java.io.File;
 import java.net.InetAddress;
 import java.util.concurrent.ThreadLocalRandom;
@@ -109,7 +112,7 @@ public final class TransportNode implements AutoCloseable {
         long peerLostNs = s.peerLostTimeoutNs();
         long timerNs = Math.max(TimeUnit.MILLISECONDS.toNanos(10), Math.min(peerLostNs / 10, TimeUnit.SECONDS.toNanos(1)));
         long livenessNs = Math.max(peerLostNs / 2, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
-        return new MediaDriver.Context()
+        MediaDriver.Context context = new MediaDriver.Context()
             .aeronDirectoryName(dir)
             .dirDeleteOnStart(true)
             .dirDeleteOnShutdown(true)
@@ -134,6 +137,15 @@ public final class TransportNode implements AutoCloseable {
             .publicationConnectionTimeoutNs(peerLostNs)
             .publicationLingerTimeoutNs(Math.min(peerLostNs, TimeUnit.SECONDS.toNanos(5)))
             .errorHandler(errorHandler);
+        if (s.udpLossRate() > 0) {
+            // chaos testing: received data frames dropped at random before Aeron sees them; status
+            // messages and NAKs pass, so every loss must be repaired by retransmission
+            LossGenerator dataLoss = new RandomLossGenerator(s.udpLossRate(), dir.hashCode());
+            LossGenerator noLoss = (address, buffer, length) -> false;
+            context.receiveChannelEndpointSupplier((channel, dispatcher, status, ctx) ->
+                new DebugReceiveChannelEndpoint(channel, dispatcher, status, ctx, dataLoss, noLoss));
+        }
+        return context;
     }
 
     private static BackoffIdleStrategy backoff() {

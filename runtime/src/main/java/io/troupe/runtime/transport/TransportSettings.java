@@ -60,6 +60,10 @@ import java.util.concurrent.TimeUnit;
  *                               Aeron log carrying only the header: the driver then neither zeroes the
  *                               bulk bytes nor paces the sender by its conductor. {@code Long.MAX_VALUE}
  *                               keeps every tensor on the Aeron log (default 64 KiB)
+ * @param udpLossRate            chaos testing (DESIGN.md section 9): the share of UDP data frames the
+ *                               embedded driver drops at random on receipt, before Aeron sees them
+ *                               (Aeron's loss generator, seeded by the driver directory's name); its
+ *                               NAKs and retransmits must repair every loss. In [0, 1); 0 (default) is off
  */
 public record TransportSettings(
     String aeronDir,
@@ -82,7 +86,8 @@ public record TransportSettings(
     boolean ipcCrcEnabled,
     int receiverWindowBytes,
     int loopbackMtuBytes,
-    long ipcRingMinBytes) {
+    long ipcRingMinBytes,
+    double udpLossRate) {
 
     /** Aeron's largest UDP payload, the upper bound of an MTU. */
     public static final int MAX_MTU_BYTES = 65504;
@@ -150,6 +155,9 @@ public record TransportSettings(
         if (udpPort < 0 || udpPort > 65535) {
             throw new IllegalArgumentException("udpPort must be in [0, 65535]: udpPort=" + udpPort);
         }
+        if (!(udpLossRate >= 0 && udpLossRate < 1)) {
+            throw new IllegalArgumentException("udpLossRate must be in [0, 1): udpLossRate=" + udpLossRate);
+        }
         if (receiverWindowBytes != 0 && (receiverWindowBytes < Math.max(mtuBytes, loopbackMtuBytes)
             || receiverWindowBytes > Math.min(socketBufferBytes, termLengthBytes / 2))) {
             throw new IllegalArgumentException("receiverWindowBytes must be 0 (auto) or in [max(mtuBytes, loopbackMtuBytes), min(socketBufferBytes,"
@@ -170,7 +178,7 @@ public record TransportSettings(
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0, DEFAULT_LOOPBACK_MTU_BYTES,
-            DEFAULT_IPC_RING_MIN_BYTES);
+            DEFAULT_IPC_RING_MIN_BYTES, 0.0);
     }
 
     /** The settings of the first 20 components with the default {@code ipcRingMinBytes} (readers of the earlier record). */
@@ -183,7 +191,20 @@ public record TransportSettings(
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
-            loopbackMtuBytes, DEFAULT_IPC_RING_MIN_BYTES);
+            loopbackMtuBytes, DEFAULT_IPC_RING_MIN_BYTES, 0.0);
+    }
+
+    /** The settings of the first 21 components with no UDP loss injected (readers of the earlier record). */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort, boolean ipcCrcEnabled,
+                             int receiverWindowBytes, int loopbackMtuBytes, long ipcRingMinBytes) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
+            loopbackMtuBytes, ipcRingMinBytes, 0.0);
     }
 
     /** The UDP MTU for a peer at {@code host}: {@code loopbackMtuBytes} on a loopback address, else {@code mtuBytes}. */
@@ -224,13 +245,13 @@ public record TransportSettings(
      * Defaults: embedded SHARED driver, 16 MiB terms, 1 MiB chunks, 8 KiB UDP MTU to other hosts and
      * 65472 to loopback peers, 64 KiB IPC MTU, 4 MiB socket buffers and receiver window, 256 MiB receive
      * budget, 1024 slots, connect 10 s, back-pressure 10 s, peer lost 5 s, CRC on UDP and off on IPC,
-     * same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port.
+     * same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port, no UDP loss injected.
      */
     public static TransportSettings defaults() {
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
             TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0, false, 0,
-            DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES);
+            DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES, 0.0);
     }
 
     /** The largest Aeron message for this term length. */
@@ -242,91 +263,91 @@ public record TransportSettings(
         return new TransportSettings(dir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withExternalDriver(String dir) {
         return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withThreadingMode(ThreadingMode mode) {
         return new TransportSettings(aeronDir, externalDriver, mode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withTermLengthBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, bytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, bytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withIpcMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, bytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withChunkBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withSocketBufferBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withReceiveBudgetBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withReceiveSlotsMax(int slots) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withConnectTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withBackPressureTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, ns,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withPeerLostTimeoutNs(long ns) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     /** CRC32C on UDP channels (see {@link #withIpcCrcEnabled} for IPC). */
@@ -334,42 +355,42 @@ public record TransportSettings(
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withLocalCopyMinBytes(long bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withUdp(String bindHost, int port) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withIpcCrcEnabled(boolean enabled) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, enabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes);
+            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withLoopbackMtuBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, bytes, ipcRingMinBytes);
+            ipcCrcEnabled, receiverWindowBytes, bytes, ipcRingMinBytes, udpLossRate);
     }
 
     public TransportSettings withReceiverWindowBytes(int bytes) {
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, bytes, loopbackMtuBytes, ipcRingMinBytes);
+            ipcCrcEnabled, bytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
     }
 
     /** From which tensor size same-host IPC to another process goes through the {@link IpcRing}; {@code Long.MAX_VALUE}: never. */
@@ -377,6 +398,14 @@ public record TransportSettings(
         return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
             chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
             backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, bytes);
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, bytes, udpLossRate);
+    }
+
+    /** Chaos testing: the share of received UDP data frames the embedded driver drops ({@code 0}: none). */
+    public TransportSettings withUdpLossRate(double rate) {
+        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
+            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, rate);
     }
 }

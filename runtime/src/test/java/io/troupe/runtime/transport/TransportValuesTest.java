@@ -26,6 +26,11 @@ class TransportValuesTest {
         assertMessage(() -> d.withUdp("127.0.0.1", 70000), "udpPort=70000");
         assertMessage(() -> d.withExternalDriver(null), "aeronDir=null");
         assertMessage(() -> d.withReceiveSlotsMax(0), "receiveSlotsMax=0");
+        assertMessage(() -> d.withUdpLossRate(1.0), "udpLossRate=1.0");
+        assertMessage(() -> d.withUdpLossRate(-0.1), "udpLossRate=-0.1");
+        assertMessage(() -> d.withUdpLossRate(Double.NaN), "udpLossRate=NaN");
+        assertEquals(0.25, d.withUdpLossRate(0.25).udpLossRate());
+        assertEquals(0.0, d.udpLossRate(), "no loss injected by default");
     }
 
     @Test
