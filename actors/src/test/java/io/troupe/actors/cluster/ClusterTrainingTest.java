@@ -74,6 +74,51 @@ class ClusterTrainingTest {
         }
     }
 
+    /**
+     * Chaos, packet loss (DESIGN.md section 9): two nodes with a media driver each, so their workers
+     * exchange activations and gradients over UDP, and each driver drops 20% of the UDP data frames it
+     * receives. Aeron repairs every loss, so the run loses time, never bytes: the losses are the
+     * single-device ones.
+     */
+    @Test
+    void shouldMatchSingleDeviceLossWhenTheUdpBetweenNodesDropsPackets() throws Exception {
+        TransportSettings lossy = TransportSettings.defaults().withUdpLossRate(0.2);
+        TransportNode ta = TransportNode.launch(lossy, Throwable::printStackTrace);
+        open.add(ta);
+        TransportNode tb = TransportNode.launch(lossy, Throwable::printStackTrace);
+        open.add(tb);
+        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
+        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
+            ConfigFactory.load(), ta);
+        open.add(first);
+        open.add(TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
+            ConfigFactory.load(), tb));
+        JobHandle h = first.submit(job("1x2", "1f1b", 5));
+        JobEvent end = h.await(Duration.ofSeconds(150));
+        assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
+        assertEquals(5, h.steps().size());
+        long naks = naksSent(ta) + naksSent(tb);
+        System.out.printf("pipeline over lossy UDP: %d NAKs sent%n", naks);
+        assertTrue(naks > 0, "no loss was injected and repaired");
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            for (JobEvent.StepCompleted s : h.steps()) {
+                double ref = t.trainStep().loss();
+                assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
+            }
+        }
+    }
+
+    private static long naksSent(TransportNode node) {
+        long[] naks = {0};
+        node.aeron().countersReader().forEach((value, id, label) -> {
+            if (id < 64 && label.toLowerCase(java.util.Locale.ROOT).contains("naks sent")) {
+                naks[0] += value;
+            }
+        });
+        return naks[0];
+    }
+
     @Test
     void shouldMatchSingleDeviceLossWithDataAndPipelineParallelOverFourNodes() throws Exception {
         List<TroupeNode> nodes = cluster(4);
