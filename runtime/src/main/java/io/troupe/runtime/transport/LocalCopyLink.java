@@ -13,9 +13,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * session id in the node's registry, and only honours a frame whose sequence matches the one
  * published here, so a forged frame cannot point the receiver at arbitrary memory.
  *
- * <p>Hand-over: {@code PUBLISHED -> COPYING -> COPIED} (receiver), {@code PUBLISHED -> COPIED} (receiver
- * refusing a well-formed frame unread) or {@code PUBLISHED -> REVOKED} (sender giving up or closing). The CAS decides who wins, so once a sender has revoked, the receiver
- * never reads the memory, and a sender never abandons memory the receiver is reading.
+ * <p>Hand-over: {@code PUBLISHED -> COPYING -> COPIED} (receiver), {@code PUBLISHED -> COPIED}
+ * (receiver refusing a well-formed frame unread) or {@code PUBLISHED -> REVOKED} (sender giving up or
+ * closing). The CAS decides who wins, so once a sender has revoked, the receiver never reads the
+ * memory, and a sender never abandons memory the receiver is reading.
  *
  * <p>Threading: one sender thread, one receiver agent thread.
  */
