@@ -10,15 +10,8 @@ import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import io.troupe.runtime.transport.WorkerTransport;
-import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadInfo;
-import java.lang.management.ThreadMXBean;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.agrona.UnsafeApi;
 import org.agrona.concurrent.Agent;
@@ -197,56 +190,6 @@ public final class TransportBench {
             return Long.parseLong(mult == 1 ? t : t.substring(0, t.length() - 1)) * mult;
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("size must look like 65504, 64k or 4m: " + s, e);
-        }
-    }
-
-    /**
-     * CPU time of every thread of this JVM (the embedded driver's included) over the timed runs, as a share
-     * of the wall time: the thread near 100% is the one that bounds the figure.
-     */
-    private record ThreadCpu(long startNs, Map<Long, Long> cpuNs, long faultsAtStart) {
-        static ThreadCpu start() {
-            ThreadMXBean mx = ManagementFactory.getThreadMXBean();
-            Map<Long, Long> cpu = new HashMap<>();
-            for (long id : mx.getAllThreadIds()) {
-                cpu.put(id, mx.getThreadCpuTime(id));
-            }
-            return new ThreadCpu(System.nanoTime(), cpu, minorFaults());
-        }
-
-        /** The process's minor page faults so far (field 10 of /proc/self/stat), -1 where unreadable. */
-        static long minorFaults() {
-            try {
-                String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
-                return Long.parseLong(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[7]);
-            } catch (java.io.IOException | RuntimeException e) {
-                return -1;
-            }
-        }
-
-        String busiest(int n) {
-            ThreadMXBean mx = ManagementFactory.getThreadMXBean();
-            double wallNs = System.nanoTime() - startNs;
-            List<String> rows = new ArrayList<>();
-            List<Double> shares = new ArrayList<>();
-            for (long id : mx.getAllThreadIds()) {
-                long now = mx.getThreadCpuTime(id);
-                ThreadInfo info = mx.getThreadInfo(id);
-                if (now < 0 || info == null) {
-                    continue;
-                }
-                double share = (now - cpuNs.getOrDefault(id, 0L)) / wallNs;
-                String name = info.getThreadName();
-                name = name.contains("[") ? name.substring(name.indexOf('[')) : name;
-                int at = 0;
-                while (at < shares.size() && shares.get(at) >= share) {
-                    at++;
-                }
-                shares.add(at, share);
-                rows.add(at, String.format(Locale.ROOT, "%s %.0f%%", name, share * 100));
-            }
-            return String.join(", ", rows.subList(0, Math.min(n, rows.size()))) + "; minor page faults "
-                + (minorFaults() - faultsAtStart);
         }
     }
 
