@@ -2,6 +2,7 @@ package io.troupe.runtime.transport;
 
 import io.aeron.driver.ThreadingMode;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * Immutable, validated settings of the Aeron data plane of one node. Built once (from HOCON by the
@@ -177,8 +178,7 @@ public record TransportSettings(
                              long localCopyMinBytes, String udpBindHost, int udpPort) {
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0, DEFAULT_LOOPBACK_MTU_BYTES,
-            DEFAULT_IPC_RING_MIN_BYTES, 0.0);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0, DEFAULT_LOOPBACK_MTU_BYTES);
     }
 
     /** The settings of the first 20 components with the default {@code ipcRingMinBytes} (readers of the earlier record). */
@@ -191,7 +191,7 @@ public record TransportSettings(
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
-            loopbackMtuBytes, DEFAULT_IPC_RING_MIN_BYTES, 0.0);
+            loopbackMtuBytes, DEFAULT_IPC_RING_MIN_BYTES);
     }
 
     /** The settings of the first 21 components with no UDP loss injected (readers of the earlier record). */
@@ -260,152 +260,160 @@ public record TransportSettings(
     }
 
     public TransportSettings withAeronDir(String dir) {
-        return new TransportSettings(dir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.aeronDir = dir);
     }
 
     public TransportSettings withExternalDriver(String dir) {
-        return new TransportSettings(dir, true, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
-            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> {
+            d.aeronDir = dir;
+            d.externalDriver = true;
+        });
     }
 
     public TransportSettings withThreadingMode(ThreadingMode mode) {
-        return new TransportSettings(aeronDir, externalDriver, mode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.threadingMode = mode);
     }
 
     public TransportSettings withTermLengthBytes(int bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, bytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.termLengthBytes = bytes);
     }
 
     public TransportSettings withMtuBytes(int bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, bytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.mtuBytes = bytes);
     }
 
     public TransportSettings withIpcMtuBytes(int bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, bytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.ipcMtuBytes = bytes);
     }
 
     public TransportSettings withChunkBytes(int bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            bytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.chunkBytes = bytes);
     }
 
     public TransportSettings withSocketBufferBytes(int bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, bytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.socketBufferBytes = bytes);
     }
 
     public TransportSettings withReceiveBudgetBytes(long bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, bytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.receiveBudgetBytes = bytes);
     }
 
     public TransportSettings withReceiveSlotsMax(int slots) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, slots, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.receiveSlotsMax = slots);
     }
 
     public TransportSettings withConnectTimeoutNs(long ns) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, ns, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.connectTimeoutNs = ns);
     }
 
     public TransportSettings withBackPressureTimeoutNs(long ns) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, ns,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.backPressureTimeoutNs = ns);
     }
 
     public TransportSettings withPeerLostTimeoutNs(long ns) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, ns, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.peerLostTimeoutNs = ns);
     }
 
     /** CRC32C on UDP channels (see {@link #withIpcCrcEnabled} for IPC). */
     public TransportSettings withCrcEnabled(boolean enabled) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, enabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.crcEnabled = enabled);
     }
 
     public TransportSettings withLocalCopyMinBytes(long bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, bytes, udpBindHost, udpPort, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.localCopyMinBytes = bytes);
     }
 
     public TransportSettings withUdp(String bindHost, int port) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, bindHost, port, ipcCrcEnabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> {
+            d.udpBindHost = bindHost;
+            d.udpPort = port;
+        });
     }
 
     public TransportSettings withIpcCrcEnabled(boolean enabled) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, enabled,
-            receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.ipcCrcEnabled = enabled);
     }
 
     public TransportSettings withLoopbackMtuBytes(int bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, bytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.loopbackMtuBytes = bytes);
     }
 
     public TransportSettings withReceiverWindowBytes(int bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, bytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        return edit(d -> d.receiverWindowBytes = bytes);
     }
 
     /** From which tensor size same-host IPC to another process goes through the {@link IpcRing}; {@code Long.MAX_VALUE}: never. */
     public TransportSettings withIpcRingMinBytes(long bytes) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, bytes, udpLossRate);
+        return edit(d -> d.ipcRingMinBytes = bytes);
     }
 
     /** Chaos testing: the share of received UDP data frames the embedded driver drops ({@code 0}: none). */
     public TransportSettings withUdpLossRate(double rate) {
-        return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes,
-            chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
-            backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-            ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, rate);
+        return edit(d -> d.udpLossRate = rate);
+    }
+
+    /** A copy of these settings with {@code change} applied, validated like any other. */
+    private TransportSettings edit(Consumer<Draft> change) {
+        Draft d = new Draft(this);
+        change.accept(d);
+        return d.build();
+    }
+
+    /** Every component, mutable: what a {@code withXxx} method changes before a new record is built. */
+    private static final class Draft {
+        private String aeronDir;
+        private boolean externalDriver;
+        private ThreadingMode threadingMode;
+        private int termLengthBytes;
+        private int mtuBytes;
+        private int ipcMtuBytes;
+        private int chunkBytes;
+        private int socketBufferBytes;
+        private long receiveBudgetBytes;
+        private int receiveSlotsMax;
+        private long connectTimeoutNs;
+        private long backPressureTimeoutNs;
+        private long peerLostTimeoutNs;
+        private boolean crcEnabled;
+        private long localCopyMinBytes;
+        private String udpBindHost;
+        private int udpPort;
+        private boolean ipcCrcEnabled;
+        private int receiverWindowBytes;
+        private int loopbackMtuBytes;
+        private long ipcRingMinBytes;
+        private double udpLossRate;
+
+        Draft(TransportSettings s) {
+            aeronDir = s.aeronDir;
+            externalDriver = s.externalDriver;
+            threadingMode = s.threadingMode;
+            termLengthBytes = s.termLengthBytes;
+            mtuBytes = s.mtuBytes;
+            ipcMtuBytes = s.ipcMtuBytes;
+            chunkBytes = s.chunkBytes;
+            socketBufferBytes = s.socketBufferBytes;
+            receiveBudgetBytes = s.receiveBudgetBytes;
+            receiveSlotsMax = s.receiveSlotsMax;
+            connectTimeoutNs = s.connectTimeoutNs;
+            backPressureTimeoutNs = s.backPressureTimeoutNs;
+            peerLostTimeoutNs = s.peerLostTimeoutNs;
+            crcEnabled = s.crcEnabled;
+            localCopyMinBytes = s.localCopyMinBytes;
+            udpBindHost = s.udpBindHost;
+            udpPort = s.udpPort;
+            ipcCrcEnabled = s.ipcCrcEnabled;
+            receiverWindowBytes = s.receiverWindowBytes;
+            loopbackMtuBytes = s.loopbackMtuBytes;
+            ipcRingMinBytes = s.ipcRingMinBytes;
+            udpLossRate = s.udpLossRate;
+        }
+
+        TransportSettings build() {
+            return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes,
+                ipcMtuBytes, chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
+                backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
+                ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+        }
     }
 }

@@ -33,6 +33,27 @@ class TransportValuesTest {
         assertEquals(0.0, d.udpLossRate(), "no loss injected by default");
     }
 
+    /** Each {@code withXxx} changes its own components and keeps every other one. */
+    @Test
+    void shouldChangeOnlyTheComponentEachWithMethodNames() {
+        TransportSettings d = TransportSettings.defaults();
+        TransportSettings s = d.withAeronDir("/tmp/a").withThreadingMode(io.aeron.driver.ThreadingMode.DEDICATED)
+            .withTermLengthBytes(32 << 20).withMtuBytes(16384).withIpcMtuBytes(32768).withChunkBytes(2 << 20)
+            .withSocketBufferBytes(2 << 20).withReceiveBudgetBytes(300L << 20).withReceiveSlotsMax(77)
+            .withConnectTimeoutNs(11).withBackPressureTimeoutNs(12).withPeerLostTimeoutNs(1_000_000_013L)
+            .withCrcEnabled(false).withLocalCopyMinBytes(14).withUdp("127.0.0.2", 15).withIpcCrcEnabled(true)
+            .withLoopbackMtuBytes(8192).withReceiverWindowBytes(1 << 20).withIpcRingMinBytes(16).withUdpLossRate(0.5);
+        TransportSettings expected = new TransportSettings("/tmp/a", false, io.aeron.driver.ThreadingMode.DEDICATED,
+            32 << 20, 16384, 32768, 2 << 20, 2 << 20, 300L << 20, 77, 11, 12, 1_000_000_013L, false, 14, "127.0.0.2", 15,
+            true, 1 << 20, 8192, 16, 0.5);
+        assertEquals(expected, s);
+        assertEquals(new TransportSettings("/tmp/b", true, d.threadingMode(), d.termLengthBytes(), d.mtuBytes(),
+            d.ipcMtuBytes(), d.chunkBytes(), d.socketBufferBytes(), d.receiveBudgetBytes(), d.receiveSlotsMax(),
+            d.connectTimeoutNs(), d.backPressureTimeoutNs(), d.peerLostTimeoutNs(), d.crcEnabled(), d.localCopyMinBytes(),
+            d.udpBindHost(), d.udpPort(), d.ipcCrcEnabled(), d.receiverWindowBytes(), d.loopbackMtuBytes(),
+            d.ipcRingMinBytes(), d.udpLossRate()), d.withExternalDriver("/tmp/b"));
+    }
+
     @Test
     void shouldDefaultToSharedDriverLargeMtuAndChunksUnderMaxMessage() {
         TransportSettings d = TransportSettings.defaults();
