@@ -477,16 +477,28 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     private void releaseRefused(ImageState st, Header header, TensorFrameDecoder d) {
         int reference = d.frame().referenceSequence();
         if (d.byRing()) {
-            IpcRing ring = ipc ? ringFor(st, header) : null;
-            if (ring != null && ring.holds(reference, d.chunkBytes())) {
+            IpcRing ring = ringHolding(st, header, reference, d.chunkBytes());
+            if (ring != null) {
                 ring.consumedTo(ring.startOf(reference) + d.chunkBytes());
             }
         } else {
-            LocalCopyLink link = linkFor(st, header);
-            if (link != null && link.isPublished(reference, d.totalBytes())) {
+            LocalCopyLink link = publishedLink(st, header, reference, d.totalBytes());
+            if (link != null) {
                 link.decline(reference);
             }
         }
+    }
+
+    /** The image's ring if this is IPC, its sender has one and {@code [offset, offset+bytes)} lies in it; else null. */
+    private IpcRing ringHolding(ImageState st, Header header, int offset, int bytes) {
+        IpcRing ring = ipc ? ringFor(st, header) : null;
+        return ring != null && ring.holds(offset, bytes) ? ring : null;
+    }
+
+    /** The image's in-process link if it has {@code sequence} published for exactly {@code totalBytes}; else null. */
+    private LocalCopyLink publishedLink(ImageState st, Header header, int sequence, long totalBytes) {
+        LocalCopyLink link = linkFor(st, header);
+        return link != null && link.isPublished(sequence, totalBytes) ? link : null;
     }
 
     /** The in-process link of the image's sender, cached once found (see {@link LocalCopyLink}). */
@@ -527,8 +539,8 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         int payload = d.payloadBytes();
         LocalCopyLink link = null;
         if (d.byReference()) {
-            link = linkFor(st, header);
-            if (link == null || d.byRing() || chunkOffset != 0 || !link.isPublished(f.referenceSequence(), totalBytes)) {
+            link = d.byRing() || chunkOffset != 0 ? null : publishedLink(st, header, f.referenceSequence(), totalBytes);
+            if (link == null) {
                 return drop(st, DropReason.BAD_REFERENCE, end);
             }
         }
@@ -536,9 +548,9 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
         long ringAddress = 0;
         long ringEnd = 0;
         if (d.byRing()) {
-            ring = ipc ? ringFor(st, header) : null;
             int ringOffset = f.referenceSequence();
-            if (ring == null || !ring.holds(ringOffset, chunkBytes)) {
+            ring = ringHolding(st, header, ringOffset, chunkBytes);
+            if (ring == null) {
                 return drop(st, DropReason.BAD_REFERENCE, end);
             }
             ringAddress = ring.address(ringOffset);
