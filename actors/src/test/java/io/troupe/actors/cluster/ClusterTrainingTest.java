@@ -97,7 +97,7 @@ class ClusterTrainingTest {
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
         assertEquals(5, h.steps().size());
-        long naks = naksSent(ta) + naksSent(tb);
+        long naks = ta.driverCounter("naks sent") + tb.driverCounter("naks sent");
         System.out.printf("pipeline over lossy UDP: %d NAKs sent%n", naks);
         assertTrue(naks > 0, "no loss was injected and repaired");
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
@@ -107,16 +107,6 @@ class ClusterTrainingTest {
                 assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
             }
         }
-    }
-
-    private static long naksSent(TransportNode node) {
-        long[] naks = {0};
-        node.aeron().countersReader().forEach((value, id, label) -> {
-            if (id < 64 && label.toLowerCase(java.util.Locale.ROOT).contains("naks sent")) {
-                naks[0] += value;
-            }
-        });
-        return naks[0];
     }
 
     @Test

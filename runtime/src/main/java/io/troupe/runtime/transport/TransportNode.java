@@ -1,6 +1,7 @@
 package io.troupe.runtime.transport;
 
 import io.aeron.Aeron;
+import io.aeron.AeronCounters;
 import io.aeron.CommonContext;
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ext.DebugReceiveChannelEndpoint;
@@ -8,6 +9,7 @@ import io.aeron.driver.ext.LossGenerator;
 import io.aeron.driver.ext.RandomLossGenerator;
 import java.io.File;
 import java.net.InetAddress;
+import java.util.Locale;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -15,6 +17,7 @@ import org.agrona.CloseHelper;
 import org.agrona.ErrorHandler;
 import org.agrona.IoUtil;
 import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.status.CountersReader;
 
 /**
  * The data plane of one node: an embedded Aeron {@link MediaDriver} (or a connection to an external
@@ -208,6 +211,22 @@ public final class TransportNode implements AutoCloseable {
 
     public Aeron aeron() {
         return aeron;
+    }
+
+    /**
+     * The sum of the media driver's system counters whose label contains {@code labelPart}, ignoring case
+     * (e.g. {@code "naks sent"}, {@code "retransmits sent"}): how a node sees loss and its repair.
+     */
+    public long driverCounter(String labelPart) {
+        String part = labelPart.toLowerCase(Locale.ROOT);
+        CountersReader counters = aeron.countersReader();
+        long[] sum = {0};
+        counters.forEach((id, typeId, key, label) -> {
+            if (typeId == AeronCounters.DRIVER_SYSTEM_COUNTER_TYPE_ID && label.toLowerCase(Locale.ROOT).contains(part)) {
+                sum[0] += counters.getCounterValue(id);
+            }
+        });
+        return sum[0];
     }
 
     /** The media driver directory. */

@@ -12,7 +12,6 @@ import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.testkit.NativeMemory;
 import java.io.File;
 import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import org.agrona.CloseHelper;
@@ -48,9 +47,9 @@ class UdpLossTest {
         TransportNode node = null;
         try {
             node = TransportNode.launch(settings.withExternalDriver(dir), errors::add);
-            exchange(node);
-            long naks = counter(node, "naks sent");
-            long retransmits = counter(node, "retransmits sent");
+            exchange(node, errors);
+            long naks = node.driverCounter("naks sent");
+            long retransmits = node.driverCounter("retransmits sent");
             System.out.printf("udp loss: %d data frames dropped, %d NAKs, %d retransmits%n", dropped.get(), naks,
                 retransmits);
             assertTrue(dropped.get() > 0, "the loss generator dropped nothing");
@@ -67,9 +66,9 @@ class UdpLossTest {
     void shouldRepairTheLossTheUdpLossRateSettingInjects() {
         List<Throwable> errors = new CopyOnWriteArrayList<>();
         try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withUdpLossRate(0.05), errors::add)) {
-            exchange(node);
-            long naks = counter(node, "naks sent");
-            long retransmits = counter(node, "retransmits sent");
+            exchange(node, errors);
+            long naks = node.driverCounter("naks sent");
+            long retransmits = node.driverCounter("retransmits sent");
             assertTrue(naks > 0 && retransmits > 0, "no loss injected or none repaired: naks=" + naks
                 + ", retransmits=" + retransmits);
             assertTrue(errors.isEmpty(), errors.toString());
@@ -77,10 +76,10 @@ class UdpLossTest {
     }
 
     /** Sends tensors of 4 B to 12 MiB over UDP loopback, three rounds, and checks each byte for byte. */
-    private static void exchange(TransportNode node) {
+    private static void exchange(TransportNode node, List<Throwable> errors) {
         RecordingListener listener = new RecordingListener();
-        WorkerTransport rx = node.openWorker("rx", 1, 1, listener, Throwable::printStackTrace);
-        WorkerTransport txWorker = node.openWorker("tx", 0, 1, slot -> { }, Throwable::printStackTrace);
+        WorkerTransport rx = node.openWorker("rx", 1, 1, listener, errors::add);
+        WorkerTransport txWorker = node.openWorker("tx", 0, 1, slot -> { }, errors::add);
         TransportEndpoint ep = rx.endpoint();
         TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(), ep.streamId()), 1);
         assertTrue(tx.publication().channel().startsWith("aeron:udp"), tx.publication().channel());
@@ -102,16 +101,5 @@ class UdpLossTest {
             }
         }
         assertEquals(0, rx.receiver().drops().total(), rx.receiver().drops().toString());
-    }
-
-    /** The driver's system counter whose label contains {@code label} (case-insensitive), 0 if none. */
-    private static long counter(TransportNode node, String label) {
-        long[] value = {0};
-        node.aeron().countersReader().forEach((v, id, l) -> {
-            if (id < 64 && l.toLowerCase(Locale.ROOT).contains(label)) {
-                value[0] += v;
-            }
-        });
-        return value[0];
     }
 }
