@@ -334,9 +334,10 @@ public final class TransportBench {
                 for (double run : runs) {
                     each.append(each.length() == 0 ? "" : " ").append(String.format(Locale.ROOT, "%.2f", run));
                 }
+                double median = median(runs);
                 System.out.printf(Locale.ROOT, "%s %3d MiB (%s): runs %s GB/s, median %.2f; busy: %s%n",
-                    udp ? "udp" : "ipc", bytes / MIB, node.settings().threadingMode(), each, median(runs), busy);
-                return median(runs);
+                    udp ? "udp" : "ipc", bytes / MIB, node.settings().threadingMode(), each, median, busy);
+                return median;
             } finally {
                 runner.close();
             }
