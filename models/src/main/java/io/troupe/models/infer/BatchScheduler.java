@@ -239,6 +239,20 @@ public final class BatchScheduler {
         }
     }
 
+    /** Ends every waiting and running request with {@code reason}, freeing all blocks (shutdown, failed step). */
+    public void cancelAll(FinishReason reason) {
+        scheduled.clear();
+        for (int i = running.size() - 1; i >= 0; i--) {
+            retire(i, reason);
+        }
+        while (!waiting.isEmpty()) {
+            Generation g = waiting.pollFirst();
+            cache.free(g.table());
+            g.finish(reason);
+            g.listener().onFinish(g);
+        }
+    }
+
     /** Abandons a planned step whose forward failed: its sequences are recomputed from scratch. */
     public void abandon() {
         for (Scheduled s : scheduled) {
