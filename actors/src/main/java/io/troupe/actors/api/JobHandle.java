@@ -1,6 +1,9 @@
-package io.troupe.actors.cluster;
+package io.troupe.actors.api;
 
+import io.troupe.actors.cluster.JobRequest;
+import io.troupe.actors.cluster.TroupeNode;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -17,7 +20,17 @@ public final class JobHandle {
     private final CompletableFuture<JobEvent> outcome = new CompletableFuture<>();
     private final List<Consumer<JobEvent>> listeners = new CopyOnWriteArrayList<>();
     private final List<JobEvent.StepCompleted> steps = new CopyOnWriteArrayList<>();
-    private final List<JobEvent> events = new java.util.ArrayList<>();
+    private final List<JobEvent> events = new ArrayList<>();
+
+    private JobHandle() {
+    }
+
+    /** Submits {@code job} through {@code node} and returns the handle its events go to. */
+    static JobHandle submit(TroupeNode node, JobRequest job) {
+        JobHandle handle = new JobHandle();
+        node.submit(job, handle::publish);
+        return handle;
+    }
 
     /**
      * Called for every event of the job, also those that came before the listener was added (they

@@ -1,4 +1,4 @@
-package io.troupe.actors;
+package io.troupe.actors.api;
 
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.models.StageModuleFactory;
