@@ -15,6 +15,8 @@ public final class TroupeCli {
           node       run one cluster node (see 'troupe node --help')
           submit     submit a training job to a running cluster: --cluster HOST:PORT [train options]
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
+          serve      serve a checkpoint over HTTP with continuous batching (see 'troupe serve --help')
+          eval       exact validation loss of a checkpoint, fp32 or int8 (see 'troupe eval --help')
         """;
 
     public static void main(String[] args) {
@@ -56,6 +58,10 @@ public final class TroupeCli {
                         return 0;
                     }
                     return DriverCommand.run(rest, out, err);
+                case "serve":
+                    return ServeCommand.run(rest, out, err);
+                case "eval":
+                    return EvalCommand.run(rest, out, err);
                 case "simulate":
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:

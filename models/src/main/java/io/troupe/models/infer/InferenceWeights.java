@@ -4,7 +4,7 @@ import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.ParameterLayout;
 import java.nio.file.Path;
 import java.util.Arrays;

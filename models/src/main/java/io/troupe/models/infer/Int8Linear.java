@@ -3,21 +3,27 @@ package io.troupe.models.infer;
 /**
  * int8 weight-only {@link LinearWeights}: each output channel j holds {@code q[j, k]} in [-127, 127]
  * and one symmetric scale {@code s[j] = max_k |w[j, k]| / 127}. Dequantization is fused into the
- * product: {@code y[r, j] = s[j] * sum_k x[r, k] * q[j, k] + b[j]}, the weight never expanded to float.
+ * product: {@code y[r, j] = s[j] * sum_k x[r, k] * q[j, k] + b[j]}. The weight is stored transposed
+ * {@code (in, out)}; inside the product one row k of it at a time is widened to float in a
+ * cache-resident buffer and applied to every row of the tile (as {@link Fp32Linear}), so the full
+ * float matrix never exists. Summation order per output is fixed (k ascending, then scale, then
+ * bias): batch-invariant.
  */
 public final class Int8Linear implements LinearWeights {
-    private final byte[] q;
+    private final byte[] qt;
     private final float[] scale;
     private final float[] bias;
     private final int out;
     private final int in;
+    private final ThreadLocal<float[]> widened;
 
-    private Int8Linear(byte[] q, float[] scale, float[] bias, int out, int in) {
-        this.q = q;
+    private Int8Linear(byte[] qt, float[] scale, float[] bias, int out, int in) {
+        this.qt = qt;
         this.scale = scale;
         this.bias = bias;
         this.out = out;
         this.in = in;
+        this.widened = ThreadLocal.withInitial(() -> new float[out]);
     }
 
     /** Quantizes float32 weights (outFeatures, inFeatures) per output channel; round to nearest. */
@@ -28,7 +34,13 @@ public final class Int8Linear implements LinearWeights {
         byte[] q = new byte[weight.length];
         float[] scale = new float[outFeatures];
         quantizeRows(weight, outFeatures, inFeatures, q, scale);
-        return new Int8Linear(q, scale, bias, outFeatures, inFeatures);
+        byte[] qt = new byte[q.length];
+        for (int j = 0; j < outFeatures; j++) {
+            for (int k = 0; k < inFeatures; k++) {
+                qt[k * outFeatures + j] = q[j * inFeatures + k];
+            }
+        }
+        return new Int8Linear(qt, scale, bias, outFeatures, inFeatures);
     }
 
     /** Per-row symmetric int8: {@code scale[j] = max|w[j,:]| / 127} (1 for an all-zero row). */
@@ -59,27 +71,38 @@ public final class Int8Linear implements LinearWeights {
 
     @Override
     public void forward(float[] x, int rows, float[] y) {
-        for (int j = 0; j < out; j++) {
-            float b = bias == null ? 0f : bias[j];
-            float s = scale[j];
-            int qOff = j * in;
-            for (int r = 0; r < rows; r++) {
-                y[r * out + j] = RowKernels.dotInt8(x, r * in, q, qOff, in) * s + b;
+        float[] wk = widened.get();
+        for (int r0 = 0; r0 < rows; r0 += Fp32Linear.ROW_TILE) {
+            int r1 = Math.min(rows, r0 + Fp32Linear.ROW_TILE);
+            java.util.Arrays.fill(y, r0 * out, r1 * out, 0f);
+            for (int k = 0; k < in; k++) {
+                int qOff = k * out;
+                for (int j = 0; j < out; j++) {
+                    wk[j] = qt[qOff + j];
+                }
+                Fp32Linear.axpyRows(x, k, in, wk, 0, y, r0, r1, out);
             }
+            for (int r = r0; r < r1; r++) {
+                int yOff = r * out;
+                for (int j = 0; j < out; j++) {
+                    y[yOff + j] *= scale[j];
+                }
+            }
+            Fp32Linear.addBias(y, bias, r0, r1, out);
         }
     }
 
     @Override
     public long weightBytes() {
-        return q.length + 4L * scale.length;
+        return qt.length + 4L * scale.length;
     }
 
-    /** The dequantized weight (for tests): {@code q * scale} row by row. */
+    /** The dequantized weight (outFeatures, inFeatures), for tests: {@code q * scale} row by row. */
     public float[] dequantized() {
-        float[] w = new float[q.length];
+        float[] w = new float[qt.length];
         for (int j = 0; j < out; j++) {
             for (int k = 0; k < in; k++) {
-                w[j * in + k] = q[j * in + k] * scale[j];
+                w[j * in + k] = qt[k * out + j] * scale[j];
             }
         }
         return w;

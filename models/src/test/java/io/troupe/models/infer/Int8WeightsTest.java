@@ -75,4 +75,31 @@ class Int8WeightsTest {
         System.out.printf("small model weights: fp32 %d bytes, int8 %d bytes, ratio %.3f%n", fp32, int8, ratio);
         assertTrue(ratio <= 0.3, "ratio " + ratio);
     }
+
+    @Test
+    void shouldGiveEachRowTheSameBitsWhateverTheNumberOfRowsBesideIt() {
+        Random rnd = new Random(3);
+        int out = 40;
+        int in = 24;
+        int rows = 37;                      // crosses row tiles
+        float[] w = new float[out * in];
+        float[] b = new float[out];
+        float[] x = new float[rows * in];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) rnd.nextGaussian();
+        }
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        for (LinearWeights lin : new LinearWeights[] {new Fp32Linear(w, b, out, in), Int8Linear.quantize(w, b, out, in)}) {
+            float[] all = new float[rows * out];
+            lin.forward(x, rows, all);
+            for (int r = 0; r < rows; r++) {
+                float[] one = new float[out];
+                lin.forward(java.util.Arrays.copyOfRange(x, r * in, (r + 1) * in), 1, one);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(one, java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out), 0f,
+                    lin.getClass().getSimpleName() + " row " + r);
+            }
+        }
+    }
 }
