@@ -10,10 +10,11 @@ package io.troupe.models.infer;
 public final class Fp32Linear implements LinearWeights {
     /** Rows sharing one pass over the weights (their outputs stay in cache). */
     static final int ROW_TILE = 16;
-    private final float[] wt;
+    private final float[][] wt;
     private final float[] bias;
     private final int out;
     private final int in;
+    private final ThreadLocal<float[][]> acc;
 
     /**
      * @param weight (outFeatures, inFeatures) as in torch.nn.Linear
@@ -23,15 +24,21 @@ public final class Fp32Linear implements LinearWeights {
         if (weight.length != outFeatures * inFeatures) {
             throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures + "x" + inFeatures);
         }
-        this.wt = new float[weight.length];
+        this.wt = new float[inFeatures][outFeatures];
         for (int j = 0; j < outFeatures; j++) {
             for (int k = 0; k < inFeatures; k++) {
-                wt[k * outFeatures + j] = weight[j * inFeatures + k];
+                wt[k][j] = weight[j * inFeatures + k];
             }
         }
         this.bias = bias;
         this.out = outFeatures;
         this.in = inFeatures;
+        this.acc = accumulators(outFeatures);
+    }
+
+    /** Per-thread accumulators, one row per tile row, each its own array (offset 0: see {@link #axpy}). */
+    static ThreadLocal<float[][]> accumulators(int out) {
+        return ThreadLocal.withInitial(() -> new float[ROW_TILE][out]);
     }
 
     @Override
@@ -46,41 +53,51 @@ public final class Fp32Linear implements LinearWeights {
 
     @Override
     public void forward(float[] x, int rows, float[] y) {
+        float[][] a = acc.get();
         for (int r0 = 0; r0 < rows; r0 += ROW_TILE) {
             int r1 = Math.min(rows, r0 + ROW_TILE);
-            java.util.Arrays.fill(y, r0 * out, r1 * out, 0f);
+            for (int r = r0; r < r1; r++) {
+                java.util.Arrays.fill(a[r - r0], 0f);
+            }
             for (int k = 0; k < in; k++) {
-                axpyRows(x, k, in, wt, k * out, y, r0, r1, out);
+                float[] w = wt[k];
+                for (int r = r0; r < r1; r++) {
+                    axpy(x[r * in + k], w, a[r - r0], out);
+                }
             }
-            addBias(y, bias, r0, r1, out);
-        }
-    }
-
-    /** y[r, :] += x[r, k] * w[wOff, wOff + out) for r in [r0, r1). */
-    static void axpyRows(float[] x, int k, int in, float[] w, int wOff, float[] y, int r0, int r1, int out) {
-        for (int r = r0; r < r1; r++) {
-            float xr = x[r * in + k];
-            int yOff = r * out;
-            for (int j = 0; j < out; j++) {
-                y[yOff + j] += xr * w[wOff + j];
+            for (int r = r0; r < r1; r++) {
+                store(a[r - r0], null, bias, y, r * out, out);
             }
         }
     }
 
-    static void addBias(float[] y, float[] bias, int r0, int r1, int out) {
-        if (bias == null) {
-            return;
+    /**
+     * acc[j] += xr * w[j]: both arrays indexed from 0 with the same index, the shape the JIT
+     * vectorises (with differing offsets into the same array type it cannot rule out overlap).
+     */
+    static void axpy(float xr, float[] w, float[] acc, int n) {
+        for (int j = 0; j < n; j++) {
+            acc[j] += xr * w[j];
         }
-        for (int r = r0; r < r1; r++) {
-            int yOff = r * out;
-            for (int j = 0; j < out; j++) {
-                y[yOff + j] += bias[j];
+    }
+
+    /** y[yOff + j] = acc[j] (* scale[j] when given) (+ bias[j] when given). */
+    static void store(float[] acc, float[] scale, float[] bias, float[] y, int yOff, int n) {
+        if (scale != null) {
+            for (int j = 0; j < n; j++) {
+                acc[j] *= scale[j];
             }
         }
+        if (bias != null) {
+            for (int j = 0; j < n; j++) {
+                acc[j] += bias[j];
+            }
+        }
+        System.arraycopy(acc, 0, y, yOff, n);
     }
 
     @Override
     public long weightBytes() {
-        return 4L * wt.length;
+        return 4L * in * out;
     }
 }

@@ -16,6 +16,7 @@ public final class Int8Linear implements LinearWeights {
     private final int out;
     private final int in;
     private final ThreadLocal<float[]> widened;
+    private final ThreadLocal<float[][]> acc;
 
     private Int8Linear(byte[] qt, float[] scale, float[] bias, int out, int in) {
         this.qt = qt;
@@ -24,6 +25,7 @@ public final class Int8Linear implements LinearWeights {
         this.out = out;
         this.in = in;
         this.widened = ThreadLocal.withInitial(() -> new float[out]);
+        this.acc = Fp32Linear.accumulators(out);
     }
 
     /** Quantizes float32 weights (outFeatures, inFeatures) per output channel; round to nearest. */
@@ -72,23 +74,24 @@ public final class Int8Linear implements LinearWeights {
     @Override
     public void forward(float[] x, int rows, float[] y) {
         float[] wk = widened.get();
+        float[][] a = acc.get();
         for (int r0 = 0; r0 < rows; r0 += Fp32Linear.ROW_TILE) {
             int r1 = Math.min(rows, r0 + Fp32Linear.ROW_TILE);
-            java.util.Arrays.fill(y, r0 * out, r1 * out, 0f);
+            for (int r = r0; r < r1; r++) {
+                java.util.Arrays.fill(a[r - r0], 0f);
+            }
             for (int k = 0; k < in; k++) {
                 int qOff = k * out;
                 for (int j = 0; j < out; j++) {
                     wk[j] = qt[qOff + j];
                 }
-                Fp32Linear.axpyRows(x, k, in, wk, 0, y, r0, r1, out);
-            }
-            for (int r = r0; r < r1; r++) {
-                int yOff = r * out;
-                for (int j = 0; j < out; j++) {
-                    y[yOff + j] *= scale[j];
+                for (int r = r0; r < r1; r++) {
+                    Fp32Linear.axpy(x[r * in + k], wk, a[r - r0], out);
                 }
             }
-            Fp32Linear.addBias(y, bias, r0, r1, out);
+            for (int r = r0; r < r1; r++) {
+                Fp32Linear.store(a[r - r0], scale, bias, y, r * out, out);
+            }
         }
     }
 

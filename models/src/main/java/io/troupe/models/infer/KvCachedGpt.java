@@ -32,14 +32,24 @@ public final class KvCachedGpt {
     private float[] atty = new float[0];
     private float[] tmp = new float[0];
     private float[] fc = new float[0];
-    private final float[] scores;
+    private final float[][] scores;     // (NH, T) one token's attention rows
+    private final float[] qRow;
+    private final float[] kvRow;
+    private final float[] prod;
+    private final float[] pRow;
+    private final float[] outRow;
 
     public KvCachedGpt(InferenceWeights weights, PagedKvCache cache) {
         this.w = weights;
         this.cache = cache;
         this.cfg = weights.config();
         this.attnScale = (float) (1.0 / Math.sqrt(cfg.headDim()));
-        this.scores = new float[cfg.seqLen()];
+        this.scores = new float[cfg.nHead()][cfg.seqLen()];
+        this.qRow = new float[cfg.dModel()];
+        this.kvRow = new float[cfg.dModel()];
+        this.prod = new float[cfg.dModel()];
+        this.pRow = new float[cfg.dModel()];
+        this.outRow = new float[cfg.dModel()];
     }
 
     public GptConfig config() {
@@ -120,21 +130,32 @@ public final class KvCachedGpt {
         }
     }
 
+    /**
+     * Causal attention of every token over its own cached positions. Rows of q, k and v are first
+     * copied into offset-0 scratch so the element-wise loops vectorise; per token and head the
+     * reduction order is fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order).
+     */
     private void attend(StepBatch batch, int layer, int n, int c) {
         final int hd = cfg.headDim();
+        final int nh = cfg.nHead();
         final float[] kc = cache.keys(layer);
         final float[] vc = cache.values(layer);
-        final float[] s = scores;
         for (int i = 0; i < n; i++) {
             BlockTable table = batch.table(i);
             int p = batch.position(i);
-            for (int head = 0; head < cfg.nHead(); head++) {
-                int qOff = i * 3 * c + head * hd;
+            System.arraycopy(qkv, i * 3 * c, qRow, 0, c);
+            for (int u = 0; u <= p; u++) {
+                System.arraycopy(kc, cache.offset(table, u), kvRow, 0, c);
+                RowKernels.multiply(qRow, kvRow, prod, c);                        // q * k, all heads
+                for (int h = 0; h < nh; h++) {
+                    scores[h][u] = RowKernels.sum(prod, h * hd, hd) * attnScale;
+                }
+            }
+            for (int h = 0; h < nh; h++) {
+                float[] s = scores[h];
                 float max = Float.NEGATIVE_INFINITY;
                 for (int u = 0; u <= p; u++) {
-                    float sc = RowKernels.dot(qkv, qOff, kc, cache.offset(table, u) + head * hd, hd) * attnScale;
-                    s[u] = sc;
-                    max = Math.max(max, sc);
+                    max = Math.max(max, s[u]);
                 }
                 double sum = 0;
                 for (int u = 0; u <= p; u++) {
@@ -143,18 +164,19 @@ public final class KvCachedGpt {
                     sum += e;
                 }
                 float inv = (float) (1.0 / sum);
-                int oOff = i * c + head * hd;
-                for (int d = 0; d < hd; d++) {
-                    atty[oOff + d] = 0f;
-                }
                 for (int u = 0; u <= p; u++) {
-                    float pu = s[u] * inv;
-                    int vOff = cache.offset(table, u) + head * hd;
-                    for (int d = 0; d < hd; d++) {
-                        atty[oOff + d] += pu * vc[vOff + d];
-                    }
+                    s[u] *= inv;
                 }
             }
+            java.util.Arrays.fill(outRow, 0f);
+            for (int u = 0; u <= p; u++) {
+                System.arraycopy(vc, cache.offset(table, u), kvRow, 0, c);
+                for (int h = 0; h < nh; h++) {
+                    java.util.Arrays.fill(pRow, h * hd, (h + 1) * hd, scores[h][u]);
+                }
+                RowKernels.multiplyAdd(pRow, kvRow, outRow, c);                   // out += p * v, all heads
+            }
+            System.arraycopy(outRow, 0, atty, i * c, c);
         }
     }
 }

@@ -102,4 +102,22 @@ class Int8WeightsTest {
             }
         }
     }
+
+    @Test
+    void shouldComputeGeluWithin2e6RelativeOfTheExactTanhForm() {
+        float[] x = new float[20001];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = -20f + 40f * i / (x.length - 1);
+        }
+        float[] y = x.clone();
+        RowKernels.gelu(y, y.length);
+        double max = 0;
+        for (int i = 0; i < x.length; i++) {
+            double v = x[i];
+            double exact = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+            max = Math.max(max, Math.abs(y[i] - exact) / Math.max(1, Math.abs(exact)));
+        }
+        System.out.printf("gelu: max |diff| / max(1, |exact|) %.3g%n", max);
+        assertTrue(max < 2e-6, "max " + max);
+    }
 }
