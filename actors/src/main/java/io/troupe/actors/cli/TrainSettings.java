@@ -3,6 +3,8 @@ package io.troupe.actors.cli;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValue;
+import com.typesafe.config.ConfigValueType;
 import com.typesafe.config.ConfigValueFactory;
 import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.models.gpt.GptConfig;
@@ -53,9 +55,12 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             }
         }
         Config t = cfg.getConfig("troupe.train");
+        Config reference = JobDefaults.reference();
         for (Map.Entry<String, String> e : FLAG_KEYS.entrySet()) {
             if (o.has(e.getKey())) {
-                t = t.withValue(e.getValue(), ConfigValueFactory.fromAnyRef(o.get(e.getKey())));
+                String value = o.get(e.getKey());
+                checkType(e.getKey(), value, reference.getValue(e.getValue()));
+                t = t.withValue(e.getValue(), ConfigValueFactory.fromAnyRef(value));
             }
         }
         try {
@@ -95,6 +100,24 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             throw new UsageException("bad training setting: " + e.getMessage());
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
+        }
+    }
+
+    /** A flag's value must parse as its key's type in reference.conf (a number where a number is expected). */
+    private static void checkType(String flag, String value, ConfigValue reference) {
+        if (reference.valueType() != ConfigValueType.NUMBER) {
+            return;
+        }
+        boolean whole = reference.unwrapped() instanceof Integer || reference.unwrapped() instanceof Long;
+        try {
+            if (whole) {
+                Long.parseLong(value.trim());
+            } else {
+                Double.parseDouble(value.trim());
+            }
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + flag + ": expected " + (whole ? "a whole number" : "a number") + ", got '"
+                + value + "'");
         }
     }
 
