@@ -342,9 +342,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
             int rank = SessionIds.rankOf(ev.sessionId());
             // An image of an older epoch (a finished or re-planned job's publication) coming or
             // going says nothing about the peer in this epoch: only current-epoch images are news.
-            // (Epochs travel as their low 10 bits: "older" is a distance 1..511 back, mod 1024.)
-            int behind = ((int) (epoch & 0x3FF) - (ev.sessionId() >>> 20)) & 0x3FF;
-            boolean current = behind == 0 || behind >= 512;
+            boolean current = SessionIds.isCurrentOrLater(ev.sessionId(), epoch);
             if (ev.available()) {
                 if (current) {
                     notifyConnected(rank, ev.sourceIdentity());
@@ -360,7 +358,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
                 }
                 lastImage = null;
                 lastState = null;
-                reclaimFromLostImage(rank, ev.sessionId() >>> 20);
+                reclaimFromLostImage(rank, SessionIds.epochBitsOf(ev.sessionId()));
                 if (current) {
                     notifyLost(rank);
                 }
@@ -389,7 +387,7 @@ public final class TensorReceiverAgent implements Agent, ControlledFragmentHandl
     private void reclaimFromLostImage(int rank, int epochBits) {
         for (int i = pool.activeCount() - 1; i >= 0; i--) {
             ReceiveSlot s = pool.active(i);
-            if (s.state == ReceiveSlot.FILLING && s.sourceRank == rank && (s.epoch & 0x3FF) == epochBits) {
+            if (s.state == ReceiveSlot.FILLING && s.sourceRank == rank && SessionIds.epochBits(s.epoch) == epochBits) {
                 pool.recycle(s);
             }
         }
