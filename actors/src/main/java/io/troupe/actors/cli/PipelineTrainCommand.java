@@ -5,8 +5,8 @@ import io.troupe.actors.engine.PipelineJobSpec;
 import io.troupe.actors.engine.PipelineStepMetrics;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
@@ -34,7 +34,8 @@ final class PipelineTrainCommand {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
-        Batches val = new Batches(data.val(), cfg.model().seqLen());
+        ValidationPlan val = new ValidationPlan(data.val(), cfg.model().seqLen(), cfg.batchSize(), spec.microBatchRows(),
+            cfg.evalBatches());
         try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule(), true)) {
@@ -55,7 +56,7 @@ final class PipelineTrainCommand {
                 long step = engine.step();
                 StepMetrics m = pm.step();
                 if (cfg.evalDue(step)) {
-                    m = new StepMetrics(m.step(), m.totalSteps(), m.loss(), engine.validationLoss(val, cfg.evalBatches()),
+                    m = new StepMetrics(m.step(), m.totalSteps(), m.loss(), engine.validationLoss(val),
                         m.lr(), m.gradNorm(), m.tokensPerSec(), m.stepMs());
                 }
                 outputs.record(m, pm.bubble(), pm.allReduceMs());

@@ -104,7 +104,7 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             }
             TrainConfig train = new TrainConfig(model, batch, micro, steps,
                 (float) t.getDouble("lr"), (float) t.getDouble("min-lr"), warmup, (float) t.getDouble("grad-clip"),
-                t.getLong("seed"), t.getInt("eval-interval"), t.getInt("eval-batches"), t.getInt("checkpoint-interval"),
+                t.getLong("seed"), t.getInt("eval-interval"), evalBatches(t), t.getInt("checkpoint-interval"),
                 new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
                     (float) t.getDouble("weight-decay")));
             long timeout = t.getLong("step-timeout-ms");
@@ -116,6 +116,23 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
+    }
+
+    /** {@code eval-batches}: a count >= 1, or {@code all} (every window of the validation split). */
+    static int evalBatches(Config t) {
+        String v = t.getValue("eval-batches").unwrapped().toString().trim();
+        if (v.equals("all")) {
+            return io.troupe.models.data.ValidationPlan.ALL;
+        }
+        try {
+            int n = Integer.parseInt(v);
+            if (n >= 1) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // refused below
+        }
+        throw new UsageException("eval-batches must be a count >= 1 or all: eval-batches=" + v);
     }
 
     private static int positive(Config t, String key) {
