@@ -15,7 +15,7 @@ import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
 import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.testkit.ChildJvm;
+import io.troupe.runtime.launch.ChildJvm;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

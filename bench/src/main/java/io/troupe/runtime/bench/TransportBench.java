@@ -1,6 +1,8 @@
 package io.troupe.runtime.bench;
 
 import io.aeron.driver.ThreadingMode;
+import io.troupe.bench.ByteSize;
+import io.troupe.bench.Median;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.transport.FrameKind;
 import io.troupe.runtime.transport.ReceiveSlot;
@@ -69,15 +71,15 @@ public final class TransportBench {
         for (String arg : args) {
             String[] kv = arg.split("=", 2);
             switch (kv[0]) {
-                case "term" -> termBytes = parseBytes(kv[1]);
-                case "chunk" -> chunkBytes = parseBytes(kv[1]);
-                case "mtu" -> mtuBytes = parseBytes(kv[1]);
-                case "sockbuf" -> socketBytes = parseBytes(kv[1]);
-                case "window" -> windowBytes = parseBytes(kv[1]);
+                case "term" -> termBytes = ByteSize.parse(kv[1]);
+                case "chunk" -> chunkBytes = ByteSize.parse(kv[1]);
+                case "mtu" -> mtuBytes = ByteSize.parse(kv[1]);
+                case "sockbuf" -> socketBytes = ByteSize.parse(kv[1]);
+                case "window" -> windowBytes = ByteSize.parse(kv[1]);
                 case "mode" -> mode = ThreadingMode.valueOf(kv[1]);
                 case "only" -> only = kv[1];
                 case "runs" -> runs = Integer.parseInt(kv[1]);
-                case "warm" -> warmBytes = parseBytes(kv[1]);
+                case "warm" -> warmBytes = ByteSize.parse(kv[1]);
                 default -> throw new IllegalArgumentException(
                     "unknown argument (term=, chunk=, mtu=, sockbuf=, window=, mode=, runs=, warm=, only=): " + arg);
             }
@@ -173,24 +175,6 @@ public final class TransportBench {
         System.out.printf(Locale.ROOT,
             "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
             memcpy, ipcGbps[1], ipcGbps[1] / memcpy, udpGbps[1], p50, p99);
-    }
-
-    static double median(double[] values) {
-        double[] v = values.clone();
-        Arrays.sort(v);
-        int n = v.length;
-        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    }
-
-    /** {@code 65536}, {@code 64k} or {@code 4m}. */
-    public static long parseBytes(String s) {
-        String t = s.trim().toLowerCase(Locale.ROOT);
-        long mult = t.endsWith("k") ? 1024 : t.endsWith("m") ? MIB : 1;
-        try {
-            return Long.parseLong(mult == 1 ? t : t.substring(0, t.length() - 1)) * mult;
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("size must look like 65504, 64k or 4m: " + s, e);
-        }
     }
 
     /** Loss, retransmission and flow-control counters of the UDP driver (why UDP was slow, if it was). */
@@ -334,7 +318,7 @@ public final class TransportBench {
                 for (double run : runs) {
                     each.append(each.length() == 0 ? "" : " ").append(String.format(Locale.ROOT, "%.2f", run));
                 }
-                double median = median(runs);
+                double median = Median.of(runs);
                 System.out.printf(Locale.ROOT, "%s %3d MiB (%s): runs %s GB/s, median %.2f; busy: %s%n",
                     udp ? "udp" : "ipc", bytes / MIB, node.settings().threadingMode(), each, median, busy);
                 return median;

@@ -1,33 +1,80 @@
-package io.troupe.runtime.testkit;
+package io.troupe.runtime.launch;
 
 import java.io.File;
 import java.io.IOException;
+import java.io.OutputStreamWriter;
+import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
  * A child java process running a main class with the current classpath and the current JVM's
- * {@code --add-opens}/{@code --add-exports} flags. Output goes to a temp file ({@link #output()}).
- * {@link #close()} kills it forcibly if still alive; waits are always bounded.
+ * {@code --add-opens}/{@code --add-exports} flags (which Agrona and Aeron need). Its stdout and
+ * stderr go to a temp file ({@link #output()}, {@link #awaitLine}); {@link #send} writes a line to
+ * its stdin. {@link #close()} kills it forcibly if still alive; waits are always bounded. The one
+ * way Troupe's tests and benchmarks start a JVM.
  */
 public final class ChildJvm implements AutoCloseable {
     private final Process process;
     private final Path log;
+    private final PrintWriter stdin;
 
     private ChildJvm(Process process, Path log) {
         this.process = process;
         this.log = log;
+        this.stdin = new PrintWriter(new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8), true);
     }
 
-    /** Starts {@code mainClass} with {@code args} and a small heap. */
+    /** Starts {@code mainClass} with {@code args} and a small heap (512 MiB, serial GC). */
     public static ChildJvm start(Class<?> mainClass, String... args) throws IOException {
-        List<String> cmd = io.troupe.runtime.launch.JavaCommand.of(mainClass, List.of("-Xmx512m", "-XX:+UseSerialGC"),
-            List.of(args));
+        return start(mainClass, List.of("-Xmx512m", "-XX:+UseSerialGC"), List.of(args));
+    }
+
+    /** Starts {@code mainClass} with the extra {@code jvmOptions} and {@code args}. */
+    public static ChildJvm start(Class<?> mainClass, List<String> jvmOptions, List<String> args) throws IOException {
         Path log = Files.createTempFile("troupe-child-", ".log");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = new ProcessBuilder(command(mainClass, jvmOptions, args)).redirectErrorStream(true)
+            .redirectOutput(log.toFile()).start();
         return new ChildJvm(p, log);
+    }
+
+    /**
+     * The command line: this JVM's {@code java}, its {@code --add-opens}/{@code --add-exports}
+     * flags, {@code jvmOptions}, this JVM's classpath, the main class and {@code args}.
+     */
+    public static List<String> command(Class<?> mainClass, List<String> jvmOptions, List<String> args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(ProcessHandle.current().info().command().orElse(System.getProperty("java.home") + "/bin/java"));
+        List<String> in = ManagementFactory.getRuntimeMXBean().getInputArguments();
+        for (int i = 0; i < in.size(); i++) {
+            String a = in.get(i);
+            if (a.startsWith("--add-opens") || a.startsWith("--add-exports")) {
+                cmd.add(a);
+                if (!a.contains("=") && i + 1 < in.size()) {
+                    cmd.add(in.get(++i));
+                }
+            }
+        }
+        cmd.addAll(jvmOptions);
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(mainClass.getName());
+        cmd.addAll(args);
+        return cmd;
+    }
+
+    /** Writes {@code line} and a newline to the child's stdin, flushed. */
+    public void send(String line) {
+        stdin.println(line);
+        if (stdin.checkError()) {
+            throw new IllegalStateException("child " + pid() + " no longer reads its stdin (exited: "
+                + !process.isAlive() + "); output:\n" + output());
+        }
     }
 
     public Process process() {
@@ -49,6 +96,17 @@ public final class ChildJvm implements AutoCloseable {
                 + output());
         }
         return process.exitValue();
+    }
+
+    /**
+     * Asks the child to stop (SIGTERM, so its shutdown hooks run), waits at most {@code timeoutMs},
+     * then SIGKILLs it if it is still running.
+     */
+    public void stop(long timeoutMs) throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(timeoutMs, TimeUnit.MILLISECONDS)) {
+            kill();
+        }
     }
 
     /** SIGKILLs the child and waits (bounded) for it to be gone. */
@@ -93,6 +151,7 @@ public final class ChildJvm implements AutoCloseable {
 
     @Override
     public void close() {
+        stdin.close();
         if (process.isAlive()) {
             process.destroyForcibly();
             try {

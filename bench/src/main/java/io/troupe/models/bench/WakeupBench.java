@@ -1,5 +1,6 @@
 package io.troupe.models.bench;
 
+import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.train.TrainConfig;
@@ -77,15 +78,15 @@ public final class WakeupBench {
                         waiter.join(5_000);
                         wakeupsPerSec[m] += wakeups.get() / seconds / rounds;
                     }
-                    ms[m][r] = StepBench.median(stepMs);
+                    ms[m][r] = Median.of(stepMs);
                 }
             }
         }
-        double alone = StepBench.median(ms[0]);
+        double alone = Median.of(ms[0]);
         System.out.printf(Locale.ROOT, "%-14s %10s %8s %14s%n", "second thread", "ms/step", "ratio", "wake-ups/s");
         double[] ratio = new double[modes.size()];
         for (int m = 0; m < modes.size(); m++) {
-            double med = StepBench.median(ms[m]);
+            double med = Median.of(ms[m]);
             ratio[m] = med / alone;
             long kind = modes.get(m).parkNs();
             System.out.printf(Locale.ROOT, "%-14s %10.2f %8.3f %14s%n", modes.get(m).name(), med, ratio[m],

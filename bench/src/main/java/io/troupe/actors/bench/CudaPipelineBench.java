@@ -2,6 +2,7 @@ package io.troupe.actors.bench;
 
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.parallel.Layout;
@@ -156,7 +157,6 @@ public final class CudaPipelineBench {
                 }
             }
         }
-        Arrays.sort(ms);
-        return new Run(ms[steps / 2], losses);
+        return new Run(Median.of(ms), losses);
     }
 }

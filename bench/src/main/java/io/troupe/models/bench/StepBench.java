@@ -1,5 +1,6 @@
 package io.troupe.models.bench;
 
+import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.train.TrainConfig;
@@ -61,8 +62,8 @@ public final class StepBench {
                 tps[i] = m.tokensPerSec();
             }
             double gflops = gemmGflops(dev, tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel());
-            double medMs = median(ms);
-            double medTps = median(tps);
+            double medMs = Median.of(ms);
+            double medTps = Median.of(tps);
             double flopsPerStep = 6.0 * trainer.model().layout().numel() * tc.batchSize() * cfg.seqLen();
             System.out.printf(Locale.ROOT, "gemm (%d x %d x %d, fc layer shape): %.1f GFLOP/s on %d thread(s)%n",
                 tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel(), gflops, threads);
@@ -91,13 +92,7 @@ public final class StepBench {
                     t[i] = (System.nanoTime() - t0) / 1e9;
                 }
             }
-            return 2.0 * m * n * k / median(t) / 1e9;
+            return 2.0 * m * n * k / Median.of(t) / 1e9;
         }
-    }
-
-    static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 }

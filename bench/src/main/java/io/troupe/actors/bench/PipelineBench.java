@@ -4,6 +4,7 @@ import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cli.TroupeCli;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
@@ -11,22 +12,20 @@ import io.troupe.actors.schedule.CostModel;
 import io.troupe.actors.schedule.PipelineSimulator;
 import io.troupe.actors.schedule.Schedules;
 import io.troupe.actors.schedule.SimulationResult;
+import io.troupe.bench.Median;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.Gpt;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.launch.ChildJvm;
 import io.troupe.runtime.tensor.Tensor;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code scripts/bench pipeline [--steps N] [--warmup N] [--client]}: the small GPT on a real two-node
@@ -46,6 +45,8 @@ public final class PipelineBench {
     private static final double TORCH_PP2_MS = 55.8;
     private static final double TORCH_DP2_MS = 46.5;
     private static final int MICROBATCHES = 4;
+    /** How long a node or driver process may take to start. */
+    private static final long START_TIMEOUT_MS = 120_000;
 
     private PipelineBench() {
     }
@@ -65,8 +66,8 @@ public final class PipelineBench {
                     + "': usage: bench pipeline [--steps N] [--warmup N] [--client]");
             }
         }
-        List<Process> nodes = new ArrayList<>();
-        Process driver = null;
+        List<ChildJvm> nodes = new ArrayList<>();
+        ChildJvm driver = null;
         TroupeNode client = null;
         try {
             if (clientJvm) {
@@ -74,14 +75,13 @@ public final class PipelineBench {
                 // this JVM as a client that only submits (four processes on the two cores)
                 String dir = (new java.io.File("/dev/shm").isDirectory() ? "/dev/shm" : System.getProperty("java.io.tmpdir"))
                     + "/troupe-bench-" + ProcessHandle.current().pid();
-                driver = new ProcessBuilder(io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class,
-                    List.of(), List.of("driver", "--dir", dir))).redirectErrorStream(true).start();
-                awaitLine(driver, "troupe driver: up");
+                driver = ChildJvm.start(TroupeCli.class, List.of(), List.of("driver", "--dir", dir));
+                driver.awaitLine("troupe driver: up", START_TIMEOUT_MS);
                 List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + dir, "-Dtroupe.transport.external-driver=true");
-                Process first = startNode(shared, List.of("--role", "worker,coordinator"));
+                ChildJvm first = startNode(shared, List.of("--role", "worker,coordinator"));
                 nodes.add(first);
                 String seed = awaitHostPort(first);
-                Process second = startNode(shared, List.of("--role", "worker", "--seed", seed));
+                ChildJvm second = startNode(shared, List.of("--role", "worker", "--seed", seed));
                 nodes.add(second);
                 awaitHostPort(second);
                 NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0)
@@ -96,7 +96,7 @@ public final class PipelineBench {
                 client = TroupeNode.start(s, ConfigFactory.load(), null);
                 List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + client.transport().aeronDir(),
                     "-Dtroupe.transport.external-driver=true");
-                Process second = startNode(shared, List.of("--role", "worker", "--seed", client.hostPort()));
+                ChildJvm second = startNode(shared, List.of("--role", "worker", "--seed", client.hostPort()));
                 nodes.add(second);
                 awaitHostPort(second);
             }
@@ -127,13 +127,12 @@ public final class PipelineBench {
                 pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
         } finally {
             // the node processes first: in the two-process shape they use this JVM's media driver
-            for (Process p : nodes) {
-                p.destroy();
+            for (ChildJvm p : nodes) {
+                p.process().destroy();
             }
-            for (Process p : nodes) {
-                if (!p.waitFor(20, TimeUnit.SECONDS)) {
-                    p.destroyForcibly();
-                }
+            for (ChildJvm p : nodes) {
+                p.stop(20_000);
+                p.close();
             }
             if (client != null) {
                 try {
@@ -143,10 +142,8 @@ public final class PipelineBench {
                 }
             }
             if (driver != null) {
-                driver.destroy();
-                if (!driver.waitFor(20, TimeUnit.SECONDS)) {
-                    driver.destroyForcibly();
-                }
+                driver.stop(20_000);
+                driver.close();
             }
         }
         System.exit(0);
@@ -181,7 +178,7 @@ public final class PipelineBench {
         List<JobEvent.StepCompleted> all = h.steps();
         double[] ms = all.subList(warmup, all.size()).stream().mapToDouble(JobEvent.StepCompleted::stepMs).toArray();
         double[] bub = all.subList(warmup, all.size()).stream().mapToDouble(JobEvent.StepCompleted::bubble).toArray();
-        return new Run(median(ms), median(bub), trace.get());
+        return new Run(Median.of(ms), Median.of(bub), trace.get());
     }
 
     /** F and B+W (µs) of both stages measured here, one thread, nothing else running: f0, f1, b0, b1. */
@@ -217,52 +214,22 @@ public final class PipelineBench {
                     samples[3][i] = (t3 - t2) / 1e3;
                 }
             }
-            f[0] = median(samples[0]);
-            f[1] = median(samples[1]);
-            b[0] = median(samples[2]);
-            b[1] = median(samples[3]);
+            f[0] = Median.of(samples[0]);
+            f[1] = Median.of(samples[1]);
+            b[0] = Median.of(samples[2]);
+            b[1] = Median.of(samples[3]);
         }
         return new double[] {f[0], f[1], b[0], b[1]};
     }
 
-    private static Process startNode(List<String> jvmArgs, List<String> extra) throws Exception {
+    private static ChildJvm startNode(List<String> jvmArgs, List<String> extra) throws Exception {
         List<String> args = new ArrayList<>(Arrays.asList("node", "--port", "0", "--workers", "1", "--threads", "1"));
         args.addAll(extra);
-        List<String> cmd = io.troupe.runtime.launch.JavaCommand.of(io.troupe.actors.cli.TroupeCli.class, jvmArgs, args);
-        return new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        return ChildJvm.start(TroupeCli.class, jvmArgs, args);
     }
 
-    private static String awaitHostPort(Process p) throws Exception {
-        String line = awaitLine(p, "troupe node: up at ");
+    private static String awaitHostPort(ChildJvm node) throws InterruptedException {
+        String line = node.awaitLine("troupe node: up at ", START_TIMEOUT_MS);
         return line.substring("troupe node: up at ".length(), line.indexOf(','));
-    }
-
-    /** Reads the child's output until a line starting with {@code prefix}, then keeps draining it. */
-    private static String awaitLine(Process p, String prefix) throws Exception {
-        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-        String line;
-        while ((line = r.readLine()) != null) {
-            if (line.startsWith(prefix)) {
-                Thread drain = new Thread(() -> {
-                    try {
-                        while (r.readLine() != null) {
-                            // keep the child's pipe from filling
-                        }
-                    } catch (java.io.IOException ignored) {
-                        // the child ended
-                    }
-                }, "node-output");
-                drain.setDaemon(true);
-                drain.start();
-                return line;
-            }
-        }
-        throw new IllegalStateException("child process ended before '" + prefix + "' (exit " + p.waitFor() + ")");
-    }
-
-    static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 }

@@ -4,6 +4,7 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.engine.StageWorker;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.actors.trace.TimelineTrack;
+import io.troupe.bench.Median;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -71,17 +72,13 @@ public record TracedStep(double[] forwardUs, double[] backwardUs, double overhea
                     idle += i.durationUs();
                 }
             }
-            f[r] = median(fs);
-            b[r] = median(new ArrayList<>(bw.values()));
+            f[r] = medianOrZero(fs);
+            b[r] = medianOrZero(new ArrayList<>(bw.values()));
             double outside = (last - first) - compute - idle;
             overheadSum += Math.max(0, outside) / actions;
             pickups.addAll(pickupDelays(all));
         }
-        return new TracedStep(f, b, overheadSum / n, median(pickups));
-    }
-
-    private static double median(List<Double> values) {
-        return values.isEmpty() ? 0 : PipelineBench.median(values.stream().mapToDouble(Double::doubleValue).toArray());
+        return new TracedStep(f, b, overheadSum / n, medianOrZero(pickups));
     }
 
     /** Time spent in sends that lie inside {@code action} (a forward or backward sends its output from inside it). */
@@ -119,5 +116,9 @@ public record TracedStep(double[] forwardUs, double[] backwardUs, double overhea
     public String toString() {
         return "TracedStep[F=" + Arrays.toString(forwardUs) + ", B+W=" + Arrays.toString(backwardUs) + ", overheadUs="
             + overheadUs + ", pickupUs=" + pickupUs + "]";
+    }
+
+    private static double medianOrZero(List<Double> values) {
+        return values.isEmpty() ? 0 : Median.of(values);
     }
 }

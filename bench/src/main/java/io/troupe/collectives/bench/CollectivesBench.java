@@ -1,5 +1,7 @@
 package io.troupe.collectives.bench;
 
+import io.troupe.bench.ByteSize;
+import io.troupe.runtime.launch.ChildJvm;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import java.util.ArrayList;
@@ -21,6 +23,10 @@ import java.util.Map;
 public final class CollectivesBench {
     private static final long KIB = 1024;
     private static final long MIB = 1024 * 1024;
+    /** How long a rank may take to start and print its endpoint. */
+    private static final long START_TIMEOUT_MS = 120_000;
+    /** How long a rank may take for all sizes and algorithms of one world size. */
+    private static final long RUN_TIMEOUT_MS = 3_600_000;
 
     private CollectivesBench() {
     }
@@ -49,28 +55,13 @@ public final class CollectivesBench {
         return null;
     }
 
+    /** A message size: {@link ByteSize} syntax, a positive multiple of 4 bytes (whole FP32 elements). */
     static long parseSize(String s) {
-        String t = s.trim().toLowerCase(Locale.ROOT);
-        long mult = 1;
-        if (t.endsWith("k")) {
-            mult = KIB;
-        } else if (t.endsWith("m")) {
-            mult = MIB;
-        } else if (t.endsWith("g")) {
-            mult = 1024 * MIB;
+        long v = ByteSize.parse(s);
+        if (v < 4 || v % 4 != 0) {
+            throw new IllegalArgumentException("size must be a positive multiple of 4 bytes: size=" + s);
         }
-        if (mult != 1) {
-            t = t.substring(0, t.length() - 1);
-        }
-        try {
-            long v = Long.parseLong(t) * mult;
-            if (v < 4 || v % 4 != 0) {
-                throw new IllegalArgumentException("size must be a positive multiple of 4 bytes: size=" + s);
-            }
-            return v;
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("size must look like 4k, 1m or 4096: size=" + s, e);
-        }
+        return v;
     }
 
     public static void main(String[] args) throws Exception {
@@ -155,38 +146,43 @@ public final class CollectivesBench {
         try (TransportNode driverHost = transport.equals("ipc") ? TransportNode.launch(ts, Throwable::printStackTrace)
             : null) {
             String dir = driverHost == null ? "-" : driverHost.aeronDir();
-            List<RankProcess> ranks = new ArrayList<>();
+            List<ChildJvm> ranks = new ArrayList<>();
             try {
                 for (int r = 0; r < world; r++) {
-                    ranks.add(RankProcess.start(BenchRankMain.class, List.of("-Xmx1g", "-XX:+UseParallelGC"),
-                        Integer.toString(r), Integer.toString(world), dir, sizeList, crc, Long.toString(pipeline), Long.toString(term), inPlace));
+                    ranks.add(ChildJvm.start(BenchRankMain.class, List.of("-Xmx1g", "-XX:+UseParallelGC"),
+                        List.of(Integer.toString(r), Integer.toString(world), dir, sizeList, crc, Long.toString(pipeline),
+                            Long.toString(term), inPlace)));
                 }
                 StringBuilder peers = new StringBuilder("PEERS ");
                 for (int r = 0; r < world; r++) {
-                    peers.append(r == 0 ? "" : ",").append(ranks.get(r).awaitLine("ENDPOINT "));
+                    peers.append(r == 0 ? "" : ",")
+                        .append(ranks.get(r).awaitLine("ENDPOINT ", START_TIMEOUT_MS).substring("ENDPOINT ".length()));
                 }
-                for (RankProcess p : ranks) {
+                for (ChildJvm p : ranks) {
                     p.send(peers.toString());
                 }
-                for (RankProcess p : ranks) {
-                    String line;
-                    while (!(line = p.awaitLine("")).equals("DONE")) {
+                for (ChildJvm p : ranks) {
+                    p.awaitLine("DONE", RUN_TIMEOUT_MS);
+                    for (String line : p.output().split("\n")) {
                         if (line.startsWith("RESULT ")) {
-                            String[] f = line.substring(7).split(" ");
+                            String[] f = line.substring(7).trim().split(" ");
                             worst.merge(f[0] + " " + f[1], Long.parseLong(f[2]), Math::max);
                         } else if (line.startsWith("FORWARDED ") && System.getenv("TROUPE_BENCH_VERBOSE") != null) {
-                            System.out.println("# " + line.toLowerCase(java.util.Locale.ROOT) + " (running total of one rank)");
+                            System.out.println("# " + line.trim().toLowerCase(Locale.ROOT) + " (running total of one rank)");
+                        } else if (!line.isBlank() && !line.startsWith("ENDPOINT ") && !line.startsWith("FORWARDED ")
+                            && !line.startsWith("DONE")) {
+                            System.err.println("[rank process " + p.pid() + "] " + line);
                         }
                     }
                 }
-                for (RankProcess p : ranks) {
+                for (ChildJvm p : ranks) {
                     p.send("BYE");
                 }
-                for (RankProcess p : ranks) {
+                for (ChildJvm p : ranks) {
                     p.waitFor(30_000);
                 }
             } finally {
-                for (RankProcess p : ranks) {
+                for (ChildJvm p : ranks) {
                     p.close();
                 }
             }

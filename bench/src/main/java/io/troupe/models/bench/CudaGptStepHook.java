@@ -1,5 +1,6 @@
 package io.troupe.models.bench;
 
+import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.train.TrainConfig;
@@ -9,7 +10,6 @@ import io.troupe.runtime.cuda.CudaDevice;
 import io.troupe.runtime.cuda.GemmPrecision;
 import io.troupe.runtime.cuda.bench.GptStepHook;
 import java.io.PrintStream;
-import java.util.Arrays;
 import java.util.Locale;
 
 /**
@@ -42,8 +42,7 @@ public final class CudaGptStepHook implements GptStepHook {
                 for (int i = 0; i < TIMED_STEPS; i++) {
                     ms[i] = trainer.trainStep().stepMs();
                 }
-                Arrays.sort(ms);
-                double median = ms[TIMED_STEPS / 2];
+                double median = Median.of(ms);
                 long params = trainer.model().layout().numel();
                 double tokens = (double) tc.batchSize() * cfg.seqLen();
                 double mfu = 6.0 * params * tokens / (median * 1e-3) / (ceilingTflops * 1e12);
