@@ -326,27 +326,7 @@ public final class CpuDevice implements Device {
         long pa = probs.address();
         long lossA = losses.address();
         long ta = targets.address();
-        parallel.forRange(rows, rowGrain(vocab), (s, e) -> {
-            for (int r = s; r < e; r++) {
-                long row = (long) r * vocab;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int c = 0; c < vocab; c++) {
-                    max = Math.max(max, getFloat(la, row + c));
-                }
-                double sum = 0;
-                for (int c = 0; c < vocab; c++) {
-                    float ex = CpuMath.exp(getFloat(la, row + c) - max);
-                    sum += ex;
-                    putFloat(pa, row + c, ex);
-                }
-                float inv = (float) (1.0 / sum);
-                for (int c = 0; c < vocab; c++) {
-                    putFloat(pa, row + c, getFloat(pa, row + c) * inv);
-                }
-                int t = getInt(ta, r);
-                putFloat(lossA, r, (float) (Math.log(sum) - (getFloat(la, row + t) - max)));
-            }
-        });
+        parallel.forRange(rows, rowGrain(vocab), (s, e) -> CpuRows.crossEntropy(la, ta, pa, lossA, s, e, vocab));
     }
 
     @Override
