@@ -251,6 +251,20 @@ public final class CpuDevice implements Device {
     }
 
     @Override
+    public void biasAddGelu(Tensor preact, Tensor bias, Tensor out, int rows, int cols) {
+        requireCapacity(preact, (long) rows * cols, "biasAddGelu preact");
+        requireCapacity(out, (long) rows * cols, "biasAddGelu out");
+        requireCapacity(bias, cols, "biasAddGelu bias");
+        if (preact.address() == out.address()) {
+            throw new IllegalArgumentException("biasAddGelu out must not alias preact: both at " + preact.address());
+        }
+        long pa = preact.address();
+        long ba = bias.address();
+        long oa = out.address();
+        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuGelu.biasForward(pa, ba, oa, s, e, cols));
+    }
+
+    @Override
     public void geluBackward(Tensor inp, Tensor dout, Tensor dinp, long n) {
         requireCapacity(inp, n, "geluBackward inp");
         requireCapacity(dout, n, "geluBackward dout");
