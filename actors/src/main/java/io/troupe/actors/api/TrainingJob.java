@@ -147,7 +147,10 @@ public final class TrainingJob {
             return this;
         }
 
-        /** Validation every {@code interval} steps (0: after the last step only), {@code batches} batches each. */
+        /**
+         * Validation every {@code interval} steps (0: after the last step only), {@code batches} batches
+         * each (0: every window of the validation split).
+         */
         public Builder validation(int interval, int batches) {
             evalInterval = interval;
             evalBatches = batches;
