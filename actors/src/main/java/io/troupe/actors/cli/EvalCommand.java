@@ -14,7 +14,7 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * {@code troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8] [--threads N]}: the exact
+ * {@code troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8]}: the exact
  * validation loss of a checkpoint over every non-overlapping window of the validation split (the
  * last 10% of FILE, or the built-in corpus' validation stream). With int8 it evaluates the float32
  * weights too and prints the relative difference and the weight memory ratio.
@@ -24,21 +24,16 @@ final class EvalCommand {
     }
 
     static final String USAGE = """
-        usage: troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8] [--threads N]
+        usage: troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8]
         Prints the exact validation loss of a checkpoint (any training layout) over every
         non-overlapping window of the validation split; with --quantize int8, next to float32.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
-        if (args.length > 0 && (args[0].equals("--help") || args[0].equals("-h"))) {
-            out.println(USAGE);
-            return 0;
-        }
-        Options o = Options.parse(args, Set.of("checkpoint", "data", "quantize", "threads"), Set.of());
+        Options o = Options.parse(args, Set.of("checkpoint", "data", "quantize"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("eval needs --checkpoint DIR");
         }
         Quantization q = quantization(o.has("quantize") ? o.get("quantize") : "none");
-        int threads = positive(o, "threads", Math.max(1, Runtime.getRuntime().availableProcessors()));
         TokenStream val;
         if (o.has("data")) {
             Path data = Path.of(o.get("data"));
@@ -58,13 +53,13 @@ final class EvalCommand {
             InferenceWeights fp32 = InferenceWeights.load(dir, Quantization.NONE);
             out.printf(Locale.ROOT, "eval: %s, model %s, %s%n", dir, fp32.config().name(), val.description());
             long t0 = System.nanoTime();
-            ValidationLoss.Result base = ValidationLoss.exact(fp32, val, threads, 16);
+            ValidationLoss.Result base = ValidationLoss.exact(fp32, val, 16);
             out.printf(Locale.ROOT, "eval: fp32 val_loss=%.6f over %d windows (%d tokens), weights %d bytes, %.1f s%n",
                 base.loss(), base.windows(), base.tokens(), fp32.weightBytes(), (System.nanoTime() - t0) / 1e9);
             if (q == Quantization.INT8) {
                 InferenceWeights int8 = InferenceWeights.load(dir, Quantization.INT8);
                 t0 = System.nanoTime();
-                ValidationLoss.Result r = ValidationLoss.exact(int8, val, threads, 16);
+                ValidationLoss.Result r = ValidationLoss.exact(int8, val, 16);
                 double rel = (r.loss() - base.loss()) / base.loss();
                 double mem = (double) int8.weightBytes() / fp32.weightBytes();
                 out.printf(Locale.ROOT, "eval: int8 val_loss=%.6f, weights %d bytes, %.1f s%n", r.loss(), int8.weightBytes(),

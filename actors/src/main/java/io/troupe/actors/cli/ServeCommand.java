@@ -30,10 +30,6 @@ final class ServeCommand {
         other settings: troupe.serve in cluster-config/reference.conf.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
-        if (args.length > 0 && (args[0].equals("--help") || args[0].equals("-h"))) {
-            out.println(USAGE);
-            return 0;
-        }
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
             "token-budget", "max-queue", "layout"), Set.of());
         if (!o.has("checkpoint")) {

@@ -52,6 +52,8 @@ public final class TroupeCli {
             case "node" -> NodeCommand.USAGE;
             case "submit" -> SubmitCommand.USAGE;
             case "driver" -> DriverCommand.USAGE;
+            case "serve" -> ServeCommand.USAGE;
+            case "eval" -> EvalCommand.USAGE;
             default -> null;
         };
         if (help && usage != null) {
@@ -76,7 +78,7 @@ public final class TroupeCli {
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + command
-                        + "': expected train, simulate, node, submit or driver (troupe --help)");
+                        + "': expected train, simulate, node, submit, driver, serve or eval (troupe --help)");
                     return 2;
             }
         } catch (UsageException | IllegalArgumentException | ConfigException e) {

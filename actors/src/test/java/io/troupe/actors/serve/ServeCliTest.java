@@ -63,8 +63,7 @@ class ServeCliTest {
         byte[] text = new byte[4000];
         new Random(2).nextBytes(text);
         Path data = Files.write(tmp.resolve("data.txt"), text);
-        String[] r = run("eval", "--checkpoint", tmp.resolve("ckpt").toString(), "--data", data.toString(), "--quantize", "int8",
-            "--threads", "1");
+        String[] r = run("eval", "--checkpoint", tmp.resolve("ckpt").toString(), "--data", data.toString(), "--quantize", "int8");
         System.out.println(r[1] + r[2]);
         assertEquals("0", r[0], r[2]);
         assertTrue(r[1].contains(ckpt.getFileName().toString()), r[1]);
@@ -84,7 +83,7 @@ class ServeCliTest {
             {"--port", "serve", "--checkpoint", c, "--port", "http"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
             {"--checkpoint", "serve"},
-            {"--threads", "eval", "--checkpoint", c, "--threads", "-1"},
+            {"--data", "eval", "--checkpoint", c, "--data", tmp.resolve("absent.txt").toString()},
         };
         for (String[] k : cases) {
             String[] r = run(Arrays.copyOfRange(k, 1, k.length));

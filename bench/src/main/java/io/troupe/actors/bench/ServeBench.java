@@ -47,6 +47,9 @@ public final class ServeBench {
     private ServeBench() {
     }
 
+    /** Streaming clients (TTFT and TPOT measured) or whole responses (throughput only). */
+    private static boolean stream = true;
+
     private record Run(double tokensPerS, long tokens, double seconds, double ttftP50Ms, double ttftP99Ms, double tpotP50Ms,
                        double tpotP99Ms) {
     }
@@ -58,6 +61,7 @@ public final class ServeBench {
         int promptBytes = Integer.parseInt(o.getOrDefault("prompt-bytes", "32"));
         int maxTokens = Integer.parseInt(o.getOrDefault("max-tokens", "32"));
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
+        stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint")) : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
@@ -145,7 +149,7 @@ public final class ServeBench {
     /** One streaming request: {completion tokens, ttft ms, tpot ms}. */
     private static double[] once(HttpClient http, URI uri, String prompt, int maxTokens, int seed) throws IOException, InterruptedException {
         String body = "{\"prompt\":" + quote(prompt) + ",\"max_tokens\":" + maxTokens + ",\"temperature\":0.8,\"seed\":" + seed
-            + ",\"stream\":true}";
+            + ",\"stream\":" + stream + "}";
         long start = System.nanoTime();
         HttpResponse<java.util.stream.Stream<String>> r = http.send(HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(10))
             .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofLines());
@@ -155,6 +159,15 @@ public final class ServeBench {
         long[] first = {0};
         long[] last = {0};
         int[] tokens = {-1};
+        if (!stream) {
+            String all = String.join("\n", r.body().toList());
+            Matcher m = COMPLETION_TOKENS.matcher(all);
+            if (!m.find()) {
+                throw new IOException("response without usage: " + all);
+            }
+            double ms = (System.nanoTime() - start) / 1e6;
+            return new double[] {Integer.parseInt(m.group(1)), ms, 0};
+        }
         r.body().forEach(line -> {
             if (!line.startsWith("data: ")) {
                 return;
@@ -251,7 +264,7 @@ public final class ServeBench {
     private static Map<String, String> parse(String[] args) {
         Map<String, String> o = new java.util.HashMap<>();
         java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
-            "checkpoint", "model");
+            "checkpoint", "model", "stream");
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {

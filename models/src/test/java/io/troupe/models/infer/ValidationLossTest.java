@@ -37,14 +37,14 @@ class ValidationLossTest {
         }
         reference /= 13;
         InferenceWeights weights = InferenceWeights.fromFlat(cfg, params, Quantization.NONE);
-        ValidationLoss.Result one = ValidationLoss.exact(weights, stream, 1, 4);
-        ValidationLoss.Result three = ValidationLoss.exact(weights, stream, 3, 5);
+        ValidationLoss.Result one = ValidationLoss.exact(weights, stream, 4);
+        ValidationLoss.Result three = ValidationLoss.exact(weights, stream, 5);
         System.out.printf("exact validation loss %.7f, training model %.7f%n", one.loss(), reference);
         assertEquals(13, one.windows());
         assertEquals(13 * 16, one.tokens());
         assertEquals(reference, one.loss(), 1e-5 * reference);
-        assertEquals(one.loss(), three.loss(), 1e-12, "threads and rows per step do not change the figure");
-        double int8 = ValidationLoss.exact(InferenceWeights.fromFlat(cfg, params, Quantization.INT8), stream, 1, 4).loss();
+        assertEquals(one.loss(), three.loss(), 1e-9 * one.loss(), "rows per step do not change the figure");
+        double int8 = ValidationLoss.exact(InferenceWeights.fromFlat(cfg, params, Quantization.INT8), stream, 4).loss();
         assertTrue(Math.abs(int8 - one.loss()) < 0.05 * one.loss(), "int8 " + int8 + " vs fp32 " + one.loss());
     }
 }
