@@ -13,6 +13,7 @@ import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceUnavailableException;
 import io.troupe.runtime.device.Devices;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
@@ -51,6 +52,13 @@ final class TrainCommand {
         TrainSettings s = TrainSettings.from(options);
         TrainConfig cfg = s.train();
         TraceWindow trace = traceWindow(options, cfg.steps());
+        if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {
+            throw new UsageException("--data: no such readable file or directory '" + s.data()
+                + "' (expected a text file or a directory of them; empty for the built-in corpus)");
+        }
+        if (s.resume() != null && !Files.isDirectory(Path.of(s.resume()))) {
+            throw new UsageException("--resume: no such directory '" + s.resume() + "' (expected a run directory)");
+        }
         Corpora data = s.data().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(s.data()));
         Path runDir = s.out().isEmpty()
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())
