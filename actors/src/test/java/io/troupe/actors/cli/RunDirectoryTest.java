@@ -118,8 +118,10 @@ class RunDirectoryTest {
         Result past = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "3:11", "--engine", "in-process");
         assertEquals(2, past.code());
         assertTrue(past.err().contains("trace-steps=3:11") && past.err().contains("steps=10"), past.err());
-        Result cluster = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "3:4");
-        assertEquals(2, cluster.code());
-        assertTrue(cluster.err().contains("in-process"), cluster.err());
+        for (String window : new String[] {"3:4", "3"}) {
+            Result cluster = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", window);
+            assertEquals(2, cluster.code());
+            assertTrue(cluster.err().contains("in-process") && cluster.err().contains("trace-steps=" + window), cluster.err());
+        }
     }
 }
