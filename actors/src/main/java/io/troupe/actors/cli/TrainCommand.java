@@ -52,7 +52,6 @@ final class TrainCommand {
         Options options = Options.parse(args, known, Set.of());
         TrainSettings s = TrainSettings.from(options);
         TrainConfig cfg = s.train();
-        TraceWindow trace = traceWindow(options, cfg.steps());
         if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {
             throw new UsageException("--data: no such readable file or directory '" + s.data()
                 + "' (expected a text file or a directory of them; empty for the built-in corpus)");
@@ -60,6 +59,7 @@ final class TrainCommand {
         if (s.resume() != null && !Files.isDirectory(Path.of(s.resume()))) {
             throw new UsageException("--resume: no such directory '" + s.resume() + "' (expected a run directory)");
         }
+        TraceWindow trace = traceWindow(options, cfg.steps());
         Corpora data = s.data().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(s.data()));
         Path runDir = s.out().isEmpty()
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())

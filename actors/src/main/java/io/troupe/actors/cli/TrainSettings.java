@@ -7,6 +7,7 @@ import com.typesafe.config.ConfigValue;
 import com.typesafe.config.ConfigValueType;
 import com.typesafe.config.ConfigValueFactory;
 import io.troupe.actors.cluster.JobDefaults;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
@@ -59,7 +60,7 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         for (Map.Entry<String, String> e : FLAG_KEYS.entrySet()) {
             if (o.has(e.getKey())) {
                 String value = o.get(e.getKey());
-                if (!e.getKey().equals("eval-batches")) {     // a count or "all", checked by evalBatches
+                if (!e.getValue().equals("eval-batches")) { // a count or "all": evalBatches checks it
                     checkType(e.getKey(), value, reference.getValue(e.getValue()));
                 }
                 t = t.withValue(e.getValue(), ConfigValueFactory.fromAnyRef(value));
@@ -105,23 +106,6 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         }
     }
 
-    /** {@code eval-batches}: a count >= 1, or {@code all} (every window of the validation split). */
-    static int evalBatches(Config t) {
-        String v = t.getValue("eval-batches").unwrapped().toString().trim();
-        if (v.equals("all")) {
-            return io.troupe.models.data.ValidationPlan.ALL;
-        }
-        try {
-            int n = Integer.parseInt(v);
-            if (n >= 1) {
-                return n;
-            }
-        } catch (NumberFormatException e) {
-            // refused below
-        }
-        throw new UsageException("eval-batches must be a count >= 1 or all: eval-batches=" + v);
-    }
-
     /** A flag's value must parse as its key's type in reference.conf (a number where a number is expected). */
     private static void checkType(String flag, String value, ConfigValue reference) {
         if (reference.valueType() != ConfigValueType.NUMBER) {
@@ -138,6 +122,23 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             throw new UsageException("--" + flag + ": expected " + (whole ? "a whole number" : "a number") + ", got '"
                 + value + "'");
         }
+    }
+
+    /** {@code eval-batches}: a count >= 1, or {@code all} (every window of the validation split). */
+    static int evalBatches(Config t) {
+        String v = t.getValue("eval-batches").unwrapped().toString().trim();
+        if (v.equals("all")) {
+            return ValidationPlan.ALL;
+        }
+        try {
+            int n = Integer.parseInt(v);
+            if (n >= 1) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // refused below
+        }
+        throw new UsageException("eval-batches must be a count >= 1 or all: eval-batches=" + v);
     }
 
     private static int positive(Config t, String key) {
