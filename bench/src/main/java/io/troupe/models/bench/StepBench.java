@@ -48,7 +48,8 @@ public final class StepBench {
         GptConfig cfg = GptConfig.preset(model);
         TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
         try (CpuDevice dev = new CpuDevice(threads); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
-            System.out.printf(Locale.ROOT, "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%n", model,
+            System.out.printf(Locale.ROOT,
+                "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%n", model,
                 trainer.model().layout().numel(), tc.batchSize(), cfg.seqLen(), dev.name(),
                 System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(auto)"));
             for (int i = 0; i < warmup; i++) {
@@ -67,15 +68,19 @@ public final class StepBench {
             double flopsPerStep = 6.0 * trainer.model().layout().numel() * tc.batchSize() * cfg.seqLen();
             System.out.printf(Locale.ROOT, "gemm (%d x %d x %d, fc layer shape): %.1f GFLOP/s on %d thread(s)%n",
                 tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel(), gflops, threads);
-            System.out.printf(Locale.ROOT, "step: median %.2f ms (min %.2f, max %.2f) over %d steps; %.1f model GFLOP/s (6*N*tokens)%n",
-                medMs, Arrays.stream(ms).min().orElse(0), Arrays.stream(ms).max().orElse(0), steps, flopsPerStep / medMs / 1e6);
+            System.out.printf(Locale.ROOT,
+                "step: median %.2f ms (min %.2f, max %.2f) over %d steps; %.1f model GFLOP/s (6*N*tokens)%n",
+                medMs, Arrays.stream(ms).min().orElse(0), Arrays.stream(ms).max().orElse(0), steps,
+                    flopsPerStep / medMs / 1e6);
             double[] ref = torchReferenceMs(model);
             if (ref != null && threads >= 1 && threads <= 2) {
                 double r = ref[threads - 1];
-                System.out.printf(Locale.ROOT, "PyTorch 1.13 reference on this machine: %.1f ms/step -> ratio troupe/torch = %.3f (goal <= 1.0)%n",
+                System.out.printf(Locale.ROOT,
+                    "PyTorch 1.13 reference on this machine: %.1f ms/step -> ratio troupe/torch = %.3f (goal <= 1.0)%n",
                     r, medMs / r);
             }
-            System.out.printf(Locale.ROOT, "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f%n", model, threads, medMs, medTps);
+            System.out.printf(Locale.ROOT, "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f%n", model, threads,
+                medMs, medTps);
         }
     }
 
