@@ -4,10 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.actors.Troupe;
-import io.troupe.actors.TrainingJob;
-import io.troupe.actors.cluster.JobEvent;
-import io.troupe.actors.cluster.JobHandle;
+import io.troupe.actors.api.Troupe;
+import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -27,7 +27,7 @@ class CustomStageModuleTest {
 
     private static TrainingJob.Builder job(String layout) {
         return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4).steps(12)
-            .lr(1e-2f, 1e-3f, 2).seed(3).stageModules(ResidualMlpModel.class);
+            .lr(1e-2f, 1e-3f, 2).seed(3).validation(0, 1).device("cpu").stageModules(ResidualMlpModel.class);
     }
 
     private static List<JobEvent.StepCompleted> run(Troupe troupe, TrainingJob job) throws Exception {

@@ -1,6 +1,5 @@
 package io.troupe.models;
 
-import io.troupe.models.gpt.ParamSpec;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.List;
@@ -43,10 +42,10 @@ public interface StageModule extends AutoCloseable {
 
     boolean isLast();
 
-    /** The flat parameter buffer. */
+    /** The flat parameter buffer: the same tensor for the stage's whole life (the optimizer holds it). */
     Tensor params();
 
-    /** The flat gradient buffer, same layout as {@link #params()}. */
+    /** The flat gradient buffer, same layout as {@link #params()}; the same tensor for the stage's whole life. */
     Tensor grads();
 
     void zeroGrads();

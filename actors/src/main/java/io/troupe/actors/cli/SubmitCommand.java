@@ -1,8 +1,9 @@
 package io.troupe.actors.cli;
 
 import com.typesafe.config.ConfigFactory;
-import io.troupe.actors.cluster.JobEvent;
-import io.troupe.actors.cluster.JobHandle;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
@@ -24,6 +25,13 @@ final class SubmitCommand {
     private SubmitCommand() {
     }
 
+    static final String USAGE = """
+        usage: troupe submit --cluster HOST:PORT[,HOST:PORT...] [--timeout-s S] [train options]
+        Joins the cluster as a client, submits the job and follows it: one line per committed step,
+        metrics.csv, loss.svg and the traced step in the run directory (--out DIR). Exits 0 when the
+        job finished, 5 when it failed or did not end within --timeout-s (default 3600). The train
+        options are those of 'troupe train --help'; --data names a file on every node.""";
+
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
         known.add("config");
@@ -35,7 +43,7 @@ final class SubmitCommand {
             throw new UsageException("submit needs --cluster HOST:PORT of a cluster node");
         }
         TrainSettings s = TrainSettings.from(o);
-        long timeoutS = o.has("timeout-s") ? Long.parseLong(o.get("timeout-s")) : 3600;
+        long timeoutS = o.has("timeout-s") ? Options.positiveLong("timeout-s", o.get("timeout-s")) : 3600;
         var t = s.train();
 
         NodeSettings ns = NodeSettings.from(ConfigFactory.load()).withPort(0)
@@ -50,7 +58,7 @@ final class SubmitCommand {
                  "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
             out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
-            return ClusterJobs.follow(client.submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
+            return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
         }
     }
 }

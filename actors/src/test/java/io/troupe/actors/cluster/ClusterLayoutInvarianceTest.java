@@ -4,13 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.actors.Troupe;
-import io.troupe.actors.TrainingJob;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.Troupe;
+import io.troupe.actors.api.TrainingJob;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
@@ -47,7 +49,8 @@ class ClusterLayoutInvarianceTest {
 
     private static TrainingJob.Builder job(String layout, String schedule, int v) {
         return TrainingJob.builder().model("small").layout(layout).virtualStages(v).schedule(schedule).microbatches(4)
-            .batchSize(16).steps(STEPS).lr(1e-3f, 1e-4f, 1).seed(21).bucketBytes(256 * 1024).stepTimeoutMs(60_000);
+            .batchSize(16).steps(STEPS).lr(1e-3f, 1e-4f, 1).gradClip(1f).seed(21).bucketBytes(256 * 1024).stepTimeoutMs(60_000)
+            .validation(0, 1).device("cpu");
     }
 
     @Test

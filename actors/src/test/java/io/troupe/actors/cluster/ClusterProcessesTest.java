@@ -5,6 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cli.TroupeCli;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -56,8 +60,9 @@ class ClusterProcessesTest {
         return c;
     }
 
-    private static JobRequest job(String layout, int steps) {
-        return new JobRequest("tiny", layout, 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "", 60_000);
+    private static TrainingJob job(String layout, int steps) {
+        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4).steps(steps)
+            .lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(9).stepTimeoutMs(60_000).validation(0, 1).device("cpu").build();
     }
 
     @Test
@@ -71,7 +76,7 @@ class ClusterProcessesTest {
         for (ChildJvm n : others) {
             hostPort(n); // every node is up before the job asks for four workers
         }
-        JobHandle h = client(seed).submit(job("2x2", 6));
+        JobHandle h = Troupe.using(client(seed)).submit(job("2x2", 6));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0, AdamWConfig.defaults());
@@ -91,7 +96,7 @@ class ClusterProcessesTest {
         ChildJvm second = node("--role", "worker", "--seed", seed);
         String secondAddress = hostPort(second);
         CountDownLatch twoSteps = new CountDownLatch(2);
-        JobHandle h = client(seed).submit(job("1x2", 100_000)).onEvent(e -> {
+        JobHandle h = Troupe.using(client(seed)).submit(job("1x2", 100_000)).onEvent(e -> {
             if (e instanceof JobEvent.StepCompleted) {
                 twoSteps.countDown();
             }

@@ -1,6 +1,6 @@
 package io.troupe.actors.bench;
 
-import io.troupe.actors.cluster.JobEvent;
+import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.engine.StageWorker;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.actors.trace.TimelineTrack;

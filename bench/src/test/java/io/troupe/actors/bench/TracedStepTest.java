@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import io.troupe.actors.cluster.JobEvent;
+import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.cluster.WorkerTrace;
 import io.troupe.actors.trace.TimelineInterval;
 import java.util.List;

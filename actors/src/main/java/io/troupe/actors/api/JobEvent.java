@@ -1,4 +1,11 @@
-package io.troupe.actors.cluster;
+package io.troupe.actors.api;
+
+import io.troupe.actors.cluster.CrossNodeMessage;
+import io.troupe.actors.cluster.WorkerTrace;
+import io.troupe.actors.trace.Timeline;
+import io.troupe.actors.trace.TimelineTrack;
+import java.util.ArrayList;
+import java.util.List;
 
 /** What the coordinator tells a job's submitter. */
 public sealed interface JobEvent extends CrossNodeMessage {
@@ -22,12 +29,12 @@ public sealed interface JobEvent extends CrossNodeMessage {
      */
     record StepTrace(long step, String title, String[] tracks, WorkerTrace[] intervals) implements JobEvent {
         /** One timeline track per rank. */
-        public io.troupe.actors.trace.Timeline timeline() {
-            java.util.List<io.troupe.actors.trace.TimelineTrack> out = new java.util.ArrayList<>();
+        public Timeline timeline() {
+            List<TimelineTrack> out = new ArrayList<>();
             for (int r = 0; r < tracks.length; r++) {
-                out.add(new io.troupe.actors.trace.TimelineTrack(tracks[r], tracks[r], intervals[r].intervals()));
+                out.add(new TimelineTrack(tracks[r], tracks[r], intervals[r].intervals()));
             }
-            return new io.troupe.actors.trace.Timeline(title, out);
+            return new Timeline(title, out);
         }
     }
 

@@ -1,4 +1,4 @@
-package io.troupe.models.gpt;
+package io.troupe.models;
 
 /**
  * One named parameter tensor inside a flat parameter buffer.

@@ -1,10 +1,10 @@
-package io.troupe.actors;
+package io.troupe.actors.api;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import io.troupe.actors.cluster.JobHandle;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
+import io.troupe.actors.cluster.TransportConfig;
 import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.runtime.transport.TransportNode;
 import java.util.ArrayList;
@@ -27,10 +27,20 @@ import java.util.List;
 public final class Troupe implements AutoCloseable {
     private final List<TroupeNode> nodes;
     private final TransportNode sharedTransport;
+    private final boolean ownsNodes;
 
-    private Troupe(List<TroupeNode> nodes, TransportNode sharedTransport) {
+    private Troupe(List<TroupeNode> nodes, TransportNode sharedTransport, boolean ownsNodes) {
         this.nodes = nodes;
         this.sharedTransport = sharedTransport;
+        this.ownsNodes = ownsNodes;
+    }
+
+    /**
+     * Submits through a node this JVM already runs (one started with {@link TroupeNode#start});
+     * {@link #close()} leaves the node running: its starter closes it.
+     */
+    public static Troupe using(TroupeNode node) {
+        return new Troupe(List.of(node), null, false);
     }
 
     /** Starts {@code workers} nodes of one worker each in this JVM; the first also hosts the coordinator. */
@@ -47,7 +57,7 @@ public final class Troupe implements AutoCloseable {
             throw new IllegalArgumentException("threads per worker must be >= 1: threadsPerWorker=" + threadsPerWorker);
         }
         Config base = ConfigFactory.load();
-        TransportNode transport = TransportNode.launch(io.troupe.actors.cluster.TransportConfig.from(base), Throwable::printStackTrace);
+        TransportNode transport = TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace);
         List<TroupeNode> nodes = new ArrayList<>();
         try {
             int threads = threadsPerWorker;
@@ -59,7 +69,7 @@ public final class Troupe implements AutoCloseable {
             for (int i = 1; i < workers; i++) {
                 nodes.add(TroupeNode.start(s.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())), base, transport));
             }
-            return new Troupe(nodes, transport);
+            return new Troupe(nodes, transport, true);
         } catch (RuntimeException e) {
             for (TroupeNode n : nodes) {
                 n.close();
@@ -76,21 +86,24 @@ public final class Troupe implements AutoCloseable {
         if (s.seeds().isEmpty()) {
             throw new IllegalArgumentException("Troupe.join needs troupe.cluster.seeds (host:port of a running node)");
         }
-        return new Troupe(List.of(TroupeNode.start(s, resolved, null)), null);
+        return new Troupe(List.of(TroupeNode.start(s, resolved, null)), null, true);
     }
 
     /** Submits a job to the cluster's coordinator. */
     public JobHandle submit(TrainingJob job) {
-        return nodes.get(0).submit(job.request());
+        return submit(job.request());
     }
 
     /** Submits a job given as the wire request. */
     public JobHandle submit(JobRequest job) {
-        return nodes.get(0).submit(job);
+        return JobHandle.submit(nodes.get(0), job);
     }
 
     @Override
     public void close() {
+        if (!ownsNodes) {
+            return;
+        }
         for (int i = nodes.size() - 1; i >= 0; i--) {
             nodes.get(i).close();
         }
