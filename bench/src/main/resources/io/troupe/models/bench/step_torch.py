@@ -8,6 +8,7 @@ global-norm clipping, AdamW (weight decay on 2-D weights only) at a warm-up + co
 
 Usage: python3 step_torch.py VOCAB D_MODEL N_LAYER N_HEAD SEQ_LEN LN_EPS BATCH THREADS STEPS WARMUP
 Prints one line: torch=<version> threads=<n> blas=<library> ms_per_step=<median> min=<min> max=<max>
+cpu_ms_per_step=<median process CPU time> loss=<last loss>
 """
 import math
 import os
@@ -93,10 +94,12 @@ def main(argv):
     warm = total // 10
     gen = torch.Generator().manual_seed(1337)
     times = []
+    cpu = []
     for step in range(warmup + steps):
         x = torch.randint(0, vocab, (batch, seq), generator=gen)
         y = torch.randint(0, vocab, (batch, seq), generator=gen)
         t0 = time.perf_counter()
+        c0 = time.process_time()
         lr = 1e-3 * (step + 1) / warm if step < warm else 1e-4 + 0.5 * (1e-3 - 1e-4) * (
             1 + math.cos(math.pi * (step - warm) / (total - warm)))
         for g in opt.param_groups:
@@ -108,11 +111,17 @@ def main(argv):
         opt.step()
         if step >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
+            cpu.append((time.process_time() - c0) * 1e3)
     times.sort()
-    n = len(times)
-    med = times[n // 2] if n % 2 else (times[n // 2 - 1] + times[n // 2]) / 2
-    print("torch=%s threads=%d blas=%s ms_per_step=%.3f min=%.3f max=%.3f loss=%.4f"
-          % (torch.__version__, torch.get_num_threads(), blas_library(), med, times[0], times[-1], loss.item()))
+    print("torch=%s threads=%d blas=%s ms_per_step=%.3f min=%.3f max=%.3f cpu_ms_per_step=%.3f loss=%.4f"
+          % (torch.__version__, torch.get_num_threads(), blas_library(), median(times), times[0], times[-1], median(cpu),
+             loss.item()))
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 if __name__ == "__main__":
