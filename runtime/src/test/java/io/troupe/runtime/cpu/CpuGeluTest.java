@@ -28,8 +28,8 @@ class CpuGeluTest {
             for (int i = 0; i < n; i++) {
                 float xi = x[i];
                 float expected = 0.5f * xi * (1f + CpuGelu.tanh(scale * (xi + 0.044715f * xi * xi * xi)));
-                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(CpuMemory.getFloat(out.address(), i)),
-                    "gelu(" + xi + ")");
+                float actual = CpuMemory.getFloat(out.address(), i);
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(actual), "gelu(" + xi + ")");
             }
         }
     }
