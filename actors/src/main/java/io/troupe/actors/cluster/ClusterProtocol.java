@@ -29,5 +29,7 @@ final class ClusterProtocol {
         WorkerTrace[].class,
         JobEvent.StepTrace.class,
         WorkerActor.Evaluate.class,
-        CoordinatorActor.EvalDone.class);
+        CoordinatorActor.EvalDone.class,
+        io.troupe.runtime.transport.JobIdentity.class,
+        CoordinatorActor.Quiesced.class);
 }

@@ -31,4 +31,18 @@ public record JobRequest(String model, String layout, int virtualStages, String 
         this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip, seed,
             partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, 0, 1, DEFAULT_BUCKET_BYTES, "cpu", "");
     }
+
+    /** The same job on another layout with {@code newMicrobatches} micro-batches per replica (a re-plan). */
+    public JobRequest withLayout(String newLayout, int newMicrobatches) {
+        return new JobRequest(model, newLayout, virtualStages, schedule, newMicrobatches, batchSize, steps, lr, minLr,
+            warmupSteps, gradClip, seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
+            evalBatches, bucketBytes, device, moduleFactory);
+    }
+
+    /** The same job committing a checkpoint every {@code interval} steps under {@code dir}. */
+    public JobRequest withCheckpoints(int interval, String dir) {
+        return new JobRequest(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr,
+            warmupSteps, gradClip, seed, partition, dataPath, interval, dir, stepTimeoutMs, evalInterval, evalBatches,
+            bucketBytes, device, moduleFactory);
+    }
 }
