@@ -27,12 +27,12 @@ public final class Membership<W> {
         return known.remove(worker);
     }
 
-    /** Forgets every worker of node {@code address} (removed from the cluster); returns them. */
+    /** Forgets every worker of node {@code address} (removed from the cluster); returns them in rank order. */
     public List<W> removeNode(String address) {
         List<W> gone = new ArrayList<>();
-        for (Map.Entry<W, WorkerDescription> e : known.entrySet()) {
-            if (e.getValue().nodeAddress().equals(address)) {
-                gone.add(e.getKey());
+        for (W w : ordered(false)) {
+            if (known.get(w).nodeAddress().equals(address)) {
+                gone.add(w);
             }
         }
         gone.forEach(known::remove);
@@ -62,9 +62,13 @@ public final class Membership<W> {
 
     /** Workers on reachable nodes, in rank order. */
     public List<W> usable() {
+        return ordered(true);
+    }
+
+    private List<W> ordered(boolean reachableOnly) {
         List<Map.Entry<W, WorkerDescription>> order = new ArrayList<>();
         for (Map.Entry<W, WorkerDescription> e : known.entrySet()) {
-            if (!unreachableNodes.contains(e.getValue().nodeAddress())) {
+            if (!reachableOnly || !unreachableNodes.contains(e.getValue().nodeAddress())) {
                 order.add(e);
             }
         }
