@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.api.JobEvent;
 import io.troupe.runtime.transport.JobIdentity;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -15,7 +15,7 @@ import io.troupe.collectives.bucket.ParamRange;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
-import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.GradClip;
 import io.troupe.models.train.StageState;
 import io.troupe.runtime.cpu.CpuDevice;

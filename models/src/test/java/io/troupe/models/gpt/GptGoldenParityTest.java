@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Lcg;
 import io.troupe.models.data.MarkovCorpus;
@@ -14,20 +15,20 @@ import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
-import io.troupe.runtime.testkit.SharedDir;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * Numerical parity with the float64 reference in ../shared/golden/gpt_tiny_golden.json: the data
- * recipe, the init recipe, the loss, the logits, every parameter's gradient norm and five AdamW steps.
+ * Numerical parity with the float64 reference in the test resource {@code golden/gpt_tiny_golden.json}
+ * (its {@code recipe} section says how every value was made): the data recipe, the init recipe, the loss, the logits, every parameter's gradient norm and five AdamW steps.
  */
 @Timeout(120)
 class GptGoldenParityTest {
@@ -36,8 +37,10 @@ class GptGoldenParityTest {
     private static Config f64;
 
     @BeforeAll
-    static void load() {
-        golden = ConfigFactory.parseFile(SharedDir.resolve("golden/gpt_tiny_golden.json").toFile());
+    static void load() throws IOException {
+        try (InputStreamReader json = new InputStreamReader(resource("golden/gpt_tiny_golden.json"), StandardCharsets.UTF_8)) {
+            golden = ConfigFactory.parseReader(json);
+        }
         tiny = golden.getConfig("tiny");
         f64 = tiny.getConfig("f64");
     }
@@ -177,11 +180,22 @@ class GptGoldenParityTest {
     }
 
     private static float[] goldenInit() throws IOException {
-        byte[] raw = Files.readAllBytes(SharedDir.resolve("golden/gpt_tiny_init.f32"));
+        byte[] raw;
+        try (InputStream in = resource("golden/gpt_tiny_init.f32")) {
+            raw = in.readAllBytes();
+        }
         ByteBuffer bb = ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN);
         float[] out = new float[raw.length / 4];
         bb.asFloatBuffer().get(out);
         return out;
+    }
+
+    private static InputStream resource(String name) {
+        InputStream in = GptGoldenParityTest.class.getClassLoader().getResourceAsStream(name);
+        if (in == null) {
+            throw new IllegalStateException("test resource not found on the class path: " + name);
+        }
+        return in;
     }
 
     private static int[] flatten(List<Object> rows) {
