@@ -32,5 +32,7 @@ final class ClusterProtocol {
         WorkerActor.Evaluate.class,
         CoordinatorActor.EvalDone.class,
         io.troupe.runtime.transport.JobIdentity.class,
-        CoordinatorActor.Quiesced.class);
+        CoordinatorActor.Quiesced.class,
+        JobEvent.Recovering.class,
+        JobEvent.Recovered.class);
 }

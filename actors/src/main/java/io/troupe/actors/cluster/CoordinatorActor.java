@@ -210,6 +210,8 @@ public final class CoordinatorActor {
             return failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
                 + settings.maxRestarts() + "); faults: " + r.record.faults());
         }
+        r.submitter.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(), r.record.restarts()));
+        r.restoredStep = r.record.lastCommittedStep();
         r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), highestEpoch) + 1);
         highestEpoch = r.identity.epoch();
         r.record = r.record.withEpoch(r.identity);
@@ -356,6 +358,7 @@ public final class CoordinatorActor {
         }
         run = JobRun.adopted(rec, Path.of(m.recordDir()), settings, ActorRefResolver.get(ctx.getSystem()));
         ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
+        run.adopted = true; // workers are still being described: re-plan only when the quiesce wait ends
         return recovering("coordinator incarnation lost; " + ctx.getSystem().address() + " carries the job on from its record");
     }
 
@@ -463,6 +466,12 @@ public final class CoordinatorActor {
         r.lastStepMs = (now - r.lastCommitNs) / 1e6;
         r.lastCommitNs = now;
         r.lastCommitted = c;
+        if (r.faultNs != 0) {
+            double ms = (now - r.faultNs) / 1e6;
+            ctx.getLog().warn("{} committed step {} {} ms after the fault", r.identity, r.committed(), (long) ms);
+            r.submitter.tell(new JobEvent.Recovered(r.identity.epoch(), r.current.layout(), r.restoredStep, r.committed(), ms));
+            r.faultNs = 0;
+        }
         if (r.spec().train().evalDue(r.committed())) {
             r.evaluating = new BitSet();
             for (int rank = 0; rank < r.ranks.size(); rank++) {
@@ -554,11 +563,6 @@ public final class CoordinatorActor {
         r.record = r.record.withCommit(r.committed(), dir);
         r.writeRecord();
         timers.cancel(DEADLINE);
-        if (r.faultNs != 0) {
-            ctx.getLog().warn("{} committed step {} {} ms after the fault", r.identity, r.committed(),
-                (System.nanoTime() - r.faultNs) / 1_000_000);
-            r.faultNs = 0;
-        }
         return nextOrFinish();
     }
 
@@ -619,7 +623,7 @@ public final class CoordinatorActor {
     private Behavior<Command> replanIfSettled(boolean quiesceTimedOut) {
         JobRun r = run;
         List<ActorRef<WorkerActor.Command>> usable = members.usable();
-        boolean allQuiet = r.quiesced.containsAll(usable);
+        boolean allQuiet = r.quiesced.containsAll(usable) && !r.adopted;
         if (!r.backoffDone || !(allQuiet || quiesceTimedOut || r.quiesceExpired)) {
             return Behaviors.same();
         }
@@ -641,6 +645,7 @@ public final class CoordinatorActor {
         }
         timers.cancel("regather");
         timers.cancel("quiesce");
+        r.adopted = false;
         ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}", r.identity,
             available, r.current.layout(), r.current.microbatches(), r.record.lastCommittedStep());
         return gathering();

@@ -50,8 +50,12 @@ final class JobRun {
     long reportedUpTo;
     /** When the last fault was noticed (System.nanoTime), 0 once a step after it committed. */
     long faultNs;
+    /** The step the last recovery restored. */
+    long restoredStep;
     final Set<ActorRef<WorkerActor.Command>> quiesced = new HashSet<>();
     boolean backoffDone;
+    /** Carried on from its record by this incarnation: the first re-plan waits out the quiesce time. */
+    boolean adopted;
     boolean quiesceExpired;
     String planError = "";
 

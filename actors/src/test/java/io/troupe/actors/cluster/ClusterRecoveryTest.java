@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.Troupe;
 import io.troupe.models.checkpoint.CheckpointDiff;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
@@ -71,7 +74,7 @@ class ClusterRecoveryTest {
     private JobEvent.Finished runWithLoss(List<TroupeNode> nodes, JobRequest job, int at) throws Exception {
         CountDownLatch reached = new CountDownLatch(at);
         List<JobEvent.Started> starts = new java.util.concurrent.CopyOnWriteArrayList<>();
-        JobHandle h = nodes.get(0).submit(job).onEvent(e -> {
+        JobHandle h = Troupe.using(nodes.get(0)).submit(job).onEvent(e -> {
             if (e instanceof JobEvent.StepCompleted) {
                 reached.countDown();
             } else if (e instanceof JobEvent.Started s) {
@@ -109,7 +112,7 @@ class ClusterRecoveryTest {
     void shouldFinishBitwiseLikeAFaultFreeRunWhenASpareTakesTheLostRank(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(3);
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            nodes.get(0).submit(job("2x1", 80, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
+            Troupe.using(nodes.get(0)).submit(job("2x1", 80, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
         JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 80, tmp.resolve("faulty")), 5);
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
         System.out.println("spare took the rank: " + d.summary());
@@ -126,7 +129,7 @@ class ClusterRecoveryTest {
         List<TroupeNode> nodes = cluster(2);
         // 20 steps after the restored commit run on the shrunk layout (the drift of a different summation order grows with them)
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            nodes.get(0).submit(job("2x1", 40, tmp.resolve("clean"), 16, 4)).await(Duration.ofSeconds(120)));
+            Troupe.using(nodes.get(0)).submit(job("2x1", 40, tmp.resolve("clean"), 16, 4)).await(Duration.ofSeconds(120)));
         JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 40, tmp.resolve("faulty"), 16, 4), 22);
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
         System.out.println("dp shrank 2 -> 1: " + d.summary() + String.format(" (moments max_rel=%.3e)", d.maxRelMoments()));
