@@ -31,6 +31,8 @@ final class ClusterProtocol {
         JobEvent.StepTrace.class,
         WorkerActor.Evaluate.class,
         CoordinatorActor.EvalDone.class,
+        CoordinatorActor.EvalDone.class,
+        CoordinatorActor.CancelJob.class,
         io.troupe.runtime.transport.JobIdentity.class,
         CoordinatorActor.Quiesced.class,
         JobEvent.Recovering.class,

@@ -52,6 +52,13 @@ public final class CoordinatorActor {
     }
 
     /**
+     * The submitter gives up its job (the one whose events go to {@code submitter}): it ends as
+     * {@link JobEvent.Failed} and the workers abort. Ignored when that job is no longer running.
+     */
+    public record CancelJob(ActorRef<JobEvent> submitter, String reason) implements Command, CrossNodeMessage {
+    }
+
+    /**
      * A worker describes itself.
      *
      * @param holds     the job identity it was last assigned ({@link JobIdentity#NONE} if never)
@@ -240,7 +247,8 @@ public final class CoordinatorActor {
     // ------------------------------------------------------------------ messages every phase takes
 
     private BehaviorBuilder<Command> common(BehaviorBuilder<Command> b) {
-        return b.onMessage(WorkersChanged.class, guard(this::onWorkersChanged))
+        return b.onMessage(CancelJob.class, guard(this::onCancel))
+            .onMessage(WorkersChanged.class, guard(this::onWorkersChanged))
             .onMessage(WorkerInfo.class, guard(this::onWorkerInfo))
             .onMessage(MemberEvent.class, guard(this::onMemberEvent));
     }
@@ -264,6 +272,13 @@ public final class CoordinatorActor {
                 return Behaviors.same();
             }
         };
+    }
+
+    private Behavior<Command> onCancel(CancelJob m) {
+        if (run != null && m.submitter().equals(run.submitter)) {
+            return failJob("cancelled: " + m.reason());
+        }
+        return Behaviors.same();
     }
 
     private Behavior<Command> refuseBusy(SubmitJob m) {

@@ -16,7 +16,7 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.ParamSpec;
-import io.troupe.models.optim.GradClip;
+import io.troupe.models.optim.StepTail;
 import io.troupe.models.train.StageState;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
@@ -43,7 +43,7 @@ final class EpochWiring implements AutoCloseable {
     private final PipelineJobSpec spec;
     private final SchedulePolicy policy;
     private final Batches train;
-    private final Batches val;
+    private final io.troupe.models.data.TokenStream val;
     private final StageWorker stage;
     private final Communicator dataParallel;
     private final GradientBucketer[] buckets;
@@ -65,8 +65,8 @@ final class EpochWiring implements AutoCloseable {
         this.rank = a.rank();
         this.spec = JobSpecs.toSpec(a.request(), threads);
         Corpora data = JobSpecs.data(a.request());
-        this.train = new Batches(data.train(), spec.train().model().seqLen());
-        this.val = new Batches(data.val(), spec.train().model().seqLen());
+        this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
+        this.val = data.val();
         this.policy = LocalPipelineEngine.policyFor(spec);
         StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), spec.train().seed());
         this.stage = w;
@@ -185,12 +185,11 @@ final class EpochWiring implements AutoCloseable {
         }
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
-        double norm = Math.sqrt(globalSum(w.dpIndex() == 0 ? w.gradSumOfSquares() : 0));
-        long n1 = System.nanoTime();
-        float clip = GradClip.scaleFor(norm, spec.train().gradClip());
-        float lr = spec.train().schedule().lr(step);
-        w.scaleGradients(clip);
-        w.optimizerStep(lr);
+        StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), this::globalSum)
+            .apply(step, w.dpIndex() == 0 ? w.stepParts() : List.of(), w.stepParts());
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
+        long n1 = tail.reducedAtNs();
         long o1 = System.nanoTime();
         double allReduceMs = (r1 - r0) / 1e6;
         double lossSum = 0;
@@ -228,7 +227,8 @@ final class EpochWiring implements AutoCloseable {
 
     /** Validation after {@code step} (replica 0's ranks only); NaN unless this rank holds the last stage. */
     double evaluate(long step, int batches) {
-        return stage.evaluate(step, val, batches);
+        return stage.evaluate(step, new io.troupe.models.data.ValidationPlan(val, spec.train().model().seqLen(),
+            spec.train().batchSize(), spec.microBatchRows(), batches));
     }
 
     /** Writes this rank's shards of {@code step} under {@code root} (replica 0 only; others write none). */
