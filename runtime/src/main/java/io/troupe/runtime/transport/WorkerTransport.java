@@ -96,7 +96,7 @@ public final class WorkerTransport implements AutoCloseable {
         this.rank = newRank;
         this.jobId = job.jobId();
         receiver.ownerRank(newRank);
-        receiver.epoch(newEpoch);
+        receiver.job(job.jobId(), newEpoch);
     }
 
     /** The job id this worker's senders stamp ({@link JobIdentity#NO_JOB} before a job assignment). */
