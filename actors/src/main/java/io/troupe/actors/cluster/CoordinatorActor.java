@@ -222,7 +222,7 @@ public final class CoordinatorActor {
         r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), highestEpoch) + 1);
         highestEpoch = r.identity.epoch();
         r.record = r.record.withEpoch(r.identity);
-        r.writeRecord();
+        writeRecord(r);
         r.quiesced.clear();
         r.ranks = List.of();
         for (ActorRef<WorkerActor.Command> w : members.usable()) {
@@ -352,7 +352,7 @@ public final class CoordinatorActor {
         }
         highestEpoch = r.identity.epoch();
         run = r;
-        r.writeRecord();
+        writeRecord(r);
         ctx.getLog().info("{} submitted: layout {} schedule {}, waiting for {} workers ({} known), record {}", r.identity,
             r.request.layout(), r.request.schedule(), r.plan.worldSize(), members.size(), r.recordDir);
         timers.startSingleTimer("gather", new RecoveryTimer(r.identity, "gather"), Duration.ofMillis(r.request.stepTimeoutMs()));
@@ -572,11 +572,16 @@ public final class CoordinatorActor {
         }
         var mf = r.checkpoint.manifest(r.request.seed(), r.request.batchSize(), r.current.layout(), r.spec().train().model(),
             r.request.dataPath().isEmpty() ? "built-in Markov corpus" : r.request.dataPath());
-        String dir = io.troupe.models.checkpoint.Checkpoints.commit(Path.of(r.request.checkpointDir()), mf,
-            mf.files()).toString();
+        String dir;
+        try {
+            dir = io.troupe.models.checkpoint.Checkpoints.commit(Path.of(r.request.checkpointDir()), mf, mf.files()).toString();
+        } catch (io.troupe.models.checkpoint.CheckpointException e) {
+            r.checkpoint = null;
+            return recovering("checkpoint of step " + r.committed() + " could not be committed: " + e.getMessage());
+        }
         r.checkpoint = null;
         r.record = r.record.withCommit(r.committed(), dir);
-        r.writeRecord();
+        writeRecord(r);
         timers.cancel(DEADLINE);
         return nextOrFinish();
     }
@@ -666,6 +671,13 @@ public final class CoordinatorActor {
         return gathering();
     }
 
+    private void writeRecord(JobRun r) {
+        String error = r.writeRecord();
+        if (error != null) {
+            ctx.getLog().warn("{}: job record not written, carrying on from memory: {}", r.identity, error);
+        }
+    }
+
     private void startDeadline(String phase) {
         JobRun r = run;
         timers.startSingleTimer(DEADLINE, new Deadline(r.identity, r.committed(), phase), Duration.ofMillis(r.request.stepTimeoutMs()));
@@ -677,7 +689,7 @@ public final class CoordinatorActor {
         JobRun r = run;
         timers.cancel(DEADLINE);
         r.record = r.record.withState(JobRecord.State.FINISHED);
-        r.writeRecord();
+        writeRecord(r);
         r.submitter.tell(new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss, r.record.lastCheckpoint()));
         ctx.getLog().info("{} finished after {} steps ({} restarts)", r.identity, r.committed(), r.record.restarts());
         run = null;
@@ -693,7 +705,7 @@ public final class CoordinatorActor {
         }
         try {
             r.record = r.record.withState(JobRecord.State.FAILED);
-            r.writeRecord();
+            writeRecord(r);
         } finally {
             r.submitter.tell(new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch()));
             run = null;

@@ -166,7 +166,19 @@ final class JobRun {
         ledger = null;
     }
 
-    void writeRecord() {
-        record.write(recordDir);
+    /**
+     * Writes the record; a failure (a full or read-only disk) is returned, not thrown: the job goes on
+     * from memory and the next write catches the record up; only a coordinator failover in between
+     * would read the older record.
+     *
+     * @return null when written, else why not
+     */
+    String writeRecord() {
+        try {
+            record.write(recordDir);
+            return null;
+        } catch (CheckpointException e) {
+            return e.getMessage();
+        }
     }
 }
