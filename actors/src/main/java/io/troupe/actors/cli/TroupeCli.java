@@ -20,6 +20,7 @@ public final class TroupeCli {
           node       run one cluster node (see 'troupe node --help')
           submit     submit a training job to a running cluster (see 'troupe submit --help')
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
+          checkpoint list (ls) or compare (diff) checkpoints (see 'troupe checkpoint --help')
         """;
 
     public static void main(String[] args) {
@@ -50,6 +51,7 @@ public final class TroupeCli {
             case "node" -> NodeCommand.USAGE;
             case "submit" -> SubmitCommand.USAGE;
             case "driver" -> DriverCommand.USAGE;
+            case "checkpoint" -> CheckpointCommand.USAGE;
             default -> null;
         };
         if (help && usage != null) {
@@ -66,11 +68,13 @@ public final class TroupeCli {
                     return SubmitCommand.run(rest, out, err);
                 case "driver":
                     return DriverCommand.run(rest, out, err);
+                case "checkpoint":
+                    return CheckpointCommand.run(rest, out, err);
                 case "simulate":
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + command
-                        + "': expected train, simulate, node, submit or driver (troupe --help)");
+                        + "': expected train, simulate, node, submit, driver or checkpoint (troupe --help)");
                     return 2;
             }
         } catch (UsageException | IllegalArgumentException | ConfigException e) {
