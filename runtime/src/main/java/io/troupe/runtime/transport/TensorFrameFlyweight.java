@@ -8,6 +8,7 @@ import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAGS_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_CRC_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.JOB_ID_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.KIND_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC_OFFSET;

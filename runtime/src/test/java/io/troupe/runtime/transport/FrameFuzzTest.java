@@ -3,6 +3,7 @@ package io.troupe.runtime.transport;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_BYTES_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_OFFSET_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DEST_RANK_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.JOB_ID_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DIMS_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
