@@ -19,7 +19,8 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 final class CollectiveEngine implements InPlaceConsumer.Sink {
     private static final int INBOX_CAPACITY = 4096;
     /** The signature variant of a ring collective without compression. */
-    private static final int PLAIN_RING_VARIANT = CollectiveKey.variant(EngineAlgorithm.RING.wireCode, Compression.NONE);
+    private static final int PLAIN_RING_VARIANT = CollectiveKey.variant(EngineAlgorithm.RING.wireCode,
+        Compression.NONE);
     /**
      * How long pieces of this communicator's next ring collective may wait in the Aeron log for
      * that collective to start ({@link InPlaceConsumer#LATER}) before they go to receive slots: a
@@ -56,6 +57,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     private long deadlineNs;
     private long deferSinceNs;
     volatile CollectiveException broken;
+    /** Set by {@link #abort} from any thread; the agent thread fails the current and later collectives. */
+    private volatile String abortReason;
     volatile long completed;
 
     CollectiveEngine(CollectiveAgent agent, CollectiveGroup group, CollectiveSettings settings) {
@@ -106,6 +109,18 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     int doWork(long nowNs) {
         int work = 0;
+        String aborted = abortReason;
+        if (aborted != null && broken == null) {
+            CollectiveException e = new CollectiveException("aborted (" + aborted + ") during " + describeCurrent(),
+                group.epoch(), -1, null);
+            if (current != null) {
+                failOp(e);
+            } else {
+                broken = e;
+                releaseInbox();
+            }
+            work++;
+        }
         while (true) {
             if (current == null) {
                 CollectiveHandle h = queue.poll();
@@ -206,7 +221,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
             }
             case ALL_GATHER -> {
                 long s0 = Communicator.segmentStart(count, n, me);
-                ReduceKernels.copy(h.otherAddress, h.address + s0 * 4, (Communicator.segmentStart(count, n, me + 1) - s0) * 4);
+                ReduceKernels.copy(h.otherAddress, h.address + s0 * 4, (Communicator.segmentStart(count, n, me + 1)
+                    - s0) * 4);
                 if (n == 1) {
                     signLocal(h);
                     return;
@@ -356,7 +372,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     private String describeCurrent() {
         CollectiveHandle h = current;
         return h == null ? "no collective" : h.op + " #" + seq + " (count=" + h.count + ", tag=" + h.tag + ", group "
-            + group.groupId() + " epoch " + group.epoch() + ", member " + me + "/" + n + " rank " + group.myRank() + ")";
+            + group.groupId() + " epoch " + group.epoch() + ", member " + me + "/" + n + " rank " + group.myRank()
+                + ")";
     }
 
     private CollectiveException timeout() {
@@ -457,7 +474,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         }
         if (!ring.endInPlace(complete)) {
             failOp(new CollectiveException("a piece from rank " + group.rankAt(ring.waitingFor()) + " was cut short"
-                + " while reduced in place in " + describeCurrent(), group.epoch(), group.rankAt(ring.waitingFor()), null));
+                + " while reduced in place in " + describeCurrent(), group.epoch(), group.rankAt(ring.waitingFor()),
+                    null));
             return;
         }
         try {
@@ -528,6 +546,11 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         }
     }
 
+    /** Any thread: the collective in flight and every later one fail with {@code reason} (the job's epoch ended). */
+    void abort(String reason) {
+        abortReason = reason;
+    }
+
     void onPeerLost(int peerRank) {
         if (group.indexOf(peerRank) < 0) {
             return;
@@ -555,7 +578,10 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         return "CollectiveEngine{" + group + "}";
     }
 
-    /** What {@link #finishOp} does after the algorithm: nothing, copy out this member's segment, or sum the int8 vectors. */
+    /**
+     * What {@link #finishOp} does after the algorithm: nothing, copy out this member's segment, or sum the int8
+     * vectors.
+     */
     private enum AfterRun {
         NOTHING,
         COPY_SEGMENT,

@@ -20,6 +20,7 @@ public final class TroupeCli {
           node       run one cluster node (see 'troupe node --help')
           submit     submit a training job to a running cluster (see 'troupe submit --help')
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
+          checkpoint list (ls) or compare (diff) checkpoints (see 'troupe checkpoint --help')
           serve      serve a checkpoint over HTTP with continuous batching (see 'troupe serve --help')
           eval       exact validation loss of a checkpoint, fp32 or int8 (see 'troupe eval --help')
         """;
@@ -52,6 +53,7 @@ public final class TroupeCli {
             case "node" -> NodeCommand.USAGE;
             case "submit" -> SubmitCommand.USAGE;
             case "driver" -> DriverCommand.USAGE;
+            case "checkpoint" -> CheckpointCommand.USAGE;
             case "serve" -> ServeCommand.USAGE;
             case "eval" -> EvalCommand.USAGE;
             default -> null;
@@ -70,6 +72,8 @@ public final class TroupeCli {
                     return SubmitCommand.run(rest, out, err);
                 case "driver":
                     return DriverCommand.run(rest, out, err);
+                case "checkpoint":
+                    return CheckpointCommand.run(rest, out, err);
                 case "serve":
                     return ServeCommand.run(rest, out, err);
                 case "eval":
@@ -78,7 +82,7 @@ public final class TroupeCli {
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + command
-                        + "': expected train, simulate, node, submit, driver, serve or eval (troupe --help)");
+                        + "': expected train, simulate, node, submit, driver, checkpoint, serve or eval (troupe --help)");
                     return 2;
             }
         } catch (UsageException | IllegalArgumentException | ConfigException e) {

@@ -129,7 +129,8 @@ public final class Checkpoints {
             for (Manifest.FileEntry f : m.files()) {
                 Path p = dir.resolve(f.name());
                 if (!Files.isRegularFile(p)) {
-                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " listed in the manifest is missing");
+                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name()
+                        + " listed in the manifest is missing");
                 }
                 byte[] data = Files.readAllBytes(p);
                 if (data.length != f.bytes()) {
@@ -139,7 +140,8 @@ public final class Checkpoints {
                 CRC32C crc = new CRC32C();
                 crc.update(data);
                 if (crc.getValue() != f.crc32c()) {
-                    throw new CheckpointException(String.format("checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
+                    throw new CheckpointException(String.format(
+                        "checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
                         dir, f.name(), crc.getValue(), f.crc32c()));
                 }
                 shards.put(f.name(), ShardCodec.decode(data, p.toString()));
@@ -183,6 +185,27 @@ public final class Checkpoints {
             throw new CheckpointException("no committed checkpoint under " + path);
         }
         return best;
+    }
+
+    /**
+     * Replaces {@code file} atomically with {@code data}: written to a temporary sibling, fsynced,
+     * renamed over the file, the directory fsynced. A reader sees the old content or the new, never
+     * a mix; a crash leaves at most a stale temporary file.
+     */
+    public static void writeAtomically(Path file, byte[] data) {
+        Path tmp = file.resolveSibling(file.getFileName() + TMP_SUFFIX);
+        try {
+            Files.createDirectories(file.toAbsolutePath().getParent());
+            writeDurably(tmp, data);
+            try {
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                throw new CheckpointException("file system of " + file + " cannot rename atomically", e);
+            }
+            fsyncDir(file.toAbsolutePath().getParent());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot write " + file + ": " + e.getMessage(), e);
+        }
     }
 
     private static void writeDurably(Path p, byte[] data) throws IOException {

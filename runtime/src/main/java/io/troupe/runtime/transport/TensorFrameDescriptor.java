@@ -7,8 +7,8 @@ package io.troupe.runtime.transport;
 public final class TensorFrameDescriptor {
     /** {@code "TRPF"} read as a little-endian int. */
     public static final int MAGIC = 0x46505254;
-    /** Raised on any incompatible layout change; receivers drop other versions. */
-    public static final short VERSION = 1;
+    /** Raised on any incompatible layout change; receivers drop other versions. 2: the job id at 36. */
+    public static final short VERSION = 2;
 
     public static final int MAGIC_OFFSET = 0;
     public static final int VERSION_OFFSET = 4;
@@ -20,16 +20,24 @@ public final class TensorFrameDescriptor {
     public static final int EPOCH_OFFSET = 16;
     public static final int STEP_OFFSET = 24;
     public static final int DEST_RANK_OFFSET = 32;
+    /** The job's id ({@link JobIdentity#jobId()}); with the epoch, the frame's job identity. */
+    public static final int JOB_ID_OFFSET = 36;
     public static final int TENSOR_KEY_OFFSET = 40;
     public static final int DIMS_OFFSET = 48;
     public static final int TOTAL_BYTES_OFFSET = 64;
     public static final int CHUNK_OFFSET_OFFSET = 72;
     public static final int CHUNK_BYTES_OFFSET = 80;
     public static final int CHUNK_CRC_OFFSET = 84;
-    /** Sequence of a by-reference frame (see {@link LocalCopyLink}), ring offset of a by-ring frame ({@link IpcRing}); zero otherwise. */
+    /**
+     * Sequence of a by-reference frame (see {@link LocalCopyLink}), ring offset of a by-ring frame ({@link IpcRing});
+     * zero otherwise.
+     */
     public static final int REFERENCE_SEQUENCE_OFFSET = 88;
     public static final int HEADER_CRC_OFFSET = 92;
-    /** Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the term. */
+    /**
+     * Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the
+     * term.
+     */
     public static final int HEADER_LENGTH = 96;
 
     /** The most dimensions a frame's shape carries. */
