@@ -135,6 +135,49 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         }
     }
 
+    /** The fused residual + LayerNorm: bitwise the add then the LayerNorm, and close to the reference. */
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 2})
+    void shouldMatchUnfusedAddThenLayerNormBitwise(int threads) {
+        open(threads);
+        for (int[] s : new int[][] {{7, 13}, {131, 129}, {64, 128}}) {
+            int rows = s[0];
+            int cols = s[1];
+            int n = rows * cols;
+            String shape = " rows=" + rows + " cols=" + cols;
+            float[] xa = normal(rnd, n, 0.5, 2);
+            float[] xb = normal(rnd, n, 0, 1);
+            float[] w = uniform(rnd, cols, 0.5, 1.5);
+            float[] b = uniform(rnd, cols, -0.5, 0.5);
+            Tensor[] fused = {tensor(xa, n), tensor(uniform(rnd, n, -9, 9), n), tensor(new float[rows], rows),
+                tensor(new float[rows], rows)};
+            device.residualLayerNorm(fused[0], tensor(xb, n), fused[0], tensor(w, cols), tensor(b, cols), fused[1],
+                fused[2], fused[3], rows, cols, 1e-5f);
+            Tensor[] plain = {tensor(xa, n), tensor(uniform(rnd, n, -9, 9), n), tensor(new float[rows], rows),
+                tensor(new float[rows], rows)};
+            device.add(plain[0], tensor(xb, n), plain[0]);
+            device.layerNorm(plain[0], tensor(w, cols), tensor(b, cols), plain[1], plain[2], plain[3], rows, cols,
+                1e-5f);
+            String[] names = {"sum", "out", "mean", "rstd"};
+            for (int i = 0; i < names.length; i++) {
+                float[] got = new float[(int) fused[i].numel()];
+                float[] want = new float[got.length];
+                device.copyToHost(fused[i], got);
+                device.copyToHost(plain[i], want);
+                assertArrayEquals(want, got, "residualLayerNorm " + names[i] + shape);
+            }
+            double[] sum = toDouble(xa);
+            double[] db = toDouble(xb);
+            for (int i = 0; i < n; i++) {
+                sum[i] += db[i];
+            }
+            double[] rMean = new double[rows];
+            double[] rRstd = new double[rows];
+            double[] expected = ReferenceOps.layerNorm(sum, toDouble(w), toDouble(b), rMean, rRstd, rows, cols, 1e-5f);
+            check("residualLayerNorm out vs reference" + shape, expected, fused[1], 1e-5, 1e-5);
+        }
+    }
+
     @ParameterizedTest(name = "threads={0}")
     @ValueSource(ints = {1, 2})
     void shouldMatchReferenceLayerNormAndAccumulatingBackward(int threads) {
