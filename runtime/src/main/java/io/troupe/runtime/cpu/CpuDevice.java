@@ -318,7 +318,8 @@ public final class CpuDevice implements Device {
             CpuRows.layerNormBackward(dia, dwa, dba, ga, ia, wa, ma, ra, rows, cols);
             return;
         }
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
+        parallel.forRange(rows, rowGrain(cols),
+            (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
         parallel.forRange(cols, 16, (s, e) -> CpuRows.layerNormParamGrads(dwa, dba, ga, ia, ma, ra, rows, cols, s, e));
     }
 
