@@ -332,9 +332,9 @@ final class CpuRows {
 
     /**
      * Softmax and cross-entropy of rows [r0, r1) of (rows, vocab) logits: probabilities into
-     * {@code probs}, {@code losses[r] = log(sum) - (logit[target] - max)}. Each row is staged: the max,
-     * the shift, the exponentials ({@link CpuMath#expBlock}), their sum in four double partial sums
-     * (as {@link CpuAttention#sum4}), the scaling.
+     * {@code probs}, {@code losses[r] = log(sum) - (logit[target] - max)}. Each row is staged: the max
+     * ({@link CpuAttention#max4}), the shift, the exponentials ({@link CpuMath#expBlock}), their sum in
+     * four double partial sums (as {@link CpuAttention#sum4}), the scaling.
      */
     static void crossEntropy(long logits, long targets, long probs, long losses, int r0, int r1, int vocab) {
         float[] x = buf(0, vocab);
@@ -342,11 +342,7 @@ final class CpuRows {
         for (int r = r0; r < r1; r++) {
             long row = (long) r * vocab;
             load(logits, row, x, vocab);
-            float max = x[0];
-            for (int c = 1; c < vocab; c++) {
-                float v = x[c];
-                max = v > max ? v : max;
-            }
+            float max = CpuAttention.max4(x, 0, vocab);
             for (int c = 0; c < vocab; c++) {
                 x[c] -= max;
             }
