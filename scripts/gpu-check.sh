@@ -82,7 +82,8 @@ prepare() {
 
   # actors: only its step engine and benches load here (io.troupe.actors.engine/schedule/trace import no
   # Pekko), so its Pekko dependencies stay behind; the dry run proves the pipeline bench loads.
-  for m in runtime collectives models actors; do
+  # bench: the jar of CudaBench, CudaGptStepHook and CudaPipelineBench (built by the package above).
+  for m in runtime collectives models actors bench; do
     ls "$ROOT/$m"/target/troupe-"$m"-*.jar >/dev/null 2>&1 && cp "$ROOT/$m"/target/troupe-"$m"-*.jar "$BUNDLE/troupe/"
   done
   [[ -f "$CONSOLE_JAR" ]] || (cd "$ROOT" && mvn -q -B dependency:get \
