@@ -27,10 +27,12 @@ public final class TroupeNode implements AutoCloseable {
     private final TransportNode transport;
     private final boolean ownsTransport;
     private final ActorRef<CoordinatorActor.Command> coordinator;
+    private final String instanceId;
 
     private TroupeNode(ActorSystem<Void> system, TransportNode transport, boolean ownsTransport,
                        ActorRef<CoordinatorActor.Command> coordinator) {
         this.system = system;
+        this.instanceId = system.settings().config().getString(ProtocolVersionCheck.INSTANCE_KEY);
         this.transport = transport;
         this.ownsTransport = ownsTransport;
         this.coordinator = coordinator;
@@ -92,6 +94,11 @@ public final class TroupeNode implements AutoCloseable {
         return system;
     }
 
+    /** What this node refused from the network so far, by reason. */
+    public RefusedInputs refusedInputs() {
+        return RefusedInputs.forInstance(instanceId);
+    }
+
     /** This node's data plane; null on a node without the worker role (it moves no tensors). */
     public TransportNode transport() {
         return transport;
@@ -118,6 +125,7 @@ public final class TroupeNode implements AutoCloseable {
         } catch (Exception e) {
             throw new IllegalStateException("node did not stop within 30 s", e);
         } finally {
+            RefusedInputs.release(instanceId);
             if (ownsTransport && transport != null) {
                 transport.close();
             }
