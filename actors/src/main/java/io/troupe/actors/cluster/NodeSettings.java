@@ -111,6 +111,6 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             .withValue("pekko.cluster.failure-detector.threshold", ConfigValueFactory.fromAnyRef(failureDetectorThreshold))
             .withValue("pekko.cluster.split-brain-resolver.stable-after",
                 ConfigValueFactory.fromAnyRef(sbrStableAfter.toMillis() + "ms"));
-        return overlay.withFallback(ClusterSecurity.from(base).pekkoTlsOverlay()).withFallback(base).resolve();
+        return ClusterSecurity.from(base).pekkoTlsOverlay().withFallback(overlay).withFallback(base).resolve();
     }
 }
