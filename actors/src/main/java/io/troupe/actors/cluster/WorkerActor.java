@@ -23,7 +23,7 @@ import io.troupe.collectives.bucket.ParamRange;
 import io.troupe.models.ParamSpec;
 import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.actors.trace.TimelineInterval;
-import io.troupe.models.optim.GradClip;
+import io.troupe.models.optim.StepTail;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -112,7 +112,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private PipelineJobSpec spec;
     private SchedulePolicy policy;
     private Batches train;
-    private Batches val;
+    private io.troupe.models.data.TokenStream val;
     private int rank = -1;
     private long epoch = -1;
 
@@ -182,8 +182,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         try {
             this.spec = JobSpecs.toSpec(m.job(), threads);
             Corpora data = JobSpecs.data(m.job());
-            this.train = new Batches(data.train(), spec.train().model().seqLen());
-            this.val = new Batches(data.val(), spec.train().model().seqLen());
+            this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
+            this.val = data.val();
             this.policy = LocalPipelineEngine.policyFor(spec);
             int dp = spec.layout().dpIndex(rank);
             int pp = spec.layout().ppIndex(rank);
@@ -304,12 +304,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
-        double norm = Math.sqrt(globalSum(w.dpIndex() == 0 ? w.gradSumOfSquares() : 0, world));
-        long n1 = System.nanoTime();
-        float clip = GradClip.scaleFor(norm, spec.train().gradClip());
-        float lr = spec.train().schedule().lr(step);
-        w.scaleGradients(clip);
-        w.optimizerStep(lr);
+        StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), s -> globalSum(s, world))
+            .apply(step, w.dpIndex() == 0 ? w.stepParts() : List.of(), w.stepParts());
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
+        long n1 = tail.reducedAtNs();
         long o1 = System.nanoTime();
         double allReduceMs = (r1 - r0) / 1e6;
         double lossSum = 0;
@@ -373,10 +372,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             return this;
         }
         StageWorker w = stage;
-        Batches v = val;
+        io.troupe.models.data.ValidationPlan v = new io.troupe.models.data.ValidationPlan(val,
+            spec.train().model().seqLen(), spec.train().batchSize(), spec.microBatchRows(), m.batches());
         long e = epoch;
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(
-            () -> new Evaluated(e, m.step(), w.evaluate(m.step(), v, m.batches()), null), deviceExecutor),
+            () -> new Evaluated(e, m.step(), w.evaluate(m.step(), v), null), deviceExecutor),
             (ok, err) -> ok != null ? ok : new Evaluated(e, m.step(), Double.NaN, String.valueOf(rootMessage(err))));
         return this;
     }

@@ -10,8 +10,7 @@ import io.troupe.actors.trace.TimelineTrack;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.StageModule;
-import io.troupe.models.optim.GradClip;
-import io.troupe.models.optim.LrSchedule;
+import io.troupe.models.optim.StepTail;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.runtime.device.DeviceKind;
 import java.util.ArrayList;
@@ -39,7 +38,11 @@ public final class LocalPipelineEngine implements AutoCloseable {
     private final ExecutorService[] executors;
     private final SchedulePolicy policy;
     private final Batches train;
-    private final LrSchedule schedule;
+    private final StepTail stepTail;
+    /** Replica 0's chunks in model-stage order: each gradient counted once in the global norm. */
+    private final List<StepTail.Part> normParts = new ArrayList<>();
+    /** Every chunk of every replica. */
+    private final List<StepTail.Part> updateParts = new ArrayList<>();
     private long step;
 
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
@@ -76,8 +79,16 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         this.policy = policyFor(spec);
-        this.train = new Batches(data.train(), spec.train().model().seqLen());
-        this.schedule = spec.train().schedule();
+        this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
+        this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            normParts.add(workers[0][g % pp].stepParts().get(g / pp));
+        }
+        for (StageWorker[] replica : workers) {
+            for (StageWorker w : replica) {
+                updateParts.addAll(w.stepParts());
+            }
+        }
     }
 
     /** The schedule policy a job runs: a static schedule or the adaptive policy (budget: p micro-batches). */
@@ -137,24 +148,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
         long r0 = System.nanoTime();
         reduceGradients();
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
-        double sumSq = 0;
-        for (int g = 0; g < spec.layout().modelStages(); g++) {
-            StageModule s = stage(0, g);
-            sumSq += GradClip.sumOfSquares(s.device(), s.grads());
-        }
-        double norm = Math.sqrt(sumSq);
-        float clip = GradClip.scaleFor(norm, spec.train().gradClip());
-        float lr = schedule.lr(step);
-        for (StageWorker[] replica : workers) {
-            for (StageWorker w : replica) {
-                if (clip != 1f) {
-                    for (int c = 0; c < spec.layout().virtualStages(); c++) {
-                        w.device().scale(w.chunk(c).grads(), clip);
-                    }
-                }
-                w.optimizerStep(lr);
-            }
-        }
+        StepTail.Result tail = stepTail.apply(step, normParts, updateParts);
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
         step++;
         double lossSum = 0;
         for (int d = 0; d < dp; d++) {
@@ -170,15 +166,15 @@ public final class LocalPipelineEngine implements AutoCloseable {
     }
 
     /**
-     * Mean over {@code batches} validation batches of the per-batch mean cross-entropy: replica 0's
-     * workers run {@link StageWorker#evaluate} together (between steps), passing activations on.
+     * The validation loss of {@code plan} (rows: the micro-batch rows): replica 0's workers run
+     * {@link StageWorker#evaluate} together (between steps), passing activations on.
      */
-    public double validationLoss(Batches val, int batches) {
+    public double validationLoss(io.troupe.models.data.ValidationPlan plan) {
         int pp = spec.layout().pp();
         List<Future<Double>> running = new ArrayList<>();
         for (int p = 0; p < pp; p++) {
             StageWorker w = workers[0][p];
-            running.add(executors[p].submit(() -> w.evaluate(step, val, batches)));
+            running.add(executors[p].submit(() -> w.evaluate(step, plan)));
         }
         double loss = Double.NaN;
         for (Future<Double> f : running) {

@@ -5,9 +5,11 @@ import io.troupe.actors.schedule.SchedulePolicy;
 import io.troupe.actors.schedule.StagePolicy;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.models.data.Batches;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.optim.AdamW;
+import io.troupe.models.optim.StepTail;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.Devices;
 import io.troupe.runtime.tensor.DType;
@@ -49,6 +51,7 @@ public final class StageWorker implements AutoCloseable {
     private final java.util.function.IntConsumer[] gradientHooks;
     private final int[] weightsDone;
     private StageLink link;
+    private final List<StepTail.Part> stepParts;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this.spec = spec;
@@ -61,6 +64,7 @@ public final class StageWorker implements AutoCloseable {
         this.chunks = new StageModule[v];
         this.optimizers = new AdamW[v];
         this.nextSlot = new int[v];
+        List<StepTail.Part> parts = new ArrayList<>();
         StageModuleFactory factory = StageModuleFactories.named(spec.moduleFactory());
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
@@ -68,8 +72,10 @@ public final class StageWorker implements AutoCloseable {
                 spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed));
             chunks[c] = chunk;
             optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
+            parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
             freeSlots.add(new ArrayDeque<>());
         }
+        this.stepParts = List.copyOf(parts);
         this.losses = new double[spec.microbatches()];
         int n = spec.microBatchRows() * spec.train().model().seqLen();
         this.x = new int[n];
@@ -309,52 +315,50 @@ public final class StageWorker implements AutoCloseable {
 
     /**
      * Forward-only validation through this worker's chunks, in step with the other stages of its
-     * replica (each runs this at the same time between steps): {@code batches} validation batches
-     * of the global batch size, each split into micro-batch rows; activations travel over the stage
-     * link under micro-batch ids past the training ones. Returns the mean over batches of each
-     * batch's mean cross-entropy on the worker holding the last model stage, NaN elsewhere.
+     * replica (each runs this at the same time between steps): the passes of {@code plan}, each a
+     * micro-batch of {@code plan.rows()} rows; activations travel over the stage link under
+     * micro-batch ids past the training ones. Returns the validation loss ({@link ValidationPlan#combine})
+     * on the worker holding the last model stage, NaN elsewhere.
      */
-    public double evaluate(long step, Batches val, int batches) {
+    public double evaluate(long step, ValidationPlan plan) {
         int rows = spec.microBatchRows();
-        int perBatch = spec.train().batchSize() / rows;
+        if (plan.rows() != rows) {
+            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of " + rows);
+        }
         int stages = spec.layout().modelStages();
         int pp = spec.layout().pp();
         boolean hasLast = false;
-        double total = 0;
+        double[] passLoss = new double[plan.passes()];
         List<StageEvent> deferred = new ArrayList<>();
         try {
-            for (int e = 0; e < batches; e++) {
-                double batchLoss = 0;
-                for (int c = 0; c < perBatch; c++) {
-                    int id = spec.microbatches() + e * perBatch + c;
-                    for (int v = 0; v < chunks.length; v++) {
-                        int g = modelStage(v);
-                        boolean last = g == stages - 1;
-                        if (g == 0 || last) {
-                            val.fill(e, spec.train().batchSize(), c * rows, rows, x, y);
-                            loadTokens(g == 0, last);
-                        }
-                        Tensor in = g == 0 ? tokens : awaitInput(step, id, v, deferred);
-                        Tensor out = chunks[v].forward(EVAL_SLOT, in, last ? targets : null);
-                        if (g > 0) {
-                            buffers.release(false, id, v);
-                        }
-                        if (last) {
-                            hasLast = true;
-                            batchLoss += chunks[v].loss(EVAL_SLOT);
-                        } else {
-                            buffers.send(link, false, dpIndex, (g + 1) % pp, step, id, v, (g + 1) / pp, out);
-                            buffers.sendAll(link);
-                        }
+            for (int p = 0; p < passLoss.length; p++) {
+                int id = spec.microbatches() + p;
+                for (int v = 0; v < chunks.length; v++) {
+                    int g = modelStage(v);
+                    boolean last = g == stages - 1;
+                    if (g == 0 || last) {
+                        plan.fill(p, x, y);
+                        loadTokens(g == 0, last);
+                    }
+                    Tensor in = g == 0 ? tokens : awaitInput(step, id, v, deferred);
+                    Tensor out = chunks[v].forward(EVAL_SLOT, in, last ? targets : null);
+                    if (g > 0) {
+                        buffers.release(false, id, v);
+                    }
+                    if (last) {
+                        hasLast = true;
+                        passLoss[p] = chunks[v].loss(EVAL_SLOT);
+                    } else {
+                        buffers.send(link, false, dpIndex, (g + 1) % pp, step, id, v, (g + 1) / pp, out);
+                        buffers.sendAll(link);
                     }
                 }
-                total += batchLoss / perBatch;
             }
         } finally {
             inbox.addAll(deferred);
             releaseEvalBuffers();
         }
-        return hasLast ? total / batches : Double.NaN;
+        return hasLast ? plan.combine(passLoss) : Double.NaN;
     }
 
     /**
@@ -431,34 +435,14 @@ public final class StageWorker implements AutoCloseable {
         return (System.nanoTime() - startNs) / 1e3;
     }
 
-    /** Sum of squares of this worker's gradients (all chunks, in chunk order). */
-    public double gradSumOfSquares() {
-        double sum = 0;
-        for (StageModule c : chunks) {
-            sum += device.sumOfSquares(c.grads());
-        }
-        return sum;
-    }
-
-    /** Scales every chunk's gradients (global-norm clipping). */
-    public void scaleGradients(float factor) {
-        if (factor != 1f) {
-            for (StageModule c : chunks) {
-                device.scale(c.grads(), factor);
-            }
-        }
-    }
-
     /** Number of model chunks (virtual stages) on this worker. */
     public int chunks() {
         return chunks.length;
     }
 
-    /** Applies the optimizer to every chunk (gradients already reduced and clipped). */
-    public void optimizerStep(float lr) {
-        for (int c = 0; c < chunks.length; c++) {
-            optimizers[c].step(chunks[c].params(), chunks[c].grads(), lr);
-        }
+    /** Every chunk's parameters, gradients and optimizer, in chunk order: what {@link StepTail} updates. */
+    public List<StepTail.Part> stepParts() {
+        return stepParts;
     }
 
     @Override

@@ -6,12 +6,13 @@ import io.troupe.models.checkpoint.Manifest;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.Gpt;
 import io.troupe.models.optim.AdamW;
-import io.troupe.models.optim.GradClip;
-import io.troupe.models.optim.LrSchedule;
+import io.troupe.models.optim.StepTail;
 import io.troupe.runtime.device.Device;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -26,10 +27,11 @@ public final class Trainer implements AutoCloseable {
     private final Device dev;
     private final Corpora data;
     private final Batches train;
-    private final Batches val;
+    private final ValidationPlan val;
     private final Gpt gpt;
     private final AdamW opt;
-    private final LrSchedule schedule;
+    private final StepTail stepTail;
+    private final List<StepTail.Part> parts;
     private final int rows;
     private final int[] x;
     private final int[] y;
@@ -39,13 +41,14 @@ public final class Trainer implements AutoCloseable {
         this.cfg = cfg;
         this.dev = dev;
         this.data = data;
-        this.train = new Batches(data.train(), cfg.model().seqLen());
-        this.val = new Batches(data.val(), cfg.model().seqLen());
+        this.train = Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed());
         this.rows = cfg.microBatchRows();
+        this.val = new ValidationPlan(data.val(), cfg.model().seqLen(), cfg.batchSize(), rows, cfg.evalBatches());
         this.gpt = Gpt.whole(cfg.model(), dev, rows);
         this.gpt.initialize(cfg.seed());
         this.opt = new AdamW(cfg.adamw(), dev, gpt.layout().specs(), gpt.layout().numel());
-        this.schedule = cfg.schedule();
+        this.stepTail = StepTail.local(cfg.schedule(), cfg.gradClip());
+        this.parts = List.of(new StepTail.Part(dev, gpt.params(), gpt.grads(), opt));
         this.x = new int[rows * cfg.model().seqLen()];
         this.y = new int[rows * cfg.model().seqLen()];
     }
@@ -72,13 +75,9 @@ public final class Trainer implements AutoCloseable {
             lossSum += gpt.loss(0);
             gpt.backward(0, null, lossScale);
         }
-        double norm = Math.sqrt(GradClip.sumOfSquares(dev, gpt.grads()));
-        float clip = GradClip.scaleFor(norm, cfg.gradClip());
-        if (clip != 1f) {
-            dev.scale(gpt.grads(), clip);
-        }
-        float lr = schedule.lr(step);
-        opt.step(gpt.params(), gpt.grads(), lr);
+        StepTail.Result tail = stepTail.apply(step, parts, parts);
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
         dev.synchronize();
         step++;
         double ms = (System.nanoTime() - t0) / 1e6;
@@ -98,20 +97,21 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    /** Mean over {@code evalBatches} validation batches of the per-batch mean cross-entropy. */
+    /**
+     * The validation loss: {@code evalBatches} batches of the validation split, or every
+     * non-overlapping window of it when {@code evalBatches} is {@link ValidationPlan#ALL}
+     * (see {@link ValidationPlan}).
+     */
     public double validationLoss() {
-        int seq = cfg.model().seqLen();
-        double total = 0;
-        for (int e = 0; e < cfg.evalBatches(); e++) {
-            double batchLoss = 0;
-            for (int mb = 0; mb < cfg.microBatches(); mb++) {
-                val.fill(e, cfg.batchSize(), mb * rows, rows, x, y);
-                gpt.forwardTokens(0, x, y);
-                batchLoss += gpt.loss(0);
-            }
-            total += batchLoss / cfg.microBatches();
-        }
-        return total / cfg.evalBatches();
+        return val.meanLoss((vx, vy) -> {
+            gpt.forwardTokens(0, vx, vy);
+            return gpt.loss(0);
+        });
+    }
+
+    /** The shuffled training batches this trainer draws from. */
+    public Batches trainBatches() {
+        return train;
     }
 
     /** Writes a committed checkpoint of the current step; returns its directory. */
