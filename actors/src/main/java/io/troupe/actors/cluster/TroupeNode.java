@@ -19,8 +19,10 @@ import org.apache.pekko.cluster.typed.SingletonActor;
 
 /**
  * One node: a Pekko cluster member, a data-plane node (media driver), its workers, and a proxy to
- * the coordinator singleton (which runs on the oldest node with the coordinator role). Several
- * nodes in one JVM share one data-plane node: every busy thread costs a core.
+ * the coordinator singleton (which runs on the oldest node with the coordinator role), and a job
+ * gateway ({@code /user/jobs}) through which clients submit. Several nodes in one JVM share one
+ * data-plane node: every busy thread costs a core. Settings with no roles and a seed make a client
+ * instead: it submits through a seed's gateway without joining the cluster.
  */
 public final class TroupeNode implements AutoCloseable {
     private final ActorSystem<Void> system;
@@ -47,6 +49,9 @@ public final class TroupeNode implements AutoCloseable {
      *                        threads to the machine
      */
     public static TroupeNode start(NodeSettings settings, Config base, TransportNode sharedTransport) {
+        if (settings.roles().isEmpty() && !settings.seeds().isEmpty()) {
+            return startClient(settings, base);
+        }
         boolean hostsWorkers = settings.roles().contains("worker");
         TransportNode transport = sharedTransport != null ? sharedTransport
             : hostsWorkers ? TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace) : null;
@@ -59,7 +64,9 @@ public final class TroupeNode implements AutoCloseable {
             }
             SingletonActor<CoordinatorActor.Command> singleton = SingletonActor.of(CoordinatorActor.create(), "coordinator")
                 .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator"));
-            proxy.complete(ClusterSingleton.get(ctx.getSystem()).init(singleton));
+            ActorRef<CoordinatorActor.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(singleton);
+            ctx.spawn(gateway(coordinator), GATEWAY);
+            proxy.complete(coordinator);
             return Behaviors.empty();
         });
         ActorSystem<Void> system;
@@ -84,9 +91,39 @@ public final class TroupeNode implements AutoCloseable {
         }
     }
 
+    /** Name of every member's job gateway ({@code /user/jobs}): where clients send their jobs. */
+    static final String GATEWAY = "jobs";
+
+    /** Passes jobs and cancellations from clients to the coordinator singleton; nothing else. */
+    private static Behavior<CoordinatorActor.Command> gateway(ActorRef<CoordinatorActor.Command> coordinator) {
+        return Behaviors.receive((ctx, m) -> {
+            if (m instanceof CoordinatorActor.SubmitJob || m instanceof CoordinatorActor.CancelJob) {
+                coordinator.tell(m);
+            } else {
+                ctx.getLog().warn("job gateway: ignored a {} (only jobs and cancellations pass)", m.getClass().getSimpleName());
+            }
+            return Behaviors.same();
+        });
+    }
+
+    /**
+     * A client: an actor system that talks to the cluster without joining it (Artery only, no
+     * membership), so it is never a member the split-brain resolver counts or downs, and its loss
+     * fails at most its own watch. Jobs go to the job gateway of the first seed; the coordinator
+     * answers to the client's address, so {@code hostname} must be one the nodes can reach.
+     */
+    private static TroupeNode startClient(NodeSettings settings, Config base) {
+        Config config = com.typesafe.config.ConfigFactory.parseString("pekko.actor.provider = remote")
+            .withFallback(settings.pekkoConfig(base));
+        ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), settings.systemName(), config);
+        ActorRef<CoordinatorActor.Command> gateway = org.apache.pekko.actor.typed.ActorRefResolver.get(system)
+            .resolveActorRef("pekko://" + settings.systemName() + "@" + settings.seeds().get(0) + "/user/" + GATEWAY);
+        return new TroupeNode(system, null, false, gateway);
+    }
+
     /** host:port of this node's control plane (the port actually bound when 0 was asked). */
     public String hostPort() {
-        var a = Cluster.get(system).selfMember().address();
+        var a = system.address();
         return a.getHost().get() + ":" + a.getPort().get();
     }
 

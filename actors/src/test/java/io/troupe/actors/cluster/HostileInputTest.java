@@ -43,6 +43,12 @@ import org.junit.jupiter.api.Timeout;
 class HostileInputTest {
     private final List<AutoCloseable> open = new ArrayList<>();
 
+    private static io.troupe.actors.api.TrainingJob job(int steps) {
+        return io.troupe.actors.api.TrainingJob.builder().model("tiny").layout("1x2").schedule("1f1b").microbatches(2)
+            .batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000).validation(0, 1)
+            .device("cpu").build();
+    }
+
     /** Raw bytes sent as if they were a Troupe control message. */
     record Raw(byte[] bytes) {
     }
@@ -120,7 +126,7 @@ class HostileInputTest {
         m.add(new Object[] {"a checkpoint root outside the allowed roots", o.toBytes(), RefusedInputs.Reason.PATH_OUTSIDE_ROOTS});
         o = new Output(256, -1);
         k.writeClassAndObject(o, new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 5, 3e-3f, 3e-4f, 2, 1f, 5, "",
-            "runs/../../../../etc/passwd", 0, "", 1000));
+            "runs/../../../../etc/passwd", 0, "", 1000, 0, 1, 1L << 20, "cpu", ""));
         m.add(new Object[] {"a data path escaping the working directory", o.toBytes(), RefusedInputs.Reason.PATH_OUTSIDE_ROOTS});
         return m;
     }
@@ -152,8 +158,7 @@ class HostileInputTest {
 
         int steps = 30;
         CountDownLatch running = new CountDownLatch(1);
-        JobHandle h = Troupe.using(first).submit(new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f,
-            5, "", "", 0, "", 30_000)).onEvent(e -> {
+        JobHandle h = Troupe.using(first).submit(job(steps)).onEvent(e -> {
                 if (e instanceof JobEvent.StepCompleted) {
                     running.countDown();
                 }

@@ -40,6 +40,12 @@ class TlsClusterTest {
     static Path certs;
     private final List<AutoCloseable> open = new ArrayList<>();
 
+    private static io.troupe.actors.api.TrainingJob job(int steps) {
+        return io.troupe.actors.api.TrainingJob.builder().model("tiny").layout("1x2").schedule("1f1b").microbatches(2)
+            .batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000).validation(0, 1)
+            .device("cpu").build();
+    }
+
     @BeforeAll
     static void makeCertificates() throws Exception {
         makeCerts(certs.resolve("cluster"));
@@ -83,8 +89,7 @@ class TlsClusterTest {
              TroupeNode second = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
                  config, transport)) {
             long t0 = System.nanoTime();
-            JobHandle h = Troupe.using(first).submit(new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f,
-                5, "", "", 0, "", 30_000));
+            JobHandle h = Troupe.using(first).submit(job(steps));
             JobEvent end = h.await(Duration.ofSeconds(200));
             double wallS = (System.nanoTime() - t0) / 1e9;
             assertInstanceOf(JobEvent.Finished.class, end, label + ": job ended with " + end);
