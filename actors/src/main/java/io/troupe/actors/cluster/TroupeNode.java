@@ -113,7 +113,8 @@ public final class TroupeNode implements AutoCloseable {
      * answers to the client's address, so {@code hostname} must be one the nodes can reach.
      */
     private static TroupeNode startClient(NodeSettings settings, Config base) {
-        Config config = com.typesafe.config.ConfigFactory.parseString("pekko.actor.provider = remote")
+        Config config = com.typesafe.config.ConfigFactory.parseString(String.join("\n", "pekko.actor.provider = remote",
+                "pekko.remote.warn-about-direct-use = off", "pekko.remote.warn-unsafe-watch-outside-cluster = off"))
             .withFallback(settings.pekkoConfig(base));
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), settings.systemName(), config);
         ActorRef<CoordinatorActor.Command> gateway = org.apache.pekko.actor.typed.ActorRefResolver.get(system)
