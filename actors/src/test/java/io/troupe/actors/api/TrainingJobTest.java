@@ -56,6 +56,7 @@ class TrainingJobTest {
         refused(() -> TrainingJob.builder().lr(-1f, 0f, 1).build(), "lr=-1");
         refused(() -> TrainingJob.builder().device("tpu").build(), "tpu");
         refused(() -> TrainingJob.builder().validation(5, 0).build(), "eval_batches=0");
+        refused(() -> TrainingJob.builder().validation(5, -1).build(), "eval_batches=-1");
         refused(() -> TrainingJob.builder().bucketBytes(2).build(), "bucket_bytes=2");
         refused(() -> TrainingJob.builder().layout("1x2").partition("1,1,1").build(), "1,1,1");
     }

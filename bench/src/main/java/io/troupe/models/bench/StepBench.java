@@ -54,14 +54,16 @@ public final class StepBench {
             }
         }
         if (threads < 1 || steps < 1 || warmup < 0 || rounds < 1) {
-            throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, rounds >= 1: threads=" + threads
+            throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, rounds >= 1: threads="
+                + threads
                 + ", steps=" + steps + ", warmup=" + warmup + ", rounds=" + rounds);
         }
         GptConfig cfg = GptConfig.preset(model);
         TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
         Optional<TorchBaseline> torch = TorchBaseline.find(python);
         try (CpuDevice dev = new CpuDevice(threads); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
-            System.out.printf(Locale.ROOT, "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%s%n", model,
+            System.out.printf(Locale.ROOT,
+                "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%s%n", model,
                 trainer.model().layout().numel(), tc.batchSize(), cfg.seqLen(), dev.name(),
                 System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(auto)"),
                 TorchBaseline.jvmHeldToAvx2() ? ", JVM held to AVX2 (-XX:UseAVX=2)" : "");
@@ -91,7 +93,8 @@ public final class StepBench {
                     torchPart = String.format(Locale.ROOT, ", PyTorch median %.2f ms (min %.2f, max %.2f) -> %.3f",
                         last.msPerStep(), last.minMs(), last.maxMs(), troupeRounds[r] / last.msPerStep());
                 }
-                System.out.printf(Locale.ROOT, "round %d: Troupe median %.2f ms (min %.2f, max %.2f)%s%n", r + 1, troupeRounds[r],
+                System.out.printf(Locale.ROOT, "round %d: Troupe median %.2f ms (min %.2f, max %.2f)%s%n", r + 1,
+                    troupeRounds[r],
                     Arrays.stream(ms).min().orElse(0), Arrays.stream(ms).max().orElse(0), torchPart);
             }
             double gflops = gemmGflops(dev, tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel());
@@ -100,19 +103,22 @@ public final class StepBench {
             double flopsPerStep = 6.0 * trainer.model().layout().numel() * tc.batchSize() * cfg.seqLen();
             System.out.printf(Locale.ROOT, "gemm (%d x %d x %d, fc layer shape): %.1f GFLOP/s on %d thread(s)%n",
                 tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel(), gflops, threads);
-            System.out.printf(Locale.ROOT, "step: median of round medians %.2f ms (all steps: min %.2f, max %.2f) over %d x %d steps;"
+            System.out.printf(Locale.ROOT,
+                "step: median of round medians %.2f ms (all steps: min %.2f, max %.2f) over %d x %d steps;"
                 + " %.1f model GFLOP/s (6*N*tokens)%n", medMs, all.stream().mapToDouble(d -> d).min().orElse(0),
                 all.stream().mapToDouble(d -> d).max().orElse(0), rounds, steps, flopsPerStep / medMs / 1e6);
             String torchMs = "none";
             String ratio = "none";
             if (last != null) {
                 double torchMed = Median.of(torchRounds);
-                System.out.printf(Locale.ROOT, "baseline: %s: median of round medians %.2f ms/step -> ratio troupe/torch = %.3f"
+                System.out.printf(Locale.ROOT,
+                    "baseline: %s: median of round medians %.2f ms/step -> ratio troupe/torch = %.3f"
                     + " (goal <= 0.90)%n", torch.get().describe(last), torchMed, medMs / torchMed);
                 torchMs = String.format(Locale.ROOT, "%.2f", torchMed);
                 ratio = String.format(Locale.ROOT, "%.3f", medMs / torchMed);
             }
-            System.out.printf(Locale.ROOT, "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f torch_ms_per_step=%s ratio=%s%n",
+            System.out.printf(Locale.ROOT,
+                "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f torch_ms_per_step=%s ratio=%s%n",
                 model, threads, medMs, medTps, torchMs, ratio);
         }
     }
