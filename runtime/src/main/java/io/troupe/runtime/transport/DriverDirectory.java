@@ -22,8 +22,9 @@ public final class DriverDirectory {
      */
     static void checkOwned(File dir) {
         if (dir.exists() && !new File(dir, MARKER).isFile()) {
-            throw new IllegalStateException("refusing aeron dir " + dir + ": it exists and was not created by Troupe (no "
-                + MARKER + " in it), and a media driver deletes its directory; remove it yourself or name a new one");
+            throw new IllegalStateException("refusing aeron dir " + dir + ": it exists and was not created by Troupe"
+                + " (no " + MARKER + " in it), and a media driver deletes its directory; remove it yourself or name"
+                + " a new one");
         }
     }
 

@@ -49,7 +49,8 @@ class TransportNodeTest {
                 () -> TransportNode.launch(LoopbackDriver.testSettings().withAeronDir(dir.getPath()), t -> { }),
                 () -> TransportNode.launchDriver(LoopbackDriver.testSettings(), dir.getPath(), t -> { }))) {
                 IllegalStateException e = assertThrows(IllegalStateException.class, launch::run);
-                assertTrue(e.getMessage().contains(dir.getPath()) && e.getMessage().contains(DriverDirectory.MARKER), e.getMessage());
+                assertTrue(e.getMessage().contains(dir.getPath()) && e.getMessage().contains(DriverDirectory.MARKER),
+                    e.getMessage());
                 assertTrue(precious.isFile(), "the foreign directory must be untouched");
             }
         } finally {
