@@ -15,7 +15,7 @@ ENV PATH=/opt/troupe/bin:$PATH
 USER troupe
 WORKDIR /data
 # 25520/tcp control plane (Artery), 40123/udp data plane (Aeron, troupe.transport.udp-port),
-# 9464/tcp metrics (troupe.metrics.port), 8558/tcp Pekko Management (Kubernetes bootstrap and probes).
-EXPOSE 25520/tcp 40123/udp 9464/tcp 8558/tcp
+# 9464/tcp metrics (troupe.metrics.port).
+EXPOSE 25520/tcp 40123/udp 9464/tcp
 ENTRYPOINT ["/opt/troupe/bin/troupe"]
 CMD ["--help"]
