@@ -65,8 +65,8 @@ public final class TroupeNode implements AutoCloseable {
             SingletonActor<CoordinatorActor.Command> singleton = SingletonActor.of(CoordinatorActor.create(), "coordinator")
                 .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator"));
             ActorRef<CoordinatorActor.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(singleton);
-            ctx.spawn(gateway(coordinator), GATEWAY);
-            proxy.complete(coordinator);
+            ActorRef<Object> gateway = ctx.spawn(gateway(coordinator), GATEWAY);
+            proxy.complete(gateway.narrow());
             return Behaviors.empty();
         });
         ActorSystem<Void> system;
@@ -94,15 +94,43 @@ public final class TroupeNode implements AutoCloseable {
     /** Name of every member's job gateway ({@code /user/jobs}): where clients send their jobs. */
     static final String GATEWAY = "jobs";
 
-    /** Passes jobs and cancellations from clients to the coordinator singleton; nothing else. */
-    private static Behavior<CoordinatorActor.Command> gateway(ActorRef<CoordinatorActor.Command> coordinator) {
-        return Behaviors.receive((ctx, m) -> {
-            if (m instanceof CoordinatorActor.SubmitJob || m instanceof CoordinatorActor.CancelJob) {
-                coordinator.tell(m);
-            } else {
-                ctx.getLog().warn("job gateway: ignored a {} (only jobs and cancellations pass)", m.getClass().getSimpleName());
-            }
-            return Behaviors.same();
+    /** A relay of a job this gateway passed on has stopped. */
+    private record RelayStopped(ActorRef<JobEvent> submitter) {
+    }
+
+    /**
+     * Passes jobs and cancellations (from clients and from this node) to the coordinator singleton;
+     * nothing else. Each job's events come back through a relay on this node, which also publishes
+     * them on this node's event stream (where {@code io.troupe.actors.metrics} counts them).
+     */
+    private static Behavior<Object> gateway(ActorRef<CoordinatorActor.Command> coordinator) {
+        return Behaviors.setup(ctx -> {
+            java.util.Map<ActorRef<JobEvent>, ActorRef<JobEvent>> relays = new java.util.HashMap<>();
+            long[] jobs = {0};
+            return Behaviors.receive((c, m) -> {
+                if (m instanceof CoordinatorActor.SubmitJob s) {
+                    ActorRef<JobEvent> relay = ctx.spawn(relay(s.replyTo()), "relay-" + jobs[0]++);
+                    ctx.watchWith(relay, new RelayStopped(s.replyTo()));
+                    relays.put(s.replyTo(), relay);
+                    coordinator.tell(new CoordinatorActor.SubmitJob(s.job(), relay));
+                } else if (m instanceof CoordinatorActor.CancelJob x) {
+                    coordinator.tell(new CoordinatorActor.CancelJob(relays.getOrDefault(x.submitter(), x.submitter()), x.reason()));
+                } else if (m instanceof RelayStopped r) {
+                    relays.remove(r.submitter());
+                } else {
+                    ctx.getLog().warn("job gateway: ignored a {} (only jobs and cancellations pass)", m.getClass().getSimpleName());
+                }
+                return Behaviors.same();
+            });
+        });
+    }
+
+    /** Forwards a job's events to its submitter and publishes them on this node's event stream. */
+    private static Behavior<JobEvent> relay(ActorRef<JobEvent> submitter) {
+        return Behaviors.receive((ctx, e) -> {
+            ctx.getSystem().eventStream().tell(new org.apache.pekko.actor.typed.eventstream.EventStream.Publish<>(e));
+            submitter.tell(e);
+            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
         });
     }
 

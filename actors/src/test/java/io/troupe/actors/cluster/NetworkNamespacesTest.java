@@ -200,6 +200,14 @@ class NetworkNamespacesTest {
             assertTrue(bad.isEmpty(), ns + " has sockets on a wildcard or loopback address: " + bad);
         }
 
+        // The seed's Prometheus endpoint, on its own address: the job went through its gateway.
+        java.net.http.HttpResponse<String> metrics = java.net.http.HttpClient.newHttpClient().send(
+            java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + host(0) + ":9464/metrics"))
+                .timeout(java.time.Duration.ofSeconds(10)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, metrics.statusCode());
+        assertTrue(metrics.body().contains("troupe_steps_committed_total") && metrics.body().contains("jvm_memory_used_bytes"),
+            metrics.body());
+
         assertTrue(launch.waitFor(240, TimeUnit.SECONDS), "launch-cluster.sh did not end:\n" + log);
         reader.join(10_000);
         assertEquals(0, launch.exitValue(), "launch-cluster.sh failed:\n" + log + nodeLogs(tmp.resolve("logs")));
