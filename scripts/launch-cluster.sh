@@ -3,7 +3,9 @@
 # and stops every node it started on exit or Ctrl-C.
 #   scripts/launch-cluster.sh HOSTS_FILE [train options]
 # HOSTS_FILE: one node per line, "HOST[:PORT] [WORKERS]" (default port 25520, 1 worker); '#' starts a
-# comment. The first line's node also hosts the coordinator and is the seed the others join.
+# comment. The first line's node is the seed the others join. Every node may host the coordinator (a
+# cluster singleton that starts on the first line's node and moves if it dies, reading the job record
+# beside the checkpoints: put those on storage every node reaches).
 # Loopback hosts (127.x, localhost) run here. Any other host runs over ssh (`ssh -tt HOST`, so the
 # node stops when the connection ends) in TROUPE_REMOTE_HOME (default: this checkout's path), where
 # Troupe is checked out and built, or unpacked from the distribution (then TROUPE_REMOTE_CMD=bin/troupe
@@ -53,14 +55,13 @@ while read -r entry workers _rest; do
   workers="${workers:-1}"
   if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then echo "launch-cluster: bad worker count '$workers' for $entry" >&2; exit 2; fi
   i=$((i + 1))
-  args="node --hostname $host --port $port --workers $workers"
+  args="node --hostname $host --port $port --workers $workers --role worker,coordinator"
   env="TROUPE_HOST=$host"
   if [ -z "$seed" ]; then
     seed="$host:$port"
     seed_host="$host"
-    args="$args --role worker,coordinator"
   else
-    args="$args --role worker --seed $seed"
+    args="$args --seed $seed"
     env="$env TROUPE_SEED=$seed"
   fi
   if is_local "$host"; then

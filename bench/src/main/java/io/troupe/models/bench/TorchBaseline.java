@@ -40,10 +40,14 @@ final class TorchBaseline {
 
     /**
      * The step of PyTorch {@code torch} version with {@code threads} threads and the BLAS library it
-     * loaded, median and extremes over the timed steps.
+     * loaded: median and extremes of the wall time over the timed steps, and the median process CPU time.
      */
-    record Result(String torch, int threads, String blas, double msPerStep, double minMs, double maxMs) {
-        /** Parses the script's line {@code torch=.. threads=.. blas=.. ms_per_step=.. min=.. max=..}. */
+    record Result(String torch, int threads, String blas, double msPerStep, double minMs, double maxMs,
+                  double cpuMsPerStep) {
+        /**
+         * Parses the script's line
+         * {@code torch=.. threads=.. blas=.. ms_per_step=.. min=.. max=.. cpu_ms_per_step=..}.
+         */
         static Result parse(String line) {
             Map<String, String> kv = new LinkedHashMap<>();
             for (String field : line.trim().split("\\s+")) {
@@ -52,14 +56,14 @@ final class TorchBaseline {
                     kv.put(field.substring(0, eq), field.substring(eq + 1));
                 }
             }
-            for (String key : List.of("torch", "threads", "blas", "ms_per_step", "min", "max")) {
+            for (String key : List.of("torch", "threads", "blas", "ms_per_step", "min", "max", "cpu_ms_per_step")) {
                 if (!kv.containsKey(key)) {
                     throw new IllegalArgumentException("PyTorch baseline line lacks '" + key + "=': " + line);
                 }
             }
             return new Result(kv.get("torch"), Integer.parseInt(kv.get("threads")), kv.get("blas"),
                 Double.parseDouble(kv.get("ms_per_step")), Double.parseDouble(kv.get("min")),
-                    Double.parseDouble(kv.get("max")));
+                Double.parseDouble(kv.get("max")), Double.parseDouble(kv.get("cpu_ms_per_step")));
         }
     }
 
