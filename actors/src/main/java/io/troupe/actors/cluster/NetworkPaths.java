@@ -1,8 +1,8 @@
 package io.troupe.actors.cluster;
 
 /**
- * The file paths that control messages carry (a job's data file and checkpoint directory, a
- * checkpoint root), checked against {@link AllowedRoots} as a message arrives from another node.
+ * The file paths that control messages carry (a job's data file and checkpoint directory, the
+ * checkpoint a rank resumes from, a checkpoint root), checked against {@link AllowedRoots} as a message arrives from another node.
  */
 final class NetworkPaths {
     private NetworkPaths() {
@@ -16,7 +16,8 @@ final class NetworkPaths {
         } else if (message instanceof CoordinatorActor.SubmitJob s) {
             check(s.job(), roots);
         } else if (message instanceof WorkerActor.Assign a) {
-            check(a.job(), roots);
+            check(a.request(), roots);
+            roots.check("checkpoint to resume from", a.resumeFrom());
         } else if (message instanceof WorkerActor.WriteCheckpoint w) {
             roots.check("checkpoint root", w.root());
         }

@@ -122,7 +122,7 @@ class HostileInputTest {
         m.add(new Object[] {"an unknown class id", o.toBytes(), RefusedInputs.Reason.MALFORMED});
         Kryo k = TroupeKryoSerializer.newKryo(null);
         o = new Output(256, -1);
-        k.writeClassAndObject(o, new WorkerActor.WriteCheckpoint(1, 1, "/etc"));
+        k.writeClassAndObject(o, new WorkerActor.WriteCheckpoint(new io.troupe.runtime.transport.JobIdentity(1, 1), 1, "/etc"));
         m.add(new Object[] {"a checkpoint root outside the allowed roots", o.toBytes(), RefusedInputs.Reason.PATH_OUTSIDE_ROOTS});
         o = new Output(256, -1);
         k.writeClassAndObject(o, new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 5, 3e-3f, 3e-4f, 2, 1f, 5, "",
