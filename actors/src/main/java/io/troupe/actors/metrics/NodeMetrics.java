@@ -71,11 +71,14 @@ public final class NodeMetrics implements AutoCloseable {
         }
         stepTime = Timer.builder("troupe.step.time").description("wall time of a committed step").register(registry);
         allReduceWait = Timer.builder("troupe.allreduce.wait")
-            .description("longest wait of any rank for its data-parallel all-reduce after backward, per step").register(registry);
-        stepsCommitted = Counter.builder("troupe.steps.committed").description("steps every rank applied").register(registry);
+            .description("longest wait of any rank for its data-parallel all-reduce after backward, per step")
+            .register(registry);
+        stepsCommitted = Counter.builder("troupe.steps.committed").description("steps every rank applied")
+            .register(registry);
         jobsFinished = Counter.builder("troupe.jobs.finished").register(registry);
         jobsFailed = Counter.builder("troupe.jobs.failed").register(registry);
-        Gauge.builder("troupe.loss", lossBits, v -> Double.longBitsToDouble(v.get())).description("training loss of the last committed step")
+        Gauge.builder("troupe.loss", lossBits, v -> Double.longBitsToDouble(v.get()))
+            .description("training loss of the last committed step")
             .register(registry);
         Gauge.builder("troupe.validation.loss", valLossBits, v -> Double.longBitsToDouble(v.get()))
             .description("the last validation loss").register(registry);
@@ -116,14 +119,16 @@ public final class NodeMetrics implements AutoCloseable {
         try {
             return new NodeMetrics(node, settings);
         } catch (IOException | UncheckedIOException e) {
-            throw new IllegalStateException("metrics endpoint cannot bind " + settings.hostname() + ":" + settings.port()
+            throw new IllegalStateException("metrics endpoint cannot bind " + settings.hostname() + ":"
+                + settings.port()
                 + " (troupe.metrics): " + e.getMessage(), e);
         }
     }
 
     /** The endpoint's URL, with the port actually bound. */
     public String url() {
-        return "http://" + server.getAddress().getHostString() + ":" + server.getAddress().getPort() + MetricsSettings.PATH;
+        InetSocketAddress a = server.getAddress();
+        return "http://" + a.getHostString() + ":" + a.getPort() + MetricsSettings.PATH;
     }
 
     /** The current metrics in Prometheus text format. */

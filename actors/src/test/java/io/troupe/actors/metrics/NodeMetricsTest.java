@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
-import io.troupe.actors.api.Troupe;
 import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.runtime.transport.TransportNode;
@@ -80,7 +80,8 @@ class NodeMetricsTest {
         String during = scrape(metrics.url());
         System.out.println(during.lines().filter(l -> l.startsWith("troupe_")).reduce("", (a, b) -> a + b + "\n"));
         double committed = value(during, "troupe_steps_committed_total");
-        assertTrue(committed >= 1 && committed < steps, "scraped while the job runs: " + committed + " steps committed");
+        assertTrue(committed >= 1 && committed < steps,
+            "scraped while the job runs: " + committed + " steps committed");
         assertEquals(0, value(during, "troupe_jobs_finished_total"));
         assertTrue(value(during, "troupe_step_time_seconds_count") >= 1, during);
         assertTrue(value(during, "troupe_loss") > 1 && value(during, "troupe_loss") < 10, during);
@@ -89,7 +90,8 @@ class NodeMetricsTest {
         assertTrue(bubble >= 0 && bubble <= 1, during);
         assertTrue(during.contains("troupe_allreduce_wait_seconds_count"), during);
         assertEquals(0, value(during, "troupe_refused_inputs_total{reason=\"OVERSIZED\"}"));
-        assertTrue(during.contains("jvm_gc_pause_seconds") || during.contains("jvm_gc_memory_allocated_bytes_total"), during);
+        assertTrue(during.contains("jvm_gc_pause_seconds") || during.contains("jvm_gc_memory_allocated_bytes_total"),
+            during);
         assertTrue(during.contains("jvm_memory_used_bytes"), during);
 
         JobEvent end = h.await(Duration.ofSeconds(150));

@@ -49,7 +49,8 @@ public final class TlsControlPlaneBench {
         }
         Path certs = Files.createTempDirectory("troupe-bench-certs");
         Path script = Path.of(System.getenv().getOrDefault("TROUPE_HOME", "."), "scripts", "make-certs.sh");
-        Process p = new ProcessBuilder("bash", script.toString(), certs.toString(), "127.0.0.1").redirectErrorStream(true).start();
+        Process p = new ProcessBuilder("bash", script.toString(), certs.toString(), "127.0.0.1")
+            .redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
             throw new IllegalStateException("make-certs.sh failed: " + out);
@@ -62,7 +63,8 @@ public final class TlsControlPlaneBench {
             "troupe.cluster.tls.trust-store = \"" + certs.resolve("truststore.p12") + "\"",
             "troupe.cluster.tls.trust-store-password = changeit")).withFallback(tcp);
 
-        System.out.printf(Locale.ROOT, "tls bench: tiny GPT, layout 1x2 on 2 nodes, %d steps per job, %d rounds%n", steps, rounds);
+        System.out.printf(Locale.ROOT, "tls bench: tiny GPT, layout 1x2 on 2 nodes, %d steps per job, %d rounds%n",
+            steps, rounds);
         run(tcp, steps);
         List<Double> a = new ArrayList<>();
         List<Double> b = new ArrayList<>();
@@ -87,12 +89,13 @@ public final class TlsControlPlaneBench {
     private static double run(Config config, int steps) throws Exception {
         NodeSettings base = NodeSettings.from(config).withPort(0);
         try (TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
-             TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
-                 config, transport);
-             TroupeNode second = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
-                 config, transport)) {
+             TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1)
+                 .withSeeds(List.of()), config, transport);
+             TroupeNode second = TroupeNode.start(base.withRoles(List.of("worker"), 1)
+                 .withSeeds(List.of(first.hostPort())), config, transport)) {
             JobHandle h = Troupe.using(first).submit(TrainingJob.builder().model("tiny").layout("1x2").schedule("1f1b")
-                .microbatches(2).batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(60_000)
+                .microbatches(2).batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5)
+                .stepTimeoutMs(60_000)
                 .validation(0, 1).device("cpu").build());
             long[] tenth = {0};
             long[] last = {0};
