@@ -207,17 +207,30 @@ public final class CoordinatorActor {
      * workers quiesced and the back-off passed (or fail past the retry budget).
      */
     private Behavior<Command> recovering(String reason) {
+        return replanning(reason, true);
+    }
+
+    /**
+     * Ends the epoch to re-plan: after a fault ({@code fault}: recorded, counted against the budget,
+     * the submitter told) or to grow back to the requested layout at a commit (nothing lost).
+     */
+    private Behavior<Command> replanning(String reason, boolean fault) {
         JobRun r = run;
         phase(JobRun.Phase.RECOVERING);
         timers.cancel(DEADLINE);
-        ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
-        r.faultNs = System.nanoTime();
-        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
-        if (r.record.restarts() > settings.maxRestarts()) {
-            return failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
-                + settings.maxRestarts() + "); faults: " + r.record.faults());
+        if (fault) {
+            ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
+            r.faultNs = System.nanoTime();
+            r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
+            if (r.record.restarts() > settings.maxRestarts()) {
+                return failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
+                    + settings.maxRestarts() + "); faults: " + r.record.faults());
+            }
+            r.submitter.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
+                r.record.restarts()));
+        } else {
+            ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
         }
-        r.submitter.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(), r.record.restarts()));
         r.restoredStep = r.record.lastCommittedStep();
         r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), highestEpoch) + 1);
         highestEpoch = r.identity.epoch();
@@ -229,7 +242,8 @@ public final class CoordinatorActor {
             w.tell(new WorkerActor.Abort(r.identity, reason, ctx.getSelf()));
         }
         r.backoffDone = false;
-        timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"), settings.backoffBefore(r.record.restarts()));
+        timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"),
+            fault ? settings.backoffBefore(r.record.restarts()) : Duration.ZERO);
         r.quiesceExpired = false;
         timers.startSingleTimer("quiesce", new RecoveryTimer(r.identity, "quiesce"), settings.quiesceTimeout());
         return build(common(Behaviors.receive(Command.class))
@@ -583,6 +597,14 @@ public final class CoordinatorActor {
         r.record = r.record.withCommit(r.committed(), dir);
         writeRecord(r);
         timers.cancel(DEADLINE);
+        if (r.committed() < r.spec().train().steps()) {
+            LayoutPlanner.Plan full = LayoutPlanner.plan(r.request.layout(), r.request.virtualStages(), r.request.microbatches(),
+                members.usable().size());
+            if (full.dp() > r.plan.dp()) {
+                return replanning("grow back to dp " + full.dp() + " (" + members.usable().size()
+                    + " workers) from the commit of step " + r.committed(), false);
+            }
+        }
         return nextOrFinish();
     }
 

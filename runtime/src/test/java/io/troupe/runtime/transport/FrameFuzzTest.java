@@ -185,6 +185,8 @@ class FrameFuzzTest {
         System.out.println("fuzz: " + badFrames + " bad frames, " + goodTensors + " good tensors, " + agent.drops());
         assertEquals(badFrames, agent.drops().total(), "every bad frame counted once: " + agent.drops());
         assertEquals(goodTensors, agent.tensorsDelivered());
+        assertEquals(agent.drops().count(DropReason.BAD_CHUNK_CRC), listener.corrupted.size(),
+            "every corrupt chunk of a live tensor is reported at once, so its waiter fails now");
         assertEquals(0, agent.errors());
         EnumSet<DropReason> seen = EnumSet.noneOf(DropReason.class);
         for (DropReason reason : DropReason.values()) {
