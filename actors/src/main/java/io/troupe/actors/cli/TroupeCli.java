@@ -21,6 +21,8 @@ public final class TroupeCli {
           submit     submit a training job to a running cluster (see 'troupe submit --help')
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
           checkpoint list (ls) or compare (diff) checkpoints (see 'troupe checkpoint --help')
+          serve      serve a checkpoint over HTTP with continuous batching (see 'troupe serve --help')
+          eval       exact validation loss of a checkpoint, fp32 or int8 (see 'troupe eval --help')
         """;
 
     public static void main(String[] args) {
@@ -52,6 +54,8 @@ public final class TroupeCli {
             case "submit" -> SubmitCommand.USAGE;
             case "driver" -> DriverCommand.USAGE;
             case "checkpoint" -> CheckpointCommand.USAGE;
+            case "serve" -> ServeCommand.USAGE;
+            case "eval" -> EvalCommand.USAGE;
             default -> null;
         };
         if (help && usage != null) {
@@ -70,11 +74,15 @@ public final class TroupeCli {
                     return DriverCommand.run(rest, out, err);
                 case "checkpoint":
                     return CheckpointCommand.run(rest, out, err);
+                case "serve":
+                    return ServeCommand.run(rest, out, err);
+                case "eval":
+                    return EvalCommand.run(rest, out, err);
                 case "simulate":
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + command
-                        + "': expected train, simulate, node, submit, driver or checkpoint (troupe --help)");
+                        + "': expected train, simulate, node, submit, driver, checkpoint, serve or eval (troupe --help)");
                     return 2;
             }
         } catch (UsageException | IllegalArgumentException | ConfigException e) {

@@ -7,9 +7,9 @@ import io.troupe.actors.schedule.Schedules;
 import io.troupe.actors.trace.Timeline;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.actors.trace.TimelineTrack;
+import io.troupe.models.StageModule;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
-import io.troupe.models.StageModule;
 import io.troupe.models.optim.StepTail;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.runtime.device.DeviceKind;
@@ -97,8 +97,10 @@ public final class LocalPipelineEngine implements AutoCloseable {
         int v = spec.layout().virtualStages();
         int m = spec.microbatches();
         if (spec.schedule().equals("adaptive")) {
-            long bytes = (long) spec.microBatchRows() * spec.train().model().seqLen() * spec.train().model().dModel() * 4;
-            return new AdaptivePolicy(new PipelineShape(pp, v, m), i -> bytes, (long) pp * bytes, Double.POSITIVE_INFINITY, 0.0);
+            long bytes = (long) spec.microBatchRows() * spec.train().model().seqLen() * spec.train().model().dModel()
+                * 4;
+            return new AdaptivePolicy(new PipelineShape(pp, v, m), i -> bytes, (long) pp * bytes,
+                Double.POSITIVE_INFINITY, 0.0);
         }
         return Schedules.byName(spec.schedule(), pp, v, m).asPolicy();
     }
@@ -160,7 +162,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         double ms = (System.nanoTime() - t0) / 1e6;
         double tokens = (double) spec.train().batchSize() * spec.train().model().seqLen();
-        StepMetrics m = new StepMetrics(step, spec.train().steps(), lossSum / (dp * spec.microbatches()), Double.NaN, lr,
+        StepMetrics m = new StepMetrics(step, spec.train().steps(), lossSum / (dp * spec.microbatches()), Double.NaN,
+            lr,
             norm, tokens / (ms / 1e3), ms);
         return new PipelineStepMetrics(m, bubble(computeEndUs), allReduceMs, timeline());
     }
@@ -192,7 +195,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
         int pp = spec.layout().pp();
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             StageWorker w = workers[0][g % pp];
-            shards.put(String.format("shard-g%02d.bin", g), io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
+            shards.put(String.format("shard-g%02d.bin", g), io.troupe.models.train.StageState.capture(w.chunk(g / pp),
+                w.optimizer(g / pp)));
         }
         io.troupe.models.checkpoint.Manifest m = new io.troupe.models.checkpoint.Manifest(
             io.troupe.models.checkpoint.Manifest.FORMAT, step, step, spec.train().seed(), spec.train().batchSize(),
@@ -203,10 +207,13 @@ public final class LocalPipelineEngine implements AutoCloseable {
     /** Restores every replica's stages from a checkpoint written by any layout of the same model. */
     public void restore(io.troupe.models.checkpoint.Checkpoints.Loaded ckpt) {
         io.troupe.models.checkpoint.Manifest m = ckpt.manifest();
-        if (!m.model().equals(spec.train().model()) || m.batchSize() != spec.train().batchSize() || m.seed() != spec.train().seed()) {
-            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (model " + m.model().name()
+        if (!m.model().equals(spec.train().model()) || m.batchSize() != spec.train().batchSize()
+            || m.seed() != spec.train().seed()) {
+            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (model "
+                + m.model().name()
                 + ", batch_size=" + m.batchSize() + ", seed=" + m.seed() + ") does not match this job (model "
-                + spec.train().model().name() + ", batch_size=" + spec.train().batchSize() + ", seed=" + spec.train().seed() + ")");
+                + spec.train().model().name() + ", batch_size=" + spec.train().batchSize() + ", seed="
+                    + spec.train().seed() + ")");
         }
         int pp = spec.layout().pp();
         for (StageWorker[] replica : workers) {
@@ -284,7 +291,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
                     List.copyOf(w.intervals())));
             }
         }
-        return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches() + ", step " + step, tracks);
+        return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches()
+            + ", step " + step, tracks);
     }
 
     private <T> T await(Future<T> f) {
@@ -294,7 +302,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
             Throwable c = e.getCause();
             throw c instanceof RuntimeException re ? re : new IllegalStateException(c);
         } catch (TimeoutException e) {
-            throw new IllegalStateException("step " + step + " did not finish within " + spec.stepTimeoutMs() * 2 + " ms", e);
+            throw new IllegalStateException("step " + step + " did not finish within " + spec.stepTimeoutMs() * 2
+                + " ms", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for step " + step, e);

@@ -4,10 +4,10 @@ import io.troupe.actors.schedule.Action;
 import io.troupe.actors.schedule.SchedulePolicy;
 import io.troupe.actors.schedule.StagePolicy;
 import io.troupe.actors.trace.TimelineInterval;
-import io.troupe.models.data.Batches;
-import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.StepTail;
 import io.troupe.runtime.device.Device;
@@ -323,7 +323,8 @@ public final class StageWorker implements AutoCloseable {
     public double evaluate(long step, ValidationPlan plan) {
         int rows = spec.microBatchRows();
         if (plan.rows() != rows) {
-            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of " + rows);
+            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of "
+                + rows);
         }
         int stages = spec.layout().modelStages();
         int pp = spec.layout().pp();
@@ -395,7 +396,8 @@ public final class StageWorker implements AutoCloseable {
         while (true) {
             StageEvent e = awaitEvent();
             if (e == null) {
-                throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
+                throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp="
+                    + ppIndex
                     + " waited " + spec.stepTimeoutMs() + " ms for the activation of evaluation micro-batch " + id);
             }
             if (e.failure() != null) {

@@ -60,7 +60,8 @@ class SimulateCommandTest {
                 "--trace", trace.toString());
         assertEquals(0, o.code, o.err);
         String svgText = Files.readString(svg);
-        assertTrue(svgText.startsWith("<svg") && svgText.contains("adaptive  p=4 m=8  bubble="), svgText.substring(0, 200));
+        assertTrue(svgText.startsWith("<svg") && svgText.contains("adaptive  p=4 m=8  bubble="), svgText.substring(0,
+            200));
         String json = Files.readString(trace);
         assertTrue(json.contains("\"traceEvents\"") && json.contains("\"ph\":\"X\""));
     }

@@ -4,7 +4,6 @@ import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
 import io.troupe.models.data.Lcg;
 import io.troupe.runtime.device.Device;
-import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.HashMap;
 import java.util.Map;
@@ -69,7 +68,8 @@ public final class Gpt implements StageModule {
      */
     public Gpt(GptConfig cfg, Device dev, int rows, int firstBlock, int endBlock, boolean first, boolean last) {
         if (firstBlock < 0 || endBlock > cfg.nLayer() || firstBlock > endBlock) {
-            throw new IllegalArgumentException("bad block range [" + firstBlock + ", " + endBlock + ") for n_layer=" + cfg.nLayer());
+            throw new IllegalArgumentException("bad block range [" + firstBlock + ", " + endBlock + ") for n_layer="
+                + cfg.nLayer());
         }
         if (rows < 1) {
             throw new IllegalArgumentException("micro-batch rows must be >= 1: rows=" + rows);
@@ -158,7 +158,8 @@ public final class Gpt implements StageModule {
             Lcg g = new Lcg(seed);
             g.skip(s.globalOffset());
             for (long i = 0; i < s.numel(); i++) {
-                host[(int) (s.localOffset() + i)] = (float) (s.initCenter() + (2.0 * g.uniform01() - 1.0) * s.initHalfwidth());
+                host[(int) (s.localOffset() + i)] = (float) (s.initCenter() + (2.0 * g.uniform01() - 1.0)
+                    * s.initHalfwidth());
             }
         }
         dev.copyFromHost(host, params);
@@ -251,7 +252,8 @@ public final class Gpt implements StageModule {
             dev.attention(a.qkv[l], a.atty[l], a.att[l], rows, t, nh, cfg.headDim());         // (B, T, C)
             linear(a.atty[l], p.projW, p.projB, a.residual2[l], bt, c, c);
             // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
-            dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l],
+            dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l],
+                a.ln2Rstd[l],
                 bt, c, cfg.lnEps());
             // fch = ln2 @ fcW^T, then + fcB and GELU fused (fch keeps the pre-activation for backward)
             dev.matmul(false, true, bt, 4 * c, c, 1f, a.ln2[l], p.fcW, 0f, a.fch[l]);          // (B, T, 4C)
@@ -329,7 +331,8 @@ public final class Gpt implements StageModule {
             dev.matmul(false, false, bt, 4 * c, c, 1f, dresidual, p.fcProjW, 0f, dfchGelu);    // (B, T, 4C)
             dev.geluBackward(a.fch[l], dfchGelu, a.dfch[l], (long) bt * 4 * c);
             dev.matmul(false, false, bt, c, 4 * c, 1f, a.dfch[l], p.fcW, 0f, dln);             // (B, T, C)
-            dev.layerNormBackward(dresidual, g.ln2W, g.ln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l], a.ln2Rstd[l], bt, c);
+            dev.layerNormBackward(dresidual, g.ln2W, g.ln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l], a.ln2Rstd[l],
+                bt, c);
             // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
             dev.copy(dresidual, a.dAttProj[l]);
             dev.matmul(false, false, bt, c, c, 1f, dresidual, p.projW, 0f, datty);

@@ -39,7 +39,8 @@ public final class ParameterLayout {
         long local = 0;
         for (ParamSpec s : mine.specs) {
             long global = all.globalOffsetOf(s.name());
-            out.add(new ParamSpec(s.name(), s.shape(), global, local, s.numel(), s.initCenter(), s.initHalfwidth(), s.decay()));
+            out.add(new ParamSpec(s.name(), s.shape(), global, local, s.numel(), s.initCenter(), s.initHalfwidth(),
+                s.decay()));
             local += s.numel();
         }
         return new ParameterLayout(out, local);
