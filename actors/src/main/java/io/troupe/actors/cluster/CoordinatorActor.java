@@ -134,17 +134,24 @@ public final class CoordinatorActor {
         this.timers = timers;
         this.settings = RecoverySettings.from(ctx.getSystem().settings().config());
         ActorRef<Receptionist.Listing> listing = ctx.messageAdapter(Receptionist.Listing.class,
-            l -> new WorkersChanged(l.getServiceInstances(WorkerActor.KEY)));
+            // every registered worker, reachable or not: a worker leaves when its node is removed, and
+            // unreachability alone only keeps it out of the next plan
+            l -> new WorkersChanged(l.getAllServiceInstances(WorkerActor.KEY)));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerActor.KEY, listing));
         Cluster cluster = Cluster.get(ctx.getSystem());
-        subscribe(cluster, ClusterEvent.UnreachableMember.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.UnreachableMember.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.UNREACHABLE));
-        subscribe(cluster, ClusterEvent.ReachableMember.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.ReachableMember.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.REACHABLE));
-        subscribe(cluster, ClusterEvent.MemberDowned.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.MemberDowned.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.DOWNED));
-        subscribe(cluster, ClusterEvent.MemberRemoved.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.MemberRemoved.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.REMOVED));
+    }
+
+    /** A member's incarnation, as workers describe their node: address#uid. */
+    private static String incarnation(org.apache.pekko.cluster.Member m) {
+        return m.address() + "#" + m.uniqueAddress().longUid();
     }
 
     private <E extends ClusterEvent.ClusterDomainEvent> void subscribe(Cluster cluster, Class<E> type,
