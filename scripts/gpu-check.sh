@@ -16,12 +16,13 @@
 #     io.troupe.runtime.cuda.bench.CudaBench (GEMM TFLOP/s at 4096^3 and 8192^3 for FP32, TF32, BF16
 #     against the card's ceiling, then the GPT-step hook), then io.troupe.actors.bench.CudaPipelineBench
 #     (1-stage vs 2-stage pipeline on the one GPU, small and big: ms/step, ratio, loss agreement), and
-#     ends with one SUMMARY block holding every figure issue 6 asks for, ready for docs/benchmarks.md.
-#     Logs and JUnit XML go to $OUT when set (the device tool's folder), else to .bundle/out/.
+#     ends with one SUMMARY block holding every figure of the run (GEMM, GPT step, pipeline, the two
+#     goals met or missed), ready for docs/benchmarks.md.
+#     Logs and JUnit XML go to $OUT when set (a folder the caller collects), else to .bundle/out/.
 #
-# How the lead runs it with the device tool (the tool sends the session's own checkout, /work/main):
-#   1. in /work/main:  scripts/gpu-check.sh --dry-run        (prints the bundle size)
-#   2. device tool:    run(command="bash scripts/gpu-check.sh --run", carry=[".bundle"], timeout_s=540)
+# Typical use, when the GPU machine receives a copy of this checkout (at most 64 MiB with .bundle/):
+#   1. on the build machine:  scripts/gpu-check.sh --dry-run   (prints the bundle size)
+#   2. on the GPU machine:    bash scripts/gpu-check.sh --run  (with .bundle/ copied along; ~9 minutes at most)
 #   3. record the printed table in docs/benchmarks.md.
 #
 # Environment:
@@ -81,7 +82,8 @@ prepare() {
 
   # actors: only its step engine and benches load here (io.troupe.actors.engine/schedule/trace import no
   # Pekko), so its Pekko dependencies stay behind; the dry run proves the pipeline bench loads.
-  for m in runtime collectives models actors; do
+  # bench: the jar of CudaBench, CudaGptStepHook and CudaPipelineBench (built by the package above).
+  for m in runtime collectives models actors bench; do
     ls "$ROOT/$m"/target/troupe-"$m"-*.jar >/dev/null 2>&1 && cp "$ROOT/$m"/target/troupe-"$m"-*.jar "$BUNDLE/troupe/"
   done
   [[ -f "$CONSOLE_JAR" ]] || (cd "$ROOT" && mvn -q -B dependency:get \

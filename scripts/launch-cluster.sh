@@ -4,7 +4,7 @@
 #   scripts/launch-cluster.sh HOSTS_FILE [train options]
 # HOSTS_FILE: one node per line, "HOST[:PORT] [WORKERS]" (default port 25520, 1 worker); '#' starts a
 # comment. The first line's node also hosts the coordinator. Loopback hosts (127.x, localhost) run
-# here; any other host runs over ssh (`ssh -tt HOST`, so the node stops when the session ends) in
+# here; any other host runs over ssh (`ssh -tt HOST`, so the node stops when the connection ends) in
 # TROUPE_REMOTE_HOME (default: this checkout's path), where Troupe must be checked out and built.
 # Nodes bind and advertise the host named in the file, so name each host by an address the others
 # can reach.

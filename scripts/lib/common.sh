@@ -20,15 +20,23 @@ fi
 
 TROUPE_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TROUPE_JAR="$TROUPE_HOME/actors/target/troupe-actors-0.1.0-SNAPSHOT.jar"
+TROUPE_BENCH_JAR="$TROUPE_HOME/bench/target/troupe-bench-0.1.0-SNAPSHOT.jar"
 
-# Builds the jars on first use, or when any source, POM or config is newer than the jar.
+# Builds the jars on first use, or when any source, POM or config is newer than the jar it goes into
+# (the benchmarks' jar is built by the same reactor, so it is checked against every module too).
 troupe_ensure_built() {
-  local stale=""
-  if [ ! -f "$TROUPE_JAR" ] || [ ! -d "$TROUPE_HOME/actors/target/lib" ]; then
+  local stale="" jar
+  for jar in "$TROUPE_JAR" "$TROUPE_BENCH_JAR"; do
+    if [ ! -f "$jar" ]; then
+      stale=yes
+    else
+      stale=$(cd "$TROUPE_HOME" && find pom.xml runtime collectives models actors bench cluster-config -newer "$jar" \
+        \( -name '*.java' -o -name 'pom.xml' -o -name '*.conf' -o -name '*.cu' \) -not -path '*/target/*' -print -quit 2>/dev/null)
+    fi
+    if [ -n "$stale" ]; then break; fi
+  done
+  if [ ! -d "$TROUPE_HOME/actors/target/lib" ] || [ ! -d "$TROUPE_HOME/bench/target/lib" ]; then
     stale=yes
-  else
-    stale=$(cd "$TROUPE_HOME" && find pom.xml runtime collectives models actors cluster-config -newer "$TROUPE_JAR" \
-      \( -name '*.java' -o -name 'pom.xml' -o -name '*.conf' -o -name '*.cu' \) -not -path '*/target/*' -print -quit 2>/dev/null)
   fi
   if [ -n "$stale" ]; then
     echo "troupe: building (mvn package, tests skipped)..." >&2
@@ -40,9 +48,19 @@ troupe_classpath() {
   echo "$TROUPE_JAR:$TROUPE_HOME/actors/target/lib/*"
 }
 
+# The benchmarks' classpath: their jar and its lib (the four Troupe jars and every dependency).
+troupe_bench_classpath() {
+  echo "$TROUPE_BENCH_JAR:$TROUPE_HOME/bench/target/lib/*"
+}
+
 troupe_java() {
   # shellcheck disable=SC2086
   exec java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" "$@"
+}
+
+troupe_bench_java() {
+  # shellcheck disable=SC2086
+  exec java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_bench_classpath)" "$@"
 }
 
 # Processes a launch script started; troupe_stop_started stops them (TERM, then KILL after 10 s).

@@ -1,2 +1,2 @@
-/** The Pekko control plane, schedules, the public Java API and the CLI. */
+/** The Pekko control plane, schedules and the CLI; the public Java API is in {@code api}. */
 package io.troupe.actors;

@@ -4,10 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.actors.Troupe;
-import io.troupe.actors.TrainingJob;
-import io.troupe.actors.cluster.JobEvent;
-import io.troupe.actors.cluster.JobHandle;
+import io.troupe.actors.api.Troupe;
+import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

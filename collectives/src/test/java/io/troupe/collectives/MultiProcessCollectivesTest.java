@@ -2,7 +2,7 @@ package io.troupe.collectives;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import io.troupe.runtime.testkit.ChildJvm;
+import io.troupe.runtime.launch.ChildJvm;
 import io.troupe.runtime.testkit.LoopbackDriver;
 import java.io.File;
 import java.io.PrintStream;

@@ -1,6 +1,5 @@
 package io.troupe.models;
 
-import io.troupe.models.gpt.ParamSpec;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.List;

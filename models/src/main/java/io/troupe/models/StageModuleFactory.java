@@ -1,15 +1,14 @@
 package io.troupe.models;
 
-import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.gpt.GptStages;
 import io.troupe.runtime.device.Device;
 
 /**
  * Builds the initialised {@link StageModule} of one pipeline stage. The runtime calls it on the
  * worker that owns the stage, on that worker's device, so a factory travels between nodes by class
  * name: an implementation is a public class with a public no-argument constructor, present on every
- * node's class path ({@link #named}). GPT's factory is {@link GptStages}; users supply their own to
- * train another model with the same schedules, data plane and collectives.
+ * node's class path (the job names it; the runtime looks it up by that name). GPT's factory is
+ * {@code io.troupe.models.gpt.GptStages}; users supply their own to train another model with the
+ * same schedules, data plane and collectives.
  *
  * <p>A factory must be deterministic: every replica of a stage is built from the same {@link Stage}
  * value and must start bitwise identical (seeded initialisation).
@@ -29,7 +28,7 @@ public interface StageModuleFactory {
      * @param rows       sequences per micro-batch
      * @param seed       initialisation seed of the whole model
      */
-    record Stage(GptConfig model, Device device, int index, int count, int firstLayer, int endLayer, int rows,
+    record Stage(ModelShape model, Device device, int index, int count, int firstLayer, int endLayer, int rows,
                  long seed) {
         public Stage {
             if (index < 0 || index >= count) {
@@ -55,36 +54,4 @@ public interface StageModuleFactory {
 
     /** Builds and initialises the stage. */
     StageModule create(Stage stage);
-
-    /** GPT's factory (the default). */
-    static StageModuleFactory gpt() {
-        return new GptStages();
-    }
-
-    /**
-     * The factory named by its class, or GPT's for {@code ""}.
-     *
-     * @throws IllegalArgumentException naming the class when it is missing or not a usable factory
-     */
-    static StageModuleFactory named(String className) {
-        if (className == null || className.isEmpty()) {
-            return gpt();
-        }
-        Class<?> c;
-        try {
-            c = Class.forName(className, true, Thread.currentThread().getContextClassLoader() != null
-                ? Thread.currentThread().getContextClassLoader() : StageModuleFactory.class.getClassLoader());
-        } catch (ClassNotFoundException e) {
-            throw new IllegalArgumentException("stage module factory class not found on this node: " + className);
-        }
-        if (!StageModuleFactory.class.isAssignableFrom(c)) {
-            throw new IllegalArgumentException("class " + className + " does not implement " + StageModuleFactory.class.getName());
-        }
-        try {
-            return (StageModuleFactory) c.getConstructor().newInstance();
-        } catch (ReflectiveOperationException e) {
-            throw new IllegalArgumentException("stage module factory " + className
-                + " needs a public no-argument constructor: " + e);
-        }
-    }
 }

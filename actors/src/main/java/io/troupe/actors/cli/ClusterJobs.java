@@ -1,7 +1,7 @@
 package io.troupe.actors.cli;
 
-import io.troupe.actors.cluster.JobEvent;
-import io.troupe.actors.cluster.JobHandle;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.trace.Timeline;
 import io.troupe.models.train.RunOutputs;

@@ -1,6 +1,6 @@
 package io.troupe.actors.cli;
 
-import io.troupe.actors.Troupe;
+import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.train.RunOutputs;

@@ -1,8 +1,9 @@
 package io.troupe.actors.cli;
 
 import com.typesafe.config.ConfigFactory;
-import io.troupe.actors.cluster.JobEvent;
-import io.troupe.actors.cluster.JobHandle;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
@@ -50,7 +51,7 @@ final class SubmitCommand {
                  "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
             out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
-            return ClusterJobs.follow(client.submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
+            return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
         }
     }
 }

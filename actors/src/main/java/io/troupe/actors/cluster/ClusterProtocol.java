@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.api.JobEvent;
 import java.util.List;
 
 /** The message classes that cross nodes, in registration order (append only). */

@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.engine.PipelineJobSpec;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,6 +1,7 @@
 package io.troupe.actors.cluster;
 
 import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.actors.engine.StageModuleFactories;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamWConfig;
@@ -28,7 +29,7 @@ public final class JobSpecs {
         StagePartition partition = r.partition().isEmpty()
             ? StagePartition.balanced(model, layout.modelStages())
             : StagePartition.explicit(r.partition(), model, layout.modelStages());
-        io.troupe.models.StageModuleFactory.named(r.moduleFactory()); // refuses a missing or unusable class by name
+        StageModuleFactories.named(r.moduleFactory()); // refuses a missing or unusable class by name
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
             r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory());
     }

@@ -1,11 +1,13 @@
 package io.troupe.actors.cluster;
 
 import com.typesafe.config.Config;
+import io.troupe.actors.api.JobEvent;
 import io.troupe.runtime.transport.TransportNode;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -95,15 +97,16 @@ public final class TroupeNode implements AutoCloseable {
         return transport;
     }
 
-    /** Submits a job to the coordinator and returns its handle. */
-    public JobHandle submit(JobRequest job) {
-        JobHandle handle = new JobHandle();
+    /**
+     * Submits a job to the coordinator; {@code events} gets the job's events in order, on an actor
+     * thread, up to and including its {@link JobEvent.Finished} or {@link JobEvent.Failed}.
+     */
+    public void submit(JobRequest job, Consumer<JobEvent> events) {
         ActorRef<JobEvent> listener = system.systemActorOf(Behaviors.<JobEvent>receive((ctx, e) -> {
-            handle.publish(e);
+            events.accept(e);
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
         }), "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
         coordinator.tell(new CoordinatorActor.SubmitJob(job, listener));
-        return handle;
     }
 
     /** Leaves the cluster and stops the actor system, then the data plane if this node owns it. */

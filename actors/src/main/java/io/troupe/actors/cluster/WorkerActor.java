@@ -20,7 +20,7 @@ import io.troupe.collectives.Communicator;
 import io.troupe.collectives.ReduceOp;
 import io.troupe.collectives.bucket.GradientBucketer;
 import io.troupe.collectives.bucket.ParamRange;
-import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.ParamSpec;
 import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.models.optim.GradClip;

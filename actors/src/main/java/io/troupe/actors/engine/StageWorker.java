@@ -61,7 +61,7 @@ public final class StageWorker implements AutoCloseable {
         this.chunks = new StageModule[v];
         this.optimizers = new AdamW[v];
         this.nextSlot = new int[v];
-        StageModuleFactory factory = StageModuleFactory.named(spec.moduleFactory());
+        StageModuleFactory factory = StageModuleFactories.named(spec.moduleFactory());
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
             StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,

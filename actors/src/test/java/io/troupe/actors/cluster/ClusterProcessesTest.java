@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cli.TroupeCli;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -12,7 +15,7 @@ import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
 import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.testkit.ChildJvm;
+import io.troupe.runtime.launch.ChildJvm;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -71,7 +74,7 @@ class ClusterProcessesTest {
         for (ChildJvm n : others) {
             hostPort(n); // every node is up before the job asks for four workers
         }
-        JobHandle h = client(seed).submit(job("2x2", 6));
+        JobHandle h = Troupe.using(client(seed)).submit(job("2x2", 6));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0, AdamWConfig.defaults());
@@ -91,7 +94,7 @@ class ClusterProcessesTest {
         ChildJvm second = node("--role", "worker", "--seed", seed);
         String secondAddress = hostPort(second);
         CountDownLatch twoSteps = new CountDownLatch(2);
-        JobHandle h = client(seed).submit(job("1x2", 100_000)).onEvent(e -> {
+        JobHandle h = Troupe.using(client(seed)).submit(job("1x2", 100_000)).onEvent(e -> {
             if (e instanceof JobEvent.StepCompleted) {
                 twoSteps.countDown();
             }

@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.Troupe;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamWConfig;
@@ -57,7 +60,7 @@ class ClusterTrainingTest {
     @Test
     void shouldMatchSingleDeviceLossWhenPipelinedOverTwoClusterNodes() throws Exception {
         List<TroupeNode> nodes = cluster(2);
-        JobHandle h = nodes.get(0).submit(job("1x2", "1f1b", 5));
+        JobHandle h = Troupe.using(nodes.get(0)).submit(job("1x2", "1f1b", 5));
         JobEvent end = h.await(Duration.ofSeconds(120));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
         List<JobEvent.StepCompleted> steps = h.steps();
@@ -93,7 +96,7 @@ class ClusterTrainingTest {
         open.add(first);
         open.add(TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
             ConfigFactory.load(), tb));
-        JobHandle h = first.submit(job("1x2", "1f1b", 5));
+        JobHandle h = Troupe.using(first).submit(job("1x2", "1f1b", 5));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
         assertEquals(5, h.steps().size());
@@ -112,7 +115,7 @@ class ClusterTrainingTest {
     @Test
     void shouldMatchSingleDeviceLossWithDataAndPipelineParallelOverFourNodes() throws Exception {
         List<TroupeNode> nodes = cluster(4);
-        JobHandle h = nodes.get(0).submit(job("2x2", "zb-h1", 4));
+        JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x2", "zb-h1", 4));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
@@ -131,7 +134,7 @@ class ClusterTrainingTest {
         List<TroupeNode> nodes = cluster(2);
         String dir = tmp.resolve("ckpt").toString();
         JobRequest job = new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 6, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 2, dir, 30_000);
-        JobHandle straight = nodes.get(0).submit(job);
+        JobHandle straight = Troupe.using(nodes.get(0)).submit(job);
         assertInstanceOf(JobEvent.Finished.class, straight.await(Duration.ofSeconds(120)));
         for (String step : List.of("step-00000002", "step-00000004", "step-00000006")) {
             java.nio.file.Path c = tmp.resolve("ckpt").resolve(step);
@@ -145,7 +148,7 @@ class ClusterTrainingTest {
                 java.nio.file.Files.delete(p);
             }
         }
-        JobHandle resumed = nodes.get(0).submit(job);
+        JobHandle resumed = Troupe.using(nodes.get(0)).submit(job);
         assertInstanceOf(JobEvent.Finished.class, resumed.await(Duration.ofSeconds(120)));
         assertEquals(2, resumed.steps().size(), "resumed at step 4: " + resumed.steps());
         assertEquals(5, resumed.steps().get(0).step());
@@ -158,13 +161,13 @@ class ClusterTrainingTest {
     @Test
     void shouldRefuseAJobThatCannotRunBeforeAnyWork() throws Exception {
         List<TroupeNode> nodes = cluster(1);
-        JobEvent end = nodes.get(0).submit(job("1x3", "1f1b", 2)).await(Duration.ofSeconds(30));
+        JobEvent end = Troupe.using(nodes.get(0)).submit(job("1x3", "1f1b", 2)).await(Duration.ofSeconds(30));
         JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end);
         assertTrue(f.reason().contains("refused") && f.reason().contains("stages=3"), f.reason());
-        JobEvent bad = nodes.get(0).submit(job("1x2", "zigzag", 2)).await(Duration.ofSeconds(30));
+        JobEvent bad = Troupe.using(nodes.get(0)).submit(job("1x2", "zigzag", 2)).await(Duration.ofSeconds(30));
         assertTrue(((JobEvent.Failed) bad).reason().contains("zigzag"), bad.toString());
         JobRequest tooBig = new JobRequest("tiny", "2x1", 1, "1f1b", 2, 4, 2, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 0, "", 2_000);
-        JobEvent.Failed few = assertInstanceOf(JobEvent.Failed.class, nodes.get(0).submit(tooBig).await(Duration.ofSeconds(30)));
+        JobEvent.Failed few = assertInstanceOf(JobEvent.Failed.class, Troupe.using(nodes.get(0)).submit(tooBig).await(Duration.ofSeconds(30)));
         assertTrue(few.reason().contains("needs 2 workers, only 1"), few.reason());
     }
 }

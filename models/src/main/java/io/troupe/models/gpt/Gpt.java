@@ -1,5 +1,6 @@
 package io.troupe.models.gpt;
 
+import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
 import io.troupe.models.data.Lcg;
 import io.troupe.runtime.device.Device;

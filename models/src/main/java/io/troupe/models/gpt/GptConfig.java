@@ -1,5 +1,6 @@
 package io.troupe.models.gpt;
 
+import io.troupe.models.ModelShape;
 import java.util.Locale;
 
 /**
@@ -8,7 +9,8 @@ import java.util.Locale;
  * @param dModel C, the residual width; must be divisible by {@code nHead}
  * @param seqLen T, the context length (position embedding rows)
  */
-public record GptConfig(String name, int vocabSize, int dModel, int nLayer, int nHead, int seqLen, float lnEps) {
+public record GptConfig(String name, int vocabSize, int dModel, int nLayer, int nHead, int seqLen, float lnEps)
+    implements ModelShape {
 
     public GptConfig {
         require(vocabSize > 0, "vocab_size must be > 0: vocab_size=" + vocabSize);

@@ -8,7 +8,10 @@ public final class GptStages implements StageModuleFactory {
 
     @Override
     public StageModule create(Stage s) {
-        Gpt g = new Gpt(s.model(), s.device(), s.rows(), s.firstLayer(), s.endLayer(), s.first(), s.last());
+        if (!(s.model() instanceof GptConfig config)) {
+            throw new IllegalArgumentException("GPT stages need a GptConfig model shape: model=" + s.model());
+        }
+        Gpt g = new Gpt(config, s.device(), s.rows(), s.firstLayer(), s.endLayer(), s.first(), s.last());
         try {
             g.initialize(s.seed());
             return g;

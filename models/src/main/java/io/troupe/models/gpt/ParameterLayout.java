@@ -1,5 +1,6 @@
 package io.troupe.models.gpt;
 
+import io.troupe.models.ParamSpec;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;

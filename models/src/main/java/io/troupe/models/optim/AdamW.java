@@ -1,6 +1,6 @@
 package io.troupe.models.optim;
 
-import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.ParamSpec;
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.Tensor;

@@ -2,7 +2,7 @@ package io.troupe.models.parallel;
 
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.GptPlacements;
-import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.ParameterLayout;
 import io.troupe.collectives.Communicator;
 import java.util.ArrayList;

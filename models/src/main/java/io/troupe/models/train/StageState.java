@@ -3,7 +3,7 @@ package io.troupe.models.train;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.StageModule;
-import io.troupe.models.gpt.ParamSpec;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.AdamW;
 import io.troupe.runtime.tensor.Tensor;
 

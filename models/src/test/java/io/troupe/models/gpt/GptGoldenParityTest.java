@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Lcg;
 import io.troupe.models.data.MarkovCorpus;

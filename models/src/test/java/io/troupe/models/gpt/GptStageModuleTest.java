@@ -2,9 +2,9 @@ package io.troupe.models.gpt;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.runtime.cpu.CpuDevice;
@@ -34,7 +34,7 @@ class GptStageModuleTest {
         try (CpuDevice dev = new CpuDevice(1)) {
             for (int s = 0; s < 3; s++) {
                 StageModuleFactory.Stage spec = new StageModuleFactory.Stage(CFG, dev, s, 3, split[s][0], split[s][1], ROWS, 7);
-                try (StageModule stage = StageModuleFactory.gpt().create(spec)) {
+                try (StageModule stage = new GptStages().create(spec)) {
                     Random rnd = new Random(11 + s);
                     int n = ROWS * CFG.seqLen();
                     Tensor ids = RandomTensors.intTensor(dev, RandomTensors.ints(rnd, n, CFG.vocabSize()), n);
@@ -67,18 +67,6 @@ class GptStageModuleTest {
                 }
             }
         }
-    }
-
-    @Test
-    void shouldNameAMissingOrWrongFactoryClass() {
-        IllegalArgumentException missing = assertThrows(IllegalArgumentException.class,
-            () -> StageModuleFactory.named("com.example.NoSuchFactory"));
-        assertTrue(missing.getMessage().contains("com.example.NoSuchFactory"), missing.getMessage());
-        IllegalArgumentException wrong = assertThrows(IllegalArgumentException.class,
-            () -> StageModuleFactory.named("java.lang.String"));
-        assertTrue(wrong.getMessage().contains("java.lang.String"), wrong.getMessage());
-        assertEquals(GptStages.class, StageModuleFactory.named("").getClass());
-        assertEquals(GptStages.class, StageModuleFactory.named(GptStages.class.getName()).getClass());
     }
 
     private static float[] slice(Tensor grads, ParamSpec p) {

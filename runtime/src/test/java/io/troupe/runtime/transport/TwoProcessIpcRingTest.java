@@ -3,8 +3,8 @@ package io.troupe.runtime.transport;
 import static io.troupe.runtime.transport.TransportTestSupport.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import io.troupe.runtime.launch.ChildJvm;
 import io.troupe.runtime.tensor.DType;
-import io.troupe.runtime.testkit.ChildJvm;
 import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.testkit.NativeMemory;
 import java.io.File;

@@ -1,0 +1,51 @@
+package io.troupe.actors.api;
+
+import io.troupe.actors.cluster.CrossNodeMessage;
+import io.troupe.actors.cluster.WorkerTrace;
+import io.troupe.actors.trace.Timeline;
+import io.troupe.actors.trace.TimelineTrack;
+import java.util.ArrayList;
+import java.util.List;
+
+/** What the coordinator tells a job's submitter. */
+public sealed interface JobEvent extends CrossNodeMessage {
+
+    /** The layout is assigned and every worker is ready. */
+    record Started(long epoch, int worldSize, String assignment) implements JobEvent {
+    }
+
+    /**
+     * A step is committed (every rank applied its update). {@code valLoss} is NaN unless validation
+     * was due; {@code allReduceMs} is the longest any rank waited for its data-parallel all-reduce
+     * after its backward (the part compute did not hide).
+     */
+    record StepCompleted(long step, long totalSteps, double loss, double valLoss, double gradNorm, float lr,
+                         double stepMs, double tokensPerSec, double bubble, double allReduceMs) implements JobEvent {
+    }
+
+    /**
+     * The timeline of one step (the last one): per rank, its intervals (F, B, W, sends, all-reduce
+     * wait, idle with cause), in microseconds since the rank began the step.
+     */
+    record StepTrace(long step, String title, String[] tracks, WorkerTrace[] intervals) implements JobEvent {
+        /** One timeline track per rank. */
+        public Timeline timeline() {
+            List<TimelineTrack> out = new ArrayList<>();
+            for (int r = 0; r < tracks.length; r++) {
+                out.add(new TimelineTrack(tracks[r], tracks[r], intervals[r].intervals()));
+            }
+            return new Timeline(title, out);
+        }
+    }
+
+    /**
+     * Every step ran. {@code finalValLoss} is NaN when validation never ran; {@code checkpoint} is
+     * the last committed checkpoint's directory, "" when the job wrote none.
+     */
+    record Finished(long steps, double finalLoss, double finalValLoss, String checkpoint) implements JobEvent {
+    }
+
+    /** The job ended early; {@code lastCommittedStep} is the last step every rank applied. */
+    record Failed(String reason, long lastCommittedStep, long epoch) implements JobEvent {
+    }
+}
