@@ -166,6 +166,11 @@ public final class Gpt implements StageModule {
         return layout.specs();
     }
 
+    @Override
+    public TensorParallelPlacement tensorParallelPlacement(int i) {
+        return GptPlacements.of(layout.specs().get(i).name(), false);
+    }
+
     public ParameterLayout layout() {
         return layout;
     }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.parallel.TensorParallelPlacement;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
+import io.troupe.models.parallel.tp.TensorParallelGradients;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.cpu.CpuDevice;
 import java.util.ArrayList;
@@ -34,7 +35,7 @@ class GptTensorParallelTest {
     private static final long SEED = 5;
 
     /** What one member saw: {params, grads} flat, and the losses of two micro-batches. */
-    private record Result(float[] params, float[] grads, double[] losses, List<ParamSpec> specs) {
+    private record Result(float[] params, float[] grads, double[] losses, List<ParamSpec> specs, double normPart) {
     }
 
     private static Result run(TensorParallelGroup g, CpuDevice dev) {
@@ -58,7 +59,11 @@ class GptTensorParallelTest {
             for (int mb = 1; mb >= 0; mb--) {
                 gpt.backward(mb, null, 1f / (2 * n));
             }
-            return new Result(p0, gpt.grads().toFloatArray(), losses, gpt.parameters());
+            double normPart = 0;
+            for (io.troupe.runtime.tensor.Tensor v : TensorParallelGradients.normViews(gpt, g.index())) {
+                normPart += io.troupe.models.optim.GradClip.sumOfSquares(dev, v);
+            }
+            return new Result(p0, gpt.grads().toFloatArray(), losses, gpt.parameters(), normPart);
         }
     }
 
@@ -126,6 +131,14 @@ class GptTensorParallelTest {
             }
         }
         System.out.printf("tp=%d: worst gradient relative max difference %.3e%n", tp, worstGrad);
+        double sumSq = 0;
+        for (Result r : parts) {
+            sumSq += r.normPart();
+        }
+        double relNorm = Math.abs(Math.sqrt(sumSq) - Math.sqrt(full.normPart())) / Math.sqrt(full.normPart());
+        System.out.printf("tp=%d: global gradient norm %.9f vs unsplit %.9f, rel %.2e%n", tp, Math.sqrt(sumSq),
+            Math.sqrt(full.normPart()), relNorm);
+        assertTrue(relNorm <= 1e-5, "replicas counted once in the global norm");
     }
 
     @Test
