@@ -90,6 +90,37 @@ public final class ParallelParameterLayout {
     }
 
     /**
+     * Model-state bytes of the largest rank of {@code layout} (float32 parameters, their gradients,
+     * and AdamW's two moments), over its {@code v} model stages: what the ranks allocate for them.
+     */
+    public RankMemory memoryPerRank(Layout layout) {
+        long most = 0;
+        for (int p = 0; p < layout.pp(); p++) {
+            long numel = 0;
+            for (int v = 0; v < layout.virtualStages(); v++) {
+                numel += local(v * layout.pp() + p, layout.tp(), 0).numel();
+            }
+            most = Math.max(most, numel);
+        }
+        return new RankMemory(4 * most, 4 * most, 8 * most);
+    }
+
+    /** Bytes one rank allocates for parameters, gradients and optimizer moments. */
+    public record RankMemory(long paramBytes, long gradBytes, long optimizerBytes) {
+
+        public long totalBytes() {
+            return paramBytes + gradBytes + optimizerBytes;
+        }
+
+        /** {@code memory per rank: params 1.2 MiB, grads 1.2 MiB, optimizer 2.4 MiB}. */
+        @Override
+        public String toString() {
+            return String.format(java.util.Locale.ROOT, "memory per rank: params %.1f MiB, grads %.1f MiB, optimizer %.1f MiB",
+                paramBytes / 1048576.0, gradBytes / 1048576.0, optimizerBytes / 1048576.0);
+        }
+    }
+
+    /**
      * One rank's flat buffer: its parameters' shards in model order.
      *
      * @param numel elements in the flat buffer (parameters; gradients and each AdamW moment the same)

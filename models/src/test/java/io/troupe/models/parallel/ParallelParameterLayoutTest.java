@@ -43,6 +43,13 @@ class ParallelParameterLayoutTest {
         long two = l.local(0, 2, 0).numel();
         System.out.printf("big: params per rank tp1=%d tp2=%d ratio=%.4f%n", one, two, (double) two / one);
         assertTrue(two <= 0.55 * one, "tp 2 holds at most 0.55 of the model: " + two + " of " + one);
+        assertEquals(ParameterLayout.stage(cfg, 0, cfg.nLayer(), true, true, 2).numel(), two,
+            "what a tp member of the model allocates");
+        ParallelParameterLayout.RankMemory m1 = l.memoryPerRank(new Layout(1, 1, 1, 1));
+        ParallelParameterLayout.RankMemory m2 = l.memoryPerRank(new Layout(1, 1, 2, 1));
+        System.out.println("big 1x1x1: " + m1 + "; 1x1x2: " + m2);
+        assertEquals(16 * one, m1.totalBytes());
+        assertEquals(16 * two, m2.totalBytes());
     }
 
     @Test
