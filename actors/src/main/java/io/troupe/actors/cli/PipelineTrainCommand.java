@@ -38,11 +38,13 @@ final class PipelineTrainCommand {
         try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule(), true)) {
-            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d, v %d), schedule %s, %d micro-batches of %d rows per replica, "
+            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s, %d micro-batches of %d rows per replica, "
                     + "partition %s, %d steps, %d worker threads each%n",
-                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().virtualStages(), s.schedule(),
+                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(), s.layout().virtualStages(), s.schedule(),
                 spec.microbatches(), spec.microBatchRows(), spec.partition(), cfg.steps(), spec.threadsPerWorker());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
+            out.printf("troupe: %s%n", io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), spec.partition(), false)
+                .memoryPerRank(s.layout()));
             if (s.resume() != null) {
                 Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
                 engine.restore(Checkpoints.load(ckpt));

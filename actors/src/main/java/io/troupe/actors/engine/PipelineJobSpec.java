@@ -6,7 +6,7 @@ import io.troupe.models.train.TrainConfig;
 import io.troupe.runtime.device.DeviceKind;
 
 /**
- * A dp × pp training job: the training recipe (global batch, steps, optimizer, LR schedule), the
+ * A dp × pp × tp training job: the training recipe (global batch, steps, optimizer, LR schedule), the
  * layout, the schedule ({@code gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive}), micro-batches per
  * replica, the partition of blocks into model stages, CPU threads per worker, the longest a
  * worker may wait for an input before the step fails, each worker's device, and the class name of
@@ -23,9 +23,9 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
     }
 
     public PipelineJobSpec {
-        if (layout.tp() != 1) {
-            throw new IllegalArgumentException("tensor parallelism is not available yet: tp=" + layout.tp());
-        }
+        java.util.Objects.requireNonNull(moduleFactory, "moduleFactory");
+        // Refuses, before any work, a factory that cannot split its stages or a model tp does not divide.
+        StageModuleFactories.named(moduleFactory).checkTensorParallel(train.model(), layout.tp());
         if (microbatches < 1) {
             throw new IllegalArgumentException("micro-batches must be >= 1: microbatches=" + microbatches);
         }
