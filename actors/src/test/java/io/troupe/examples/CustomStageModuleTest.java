@@ -27,7 +27,7 @@ class CustomStageModuleTest {
 
     private static TrainingJob.Builder job(String layout) {
         return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4).steps(12)
-            .lr(1e-2f, 1e-3f, 2).seed(3).stageModules(ResidualMlpModel.class);
+            .lr(1e-2f, 1e-3f, 2).seed(3).validation(0, 1).device("cpu").stageModules(ResidualMlpModel.class);
     }
 
     private static List<JobEvent.StepCompleted> run(Troupe troupe, TrainingJob job) throws Exception {

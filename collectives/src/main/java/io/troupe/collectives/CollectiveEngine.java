@@ -18,14 +18,8 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
  */
 final class CollectiveEngine implements InPlaceConsumer.Sink {
     private static final int INBOX_CAPACITY = 4096;
-    private static final int RUN_NONE = -1;
-    private static final int RUN_RING = 0;
-    private static final int RUN_RD = 1;
-    private static final int RUN_CHAIN = 2;
-    private static final int RUN_REFERENCE = 3;
-    private static final int POST_NONE = 0;
-    private static final int POST_COPY_SEGMENT = 1;
-    private static final int POST_INT8_SUM = 2;
+    /** The signature variant of a ring collective without compression. */
+    private static final int PLAIN_RING_VARIANT = CollectiveKey.variant(EngineAlgorithm.RING.wireCode, Compression.NONE);
     /**
      * How long pieces of this communicator's next ring collective may wait in the Aeron log for
      * that collective to start ({@link InPlaceConsumer#LATER}) before they go to receive slots: a
@@ -55,8 +49,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     private int inboxCount;
     private CollectiveHandle current;
-    private int running = RUN_NONE;
-    private int post;
+    private EngineAlgorithm running = EngineAlgorithm.NONE;
+    private AfterRun post = AfterRun.NOTHING;
     private long seq;
     private long signature;
     private long deadlineNs;
@@ -148,8 +142,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         h.startNs = nowNs;
         deadlineNs = nowNs + settings.timeoutNs();
         seq++;
-        post = POST_NONE;
-        running = RUN_NONE;
+        post = AfterRun.NOTHING;
+        running = EngineAlgorithm.NONE;
         CollectiveException b = broken;
         if (b != null) {
             failOp(new CollectiveException("communicator broken by an earlier failure (" + b.getMessage() + "): "
@@ -162,7 +156,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
             failOp(new CollectiveException(describeCurrent() + " failed to start: " + e, group.epoch(), -1, e));
             return;
         }
-        if (running == RUN_NONE) {
+        if (running == EngineAlgorithm.NONE) {
             finishOp();
         }
     }
@@ -174,7 +168,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         switch (h.op) {
             case ALL_REDUCE -> {
                 if (n == 1) {
-                    sign(h, 0);
+                    signLocal(h);
                     return;
                 }
                 if (compression == Compression.INT8 || compression == Compression.INT8_ERROR_FEEDBACK) {
@@ -188,52 +182,52 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
                 }
                 boolean bf16 = compression == Compression.BF16;
                 if (a == CollectiveAlgorithm.REFERENCE) {
-                    sign(h, RUN_REFERENCE);
+                    sign(h, EngineAlgorithm.REFERENCE);
                     reference.start(this, h.address, count, average);
                 } else if (a == CollectiveAlgorithm.RECURSIVE_DOUBLING) {
-                    sign(h, RUN_RD);
+                    sign(h, EngineAlgorithm.RECURSIVE_DOUBLING);
                     doubling.start(this, h.address, count, bf16, average, bf16 ? staging.ensure(count * 2) : 0);
                 } else {
-                    sign(h, RUN_RING);
-                    ring.start(this, 0, h.address, count, bf16 ? RingAlgorithm.WIRE_BF16 : RingAlgorithm.WIRE_F32,
+                    sign(h, EngineAlgorithm.RING);
+                    ring.start(this, RingPhases.ALL_REDUCE, h.address, count, bf16 ? RingWire.BF16 : RingWire.F32,
                         average, bf16 ? staging.ensure(count * 2) : 0, small.ensure(4096));
                 }
             }
             case REDUCE_SCATTER -> {
                 long ws = workspace.ensure(count * 4);
                 ReduceKernels.copy(h.address, ws, count * 4);
-                post = POST_COPY_SEGMENT;
+                post = AfterRun.COPY_SEGMENT;
                 if (n == 1) {
-                    sign(h, 0);
+                    signLocal(h);
                     return;
                 }
-                sign(h, RUN_RING);
-                ring.start(this, 1, ws, count, RingAlgorithm.WIRE_F32, average, 0, small.ensure(4096));
+                sign(h, EngineAlgorithm.RING);
+                ring.start(this, RingPhases.REDUCE_SCATTER, ws, count, RingWire.F32, average, 0, small.ensure(4096));
             }
             case ALL_GATHER -> {
                 long s0 = Communicator.segmentStart(count, n, me);
                 ReduceKernels.copy(h.otherAddress, h.address + s0 * 4, (Communicator.segmentStart(count, n, me + 1) - s0) * 4);
                 if (n == 1) {
-                    sign(h, 0);
+                    signLocal(h);
                     return;
                 }
-                sign(h, RUN_RING);
-                ring.start(this, 2, h.address, count, RingAlgorithm.WIRE_F32, false, 0, small.ensure(4096));
+                sign(h, EngineAlgorithm.RING);
+                ring.start(this, RingPhases.ALL_GATHER, h.address, count, RingWire.F32, false, 0, small.ensure(4096));
             }
             case BROADCAST -> {
                 if (n == 1) {
-                    sign(h, 0);
+                    signLocal(h);
                     return;
                 }
-                sign(h, RUN_CHAIN);
+                sign(h, EngineAlgorithm.CHAIN);
                 chain.start(this, h.address, count, h.root);
             }
             case BARRIER -> {
                 if (n == 1) {
-                    sign(h, 0);
+                    signLocal(h);
                     return;
                 }
-                sign(h, RUN_RD);
+                sign(h, EngineAlgorithm.RECURSIVE_DOUBLING);
                 UnsafeApi.putFloat(small.ensure(4096) + 64, 0f);
                 doubling.start(this, small.ensure(4096) + 64, 1, false, false, 0);
             }
@@ -241,10 +235,19 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         }
     }
 
-    private void sign(CollectiveHandle h, int run) {
-        running = n == 1 ? RUN_NONE : run;
-        signature = CollectiveKey.signature(h.tag, h.op.ordinal(), (Math.max(run, 0) << 2)
-            | settings.compression().ordinal(), h.count);
+    /**
+     * Records the op's signature and what runs it. A group of one runs nothing; its ops are signed as
+     * ring ops ({@link #signLocal}).
+     */
+    private void sign(CollectiveHandle h, EngineAlgorithm algorithm) {
+        running = n == 1 ? EngineAlgorithm.NONE : algorithm;
+        signature = CollectiveKey.signature(h.tag, h.op.ordinal(),
+            CollectiveKey.variant(algorithm.wireCode, settings.compression()), h.count);
+    }
+
+    /** Signs an op a group of one completes at start. */
+    private void signLocal(CollectiveHandle h) {
+        sign(h, EngineAlgorithm.RING);
     }
 
     /** int8: quantise (g + e), all-gather every member's quantised vector, sum them in member order. */
@@ -262,48 +265,48 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         } else {
             Int8Codec.encode(h.address, count, mine, 0);
         }
-        post = POST_INT8_SUM;
-        sign(h, RUN_RING);
-        ring.start(this, 2, gathered, cb * n, RingAlgorithm.WIRE_BYTES, false, 0, small.ensure(4096));
+        post = AfterRun.INT8_SUM;
+        sign(h, EngineAlgorithm.RING);
+        ring.start(this, RingPhases.ALL_GATHER, gathered, cb * n, RingWire.BYTES, false, 0, small.ensure(4096));
     }
 
     private int runStep() {
         return switch (running) {
-            case RUN_RING -> ring.doWork();
-            case RUN_RD -> doubling.doWork();
-            case RUN_CHAIN -> chain.doWork();
-            case RUN_REFERENCE -> reference.doWork();
-            default -> 0;
+            case RING -> ring.doWork();
+            case RECURSIVE_DOUBLING -> doubling.doWork();
+            case CHAIN -> chain.doWork();
+            case REFERENCE -> reference.doWork();
+            case NONE -> 0;
         };
     }
 
     private boolean runDone() {
         return switch (running) {
-            case RUN_RING -> ring.isDone();
-            case RUN_RD -> doubling.isDone();
-            case RUN_CHAIN -> chain.isDone();
-            case RUN_REFERENCE -> reference.isDone();
-            default -> true;
+            case RING -> ring.isDone();
+            case RECURSIVE_DOUBLING -> doubling.isDone();
+            case CHAIN -> chain.isDone();
+            case REFERENCE -> reference.isDone();
+            case NONE -> true;
         };
     }
 
     private int waitingFor() {
         return switch (running) {
-            case RUN_RING -> ring.waitingFor();
-            case RUN_RD -> doubling.waitingFor();
-            case RUN_CHAIN -> chain.waitingFor();
-            case RUN_REFERENCE -> reference.waitingFor();
-            default -> -1;
+            case RING -> ring.waitingFor();
+            case RECURSIVE_DOUBLING -> doubling.waitingFor();
+            case CHAIN -> chain.waitingFor();
+            case REFERENCE -> reference.waitingFor();
+            case NONE -> -1;
         };
     }
 
     private void finishOp() {
         CollectiveHandle h = current;
-        if (post == POST_COPY_SEGMENT) {
+        if (post == AfterRun.COPY_SEGMENT) {
             long s0 = Communicator.segmentStart(h.count, n, me);
             ReduceKernels.copy(workspace.ensure(h.count * 4) + s0 * 4, h.otherAddress,
                 (Communicator.segmentStart(h.count, n, me + 1) - s0) * 4);
-        } else if (post == POST_INT8_SUM) {
+        } else if (post == AfterRun.INT8_SUM) {
             long cb = Int8Codec.encodedBytes(h.count);
             long gathered = workspace.ensure(cb * n);
             UnsafeApi.setMemory(h.address, h.count * 4, (byte) 0);
@@ -315,7 +318,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
             }
         }
         current = null;
-        running = RUN_NONE;
+        running = EngineAlgorithm.NONE;
         completed++;
         h.complete(System.nanoTime());
     }
@@ -325,7 +328,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         if (broken == null) {
             broken = e;
         }
-        if (running == RUN_REFERENCE) {
+        if (running == EngineAlgorithm.REFERENCE) {
             reference.abandon();
         }
         ring.abandonInPlace();
@@ -336,7 +339,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         }
         releaseInbox();
         current = null;
-        running = RUN_NONE;
+        running = EngineAlgorithm.NONE;
         if (h != null) {
             h.fail(e, System.nanoTime());
         }
@@ -357,7 +360,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     }
 
     private CollectiveException timeout() {
-        long seqBits = seq & ((1L << 23) - 1);
+        long seqBits = CollectiveKey.seqBits(seq);
         for (int i = 0; i < inboxCount; i++) {
             ReceiveSlot s = inbox[i];
             if (CollectiveKey.seq(s.tensorKey()) == seqBits && s.step() != signature) {
@@ -415,7 +418,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         if (broken != null) {
             return null;
         }
-        if (running == RUN_RING && current != null && step == signature
+        if (running == EngineAlgorithm.RING && current != null && step == signature
             && ring.acceptInPlace(sourceRank, key, dtype, totalBytes)) {
             return this;
         }
@@ -427,9 +430,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
      * one: it arrived because its sender started that collective before this member did.
      */
     private boolean isNextRingPiece(long key, long step, DType dtype) {
-        int variant = (int) ((step >>> 36) & 0xF);
-        return dtype == DType.F32 && variant == ((RUN_RING << 2) | Compression.NONE.ordinal())
-            && CollectiveKey.seq(key) == ((seq + 1) & ((1L << 23) - 1));
+        return dtype == DType.F32 && CollectiveKey.variant(step) == PLAIN_RING_VARIANT
+            && CollectiveKey.seq(key) == CollectiveKey.seqBits(seq + 1);
     }
 
     /** Whether the next collective's pieces may still wait in the log ({@link #DEFER_LIMIT_NS} from the first). */
@@ -551,5 +553,12 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     @Override
     public String toString() {
         return "CollectiveEngine{" + group + "}";
+    }
+
+    /** What {@link #finishOp} does after the algorithm: nothing, copy out this member's segment, or sum the int8 vectors. */
+    private enum AfterRun {
+        NOTHING,
+        COPY_SEGMENT,
+        INT8_SUM
     }
 }

@@ -30,8 +30,9 @@ public record CollectiveGroup(long epoch, int groupId, int[] members, int myInde
         if (epoch < 0) {
             throw new IllegalArgumentException("epoch must be non-negative: epoch=" + epoch);
         }
-        if (groupId < 0 || groupId > 255) {
-            throw new IllegalArgumentException("groupId must be in [0, 255]: groupId=" + groupId);
+        if (groupId < 0 || groupId > CollectiveKey.MAX_GROUP_ID) {
+            throw new IllegalArgumentException("groupId must be in [0, " + CollectiveKey.MAX_GROUP_ID + "]: groupId="
+                + groupId);
         }
         if (members == null || members.length < 1 || members.length > MAX_SIZE) {
             throw new IllegalArgumentException("group size must be in [1, " + MAX_SIZE + "]: members="

@@ -33,10 +33,6 @@ import io.troupe.runtime.transport.ReceiveSlot;
  * Agent thread only; allocation-free.
  */
 final class RingAlgorithm {
-    static final int WIRE_F32 = 0;
-    static final int WIRE_BF16 = 1;
-    static final int WIRE_BYTES = 2;
-
     private CollectiveEngine comm;
     private int n;
     private int me;
@@ -44,7 +40,7 @@ final class RingAlgorithm {
     private int right;
     private long base;
     private long count;
-    private int wire;
+    private RingWire wire;
     private int localBytes;
     private long pieceElems;
     private boolean average;
@@ -66,10 +62,9 @@ final class RingAlgorithm {
     private long inPlaceCount;
     private long inPlaceBytes;
 
-    /**
-     * @param mode 0 all-reduce, 1 reduce-scatter only, 2 all-gather only
-     */
-    void start(CollectiveEngine c, int mode, long base, long count, int wire, boolean average, long staging, long dummy) {
+    /** Starts the {@code phases} of a ring over {@code count} elements at {@code base}, sending {@code wire}. */
+    void start(CollectiveEngine c, RingPhases phases, long base, long count, RingWire wire, boolean average, long staging,
+               long dummy) {
         this.comm = c;
         this.n = c.size();
         this.me = c.myIndex();
@@ -78,12 +73,12 @@ final class RingAlgorithm {
         this.base = base;
         this.count = count;
         this.wire = wire;
-        this.localBytes = wire == WIRE_BYTES ? 1 : 4;
+        this.localBytes = wire.localBytes;
         this.pieceElems = Math.max(1, c.settings().pipelineBytes() / localBytes);
         this.average = average;
-        this.allReduce = mode == 0;
-        this.firstStep = mode == 2 ? n - 1 : 0;
-        this.lastStep = mode == 1 ? n - 2 : 2 * n - 3;
+        this.allReduce = phases == RingPhases.ALL_REDUCE;
+        this.firstStep = phases.firstStep(n);
+        this.lastStep = phases.lastStep(n);
         this.staging = staging;
         this.dummy = dummy;
         this.sendStep = firstStep;
@@ -166,7 +161,7 @@ final class RingAlgorithm {
      * {@link #endInPlace} follow.
      */
     boolean acceptInPlace(int sourceRank, long key, DType dtype, long totalBytes) {
-        if (inPlace || wire != WIRE_F32 || dtype != DType.F32 || recvStep > lastStep
+        if (inPlace || wire != RingWire.F32 || dtype != DType.F32 || recvStep > lastStep
             || sourceRank != comm.rankAtIndex(left) || key != comm.pieceKey(recvStep, recvPiece)) {
             return false;
         }
@@ -276,10 +271,10 @@ final class RingAlgorithm {
         long start = segStart(seg) + sendPiece * pieceElems;
         long len = Math.min(pieceElems, segStart(seg + 1) - start);
         if (len <= 0) {
-            comm.send(right, sendStep, sendPiece, wire == WIRE_BYTES ? DType.I8 : DType.F32, dummy, 1);
-        } else if (wire == WIRE_F32) {
+            comm.send(right, sendStep, sendPiece, wire == RingWire.BYTES ? DType.I8 : DType.F32, dummy, 1);
+        } else if (wire == RingWire.F32) {
             comm.send(right, sendStep, sendPiece, DType.F32, base + start * 4, len);
-        } else if (wire == WIRE_BF16) {
+        } else if (wire == RingWire.BF16) {
             long at = staging + start * 2;
             comm.kernels().encodeBf16(base + start * 4, at, len);
             comm.send(right, sendStep, sendPiece, DType.BF16, at, len);
@@ -295,11 +290,11 @@ final class RingAlgorithm {
         if (len <= 0) {
             return;
         }
-        comm.checkPiece(slot, wire == WIRE_BF16 ? 2L * len : (long) localBytes * len, left);
+        comm.checkPiece(slot, wire == RingWire.BF16 ? 2L * len : (long) localBytes * len, left);
         long dst = base + start * localBytes;
         if (recvStep <= n - 2) {
-            boolean fusedAverage = wire != WIRE_BF16 && recvStep == n - 2 && average;
-            if (wire == WIRE_BF16) {
+            boolean fusedAverage = wire != RingWire.BF16 && recvStep == n - 2 && average;
+            if (wire == RingWire.BF16) {
                 comm.kernels().decodeBf16(slot.address(), dst, len, true);
             } else if (fusedAverage) {
                 comm.kernels().addIntoAndDivide(dst, slot.address(), len, n);
@@ -310,11 +305,11 @@ final class RingAlgorithm {
                 if (average && !fusedAverage) {
                     comm.kernels().divide(dst, len, n);
                 }
-                if (allReduce && wire == WIRE_BF16) {
+                if (allReduce && wire == RingWire.BF16) {
                     comm.kernels().roundBf16(dst, len);
                 }
             }
-        } else if (wire == WIRE_BF16) {
+        } else if (wire == RingWire.BF16) {
             comm.kernels().decodeBf16(slot.address(), dst, len, false);
         } else {
             ReduceKernels.copy(slot.address(), dst, len * localBytes);

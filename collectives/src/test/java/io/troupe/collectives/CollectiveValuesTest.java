@@ -8,7 +8,7 @@ import io.troupe.runtime.transport.TransportEndpoint;
 import org.agrona.UnsafeApi;
 import org.junit.jupiter.api.Test;
 
-/** Values and codecs: validation naming the bad value, key packing, bf16 rounding, int8 error bound. */
+/** Values and codecs: validation naming the bad value, bf16 rounding, int8 error bound (key layouts: CollectiveKeyTest). */
 class CollectiveValuesTest {
     private static final TransportEndpoint EP = TransportEndpoint.parse("n1@127.0.0.1:4000/1001");
 
@@ -38,20 +38,6 @@ class CollectiveValuesTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> d.withPipelineBytes(1000)).getMessage()
             .contains("pipelineBytes=1000"));
         assertEquals(CollectiveSettings.DEFAULT_SMALL_MAX_BYTES, d.smallMaxBytes());
-    }
-
-    @Test
-    void shouldPackKeysAndSignatures() {
-        long key = CollectiveKey.key((1L << 23) + 5, 200, 2047, (1 << 20) - 1);
-        assertEquals(5, CollectiveKey.seq(key));
-        assertEquals(200, CollectiveKey.groupId(key));
-        assertEquals(2047, CollectiveKey.step(key));
-        assertEquals((1 << 20) - 1, CollectiveKey.piece(key));
-        assertTrue(key >= 0 && (int) key >= 0, "fits TensorKey's non-negative bucket field");
-        long sig = CollectiveKey.signature(3, OpKind.ALL_REDUCE.ordinal(), 5, 1000);
-        assertEquals("{op=ALL_REDUCE, tag=3, variant=5, count=1000}", CollectiveKey.describe(sig));
-        assertNotEquals(sig, CollectiveKey.signature(4, OpKind.ALL_REDUCE.ordinal(), 5, 1000));
-        assertNotEquals(sig, CollectiveKey.signature(3, OpKind.ALL_REDUCE.ordinal(), 5, 1001));
     }
 
     @Test

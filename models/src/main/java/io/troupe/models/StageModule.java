@@ -52,10 +52,10 @@ public interface StageModule extends AutoCloseable {
 
     boolean isLast();
 
-    /** The flat parameter buffer. */
+    /** The flat parameter buffer: the same tensor for the stage's whole life (the optimizer holds it). */
     Tensor params();
 
-    /** The flat gradient buffer, same layout as {@link #params()}. */
+    /** The flat gradient buffer, same layout as {@link #params()}; the same tensor for the stage's whole life. */
     Tensor grads();
 
     void zeroGrads();

@@ -1,9 +1,14 @@
 package io.troupe.actors.api;
 
+import com.typesafe.config.Config;
+import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.actors.cluster.JobRequest;
+import io.troupe.actors.cluster.JobSpecs;
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.parallel.Layout;
 import io.troupe.models.StageModuleFactory;
 
-/** A training job for {@link Troupe#submit}; build it with {@link #builder()}. Defaults: small GPT, 1x1, 1f1b. */
+/** A training job for {@link Troupe#submit}; build it with {@link #builder()} (defaults: {@code reference.conf}). */
 public final class TrainingJob {
     private final JobRequest request;
 
@@ -19,30 +24,60 @@ public final class TrainingJob {
         return new Builder();
     }
 
-    /** Fluent builder; {@link #build()} validates nothing the coordinator does not check again. */
+    /**
+     * Fluent builder. Every setting starts at its default in {@code reference.conf}'s
+     * {@code troupe.train} section, the same defaults {@code troupe train} uses (layout 2x2x1, 200
+     * steps, warm-up 10% of steps, validation every 50 steps over 8 batches, device auto, ...);
+     * batch size, micro-batches, warm-up and virtual stages left at their defaults are derived the
+     * same way too. {@link #build()} validates the whole job.
+     */
     public static final class Builder {
-        private String model = "small";
-        private String layout = "1x1x1";
-        private int virtualStages = 1;
-        private String schedule = "1f1b";
-        private int microbatches = 1;
-        private int batchSize = 16;
-        private int steps = 100;
-        private float lr = 1e-3f;
-        private float minLr = 1e-4f;
-        private int warmup = 10;
-        private float gradClip = 1f;
-        private long seed = 1337;
-        private String partition = "";
-        private String data = "";
-        private long stepTimeoutMs = 60_000;
+        private String model;
+        private String layout;
+        private int virtualStages;
+        private String schedule;
+        private int microbatches;
+        private int batchSize;
+        private int steps;
+        private float lr;
+        private float minLr;
+        private int warmup;
+        private float gradClip;
+        private long seed;
+        private String partition;
+        private String data;
+        private long stepTimeoutMs;
         private int evalInterval;
-        private int evalBatches = 1;
-        private long bucketBytes = JobRequest.DEFAULT_BUCKET_BYTES;
-        private String device = "cpu";
+        private int evalBatches;
+        private long bucketBytes;
+        private String device;
         private String moduleFactory = "";
         private int checkpointInterval;
         private String checkpointDir = "";
+
+        private Builder() {
+            Config t = JobDefaults.reference();
+            model = t.getString("model");
+            layout = t.getString("layout");
+            virtualStages = t.getInt("virtual-stages");
+            schedule = t.getString("schedule");
+            microbatches = t.getInt("microbatches");
+            batchSize = t.getInt("batch-size");
+            steps = t.getInt("steps");
+            lr = (float) t.getDouble("lr");
+            minLr = (float) t.getDouble("min-lr");
+            warmup = t.getInt("warmup-steps");
+            gradClip = (float) t.getDouble("grad-clip");
+            seed = t.getLong("seed");
+            partition = t.getString("partition");
+            data = t.getString("data");
+            stepTimeoutMs = t.getLong("step-timeout-ms");
+            evalInterval = t.getInt("eval-interval");
+            evalBatches = t.getInt("eval-batches");
+            bucketBytes = t.getLong("bucket-kib") * 1024;
+            device = t.getString("device");
+            checkpointInterval = t.getInt("checkpoint-interval");
+        }
 
         public Builder model(String v) {
             model = v;
@@ -152,10 +187,26 @@ public final class TrainingJob {
             return this;
         }
 
+        /**
+         * The job, validated as the coordinator will validate it.
+         *
+         * @throws IllegalArgumentException saying what is wrong, with the bad value
+         */
         public TrainingJob build() {
-            return new TrainingJob(new JobRequest(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr,
-                minLr, warmup, gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
-                evalBatches, bucketBytes, device, moduleFactory));
+            try {
+                GptConfig shape = GptConfig.preset(model);
+                int batch = JobDefaults.batchSize(batchSize, shape);
+                int v = JobDefaults.virtualStages(virtualStages, schedule);
+                int micro = JobDefaults.microbatches(microbatches, Layout.parse(layout, v), batch);
+                int warmupSteps = JobDefaults.warmupSteps(warmup, steps);
+                JobRequest request = new JobRequest(model, layout, v, schedule, micro, batch, steps, lr, minLr, warmupSteps,
+                    gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
+                    evalBatches, bucketBytes, device, moduleFactory);
+                JobSpecs.toSpec(request, 1);
+                return new TrainingJob(request);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("bad training job: " + e.getMessage(), e);
+            }
         }
     }
 }

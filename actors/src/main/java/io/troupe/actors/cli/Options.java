@@ -50,6 +50,20 @@ final class Options {
         return List.copyOf(all);
     }
 
+    /** {@code value} of option {@code --name} as a whole number >= 1. */
+    static long positiveLong(String name, String value) {
+        long v;
+        try {
+            v = Long.parseLong(value.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + ": expected a whole number, got '" + value + "'");
+        }
+        if (v < 1) {
+            throw new UsageException("--" + name + ": expected a whole number >= 1, got '" + value + "'");
+        }
+        return v;
+    }
+
     String get(String name) {
         return values.get(name);
     }

@@ -25,6 +25,13 @@ final class SubmitCommand {
     private SubmitCommand() {
     }
 
+    static final String USAGE = """
+        usage: troupe submit --cluster HOST:PORT[,HOST:PORT...] [--timeout-s S] [train options]
+        Joins the cluster as a client, submits the job and follows it: one line per committed step,
+        metrics.csv, loss.svg and the traced step in the run directory (--out DIR). Exits 0 when the
+        job finished, 5 when it failed or did not end within --timeout-s (default 3600). The train
+        options are those of 'troupe train --help'; --data names a file on every node.""";
+
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
         known.add("config");
@@ -36,7 +43,7 @@ final class SubmitCommand {
             throw new UsageException("submit needs --cluster HOST:PORT of a cluster node");
         }
         TrainSettings s = TrainSettings.from(o);
-        long timeoutS = o.has("timeout-s") ? Long.parseLong(o.get("timeout-s")) : 3600;
+        long timeoutS = o.has("timeout-s") ? Options.positiveLong("timeout-s", o.get("timeout-s")) : 3600;
         var t = s.train();
 
         NodeSettings ns = NodeSettings.from(ConfigFactory.load()).withPort(0)

@@ -11,6 +11,7 @@ import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceUnavailableException;
 import io.troupe.runtime.device.Devices;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
@@ -43,6 +44,13 @@ final class TrainCommand {
         known.add("resume");
         TrainSettings s = TrainSettings.from(Options.parse(args, known, Set.of()));
         TrainConfig cfg = s.train();
+        if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {
+            throw new UsageException("--data: no such readable file '" + s.data()
+                + "' (expected a text file; empty for the built-in corpus)");
+        }
+        if (s.resume() != null && !Files.isDirectory(Path.of(s.resume()))) {
+            throw new UsageException("--resume: no such directory '" + s.resume() + "' (expected a run directory)");
+        }
         Corpora data = s.data().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(s.data()));
         Path runDir = s.out().isEmpty()
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())

@@ -3,7 +3,10 @@ package io.troupe.actors.cli;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValue;
+import com.typesafe.config.ConfigValueType;
 import com.typesafe.config.ConfigValueFactory;
+import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
@@ -52,25 +55,19 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             }
         }
         Config t = cfg.getConfig("troupe.train");
+        Config reference = JobDefaults.reference();
         for (Map.Entry<String, String> e : FLAG_KEYS.entrySet()) {
             if (o.has(e.getKey())) {
-                t = t.withValue(e.getValue(), ConfigValueFactory.fromAnyRef(o.get(e.getKey())));
+                String value = o.get(e.getKey());
+                checkType(e.getKey(), value, reference.getValue(e.getValue()));
+                t = t.withValue(e.getValue(), ConfigValueFactory.fromAnyRef(value));
             }
         }
         try {
             GptConfig model = GptConfig.preset(t.getString("model"));
             int steps = positive(t, "steps");
-            int batch = t.getInt("batch-size");
-            if (batch < 0) {
-                throw new UsageException("batch-size must be >= 0: batch-size=" + batch);
-            }
-            if (batch == 0) {
-                batch = model.defaultBatchSize();
-            }
-            int warmup = t.getInt("warmup-steps");
-            if (warmup < 0) {
-                warmup = Math.max(1, steps / 10);
-            }
+            int batch = JobDefaults.batchSize(t.getInt("batch-size"), model);
+            int warmup = JobDefaults.warmupSteps(t.getInt("warmup-steps"), steps);
             int threads = t.getInt("threads");
             if (threads < 0) {
                 throw new UsageException("threads must be >= 0: threads=" + threads);
@@ -79,21 +76,9 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
                 threads = Runtime.getRuntime().availableProcessors();
             }
             String schedule = t.getString("schedule");
-            int v = t.getInt("virtual-stages");
-            if (v < 0) {
-                throw new UsageException("virtual-stages must be >= 0: virtual-stages=" + v);
-            }
-            if (v == 0) {
-                v = schedule.equals("interleaved") ? 2 : 1;
-            }
+            int v = JobDefaults.virtualStages(t.getInt("virtual-stages"), schedule);
             Layout layout = Layout.parse(t.getString("layout"), v);
-            int micro = t.getInt("microbatches");
-            if (micro < 0) {
-                throw new UsageException("microbatches must be >= 0: microbatches=" + micro);
-            }
-            if (micro == 0) {
-                micro = layout.pp() * v > 1 ? Math.max(1, Math.min(2 * layout.pp(), batch / layout.dp())) : 1;
-            }
+            int micro = JobDefaults.microbatches(t.getInt("microbatches"), layout, batch);
             String engine = t.getString("engine");
             if (!engine.equals("cluster") && !engine.equals("in-process")) {
                 throw new UsageException("engine must be cluster or in-process: engine=" + engine);
@@ -115,6 +100,24 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             throw new UsageException("bad training setting: " + e.getMessage());
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
+        }
+    }
+
+    /** A flag's value must parse as its key's type in reference.conf (a number where a number is expected). */
+    private static void checkType(String flag, String value, ConfigValue reference) {
+        if (reference.valueType() != ConfigValueType.NUMBER) {
+            return;
+        }
+        boolean whole = reference.unwrapped() instanceof Integer || reference.unwrapped() instanceof Long;
+        try {
+            if (whole) {
+                Long.parseLong(value.trim());
+            } else {
+                Double.parseDouble(value.trim());
+            }
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + flag + ": expected " + (whole ? "a whole number" : "a number") + ", got '"
+                + value + "'");
         }
     }
 

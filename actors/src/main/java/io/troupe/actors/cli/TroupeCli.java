@@ -1,6 +1,11 @@
 package io.troupe.actors.cli;
 
+import com.typesafe.config.ConfigException;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.NoSuchFileException;
 import java.util.Arrays;
 
 /** Entry point of {@code scripts/troupe}: dispatches to a sub-command. */
@@ -13,7 +18,7 @@ public final class TroupeCli {
           train      train a GPT: dp x pp on an embedded cluster, or one device (see 'troupe train --help')
           simulate   simulate a pipeline schedule (see 'troupe simulate --help')
           node       run one cluster node (see 'troupe node --help')
-          submit     submit a training job to a running cluster: --cluster HOST:PORT [train options]
+          submit     submit a training job to a running cluster (see 'troupe submit --help')
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
         """;
 
@@ -26,46 +31,70 @@ public final class TroupeCli {
         System.exit(code);
     }
 
-    /** Runs a command; returns the process exit code (0 ok, 2 usage or config error, 3 device, 4 checkpoint). */
+    /**
+     * Runs a command; returns the process exit code (0 ok, 2 usage or config error, 3 device, 4
+     * checkpoint). A bad option, value or file is one line on {@code err} naming it and what was
+     * expected, exit code 2, no stack trace. {@code --help} (or {@code -h}) anywhere after a command
+     * prints that command's usage.
+     */
     public static int run(String[] args, PrintStream out, PrintStream err) {
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h")) {
             out.print(USAGE);
             return args.length == 0 ? 2 : 0;
         }
+        String command = args[0];
         String[] rest = Arrays.copyOfRange(args, 1, args.length);
-        boolean help = rest.length > 0 && (rest[0].equals("--help") || rest[0].equals("-h"));
+        boolean help = Arrays.stream(rest).anyMatch(a -> a.equals("--help") || a.equals("-h"));
+        String usage = switch (command) {
+            case "train" -> TrainCommand.USAGE;
+            case "node" -> NodeCommand.USAGE;
+            case "submit" -> SubmitCommand.USAGE;
+            case "driver" -> DriverCommand.USAGE;
+            default -> null;
+        };
+        if (help && usage != null) {
+            out.println(usage);
+            return 0;
+        }
         try {
-            switch (args[0]) {
+            switch (command) {
                 case "train":
-                    if (help) {
-                        out.println(TrainCommand.USAGE);
-                        return 0;
-                    }
                     return TrainCommand.run(rest, out, err);
                 case "node":
-                    if (help) {
-                        out.println(NodeCommand.USAGE);
-                        return 0;
-                    }
                     return NodeCommand.run(rest, out, err);
                 case "submit":
                     return SubmitCommand.run(rest, out, err);
                 case "driver":
-                    if (help) {
-                        out.println(DriverCommand.USAGE);
-                        return 0;
-                    }
                     return DriverCommand.run(rest, out, err);
                 case "simulate":
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
-                    err.println("troupe: unknown command '" + args[0] + "'");
-                    err.print(USAGE);
+                    err.println("troupe: unknown command '" + command
+                        + "': expected train, simulate, node, submit or driver (troupe --help)");
                     return 2;
             }
-        } catch (UsageException e) {
-            err.println("troupe " + args[0] + ": " + e.getMessage());
+        } catch (UsageException | IllegalArgumentException | ConfigException e) {
+            err.println("troupe " + command + ": " + oneLine(e.getMessage()));
+            return 2;
+        } catch (UncheckedIOException e) {
+            err.println("troupe " + command + ": " + oneLine(describe(e)));
             return 2;
         }
+    }
+
+    /** What went wrong with a file, naming it. */
+    private static String describe(UncheckedIOException e) {
+        IOException cause = e.getCause();
+        if (cause instanceof NoSuchFileException n) {
+            return "no such file '" + n.getFile() + "'";
+        }
+        if (cause instanceof AccessDeniedException a) {
+            return "cannot read '" + a.getFile() + "': permission denied";
+        }
+        return e.getMessage();
+    }
+
+    private static String oneLine(String message) {
+        return message == null ? "bad input" : message.strip().replaceAll("\\s*\\R\\s*", "; ");
     }
 }

@@ -30,5 +30,6 @@ final class ClusterProtocol {
         WorkerTrace[].class,
         JobEvent.StepTrace.class,
         WorkerActor.Evaluate.class,
-        CoordinatorActor.EvalDone.class);
+        CoordinatorActor.EvalDone.class,
+        CoordinatorActor.CancelJob.class);
 }

@@ -42,6 +42,13 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     public record SubmitJob(JobRequest job, ActorRef<JobEvent> replyTo) implements Command, CrossNodeMessage {
     }
 
+    /**
+     * The submitter gives up its job (the one whose events go to {@code submitter}): it ends as
+     * {@link JobEvent.Failed} and the workers abort. Ignored when that job is no longer running.
+     */
+    public record CancelJob(ActorRef<JobEvent> submitter, String reason) implements Command, CrossNodeMessage {
+    }
+
     public record WorkerInfo(ActorRef<WorkerActor.Command> worker, WorkerDescription description)
         implements Command, CrossNodeMessage {
     }
@@ -145,6 +152,7 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
             .onMessage(WorkersChanged.class, this::onWorkersChanged)
             .onMessage(WorkerInfo.class, this::onWorkerInfo)
             .onMessage(SubmitJob.class, this::onSubmit)
+            .onMessage(CancelJob.class, this::onCancel)
             .onMessage(Ready.class, this::onReady)
             .onMessage(StepDone.class, this::onStepDone)
             .onMessage(EvalDone.class, this::onEvalDone)
@@ -178,6 +186,13 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     private Behavior<Command> onWorkerInfo(WorkerInfo m) {
         known.put(m.worker(), m.description());
         tryStart();
+        return this;
+    }
+
+    private Behavior<Command> onCancel(CancelJob m) {
+        if (job != null && m.submitter().equals(submitter)) {
+            fail("cancelled: " + m.reason());
+        }
         return this;
     }
 

@@ -2,7 +2,8 @@ package io.troupe.actors.cluster;
 
 /**
  * A training job as it travels from the submitter to the coordinator and from the coordinator to
- * the workers: plain values only, so every node rebuilds the same job from it.
+ * the workers: plain values only, so every node rebuilds the same job from it. Build one with
+ * {@code TrainingJob.builder()}, which fills in the defaults and validates.
  *
  * @param model     preset name (tiny, small, big, medium)
  * @param layout    {@code DPxPPxTP}
@@ -19,16 +20,4 @@ public record JobRequest(String model, String layout, int virtualStages, String 
                          String partition, String dataPath, int checkpointInterval, String checkpointDir,
                          long stepTimeoutMs, int evalInterval, int evalBatches, long bucketBytes, String device,
                          String moduleFactory) implements CrossNodeMessage {
-
-    /** Default data-parallel bucket size: small enough that the small models get several buckets to overlap. */
-    public static final long DEFAULT_BUCKET_BYTES = 1L << 20;
-
-    /** A GPT job on CPU workers, validated once at the end, with default buckets. */
-    public JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches,
-                      int batchSize, int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed,
-                      String partition, String dataPath, int checkpointInterval, String checkpointDir,
-                      long stepTimeoutMs) {
-        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip, seed,
-            partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, 0, 1, DEFAULT_BUCKET_BYTES, "cpu", "");
-    }
 }

@@ -100,13 +100,17 @@ public final class TroupeNode implements AutoCloseable {
     /**
      * Submits a job to the coordinator; {@code events} gets the job's events in order, on an actor
      * thread, up to and including its {@link JobEvent.Finished} or {@link JobEvent.Failed}.
+     *
+     * @return cancels the job when run (the coordinator ends it as {@link JobEvent.Failed}, its
+     *         reason starting with {@code cancelled}); nothing when the job has already ended
      */
-    public void submit(JobRequest job, Consumer<JobEvent> events) {
+    public Runnable submit(JobRequest job, Consumer<JobEvent> events) {
         ActorRef<JobEvent> listener = system.systemActorOf(Behaviors.<JobEvent>receive((ctx, e) -> {
             events.accept(e);
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
         }), "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
         coordinator.tell(new CoordinatorActor.SubmitJob(job, listener));
+        return () -> coordinator.tell(new CoordinatorActor.CancelJob(listener, "by the submitter"));
     }
 
     /** Leaves the cluster and stops the actor system, then the data plane if this node owns it. */

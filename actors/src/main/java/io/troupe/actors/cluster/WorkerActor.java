@@ -23,7 +23,7 @@ import io.troupe.collectives.bucket.ParamRange;
 import io.troupe.models.ParamSpec;
 import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.actors.trace.TimelineInterval;
-import io.troupe.models.optim.GradClip;
+import io.troupe.models.optim.StepTail;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -304,12 +304,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
-        double norm = Math.sqrt(globalSum(w.dpIndex() == 0 ? w.gradSumOfSquares() : 0, world));
-        long n1 = System.nanoTime();
-        float clip = GradClip.scaleFor(norm, spec.train().gradClip());
-        float lr = spec.train().schedule().lr(step);
-        w.scaleGradients(clip);
-        w.optimizerStep(lr);
+        StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), s -> globalSum(s, world))
+            .apply(step, w.dpIndex() == 0 ? w.stepParts() : List.of(), w.stepParts());
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
+        long n1 = tail.reducedAtNs();
         long o1 = System.nanoTime();
         double allReduceMs = (r1 - r0) / 1e6;
         double lossSum = 0;

@@ -11,13 +11,12 @@ import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.StageModule;
 import io.troupe.models.checkpoint.ShardedCheckpointReader;
+import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.ParallelParameterLayout;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
 import io.troupe.models.parallel.tp.TensorParallelGradients;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
-import io.troupe.models.optim.GradClip;
-import io.troupe.models.optim.LrSchedule;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.runtime.device.DeviceKind;
 import java.util.ArrayList;
@@ -48,7 +47,14 @@ public final class LocalPipelineEngine implements AutoCloseable {
     private final ExecutorService[] executors;
     private final SchedulePolicy policy;
     private final Batches train;
-    private final LrSchedule schedule;
+    private final StepTail stepTail;
+    /**
+     * Replica 0's chunks in model-stage order, then tp member order: each gradient counted once in
+     * the global norm (tp members other than 0 pass only the views of their split parameters).
+     */
+    private final List<StepTail.Part> normParts = new ArrayList<>();
+    /** Every chunk of every replica. */
+    private final List<StepTail.Part> updateParts = new ArrayList<>();
     private long step;
 
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
@@ -94,7 +100,23 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         this.policy = policyFor(spec);
         this.train = new Batches(data.train(), spec.train().model().seqLen());
-        this.schedule = spec.train().schedule();
+        this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            for (int t = 0; t < tp; t++) {
+                StepTail.Part chunk = workers[0][g % pp][t].stepParts().get(g / pp);
+                if (t == 0) {
+                    normParts.add(chunk);
+                    continue;
+                }
+                // Other tp members count only their split parameters: replicas are counted on member 0.
+                for (io.troupe.runtime.tensor.Tensor counted : TensorParallelGradients.normViews(stage(0, g, t), t)) {
+                    normParts.add(new StepTail.Part(chunk.device(), chunk.params(), counted, chunk.optimizer()));
+                }
+            }
+        }
+        for (StageWorker w : all()) {
+            updateParts.addAll(w.stepParts());
+        }
     }
 
     /** The schedule policy a job runs: a static schedule or the adaptive policy (budget: p micro-batches). */
@@ -167,26 +189,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
         long r0 = System.nanoTime();
         reduceGradients();
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
-        double sumSq = 0;
-        for (int g = 0; g < spec.layout().modelStages(); g++) {
-            for (int t = 0; t < spec.layout().tp(); t++) {
-                StageModule s = stage(0, g, t);
-                for (io.troupe.runtime.tensor.Tensor counted : TensorParallelGradients.normViews(s, t)) {
-                    sumSq += GradClip.sumOfSquares(s.device(), counted);
-                }
-            }
-        }
-        double norm = Math.sqrt(sumSq);
-        float clip = GradClip.scaleFor(norm, spec.train().gradClip());
-        float lr = schedule.lr(step);
-        for (StageWorker w : all()) {
-            if (clip != 1f) {
-                for (int c = 0; c < spec.layout().virtualStages(); c++) {
-                    w.device().scale(w.chunk(c).grads(), clip);
-                }
-            }
-            w.optimizerStep(lr);
-        }
+        StepTail.Result tail = stepTail.apply(step, normParts, updateParts);
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
         step++;
         double lossSum = 0;
         for (int d = 0; d < dp; d++) {

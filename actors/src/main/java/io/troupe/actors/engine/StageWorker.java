@@ -8,6 +8,7 @@ import io.troupe.models.data.Batches;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.optim.AdamW;
+import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.Devices;
@@ -51,6 +52,7 @@ public final class StageWorker implements AutoCloseable {
     private final java.util.function.IntConsumer[] gradientHooks;
     private final int[] weightsDone;
     private StageLink link;
+    private final List<StepTail.Part> stepParts;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this(spec, dpIndex, ppIndex, TensorParallelGroup.single(), seed);
@@ -72,6 +74,7 @@ public final class StageWorker implements AutoCloseable {
         this.chunks = new StageModule[v];
         this.optimizers = new AdamW[v];
         this.nextSlot = new int[v];
+        List<StepTail.Part> parts = new ArrayList<>();
         StageModuleFactory factory = StageModuleFactories.named(spec.moduleFactory());
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
@@ -79,8 +82,10 @@ public final class StageWorker implements AutoCloseable {
                 spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed), tensorParallel);
             chunks[c] = chunk;
             optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
+            parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
             freeSlots.add(new ArrayDeque<>());
         }
+        this.stepParts = List.copyOf(parts);
         this.losses = new double[spec.microbatches()];
         int n = spec.microBatchRows() * spec.train().model().seqLen();
         this.x = new int[n];
@@ -447,34 +452,14 @@ public final class StageWorker implements AutoCloseable {
         return (System.nanoTime() - startNs) / 1e3;
     }
 
-    /** Sum of squares of this worker's gradients (all chunks, in chunk order). */
-    public double gradSumOfSquares() {
-        double sum = 0;
-        for (StageModule c : chunks) {
-            sum += device.sumOfSquares(c.grads());
-        }
-        return sum;
-    }
-
-    /** Scales every chunk's gradients (global-norm clipping). */
-    public void scaleGradients(float factor) {
-        if (factor != 1f) {
-            for (StageModule c : chunks) {
-                device.scale(c.grads(), factor);
-            }
-        }
-    }
-
     /** Number of model chunks (virtual stages) on this worker. */
     public int chunks() {
         return chunks.length;
     }
 
-    /** Applies the optimizer to every chunk (gradients already reduced and clipped). */
-    public void optimizerStep(float lr) {
-        for (int c = 0; c < chunks.length; c++) {
-            optimizers[c].step(chunks[c].params(), chunks[c].grads(), lr);
-        }
+    /** Every chunk's parameters, gradients and optimizer, in chunk order: what {@link StepTail} updates. */
+    public List<StepTail.Part> stepParts() {
+        return stepParts;
     }
 
     @Override

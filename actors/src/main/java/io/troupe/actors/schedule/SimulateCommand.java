@@ -51,8 +51,7 @@ public final class SimulateCommand {
             cost = options.costModel();
             policy = options.policy(cost);
         } catch (IllegalArgumentException e) {
-            err.println("simulate: " + e.getMessage());
-            err.println(USAGE);
+            err.println("troupe simulate: " + e.getMessage() + " (troupe simulate --help)");
             return 2;
         }
         if (policy instanceof StaticSchedulePolicy) {

@@ -184,4 +184,51 @@ class TroupeCliTest {
         assertEquals(2, tp.code());
         assertTrue(tp.err().contains("tp=2"), tp.err());
     }
+
+    /** A bad option, value or file: exit 2 and one line on stderr naming it and what was expected, no stack trace. */
+    private static void refusedInOneLine(String naming, String expected, String... args) {
+        Result r = run(args);
+        assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
+        String err = r.err().strip();
+        assertEquals(1, err.lines().count(), "one line for " + String.join(" ", args) + ": " + r.err());
+        assertTrue(err.startsWith("troupe " + args[0] + ": ") || err.startsWith("troupe: unknown command"), err);
+        assertTrue(err.contains(naming) && err.contains(expected), "names '" + naming + "' and '" + expected + "': " + err);
+        assertTrue(!err.contains("Exception") && !err.contains("\tat "), "no stack trace: " + err);
+        assertTrue(r.out().isEmpty(), "nothing on stdout: " + r.out());
+    }
+
+    @Test
+    void shouldRefuseEveryBadOptionValueOrFileInOneLine() {
+        refusedInOneLine("/nonexistent", "expected a text file", "train", "--data", "/nonexistent");
+        refusedInOneLine("--lr", "expected a number, got 'abc'", "train", "--lr", "abc");
+        refusedInOneLine("--steps", "expected a whole number, got '1.5'", "train", "--steps", "1.5");
+        refusedInOneLine("'3x'", "DPxPP", "train", "--layout", "3x");
+        refusedInOneLine("--modle", "known:", "train", "--modle", "tiny");
+        refusedInOneLine("--steps", "needs a value", "train", "--steps");
+        refusedInOneLine("'tpu'", "expected cpu, cuda or auto", "train", "--device", "tpu");
+        refusedInOneLine("--resume", "/nonexistent-run", "train", "--resume", "/nonexistent-run");
+        refusedInOneLine("nope.conf", "no such file", "train", "--config", tmp.resolve("nope.conf").toString());
+        refusedInOneLine("--timeout-s", "expected a whole number, got 'soon'", "submit", "--cluster", "127.0.0.1:1",
+            "--timeout-s", "soon");
+        refusedInOneLine("--cluster", "HOST:PORT", "submit", "--model", "tiny");
+        refusedInOneLine("--port", "integer, got 'x'", "node", "--port", "x");
+        refusedInOneLine("--dir", "DIR", "driver");
+        refusedInOneLine("stray", "unexpected argument", "train", "stray");
+        refusedInOneLine("'fly'", "expected train, simulate, node, submit or driver", "fly");
+        refusedInOneLine("--stages", "simulate --help", "simulate", "--stages", "zero");
+    }
+
+    @Test
+    void shouldPrintHelpForEveryCommand() {
+        for (String command : List.of("train", "simulate", "node", "submit", "driver")) {
+            for (String help : List.of("--help", "-h")) {
+                Result r = run(command, help);
+                assertEquals(0, r.code(), command + " " + help + ": " + r.err());
+                assertTrue(r.out().contains("usage:") && r.out().contains(command), command + " " + help + ": " + r.out());
+            }
+        }
+        Result late = run("submit", "--cluster", "127.0.0.1:1", "--help");
+        assertEquals(0, late.code(), late.err());
+        assertTrue(late.out().contains("usage: troupe submit"), late.out());
+    }
 }

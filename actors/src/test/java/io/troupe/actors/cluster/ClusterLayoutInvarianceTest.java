@@ -49,7 +49,8 @@ class ClusterLayoutInvarianceTest {
 
     private static TrainingJob.Builder job(String layout, String schedule, int v) {
         return TrainingJob.builder().model("small").layout(layout).virtualStages(v).schedule(schedule).microbatches(4)
-            .batchSize(16).steps(STEPS).lr(1e-3f, 1e-4f, 1).seed(21).bucketBytes(256 * 1024).stepTimeoutMs(60_000);
+            .batchSize(16).steps(STEPS).lr(1e-3f, 1e-4f, 1).gradClip(1f).seed(21).bucketBytes(256 * 1024).stepTimeoutMs(60_000)
+            .validation(0, 1).device("cpu");
     }
 
     @Test

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cli.TroupeCli;
 import io.troupe.models.data.Corpora;
@@ -59,8 +60,9 @@ class ClusterProcessesTest {
         return c;
     }
 
-    private static JobRequest job(String layout, int steps) {
-        return new JobRequest("tiny", layout, 1, "1f1b", 2, 4, steps, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "", 60_000);
+    private static TrainingJob job(String layout, int steps) {
+        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4).steps(steps)
+            .lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(9).stepTimeoutMs(60_000).validation(0, 1).device("cpu").build();
     }
 
     @Test

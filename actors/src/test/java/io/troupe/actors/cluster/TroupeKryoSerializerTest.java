@@ -8,6 +8,7 @@ import com.esotericsoftware.kryo.Kryo;
 import com.esotericsoftware.kryo.io.Input;
 import com.esotericsoftware.kryo.io.Output;
 import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.TrainingJob;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -20,7 +21,8 @@ class TroupeKryoSerializerTest {
     @Test
     void shouldRoundTripRegisteredMessages() {
         Kryo k = TroupeKryoSerializer.newKryo(null);
-        JobRequest job = new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 5, 3e-3f, 3e-4f, 2, 1f, 5, "", "", 0, "", 1000);
+        JobRequest job = TrainingJob.builder().model("tiny").layout("1x2").microbatches(2).batchSize(4).steps(5)
+            .stepTimeoutMs(1000).build().request();
         for (Object msg : List.of(job, new JobEvent.Failed("why", 3, 2), new CoordinatorActor.Ready(1, 2, null),
             new WorkerActor.RunSteps(4, 7, 9, 8), new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 0))) {
             Output out = new Output(256, -1);

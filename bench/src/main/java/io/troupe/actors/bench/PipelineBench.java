@@ -3,9 +3,9 @@ package io.troupe.actors.bench;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cli.TroupeCli;
-import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.actors.schedule.CostModel;
@@ -154,8 +154,8 @@ public final class PipelineBench {
     }
 
     private static Run run(TroupeNode client, String layout, int m, int steps, int warmup) throws Exception {
-        JobRequest job = new JobRequest("small", layout, 1, "1f1b", m, 16, warmup + steps, 1e-3f, 1e-4f, 2, 1.0f, 1337, "", "",
-            0, "", 60_000);
+        TrainingJob job = TrainingJob.builder().model("small").layout(layout).schedule("1f1b").microbatches(m).batchSize(16)
+            .steps(warmup + steps).lr(1e-3f, 1e-4f, 2).gradClip(1f).seed(1337).validation(0, 1).device("cpu").build();
         JobHandle h = Troupe.using(client).submit(job);
         java.util.concurrent.atomic.AtomicReference<JobEvent.StepTrace> trace = new java.util.concurrent.atomic.AtomicReference<>();
         h.onEvent(e -> {

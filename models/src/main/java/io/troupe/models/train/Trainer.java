@@ -8,10 +8,10 @@ import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.Gpt;
 import io.troupe.models.optim.AdamW;
-import io.troupe.models.optim.GradClip;
-import io.troupe.models.optim.LrSchedule;
+import io.troupe.models.optim.StepTail;
 import io.troupe.runtime.device.Device;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 
@@ -29,7 +29,8 @@ public final class Trainer implements AutoCloseable {
     private final Batches val;
     private final Gpt gpt;
     private final AdamW opt;
-    private final LrSchedule schedule;
+    private final StepTail stepTail;
+    private final List<StepTail.Part> parts;
     private final int rows;
     private final int[] x;
     private final int[] y;
@@ -45,7 +46,8 @@ public final class Trainer implements AutoCloseable {
         this.gpt = Gpt.whole(cfg.model(), dev, rows);
         this.gpt.initialize(cfg.seed());
         this.opt = new AdamW(cfg.adamw(), dev, gpt.layout().specs(), gpt.layout().numel());
-        this.schedule = cfg.schedule();
+        this.stepTail = StepTail.local(cfg.schedule(), cfg.gradClip());
+        this.parts = List.of(new StepTail.Part(dev, gpt.params(), gpt.grads(), opt));
         this.x = new int[rows * cfg.model().seqLen()];
         this.y = new int[rows * cfg.model().seqLen()];
     }
@@ -72,13 +74,9 @@ public final class Trainer implements AutoCloseable {
             lossSum += gpt.loss(0);
             gpt.backward(0, null, lossScale);
         }
-        double norm = Math.sqrt(GradClip.sumOfSquares(dev, gpt.grads()));
-        float clip = GradClip.scaleFor(norm, cfg.gradClip());
-        if (clip != 1f) {
-            dev.scale(gpt.grads(), clip);
-        }
-        float lr = schedule.lr(step);
-        opt.step(gpt.params(), gpt.grads(), lr);
+        StepTail.Result tail = stepTail.apply(step, parts, parts);
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
         dev.synchronize();
         step++;
         double ms = (System.nanoTime() - t0) / 1e6;

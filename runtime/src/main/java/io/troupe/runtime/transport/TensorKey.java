@@ -6,6 +6,10 @@ package io.troupe.runtime.transport;
  * {@code of(0, 0, chunkId)}, pipelines {@code of(microbatch, virtualStage, 0)}.
  */
 public final class TensorKey {
+    /** Where the micro-batch field starts (it runs to bit 63). */
+    public static final int MICROBATCH_SHIFT = 40;
+    /** Where the 8-bit virtual-stage field starts. */
+    public static final int VIRTUAL_STAGE_SHIFT = 32;
     /** Largest micro-batch index a key holds. */
     public static final int MAX_MICROBATCH = (1 << 23) - 1;
     /** Largest virtual stage a key holds. */
@@ -26,15 +30,15 @@ public final class TensorKey {
         if (bucketId < 0) {
             throw new IllegalArgumentException("bucketId must be non-negative: bucketId=" + bucketId);
         }
-        return ((long) microbatch << 40) | ((long) virtualStage << 32) | bucketId;
+        return ((long) microbatch << MICROBATCH_SHIFT) | ((long) virtualStage << VIRTUAL_STAGE_SHIFT) | bucketId;
     }
 
     public static int microbatch(long key) {
-        return (int) (key >>> 40);
+        return (int) (key >>> MICROBATCH_SHIFT);
     }
 
     public static int virtualStage(long key) {
-        return (int) ((key >>> 32) & 0xFF);
+        return (int) ((key >>> VIRTUAL_STAGE_SHIFT) & MAX_VIRTUAL_STAGE);
     }
 
     public static int bucketId(long key) {

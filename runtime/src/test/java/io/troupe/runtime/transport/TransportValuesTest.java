@@ -132,6 +132,37 @@ class TransportValuesTest {
     }
 
     @Test
+    void shouldRoundTripEverySessionIdFieldAndRefuseWhatDoesNotFit() {
+        for (int rank : new int[] {0, 1, SessionIds.MAX_RANK}) {
+            for (long epoch : new long[] {0, 1, SessionIds.EPOCH_MASK, SessionIds.EPOCH_MASK + 1L, Long.MAX_VALUE}) {
+                int id = SessionIds.of(rank, epoch);
+                assertEquals(rank, SessionIds.rankOf(id));
+                assertEquals(SessionIds.epochBits(epoch), SessionIds.epochBitsOf(id));
+                assertEquals(epoch % (SessionIds.EPOCH_MASK + 1), SessionIds.epochBitsOf(id), "epochs travel mod 2^10");
+                assertTrue(id >= 0, "session id " + id);
+            }
+        }
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> SessionIds.of(SessionIds.MAX_RANK + 1, 0))
+            .getMessage().contains("rank=" + (SessionIds.MAX_RANK + 1)));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> SessionIds.of(-1, 0)).getMessage()
+            .contains("rank=-1"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> SessionIds.of(0, -1)).getMessage()
+            .contains("epoch=-1"));
+    }
+
+    @Test
+    void shouldTellOlderEpochsFromCurrentAndLaterOnesAcrossTheWrap() {
+        long epoch = 1030; // bits 6
+        assertTrue(SessionIds.isCurrentOrLater(SessionIds.of(2, epoch), epoch));
+        assertTrue(SessionIds.isCurrentOrLater(SessionIds.of(2, epoch + 1), epoch), "one later");
+        assertTrue(SessionIds.isCurrentOrLater(SessionIds.of(2, epoch + 511), epoch), "511 later");
+        assertFalse(SessionIds.isCurrentOrLater(SessionIds.of(2, epoch - 1), epoch), "one back, across the wrap");
+        assertFalse(SessionIds.isCurrentOrLater(SessionIds.of(2, epoch - 7), epoch), "7 back: bits 1023");
+        assertFalse(SessionIds.isCurrentOrLater(SessionIds.of(2, epoch - 511), epoch), "511 back");
+        assertTrue(SessionIds.isCurrentOrLater(SessionIds.of(2, epoch - 512), epoch), "512 back reads as later");
+    }
+
+    @Test
     void shouldComputeSameCrcAsJdkReference() {
         SplittableRandom r = new SplittableRandom(42);
         Crc32cCalculator fast = new Crc32cCalculator();

@@ -1,0 +1,67 @@
+package io.troupe.actors.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.cluster.JobRequest;
+import io.troupe.models.gpt.GptConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+
+class TrainingJobTest {
+
+    /** The builder's defaults are reference.conf's troupe.train section, derived settings by the CLI's rules. */
+    @Test
+    void shouldTakeEveryDefaultFromReferenceConf() {
+        Config t = ConfigFactory.defaultReference().getConfig("troupe.train");
+        JobRequest r = TrainingJob.builder().build().request();
+        assertEquals(t.getString("model"), r.model());
+        assertEquals(t.getString("layout"), r.layout());
+        assertEquals(t.getString("schedule"), r.schedule());
+        assertEquals(t.getInt("steps"), r.steps());
+        assertEquals((float) t.getDouble("lr"), r.lr());
+        assertEquals((float) t.getDouble("min-lr"), r.minLr());
+        assertEquals((float) t.getDouble("grad-clip"), r.gradClip());
+        assertEquals(t.getLong("seed"), r.seed());
+        assertEquals(t.getInt("eval-interval"), r.evalInterval());
+        assertEquals(t.getInt("eval-batches"), r.evalBatches());
+        assertEquals(t.getInt("checkpoint-interval"), r.checkpointInterval());
+        assertEquals(t.getString("device"), r.device());
+        assertEquals(t.getString("data"), r.dataPath());
+        assertEquals(t.getString("partition"), r.partition());
+        assertEquals(t.getLong("step-timeout-ms"), r.stepTimeoutMs());
+        assertEquals(t.getLong("bucket-kib") * 1024, r.bucketBytes());
+        // Derived: warm-up -1 = 10% of steps; batch 0 = the preset's; micro-batches 0 = min(2 pp, rows per replica).
+        assertEquals(-1, t.getInt("warmup-steps"));
+        assertEquals(Math.max(1, r.steps() / 10), r.warmupSteps());
+        assertEquals(0, t.getInt("batch-size"));
+        assertEquals(GptConfig.preset(r.model()).defaultBatchSize(), r.batchSize());
+        assertEquals(1, r.virtualStages());
+        assertEquals(4, r.microbatches(), "2x2x1 small: min(2 x pp, 16 / dp) = 4");
+        assertEquals(30, TrainingJob.builder().steps(300).build().request().warmupSteps());
+        assertEquals(2, TrainingJob.builder().schedule("interleaved").layout("1x2").build().request().virtualStages());
+    }
+
+    @Test
+    void shouldSayWhatIsWrongNamingTheBadValue() {
+        refused(() -> TrainingJob.builder().model("huge").build(), "huge");
+        refused(() -> TrainingJob.builder().layout("3x").build(), "3x");
+        refused(() -> TrainingJob.builder().schedule("zigzag").build(), "zigzag");
+        refused(() -> TrainingJob.builder().steps(0).build(), "steps=0");
+        refused(() -> TrainingJob.builder().batchSize(-2).build(), "batch-size=-2");
+        refused(() -> TrainingJob.builder().layout("1x1").batchSize(10).microbatches(3).build(), "microbatches=3");
+        refused(() -> TrainingJob.builder().lr(-1f, 0f, 1).build(), "lr=-1");
+        refused(() -> TrainingJob.builder().device("tpu").build(), "tpu");
+        refused(() -> TrainingJob.builder().validation(5, 0).build(), "eval_batches=0");
+        refused(() -> TrainingJob.builder().bucketBytes(2).build(), "bucket_bytes=2");
+        refused(() -> TrainingJob.builder().layout("1x2").partition("1,1,1").build(), "1,1,1");
+    }
+
+    private static void refused(Executable build, String naming) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, build);
+        assertTrue(e.getMessage().startsWith("bad training job: ") && e.getMessage().contains(naming), e.getMessage());
+    }
+}

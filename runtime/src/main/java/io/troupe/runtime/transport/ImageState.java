@@ -1,0 +1,60 @@
+package io.troupe.runtime.transport;
+
+import io.aeron.logbuffer.ControlledFragmentHandler.Action;
+
+/**
+ * What a {@link TensorReceiverAgent} knows of one Aeron image (one sender's publication): the
+ * message in progress on it (a chunk being reassembled into a slot, or a tensor going in place to a
+ * sink), and the sender's same-host sources once found. Agent thread only.
+ */
+final class ImageState {
+    final long correlationId;
+    /** The sender's rank, from the image's session id. */
+    final int rank;
+
+    /** A message's first fragment was taken and its last has not come yet. */
+    boolean inMessage;
+    /** The rest of a dropped message is being skipped (its fragments are not orphans). */
+    boolean skipping;
+
+    /** The slot the chunk in progress fills, valid while {@link ReceiveSlot#generation} equals {@link #slotGeneration}. */
+    ReceiveSlot slot;
+    int slotGeneration;
+    /** Tensor offset the next fragment's payload goes to. */
+    long writeOffset;
+    /** The chunk in progress: tensor offsets {@code [chunkStart, chunkEnd)} and its CRC32C, if it carries one. */
+    long chunkStart;
+    long chunkEnd;
+    int chunkCrc;
+    boolean crcPresent;
+
+    /** The sink taking the tensor in progress in place, or null. */
+    InPlaceConsumer.Sink sink;
+
+    /** The same-JVM sender's link, once found. */
+    LocalCopyLink link;
+    /** The same-host sender's ring, once mapped; {@link #ringMissing} once looked for in vain. */
+    IpcRing ring;
+    boolean ringMissing;
+
+    ImageState(long correlationId, int rank) {
+        this.correlationId = correlationId;
+        this.rank = rank;
+    }
+
+    /** Unmaps the sender's ring, if mapped. */
+    void closeRing() {
+        IpcRing r = ring;
+        if (r != null) {
+            ring = null;
+            r.close();
+        }
+    }
+
+    /** Counts the message that starts here as dropped for {@code reason} and skips the rest of it. */
+    Action drop(FrameDropCounters drops, DropReason reason, boolean end) {
+        drops.increment(reason);
+        skipping = !end;
+        return Action.CONTINUE;
+    }
+}

@@ -1,0 +1,212 @@
+package io.troupe.runtime.transport;
+
+import io.aeron.logbuffer.ControlledFragmentHandler.Action;
+import org.agrona.DirectBuffer;
+import org.agrona.UnsafeApi;
+
+/**
+ * Reassembles chunks into pooled {@link ReceiveSlot}s keyed by (source rank, kind, tensor key,
+ * epoch): a chunk's bytes come from the frame's fragments, from a same-JVM sender's memory or from
+ * a same-host ring; each chunk's CRC32C is checked where its subscription requires it; a whole
+ * tensor goes to the {@link TensorReceiverAgent.Listener}. Agent thread only.
+ */
+final class SlotReassembler {
+    private final ReceiveSlotPool pool;
+    private final TensorReceiverAgent.Listener listener;
+    private final ReceiverCounters counters;
+    /** The CRC rule and flyweight of the subscription being polled. */
+    private boolean crcEnabled;
+    private TensorFrameFlyweight frame;
+
+    SlotReassembler(ReceiveSlotPool pool, TensorReceiverAgent.Listener listener, ReceiverCounters counters) {
+        this.pool = pool;
+        this.listener = listener;
+        this.counters = counters;
+    }
+
+    /** Sets the CRC rule and the flyweight (its CRC32C) of the subscription polled next. */
+    void polling(boolean crcEnabledThere, TensorFrameFlyweight frameThere) {
+        this.crcEnabled = crcEnabledThere;
+        this.frame = frameThere;
+    }
+
+    /**
+     * Reassembles the decoded chunk into its slot (a new one for a first chunk), taking its bytes
+     * from the frame, from a same-JVM sender's memory ({@code link}) or from a ring
+     * ({@code ringAddress != 0}); {@code ABORT} when the budget has no room for a new tensor.
+     */
+    Action place(ImageState st, TensorFrameDecoder d, DirectBuffer buffer, int offset, boolean end, LocalCopyLink link,
+                 long ringAddress) {
+        TensorFrameFlyweight f = d.frame();
+        FrameKind kind = d.kind();
+        int ndims = d.ndims();
+        long totalBytes = d.totalBytes();
+        long chunkOffset = d.chunkOffset();
+        int chunkBytes = d.chunkBytes();
+        long frameEpoch = d.epoch();
+        int source = st.rank;
+        long key = f.tensorKey();
+        ReceiveSlot slot = findFilling(st, source, kind, key, frameEpoch);
+        if (slot != null) {
+            if (!slot.sameTensor(f.dtypeCode(), f, ndims, totalBytes)) {
+                return st.drop(counters.drops, DropReason.TENSOR_MISMATCH, end);
+            }
+            if (chunkOffset != slot.receivedBytes) {
+                return st.drop(counters.drops, DropReason.OUT_OF_ORDER, end);
+            }
+        } else {
+            if (chunkOffset != 0) {
+                return st.drop(counters.drops, DropReason.OUT_OF_ORDER, end);
+            }
+            slot = pool.acquire(totalBytes);
+            if (slot == null) {
+                counters.backPressureAborts++;
+                return Action.ABORT;
+            }
+            slot.begin(source, kind, key, frameEpoch, f.step(), d.dtype(), f, ndims, totalBytes);
+        }
+        st.slot = slot;
+        st.slotGeneration = slot.generation;
+        if (link != null) {
+            if (!link.beginCopy(f.referenceSequence())) { // the sender revoked it meanwhile
+                pool.recycle(slot);
+                return st.drop(counters.drops, DropReason.BAD_REFERENCE, end);
+            }
+            UnsafeApi.copyMemory(link.address(), slot.address, totalBytes);
+            link.endCopy();
+            completeChunk(slot, 0, (int) totalBytes, false, 0);
+            return Action.CONTINUE;
+        }
+        if (ringAddress != 0) {
+            UnsafeApi.copyMemory(ringAddress, slot.address + chunkOffset, chunkBytes);
+            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+            return Action.CONTINUE;
+        }
+        int payload = d.payloadBytes();
+        copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
+        if (end) {
+            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+        } else {
+            st.inMessage = true;
+            st.writeOffset = chunkOffset + payload;
+            st.chunkStart = chunkOffset;
+            st.chunkEnd = chunkOffset + chunkBytes;
+            st.chunkCrc = f.chunkCrc();
+            st.crcPresent = d.crcPresent();
+        }
+        return Action.CONTINUE;
+    }
+
+    /** A later fragment of the chunk in progress on an image, copied into its slot. */
+    void continuation(ImageState st, DirectBuffer buffer, int offset, int length, boolean end) {
+        ReceiveSlot slot = st.slot;
+        if (slot.generation != st.slotGeneration || slot.state != ReceiveSlot.FILLING) {
+            st.inMessage = false;
+            st.drop(counters.drops, DropReason.OUT_OF_ORDER, end);
+            return;
+        }
+        if (st.writeOffset + length > st.chunkEnd) {
+            abandon(st, DropReason.CHUNK_LENGTH_MISMATCH, end);
+            return;
+        }
+        copy(buffer, offset, slot.address + st.writeOffset, length);
+        st.writeOffset += length;
+        if (end) {
+            st.inMessage = false;
+            if (st.writeOffset != st.chunkEnd) {
+                counters.drops.increment(DropReason.CHUNK_LENGTH_MISMATCH);
+                pool.recycle(slot);
+            } else {
+                completeChunk(slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent, st.chunkCrc);
+            }
+        }
+    }
+
+    /** Drops the chunk in progress on an image and the tensor it was filling. */
+    void abandon(ImageState st, DropReason reason, boolean end) {
+        counters.drops.increment(reason);
+        ReceiveSlot slot = st.slot;
+        if (slot != null && slot.generation == st.slotGeneration && slot.state == ReceiveSlot.FILLING) {
+            pool.recycle(slot);
+        }
+        st.inMessage = false;
+        st.skipping = !end;
+    }
+
+    /** Takes a delivered tensor from {@code sourceRank} with this kind and key, or null if none is ready. */
+    ReceiveSlot takeReady(int sourceRank, FrameKind kind, long tensorKey) {
+        for (int i = 0, n = pool.activeCount(); i < n; i++) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.READY && s.sourceRank == sourceRank && s.kind == kind
+                && s.tensorKey == tensorKey) {
+                s.state = ReceiveSlot.TAKEN;
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /** Recycles the unfinished tensors a lost image was filling (same rank and epoch bits as its session). */
+    void reclaimFromLostImage(int rank, int epochBits) {
+        for (int i = pool.activeCount() - 1; i >= 0; i--) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.FILLING && s.sourceRank == rank && SessionIds.epochBits(s.epoch) == epochBits) {
+                pool.recycle(s);
+            }
+        }
+    }
+
+    /** Recycles unfinished tensors of epochs below {@code minEpoch} (they can no longer complete). */
+    void reclaimOlderThan(long minEpoch) {
+        for (int i = pool.activeCount() - 1; i >= 0; i--) {
+            ReceiveSlot s = pool.active(i);
+            if (s.state == ReceiveSlot.FILLING && s.epoch < minEpoch) {
+                pool.recycle(s);
+            }
+        }
+    }
+
+    private ReceiveSlot findFilling(ImageState st, int source, FrameKind kind, long key, long frameEpoch) {
+        ReceiveSlot s = st.slot;
+        if (s != null && s.generation == st.slotGeneration && matches(s, source, kind, key, frameEpoch)) {
+            return s;
+        }
+        for (int i = 0, n = pool.activeCount(); i < n; i++) {
+            s = pool.active(i);
+            if (matches(s, source, kind, key, frameEpoch)) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    private static boolean matches(ReceiveSlot s, int source, FrameKind kind, long key, long frameEpoch) {
+        return s.state == ReceiveSlot.FILLING && s.sourceRank == source && s.tensorKey == key && s.kind == kind
+            && s.epoch == frameEpoch;
+    }
+
+    private static void copy(DirectBuffer src, int srcIndex, long dstAddress, int length) {
+        if (length > 0) {
+            UnsafeApi.copyMemory(src.byteArray(), src.addressOffset() + srcIndex, null, dstAddress, length);
+        }
+    }
+
+    private void completeChunk(ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent, int crc) {
+        if (crcEnabled && crcPresent && frame.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
+            counters.drops.increment(DropReason.BAD_CHUNK_CRC);
+            pool.recycle(slot);
+            return;
+        }
+        slot.receivedBytes = chunkOffset + chunkBytes;
+        counters.chunksReceived++;
+        if (slot.receivedBytes == slot.totalBytes) {
+            slot.state = ReceiveSlot.READY;
+            counters.tensorsDelivered++;
+            try {
+                listener.onTensorReady(slot);
+            } catch (Throwable t) {
+                counters.onError(t);
+            }
+        }
+    }
+}
