@@ -1,5 +1,6 @@
 package io.troupe.models.parallel.tp;
 
+import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.List;
@@ -10,10 +11,11 @@ import java.util.concurrent.TimeoutException;
 
 /**
  * A tensor-parallel group whose members are threads of one JVM (the in-process engine, tests):
- * each collective is a rendezvous in which every member publishes a host copy of its input, then
- * reads all of them. Reductions sum (or take the max) in member order 0, 1, …, so every member gets
- * bitwise the same result on every run. Works on any device (through host copies); it is the
- * simple reference the communicator-backed group is checked against, not a fast path.
+ * each collective is a rendezvous in which every member publishes its input, then reads all of
+ * them. CPU tensors are read in place (every member's device ops take any host address) and summed
+ * with the device's own copy and axpy; tensors of other devices travel as host copies. Reductions
+ * sum (or take the max) in member order 0, 1, …, so every member gets bitwise the same result on
+ * every run, by either path.
  *
  * <p>Every member must issue the same collectives with the same counts: a member that issues a
  * different one fails all members with both signatures in the message; a member that does not
@@ -23,6 +25,7 @@ import java.util.concurrent.TimeoutException;
 public final class LocalTensorParallelGroup implements TensorParallelGroup {
     private final Shared shared;
     private final int index;
+    private Tensor scratch;
 
     private LocalTensorParallelGroup(Shared shared, int index) {
         this.shared = shared;
@@ -58,6 +61,17 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
     @Override
     public void allReduceSum(Tensor t) {
         TensorParallelChecks.f32("allReduceSum", t);
+        if (shared.size == 1) {
+            return;
+        }
+        if (t.device().kind() == DeviceKind.CPU) {
+            Tensor[] all = exchange("allReduceSum", t);
+            Tensor sum = scratch(t, t.numel());
+            sumInMemberOrder(all, 0, sum);
+            done();
+            t.device().copy(sum, t);
+            return;
+        }
         float[][] all = exchange("allReduceSum", t.toFloatArray());
         float[] out = new float[all[0].length];
         for (float[] x : all) {
@@ -86,6 +100,15 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
     @Override
     public void allGather(Tensor shard, Tensor full) {
         TensorParallelChecks.segments("allGather", full, shard, shared.size);
+        if (shard.device().kind() == DeviceKind.CPU) {
+            Tensor[] all = exchange("allGather", shard);
+            long n = shard.numel();
+            for (int k = 0; k < all.length; k++) {
+                full.device().copy(all[k], full.view(k * n, (int) n));
+            }
+            done();
+            return;
+        }
         float[][] all = exchange("allGather", shard.toFloatArray());
         int n = all[0].length;
         float[] out = new float[n * all.length];
@@ -99,6 +122,14 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
     @Override
     public void reduceScatter(Tensor full, Tensor shard) {
         TensorParallelChecks.segments("reduceScatter", full, shard, shared.size);
+        if (full.device().kind() == DeviceKind.CPU) {
+            Tensor[] all = exchange("reduceScatter", full);
+            Tensor sum = scratch(shard, shard.numel());
+            sumInMemberOrder(all, index * shard.numel(), sum);
+            done();
+            shard.device().copy(sum, shard);
+            return;
+        }
         float[][] all = exchange("reduceScatter", full.toFloatArray());
         int n = (int) shard.numel();
         float[] out = new float[n];
@@ -111,14 +142,36 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
         shard.device().copyFromHost(out, shard);
     }
 
-    /** Publishes this member's input and waits for all; returns every member's input, by index. */
-    private float[][] exchange(String op, float[] mine) {
-        if (shared.size == 1) {
-            return new float[][] {mine};
-        }
-        shared.inputs[index] = mine;
-        shared.ops[index] = op + "(" + mine.length + ")";
+    /**
+     * CPU tensors: publishes this member's tensor itself and waits for all; every member then reads
+     * the others' memory directly (its device's ops take any host address) until {@link #done}.
+     */
+    private Tensor[] exchange(String op, Tensor mine) {
+        shared.tensors[index] = mine;
+        shared.ops[index] = op + "(" + mine.numel() + ", in place)";
         await();
+        checkSignatures();
+        return shared.tensors.clone();
+    }
+
+    /** {@code out = in[0][from..] + in[1][from..] + ...}, added in member order, {@code out.numel()} elements. */
+    private static void sumInMemberOrder(Tensor[] in, long from, Tensor out) {
+        int n = (int) out.numel();
+        out.device().copy(in[0].view(from, n), out);
+        for (int k = 1; k < in.length; k++) {
+            out.device().axpy(1f, in[k].view(from, n), out);
+        }
+    }
+
+    /** This member's scratch of at least {@code n} floats on {@code like}'s device, as an n-element view. */
+    private Tensor scratch(Tensor like, long n) {
+        if (scratch == null || scratch.numel() < n || scratch.device() != like.device()) {
+            scratch = like.device().allocate((int) n);
+        }
+        return scratch.view(0, (int) n);
+    }
+
+    private void checkSignatures() {
         for (int k = 0; k < shared.size; k++) {
             if (!shared.ops[k].equals(shared.ops[index])) {
                 String msg = "tp members disagree on the collective: member " + index + " issued " + shared.ops[index]
@@ -127,6 +180,17 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
                 throw new IllegalStateException(msg);
             }
         }
+    }
+
+    /** Publishes this member's input and waits for all; returns every member's input, by index. */
+    private float[][] exchange(String op, float[] mine) {
+        if (shared.size == 1) {
+            return new float[][] {mine};
+        }
+        shared.inputs[index] = mine;
+        shared.ops[index] = op + "(" + mine.length + ")";
+        await();
+        checkSignatures();
         return shared.inputs.clone();
     }
 
@@ -157,6 +221,7 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
         final long timeoutMs;
         final CyclicBarrier barrier;
         final float[][] inputs;
+        final Tensor[] tensors;
         final String[] ops;
 
         Shared(int size, long timeoutMs) {
@@ -164,6 +229,7 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
             this.timeoutMs = timeoutMs;
             this.barrier = new CyclicBarrier(size);
             this.inputs = new float[size][];
+            this.tensors = new Tensor[size];
             this.ops = new String[size];
         }
     }
