@@ -6,6 +6,7 @@ import io.troupe.models.data.Lcg;
 import io.troupe.models.parallel.TensorParallelPlacement;
 import io.troupe.models.parallel.tp.ColumnParallelLinear;
 import io.troupe.models.parallel.tp.RowParallelLinear;
+import io.troupe.models.parallel.tp.SequenceParallel;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.models.parallel.tp.VocabParallelCrossEntropy;
 import io.troupe.models.parallel.tp.VocabParallelEmbedding;
@@ -38,7 +39,9 @@ public final class Gpt implements StageModule {
     private final GptConfig cfg;
     private final Device dev;
     private final TensorParallelGroup tp;
+    private final SequenceParallel sp;
     private final int rows;
+    private final int residualRows;
     private final int firstBlock;
     private final int blocks;
     private final boolean first;
@@ -61,11 +64,11 @@ public final class Gpt implements StageModule {
     private final VocabParallelCrossEntropy ce;
 
     // Activation-gradient scratch shared by all slots (one backward at a time).
-    private final Tensor dresidual;   // (B, T, C)
-    private final Tensor dln;         // (B, T, C)
+    private final Tensor dresidual;   // (B·T/sp, C)
+    private final Tensor dln;         // (B·T/sp, C)
     private final Tensor datty;       // (B, T, C/tp)
     private final Tensor dfchGelu;    // (B, T, 4C/tp)
-    private final Tensor gradInput;   // (B, T, C)
+    private final Tensor gradInput;   // (B·T/sp, C)
 
     /** One block: its LayerNorm views (params, grads) and its four parallel linears. */
     private record Block(Tensor ln1W, Tensor ln1B, Tensor dln1W, Tensor dln1B, ColumnParallelLinear qkv,
@@ -88,6 +91,20 @@ public final class Gpt implements StageModule {
      */
     public Gpt(GptConfig cfg, Device dev, TensorParallelGroup tp, int rows, int firstBlock, int endBlock, boolean first,
                boolean last) {
+        this(cfg, dev, tp, false, rows, firstBlock, endBlock, first, last);
+    }
+
+    /**
+     * A tensor-parallel member that, with {@code sequenceParallel} and tp > 1, also splits the
+     * residual stream (LayerNorms, residual adds, row-parallel biases, embeddings, the activations
+     * sent between stages) by tokens: member k holds tokens [k·N/tp, (k+1)·N/tp) of the N = B·T.
+     * Its replicated parameters then get partial gradients
+     * ({@link io.troupe.models.parallel.tp.TensorParallelGradients#reducePartialGradients}).
+     *
+     * @throws IllegalArgumentException when heads, vocabulary, MLP width or B·T do not divide by tp
+     */
+    public Gpt(GptConfig cfg, Device dev, TensorParallelGroup tp, boolean sequenceParallel, int rows, int firstBlock,
+               int endBlock, boolean first, boolean last) {
         if (firstBlock < 0 || endBlock > cfg.nLayer() || firstBlock > endBlock) {
             throw new IllegalArgumentException("bad block range [" + firstBlock + ", " + endBlock + ") for n_layer=" + cfg.nLayer());
         }
@@ -108,8 +125,10 @@ public final class Gpt implements StageModule {
         int bt = rows * cfg.seqLen();
         int c = cfg.dModel();
         int v = cfg.vocabSize();
+        this.sp = sequenceParallel && tp.size() > 1 ? new SequenceParallel(dev, tp, bt, c) : null;
+        this.residualRows = sp == null ? bt : sp.localTokens(bt);
         this.tokEmb = first ? new VocabParallelEmbedding(dev, tp, v, c, bt, view(params, "tok_emb.weight"),
-            view(grads, "tok_emb.weight")) : null;
+            view(grads, "tok_emb.weight"), sp) : null;
         this.wpe = first ? view(params, "pos_emb.weight") : null;
         this.dwpe = first ? view(grads, "pos_emb.weight") : null;
         this.w = new Block[blocks];
@@ -121,13 +140,13 @@ public final class Gpt implements StageModule {
         this.dlnfW = last ? view(grads, "ln_f.weight") : null;
         this.dlnfB = last ? view(grads, "ln_f.bias") : null;
         this.lmHead = last ? new ColumnParallelLinear(dev, tp, c, v, view(params, "lm_head.weight"), null,
-            view(grads, "lm_head.weight"), null) : null;
+            view(grads, "lm_head.weight"), null, sp) : null;
         this.ce = last ? new VocabParallelCrossEntropy(dev, tp, v, bt) : null;
-        this.dresidual = dev.allocate(bt, c);
-        this.dln = dev.allocate(bt, c);
+        this.dresidual = dev.allocate(residualRows, c);
+        this.dln = dev.allocate(residualRows, c);
         this.datty = dev.allocate(bt, c / tp.size());
         this.dfchGelu = dev.allocate(bt, 4 * c / tp.size());
-        this.gradInput = dev.allocate(bt, c);
+        this.gradInput = dev.allocate(residualRows, c);
     }
 
     /** The whole model on one device as a single stage. */
@@ -146,15 +165,15 @@ public final class Gpt implements StageModule {
         return new Block(view(params, p + "ln1.weight"), view(params, p + "ln1.bias"),
             view(grads, p + "ln1.weight"), view(grads, p + "ln1.bias"),
             new ColumnParallelLinear(dev, tp, c, 3 * c, view(params, p + "attn.qkv.weight"), view(params, p + "attn.qkv.bias"),
-                view(grads, p + "attn.qkv.weight"), view(grads, p + "attn.qkv.bias")),
+                view(grads, p + "attn.qkv.weight"), view(grads, p + "attn.qkv.bias"), sp),
             new RowParallelLinear(dev, tp, c, c, view(params, p + "attn.proj.weight"), view(params, p + "attn.proj.bias"),
-                view(grads, p + "attn.proj.weight"), view(grads, p + "attn.proj.bias")),
+                view(grads, p + "attn.proj.weight"), view(grads, p + "attn.proj.bias"), sp),
             view(params, p + "ln2.weight"), view(params, p + "ln2.bias"),
             view(grads, p + "ln2.weight"), view(grads, p + "ln2.bias"),
             new ColumnParallelLinear(dev, tp, c, 4 * c, view(params, p + "mlp.fc.weight"), view(params, p + "mlp.fc.bias"),
-                view(grads, p + "mlp.fc.weight"), view(grads, p + "mlp.fc.bias")),
+                view(grads, p + "mlp.fc.weight"), view(grads, p + "mlp.fc.bias"), sp),
             new RowParallelLinear(dev, tp, 4 * c, c, view(params, p + "mlp.proj.weight"), view(params, p + "mlp.proj.bias"),
-                view(grads, p + "mlp.proj.weight"), view(grads, p + "mlp.proj.bias")));
+                view(grads, p + "mlp.proj.weight"), view(grads, p + "mlp.proj.bias"), sp));
     }
 
     public GptConfig config() {
@@ -168,7 +187,7 @@ public final class Gpt implements StageModule {
 
     @Override
     public TensorParallelPlacement tensorParallelPlacement(int i) {
-        return GptPlacements.of(layout.specs().get(i).name(), false);
+        return GptPlacements.of(layout.specs().get(i).name(), sp != null);
     }
 
     public ParameterLayout layout() {
@@ -242,7 +261,8 @@ public final class Gpt implements StageModule {
     }
 
     private GptActivations slot(int slot) {
-        return slots.computeIfAbsent(slot, s -> new GptActivations(dev, cfg, tp.size(), rows, blocks, first, last));
+        return slots.computeIfAbsent(slot, s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first,
+            last));
     }
 
     /** Copies host token ids (and targets on the last stage) into a slot; see {@link #forward}. */
@@ -277,37 +297,39 @@ public final class Gpt implements StageModule {
         final int c = cfg.dModel();
         final int heads = cfg.nHead() / tp.size();
         final int bt = rows * t;
+        final int nr = residualRows;      // tokens of the residual stream this member holds: B·T, or B·T/tp
         GptActivations a = slot(slot);
         if (first) {
             if (input != a.ids) {
                 dev.copy(input, a.ids);
             }
             if (!a.positionsReady) {
-                int[] pos = new int[bt];
-                for (int i = 0; i < bt; i++) {
-                    pos[i] = i % t;
+                int firstToken = sp == null ? 0 : sp.firstToken(bt);
+                int[] pos = new int[nr];
+                for (int i = 0; i < nr; i++) {
+                    pos[i] = (firstToken + i) % t;
                 }
                 dev.copyFromHost(pos, a.posIds);
                 a.positionsReady = true;
             }
-            tokEmb.forward(a.ids, a.localIds, a.residualIn, bt);                                // (B, T, C)
-            dev.embedding(a.residualIn, a.posIds, wpe, bt, c, true);                           // += pos
+            tokEmb.forward(a.ids, a.localIds, a.residualIn, bt);                                // (nr, C)
+            dev.embedding(a.residualIn, a.posIds, wpe, nr, c, true);                           // += pos
         } else {
             dev.copy(input, a.residualIn);
         }
         Tensor h = a.residualIn;
         for (int l = 0; l < blocks; l++) {
             Block p = w[l];
-            dev.layerNorm(h, p.ln1W, p.ln1B, a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], bt, c, cfg.lnEps());
+            dev.layerNorm(h, p.ln1W, p.ln1B, a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], nr, c, cfg.lnEps());
             p.qkv.forward(a.ln1[l], a.qkv[l], bt);                                              // (B, T, 3C/tp)
             dev.attention(a.qkv[l], a.atty[l], a.att[l], rows, t, heads, cfg.headDim());       // (B, T, C/tp)
-            p.proj.forward(a.atty[l], a.residual2[l], bt);                                      // (B, T, C)
+            p.proj.forward(a.atty[l], a.residual2[l], bt);                                      // (nr, C)
             // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
             dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l],
-                bt, c, cfg.lnEps());
+                nr, c, cfg.lnEps());
             // fch keeps the pre-activation for backward; bias and GELU fused
             p.fc.forwardGelu(a.ln2[l], a.fch[l], a.fchGelu[l], bt);                             // (B, T, 4C/tp)
-            p.fcProj.forward(a.fchGelu[l], a.residual3[l], bt);                                 // (B, T, C)
+            p.fcProj.forward(a.fchGelu[l], a.residual3[l], bt);                                 // (nr, C)
             dev.add(a.residual3[l], a.residual2[l], a.residual3[l]);                            // h + mlp
             h = a.residual3[l];
         }
@@ -318,7 +340,7 @@ public final class Gpt implements StageModule {
         if (targets != a.targets) {
             dev.copy(targets, a.targets);
         }
-        dev.layerNorm(h, lnfW, lnfB, a.lnf, a.lnfMean, a.lnfRstd, bt, c, cfg.lnEps());
+        dev.layerNorm(h, lnfW, lnfB, a.lnf, a.lnfMean, a.lnfRstd, nr, c, cfg.lnEps());
         lmHead.forward(a.lnf, a.logits, bt);                                                    // (B, T, V/tp)
         ce.forward(a.logits, a.targets, a.probs, a.losses, bt);
         float[] losses = a.losses.toFloatArray();
@@ -353,13 +375,14 @@ public final class Gpt implements StageModule {
         final int c = cfg.dModel();
         final int heads = cfg.nHead() / tp.size();
         final int bt = rows * t;
+        final int nr = residualRows;
         if (last) {
             Tensor dlogits = a.logits;                                                         // reuse (B, T, V/tp)
             ce.backward(dlogits, a.probs, a.targets, lossScale, bt);
-            lmHead.backwardInput(dlogits, dln, bt);                                            // (B, T, C)
+            lmHead.backwardInput(dlogits, dln, bt);                                            // (nr, C)
             dev.fill(dresidual, 0f);
             Tensor h = blocks == 0 ? a.residualIn : a.residual3[blocks - 1];
-            dev.layerNormBackward(dresidual, dlnfW, dlnfB, dln, h, lnfW, a.lnfMean, a.lnfRstd, bt, c);
+            dev.layerNormBackward(dresidual, dlnfW, dlnfB, dln, h, lnfW, a.lnfMean, a.lnfRstd, nr, c);
         } else {
             dev.copy(gradOutput, dresidual);
         }
@@ -370,14 +393,14 @@ public final class Gpt implements StageModule {
             dev.copy(dresidual, a.dFcProj[l]);
             p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                   // (B, T, 4C/tp)
             dev.geluBackward(a.fch[l], dfchGelu, a.dfch[l], (long) bt * p.fc.outLocal());
-            p.fc.backwardInput(a.dfch[l], dln, bt);                                            // (B, T, C)
-            dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l], a.ln2Rstd[l], bt, c);
+            p.fc.backwardInput(a.dfch[l], dln, bt);                                            // (nr, C)
+            dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l], a.ln2Rstd[l], nr, c);
             // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
             dev.copy(dresidual, a.dAttProj[l]);
             p.proj.backwardInput(dresidual, datty, bt);                                        // (B, T, C/tp)
             dev.attentionBackward(a.dqkv[l], datty, a.qkv[l], a.att[l], rows, t, heads, cfg.headDim());
-            p.qkv.backwardInput(a.dqkv[l], dln, bt);                                           // (B, T, C)
-            dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, a.ln1Mean[l], a.ln1Rstd[l], bt, c);
+            p.qkv.backwardInput(a.dqkv[l], dln, bt);                                           // (nr, C)
+            dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, a.ln1Mean[l], a.ln1Rstd[l], nr, c);
         }
         a.weightPending = true;
         if (first) {
@@ -431,7 +454,7 @@ public final class Gpt implements StageModule {
         }
         if (first) {
             tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, bt);
-            dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, bt, c);
+            dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, residualRows, c);
             parameterDone.accept(1);
             parameterDone.accept(0);
         }
@@ -455,6 +478,9 @@ public final class Gpt implements StageModule {
         }
         if (ce != null) {
             ce.close();
+        }
+        if (sp != null) {
+            sp.close();
         }
         for (Tensor x : new Tensor[] {params, grads, dresidual, dln, datty, dfchGelu, gradInput}) {
             x.close();

@@ -7,8 +7,8 @@ import io.troupe.models.parallel.tp.TensorParallelSplit;
  * Where each GPT parameter lives under tensor parallelism (Megatron's split):
  * <pre>
  *   tok_emb.weight (V, C)        split dim 0            vocabulary-parallel embedding
- *   pos_emb.weight (T, C)        replicated
- *   ln1, ln2, ln_f               replicated             (partial gradients under sequence parallelism)
+ *   pos_emb.weight (T, C)        replicated             (all replicated tensors: partial gradients
+ *   ln1, ln2, ln_f               replicated              under sequence parallelism)
  *   attn.qkv.weight (3C, C)      split dim 0, 3 parts   column-parallel by heads: [q_i; k_i; v_i]
  *   attn.qkv.bias (3C)           split dim 0, 3 parts
  *   attn.proj.weight (C, C)      split dim 1            row-parallel
@@ -36,8 +36,9 @@ public final class GptPlacements {
         if (name.endsWith(".attn.proj.weight") || name.endsWith(".mlp.proj.weight")) {
             return new TensorParallelPlacement.Split(TensorParallelSplit.along(1));
         }
-        boolean tokenwise = !name.equals("pos_emb.weight");
-        return new TensorParallelPlacement.Replicated(sequenceParallel && tokenwise);
+        // Under sequence parallelism every replicated parameter (position rows included) sees only
+        // its member's tokens, so its gradient is partial.
+        return new TensorParallelPlacement.Replicated(sequenceParallel);
     }
 
     /**

@@ -38,8 +38,8 @@ class GptTensorParallelTest {
     private record Result(float[] params, float[] grads, double[] losses, List<ParamSpec> specs, double normPart) {
     }
 
-    private static Result run(TensorParallelGroup g, CpuDevice dev) {
-        try (Gpt gpt = new Gpt(CFG, dev, g, ROWS, 0, CFG.nLayer(), true, true)) {
+    private static Result run(TensorParallelGroup g, CpuDevice dev, boolean sequenceParallel) {
+        try (Gpt gpt = new Gpt(CFG, dev, g, sequenceParallel, ROWS, 0, CFG.nLayer(), true, true)) {
             gpt.initialize(SEED);
             float[] p0 = gpt.params().toFloatArray();
             gpt.zeroGrads();
@@ -59,6 +59,7 @@ class GptTensorParallelTest {
             for (int mb = 1; mb >= 0; mb--) {
                 gpt.backward(mb, null, 1f / (2 * n));
             }
+            TensorParallelGradients.reducePartialGradients(gpt, g);
             double normPart = 0;
             for (io.troupe.runtime.tensor.Tensor v : TensorParallelGradients.normViews(gpt, g.index())) {
                 normPart += io.troupe.models.optim.GradClip.sumOfSquares(dev, v);
@@ -67,7 +68,7 @@ class GptTensorParallelTest {
         }
     }
 
-    private static List<Result> members(int tp) throws Exception {
+    private static List<Result> members(int tp, boolean sequenceParallel) throws Exception {
         List<TensorParallelGroup> groups = LocalTensorParallelGroup.create(tp, 30_000);
         ExecutorService pool = Executors.newFixedThreadPool(tp);
         try {
@@ -75,7 +76,7 @@ class GptTensorParallelTest {
             for (TensorParallelGroup g : groups) {
                 fs.add(pool.submit(() -> {
                     try (CpuDevice dev = new CpuDevice(1)) {
-                        return run(g, dev);
+                        return run(g, dev, sequenceParallel);
                     }
                 }));
             }
@@ -96,15 +97,26 @@ class GptTensorParallelTest {
     @ParameterizedTest
     @ValueSource(ints = {2, 4})
     void shouldMatchTheUnsplitModelsLossAndGradientsWhenSplitByTensorParallelism(int tp) throws Exception {
-        Result full = members(1).get(0);
-        List<Result> parts = members(tp);
+        check(tp, false);
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 4})
+    void shouldMatchTheUnsplitModelsLossAndGradientsWithSequenceParallelism(int tp) throws Exception {
+        check(tp, true);
+    }
+
+    private static void check(int tp, boolean sequenceParallel) throws Exception {
+        Result full = members(1, false).get(0);
+        List<Result> parts = members(tp, sequenceParallel);
+        String mode = "tp=" + tp + (sequenceParallel ? " sp" : "");
         ParameterLayout fullLayout = ParameterLayout.full(CFG);
         double worstGrad = 0;
         for (int k = 0; k < tp; k++) {
             Result r = parts.get(k);
             for (int mb = 0; mb < 2; mb++) {
                 double rel = Math.abs(r.losses()[mb] - full.losses()[mb]) / Math.abs(full.losses()[mb]);
-                System.out.printf("tp=%d member %d micro-batch %d: loss %.9f vs unsplit %.9f, rel %.2e%n", tp, k, mb,
+                System.out.printf("%s member %d micro-batch %d: loss %.9f vs unsplit %.9f, rel %.2e%n", mode, k, mb,
                     r.losses()[mb], full.losses()[mb], rel);
                 assertTrue(rel <= 1e-5, "loss within 1e-5 relative");
             }
@@ -130,13 +142,13 @@ class GptTensorParallelTest {
                 assertTrue(rel <= 1e-5, s.name() + " gradient on member " + k + ": rel " + rel);
             }
         }
-        System.out.printf("tp=%d: worst gradient relative max difference %.3e%n", tp, worstGrad);
+        System.out.printf("%s: worst gradient relative max difference %.3e%n", mode, worstGrad);
         double sumSq = 0;
         for (Result r : parts) {
             sumSq += r.normPart();
         }
         double relNorm = Math.abs(Math.sqrt(sumSq) - Math.sqrt(full.normPart())) / Math.sqrt(full.normPart());
-        System.out.printf("tp=%d: global gradient norm %.9f vs unsplit %.9f, rel %.2e%n", tp, Math.sqrt(sumSq),
+        System.out.printf("%s: global gradient norm %.9f vs unsplit %.9f, rel %.2e%n", mode, Math.sqrt(sumSq),
             Math.sqrt(full.normPart()), relNorm);
         assertTrue(relNorm <= 1e-5, "replicas counted once in the global norm");
     }

@@ -31,7 +31,7 @@ class ParallelParameterLayoutTest {
         assertFalse(l.get("blocks.0.ln1.weight").gradientReducedOverTensorParallelGroup());
         ParallelParameterLayout sp = ParallelParameterLayout.gpt(cfg, StagePartition.balanced(cfg, 2), true);
         assertTrue(sp.get("blocks.0.ln1.weight").gradientReducedOverTensorParallelGroup());
-        assertFalse(sp.get("pos_emb.weight").gradientReducedOverTensorParallelGroup());
+        assertTrue(sp.get("pos_emb.weight").gradientReducedOverTensorParallelGroup());
     }
 
     @Test

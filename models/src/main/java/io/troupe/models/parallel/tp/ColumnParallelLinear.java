@@ -24,14 +24,23 @@ public final class ColumnParallelLinear {
     private final Tensor bias;
     private final Tensor dWeight;
     private final Tensor dBias;
+    private final SequenceParallel sp;
+
+    /** Without sequence parallelism; see the full constructor. */
+    public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight, Tensor bias,
+                                Tensor dWeight, Tensor dBias) {
+        this(dev, group, inDim, outDim, weight, bias, dWeight, dBias, null);
+    }
 
     /**
      * @param outDim  the global output width; must divide by tp
      * @param weight  A_i, {@code (outDim/tp, inDim)}
      * @param bias    b_i, {@code (outDim/tp)}, or {@code null}
+     * @param sp      sequence parallelism (the input arrives split by tokens), or {@code null}
      */
     public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight, Tensor bias,
-                                Tensor dWeight, Tensor dBias) {
+                                Tensor dWeight, Tensor dBias, SequenceParallel sp) {
+        this.sp = sp;
         this.dev = dev;
         this.group = group;
         this.inDim = inDim;
@@ -48,6 +57,10 @@ public final class ColumnParallelLinear {
         this.dBias = dBias;
     }
 
+    private Tensor input(Tensor in, int rows) {
+        return sp == null ? TensorParallelRegions.copyToTensorParallelRegion(group, in) : sp.gather(in, rows, inDim);
+    }
+
     /** This member's output width, out/tp. */
     public int outLocal() {
         return outLocal;
@@ -61,9 +74,14 @@ public final class ColumnParallelLinear {
         return bias;
     }
 
-    /** {@code out (N, out/tp) = in (N, in) @ A_i^T + b_i}. */
+    /**
+     * {@code out (N, out/tp) = in (N, in) @ A_i^T + b_i}; under sequence parallelism {@code in} holds
+     * this member's N/tp tokens and is all-gathered first.
+     *
+     * @param rows N, all tokens
+     */
     public void forward(Tensor in, Tensor out, int rows) {
-        Tensor x = TensorParallelRegions.copyToTensorParallelRegion(group, in);
+        Tensor x = input(in, rows);
         dev.matmul(false, true, rows, outLocal, inDim, 1f, x, weight, 0f, out);           // (N, out/tp)
         if (bias != null) {
             dev.biasAdd(out, bias, rows, outLocal);
@@ -72,20 +90,34 @@ public final class ColumnParallelLinear {
 
     /** {@code preact = in @ A_i^T}, then {@code out = gelu(preact + b_i)} (preact keeps the sum for backward). */
     public void forwardGelu(Tensor in, Tensor preact, Tensor out, int rows) {
-        Tensor x = TensorParallelRegions.copyToTensorParallelRegion(group, in);
+        Tensor x = input(in, rows);
         dev.matmul(false, true, rows, outLocal, inDim, 1f, x, weight, 0f, preact);        // (N, out/tp)
         dev.biasAddGelu(preact, bias, out, rows, outLocal);
     }
 
-    /** {@code dIn (N, in) = sum over members of dOut_i @ A_i}: every member gets the whole input gradient. */
+    /**
+     * {@code dIn (N, in) = sum over members of dOut_i @ A_i}: every member gets the whole input
+     * gradient, or under sequence parallelism the rows of its N/tp tokens.
+     */
     public void backwardInput(Tensor dOut, Tensor dIn, int rows) {
-        dev.matmul(false, false, rows, inDim, outLocal, 1f, dOut, weight, 0f, dIn);       // (N, in), partial
-        TensorParallelRegions.copyToTensorParallelRegionBackward(group, dIn);
+        if (sp == null) {
+            dev.matmul(false, false, rows, inDim, outLocal, 1f, dOut, weight, 0f, dIn);   // (N, in), partial
+            TensorParallelRegions.copyToTensorParallelRegionBackward(group, dIn);
+            return;
+        }
+        Tensor partial = sp.scratch(rows, inDim);
+        dev.matmul(false, false, rows, inDim, outLocal, 1f, dOut, weight, 0f, partial);   // (N, in), partial
+        TensorParallelRegions.gatherFromSequenceParallelRegionBackward(group, partial,
+            dIn.view(0, rows / group.size(), inDim));                                      // (N/tp, in)
     }
 
-    /** {@code dA_i += dOut^T @ in}, {@code db_i += colsum(dOut)}; local, no communication. */
+    /**
+     * {@code dA_i += dOut^T @ in}, {@code db_i += colsum(dOut)}; local, except that under sequence
+     * parallelism the input is all-gathered again (it is kept split by tokens).
+     */
     public void backwardWeight(Tensor dOut, Tensor in, int rows) {
-        dev.matmul(true, false, outLocal, inDim, rows, 1f, dOut, in, 1f, dWeight);
+        Tensor x = sp == null ? in : sp.gather(in, rows, inDim);
+        dev.matmul(true, false, outLocal, inDim, rows, 1f, dOut, x, 1f, dWeight);
         if (bias != null) {
             dev.biasBackward(dBias, dOut, rows, outLocal);
         }

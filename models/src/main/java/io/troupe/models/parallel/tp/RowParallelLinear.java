@@ -24,14 +24,23 @@ public final class RowParallelLinear {
     private final Tensor bias;
     private final Tensor dWeight;
     private final Tensor dBias;
+    private final SequenceParallel sp;
+
+    /** Without sequence parallelism; see the full constructor. */
+    public RowParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight, Tensor bias,
+                             Tensor dWeight, Tensor dBias) {
+        this(dev, group, inDim, outDim, weight, bias, dWeight, dBias, null);
+    }
 
     /**
      * @param inDim  the global input width; must divide by tp
      * @param weight A_i, {@code (outDim, inDim/tp)}
      * @param bias   b, {@code (outDim)}, replicated on every member, or {@code null}
+     * @param sp     sequence parallelism (the output leaves split by tokens), or {@code null}
      */
     public RowParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight, Tensor bias,
-                             Tensor dWeight, Tensor dBias) {
+                             Tensor dWeight, Tensor dBias, SequenceParallel sp) {
+        this.sp = sp;
         this.dev = dev;
         this.group = group;
         this.inLocal = TensorParallelChecks.divide("input width", inDim, group.size());
@@ -53,26 +62,52 @@ public final class RowParallelLinear {
         return inLocal;
     }
 
-    /** {@code out (N, out) = sum over members of in_i (N, in/tp) @ A_i^T, + b}. */
+    /**
+     * {@code out (N, out) = sum over members of in_i (N, in/tp) @ A_i^T, + b}; under sequence
+     * parallelism {@code out} receives only this member's N/tp tokens (reduce-scatter).
+     *
+     * @param rows N, all tokens
+     */
     public void forward(Tensor in, Tensor out, int rows) {
-        dev.matmul(false, true, rows, outDim, inLocal, 1f, in, weight, 0f, out);          // (N, out), partial
-        TensorParallelRegions.reduceFromTensorParallelRegion(group, out);
+        if (sp == null) {
+            dev.matmul(false, true, rows, outDim, inLocal, 1f, in, weight, 0f, out);      // (N, out), partial
+            TensorParallelRegions.reduceFromTensorParallelRegion(group, out);
+        } else {
+            Tensor partial = sp.scratch(rows, outDim);
+            dev.matmul(false, true, rows, outDim, inLocal, 1f, in, weight, 0f, partial);  // (N, out), partial
+            TensorParallelRegions.reduceScatterToSequenceParallelRegion(group, partial, out.view(0, mine(rows), outDim));
+        }
         if (bias != null) {
-            dev.biasAdd(out, bias, rows, outDim);
+            dev.biasAdd(out, bias, mine(rows), outDim);
         }
     }
 
-    /** {@code dIn_i (N, in/tp) = dOut @ A_i}. */
+    /** Rows of the output this member holds: N, or N/tp under sequence parallelism. */
+    private int mine(int rows) {
+        return sp == null ? rows : rows / group.size();
+    }
+
+    /** {@code dIn_i (N, in/tp) = dOut @ A_i} (under sequence parallelism dOut's tokens are all-gathered first). */
     public void backwardInput(Tensor dOut, Tensor dIn, int rows) {
-        Tensor dy = TensorParallelRegions.reduceFromTensorParallelRegionBackward(group, dOut);
+        Tensor dy = gradOutput(dOut, rows);
         dev.matmul(false, false, rows, inLocal, outDim, 1f, dy, weight, 0f, dIn);
     }
 
-    /** {@code dA_i += dOut^T @ in_i}, {@code db += colsum(dOut)}; local, no communication. */
+    /**
+     * {@code dA_i += dOut^T @ in_i}, {@code db += colsum(dOut)}; local, except that under sequence
+     * parallelism dOut's tokens are all-gathered again for the weight, and the bias gradient covers
+     * this member's tokens only (a partial sum the tp group adds up before the step).
+     */
     public void backwardWeight(Tensor dOut, Tensor in, int rows) {
-        dev.matmul(true, false, outDim, inLocal, rows, 1f, dOut, in, 1f, dWeight);
+        Tensor dy = gradOutput(dOut, rows);
+        dev.matmul(true, false, outDim, inLocal, rows, 1f, dy, in, 1f, dWeight);
         if (bias != null) {
-            dev.biasBackward(dBias, dOut, rows, outDim);
+            dev.biasBackward(dBias, dOut, mine(rows), outDim);
         }
+    }
+
+    private Tensor gradOutput(Tensor dOut, int rows) {
+        return sp == null ? TensorParallelRegions.reduceFromTensorParallelRegionBackward(group, dOut)
+            : sp.gather(dOut, rows, outDim);
     }
 }

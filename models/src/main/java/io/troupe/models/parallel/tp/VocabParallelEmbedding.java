@@ -28,14 +28,23 @@ public final class VocabParallelEmbedding implements AutoCloseable {
     private final HostIds hostIds;
     private final Tensor padded;      // (V/tp + 1, C): the shard, then a zero row
     private final Tensor paddedGrad;  // (V/tp + 1, C)
+    private final SequenceParallel sp;
+
+    /** Without sequence parallelism; see the full constructor. */
+    public VocabParallelEmbedding(Device dev, TensorParallelGroup group, int vocab, int dim, int maxRows, Tensor table,
+                                  Tensor dTable) {
+        this(dev, group, vocab, dim, maxRows, table, dTable, null);
+    }
 
     /**
      * @param vocab   the global vocabulary V; must divide by tp
      * @param maxRows the most tokens one call looks up
      * @param table   this member's rows, {@code (V/tp, C)}
+     * @param sp      sequence parallelism (the output leaves split by tokens: a reduce-scatter), or {@code null}
      */
     public VocabParallelEmbedding(Device dev, TensorParallelGroup group, int vocab, int dim, int maxRows, Tensor table,
-                                  Tensor dTable) {
+                                  Tensor dTable, SequenceParallel sp) {
+        this.sp = group.size() > 1 ? sp : null;
         this.dev = dev;
         this.group = group;
         this.dim = dim;
@@ -60,7 +69,7 @@ public final class VocabParallelEmbedding implements AutoCloseable {
     }
 
     /**
-     * {@code out (N, C) = table[ids]}.
+     * {@code out (N, C) = table[ids]} (under sequence parallelism: this member's N/tp tokens of it).
      *
      * @param localIds this micro-batch's buffer from {@link #allocateLocalIds}; read again by backward
      */
@@ -77,8 +86,15 @@ public final class VocabParallelEmbedding implements AutoCloseable {
         }
         dev.copyFromHost(local, localIds.view(0, rows));
         dev.copy(table, padded.view(0, vocabLocal, dim));
-        dev.embedding(out, localIds, padded, rows, dim, false);                                 // (N, C), partial
-        TensorParallelRegions.reduceFromTensorParallelRegion(group, out);
+        if (sp == null) {
+            dev.embedding(out, localIds, padded, rows, dim, false);                             // (N, C), partial
+            TensorParallelRegions.reduceFromTensorParallelRegion(group, out);
+        } else {
+            Tensor partial = sp.scratch(rows, dim);
+            dev.embedding(partial, localIds, padded, rows, dim, false);                         // (N, C), partial
+            TensorParallelRegions.reduceScatterToSequenceParallelRegion(group, partial,
+                out.view(0, rows / group.size(), dim));                                         // (N/tp, C)
+        }
     }
 
     /** {@code dTable_i[id - start] += dOut[r]} for each of this member's ids; local, no communication. */
@@ -88,7 +104,8 @@ public final class VocabParallelEmbedding implements AutoCloseable {
             return;
         }
         dev.fill(paddedGrad, 0f);
-        dev.embeddingBackward(paddedGrad, dOut, localIds, rows, dim);
+        Tensor dy = sp == null ? dOut : sp.gather(dOut, rows, dim);                           // (N, C)
+        dev.embeddingBackward(paddedGrad, dy, localIds, rows, dim);
         dev.axpy(1f, paddedGrad.view(0, vocabLocal, dim), dTable);
     }
 
