@@ -58,8 +58,12 @@ class TensorParallelEngineTest {
     }
 
     private static PipelineJobSpec spec(String layout, int steps) {
-        Layout l = Layout.parse(layout, 1);
-        return new PipelineJobSpec(train(steps), l, "1f1b", 2, StagePartition.balanced(MODEL, l.modelStages()), 1, 60_000);
+        return spec(layout, steps, "1f1b");
+    }
+
+    private static PipelineJobSpec spec(String layout, int steps, String schedule) {
+        Layout l = Layout.parse(layout, schedule.equals("interleaved") ? 2 : 1);
+        return new PipelineJobSpec(train(steps), l, schedule, 2, StagePartition.balanced(MODEL, l.modelStages()), 1, 60_000);
     }
 
     /** The unsplit model's weights in model order, from replica 0's stages and tp members. */
@@ -95,7 +99,10 @@ class TensorParallelEngineTest {
     }
 
     private static Object[] run(String layout) {
-        PipelineJobSpec spec = spec(layout, STEPS);
+        return run(spec(layout, STEPS));
+    }
+
+    private static Object[] run(PipelineJobSpec spec) {
         try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, DATA)) {
             double[] losses = new double[STEPS];
             for (int i = 0; i < STEPS; i++) {
@@ -133,6 +140,19 @@ class TensorParallelEngineTest {
         report.forEach(System.out::println);
         assertTrue(worstLoss <= 1e-5, "per-step loss off by relative " + worstLoss + "\n" + String.join("\n", report));
         assertTrue(worstWeight <= 1e-5, "final weights off by " + worstWeight + "\n" + String.join("\n", report));
+    }
+
+    @Test
+    void shouldMatchSingleDeviceLossUnderEverySchedule() {
+        List<String> report = new ArrayList<>();
+        double worst = 0;
+        for (String schedule : List.of("gpipe", "interleaved", "zb-h1", "zb-h2")) {
+            double l = lossRel((double[]) run(spec("1x2x2", STEPS, schedule))[0], referenceLosses, 0);
+            worst = Math.max(worst, l);
+            report.add(String.format("1x2x2 %-11s loss max rel diff %.2e", schedule, l));
+        }
+        report.forEach(System.out::println);
+        assertTrue(worst <= 1e-5, String.join("\n", report));
     }
 
     @Test
@@ -178,5 +198,7 @@ class TensorParallelEngineTest {
             "1f1b", 2, StagePartition.balanced(MODEL, 1), 1, 1000, io.troupe.runtime.device.DeviceKind.CPU,
             "io.troupe.examples.ResidualMlpModel"));
         assertTrue(e.getMessage().contains("does not support tensor parallelism"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> spec("1x2x2", STEPS, "adaptive"));
+        assertTrue(e.getMessage().contains("schedule=adaptive, tp=2"), e.getMessage());
     }
 }
