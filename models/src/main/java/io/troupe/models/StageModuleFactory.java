@@ -79,11 +79,12 @@ public interface StageModuleFactory {
 
     /**
      * Builds and initialises the stage as member {@code group.index()} of a tensor-parallel group:
-     * the member's shard of every split parameter, communicating through {@code group}. Every member
-     * is built from the same {@link Stage}. The default builds {@link #create(Stage)} for a group of
-     * one and refuses larger groups.
+     * the member's shard of every split parameter, communicating through {@code group}; with
+     * {@code sequenceParallel}, also the residual stream split by tokens (a factory that has no such
+     * mode may ignore it). Every member is built from the same {@link Stage}. The default builds
+     * {@link #create(Stage)} for a group of one and refuses larger groups.
      */
-    default StageModule create(Stage stage, TensorParallelGroup group) {
+    default StageModule create(Stage stage, TensorParallelGroup group, boolean sequenceParallel) {
         if (group.size() == 1) {
             return create(stage);
         }

@@ -25,7 +25,7 @@ class StageModuleFactoryTensorParallelTest {
         try (CpuDevice dev = new CpuDevice(1)) {
             StageModuleFactory.Stage s = new StageModuleFactory.Stage(GptConfig.tiny(), dev, 0, 1, 0, 2, 1, 1);
             assertThrows(IllegalArgumentException.class,
-                () -> custom.create(s, LocalTensorParallelGroup.create(2, 1000).get(0)));
+                () -> custom.create(s, LocalTensorParallelGroup.create(2, 1000).get(0), false));
         }
     }
 

@@ -32,7 +32,7 @@ final class TrainCommand {
                             [--out DIR] [--resume DIR]
                             [--layout DPxPPxTP] [--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive]
                             [--virtual V] [--partition N,N,...] [--step-timeout-ms MS]
-                            [--engine cluster|in-process] [--bucket-kib KIB]
+                            [--engine cluster|in-process] [--bucket-kib KIB] [--sequence-parallel]
         With no options: the small GPT on the built-in corpus for 200 steps, layout 2x2 (dp 2 x pp 2)
         on an embedded 4-node cluster in this process; --layout 1x1 trains on one device.
         With a layout, --microbatches is the number of micro-batches per replica, and
@@ -42,7 +42,7 @@ final class TrainCommand {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
         known.add("config");
         known.add("resume");
-        TrainSettings s = TrainSettings.from(Options.parse(args, known, Set.of()));
+        TrainSettings s = TrainSettings.from(Options.parse(args, known, TrainSettings.SWITCHES));
         TrainConfig cfg = s.train();
         if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {
             throw new UsageException("--data: no such readable file '" + s.data()

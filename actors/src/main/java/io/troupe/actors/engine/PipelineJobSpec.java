@@ -10,11 +10,19 @@ import io.troupe.runtime.device.DeviceKind;
  * layout, the schedule ({@code gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive}), micro-batches per
  * replica, the partition of blocks into model stages, CPU threads per worker, the longest a
  * worker may wait for an input before the step fails, each worker's device, and the class name of
- * the {@link io.troupe.models.StageModuleFactory} that builds the stages ("" = GPT).
+ * the {@link io.troupe.models.StageModuleFactory} that builds the stages ("" = GPT), and whether tp
+ * members also split the residual stream by tokens (sequence parallelism; no effect at tp = 1).
  */
 public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
                               StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
-                              String moduleFactory) {
+                              String moduleFactory, boolean sequenceParallel) {
+
+    /** Without sequence parallelism. */
+    public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
+                           StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
+                           String moduleFactory) {
+        this(train, layout, schedule, microbatches, partition, threadsPerWorker, stepTimeoutMs, device, moduleFactory, false);
+    }
 
     /** A GPT job on the CPU backend. */
     public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
@@ -55,6 +63,11 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
         }
         java.util.Objects.requireNonNull(device, "device");
         java.util.Objects.requireNonNull(moduleFactory, "moduleFactory");
+        if (sequenceParallel && layout.tp() > 1
+            && (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() % layout.tp() != 0) {
+            throw new IllegalArgumentException("sequence parallelism splits a micro-batch's tokens by tp: tokens="
+                + (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() + ", tp=" + layout.tp());
+        }
         if (schedule.equals("adaptive") && layout.tp() > 1) {
             // The adaptive policy picks each action by arrival times, which differ between the tp
             // members of a stage; their collectives must come in the same order on every member.

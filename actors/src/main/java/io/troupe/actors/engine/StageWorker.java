@@ -9,6 +9,7 @@ import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.StepTail;
+import io.troupe.models.parallel.tp.TensorParallelGradients;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.Devices;
@@ -79,7 +80,8 @@ public final class StageWorker implements AutoCloseable {
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
             StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,
-                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed), tensorParallel);
+                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed), tensorParallel,
+                spec.sequenceParallel());
             chunks[c] = chunk;
             optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
             parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
@@ -225,6 +227,10 @@ public final class StageWorker implements AutoCloseable {
                     "virtual_stage", String.valueOf(a.virtualStage()))));
         }
         buffers.sendAll(link);
+        for (StageModule c : chunks) {
+            // Sequence parallelism leaves replicated parameters with per-member partial gradients.
+            TensorParallelGradients.reducePartialGradients(c, tensorParallel);
+        }
         device.synchronize();
     }
 

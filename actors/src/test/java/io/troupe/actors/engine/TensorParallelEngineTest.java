@@ -156,6 +156,31 @@ class TensorParallelEngineTest {
     }
 
     @Test
+    void shouldMatchSingleDeviceLossAndWeightsWithSequenceParallelism() {
+        List<String> report = new ArrayList<>();
+        double worstLoss = 0;
+        double worstWeight = 0;
+        for (String layout : List.of("1x1x2", "2x2x2", "1x2x4")) {
+            Layout l = Layout.parse(layout, 1);
+            PipelineJobSpec spec = new PipelineJobSpec(train(STEPS), l, "1f1b", 2, StagePartition.balanced(MODEL, l.modelStages()),
+                1, 60_000, io.troupe.runtime.device.DeviceKind.CPU, "", true);
+            Object[] r = run(spec);
+            double lr = lossRel((double[]) r[0], referenceLosses, 0);
+            float[] w = (float[]) r[1];
+            double wd = 0;
+            for (int i = 0; i < w.length; i++) {
+                wd = Math.max(wd, Math.abs(w[i] - referenceWeights[i]));
+            }
+            worstLoss = Math.max(worstLoss, lr);
+            worstWeight = Math.max(worstWeight, wd);
+            report.add(String.format("%s sequence-parallel loss max rel diff %.2e, weights max abs diff %.2e", layout, lr, wd));
+        }
+        report.forEach(System.out::println);
+        assertTrue(worstLoss <= 1e-5, String.join("\n", report));
+        assertTrue(worstWeight <= 1e-5, String.join("\n", report));
+    }
+
+    @Test
     void shouldBeBitwiseRepeatable() {
         Object[] a = run("1x2x2");
         Object[] b = run("1x2x2");

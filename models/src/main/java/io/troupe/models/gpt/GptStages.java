@@ -13,7 +13,7 @@ public final class GptStages implements StageModuleFactory {
 
     @Override
     public StageModule create(Stage s) {
-        return create(s, TensorParallelGroup.single());
+        return create(s, TensorParallelGroup.single(), false);
     }
 
     @Override
@@ -27,8 +27,9 @@ public final class GptStages implements StageModuleFactory {
     }
 
     @Override
-    public StageModule create(Stage s, TensorParallelGroup group) {
-        Gpt g = new Gpt(config(s.model()), s.device(), group, s.rows(), s.firstLayer(), s.endLayer(), s.first(), s.last());
+    public StageModule create(Stage s, TensorParallelGroup group, boolean sequenceParallel) {
+        Gpt g = new Gpt(config(s.model()), s.device(), group, sequenceParallel, s.rows(), s.firstLayer(), s.endLayer(),
+            s.first(), s.last());
         try {
             g.initialize(s.seed());
             return g;
