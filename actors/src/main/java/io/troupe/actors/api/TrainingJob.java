@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.JobSpecs;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.StageModuleFactory;
@@ -147,10 +148,24 @@ public final class TrainingJob {
             return this;
         }
 
-        /** Validation every {@code interval} steps (0: after the last step only), {@code batches} batches each. */
+        /** Validation every {@code interval} steps (0: after the last step only), {@code batches} (>= 1) batches each. */
         public Builder validation(int interval, int batches) {
+            if (batches < 1) {
+                throw new IllegalArgumentException("bad training job: eval_batches must be >= 1 (validationOverAll for"
+                    + " every window): eval_batches=" + batches);
+            }
             evalInterval = interval;
             evalBatches = batches;
+            return this;
+        }
+
+        /**
+         * Exact validation every {@code interval} steps (0: after the last step only): the mean loss over every
+         * non-overlapping window of the validation split.
+         */
+        public Builder validationOverAll(int interval) {
+            evalInterval = interval;
+            evalBatches = ValidationPlan.ALL;
             return this;
         }
 

@@ -40,6 +40,8 @@ final class ClusterTrainCommand {
                 cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().virtualStages(), s.schedule(),
                 cfg.microBatches(), cfg.steps(), workers, threadsPerWorker);
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
+            outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
+                cfg.batchSize());
             if (s.resume() != null) {
                 out.printf("troupe: resuming from the last committed checkpoint in %s%n", job.checkpointDir());
             }

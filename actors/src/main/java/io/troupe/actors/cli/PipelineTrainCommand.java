@@ -3,16 +3,20 @@ package io.troupe.actors.cli;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
 import io.troupe.actors.engine.PipelineStepMetrics;
+import io.troupe.actors.trace.Timeline;
+import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.models.train.TrainConfig;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 /** {@code troupe train --layout DPxPP ...}: dp × pp training in this process with the step engine. */
@@ -20,7 +24,7 @@ final class PipelineTrainCommand {
     private PipelineTrainCommand() {
     }
 
-    static int run(TrainSettings s, Corpora data, Path runDir, PrintStream out, PrintStream err) {
+    static int run(TrainSettings s, Corpora data, Path runDir, TraceWindow trace, PrintStream out, PrintStream err) {
         TrainConfig cfg = s.train();
         PipelineJobSpec spec;
         try {
@@ -34,7 +38,8 @@ final class PipelineTrainCommand {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
-        Batches val = new Batches(data.val(), cfg.model().seqLen());
+        ValidationPlan val = new ValidationPlan(data.val(), cfg.model().seqLen(), cfg.batchSize(), spec.microBatchRows(),
+            cfg.evalBatches());
         try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule(), true)) {
@@ -45,19 +50,22 @@ final class PipelineTrainCommand {
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             out.printf("troupe: %s%n", io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), spec.partition(), false)
                 .memoryPerRank(s.layout()));
+            outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
+                cfg.batchSize());
             if (s.resume() != null) {
                 Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
                 engine.restore(Checkpoints.load(ckpt));
                 out.printf("troupe: resumed from %s at step %d%n", ckpt, engine.step());
             }
             TrainCommand.Progress progress = new TrainCommand.Progress(out, cfg.steps(), engine.step());
-            PipelineStepMetrics last = null;
+            List<Long> tracedSteps = new ArrayList<>();
+            List<Timeline> traced = new ArrayList<>();
             while (engine.step() < cfg.steps()) {
                 PipelineStepMetrics pm = engine.trainStep();
                 long step = engine.step();
                 StepMetrics m = pm.step();
                 if (cfg.evalDue(step)) {
-                    m = new StepMetrics(m.step(), m.totalSteps(), m.loss(), engine.validationLoss(val, cfg.evalBatches()),
+                    m = new StepMetrics(m.step(), m.totalSteps(), m.loss(), engine.validationLoss(val),
                         m.lr(), m.gradNorm(), m.tokensPerSec(), m.stepMs());
                 }
                 outputs.record(m, pm.bubble(), pm.allReduceMs());
@@ -65,11 +73,16 @@ final class PipelineTrainCommand {
                 if (cfg.checkpointDue(step)) {
                     engine.checkpoint(outputs.checkpoints(), data.train().description());
                 }
-                last = pm;
+                if (trace.contains(step)) {
+                    tracedSteps.add(step);
+                    traced.add(pm.timeline());
+                }
             }
             outputs.writePlot();
-            if (last != null) {
-                RunTimeline.write(last.timeline(), runDir);
+            if (!traced.isEmpty()) {
+                RunTimeline.write(traced.size() == 1 ? traced.get(0) : TraceWindow.sequence("Troupe " + s.layout() + " "
+                    + s.schedule() + ", m=" + spec.microbatches() + ", steps " + trace.first() + ".." + trace.last(),
+                    tracedSteps, traced, 0), runDir);
             }
             out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg, pipeline.svg, trace.json and checkpoints in %s%n",
                 outputs.history().get(outputs.history().size() - 1).valLoss(), runDir);

@@ -8,7 +8,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 
-/** A run's step timeline on disk: all of it as {@code trace.json}, compute and idle as {@code pipeline.svg}. */
+/** A run's traced steps on disk: all of it as {@code trace.json}, compute and idle as {@code pipeline.svg}. */
 final class RunTimeline {
     private RunTimeline() {
     }
@@ -16,7 +16,9 @@ final class RunTimeline {
     static void write(Timeline timeline, Path runDir) {
         try {
             ChromeTraceWriter.write(timeline, runDir.resolve("trace.json"));
-            TimelineSvg.write(timeline.only(c -> StageWorker.isCompute(c) || c.equals("idle")), runDir.resolve("pipeline.svg"));
+            Timeline compute = timeline.only(c -> StageWorker.isCompute(c) || c.equals("idle"));
+            TimelineSvg.write(new Timeline(compute.title(), compute.tracks().stream().filter(t -> !t.intervals().isEmpty()).toList()),
+                runDir.resolve("pipeline.svg"));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -2,7 +2,9 @@ package io.troupe.actors.cli;
 
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.models.train.TrainConfig;
@@ -29,39 +31,50 @@ final class TrainCommand {
                             [--microbatches M] [--lr LR] [--min-lr LR] [--warmup N] [--grad-clip X]
                             [--data PATH] [--seed S] [--device cpu|cuda|auto] [--threads N]
                             [--eval-interval N] [--eval-batches N] [--checkpoint-interval N]
-                            [--out DIR] [--resume DIR]
+                            [--out DIR] [--resume DIR] [--trace-steps A:B]
                             [--layout DPxPPxTP] [--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive]
                             [--virtual V] [--partition N,N,...] [--step-timeout-ms MS]
                             [--engine cluster|in-process] [--bucket-kib KIB] [--sequence-parallel]
         With no options: the small GPT on the built-in corpus for 200 steps, layout 2x2 (dp 2 x pp 2)
         on an embedded 4-node cluster in this process; --layout 1x1 trains on one device.
         With a layout, --microbatches is the number of micro-batches per replica, and
-        --engine in-process runs the workers without actors and Aeron.""";
+        --engine in-process runs the workers without actors and Aeron.
+        --data PATH: a text file or a directory of files (bytes are tokens; the last 10% is validation).
+        --eval-batches all: validation over every non-overlapping window of the validation split.
+        --trace-steps A:B: trace.json and pipeline.svg cover steps A..B (default: the last step).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
         known.add("config");
         known.add("resume");
-        TrainSettings s = TrainSettings.from(Options.parse(args, known, TrainSettings.SWITCHES));
+        known.add("trace-steps");
+        Options options = Options.parse(args, known, TrainSettings.SWITCHES);
+        TrainSettings s = TrainSettings.from(options);
         TrainConfig cfg = s.train();
         if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {
             throw new UsageException("--data: no such readable file '" + s.data()
-                + "' (expected a text file; empty for the built-in corpus)");
+                + "' (expected a text file or a directory of them; empty for the built-in corpus)");
         }
         if (s.resume() != null && !Files.isDirectory(Path.of(s.resume()))) {
             throw new UsageException("--resume: no such directory '" + s.resume() + "' (expected a run directory)");
         }
+        TraceWindow trace = traceWindow(options, cfg.steps());
         Corpora data = s.data().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(s.data()));
         Path runDir = s.out().isEmpty()
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())
             : Path.of(s.out());
+        recordData(s, runDir);
         if (s.parallel()) {
             if (s.device() == io.troupe.runtime.device.DeviceKind.CUDA && !io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
                 err.println("troupe train: " + Devices.cudaUnavailableReason());
                 return 3;
             }
+            if (s.engine().equals("cluster") && options.has("trace-steps") && trace.steps() > 1) {
+                throw new UsageException("--trace-steps over several steps needs --engine in-process (the cluster engine"
+                    + " traces one step): trace-steps=" + options.get("trace-steps"));
+            }
             return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, runDir, out, err)
-                : PipelineTrainCommand.run(s, data, runDir, out, err);
+                : PipelineTrainCommand.run(s, data, runDir, trace, out, err);
         }
         Device dev;
         try {
@@ -74,6 +87,7 @@ final class TrainCommand {
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
             out.printf(Locale.ROOT, "troupe: %s GPT (%,d parameters), batch %d x seq %d, %d steps on %s%n",
                 cfg.model().name(), trainer.model().layout().numel(), cfg.batchSize(), cfg.model().seqLen(), cfg.steps(), dev.name());
+            outputs.countEpochs(trainer.trainBatches(), cfg.batchSize());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             if (s.resume() != null) {
                 Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
@@ -94,6 +108,34 @@ final class TrainCommand {
             err.println("troupe train: " + e.getMessage());
             return 4;
         }
+    }
+
+    /** {@code --trace-steps A:B}, or the last step. */
+    static TraceWindow traceWindow(Options options, long steps) {
+        if (!options.has("trace-steps")) {
+            return TraceWindow.lastOf(steps);
+        }
+        try {
+            return TraceWindow.parse(options.get("trace-steps"), steps);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+    }
+
+    /**
+     * Writes {@code data.json} (the data's size and hash) into the run directory, after refusing a
+     * {@code --resume} of a run that recorded other data.
+     */
+    static void recordData(TrainSettings s, Path runDir) {
+        DataFingerprint fp = s.data().isEmpty() ? DataFingerprint.builtIn() : DataFingerprint.of(Path.of(s.data()));
+        if (s.resume() != null) {
+            try {
+                fp.requireSameAs(Path.of(s.resume()));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException(e.getMessage());
+            }
+        }
+        fp.write(runDir);
     }
 
     /** One progress line per step: step, loss, lr, tokens/s, ms/step, ETA. */

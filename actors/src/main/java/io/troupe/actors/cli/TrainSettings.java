@@ -7,6 +7,7 @@ import com.typesafe.config.ConfigValue;
 import com.typesafe.config.ConfigValueType;
 import com.typesafe.config.ConfigValueFactory;
 import io.troupe.actors.cluster.JobDefaults;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
@@ -63,7 +64,9 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         for (Map.Entry<String, String> e : FLAG_KEYS.entrySet()) {
             if (o.has(e.getKey())) {
                 String value = o.get(e.getKey());
-                checkType(e.getKey(), value, reference.getValue(e.getValue()));
+                if (!e.getValue().equals("eval-batches")) { // a count or "all": evalBatches checks it
+                    checkType(e.getKey(), value, reference.getValue(e.getValue()));
+                }
                 t = t.withValue(e.getValue(), ConfigValueFactory.fromAnyRef(value));
             }
         }
@@ -93,7 +96,7 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             }
             TrainConfig train = new TrainConfig(model, batch, micro, steps,
                 (float) t.getDouble("lr"), (float) t.getDouble("min-lr"), warmup, (float) t.getDouble("grad-clip"),
-                t.getLong("seed"), t.getInt("eval-interval"), t.getInt("eval-batches"), t.getInt("checkpoint-interval"),
+                t.getLong("seed"), t.getInt("eval-interval"), evalBatches(t), t.getInt("checkpoint-interval"),
                 new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
                     (float) t.getDouble("weight-decay")));
             long timeout = t.getLong("step-timeout-ms");
@@ -123,6 +126,23 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             throw new UsageException("--" + flag + ": expected " + (whole ? "a whole number" : "a number") + ", got '"
                 + value + "'");
         }
+    }
+
+    /** {@code eval-batches}: a count >= 1, or {@code all} (every window of the validation split). */
+    static int evalBatches(Config t) {
+        String v = t.getValue("eval-batches").unwrapped().toString().trim();
+        if (v.equals("all")) {
+            return ValidationPlan.ALL;
+        }
+        try {
+            int n = Integer.parseInt(v);
+            if (n >= 1) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // refused below
+        }
+        throw new UsageException("eval-batches must be a count >= 1 or all: eval-batches=" + v);
     }
 
     private static int positive(Config t, String key) {

@@ -112,7 +112,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private PipelineJobSpec spec;
     private SchedulePolicy policy;
     private Batches train;
-    private Batches val;
+    private io.troupe.models.data.TokenStream val;
     private int rank = -1;
     private long epoch = -1;
 
@@ -182,8 +182,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         try {
             this.spec = JobSpecs.toSpec(m.job(), threads);
             Corpora data = JobSpecs.data(m.job());
-            this.train = new Batches(data.train(), spec.train().model().seqLen());
-            this.val = new Batches(data.val(), spec.train().model().seqLen());
+            this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
+            this.val = data.val();
             this.policy = LocalPipelineEngine.policyFor(spec);
             int dp = spec.layout().dpIndex(rank);
             int pp = spec.layout().ppIndex(rank);
@@ -372,10 +372,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             return this;
         }
         StageWorker w = stage;
-        Batches v = val;
+        io.troupe.models.data.ValidationPlan v = new io.troupe.models.data.ValidationPlan(val,
+            spec.train().model().seqLen(), spec.train().batchSize(), spec.microBatchRows(), m.batches());
         long e = epoch;
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(
-            () -> new Evaluated(e, m.step(), w.evaluate(m.step(), v, m.batches()), null), deviceExecutor),
+            () -> new Evaluated(e, m.step(), w.evaluate(m.step(), v), null), deviceExecutor),
             (ok, err) -> ok != null ? ok : new Evaluated(e, m.step(), Double.NaN, String.valueOf(rootMessage(err))));
         return this;
     }

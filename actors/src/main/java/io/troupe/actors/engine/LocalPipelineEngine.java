@@ -99,7 +99,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         this.policy = policyFor(spec);
-        this.train = new Batches(data.train(), spec.train().model().seqLen());
+        this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             for (int t = 0; t < tp; t++) {
@@ -207,17 +207,17 @@ public final class LocalPipelineEngine implements AutoCloseable {
     }
 
     /**
-     * Mean over {@code batches} validation batches of the per-batch mean cross-entropy: replica 0's
-     * workers run {@link StageWorker#evaluate} together (between steps), passing activations on.
+     * The validation loss of {@code plan} (rows: the micro-batch rows): replica 0's workers run
+     * {@link StageWorker#evaluate} together (between steps), passing activations on.
      */
-    public double validationLoss(Batches val, int batches) {
+    public double validationLoss(io.troupe.models.data.ValidationPlan plan) {
         int pp = spec.layout().pp();
         int tp = spec.layout().tp();
         List<Future<Double>> running = new ArrayList<>();
         for (int p = 0; p < pp; p++) {
             for (int t = 0; t < tp; t++) {
                 StageWorker w = workers[0][p][t];
-                running.add(executors[p * tp + t].submit(() -> w.evaluate(step, val, batches)));
+                running.add(executors[p * tp + t].submit(() -> w.evaluate(step, plan)));
             }
         }
         double loss = Double.NaN;

@@ -5,6 +5,7 @@ import io.troupe.actors.schedule.SchedulePolicy;
 import io.troupe.actors.schedule.StagePolicy;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.models.data.Batches;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.optim.AdamW;
@@ -336,52 +337,50 @@ public final class StageWorker implements AutoCloseable {
 
     /**
      * Forward-only validation through this worker's chunks, in step with the other stages of its
-     * replica (each runs this at the same time between steps): {@code batches} validation batches
-     * of the global batch size, each split into micro-batch rows; activations travel over the stage
-     * link under micro-batch ids past the training ones. Returns the mean over batches of each
-     * batch's mean cross-entropy on the worker holding the last model stage, NaN elsewhere.
+     * replica (each runs this at the same time between steps): the passes of {@code plan}, each a
+     * micro-batch of {@code plan.rows()} rows; activations travel over the stage link under
+     * micro-batch ids past the training ones. Returns the validation loss ({@link ValidationPlan#combine})
+     * on the worker holding the last model stage, NaN elsewhere.
      */
-    public double evaluate(long step, Batches val, int batches) {
+    public double evaluate(long step, ValidationPlan plan) {
         int rows = spec.microBatchRows();
-        int perBatch = spec.train().batchSize() / rows;
+        if (plan.rows() != rows) {
+            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of " + rows);
+        }
         int stages = spec.layout().modelStages();
         int pp = spec.layout().pp();
         boolean hasLast = false;
-        double total = 0;
+        double[] passLoss = new double[plan.passes()];
         List<StageEvent> deferred = new ArrayList<>();
         try {
-            for (int e = 0; e < batches; e++) {
-                double batchLoss = 0;
-                for (int c = 0; c < perBatch; c++) {
-                    int id = spec.microbatches() + e * perBatch + c;
-                    for (int v = 0; v < chunks.length; v++) {
-                        int g = modelStage(v);
-                        boolean last = g == stages - 1;
-                        if (g == 0 || last) {
-                            val.fill(e, spec.train().batchSize(), c * rows, rows, x, y);
-                            loadTokens(g == 0, last);
-                        }
-                        Tensor in = g == 0 ? tokens : awaitInput(step, id, v, deferred);
-                        Tensor out = chunks[v].forward(EVAL_SLOT, in, last ? targets : null);
-                        if (g > 0) {
-                            buffers.release(false, id, v);
-                        }
-                        if (last) {
-                            hasLast = true;
-                            batchLoss += chunks[v].loss(EVAL_SLOT);
-                        } else {
-                            buffers.send(link, false, dpIndex, (g + 1) % pp, step, id, v, (g + 1) / pp, out);
-                            buffers.sendAll(link);
-                        }
+            for (int p = 0; p < passLoss.length; p++) {
+                int id = spec.microbatches() + p;
+                for (int v = 0; v < chunks.length; v++) {
+                    int g = modelStage(v);
+                    boolean last = g == stages - 1;
+                    if (g == 0 || last) {
+                        plan.fill(p, x, y);
+                        loadTokens(g == 0, last);
+                    }
+                    Tensor in = g == 0 ? tokens : awaitInput(step, id, v, deferred);
+                    Tensor out = chunks[v].forward(EVAL_SLOT, in, last ? targets : null);
+                    if (g > 0) {
+                        buffers.release(false, id, v);
+                    }
+                    if (last) {
+                        hasLast = true;
+                        passLoss[p] = chunks[v].loss(EVAL_SLOT);
+                    } else {
+                        buffers.send(link, false, dpIndex, (g + 1) % pp, step, id, v, (g + 1) / pp, out);
+                        buffers.sendAll(link);
                     }
                 }
-                total += batchLoss / perBatch;
             }
         } finally {
             inbox.addAll(deferred);
             releaseEvalBuffers();
         }
-        return hasLast ? total / batches : Double.NaN;
+        return hasLast ? plan.combine(passLoss) : Double.NaN;
     }
 
     /**

@@ -30,6 +30,14 @@ class TroupeCliTest {
         return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
+    /** The value of column {@code name} in row {@code row} of a metrics.csv (row 0 is the header). */
+    static String column(List<String> csv, int row, String name) {
+        int i = List.of(csv.get(0).split(",")).indexOf(name);
+        assertTrue(i >= 0, "metrics.csv has a column " + name + ": " + csv.get(0));
+        String[] cells = csv.get(row).split(",", -1);
+        return cells[i];
+    }
+
     @Test
     void shouldTrainAndWriteMetricsPlotAndCheckpoint() throws IOException {
         Path out = tmp.resolve("run");
@@ -41,7 +49,7 @@ class TroupeCliTest {
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
         assertEquals(RunOutputs.CSV_HEADER, csv.get(0));
         assertEquals(13, csv.size());
-        assertTrue(csv.get(6).split(",").length >= 3 && !csv.get(6).split(",")[2].isEmpty(), "step 6 has a val loss: " + csv.get(6));
+        assertTrue(!column(csv, 6, "val_loss").isEmpty(), "step 6 has a val loss: " + csv.get(6));
         String svg = Files.readString(out.resolve("loss.svg"));
         assertTrue(svg.startsWith("<svg") && svg.contains("<polyline"), "loss.svg is a plot");
         assertTrue(Files.isRegularFile(out.resolve("checkpoints/step-00000012/manifest.json")));
@@ -136,8 +144,9 @@ class TroupeCliTest {
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
         assertEquals(RunOutputs.CSV_HEADER + RunOutputs.PIPELINE_COLUMNS, csv.get(0));
         assertEquals(5, csv.size(), String.join("\n", csv));
-        assertTrue(!csv.get(2).split(",")[2].isEmpty() && csv.get(1).split(",")[2].isEmpty(), "val loss at step 2 only: " + csv);
-        double allReduceMs = Double.parseDouble(csv.get(4).split(",")[7]);
+        assertTrue(!column(csv, 2, "val_loss").isEmpty() && column(csv, 1, "val_loss").isEmpty(), "val loss at step 2 only: " + csv);
+        assertTrue(Double.parseDouble(column(csv, 4, "grad_norm")) > 0, "the cluster records the gradient norm: " + csv.get(4));
+        double allReduceMs = Double.parseDouble(column(csv, 4, "allreduce_ms"));
         assertTrue(allReduceMs >= 0, "all-reduce wait: " + allReduceMs);
         String trace = Files.readString(out.resolve("trace.json"));
         for (String cat : new String[] {"\"F\"", "\"BW\"", "\"send\"", "\"recv\"", "\"allreduce\"", "\"idle\"", "\"optimizer\""}) {
@@ -162,7 +171,7 @@ class TroupeCliTest {
         assertTrue(r.out().contains("bubble"), r.out());
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
         assertEquals(RunOutputs.CSV_HEADER + RunOutputs.PIPELINE_COLUMNS, csv.get(0));
-        double bubble = Double.parseDouble(csv.get(4).split(",")[6]);
+        double bubble = Double.parseDouble(column(csv, 4, "bubble"));
         assertTrue(bubble > 0 && bubble < 1, "bubble fraction in (0, 1): " + bubble);
         assertTrue(Files.readString(out.resolve("trace.json")).contains("traceEvents"));
         assertTrue(Files.readString(out.resolve("pipeline.svg")).startsWith("<svg"));

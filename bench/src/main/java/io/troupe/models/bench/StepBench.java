@@ -7,27 +7,29 @@ import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 
 /**
- * {@code scripts/bench step --model small|big --threads 1|2 [--steps N] [--warmup N]}: median ms per
- * full training step (forward, backward, AdamW) after warm-up, against PyTorch 1.13's CPU step
- * time measured on this machine for the same model and threads, plus the gemm GFLOP/s of the
- * model's largest matrix product measured in the same run. Last line:
- * {@code model=<name> threads=<n> ms_per_step=<median> tokens_per_s=<median>}.
+ * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--rounds N] [--python PATH|none]}:
+ * median ms per full training step (forward, backward, global-norm clipping, AdamW) after warm-up, against
+ * PyTorch's CPU step for the same GPT and recipe measured in the same run ({@link TorchBaseline}) when a
+ * {@code python3} with {@code torch} is found, plus the gemm GFLOP/s of the model's fc-layer product.
+ *
+ * <p>The run alternates {@code rounds} rounds of Troupe's {@code steps} steps and PyTorch's (a fresh
+ * child process each round, with its own warm-up), so load that comes and goes on the machine falls
+ * on both; the ratio is the median of Troupe's round medians over the median of PyTorch's. Last line:
+ * {@code model=<name> threads=<n> ms_per_step=<median> tokens_per_s=<median> torch_ms_per_step=<median|none>
+ * ratio=<troupe/torch|none>}.
  */
 public final class StepBench {
-    private StepBench() {
-    }
+    private static final String USAGE =
+        "usage: bench step --model small|big --threads N [--steps N] [--warmup N] [--rounds N] [--python PATH|none]";
 
-    /** PyTorch 1.13 CPU reference step times (ms) measured on this machine: {1 thread, 2 threads}. */
-    static double[] torchReferenceMs(String model) {
-        return switch (model) {
-            case "small" -> new double[] {69.9, 41.9};
-            case "big" -> new double[] {687, 410};
-            default -> null;
-        };
+    private StepBench() {
     }
 
     public static void main(String[] args) {
@@ -35,47 +37,83 @@ public final class StepBench {
         int threads = 1;
         int steps = 20;
         int warmup = 5;
+        int rounds = 3;
+        String python = System.getenv("TROUPE_BENCH_PYTHON");
         for (int i = 0; i < args.length; i++) {
+            if (i + 1 >= args.length) {
+                throw new IllegalArgumentException("option '" + args[i] + "' needs a value: " + USAGE);
+            }
             switch (args[i]) {
                 case "--model" -> model = args[++i];
                 case "--threads" -> threads = Integer.parseInt(args[++i]);
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
-                default -> throw new IllegalArgumentException("unknown option '" + args[i]
-                    + "': usage: bench step --model small|big --threads N [--steps N] [--warmup N]");
+                case "--rounds" -> rounds = Integer.parseInt(args[++i]);
+                case "--python" -> python = args[++i];
+                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "': " + USAGE);
             }
+        }
+        if (threads < 1 || steps < 1 || warmup < 0 || rounds < 1) {
+            throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, rounds >= 1: threads=" + threads
+                + ", steps=" + steps + ", warmup=" + warmup + ", rounds=" + rounds);
         }
         GptConfig cfg = GptConfig.preset(model);
         TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
+        Optional<TorchBaseline> torch = TorchBaseline.find(python);
         try (CpuDevice dev = new CpuDevice(threads); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
-            System.out.printf(Locale.ROOT, "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%n", model,
+            System.out.printf(Locale.ROOT, "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%s%n", model,
                 trainer.model().layout().numel(), tc.batchSize(), cfg.seqLen(), dev.name(),
-                System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(auto)"));
+                System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(auto)"),
+                TorchBaseline.jvmHeldToAvx2() ? ", JVM held to AVX2 (-XX:UseAVX=2)" : "");
+            System.out.println(torch.map(t -> "baseline: PyTorch via " + t.python() + ", measured in this run")
+                .orElse("baseline: none (no python3 with torch found; set TROUPE_BENCH_PYTHON or --python PATH)"));
             for (int i = 0; i < warmup; i++) {
                 trainer.trainStep();
             }
-            double[] ms = new double[steps];
-            double[] tps = new double[steps];
-            for (int i = 0; i < steps; i++) {
-                var m = trainer.trainStep();
-                ms[i] = m.stepMs();
-                tps[i] = m.tokensPerSec();
+            List<Double> all = new ArrayList<>();
+            List<Double> tps = new ArrayList<>();
+            double[] troupeRounds = new double[rounds];
+            double[] torchRounds = new double[rounds];
+            TorchBaseline.Result last = null;
+            for (int r = 0; r < rounds; r++) {
+                double[] ms = new double[steps];
+                for (int i = 0; i < steps; i++) {
+                    var m = trainer.trainStep();
+                    ms[i] = m.stepMs();
+                    all.add(m.stepMs());
+                    tps.add(m.tokensPerSec());
+                }
+                troupeRounds[r] = Median.of(ms);
+                String torchPart = "";
+                if (torch.isPresent()) {
+                    last = torch.get().run(cfg, tc.batchSize(), threads, steps, warmup);
+                    torchRounds[r] = last.msPerStep();
+                    torchPart = String.format(Locale.ROOT, ", PyTorch median %.2f ms (min %.2f, max %.2f) -> %.3f",
+                        last.msPerStep(), last.minMs(), last.maxMs(), troupeRounds[r] / last.msPerStep());
+                }
+                System.out.printf(Locale.ROOT, "round %d: Troupe median %.2f ms (min %.2f, max %.2f)%s%n", r + 1, troupeRounds[r],
+                    Arrays.stream(ms).min().orElse(0), Arrays.stream(ms).max().orElse(0), torchPart);
             }
             double gflops = gemmGflops(dev, tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel());
-            double medMs = Median.of(ms);
+            double medMs = Median.of(troupeRounds);
             double medTps = Median.of(tps);
             double flopsPerStep = 6.0 * trainer.model().layout().numel() * tc.batchSize() * cfg.seqLen();
             System.out.printf(Locale.ROOT, "gemm (%d x %d x %d, fc layer shape): %.1f GFLOP/s on %d thread(s)%n",
                 tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel(), gflops, threads);
-            System.out.printf(Locale.ROOT, "step: median %.2f ms (min %.2f, max %.2f) over %d steps; %.1f model GFLOP/s (6*N*tokens)%n",
-                medMs, Arrays.stream(ms).min().orElse(0), Arrays.stream(ms).max().orElse(0), steps, flopsPerStep / medMs / 1e6);
-            double[] ref = torchReferenceMs(model);
-            if (ref != null && threads >= 1 && threads <= 2) {
-                double r = ref[threads - 1];
-                System.out.printf(Locale.ROOT, "PyTorch 1.13 reference on this machine: %.1f ms/step -> ratio troupe/torch = %.3f (goal <= 1.0)%n",
-                    r, medMs / r);
+            System.out.printf(Locale.ROOT, "step: median of round medians %.2f ms (all steps: min %.2f, max %.2f) over %d x %d steps;"
+                + " %.1f model GFLOP/s (6*N*tokens)%n", medMs, all.stream().mapToDouble(d -> d).min().orElse(0),
+                all.stream().mapToDouble(d -> d).max().orElse(0), rounds, steps, flopsPerStep / medMs / 1e6);
+            String torchMs = "none";
+            String ratio = "none";
+            if (last != null) {
+                double torchMed = Median.of(torchRounds);
+                System.out.printf(Locale.ROOT, "baseline: %s: median of round medians %.2f ms/step -> ratio troupe/torch = %.3f"
+                    + " (goal <= 0.90)%n", torch.get().describe(last), torchMed, medMs / torchMed);
+                torchMs = String.format(Locale.ROOT, "%.2f", torchMed);
+                ratio = String.format(Locale.ROOT, "%.3f", medMs / torchMed);
             }
-            System.out.printf(Locale.ROOT, "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f%n", model, threads, medMs, medTps);
+            System.out.printf(Locale.ROOT, "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f torch_ms_per_step=%s ratio=%s%n",
+                model, threads, medMs, medTps, torchMs, ratio);
         }
     }
 

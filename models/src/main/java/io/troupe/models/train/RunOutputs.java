@@ -1,5 +1,7 @@
 package io.troupe.models.train;
 
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.DataFingerprint;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -11,10 +13,18 @@ import java.util.Locale;
 
 /**
  * A run directory {@code runs/<id>/}: {@code metrics.csv} (one row per step, flushed as it goes),
- * {@code loss.svg} (rewritten at the end), and {@code checkpoints/}.
+ * {@code loss.svg} (redrawn at every step with a validation loss and at the end, so a long run can
+ * be watched), {@code data.json} (what the run trains on, see {@link DataFingerprint}) and
+ * {@code checkpoints/}.
+ *
+ * <p>Columns: {@code step} (1-based count of completed updates), {@code epoch} (passes over the
+ * training windows completed after the step, fractional; empty when unknown), {@code loss},
+ * {@code val_loss} (empty on steps without validation), {@code lr}, {@code grad_norm} (the global
+ * gradient norm before clipping), {@code tokens_per_s}, {@code step_ms}; pipelined runs add
+ * {@link #PIPELINE_COLUMNS}.
  */
 public final class RunOutputs implements AutoCloseable {
-    public static final String CSV_HEADER = "step,loss,val_loss,lr,tokens_per_s,step_ms";
+    public static final String CSV_HEADER = "step,epoch,loss,val_loss,lr,grad_norm,tokens_per_s,step_ms";
     /** Extra columns of pipelined runs: measured bubble fraction and gradient all-reduce time. */
     public static final String PIPELINE_COLUMNS = ",bubble,allreduce_ms";
 
@@ -23,6 +33,7 @@ public final class RunOutputs implements AutoCloseable {
     private final List<StepMetrics> history = new ArrayList<>();
     private final String title;
     private final boolean pipelined;
+    private double epochsPerStep = Double.NaN;
 
     public RunOutputs(Path dir, String title) {
         this(dir, title, false);
@@ -52,6 +63,16 @@ public final class RunOutputs implements AutoCloseable {
         return dir.resolve("checkpoints");
     }
 
+    /** Fills the {@code epoch} column: {@code step * batchSize / windowsPerEpoch} of {@code train}. */
+    public void countEpochs(Batches train, int batchSize) {
+        this.epochsPerStep = train.epochs(1, batchSize);
+    }
+
+    /** Writes {@code data.json}. */
+    public void recordData(DataFingerprint data) {
+        data.write(dir);
+    }
+
     public void record(StepMetrics m) {
         if (pipelined) {
             throw new IllegalStateException("a pipelined run records bubble and all-reduce time too");
@@ -70,13 +91,17 @@ public final class RunOutputs implements AutoCloseable {
     private void write(StepMetrics m, String extra) {
         history.add(m);
         try {
-            csv.write(String.format(Locale.ROOT, "%d,%.6f,%s,%.6e,%.1f,%.3f", m.step(), m.loss(),
+            csv.write(String.format(Locale.ROOT, "%d,%s,%.6f,%s,%.6e,%.6f,%.1f,%.3f", m.step(),
+                Double.isNaN(epochsPerStep) ? "" : String.format(Locale.ROOT, "%.5f", m.step() * epochsPerStep), m.loss(),
                 Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, "%.6f", m.valLoss()),
-                m.lr(), m.tokensPerSec(), m.stepMs()) + extra);
+                m.lr(), m.gradNorm(), m.tokensPerSec(), m.stepMs()) + extra);
             csv.newLine();
             csv.flush();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write metrics.csv in " + dir + ": " + e.getMessage(), e);
+        }
+        if (!Double.isNaN(m.valLoss())) {
+            writePlot();
         }
     }
 
@@ -84,10 +109,13 @@ public final class RunOutputs implements AutoCloseable {
         return history;
     }
 
-    /** Writes {@code loss.svg} from the recorded history. */
+    /** Writes {@code loss.svg} from the recorded history (to a temporary file, then renamed over the old one). */
     public void writePlot() {
         try {
-            Files.writeString(dir.resolve("loss.svg"), LossChart.svg(title, history));
+            Path tmp = dir.resolve("loss.svg.tmp");
+            Files.writeString(tmp, LossChart.svg(title, history));
+            Files.move(tmp, dir.resolve("loss.svg"), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write loss.svg in " + dir + ": " + e.getMessage(), e);
         }

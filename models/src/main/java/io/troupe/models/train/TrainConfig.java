@@ -11,6 +11,7 @@ import io.troupe.models.optim.LrSchedule;
  * @param microBatches       the batch is processed in this many micro-batches (gradient accumulation)
  * @param gradClip           max global gradient norm; 0 disables clipping
  * @param evalInterval       steps between validation passes (0: only at the end)
+ * @param evalBatches        validation batches per pass; 0 ({@code ValidationPlan.ALL}): every window of the split
  * @param checkpointInterval steps between checkpoints (0: only at the end)
  */
 public record TrainConfig(GptConfig model, int batchSize, int microBatches, int steps, float lr, float minLr,
@@ -24,7 +25,7 @@ public record TrainConfig(GptConfig model, int batchSize, int microBatches, int 
         check(steps >= 1, "steps must be >= 1: steps=" + steps);
         check(gradClip >= 0, "grad_clip must be >= 0: grad_clip=" + gradClip);
         check(evalInterval >= 0, "eval_interval must be >= 0: eval_interval=" + evalInterval);
-        check(evalBatches >= 1, "eval_batches must be >= 1: eval_batches=" + evalBatches);
+        check(evalBatches >= 0, "eval_batches must be >= 1, or 0 for all: eval_batches=" + evalBatches);
         check(checkpointInterval >= 0, "checkpoint_interval must be >= 0: checkpoint_interval=" + checkpointInterval);
         new LrSchedule(lr, minLr, warmupSteps, steps);
     }

@@ -6,6 +6,7 @@ import io.troupe.models.checkpoint.Manifest;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.Gpt;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.StepTail;
@@ -26,7 +27,7 @@ public final class Trainer implements AutoCloseable {
     private final Device dev;
     private final Corpora data;
     private final Batches train;
-    private final Batches val;
+    private final ValidationPlan val;
     private final Gpt gpt;
     private final AdamW opt;
     private final StepTail stepTail;
@@ -40,9 +41,9 @@ public final class Trainer implements AutoCloseable {
         this.cfg = cfg;
         this.dev = dev;
         this.data = data;
-        this.train = new Batches(data.train(), cfg.model().seqLen());
-        this.val = new Batches(data.val(), cfg.model().seqLen());
+        this.train = Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed());
         this.rows = cfg.microBatchRows();
+        this.val = new ValidationPlan(data.val(), cfg.model().seqLen(), cfg.batchSize(), rows, cfg.evalBatches());
         this.gpt = Gpt.whole(cfg.model(), dev, rows);
         this.gpt.initialize(cfg.seed());
         this.opt = new AdamW(cfg.adamw(), dev, gpt.layout().specs(), gpt.layout().numel());
@@ -96,20 +97,21 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    /** Mean over {@code evalBatches} validation batches of the per-batch mean cross-entropy. */
+    /**
+     * The validation loss: {@code evalBatches} batches of the validation split, or every
+     * non-overlapping window of it when {@code evalBatches} is {@link ValidationPlan#ALL}
+     * (see {@link ValidationPlan}).
+     */
     public double validationLoss() {
-        int seq = cfg.model().seqLen();
-        double total = 0;
-        for (int e = 0; e < cfg.evalBatches(); e++) {
-            double batchLoss = 0;
-            for (int mb = 0; mb < cfg.microBatches(); mb++) {
-                val.fill(e, cfg.batchSize(), mb * rows, rows, x, y);
-                gpt.forwardTokens(0, x, y);
-                batchLoss += gpt.loss(0);
-            }
-            total += batchLoss / cfg.microBatches();
-        }
-        return total / cfg.evalBatches();
+        return val.meanLoss((vx, vy) -> {
+            gpt.forwardTokens(0, vx, vy);
+            return gpt.loss(0);
+        });
+    }
+
+    /** The shuffled training batches this trainer draws from. */
+    public Batches trainBatches() {
+        return train;
     }
 
     /** Writes a committed checkpoint of the current step; returns its directory. */

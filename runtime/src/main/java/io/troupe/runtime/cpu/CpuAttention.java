@@ -1,9 +1,9 @@
 package io.troupe.runtime.cpu;
 
-import static io.troupe.runtime.cpu.CpuMemory.getFloat;
-import static io.troupe.runtime.cpu.CpuMemory.putFloat;
+import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 
 import io.troupe.runtime.tensor.Tensor;
+import java.util.Arrays;
 
 /**
  * Causal multi-head attention on the CPU: per (batch, head) two OpenBLAS gemms around a masked
@@ -11,6 +11,8 @@ import io.troupe.runtime.tensor.Tensor;
  * (batch, heads, seq, seq) are saved for the backward.
  */
 final class CpuAttention {
+    private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
+    private static final ThreadLocal<float[][]> ROWS = ThreadLocal.withInitial(() -> new float[2][]);
     private final CpuParallel parallel;
     private CpuStorage scratch;
 
@@ -46,27 +48,109 @@ final class CpuAttention {
         });
     }
 
-    private static void softmaxCausal(long p, int seq) {
+    /**
+     * Row t of the (seq, seq) scores at {@code p} becomes softmax over columns 0..t, zeros after. The
+     * matrix is staged through a heap array: per row the max and the shift (masked entries set to
+     * -infinity), then the exponentials of the whole matrix in one {@link CpuMath#expBlock} (long
+     * loops vectorise better than one per row; the masked entries come out 0), then per row the sum
+     * in four double partial sums combined in a fixed order and the scaling.
+     */
+    static void softmaxCausal(long p, int seq) {
+        int nn = seq * seq;
+        float[] m = rowBuffer(0, nn);
+        float[] scratch = rowBuffer(1, nn);
+        UNSAFE.copyMemory(null, p, m, FLOAT_BASE, 4L * nn);
         for (int t = 0; t < seq; t++) {
-            long row = (long) t * seq;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j <= t; j++) {
-                max = Math.max(max, getFloat(p, row + j));
+            int row = t * seq;
+            int end = row + t + 1;
+            float max = m[row];
+            for (int j = row + 1; j < end; j++) {
+                float x = m[j];
+                max = x > max ? x : max;
             }
-            double sum = 0;
-            for (int j = 0; j <= t; j++) {
-                float ex = CpuMath.exp(getFloat(p, row + j) - max);
-                sum += ex;
-                putFloat(p, row + j, ex);
+            for (int j = row; j < end; j++) {
+                m[j] -= max;
             }
-            float inv = (float) (1.0 / sum);
-            for (int j = 0; j <= t; j++) {
-                putFloat(p, row + j, getFloat(p, row + j) * inv);
-            }
-            for (int j = t + 1; j < seq; j++) {
-                putFloat(p, row + j, 0f);
+            Arrays.fill(m, end, row + seq, Float.NEGATIVE_INFINITY);
+        }
+        CpuMath.expBlock(m, scratch, nn);
+        for (int t = 0; t < seq; t++) {
+            int row = t * seq;
+            int end = row + t + 1;
+            float inv = (float) (1.0 / sum4(m, row, end));
+            for (int j = row; j < end; j++) {
+                m[j] *= inv;
             }
         }
+        UNSAFE.copyMemory(m, FLOAT_BASE, null, p, 4L * nn);
+    }
+
+    /** The sum of x[0..n) in four double partial sums (elements i mod 4), combined as (s0 + s1) + (s2 + s3). */
+    static double sum4(float[] x, int n) {
+        return sum4(x, 0, n);
+    }
+
+    /** The sum of x[from..to) in four double partial sums (elements from + i, i mod 4), combined as (s0 + s1) + (s2 + s3). */
+    static double sum4(float[] x, int from, int to) {
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int n = to;
+        int j = from;
+        for (; j + 3 < n; j += 4) {
+            s0 += x[j];
+            s1 += x[j + 1];
+            s2 += x[j + 2];
+            s3 += x[j + 3];
+        }
+        for (; j < n; j++) {
+            s0 += x[j];
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    /**
+     * dS = P * (dP - rowsum(P * dP)) over the causal entries of the (seq, seq) {@code dp} (in place),
+     * zeros after; staged like {@link #softmaxCausal}, the row sum in four double partial sums.
+     */
+    static void softmaxBackwardCausal(long p, long dp, int seq) {
+        float[] pr = rowBuffer(0, seq);
+        float[] dr = rowBuffer(1, seq);
+        for (int t = 0; t < seq; t++) {
+            long off = 4L * t * seq;
+            int n = t + 1;
+            UNSAFE.copyMemory(null, p + off, pr, FLOAT_BASE, 4L * n);
+            UNSAFE.copyMemory(null, dp + off, dr, FLOAT_BASE, 4L * n);
+            double s0 = 0;
+            double s1 = 0;
+            double s2 = 0;
+            double s3 = 0;
+            int j = 0;
+            for (; j + 3 < n; j += 4) {
+                s0 += (double) pr[j] * dr[j];
+                s1 += (double) pr[j + 1] * dr[j + 1];
+                s2 += (double) pr[j + 2] * dr[j + 2];
+                s3 += (double) pr[j + 3] * dr[j + 3];
+            }
+            for (; j < n; j++) {
+                s0 += (double) pr[j] * dr[j];
+            }
+            float dot = (float) ((s0 + s1) + (s2 + s3));
+            for (int k = 0; k < n; k++) {
+                dr[k] = pr[k] * (dr[k] - dot);
+            }
+            Arrays.fill(dr, n, seq, 0f);
+            UNSAFE.copyMemory(dr, FLOAT_BASE, null, dp + off, 4L * seq);
+        }
+    }
+
+    private static float[] rowBuffer(int i, int seq) {
+        float[][] b = ROWS.get();
+        if (b[i] == null || b[i].length < seq) {
+            b[i] = new float[seq];
+        }
+        return b[i];
     }
 
     void backward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor saved, int batch, int seq, int heads, int headDim) {
@@ -99,19 +183,7 @@ final class CpuAttention {
                 // dP = dO @ V^T  (T, T)
                 CpuBlas.sgemm(false, true, seq, seq, headDim, 1f, dO, c, v, c3, 0f, dp, seq);
                 // dS = P * (dP - rowsum(P * dP)), causal entries only
-                for (int t = 0; t < seq; t++) {
-                    long row = (long) t * seq;
-                    double dot = 0;
-                    for (int j = 0; j <= t; j++) {
-                        dot += (double) getFloat(p, row + j) * getFloat(dp, row + j);
-                    }
-                    for (int j = 0; j <= t; j++) {
-                        putFloat(dp, row + j, (float) (getFloat(p, row + j) * (getFloat(dp, row + j) - dot)));
-                    }
-                    for (int j = t + 1; j < seq; j++) {
-                        putFloat(dp, row + j, 0f);
-                    }
-                }
+                softmaxBackwardCausal(p, dp, seq);
                 // dQ = scale dS @ K, dK = scale dS^T @ Q, dV = P^T @ dO   (T, hd) each
                 CpuBlas.sgemm(false, false, seq, headDim, seq, scale, dp, seq, k, c3, 0f, dq, c3);
                 CpuBlas.sgemm(true, false, seq, headDim, seq, scale, dp, seq, q, c3, 0f, dk, c3);

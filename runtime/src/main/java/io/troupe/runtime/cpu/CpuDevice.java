@@ -251,6 +251,20 @@ public final class CpuDevice implements Device {
     }
 
     @Override
+    public void biasAddGelu(Tensor preact, Tensor bias, Tensor out, int rows, int cols) {
+        requireCapacity(preact, (long) rows * cols, "biasAddGelu preact");
+        requireCapacity(out, (long) rows * cols, "biasAddGelu out");
+        requireCapacity(bias, cols, "biasAddGelu bias");
+        if (preact.address() == out.address()) {
+            throw new IllegalArgumentException("biasAddGelu out must not alias preact: both at " + preact.address());
+        }
+        long pa = preact.address();
+        long ba = bias.address();
+        long oa = out.address();
+        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuGelu.biasForward(pa, ba, oa, s, e, cols));
+    }
+
+    @Override
     public void geluBackward(Tensor inp, Tensor dout, Tensor dinp, long n) {
         requireCapacity(inp, n, "geluBackward inp");
         requireCapacity(dout, n, "geluBackward dout");
@@ -326,27 +340,7 @@ public final class CpuDevice implements Device {
         long pa = probs.address();
         long lossA = losses.address();
         long ta = targets.address();
-        parallel.forRange(rows, rowGrain(vocab), (s, e) -> {
-            for (int r = s; r < e; r++) {
-                long row = (long) r * vocab;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int c = 0; c < vocab; c++) {
-                    max = Math.max(max, getFloat(la, row + c));
-                }
-                double sum = 0;
-                for (int c = 0; c < vocab; c++) {
-                    float ex = CpuMath.exp(getFloat(la, row + c) - max);
-                    sum += ex;
-                    putFloat(pa, row + c, ex);
-                }
-                float inv = (float) (1.0 / sum);
-                for (int c = 0; c < vocab; c++) {
-                    putFloat(pa, row + c, getFloat(pa, row + c) * inv);
-                }
-                int t = getInt(ta, r);
-                putFloat(lossA, r, (float) (Math.log(sum) - (getFloat(la, row + t) - max)));
-            }
-        });
+        parallel.forRange(rows, rowGrain(vocab), (s, e) -> CpuRows.crossEntropy(la, ta, pa, lossA, s, e, vocab));
     }
 
     @Override

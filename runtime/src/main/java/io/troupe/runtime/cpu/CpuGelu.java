@@ -30,8 +30,12 @@ final class CpuGelu {
     private static final float Q4 = 2.5977566381048034e-06f;
     private static final float Q5 = 2.9381143443644578e-09f;
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
+    private static final long INT_BASE = UNSAFE.arrayBaseOffset(int[].class);
+    /** The bits of {@link #X_TAIL}: a float's magnitude bits above these mean |x| > X_TAIL (or NaN). */
+    private static final int X_TAIL_BITS = Float.floatToRawIntBits(X_TAIL);
 
-    private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[3][BLOCK]);
+    private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[4][BLOCK]);
+    private static final ThreadLocal<int[]> BITS = ThreadLocal.withInitial(() -> new int[BLOCK]);
 
     private CpuGelu() {
     }
@@ -41,12 +45,55 @@ final class CpuGelu {
         float[][] s = STAGING.get();
         float[] x = s[0];
         float[] y = s[1];
+        int[] bits = BITS.get();
         for (long b = start; b < end; b += BLOCK) {
             int n = (int) Math.min(BLOCK, end - b);
             UNSAFE.copyMemory(null, inp + 4 * b, x, FLOAT_BASE, 4L * n);
-            forwardBlock(x, y, n);
+            UNSAFE.copyMemory(null, inp + 4 * b, bits, INT_BASE, 4L * n);
+            forwardBlock(x, y, n, hasTail(bits, n));
             UNSAFE.copyMemory(y, FLOAT_BASE, null, out + 4 * b, 4L * n);
         }
+    }
+
+    /**
+     * {@code preact[r, c] += bias[c]}, then {@code out[r, c] = gelu(preact[r, c])}, for rows [r0, r1)
+     * of (rows, cols): the bias added on the staged row, so the pre-activation is read once. Bitwise
+     * the same as a bias add followed by {@link #forward}.
+     */
+    static void biasForward(long preact, long bias, long out, int r0, int r1, int cols) {
+        float[][] s = STAGING.get();
+        float[] x = s[0];
+        float[] y = s[1];
+        float[] bs = s[3];
+        int[] bits = BITS.get();
+        for (int c0 = 0; c0 < cols; c0 += BLOCK) {
+            int n = Math.min(BLOCK, cols - c0);
+            UNSAFE.copyMemory(null, bias + 4L * c0, bs, FLOAT_BASE, 4L * n);
+            for (int r = r0; r < r1; r++) {
+                long at = 4L * ((long) r * cols + c0);
+                UNSAFE.copyMemory(null, preact + at, x, FLOAT_BASE, 4L * n);
+                for (int i = 0; i < n; i++) {
+                    x[i] += bs[i];
+                }
+                UNSAFE.copyMemory(x, FLOAT_BASE, null, preact + at, 4L * n);
+                UNSAFE.copyMemory(x, FLOAT_BASE, bits, INT_BASE, 4L * n);
+                forwardBlock(x, y, n, hasTail(bits, n));
+                UNSAFE.copyMemory(y, FLOAT_BASE, null, out + at, 4L * n);
+            }
+        }
+    }
+
+    /**
+     * Whether any of the n floats whose bits are {@code bits} has |x| > {@link #X_TAIL} (or is NaN):
+     * an integer OR over the magnitudes' distance below the threshold, which the JIT vectorises,
+     * so blocks without tails skip the scalar tail pass.
+     */
+    static boolean hasTail(int[] bits, int n) {
+        int acc = 0;
+        for (int i = 0; i < n; i++) {
+            acc |= X_TAIL_BITS - (bits[i] & 0x7fffffff);
+        }
+        return acc < 0;
     }
 
     /** dinp[i] = dout[i] * gelu'(inp[i]) for i in [start, end). */
@@ -55,23 +102,29 @@ final class CpuGelu {
         float[] x = s[0];
         float[] g = s[1];
         float[] d = s[2];
+        int[] bits = BITS.get();
         for (long b = start; b < end; b += BLOCK) {
             int n = (int) Math.min(BLOCK, end - b);
             UNSAFE.copyMemory(null, inp + 4 * b, x, FLOAT_BASE, 4L * n);
+            UNSAFE.copyMemory(null, inp + 4 * b, bits, INT_BASE, 4L * n);
             UNSAFE.copyMemory(null, dout + 4 * b, g, FLOAT_BASE, 4L * n);
-            backwardBlock(x, g, d, n);
+            backwardBlock(x, g, d, n, hasTail(bits, n));
             UNSAFE.copyMemory(d, FLOAT_BASE, null, dinp + 4 * b, 4L * n);
         }
     }
 
-    private static void forwardBlock(float[] x, float[] y, int n) {
+    private static void forwardBlock(float[] x, float[] y, int n, boolean tails) {
         for (int i = 0; i < n; i++) {
             float xi = x[i];
             float t = tanh(SCALE * (xi + CUBIC * xi * xi * xi));
             y[i] = 0.5f * xi * (1f + t);
         }
         // In the tails 1 + t and 1 - t^2 cancel, amplifying the float error of t; recompute the
-        // (few) tail elements exactly. This loop is only a compare per element otherwise.
+        // (few) tail elements exactly. This loop is only a compare per element otherwise, and is
+        // skipped for blocks without tails.
+        if (!tails) {
+            return;
+        }
         for (int i = 0; i < n; i++) {
             float xi = x[i];
             if (xi > X_TAIL || xi < -X_TAIL) {
@@ -80,7 +133,7 @@ final class CpuGelu {
         }
     }
 
-    private static void backwardBlock(float[] x, float[] g, float[] d, int n) {
+    private static void backwardBlock(float[] x, float[] g, float[] d, int n, boolean tails) {
         // Two simple loops vectorise; one fused loop does not (C2's SuperWord gives up on it).
         for (int i = 0; i < n; i++) {
             float xi = x[i];
@@ -90,6 +143,9 @@ final class CpuGelu {
             float xi = x[i];
             float t = d[i];
             d[i] = (0.5f * (1f + t) + 0.5f * xi * (1f - t * t) * SCALE * (1f + 3f * CUBIC * xi * xi)) * g[i];
+        }
+        if (!tails) {
+            return;
         }
         for (int i = 0; i < n; i++) {
             float xi = x[i];

@@ -195,4 +195,36 @@ final class CpuRows {
             store(vb, v, b, n);
         }
     }
+
+    /**
+     * Softmax and cross-entropy of rows [r0, r1) of (rows, vocab) logits: probabilities into
+     * {@code probs}, {@code losses[r] = log(sum) - (logit[target] - max)}. Each row is staged: the max,
+     * the shift, the exponentials ({@link CpuMath#expBlock}), their sum in four double partial sums
+     * (as {@link CpuAttention#sum4}), the scaling.
+     */
+    static void crossEntropy(long logits, long targets, long probs, long losses, int r0, int r1, int vocab) {
+        float[] x = buf(0, vocab);
+        float[] scratch = buf(1, vocab);
+        for (int r = r0; r < r1; r++) {
+            long row = (long) r * vocab;
+            load(logits, row, x, vocab);
+            float max = x[0];
+            for (int c = 1; c < vocab; c++) {
+                float v = x[c];
+                max = v > max ? v : max;
+            }
+            for (int c = 0; c < vocab; c++) {
+                x[c] -= max;
+            }
+            float shiftedTarget = x[UNSAFE.getInt(targets + 4L * r)];
+            CpuMath.expBlock(x, scratch, vocab);
+            double sum = CpuAttention.sum4(x, vocab);
+            float inv = (float) (1.0 / sum);
+            for (int c = 0; c < vocab; c++) {
+                x[c] *= inv;
+            }
+            store(x, probs, row, vocab);
+            UNSAFE.putFloat(losses + 4L * r, (float) (Math.log(sum) - shiftedTarget));
+        }
+    }
 }

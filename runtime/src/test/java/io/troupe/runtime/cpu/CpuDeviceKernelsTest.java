@@ -4,6 +4,7 @@ import static io.troupe.runtime.testkit.RandomTensors.ints;
 import static io.troupe.runtime.testkit.RandomTensors.normal;
 import static io.troupe.runtime.testkit.RandomTensors.toDouble;
 import static io.troupe.runtime.testkit.RandomTensors.uniform;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -73,6 +74,60 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         Tensor dinp = tensor(uniform(rnd, n, -9, 9), n); // garbage: must be overwritten
         device.geluBackward(inp, tensor(dout, n), dinp, n);
         check("geluBackward (overwrite) n=" + n, ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
+    }
+
+    /** Small inputs with a few tails in some blocks only: blocks without tails skip the exact tail pass. */
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 2})
+    void shouldMatchReferenceGeluWhereOnlySomeBlocksHaveTails(int threads) {
+        open(threads);
+        int n = 40009;
+        float[] x = normal(rnd, n, 0, 0.3);
+        x[5] = -4.5f;
+        x[5000] = 2.5f;
+        x[30001] = -1.9f;
+        x[n - 1] = 7f;
+        Tensor inp = tensor(x, n);
+        Tensor out = tensor(uniform(rnd, n, -9, 9), n);
+        device.gelu(inp, out, n);
+        check("gelu (few tails) n=" + n, ReferenceOps.gelu(toDouble(x)), out, 1e-6, 1e-5);
+        float[] dout = uniform(rnd, n, -1, 1);
+        Tensor dinp = tensor(uniform(rnd, n, -9, 9), n);
+        device.geluBackward(inp, tensor(dout, n), dinp, n);
+        check("geluBackward (few tails) n=" + n, ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
+    }
+
+    /** The fused bias + GELU: bitwise the unfused bias add then GELU, and close to the reference. */
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 2})
+    void shouldMatchUnfusedBiasAddThenGeluBitwise(int threads) {
+        open(threads);
+        for (int[] s : new int[][] {{67, 129}, {3, 2500}, {1031, 33}}) {
+            int rows = s[0];
+            int cols = s[1];
+            int n = rows * cols;
+            float[] x = normal(rnd, n, 0, 1);
+            float[] bias = uniform(rnd, cols, -1, 1);
+            Tensor preact = tensor(x, n);
+            Tensor out = tensor(uniform(rnd, n, -9, 9), n);
+            device.biasAddGelu(preact, tensor(bias, cols), out, rows, cols);
+            Tensor preact2 = tensor(x, n);
+            Tensor out2 = tensor(uniform(rnd, n, -9, 9), n);
+            device.biasAdd(preact2, tensor(bias, cols), rows, cols);
+            device.gelu(preact2, out2, n);
+            String shape = " rows=" + rows + " cols=" + cols;
+            float[] a = new float[n];
+            float[] b = new float[n];
+            device.copyToHost(preact, a);
+            device.copyToHost(preact2, b);
+            assertArrayEquals(b, a, "biasAddGelu preact" + shape);
+            device.copyToHost(out, a);
+            device.copyToHost(out2, b);
+            assertArrayEquals(b, a, "biasAddGelu out" + shape);
+            double[] expected = toDouble(x);
+            ReferenceOps.biasAdd(expected, toDouble(bias), rows, cols);
+            check("biasAddGelu out vs reference" + shape, ReferenceOps.gelu(expected), out, 1e-5, 1e-5);
+        }
     }
 
     @ParameterizedTest(name = "threads={0}")

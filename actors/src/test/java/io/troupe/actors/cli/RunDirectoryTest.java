@@ -1,0 +1,125 @@
+package io.troupe.actors.cli;
+
+import static io.troupe.actors.cli.TroupeCliTest.column;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** What a run directory records: epochs, gradient norms, the data's fingerprint, traced steps. */
+@Timeout(180)
+class RunDirectoryTest {
+    @TempDir
+    Path tmp;
+
+    private record Result(int code, String out, String err) {
+    }
+
+    private static Result run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    private Path text(String name, int bytes, int salt) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        String[] words = {"to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"};
+        for (int i = 0; sb.length() < bytes; i++) {
+            sb.append(words[(i * 7 + salt) % words.length]).append(i % 13 == 0 ? ".\n" : " ");
+        }
+        return Files.writeString(tmp.resolve(name), sb.substring(0, bytes));
+    }
+
+    @Test
+    void shouldRecordGradNormAndEpochOnOneDeviceAndInProcessPipelineAlike() throws IOException {
+        Path data = text("corpus.txt", 20_000, 0);
+        Path single = tmp.resolve("single");
+        Path piped = tmp.resolve("piped");
+        Result a = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--batch", "4", "--threads", "1",
+            "--data", data.toString(), "--eval-interval", "2", "--eval-batches", "all", "--out", single.toString());
+        assertEquals(0, a.code(), a.err());
+        Result b = run("train", "--model", "tiny", "--layout", "1x2", "--engine", "in-process", "--microbatches", "2",
+            "--steps", "4", "--batch", "4", "--threads", "2", "--data", data.toString(), "--eval-interval", "2",
+            "--eval-batches", "all", "--out", piped.toString());
+        assertEquals(0, b.code(), b.err());
+        List<String> s = Files.readAllLines(single.resolve("metrics.csv"));
+        List<String> p = Files.readAllLines(piped.resolve("metrics.csv"));
+        int seq = io.troupe.models.gpt.GptConfig.preset("tiny").seqLen();
+        long windows = (18_000 - seq) / seq;              // the train split is 90% of 20000 bytes
+        for (int row = 1; row <= 4; row++) {
+            double gs = Double.parseDouble(column(s, row, "grad_norm"));
+            double gp = Double.parseDouble(column(p, row, "grad_norm"));
+            assertTrue(gs > 0, "grad norm recorded: " + s.get(row));
+            assertEquals(gs, gp, 1e-4 * gs, "same gradient norm on both engines at step " + row);
+            assertEquals(row * 4.0 / windows, Double.parseDouble(column(s, row, "epoch")), 1e-5);
+            assertEquals(column(s, row, "epoch"), column(p, row, "epoch"));
+        }
+        double vs = Double.parseDouble(column(s, 4, "val_loss"));
+        double vp = Double.parseDouble(column(p, 4, "val_loss"));
+        assertEquals(vs, vp, 1e-5 * vs, "exact validation agrees across engines");
+        String json = Files.readString(single.resolve("data.json"));
+        assertTrue(json.contains("\"size_bytes\": 20000") && json.contains("\"hash_kind\": \"sha256\""), json);
+    }
+
+    @Test
+    void shouldRefuseToResumeWithOtherData() throws IOException {
+        Path first = text("first.txt", 8_000, 1);
+        Path second = text("second.txt", 8_000, 2);
+        Path a = tmp.resolve("a");
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--batch", "2", "--threads", "1",
+            "--data", first.toString(), "--out", a.toString()).code());
+        Result other = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--batch", "2", "--threads", "1",
+            "--data", second.toString(), "--resume", a.toString(), "--out", tmp.resolve("b").toString());
+        assertEquals(2, other.code(), other.out());
+        assertTrue(other.err().contains("first.txt") && other.err().contains("second.txt"), other.err());
+        assertEquals(1, other.err().strip().lines().count(), "one line: " + other.err());
+        assertFalse(Files.exists(tmp.resolve("b/metrics.csv")), "refused before any work");
+
+        Path copy = Files.copy(first, tmp.resolve("same-bytes.txt"));
+        Result same = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--batch", "2", "--threads", "1",
+            "--data", copy.toString(), "--resume", a.resolve("checkpoints").toString(), "--out", tmp.resolve("c").toString());
+        assertEquals(0, same.code(), same.err());
+        assertTrue(same.out().contains("at step 2"), same.out());
+    }
+
+    @Test
+    void shouldTraceAWindowOfSteps() throws IOException {
+        Path out = tmp.resolve("traced");
+        Result r = run("train", "--model", "tiny", "--layout", "1x2", "--engine", "in-process", "--microbatches", "2",
+            "--batch", "4", "--steps", "5", "--threads", "2", "--trace-steps", "2:4", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        String trace = Files.readString(out.resolve("trace.json"));
+        for (int step = 2; step <= 4; step++) {
+            assertTrue(trace.contains("\"step " + step + "\""), "trace.json marks step " + step);
+        }
+        assertFalse(trace.contains("\"step 1\"") || trace.contains("\"step 5\""), "only steps 2..4");
+        assertTrue(Files.readString(out.resolve("pipeline.svg")).startsWith("<svg"));
+    }
+
+    @Test
+    void shouldRefuseBadDataOptionsNamingTheValue() {
+        Result eval = run("train", "--model", "tiny", "--eval-batches", "some");
+        assertEquals(2, eval.code());
+        assertTrue(eval.err().contains("eval-batches=some"), eval.err());
+        Result backwards = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "5:2");
+        assertEquals(2, backwards.code());
+        assertTrue(backwards.err().contains("trace-steps=5:2"), backwards.err());
+        Result past = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "3:11", "--engine", "in-process");
+        assertEquals(2, past.code());
+        assertTrue(past.err().contains("trace-steps=3:11") && past.err().contains("steps=10"), past.err());
+        Result cluster = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "3:4");
+        assertEquals(2, cluster.code());
+        assertTrue(cluster.err().contains("in-process"), cluster.err());
+    }
+}

@@ -1,0 +1,65 @@
+package io.troupe.models.data;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(60)
+class DataFingerprintTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void shouldHashSmallDataFullyAndRoundTripThroughDataJson() throws Exception {
+        byte[] bytes = "the quick brown fox\n".repeat(100).getBytes();
+        Path f = Files.write(dir.resolve("a.txt"), bytes);
+        DataFingerprint fp = DataFingerprint.of(f);
+        assertEquals(bytes.length, fp.sizeBytes());
+        assertEquals("sha256", fp.hashKind());
+        assertEquals(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes)), fp.hash(),
+            "the same digest as sha256sum");
+        Path run = dir.resolve("run");
+        fp.write(run);
+        assertEquals(fp, DataFingerprint.read(run.resolve(DataFingerprint.FILE_NAME)));
+        fp.requireSameAs(run.resolve("checkpoints").resolve("step-00000002"));
+    }
+
+    @Test
+    void shouldRefuseOtherBytesNamingBothSources() throws IOException {
+        Path a = Files.writeString(dir.resolve("a.txt"), "x".repeat(2000));
+        Path b = Files.writeString(dir.resolve("b.txt"), "x".repeat(1999) + "y");
+        Path run = dir.resolve("run");
+        DataFingerprint.of(a).write(run);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DataFingerprint.of(b).requireSameAs(run));
+        assertTrue(e.getMessage().contains("a.txt") && e.getMessage().contains("b.txt"), e.getMessage());
+        assertFalse(e.getMessage().contains("\n"));
+        DataFingerprint.of(Files.copy(a, dir.resolve("renamed.txt"))).requireSameAs(run);
+    }
+
+    @Test
+    void shouldSampleALargeCorpusAndSeeAChangedBlock() throws IOException {
+        Path big = dir.resolve("big.bin");
+        long size = DataFingerprint.FULL_HASH_BYTES + 12_345;
+        try (RandomAccessFile f = new RandomAccessFile(big.toFile(), "rw")) {
+            f.setLength(size);
+        }
+        DataFingerprint before = DataFingerprint.of(big);
+        assertEquals("sha256-sampled", before.hashKind());
+        try (RandomAccessFile f = new RandomAccessFile(big.toFile(), "rw")) {
+            f.seek(size - 1);
+            f.write(7);
+        }
+        assertFalse(before.sameData(DataFingerprint.of(big)), "the last block is sampled");
+    }
+}
