@@ -347,6 +347,10 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (StageWorker w : all()) {
             String name = "dp" + w.dpIndex() + " pp" + w.ppIndex() + (spec.layout().tp() > 1 ? " tp" + w.tpIndex() : "");
             tracks.add(new TimelineTrack("replica " + w.dpIndex(), name, List.copyOf(w.intervals())));
+            if (!w.tensorParallelIntervals().isEmpty()) {
+                tracks.add(new TimelineTrack("replica " + w.dpIndex(), name + " tp collectives",
+                    List.copyOf(w.tensorParallelIntervals())));
+            }
         }
         return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches() + ", step " + step, tracks);
     }

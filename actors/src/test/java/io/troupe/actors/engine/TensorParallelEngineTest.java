@@ -190,6 +190,22 @@ class TensorParallelEngineTest {
     }
 
     @Test
+    void shouldTraceEveryTensorParallelCollectiveOnATrackOfItsOwn() {
+        try (LocalPipelineEngine engine = new LocalPipelineEngine(spec("1x2x2", STEPS), DATA)) {
+            io.troupe.actors.trace.Timeline t = engine.trainStep().timeline();
+            long tpTracks = t.tracks().stream().filter(k -> k.name().endsWith("tp collectives")).count();
+            assertTrue(tpTracks == 4, "one tp track per worker: " + tpTracks);
+            for (io.troupe.actors.trace.TimelineTrack k : t.tracks()) {
+                if (k.name().endsWith("tp collectives")) {
+                    // per micro-batch and block: 2 all-reduces forward, 2 backward; at least that many
+                    assertTrue(k.intervals().size() >= 2 * 2 * 2, k.name() + ": " + k.intervals().size());
+                    assertTrue(k.intervals().stream().allMatch(i -> i.category().equals("tp")));
+                }
+            }
+        }
+    }
+
+    @Test
     void shouldBeBitwiseRepeatable() {
         Object[] a = run("1x2x2");
         Object[] b = run("1x2x2");
