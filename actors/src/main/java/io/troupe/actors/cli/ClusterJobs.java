@@ -2,6 +2,7 @@ package io.troupe.actors.cli;
 
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.trace.Timeline;
 import io.troupe.models.train.RunOutputs;
@@ -50,10 +51,19 @@ final class ClusterJobs {
 
     static JobRequest request(TrainSettings s, Path checkpointDir) {
         TrainConfig t = s.train();
-        return new JobRequest(t.model().name(), s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp(),
-            s.layout().virtualStages(), s.schedule(), t.microBatches(), t.batchSize(), t.steps(), t.lr(), t.minLr(),
-            t.warmupSteps(), t.gradClip(), t.seed(), s.partition(), s.data(), t.checkpointInterval(), checkpointDir.toString(),
-            s.stepTimeoutMs(), t.evalInterval(), t.evalBatches(), s.bucketBytes(), s.device().name().toLowerCase(Locale.ROOT), "");
+        TrainingJob.Builder b = TrainingJob.builder();
+        if (t.evalBatches() == io.troupe.models.data.ValidationPlan.ALL) {
+            b.validationOverAll(t.evalInterval());
+        } else {
+            b.validation(t.evalInterval(), t.evalBatches());
+        }
+        return b.model(t.model().name())
+            .layout(s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp()).virtualStages(s.layout().virtualStages())
+            .schedule(s.schedule()).microbatches(t.microBatches()).batchSize(t.batchSize()).steps(t.steps())
+            .lr(t.lr(), t.minLr(), t.warmupSteps()).gradClip(t.gradClip()).seed(t.seed()).partition(s.partition())
+            .data(s.data()).checkpoints(t.checkpointInterval(), checkpointDir.toString()).stepTimeoutMs(s.stepTimeoutMs())
+            .bucketBytes(s.bucketBytes())
+            .device(s.device().name().toLowerCase(Locale.ROOT)).build().request();
     }
 
     /**

@@ -4,10 +4,10 @@ import io.troupe.actors.schedule.Action;
 import io.troupe.actors.schedule.SchedulePolicy;
 import io.troupe.actors.schedule.StagePolicy;
 import io.troupe.actors.trace.TimelineInterval;
-import io.troupe.models.data.Batches;
-import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.tp.TensorParallelGradients;
@@ -84,7 +84,8 @@ public final class StageWorker implements AutoCloseable {
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
             StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,
-                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed), this.tensorParallel,
+                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed),
+                    this.tensorParallel,
                 spec.sequenceParallel());
             chunks[c] = chunk;
             optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
@@ -369,7 +370,8 @@ public final class StageWorker implements AutoCloseable {
     private double evaluateUntraced(long step, ValidationPlan plan) {
         int rows = spec.microBatchRows();
         if (plan.rows() != rows) {
-            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of " + rows);
+            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of "
+                + rows);
         }
         int stages = spec.layout().modelStages();
         int pp = spec.layout().pp();
@@ -441,7 +443,8 @@ public final class StageWorker implements AutoCloseable {
         while (true) {
             StageEvent e = awaitEvent();
             if (e == null) {
-                throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
+                throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp="
+                    + ppIndex
                     + " waited " + spec.stepTimeoutMs() + " ms for the activation of evaluation micro-batch " + id);
             }
             if (e.failure() != null) {

@@ -108,12 +108,14 @@ final class SimulateOptions {
         if (virtual < 0) {
             virtual = scheduleName.equals("interleaved") ? 2 : 1;
         } else if (virtual > 1 && !scheduleName.equals("interleaved") && !scheduleName.equals("adaptive")) {
-            throw new IllegalArgumentException("--virtual " + virtual + " needs --schedule interleaved or adaptive, not "
+            throw new IllegalArgumentException("--virtual " + virtual
+                + " needs --schedule interleaved or adaptive, not "
                     + scheduleName);
         }
         for (int[] s : stragglerStages) {
             if (s[0] >= stages) {
-                throw new IllegalArgumentException("--straggler stage out of range: stage=" + s[0] + ", stages=" + stages);
+                throw new IllegalArgumentException("--straggler stage out of range: stage=" + s[0] + ", stages="
+                    + stages);
             }
         }
     }
