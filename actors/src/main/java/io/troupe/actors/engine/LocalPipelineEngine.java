@@ -275,8 +275,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 + ") needs resharding, which knows GPT's parameter placement only; this job's stages come from "
                 + spec.moduleFactory());
         }
-        ParallelParameterLayout placement = reshard ? ParallelParameterLayout.gpt(spec.train().model(), spec.partition(
-            ), false)
+        ParallelParameterLayout placement = reshard
+            ? ParallelParameterLayout.gpt(spec.train().model(), spec.partition(), false)
             : null;
         try (ShardedCheckpointReader reader = reshard ? ShardedCheckpointReader.open(ckpt.dir()) : null) {
             for (StageWorker[][] replica : workers) {
