@@ -24,6 +24,9 @@ final class ClusterTrainCommand {
         TrainConfig cfg = s.train();
         int workers = s.layout().worldSize();
         int threadsPerWorker = Math.max(1, s.threads() / workers);
+        if (s.sequenceParallel()) {
+            throw new UsageException("--sequence-parallel runs on the in-process engine (--engine in-process)");
+        }
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
         // Refuse a bad job (layout, partition, schedule, micro-batches) before starting any node.
         try {

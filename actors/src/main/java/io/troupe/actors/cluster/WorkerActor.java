@@ -187,8 +187,16 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             this.policy = LocalPipelineEngine.policyFor(spec);
             int dp = spec.layout().dpIndex(rank);
             int pp = spec.layout().ppIndex(rank);
-            StageWorker w = new StageWorker(spec, dp, pp, spec.train().seed());
             transport.assign(rank, epoch);
+            io.troupe.models.parallel.tp.TensorParallelGroup tp = io.troupe.models.parallel.tp.TensorParallelGroup.single();
+            if (spec.layout().tp() > 1) {
+                // The stage's tp members: a communicator of their own on the data plane (group id 2).
+                int[] members = spec.layout().tensorParallelGroup(rank);
+                tp = new io.troupe.models.parallel.tp.CommunicatorTensorParallelGroup(agent.communicator(
+                    new CollectiveGroup(epoch, 2, members, spec.layout().tpIndex(rank), endpointsOf(members, m.endpoints())),
+                    CollectiveSettings.defaults()));
+            }
+            StageWorker w = new StageWorker(spec, dp, pp, tp, spec.train().seed());
             this.dataParallel = null;
             if (spec.layout().dp() > 1) {
                 int[] members = spec.layout().dataParallelGroup(rank);
@@ -246,8 +254,20 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             w.connect(link);
             if (!m.resumeFrom().isEmpty()) {
                 var ckpt = io.troupe.models.checkpoint.Checkpoints.load(java.nio.file.Path.of(m.resumeFrom()));
+                boolean reshard = spec.layout().tp() > 1
+                    || io.troupe.models.parallel.Layout.parse(ckpt.manifest().layout(), 1).tp() > 1;
                 for (int c = 0; c < w.chunks(); c++) {
-                    io.troupe.models.train.StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
+                    if (reshard) {
+                        // Only the slices of this member's shards are read (GPT's parameter placement).
+                        var placement = io.troupe.models.parallel.ParallelParameterLayout.gpt(spec.train().model(),
+                            spec.partition(), false);
+                        try (var reader = io.troupe.models.checkpoint.ShardedCheckpointReader.open(ckpt.dir())) {
+                            io.troupe.models.train.StageState.restore(w.chunk(c), w.optimizer(c), List.of(reader.read(
+                                placement.local(w.modelStage(c), spec.layout().tp(), spec.layout().tpIndex(rank)))));
+                        }
+                    } else {
+                        io.troupe.models.train.StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
+                    }
                 }
             }
             this.stage = w;
@@ -302,10 +322,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         for (GradientBucketer b : dpBuckets) {
             b.finish();
         }
+        w.reducePartialGradients();
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
         StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), s -> globalSum(s, world))
-            .apply(step, w.dpIndex() == 0 ? w.stepParts() : List.of(), w.stepParts());
+            .apply(step, w.dpIndex() == 0 ? w.normParts() : List.of(), w.stepParts());
         double norm = tail.gradNorm();
         float lr = tail.lr();
         long n1 = tail.reducedAtNs();
@@ -400,7 +421,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             long[] bytes = new long[n];
             long[] crcs = new long[n];
             for (int c = 0; c < n; c++) {
-                String name = String.format("shard-g%02d.bin", w.modelStage(c));
+                String name = io.troupe.models.checkpoint.ShardedCheckpointReader.shardFileName(w.modelStage(c),
+                    spec.layout().tp(), w.tpIndex());
                 var entry = io.troupe.models.checkpoint.Checkpoints.writeShard(java.nio.file.Path.of(m.root()), m.step(), name,
                     io.troupe.models.train.StageState.capture(w.chunk(c), w.optimizer(c)));
                 names[c] = entry.name();

@@ -104,14 +104,18 @@ public final class LocalPipelineEngine implements AutoCloseable {
         this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             for (int t = 0; t < tp; t++) {
-                StepTail.Part chunk = workers[0][g % pp][t].stepParts().get(g / pp);
-                if (t == 0) {
-                    normParts.add(chunk);
-                    continue;
-                }
-                // Other tp members count only their split parameters: replicas are counted on member 0.
-                for (io.troupe.runtime.tensor.Tensor counted : TensorParallelGradients.normViews(stage(0, g, t), t)) {
-                    normParts.add(new StepTail.Part(chunk.device(), chunk.params(), counted, chunk.optimizer()));
+                // tp members other than 0 count only their split parameters: replicas count on member 0
+                StageWorker w = workers[0][g % pp][t];
+                List<StepTail.Part> counted = w.normParts();
+                if (w.chunks() == 1) {
+                    normParts.addAll(counted);
+                } else {
+                    int chunk = g / pp;
+                    for (StepTail.Part part : counted) {
+                        if (part.optimizer() == w.optimizer(chunk)) {
+                            normParts.add(part);
+                        }
+                    }
                 }
             }
         }
@@ -186,6 +190,15 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         for (Future<?> f : running) {
             await(f);
+        }
+        if (spec.sequenceParallel() && spec.layout().tp() > 1) {
+            List<Future<?>> reducing = new ArrayList<>();
+            for (int i = 0; i < everyone.size(); i++) {
+                reducing.add(executors[i].submit(everyone.get(i)::reducePartialGradients));
+            }
+            for (Future<?> f : reducing) {
+                await(f);
+            }
         }
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
