@@ -125,7 +125,9 @@ class ClusterTensorParallelTest {
         trainAndCompare("1x1x2", 2, 5);
     }
 
+    /** Eight embedded nodes: a minute on a loaded two-core machine, so in the full suite only. */
     @Test
+    @org.junit.jupiter.api.Tag("slow")
     void shouldMatchSingleDeviceLossWithAllThreeAxesOverEightNodes() throws Exception {
         trainAndCompare("2x2x2", 8, 4);
     }
