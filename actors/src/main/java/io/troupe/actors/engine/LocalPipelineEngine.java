@@ -15,7 +15,6 @@ import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.ParallelParameterLayout;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
-import io.troupe.models.parallel.tp.TensorParallelGradients;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.runtime.device.DeviceKind;
