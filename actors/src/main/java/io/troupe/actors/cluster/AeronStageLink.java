@@ -30,6 +30,9 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
         void notifyReceived(boolean gradient, int mb, int v);
 
         void peerLost(int rank);
+
+        /** A tensor this stage waits for can never complete ({@code why}). */
+        void corrupted(String why);
     }
 
     private volatile WorkerTransport transport;
@@ -156,6 +159,17 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
                 tg.peerLost(peerRank);
             }
         }, LOST_GRACE_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+    }
+
+    /** A corrupt activation or gradient chunk can never complete its tensor: the stage fails now, naming why. */
+    @Override
+    public void onTensorCorrupted(int sourceRank, io.troupe.runtime.transport.FrameKind kind, long tensorKey,
+                                  io.troupe.runtime.transport.DropReason reason) {
+        Target tg = target;
+        if (tg != null && kind != io.troupe.runtime.transport.FrameKind.COLLECTIVE_CHUNK) {
+            tg.corrupted("a " + kind.name().toLowerCase(java.util.Locale.ROOT) + " chunk from rank " + sourceRank
+                + " arrived corrupt (" + reason + ")");
+        }
     }
 
     private boolean isPipelineNeighbour(int peerRank) {

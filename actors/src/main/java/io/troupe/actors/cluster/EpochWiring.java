@@ -133,6 +133,11 @@ final class EpochWiring implements AutoCloseable {
                 public void peerLost(int peerRank) {
                     w.fail(new IllegalStateException("data-plane peer rank " + peerRank + " lost"));
                 }
+
+                @Override
+                public void corrupted(String why) {
+                    w.fail(new IllegalStateException(why));
+                }
             }, spec.layout(), a.endpoints(), epoch);
             w.connect(link);
             if (!a.resumeFrom().isEmpty()) {
