@@ -36,7 +36,8 @@ final class CpuRows {
      * LayerNorm forward of rows [r0, r1): the mean and the variance as float sums in the order of
      * {@link #sum8}.
      */
-    static void layerNorm(long inp, long w, long b, long out, long mean, long rstd, int r0, int r1, int cols, float eps) {
+    static void layerNorm(long inp, long w, long b, long out, long mean, long rstd, int r0, int r1, int cols,
+                          float eps) {
         residualLayerNorm(inp, 0L, 0L, w, b, out, mean, rstd, r0, r1, cols, eps);
     }
 
