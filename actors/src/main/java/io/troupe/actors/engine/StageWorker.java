@@ -10,6 +10,8 @@ import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.StepTail;
+import io.troupe.models.parallel.tp.TensorParallelGradients;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.Devices;
 import io.troupe.runtime.tensor.DType;
@@ -34,6 +36,7 @@ public final class StageWorker implements AutoCloseable {
     private final PipelineJobSpec spec;
     private final int dpIndex;
     private final int ppIndex;
+    private final TensorParallelGroup tensorParallel;
     private final Device device;
     private final StageModule[] chunks;
     private final AdamW[] optimizers;
@@ -54,9 +57,18 @@ public final class StageWorker implements AutoCloseable {
     private final List<StepTail.Part> stepParts;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
+        this(spec, dpIndex, ppIndex, TensorParallelGroup.single(), seed);
+    }
+
+    /**
+     * A worker that is member {@code tensorParallel.index()} of its stage's tensor-parallel group:
+     * its chunks hold that member's shards and communicate through the group.
+     */
+    public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, TensorParallelGroup tensorParallel, long seed) {
         this.spec = spec;
         this.dpIndex = dpIndex;
         this.ppIndex = ppIndex;
+        this.tensorParallel = tensorParallel;
         this.device = Devices.open(spec.device(), spec.threadsPerWorker());
         this.buffers = new StageBuffers(device);
         int v = spec.layout().virtualStages();
@@ -69,7 +81,8 @@ public final class StageWorker implements AutoCloseable {
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
             StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,
-                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed));
+                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed), tensorParallel,
+                spec.sequenceParallel());
             chunks[c] = chunk;
             optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
             parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
@@ -124,6 +137,11 @@ public final class StageWorker implements AutoCloseable {
 
     public int ppIndex() {
         return ppIndex;
+    }
+
+    /** This worker's index in its tensor-parallel group (0 when tp = 1). */
+    public int tpIndex() {
+        return tensorParallel.index();
     }
 
     public List<TimelineInterval> intervals() {
@@ -210,6 +228,10 @@ public final class StageWorker implements AutoCloseable {
                     "virtual_stage", String.valueOf(a.virtualStage()))));
         }
         buffers.sendAll(link);
+        for (StageModule c : chunks) {
+            // Sequence parallelism leaves replicated parameters with per-member partial gradients.
+            TensorParallelGradients.reducePartialGradients(c, tensorParallel);
+        }
         device.synchronize();
     }
 
