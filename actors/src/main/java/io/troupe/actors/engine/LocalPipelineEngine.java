@@ -101,7 +101,13 @@ public final class LocalPipelineEngine implements AutoCloseable {
         this.policy = policyFor(spec);
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
-        for (int g = 0; g < spec.layout().modelStages(); g++) {
+        for (int g = 0; g < spec.layout().modelStages() && spec.zeroSharded(); g++) {
+            // ZeRO: each replica's segment holds its share of the reduced gradients (tp = 1).
+            for (int d = 0; d < dp; d++) {
+                normParts.add(workers[d][g % pp][0].stepParts().get(g / pp));
+            }
+        }
+        for (int g = 0; g < spec.layout().modelStages() && !spec.zeroSharded(); g++) {
             for (int t = 0; t < tp; t++) {
                 StepTail.Part chunk = workers[0][g % pp][t].stepParts().get(g / pp);
                 if (t == 0) {
@@ -133,6 +139,11 @@ public final class LocalPipelineEngine implements AutoCloseable {
 
     public long step() {
         return step;
+    }
+
+    /** The step parts of replica {@code d}'s first worker (pipeline rank 0, tp member 0): segments under ZeRO. */
+    public List<StepTail.Part> stepParts(int d) {
+        return workers[d][0][0].stepParts();
     }
 
     /** The stage holding model stage {@code g} in replica {@code d} (tp member 0). */
@@ -187,9 +198,16 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
         long r0 = System.nanoTime();
-        reduceGradients();
+        if (spec.zeroSharded()) {
+            ZeroReplicas.reduceScatter(this::stage, spec.layout());
+        } else {
+            reduceGradients();
+        }
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
         StepTail.Result tail = stepTail.apply(step, normParts, updateParts);
+        if (spec.zeroSharded()) {
+            ZeroReplicas.allGatherParameters(this::stage, spec.layout());
+        }
         double norm = tail.gradNorm();
         float lr = tail.lr();
         step++;
@@ -241,8 +259,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             for (int t = 0; t < tp; t++) {
                 StageWorker w = workers[0][g % pp][t];
-                shards.put(ShardedCheckpointReader.shardFileName(g, tp, t),
-                    io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
+                shards.put(ShardedCheckpointReader.shardFileName(g, tp, t), spec.zeroSharded()
+                    ? ZeroReplicas.capture(this::stage, this::optimizer, spec.layout(), g)
+                    : io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
             }
         }
         io.troupe.models.checkpoint.Manifest m = new io.troupe.models.checkpoint.Manifest(
@@ -282,6 +301,11 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         this.step = m.dataCursor();
+    }
+
+    /** The optimizer of model stage {@code g} in replica {@code d} (tp member 0). */
+    private io.troupe.models.optim.AdamW optimizer(int d, int g) {
+        return workers[d][g % spec.layout().pp()][0].optimizer(g / spec.layout().pp());
     }
 
     /** Sums each model stage's gradients over replicas in replica order and gives every replica the sum. */

@@ -84,8 +84,18 @@ public final class StageWorker implements AutoCloseable {
                 spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed), tensorParallel,
                 spec.sequenceParallel());
             chunks[c] = chunk;
-            optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
-            parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
+            long numel = chunk.params().numel();
+            if (spec.zeroSharded()) {
+                // ZeRO 1/2: moments of this replica's reduce-scatter segment only.
+                int dp = spec.layout().dp();
+                long start = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex);
+                long end = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex + 1);
+                optimizers[c] = AdamW.segment(spec.train().adamw(), device, chunk.parameters(), numel, start, end - start);
+                parts.add(StepTail.Part.ofSegment(device, chunk.params(), chunk.grads(), optimizers[c]));
+            } else {
+                optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), numel);
+                parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
+            }
             freeSlots.add(new ArrayDeque<>());
         }
         this.stepParts = List.copyOf(parts);

@@ -25,9 +25,12 @@ import java.util.List;
  *       updates does not change any value.</li>
  * </ol>
  * Given the same inputs the result is bitwise the same whatever calls it; parallel layouts match
- * the single device to rounding of the reduction order only. Extension points: a sharded optimizer
- * (ZeRO) passes only its shard as {@code updateParts} and its shard's gradients as
- * {@code normParts}; tensor parallelism adds the sums of its split tensors through the reduction.
+ * the single device to rounding of the reduction order only. ZeRO stage 1/2: every data-parallel
+ * member passes its own segment ({@link Part#ofSegment}) as both {@code normParts} and
+ * {@code updateParts}, after the gradients were reduce-scattered; the reduction adds the members'
+ * sums (so the norm is the whole one, agreed from the slices), and the caller all-gathers the
+ * updated parameter segments afterwards. Tensor parallelism adds the sums of its split tensors
+ * through the reduction.
  *
  * <p>Threading: called on the thread that owns the parts' devices; it does not synchronise the
  * devices (the caller does, when it reads the parameters).
@@ -42,6 +45,18 @@ public final class StepTail {
      * or later an optimizer shard).
      */
     public record Part(Device device, Tensor params, Tensor grads, AdamW optimizer) {
+
+        /**
+         * The part a ZeRO shard steps: the views of {@code params} and {@code grads} (whole flat
+         * buffers) over the segment that {@code segmentOptimizer} ({@link AdamW#segment}) holds
+         * moments for. Its gradients are the reduced ones once the reduce-scatter has run, so its
+         * sum of squares is this shard's share of the global norm.
+         */
+        public static Part ofSegment(Device device, Tensor params, Tensor grads, AdamW segmentOptimizer) {
+            long start = segmentOptimizer.segmentStart();
+            int n = (int) segmentOptimizer.segmentNumel();
+            return new Part(device, params.view(start, n), grads.view(start, n), segmentOptimizer);
+        }
     }
 
     /**

@@ -12,11 +12,22 @@ public final class StageState {
     private StageState() {
     }
 
+    /** @throws IllegalArgumentException when {@code opt} holds a segment only (gather the moments, then use the other form) */
     public static ShardState capture(StageModule stage, AdamW opt) {
+        if (opt.segmentNumel() != stage.params().numel()) {
+            throw new IllegalArgumentException("optimizer holds a segment of " + opt.segmentNumel() + " of the stage's "
+                + stage.params().numel() + " elements: gather the moments first");
+        }
+        return capture(stage, opt.firstMoment().toFloatArray(), opt.secondMoment().toFloatArray(), opt.stepCount());
+    }
+
+    /**
+     * The stage's parameters with whole moments {@code m} and {@code v} (the stage's flat layout,
+     * e.g. gathered from ZeRO segments) and the optimizer's step count.
+     */
+    public static ShardState capture(StageModule stage, float[] m, float[] v, long optimizerStep) {
         float[] p = stage.params().toFloatArray();
-        float[] m = opt.firstMoment().toFloatArray();
-        float[] v = opt.secondMoment().toFloatArray();
-        ShardState s = new ShardState(opt.stepCount());
+        ShardState s = new ShardState(optimizerStep);
         for (ParamSpec spec : stage.parameters()) {
             int from = (int) spec.localOffset();
             int to = (int) (spec.localOffset() + spec.numel());
@@ -26,7 +37,10 @@ public final class StageState {
         return s;
     }
 
-    /** Restores every parameter of {@code stage} found in any of {@code shards} (by name, shapes checked). */
+    /**
+     * Restores every parameter of {@code stage} found in any of {@code shards} (by name, shapes
+     * checked); a segment optimizer ({@link AdamW#segment}) takes its segment of the moments.
+     */
     public static void restore(StageModule stage, AdamW opt, Iterable<ShardState> shards) {
         int n = (int) stage.params().numel();
         float[] p = new float[n];
@@ -56,6 +70,13 @@ public final class StageState {
             System.arraycopy(found.v(), 0, v, off, found.v().length);
         }
         copy(stage, p, stage.params());
+        if (opt.segmentNumel() != n) {
+            // A ZeRO segment optimizer takes its range of the whole moments.
+            int from = (int) opt.segmentStart();
+            int to = from + (int) opt.segmentNumel();
+            m = java.util.Arrays.copyOfRange(m, from, to);
+            v = java.util.Arrays.copyOfRange(v, from, to);
+        }
         copy(stage, m, opt.firstMoment());
         copy(stage, v, opt.secondMoment());
         opt.setStepCount(optStep);
