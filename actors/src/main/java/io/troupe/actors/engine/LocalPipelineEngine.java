@@ -104,7 +104,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (int g = 0; g < spec.layout().modelStages() && spec.zeroSharded(); g++) {
             // ZeRO: each replica's segment holds its share of the reduced gradients (tp = 1).
             for (int d = 0; d < dp; d++) {
-                normParts.add(workers[d][g % pp][0].stepParts().get(g / pp));
+                normParts.addAll(workers[d][g % pp][0].stepParts().get(g / pp).ownedGradients());
             }
         }
         for (int g = 0; g < spec.layout().modelStages() && !spec.zeroSharded(); g++) {

@@ -90,12 +90,12 @@ public final class StageWorker implements AutoCloseable {
                 int dp = spec.layout().dp();
                 long start = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex);
                 long end = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex + 1);
-                optimizers[c] = AdamW.segment(spec.train().adamw(), device, chunk.parameters(), numel, start, end - start);
-                parts.add(StepTail.Part.ofSegment(device, chunk.params(), chunk.grads(), optimizers[c]));
+                optimizers[c] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), numel, new long[] {start},
+                    new long[] {end - start});
             } else {
                 optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), numel);
-                parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
             }
+            parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
             freeSlots.add(new ArrayDeque<>());
         }
         this.stepParts = List.copyOf(parts);

@@ -102,9 +102,8 @@ final class ZeroReplicas {
         float[] v = new float[numel];
         for (int k = 0; k < layout.dp(); k++) {
             AdamW opt = optimizers.optimizer(k, g);
-            int s = (int) opt.segmentStart();
-            System.arraycopy(opt.firstMoment().toFloatArray(), 0, m, s, (int) opt.segmentNumel());
-            System.arraycopy(opt.secondMoment().toFloatArray(), 0, v, s, (int) opt.segmentNumel());
+            opt.unpack(opt.firstMoment().toFloatArray(), m);
+            opt.unpack(opt.secondMoment().toFloatArray(), v);
         }
         return StageState.capture(root, m, v, optimizers.optimizer(0, g).stepCount());
     }

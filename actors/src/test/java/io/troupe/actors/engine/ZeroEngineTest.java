@@ -87,9 +87,9 @@ class ZeroEngineTest {
             assertEquals(2 * numel, held);
             var part0 = engine.stepParts(0).get(0);
             var part1 = engine.stepParts(1).get(0);
-            assertEquals(numel, part0.optimizer().segmentNumel() + part1.optimizer().segmentNumel());
-            assertEquals(part0.optimizer().segmentNumel(), part1.optimizer().segmentStart());
-            assertEquals(8 * part0.optimizer().segmentNumel(), part0.optimizer().stateBytes());
+            assertEquals(numel, part0.optimizer().stateNumel() + part1.optimizer().stateNumel());
+            assertEquals(part0.optimizer().stateNumel(), part1.optimizer().rangeStarts()[0]);
+            assertEquals(8 * part0.optimizer().stateNumel(), part0.optimizer().stateBytes());
         }
     }
 

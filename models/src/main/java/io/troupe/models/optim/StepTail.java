@@ -26,10 +26,11 @@ import java.util.List;
  * </ol>
  * Given the same inputs the result is bitwise the same whatever calls it; parallel layouts match
  * the single device to rounding of the reduction order only. ZeRO stage 1/2: every data-parallel
- * member passes its own segment ({@link Part#ofSegment}) as both {@code normParts} and
- * {@code updateParts}, after the gradients were reduce-scattered; the reduction adds the members'
+ * member's optimizer owns some ranges ({@link AdamW#ranges}); after the gradients were
+ * reduce-scattered into them, the member passes its {@link Part#ownedGradients} as
+ * {@code normParts} and its whole buffers as {@code updateParts}; the reduction adds the members'
  * sums (so the norm is the whole one, agreed from the slices), and the caller all-gathers the
- * updated parameter segments afterwards. Tensor parallelism adds the sums of its split tensors
+ * updated parameter ranges afterwards. Tensor parallelism adds the sums of its split tensors
  * through the reduction.
  *
  * <p>Threading: called on the thread that owns the parts' devices; it does not synchronise the
@@ -47,15 +48,21 @@ public final class StepTail {
     public record Part(Device device, Tensor params, Tensor grads, AdamW optimizer) {
 
         /**
-         * The part a ZeRO shard steps: the views of {@code params} and {@code grads} (whole flat
-         * buffers) over the segment that {@code segmentOptimizer} ({@link AdamW#segment}) holds
-         * moments for. Its gradients are the reduced ones once the reduce-scatter has run, so its
-         * sum of squares is this shard's share of the global norm.
+         * The gradients this part counts in the global norm: the whole gradient buffer, or under
+         * ZeRO the views of the ranges its optimizer owns ({@link AdamW#ranges}), which hold its
+         * share of the reduced gradients once the reduce-scatter has run.
          */
-        public static Part ofSegment(Device device, Tensor params, Tensor grads, AdamW segmentOptimizer) {
-            long start = segmentOptimizer.segmentStart();
-            int n = (int) segmentOptimizer.segmentNumel();
-            return new Part(device, params.view(start, n), grads.view(start, n), segmentOptimizer);
+        public List<Part> ownedGradients() {
+            long[] starts = optimizer.rangeStarts();
+            if (starts.length == 1 && optimizer.stateNumel() == grads.numel()) {
+                return List.of(this);
+            }
+            long[] counts = optimizer.rangeNumels();
+            List<Part> out = new java.util.ArrayList<>(starts.length);
+            for (int i = 0; i < starts.length; i++) {
+                out.add(new Part(device, params, grads.view(starts[i], (int) counts[i]), optimizer));
+            }
+            return out;
         }
     }
 

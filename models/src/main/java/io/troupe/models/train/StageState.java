@@ -14,8 +14,8 @@ public final class StageState {
 
     /** @throws IllegalArgumentException when {@code opt} holds a segment only (gather the moments, then use the other form) */
     public static ShardState capture(StageModule stage, AdamW opt) {
-        if (opt.segmentNumel() != stage.params().numel()) {
-            throw new IllegalArgumentException("optimizer holds a segment of " + opt.segmentNumel() + " of the stage's "
+        if (opt.stateNumel() != stage.params().numel()) {
+            throw new IllegalArgumentException("optimizer holds moments of " + opt.stateNumel() + " of the stage's "
                 + stage.params().numel() + " elements: gather the moments first");
         }
         return capture(stage, opt.firstMoment().toFloatArray(), opt.secondMoment().toFloatArray(), opt.stepCount());
@@ -39,7 +39,7 @@ public final class StageState {
 
     /**
      * Restores every parameter of {@code stage} found in any of {@code shards} (by name, shapes
-     * checked); a segment optimizer ({@link AdamW#segment}) takes its segment of the moments.
+     * checked); a sharded optimizer ({@link AdamW#ranges}) takes its ranges of the moments.
      */
     public static void restore(StageModule stage, AdamW opt, Iterable<ShardState> shards) {
         int n = (int) stage.params().numel();
@@ -70,12 +70,10 @@ public final class StageState {
             System.arraycopy(found.v(), 0, v, off, found.v().length);
         }
         copy(stage, p, stage.params());
-        if (opt.segmentNumel() != n) {
-            // A ZeRO segment optimizer takes its range of the whole moments.
-            int from = (int) opt.segmentStart();
-            int to = from + (int) opt.segmentNumel();
-            m = java.util.Arrays.copyOfRange(m, from, to);
-            v = java.util.Arrays.copyOfRange(v, from, to);
+        if (opt.stateNumel() != n) {
+            // A ZeRO shard's optimizer takes its ranges of the whole moments.
+            m = opt.pack(m);
+            v = opt.pack(v);
         }
         copy(stage, m, opt.firstMoment());
         copy(stage, v, opt.secondMoment());
