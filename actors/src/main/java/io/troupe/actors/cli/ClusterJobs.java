@@ -57,6 +57,8 @@ final class ClusterJobs {
             .lr(t.lr(), t.minLr(), t.warmupSteps()).gradClip(t.gradClip()).seed(t.seed()).partition(s.partition())
             .data(s.data()).checkpoints(t.checkpointInterval(), checkpointDir.toString()).stepTimeoutMs(s.stepTimeoutMs())
             .validation(t.evalInterval(), t.evalBatches()).bucketBytes(s.bucketBytes())
+            .zero(s.memory().zero()).recompute(s.memory().recompute().optionName())
+            .gradCompression(s.memory().gradCompression().optionName())
             .device(s.device().name().toLowerCase(Locale.ROOT)).build().request();
     }
 

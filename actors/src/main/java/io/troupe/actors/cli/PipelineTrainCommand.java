@@ -34,7 +34,7 @@ final class PipelineTrainCommand {
             int workers = s.layout().worldSize();
             int threadsPerWorker = Math.max(1, s.threads() / workers);
             spec = new PipelineJobSpec(cfg, s.layout(), s.schedule(), cfg.microBatches(), partition, threadsPerWorker,
-                s.stepTimeoutMs(), s.device(), "", s.sequenceParallel());
+                s.stepTimeoutMs(), s.device(), "", s.sequenceParallel()).withMemory(s.memory());
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }

@@ -14,10 +14,14 @@ package io.troupe.actors.cluster;
  * @param bucketBytes  data-parallel gradient bucket size in bytes
  * @param device       {@code cpu}, {@code cuda} or {@code auto}, for every worker
  * @param moduleFactory class name of the {@link io.troupe.models.StageModuleFactory} ("" = GPT); on every node's class path
+ * @param zero            ZeRO stage 0, 1 or 2 over the data-parallel group
+ * @param recompute       activation recomputation: none, selective or full
+ * @param gradCompression the data-parallel gradient wire format: none, bf16 or int8-ef
  */
 public record JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches,
                          int batchSize, int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed,
                          String partition, String dataPath, int checkpointInterval, String checkpointDir,
                          long stepTimeoutMs, int evalInterval, int evalBatches, long bucketBytes, String device,
-                         String moduleFactory) implements CrossNodeMessage {
+                         String moduleFactory, int zero, String recompute, String gradCompression)
+    implements CrossNodeMessage {
 }

@@ -35,7 +35,8 @@ public final class JobSpecs {
             : StagePartition.explicit(r.partition(), model, layout.modelStages());
         StageModuleFactories.named(r.moduleFactory()); // refuses a missing or unusable class by name
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
-            r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory());
+            r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory(), false)
+            .withMemory(io.troupe.models.memory.MemoryOptions.parse(r.zero(), r.recompute(), r.gradCompression()));
     }
 
     public static Corpora data(JobRequest r) {
