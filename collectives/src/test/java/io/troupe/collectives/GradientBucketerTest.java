@@ -143,4 +143,77 @@ class GradientBucketerTest {
             assertTrue(ms < 5000, "reported before the deadline: " + ms + " ms");
         }
     }
+
+    /**
+     * Reduce-scatter mode (ZeRO): each member ends with the sum of its segment of every bucket, its
+     * owned ranges tile the buffer across members, and the all-gather gives everyone every member's
+     * segments of another buffer of the same layout.
+     */
+    @Test
+    @Timeout(60)
+    void shouldReduceScatterBucketsAndAllGatherOwnedSegments() {
+        int n = 3;
+        List<ParamRange> p = params();
+        long total = total(p);
+        try (LocalGroup g = new LocalGroup(n); Buffers grads = new Buffers(n, total); Buffers params = new Buffers(n, total)) {
+            Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings());
+            GradientBucketer[] bk = new GradientBucketer[n];
+            for (int r = 0; r < n; r++) {
+                bk[r] = new GradientBucketer(c[r], grads.address[r], total, p, 4 * 4000, ReduceOp.SUM, true, 0);
+                for (long i = 0; i < total; i++) {
+                    grads.set(r, i, (r + 1) * (i % 7));
+                    params.set(r, i, -1);
+                }
+            }
+            for (int r = 0; r < n; r++) {
+                for (int i = 0; i < p.size(); i++) {
+                    bk[r].markReady(i);
+                }
+            }
+            CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
+            for (int r = 0; r < n; r++) {
+                for (int b = 0; b < bk[r].bucketCount(); b++) {
+                    all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
+                }
+            }
+            g.awaitAll(all);
+            long[] ownerOf = new long[(int) total];
+            java.util.Arrays.fill(ownerOf, -1);
+            for (int r = 0; r < n; r++) {
+                bk[r].finish();
+                long[] starts = bk[r].ownedStarts();
+                long[] numels = bk[r].ownedNumels();
+                for (int k = 0; k < starts.length; k++) {
+                    assertTrue(k == 0 || starts[k] > starts[k - 1], "ascending");
+                    for (long i = starts[k]; i < starts[k] + numels[k]; i++) {
+                        assertEquals(-1, ownerOf[(int) i], "element " + i + " owned twice");
+                        ownerOf[(int) i] = r;
+                        assertEquals(6f * (i % 7), grads.get(r, i), "rank " + r + " element " + i); // 1+2+3
+                        params.set(r, i, 100 * r + (i % 11));
+                    }
+                }
+            }
+            for (long o : ownerOf) {
+                assertTrue(o >= 0, "every element owned");
+            }
+            for (int r = 0; r < n; r++) {
+                bk[r].startAllGather(params.address[r]);
+            }
+            CollectiveHandle[] gathers = new CollectiveHandle[n * bk[0].bucketCount()];
+            for (int r = 0; r < n; r++) {
+                for (int b = 0; b < bk[r].bucketCount(); b++) {
+                    gathers[r * bk[r].bucketCount() + b] = bk[r].gatherHandle(b);
+                }
+            }
+            g.awaitAll(gathers);
+            for (int r = 0; r < n; r++) {
+                bk[r].finishAllGather();
+                for (long i = 0; i < total; i++) {
+                    if (params.get(r, i) != 100 * ownerOf[(int) i] + (i % 11)) {
+                        fail("rank " + r + " element " + i + " = " + params.get(r, i) + ", owner " + ownerOf[(int) i]);
+                    }
+                }
+            }
+        }
+    }
 }
