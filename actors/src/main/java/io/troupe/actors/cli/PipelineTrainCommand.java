@@ -35,6 +35,10 @@ final class PipelineTrainCommand {
             int threadsPerWorker = Math.max(1, s.threads() / workers);
             spec = new PipelineJobSpec(cfg, s.layout(), s.schedule(), cfg.microBatches(), partition, threadsPerWorker,
                 s.stepTimeoutMs(), s.device(), "", s.sequenceParallel()).withMemory(s.memory());
+            if (s.layout().dp() > 1 && s.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
+                throw new UsageException("grad-compression " + s.memory().gradCompression().optionName()
+                    + " needs the cluster engine (the in-process engine sums replicas in memory)");
+            }
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }

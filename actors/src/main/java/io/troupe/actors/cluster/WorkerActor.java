@@ -20,6 +20,7 @@ import io.troupe.collectives.Communicator;
 import io.troupe.collectives.ReduceOp;
 import io.troupe.collectives.bucket.GradientBucketer;
 import io.troupe.collectives.bucket.ParamRange;
+import io.troupe.models.memory.GradCompression;
 import io.troupe.models.ParamSpec;
 import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.actors.trace.TimelineInterval;
@@ -95,6 +96,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private final CollectiveAgent control;
     private Communicator dataParallel;
     private GradientBucketer[] buckets = new GradientBucketer[0];
+    /** Collective tags reserved per model chunk (its buckets' ids), so chunks keep their int8 residuals apart. */
+    private static final int BUCKET_TAGS_PER_CHUNK = 1 << 16;
     /** Every rank of the job, for the global gradient norm (null when the job has one rank). */
     private Communicator worldGroup;
     private final io.troupe.runtime.cpu.CpuDevice scratch = new io.troupe.runtime.cpu.CpuDevice(1);
@@ -193,7 +196,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             if (spec.layout().dp() > 1) {
                 int[] members = spec.layout().dataParallelGroup(rank);
                 this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, dp, endpointsOf(members, m.endpoints())),
-                    CollectiveSettings.defaults());
+                    CollectiveSettings.defaults().withCompression(spec.memory().gradCompression().wire()));
                 // Each chunk's gradients are all-reduced in buckets launched from its last weight
                 // gradient pass, overlapping the rest of backward.
                 this.buckets = new GradientBucketer[w.chunks()];
@@ -202,8 +205,12 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                     for (ParamSpec p : w.chunk(c).parameters()) {
                         ranges.add(new ParamRange(p.name(), p.localOffset(), p.numel()));
                     }
+                    // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
                     buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, m.job().bucketBytes(),
-                        ReduceOp.SUM);
+                        ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
+                    if (spec.zeroSharded()) {
+                        w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
+                    }
                     w.onGradientsFinal(c, buckets[c]::markReady);
                 }
             } else {
@@ -248,6 +255,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                 var ckpt = io.troupe.models.checkpoint.Checkpoints.load(java.nio.file.Path.of(m.resumeFrom()));
                 for (int c = 0; c < w.chunks(); c++) {
                     io.troupe.models.train.StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
+                }
+                if (dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF) {
+                    RankCheckpointState.restoreResiduals(ckpt, rank, dataParallel.errorFeedback());
                 }
             }
             this.stage = w;
@@ -303,9 +313,22 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             b.finish();
         }
         long r1 = System.nanoTime();
-        // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
+        // Replicas hold identical gradients now: only replica 0 contributes to the global norm. Under
+        // ZeRO each replica holds the reduced gradients of its own segments and counts those.
+        List<StepTail.Part> normParts = w.dpIndex() == 0 ? w.stepParts() : List.of();
+        if (spec.zeroSharded()) {
+            normParts = new java.util.ArrayList<>();
+            for (StepTail.Part p : w.stepParts()) {
+                normParts.addAll(p.ownedGradients());
+            }
+        }
         StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), s -> globalSum(s, world))
-            .apply(step, w.dpIndex() == 0 ? w.stepParts() : List.of(), w.stepParts());
+            .apply(step, normParts, w.stepParts());
+        if (spec.zeroSharded()) {
+            for (int c = 0; c < dpBuckets.length; c++) {
+                dpBuckets[c].allGather(w.chunk(c).params().address());
+            }
+        }
         double norm = tail.gradNorm();
         float lr = tail.lr();
         long n1 = tail.reducedAtNs();
@@ -394,18 +417,35 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
         StageWorker w = stage;
         long e = epoch;
+        GradientBucketer[] zeroBuckets = spec.zeroSharded() ? buckets : null;
+        Communicator residuals = spec.memory().gradCompression() == GradCompression.INT8_EF ? dataParallel : null;
+        int r = rank;
         ctx.pipeToSelf(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
             int n = w.dpIndex() == 0 ? w.chunks() : 0;
-            String[] names = new String[n];
-            long[] bytes = new long[n];
-            long[] crcs = new long[n];
-            for (int c = 0; c < n; c++) {
+            int files = n + (residuals != null ? 1 : 0);
+            String[] names = new String[files];
+            long[] bytes = new long[files];
+            long[] crcs = new long[files];
+            for (int c = 0; c < w.chunks(); c++) {
+                // Under ZeRO every replica takes part in gathering the moments; replica 0 writes.
+                var state = zeroBuckets != null || c < n ? RankCheckpointState.capture(w, c, zeroBuckets == null ? null
+                    : zeroBuckets[c]) : null;
+                if (c >= n) {
+                    continue;
+                }
                 String name = String.format("shard-g%02d.bin", w.modelStage(c));
                 var entry = io.troupe.models.checkpoint.Checkpoints.writeShard(java.nio.file.Path.of(m.root()), m.step(), name,
-                    io.troupe.models.train.StageState.capture(w.chunk(c), w.optimizer(c)));
+                    state);
                 names[c] = entry.name();
                 bytes[c] = entry.bytes();
                 crcs[c] = entry.crc32c();
+            }
+            if (residuals != null) {
+                var entry = io.troupe.models.checkpoint.Checkpoints.writeShard(java.nio.file.Path.of(m.root()), m.step(),
+                    RankCheckpointState.residualFileName(r), RankCheckpointState.residuals(residuals.errorFeedback()));
+                names[n] = entry.name();
+                bytes[n] = entry.bytes();
+                crcs[n] = entry.crc32c();
             }
             return new ShardsWritten(e, m.step(), names, bytes, crcs, null);
         }, deviceExecutor), (ok, err) -> ok != null ? ok

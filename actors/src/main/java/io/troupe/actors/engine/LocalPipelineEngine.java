@@ -58,6 +58,10 @@ public final class LocalPipelineEngine implements AutoCloseable {
     private long step;
 
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
+        if (spec.layout().dp() > 1 && spec.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
+            throw new IllegalArgumentException("gradient compression runs on the data plane of the cluster engine; the "
+                + "in-process engine sums replicas in memory: grad-compression=" + spec.memory().gradCompression().optionName());
+        }
         this.spec = spec;
         int dp = spec.layout().dp();
         int pp = spec.layout().pp();

@@ -54,7 +54,7 @@ public final class StageWorker implements AutoCloseable {
     private final java.util.function.IntConsumer[] gradientHooks;
     private final int[] weightsDone;
     private StageLink link;
-    private final List<StepTail.Part> stepParts;
+    private List<StepTail.Part> stepParts;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this(spec, dpIndex, ppIndex, TensorParallelGroup.single(), seed);
@@ -465,6 +465,22 @@ public final class StageWorker implements AutoCloseable {
 
     private static double nowUs(long startNs) {
         return (System.nanoTime() - startNs) / 1e3;
+    }
+
+    /**
+     * Makes chunk {@code v}'s optimizer a ZeRO shard that owns the element ranges
+     * {@code [starts[i], starts[i] + numels[i])} of its flat buffer (e.g. this member's segments of
+     * the reduce-scattered gradient buckets); before the first step, on the worker's thread.
+     */
+    public void shardOptimizer(int v, long[] starts, long[] numels) {
+        StageModule chunk = chunks[v];
+        AdamW old = optimizers[v];
+        optimizers[v] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel(), starts,
+            numels);
+        old.close();
+        List<StepTail.Part> parts = new ArrayList<>(stepParts);
+        parts.set(v, new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[v]));
+        stepParts = List.copyOf(parts);
     }
 
     /** Number of model chunks (virtual stages) on this worker. */
