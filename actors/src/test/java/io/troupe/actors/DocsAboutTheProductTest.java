@@ -32,15 +32,18 @@ class DocsAboutTheProductTest {
     }
 
     private static final List<Forbidden> FORBIDDEN = List.of(
-        // "session" alone is a product word (an Aeron session id, an ssh session); a numbered or dated work session is not.
+        // "session" alone is a product word (an Aeron session id, an ssh session); a numbered or dated work session is
+        // not.
         Forbidden.of("a work session", "\\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|this|that|"
             + "earlier|previous|later|last|next|each|two|three|several|the) sessions?\\b(?![- ]?id)"),
         Forbidden.of("a work session", "\\bsessions\\b"),
         Forbidden.of("an issue number", "\\bissues?\\s*#?\\d+|(^|\\s)#\\d+\\b"),
         Forbidden.of("an issue as the source", "\\b(the|this|that|an|its|closing note of) issue\\b"),
         Forbidden.of("a development machine path", "/work/|/root/|/tmp/bash_jobs|\\.\\./shared|\\.library"),
-        Forbidden.of("a development role", "\\b(other|a|the|several|one|two) helpers?\\b|helpers'|\\bthe lead\\b|\\blead's\\b"),
-        Forbidden.of("a development tool", "\\bdevice tool\\b|\\bbench\\.lock\\b|\\bflock\\b|\\bsandbox\\b|\\bworktree\\b"
+        Forbidden.of("a development role",
+            "\\b(other|a|the|several|one|two) helpers?\\b|helpers'|\\bthe lead\\b|\\blead's\\b"),
+        Forbidden.of("a development tool",
+            "\\bdevice tool\\b|\\bbench\\.lock\\b|\\bflock\\b|\\bsandbox\\b|\\bworktree\\b"
             + "|\\bGPU (was )?lent\\b|\\blent (a|to|the)\\b|agent's machine"),
         Forbidden.of("a date of development", "\\b20\\d\\d-\\d\\d-\\d\\d\\b"),
         Forbidden.of("a development round", "\\b(this|that|earlier|previous) round\\b"));
@@ -67,7 +70,8 @@ class DocsAboutTheProductTest {
                 for (Forbidden f : FORBIDDEN) {
                     var m = f.pattern().matcher(lines.get(i));
                     if (m.find()) {
-                        findings.add(root.relativize(file) + ":" + (i + 1) + ": " + f.what() + " (\"" + m.group().strip()
+                        findings.add(root.relativize(file) + ":" + (i + 1) + ": " + f.what() + " (\""
+                            + m.group().strip()
                             + "\"): " + lines.get(i).strip());
                     }
                 }

@@ -3,10 +3,10 @@ package io.troupe.examples;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
-import io.troupe.actors.api.Troupe;
-import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.Troupe;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

@@ -1,8 +1,8 @@
 package io.troupe.examples;
 
+import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
-import io.troupe.models.ParamSpec;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;

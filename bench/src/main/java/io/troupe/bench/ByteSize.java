@@ -2,12 +2,16 @@ package io.troupe.bench;
 
 import java.util.Locale;
 
-/** Byte counts as the benchmarks' options take them: {@code 65504}, {@code 64k}, {@code 4m}, {@code 2g} (binary units). */
+/**
+ * Byte counts as the benchmarks' options take them: {@code 65504}, {@code 64k}, {@code 4m}, {@code 2g} (binary units).
+ */
 public final class ByteSize {
     private ByteSize() {
     }
 
-    /** {@code s} in bytes: digits, optionally followed by {@code k}, {@code m} or {@code g} (any case); never negative. */
+    /**
+     * {@code s} in bytes: digits, optionally followed by {@code k}, {@code m} or {@code g} (any case); never negative.
+     */
     public static long parse(String s) {
         String t = s.trim().toLowerCase(Locale.ROOT);
         int shift = t.endsWith("k") ? 10 : t.endsWith("m") ? 20 : t.endsWith("g") ? 30 : 0;

@@ -49,7 +49,8 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private volatile long inPlacePieces;
     private volatile long deferredOffers;
     private final Int2IntHashMap liveImages = new Int2IntHashMap(0);
-    private final IdleStrategy waitIdle = new BackoffIdleStrategy(20, 5, 1_000, 100_000); // parks early: ranks may outnumber cores
+    // parks early: ranks may outnumber cores
+    private final IdleStrategy waitIdle = new BackoffIdleStrategy(20, 5, 1_000, 100_000);
 
     /**
      * @param delegate receives every non-collective tensor and peer notice (may be {@code null}: such

@@ -19,7 +19,8 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 final class CollectiveEngine implements InPlaceConsumer.Sink {
     private static final int INBOX_CAPACITY = 4096;
     /** The signature variant of a ring collective without compression. */
-    private static final int PLAIN_RING_VARIANT = CollectiveKey.variant(EngineAlgorithm.RING.wireCode, Compression.NONE);
+    private static final int PLAIN_RING_VARIANT = CollectiveKey.variant(EngineAlgorithm.RING.wireCode,
+        Compression.NONE);
     /**
      * How long pieces of this communicator's next ring collective may wait in the Aeron log for
      * that collective to start ({@link InPlaceConsumer#LATER}) before they go to receive slots: a
@@ -206,7 +207,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
             }
             case ALL_GATHER -> {
                 long s0 = Communicator.segmentStart(count, n, me);
-                ReduceKernels.copy(h.otherAddress, h.address + s0 * 4, (Communicator.segmentStart(count, n, me + 1) - s0) * 4);
+                ReduceKernels.copy(h.otherAddress, h.address + s0 * 4, (Communicator.segmentStart(count, n, me + 1)
+                    - s0) * 4);
                 if (n == 1) {
                     signLocal(h);
                     return;
@@ -356,7 +358,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     private String describeCurrent() {
         CollectiveHandle h = current;
         return h == null ? "no collective" : h.op + " #" + seq + " (count=" + h.count + ", tag=" + h.tag + ", group "
-            + group.groupId() + " epoch " + group.epoch() + ", member " + me + "/" + n + " rank " + group.myRank() + ")";
+            + group.groupId() + " epoch " + group.epoch() + ", member " + me + "/" + n + " rank " + group.myRank()
+                + ")";
     }
 
     private CollectiveException timeout() {
@@ -457,7 +460,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         }
         if (!ring.endInPlace(complete)) {
             failOp(new CollectiveException("a piece from rank " + group.rankAt(ring.waitingFor()) + " was cut short"
-                + " while reduced in place in " + describeCurrent(), group.epoch(), group.rankAt(ring.waitingFor()), null));
+                + " while reduced in place in " + describeCurrent(), group.epoch(), group.rankAt(ring.waitingFor()),
+                    null));
             return;
         }
         try {
@@ -555,7 +559,10 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         return "CollectiveEngine{" + group + "}";
     }
 
-    /** What {@link #finishOp} does after the algorithm: nothing, copy out this member's segment, or sum the int8 vectors. */
+    /**
+     * What {@link #finishOp} does after the algorithm: nothing, copy out this member's segment, or sum the int8
+     * vectors.
+     */
     private enum AfterRun {
         NOTHING,
         COPY_SEGMENT,

@@ -109,7 +109,9 @@ final class CollectiveKey {
         return signature & COUNT_MASK;
     }
 
-    /** The variant of an op run by the algorithm with wire code {@code algorithmCode} (0..3) with {@code compression}. */
+    /**
+     * The variant of an op run by the algorithm with wire code {@code algorithmCode} (0..3) with {@code compression}.
+     */
     static int variant(int algorithmCode, Compression compression) {
         if (algorithmCode < 0 || algorithmCode > MAX_ALGORITHM_CODE) {
             throw new IllegalArgumentException("algorithm code must be in [0, " + MAX_ALGORITHM_CODE

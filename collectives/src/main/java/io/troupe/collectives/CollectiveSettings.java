@@ -17,7 +17,10 @@ import java.util.concurrent.TimeUnit;
  */
 public record CollectiveSettings(long timeoutNs, long smallMaxBytes, int pipelineBytes, CollectiveAlgorithm algorithm,
                                  Compression compression) {
-    /** Crossover from recursive doubling to ring, measured by {@code scripts/bench collectives} (docs/bench-collectives.md). */
+    /**
+     * Crossover from recursive doubling to ring, measured by {@code scripts/bench collectives}
+     * (docs/bench-collectives.md).
+     */
     public static final long DEFAULT_SMALL_MAX_BYTES = 256 * 1024;
 
     public CollectiveSettings {

@@ -139,14 +139,19 @@ public final class Communicator {
         reduceScatterAsync(input.address(), input.numel(), output.address(), op, new CollectiveHandle()).await();
     }
 
-    /** Starts a reduce-scatter of {@code count} floats at {@code input} into this member's segment at {@code output}. */
-    public CollectiveHandle reduceScatterAsync(long input, long count, long output, ReduceOp op, CollectiveHandle handle) {
+    /**
+     * Starts a reduce-scatter of {@code count} floats at {@code input} into this member's segment at {@code output}.
+     */
+    public CollectiveHandle reduceScatterAsync(long input, long count, long output, ReduceOp op,
+        CollectiveHandle handle) {
         checkRegion("input", input, count);
         checkRegion("output", output, 1);
         return submit(handle, OpKind.REDUCE_SCATTER, input, count, output, op, 0, 0);
     }
 
-    /** Gathers every member's {@code input} (its segment) into {@code output} (all segments, in member order). Blocks. */
+    /**
+     * Gathers every member's {@code input} (its segment) into {@code output} (all segments, in member order). Blocks.
+     */
     public void allGather(Tensor input, Tensor output) {
         checkTensor("input", input);
         checkTensor("output", output);
@@ -159,7 +164,9 @@ public final class Communicator {
         allGatherAsync(input.address(), output.address(), output.numel(), new CollectiveHandle()).await();
     }
 
-    /** Starts an all-gather: this member's segment at {@code input}, the {@code count}-element result at {@code output}. */
+    /**
+     * Starts an all-gather: this member's segment at {@code input}, the {@code count}-element result at {@code output}.
+     */
     public CollectiveHandle allGatherAsync(long input, long output, long count, CollectiveHandle handle) {
         checkRegion("output", output, count);
         checkRegion("input", input, 1);

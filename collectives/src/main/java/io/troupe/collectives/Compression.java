@@ -6,7 +6,9 @@ package io.troupe.collectives;
 public enum Compression {
     /** float32 on the wire: exact. */
     NONE,
-    /** bfloat16 on the wire (round to nearest even); half the bytes; every rank ends with the same bf16-exact values. */
+    /**
+     * bfloat16 on the wire (round to nearest even); half the bytes; every rank ends with the same bf16-exact values.
+     */
     BF16,
     /**
      * int8 with a float32 scale per block of {@link io.troupe.collectives.compress.Int8Codec#BLOCK} elements, and

@@ -63,7 +63,8 @@ final class RingAlgorithm {
     private long inPlaceBytes;
 
     /** Starts the {@code phases} of a ring over {@code count} elements at {@code base}, sending {@code wire}. */
-    void start(CollectiveEngine c, RingPhases phases, long base, long count, RingWire wire, boolean average, long staging,
+    void start(CollectiveEngine c, RingPhases phases, long base, long count, RingWire wire, boolean average,
+        long staging,
                long dummy) {
         this.comm = c;
         this.n = c.size();

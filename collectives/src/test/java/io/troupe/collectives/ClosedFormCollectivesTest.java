@@ -1,6 +1,7 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import io.troupe.collectives.LocalGroup.Buffers;
 import org.junit.jupiter.api.Timeout;

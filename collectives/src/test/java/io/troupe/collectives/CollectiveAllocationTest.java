@@ -1,6 +1,6 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.troupe.collectives.LocalGroup.Buffers;
 import java.lang.management.ManagementFactory;

@@ -10,7 +10,9 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** The tensor-key and signature layouts: every field round-trips, at its bounds and at random, and stays in its bits. */
+/**
+ * The tensor-key and signature layouts: every field round-trips, at its bounds and at random, and stays in its bits.
+ */
 @Timeout(10)
 class CollectiveKeyTest {
     @Test

@@ -1,6 +1,8 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.collectives.compress.Bf16;
 import io.troupe.collectives.compress.Int8Codec;
@@ -8,7 +10,9 @@ import io.troupe.runtime.transport.TransportEndpoint;
 import org.agrona.UnsafeApi;
 import org.junit.jupiter.api.Test;
 
-/** Values and codecs: validation naming the bad value, bf16 rounding, int8 error bound (key layouts: CollectiveKeyTest). */
+/**
+ * Values and codecs: validation naming the bad value, bf16 rounding, int8 error bound (key layouts: CollectiveKeyTest).
+ */
 class CollectiveValuesTest {
     private static final TransportEndpoint EP = TransportEndpoint.parse("n1@127.0.0.1:4000/1001");
 
@@ -92,7 +96,8 @@ class CollectiveValuesTest {
                     float a = UnsafeApi.getFloat(fused + 4L * i);
                     float b = UnsafeApi.getFloat(reference + 4L * i);
                     maxDiff = Math.max(maxDiff, Math.abs((double) a - b));
-                    assertEquals(Float.floatToRawIntBits(b), Float.floatToRawIntBits(a), "element " + i + ", divisor " + divisor);
+                    assertEquals(Float.floatToRawIntBits(b), Float.floatToRawIntBits(a), "element " + i + ", divisor "
+                        + divisor);
                 }
                 System.out.println("addIntoAndDivide vs addInto+divide, divisor " + divisor + ": max diff " + maxDiff);
             }
@@ -121,9 +126,11 @@ class CollectiveValuesTest {
             k.addTo(out, dst, src, n);
             for (int i = 0; i < n; i++) {
                 float expected = before[i] + UnsafeApi.getFloat(src + 4L * i);
-                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(UnsafeApi.getFloat(out + 4L * i)),
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(UnsafeApi.getFloat(out + 4L
+                    * i)),
                     "element " + i);
-                assertEquals(Float.floatToRawIntBits(before[i]), Float.floatToRawIntBits(UnsafeApi.getFloat(dst + 4L * i)),
+                assertEquals(Float.floatToRawIntBits(before[i]), Float.floatToRawIntBits(UnsafeApi.getFloat(dst + 4L
+                    * i)),
                     "dst unchanged at " + i);
             }
         } finally {

@@ -1,6 +1,9 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.collectives.LocalGroup.Buffers;
 import java.util.SplittableRandom;

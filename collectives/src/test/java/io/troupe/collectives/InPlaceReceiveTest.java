@@ -1,11 +1,13 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.collectives.LocalGroup.Buffers;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Timeout;
 
 /**
  * The ring's in-place receive (reduce straight from the Aeron log) against its reference, the
@@ -91,7 +93,8 @@ class InPlaceReceiveTest {
             for (int r = 0; r < n; r++) {
                 assertArrayEquals(slots[r], early[r], "rank " + r + ": deferred in-place differs from the slot path");
             }
-            System.out.printf("n=%d: rank 1 left rank 0's pieces in the log %d times; results bitwise the slot path's%n",
+            System.out.printf(
+                "n=%d: rank 1 left rank 0's pieces in the log %d times; results bitwise the slot path's%n",
                 n, deferred);
         }
     }

@@ -1,6 +1,9 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.launch.ChildJvm;
 import io.troupe.runtime.testkit.LoopbackDriver;

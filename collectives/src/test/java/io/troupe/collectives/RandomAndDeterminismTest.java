@@ -1,6 +1,7 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.collectives.LocalGroup.Buffers;
 import java.util.Arrays;
@@ -130,7 +131,8 @@ class RandomAndDeterminismTest {
                         fillRandom(b, n, 11);
                         float[][] out = run(g, c, b, ReduceOp.AVERAGE);
                         for (int r = 1; r < n; r++) {
-                            assertArrayEquals(out[0], out[r], alg + "/" + comp + ": rank " + r + " differs from rank 0");
+                            assertArrayEquals(out[0], out[r], alg + "/" + comp + ": rank " + r
+                                + " differs from rank 0");
                         }
                         if (first == null) {
                             first = out[0];

@@ -1,6 +1,8 @@
 package io.troupe.collectives;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.collectives.LocalGroup.Buffers;
 import io.troupe.runtime.testkit.LoopbackDriver;
@@ -45,13 +47,15 @@ class ReplanTest {
             try {
                 Communicator[] old = new Communicator[n];
                 for (int r = 0; r < n; r++) {
-                    old[r] = agents[r].communicator(CollectiveGroup.ofWorld(1, 0, r, eps), LocalGroup.collectiveSettings());
+                    old[r] = agents[r].communicator(CollectiveGroup.ofWorld(1, 0, r, eps),
+                        LocalGroup.collectiveSettings());
                 }
                 allReduce(agents, old, b);
                 Communicator[] next = new Communicator[n];
                 for (int r = 0; r < n; r++) {
                     // epoch 2 replaces group 0 and the epoch-1 senders (their publications close)
-                    next[r] = agents[r].communicator(CollectiveGroup.ofWorld(2, 0, r, eps), LocalGroup.collectiveSettings());
+                    next[r] = agents[r].communicator(CollectiveGroup.ofWorld(2, 0, r, eps),
+                        LocalGroup.collectiveSettings());
                 }
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
                 int rounds = 0;

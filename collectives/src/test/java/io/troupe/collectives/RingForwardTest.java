@@ -2,12 +2,14 @@ package io.troupe.collectives;
 
 import static io.troupe.collectives.RandomAndDeterminismTest.fillRandom;
 import static io.troupe.collectives.RandomAndDeterminismTest.run;
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.collectives.LocalGroup.Buffers;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Timeout;
 
 /**
  * Ranks that reach each other through shared-memory rings (a node per rank on one driver, as

@@ -51,12 +51,18 @@ final class ClusterJobs {
 
     static JobRequest request(TrainSettings s, Path checkpointDir) {
         TrainConfig t = s.train();
-        return TrainingJob.builder().model(t.model().name())
+        TrainingJob.Builder b = TrainingJob.builder();
+        if (t.evalBatches() == io.troupe.models.data.ValidationPlan.ALL) {
+            b.validationOverAll(t.evalInterval());
+        } else {
+            b.validation(t.evalInterval(), t.evalBatches());
+        }
+        return b.model(t.model().name())
             .layout(s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp()).virtualStages(s.layout().virtualStages())
             .schedule(s.schedule()).microbatches(t.microBatches()).batchSize(t.batchSize()).steps(t.steps())
             .lr(t.lr(), t.minLr(), t.warmupSteps()).gradClip(t.gradClip()).seed(t.seed()).partition(s.partition())
             .data(s.data()).checkpoints(t.checkpointInterval(), checkpointDir.toString()).stepTimeoutMs(s.stepTimeoutMs())
-            .validation(t.evalInterval(), t.evalBatches()).bucketBytes(s.bucketBytes())
+            .bucketBytes(s.bucketBytes())
             .zero(s.memory().zero()).recompute(s.memory().recompute().optionName())
             .gradCompression(s.memory().gradCompression().optionName())
             .device(s.device().name().toLowerCase(Locale.ROOT)).build().request();

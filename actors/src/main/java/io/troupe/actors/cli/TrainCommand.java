@@ -43,7 +43,8 @@ final class TrainCommand {
         --engine in-process runs the workers without actors and Aeron.
         --data PATH: a text file or a directory of files (bytes are tokens; the last 10% is validation).
         --eval-batches all: validation over every non-overlapping window of the validation split.
-        --trace-steps A:B: trace.json and pipeline.svg cover steps A..B (default: the last step).""";
+        --trace-steps A:B: trace.json and pipeline.svg cover steps A..B (default: the last step;
+        another window needs --engine in-process).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
@@ -54,7 +55,7 @@ final class TrainCommand {
         TrainSettings s = TrainSettings.from(options);
         TrainConfig cfg = s.train();
         if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {
-            throw new UsageException("--data: no such readable file '" + s.data()
+            throw new UsageException("--data: no such readable file or directory '" + s.data()
                 + "' (expected a text file or a directory of them; empty for the built-in corpus)");
         }
         if (s.resume() != null && !Files.isDirectory(Path.of(s.resume()))) {
@@ -71,9 +72,9 @@ final class TrainCommand {
                 err.println("troupe train: " + Devices.cudaUnavailableReason());
                 return 3;
             }
-            if (s.engine().equals("cluster") && options.has("trace-steps") && trace.steps() > 1) {
-                throw new UsageException("--trace-steps over several steps needs --engine in-process (the cluster engine"
-                    + " traces one step): trace-steps=" + options.get("trace-steps"));
+            if (s.engine().equals("cluster") && !trace.equals(TraceWindow.lastOf(cfg.steps()))) {
+                throw new UsageException("--trace-steps needs --engine in-process (the cluster engine traces the last step"
+                    + " only): trace-steps=" + options.get("trace-steps"));
             }
             return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, runDir, out, err)
                 : PipelineTrainCommand.run(s, data, runDir, trace, out, err);

@@ -7,10 +7,10 @@ import io.troupe.actors.schedule.Schedules;
 import io.troupe.actors.trace.Timeline;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.actors.trace.TimelineTrack;
-import io.troupe.models.data.Batches;
-import io.troupe.models.data.Corpora;
 import io.troupe.models.StageModule;
 import io.troupe.models.checkpoint.ShardedCheckpointReader;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.Corpora;
 import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.ParallelParameterLayout;
@@ -87,7 +87,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
             final int member = t;
             StageLink inMemory = new StageLink() {
                 @Override
-                public void sendActivation(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor x) {
+                public void sendActivation(int dp, int pp, long step, int mb, int v,
+                    io.troupe.runtime.tensor.Tensor x) {
                     workers[dp][pp][member].deliver(false, mb, v, x);
                 }
 
@@ -135,8 +136,10 @@ public final class LocalPipelineEngine implements AutoCloseable {
         int v = spec.layout().virtualStages();
         int m = spec.microbatches();
         if (spec.schedule().equals("adaptive")) {
-            long bytes = (long) spec.microBatchRows() * spec.train().model().seqLen() * spec.train().model().dModel() * 4;
-            return new AdaptivePolicy(new PipelineShape(pp, v, m), i -> bytes, (long) pp * bytes, Double.POSITIVE_INFINITY, 0.0);
+            long bytes = (long) spec.microBatchRows() * spec.train().model().seqLen() * spec.train().model().dModel()
+                * 4;
+            return new AdaptivePolicy(new PipelineShape(pp, v, m), i -> bytes, (long) pp * bytes,
+                Double.POSITIVE_INFINITY, 0.0);
         }
         return Schedules.byName(spec.schedule(), pp, v, m).asPolicy();
     }
@@ -223,7 +226,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         double ms = (System.nanoTime() - t0) / 1e6;
         double tokens = (double) spec.train().batchSize() * spec.train().model().seqLen();
-        StepMetrics m = new StepMetrics(step, spec.train().steps(), lossSum / (dp * spec.microbatches()), Double.NaN, lr,
+        StepMetrics m = new StepMetrics(step, spec.train().steps(), lossSum / (dp * spec.microbatches()), Double.NaN,
+            lr,
             norm, tokens / (ms / 1e3), ms);
         return new PipelineStepMetrics(m, bubble(computeEndUs), allReduceMs, timeline());
     }
@@ -277,20 +281,25 @@ public final class LocalPipelineEngine implements AutoCloseable {
     /** Restores every replica's stages from a checkpoint written by any layout of the same model. */
     public void restore(io.troupe.models.checkpoint.Checkpoints.Loaded ckpt) {
         io.troupe.models.checkpoint.Manifest m = ckpt.manifest();
-        if (!m.model().equals(spec.train().model()) || m.batchSize() != spec.train().batchSize() || m.seed() != spec.train().seed()) {
-            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (model " + m.model().name()
+        if (!m.model().equals(spec.train().model()) || m.batchSize() != spec.train().batchSize()
+            || m.seed() != spec.train().seed()) {
+            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (model "
+                + m.model().name()
                 + ", batch_size=" + m.batchSize() + ", seed=" + m.seed() + ") does not match this job (model "
-                + spec.train().model().name() + ", batch_size=" + spec.train().batchSize() + ", seed=" + spec.train().seed() + ")");
+                + spec.train().model().name() + ", batch_size=" + spec.train().batchSize() + ", seed="
+                    + spec.train().seed() + ")");
         }
         int pp = spec.layout().pp();
         int tp = spec.layout().tp();
         boolean reshard = tp > 1 || Layout.parse(m.layout(), 1).tp() > 1;
         if (reshard && !spec.moduleFactory().isEmpty()) {
-            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (layout " + m.layout()
+            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (layout "
+                + m.layout()
                 + ") needs resharding, which knows GPT's parameter placement only; this job's stages come from "
                 + spec.moduleFactory());
         }
-        ParallelParameterLayout placement = reshard ? ParallelParameterLayout.gpt(spec.train().model(), spec.partition(), false)
+        ParallelParameterLayout placement = reshard ? ParallelParameterLayout.gpt(spec.train().model(), spec.partition(
+            ), false)
             : null;
         try (ShardedCheckpointReader reader = reshard ? ShardedCheckpointReader.open(ckpt.dir()) : null) {
             for (StageWorker[][] replica : workers) {
@@ -373,10 +382,16 @@ public final class LocalPipelineEngine implements AutoCloseable {
     public Timeline timeline() {
         List<TimelineTrack> tracks = new ArrayList<>();
         for (StageWorker w : all()) {
-            String name = "dp" + w.dpIndex() + " pp" + w.ppIndex() + (spec.layout().tp() > 1 ? " tp" + w.tpIndex() : "");
+            String name = "dp" + w.dpIndex() + " pp" + w.ppIndex() + (spec.layout().tp() > 1 ? " tp" + w.tpIndex()
+                : "");
             tracks.add(new TimelineTrack("replica " + w.dpIndex(), name, List.copyOf(w.intervals())));
+            if (!w.tensorParallelIntervals().isEmpty()) {
+                tracks.add(new TimelineTrack("replica " + w.dpIndex(), name + " tp collectives",
+                    List.copyOf(w.tensorParallelIntervals())));
+            }
         }
-        return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches() + ", step " + step, tracks);
+        return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches()
+            + ", step " + step, tracks);
     }
 
     private <T> T await(Future<T> f) {
@@ -386,7 +401,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
             Throwable c = e.getCause();
             throw c instanceof RuntimeException re ? re : new IllegalStateException(c);
         } catch (TimeoutException e) {
-            throw new IllegalStateException("step " + step + " did not finish within " + spec.stepTimeoutMs() * 2 + " ms", e);
+            throw new IllegalStateException("step " + step + " did not finish within " + spec.stepTimeoutMs() * 2
+                + " ms", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for step " + step, e);

@@ -31,7 +31,8 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
     public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
                            StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
                            String moduleFactory) {
-        this(train, layout, schedule, microbatches, partition, threadsPerWorker, stepTimeoutMs, device, moduleFactory, false);
+        this(train, layout, schedule, microbatches, partition, threadsPerWorker, stepTimeoutMs, device, moduleFactory,
+            false);
     }
 
     /** A GPT job on the CPU backend. */
@@ -85,12 +86,14 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
         if (sequenceParallel && layout.tp() > 1
             && (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() % layout.tp() != 0) {
             throw new IllegalArgumentException("sequence parallelism splits a micro-batch's tokens by tp: tokens="
-                + (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() + ", tp=" + layout.tp());
+                + (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() + ", tp="
+                    + layout.tp());
         }
         if (schedule.equals("adaptive") && layout.tp() > 1) {
             // The adaptive policy picks each action by arrival times, which differ between the tp
             // members of a stage; their collectives must come in the same order on every member.
-            throw new IllegalArgumentException("the adaptive schedule cannot run tensor parallelism (tp members must run "
+            throw new IllegalArgumentException(
+                "the adaptive schedule cannot run tensor parallelism (tp members must run "
                 + "the same actions in the same order): schedule=adaptive, tp=" + layout.tp());
         }
         if (!schedule.equals("adaptive")) {

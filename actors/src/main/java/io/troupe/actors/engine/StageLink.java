@@ -10,10 +10,16 @@ import io.troupe.runtime.tensor.Tensor;
  */
 public interface StageLink {
 
-    /** Sends the output activation of micro-batch {@code mb} to replica {@code dp}'s pipeline rank {@code pp}, virtual stage {@code v}. */
+    /**
+     * Sends the output activation of micro-batch {@code mb} to replica {@code dp}'s pipeline rank {@code pp}, virtual
+     * stage {@code v}.
+     */
     void sendActivation(int dp, int pp, long step, int mb, int v, Tensor activation);
 
-    /** Sends the input gradient of micro-batch {@code mb} back to replica {@code dp}'s pipeline rank {@code pp}, virtual stage {@code v}. */
+    /**
+     * Sends the input gradient of micro-batch {@code mb} back to replica {@code dp}'s pipeline rank {@code pp}, virtual
+     * stage {@code v}.
+     */
     void sendGradient(int dp, int pp, long step, int mb, int v, Tensor gradient);
 
     /**

@@ -4,10 +4,10 @@ import io.troupe.actors.schedule.Action;
 import io.troupe.actors.schedule.SchedulePolicy;
 import io.troupe.actors.schedule.StagePolicy;
 import io.troupe.actors.trace.TimelineInterval;
-import io.troupe.models.data.Batches;
-import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.tp.TensorParallelGradients;
@@ -37,6 +37,8 @@ public final class StageWorker implements AutoCloseable {
     private final int dpIndex;
     private final int ppIndex;
     private final TensorParallelGroup tensorParallel;
+    /** The same group, recording its collectives for the trace; {@code null} when tp = 1. */
+    private final TracedTensorParallelGroup tracedTensorParallel;
     private final Device device;
     private final StageModule[] chunks;
     private final AdamW[] optimizers;
@@ -68,7 +70,8 @@ public final class StageWorker implements AutoCloseable {
         this.spec = spec;
         this.dpIndex = dpIndex;
         this.ppIndex = ppIndex;
-        this.tensorParallel = tensorParallel;
+        this.tracedTensorParallel = tensorParallel.size() > 1 ? new TracedTensorParallelGroup(tensorParallel) : null;
+        this.tensorParallel = tracedTensorParallel != null ? tracedTensorParallel : tensorParallel;
         this.device = Devices.open(spec.device(), spec.threadsPerWorker());
         this.buffers = new StageBuffers(device);
         int v = spec.layout().virtualStages();
@@ -81,7 +84,8 @@ public final class StageWorker implements AutoCloseable {
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
             StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,
-                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed), tensorParallel,
+                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed),
+                    this.tensorParallel,
                 spec.sequenceParallel());
             chunks[c] = chunk;
             long numel = chunk.params().numel();
@@ -149,6 +153,11 @@ public final class StageWorker implements AutoCloseable {
         return ppIndex;
     }
 
+    /** The tensor-parallel collectives of the last step, on the step's clock (empty when tp = 1). */
+    public List<TimelineInterval> tensorParallelIntervals() {
+        return tracedTensorParallel == null ? List.of() : tracedTensorParallel.intervals();
+    }
+
     /** This worker's index in its tensor-parallel group (0 when tp = 1). */
     public int tpIndex() {
         return tensorParallel.index();
@@ -196,6 +205,9 @@ public final class StageWorker implements AutoCloseable {
      */
     public void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
         intervals.clear();
+        if (tracedTensorParallel != null) {
+            tracedTensorParallel.restart(stepStartNs);
+        }
         for (StageModule c : chunks) {
             c.zeroGrads();
         }
@@ -353,9 +365,23 @@ public final class StageWorker implements AutoCloseable {
      * on the worker holding the last model stage, NaN elsewhere.
      */
     public double evaluate(long step, ValidationPlan plan) {
+        if (tracedTensorParallel != null) {
+            tracedTensorParallel.recording(false);
+        }
+        try {
+            return evaluateUntraced(step, plan);
+        } finally {
+            if (tracedTensorParallel != null) {
+                tracedTensorParallel.recording(true);
+            }
+        }
+    }
+
+    private double evaluateUntraced(long step, ValidationPlan plan) {
         int rows = spec.microBatchRows();
         if (plan.rows() != rows) {
-            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of " + rows);
+            throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of "
+                + rows);
         }
         int stages = spec.layout().modelStages();
         int pp = spec.layout().pp();
@@ -427,7 +453,8 @@ public final class StageWorker implements AutoCloseable {
         while (true) {
             StageEvent e = awaitEvent();
             if (e == null) {
-                throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp=" + ppIndex
+                throw new IllegalStateException("validation after step " + step + ": worker dp=" + dpIndex + " pp="
+                    + ppIndex
                     + " waited " + spec.stepTimeoutMs() + " ms for the activation of evaluation micro-batch " + id);
             }
             if (e.failure() != null) {

@@ -64,7 +64,8 @@ public final class ScheduleTable {
     private static SimulationResult simulate(String name, int p, int m, CostModel cost) {
         SchedulePolicy policy = switch (name) {
             case "adaptive" -> AdaptivePolicy.forCosts(PipelineShape.of(p, m), cost, p * cost.activationBytes(0));
-            case "adaptive-2p" -> AdaptivePolicy.forCosts(PipelineShape.of(p, m), cost, 2L * p * cost.activationBytes(0));
+            case "adaptive-2p" -> AdaptivePolicy.forCosts(PipelineShape.of(p, m), cost, 2L * p
+                * cost.activationBytes(0));
             default -> Schedules.byName(name, p, 2, m).asPolicy();
         };
         return new PipelineSimulator(cost, false).run(policy);

@@ -57,7 +57,8 @@ public final class ChromeTraceWriter {
             }
             int tid = nextTid.merge(track.process(), 1, Integer::sum);
             first = separator(out, first);
-            out.write("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":" + tid + ",\"args\":{\"name\":");
+            out.write("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":" + tid
+                + ",\"args\":{\"name\":");
             string(out, track.name());
             out.write("}},\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":" + tid
                     + ",\"args\":{\"sort_index\":" + tid + "}}");

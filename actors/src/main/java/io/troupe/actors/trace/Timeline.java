@@ -18,7 +18,8 @@ public record Timeline(String title, List<TimelineTrack> tracks) {
     public Timeline only(java.util.function.Predicate<String> keep) {
         List<TimelineTrack> out = new java.util.ArrayList<>();
         for (TimelineTrack t : tracks) {
-            out.add(new TimelineTrack(t.process(), t.name(), t.intervals().stream().filter(i -> keep.test(i.category())).toList()));
+            out.add(new TimelineTrack(t.process(), t.name(),
+                t.intervals().stream().filter(i -> keep.test(i.category())).toList()));
         }
         return new Timeline(title, out);
     }

@@ -18,7 +18,8 @@ public record TimelineInterval(String name, String category, double startUs, dou
     public TimelineInterval {
         if (!(endUs >= startUs)) {
             throw new IllegalArgumentException(
-                    "interval must not end before it starts: name=" + name + ", startUs=" + startUs + ", endUs=" + endUs);
+                    "interval must not end before it starts: name=" + name + ", startUs=" + startUs + ", endUs="
+                        + endUs);
         }
         args = Map.copyOf(args);
         label = label == null ? "" : label;

@@ -78,9 +78,11 @@ public final class TimelineSvg {
             TimelineTrack track = timeline.tracks().get(r);
             int y = top + r * (ROW_PX + ROW_GAP_PX);
             svg.append("<text x=\"").append(leftPx - 8).append("\" y=\"").append(y + ROW_PX / 2 + 4)
-                    .append("\" font-size=\"12\" text-anchor=\"end\">").append(escape(track.name())).append("</text>\n");
+                    .append("\" font-size=\"12\" text-anchor=\"end\">").append(escape(track.name())).append(
+                        "</text>\n");
             svg.append("<rect x=\"").append(leftPx).append("\" y=\"").append(y).append("\" width=\"").append(plotPx)
-                    .append("\" height=\"").append(ROW_PX).append("\" fill=\"#fafafa\" stroke=\"#d0d0d0\" stroke-width=\"0.5\"/>\n");
+                    .append("\" height=\"").append(ROW_PX).append(
+                        "\" fill=\"#fafafa\" stroke=\"#d0d0d0\" stroke-width=\"0.5\"/>\n");
             for (TimelineInterval i : track.intervals()) {
                 box(svg, i, leftPx + i.startUs() * pxPerUs, y, i.durationUs() * pxPerUs);
             }

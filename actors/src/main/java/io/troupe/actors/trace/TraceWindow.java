@@ -16,7 +16,8 @@ import java.util.Map;
 public record TraceWindow(long first, long last) {
     public TraceWindow {
         if (first < 1 || last < first) {
-            throw new IllegalArgumentException("trace window must have 1 <= first <= last: first=" + first + ", last=" + last);
+            throw new IllegalArgumentException("trace window must have 1 <= first <= last: first=" + first + ", last="
+                + last);
         }
     }
 

@@ -35,13 +35,12 @@ class TrainingJobTest {
         assertEquals(t.getLong("step-timeout-ms"), r.stepTimeoutMs());
         assertEquals(t.getLong("bucket-kib") * 1024, r.bucketBytes());
         // Derived: warm-up -1 = 10% of steps; batch 0 = the preset's; micro-batches 0 = min(2 pp, rows per replica).
-        assertEquals(-1, t.getInt("warmup-steps"));
-        assertEquals(Math.max(1, r.steps() / 10), r.warmupSteps());
+        assertEquals(t.getInt("warmup-steps"), r.warmupSteps());
         assertEquals(0, t.getInt("batch-size"));
         assertEquals(GptConfig.preset(r.model()).defaultBatchSize(), r.batchSize());
         assertEquals(1, r.virtualStages());
         assertEquals(4, r.microbatches(), "2x2x1 small: min(2 x pp, 16 / dp) = 4");
-        assertEquals(30, TrainingJob.builder().steps(300).build().request().warmupSteps());
+        assertEquals(30, TrainingJob.builder().steps(300).lr(1e-3f, 1e-4f, -1).build().request().warmupSteps());
         assertEquals(2, TrainingJob.builder().schedule("interleaved").layout("1x2").build().request().virtualStages());
     }
 

@@ -42,7 +42,7 @@ class RunDirectoryTest {
     }
 
     @Test
-    void shouldRecordGradNormAndEpochOnOneDeviceAndInProcessPipelineAlike() throws IOException {
+    void shouldRecordGradNormEpochAndExactValidationOnEveryEngineAlike() throws IOException {
         Path data = text("corpus.txt", 20_000, 0);
         Path single = tmp.resolve("single");
         Path piped = tmp.resolve("piped");
@@ -68,6 +68,20 @@ class RunDirectoryTest {
         double vs = Double.parseDouble(column(s, 4, "val_loss"));
         double vp = Double.parseDouble(column(p, 4, "val_loss"));
         assertEquals(vs, vp, 1e-5 * vs, "exact validation agrees across engines");
+
+        Path cluster = tmp.resolve("cluster");
+        Result c = run("train", "--model", "tiny", "--layout", "1x2", "--microbatches", "2", "--steps", "4", "--batch", "4",
+            "--threads", "2", "--data", data.toString(), "--eval-interval", "2", "--eval-batches", "all", "--out",
+            cluster.toString());
+        assertEquals(0, c.code(), c.err());
+        List<String> k = Files.readAllLines(cluster.resolve("metrics.csv"));
+        for (int row = 1; row <= 4; row++) {
+            double gs = Double.parseDouble(column(s, row, "grad_norm"));
+            assertEquals(gs, Double.parseDouble(column(k, row, "grad_norm")), 1e-4 * gs, "cluster gradient norm, step " + row);
+            assertEquals(column(s, row, "epoch"), column(k, row, "epoch"));
+        }
+        double vk = Double.parseDouble(column(k, 4, "val_loss"));
+        assertEquals(vs, vk, 1e-5 * vs, "exact validation on the cluster engine");
         String json = Files.readString(single.resolve("data.json"));
         assertTrue(json.contains("\"size_bytes\": 20000") && json.contains("\"hash_kind\": \"sha256\""), json);
     }
@@ -118,8 +132,10 @@ class RunDirectoryTest {
         Result past = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "3:11", "--engine", "in-process");
         assertEquals(2, past.code());
         assertTrue(past.err().contains("trace-steps=3:11") && past.err().contains("steps=10"), past.err());
-        Result cluster = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "3:4");
-        assertEquals(2, cluster.code());
-        assertTrue(cluster.err().contains("in-process"), cluster.err());
+        for (String window : new String[] {"3:4", "3"}) {
+            Result cluster = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", window);
+            assertEquals(2, cluster.code());
+            assertTrue(cluster.err().contains("in-process") && cluster.err().contains("trace-steps=" + window), cluster.err());
+        }
     }
 }

@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.troupe.models.ParamSpec;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.StagePartition;
@@ -104,12 +104,14 @@ class LayoutInvarianceTest {
                 double w = Math.sqrt(diffSq / refSq);
                 worstLoss = Math.max(worstLoss, lossRel);
                 worstWeight = Math.max(worstWeight, w);
-                report.add(String.format("%s %-11s loss max rel diff %.2e, weights rel diff %.2e (max abs %.2e)", layout, schedule, lossRel, w, maxAbs));
+                report.add(String.format("%s %-11s loss max rel diff %.2e, weights rel diff %.2e (max abs %.2e)",
+                    layout, schedule, lossRel, w, maxAbs));
             }
         }
         report.forEach(System.out::println);
         assertTrue(worstLoss <= 1e-5, "per-step loss off by relative " + worstLoss + "\n" + String.join("\n", report));
-        assertTrue(worstWeight <= WEIGHT_RTOL, "final weights off by relative " + worstWeight + "\n" + String.join("\n", report));
+        assertTrue(worstWeight <= WEIGHT_RTOL, "final weights off by relative " + worstWeight + "\n"
+            + String.join("\n", report));
     }
 
     @Test
@@ -127,7 +129,8 @@ class LayoutInvarianceTest {
         e = assertThrows(IllegalArgumentException.class, () -> StagePartition.balanced(MODEL, 9));
         assertTrue(e.getMessage().contains("stages=9"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-            () -> new PipelineJobSpec(train(), Layout.parse("3x1", 1), "1f1b", 4, StagePartition.balanced(MODEL, 1), 1, 1000));
+            () -> new PipelineJobSpec(train(), Layout.parse("3x1", 1), "1f1b", 4, StagePartition.balanced(MODEL, 1), 1,
+                1000));
         assertTrue(e.getMessage().contains("dp=3"), e.getMessage());
         List<String> names = new ArrayList<>();
         for (ParamSpec s : io.troupe.models.gpt.ParameterLayout.full(MODEL).specs()) {

@@ -64,7 +64,8 @@ class TensorParallelEngineTest {
 
     private static PipelineJobSpec spec(String layout, int steps, String schedule) {
         Layout l = Layout.parse(layout, schedule.equals("interleaved") ? 2 : 1);
-        return new PipelineJobSpec(train(steps), l, schedule, 2, StagePartition.balanced(MODEL, l.modelStages()), 1, 60_000);
+        return new PipelineJobSpec(train(steps), l, schedule, 2, StagePartition.balanced(MODEL, l.modelStages()), 1,
+            60_000);
     }
 
     /** The unsplit model's weights in model order, from replica 0's stages and tp members. */
@@ -86,7 +87,8 @@ class TensorParallelEngineTest {
                 if (s0.tensorParallelPlacement(i) instanceof TensorParallelPlacement.Split split) {
                     float[][] shards = new float[l.tp()][];
                     for (int t = 0; t < l.tp(); t++) {
-                        shards[t] = Arrays.copyOfRange(members[t], (int) s.localOffset(), (int) (s.localOffset() + s.numel()));
+                        shards[t] = Arrays.copyOfRange(members[t], (int) s.localOffset(), (int) (s.localOffset()
+                            + s.numel()));
                     }
                     whole = split.split().unshard(shards, global);
                 } else {
@@ -174,19 +176,37 @@ class TensorParallelEngineTest {
         double worstWeight = 0;
         for (String layout : List.of("1x1x2", "2x2x2", "1x2x4")) {
             Layout l = Layout.parse(layout, 1);
-            PipelineJobSpec spec = new PipelineJobSpec(train(STEPS), l, "1f1b", 2, StagePartition.balanced(MODEL, l.modelStages()),
+            PipelineJobSpec spec = new PipelineJobSpec(train(STEPS), l, "1f1b", 2, StagePartition.balanced(MODEL,
+                l.modelStages()),
                 1, 60_000, io.troupe.runtime.device.DeviceKind.CPU, "", true);
             Object[] r = run(spec);
             double lr = lossRel((double[]) r[0], referenceLosses, 0);
             double[] wd = weightDiff((float[]) r[1]);
             worstLoss = Math.max(worstLoss, lr);
             worstWeight = Math.max(worstWeight, wd[1]);
-            report.add(String.format("%s sequence-parallel loss max rel diff %.2e, weights rel diff %.2e (max abs %.2e)",
+            report.add(String.format(
+                "%s sequence-parallel loss max rel diff %.2e, weights rel diff %.2e (max abs %.2e)",
                 layout, lr, wd[1], wd[0]));
         }
         report.forEach(System.out::println);
         assertTrue(worstLoss <= 1e-5, String.join("\n", report));
         assertTrue(worstWeight <= 1e-5, String.join("\n", report));
+    }
+
+    @Test
+    void shouldTraceEveryTensorParallelCollectiveOnATrackOfItsOwn() {
+        try (LocalPipelineEngine engine = new LocalPipelineEngine(spec("1x2x2", STEPS), DATA)) {
+            io.troupe.actors.trace.Timeline t = engine.trainStep().timeline();
+            long tpTracks = t.tracks().stream().filter(k -> k.name().endsWith("tp collectives")).count();
+            assertTrue(tpTracks == 4, "one tp track per worker: " + tpTracks);
+            for (io.troupe.actors.trace.TimelineTrack k : t.tracks()) {
+                if (k.name().endsWith("tp collectives")) {
+                    // per micro-batch and block: 2 all-reduces forward, 2 backward; at least that many
+                    assertTrue(k.intervals().size() >= 2 * 2 * 2, k.name() + ": " + k.intervals().size());
+                    assertTrue(k.intervals().stream().allMatch(i -> i.category().equals("tp")));
+                }
+            }
+        }
     }
 
     @Test
@@ -228,7 +248,8 @@ class TensorParallelEngineTest {
     void shouldRefuseATpDegreeTheModelCannotBeSplitByNamingTheNumbers() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> spec("1x1x3", STEPS));
         assertTrue(e.getMessage().contains("n_head=4") && e.getMessage().contains("tp=3"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> new PipelineJobSpec(train(STEPS), Layout.parse("1x1x2", 1),
+        e = assertThrows(IllegalArgumentException.class, () -> new PipelineJobSpec(train(STEPS), Layout.parse("1x1x2",
+            1),
             "1f1b", 2, StagePartition.balanced(MODEL, 1), 1, 1000, io.troupe.runtime.device.DeviceKind.CPU,
             "io.troupe.examples.ResidualMlpModel"));
         assertTrue(e.getMessage().contains("does not support tensor parallelism"), e.getMessage());

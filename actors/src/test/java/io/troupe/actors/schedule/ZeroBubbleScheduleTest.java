@@ -34,7 +34,8 @@ class ZeroBubbleScheduleTest {
                 assertTrue(zb.maxPeakActivationBytes() <= oneF.maxPeakActivationBytes());
             }
         }
-        SimulationResult zb = new PipelineSimulator(CostModel.uniform(8, 1, 1, 1)).run(Schedules.zbH1(8, 32).asPolicy());
+        SimulationResult zb = new PipelineSimulator(CostModel.uniform(8, 1, 1, 1)).run(Schedules.zbH1(8,
+            32).asPolicy());
         SimulationResult oneF = new PipelineSimulator(CostModel.uniform(8, 1, 1, 1))
                 .run(Schedules.oneFOneB(8, 32).asPolicy());
         System.out.printf("p=8 m=32 F=B=W: zb-h1 bubble=%.4f (bound %.4f), 1f1b bubble=%.4f, idle ratio=%.3f%n",

@@ -61,7 +61,8 @@ public final class CudaPipelineBench {
             } else if (a.startsWith("--device=")) {
                 device = DeviceKind.parse(v);
             } else {
-                throw new IllegalArgumentException("unknown option '" + a + "': expected --configs=, --steps=, --warmup=, "
+                throw new IllegalArgumentException("unknown option '" + a
+                    + "': expected --configs=, --steps=, --warmup=, "
                     + "--microbatches=, --precision=, --device=");
             }
         }
@@ -72,7 +73,8 @@ public final class CudaPipelineBench {
             System.out.println("pipeline bench: no GPU (" + CudaSupport.availability().reason() + "): not run");
             System.exit(2);
         }
-        System.out.printf(Locale.ROOT, "%n1-stage vs 2-stage pipeline on one device (%s, %s GEMMs, up to %d micro-batches, 1F1B, "
+        System.out.printf(Locale.ROOT,
+            "%n1-stage vs 2-stage pipeline on one device (%s, %s GEMMs, up to %d micro-batches, 1F1B, "
             + "median of %d steps after %d warm-up)%n", device, precision, microbatches, steps, warmup);
         System.out.println("| model | batch x seq | micro-batches | 1-stage ms/step | 2-stage ms/step | ratio 2/1 "
             + "| max loss rel diff |");
@@ -94,13 +96,16 @@ public final class CudaPipelineBench {
             Run two = run(tc, "1x2", m, device, precision, warmup, steps);
             double diff = 0;
             for (int i = 0; i < one.losses.length; i++) {
-                diff = Math.max(diff, Math.abs(one.losses[i] - two.losses[i]) / Math.max(1e-12, Math.abs(one.losses[i])));
+                diff = Math.max(diff, Math.abs(one.losses[i] - two.losses[i]) / Math.max(1e-12,
+                    Math.abs(one.losses[i])));
             }
             boolean bad = !(diff <= LOSS_REL_TOLERANCE);
             mismatch |= bad;
             System.out.printf(Locale.ROOT, "| %s | %d x %d | %d | %.2f | %.2f | %.2f | %.2g%s |%n", cfg.name(),
-                tc.batchSize(), cfg.seqLen(), m, one.medianMs, two.medianMs, two.medianMs / one.medianMs, diff, bad ? " MISMATCH" : "");
-            summary.add(String.format(Locale.ROOT, "pipeline %s 1stage_ms=%.2f 2stage_ms=%.2f ratio=%.2f loss_rel_diff=%.2g",
+                tc.batchSize(), cfg.seqLen(), m, one.medianMs, two.medianMs, two.medianMs / one.medianMs, diff, bad
+                    ? " MISMATCH" : "");
+            summary.add(String.format(Locale.ROOT,
+                "pipeline %s 1stage_ms=%.2f 2stage_ms=%.2f ratio=%.2f loss_rel_diff=%.2g",
                 cfg.name(), one.medianMs, two.medianMs, two.medianMs / one.medianMs, diff));
         }
         if (device != DeviceKind.CPU) {
@@ -130,8 +135,10 @@ public final class CudaPipelineBench {
             diff = Math.max(diff, Math.abs(cpu.losses[i] - gpu.losses[i]) / Math.abs(cpu.losses[i]));
         }
         boolean bad = !(diff <= LOSS_REL_TOLERANCE);
-        summary.add(String.format(Locale.ROOT, "pipeline check: small, 3 steps, GPU 1x2 FP32 vs CPU 1x1: losses %s vs %s, "
-            + "max rel diff %.2g%s", Arrays.toString(gpu.losses), Arrays.toString(cpu.losses), diff, bad ? " MISMATCH" : " ok"));
+        summary.add(String.format(Locale.ROOT,
+            "pipeline check: small, 3 steps, GPU 1x2 FP32 vs CPU 1x1: losses %s vs %s, "
+            + "max rel diff %.2g%s", Arrays.toString(gpu.losses), Arrays.toString(cpu.losses), diff, bad ? " MISMATCH"
+                : " ok"));
         return bad;
     }
 

@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * {@code scripts/bench pipeline [--steps N] [--warmup N] [--client]}: the small GPT on a real two-node
@@ -39,7 +40,8 @@ import java.util.Locale;
  * the timed steps after the warm-up; (3) the measured bubble against the simulator's prediction for
  * the F and B+W costs the two stages had in the run (the traced last step, {@link TracedStep});
  * (4) the control overhead per scheduled action from the same trace. Each job's traced step is
- * written to {@code runs/bench-pipeline-<layout>/trace.json}. Last line: {@code pp2_ms=<x> dp2_ms=<x> bubble_measured=<x> bubble_simulated=<x> overhead_us=<x>}.
+ * written to {@code runs/bench-pipeline-<layout>/trace.json}. Last line: {@code pp2_ms=<x> dp2_ms=<x>
+ * bubble_measured=<x> bubble_simulated=<x> overhead_us=<x>}.
  */
 public final class PipelineBench {
     private static final double TORCH_PP2_MS = 55.8;
@@ -73,11 +75,13 @@ public final class PipelineBench {
             if (clientJvm) {
                 // launch-local.sh's shape: a host media driver process, two node processes, and
                 // this JVM as a client that only submits (four processes on the two cores)
-                String dir = (new java.io.File("/dev/shm").isDirectory() ? "/dev/shm" : System.getProperty("java.io.tmpdir"))
+                String dir = (new java.io.File("/dev/shm").isDirectory() ? "/dev/shm"
+                    : System.getProperty("java.io.tmpdir"))
                     + "/troupe-bench-" + ProcessHandle.current().pid();
                 driver = ChildJvm.start(TroupeCli.class, List.of(), List.of("driver", "--dir", dir));
                 driver.awaitLine("troupe driver: up", START_TIMEOUT_MS);
-                List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + dir, "-Dtroupe.transport.external-driver=true");
+                List<String> shared = List.of("-Dtroupe.transport.aeron-dir=" + dir,
+                    "-Dtroupe.transport.external-driver=true");
                 ChildJvm first = startNode(shared, List.of("--role", "worker,coordinator"));
                 nodes.add(first);
                 String seed = awaitHostPort(first);
@@ -114,16 +118,21 @@ public final class PipelineBench {
                 TORCH_PP2_MS, pp.stepMs() / TORCH_PP2_MS);
             System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "dp2, 2 processes", dp.stepMs(), TORCH_DP2_MS,
                 dp.stepMs() / TORCH_DP2_MS);
-            System.out.printf(Locale.ROOT, "stage costs in the run (traced step): F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; "
+            System.out.printf(Locale.ROOT,
+                "stage costs in the run (traced step): F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; "
                 + "alone in this process: F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us%n", t.forwardUs()[0], t.forwardUs()[1],
                 t.backwardUs()[0], t.backwardUs()[1], alone[0], alone[1], alone[2], alone[3]);
-            System.out.printf(Locale.ROOT, "bubble: measured %.4f (median over steps), simulated %.4f for the run's stage "
+            System.out.printf(Locale.ROOT,
+                "bubble: measured %.4f (median over steps), simulated %.4f for the run's stage "
                 + "costs (simulated schedule %.2f ms)%n", pp.bubble(), sim.bubbleFraction(), sim.stepUs() / 1e3);
             System.out.printf(Locale.ROOT, "control overhead per action: %.1f us (device thread outside compute and "
-                + "input waits, sends included, over %d actions per rank); input pick-up after arrival: median %.1f us%n",
+                + "input waits, sends included, over %d actions per rank); "
+                + "input pick-up after arrival: median %.1f us%n",
                 t.overheadUs(), 2 * MICROBATCHES, t.pickupUs());
-            System.out.printf(Locale.ROOT, "traces: runs/bench-pipeline-1x2/trace.json, runs/bench-pipeline-2x1/trace.json%n");
-            System.out.printf(Locale.ROOT, "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f%n",
+            System.out.printf(Locale.ROOT,
+                "traces: runs/bench-pipeline-1x2/trace.json, runs/bench-pipeline-2x1/trace.json%n");
+            System.out.printf(Locale.ROOT,
+                "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f%n",
                 pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
         } finally {
             // the node processes first: in the two-process shape they use this JVM's media driver
@@ -154,10 +163,11 @@ public final class PipelineBench {
     }
 
     private static Run run(TroupeNode client, String layout, int m, int steps, int warmup) throws Exception {
-        TrainingJob job = TrainingJob.builder().model("small").layout(layout).schedule("1f1b").microbatches(m).batchSize(16)
-            .steps(warmup + steps).lr(1e-3f, 1e-4f, 2).gradClip(1f).seed(1337).validation(0, 1).device("cpu").build();
+        TrainingJob job = TrainingJob.builder().model("small").layout(layout).schedule("1f1b").microbatches(m)
+            .batchSize(16).steps(warmup + steps).lr(1e-3f, 1e-4f, 2).gradClip(1f).seed(1337).validation(0, 1)
+            .device("cpu").build();
         JobHandle h = Troupe.using(client).submit(job);
-        java.util.concurrent.atomic.AtomicReference<JobEvent.StepTrace> trace = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicReference<JobEvent.StepTrace> trace = new AtomicReference<>();
         h.onEvent(e -> {
             if (e instanceof JobEvent.StepTrace st) {
                 trace.set(st);

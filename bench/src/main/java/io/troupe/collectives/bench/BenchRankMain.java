@@ -18,7 +18,8 @@ import org.agrona.UnsafeApi;
 
 /**
  * One rank of {@link CollectivesBench}: args {@code rank world aeronDir|- sizesBytes(comma) crc(on|off|default)
- * pipelineBytes [termBytes [inPlace(on|off)]]}. With an aeron dir it joins that (external) driver and talks IPC; with {@code -} it
+ * pipelineBytes [termBytes [inPlace(on|off)]]}. With an aeron dir it joins that (external) driver and talks IPC; with
+ * {@code -} it
  * embeds its own driver and talks UDP on 127.0.0.1. Prints {@code ENDPOINT e}, reads
  * {@code PEERS e0,e1,...}, then for every size and algorithm prints
  * {@code RESULT algorithm bytes avgNs} (the best of {@link #BATCHES} batch means), then {@code DONE}.
@@ -53,7 +54,8 @@ public final class BenchRankMain {
              CollectiveAgent agent = CollectiveAgent.open(node, "bench" + rank, rank, 1, null,
                  Throwable::printStackTrace)) {
             if (args.length > 7 && args[7].equals("off")) {
-                agent.worker().receiver().inPlaceConsumer(null); // every piece through a receive slot (the reference path)
+                // every piece through a receive slot (the reference path)
+                agent.worker().receiver().inPlaceConsumer(null);
             }
             System.out.println("ENDPOINT " + agent.worker().endpoint());
             System.out.flush();
@@ -67,7 +69,8 @@ public final class BenchRankMain {
             CollectiveAlgorithm[] algorithms = {CollectiveAlgorithm.RING, CollectiveAlgorithm.RECURSIVE_DOUBLING};
             Communicator[] comms = new Communicator[algorithms.length];
             for (int a = 0; a < algorithms.length; a++) {
-                comms[a] = agent.communicator(CollectiveGroup.ofWorld(1, a, rank, eps), base.withAlgorithm(algorithms[a]));
+                comms[a] = agent.communicator(CollectiveGroup.ofWorld(1, a, rank, eps),
+                    base.withAlgorithm(algorithms[a]));
             }
             long maxBytes = 0;
             for (String s : sizes) {

@@ -12,7 +12,8 @@ import java.util.Map;
 
 /**
  * All-reduce benchmark, nccl-tests style: {@code scripts/bench collectives [--world N] [--sizes 4k,1m,16m,64m]
- * [--transport ipc|udp] [--crc on|off|default] [--pipeline 512k] [--term 64m] [--in-place on|off]}. Ranks are separate JVMs on this machine
+ * [--transport ipc|udp] [--crc on|off|default] [--pipeline 512k] [--term 64m] [--in-place on|off]}. Ranks are separate
+ * JVMs on this machine
  * ({@link BenchRankMain}); with {@code ipc} (default) they share one media driver that this process
  * embeds, as workers of one node do; with {@code udp} each has its own driver and they talk over
  * 127.0.0.1. For each size it prints the ring and recursive-doubling times, the time of the default
@@ -108,7 +109,8 @@ public final class CollectivesBench {
                     i++;
                 }
                 default -> throw new IllegalArgumentException("unknown option: " + a
-                    + " (use --world N --sizes 4k,1m --transport ipc|udp --crc on|off|default --pipeline 512k --term 64m --in-place on|off)");
+                    + " (use --world N --sizes 4k,1m --transport ipc|udp --crc on|off|default --pipeline 512k"
+                    + " --term 64m --in-place on|off)");
             }
         }
         if (!transport.equals("ipc") && !transport.equals("udp")) {
@@ -122,7 +124,8 @@ public final class CollectivesBench {
             sizeList.append(sizeList.length() == 0 ? "" : ",").append(b);
         }
         System.out.printf("# collectives bench: all-reduce (average) of float32, transport=%s, crc=%s, pipeline=%d KiB,"
-            + " term=%d MiB, in-place=%s, cores=%d, load=%s%n", transport, crc, pipeline / KIB, term / MIB, inPlace, Runtime.getRuntime().availableProcessors(),
+            + " term=%d MiB, in-place=%s, cores=%d, load=%s%n", transport, crc, pipeline / KIB, term / MIB, inPlace,
+                Runtime.getRuntime().availableProcessors(),
             loadAverage());
         String last = null;
         for (int world : worlds) {
@@ -150,7 +153,8 @@ public final class CollectivesBench {
             try {
                 for (int r = 0; r < world; r++) {
                     ranks.add(ChildJvm.start(BenchRankMain.class, List.of("-Xmx1g", "-XX:+UseParallelGC"),
-                        List.of(Integer.toString(r), Integer.toString(world), dir, sizeList, crc, Long.toString(pipeline),
+                        List.of(Integer.toString(r), Integer.toString(world), dir, sizeList, crc,
+                            Long.toString(pipeline),
                             Long.toString(term), inPlace)));
                 }
                 StringBuilder peers = new StringBuilder("PEERS ");
@@ -168,7 +172,8 @@ public final class CollectivesBench {
                             String[] f = line.substring(7).trim().split(" ");
                             worst.merge(f[0] + " " + f[1], Long.parseLong(f[2]), Math::max);
                         } else if (line.startsWith("FORWARDED ") && System.getenv("TROUPE_BENCH_VERBOSE") != null) {
-                            System.out.println("# " + line.trim().toLowerCase(Locale.ROOT) + " (running total of one rank)");
+                            System.out.println("# " + line.trim().toLowerCase(Locale.ROOT)
+                                + " (running total of one rank)");
                         } else if (!line.isBlank() && !line.startsWith("ENDPOINT ") && !line.startsWith("FORWARDED ")
                             && !line.startsWith("DONE")) {
                             System.err.println("[rank process " + p.pid() + "] " + line);
@@ -192,7 +197,8 @@ public final class CollectivesBench {
 
     private static String printTable(int world, List<Long> sizes, Map<String, Long> worst) {
         long crossover = io.troupe.collectives.CollectiveSettings.DEFAULT_SMALL_MAX_BYTES;
-        System.out.printf("%n# world=%d (time = slowest rank's best-of-" + BenchRankMain.BATCHES + " batch mean; default = doubling up to %d KiB, ring above)%n",
+        System.out.printf("%n# world=%d (time = slowest rank's best-of-" + BenchRankMain.BATCHES
+            + " batch mean; default = doubling up to %d KiB, ring above)%n",
             world, crossover / KIB);
         System.out.printf("%10s %12s %12s %12s %10s %10s %14s%n", "size", "ring_us", "doubling_us", "default_us",
             "algbw_GB/s", "busbw_GB/s", "vs_gloo");

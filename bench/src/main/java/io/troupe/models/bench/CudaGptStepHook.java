@@ -50,6 +50,7 @@ public final class CudaGptStepHook implements GptStepHook {
                     cfg.seqLen(), params, median, tokens / (median * 1e-3), 100 * mfu);
             }
         }
-        out.println("1-stage vs 2-stage pipeline on one GPU: io.troupe.actors.bench.CudaPipelineBench (run next by gpu-check.sh)");
+        out.println("1-stage vs 2-stage pipeline on one GPU: io.troupe.actors.bench.CudaPipelineBench"
+            + " (run next by gpu-check.sh)");
     }
 }

@@ -1,5 +1,6 @@
 package io.troupe.models.bench;
 
+import com.sun.management.OperatingSystemMXBean;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -7,6 +8,7 @@ import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -54,14 +56,16 @@ public final class StepBench {
             }
         }
         if (threads < 1 || steps < 1 || warmup < 0 || rounds < 1) {
-            throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, rounds >= 1: threads=" + threads
+            throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, rounds >= 1: threads="
+                + threads
                 + ", steps=" + steps + ", warmup=" + warmup + ", rounds=" + rounds);
         }
         GptConfig cfg = GptConfig.preset(model);
         TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
         Optional<TorchBaseline> torch = TorchBaseline.find(python);
         try (CpuDevice dev = new CpuDevice(threads); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
-            System.out.printf(Locale.ROOT, "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%s%n", model,
+            System.out.printf(Locale.ROOT,
+                "bench step: %s GPT (%,d params), batch %d x seq %d, %s, OPENBLAS_CORETYPE=%s%s%n", model,
                 trainer.model().layout().numel(), tc.batchSize(), cfg.seqLen(), dev.name(),
                 System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(auto)"),
                 TorchBaseline.jvmHeldToAvx2() ? ", JVM held to AVX2 (-XX:UseAVX=2)" : "");
@@ -74,24 +78,31 @@ public final class StepBench {
             List<Double> tps = new ArrayList<>();
             double[] troupeRounds = new double[rounds];
             double[] torchRounds = new double[rounds];
+            double[] troupeCpuRounds = new double[rounds];
+            double[] torchCpuRounds = new double[rounds];
             TorchBaseline.Result last = null;
             for (int r = 0; r < rounds; r++) {
                 double[] ms = new double[steps];
+                long cpu0 = processCpuNanos();
                 for (int i = 0; i < steps; i++) {
                     var m = trainer.trainStep();
                     ms[i] = m.stepMs();
                     all.add(m.stepMs());
                     tps.add(m.tokensPerSec());
                 }
+                // The process CPU clock may tick in 10 ms: the round's total over its steps, not per step.
+                troupeCpuRounds[r] = (processCpuNanos() - cpu0) / 1e6 / steps;
                 troupeRounds[r] = Median.of(ms);
                 String torchPart = "";
                 if (torch.isPresent()) {
                     last = torch.get().run(cfg, tc.batchSize(), threads, steps, warmup);
                     torchRounds[r] = last.msPerStep();
+                    torchCpuRounds[r] = last.cpuMsPerStep();
                     torchPart = String.format(Locale.ROOT, ", PyTorch median %.2f ms (min %.2f, max %.2f) -> %.3f",
                         last.msPerStep(), last.minMs(), last.maxMs(), troupeRounds[r] / last.msPerStep());
                 }
-                System.out.printf(Locale.ROOT, "round %d: Troupe median %.2f ms (min %.2f, max %.2f)%s%n", r + 1, troupeRounds[r],
+                System.out.printf(Locale.ROOT, "round %d: Troupe median %.2f ms (min %.2f, max %.2f)%s%n", r + 1,
+                    troupeRounds[r],
                     Arrays.stream(ms).min().orElse(0), Arrays.stream(ms).max().orElse(0), torchPart);
             }
             double gflops = gemmGflops(dev, tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel());
@@ -100,21 +111,37 @@ public final class StepBench {
             double flopsPerStep = 6.0 * trainer.model().layout().numel() * tc.batchSize() * cfg.seqLen();
             System.out.printf(Locale.ROOT, "gemm (%d x %d x %d, fc layer shape): %.1f GFLOP/s on %d thread(s)%n",
                 tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel(), gflops, threads);
-            System.out.printf(Locale.ROOT, "step: median of round medians %.2f ms (all steps: min %.2f, max %.2f) over %d x %d steps;"
+            System.out.printf(Locale.ROOT,
+                "step: median of round medians %.2f ms (all steps: min %.2f, max %.2f) over %d x %d steps;"
                 + " %.1f model GFLOP/s (6*N*tokens)%n", medMs, all.stream().mapToDouble(d -> d).min().orElse(0),
                 all.stream().mapToDouble(d -> d).max().orElse(0), rounds, steps, flopsPerStep / medMs / 1e6);
             String torchMs = "none";
             String ratio = "none";
             if (last != null) {
                 double torchMed = Median.of(torchRounds);
-                System.out.printf(Locale.ROOT, "baseline: %s: median of round medians %.2f ms/step -> ratio troupe/torch = %.3f"
+                System.out.printf(Locale.ROOT,
+                    "baseline: %s: median of round medians %.2f ms/step -> ratio troupe/torch = %.3f"
                     + " (goal <= 0.90)%n", torch.get().describe(last), torchMed, medMs / torchMed);
+                double troupeCpu = Median.of(troupeCpuRounds);
+                double torchCpu = Median.of(torchCpuRounds);
+                System.out.printf(Locale.ROOT, "process CPU time per step, mean of a round, median of rounds"
+                    + " (less sensitive to other load on the machine): Troupe %.2f ms, PyTorch %.2f ms -> ratio %.3f%n",
+                    troupeCpu, torchCpu, troupeCpu / torchCpu);
                 torchMs = String.format(Locale.ROOT, "%.2f", torchMed);
                 ratio = String.format(Locale.ROOT, "%.3f", medMs / torchMed);
             }
-            System.out.printf(Locale.ROOT, "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f torch_ms_per_step=%s ratio=%s%n",
+            System.out.printf(Locale.ROOT,
+                "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f torch_ms_per_step=%s ratio=%s%n",
                 model, threads, medMs, medTps, torchMs, ratio);
         }
+    }
+
+    /** CPU time of this process so far (all its threads), in ns; 0 where the JVM cannot say. */
+    private static long processCpuNanos() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof OperatingSystemMXBean os) {
+            return Math.max(0, os.getProcessCpuTime());
+        }
+        return 0;
     }
 
     /** GFLOP/s of C = A @ B^T for (m, k) x (n, k), the shape of a Linear forward. */

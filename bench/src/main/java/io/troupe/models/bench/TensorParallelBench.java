@@ -135,7 +135,8 @@ public final class TensorParallelBench {
         try (Runner single = new Runner(cfg, 2, TensorParallelGroup.single(), rows);
              Runner tp0 = new Runner(cfg, 1, timed0, rows);
              Runner tp1 = peer.submit(() -> new Runner(cfg, 1, groups.get(1), rows)).get()) {
-            System.out.printf(Locale.ROOT, "bench tp: %s GPT, batch %d x seq %d; one device with 2 threads against tp 2 "
+            System.out.printf(Locale.ROOT,
+                "bench tp: %s GPT, batch %d x seq %d; one device with 2 threads against tp 2 "
                 + "(two members, 1 thread each, in-process group)%n", model, rows, cfg.seqLen());
             double[] singleMs = new double[steps];
             double[] tpMs = new double[steps];
@@ -156,7 +157,8 @@ public final class TensorParallelBench {
                     singleMs[i] = (t1 - t0) / 1e6;
                     tpMs[i] = (t2 - t1) / 1e6;
                     share[i] = timed0.nanos / (double) (t2 - t1);
-                    System.out.printf(Locale.ROOT, "step %2d: single %.1f ms (loss %.5f), tp2 %.1f ms (loss %.5f), tp collectives %.0f%%%n",
+                    System.out.printf(Locale.ROOT,
+                        "step %2d: single %.1f ms (loss %.5f), tp2 %.1f ms (loss %.5f), tp collectives %.0f%%%n",
                         i, singleMs[i], lossSingle, tpMs[i], lossTp, 100 * share[i]);
                 }
             }

@@ -40,10 +40,14 @@ final class TorchBaseline {
 
     /**
      * The step of PyTorch {@code torch} version with {@code threads} threads and the BLAS library it
-     * loaded, median and extremes over the timed steps.
+     * loaded: median and extremes of the wall time over the timed steps, and the median process CPU time.
      */
-    record Result(String torch, int threads, String blas, double msPerStep, double minMs, double maxMs) {
-        /** Parses the script's line {@code torch=.. threads=.. blas=.. ms_per_step=.. min=.. max=..}. */
+    record Result(String torch, int threads, String blas, double msPerStep, double minMs, double maxMs,
+                  double cpuMsPerStep) {
+        /**
+         * Parses the script's line
+         * {@code torch=.. threads=.. blas=.. ms_per_step=.. min=.. max=.. cpu_ms_per_step=..}.
+         */
         static Result parse(String line) {
             Map<String, String> kv = new LinkedHashMap<>();
             for (String field : line.trim().split("\\s+")) {
@@ -52,13 +56,14 @@ final class TorchBaseline {
                     kv.put(field.substring(0, eq), field.substring(eq + 1));
                 }
             }
-            for (String key : List.of("torch", "threads", "blas", "ms_per_step", "min", "max")) {
+            for (String key : List.of("torch", "threads", "blas", "ms_per_step", "min", "max", "cpu_ms_per_step")) {
                 if (!kv.containsKey(key)) {
                     throw new IllegalArgumentException("PyTorch baseline line lacks '" + key + "=': " + line);
                 }
             }
             return new Result(kv.get("torch"), Integer.parseInt(kv.get("threads")), kv.get("blas"),
-                Double.parseDouble(kv.get("ms_per_step")), Double.parseDouble(kv.get("min")), Double.parseDouble(kv.get("max")));
+                Double.parseDouble(kv.get("ms_per_step")), Double.parseDouble(kv.get("min")),
+                Double.parseDouble(kv.get("max")), Double.parseDouble(kv.get("cpu_ms_per_step")));
         }
     }
 
@@ -136,19 +141,23 @@ final class TorchBaseline {
         }
         try {
             Process p = pb.start();
-            try (OutputStream in = p.getOutputStream(); InputStream script = TorchBaseline.class.getResourceAsStream(SCRIPT)) {
+            try (OutputStream in = p.getOutputStream();
+                 InputStream script = TorchBaseline.class.getResourceAsStream(SCRIPT)) {
                 if (script == null) {
-                    throw new IllegalStateException("resource " + SCRIPT + " missing beside " + TorchBaseline.class.getName());
+                    throw new IllegalStateException("resource " + SCRIPT + " missing beside "
+                        + TorchBaseline.class.getName());
                 }
                 script.transferTo(in);
             }
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             if (!p.waitFor(RUN_TIMEOUT_S, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
-                throw new IllegalStateException("PyTorch baseline (" + python + ") still running after " + RUN_TIMEOUT_S + " s");
+                throw new IllegalStateException("PyTorch baseline (" + python + ") still running after "
+                    + RUN_TIMEOUT_S + " s");
             }
             if (p.exitValue() != 0) {
-                throw new IllegalStateException("PyTorch baseline (" + python + ") exited " + p.exitValue() + ": " + out.trim());
+                throw new IllegalStateException("PyTorch baseline (" + python + ") exited " + p.exitValue() + ": "
+                    + out.trim());
             }
             String[] lines = out.trim().split("\n");
             return Result.parse(lines[lines.length - 1]);
@@ -162,7 +171,8 @@ final class TorchBaseline {
 
     /** One line naming the baseline: version, threads, BLAS library, interpreter. */
     String describe(Result r) {
-        return String.format(Locale.ROOT, "PyTorch %s (%s), %d thread(s), BLAS %s%s", r.torch(), python, r.threads(), r.blas(),
+        return String.format(Locale.ROOT, "PyTorch %s (%s), %d thread(s), BLAS %s%s", r.torch(), python, r.threads(),
+            r.blas(),
             jvmHeldToAvx2() ? ", held to AVX2 (ATEN_CPU_CAPABILITY=avx2)" : "");
     }
 }

@@ -57,7 +57,8 @@ public final class WakeupBench {
         double[][] ms = new double[modes.size()][rounds];
         double[] wakeupsPerSec = new double[modes.size()];
         try (CpuDevice dev = new CpuDevice(1); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
-            System.out.printf(Locale.ROOT, "bench wakeups: small GPT on 1 thread, %d steps per measurement, %d rounds, %d cores%n",
+            System.out.printf(Locale.ROOT,
+                "bench wakeups: small GPT on 1 thread, %d steps per measurement, %d rounds, %d cores%n",
                 steps, rounds, Runtime.getRuntime().availableProcessors());
             for (int i = 0; i < 10; i++) {
                 trainer.trainStep();
@@ -92,7 +93,8 @@ public final class WakeupBench {
             System.out.printf(Locale.ROOT, "%-14s %10.2f %8.3f %14s%n", modes.get(m).name(), med, ratio[m],
                 kind == ALONE || kind == SPIN ? "-" : String.format(Locale.ROOT, "%.0f", wakeupsPerSec[m]));
         }
-        System.out.printf(Locale.ROOT, "alone_ms=%.2f park50us_ratio=%.3f park1ms_ratio=%.3f yield_ratio=%.3f spin_ratio=%.3f%n",
+        System.out.printf(Locale.ROOT,
+            "alone_ms=%.2f park50us_ratio=%.3f park1ms_ratio=%.3f yield_ratio=%.3f spin_ratio=%.3f%n",
             alone, ratio[1], ratio[3], ratio[modes.size() - 2], ratio[modes.size() - 1]);
     }
 

@@ -148,7 +148,8 @@ public final class TransportBench {
 
         System.out.println();
         System.out.println("load average before the run: " + loadAverage);
-        System.out.printf("Troupe transport benchmark (%d cores, CRC off, chunk %d KiB, term %d KiB, UDP loopback mtu %d,"
+        System.out.printf(
+            "Troupe transport benchmark (%d cores, CRC off, chunk %d KiB, term %d KiB, UDP loopback mtu %d,"
             + " socket buffers %d KiB, receiver window %d KiB, %s driver; median of %d runs of 512 MiB after %d MiB)%n",
             Runtime.getRuntime().availableProcessors(), ipc.chunkBytes() / 1024, ipc.termLengthBytes() / 1024,
             udp.loopbackMtuBytes(), udp.socketBufferBytes() / 1024, udp.effectiveReceiverWindowBytes() / 1024,
@@ -173,7 +174,8 @@ public final class TransportBench {
         }
         System.out.printf(Locale.ROOT, "| IPC round trip 4 KiB | p50 %.1f us | p99 %.1f us | |%n", p50, p99);
         System.out.printf(Locale.ROOT,
-            "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
+            "memcpy_gbps=%.2f ipc_16m_gbps=%.2f ipc_ratio=%.3f udp_16m_gbps=%.2f"
+                + " rtt_4k_p50_us=%.1f rtt_4k_p99_us=%.1f%n",
             memcpy, ipcGbps[1], ipcGbps[1] / memcpy, udpGbps[1], p50, p99);
     }
 
@@ -238,7 +240,8 @@ public final class TransportBench {
         @Override
         public void onPeerConnected(int peerRank, String sourceIdentity) {
             if (delivered > 0) {
-                System.out.printf("peer %d reconnected from %s after %d tensors%n", peerRank, sourceIdentity, delivered);
+                System.out.printf("peer %d reconnected from %s after %d tensors%n", peerRank, sourceIdentity,
+                    delivered);
             }
         }
 
@@ -290,7 +293,8 @@ public final class TransportBench {
             // over UDP the driver thread moves the bytes: parked application threads leave it a core
             // IPC: the data plane's default sender idling (spin, yield, then park): a sender that only
             // yields while a same-JVM receiver copies its tensor takes CPU from that copy on 2 cores
-            TensorSender sender = udp ? tx.connect(1, target(rx, udp), 0, backoff()) : tx.connect(1, target(rx, udp), 0);
+            TensorSender sender = udp ? tx.connect(1, target(rx, udp), 0, backoff()) : tx.connect(1, target(rx, udp),
+                0);
             AgentRunner runner = start(rx.receiver(), udp ? backoff() : new YieldingIdleStrategy());
             try {
                 awaitConnected(sender);

@@ -8,6 +8,7 @@ global-norm clipping, AdamW (weight decay on 2-D weights only) at a warm-up + co
 
 Usage: python3 step_torch.py VOCAB D_MODEL N_LAYER N_HEAD SEQ_LEN LN_EPS BATCH THREADS STEPS WARMUP
 Prints one line: torch=<version> threads=<n> blas=<library> ms_per_step=<median> min=<min> max=<max>
+cpu_ms_per_step=<mean process CPU time> loss=<last loss>
 """
 import math
 import os
@@ -93,7 +94,10 @@ def main(argv):
     warm = total // 10
     gen = torch.Generator().manual_seed(1337)
     times = []
+    cpu0 = 0.0
     for step in range(warmup + steps):
+        if step == warmup:
+            cpu0 = time.process_time()
         x = torch.randint(0, vocab, (batch, seq), generator=gen)
         y = torch.randint(0, vocab, (batch, seq), generator=gen)
         t0 = time.perf_counter()
@@ -108,11 +112,17 @@ def main(argv):
         opt.step()
         if step >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / steps
     times.sort()
-    n = len(times)
-    med = times[n // 2] if n % 2 else (times[n // 2 - 1] + times[n // 2]) / 2
-    print("torch=%s threads=%d blas=%s ms_per_step=%.3f min=%.3f max=%.3f loss=%.4f"
-          % (torch.__version__, torch.get_num_threads(), blas_library(), med, times[0], times[-1], loss.item()))
+    print("torch=%s threads=%d blas=%s ms_per_step=%.3f min=%.3f max=%.3f cpu_ms_per_step=%.3f loss=%.4f"
+          % (torch.__version__, torch.get_num_threads(), blas_library(), median(times), times[0], times[-1], cpu_ms,
+             loss.item()))
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 if __name__ == "__main__":

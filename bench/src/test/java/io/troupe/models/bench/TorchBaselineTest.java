@@ -14,8 +14,9 @@ class TorchBaselineTest {
     @Timeout(10)
     void shouldParseTheScriptsResultLine() {
         TorchBaseline.Result r = TorchBaseline.Result.parse(
-            "torch=1.13.1 threads=2 blas=libopenblasp-r0.3.21.so ms_per_step=61.957 min=60.306 max=76.815 loss=5.5780\n");
-        assertEquals(new TorchBaseline.Result("1.13.1", 2, "libopenblasp-r0.3.21.so", 61.957, 60.306, 76.815), r);
+            "torch=1.13.1 threads=2 blas=libopenblasp-r0.3.21.so ms_per_step=61.957 min=60.306 max=76.815"
+                + " cpu_ms_per_step=61.5 loss=5.5780\n");
+        assertEquals(new TorchBaseline.Result("1.13.1", 2, "libopenblasp-r0.3.21.so", 61.957, 60.306, 76.815, 61.5), r);
     }
 
     @Test

@@ -129,7 +129,8 @@ public final class Checkpoints {
             for (Manifest.FileEntry f : m.files()) {
                 Path p = dir.resolve(f.name());
                 if (!Files.isRegularFile(p)) {
-                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " listed in the manifest is missing");
+                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name()
+                        + " listed in the manifest is missing");
                 }
                 byte[] data = Files.readAllBytes(p);
                 if (data.length != f.bytes()) {
@@ -139,7 +140,8 @@ public final class Checkpoints {
                 CRC32C crc = new CRC32C();
                 crc.update(data);
                 if (crc.getValue() != f.crc32c()) {
-                    throw new CheckpointException(String.format("checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
+                    throw new CheckpointException(String.format(
+                        "checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
                         dir, f.name(), crc.getValue(), f.crc32c()));
                 }
                 shards.put(f.name(), ShardCodec.decode(data, p.toString()));

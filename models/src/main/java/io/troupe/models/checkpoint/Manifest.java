@@ -26,7 +26,8 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
     }
 
     public Manifest withFiles(List<FileEntry> newFiles) {
-        return new Manifest(format, step, dataCursor, seed, batchSize, layout, model, dataSource, List.copyOf(newFiles));
+        return new Manifest(format, step, dataCursor, seed, batchSize, layout, model, dataSource,
+            List.copyOf(newFiles));
     }
 
     String toJson() {
@@ -64,14 +65,16 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
             Config c = ConfigFactory.parseString(json);
             int format = c.getInt("format");
             if (format != FORMAT) {
-                throw new CheckpointException(where + ": unsupported manifest format " + format + " (this build reads " + FORMAT + ")");
+                throw new CheckpointException(where + ": unsupported manifest format " + format + " (this build reads "
+                    + FORMAT + ")");
             }
             Config m = c.getConfig("model");
             GptConfig model = new GptConfig(m.getString("name"), m.getInt("vocab_size"), m.getInt("d_model"),
                 m.getInt("n_layer"), m.getInt("n_head"), m.getInt("seq_len"), (float) m.getDouble("ln_eps"));
             List<FileEntry> files = new ArrayList<>();
             for (Config f : c.getConfigList("files")) {
-                files.add(new FileEntry(f.getString("name"), f.getLong("bytes"), Long.parseLong(f.getString("crc32c"), 16)));
+                files.add(new FileEntry(f.getString("name"), f.getLong("bytes"), Long.parseLong(f.getString("crc32c"),
+                    16)));
             }
             return new Manifest(format, c.getLong("step"), c.getLong("data_cursor"), c.getLong("seed"),
                 c.getInt("batch_size"), c.getString("layout"), model, c.getString("data_source"), files);

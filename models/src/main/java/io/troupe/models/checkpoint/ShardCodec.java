@@ -66,7 +66,8 @@ final class ShardCodec {
         }
         int version = bb.getInt();
         if (version != VERSION) {
-            throw new CheckpointException(file + ": unsupported shard version " + version + " (this build reads " + VERSION + ")");
+            throw new CheckpointException(file + ": unsupported shard version " + version + " (this build reads "
+                + VERSION + ")");
         }
         ShardState s = new ShardState(bb.getLong());
         int count = bb.getInt();
@@ -98,7 +99,8 @@ final class ShardCodec {
             }
             if (n * 12 > bb.remaining()) {
                 throw new CheckpointException(file + ": truncated at byte " + data.length + " inside entry '"
-                    + new String(name, StandardCharsets.UTF_8) + "' (needs " + n * 12 + " more bytes, has " + bb.remaining() + ")");
+                    + new String(name, StandardCharsets.UTF_8) + "' (needs " + n * 12 + " more bytes, has "
+                        + bb.remaining() + ")");
             }
             float[][] arrs = new float[3][(int) n];
             for (float[] arr : arrs) {

@@ -158,12 +158,15 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         int members = split ? sourceTp : 1;
         for (int s = 0; s < members; s++) {
             if (src[s] == null) {
-                throw new CheckpointException("checkpoint " + dir + ": parameter '" + p.name() + "' has no shard from tp member " + s);
+                throw new CheckpointException("checkpoint " + dir + ": parameter '" + p.name()
+                    + "' has no shard from tp member " + s);
             }
             int[] expect = p.localShape(split ? sourceTp : 1);
             if (!Arrays.equals(src[s].location().shape(), expect)) {
-                throw new CheckpointException("parameter '" + p.name() + "' has shape " + Arrays.toString(src[s].location().shape())
-                    + " in " + src[s].file().getFileName() + ", the model's tp=" + sourceTp + " shard is " + Arrays.toString(expect));
+                throw new CheckpointException("parameter '" + p.name() + "' has shape " + Arrays.toString(
+                    src[s].location().shape())
+                    + " in " + src[s].file().getFileName() + ", the model's tp=" + sourceTp + " shard is "
+                        + Arrays.toString(expect));
             }
         }
         int[] global = p.globalShape();
@@ -206,7 +209,8 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     }
 
     private void readFloats(Source s, long offsetBytes, float[] dst, int dstOffset, int count) throws IOException {
-        ByteBuffer bb = ShardFileIndex.read(s.channel(), offsetBytes, count * 4, s.channel().size(), s.file(), "payload");
+        ByteBuffer bb = ShardFileIndex.read(s.channel(), offsetBytes, count * 4, s.channel().size(), s.file(),
+            "payload");
         bb.asFloatBuffer().get(dst, dstOffset, count);
         bytesRead += count * 4L;
     }

@@ -106,7 +106,8 @@ public final class Gpt implements StageModule {
     public Gpt(GptConfig cfg, Device dev, TensorParallelGroup tp, boolean sequenceParallel, int rows, int firstBlock,
                int endBlock, boolean first, boolean last) {
         if (firstBlock < 0 || endBlock > cfg.nLayer() || firstBlock > endBlock) {
-            throw new IllegalArgumentException("bad block range [" + firstBlock + ", " + endBlock + ") for n_layer=" + cfg.nLayer());
+            throw new IllegalArgumentException("bad block range [" + firstBlock + ", " + endBlock + ") for n_layer="
+                + cfg.nLayer());
         }
         if (rows < 1) {
             throw new IllegalArgumentException("micro-batch rows must be >= 1: rows=" + rows);
@@ -164,15 +165,19 @@ public final class Gpt implements StageModule {
         int c = cfg.dModel();
         return new Block(view(params, p + "ln1.weight"), view(params, p + "ln1.bias"),
             view(grads, p + "ln1.weight"), view(grads, p + "ln1.bias"),
-            new ColumnParallelLinear(dev, tp, c, 3 * c, view(params, p + "attn.qkv.weight"), view(params, p + "attn.qkv.bias"),
+            new ColumnParallelLinear(dev, tp, c, 3 * c, view(params, p + "attn.qkv.weight"), view(params, p
+                + "attn.qkv.bias"),
                 view(grads, p + "attn.qkv.weight"), view(grads, p + "attn.qkv.bias"), sp),
-            new RowParallelLinear(dev, tp, c, c, view(params, p + "attn.proj.weight"), view(params, p + "attn.proj.bias"),
+            new RowParallelLinear(dev, tp, c, c, view(params, p + "attn.proj.weight"), view(params, p
+                + "attn.proj.bias"),
                 view(grads, p + "attn.proj.weight"), view(grads, p + "attn.proj.bias"), sp),
             view(params, p + "ln2.weight"), view(params, p + "ln2.bias"),
             view(grads, p + "ln2.weight"), view(grads, p + "ln2.bias"),
-            new ColumnParallelLinear(dev, tp, c, 4 * c, view(params, p + "mlp.fc.weight"), view(params, p + "mlp.fc.bias"),
+            new ColumnParallelLinear(dev, tp, c, 4 * c, view(params, p + "mlp.fc.weight"), view(params, p
+                + "mlp.fc.bias"),
                 view(grads, p + "mlp.fc.weight"), view(grads, p + "mlp.fc.bias"), sp),
-            new RowParallelLinear(dev, tp, 4 * c, c, view(params, p + "mlp.proj.weight"), view(params, p + "mlp.proj.bias"),
+            new RowParallelLinear(dev, tp, 4 * c, c, view(params, p + "mlp.proj.weight"), view(params, p
+                + "mlp.proj.bias"),
                 view(grads, p + "mlp.proj.weight"), view(grads, p + "mlp.proj.bias"), sp));
     }
 
@@ -261,7 +266,8 @@ public final class Gpt implements StageModule {
     }
 
     private GptActivations slot(int slot) {
-        return slots.computeIfAbsent(slot, s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first,
+        return slots.computeIfAbsent(slot, s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks,
+            first,
             last));
     }
 
@@ -325,7 +331,8 @@ public final class Gpt implements StageModule {
             dev.attention(a.qkv[l], a.atty[l], a.att[l], rows, t, heads, cfg.headDim());       // (B, T, C/tp)
             p.proj.forward(a.atty[l], a.residual2[l], bt);                                      // (nr, C)
             // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
-            dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l],
+            dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l],
+                a.ln2Rstd[l],
                 nr, c, cfg.lnEps());
             // fch keeps the pre-activation for backward; bias and GELU fused
             p.fc.forwardGelu(a.ln2[l], a.fch[l], a.fchGelu[l], bt);                             // (B, T, 4C/tp)
@@ -394,7 +401,8 @@ public final class Gpt implements StageModule {
             p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                   // (B, T, 4C/tp)
             dev.geluBackward(a.fch[l], dfchGelu, a.dfch[l], (long) bt * p.fc.outLocal());
             p.fc.backwardInput(a.dfch[l], dln, bt);                                            // (nr, C)
-            dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l], a.ln2Rstd[l], nr, c);
+            dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l],
+                a.ln2Rstd[l], nr, c);
             // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
             dev.copy(dresidual, a.dAttProj[l]);
             p.proj.backwardInput(dresidual, datty, bt);                                        // (B, T, C/tp)

@@ -16,7 +16,8 @@ public record GptConfig(String name, int vocabSize, int dModel, int nLayer, int 
         require(vocabSize > 0, "vocab_size must be > 0: vocab_size=" + vocabSize);
         require(dModel > 0, "d_model must be > 0: d_model=" + dModel);
         require(nLayer > 0, "n_layer must be > 0: n_layer=" + nLayer);
-        require(nHead > 0 && dModel % nHead == 0, "n_head must divide d_model: d_model=" + dModel + ", n_head=" + nHead);
+        require(nHead > 0 && dModel % nHead == 0, "n_head must divide d_model: d_model=" + dModel + ", n_head="
+            + nHead);
         require(seqLen > 0, "seq_len must be > 0: seq_len=" + seqLen);
         require(lnEps > 0, "ln_eps must be > 0: ln_eps=" + lnEps);
     }
@@ -58,7 +59,8 @@ public record GptConfig(String name, int vocabSize, int dModel, int nLayer, int 
             case "small" -> small();
             case "big" -> big();
             case "medium" -> medium();
-            default -> throw new IllegalArgumentException("unknown model '" + name + "': expected tiny, small, big or medium");
+            default -> throw new IllegalArgumentException("unknown model '" + name
+                + "': expected tiny, small, big or medium");
         };
     }
 

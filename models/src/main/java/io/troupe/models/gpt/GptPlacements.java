@@ -50,13 +50,16 @@ public final class GptPlacements {
             throw new IllegalArgumentException("tp must be >= 1: tp=" + tp);
         }
         if (cfg.nHead() % tp != 0) {
-            throw new IllegalArgumentException("attention heads must be divisible by tp: n_head=" + cfg.nHead() + ", tp=" + tp);
+            throw new IllegalArgumentException("attention heads must be divisible by tp: n_head=" + cfg.nHead()
+                + ", tp=" + tp);
         }
         if (cfg.vocabSize() % tp != 0) {
-            throw new IllegalArgumentException("vocabulary must be divisible by tp: vocab_size=" + cfg.vocabSize() + ", tp=" + tp);
+            throw new IllegalArgumentException("vocabulary must be divisible by tp: vocab_size=" + cfg.vocabSize()
+                + ", tp=" + tp);
         }
         if (4 * cfg.dModel() % tp != 0) {
-            throw new IllegalArgumentException("MLP width must be divisible by tp: mlp width=" + 4 * cfg.dModel() + ", tp=" + tp);
+            throw new IllegalArgumentException("MLP width must be divisible by tp: mlp width=" + 4 * cfg.dModel()
+                + ", tp=" + tp);
         }
     }
 }

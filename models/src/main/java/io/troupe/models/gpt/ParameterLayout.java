@@ -56,7 +56,8 @@ public final class ParameterLayout {
                 shape = split.split().localShape(s.name(), shape, tp);
             }
             long numel = s.numel() / (shape == s.shape() ? 1 : tp);
-            out.add(new ParamSpec(s.name(), shape, global, local, numel, s.initCenter(), s.initHalfwidth(), s.decay()));
+            out.add(new ParamSpec(s.name(), shape, global, local, numel, s.initCenter(), s.initHalfwidth(),
+                s.decay()));
             local += numel;
         }
         return new ParameterLayout(out, local);

@@ -43,7 +43,8 @@ public record Layout(int dp, int pp, int tp, int virtualStages) {
             int tp = parts.length == 3 ? Integer.parseInt(parts[2]) : 1;
             return new Layout(dp, pp, tp, virtualStages);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("layout must be DPxPP or DPxPPxTP with positive integers, got '" + s + "'", e);
+            throw new IllegalArgumentException("layout must be DPxPP or DPxPPxTP with positive integers, got '" + s
+                + "'", e);
         }
     }
 

@@ -1,10 +1,10 @@
 package io.troupe.models.parallel;
 
+import io.troupe.collectives.Communicator;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.GptPlacements;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.ParameterLayout;
-import io.troupe.collectives.Communicator;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -42,7 +42,8 @@ public final class ParallelParameterLayout {
         for (ParamSpec s : ParameterLayout.full(cfg).specs()) {
             int stage;
             if (s.name().startsWith("blocks.")) {
-                int block = Integer.parseInt(s.name().substring("blocks.".length(), s.name().indexOf('.', "blocks.".length())));
+                int block = Integer.parseInt(s.name().substring("blocks.".length(), s.name().indexOf('.',
+                    "blocks.".length())));
                 stage = 0;
                 while (partition.endBlock(stage) <= block) {
                     stage++;
@@ -115,7 +116,8 @@ public final class ParallelParameterLayout {
         /** {@code memory per rank: params 1.2 MiB, grads 1.2 MiB, optimizer 2.4 MiB}. */
         @Override
         public String toString() {
-            return String.format(java.util.Locale.ROOT, "memory per rank: params %.1f MiB, grads %.1f MiB, optimizer %.1f MiB",
+            return String.format(java.util.Locale.ROOT,
+                "memory per rank: params %.1f MiB, grads %.1f MiB, optimizer %.1f MiB",
                 paramBytes / 1048576.0, gradBytes / 1048576.0, optimizerBytes / 1048576.0);
         }
     }
@@ -140,7 +142,8 @@ public final class ParallelParameterLayout {
             if (dpIndex < 0 || dpIndex >= dp) {
                 throw new IllegalArgumentException("dp_i must be in [0, " + dp + "): dp_i=" + dpIndex);
             }
-            return new long[] {Communicator.segmentStart(numel, dp, dpIndex), Communicator.segmentStart(numel, dp, dpIndex + 1)};
+            return new long[] {Communicator.segmentStart(numel, dp, dpIndex), Communicator.segmentStart(numel, dp,
+                dpIndex + 1)};
         }
 
         /** Bytes of float32 parameters + gradients + two AdamW moments this rank allocates for them. */

@@ -37,7 +37,9 @@ public record StagePartition(int[] blocksPerStage) {
         return startBlock(stage) + blocksPerStage[stage];
     }
 
-    /** An explicit partition, e.g. {@code "3,3,2"}; must cover exactly {@code nLayer} blocks in {@code stages} stages. */
+    /**
+     * An explicit partition, e.g. {@code "3,3,2"}; must cover exactly {@code nLayer} blocks in {@code stages} stages.
+     */
     public static StagePartition explicit(String list, GptConfig cfg, int stages) {
         String[] parts = list.split(",");
         int[] blocks = new int[parts.length];
@@ -46,14 +48,17 @@ public record StagePartition(int[] blocksPerStage) {
                 blocks[i] = Integer.parseInt(parts[i].trim());
             }
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("partition must be a comma-separated list of block counts, got '" + list + "'", e);
+            throw new IllegalArgumentException("partition must be a comma-separated list of block counts, got '" + list
+                + "'", e);
         }
         if (blocks.length != stages) {
-            throw new IllegalArgumentException("partition '" + list + "' has " + blocks.length + " stages, the layout needs " + stages);
+            throw new IllegalArgumentException("partition '" + list + "' has " + blocks.length
+                + " stages, the layout needs " + stages);
         }
         int total = Arrays.stream(blocks).sum();
         if (total != cfg.nLayer()) {
-            throw new IllegalArgumentException("partition '" + list + "' covers " + total + " blocks, the model has n_layer=" + cfg.nLayer());
+            throw new IllegalArgumentException("partition '" + list + "' covers " + total
+                + " blocks, the model has n_layer=" + cfg.nLayer());
         }
         return new StagePartition(blocks);
     }

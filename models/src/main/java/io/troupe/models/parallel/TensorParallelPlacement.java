@@ -14,7 +14,8 @@ import io.troupe.models.parallel.tp.TensorParallelSplit;
  *       tensor counts once in the global gradient norm.</li>
  * </ul>
  */
-public sealed interface TensorParallelPlacement permits TensorParallelPlacement.Split, TensorParallelPlacement.Replicated {
+public sealed interface TensorParallelPlacement permits TensorParallelPlacement.Split,
+    TensorParallelPlacement.Replicated {
 
     /** Member i holds {@code split}'s shard i. */
     record Split(TensorParallelSplit split) implements TensorParallelPlacement {

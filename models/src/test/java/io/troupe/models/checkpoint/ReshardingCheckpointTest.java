@@ -74,7 +74,8 @@ class ReshardingCheckpointTest {
                 files.add(Checkpoints.writeShard(dir, STEP, ShardedCheckpointReader.shardFileName(g, tp, i), s));
             }
         }
-        Manifest m = new Manifest(Manifest.FORMAT, STEP, STEP, 1, 4, "1x" + stages + "x" + tp, CFG, "markov", List.of());
+        Manifest m = new Manifest(Manifest.FORMAT, STEP, STEP, 1, 4, "1x" + stages + "x" + tp, CFG, "markov", List.of(
+            ));
         return Checkpoints.commit(dir, m, files);
     }
 
@@ -93,7 +94,8 @@ class ReshardingCheckpointTest {
                         ShardState.Entry got = s.entries().get(e.parameter().name());
                         float[][] want = expected(e.parameter(), full.get(e.parameter().name()), tp, i);
                         assertArrayEquals(e.shape(), got.shape(), e.parameter().name());
-                        assertArrayEquals(want[0], got.param(), e.parameter().name() + " param, stage " + g + " tp_i " + i);
+                        assertArrayEquals(want[0], got.param(), e.parameter().name() + " param, stage " + g
+                            + " tp_i " + i);
                         assertArrayEquals(want[1], got.m(), e.parameter().name() + " m");
                         assertArrayEquals(want[2], got.v(), e.parameter().name() + " v");
                         checked++;
@@ -137,7 +139,8 @@ class ReshardingCheckpointTest {
                 }
             }
             long expect = (wholeBytes - replicated) / 2 + replicated;
-            System.out.printf("tp 1 checkpoint of %d payload bytes: tp member 1 of 2 read %d bytes%n", wholeBytes, r.bytesRead());
+            System.out.printf("tp 1 checkpoint of %d payload bytes: tp member 1 of 2 read %d bytes%n", wholeBytes,
+                r.bytesRead());
             assertEquals(expect, r.bytesRead(), "half of every split tensor, all of every replicated one");
             assertTrue(r.bytesRead() < wholeBytes * 0.6);
         }

@@ -14,7 +14,6 @@ import io.troupe.models.data.TokenStream;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.tensor.Tensor;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -28,7 +27,8 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * Numerical parity with the float64 reference in the test resource {@code golden/gpt_tiny_golden.json}
- * (its {@code recipe} section says how every value was made): the data recipe, the init recipe, the loss, the logits, every parameter's gradient norm and five AdamW steps.
+ * (its {@code recipe} section says how every value was made): the data recipe, the init recipe, the loss, the logits,
+ * every parameter's gradient norm and five AdamW steps.
  */
 @Timeout(120)
 class GptGoldenParityTest {
@@ -38,7 +38,8 @@ class GptGoldenParityTest {
 
     @BeforeAll
     static void load() throws IOException {
-        try (InputStreamReader json = new InputStreamReader(resource("golden/gpt_tiny_golden.json"), StandardCharsets.UTF_8)) {
+        try (InputStreamReader json = new InputStreamReader(resource("golden/gpt_tiny_golden.json"),
+            StandardCharsets.UTF_8)) {
             golden = ConfigFactory.parseReader(json);
         }
         tiny = golden.getConfig("tiny");
@@ -86,7 +87,8 @@ class GptGoldenParityTest {
                 assertEquals(order.get(i), gpt.layout().specs().get(i).name());
             }
             gpt.initialize(tiny.getLong("config.init_seed"));
-            assertArrayEquals(expected, gpt.params().toFloatArray(), 0f, "LCG init must equal gpt_tiny_init.f32 bit for bit");
+            assertArrayEquals(expected, gpt.params().toFloatArray(), 0f,
+                "LCG init must equal gpt_tiny_init.f32 bit for bit");
         }
     }
 
@@ -148,12 +150,14 @@ class GptGoldenParityTest {
                     worst = s.name();
                 }
             }
-            double totalRel = Math.abs(Math.sqrt(total) - f64.getDouble("grad_norm_total")) / f64.getDouble("grad_norm_total");
+            double totalRel = Math.abs(Math.sqrt(total) - f64.getDouble("grad_norm_total"))
+                / f64.getDouble("grad_norm_total");
 
             // Five AdamW steps on batch 0 at constant lr.
             List<Double> expectedLosses = f64.getDoubleList("adamw_same_batch_losses");
             AdamW opt = new AdamW(new AdamWConfig((float) c.getDouble("beta1"), (float) c.getDouble("beta2"),
-                (float) c.getDouble("adam_eps"), (float) c.getDouble("weight_decay")), dev, gpt.layout().specs(), gpt.layout().numel());
+                (float) c.getDouble("adam_eps"), (float) c.getDouble("weight_decay")), dev, gpt.layout().specs(),
+                    gpt.layout().numel());
             double adamDiff = Math.abs(loss - expectedLosses.get(0));
             for (int k = 1; k < expectedLosses.size(); k++) {
                 opt.step(gpt.params(), gpt.grads(), (float) c.getDouble("lr"));

@@ -33,14 +33,17 @@ class GptStageModuleTest {
         int[][] split = {{0, 1}, {1, 2}, {2, 3}};
         try (CpuDevice dev = new CpuDevice(1)) {
             for (int s = 0; s < 3; s++) {
-                StageModuleFactory.Stage spec = new StageModuleFactory.Stage(CFG, dev, s, 3, split[s][0], split[s][1], ROWS, 7);
+                StageModuleFactory.Stage spec = new StageModuleFactory.Stage(CFG, dev, s, 3, split[s][0], split[s][1],
+                    ROWS, 7);
                 try (StageModule stage = new GptStages().create(spec)) {
                     Random rnd = new Random(11 + s);
                     int n = ROWS * CFG.seqLen();
                     Tensor ids = RandomTensors.intTensor(dev, RandomTensors.ints(rnd, n, CFG.vocabSize()), n);
                     Tensor targets = RandomTensors.intTensor(dev, RandomTensors.ints(rnd, n, CFG.vocabSize()), n);
-                    Tensor act = RandomTensors.tensor(dev, RandomTensors.normal(rnd, n * CFG.dModel(), 0, 1), ROWS, CFG.seqLen(), CFG.dModel());
-                    Tensor gradOut = RandomTensors.tensor(dev, RandomTensors.normal(rnd, n * CFG.dModel(), 0, 1e-2), ROWS, CFG.seqLen(), CFG.dModel());
+                    Tensor act = RandomTensors.tensor(dev, RandomTensors.normal(rnd, n * CFG.dModel(), 0, 1), ROWS,
+                        CFG.seqLen(), CFG.dModel());
+                    Tensor gradOut = RandomTensors.tensor(dev, RandomTensors.normal(rnd, n * CFG.dModel(), 0, 1e-2),
+                        ROWS, CFG.seqLen(), CFG.dModel());
                     stage.zeroGrads();
                     for (int slot = 0; slot < 2; slot++) {
                         stage.forward(slot, spec.first() ? ids : act, spec.last() ? targets : null);
@@ -55,12 +58,14 @@ class GptStageModuleTest {
                         atReport[i] = slice(stage.grads(), params.get(i));
                     });
                     assertEquals(params.size(), order.size(), "every parameter reported");
-                    assertEquals(params.size(), order.stream().distinct().count(), "no parameter reported twice: " + order);
+                    assertEquals(params.size(), order.stream().distinct().count(), "no parameter reported twice: "
+                        + order);
                     for (int i = 0; i < params.size(); i++) {
                         assertArrayEquals(slice(stage.grads(), params.get(i)), atReport[i],
                             "stage " + s + " parameter " + params.get(i).name() + " changed after it was reported");
                     }
-                    assertTrue(order.get(0) > order.get(order.size() - 1), "backward order: last parameters first, was " + order);
+                    assertTrue(order.get(0) > order.get(order.size() - 1),
+                        "backward order: last parameters first, was " + order);
                     for (Tensor t : new Tensor[] {ids, targets, act, gradOut}) {
                         t.close();
                     }

@@ -51,7 +51,8 @@ class StepTailTest {
                 assertEquals(lr, r.lr(), 0f);
                 assertTrue(r.clipScale() < 1f, "gradients of norm ~" + norm + " are clipped to 1");
                 for (int i = 0; i < 2; i++) {
-                    assertArrayEquals(RandomTensors.read(refParts.get(i).params()), RandomTensors.read(tailParts.get(i).params()),
+                    assertArrayEquals(RandomTensors.read(refParts.get(i).params()),
+                        RandomTensors.read(tailParts.get(i).params()),
                         "step " + step + " part " + i);
                 }
                 // Fresh gradients for the next step, the same in both.

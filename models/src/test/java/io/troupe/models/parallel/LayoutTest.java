@@ -48,7 +48,8 @@ class LayoutTest {
             }
         }
         assertThrows(IllegalArgumentException.class, () -> StagePartition.balanced(cfg, 9));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StagePartition.explicit("3,3", cfg, 2));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StagePartition.explicit("3,3",
+            cfg, 2));
         assertTrue(e.getMessage().contains("covers 6 blocks") && e.getMessage().contains("n_layer=8"), e.getMessage());
         assertEquals(3, StagePartition.explicit("3,5", cfg, 2).endBlock(0));
     }

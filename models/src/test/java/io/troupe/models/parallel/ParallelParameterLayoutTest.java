@@ -69,10 +69,12 @@ class ParallelParameterLayoutTest {
     @Test
     void shouldRefuseATpDegreeTheModelCannotBeSplitByNamingTheNumbers() {
         GptConfig cfg = GptConfig.small();
-        IllegalArgumentException heads = assertThrows(IllegalArgumentException.class, () -> GptPlacements.check(cfg, 8));
+        IllegalArgumentException heads = assertThrows(IllegalArgumentException.class, () -> GptPlacements.check(cfg,
+            8));
         assertTrue(heads.getMessage().contains("n_head=4") && heads.getMessage().contains("tp=8"), heads.getMessage());
         GptConfig oddVocab = new GptConfig("v", 250, 128, 2, 4, 8, 1e-5f);
-        IllegalArgumentException vocab = assertThrows(IllegalArgumentException.class, () -> GptPlacements.check(oddVocab, 4));
+        IllegalArgumentException vocab = assertThrows(IllegalArgumentException.class, () -> GptPlacements.check(
+            oddVocab, 4));
         assertTrue(vocab.getMessage().contains("vocab_size=250"), vocab.getMessage());
         GptPlacements.check(cfg, 4);
     }

@@ -90,7 +90,10 @@ final class CpuAttention {
         return sum4(x, 0, n);
     }
 
-    /** The sum of x[from..to) in four double partial sums (elements from + i, i mod 4), combined as (s0 + s1) + (s2 + s3). */
+    /**
+     * The sum of x[from..to) in four double partial sums (elements from + i, i mod 4), combined as
+     * (s0 + s1) + (s2 + s3).
+     */
     static double sum4(float[] x, int from, int to) {
         double s0 = 0;
         double s1 = 0;

@@ -134,21 +134,13 @@ public final class CpuDevice implements Device {
         requireCapacity(y, n, "axpy y");
         long xa = x.address();
         long ya = y.address();
-        elementwise(n, (s, e) -> {
-            for (long i = s; i < e; i++) {
-                putFloat(ya, i, getFloat(ya, i) + alpha * getFloat(xa, i));
-            }
-        });
+        elementwise(n, (s, e) -> CpuRows.axpy(alpha, xa, ya, s, e));
     }
 
     @Override
     public void scale(Tensor x, float alpha) {
         long xa = x.address();
-        elementwise(x.numel(), (s, e) -> {
-            for (long i = s; i < e; i++) {
-                putFloat(xa, i, getFloat(xa, i) * alpha);
-            }
-        });
+        elementwise(x.numel(), (s, e) -> CpuRows.scale(xa, s, e, alpha));
     }
 
     @Override
@@ -182,11 +174,7 @@ public final class CpuDevice implements Device {
         long aa = a.address();
         long ba = b.address();
         long oa = out.address();
-        elementwise(n, (s, e) -> {
-            for (long i = s; i < e; i++) {
-                putFloat(oa, i, getFloat(aa, i) + getFloat(ba, i));
-            }
-        });
+        elementwise(n, (s, e) -> CpuRows.add(aa, ba, oa, s, e));
     }
 
     @Override
@@ -222,14 +210,7 @@ public final class CpuDevice implements Device {
         requireCapacity(bias, cols, "biasAdd bias");
         long oa = out.address();
         long ba = bias.address();
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> {
-            for (int r = s; r < e; r++) {
-                long row = (long) r * cols;
-                for (int c = 0; c < cols; c++) {
-                    putFloat(oa, row + c, getFloat(oa, row + c) + getFloat(ba, c));
-                }
-            }
-        });
+        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.biasAdd(oa, ba, s, e, cols));
     }
 
     @Override

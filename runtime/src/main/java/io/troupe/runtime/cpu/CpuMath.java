@@ -40,7 +40,8 @@ final class CpuMath {
             float k = (v * LOG2E + ROUND) - ROUND;
             float r = v - k * LN2_HI - k * LN2_LO;
             scratch[i] = v;
-            x[i] = 1f + r * (1f + r * (0.5f + r * (1.6666666e-1f + r * (4.1666664e-2f + r * (8.333335e-3f + r * 1.3888889e-3f)))));
+            x[i] = 1f + r * (1f + r * (0.5f + r * (1.6666666e-1f + r * (4.1666664e-2f
+                + r * (8.333335e-3f + r * 1.3888889e-3f)))));
         }
         for (int i = 0; i < n; i++) {
             float v = scratch[i];

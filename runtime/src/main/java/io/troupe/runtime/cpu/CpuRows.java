@@ -227,4 +227,65 @@ final class CpuRows {
             UNSAFE.putFloat(losses + 4L * r, (float) (Math.log(sum) - shiftedTarget));
         }
     }
+
+    /** {@code x[i] *= alpha} for i in [s, e), staged in blocks so the JIT vectorises it. */
+    static void scale(long x, long s, long e, float alpha) {
+        float[] xb = buf(0, BLOCK);
+        for (long b = s; b < e; b += BLOCK) {
+            int n = (int) Math.min(BLOCK, e - b);
+            load(x, b, xb, n);
+            for (int i = 0; i < n; i++) {
+                xb[i] *= alpha;
+            }
+            store(xb, x, b, n);
+        }
+    }
+
+    /** {@code out[i] = a[i] + b[i]} for i in [s, e) (out may alias a or b), staged in blocks. */
+    static void add(long a, long b, long out, long s, long e) {
+        float[] ab = buf(0, BLOCK);
+        float[] bb = buf(1, BLOCK);
+        for (long k = s; k < e; k += BLOCK) {
+            int n = (int) Math.min(BLOCK, e - k);
+            load(a, k, ab, n);
+            load(b, k, bb, n);
+            for (int i = 0; i < n; i++) {
+                ab[i] += bb[i];
+            }
+            store(ab, out, k, n);
+        }
+    }
+
+    /** {@code y[i] += alpha * x[i]} for i in [s, e), staged in blocks. */
+    static void axpy(float alpha, long x, long y, long s, long e) {
+        float[] xb = buf(0, BLOCK);
+        float[] yb = buf(1, BLOCK);
+        for (long k = s; k < e; k += BLOCK) {
+            int n = (int) Math.min(BLOCK, e - k);
+            load(x, k, xb, n);
+            load(y, k, yb, n);
+            for (int i = 0; i < n; i++) {
+                yb[i] += alpha * xb[i];
+            }
+            store(yb, y, k, n);
+        }
+    }
+
+    /** {@code out[r, c] += bias[c]} for rows [r0, r1) of (rows, cols), each row staged in blocks of columns. */
+    static void biasAdd(long out, long bias, int r0, int r1, int cols) {
+        float[] ob = buf(0, BLOCK);
+        float[] bs = buf(1, BLOCK);
+        for (int c0 = 0; c0 < cols; c0 += BLOCK) {
+            int n = Math.min(BLOCK, cols - c0);
+            load(bias, c0, bs, n);
+            for (int r = r0; r < r1; r++) {
+                long at = (long) r * cols + c0;
+                load(out, at, ob, n);
+                for (int i = 0; i < n; i++) {
+                    ob[i] += bs[i];
+                }
+                store(ob, out, at, n);
+            }
+        }
+    }
 }

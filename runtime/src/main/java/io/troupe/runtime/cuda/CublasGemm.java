@@ -2,14 +2,14 @@ package io.troupe.runtime.cuda;
 
 import jcuda.Pointer;
 import jcuda.cudaDataType;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
 import jcuda.jcublas.JCublas2;
 import jcuda.jcublas.cublasComputeType;
 import jcuda.jcublas.cublasGemmAlgo;
 import jcuda.jcublas.cublasHandle;
 import jcuda.jcublas.cublasOperation;
 import jcuda.jcublas.cublasStatus;
-import jcuda.driver.CUdeviceptr;
-import jcuda.driver.CUstream;
 import jcuda.runtime.cudaStream_t;
 
 /**

@@ -86,7 +86,8 @@ final class CudaStagedOutput implements StagedOutput {
         CudaDevice.check(op, "cuStreamWaitEvent(copy, produced)", cuStreamWaitEvent(copy, produced, 0));
         CudaDevice.check(op, "cuMemcpyDtoHAsync(" + bytes + " bytes)", cuMemcpyDtoHAsync(
             ((PinnedHostBuffer) host.storage()).pointerAt(0),
-            dev.storage(snapshot, op, "snapshot").pointerAt(snapshot.offsetElements() * dtype.sizeBytes()), bytes, copy));
+            dev.storage(snapshot, op, "snapshot").pointerAt(snapshot.offsetElements() * dtype.sizeBytes()), bytes,
+                copy));
         CudaDevice.check(op, "cuEventRecord(downloaded)", cuEventRecord(downloaded, copy));
         any = true;
     }

@@ -3,9 +3,9 @@ package io.troupe.runtime.cuda;
 import static jcuda.driver.JCudaDriver.cuMemAllocHost;
 import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 
+import io.troupe.runtime.tensor.Storage;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import io.troupe.runtime.tensor.Storage;
 import jcuda.Pointer;
 import org.agrona.BufferUtil;
 

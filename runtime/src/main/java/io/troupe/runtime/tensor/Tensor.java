@@ -95,7 +95,8 @@ public final class Tensor implements AutoCloseable {
     /** Same elements, another shape with the same element count. */
     public Tensor reshape(int... newShape) {
         if (numelOf(newShape) != numel) {
-            throw new IllegalArgumentException("cannot reshape " + Arrays.toString(shape) + " to " + Arrays.toString(newShape));
+            throw new IllegalArgumentException("cannot reshape " + Arrays.toString(shape) + " to "
+                + Arrays.toString(newShape));
         }
         return new Tensor(device, storage, dtype, offsetElements, newShape, false);
     }

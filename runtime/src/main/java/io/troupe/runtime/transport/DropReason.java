@@ -52,6 +52,7 @@ public enum DropReason {
      * used, for instance to release the ring bytes it names.
      */
     public boolean wellFormed() {
-        return this == STALE_EPOCH || this == WRONG_DESTINATION || this == SOURCE_MISMATCH || this == LARGER_THAN_BUDGET;
+        return this == STALE_EPOCH || this == WRONG_DESTINATION || this == SOURCE_MISMATCH
+            || this == LARGER_THAN_BUDGET;
     }
 }

@@ -17,7 +17,9 @@ final class ImageState {
     /** The rest of a dropped message is being skipped (its fragments are not orphans). */
     boolean skipping;
 
-    /** The slot the chunk in progress fills, valid while {@link ReceiveSlot#generation} equals {@link #slotGeneration}. */
+    /**
+     * The slot the chunk in progress fills, valid while {@link ReceiveSlot#generation} equals {@link #slotGeneration}.
+     */
     ReceiveSlot slot;
     int slotGeneration;
     /** Tensor offset the next fragment's payload goes to. */

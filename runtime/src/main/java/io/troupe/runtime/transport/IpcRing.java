@@ -1,17 +1,17 @@
 package io.troupe.runtime.transport;
 
+import io.aeron.AeronCounters;
 import java.io.File;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
-import io.aeron.AeronCounters;
 import java.util.function.LongPredicate;
 import org.agrona.IoUtil;
-import org.agrona.collections.LongHashSet;
-import org.agrona.concurrent.status.CountersReader;
 import org.agrona.UnsafeApi;
+import org.agrona.collections.LongHashSet;
 import org.agrona.concurrent.UnsafeBuffer;
+import org.agrona.concurrent.status.CountersReader;
 
 /**
  * The bulk channel beside an IPC publication to a worker of another process on the same host: a
@@ -101,7 +101,8 @@ public final class IpcRing implements AutoCloseable {
         LongHashSet live = new LongHashSet();
         counters.forEach((counterId, typeId, key, label) -> {
             if (typeId == AeronCounters.DRIVER_PUBLISHER_LIMIT_TYPE_ID) {
-                live.add(pair(key.getInt(STREAM_COUNTER_STREAM_ID_OFFSET), key.getInt(STREAM_COUNTER_SESSION_ID_OFFSET)));
+                live.add(pair(key.getInt(STREAM_COUNTER_STREAM_ID_OFFSET),
+                    key.getInt(STREAM_COUNTER_SESSION_ID_OFFSET)));
             }
         });
         return live::contains;

@@ -1,6 +1,13 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TensorFrameDescriptor.*;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENCE;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_RING;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.MAX_DIMS;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.MAX_TENSOR_BYTES;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.VERSION;
 
 import io.troupe.runtime.tensor.DType;
 import org.agrona.DirectBuffer;

@@ -26,10 +26,16 @@ public final class TensorFrameDescriptor {
     public static final int CHUNK_OFFSET_OFFSET = 72;
     public static final int CHUNK_BYTES_OFFSET = 80;
     public static final int CHUNK_CRC_OFFSET = 84;
-    /** Sequence of a by-reference frame (see {@link LocalCopyLink}), ring offset of a by-ring frame ({@link IpcRing}); zero otherwise. */
+    /**
+     * Sequence of a by-reference frame (see {@link LocalCopyLink}), ring offset of a by-ring frame ({@link IpcRing});
+     * zero otherwise.
+     */
     public static final int REFERENCE_SEQUENCE_OFFSET = 88;
     public static final int HEADER_CRC_OFFSET = 92;
-    /** Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the term. */
+    /**
+     * Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the
+     * term.
+     */
     public static final int HEADER_LENGTH = 96;
 
     /** The most dimensions a frame's shape carries. */

@@ -1,6 +1,26 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TensorFrameDescriptor.*;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_BYTES_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_CRC_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_OFFSET_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.DEST_RANK_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAGS_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_CRC_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.KIND_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.MAX_DIMS;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.NDIMS_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.REFERENCE_SEQUENCE_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.SOURCE_RANK_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.STEP_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.TENSOR_KEY_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.TOTAL_BYTES_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.VERSION;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.VERSION_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.dimOffset;
 
 import io.troupe.runtime.tensor.DType;
 import java.nio.ByteOrder;
@@ -53,7 +73,8 @@ import org.agrona.MutableDirectBuffer;
  * </pre>
  *
  * <p>Dimensions past {@code ndims} are zero. A frame flagged {@code FLAG_BY_REFERENCE} carries no
- * payload (see {@link LocalCopyLink}), nor does one flagged {@code FLAG_BY_RING} (see {@link IpcRing}). The CRC fields are meaningful only when
+ * payload (see {@link LocalCopyLink}), nor does one flagged {@code FLAG_BY_RING} (see {@link IpcRing}). The CRC fields
+ * are meaningful only when
  * {@link TensorFrameDescriptor#FLAG_CRC} is set. Threading: one thread per instance.
  */
 public final class TensorFrameFlyweight {
@@ -177,7 +198,8 @@ public final class TensorFrameFlyweight {
             return crc32c.compute(buffer.addressOffset() + offset, HEADER_CRC_OFFSET);
         }
         CRC32C crc = new CRC32C(); // heap buffers only occur in tests and tools, never on the hot path
-        crc.update(buffer.byteArray(), (int) (buffer.addressOffset() - org.agrona.BufferUtil.ARRAY_BASE_OFFSET) + offset,
+        crc.update(buffer.byteArray(), (int) (buffer.addressOffset() - org.agrona.BufferUtil.ARRAY_BASE_OFFSET)
+            + offset,
             HEADER_CRC_OFFSET);
         return (int) crc.getValue();
     }

@@ -21,7 +21,8 @@ public final class TensorKey {
     /** The key for (micro-batch, virtual stage, bucket/chunk id); all must be non-negative. */
     public static long of(int microbatch, int virtualStage, int bucketId) {
         if (microbatch < 0 || microbatch > MAX_MICROBATCH) {
-            throw new IllegalArgumentException("microbatch must be in [0, " + MAX_MICROBATCH + "]: microbatch=" + microbatch);
+            throw new IllegalArgumentException("microbatch must be in [0, " + MAX_MICROBATCH + "]: microbatch="
+                + microbatch);
         }
         if (virtualStage < 0 || virtualStage > MAX_VIRTUAL_STAGE) {
             throw new IllegalArgumentException("virtualStage must be in [0, " + MAX_VIRTUAL_STAGE + "]: virtualStage="

@@ -19,7 +19,8 @@ import org.agrona.concurrent.IdleStrategy;
  * ({@link TransportSettings#crcEnabledFor}): on the UDP subscription by default, not on IPC.
  *
  * <p>When the receive budget is used up the agent stops consuming the image whose next tensor does
- * not fit ({@code ABORT}), so that sender is back-pressured; nothing is dropped silently. Every dropped frame is counted by {@link DropReason}.
+ * not fit ({@code ABORT}), so that sender is back-pressured; nothing is dropped silently. Every dropped frame is
+ * counted by {@link DropReason}.
  *
  * <p>The agent is the duty cycle; the work is done by its parts: {@link TensorFrameAdapter} (each
  * fragment to the part that takes it, and the one decision whether a message is accepted),
@@ -243,7 +244,8 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
             idleStrategy.idle(doWork());
             if (System.nanoTime() - deadlineNs > 0) {
                 throw new TransportTimeoutException("tensor not received within timeoutNs=" + timeoutNs + ": source="
-                    + sourceRank + ", kind=" + kind + ", key=" + TensorKey.toString(tensorKey) + ", receiver=" + roleName
+                    + sourceRank + ", kind=" + kind + ", key=" + TensorKey.toString(tensorKey) + ", receiver="
+                        + roleName
                     + ", " + counters.drops);
             }
         }
@@ -256,7 +258,9 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
         close();
     }
 
-    /** Closes the subscriptions, unmaps the rings and frees slot memory (slots still held become invalid). Idempotent. */
+    /**
+     * Closes the subscriptions, unmaps the rings and frees slot memory (slots still held become invalid). Idempotent.
+     */
     @Override
     public void close() {
         CloseHelper.closeAll(subscriptions);

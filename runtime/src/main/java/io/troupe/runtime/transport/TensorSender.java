@@ -126,7 +126,8 @@ public final class TensorSender implements AutoCloseable {
         this.idleStrategy = idleStrategy;
         this.claimLimitBytes = publication.maxPayloadLength();
         if (chunkBytes + HEADER_LENGTH > publication.maxMessageLength()) {
-            throw new IllegalArgumentException("chunkBytes plus header exceeds the publication's max message: chunkBytes="
+            throw new IllegalArgumentException(
+                "chunkBytes plus header exceeds the publication's max message: chunkBytes="
                 + chunkBytes + ", maxMessageLength=" + publication.maxMessageLength());
         }
     }
@@ -187,7 +188,9 @@ public final class TensorSender implements AutoCloseable {
         finish();
     }
 
-    /** Sends {@code shape[0..ndims)} elements of {@code dtype} at native {@code address}; blocks until handed to Aeron. */
+    /**
+     * Sends {@code shape[0..ndims)} elements of {@code dtype} at native {@code address}; blocks until handed to Aeron.
+     */
     public void send(FrameKind kind, long step, long tensorKey, DType dtype, int[] shape, int ndims, long address,
                      long lengthBytes) {
         begin(kind, step, tensorKey, dtype, shape, ndims, address, lengthBytes);

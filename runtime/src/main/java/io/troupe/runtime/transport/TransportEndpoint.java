@@ -11,7 +11,8 @@ import java.util.regex.Pattern;
  */
 public record TransportEndpoint(String nodeId, String host, int port, int streamId) {
     private static final Pattern NODE_ID = Pattern.compile("[A-Za-z0-9._-]+");
-    private static final Pattern FORM = Pattern.compile("([A-Za-z0-9._-]+)@(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):(\\d{1,5})/(-?\\d+)");
+    private static final Pattern FORM = Pattern.compile(
+        "([A-Za-z0-9._-]+)@(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):(\\d{1,5})/(-?\\d+)");
 
     public TransportEndpoint {
         if (nodeId == null || !NODE_ID.matcher(nodeId).matches()) {

@@ -113,7 +113,8 @@ public final class TransportNode implements AutoCloseable {
         // measured on Aeron 1.51: an image is reported unavailable about 1 s after its liveness timeout
         // (timer ticks and the drain/linger state changes), so liveness is set below peerLostTimeoutNs
         long peerLostNs = s.peerLostTimeoutNs();
-        long timerNs = Math.max(TimeUnit.MILLISECONDS.toNanos(10), Math.min(peerLostNs / 10, TimeUnit.SECONDS.toNanos(1)));
+        long timerNs = Math.max(TimeUnit.MILLISECONDS.toNanos(10), Math.min(peerLostNs / 10,
+            TimeUnit.SECONDS.toNanos(1)));
         long livenessNs = Math.max(peerLostNs / 2, peerLostNs - TimeUnit.MILLISECONDS.toNanos(1500));
         MediaDriver.Context context = new MediaDriver.Context()
             .aeronDirectoryName(dir)
@@ -161,7 +162,8 @@ public final class TransportNode implements AutoCloseable {
     }
 
     private static String uniqueDir() {
-        return baseDir() + File.separator + DIR_PREFIX + ProcessHandle.current().pid() + "-" + LAUNCHES.incrementAndGet()
+        return baseDir() + File.separator + DIR_PREFIX + ProcessHandle.current().pid() + "-"
+            + LAUNCHES.incrementAndGet()
             + "-" + Integer.toHexString(ThreadLocalRandom.current().nextInt());
     }
 
@@ -222,7 +224,8 @@ public final class TransportNode implements AutoCloseable {
         CountersReader counters = aeron.countersReader();
         long[] sum = {0};
         counters.forEach((id, typeId, key, label) -> {
-            if (typeId == AeronCounters.DRIVER_SYSTEM_COUNTER_TYPE_ID && label.toLowerCase(Locale.ROOT).contains(part)) {
+            if (typeId == AeronCounters.DRIVER_SYSTEM_COUNTER_TYPE_ID
+                && label.toLowerCase(Locale.ROOT).contains(part)) {
                 sum[0] += counters.getCounterValue(id);
             }
         });

@@ -119,7 +119,8 @@ public record TransportSettings(
         checkMtu("ipcMtuBytes", ipcMtuBytes);
         checkMtu("loopbackMtuBytes", loopbackMtuBytes);
         if (chunkBytes < 64 || chunkBytes % 64 != 0) {
-            throw new IllegalArgumentException("chunkBytes must be a positive multiple of 64: chunkBytes=" + chunkBytes);
+            throw new IllegalArgumentException("chunkBytes must be a positive multiple of 64: chunkBytes="
+                + chunkBytes);
         }
         int maxMessageBytes = Math.min(termLengthBytes / 8, 16 * 1024 * 1024);
         if (chunkBytes + TensorFrameDescriptor.HEADER_LENGTH > maxMessageBytes) {
@@ -136,7 +137,8 @@ public record TransportSettings(
                 + receiveBudgetBytes + ", chunkBytes=" + chunkBytes);
         }
         if (receiveSlotsMax < 1 || receiveSlotsMax > 1 << 16) {
-            throw new IllegalArgumentException("receiveSlotsMax must be in [1, 65536]: receiveSlotsMax=" + receiveSlotsMax);
+            throw new IllegalArgumentException("receiveSlotsMax must be in [1, 65536]: receiveSlotsMax="
+                + receiveSlotsMax);
         }
         checkPositive("connectTimeoutNs", connectTimeoutNs);
         checkPositive("backPressureTimeoutNs", backPressureTimeoutNs);
@@ -145,7 +147,8 @@ public record TransportSettings(
                 + peerLostTimeoutNs);
         }
         if (localCopyMinBytes < 1) {
-            throw new IllegalArgumentException("localCopyMinBytes must be positive: localCopyMinBytes=" + localCopyMinBytes);
+            throw new IllegalArgumentException("localCopyMinBytes must be positive: localCopyMinBytes="
+                + localCopyMinBytes);
         }
         if (ipcRingMinBytes < 1) {
             throw new IllegalArgumentException("ipcRingMinBytes must be positive: ipcRingMinBytes=" + ipcRingMinBytes);
@@ -161,7 +164,8 @@ public record TransportSettings(
         }
         if (receiverWindowBytes != 0 && (receiverWindowBytes < Math.max(mtuBytes, loopbackMtuBytes)
             || receiverWindowBytes > Math.min(socketBufferBytes, termLengthBytes / 2))) {
-            throw new IllegalArgumentException("receiverWindowBytes must be 0 (auto) or in [max(mtuBytes, loopbackMtuBytes), min(socketBufferBytes,"
+            throw new IllegalArgumentException(
+                "receiverWindowBytes must be 0 (auto) or in [max(mtuBytes, loopbackMtuBytes), min(socketBufferBytes,"
                 + " termLengthBytes / 2)]: receiverWindowBytes=" + receiverWindowBytes + ", mtuBytes=" + mtuBytes
                 + ", socketBufferBytes=" + socketBufferBytes + ", termLengthBytes=" + termLengthBytes);
         }
@@ -178,10 +182,13 @@ public record TransportSettings(
                              long localCopyMinBytes, String udpBindHost, int udpPort) {
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
-            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0, DEFAULT_LOOPBACK_MTU_BYTES);
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, false, 0,
+                DEFAULT_LOOPBACK_MTU_BYTES);
     }
 
-    /** The settings of the first 20 components with the default {@code ipcRingMinBytes} (readers of the earlier record). */
+    /**
+     * The settings of the first 20 components with the default {@code ipcRingMinBytes} (readers of the earlier record).
+     */
     public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
                              int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
                              long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
@@ -207,7 +214,9 @@ public record TransportSettings(
             loopbackMtuBytes, ipcRingMinBytes, 0.0);
     }
 
-    /** The UDP MTU for a peer at {@code host}: {@code loopbackMtuBytes} on a loopback address, else {@code mtuBytes}. */
+    /**
+     * The UDP MTU for a peer at {@code host}: {@code loopbackMtuBytes} on a loopback address, else {@code mtuBytes}.
+     */
     public int udpMtuBytesFor(String host) {
         return isLoopback(host) ? loopbackMtuBytes : mtuBytes;
     }
@@ -215,7 +224,8 @@ public record TransportSettings(
     /** True for a literal loopback address (127.0.0.0/8, ::1) or {@code localhost}; no name lookup. */
     public static boolean isLoopback(String host) {
         String h = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
-        return h.startsWith("127.") || h.equals("::1") || h.equals("0:0:0:0:0:0:0:1") || h.equalsIgnoreCase("localhost");
+        return h.startsWith("127.") || h.equals("::1") || h.equals("0:0:0:0:0:0:0:1")
+            || h.equalsIgnoreCase("localhost");
     }
 
     /** The UDP receiver window in use: {@code receiverWindowBytes}, or the largest allowed when 0. */
@@ -342,7 +352,10 @@ public record TransportSettings(
         return edit(d -> d.receiverWindowBytes = bytes);
     }
 
-    /** From which tensor size same-host IPC to another process goes through the {@link IpcRing}; {@code Long.MAX_VALUE}: never. */
+    /**
+     * From which tensor size same-host IPC to another process goes through the {@link IpcRing}; {@code Long.MAX_VALUE}:
+     * never.
+     */
     public TransportSettings withIpcRingMinBytes(long bytes) {
         return edit(d -> d.ipcRingMinBytes = bytes);
     }

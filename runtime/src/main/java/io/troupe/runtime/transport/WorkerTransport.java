@@ -51,7 +51,8 @@ public final class WorkerTransport implements AutoCloseable {
 
     private static int resolvePort(Subscription udp, TransportSettings s) {
         long deadlineNs = System.nanoTime() + s.connectTimeoutNs();
-        IdleStrategy idle = new BackoffIdleStrategy(1, 1, TimeUnit.MICROSECONDS.toNanos(50), TimeUnit.MILLISECONDS.toNanos(1));
+        IdleStrategy idle = new BackoffIdleStrategy(1, 1, TimeUnit.MICROSECONDS.toNanos(50),
+            TimeUnit.MILLISECONDS.toNanos(1));
         while (true) {
             String resolved = udp.resolvedEndpoint();
             if (resolved != null) {

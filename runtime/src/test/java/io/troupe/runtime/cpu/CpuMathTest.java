@@ -17,7 +17,8 @@ class CpuMathTest {
             float x = -87f + rnd.nextFloat() * 175f;
             double expected = Math.exp(x);
             double err = Math.abs(CpuMath.exp(x) - expected) / expected;
-            assertTrue(err < 3e-7, "exp(" + x + ") = " + CpuMath.exp(x) + " vs " + expected + ": relative error " + err);
+            assertTrue(err < 3e-7, "exp(" + x + ") = " + CpuMath.exp(x) + " vs " + expected
+                + ": relative error " + err);
         }
         assertEquals(0f, CpuMath.exp(-87.5f));
         assertEquals(0f, CpuMath.exp(Float.NEGATIVE_INFINITY));

@@ -238,7 +238,8 @@ class CudaPrecisionTest {
         e = assertThrows(IllegalArgumentException.class, gpu::synchronize);
         assertTrue(e.getMessage().contains("-7"), e.getMessage());
         Twin dout = tw.random(2, 10);
-        e = assertThrows(IllegalArgumentException.class, () -> gpu.embeddingBackward(table.dut(), dout.dut(), ids, 2, 10));
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.embeddingBackward(table.dut(), dout.dut(), ids, 2,
+            10));
         assertTrue(e.getMessage().contains("-7"), e.getMessage());
     }
 

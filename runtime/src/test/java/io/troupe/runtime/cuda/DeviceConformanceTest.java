@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.cuda.TwinTensors.Twin;
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.Device;
-import io.troupe.runtime.cuda.TwinTensors.Twin;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -231,7 +231,7 @@ abstract class DeviceConformanceTest {
         tw.assertClose("layerNormBackward dbias", db, ATOL, RTOL);
     }
 
-    // ---------------------------------------------------------------- fused ops: device under test fused, reference unfused
+    // ------------------------------------------------------- fused ops: device under test fused, reference unfused
 
     @Test
     void shouldMatchFusedBiasGeluAgainstBiasAddThenGelu() {
@@ -296,7 +296,8 @@ abstract class DeviceConformanceTest {
         }
         tw.ref.layerNormBackward(dsum.ref(), dw.ref(), db.ref(), dout.ref(), sum.ref(), w.ref(), mean.ref(), rstd.ref(),
             rows, cols);
-        tw.dut.residualLayerNormBackward(dsum.dut(), dw.dut(), db.dut(), dresidual.dut(), dout.dut(), sum.dut(), w.dut(),
+        tw.dut.residualLayerNormBackward(dsum.dut(), dw.dut(), db.dut(), dresidual.dut(), dout.dut(), sum.dut(),
+            w.dut(),
             mean.dut(), rstd.dut(), rows, cols);
         tw.assertClose("residualLayerNormBackward dsum" + tag, dsum, ATOL, RTOL);
         tw.assertClose("residualLayerNormBackward dweight" + tag, dw, ATOL, RTOL);

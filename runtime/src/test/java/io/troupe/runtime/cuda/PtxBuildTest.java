@@ -58,7 +58,8 @@ class PtxBuildTest {
                 String ptx = CudaModules.readPtx(module[0] + "_sm" + arch + ".ptx");
                 assertTrue(ptx.contains(".target sm_" + arch), module[0] + " PTX targets sm_" + arch);
                 for (int i = 1; i < module.length; i++) {
-                    assertTrue(ptx.contains(".entry " + module[i] + "("), module[0] + "_sm" + arch + ".ptx lacks kernel "
+                    assertTrue(ptx.contains(".entry " + module[i] + "("), module[0] + "_sm" + arch
+                        + ".ptx lacks kernel "
                         + module[i]);
                 }
             }

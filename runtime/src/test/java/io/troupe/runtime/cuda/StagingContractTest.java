@@ -167,7 +167,8 @@ abstract class StagingContractTest {
         assertThrows(IllegalStateException.class, out::host, "host() before any download");
         Tensor wrong = track(dev.allocate(3, 4));
         IllegalArgumentException misfit = assertThrows(IllegalArgumentException.class, () -> out.download(wrong));
-        assertTrue(misfit.getMessage().contains("[2, 4]") && misfit.getMessage().contains("[3, 4]"), misfit.getMessage());
+        assertTrue(misfit.getMessage().contains("[2, 4]") && misfit.getMessage().contains("[3, 4]"),
+            misfit.getMessage());
         Tensor ids = track(dev.allocate(DType.I32, 2, 4));
         assertThrows(IllegalArgumentException.class, () -> out.download(ids), "dtype differs");
     }

@@ -36,8 +36,10 @@ public final class ReferenceOps {
                 for (int j = 0; j < n; j++) {
                     double sum = 0;
                     for (int p = 0; p < k; p++) {
-                        double aip = transA ? a[(int) (baseA + (long) p * lda + i)] : a[(int) (baseA + (long) i * lda + p)];
-                        double bpj = transB ? b[(int) (baseB + (long) j * ldb + p)] : b[(int) (baseB + (long) p * ldb + j)];
+                        double aip = transA ? a[(int) (baseA + (long) p * lda + i)] : a[(int) (baseA + (long) i * lda
+                            + p)];
+                        double bpj = transB ? b[(int) (baseB + (long) j * ldb + p)] : b[(int) (baseB + (long) p * ldb
+                            + j)];
                         sum += aip * bpj;
                     }
                     int ci = (int) (baseC + (long) i * ldc + j);
@@ -231,7 +233,8 @@ public final class ReferenceOps {
         for (int r = 0; r < rows; r++) {
             int t = targets[r];
             if (t < 0 || t >= vocab) {
-                throw new IllegalArgumentException("target out of range: target=" + t + ", row=" + r + ", vocab=" + vocab);
+                throw new IllegalArgumentException("target out of range: target=" + t + ", row=" + r + ", vocab="
+                    + vocab);
             }
             double max = Double.NEGATIVE_INFINITY;
             for (int v = 0; v < vocab; v++) {

@@ -1,8 +1,29 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TensorFrameDescriptor.*;
-import static io.troupe.runtime.transport.TransportTestSupport.*;
-import static org.junit.jupiter.api.Assertions.*;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_BYTES_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_OFFSET_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.DEST_RANK_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.DIMS_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAGS_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENCE;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_CRC_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.KIND_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.NDIMS_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.REFERENCE_SEQUENCE_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.SOURCE_RANK_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.TOTAL_BYTES_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.VERSION;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.VERSION_OFFSET;
+import static io.troupe.runtime.transport.TransportTestSupport.RecordingListener;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitReady;
+import static io.troupe.runtime.transport.TransportTestSupport.pumpSend;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.aeron.ExclusivePublication;
 import io.troupe.runtime.tensor.DType;
@@ -240,7 +261,8 @@ class FrameFuzzTest {
         // the port still works: a UDP tensor arrives intact
         WorkerTransport good = driver.openWorker("good", 0, EPOCH, new RecordingListener());
         TransportEndpoint ep = rx.endpoint();
-        TensorSender tx = good.connect(RX_RANK, new TransportEndpoint("remote", ep.host(), ep.port(), ep.streamId()), EPOCH);
+        TensorSender tx = good.connect(RX_RANK, new TransportEndpoint("remote", ep.host(), ep.port(), ep.streamId()),
+            EPOCH);
         awaitConnected(tx, agent, 10_000);
         try (NativeMemory src = new NativeMemory(3_000_000).fillRandom(8)) {
             tx.begin(FrameKind.GRADIENT, 0, 0, DType.I8, new int[] {3_000_000}, 1, src.address(), 3_000_000);

@@ -1,7 +1,12 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TransportTestSupport.*;
-import static org.junit.jupiter.api.Assertions.*;
+import static io.troupe.runtime.transport.TransportTestSupport.RecordingListener;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitReady;
+import static io.troupe.runtime.transport.TransportTestSupport.pumpSend;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.aeron.ExclusivePublication;
 import io.troupe.runtime.tensor.DType;
@@ -148,7 +153,8 @@ class IpcRingTransportTest {
             agent.doWork();
             assertTrue(System.nanoTime() < deadline, "evil publication not connected");
         }
-        UnsafeBuffer frameBuffer = new UnsafeBuffer(BufferUtil.allocateDirectAligned(TensorFrameDescriptor.HEADER_LENGTH, 64));
+        UnsafeBuffer frameBuffer = new UnsafeBuffer(BufferUtil.allocateDirectAligned(
+            TensorFrameDescriptor.HEADER_LENGTH, 64));
         TensorFrameFlyweight frame = new TensorFrameFlyweight();
         // 1: a ring frame from a publication that has no ring
         offerRingFrame(evil, frameBuffer, frame, 0, 4096, agent, deadline);
@@ -183,7 +189,8 @@ class IpcRingTransportTest {
         }
         // 4: a ring frame over UDP is refused whatever it names
         WorkerTransport udpTx = track(nodes[0].openWorker("udp-tx", 0, EPOCH, slot -> { }, errors::add));
-        TransportEndpoint remote = new TransportEndpoint("elsewhere", rx.endpoint().host(), rx.endpoint().port(), stream);
+        TransportEndpoint remote = new TransportEndpoint("elsewhere", rx.endpoint().host(), rx.endpoint().port(),
+            stream);
         TensorSender viaUdp = udpTx.connect(1, remote, EPOCH);
         awaitConnected(viaUdp, agent, 20_000);
         long before = agent.drops().count(DropReason.BAD_REFERENCE);

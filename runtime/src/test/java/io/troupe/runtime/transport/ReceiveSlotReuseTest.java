@@ -1,7 +1,8 @@
 package io.troupe.runtime.transport;
 
 import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.testkit.LoopbackDriver;

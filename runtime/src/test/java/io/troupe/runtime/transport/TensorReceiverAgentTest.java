@@ -1,7 +1,14 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TransportTestSupport.*;
-import static org.junit.jupiter.api.Assertions.*;
+import static io.troupe.runtime.transport.TransportTestSupport.RecordingListener;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitReady;
+import static io.troupe.runtime.transport.TransportTestSupport.pumpSend;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.testkit.LoopbackDriver;
@@ -89,7 +96,8 @@ class TensorReceiverAgentTest {
             WorkerTransport w = driver.openWorker("tx" + s, s, 3, new RecordingListener());
             TransportEndpoint ep = rx.endpoint();
             // sender 1 goes over UDP, the others over IPC: both subscriptions feed one receiver
-            TransportEndpoint target = s == 1 ? new TransportEndpoint("remote", ep.host(), ep.port(), ep.streamId()) : ep;
+            TransportEndpoint target = s == 1 ? new TransportEndpoint("remote", ep.host(), ep.port(), ep.streamId())
+                : ep;
             TensorSender tx = w.connect(9, target, 3);
             awaitConnected(tx, rx.receiver(), 10_000);
             txs.add(tx);
@@ -303,7 +311,8 @@ class TensorReceiverAgentTest {
     @Test
     @Timeout(30)
     void shouldReleaseAStaleInProcessTensorWithoutCopyingIt() {
-        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withBackPressureTimeoutNs(TimeUnit.SECONDS.toNanos(3)));
+        driver = LoopbackDriver.start(LoopbackDriver.testSettings().withBackPressureTimeoutNs(TimeUnit.SECONDS.toNanos(
+            3)));
         RecordingListener listener = new RecordingListener();
         WorkerTransport rx = driver.openWorker("rx", 1, 5, listener);
         WorkerTransport w = driver.openWorker("tx", 0, 5, new RecordingListener());

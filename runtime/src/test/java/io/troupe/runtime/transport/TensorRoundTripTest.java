@@ -1,7 +1,12 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TransportTestSupport.*;
-import static org.junit.jupiter.api.Assertions.*;
+import static io.troupe.runtime.transport.TransportTestSupport.RecordingListener;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitReady;
+import static io.troupe.runtime.transport.TransportTestSupport.pumpSend;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.testkit.LoopbackDriver;
@@ -97,7 +102,8 @@ class TensorRoundTripTest {
     void shouldDeliverTensorIntactOverUdpWithSharedNetworkDriver(DType dtype, int[] shape) {
         open(LoopbackDriver.testSettings().withThreadingMode(io.aeron.driver.ThreadingMode.SHARED_NETWORK));
         // the embedded driver really runs its sender and receiver on a thread of their own
-        assertTrue(Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().endsWith("[sender,receiver]")),
+        assertTrue(Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().endsWith(
+            "[sender,receiver]")),
             "no driver thread named [sender,receiver]");
         roundTrip(dtype, shape, true);
     }

@@ -1,6 +1,10 @@
 package io.troupe.runtime.transport;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.testkit.LoopbackDriver;
 import java.io.File;
@@ -19,7 +23,8 @@ class TransportNodeTest {
         assertTrue(dir.mkdirs() || dir.isDirectory());
         Files.writeString(new File(dir, "cnc.dat").toPath(), "left by a crashed driver");
         List<Throwable> errors = new ArrayList<>();
-        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withAeronDir(dir.getPath()), errors::add)) {
+        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withAeronDir(dir.getPath()),
+            errors::add)) {
             assertTrue(node.embedsDriver());
             assertEquals(dir.getPath(), node.aeronDir());
             // a second driver on the same live directory is refused with the directory in the message

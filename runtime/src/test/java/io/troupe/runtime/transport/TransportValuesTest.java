@@ -1,6 +1,11 @@
 package io.troupe.runtime.transport;
 
-import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.tensor.DType;
 import java.util.SplittableRandom;
@@ -44,12 +49,14 @@ class TransportValuesTest {
             .withCrcEnabled(false).withLocalCopyMinBytes(14).withUdp("127.0.0.2", 15).withIpcCrcEnabled(true)
             .withLoopbackMtuBytes(8192).withReceiverWindowBytes(1 << 20).withIpcRingMinBytes(16).withUdpLossRate(0.5);
         TransportSettings expected = new TransportSettings("/tmp/a", false, io.aeron.driver.ThreadingMode.DEDICATED,
-            32 << 20, 16384, 32768, 2 << 20, 2 << 20, 300L << 20, 77, 11, 12, 1_000_000_013L, false, 14, "127.0.0.2", 15,
+            32 << 20, 16384, 32768, 2 << 20, 2 << 20, 300L << 20, 77, 11, 12, 1_000_000_013L, false, 14, "127.0.0.2",
+                15,
             true, 1 << 20, 8192, 16, 0.5);
         assertEquals(expected, s);
         assertEquals(new TransportSettings("/tmp/b", true, d.threadingMode(), d.termLengthBytes(), d.mtuBytes(),
             d.ipcMtuBytes(), d.chunkBytes(), d.socketBufferBytes(), d.receiveBudgetBytes(), d.receiveSlotsMax(),
-            d.connectTimeoutNs(), d.backPressureTimeoutNs(), d.peerLostTimeoutNs(), d.crcEnabled(), d.localCopyMinBytes(),
+            d.connectTimeoutNs(), d.backPressureTimeoutNs(), d.peerLostTimeoutNs(), d.crcEnabled(),
+                d.localCopyMinBytes(),
             d.udpBindHost(), d.udpPort(), d.ipcCrcEnabled(), d.receiverWindowBytes(), d.loopbackMtuBytes(),
             d.ipcRingMinBytes(), d.udpLossRate()), d.withExternalDriver("/tmp/b"));
     }
@@ -77,7 +84,8 @@ class TransportValuesTest {
         assertEquals(65472, d.loopbackMtuBytes());
         assertEquals(Math.min(d.socketBufferBytes(), d.termLengthBytes() / 2), d.effectiveReceiverWindowBytes());
         assertEquals(1 << 20, d.withReceiverWindowBytes(1 << 20).effectiveReceiverWindowBytes());
-        assertMessage(() -> d.withReceiverWindowBytes(d.socketBufferBytes() * 2), "receiverWindowBytes=" + d.socketBufferBytes() * 2);
+        assertMessage(() -> d.withReceiverWindowBytes(d.socketBufferBytes() * 2), "receiverWindowBytes="
+            + d.socketBufferBytes() * 2);
         assertMessage(() -> d.withLoopbackMtuBytes(65536), "loopbackMtuBytes=65536");
         // the 17-component constructor (readers of the earlier record) gives the same defaults
         TransportSettings old = new TransportSettings(d.aeronDir(), d.externalDriver(), d.threadingMode(),

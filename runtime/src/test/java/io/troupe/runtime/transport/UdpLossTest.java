@@ -1,7 +1,11 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TransportTestSupport.*;
-import static org.junit.jupiter.api.Assertions.*;
+import static io.troupe.runtime.transport.TransportTestSupport.RecordingListener;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitReady;
+import static io.troupe.runtime.transport.TransportTestSupport.pumpSend;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ext.DebugReceiveChannelEndpoint;
@@ -65,7 +69,8 @@ class UdpLossTest {
     @Timeout(120)
     void shouldRepairTheLossTheUdpLossRateSettingInjects() {
         List<Throwable> errors = new CopyOnWriteArrayList<>();
-        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withUdpLossRate(0.05), errors::add)) {
+        try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withUdpLossRate(0.05),
+            errors::add)) {
             exchange(node, errors);
             long naks = node.driverCounter("naks sent");
             long retransmits = node.driverCounter("retransmits sent");
@@ -81,7 +86,8 @@ class UdpLossTest {
         WorkerTransport rx = node.openWorker("rx", 1, 1, listener, errors::add);
         WorkerTransport txWorker = node.openWorker("tx", 0, 1, slot -> { }, errors::add);
         TransportEndpoint ep = rx.endpoint();
-        TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(), ep.streamId()), 1);
+        TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(), ep.streamId()),
+            1);
         assertTrue(tx.publication().channel().startsWith("aeron:udp"), tx.publication().channel());
         awaitConnected(tx, rx.receiver(), 20_000);
         long[] sizes = {4, 4096, 65_532, 1_000_004, 4L * 1024 * 1024, 12L * 1024 * 1024 + 12};

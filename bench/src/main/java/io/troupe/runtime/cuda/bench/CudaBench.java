@@ -16,7 +16,8 @@ import java.util.Random;
  * GEMM throughput of the CUDA backend: square n^3 products (default 4096 and 8192) in FP32 (SGEMM on
  * CUDA cores), TF32 and BF16 (tensor cores, BF16 tensors so no conversion is timed), in TFLOP/s, as a
  * fraction of the card's BF16 ceiling (default 790 TFLOP/s, an H200 measured through PyTorch) and as
- * a ratio to Troupe's FP32 kernel measured in the same run; cuBLAS rows follow where JCublas loads. Each product is checked at 32 random entries
+ * a ratio to Troupe's FP32 kernel measured in the same run; cuBLAS rows follow where JCublas loads. Each product is
+ * checked at 32 random entries
  * against a double-precision dot product. Then runs the optional GPT-step hook.
  *
  * <pre>

@@ -27,7 +27,8 @@ public final class ColumnParallelLinear {
     private final SequenceParallel sp;
 
     /** Without sequence parallelism; see the full constructor. */
-    public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight, Tensor bias,
+    public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight,
+        Tensor bias,
                                 Tensor dWeight, Tensor dBias) {
         this(dev, group, inDim, outDim, weight, bias, dWeight, dBias, null);
     }
@@ -38,7 +39,8 @@ public final class ColumnParallelLinear {
      * @param bias    b_i, {@code (outDim/tp)}, or {@code null}
      * @param sp      sequence parallelism (the input arrives split by tokens), or {@code null}
      */
-    public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight, Tensor bias,
+    public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight,
+        Tensor bias,
                                 Tensor dWeight, Tensor dBias, SequenceParallel sp) {
         this.sp = sp;
         this.dev = dev;

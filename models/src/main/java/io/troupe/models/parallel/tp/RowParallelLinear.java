@@ -75,7 +75,8 @@ public final class RowParallelLinear {
         } else {
             Tensor partial = sp.scratch(rows, outDim);
             dev.matmul(false, true, rows, outDim, inLocal, 1f, in, weight, 0f, partial);  // (N, out), partial
-            TensorParallelRegions.reduceScatterToSequenceParallelRegion(group, partial, out.view(0, mine(rows), outDim));
+            TensorParallelRegions.reduceScatterToSequenceParallelRegion(group, partial, out.view(0, mine(rows),
+                outDim));
         }
         if (bias != null) {
             dev.biasAdd(out, bias, mine(rows), outDim);

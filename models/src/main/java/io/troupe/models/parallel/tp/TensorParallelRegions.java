@@ -62,7 +62,8 @@ public final class TensorParallelRegions {
     }
 
     /** Backward of the gather: each member's full gradient is partial, so sum and keep own rows. */
-    public static void gatherFromSequenceParallelRegionBackward(TensorParallelGroup group, Tensor dFull, Tensor dShard) {
+    public static void gatherFromSequenceParallelRegionBackward(TensorParallelGroup group, Tensor dFull,
+        Tensor dShard) {
         group.reduceScatter(dFull, dShard);
     }
 

@@ -43,7 +43,8 @@ class ParallelLayersTest {
         int[] yShape = {N, out};
         TensorParallelSplit ySplit = new TensorParallelSplit(1, wSplit.parts());
         Tensor wt = RandomTensors.tensor(dev, slice(w, wShape, wSplit, tp, k), out / tp, IN);
-        Tensor bt = RandomTensors.tensor(dev, slice(b, new int[] {out}, new TensorParallelSplit(0, wSplit.parts()), tp, k), out / tp);
+        Tensor bt = RandomTensors.tensor(dev, slice(b, new int[] {out}, new TensorParallelSplit(0, wSplit.parts()),
+            tp, k), out / tp);
         Tensor dW = dev.allocate(out / tp, IN);
         Tensor db = dev.allocate(out / tp);
         dev.fill(dW, 0f);
@@ -71,13 +72,16 @@ class ParallelLayersTest {
         try (CpuDevice dev = new CpuDevice(1)) {
             full = column(dev, TensorParallelGroup.single(), HEADS_OUT, wSplit, x, w, b, dy);
         }
-        List<float[][]> parts = TensorParallelMembers.run(tp, (g, dev) -> column(dev, g, HEADS_OUT, wSplit, x, w, b, dy));
+        List<float[][]> parts = TensorParallelMembers.run(tp, (g, dev) -> column(dev, g, HEADS_OUT, wSplit, x, w, b,
+            dy));
         int[] yShape = {N, HEADS_OUT};
         for (int k = 0; k < tp; k++) {
             String m = "column qkv tp=" + tp + " member " + k + ": ";
-            assertClose(m + "output", slice(full[0], yShape, new TensorParallelSplit(1, 3), tp, k), parts.get(k)[0], REL);
+            assertClose(m + "output", slice(full[0], yShape, new TensorParallelSplit(1, 3), tp, k), parts.get(k)[0],
+                REL);
             assertClose(m + "input grad", full[1], parts.get(k)[1], REL);
-            assertClose(m + "weight grad", slice(full[2], new int[] {HEADS_OUT, IN}, wSplit, tp, k), parts.get(k)[2], REL);
+            assertClose(m + "weight grad", slice(full[2], new int[] {HEADS_OUT, IN}, wSplit, tp, k), parts.get(k)[2],
+                REL);
             assertClose(m + "bias grad", slice(full[3], new int[] {HEADS_OUT}, new TensorParallelSplit(0, 3), tp, k),
                 parts.get(k)[3], REL);
         }
@@ -98,7 +102,8 @@ class ParallelLayersTest {
         List<float[][]> parts = TensorParallelMembers.run(tp, (g, dev) -> column(dev, g, FFN, wSplit, x, w, b, dy));
         for (int k = 0; k < tp; k++) {
             String m = "column fc tp=" + tp + " member " + k + ": ";
-            assertClose(m + "output", slice(full[0], new int[] {N, FFN}, TensorParallelSplit.along(1), tp, k), parts.get(k)[0], REL);
+            assertClose(m + "output", slice(full[0], new int[] {N, FFN}, TensorParallelSplit.along(1), tp, k),
+                parts.get(k)[0], REL);
             assertClose(m + "input grad", full[1], parts.get(k)[1], REL);
             assertClose(m + "weight grad", slice(full[2], new int[] {FFN, IN}, wSplit, tp, k), parts.get(k)[2], REL);
             assertClose(m + "bias grad", slice(full[3], new int[] {FFN}, wSplit, tp, k), parts.get(k)[3], REL);
@@ -193,7 +198,8 @@ class ParallelLayersTest {
         int tp = g.size();
         int k = g.index();
         int vl = VOCAB / tp;
-        Tensor wt = RandomTensors.tensor(dev, TensorParallelSplit.along(0).shard(w, new int[] {VOCAB, IN}, tp, k), vl, IN);
+        Tensor wt = RandomTensors.tensor(dev, TensorParallelSplit.along(0).shard(w, new int[] {VOCAB, IN}, tp, k), vl,
+            IN);
         Tensor dW = dev.allocate(vl, IN);
         dev.fill(dW, 0f);
         ColumnParallelLinear lmHead = new ColumnParallelLinear(dev, g, IN, VOCAB, wt, null, dW, null);

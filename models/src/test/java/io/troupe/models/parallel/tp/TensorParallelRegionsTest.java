@@ -92,7 +92,8 @@ class TensorParallelRegionsTest {
             Tensor full = RandomTensors.tensor(dev, input(0, 5), ROWS, COLS);            // replicated input
             Tensor mine = dev.allocate(ROWS / tp, COLS);
             TensorParallelRegions.scatterToSequenceParallelRegion(g, full, mine);
-            Tensor dMine = RandomTensors.tensor(dev, java.util.Arrays.copyOf(input(g.index(), 6), shard), ROWS / tp, COLS);
+            Tensor dMine = RandomTensors.tensor(dev, java.util.Arrays.copyOf(input(g.index(), 6), shard), ROWS / tp,
+                COLS);
             Tensor dFull = dev.allocate(ROWS, COLS);
             TensorParallelRegions.scatterToSequenceParallelRegionBackward(g, dMine, dFull);
             return new float[][] {mine.toFloatArray(), dFull.toFloatArray()};
@@ -108,7 +109,8 @@ class TensorParallelRegionsTest {
     void shouldGatherForwardAndReduceScatterBackwardInGatherFromSequenceParallelRegion(int tp) {
         int shard = ROWS * COLS / tp;
         List<float[][]> r = TensorParallelMembers.run(tp, (g, dev) -> {
-            Tensor mine = RandomTensors.tensor(dev, java.util.Arrays.copyOf(input(g.index(), 7), shard), ROWS / tp, COLS);
+            Tensor mine = RandomTensors.tensor(dev, java.util.Arrays.copyOf(input(g.index(), 7), shard), ROWS / tp,
+                COLS);
             Tensor full = dev.allocate(ROWS, COLS);
             TensorParallelRegions.gatherFromSequenceParallelRegion(g, mine, full);
             Tensor dFull = RandomTensors.tensor(dev, input(g.index(), 8), ROWS, COLS);
@@ -130,7 +132,8 @@ class TensorParallelRegionsTest {
             Tensor partial = RandomTensors.tensor(dev, input(g.index(), 9), ROWS, COLS);
             Tensor mine = dev.allocate(ROWS / tp, COLS);
             TensorParallelRegions.reduceScatterToSequenceParallelRegion(g, partial, mine);
-            Tensor dMine = RandomTensors.tensor(dev, java.util.Arrays.copyOf(input(g.index(), 10), shard), ROWS / tp, COLS);
+            Tensor dMine = RandomTensors.tensor(dev, java.util.Arrays.copyOf(input(g.index(), 10), shard), ROWS / tp,
+                COLS);
             Tensor dFull = dev.allocate(ROWS, COLS);
             TensorParallelRegions.reduceScatterToSequenceParallelRegionBackward(g, dMine, dFull);
             return new float[][] {mine.toFloatArray(), dFull.toFloatArray()};
