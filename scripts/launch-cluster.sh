@@ -3,7 +3,9 @@
 # and stops every node it started on exit or Ctrl-C.
 #   scripts/launch-cluster.sh HOSTS_FILE [train options]
 # HOSTS_FILE: one node per line, "HOST[:PORT] [WORKERS]" (default port 25520, 1 worker); '#' starts a
-# comment. The first line's node also hosts the coordinator. Loopback hosts (127.x, localhost) run
+# comment. Every node may host the coordinator (a cluster singleton that starts on the first line's
+# node and moves if it dies, reading the job record beside the checkpoints: put those on storage every
+# node reaches). Loopback hosts (127.x, localhost) run
 # here; any other host runs over ssh (`ssh -tt HOST`, so the node stops when the connection ends) in
 # TROUPE_REMOTE_HOME (default: this checkout's path), where Troupe must be checked out and built.
 # Nodes bind and advertise the host named in the file, so name each host by an address the others
@@ -34,12 +36,11 @@ while read -r entry workers _rest; do
   workers="${workers:-1}"
   if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then echo "launch-cluster: bad worker count '$workers' for $entry" >&2; exit 2; fi
   i=$((i + 1))
-  args=(node --hostname "$host" --port "$port" --workers "$workers")
+  args=(node --hostname "$host" --port "$port" --workers "$workers" --role worker,coordinator)
   if [ -z "$seed" ]; then
     seed="$host:$port"
-    args+=(--role worker,coordinator)
   else
-    args+=(--role worker --seed "$seed")
+    args+=(--seed "$seed")
   fi
   if is_local "$host"; then
     # shellcheck disable=SC2086

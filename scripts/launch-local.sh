@@ -2,7 +2,9 @@
 # Starts N Troupe node processes on this machine (127.0.0.1), submits one training job to them,
 # streams its progress, and stops every process it started on exit or Ctrl-C.
 #   scripts/launch-local.sh N [train options]      e.g. scripts/launch-local.sh 4 --layout 1x4 --steps 50
-# Node 1 also hosts the coordinator. Each node runs one worker; threads per worker = cores / N.
+# Every node may host the coordinator (a cluster singleton: it starts on node 1 and moves to the next
+# oldest node if that one dies, carrying the job on from its record). Each node runs one worker;
+# threads per worker = cores / N.
 # The nodes share one host media driver (troupe driver), so their workers exchange tensors over
 # Aeron IPC; TROUPE_DRIVER=embedded gives every node its own driver (UDP between them) instead.
 set -euo pipefail
@@ -47,7 +49,7 @@ fi
 seed="127.0.0.1:$base_port"
 for i in $(seq 1 "$n"); do
   port=$(( base_port + i - 1 ))
-  roles=worker; [ "$i" -eq 1 ] && roles=worker,coordinator
+  roles=worker,coordinator
   seeds="$seed"; [ "$i" -eq 1 ] && seeds=""
   args=(node --port "$port" --role "$roles" --workers 1 --threads "$threads")
   [ -n "$seeds" ] && args+=(--seed "$seeds")

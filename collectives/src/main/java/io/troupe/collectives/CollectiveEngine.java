@@ -57,6 +57,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     private long deadlineNs;
     private long deferSinceNs;
     volatile CollectiveException broken;
+    /** Set by {@link #abort} from any thread; the agent thread fails the current and later collectives. */
+    private volatile String abortReason;
     volatile long completed;
 
     CollectiveEngine(CollectiveAgent agent, CollectiveGroup group, CollectiveSettings settings) {
@@ -107,6 +109,18 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     int doWork(long nowNs) {
         int work = 0;
+        String aborted = abortReason;
+        if (aborted != null && broken == null) {
+            CollectiveException e = new CollectiveException("aborted (" + aborted + ") during " + describeCurrent(),
+                group.epoch(), -1, null);
+            if (current != null) {
+                failOp(e);
+            } else {
+                broken = e;
+                releaseInbox();
+            }
+            work++;
+        }
         while (true) {
             if (current == null) {
                 CollectiveHandle h = queue.poll();
@@ -530,6 +544,11 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
             failOp(new CollectiveTimeoutException(describeCurrent() + " failed sending to rank " + peerRank + " (epoch "
                 + group.epoch() + "): " + e.getMessage(), group.epoch(), peerRank, e));
         }
+    }
+
+    /** Any thread: the collective in flight and every later one fail with {@code reason} (the job's epoch ended). */
+    void abort(String reason) {
+        abortReason = reason;
     }
 
     void onPeerLost(int peerRank) {

@@ -89,6 +89,15 @@ public final class Communicator {
     }
 
     /** The failure that broke this communicator, or {@code null}. */
+    /**
+     * Breaks this communicator from any thread (the control plane ended its epoch): the collective in
+     * flight fails with {@code reason} at the agent's next duty cycle, and every later one at once, so
+     * no member waits out its timeout for a peer that will never come.
+     */
+    public void abort(String reason) {
+        engine.abort(reason);
+    }
+
     public CollectiveException failure() {
         return engine.broken;
     }

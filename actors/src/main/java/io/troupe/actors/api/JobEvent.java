@@ -45,6 +45,20 @@ public sealed interface JobEvent extends CrossNodeMessage {
     record Finished(long steps, double finalLoss, double finalValLoss, String checkpoint) implements JobEvent {
     }
 
+    /**
+     * A fault ended epoch {@code epoch}: the job rolls back to {@code restoreStep} (its last committed
+     * checkpoint) and re-plans; {@code restarts} counts the faults so far.
+     */
+    record Recovering(long epoch, String reason, long restoreStep, int restarts) implements JobEvent {
+    }
+
+    /**
+     * The first step after a fault committed: {@code detectToCommitMs} after the fault was noticed,
+     * on {@code layout}, having re-run the steps after {@code restoredStep}.
+     */
+    record Recovered(long epoch, String layout, long restoredStep, long step, double detectToCommitMs) implements JobEvent {
+    }
+
     /** The job ended early; {@code lastCommittedStep} is the last step every rank applied. */
     record Failed(String reason, long lastCommittedStep, long epoch) implements JobEvent {
     }

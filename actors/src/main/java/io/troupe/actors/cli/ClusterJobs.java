@@ -87,6 +87,12 @@ final class ClusterJobs {
                 progress.print(m, sc.bubble());
             } else if (e instanceof JobEvent.StepTrace st) {
                 trace.set(st);
+            } else if (e instanceof JobEvent.Recovering rc) {
+                out.printf("troupe: fault in epoch %d: %s; restoring step %d (restart %d)%n", rc.epoch(), rc.reason(),
+                    rc.restoreStep(), rc.restarts());
+            } else if (e instanceof JobEvent.Recovered rd) {
+                out.printf("troupe: recovered: epoch %d on layout %s committed step %d, %.0f ms after the fault (restored step %d)%n",
+                    rd.epoch(), rd.layout(), rd.step(), rd.detectToCommitMs(), rd.restoredStep());
             }
         });
         JobEvent end;

@@ -20,6 +20,9 @@ public final class TroupeCli {
           node       run one cluster node (see 'troupe node --help')
           submit     submit a training job to a running cluster (see 'troupe submit --help')
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
+          checkpoint list (ls) or compare (diff) checkpoints (see 'troupe checkpoint --help')
+          serve      serve a checkpoint over HTTP with continuous batching (see 'troupe serve --help')
+          eval       exact validation loss of a checkpoint, fp32 or int8 (see 'troupe eval --help')
         """;
 
     public static void main(String[] args) {
@@ -50,6 +53,9 @@ public final class TroupeCli {
             case "node" -> NodeCommand.USAGE;
             case "submit" -> SubmitCommand.USAGE;
             case "driver" -> DriverCommand.USAGE;
+            case "checkpoint" -> CheckpointCommand.USAGE;
+            case "serve" -> ServeCommand.USAGE;
+            case "eval" -> EvalCommand.USAGE;
             default -> null;
         };
         if (help && usage != null) {
@@ -66,11 +72,17 @@ public final class TroupeCli {
                     return SubmitCommand.run(rest, out, err);
                 case "driver":
                     return DriverCommand.run(rest, out, err);
+                case "checkpoint":
+                    return CheckpointCommand.run(rest, out, err);
+                case "serve":
+                    return ServeCommand.run(rest, out, err);
+                case "eval":
+                    return EvalCommand.run(rest, out, err);
                 case "simulate":
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + command
-                        + "': expected train, simulate, node, submit or driver (troupe --help)");
+                        + "': expected train, simulate, node, submit, driver, checkpoint, serve or eval (troupe --help)");
                     return 2;
             }
         } catch (UsageException | IllegalArgumentException | ConfigException e) {

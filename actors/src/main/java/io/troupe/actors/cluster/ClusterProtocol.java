@@ -31,5 +31,10 @@ final class ClusterProtocol {
         JobEvent.StepTrace.class,
         WorkerActor.Evaluate.class,
         CoordinatorActor.EvalDone.class,
-        CoordinatorActor.CancelJob.class);
+        CoordinatorActor.EvalDone.class,
+        CoordinatorActor.CancelJob.class,
+        io.troupe.runtime.transport.JobIdentity.class,
+        CoordinatorActor.Quiesced.class,
+        JobEvent.Recovering.class,
+        JobEvent.Recovered.class);
 }

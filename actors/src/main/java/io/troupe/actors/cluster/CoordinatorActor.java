@@ -1,21 +1,20 @@
 package io.troupe.actors.cluster;
 
 import io.troupe.actors.api.JobEvent;
-import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.runtime.transport.JobIdentity;
+import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Comparator;
-import java.util.HashMap;
+import java.util.BitSet;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.ClusterEvent;
@@ -23,18 +22,28 @@ import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
 
 /**
- * The job coordinator (a Cluster Singleton): gathers workers from the Receptionist, assigns ranks
- * ({@code rank = tp_i + tp(dp_i + dp pp_i)}, workers ordered by node address and local index),
- * and drives the job in windows of steps: RunSteps tells every rank to run steps up to the next
- * boundary (validation, a checkpoint, the end) back to back. Within a window the control plane is off
- * the critical path: each rank agrees the global gradient norm with the others over the data plane,
- * clips, steps its optimizer and reports a StepDone; a step is committed when every rank has
- * reported it (a report of a later step that overtakes waits in {@code early}). At a boundary the
- * coordinator runs validation and the two-phase checkpoint, then starts the next window. Every
- * message carries the epoch; a lost member, a worker error or a step past its deadline ends the job
- * with the reason and the last committed step.
+ * The job coordinator (a Cluster Singleton on every node with the coordinator role), as explicit
+ * phases, each its own behavior:
+ * <ul>
+ *   <li><b>idle</b> — no job; takes a submission, or adopts a running job from its record when a
+ *       worker reports one (this incarnation replaced one whose node died);</li>
+ *   <li><b>gathering</b> — waits for the workers of the epoch's layout, assigns ranks, waits for
+ *       every Ready;</li>
+ *   <li><b>running</b> — the ranks run windows of steps; a step commits when every rank reported
+ *       it ({@link CommitLedger}); validation after due steps;</li>
+ *   <li><b>committing</b> — the two-phase checkpoint ({@link ManifestBuilder}); the manifest, then
+ *       the job record ({@link JobRecord}), make it durable;</li>
+ *   <li><b>recovering</b> — after a fault (a member downed, a worker's failure report, a deadline):
+ *       the epoch is raised and aborted everywhere, the workers quiesce, a layout is chosen from
+ *       those left ({@link LayoutPlanner}) after a back-off, and gathering restores the last commit
+ *       on every rank; past {@code max-restarts} the job fails listing every fault;</li>
+ *   <li><b>finished / failed</b> — the submitter is told, the record closed, back to idle.</li>
+ * </ul>
+ * Every message carries the {@link JobIdentity}; anything not of the current epoch is ignored.
+ * Supervised: an exception in a handler fails the job with its reason (and a crash of the actor
+ * restarts it, which re-adopts the job from its record).
  */
-public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Command> {
+public final class CoordinatorActor {
 
     public sealed interface Command {
     }
@@ -49,11 +58,17 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
     public record CancelJob(ActorRef<JobEvent> submitter, String reason) implements Command, CrossNodeMessage {
     }
 
-    public record WorkerInfo(ActorRef<WorkerActor.Command> worker, WorkerDescription description)
-        implements Command, CrossNodeMessage {
+    /**
+     * A worker describes itself.
+     *
+     * @param holds     the job identity it was last assigned ({@link JobIdentity#NONE} if never)
+     * @param recordDir that job's record directory ("" if none): a new coordinator incarnation reads it
+     */
+    public record WorkerInfo(ActorRef<WorkerActor.Command> worker, WorkerDescription description, JobIdentity holds,
+                             String recordDir) implements Command, CrossNodeMessage {
     }
 
-    public record Ready(int rank, long epoch, String error) implements Command, CrossNodeMessage {
+    public record Ready(int rank, JobIdentity job) implements Command, CrossNodeMessage {
     }
 
     /**
@@ -63,105 +78,212 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
      * @param lr       the learning rate the step used
      * @param trace    the rank's intervals when the step was traced, else {@link WorkerTrace#EMPTY}
      */
-    public record StepDone(int rank, long epoch, long step, double lossSum, int lossCount, double gradNorm, float lr,
-                           double busyMs, double idleMs, double allReduceMs, WorkerTrace trace, String error)
+    public record StepDone(int rank, JobIdentity job, long step, double lossSum, int lossCount, double gradNorm, float lr,
+                           double busyMs, double idleMs, double allReduceMs, WorkerTrace trace)
         implements Command, CrossNodeMessage {
     }
 
     /** A rank's validation loss after {@code step} (NaN unless it holds the last model stage). */
-    public record EvalDone(int rank, long epoch, long step, double loss, String error) implements Command, CrossNodeMessage {
+    public record EvalDone(int rank, JobIdentity job, long step, double loss) implements Command, CrossNodeMessage {
     }
 
-    public record WorkerFailed(int rank, long epoch, String reason) implements Command, CrossNodeMessage {
+    /** A rank could not go on: its assignment, a step, validation or a checkpoint failed ({@code step} -1: none). */
+    public record WorkerFailed(int rank, JobIdentity job, long step, String reason) implements Command, CrossNodeMessage {
     }
 
     /** A rank's shard files of {@code step}, written into the step's temporary directory. */
-    public record CheckpointWritten(int rank, long epoch, long step, String[] names, long[] bytes, long[] crcs,
-                                    String error) implements Command, CrossNodeMessage {
+    public record CheckpointWritten(int rank, JobIdentity job, long step, String[] names, long[] bytes, long[] crcs)
+        implements Command, CrossNodeMessage {
+    }
+
+    /** A worker answered an Abort: its device thread is idle; {@code holds} is the identity it holds. */
+    public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds) implements Command, CrossNodeMessage {
     }
 
     private record WorkersChanged(Set<ActorRef<WorkerActor.Command>> workers) implements Command {
     }
 
-    private record MemberGone(String address, String how) implements Command {
+    private record MemberEvent(String address, Kind kind) implements Command {
+        enum Kind { UNREACHABLE, REACHABLE, DOWNED, REMOVED }
     }
 
-    private record StepTimeout(long epoch, long step, String phase) implements Command {
+    private record Deadline(JobIdentity job, long step, String phase) implements Command {
     }
 
-    private record GatherTimeout(JobRequest job) implements Command {
+    private record RecoveryTimer(JobIdentity job, String what) implements Command {
     }
+
+    private static final String DEADLINE = "deadline";
 
     private final ActorContext<Command> ctx;
     private final TimerScheduler<Command> timers;
-    private final Map<ActorRef<WorkerActor.Command>, WorkerDescription> known = new HashMap<>();
+    private final RecoverySettings settings;
+    private final Membership<ActorRef<WorkerActor.Command>> members = new Membership<>();
     private final Set<ActorRef<WorkerActor.Command>> listed = new HashSet<>();
-
-    // The job in flight.
-    private JobRequest job;
-    private PipelineJobSpec spec;
-    private ActorRef<JobEvent> submitter;
-    private List<ActorRef<WorkerActor.Command>> ranks = List.of();
-    private long epoch;
-    private long committed;
-    private final Set<Integer> answered = new HashSet<>();
-    private double lossSum;
-    private int lossCount;
-    private double busyMs;
-    private double idleMs;
-    private double lastLoss;
-    private String resumeFrom = "";
-    private final List<io.troupe.models.checkpoint.Manifest.FileEntry> shardFiles = new ArrayList<>();
-    private double lastNorm;
-    private float lastLr;
-    private double allReduceMs;
-    private double lastStepMs;
-    private double lastBubble;
-    private double valLoss;
-    private double lastValLoss = Double.NaN;
-    private String lastCheckpoint = "";
-    private WorkerTrace[] traces = new WorkerTrace[0];
-    /** The ranks run steps up to (excluding) this one without being told again. */
-    private long windowEnd;
-    private long lastCommitNs;
-    private final List<StepDone> early = new ArrayList<>();
+    /** The newest epoch any worker reported: a new job starts above it, so no group id is reused. */
+    private long highestEpoch;
+    private JobRun run;
 
     public static Behavior<Command> create() {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new CoordinatorActor(ctx, timers)));
+        return Behaviors.supervise(Behaviors.<Command>setup(ctx -> Behaviors.withTimers(timers ->
+            new CoordinatorActor(ctx, timers).idle()))).onFailure(SupervisorStrategy.restart());
     }
 
     private CoordinatorActor(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
-        super(ctx);
         this.ctx = ctx;
         this.timers = timers;
+        this.settings = RecoverySettings.from(ctx.getSystem().settings().config());
         ActorRef<Receptionist.Listing> listing = ctx.messageAdapter(Receptionist.Listing.class,
             l -> new WorkersChanged(l.getServiceInstances(WorkerActor.KEY)));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerActor.KEY, listing));
-        ActorRef<ClusterEvent.MemberRemoved> removed = ctx.messageAdapter(ClusterEvent.MemberRemoved.class,
-            e -> new MemberGone(e.member().address().toString(), "removed"));
-        ActorRef<ClusterEvent.UnreachableMember> unreachable = ctx.messageAdapter(ClusterEvent.UnreachableMember.class,
-            e -> new MemberGone(e.member().address().toString(), "unreachable"));
         Cluster cluster = Cluster.get(ctx.getSystem());
-        cluster.subscriptions().tell(Subscribe.create(removed, ClusterEvent.MemberRemoved.class));
-        cluster.subscriptions().tell(Subscribe.create(unreachable, ClusterEvent.UnreachableMember.class));
+        subscribe(cluster, ClusterEvent.UnreachableMember.class, e -> new MemberEvent(e.member().address().toString(),
+            MemberEvent.Kind.UNREACHABLE));
+        subscribe(cluster, ClusterEvent.ReachableMember.class, e -> new MemberEvent(e.member().address().toString(),
+            MemberEvent.Kind.REACHABLE));
+        subscribe(cluster, ClusterEvent.MemberDowned.class, e -> new MemberEvent(e.member().address().toString(),
+            MemberEvent.Kind.DOWNED));
+        subscribe(cluster, ClusterEvent.MemberRemoved.class, e -> new MemberEvent(e.member().address().toString(),
+            MemberEvent.Kind.REMOVED));
     }
 
-    @Override
-    public Receive<Command> createReceive() {
-        return newReceiveBuilder()
-            .onMessage(WorkersChanged.class, this::onWorkersChanged)
-            .onMessage(WorkerInfo.class, this::onWorkerInfo)
-            .onMessage(SubmitJob.class, this::onSubmit)
-            .onMessage(CancelJob.class, this::onCancel)
-            .onMessage(Ready.class, this::onReady)
-            .onMessage(StepDone.class, this::onStepDone)
-            .onMessage(EvalDone.class, this::onEvalDone)
-            .onMessage(WorkerFailed.class, this::onWorkerFailed)
-            .onMessage(MemberGone.class, this::onMemberGone)
-            .onMessage(StepTimeout.class, this::onStepTimeout)
-            .onMessage(GatherTimeout.class, this::onGatherTimeout)
-            .onMessage(CheckpointWritten.class, this::onCheckpointWritten)
-            .build();
+    private <E extends ClusterEvent.ClusterDomainEvent> void subscribe(Cluster cluster, Class<E> type,
+                                                                      java.util.function.Function<E, Command> f) {
+        ActorRef<E> adapter = ctx.messageAdapter(type, f::apply);
+        cluster.subscriptions().tell(Subscribe.create(adapter, type));
+    }
+
+    // ------------------------------------------------------------------ phases
+
+    /** No job: takes a submission or adopts the job a worker still holds. */
+    private Behavior<Command> idle() {
+        phase(JobRun.Phase.IDLE);
+        return build(common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, guard(this::onSubmit)));
+    }
+
+    /** Waits for the epoch's workers, assigns ranks, waits for every Ready. */
+    private Behavior<Command> gathering() {
+        phase(JobRun.Phase.GATHERING);
+        tryAssign();
+        return build(common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, this::refuseBusy)
+            .onMessage(Ready.class, guard(this::onReady))
+            .onMessage(WorkerFailed.class, guard(this::onWorkerFailed))
+            .onMessage(Deadline.class, guard(this::onDeadline))
+            .onMessage(RecoveryTimer.class, guard(this::onGatherTimeout)));
+    }
+
+    /** The ranks run windows of steps; commits by {@link CommitLedger}. */
+    private Behavior<Command> running() {
+        phase(JobRun.Phase.RUNNING);
+        return build(common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, this::refuseBusy)
+            .onMessage(StepDone.class, guard(this::onStepDone))
+            .onMessage(EvalDone.class, guard(this::onEvalDone))
+            .onMessage(WorkerFailed.class, guard(this::onWorkerFailed))
+            .onMessage(Deadline.class, guard(this::onDeadline)));
+    }
+
+    /** The two-phase checkpoint of the last committed step. */
+    private Behavior<Command> committing() {
+        JobRun r = run;
+        phase(JobRun.Phase.COMMITTING);
+        r.checkpoint = new ManifestBuilder(r.ranks.size(), r.committed());
+        io.troupe.models.checkpoint.Checkpoints.discardPartial(Path.of(r.request.checkpointDir()), r.committed());
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            w.tell(new WorkerActor.WriteCheckpoint(r.identity, r.committed(), r.request.checkpointDir()));
+        }
+        startDeadline("checkpoint");
+        return build(common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, this::refuseBusy)
+            .onMessage(CheckpointWritten.class, guard(this::onCheckpointWritten))
+            .onMessage(WorkerFailed.class, guard(this::onWorkerFailed))
+            .onMessage(Deadline.class, guard(this::onDeadline)));
+    }
+
+    /**
+     * A fault ended the epoch: record it, raise the epoch, abort everywhere, and re-plan once the
+     * workers quiesced and the back-off passed (or fail past the retry budget).
+     */
+    private Behavior<Command> recovering(String reason) {
+        JobRun r = run;
+        phase(JobRun.Phase.RECOVERING);
+        timers.cancel(DEADLINE);
+        ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
+        r.faultNs = System.nanoTime();
+        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
+        if (r.record.restarts() > settings.maxRestarts()) {
+            return failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
+                + settings.maxRestarts() + "); faults: " + r.record.faults());
+        }
+        r.submitter.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(), r.record.restarts()));
+        r.restoredStep = r.record.lastCommittedStep();
+        r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), highestEpoch) + 1);
+        highestEpoch = r.identity.epoch();
+        r.record = r.record.withEpoch(r.identity);
+        writeRecord(r);
+        r.quiesced.clear();
+        r.ranks = List.of();
+        for (ActorRef<WorkerActor.Command> w : members.usable()) {
+            w.tell(new WorkerActor.Abort(r.identity, reason, ctx.getSelf()));
+        }
+        r.backoffDone = false;
+        timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"), settings.backoffBefore(r.record.restarts()));
+        r.quiesceExpired = false;
+        timers.startSingleTimer("quiesce", new RecoveryTimer(r.identity, "quiesce"), settings.quiesceTimeout());
+        return build(common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, this::refuseBusy)
+            .onMessage(Quiesced.class, guard(this::onQuiesced))
+            .onMessage(RecoveryTimer.class, guard(this::onRecoveryTimer)));
+    }
+
+    private void phase(JobRun.Phase p) {
+        if (run != null) {
+            run.phase = p;
+        }
+    }
+
+    // ------------------------------------------------------------------ messages every phase takes
+
+    private BehaviorBuilder<Command> common(BehaviorBuilder<Command> b) {
+        return b.onMessage(CancelJob.class, guard(this::onCancel))
+            .onMessage(WorkersChanged.class, guard(this::onWorkersChanged))
+            .onMessage(WorkerInfo.class, guard(this::onWorkerInfo))
+            .onMessage(MemberEvent.class, guard(this::onMemberEvent));
+    }
+
+    /** The phase's behavior: its handlers, then everything else ignored (another phase's or epoch's message). */
+    private static Behavior<Command> build(BehaviorBuilder<Command> b) {
+        return b.onMessage(Command.class, m -> Behaviors.same()).build();
+    }
+
+    /** Supervision of every handler: an exception fails the job in flight with its reason. */
+    private <M extends Command> org.apache.pekko.japi.function.Function<M, Behavior<Command>> guard(
+        java.util.function.Function<M, Behavior<Command>> handler) {
+        return m -> {
+            try {
+                return handler.apply(m);
+            } catch (RuntimeException e) {
+                ctx.getLog().error("coordinator handler for " + m.getClass().getSimpleName() + " failed", e);
+                if (run != null) {
+                    return failJob("coordinator error in " + m.getClass().getSimpleName() + ": " + e);
+                }
+                return Behaviors.same();
+            }
+        };
+    }
+
+    private Behavior<Command> onCancel(CancelJob m) {
+        if (run != null && m.submitter().equals(run.submitter)) {
+            return failJob("cancelled: " + m.reason());
+        }
+        return Behaviors.same();
+    }
+
+    private Behavior<Command> refuseBusy(SubmitJob m) {
+        m.replyTo().tell(new JobEvent.Failed("a job is already running (" + run.identity + ")", 0, run.identity.epoch()));
+        return Behaviors.same();
     }
 
     private Behavior<Command> onWorkersChanged(WorkersChanged m) {
@@ -170,386 +292,424 @@ public final class CoordinatorActor extends AbstractBehavior<CoordinatorActor.Co
                 w.tell(new WorkerActor.Describe(ctx.getSelf()));
             }
         }
-        for (ActorRef<WorkerActor.Command> w : new ArrayList<>(listed)) {
+        for (ActorRef<WorkerActor.Command> w : List.copyOf(listed)) {
             if (!m.workers().contains(w)) {
                 listed.remove(w);
-                WorkerDescription d = known.remove(w);
-                int rank = ranks.indexOf(w);
-                if (job != null && rank >= 0) {
-                    fail("worker rank " + rank + " on " + (d == null ? w.path().address() : d.nodeAddress()) + " left the cluster");
+                int rank = run == null ? -1 : run.ranks.indexOf(w);
+                WorkerDescription d = members.remove(w);
+                if (rank >= 0) {
+                    return recovering("worker rank " + rank + " on " + (d == null ? w.path().address() : d.nodeAddress())
+                        + " left the cluster");
                 }
             }
         }
-        return this;
+        return Behaviors.same();
     }
 
     private Behavior<Command> onWorkerInfo(WorkerInfo m) {
-        known.put(m.worker(), m.description());
-        tryStart();
-        return this;
+        highestEpoch = Math.max(highestEpoch, m.holds().epoch());
+        if (!listed.contains(m.worker())) {
+            return Behaviors.same(); // left again before it answered
+        }
+        members.add(m.worker(), m.description());
+        if (run == null) {
+            return m.holds().isJob() && !m.recordDir().isEmpty() ? adopt(m) : Behaviors.same();
+        }
+        if (run.phase == JobRun.Phase.GATHERING && run.ranks.isEmpty()) {
+            tryAssign(); // one more worker
+        } else if (run.phase == JobRun.Phase.RECOVERING) {
+            m.worker().tell(new WorkerActor.Abort(run.identity, "recovery of " + run.identity, ctx.getSelf()));
+        }
+        return Behaviors.same();
     }
 
-    private Behavior<Command> onCancel(CancelJob m) {
-        if (job != null && m.submitter().equals(submitter)) {
-            fail("cancelled: " + m.reason());
+    private Behavior<Command> onMemberEvent(MemberEvent m) {
+        switch (m.kind()) {
+            case UNREACHABLE -> members.unreachable(m.address());
+            case REACHABLE -> members.reachable(m.address());
+            case DOWNED, REMOVED -> {
+                List<Integer> lost = run == null ? List.of() : members.ranksOn(run.ranks, m.address());
+                members.removeNode(m.address());
+                if (!lost.isEmpty()) {
+                    return recovering("member " + m.address() + " " + m.kind().name().toLowerCase(java.util.Locale.ROOT)
+                        + " by the downing decision, hosting rank(s) " + lost);
+                }
+            }
+            default -> throw new IllegalStateException("unknown member event " + m.kind());
         }
-        return this;
+        return Behaviors.same();
     }
+
+    // ------------------------------------------------------------------ idle: submit and adopt
 
     private Behavior<Command> onSubmit(SubmitJob m) {
-        if (job != null) {
-            m.replyTo().tell(new JobEvent.Failed("a job is already running (epoch " + epoch + ")", 0, epoch));
-            return this;
-        }
+        JobRun r;
         try {
-            this.spec = JobSpecs.toSpec(m.job(), 1);
+            r = JobRun.submitted(m.job(), m.replyTo(), settings, highestEpoch + 1, ActorRefResolver.get(ctx.getSystem()));
         } catch (RuntimeException e) {
-            m.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, epoch));
-            return this;
+            m.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, 0));
+            return Behaviors.same();
         }
-        this.committed = 0;
-        this.resumeFrom = "";
-        this.lastValLoss = Double.NaN;
-        this.lastCheckpoint = "";
-        if (!m.job().checkpointDir().isEmpty()) {
-            try {
-                java.nio.file.Path dir = io.troupe.models.checkpoint.Checkpoints.resolve(java.nio.file.Path.of(m.job().checkpointDir()));
-                io.troupe.models.checkpoint.Manifest mf = io.troupe.models.checkpoint.Checkpoints.load(dir).manifest();
-                if (!mf.model().equals(spec.train().model()) || mf.batchSize() != m.job().batchSize() || mf.seed() != m.job().seed()) {
-                    m.replyTo().tell(new JobEvent.Failed("job refused before any work: checkpoint " + dir + " was written for model "
-                        + mf.model().name() + ", batch_size=" + mf.batchSize() + ", seed=" + mf.seed(), 0, epoch));
-                    return this;
-                }
-                this.committed = mf.step();
-                this.resumeFrom = dir.toString();
-            } catch (io.troupe.models.checkpoint.CheckpointException e) {
-                if (!e.getMessage().startsWith("no committed checkpoint")) {
-                    m.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, epoch));
-                    return this;
-                }
-            }
-        }
-        this.job = m.job();
-        this.submitter = m.replyTo();
-        ctx.getLog().info("job submitted: layout {} schedule {}, waiting for {} workers ({} known)",
-            job.layout(), job.schedule(), spec.layout().worldSize(), known.size());
-        tryStart();
-        return this;
+        highestEpoch = r.identity.epoch();
+        run = r;
+        writeRecord(r);
+        ctx.getLog().info("{} submitted: layout {} schedule {}, waiting for {} workers ({} known), record {}", r.identity,
+            r.request.layout(), r.request.schedule(), r.plan.worldSize(), members.size(), r.recordDir);
+        timers.startSingleTimer("gather", new RecoveryTimer(r.identity, "gather"), Duration.ofMillis(r.request.stepTimeoutMs()));
+        return gathering();
     }
 
-    private void tryStart() {
-        if (job == null || !ranks.isEmpty()) {
+    /** A worker holds a job this incarnation does not know: read its record and carry it on. */
+    private Behavior<Command> adopt(WorkerInfo m) {
+        JobRecord rec;
+        try {
+            rec = JobRecord.read(Path.of(m.recordDir()));
+        } catch (RuntimeException e) {
+            ctx.getLog().error("cannot adopt {}: {}", m.holds(), e.getMessage());
+            return Behaviors.same();
+        }
+        if (rec == null || rec.state() != JobRecord.State.RUNNING || rec.identity().jobId() != m.holds().jobId()) {
+            return Behaviors.same();
+        }
+        run = JobRun.adopted(rec, Path.of(m.recordDir()), settings, ActorRefResolver.get(ctx.getSystem()));
+        ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
+        run.adopted = true; // workers are still being described: re-plan only when the quiesce wait ends
+        return recovering("coordinator incarnation lost; " + ctx.getSystem().address() + " carries the job on from its record");
+    }
+
+    // ------------------------------------------------------------------ gathering
+
+    private void tryAssign() {
+        JobRun r = run;
+        if (!r.ranks.isEmpty()) {
             return;
         }
-        if (known.size() < spec.layout().worldSize()) {
-            if (!timers.isTimerActive("gather")) {
-                timers.startSingleTimer("gather", new GatherTimeout(job), Duration.ofMillis(job.stepTimeoutMs()));
-            }
+        List<ActorRef<WorkerActor.Command>> usable = r.candidates(members.usable());
+        if (usable.size() < r.plan.worldSize()) {
             return;
         }
         timers.cancel("gather");
-        epoch++;
-        List<Map.Entry<ActorRef<WorkerActor.Command>, WorkerDescription>> order = new ArrayList<>(known.entrySet());
-        order.sort(Comparator.comparing((Map.Entry<ActorRef<WorkerActor.Command>, WorkerDescription> e) -> e.getValue().nodeAddress())
-            .thenComparingInt(e -> e.getValue().localIndex()));
-        int world = spec.layout().worldSize();
-        List<ActorRef<WorkerActor.Command>> chosen = new ArrayList<>();
-        List<String> endpoints = new ArrayList<>();
-        List<String> controlEndpoints = new ArrayList<>();
-        for (int r = 0; r < world; r++) {
-            chosen.add(order.get(r).getKey());
-            endpoints.add(order.get(r).getValue().dataEndpoint());
-            controlEndpoints.add(order.get(r).getValue().controlEndpoint());
+        r.ranks = List.copyOf(usable.subList(0, r.plan.worldSize()));
+        r.startEpoch();
+        List<String> endpoints = new java.util.ArrayList<>();
+        List<String> control = new java.util.ArrayList<>();
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            endpoints.add(members.describe(w).dataEndpoint());
+            control.add(members.describe(w).controlEndpoint());
         }
-        this.ranks = List.copyOf(chosen);
-        answered.clear();
-        for (int r = 0; r < world; r++) {
-            ranks.get(r).tell(new WorkerActor.Assign(epoch, r, job, endpoints, controlEndpoints, resumeFrom, ctx.getSelf()));
+        for (int rank = 0; rank < r.ranks.size(); rank++) {
+            r.ranks.get(rank).tell(new WorkerActor.Assign(r.identity, rank, r.current, endpoints, control,
+                r.record.lastCheckpoint(), ctx.getSelf()));
         }
-        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "assignment"), Duration.ofMillis(job.stepTimeoutMs()));
+        startDeadline("assignment");
     }
 
     private Behavior<Command> onReady(Ready m) {
-        if (m.epoch() != epoch || job == null) {
-            return this;
+        JobRun r = run;
+        if (!r.identity.equals(m.job())) {
+            return Behaviors.same();
         }
-        if (m.error() != null) {
-            fail("rank " + m.rank() + " cannot take its assignment: " + m.error());
-            return this;
+        r.ready.set(m.rank());
+        if (r.ready.cardinality() < r.ranks.size()) {
+            return Behaviors.same();
         }
-        answered.add(m.rank());
-        if (answered.size() == ranks.size()) {
-            StringBuilder sb = new StringBuilder();
-            for (int r = 0; r < ranks.size(); r++) {
-                sb.append(r == 0 ? "" : ", ").append("rank ").append(r).append(" -> ").append(known.get(ranks.get(r)).nodeAddress())
-                    .append('#').append(known.get(ranks.get(r)).localIndex());
-            }
-            submitter.tell(new JobEvent.Started(epoch, ranks.size(), sb.toString()));
-            nextOrFinish(); // a job resumed at or past its last step finishes at once
+        StringBuilder sb = new StringBuilder();
+        for (int rank = 0; rank < r.ranks.size(); rank++) {
+            WorkerDescription d = members.describe(r.ranks.get(rank));
+            sb.append(rank == 0 ? "" : ", ").append("rank ").append(rank).append(" -> ")
+                .append(d == null ? "?" : d.nodeAddress() + "#" + d.localIndex());
         }
-        return this;
+        r.submitter.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString()));
+        if (r.faultNs != 0) {
+            ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),
+                r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
+        }
+        return nextOrFinish();
     }
 
-    /**
-     * Starts the ranks on steps {@link #committed} up to the next boundary (validation, checkpoint or
-     * the last step): between boundaries they run free, each step's gradient norm agreed over the
-     * data plane, and the coordinator only counts StepDones.
-     */
-    private void runWindow() {
-        long until = committed + 1;
-        while (until < spec.train().steps() && !spec.train().evalDue(until)
-            && !(!job.checkpointDir().isEmpty() && spec.train().checkpointDue(until))) {
+    private Behavior<Command> onGatherTimeout(RecoveryTimer m) {
+        JobRun r = run;
+        if (!m.job().equals(r.identity) || !r.ranks.isEmpty()) {
+            return Behaviors.same();
+        }
+        return failJob("layout " + r.current.layout() + " needs " + r.plan.worldSize() + " workers, only "
+            + members.usable().size() + " usable within the gather timeout");
+    }
+
+    // ------------------------------------------------------------------ running
+
+    /** Starts the ranks on the steps up to the next boundary (validation, checkpoint or the end). */
+    private Behavior<Command> runWindow() {
+        JobRun r = run;
+        long from = r.committed();
+        long until = from + 1;
+        while (until < r.spec().train().steps() && !r.spec().train().evalDue(until) && !r.spec().train().checkpointDue(until)) {
             until++;
         }
-        windowEnd = until;
-        long traceStep = spec.train().steps() - 1;
-        for (ActorRef<WorkerActor.Command> w : ranks) {
-            w.tell(new WorkerActor.RunSteps(epoch, committed, until, traceStep));
+        r.windowEnd = until;
+        long traceStep = r.spec().train().steps() - 1;
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            w.tell(new WorkerActor.RunSteps(r.identity, from, until, traceStep));
         }
-        lastCommitNs = System.nanoTime();
+        r.lastCommitNs = System.nanoTime();
         beginStep();
+        return running();
     }
 
-    /** Resets the accumulators of step {@link #committed}; its time runs from {@link #lastCommitNs}. */
     private void beginStep() {
-        answered.clear();
-        lossSum = 0;
-        lossCount = 0;
-        busyMs = 0;
-        idleMs = 0;
-        allReduceMs = 0;
-        traces = new WorkerTrace[committed == spec.train().steps() - 1 ? ranks.size() : 0];
-        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "compute"), Duration.ofMillis(job.stepTimeoutMs()));
+        JobRun r = run;
+        if (r.committed() == r.spec().train().steps() - 1) {
+            r.ledger.traceCurrent();
+        }
+        startDeadline("compute");
     }
 
     private Behavior<Command> onStepDone(StepDone m) {
-        if (m.epoch() != epoch || job == null || m.step() < committed) {
-            return this;
+        JobRun r = run;
+        if (!r.identity.equals(m.job())) {
+            return Behaviors.same();
         }
-        if (m.error() != null) {
-            fail("rank " + m.rank() + " failed in step " + m.step() + ": " + m.error());
-            return this;
-        }
-        if (m.step() > committed) {
-            // A rank's report of a later step overtook another rank's report of this one.
-            early.add(m);
-            return this;
-        }
-        if (!answered.add(m.rank())) {
-            return this;
-        }
-        lossSum += m.lossSum();
-        lossCount += m.lossCount();
-        busyMs += m.busyMs();
-        idleMs += m.idleMs();
-        allReduceMs = Math.max(allReduceMs, m.allReduceMs());
-        lastNorm = m.gradNorm();
-        lastLr = m.lr();
-        if (m.rank() < traces.length) {
-            traces[m.rank()] = m.trace();
-        }
-        if (answered.size() == ranks.size()) {
-            committed++;
-            long now = System.nanoTime();
-            lastStepMs = (now - lastCommitNs) / 1e6; // commit to commit (or window start to commit)
-            lastCommitNs = now;
-            lastBubble = busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
-            lastLoss = lossSum / Math.max(1, lossCount);
-            valLoss = Double.NaN;
-            if (spec.train().evalDue(committed)) {
-                startEvaluation();
-            } else {
-                reportStep();
-            }
-        }
-        return this;
+        return onCommitted(r.ledger.offer(m));
     }
 
-    /** Validation: replica 0's ranks chain their forwards; the last stage's rank has the loss. */
-    private void startEvaluation() {
-        answered.clear();
-        for (int r = 0; r < ranks.size(); r++) {
-            if (spec.layout().dpIndex(r) == 0) {
-                ranks.get(r).tell(new WorkerActor.Evaluate(epoch, committed, spec.train().evalBatches()));
-            } else {
-                answered.add(r);
-            }
+    private Behavior<Command> onCommitted(CommitLedger.Committed c) {
+        if (c == null) {
+            return Behaviors.same();
         }
-        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "validation"), Duration.ofMillis(job.stepTimeoutMs()));
+        JobRun r = run;
+        long now = System.nanoTime();
+        r.lastStepMs = (now - r.lastCommitNs) / 1e6;
+        r.lastCommitNs = now;
+        r.lastCommitted = c;
+        if (r.faultNs != 0) {
+            double ms = (now - r.faultNs) / 1e6;
+            ctx.getLog().warn("{} committed step {} {} ms after the fault", r.identity, r.committed(), (long) ms);
+            r.submitter.tell(new JobEvent.Recovered(r.identity.epoch(), r.current.layout(), r.restoredStep, r.committed(), ms));
+            r.faultNs = 0;
+        }
+        if (r.spec().train().evalDue(r.committed())) {
+            r.evaluating = new BitSet();
+            for (int rank = 0; rank < r.ranks.size(); rank++) {
+                if (r.spec().layout().dpIndex(rank) == 0) {
+                    r.ranks.get(rank).tell(new WorkerActor.Evaluate(r.identity, r.committed(), r.spec().train().evalBatches()));
+                } else {
+                    r.evaluating.set(rank);
+                }
+            }
+            r.valLoss = Double.NaN;
+            startDeadline("validation");
+            return Behaviors.same();
+        }
+        r.valLoss = Double.NaN;
+        return reportStep();
     }
 
     private Behavior<Command> onEvalDone(EvalDone m) {
-        if (m.epoch() != epoch || job == null || m.step() != committed) {
-            return this;
+        JobRun r = run;
+        if (!r.identity.equals(m.job()) || r.evaluating == null || m.step() != r.committed()) {
+            return Behaviors.same();
         }
-        if (m.error() != null) {
-            fail("rank " + m.rank() + " failed in validation after step " + m.step() + ": " + m.error());
-            return this;
-        }
-        if (!answered.add(m.rank())) {
-            return this;
-        }
+        r.evaluating.set(m.rank());
         if (!Double.isNaN(m.loss())) {
-            valLoss = m.loss();
-            lastValLoss = valLoss;
+            r.valLoss = m.loss();
+            r.lastValLoss = m.loss();
         }
-        if (answered.size() == ranks.size()) {
-            reportStep();
+        if (r.evaluating.cardinality() < r.ranks.size()) {
+            return Behaviors.same();
         }
-        return this;
+        r.evaluating = null;
+        return reportStep();
     }
 
-    /** Tells the submitter about the committed step, then checkpoints or goes on. */
-    private void reportStep() {
-        double tokens = (double) spec.train().batchSize() * spec.train().model().seqLen();
-        submitter.tell(new JobEvent.StepCompleted(committed, spec.train().steps(), lastLoss, valLoss, lastNorm, lastLr,
-            lastStepMs, tokens / (lastStepMs / 1e3), lastBubble, allReduceMs));
-        if (traces.length > 0) {
-            String[] names = new String[ranks.size()];
-            for (int r = 0; r < names.length; r++) {
-                names[r] = "rank " + r + " (dp" + spec.layout().dpIndex(r) + " pp" + spec.layout().ppIndex(r) + ")";
-                if (traces[r] == null) {
-                    traces[r] = WorkerTrace.EMPTY;
-                }
+    /** Tells the submitter about the committed step (once per step, replays included), then checkpoints or goes on. */
+    private Behavior<Command> reportStep() {
+        JobRun r = run;
+        CommitLedger.Committed c = r.lastCommitted;
+        if (c.step() + 1 > r.reportedUpTo) {
+            double tokens = (double) r.spec().train().batchSize() * r.spec().train().model().seqLen();
+            r.submitter.tell(new JobEvent.StepCompleted(r.committed(), r.spec().train().steps(), c.loss(), r.valLoss,
+                c.gradNorm(), c.lr(), r.lastStepMs, tokens / (r.lastStepMs / 1e3), c.bubble(), c.allReduceMs()));
+            r.reportedUpTo = c.step() + 1;
+        }
+        r.lastLoss = c.loss();
+        if (c.traces().length > 0) {
+            String[] names = new String[r.ranks.size()];
+            for (int rank = 0; rank < names.length; rank++) {
+                names[rank] = "rank " + rank + " (dp" + r.spec().layout().dpIndex(rank) + " pp" + r.spec().layout().ppIndex(rank) + ")";
             }
-            submitter.tell(new JobEvent.StepTrace(committed, "Troupe " + spec.layout() + " " + spec.schedule() + ", m="
-                + spec.microbatches() + ", step " + committed, names, traces));
-            traces = new WorkerTrace[0];
+            r.submitter.tell(new JobEvent.StepTrace(r.committed(), "Troupe " + r.spec().layout() + " " + r.spec().schedule()
+                + ", m=" + r.spec().microbatches() + ", step " + r.committed(), names, c.traces()));
         }
-        boolean ckptDue = !job.checkpointDir().isEmpty() && spec.train().checkpointDue(committed);
-        if (ckptDue) {
-            startCheckpoint();
-        } else {
-            nextOrFinish();
+        if (r.spec().train().checkpointDue(r.committed())) {
+            return committing();
         }
+        return nextOrFinish();
     }
 
-    private void nextOrFinish() {
-        if (committed >= spec.train().steps()) {
-            timers.cancel("deadline");
-            submitter.tell(new JobEvent.Finished(committed, lastLoss, lastValLoss, lastCheckpoint));
-            clearJob();
-        } else if (committed < windowEnd) {
-            // the ranks already run this step: take the reports that overtook the commit
+    private Behavior<Command> nextOrFinish() {
+        JobRun r = run;
+        if (r.committed() >= r.spec().train().steps()) {
+            return finishJob();
+        }
+        if (r.committed() < r.windowEnd) {
+            // the ranks already run this step: count the reports that overtook the commit
             beginStep();
-            List<StepDone> waiting = new ArrayList<>(early);
-            early.clear();
-            for (StepDone d : waiting) {
-                onStepDone(d);
-            }
-        } else {
-            runWindow();
+            CommitLedger.Committed c = r.ledger.drainEarly();
+            return c != null ? onCommitted(c) : running();
         }
+        return runWindow();
     }
 
-    /** Phase 1 of a checkpoint: every rank writes its shards; replica 0 holds each shard once. */
-    private void startCheckpoint() {
-        answered.clear();
-        shardFiles.clear();
-        io.troupe.models.checkpoint.Checkpoints.discardPartial(java.nio.file.Path.of(job.checkpointDir()), committed);
-        for (ActorRef<WorkerActor.Command> w : ranks) {
-            w.tell(new WorkerActor.WriteCheckpoint(epoch, committed, job.checkpointDir()));
-        }
-        timers.startSingleTimer("deadline", new StepTimeout(epoch, committed, "checkpoint"), Duration.ofMillis(job.stepTimeoutMs()));
-    }
+    // ------------------------------------------------------------------ committing
 
-    /** Phase 2: with every rank's shards written, the manifest commits the step. */
     private Behavior<Command> onCheckpointWritten(CheckpointWritten m) {
-        if (m.epoch() != epoch || job == null || m.step() != committed) {
-            return this;
+        JobRun r = run;
+        if (!r.identity.equals(m.job()) || r.checkpoint == null || m.step() != r.checkpoint.step()) {
+            return Behaviors.same();
         }
-        if (m.error() != null) {
-            fail("rank " + m.rank() + " could not write its checkpoint shards of step " + m.step() + ": " + m.error());
-            return this;
+        if (!r.checkpoint.add(m.rank(), m.names(), m.bytes(), m.crcs())) {
+            return Behaviors.same();
         }
-        if (!answered.add(m.rank())) {
-            return this;
+        var mf = r.checkpoint.manifest(r.request.seed(), r.request.batchSize(), r.current.layout(), r.spec().train().model(),
+            r.request.dataPath().isEmpty() ? "built-in Markov corpus" : r.request.dataPath());
+        String dir;
+        try {
+            dir = io.troupe.models.checkpoint.Checkpoints.commit(Path.of(r.request.checkpointDir()), mf, mf.files()).toString();
+        } catch (io.troupe.models.checkpoint.CheckpointException e) {
+            r.checkpoint = null;
+            return recovering("checkpoint of step " + r.committed() + " could not be committed: " + e.getMessage());
         }
-        for (int i = 0; i < m.names().length; i++) {
-            shardFiles.add(new io.troupe.models.checkpoint.Manifest.FileEntry(m.names()[i], m.bytes()[i], m.crcs()[i]));
-        }
-        if (answered.size() == ranks.size()) {
-            try {
-                io.troupe.models.checkpoint.Manifest mf = new io.troupe.models.checkpoint.Manifest(
-                    io.troupe.models.checkpoint.Manifest.FORMAT, committed, committed, job.seed(), job.batchSize(), job.layout(),
-                    spec.train().model(), job.dataPath().isEmpty() ? "built-in Markov corpus" : job.dataPath(), List.of());
-                lastCheckpoint = io.troupe.models.checkpoint.Checkpoints.commit(java.nio.file.Path.of(job.checkpointDir()), mf,
-                    List.copyOf(shardFiles)).toString();
-            } catch (io.troupe.models.checkpoint.CheckpointException e) {
-                fail("checkpoint of step " + committed + " could not be committed: " + e.getMessage());
-                return this;
-            }
-            nextOrFinish();
-        }
-        return this;
+        r.checkpoint = null;
+        r.record = r.record.withCommit(r.committed(), dir);
+        writeRecord(r);
+        timers.cancel(DEADLINE);
+        return nextOrFinish();
     }
+
+    // ------------------------------------------------------------------ faults and recovery
 
     private Behavior<Command> onWorkerFailed(WorkerFailed m) {
-        if (m.epoch() == epoch && job != null) {
-            fail("rank " + m.rank() + " failed: " + m.reason());
+        if (!run.identity.equals(m.job())) {
+            return Behaviors.same();
         }
-        return this;
+        return recovering("rank " + m.rank() + " " + m.reason());
     }
 
-    private Behavior<Command> onMemberGone(MemberGone m) {
-        if (job == null) {
-            return this;
+    private Behavior<Command> onDeadline(Deadline m) {
+        JobRun r = run;
+        if (!r.identity.equals(m.job()) || m.step() != r.committed()) {
+            return Behaviors.same();
         }
-        List<Integer> lost = new ArrayList<>();
-        for (int r = 0; r < ranks.size(); r++) {
-            WorkerDescription d = known.get(ranks.get(r));
-            if (d != null && d.nodeAddress().equals(m.address())) {
-                lost.add(r);
+        List<Integer> missing = switch (m.phase()) {
+            case "compute" -> r.ledger.missing();
+            case "checkpoint" -> r.checkpoint == null ? List.of() : r.checkpoint.missing();
+            default -> List.of();
+        };
+        return recovering("step " + m.step() + " " + m.phase() + " passed its deadline of " + r.request.stepTimeoutMs()
+            + " ms" + (missing.isEmpty() ? "" : " waiting for rank(s) " + missing));
+    }
+
+    private Behavior<Command> onQuiesced(Quiesced m) {
+        JobRun r = run;
+        if (members.contains(m.worker())) {
+            r.quiesced.add(m.worker());
+        }
+        return replanIfSettled(false);
+    }
+
+    private Behavior<Command> onRecoveryTimer(RecoveryTimer m) {
+        JobRun r = run;
+        if (!m.job().equals(r.identity)) {
+            return Behaviors.same();
+        }
+        if (m.what().equals("backoff")) {
+            r.backoffDone = true;
+            return replanIfSettled(false);
+        }
+        if (m.what().equals("quiesce")) {
+            return replanIfSettled(true);
+        }
+        if (m.what().equals("regather")) {
+            return failJob("recovery found too few workers within " + settings.regatherTimeout().toSeconds() + " s: "
+                + r.planError + "; faults: " + r.record.faults());
+        }
+        return Behaviors.same();
+    }
+
+    /**
+     * Re-plans once the back-off passed and every usable worker quiesced (or the quiesce wait ran
+     * out: a silent worker is left out): the layout from the quiesced workers, then gathering.
+     */
+    private Behavior<Command> replanIfSettled(boolean quiesceTimedOut) {
+        JobRun r = run;
+        List<ActorRef<WorkerActor.Command>> usable = members.usable();
+        boolean allQuiet = r.quiesced.containsAll(usable) && !r.adopted;
+        if (!r.backoffDone || !(allQuiet || quiesceTimedOut || r.quiesceExpired)) {
+            return Behaviors.same();
+        }
+        r.quiesceExpired |= quiesceTimedOut;
+        int available = 0;
+        for (ActorRef<WorkerActor.Command> w : usable) {
+            if (r.quiesced.contains(w)) {
+                available++;
             }
         }
-        if (!lost.isEmpty()) {
-            fail("lost member " + m.address() + " (" + m.how() + ") hosting rank(s) " + lost);
-        }
-        return this;
-    }
-
-    private Behavior<Command> onStepTimeout(StepTimeout m) {
-        if (m.epoch() == epoch && job != null && m.step() == committed) {
-            List<Integer> missing = new ArrayList<>();
-            for (int r = 0; r < ranks.size(); r++) {
-                if (!answered.contains(r)) {
-                    missing.add(r);
-                }
+        try {
+            r.replan(available);
+        } catch (IllegalStateException e) {
+            r.planError = e.getMessage();
+            if (!timers.isTimerActive("regather")) {
+                timers.startSingleTimer("regather", new RecoveryTimer(r.identity, "regather"), settings.regatherTimeout());
             }
-            fail("step " + m.step() + " " + m.phase() + " passed its deadline of " + job.stepTimeoutMs()
-                + " ms waiting for rank(s) " + missing);
+            return Behaviors.same();
         }
-        return this;
+        timers.cancel("regather");
+        timers.cancel("quiesce");
+        r.adopted = false;
+        ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}", r.identity,
+            available, r.current.layout(), r.current.microbatches(), r.record.lastCommittedStep());
+        return gathering();
     }
 
-    private Behavior<Command> onGatherTimeout(GatherTimeout m) {
-        if (job == m.job() && ranks.isEmpty()) {
-            fail("layout " + job.layout() + " needs " + spec.layout().worldSize() + " workers, only " + known.size()
-                + " registered within " + job.stepTimeoutMs() + " ms");
+    private void writeRecord(JobRun r) {
+        String error = r.writeRecord();
+        if (error != null) {
+            ctx.getLog().warn("{}: job record not written, carrying on from memory: {}", r.identity, error);
         }
-        return this;
     }
 
-    private void fail(String reason) {
-        ctx.getLog().error("job failed: {}; last committed step {}", reason, committed);
-        timers.cancel("deadline");
-        if (submitter != null) {
-            submitter.tell(new JobEvent.Failed(reason, committed, epoch));
-        }
-        for (ActorRef<WorkerActor.Command> w : ranks) {
-            w.tell(new WorkerActor.Abort(epoch, reason));
-        }
-        clearJob();
-        epoch++;
+    private void startDeadline(String phase) {
+        JobRun r = run;
+        timers.startSingleTimer(DEADLINE, new Deadline(r.identity, r.committed(), phase), Duration.ofMillis(r.request.stepTimeoutMs()));
     }
 
-    private void clearJob() {
-        job = null;
-        spec = null;
-        submitter = null;
-        ranks = List.of();
-        answered.clear();
-        windowEnd = 0;
-        early.clear();
+    // ------------------------------------------------------------------ finished / failed
+
+    private Behavior<Command> finishJob() {
+        JobRun r = run;
+        timers.cancel(DEADLINE);
+        r.record = r.record.withState(JobRecord.State.FINISHED);
+        writeRecord(r);
+        r.submitter.tell(new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss, r.record.lastCheckpoint()));
+        ctx.getLog().info("{} finished after {} steps ({} restarts)", r.identity, r.committed(), r.record.restarts());
+        run = null;
+        return idle();
+    }
+
+    private Behavior<Command> failJob(String reason) {
+        JobRun r = run;
+        timers.cancel(DEADLINE);
+        ctx.getLog().error("{} failed: {}; last committed step {}", r.identity, reason, r.record.lastCommittedStep());
+        for (ActorRef<WorkerActor.Command> w : members.usable()) {
+            w.tell(new WorkerActor.Abort(r.identity, reason, ctx.getSelf()));
+        }
+        try {
+            r.record = r.record.withState(JobRecord.State.FAILED);
+            writeRecord(r);
+        } finally {
+            r.submitter.tell(new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch()));
+            run = null;
+        }
+        return idle();
     }
 }

@@ -24,4 +24,18 @@ public record JobRequest(String model, String layout, int virtualStages, String 
                          long stepTimeoutMs, int evalInterval, int evalBatches, long bucketBytes, String device,
                          String moduleFactory, int zero, String recompute, String gradCompression)
     implements CrossNodeMessage {
+
+    /** The same job on another layout with {@code newMicrobatches} micro-batches per replica (a re-plan). */
+    public JobRequest withLayout(String newLayout, int newMicrobatches) {
+        return new JobRequest(model, newLayout, virtualStages, schedule, newMicrobatches, batchSize, steps, lr, minLr,
+            warmupSteps, gradClip, seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
+            evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression);
+    }
+
+    /** The same job committing a checkpoint every {@code interval} steps under {@code dir}. */
+    public JobRequest withCheckpoints(int interval, String dir) {
+        return new JobRequest(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr,
+            warmupSteps, gradClip, seed, partition, dataPath, interval, dir, stepTimeoutMs, evalInterval, evalBatches,
+            bucketBytes, device, moduleFactory, zero, recompute, gradCompression);
+    }
 }

@@ -223,7 +223,7 @@ class TroupeCliTest {
         refusedInOneLine("--port", "integer, got 'x'", "node", "--port", "x");
         refusedInOneLine("--dir", "DIR", "driver");
         refusedInOneLine("stray", "unexpected argument", "train", "stray");
-        refusedInOneLine("'fly'", "expected train, simulate, node, submit or driver", "fly");
+        refusedInOneLine("'fly'", "expected train, simulate, node, submit, driver, checkpoint, serve or eval", "fly");
         refusedInOneLine("--stages", "simulate --help", "simulate", "--stages", "zero");
     }
 

@@ -187,6 +187,27 @@ public final class Checkpoints {
         return best;
     }
 
+    /**
+     * Replaces {@code file} atomically with {@code data}: written to a temporary sibling, fsynced,
+     * renamed over the file, the directory fsynced. A reader sees the old content or the new, never
+     * a mix; a crash leaves at most a stale temporary file.
+     */
+    public static void writeAtomically(Path file, byte[] data) {
+        Path tmp = file.resolveSibling(file.getFileName() + TMP_SUFFIX);
+        try {
+            Files.createDirectories(file.toAbsolutePath().getParent());
+            writeDurably(tmp, data);
+            try {
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                throw new CheckpointException("file system of " + file + " cannot rename atomically", e);
+            }
+            fsyncDir(file.toAbsolutePath().getParent());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot write " + file + ": " + e.getMessage(), e);
+        }
+    }
+
     private static void writeDurably(Path p, byte[] data) throws IOException {
         try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
             StandardOpenOption.WRITE)) {

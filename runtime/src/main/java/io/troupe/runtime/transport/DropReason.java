@@ -28,6 +28,8 @@ public enum DropReason {
     BAD_CHUNK_CRC,
     /** Epoch older than the receiver's current epoch. */
     STALE_EPOCH,
+    /** Job id other than the receiver's job ({@link JobIdentity}): another job's, or no job's. */
+    WRONG_JOB,
     /** Destination rank is not this receiver's rank. */
     WRONG_DESTINATION,
     /** Source rank differs from the rank the publication's session id carries. */
@@ -48,11 +50,11 @@ public enum DropReason {
 
     /**
      * True for the reasons a frame is refused for what it says, after every field was read and found
-     * consistent (epoch, destination, source, size against the budget): its chunk and ring fields can be
+     * consistent (job, epoch, destination, source, size against the budget): its chunk and ring fields can be
      * used, for instance to release the ring bytes it names.
      */
     public boolean wellFormed() {
-        return this == STALE_EPOCH || this == WRONG_DESTINATION || this == SOURCE_MISMATCH
+        return this == STALE_EPOCH || this == WRONG_JOB || this == WRONG_DESTINATION || this == SOURCE_MISMATCH
             || this == LARGER_THAN_BUDGET;
     }
 }

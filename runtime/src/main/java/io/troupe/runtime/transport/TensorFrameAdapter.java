@@ -90,12 +90,12 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
 
     /**
      * Whether a message is accepted: decodes and checks its first fragment (layout, CRC, that it is
-     * for this worker, in this epoch, from the image's sender, within the budget). Null: accepted;
+     * for this worker, of its job and epoch, from the image's sender, within the budget). Null: accepted;
      * otherwise why it is refused. The one place a delivery is accepted or refused.
      */
     private DropReason admit(ImageState st, TensorFrameDecoder d, DirectBuffer buffer, int offset, int length,
                              boolean end) {
-        return d.decode(buffer, offset, length, end, agent.epoch(), agent.ownerRank(), st.rank, budgetBytes);
+        return d.decode(buffer, offset, length, end, agent.jobId(), agent.epoch(), agent.ownerRank(), st.rank, budgetBytes);
     }
 
     private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end,

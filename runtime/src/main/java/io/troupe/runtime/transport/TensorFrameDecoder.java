@@ -14,7 +14,7 @@ import org.agrona.DirectBuffer;
 
 /**
  * Validates the first (or only) Aeron fragment of a tensor frame before anything is trusted:
- * length, magic, version, CRC, kind, dtype, shape, sizes, offsets, epoch and ranks, in that order.
+ * length, magic, version, CRC, kind, dtype, shape, sizes, offsets, job, epoch and ranks, in that order.
  * On success the decoded fields are held here until the next call; on failure the reason is
  * returned for counting. Never throws, never allocates.
  *
@@ -31,9 +31,13 @@ public final class TensorFrameDecoder {
     private int chunkBytes;
     private int payloadBytes;
     private long epoch;
+    private int jobId;
     private boolean crcPresent;
     private boolean byReference;
     private boolean byRing;
+
+    /** The {@code expectedJobId} that checks no job id (a long outside the int range of ids). */
+    public static final long ANY_JOB = Long.MIN_VALUE;
 
     /** @param crcRequired frames must carry CRCs and the header CRC must match */
     public TensorFrameDecoder(boolean crcRequired) {
@@ -53,6 +57,18 @@ public final class TensorFrameDecoder {
      */
     public DropReason decode(DirectBuffer buffer, int offset, int length, boolean end, long minEpoch, int ownerRank,
                              int expectedSource, long budgetBytes) {
+        return decode(buffer, offset, length, end, ANY_JOB, minEpoch, ownerRank, expectedSource, budgetBytes);
+    }
+
+    /**
+     * As {@link #decode(DirectBuffer, int, int, boolean, long, int, int, long)}, refusing with
+     * {@link DropReason#WRONG_JOB} a frame whose job id is not {@code expectedJobId} (its
+     * {@link JobIdentity}: the job id and, as {@code minEpoch}, the epoch).
+     *
+     * @param expectedJobId the receiver's job id; {@link #ANY_JOB} checks none (tools)
+     */
+    public DropReason decode(DirectBuffer buffer, int offset, int length, boolean end, long expectedJobId, long minEpoch,
+                             int ownerRank, int expectedSource, long budgetBytes) {
         if (length < HEADER_LENGTH) {
             return DropReason.SHORT_FRAME;
         }
@@ -111,6 +127,10 @@ public final class TensorFrameDecoder {
         if (headerOnly ? !end || payloadBytes != 0 : end ? payloadBytes != chunkBytes : payloadBytes >= chunkBytes) {
             return DropReason.CHUNK_LENGTH_MISMATCH;
         }
+        jobId = f.jobId();
+        if (expectedJobId != ANY_JOB && jobId != (int) expectedJobId) {
+            return DropReason.WRONG_JOB;
+        }
         epoch = f.epoch();
         if (epoch < minEpoch) {
             return DropReason.STALE_EPOCH;
@@ -163,6 +183,11 @@ public final class TensorFrameDecoder {
 
     public long epoch() {
         return epoch;
+    }
+
+    /** The job id of the last frame decoded as far as its job (see {@link DropReason#wellFormed()}). */
+    public int jobId() {
+        return jobId;
     }
 
     public boolean crcPresent() {

@@ -7,8 +7,8 @@ package io.troupe.runtime.transport;
 public final class TensorFrameDescriptor {
     /** {@code "TRPF"} read as a little-endian int. */
     public static final int MAGIC = 0x46505254;
-    /** Raised on any incompatible layout change; receivers drop other versions. */
-    public static final short VERSION = 1;
+    /** Raised on any incompatible layout change; receivers drop other versions. 2: the job id at 36. */
+    public static final short VERSION = 2;
 
     public static final int MAGIC_OFFSET = 0;
     public static final int VERSION_OFFSET = 4;
@@ -20,6 +20,8 @@ public final class TensorFrameDescriptor {
     public static final int EPOCH_OFFSET = 16;
     public static final int STEP_OFFSET = 24;
     public static final int DEST_RANK_OFFSET = 32;
+    /** The job's id ({@link JobIdentity#jobId()}); with the epoch, the frame's job identity. */
+    public static final int JOB_ID_OFFSET = 36;
     public static final int TENSOR_KEY_OFFSET = 40;
     public static final int DIMS_OFFSET = 48;
     public static final int TOTAL_BYTES_OFFSET = 64;

@@ -8,6 +8,7 @@ import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAGS_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_CRC_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.JOB_ID_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.KIND_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC_OFFSET;
@@ -50,7 +51,7 @@ import org.agrona.MutableDirectBuffer;
  *  +---------------------------------------------------------------+
  *  |                       destination rank                        | 32
  *  +---------------------------------------------------------------+
- *  |                           reserved                            | 36
+ *  |                         job id (nonce)                        | 36
  *  +---------------------------------------------------------------+
  *  |   tensor key (int64: microbatch 63..40 | vstage 39..32 | id)  | 40
  *  +---------------------------------------------------------------+
@@ -155,6 +156,11 @@ public final class TensorFrameFlyweight {
         return buffer.getInt(offset + DEST_RANK_OFFSET, LE);
     }
 
+    /** The job id of the sender's {@link JobIdentity} ({@link JobIdentity#NO_JOB} from tools and tests). */
+    public int jobId() {
+        return buffer.getInt(offset + JOB_ID_OFFSET, LE);
+    }
+
     public long tensorKey() {
         return buffer.getLong(offset + TENSOR_KEY_OFFSET, LE);
     }
@@ -209,11 +215,20 @@ public final class TensorFrameFlyweight {
         return crc32c.compute(address, length);
     }
 
+    /** As {@link #writeHeader(FrameKind, DType, int, int, long, long, int, int, long, int[], int, long, long, int)} for no job. */
+    public TensorFrameFlyweight writeHeader(FrameKind kind, DType dtype, int flags, long epoch, long step,
+                                            int sourceRank, int destRank, long tensorKey, int[] shape, int ndims,
+                                            long totalBytes, long chunkOffset, int chunkBytes) {
+        return writeHeader(kind, dtype, flags, JobIdentity.NO_JOB, epoch, step, sourceRank, destRank, tensorKey, shape, ndims,
+            totalBytes, chunkOffset, chunkBytes);
+    }
+
     /**
      * Writes every header field except the CRCs, zeroing the reserved bytes and unused dims;
-     * {@code shape} holds {@code ndims} dimensions.
+     * {@code shape} holds {@code ndims} dimensions; {@code jobId} and {@code epoch} are the sender's
+     * {@link JobIdentity}.
      */
-    public TensorFrameFlyweight writeHeader(FrameKind kind, DType dtype, int flags, long epoch, long step,
+    public TensorFrameFlyweight writeHeader(FrameKind kind, DType dtype, int flags, int jobId, long epoch, long step,
                                             int sourceRank, int destRank, long tensorKey, int[] shape, int ndims,
                                             long totalBytes, long chunkOffset, int chunkBytes) {
         MutableDirectBuffer b = mutableBuffer;
@@ -229,7 +244,7 @@ public final class TensorFrameFlyweight {
         b.putLong(o + EPOCH_OFFSET, epoch, LE);
         b.putLong(o + STEP_OFFSET, step, LE);
         b.putInt(o + DEST_RANK_OFFSET, destRank, LE);
-        b.putInt(o + DEST_RANK_OFFSET + 4, 0, LE);
+        b.putInt(o + JOB_ID_OFFSET, jobId, LE);
         b.putLong(o + TENSOR_KEY_OFFSET, tensorKey, LE);
         for (int i = 0; i < MAX_DIMS; i++) {
             b.putInt(o + dimOffset(i), i < ndims ? shape[i] : 0, LE);

@@ -68,6 +68,7 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
 
     private volatile int ownerRank;
     private volatile long epoch;
+    private volatile int jobId = JobIdentity.NO_JOB;
     private long appliedEpoch;
 
     /**
@@ -191,6 +192,25 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
     /** Raises the epoch (any thread): older frames are dropped, unfinished older tensors reclaimed. */
     public void epoch(long newEpoch) {
         this.epoch = newEpoch;
+    }
+
+    /** The job id frames must carry ({@link JobIdentity#NO_JOB} until a job is assigned). */
+    public int jobId() {
+        return jobId;
+    }
+
+    /**
+     * Moves to {@code job} (any thread): frames of any other job id are refused ({@link DropReason#WRONG_JOB}),
+     * frames of older epochs are stale.
+     */
+    public void job(JobIdentity job) {
+        job(job.jobId(), job.epoch());
+    }
+
+    /** As {@link #job(JobIdentity)} by its parts ({@link JobIdentity#NO_JOB} and any epoch: frames of no job). */
+    public void job(int newJobId, long newEpoch) {
+        this.jobId = newJobId;
+        epoch(newEpoch);
     }
 
     @Override

@@ -55,6 +55,7 @@ public final class TensorSender implements AutoCloseable {
     private final int sourceRank;
     private final int destRank;
     private final long epoch;
+    private final int jobId;
     private final int chunkBytes;
     private final boolean crcEnabled;
     private final long connectTimeoutNs;
@@ -97,15 +98,16 @@ public final class TensorSender implements AutoCloseable {
      */
     public TensorSender(ExclusivePublication publication, int sourceRank, int destRank, long epoch,
                         TransportSettings settings, IdleStrategy idleStrategy) {
-        this(publication, sourceRank, destRank, epoch, settings, idleStrategy, null, null);
+        this(publication, sourceRank, destRank, JobIdentity.NO_JOB, epoch, settings, idleStrategy, null, null);
     }
 
     /**
      * @param localLink the in-process link to a same-JVM receiver, or {@code null}
      * @param ring      the shared-memory ring to a receiver in another process on this host, or
      *                  {@code null}; owned by this sender from now on (closed with it)
+     * @param jobId     the job id every frame carries (with {@code epoch}, the sender's {@link JobIdentity})
      */
-    TensorSender(ExclusivePublication publication, int sourceRank, int destRank, long epoch,
+    TensorSender(ExclusivePublication publication, int sourceRank, int destRank, int jobId, long epoch,
                  TransportSettings settings, IdleStrategy idleStrategy, LocalCopyLink localLink, IpcRing ring) {
         this.localLink = localLink;
         this.localCopyMinBytes = settings.localCopyMinBytes();
@@ -119,6 +121,7 @@ public final class TensorSender implements AutoCloseable {
         this.sourceRank = sourceRank;
         this.destRank = destRank;
         this.epoch = epoch;
+        this.jobId = jobId;
         this.chunkBytes = settings.chunkBytes();
         this.crcEnabled = settings.crcEnabledFor(TransportChannels.isIpc(publication.channel()));
         this.connectTimeoutNs = settings.connectTimeoutNs();
@@ -142,6 +145,11 @@ public final class TensorSender implements AutoCloseable {
 
     public long epoch() {
         return epoch;
+    }
+
+    /** The job id stamped on every frame. */
+    public int jobId() {
+        return jobId;
     }
 
     public ExclusivePublication publication() {
@@ -387,7 +395,7 @@ public final class TensorSender implements AutoCloseable {
         int flags = (crcEnabled ? FLAG_CRC : 0) | FLAG_BY_REFERENCE;
         long result = publication.tryClaim(HEADER_LENGTH, claim);
         if (result > 0) {
-            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, epoch, step, sourceRank,
+            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank,
                 destRank, tensorKey, shape, ndims, totalBytes, offset, length);
             frame.referenceSequence(referenceSequence);
             if (crcEnabled) {
@@ -415,7 +423,7 @@ public final class TensorSender implements AutoCloseable {
         computeChunkCrc(offset, length);
         long result = publication.tryClaim(HEADER_LENGTH, claim);
         if (result > 0) {
-            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, epoch, step, sourceRank,
+            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank,
                 destRank, tensorKey, shape, ndims, totalBytes, offset, length);
             frame.referenceSequence(ring.offsetOf(ringStart));
             if (crcEnabled) {
@@ -443,7 +451,7 @@ public final class TensorSender implements AutoCloseable {
             long result = publication.tryClaim(HEADER_LENGTH + length, claim);
             if (result > 0) {
                 int at = claim.offset();
-                frame.wrap(claim.buffer(), at).writeHeader(kind, dtype, flags, epoch, step, sourceRank, destRank,
+                frame.wrap(claim.buffer(), at).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank, destRank,
                     tensorKey, shape, ndims, totalBytes, offset, length);
                 payloadBuffer.wrap(address + offset, length);
                 claim.buffer().putBytes(at + HEADER_LENGTH, payloadBuffer, 0, length);
@@ -454,7 +462,7 @@ public final class TensorSender implements AutoCloseable {
             }
             return result;
         }
-        frame.wrap(headerBuffer, 0).writeHeader(kind, dtype, flags, epoch, step, sourceRank, destRank, tensorKey,
+        frame.wrap(headerBuffer, 0).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank, destRank, tensorKey,
             shape, ndims, totalBytes, offset, length);
         if (crcEnabled) {
             frame.sealCrc(crc);

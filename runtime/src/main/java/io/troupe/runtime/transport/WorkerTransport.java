@@ -27,6 +27,7 @@ public final class WorkerTransport implements AutoCloseable {
     private final Int2ObjectHashMap<TensorSender> senders = new Int2ObjectHashMap<>();
     private final int streamId;
     private volatile int rank;
+    private volatile int jobId;
 
     WorkerTransport(TransportNode node, String name, int rank, long epoch, TensorReceiverAgent.Listener listener,
                     ErrorHandler errorHandler) {
@@ -79,11 +80,29 @@ public final class WorkerTransport implements AutoCloseable {
         return rank;
     }
 
-    /** Sets rank and epoch after an assignment (existing senders keep their old rank and epoch). */
+    /** Sets rank and epoch after an assignment (existing senders keep their old rank and epoch); frames carry no job id. */
     public void assign(int newRank, long newEpoch) {
+        assign(newRank, JobIdentity.NONE, newEpoch);
+    }
+
+    /**
+     * Sets rank and job identity after an assignment: senders opened from now on stamp {@code job}'s
+     * id on every frame (existing senders keep their old rank and identity).
+     */
+    public void assign(int newRank, JobIdentity job) {
+        assign(newRank, job, job.epoch());
+    }
+
+    private void assign(int newRank, JobIdentity job, long newEpoch) {
         this.rank = newRank;
+        this.jobId = job.jobId();
         receiver.ownerRank(newRank);
-        receiver.epoch(newEpoch);
+        receiver.job(job.jobId(), newEpoch);
+    }
+
+    /** The job id this worker's senders stamp ({@link JobIdentity#NO_JOB} before a job assignment). */
+    public int jobId() {
+        return jobId;
     }
 
     /**
@@ -103,7 +122,7 @@ public final class WorkerTransport implements AutoCloseable {
         }
         TensorSender existing = senders.get(peerRank);
         if (existing != null) {
-            if (existing.epoch() == epoch && existing.sourceRank() == self) {
+            if (existing.epoch() == epoch && existing.sourceRank() == self && existing.jobId() == jobId) {
                 return existing;
             }
             senders.remove(peerRank);
@@ -134,7 +153,7 @@ public final class WorkerTransport implements AutoCloseable {
             CloseHelper.quietClose(ring);
             throw e;
         }
-        TensorSender sender = new TensorSender(pub, self, peerRank, epoch, s, idleStrategy, link, ring);
+        TensorSender sender = new TensorSender(pub, self, peerRank, jobId, epoch, s, idleStrategy, link, ring);
         if (link != null) {
             sender.onClose(() -> registry.unregister(peerStream, sessionId, link));
         }

@@ -3,6 +3,7 @@ package io.troupe.runtime.transport;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_BYTES_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_OFFSET_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DEST_RANK_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.JOB_ID_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DIMS_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
@@ -52,6 +53,7 @@ class FrameFuzzTest {
     private static final int RX_RANK = 1;
     private static final int EVIL_RANK = 7;
     private static final long EPOCH = 1;
+    private static final JobIdentity JOB = new JobIdentity(0x600dcafe, EPOCH);
 
     private LoopbackDriver driver;
     private RecordingListener listener;
@@ -66,6 +68,7 @@ class FrameFuzzTest {
         driver = LoopbackDriver.start(LoopbackDriver.testSettings().withChunkBytes(128 * 1024).withIpcCrcEnabled(true));
         listener = new RecordingListener();
         rx = driver.openWorker("rx", RX_RANK, EPOCH, listener);
+        rx.assign(RX_RANK, JOB);
     }
 
     @AfterEach
@@ -78,7 +81,7 @@ class FrameFuzzTest {
         for (int i = 0; i < payloadBytes; i++) {
             frameBuffer.putByte(HEADER_LENGTH + i, (byte) r.nextInt());
         }
-        frame.wrap(frameBuffer, 0).writeHeader(FrameKind.CONTROL, DType.I8, FLAG_CRC, EPOCH, 0, EVIL_RANK, RX_RANK, key,
+        frame.wrap(frameBuffer, 0).writeHeader(FrameKind.CONTROL, DType.I8, FLAG_CRC, JOB.jobId(), EPOCH, 0, EVIL_RANK, RX_RANK, key,
             new int[] {payloadBytes}, 1, payloadBytes, 0, payloadBytes);
         frame.sealCrc(frame.crc32c(frameBuffer.addressOffset() + HEADER_LENGTH, payloadBytes));
         return HEADER_LENGTH + payloadBytes;
@@ -124,7 +127,7 @@ class FrameFuzzTest {
     private int structurallyBad(SplittableRandom r, long key, int payload) {
         int len = validFrame(r, key, payload);
         ByteOrder le = ByteOrder.LITTLE_ENDIAN;
-        switch (r.nextInt(14)) {
+        switch (r.nextInt(15)) {
             case 0 -> frameBuffer.putByte(KIND_OFFSET, (byte) 99);
             case 1 -> frameBuffer.putByte(DTYPE_OFFSET, (byte) 99);
             case 2 -> frameBuffer.putByte(NDIMS_OFFSET, (byte) (r.nextBoolean() ? 0 : 5));
@@ -137,6 +140,7 @@ class FrameFuzzTest {
             case 9 -> frameBuffer.putShort(VERSION_OFFSET, (short) (VERSION + 1), le);
             case 10 -> frameBuffer.putByte(FLAGS_OFFSET, (byte) 0);
             case 11 -> frameBuffer.putInt(CHUNK_BYTES_OFFSET, payload + 1, le);
+            case 13 -> frameBuffer.putInt(JOB_ID_OFFSET, r.nextBoolean() ? JobIdentity.NO_JOB : JOB.jobId() + 1, le);
             case 12 -> { // "copy it from my memory": no in-process link exists for this session
                 frameBuffer.putByte(FLAGS_OFFSET, (byte) (FLAG_CRC | FLAG_BY_REFERENCE));
                 frameBuffer.putInt(REFERENCE_SEQUENCE_OFFSET, 1, le);
@@ -167,6 +171,7 @@ class FrameFuzzTest {
         ExclusivePublication evil = driver.node().aeron().addExclusivePublication(
             TransportChannels.ipcPublication(s, SessionIds.of(EVIL_RANK, EPOCH)), rx.endpoint().streamId());
         WorkerTransport good = driver.openWorker("good", 0, EPOCH, new RecordingListener());
+        good.assign(0, JOB);
         TensorSender tx = good.connect(RX_RANK, rx.endpoint(), EPOCH);
         awaitConnected(tx, agent, 10_000);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(100);
@@ -212,7 +217,7 @@ class FrameFuzzTest {
         assertTrue(seen.containsAll(EnumSet.of(DropReason.SHORT_FRAME, DropReason.BAD_MAGIC, DropReason.BAD_VERSION,
             DropReason.BAD_HEADER_CRC, DropReason.MISSING_CRC, DropReason.UNKNOWN_KIND, DropReason.BAD_DTYPE,
             DropReason.BAD_SHAPE, DropReason.BAD_LENGTH, DropReason.OFFSET_PAST_END,
-            DropReason.CHUNK_LENGTH_MISMATCH, DropReason.BAD_CHUNK_CRC, DropReason.STALE_EPOCH,
+            DropReason.CHUNK_LENGTH_MISMATCH, DropReason.BAD_CHUNK_CRC, DropReason.STALE_EPOCH, DropReason.WRONG_JOB,
             DropReason.WRONG_DESTINATION, DropReason.SOURCE_MISMATCH, DropReason.OUT_OF_ORDER,
             DropReason.BAD_REFERENCE)), "seen " + seen);
         assertTrue(agent.pool().committedBytes() <= s.receiveBudgetBytes());
@@ -260,6 +265,7 @@ class FrameFuzzTest {
         }
         // the port still works: a UDP tensor arrives intact
         WorkerTransport good = driver.openWorker("good", 0, EPOCH, new RecordingListener());
+        good.assign(0, JOB);
         TransportEndpoint ep = rx.endpoint();
         TensorSender tx = good.connect(RX_RANK, new TransportEndpoint("remote", ep.host(), ep.port(), ep.streamId()),
             EPOCH);

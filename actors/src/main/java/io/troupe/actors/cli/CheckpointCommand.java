@@ -1,0 +1,135 @@
+package io.troupe.actors.cli;
+
+import io.troupe.actors.cluster.JobRecord;
+import io.troupe.models.checkpoint.CheckpointDiff;
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.checkpoint.Manifest;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * {@code troupe checkpoint ls DIR}: every checkpoint under DIR (step, layout, model, size, valid or
+ * why not) and the job record when there is one; {@code troupe checkpoint diff A B}: per parameter
+ * the largest absolute and relative difference, last line {@code bitwise=.. max_abs=.. max_rel=..}.
+ * Exit codes: 0 done, 2 usage, 4 a checkpoint that cannot be read.
+ */
+final class CheckpointCommand {
+    private CheckpointCommand() {
+    }
+
+    static final String USAGE = """
+        usage: troupe checkpoint ls DIR        checkpoints under DIR (a run, its checkpoints/ or one step-N): step,
+                                                layout, model, bytes, valid or why not; the job record if any
+               troupe checkpoint diff A B      per-parameter max abs and max rel difference of two checkpoints
+                                                (each a step-N directory or a directory holding them: the latest);
+                                                last line: bitwise=true|false max_abs=.. max_rel=..""";
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0) {
+            throw new UsageException("expected 'ls DIR' or 'diff A B' (troupe checkpoint --help)");
+        }
+        switch (args[0]) {
+            case "ls" -> {
+                if (args.length != 2) {
+                    throw new UsageException("ls takes one directory, got " + (args.length - 1) + " arguments");
+                }
+                return ls(Path.of(args[1]), out);
+            }
+            case "diff" -> {
+                if (args.length != 3) {
+                    throw new UsageException("diff takes two checkpoints, got " + (args.length - 1) + " arguments");
+                }
+                return diff(Path.of(args[1]), Path.of(args[2]), out, err);
+            }
+            default -> throw new UsageException("unknown checkpoint command '" + args[0] + "': expected ls or diff");
+        }
+    }
+
+    private static int ls(Path dir, PrintStream out) {
+        if (!Files.isDirectory(dir)) {
+            throw new UsageException("no such directory '" + dir + "'");
+        }
+        Path root = Files.isDirectory(dir.resolve("checkpoints")) ? dir.resolve("checkpoints") : dir;
+        List<Path> steps = new ArrayList<>();
+        if (Files.isRegularFile(root.resolve(Checkpoints.MANIFEST))) {
+            steps.add(root);
+        } else {
+            try (DirectoryStream<Path> ds = Files.newDirectoryStream(root, "step-*")) {
+                ds.forEach(steps::add);
+            } catch (IOException e) {
+                throw new UsageException("cannot list '" + root + "': " + e.getMessage());
+            }
+        }
+        steps.sort(null);
+        out.printf("%-22s %8s %-8s %-8s %12s  %s%n", "checkpoint", "step", "layout", "model", "bytes", "status");
+        for (Path p : steps) {
+            String name = p.getFileName().toString();
+            long bytes = sizeOf(p);
+            if (name.endsWith(".tmp")) {
+                out.printf("%-22s %8s %-8s %-8s %12d  uncommitted (no manifest: a checkpoint cut short, never used)%n",
+                    name, "-", "-", "-", bytes);
+                continue;
+            }
+            try {
+                Manifest m = Checkpoints.load(p).manifest();
+                out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%n", name, m.step(), m.layout(),
+                    m.model().name(), bytes, m.files().size());
+            } catch (CheckpointException e) {
+                out.printf("%-22s %8s %-8s %-8s %12d  invalid: %s%n", name, "-", "-", "-", bytes, e.getMessage());
+            }
+        }
+        JobRecord rec = null;
+        try {
+            rec = JobRecord.read(root);
+        } catch (CheckpointException e) {
+            out.println("job record: unreadable: " + e.getMessage());
+        }
+        if (rec != null) {
+            out.printf("job record: %s, %s, layout %s x %d micro-batches, last committed step %d, %d restart(s)%n",
+                rec.identity(), rec.state().name().toLowerCase(Locale.ROOT), rec.layout(), rec.microbatches(),
+                rec.lastCommittedStep(), rec.restarts());
+            for (JobRecord.Fault f : rec.faults()) {
+                out.println("  fault: " + f);
+            }
+        }
+        return 0;
+    }
+
+    private static int diff(Path a, Path b, PrintStream out, PrintStream err) {
+        CheckpointDiff.Result r;
+        try {
+            r = CheckpointDiff.of(a, b);
+        } catch (CheckpointException e) {
+            err.println("troupe checkpoint: " + e.getMessage());
+            return 4;
+        }
+        out.printf("A: step %d (%s)%nB: step %d (%s)%n", r.stepA(), a, r.stepB(), b);
+        out.printf("%-40s %10s %12s %12s  %s%n", "tensor", "numel", "max_abs", "max_rel", "bitwise");
+        for (CheckpointDiff.Entry e : r.entries()) {
+            out.printf(Locale.ROOT, "%-40s %10d %12.3e %12.3e  %s%n", e.name(), e.numel(), e.maxAbs(), e.maxRel(), e.bitwise());
+        }
+        for (String n : r.onlyInFirst()) {
+            out.println(n + ": only in A");
+        }
+        for (String n : r.onlyInSecond()) {
+            out.println(n + ": only in B");
+        }
+        out.println(r.summary());
+        return 0;
+    }
+
+    private static long sizeOf(Path p) {
+        try (var walk = Files.walk(p)) {
+            return walk.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+        } catch (IOException e) {
+            return -1;
+        }
+    }
+}

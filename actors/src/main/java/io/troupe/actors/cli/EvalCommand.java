@@ -1,0 +1,101 @@
+package io.troupe.actors.cli;
+
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.data.TokenStream;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.Quantization;
+import io.troupe.models.infer.ValidationLoss;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * {@code troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8]}: the exact
+ * validation loss of a checkpoint over every non-overlapping window of the validation split (the
+ * last 10% of FILE, or the built-in corpus' validation stream). With int8 it evaluates the float32
+ * weights too and prints the relative difference and the weight memory ratio.
+ */
+final class EvalCommand {
+    private EvalCommand() {
+    }
+
+    static final String USAGE = """
+        usage: troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8]
+        Prints the exact validation loss of a checkpoint (any training layout) over every
+        non-overlapping window of the validation split; with --quantize int8, next to float32.""";
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        Options o = Options.parse(args, Set.of("checkpoint", "data", "quantize"), Set.of());
+        if (!o.has("checkpoint")) {
+            throw new UsageException("eval needs --checkpoint DIR");
+        }
+        Quantization q = quantization(o.has("quantize") ? o.get("quantize") : "none");
+        TokenStream val;
+        if (o.has("data")) {
+            Path data = Path.of(o.get("data"));
+            if (!Files.isRegularFile(data)) {
+                throw new UsageException("--data: no such file '" + data + "'");
+            }
+            try {
+                val = Corpora.fromFile(data).val();
+            } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
+                throw new UsageException("--data " + data + ": " + e.getMessage());
+            }
+        } else {
+            val = Corpora.builtIn().val();
+        }
+        try {
+            Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
+            InferenceWeights fp32 = InferenceWeights.load(dir, Quantization.NONE);
+            out.printf(Locale.ROOT, "eval: %s, model %s, %s%n", dir, fp32.config().name(), val.description());
+            long t0 = System.nanoTime();
+            ValidationLoss.Result base = ValidationLoss.exact(fp32, val, 16);
+            out.printf(Locale.ROOT, "eval: fp32 val_loss=%.6f over %d windows (%d tokens), weights %d bytes, %.1f s%n",
+                base.loss(), base.windows(), base.tokens(), fp32.weightBytes(), (System.nanoTime() - t0) / 1e9);
+            if (q == Quantization.INT8) {
+                InferenceWeights int8 = InferenceWeights.load(dir, Quantization.INT8);
+                t0 = System.nanoTime();
+                ValidationLoss.Result r = ValidationLoss.exact(int8, val, 16);
+                double rel = (r.loss() - base.loss()) / base.loss();
+                double mem = (double) int8.weightBytes() / fp32.weightBytes();
+                out.printf(Locale.ROOT, "eval: int8 val_loss=%.6f, weights %d bytes, %.1f s%n", r.loss(), int8.weightBytes(),
+                    (System.nanoTime() - t0) / 1e9);
+                out.printf(Locale.ROOT, "val_loss_fp32=%.6f val_loss_int8=%.6f rel_diff=%.4f%% weight_bytes_ratio=%.3f%n",
+                    base.loss(), r.loss(), 100 * rel, mem);
+            } else {
+                out.printf(Locale.ROOT, "val_loss=%.6f%n", base.loss());
+            }
+            return 0;
+        } catch (CheckpointException e) {
+            err.println("troupe eval: " + e.getMessage());
+            return 4;
+        }
+    }
+
+    static Quantization quantization(String s) {
+        try {
+            return Quantization.parse(s);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--quantize: " + e.getMessage());
+        }
+    }
+
+    static int positive(Options o, String name, int dflt) {
+        if (!o.has(name)) {
+            return dflt;
+        }
+        try {
+            int v = Integer.parseInt(o.get(name).trim());
+            if (v < 1) {
+                throw new UsageException("--" + name + " must be >= 1: --" + name + "=" + o.get(name));
+            }
+            return v;
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + " must be an integer: --" + name + "=" + o.get(name));
+        }
+    }
+}

@@ -1,0 +1,114 @@
+package io.troupe.actors.cli;
+
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.serve.InferenceServer;
+import io.troupe.actors.serve.ServeSettings;
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.PagedKvCache;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * {@code troupe serve --checkpoint DIR [--port 8080] [--host H] [--quantize none|int8] [--max-batch N]
+ * [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1x1]}: serves a checkpoint of any
+ * training layout over HTTP until stopped (SIGTERM / Ctrl-C). Defaults from {@code troupe.serve}.
+ */
+final class ServeCommand {
+    private ServeCommand() {
+    }
+
+    static final String USAGE = """
+        usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
+                            [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1x1]
+        Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
+        and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
+        other settings: troupe.serve in cluster-config/reference.conf.""";
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
+            "token-budget", "max-queue", "layout"), Set.of());
+        if (!o.has("checkpoint")) {
+            throw new UsageException("serve needs --checkpoint DIR");
+        }
+        if (o.has("layout") && !o.get("layout").trim().equals("1x1")) {
+            throw new UsageException("--layout: only 1x1 (one device) is served: --layout=" + o.get("layout"));
+        }
+        ServeSettings s = settings(o);
+        try {
+            Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
+            InferenceWeights w = InferenceWeights.load(dir, s.quantization());
+            InferenceServer server;
+            try {
+                server = InferenceServer.start(w, s);
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                throw new UsageException(e.getMessage());
+            }
+            int blocks = PagedKvCache.blocksForBudget(w.config(), s.kvBlockTokens(), s.kvCacheMib());
+            out.printf(Locale.ROOT, "troupe serve: %s (model %s, context %d) on http://%s:%d, %s weights %.2f MiB, "
+                    + "KV cache %d blocks of %d tokens, max batch %d%n", dir, w.config().name(), w.config().seqLen(), s.host(),
+                server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
+                s.kvBlockTokens(), s.maxBatch());
+            out.flush();
+            CountDownLatch stopped = new CountDownLatch(1);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                server.close();
+                stopped.countDown();
+            }, "troupe-serve-shutdown"));
+            server.whenTerminated().thenRun(stopped::countDown);
+            stopped.await();
+            return 0;
+        } catch (CheckpointException e) {
+            err.println("troupe serve: " + e.getMessage());
+            return 4;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 0;
+        }
+    }
+
+    static ServeSettings settings(Options o) {
+        ServeSettings s;
+        try {
+            s = ServeSettings.from(ConfigFactory.load());
+            if (o.has("quantize")) {
+                s = s.withQuantization(EvalCommand.quantization(o.get("quantize")));
+            }
+            if (o.has("host")) {
+                s = s.withHost(o.get("host"));
+            }
+            if (o.has("port")) {
+                s = s.withPort(integer(o, "port"));
+            }
+            if (o.has("max-batch")) {
+                s = s.withMaxBatch(EvalCommand.positive(o, "max-batch", 1));
+            }
+            if (o.has("kv-cache-mib")) {
+                s = s.withKvCacheMib(EvalCommand.positive(o, "kv-cache-mib", 1));
+            }
+            if (o.has("max-queue")) {
+                s = s.withMaxQueue(integer(o, "max-queue"));
+            }
+            if (o.has("token-budget")) {
+                int t = EvalCommand.positive(o, "token-budget", 1);
+                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(), t, s.maxQueue(), s.kvCacheMib(),
+                    s.kvBlockTokens(), s.deadlineMs(), s.retryAfterS());
+            }
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        return s;
+    }
+
+    private static int integer(Options o, String name) {
+        try {
+            return Integer.parseInt(o.get(name).trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + " must be an integer: --" + name + "=" + o.get(name));
+        }
+    }
+}

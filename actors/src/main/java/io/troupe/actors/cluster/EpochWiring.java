@@ -1,0 +1,344 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.engine.LocalPipelineEngine;
+import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.actors.engine.StageWorker;
+import io.troupe.actors.schedule.SchedulePolicy;
+import io.troupe.actors.trace.TimelineInterval;
+import io.troupe.collectives.CollectiveAgent;
+import io.troupe.collectives.CollectiveGroup;
+import io.troupe.collectives.CollectiveSettings;
+import io.troupe.collectives.Communicator;
+import io.troupe.collectives.ReduceOp;
+import io.troupe.collectives.bucket.GradientBucketer;
+import io.troupe.collectives.bucket.ParamRange;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.data.Batches;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.memory.GradCompression;
+import io.troupe.models.ParamSpec;
+import io.troupe.models.optim.StepTail;
+import io.troupe.models.train.StageState;
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.tensor.Tensor;
+import io.troupe.runtime.transport.JobIdentity;
+import io.troupe.runtime.transport.TransportEndpoint;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+
+/**
+ * Everything a worker builds for one epoch of a job, and tears down when the epoch ends: the job's
+ * spec and data, the rank's stage shards (restored from the last commit when there is one), the
+ * data-parallel communicator and its gradient bucketers, the job-wide communicator of the gradient
+ * norm, and the stage link's targets. A re-plan closes it and builds a new one; nothing of an
+ * epoch outlives it.
+ *
+ * <p>Threading: built, run and closed on the worker's device thread; {@link #abort} from any thread.
+ */
+final class EpochWiring implements AutoCloseable {
+    private final JobIdentity job;
+    private final int rank;
+    private final PipelineJobSpec spec;
+    private final SchedulePolicy policy;
+    private final Batches train;
+    private final io.troupe.models.data.TokenStream val;
+    private final StageWorker stage;
+    private final Communicator dataParallel;
+    private final GradientBucketer[] buckets;
+    private final Communicator world;
+    private final CpuDevice scratch = new CpuDevice(1);
+    private final float[] normSlot = new float[2];
+    private final Tensor normIn;
+    private final Tensor normAll;
+    private final float[] normAllHost;
+    private volatile String abortReason;
+    /** Collective tags reserved per model chunk (its buckets' ids), so chunks keep their int8 residuals apart. */
+    private static final int BUCKET_TAGS_PER_CHUNK = 1 << 16;
+
+    /**
+     * Builds rank {@code a.rank()}'s epoch: spec, data, shards, communicators, link, restore.
+     *
+     * @throws RuntimeException naming what could not be built; everything built so far is closed
+     */
+    EpochWiring(WorkerActor.Assign a, int threads, CollectiveAgent agent, CollectiveAgent control, AeronStageLink link) {
+        this.job = a.job();
+        this.rank = a.rank();
+        this.spec = JobSpecs.toSpec(a.request(), threads);
+        Corpora data = JobSpecs.data(a.request());
+        this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
+        this.val = data.val();
+        this.policy = LocalPipelineEngine.policyFor(spec);
+        StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), spec.train().seed());
+        this.stage = w;
+        try {
+            agent.worker().assign(rank, job);
+            long epoch = job.epoch();
+            if (spec.layout().dp() > 1) {
+                int[] members = spec.layout().dataParallelGroup(rank);
+                this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, spec.layout().dpIndex(rank),
+                    endpointsOf(members, a.endpoints())),
+                    CollectiveSettings.defaults().withCompression(spec.memory().gradCompression().wire()));
+                // Each chunk's gradients are all-reduced in buckets launched from its last weight
+                // gradient pass, overlapping the rest of backward.
+                this.buckets = new GradientBucketer[w.chunks()];
+                for (int c = 0; c < w.chunks(); c++) {
+                    List<ParamRange> ranges = new ArrayList<>();
+                    for (ParamSpec p : w.chunk(c).parameters()) {
+                        ranges.add(new ParamRange(p.name(), p.localOffset(), p.numel()));
+                    }
+                    // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
+                    buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, a.request().bucketBytes(),
+                        ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
+                    if (spec.zeroSharded()) {
+                        w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
+                    }
+                    w.onGradientsFinal(c, buckets[c]::markReady);
+                }
+            } else {
+                this.dataParallel = null;
+                this.buckets = new GradientBucketer[0];
+            }
+            int worldSize = spec.layout().worldSize();
+            if (worldSize > 1) {
+                int[] all = IntStream.range(0, worldSize).toArray();
+                control.worker().assign(rank, job);
+                this.world = control.communicator(new CollectiveGroup(epoch, 1, all, rank, endpointsOf(all, a.controlEndpoints())),
+                    CollectiveSettings.defaults());
+            } else {
+                this.world = null;
+            }
+            this.normIn = scratch.allocate(2);
+            this.normAll = scratch.allocate(2 * worldSize);
+            this.normAllHost = new float[2 * worldSize];
+            link.assign(new AeronStageLink.Target() {
+                @Override
+                public Tensor receiveBuffer(boolean gradient, int mb, int v, int[] shape) {
+                    return w.receiveBuffer(gradient, mb, v, shape);
+                }
+
+                @Override
+                public void notifyReceived(boolean gradient, int mb, int v) {
+                    w.notifyReceived(gradient, mb, v);
+                }
+
+                @Override
+                public void peerLost(int peerRank) {
+                    w.fail(new IllegalStateException("data-plane peer rank " + peerRank + " lost"));
+                }
+            }, spec.layout(), a.endpoints(), epoch);
+            w.connect(link);
+            if (!a.resumeFrom().isEmpty()) {
+                var ckpt = Checkpoints.load(Path.of(a.resumeFrom()));
+                for (int c = 0; c < w.chunks(); c++) {
+                    StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
+                }
+                if (dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF) {
+                    RankCheckpointState.restoreResiduals(ckpt, rank, dataParallel.errorFeedback());
+                }
+            }
+        } catch (RuntimeException e) {
+            abort("assignment failed: " + e.getMessage());
+            closeQuietly();
+            throw e;
+        }
+    }
+
+    JobIdentity job() {
+        return job;
+    }
+
+    int rank() {
+        return rank;
+    }
+
+    PipelineJobSpec spec() {
+        return spec;
+    }
+
+    StageWorker stage() {
+        return stage;
+    }
+
+    /** The epoch ended (any thread): the stage's waits and every collective in flight fail at once. */
+    void abort(String reason) {
+        abortReason = reason;
+        stage.fail(new IllegalStateException("epoch aborted: " + reason));
+        if (dataParallel != null) {
+            dataParallel.abort(reason);
+        }
+        if (world != null) {
+            world.abort(reason);
+        }
+    }
+
+    boolean aborted() {
+        return abortReason != null;
+    }
+
+    /**
+     * One whole step, with no control-plane round trip: the schedule's F/B/W, the wait for the
+     * data-parallel buckets, the global gradient norm (each rank's sum of squares, all-gathered over
+     * the data plane and added in rank order, so every rank computes the same clip factor),
+     * clipping, the learning rate of the step, and the optimizer.
+     */
+    CoordinatorActor.StepDone step(long step, boolean traced) {
+        StageWorker w = stage;
+        long t0 = System.nanoTime();
+        w.runStep(step, policy, train, t0);
+        // The replicas' gradients (each already scaled by 1/global tokens) are being summed bucket
+        // by bucket since each chunk's last weight gradient; wait for what is left.
+        long r0 = System.nanoTime();
+        for (GradientBucketer b : buckets) {
+            b.finish();
+        }
+        long r1 = System.nanoTime();
+        // Replicas hold identical gradients now: only replica 0 contributes to the global norm. Under
+        // ZeRO each replica holds the reduced gradients of its own segments and counts those.
+        List<StepTail.Part> normParts = w.dpIndex() == 0 ? w.stepParts() : List.of();
+        if (spec.zeroSharded()) {
+            normParts = new ArrayList<>();
+            for (StepTail.Part p : w.stepParts()) {
+                normParts.addAll(p.ownedGradients());
+            }
+        }
+        StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), this::globalSum)
+            .apply(step, normParts, w.stepParts());
+        if (spec.zeroSharded()) {
+            for (int c = 0; c < buckets.length; c++) {
+                buckets[c].allGather(w.chunk(c).params().address());
+            }
+        }
+        double norm = tail.gradNorm();
+        float lr = tail.lr();
+        long n1 = tail.reducedAtNs();
+        long o1 = System.nanoTime();
+        double allReduceMs = (r1 - r0) / 1e6;
+        double lossSum = 0;
+        int count = 0;
+        if (w.modelStage(w.chunks() - 1) == spec.layout().modelStages() - 1) {
+            for (int mb = 0; mb < spec.microbatches(); mb++) {
+                lossSum += w.loss(mb);
+                count++;
+            }
+        }
+        double busy = (o1 - n1) / 1e3;
+        double idle = (n1 - r0) / 1e3; // waits for the all-reduce and the norm: communication
+        for (var i : w.intervals()) {
+            if (i.category().equals("idle")) {
+                idle += i.durationUs();
+            } else if (StageWorker.isCompute(i.category())) {
+                busy += i.durationUs();
+            }
+        }
+        WorkerTrace trace = WorkerTrace.EMPTY;
+        if (traced) {
+            List<TimelineInterval> all = new ArrayList<>(w.intervals());
+            if (buckets.length > 0) {
+                all.add(new TimelineInterval("allreduce wait", "allreduce", (r0 - t0) / 1e3, (r1 - t0) / 1e3, "",
+                    Map.of("cause", "communication")));
+            }
+            all.add(new TimelineInterval("grad norm", "allreduce", (r1 - t0) / 1e3, (n1 - t0) / 1e3, "",
+                Map.of("cause", "communication")));
+            all.add(new TimelineInterval("optimizer", "optimizer", (n1 - t0) / 1e3, (o1 - t0) / 1e3, "", Map.of()));
+            trace = WorkerTrace.of(all);
+        }
+        return new CoordinatorActor.StepDone(rank, job, step, lossSum, count, norm, lr, busy / 1e3, idle / 1e3, allReduceMs,
+            trace);
+    }
+
+    /** Validation after {@code step} (replica 0's ranks only); NaN unless this rank holds the last stage. */
+    double evaluate(long step, int batches) {
+        return stage.evaluate(step, new io.troupe.models.data.ValidationPlan(val, spec.train().model().seqLen(),
+            spec.train().batchSize(), spec.microBatchRows(), batches));
+    }
+
+    /**
+     * Writes this rank's shards of {@code step} under {@code root} (replica 0 only; under ZeRO every
+     * replica first helps gather the moments), and under int8 error feedback its residuals.
+     */
+    CoordinatorActor.CheckpointWritten writeCheckpoint(long step, String root) {
+        StageWorker w = stage;
+        int n = w.dpIndex() == 0 ? w.chunks() : 0;
+        boolean residuals = dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF;
+        int files = n + (residuals ? 1 : 0);
+        String[] names = new String[files];
+        long[] bytes = new long[files];
+        long[] crcs = new long[files];
+        for (int c = 0; c < w.chunks(); c++) {
+            boolean zero = spec.zeroSharded();
+            if (!zero && c >= n) {
+                continue;
+            }
+            var state = RankCheckpointState.capture(w, c, zero ? buckets[c] : null);
+            if (c >= n) {
+                continue;
+            }
+            String name = String.format("shard-g%02d.bin", w.modelStage(c));
+            var entry = Checkpoints.writeShard(Path.of(root), step, name, state);
+            names[c] = entry.name();
+            bytes[c] = entry.bytes();
+            crcs[c] = entry.crc32c();
+        }
+        if (residuals) {
+            var entry = Checkpoints.writeShard(Path.of(root), step, RankCheckpointState.residualFileName(rank),
+                RankCheckpointState.residuals(dataParallel.errorFeedback()));
+            names[n] = entry.name();
+            bytes[n] = entry.bytes();
+            crcs[n] = entry.crc32c();
+        }
+        return new CoordinatorActor.CheckpointWritten(rank, job, step, names, bytes, crcs);
+    }
+
+    /**
+     * The sum over all ranks of {@code local}, the same on every rank: each rank's double goes as
+     * two floats (high part and the remainder) into its slot of an all-gather, and every rank adds
+     * the slots in rank order in double precision.
+     */
+    private double globalSum(double local) {
+        if (world == null) {
+            return local;
+        }
+        float hi = (float) local;
+        normSlot[0] = hi;
+        normSlot[1] = (float) (local - hi);
+        scratch.copyFromHost(normSlot, normIn);
+        world.allGather(normIn, normAll);
+        scratch.copyToHost(normAll, normAllHost);
+        double sum = 0;
+        for (int i = 0; i < normAllHost.length; i += 2) {
+            sum += (double) normAllHost[i] + normAllHost[i + 1];
+        }
+        return sum;
+    }
+
+    private static TransportEndpoint[] endpointsOf(int[] members, List<String> byRank) {
+        TransportEndpoint[] eps = new TransportEndpoint[members.length];
+        for (int i = 0; i < members.length; i++) {
+            eps[i] = TransportEndpoint.parse(byRank.get(members[i]));
+        }
+        return eps;
+    }
+
+    private void closeQuietly() {
+        try {
+            close();
+        } catch (RuntimeException ignored) {
+            // the build already failed with its own reason
+        }
+    }
+
+    /** Frees the epoch's memory (device thread, after its last step). */
+    @Override
+    public void close() {
+        stage.close();
+        for (Tensor t : new Tensor[] {normIn, normAll}) {
+            if (t != null) {
+                t.close();
+            }
+        }
+        scratch.close();
+    }
+}

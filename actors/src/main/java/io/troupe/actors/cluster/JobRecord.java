@@ -1,0 +1,192 @@
+package io.troupe.actors.cluster;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.runtime.transport.JobIdentity;
+import java.lang.reflect.RecordComponent;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The durable record of a cluster job ({@code job.json} beside its checkpoints), written by the
+ * coordinator with the checkpoint protocol (temporary file, fsync, atomic rename) at every change of
+ * epoch, commit, fault and end: what a new coordinator incarnation needs to carry the job on.
+ *
+ * <pre>{@code
+ * {"format": 1, "job_id": "1a2b3c4d", "epoch": 3, "state": "running",
+ *  "layout": "1x2x1", "microbatches": 4,           // the layout the job runs now (dp may have shrunk)
+ *  "last_committed_step": 20, "last_checkpoint": "/runs/a/checkpoints/step-00000020",
+ *  "submitter": "pekko://troupe@127.0.0.1:25523/system/job-listener-1#123",
+ *  "spec": {"model": "small", "layout": "2x2", ...},  // the job as submitted, every JobRequest field
+ *  "faults": [{"epoch": 1, "at_ms": 1733360000000, "reason": "lost member ... hosting rank(s) [3]"}]}
+ * }</pre>
+ *
+ * @param layout       the layout the job runs now ({@code spec.layout()} unless dp shrank)
+ * @param microbatches the micro-batches per replica now
+ * @param lastCheckpoint the last committed checkpoint directory, "" before the first
+ * @param submitter    the serialized actor ref of the submitter's listener, "" when unknown
+ * @param faults       every fault that restarted (or ended) the job, oldest first
+ */
+public record JobRecord(JobIdentity identity, State state, JobRequest spec, String layout, int microbatches,
+                        long lastCommittedStep, String lastCheckpoint, String submitter, List<Fault> faults) {
+    public static final String FILE = "job.json";
+    public static final int FORMAT = 1;
+
+    /** Where the job stands. */
+    public enum State { RUNNING, FINISHED, FAILED }
+
+    /** A fault: the epoch it ended, when (epoch millis) and why. */
+    public record Fault(long epoch, long atMs, String reason) {
+        @Override
+        public String toString() {
+            return "epoch " + epoch + " at " + java.time.Instant.ofEpochMilli(atMs) + ": " + reason;
+        }
+    }
+
+    public JobRecord {
+        faults = List.copyOf(faults);
+    }
+
+    /** Restarts so far: faults that the job survived or ended on. */
+    public int restarts() {
+        return faults.size();
+    }
+
+    public JobRecord withEpoch(JobIdentity next) {
+        if (next.jobId() != identity.jobId() || next.epoch() < identity.epoch()) {
+            throw new IllegalArgumentException("a job record's identity only moves forward: " + identity + " -> " + next);
+        }
+        return new JobRecord(next, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter, faults);
+    }
+
+    public JobRecord withCommit(long step, String checkpoint) {
+        return new JobRecord(identity, state, spec, layout, microbatches, step, checkpoint, submitter, faults);
+    }
+
+    public JobRecord withLayout(String newLayout, int newMicrobatches) {
+        return new JobRecord(identity, state, spec, newLayout, newMicrobatches, lastCommittedStep, lastCheckpoint, submitter,
+            faults);
+    }
+
+    public JobRecord withFault(Fault f) {
+        List<Fault> all = new ArrayList<>(faults);
+        all.add(f);
+        return new JobRecord(identity, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter, all);
+    }
+
+    public JobRecord withState(State s) {
+        return new JobRecord(identity, s, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter, faults);
+    }
+
+    /** Writes {@code dir/job.json} durably and atomically. */
+    public void write(Path dir) {
+        Checkpoints.writeAtomically(dir.resolve(FILE), toJson().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Reads {@code dir/job.json}; null when there is none. */
+    public static JobRecord read(Path dir) {
+        Path file = dir.resolve(FILE);
+        if (!Files.isRegularFile(file)) {
+            return null;
+        }
+        try {
+            return parse(Files.readString(file), file.toString());
+        } catch (java.io.IOException e) {
+            throw new CheckpointException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    String toJson() {
+        StringBuilder sb = new StringBuilder("{\n");
+        sb.append("  \"format\": ").append(FORMAT).append(",\n");
+        sb.append("  \"job_id\": ").append(quote(identity.idHex())).append(",\n");
+        sb.append("  \"epoch\": ").append(identity.epoch()).append(",\n");
+        sb.append("  \"state\": ").append(quote(state.name().toLowerCase(Locale.ROOT))).append(",\n");
+        sb.append("  \"layout\": ").append(quote(layout)).append(",\n");
+        sb.append("  \"microbatches\": ").append(microbatches).append(",\n");
+        sb.append("  \"last_committed_step\": ").append(lastCommittedStep).append(",\n");
+        sb.append("  \"last_checkpoint\": ").append(quote(lastCheckpoint)).append(",\n");
+        sb.append("  \"submitter\": ").append(quote(submitter)).append(",\n");
+        sb.append("  \"restarts\": ").append(restarts()).append(",\n");
+        sb.append("  \"spec\": {");
+        RecordComponent[] cs = JobRequest.class.getRecordComponents();
+        for (int i = 0; i < cs.length; i++) {
+            Object v = value(cs[i], spec);
+            sb.append(i == 0 ? "\n" : ",\n").append("    ").append(quote(cs[i].getName())).append(": ")
+                .append(v instanceof String str ? quote(str) : String.valueOf(v));
+        }
+        sb.append("\n  },\n  \"faults\": [");
+        for (int i = 0; i < faults.size(); i++) {
+            Fault f = faults.get(i);
+            sb.append(i == 0 ? "\n" : ",\n").append("    {\"epoch\": ").append(f.epoch()).append(", \"at_ms\": ")
+                .append(f.atMs()).append(", \"reason\": ").append(quote(f.reason())).append('}');
+        }
+        sb.append("\n  ]\n}\n");
+        return sb.toString();
+    }
+
+    static JobRecord parse(String json, String where) {
+        try {
+            Config c = ConfigFactory.parseString(json);
+            if (c.getInt("format") != FORMAT) {
+                throw new CheckpointException(where + ": unsupported job record format " + c.getInt("format")
+                    + " (this build reads " + FORMAT + ")");
+            }
+            JobIdentity id = new JobIdentity(JobIdentity.parseId(c.getString("job_id")), c.getLong("epoch"));
+            Config s = c.getConfig("spec");
+            RecordComponent[] cs = JobRequest.class.getRecordComponents();
+            Object[] args = new Object[cs.length];
+            Class<?>[] types = new Class<?>[cs.length];
+            for (int i = 0; i < cs.length; i++) {
+                types[i] = cs[i].getType();
+                String n = cs[i].getName();
+                args[i] = types[i] == int.class ? s.getInt(n) : types[i] == long.class ? s.getLong(n)
+                    : types[i] == float.class ? (float) s.getDouble(n) : s.getString(n);
+            }
+            JobRequest spec = JobRequest.class.getDeclaredConstructor(types).newInstance(args);
+            List<Fault> faults = new ArrayList<>();
+            for (Config f : c.getConfigList("faults")) {
+                faults.add(new Fault(f.getLong("epoch"), f.getLong("at_ms"), f.getString("reason")));
+            }
+            return new JobRecord(id, State.valueOf(c.getString("state").toUpperCase(Locale.ROOT)), spec,
+                c.getString("layout"), c.getInt("microbatches"), c.getLong("last_committed_step"),
+                c.getString("last_checkpoint"), c.getString("submitter"), faults);
+        } catch (ConfigException | ReflectiveOperationException | IllegalArgumentException e) {
+            throw new CheckpointException(where + ": unreadable job record: " + e.getMessage(), e);
+        }
+    }
+
+    private static Object value(RecordComponent c, Object o) {
+        try {
+            return c.getAccessor().invoke(o);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static String quote(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char ch : s.toCharArray()) {
+            switch (ch) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                default -> {
+                    if (ch < 0x20) {
+                        sb.append(String.format("\\u%04x", (int) ch));
+                    } else {
+                        sb.append(ch);
+                    }
+                }
+            }
+        }
+        return sb.append('"').toString();
+    }
+}

@@ -1,0 +1,67 @@
+package io.troupe.actors.cluster;
+
+import com.typesafe.config.Config;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * How the coordinator recovers a job ({@code troupe.recovery} in reference.conf), validated once.
+ *
+ * @param maxRestarts        faults a job survives; the next one fails it, listing them all
+ * @param backoff            wait before the first re-plan; doubled at each further restart, at most {@code maxBackoff}
+ * @param maxBackoff         the longest wait before a re-plan
+ * @param checkpointInterval steps between disk checkpoints of a job that asked for none (0 = none)
+ * @param jobRoot            where a job that named no checkpoint directory keeps its checkpoints and
+ *                           record ({@code jobRoot/<job id>}); must be shared by every coordinator-role node
+ * @param regatherTimeout    how long a recovery waits for enough workers before it fails the job
+ * @param quiesceTimeout     how long a recovery waits for the workers to confirm an abort; the silent
+ *                           ones are left out of the next layout
+ */
+public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
+                               Duration regatherTimeout, Duration quiesceTimeout) {
+
+    public RecoverySettings {
+        if (maxRestarts < 0) {
+            throw new IllegalArgumentException("troupe.recovery.max-restarts must be >= 0: max-restarts=" + maxRestarts);
+        }
+        if (checkpointInterval < 0) {
+            throw new IllegalArgumentException("troupe.recovery.checkpoint-interval must be >= 0: checkpoint-interval="
+                + checkpointInterval);
+        }
+        if (backoff.isNegative() || maxBackoff.compareTo(backoff) < 0) {
+            throw new IllegalArgumentException("troupe.recovery back-off must satisfy 0 <= backoff <= max-backoff: backoff="
+                + backoff + ", max-backoff=" + maxBackoff);
+        }
+    }
+
+    /** The defaults of reference.conf. */
+    public static RecoverySettings defaults() {
+        return new RecoverySettings(3, Duration.ofMillis(500), Duration.ofSeconds(8), 10,
+            Path.of(System.getProperty("java.io.tmpdir"), "troupe-jobs"), Duration.ofSeconds(60),
+            Duration.ofSeconds(3));
+    }
+
+    /** Reads {@code troupe.recovery}; a missing key takes its default. */
+    public static RecoverySettings from(Config config) {
+        RecoverySettings d = defaults();
+        if (!config.hasPath("troupe.recovery")) {
+            return d;
+        }
+        Config c = config.getConfig("troupe.recovery");
+        String root = c.hasPath("job-root") ? c.getString("job-root") : "";
+        return new RecoverySettings(
+            c.hasPath("max-restarts") ? c.getInt("max-restarts") : d.maxRestarts(),
+            c.hasPath("backoff") ? c.getDuration("backoff") : d.backoff(),
+            c.hasPath("max-backoff") ? c.getDuration("max-backoff") : d.maxBackoff(),
+            c.hasPath("checkpoint-interval") ? c.getInt("checkpoint-interval") : d.checkpointInterval(),
+            root.isEmpty() ? d.jobRoot() : Path.of(root),
+            c.hasPath("regather-timeout") ? c.getDuration("regather-timeout") : d.regatherTimeout(),
+            c.hasPath("quiesce-timeout") ? c.getDuration("quiesce-timeout") : d.quiesceTimeout());
+    }
+
+    /** The wait before restart number {@code restart} (1-based): backoff, 2 backoff, 4 backoff ... capped. */
+    public Duration backoffBefore(int restart) {
+        long ms = backoff.toMillis() << Math.min(20, Math.max(0, restart - 1));
+        return Duration.ofMillis(Math.min(ms, maxBackoff.toMillis()));
+    }
+}

@@ -1,0 +1,166 @@
+package io.troupe.actors.serve;
+
+import io.troupe.models.infer.SamplingParams;
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * A validated {@code POST /v1/completions} body (OpenAI style). Tokens are the prompt's UTF-8
+ * bytes. Fields: {@code prompt} (string, or an array of token ids), {@code max_tokens} (default 16),
+ * {@code temperature} (1), {@code top_p} (1), {@code seed} (random when absent), {@code stop}
+ * (string or up to 4 strings), {@code stream} (false), {@code deadline_ms} (the server's default),
+ * {@code model} and {@code n} (must be 1) accepted; other fields are ignored.
+ *
+ * @param deadlineMs time the request may take, from its arrival, in milliseconds
+ */
+record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, long deadlineMs) {
+    static final int MAX_STOP_STRINGS = 4;
+    static final long MAX_DEADLINE_MS = 3_600_000L;
+
+    /**
+     * Parses and validates a body for a model of {@code contextLength} positions and vocabulary
+     * {@code vocab}; throws {@link BadRequestException} naming the field.
+     */
+    static CompletionRequest parse(String body, int contextLength, int vocab, long defaultDeadlineMs) {
+        Object doc;
+        try {
+            doc = Json.parse(body);
+        } catch (Json.JsonException e) {
+            throw new BadRequestException("body", "malformed JSON: " + e.getMessage());
+        }
+        if (!(doc instanceof Map<?, ?> m)) {
+            throw new BadRequestException("body", "the body must be a JSON object");
+        }
+        int[] prompt = prompt(m.get("prompt"), contextLength, vocab);
+        int maxTokens = (int) integer(m, "max_tokens", 16, 1, contextLength - 1);
+        double temperature = number(m, "temperature", 1.0, 0.0, 100.0);
+        double topP = number(m, "top_p", 1.0, 0.0, 1.0);
+        if (topP == 0.0) {
+            throw new BadRequestException("top_p", "top_p must be in (0, 1]: top_p=0");
+        }
+        long seed = has(m, "seed") ? integer(m, "seed", 0, Long.MIN_VALUE, Long.MAX_VALUE)
+            : ThreadLocalRandom.current().nextLong();
+        List<String> stop = stop(m.get("stop"));
+        boolean stream = bool(m, "stream", false);
+        long deadlineMs = integer(m, "deadline_ms", defaultDeadlineMs, 1, MAX_DEADLINE_MS);
+        if (has(m, "n") && integer(m, "n", 1, 1, 1) != 1) {
+            throw new BadRequestException("n", "only n=1 is served");
+        }
+        if (has(m, "model") && !(m.get("model") instanceof String)) {
+            throw new BadRequestException("model", "model must be a string");
+        }
+        return new CompletionRequest(prompt, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed, stop),
+            stream, deadlineMs);
+    }
+
+    private static boolean has(Map<?, ?> m, String k) {
+        return m.containsKey(k) && m.get(k) != Json.NULL;
+    }
+
+    private static int[] prompt(Object v, int contextLength, int vocab) {
+        int[] tokens;
+        if (v == null || v == Json.NULL) {
+            throw new BadRequestException("prompt", "prompt is required");
+        } else if (v instanceof String s) {
+            byte[] b = s.getBytes(StandardCharsets.UTF_8);
+            tokens = new int[b.length];
+            for (int i = 0; i < b.length; i++) {
+                tokens[i] = b[i] & 0xFF;
+            }
+        } else if (v instanceof List<?> list) {
+            tokens = new int[list.size()];
+            for (int i = 0; i < tokens.length; i++) {
+                Object t = list.get(i);
+                if (!(t instanceof BigDecimal d) || !isInteger(d) || d.signum() < 0 || d.compareTo(BigDecimal.valueOf(vocab)) >= 0) {
+                    throw new BadRequestException("prompt", "prompt token " + i + " must be an integer id in [0, " + vocab + ")");
+                }
+                tokens[i] = d.intValue();
+            }
+        } else {
+            throw new BadRequestException("prompt", "prompt must be a string or an array of token ids");
+        }
+        if (tokens.length == 0) {
+            throw new BadRequestException("prompt", "prompt must not be empty");
+        }
+        if (tokens.length >= contextLength) {
+            throw new BadRequestException("prompt", "prompt is " + tokens.length + " tokens; this model takes at most "
+                + (contextLength - 1) + " (context " + contextLength + ")");
+        }
+        return tokens;
+    }
+
+    private static boolean isInteger(BigDecimal d) {
+        return d.signum() == 0 || d.stripTrailingZeros().scale() <= 0;
+    }
+
+    private static long integer(Map<?, ?> m, String k, long dflt, long min, long max) {
+        if (!has(m, k)) {
+            return dflt;
+        }
+        Object v = m.get(k);
+        if (!(v instanceof BigDecimal d) || !isInteger(d)) {
+            throw new BadRequestException(k, k + " must be an integer");
+        }
+        if (d.compareTo(BigDecimal.valueOf(min)) < 0 || d.compareTo(BigDecimal.valueOf(max)) > 0) {
+            throw new BadRequestException(k, k + " must be in [" + min + ", " + max + "]: " + k + "=" + d.toPlainString());
+        }
+        return d.longValueExact();
+    }
+
+    private static double number(Map<?, ?> m, String k, double dflt, double min, double max) {
+        if (!has(m, k)) {
+            return dflt;
+        }
+        Object v = m.get(k);
+        if (!(v instanceof BigDecimal d)) {
+            throw new BadRequestException(k, k + " must be a number");
+        }
+        double x = d.doubleValue();
+        if (!(x >= min && x <= max)) {
+            throw new BadRequestException(k, k + " must be in [" + min + ", " + max + "]: " + k + "=" + d);
+        }
+        return x;
+    }
+
+    private static boolean bool(Map<?, ?> m, String k, boolean dflt) {
+        if (!has(m, k)) {
+            return dflt;
+        }
+        if (!(m.get(k) instanceof Boolean b)) {
+            throw new BadRequestException(k, k + " must be true or false");
+        }
+        return b;
+    }
+
+    private static List<String> stop(Object v) {
+        List<String> out = new ArrayList<>();
+        if (v == null || v == Json.NULL) {
+            return out;
+        }
+        if (v instanceof String s) {
+            out.add(s);
+        } else if (v instanceof List<?> list) {
+            for (Object o : list) {
+                if (!(o instanceof String s)) {
+                    throw new BadRequestException("stop", "stop must be a string or an array of strings");
+                }
+                out.add(s);
+            }
+        } else {
+            throw new BadRequestException("stop", "stop must be a string or an array of strings");
+        }
+        if (out.size() > MAX_STOP_STRINGS) {
+            throw new BadRequestException("stop", "at most " + MAX_STOP_STRINGS + " stop strings: got " + out.size());
+        }
+        for (String s : out) {
+            if (s.isEmpty()) {
+                throw new BadRequestException("stop", "stop strings must not be empty");
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,181 @@
+package io.troupe.actors.serve;
+
+import io.troupe.models.infer.Generation;
+import io.troupe.models.infer.GenerationListener;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.MediaTypes;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.model.headers.RetryAfter;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.PathMatchers;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
+import org.apache.pekko.japi.Pair;
+import org.apache.pekko.stream.BoundedSourceQueue;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
+
+/**
+ * The HTTP API: {@code POST /v1/completions} (OpenAI style, JSON or server-sent events),
+ * {@code GET /health}, {@code GET /metrics} (Prometheus text). A bad body is answered 400 with
+ * {@code error.param} naming the field; a full queue 429 with {@code Retry-After}. A streaming client
+ * that disconnects cancels its request, which frees its KV blocks at the next step.
+ */
+final class CompletionRoutes extends AllDirectives {
+    private final ActorSystem<?> system;
+    private final ActorRef<SchedulerActor.Command> scheduler;
+    private final ServeMetrics metrics;
+    private final String modelName;
+    private final int contextLength;
+    private final int vocab;
+    private final long defaultDeadlineMs;
+    private final AtomicLong ids = new AtomicLong();
+    private final Duration askTimeout = Duration.ofSeconds(30);
+
+    CompletionRoutes(ActorSystem<?> system, ActorRef<SchedulerActor.Command> scheduler, ServeMetrics metrics,
+                     String modelName, int contextLength, int vocab, long defaultDeadlineMs) {
+        this.system = system;
+        this.scheduler = scheduler;
+        this.metrics = metrics;
+        this.modelName = modelName;
+        this.contextLength = contextLength;
+        this.vocab = vocab;
+        this.defaultDeadlineMs = defaultDeadlineMs;
+    }
+
+    Route route() {
+        return concat(
+            path("health", () -> get(() -> complete(HttpResponse.create()
+                .withEntity(ContentTypes.APPLICATION_JSON, "{\"status\":\"ok\",\"model\":" + Json.quote(modelName) + "}")))),
+            path("metrics", () -> get(() -> complete(HttpResponse.create()
+                .withEntity(ContentTypes.TEXT_PLAIN_UTF8, metrics.render())))),
+            path(PathMatchers.segment("v1").slash("completions"), () -> post(() ->
+                entity(Unmarshaller.entityToString(), this::completions))));
+    }
+
+    private Route completions(String body) {
+        CompletionRequest req;
+        try {
+            req = CompletionRequest.parse(body, contextLength, vocab, defaultDeadlineMs);
+        } catch (BadRequestException e) {
+            metrics.onBadRequest();
+            return complete(error(400, e.field(), e.getMessage()));
+        } catch (IllegalArgumentException e) {
+            metrics.onBadRequest();
+            return complete(error(400, "body", e.getMessage()));
+        }
+        long id = ids.incrementAndGet();
+        return req.stream() ? streaming(id, req) : unary(id, req);
+    }
+
+    private Route unary(long id, CompletionRequest req) {
+        CompletableFuture<Generation> done = new CompletableFuture<>();
+        GenerationListener listener = new GenerationListener() {
+            @Override
+            public void onToken(Generation g, int token, String textDelta) {
+            }
+
+            @Override
+            public void onFinish(Generation g) {
+                done.complete(g);
+            }
+        };
+        CompletionStage<HttpResponse> response = submit(id, req, listener).thenCompose(reply -> {
+            if (reply instanceof SchedulerActor.Rejected r) {
+                return CompletableFuture.completedFuture(tooMany(r));
+            }
+            return done.thenApply(g -> HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON, completionJson(id, g)));
+        });
+        return completeWithFuture(response);
+    }
+
+    private Route streaming(long id, CompletionRequest req) {
+        Pair<BoundedSourceQueue<ByteString>, Source<ByteString, NotUsed>> p =
+            Source.<ByteString>queue(contextLength + 8).preMaterialize(system);
+        BoundedSourceQueue<ByteString> queue = p.first();
+        // the response stream ends when the request finishes or the client goes away: cancelling a
+        // finished request is a no-op, cancelling a live one frees its blocks
+        Source<ByteString, NotUsed> events = p.second().watchTermination((nu, done) -> {
+            done.whenComplete((d, t) -> scheduler.tell(new SchedulerActor.Cancel(id)));
+            return nu;
+        });
+        GenerationListener listener = new GenerationListener() {
+            @Override
+            public void onToken(Generation g, int token, String textDelta) {
+                if (!textDelta.isEmpty()) {
+                    queue.offer(event(chunkJson(id, textDelta, null, null)));
+                }
+            }
+
+            @Override
+            public void onFinish(Generation g) {
+                if (queue.isCompleted()) {
+                    return;                     // the client went away
+                }
+                queue.offer(event(chunkJson(id, "", g.finishReason().wireName(), usageJson(g))));
+                queue.offer(ByteString.fromString("data: [DONE]\n\n"));
+                queue.complete();
+            }
+        };
+        CompletionStage<HttpResponse> response = submit(id, req, listener).thenApply(reply -> {
+            if (reply instanceof SchedulerActor.Rejected r) {
+                queue.fail(new IllegalStateException("rejected"));
+                return tooMany(r);
+            }
+            return HttpResponse.create().withEntity(HttpEntities.createChunked(MediaTypes.TEXT_EVENT_STREAM.toContentType(), events));
+        });
+        return completeWithFuture(response);
+    }
+
+    private CompletionStage<SchedulerActor.SubmitReply> submit(long id, CompletionRequest req, GenerationListener listener) {
+        return AskPattern.ask(scheduler,
+            replyTo -> new SchedulerActor.Submit(id, req.prompt(), req.sampling(), req.deadlineMs(), listener, replyTo),
+            askTimeout, system.scheduler());
+    }
+
+    private static ByteString event(String json) {
+        return ByteString.fromString("data: " + json + "\n\n");
+    }
+
+    private HttpResponse tooMany(SchedulerActor.Rejected r) {
+        return error(429, null, "the request queue is full; retry after " + r.retryAfterS() + " s")
+            .addHeader(RetryAfter.create((long) r.retryAfterS()));
+    }
+
+    private static HttpResponse error(int status, String param, String message) {
+        String type = status == 429 ? "rate_limit_exceeded" : "invalid_request_error";
+        String json = "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
+            + (param == null ? "null" : Json.quote(param)) + ",\"code\":null}}";
+        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON, json);
+    }
+
+    private String head(long id) {
+        return "{\"id\":\"cmpl-" + id + "\",\"object\":\"text_completion\",\"created\":" + System.currentTimeMillis() / 1000
+            + ",\"model\":" + Json.quote(modelName);
+    }
+
+    private String completionJson(long id, Generation g) {
+        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(g.text()) + ",\"logprobs\":null,\"finish_reason\":\""
+            + g.finishReason().wireName() + "\"}],\"usage\":" + usageJson(g) + "}";
+    }
+
+    private String chunkJson(long id, String text, String finishReason, String usage) {
+        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(text) + ",\"logprobs\":null,\"finish_reason\":"
+            + (finishReason == null ? "null" : "\"" + finishReason + "\"") + "}]" + (usage == null ? "" : ",\"usage\":" + usage) + "}";
+    }
+
+    private static String usageJson(Generation g) {
+        return "{\"prompt_tokens\":" + g.promptTokens() + ",\"completion_tokens\":" + g.completionTokens()
+            + ",\"total_tokens\":" + (g.promptTokens() + g.completionTokens()) + "}";
+    }
+}

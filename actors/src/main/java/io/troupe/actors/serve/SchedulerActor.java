@@ -1,0 +1,202 @@
+package io.troupe.actors.serve;
+
+import io.troupe.models.infer.BatchScheduler;
+import io.troupe.models.infer.FinishReason;
+import io.troupe.models.infer.Generation;
+import io.troupe.models.infer.GenerationListener;
+import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.SamplingParams;
+import io.troupe.models.infer.StepBatch;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+
+/**
+ * Continuous batching driven by an actor. It owns a {@link BatchScheduler}: requests are queued as
+ * they arrive; whenever no step is in flight it plans one (admitting waiting requests and retiring
+ * finished, cancelled or expired ones at every step), hands the forward to the step executor, and
+ * on its result samples, streams tokens to the listeners and plans the next step at once. The
+ * actor's thread never runs the model; the executor never touches the scheduler's state.
+ *
+ * <p>Supervision: a failed step ends every request it holds (finish reason {@code cancelled}) and
+ * the actor goes on serving; the failure is logged.
+ */
+public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Command> {
+    /** Messages of the scheduler. */
+    public sealed interface Command {
+    }
+
+    /** A new request; answered {@link Accepted} or {@link Rejected} at once. */
+    public record Submit(long id, int[] prompt, SamplingParams sampling, long deadlineMs, GenerationListener listener,
+                         ActorRef<SubmitReply> replyTo) implements Command {
+    }
+
+    /** The client went away or gave up: free the request's blocks. */
+    public record Cancel(long id) implements Command {
+    }
+
+    private record StepDone(float[] logits) implements Command {
+    }
+
+    private record StepFailed(Throwable cause) implements Command {
+    }
+
+    /** The answer to {@link Submit}. */
+    public sealed interface SubmitReply {
+    }
+
+    /** Queued; tokens will follow through the listener. */
+    public record Accepted(long id) implements SubmitReply {
+    }
+
+    /** The queue is full: retry after {@code retryAfterS} seconds. */
+    public record Rejected(int retryAfterS) implements SubmitReply {
+    }
+
+    private final BatchScheduler scheduler;
+    private final KvCachedGpt model;
+    private final Executor stepExecutor;
+    private final ServeMetrics metrics;
+    private final int retryAfterS;
+    private boolean inFlight;
+    private long tokensBefore;
+
+    public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics, int retryAfterS) {
+        return Behaviors.setup(ctx -> new SchedulerActor(ctx, scheduler, stepExecutor, metrics, retryAfterS));
+    }
+
+    private SchedulerActor(ActorContext<Command> ctx, BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics,
+                           int retryAfterS) {
+        super(ctx);
+        this.scheduler = scheduler;
+        this.model = scheduler.model();
+        this.stepExecutor = stepExecutor;
+        this.metrics = metrics;
+        this.retryAfterS = retryAfterS;
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+            .onMessage(Submit.class, this::onSubmit)
+            .onMessage(Cancel.class, this::onCancel)
+            .onMessage(StepDone.class, this::onStepDone)
+            .onMessage(StepFailed.class, this::onStepFailed)
+            .onSignal(PostStop.class, s -> onPostStop())
+            .build();
+    }
+
+    private Behavior<Command> onSubmit(Submit m) {
+        long now = System.nanoTime();
+        long deadlineNs = now + m.deadlineMs() * 1_000_000L;
+        Generation g = new Generation(m.id(), m.prompt(), model.config().seqLen(), m.sampling(), now, deadlineNs,
+            new MeteredListener(m.listener(), metrics, getContext().getLog()));
+        if (scheduler.submit(g)) {
+            metrics.onAccepted();
+            m.replyTo().tell(new Accepted(m.id()));
+            maybeStep();
+        } else {
+            metrics.onRejected();
+            m.replyTo().tell(new Rejected(retryAfterS));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onCancel(Cancel m) {
+        scheduler.cancel(m.id());
+        maybeStep();
+        return this;
+    }
+
+    private Behavior<Command> onStepDone(StepDone m) {
+        inFlight = false;
+        long now = System.nanoTime();
+        scheduler.complete(m.logits(), now);
+        metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
+        tokensBefore = scheduler.tokensGenerated();
+        maybeStep();
+        return this;
+    }
+
+    private Behavior<Command> onStepFailed(StepFailed m) {
+        inFlight = false;
+        getContext().getLog().error("serving step failed; ending the requests it held", m.cause());
+        scheduler.abandon();
+        scheduler.cancelAll(FinishReason.CANCELLED);
+        publishGauges();
+        return this;
+    }
+
+    private Behavior<Command> onPostStop() {
+        if (!inFlight) {
+            scheduler.cancelAll(FinishReason.CANCELLED);
+        }
+        return this;
+    }
+
+    private void maybeStep() {
+        if (inFlight) {
+            return;
+        }
+        StepBatch batch = scheduler.plan(System.nanoTime());
+        publishGauges();
+        if (batch == null) {
+            return;
+        }
+        inFlight = true;
+        CompletableFuture<float[]> step = CompletableFuture.supplyAsync(() -> model.forward(batch), stepExecutor);
+        getContext().pipeToSelf(step, (logits, err) -> err == null ? new StepDone(logits) : new StepFailed(err));
+    }
+
+    private void publishGauges() {
+        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(), scheduler.preemptions());
+    }
+
+    /** Records time to first token and time per output token, then passes events on. */
+    private static final class MeteredListener implements GenerationListener {
+        private final GenerationListener client;
+        private final ServeMetrics metrics;
+        private final org.slf4j.Logger log;
+        private long previousTokenNs;
+
+        MeteredListener(GenerationListener client, ServeMetrics metrics, org.slf4j.Logger log) {
+            this.client = client;
+            this.metrics = metrics;
+            this.log = log;
+        }
+
+        @Override
+        public void onToken(Generation g, int token, String textDelta) {
+            if (token >= 0) {
+                long now = g.lastTokenNs();
+                if (previousTokenNs == 0) {
+                    metrics.ttft.observeNs(now - g.submittedNs());
+                } else {
+                    metrics.tpot.observeNs(now - previousTokenNs);
+                }
+                previousTokenNs = now;
+            }
+            try {
+                client.onToken(g, token, textDelta);
+            } catch (RuntimeException e) {
+                log.warn("listener of request {} failed on a token", g.id(), e);
+            }
+        }
+
+        @Override
+        public void onFinish(Generation g) {
+            metrics.onFinished(g.finishReason());
+            try {
+                client.onFinish(g);
+            } catch (RuntimeException e) {
+                log.warn("listener of request {} failed at its finish", g.id(), e);
+            }
+        }
+    }
+}

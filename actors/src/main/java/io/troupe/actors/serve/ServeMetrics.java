@@ -1,0 +1,112 @@
+package io.troupe.actors.serve;
+
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * What {@code GET /metrics} shows, in the Prometheus text format: gauges the scheduler actor sets
+ * after every step, counters, and latency histograms. Written by the actor, read by HTTP threads.
+ */
+final class ServeMetrics {
+    private volatile int queueDepth;
+    private volatile int runningBatch;
+    private volatile int kvBlocksUsed;
+    private final int kvBlocksTotal;
+    private final AtomicLong tokens = new AtomicLong();
+    private final AtomicLong steps = new AtomicLong();
+    private final AtomicLong requests = new AtomicLong();
+    private final AtomicLong rejected = new AtomicLong();
+    private final AtomicLong badRequests = new AtomicLong();
+    private final AtomicLong preemptions = new AtomicLong();
+    private final AtomicLong[] finished = new AtomicLong[io.troupe.models.infer.FinishReason.values().length];
+    final LatencyHistogram ttft = new LatencyHistogram("troupe_serve_time_to_first_token_seconds",
+        "Time from a request's arrival to its first generated token.");
+    final LatencyHistogram tpot = new LatencyHistogram("troupe_serve_time_per_output_token_seconds",
+        "Time between consecutive generated tokens of one request.");
+    // tokens/s over a sliding window: the count and time at the window's start
+    private long windowStartNs = System.nanoTime();
+    private long windowStartTokens;
+    private volatile double tokensPerS;
+
+    ServeMetrics(int kvBlocksTotal) {
+        this.kvBlocksTotal = kvBlocksTotal;
+        for (int i = 0; i < finished.length; i++) {
+            finished[i] = new AtomicLong();
+        }
+    }
+
+    void setGauges(int queueDepth, int runningBatch, int kvBlocksUsed, long preemptionsTotal) {
+        this.queueDepth = queueDepth;
+        this.runningBatch = runningBatch;
+        this.kvBlocksUsed = kvBlocksUsed;
+        this.preemptions.set(preemptionsTotal);
+    }
+
+    /** Counts a step and its generated tokens; refreshes tokens/s once a second (actor thread). */
+    void onStep(int generated, long nowNs) {
+        steps.incrementAndGet();
+        long total = tokens.addAndGet(generated);
+        long dt = nowNs - windowStartNs;
+        if (dt >= 1_000_000_000L) {
+            tokensPerS = (total - windowStartTokens) * 1e9 / dt;
+            windowStartNs = nowNs;
+            windowStartTokens = total;
+        }
+    }
+
+    void onAccepted() {
+        requests.incrementAndGet();
+    }
+
+    void onRejected() {
+        rejected.incrementAndGet();
+    }
+
+    void onBadRequest() {
+        badRequests.incrementAndGet();
+    }
+
+    void onFinished(io.troupe.models.infer.FinishReason r) {
+        finished[r.ordinal()].incrementAndGet();
+    }
+
+    int queueDepth() {
+        return queueDepth;
+    }
+
+    String render() {
+        StringBuilder sb = new StringBuilder(4096);
+        gauge(sb, "troupe_serve_queue_depth", "Requests waiting for admission.", queueDepth);
+        gauge(sb, "troupe_serve_running_batch_size", "Sequences in the running batch.", runningBatch);
+        gauge(sb, "troupe_serve_kv_cache_blocks_used", "KV-cache blocks held by sequences.", kvBlocksUsed);
+        gauge(sb, "troupe_serve_kv_cache_blocks_total", "KV-cache blocks in the pool.", kvBlocksTotal);
+        gauge(sb, "troupe_serve_tokens_per_second", "Generated tokens per second over the last second or more.", tokensPerS);
+        counter(sb, "troupe_serve_generated_tokens_total", "Tokens generated.", tokens.get());
+        counter(sb, "troupe_serve_steps_total", "Decoding steps run.", steps.get());
+        counter(sb, "troupe_serve_requests_total", "Requests admitted to the queue.", requests.get());
+        counter(sb, "troupe_serve_rejected_total", "Requests refused with 429 (queue full).", rejected.get());
+        counter(sb, "troupe_serve_bad_requests_total", "Requests refused with 400.", badRequests.get());
+        counter(sb, "troupe_serve_preemptions_total", "Sequences preempted for KV blocks (recomputed later).", preemptions.get());
+        sb.append("# HELP troupe_serve_finished_total Requests finished, by finish reason.\n");
+        sb.append("# TYPE troupe_serve_finished_total counter\n");
+        for (io.troupe.models.infer.FinishReason r : io.troupe.models.infer.FinishReason.values()) {
+            sb.append("troupe_serve_finished_total{reason=\"").append(r.wireName()).append("\"} ")
+                .append(finished[r.ordinal()].get()).append('\n');
+        }
+        ttft.render(sb);
+        tpot.render(sb);
+        return sb.toString();
+    }
+
+    private static void gauge(StringBuilder sb, String name, String help, double v) {
+        sb.append("# HELP ").append(name).append(' ').append(help).append('\n');
+        sb.append("# TYPE ").append(name).append(" gauge\n");
+        sb.append(name).append(' ').append(String.format(Locale.ROOT, v == Math.rint(v) ? "%.0f" : "%.3f", v)).append('\n');
+    }
+
+    private static void counter(StringBuilder sb, String name, String help, long v) {
+        sb.append("# HELP ").append(name).append(' ').append(help).append('\n');
+        sb.append("# TYPE ").append(name).append(" counter\n");
+        sb.append(name).append(' ').append(v).append('\n');
+    }
+}

@@ -1,0 +1,69 @@
+package io.troupe.actors.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.checkpoint.Manifest;
+import io.troupe.models.checkpoint.ShardState;
+import io.troupe.models.gpt.GptConfig;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code troupe checkpoint ls} and {@code diff} on real checkpoint directories. */
+class CheckpointCommandTest {
+    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+    private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+    private int run(String... args) {
+        return TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true,
+            StandardCharsets.UTF_8));
+    }
+
+    private static Path write(Path root, long step, float w1) {
+        ShardState s = new ShardState(step);
+        s.put(new ShardState.Entry("wte", new int[] {2, 2}, new float[] {1f, 2f, 3f, w1}, new float[4], new float[4]));
+        Manifest m = new Manifest(Manifest.FORMAT, step, step, 1, 8, "1x1", GptConfig.tiny(), "test", List.of());
+        return Checkpoints.write(root, m, Map.of("shard-g00.bin", s));
+    }
+
+    @Test
+    void shouldListCheckpointsWithTheirStatusAndCompareThemParameterByParameter(@TempDir Path tmp) throws Exception {
+        Path a = write(tmp.resolve("a"), 10, 4f);
+        write(tmp.resolve("a"), 20, 4f);
+        Files.createDirectories(tmp.resolve("a/step-00000030.tmp"));
+        Path b = write(tmp.resolve("b"), 10, 4.5f);
+        assertEquals(0, run("checkpoint", "ls", tmp.resolve("a").toString()), err.toString());
+        String ls = out.toString();
+        assertTrue(ls.contains("step-00000010") && ls.contains("step-00000020") && ls.contains("valid"), ls);
+        assertTrue(ls.contains("uncommitted"), ls);
+        out.reset();
+        assertEquals(0, run("checkpoint", "diff", a.toString(), a.toString()));
+        String[] same = out.toString().strip().split("\n");
+        assertEquals("bitwise=true max_abs=0.000e+00 max_rel=0.000e+00", same[same.length - 1]);
+        out.reset();
+        assertEquals(0, run("checkpoint", "diff", a.toString(), b.toString()));
+        String[] lines = out.toString().strip().split("\n");
+        assertEquals("bitwise=false max_abs=5.000e-01 max_rel=1.250e-01", lines[lines.length - 1], out.toString());
+        Files.writeString(b.resolve("shard-g00.bin"), "truncated");
+        assertEquals(4, run("checkpoint", "diff", a.toString(), b.toString()));
+        assertTrue(err.toString().contains("shard-g00.bin"), err.toString());
+    }
+
+    @Test
+    void shouldRefuseAnUnknownSubcommandOrMissingArgumentsWithOneLine() {
+        assertEquals(2, run("checkpoint", "rm", "x"));
+        assertTrue(err.toString().contains("unknown checkpoint command 'rm'"), err.toString());
+        err.reset();
+        assertEquals(2, run("checkpoint", "diff", "x"));
+        assertEquals(1, err.toString().strip().split("\n").length, err.toString());
+        assertEquals(2, run("checkpoint", "ls", "/no/such/dir"));
+    }
+}

@@ -1,0 +1,166 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cli.TroupeCli;
+import io.troupe.models.checkpoint.CheckpointDiff;
+import io.troupe.runtime.launch.ChildJvm;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Faults against node processes (every one may host the coordinator), the test JVM a client: a
+ * worker SIGKILLed, a worker SIGSTOPped past the failure detector then SIGCONTed, the coordinator's
+ * node SIGKILLed. Each job finishes, and its final checkpoint is bitwise that of a fault-free run of
+ * the same job on the same cluster (a spare keeps the layout). Detection and recovery are printed.
+ */
+@Tag("slow")
+@Timeout(400)
+class ClusterFaultsTest {
+    private final List<AutoCloseable> open = new ArrayList<>();
+    private final List<ChildJvm> nodes = new ArrayList<>();
+    private final List<String> addresses = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() throws Exception {
+        for (ChildJvm n : nodes) {
+            if (n.isAlive()) {
+                new ProcessBuilder("kill", "-CONT", Long.toString(n.pid())).start().waitFor();
+            }
+        }
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+    }
+
+    /** Three worker nodes, each with the coordinator role (the singleton starts on the first). */
+    private TroupeNode cluster() throws Exception {
+        String seed = null;
+        for (int i = 0; i < 3; i++) {
+            List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1",
+                "--role", "worker,coordinator"));
+            if (seed != null) {
+                a.addAll(List.of("--seed", seed));
+            }
+            ChildJvm c = ChildJvm.start(TroupeCli.class, a.toArray(String[]::new));
+            open.add(c);
+            nodes.add(c);
+            String line = c.awaitLine("troupe node: up at ", 60_000);
+            String hp = line.substring("troupe node: up at ".length(), line.indexOf(','));
+            addresses.add(hp);
+            seed = seed == null ? hp : seed;
+        }
+        NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0).withSeeds(List.of(seed));
+        TroupeNode client = TroupeNode.start(s, ConfigFactory.load(), null);
+        open.add(client);
+        return client;
+    }
+
+    private static JobRequest job(Path dir) {
+        return new JobRequest("tiny", "2x1", 1, "1f1b", 2, 8, 150, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
+            30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
+    }
+
+    /** The node process hosting rank {@code rank} of a Started assignment. */
+    private ChildJvm hostOf(JobEvent.Started started, int rank) {
+        String host = started.assignment().split(", ")[rank].split(" -> ")[1];
+        host = host.substring(host.indexOf('@') + 1, host.indexOf('#'));
+        return nodes.get(addresses.indexOf(host));
+    }
+
+    private interface Fault {
+        /** Injects the fault after {@code started}; returns the injection time (System.nanoTime). */
+        long inject(JobEvent.Started started) throws Exception;
+    }
+
+    private void survive(String name, Path tmp, Fault fault) throws Exception {
+        TroupeNode client = cluster();
+        Troupe troupe = Troupe.using(client);
+        JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
+            troupe.submit(job(tmp.resolve("clean"))).await(Duration.ofSeconds(200)));
+        CountDownLatch twelve = new CountDownLatch(12);
+        List<JobEvent> events = new CopyOnWriteArrayList<>();
+        List<Long> at = new CopyOnWriteArrayList<>();
+        JobHandle h = troupe.submit(job(tmp.resolve("faulty"))).onEvent(e -> {
+            events.add(e);
+            at.add(System.nanoTime());
+            if (e instanceof JobEvent.StepCompleted) {
+                twelve.countDown();
+            }
+        });
+        assertTrue(twelve.await(120, TimeUnit.SECONDS), "12 steps before the fault");
+        JobEvent.Started first = (JobEvent.Started) events.stream().filter(e -> e instanceof JobEvent.Started).findFirst()
+            .orElseThrow();
+        long t0 = fault.inject(first);
+        JobEvent end = h.await(Duration.ofSeconds(200));
+        assertInstanceOf(JobEvent.Finished.class, end, () -> name + ": " + end + "\n" + nodes.get(0).output()
+            + nodes.get(1).output());
+        JobEvent.Recovering rc = null;
+        JobEvent.Recovered rd = null;
+        long detectedNs = 0;
+        for (int i = 0; i < events.size(); i++) {
+            if (events.get(i) instanceof JobEvent.Recovering r && rc == null) {
+                rc = r;
+                detectedNs = at.get(i);
+            } else if (events.get(i) instanceof JobEvent.Recovered r && rd == null) {
+                rd = r;
+            }
+        }
+        assertTrue(rc != null && rd != null, name + ": a recovery was reported: " + events);
+        double detectS = (detectedNs - t0) / 1e9;
+        CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()),
+            Path.of(((JobEvent.Finished) end).checkpoint()));
+        System.out.printf("%s: detected in %.1f s (%s); recovered in %.1f s (step %d committed on %s after restoring %d); %s%n",
+            name, detectS, rc.reason(), rd.detectToCommitMs() / 1e3, rd.step(), rd.layout(), rd.restoredStep(), d.summary());
+        assertEquals(150, ((JobEvent.Finished) end).steps());
+        assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
+        assertTrue(detectS < 15, name + ": detection took " + detectS + " s");
+    }
+
+    @Test
+    void shouldFinishBitwiseWhenAWorkerProcessIsKilled(@TempDir Path tmp) throws Exception {
+        survive("kill-worker", tmp, started -> {
+            ChildJvm victim = hostOf(started, started.assignment().contains(addresses.get(0) + "#0, ") ? 1 : 0);
+            long t = System.nanoTime();
+            victim.kill();
+            return t;
+        });
+    }
+
+    @Test
+    void shouldFinishBitwiseWhenAWorkerIsStoppedPastTheFailureDetectorAndContinued(@TempDir Path tmp) throws Exception {
+        survive("stop-worker", tmp, started -> {
+            ChildJvm victim = hostOf(started, started.assignment().contains(addresses.get(0) + "#0, ") ? 1 : 0);
+            long t = System.nanoTime();
+            new ProcessBuilder("kill", "-STOP", Long.toString(victim.pid())).start().waitFor();
+            Thread.sleep(8_000);
+            new ProcessBuilder("kill", "-CONT", Long.toString(victim.pid())).start().waitFor();
+            return t;
+        });
+    }
+
+    @Test
+    void shouldFinishBitwiseWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
+        survive("kill-coordinator", tmp, started -> {
+            long t = System.nanoTime();
+            nodes.get(0).kill(); // the oldest node with the coordinator role hosts the singleton
+            return t;
+        });
+    }
+}

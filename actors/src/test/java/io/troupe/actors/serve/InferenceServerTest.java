@@ -1,0 +1,248 @@
+package io.troupe.actors.serve;
+
+import static io.troupe.actors.serve.ServeTestSupport.field;
+import static io.troupe.actors.serve.ServeTestSupport.get;
+import static io.troupe.actors.serve.ServeTestSupport.metric;
+import static io.troupe.actors.serve.ServeTestSupport.post;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.troupe.models.infer.BatchScheduler;
+import io.troupe.models.infer.Generation;
+import io.troupe.models.infer.GenerationListener;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.PagedKvCache;
+import io.troupe.models.infer.SamplingParams;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The HTTP API of a real server on 127.0.0.1 through java.net.http. */
+@Timeout(120)
+class InferenceServerTest {
+    private static final InferenceWeights WEIGHTS = ServeTestSupport.weights(3);
+    private final List<AutoCloseable> open = new ArrayList<>();
+    private ExecutorService slowPool;
+
+    @AfterEach
+    void closeAll() throws Exception {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+        if (slowPool != null) {
+            slowPool.shutdownNow();
+        }
+    }
+
+    private InferenceServer start(ServeSettings s) {
+        InferenceServer server = InferenceServer.start(WEIGHTS, s);
+        open.add(server);
+        return server;
+    }
+
+    /** A server whose every step takes at least {@code stepMs}: requests stay in flight long enough to observe. */
+    private InferenceServer startSlow(ServeSettings s, long stepMs) {
+        slowPool = Executors.newSingleThreadExecutor();
+        Executor slow = r -> slowPool.execute(() -> {
+            try {
+                Thread.sleep(stepMs);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            r.run();
+        });
+        InferenceServer server = InferenceServer.start(WEIGHTS, s, slow);
+        open.add(server);
+        return server;
+    }
+
+    /** The text the model gives offline (no server) for a greedy prompt. */
+    private static String offline(String prompt, int maxTokens) {
+        KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64));
+        BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(1, 64, 1));
+        byte[] b = prompt.getBytes(StandardCharsets.UTF_8);
+        int[] t = new int[b.length];
+        for (int i = 0; i < b.length; i++) {
+            t[i] = b[i] & 0xFF;
+        }
+        Generation g = new Generation(1, t, WEIGHTS.config().seqLen(), SamplingParams.greedy(maxTokens), System.nanoTime(),
+            Long.MAX_VALUE, GenerationListener.NONE);
+        s.submit(g);
+        s.runToCompletion();
+        return g.text();
+    }
+
+    @Test
+    void shouldAnswerACompletionWithTextFinishReasonAndUsage() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":\"To be\",\"max_tokens\":8,\"temperature\":0}");
+        assertEquals(200, r.statusCode(), r.body());
+        System.out.println(r.body());
+        assertEquals(offline("To be", 8), field(r.body(), "text"));
+        assertEquals("length", field(r.body(), "finish_reason"));
+        assertEquals("5", field(r.body(), "prompt_tokens"));
+        assertEquals("8", field(r.body(), "completion_tokens"));
+        assertEquals("13", field(r.body(), "total_tokens"));
+        assertEquals(200, get(server.port(), "/health").statusCode());
+    }
+
+    @Test
+    void shouldStreamTheSameTextAsServerSentEventsEndingWithDone() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":\"Hello\",\"max_tokens\":12,\"temperature\":0,\"stream\":true}");
+        assertEquals(200, r.statusCode());
+        assertTrue(r.headers().firstValue("content-type").orElse("").startsWith("text/event-stream"), r.headers().toString());
+        StringBuilder text = new StringBuilder();
+        List<String> events = new ArrayList<>();
+        for (String block : r.body().split("\n\n")) {
+            assertTrue(block.startsWith("data: "), "event: " + block);
+            events.add(block.substring(6));
+        }
+        assertEquals("[DONE]", events.get(events.size() - 1));
+        for (String e : events.subList(0, events.size() - 1)) {
+            text.append(field(e, "text"));
+        }
+        assertTrue(events.size() >= 3, "token events, a final one and [DONE]: " + events.size());
+        assertEquals("length", field(events.get(events.size() - 2), "finish_reason"));
+        assertEquals(offline("Hello", 12), text.toString());
+    }
+
+    @Test
+    void shouldGiveTheSameTokensAloneAndAmongSixteenConcurrentRequests() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        String needle = "{\"prompt\":\"needle\",\"max_tokens\":15,\"temperature\":0.8,\"seed\":42}";
+        String alone = field(post(server.port(), needle).body(), "text");
+        List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
+        for (int i = 0; i < 16; i++) {
+            String body = i == 7 ? needle : "{\"prompt\":\"other " + i + "\",\"max_tokens\":" + (3 + i) + ",\"temperature\":0.7}";
+            all.add(ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port()
+                + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
+        }
+        for (CompletableFuture<HttpResponse<String>> f : all) {
+            assertEquals(200, f.get().statusCode(), f.get().body());
+        }
+        assertEquals(alone, field(all.get(7).get().body(), "text"));
+    }
+
+    @Test
+    void shouldRefuseBadInputWith400NamingTheField() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        String tooLong = "x".repeat(ServeTestSupport.CFG.seqLen());
+        String[][] cases = {
+            {"{\"prompt\":", "body"},
+            {"[1,2]", "body"},
+            {"{}", "prompt"},
+            {"{\"prompt\":5}", "prompt"},
+            {"{\"prompt\":\"\"}", "prompt"},
+            {"{\"prompt\":\"" + tooLong + "\"}", "prompt"},
+            {"{\"prompt\":[1,300]}", "prompt"},
+            {"{\"prompt\":\"a\",\"max_tokens\":0}", "max_tokens"},
+            {"{\"prompt\":\"a\",\"max_tokens\":\"5\"}", "max_tokens"},
+            {"{\"prompt\":\"a\",\"max_tokens\":1e12}", "max_tokens"},
+            {"{\"prompt\":\"a\",\"max_tokens\":2.5}", "max_tokens"},
+            {"{\"prompt\":\"a\",\"temperature\":-1}", "temperature"},
+            {"{\"prompt\":\"a\",\"top_p\":0}", "top_p"},
+            {"{\"prompt\":\"a\",\"top_p\":1.5}", "top_p"},
+            {"{\"prompt\":\"a\",\"seed\":\"x\"}", "seed"},
+            {"{\"prompt\":\"a\",\"stop\":5}", "stop"},
+            {"{\"prompt\":\"a\",\"stop\":[\"\"]}", "stop"},
+            {"{\"prompt\":\"a\",\"stream\":\"yes\"}", "stream"},
+            {"{\"prompt\":\"a\",\"deadline_ms\":0}", "deadline_ms"},
+            {"{\"prompt\":\"a\",\"n\":2}", "n"},
+        };
+        for (String[] c : cases) {
+            HttpResponse<String> r = post(server.port(), c[0]);
+            assertEquals(400, r.statusCode(), c[0] + " -> " + r.body());
+            assertEquals(c[1], field(r.body(), "param"), c[0] + " -> " + r.body());
+        }
+        assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2}").statusCode(), "still serving");
+        assertEquals(cases.length, metric(get(server.port(), "/metrics").body(), "troupe_serve_bad_requests_total"));
+    }
+
+    @Test
+    void shouldAnswer429WithRetryAfterPastTheQueueLimit() throws Exception {
+        InferenceServer server = startSlow(ServeTestSupport.settings().withMaxBatch(1).withMaxQueue(1), 20);
+        int port = server.port();
+        String slow = "{\"prompt\":\"busy\",\"max_tokens\":15,\"temperature\":0}";
+        CompletableFuture<HttpResponse<String>> first = sendAsync(port, slow);
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 1, 20_000);
+        CompletableFuture<HttpResponse<String>> second = sendAsync(port, slow);
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_queue_depth") == 1, 20_000);
+        HttpResponse<String> third = post(port, slow);
+        assertEquals(429, third.statusCode(), third.body());
+        assertEquals("1", third.headers().firstValue("retry-after").orElse("missing"));
+        assertEquals(200, first.get().statusCode());
+        assertEquals(200, second.get().statusCode());
+    }
+
+    @Test
+    void shouldEndARequestAtItsDeadline() throws Exception {
+        InferenceServer server = startSlow(ServeTestSupport.settings(), 20);
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":\"late\",\"max_tokens\":20,\"deadline_ms\":100}");
+        assertEquals(200, r.statusCode());
+        assertEquals("deadline", field(r.body(), "finish_reason"));
+        assertTrue(Integer.parseInt(field(r.body(), "completion_tokens")) < 20, r.body());
+    }
+
+    @Test
+    void shouldFreeTheBlocksOfAStreamingClientThatDisconnects() throws Exception {
+        InferenceServer server = startSlow(ServeTestSupport.settings(), 100);
+        int port = server.port();
+        assertEquals(200, get(port, "/health").statusCode());
+        // a raw socket, so that going away is a real TCP close mid-stream
+        try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+            socket.setSoLinger(true, 0);
+            byte[] body = "{\"prompt\":\"bye\",\"max_tokens\":20,\"stream\":true}".getBytes(StandardCharsets.UTF_8);
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            socket.getOutputStream().write(body);
+            socket.getOutputStream().flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+            String line;
+            do {
+                line = in.readLine();
+            } while (line != null && !line.startsWith("data: "));
+            assertTrue(line != null, "a first event arrives");
+            assertTrue(metric(get(port, "/metrics").body(), "troupe_serve_kv_cache_blocks_used") > 0, "blocks held while streaming");
+        }   // the client goes away mid-stream
+        String m = ServeTestSupport.awaitMetrics(port,
+            t -> metric(t, "troupe_serve_kv_cache_blocks_used") == 0 && metric(t, "troupe_serve_finished_total{reason=\"cancelled\"}") == 1,
+            20_000);
+        assertTrue(metric(m, "troupe_serve_generated_tokens_total") < 20, "stopped before max_tokens");
+    }
+
+    @Test
+    void shouldExposePrometheusMetrics() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        post(server.port(), "{\"prompt\":\"count\",\"max_tokens\":5,\"temperature\":0}");
+        String m = get(server.port(), "/metrics").body();
+        for (String name : List.of("troupe_serve_queue_depth", "troupe_serve_running_batch_size", "troupe_serve_tokens_per_second",
+            "troupe_serve_kv_cache_blocks_used", "troupe_serve_time_to_first_token_seconds_count",
+            "troupe_serve_time_per_output_token_seconds_count", "troupe_serve_generated_tokens_total")) {
+            assertTrue(!Double.isNaN(metric(m, name)), name + " in\n" + m);
+        }
+        assertEquals(5, metric(m, "troupe_serve_generated_tokens_total"));
+        assertEquals(1, metric(m, "troupe_serve_time_to_first_token_seconds_count"));
+        assertEquals(4, metric(m, "troupe_serve_time_per_output_token_seconds_count"));
+    }
+
+    private static CompletableFuture<HttpResponse<String>> sendAsync(int port, String body) {
+        return ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
+            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+}

@@ -1,0 +1,106 @@
+package io.troupe.actors.serve;
+
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.ParamSpec;
+import io.troupe.models.gpt.ParameterLayout;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.Quantization;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Random;
+import java.util.function.Predicate;
+
+/** A small random model and a real HTTP client for the serving tests. */
+final class ServeTestSupport {
+    static final GptConfig CFG = new GptConfig("test", 256, 32, 2, 4, 24, 1e-5f);
+
+    private ServeTestSupport() {
+    }
+
+    static InferenceWeights weights(long seed) {
+        ParameterLayout layout = ParameterLayout.full(CFG);
+        float[] flat = new float[(int) layout.numel()];
+        Random rnd = new Random(seed);
+        for (ParamSpec s : layout.specs()) {
+            boolean ln = s.name().contains("ln");
+            for (long i = 0; i < s.numel(); i++) {
+                float u = (float) (2 * rnd.nextDouble() - 1);
+                flat[(int) (s.localOffset() + i)] = ln && s.name().endsWith("weight") ? 1f + 0.1f * u : 0.3f * u;
+            }
+        }
+        return InferenceWeights.fromFlat(CFG, flat, Quantization.NONE);
+    }
+
+    static ServeSettings settings() {
+        return new ServeSettings("127.0.0.1", 0, Quantization.NONE, 16, 64, 64, 4, 4, 60_000, 1);
+    }
+
+    static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    static HttpResponse<String> post(int port, String body) throws IOException, InterruptedException {
+        return CLIENT.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
+            .timeout(Duration.ofSeconds(60)).header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    static HttpResponse<String> get(int port, String path) throws IOException, InterruptedException {
+        return CLIENT.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+            .timeout(Duration.ofSeconds(30)).GET().build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** The value of a metric line {@code name value} (labels included in name), or NaN. */
+    static double metric(String text, String name) {
+        for (String line : text.split("\n")) {
+            if (line.startsWith(name + " ")) {
+                return Double.parseDouble(line.substring(name.length() + 1).trim());
+            }
+        }
+        return Double.NaN;
+    }
+
+    /** Polls /metrics until {@code ok} holds or {@code timeoutMs} passes; returns the last text. */
+    static String awaitMetrics(int port, Predicate<String> ok, long timeoutMs) throws IOException, InterruptedException {
+        long end = System.nanoTime() + timeoutMs * 1_000_000L;
+        String text;
+        do {
+            text = get(port, "/metrics").body();
+            if (ok.test(text)) {
+                return text;
+            }
+            Thread.sleep(5);
+        } while (System.nanoTime() < end);
+        throw new AssertionError("metrics never satisfied the condition in " + timeoutMs + " ms:\n" + text);
+    }
+
+    /** The "text" of a completion response (a flat string field; tests' own JSON). */
+    static String field(String json, String name) {
+        Object doc = Json.parse(json);
+        return String.valueOf(find(doc, name));
+    }
+
+    static Object find(Object doc, String name) {
+        if (doc instanceof java.util.Map<?, ?> m) {
+            if (m.containsKey(name)) {
+                return m.get(name);
+            }
+            for (Object v : m.values()) {
+                Object f = find(v, name);
+                if (f != null) {
+                    return f;
+                }
+            }
+        } else if (doc instanceof java.util.List<?> l) {
+            for (Object v : l) {
+                Object f = find(v, name);
+                if (f != null) {
+                    return f;
+                }
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,278 @@
+package io.troupe.actors.bench;
+
+import io.troupe.actors.serve.InferenceServer;
+import io.troupe.actors.serve.ServeSettings;
+import io.troupe.bench.Median;
+import io.troupe.models.ParamSpec;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.checkpoint.Manifest;
+import io.troupe.models.checkpoint.ShardState;
+import io.troupe.models.gpt.Gpt;
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.Quantization;
+import io.troupe.runtime.cpu.CpuDevice;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * {@code scripts/bench serve}: the serving path under load. Makes a checkpoint of the {@code small}
+ * model (untrained weights; or takes {@code --checkpoint}), serves it on 127.0.0.1 and drives it
+ * with {@code --clients} concurrent streaming clients sending {@code --requests} requests of
+ * {@code --prompt-bytes}-byte prompts and {@code --max-tokens} new tokens: once with max batch 1
+ * (one request at a time, the baseline) and once with continuous batching (max batch
+ * {@code --max-batch}), in the same run. Time to first token is measured at the first event of the
+ * stream; time per output token per request is (last event - first event) / (tokens - 1).
+ *
+ * <p>Last line: {@code tokens_per_s_batch1=... tokens_per_s=... speedup=... ttft_p50_ms=... tpot_p99_ms=...}
+ * (ttft and tpot of the batched run).
+ */
+public final class ServeBench {
+    private ServeBench() {
+    }
+
+    /** Streaming clients (TTFT and TPOT measured) or whole responses (throughput only). */
+    private static boolean stream = true;
+
+    private record Run(double tokensPerS, long tokens, double seconds, double ttftP50Ms, double ttftP99Ms, double tpotP50Ms,
+                       double tpotP99Ms) {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> o = parse(args);
+        int clients = Integer.parseInt(o.getOrDefault("clients", "16"));
+        int requests = Integer.parseInt(o.getOrDefault("requests", "64"));
+        int promptBytes = Integer.parseInt(o.getOrDefault("prompt-bytes", "32"));
+        int maxTokens = Integer.parseInt(o.getOrDefault("max-tokens", "32"));
+        int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
+        stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
+        Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
+        Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint")) : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
+        InferenceWeights w = InferenceWeights.load(checkpoint, q);
+        GptConfig cfg = w.config();
+        if (promptBytes + maxTokens > cfg.seqLen()) {
+            System.out.printf("note: prompt %d + max_tokens %d exceeds the context %d: requests end at the context (finish_reason length)%n",
+                promptBytes, maxTokens, cfg.seqLen());
+        }
+        System.out.printf(Locale.ROOT, "serve bench: model %s (d %d, %d layers, context %d), %s weights, %d clients, %d requests, "
+                + "%d-byte prompts, max_tokens %d, cpu: %s, %d cores%n", cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(),
+            q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens, cpuModel(), Runtime.getRuntime().availableProcessors());
+        List<String> prompts = prompts(requests, promptBytes);
+        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, 256, 4096, 64, 16, 600_000, 1);
+        Run one = run("max-batch 1", w, base.withMaxBatch(1), prompts, clients, maxTokens);
+        Run many = run("continuous batching, max-batch " + maxBatch, w, base.withMaxBatch(maxBatch), prompts, clients, maxTokens);
+        System.out.println();
+        System.out.println("| mode | tokens/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |");
+        System.out.println("|---|---|---|---|---|---|");
+        row("max-batch 1", one);
+        row("continuous, max-batch " + maxBatch, many);
+        System.out.printf(Locale.ROOT, "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f ttft_p50_ms=%.1f tpot_p99_ms=%.2f%n",
+            one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms(), many.tpotP99Ms());
+    }
+
+    private static void row(String name, Run r) {
+        System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |%n", name, r.tokensPerS(), r.ttftP50Ms(), r.ttftP99Ms(),
+            r.tpotP50Ms(), r.tpotP99Ms());
+    }
+
+    private static Run run(String name, InferenceWeights w, ServeSettings s, List<String> prompts, int clients, int maxTokens)
+        throws Exception {
+        try (InferenceServer server = InferenceServer.start(w, s)) {
+            HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+            URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
+            // warm-up: the JIT compiles the step before the clock starts
+            for (int i = 0; i < 3; i++) {
+                once(http, uri, prompts.get(i), maxTokens, i);
+            }
+            List<double[]> results = Collections.synchronizedList(new ArrayList<>());
+            AtomicInteger next = new AtomicInteger();
+            List<Thread> threads = new ArrayList<>();
+            long t0 = System.nanoTime();
+            for (int c = 0; c < clients; c++) {
+                Thread t = new Thread(() -> {
+                    int i;
+                    while ((i = next.getAndIncrement()) < prompts.size()) {
+                        try {
+                            results.add(once(http, uri, prompts.get(i), maxTokens, i));
+                        } catch (IOException | InterruptedException e) {
+                            throw new IllegalStateException("request " + i + " failed: " + e, e);
+                        }
+                    }
+                }, "serve-bench-client-" + c);
+                threads.add(t);
+                t.start();
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            if (results.size() != prompts.size()) {
+                throw new IllegalStateException(name + ": " + results.size() + " of " + prompts.size() + " requests completed");
+            }
+            long tokens = 0;
+            double[] ttft = new double[results.size()];
+            List<Double> tpot = new ArrayList<>();
+            for (int i = 0; i < results.size(); i++) {
+                double[] r = results.get(i);
+                tokens += (long) r[0];
+                ttft[i] = r[1];
+                if (r[0] > 1) {
+                    tpot.add(r[2]);
+                }
+            }
+            double[] tp = tpot.stream().mapToDouble(Double::doubleValue).toArray();
+            Run run = new Run(tokens / seconds, tokens, seconds, Median.of(ttft), pct(ttft, 0.99), Median.of(tp), pct(tp, 0.99));
+            System.out.printf(Locale.ROOT, "%s: %d tokens in %.2f s = %.1f tokens/s; TTFT p50 %.1f ms p99 %.1f ms; TPOT p50 %.2f ms p99 %.2f ms%n",
+                name, tokens, seconds, run.tokensPerS(), run.ttftP50Ms(), run.ttftP99Ms(), run.tpotP50Ms(), run.tpotP99Ms());
+            return run;
+        }
+    }
+
+    private static final Pattern COMPLETION_TOKENS = Pattern.compile("\"completion_tokens\":(\\d+)");
+
+    /** One streaming request: {completion tokens, ttft ms, tpot ms}. */
+    private static double[] once(HttpClient http, URI uri, String prompt, int maxTokens, int seed) throws IOException, InterruptedException {
+        String body = "{\"prompt\":" + quote(prompt) + ",\"max_tokens\":" + maxTokens + ",\"temperature\":0.8,\"seed\":" + seed
+            + ",\"stream\":" + stream + "}";
+        long start = System.nanoTime();
+        HttpResponse<java.util.stream.Stream<String>> r = http.send(HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(10))
+            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofLines());
+        if (r.statusCode() != 200) {
+            throw new IOException("status " + r.statusCode());
+        }
+        long[] first = {0};
+        long[] last = {0};
+        int[] tokens = {-1};
+        if (!stream) {
+            String all = String.join("\n", r.body().toList());
+            Matcher m = COMPLETION_TOKENS.matcher(all);
+            if (!m.find()) {
+                throw new IOException("response without usage: " + all);
+            }
+            double ms = (System.nanoTime() - start) / 1e6;
+            return new double[] {Integer.parseInt(m.group(1)), ms, 0};
+        }
+        r.body().forEach(line -> {
+            if (!line.startsWith("data: ")) {
+                return;
+            }
+            long now = System.nanoTime();
+            Matcher m = COMPLETION_TOKENS.matcher(line);
+            if (m.find()) {
+                tokens[0] = Integer.parseInt(m.group(1));
+                return;                         // the final event (finish reason, usage)
+            }
+            if (line.equals("data: [DONE]")) {
+                return;
+            }
+            if (first[0] == 0) {
+                first[0] = now;
+            }
+            last[0] = now;
+        });
+        if (tokens[0] < 0) {
+            throw new IOException("stream ended without usage");
+        }
+        double ttftMs = (first[0] - start) / 1e6;
+        double tpotMs = tokens[0] > 1 ? (last[0] - first[0]) / 1e6 / (tokens[0] - 1) : 0;
+        return new double[] {tokens[0], ttftMs, tpotMs};
+    }
+
+    private static double pct(double[] v, double p) {
+        if (v.length == 0) {
+            return Double.NaN;
+        }
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s[(int) Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
+    }
+
+    /** Distinct ASCII prompts cut from the tinyshakespeare text when present, else a pangram. */
+    private static List<String> prompts(int n, int bytes) throws IOException {
+        Path data = Path.of("data/tinyshakespeare.txt");
+        String text = Files.isRegularFile(data) ? Files.readString(data, StandardCharsets.ISO_8859_1)
+            : "The quick brown fox jumps over the lazy dog. ".repeat(1 + n * bytes / 40);
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int at = (int) ((long) i * 7919 * bytes % Math.max(1, text.length() - bytes));
+            out.add(text.substring(at, at + bytes));
+        }
+        return out;
+    }
+
+    /** Writes a committed checkpoint of {@code cfg} with its deterministic initial weights; returns its directory. */
+    private static Path makeCheckpoint(GptConfig cfg) throws IOException {
+        Path root = Files.createTempDirectory("troupe-serve-bench");
+        root.toFile().deleteOnExit();
+        ShardState shard = new ShardState(0);
+        try (CpuDevice dev = new CpuDevice(1); Gpt gpt = Gpt.whole(cfg, dev, 1)) {
+            gpt.initialize(1);
+            float[] p = gpt.params().toFloatArray();
+            for (ParamSpec s : gpt.parameters()) {
+                int from = (int) s.localOffset();
+                float[] v = Arrays.copyOfRange(p, from, from + (int) s.numel());
+                shard.put(new ShardState.Entry(s.name(), s.shape(), v, new float[v.length], new float[v.length]));
+            }
+        }
+        Manifest m = new Manifest(Manifest.FORMAT, 0, 0, 1, 1, "1x1x1", cfg, "none", List.of());
+        return Checkpoints.write(root, m, Map.of("shard-00.bin", shard));
+    }
+
+    private static String quote(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') {
+                sb.append('\\').append(c);
+            } else if (c < 0x20 || c > 0x7e) {
+                sb.append(String.format("\\u%04x", (int) c));
+            } else {
+                sb.append(c);
+            }
+        }
+        return sb.append('"').toString();
+    }
+
+    private static String cpuModel() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) {
+                    return line.substring(line.indexOf(':') + 1).trim();
+                }
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // not Linux
+        }
+        return System.getProperty("os.arch");
+    }
+
+    private static Map<String, String> parse(String[] args) {
+        Map<String, String> o = new java.util.HashMap<>();
+        java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
+            "checkpoint", "model", "stream");
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {
+                System.err.println("serve bench: bad option '" + a + "'; known: --" + String.join(", --", new java.util.TreeSet<>(known)));
+                System.exit(2);
+            }
+            o.put(a.substring(2), args[++i]);
+        }
+        return o;
+    }
+}

@@ -1,0 +1,182 @@
+package io.troupe.models.infer;
+
+import io.troupe.models.gpt.GptConfig;
+
+/**
+ * The GPT forward for generation, nanoGPT order as {@code io.troupe.models.gpt.Gpt}, over a paged
+ * KV cache: each step feeds only new tokens; the keys and values of earlier positions are read
+ * from the cache through the sequence's block table.
+ *
+ * <pre>
+ * Legend: N tokens in the step (all sequences concatenated), C = d_model, NH heads, hd = C/NH,
+ * V vocabulary, P = a token's position (it attends to positions [0, P] of its own sequence).
+ *   h = tok_emb[x] + pos_emb[p]                          (N, C)
+ *   per block: q,k,v = ln1(h) @ Wqkv^T;  k,v -> cache    (N, 3C)
+ *              h += proj(softmax(q k^T / sqrt(hd)) v)    (N, C)   per token, over its cached P+1
+ *              h += fcProj(gelu(fc(ln2(h))))             (N, C)
+ *   logits = ln_f(h[rows]) @ lm_head^T                   (R, V)   only the rows asked for
+ * </pre>
+ *
+ * Every kernel is row-independent with a fixed reduction order ({@link RowKernels}), so a token's
+ * logits are bit-identical whatever else shares the step, and a prefill split into chunks equals
+ * the unsplit one. Not thread-safe: one step at a time (scratch is reused).
+ */
+public final class KvCachedGpt {
+    private final InferenceWeights w;
+    private final PagedKvCache cache;
+    private final GptConfig cfg;
+    private final float attnScale;
+    private float[] h = new float[0];
+    private float[] ln = new float[0];
+    private float[] qkv = new float[0];
+    private float[] atty = new float[0];
+    private float[] tmp = new float[0];
+    private float[] fc = new float[0];
+    private final float[][] scores;     // (NH, T) one token's attention rows
+    private final float[] qRow;
+    private final float[] kvRow;
+    private final float[] prod;
+    private final float[] pRow;
+    private final float[] outRow;
+
+    public KvCachedGpt(InferenceWeights weights, PagedKvCache cache) {
+        this.w = weights;
+        this.cache = cache;
+        this.cfg = weights.config();
+        this.attnScale = (float) (1.0 / Math.sqrt(cfg.headDim()));
+        this.scores = new float[cfg.nHead()][cfg.seqLen()];
+        this.qRow = new float[cfg.dModel()];
+        this.kvRow = new float[cfg.dModel()];
+        this.prod = new float[cfg.dModel()];
+        this.pRow = new float[cfg.dModel()];
+        this.outRow = new float[cfg.dModel()];
+    }
+
+    public GptConfig config() {
+        return cfg;
+    }
+
+    public PagedKvCache cache() {
+        return cache;
+    }
+
+    public InferenceWeights weights() {
+        return w;
+    }
+
+    private void ensureScratch(int n) {
+        int c = cfg.dModel();
+        if (h.length < n * c) {
+            h = new float[n * c];
+            ln = new float[n * c];
+            qkv = new float[n * 3 * c];
+            atty = new float[n * c];
+            tmp = new float[n * c];
+            fc = new float[n * 4 * c];
+        }
+    }
+
+    /**
+     * Runs one step: writes the keys and values of every token into its sequence's blocks (which
+     * must already cover its position) and returns the logits (logitCount, V) of the marked rows.
+     */
+    public float[] forward(StepBatch batch) {
+        final int n = batch.size();
+        final int c = cfg.dModel();
+        final int t = cfg.seqLen();
+        ensureScratch(n);
+        for (int i = 0; i < n; i++) {
+            int p = batch.position(i);
+            if (p < 0 || p >= t) {
+                throw new IllegalArgumentException("position " + p + " outside the context [0, " + t + ")");
+            }
+            w.tokEmb().lookup(batch.token(i), h, i * c);                    // (N, C)
+            float[] pos = w.posEmb();
+            for (int j = 0; j < c; j++) {
+                h[i * c + j] += pos[p * c + j];
+            }
+        }
+        for (int l = 0; l < cfg.nLayer(); l++) {
+            InferenceWeights.Block b = w.block(l);
+            RowKernels.layerNorm(h, b.ln1W(), b.ln1B(), ln, n, c, cfg.lnEps());
+            b.qkv().forward(ln, n, qkv);                                      // (N, 3C)
+            storeKeysValues(batch, l, n, c);
+            attend(batch, l, n, c);                                          // (N, C)
+            b.proj().forward(atty, n, tmp);
+            RowKernels.addInPlace(h, tmp, n * c);
+            RowKernels.layerNorm(h, b.ln2W(), b.ln2B(), ln, n, c, cfg.lnEps());
+            b.fc().forward(ln, n, fc);                                        // (N, 4C)
+            RowKernels.gelu(fc, n * 4 * c);
+            b.fcProj().forward(fc, n, tmp);                                   // (N, C)
+            RowKernels.addInPlace(h, tmp, n * c);
+        }
+        int r = batch.logitCount();
+        for (int j = 0; j < r; j++) {
+            System.arraycopy(h, batch.logitRow(j) * c, tmp, j * c, c);        // gather (R, C)
+        }
+        RowKernels.layerNorm(tmp, w.lnfW(), w.lnfB(), ln, r, c, cfg.lnEps());
+        float[] logits = new float[r * cfg.vocabSize()];
+        w.lmHead().forward(ln, r, logits);                                    // (R, V)
+        return logits;
+    }
+
+    private void storeKeysValues(StepBatch batch, int layer, int n, int c) {
+        float[] kc = cache.keys(layer);
+        float[] vc = cache.values(layer);
+        for (int i = 0; i < n; i++) {
+            int off = cache.offset(batch.table(i), batch.position(i));
+            System.arraycopy(qkv, i * 3 * c + c, kc, off, c);
+            System.arraycopy(qkv, i * 3 * c + 2 * c, vc, off, c);
+        }
+    }
+
+    /**
+     * Causal attention of every token over its own cached positions. Rows of q, k and v are first
+     * copied into offset-0 scratch so the element-wise loops vectorise; per token and head the
+     * reduction order is fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order).
+     */
+    private void attend(StepBatch batch, int layer, int n, int c) {
+        final int hd = cfg.headDim();
+        final int nh = cfg.nHead();
+        final float[] kc = cache.keys(layer);
+        final float[] vc = cache.values(layer);
+        for (int i = 0; i < n; i++) {
+            BlockTable table = batch.table(i);
+            int p = batch.position(i);
+            System.arraycopy(qkv, i * 3 * c, qRow, 0, c);
+            for (int u = 0; u <= p; u++) {
+                System.arraycopy(kc, cache.offset(table, u), kvRow, 0, c);
+                RowKernels.multiply(qRow, kvRow, prod, c);                        // q * k, all heads
+                for (int h = 0; h < nh; h++) {
+                    scores[h][u] = RowKernels.sum(prod, h * hd, hd) * attnScale;
+                }
+            }
+            for (int h = 0; h < nh; h++) {
+                float[] s = scores[h];
+                float max = Float.NEGATIVE_INFINITY;
+                for (int u = 0; u <= p; u++) {
+                    max = Math.max(max, s[u]);
+                }
+                double sum = 0;
+                for (int u = 0; u <= p; u++) {
+                    float e = (float) Math.exp(s[u] - max);
+                    s[u] = e;
+                    sum += e;
+                }
+                float inv = (float) (1.0 / sum);
+                for (int u = 0; u <= p; u++) {
+                    s[u] *= inv;
+                }
+            }
+            java.util.Arrays.fill(outRow, 0f);
+            for (int u = 0; u <= p; u++) {
+                System.arraycopy(vc, cache.offset(table, u), kvRow, 0, c);
+                for (int h = 0; h < nh; h++) {
+                    java.util.Arrays.fill(pRow, h * hd, (h + 1) * hd, scores[h][u]);
+                }
+                RowKernels.multiplyAdd(pRow, kvRow, outRow, c);                   // out += p * v, all heads
+            }
+            System.arraycopy(outRow, 0, atty, i * c, c);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+package io.troupe.models.infer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.troupe.models.gpt.GptConfig;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Continuous batching: batch invariance, admission by free blocks, preemption, queue limit, cancel, deadline. */
+@Timeout(120)
+class BatchSchedulerTest {
+    private static final GptConfig CFG = new GptConfig("t", 256, 48, 2, 4, 40, 1e-5f);
+    private static final float[] PARAMS = InferenceFixtures.randomParams(CFG, 5);
+
+    private static BatchScheduler scheduler(int maxBatch, int tokenBudget, int blocks) {
+        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE), new PagedKvCache(CFG, 4, blocks));
+        return new BatchScheduler(m, new BatchScheduler.Limits(maxBatch, tokenBudget, 1000));
+    }
+
+    private static Generation gen(long id, int[] prompt, SamplingParams p) {
+        return new Generation(id, prompt, CFG.seqLen(), p, System.nanoTime(), Long.MAX_VALUE, GenerationListener.NONE);
+    }
+
+    private static int[] run(BatchScheduler s, Generation needle, List<Generation> others) {
+        for (Generation o : others) {
+            s.submit(o);
+        }
+        s.submit(needle);
+        s.runToCompletion();
+        assertEquals(0, s.model().cache().usedBlocks(), "every block returned");
+        return needle.completion();
+    }
+
+    private static List<Generation> others(Random rnd, int n, SamplingParams p) {
+        List<Generation> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            out.add(gen(100 + i, InferenceFixtures.randomTokens(rnd, 1 + rnd.nextInt(20), CFG.vocabSize()),
+                new SamplingParams(1 + rnd.nextInt(30), 0.8f, 0.9f, rnd.nextLong(), List.of())));
+        }
+        return out;
+    }
+
+    @Test
+    void shouldGiveTheSameTokensAloneAndInABatchOf16() {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
+        for (SamplingParams p : List.of(SamplingParams.greedy(25), new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of()))) {
+            int[] alone = run(scheduler(1, 64, 64), gen(1, prompt, p), List.of());
+            // 15 others arrive first, so the needle is prefilled in chunks beside decodes of different lengths
+            int[] batched = run(scheduler(16, 24, 256), gen(1, prompt, p), others(new Random(7), 15, p));
+            System.out.println("alone  : " + java.util.Arrays.toString(alone));
+            System.out.println("batched: " + java.util.Arrays.toString(batched));
+            assertEquals(25, alone.length);
+            assertArrayEquals(alone, batched, "temperature " + p.temperature());
+        }
+    }
+
+    @Test
+    void shouldPreemptAndRecomputeWhenTheCacheIsFullAndStillGiveTheSameTokens() {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(8), 5, CFG.vocabSize());
+        SamplingParams p = SamplingParams.greedy(30);
+        int[] alone = run(scheduler(1, 64, 64), gen(1, prompt, p), List.of());
+        // 10 blocks of 4 = one full-context sequence: 4 long requests cannot all fit, so decodes preempt
+        BatchScheduler small = scheduler(4, 64, 10);
+        List<Generation> others = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            others.add(gen(10 + i, InferenceFixtures.randomTokens(new Random(20 + i), 5, CFG.vocabSize()), SamplingParams.greedy(30)));
+        }
+        int[] squeezed = run(small, gen(1, prompt, p), others);
+        assertTrue(small.preemptions() > 0, "a full cache preempts");
+        assertArrayEquals(alone, squeezed);
+    }
+
+    @Test
+    void shouldAdmitOnlyWhatFreeBlocksHoldAndRefusePastTheQueueLimit() {
+        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE), new PagedKvCache(CFG, 4, 10));
+        BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(8, 64, 2));
+        int[] prompt = InferenceFixtures.randomTokens(new Random(9), 15, CFG.vocabSize());   // 4 blocks with its first token
+        assertTrue(s.submit(gen(1, prompt, SamplingParams.greedy(2))));
+        assertTrue(s.submit(gen(2, prompt, SamplingParams.greedy(2))));
+        assertFalse(s.submit(gen(3, prompt, SamplingParams.greedy(2))), "queue limit 2");
+        StepBatch b = s.plan(System.nanoTime());
+        assertNotNull(b);
+        assertEquals(2, s.runningSize(), "8 free blocks: both prompts (4 blocks each) admitted");
+        s.complete(m.forward(b), System.nanoTime());
+        assertTrue(s.submit(gen(5, prompt, SamplingParams.greedy(2))));
+        b = s.plan(System.nanoTime());
+        assertEquals(2, s.runningSize(), "no free blocks for a third");
+        assertEquals(1, s.queueDepth());
+        s.complete(m.forward(b), System.nanoTime());  // both reach max_tokens 2 and retire
+        assertEquals(0, s.runningSize());
+        s.runToCompletion();
+        assertEquals(0, m.cache().usedBlocks());
+    }
+
+    @Test
+    void shouldFreeBlocksOfCancelledAndExpiredRequests() {
+        BatchScheduler s = scheduler(4, 64, 40);
+        List<FinishReason> ends = new ArrayList<>();
+        GenerationListener l = new GenerationListener() {
+            @Override
+            public void onToken(Generation g, int token, String textDelta) {
+            }
+
+            @Override
+            public void onFinish(Generation g) {
+                ends.add(g.finishReason());
+            }
+        };
+        int[] prompt = {1, 2, 3};
+        long now = System.nanoTime();
+        Generation a = new Generation(1, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l);
+        Generation b = new Generation(2, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, now + 1_000_000_000L, l);
+        s.submit(a);
+        s.submit(b);
+        StepBatch batch = s.plan(now);
+        s.complete(s.model().forward(batch), now);
+        assertTrue(s.model().cache().usedBlocks() > 0);
+        assertTrue(s.cancel(1));
+        assertNull(s.plan(now + 2_000_000_000L), "both retired: nothing to run");
+        assertEquals(java.util.Set.of(FinishReason.DEADLINE, FinishReason.CANCELLED), java.util.Set.copyOf(ends));
+        assertEquals(2, ends.size());
+        assertEquals(0, s.model().cache().usedBlocks());
+    }
+
+    @Test
+    void shouldStopAtAStopStringCutItFromTheTextAndNeverReleaseHalfOfIt() {
+        Generation g = gen(1, new int[] {1}, new SamplingParams(20, 0f, 1f, 0L, List.of("ab")));
+        long now = System.nanoTime();
+        assertEquals("x", g.append('x', now));
+        assertEquals("", g.append('a', now), "'a' may start the stop string: held back");
+        assertEquals("", g.append('b', now));
+        assertEquals(FinishReason.STOP, g.finishReason());
+        assertEquals("x", g.text());
+        assertEquals(3, g.completionTokens());
+        Generation u = gen(2, new int[] {1}, SamplingParams.greedy(5));
+        assertEquals("", u.append(0xC3, now), "half of a UTF-8 sequence is held");
+        assertEquals("\u00e9", u.append(0xA9, now));
+        assertEquals("z", u.append('z', now));
+    }
+}
