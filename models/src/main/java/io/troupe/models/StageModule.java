@@ -88,6 +88,19 @@ public interface StageModule extends AutoCloseable {
         }
     }
 
+    /**
+     * Bytes this stage holds now for activations kept between forward and backward (every slot it
+     * has allocated; slots are kept for reuse). 0 when the module does not say.
+     */
+    default long activationBytes() {
+        return 0;
+    }
+
+    /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */
+    default long activationBytesPerSlot() {
+        return 0;
+    }
+
     default Tensor backward(int slot, Tensor gradOutput, float lossScale) {
         Tensor g = backwardInput(slot, gradOutput, lossScale);
         backwardWeight(slot);

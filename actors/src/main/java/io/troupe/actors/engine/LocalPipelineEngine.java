@@ -148,6 +148,31 @@ public final class LocalPipelineEngine implements AutoCloseable {
         return step;
     }
 
+    /** The busiest rank's bytes in each category, measured now (after a step: the step's activation peak). */
+    public io.troupe.models.memory.RankMemory memoryPerRank() {
+        io.troupe.models.memory.RankMemory most = new io.troupe.models.memory.RankMemory(0, 0, 0, 0, 0);
+        for (StageWorker w : all()) {
+            most = most.max(w.memory());
+        }
+        return most;
+    }
+
+    /**
+     * The memory plan before the first step: model state as allocated, activations as the slots
+     * the schedule keeps live at its peak (simulated with unit costs) times one slot's bytes.
+     */
+    public io.troupe.models.memory.RankMemory plannedMemoryPerRank() {
+        int pp = spec.layout().pp();
+        io.troupe.actors.schedule.SimulationResult sim = new io.troupe.actors.schedule.PipelineSimulator(
+            io.troupe.actors.schedule.CostModel.uniform(pp, 1, 2, 1)).run(policy);
+        int live = Math.max(1, sim.maxPeakLiveActivations());
+        io.troupe.models.memory.RankMemory most = new io.troupe.models.memory.RankMemory(0, 0, 0, 0, 0);
+        for (StageWorker w : all()) {
+            most = most.max(w.plannedMemory(live));
+        }
+        return most;
+    }
+
     /** The step parts of replica {@code d}'s first worker (pipeline rank 0, tp member 0): segments under ZeRO. */
     public List<StepTail.Part> stepParts(int d) {
         return workers[d][0][0].stepParts();

@@ -510,6 +510,39 @@ public final class StageWorker implements AutoCloseable {
         stepParts = List.copyOf(parts);
     }
 
+    /**
+     * The bytes this worker holds now ({@link io.troupe.models.memory.RankMemory}): its chunks'
+     * parameter and gradient buffers, its optimizers' moments (owned ranges only under ZeRO), the
+     * activation slots its chunks have allocated, and its receive buffers.
+     */
+    public io.troupe.models.memory.RankMemory memory() {
+        long params = 0;
+        long grads = 0;
+        long optimizer = 0;
+        long activations = 0;
+        for (int c = 0; c < chunks.length; c++) {
+            params += chunks[c].params().numel() * 4;
+            grads += chunks[c].grads().numel() * 4;
+            optimizer += optimizers[c].stateBytes();
+            activations += chunks[c].activationBytes();
+        }
+        return new io.troupe.models.memory.RankMemory(params, grads, optimizer, activations, buffers.receiveBytes());
+    }
+
+    /**
+     * This worker's memory before its first step, with activations planned as
+     * {@code liveSlots} micro-batch slots per chunk (the schedule's peak of live activations).
+     */
+    public io.troupe.models.memory.RankMemory plannedMemory(int liveSlots) {
+        io.troupe.models.memory.RankMemory now = memory();
+        long act = 0;
+        for (StageModule c : chunks) {
+            act += c.activationBytesPerSlot() * liveSlots;
+        }
+        return new io.troupe.models.memory.RankMemory(now.paramBytes(), now.gradBytes(), now.optimizerBytes(), act,
+            now.commBytes());
+    }
+
     /** Number of model chunks (virtual stages) on this worker. */
     public int chunks() {
         return chunks.length;

@@ -265,6 +265,20 @@ public final class Gpt implements StageModule {
         dev.fill(grads, 0f);
     }
 
+    @Override
+    public long activationBytes() {
+        long b = 0;
+        for (GptActivations a : slots.values()) {
+            b += a.bytes();
+        }
+        return b;
+    }
+
+    @Override
+    public long activationBytesPerSlot() {
+        return slot(0).bytes(); // slot 0 is the first a step takes
+    }
+
     private GptActivations slot(int slot) {
         return slots.computeIfAbsent(slot, s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks,
             first,

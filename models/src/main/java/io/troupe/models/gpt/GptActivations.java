@@ -117,6 +117,15 @@ final class GptActivations implements AutoCloseable {
         return t;
     }
 
+    /** Bytes of every tensor this slot holds. */
+    long bytes() {
+        long b = 0;
+        for (Tensor t : owned) {
+            b += t.numel() * t.dtype().sizeBytes();
+        }
+        return b;
+    }
+
     /** The stage's output activations: the last block's output, or the input when the stage has no blocks. */
     Tensor output() {
         return residual3.length == 0 ? residualIn : residual3[residual3.length - 1];
