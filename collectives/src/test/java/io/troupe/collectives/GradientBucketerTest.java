@@ -220,4 +220,58 @@ class GradientBucketerTest {
             }
         }
     }
+
+    /**
+     * The bytes a member puts on the wire for one step's gradient buckets: int8 with error feedback
+     * sends at most 0.27x of float32 (an int8 per element plus a float32 scale per 256), bf16 half;
+     * each member's sum is the float32 one within the codec's error.
+     */
+    @Test
+    @Timeout(60)
+    void shouldSendAQuarterOfTheBytesUnderInt8ErrorFeedback() {
+        int n = 2;
+        List<ParamRange> p = params();
+        long total = total(p);
+        long[] sent = new long[3];
+        Compression[] formats = {Compression.NONE, Compression.BF16, Compression.INT8_ERROR_FEEDBACK};
+        for (int f = 0; f < formats.length; f++) {
+            try (LocalGroup g = new LocalGroup(n); Buffers buf = new Buffers(n, total)) {
+                Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings().withCompression(formats[f]));
+                GradientBucketer[] bk = new GradientBucketer[n];
+                for (int r = 0; r < n; r++) {
+                    bk[r] = new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.SUM);
+                    for (long i = 0; i < total; i++) {
+                        buf.set(r, i, (float) Math.sin(0.01 * i + r));
+                    }
+                    for (int i = 0; i < p.size(); i++) {
+                        bk[r].markReady(i);
+                    }
+                }
+                CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
+                for (int r = 0; r < n; r++) {
+                    for (int b = 0; b < bk[r].bucketCount(); b++) {
+                        all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
+                    }
+                }
+                g.awaitAll(all);
+                for (int r = 0; r < n; r++) {
+                    bk[r].finish();
+                }
+                sent[f] = c[0].sentBytes();
+                double worst = 0;
+                for (long i = 0; i < total; i++) {
+                    double want = Math.sin(0.01 * i) + Math.sin(0.01 * i + 1);
+                    worst = Math.max(worst, Math.abs(buf.get(0, i) - want));
+                }
+                System.out.printf("%s: member 0 sent %d bytes for %d gradient floats, max abs error %.2e%n", formats[f],
+                    sent[f], total, worst);
+                assertTrue(worst < (f == 0 ? 1e-6 : 0.03), formats[f] + " error " + worst);
+            }
+        }
+        double int8Ratio = (double) sent[2] / sent[0];
+        double bf16Ratio = (double) sent[1] / sent[0];
+        System.out.printf("wire ratio against float32: bf16 %.3f, int8-ef %.3f%n", bf16Ratio, int8Ratio);
+        assertTrue(int8Ratio <= 0.27, "int8-ef ratio " + int8Ratio);
+        assertTrue(bf16Ratio <= 0.51, "bf16 ratio " + bf16Ratio);
+    }
 }
