@@ -83,7 +83,7 @@ final class ClusterJobs {
             } else if (e instanceof JobEvent.StepCompleted sc) {
                 StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), sc.valLoss(), sc.lr(), sc.gradNorm(),
                     sc.tokensPerSec(), sc.stepMs());
-                outputs.record(m, sc.bubble(), sc.allReduceMs());
+                outputs.record(m, sc.bubble(), sc.allReduceMs(), sc.memPeakMib(), sc.gradBytesSent());
                 progress.print(m, sc.bubble());
             } else if (e instanceof JobEvent.StepTrace st) {
                 trace.set(st);

@@ -186,6 +186,7 @@ final class EpochWiring implements AutoCloseable {
      */
     CoordinatorActor.StepDone step(long step, boolean traced) {
         StageWorker w = stage;
+        long sent0 = dataParallel == null ? 0 : dataParallel.sentBytes();
         long t0 = System.nanoTime();
         w.runStep(step, policy, train, t0);
         // The replicas' gradients (each already scaled by 1/global tokens) are being summed bucket
@@ -245,8 +246,9 @@ final class EpochWiring implements AutoCloseable {
             all.add(new TimelineInterval("optimizer", "optimizer", (n1 - t0) / 1e3, (o1 - t0) / 1e3, "", Map.of()));
             trace = WorkerTrace.of(all);
         }
+        long sent = dataParallel == null ? 0 : dataParallel.sentBytes() - sent0;
         return new CoordinatorActor.StepDone(rank, job, step, lossSum, count, norm, lr, busy / 1e3, idle / 1e3, allReduceMs,
-            trace);
+            trace, w.memory().totalBytes(), sent);
     }
 
     /** Validation after {@code step} (replica 0's ranks only); NaN unless this rank holds the last stage. */

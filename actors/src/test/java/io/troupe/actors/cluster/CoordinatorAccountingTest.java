@@ -22,7 +22,7 @@ class CoordinatorAccountingTest {
     private static final JobIdentity JOB = new JobIdentity(0x77, 2);
 
     private static CoordinatorActor.StepDone done(int rank, long step, double loss) {
-        return new CoordinatorActor.StepDone(rank, JOB, step, loss, 1, 0.5, 1e-3f, 10, 2, 1, WorkerTrace.EMPTY);
+        return new CoordinatorActor.StepDone(rank, JOB, step, loss, 1, 0.5, 1e-3f, 10, 2, 1, WorkerTrace.EMPTY, 0, 0);
     }
 
     @Test
