@@ -159,7 +159,8 @@ class GradientBucketerTest {
         int n = 3;
         List<ParamRange> p = params();
         long total = total(p);
-        try (LocalGroup g = new LocalGroup(n); Buffers grads = new Buffers(n, total); Buffers params = new Buffers(n, total)) {
+        try (LocalGroup g = new LocalGroup(n); Buffers grads = new Buffers(n, total);
+             Buffers params = new Buffers(n, total)) {
             Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings());
             GradientBucketer[] bk = new GradientBucketer[n];
             for (int r = 0; r < n; r++) {

@@ -60,7 +60,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
         if (spec.layout().dp() > 1 && spec.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
             throw new IllegalArgumentException("gradient compression runs on the data plane of the cluster engine; the "
-                + "in-process engine sums replicas in memory: grad-compression=" + spec.memory().gradCompression().optionName());
+                + "in-process engine sums replicas in memory: grad-compression="
+                + spec.memory().gradCompression().optionName());
         }
         this.spec = spec;
         int dp = spec.layout().dp();

@@ -94,7 +94,8 @@ public final class StageWorker implements AutoCloseable {
                 int dp = spec.layout().dp();
                 long start = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex);
                 long end = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex + 1);
-                optimizers[c] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), numel, new long[] {start},
+                optimizers[c] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), numel,
+                    new long[] {start},
                     new long[] {end - start});
             } else {
                 optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), numel);

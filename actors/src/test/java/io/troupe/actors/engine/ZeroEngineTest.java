@@ -38,7 +38,8 @@ class ZeroEngineTest {
     private static PipelineJobSpec spec(String layout, int zero, int steps) {
         Layout l = Layout.parse(layout, 1);
         int m = l.pp() > 1 ? 2 : 1;
-        return new PipelineJobSpec(train(steps), l, "1f1b", m, StagePartition.balanced(MODEL, l.modelStages()), 1, 30_000)
+        StagePartition partition = StagePartition.balanced(MODEL, l.modelStages());
+        return new PipelineJobSpec(train(steps), l, "1f1b", m, partition, 1, 30_000)
             .withMemory(MemoryOptions.NONE.withZero(zero));
     }
 
@@ -68,7 +69,8 @@ class ZeroEngineTest {
                 double[] z = losses(spec(layout, zero, STEPS), STEPS);
                 double rel = maxRelative(z, base);
                 boolean bitwise = java.util.Arrays.equals(z, base);
-                System.out.printf("layout %s zero %d: max relative loss difference %.3e (bitwise %s)%n", layout, zero, rel,
+                System.out.printf("layout %s zero %d: max relative loss difference %.3e (bitwise %s)%n", layout, zero,
+                    rel,
                     bitwise);
                 assertTrue(rel <= 1e-5, "layout " + layout + " zero " + zero + ": " + rel);
             }
@@ -109,7 +111,8 @@ class ZeroEngineTest {
                 }
                 committed = first.checkpoint(root, "builtin");
             }
-            try (LocalPipelineEngine second = new LocalPipelineEngine(spec(p[2], Integer.parseInt(p[3]), total), DATA)) {
+            PipelineJobSpec resumed = spec(p[2], Integer.parseInt(p[3]), total);
+            try (LocalPipelineEngine second = new LocalPipelineEngine(resumed, DATA)) {
                 second.restore(Checkpoints.load(committed));
                 double[] rest = new double[total - 3];
                 for (int i = 0; i < rest.length; i++) {
@@ -117,7 +120,8 @@ class ZeroEngineTest {
                 }
                 double[] expected = java.util.Arrays.copyOfRange(straight, 3, total);
                 double rel = maxRelative(rest, expected);
-                System.out.printf("%s zero %s -> %s zero %s: max relative loss difference %.3e%n", p[0], p[1], p[2], p[3],
+                System.out.printf("%s zero %s -> %s zero %s: max relative loss difference %.3e%n", p[0], p[1], p[2],
+                    p[3],
                     rel);
                 assertTrue(rel <= 1e-5, String.join(" ", p) + ": " + rel);
             }

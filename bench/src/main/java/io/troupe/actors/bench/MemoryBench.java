@@ -41,7 +41,8 @@ public final class MemoryBench {
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--threads" -> threads = Integer.parseInt(args[++i]);
                 default -> {
-                    System.err.println("usage: scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]");
+                    System.err.println(
+                        "usage: scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]");
                     System.exit(2);
                 }
             }
@@ -53,14 +54,16 @@ public final class MemoryBench {
         Layout layout = Layout.parse("2x1x1", 1);
         Corpora data = Corpora.builtIn();
         System.out.printf(Locale.ROOT, "memory bench: %s GPT (d_model %d, %d layers, seq %d, batch %d), layout %s, "
-            + "%d warm-up + %d timed steps, %d thread(s) per worker%n", cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(),
+            + "%d warm-up + %d timed steps, %d thread(s) per worker%n", cfg.name(), cfg.dModel(), cfg.nLayer(),
+            cfg.seqLen(),
             cfg.defaultBatchSize(), layout, warmup, steps, threads);
         int[] zeros = {0, 1, 2};
         List<LocalPipelineEngine> engines = new ArrayList<>();
         try {
             for (int z : zeros) {
                 PipelineJobSpec spec = new PipelineJobSpec(train, layout, "1f1b", 1,
-                    StagePartition.balanced(cfg, layout.modelStages()), threads, 600_000).withMemory(MemoryOptions.NONE.withZero(z));
+                    StagePartition.balanced(cfg, layout.modelStages()), threads, 600_000)
+                    .withMemory(MemoryOptions.NONE.withZero(z));
                 engines.add(new LocalPipelineEngine(spec, data));
             }
             List<List<Double>> ms = new ArrayList<>();
@@ -86,7 +89,8 @@ public final class MemoryBench {
             System.out.println("recompute selective/full: not implemented (ratios n/a)");
             System.out.printf(Locale.ROOT, "opt_ratio_zero1=%.3f grad_ratio_zero2=%.3f act_ratio_full=n/a "
                     + "step_ratio_zero1=%.3f step_ratio_zero2=%.3f step_ratio_full=n/a%n",
-                (double) mem[1].optimizerBytes() / mem[0].optimizerBytes(), (double) mem[2].gradBytes() / mem[0].gradBytes(),
+                (double) mem[1].optimizerBytes() / mem[0].optimizerBytes(),
+                (double) mem[2].gradBytes() / mem[0].gradBytes(),
                 med[1] / med[0], med[2] / med[0]);
         } finally {
             for (LocalPipelineEngine e : engines) {

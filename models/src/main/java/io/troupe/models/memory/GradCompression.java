@@ -27,7 +27,8 @@ public enum GradCompression {
                 return c;
             }
         }
-        throw new IllegalArgumentException("unknown gradient compression '" + name + "': expected none, bf16 or int8-ef");
+        throw new IllegalArgumentException("unknown gradient compression '" + name
+            + "': expected none, bf16 or int8-ef");
     }
 
     /** The collectives' wire format for this choice. */

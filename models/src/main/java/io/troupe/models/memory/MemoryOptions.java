@@ -17,12 +17,16 @@ public record MemoryOptions(int zero, Recompute recompute, GradCompression gradC
         java.util.Objects.requireNonNull(recompute, "recompute");
         java.util.Objects.requireNonNull(gradCompression, "gradCompression");
         if (zero > 0 && gradCompression != GradCompression.NONE) {
-            throw new IllegalArgumentException("gradient compression runs on the all-reduce of zero 0 only: zero=" + zero
+            throw new IllegalArgumentException("gradient compression runs on the all-reduce of zero 0 only: zero="
+                + zero
                 + ", grad-compression=" + gradCompression.optionName());
         }
     }
 
-    /** From the option values ({@code --zero}, {@code --recompute}, {@code --grad-compression}); errors name the bad one. */
+    /**
+     * From the option values ({@code --zero}, {@code --recompute}, {@code --grad-compression});
+     * errors name the bad one.
+     */
     public static MemoryOptions parse(int zero, String recompute, String gradCompression) {
         return new MemoryOptions(zero, Recompute.parse(recompute), GradCompression.parse(gradCompression));
     }

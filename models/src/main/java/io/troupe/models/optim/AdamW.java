@@ -82,7 +82,8 @@ public final class AdamW implements AutoCloseable {
                 Run prev = runs.isEmpty() ? null : runs.get(runs.size() - 1);
                 if (prev != null && prev.decay == s.decay() && prev.offset + prev.numel == lo
                     && prev.momentOffset + prev.numel == mo) {
-                    runs.set(runs.size() - 1, new Run(prev.offset, prev.momentOffset, prev.numel + hi - lo, prev.decay));
+                    runs.set(runs.size() - 1,
+                        new Run(prev.offset, prev.momentOffset, prev.numel + hi - lo, prev.decay));
                 } else {
                     runs.add(new Run(lo, mo, hi - lo, s.decay()));
                 }

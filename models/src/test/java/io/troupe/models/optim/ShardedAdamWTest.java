@@ -13,7 +13,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** ZeRO shards of AdamW: owners of disjoint ranges, stepped on the same buffers, give the whole optimizer's update bitwise. */
+/** ZeRO shards of AdamW: owners of disjoint ranges, stepped on the same buffers, update bitwise as the whole one. */
 @Timeout(60)
 class ShardedAdamWTest {
     private static final List<ParamSpec> SPECS = List.of(
