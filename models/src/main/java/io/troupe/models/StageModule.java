@@ -96,6 +96,19 @@ public interface StageModule extends AutoCloseable {
         return 0;
     }
 
+    /**
+     * Asks the stage to recompute activations in backward instead of keeping them from forward
+     * (before its first forward). The default keeps everything and refuses any other mode.
+     *
+     * @throws IllegalArgumentException naming the mode when the module cannot recompute it
+     */
+    default void recompute(io.troupe.models.memory.Recompute mode) {
+        if (mode != io.troupe.models.memory.Recompute.NONE) {
+            throw new IllegalArgumentException("this stage module keeps every activation: recompute="
+                + mode.optionName() + " is not available for " + getClass().getName());
+        }
+    }
+
     /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */
     default long activationBytesPerSlot() {
         return 0;

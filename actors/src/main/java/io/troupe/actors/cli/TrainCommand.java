@@ -88,6 +88,7 @@ final class TrainCommand {
         }
         try (dev; Trainer trainer = new Trainer(cfg, dev, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
+            trainer.model().recompute(s.memory().recompute());
             out.printf(Locale.ROOT, "troupe: %s GPT (%,d parameters), batch %d x seq %d, %d steps on %s%n",
                 cfg.model().name(), trainer.model().layout().numel(), cfg.batchSize(), cfg.model().seqLen(), cfg.steps(), dev.name());
             outputs.countEpochs(trainer.trainBatches(), cfg.batchSize());

@@ -88,6 +88,7 @@ public final class StageWorker implements AutoCloseable {
                     this.tensorParallel,
                 spec.sequenceParallel());
             chunks[c] = chunk;
+            chunk.recompute(spec.memory().recompute());
             long numel = chunk.params().numel();
             if (spec.zeroSharded()) {
                 // ZeRO 1/2: moments of this replica's reduce-scatter segment only.
