@@ -25,6 +25,16 @@ public record JobRequest(String model, String layout, int virtualStages, String 
                          String moduleFactory, int zero, String recompute, String gradCompression)
     implements CrossNodeMessage {
 
+    /** A job with the memory options' defaults (zero 0, no recomputation, float32 gradients). */
+    public JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches, int batchSize,
+                      int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed, String partition,
+                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs, int evalInterval,
+                      int evalBatches, long bucketBytes, String device, String moduleFactory) {
+        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip, seed,
+            partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches, bucketBytes,
+            device, moduleFactory, 0, "none", "none");
+    }
+
     /** The same job on another layout with {@code newMicrobatches} micro-batches per replica (a re-plan). */
     public JobRequest withLayout(String newLayout, int newMicrobatches) {
         return new JobRequest(model, newLayout, virtualStages, schedule, newMicrobatches, batchSize, steps, lr, minLr,

@@ -26,10 +26,6 @@ public final class JobSpecs {
             throw new IllegalArgumentException("bucket size must hold a float: bucket_bytes=" + r.bucketBytes());
         }
         Layout layout = Layout.parse(r.layout(), r.virtualStages());
-        if (layout.tp() > 1) {
-            throw new IllegalArgumentException("tensor parallelism runs on the in-process engine (--engine in-process); "
-                + "the cluster engine takes tp=1: layout=" + layout + ", tp=" + layout.tp());
-        }
         StagePartition partition = r.partition().isEmpty()
             ? StagePartition.balanced(model, layout.modelStages())
             : StagePartition.explicit(r.partition(), model, layout.modelStages());

@@ -15,7 +15,6 @@ import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.ParallelParameterLayout;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
-import io.troupe.models.parallel.tp.TensorParallelGradients;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.runtime.device.DeviceKind;
@@ -115,14 +114,18 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         for (int g = 0; g < spec.layout().modelStages() && !spec.zeroSharded(); g++) {
             for (int t = 0; t < tp; t++) {
-                StepTail.Part chunk = workers[0][g % pp][t].stepParts().get(g / pp);
-                if (t == 0) {
-                    normParts.add(chunk);
-                    continue;
-                }
-                // Other tp members count only their split parameters: replicas are counted on member 0.
-                for (io.troupe.runtime.tensor.Tensor counted : TensorParallelGradients.normViews(stage(0, g, t), t)) {
-                    normParts.add(new StepTail.Part(chunk.device(), chunk.params(), counted, chunk.optimizer()));
+                // tp members other than 0 count only their split parameters: replicas count on member 0
+                StageWorker w = workers[0][g % pp][t];
+                List<StepTail.Part> counted = w.normParts();
+                if (w.chunks() == 1) {
+                    normParts.addAll(counted);
+                } else {
+                    int chunk = g / pp;
+                    for (StepTail.Part part : counted) {
+                        if (part.optimizer() == w.optimizer(chunk)) {
+                            normParts.add(part);
+                        }
+                    }
                 }
             }
         }
@@ -228,6 +231,15 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (Future<?> f : running) {
             await(f);
         }
+        if (spec.sequenceParallel() && spec.layout().tp() > 1) {
+            List<Future<?>> reducing = new ArrayList<>();
+            for (int i = 0; i < everyone.size(); i++) {
+                reducing.add(executors[i].submit(everyone.get(i)::reducePartialGradients));
+            }
+            for (Future<?> f : reducing) {
+                await(f);
+            }
+        }
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
         long r0 = System.nanoTime();
@@ -324,8 +336,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 + ") needs resharding, which knows GPT's parameter placement only; this job's stages come from "
                 + spec.moduleFactory());
         }
-        ParallelParameterLayout placement = reshard ? ParallelParameterLayout.gpt(spec.train().model(), spec.partition(
-            ), false)
+        ParallelParameterLayout placement = reshard
+            ? ParallelParameterLayout.gpt(spec.train().model(), spec.partition(), false)
             : null;
         try (ShardedCheckpointReader reader = reshard ? ShardedCheckpointReader.open(ckpt.dir()) : null) {
             for (StageWorker[][] replica : workers) {

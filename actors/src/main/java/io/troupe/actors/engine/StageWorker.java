@@ -252,11 +252,36 @@ public final class StageWorker implements AutoCloseable {
                     "virtual_stage", String.valueOf(a.virtualStage()))));
         }
         buffers.sendAll(link);
+        device.synchronize();
+    }
+
+    /**
+     * Sums over the tp group the gradients that are partial per member (replicated parameters under
+     * sequence parallelism; nothing otherwise). Every member of the group calls it after its step,
+     * once its gradients are no longer in flight in a data-parallel collective.
+     */
+    public void reducePartialGradients() {
         for (StageModule c : chunks) {
-            // Sequence parallelism leaves replicated parameters with per-member partial gradients.
             TensorParallelGradients.reducePartialGradients(c, tensorParallel);
         }
-        device.synchronize();
+    }
+
+    /**
+     * What this worker counts in the global gradient norm: every chunk's gradients on tp member 0;
+     * on the other members only the views of their split parameters (replicas count once).
+     */
+    public List<StepTail.Part> normParts() {
+        if (tensorParallel.index() == 0) {
+            return stepParts();
+        }
+        List<StepTail.Part> out = new ArrayList<>();
+        for (int c = 0; c < chunks.length; c++) {
+            StepTail.Part chunk = stepParts().get(c);
+            for (Tensor counted : TensorParallelGradients.normViews(chunks[c], tensorParallel.index())) {
+                out.add(new StepTail.Part(chunk.device(), chunk.params(), counted, chunk.optimizer()));
+            }
+        }
+        return out;
     }
 
     private void apply(StagePolicy stage, StageEvent e, long stepStartNs) {

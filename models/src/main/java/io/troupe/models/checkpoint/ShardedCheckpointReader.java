@@ -163,10 +163,9 @@ public final class ShardedCheckpointReader implements AutoCloseable {
             }
             int[] expect = p.localShape(split ? sourceTp : 1);
             if (!Arrays.equals(src[s].location().shape(), expect)) {
-                throw new CheckpointException("parameter '" + p.name() + "' has shape " + Arrays.toString(
-                    src[s].location().shape())
-                    + " in " + src[s].file().getFileName() + ", the model's tp=" + sourceTp + " shard is "
-                        + Arrays.toString(expect));
+                throw new CheckpointException("parameter '" + p.name() + "' has shape "
+                    + Arrays.toString(src[s].location().shape()) + " in " + src[s].file().getFileName()
+                    + ", the model's tp=" + sourceTp + " shard is " + Arrays.toString(expect));
             }
         }
         int[] global = p.globalShape();

@@ -167,20 +167,20 @@ public final class Gpt implements StageModule {
         int c = cfg.dModel();
         return new Block(view(params, p + "ln1.weight"), view(params, p + "ln1.bias"),
             view(grads, p + "ln1.weight"), view(grads, p + "ln1.bias"),
-            new ColumnParallelLinear(dev, tp, c, 3 * c, view(params, p + "attn.qkv.weight"), view(params, p
-                + "attn.qkv.bias"),
-                view(grads, p + "attn.qkv.weight"), view(grads, p + "attn.qkv.bias"), sp),
-            new RowParallelLinear(dev, tp, c, c, view(params, p + "attn.proj.weight"), view(params, p
-                + "attn.proj.bias"),
-                view(grads, p + "attn.proj.weight"), view(grads, p + "attn.proj.bias"), sp),
+            new ColumnParallelLinear(dev, tp, c, 3 * c, view(params, p + "attn.qkv.weight"),
+                view(params, p + "attn.qkv.bias"), view(grads, p + "attn.qkv.weight"),
+                view(grads, p + "attn.qkv.bias"), sp),
+            new RowParallelLinear(dev, tp, c, c, view(params, p + "attn.proj.weight"),
+                view(params, p + "attn.proj.bias"), view(grads, p + "attn.proj.weight"),
+                view(grads, p + "attn.proj.bias"), sp),
             view(params, p + "ln2.weight"), view(params, p + "ln2.bias"),
             view(grads, p + "ln2.weight"), view(grads, p + "ln2.bias"),
-            new ColumnParallelLinear(dev, tp, c, 4 * c, view(params, p + "mlp.fc.weight"), view(params, p
-                + "mlp.fc.bias"),
-                view(grads, p + "mlp.fc.weight"), view(grads, p + "mlp.fc.bias"), sp),
-            new RowParallelLinear(dev, tp, 4 * c, c, view(params, p + "mlp.proj.weight"), view(params, p
-                + "mlp.proj.bias"),
-                view(grads, p + "mlp.proj.weight"), view(grads, p + "mlp.proj.bias"), sp));
+            new ColumnParallelLinear(dev, tp, c, 4 * c, view(params, p + "mlp.fc.weight"),
+                view(params, p + "mlp.fc.bias"), view(grads, p + "mlp.fc.weight"),
+                view(grads, p + "mlp.fc.bias"), sp),
+            new RowParallelLinear(dev, tp, 4 * c, c, view(params, p + "mlp.proj.weight"),
+                view(params, p + "mlp.proj.bias"), view(grads, p + "mlp.proj.weight"),
+                view(grads, p + "mlp.proj.bias"), sp));
     }
 
     public GptConfig config() {
@@ -309,8 +309,8 @@ public final class Gpt implements StageModule {
     }
 
     private GptActivations slot(int slot) {
-        return slots.computeIfAbsent(slot, s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks,
-            first, last, sharedAtt));
+        return slots.computeIfAbsent(slot,
+            s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first, last, sharedAtt));
     }
 
     /** Copies host token ids (and targets on the last stage) into a slot; see {@link #forward}. */
@@ -374,8 +374,7 @@ public final class Gpt implements StageModule {
             p.proj.forward(a.atty[l], a.residual2[l], bt);                                      // (nr, C)
             // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
             dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l],
-                a.ln2Rstd[l],
-                nr, c, cfg.lnEps());
+                a.ln2Rstd[l], nr, c, cfg.lnEps());
             // fch keeps the pre-activation for backward; bias and GELU fused
             p.fc.forwardGelu(a.ln2[l], a.fch[l], a.fchGelu[l], bt);                             // (B, T, 4C/tp)
             p.fcProj.forward(a.fchGelu[l], a.residual3[l], bt);                                 // (nr, C)

@@ -74,8 +74,8 @@ class ReshardingCheckpointTest {
                 files.add(Checkpoints.writeShard(dir, STEP, ShardedCheckpointReader.shardFileName(g, tp, i), s));
             }
         }
-        Manifest m = new Manifest(Manifest.FORMAT, STEP, STEP, 1, 4, "1x" + stages + "x" + tp, CFG, "markov", List.of(
-            ));
+        Manifest m = new Manifest(Manifest.FORMAT, STEP, STEP, 1, 4, "1x" + stages + "x" + tp, CFG, "markov",
+            List.of());
         return Checkpoints.commit(dir, m, files);
     }
 

@@ -28,8 +28,7 @@ public final class ColumnParallelLinear {
 
     /** Without sequence parallelism; see the full constructor. */
     public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight,
-        Tensor bias,
-                                Tensor dWeight, Tensor dBias) {
+                                Tensor bias, Tensor dWeight, Tensor dBias) {
         this(dev, group, inDim, outDim, weight, bias, dWeight, dBias, null);
     }
 
@@ -40,8 +39,7 @@ public final class ColumnParallelLinear {
      * @param sp      sequence parallelism (the input arrives split by tokens), or {@code null}
      */
     public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight,
-        Tensor bias,
-                                Tensor dWeight, Tensor dBias, SequenceParallel sp) {
+                                Tensor bias, Tensor dWeight, Tensor dBias, SequenceParallel sp) {
         this.sp = sp;
         this.dev = dev;
         this.group = group;

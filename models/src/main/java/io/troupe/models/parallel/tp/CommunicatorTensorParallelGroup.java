@@ -33,6 +33,12 @@ public final class CommunicatorTensorParallelGroup implements TensorParallelGrou
         this.device = device;
     }
 
+    /** A group whose scratch comes from the device of the tensors passed in (which must be CPU tensors). */
+    public CommunicatorTensorParallelGroup(Communicator communicator) {
+        this.communicator = communicator;
+        this.device = null;
+    }
+
     @Override
     public int size() {
         return communicator.size();
@@ -63,7 +69,7 @@ public final class CommunicatorTensorParallelGroup implements TensorParallelGrou
             if (gatherScratch != null) {
                 gatherScratch.close();
             }
-            gatherScratch = device.allocate((int) (count * n));
+            gatherScratch = (device != null ? device : t.device()).allocate((int) (count * n));
         }
         Tensor all = gatherScratch.view(0, (int) (count * n));
         communicator.allGather(t, all);
@@ -75,7 +81,7 @@ public final class CommunicatorTensorParallelGroup implements TensorParallelGrou
                 out[i] = Math.max(out[i], v[(int) (k * count + i)]);
             }
         }
-        device.copyFromHost(out, t);
+        t.device().copyFromHost(out, t);
     }
 
     @Override

@@ -60,8 +60,8 @@ public final class TensorParallelGradients {
         }
         List<ParamSpec> specs = stage.parameters();
         for (int i = 0; i < specs.size(); i++) {
-            if (stage.tensorParallelPlacement(i) instanceof TensorParallelPlacement.Replicated r && r.gradientPartial(
-                )) {
+            TensorParallelPlacement placement = stage.tensorParallelPlacement(i);
+            if (placement instanceof TensorParallelPlacement.Replicated r && r.gradientPartial()) {
                 ParamSpec s = specs.get(i);
                 group.allReduceSum(stage.grads().view(s.localOffset(), (int) s.numel()));
             }

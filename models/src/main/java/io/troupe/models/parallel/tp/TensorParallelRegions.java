@@ -63,7 +63,7 @@ public final class TensorParallelRegions {
 
     /** Backward of the gather: each member's full gradient is partial, so sum and keep own rows. */
     public static void gatherFromSequenceParallelRegionBackward(TensorParallelGroup group, Tensor dFull,
-        Tensor dShard) {
+                                                                Tensor dShard) {
         group.reduceScatter(dFull, dShard);
     }
 

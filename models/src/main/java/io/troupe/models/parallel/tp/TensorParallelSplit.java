@@ -38,8 +38,8 @@ public record TensorParallelSplit(int dim, int parts) {
     /** The shape of one member's shard; refuses a dimension that does not divide, naming the numbers. */
     public int[] localShape(String name, int[] global, int tp) {
         if (dim >= global.length) {
-            throw new IllegalArgumentException(name + ": split dimension " + dim + " outside shape " + Arrays.toString(
-                global));
+            throw new IllegalArgumentException(name + ": split dimension " + dim + " outside shape "
+                + Arrays.toString(global));
         }
         if (global[dim] % (parts * tp) != 0) {
             throw new IllegalArgumentException(name + ": dimension " + dim + " of " + Arrays.toString(global)
