@@ -50,7 +50,8 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
                 + layout.tp());
         }
         if (memory.recompute() == io.troupe.models.memory.Recompute.FULL) {
-            throw new IllegalArgumentException("full activation recomputation is not available yet (none or selective): "
+            throw new IllegalArgumentException("full activation recomputation is not available yet (none or "
+                + "selective): "
                 + "recompute=full");
         }
         if (memory.recompute() != io.troupe.models.memory.Recompute.NONE && !moduleFactory.isEmpty()) {

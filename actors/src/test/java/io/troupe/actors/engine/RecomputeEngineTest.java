@@ -30,7 +30,8 @@ class RecomputeEngineTest {
 
     private static PipelineJobSpec spec(String layout, int v, String schedule, MemoryOptions memory) {
         Layout l = Layout.parse(layout, v);
-        TrainConfig train = new TrainConfig(MODEL, 8, 1, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 11, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig train = new TrainConfig(MODEL, 8, 1, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 11, 0, 1, 0,
+            AdamWConfig.defaults());
         int m = l.pp() > 1 ? 4 : 1;
         StagePartition partition = StagePartition.balanced(MODEL, l.modelStages());
         return new PipelineJobSpec(train, l, schedule, m, partition, 1, 30_000).withMemory(memory);

@@ -18,7 +18,8 @@ import java.util.Locale;
  * {@code scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]}: the model on
  * layout 2x1x1 (two data-parallel replicas in this process, the in-process engine), one engine per
  * configuration (ZeRO stage 0, 1, 2 without recomputation; zero 0 with selective recomputation),
- * built side by side and stepped in turn (so load drifts hit every configuration alike). Per rank it reports the bytes held for the optimizer's moments, the
+ * built side by side and stepped in turn (so load drifts hit every configuration alike). Per rank
+ * it reports the bytes held for the optimizer's moments, the
  * gradients and the activations after the timed steps ({@link RankMemory}, measured from the
  * allocated buffers), and the median step time. Each figure is a ratio against zero 0 measured in
  * the same run. Full recomputation is not implemented, so its ratios print as {@code n/a}.
