@@ -1,8 +1,8 @@
 package io.troupe.actors.cli;
 
+import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.train.RunOutputs;

@@ -1,9 +1,9 @@
 package io.troupe.models.train;
 
+import io.troupe.models.ParamSpec;
+import io.troupe.models.StageModule;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.ShardState;
-import io.troupe.models.StageModule;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.AdamW;
 import io.troupe.runtime.tensor.Tensor;
 
@@ -47,7 +47,8 @@ public final class StageState {
                 throw new CheckpointException("checkpoint has no parameter '" + spec.name() + "'");
             }
             if (!java.util.Arrays.equals(found.shape(), spec.shape())) {
-                throw new CheckpointException("parameter '" + spec.name() + "' has shape " + java.util.Arrays.toString(found.shape())
+                throw new CheckpointException("parameter '" + spec.name() + "' has shape "
+                    + java.util.Arrays.toString(found.shape())
                     + " in the checkpoint, model expects " + java.util.Arrays.toString(spec.shape()));
             }
             int off = (int) spec.localOffset();

@@ -1,7 +1,7 @@
 package io.troupe.models.infer;
 
-import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.ParamSpec;
+import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
 import java.util.Random;
 
