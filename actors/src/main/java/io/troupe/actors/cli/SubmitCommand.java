@@ -67,10 +67,13 @@ final class SubmitCommand {
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
         try (TroupeNode client = TroupeNode.start(ns, cfg, null);
              io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
-                 "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
-            out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
+                 "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout()
+                     + ", " + job.schedule(), true)) {
+            out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s,"
+                + " %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
-            return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
+            return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(),
+                Duration.ofSeconds(timeoutS), out, err);
         }
     }
 

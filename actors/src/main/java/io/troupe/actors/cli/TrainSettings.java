@@ -97,7 +97,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             TrainConfig train = new TrainConfig(model, batch, micro, steps,
                 (float) t.getDouble("lr"), (float) t.getDouble("min-lr"), warmup, (float) t.getDouble("grad-clip"),
                 t.getLong("seed"), t.getInt("eval-interval"), evalBatches(t), t.getInt("checkpoint-interval"),
-                new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
+                new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"),
+                    (float) t.getDouble("adam-eps"),
                     (float) t.getDouble("weight-decay")));
             long timeout = t.getLong("step-timeout-ms");
             return new TrainSettings(train, DeviceKind.parse(t.getString("device")), threads, t.getString("data"),
