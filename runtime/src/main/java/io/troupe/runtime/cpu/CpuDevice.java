@@ -295,7 +295,8 @@ public final class CpuDevice implements Device {
         long wa = weight.address();
         long ma = mean.address();
         long ra = rstd.address();
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
+        parallel.forRange(rows, rowGrain(cols),
+            (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
         parallel.forRange(cols, 16, (s, e) -> CpuRows.layerNormParamGrads(dwa, dba, ga, ia, ma, ra, rows, cols, s, e));
     }
 
@@ -467,7 +468,8 @@ public final class CpuDevice implements Device {
         int bRows = transB ? n : k;
         int bCols = transB ? k : n;
         if (lda < Math.max(1, aCols) || ldb < Math.max(1, bCols) || ldc < Math.max(1, n)) {
-            throw new IllegalArgumentException("bad gemm leading dimensions: lda=" + lda + ", ldb=" + ldb + ", ldc=" + ldc
+            throw new IllegalArgumentException("bad gemm leading dimensions: lda=" + lda + ", ldb=" + ldb
+                + ", ldc=" + ldc
                 + " for m=" + m + ", n=" + n + ", k=" + k + ", transA=" + transA + ", transB=" + transB);
         }
         requireCapacity(a, strideA * (batch - 1) + (long) (aRows - 1) * lda + aCols, "gemm A");

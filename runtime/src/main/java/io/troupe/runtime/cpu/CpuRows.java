@@ -9,7 +9,10 @@ import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 final class CpuRows {
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
     private static final int BLOCK = 2048;
-    /** Rows summed in float (vectorised) before adding into the double accumulators; fixed, so sums do not depend on threads. */
+    /**
+     * Rows summed in float (vectorised) before adding into the double accumulators;
+     * fixed, so sums do not depend on threads.
+     */
     private static final int ROW_BLOCK = 64;
     private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[6][]);
 
@@ -33,7 +36,8 @@ final class CpuRows {
     }
 
     /** LayerNorm forward of rows [r0, r1). */
-    static void layerNorm(long inp, long w, long b, long out, long mean, long rstd, int r0, int r1, int cols, float eps) {
+    static void layerNorm(long inp, long w, long b, long out, long mean, long rstd,
+            int r0, int r1, int cols, float eps) {
         float[] x = buf(0, cols);
         float[] y = buf(1, cols);
         float[] wt = buf(2, cols);
