@@ -491,7 +491,8 @@ public final class CpuDevice implements Device {
         int bRows = transB ? n : k;
         int bCols = transB ? k : n;
         if (lda < Math.max(1, aCols) || ldb < Math.max(1, bCols) || ldc < Math.max(1, n)) {
-            throw new IllegalArgumentException("bad gemm leading dimensions: lda=" + lda + ", ldb=" + ldb + ", ldc=" + ldc
+            throw new IllegalArgumentException("bad gemm leading dimensions: lda=" + lda + ", ldb=" + ldb
+                + ", ldc=" + ldc
                 + " for m=" + m + ", n=" + n + ", k=" + k + ", transA=" + transA + ", transB=" + transB);
         }
         requireCapacity(a, strideA * (batch - 1) + (long) (aRows - 1) * lda + aCols, "gemm A");

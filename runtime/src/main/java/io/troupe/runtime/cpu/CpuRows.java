@@ -9,7 +9,10 @@ import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 final class CpuRows {
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
     private static final int BLOCK = 2048;
-    /** Rows summed in float (vectorised) before adding into the double accumulators; fixed, so sums do not depend on threads. */
+    /**
+     * Rows summed in float (vectorised) before adding into the double accumulators;
+     * fixed, so sums do not depend on threads.
+     */
     private static final int ROW_BLOCK = 64;
     private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[8][]);
 

@@ -73,7 +73,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         float[] dout = uniform(rnd, n, -1, 1);
         Tensor dinp = tensor(uniform(rnd, n, -9, 9), n); // garbage: must be overwritten
         device.geluBackward(inp, tensor(dout, n), dinp, n);
-        check("geluBackward (overwrite) n=" + n, ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
+        check("geluBackward (overwrite) n=" + n,
+            ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
     }
 
     /** Small inputs with a few tails in some blocks only: blocks without tails skip the exact tail pass. */
@@ -99,7 +100,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         float[] dout = uniform(rnd, n, -1, 1);
         Tensor dinp = tensor(uniform(rnd, n, -9, 9), n);
         device.geluBackward(inp, tensor(dout, n), dinp, n);
-        check("geluBackward (few tails) n=" + n, ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
+        check("geluBackward (few tails) n=" + n,
+            ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
     }
 
     /** The fused bias + GELU: bitwise the unfused bias add then GELU, and close to the reference. */
@@ -199,7 +201,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
             device.layerNorm(inp, weight, bias, out, mean, rstd, rows, cols, eps);
             double[] rMean = new double[rows];
             double[] rRstd = new double[rows];
-            double[] expected = ReferenceOps.layerNorm(toDouble(x), toDouble(w), toDouble(b), rMean, rRstd, rows, cols, eps);
+            double[] expected = ReferenceOps.layerNorm(toDouble(x), toDouble(w), toDouble(b),
+                rMean, rRstd, rows, cols, eps);
             check("layerNorm out" + shape, expected, out, 1e-5, 1e-5);
             check("layerNorm mean" + shape, rMean, mean, 1e-6, 1e-5);
             check("layerNorm rstd" + shape, rRstd, rstd, 1e-6, 1e-5);
@@ -211,7 +214,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
             Tensor dinp = tensor(dinp0, rows * cols);
             Tensor dweight = tensor(dw0, cols);
             Tensor dbias = tensor(db0, cols);
-            device.layerNormBackward(dinp, dweight, dbias, tensor(dout, rows * cols), inp, weight, mean, rstd, rows, cols);
+            device.layerNormBackward(dinp, dweight, dbias, tensor(dout, rows * cols),
+                inp, weight, mean, rstd, rows, cols);
             double[] eDinp = toDouble(dinp0);
             double[] eDw = toDouble(dw0);
             double[] eDb = toDouble(db0);
