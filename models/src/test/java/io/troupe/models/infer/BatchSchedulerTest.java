@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.gpt.GptConfig;
@@ -59,6 +60,53 @@ class BatchSchedulerTest {
             System.out.println("batched: " + java.util.Arrays.toString(batched));
             assertEquals(25, alone.length);
             assertArrayEquals(alone, batched, "temperature " + p.temperature());
+        }
+    }
+
+    /**
+     * Two pipeline stages (block 0 and block 1, each with its own cache of its layer) and two
+     * micro-batches in flight: every request gets the same tokens as on the whole model, with
+     * preemption under a small cache too, and each step holds no sequence of the other pending one.
+     */
+    @Test
+    void shouldGiveTheSameTokensOnTwoStagesWithTwoMicroBatchesInFlight() {
+        InferenceWeights w = InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE);
+        for (int blocks : new int[] {256, 12}) {
+            SamplingParams p = new SamplingParams(25, 0.9f, 0.95f, 99L, List.of());
+            List<Generation> whole = others(new Random(11), 12, p);
+            BatchScheduler reference = scheduler(8, 24, blocks);
+            for (Generation g : whole) {
+                reference.submit(g);
+            }
+            reference.runToCompletion();
+            KvCachedGpt s0 = new KvCachedGpt(w, new PagedKvCache(CFG, 4, blocks, 1), 0, 1);
+            KvCachedGpt s1 = new KvCachedGpt(w, new PagedKvCache(CFG, 4, blocks, 1), 1, 2);
+            assertThrows(IllegalStateException.class, () -> s0.forward(new StepBatch()));
+            BatchScheduler piped = new BatchScheduler(s0, new BatchScheduler.Limits(8, 24, 1000));
+            List<Generation> staged = others(new Random(11), 12, p);
+            for (Generation g : staged) {
+                piped.submit(g);
+            }
+            java.util.ArrayDeque<float[]> inFlight = new java.util.ArrayDeque<>();
+            int maxPending = 0;
+            while (piped.hasWork() || !inFlight.isEmpty()) {
+                StepBatch b;
+                while (piped.pendingSteps() < 2 && (b = piped.plan(System.nanoTime(), 4)) != null) {
+                    inFlight.addLast(s1.stageForward(b, s0.stageForward(b, null)));
+                }
+                maxPending = Math.max(maxPending, piped.pendingSteps());
+                assertFalse(inFlight.isEmpty(), "requests wait but nothing could be planned");
+                piped.complete(inFlight.pollFirst(), System.nanoTime());
+            }
+            assertEquals(2, maxPending, "two micro-batches in flight");
+            assertEquals(0, s0.cache().usedBlocks(), "every block returned");
+            for (int i = 0; i < whole.size(); i++) {
+                assertArrayEquals(whole.get(i).completion(), staged.get(i).completion(), "request " + i + ", "
+                    + blocks + " blocks");
+            }
+            if (blocks == 12) {
+                assertTrue(piped.preemptions() > 0, "a full cache preempts");
+            }
         }
     }
 
