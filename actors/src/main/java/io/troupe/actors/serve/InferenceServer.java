@@ -9,8 +9,8 @@ import io.troupe.models.infer.PagedKvCache;
 import java.time.Duration;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.http.javadsl.ServerBinding;
@@ -23,13 +23,15 @@ import org.apache.pekko.http.javadsl.ServerBinding;
 public final class InferenceServer implements AutoCloseable {
     private final ActorSystem<SchedulerActor.Command> system;
     private final ExecutorService ownExecutor;
+    private final StepRunner runner;
     private final ServerBinding binding;
     private final KvCachedGpt model;
 
-    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor, ServerBinding binding,
-                            KvCachedGpt model) {
+    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor, StepRunner runner,
+                            ServerBinding binding, KvCachedGpt model) {
         this.system = system;
         this.ownExecutor = ownExecutor;
+        this.runner = runner;
         this.binding = binding;
         this.model = model;
     }
@@ -44,7 +46,29 @@ public final class InferenceServer implements AutoCloseable {
      * {@code stepExecutor} (one step at a time) instead of a thread of its own when it is not null.
      */
     public static InferenceServer start(InferenceWeights weights, ServeSettings s, Executor stepExecutor) {
+        return start(weights, s, stepExecutor, 1);
+    }
+
+    /**
+     * As {@link #start(InferenceWeights, ServeSettings)} on {@code pipelineStages} pipeline stages
+     * (layout 1xN; 1 runs the whole model on one step thread). The KV budget is shared by the stages.
+     *
+     * @throws IllegalArgumentException for fewer than 1 stage, or more stages than the model has blocks
+     */
+    public static InferenceServer start(InferenceWeights weights, ServeSettings s, int pipelineStages) {
+        return start(weights, s, null, pipelineStages);
+    }
+
+    private static InferenceServer start(InferenceWeights weights, ServeSettings s, Executor stepExecutor,
+                                         int pipelineStages) {
+        if (pipelineStages < 1 || pipelineStages > weights.config().nLayer()) {
+            throw new IllegalArgumentException("pipeline stages must be in [1, n_layer=" + weights.config().nLayer()
+                + "]: stages=" + pipelineStages);
+        }
         int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib());
+        if (pipelineStages > 1) {
+            return startPipelined(weights, s, pipelineStages, blocks);
+        }
         KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks));
         BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
         ServeMetrics metrics = new ServeMetrics(blocks);
@@ -54,24 +78,48 @@ public final class InferenceServer implements AutoCloseable {
             return t;
         }) : null;
         Executor exec = stepExecutor == null ? own : stepExecutor;
+        return bind(weights, s, SchedulerActor.create(scheduler, exec, metrics, s.retryAfterS()), metrics, own, null,
+            model);
+    }
+
+    private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks) {
+        PipelineStepRunner runner = new PipelineStepRunner(weights, stages, s.kvBlockTokens(), blocks);
+        KvCachedGpt first = runner.allocatingModel();
+        BatchScheduler scheduler;
+        try {
+            scheduler = new BatchScheduler(first, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
+        } catch (RuntimeException e) {
+            runner.close();
+            throw e;
+        }
+        ServeMetrics metrics = new ServeMetrics(blocks);
+        return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null, runner,
+            first);
+    }
+
+    private static InferenceServer bind(InferenceWeights weights, ServeSettings s,
+                                        org.apache.pekko.actor.typed.Behavior<SchedulerActor.Command> guardian,
+                                        ServeMetrics metrics, ExecutorService own, StepRunner runner, KvCachedGpt model) {
         Config config = ConfigFactory.parseString("""
             pekko.loglevel = WARNING
             pekko.stdout-loglevel = WARNING
             pekko.actor.provider = local
             pekko.http.server.remote-address-header = off
             """).withFallback(ConfigFactory.load());
-        ActorSystem<SchedulerActor.Command> system = ActorSystem.create(
-            SchedulerActor.create(scheduler, exec, metrics, s.retryAfterS()), "troupe-serve", config);
+        ActorSystem<SchedulerActor.Command> system = ActorSystem.create(guardian, "troupe-serve", config);
         try {
             CompletionRoutes routes = new CompletionRoutes(system, system, metrics, weights.config().name(),
                 weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
             ServerBinding binding = Http.get(system).newServerAt(s.host(), s.port()).bind(routes.route())
                 .toCompletableFuture().get(30, TimeUnit.SECONDS);
-            return new InferenceServer(system, own, binding, model);
+            return new InferenceServer(system, own, runner, binding, model);
         } catch (Exception e) {
             system.terminate();
             if (own != null) {
                 own.shutdownNow();
+            }
+            if (runner != null) {
+                runner.close();
             }
             throw new IllegalStateException("cannot serve on " + s.host() + ":" + s.port() + ": " + e.getMessage(), e);
         }
@@ -106,6 +154,9 @@ public final class InferenceServer implements AutoCloseable {
         }
         if (ownExecutor != null) {
             ownExecutor.shutdownNow();
+        }
+        if (runner != null) {
+            runner.close();
         }
     }
 }

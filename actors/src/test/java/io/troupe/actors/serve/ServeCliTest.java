@@ -82,13 +82,16 @@ class ServeCliTest {
             {"--max-batch", "serve", "--checkpoint", c, "--max-batch", "0"},
             {"--port", "serve", "--checkpoint", c, "--port", "http"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
+            {"dp=2", "serve", "--checkpoint", c, "--layout", "2x1"},
+            {"tp=2", "serve", "--checkpoint", c, "--layout", "1x2x2"},
             {"--checkpoint", "serve"},
             {"--data", "eval", "--checkpoint", c, "--data", tmp.resolve("absent.txt").toString()},
         };
         for (String[] k : cases) {
             String[] r = run(Arrays.copyOfRange(k, 1, k.length));
             assertEquals("2", r[0], Arrays.toString(k) + ": " + r[2]);
-            assertTrue(r[2].contains(k[0].substring(2)), Arrays.toString(k) + " names it: " + r[2]);
+            assertTrue(r[2].contains(k[0].startsWith("--") ? k[0].substring(2) : k[0]), Arrays.toString(k)
+                + " names it: " + r[2]);
             assertEquals(1, r[2].strip().lines().count(), "one line: " + r[2]);
         }
         String[] missing = run("eval", "--checkpoint", tmp.resolve("nothing").toString());
