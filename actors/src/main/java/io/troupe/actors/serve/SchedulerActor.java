@@ -171,6 +171,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
                 break;
             }
             inFlight++;
+            metrics.onStepStarted(inFlight);
             long seq = nextSeq++;
             CompletionStage<float[]> step = runner.run(batch);
             getContext().pipeToSelf(step, (logits, err) -> err == null ? new StepDone(seq, logits)
