@@ -7,13 +7,21 @@ import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.PagedKvCache;
 import java.time.Duration;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.javadsl.Flow;
+import org.apache.pekko.stream.javadsl.Sink;
 
 /**
  * A running model server: the weights, a paged KV cache sized by the budget, the scheduler actor
@@ -110,8 +118,8 @@ public final class InferenceServer implements AutoCloseable {
         try {
             CompletionRoutes routes = new CompletionRoutes(system, system, metrics, weights.config().name(),
                 weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
-            ServerBinding binding = Http.get(system).newServerAt(s.host(), s.port()).bind(routes.route())
-                .toCompletableFuture().get(30, TimeUnit.SECONDS);
+            ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()
+                .get(30, TimeUnit.SECONDS);
             return new InferenceServer(system, own, runner, binding, model);
         } catch (Exception e) {
             system.terminate();
@@ -123,6 +131,29 @@ public final class InferenceServer implements AutoCloseable {
             }
             throw new IllegalStateException("cannot serve on " + s.host() + ":" + s.port() + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Binds {@code route} connection by connection: each connection's requests carry its
+     * {@link ConnectionScope}, and the end of its request stream (the client's FIN, a reset, or a
+     * failure) cancels the requests it still has running.
+     */
+    private static CompletionStage<ServerBinding> bindConnections(ActorSystem<SchedulerActor.Command> system, Route route,
+                                                                  ServeSettings s) {
+        Flow<HttpRequest, HttpResponse, NotUsed> handler = route.flow(system);
+        Materializer materializer = Materializer.matFromSystem(system);
+        return Http.get(system).newServerAt(s.host(), s.port()).connectionSource()
+            .to(Sink.foreach(connection -> {
+                ConnectionScope scope = new ConnectionScope(id -> system.tell(new SchedulerActor.Cancel(id)));
+                connection.handleWith(Flow.of(HttpRequest.class)
+                    .watchTermination((nu, ended) -> {
+                        ended.whenComplete((done, failure) -> scope.clientClosed());
+                        return nu;
+                    })
+                    .map(request -> request.addAttribute(ConnectionScope.KEY, scope))
+                    .via(handler), materializer);
+            }))
+            .run(system);
     }
 
     /** The bound port (useful with port 0). */

@@ -226,6 +226,52 @@ class InferenceServerTest {
         assertTrue(metric(m, "troupe_serve_generated_tokens_total") < 20, "stopped before max_tokens");
     }
 
+    /**
+     * A client that half-closes (sends FIN, keeps its socket open, no reset) frees the request's
+     * blocks at once, streaming or not: the request ends {@code cancelled}, not {@code length}.
+     */
+    @Test
+    void shouldFreeTheBlocksOfAClientThatClosesPlainly() throws Exception {
+        InferenceServer server = startSlow(ServeTestSupport.settings(), 100);
+        int port = server.port();
+        int cancelled = 0;
+        for (boolean stream : new boolean[] {false, true}) {
+            try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+                byte[] body = ("{\"prompt\":\"fin\",\"max_tokens\":20,\"stream\":" + stream + "}")
+                    .getBytes(StandardCharsets.UTF_8);
+                socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+                socket.getOutputStream().write(body);
+                socket.getOutputStream().flush();
+                ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_kv_cache_blocks_used") > 0, 20_000);
+                socket.shutdownOutput();                    // FIN; the socket stays open
+                int expected = ++cancelled;
+                String m = ServeTestSupport.awaitMetrics(port,
+                    t -> metric(t, "troupe_serve_finished_total{reason=\"cancelled\"}") == expected
+                        || metric(t, "troupe_serve_finished_total{reason=\"length\"}") > 0, 20_000);
+                assertEquals(0.0, metric(m, "troupe_serve_finished_total{reason=\"length\"}"),
+                    "stream=" + stream + ": the request ran to max_tokens after the client closed");
+                assertEquals(expected, metric(m, "troupe_serve_finished_total{reason=\"cancelled\"}"), m);
+                m = ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_kv_cache_blocks_used") == 0,
+                    20_000);
+                assertEquals(0.0, metric(m, "troupe_serve_kv_cache_blocks_used"), "stream=" + stream);
+            }
+        }
+        // a request asking to close the connection after its response is not mistaken for a client gone away
+        try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+            byte[] body = "{\"prompt\":\"stay\",\"max_tokens\":3}".getBytes(StandardCharsets.UTF_8);
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII));
+            socket.getOutputStream().write(body);
+            socket.getOutputStream().flush();
+            String response = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(response.startsWith("HTTP/1.1 200") && response.contains("\"finish_reason\":\"length\""),
+                response);
+        }
+    }
+
     @Test
     void shouldExposePrometheusMetrics() throws Exception {
         InferenceServer server = start(ServeTestSupport.settings());
