@@ -53,9 +53,14 @@ public final class Fp32Linear implements LinearWeights {
 
     @Override
     public void forward(float[] x, int rows, float[] y) {
+        forwardRows(x, 0, rows, y);
+    }
+
+    @Override
+    public void forwardRows(float[] x, int fromRow, int toRow, float[] y) {
         float[][] a = acc.get();
-        for (int r0 = 0; r0 < rows; r0 += ROW_TILE) {
-            int r1 = Math.min(rows, r0 + ROW_TILE);
+        for (int r0 = fromRow; r0 < toRow; r0 += ROW_TILE) {
+            int r1 = Math.min(toRow, r0 + ROW_TILE);
             for (int r = r0; r < r1; r++) {
                 java.util.Arrays.fill(a[r - r0], 0f);
             }

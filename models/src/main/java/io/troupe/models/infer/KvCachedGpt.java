@@ -33,6 +33,7 @@ public final class KvCachedGpt {
     private final float attnScale;
     private final int firstBlock;
     private final int endBlock;
+    private RowSplitter rows;
     private float[] h = new float[0];
     private float[] ln = new float[0];
     private float[] qkv = new float[0];
@@ -84,6 +85,23 @@ public final class KvCachedGpt {
 
     public InferenceWeights weights() {
         return w;
+    }
+
+    /**
+     * Splits the rows of every linear layer over {@code splitter}'s threads (null: the calling
+     * thread alone). Each row is computed exactly as before, so the logits do not change.
+     */
+    public void splitRows(RowSplitter splitter) {
+        this.rows = splitter;
+    }
+
+    private void linear(LinearWeights lin, float[] x, int n, float[] y) {
+        RowSplitter r = rows;
+        if (r == null) {
+            lin.forward(x, n, y);
+        } else {
+            r.run(n, (from, to) -> lin.forwardRows(x, from, to, y));
+        }
     }
 
     /** True when this stage embeds the tokens (it holds block 0). */
@@ -151,7 +169,7 @@ public final class KvCachedGpt {
         }
         RowKernels.layerNorm(tmp, w.lnfW(), w.lnfB(), ln, r, c, cfg.lnEps());
         float[] logits = new float[r * cfg.vocabSize()];
-        w.lmHead().forward(ln, r, logits);                                    // (R, V)
+        linear(w.lmHead(), ln, r, logits);                                    // (R, V)
         return logits;
     }
 
@@ -174,15 +192,15 @@ public final class KvCachedGpt {
         InferenceWeights.Block b = w.block(l);
         int layer = l - firstBlock;                                           // the stage cache's index
         RowKernels.layerNorm(h, b.ln1W(), b.ln1B(), ln, n, c, cfg.lnEps());
-        b.qkv().forward(ln, n, qkv);                                          // (N, 3C)
+        linear(b.qkv(), ln, n, qkv);                                          // (N, 3C)
         storeKeysValues(batch, layer, n, c);
         attend(batch, layer, n, c);                                           // (N, C)
-        b.proj().forward(atty, n, tmp);
+        linear(b.proj(), atty, n, tmp);
         RowKernels.addInPlace(h, tmp, n * c);
         RowKernels.layerNorm(h, b.ln2W(), b.ln2B(), ln, n, c, cfg.lnEps());
-        b.fc().forward(ln, n, fc);                                            // (N, 4C)
+        linear(b.fc(), ln, n, fc);                                            // (N, 4C)
         RowKernels.gelu(fc, n * 4 * c);
-        b.fcProj().forward(fc, n, tmp);                                       // (N, C)
+        linear(b.fcProj(), fc, n, tmp);                                       // (N, C)
         RowKernels.addInPlace(h, tmp, n * c);
     }
 

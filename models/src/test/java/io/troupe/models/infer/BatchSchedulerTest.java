@@ -110,6 +110,25 @@ class BatchSchedulerTest {
         }
     }
 
+    /** Rows of the linears split over 3 threads: the same tokens as alone on one thread, int8 too. */
+    @Test
+    void shouldGiveTheSameTokensWithTheBatchRowsSplitOverThreads() {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
+        SamplingParams p = new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of());
+        for (Quantization q : Quantization.values()) {
+            InferenceWeights w = InferenceWeights.fromFlat(CFG, PARAMS, q);
+            BatchScheduler alone = new BatchScheduler(new KvCachedGpt(w, new PagedKvCache(CFG, 4, 64)),
+                new BatchScheduler.Limits(1, 64, 1000));
+            KvCachedGpt split = new KvCachedGpt(w, new PagedKvCache(CFG, 4, 256));
+            try (RowSplitter rows = new RowSplitter(3, 2)) {
+                split.splitRows(rows);
+                int[] batched = run(new BatchScheduler(split, new BatchScheduler.Limits(16, 24, 1000)), gen(1, prompt, p),
+                    others(new Random(7), 15, p));
+                assertArrayEquals(run(alone, gen(1, prompt, p), List.of()), batched, q.name());
+            }
+        }
+    }
+
     @Test
     void shouldPreemptAndRecomputeWhenTheCacheIsFullAndStillGiveTheSameTokens() {
         int[] prompt = InferenceFixtures.randomTokens(new Random(8), 5, CFG.vocabSize());
