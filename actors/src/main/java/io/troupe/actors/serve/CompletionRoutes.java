@@ -112,7 +112,8 @@ final class CompletionRoutes extends AllDirectives {
         BoundedSourceQueue<ByteString> queue = p.first();
         // the response stream ends when the request finishes or the client goes away: cancelling a
         // finished request is a no-op, cancelling a live one frees its blocks
-        Source<ByteString, NotUsed> events = p.second().watchTermination((nu, done) -> {
+        // events that pile up while the connection is busy writing go out together in one write
+        Source<ByteString, NotUsed> events = p.second().conflate(ByteString::concat).watchTermination((nu, done) -> {
             done.whenComplete((d, t) -> scheduler.tell(new SchedulerActor.Cancel(id)));
             return nu;
         });

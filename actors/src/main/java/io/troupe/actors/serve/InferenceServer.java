@@ -6,6 +6,7 @@ import io.troupe.models.infer.BatchScheduler;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.PagedKvCache;
+import io.troupe.models.infer.RowSplitter;
 import java.time.Duration;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
@@ -29,17 +30,19 @@ import org.apache.pekko.stream.javadsl.Sink;
  * {@link #close} unbinds, stops the actor system and the executor.
  */
 public final class InferenceServer implements AutoCloseable {
+    /** Batches smaller than this run their rows on the step thread alone. */
+    private static final int MIN_SPLIT_ROWS = 4;
     private final ActorSystem<SchedulerActor.Command> system;
     private final ExecutorService ownExecutor;
-    private final StepRunner runner;
+    private final AutoCloseable owned;
     private final ServerBinding binding;
     private final KvCachedGpt model;
 
-    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor, StepRunner runner,
+    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor, AutoCloseable owned,
                             ServerBinding binding, KvCachedGpt model) {
         this.system = system;
         this.ownExecutor = ownExecutor;
-        this.runner = runner;
+        this.owned = owned;
         this.binding = binding;
         this.model = model;
     }
@@ -78,6 +81,9 @@ public final class InferenceServer implements AutoCloseable {
             return startPipelined(weights, s, pipelineStages, blocks);
         }
         KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks));
+        // a batch's rows are split over the cores (one pipeline stage per core does that for 1xN)
+        RowSplitter rows = new RowSplitter(Runtime.getRuntime().availableProcessors(), MIN_SPLIT_ROWS);
+        model.splitRows(rows);
         BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
         ServeMetrics metrics = new ServeMetrics(blocks);
         ExecutorService own = stepExecutor == null ? Executors.newSingleThreadExecutor(r -> {
@@ -86,7 +92,7 @@ public final class InferenceServer implements AutoCloseable {
             return t;
         }) : null;
         Executor exec = stepExecutor == null ? own : stepExecutor;
-        return bind(weights, s, SchedulerActor.create(scheduler, exec, metrics, s.retryAfterS()), metrics, own, null,
+        return bind(weights, s, SchedulerActor.create(scheduler, exec, metrics, s.retryAfterS()), metrics, own, rows,
             model);
     }
 
@@ -107,7 +113,8 @@ public final class InferenceServer implements AutoCloseable {
 
     private static InferenceServer bind(InferenceWeights weights, ServeSettings s,
                                         org.apache.pekko.actor.typed.Behavior<SchedulerActor.Command> guardian,
-                                        ServeMetrics metrics, ExecutorService own, StepRunner runner, KvCachedGpt model) {
+                                        ServeMetrics metrics, ExecutorService own, AutoCloseable owned,
+                                        KvCachedGpt model) {
         Config config = ConfigFactory.parseString("""
             pekko.loglevel = WARNING
             pekko.stdout-loglevel = WARNING
@@ -120,15 +127,13 @@ public final class InferenceServer implements AutoCloseable {
                 weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
             ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()
                 .get(30, TimeUnit.SECONDS);
-            return new InferenceServer(system, own, runner, binding, model);
+            return new InferenceServer(system, own, owned, binding, model);
         } catch (Exception e) {
             system.terminate();
             if (own != null) {
                 own.shutdownNow();
             }
-            if (runner != null) {
-                runner.close();
-            }
+            closeQuietly(owned);
             throw new IllegalStateException("cannot serve on " + s.host() + ":" + s.port() + ": " + e.getMessage(), e);
         }
     }
@@ -186,8 +191,16 @@ public final class InferenceServer implements AutoCloseable {
         if (ownExecutor != null) {
             ownExecutor.shutdownNow();
         }
-        if (runner != null) {
-            runner.close();
+        closeQuietly(owned);
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        if (c != null) {
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // shutting down regardless
+            }
         }
     }
 }
