@@ -63,6 +63,8 @@ public final class ServeBench {
         int maxTokens = Integer.parseInt(o.getOrDefault("max-tokens", "32"));
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
+        // --layout 1xN: the continuous-batching run on N pipeline stages (the max-batch 1 baseline stays 1x1)
+        int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout", "1x1"), 1).pp();
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint")) : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
@@ -76,8 +78,9 @@ public final class ServeBench {
             q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens, cpuModel(), Runtime.getRuntime().availableProcessors());
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, 256, 4096, 64, 16, 600_000, 1);
-        Run one = run("max-batch 1", w, base.withMaxBatch(1), prompts, clients, maxTokens);
-        Run many = run("continuous batching, max-batch " + maxBatch, w, base.withMaxBatch(maxBatch), prompts, clients, maxTokens);
+        Run one = run("max-batch 1", w, base.withMaxBatch(1), 1, prompts, clients, maxTokens);
+        Run many = run("continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : ""), w,
+            base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens);
         System.out.println();
         System.out.println("| mode | tokens/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |");
         System.out.println("|---|---|---|---|---|---|");
@@ -98,9 +101,9 @@ public final class ServeBench {
             r.tpotP50Ms(), r.tpotP99Ms());
     }
 
-    private static Run run(String name, InferenceWeights w, ServeSettings s, List<String> prompts, int clients, int maxTokens)
-        throws Exception {
-        try (InferenceServer server = InferenceServer.start(w, s)) {
+    private static Run run(String name, InferenceWeights w, ServeSettings s, int stages, List<String> prompts, int clients,
+                           int maxTokens) throws Exception {
+        try (InferenceServer server = InferenceServer.start(w, s, stages)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
             // warm-up: the JIT compiles the step before the clock starts
@@ -271,7 +274,7 @@ public final class ServeBench {
     private static Map<String, String> parse(String[] args) {
         Map<String, String> o = new java.util.HashMap<>();
         java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
-            "checkpoint", "model", "stream");
+            "checkpoint", "model", "stream", "layout");
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {
