@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts N Troupe node processes on this machine (127.0.0.1), submits one training job to them,
 # streams its progress, and stops every process it started on exit or Ctrl-C.
-#   scripts/launch-local.sh N [train options]      e.g. scripts/launch-local.sh 4 --layout 1x4 --steps 50
+#   scripts/launch-local.sh N [--respawn] [train options]      e.g. scripts/launch-local.sh 4 --layout 1x4 --steps 50
+# --respawn: a node process that dies (killed, or removed from the cluster after a long pause) is
+# started again on its port, joining through the nodes alive, so the job's layout can grow back.
 # Every node may host the coordinator (a cluster singleton: it starts on node 1 and moves to the next
 # oldest node if that one dies, carrying the job on from its record). Each node runs one worker;
 # threads per worker = cores / N.
@@ -11,10 +13,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 n="${1:-}"
 if ! [[ "$n" =~ ^[1-9][0-9]*$ ]]; then
-  echo "usage: scripts/launch-local.sh N [train options]   (N = number of node processes, >= 1)" >&2
+  echo "usage: scripts/launch-local.sh N [--respawn] [train options]   (N = number of node processes, >= 1)" >&2
   exit 2
 fi
 shift
+respawn=""
+train_args=()
+for a in "$@"; do
+  if [ "$a" = --respawn ]; then respawn=yes; else train_args+=("$a"); fi
+done
+set -- "${train_args[@]+"${train_args[@]}"}"
 troupe_ensure_built
 base_port="${TROUPE_BASE_PORT:-25520}"
 threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
@@ -47,20 +55,41 @@ if [ "${TROUPE_DRIVER:-host}" = host ]; then
   node_opts="-Dtroupe.transport.aeron-dir=$aeron_dir -Dtroupe.transport.external-driver=true"
 fi
 seed="127.0.0.1:$base_port"
-for i in $(seq 1 "$n"); do
-  port=$(( base_port + i - 1 ))
-  roles=worker,coordinator
-  seeds="$seed"; [ "$i" -eq 1 ] && seeds=""
-  args=(node --port "$port" --role "$roles" --workers 1 --threads "$threads")
+node_pids=()
+# start_node I SEEDS [NOTE]: node I on port base_port + I - 1, joining through SEEDS ("" = it starts the cluster)
+start_node() {
+  local i="$1" seeds="$2" note="${3:-}" port=$(( base_port + $1 - 1 ))
+  local args=(node --port "$port" --role worker,coordinator --workers 1 --threads "$threads")
   [ -n "$seeds" ] && args+=(--seed "$seeds")
   # shellcheck disable=SC2086
   java ${TROUPE_JAVA_OPTS:-} $node_opts $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli "${args[@]}" \
-    > "$logdir/node-$i.log" 2>&1 &
+    >> "$logdir/node-$i.log" 2>&1 &
   TROUPE_STARTED_PIDS+=($!)
-  echo "troupe: node $i (pid ${TROUPE_STARTED_PIDS[-1]}) on 127.0.0.1:$port, log $logdir/node-$i.log"
+  node_pids[$i]=$!
+  echo "troupe: node $i (pid $!) on 127.0.0.1:$port, log $logdir/node-$i.log$note"
+}
+for i in $(seq 1 "$n"); do
+  seeds="$seed"; [ "$i" -eq 1 ] && seeds=""
+  start_node "$i" "$seeds"
 done
 set +e
 # shellcheck disable=SC2086
-java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli submit --cluster "$seed" "$@"
+java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli submit --cluster "$seed" "$@" &
+submit_pid=$!
+TROUPE_STARTED_PIDS+=("$submit_pid")
+while kill -0 "$submit_pid" 2>/dev/null; do
+  if [ -n "$respawn" ]; then
+    for i in $(seq 1 "$n"); do
+      kill -0 "${node_pids[$i]}" 2>/dev/null && continue
+      alive=""
+      for j in $(seq 1 "$n"); do
+        [ "$j" != "$i" ] && kill -0 "${node_pids[$j]}" 2>/dev/null && alive="${alive:+$alive,}127.0.0.1:$(( base_port + j - 1 ))"
+      done
+      [ -n "$alive" ] && start_node "$i" "$alive" " (respawned)"
+    done
+  fi
+  sleep 1
+done
+wait "$submit_pid"
 rc=$?
 exit $rc

@@ -1,6 +1,7 @@
 package io.troupe.collectives;
 
 import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.transport.DropReason;
 import io.troupe.runtime.transport.FrameKind;
 import io.troupe.runtime.transport.InPlaceConsumer;
 import io.troupe.runtime.transport.ReceiveSlot;
@@ -281,6 +282,22 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
             }
         }
         delegate.onPeerLost(peerRank);
+    }
+
+    /**
+     * A corrupt chunk from {@code sourceRank}: a collective chunk fails the communicators that wait on
+     * that rank at once (naming the reason); other kinds go to the delegate.
+     */
+    @Override
+    public void onTensorCorrupted(int sourceRank, FrameKind kind, long tensorKey, DropReason reason) {
+        if (kind == FrameKind.COLLECTIVE_CHUNK) {
+            for (Communicator c : communicators) {
+                if (c.group().indexOf(sourceRank) >= 0) {
+                    c.engine().abort("a chunk from rank " + sourceRank + " arrived corrupt (" + reason + ")");
+                }
+            }
+        }
+        delegate.onTensorCorrupted(sourceRank, kind, tensorKey, reason);
     }
 
     void onError(Throwable t) {

@@ -30,6 +30,9 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
         void notifyReceived(boolean gradient, int mb, int v);
 
         void peerLost(int rank);
+
+        /** A tensor this stage waits for can never complete ({@code why}). */
+        void corrupted(String why);
     }
 
     private volatile WorkerTransport transport;
@@ -83,12 +86,18 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
 
     @Override
     public void sendActivation(int dp, int pp, long step, int mb, int v, Tensor activation) {
-        send(FrameKind.ACTIVATION, layout.rank(dp, pp, 0), step, mb, v, activation);
+        send(FrameKind.ACTIVATION, layout.rank(dp, pp, myTensorParallelIndex()), step, mb, v, activation);
     }
 
     @Override
     public void sendGradient(int dp, int pp, long step, int mb, int v, Tensor gradient) {
-        send(FrameKind.GRADIENT, layout.rank(dp, pp, 0), step, mb, v, gradient);
+        send(FrameKind.GRADIENT, layout.rank(dp, pp, myTensorParallelIndex()), step, mb, v, gradient);
+    }
+
+    /** Stage neighbours are the same tensor-parallel member of the next or previous stage. */
+    private int myTensorParallelIndex() {
+        WorkerTransport tr = transport;
+        return tr == null || tr.rank() < 0 ? 0 : layout.tpIndex(tr.rank());
     }
 
     private void send(FrameKind kind, int peerRank, long step, int mb, int v, Tensor t) {
@@ -150,6 +159,17 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
                 tg.peerLost(peerRank);
             }
         }, LOST_GRACE_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+    }
+
+    /** A corrupt activation or gradient chunk can never complete its tensor: the stage fails now, naming why. */
+    @Override
+    public void onTensorCorrupted(int sourceRank, io.troupe.runtime.transport.FrameKind kind, long tensorKey,
+                                  io.troupe.runtime.transport.DropReason reason) {
+        Target tg = target;
+        if (tg != null && kind != io.troupe.runtime.transport.FrameKind.COLLECTIVE_CHUNK) {
+            tg.corrupted("a " + kind.name().toLowerCase(java.util.Locale.ROOT) + " chunk from rank " + sourceRank
+                + " arrived corrupt (" + reason + ")");
+        }
     }
 
     private boolean isPipelineNeighbour(int peerRank) {

@@ -134,17 +134,24 @@ public final class CoordinatorActor {
         this.timers = timers;
         this.settings = RecoverySettings.from(ctx.getSystem().settings().config());
         ActorRef<Receptionist.Listing> listing = ctx.messageAdapter(Receptionist.Listing.class,
-            l -> new WorkersChanged(l.getServiceInstances(WorkerActor.KEY)));
+            // every registered worker, reachable or not: a worker leaves when its node is removed, and
+            // unreachability alone only keeps it out of the next plan
+            l -> new WorkersChanged(l.getAllServiceInstances(WorkerActor.KEY)));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerActor.KEY, listing));
         Cluster cluster = Cluster.get(ctx.getSystem());
-        subscribe(cluster, ClusterEvent.UnreachableMember.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.UnreachableMember.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.UNREACHABLE));
-        subscribe(cluster, ClusterEvent.ReachableMember.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.ReachableMember.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.REACHABLE));
-        subscribe(cluster, ClusterEvent.MemberDowned.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.MemberDowned.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.DOWNED));
-        subscribe(cluster, ClusterEvent.MemberRemoved.class, e -> new MemberEvent(e.member().address().toString(),
+        subscribe(cluster, ClusterEvent.MemberRemoved.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.REMOVED));
+    }
+
+    /** A member's incarnation, as workers describe their node: address#uid. */
+    private static String incarnation(org.apache.pekko.cluster.Member m) {
+        return m.address() + "#" + m.uniqueAddress().longUid();
     }
 
     private <E extends ClusterEvent.ClusterDomainEvent> void subscribe(Cluster cluster, Class<E> type,
@@ -207,17 +214,30 @@ public final class CoordinatorActor {
      * workers quiesced and the back-off passed (or fail past the retry budget).
      */
     private Behavior<Command> recovering(String reason) {
+        return replanning(reason, true);
+    }
+
+    /**
+     * Ends the epoch to re-plan: after a fault ({@code fault}: recorded, counted against the budget,
+     * the submitter told) or to grow back to the requested layout at a commit (nothing lost).
+     */
+    private Behavior<Command> replanning(String reason, boolean fault) {
         JobRun r = run;
         phase(JobRun.Phase.RECOVERING);
         timers.cancel(DEADLINE);
-        ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
-        r.faultNs = System.nanoTime();
-        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
-        if (r.record.restarts() > settings.maxRestarts()) {
-            return failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
-                + settings.maxRestarts() + "); faults: " + r.record.faults());
+        if (fault) {
+            ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
+            r.faultNs = System.nanoTime();
+            r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
+            if (r.record.restarts() > settings.maxRestarts()) {
+                return failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
+                    + settings.maxRestarts() + "); faults: " + r.record.faults());
+            }
+            r.submitter.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
+                r.record.restarts()));
+        } else {
+            ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
         }
-        r.submitter.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(), r.record.restarts()));
         r.restoredStep = r.record.lastCommittedStep();
         r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), highestEpoch) + 1);
         highestEpoch = r.identity.epoch();
@@ -229,7 +249,8 @@ public final class CoordinatorActor {
             w.tell(new WorkerActor.Abort(r.identity, reason, ctx.getSelf()));
         }
         r.backoffDone = false;
-        timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"), settings.backoffBefore(r.record.restarts()));
+        timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"),
+            fault ? settings.backoffBefore(r.record.restarts()) : Duration.ZERO);
         r.quiesceExpired = false;
         timers.startSingleTimer("quiesce", new RecoveryTimer(r.identity, "quiesce"), settings.quiesceTimeout());
         return build(common(Behaviors.receive(Command.class))
@@ -583,6 +604,14 @@ public final class CoordinatorActor {
         r.record = r.record.withCommit(r.committed(), dir);
         writeRecord(r);
         timers.cancel(DEADLINE);
+        if (r.committed() < r.spec().train().steps()) {
+            LayoutPlanner.Plan full = LayoutPlanner.plan(r.request.layout(), r.request.virtualStages(), r.request.microbatches(),
+                members.usable().size());
+            if (full.dp() > r.plan.dp()) {
+                return replanning("grow back to dp " + full.dp() + " (" + members.usable().size()
+                    + " workers) from the commit of step " + r.committed(), false);
+            }
+        }
         return nextOrFinish();
     }
 

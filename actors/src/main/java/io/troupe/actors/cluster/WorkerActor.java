@@ -122,7 +122,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         // link for a sender.
         this.control = CollectiveAgent.open(node, "worker-" + localIndex + "-control", -1, 0, ReceiveSlot::release,
             t -> log.error("control collectives error on worker " + localIndex, t));
-        String address = ctx.getSystem().address().toString();
+        // The node's incarnation: a node restarted on the same host and port is another member.
+        String address = ctx.getSystem().address() + "#"
+            + org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().uniqueAddress().longUid();
         this.description = new WorkerDescription(address, transport.endpoint().toString(),
             control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex);
         this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {

@@ -1,7 +1,8 @@
 package io.troupe.actors.cluster;
 
 /**
- * What a worker advertises: its node's cluster address, its data-plane endpoint (the string form
+ * What a worker advertises: its node's cluster address and incarnation ({@code address#uid}: a node
+ * restarted on the same host and port is another member), its data-plane endpoint (the string form
  * of a transport endpoint: activations, gradients, data-parallel buckets), the endpoint of its
  * control collectives (the job-wide gradient norm; a stream of its own, so those collectives never
  * share a sender with the stage link) and its device.

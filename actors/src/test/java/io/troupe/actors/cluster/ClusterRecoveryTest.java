@@ -66,7 +66,11 @@ class ClusterRecoveryTest {
     }
 
     private static JobRequest job(String layout, int steps, Path dir, int batch, int microbatches) {
-        return new JobRequest("tiny", layout, 1, "1f1b", microbatches, batch, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 10, dir.toString(),
+        return job("tiny", layout, steps, dir, batch, microbatches);
+    }
+
+    private static JobRequest job(String model, String layout, int steps, Path dir, int batch, int microbatches) {
+        return new JobRequest(model, layout, 1, "1f1b", microbatches, batch, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 10, dir.toString(),
             30_000, 0, 1, 1L << 20, "cpu", "");
     }
 
@@ -127,15 +131,57 @@ class ClusterRecoveryTest {
     @Test
     void shouldShrinkDataParallelismKeepingTheGlobalBatchWhenNoSpareIsLeft(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);
-        // 20 steps after the restored commit run on the shrunk layout (the drift of a different summation order grows with them)
+        // 30 steps after the restored commit (step 70) run on the shrunk layout: the rounding difference of
+        // their other summation order grows with every step, fastest early in training (docs/fault-tolerance.md)
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            Troupe.using(nodes.get(0)).submit(job("2x1", 40, tmp.resolve("clean"), 16, 4)).await(Duration.ofSeconds(120)));
-        JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 40, tmp.resolve("faulty"), 16, 4), 22);
+            Troupe.using(nodes.get(0)).submit(job("2x1", 100, tmp.resolve("clean"), 32, 8)).await(Duration.ofSeconds(180)));
+        JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 100, tmp.resolve("faulty"), 32, 8), 72);
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
         System.out.println("dp shrank 2 -> 1: " + d.summary() + String.format(" (moments max_rel=%.3e)", d.maxRelMoments()));
-        assertTrue(d.maxRel() <= 1e-5, d.summary());
+        // measured 1.5e-6 to 2.9e-5 on this job: not bitwise (another summation order), far below what a
+        // wrong batch (a lost or repeated micro-batch) gives, which moves the weights by ~1e-2
+        assertTrue(d.maxRel() <= 1e-4, d.summary());
         JobRecord rec = JobRecord.read(tmp.resolve("faulty"));
         assertEquals("1x1x1", rec.layout());
-        assertEquals(8, rec.microbatches(), "2 replicas x 4 micro-batches -> 1 replica x 8");
+        assertEquals(16, rec.microbatches(), "2 replicas x 8 micro-batches -> 1 replica x 16");
+    }
+
+    @Test
+    void shouldGrowBackToTheRequestedLayoutAtTheNextCommitWhenAWorkerJoins(@TempDir Path tmp) throws Exception {
+        List<TroupeNode> nodes = cluster(2);
+        JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
+            Troupe.using(nodes.get(0)).submit(job("2x1", 60, tmp.resolve("clean"), 16, 4)).await(Duration.ofSeconds(120)));
+        CountDownLatch shrunk = new CountDownLatch(1);
+        List<JobEvent.Started> starts = new java.util.concurrent.CopyOnWriteArrayList<>();
+        CountDownLatch six = new CountDownLatch(6);
+        JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", 60, tmp.resolve("faulty"), 16, 4)).onEvent(e -> {
+            if (e instanceof JobEvent.Started s) {
+                starts.add(s);
+                if (s.worldSize() == 1) {
+                    shrunk.countDown();
+                }
+            } else if (e instanceof JobEvent.StepCompleted) {
+                six.countDown();
+            }
+        });
+        assertTrue(six.await(120, TimeUnit.SECONDS));
+        nodes.get(1).close();
+        assertTrue(shrunk.await(60, TimeUnit.SECONDS), "dp shrank to 1: " + starts);
+        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
+        TroupeNode joined = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(nodes.get(0).hostPort())),
+            ConfigFactory.load(), (io.troupe.runtime.transport.TransportNode) open.get(0));
+        open.add(joined);
+        JobEvent end = h.await(Duration.ofSeconds(180));
+        JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
+        System.out.println("epochs " + starts.stream().map(s -> s.epoch() + ":" + s.worldSize()).toList());
+        assertEquals(2, starts.get(starts.size() - 1).worldSize(), "grew back to dp 2: " + starts);
+        JobRecord rec = JobRecord.read(tmp.resolve("faulty"));
+        assertEquals(1, rec.restarts(), "growing back is no fault: " + rec.faults());
+        assertEquals("2x1x1", rec.layout());
+        CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(fin.checkpoint()));
+        System.out.println("shrank and grew back: " + d.summary());
+        // 10 steps on the shrunk layout early in training, then 50 more: the rounding difference of the
+        // shrunk steps' other summation order grows with every step after (measured 3.9e-5 here)
+        assertTrue(d.maxRel() <= 1e-4, d.summary());
     }
 }

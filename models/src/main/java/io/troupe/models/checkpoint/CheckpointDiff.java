@@ -27,7 +27,8 @@ public final class CheckpointDiff {
      * @param onlyInFirst  tensors the second checkpoint lacks
      * @param onlyInSecond tensors the first checkpoint lacks
      */
-    public record Result(List<Entry> entries, List<String> onlyInFirst, List<String> onlyInSecond, long stepA, long stepB) {
+    public record Result(List<Entry> entries, List<String> onlyInFirst, List<String> onlyInSecond, long stepA,
+                         long stepB) {
         public boolean bitwise() {
             return onlyInFirst.isEmpty() && onlyInSecond.isEmpty() && entries.stream().allMatch(Entry::bitwise);
         }
@@ -56,7 +57,7 @@ public final class CheckpointDiff {
     private CheckpointDiff() {
     }
 
-    /** Loads (and verifies) both checkpoints, each a checkpoint directory or a directory holding {@code step-*} ones. */
+    /** Loads (and verifies) both checkpoints, each a checkpoint directory or one holding {@code step-*} ones. */
     public static Result of(java.nio.file.Path a, java.nio.file.Path b) {
         Checkpoints.Loaded la = Checkpoints.load(Checkpoints.resolve(a));
         Checkpoints.Loaded lb = Checkpoints.load(Checkpoints.resolve(b));

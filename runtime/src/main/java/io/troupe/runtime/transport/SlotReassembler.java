@@ -194,7 +194,15 @@ final class SlotReassembler {
     private void completeChunk(ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent, int crc) {
         if (crcEnabled && crcPresent && frame.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
             counters.drops.increment(DropReason.BAD_CHUNK_CRC);
+            int source = slot.sourceRank;
+            FrameKind kind = slot.kind;
+            long key = slot.tensorKey;
             pool.recycle(slot);
+            try {
+                listener.onTensorCorrupted(source, kind, key, DropReason.BAD_CHUNK_CRC);
+            } catch (Throwable t) {
+                counters.onError(t);
+            }
             return;
         }
         slot.receivedBytes = chunkOffset + chunkBytes;

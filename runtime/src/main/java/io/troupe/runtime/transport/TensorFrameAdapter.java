@@ -95,7 +95,8 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
      */
     private DropReason admit(ImageState st, TensorFrameDecoder d, DirectBuffer buffer, int offset, int length,
                              boolean end) {
-        return d.decode(buffer, offset, length, end, agent.jobId(), agent.epoch(), agent.ownerRank(), st.rank, budgetBytes);
+        return d.decode(buffer, offset, length, end, agent.jobId(), agent.epoch(), agent.ownerRank(), st.rank,
+            budgetBytes);
     }
 
     private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end,

@@ -67,8 +67,8 @@ public final class TensorFrameDecoder {
      *
      * @param expectedJobId the receiver's job id; {@link #ANY_JOB} checks none (tools)
      */
-    public DropReason decode(DirectBuffer buffer, int offset, int length, boolean end, long expectedJobId, long minEpoch,
-                             int ownerRank, int expectedSource, long budgetBytes) {
+    public DropReason decode(DirectBuffer buffer, int offset, int length, boolean end, long expectedJobId,
+                             long minEpoch, int ownerRank, int expectedSource, long budgetBytes) {
         if (length < HEADER_LENGTH) {
             return DropReason.SHORT_FRAME;
         }

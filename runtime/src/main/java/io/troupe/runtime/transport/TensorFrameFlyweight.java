@@ -215,12 +215,15 @@ public final class TensorFrameFlyweight {
         return crc32c.compute(address, length);
     }
 
-    /** As {@link #writeHeader(FrameKind, DType, int, int, long, long, int, int, long, int[], int, long, long, int)} for no job. */
+    /**
+     * As {@link #writeHeader(FrameKind, DType, int, int, long, long, int, int, long, int[], int, long, long, int)}
+     * for no job.
+     */
     public TensorFrameFlyweight writeHeader(FrameKind kind, DType dtype, int flags, long epoch, long step,
                                             int sourceRank, int destRank, long tensorKey, int[] shape, int ndims,
                                             long totalBytes, long chunkOffset, int chunkBytes) {
-        return writeHeader(kind, dtype, flags, JobIdentity.NO_JOB, epoch, step, sourceRank, destRank, tensorKey, shape, ndims,
-            totalBytes, chunkOffset, chunkBytes);
+        return writeHeader(kind, dtype, flags, JobIdentity.NO_JOB, epoch, step, sourceRank, destRank, tensorKey, shape,
+            ndims, totalBytes, chunkOffset, chunkBytes);
     }
 
     /**

@@ -46,6 +46,14 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
         /** A peer's image went away (closed, or silent longer than the peer-lost timeout). */
         default void onPeerLost(int peerRank) {
         }
+
+        /**
+         * A chunk of a tensor of the current job and epoch from {@code sourceRank} arrived corrupt
+         * ({@code reason}, e.g. {@link DropReason#BAD_CHUNK_CRC}) and was dropped: the tensor can never
+         * complete, so whoever waits for it should fail now rather than at its deadline.
+         */
+        default void onTensorCorrupted(int sourceRank, FrameKind kind, long tensorKey, DropReason reason) {
+        }
     }
 
     /** Fragments one poll of a subscription takes at most. */

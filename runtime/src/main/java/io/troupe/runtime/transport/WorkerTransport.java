@@ -80,7 +80,10 @@ public final class WorkerTransport implements AutoCloseable {
         return rank;
     }
 
-    /** Sets rank and epoch after an assignment (existing senders keep their old rank and epoch); frames carry no job id. */
+    /**
+     * Sets rank and epoch after an assignment (existing senders keep their old rank and epoch); frames
+     * carry no job id.
+     */
     public void assign(int newRank, long newEpoch) {
         assign(newRank, JobIdentity.NONE, newEpoch);
     }

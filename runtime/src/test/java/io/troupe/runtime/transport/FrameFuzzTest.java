@@ -3,7 +3,6 @@ package io.troupe.runtime.transport;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_BYTES_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.CHUNK_OFFSET_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DEST_RANK_OFFSET;
-import static io.troupe.runtime.transport.TensorFrameDescriptor.JOB_ID_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DIMS_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
@@ -12,6 +11,7 @@ import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENC
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_CRC_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.JOB_ID_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.KIND_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.NDIMS_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.REFERENCE_SEQUENCE_OFFSET;
@@ -81,7 +81,8 @@ class FrameFuzzTest {
         for (int i = 0; i < payloadBytes; i++) {
             frameBuffer.putByte(HEADER_LENGTH + i, (byte) r.nextInt());
         }
-        frame.wrap(frameBuffer, 0).writeHeader(FrameKind.CONTROL, DType.I8, FLAG_CRC, JOB.jobId(), EPOCH, 0, EVIL_RANK, RX_RANK, key,
+        frame.wrap(frameBuffer, 0).writeHeader(FrameKind.CONTROL, DType.I8, FLAG_CRC, JOB.jobId(), EPOCH, 0, EVIL_RANK,
+            RX_RANK, key,
             new int[] {payloadBytes}, 1, payloadBytes, 0, payloadBytes);
         frame.sealCrc(frame.crc32c(frameBuffer.addressOffset() + HEADER_LENGTH, payloadBytes));
         return HEADER_LENGTH + payloadBytes;
@@ -140,7 +141,8 @@ class FrameFuzzTest {
             case 9 -> frameBuffer.putShort(VERSION_OFFSET, (short) (VERSION + 1), le);
             case 10 -> frameBuffer.putByte(FLAGS_OFFSET, (byte) 0);
             case 11 -> frameBuffer.putInt(CHUNK_BYTES_OFFSET, payload + 1, le);
-            case 13 -> frameBuffer.putInt(JOB_ID_OFFSET, r.nextBoolean() ? JobIdentity.NO_JOB : JOB.jobId() + 1, le);
+            case 13 -> frameBuffer.putInt(JOB_ID_OFFSET,
+                r.nextBoolean() ? JobIdentity.NO_JOB : JOB.jobId() + 1, le);
             case 12 -> { // "copy it from my memory": no in-process link exists for this session
                 frameBuffer.putByte(FLAGS_OFFSET, (byte) (FLAG_CRC | FLAG_BY_REFERENCE));
                 frameBuffer.putInt(REFERENCE_SEQUENCE_OFFSET, 1, le);
@@ -207,6 +209,8 @@ class FrameFuzzTest {
         System.out.println("fuzz: " + badFrames + " bad frames, " + goodTensors + " good tensors, " + agent.drops());
         assertEquals(badFrames, agent.drops().total(), "every bad frame counted once: " + agent.drops());
         assertEquals(goodTensors, agent.tensorsDelivered());
+        assertEquals(agent.drops().count(DropReason.BAD_CHUNK_CRC), listener.corrupted.size(),
+            "every corrupt chunk of a live tensor is reported at once, so its waiter fails now");
         assertEquals(0, agent.errors());
         EnumSet<DropReason> seen = EnumSet.noneOf(DropReason.class);
         for (DropReason reason : DropReason.values()) {

@@ -61,7 +61,8 @@ class JobIdentityTest {
         assertEquals(DropReason.STALE_EPOCH, d.decode(buf, 0, length, true, 0xfeedbeefL, 5, 3, 2, 1 << 20));
         assertNull(d.decode(buf, 0, length, true, TensorFrameDecoder.ANY_JOB, 4, 3, 2, 1 << 20));
         TensorFrameFlyweight tool = new TensorFrameFlyweight().wrap(buf, 0);
-        tool.writeHeader(FrameKind.ACTIVATION, DType.F32, 0, 4, 9, 2, 3, TensorKey.of(1, 0, 0), new int[] {4}, 1, 16, 0, 16);
+        tool.writeHeader(FrameKind.ACTIVATION, DType.F32, 0, 4, 9, 2, 3, TensorKey.of(1, 0, 0), new int[] {4}, 1, 16, 0,
+            16);
         assertEquals(JobIdentity.NO_JOB, tool.jobId());
         assertEquals(DropReason.WRONG_JOB, d.decode(buf, 0, length, true, 0xfeedbeefL, 4, 3, 2, 1 << 20));
     }

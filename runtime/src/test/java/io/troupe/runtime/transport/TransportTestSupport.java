@@ -13,6 +13,7 @@ final class TransportTestSupport {
         final ArrayDeque<ReceiveSlot> ready = new ArrayDeque<>();
         final ArrayDeque<Integer> connected = new ArrayDeque<>();
         final ArrayDeque<Integer> lost = new ArrayDeque<>();
+        final ArrayDeque<DropReason> corrupted = new ArrayDeque<>();
 
         @Override
         public void onTensorReady(ReceiveSlot slot) {
@@ -27,6 +28,11 @@ final class TransportTestSupport {
         @Override
         public void onPeerLost(int peerRank) {
             lost.add(peerRank);
+        }
+
+        @Override
+        public void onTensorCorrupted(int sourceRank, FrameKind kind, long tensorKey, DropReason reason) {
+            corrupted.add(reason);
         }
     }
 
