@@ -49,7 +49,8 @@ final class ServeCommand {
             }
             int blocks = PagedKvCache.blocksForBudget(w.config(), s.kvBlockTokens(), s.kvCacheMib());
             out.printf(Locale.ROOT, "troupe serve: %s (model %s, context %d) on http://%s:%d, %s weights %.2f MiB, "
-                    + "KV cache %d blocks of %d tokens, max batch %d, %d pipeline stage(s)%n", dir, w.config().name(), w.config().seqLen(), s.host(),
+                    + "KV cache %d blocks of %d tokens, max batch %d, %d pipeline stage(s)%n", dir,
+                        w.config().name(), w.config().seqLen(), s.host(),
                 server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
                 s.kvBlockTokens(), s.maxBatch(), stages);
             out.flush();
@@ -70,7 +71,7 @@ final class ServeCommand {
         }
     }
 
-    /** The pipeline stages of a serving layout {@code 1xN} (or {@code 1xNx1}); data or tensor parallelism is refused. */
+    /** The pipeline stages of a serving layout {@code 1xN} (or {@code 1xNx1}); dp or tp > 1 is refused. */
     static int pipelineStages(String layout) {
         Layout l;
         try {
@@ -113,7 +114,8 @@ final class ServeCommand {
             }
             if (o.has("token-budget")) {
                 int t = EvalCommand.positive(o, "token-budget", 1);
-                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(), t, s.maxQueue(), s.kvCacheMib(),
+                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(), t, s.maxQueue(),
+                    s.kvCacheMib(),
                     s.kvBlockTokens(), s.deadlineMs(), s.retryAfterS());
             }
         } catch (IllegalArgumentException e) {

@@ -38,7 +38,8 @@ public final class InferenceServer implements AutoCloseable {
     private final ServerBinding binding;
     private final KvCachedGpt model;
 
-    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor, AutoCloseable owned,
+    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor,
+        AutoCloseable owned,
                             ServerBinding binding, KvCachedGpt model) {
         this.system = system;
         this.ownExecutor = ownExecutor;
@@ -84,7 +85,8 @@ public final class InferenceServer implements AutoCloseable {
         // a batch's rows are split over the cores (one pipeline stage per core does that for 1xN)
         RowSplitter rows = new RowSplitter(Runtime.getRuntime().availableProcessors(), MIN_SPLIT_ROWS);
         model.splitRows(rows);
-        BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
+        BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
+            s.maxQueue()));
         ServeMetrics metrics = new ServeMetrics(blocks);
         ExecutorService own = stepExecutor == null ? Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-serve-step");
@@ -101,13 +103,15 @@ public final class InferenceServer implements AutoCloseable {
         KvCachedGpt first = runner.allocatingModel();
         BatchScheduler scheduler;
         try {
-            scheduler = new BatchScheduler(first, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
+            scheduler = new BatchScheduler(first, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
+                s.maxQueue()));
         } catch (RuntimeException e) {
             runner.close();
             throw e;
         }
         ServeMetrics metrics = new ServeMetrics(blocks);
-        return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null, runner,
+        return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null,
+            runner,
             first);
     }
 
@@ -143,7 +147,8 @@ public final class InferenceServer implements AutoCloseable {
      * {@link ConnectionScope}, and the end of its request stream (the client's FIN, a reset, or a
      * failure) cancels the requests it still has running.
      */
-    private static CompletionStage<ServerBinding> bindConnections(ActorSystem<SchedulerActor.Command> system, Route route,
+    private static CompletionStage<ServerBinding> bindConnections(ActorSystem<SchedulerActor.Command> system,
+        Route route,
                                                                   ServeSettings s) {
         Flow<HttpRequest, HttpResponse, NotUsed> handler = route.flow(system);
         Materializer materializer = Materializer.matFromSystem(system);

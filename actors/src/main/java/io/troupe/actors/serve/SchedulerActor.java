@@ -70,7 +70,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     private long discardBelow;
     private long tokensBefore;
 
-    public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics, int retryAfterS) {
+    public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics,
+        int retryAfterS) {
         return create(scheduler, new LocalStepRunner(scheduler.model(), stepExecutor), metrics, retryAfterS);
     }
 
@@ -78,7 +79,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
      * A scheduler whose steps run through {@code runner}: with a pipeline of depth N, up to N steps
      * (micro-batches of at most ceil(max-batch / N) sequences each) are in flight at once.
      */
-    static Behavior<Command> create(BatchScheduler scheduler, StepRunner runner, ServeMetrics metrics, int retryAfterS) {
+    static Behavior<Command> create(BatchScheduler scheduler, StepRunner runner, ServeMetrics metrics,
+        int retryAfterS) {
         return Behaviors.setup(ctx -> {
             runner.start(ctx);
             return new SchedulerActor(ctx, scheduler, runner, metrics, retryAfterS);
@@ -181,7 +183,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private void publishGauges() {
-        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(), scheduler.preemptions());
+        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(),
+            scheduler.preemptions());
     }
 
     /** Records time to first token and time per output token, then passes events on. */

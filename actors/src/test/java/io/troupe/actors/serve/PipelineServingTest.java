@@ -48,7 +48,8 @@ class PipelineServingTest {
         for (int i = 0; i < 16; i++) {
             bodies.add(i % 2 == 0
                 ? "{\"prompt\":\"request " + i + "\",\"max_tokens\":" + (4 + i) + ",\"temperature\":0}"
-                : "{\"prompt\":\"other " + i + "\",\"max_tokens\":" + (3 + i) + ",\"temperature\":0.8,\"seed\":" + i + "}");
+                : "{\"prompt\":\"other " + i + "\",\"max_tokens\":" + (3 + i) + ",\"temperature\":0.8,\"seed\":" + i
+                    + "}");
         }
         String needle = bodies.get(7);
         List<String> one;

@@ -76,7 +76,8 @@ public final class BatchScheduler {
         this.limits = limits;
         int ctx = model.config().seqLen();
         if (cache.numBlocks() < cache.blocksFor(ctx)) {
-            throw new IllegalArgumentException("KV cache of " + cache.numBlocks() + " blocks cannot hold one sequence of "
+            throw new IllegalArgumentException("KV cache of " + cache.numBlocks()
+                + " blocks cannot hold one sequence of "
                 + ctx + " tokens (" + cache.blocksFor(ctx) + " blocks of " + cache.blockSize() + ")");
         }
     }

@@ -5,7 +5,8 @@ package io.troupe.models.infer;
  * axpy updates {@code y[r, :] += x[r, k] * wt[k, :]} that the JIT vectorises across output channels.
  * Each output element is still summed in one fixed order (k = 0, 1, ..., then + bias), whatever
  * the number of rows: batch-invariant (four input channels are applied per pass over the
- * accumulators, still in ascending order: {@link #axpy4}). Rows are processed in tiles of {@link #ROW_TILE}, so a weight
+ * accumulators, still in ascending order: {@link #axpy4}). Rows are processed in tiles of {@link #ROW_TILE}, so a
+ * weight
  * row, once loaded, serves every row of the tile: a batch of sequences reads the weights once.
  */
 public final class Fp32Linear implements LinearWeights {
@@ -23,7 +24,8 @@ public final class Fp32Linear implements LinearWeights {
      */
     public Fp32Linear(float[] weight, float[] bias, int outFeatures, int inFeatures) {
         if (weight.length != outFeatures * inFeatures) {
-            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures + "x" + inFeatures);
+            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures
+                + "x" + inFeatures);
         }
         this.wt = new float[inFeatures][outFeatures];
         for (int j = 0; j < outFeatures; j++) {

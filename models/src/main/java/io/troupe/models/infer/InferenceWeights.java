@@ -58,7 +58,8 @@ public final class InferenceWeights {
      * Builds from the whole model's parameters by name ({@link ParameterLayout#full} names); every
      * name must be present with its full shape.
      */
-    public static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName, Quantization quantization) {
+    public static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
+        Quantization quantization) {
         Map<String, float[]> p = new HashMap<>();
         for (ParamSpec s : ParameterLayout.full(cfg).specs()) {
             float[] values = byName.get(s.name());

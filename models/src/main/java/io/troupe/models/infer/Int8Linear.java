@@ -31,7 +31,8 @@ public final class Int8Linear implements LinearWeights {
     /** Quantizes float32 weights (outFeatures, inFeatures) per output channel; round to nearest. */
     public static Int8Linear quantize(float[] weight, float[] bias, int outFeatures, int inFeatures) {
         if (weight.length != outFeatures * inFeatures) {
-            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures + "x" + inFeatures);
+            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures
+                + "x" + inFeatures);
         }
         byte[] q = new byte[weight.length];
         float[] scale = new float[outFeatures];
@@ -92,7 +93,8 @@ public final class Int8Linear implements LinearWeights {
                 }
                 for (int r = r0; r < r1; r++) {
                     int xo = r * in + k;
-                    Fp32Linear.axpy4(x[xo], wk[0], x[xo + 1], wk[1], x[xo + 2], wk[2], x[xo + 3], wk[3], a[r - r0], out);
+                    Fp32Linear.axpy4(x[xo], wk[0], x[xo + 1], wk[1], x[xo + 2], wk[2], x[xo + 3], wk[3], a[r - r0],
+                        out);
                 }
             }
             for (; k < in; k++) {

@@ -36,7 +36,8 @@ public final class PagedKvCache {
      */
     public PagedKvCache(GptConfig cfg, int blockSize, int numBlocks, int layers) {
         if (layers < 0 || layers > cfg.nLayer()) {
-            throw new IllegalArgumentException("KV cache layers must be in [0, " + cfg.nLayer() + "]: layers=" + layers);
+            throw new IllegalArgumentException("KV cache layers must be in [0, " + cfg.nLayer() + "]: layers="
+                + layers);
         }
         if (blockSize < 1) {
             throw new IllegalArgumentException("KV block size must be >= 1 token: blockSize=" + blockSize);

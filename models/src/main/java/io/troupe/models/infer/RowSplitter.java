@@ -31,7 +31,8 @@ public final class RowSplitter implements AutoCloseable {
             throw new IllegalArgumentException("row splitter needs >= 1 part: parts=" + parts);
         }
         if (minRows < 2) {
-            throw new IllegalArgumentException("row splitter's smallest split batch must be >= 2 rows: minRows=" + minRows);
+            throw new IllegalArgumentException("row splitter's smallest split batch must be >= 2 rows: minRows="
+                + minRows);
         }
         this.parts = parts;
         this.minRows = minRows;
