@@ -7,6 +7,7 @@ import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.PagedKvCache;
+import io.troupe.models.parallel.Layout;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -15,7 +16,7 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * {@code troupe serve --checkpoint DIR [--port 8080] [--host H] [--quantize none|int8] [--max-batch N]
- * [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1x1]}: serves a checkpoint of any
+ * [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]}: serves a checkpoint of any
  * training layout over HTTP until stopped (SIGTERM / Ctrl-C). Defaults from {@code troupe.serve}.
  */
 final class ServeCommand {
@@ -24,7 +25,7 @@ final class ServeCommand {
 
     static final String USAGE = """
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
-                            [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1x1]
+                            [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf.""";
@@ -35,25 +36,23 @@ final class ServeCommand {
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
-        if (o.has("layout") && !o.get("layout").trim().equals("1x1")) {
-            throw new UsageException("--layout: only 1x1 (one device) is served: --layout=" + o.get("layout"));
-        }
+        int stages = o.has("layout") ? pipelineStages(o.get("layout")) : 1;
         ServeSettings s = settings(o);
         try {
             Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
             InferenceWeights w = InferenceWeights.load(dir, s.quantization());
             InferenceServer server;
             try {
-                server = InferenceServer.start(w, s);
+                server = InferenceServer.start(w, s, stages);
             } catch (IllegalArgumentException | IllegalStateException e) {
                 throw new UsageException(e.getMessage());
             }
             int blocks = PagedKvCache.blocksForBudget(w.config(), s.kvBlockTokens(), s.kvCacheMib());
             out.printf(Locale.ROOT, "troupe serve: %s (model %s, context %d) on http://%s:%d, %s weights %.2f MiB, "
-                    + "KV cache %d blocks of %d tokens, max batch %d%n",
-                    dir, w.config().name(), w.config().seqLen(), s.host(),
+                    + "KV cache %d blocks of %d tokens, max batch %d, %d pipeline stage(s)%n", dir,
+                        w.config().name(), w.config().seqLen(), s.host(),
                 server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
-                s.kvBlockTokens(), s.maxBatch());
+                s.kvBlockTokens(), s.maxBatch(), stages);
             out.flush();
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -70,6 +69,25 @@ final class ServeCommand {
             Thread.currentThread().interrupt();
             return 0;
         }
+    }
+
+    /** The pipeline stages of a serving layout {@code 1xN} (or {@code 1xNx1}); dp or tp > 1 is refused. */
+    static int pipelineStages(String layout) {
+        Layout l;
+        try {
+            l = Layout.parse(layout, 1);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--layout: " + e.getMessage());
+        }
+        if (l.dp() != 1) {
+            throw new UsageException("--layout: serving is not data-parallel (run one server per replica): dp="
+                + l.dp() + " in --layout=" + layout);
+        }
+        if (l.tp() != 1) {
+            throw new UsageException("--layout: serving has no tensor parallelism: tp=" + l.tp() + " in --layout="
+                + layout);
+        }
+        return l.pp();
     }
 
     static ServeSettings settings(Options o) {
@@ -96,8 +114,8 @@ final class ServeCommand {
             }
             if (o.has("token-budget")) {
                 int t = EvalCommand.positive(o, "token-budget", 1);
-                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(),
-                    t, s.maxQueue(), s.kvCacheMib(),
+                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(), t, s.maxQueue(),
+                    s.kvCacheMib(),
                     s.kvBlockTokens(), s.deadlineMs(), s.retryAfterS());
             }
         } catch (IllegalArgumentException e) {

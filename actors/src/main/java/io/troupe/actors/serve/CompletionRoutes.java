@@ -29,7 +29,9 @@ import org.apache.pekko.util.ByteString;
  * The HTTP API: {@code POST /v1/completions} (OpenAI style, JSON or server-sent events),
  * {@code GET /health}, {@code GET /metrics} (Prometheus text). A bad body is answered 400 with
  * {@code error.param} naming the field; a full queue 429 with {@code Retry-After}. A streaming client
- * that disconnects cancels its request, which frees its KV blocks at the next step.
+ * that disconnects cancels its request, which frees its KV blocks at the next step; so does any
+ * client that closes its connection (a reset, or a plain FIN) while its request runs
+ * ({@link ConnectionScope}).
  */
 final class CompletionRoutes extends AllDirectives {
     private final ActorSystem<?> system;
@@ -56,15 +58,16 @@ final class CompletionRoutes extends AllDirectives {
     Route route() {
         return concat(
             path("health", () -> get(() -> complete(HttpResponse.create()
-                .withEntity(ContentTypes.APPLICATION_JSON,
-                    "{\"status\":\"ok\",\"model\":" + Json.quote(modelName) + "}")))),
+                .withEntity(ContentTypes.APPLICATION_JSON, "{\"status\":\"ok\",\"model\":" + Json.quote(modelName)
+                    + "}")))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
                 .withEntity(ContentTypes.TEXT_PLAIN_UTF8, metrics.render())))),
-            path(PathMatchers.segment("v1").slash("completions"), () -> post(() ->
-                entity(Unmarshaller.entityToString(), this::completions))));
+            path(PathMatchers.segment("v1").slash("completions"), () -> post(() -> extractRequest(http ->
+                entity(Unmarshaller.entityToString(), body -> completions(body,
+                    http.getAttribute(ConnectionScope.KEY).orElse(null)))))));
     }
 
-    private Route completions(String body) {
+    private Route completions(String body, ConnectionScope connection) {
         CompletionRequest req;
         try {
             req = CompletionRequest.parse(body, contextLength, vocab, defaultDeadlineMs);
@@ -76,10 +79,10 @@ final class CompletionRoutes extends AllDirectives {
             return complete(error(400, "body", e.getMessage()));
         }
         long id = ids.incrementAndGet();
-        return req.stream() ? streaming(id, req) : unary(id, req);
+        return req.stream() ? streaming(id, req, connection) : unary(id, req, connection);
     }
 
-    private Route unary(long id, CompletionRequest req) {
+    private Route unary(long id, CompletionRequest req, ConnectionScope connection) {
         CompletableFuture<Generation> done = new CompletableFuture<>();
         GenerationListener listener = new GenerationListener() {
             @Override
@@ -88,6 +91,9 @@ final class CompletionRoutes extends AllDirectives {
 
             @Override
             public void onFinish(Generation g) {
+                if (connection != null) {
+                    connection.finished(id);
+                }
                 done.complete(g);
             }
         };
@@ -95,22 +101,25 @@ final class CompletionRoutes extends AllDirectives {
             if (reply instanceof SchedulerActor.Rejected r) {
                 return CompletableFuture.completedFuture(tooMany(r));
             }
+            watch(connection, id, done);
             return done.thenApply(g -> HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
                 completionJson(id, g)));
         });
         return completeWithFuture(response);
     }
 
-    private Route streaming(long id, CompletionRequest req) {
+    private Route streaming(long id, CompletionRequest req, ConnectionScope connection) {
         Pair<BoundedSourceQueue<ByteString>, Source<ByteString, NotUsed>> p =
             Source.<ByteString>queue(contextLength + 8).preMaterialize(system);
         BoundedSourceQueue<ByteString> queue = p.first();
         // the response stream ends when the request finishes or the client goes away: cancelling a
         // finished request is a no-op, cancelling a live one frees its blocks
-        Source<ByteString, NotUsed> events = p.second().watchTermination((nu, done) -> {
+        // events that pile up while the connection is busy writing go out together in one write
+        Source<ByteString, NotUsed> events = p.second().conflate(ByteString::concat).watchTermination((nu, done) -> {
             done.whenComplete((d, t) -> scheduler.tell(new SchedulerActor.Cancel(id)));
             return nu;
         });
+        CompletableFuture<Void> finished = new CompletableFuture<>();
         GenerationListener listener = new GenerationListener() {
             @Override
             public void onToken(Generation g, int token, String textDelta) {
@@ -121,6 +130,10 @@ final class CompletionRoutes extends AllDirectives {
 
             @Override
             public void onFinish(Generation g) {
+                finished.complete(null);
+                if (connection != null) {
+                    connection.finished(id);
+                }
                 if (queue.isCompleted()) {
                     return;                     // the client went away
                 }
@@ -134,14 +147,25 @@ final class CompletionRoutes extends AllDirectives {
                 queue.fail(new IllegalStateException("rejected"));
                 return tooMany(r);
             }
-            return HttpResponse.create().withEntity(
-                HttpEntities.createChunked(MediaTypes.TEXT_EVENT_STREAM.toContentType(), events));
+            watch(connection, id, finished);
+            return HttpResponse.create()
+                .withEntity(HttpEntities.createChunked(MediaTypes.TEXT_EVENT_STREAM.toContentType(), events));
         });
         return completeWithFuture(response);
     }
 
+    /** Registers an accepted request with its connection, so the client's close cancels it; none after it ended. */
+    private static void watch(ConnectionScope connection, long id, CompletableFuture<?> ended) {
+        if (connection != null) {
+            connection.started(id);
+            if (ended.isDone()) {
+                connection.finished(id);
+            }
+        }
+    }
+
     private CompletionStage<SchedulerActor.SubmitReply> submit(long id, CompletionRequest req,
-            GenerationListener listener) {
+        GenerationListener listener) {
         return AskPattern.ask(scheduler,
             replyTo -> new SchedulerActor.Submit(id, req.prompt(), req.sampling(), req.deadlineMs(), listener, replyTo),
             askTimeout, system.scheduler());
@@ -160,8 +184,8 @@ final class CompletionRoutes extends AllDirectives {
         String type = status == 429 ? "rate_limit_exceeded" : "invalid_request_error";
         String json = "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
             + (param == null ? "null" : Json.quote(param)) + ",\"code\":null}}";
-        return HttpResponse.create().withStatus(StatusCodes.get(status))
-            .withEntity(ContentTypes.APPLICATION_JSON, json);
+        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON,
+            json);
     }
 
     private String head(long id) {
@@ -179,8 +203,8 @@ final class CompletionRoutes extends AllDirectives {
     private String chunkJson(long id, String text, String finishReason, String usage) {
         return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(text)
             + ",\"logprobs\":null,\"finish_reason\":"
-            + (finishReason == null ? "null" : "\"" + finishReason + "\"") + "}]"
-            + (usage == null ? "" : ",\"usage\":" + usage) + "}";
+            + (finishReason == null ? "null" : "\"" + finishReason + "\"") + "}]" + (usage == null ? ""
+                : ",\"usage\":" + usage) + "}";
     }
 
     private static String usageJson(Generation g) {

@@ -6,14 +6,23 @@ import io.troupe.models.infer.BatchScheduler;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.PagedKvCache;
+import io.troupe.models.infer.RowSplitter;
 import java.time.Duration;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.javadsl.Flow;
+import org.apache.pekko.stream.javadsl.Sink;
 
 /**
  * A running model server: the weights, a paged KV cache sized by the budget, the scheduler actor
@@ -21,16 +30,20 @@ import org.apache.pekko.http.javadsl.ServerBinding;
  * {@link #close} unbinds, stops the actor system and the executor.
  */
 public final class InferenceServer implements AutoCloseable {
+    /** Batches smaller than this run their rows on the step thread alone. */
+    private static final int MIN_SPLIT_ROWS = 4;
     private final ActorSystem<SchedulerActor.Command> system;
     private final ExecutorService ownExecutor;
+    private final AutoCloseable owned;
     private final ServerBinding binding;
     private final KvCachedGpt model;
 
     private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor,
-                            ServerBinding binding,
-                            KvCachedGpt model) {
+        AutoCloseable owned,
+                            ServerBinding binding, KvCachedGpt model) {
         this.system = system;
         this.ownExecutor = ownExecutor;
+        this.owned = owned;
         this.binding = binding;
         this.model = model;
     }
@@ -45,10 +58,35 @@ public final class InferenceServer implements AutoCloseable {
      * {@code stepExecutor} (one step at a time) instead of a thread of its own when it is not null.
      */
     public static InferenceServer start(InferenceWeights weights, ServeSettings s, Executor stepExecutor) {
+        return start(weights, s, stepExecutor, 1);
+    }
+
+    /**
+     * As {@link #start(InferenceWeights, ServeSettings)} on {@code pipelineStages} pipeline stages
+     * (layout 1xN; 1 runs the whole model on one step thread). The KV budget is shared by the stages.
+     *
+     * @throws IllegalArgumentException for fewer than 1 stage, or more stages than the model has blocks
+     */
+    public static InferenceServer start(InferenceWeights weights, ServeSettings s, int pipelineStages) {
+        return start(weights, s, null, pipelineStages);
+    }
+
+    private static InferenceServer start(InferenceWeights weights, ServeSettings s, Executor stepExecutor,
+                                         int pipelineStages) {
+        if (pipelineStages < 1 || pipelineStages > weights.config().nLayer()) {
+            throw new IllegalArgumentException("pipeline stages must be in [1, n_layer=" + weights.config().nLayer()
+                + "]: stages=" + pipelineStages);
+        }
         int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib());
+        if (pipelineStages > 1) {
+            return startPipelined(weights, s, pipelineStages, blocks);
+        }
         KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks));
-        BatchScheduler scheduler = new BatchScheduler(model,
-            new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
+        // a batch's rows are split over the cores (one pipeline stage per core does that for 1xN)
+        RowSplitter rows = new RowSplitter(Runtime.getRuntime().availableProcessors(), MIN_SPLIT_ROWS);
+        model.splitRows(rows);
+        BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
+            s.maxQueue()));
         ServeMetrics metrics = new ServeMetrics(blocks);
         ExecutorService own = stepExecutor == null ? Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-serve-step");
@@ -56,27 +94,76 @@ public final class InferenceServer implements AutoCloseable {
             return t;
         }) : null;
         Executor exec = stepExecutor == null ? own : stepExecutor;
+        return bind(weights, s, SchedulerActor.create(scheduler, exec, metrics, s.retryAfterS()), metrics, own, rows,
+            model);
+    }
+
+    private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks) {
+        PipelineStepRunner runner = new PipelineStepRunner(weights, stages, s.kvBlockTokens(), blocks);
+        KvCachedGpt first = runner.allocatingModel();
+        BatchScheduler scheduler;
+        try {
+            scheduler = new BatchScheduler(first, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
+                s.maxQueue()));
+        } catch (RuntimeException e) {
+            runner.close();
+            throw e;
+        }
+        ServeMetrics metrics = new ServeMetrics(blocks);
+        return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null,
+            runner,
+            first);
+    }
+
+    private static InferenceServer bind(InferenceWeights weights, ServeSettings s,
+                                        org.apache.pekko.actor.typed.Behavior<SchedulerActor.Command> guardian,
+                                        ServeMetrics metrics, ExecutorService own, AutoCloseable owned,
+                                        KvCachedGpt model) {
         Config config = ConfigFactory.parseString("""
             pekko.loglevel = WARNING
             pekko.stdout-loglevel = WARNING
             pekko.actor.provider = local
             pekko.http.server.remote-address-header = off
             """).withFallback(ConfigFactory.load());
-        ActorSystem<SchedulerActor.Command> system = ActorSystem.create(
-            SchedulerActor.create(scheduler, exec, metrics, s.retryAfterS()), "troupe-serve", config);
+        ActorSystem<SchedulerActor.Command> system = ActorSystem.create(guardian, "troupe-serve", config);
         try {
             CompletionRoutes routes = new CompletionRoutes(system, system, metrics, weights.config().name(),
                 weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
-            ServerBinding binding = Http.get(system).newServerAt(s.host(), s.port()).bind(routes.route())
-                .toCompletableFuture().get(30, TimeUnit.SECONDS);
-            return new InferenceServer(system, own, binding, model);
+            ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()
+                .get(30, TimeUnit.SECONDS);
+            return new InferenceServer(system, own, owned, binding, model);
         } catch (Exception e) {
             system.terminate();
             if (own != null) {
                 own.shutdownNow();
             }
+            closeQuietly(owned);
             throw new IllegalStateException("cannot serve on " + s.host() + ":" + s.port() + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Binds {@code route} connection by connection: each connection's requests carry its
+     * {@link ConnectionScope}, and the end of its request stream (the client's FIN, a reset, or a
+     * failure) cancels the requests it still has running.
+     */
+    private static CompletionStage<ServerBinding> bindConnections(ActorSystem<SchedulerActor.Command> system,
+        Route route,
+                                                                  ServeSettings s) {
+        Flow<HttpRequest, HttpResponse, NotUsed> handler = route.flow(system);
+        Materializer materializer = Materializer.matFromSystem(system);
+        return Http.get(system).newServerAt(s.host(), s.port()).connectionSource()
+            .to(Sink.foreach(connection -> {
+                ConnectionScope scope = new ConnectionScope(id -> system.tell(new SchedulerActor.Cancel(id)));
+                connection.handleWith(Flow.of(HttpRequest.class)
+                    .watchTermination((nu, ended) -> {
+                        ended.whenComplete((done, failure) -> scope.clientClosed());
+                        return nu;
+                    })
+                    .map(request -> request.addAttribute(ConnectionScope.KEY, scope))
+                    .via(handler), materializer);
+            }))
+            .run(system);
     }
 
     /** The bound port (useful with port 0). */
@@ -108,6 +195,17 @@ public final class InferenceServer implements AutoCloseable {
         }
         if (ownExecutor != null) {
             ownExecutor.shutdownNow();
+        }
+        closeQuietly(owned);
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        if (c != null) {
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // shutting down regardless
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.SamplingParams;
 import io.troupe.models.infer.StepBatch;
-import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -41,10 +41,10 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     public record Cancel(long id) implements Command {
     }
 
-    private record StepDone(float[] logits) implements Command {
+    private record StepDone(long seq, float[] logits) implements Command {
     }
 
-    private record StepFailed(Throwable cause) implements Command {
+    private record StepFailed(long seq, Throwable cause) implements Command {
     }
 
     /** The answer to {@link Submit}. */
@@ -61,26 +61,42 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
 
     private final BatchScheduler scheduler;
     private final KvCachedGpt model;
-    private final Executor stepExecutor;
+    private final StepRunner runner;
     private final ServeMetrics metrics;
     private final int retryAfterS;
-    private boolean inFlight;
+    private final int perStep;
+    private int inFlight;
+    private long nextSeq;
+    private long discardBelow;
     private long tokensBefore;
 
-    public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor,
-            ServeMetrics metrics, int retryAfterS) {
-        return Behaviors.setup(ctx -> new SchedulerActor(ctx, scheduler, stepExecutor, metrics, retryAfterS));
+    public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics,
+        int retryAfterS) {
+        return create(scheduler, new LocalStepRunner(scheduler.model(), stepExecutor), metrics, retryAfterS);
     }
 
-    private SchedulerActor(ActorContext<Command> ctx, BatchScheduler scheduler, Executor stepExecutor,
-                           ServeMetrics metrics,
+    /**
+     * A scheduler whose steps run through {@code runner}: with a pipeline of depth N, up to N steps
+     * (micro-batches of at most ceil(max-batch / N) sequences each) are in flight at once.
+     */
+    static Behavior<Command> create(BatchScheduler scheduler, StepRunner runner, ServeMetrics metrics,
+        int retryAfterS) {
+        return Behaviors.setup(ctx -> {
+            runner.start(ctx);
+            return new SchedulerActor(ctx, scheduler, runner, metrics, retryAfterS);
+        });
+    }
+
+    private SchedulerActor(ActorContext<Command> ctx, BatchScheduler scheduler, StepRunner runner, ServeMetrics metrics,
                            int retryAfterS) {
         super(ctx);
         this.scheduler = scheduler;
         this.model = scheduler.model();
-        this.stepExecutor = stepExecutor;
+        this.runner = runner;
         this.metrics = metrics;
         this.retryAfterS = retryAfterS;
+        int depth = runner.depth();
+        this.perStep = (scheduler.limits().maxBatch() + depth - 1) / depth;
     }
 
     @Override
@@ -117,7 +133,11 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private Behavior<Command> onStepDone(StepDone m) {
-        inFlight = false;
+        inFlight--;
+        if (m.seq() < discardBelow) {
+            maybeStep();                         // a step that was in flight when an earlier one failed
+            return this;
+        }
         long now = System.nanoTime();
         scheduler.complete(m.logits(), now);
         metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
@@ -127,7 +147,11 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private Behavior<Command> onStepFailed(StepFailed m) {
-        inFlight = false;
+        inFlight--;
+        if (m.seq() < discardBelow) {
+            return this;
+        }
+        discardBelow = nextSeq;                  // the other steps in flight are abandoned with this one
         getContext().getLog().error("serving step failed; ending the requests it held", m.cause());
         scheduler.abandon();
         scheduler.cancelAll(FinishReason.CANCELLED);
@@ -136,34 +160,31 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private Behavior<Command> onPostStop() {
-        if (!inFlight) {
+        if (inFlight == 0) {
             scheduler.cancelAll(FinishReason.CANCELLED);
         }
         return this;
     }
 
     private void maybeStep() {
-        if (inFlight) {
-            return;
+        while (inFlight < runner.depth()) {
+            StepBatch batch = scheduler.plan(System.nanoTime(), perStep);
+            if (batch == null) {
+                break;
+            }
+            inFlight++;
+            metrics.onStepStarted(inFlight);
+            long seq = nextSeq++;
+            CompletionStage<float[]> step = runner.run(batch);
+            getContext().pipeToSelf(step, (logits, err) -> err == null ? new StepDone(seq, logits)
+                : new StepFailed(seq, err));
         }
-        StepBatch batch = scheduler.plan(System.nanoTime());
         publishGauges();
-        if (batch == null) {
-            return;
-        }
-        inFlight = true;
-        CompletableFuture<float[]> step;
-        try {
-            step = CompletableFuture.supplyAsync(() -> model.forward(batch), stepExecutor);
-        } catch (RuntimeException e) {           // the executor refused the step
-            step = CompletableFuture.failedFuture(e);
-        }
-        getContext().pipeToSelf(step, (logits, err) -> err == null ? new StepDone(logits) : new StepFailed(err));
     }
 
     private void publishGauges() {
-        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(),
-            model.cache().usedBlocks(), scheduler.preemptions());
+        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(),
+            scheduler.preemptions());
     }
 
     /** Records time to first token and time per output token, then passes events on. */

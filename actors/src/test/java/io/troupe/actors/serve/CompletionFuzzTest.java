@@ -32,8 +32,8 @@ class CompletionFuzzTest {
                     default -> "{\"prompt\":" + randomValue(rnd, 0) + ",\"max_tokens\":" + randomValue(rnd, 0) + "}";
                 };
                 HttpResponse<String> r = post(server.port(), body);
-                assertTrue(r.statusCode() == 200 || r.statusCode() == 400,
-                    body + " -> " + r.statusCode() + " " + r.body());
+                assertTrue(r.statusCode() == 200 || r.statusCode() == 400, body + " -> " + r.statusCode() + " "
+                    + r.body());
                 if (r.statusCode() == 200) {
                     ok++;
                 } else {

@@ -20,6 +20,7 @@ import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -131,11 +132,12 @@ class InferenceServerTest {
         String alone = field(post(server.port(), needle).body(), "text");
         List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
         for (int i = 0; i < 16; i++) {
-            String body = i == 7 ? needle
-                : "{\"prompt\":\"other " + i + "\",\"max_tokens\":" + (3 + i) + ",\"temperature\":0.7}";
-            all.add(ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port()
+            String body = i == 7 ? needle : "{\"prompt\":\"other " + i + "\",\"max_tokens\":" + (3 + i)
+                + ",\"temperature\":0.7}";
+            all.add(ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                + server.port()
                 + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                HttpResponse.BodyHandlers.ofString()));
+                    HttpResponse.BodyHandlers.ofString()));
         }
         for (CompletableFuture<HttpResponse<String>> f : all) {
             assertEquals(200, f.get().statusCode(), f.get().body());
@@ -213,12 +215,12 @@ class InferenceServerTest {
             socket.setSoLinger(true, 0);
             byte[] body = "{\"prompt\":\"bye\",\"max_tokens\":20,\"stream\":true}".getBytes(StandardCharsets.UTF_8);
             socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                + "Content-Type: application/json\r\n"
-                + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII));
             socket.getOutputStream().write(body);
             socket.getOutputStream().flush();
-            BufferedReader in = new BufferedReader(
-                new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+            BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(),
+                StandardCharsets.UTF_8));
             String line;
             do {
                 line = in.readLine();
@@ -228,10 +230,56 @@ class InferenceServerTest {
                 "blocks held while streaming");
         }   // the client goes away mid-stream
         String m = ServeTestSupport.awaitMetrics(port,
-            t -> metric(t, "troupe_serve_kv_cache_blocks_used") == 0
-                && metric(t, "troupe_serve_finished_total{reason=\"cancelled\"}") == 1,
+            t -> metric(t, "troupe_serve_kv_cache_blocks_used") == 0 && metric(t,
+                "troupe_serve_finished_total{reason=\"cancelled\"}") == 1,
             20_000);
         assertTrue(metric(m, "troupe_serve_generated_tokens_total") < 20, "stopped before max_tokens");
+    }
+
+    /**
+     * A client that half-closes (sends FIN, keeps its socket open, no reset) frees the request's
+     * blocks at once, streaming or not: the request ends {@code cancelled}, not {@code length}.
+     */
+    @Test
+    void shouldFreeTheBlocksOfAClientThatClosesPlainly() throws Exception {
+        InferenceServer server = startSlow(ServeTestSupport.settings(), 100);
+        int port = server.port();
+        int cancelled = 0;
+        for (boolean stream : new boolean[] {false, true}) {
+            try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+                byte[] body = ("{\"prompt\":\"fin\",\"max_tokens\":20,\"stream\":" + stream + "}")
+                    .getBytes(StandardCharsets.UTF_8);
+                socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+                socket.getOutputStream().write(body);
+                socket.getOutputStream().flush();
+                ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_kv_cache_blocks_used") > 0, 20_000);
+                socket.shutdownOutput();                    // FIN; the socket stays open
+                int expected = ++cancelled;
+                String m = ServeTestSupport.awaitMetrics(port,
+                    t -> metric(t, "troupe_serve_finished_total{reason=\"cancelled\"}") == expected
+                        || metric(t, "troupe_serve_finished_total{reason=\"length\"}") > 0, 20_000);
+                assertEquals(0.0, metric(m, "troupe_serve_finished_total{reason=\"length\"}"),
+                    "stream=" + stream + ": the request ran to max_tokens after the client closed");
+                assertEquals(expected, metric(m, "troupe_serve_finished_total{reason=\"cancelled\"}"), m);
+                m = ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_kv_cache_blocks_used") == 0,
+                    20_000);
+                assertEquals(0.0, metric(m, "troupe_serve_kv_cache_blocks_used"), "stream=" + stream);
+            }
+        }
+        // a request asking to close the connection after its response is not mistaken for a client gone away
+        try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+            byte[] body = "{\"prompt\":\"stay\",\"max_tokens\":3}".getBytes(StandardCharsets.UTF_8);
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII));
+            socket.getOutputStream().write(body);
+            socket.getOutputStream().flush();
+            String response = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(response.startsWith("HTTP/1.1 200") && response.contains("\"finish_reason\":\"length\""),
+                response);
+        }
     }
 
     @Test
@@ -251,7 +299,8 @@ class InferenceServerTest {
     }
 
     private static CompletableFuture<HttpResponse<String>> sendAsync(int port, String body) {
-        return ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
+        return ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+            + "/v1/completions"))
             .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 

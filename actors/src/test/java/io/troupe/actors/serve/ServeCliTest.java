@@ -35,29 +35,29 @@ class ServeCliTest {
         GptConfig cfg = ServeTestSupport.CFG;
         Random rnd = new Random(1);
         Map<String, ShardState> shards = new LinkedHashMap<>();
-        ParameterLayout[] stages = {ParameterLayout.stage(cfg, 0, 1, true, false),
-            ParameterLayout.stage(cfg, 1, 2, false, true)};
+        ParameterLayout[] stages = {ParameterLayout.stage(cfg, 0, 1, true, false), ParameterLayout.stage(cfg, 1, 2,
+            false, true)};
         for (int s = 0; s < 2; s++) {
             ShardState shard = new ShardState(0);
             for (ParamSpec p : stages[s].specs()) {
                 float[] v = new float[(int) p.numel()];
                 for (int i = 0; i < v.length; i++) {
-                    v[i] = p.name().contains("ln") && p.name().endsWith("weight")
-                        ? 1f : (float) (rnd.nextGaussian() * 0.1);
+                    v[i] = p.name().contains("ln") && p.name().endsWith("weight") ? 1f
+                        : (float) (rnd.nextGaussian() * 0.1);
                 }
                 shard.put(new ShardState.Entry(p.name(), p.shape(), v, new float[v.length], new float[v.length]));
             }
             shards.put(String.format("shard-g%02d.bin", s), shard);
         }
-        return Checkpoints.write(tmp.resolve("ckpt"),
-            new Manifest(Manifest.FORMAT, 5, 5, 1, 2, "1x2x1", cfg, "test", List.of()), shards);
+        return Checkpoints.write(tmp.resolve("ckpt"), new Manifest(Manifest.FORMAT, 5, 5, 1, 2, "1x2x1", cfg, "test",
+            List.of()), shards);
     }
 
     private static String[] run(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-            new PrintStream(err, true, StandardCharsets.UTF_8));
+        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true,
+            StandardCharsets.UTF_8));
         return new String[] {String.valueOf(code), out.toString(StandardCharsets.UTF_8),
             err.toString(StandardCharsets.UTF_8)};
     }
@@ -68,8 +68,8 @@ class ServeCliTest {
         byte[] text = new byte[4000];
         new Random(2).nextBytes(text);
         Path data = Files.write(tmp.resolve("data.txt"), text);
-        String[] r = run("eval", "--checkpoint", tmp.resolve("ckpt").toString(),
-            "--data", data.toString(), "--quantize", "int8");
+        String[] r = run("eval", "--checkpoint", tmp.resolve("ckpt").toString(), "--data", data.toString(),
+            "--quantize", "int8");
         System.out.println(r[1] + r[2]);
         assertEquals("0", r[0], r[2]);
         assertTrue(r[1].contains(ckpt.getFileName().toString()), r[1]);
@@ -89,13 +89,16 @@ class ServeCliTest {
             {"--max-batch", "serve", "--checkpoint", c, "--max-batch", "0"},
             {"--port", "serve", "--checkpoint", c, "--port", "http"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
+            {"dp=2", "serve", "--checkpoint", c, "--layout", "2x1"},
+            {"tp=2", "serve", "--checkpoint", c, "--layout", "1x2x2"},
             {"--checkpoint", "serve"},
             {"--data", "eval", "--checkpoint", c, "--data", tmp.resolve("absent.txt").toString()},
         };
         for (String[] k : cases) {
             String[] r = run(Arrays.copyOfRange(k, 1, k.length));
             assertEquals("2", r[0], Arrays.toString(k) + ": " + r[2]);
-            assertTrue(r[2].contains(k[0].substring(2)), Arrays.toString(k) + " names it: " + r[2]);
+            assertTrue(r[2].contains(k[0].startsWith("--") ? k[0].substring(2) : k[0]), Arrays.toString(k)
+                + " names it: " + r[2]);
             assertEquals(1, r[2].strip().lines().count(), "one line: " + r[2]);
         }
         String[] missing = run("eval", "--checkpoint", tmp.resolve("nothing").toString());

@@ -52,7 +52,7 @@ public final class ServeBench {
     private static boolean stream = true;
 
     private record Run(double tokensPerS, long tokens, double seconds, double ttftP50Ms, double ttftP99Ms,
-                       double tpotP50Ms,
+        double tpotP50Ms,
                        double tpotP99Ms) {
     }
 
@@ -64,28 +64,29 @@ public final class ServeBench {
         int maxTokens = Integer.parseInt(o.getOrDefault("max-tokens", "32"));
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
+        // --layout 1xN: the continuous-batching run on N pipeline stages (the max-batch 1 baseline stays 1x1)
+        int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout", "1x1"), 1).pp();
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
-        Path checkpoint = o.containsKey("checkpoint")
-            ? Path.of(o.get("checkpoint"))
+        Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint"))
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
         GptConfig cfg = w.config();
         if (promptBytes + maxTokens > cfg.seqLen()) {
-            System.out.printf("note: prompt %d + max_tokens %d exceeds the context %d:"
-                + " requests end at the context (finish_reason length)%n",
+            System.out.printf("note: prompt %d + max_tokens %d exceeds the context %d: requests end at the context"
+                + " (finish_reason length)%n",
                 promptBytes, maxTokens, cfg.seqLen());
         }
-        System.out.printf(Locale.ROOT, "serve bench: model %s (d %d, %d layers, context %d), %s weights,"
-                + " %d clients, %d requests, "
-                + "%d-byte prompts, max_tokens %d, cpu: %s, %d cores%n",
-            cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(),
-            q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens,
-            cpuModel(), Runtime.getRuntime().availableProcessors());
+        System.out.printf(Locale.ROOT,
+            "serve bench: model %s (d %d, %d layers, context %d), %s weights, %d clients, %d requests, "
+                + "%d-byte prompts, max_tokens %d, cpu: %s, %d cores%n", cfg.name(), cfg.dModel(), cfg.nLayer(),
+                    cfg.seqLen(),
+            q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens, cpuModel(),
+                Runtime.getRuntime().availableProcessors());
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, 256, 4096, 64, 16, 600_000, 1);
-        Run one = run("max-batch 1", w, base.withMaxBatch(1), prompts, clients, maxTokens);
-        Run many = run("continuous batching, max-batch " + maxBatch, w, base.withMaxBatch(maxBatch),
-            prompts, clients, maxTokens);
+        Run one = run("max-batch 1", w, base.withMaxBatch(1), 1, prompts, clients, maxTokens);
+        Run many = run("continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : ""), w,
+            base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens);
         System.out.println();
         System.out.println("| mode | tokens/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |");
         System.out.println("|---|---|---|---|---|---|");
@@ -100,20 +101,20 @@ public final class ServeBench {
         }
         System.out.printf(Locale.ROOT,
             "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f ttft_p50_ms=%.1f tpot_p99_ms=%.2f%n",
-            one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(),
-            many.ttftP50Ms(), many.tpotP99Ms());
+            one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms(),
+                many.tpotP99Ms());
     }
 
     private static void row(String name, Run r) {
-        System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |%n",
-            name, r.tokensPerS(), r.ttftP50Ms(), r.ttftP99Ms(),
+        System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |%n", name, r.tokensPerS(),
+            r.ttftP50Ms(), r.ttftP99Ms(),
             r.tpotP50Ms(), r.tpotP99Ms());
     }
 
-    private static Run run(String name, InferenceWeights w, ServeSettings s, List<String> prompts,
-        int clients, int maxTokens)
-        throws Exception {
-        try (InferenceServer server = InferenceServer.start(w, s)) {
+    private static Run run(String name, InferenceWeights w, ServeSettings s, int stages, List<String> prompts,
+        int clients,
+                           int maxTokens) throws Exception {
+        try (InferenceServer server = InferenceServer.start(w, s, stages)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
             // warm-up: the JIT compiles the step before the clock starts
@@ -158,13 +159,12 @@ public final class ServeBench {
                 }
             }
             double[] tp = tpot.stream().mapToDouble(Double::doubleValue).toArray();
-            Run run = new Run(tokens / seconds, tokens, seconds, Median.of(ttft), pct(ttft, 0.99),
-                Median.of(tp), pct(tp, 0.99));
+            Run run = new Run(tokens / seconds, tokens, seconds, Median.of(ttft), pct(ttft, 0.99), Median.of(tp),
+                pct(tp, 0.99));
             System.out.printf(Locale.ROOT,
-                "%s: %d tokens in %.2f s = %.1f tokens/s; TTFT p50 %.1f ms p99 %.1f ms;"
-                + " TPOT p50 %.2f ms p99 %.2f ms%n",
-                name, tokens, seconds, run.tokensPerS(), run.ttftP50Ms(),
-                run.ttftP99Ms(), run.tpotP50Ms(), run.tpotP99Ms());
+                "%s: %d tokens in %.2f s = %.1f tokens/s; TTFT p50 %.1f ms p99 %.1f ms; TPOT p50 %.2f ms p99 %.2f ms%n",
+                name, tokens, seconds, run.tokensPerS(), run.ttftP50Ms(), run.ttftP99Ms(), run.tpotP50Ms(),
+                    run.tpotP99Ms());
             return run;
         }
     }
@@ -172,15 +172,15 @@ public final class ServeBench {
     private static final Pattern COMPLETION_TOKENS = Pattern.compile("\"completion_tokens\":(\\d+)");
 
     /** One streaming request: {completion tokens, ttft ms, tpot ms}. */
-    private static double[] once(HttpClient http, URI uri, String prompt, int maxTokens, int seed)
-            throws IOException, InterruptedException {
+    private static double[] once(HttpClient http, URI uri, String prompt, int maxTokens,
+        int seed) throws IOException, InterruptedException {
         String body = "{\"prompt\":" + quote(prompt) + ",\"max_tokens\":" + maxTokens
             + ",\"temperature\":0.8,\"seed\":" + seed
             + ",\"stream\":" + stream + "}";
         long start = System.nanoTime();
         HttpResponse<java.util.stream.Stream<String>> r = http.send(HttpRequest.newBuilder(uri)
-            .timeout(Duration.ofMinutes(10))
-            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofLines());
+            .timeout(Duration.ofMinutes(10)).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+            HttpResponse.BodyHandlers.ofLines());
         if (r.statusCode() != 200) {
             throw new IOException("status " + r.statusCode());
         }
@@ -293,12 +293,12 @@ public final class ServeBench {
         Map<String, String> o = new java.util.HashMap<>();
         java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens",
             "max-batch", "quantize",
-            "checkpoint", "model", "stream");
+            "checkpoint", "model", "stream", "layout");
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {
-                System.err.println("serve bench: bad option '" + a + "'; known: --"
-                    + String.join(", --", new java.util.TreeSet<>(known)));
+                System.err.println("serve bench: bad option '" + a + "'; known: --" + String.join(", --",
+                    new java.util.TreeSet<>(known)));
                 System.exit(2);
             }
             o.put(a.substring(2), args[++i]);

@@ -22,6 +22,11 @@ import java.util.List;
  * </ol>
  * A request past its deadline, or cancelled, is retired at the next plan or completion and its
  * blocks return to the pool at once. Not thread-safe: one driving thread.
+ *
+ * <p>Pipelined serving keeps several steps (micro-batches) in flight: {@link #plan(long, int)} may
+ * be called again before the earlier steps complete; a sequence belongs to at most one pending
+ * step, in-flight sequences are never preempted, and {@link #complete} applies the oldest pending
+ * step (stages finish steps in the order they were planned).
  */
 public final class BatchScheduler {
     /**
@@ -47,13 +52,21 @@ public final class BatchScheduler {
     private record Scheduled(Generation generation, int tokens, int logitRow) {
     }
 
+    /** A planned step whose logits are not applied yet. */
+    private record Pending(StepBatch batch, List<Scheduled> scheduled) {
+    }
+
     private final KvCachedGpt model;
     private final PagedKvCache cache;
     private final Limits limits;
     private final ArrayDeque<Generation> waiting = new ArrayDeque<>();
     private final List<Generation> running = new ArrayList<>();
-    private final List<Scheduled> scheduled = new ArrayList<>();
-    private final StepBatch batch = new StepBatch();
+    private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+    private final ArrayDeque<Pending> spare = new ArrayDeque<>();
+    private final java.util.Set<Generation> inFlight =
+        java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    private List<Scheduled> scheduled;
+    private StepBatch batch;
     private long preemptions;
     private long tokensGenerated;
 
@@ -135,37 +148,64 @@ public final class BatchScheduler {
      * valid until {@link #complete}, which must follow before the next plan.
      */
     public StepBatch plan(long nowNs) {
-        if (!scheduled.isEmpty()) {
-            throw new IllegalStateException("plan called while a step of " + scheduled.size()
+        if (!pending.isEmpty()) {
+            throw new IllegalStateException("plan called while a step of " + pending.peekFirst().scheduled().size()
                 + " sequences is pending");
+        }
+        return plan(nowNs, limits.maxBatch());
+    }
+
+    /** Steps planned and not yet completed. */
+    public int pendingSteps() {
+        return pending.size();
+    }
+
+    /**
+     * Builds another step of at most {@code maxSequences} sequences from those not in a pending
+     * step, or returns null when none can run now. The batch is valid until its {@link #complete}.
+     */
+    public StepBatch plan(long nowNs, int maxSequences) {
+        if (maxSequences < 1) {
+            throw new IllegalArgumentException("a step needs room for >= 1 sequence: maxSequences=" + maxSequences);
         }
         expireWaiting(nowNs);
         for (int i = running.size() - 1; i >= 0; i--) {
             Generation g = running.get(i);
+            if (inFlight.contains(g)) {
+                continue;                               // retired when its step completes
+            }
             if (g.isCancelled()) {
                 retire(i, FinishReason.CANCELLED);
             } else if (expired(g, nowNs)) {
                 retire(i, FinishReason.DEADLINE);
             }
         }
+        Pending step = spare.isEmpty() ? new Pending(new StepBatch(), new ArrayList<>()) : spare.pollFirst();
+        batch = step.batch();
+        scheduled = step.scheduled();
         batch.clear();
         int budget = limits.tokenBudget();
-        for (int i = 0; i < running.size() && budget > 0; i++) {
+        for (int i = 0; i < running.size() && budget > 0 && scheduled.size() < maxSequences; i++) {
             Generation g = running.get(i);
+            if (inFlight.contains(g)) {
+                continue;
+            }
             int chunk = Math.min(g.numTokens() - g.numComputed(), budget);
             while (!cache.ensureCapacity(g.table(), g.numComputed() + chunk)) {
-                Generation victim = running.get(running.size() - 1);
-                preempt(running.size() - 1);
+                int v = newestIdle();
+                Generation victim = running.get(v);
+                preempt(v);
                 if (victim == g) {
                     break;
                 }
             }
             if (i >= running.size() || running.get(i) != g) {
-                break;                                  // g itself was preempted: it was the newest
+                break;                                  // g itself was preempted: it was the newest idle one
             }
             budget -= schedule(g, chunk);
         }
-        while (budget > 0 && running.size() < limits.maxBatch() && !waiting.isEmpty()) {
+        while (budget > 0 && running.size() < limits.maxBatch() && scheduled.size() < maxSequences
+            && !waiting.isEmpty()) {
             Generation g = waiting.peekFirst();
             if (cache.freeBlocks() < cache.blocksFor(g.numTokens() + 1)) {
                 break;
@@ -176,7 +216,25 @@ public final class BatchScheduler {
             running.add(g);
             budget -= schedule(g, chunk);
         }
-        return batch.size() == 0 ? null : batch;
+        if (batch.size() == 0) {
+            spare.addLast(step);
+            return null;
+        }
+        for (Scheduled s : scheduled) {
+            inFlight.add(s.generation());
+        }
+        pending.addLast(step);
+        return batch;
+    }
+
+    /** Index of the newest running sequence that is in no pending step (the scheduling one is such). */
+    private int newestIdle() {
+        for (int j = running.size() - 1; j >= 0; j--) {
+            if (!inFlight.contains(running.get(j))) {
+                return j;
+            }
+        }
+        throw new IllegalStateException("no running sequence outside the pending steps");
     }
 
     private int schedule(Generation g, int chunk) {
@@ -218,9 +276,14 @@ public final class BatchScheduler {
 
     /** Applies a step's logits (from {@link KvCachedGpt#forward} of the planned batch): samples, appends, retires. */
     public void complete(float[] logits, long nowNs) {
+        Pending step = pending.pollFirst();
+        if (step == null) {
+            throw new IllegalStateException("complete called with no pending step");
+        }
         int vocab = model.config().vocabSize();
-        for (Scheduled s : scheduled) {
+        for (Scheduled s : step.scheduled()) {
             Generation g = s.generation();
+            inFlight.remove(g);
             g.advanceComputed(s.tokens());
             if (s.logitRow() < 0 || g.isCancelled()) {
                 continue;
@@ -230,9 +293,13 @@ public final class BatchScheduler {
             tokensGenerated++;
             g.listener().onToken(g, token, delta);
         }
-        scheduled.clear();
+        step.scheduled().clear();
+        spare.addLast(step);
         for (int i = running.size() - 1; i >= 0; i--) {
             Generation g = running.get(i);
+            if (inFlight.contains(g)) {
+                continue;
+            }
             if (g.isCancelled()) {
                 retire(i, FinishReason.CANCELLED);
             } else if (g.isFinished()) {
@@ -243,7 +310,7 @@ public final class BatchScheduler {
 
     /** Ends every waiting and running request with {@code reason}, freeing all blocks (shutdown, failed step). */
     public void cancelAll(FinishReason reason) {
-        scheduled.clear();
+        abandon();
         for (int i = running.size() - 1; i >= 0; i--) {
             retire(i, reason);
         }
@@ -255,12 +322,17 @@ public final class BatchScheduler {
         }
     }
 
-    /** Abandons a planned step whose forward failed: its sequences are recomputed from scratch. */
+    /** Abandons every pending step (a forward failed): their sequences are recomputed from scratch. */
     public void abandon() {
-        for (Scheduled s : scheduled) {
-            s.generation().resetComputed();
+        while (!pending.isEmpty()) {
+            Pending step = pending.pollFirst();
+            for (Scheduled s : step.scheduled()) {
+                inFlight.remove(s.generation());
+                s.generation().resetComputed();
+            }
+            step.scheduled().clear();
+            spare.addLast(step);
         }
-        scheduled.clear();
     }
 
     private void retire(int index, FinishReason reason) {

@@ -4,7 +4,9 @@ package io.troupe.models.infer;
  * A float32 {@link LinearWeights} held transposed, {@code wt (in, out)}, so the product is a run of
  * axpy updates {@code y[r, :] += x[r, k] * wt[k, :]} that the JIT vectorises across output channels.
  * Each output element is still summed in one fixed order (k = 0, 1, ..., then + bias), whatever
- * the number of rows: batch-invariant. Rows are processed in tiles of {@link #ROW_TILE}, so a weight
+ * the number of rows: batch-invariant (four input channels are applied per pass over the
+ * accumulators, still in ascending order: {@link #axpy4}). Rows are processed in tiles of {@link #ROW_TILE}, so a
+ * weight
  * row, once loaded, serves every row of the tile: a batch of sequences reads the weights once.
  */
 public final class Fp32Linear implements LinearWeights {
@@ -22,8 +24,8 @@ public final class Fp32Linear implements LinearWeights {
      */
     public Fp32Linear(float[] weight, float[] bias, int outFeatures, int inFeatures) {
         if (weight.length != outFeatures * inFeatures) {
-            throw new IllegalArgumentException("weight has " + weight.length
-                + " values, expected " + outFeatures + "x" + inFeatures);
+            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures
+                + "x" + inFeatures);
         }
         this.wt = new float[inFeatures][outFeatures];
         for (int j = 0; j < outFeatures; j++) {
@@ -54,13 +56,29 @@ public final class Fp32Linear implements LinearWeights {
 
     @Override
     public void forward(float[] x, int rows, float[] y) {
+        forwardRows(x, 0, rows, y);
+    }
+
+    @Override
+    public void forwardRows(float[] x, int fromRow, int toRow, float[] y) {
         float[][] a = acc.get();
-        for (int r0 = 0; r0 < rows; r0 += ROW_TILE) {
-            int r1 = Math.min(rows, r0 + ROW_TILE);
+        for (int r0 = fromRow; r0 < toRow; r0 += ROW_TILE) {
+            int r1 = Math.min(toRow, r0 + ROW_TILE);
             for (int r = r0; r < r1; r++) {
                 java.util.Arrays.fill(a[r - r0], 0f);
             }
-            for (int k = 0; k < in; k++) {
+            int k = 0;
+            for (; k + 4 <= in; k += 4) {              // four input channels per pass over the accumulators
+                float[] w0 = wt[k];
+                float[] w1 = wt[k + 1];
+                float[] w2 = wt[k + 2];
+                float[] w3 = wt[k + 3];
+                for (int r = r0; r < r1; r++) {
+                    int xo = r * in + k;
+                    axpy4(x[xo], w0, x[xo + 1], w1, x[xo + 2], w2, x[xo + 3], w3, a[r - r0], out);
+                }
+            }
+            for (; k < in; k++) {
                 float[] w = wt[k];
                 for (int r = r0; r < r1; r++) {
                     axpy(x[r * in + k], w, a[r - r0], out);
@@ -79,6 +97,18 @@ public final class Fp32Linear implements LinearWeights {
     static void axpy(float xr, float[] w, float[] acc, int n) {
         for (int j = 0; j < n; j++) {
             acc[j] += xr * w[j];
+        }
+    }
+
+    /**
+     * Four {@link #axpy} updates in one pass: {@code acc[j] = acc[j] + x0 w0[j] + x1 w1[j] + x2 w2[j]
+     * + x3 w3[j]}, evaluated left to right (Java does not reassociate or fuse), so the bits equal four
+     * successive axpy calls while the accumulators are loaded and stored once instead of four times.
+     */
+    static void axpy4(float x0, float[] w0, float x1, float[] w1, float x2, float[] w2, float x3, float[] w3,
+                      float[] acc, int n) {
+        for (int j = 0; j < n; j++) {
+            acc[j] = acc[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];
         }
     }
 

@@ -1,10 +1,10 @@
 package io.troupe.models.infer;
 
-import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.ParameterLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -59,7 +59,7 @@ public final class InferenceWeights {
      * name must be present with its full shape.
      */
     public static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
-            Quantization quantization) {
+        Quantization quantization) {
         Map<String, float[]> p = new HashMap<>();
         for (ParamSpec s : ParameterLayout.full(cfg).specs()) {
             float[] values = byName.get(s.name());

@@ -4,7 +4,7 @@ package io.troupe.models.infer;
  * int8 weight-only {@link LinearWeights}: each output channel j holds {@code q[j, k]} in [-127, 127]
  * and one symmetric scale {@code s[j] = max_k |w[j, k]| / 127}. Dequantization is fused into the
  * product: {@code y[r, j] = s[j] * sum_k x[r, k] * q[j, k] + b[j]}. The weight is stored transposed
- * {@code (in, out)}; inside the product one row k of it at a time is widened to float in a
+ * {@code (in, out)}; inside the product four rows k of it at a time are widened to float in a
  * cache-resident buffer and applied to every row of the tile (as {@link Fp32Linear}), so the full
  * float matrix never exists. Summation order per output is fixed (k ascending, then scale, then
  * bias): batch-invariant.
@@ -15,7 +15,7 @@ public final class Int8Linear implements LinearWeights {
     private final float[] bias;
     private final int out;
     private final int in;
-    private final ThreadLocal<float[]> widened;
+    private final ThreadLocal<float[][]> widened;
     private final ThreadLocal<float[][]> acc;
 
     private Int8Linear(byte[] qt, float[] scale, float[] bias, int out, int in) {
@@ -24,15 +24,15 @@ public final class Int8Linear implements LinearWeights {
         this.bias = bias;
         this.out = out;
         this.in = in;
-        this.widened = ThreadLocal.withInitial(() -> new float[out]);
+        this.widened = ThreadLocal.withInitial(() -> new float[4][out]);
         this.acc = Fp32Linear.accumulators(out);
     }
 
     /** Quantizes float32 weights (outFeatures, inFeatures) per output channel; round to nearest. */
     public static Int8Linear quantize(float[] weight, float[] bias, int outFeatures, int inFeatures) {
         if (weight.length != outFeatures * inFeatures) {
-            throw new IllegalArgumentException("weight has " + weight.length
-                + " values, expected " + outFeatures + "x" + inFeatures);
+            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures
+                + "x" + inFeatures);
         }
         byte[] q = new byte[weight.length];
         float[] scale = new float[outFeatures];
@@ -74,25 +74,45 @@ public final class Int8Linear implements LinearWeights {
 
     @Override
     public void forward(float[] x, int rows, float[] y) {
-        float[] wk = widened.get();
+        forwardRows(x, 0, rows, y);
+    }
+
+    @Override
+    public void forwardRows(float[] x, int fromRow, int toRow, float[] y) {
+        float[][] wk = widened.get();
         float[][] a = acc.get();
-        for (int r0 = 0; r0 < rows; r0 += Fp32Linear.ROW_TILE) {
-            int r1 = Math.min(rows, r0 + Fp32Linear.ROW_TILE);
+        for (int r0 = fromRow; r0 < toRow; r0 += Fp32Linear.ROW_TILE) {
+            int r1 = Math.min(toRow, r0 + Fp32Linear.ROW_TILE);
             for (int r = r0; r < r1; r++) {
                 java.util.Arrays.fill(a[r - r0], 0f);
             }
-            for (int k = 0; k < in; k++) {
-                int qOff = k * out;
-                for (int j = 0; j < out; j++) {
-                    wk[j] = qt[qOff + j];
+            int k = 0;
+            for (; k + 4 <= in; k += 4) {              // four input rows widened, applied in one pass
+                for (int u = 0; u < 4; u++) {
+                    widen(k + u, wk[u]);
                 }
                 for (int r = r0; r < r1; r++) {
-                    Fp32Linear.axpy(x[r * in + k], wk, a[r - r0], out);
+                    int xo = r * in + k;
+                    Fp32Linear.axpy4(x[xo], wk[0], x[xo + 1], wk[1], x[xo + 2], wk[2], x[xo + 3], wk[3], a[r - r0],
+                        out);
+                }
+            }
+            for (; k < in; k++) {
+                widen(k, wk[0]);
+                for (int r = r0; r < r1; r++) {
+                    Fp32Linear.axpy(x[r * in + k], wk[0], a[r - r0], out);
                 }
             }
             for (int r = r0; r < r1; r++) {
                 Fp32Linear.store(a[r - r0], scale, bias, y, r * out, out);
             }
+        }
+    }
+
+    private void widen(int k, float[] row) {
+        int qOff = k * out;
+        for (int j = 0; j < out; j++) {
+            row[j] = qt[qOff + j];
         }
     }
 

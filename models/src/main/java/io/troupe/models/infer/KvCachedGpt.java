@@ -20,12 +20,20 @@ import io.troupe.models.gpt.GptConfig;
  * Every kernel is row-independent with a fixed reduction order ({@link RowKernels}), so a token's
  * logits are bit-identical whatever else shares the step, and a prefill split into chunks equals
  * the unsplit one. Not thread-safe: one step at a time (scratch is reused).
+ *
+ * <p>A pipeline stage holds blocks {@code [firstBlock, endBlock)} and a cache of those layers only;
+ * {@link #stageForward} takes the previous stage's hidden states (the first stage embeds the
+ * tokens instead) and returns its own (the last stage returns the logits). The stages run in
+ * sequence compute exactly the operations of the whole model, so the logits are bit-identical.
  */
 public final class KvCachedGpt {
     private final InferenceWeights w;
     private final PagedKvCache cache;
     private final GptConfig cfg;
     private final float attnScale;
+    private final int firstBlock;
+    private final int endBlock;
+    private RowSplitter rows;
     private float[] h = new float[0];
     private float[] ln = new float[0];
     private float[] qkv = new float[0];
@@ -40,9 +48,24 @@ public final class KvCachedGpt {
     private final float[] outRow;
 
     public KvCachedGpt(InferenceWeights weights, PagedKvCache cache) {
+        this(weights, cache, 0, weights.config().nLayer());
+    }
+
+    /** A pipeline stage holding blocks {@code [firstBlock, endBlock)}; {@code cache} holds exactly those layers. */
+    public KvCachedGpt(InferenceWeights weights, PagedKvCache cache, int firstBlock, int endBlock) {
         this.w = weights;
         this.cache = cache;
         this.cfg = weights.config();
+        if (firstBlock < 0 || endBlock < firstBlock || endBlock > cfg.nLayer()) {
+            throw new IllegalArgumentException("stage blocks [" + firstBlock + ", " + endBlock + ") outside [0, "
+                + cfg.nLayer() + "]");
+        }
+        if (cache.layers() != endBlock - firstBlock) {
+            throw new IllegalArgumentException("KV cache holds " + cache.layers() + " layers, the stage has "
+                + (endBlock - firstBlock) + " blocks");
+        }
+        this.firstBlock = firstBlock;
+        this.endBlock = endBlock;
         this.attnScale = (float) (1.0 / Math.sqrt(cfg.headDim()));
         this.scores = new float[cfg.nHead()][cfg.seqLen()];
         this.qRow = new float[cfg.dModel()];
@@ -64,6 +87,33 @@ public final class KvCachedGpt {
         return w;
     }
 
+    /**
+     * Splits the rows of every linear layer over {@code splitter}'s threads (null: the calling
+     * thread alone). Each row is computed exactly as before, so the logits do not change.
+     */
+    public void splitRows(RowSplitter splitter) {
+        this.rows = splitter;
+    }
+
+    private void linear(LinearWeights lin, float[] x, int n, float[] y) {
+        RowSplitter r = rows;
+        if (r == null) {
+            lin.forward(x, n, y);
+        } else {
+            r.run(n, (from, to) -> lin.forwardRows(x, from, to, y));
+        }
+    }
+
+    /** True when this stage embeds the tokens (it holds block 0). */
+    public boolean isFirstStage() {
+        return firstBlock == 0;
+    }
+
+    /** True when this stage computes the logits (it holds the last block). */
+    public boolean isLastStage() {
+        return endBlock == cfg.nLayer();
+    }
+
     private void ensureScratch(int n) {
         int c = cfg.dModel();
         if (h.length < n * c) {
@@ -79,12 +129,52 @@ public final class KvCachedGpt {
     /**
      * Runs one step: writes the keys and values of every token into its sequence's blocks (which
      * must already cover its position) and returns the logits (logitCount, V) of the marked rows.
+     * The whole model only.
      */
     public float[] forward(StepBatch batch) {
+        if (!isFirstStage() || !isLastStage()) {
+            throw new IllegalStateException("forward needs the whole model; this stage holds blocks [" + firstBlock
+                + ", " + endBlock + ") of " + cfg.nLayer() + ": use stageForward");
+        }
+        return stageForward(batch, null);
+    }
+
+    /**
+     * Runs this stage's part of one step. {@code input} is the previous stage's output (N, C), or
+     * null on the first stage, which embeds the tokens. Returns the logits (logitCount, V) on the
+     * last stage, else a new array (N, C) of hidden states for the next stage.
+     */
+    public float[] stageForward(StepBatch batch, float[] input) {
         final int n = batch.size();
         final int c = cfg.dModel();
-        final int t = cfg.seqLen();
         ensureScratch(n);
+        if (isFirstStage()) {
+            embed(batch, n, c);
+        } else {
+            if (input == null || input.length < n * c) {
+                throw new IllegalArgumentException("stage input must hold " + n + " x " + c + " floats: "
+                    + (input == null ? "null" : input.length));
+            }
+            System.arraycopy(input, 0, h, 0, n * c);
+        }
+        for (int l = firstBlock; l < endBlock; l++) {
+            block(batch, l, n, c);
+        }
+        if (!isLastStage()) {
+            return java.util.Arrays.copyOf(h, n * c);
+        }
+        int r = batch.logitCount();
+        for (int j = 0; j < r; j++) {
+            System.arraycopy(h, batch.logitRow(j) * c, tmp, j * c, c);        // gather (R, C)
+        }
+        RowKernels.layerNorm(tmp, w.lnfW(), w.lnfB(), ln, r, c, cfg.lnEps());
+        float[] logits = new float[r * cfg.vocabSize()];
+        linear(w.lmHead(), ln, r, logits);                                    // (R, V)
+        return logits;
+    }
+
+    private void embed(StepBatch batch, int n, int c) {
+        final int t = cfg.seqLen();
         for (int i = 0; i < n; i++) {
             int p = batch.position(i);
             if (p < 0 || p >= t) {
@@ -96,28 +186,22 @@ public final class KvCachedGpt {
                 h[i * c + j] += pos[p * c + j];
             }
         }
-        for (int l = 0; l < cfg.nLayer(); l++) {
-            InferenceWeights.Block b = w.block(l);
-            RowKernels.layerNorm(h, b.ln1W(), b.ln1B(), ln, n, c, cfg.lnEps());
-            b.qkv().forward(ln, n, qkv);                                      // (N, 3C)
-            storeKeysValues(batch, l, n, c);
-            attend(batch, l, n, c);                                          // (N, C)
-            b.proj().forward(atty, n, tmp);
-            RowKernels.addInPlace(h, tmp, n * c);
-            RowKernels.layerNorm(h, b.ln2W(), b.ln2B(), ln, n, c, cfg.lnEps());
-            b.fc().forward(ln, n, fc);                                        // (N, 4C)
-            RowKernels.gelu(fc, n * 4 * c);
-            b.fcProj().forward(fc, n, tmp);                                   // (N, C)
-            RowKernels.addInPlace(h, tmp, n * c);
-        }
-        int r = batch.logitCount();
-        for (int j = 0; j < r; j++) {
-            System.arraycopy(h, batch.logitRow(j) * c, tmp, j * c, c);        // gather (R, C)
-        }
-        RowKernels.layerNorm(tmp, w.lnfW(), w.lnfB(), ln, r, c, cfg.lnEps());
-        float[] logits = new float[r * cfg.vocabSize()];
-        w.lmHead().forward(ln, r, logits);                                    // (R, V)
-        return logits;
+    }
+
+    private void block(StepBatch batch, int l, int n, int c) {
+        InferenceWeights.Block b = w.block(l);
+        int layer = l - firstBlock;                                           // the stage cache's index
+        RowKernels.layerNorm(h, b.ln1W(), b.ln1B(), ln, n, c, cfg.lnEps());
+        linear(b.qkv(), ln, n, qkv);                                          // (N, 3C)
+        storeKeysValues(batch, layer, n, c);
+        attend(batch, layer, n, c);                                           // (N, C)
+        linear(b.proj(), atty, n, tmp);
+        RowKernels.addInPlace(h, tmp, n * c);
+        RowKernels.layerNorm(h, b.ln2W(), b.ln2B(), ln, n, c, cfg.lnEps());
+        linear(b.fc(), ln, n, fc);                                            // (N, 4C)
+        RowKernels.gelu(fc, n * 4 * c);
+        linear(b.fcProj(), fc, n, tmp);                                       // (N, C)
+        RowKernels.addInPlace(h, tmp, n * c);
     }
 
     private void storeKeysValues(StepBatch batch, int layer, int n, int c) {

@@ -13,6 +13,12 @@ public interface LinearWeights {
     /** out (rows, outFeatures) = x (rows, inFeatures) @ W^T + b. */
     void forward(float[] x, int rows, float[] out);
 
+    /**
+     * Rows {@code [fromRow, toRow)} of {@link #forward}: each row's result is the same bits as in
+     * any other call (callers may split a batch's rows over threads).
+     */
+    void forwardRows(float[] x, int fromRow, int toRow, float[] out);
+
     /** Bytes held by the weight matrix and its scales (bias excluded). */
     long weightBytes();
 

@@ -27,6 +27,18 @@ public final class PagedKvCache {
     private int freeCount;
 
     public PagedKvCache(GptConfig cfg, int blockSize, int numBlocks) {
+        this(cfg, blockSize, numBlocks, cfg.nLayer());
+    }
+
+    /**
+     * A cache holding {@code layers} layers (a pipeline stage's blocks, indexed from 0); the block
+     * ids of another stage's allocator address the same positions here.
+     */
+    public PagedKvCache(GptConfig cfg, int blockSize, int numBlocks, int layers) {
+        if (layers < 0 || layers > cfg.nLayer()) {
+            throw new IllegalArgumentException("KV cache layers must be in [0, " + cfg.nLayer() + "]: layers="
+                + layers);
+        }
         if (blockSize < 1) {
             throw new IllegalArgumentException("KV block size must be >= 1 token: blockSize=" + blockSize);
         }
@@ -40,8 +52,8 @@ public final class PagedKvCache {
         this.blockSize = blockSize;
         this.numBlocks = numBlocks;
         this.width = cfg.dModel();
-        this.k = new float[cfg.nLayer()][numBlocks * blockSize * width];
-        this.v = new float[cfg.nLayer()][numBlocks * blockSize * width];
+        this.k = new float[layers][numBlocks * blockSize * width];
+        this.v = new float[layers][numBlocks * blockSize * width];
         this.freeList = new int[numBlocks];
         for (int i = 0; i < numBlocks; i++) {
             freeList[i] = numBlocks - 1 - i;    // block 0 handed out first
@@ -57,6 +69,11 @@ public final class PagedKvCache {
 
     public static long bytesPerBlock(GptConfig cfg, int blockSize) {
         return 2L * cfg.nLayer() * blockSize * cfg.dModel() * 4L;
+    }
+
+    /** Layers held (the model's, or one pipeline stage's). */
+    public int layers() {
+        return k.length;
     }
 
     public int blockSize() {

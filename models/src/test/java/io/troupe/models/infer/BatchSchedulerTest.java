@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.gpt.GptConfig;
@@ -52,8 +53,8 @@ class BatchSchedulerTest {
     @Test
     void shouldGiveTheSameTokensAloneAndInABatchOf16() {
         int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
-        for (SamplingParams p : List.of(SamplingParams.greedy(25),
-            new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of()))) {
+        for (SamplingParams p : List.of(SamplingParams.greedy(25), new SamplingParams(25, 0.9f, 0.95f, 1234L,
+            List.of()))) {
             int[] alone = run(scheduler(1, 64, 64), gen(1, prompt, p), List.of());
             // 15 others arrive first, so the needle is prefilled in chunks beside decodes of different lengths
             int[] batched = run(scheduler(16, 24, 256), gen(1, prompt, p), others(new Random(7), 15, p));
@@ -61,6 +62,73 @@ class BatchSchedulerTest {
             System.out.println("batched: " + java.util.Arrays.toString(batched));
             assertEquals(25, alone.length);
             assertArrayEquals(alone, batched, "temperature " + p.temperature());
+        }
+    }
+
+    /**
+     * Two pipeline stages (block 0 and block 1, each with its own cache of its layer) and two
+     * micro-batches in flight: every request gets the same tokens as on the whole model, with
+     * preemption under a small cache too, and each step holds no sequence of the other pending one.
+     */
+    @Test
+    void shouldGiveTheSameTokensOnTwoStagesWithTwoMicroBatchesInFlight() {
+        InferenceWeights w = InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE);
+        for (int blocks : new int[] {256, 12}) {
+            SamplingParams p = new SamplingParams(25, 0.9f, 0.95f, 99L, List.of());
+            List<Generation> whole = others(new Random(11), 12, p);
+            BatchScheduler reference = scheduler(8, 24, blocks);
+            for (Generation g : whole) {
+                reference.submit(g);
+            }
+            reference.runToCompletion();
+            KvCachedGpt s0 = new KvCachedGpt(w, new PagedKvCache(CFG, 4, blocks, 1), 0, 1);
+            KvCachedGpt s1 = new KvCachedGpt(w, new PagedKvCache(CFG, 4, blocks, 1), 1, 2);
+            assertThrows(IllegalStateException.class, () -> s0.forward(new StepBatch()));
+            BatchScheduler piped = new BatchScheduler(s0, new BatchScheduler.Limits(8, 24, 1000));
+            List<Generation> staged = others(new Random(11), 12, p);
+            for (Generation g : staged) {
+                piped.submit(g);
+            }
+            java.util.ArrayDeque<float[]> inFlight = new java.util.ArrayDeque<>();
+            int maxPending = 0;
+            while (piped.hasWork() || !inFlight.isEmpty()) {
+                StepBatch b;
+                while (piped.pendingSteps() < 2 && (b = piped.plan(System.nanoTime(), 4)) != null) {
+                    inFlight.addLast(s1.stageForward(b, s0.stageForward(b, null)));
+                }
+                maxPending = Math.max(maxPending, piped.pendingSteps());
+                assertFalse(inFlight.isEmpty(), "requests wait but nothing could be planned");
+                piped.complete(inFlight.pollFirst(), System.nanoTime());
+            }
+            assertEquals(2, maxPending, "two micro-batches in flight");
+            assertEquals(0, s0.cache().usedBlocks(), "every block returned");
+            for (int i = 0; i < whole.size(); i++) {
+                assertArrayEquals(whole.get(i).completion(), staged.get(i).completion(), "request " + i + ", "
+                    + blocks + " blocks");
+            }
+            if (blocks == 12) {
+                assertTrue(piped.preemptions() > 0, "a full cache preempts");
+            }
+        }
+    }
+
+    /** Rows of the linears split over 3 threads: the same tokens as alone on one thread, int8 too. */
+    @Test
+    void shouldGiveTheSameTokensWithTheBatchRowsSplitOverThreads() {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
+        SamplingParams p = new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of());
+        for (Quantization q : Quantization.values()) {
+            InferenceWeights w = InferenceWeights.fromFlat(CFG, PARAMS, q);
+            BatchScheduler alone = new BatchScheduler(new KvCachedGpt(w, new PagedKvCache(CFG, 4, 64)),
+                new BatchScheduler.Limits(1, 64, 1000));
+            KvCachedGpt split = new KvCachedGpt(w, new PagedKvCache(CFG, 4, 256));
+            try (RowSplitter rows = new RowSplitter(3, 2)) {
+                split.splitRows(rows);
+                int[] batched = run(new BatchScheduler(split, new BatchScheduler.Limits(16, 24, 1000)), gen(1,
+                    prompt, p),
+                    others(new Random(7), 15, p));
+                assertArrayEquals(run(alone, gen(1, prompt, p), List.of()), batched, q.name());
+            }
         }
     }
 
@@ -86,8 +154,8 @@ class BatchSchedulerTest {
         KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE),
             new PagedKvCache(CFG, 4, 10));
         BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(8, 64, 2));
-        // 4 blocks with its first token
-        int[] prompt = InferenceFixtures.randomTokens(new Random(9), 15, CFG.vocabSize());
+        int[] prompt = InferenceFixtures.randomTokens(new Random(9), 15,
+            CFG.vocabSize());   // 4 blocks with its first token
         assertTrue(s.submit(gen(1, prompt, SamplingParams.greedy(2))));
         assertTrue(s.submit(gen(2, prompt, SamplingParams.greedy(2))));
         assertFalse(s.submit(gen(3, prompt, SamplingParams.greedy(2))), "queue limit 2");

@@ -1,0 +1,28 @@
+package io.troupe.actors.serve;
+
+import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.StepBatch;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+
+/**
+ * Runs the model's forward of planned steps off the scheduler actor's thread: the whole model on
+ * one executor ({@link LocalStepRunner}), or pipeline stages ({@link PipelineStepRunner}). Up to
+ * {@link #depth} steps may be in flight; their results complete in the order the steps were run.
+ */
+interface StepRunner extends AutoCloseable {
+    /** Steps that may be in flight at once (1, or the number of pipeline stages). */
+    int depth();
+
+    /** The model that allocates KV blocks and whose config the scheduler plans with (the first stage). */
+    KvCachedGpt allocatingModel();
+
+    /** Called once from the scheduler actor's setup; spawns whatever actors the runner needs. */
+    void start(ActorContext<?> ctx);
+
+    /** Starts the forward of {@code batch}, valid until the result completes; the result is its logits. */
+    CompletionStage<float[]> run(StepBatch batch);
+
+    @Override
+    void close();
+}
