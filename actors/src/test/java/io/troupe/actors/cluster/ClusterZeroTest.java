@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
-import io.troupe.actors.api.Troupe;
 import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.Troupe;
 import io.troupe.models.checkpoint.Checkpoints;
 import java.io.IOException;
 import java.nio.file.Files;

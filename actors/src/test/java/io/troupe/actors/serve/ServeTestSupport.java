@@ -1,7 +1,7 @@
 package io.troupe.actors.serve;
 
-import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.ParamSpec;
+import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;

@@ -1,10 +1,10 @@
 package io.troupe.models.infer;
 
+import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.ParameterLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
