@@ -60,6 +60,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     /** Set by {@link #abort} from any thread; the agent thread fails the current and later collectives. */
     private volatile String abortReason;
     volatile long completed;
+    /** Payload bytes this member has handed to its links (written by the agent thread only). */
+    volatile long sentBytes;
 
     CollectiveEngine(CollectiveAgent agent, CollectiveGroup group, CollectiveSettings settings) {
         this.agent = agent;
@@ -507,6 +509,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     }
 
     void send(int idx, int step, int piece, DType dtype, long address, long count) {
+        sentBytes += count * dtype.sizeBytes();
         links[idx].begin(this, signature, CollectiveKey.key(seq, groupId, step, piece), dtype, address, count);
     }
 
@@ -522,6 +525,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     /** Sends the piece written into the reservation of {@link #claim}. */
     void sendClaimed(int idx, int step, int piece, DType dtype, long count) {
+        sentBytes += count * dtype.sizeBytes();
         links[idx].beginClaimed(this, signature, CollectiveKey.key(seq, groupId, step, piece), dtype, count);
     }
 

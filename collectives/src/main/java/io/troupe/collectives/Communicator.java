@@ -83,6 +83,15 @@ public final class Communicator {
         return engine.errorFeedback;
     }
 
+    /**
+     * Payload bytes this member has sent to the others over the data plane, all collectives so
+     * far (what the wire format put there: float32, bf16 or int8 with scales). Any thread; read it
+     * after a collective's handle is done to include that collective.
+     */
+    public long sentBytes() {
+        return engine.sentBytes;
+    }
+
     /** Collectives completed successfully. */
     public long completed() {
         return engine.completed;

@@ -147,4 +147,132 @@ class GradientBucketerTest {
             assertTrue(ms < 5000, "reported before the deadline: " + ms + " ms");
         }
     }
+
+    /**
+     * Reduce-scatter mode (ZeRO): each member ends with the sum of its segment of every bucket, its
+     * owned ranges tile the buffer across members, and the all-gather gives everyone every member's
+     * segments of another buffer of the same layout.
+     */
+    @Test
+    @Timeout(60)
+    void shouldReduceScatterBucketsAndAllGatherOwnedSegments() {
+        int n = 3;
+        List<ParamRange> p = params();
+        long total = total(p);
+        try (LocalGroup g = new LocalGroup(n); Buffers grads = new Buffers(n, total);
+             Buffers params = new Buffers(n, total)) {
+            Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings());
+            GradientBucketer[] bk = new GradientBucketer[n];
+            for (int r = 0; r < n; r++) {
+                bk[r] = new GradientBucketer(c[r], grads.address[r], total, p, 4 * 4000, ReduceOp.SUM, true, 0);
+                for (long i = 0; i < total; i++) {
+                    grads.set(r, i, (r + 1) * (i % 7));
+                    params.set(r, i, -1);
+                }
+            }
+            for (int r = 0; r < n; r++) {
+                for (int i = 0; i < p.size(); i++) {
+                    bk[r].markReady(i);
+                }
+            }
+            CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
+            for (int r = 0; r < n; r++) {
+                for (int b = 0; b < bk[r].bucketCount(); b++) {
+                    all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
+                }
+            }
+            g.awaitAll(all);
+            long[] ownerOf = new long[(int) total];
+            java.util.Arrays.fill(ownerOf, -1);
+            for (int r = 0; r < n; r++) {
+                bk[r].finish();
+                long[] starts = bk[r].ownedStarts();
+                long[] numels = bk[r].ownedNumels();
+                for (int k = 0; k < starts.length; k++) {
+                    assertTrue(k == 0 || starts[k] > starts[k - 1], "ascending");
+                    for (long i = starts[k]; i < starts[k] + numels[k]; i++) {
+                        assertEquals(-1, ownerOf[(int) i], "element " + i + " owned twice");
+                        ownerOf[(int) i] = r;
+                        assertEquals(6f * (i % 7), grads.get(r, i), "rank " + r + " element " + i); // 1+2+3
+                        params.set(r, i, 100 * r + (i % 11));
+                    }
+                }
+            }
+            for (long o : ownerOf) {
+                assertTrue(o >= 0, "every element owned");
+            }
+            for (int r = 0; r < n; r++) {
+                bk[r].startAllGather(params.address[r]);
+            }
+            CollectiveHandle[] gathers = new CollectiveHandle[n * bk[0].bucketCount()];
+            for (int r = 0; r < n; r++) {
+                for (int b = 0; b < bk[r].bucketCount(); b++) {
+                    gathers[r * bk[r].bucketCount() + b] = bk[r].gatherHandle(b);
+                }
+            }
+            g.awaitAll(gathers);
+            for (int r = 0; r < n; r++) {
+                bk[r].finishAllGather();
+                for (long i = 0; i < total; i++) {
+                    if (params.get(r, i) != 100 * ownerOf[(int) i] + (i % 11)) {
+                        fail("rank " + r + " element " + i + " = " + params.get(r, i) + ", owner " + ownerOf[(int) i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The bytes a member puts on the wire for one step's gradient buckets: int8 with error feedback
+     * sends at most 0.27x of float32 (an int8 per element plus a float32 scale per 256), bf16 half;
+     * each member's sum is the float32 one within the codec's error.
+     */
+    @Test
+    @Timeout(60)
+    void shouldSendAQuarterOfTheBytesUnderInt8ErrorFeedback() {
+        int n = 2;
+        List<ParamRange> p = params();
+        long total = total(p);
+        long[] sent = new long[3];
+        Compression[] formats = {Compression.NONE, Compression.BF16, Compression.INT8_ERROR_FEEDBACK};
+        for (int f = 0; f < formats.length; f++) {
+            try (LocalGroup g = new LocalGroup(n); Buffers buf = new Buffers(n, total)) {
+                Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings().withCompression(formats[f]));
+                GradientBucketer[] bk = new GradientBucketer[n];
+                for (int r = 0; r < n; r++) {
+                    bk[r] = new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.SUM);
+                    for (long i = 0; i < total; i++) {
+                        buf.set(r, i, (float) Math.sin(0.01 * i + r));
+                    }
+                    for (int i = 0; i < p.size(); i++) {
+                        bk[r].markReady(i);
+                    }
+                }
+                CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
+                for (int r = 0; r < n; r++) {
+                    for (int b = 0; b < bk[r].bucketCount(); b++) {
+                        all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
+                    }
+                }
+                g.awaitAll(all);
+                for (int r = 0; r < n; r++) {
+                    bk[r].finish();
+                }
+                sent[f] = c[0].sentBytes();
+                double worst = 0;
+                for (long i = 0; i < total; i++) {
+                    double want = Math.sin(0.01 * i) + Math.sin(0.01 * i + 1);
+                    worst = Math.max(worst, Math.abs(buf.get(0, i) - want));
+                }
+                System.out.printf("%s: member 0 sent %d bytes for %d gradient floats, max abs error %.2e%n", formats[f],
+                    sent[f], total, worst);
+                assertTrue(worst < (f == 0 ? 1e-6 : 0.03), formats[f] + " error " + worst);
+            }
+        }
+        double int8Ratio = (double) sent[2] / sent[0];
+        double bf16Ratio = (double) sent[1] / sent[0];
+        System.out.printf("wire ratio against float32: bf16 %.3f, int8-ef %.3f%n", bf16Ratio, int8Ratio);
+        assertTrue(int8Ratio <= 0.27, "int8-ef ratio " + int8Ratio);
+        assertTrue(bf16Ratio <= 0.51, "bf16 ratio " + bf16Ratio);
+    }
 }

@@ -88,6 +88,32 @@ public interface StageModule extends AutoCloseable {
         }
     }
 
+    /**
+     * Bytes this stage holds now for activations kept between forward and backward (every slot it
+     * has allocated; slots are kept for reuse). 0 when the module does not say.
+     */
+    default long activationBytes() {
+        return 0;
+    }
+
+    /**
+     * Asks the stage to recompute activations in backward instead of keeping them from forward
+     * (before its first forward). The default keeps everything and refuses any other mode.
+     *
+     * @throws IllegalArgumentException naming the mode when the module cannot recompute it
+     */
+    default void recompute(io.troupe.models.memory.Recompute mode) {
+        if (mode != io.troupe.models.memory.Recompute.NONE) {
+            throw new IllegalArgumentException("this stage module keeps every activation: recompute="
+                + mode.optionName() + " is not available for " + getClass().getName());
+        }
+    }
+
+    /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */
+    default long activationBytesPerSlot() {
+        return 0;
+    }
+
     default Tensor backward(int slot, Tensor gradOutput, float lossScale) {
         Tensor g = backwardInput(slot, gradOutput, lossScale);
         backwardWeight(slot);

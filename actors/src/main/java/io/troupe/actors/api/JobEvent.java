@@ -17,10 +17,13 @@ public sealed interface JobEvent extends CrossNodeMessage {
     /**
      * A step is committed (every rank applied its update). {@code valLoss} is NaN unless validation
      * was due; {@code allReduceMs} is the longest any rank waited for its data-parallel all-reduce
-     * after its backward (the part compute did not hide).
+     * after its backward (the part compute did not hide); {@code memPeakMib} the most bytes any rank
+     * held after the step (its {@code RankMemory} total); {@code gradBytesSent} the most bytes any
+     * rank sent for data-parallel gradients (and ZeRO's parameter all-gather) in the step.
      */
     record StepCompleted(long step, long totalSteps, double loss, double valLoss, double gradNorm, float lr,
-                         double stepMs, double tokensPerSec, double bubble, double allReduceMs) implements JobEvent {
+                         double stepMs, double tokensPerSec, double bubble, double allReduceMs, double memPeakMib,
+                         long gradBytesSent) implements JobEvent {
     }
 
     /**

@@ -55,6 +55,9 @@ public final class TrainingJob {
         private String moduleFactory = "";
         private int checkpointInterval;
         private String checkpointDir = "";
+        private int zero;
+        private String recompute;
+        private String gradCompression;
 
         private Builder() {
             Config t = JobDefaults.reference();
@@ -78,6 +81,9 @@ public final class TrainingJob {
             bucketBytes = t.getLong("bucket-kib") * 1024;
             device = t.getString("device");
             checkpointInterval = t.getInt("checkpoint-interval");
+            zero = t.getInt("zero");
+            recompute = t.getString("recompute");
+            gradCompression = t.getString("grad-compression");
         }
 
         public Builder model(String v) {
@@ -175,6 +181,27 @@ public final class TrainingJob {
             return this;
         }
 
+        /**
+         * ZeRO stage over the data-parallel group: 0 (every replica holds all optimizer state), 1
+         * (AdamW's moments split over the replicas), 2 (the reduced gradients too).
+         */
+        public Builder zero(int stage) {
+            zero = stage;
+            return this;
+        }
+
+        /** Activation recomputation: {@code none}, {@code selective} or {@code full}. */
+        public Builder recompute(String mode) {
+            recompute = mode;
+            return this;
+        }
+
+        /** Wire format of the data-parallel gradient reduction: {@code none}, {@code bf16} or {@code int8-ef}. */
+        public Builder gradCompression(String format) {
+            gradCompression = format;
+            return this;
+        }
+
         /** {@code cpu}, {@code cuda} or {@code auto}, for every worker. */
         public Builder device(String v) {
             device = v;
@@ -216,7 +243,7 @@ public final class TrainingJob {
                 int warmupSteps = JobDefaults.warmupSteps(warmup, steps);
                 JobRequest request = new JobRequest(model, layout, v, schedule, micro, batch, steps, lr, minLr, warmupSteps,
                     gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
-                    evalBatches, bucketBytes, device, moduleFactory);
+                    evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression);
                 JobSpecs.toSpec(request, 1);
                 return new TrainingJob(request);
             } catch (IllegalArgumentException e) {

@@ -63,6 +63,8 @@ final class ClusterJobs {
             .lr(t.lr(), t.minLr(), t.warmupSteps()).gradClip(t.gradClip()).seed(t.seed()).partition(s.partition())
             .data(s.data()).checkpoints(t.checkpointInterval(), checkpointDir.toString()).stepTimeoutMs(s.stepTimeoutMs())
             .bucketBytes(s.bucketBytes())
+            .zero(s.memory().zero()).recompute(s.memory().recompute().optionName())
+            .gradCompression(s.memory().gradCompression().optionName())
             .device(s.device().name().toLowerCase(Locale.ROOT)).build().request();
     }
 
@@ -81,7 +83,7 @@ final class ClusterJobs {
             } else if (e instanceof JobEvent.StepCompleted sc) {
                 StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), sc.valLoss(), sc.lr(), sc.gradNorm(),
                     sc.tokensPerSec(), sc.stepMs());
-                outputs.record(m, sc.bubble(), sc.allReduceMs());
+                outputs.record(m, sc.bubble(), sc.allReduceMs(), sc.memPeakMib(), sc.gradBytesSent());
                 progress.print(m, sc.bubble());
             } else if (e instanceof JobEvent.StepTrace st) {
                 trace.set(st);

@@ -34,7 +34,11 @@ final class PipelineTrainCommand {
             int workers = s.layout().worldSize();
             int threadsPerWorker = Math.max(1, s.threads() / workers);
             spec = new PipelineJobSpec(cfg, s.layout(), s.schedule(), cfg.microBatches(), partition, threadsPerWorker,
-                s.stepTimeoutMs(), s.device(), "", s.sequenceParallel());
+                s.stepTimeoutMs(), s.device(), "", s.sequenceParallel()).withMemory(s.memory());
+            if (s.layout().dp() > 1 && s.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
+                throw new UsageException("grad-compression " + s.memory().gradCompression().optionName()
+                    + " needs the cluster engine (the in-process engine sums replicas in memory)");
+            }
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
@@ -48,8 +52,7 @@ final class PipelineTrainCommand {
                 cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(), s.layout().virtualStages(), s.schedule(),
                 spec.microbatches(), spec.microBatchRows(), spec.partition(), cfg.steps(), spec.threadsPerWorker());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
-            out.printf("troupe: %s%n", io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), spec.partition(), false)
-                .memoryPerRank(s.layout()));
+            out.printf("troupe: %s%n", engine.plannedMemoryPerRank().line());
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());
             if (s.resume() != null) {
@@ -68,7 +71,7 @@ final class PipelineTrainCommand {
                     m = new StepMetrics(m.step(), m.totalSteps(), m.loss(), engine.validationLoss(val),
                         m.lr(), m.gradNorm(), m.tokensPerSec(), m.stepMs());
                 }
-                outputs.record(m, pm.bubble(), pm.allReduceMs());
+                outputs.record(m, pm.bubble(), pm.allReduceMs(), engine.memoryPerRank().totalMib(), -1);
                 progress.print(m, pm.bubble());
                 if (cfg.checkpointDue(step)) {
                     engine.checkpoint(outputs.checkpoints(), data.train().description());

@@ -35,6 +35,8 @@ final class TrainCommand {
                             [--layout DPxPPxTP] [--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive]
                             [--virtual V] [--partition N,N,...] [--step-timeout-ms MS]
                             [--engine cluster|in-process] [--bucket-kib KIB] [--sequence-parallel]
+                            [--zero 0|1|2] [--recompute none|selective|full]
+                            [--grad-compression none|bf16|int8-ef]
         With no options: the small GPT on the built-in corpus for 200 steps, layout 2x2 (dp 2 x pp 2)
         on an embedded 4-node cluster in this process; --layout 1x1 trains on one device.
         With a layout, --microbatches is the number of micro-batches per replica, and
@@ -86,6 +88,7 @@ final class TrainCommand {
         }
         try (dev; Trainer trainer = new Trainer(cfg, dev, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
+            trainer.model().recompute(s.memory().recompute());
             out.printf(Locale.ROOT, "troupe: %s GPT (%,d parameters), batch %d x seq %d, %d steps on %s%n",
                 cfg.model().name(), trainer.model().layout().numel(), cfg.batchSize(), cfg.model().seqLen(), cfg.steps(), dev.name());
             outputs.countEpochs(trainer.trainBatches(), cfg.batchSize());

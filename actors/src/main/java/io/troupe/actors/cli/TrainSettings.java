@@ -9,6 +9,7 @@ import com.typesafe.config.ConfigValueFactory;
 import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.memory.MemoryOptions;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.train.TrainConfig;
@@ -23,7 +24,7 @@ import java.util.Map;
  */
 record TrainSettings(TrainConfig train, DeviceKind device, int threads, String data, String out, String resume,
                      Layout layout, String schedule, String partition, long stepTimeoutMs, String engine,
-                     long bucketBytes, boolean sequenceParallel) {
+                     long bucketBytes, boolean sequenceParallel, MemoryOptions memory) {
 
     /** Whether the layout asks for more than the single-device trainer. */
     boolean parallel() {
@@ -41,7 +42,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Map.entry("layout", "layout"), Map.entry("schedule", "schedule"), Map.entry("virtual", "virtual-stages"),
         Map.entry("partition", "partition"), Map.entry("step-timeout-ms", "step-timeout-ms"),
         Map.entry("engine", "engine"), Map.entry("bucket-kib", "bucket-kib"),
-        Map.entry("sequence-parallel", "sequence-parallel"));
+        Map.entry("sequence-parallel", "sequence-parallel"), Map.entry("zero", "zero"),
+        Map.entry("recompute", "recompute"), Map.entry("grad-compression", "grad-compression"));
 
     /** Options that take no value. */
     static final java.util.Set<String> SWITCHES = java.util.Set.of("sequence-parallel");
@@ -102,7 +104,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             long timeout = t.getLong("step-timeout-ms");
             return new TrainSettings(train, DeviceKind.parse(t.getString("device")), threads, t.getString("data"),
                 t.getString("out"), o.get("resume"), layout, schedule, t.getString("partition"), timeout, engine,
-                bucketKib * 1024, t.getBoolean("sequence-parallel"));
+                bucketKib * 1024, t.getBoolean("sequence-parallel"),
+                MemoryOptions.parse(t.getInt("zero"), t.getString("recompute"), t.getString("grad-compression")));
         } catch (ConfigException e) {
             throw new UsageException("bad training setting: " + e.getMessage());
         } catch (IllegalArgumentException e) {

@@ -20,6 +20,8 @@ public final class CommitLedger {
     private double busyMs;
     private double idleMs;
     private double allReduceMs;
+    private long memBytes;
+    private long gradBytesSent;
     private double gradNorm;
     private float lr;
     private WorkerTrace[] traces;
@@ -27,7 +29,7 @@ public final class CommitLedger {
 
     /** A step every rank reported: its mean loss and the ranks' summed timings. */
     public record Committed(long step, double loss, double gradNorm, float lr, double busyMs, double idleMs,
-                            double allReduceMs, WorkerTrace[] traces) {
+                            double allReduceMs, WorkerTrace[] traces, long memBytes, long gradBytesSent) {
         /** Idle / (busy + idle) over the ranks. */
         public double bubble() {
             return busyMs + idleMs > 0 ? idleMs / (busyMs + idleMs) : 0;
@@ -92,6 +94,8 @@ public final class CommitLedger {
         busyMs += m.busyMs();
         idleMs += m.idleMs();
         allReduceMs = Math.max(allReduceMs, m.allReduceMs());
+        memBytes = Math.max(memBytes, m.memBytes());
+        gradBytesSent = Math.max(gradBytesSent, m.gradBytesSent());
         gradNorm = m.gradNorm();
         lr = m.lr();
         if (traced) {
@@ -106,7 +110,8 @@ public final class CommitLedger {
                 t[r] = WorkerTrace.EMPTY;
             }
         }
-        Committed c = new Committed(next, lossSum / Math.max(1, lossCount), gradNorm, lr, busyMs, idleMs, allReduceMs, t);
+        Committed c = new Committed(next, lossSum / Math.max(1, lossCount), gradNorm, lr, busyMs, idleMs, allReduceMs, t, memBytes,
+            gradBytesSent);
         next++;
         reset(false);
         return c;
@@ -140,6 +145,8 @@ public final class CommitLedger {
         busyMs = 0;
         idleMs = 0;
         allReduceMs = 0;
+        memBytes = 0;
+        gradBytesSent = 0;
         traced = trace;
         traces = new WorkerTrace[trace ? ranks : 0];
     }

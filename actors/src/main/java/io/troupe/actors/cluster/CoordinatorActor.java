@@ -79,7 +79,8 @@ public final class CoordinatorActor {
      * @param trace    the rank's intervals when the step was traced, else {@link WorkerTrace#EMPTY}
      */
     public record StepDone(int rank, JobIdentity job, long step, double lossSum, int lossCount, double gradNorm, float lr,
-                           double busyMs, double idleMs, double allReduceMs, WorkerTrace trace)
+                           double busyMs, double idleMs, double allReduceMs, WorkerTrace trace, long memBytes,
+                           long gradBytesSent)
         implements Command, CrossNodeMessage {
     }
 
@@ -549,7 +550,8 @@ public final class CoordinatorActor {
         if (c.step() + 1 > r.reportedUpTo) {
             double tokens = (double) r.spec().train().batchSize() * r.spec().train().model().seqLen();
             r.submitter.tell(new JobEvent.StepCompleted(r.committed(), r.spec().train().steps(), c.loss(), r.valLoss,
-                c.gradNorm(), c.lr(), r.lastStepMs, tokens / (r.lastStepMs / 1e3), c.bubble(), c.allReduceMs()));
+                c.gradNorm(), c.lr(), r.lastStepMs, tokens / (r.lastStepMs / 1e3), c.bubble(), c.allReduceMs(),
+                c.memBytes() / (1024.0 * 1024.0), c.gradBytesSent()));
             r.reportedUpTo = c.step() + 1;
         }
         r.lastLoss = c.loss();

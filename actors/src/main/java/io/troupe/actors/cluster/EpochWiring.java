@@ -16,6 +16,7 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.memory.GradCompression;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.Layout;
@@ -59,6 +60,8 @@ final class EpochWiring implements AutoCloseable {
     private final Tensor normAll;
     private final float[] normAllHost;
     private volatile String abortReason;
+    /** Collective tags reserved per model chunk (its buckets' ids), so chunks keep their int8 residuals apart. */
+    private static final int BUCKET_TAGS_PER_CHUNK = 1 << 16;
 
     /**
      * Builds rank {@code a.rank()}'s epoch: spec, data, shards, communicators, link, restore.
@@ -89,7 +92,8 @@ final class EpochWiring implements AutoCloseable {
             if (spec.layout().dp() > 1) {
                 int[] members = spec.layout().dataParallelGroup(rank);
                 this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, spec.layout().dpIndex(rank),
-                    endpointsOf(members, a.endpoints())), CollectiveSettings.defaults());
+                    endpointsOf(members, a.endpoints())),
+                    CollectiveSettings.defaults().withCompression(spec.memory().gradCompression().wire()));
                 // Each chunk's gradients are all-reduced in buckets launched from its last weight
                 // gradient pass, overlapping the rest of backward.
                 this.buckets = new GradientBucketer[w.chunks()];
@@ -98,8 +102,12 @@ final class EpochWiring implements AutoCloseable {
                     for (ParamSpec p : w.chunk(c).parameters()) {
                         ranges.add(new ParamRange(p.name(), p.localOffset(), p.numel()));
                     }
+                    // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
                     buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, a.request().bucketBytes(),
-                        ReduceOp.SUM);
+                        ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
+                    if (spec.zeroSharded()) {
+                        w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
+                    }
                     w.onGradientsFinal(c, buckets[c]::markReady);
                 }
             } else {
@@ -141,7 +149,11 @@ final class EpochWiring implements AutoCloseable {
             }, spec.layout(), a.endpoints(), epoch);
             w.connect(link);
             if (!a.resumeFrom().isEmpty()) {
-                restore(w, Checkpoints.load(Path.of(a.resumeFrom())));
+                Checkpoints.Loaded ckpt = Checkpoints.load(Path.of(a.resumeFrom()));
+                restore(w, ckpt);
+                if (dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF) {
+                    RankCheckpointState.restoreResiduals(ckpt, rank, dataParallel.errorFeedback());
+                }
             }
         } catch (RuntimeException e) {
             abort("assignment failed: " + e.getMessage());
@@ -211,6 +223,7 @@ final class EpochWiring implements AutoCloseable {
      */
     CoordinatorActor.StepDone step(long step, boolean traced) {
         StageWorker w = stage;
+        long sent0 = dataParallel == null ? 0 : dataParallel.sentBytes();
         long t0 = System.nanoTime();
         w.runStep(step, policy, train, t0);
         // The replicas' gradients (each already scaled by 1/global tokens) are being summed bucket
@@ -222,9 +235,22 @@ final class EpochWiring implements AutoCloseable {
         w.reducePartialGradients();
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm, and
-        // within it each tp member its split parameters (replicated ones on member 0).
+        // within it each tp member its split parameters (replicated ones on member 0). Under ZeRO
+        // (tp = 1) each replica holds the reduced gradients of its own segments and counts those.
+        List<StepTail.Part> normParts = w.dpIndex() == 0 ? w.normParts() : List.of();
+        if (spec.zeroSharded()) {
+            normParts = new ArrayList<>();
+            for (StepTail.Part p : w.stepParts()) {
+                normParts.addAll(p.ownedGradients());
+            }
+        }
         StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), this::globalSum)
-            .apply(step, w.dpIndex() == 0 ? w.normParts() : List.of(), w.stepParts());
+            .apply(step, normParts, w.stepParts());
+        if (spec.zeroSharded()) {
+            for (int c = 0; c < buckets.length; c++) {
+                buckets[c].allGather(w.chunk(c).params().address());
+            }
+        }
         double norm = tail.gradNorm();
         float lr = tail.lr();
         long n1 = tail.reducedAtNs();
@@ -259,8 +285,9 @@ final class EpochWiring implements AutoCloseable {
             all.add(new TimelineInterval("optimizer", "optimizer", (n1 - t0) / 1e3, (o1 - t0) / 1e3, "", Map.of()));
             trace = WorkerTrace.of(all);
         }
+        long sent = dataParallel == null ? 0 : dataParallel.sentBytes() - sent0;
         return new CoordinatorActor.StepDone(rank, job, step, lossSum, count, norm, lr, busy / 1e3, idle / 1e3, allReduceMs,
-            trace);
+            trace, w.memory().totalBytes(), sent);
     }
 
     /** Validation after {@code step} (replica 0's ranks only); NaN unless this rank holds the last stage. */
@@ -269,19 +296,39 @@ final class EpochWiring implements AutoCloseable {
             spec.train().batchSize(), spec.microBatchRows(), batches));
     }
 
-    /** Writes this rank's shards of {@code step} under {@code root} (replica 0 only; others write none). */
+    /**
+     * Writes this rank's shards of {@code step} under {@code root} (replica 0 only; under ZeRO every
+     * replica first helps gather the moments), and under int8 error feedback its residuals.
+     */
     CoordinatorActor.CheckpointWritten writeCheckpoint(long step, String root) {
         StageWorker w = stage;
         int n = w.dpIndex() == 0 ? w.chunks() : 0;
-        String[] names = new String[n];
-        long[] bytes = new long[n];
-        long[] crcs = new long[n];
-        for (int c = 0; c < n; c++) {
+        boolean residuals = dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF;
+        int files = n + (residuals ? 1 : 0);
+        String[] names = new String[files];
+        long[] bytes = new long[files];
+        long[] crcs = new long[files];
+        for (int c = 0; c < w.chunks(); c++) {
+            boolean zero = spec.zeroSharded();
+            if (!zero && c >= n) {
+                continue;
+            }
+            var state = RankCheckpointState.capture(w, c, zero ? buckets[c] : null);
+            if (c >= n) {
+                continue;
+            }
             String name = ShardedCheckpointReader.shardFileName(w.modelStage(c), spec.layout().tp(), w.tpIndex());
-            var entry = Checkpoints.writeShard(Path.of(root), step, name, StageState.capture(w.chunk(c), w.optimizer(c)));
+            var entry = Checkpoints.writeShard(Path.of(root), step, name, state);
             names[c] = entry.name();
             bytes[c] = entry.bytes();
             crcs[c] = entry.crc32c();
+        }
+        if (residuals) {
+            var entry = Checkpoints.writeShard(Path.of(root), step, RankCheckpointState.residualFileName(rank),
+                RankCheckpointState.residuals(dataParallel.errorFeedback()));
+            names[n] = entry.name();
+            bytes[n] = entry.bytes();
+            crcs[n] = entry.crc32c();
         }
         return new CoordinatorActor.CheckpointWritten(rank, job, step, names, bytes, crcs);
     }

@@ -36,7 +36,8 @@ public final class JobSpecs {
                 + "device=cuda, tp=" + layout.tp());
         }
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
-            r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory());
+            r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory(), false)
+            .withMemory(io.troupe.models.memory.MemoryOptions.parse(r.zero(), r.recompute(), r.gradCompression()));
     }
 
     public static Corpora data(JobRequest r) {

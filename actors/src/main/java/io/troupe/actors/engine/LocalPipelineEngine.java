@@ -59,6 +59,11 @@ public final class LocalPipelineEngine implements AutoCloseable {
     private long step;
 
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
+        if (spec.layout().dp() > 1 && spec.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
+            throw new IllegalArgumentException("gradient compression runs on the data plane of the cluster engine; the "
+                + "in-process engine sums replicas in memory: grad-compression="
+                + spec.memory().gradCompression().optionName());
+        }
         this.spec = spec;
         int dp = spec.layout().dp();
         int pp = spec.layout().pp();
@@ -106,7 +111,13 @@ public final class LocalPipelineEngine implements AutoCloseable {
         this.policy = policyFor(spec);
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
-        for (int g = 0; g < spec.layout().modelStages(); g++) {
+        for (int g = 0; g < spec.layout().modelStages() && spec.zeroSharded(); g++) {
+            // ZeRO: each replica's segment holds its share of the reduced gradients (tp = 1).
+            for (int d = 0; d < dp; d++) {
+                normParts.addAll(workers[d][g % pp][0].stepParts().get(g / pp).ownedGradients());
+            }
+        }
+        for (int g = 0; g < spec.layout().modelStages() && !spec.zeroSharded(); g++) {
             for (int t = 0; t < tp; t++) {
                 // tp members other than 0 count only their split parameters: replicas count on member 0
                 StageWorker w = workers[0][g % pp][t];
@@ -144,6 +155,36 @@ public final class LocalPipelineEngine implements AutoCloseable {
 
     public long step() {
         return step;
+    }
+
+    /** The busiest rank's bytes in each category, measured now (after a step: the step's activation peak). */
+    public io.troupe.models.memory.RankMemory memoryPerRank() {
+        io.troupe.models.memory.RankMemory most = new io.troupe.models.memory.RankMemory(0, 0, 0, 0, 0);
+        for (StageWorker w : all()) {
+            most = most.max(w.memory());
+        }
+        return most;
+    }
+
+    /**
+     * The memory plan before the first step: model state as allocated, activations as the slots
+     * the schedule keeps live at its peak (simulated with unit costs) times one slot's bytes.
+     */
+    public io.troupe.models.memory.RankMemory plannedMemoryPerRank() {
+        int pp = spec.layout().pp();
+        io.troupe.actors.schedule.SimulationResult sim = new io.troupe.actors.schedule.PipelineSimulator(
+            io.troupe.actors.schedule.CostModel.uniform(pp, 1, 2, 1)).run(policy);
+        int live = Math.max(1, sim.maxPeakLiveActivations());
+        io.troupe.models.memory.RankMemory most = new io.troupe.models.memory.RankMemory(0, 0, 0, 0, 0);
+        for (StageWorker w : all()) {
+            most = most.max(w.plannedMemory(live));
+        }
+        return most;
+    }
+
+    /** The step parts of replica {@code d}'s first worker (pipeline rank 0, tp member 0): segments under ZeRO. */
+    public List<StepTail.Part> stepParts(int d) {
+        return workers[d][0][0].stepParts();
     }
 
     /** The stage holding model stage {@code g} in replica {@code d} (tp member 0). */
@@ -212,9 +253,16 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
         long r0 = System.nanoTime();
-        reduceGradients();
+        if (spec.zeroSharded()) {
+            ZeroReplicas.reduceScatter(this::stage, spec.layout());
+        } else {
+            reduceGradients();
+        }
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
         StepTail.Result tail = stepTail.apply(step, normParts, updateParts);
+        if (spec.zeroSharded()) {
+            ZeroReplicas.allGatherParameters(this::stage, spec.layout());
+        }
         double norm = tail.gradNorm();
         float lr = tail.lr();
         step++;
@@ -267,8 +315,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             for (int t = 0; t < tp; t++) {
                 StageWorker w = workers[0][g % pp][t];
-                shards.put(ShardedCheckpointReader.shardFileName(g, tp, t),
-                    io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
+                shards.put(ShardedCheckpointReader.shardFileName(g, tp, t), spec.zeroSharded()
+                    ? ZeroReplicas.capture(this::stage, this::optimizer, spec.layout(), g)
+                    : io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
             }
         }
         io.troupe.models.checkpoint.Manifest m = new io.troupe.models.checkpoint.Manifest(
@@ -313,6 +362,11 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         this.step = m.dataCursor();
+    }
+
+    /** The optimizer of model stage {@code g} in replica {@code d} (tp member 0). */
+    private io.troupe.models.optim.AdamW optimizer(int d, int g) {
+        return workers[d][g % spec.layout().pp()][0].optimizer(g / spec.layout().pp());
     }
 
     /** Sums each model stage's gradients over replicas in replica order and gives every replica the sum. */

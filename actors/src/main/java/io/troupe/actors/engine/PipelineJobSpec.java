@@ -1,5 +1,6 @@
 package io.troupe.actors.engine;
 
+import io.troupe.models.memory.MemoryOptions;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.TrainConfig;
@@ -11,11 +12,20 @@ import io.troupe.runtime.device.DeviceKind;
  * replica, the partition of blocks into model stages, CPU threads per worker, the longest a
  * worker may wait for an input before the step fails, each worker's device, and the class name of
  * the {@link io.troupe.models.StageModuleFactory} that builds the stages ("" = GPT), and whether tp
- * members also split the residual stream by tokens (sequence parallelism; no effect at tp = 1).
+ * members also split the residual stream by tokens (sequence parallelism; no effect at tp = 1), and
+ * how ranks trade memory ({@link MemoryOptions}: ZeRO stage, recomputation, gradient compression).
  */
 public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
                               StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
-                              String moduleFactory, boolean sequenceParallel) {
+                              String moduleFactory, boolean sequenceParallel, MemoryOptions memory) {
+
+    /** With every replica holding its whole optimizer state ({@link MemoryOptions#NONE}). */
+    public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
+                           StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
+                           String moduleFactory, boolean sequenceParallel) {
+        this(train, layout, schedule, microbatches, partition, threadsPerWorker, stepTimeoutMs, device, moduleFactory,
+            sequenceParallel, MemoryOptions.NONE);
+    }
 
     /** Without sequence parallelism. */
     public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
@@ -33,6 +43,21 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
 
     public PipelineJobSpec {
         java.util.Objects.requireNonNull(moduleFactory, "moduleFactory");
+        java.util.Objects.requireNonNull(memory, "memory");
+        if (memory.zero() > 0 && layout.tp() > 1) {
+            throw new IllegalArgumentException("zero stages 1 and 2 run with tp = 1 only: zero=" + memory.zero()
+                + ", tp="
+                + layout.tp());
+        }
+        if (memory.recompute() == io.troupe.models.memory.Recompute.FULL) {
+            throw new IllegalArgumentException("full activation recomputation is not available yet (none or "
+                + "selective): "
+                + "recompute=full");
+        }
+        if (memory.recompute() != io.troupe.models.memory.Recompute.NONE && !moduleFactory.isEmpty()) {
+            throw new IllegalArgumentException("recompute=" + memory.recompute().optionName()
+                + " needs GPT stages; this job's stages come from " + moduleFactory);
+        }
         // Refuses, before any work, a factory that cannot split its stages or a model tp does not divide.
         StageModuleFactories.named(moduleFactory).checkTensorParallel(train.model(), layout.tp());
         if (microbatches < 1) {
@@ -84,6 +109,17 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
     }
 
     /** Rows of one micro-batch: global batch / (dp × m). */
+    /** This job with {@code options} for memory. */
+    public PipelineJobSpec withMemory(MemoryOptions options) {
+        return new PipelineJobSpec(train, layout, schedule, microbatches, partition, threadsPerWorker, stepTimeoutMs,
+            device, moduleFactory, sequenceParallel, options);
+    }
+
+    /** Whether the dp replicas split optimizer state (ZeRO stage 1 or 2 with dp > 1). */
+    public boolean zeroSharded() {
+        return memory.zero() > 0 && layout.dp() > 1;
+    }
+
     public int microBatchRows() {
         return train.batchSize() / (layout.dp() * microbatches);
     }

@@ -42,6 +42,17 @@ final class StageBuffers implements AutoCloseable {
         }
     }
 
+    /** Host bytes of the receive buffers allocated so far (kept and reused every step). */
+    long receiveBytes() {
+        synchronized (inputs) {
+            long b = 0;
+            for (StagedInput in : inputs.values()) {
+                b += in.host().numel() * 4;
+            }
+            return b;
+        }
+    }
+
     /** The notice of (mb, v) was taken: starts moving its bytes to the device. */
     void upload(boolean gradient, int mb, int v) {
         input(gradient, mb, v).upload();

@@ -56,7 +56,7 @@ public final class StageWorker implements AutoCloseable {
     private final java.util.function.IntConsumer[] gradientHooks;
     private final int[] weightsDone;
     private StageLink link;
-    private final List<StepTail.Part> stepParts;
+    private List<StepTail.Part> stepParts;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
         this(spec, dpIndex, ppIndex, TensorParallelGroup.single(), seed);
@@ -88,7 +88,19 @@ public final class StageWorker implements AutoCloseable {
                     this.tensorParallel,
                 spec.sequenceParallel());
             chunks[c] = chunk;
-            optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
+            chunk.recompute(spec.memory().recompute());
+            long numel = chunk.params().numel();
+            if (spec.zeroSharded()) {
+                // ZeRO 1/2: moments of this replica's reduce-scatter segment only.
+                int dp = spec.layout().dp();
+                long start = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex);
+                long end = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex + 1);
+                optimizers[c] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), numel,
+                    new long[] {start},
+                    new long[] {end - start});
+            } else {
+                optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), numel);
+            }
             parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
             freeSlots.add(new ArrayDeque<>());
         }
@@ -507,6 +519,55 @@ public final class StageWorker implements AutoCloseable {
 
     private static double nowUs(long startNs) {
         return (System.nanoTime() - startNs) / 1e3;
+    }
+
+    /**
+     * Makes chunk {@code v}'s optimizer a ZeRO shard that owns the element ranges
+     * {@code [starts[i], starts[i] + numels[i])} of its flat buffer (e.g. this member's segments of
+     * the reduce-scattered gradient buckets); before the first step, on the worker's thread.
+     */
+    public void shardOptimizer(int v, long[] starts, long[] numels) {
+        StageModule chunk = chunks[v];
+        AdamW old = optimizers[v];
+        optimizers[v] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel(), starts,
+            numels);
+        old.close();
+        List<StepTail.Part> parts = new ArrayList<>(stepParts);
+        parts.set(v, new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[v]));
+        stepParts = List.copyOf(parts);
+    }
+
+    /**
+     * The bytes this worker holds now ({@link io.troupe.models.memory.RankMemory}): its chunks'
+     * parameter and gradient buffers, its optimizers' moments (owned ranges only under ZeRO), the
+     * activation slots its chunks have allocated, and its receive buffers.
+     */
+    public io.troupe.models.memory.RankMemory memory() {
+        long params = 0;
+        long grads = 0;
+        long optimizer = 0;
+        long activations = 0;
+        for (int c = 0; c < chunks.length; c++) {
+            params += chunks[c].params().numel() * 4;
+            grads += chunks[c].grads().numel() * 4;
+            optimizer += optimizers[c].stateBytes();
+            activations += chunks[c].activationBytes();
+        }
+        return new io.troupe.models.memory.RankMemory(params, grads, optimizer, activations, buffers.receiveBytes());
+    }
+
+    /**
+     * This worker's memory before its first step, with activations planned as
+     * {@code liveSlots} micro-batch slots per chunk (the schedule's peak of live activations).
+     */
+    public io.troupe.models.memory.RankMemory plannedMemory(int liveSlots) {
+        io.troupe.models.memory.RankMemory now = memory();
+        long act = 0;
+        for (StageModule c : chunks) {
+            act += c.activationBytesPerSlot() * liveSlots;
+        }
+        return new io.troupe.models.memory.RankMemory(now.paramBytes(), now.gradBytes(), now.optimizerBytes(), act,
+            now.commBytes());
     }
 
     /** Number of model chunks (virtual stages) on this worker. */

@@ -74,7 +74,7 @@ class ClusterFaultsTest {
 
     private static JobRequest job(Path dir) {
         return new JobRequest("tiny", "2x1", 1, "1f1b", 2, 8, 150, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
-            30_000, 0, 1, 1L << 20, "cpu", "");
+            30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
     }
 
     /** The node process hosting rank {@code rank} of a Started assignment. */

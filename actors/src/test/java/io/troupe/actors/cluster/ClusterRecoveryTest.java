@@ -71,7 +71,7 @@ class ClusterRecoveryTest {
 
     private static JobRequest job(String model, String layout, int steps, Path dir, int batch, int microbatches) {
         return new JobRequest(model, layout, 1, "1f1b", microbatches, batch, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 10, dir.toString(),
-            30_000, 0, 1, 1L << 20, "cpu", "");
+            30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
     }
 
     /** Runs the job, stopping a node (not the coordinator's) that hosts a rank after step {@code at}. */

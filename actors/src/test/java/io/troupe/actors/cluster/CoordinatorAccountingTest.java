@@ -22,7 +22,7 @@ class CoordinatorAccountingTest {
     private static final JobIdentity JOB = new JobIdentity(0x77, 2);
 
     private static CoordinatorActor.StepDone done(int rank, long step, double loss) {
-        return new CoordinatorActor.StepDone(rank, JOB, step, loss, 1, 0.5, 1e-3f, 10, 2, 1, WorkerTrace.EMPTY);
+        return new CoordinatorActor.StepDone(rank, JOB, step, loss, 1, 0.5, 1e-3f, 10, 2, 1, WorkerTrace.EMPTY, 0, 0);
     }
 
     @Test
@@ -141,7 +141,7 @@ class CoordinatorAccountingTest {
     @Test
     void shouldWriteTheJobRecordAtomicallyAndReadItBack(@TempDir Path dir) throws Exception {
         JobRequest spec = new JobRequest("tiny", "2x2", 1, "1f1b", 4, 16, 30, 3e-3f, 3e-4f, 2, 1f, 9, "", "", 10,
-            dir.toString(), 60_000, 0, 1, 1L << 20, "cpu", "");
+            dir.toString(), 60_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
         JobRecord r = new JobRecord(JOB, JobRecord.State.RUNNING, spec, "2x2", 4, 0, "", "pekko://t@h:1/user/x#1", List.of());
         r.write(dir);
         JobRecord later = r.withCommit(10, dir.resolve("step-00000010").toString())

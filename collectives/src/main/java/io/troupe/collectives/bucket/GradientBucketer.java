@@ -24,6 +24,13 @@ import java.util.List;
  * bucket id and size; a rank whose buckets differ (another layout or bucket size) gets a
  * {@link io.troupe.collectives.CollectiveMismatchException} instead of a hang.
  *
+ * <p>Reduce-scatter mode (ZeRO stage 1/2): each bucket is reduce-scattered instead, in place:
+ * member {@code k} of the group ends with the reduced segment {@code k} of every bucket
+ * ({@code Communicator.segmentStart} of the bucket's count) and the rest of its buffer is stale.
+ * Those segments are what the member owns ({@link #ownedStarts}, {@link #ownedNumels}): its
+ * optimizer shard steps them, and {@link #allGather} then brings every member's updated segments
+ * of a parameter buffer with the same layout to all.
+ *
  * <p>Use per step: {@link #markReady} for every parameter (any order), then {@link #finish()},
  * which waits for every bucket and re-arms the bucketer. For real overlap the communicator's agent
  * must run on its own thread ({@code CollectiveAgent.start}).
@@ -47,6 +54,9 @@ public final class GradientBucketer {
     private final int[] readyInBucket;
     private final boolean[] paramReady;
     private final CollectiveHandle[] handles;
+    private final CollectiveHandle[] gatherHandles;
+    private final boolean reduceScatter;
+    private final int tagBase;
     private int nextLaunch;
 
     /**
@@ -57,21 +67,43 @@ public final class GradientBucketer {
      */
     public GradientBucketer(Communicator communicator, Tensor gradients, List<ParamRange> params, long bucketBytes,
                             ReduceOp op) {
-        this(communicator, checked(gradients).address(), gradients.numel(), params, bucketBytes, op);
+        this(communicator, checked(gradients).address(), gradients.numel(), params, bucketBytes, op, false, 0);
+    }
+
+    /**
+     * As above; with {@code reduceScatter} the buckets are reduce-scattered (ZeRO), and every
+     * collective of this bucketer is tagged {@code tagBase + bucket} (several bucketers on one
+     * communicator, e.g. one per model chunk, keep their int8 error-feedback residuals apart).
+     */
+    public GradientBucketer(Communicator communicator, Tensor gradients, List<ParamRange> params, long bucketBytes,
+                            ReduceOp op, boolean reduceScatter, int tagBase) {
+        this(communicator, checked(gradients).address(), gradients.numel(), params, bucketBytes, op, reduceScatter,
+            tagBase);
     }
 
     /** As above over {@code numel} floats of native memory at {@code baseAddress}. */
     public GradientBucketer(Communicator communicator, long baseAddress, long numel, List<ParamRange> params,
                             long bucketBytes, ReduceOp op) {
+        this(communicator, baseAddress, numel, params, bucketBytes, op, false, 0);
+    }
+
+    /** As above over {@code numel} floats of native memory at {@code baseAddress}. */
+    public GradientBucketer(Communicator communicator, long baseAddress, long numel, List<ParamRange> params,
+                            long bucketBytes, ReduceOp op, boolean reduceScatter, int tagBase) {
         if (bucketBytes < 4) {
             throw new IllegalArgumentException("bucketBytes must hold a float: bucketBytes=" + bucketBytes);
         }
         if (params.isEmpty()) {
             throw new IllegalArgumentException("no parameters: params=" + params);
         }
+        if (tagBase < 0) {
+            throw new IllegalArgumentException("tagBase must be >= 0: tagBase=" + tagBase);
+        }
         this.communicator = communicator;
         this.baseAddress = baseAddress;
         this.op = op;
+        this.reduceScatter = reduceScatter;
+        this.tagBase = tagBase;
         this.params = params.toArray(new ParamRange[0]);
         for (ParamRange p : this.params) {
             if (p.endElements() > numel) {
@@ -106,9 +138,86 @@ public final class GradientBucketer {
         readyInBucket = new int[nb];
         paramReady = new boolean[this.params.length];
         handles = new CollectiveHandle[nb];
+        gatherHandles = new CollectiveHandle[nb];
         for (int b = 0; b < nb; b++) {
             handles[b] = new CollectiveHandle();
+            gatherHandles[b] = new CollectiveHandle();
+            if (reduceScatter && bucketNumel[b] < communicator.size()) {
+                throw new IllegalArgumentException("a reduce-scattered bucket needs an element per member: bucket " + b
+                    + " numel=" + bucketNumel[b] + ", members=" + communicator.size());
+            }
         }
+    }
+
+    /** Whether buckets are reduce-scattered (ZeRO) rather than all-reduced. */
+    public boolean reduceScatters() {
+        return reduceScatter;
+    }
+
+    /**
+     * First elements of the ranges this member owns in reduce-scatter mode (its segment of every
+     * bucket), ascending; the whole buffer's buckets otherwise.
+     */
+    public long[] ownedStarts() {
+        return owned(true);
+    }
+
+    /** Lengths of the ranges of {@link #ownedStarts}, in the same order. */
+    public long[] ownedNumels() {
+        return owned(false);
+    }
+
+    private long[] owned(boolean starts) {
+        int nb = bucketStart.length;
+        long[] out = new long[nb];
+        int n = communicator.size();
+        int me = communicator.myIndex();
+        for (int i = 0; i < nb; i++) {
+            int b = nb - 1 - i; // bucket 0 holds the last parameters: ascending offsets run backwards
+            long s0 = reduceScatter ? Communicator.segmentStart(bucketNumel[b], n, me) : 0;
+            long s1 = reduceScatter ? Communicator.segmentStart(bucketNumel[b], n, me + 1) : bucketNumel[b];
+            out[i] = starts ? bucketStart[b] + s0 : s1 - s0;
+        }
+        return out;
+    }
+
+    /**
+     * Reduce-scatter mode: all-gathers, bucket by bucket, every member's owned segments of the
+     * float32 native buffer at {@code address} (the same layout as the gradients, e.g. the
+     * parameters after the optimizer stepped the owned ranges) and waits. Every member calls it
+     * with a buffer of the same layout.
+     *
+     * @throws io.troupe.collectives.CollectiveException when a gather failed
+     */
+    public void allGather(long address) {
+        startAllGather(address);
+        finishAllGather();
+    }
+
+    /** Launches the all-gathers of {@link #allGather} without waiting. */
+    public void startAllGather(long address) {
+        if (!reduceScatter) {
+            throw new IllegalStateException("allGather needs the reduce-scatter mode");
+        }
+        int n = communicator.size();
+        int me = communicator.myIndex();
+        for (int b = 0; b < bucketStart.length; b++) {
+            long s0 = Communicator.segmentStart(bucketNumel[b], n, me);
+            long bucket = address + bucketStart[b] * 4;
+            communicator.allGatherAsync(bucket + s0 * 4, bucket, bucketNumel[b], gatherHandles[b]);
+        }
+    }
+
+    /** Waits for the all-gathers {@link #startAllGather} launched. */
+    public void finishAllGather() {
+        for (CollectiveHandle h : gatherHandles) {
+            h.await();
+        }
+    }
+
+    /** The handle of bucket {@code b}'s parameter all-gather. */
+    public CollectiveHandle gatherHandle(int b) {
+        return gatherHandles[b];
     }
 
     private static Tensor checked(Tensor t) {
@@ -162,7 +271,13 @@ public final class GradientBucketer {
         readyInBucket[bucketOfParam[paramIndex]]++;
         while (nextLaunch < bucketStart.length && readyInBucket[nextLaunch] == bucketParams[nextLaunch]) {
             int b = nextLaunch++;
-            communicator.allReduceAsync(baseAddress + bucketStart[b] * 4, bucketNumel[b], op, b, handles[b]);
+            long bucket = baseAddress + bucketStart[b] * 4;
+            if (reduceScatter) {
+                long s0 = Communicator.segmentStart(bucketNumel[b], communicator.size(), communicator.myIndex());
+                communicator.reduceScatterAsync(bucket, bucketNumel[b], bucket + s0 * 4, op, handles[b]);
+            } else {
+                communicator.allReduceAsync(bucket, bucketNumel[b], op, tagBase + b, handles[b]);
+            }
         }
     }
 

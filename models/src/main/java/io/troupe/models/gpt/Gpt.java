@@ -50,6 +50,8 @@ public final class Gpt implements StageModule {
     private final Tensor params;
     private final Tensor grads;
     private final Map<Integer, GptActivations> slots = new HashMap<>();
+    /** Selective recomputation: one (B, NH/tp, T, T) tensor for every slot's and block's attention probabilities. */
+    private Tensor sharedAtt;
 
     // Layers over named views into params / grads.
     private final VocabParallelEmbedding tokEmb;
@@ -265,9 +267,50 @@ public final class Gpt implements StageModule {
         dev.fill(grads, 0f);
     }
 
+    @Override
+    public long activationBytes() {
+        long b = 0;
+        for (GptActivations a : slots.values()) {
+            b += a.bytes();
+        }
+        return b;
+    }
+
+    /**
+     * {@code selective}: the attention probabilities (B, NH/tp, T, T) of every block are not kept per
+     * micro-batch; backward recomputes them from the kept qkv with the same kernel (bitwise the same
+     * values), so losses and gradients are unchanged. {@code full} is refused.
+     */
+    @Override
+    public void recompute(io.troupe.models.memory.Recompute mode) {
+        if (!slots.isEmpty()) {
+            throw new IllegalStateException("recompute must be set before the first forward: slots=" + slots.keySet());
+        }
+        switch (mode) {
+            case NONE -> {
+                if (sharedAtt != null) {
+                    sharedAtt.close();
+                    sharedAtt = null;
+                }
+            }
+            case SELECTIVE -> {
+                if (sharedAtt == null) {
+                    sharedAtt = dev.allocate(rows, cfg.nHead() / tp.size(), cfg.seqLen(), cfg.seqLen());
+                }
+            }
+            default -> throw new IllegalArgumentException("recompute=" + mode.optionName()
+                + " is not available for GPT stages (none or selective)");
+        }
+    }
+
+    @Override
+    public long activationBytesPerSlot() {
+        return slot(0).bytes(); // slot 0 is the first a step takes
+    }
+
     private GptActivations slot(int slot) {
         return slots.computeIfAbsent(slot,
-            s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first, last));
+            s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first, last, sharedAtt));
     }
 
     /** Copies host token ids (and targets on the last stage) into a slot; see {@link #forward}. */
@@ -404,6 +447,10 @@ public final class Gpt implements StageModule {
             // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
             dev.copy(dresidual, a.dAttProj[l]);
             p.proj.backwardInput(dresidual, datty, bt);                                        // (B, T, C/tp)
+            if (sharedAtt != null) {
+                // Selective recomputation: the probabilities again from the kept qkv (atty comes out bitwise as kept).
+                dev.attention(a.qkv[l], a.atty[l], sharedAtt, rows, t, heads, cfg.headDim());
+            }
             dev.attentionBackward(a.dqkv[l], datty, a.qkv[l], a.att[l], rows, t, heads, cfg.headDim());
             p.qkv.backwardInput(a.dqkv[l], dln, bt);                                           // (nr, C)
             dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, a.ln1Mean[l], a.ln1Rstd[l], nr, c);
@@ -479,6 +526,10 @@ public final class Gpt implements StageModule {
     @Override
     public void close() {
         releaseActivations();
+        if (sharedAtt != null) {
+            sharedAtt.close();
+            sharedAtt = null;
+        }
         if (tokEmb != null) {
             tokEmb.close();
         }

@@ -54,8 +54,12 @@ final class GptActivations implements AutoCloseable {
 
     private final List<Tensor> owned = new ArrayList<>();
 
+    /**
+     * @param sharedAtt when not null, every block's attention probabilities live in this one tensor
+     *                  (selective recomputation: backward recomputes them from {@code qkv})
+     */
     GptActivations(Device dev, GptConfig cfg, int tp, int residualRows, int rows, int blocks, boolean first,
-                   boolean last) {
+                   boolean last, Tensor sharedAtt) {
         int t = cfg.seqLen();
         int c = cfg.dModel();
         int bt = rows * t;
@@ -89,7 +93,7 @@ final class GptActivations implements AutoCloseable {
             ln1Mean[l] = own(dev.allocate(nr));
             ln1Rstd[l] = own(dev.allocate(nr));
             qkv[l] = own(dev.allocate(bt, 3 * c / tp));
-            att[l] = own(dev.allocate(rows, heads, t, t));
+            att[l] = sharedAtt != null ? sharedAtt : own(dev.allocate(rows, heads, t, t));
             atty[l] = own(dev.allocate(bt, c / tp));
             residual2[l] = own(dev.allocate(nr, c));
             ln2[l] = own(dev.allocate(nr, c));
@@ -115,6 +119,15 @@ final class GptActivations implements AutoCloseable {
     private Tensor own(Tensor t) {
         owned.add(t);
         return t;
+    }
+
+    /** Bytes of every tensor this slot holds. */
+    long bytes() {
+        long b = 0;
+        for (Tensor t : owned) {
+            b += t.numel() * t.dtype().sizeBytes();
+        }
+        return b;
     }
 
     /** The stage's output activations: the last block's output, or the input when the stage has no blocks. */

@@ -25,9 +25,13 @@ import java.util.List;
  *       updates does not change any value.</li>
  * </ol>
  * Given the same inputs the result is bitwise the same whatever calls it; parallel layouts match
- * the single device to rounding of the reduction order only. Extension points: a sharded optimizer
- * (ZeRO) passes only its shard as {@code updateParts} and its shard's gradients as
- * {@code normParts}; tensor parallelism adds the sums of its split tensors through the reduction.
+ * the single device to rounding of the reduction order only. ZeRO stage 1/2: every data-parallel
+ * member's optimizer owns some ranges ({@link AdamW#ranges}); after the gradients were
+ * reduce-scattered into them, the member passes its {@link Part#ownedGradients} as
+ * {@code normParts} and its whole buffers as {@code updateParts}; the reduction adds the members'
+ * sums (so the norm is the whole one, agreed from the slices), and the caller all-gathers the
+ * updated parameter ranges afterwards. Tensor parallelism adds the sums of its split tensors
+ * through the reduction.
  *
  * <p>Threading: called on the thread that owns the parts' devices; it does not synchronise the
  * devices (the caller does, when it reads the parameters).
@@ -42,6 +46,24 @@ public final class StepTail {
      * or later an optimizer shard).
      */
     public record Part(Device device, Tensor params, Tensor grads, AdamW optimizer) {
+
+        /**
+         * The gradients this part counts in the global norm: the whole gradient buffer, or under
+         * ZeRO the views of the ranges its optimizer owns ({@link AdamW#ranges}), which hold its
+         * share of the reduced gradients once the reduce-scatter has run.
+         */
+        public List<Part> ownedGradients() {
+            long[] starts = optimizer.rangeStarts();
+            if (starts.length == 1 && optimizer.stateNumel() == grads.numel()) {
+                return List.of(this);
+            }
+            long[] counts = optimizer.rangeNumels();
+            List<Part> out = new java.util.ArrayList<>(starts.length);
+            for (int i = 0; i < starts.length; i++) {
+                out.add(new Part(device, params, grads.view(starts[i], (int) counts[i]), optimizer));
+            }
+            return out;
+        }
     }
 
     /**

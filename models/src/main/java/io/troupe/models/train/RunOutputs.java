@@ -25,8 +25,12 @@ import java.util.Locale;
  */
 public final class RunOutputs implements AutoCloseable {
     public static final String CSV_HEADER = "step,epoch,loss,val_loss,lr,grad_norm,tokens_per_s,step_ms";
-    /** Extra columns of pipelined runs: measured bubble fraction and gradient all-reduce time. */
-    public static final String PIPELINE_COLUMNS = ",bubble,allreduce_ms";
+    /**
+     * Extra columns of pipelined runs: measured bubble fraction, gradient all-reduce time, the
+     * busiest rank's bytes held after the step (MiB; empty when not measured) and the bytes one
+     * rank sent for data-parallel gradients in the step (empty when not measured).
+     */
+    public static final String PIPELINE_COLUMNS = ",bubble,allreduce_ms,mem_peak_mib,grad_bytes_sent";
 
     private final Path dir;
     private final BufferedWriter csv;
@@ -85,7 +89,20 @@ public final class RunOutputs implements AutoCloseable {
         if (!pipelined) {
             throw new IllegalStateException("not a pipelined run");
         }
-        write(m, String.format(Locale.ROOT, ",%.4f,%.3f", bubble, allReduceMs));
+        write(m, String.format(Locale.ROOT, ",%.4f,%.3f,,", bubble, allReduceMs));
+    }
+
+    /**
+     * Records a pipelined step with its memory peak (MiB, NaN: not measured) and the gradient bytes
+     * a rank sent ({@code < 0}: not measured).
+     */
+    public void record(StepMetrics m, double bubble, double allReduceMs, double memPeakMib, long gradBytesSent) {
+        if (!pipelined) {
+            throw new IllegalStateException("not a pipelined run");
+        }
+        write(m, String.format(Locale.ROOT, ",%.4f,%.3f,%s,%s", bubble, allReduceMs,
+            Double.isNaN(memPeakMib) ? "" : String.format(Locale.ROOT, "%.2f", memPeakMib),
+            gradBytesSent < 0 ? "" : Long.toString(gradBytesSent)));
     }
 
     private void write(StepMetrics m, String extra) {

@@ -12,11 +12,22 @@ public final class StageState {
     private StageState() {
     }
 
+    /** @throws IllegalArgumentException when {@code opt} holds a segment only (gather the moments, then use the other form) */
     public static ShardState capture(StageModule stage, AdamW opt) {
+        if (opt.stateNumel() != stage.params().numel()) {
+            throw new IllegalArgumentException("optimizer holds moments of " + opt.stateNumel() + " of the stage's "
+                + stage.params().numel() + " elements: gather the moments first");
+        }
+        return capture(stage, opt.firstMoment().toFloatArray(), opt.secondMoment().toFloatArray(), opt.stepCount());
+    }
+
+    /**
+     * The stage's parameters with whole moments {@code m} and {@code v} (the stage's flat layout,
+     * e.g. gathered from ZeRO segments) and the optimizer's step count.
+     */
+    public static ShardState capture(StageModule stage, float[] m, float[] v, long optimizerStep) {
         float[] p = stage.params().toFloatArray();
-        float[] m = opt.firstMoment().toFloatArray();
-        float[] v = opt.secondMoment().toFloatArray();
-        ShardState s = new ShardState(opt.stepCount());
+        ShardState s = new ShardState(optimizerStep);
         for (ParamSpec spec : stage.parameters()) {
             int from = (int) spec.localOffset();
             int to = (int) (spec.localOffset() + spec.numel());
@@ -26,7 +37,10 @@ public final class StageState {
         return s;
     }
 
-    /** Restores every parameter of {@code stage} found in any of {@code shards} (by name, shapes checked). */
+    /**
+     * Restores every parameter of {@code stage} found in any of {@code shards} (by name, shapes
+     * checked); a sharded optimizer ({@link AdamW#ranges}) takes its ranges of the moments.
+     */
     public static void restore(StageModule stage, AdamW opt, Iterable<ShardState> shards) {
         int n = (int) stage.params().numel();
         float[] p = new float[n];
@@ -56,6 +70,11 @@ public final class StageState {
             System.arraycopy(found.v(), 0, v, off, found.v().length);
         }
         copy(stage, p, stage.params());
+        if (opt.stateNumel() != n) {
+            // A ZeRO shard's optimizer takes its ranges of the whole moments.
+            m = opt.pack(m);
+            v = opt.pack(v);
+        }
         copy(stage, m, opt.firstMoment());
         copy(stage, v, opt.secondMoment());
         opt.setStepCount(optStep);

@@ -1,0 +1,108 @@
+package io.troupe.actors.bench;
+
+import io.troupe.actors.engine.LocalPipelineEngine;
+import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.bench.Median;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.memory.MemoryOptions;
+import io.troupe.models.memory.RankMemory;
+import io.troupe.models.parallel.Layout;
+import io.troupe.models.parallel.StagePartition;
+import io.troupe.models.train.TrainConfig;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * {@code scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]}: the model on
+ * layout 2x1x1 (two data-parallel replicas in this process, the in-process engine), one engine per
+ * configuration (ZeRO stage 0, 1, 2 without recomputation; zero 0 with selective recomputation),
+ * built side by side and stepped in turn (so load drifts hit every configuration alike). Per rank
+ * it reports the bytes held for the optimizer's moments, the
+ * gradients and the activations after the timed steps ({@link RankMemory}, measured from the
+ * allocated buffers), and the median step time. Each figure is a ratio against zero 0 measured in
+ * the same run. Full recomputation is not implemented, so its ratios print as {@code n/a}.
+ * Last line: {@code opt_ratio_zero1=.. grad_ratio_zero2=.. act_ratio_full=n/a step_ratio_zero1=..
+ * step_ratio_zero2=.. step_ratio_full=n/a act_ratio_selective=.. step_ratio_selective=..}.
+ */
+public final class MemoryBench {
+    private MemoryBench() {
+    }
+
+    public static void main(String[] args) {
+        String model = "big";
+        int steps = 10;
+        int warmup = 3;
+        int threads = 1;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--model" -> model = args[++i];
+                case "--steps" -> steps = Integer.parseInt(args[++i]);
+                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
+                case "--threads" -> threads = Integer.parseInt(args[++i]);
+                default -> {
+                    System.err.println(
+                        "usage: scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]");
+                    System.exit(2);
+                }
+            }
+        }
+        GptConfig cfg = GptConfig.preset(model);
+        int total = warmup + steps;
+        TrainConfig train = new TrainConfig(cfg, cfg.defaultBatchSize(), 1, total, 1e-3f, 1e-4f, 1, 1f, 7, 0, 1, 0,
+            io.troupe.models.optim.AdamWConfig.defaults());
+        Layout layout = Layout.parse("2x1x1", 1);
+        Corpora data = Corpora.builtIn();
+        System.out.printf(Locale.ROOT, "memory bench: %s GPT (d_model %d, %d layers, seq %d, batch %d), layout %s, "
+            + "%d warm-up + %d timed steps, %d thread(s) per worker%n", cfg.name(), cfg.dModel(), cfg.nLayer(),
+            cfg.seqLen(),
+            cfg.defaultBatchSize(), layout, warmup, steps, threads);
+        MemoryOptions selective = new MemoryOptions(0, io.troupe.models.memory.Recompute.SELECTIVE,
+            io.troupe.models.memory.GradCompression.NONE);
+        MemoryOptions[] configs = {MemoryOptions.NONE, MemoryOptions.NONE.withZero(1), MemoryOptions.NONE.withZero(2),
+            selective};
+        int[] zeros = {0, 1, 2, 3}; // indices into configs
+        List<LocalPipelineEngine> engines = new ArrayList<>();
+        try {
+            for (int z : zeros) {
+                PipelineJobSpec spec = new PipelineJobSpec(train, layout, "1f1b", 1,
+                    StagePartition.balanced(cfg, layout.modelStages()), threads, 600_000)
+                    .withMemory(configs[z]);
+                engines.add(new LocalPipelineEngine(spec, data));
+            }
+            List<List<Double>> ms = new ArrayList<>();
+            for (int k = 0; k < zeros.length; k++) {
+                ms.add(new ArrayList<>());
+            }
+            for (int s = 0; s < total; s++) {
+                for (int k = 0; k < zeros.length; k++) {
+                    double stepMs = engines.get(k).trainStep().step().stepMs();
+                    if (s >= warmup) {
+                        ms.get(k).add(stepMs);
+                    }
+                }
+            }
+            RankMemory[] mem = new RankMemory[zeros.length];
+            double[] med = new double[zeros.length];
+            for (int k = 0; k < zeros.length; k++) {
+                mem[k] = engines.get(k).memoryPerRank();
+                med[k] = Median.of(ms.get(k));
+                System.out.printf(Locale.ROOT, "zero %d, recompute %s: %s; step %.1f ms (median)%n", configs[k].zero(),
+                    configs[k].recompute().optionName(), mem[k].line(), med[k]);
+            }
+            System.out.println("recompute full: not implemented (ratios n/a)");
+            System.out.printf(Locale.ROOT, "opt_ratio_zero1=%.3f grad_ratio_zero2=%.3f act_ratio_full=n/a "
+                    + "step_ratio_zero1=%.3f step_ratio_zero2=%.3f step_ratio_full=n/a act_ratio_selective=%.3f "
+                    + "step_ratio_selective=%.3f%n",
+                (double) mem[1].optimizerBytes() / mem[0].optimizerBytes(),
+                (double) mem[2].gradBytes() / mem[0].gradBytes(),
+                med[1] / med[0], med[2] / med[0], (double) mem[3].activationBytes() / mem[0].activationBytes(),
+                med[3] / med[0]);
+        } finally {
+            for (LocalPipelineEngine e : engines) {
+                e.close();
+            }
+        }
+    }
+}
