@@ -72,7 +72,8 @@ class CustomStageModuleTest {
             var missing = new io.troupe.actors.cluster.JobRequest(r.model(), r.layout(), r.virtualStages(),
                 r.schedule(),
                 r.microbatches(), r.batchSize(), r.steps(), r.lr(), r.minLr(), r.warmupSteps(), r.gradClip(), r.seed(),
-                r.partition(), r.dataPath(), 0, "", 5_000, 0, 1, r.bucketBytes(), "cpu", "com.example.NoSuchModel", 0, "none", "none");
+                r.partition(), r.dataPath(), 0, "", 5_000, 0, 1,
+                r.bucketBytes(), "cpu", "com.example.NoSuchModel", 0, "none", "none");
             JobEvent end = troupe.submit(missing).await(Duration.ofSeconds(30));
             JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end);
             assertTrue(f.reason().contains("before any work") && f.reason().contains("com.example.NoSuchModel"),

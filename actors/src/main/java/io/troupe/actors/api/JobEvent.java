@@ -59,7 +59,8 @@ public sealed interface JobEvent extends CrossNodeMessage {
      * The first step after a fault committed: {@code detectToCommitMs} after the fault was noticed,
      * on {@code layout}, having re-run the steps after {@code restoredStep}.
      */
-    record Recovered(long epoch, String layout, long restoredStep, long step, double detectToCommitMs) implements JobEvent {
+    record Recovered(long epoch, String layout, long restoredStep, long step, double detectToCommitMs)
+        implements JobEvent {
     }
 
     /** The job ended early; {@code lastCommittedStep} is the last step every rank applied. */

@@ -4,10 +4,10 @@ import com.typesafe.config.Config;
 import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.JobSpecs;
+import io.troupe.models.StageModuleFactory;
 import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.parallel.Layout;
-import io.troupe.models.StageModuleFactory;
 
 /** A training job for {@link Troupe#submit}; build it with {@link #builder()} (defaults: {@code reference.conf}). */
 public final class TrainingJob {
@@ -154,7 +154,10 @@ public final class TrainingJob {
             return this;
         }
 
-        /** Validation every {@code interval} steps (0: after the last step only), {@code batches} (>= 1) batches each. */
+        /**
+         * Validation every {@code interval} steps (0: after the last step only),
+         * {@code batches} (>= 1) batches each.
+         */
         public Builder validation(int interval, int batches) {
             if (batches < 1) {
                 throw new IllegalArgumentException("bad training job: eval_batches must be >= 1 (validationOverAll for"
@@ -242,7 +245,8 @@ public final class TrainingJob {
                 int v = JobDefaults.virtualStages(virtualStages, schedule);
                 int micro = JobDefaults.microbatches(microbatches, Layout.parse(layout, v), batch);
                 int warmupSteps = JobDefaults.warmupSteps(warmup, steps);
-                JobRequest request = new JobRequest(model, layout, v, schedule, micro, batch, steps, lr, minLr, warmupSteps,
+                JobRequest request = new JobRequest(model, layout, v, schedule, micro, batch, steps, lr, minLr,
+                    warmupSteps,
                     gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
                     evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression);
                 JobSpecs.toSpec(request, 1);

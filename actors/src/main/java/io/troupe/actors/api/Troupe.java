@@ -62,12 +62,14 @@ public final class Troupe implements AutoCloseable {
         try {
             int threads = threadsPerWorker;
             NodeSettings s = NodeSettings.from(base).withPort(0);
-            s = new NodeSettings(s.systemName(), "127.0.0.1", 0, List.of(), List.of("worker", "coordinator"), 1, threads,
+            s = new NodeSettings(s.systemName(), "127.0.0.1", 0, List.of(),
+                List.of("worker", "coordinator"), 1, threads,
                 s.acceptableHeartbeatPause(), s.failureDetectorThreshold(), s.sbrStableAfter());
             TroupeNode first = TroupeNode.start(s, base, transport);
             nodes.add(first);
             for (int i = 1; i < workers; i++) {
-                nodes.add(TroupeNode.start(s.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())), base, transport));
+                nodes.add(TroupeNode.start(s.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
+                    base, transport));
             }
             return new Troupe(nodes, transport, true);
         } catch (RuntimeException e) {

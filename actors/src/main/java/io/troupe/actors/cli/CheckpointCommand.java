@@ -113,7 +113,8 @@ final class CheckpointCommand {
         out.printf("A: step %d (%s)%nB: step %d (%s)%n", r.stepA(), a, r.stepB(), b);
         out.printf("%-40s %10s %12s %12s  %s%n", "tensor", "numel", "max_abs", "max_rel", "bitwise");
         for (CheckpointDiff.Entry e : r.entries()) {
-            out.printf(Locale.ROOT, "%-40s %10d %12.3e %12.3e  %s%n", e.name(), e.numel(), e.maxAbs(), e.maxRel(), e.bitwise());
+            out.printf(Locale.ROOT, "%-40s %10d %12.3e %12.3e  %s%n",
+                e.name(), e.numel(), e.maxAbs(), e.maxRel(), e.bitwise());
         }
         for (String n : r.onlyInFirst()) {
             out.println(n + ": only in A");

@@ -4,11 +4,9 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.cluster.JobRequest;
-import io.troupe.actors.trace.Timeline;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.models.train.TrainConfig;
-import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -58,10 +56,12 @@ final class ClusterJobs {
             b.validation(t.evalInterval(), t.evalBatches());
         }
         return b.model(t.model().name())
-            .layout(s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp()).virtualStages(s.layout().virtualStages())
+            .layout(s.layout().dp() + "x" + s.layout().pp() + "x" + s.layout().tp())
+            .virtualStages(s.layout().virtualStages())
             .schedule(s.schedule()).microbatches(t.microBatches()).batchSize(t.batchSize()).steps(t.steps())
             .lr(t.lr(), t.minLr(), t.warmupSteps()).gradClip(t.gradClip()).seed(t.seed()).partition(s.partition())
-            .data(s.data()).checkpoints(t.checkpointInterval(), checkpointDir.toString()).stepTimeoutMs(s.stepTimeoutMs())
+            .data(s.data()).checkpoints(t.checkpointInterval(), checkpointDir.toString())
+            .stepTimeoutMs(s.stepTimeoutMs())
             .bucketBytes(s.bucketBytes())
             .zero(s.memory().zero()).recompute(s.memory().recompute().optionName())
             .gradCompression(s.memory().gradCompression().optionName())
@@ -73,15 +73,18 @@ final class ClusterJobs {
      * the plot and the traced step's timeline. Returns 0 when the job finished, 5 when it failed
      * or did not end within {@code timeout}.
      */
-    static int follow(JobHandle h, RunOutputs outputs, long firstStep, long totalSteps, Duration timeout, PrintStream out,
+    static int follow(JobHandle h, RunOutputs outputs, long firstStep, long totalSteps, Duration timeout,
+                      PrintStream out,
                       PrintStream err) {
         TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps, firstStep);
         AtomicReference<JobEvent.StepTrace> trace = new AtomicReference<>();
         h.onEvent(e -> {
             if (e instanceof JobEvent.Started st) {
-                out.printf("troupe: job started, epoch %d, %d workers: %s%n", st.epoch(), st.worldSize(), st.assignment());
+                out.printf("troupe: job started, epoch %d, %d workers: %s%n",
+                    st.epoch(), st.worldSize(), st.assignment());
             } else if (e instanceof JobEvent.StepCompleted sc) {
-                StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), sc.valLoss(), sc.lr(), sc.gradNorm(),
+                StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), sc.valLoss(), sc.lr(),
+                    sc.gradNorm(),
                     sc.tokensPerSec(), sc.stepMs());
                 outputs.record(m, sc.bubble(), sc.allReduceMs(), sc.memPeakMib(), sc.gradBytesSent());
                 progress.print(m, sc.bubble());
@@ -91,7 +94,8 @@ final class ClusterJobs {
                 out.printf("troupe: fault in epoch %d: %s; restoring step %d (restart %d)%n", rc.epoch(), rc.reason(),
                     rc.restoreStep(), rc.restarts());
             } else if (e instanceof JobEvent.Recovered rd) {
-                out.printf("troupe: recovered: epoch %d on layout %s committed step %d, %.0f ms after the fault (restored step %d)%n",
+                out.printf("troupe: recovered: epoch %d on layout %s committed step %d, %.0f ms after the fault"
+                    + " (restored step %d)%n",
                     rd.epoch(), rd.layout(), rd.step(), rd.detectToCommitMs(), rd.restoredStep());
             }
         });
@@ -111,7 +115,8 @@ final class ClusterJobs {
             RunTimeline.write(st.timeline(), outputs.dir());
         }
         if (end instanceof JobEvent.Failed f) {
-            err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n", f.reason(), f.lastCommittedStep(), f.epoch());
+            err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n",
+                f.reason(), f.lastCommittedStep(), f.epoch());
             return 5;
         }
         JobEvent.Finished fin = (JobEvent.Finished) end;

@@ -38,22 +38,27 @@ final class ClusterTrainCommand {
         try (Troupe troupe = Troupe.local(workers, threadsPerWorker);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule() + " (embedded cluster)", true)) {
-            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s, %d micro-batches per replica, "
+            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
+                + " %d micro-batches per replica, "
                     + "%d steps; embedded cluster of %d nodes on 127.0.0.1, %d thread(s) per worker%n",
-                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(), s.layout().virtualStages(), s.schedule(),
+                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(),
+                s.layout().virtualStages(), s.schedule(),
                 cfg.microBatches(), cfg.steps(), workers, threadsPerWorker);
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             io.troupe.models.parallel.StagePartition partition = s.partition().isEmpty()
                 ? io.troupe.models.parallel.StagePartition.balanced(cfg.model(), s.layout().modelStages())
-                : io.troupe.models.parallel.StagePartition.explicit(s.partition(), cfg.model(), s.layout().modelStages());
-            out.printf("troupe: %s%n", io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, false)
+                : io.troupe.models.parallel.StagePartition.explicit(s.partition(),
+                    cfg.model(), s.layout().modelStages());
+            out.printf("troupe: %s%n",
+                io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, false)
                 .memoryPerRank(s.layout()));
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());
             if (s.resume() != null) {
                 out.printf("troupe: resuming from the last committed checkpoint in %s%n", job.checkpointDir());
             }
-            return ClusterJobs.follow(troupe.submit(job), outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs), out, err);
+            return ClusterJobs.follow(troupe.submit(job), outputs, 0, cfg.steps(),
+                Duration.ofMillis(timeoutMs), out, err);
         }
     }
 }

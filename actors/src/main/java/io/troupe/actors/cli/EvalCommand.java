@@ -62,9 +62,11 @@ final class EvalCommand {
                 ValidationLoss.Result r = ValidationLoss.exact(int8, val, 16);
                 double rel = (r.loss() - base.loss()) / base.loss();
                 double mem = (double) int8.weightBytes() / fp32.weightBytes();
-                out.printf(Locale.ROOT, "eval: int8 val_loss=%.6f, weights %d bytes, %.1f s%n", r.loss(), int8.weightBytes(),
+                out.printf(Locale.ROOT, "eval: int8 val_loss=%.6f, weights %d bytes, %.1f s%n",
+                    r.loss(), int8.weightBytes(),
                     (System.nanoTime() - t0) / 1e9);
-                out.printf(Locale.ROOT, "val_loss_fp32=%.6f val_loss_int8=%.6f rel_diff=%.4f%% weight_bytes_ratio=%.3f%n",
+                out.printf(Locale.ROOT, "val_loss_fp32=%.6f val_loss_int8=%.6f rel_diff=%.4f%%"
+                    + " weight_bytes_ratio=%.3f%n",
                     base.loss(), r.loss(), 100 * rel, mem);
             } else {
                 out.printf(Locale.ROOT, "val_loss=%.6f%n", base.loss());

@@ -86,7 +86,8 @@ final class NodeCommand {
 
     /** reference.conf, then --config, then the flags, as one resolved config. */
     static Config load(String[] args) {
-        Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers", "threads", "hostname",
+        Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers",
+            "threads", "hostname",
             "metrics-port"),
             java.util.Set.of());
         Config cfg = ConfigFactory.load();

@@ -27,7 +27,8 @@ final class Options {
                 name = name.substring(0, eq);
             }
             if (!known.contains(name) && !flags.contains(name)) {
-                throw new UsageException("unknown option '--" + name + "'; known: --" + String.join(", --", sorted(known, flags)));
+                throw new UsageException("unknown option '--" + name + "'; known: --"
+                    + String.join(", --", sorted(known, flags)));
             }
             if (flags.contains(name)) {
                 o.values.put(name, value == null ? "true" : value);

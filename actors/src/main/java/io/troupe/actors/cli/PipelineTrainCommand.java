@@ -42,14 +42,17 @@ final class PipelineTrainCommand {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
-        ValidationPlan val = new ValidationPlan(data.val(), cfg.model().seqLen(), cfg.batchSize(), spec.microBatchRows(),
+        ValidationPlan val = new ValidationPlan(data.val(), cfg.model().seqLen(), cfg.batchSize(),
+            spec.microBatchRows(),
             cfg.evalBatches());
         try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule(), true)) {
-            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s, %d micro-batches of %d rows per replica, "
+            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
+                + " %d micro-batches of %d rows per replica, "
                     + "partition %s, %d steps, %d worker threads each%n",
-                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(), s.layout().virtualStages(), s.schedule(),
+                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(),
+                s.layout().virtualStages(), s.schedule(),
                 spec.microbatches(), spec.microBatchRows(), spec.partition(), cfg.steps(), spec.threadsPerWorker());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             out.printf("troupe: %s%n", engine.plannedMemoryPerRank().line());
@@ -87,7 +90,8 @@ final class PipelineTrainCommand {
                     + s.schedule() + ", m=" + spec.microbatches() + ", steps " + trace.first() + ".." + trace.last(),
                     tracedSteps, traced, 0), runDir);
             }
-            out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg, pipeline.svg, trace.json and checkpoints in %s%n",
+            out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg, pipeline.svg,"
+                + " trace.json and checkpoints in %s%n",
                 outputs.history().get(outputs.history().size() - 1).valLoss(), runDir);
             return 0;
         } catch (CheckpointException e) {

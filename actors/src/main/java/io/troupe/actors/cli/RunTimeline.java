@@ -17,7 +17,8 @@ final class RunTimeline {
         try {
             ChromeTraceWriter.write(timeline, runDir.resolve("trace.json"));
             Timeline compute = timeline.only(c -> StageWorker.isCompute(c) || c.equals("idle"));
-            TimelineSvg.write(new Timeline(compute.title(), compute.tracks().stream().filter(t -> !t.intervals().isEmpty()).toList()),
+            TimelineSvg.write(new Timeline(compute.title(),
+                compute.tracks().stream().filter(t -> !t.intervals().isEmpty()).toList()),
                 runDir.resolve("pipeline.svg"));
         } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -50,7 +50,8 @@ final class ServeCommand {
             }
             int blocks = PagedKvCache.blocksForBudget(w.config(), s.kvBlockTokens(), s.kvCacheMib());
             out.printf(Locale.ROOT, "troupe serve: %s (model %s, context %d) on http://%s:%d, %s weights %.2f MiB, "
-                    + "KV cache %d blocks of %d tokens, max batch %d%n", dir, w.config().name(), w.config().seqLen(), s.host(),
+                    + "KV cache %d blocks of %d tokens, max batch %d%n",
+                    dir, w.config().name(), w.config().seqLen(), s.host(),
                 server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
                 s.kvBlockTokens(), s.maxBatch());
             out.flush();
@@ -95,7 +96,8 @@ final class ServeCommand {
             }
             if (o.has("token-budget")) {
                 int t = EvalCommand.positive(o, "token-budget", 1);
-                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(), t, s.maxQueue(), s.kvCacheMib(),
+                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(),
+                    t, s.maxQueue(), s.kvCacheMib(),
                     s.kvBlockTokens(), s.deadlineMs(), s.retryAfterS());
             }
         } catch (IllegalArgumentException e) {

@@ -3,13 +3,10 @@ package io.troupe.actors.cli;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
-import io.troupe.actors.api.JobEvent;
-import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
-import io.troupe.models.train.StepMetrics;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.HashSet;
@@ -70,10 +67,13 @@ final class SubmitCommand {
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
         try (TroupeNode client = TroupeNode.start(ns, cfg, null);
              io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
-                 "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
-            out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
+                 "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout()
+                     + ", " + job.schedule(), true)) {
+            out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s,"
+                + " %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
-            return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
+            return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(),
+                Duration.ofSeconds(timeoutS), out, err);
         }
     }
 

@@ -1,8 +1,8 @@
 package io.troupe.actors.cli;
 
+import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.train.RunOutputs;
@@ -64,16 +64,19 @@ final class TrainCommand {
         TraceWindow trace = traceWindow(options, cfg.steps());
         Corpora data = s.data().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(s.data()));
         Path runDir = s.out().isEmpty()
-            ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + cfg.model().name())
+            ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"))
+                + "-" + cfg.model().name())
             : Path.of(s.out());
         recordData(s, runDir);
         if (s.parallel()) {
-            if (s.device() == io.troupe.runtime.device.DeviceKind.CUDA && !io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
+            if (s.device() == io.troupe.runtime.device.DeviceKind.CUDA
+                && !io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
                 err.println("troupe train: " + Devices.cudaUnavailableReason());
                 return 3;
             }
             if (s.engine().equals("cluster") && !trace.equals(TraceWindow.lastOf(cfg.steps()))) {
-                throw new UsageException("--trace-steps needs --engine in-process (the cluster engine traces the last step"
+                throw new UsageException("--trace-steps needs --engine in-process"
+                    + " (the cluster engine traces the last step"
                     + " only): trace-steps=" + options.get("trace-steps"));
             }
             return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, runDir, out, err)
@@ -87,10 +90,12 @@ final class TrainCommand {
             return 3;
         }
         try (dev; Trainer trainer = new Trainer(cfg, dev, data);
-             RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
+             RunOutputs outputs = new RunOutputs(runDir,
+                 "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
             trainer.model().recompute(s.memory().recompute());
             out.printf(Locale.ROOT, "troupe: %s GPT (%,d parameters), batch %d x seq %d, %d steps on %s%n",
-                cfg.model().name(), trainer.model().layout().numel(), cfg.batchSize(), cfg.model().seqLen(), cfg.steps(), dev.name());
+                cfg.model().name(), trainer.model().layout().numel(), cfg.batchSize(), cfg.model().seqLen(),
+                cfg.steps(), dev.name());
             outputs.countEpochs(trainer.trainBatches(), cfg.batchSize());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             if (s.resume() != null) {
@@ -106,7 +111,8 @@ final class TrainCommand {
             outputs.writePlot();
             StepMetrics last = outputs.history().isEmpty() ? null : outputs.history().get(outputs.history().size() - 1);
             double val = last != null && !Double.isNaN(last.valLoss()) ? last.valLoss() : trainer.validationLoss();
-            out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg and checkpoints in %s%n", val, runDir);
+            out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg and checkpoints in %s%n",
+                val, runDir);
             return 0;
         } catch (CheckpointException e) {
             err.println("troupe train: " + e.getMessage());

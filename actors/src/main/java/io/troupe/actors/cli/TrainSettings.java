@@ -4,8 +4,8 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValue;
-import com.typesafe.config.ConfigValueType;
 import com.typesafe.config.ConfigValueFactory;
+import com.typesafe.config.ConfigValueType;
 import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.GptConfig;
@@ -99,7 +99,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             TrainConfig train = new TrainConfig(model, batch, micro, steps,
                 (float) t.getDouble("lr"), (float) t.getDouble("min-lr"), warmup, (float) t.getDouble("grad-clip"),
                 t.getLong("seed"), t.getInt("eval-interval"), evalBatches(t), t.getInt("checkpoint-interval"),
-                new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"), (float) t.getDouble("adam-eps"),
+                new AdamWConfig((float) t.getDouble("beta1"), (float) t.getDouble("beta2"),
+                    (float) t.getDouble("adam-eps"),
                     (float) t.getDouble("weight-decay")));
             long timeout = t.getLong("step-timeout-ms");
             return new TrainSettings(train, DeviceKind.parse(t.getString("device")), threads, t.getString("data"),

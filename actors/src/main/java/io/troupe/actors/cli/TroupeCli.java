@@ -82,7 +82,8 @@ public final class TroupeCli {
                     return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + command
-                        + "': expected train, simulate, node, submit, driver, checkpoint, serve or eval (troupe --help)");
+                        + "': expected train, simulate, node, submit, driver, checkpoint,"
+                        + " serve or eval (troupe --help)");
                     return 2;
             }
         } catch (UsageException | IllegalArgumentException | ConfigException e) {

@@ -53,7 +53,8 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
         if (has(m, "model") && !(m.get("model") instanceof String)) {
             throw new BadRequestException("model", "model must be a string");
         }
-        return new CompletionRequest(prompt, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed, stop),
+        return new CompletionRequest(prompt,
+            new SamplingParams(maxTokens, (float) temperature, (float) topP, seed, stop),
             stream, deadlineMs);
     }
 
@@ -75,8 +76,10 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
             tokens = new int[list.size()];
             for (int i = 0; i < tokens.length; i++) {
                 Object t = list.get(i);
-                if (!(t instanceof BigDecimal d) || !isInteger(d) || d.signum() < 0 || d.compareTo(BigDecimal.valueOf(vocab)) >= 0) {
-                    throw new BadRequestException("prompt", "prompt token " + i + " must be an integer id in [0, " + vocab + ")");
+                if (!(t instanceof BigDecimal d) || !isInteger(d) || d.signum() < 0
+                    || d.compareTo(BigDecimal.valueOf(vocab)) >= 0) {
+                    throw new BadRequestException("prompt", "prompt token " + i
+                        + " must be an integer id in [0, " + vocab + ")");
                 }
                 tokens[i] = d.intValue();
             }
@@ -106,7 +109,8 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
             throw new BadRequestException(k, k + " must be an integer");
         }
         if (d.compareTo(BigDecimal.valueOf(min)) < 0 || d.compareTo(BigDecimal.valueOf(max)) > 0) {
-            throw new BadRequestException(k, k + " must be in [" + min + ", " + max + "]: " + k + "=" + d.toPlainString());
+            throw new BadRequestException(k, k + " must be in [" + min + ", " + max
+                + "]: " + k + "=" + d.toPlainString());
         }
         return d.longValueExact();
     }

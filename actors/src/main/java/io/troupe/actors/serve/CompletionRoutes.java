@@ -56,7 +56,8 @@ final class CompletionRoutes extends AllDirectives {
     Route route() {
         return concat(
             path("health", () -> get(() -> complete(HttpResponse.create()
-                .withEntity(ContentTypes.APPLICATION_JSON, "{\"status\":\"ok\",\"model\":" + Json.quote(modelName) + "}")))),
+                .withEntity(ContentTypes.APPLICATION_JSON,
+                    "{\"status\":\"ok\",\"model\":" + Json.quote(modelName) + "}")))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
                 .withEntity(ContentTypes.TEXT_PLAIN_UTF8, metrics.render())))),
             path(PathMatchers.segment("v1").slash("completions"), () -> post(() ->
@@ -94,7 +95,8 @@ final class CompletionRoutes extends AllDirectives {
             if (reply instanceof SchedulerActor.Rejected r) {
                 return CompletableFuture.completedFuture(tooMany(r));
             }
-            return done.thenApply(g -> HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON, completionJson(id, g)));
+            return done.thenApply(g -> HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
+                completionJson(id, g)));
         });
         return completeWithFuture(response);
     }
@@ -132,12 +134,14 @@ final class CompletionRoutes extends AllDirectives {
                 queue.fail(new IllegalStateException("rejected"));
                 return tooMany(r);
             }
-            return HttpResponse.create().withEntity(HttpEntities.createChunked(MediaTypes.TEXT_EVENT_STREAM.toContentType(), events));
+            return HttpResponse.create().withEntity(
+                HttpEntities.createChunked(MediaTypes.TEXT_EVENT_STREAM.toContentType(), events));
         });
         return completeWithFuture(response);
     }
 
-    private CompletionStage<SchedulerActor.SubmitReply> submit(long id, CompletionRequest req, GenerationListener listener) {
+    private CompletionStage<SchedulerActor.SubmitReply> submit(long id, CompletionRequest req,
+            GenerationListener listener) {
         return AskPattern.ask(scheduler,
             replyTo -> new SchedulerActor.Submit(id, req.prompt(), req.sampling(), req.deadlineMs(), listener, replyTo),
             askTimeout, system.scheduler());
@@ -156,22 +160,27 @@ final class CompletionRoutes extends AllDirectives {
         String type = status == 429 ? "rate_limit_exceeded" : "invalid_request_error";
         String json = "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
             + (param == null ? "null" : Json.quote(param)) + ",\"code\":null}}";
-        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON, json);
+        return HttpResponse.create().withStatus(StatusCodes.get(status))
+            .withEntity(ContentTypes.APPLICATION_JSON, json);
     }
 
     private String head(long id) {
-        return "{\"id\":\"cmpl-" + id + "\",\"object\":\"text_completion\",\"created\":" + System.currentTimeMillis() / 1000
+        return "{\"id\":\"cmpl-" + id + "\",\"object\":\"text_completion\",\"created\":"
+            + System.currentTimeMillis() / 1000
             + ",\"model\":" + Json.quote(modelName);
     }
 
     private String completionJson(long id, Generation g) {
-        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(g.text()) + ",\"logprobs\":null,\"finish_reason\":\""
+        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(g.text())
+            + ",\"logprobs\":null,\"finish_reason\":\""
             + g.finishReason().wireName() + "\"}],\"usage\":" + usageJson(g) + "}";
     }
 
     private String chunkJson(long id, String text, String finishReason, String usage) {
-        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(text) + ",\"logprobs\":null,\"finish_reason\":"
-            + (finishReason == null ? "null" : "\"" + finishReason + "\"") + "}]" + (usage == null ? "" : ",\"usage\":" + usage) + "}";
+        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(text)
+            + ",\"logprobs\":null,\"finish_reason\":"
+            + (finishReason == null ? "null" : "\"" + finishReason + "\"") + "}]"
+            + (usage == null ? "" : ",\"usage\":" + usage) + "}";
     }
 
     private static String usageJson(Generation g) {

@@ -7,10 +7,10 @@ import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.PagedKvCache;
 import java.time.Duration;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.Executor;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.http.javadsl.ServerBinding;
@@ -26,7 +26,8 @@ public final class InferenceServer implements AutoCloseable {
     private final ServerBinding binding;
     private final KvCachedGpt model;
 
-    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor, ServerBinding binding,
+    private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor,
+                            ServerBinding binding,
                             KvCachedGpt model) {
         this.system = system;
         this.ownExecutor = ownExecutor;
@@ -46,7 +47,8 @@ public final class InferenceServer implements AutoCloseable {
     public static InferenceServer start(InferenceWeights weights, ServeSettings s, Executor stepExecutor) {
         int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib());
         KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks));
-        BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
+        BatchScheduler scheduler = new BatchScheduler(model,
+            new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(), s.maxQueue()));
         ServeMetrics metrics = new ServeMetrics(blocks);
         ExecutorService own = stepExecutor == null ? Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-serve-step");

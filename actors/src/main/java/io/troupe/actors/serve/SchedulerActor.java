@@ -67,11 +67,13 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     private boolean inFlight;
     private long tokensBefore;
 
-    public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics, int retryAfterS) {
+    public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor,
+            ServeMetrics metrics, int retryAfterS) {
         return Behaviors.setup(ctx -> new SchedulerActor(ctx, scheduler, stepExecutor, metrics, retryAfterS));
     }
 
-    private SchedulerActor(ActorContext<Command> ctx, BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics,
+    private SchedulerActor(ActorContext<Command> ctx, BatchScheduler scheduler, Executor stepExecutor,
+                           ServeMetrics metrics,
                            int retryAfterS) {
         super(ctx);
         this.scheduler = scheduler;
@@ -160,7 +162,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private void publishGauges() {
-        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(), scheduler.preemptions());
+        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(),
+            model.cache().usedBlocks(), scheduler.preemptions());
     }
 
     /** Records time to first token and time per output token, then passes events on. */

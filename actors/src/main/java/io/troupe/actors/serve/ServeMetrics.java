@@ -80,13 +80,15 @@ final class ServeMetrics {
         gauge(sb, "troupe_serve_running_batch_size", "Sequences in the running batch.", runningBatch);
         gauge(sb, "troupe_serve_kv_cache_blocks_used", "KV-cache blocks held by sequences.", kvBlocksUsed);
         gauge(sb, "troupe_serve_kv_cache_blocks_total", "KV-cache blocks in the pool.", kvBlocksTotal);
-        gauge(sb, "troupe_serve_tokens_per_second", "Generated tokens per second over the last second or more.", tokensPerS);
+        gauge(sb, "troupe_serve_tokens_per_second",
+            "Generated tokens per second over the last second or more.", tokensPerS);
         counter(sb, "troupe_serve_generated_tokens_total", "Tokens generated.", tokens.get());
         counter(sb, "troupe_serve_steps_total", "Decoding steps run.", steps.get());
         counter(sb, "troupe_serve_requests_total", "Requests admitted to the queue.", requests.get());
         counter(sb, "troupe_serve_rejected_total", "Requests refused with 429 (queue full).", rejected.get());
         counter(sb, "troupe_serve_bad_requests_total", "Requests refused with 400.", badRequests.get());
-        counter(sb, "troupe_serve_preemptions_total", "Sequences preempted for KV blocks (recomputed later).", preemptions.get());
+        counter(sb, "troupe_serve_preemptions_total",
+            "Sequences preempted for KV blocks (recomputed later).", preemptions.get());
         sb.append("# HELP troupe_serve_finished_total Requests finished, by finish reason.\n");
         sb.append("# TYPE troupe_serve_finished_total counter\n");
         for (io.troupe.models.infer.FinishReason r : io.troupe.models.infer.FinishReason.values()) {
@@ -101,7 +103,8 @@ final class ServeMetrics {
     private static void gauge(StringBuilder sb, String name, String help, double v) {
         sb.append("# HELP ").append(name).append(' ').append(help).append('\n');
         sb.append("# TYPE ").append(name).append(" gauge\n");
-        sb.append(name).append(' ').append(String.format(Locale.ROOT, v == Math.rint(v) ? "%.0f" : "%.3f", v)).append('\n');
+        sb.append(name).append(' ').append(String.format(Locale.ROOT, v == Math.rint(v) ? "%.0f" : "%.3f", v))
+            .append('\n');
     }
 
     private static void counter(StringBuilder sb, String name, String help, long v) {

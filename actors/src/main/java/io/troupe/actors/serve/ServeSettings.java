@@ -15,12 +15,14 @@ import io.troupe.models.infer.Quantization;
  * @param deadlineMs      a request's default deadline
  * @param retryAfterS     the Retry-After of a 429
  */
-public record ServeSettings(String host, int port, Quantization quantization, int maxBatch, int tokenBudget, int maxQueue,
+public record ServeSettings(String host, int port, Quantization quantization, int maxBatch,
+                            int tokenBudget, int maxQueue,
                             long kvCacheMib, int kvBlockTokens, long deadlineMs, int retryAfterS) {
     public ServeSettings {
         require(port >= 0 && port <= 65535, "port must be in [0, 65535]: port=" + port);
         require(maxBatch >= 1, "max-batch must be >= 1: max-batch=" + maxBatch);
-        require(tokenBudget >= maxBatch, "token-budget must be >= max-batch: token-budget=" + tokenBudget + ", max-batch=" + maxBatch);
+        require(tokenBudget >= maxBatch,
+            "token-budget must be >= max-batch: token-budget=" + tokenBudget + ", max-batch=" + maxBatch);
         require(maxQueue >= 0, "max-queue must be >= 0: max-queue=" + maxQueue);
         require(kvCacheMib >= 1, "kv-cache-mib must be >= 1: kv-cache-mib=" + kvCacheMib);
         require(kvBlockTokens >= 1, "kv-block-tokens must be >= 1: kv-block-tokens=" + kvBlockTokens);
@@ -39,31 +41,38 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         Config c = root.getConfig("troupe.serve");
         return new ServeSettings(c.getString("host"), c.getInt("port"), Quantization.parse(c.getString("quantize")),
             c.getInt("max-batch"), c.getInt("token-budget"), c.getInt("max-queue"), c.getLong("kv-cache-mib"),
-            c.getInt("kv-block-tokens"), c.getDuration("deadline").toMillis(), (int) c.getDuration("retry-after").toSeconds());
+            c.getInt("kv-block-tokens"), c.getDuration("deadline").toMillis(),
+            (int) c.getDuration("retry-after").toSeconds());
     }
 
     public ServeSettings withPort(int p) {
-        return new ServeSettings(host, p, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
+        return new ServeSettings(host, p, quantization, maxBatch, tokenBudget, maxQueue,
+            kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
     }
 
     public ServeSettings withMaxBatch(int b) {
-        return new ServeSettings(host, port, quantization, b, Math.max(tokenBudget, b), maxQueue, kvCacheMib, kvBlockTokens, deadlineMs,
+        return new ServeSettings(host, port, quantization, b, Math.max(tokenBudget, b),
+            maxQueue, kvCacheMib, kvBlockTokens, deadlineMs,
             retryAfterS);
     }
 
     public ServeSettings withQuantization(Quantization q) {
-        return new ServeSettings(host, port, q, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
+        return new ServeSettings(host, port, q, maxBatch, tokenBudget, maxQueue,
+            kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
     }
 
     public ServeSettings withKvCacheMib(long mib) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, mib, kvBlockTokens, deadlineMs, retryAfterS);
+        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue,
+            mib, kvBlockTokens, deadlineMs, retryAfterS);
     }
 
     public ServeSettings withMaxQueue(int q) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, q, kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
+        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, q,
+            kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
     }
 
     public ServeSettings withHost(String h) {
-        return new ServeSettings(h, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
+        return new ServeSettings(h, port, quantization, maxBatch, tokenBudget, maxQueue,
+            kvCacheMib, kvBlockTokens, deadlineMs, retryAfterS);
     }
 }

@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Timeout;
 
 class JobHandleTest {
     private static final JobEvent STARTED = new JobEvent.Started(0, 1, "rank 0");
-    private static final JobEvent STEP = new JobEvent.StepCompleted(1, 2, 5.5, Double.NaN, 1.2, 1e-3f, 10, 100, 0, 0, 1.5, 0);
+    private static final JobEvent STEP = new JobEvent.StepCompleted(1, 2, 5.5, Double.NaN,
+        1.2, 1e-3f, 10, 100, 0, 0, 1.5, 0);
     private static final JobEvent FINISHED = new JobEvent.Finished(2, 5.4, Double.NaN, "");
 
     @Test
@@ -35,7 +36,8 @@ class JobHandleTest {
         h.publish(STEP);
         assertFalse(composed.isDone(), "not before the job ends");
         // A caller cannot end the job's outcome: what it can complete is a copy.
-        assertThrows(UnsupportedOperationException.class, () -> ((CompletableFuture<JobEvent>) outcome).complete(STARTED));
+        assertThrows(UnsupportedOperationException.class,
+            () -> ((CompletableFuture<JobEvent>) outcome).complete(STARTED));
         outcome.toCompletableFuture().complete(STARTED);
         assertFalse(composed.isDone(), "completing a copy ends nothing");
         h.publish(FINISHED);
@@ -81,7 +83,8 @@ class JobHandleTest {
     @Timeout(180)
     void shouldCancelARunningJobOnTheCluster() throws Exception {
         try (Troupe troupe = Troupe.local(1, 1)) {
-            TrainingJob.Builder tiny = TrainingJob.builder().model("tiny").layout("1x1").batchSize(2).lr(1e-3f, 1e-4f, 1)
+            TrainingJob.Builder tiny = TrainingJob.builder().model("tiny").layout("1x1").batchSize(2)
+                .lr(1e-3f, 1e-4f, 1)
                 .validation(0, 1).device("cpu");
             JobHandle long1 = troupe.submit(tiny.steps(1_000_000).build());
             CompletableFuture<JobEvent> firstStep = new CompletableFuture<>();

@@ -15,7 +15,8 @@ class TrainingJobMemoryTest {
         assertEquals(0, plain.zero());
         assertEquals("none", plain.recompute());
         assertEquals("none", plain.gradCompression());
-        JobRequest set = TrainingJob.builder().model("tiny").layout("2x1").zero(2).recompute("selective").build().request();
+        JobRequest set = TrainingJob.builder().model("tiny").layout("2x1").zero(2)
+            .recompute("selective").build().request();
         assertEquals(2, set.zero());
         assertEquals("selective", set.recompute());
         assertEquals(2, set.withLayout("4x1", 1).zero(), "a re-plan keeps the zero stage");

@@ -55,7 +55,8 @@ class MemoryOptionsCliTest {
     @Test
     void shouldPrintTheMemoryPlanAndRecordThePeakUnderZero() throws IOException {
         Path out = tmp.resolve("z");
-        Result r = run("train", "--model", "tiny", "--layout", "2x1", "--engine", "in-process", "--zero", "1", "--batch", "4",
+        Result r = run("train", "--model", "tiny", "--layout", "2x1", "--engine", "in-process",
+            "--zero", "1", "--batch", "4",
             "--steps", "3", "--threads", "2", "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("memory per rank: params ") && r.out().contains(" activations "), r.out());
@@ -69,13 +70,17 @@ class MemoryOptionsCliTest {
         Path none = tmp.resolve("none");
         Path int8 = tmp.resolve("int8");
         for (Path p : new Path[] {none, int8}) {
-            Result r = run("train", "--model", "tiny", "--layout", "2x1", "--batch", "4", "--steps", "3", "--threads", "2",
+            Result r = run("train", "--model", "tiny", "--layout", "2x1", "--batch", "4",
+                "--steps", "3", "--threads", "2",
                 "--grad-compression", p == none ? "none" : "int8-ef", "--out", p.toString());
             assertEquals(0, r.code(), r.err());
         }
-        long f32 = Long.parseLong(TroupeCliTest.column(Files.readAllLines(none.resolve("metrics.csv")), 3, "grad_bytes_sent"));
-        long i8 = Long.parseLong(TroupeCliTest.column(Files.readAllLines(int8.resolve("metrics.csv")), 3, "grad_bytes_sent"));
-        System.out.printf("gradient bytes sent per step and rank: float32 %d, int8-ef %d (%.3fx)%n", f32, i8, (double) i8 / f32);
+        long f32 = Long.parseLong(TroupeCliTest.column(Files.readAllLines(none.resolve("metrics.csv")),
+            3, "grad_bytes_sent"));
+        long i8 = Long.parseLong(TroupeCliTest.column(Files.readAllLines(int8.resolve("metrics.csv")),
+            3, "grad_bytes_sent"));
+        System.out.printf("gradient bytes sent per step and rank: float32 %d, int8-ef %d (%.3fx)%n",
+            f32, i8, (double) i8 / f32);
         assertTrue(f32 > 0 && i8 <= 0.27 * f32, f32 + " vs " + i8);
     }
 }

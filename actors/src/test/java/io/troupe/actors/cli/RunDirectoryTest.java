@@ -28,7 +28,8 @@ class RunDirectoryTest {
     private static Result run(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+            new PrintStream(err, true, StandardCharsets.UTF_8));
         return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
@@ -70,14 +71,16 @@ class RunDirectoryTest {
         assertEquals(vs, vp, 1e-5 * vs, "exact validation agrees across engines");
 
         Path cluster = tmp.resolve("cluster");
-        Result c = run("train", "--model", "tiny", "--layout", "1x2", "--microbatches", "2", "--steps", "4", "--batch", "4",
+        Result c = run("train", "--model", "tiny", "--layout", "1x2", "--microbatches", "2", "--steps", "4",
+            "--batch", "4",
             "--threads", "2", "--data", data.toString(), "--eval-interval", "2", "--eval-batches", "all", "--out",
             cluster.toString());
         assertEquals(0, c.code(), c.err());
         List<String> k = Files.readAllLines(cluster.resolve("metrics.csv"));
         for (int row = 1; row <= 4; row++) {
             double gs = Double.parseDouble(column(s, row, "grad_norm"));
-            assertEquals(gs, Double.parseDouble(column(k, row, "grad_norm")), 1e-4 * gs, "cluster gradient norm, step " + row);
+            assertEquals(gs, Double.parseDouble(column(k, row, "grad_norm")), 1e-4 * gs,
+                "cluster gradient norm, step " + row);
             assertEquals(column(s, row, "epoch"), column(k, row, "epoch"));
         }
         double vk = Double.parseDouble(column(k, 4, "val_loss"));
@@ -91,9 +94,11 @@ class RunDirectoryTest {
         Path first = text("first.txt", 8_000, 1);
         Path second = text("second.txt", 8_000, 2);
         Path a = tmp.resolve("a");
-        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--batch", "2", "--threads", "1",
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--batch", "2",
+            "--threads", "1",
             "--data", first.toString(), "--out", a.toString()).code());
-        Result other = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--batch", "2", "--threads", "1",
+        Result other = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--batch", "2",
+            "--threads", "1",
             "--data", second.toString(), "--resume", a.toString(), "--out", tmp.resolve("b").toString());
         assertEquals(2, other.code(), other.out());
         assertTrue(other.err().contains("first.txt") && other.err().contains("second.txt"), other.err());
@@ -101,8 +106,10 @@ class RunDirectoryTest {
         assertFalse(Files.exists(tmp.resolve("b/metrics.csv")), "refused before any work");
 
         Path copy = Files.copy(first, tmp.resolve("same-bytes.txt"));
-        Result same = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--batch", "2", "--threads", "1",
-            "--data", copy.toString(), "--resume", a.resolve("checkpoints").toString(), "--out", tmp.resolve("c").toString());
+        Result same = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--batch", "2",
+            "--threads", "1",
+            "--data", copy.toString(), "--resume", a.resolve("checkpoints").toString(),
+            "--out", tmp.resolve("c").toString());
         assertEquals(0, same.code(), same.err());
         assertTrue(same.out().contains("at step 2"), same.out());
     }
@@ -129,13 +136,15 @@ class RunDirectoryTest {
         Result backwards = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "5:2");
         assertEquals(2, backwards.code());
         assertTrue(backwards.err().contains("trace-steps=5:2"), backwards.err());
-        Result past = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", "3:11", "--engine", "in-process");
+        Result past = run("train", "--model", "tiny", "--steps", "10",
+            "--trace-steps", "3:11", "--engine", "in-process");
         assertEquals(2, past.code());
         assertTrue(past.err().contains("trace-steps=3:11") && past.err().contains("steps=10"), past.err());
         for (String window : new String[] {"3:4", "3"}) {
             Result cluster = run("train", "--model", "tiny", "--steps", "10", "--trace-steps", window);
             assertEquals(2, cluster.code());
-            assertTrue(cluster.err().contains("in-process") && cluster.err().contains("trace-steps=" + window), cluster.err());
+            assertTrue(cluster.err().contains("in-process") && cluster.err().contains("trace-steps=" + window),
+                cluster.err());
         }
     }
 }

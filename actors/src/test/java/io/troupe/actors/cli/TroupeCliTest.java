@@ -26,7 +26,8 @@ class TroupeCliTest {
     private static Result run(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+            new PrintStream(err, true, StandardCharsets.UTF_8));
         return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
@@ -41,7 +42,8 @@ class TroupeCliTest {
     @Test
     void shouldTrainAndWriteMetricsPlotAndCheckpoint() throws IOException {
         Path out = tmp.resolve("run");
-        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "12", "--eval-interval", "6", "--threads", "1",
+        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "12",
+            "--eval-interval", "6", "--threads", "1",
             "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("step    12/12"), r.out());
@@ -58,8 +60,10 @@ class TroupeCliTest {
     @Test
     void shouldResumeFromTheLastCommittedCheckpoint() {
         Path a = tmp.resolve("a");
-        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "6", "--threads", "1", "--out", a.toString()).code());
-        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "8", "--threads", "1", "--resume", a.toString(),
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "6", "--threads", "1",
+            "--out", a.toString()).code());
+        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "8", "--threads", "1",
+            "--resume", a.toString(),
             "--out", tmp.resolve("b").toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("resumed from") && r.out().contains("at step 6"), r.out());
@@ -107,7 +111,8 @@ class TroupeCliTest {
 
     @Test
     void shouldExitNonZeroWithAClearMessageWhenCudaIsUnavailable() {
-        Result r = run("train", "--model", "tiny", "--steps", "1", "--device", "cuda", "--out", tmp.resolve("c").toString());
+        Result r = run("train", "--model", "tiny", "--steps", "1", "--device", "cuda",
+            "--out", tmp.resolve("c").toString());
         assertEquals(3, r.code());
         assertTrue(r.err().toLowerCase().contains("cuda"), r.err());
         Result bad = run("train", "--device", "tpu");
@@ -118,11 +123,13 @@ class TroupeCliTest {
     @Test
     void shouldRefuseACorruptResumeCheckpoint() throws IOException {
         Path a = tmp.resolve("a");
-        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--threads", "1", "--out", a.toString()).code());
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--threads", "1",
+            "--out", a.toString()).code());
         Path shard = a.resolve("checkpoints/step-00000002/shard-00.bin");
         byte[] data = Files.readAllBytes(shard);
         Files.write(shard, java.util.Arrays.copyOf(data, data.length - 7));
-        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4", "--resume", a.toString(), "--out", tmp.resolve("b").toString());
+        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "4",
+            "--resume", a.toString(), "--out", tmp.resolve("b").toString());
         assertEquals(4, r.code());
         assertTrue(r.err().contains("truncated"), r.err());
     }
@@ -144,12 +151,15 @@ class TroupeCliTest {
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
         assertEquals(RunOutputs.CSV_HEADER + RunOutputs.PIPELINE_COLUMNS, csv.get(0));
         assertEquals(5, csv.size(), String.join("\n", csv));
-        assertTrue(!column(csv, 2, "val_loss").isEmpty() && column(csv, 1, "val_loss").isEmpty(), "val loss at step 2 only: " + csv);
-        assertTrue(Double.parseDouble(column(csv, 4, "grad_norm")) > 0, "the cluster records the gradient norm: " + csv.get(4));
+        assertTrue(!column(csv, 2, "val_loss").isEmpty() && column(csv, 1, "val_loss").isEmpty(),
+            "val loss at step 2 only: " + csv);
+        assertTrue(Double.parseDouble(column(csv, 4, "grad_norm")) > 0,
+            "the cluster records the gradient norm: " + csv.get(4));
         double allReduceMs = Double.parseDouble(column(csv, 4, "allreduce_ms"));
         assertTrue(allReduceMs >= 0, "all-reduce wait: " + allReduceMs);
         String trace = Files.readString(out.resolve("trace.json"));
-        for (String cat : new String[] {"\"F\"", "\"BW\"", "\"send\"", "\"recv\"", "\"allreduce\"", "\"idle\"", "\"optimizer\""}) {
+        for (String cat : new String[] {"\"F\"", "\"BW\"", "\"send\"", "\"recv\"",
+            "\"allreduce\"", "\"idle\"", "\"optimizer\""}) {
             assertTrue(trace.contains(cat), "trace.json has " + cat);
         }
         String svg = Files.readString(out.resolve("pipeline.svg"));
@@ -186,7 +196,8 @@ class TroupeCliTest {
         Result schedule = run("train", "--model", "tiny", "--layout", "1x2", "--schedule", "zigzag", "--steps", "1");
         assertEquals(2, schedule.code());
         assertTrue(schedule.err().contains("zigzag"), schedule.err());
-        Result batch = run("train", "--model", "tiny", "--layout", "2x1", "--batch", "6", "--microbatches", "4", "--steps", "1");
+        Result batch = run("train", "--model", "tiny", "--layout", "2x1", "--batch", "6",
+            "--microbatches", "4", "--steps", "1");
         assertEquals(2, batch.code());
         assertTrue(batch.err().contains("batch_size=6"), batch.err());
         Result tp = run("train", "--model", "tiny", "--layout", "1x1x3", "--steps", "1");
@@ -201,7 +212,8 @@ class TroupeCliTest {
         String err = r.err().strip();
         assertEquals(1, err.lines().count(), "one line for " + String.join(" ", args) + ": " + r.err());
         assertTrue(err.startsWith("troupe " + args[0] + ": ") || err.startsWith("troupe: unknown command"), err);
-        assertTrue(err.contains(naming) && err.contains(expected), "names '" + naming + "' and '" + expected + "': " + err);
+        assertTrue(err.contains(naming) && err.contains(expected),
+            "names '" + naming + "' and '" + expected + "': " + err);
         assertTrue(!err.contains("Exception") && !err.contains("\tat "), "no stack trace: " + err);
         assertTrue(r.out().isEmpty(), "nothing on stdout: " + r.out());
     }
@@ -233,7 +245,8 @@ class TroupeCliTest {
             for (String help : List.of("--help", "-h")) {
                 Result r = run(command, help);
                 assertEquals(0, r.code(), command + " " + help + ": " + r.err());
-                assertTrue(r.out().contains("usage:") && r.out().contains(command), command + " " + help + ": " + r.out());
+                assertTrue(r.out().contains("usage:") && r.out().contains(command),
+                    command + " " + help + ": " + r.out());
             }
         }
         Result late = run("submit", "--cluster", "127.0.0.1:1", "--help");

@@ -6,13 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
-import io.troupe.actors.api.Troupe;
 import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.Troupe;
+import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;

@@ -27,11 +27,13 @@ class CompletionFuzzTest {
                 String body = switch (i % 4) {
                     case 0 -> randomChars(rnd, rnd.nextInt(60));
                     case 1 -> mutate(rnd, VALID);
-                    case 2 -> new String(randomBytes(rnd, rnd.nextInt(80)), java.nio.charset.StandardCharsets.ISO_8859_1);
+                    case 2 -> new String(randomBytes(rnd, rnd.nextInt(80)),
+                        java.nio.charset.StandardCharsets.ISO_8859_1);
                     default -> "{\"prompt\":" + randomValue(rnd, 0) + ",\"max_tokens\":" + randomValue(rnd, 0) + "}";
                 };
                 HttpResponse<String> r = post(server.port(), body);
-                assertTrue(r.statusCode() == 200 || r.statusCode() == 400, body + " -> " + r.statusCode() + " " + r.body());
+                assertTrue(r.statusCode() == 200 || r.statusCode() == 400,
+                    body + " -> " + r.statusCode() + " " + r.body());
                 if (r.statusCode() == 200) {
                     ok++;
                 } else {

@@ -20,7 +20,6 @@ import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -80,7 +79,8 @@ class InferenceServerTest {
         for (int i = 0; i < b.length; i++) {
             t[i] = b[i] & 0xFF;
         }
-        Generation g = new Generation(1, t, WEIGHTS.config().seqLen(), SamplingParams.greedy(maxTokens), System.nanoTime(),
+        Generation g = new Generation(1, t, WEIGHTS.config().seqLen(), SamplingParams.greedy(maxTokens),
+            System.nanoTime(),
             Long.MAX_VALUE, GenerationListener.NONE);
         s.submit(g);
         s.runToCompletion();
@@ -104,9 +104,11 @@ class InferenceServerTest {
     @Test
     void shouldStreamTheSameTextAsServerSentEventsEndingWithDone() throws Exception {
         InferenceServer server = start(ServeTestSupport.settings());
-        HttpResponse<String> r = post(server.port(), "{\"prompt\":\"Hello\",\"max_tokens\":12,\"temperature\":0,\"stream\":true}");
+        HttpResponse<String> r = post(server.port(),
+            "{\"prompt\":\"Hello\",\"max_tokens\":12,\"temperature\":0,\"stream\":true}");
         assertEquals(200, r.statusCode());
-        assertTrue(r.headers().firstValue("content-type").orElse("").startsWith("text/event-stream"), r.headers().toString());
+        assertTrue(r.headers().firstValue("content-type").orElse("").startsWith("text/event-stream"),
+            r.headers().toString());
         StringBuilder text = new StringBuilder();
         List<String> events = new ArrayList<>();
         for (String block : r.body().split("\n\n")) {
@@ -129,9 +131,11 @@ class InferenceServerTest {
         String alone = field(post(server.port(), needle).body(), "text");
         List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
         for (int i = 0; i < 16; i++) {
-            String body = i == 7 ? needle : "{\"prompt\":\"other " + i + "\",\"max_tokens\":" + (3 + i) + ",\"temperature\":0.7}";
+            String body = i == 7 ? needle
+                : "{\"prompt\":\"other " + i + "\",\"max_tokens\":" + (3 + i) + ",\"temperature\":0.7}";
             all.add(ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port()
-                + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
+                + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                HttpResponse.BodyHandlers.ofString()));
         }
         for (CompletableFuture<HttpResponse<String>> f : all) {
             assertEquals(200, f.get().statusCode(), f.get().body());
@@ -208,20 +212,24 @@ class InferenceServerTest {
         try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
             socket.setSoLinger(true, 0);
             byte[] body = "{\"prompt\":\"bye\",\"max_tokens\":20,\"stream\":true}".getBytes(StandardCharsets.UTF_8);
-            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + "Content-Type: application/json\r\n"
                 + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
             socket.getOutputStream().write(body);
             socket.getOutputStream().flush();
-            BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+            BufferedReader in = new BufferedReader(
+                new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
             String line;
             do {
                 line = in.readLine();
             } while (line != null && !line.startsWith("data: "));
             assertTrue(line != null, "a first event arrives");
-            assertTrue(metric(get(port, "/metrics").body(), "troupe_serve_kv_cache_blocks_used") > 0, "blocks held while streaming");
+            assertTrue(metric(get(port, "/metrics").body(), "troupe_serve_kv_cache_blocks_used") > 0,
+                "blocks held while streaming");
         }   // the client goes away mid-stream
         String m = ServeTestSupport.awaitMetrics(port,
-            t -> metric(t, "troupe_serve_kv_cache_blocks_used") == 0 && metric(t, "troupe_serve_finished_total{reason=\"cancelled\"}") == 1,
+            t -> metric(t, "troupe_serve_kv_cache_blocks_used") == 0
+                && metric(t, "troupe_serve_finished_total{reason=\"cancelled\"}") == 1,
             20_000);
         assertTrue(metric(m, "troupe_serve_generated_tokens_total") < 20, "stopped before max_tokens");
     }
@@ -231,7 +239,8 @@ class InferenceServerTest {
         InferenceServer server = start(ServeTestSupport.settings());
         post(server.port(), "{\"prompt\":\"count\",\"max_tokens\":5,\"temperature\":0}");
         String m = get(server.port(), "/metrics").body();
-        for (String name : List.of("troupe_serve_queue_depth", "troupe_serve_running_batch_size", "troupe_serve_tokens_per_second",
+        for (String name : List.of("troupe_serve_queue_depth", "troupe_serve_running_batch_size",
+            "troupe_serve_tokens_per_second",
             "troupe_serve_kv_cache_blocks_used", "troupe_serve_time_to_first_token_seconds_count",
             "troupe_serve_time_per_output_token_seconds_count", "troupe_serve_generated_tokens_total")) {
             assertTrue(!Double.isNaN(metric(m, name)), name + " in\n" + m);

@@ -35,26 +35,31 @@ class ServeCliTest {
         GptConfig cfg = ServeTestSupport.CFG;
         Random rnd = new Random(1);
         Map<String, ShardState> shards = new LinkedHashMap<>();
-        ParameterLayout[] stages = {ParameterLayout.stage(cfg, 0, 1, true, false), ParameterLayout.stage(cfg, 1, 2, false, true)};
+        ParameterLayout[] stages = {ParameterLayout.stage(cfg, 0, 1, true, false),
+            ParameterLayout.stage(cfg, 1, 2, false, true)};
         for (int s = 0; s < 2; s++) {
             ShardState shard = new ShardState(0);
             for (ParamSpec p : stages[s].specs()) {
                 float[] v = new float[(int) p.numel()];
                 for (int i = 0; i < v.length; i++) {
-                    v[i] = p.name().contains("ln") && p.name().endsWith("weight") ? 1f : (float) (rnd.nextGaussian() * 0.1);
+                    v[i] = p.name().contains("ln") && p.name().endsWith("weight")
+                        ? 1f : (float) (rnd.nextGaussian() * 0.1);
                 }
                 shard.put(new ShardState.Entry(p.name(), p.shape(), v, new float[v.length], new float[v.length]));
             }
             shards.put(String.format("shard-g%02d.bin", s), shard);
         }
-        return Checkpoints.write(tmp.resolve("ckpt"), new Manifest(Manifest.FORMAT, 5, 5, 1, 2, "1x2x1", cfg, "test", List.of()), shards);
+        return Checkpoints.write(tmp.resolve("ckpt"),
+            new Manifest(Manifest.FORMAT, 5, 5, 1, 2, "1x2x1", cfg, "test", List.of()), shards);
     }
 
     private static String[] run(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new String[] {String.valueOf(code), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8)};
+        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+            new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new String[] {String.valueOf(code), out.toString(StandardCharsets.UTF_8),
+            err.toString(StandardCharsets.UTF_8)};
     }
 
     @Test
@@ -63,12 +68,14 @@ class ServeCliTest {
         byte[] text = new byte[4000];
         new Random(2).nextBytes(text);
         Path data = Files.write(tmp.resolve("data.txt"), text);
-        String[] r = run("eval", "--checkpoint", tmp.resolve("ckpt").toString(), "--data", data.toString(), "--quantize", "int8");
+        String[] r = run("eval", "--checkpoint", tmp.resolve("ckpt").toString(),
+            "--data", data.toString(), "--quantize", "int8");
         System.out.println(r[1] + r[2]);
         assertEquals("0", r[0], r[2]);
         assertTrue(r[1].contains(ckpt.getFileName().toString()), r[1]);
         String last = r[1].strip().lines().reduce((a, b) -> b).orElseThrow();
-        assertTrue(last.startsWith("val_loss_fp32=") && last.contains(" val_loss_int8=") && last.contains(" weight_bytes_ratio="), last);
+        assertTrue(last.startsWith("val_loss_fp32=") && last.contains(" val_loss_int8=")
+            && last.contains(" weight_bytes_ratio="), last);
     }
 
     @Test

@@ -1,7 +1,7 @@
 package io.troupe.actors.serve;
 
-import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.ParamSpec;
+import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
@@ -63,7 +63,8 @@ final class ServeTestSupport {
     }
 
     /** Polls /metrics until {@code ok} holds or {@code timeoutMs} passes; returns the last text. */
-    static String awaitMetrics(int port, Predicate<String> ok, long timeoutMs) throws IOException, InterruptedException {
+    static String awaitMetrics(int port, Predicate<String> ok, long timeoutMs)
+            throws IOException, InterruptedException {
         long end = System.nanoTime() + timeoutMs * 1_000_000L;
         String text;
         do {

@@ -51,7 +51,8 @@ public final class ServeBench {
     /** Streaming clients (TTFT and TPOT measured) or whole responses (throughput only). */
     private static boolean stream = true;
 
-    private record Run(double tokensPerS, long tokens, double seconds, double ttftP50Ms, double ttftP99Ms, double tpotP50Ms,
+    private record Run(double tokensPerS, long tokens, double seconds, double ttftP50Ms, double ttftP99Ms,
+                       double tpotP50Ms,
                        double tpotP99Ms) {
     }
 
@@ -64,20 +65,27 @@ public final class ServeBench {
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
-        Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint")) : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
+        Path checkpoint = o.containsKey("checkpoint")
+            ? Path.of(o.get("checkpoint"))
+            : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
         GptConfig cfg = w.config();
         if (promptBytes + maxTokens > cfg.seqLen()) {
-            System.out.printf("note: prompt %d + max_tokens %d exceeds the context %d: requests end at the context (finish_reason length)%n",
+            System.out.printf("note: prompt %d + max_tokens %d exceeds the context %d:"
+                + " requests end at the context (finish_reason length)%n",
                 promptBytes, maxTokens, cfg.seqLen());
         }
-        System.out.printf(Locale.ROOT, "serve bench: model %s (d %d, %d layers, context %d), %s weights, %d clients, %d requests, "
-                + "%d-byte prompts, max_tokens %d, cpu: %s, %d cores%n", cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(),
-            q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens, cpuModel(), Runtime.getRuntime().availableProcessors());
+        System.out.printf(Locale.ROOT, "serve bench: model %s (d %d, %d layers, context %d), %s weights,"
+                + " %d clients, %d requests, "
+                + "%d-byte prompts, max_tokens %d, cpu: %s, %d cores%n",
+            cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(),
+            q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens,
+            cpuModel(), Runtime.getRuntime().availableProcessors());
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, 256, 4096, 64, 16, 600_000, 1);
         Run one = run("max-batch 1", w, base.withMaxBatch(1), prompts, clients, maxTokens);
-        Run many = run("continuous batching, max-batch " + maxBatch, w, base.withMaxBatch(maxBatch), prompts, clients, maxTokens);
+        Run many = run("continuous batching, max-batch " + maxBatch, w, base.withMaxBatch(maxBatch),
+            prompts, clients, maxTokens);
         System.out.println();
         System.out.println("| mode | tokens/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |");
         System.out.println("|---|---|---|---|---|---|");
@@ -85,20 +93,25 @@ public final class ServeBench {
         row("continuous, max-batch " + maxBatch, many);
         if (!stream) {
             // whole responses: the latency columns above are request latencies; no TTFT or TPOT
-            System.out.printf(Locale.ROOT, "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f request_ms_p50=%.1f%n",
+            System.out.printf(Locale.ROOT,
+                "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f request_ms_p50=%.1f%n",
                 one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms());
             return;
         }
-        System.out.printf(Locale.ROOT, "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f ttft_p50_ms=%.1f tpot_p99_ms=%.2f%n",
-            one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms(), many.tpotP99Ms());
+        System.out.printf(Locale.ROOT,
+            "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f ttft_p50_ms=%.1f tpot_p99_ms=%.2f%n",
+            one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(),
+            many.ttftP50Ms(), many.tpotP99Ms());
     }
 
     private static void row(String name, Run r) {
-        System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |%n", name, r.tokensPerS(), r.ttftP50Ms(), r.ttftP99Ms(),
+        System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |%n",
+            name, r.tokensPerS(), r.ttftP50Ms(), r.ttftP99Ms(),
             r.tpotP50Ms(), r.tpotP99Ms());
     }
 
-    private static Run run(String name, InferenceWeights w, ServeSettings s, List<String> prompts, int clients, int maxTokens)
+    private static Run run(String name, InferenceWeights w, ServeSettings s, List<String> prompts,
+        int clients, int maxTokens)
         throws Exception {
         try (InferenceServer server = InferenceServer.start(w, s)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
@@ -130,7 +143,8 @@ public final class ServeBench {
             }
             double seconds = (System.nanoTime() - t0) / 1e9;
             if (results.size() != prompts.size()) {
-                throw new IllegalStateException(name + ": " + results.size() + " of " + prompts.size() + " requests completed");
+                throw new IllegalStateException(name + ": " + results.size() + " of " + prompts.size()
+                    + " requests completed");
             }
             long tokens = 0;
             double[] ttft = new double[results.size()];
@@ -144,9 +158,13 @@ public final class ServeBench {
                 }
             }
             double[] tp = tpot.stream().mapToDouble(Double::doubleValue).toArray();
-            Run run = new Run(tokens / seconds, tokens, seconds, Median.of(ttft), pct(ttft, 0.99), Median.of(tp), pct(tp, 0.99));
-            System.out.printf(Locale.ROOT, "%s: %d tokens in %.2f s = %.1f tokens/s; TTFT p50 %.1f ms p99 %.1f ms; TPOT p50 %.2f ms p99 %.2f ms%n",
-                name, tokens, seconds, run.tokensPerS(), run.ttftP50Ms(), run.ttftP99Ms(), run.tpotP50Ms(), run.tpotP99Ms());
+            Run run = new Run(tokens / seconds, tokens, seconds, Median.of(ttft), pct(ttft, 0.99),
+                Median.of(tp), pct(tp, 0.99));
+            System.out.printf(Locale.ROOT,
+                "%s: %d tokens in %.2f s = %.1f tokens/s; TTFT p50 %.1f ms p99 %.1f ms;"
+                + " TPOT p50 %.2f ms p99 %.2f ms%n",
+                name, tokens, seconds, run.tokensPerS(), run.ttftP50Ms(),
+                run.ttftP99Ms(), run.tpotP50Ms(), run.tpotP99Ms());
             return run;
         }
     }
@@ -154,11 +172,14 @@ public final class ServeBench {
     private static final Pattern COMPLETION_TOKENS = Pattern.compile("\"completion_tokens\":(\\d+)");
 
     /** One streaming request: {completion tokens, ttft ms, tpot ms}. */
-    private static double[] once(HttpClient http, URI uri, String prompt, int maxTokens, int seed) throws IOException, InterruptedException {
-        String body = "{\"prompt\":" + quote(prompt) + ",\"max_tokens\":" + maxTokens + ",\"temperature\":0.8,\"seed\":" + seed
+    private static double[] once(HttpClient http, URI uri, String prompt, int maxTokens, int seed)
+            throws IOException, InterruptedException {
+        String body = "{\"prompt\":" + quote(prompt) + ",\"max_tokens\":" + maxTokens
+            + ",\"temperature\":0.8,\"seed\":" + seed
             + ",\"stream\":" + stream + "}";
         long start = System.nanoTime();
-        HttpResponse<java.util.stream.Stream<String>> r = http.send(HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(10))
+        HttpResponse<java.util.stream.Stream<String>> r = http.send(HttpRequest.newBuilder(uri)
+            .timeout(Duration.ofMinutes(10))
             .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofLines());
         if (r.statusCode() != 200) {
             throw new IOException("status " + r.statusCode());
@@ -270,12 +291,14 @@ public final class ServeBench {
 
     private static Map<String, String> parse(String[] args) {
         Map<String, String> o = new java.util.HashMap<>();
-        java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
+        java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens",
+            "max-batch", "quantize",
             "checkpoint", "model", "stream");
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {
-                System.err.println("serve bench: bad option '" + a + "'; known: --" + String.join(", --", new java.util.TreeSet<>(known)));
+                System.err.println("serve bench: bad option '" + a + "'; known: --"
+                    + String.join(", --", new java.util.TreeSet<>(known)));
                 System.exit(2);
             }
             o.put(a.substring(2), args[++i]);

@@ -44,7 +44,8 @@ public record Corpora(TokenStream train, TokenStream val) {
             total += size(f);
         }
         if (total < MIN_BYTES) {
-            throw new IllegalArgumentException("data " + (files.size() == 1 && files.get(0).equals(path) ? "file" : "directory")
+            throw new IllegalArgumentException("data "
+                + (files.size() == 1 && files.get(0).equals(path) ? "file" : "directory")
                 + " too small (" + total + " bytes, need >= " + MIN_BYTES + "): " + path);
         }
         long split = (long) (total * (1 - VALIDATION_FRACTION));

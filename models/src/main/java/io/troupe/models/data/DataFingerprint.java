@@ -21,7 +21,8 @@ import java.util.regex.Pattern;
  * {@code data.json} in the run directory so that {@code --resume} with other data is refused.
  * Up to {@link #FULL_HASH_BYTES} the hash covers every byte (of the files' concatenation, for a
  * directory); a larger corpus is hashed over {@link #SAMPLES} blocks of {@link #SAMPLE_BYTES}
- * spread evenly from its first to its last byte, plus its size ({@code hash_kind: "sha256-sampled"}), so the check costs
+ * spread evenly from its first to its last byte, plus its size ({@code hash_kind: "sha256-sampled"}),
+ * so the check costs
  * the same on a terabyte as on a gigabyte. The built-in corpus has size 0 and hash {@code built-in}.
  *
  * @param source    the data path as given, or {@code built-in}
@@ -108,7 +109,8 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
     }
 
     public String toJson() {
-        return String.format(Locale.ROOT, "{\"source\": \"%s\", \"size_bytes\": %d, \"hash_kind\": \"%s\", \"hash\": \"%s\"}%n",
+        return String.format(Locale.ROOT,
+            "{\"source\": \"%s\", \"size_bytes\": %d, \"hash_kind\": \"%s\", \"hash\": \"%s\"}%n",
             source.replace("\\", "\\\\").replace("\"", "\\\""), sizeBytes, hashKind, hash);
     }
 
@@ -156,7 +158,8 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
             if (Files.isRegularFile(json)) {
                 DataFingerprint before = read(json);
                 if (!sameData(before)) {
-                    throw new IllegalArgumentException("--resume " + resumeDir + ": that run trained on " + before.describe()
+                    throw new IllegalArgumentException("--resume " + resumeDir + ": that run trained on "
+                        + before.describe()
                         + ", this run's data is " + describe());
                 }
                 return;

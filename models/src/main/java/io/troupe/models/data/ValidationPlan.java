@@ -45,7 +45,8 @@ public final class ValidationPlan {
      */
     public ValidationPlan(TokenStream stream, int seqLen, int batchSize, int rows, int batches) {
         if (rows < 1 || batchSize % rows != 0) {
-            throw new IllegalArgumentException("rows must divide batch_size: rows=" + rows + ", batch_size=" + batchSize);
+            throw new IllegalArgumentException("rows must divide batch_size: rows=" + rows
+                + ", batch_size=" + batchSize);
         }
         if (batches < 0) {
             throw new IllegalArgumentException("eval_batches must be >= 1 or all: eval_batches=" + batches);
@@ -55,7 +56,8 @@ public final class ValidationPlan {
         this.rows = rows;
         this.windows = (stream.length() - 1) / seqLen;
         if (windows < 1) {
-            throw new IllegalArgumentException("validation split too short for seq_len=" + seqLen + ": " + stream.length()
+            throw new IllegalArgumentException("validation split too short for seq_len=" + seqLen
+                + ": " + stream.length()
                 + " tokens in " + stream.description());
         }
         this.all = batches == ALL;

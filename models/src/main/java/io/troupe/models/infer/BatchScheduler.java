@@ -63,7 +63,8 @@ public final class BatchScheduler {
         this.limits = limits;
         int ctx = model.config().seqLen();
         if (cache.numBlocks() < cache.blocksFor(ctx)) {
-            throw new IllegalArgumentException("KV cache of " + cache.numBlocks() + " blocks cannot hold one sequence of "
+            throw new IllegalArgumentException("KV cache of " + cache.numBlocks()
+                + " blocks cannot hold one sequence of "
                 + ctx + " tokens (" + cache.blocksFor(ctx) + " blocks of " + cache.blockSize() + ")");
         }
     }
@@ -135,7 +136,8 @@ public final class BatchScheduler {
      */
     public StepBatch plan(long nowNs) {
         if (!scheduled.isEmpty()) {
-            throw new IllegalStateException("plan called while a step of " + scheduled.size() + " sequences is pending");
+            throw new IllegalStateException("plan called while a step of " + scheduled.size()
+                + " sequences is pending");
         }
         expireWaiting(nowNs);
         for (int i = running.size() - 1; i >= 0; i--) {

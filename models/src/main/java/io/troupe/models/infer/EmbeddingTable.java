@@ -18,7 +18,8 @@ public final class EmbeddingTable {
 
     public static EmbeddingTable of(float[] table, int rows, int cols, Quantization quant) {
         if (table.length != rows * cols) {
-            throw new IllegalArgumentException("embedding has " + table.length + " values, expected " + rows + "x" + cols);
+            throw new IllegalArgumentException("embedding has " + table.length
+                + " values, expected " + rows + "x" + cols);
         }
         if (quant == Quantization.NONE) {
             return new EmbeddingTable(table, null, null, rows, cols);

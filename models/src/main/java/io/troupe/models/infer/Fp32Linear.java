@@ -22,7 +22,8 @@ public final class Fp32Linear implements LinearWeights {
      */
     public Fp32Linear(float[] weight, float[] bias, int outFeatures, int inFeatures) {
         if (weight.length != outFeatures * inFeatures) {
-            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures + "x" + inFeatures);
+            throw new IllegalArgumentException("weight has " + weight.length
+                + " values, expected " + outFeatures + "x" + inFeatures);
         }
         this.wt = new float[inFeatures][outFeatures];
         for (int j = 0; j < outFeatures; j++) {

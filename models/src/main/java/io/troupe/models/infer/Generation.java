@@ -34,7 +34,8 @@ public final class Generation {
      * @param deadlineNs System.nanoTime() after which the request ends with {@link FinishReason#DEADLINE};
      *                   Long.MAX_VALUE for none
      */
-    public Generation(long id, int[] prompt, int contextLength, SamplingParams params, long submittedNs, long deadlineNs,
+    public Generation(long id, int[] prompt, int contextLength, SamplingParams params,
+                      long submittedNs, long deadlineNs,
                       GenerationListener listener) {
         if (prompt.length < 1 || prompt.length >= contextLength) {
             throw new IllegalArgumentException("prompt must hold 1 to " + (contextLength - 1) + " tokens: "

@@ -1,10 +1,10 @@
 package io.troupe.models.infer;
 
+import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.ParameterLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -58,7 +58,8 @@ public final class InferenceWeights {
      * Builds from the whole model's parameters by name ({@link ParameterLayout#full} names); every
      * name must be present with its full shape.
      */
-    public static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName, Quantization quantization) {
+    public static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
+            Quantization quantization) {
         Map<String, float[]> p = new HashMap<>();
         for (ParamSpec s : ParameterLayout.full(cfg).specs()) {
             float[] values = byName.get(s.name());

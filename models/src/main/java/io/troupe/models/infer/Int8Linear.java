@@ -31,7 +31,8 @@ public final class Int8Linear implements LinearWeights {
     /** Quantizes float32 weights (outFeatures, inFeatures) per output channel; round to nearest. */
     public static Int8Linear quantize(float[] weight, float[] bias, int outFeatures, int inFeatures) {
         if (weight.length != outFeatures * inFeatures) {
-            throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures + "x" + inFeatures);
+            throw new IllegalArgumentException("weight has " + weight.length
+                + " values, expected " + outFeatures + "x" + inFeatures);
         }
         byte[] q = new byte[weight.length];
         float[] scale = new float[outFeatures];

@@ -6,7 +6,8 @@ package io.troupe.models.infer;
  * arithmetic is strict IEEE (no fused multiply-add unless asked), so a token's result is bit-equal
  * alone and in any batch.
  *
- * <p>Dot products (attention scores) keep four lane accumulators ({@code k mod 4}) summed as {@code (a0 + a1) + (a2 + a3)}
+ * <p>Dot products (attention scores) keep four lane accumulators ({@code k mod 4})
+ * summed as {@code (a0 + a1) + (a2 + a3)}
  * plus the tail in order; the plain references in the tests use the same order.
  */
 public final class RowKernels {

@@ -43,7 +43,10 @@ public final class RunOutputs implements AutoCloseable {
         this(dir, title, false);
     }
 
-    /** With {@code pipelined}, rows carry the {@link #PIPELINE_COLUMNS} too (see {@link #record(StepMetrics, double, double)}). */
+    /**
+     * With {@code pipelined}, rows carry the {@link #PIPELINE_COLUMNS} too
+     * (see {@link #record(StepMetrics, double, double)}).
+     */
     public RunOutputs(Path dir, String title, boolean pipelined) {
         this.dir = dir;
         this.title = title;
@@ -109,7 +112,8 @@ public final class RunOutputs implements AutoCloseable {
         history.add(m);
         try {
             csv.write(String.format(Locale.ROOT, "%d,%s,%.6f,%s,%.6e,%.6f,%.1f,%.3f", m.step(),
-                Double.isNaN(epochsPerStep) ? "" : String.format(Locale.ROOT, "%.5f", m.step() * epochsPerStep), m.loss(),
+                Double.isNaN(epochsPerStep) ? "" : String.format(Locale.ROOT, "%.5f", m.step() * epochsPerStep),
+                m.loss(),
                 Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, "%.6f", m.valLoss()),
                 m.lr(), m.gradNorm(), m.tokensPerSec(), m.stepMs()) + extra);
             csv.newLine();

@@ -1,9 +1,9 @@
 package io.troupe.models.train;
 
+import io.troupe.models.ParamSpec;
+import io.troupe.models.StageModule;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.ShardState;
-import io.troupe.models.StageModule;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.AdamW;
 import io.troupe.runtime.tensor.Tensor;
 
@@ -12,7 +12,10 @@ public final class StageState {
     private StageState() {
     }
 
-    /** @throws IllegalArgumentException when {@code opt} holds a segment only (gather the moments, then use the other form) */
+    /**
+     * @throws IllegalArgumentException when {@code opt} holds a segment only
+     * (gather the moments, then use the other form)
+     */
     public static ShardState capture(StageModule stage, AdamW opt) {
         if (opt.stateNumel() != stage.params().numel()) {
             throw new IllegalArgumentException("optimizer holds moments of " + opt.stateNumel() + " of the stage's "
@@ -61,7 +64,8 @@ public final class StageState {
                 throw new CheckpointException("checkpoint has no parameter '" + spec.name() + "'");
             }
             if (!java.util.Arrays.equals(found.shape(), spec.shape())) {
-                throw new CheckpointException("parameter '" + spec.name() + "' has shape " + java.util.Arrays.toString(found.shape())
+                throw new CheckpointException("parameter '" + spec.name() + "' has shape "
+                    + java.util.Arrays.toString(found.shape())
                     + " in the checkpoint, model expects " + java.util.Arrays.toString(spec.shape()));
             }
             int off = (int) spec.localOffset();

@@ -83,7 +83,8 @@ public final class Trainer implements AutoCloseable {
         double ms = (System.nanoTime() - t0) / 1e6;
         double valLoss = cfg.evalDue(step) ? validationLoss() : Double.NaN;
         double tokens = (double) cfg.batchSize() * seq;
-        return new StepMetrics(step, cfg.steps(), lossSum / cfg.microBatches(), valLoss, lr, norm, tokens / (ms / 1e3), ms);
+        return new StepMetrics(step, cfg.steps(), lossSum / cfg.microBatches(), valLoss, lr, norm,
+            tokens / (ms / 1e3), ms);
     }
 
     /** Runs until {@code cfg.steps()}, checkpointing into {@code checkpointRoot} when due (null: never). */
@@ -133,7 +134,8 @@ public final class Trainer implements AutoCloseable {
                 + ", seed=" + m.seed() + "; this run has batch_size=" + cfg.batchSize() + ", seed=" + cfg.seed());
         }
         if (m.step() > cfg.steps()) {
-            throw new CheckpointException("checkpoint " + ckpt.dir() + " is at step " + m.step() + ", past steps=" + cfg.steps());
+            throw new CheckpointException("checkpoint " + ckpt.dir() + " is at step " + m.step()
+                + ", past steps=" + cfg.steps());
         }
         StageState.restore(gpt, opt, ckpt.shards().values());
         this.step = m.dataCursor();

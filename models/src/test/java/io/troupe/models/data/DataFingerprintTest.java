@@ -41,7 +41,8 @@ class DataFingerprintTest {
         Path b = Files.writeString(dir.resolve("b.txt"), "x".repeat(1999) + "y");
         Path run = dir.resolve("run");
         DataFingerprint.of(a).write(run);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> DataFingerprint.of(b).requireSameAs(run));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> DataFingerprint.of(b).requireSameAs(run));
         assertTrue(e.getMessage().contains("a.txt") && e.getMessage().contains("b.txt"), e.getMessage());
         assertFalse(e.getMessage().contains("\n"));
         DataFingerprint.of(Files.copy(a, dir.resolve("renamed.txt"))).requireSameAs(run);

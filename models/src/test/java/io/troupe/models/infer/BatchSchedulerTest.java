@@ -21,7 +21,8 @@ class BatchSchedulerTest {
     private static final float[] PARAMS = InferenceFixtures.randomParams(CFG, 5);
 
     private static BatchScheduler scheduler(int maxBatch, int tokenBudget, int blocks) {
-        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE), new PagedKvCache(CFG, 4, blocks));
+        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE),
+            new PagedKvCache(CFG, 4, blocks));
         return new BatchScheduler(m, new BatchScheduler.Limits(maxBatch, tokenBudget, 1000));
     }
 
@@ -51,7 +52,8 @@ class BatchSchedulerTest {
     @Test
     void shouldGiveTheSameTokensAloneAndInABatchOf16() {
         int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
-        for (SamplingParams p : List.of(SamplingParams.greedy(25), new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of()))) {
+        for (SamplingParams p : List.of(SamplingParams.greedy(25),
+            new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of()))) {
             int[] alone = run(scheduler(1, 64, 64), gen(1, prompt, p), List.of());
             // 15 others arrive first, so the needle is prefilled in chunks beside decodes of different lengths
             int[] batched = run(scheduler(16, 24, 256), gen(1, prompt, p), others(new Random(7), 15, p));
@@ -71,7 +73,8 @@ class BatchSchedulerTest {
         BatchScheduler small = scheduler(4, 64, 10);
         List<Generation> others = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
-            others.add(gen(10 + i, InferenceFixtures.randomTokens(new Random(20 + i), 5, CFG.vocabSize()), SamplingParams.greedy(30)));
+            others.add(gen(10 + i, InferenceFixtures.randomTokens(new Random(20 + i), 5, CFG.vocabSize()),
+                SamplingParams.greedy(30)));
         }
         int[] squeezed = run(small, gen(1, prompt, p), others);
         assertTrue(small.preemptions() > 0, "a full cache preempts");
@@ -80,9 +83,11 @@ class BatchSchedulerTest {
 
     @Test
     void shouldAdmitOnlyWhatFreeBlocksHoldAndRefusePastTheQueueLimit() {
-        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE), new PagedKvCache(CFG, 4, 10));
+        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE),
+            new PagedKvCache(CFG, 4, 10));
         BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(8, 64, 2));
-        int[] prompt = InferenceFixtures.randomTokens(new Random(9), 15, CFG.vocabSize());   // 4 blocks with its first token
+        // 4 blocks with its first token
+        int[] prompt = InferenceFixtures.randomTokens(new Random(9), 15, CFG.vocabSize());
         assertTrue(s.submit(gen(1, prompt, SamplingParams.greedy(2))));
         assertTrue(s.submit(gen(2, prompt, SamplingParams.greedy(2))));
         assertFalse(s.submit(gen(3, prompt, SamplingParams.greedy(2))), "queue limit 2");
@@ -155,7 +160,8 @@ class BatchSchedulerTest {
         s.complete(s.model().forward(s.plan(now)), now);            // a prefilled, first token
         s.complete(s.model().forward(s.plan(now)), now);            // a decodes
         assertEquals(2, a.completionTokens());
-        Generation b = gen(2, InferenceFixtures.randomTokens(new Random(3), 20, CFG.vocabSize()), SamplingParams.greedy(2));
+        Generation b = gen(2, InferenceFixtures.randomTokens(new Random(3), 20, CFG.vocabSize()),
+            SamplingParams.greedy(2));
         s.submit(b);
         StepBatch step = s.plan(now);
         assertEquals(2, s.runningSize(), "b joins at the very next step");

@@ -1,7 +1,7 @@
 package io.troupe.models.infer;
 
-import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.ParamSpec;
+import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
 import java.util.Random;
 
@@ -15,7 +15,8 @@ final class InferenceFixtures {
         float[] flat = new float[(int) layout.numel()];
         Random rnd = new Random(seed);
         for (ParamSpec s : layout.specs()) {
-            boolean lnWeight = s.name().endsWith("ln1.weight") || s.name().endsWith("ln2.weight") || s.name().equals("ln_f.weight");
+            boolean lnWeight = s.name().endsWith("ln1.weight") || s.name().endsWith("ln2.weight")
+                || s.name().equals("ln_f.weight");
             for (long i = 0; i < s.numel(); i++) {
                 float u = (float) (2 * rnd.nextDouble() - 1);
                 flat[(int) (s.localOffset() + i)] = lnWeight ? 1f + 0.1f * u : 0.25f * u;

@@ -91,13 +91,15 @@ class Int8WeightsTest {
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) rnd.nextGaussian();
         }
-        for (LinearWeights lin : new LinearWeights[] {new Fp32Linear(w, b, out, in), Int8Linear.quantize(w, b, out, in)}) {
+        for (LinearWeights lin : new LinearWeights[] {new Fp32Linear(w, b, out, in),
+            Int8Linear.quantize(w, b, out, in)}) {
             float[] all = new float[rows * out];
             lin.forward(x, rows, all);
             for (int r = 0; r < rows; r++) {
                 float[] one = new float[out];
                 lin.forward(java.util.Arrays.copyOfRange(x, r * in, (r + 1) * in), 1, one);
-                org.junit.jupiter.api.Assertions.assertArrayEquals(one, java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out), 0f,
+                org.junit.jupiter.api.Assertions.assertArrayEquals(one,
+                    java.util.Arrays.copyOfRange(all, r * out, (r + 1) * out), 0f,
                     lin.getClass().getSimpleName() + " row " + r);
             }
         }

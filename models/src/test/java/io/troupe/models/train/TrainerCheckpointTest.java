@@ -43,7 +43,8 @@ class TrainerCheckpointTest {
 
     private static TrainConfig config(int steps) {
         // Warm-up and cosine make lr depend on the step, so a resume that got the step wrong diverges.
-        return new TrainConfig(GptConfig.tiny(), 4, 2, steps, 3e-3f, 3e-4f, 3, 1.0f, 7, 0, 2, 0, AdamWConfig.defaults());
+        return new TrainConfig(GptConfig.tiny(), 4, 2, steps, 3e-3f, 3e-4f,
+            3, 1.0f, 7, 0, 2, 0, AdamWConfig.defaults());
     }
 
     @Test
@@ -68,7 +69,8 @@ class TrainerCheckpointTest {
             for (int i = 0; i < 10; i++) {
                 c.trainStep();
             }
-            assertArrayEquals(straight, c.model().params().toFloatArray(), 0f, "10 + restart + 10 must equal 20 bit for bit");
+            assertArrayEquals(straight, c.model().params().toFloatArray(), 0f,
+                "10 + restart + 10 must equal 20 bit for bit");
         }
         assertTrue(Files.isRegularFile(dir.resolve("manifest.json")));
     }
@@ -121,7 +123,8 @@ class TrainerCheckpointTest {
     @Test
     void shouldRefuseACheckpointOfAnotherModel() {
         writeOne();
-        TrainConfig other = new TrainConfig(GptConfig.small(), 4, 2, 20, 3e-3f, 3e-4f, 3, 1.0f, 7, 0, 2, 0, AdamWConfig.defaults());
+        TrainConfig other = new TrainConfig(GptConfig.small(), 4, 2, 20, 3e-3f, 3e-4f,
+            3, 1.0f, 7, 0, 2, 0, AdamWConfig.defaults());
         try (Trainer t = new Trainer(other, dev, DATA)) {
             CheckpointException e = assertThrows(CheckpointException.class,
                 () -> t.restore(Checkpoints.load(Checkpoints.resolve(tmp.resolve("ckpt")))));

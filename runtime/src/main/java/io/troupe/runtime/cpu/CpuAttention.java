@@ -12,7 +12,7 @@ import java.util.Arrays;
  */
 final class CpuAttention {
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
-    private static final ThreadLocal<float[][]> ROWS = ThreadLocal.withInitial(() -> new float[2][]);
+    private static final ThreadLocal<float[][]> ROWS = ThreadLocal.withInitial(() -> new float[3][]);
     private final CpuParallel parallel;
     private CpuStorage scratch;
 
@@ -50,12 +50,44 @@ final class CpuAttention {
 
     /**
      * Row t of the (seq, seq) scores at {@code p} becomes softmax over columns 0..t, zeros after. The
-     * matrix is staged through a heap array: per row the max and the shift (masked entries set to
-     * -infinity), then the exponentials of the whole matrix in one {@link CpuMath#expBlock} (long
-     * loops vectorise better than one per row; the masked entries come out 0), then per row the sum
-     * in four double partial sums combined in a fixed order and the scaling.
+     * matrix is staged through a heap array; each row's max (in four interleaved partial maxima) and
+     * shift go into a packed array of the causal entries only (row t at t(t+1)/2), whose exponentials
+     * are one {@link CpuMath#expBlock} (long loops vectorise better than one per row, and the masked
+     * half is never exponentiated); then per row the sum in four double partial sums combined in a
+     * fixed order, and the scaling back into the row. Bitwise the same as {@link #softmaxCausalUnpacked}.
      */
     static void softmaxCausal(long p, int seq) {
+        int nn = seq * seq;
+        int packed = seq * (seq + 1) / 2;
+        float[] m = rowBuffer(0, nn);
+        float[] q = rowBuffer(1, packed);
+        float[] scratch = rowBuffer(2, packed);
+        UNSAFE.copyMemory(null, p, m, FLOAT_BASE, 4L * nn);
+        for (int t = 0, o = 0; t < seq; o += ++t) {
+            int row = t * seq;
+            float max = max4(m, row, row + t + 1);
+            for (int j = 0; j <= t; j++) {
+                q[o + j] = m[row + j] - max;
+            }
+        }
+        CpuMath.expBlock(q, scratch, packed);
+        for (int t = 0, o = 0; t < seq; o += ++t) {
+            int row = t * seq;
+            float inv = (float) (1.0 / sum4(q, o, o + t + 1));
+            for (int j = 0; j <= t; j++) {
+                m[row + j] = q[o + j] * inv;
+            }
+            Arrays.fill(m, row + t + 1, row + seq, 0f);
+        }
+        UNSAFE.copyMemory(m, FLOAT_BASE, null, p, 4L * nn);
+    }
+
+    /**
+     * The simple staged form of {@link #softmaxCausal}, kept as its reference: per row the max and the
+     * shift (masked entries set to -infinity), the exponentials of the whole matrix in one
+     * {@link CpuMath#expBlock} (the masked entries come out 0), per row the sum and the scaling.
+     */
+    static void softmaxCausalUnpacked(long p, int seq) {
         int nn = seq * seq;
         float[] m = rowBuffer(0, nn);
         float[] scratch = rowBuffer(1, nn);
@@ -83,6 +115,37 @@ final class CpuAttention {
             }
         }
         UNSAFE.copyMemory(m, FLOAT_BASE, null, p, 4L * nn);
+    }
+
+    /**
+     * The max of x[from..to) (to > from) in four interleaved partial maxima, each kept by
+     * {@code v > max ? v : max} from x[from]: four independent chains instead of one. The same value
+     * as one chain's (a NaN counts only at x[from], as there; of +0 and -0 either may come back, and a
+     * shift by either gives the same exponentials).
+     */
+    static float max4(float[] x, int from, int to) {
+        float m0 = x[from];
+        float m1 = m0;
+        float m2 = m0;
+        float m3 = m0;
+        int j = from + 1;
+        for (; j + 3 < to; j += 4) {
+            float a = x[j];
+            float b = x[j + 1];
+            float c = x[j + 2];
+            float d = x[j + 3];
+            m0 = a > m0 ? a : m0;
+            m1 = b > m1 ? b : m1;
+            m2 = c > m2 ? c : m2;
+            m3 = d > m3 ? d : m3;
+        }
+        for (; j < to; j++) {
+            float a = x[j];
+            m0 = a > m0 ? a : m0;
+        }
+        m0 = m1 > m0 ? m1 : m0;
+        m2 = m3 > m2 ? m3 : m2;
+        return m2 > m0 ? m2 : m0;
     }
 
     /** The sum of x[0..n) in four double partial sums (elements i mod 4), combined as (s0 + s1) + (s2 + s3). */
@@ -115,9 +178,43 @@ final class CpuAttention {
 
     /**
      * dS = P * (dP - rowsum(P * dP)) over the causal entries of the (seq, seq) {@code dp} (in place),
-     * zeros after; staged like {@link #softmaxCausal}, the row sum in four double partial sums.
+     * zeros after; both matrices staged whole through heap arrays (one copy each way instead of
+     * three per row), the row sum in four double partial sums.
      */
     static void softmaxBackwardCausal(long p, long dp, int seq) {
+        int nn = seq * seq;
+        float[] pm = rowBuffer(0, nn);
+        float[] dm = rowBuffer(1, nn);
+        UNSAFE.copyMemory(null, p, pm, FLOAT_BASE, 4L * nn);
+        UNSAFE.copyMemory(null, dp, dm, FLOAT_BASE, 4L * nn);
+        for (int t = 0; t < seq; t++) {
+            int row = t * seq;
+            int end = row + t + 1;
+            double s0 = 0;
+            double s1 = 0;
+            double s2 = 0;
+            double s3 = 0;
+            int j = row;
+            for (; j + 3 < end; j += 4) {
+                s0 += (double) pm[j] * dm[j];
+                s1 += (double) pm[j + 1] * dm[j + 1];
+                s2 += (double) pm[j + 2] * dm[j + 2];
+                s3 += (double) pm[j + 3] * dm[j + 3];
+            }
+            for (; j < end; j++) {
+                s0 += (double) pm[j] * dm[j];
+            }
+            float dot = (float) ((s0 + s1) + (s2 + s3));
+            for (int k = row; k < end; k++) {
+                dm[k] = pm[k] * (dm[k] - dot);
+            }
+            Arrays.fill(dm, end, row + seq, 0f);
+        }
+        UNSAFE.copyMemory(dm, FLOAT_BASE, null, dp, 4L * nn);
+    }
+
+    /** The row-by-row form of {@link #softmaxBackwardCausal}, kept as its reference (bitwise the same). */
+    static void softmaxBackwardCausalRows(long p, long dp, int seq) {
         float[] pr = rowBuffer(0, seq);
         float[] dr = rowBuffer(1, seq);
         for (int t = 0; t < seq; t++) {

@@ -10,7 +10,8 @@ import org.bytedeco.openblas.global.openblas_nolapack;
  */
 final class CpuBlas {
     private static final ThreadLocal<AddressPointer[]> POINTERS =
-        ThreadLocal.withInitial(() -> new AddressPointer[] {new AddressPointer(), new AddressPointer(), new AddressPointer()});
+        ThreadLocal.withInitial(() ->
+            new AddressPointer[] {new AddressPointer(), new AddressPointer(), new AddressPointer()});
 
     static {
         openblas_nolapack.blas_set_num_threads(1);

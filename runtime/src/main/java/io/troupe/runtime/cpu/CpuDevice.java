@@ -186,13 +186,7 @@ public final class CpuDevice implements Device {
         parallel.forRange(blocks, 4, (s, e) -> {
             for (int blk = s; blk < e; blk++) {
                 long from = (long) blk * SUM_BLOCK;
-                long to = Math.min(n, from + SUM_BLOCK);
-                double acc = 0;
-                for (long i = from; i < to; i++) {
-                    double v = getFloat(xa, i);
-                    acc += v * v;
-                }
-                partial[blk] = acc;
+                partial[blk] = CpuRows.sumOfSquares(xa, from, Math.min(n, from + SUM_BLOCK));
             }
         });
         double total = 0;
@@ -276,6 +270,30 @@ public final class CpuDevice implements Device {
     }
 
     @Override
+    public void residualLayerNorm(Tensor a, Tensor b, Tensor sum, Tensor weight, Tensor bias, Tensor out,
+                                  Tensor mean, Tensor rstd, int rows, int cols, float eps) {
+        long n = (long) rows * cols;
+        requireCapacity(a, n, "residualLayerNorm a");
+        requireCapacity(b, n, "residualLayerNorm b");
+        requireCapacity(sum, n, "residualLayerNorm sum");
+        requireCapacity(out, n, "residualLayerNorm out");
+        requireCapacity(weight, cols, "residualLayerNorm weight");
+        requireCapacity(bias, cols, "residualLayerNorm bias");
+        requireCapacity(mean, rows, "residualLayerNorm mean");
+        requireCapacity(rstd, rows, "residualLayerNorm rstd");
+        long aa = a.address();
+        long ba = b.address();
+        long sa = sum.address();
+        long oa = out.address();
+        long wa = weight.address();
+        long bias0 = bias.address();
+        long ma = mean.address();
+        long ra = rstd.address();
+        parallel.forRange(rows, rowGrain(cols),
+            (s, e) -> CpuRows.residualLayerNorm(aa, ba, sa, wa, bias0, oa, ma, ra, s, e, cols, eps));
+    }
+
+    @Override
     public void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp,
                                   Tensor weight, Tensor mean, Tensor rstd, int rows, int cols) {
         long n = (long) rows * cols;
@@ -295,7 +313,13 @@ public final class CpuDevice implements Device {
         long wa = weight.address();
         long ma = mean.address();
         long ra = rstd.address();
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
+        if (parallel.threads() == 1) {
+            // One pass over the rows; bitwise the same as the two passes below.
+            CpuRows.layerNormBackward(dia, dwa, dba, ga, ia, wa, ma, ra, rows, cols);
+            return;
+        }
+        parallel.forRange(rows, rowGrain(cols),
+            (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
         parallel.forRange(cols, 16, (s, e) -> CpuRows.layerNormParamGrads(dwa, dba, ga, ia, ma, ra, rows, cols, s, e));
     }
 
@@ -467,7 +491,8 @@ public final class CpuDevice implements Device {
         int bRows = transB ? n : k;
         int bCols = transB ? k : n;
         if (lda < Math.max(1, aCols) || ldb < Math.max(1, bCols) || ldc < Math.max(1, n)) {
-            throw new IllegalArgumentException("bad gemm leading dimensions: lda=" + lda + ", ldb=" + ldb + ", ldc=" + ldc
+            throw new IllegalArgumentException("bad gemm leading dimensions: lda=" + lda + ", ldb=" + ldb
+                + ", ldc=" + ldc
                 + " for m=" + m + ", n=" + n + ", k=" + k + ", transA=" + transA + ", transB=" + transB);
         }
         requireCapacity(a, strideA * (batch - 1) + (long) (aRows - 1) * lda + aCols, "gemm A");

@@ -23,7 +23,8 @@ final class CpuMath {
         float v = Math.min(88f, x);
         float k = (v * LOG2E + ROUND) - ROUND;
         float r = v - k * LN2_HI - k * LN2_LO;
-        float p = 1f + r * (1f + r * (0.5f + r * (1.6666666e-1f + r * (4.1666664e-2f + r * (8.333335e-3f + r * 1.3888889e-3f)))));
+        float p = 1f + r * (1f + r * (0.5f + r * (1.6666666e-1f + r * (4.1666664e-2f
+            + r * (8.333335e-3f + r * 1.3888889e-3f)))));
         return p * Float.intBitsToFloat(((int) k + 127) << 23);
     }
 

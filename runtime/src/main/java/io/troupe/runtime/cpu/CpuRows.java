@@ -9,9 +9,12 @@ import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 final class CpuRows {
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
     private static final int BLOCK = 2048;
-    /** Rows summed in float (vectorised) before adding into the double accumulators; fixed, so sums do not depend on threads. */
+    /**
+     * Rows summed in float (vectorised) before adding into the double accumulators;
+     * fixed, so sums do not depend on threads.
+     */
     private static final int ROW_BLOCK = 64;
-    private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[6][]);
+    private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[8][]);
 
     private CpuRows() {
     }
@@ -32,30 +35,46 @@ final class CpuRows {
         UNSAFE.copyMemory(src, FLOAT_BASE, null, addr + 4 * index, 4L * n);
     }
 
-    /** LayerNorm forward of rows [r0, r1). */
-    static void layerNorm(long inp, long w, long b, long out, long mean, long rstd, int r0, int r1, int cols, float eps) {
+    /**
+     * LayerNorm forward of rows [r0, r1): the mean and the variance as float sums in the order of
+     * {@link #sum8}.
+     */
+    static void layerNorm(long inp, long w, long b, long out, long mean, long rstd, int r0, int r1, int cols,
+                          float eps) {
+        residualLayerNorm(inp, 0L, 0L, w, b, out, mean, rstd, r0, r1, cols, eps);
+    }
+
+    /**
+     * {@code sum = a + b} then {@link #layerNorm} of {@code sum}, for rows [r0, r1), the row staged
+     * once: bitwise the same as {@link #add} followed by {@link #layerNorm}. With {@code b == 0} the
+     * row of {@code a} is normalised as it is and {@code sum} is not written.
+     */
+    static void residualLayerNorm(long a, long b, long sum, long w, long bias, long out, long mean, long rstd,
+                                  int r0, int r1, int cols, float eps) {
         float[] x = buf(0, cols);
         float[] y = buf(1, cols);
         float[] wt = buf(2, cols);
         float[] bs = buf(3, cols);
         load(w, 0, wt, cols);
-        load(b, 0, bs, cols);
+        load(bias, 0, bs, cols);
         for (int r = r0; r < r1; r++) {
             long row = (long) r * cols;
-            load(inp, row, x, cols);
-            float sum = 0f;
-            for (int c = 0; c < cols; c++) {
-                sum += x[c];
+            load(a, row, x, cols);
+            if (b != 0L) {
+                load(b, row, y, cols);
+                for (int c = 0; c < cols; c++) {
+                    x[c] += y[c];
+                }
+                store(x, sum, row, cols);
             }
-            float mu = sum / cols;
-            float var = 0f;
+            float mu = sum8(x, cols) / cols;
             for (int c = 0; c < cols; c++) {
-                float d = x[c] - mu;
-                var += d * d;
+                y[c] = x[c] - mu;
             }
+            float var = sumSquares8(y, cols);
             float rs = (float) (1.0 / Math.sqrt(var / cols + eps));
             for (int c = 0; c < cols; c++) {
-                y[c] = (x[c] - mu) * rs * wt[c] + bs[c];
+                y[c] = y[c] * rs * wt[c] + bs[c];
             }
             store(y, out, row, cols);
             UNSAFE.putFloat(mean + 4L * r, mu);
@@ -63,7 +82,75 @@ final class CpuRows {
         }
     }
 
-    /** LayerNorm input gradient of rows [r0, r1), accumulated into dinp. */
+    /**
+     * The float sum of x[0..n) in eight partial sums (elements i mod 8), combined as
+     * ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), then the remainder in order: eight independent
+     * chains instead of one, so a 128-wide row costs a sixth of the serial sum's latency.
+     */
+    static float sum8(float[] x, int n) {
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        float s4 = 0f;
+        float s5 = 0f;
+        float s6 = 0f;
+        float s7 = 0f;
+        int i = 0;
+        for (; i + 7 < n; i += 8) {
+            s0 += x[i];
+            s1 += x[i + 1];
+            s2 += x[i + 2];
+            s3 += x[i + 3];
+            s4 += x[i + 4];
+            s5 += x[i + 5];
+            s6 += x[i + 6];
+            s7 += x[i + 7];
+        }
+        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        for (; i < n; i++) {
+            s += x[i];
+        }
+        return s;
+    }
+
+    /** The float sum of x[i]^2 over [0, n), in the order of {@link #sum8}. */
+    static float sumSquares8(float[] x, int n) {
+        return dot8(x, x, n);
+    }
+
+    /** The float sum of a[i] b[i] over [0, n), in the order of {@link #sum8}. */
+    static float dot8(float[] a, float[] b, int n) {
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        float s4 = 0f;
+        float s5 = 0f;
+        float s6 = 0f;
+        float s7 = 0f;
+        int i = 0;
+        for (; i + 7 < n; i += 8) {
+            s0 += a[i] * b[i];
+            s1 += a[i + 1] * b[i + 1];
+            s2 += a[i + 2] * b[i + 2];
+            s3 += a[i + 3] * b[i + 3];
+            s4 += a[i + 4] * b[i + 4];
+            s5 += a[i + 5] * b[i + 5];
+            s6 += a[i + 6] * b[i + 6];
+            s7 += a[i + 7] * b[i + 7];
+        }
+        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        for (; i < n; i++) {
+            s += a[i] * b[i];
+        }
+        return s;
+    }
+
+    /**
+     * LayerNorm input gradient of rows [r0, r1), accumulated into dinp; the two row means as float
+     * sums in the order of {@link #sum8}.
+     */
     static void layerNormBackwardInput(long dinp, long dout, long inp, long w, long mean, long rstd,
                                        int r0, int r1, int cols) {
         float[] x = buf(0, cols);
@@ -79,22 +166,73 @@ final class CpuRows {
             load(dinp, row, di, cols);
             float mu = UNSAFE.getFloat(mean + 4L * r);
             float rs = UNSAFE.getFloat(rstd + 4L * r);
-            float dnormMean = 0f;
-            float dnormNormMean = 0f;
             for (int c = 0; c < cols; c++) {
-                float norm = (x[c] - mu) * rs;
-                float dnorm = wt[c] * g[c];
-                dn[c] = dnorm;
-                x[c] = norm;
-                dnormMean += dnorm;
-                dnormNormMean += dnorm * norm;
+                x[c] = (x[c] - mu) * rs;
+                dn[c] = wt[c] * g[c];
             }
-            dnormMean /= cols;
-            dnormNormMean /= cols;
+            float dnormMean = sum8(dn, cols) / cols;
+            float dnormNormMean = dot8(dn, x, cols) / cols;
             for (int c = 0; c < cols; c++) {
                 di[c] += (dn[c] - dnormMean - x[c] * dnormNormMean) * rs;
             }
             store(di, dinp, row, cols);
+        }
+    }
+
+    /**
+     * The whole LayerNorm backward of all rows in one pass (one thread): each row's input gradient as
+     * {@link #layerNormBackwardInput}, and the parameter gradients summed on the way exactly as
+     * {@link #layerNormParamGrads} over all columns sums them (same float products, same
+     * {@link #ROW_BLOCK} blocks in row order), so the results are bitwise those of the two passes.
+     */
+    static void layerNormBackward(long dinp, long dw, long db, long dout, long inp, long w, long mean, long rstd,
+                                  int rows, int cols) {
+        float[] x = buf(0, cols);
+        float[] g = buf(1, cols);
+        float[] wt = buf(2, cols);
+        float[] di = buf(3, cols);
+        float[] dn = buf(4, cols);
+        float[] partW = buf(5, cols);
+        float[] partB = buf(6, cols);
+        double[] accW = new double[cols];
+        double[] accB = new double[cols];
+        load(w, 0, wt, cols);
+        for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
+            int r1 = Math.min(rows, r0 + ROW_BLOCK);
+            java.util.Arrays.fill(partW, 0, cols, 0f);
+            java.util.Arrays.fill(partB, 0, cols, 0f);
+            for (int r = r0; r < r1; r++) {
+                long row = (long) r * cols;
+                load(inp, row, x, cols);
+                load(dout, row, g, cols);
+                load(dinp, row, di, cols);
+                float mu = UNSAFE.getFloat(mean + 4L * r);
+                float rs = UNSAFE.getFloat(rstd + 4L * r);
+                for (int c = 0; c < cols; c++) {
+                    x[c] = (x[c] - mu) * rs;
+                    dn[c] = wt[c] * g[c];
+                }
+                for (int c = 0; c < cols; c++) {
+                    float gc = g[c];
+                    partW[c] += gc * x[c];
+                    partB[c] += gc;
+                }
+                float dnormMean = sum8(dn, cols) / cols;
+                float dnormNormMean = dot8(dn, x, cols) / cols;
+                for (int c = 0; c < cols; c++) {
+                    di[c] += (dn[c] - dnormMean - x[c] * dnormNormMean) * rs;
+                }
+                store(di, dinp, row, cols);
+            }
+            for (int c = 0; c < cols; c++) {
+                accW[c] += partW[c];
+                accB[c] += partB[c];
+            }
+        }
+        for (int c = 0; c < cols; c++) {
+            long o = 4L * c;
+            UNSAFE.putFloat(dw + o, (float) (UNSAFE.getFloat(dw + o) + accW[c]));
+            UNSAFE.putFloat(db + o, (float) (UNSAFE.getFloat(db + o) + accB[c]));
         }
     }
 
@@ -198,9 +336,9 @@ final class CpuRows {
 
     /**
      * Softmax and cross-entropy of rows [r0, r1) of (rows, vocab) logits: probabilities into
-     * {@code probs}, {@code losses[r] = log(sum) - (logit[target] - max)}. Each row is staged: the max,
-     * the shift, the exponentials ({@link CpuMath#expBlock}), their sum in four double partial sums
-     * (as {@link CpuAttention#sum4}), the scaling.
+     * {@code probs}, {@code losses[r] = log(sum) - (logit[target] - max)}. Each row is staged: the max
+     * ({@link CpuAttention#max4}), the shift, the exponentials ({@link CpuMath#expBlock}), their sum in
+     * four double partial sums (as {@link CpuAttention#sum4}), the scaling.
      */
     static void crossEntropy(long logits, long targets, long probs, long losses, int r0, int r1, int vocab) {
         float[] x = buf(0, vocab);
@@ -208,11 +346,7 @@ final class CpuRows {
         for (int r = r0; r < r1; r++) {
             long row = (long) r * vocab;
             load(logits, row, x, vocab);
-            float max = x[0];
-            for (int c = 1; c < vocab; c++) {
-                float v = x[c];
-                max = v > max ? v : max;
-            }
+            float max = CpuAttention.max4(x, 0, vocab);
             for (int c = 0; c < vocab; c++) {
                 x[c] -= max;
             }
@@ -226,6 +360,36 @@ final class CpuRows {
             store(x, probs, row, vocab);
             UNSAFE.putFloat(losses + 4L * r, (float) (Math.log(sum) - shiftedTarget));
         }
+    }
+
+    /**
+     * The sum of x[i]^2 over [s, e) in double: the block staged, four double partial sums (elements
+     * s + i, i mod 4) combined as (s0 + s1) + (s2 + s3), four independent chains instead of one.
+     */
+    static double sumOfSquares(long x, long s, long e) {
+        int n = (int) (e - s);
+        float[] xb = buf(0, n);
+        load(x, s, xb, n);
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            double v0 = xb[i];
+            double v1 = xb[i + 1];
+            double v2 = xb[i + 2];
+            double v3 = xb[i + 3];
+            s0 += v0 * v0;
+            s1 += v1 * v1;
+            s2 += v2 * v2;
+            s3 += v3 * v3;
+        }
+        for (; i < n; i++) {
+            double v = xb[i];
+            s0 += v * v;
+        }
+        return (s0 + s1) + (s2 + s3);
     }
 
     /** {@code x[i] *= alpha} for i in [s, e), staged in blocks so the JIT vectorises it. */

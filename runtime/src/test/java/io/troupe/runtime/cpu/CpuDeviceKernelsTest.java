@@ -73,7 +73,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         float[] dout = uniform(rnd, n, -1, 1);
         Tensor dinp = tensor(uniform(rnd, n, -9, 9), n); // garbage: must be overwritten
         device.geluBackward(inp, tensor(dout, n), dinp, n);
-        check("geluBackward (overwrite) n=" + n, ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
+        check("geluBackward (overwrite) n=" + n,
+            ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
     }
 
     /** Small inputs with a few tails in some blocks only: blocks without tails skip the exact tail pass. */
@@ -99,7 +100,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         float[] dout = uniform(rnd, n, -1, 1);
         Tensor dinp = tensor(uniform(rnd, n, -9, 9), n);
         device.geluBackward(inp, tensor(dout, n), dinp, n);
-        check("geluBackward (few tails) n=" + n, ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
+        check("geluBackward (few tails) n=" + n,
+            ReferenceOps.geluBackward(toDouble(x), toDouble(dout)), dinp, 1e-6, 1e-5);
     }
 
     /** The fused bias + GELU: bitwise the unfused bias add then GELU, and close to the reference. */
@@ -135,6 +137,49 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         }
     }
 
+    /** The fused residual + LayerNorm: bitwise the add then the LayerNorm, and close to the reference. */
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 2})
+    void shouldMatchUnfusedAddThenLayerNormBitwise(int threads) {
+        open(threads);
+        for (int[] s : new int[][] {{7, 13}, {131, 129}, {64, 128}}) {
+            int rows = s[0];
+            int cols = s[1];
+            int n = rows * cols;
+            String shape = " rows=" + rows + " cols=" + cols;
+            float[] xa = normal(rnd, n, 0.5, 2);
+            float[] xb = normal(rnd, n, 0, 1);
+            float[] w = uniform(rnd, cols, 0.5, 1.5);
+            float[] b = uniform(rnd, cols, -0.5, 0.5);
+            Tensor[] fused = {tensor(xa, n), tensor(uniform(rnd, n, -9, 9), n), tensor(new float[rows], rows),
+                tensor(new float[rows], rows)};
+            device.residualLayerNorm(fused[0], tensor(xb, n), fused[0], tensor(w, cols), tensor(b, cols), fused[1],
+                fused[2], fused[3], rows, cols, 1e-5f);
+            Tensor[] plain = {tensor(xa, n), tensor(uniform(rnd, n, -9, 9), n), tensor(new float[rows], rows),
+                tensor(new float[rows], rows)};
+            device.add(plain[0], tensor(xb, n), plain[0]);
+            device.layerNorm(plain[0], tensor(w, cols), tensor(b, cols), plain[1], plain[2], plain[3], rows, cols,
+                1e-5f);
+            String[] names = {"sum", "out", "mean", "rstd"};
+            for (int i = 0; i < names.length; i++) {
+                float[] got = new float[(int) fused[i].numel()];
+                float[] want = new float[got.length];
+                device.copyToHost(fused[i], got);
+                device.copyToHost(plain[i], want);
+                assertArrayEquals(want, got, "residualLayerNorm " + names[i] + shape);
+            }
+            double[] sum = toDouble(xa);
+            double[] db = toDouble(xb);
+            for (int i = 0; i < n; i++) {
+                sum[i] += db[i];
+            }
+            double[] rMean = new double[rows];
+            double[] rRstd = new double[rows];
+            double[] expected = ReferenceOps.layerNorm(sum, toDouble(w), toDouble(b), rMean, rRstd, rows, cols, 1e-5f);
+            check("residualLayerNorm out vs reference" + shape, expected, fused[1], 1e-5, 1e-5);
+        }
+    }
+
     @ParameterizedTest(name = "threads={0}")
     @ValueSource(ints = {1, 2})
     void shouldMatchReferenceLayerNormAndAccumulatingBackward(int threads) {
@@ -156,7 +201,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
             device.layerNorm(inp, weight, bias, out, mean, rstd, rows, cols, eps);
             double[] rMean = new double[rows];
             double[] rRstd = new double[rows];
-            double[] expected = ReferenceOps.layerNorm(toDouble(x), toDouble(w), toDouble(b), rMean, rRstd, rows, cols, eps);
+            double[] expected = ReferenceOps.layerNorm(toDouble(x), toDouble(w), toDouble(b),
+                rMean, rRstd, rows, cols, eps);
             check("layerNorm out" + shape, expected, out, 1e-5, 1e-5);
             check("layerNorm mean" + shape, rMean, mean, 1e-6, 1e-5);
             check("layerNorm rstd" + shape, rRstd, rstd, 1e-6, 1e-5);
@@ -168,7 +214,8 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
             Tensor dinp = tensor(dinp0, rows * cols);
             Tensor dweight = tensor(dw0, cols);
             Tensor dbias = tensor(db0, cols);
-            device.layerNormBackward(dinp, dweight, dbias, tensor(dout, rows * cols), inp, weight, mean, rstd, rows, cols);
+            device.layerNormBackward(dinp, dweight, dbias, tensor(dout, rows * cols),
+                inp, weight, mean, rstd, rows, cols);
             double[] eDinp = toDouble(dinp0);
             double[] eDw = toDouble(dw0);
             double[] eDb = toDouble(db0);

@@ -234,7 +234,8 @@ class CpuDeviceOpsTest extends CpuDeviceTestBase {
                 float[] g = uniform(rnd, n, -gscale, gscale);
                 AdamWStep s = new AdamWStep(lr, 0.9f, 0.95f, eps, 0.1f, step);
                 device.adamw(param, tensor(g, n), m, v, s);
-                ReferenceOps.adamw(rp, toDouble(g), rm, rv, s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), step);
+                ReferenceOps.adamw(rp, toDouble(g), rm, rv, s.lr(), s.beta1(), s.beta2(),
+                    s.eps(), s.weightDecay(), step);
                 String what = String.format(" lr=%s eps=%s gscale=%s wd=0.1 after step %d [threads=%d]",
                     lr, eps, gscale, step, threads);
                 RandomTensors.assertClose("adamw param" + what, rp, RandomTensors.read(param), 1e-6, 1e-5);

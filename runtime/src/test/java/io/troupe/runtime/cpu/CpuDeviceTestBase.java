@@ -59,6 +59,7 @@ abstract class CpuDeviceTestBase {
 
     /** Asserts the tensor's elements match {@code expected}, printing the max differences. */
     protected void check(String what, double[] expected, Tensor actual, double atol, double rtol) {
-        RandomTensors.assertClose(what + " [threads=" + threads + "]", expected, RandomTensors.read(actual), atol, rtol);
+        RandomTensors.assertClose(what + " [threads=" + threads + "]",
+            expected, RandomTensors.read(actual), atol, rtol);
     }
 }
