@@ -215,7 +215,8 @@ public final class TrainingJob {
          * Trains the user's own model instead of GPT: {@code factory} builds each stage (a public
          * class with a public no-argument constructor, on every node's class path). The model
          * preset still gives the data's vocabulary and sequence length, the width and the number
-         * of layers that stages split.
+         * of layers that stages split. A cluster runs it only if the class is listed in its nodes'
+         * {@code troupe.cluster.allowed-stage-modules}; otherwise the job fails before any work.
          */
         public Builder stageModules(Class<? extends StageModuleFactory> factory) {
             moduleFactory = factory.getName();

@@ -6,6 +6,7 @@ import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * How a node guards itself against what arrives over the network ({@code troupe.cluster} in
@@ -16,8 +17,11 @@ import java.nio.file.Path;
  * @param maxCollectionLength largest array, list or string length a message may declare (count)
  * @param allowedRoots        where paths from other nodes must resolve
  * @param tls                 Artery over TLS, or off
+ * @param allowedStageModules the stage-module factory classes a job may name besides the built-in GPT
+ *                            ({@code troupe.cluster.allowed-stage-modules})
  */
-public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, AllowedRoots allowedRoots, Tls tls) {
+public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, AllowedRoots allowedRoots, Tls tls,
+                              List<String> allowedStageModules) {
 
     /**
      * Artery TLS settings ({@code troupe.cluster.tls}); mutual authentication is always on.
@@ -48,6 +52,7 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
             throw new IllegalArgumentException("troupe.cluster.max-collection-length must be >= 1: "
                 + maxCollectionLength);
         }
+        allowedStageModules = List.copyOf(allowedStageModules);
     }
 
     /** Reads the settings from a resolved config. */
@@ -64,7 +69,7 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
                 keyPassword.isEmpty() ? t.getString("key-store-password") : keyPassword, t.getString("trust-store"),
                 t.getString("trust-store-password"), t.getString("protocol"), t.getBoolean("hostname-verification"));
             return new ClusterSecurity((int) max, c.getInt("max-collection-length"),
-                new AllowedRoots(c.getStringList("allowed-roots")), tls);
+                new AllowedRoots(c.getStringList("allowed-roots")), tls, c.getStringList("allowed-stage-modules"));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad troupe.cluster setting: " + e.getMessage(), e);
         }

@@ -10,8 +10,9 @@ import org.slf4j.LoggerFactory;
 /**
  * What one node refused from the network, counted by reason: oversized or malformed control
  * messages, declared lengths past their bounds, paths outside {@code troupe.cluster.allowed-roots},
- * nodes of another protocol version. Each refusal is logged once with its reason and counted; the
- * message is dropped and nothing else happens, so a running job is untouched.
+ * nodes of another protocol version, stage-module factories off the allow-list. Each refusal is
+ * logged once with its reason and counted; the message is dropped (a refused job submission is
+ * answered with its reason) and nothing else happens, so a running job is untouched.
  *
  * <p>Threading: counts are atomic; any thread may count and read. Nodes register their counters
  * under their instance id ({@code troupe.cluster.instance-id}), so code that Pekko instantiates by
@@ -32,7 +33,9 @@ public final class RefusedInputs {
         /** A file path outside {@code troupe.cluster.allowed-roots}. */
         PATH_OUTSIDE_ROOTS,
         /** A node of another protocol version asked to join. */
-        PROTOCOL_VERSION
+        PROTOCOL_VERSION,
+        /** A job naming a stage-module factory not in {@code troupe.cluster.allowed-stage-modules}. */
+        STAGE_MODULE_NOT_ALLOWED
     }
 
     private final EnumMap<Reason, AtomicLong> counts = new EnumMap<>(Reason.class);

@@ -5,6 +5,8 @@ import com.esotericsoftware.kryo.KryoException;
 import com.esotericsoftware.kryo.Serializer;
 import com.esotericsoftware.kryo.io.Input;
 import com.esotericsoftware.kryo.io.Output;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.engine.StageModuleFactories;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -20,9 +22,11 @@ import org.apache.pekko.serialization.JSerializer;
  * <p>Nothing from the wire is trusted ({@link ClusterSecurity}): a message over
  * {@code troupe.cluster.max-message-bytes} is refused before it is read, every declared array, list
  * and string length is checked before anything is allocated ({@link BoundedSerializers}), nesting is
- * limited, and file paths in a message must resolve under {@code troupe.cluster.allowed-roots}. Each
+ * limited, file paths in a message must resolve under {@code troupe.cluster.allowed-roots}, and a
+ * job may name only the stage-module factories in {@code troupe.cluster.allowed-stage-modules}. Each
  * refusal throws (Pekko drops the message, the sender's association and any running job go on) and
- * is counted in the node's {@link RefusedInputs} by reason.
+ * is counted in the node's {@link RefusedInputs} by reason; a refused job submission is also
+ * answered with a {@link JobEvent.Failed} naming the reason, so its submitter does not wait.
  *
  * <p>Threading: Kryo is not thread-safe, so each thread gets its own instance.
  */
@@ -109,7 +113,16 @@ public final class TroupeKryoSerializer extends JSerializer {
         try {
             NetworkPaths.check(message, security.allowedRoots());
         } catch (IllegalArgumentException e) {
-            throw refuse(RefusedInputs.Reason.PATH_OUTSIDE_ROOTS, e.getMessage(), e);
+            throw answer(message, refuse(RefusedInputs.Reason.PATH_OUTSIDE_ROOTS, e.getMessage(), e));
+        }
+        JobRequest job = message instanceof CoordinatorActor.SubmitJob s ? s.job()
+            : message instanceof WorkerActor.Assign a ? a.request() : null;
+        if (job != null) {
+            try {
+                StageModuleFactories.checkAllowed(job.moduleFactory(), security.allowedStageModules());
+            } catch (IllegalArgumentException e) {
+                throw answer(message, refuse(RefusedInputs.Reason.STAGE_MODULE_NOT_ALLOWED, e.getMessage(), e));
+            }
         }
         return message;
     }
@@ -117,6 +130,18 @@ public final class TroupeKryoSerializer extends JSerializer {
     private IllegalArgumentException refuse(RefusedInputs.Reason reason, String detail, Exception cause) {
         refused.refuse(reason, detail);
         return new IllegalArgumentException("refused a message from another node (" + reason + "): " + detail, cause);
+    }
+
+    /**
+     * A refused job submission is answered, so its submitter fails at once instead of at its
+     * timeout; other refused messages are only dropped.
+     */
+    private static IllegalArgumentException answer(Object message, IllegalArgumentException refusal) {
+        if (message instanceof CoordinatorActor.SubmitJob s && s.replyTo() != null) {
+            s.replyTo().tell(new JobEvent.Failed("job refused before any work: "
+                + refusal.getCause().getMessage(), 0, 0));
+        }
+        return refusal;
     }
 
     /** Writes a typed ActorRef as its serialization string and resolves it on read. */

@@ -2,6 +2,7 @@ package io.troupe.actors.cluster;
 
 import com.typesafe.config.Config;
 import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.engine.StageModuleFactories;
 import io.troupe.runtime.transport.TransportNode;
 import java.time.Duration;
 import java.util.List;
@@ -100,15 +101,21 @@ public final class TroupeNode implements AutoCloseable {
 
     /**
      * Passes jobs and cancellations (from clients and from this node) to the coordinator singleton;
-     * nothing else. Each job's events come back through a relay on this node, which also publishes
-     * them on this node's event stream (where {@code io.troupe.actors.metrics} counts them).
+     * nothing else. A job naming a stage-module factory off the allow-list is answered with its
+     * refusal here, before any work. Each job's events come back through a relay on this node,
+     * which also publishes them on this node's event stream (where {@code io.troupe.actors.metrics}
+     * counts them).
      */
     private static Behavior<Object> gateway(ActorRef<CoordinatorActor.Command> coordinator) {
         return Behaviors.setup(ctx -> {
             java.util.Map<ActorRef<JobEvent>, ActorRef<JobEvent>> relays = new java.util.HashMap<>();
             long[] jobs = {0};
+            List<String> allowedModules = ctx.getSystem().settings().config()
+                .getStringList(StageModuleFactories.ALLOW_LIST_KEY);
             return Behaviors.receive((c, m) -> {
-                if (m instanceof CoordinatorActor.SubmitJob s) {
+                if (m instanceof CoordinatorActor.SubmitJob s && refusedModule(s, allowedModules)) {
+                    return Behaviors.same();
+                } else if (m instanceof CoordinatorActor.SubmitJob s) {
                     ActorRef<JobEvent> relay = ctx.spawn(relay(s.replyTo()), "relay-" + jobs[0]++);
                     ctx.watchWith(relay, new RelayStopped(s.replyTo()));
                     relays.put(s.replyTo(), relay);
@@ -123,6 +130,20 @@ public final class TroupeNode implements AutoCloseable {
                 return Behaviors.same();
             });
         });
+    }
+
+    /**
+     * Answers a job naming a stage-module factory off {@code troupe.cluster.allowed-stage-modules}
+     * with its refusal (jobs from other nodes were already refused as they arrived).
+     */
+    private static boolean refusedModule(CoordinatorActor.SubmitJob s, List<String> allowed) {
+        try {
+            StageModuleFactories.checkAllowed(s.job().moduleFactory(), allowed);
+            return false;
+        } catch (IllegalArgumentException e) {
+            s.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, 0));
+            return true;
+        }
     }
 
     /** Forwards a job's events to its submitter and publishes them on this node's event stream. */

@@ -16,12 +16,14 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.cluster.RefusedInputs;
 import io.troupe.actors.cluster.TroupeNode;
+import io.troupe.runtime.transport.DropReason;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.EnumMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -32,9 +34,11 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 /**
  * One node's metrics, served in Prometheus text format at {@code http://HOST:PORT/metrics}
  * ({@code troupe.metrics}): the JVM (memory, GC, threads, classes, CPU, uptime), what the node refused
- * from the network by reason, and the training of every job submitted through this node's job gateway
- * (step time, tokens/s, loss, validation loss, bubble, all-reduce wait, steps committed, jobs ended).
- * The endpoint binds the node's own address, never the wildcard. docs/deploy.md lists every metric.
+ * from the network by reason, the data-plane frames its receivers dropped by reason, and the
+ * training of every job submitted through this node's job gateway (step time, tokens/s, loss,
+ * validation loss, bubble, all-reduce wait, steps committed, recoveries by cause and their time,
+ * jobs ended). The endpoint binds the node's own address, never the wildcard. docs/deploy.md lists
+ * every metric.
  *
  * <p>Threading: meters are updated on an actor thread from the node's event stream and read by the
  * endpoint's single HTTP thread; Micrometer's meters are thread-safe.
@@ -51,6 +55,8 @@ public final class NodeMetrics implements AutoCloseable {
     private final Counter stepsCommitted;
     private final Counter jobsFinished;
     private final Counter jobsFailed;
+    private final EnumMap<RecoveryCause, Counter> recoveries = new EnumMap<>(RecoveryCause.class);
+    private final Timer recoveryTime;
     private final AtomicLong lossBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
     private final AtomicLong valLossBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
     private final AtomicLong tokensPerSec = new AtomicLong();
@@ -69,6 +75,17 @@ public final class NodeMetrics implements AutoCloseable {
             FunctionCounter.builder("troupe.refused.inputs", refused, x -> x.count(r)).tag("reason", r.name())
                 .description("control-plane inputs refused from the network, by reason").register(registry);
         }
+        for (DropReason r : DropReason.values()) {
+            FunctionCounter.builder("troupe.frames.dropped", node, n -> n.transport() == null ? 0
+                    : n.transport().framesDropped(r)).tag("reason", r.name())
+                .description("data-plane frames dropped by this node's receivers, by reason").register(registry);
+        }
+        for (RecoveryCause c : RecoveryCause.values()) {
+            recoveries.put(c, Counter.builder("troupe.recoveries").tag("reason", c.name())
+                .description("recoveries of jobs submitted through this node, by cause").register(registry));
+        }
+        recoveryTime = Timer.builder("troupe.recovery.time")
+            .description("from a fault noticed to the first step committed after it").register(registry);
         stepTime = Timer.builder("troupe.step.time").description("wall time of a committed step").register(registry);
         allReduceWait = Timer.builder("troupe.allreduce.wait")
             .description("longest wait of any rank for its data-parallel all-reduce after backward, per step")
@@ -147,6 +164,10 @@ public final class NodeMetrics implements AutoCloseable {
             }
             tokensPerSec.set(Math.round(s.tokensPerSec()));
             bubbleBits.set(Double.doubleToRawLongBits(s.bubble()));
+        } else if (e instanceof JobEvent.Recovering r) {
+            recoveries.get(RecoveryCause.of(r.reason())).increment();
+        } else if (e instanceof JobEvent.Recovered r) {
+            recoveryTime.record(Duration.ofNanos((long) (r.detectToCommitMs() * 1e6)));
         } else if (e instanceof JobEvent.Finished) {
             jobsFinished.increment();
         } else if (e instanceof JobEvent.Failed) {

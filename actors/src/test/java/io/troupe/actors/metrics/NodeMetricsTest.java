@@ -11,6 +11,7 @@ import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
+import io.troupe.runtime.transport.DropReason;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import java.net.URI;
@@ -24,6 +25,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.apache.pekko.actor.typed.eventstream.EventStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -93,6 +95,26 @@ class NodeMetricsTest {
         assertTrue(during.contains("jvm_gc_pause_seconds") || during.contains("jvm_gc_memory_allocated_bytes_total"),
             during);
         assertTrue(during.contains("jvm_memory_used_bytes"), during);
+
+        for (DropReason r : DropReason.values()) {
+            assertEquals(transport.framesDropped(r),
+                value(during, "troupe_frames_dropped_total{reason=\"" + r.name() + "\"}"), r.name());
+        }
+        assertEquals(0, value(during, "troupe_recoveries_total{reason=\"MEMBER_DOWNED\"}"));
+        // A recovery's events as the gateway's relay publishes them on the node's event stream.
+        first.system().eventStream().tell(new EventStream.Publish<>(new JobEvent.Recovering(1,
+            "member pekko://troupe@10.0.0.2:25520 downed by the downing decision, hosting rank(s) [1]", 4, 1)));
+        first.system().eventStream().tell(new EventStream.Publish<>(new JobEvent.Recovered(2, "1x2", 4, 5, 1500)));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        String recovered = scrape(metrics.url());
+        while (value(recovered, "troupe_recovery_time_seconds_count") < 1) {
+            assertTrue(System.nanoTime() < deadline, "the recovery was not counted:\n" + recovered);
+            Thread.onSpinWait();
+            recovered = scrape(metrics.url());
+        }
+        assertEquals(1, value(recovered, "troupe_recoveries_total{reason=\"MEMBER_DOWNED\"}"));
+        assertEquals(0, value(recovered, "troupe_recoveries_total{reason=\"DEADLINE\"}"));
+        assertEquals(1.5, value(recovered, "troupe_recovery_time_seconds_sum"), 1e-9);
 
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end);

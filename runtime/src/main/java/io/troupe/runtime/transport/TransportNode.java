@@ -9,6 +9,8 @@ import io.aeron.driver.ext.LossGenerator;
 import io.aeron.driver.ext.RandomLossGenerator;
 import java.io.File;
 import java.net.InetAddress;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -30,6 +32,7 @@ import org.agrona.concurrent.status.CountersReader;
  * directory is deleted on {@link #close()}.
  *
  * <p>Threading: {@link #openWorker} and {@link #close} from setup code; the node itself runs no loop.
+ * {@link #framesDropped} from any thread.
  */
 public final class TransportNode implements AutoCloseable {
     private static final AtomicInteger LAUNCHES = new AtomicInteger();
@@ -52,6 +55,10 @@ public final class TransportNode implements AutoCloseable {
      */
     private final AtomicInteger nextStreamId;
     private final LocalCopyRegistry localCopyRegistry = new LocalCopyRegistry();
+    /** Workers opened and not yet closed; guarded by itself, as is {@link #closedWorkerDrops}. */
+    private final List<WorkerTransport> openWorkers = new ArrayList<>();
+    /** Frames dropped by the receivers of closed workers, by {@link DropReason} ordinal. */
+    private final long[] closedWorkerDrops = new long[DropReason.values().length];
 
     private TransportNode(TransportSettings settings, MediaDriver driver, Aeron aeron, String aeronDir, String nodeId) {
         this.settings = settings;
@@ -269,7 +276,37 @@ public final class TransportNode implements AutoCloseable {
      */
     public WorkerTransport openWorker(String name, int rank, long epoch, TensorReceiverAgent.Listener listener,
                                       ErrorHandler errorHandler) {
-        return new WorkerTransport(this, name, rank, epoch, listener, errorHandler);
+        WorkerTransport w = new WorkerTransport(this, name, rank, epoch, listener, errorHandler);
+        synchronized (openWorkers) {
+            openWorkers.add(w);
+        }
+        return w;
+    }
+
+    /** A worker closed (its receiver stopped): its drops join the node's totals. Idempotent. */
+    void workerClosed(WorkerTransport w) {
+        synchronized (openWorkers) {
+            if (openWorkers.remove(w)) {
+                FrameDropCounters drops = w.receiver().drops();
+                for (DropReason r : DropReason.values()) {
+                    closedWorkerDrops[r.ordinal()] += drops.count(r);
+                }
+            }
+        }
+    }
+
+    /**
+     * Frames dropped for {@code reason} by the receivers of every worker this node opened, open or
+     * closed (never decreases). Any thread.
+     */
+    public long framesDropped(DropReason reason) {
+        synchronized (openWorkers) {
+            long sum = closedWorkerDrops[reason.ordinal()];
+            for (WorkerTransport w : openWorkers) {
+                sum += w.receiver().drops().count(reason);
+            }
+            return sum;
+        }
     }
 
     /** Closes the client, then the embedded driver, and deletes the driver directory. */

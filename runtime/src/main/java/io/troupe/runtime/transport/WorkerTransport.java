@@ -179,5 +179,6 @@ public final class WorkerTransport implements AutoCloseable {
         senders.clear();
         node.localCopyRegistry().removeReceiver(streamId);
         receiver.close();
+        node.workerClosed(this);
     }
 }
