@@ -3,13 +3,22 @@
 # and stops every node it started on exit or Ctrl-C.
 #   scripts/launch-cluster.sh HOSTS_FILE [train options]
 # HOSTS_FILE: one node per line, "HOST[:PORT] [WORKERS]" (default port 25520, 1 worker); '#' starts a
-# comment. Every node may host the coordinator (a cluster singleton that starts on the first line's
-# node and moves if it dies, reading the job record beside the checkpoints: put those on storage every
-# node reaches). Loopback hosts (127.x, localhost) run
-# here; any other host runs over ssh (`ssh -tt HOST`, so the node stops when the connection ends) in
-# TROUPE_REMOTE_HOME (default: this checkout's path), where Troupe must be checked out and built.
-# Nodes bind and advertise the host named in the file, so name each host by an address the others
-# can reach.
+# comment. The first line's node is the seed the others join. Every node may host the coordinator (a
+# cluster singleton that starts on the first line's node and moves if it dies, reading the job record
+# beside the checkpoints: put those on storage every node reaches).
+# Loopback hosts (127.x, localhost) run here. Any other host runs over ssh (`ssh -tt HOST`, so the
+# node stops when the connection ends) in TROUPE_REMOTE_HOME (default: this checkout's path), where
+# Troupe is checked out and built, or unpacked from the distribution (then TROUPE_REMOTE_CMD=bin/troupe
+# and TROUPE_REMOTE_CONF=conf/multi-host.conf). Each such node gets the multi-host settings
+# (TROUPE_REMOTE_CONF, default cluster-config/multi-host.conf) with TROUPE_HOST set to its host, so
+# it binds and advertises that address for the control plane (Artery) and the data plane (Aeron UDP,
+# one fixed port per host: open 25520/tcp and 40123/udp between the hosts, docs/deploy.md). Name each
+# host by an address the others can reach.
+# The job is submitted from here by a client that does not join the cluster; it advertises
+# TROUPE_SUBMIT_HOST (default: this machine's source address towards the seed).
+# Other ways to reach a host: TROUPE_REMOTE="PREFIX" runs "PREFIX bash -c CMD" with {host} in PREFIX
+# replaced (e.g. TROUPE_REMOTE="ip netns exec ns-{host}"). TROUPE_CMD replaces the troupe command
+# everywhere (then nothing is built here).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 hosts_file="${1:-}"
@@ -18,13 +27,22 @@ if [ -z "$hosts_file" ] || [ ! -f "$hosts_file" ]; then
   exit 2
 fi
 shift
-troupe_ensure_built
+if [ -n "${TROUPE_CMD:-}" ]; then
+  local_cmd="$TROUPE_CMD"
+  remote_cmd="$TROUPE_CMD"
+else
+  troupe_ensure_built
+  local_cmd="java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp $(troupe_classpath) io.troupe.actors.cli.TroupeCli"
+  remote_cmd="${TROUPE_REMOTE_CMD:-scripts/troupe}"
+fi
 remote_home="${TROUPE_REMOTE_HOME:-$TROUPE_HOME}"
+remote_conf="${TROUPE_REMOTE_CONF:-cluster-config/multi-host.conf}"
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-cluster-XXXXXX)}"
 trap troupe_stop_started EXIT INT TERM
 is_local() { case "$1" in 127.*|localhost) return 0 ;; *) return 1 ;; esac; }
 
 seed=""
+seed_host=""
 i=0
 while read -r entry workers _rest; do
   entry="${entry%%#*}"
@@ -33,27 +51,50 @@ while read -r entry workers _rest; do
   port=25520
   [[ "$entry" == *:* ]] && port="${entry##*:}"
   if ! [[ "$port" =~ ^[0-9]+$ ]]; then echo "launch-cluster: bad port in '$entry'" >&2; exit 2; fi
+  if ! [[ "$host" =~ ^[A-Za-z0-9._-]+$ ]]; then echo "launch-cluster: bad host in '$entry'" >&2; exit 2; fi
   workers="${workers:-1}"
   if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then echo "launch-cluster: bad worker count '$workers' for $entry" >&2; exit 2; fi
   i=$((i + 1))
-  args=(node --hostname "$host" --port "$port" --workers "$workers" --role worker,coordinator)
+  args="node --hostname $host --port $port --workers $workers --role worker,coordinator"
+  env="TROUPE_HOST=$host"
   if [ -z "$seed" ]; then
     seed="$host:$port"
+    seed_host="$host"
   else
-    args+=(--seed "$seed")
+    args="$args --seed $seed"
+    env="$env TROUPE_SEED=$seed"
   fi
   if is_local "$host"; then
     # shellcheck disable=SC2086
-    java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli "${args[@]}" \
-      > "$logdir/node-$i.log" 2>&1 &
+    $local_cmd $args > "$logdir/node-$i.log" 2>&1 &
   else
-    ssh -tt -o BatchMode=yes "$host" "cd '$remote_home' && exec scripts/troupe ${args[*]}" > "$logdir/node-$i.log" 2>&1 &
+    line="cd '$remote_home' && $env exec $remote_cmd $args --config '$remote_conf'"
+    if [ -n "${TROUPE_REMOTE:-}" ]; then
+      # shellcheck disable=SC2086
+      ${TROUPE_REMOTE//\{host\}/$host} bash -c "$line" > "$logdir/node-$i.log" 2>&1 &
+    else
+      ssh -tt -o BatchMode=yes "$host" "$line" > "$logdir/node-$i.log" 2>&1 &
+    fi
   fi
   TROUPE_STARTED_PIDS+=($!)
   echo "troupe: node $i ($host:$port, $workers worker(s), pid ${TROUPE_STARTED_PIDS[-1]}), log $logdir/node-$i.log"
 done < "$hosts_file"
 if [ -z "$seed" ]; then echo "launch-cluster: no hosts in $hosts_file" >&2; exit 2; fi
+
+submit_host="${TROUPE_SUBMIT_HOST:-}"
+if [ -z "$submit_host" ]; then
+  if is_local "$seed_host"; then
+    submit_host=127.0.0.1
+  else
+    seed_ip="$(getent hosts "$seed_host" | awk '{print $1; exit}')" || true
+    submit_host="$(ip route get "${seed_ip:-$seed_host}" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p' | head -1)" || true
+    if [ -z "$submit_host" ]; then
+      echo "launch-cluster: cannot tell this machine's address towards $seed_host; set TROUPE_SUBMIT_HOST" >&2
+      exit 2
+    fi
+  fi
+fi
 set +e
 # shellcheck disable=SC2086
-java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli submit --cluster "$seed" "$@"
+$local_cmd submit --cluster "$seed" --hostname "$submit_host" "$@"
 exit $?

@@ -1,5 +1,6 @@
 package io.troupe.models;
 
+import io.troupe.models.parallel.TensorParallelPlacement;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.List;
@@ -39,6 +40,15 @@ public interface StageModule extends AutoCloseable {
 
     /** Every parameter tensor inside {@link #params()}, with its name, shape and local offset. */
     List<ParamSpec> parameters();
+
+    /**
+     * How parameter {@code i} of {@link #parameters()} is held across a tensor-parallel group: split
+     * (this member holds a shard) or replicated (every member holds it; it counts once in the global
+     * gradient norm). The default, for modules that are never split, is replicated.
+     */
+    default TensorParallelPlacement tensorParallelPlacement(int i) {
+        return new TensorParallelPlacement.Replicated(false);
+    }
 
     boolean isLast();
 

@@ -1,5 +1,6 @@
 package io.troupe.models;
 
+import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.device.Device;
 
 /**
@@ -54,4 +55,41 @@ public interface StageModuleFactory {
 
     /** Builds and initialises the stage. */
     StageModule create(Stage stage);
+
+    /**
+     * Whether this factory's stages can be split by tensor parallelism. A layout with tp > 1 and a
+     * factory that cannot is refused before any work ({@link #checkTensorParallel}).
+     */
+    default boolean supportsTensorParallel() {
+        return false;
+    }
+
+    /**
+     * Refuses a tp degree this model cannot be split by, with the numbers in the message (GPT: heads,
+     * vocabulary and MLP width must divide by tp). Called before any work.
+     *
+     * @throws IllegalArgumentException naming the factory or the numbers
+     */
+    default void checkTensorParallel(ModelShape model, int tp) {
+        if (tp > 1 && !supportsTensorParallel()) {
+            throw new IllegalArgumentException("stage module factory " + getClass().getName()
+                + " does not support tensor parallelism: tp=" + tp);
+        }
+    }
+
+    /**
+     * Builds and initialises the stage as member {@code group.index()} of a tensor-parallel group:
+     * the member's shard of every split parameter, communicating through {@code group}; with
+     * {@code sequenceParallel}, also the residual stream split by tokens (a factory that has no such
+     * mode may ignore it). Every member is built from the same {@link Stage}. The default builds
+     * {@link #create(Stage)} for a group of one and refuses larger groups.
+     */
+    default StageModule create(Stage stage, TensorParallelGroup group, boolean sequenceParallel) {
+        if (group.size() == 1) {
+            return create(stage);
+        }
+        checkTensorParallel(stage.model(), group.size());
+        throw new IllegalArgumentException("stage module factory " + getClass().getName()
+            + " supports tensor parallelism but does not build tp members: tp=" + group.size());
+    }
 }

@@ -24,6 +24,9 @@ final class ClusterTrainCommand {
         TrainConfig cfg = s.train();
         int workers = s.layout().worldSize();
         int threadsPerWorker = Math.max(1, s.threads() / workers);
+        if (s.sequenceParallel()) {
+            throw new UsageException("--sequence-parallel runs on the in-process engine (--engine in-process)");
+        }
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
         // Refuse a bad job (layout, partition, schedule, micro-batches) before starting any node.
         try {
@@ -35,11 +38,16 @@ final class ClusterTrainCommand {
         try (Troupe troupe = Troupe.local(workers, threadsPerWorker);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule() + " (embedded cluster)", true)) {
-            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d, v %d), schedule %s, %d micro-batches per replica, "
+            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s, %d micro-batches per replica, "
                     + "%d steps; embedded cluster of %d nodes on 127.0.0.1, %d thread(s) per worker%n",
-                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().virtualStages(), s.schedule(),
+                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(), s.layout().virtualStages(), s.schedule(),
                 cfg.microBatches(), cfg.steps(), workers, threadsPerWorker);
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
+            io.troupe.models.parallel.StagePartition partition = s.partition().isEmpty()
+                ? io.troupe.models.parallel.StagePartition.balanced(cfg.model(), s.layout().modelStages())
+                : io.troupe.models.parallel.StagePartition.explicit(s.partition(), cfg.model(), s.layout().modelStages());
+            out.printf("troupe: %s%n", io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, false)
+                .memoryPerRank(s.layout()));
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());
             if (s.resume() != null) {

@@ -21,16 +21,29 @@ final class DriverCommand {
     }
 
     static final String USAGE = """
-        usage: troupe driver --dir DIR
+        usage: troupe driver --dir DIR [--config FILE]
         Runs this host's media driver in DIR (e.g. /dev/shm/troupe-host) until stopped; node processes
         share it with -Dtroupe.transport.aeron-dir=DIR -Dtroupe.transport.external-driver=true.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
-        Options o = Options.parse(args, Set.of("dir"), Set.of());
+        Options o = Options.parse(args, Set.of("dir", "config"), Set.of());
         if (!o.has("dir") || o.get("dir").isBlank()) {
             throw new UsageException("driver needs --dir DIR (the directory nodes will connect to)");
         }
-        TransportSettings s = TransportConfig.from(ConfigFactory.load());
+        com.typesafe.config.Config cfg = ConfigFactory.load();
+        if (o.has("config")) {
+            java.nio.file.Path file = java.nio.file.Path.of(o.get("config"));
+            if (!java.nio.file.Files.isRegularFile(file)) {
+                throw new UsageException("--config: no such file '" + file + "'");
+            }
+            cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+        }
+        TransportSettings s;
+        try {
+            s = TransportConfig.from(cfg);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
         MediaDriver driver;
         try {
             driver = TransportNode.launchDriver(s, o.get("dir"), t -> err.println("troupe driver: " + t));

@@ -24,8 +24,9 @@ final class NodeCommand {
 
     static final String USAGE = """
         usage: troupe node [--config FILE] [--role worker|coordinator[,...]] [--port P] [--seed HOST:PORT]...
-                           [--workers N] [--threads N] [--hostname H]
-        Settings: troupe.cluster in cluster-config/reference.conf; flags override the file.""";
+                           [--workers N] [--threads N] [--hostname H] [--metrics-port P]
+        Settings: troupe.cluster in cluster-config/reference.conf; flags override the file.
+        Metrics (Prometheus): http://HOSTNAME:9464/metrics (troupe.metrics; --metrics-port 0 picks a free port).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Config cfg = load(args);
@@ -35,13 +36,42 @@ final class NodeCommand {
         } catch (ConfigException | IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
+        io.troupe.actors.metrics.MetricsSettings ms;
+        try {
+            ms = io.troupe.actors.metrics.MetricsSettings.from(cfg);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
         TroupeNode node = TroupeNode.start(s, cfg, null);
+        io.troupe.actors.metrics.NodeMetrics metrics = null;
+        if (ms.enabled()) {
+            try {
+                metrics = io.troupe.actors.metrics.NodeMetrics.start(node, ms);
+            } catch (IllegalStateException e) {
+                if (!(e.getCause() instanceof java.net.BindException) || ms.port() == 0) {
+                    node.close();
+                    throw new UsageException(e.getMessage());
+                }
+                // Several nodes on one host: the first has the configured port, the others a free one.
+                metrics = io.troupe.actors.metrics.NodeMetrics.start(node,
+                    new io.troupe.actors.metrics.MetricsSettings(true, ms.hostname(), 0));
+                err.printf("troupe node: metrics port %d is taken on %s; serving on a free port instead%n", ms.port(),
+                    ms.hostname());
+            }
+        }
+        io.troupe.actors.metrics.NodeMetrics served = metrics;
         out.printf("troupe node: up at %s, roles %s, %d worker(s) x %d thread(s); data plane %s%n", node.hostPort(),
             s.roles(), s.roles().contains("worker") ? s.workers() : 0, s.threadsPerWorker(),
             node.transport() == null ? "none (no workers)" : node.transport().aeronDir());
+        if (served != null) {
+            out.printf("troupe node: metrics at %s%n", served.url());
+        }
         out.flush();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (served != null) {
+                served.close();
+            }
             node.close();
             stopped.countDown();
         }, "troupe-node-shutdown"));
@@ -56,7 +86,8 @@ final class NodeCommand {
 
     /** reference.conf, then --config, then the flags, as one resolved config. */
     static Config load(String[] args) {
-        Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers", "threads", "hostname"),
+        Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers", "threads", "hostname",
+            "metrics-port"),
             java.util.Set.of());
         Config cfg = ConfigFactory.load();
         if (o.has("config")) {
@@ -71,10 +102,11 @@ final class NodeCommand {
             overrides.add("troupe.cluster.roles = [" + String.join(",", Arrays.stream(o.get("role").split(","))
                 .map(r -> "\"" + r.trim() + "\"").toList()) + "]");
         }
-        for (String[] kv : new String[][] {{"port", "port"}, {"workers", "workers"}, {"threads", "threads-per-worker"}}) {
+        for (String[] kv : new String[][] {{"port", "cluster.port"}, {"workers", "cluster.workers"},
+            {"threads", "cluster.threads-per-worker"}, {"metrics-port", "metrics.port"}}) {
             if (o.has(kv[0])) {
                 try {
-                    overrides.add("troupe.cluster." + kv[1] + " = " + Integer.parseInt(o.get(kv[0])));
+                    overrides.add("troupe." + kv[1] + " = " + Integer.parseInt(o.get(kv[0])));
                 } catch (NumberFormatException e) {
                     throw new UsageException("--" + kv[0] + " must be an integer, got '" + o.get(kv[0]) + "'");
                 }

@@ -34,7 +34,7 @@ final class PipelineTrainCommand {
             int workers = s.layout().worldSize();
             int threadsPerWorker = Math.max(1, s.threads() / workers);
             spec = new PipelineJobSpec(cfg, s.layout(), s.schedule(), cfg.microBatches(), partition, threadsPerWorker,
-                s.stepTimeoutMs(), s.device(), "");
+                s.stepTimeoutMs(), s.device(), "", s.sequenceParallel());
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
@@ -43,11 +43,13 @@ final class PipelineTrainCommand {
         try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule(), true)) {
-            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d, v %d), schedule %s, %d micro-batches of %d rows per replica, "
+            out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s, %d micro-batches of %d rows per replica, "
                     + "partition %s, %d steps, %d worker threads each%n",
-                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().virtualStages(), s.schedule(),
+                cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(), s.layout().virtualStages(), s.schedule(),
                 spec.microbatches(), spec.microBatchRows(), spec.partition(), cfg.steps(), spec.threadsPerWorker());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
+            out.printf("troupe: %s%n", io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), spec.partition(), false)
+                .memoryPerRank(s.layout()));
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());
             if (s.resume() != null) {

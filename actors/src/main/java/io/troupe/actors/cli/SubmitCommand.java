@@ -1,5 +1,7 @@
 package io.troupe.actors.cli;
 
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
@@ -16,8 +18,10 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * {@code troupe submit --cluster HOST:PORT [train options]}: joins the cluster as a client (no workers,
- * no roles), submits the job to the coordinator, prints one progress line per committed step and
+ * {@code troupe submit --cluster HOST:PORT [--hostname H] [--port P] [--config FILE] [train options]}:
+ * talks to the cluster as a client that does not join it (so its loss fails at most its own watch),
+ * advertising {@code --hostname} (or {@code troupe.cluster.hostname} of {@code --config}), submits
+ * the job to the coordinator, prints one progress line per committed step and
  * exits 0 when the job finished, 5 when it failed (the reason names the lost member and the last
  * committed step).
  */
@@ -37,6 +41,8 @@ final class SubmitCommand {
         known.add("config");
         known.add("cluster");
         known.add("timeout-s");
+        known.add("hostname");
+        known.add("port");
         known.add("resume");
         Options o = Options.parse(args, known, Set.of());
         if (!o.has("cluster")) {
@@ -46,19 +52,45 @@ final class SubmitCommand {
         long timeoutS = o.has("timeout-s") ? Options.positiveLong("timeout-s", o.get("timeout-s")) : 3600;
         var t = s.train();
 
-        NodeSettings ns = NodeSettings.from(ConfigFactory.load()).withPort(0)
-            .withRoles(List.of(), 0).withSeeds(List.of(o.get("cluster").split(",")));
+        Config cfg = clientConfig(o);
+        NodeSettings ns;
+        try {
+            ns = NodeSettings.from(cfg).withRoles(List.of(), 0).withSeeds(List.of(o.get("cluster").split(",")));
+        } catch (ConfigException | IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
         java.nio.file.Path runDir = s.out().isEmpty()
             ? java.nio.file.Path.of("runs", java.time.LocalDateTime.now().format(
                 java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + t.model().name() + "-cluster")
             : java.nio.file.Path.of(s.out());
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
-        try (TroupeNode client = TroupeNode.start(ns, ConfigFactory.load(), null);
+        try (TroupeNode client = TroupeNode.start(ns, cfg, null);
              io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
                  "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
             out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s, %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
             return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(), Duration.ofSeconds(timeoutS), out, err);
         }
+    }
+
+    /**
+     * The client's settings: reference.conf, then --config (its troupe.cluster section: hostname,
+     * TLS, ...), then --hostname and --port (default 0: any free port).
+     */
+    static Config clientConfig(Options o) {
+        Config cfg = ConfigFactory.load();
+        if (o.has("config")) {
+            java.nio.file.Path file = java.nio.file.Path.of(o.get("config"));
+            if (!java.nio.file.Files.isRegularFile(file)) {
+                throw new UsageException("--config: no such file '" + file + "'");
+            }
+            cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+        }
+        List<String> overrides = new java.util.ArrayList<>();
+        overrides.add("troupe.cluster.port = " + (o.has("port") ? Options.positiveLong("port", o.get("port")) : 0));
+        if (o.has("hostname")) {
+            overrides.add("troupe.cluster.hostname = \"" + o.get("hostname") + "\"");
+        }
+        return ConfigFactory.parseString(String.join("\n", overrides)).withFallback(cfg).resolve();
     }
 }

@@ -34,7 +34,7 @@ final class TrainCommand {
                             [--out DIR] [--resume DIR] [--trace-steps A:B]
                             [--layout DPxPPxTP] [--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive]
                             [--virtual V] [--partition N,N,...] [--step-timeout-ms MS]
-                            [--engine cluster|in-process] [--bucket-kib KIB]
+                            [--engine cluster|in-process] [--bucket-kib KIB] [--sequence-parallel]
         With no options: the small GPT on the built-in corpus for 200 steps, layout 2x2 (dp 2 x pp 2)
         on an embedded 4-node cluster in this process; --layout 1x1 trains on one device.
         With a layout, --microbatches is the number of micro-batches per replica, and
@@ -49,7 +49,7 @@ final class TrainCommand {
         known.add("config");
         known.add("resume");
         known.add("trace-steps");
-        Options options = Options.parse(args, known, Set.of());
+        Options options = Options.parse(args, known, TrainSettings.SWITCHES);
         TrainSettings s = TrainSettings.from(options);
         TrainConfig cfg = s.train();
         if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {

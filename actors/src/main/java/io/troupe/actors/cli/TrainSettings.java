@@ -23,7 +23,7 @@ import java.util.Map;
  */
 record TrainSettings(TrainConfig train, DeviceKind device, int threads, String data, String out, String resume,
                      Layout layout, String schedule, String partition, long stepTimeoutMs, String engine,
-                     long bucketBytes) {
+                     long bucketBytes, boolean sequenceParallel) {
 
     /** Whether the layout asks for more than the single-device trainer. */
     boolean parallel() {
@@ -40,7 +40,11 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Map.entry("device", "device"), Map.entry("threads", "threads"), Map.entry("out", "out"),
         Map.entry("layout", "layout"), Map.entry("schedule", "schedule"), Map.entry("virtual", "virtual-stages"),
         Map.entry("partition", "partition"), Map.entry("step-timeout-ms", "step-timeout-ms"),
-        Map.entry("engine", "engine"), Map.entry("bucket-kib", "bucket-kib"));
+        Map.entry("engine", "engine"), Map.entry("bucket-kib", "bucket-kib"),
+        Map.entry("sequence-parallel", "sequence-parallel"));
+
+    /** Options that take no value. */
+    static final java.util.Set<String> SWITCHES = java.util.Set.of("sequence-parallel");
 
     static TrainSettings from(Options o) {
         Config cfg = ConfigFactory.defaultReference();
@@ -98,7 +102,7 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             long timeout = t.getLong("step-timeout-ms");
             return new TrainSettings(train, DeviceKind.parse(t.getString("device")), threads, t.getString("data"),
                 t.getString("out"), o.get("resume"), layout, schedule, t.getString("partition"), timeout, engine,
-                bucketKib * 1024);
+                bucketKib * 1024, t.getBoolean("sequence-parallel"));
         } catch (ConfigException e) {
             throw new UsageException("bad training setting: " + e.getMessage());
         } catch (IllegalArgumentException e) {

@@ -86,12 +86,18 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
 
     @Override
     public void sendActivation(int dp, int pp, long step, int mb, int v, Tensor activation) {
-        send(FrameKind.ACTIVATION, layout.rank(dp, pp, 0), step, mb, v, activation);
+        send(FrameKind.ACTIVATION, layout.rank(dp, pp, myTensorParallelIndex()), step, mb, v, activation);
     }
 
     @Override
     public void sendGradient(int dp, int pp, long step, int mb, int v, Tensor gradient) {
-        send(FrameKind.GRADIENT, layout.rank(dp, pp, 0), step, mb, v, gradient);
+        send(FrameKind.GRADIENT, layout.rank(dp, pp, myTensorParallelIndex()), step, mb, v, gradient);
+    }
+
+    /** Stage neighbours are the same tensor-parallel member of the next or previous stage. */
+    private int myTensorParallelIndex() {
+        WorkerTransport tr = transport;
+        return tr == null || tr.rank() < 0 ? 0 : layout.tpIndex(tr.rank());
     }
 
     private void send(FrameKind kind, int peerRank, long step, int mb, int v, Tensor t) {

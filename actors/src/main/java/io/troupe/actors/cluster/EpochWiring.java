@@ -13,10 +13,15 @@ import io.troupe.collectives.ReduceOp;
 import io.troupe.collectives.bucket.GradientBucketer;
 import io.troupe.collectives.bucket.ParamRange;
 import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.optim.StepTail;
+import io.troupe.models.parallel.Layout;
+import io.troupe.models.parallel.ParallelParameterLayout;
+import io.troupe.models.parallel.tp.CommunicatorTensorParallelGroup;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.models.train.StageState;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
@@ -68,10 +73,18 @@ final class EpochWiring implements AutoCloseable {
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.val = data.val();
         this.policy = LocalPipelineEngine.policyFor(spec);
-        StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), spec.train().seed());
+        agent.worker().assign(rank, job);
+        TensorParallelGroup tp = TensorParallelGroup.single();
+        if (spec.layout().tp() > 1) {
+            // The stage's tp members: a communicator of their own on the data plane (group id 2).
+            int[] members = spec.layout().tensorParallelGroup(rank);
+            tp = new CommunicatorTensorParallelGroup(agent.communicator(new CollectiveGroup(job.epoch(), 2, members,
+                spec.layout().tpIndex(rank), endpointsOf(members, a.endpoints())), CollectiveSettings.defaults()));
+        }
+        StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), tp,
+            spec.train().seed());
         this.stage = w;
         try {
-            agent.worker().assign(rank, job);
             long epoch = job.epoch();
             if (spec.layout().dp() > 1) {
                 int[] members = spec.layout().dataParallelGroup(rank);
@@ -128,15 +141,33 @@ final class EpochWiring implements AutoCloseable {
             }, spec.layout(), a.endpoints(), epoch);
             w.connect(link);
             if (!a.resumeFrom().isEmpty()) {
-                var ckpt = Checkpoints.load(Path.of(a.resumeFrom()));
-                for (int c = 0; c < w.chunks(); c++) {
-                    StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
-                }
+                restore(w, Checkpoints.load(Path.of(a.resumeFrom())));
             }
         } catch (RuntimeException e) {
             abort("assignment failed: " + e.getMessage());
             closeQuietly();
             throw e;
+        }
+    }
+
+    /**
+     * Restores every chunk from a checkpoint of any layout: by name when neither it nor this job is
+     * split by tp, else through the slices this member's shards need (GPT's parameter placement).
+     */
+    private void restore(StageWorker w, Checkpoints.Loaded ckpt) {
+        boolean reshard = spec.layout().tp() > 1 || Layout.parse(ckpt.manifest().layout(), 1).tp() > 1;
+        if (!reshard) {
+            for (int c = 0; c < w.chunks(); c++) {
+                StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
+            }
+            return;
+        }
+        ParallelParameterLayout placement = ParallelParameterLayout.gpt(spec.train().model(), spec.partition(), false);
+        try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(ckpt.dir())) {
+            for (int c = 0; c < w.chunks(); c++) {
+                StageState.restore(w.chunk(c), w.optimizer(c), List.of(reader.read(
+                    placement.local(w.modelStage(c), spec.layout().tp(), spec.layout().tpIndex(rank)))));
+            }
         }
     }
 
@@ -188,10 +219,12 @@ final class EpochWiring implements AutoCloseable {
         for (GradientBucketer b : buckets) {
             b.finish();
         }
+        w.reducePartialGradients();
         long r1 = System.nanoTime();
-        // Replicas hold identical gradients now: only replica 0 contributes to the global norm.
+        // Replicas hold identical gradients now: only replica 0 contributes to the global norm, and
+        // within it each tp member its split parameters (replicated ones on member 0).
         StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), this::globalSum)
-            .apply(step, w.dpIndex() == 0 ? w.stepParts() : List.of(), w.stepParts());
+            .apply(step, w.dpIndex() == 0 ? w.normParts() : List.of(), w.stepParts());
         double norm = tail.gradNorm();
         float lr = tail.lr();
         long n1 = tail.reducedAtNs();
@@ -244,7 +277,7 @@ final class EpochWiring implements AutoCloseable {
         long[] bytes = new long[n];
         long[] crcs = new long[n];
         for (int c = 0; c < n; c++) {
-            String name = String.format("shard-g%02d.bin", w.modelStage(c));
+            String name = ShardedCheckpointReader.shardFileName(w.modelStage(c), spec.layout().tp(), w.tpIndex());
             var entry = Checkpoints.writeShard(Path.of(root), step, name, StageState.capture(w.chunk(c), w.optimizer(c)));
             names[c] = entry.name();
             bytes[c] = entry.bytes();

@@ -11,7 +11,9 @@ import java.util.List;
  * A node's control-plane settings ({@code troupe.cluster} in reference.conf), validated once. The
  * one place that turns them into Pekko's settings: cluster provider, Artery on the given host and
  * port, seed nodes, roles, Split Brain Resolver (keep-majority), failure detector, and the Kryo
- * serializer bound to {@link CrossNodeMessage} with Java serialization off.
+ * serializer bound to {@link CrossNodeMessage} with Java serialization off; a join check that
+ * refuses nodes of another protocol version ({@link ProtocolVersionCheck}), and Artery over TLS
+ * when {@code troupe.cluster.tls.enabled} ({@link ClusterSecurity}).
  */
 public record NodeSettings(String systemName, String hostname, int port, List<String> seeds, List<String> roles,
                            int workers, int threadsPerWorker, Duration acceptableHeartbeatPause,
@@ -73,7 +75,10 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             acceptableHeartbeatPause, failureDetectorThreshold, sbrStableAfter);
     }
 
-    /** The Pekko configuration of this node, on top of {@code base}. */
+    /**
+     * The Pekko configuration of this node, on top of {@code base}; each call names a new node
+     * instance ({@code troupe.cluster.instance-id}) for its {@link RefusedInputs}.
+     */
     public Config pekkoConfig(Config base) {
         List<String> seedUris = new ArrayList<>();
         for (String s : seeds) {
@@ -91,7 +96,12 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             "pekko.cluster.jmx.multi-mbeans-in-same-jvm = on",
             "pekko.loglevel = WARNING",
             "pekko.log-dead-letters = off",
-            "pekko.coordinated-shutdown.exit-jvm = off"))
+            "pekko.coordinated-shutdown.exit-jvm = off",
+            "pekko.cluster.configuration-compatibility-check.enforce-on-join = on",
+            "pekko.cluster.configuration-compatibility-check.checkers.troupe-protocol = \""
+                + ProtocolVersionCheck.class.getName() + "\""))
+            .withValue(ProtocolVersionCheck.KEY, ConfigValueFactory.fromAnyRef(ProtocolVersionCheck.PROTOCOL_VERSION))
+            .withValue(ProtocolVersionCheck.INSTANCE_KEY, ConfigValueFactory.fromAnyRef(java.util.UUID.randomUUID().toString()))
             .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(hostname))
             .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port))
             .withValue("pekko.cluster.seed-nodes", ConfigValueFactory.fromIterable(seedUris))
@@ -101,6 +111,6 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             .withValue("pekko.cluster.failure-detector.threshold", ConfigValueFactory.fromAnyRef(failureDetectorThreshold))
             .withValue("pekko.cluster.split-brain-resolver.stable-after",
                 ConfigValueFactory.fromAnyRef(sbrStableAfter.toMillis() + "ms"));
-        return overlay.withFallback(base).resolve();
+        return ClusterSecurity.from(base).pekkoTlsOverlay().withFallback(overlay).withFallback(base).resolve();
     }
 }

@@ -17,22 +17,45 @@ import org.apache.pekko.serialization.JSerializer;
  * is not registered is refused on both sides with an {@link IllegalArgumentException} naming it;
  * Pekko logs it and drops the message (nothing unknown is ever instantiated).
  *
+ * <p>Nothing from the wire is trusted ({@link ClusterSecurity}): a message over
+ * {@code troupe.cluster.max-message-bytes} is refused before it is read, every declared array, list
+ * and string length is checked before anything is allocated ({@link BoundedSerializers}), nesting is
+ * limited, and file paths in a message must resolve under {@code troupe.cluster.allowed-roots}. Each
+ * refusal throws (Pekko drops the message, the sender's association and any running job go on) and
+ * is counted in the node's {@link RefusedInputs} by reason.
+ *
  * <p>Threading: Kryo is not thread-safe, so each thread gets its own instance.
  */
 public final class TroupeKryoSerializer extends JSerializer {
     /** Pekko serializer id; unique among the system's serializers. */
     public static final int IDENTIFIER = 744_101;
 
+    /** Deepest nesting of objects a message may have. */
+    static final int MAX_DEPTH = 32;
+
     private final ThreadLocal<Kryo> kryo;
+    private final ClusterSecurity security;
+    private final RefusedInputs refused;
 
     public TroupeKryoSerializer(ExtendedActorSystem system) {
         ActorRefResolver resolver = ActorRefResolver.get(Adapter.toTyped(system));
-        this.kryo = ThreadLocal.withInitial(() -> newKryo(resolver));
+        com.typesafe.config.Config config = system.settings().config();
+        this.security = ClusterSecurity.from(config);
+        this.refused = config.hasPath(ProtocolVersionCheck.INSTANCE_KEY)
+            ? RefusedInputs.forInstance(config.getString(ProtocolVersionCheck.INSTANCE_KEY)) : new RefusedInputs();
+        int maxLength = security.maxCollectionLength();
+        this.kryo = ThreadLocal.withInitial(() -> newKryo(resolver, maxLength));
     }
 
     static Kryo newKryo(ActorRefResolver resolver) {
+        return newKryo(resolver, Integer.MAX_VALUE);
+    }
+
+    static Kryo newKryo(ActorRefResolver resolver, int maxCollectionLength) {
         Kryo k = new Kryo();
         KryoRegistrar.registerAll(k);
+        BoundedSerializers.install(k, maxCollectionLength);
+        k.setMaxDepth(MAX_DEPTH);
         if (resolver != null) {
             ActorRefSerializer refs = new ActorRefSerializer(resolver);
             k.addDefaultSerializer(ActorRef.class, refs);
@@ -54,22 +77,46 @@ public final class TroupeKryoSerializer extends JSerializer {
 
     @Override
     public byte[] toBinary(Object o) {
+        byte[] bytes;
         try (Output out = new Output(256, -1)) {
             kryo.get().writeClassAndObject(out, o);
-            return out.toBytes();
+            bytes = out.toBytes();
         } catch (IllegalArgumentException | KryoException e) {
             throw new IllegalArgumentException("cannot serialize " + o.getClass().getName()
                 + " for another node (every CrossNodeMessage class must be in KryoRegistrar): " + e.getMessage(), e);
         }
+        if (bytes.length > security.maxMessageBytes()) {
+            throw new IllegalArgumentException("cannot send a " + o.getClass().getName() + " of " + bytes.length
+                + " bytes: over troupe.cluster.max-message-bytes=" + security.maxMessageBytes());
+        }
+        return bytes;
     }
 
     @Override
     public Object fromBinaryJava(byte[] bytes, Class<?> manifest) {
-        try (Input in = new Input(bytes)) {
-            return kryo.get().readClassAndObject(in);
-        } catch (KryoException | IllegalArgumentException e) {
-            throw new IllegalArgumentException("refused a message from another node: " + e.getMessage(), e);
+        if (bytes.length > security.maxMessageBytes()) {
+            throw refuse(RefusedInputs.Reason.OVERSIZED, "a message of " + bytes.length
+                + " bytes, over troupe.cluster.max-message-bytes=" + security.maxMessageBytes(), null);
         }
+        Object message;
+        try (Input in = new BoundedSerializers.BoundedInput(bytes, security.maxCollectionLength())) {
+            message = kryo.get().readClassAndObject(in);
+        } catch (BoundedSerializers.LengthBoundException e) {
+            throw refuse(RefusedInputs.Reason.LENGTH_BOUND, e.getMessage(), e);
+        } catch (RuntimeException e) {
+            throw refuse(RefusedInputs.Reason.MALFORMED, e.getMessage(), e);
+        }
+        try {
+            NetworkPaths.check(message, security.allowedRoots());
+        } catch (IllegalArgumentException e) {
+            throw refuse(RefusedInputs.Reason.PATH_OUTSIDE_ROOTS, e.getMessage(), e);
+        }
+        return message;
+    }
+
+    private IllegalArgumentException refuse(RefusedInputs.Reason reason, String detail, Exception cause) {
+        refused.refuse(reason, detail);
+        return new IllegalArgumentException("refused a message from another node (" + reason + "): " + detail, cause);
     }
 
     /** Writes a typed ActorRef as its serialization string and resolves it on read. */

@@ -19,18 +19,22 @@ import org.apache.pekko.cluster.typed.SingletonActor;
 
 /**
  * One node: a Pekko cluster member, a data-plane node (media driver), its workers, and a proxy to
- * the coordinator singleton (which runs on the oldest node with the coordinator role). Several
- * nodes in one JVM share one data-plane node: every busy thread costs a core.
+ * the coordinator singleton (which runs on the oldest node with the coordinator role), and a job
+ * gateway ({@code /user/jobs}) through which clients submit. Several nodes in one JVM share one
+ * data-plane node: every busy thread costs a core. Settings with no roles and a seed make a client
+ * instead: it submits through a seed's gateway without joining the cluster.
  */
 public final class TroupeNode implements AutoCloseable {
     private final ActorSystem<Void> system;
     private final TransportNode transport;
     private final boolean ownsTransport;
     private final ActorRef<CoordinatorActor.Command> coordinator;
+    private final String instanceId;
 
     private TroupeNode(ActorSystem<Void> system, TransportNode transport, boolean ownsTransport,
                        ActorRef<CoordinatorActor.Command> coordinator) {
         this.system = system;
+        this.instanceId = system.settings().config().getString(ProtocolVersionCheck.INSTANCE_KEY);
         this.transport = transport;
         this.ownsTransport = ownsTransport;
         this.coordinator = coordinator;
@@ -45,6 +49,9 @@ public final class TroupeNode implements AutoCloseable {
      *                        threads to the machine
      */
     public static TroupeNode start(NodeSettings settings, Config base, TransportNode sharedTransport) {
+        if (settings.roles().isEmpty() && !settings.seeds().isEmpty()) {
+            return startClient(settings, base);
+        }
         boolean hostsWorkers = settings.roles().contains("worker");
         TransportNode transport = sharedTransport != null ? sharedTransport
             : hostsWorkers ? TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace) : null;
@@ -57,7 +64,9 @@ public final class TroupeNode implements AutoCloseable {
             }
             SingletonActor<CoordinatorActor.Command> singleton = SingletonActor.of(CoordinatorActor.create(), "coordinator")
                 .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator"));
-            proxy.complete(ClusterSingleton.get(ctx.getSystem()).init(singleton));
+            ActorRef<CoordinatorActor.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(singleton);
+            ActorRef<Object> gateway = ctx.spawn(gateway(coordinator), GATEWAY);
+            proxy.complete(gateway.narrow());
             return Behaviors.empty();
         });
         ActorSystem<Void> system;
@@ -82,14 +91,78 @@ public final class TroupeNode implements AutoCloseable {
         }
     }
 
+    /** Name of every member's job gateway ({@code /user/jobs}): where clients send their jobs. */
+    static final String GATEWAY = "jobs";
+
+    /** A relay of a job this gateway passed on has stopped. */
+    private record RelayStopped(ActorRef<JobEvent> submitter) {
+    }
+
+    /**
+     * Passes jobs and cancellations (from clients and from this node) to the coordinator singleton;
+     * nothing else. Each job's events come back through a relay on this node, which also publishes
+     * them on this node's event stream (where {@code io.troupe.actors.metrics} counts them).
+     */
+    private static Behavior<Object> gateway(ActorRef<CoordinatorActor.Command> coordinator) {
+        return Behaviors.setup(ctx -> {
+            java.util.Map<ActorRef<JobEvent>, ActorRef<JobEvent>> relays = new java.util.HashMap<>();
+            long[] jobs = {0};
+            return Behaviors.receive((c, m) -> {
+                if (m instanceof CoordinatorActor.SubmitJob s) {
+                    ActorRef<JobEvent> relay = ctx.spawn(relay(s.replyTo()), "relay-" + jobs[0]++);
+                    ctx.watchWith(relay, new RelayStopped(s.replyTo()));
+                    relays.put(s.replyTo(), relay);
+                    coordinator.tell(new CoordinatorActor.SubmitJob(s.job(), relay));
+                } else if (m instanceof CoordinatorActor.CancelJob x) {
+                    coordinator.tell(new CoordinatorActor.CancelJob(relays.getOrDefault(x.submitter(), x.submitter()), x.reason()));
+                } else if (m instanceof RelayStopped r) {
+                    relays.remove(r.submitter());
+                } else {
+                    ctx.getLog().warn("job gateway: ignored a {} (only jobs and cancellations pass)", m.getClass().getSimpleName());
+                }
+                return Behaviors.same();
+            });
+        });
+    }
+
+    /** Forwards a job's events to its submitter and publishes them on this node's event stream. */
+    private static Behavior<JobEvent> relay(ActorRef<JobEvent> submitter) {
+        return Behaviors.receive((ctx, e) -> {
+            ctx.getSystem().eventStream().tell(new org.apache.pekko.actor.typed.eventstream.EventStream.Publish<>(e));
+            submitter.tell(e);
+            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
+        });
+    }
+
+    /**
+     * A client: an actor system that talks to the cluster without joining it (Artery only, no
+     * membership), so it is never a member the split-brain resolver counts or downs, and its loss
+     * fails at most its own watch. Jobs go to the job gateway of the first seed; the coordinator
+     * answers to the client's address, so {@code hostname} must be one the nodes can reach.
+     */
+    private static TroupeNode startClient(NodeSettings settings, Config base) {
+        Config config = com.typesafe.config.ConfigFactory.parseString(String.join("\n", "pekko.actor.provider = remote",
+                "pekko.remote.warn-about-direct-use = off", "pekko.remote.warn-unsafe-watch-outside-cluster = off"))
+            .withFallback(settings.pekkoConfig(base));
+        ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), settings.systemName(), config);
+        ActorRef<CoordinatorActor.Command> gateway = org.apache.pekko.actor.typed.ActorRefResolver.get(system)
+            .resolveActorRef("pekko://" + settings.systemName() + "@" + settings.seeds().get(0) + "/user/" + GATEWAY);
+        return new TroupeNode(system, null, false, gateway);
+    }
+
     /** host:port of this node's control plane (the port actually bound when 0 was asked). */
     public String hostPort() {
-        var a = Cluster.get(system).selfMember().address();
+        var a = system.address();
         return a.getHost().get() + ":" + a.getPort().get();
     }
 
     public ActorSystem<Void> system() {
         return system;
+    }
+
+    /** What this node refused from the network so far, by reason. */
+    public RefusedInputs refusedInputs() {
+        return RefusedInputs.forInstance(instanceId);
     }
 
     /** This node's data plane; null on a node without the worker role (it moves no tensors). */
@@ -122,6 +195,7 @@ public final class TroupeNode implements AutoCloseable {
         } catch (Exception e) {
             throw new IllegalStateException("node did not stop within 30 s", e);
         } finally {
+            RefusedInputs.release(instanceId);
             if (ownsTransport && transport != null) {
                 transport.close();
             }

@@ -8,9 +8,14 @@ import io.troupe.actors.trace.Timeline;
 import io.troupe.actors.trace.TimelineInterval;
 import io.troupe.actors.trace.TimelineTrack;
 import io.troupe.models.StageModule;
+import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.optim.StepTail;
+import io.troupe.models.parallel.Layout;
+import io.troupe.models.parallel.ParallelParameterLayout;
+import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.runtime.device.DeviceKind;
 import java.util.ArrayList;
@@ -23,23 +28,29 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * dp × pp training in one process: one {@link StageWorker} per (replica, pipeline rank), each with
- * its own device and executor thread, running the job's schedule policy. After every worker's
- * backward work, gradients of each model stage are summed over replicas in replica order (so the
- * result is bitwise repeatable), the global norm is reduced over stages in stage order, and every
- * worker clips and steps its optimizer identically.
+ * dp × pp × tp training in one process: one {@link StageWorker} per (replica, pipeline rank,
+ * tensor-parallel member), each with its own device and executor thread, running the job's schedule
+ * policy; the tp members of a stage form an in-process {@link LocalTensorParallelGroup} and each
+ * sends its activations to the same member of the next stage. After every worker's backward work,
+ * gradients of each (model stage, tp member) are summed over replicas in replica order (so the
+ * result is bitwise repeatable), the global norm is reduced over stages and members in that order
+ * (replicated parameters counted once), and every worker clips and steps its optimizer identically.
  *
  * <p>The data each micro-batch sees is the same global batch the single-device trainer draws, so
  * losses and weights match single-device training up to float summation order.
  */
 public final class LocalPipelineEngine implements AutoCloseable {
     private final PipelineJobSpec spec;
-    private final StageWorker[][] workers;
+    /** [dp_i][pp_i][tp_i]. */
+    private final StageWorker[][][] workers;
     private final ExecutorService[] executors;
     private final SchedulePolicy policy;
     private final Batches train;
     private final StepTail stepTail;
-    /** Replica 0's chunks in model-stage order: each gradient counted once in the global norm. */
+    /**
+     * Replica 0's chunks in model-stage order, then tp member order: each gradient counted once in
+     * the global norm (tp members other than 0 pass only the views of their split parameters).
+     */
     private final List<StepTail.Part> normParts = new ArrayList<>();
     /** Every chunk of every replica. */
     private final List<StepTail.Part> updateParts = new ArrayList<>();
@@ -49,45 +60,66 @@ public final class LocalPipelineEngine implements AutoCloseable {
         this.spec = spec;
         int dp = spec.layout().dp();
         int pp = spec.layout().pp();
-        this.workers = new StageWorker[dp][pp];
-        this.executors = new ExecutorService[dp * pp];
+        int tp = spec.layout().tp();
+        this.workers = new StageWorker[dp][pp][tp];
+        this.executors = new ExecutorService[dp * pp * tp];
         for (int d = 0; d < dp; d++) {
             for (int p = 0; p < pp; p++) {
-                workers[d][p] = new StageWorker(spec, d, p, spec.train().seed());
-                int id = d * pp + p;
-                executors[id] = Executors.newSingleThreadExecutor(r -> {
-                    Thread t = new Thread(r, "troupe-worker-dp" + (id / pp) + "-pp" + (id % pp));
-                    t.setDaemon(true);
-                    return t;
-                });
+                List<TensorParallelGroup> group = tp == 1 ? List.of(TensorParallelGroup.single())
+                    : LocalTensorParallelGroup.create(tp, spec.stepTimeoutMs());
+                for (int t = 0; t < tp; t++) {
+                    workers[d][p][t] = new StageWorker(spec, d, p, group.get(t), spec.train().seed());
+                    String name = "troupe-worker-dp" + d + "-pp" + p + (tp > 1 ? "-tp" + t : "");
+                    executors[(d * pp + p) * tp + t] = Executors.newSingleThreadExecutor(r -> {
+                        Thread th = new Thread(r, name);
+                        th.setDaemon(true);
+                        return th;
+                    });
+                }
             }
         }
-        StageLink inMemory = new StageLink() {
-            @Override
-            public void sendActivation(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
-                workers[dp][pp].deliver(false, mb, v, t);
-            }
+        for (int t = 0; t < tp; t++) {
+            final int member = t;
+            StageLink inMemory = new StageLink() {
+                @Override
+                public void sendActivation(int dp, int pp, long step, int mb, int v,
+                    io.troupe.runtime.tensor.Tensor x) {
+                    workers[dp][pp][member].deliver(false, mb, v, x);
+                }
 
-            @Override
-            public void sendGradient(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor t) {
-                workers[dp][pp].deliver(true, mb, v, t);
-            }
-        };
-        for (StageWorker[] replica : workers) {
-            for (StageWorker w : replica) {
-                w.connect(inMemory);
+                @Override
+                public void sendGradient(int dp, int pp, long step, int mb, int v, io.troupe.runtime.tensor.Tensor x) {
+                    workers[dp][pp][member].deliver(true, mb, v, x);
+                }
+            };
+            for (StageWorker[][] replica : workers) {
+                for (StageWorker[] stage : replica) {
+                    stage[member].connect(inMemory);
+                }
             }
         }
         this.policy = policyFor(spec);
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
         for (int g = 0; g < spec.layout().modelStages(); g++) {
-            normParts.add(workers[0][g % pp].stepParts().get(g / pp));
-        }
-        for (StageWorker[] replica : workers) {
-            for (StageWorker w : replica) {
-                updateParts.addAll(w.stepParts());
+            for (int t = 0; t < tp; t++) {
+                // tp members other than 0 count only their split parameters: replicas count on member 0
+                StageWorker w = workers[0][g % pp][t];
+                List<StepTail.Part> counted = w.normParts();
+                if (w.chunks() == 1) {
+                    normParts.addAll(counted);
+                } else {
+                    int chunk = g / pp;
+                    for (StepTail.Part part : counted) {
+                        if (part.optimizer() == w.optimizer(chunk)) {
+                            normParts.add(part);
+                        }
+                    }
+                }
             }
+        }
+        for (StageWorker w : all()) {
+            updateParts.addAll(w.stepParts());
         }
     }
 
@@ -109,10 +141,26 @@ public final class LocalPipelineEngine implements AutoCloseable {
         return step;
     }
 
-    /** The stage holding model stage {@code g} in replica {@code d}. */
+    /** The stage holding model stage {@code g} in replica {@code d} (tp member 0). */
     public StageModule stage(int d, int g) {
+        return stage(d, g, 0);
+    }
+
+    /** Tensor-parallel member {@code t} of model stage {@code g} in replica {@code d}. */
+    public StageModule stage(int d, int g, int t) {
         int pp = spec.layout().pp();
-        return workers[d][g % pp].chunk(g / pp);
+        return workers[d][g % pp][t].chunk(g / pp);
+    }
+
+    /** Every worker, replica by replica, stage by stage, member by member. */
+    private List<StageWorker> all() {
+        List<StageWorker> out = new ArrayList<>();
+        for (StageWorker[][] replica : workers) {
+            for (StageWorker[] stage : replica) {
+                out.addAll(List.of(stage));
+            }
+        }
+        return out;
     }
 
     /** Runs one step and returns its metrics. */
@@ -122,28 +170,34 @@ public final class LocalPipelineEngine implements AutoCloseable {
         int pp = spec.layout().pp();
         List<Future<?>> running = new ArrayList<>();
         long stepNo = step;
-        for (int d = 0; d < dp; d++) {
-            for (int p = 0; p < pp; p++) {
-                StageWorker w = workers[d][p];
-                running.add(executors[d * pp + p].submit(() -> {
-                    try {
-                        w.runStep(stepNo, policy, train, t0);
-                    } catch (RuntimeException e) {
-                        for (StageWorker[] replica : workers) {
-                            for (StageWorker other : replica) {
-                                if (other != w) {
-                                    other.fail(new IllegalStateException("step aborted: worker dp=" + w.dpIndex()
-                                        + " pp=" + w.ppIndex() + " failed: " + e.getMessage(), e));
-                                }
-                            }
+        List<StageWorker> everyone = all();
+        for (int i = 0; i < everyone.size(); i++) {
+            StageWorker w = everyone.get(i);
+            running.add(executors[i].submit(() -> {
+                try {
+                    w.runStep(stepNo, policy, train, t0);
+                } catch (RuntimeException e) {
+                    for (StageWorker other : everyone) {
+                        if (other != w) {
+                            other.fail(new IllegalStateException("step aborted: worker dp=" + w.dpIndex()
+                                + " pp=" + w.ppIndex() + " tp=" + w.tpIndex() + " failed: " + e.getMessage(), e));
                         }
-                        throw e;
                     }
-                }));
-            }
+                    throw e;
+                }
+            }));
         }
         for (Future<?> f : running) {
             await(f);
+        }
+        if (spec.sequenceParallel() && spec.layout().tp() > 1) {
+            List<Future<?>> reducing = new ArrayList<>();
+            for (int i = 0; i < everyone.size(); i++) {
+                reducing.add(executors[i].submit(everyone.get(i)::reducePartialGradients));
+            }
+            for (Future<?> f : reducing) {
+                await(f);
+            }
         }
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
@@ -157,7 +211,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double lossSum = 0;
         for (int d = 0; d < dp; d++) {
             for (int mb = 0; mb < spec.microbatches(); mb++) {
-                lossSum += workers[d][pp - 1].loss(mb);
+                lossSum += workers[d][pp - 1][0].loss(mb);
             }
         }
         double ms = (System.nanoTime() - t0) / 1e6;
@@ -174,10 +228,13 @@ public final class LocalPipelineEngine implements AutoCloseable {
      */
     public double validationLoss(io.troupe.models.data.ValidationPlan plan) {
         int pp = spec.layout().pp();
+        int tp = spec.layout().tp();
         List<Future<Double>> running = new ArrayList<>();
         for (int p = 0; p < pp; p++) {
-            StageWorker w = workers[0][p];
-            running.add(executors[p].submit(() -> w.evaluate(step, plan)));
+            for (int t = 0; t < tp; t++) {
+                StageWorker w = workers[0][p][t];
+                running.add(executors[p * tp + t].submit(() -> w.evaluate(step, plan)));
+            }
         }
         double loss = Double.NaN;
         for (Future<Double> f : running) {
@@ -189,14 +246,20 @@ public final class LocalPipelineEngine implements AutoCloseable {
         return loss;
     }
 
-    /** Writes a committed checkpoint: one shard per model stage (from replica 0), named by parameter. */
+    /**
+     * Writes a committed checkpoint: one shard per (model stage, tp member) from replica 0, named by
+     * parameter ({@link ShardedCheckpointReader#shardFileName}).
+     */
     public java.nio.file.Path checkpoint(java.nio.file.Path root, String dataSource) {
         java.util.Map<String, io.troupe.models.checkpoint.ShardState> shards = new java.util.LinkedHashMap<>();
         int pp = spec.layout().pp();
+        int tp = spec.layout().tp();
         for (int g = 0; g < spec.layout().modelStages(); g++) {
-            StageWorker w = workers[0][g % pp];
-            shards.put(String.format("shard-g%02d.bin", g), io.troupe.models.train.StageState.capture(w.chunk(g / pp),
-                w.optimizer(g / pp)));
+            for (int t = 0; t < tp; t++) {
+                StageWorker w = workers[0][g % pp][t];
+                shards.put(ShardedCheckpointReader.shardFileName(g, tp, t),
+                    io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
+            }
         }
         io.troupe.models.checkpoint.Manifest m = new io.troupe.models.checkpoint.Manifest(
             io.troupe.models.checkpoint.Manifest.FORMAT, step, step, spec.train().seed(), spec.train().batchSize(),
@@ -216,10 +279,27 @@ public final class LocalPipelineEngine implements AutoCloseable {
                     + spec.train().seed() + ")");
         }
         int pp = spec.layout().pp();
-        for (StageWorker[] replica : workers) {
-            for (int g = 0; g < spec.layout().modelStages(); g++) {
-                StageWorker w = replica[g % pp];
-                io.troupe.models.train.StageState.restore(w.chunk(g / pp), w.optimizer(g / pp), ckpt.shards().values());
+        int tp = spec.layout().tp();
+        boolean reshard = tp > 1 || Layout.parse(m.layout(), 1).tp() > 1;
+        if (reshard && !spec.moduleFactory().isEmpty()) {
+            throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (layout "
+                + m.layout()
+                + ") needs resharding, which knows GPT's parameter placement only; this job's stages come from "
+                + spec.moduleFactory());
+        }
+        ParallelParameterLayout placement = reshard
+            ? ParallelParameterLayout.gpt(spec.train().model(), spec.partition(), false)
+            : null;
+        try (ShardedCheckpointReader reader = reshard ? ShardedCheckpointReader.open(ckpt.dir()) : null) {
+            for (StageWorker[][] replica : workers) {
+                for (int g = 0; g < spec.layout().modelStages(); g++) {
+                    for (int t = 0; t < tp; t++) {
+                        StageWorker w = replica[g % pp][t];
+                        Iterable<io.troupe.models.checkpoint.ShardState> shards = reshard
+                            ? List.of(reader.read(placement.local(g, tp, t))) : ckpt.shards().values();
+                        io.troupe.models.train.StageState.restore(w.chunk(g / pp), w.optimizer(g / pp), shards);
+                    }
+                }
             }
         }
         this.step = m.dataCursor();
@@ -232,16 +312,18 @@ public final class LocalPipelineEngine implements AutoCloseable {
             return;
         }
         for (int g = 0; g < spec.layout().modelStages(); g++) {
-            StageModule root = stage(0, g);
-            if (root.device().kind() != DeviceKind.CPU) {
-                reduceThroughHost(g);
-                continue;
-            }
-            for (int d = 1; d < dp; d++) {
-                root.device().axpy(1f, stage(d, g).grads(), root.grads());
-            }
-            for (int d = 1; d < dp; d++) {
-                root.device().copy(root.grads(), stage(d, g).grads());
+            for (int t = 0; t < spec.layout().tp(); t++) {
+                StageModule root = stage(0, g, t);
+                if (root.device().kind() != DeviceKind.CPU) {
+                    reduceThroughHost(g, t);
+                    continue;
+                }
+                for (int d = 1; d < dp; d++) {
+                    root.device().axpy(1f, stage(d, g, t).grads(), root.grads());
+                }
+                for (int d = 1; d < dp; d++) {
+                    root.device().copy(root.grads(), stage(d, g, t).grads());
+                }
             }
         }
     }
@@ -250,16 +332,16 @@ public final class LocalPipelineEngine implements AutoCloseable {
      * The same sum, in the same order, for workers on GPUs (each its own device, whose ops take only
      * their own tensors): through host arrays.
      */
-    private void reduceThroughHost(int g) {
-        float[] sum = stage(0, g).grads().toFloatArray();
+    private void reduceThroughHost(int g, int t) {
+        float[] sum = stage(0, g, t).grads().toFloatArray();
         for (int d = 1; d < spec.layout().dp(); d++) {
-            float[] x = stage(d, g).grads().toFloatArray();
+            float[] x = stage(d, g, t).grads().toFloatArray();
             for (int i = 0; i < sum.length; i++) {
                 sum[i] += x[i];
             }
         }
         for (int d = 0; d < spec.layout().dp(); d++) {
-            stage(d, g).device().copyFromHost(sum, stage(d, g).grads());
+            stage(d, g, t).device().copyFromHost(sum, stage(d, g, t).grads());
         }
     }
 
@@ -267,14 +349,12 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double busy = 0;
         double end = 0;
         int n = 0;
-        for (StageWorker[] replica : workers) {
-            for (StageWorker w : replica) {
-                n++;
-                for (TimelineInterval i : w.intervals()) {
-                    end = Math.max(end, i.endUs());
-                    if (StageWorker.isCompute(i.category())) {
-                        busy += i.durationUs();
-                    }
+        for (StageWorker w : all()) {
+            n++;
+            for (TimelineInterval i : w.intervals()) {
+                end = Math.max(end, i.endUs());
+                if (StageWorker.isCompute(i.category())) {
+                    busy += i.durationUs();
                 }
             }
         }
@@ -285,10 +365,13 @@ public final class LocalPipelineEngine implements AutoCloseable {
     /** The last step's timeline: one track per worker. */
     public Timeline timeline() {
         List<TimelineTrack> tracks = new ArrayList<>();
-        for (StageWorker[] replica : workers) {
-            for (StageWorker w : replica) {
-                tracks.add(new TimelineTrack("replica " + w.dpIndex(), "dp" + w.dpIndex() + " pp" + w.ppIndex(),
-                    List.copyOf(w.intervals())));
+        for (StageWorker w : all()) {
+            String name = "dp" + w.dpIndex() + " pp" + w.ppIndex() + (spec.layout().tp() > 1 ? " tp" + w.tpIndex()
+                : "");
+            tracks.add(new TimelineTrack("replica " + w.dpIndex(), name, List.copyOf(w.intervals())));
+            if (!w.tensorParallelIntervals().isEmpty()) {
+                tracks.add(new TimelineTrack("replica " + w.dpIndex(), name + " tp collectives",
+                    List.copyOf(w.tensorParallelIntervals())));
             }
         }
         return new Timeline("Troupe " + spec.layout() + " " + spec.schedule() + ", m=" + spec.microbatches()
@@ -322,10 +405,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 Thread.currentThread().interrupt();
             }
         }
-        for (StageWorker[] replica : workers) {
-            for (StageWorker w : replica) {
-                w.close();
-            }
+        for (StageWorker w : all()) {
+            w.close();
         }
     }
 }

@@ -6,15 +6,24 @@ import io.troupe.models.train.TrainConfig;
 import io.troupe.runtime.device.DeviceKind;
 
 /**
- * A dp × pp training job: the training recipe (global batch, steps, optimizer, LR schedule), the
+ * A dp × pp × tp training job: the training recipe (global batch, steps, optimizer, LR schedule), the
  * layout, the schedule ({@code gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive}), micro-batches per
  * replica, the partition of blocks into model stages, CPU threads per worker, the longest a
  * worker may wait for an input before the step fails, each worker's device, and the class name of
- * the {@link io.troupe.models.StageModuleFactory} that builds the stages ("" = GPT).
+ * the {@link io.troupe.models.StageModuleFactory} that builds the stages ("" = GPT), and whether tp
+ * members also split the residual stream by tokens (sequence parallelism; no effect at tp = 1).
  */
 public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
                               StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
-                              String moduleFactory) {
+                              String moduleFactory, boolean sequenceParallel) {
+
+    /** Without sequence parallelism. */
+    public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
+                           StagePartition partition, int threadsPerWorker, long stepTimeoutMs, DeviceKind device,
+                           String moduleFactory) {
+        this(train, layout, schedule, microbatches, partition, threadsPerWorker, stepTimeoutMs, device, moduleFactory,
+            false);
+    }
 
     /** A GPT job on the CPU backend. */
     public PipelineJobSpec(TrainConfig train, Layout layout, String schedule, int microbatches,
@@ -23,9 +32,9 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
     }
 
     public PipelineJobSpec {
-        if (layout.tp() != 1) {
-            throw new IllegalArgumentException("tensor parallelism is not available yet: tp=" + layout.tp());
-        }
+        java.util.Objects.requireNonNull(moduleFactory, "moduleFactory");
+        // Refuses, before any work, a factory that cannot split its stages or a model tp does not divide.
+        StageModuleFactories.named(moduleFactory).checkTensorParallel(train.model(), layout.tp());
         if (microbatches < 1) {
             throw new IllegalArgumentException("micro-batches must be >= 1: microbatches=" + microbatches);
         }
@@ -55,6 +64,19 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
         }
         java.util.Objects.requireNonNull(device, "device");
         java.util.Objects.requireNonNull(moduleFactory, "moduleFactory");
+        if (sequenceParallel && layout.tp() > 1
+            && (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() % layout.tp() != 0) {
+            throw new IllegalArgumentException("sequence parallelism splits a micro-batch's tokens by tp: tokens="
+                + (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() + ", tp="
+                    + layout.tp());
+        }
+        if (schedule.equals("adaptive") && layout.tp() > 1) {
+            // The adaptive policy picks each action by arrival times, which differ between the tp
+            // members of a stage; their collectives must come in the same order on every member.
+            throw new IllegalArgumentException(
+                "the adaptive schedule cannot run tensor parallelism (tp members must run "
+                + "the same actions in the same order): schedule=adaptive, tp=" + layout.tp());
+        }
         if (!schedule.equals("adaptive")) {
             // Building the static schedule checks its own constraints (e.g. interleaved: m a multiple of p).
             io.troupe.actors.schedule.Schedules.byName(schedule, layout.pp(), layout.virtualStages(), microbatches);

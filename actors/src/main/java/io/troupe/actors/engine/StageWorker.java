@@ -10,6 +10,8 @@ import io.troupe.models.data.Batches;
 import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.StepTail;
+import io.troupe.models.parallel.tp.TensorParallelGradients;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.Devices;
 import io.troupe.runtime.tensor.DType;
@@ -34,6 +36,9 @@ public final class StageWorker implements AutoCloseable {
     private final PipelineJobSpec spec;
     private final int dpIndex;
     private final int ppIndex;
+    private final TensorParallelGroup tensorParallel;
+    /** The same group, recording its collectives for the trace; {@code null} when tp = 1. */
+    private final TracedTensorParallelGroup tracedTensorParallel;
     private final Device device;
     private final StageModule[] chunks;
     private final AdamW[] optimizers;
@@ -54,9 +59,19 @@ public final class StageWorker implements AutoCloseable {
     private final List<StepTail.Part> stepParts;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
+        this(spec, dpIndex, ppIndex, TensorParallelGroup.single(), seed);
+    }
+
+    /**
+     * A worker that is member {@code tensorParallel.index()} of its stage's tensor-parallel group:
+     * its chunks hold that member's shards and communicate through the group.
+     */
+    public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, TensorParallelGroup tensorParallel, long seed) {
         this.spec = spec;
         this.dpIndex = dpIndex;
         this.ppIndex = ppIndex;
+        this.tracedTensorParallel = tensorParallel.size() > 1 ? new TracedTensorParallelGroup(tensorParallel) : null;
+        this.tensorParallel = tracedTensorParallel != null ? tracedTensorParallel : tensorParallel;
         this.device = Devices.open(spec.device(), spec.threadsPerWorker());
         this.buffers = new StageBuffers(device);
         int v = spec.layout().virtualStages();
@@ -69,7 +84,9 @@ public final class StageWorker implements AutoCloseable {
         for (int c = 0; c < v; c++) {
             int g = modelStage(c);
             StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,
-                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed));
+                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed),
+                    this.tensorParallel,
+                spec.sequenceParallel());
             chunks[c] = chunk;
             optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), chunk.params().numel());
             parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
@@ -126,6 +143,16 @@ public final class StageWorker implements AutoCloseable {
         return ppIndex;
     }
 
+    /** The tensor-parallel collectives of the last step, on the step's clock (empty when tp = 1). */
+    public List<TimelineInterval> tensorParallelIntervals() {
+        return tracedTensorParallel == null ? List.of() : tracedTensorParallel.intervals();
+    }
+
+    /** This worker's index in its tensor-parallel group (0 when tp = 1). */
+    public int tpIndex() {
+        return tensorParallel.index();
+    }
+
     public List<TimelineInterval> intervals() {
         return intervals;
     }
@@ -168,6 +195,9 @@ public final class StageWorker implements AutoCloseable {
      */
     public void runStep(long step, SchedulePolicy policy, Batches train, long stepStartNs) {
         intervals.clear();
+        if (tracedTensorParallel != null) {
+            tracedTensorParallel.restart(stepStartNs);
+        }
         for (StageModule c : chunks) {
             c.zeroGrads();
         }
@@ -211,6 +241,35 @@ public final class StageWorker implements AutoCloseable {
         }
         buffers.sendAll(link);
         device.synchronize();
+    }
+
+    /**
+     * Sums over the tp group the gradients that are partial per member (replicated parameters under
+     * sequence parallelism; nothing otherwise). Every member of the group calls it after its step,
+     * once its gradients are no longer in flight in a data-parallel collective.
+     */
+    public void reducePartialGradients() {
+        for (StageModule c : chunks) {
+            TensorParallelGradients.reducePartialGradients(c, tensorParallel);
+        }
+    }
+
+    /**
+     * What this worker counts in the global gradient norm: every chunk's gradients on tp member 0;
+     * on the other members only the views of their split parameters (replicas count once).
+     */
+    public List<StepTail.Part> normParts() {
+        if (tensorParallel.index() == 0) {
+            return stepParts();
+        }
+        List<StepTail.Part> out = new ArrayList<>();
+        for (int c = 0; c < chunks.length; c++) {
+            StepTail.Part chunk = stepParts().get(c);
+            for (Tensor counted : TensorParallelGradients.normViews(chunks[c], tensorParallel.index())) {
+                out.add(new StepTail.Part(chunk.device(), chunk.params(), counted, chunk.optimizer()));
+            }
+        }
+        return out;
     }
 
     private void apply(StagePolicy stage, StageEvent e, long stepStartNs) {
@@ -321,6 +380,19 @@ public final class StageWorker implements AutoCloseable {
      * on the worker holding the last model stage, NaN elsewhere.
      */
     public double evaluate(long step, ValidationPlan plan) {
+        if (tracedTensorParallel != null) {
+            tracedTensorParallel.recording(false);
+        }
+        try {
+            return evaluateUntraced(step, plan);
+        } finally {
+            if (tracedTensorParallel != null) {
+                tracedTensorParallel.recording(true);
+            }
+        }
+    }
+
+    private double evaluateUntraced(long step, ValidationPlan plan) {
         int rows = spec.microBatchRows();
         if (plan.rows() != rows) {
             throw new IllegalArgumentException("validation plan of " + plan.rows() + " rows for micro-batches of "

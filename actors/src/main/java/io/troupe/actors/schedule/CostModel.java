@@ -90,6 +90,30 @@ public final class CostModel {
                 activationBytes);
     }
 
+    /**
+     * Every rank split by tensor parallelism over {@code tp} devices: its F, B and W compute take
+     * 1/tp of the time, and each F and each B also waits {@code forwardCommUs} / {@code backwardCommUs}
+     * for its tp all-reduces (measured, e.g. the {@code tp collectives} track of a run's trace, or
+     * given). W needs no communication. The tp devices of a rank run in step, so the pipeline sees
+     * one rank with these costs.
+     */
+    public CostModel withTensorParallel(int tp, double forwardCommUs, double backwardCommUs) {
+        if (tp < 1) {
+            throw new IllegalArgumentException("tp must be >= 1: tp=" + tp);
+        }
+        requireTime("tp forward communication", forwardCommUs);
+        requireTime("tp backward communication", backwardCommUs);
+        double[] f = forwardUs.clone();
+        double[] b = backwardUs.clone();
+        double[] w = weightUs.clone();
+        for (int i = 0; i < f.length; i++) {
+            f[i] = f[i] / tp + forwardCommUs;
+            b[i] = b[i] / tp + backwardCommUs;
+            w[i] = w[i] / tp;
+        }
+        return new CostModel(f, b, w, jitterFraction, seed, latencyUs, bandwidthBytesPerUs, activationBytes);
+    }
+
     /** Rank {@code stage} runs {@code factor} times slower. */
     public CostModel withStraggler(int stage, double factor) {
         if (stage < 0 || stage >= forwardUs.length) {

@@ -18,8 +18,10 @@ import java.util.Locale;
  * simulate --stages P --microbatches M --schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive
  *          [--virtual V] [--cost F,B,W] [--jitter FRACTION] [--straggler STAGE:FACTOR]... [--seed S]
  *          [--latency US] [--bandwidth BYTES_PER_US] [--activation-bytes BYTES]
- *          [--activation-budget BYTES] [--svg FILE] [--trace FILE]
+ *          [--activation-budget BYTES] [--tp T] [--tp-comm F,B] [--svg FILE] [--trace FILE]
  * </pre>
+ * {@code --tp T} splits every stage by tensor parallelism over T devices (F, B and W compute / T);
+ * {@code --tp-comm F,B} adds the tp all-reduce time of each forward and each backward.
  *
  * Exit codes: 0 done, 1 an output file could not be written, 2 bad options (the message names the
  * bad value).
@@ -28,7 +30,8 @@ public final class SimulateCommand {
     static final String USAGE = "usage: simulate --stages P --microbatches M "
             + "--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive [--virtual V] [--cost F,B,W] [--jitter FRACTION] "
             + "[--straggler STAGE:FACTOR] [--seed S] [--latency US] [--bandwidth BYTES_PER_US] "
-            + "[--activation-bytes BYTES] [--activation-budget BYTES] [--svg FILE] [--trace FILE]";
+            + "[--activation-bytes BYTES] [--activation-budget BYTES] [--tp T] [--tp-comm F,B] [--svg FILE] "
+            + "[--trace FILE]";
 
     private SimulateCommand() {
     }
@@ -86,9 +89,9 @@ public final class SimulateCommand {
     }
 
     private static void print(PrintStream out, SimulateOptions o, CostModel cost, SimulationResult r, long elapsedMs) {
-        out.printf(Locale.ROOT, "schedule=%s stages=%d virtual=%d microbatches=%d cost=%s jitter=%s seed=%d "
+        out.printf(Locale.ROOT, "schedule=%s stages=%d virtual=%d microbatches=%d tp=%d cost=%s jitter=%s seed=%d "
                         + "stragglers=%s latencyUs=%s bandwidthBytesPerUs=%s activationBytes=%d (simulated in %d ms)%n",
-                r.policyName(), o.stages(), o.virtual(), o.microbatches(), o.costText(), o.jitter(), o.seed(),
+                r.policyName(), o.stages(), o.virtual(), o.microbatches(), o.tp(), o.costText(), o.jitter(), o.seed(),
                 o.stragglerText(), cost.latencyUs(), cost.bandwidthBytesPerUs(), cost.activationBytes(0), elapsedMs);
         out.printf(Locale.ROOT, "%6s %12s %12s %8s %12s %12s %12s %12s %6s %14s%n", "stage", "busy", "idle", "bubble",
                 "idle:input", "idle:comm", "idle:memcap", "idle:drained", "peak", "peak_bytes");

@@ -16,6 +16,8 @@ final class SimulateOptions {
     private String scheduleName;
     private int virtual = -1;
     private double[] costUs = {1.0, 1.0, 1.0};
+    private int tp = 1;
+    private double[] tpCommUs = {0.0, 0.0};
     private String costText = "1,1,1";
     private double jitter;
     private long seed = 1;
@@ -82,6 +84,8 @@ final class SimulateOptions {
                         throw new IllegalArgumentException("--activation-budget must be > 0: --activation-budget 0");
                     }
                 }
+                case "--tp" -> o.tp = positiveInt(name, value);
+                case "--tp-comm" -> o.parseTensorParallelComm(value);
                 case "--svg" -> o.svgFile = value;
                 case "--trace" -> o.traceFile = value;
                 default -> throw new IllegalArgumentException("unknown option: " + name);
@@ -157,6 +161,9 @@ final class SimulateOptions {
     CostModel costModel() {
         CostModel cost = CostModel.uniform(stages, costUs[0], costUs[1], costUs[2]).withJitter(jitter, seed)
                 .withLink(latencyUs, bandwidthBytesPerUs).withActivationBytes(activationBytes);
+        if (tp > 1 || tpCommUs[0] > 0 || tpCommUs[1] > 0) {
+            cost = cost.withTensorParallel(tp, tpCommUs[0], tpCommUs[1]);
+        }
         for (int k = 0; k < stragglerStages.size(); k++) {
             cost = cost.withStraggler(stragglerStages.get(k)[0], stragglerFactors.get(k));
         }
@@ -193,6 +200,22 @@ final class SimulateOptions {
 
     int virtual() {
         return virtual;
+    }
+
+    /** {@code --tp-comm F,B}: the tp all-reduce time of each forward and each backward action, in the cost's unit. */
+    private void parseTensorParallelComm(String value) {
+        String[] parts = value.split(",");
+        if (parts.length != 2) {
+            throw new IllegalArgumentException("--tp-comm takes F,B (communication per forward and per backward): "
+                + "--tp-comm=" + value);
+        }
+        for (int i = 0; i < 2; i++) {
+            tpCommUs[i] = nonNegative("--tp-comm", parts[i].trim());
+        }
+    }
+
+    int tp() {
+        return tp;
     }
 
     String costText() {

@@ -150,7 +150,12 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             return;
         }
         inFlight = true;
-        CompletableFuture<float[]> step = CompletableFuture.supplyAsync(() -> model.forward(batch), stepExecutor);
+        CompletableFuture<float[]> step;
+        try {
+            step = CompletableFuture.supplyAsync(() -> model.forward(batch), stepExecutor);
+        } catch (RuntimeException e) {           // the executor refused the step
+            step = CompletableFuture.failedFuture(e);
+        }
         getContext().pipeToSelf(step, (logits, err) -> err == null ? new StepDone(logits) : new StepFailed(err));
     }
 

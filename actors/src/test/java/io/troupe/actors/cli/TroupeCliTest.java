@@ -189,9 +189,9 @@ class TroupeCliTest {
         Result batch = run("train", "--model", "tiny", "--layout", "2x1", "--batch", "6", "--microbatches", "4", "--steps", "1");
         assertEquals(2, batch.code());
         assertTrue(batch.err().contains("batch_size=6"), batch.err());
-        Result tp = run("train", "--model", "tiny", "--layout", "1x1x2", "--steps", "1");
+        Result tp = run("train", "--model", "tiny", "--layout", "1x1x3", "--steps", "1");
         assertEquals(2, tp.code());
-        assertTrue(tp.err().contains("tp=2"), tp.err());
+        assertTrue(tp.err().contains("n_head=4") && tp.err().contains("tp=3"), tp.err());
     }
 
     /** A bad option, value or file: exit 2 and one line on stderr naming it and what was expected, no stack trace. */

@@ -89,6 +89,32 @@ class ClusterProcessesTest {
         }
     }
 
+    /** Tensor parallelism across processes: each tp group's collectives cross process boundaries. */
+    @Test
+    void shouldMatchSingleDeviceLossWithPipelineAndTensorParallelInFourProcesses() throws Exception {
+        ChildJvm first = node("--role", "worker,coordinator");
+        String seed = hostPort(first);
+        List<ChildJvm> others = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            others.add(node("--role", "worker", "--seed", seed));
+        }
+        for (ChildJvm n : others) {
+            hostPort(n);
+        }
+        JobHandle h = Troupe.using(client(seed)).submit(job("1x2x2", 4));
+        JobEvent end = h.await(Duration.ofSeconds(150));
+        assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0, AdamWConfig.defaults());
+        assertEquals(4, h.steps().size());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            for (JobEvent.StepCompleted s : h.steps()) {
+                double ref = t.trainStep().loss();
+                System.out.printf("1x2x2 in 4 processes, step %d: loss %.7f, single-device %.7f%n", s.step(), s.loss(), ref);
+                assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
+            }
+        }
+    }
+
     /** Pipeline stages never shrink: with one of two pp ranks gone and no spare, recovery fails naming why. */
     @Test
     void shouldFailNamingTheLostMemberWhenTooFewWorkersAreLeftForOneReplica() throws Exception {

@@ -43,6 +43,23 @@ class SimulateCommandTest {
     }
 
     @Test
+    void shouldSplitStageCostsByTensorParallelismAndAddItsCommunication() {
+        // cost 2,2,0 split over tp 2 is the 1,1,0 pipeline; 0.5 of all-reduce per F and per B scales it by 1.5
+        Outcome half = run("--stages", "8", "--microbatches", "32", "--schedule", "1f1b", "--cost", "2,2,0", "--tp",
+            "2");
+        assertEquals(0, half.code, half.err);
+        assertTrue(half.out.contains(" tp=2 "), half.out);
+        assertEquals("bubble=0.1795 step=78.000", half.lastLine());
+        Outcome comm = run("--stages", "8", "--microbatches", "32", "--schedule", "1f1b", "--cost", "2,2,0", "--tp",
+            "2",
+                "--tp-comm", "0.5,0.5");
+        assertEquals("bubble=0.1795 step=117.000", comm.lastLine());
+        Outcome bad = run("--stages", "8", "--microbatches", "32", "--schedule", "1f1b", "--tp-comm", "1");
+        assertEquals(2, bad.code);
+        assertTrue(bad.err.contains("--tp-comm"), bad.err);
+    }
+
+    @Test
     void shouldRunEveryScheduleWithJitterStragglerAndLinks() {
         for (String schedule : new String[] {"gpipe", "1f1b", "interleaved", "zb-h1", "adaptive"}) {
             Outcome o = run("--stages", "4", "--microbatches", "8", "--schedule", schedule, "--jitter", "0.2",

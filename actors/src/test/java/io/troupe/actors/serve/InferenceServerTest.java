@@ -245,4 +245,24 @@ class InferenceServerTest {
         return ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
             .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
+
+    @Test
+    void shouldEndTheRequestsOfAFailedStepAndKeepServing() throws Exception {
+        slowPool = Executors.newSingleThreadExecutor();
+        java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+        Executor failingOnce = r -> {
+            if (calls.getAndIncrement() == 0) {
+                throw new java.util.concurrent.RejectedExecutionException("the first step is refused");
+            }
+            slowPool.execute(r);
+        };
+        InferenceServer server = InferenceServer.start(WEIGHTS, ServeTestSupport.settings(), failingOnce);
+        open.add(server);
+        HttpResponse<String> failed = post(server.port(), "{\"prompt\":\"first\",\"max_tokens\":4}");
+        assertEquals(200, failed.statusCode(), failed.body());
+        assertEquals("cancelled", field(failed.body(), "finish_reason"));
+        HttpResponse<String> next = post(server.port(), "{\"prompt\":\"second\",\"max_tokens\":4,\"temperature\":0}");
+        assertEquals("length", field(next.body(), "finish_reason"), next.body());
+        assertEquals(0, metric(get(server.port(), "/metrics").body(), "troupe_serve_kv_cache_blocks_used"));
+    }
 }

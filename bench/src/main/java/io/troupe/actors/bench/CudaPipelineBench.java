@@ -2,6 +2,7 @@ package io.troupe.actors.bench;
 
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.bench.BenchRecipe;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -80,14 +81,14 @@ public final class CudaPipelineBench {
             + "| max loss rel diff |");
         System.out.println("|---|---|---|---|---|---|---|");
         // A throw-away round of both layouts first, so the first measured run does not pay for JIT compilation.
-        TrainConfig first = TrainConfig.defaults(GptConfig.preset(configs.get(0).trim()), 2 * warmup + 2);
+        TrainConfig first = BenchRecipe.of(GptConfig.preset(configs.get(0).trim()), 2 * warmup + 2);
         run(first, "1x1", 1, device, precision, warmup + 1, 1);
         run(first, "1x2", 1, device, precision, warmup + 1, 1);
         List<String> summary = new ArrayList<>();
         boolean mismatch = false;
         for (String name : configs) {
             GptConfig cfg = GptConfig.preset(name.trim());
-            TrainConfig tc = TrainConfig.defaults(cfg, warmup + steps);
+            TrainConfig tc = BenchRecipe.of(cfg, warmup + steps);
             int m = microbatches;
             while (tc.batchSize() % m != 0) {
                 m--;   // the largest count up to the asked one that divides the batch
@@ -127,7 +128,7 @@ public final class CudaPipelineBench {
      * with FP32 GEMMs against 1 stage on the CPU; the losses must agree to 1e-3 (relative).
      */
     private static boolean checkAgainstCpu(List<String> summary) {
-        TrainConfig tc = TrainConfig.defaults(GptConfig.preset("small"), 3);
+        TrainConfig tc = BenchRecipe.of(GptConfig.preset("small"), 3);
         Run cpu = run(tc, "1x1", 4, DeviceKind.CPU, GemmPrecision.FP32, 0, 3);
         Run gpu = run(tc, "1x2", 4, DeviceKind.CUDA, GemmPrecision.FP32, 0, 3);
         double diff = 0;

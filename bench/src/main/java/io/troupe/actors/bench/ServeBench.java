@@ -41,7 +41,8 @@ import java.util.regex.Pattern;
  * stream; time per output token per request is (last event - first event) / (tokens - 1).
  *
  * <p>Last line: {@code tokens_per_s_batch1=... tokens_per_s=... speedup=... ttft_p50_ms=... tpot_p99_ms=...}
- * (ttft and tpot of the batched run).
+ * (ttft and tpot of the batched run). With {@code --stream false} the clients take whole responses
+ * (no per-token events), and the latency columns are request latencies.
  */
 public final class ServeBench {
     private ServeBench() {
@@ -82,6 +83,12 @@ public final class ServeBench {
         System.out.println("|---|---|---|---|---|---|");
         row("max-batch 1", one);
         row("continuous, max-batch " + maxBatch, many);
+        if (!stream) {
+            // whole responses: the latency columns above are request latencies; no TTFT or TPOT
+            System.out.printf(Locale.ROOT, "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f request_ms_p50=%.1f%n",
+                one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms());
+            return;
+        }
         System.out.printf(Locale.ROOT, "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f ttft_p50_ms=%.1f tpot_p99_ms=%.2f%n",
             one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms(), many.tpotP99Ms());
     }

@@ -1,5 +1,6 @@
 package io.troupe.models.bench;
 
+import io.troupe.bench.BenchRecipe;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -33,7 +34,7 @@ public final class CudaGptStepHook implements GptStepHook {
         out.println("|---|---|---|---|---|---|");
         for (String name : new String[] {"small", "big", "medium"}) {
             GptConfig cfg = GptConfig.preset(name);
-            TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
+            TrainConfig tc = BenchRecipe.of(cfg, 1_000_000);
             try (Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
                 for (int i = 0; i < WARMUP_STEPS; i++) {
                     trainer.trainStep();

@@ -1,6 +1,7 @@
 package io.troupe.models.bench;
 
 import com.sun.management.OperatingSystemMXBean;
+import io.troupe.bench.BenchRecipe;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -61,7 +62,7 @@ public final class StepBench {
                 + ", steps=" + steps + ", warmup=" + warmup + ", rounds=" + rounds);
         }
         GptConfig cfg = GptConfig.preset(model);
-        TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
+        TrainConfig tc = BenchRecipe.of(cfg, 1_000_000);
         Optional<TorchBaseline> torch = TorchBaseline.find(python);
         try (CpuDevice dev = new CpuDevice(threads); Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
             System.out.printf(Locale.ROOT,

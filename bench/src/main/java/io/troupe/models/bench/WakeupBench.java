@@ -1,5 +1,6 @@
 package io.troupe.models.bench;
 
+import io.troupe.bench.BenchRecipe;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -47,7 +48,7 @@ public final class WakeupBench {
             }
         }
         GptConfig cfg = GptConfig.preset("small");
-        TrainConfig tc = TrainConfig.defaults(cfg, 1_000_000);
+        TrainConfig tc = BenchRecipe.of(cfg, 1_000_000);
         List<Mode> modes = new ArrayList<>(List.of(new Mode("none", ALONE)));
         for (long p : PARKS_NS) {
             modes.add(new Mode("park " + label(p), p));

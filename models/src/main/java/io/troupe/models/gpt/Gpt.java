@@ -3,6 +3,13 @@ package io.troupe.models.gpt;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
 import io.troupe.models.data.Lcg;
+import io.troupe.models.parallel.TensorParallelPlacement;
+import io.troupe.models.parallel.tp.ColumnParallelLinear;
+import io.troupe.models.parallel.tp.RowParallelLinear;
+import io.troupe.models.parallel.tp.SequenceParallel;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
+import io.troupe.models.parallel.tp.VocabParallelCrossEntropy;
+import io.troupe.models.parallel.tp.VocabParallelEmbedding;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.HashMap;
@@ -14,20 +21,27 @@ import java.util.Map;
  * lm_head (no bias) and the mean cross-entropy. The single-device model is {@link #whole}.
  *
  * <pre>
- * Legend: B rows of a micro-batch, T positions, C = d_model, NH heads, hd = C/NH, V vocabulary.
+ * Legend: B rows of a micro-batch, T positions, C = d_model, NH heads, hd = C/NH, V vocabulary;
+ *         a trailing "/tp" marks the width one tensor-parallel member holds (tp = 1: the whole).
  *   h = tok_emb[x] + pos_emb[t]                      (B, T, C)       first stage
  *   per block: h += attn(ln1(h)); h += mlp(ln2(h))   (B, T, C)
- *   logits = ln_f(h) @ lm_head^T                     (B, T, V)       last stage
- *   loss = mean CE(logits, y)
+ *     attn: qkv (column-parallel by heads) -> causal attention over NH/tp heads -> proj (row-parallel)
+ *     mlp:  fc (column-parallel) -> GELU -> proj (row-parallel)
+ *   logits = ln_f(h) @ lm_head^T                     (B, T, V/tp)    last stage, vocabulary-parallel
+ *   loss = mean CE(logits, y)                        (the parallel CE never gathers the logits)
  * </pre>
  *
  * Parameters live in one flat buffer with named views ({@link ParameterLayout}); gradients
- * likewise, so they reduce as flat buckets. The model never knows whether it is split.
+ * likewise, so they reduce as flat buckets. The model never knows whether it is split: the parallel
+ * layers hold their member's shard and do their own communication.
  */
 public final class Gpt implements StageModule {
     private final GptConfig cfg;
     private final Device dev;
+    private final TensorParallelGroup tp;
+    private final SequenceParallel sp;
     private final int rows;
+    private final int residualRows;
     private final int firstBlock;
     private final int blocks;
     private final boolean first;
@@ -37,36 +51,60 @@ public final class Gpt implements StageModule {
     private final Tensor grads;
     private final Map<Integer, GptActivations> slots = new HashMap<>();
 
-    // Named views into params / grads.
-    private final Tensor wte;
+    // Layers over named views into params / grads.
+    private final VocabParallelEmbedding tokEmb;
     private final Tensor wpe;
-    private final Tensor dwte;
     private final Tensor dwpe;
     private final Block[] w;
-    private final Block[] dw;
     private final Tensor lnfW;
     private final Tensor lnfB;
-    private final Tensor lmHead;
     private final Tensor dlnfW;
     private final Tensor dlnfB;
-    private final Tensor dlmHead;
+    private final ColumnParallelLinear lmHead;
+    private final VocabParallelCrossEntropy ce;
 
     // Activation-gradient scratch shared by all slots (one backward at a time).
-    private final Tensor dresidual;   // (B, T, C)
-    private final Tensor dln;         // (B, T, C)
-    private final Tensor datty;       // (B, T, C)
-    private final Tensor dfchGelu;    // (B, T, 4C)
-    private final Tensor gradInput;   // (B, T, C)
+    private final Tensor dresidual;   // (B·T/sp, C)
+    private final Tensor dln;         // (B·T/sp, C)
+    private final Tensor datty;       // (B, T, C/tp)
+    private final Tensor dfchGelu;    // (B, T, 4C/tp)
+    private final Tensor gradInput;   // (B·T/sp, C)
 
-    /** The parameter tensors of one block, as views. */
-    private record Block(Tensor ln1W, Tensor ln1B, Tensor qkvW, Tensor qkvB, Tensor projW, Tensor projB,
-                         Tensor ln2W, Tensor ln2B, Tensor fcW, Tensor fcB, Tensor fcProjW, Tensor fcProjB) {
+    /** One block: its LayerNorm views (params, grads) and its four parallel linears. */
+    private record Block(Tensor ln1W, Tensor ln1B, Tensor dln1W, Tensor dln1B, ColumnParallelLinear qkv,
+                         RowParallelLinear proj, Tensor ln2W, Tensor ln2B, Tensor dln2W, Tensor dln2B,
+                         ColumnParallelLinear fc, RowParallelLinear fcProj) {
     }
 
     /**
      * @param rows micro-batch rows B this stage is sized for
      */
     public Gpt(GptConfig cfg, Device dev, int rows, int firstBlock, int endBlock, boolean first, boolean last) {
+        this(cfg, dev, TensorParallelGroup.single(), rows, firstBlock, endBlock, first, last);
+    }
+
+    /**
+     * A stage as member {@code tp.index()} of a tensor-parallel group: it holds that member's shard
+     * of every split parameter and a copy of every replicated one ({@link GptPlacements}).
+     *
+     * @throws IllegalArgumentException when heads, vocabulary or MLP width do not divide by tp
+     */
+    public Gpt(GptConfig cfg, Device dev, TensorParallelGroup tp, int rows, int firstBlock, int endBlock, boolean first,
+               boolean last) {
+        this(cfg, dev, tp, false, rows, firstBlock, endBlock, first, last);
+    }
+
+    /**
+     * A tensor-parallel member that, with {@code sequenceParallel} and tp > 1, also splits the
+     * residual stream (LayerNorms, residual adds, row-parallel biases, embeddings, the activations
+     * sent between stages) by tokens: member k holds tokens [k·N/tp, (k+1)·N/tp) of the N = B·T.
+     * Its replicated parameters then get partial gradients
+     * ({@link io.troupe.models.parallel.tp.TensorParallelGradients#reducePartialGradients}).
+     *
+     * @throws IllegalArgumentException when heads, vocabulary, MLP width or B·T do not divide by tp
+     */
+    public Gpt(GptConfig cfg, Device dev, TensorParallelGroup tp, boolean sequenceParallel, int rows, int firstBlock,
+               int endBlock, boolean first, boolean last) {
         if (firstBlock < 0 || endBlock > cfg.nLayer() || firstBlock > endBlock) {
             throw new IllegalArgumentException("bad block range [" + firstBlock + ", " + endBlock + ") for n_layer="
                 + cfg.nLayer());
@@ -76,37 +114,40 @@ public final class Gpt implements StageModule {
         }
         this.cfg = cfg;
         this.dev = dev;
+        this.tp = tp;
         this.rows = rows;
         this.firstBlock = firstBlock;
         this.blocks = endBlock - firstBlock;
         this.first = first;
         this.last = last;
-        this.layout = ParameterLayout.stage(cfg, firstBlock, endBlock, first, last);
+        this.layout = ParameterLayout.stage(cfg, firstBlock, endBlock, first, last, tp.size());
         this.params = dev.allocate((int) layout.numel());
         this.grads = dev.allocate((int) layout.numel());
-        this.wte = first ? view(params, "tok_emb.weight") : null;
+        int bt = rows * cfg.seqLen();
+        int c = cfg.dModel();
+        int v = cfg.vocabSize();
+        this.sp = sequenceParallel && tp.size() > 1 ? new SequenceParallel(dev, tp, bt, c) : null;
+        this.residualRows = sp == null ? bt : sp.localTokens(bt);
+        this.tokEmb = first ? new VocabParallelEmbedding(dev, tp, v, c, bt, view(params, "tok_emb.weight"),
+            view(grads, "tok_emb.weight"), sp) : null;
         this.wpe = first ? view(params, "pos_emb.weight") : null;
-        this.dwte = first ? view(grads, "tok_emb.weight") : null;
         this.dwpe = first ? view(grads, "pos_emb.weight") : null;
         this.w = new Block[blocks];
-        this.dw = new Block[blocks];
         for (int l = 0; l < blocks; l++) {
-            w[l] = block(params, firstBlock + l);
-            dw[l] = block(grads, firstBlock + l);
+            w[l] = block(firstBlock + l);
         }
         this.lnfW = last ? view(params, "ln_f.weight") : null;
         this.lnfB = last ? view(params, "ln_f.bias") : null;
-        this.lmHead = last ? view(params, "lm_head.weight") : null;
         this.dlnfW = last ? view(grads, "ln_f.weight") : null;
         this.dlnfB = last ? view(grads, "ln_f.bias") : null;
-        this.dlmHead = last ? view(grads, "lm_head.weight") : null;
-        int bt = rows * cfg.seqLen();
-        int c = cfg.dModel();
-        this.dresidual = dev.allocate(bt, c);
-        this.dln = dev.allocate(bt, c);
-        this.datty = dev.allocate(bt, c);
-        this.dfchGelu = dev.allocate(bt, 4 * c);
-        this.gradInput = dev.allocate(bt, c);
+        this.lmHead = last ? new ColumnParallelLinear(dev, tp, c, v, view(params, "lm_head.weight"), null,
+            view(grads, "lm_head.weight"), null, sp) : null;
+        this.ce = last ? new VocabParallelCrossEntropy(dev, tp, v, bt) : null;
+        this.dresidual = dev.allocate(residualRows, c);
+        this.dln = dev.allocate(residualRows, c);
+        this.datty = dev.allocate(bt, c / tp.size());
+        this.dfchGelu = dev.allocate(bt, 4 * c / tp.size());
+        this.gradInput = dev.allocate(residualRows, c);
     }
 
     /** The whole model on one device as a single stage. */
@@ -119,14 +160,25 @@ public final class Gpt implements StageModule {
         return buf.view(s.localOffset(), s.shape());
     }
 
-    private Block block(Tensor buf, int l) {
+    private Block block(int l) {
         String p = "blocks." + l + ".";
-        return new Block(view(buf, p + "ln1.weight"), view(buf, p + "ln1.bias"),
-            view(buf, p + "attn.qkv.weight"), view(buf, p + "attn.qkv.bias"),
-            view(buf, p + "attn.proj.weight"), view(buf, p + "attn.proj.bias"),
-            view(buf, p + "ln2.weight"), view(buf, p + "ln2.bias"),
-            view(buf, p + "mlp.fc.weight"), view(buf, p + "mlp.fc.bias"),
-            view(buf, p + "mlp.proj.weight"), view(buf, p + "mlp.proj.bias"));
+        int c = cfg.dModel();
+        return new Block(view(params, p + "ln1.weight"), view(params, p + "ln1.bias"),
+            view(grads, p + "ln1.weight"), view(grads, p + "ln1.bias"),
+            new ColumnParallelLinear(dev, tp, c, 3 * c, view(params, p + "attn.qkv.weight"),
+                view(params, p + "attn.qkv.bias"), view(grads, p + "attn.qkv.weight"),
+                view(grads, p + "attn.qkv.bias"), sp),
+            new RowParallelLinear(dev, tp, c, c, view(params, p + "attn.proj.weight"),
+                view(params, p + "attn.proj.bias"), view(grads, p + "attn.proj.weight"),
+                view(grads, p + "attn.proj.bias"), sp),
+            view(params, p + "ln2.weight"), view(params, p + "ln2.bias"),
+            view(grads, p + "ln2.weight"), view(grads, p + "ln2.bias"),
+            new ColumnParallelLinear(dev, tp, c, 4 * c, view(params, p + "mlp.fc.weight"),
+                view(params, p + "mlp.fc.bias"), view(grads, p + "mlp.fc.weight"),
+                view(grads, p + "mlp.fc.bias"), sp),
+            new RowParallelLinear(dev, tp, 4 * c, c, view(params, p + "mlp.proj.weight"),
+                view(params, p + "mlp.proj.bias"), view(grads, p + "mlp.proj.weight"),
+                view(grads, p + "mlp.proj.bias"), sp));
     }
 
     public GptConfig config() {
@@ -138,8 +190,18 @@ public final class Gpt implements StageModule {
         return layout.specs();
     }
 
+    @Override
+    public TensorParallelPlacement tensorParallelPlacement(int i) {
+        return GptPlacements.of(layout.specs().get(i).name(), sp != null);
+    }
+
     public ParameterLayout layout() {
         return layout;
+    }
+
+    /** The tensor-parallel group this stage is a member of (size 1 when unsplit). */
+    public TensorParallelGroup tensorParallelGroup() {
+        return tp;
     }
 
     @Override
@@ -151,15 +213,28 @@ public final class Gpt implements StageModule {
         return rows;
     }
 
-    /** Fills the parameters with the deterministic LCG init (same values for any stage split). */
+    /**
+     * Fills the parameters with the deterministic LCG init: every element gets the value it has in
+     * the unsplit model, whatever the stage split and the tensor-parallel shard.
+     */
     public void initialize(long seed) {
         float[] host = new float[(int) layout.numel()];
+        ParameterLayout full = ParameterLayout.full(cfg);
         for (ParamSpec s : layout.specs()) {
-            Lcg g = new Lcg(seed);
-            g.skip(s.globalOffset());
-            for (long i = 0; i < s.numel(); i++) {
-                host[(int) (s.localOffset() + i)] = (float) (s.initCenter() + (2.0 * g.uniform01() - 1.0)
-                    * s.initHalfwidth());
+            int[] global = full.get(s.name()).shape();
+            long[] runs = {0};
+            long runLength = s.numel();
+            if (GptPlacements.of(s.name(), false) instanceof TensorParallelPlacement.Split split) {
+                runs = split.split().runStarts(global, tp.size(), tp.index());
+                runLength = split.split().runLength(global, tp.size());
+            }
+            int at = (int) s.localOffset();
+            for (long start : runs) {
+                Lcg g = new Lcg(seed);
+                g.skip(s.globalOffset() + start);
+                for (long i = 0; i < runLength; i++) {
+                    host[at++] = (float) (s.initCenter() + (2.0 * g.uniform01() - 1.0) * s.initHalfwidth());
+                }
             }
         }
         dev.copyFromHost(host, params);
@@ -191,7 +266,8 @@ public final class Gpt implements StageModule {
     }
 
     private GptActivations slot(int slot) {
-        return slots.computeIfAbsent(slot, s -> new GptActivations(dev, cfg, rows, blocks, first, last));
+        return slots.computeIfAbsent(slot,
+            s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first, last));
     }
 
     /** Copies host token ids (and targets on the last stage) into a slot; see {@link #forward}. */
@@ -224,42 +300,42 @@ public final class Gpt implements StageModule {
     public Tensor forward(int slot, Tensor input, Tensor targets) {
         final int t = cfg.seqLen();
         final int c = cfg.dModel();
-        final int nh = cfg.nHead();
+        final int heads = cfg.nHead() / tp.size();
         final int bt = rows * t;
+        final int nr = residualRows;      // tokens of the residual stream this member holds: B·T, or B·T/tp
         GptActivations a = slot(slot);
         if (first) {
             if (input != a.ids) {
                 dev.copy(input, a.ids);
             }
             if (!a.positionsReady) {
-                int[] pos = new int[bt];
-                for (int i = 0; i < bt; i++) {
-                    pos[i] = i % t;
+                int firstToken = sp == null ? 0 : sp.firstToken(bt);
+                int[] pos = new int[nr];
+                for (int i = 0; i < nr; i++) {
+                    pos[i] = (firstToken + i) % t;
                 }
                 dev.copyFromHost(pos, a.posIds);
                 a.positionsReady = true;
             }
-            dev.embedding(a.residualIn, a.ids, wte, bt, c, false);           // (B, T, C)
-            dev.embedding(a.residualIn, a.posIds, wpe, bt, c, true);         // += pos
+            tokEmb.forward(a.ids, a.localIds, a.residualIn, bt);                                // (nr, C)
+            dev.embedding(a.residualIn, a.posIds, wpe, nr, c, true);                           // += pos
         } else {
             dev.copy(input, a.residualIn);
         }
         Tensor h = a.residualIn;
         for (int l = 0; l < blocks; l++) {
             Block p = w[l];
-            dev.layerNorm(h, p.ln1W, p.ln1B, a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], bt, c, cfg.lnEps());
-            linear(a.ln1[l], p.qkvW, p.qkvB, a.qkv[l], bt, c, 3 * c);                        // (B, T, 3C)
-            dev.attention(a.qkv[l], a.atty[l], a.att[l], rows, t, nh, cfg.headDim());         // (B, T, C)
-            linear(a.atty[l], p.projW, p.projB, a.residual2[l], bt, c, c);
+            dev.layerNorm(h, p.ln1W, p.ln1B, a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], nr, c, cfg.lnEps());
+            p.qkv.forward(a.ln1[l], a.qkv[l], bt);                                              // (B, T, 3C/tp)
+            dev.attention(a.qkv[l], a.atty[l], a.att[l], rows, t, heads, cfg.headDim());       // (B, T, C/tp)
+            p.proj.forward(a.atty[l], a.residual2[l], bt);                                      // (nr, C)
             // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
             dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l],
-                a.ln2Rstd[l],
-                bt, c, cfg.lnEps());
-            // fch = ln2 @ fcW^T, then + fcB and GELU fused (fch keeps the pre-activation for backward)
-            dev.matmul(false, true, bt, 4 * c, c, 1f, a.ln2[l], p.fcW, 0f, a.fch[l]);          // (B, T, 4C)
-            dev.biasAddGelu(a.fch[l], p.fcB, a.fchGelu[l], bt, 4 * c);
-            linear(a.fchGelu[l], p.fcProjW, p.fcProjB, a.residual3[l], bt, 4 * c, c);        // (B, T, C)
-            dev.add(a.residual3[l], a.residual2[l], a.residual3[l]);                          // h + mlp
+                a.ln2Rstd[l], nr, c, cfg.lnEps());
+            // fch keeps the pre-activation for backward; bias and GELU fused
+            p.fc.forwardGelu(a.ln2[l], a.fch[l], a.fchGelu[l], bt);                             // (B, T, 4C/tp)
+            p.fcProj.forward(a.fchGelu[l], a.residual3[l], bt);                                 // (nr, C)
+            dev.add(a.residual3[l], a.residual2[l], a.residual3[l]);                            // h + mlp
             h = a.residual3[l];
         }
         a.forwardDone = true;
@@ -269,10 +345,9 @@ public final class Gpt implements StageModule {
         if (targets != a.targets) {
             dev.copy(targets, a.targets);
         }
-        int v = cfg.vocabSize();
-        dev.layerNorm(h, lnfW, lnfB, a.lnf, a.lnfMean, a.lnfRstd, bt, c, cfg.lnEps());
-        dev.matmul(false, true, bt, v, c, 1f, a.lnf, lmHead, 0f, a.logits);                   // (B, T, V)
-        dev.crossEntropy(a.logits, a.targets, a.probs, a.losses, bt, v);
+        dev.layerNorm(h, lnfW, lnfB, a.lnf, a.lnfMean, a.lnfRstd, nr, c, cfg.lnEps());
+        lmHead.forward(a.lnf, a.logits, bt);                                                    // (B, T, V/tp)
+        ce.forward(a.logits, a.targets, a.probs, a.losses, bt);
         float[] losses = a.losses.toFloatArray();
         double sum = 0;
         for (float x : losses) {
@@ -282,15 +357,9 @@ public final class Gpt implements StageModule {
         return null;
     }
 
-    /** The logits of the slot's last forward (last stage), (B, T, V); overwritten by its backward. */
+    /** This member's logits of the slot's last forward (last stage), (B, T, V/tp); overwritten by its backward. */
     public Tensor logits(int slot) {
         return slot(slot).logits;
-    }
-
-    /** out = inp @ weight^T + bias, with weight (outDim, inDim) as in torch.nn.Linear. */
-    private void linear(Tensor inp, Tensor weight, Tensor bias, Tensor out, int n, int inDim, int outDim) {
-        dev.matmul(false, true, n, outDim, inDim, 1f, inp, weight, 0f, out);
-        dev.biasAdd(out, bias, n, outDim);
     }
 
     @Override
@@ -309,36 +378,35 @@ public final class Gpt implements StageModule {
         }
         final int t = cfg.seqLen();
         final int c = cfg.dModel();
-        final int nh = cfg.nHead();
+        final int heads = cfg.nHead() / tp.size();
         final int bt = rows * t;
+        final int nr = residualRows;
         if (last) {
-            int v = cfg.vocabSize();
-            Tensor dlogits = a.logits;                                                         // reuse (B, T, V)
-            dev.crossEntropyBackward(dlogits, a.probs, a.targets, lossScale, bt, v);
-            dev.matmul(false, false, bt, c, v, 1f, dlogits, lmHead, 0f, dln);                 // (B, T, C)
+            Tensor dlogits = a.logits;                                                         // reuse (B, T, V/tp)
+            ce.backward(dlogits, a.probs, a.targets, lossScale, bt);
+            lmHead.backwardInput(dlogits, dln, bt);                                            // (nr, C)
             dev.fill(dresidual, 0f);
             Tensor h = blocks == 0 ? a.residualIn : a.residual3[blocks - 1];
-            dev.layerNormBackward(dresidual, dlnfW, dlnfB, dln, h, lnfW, a.lnfMean, a.lnfRstd, bt, c);
+            dev.layerNormBackward(dresidual, dlnfW, dlnfB, dln, h, lnfW, a.lnfMean, a.lnfRstd, nr, c);
         } else {
             dev.copy(gradOutput, dresidual);
         }
         for (int l = blocks - 1; l >= 0; l--) {
             Block p = w[l];
-            Block g = dw[l];
             Tensor hIn = l == 0 ? a.residualIn : a.residual3[l - 1];
             // MLP: residual3 = residual2 + proj(gelu(fc(ln2(residual2))))
             dev.copy(dresidual, a.dFcProj[l]);
-            dev.matmul(false, false, bt, 4 * c, c, 1f, dresidual, p.fcProjW, 0f, dfchGelu);    // (B, T, 4C)
-            dev.geluBackward(a.fch[l], dfchGelu, a.dfch[l], (long) bt * 4 * c);
-            dev.matmul(false, false, bt, c, 4 * c, 1f, a.dfch[l], p.fcW, 0f, dln);             // (B, T, C)
-            dev.layerNormBackward(dresidual, g.ln2W, g.ln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l], a.ln2Rstd[l],
-                bt, c);
+            p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                   // (B, T, 4C/tp)
+            dev.geluBackward(a.fch[l], dfchGelu, a.dfch[l], (long) bt * p.fc.outLocal());
+            p.fc.backwardInput(a.dfch[l], dln, bt);                                            // (nr, C)
+            dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l],
+                a.ln2Rstd[l], nr, c);
             // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
             dev.copy(dresidual, a.dAttProj[l]);
-            dev.matmul(false, false, bt, c, c, 1f, dresidual, p.projW, 0f, datty);
-            dev.attentionBackward(a.dqkv[l], datty, a.qkv[l], a.att[l], rows, t, nh, cfg.headDim());
-            dev.matmul(false, false, bt, c, 3 * c, 1f, a.dqkv[l], p.qkvW, 0f, dln);
-            dev.layerNormBackward(dresidual, g.ln1W, g.ln1B, dln, hIn, p.ln1W, a.ln1Mean[l], a.ln1Rstd[l], bt, c);
+            p.proj.backwardInput(dresidual, datty, bt);                                        // (B, T, C/tp)
+            dev.attentionBackward(a.dqkv[l], datty, a.qkv[l], a.att[l], rows, t, heads, cfg.headDim());
+            p.qkv.backwardInput(a.dqkv[l], dln, bt);                                           // (nr, C)
+            dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, a.ln1Mean[l], a.ln1Rstd[l], nr, c);
         }
         a.weightPending = true;
         if (first) {
@@ -373,37 +441,31 @@ public final class Gpt implements StageModule {
         final int bt = rows * cfg.seqLen();
         int firstBlockParam = first ? 2 : 0;
         if (last) {
-            dev.matmul(true, false, cfg.vocabSize(), c, bt, 1f, a.logits, a.lnf, 1f, dlmHead);   // (V, C)
+            lmHead.backwardWeight(a.logits, a.lnf, bt);                                        // (V/tp, C)
             int head = firstBlockParam + PARAMS_PER_BLOCK * blocks;
             for (int i = head + 2; i >= head; i--) {
                 parameterDone.accept(i);
             }
         }
         for (int l = blocks - 1; l >= 0; l--) {
-            Block g = dw[l];
-            weightGrad(a.dFcProj[l], a.fchGelu[l], g.fcProjW, g.fcProjB, bt, 4 * c, c);
-            weightGrad(a.dfch[l], a.ln2[l], g.fcW, g.fcB, bt, c, 4 * c);
-            weightGrad(a.dAttProj[l], a.atty[l], g.projW, g.projB, bt, c, c);
-            weightGrad(a.dqkv[l], a.ln1[l], g.qkvW, g.qkvB, bt, c, 3 * c);
+            Block p = w[l];
+            p.fcProj.backwardWeight(a.dFcProj[l], a.fchGelu[l], bt);
+            p.fc.backwardWeight(a.dfch[l], a.ln2[l], bt);
+            p.proj.backwardWeight(a.dAttProj[l], a.atty[l], bt);
+            p.qkv.backwardWeight(a.dqkv[l], a.ln1[l], bt);
             int base = firstBlockParam + PARAMS_PER_BLOCK * l;
             for (int i = base + PARAMS_PER_BLOCK - 1; i >= base; i--) {
                 parameterDone.accept(i);
             }
         }
         if (first) {
-            dev.embeddingBackward(dwte, a.dEmbedding, a.ids, bt, c);
-            dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, bt, c);
+            tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, bt);
+            dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, residualRows, c);
             parameterDone.accept(1);
             parameterDone.accept(0);
         }
         a.weightPending = false;
         a.forwardDone = false;
-    }
-
-    /** dW += dout^T @ inp, db += colsum(dout), for a Linear (outDim, inDim). */
-    private void weightGrad(Tensor dout, Tensor inp, Tensor dW, Tensor db, int n, int inDim, int outDim) {
-        dev.matmul(true, false, outDim, inDim, n, 1f, dout, inp, 1f, dW);
-        dev.biasBackward(db, dout, n, outDim);
     }
 
     /** Frees the activation memory of every slot (between steps, when memory matters). */
@@ -417,6 +479,15 @@ public final class Gpt implements StageModule {
     @Override
     public void close() {
         releaseActivations();
+        if (tokEmb != null) {
+            tokEmb.close();
+        }
+        if (ce != null) {
+            ce.close();
+        }
+        if (sp != null) {
+            sp.close();
+        }
         for (Tensor x : new Tensor[] {params, grads, dresidual, dln, datty, dfchGelu, gradInput}) {
             x.close();
         }

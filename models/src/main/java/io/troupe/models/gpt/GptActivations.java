@@ -9,37 +9,41 @@ import java.util.List;
 /**
  * Everything one micro-batch keeps between its forward and its backward on one stage, plus the
  * output-side gradients the deferred weight-gradient pass (W) needs. Legend: B rows, T positions,
- * C width, NH heads, V vocabulary, L blocks on this stage.
+ * C width, NH heads, V vocabulary, L blocks on this stage; "/tp" marks a tensor-parallel member's
+ * part of a width (tp = 1: the whole). The residual stream (LayerNorm inputs and outputs,
+ * residual sums, their gradients) has {@code residualRows} token rows: B·T, or B·T/tp under
+ * sequence parallelism.
  */
 final class GptActivations implements AutoCloseable {
     final Tensor ids;          // (B, T) I32, first stage
+    final Tensor localIds;     // (B, T) I32, first stage: ids as rows of this member's vocabulary shard
     final Tensor posIds;       // (B, T) I32, first stage
     final Tensor targets;      // (B, T) I32, last stage
     final Tensor residualIn;   // (B, T, C) stage input (embedding output on the first stage)
     final Tensor[] ln1;        // (B, T, C) per block
     final Tensor[] ln1Mean;    // (B, T)
     final Tensor[] ln1Rstd;    // (B, T)
-    final Tensor[] qkv;        // (B, T, 3C)
-    final Tensor[] att;        // (B, NH, T, T)
-    final Tensor[] atty;       // (B, T, C)
+    final Tensor[] qkv;        // (B, T, 3C/tp)
+    final Tensor[] att;        // (B, NH/tp, T, T)
+    final Tensor[] atty;       // (B, T, C/tp)
     final Tensor[] residual2;  // (B, T, C) after attention
     final Tensor[] ln2;
     final Tensor[] ln2Mean;
     final Tensor[] ln2Rstd;
-    final Tensor[] fch;        // (B, T, 4C) before GELU
-    final Tensor[] fchGelu;    // (B, T, 4C)
+    final Tensor[] fch;        // (B, T, 4C/tp) before GELU
+    final Tensor[] fchGelu;    // (B, T, 4C/tp)
     final Tensor[] residual3;  // (B, T, C) block output
     final Tensor lnf;          // (B, T, C) last stage
     final Tensor lnfMean;
     final Tensor lnfRstd;
-    final Tensor logits;       // (B, T, V) last stage; holds dlogits after B
-    final Tensor probs;        // (B, T, V)
+    final Tensor logits;       // (B, T, V/tp) last stage; holds dlogits after B
+    final Tensor probs;        // (B, T, V/tp)
     final Tensor losses;       // (B, T)
 
     // Output-side gradients kept from B for W.
-    final Tensor[] dqkv;       // (B, T, 3C)
+    final Tensor[] dqkv;       // (B, T, 3C/tp)
     final Tensor[] dAttProj;   // (B, T, C)
-    final Tensor[] dfch;       // (B, T, 4C)
+    final Tensor[] dfch;       // (B, T, 4C/tp)
     final Tensor[] dFcProj;    // (B, T, C)
     final Tensor dEmbedding;   // (B, T, C) first stage
 
@@ -50,14 +54,19 @@ final class GptActivations implements AutoCloseable {
 
     private final List<Tensor> owned = new ArrayList<>();
 
-    GptActivations(Device dev, GptConfig cfg, int rows, int blocks, boolean first, boolean last) {
+    GptActivations(Device dev, GptConfig cfg, int tp, int residualRows, int rows, int blocks, boolean first,
+                   boolean last) {
         int t = cfg.seqLen();
         int c = cfg.dModel();
         int bt = rows * t;
+        int nr = residualRows;
+        int heads = cfg.nHead() / tp;
+        int vocab = cfg.vocabSize() / tp;
         ids = first ? own(dev.allocate(DType.I32, bt)) : null;
-        posIds = first ? own(dev.allocate(DType.I32, bt)) : null;
+        localIds = first ? own(dev.allocate(DType.I32, bt)) : null;
+        posIds = first ? own(dev.allocate(DType.I32, nr)) : null;
         targets = last ? own(dev.allocate(DType.I32, bt)) : null;
-        residualIn = own(dev.allocate(bt, c));
+        residualIn = own(dev.allocate(nr, c));
         ln1 = new Tensor[blocks];
         ln1Mean = new Tensor[blocks];
         ln1Rstd = new Tensor[blocks];
@@ -76,31 +85,31 @@ final class GptActivations implements AutoCloseable {
         dfch = new Tensor[blocks];
         dFcProj = new Tensor[blocks];
         for (int l = 0; l < blocks; l++) {
-            ln1[l] = own(dev.allocate(bt, c));
-            ln1Mean[l] = own(dev.allocate(bt));
-            ln1Rstd[l] = own(dev.allocate(bt));
-            qkv[l] = own(dev.allocate(bt, 3 * c));
-            att[l] = own(dev.allocate(rows, cfg.nHead(), t, t));
-            atty[l] = own(dev.allocate(bt, c));
-            residual2[l] = own(dev.allocate(bt, c));
-            ln2[l] = own(dev.allocate(bt, c));
-            ln2Mean[l] = own(dev.allocate(bt));
-            ln2Rstd[l] = own(dev.allocate(bt));
-            fch[l] = own(dev.allocate(bt, 4 * c));
-            fchGelu[l] = own(dev.allocate(bt, 4 * c));
-            residual3[l] = own(dev.allocate(bt, c));
-            dqkv[l] = own(dev.allocate(bt, 3 * c));
-            dAttProj[l] = own(dev.allocate(bt, c));
-            dfch[l] = own(dev.allocate(bt, 4 * c));
-            dFcProj[l] = own(dev.allocate(bt, c));
+            ln1[l] = own(dev.allocate(nr, c));
+            ln1Mean[l] = own(dev.allocate(nr));
+            ln1Rstd[l] = own(dev.allocate(nr));
+            qkv[l] = own(dev.allocate(bt, 3 * c / tp));
+            att[l] = own(dev.allocate(rows, heads, t, t));
+            atty[l] = own(dev.allocate(bt, c / tp));
+            residual2[l] = own(dev.allocate(nr, c));
+            ln2[l] = own(dev.allocate(nr, c));
+            ln2Mean[l] = own(dev.allocate(nr));
+            ln2Rstd[l] = own(dev.allocate(nr));
+            fch[l] = own(dev.allocate(bt, 4 * c / tp));
+            fchGelu[l] = own(dev.allocate(bt, 4 * c / tp));
+            residual3[l] = own(dev.allocate(nr, c));
+            dqkv[l] = own(dev.allocate(bt, 3 * c / tp));
+            dAttProj[l] = own(dev.allocate(nr, c));
+            dfch[l] = own(dev.allocate(bt, 4 * c / tp));
+            dFcProj[l] = own(dev.allocate(nr, c));
         }
-        lnf = last ? own(dev.allocate(bt, c)) : null;
-        lnfMean = last ? own(dev.allocate(bt)) : null;
-        lnfRstd = last ? own(dev.allocate(bt)) : null;
-        logits = last ? own(dev.allocate(bt, cfg.vocabSize())) : null;
-        probs = last ? own(dev.allocate(bt, cfg.vocabSize())) : null;
+        lnf = last ? own(dev.allocate(nr, c)) : null;
+        lnfMean = last ? own(dev.allocate(nr)) : null;
+        lnfRstd = last ? own(dev.allocate(nr)) : null;
+        logits = last ? own(dev.allocate(bt, vocab)) : null;
+        probs = last ? own(dev.allocate(bt, vocab)) : null;
         losses = last ? own(dev.allocate(bt)) : null;
-        dEmbedding = first ? own(dev.allocate(bt, c)) : null;
+        dEmbedding = first ? own(dev.allocate(nr, c)) : null;
     }
 
     private Tensor own(Tensor t) {

@@ -1,6 +1,7 @@
 package io.troupe.models.gpt;
 
 import io.troupe.models.ParamSpec;
+import io.troupe.models.parallel.TensorParallelPlacement;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -31,6 +32,17 @@ public final class ParameterLayout {
 
     /** The layout of a stage holding blocks [firstBlock, endBlock) and optionally embedding and head. */
     public static ParameterLayout stage(GptConfig cfg, int firstBlock, int endBlock, boolean embedding, boolean head) {
+        return stage(cfg, firstBlock, endBlock, embedding, head, 1);
+    }
+
+    /**
+     * The layout of one tensor-parallel member of a stage: every parameter as the member's shard
+     * ({@link GptPlacements}), so shapes and sizes are local; {@code globalOffset} stays the offset
+     * of the whole tensor in the unsplit model. The same for every member (shards are equal).
+     */
+    public static ParameterLayout stage(GptConfig cfg, int firstBlock, int endBlock, boolean embedding, boolean head,
+                                        int tp) {
+        GptPlacements.check(cfg, tp);
         Builder all = new Builder(cfg);
         all.build(0, cfg.nLayer(), true, true);
         Builder mine = new Builder(cfg);
@@ -39,9 +51,14 @@ public final class ParameterLayout {
         long local = 0;
         for (ParamSpec s : mine.specs) {
             long global = all.globalOffsetOf(s.name());
-            out.add(new ParamSpec(s.name(), s.shape(), global, local, s.numel(), s.initCenter(), s.initHalfwidth(),
+            int[] shape = s.shape();
+            if (GptPlacements.of(s.name(), false) instanceof TensorParallelPlacement.Split split) {
+                shape = split.split().localShape(s.name(), shape, tp);
+            }
+            long numel = s.numel() / (shape == s.shape() ? 1 : tp);
+            out.add(new ParamSpec(s.name(), shape, global, local, numel, s.initCenter(), s.initHalfwidth(),
                 s.decay()));
-            local += s.numel();
+            local += numel;
         }
         return new ParameterLayout(out, local);
     }

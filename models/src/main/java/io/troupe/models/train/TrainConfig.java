@@ -36,12 +36,6 @@ public record TrainConfig(GptConfig model, int batchSize, int microBatches, int 
         }
     }
 
-    /** Defaults for a model preset: its batch size, lr 1e-3 with 10% warm-up, cosine to 10%, clip 1.0. */
-    public static TrainConfig defaults(GptConfig model, int steps) {
-        return new TrainConfig(model, model.defaultBatchSize(), 1, steps, 1e-3f, 1e-4f, Math.max(1, steps / 10), 1.0f,
-            1337, Math.max(1, steps / 5), 8, 0, AdamWConfig.defaults());
-    }
-
     /** Whether validation runs after {@code step} (1-based count of completed updates). */
     public boolean evalDue(long step) {
         return step == steps || (evalInterval > 0 && step % evalInterval == 0);

@@ -145,4 +145,35 @@ class BatchSchedulerTest {
         assertEquals("\u00e9", u.append(0xA9, now));
         assertEquals("z", u.append('z', now));
     }
+
+    @Test
+    void shouldAdmitAtTheNextStepChunkLongPromptsUnderTheBudgetAndRetireAtOnce() {
+        BatchScheduler s = scheduler(4, 8, 64);
+        Generation a = gen(1, new int[] {1, 2, 3}, SamplingParams.greedy(12));
+        s.submit(a);
+        long now = System.nanoTime();
+        s.complete(s.model().forward(s.plan(now)), now);            // a prefilled, first token
+        s.complete(s.model().forward(s.plan(now)), now);            // a decodes
+        assertEquals(2, a.completionTokens());
+        Generation b = gen(2, InferenceFixtures.randomTokens(new Random(3), 20, CFG.vocabSize()), SamplingParams.greedy(2));
+        s.submit(b);
+        StepBatch step = s.plan(now);
+        assertEquals(2, s.runningSize(), "b joins at the very next step");
+        assertEquals(8, step.size(), "budget 8: a's decode token and 7 of b's 20 prompt tokens");
+        s.complete(s.model().forward(step), now);
+        assertEquals(3, a.completionTokens(), "a's next token did not wait for b's prompt");
+        assertEquals(0, b.completionTokens());
+        s.complete(s.model().forward(s.plan(now)), now);            // 7 more of b's prompt
+        StepBatch last = s.plan(now);                               // the remaining 6 and b's first token
+        assertEquals(1 + 6, last.size());
+        s.complete(s.model().forward(last), now);
+        assertEquals(1, b.completionTokens());
+        s.complete(s.model().forward(s.plan(now)), now);
+        assertTrue(b.isFinished(), "b reached max_tokens 2");
+        assertEquals(1, s.runningSize(), "b retired at once, a still running");
+        assertEquals(s.model().cache().blocksFor(a.completionTokens() + 3 - 1), s.model().cache().usedBlocks(),
+            "only a's blocks remain");
+        s.runToCompletion();
+        assertEquals(12, a.completionTokens());
+    }
 }

@@ -29,9 +29,14 @@ public final class TransportChannels {
             .sessionId(sessionId).build();
     }
 
-    /** Sending side to a remote peer; the MTU is {@link TransportSettings#udpMtuBytesFor} its host. */
+    /**
+     * Sending side to a remote peer; the MTU is {@link TransportSettings#udpMtuBytesFor} its host. The
+     * send socket binds the node's own address ({@code udpBindHost}, Aeron's {@code interface}), not
+     * the wildcard, so every data-plane socket of a node is on the address it advertises.
+     */
     public static String udpPublication(TransportSettings s, String host, int port, int sessionId) {
-        return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port).termLength(s.termLengthBytes())
-            .mtu(s.udpMtuBytesFor(host)).socketSndbufLength(s.socketBufferBytes()).sessionId(sessionId).build();
+        return new ChannelUriStringBuilder().media("udp").endpoint(host + ":" + port).networkInterface(s.udpBindHost())
+            .termLength(s.termLengthBytes()).mtu(s.udpMtuBytesFor(host)).socketSndbufLength(s.socketBufferBytes())
+            .sessionId(sessionId).build();
     }
 }

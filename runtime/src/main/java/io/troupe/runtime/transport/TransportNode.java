@@ -78,7 +78,9 @@ public final class TransportNode implements AutoCloseable {
                 if (d.exists() && CommonContext.isDriverActive(d, TimeUnit.SECONDS.toMillis(2), s -> { })) {
                     throw new IllegalStateException("aeron dir is in use by a live media driver: aeronDir=" + dir);
                 }
+                DriverDirectory.checkOwned(d);
                 driver = MediaDriver.launch(driverContext(settings, dir, errorHandler));
+                DriverDirectory.mark(d);
             }
             // pre-touching the logs moves page faults (costly first touches in a VM) to publication setup
             aeron = Aeron.connect(new Aeron.Context().aeronDirectoryName(dir).errorHandler(errorHandler)
@@ -99,14 +101,18 @@ public final class TransportNode implements AutoCloseable {
      * {@code externalDriver}), so their workers reach each other over IPC instead of UDP, and one
      * driver thread serves them all. The caller closes it (which deletes the directory).
      *
-     * @throws IllegalStateException when a live driver already uses {@code dir}
+     * @throws IllegalStateException when a live driver already uses {@code dir}, or {@code dir} exists
+     *                               and Troupe did not create it ({@link DriverDirectory})
      */
     public static MediaDriver launchDriver(TransportSettings settings, String dir, ErrorHandler errorHandler) {
         File d = new File(dir);
         if (d.exists() && CommonContext.isDriverActive(d, TimeUnit.SECONDS.toMillis(2), s -> { })) {
             throw new IllegalStateException("aeron dir is in use by a live media driver: aeronDir=" + dir);
         }
-        return MediaDriver.launch(driverContext(settings, dir, errorHandler));
+        DriverDirectory.checkOwned(d);
+        MediaDriver driver = MediaDriver.launch(driverContext(settings, dir, errorHandler));
+        DriverDirectory.mark(d);
+        return driver;
     }
 
     static MediaDriver.Context driverContext(TransportSettings s, String dir, ErrorHandler errorHandler) {

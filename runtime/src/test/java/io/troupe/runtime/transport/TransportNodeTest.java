@@ -22,6 +22,7 @@ class TransportNodeTest {
         File dir = new File("/dev/shm/troupe-test-stale-" + ProcessHandle.current().pid());
         assertTrue(dir.mkdirs() || dir.isDirectory());
         Files.writeString(new File(dir, "cnc.dat").toPath(), "left by a crashed driver");
+        Files.writeString(new File(dir, DriverDirectory.MARKER).toPath(), "created by a Troupe media driver");
         List<Throwable> errors = new ArrayList<>();
         try (TransportNode node = TransportNode.launch(LoopbackDriver.testSettings().withAeronDir(dir.getPath()),
             errors::add)) {
@@ -35,6 +36,27 @@ class TransportNodeTest {
             assertFalse(dir.exists(), "aeron dir deleted on close");
         }
         assertTrue(errors.isEmpty(), errors.toString());
+    }
+
+    @Test
+    @Timeout(30)
+    void shouldRefuseToLaunchADriverInADirectoryTroupeDidNotCreate() throws Exception {
+        File dir = Files.createTempDirectory("troupe-foreign").toFile();
+        File precious = new File(dir, "precious.txt");
+        Files.writeString(precious.toPath(), "someone else's");
+        try {
+            for (Runnable launch : List.<Runnable>of(
+                () -> TransportNode.launch(LoopbackDriver.testSettings().withAeronDir(dir.getPath()), t -> { }),
+                () -> TransportNode.launchDriver(LoopbackDriver.testSettings(), dir.getPath(), t -> { }))) {
+                IllegalStateException e = assertThrows(IllegalStateException.class, launch::run);
+                assertTrue(e.getMessage().contains(dir.getPath()) && e.getMessage().contains(DriverDirectory.MARKER),
+                    e.getMessage());
+                assertTrue(precious.isFile(), "the foreign directory must be untouched");
+            }
+        } finally {
+            Files.delete(precious.toPath());
+            Files.delete(dir.toPath());
+        }
     }
 
     @Test

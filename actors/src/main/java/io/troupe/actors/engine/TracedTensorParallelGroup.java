@@ -1,0 +1,87 @@
+package io.troupe.actors.engine;
+
+import io.troupe.actors.trace.TimelineInterval;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
+import io.troupe.runtime.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A worker's tensor-parallel group that records every collective its layers issue as a timeline
+ * interval (category {@code tp}: name, element count, time spent including the wait for the
+ * peers), so the trace shows the tp collectives on the critical path on a track of their own.
+ * Threading: the worker's compute thread, like the group it wraps.
+ */
+final class TracedTensorParallelGroup implements TensorParallelGroup {
+    private final TensorParallelGroup inner;
+    private final List<TimelineInterval> intervals = new ArrayList<>();
+    private long originNs;
+    private boolean recording = true;
+
+    TracedTensorParallelGroup(TensorParallelGroup inner) {
+        this.inner = inner;
+    }
+
+    /** Starts a new recording whose times count from {@code originNs} ({@link System#nanoTime()}). */
+    void restart(long originNs) {
+        this.originNs = originNs;
+        intervals.clear();
+    }
+
+    /** Whether collectives are recorded (validation forwards between steps are not). */
+    void recording(boolean on) {
+        recording = on;
+    }
+
+    List<TimelineInterval> intervals() {
+        return intervals;
+    }
+
+    @Override
+    public int size() {
+        return inner.size();
+    }
+
+    @Override
+    public int index() {
+        return inner.index();
+    }
+
+    @Override
+    public void allReduceSum(Tensor t) {
+        long t0 = System.nanoTime();
+        inner.allReduceSum(t);
+        record("tp all-reduce", t.numel(), t0);
+    }
+
+    @Override
+    public void allReduceMax(Tensor t) {
+        long t0 = System.nanoTime();
+        inner.allReduceMax(t);
+        record("tp all-reduce max", t.numel(), t0);
+    }
+
+    @Override
+    public void allGather(Tensor shard, Tensor full) {
+        long t0 = System.nanoTime();
+        inner.allGather(shard, full);
+        record("tp all-gather", full.numel(), t0);
+    }
+
+    @Override
+    public void reduceScatter(Tensor full, Tensor shard) {
+        long t0 = System.nanoTime();
+        inner.reduceScatter(full, shard);
+        record("tp reduce-scatter", full.numel(), t0);
+    }
+
+    private void record(String name, long elements, long startNs) {
+        if (!recording) {
+            return;
+        }
+        double start = Math.max(0, (startNs - originNs) / 1e3);
+        double end = Math.max(start, (System.nanoTime() - originNs) / 1e3);
+        intervals.add(new TimelineInterval(name, "tp", start, end, "", Map.of("elements", Long.toString(elements))));
+    }
+}

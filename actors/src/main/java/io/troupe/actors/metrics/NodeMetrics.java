@@ -1,0 +1,165 @@
+package io.troupe.actors.metrics;
+
+import com.sun.net.httpserver.HttpServer;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.cluster.RefusedInputs;
+import io.troupe.actors.cluster.TroupeNode;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.eventstream.EventStream;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * One node's metrics, served in Prometheus text format at {@code http://HOST:PORT/metrics}
+ * ({@code troupe.metrics}): the JVM (memory, GC, threads, classes, CPU, uptime), what the node refused
+ * from the network by reason, and the training of every job submitted through this node's job gateway
+ * (step time, tokens/s, loss, validation loss, bubble, all-reduce wait, steps committed, jobs ended).
+ * The endpoint binds the node's own address, never the wildcard. docs/deploy.md lists every metric.
+ *
+ * <p>Threading: meters are updated on an actor thread from the node's event stream and read by the
+ * endpoint's single HTTP thread; Micrometer's meters are thread-safe.
+ */
+public final class NodeMetrics implements AutoCloseable {
+    private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    private final HttpServer server;
+    private final JvmGcMetrics gc = new JvmGcMetrics();
+    private final ActorRef<JobEvent> listener;
+    private final TroupeNode node;
+
+    private final Timer stepTime;
+    private final Timer allReduceWait;
+    private final Counter stepsCommitted;
+    private final Counter jobsFinished;
+    private final Counter jobsFailed;
+    private final AtomicLong lossBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
+    private final AtomicLong valLossBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
+    private final AtomicLong tokensPerSec = new AtomicLong();
+    private final AtomicLong bubbleBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
+
+    private NodeMetrics(TroupeNode node, MetricsSettings settings) throws IOException {
+        this.node = node;
+        new JvmMemoryMetrics().bindTo(registry);
+        gc.bindTo(registry);
+        new JvmThreadMetrics().bindTo(registry);
+        new ClassLoaderMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        new UptimeMetrics().bindTo(registry);
+        RefusedInputs refused = node.refusedInputs();
+        for (RefusedInputs.Reason r : RefusedInputs.Reason.values()) {
+            FunctionCounter.builder("troupe.refused.inputs", refused, x -> x.count(r)).tag("reason", r.name())
+                .description("control-plane inputs refused from the network, by reason").register(registry);
+        }
+        stepTime = Timer.builder("troupe.step.time").description("wall time of a committed step").register(registry);
+        allReduceWait = Timer.builder("troupe.allreduce.wait")
+            .description("longest wait of any rank for its data-parallel all-reduce after backward, per step")
+            .register(registry);
+        stepsCommitted = Counter.builder("troupe.steps.committed").description("steps every rank applied")
+            .register(registry);
+        jobsFinished = Counter.builder("troupe.jobs.finished").register(registry);
+        jobsFailed = Counter.builder("troupe.jobs.failed").register(registry);
+        Gauge.builder("troupe.loss", lossBits, v -> Double.longBitsToDouble(v.get()))
+            .description("training loss of the last committed step")
+            .register(registry);
+        Gauge.builder("troupe.validation.loss", valLossBits, v -> Double.longBitsToDouble(v.get()))
+            .description("the last validation loss").register(registry);
+        Gauge.builder("troupe.tokens.per.second", tokensPerSec, AtomicLong::get)
+            .description("tokens per second of the last committed step").register(registry);
+        Gauge.builder("troupe.bubble.ratio", bubbleBits, v -> Double.longBitsToDouble(v.get()))
+            .description("idle / (busy + idle) of the last committed step").register(registry);
+
+        listener = node.system().systemActorOf(Behaviors.<JobEvent>receiveMessage(e -> {
+            onEvent(e);
+            return Behaviors.same();
+        }), "metrics-" + System.nanoTime(), Props.empty());
+        node.system().eventStream().tell(new EventStream.Subscribe<>(JobEvent.class, listener));
+
+        server = HttpServer.create(new InetSocketAddress(settings.hostname(), settings.port()), 16);
+        server.createContext(MetricsSettings.PATH, exchange -> {
+            byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
+            exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            exchange.sendResponseHeaders(200, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
+        server.setExecutor(Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "troupe-metrics-http");
+            t.setDaemon(true);
+            return t;
+        }));
+        server.start();
+    }
+
+    /**
+     * Starts serving a node's metrics.
+     *
+     * @throws IllegalStateException naming the address when the endpoint cannot bind
+     */
+    public static NodeMetrics start(TroupeNode node, MetricsSettings settings) {
+        try {
+            return new NodeMetrics(node, settings);
+        } catch (IOException | UncheckedIOException e) {
+            throw new IllegalStateException("metrics endpoint cannot bind " + settings.hostname() + ":"
+                + settings.port()
+                + " (troupe.metrics): " + e.getMessage(), e);
+        }
+    }
+
+    /** The endpoint's URL, with the port actually bound. */
+    public String url() {
+        InetSocketAddress a = server.getAddress();
+        return "http://" + a.getHostString() + ":" + a.getPort() + MetricsSettings.PATH;
+    }
+
+    /** The current metrics in Prometheus text format. */
+    public String scrape() {
+        return registry.scrape();
+    }
+
+    private void onEvent(JobEvent e) {
+        if (e instanceof JobEvent.StepCompleted s) {
+            stepsCommitted.increment();
+            stepTime.record(Duration.ofNanos((long) (s.stepMs() * 1e6)));
+            allReduceWait.record(Duration.ofNanos((long) (s.allReduceMs() * 1e6)));
+            lossBits.set(Double.doubleToRawLongBits(s.loss()));
+            if (!Double.isNaN(s.valLoss())) {
+                valLossBits.set(Double.doubleToRawLongBits(s.valLoss()));
+            }
+            tokensPerSec.set(Math.round(s.tokensPerSec()));
+            bubbleBits.set(Double.doubleToRawLongBits(s.bubble()));
+        } else if (e instanceof JobEvent.Finished) {
+            jobsFinished.increment();
+        } else if (e instanceof JobEvent.Failed) {
+            jobsFailed.increment();
+        }
+    }
+
+    /** Stops the endpoint and the event subscription. */
+    @Override
+    public void close() {
+        server.stop(0);
+        node.system().eventStream().tell(new EventStream.Unsubscribe<>(listener));
+        gc.close();
+        registry.close();
+    }
+}

@@ -1,0 +1,134 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.Troupe;
+import io.troupe.models.data.Corpora;
+import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.optim.AdamWConfig;
+import io.troupe.models.train.TrainConfig;
+import io.troupe.models.train.Trainer;
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.TransportSettings;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Tensor parallelism on the cluster engine: real Pekko nodes on 127.0.0.1 and a real media driver,
+ * each tp group's collectives over the data plane; the losses are the single device's.
+ */
+@Timeout(240)
+class ClusterTensorParallelTest {
+    private final List<AutoCloseable> open = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() throws Exception {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+    }
+
+    private List<TroupeNode> cluster(int nodes) {
+        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
+        open.add(transport);
+        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
+        List<TroupeNode> out = new ArrayList<>();
+        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
+            ConfigFactory.load(), transport);
+        open.add(first);
+        out.add(first);
+        for (int i = 1; i < nodes; i++) {
+            TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
+                ConfigFactory.load(), transport);
+            open.add(n);
+            out.add(n);
+        }
+        return out;
+    }
+
+    private void trainAndCompare(String layout, int nodes, int steps) throws Exception {
+        List<TroupeNode> cluster = cluster(nodes);
+        TrainingJob job = TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2)
+            .batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000)
+            .validation(0, 1).device("cpu").build();
+        JobHandle h = Troupe.using(cluster.get(0)).submit(job);
+        JobEvent end = h.await(Duration.ofSeconds(200));
+        assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
+        assertEquals(steps, h.steps().size());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            for (JobEvent.StepCompleted s : h.steps()) {
+                double ref = t.trainStep().loss();
+                System.out.printf("%s step %d: cluster loss %.7f, single-device %.7f%n", layout, s.step(), s.loss(), ref);
+                assertEquals(ref, s.loss(), 1e-5 * ref, layout + " step " + s.step());
+            }
+        }
+    }
+
+    /**
+     * Checkpoints written by tp members (one shard file per stage and member) resume under a layout
+     * without tp, on the trajectory of the uninterrupted run.
+     */
+    @Test
+    void shouldResumeATensorParallelCheckpointWithoutTensorParallelism(@org.junit.jupiter.api.io.TempDir
+                                                                       java.nio.file.Path tmp) throws Exception {
+        List<TroupeNode> nodes = cluster(2);
+        String dir = tmp.resolve("ckpt").toString();
+        TrainingJob split = TrainingJob.builder().model("tiny").layout("1x1x2").schedule("1f1b").microbatches(2)
+            .batchSize(4).steps(6).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000).validation(0, 1)
+            .device("cpu").checkpoints(2, dir).build();
+        assertInstanceOf(JobEvent.Finished.class, Troupe.using(nodes.get(0)).submit(split).await(Duration.ofSeconds(120)));
+        java.nio.file.Path step4 = tmp.resolve("ckpt").resolve("step-00000004");
+        org.junit.jupiter.api.Assertions.assertTrue(java.nio.file.Files.isRegularFile(step4.resolve("shard-g00-t00.bin"))
+            && java.nio.file.Files.isRegularFile(step4.resolve("shard-g00-t01.bin")), "one shard per tp member");
+        // As if the job had died after committing step 4: the same recipe resumes there as 1x2 (no tp).
+        try (var files = java.nio.file.Files.walk(tmp.resolve("ckpt").resolve("step-00000006"))) {
+            for (java.nio.file.Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                java.nio.file.Files.delete(p);
+            }
+        }
+        TrainingJob whole = TrainingJob.builder().model("tiny").layout("1x2").schedule("1f1b").microbatches(2)
+            .batchSize(4).steps(6).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000).validation(0, 1)
+            .device("cpu").checkpoints(2, dir).build();
+        JobHandle resumed = Troupe.using(nodes.get(0)).submit(whole);
+        assertInstanceOf(JobEvent.Finished.class, resumed.await(Duration.ofSeconds(120)));
+        assertEquals(2, resumed.steps().size(), "resumed at step 4: " + resumed.steps());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
+        try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
+            double[] ref = new double[6];
+            for (int i = 0; i < 6; i++) {
+                ref[i] = t.trainStep().loss();
+            }
+            for (JobEvent.StepCompleted s : resumed.steps()) {
+                double r = ref[(int) s.step() - 1];
+                System.out.printf("1x1x2 checkpoint resumed as 1x2, step %d: loss %.7f, single-device %.7f%n", s.step(),
+                    s.loss(), r);
+                assertEquals(r, s.loss(), 1e-5 * r, "step " + s.step());
+            }
+        }
+    }
+
+    @Test
+    void shouldMatchSingleDeviceLossWithTensorParallelismOverTwoNodes() throws Exception {
+        trainAndCompare("1x1x2", 2, 5);
+    }
+
+    /** Eight embedded nodes: a minute on a loaded two-core machine, so in the full suite only. */
+    @Test
+    @org.junit.jupiter.api.Tag("slow")
+    void shouldMatchSingleDeviceLossWithAllThreeAxesOverEightNodes() throws Exception {
+        trainAndCompare("2x2x2", 8, 4);
+    }
+}

@@ -1,0 +1,104 @@
+package io.troupe.actors.metrics;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.JobHandle;
+import io.troupe.actors.api.TrainingJob;
+import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cluster.NodeSettings;
+import io.troupe.actors.cluster.TroupeNode;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.TransportSettings;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** A node's Prometheus endpoint, scraped over HTTP while a job runs on real cluster nodes on 127.0.0.1. */
+@Timeout(180)
+class NodeMetricsTest {
+    private final List<AutoCloseable> open = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() throws Exception {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+    }
+
+    private static String scrape(String url) throws Exception {
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url))
+            .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode());
+        return r.body();
+    }
+
+    private static double value(String text, String series) {
+        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(series) + " ([0-9.eE+-]+|NaN)$").matcher(text);
+        assertTrue(m.find(), "no " + series + " in\n" + text);
+        return Double.parseDouble(m.group(1));
+    }
+
+    @Test
+    void shouldServeTrainingRefusalAndJvmMetricsWhileAJobRuns() throws Exception {
+        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
+        open.add(transport);
+        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
+        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
+            ConfigFactory.load(), transport);
+        open.add(first);
+        open.add(TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
+            ConfigFactory.load(), transport));
+        NodeMetrics metrics = NodeMetrics.start(first, new MetricsSettings(true, "127.0.0.1", 0));
+        open.add(metrics);
+        assertTrue(metrics.url().startsWith("http://127.0.0.1:") && metrics.url().endsWith("/metrics"), metrics.url());
+
+        int steps = 150;
+        CountDownLatch running = new CountDownLatch(3);
+        JobHandle h = Troupe.using(first).submit(TrainingJob.builder().model("tiny").layout("1x2").schedule("1f1b")
+            .microbatches(2).batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000)
+            .validation(0, 1).device("cpu").build()).onEvent(e -> {
+                if (e instanceof JobEvent.StepCompleted) {
+                    running.countDown();
+                }
+            });
+        assertTrue(running.await(120, TimeUnit.SECONDS), "the job did not start");
+        String during = scrape(metrics.url());
+        System.out.println(during.lines().filter(l -> l.startsWith("troupe_")).reduce("", (a, b) -> a + b + "\n"));
+        double committed = value(during, "troupe_steps_committed_total");
+        assertTrue(committed >= 1 && committed < steps,
+            "scraped while the job runs: " + committed + " steps committed");
+        assertEquals(0, value(during, "troupe_jobs_finished_total"));
+        assertTrue(value(during, "troupe_step_time_seconds_count") >= 1, during);
+        assertTrue(value(during, "troupe_loss") > 1 && value(during, "troupe_loss") < 10, during);
+        assertTrue(value(during, "troupe_tokens_per_second") > 0, during);
+        double bubble = value(during, "troupe_bubble_ratio");
+        assertTrue(bubble >= 0 && bubble <= 1, during);
+        assertTrue(during.contains("troupe_allreduce_wait_seconds_count"), during);
+        assertEquals(0, value(during, "troupe_refused_inputs_total{reason=\"OVERSIZED\"}"));
+        assertTrue(during.contains("jvm_gc_pause_seconds") || during.contains("jvm_gc_memory_allocated_bytes_total"),
+            during);
+        assertTrue(during.contains("jvm_memory_used_bytes"), during);
+
+        JobEvent end = h.await(Duration.ofSeconds(150));
+        assertInstanceOf(JobEvent.Finished.class, end);
+        String after = scrape(metrics.url());
+        assertEquals(steps, value(after, "troupe_steps_committed_total"));
+        assertEquals(1, value(after, "troupe_jobs_finished_total"));
+        assertEquals(h.steps().get(steps - 1).loss(), value(after, "troupe_loss"), 1e-12);
+    }
+}

@@ -1,0 +1,228 @@
+package io.troupe.models.checkpoint;
+
+import io.troupe.models.parallel.Layout;
+import io.troupe.models.parallel.ParallelParameter;
+import io.troupe.models.parallel.ParallelParameterLayout;
+import io.troupe.models.parallel.TensorParallelPlacement;
+import io.troupe.models.parallel.tp.TensorParallelSplit;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Reads a committed checkpoint written under one layout as the shards of another: each rank asks
+ * for its {@link ParallelParameterLayout.Local} and gets its parameters and AdamW moments, by name,
+ * in its local shapes, reading from disk only the byte ranges its shards cover.
+ *
+ * <p>On disk, model stage {@code g}'s tp member {@code i} writes {@link #shardFileName}{@code (g, tp, i)}
+ * (the plain {@code shard-gNN.bin} when tp = 1): the {@link ShardCodec} format, each entry holding
+ * that member's shard of one parameter, named as in the unsplit model. Replicated parameters are
+ * whole in every member's file. The placement of each parameter (split dimension and fused parts)
+ * is the model's ({@link ParallelParameterLayout}); the tp it was written with is the manifest's layout.
+ *
+ * <p>Resharding is an intersection of runs: a shard of a tensor split along {@code dim} is a list of
+ * equal runs of the global row-major buffer ({@link TensorParallelSplit#runStarts}); the source
+ * members' runs tile the tensor, so each target run is read from the source runs it overlaps, in
+ * one positional read per overlap. Pipeline changes need nothing more: parameters are found by name
+ * in whichever stage's file holds them.
+ *
+ * <p>Integrity: every file's size is checked against the manifest, and entry headers and lengths are
+ * checked as they are read. The CRC32C of a whole file is checked by {@link Checkpoints#load}, which
+ * reads whole files; a partial read cannot check it. Not thread-safe.
+ */
+public final class ShardedCheckpointReader implements AutoCloseable {
+    private static final Pattern SHARD = Pattern.compile("shard-g(\\d+)(?:-t(\\d+))?\\.bin");
+
+    private final Path dir;
+    private final Manifest manifest;
+    private final int sourceTp;
+    private final List<FileChannel> channels = new ArrayList<>();
+    /** name → the source member's file index and entry location, by source tp_i. */
+    private final Map<String, Source[]> sources = new HashMap<>();
+    private long optimizerStep = -1;
+    private long bytesRead;
+
+    private record Source(FileChannel channel, Path file, ShardFileIndex.Location location) {
+    }
+
+    /** The file of model stage {@code modelStage}, tp member {@code tpIndex} of {@code tpSize}. */
+    public static String shardFileName(int modelStage, int tpSize, int tpIndex) {
+        return tpSize == 1 ? String.format("shard-g%02d.bin", modelStage)
+            : String.format("shard-g%02d-t%02d.bin", modelStage, tpIndex);
+    }
+
+    private ShardedCheckpointReader(Path dir, Manifest manifest, int sourceTp) {
+        this.dir = dir;
+        this.manifest = manifest;
+        this.sourceTp = sourceTp;
+    }
+
+    /** Opens a committed checkpoint directory, reading its manifest and its shard files' entry headers. */
+    public static ShardedCheckpointReader open(Path dir) {
+        Path mp = dir.resolve(Checkpoints.MANIFEST);
+        if (!Files.isRegularFile(mp)) {
+            throw new CheckpointException("not a committed checkpoint: " + mp + " is missing");
+        }
+        ShardedCheckpointReader r = null;
+        try {
+            Manifest m = Manifest.parse(Files.readString(mp), mp.toString());
+            int tp;
+            try {
+                tp = Layout.parse(m.layout(), 1).tp();
+            } catch (IllegalArgumentException e) {
+                throw new CheckpointException(mp + ": unreadable layout '" + m.layout() + "'", e);
+            }
+            r = new ShardedCheckpointReader(dir, m, tp);
+            r.index();
+            return r;
+        } catch (IOException | RuntimeException e) {
+            if (r != null) {
+                r.close();
+            }
+            if (e instanceof CheckpointException ce) {
+                throw ce;
+            }
+            throw new CheckpointException("cannot read checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void index() throws IOException {
+        for (Manifest.FileEntry f : manifest.files()) {
+            Matcher mt = SHARD.matcher(f.name());
+            if (!mt.matches()) {
+                continue;
+            }
+            int tpIndex = mt.group(2) == null ? 0 : Integer.parseInt(mt.group(2));
+            if ((mt.group(2) == null) != (sourceTp == 1) || tpIndex >= sourceTp) {
+                throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " does not fit its layout "
+                    + manifest.layout());
+            }
+            Path p = dir.resolve(f.name());
+            if (!Files.isRegularFile(p) || Files.size(p) != f.bytes()) {
+                throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " is missing or is not "
+                    + f.bytes() + " bytes as the manifest says");
+            }
+            FileChannel ch = FileChannel.open(p, StandardOpenOption.READ);
+            channels.add(ch);
+            ShardFileIndex idx = ShardFileIndex.scan(ch, p);
+            optimizerStep = idx.optimizerStep;
+            for (ShardFileIndex.Location loc : idx.entries.values()) {
+                sources.computeIfAbsent(loc.name(), k -> new Source[sourceTp])[tpIndex] = new Source(ch, p, loc);
+            }
+        }
+    }
+
+    public Manifest manifest() {
+        return manifest;
+    }
+
+    /** The tp degree the checkpoint was written with. */
+    public int sourceTensorParallel() {
+        return sourceTp;
+    }
+
+    /** Payload bytes read so far (parameters and moments; headers not counted). */
+    public long bytesRead() {
+        return bytesRead;
+    }
+
+    /** The parameters and moments of {@code target}, by name, in its local shapes. */
+    public ShardState read(ParallelParameterLayout.Local target) {
+        ShardState out = new ShardState(optimizerStep);
+        try {
+            for (ParallelParameterLayout.Local.Entry e : target.entries()) {
+                out.put(readEntry(e.parameter(), target.tpSize(), target.tpIndex()));
+            }
+        } catch (IOException ex) {
+            throw new CheckpointException("cannot read checkpoint " + dir + ": " + ex.getMessage(), ex);
+        }
+        return out;
+    }
+
+    private ShardState.Entry readEntry(ParallelParameter p, int tpT, int iT) throws IOException {
+        Source[] src = sources.get(p.name());
+        if (src == null) {
+            throw new CheckpointException("checkpoint " + dir + " has no parameter '" + p.name() + "'");
+        }
+        boolean split = p.tp() instanceof TensorParallelPlacement.Split;
+        int members = split ? sourceTp : 1;
+        for (int s = 0; s < members; s++) {
+            if (src[s] == null) {
+                throw new CheckpointException("checkpoint " + dir + ": parameter '" + p.name()
+                    + "' has no shard from tp member " + s);
+            }
+            int[] expect = p.localShape(split ? sourceTp : 1);
+            if (!Arrays.equals(src[s].location().shape(), expect)) {
+                throw new CheckpointException("parameter '" + p.name() + "' has shape "
+                    + Arrays.toString(src[s].location().shape()) + " in " + src[s].file().getFileName()
+                    + ", the model's tp=" + sourceTp + " shard is " + Arrays.toString(expect));
+            }
+        }
+        int[] global = p.globalShape();
+        TensorParallelSplit sp = p.split();
+        int tpTarget = split ? tpT : 1;
+        int[] shape = p.localShape(tpTarget);
+        int n = (int) p.localNumel(tpTarget);
+        float[][] arrays = new float[3][n];
+        // Source runs of every member, in global order: {global start, member, local position}.
+        long lenS = sp.runLength(global, members);
+        List<long[]> runs = new ArrayList<>();
+        for (int s = 0; s < members; s++) {
+            long[] starts = sp.runStarts(global, members, s);
+            for (int j = 0; j < starts.length; j++) {
+                runs.add(new long[] {starts[j], s, j * lenS});
+            }
+        }
+        runs.sort((x, y) -> Long.compare(x[0], y[0]));
+        long lenT = sp.runLength(global, tpTarget);
+        long[] targetStarts = sp.runStarts(global, tpTarget, split ? iT : 0);
+        int j = 0;
+        for (int k = 0; k < targetStarts.length; k++) {
+            long a = targetStarts[k];
+            long aEnd = a + lenT;
+            while (runs.get(j)[0] + lenS <= a) {
+                j++;
+            }
+            for (int q = j; q < runs.size() && runs.get(q)[0] < aEnd; q++) {
+                long[] r = runs.get(q);
+                long from = Math.max(a, r[0]);
+                long to = Math.min(aEnd, r[0] + lenS);
+                Source s = src[(int) r[1]];
+                for (int which = 0; which < 3; which++) {
+                    long off = s.location().arrayOffsetBytes(which) + (r[2] + from - r[0]) * 4;
+                    readFloats(s, off, arrays[which], (int) (k * lenT + from - a), (int) (to - from));
+                }
+            }
+        }
+        return new ShardState.Entry(p.name(), shape, arrays[0], arrays[1], arrays[2]);
+    }
+
+    private void readFloats(Source s, long offsetBytes, float[] dst, int dstOffset, int count) throws IOException {
+        ByteBuffer bb = ShardFileIndex.read(s.channel(), offsetBytes, count * 4, s.channel().size(), s.file(),
+            "payload");
+        bb.asFloatBuffer().get(dst, dstOffset, count);
+        bytesRead += count * 4L;
+    }
+
+    @Override
+    public void close() {
+        for (FileChannel ch : channels) {
+            try {
+                ch.close();
+            } catch (IOException ignored) {
+                // read-only channel: nothing is lost
+            }
+        }
+        channels.clear();
+    }
+}

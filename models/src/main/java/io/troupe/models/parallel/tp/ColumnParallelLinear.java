@@ -1,0 +1,125 @@
+package io.troupe.models.parallel.tp;
+
+import io.troupe.runtime.device.Device;
+import io.troupe.runtime.tensor.Tensor;
+
+/**
+ * {@code Y = X A^T + b} with A {@code (out, in)} split by output rows: member i holds
+ * {@code A_i (out/tp, in)} and {@code b_i (out/tp)} and computes its own columns of Y,
+ * {@code Y_i = X A_i^T + b_i (N, out/tp)}, from the replicated X. No communication forward
+ * (f = {@link TensorParallelRegions#copyToTensorParallelRegion}); backward, every member's
+ * {@code dY_i A_i} is a partial input gradient, summed by f's all-reduce. Which global rows make
+ * up A_i (contiguous, or one run per fused part such as q, k, v) is the parameter layout's business;
+ * this layer sees only its shard. With tp = 1 it is a plain linear.
+ *
+ * <p>The weights are views into the caller's flat parameter and gradient buffers; the bias may be
+ * {@code null} (no bias). Weight gradients accumulate. Threading: the member's device executor.
+ */
+public final class ColumnParallelLinear {
+    private final Device dev;
+    private final TensorParallelGroup group;
+    private final int inDim;
+    private final int outLocal;
+    private final Tensor weight;
+    private final Tensor bias;
+    private final Tensor dWeight;
+    private final Tensor dBias;
+    private final SequenceParallel sp;
+
+    /** Without sequence parallelism; see the full constructor. */
+    public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight,
+                                Tensor bias, Tensor dWeight, Tensor dBias) {
+        this(dev, group, inDim, outDim, weight, bias, dWeight, dBias, null);
+    }
+
+    /**
+     * @param outDim  the global output width; must divide by tp
+     * @param weight  A_i, {@code (outDim/tp, inDim)}
+     * @param bias    b_i, {@code (outDim/tp)}, or {@code null}
+     * @param sp      sequence parallelism (the input arrives split by tokens), or {@code null}
+     */
+    public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight,
+                                Tensor bias, Tensor dWeight, Tensor dBias, SequenceParallel sp) {
+        this.sp = sp;
+        this.dev = dev;
+        this.group = group;
+        this.inDim = inDim;
+        this.outLocal = TensorParallelChecks.divide("output width", outDim, group.size());
+        LinearChecks.shape("column-parallel weight", weight, (long) outLocal * inDim);
+        LinearChecks.shape("column-parallel weight grad", dWeight, (long) outLocal * inDim);
+        if (bias != null) {
+            LinearChecks.shape("column-parallel bias", bias, outLocal);
+            LinearChecks.shape("column-parallel bias grad", dBias, outLocal);
+        }
+        this.weight = weight;
+        this.bias = bias;
+        this.dWeight = dWeight;
+        this.dBias = dBias;
+    }
+
+    private Tensor input(Tensor in, int rows) {
+        return sp == null ? TensorParallelRegions.copyToTensorParallelRegion(group, in) : sp.gather(in, rows, inDim);
+    }
+
+    /** This member's output width, out/tp. */
+    public int outLocal() {
+        return outLocal;
+    }
+
+    public Tensor weight() {
+        return weight;
+    }
+
+    public Tensor bias() {
+        return bias;
+    }
+
+    /**
+     * {@code out (N, out/tp) = in (N, in) @ A_i^T + b_i}; under sequence parallelism {@code in} holds
+     * this member's N/tp tokens and is all-gathered first.
+     *
+     * @param rows N, all tokens
+     */
+    public void forward(Tensor in, Tensor out, int rows) {
+        Tensor x = input(in, rows);
+        dev.matmul(false, true, rows, outLocal, inDim, 1f, x, weight, 0f, out);           // (N, out/tp)
+        if (bias != null) {
+            dev.biasAdd(out, bias, rows, outLocal);
+        }
+    }
+
+    /** {@code preact = in @ A_i^T}, then {@code out = gelu(preact + b_i)} (preact keeps the sum for backward). */
+    public void forwardGelu(Tensor in, Tensor preact, Tensor out, int rows) {
+        Tensor x = input(in, rows);
+        dev.matmul(false, true, rows, outLocal, inDim, 1f, x, weight, 0f, preact);        // (N, out/tp)
+        dev.biasAddGelu(preact, bias, out, rows, outLocal);
+    }
+
+    /**
+     * {@code dIn (N, in) = sum over members of dOut_i @ A_i}: every member gets the whole input
+     * gradient, or under sequence parallelism the rows of its N/tp tokens.
+     */
+    public void backwardInput(Tensor dOut, Tensor dIn, int rows) {
+        if (sp == null) {
+            dev.matmul(false, false, rows, inDim, outLocal, 1f, dOut, weight, 0f, dIn);   // (N, in), partial
+            TensorParallelRegions.copyToTensorParallelRegionBackward(group, dIn);
+            return;
+        }
+        Tensor partial = sp.scratch(rows, inDim);
+        dev.matmul(false, false, rows, inDim, outLocal, 1f, dOut, weight, 0f, partial);   // (N, in), partial
+        TensorParallelRegions.gatherFromSequenceParallelRegionBackward(group, partial,
+            dIn.view(0, rows / group.size(), inDim));                                      // (N/tp, in)
+    }
+
+    /**
+     * {@code dA_i += dOut^T @ in}, {@code db_i += colsum(dOut)}; local, except that under sequence
+     * parallelism the input is all-gathered again (it is kept split by tokens).
+     */
+    public void backwardWeight(Tensor dOut, Tensor in, int rows) {
+        Tensor x = sp == null ? in : sp.gather(in, rows, inDim);
+        dev.matmul(true, false, outLocal, inDim, rows, 1f, dOut, x, 1f, dWeight);
+        if (bias != null) {
+            dev.biasBackward(dBias, dOut, rows, outLocal);
+        }
+    }
+}
