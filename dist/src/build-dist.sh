@@ -6,12 +6,14 @@
 set -euo pipefail
 root="$1"; build="$2"; dist="$3"; modules="$4"; flags="$5"
 
-stamp="$modules $(java -version 2>&1 | head -1)"
+# The JDK Maven runs on (JAVA_HOME when set), else the one on PATH.
+jdk_bin="${JAVA_HOME:+$JAVA_HOME/bin/}"
+stamp="$modules $("${jdk_bin}java" -version 2>&1 | head -1)"
 runtime="$build/runtime"
 if [ ! -x "$runtime/bin/java" ] || [ "$(cat "$build/runtime.stamp" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$runtime"
   start=$(date +%s)
-  jlink --add-modules "$modules" --strip-debug --no-header-files --no-man-pages --compress=2 --output "$runtime"
+  "${jdk_bin}jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages --compress=2 --output "$runtime"
   echo "$stamp" > "$build/runtime.stamp"
   echo "build-dist: jlink runtime ($modules) in $(( $(date +%s) - start )) s"
 fi

@@ -30,8 +30,12 @@ final class SubmitCommand {
     }
 
     static final String USAGE = """
-        usage: troupe submit --cluster HOST:PORT[,HOST:PORT...] [--timeout-s S] [train options]
-        Joins the cluster as a client, submits the job and follows it: one line per committed step,
+        usage: troupe submit --cluster HOST:PORT[,HOST:PORT...] [--hostname H] [--port P] [--config FILE]
+                             [--timeout-s S] [train options]
+        Talks to the cluster as a client that does not join it (its loss fails only its own watch):
+        sends the job to the first node's job gateway and follows it at --hostname (an address the
+        nodes can reach; default troupe.cluster.hostname of --config, else 127.0.0.1) on --port
+        (default: a free port). --config also gives the client's TLS settings. One line per committed step,
         metrics.csv, loss.svg and the traced step in the run directory (--out DIR). Exits 0 when the
         job finished, 5 when it failed or did not end within --timeout-s (default 3600). The train
         options are those of 'troupe train --help'; --data names a file on every node.""";

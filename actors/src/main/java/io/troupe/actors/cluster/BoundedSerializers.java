@@ -147,7 +147,8 @@ final class BoundedSerializers {
             for (int i = 0; i < n; i++) {
                 Object o = kryo.readClassAndObject(in);
                 if (o != null && !component.isInstance(o)) {
-                    throw new KryoException("element " + i + " of a " + component.getName() + "[] is a " + o.getClass().getName());
+                    throw new KryoException("element " + i + " of a " + component.getName() + "[] is a "
+                        + o.getClass().getName());
                 }
                 array[i] = o;
             }

@@ -31,7 +31,8 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
             if (enabled) {
                 for (String[] f : new String[][] {{"key-store", keyStore}, {"trust-store", trustStore}}) {
                     if (f[1].isEmpty() || !Files.isRegularFile(Path.of(f[1]))) {
-                        throw new IllegalArgumentException("troupe.cluster.tls." + f[0] + " must name a readable file when tls"
+                        throw new IllegalArgumentException("troupe.cluster.tls." + f[0]
+                            + " must name a readable file when tls"
                             + " is enabled: " + f[0] + "='" + f[1] + "'");
                     }
                 }
@@ -44,7 +45,8 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
             throw new IllegalArgumentException("troupe.cluster.max-message-bytes must be >= 1024: " + maxMessageBytes);
         }
         if (maxCollectionLength < 1) {
-            throw new IllegalArgumentException("troupe.cluster.max-collection-length must be >= 1: " + maxCollectionLength);
+            throw new IllegalArgumentException("troupe.cluster.max-collection-length must be >= 1: "
+                + maxCollectionLength);
         }
     }
 
@@ -77,13 +79,18 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
         return ConfigFactory.parseString(String.join("\n",
                 "pekko.remote.artery.transport = tls-tcp",
                 p + "require-mutual-authentication = on",
-                "pekko.remote.artery.ssl.ssl-engine-provider = org.apache.pekko.remote.artery.tcp.ConfigSSLEngineProvider"))
-            .withValue(p + "key-store", ConfigValueFactory.fromAnyRef(Path.of(tls.keyStore()).toAbsolutePath().toString()))
+                "pekko.remote.artery.ssl.ssl-engine-provider = "
+                    + "org.apache.pekko.remote.artery.tcp.ConfigSSLEngineProvider"))
+            .withValue(p + "key-store", ConfigValueFactory.fromAnyRef(absolute(tls.keyStore())))
             .withValue(p + "key-store-password", ConfigValueFactory.fromAnyRef(tls.keyStorePassword()))
             .withValue(p + "key-password", ConfigValueFactory.fromAnyRef(tls.keyPassword()))
-            .withValue(p + "trust-store", ConfigValueFactory.fromAnyRef(Path.of(tls.trustStore()).toAbsolutePath().toString()))
+            .withValue(p + "trust-store", ConfigValueFactory.fromAnyRef(absolute(tls.trustStore())))
             .withValue(p + "trust-store-password", ConfigValueFactory.fromAnyRef(tls.trustStorePassword()))
             .withValue(p + "protocol", ConfigValueFactory.fromAnyRef(tls.protocol()))
             .withValue(p + "hostname-verification", ConfigValueFactory.fromAnyRef(tls.hostnameVerification()));
+    }
+
+    private static String absolute(String file) {
+        return Path.of(file).toAbsolutePath().toString();
     }
 }

@@ -30,6 +30,11 @@ public final class JobSpecs {
             ? StagePartition.balanced(model, layout.modelStages())
             : StagePartition.explicit(r.partition(), model, layout.modelStages());
         StageModuleFactories.named(r.moduleFactory()); // refuses a missing or unusable class by name
+        if (layout.tp() > 1 && DeviceKind.parse(r.device()) == DeviceKind.CUDA) {
+            // The data plane's communicator reduces CPU memory; GPU tp members run on the in-process engine.
+            throw new IllegalArgumentException("tensor parallelism on the cluster engine runs on the CPU device: "
+                + "device=cuda, tp=" + layout.tp());
+        }
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
             r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory());
     }

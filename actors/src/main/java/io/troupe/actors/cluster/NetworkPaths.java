@@ -2,7 +2,8 @@ package io.troupe.actors.cluster;
 
 /**
  * The file paths that control messages carry (a job's data file and checkpoint directory, the
- * checkpoint a rank resumes from, a checkpoint root, the job record a new coordinator reads), checked against {@link AllowedRoots} as a message arrives from another node.
+ * checkpoint a rank resumes from, a checkpoint root, the job record a new coordinator reads), checked
+ * against {@link AllowedRoots} as a message arrives from another node.
  */
 final class NetworkPaths {
     private NetworkPaths() {

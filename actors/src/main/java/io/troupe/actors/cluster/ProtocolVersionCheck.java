@@ -36,7 +36,8 @@ public final class ProtocolVersionCheck extends JoinConfigCompatChecker {
             return Valid$.MODULE$;
         }
         if (actualConfig.hasPath(INSTANCE_KEY)) {
-            RefusedInputs.forInstance(actualConfig.getString(INSTANCE_KEY)).refuse(RefusedInputs.Reason.PROTOCOL_VERSION, problem);
+            RefusedInputs.forInstance(actualConfig.getString(INSTANCE_KEY))
+                .refuse(RefusedInputs.Reason.PROTOCOL_VERSION, problem);
         }
         return new Invalid(CollectionConverters.asScala(List.of(problem)).toList());
     }
@@ -49,6 +50,7 @@ public final class ProtocolVersionCheck extends JoinConfigCompatChecker {
         }
         String theirs = joining.getValue(KEY).unwrapped().toString();
         return theirs.equals(ours) ? null
-            : "troupe protocol version mismatch: the joining node speaks version " + theirs + ", this cluster speaks version " + ours;
+            : "troupe protocol version mismatch: the joining node speaks version " + theirs
+                + ", this cluster speaks version " + ours;
     }
 }

@@ -43,6 +43,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
     private final PipelineJobSpec spec;
     /** [dp_i][pp_i][tp_i]. */
     private final StageWorker[][][] workers;
+    /** One member of each stage's tp group (tp > 1), to abort the group when a worker fails. */
+    private final List<LocalTensorParallelGroup> tensorParallelGroups = new ArrayList<>();
     private final ExecutorService[] executors;
     private final SchedulePolicy policy;
     private final Batches train;
@@ -67,6 +69,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
             for (int p = 0; p < pp; p++) {
                 List<TensorParallelGroup> group = tp == 1 ? List.of(TensorParallelGroup.single())
                     : LocalTensorParallelGroup.create(tp, spec.stepTimeoutMs());
+                if (tp > 1) {
+                    tensorParallelGroups.add((LocalTensorParallelGroup) group.get(0));
+                }
                 for (int t = 0; t < tp; t++) {
                     workers[d][p][t] = new StageWorker(spec, d, p, group.get(t), spec.train().seed());
                     String name = "troupe-worker-dp" + d + "-pp" + p + (tp > 1 ? "-tp" + t : "");
@@ -177,6 +182,11 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 try {
                     w.runStep(stepNo, policy, train, t0);
                 } catch (RuntimeException e) {
+                    // Peers blocked in a tp collective with the failed worker are released at once.
+                    for (LocalTensorParallelGroup g : tensorParallelGroups) {
+                        g.abort("worker dp=" + w.dpIndex() + " pp=" + w.ppIndex() + " tp=" + w.tpIndex() + " failed: "
+                            + e.getMessage());
+                    }
                     for (StageWorker other : everyone) {
                         if (other != w) {
                             other.fail(new IllegalStateException("step aborted: worker dp=" + w.dpIndex()

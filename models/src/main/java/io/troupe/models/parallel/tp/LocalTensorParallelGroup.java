@@ -201,7 +201,21 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
         }
     }
 
+    /**
+     * Breaks the group: members waiting in a collective fail at once, and every later collective
+     * fails (a runtime calls it when one member's step failed, so its peers do not wait out the
+     * timeout). Any thread.
+     */
+    public void abort(String reason) {
+        shared.abortReason = reason;
+        shared.barrier.reset();
+    }
+
     private void await() {
+        String aborted = shared.abortReason;
+        if (aborted != null) {
+            throw new IllegalStateException("tp group aborted: " + aborted);
+        }
         try {
             shared.barrier.await(shared.timeoutMs, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
@@ -211,7 +225,9 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
             throw new IllegalStateException("tp member " + index + " waited more than " + shared.timeoutMs
                 + " ms for its peers (a peer issued no matching collective)", e);
         } catch (BrokenBarrierException e) {
-            throw new IllegalStateException("tp group broken: a peer of member " + index + " failed or timed out", e);
+            String reason = shared.abortReason;
+            throw new IllegalStateException(reason != null ? "tp group aborted: " + reason
+                : "tp group broken: a peer of member " + index + " failed or timed out", e);
         }
     }
 
@@ -223,6 +239,7 @@ public final class LocalTensorParallelGroup implements TensorParallelGroup {
         final float[][] inputs;
         final Tensor[] tensors;
         final String[] ops;
+        volatile String abortReason;
 
         Shared(int size, long timeoutMs) {
             this.size = size;

@@ -164,6 +164,26 @@ class TensorParallelRegionsTest {
         }
     }
 
+    @org.junit.jupiter.api.Test
+    void shouldReleaseAWaitingMemberAtOnceWhenTheGroupIsAborted() throws Exception {
+        List<TensorParallelGroup> g = LocalTensorParallelGroup.create(2, 60_000);
+        java.util.concurrent.CompletableFuture<Throwable> waiting =
+            java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            try (io.troupe.runtime.cpu.CpuDevice dev = new io.troupe.runtime.cpu.CpuDevice(1)) {
+                g.get(0).allReduceSum(dev.allocate(4));
+                return null;
+            } catch (IllegalStateException e) {
+                return e;
+            }
+        });
+        Thread.sleep(200);   // let member 0 reach the rendezvous; the abort must release it either way
+        long t0 = System.nanoTime();
+        ((LocalTensorParallelGroup) g.get(1)).abort("member 1's step failed");
+        Throwable e = waiting.get(10, java.util.concurrent.TimeUnit.SECONDS);
+        assertTrue(e != null && e.getMessage().contains("member 1's step failed"), String.valueOf(e));
+        assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "released well before the 60 s timeout");
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {2})
     void shouldFailEveryMemberWhenTheyIssueDifferentCollectives(int tp) {
