@@ -2,8 +2,8 @@ package io.troupe.actors.cluster;
 
 /**
  * The file paths that control messages carry (a job's data file and checkpoint directory, the
- * checkpoint a rank resumes from, a checkpoint root), checked against {@link AllowedRoots} as a
- * message arrives from another node.
+ * checkpoint a rank resumes from, a checkpoint root, the job record a new coordinator reads), checked
+ * against {@link AllowedRoots} as a message arrives from another node.
  */
 final class NetworkPaths {
     private NetworkPaths() {
@@ -21,6 +21,8 @@ final class NetworkPaths {
             roots.check("checkpoint to resume from", a.resumeFrom());
         } else if (message instanceof WorkerActor.WriteCheckpoint w) {
             roots.check("checkpoint root", w.root());
+        } else if (message instanceof CoordinatorActor.WorkerInfo i) {
+            roots.check("job record directory", i.recordDir());
         }
     }
 }
