@@ -48,7 +48,18 @@ public final class CoordinatorActor {
     public sealed interface Command {
     }
 
-    public record SubmitJob(JobRequest job, ActorRef<JobEvent> replyTo) implements Command, CrossNodeMessage {
+    /**
+     * A job to run. Its events go straight to {@code replyTo} (the submitter's own listener, which
+     * the job record names, so every coordinator incarnation reaches it whichever node it talks to)
+     * and, when not null, to {@code observer} (the job gateway's publisher on the node it came
+     * through, which feeds that node's metrics).
+     */
+    public record SubmitJob(JobRequest job, ActorRef<JobEvent> observer, ActorRef<JobEvent> replyTo)
+        implements Command, CrossNodeMessage {
+        /** A submission with no observer. */
+        public SubmitJob(JobRequest job, ActorRef<JobEvent> replyTo) {
+            this(job, null, replyTo);
+        }
     }
 
     /**
@@ -105,7 +116,7 @@ public final class CoordinatorActor {
     }
 
     private record MemberEvent(String address, Kind kind) implements Command {
-        enum Kind { UNREACHABLE, REACHABLE, DOWNED, REMOVED }
+        enum Kind { UNREACHABLE, REACHABLE, LEAVING, DOWNED, REMOVED }
     }
 
     private record Deadline(JobIdentity job, long step, String phase) implements Command {
@@ -144,6 +155,12 @@ public final class CoordinatorActor {
             MemberEvent.Kind.UNREACHABLE));
         subscribe(cluster, ClusterEvent.ReachableMember.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.REACHABLE));
+        // a member that leaves (its node closes) keeps serving until its actor system stops, which a
+        // graceful leave delays by seconds: its ranks are lost to the job from the first sign
+        subscribe(cluster, ClusterEvent.MemberLeft.class, e -> new MemberEvent(incarnation(e.member()),
+            MemberEvent.Kind.LEAVING));
+        subscribe(cluster, ClusterEvent.MemberExited.class, e -> new MemberEvent(incarnation(e.member()),
+            MemberEvent.Kind.LEAVING));
         subscribe(cluster, ClusterEvent.MemberDowned.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.DOWNED));
         subscribe(cluster, ClusterEvent.MemberRemoved.class, e -> new MemberEvent(incarnation(e.member()),
@@ -234,7 +251,7 @@ public final class CoordinatorActor {
                 return failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
                     + settings.maxRestarts() + "); faults: " + r.record.faults());
             }
-            r.submitter.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
+            r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
                 r.record.restarts()));
         } else {
             ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
@@ -304,7 +321,11 @@ public final class CoordinatorActor {
     }
 
     private Behavior<Command> refuseBusy(SubmitJob m) {
-        m.replyTo().tell(new JobEvent.Failed("a job is already running (" + run.identity + ")", 0, run.identity.epoch()));
+        JobEvent.Failed busy = new JobEvent.Failed("a job is already running (" + run.identity + ")", 0, run.identity.epoch());
+        m.replyTo().tell(busy);
+        if (m.observer() != null) {
+            m.observer().tell(busy);
+        }
         return Behaviors.same();
     }
 
@@ -349,12 +370,20 @@ public final class CoordinatorActor {
         switch (m.kind()) {
             case UNREACHABLE -> members.unreachable(m.address());
             case REACHABLE -> members.reachable(m.address());
-            case DOWNED, REMOVED -> {
+            case LEAVING, DOWNED, REMOVED -> {
                 List<Integer> lost = run == null ? List.of() : members.ranksOn(run.ranks, m.address());
-                members.removeNode(m.address());
+                List<ActorRef<WorkerActor.Command>> gone = members.removeNode(m.address());
                 if (!lost.isEmpty()) {
-                    return recovering("member " + m.address() + " " + m.kind().name().toLowerCase(java.util.Locale.ROOT)
-                        + " by the downing decision, hosting rank(s) " + lost);
+                    String how = m.kind() == MemberEvent.Kind.LEAVING ? "leaving the cluster"
+                        : m.kind().name().toLowerCase(java.util.Locale.ROOT) + " by the downing decision";
+                    String reason = "member " + m.address() + " " + how + ", hosting rank(s) " + lost;
+                    Behavior<Command> next = recovering(reason);
+                    if (run != null && m.kind() == MemberEvent.Kind.LEAVING) {
+                        for (ActorRef<WorkerActor.Command> w : gone) {
+                            w.tell(new WorkerActor.Abort(run.identity, reason, ctx.getSelf())); // stop it serving
+                        }
+                    }
+                    return next;
                 }
             }
             default -> throw new IllegalStateException("unknown member event " + m.kind());
@@ -367,9 +396,14 @@ public final class CoordinatorActor {
     private Behavior<Command> onSubmit(SubmitJob m) {
         JobRun r;
         try {
-            r = JobRun.submitted(m.job(), m.replyTo(), settings, highestEpoch + 1, ActorRefResolver.get(ctx.getSystem()));
+            r = JobRun.submitted(m.job(), m.replyTo(), m.observer(), settings, highestEpoch + 1,
+                ActorRefResolver.get(ctx.getSystem()));
         } catch (RuntimeException e) {
-            m.replyTo().tell(new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, 0));
+            JobEvent.Failed refused = new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, 0);
+            m.replyTo().tell(refused);
+            if (m.observer() != null) {
+                m.observer().tell(refused);
+            }
             return Behaviors.same();
         }
         highestEpoch = r.identity.epoch();
@@ -441,7 +475,7 @@ public final class CoordinatorActor {
             sb.append(rank == 0 ? "" : ", ").append("rank ").append(rank).append(" -> ")
                 .append(d == null ? "?" : d.nodeAddress() + "#" + d.localIndex());
         }
-        r.submitter.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString()));
+        r.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString()));
         if (r.faultNs != 0) {
             ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),
                 r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
@@ -506,7 +540,7 @@ public final class CoordinatorActor {
         if (r.faultNs != 0) {
             double ms = (now - r.faultNs) / 1e6;
             ctx.getLog().warn("{} committed step {} {} ms after the fault", r.identity, r.committed(), (long) ms);
-            r.submitter.tell(new JobEvent.Recovered(r.identity.epoch(), r.current.layout(), r.restoredStep, r.committed(), ms));
+            r.tell(new JobEvent.Recovered(r.identity.epoch(), r.current.layout(), r.restoredStep, r.committed(), ms));
             r.faultNs = 0;
         }
         if (r.spec().train().evalDue(r.committed())) {
@@ -549,7 +583,7 @@ public final class CoordinatorActor {
         CommitLedger.Committed c = r.lastCommitted;
         if (c.step() + 1 > r.reportedUpTo) {
             double tokens = (double) r.spec().train().batchSize() * r.spec().train().model().seqLen();
-            r.submitter.tell(new JobEvent.StepCompleted(r.committed(), r.spec().train().steps(), c.loss(), r.valLoss,
+            r.tell(new JobEvent.StepCompleted(r.committed(), r.spec().train().steps(), c.loss(), r.valLoss,
                 c.gradNorm(), c.lr(), r.lastStepMs, tokens / (r.lastStepMs / 1e3), c.bubble(), c.allReduceMs(),
                 c.memBytes() / (1024.0 * 1024.0), c.gradBytesSent()));
             r.reportedUpTo = c.step() + 1;
@@ -560,7 +594,7 @@ public final class CoordinatorActor {
             for (int rank = 0; rank < names.length; rank++) {
                 names[rank] = "rank " + rank + " (dp" + r.spec().layout().dpIndex(rank) + " pp" + r.spec().layout().ppIndex(rank) + ")";
             }
-            r.submitter.tell(new JobEvent.StepTrace(r.committed(), "Troupe " + r.spec().layout() + " " + r.spec().schedule()
+            r.tell(new JobEvent.StepTrace(r.committed(), "Troupe " + r.spec().layout() + " " + r.spec().schedule()
                 + ", m=" + r.spec().microbatches() + ", step " + r.committed(), names, c.traces()));
         }
         if (r.spec().train().checkpointDue(r.committed())) {
@@ -721,7 +755,7 @@ public final class CoordinatorActor {
         timers.cancel(DEADLINE);
         r.record = r.record.withState(JobRecord.State.FINISHED);
         writeRecord(r);
-        r.submitter.tell(new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss, r.record.lastCheckpoint()));
+        r.tell(new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss, r.record.lastCheckpoint()));
         ctx.getLog().info("{} finished after {} steps ({} restarts)", r.identity, r.committed(), r.record.restarts());
         run = null;
         return idle();
@@ -738,7 +772,7 @@ public final class CoordinatorActor {
             r.record = r.record.withState(JobRecord.State.FAILED);
             writeRecord(r);
         } finally {
-            r.submitter.tell(new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch()));
+            r.tell(new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch()));
             run = null;
         }
         return idle();

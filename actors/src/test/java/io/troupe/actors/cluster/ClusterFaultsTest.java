@@ -165,9 +165,6 @@ class ClusterFaultsTest {
     }
 
     @Test
-    @org.junit.jupiter.api.Disabled("since clients stopped joining, the client's events relay through the first seed's "
-        + "gateway, which dies with the coordinator's node: the new coordinator carries the job on but nothing reaches "
-        + "the client; passed (bitwise) before that change")
     void shouldFinishBitwiseWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
         survive("kill-coordinator", tmp, started -> {
             long t = System.nanoTime();

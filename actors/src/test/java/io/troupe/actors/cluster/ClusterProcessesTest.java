@@ -119,7 +119,6 @@ class ClusterProcessesTest {
      * Pipeline stages never shrink: with one of two pp ranks gone and no spare, recovery fails naming
      * why once the resolver has downed the lost member.
      */
-    @org.junit.jupiter.api.Disabled("times out on a clean checkout (the job's end does not reach the non-joining client when the lost member is the one its events relay through); passed in the branch that wrote it")
     @Test
     void shouldFailNamingTheLostMemberWhenTooFewWorkersAreLeftForOneReplica() throws Exception {
         List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1", "--role",
