@@ -67,6 +67,9 @@ public final class TroupeNode implements AutoCloseable {
             SingletonActor<CoordinatorActor.Command> singleton = SingletonActor.of(CoordinatorActor.create(), "coordinator")
                 .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator"));
             ActorRef<CoordinatorActor.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(singleton);
+            if (ctx.getSystem().settings().config().getBoolean(DeadMemberProbe.ENABLED_KEY)) {
+                ctx.spawn(DeadMemberProbe.create(), "dead-member-probe");
+            }
             ActorRef<Object> gateway = ctx.spawn(gateway(coordinator), GATEWAY);
             proxy.complete(gateway.narrow());
             return Behaviors.empty();

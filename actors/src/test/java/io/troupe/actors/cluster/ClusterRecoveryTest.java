@@ -4,16 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
 import io.troupe.models.checkpoint.CheckpointDiff;
-import io.troupe.runtime.transport.TransportNode;
-import io.troupe.runtime.transport.TransportSettings;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -30,35 +26,18 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(300)
 class ClusterRecoveryTest {
-    private final List<AutoCloseable> open = new ArrayList<>();
+    private EmbeddedCluster cluster;
 
     @AfterEach
-    void closeAll() throws Exception {
-        for (int i = open.size() - 1; i >= 0; i--) {
-            try {
-                open.get(i).close();
-            } catch (IllegalStateException alreadyClosed) {
-                // a node the test stopped itself
-            }
+    void closeAll() {
+        if (cluster != null) {
+            cluster.close();
         }
     }
 
     private List<TroupeNode> cluster(int nodes) {
-        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
-        open.add(transport);
-        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        List<TroupeNode> out = new ArrayList<>();
-        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
-            ConfigFactory.load(), transport);
-        open.add(first);
-        out.add(first);
-        for (int i = 1; i < nodes; i++) {
-            TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
-                ConfigFactory.load(), transport);
-            open.add(n);
-            out.add(n);
-        }
-        return out;
+        cluster = EmbeddedCluster.start(nodes);
+        return cluster.nodes();
     }
 
     private static JobRequest job(String layout, int steps, Path dir) {
@@ -167,10 +146,7 @@ class ClusterRecoveryTest {
         assertTrue(six.await(120, TimeUnit.SECONDS));
         nodes.get(1).close();
         assertTrue(shrunk.await(60, TimeUnit.SECONDS), "dp shrank to 1: " + starts);
-        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        TroupeNode joined = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(nodes.get(0).hostPort())),
-            ConfigFactory.load(), (io.troupe.runtime.transport.TransportNode) open.get(0));
-        open.add(joined);
+        cluster.addWorker();
         JobEvent end = h.await(Duration.ofSeconds(180));
         JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
         System.out.println("epochs " + starts.stream().map(s -> s.epoch() + ":" + s.worldSize()).toList());
