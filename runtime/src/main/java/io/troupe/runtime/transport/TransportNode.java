@@ -195,13 +195,25 @@ public final class TransportNode implements AutoCloseable {
             } catch (NumberFormatException e) {
                 continue;
             }
-            if (pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).isEmpty()
-                && !CommonContext.isDriverActive(f, TimeUnit.SECONDS.toMillis(10), s -> { })) {
+            if (pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).isEmpty() && !driverActive(f)) {
                 IoUtil.delete(f, true);
                 deleted++;
             }
         }
         return deleted;
+    }
+
+    /**
+     * Whether a live driver uses {@code dir}. A directory whose process is gone may hold a CnC file
+     * that was never initialised (the process died as its driver started) or one another sweep is
+     * deleting right now: Aeron throws on those, and neither has a live driver.
+     */
+    private static boolean driverActive(File dir) {
+        try {
+            return CommonContext.isDriverActive(dir, TimeUnit.SECONDS.toMillis(10), s -> { });
+        } catch (io.aeron.exceptions.AeronException | IllegalStateException e) {
+            return false;
+        }
     }
 
     private static String nodeIdFor(String dir) {
