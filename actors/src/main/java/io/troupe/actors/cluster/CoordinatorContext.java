@@ -53,6 +53,7 @@ final class CoordinatorContext {
 
     CoordinatorContext(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
         this.ctx = ctx;
+        ctx.setLoggerName(CoordinatorActor.class); // one logger for every phase
         this.timers = timers;
         this.settings = RecoverySettings.from(ctx.getSystem().settings().config());
         ActorRef<Receptionist.Listing> listing = ctx.messageAdapter(Receptionist.Listing.class,
@@ -225,11 +226,19 @@ final class CoordinatorContext {
             case REACHABLE -> members.reachable(m.address());
             case LEAVING, DOWNED, REMOVED -> {
                 List<Integer> lost = run == null ? List.of() : members.ranksOn(run.ranks, m.address());
+                // lost while recovering from another fault: the ranks it hosted in the epoch that fault ended
+                List<Integer> lostBefore = run == null || !lost.isEmpty() ? List.of()
+                    : members.ranksOn(run.lastRanks, m.address());
                 List<ActorRef<WorkerActor.Command>> gone = members.removeNode(m.address());
+                String how = m.kind() == MemberEvent.Kind.LEAVING ? "leaving the cluster"
+                    : m.kind().name().toLowerCase(java.util.Locale.ROOT) + " by the downing decision";
+                if (!lostBefore.isEmpty()) {
+                    run.lostMembers.add("member " + m.address() + " " + how + ", hosting rank(s) " + lostBefore
+                        + " before the fault");
+                }
                 if (!lost.isEmpty()) {
-                    String how = m.kind() == MemberEvent.Kind.LEAVING ? "leaving the cluster"
-                        : m.kind().name().toLowerCase(java.util.Locale.ROOT) + " by the downing decision";
                     String reason = "member " + m.address() + " " + how + ", hosting rank(s) " + lost;
+                    run.lostMembers.add(reason);
                     Behavior<Command> next = recovering(reason);
                     if (run != null && m.kind() == MemberEvent.Kind.LEAVING) {
                         for (ActorRef<WorkerActor.Command> w : gone) {

@@ -37,6 +37,10 @@ final class JobRun {
     LayoutPlanner.Plan plan;
     private PipelineJobSpec spec;
     List<ActorRef<WorkerActor.Command>> ranks = List.of();
+    /** The ranks of the epoch a fault ended (while recovering, {@link #ranks} is empty). */
+    List<ActorRef<WorkerActor.Command>> lastRanks = List.of();
+    /** Members lost while the job ran, each with the ranks it hosted: a failure names them. */
+    final List<String> lostMembers = new ArrayList<>();
     final BitSet ready = new BitSet();
     CommitLedger ledger;
     CommitLedger.Committed lastCommitted;

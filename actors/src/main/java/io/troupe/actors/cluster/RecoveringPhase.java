@@ -60,6 +60,9 @@ final class RecoveringPhase {
         r.record = r.record.withEpoch(r.identity);
         c.writeRecord(r);
         r.quiesced.clear();
+        if (!r.ranks.isEmpty()) {
+            r.lastRanks = r.ranks;
+        }
         r.ranks = List.of();
         for (ActorRef<WorkerActor.Command> w : c.members.usable()) {
             w.tell(new WorkerActor.Abort(r.identity, reason, c.ctx.getSelf()));
@@ -97,7 +100,8 @@ final class RecoveringPhase {
         }
         if (m.what().equals("regather")) {
             return c.failJob("recovery found too few workers within " + c.settings.regatherTimeout().toSeconds() + " s: "
-                + r.planError + "; faults: " + r.record.faults());
+                + r.planError + (r.lostMembers.isEmpty() ? "" : "; lost: " + r.lostMembers) + "; faults: "
+                + r.record.faults());
         }
         return Behaviors.same();
     }

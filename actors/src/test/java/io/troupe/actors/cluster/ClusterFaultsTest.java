@@ -85,8 +85,8 @@ class ClusterFaultsTest {
     }
 
     /**
-     * The host of rank 0, or of rank 1 when rank 0 sits on the first seed: that node hosts the coordinator and the
-     * gateway the client's events come through, which the worker faults must leave alone.
+     * The host of rank 0, or of rank 1 when rank 0 sits on the first seed: that node hosts the coordinator, whose
+     * loss is the kill-coordinator case, so the worker faults leave it alone.
      */
     private ChildJvm workerAwayFromTheFirstSeed(JobEvent.Started started) {
         ChildJvm rank0 = hostOf(started, 0);
