@@ -37,6 +37,8 @@ final class CpuGelu {
 
     private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[4][BLOCK]);
     private static final ThreadLocal<int[]> BITS = ThreadLocal.withInitial(() -> new int[BLOCK]);
+    /** The calling thread's (row blocks, cols) partial column sums of {@link #backwardBias}. */
+    private static final ThreadLocal<float[][]> PARTIAL = ThreadLocal.withInitial(() -> new float[1][]);
 
     private CpuGelu() {
     }
@@ -111,6 +113,55 @@ final class CpuGelu {
             UNSAFE.copyMemory(null, dout + 4 * b, g, FLOAT_BASE, 4L * n);
             backwardBlock(x, g, d, n, hasTail(bits, n));
             UNSAFE.copyMemory(d, FLOAT_BASE, null, dinp + 4 * b, 4L * n);
+        }
+    }
+
+    /**
+     * A zeroed array of at least n floats for the column sums of one {@link #backwardBias} call, owned
+     * by the calling thread (the device's workers write disjoint row blocks of it).
+     */
+    static float[] partialSums(int n) {
+        float[][] p = PARTIAL.get();
+        if (p[0] == null || p[0].length < n) {
+            p[0] = new float[n];
+        } else {
+            java.util.Arrays.fill(p[0], 0, n, 0f);
+        }
+        return p[0];
+    }
+
+    /**
+     * {@link #backward} over row blocks [b0, b1) of a (rows, cols) matrix (block i: rows
+     * i*rowBlock .. (i+1)*rowBlock), each row's gradient also added into {@code partial[i*cols + c]}
+     * (float, rows in order) while it is staged: the per-block float sums of
+     * {@link CpuRows#columnSums}, which {@link CpuRows#addBlockSums} completes. The gradient is
+     * bitwise {@link #backward}'s (each element's value does not depend on its block).
+     */
+    static void backwardBias(long inp, long dout, long dinp, float[] partial, int b0, int b1, int rows, int cols,
+                             int rowBlock) {
+        float[][] s = STAGING.get();
+        float[] x = s[0];
+        float[] g = s[1];
+        float[] d = s[2];
+        int[] bits = BITS.get();
+        for (int blk = b0; blk < b1; blk++) {
+            int r1 = Math.min(rows, (blk + 1) * rowBlock);
+            int base = blk * cols;
+            for (int r = blk * rowBlock; r < r1; r++) {
+                for (int c0 = 0; c0 < cols; c0 += BLOCK) {
+                    int n = Math.min(BLOCK, cols - c0);
+                    long at = 4L * ((long) r * cols + c0);
+                    UNSAFE.copyMemory(null, inp + at, x, FLOAT_BASE, 4L * n);
+                    UNSAFE.copyMemory(null, inp + at, bits, INT_BASE, 4L * n);
+                    UNSAFE.copyMemory(null, dout + at, g, FLOAT_BASE, 4L * n);
+                    backwardBlock(x, g, d, n, hasTail(bits, n));
+                    UNSAFE.copyMemory(d, FLOAT_BASE, null, dinp + at, 4L * n);
+                    int o = base + c0;
+                    for (int c = 0; c < n; c++) {
+                        partial[o + c] += d[c];
+                    }
+                }
+            }
         }
     }
 
