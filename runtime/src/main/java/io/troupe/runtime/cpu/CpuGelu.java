@@ -132,35 +132,30 @@ final class CpuGelu {
 
     /**
      * {@link #backward} over row blocks [b0, b1) of a (rows, cols) matrix (block i: rows
-     * i*rowBlock .. (i+1)*rowBlock), each row's gradient also added into {@code partial[i*cols + c]}
-     * (float, rows in order) while it is staged: the per-block float sums of
-     * {@link CpuRows#columnSums}, which {@link CpuRows#addBlockSums} completes. The gradient is
-     * bitwise {@link #backward}'s (each element's value does not depend on its block).
+     * i*rowBlock .. (i+1)*rowBlock), then each of the block's gradient rows, still in cache, added into
+     * {@code partial[i*cols + c]} (float, rows in order): the per-block float sums of
+     * {@link CpuRows#columnSums}, which {@link CpuRows#addBlockSums} completes. (The sums go through a
+     * block-local array indexed like the row: the JIT does not vectorise the add into {@code partial}
+     * at an offset.)
      */
     static void backwardBias(long inp, long dout, long dinp, float[] partial, int b0, int b1, int rows, int cols,
                              int rowBlock) {
-        float[][] s = STAGING.get();
-        float[] x = s[0];
-        float[] g = s[1];
-        float[] d = s[2];
-        int[] bits = BITS.get();
+        float[] row = STAGING.get()[3];
+        float[] part = STAGING.get()[1]; // backward's staging, free between its calls
         for (int blk = b0; blk < b1; blk++) {
-            int r1 = Math.min(rows, (blk + 1) * rowBlock);
-            int base = blk * cols;
-            for (int r = blk * rowBlock; r < r1; r++) {
-                for (int c0 = 0; c0 < cols; c0 += BLOCK) {
-                    int n = Math.min(BLOCK, cols - c0);
-                    long at = 4L * ((long) r * cols + c0);
-                    UNSAFE.copyMemory(null, inp + at, x, FLOAT_BASE, 4L * n);
-                    UNSAFE.copyMemory(null, inp + at, bits, INT_BASE, 4L * n);
-                    UNSAFE.copyMemory(null, dout + at, g, FLOAT_BASE, 4L * n);
-                    backwardBlock(x, g, d, n, hasTail(bits, n));
-                    UNSAFE.copyMemory(d, FLOAT_BASE, null, dinp + at, 4L * n);
-                    int o = base + c0;
+            int r0 = blk * rowBlock;
+            int r1 = Math.min(rows, r0 + rowBlock);
+            backward(inp, dout, dinp, (long) r0 * cols, (long) r1 * cols);
+            for (int c0 = 0; c0 < cols; c0 += BLOCK) {
+                int n = Math.min(BLOCK, cols - c0);
+                java.util.Arrays.fill(part, 0, n, 0f);
+                for (int r = r0; r < r1; r++) {
+                    UNSAFE.copyMemory(null, dinp + 4L * ((long) r * cols + c0), row, FLOAT_BASE, 4L * n);
                     for (int c = 0; c < n; c++) {
-                        partial[o + c] += d[c];
+                        part[c] += row[c];
                     }
                 }
+                System.arraycopy(part, 0, partial, blk * cols + c0, n);
             }
         }
     }
