@@ -51,7 +51,7 @@ public final class StepBench {
         int threads = 1;
         int steps = 20;
         int warmup = 5;
-        int maxWarmup = 300;
+        int maxWarmup = 200;
         int rounds = 3;
         String python = System.getenv("TROUPE_BENCH_PYTHON");
         for (int i = 0; i < args.length; i++) {
