@@ -34,6 +34,9 @@ final class ImageState {
     long macTag;
     final long[] macState = new long[4];
 
+    /** Where the bytes of chunks accepted from this image are counted, or null. */
+    PeerTraffic.Counter receivedBytes;
+
     /** The sink taking the tensor in progress in place, or null. */
     InPlaceConsumer.Sink sink;
 

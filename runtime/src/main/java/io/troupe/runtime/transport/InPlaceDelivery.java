@@ -57,6 +57,9 @@ final class InPlaceDelivery {
         }
         counters.chunksReceived++;
         counters.tensorsDelivered++;
+        if (st.receivedBytes != null) {
+            st.receivedBytes.add(chunkBytes);
+        }
         end(st, true);
     }
 
@@ -97,6 +100,9 @@ final class InPlaceDelivery {
             } else {
                 counters.chunksReceived++;
                 counters.tensorsDelivered++;
+                if (st.receivedBytes != null) {
+                    st.receivedBytes.add(st.chunkEnd);
+                }
                 end(st, true);
             }
         }

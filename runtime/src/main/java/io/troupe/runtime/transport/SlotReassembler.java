@@ -77,18 +77,18 @@ final class SlotReassembler {
             }
             UnsafeApi.copyMemory(link.address(), slot.address, totalBytes);
             link.endCopy();
-            completeChunk(slot, 0, (int) totalBytes, false, 0);
+            completeChunk(st, slot, 0, (int) totalBytes, false, 0);
             return Action.CONTINUE;
         }
         if (ringAddress != 0) {
             UnsafeApi.copyMemory(ringAddress, slot.address + chunkOffset, chunkBytes);
-            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+            completeChunk(st, slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
             return Action.CONTINUE;
         }
         int payload = d.payloadBytes();
         copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
         if (end) {
-            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+            completeChunk(st, slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
         } else {
             st.inMessage = true;
             st.writeOffset = chunkOffset + payload;
@@ -128,7 +128,8 @@ final class SlotReassembler {
                 counters.drops.increment(DropReason.BAD_MAC); // a stranger's chunk: nobody waits on it
                 pool.recycle(slot);
             } else {
-                completeChunk(slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent, st.chunkCrc);
+                completeChunk(st, slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent,
+                    st.chunkCrc);
             }
         }
     }
@@ -212,7 +213,8 @@ final class SlotReassembler {
         }
     }
 
-    private void completeChunk(ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent, int crc) {
+    private void completeChunk(ImageState st, ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent,
+                               int crc) {
         if (crcEnabled && crcPresent && frame.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
             counters.drops.increment(DropReason.BAD_CHUNK_CRC);
             int source = slot.sourceRank;
@@ -228,6 +230,9 @@ final class SlotReassembler {
         }
         slot.receivedBytes = chunkOffset + chunkBytes;
         counters.chunksReceived++;
+        if (st.receivedBytes != null) {
+            st.receivedBytes.add(chunkBytes);
+        }
         if (slot.receivedBytes == slot.totalBytes) {
             slot.state = ReceiveSlot.READY;
             counters.tensorsDelivered++;

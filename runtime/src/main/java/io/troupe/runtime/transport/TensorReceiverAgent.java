@@ -154,6 +154,14 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
         inPlace.consumer(consumer);
     }
 
+    /**
+     * Counts the tensor bytes accepted from each peer into {@code traffic}, under this receiver's rank when
+     * the peer's image appears. Set-up time, before the agent runs.
+     */
+    public void countReceivedInto(PeerTraffic traffic) {
+        images.countInto(traffic, this::ownerRank);
+    }
+
     /** Whether subscription {@code i} requires and checks CRC32C. */
     public boolean crcEnabled(int i) {
         return crcBySubscription[i];

@@ -72,6 +72,7 @@ public final class TensorSender implements AutoCloseable {
     private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
     private final int[] shape = new int[TensorFrameDescriptor.MAX_DIMS];
     private Runnable closeAction;
+    private PeerTraffic.Counter sentBytesCounter;
 
     private FrameKind kind;
     private long step;
@@ -359,6 +360,9 @@ public final class TensorSender implements AutoCloseable {
             if (result > 0) {
                 chunks++;
                 sentBytes = offset + length;
+                if (sentBytesCounter != null) {
+                    sentBytesCounter.add(length);
+                }
                 if (sentBytes == totalBytes) {
                     if (byReference) {
                         awaitingCopy = true;
@@ -551,6 +555,11 @@ public final class TensorSender implements AutoCloseable {
         if (closeAction != null) {
             closeAction.run();
         }
+    }
+
+    /** Counts the payload bytes of every chunk handed over from now on into {@code counter}. Set-up time. */
+    void countSentInto(PeerTraffic.Counter counter) {
+        this.sentBytesCounter = counter;
     }
 
     /** Runs once on {@link #close()} (unregisters the in-process link). */
