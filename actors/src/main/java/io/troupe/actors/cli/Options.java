@@ -17,7 +17,7 @@ import picocli.CommandLine.UnmatchedArgumentException;
  * {@code --name value} and {@code --name=value} options, checked against the names a command knows:
  * the one command-line parser (picocli underneath) of every {@code troupe} command and benchmark.
  */
-final class Options {
+public final class Options {
     private final Map<String, String> values = new LinkedHashMap<>();
 
     private Options() {
@@ -31,7 +31,7 @@ final class Options {
      *
      * @throws UsageException naming the unknown option, the option without its value, or the stray argument
      */
-    static Options parse(String[] args, Set<String> known, Set<String> flags) {
+    public static Options parse(String[] args, Set<String> known, Set<String> flags) {
         CommandSpec spec = CommandSpec.create();
         for (String name : sorted(known, flags)) {
             OptionSpec.Builder b = OptionSpec.builder("--" + name).paramLabel(name.toUpperCase(Locale.ROOT));
@@ -92,15 +92,66 @@ final class Options {
         return v;
     }
 
-    String get(String name) {
+    /** True when {@code args} ask for help ({@code --help} or {@code -h} anywhere). */
+    public static boolean wantsHelp(String[] args) {
+        for (String a : args) {
+            if (a.equals("--help") || a.equals("-h")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The value of {@code --name}, or null when it was not given. */
+    public String get(String name) {
         return values.get(name);
     }
 
-    boolean has(String name) {
+    /** The value of {@code --name}, or {@code otherwise} when it was not given. */
+    public String get(String name, String otherwise) {
+        return values.getOrDefault(name, otherwise);
+    }
+
+    /**
+     * The value of {@code --name} as an int, or {@code otherwise} when it was not given.
+     *
+     * @throws UsageException naming the option and the value when it is not a whole number
+     */
+    public int getInt(String name, int otherwise) {
+        String v = values.get(name);
+        if (v == null) {
+            return otherwise;
+        }
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + ": expected a whole number, got '" + v + "'");
+        }
+    }
+
+    /**
+     * The value of {@code --name} as a double, or {@code otherwise} when it was not given.
+     *
+     * @throws UsageException naming the option and the value when it is not a number
+     */
+    public double getDouble(String name, double otherwise) {
+        String v = values.get(name);
+        if (v == null) {
+            return otherwise;
+        }
+        try {
+            return Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + ": expected a number, got '" + v + "'");
+        }
+    }
+
+    public boolean has(String name) {
         return values.containsKey(name);
     }
 
-    Map<String, String> all() {
+    /** Every option given, by name, in the order given. */
+    public Map<String, String> all() {
         return values;
     }
 }
