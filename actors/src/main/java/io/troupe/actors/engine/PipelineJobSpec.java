@@ -49,11 +49,6 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
                 + ", tp="
                 + layout.tp());
         }
-        if (memory.recompute() == io.troupe.models.memory.Recompute.FULL) {
-            throw new IllegalArgumentException("full activation recomputation is not available yet (none or "
-                + "selective): "
-                + "recompute=full");
-        }
         if (memory.recompute() != io.troupe.models.memory.Recompute.NONE && !moduleFactory.isEmpty()) {
             throw new IllegalArgumentException("recompute=" + memory.recompute().optionName()
                 + " needs GPT stages; this job's stages come from " + moduleFactory);

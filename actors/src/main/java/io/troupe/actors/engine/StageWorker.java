@@ -340,7 +340,12 @@ public final class StageWorker implements AutoCloseable {
             case B, BW -> {
                 int slot = slotOf.get(slotKey(v, mb));
                 boolean last = g == stages - 1;
-                Tensor grad = chunk.backwardInput(slot, last ? null : buffers.acquire(true, mb, v), lossScale);
+                // Full recomputation fuses B and W block by block (the gradient goes out after both).
+                boolean fused = a.type() == io.troupe.actors.schedule.ActionType.BW
+                    && spec.memory().recompute() == io.troupe.models.memory.Recompute.FULL;
+                Tensor gradOut = last ? null : buffers.acquire(true, mb, v);
+                Tensor grad = fused ? chunk.backward(slot, gradOut, lossScale, weightHook(v))
+                    : chunk.backwardInput(slot, gradOut, lossScale);
                 if (!last) {
                     buffers.release(true, mb, v);
                 }
@@ -351,7 +356,9 @@ public final class StageWorker implements AutoCloseable {
                     intervals.add(new TimelineInterval("send grad(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
                         Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(grad.numel() * 4))));
                 }
-                if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
+                if (fused) {
+                    releaseSlot(v, mb);
+                } else if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
                     weightGradient(v, mb);
                 }
             }
@@ -362,14 +369,17 @@ public final class StageWorker implements AutoCloseable {
     /** W of (v, mb); the step's last one for chunk v reports finished parameters to the chunk's hook. */
     private void weightGradient(int v, int mb) {
         int slot = slotOf.get(slotKey(v, mb));
-        java.util.function.IntConsumer hook = gradientHooks[v];
-        if (hook != null && ++weightsDone[v] == spec.microbatches()) {
-            chunks[v].backwardWeight(slot, hook);
-        } else {
-            chunks[v].backwardWeight(slot);
-        }
+        chunks[v].backwardWeight(slot, weightHook(v));
         releaseSlot(v, mb);
     }
+
+    /** Counts a W of chunk v; the step's last one gets the chunk's hook, the others a no-op. */
+    private java.util.function.IntConsumer weightHook(int v) {
+        java.util.function.IntConsumer hook = gradientHooks[v];
+        return hook != null && ++weightsDone[v] == spec.microbatches() ? hook : NO_HOOK;
+    }
+
+    private static final java.util.function.IntConsumer NO_HOOK = i -> { };
 
     /** Copies the host token ids and/or targets ({@link #x}, {@link #y}) to the device. */
     private void loadTokens(boolean ids, boolean labels) {
@@ -564,7 +574,7 @@ public final class StageWorker implements AutoCloseable {
         io.troupe.models.memory.RankMemory now = memory();
         long act = 0;
         for (StageModule c : chunks) {
-            act += c.activationBytesPerSlot() * liveSlots;
+            act += c.activationBytesPerSlot() * liveSlots + c.activationBytesShared();
         }
         return new io.troupe.models.memory.RankMemory(now.paramBytes(), now.gradBytes(), now.optimizerBytes(), act,
             now.commBytes());
