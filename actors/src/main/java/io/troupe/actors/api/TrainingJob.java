@@ -58,6 +58,7 @@ public final class TrainingJob {
         private int zero;
         private String recompute;
         private String gradCompression;
+        private boolean sequenceParallel;
 
         private Builder() {
             Config t = JobDefaults.reference();
@@ -84,6 +85,7 @@ public final class TrainingJob {
             zero = t.getInt("zero");
             recompute = t.getString("recompute");
             gradCompression = t.getString("grad-compression");
+            sequenceParallel = t.getBoolean("sequence-parallel");
         }
 
         public Builder model(String v) {
@@ -205,6 +207,15 @@ public final class TrainingJob {
             return this;
         }
 
+        /**
+         * Under tensor parallelism, also splits the residual stream (LayerNorm, dropout-free regions)
+         * by tokens over the tp group: reduce-scatter and all-gather instead of all-reduce. No effect at tp 1.
+         */
+        public Builder sequenceParallel(boolean on) {
+            sequenceParallel = on;
+            return this;
+        }
+
         /** {@code cpu}, {@code cuda} or {@code auto}, for every worker. */
         public Builder device(String v) {
             device = v;
@@ -248,7 +259,8 @@ public final class TrainingJob {
                 JobRequest request = new JobRequest(model, layout, v, schedule, micro, batch, steps, lr, minLr,
                     warmupSteps,
                     gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
-                    evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression);
+                    evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression,
+                    sequenceParallel);
                 JobSpecs.toSpec(request, 1);
                 return new TrainingJob(request);
             } catch (IllegalArgumentException e) {

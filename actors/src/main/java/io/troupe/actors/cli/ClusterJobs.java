@@ -65,6 +65,7 @@ final class ClusterJobs {
             .bucketBytes(s.bucketBytes())
             .zero(s.memory().zero()).recompute(s.memory().recompute().optionName())
             .gradCompression(s.memory().gradCompression().optionName())
+            .sequenceParallel(s.sequenceParallel())
             .device(s.device().name().toLowerCase(Locale.ROOT)).build().request();
     }
 

@@ -24,9 +24,6 @@ final class ClusterTrainCommand {
         TrainConfig cfg = s.train();
         int workers = s.layout().worldSize();
         int threadsPerWorker = Math.max(1, s.threads() / workers);
-        if (s.sequenceParallel()) {
-            throw new UsageException("--sequence-parallel runs on the in-process engine (--engine in-process)");
-        }
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
         // Refuse a bad job (layout, partition, schedule, micro-batches) before starting any node.
         try {
@@ -50,7 +47,7 @@ final class ClusterTrainCommand {
                 : io.troupe.models.parallel.StagePartition.explicit(s.partition(),
                     cfg.model(), s.layout().modelStages());
             out.printf("troupe: %s%n",
-                io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, false)
+                io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, s.sequenceParallel())
                 .memoryPerRank(s.layout()));
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());
