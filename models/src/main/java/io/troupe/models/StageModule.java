@@ -110,6 +110,15 @@ public interface StageModule extends AutoCloseable {
     }
 
     /**
+     * Bytes this stage holds now for micro-batches between their forward and their weight gradient
+     * (plus any shared workspace): the live part of {@link #activationBytes}, which a trace samples
+     * over a step. 0 when the module does not say.
+     */
+    default long activationBytesLive() {
+        return 0;
+    }
+
+    /**
      * Bytes of activation workspace shared by every slot (included in {@link #activationBytes}); 0
      * when the module does not say.
      */

@@ -214,6 +214,7 @@ public final class StageWorker implements AutoCloseable {
             c.zeroGrads();
         }
         java.util.Arrays.fill(weightsDone, 0);
+        sampleActivations(Math.max(0, nowUs(stepStartNs)));
         StagePolicy stage = policy.newStage(ppIndex);
         double idleFrom = -1;
         String idleCause = "input";
@@ -247,9 +248,11 @@ public final class StageWorker implements AutoCloseable {
             }
             execute(step, a, train, stepStartNs);
             stage.onActionFinished(a);
-            intervals.add(new TimelineInterval(a.label(), a.type().name(), start, nowUs(stepStartNs),
+            double end = nowUs(stepStartNs);
+            intervals.add(new TimelineInterval(a.label(), a.type().name(), start, end,
                 String.valueOf(a.microbatch()), Map.of("microbatch", String.valueOf(a.microbatch()),
                     "virtual_stage", String.valueOf(a.virtualStage()))));
+            sampleActivations(end);
         }
         buffers.sendAll(link);
         device.synchronize();
@@ -297,6 +300,21 @@ public final class StageWorker implements AutoCloseable {
         } else {
             stage.onInputArrived(e.microbatch(), e.virtualStage());
         }
+    }
+
+    /**
+     * Category of the zero-length samples of the live activation bytes (after every action); a
+     * trace writes them as a counter track beside the worker's schedule.
+     */
+    public static final String ACTIVATIONS_COUNTER = io.troupe.actors.trace.ChromeTraceWriter.COUNTER_CATEGORY;
+
+    private void sampleActivations(double atUs) {
+        long live = 0;
+        for (StageModule c : chunks) {
+            live += c.activationBytesLive();
+        }
+        intervals.add(new TimelineInterval("activations", ACTIVATIONS_COUNTER, atUs, atUs, "",
+            Map.of("MiB", String.format(java.util.Locale.ROOT, "%.3f", live / 1048576.0))));
     }
 
     /** Whether an interval of {@code category} is device work (counts as busy in the bubble). */

@@ -284,6 +284,20 @@ public final class Gpt implements StageModule {
         return b + activationBytesShared();
     }
 
+    @Override
+    public long activationBytesLive() {
+        long b = 0;
+        for (Map.Entry<Integer, GptActivations> e : slots.entrySet()) {
+            if (e.getKey() >= 0 && e.getValue().forwardDone) {
+                b += e.getValue().bytes();
+                if (e.getValue().pendingWeightInputs != null) {
+                    b += e.getValue().pendingWeightInputs.bytes();
+                }
+            }
+        }
+        return b + activationBytesShared();
+    }
+
     /** The recomputation workspace every slot shares: selective's probabilities, full's one block. */
     @Override
     public long activationBytesShared() {
