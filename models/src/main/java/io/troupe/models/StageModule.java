@@ -126,6 +126,16 @@ public interface StageModule extends AutoCloseable {
         return 0;
     }
 
+    /**
+     * ZeRO stage 2: asks the stage to keep its gradients in a smaller buffer laid out as the
+     * returned arena describes (from then on {@link #grads()} is that buffer), with buckets of at
+     * most about {@code bucketElements} floats. Before the first forward. {@code null}: the module
+     * keeps its whole gradient buffer (the default).
+     */
+    default io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
+        return null;
+    }
+
     /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */
     default long activationBytesPerSlot() {
         return 0;

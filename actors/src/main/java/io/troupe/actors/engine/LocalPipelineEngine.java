@@ -57,6 +57,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
     /** Every chunk of every replica. */
     private final List<StepTail.Part> updateParts = new ArrayList<>();
     private long step;
+    /** ZeRO 2 with gradients kept as slices: one per model stage (empty otherwise). */
+    private final List<ZeroGradientSlices> gradientSlices = new ArrayList<>();
 
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
         if (spec.layout().dp() > 1 && spec.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
@@ -107,6 +109,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
                     stage[member].connect(inMemory);
                 }
             }
+        }
+        if (spec.memory().zero() == 2 && tp == 1 && spec.device() == DeviceKind.CPU) {
+            shardGradients();
         }
         this.policy = policyFor(spec);
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
@@ -198,6 +203,41 @@ public final class LocalPipelineEngine implements AutoCloseable {
         return workers[d][g % pp][t].chunk(g / pp);
     }
 
+    /**
+     * ZeRO 2: every stage keeps its gradients in an arena and its owned slice packed; each
+     * replica's weight-gradient passes feed the stage's {@link ZeroGradientSlices}. A module that
+     * keeps its whole gradient buffer leaves the engine on the zero-1 path.
+     */
+    private void shardGradients() {
+        int dp = spec.layout().dp();
+        int pp = spec.layout().pp();
+        io.troupe.models.memory.GradientArena[][][] arenas = new io.troupe.models.memory.GradientArena[dp][pp][];
+        for (int d = 0; d < dp; d++) {
+            for (int p = 0; p < pp; p++) {
+                arenas[d][p] = workers[d][p][0].shardGradients(
+                    ZeroGradientSlices.bucketElements(workers[d][p][0].chunk(0).params().numel()));
+            }
+        }
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            int p = g % pp;
+            int v = g / pp;
+            if (arenas[0][p][v] == null) {
+                continue;
+            }
+            StageModule[] stages = new StageModule[dp];
+            io.troupe.runtime.tensor.Tensor[] owned = new io.troupe.runtime.tensor.Tensor[dp];
+            for (int d = 0; d < dp; d++) {
+                stages[d] = workers[d][p][0].chunk(v);
+                owned[d] = workers[d][p][0].ownedGradients(v);
+            }
+            ZeroGradientSlices slices = new ZeroGradientSlices(stages, owned, arenas[0][p][v], spec.stepTimeoutMs());
+            for (int d = 0; d < dp; d++) {
+                workers[d][p][0].onEveryWeightGradient(v, slices.hook(d));
+            }
+            gradientSlices.add(slices);
+        }
+    }
+
     /** Every worker, replica by replica, stage by stage, member by member. */
     private List<StageWorker> all() {
         List<StageWorker> out = new ArrayList<>();
@@ -217,13 +257,19 @@ public final class LocalPipelineEngine implements AutoCloseable {
         List<Future<?>> running = new ArrayList<>();
         long stepNo = step;
         List<StageWorker> everyone = all();
+        for (ZeroGradientSlices z : gradientSlices) {
+            z.zeroOwned();
+        }
         for (int i = 0; i < everyone.size(); i++) {
             StageWorker w = everyone.get(i);
             running.add(executors[i].submit(() -> {
                 try {
                     w.runStep(stepNo, policy, train, t0);
                 } catch (RuntimeException e) {
-                    // Peers blocked in a tp collective with the failed worker are released at once.
+                    // Peers blocked in a tp collective or a bucket reduction with the failed worker are released at once.
+                    for (ZeroGradientSlices z : gradientSlices) {
+                        z.abort();
+                    }
                     for (LocalTensorParallelGroup g : tensorParallelGroups) {
                         g.abort("worker dp=" + w.dpIndex() + " pp=" + w.ppIndex() + " tp=" + w.tpIndex() + " failed: "
                             + e.getMessage());
@@ -253,7 +299,11 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
         long r0 = System.nanoTime();
-        if (spec.zeroSharded()) {
+        if (!gradientSlices.isEmpty()) {
+            for (ZeroGradientSlices z : gradientSlices) {
+                z.reduceResident();
+            }
+        } else if (spec.zeroSharded()) {
             ZeroReplicas.reduceScatter(this::stage, spec.layout());
         } else {
             reduceGradients();

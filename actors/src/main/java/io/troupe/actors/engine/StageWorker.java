@@ -55,6 +55,9 @@ public final class StageWorker implements AutoCloseable {
     private final Tensor targets;
     private final java.util.function.IntConsumer[] gradientHooks;
     private final int[] weightsDone;
+    private final java.util.function.IntConsumer[] everyWeightHooks;
+    /** ZeRO 2 in one process: per chunk, the packed gradients of the ranges its optimizer owns. */
+    private final Tensor[] ownedGradients;
     private StageLink link;
     private List<StepTail.Part> stepParts;
 
@@ -111,6 +114,8 @@ public final class StageWorker implements AutoCloseable {
         this.y = new int[n];
         this.gradientHooks = new java.util.function.IntConsumer[v];
         this.weightsDone = new int[v];
+        this.everyWeightHooks = new java.util.function.IntConsumer[v];
+        this.ownedGradients = new Tensor[v];
         this.tokens = device.allocate(DType.I32, n);
         this.targets = device.allocate(DType.I32, n);
     }
@@ -393,6 +398,9 @@ public final class StageWorker implements AutoCloseable {
 
     /** Counts a W of chunk v; the step's last one gets the chunk's hook, the others a no-op. */
     private java.util.function.IntConsumer weightHook(int v) {
+        if (everyWeightHooks[v] != null) {
+            return everyWeightHooks[v];
+        }
         java.util.function.IntConsumer hook = gradientHooks[v];
         return hook != null && ++weightsDone[v] == spec.microbatches() ? hook : NO_HOOK;
     }
@@ -566,6 +574,38 @@ public final class StageWorker implements AutoCloseable {
     }
 
     /**
+     * ZeRO stage 2 in one process: moves each chunk's gradients into its arena
+     * ({@link StageModule#shardGradients}) and gives each ZeRO optimizer a packed buffer for the
+     * gradients of the ranges it owns, which becomes the chunk's step part. Returns the arenas
+     * ({@code null} for a chunk that keeps its whole buffer; it then keeps its part). Before the
+     * first step; every weight gradient reports its parameters to {@link #onEveryWeightGradient}.
+     */
+    public io.troupe.models.memory.GradientArena[] shardGradients(long bucketElements) {
+        io.troupe.models.memory.GradientArena[] arenas = new io.troupe.models.memory.GradientArena[chunks.length];
+        List<StepTail.Part> parts = new ArrayList<>(stepParts);
+        for (int c = 0; c < chunks.length; c++) {
+            arenas[c] = chunks[c].shardGradients(bucketElements);
+            if (arenas[c] != null) {
+                ownedGradients[c] = device.allocate((int) optimizers[c].stateNumel());
+                device.fill(ownedGradients[c], 0f);
+                parts.set(c, new StepTail.Part(device, chunks[c].params(), ownedGradients[c], optimizers[c]));
+            }
+        }
+        stepParts = List.copyOf(parts);
+        return arenas;
+    }
+
+    /** Chunk {@code v}'s packed owned gradients under {@link #shardGradients} ({@code null} otherwise). */
+    public Tensor ownedGradients(int v) {
+        return ownedGradients[v];
+    }
+
+    /** Has chunk {@code v}'s every weight-gradient pass (not just the step's last) report to {@code hook}. */
+    public void onEveryWeightGradient(int v, java.util.function.IntConsumer hook) {
+        everyWeightHooks[v] = hook;
+    }
+
+    /**
      * The bytes this worker holds now ({@link io.troupe.models.memory.RankMemory}): its chunks'
      * parameter and gradient buffers, its optimizers' moments (owned ranges only under ZeRO), the
      * activation slots its chunks have allocated, and its receive buffers.
@@ -577,7 +617,7 @@ public final class StageWorker implements AutoCloseable {
         long activations = 0;
         for (int c = 0; c < chunks.length; c++) {
             params += chunks[c].params().numel() * 4;
-            grads += chunks[c].grads().numel() * 4;
+            grads += chunks[c].grads().numel() * 4 + (ownedGradients[c] == null ? 0 : ownedGradients[c].numel() * 4);
             optimizer += optimizers[c].stateBytes();
             activations += chunks[c].activationBytes();
         }
@@ -612,6 +652,11 @@ public final class StageWorker implements AutoCloseable {
     public void close() {
         for (AdamW o : optimizers) {
             o.close();
+        }
+        for (Tensor t : ownedGradients) {
+            if (t != null) {
+                t.close();
+            }
         }
         for (StageModule c : chunks) {
             c.close();

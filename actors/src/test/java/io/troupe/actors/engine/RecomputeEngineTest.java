@@ -93,6 +93,10 @@ class RecomputeEngineTest {
         double[] zeroFull = run(spec("2x1", 1, "1f1b", new MemoryOptions(1, Recompute.FULL, GradCompression.NONE)),
             bytes);
         assertArrayEquals(zero, zeroFull, "zero 1 with full recomputation");
+        double[] zero2 = run(spec("2x1", 1, "1f1b", MemoryOptions.NONE.withZero(2)), bytes);
+        double[] zero2Full = run(spec("2x1", 1, "1f1b", new MemoryOptions(2, Recompute.FULL, GradCompression.NONE)),
+            bytes);
+        assertArrayEquals(zero2, zero2Full, "zero 2 (gradients as slices) with full recomputation");
     }
 
     @Test

@@ -96,6 +96,46 @@ class ZeroEngineTest {
     }
 
     @Test
+    void shouldKeepZeroTwoGradientsAsSlicesPlusOneBucketWindow() {
+        long[] grads = new long[3];
+        long numel;
+        for (int zero = 0; zero <= 2; zero++) {
+            try (LocalPipelineEngine engine = new LocalPipelineEngine(spec("2x1x1", zero, 2), DATA)) {
+                engine.trainStep();
+                engine.trainStep();
+                grads[zero] = engine.memoryPerRank().gradBytes();
+            }
+        }
+        try (LocalPipelineEngine engine = new LocalPipelineEngine(spec("2x1x1", 0, 1), DATA)) {
+            numel = engine.stage(0, 0).params().numel();
+        }
+        double ratio = (double) grads[2] / grads[0];
+        System.out.printf("2x1 gradient bytes per rank: zero 0 %d, zero 1 %d, zero 2 %d (%.3fx)%n", grads[0], grads[1],
+            grads[2], ratio);
+        assertEquals(4 * numel, grads[0]);
+        assertEquals(grads[0], grads[1], "zero 1 keeps the whole gradient buffer");
+        // half the stage, one window of at most 1/16 of it (plus the largest linear) and the LayerNorms
+        assertTrue(ratio < 0.6, "zero-2 gradient ratio " + ratio);
+    }
+
+    @Test
+    void shouldGiveTheZeroStageZeroLossesWithSeveralMicroBatchesUnderZeroTwo() {
+        Layout l = Layout.parse("2x1x1", 1);
+        for (String schedule : new String[] {"1f1b", "zb-h1"}) {
+            double[][] runs = new double[2][];
+            for (int zero = 0; zero <= 2; zero += 2) {
+                PipelineJobSpec spec = new PipelineJobSpec(train(STEPS), l, schedule, 4,
+                    StagePartition.balanced(MODEL, 1), 1, 30_000).withMemory(MemoryOptions.NONE.withZero(zero));
+                runs[zero / 2] = losses(spec, STEPS);
+            }
+            double rel = maxRelative(runs[1], runs[0]);
+            System.out.printf("2x1 m=4 %s zero 2: max relative loss difference %.3e (bitwise %s)%n", schedule, rel,
+                java.util.Arrays.equals(runs[1], runs[0]));
+            assertTrue(rel <= 1e-5, schedule + ": " + rel);
+        }
+    }
+
+    @Test
     void shouldResumeAcrossZeroStagesAndReplicaCounts(@TempDir Path dir) {
         int total = 6;
         double[] straight = losses(spec("2x1x1", 0, total), total);

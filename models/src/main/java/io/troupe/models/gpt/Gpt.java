@@ -48,7 +48,10 @@ public final class Gpt implements StageModule {
     private final boolean last;
     private final ParameterLayout layout;
     private final Tensor params;
-    private final Tensor grads;
+    /** The whole flat gradient buffer, or under ZeRO 2 the {@link #gradientArena} buffer. */
+    private Tensor grads;
+    /** Where each parameter's gradient starts in {@link #grads} when it is an arena; null: the layout's offsets. */
+    private long[] gradOffsets;
     private final Map<Integer, GptActivations> slots = new HashMap<>();
     /** Selective recomputation: one (B, NH/tp, T, T) tensor for every slot's and block's attention probabilities. */
     private Tensor sharedAtt;
@@ -59,15 +62,16 @@ public final class Gpt implements StageModule {
     private final java.util.List<GptWeightInputs> allWeightInputs = new java.util.ArrayList<>();
 
     // Layers over named views into params / grads.
-    private final VocabParallelEmbedding tokEmb;
+    // The layers holding gradient views are rebuilt when the gradients move into an arena.
+    private VocabParallelEmbedding tokEmb;
     private final Tensor wpe;
-    private final Tensor dwpe;
+    private Tensor dwpe;
     private final Block[] w;
     private final Tensor lnfW;
     private final Tensor lnfB;
-    private final Tensor dlnfW;
-    private final Tensor dlnfB;
-    private final ColumnParallelLinear lmHead;
+    private Tensor dlnfW;
+    private Tensor dlnfB;
+    private ColumnParallelLinear lmHead;
     private final VocabParallelCrossEntropy ce;
 
     // Activation-gradient scratch shared by all slots (one backward at a time).
@@ -135,20 +139,11 @@ public final class Gpt implements StageModule {
         int v = cfg.vocabSize();
         this.sp = sequenceParallel && tp.size() > 1 ? new SequenceParallel(dev, tp, bt, c) : null;
         this.residualRows = sp == null ? bt : sp.localTokens(bt);
-        this.tokEmb = first ? new VocabParallelEmbedding(dev, tp, v, c, bt, view(params, "tok_emb.weight"),
-            view(grads, "tok_emb.weight"), sp) : null;
         this.wpe = first ? view(params, "pos_emb.weight") : null;
-        this.dwpe = first ? view(grads, "pos_emb.weight") : null;
         this.w = new Block[blocks];
-        for (int l = 0; l < blocks; l++) {
-            w[l] = block(firstBlock + l);
-        }
         this.lnfW = last ? view(params, "ln_f.weight") : null;
         this.lnfB = last ? view(params, "ln_f.bias") : null;
-        this.dlnfW = last ? view(grads, "ln_f.weight") : null;
-        this.dlnfB = last ? view(grads, "ln_f.bias") : null;
-        this.lmHead = last ? new ColumnParallelLinear(dev, tp, c, v, view(params, "lm_head.weight"), null,
-            view(grads, "lm_head.weight"), null, sp) : null;
+        bindLayers();
         this.ce = last ? new VocabParallelCrossEntropy(dev, tp, v, bt) : null;
         this.dresidual = dev.allocate(residualRows, c);
         this.dln = dev.allocate(residualRows, c);
@@ -164,7 +159,51 @@ public final class Gpt implements StageModule {
 
     private Tensor view(Tensor buf, String name) {
         ParamSpec s = layout.get(name);
+        if (buf == grads && gradOffsets != null) {
+            return buf.view(gradOffsets[layout.specs().indexOf(s)], s.shape());
+        }
         return buf.view(s.localOffset(), s.shape());
+    }
+
+    /** (Re)builds every layer over the parameter views and the current gradient views. */
+    private void bindLayers() {
+        int c = cfg.dModel();
+        int v = cfg.vocabSize();
+        if (tokEmb != null) {
+            tokEmb.close();
+        }
+        tokEmb = first ? new VocabParallelEmbedding(dev, tp, v, c, rows * cfg.seqLen(), view(params, "tok_emb.weight"),
+            view(grads, "tok_emb.weight"), sp) : null;
+        dwpe = first ? view(grads, "pos_emb.weight") : null;
+        for (int l = 0; l < blocks; l++) {
+            w[l] = block(firstBlock + l);
+        }
+        dlnfW = last ? view(grads, "ln_f.weight") : null;
+        dlnfB = last ? view(grads, "ln_f.bias") : null;
+        lmHead = last ? new ColumnParallelLinear(dev, tp, c, v, view(params, "lm_head.weight"), null,
+            view(grads, "lm_head.weight"), null, sp) : null;
+    }
+
+    /**
+     * ZeRO stage 2: moves the gradients into a {@link io.troupe.models.memory.GradientArena} of
+     * {@link GptGradientArena}'s layout (LayerNorms resident, one shared bucket window), so
+     * {@link #grads()} becomes that smaller buffer. Weight gradients are reported one linear at a
+     * time, so the runtime can empty the window between buckets. Before the first forward; tp = 1.
+     */
+    @Override
+    public io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
+        if (!slots.isEmpty() || tp.size() != 1 || gradOffsets != null) {
+            throw new IllegalStateException("gradients move into an arena once, before the first forward, at tp = 1: "
+                + "slots=" + slots.keySet() + ", tp=" + tp.size());
+        }
+        io.troupe.models.memory.GradientArena arena = GptGradientArena.of(layout, firstBlock, blocks, first, last,
+            bucketElements);
+        grads.close();
+        grads = dev.allocate((int) (arena.residentElements() + arena.bucketElements()));
+        gradOffsets = arena.arenaOffset();
+        bindLayers();
+        zeroGrads();
+        return arena;
     }
 
     private Block block(int l) {
@@ -538,13 +577,30 @@ public final class Gpt implements StageModule {
         dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, b.ln1Mean(), b.ln1Rstd(), nr, c);
     }
 
-    /** One block's weight gradients from what its B left in {@code b}. */
-    private void blockBackwardWeight(Block p, GptActivations.BlockTensors b) {
+    /**
+     * Block {@code l}'s weight gradients from what its B left in {@code b}; reports each linear's
+     * two parameters right after it (the LayerNorms', finished by B, in their place in the order).
+     */
+    private void blockBackwardWeight(int l, GptActivations.BlockTensors b, int firstBlockParam,
+                                     java.util.function.IntConsumer parameterDone) {
         final int bt = rows * cfg.seqLen();
+        final int base = firstBlockParam + PARAMS_PER_BLOCK * l;
+        Block p = w[l];
         p.fcProj.backwardWeight(b.dFcProj(), b.fchGelu(), bt);
+        parameterDone.accept(base + 11);
+        parameterDone.accept(base + 10);
         p.fc.backwardWeight(b.dfch(), b.ln2(), bt);
+        parameterDone.accept(base + 9);
+        parameterDone.accept(base + 8);
+        parameterDone.accept(base + 7);
+        parameterDone.accept(base + 6);
         p.proj.backwardWeight(b.dAttProj(), b.atty(), bt);
+        parameterDone.accept(base + 5);
+        parameterDone.accept(base + 4);
         p.qkv.backwardWeight(b.dqkv(), b.ln1(), bt);
+        for (int i = base + 3; i >= base; i--) {
+            parameterDone.accept(i);
+        }
     }
 
     @Override
@@ -577,8 +633,7 @@ public final class Gpt implements StageModule {
             GptActivations.BlockTensors b = a.block(l);
             blockForward(w[l], b, hIn, false);
             blockBackwardInput(w[l], b, hIn);
-            blockBackwardWeight(w[l], b);
-            reportBlock(l, firstBlockParam, parameterDone);
+            blockBackwardWeight(l, b, firstBlockParam, parameterDone);
         }
         Tensor g = stageInputGradient(a);
         if (first) {
@@ -598,9 +653,9 @@ public final class Gpt implements StageModule {
     private static final int PARAMS_PER_BLOCK = 12;
 
     /**
-     * Reports the head's parameters after the head gradient, each block's twelve after its four
-     * weight gradients (layer norm gradients were finished by the input backward), and the
-     * embeddings last.
+     * Reports the head's parameters after the head gradient, each linear's weight and bias right
+     * after its weight gradient (a block's LayerNorms, finished by the input backward, in their
+     * place in reverse order), and the embeddings last.
      */
     @Override
     public void backwardWeight(int slot, java.util.function.IntConsumer parameterDone) {
@@ -615,8 +670,7 @@ public final class Gpt implements StageModule {
         GptWeightInputs kept = a.pendingWeightInputs;
         for (int l = blocks - 1; l >= 0; l--) {
             GptActivations.BlockTensors b = a.block(l);
-            blockBackwardWeight(w[l], kept == null ? b : b.withWeightInputs(kept, l));
-            reportBlock(l, firstBlockParam, parameterDone);
+            blockBackwardWeight(l, kept == null ? b : b.withWeightInputs(kept, l), firstBlockParam, parameterDone);
         }
         if (kept != null) {
             a.pendingWeightInputs = null;
@@ -634,13 +688,6 @@ public final class Gpt implements StageModule {
         lmHead.backwardWeight(a.logits, a.lnf, rows * cfg.seqLen());                           // (V/tp, C)
         int head = firstBlockParam + PARAMS_PER_BLOCK * blocks;
         for (int i = head + 2; i >= head; i--) {
-            parameterDone.accept(i);
-        }
-    }
-
-    private static void reportBlock(int l, int firstBlockParam, java.util.function.IntConsumer parameterDone) {
-        int base = firstBlockParam + PARAMS_PER_BLOCK * l;
-        for (int i = base + PARAMS_PER_BLOCK - 1; i >= base; i--) {
             parameterDone.accept(i);
         }
     }
