@@ -59,6 +59,8 @@ public final class TrainingJob {
         private String recompute;
         private String gradCompression;
         private boolean sequenceParallel;
+        private long traceFirst;
+        private long traceLast;
 
         private Builder() {
             Config t = JobDefaults.reference();
@@ -216,6 +218,16 @@ public final class TrainingJob {
             return this;
         }
 
+        /**
+         * The steps {@code first..last} (1-based, inclusive) whose timelines the submitter receives as
+         * {@link JobEvent.StepTrace} events; by default the last step only.
+         */
+        public Builder traceSteps(long first, long last) {
+            traceFirst = first;
+            traceLast = last;
+            return this;
+        }
+
         /** {@code cpu}, {@code cuda} or {@code auto}, for every worker. */
         public Builder device(String v) {
             device = v;
@@ -260,7 +272,7 @@ public final class TrainingJob {
                     warmupSteps,
                     gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
                     evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression,
-                    sequenceParallel);
+                    sequenceParallel, traceFirst, traceLast);
                 JobSpecs.toSpec(request, 1);
                 return new TrainingJob(request);
             } catch (IllegalArgumentException e) {

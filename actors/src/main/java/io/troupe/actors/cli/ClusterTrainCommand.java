@@ -20,11 +20,12 @@ final class ClusterTrainCommand {
     private ClusterTrainCommand() {
     }
 
-    static int run(TrainSettings s, Corpora data, Path runDir, PrintStream out, PrintStream err) {
+    static int run(TrainSettings s, Corpora data, Path runDir, io.troupe.actors.trace.TraceWindow trace,
+                   PrintStream out, PrintStream err) {
         TrainConfig cfg = s.train();
         int workers = s.layout().worldSize();
         int threadsPerWorker = Math.max(1, s.threads() / workers);
-        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
+        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir), trace);
         // Refuse a bad job (layout, partition, schedule, micro-batches) before starting any node.
         try {
             io.troupe.actors.cluster.JobSpecs.toSpec(job, threadsPerWorker);
