@@ -117,9 +117,16 @@ public final class LocalPipelineEngine implements AutoCloseable {
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
         for (int g = 0; g < spec.layout().modelStages() && spec.zeroSharded(); g++) {
-            // ZeRO: each replica's segment holds its share of the reduced gradients (tp = 1).
-            for (int d = 0; d < dp; d++) {
-                normParts.addAll(workers[d][g % pp][0].stepParts().get(g / pp).ownedGradients());
+            // ZeRO: each replica's segment holds its share of the reduced gradients; tp members other
+            // than 0 count only the split parameters in it.
+            for (int t = 0; t < tp; t++) {
+                for (int d = 0; d < dp; d++) {
+                    StageWorker w = workers[d][g % pp][t];
+                    StageModule chunk = w.chunk(g / pp);
+                    for (StepTail.Part owned : w.stepParts().get(g / pp).ownedGradients()) {
+                        normParts.addAll(t == 0 ? List.of(owned) : countedByMember(owned, chunk, t));
+                    }
+                }
             }
         }
         for (int g = 0; g < spec.layout().modelStages() && !spec.zeroSharded(); g++) {
@@ -201,6 +208,24 @@ public final class LocalPipelineEngine implements AutoCloseable {
     public StageModule stage(int d, int g, int t) {
         int pp = spec.layout().pp();
         return workers[d][g % pp][t].chunk(g / pp);
+    }
+
+    /** The parts of {@code owned} (a view of {@code chunk}'s gradients) that tp member {@code t} counts in the norm. */
+    private static List<StepTail.Part> countedByMember(StepTail.Part owned, StageModule chunk, int t) {
+        long base = chunk.grads().offsetElements();
+        long start = owned.grads().offsetElements() - base;
+        long end = start + owned.grads().numel();
+        List<StepTail.Part> out = new ArrayList<>();
+        for (io.troupe.runtime.tensor.Tensor v : io.troupe.models.parallel.tp.TensorParallelGradients.normViews(chunk,
+            t)) {
+            long lo = Math.max(start, v.offsetElements() - base);
+            long hi = Math.min(end, v.offsetElements() - base + v.numel());
+            if (lo < hi) {
+                out.add(new StepTail.Part(owned.device(), owned.params(), chunk.grads().view(lo, (int) (hi - lo)),
+                    owned.optimizer()));
+            }
+        }
+        return out;
     }
 
     /**
@@ -304,14 +329,20 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 z.reduceResident();
             }
         } else if (spec.zeroSharded()) {
-            ZeroReplicas.reduceScatter(this::stage, spec.layout());
+            for (int t = 0; t < spec.layout().tp(); t++) {
+                final int member = t;
+                ZeroReplicas.reduceScatter((d, g) -> stage(d, g, member), spec.layout());
+            }
         } else {
             reduceGradients();
         }
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
         StepTail.Result tail = stepTail.apply(step, normParts, updateParts);
         if (spec.zeroSharded()) {
-            ZeroReplicas.allGatherParameters(this::stage, spec.layout());
+            for (int t = 0; t < spec.layout().tp(); t++) {
+                final int member = t;
+                ZeroReplicas.allGatherParameters((d, g) -> stage(d, g, member), spec.layout());
+            }
         }
         double norm = tail.gradNorm();
         float lr = tail.lr();
@@ -365,8 +396,10 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             for (int t = 0; t < tp; t++) {
                 StageWorker w = workers[0][g % pp][t];
+                final int member = t;
                 shards.put(ShardedCheckpointReader.shardFileName(g, tp, t), spec.zeroSharded()
-                    ? ZeroReplicas.capture(this::stage, this::optimizer, spec.layout(), g)
+                    ? ZeroReplicas.capture((d, s) -> stage(d, s, member),
+                        (d, s) -> workers[d][s % pp][member].optimizer(s / pp), spec.layout(), g)
                     : io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
             }
         }
@@ -412,11 +445,6 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         this.step = m.dataCursor();
-    }
-
-    /** The optimizer of model stage {@code g} in replica {@code d} (tp member 0). */
-    private io.troupe.models.optim.AdamW optimizer(int d, int g) {
-        return workers[d][g % spec.layout().pp()][0].optimizer(g / spec.layout().pp());
     }
 
     /** Sums each model stage's gradients over replicas in replica order and gives every replica the sum. */

@@ -1,6 +1,5 @@
 package io.troupe.actors.engine;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -63,7 +62,7 @@ class ZeroEngineTest {
 
     @Test
     void shouldGiveTheZeroStageZeroLossesAtDp2AndDp4() {
-        for (String layout : new String[] {"2x1x1", "4x1x1", "2x2x1"}) {
+        for (String layout : new String[] {"2x1x1", "4x1x1", "2x2x1", "2x1x2", "2x2x2"}) {
             double[] base = losses(spec(layout, 0, STEPS), STEPS);
             for (int zero = 1; zero <= 2; zero++) {
                 double[] z = losses(spec(layout, zero, STEPS), STEPS);
@@ -140,7 +139,7 @@ class ZeroEngineTest {
         int total = 6;
         double[] straight = losses(spec("2x1x1", 0, total), total);
         String[][] pairs = {{"2x1x1", "1", "4x1x1", "2"}, {"4x1x1", "2", "2x1x1", "0"}, {"2x1x1", "2", "1x2x1", "0"},
-            {"1x1x1", "0", "2x1x1", "1"}};
+            {"1x1x1", "0", "2x1x1", "1"}, {"2x1x2", "1", "1x1x1", "0"}, {"1x1x1", "0", "2x2x2", "2"}};
         int n = 0;
         for (String[] p : pairs) {
             Path root = dir.resolve("c" + n++);
@@ -169,11 +168,11 @@ class ZeroEngineTest {
     }
 
     @Test
-    void shouldRefuseUnknownStagesAndZeroWithTensorParallelism() {
+    void shouldRefuseUnknownStagesAndZeroWithTensorParallelismOnTheCluster() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MemoryOptions.NONE.withZero(3));
         assertTrue(e.getMessage().contains("unknown zero stage 3"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> spec("2x1x2", 1, STEPS));
-        assertTrue(e.getMessage().contains("tp"), e.getMessage());
-        assertArrayEquals(new double[0], new double[0]);
+        e = assertThrows(IllegalArgumentException.class, () -> io.troupe.actors.cluster.JobSpecs.toSpec(
+            io.troupe.actors.api.TrainingJob.builder().model("tiny").layout("2x1x2").zero(1).build().request(), 1));
+        assertTrue(e.getMessage().contains("tp = 1 on the cluster engine"), e.getMessage());
     }
 }
