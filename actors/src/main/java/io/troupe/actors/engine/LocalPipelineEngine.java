@@ -291,7 +291,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 try {
                     w.runStep(stepNo, policy, train, t0);
                 } catch (RuntimeException e) {
-                    // Peers blocked in a tp collective or a bucket reduction with the failed worker are released at once.
+                    // Peers blocked in a tp collective or a bucket reduction with the failed worker are
+                    // released at once.
                     for (ZeroGradientSlices z : gradientSlices) {
                         z.abort();
                     }

@@ -365,8 +365,8 @@ public final class Gpt implements StageModule {
             case NONE -> {
             }
             case SELECTIVE -> sharedAtt = dev.allocate(rows, cfg.nHead() / tp.size(), cfg.seqLen(), cfg.seqLen());
-            case FULL -> sharedBlock = new GptActivations(dev, cfg, tp.size(), residualRows, rows, 1, false, false, null,
-                null);
+            case FULL -> sharedBlock = new GptActivations(dev, cfg, tp.size(), residualRows, rows, 1, false, false,
+                null, null);
             default -> throw new IllegalStateException("unhandled recompute mode " + mode);
         }
     }

@@ -102,7 +102,8 @@ public final class AdamW implements AutoCloseable {
     public void step(Tensor params, Tensor grads, float lr) {
         boolean packed = grads.numel() != params.numel();
         if (packed && grads.numel() != stateNumel) {
-            throw new IllegalArgumentException("gradients must be whole (" + params.numel() + ") or packed owned ranges ("
+            throw new IllegalArgumentException("gradients must be whole (" + params.numel()
+                + ") or packed owned ranges ("
                 + stateNumel + "): numel=" + grads.numel());
         }
         step++;
