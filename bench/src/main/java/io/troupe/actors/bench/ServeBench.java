@@ -51,6 +51,9 @@ public final class ServeBench {
     /** Streaming clients (TTFT and TPOT measured) or whole responses (throughput only). */
     private static boolean stream = true;
 
+    /** Requests sent under load before each timed run (not counted). */
+    private static int warmup = 128;
+
     private record Run(double tokensPerS, long tokens, double seconds, double ttftP50Ms, double ttftP99Ms,
         double tpotP50Ms,
                        double tpotP99Ms) {
@@ -64,6 +67,7 @@ public final class ServeBench {
         int maxTokens = Integer.parseInt(o.getOrDefault("max-tokens", "32"));
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
+        warmup = Integer.parseInt(o.getOrDefault("warmup", "128"));
         // --layout 1xN: the continuous-batching run on N pipeline stages (the max-batch 1 baseline stays 1x1)
         int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout", "1x1"), 1).pp();
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
@@ -117,32 +121,14 @@ public final class ServeBench {
         try (InferenceServer server = InferenceServer.start(w, s, stages)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
-            // warm-up: the JIT compiles the step before the clock starts
-            for (int i = 0; i < 3; i++) {
-                once(http, uri, prompts.get(i), maxTokens, i);
-            }
-            List<double[]> results = Collections.synchronizedList(new ArrayList<>());
-            AtomicInteger next = new AtomicInteger();
-            List<Thread> threads = new ArrayList<>();
+            // warm-up under the same load, untimed: the JIT compiles the step, the server's and the
+            // client's paths before the clock starts (compiling takes a core for seconds on a small host)
+            load(http, uri, prompts.subList(0, Math.min(prompts.size(), warmup)), clients, maxTokens);
+            CpuByGroup cpu = CpuByGroup.start();
             long t0 = System.nanoTime();
-            for (int c = 0; c < clients; c++) {
-                Thread t = new Thread(() -> {
-                    int i;
-                    while ((i = next.getAndIncrement()) < prompts.size()) {
-                        try {
-                            results.add(once(http, uri, prompts.get(i), maxTokens, i));
-                        } catch (IOException | InterruptedException e) {
-                            throw new IllegalStateException("request " + i + " failed: " + e, e);
-                        }
-                    }
-                }, "serve-bench-client-" + c);
-                threads.add(t);
-                t.start();
-            }
-            for (Thread t : threads) {
-                t.join();
-            }
+            List<double[]> results = load(http, uri, prompts, clients, maxTokens);
             double seconds = (System.nanoTime() - t0) / 1e9;
+            System.out.println(name + ": " + cpu.report());
             if (results.size() != prompts.size()) {
                 throw new IllegalStateException(name + ": " + results.size() + " of " + prompts.size()
                     + " requests completed");
@@ -167,6 +153,32 @@ public final class ServeBench {
                     run.tpotP99Ms());
             return run;
         }
+    }
+
+    /** Sends {@code prompts} from {@code clients} concurrent client threads; the per-request results. */
+    private static List<double[]> load(HttpClient http, URI uri, List<String> prompts, int clients, int maxTokens)
+        throws InterruptedException {
+        List<double[]> results = Collections.synchronizedList(new ArrayList<>());
+        AtomicInteger next = new AtomicInteger();
+        List<Thread> threads = new ArrayList<>();
+        for (int c = 0; c < clients; c++) {
+            Thread t = new Thread(() -> {
+                int i;
+                while ((i = next.getAndIncrement()) < prompts.size()) {
+                    try {
+                        results.add(once(http, uri, prompts.get(i), maxTokens, i));
+                    } catch (IOException | InterruptedException e) {
+                        throw new IllegalStateException("request " + i + " failed: " + e, e);
+                    }
+                }
+            }, "serve-bench-client-" + c);
+            threads.add(t);
+            t.start();
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        return results;
     }
 
     private static final Pattern COMPLETION_TOKENS = Pattern.compile("\"completion_tokens\":(\\d+)");
@@ -293,7 +305,7 @@ public final class ServeBench {
         Map<String, String> o = new java.util.HashMap<>();
         java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens",
             "max-batch", "quantize",
-            "checkpoint", "model", "stream", "layout");
+            "checkpoint", "model", "stream", "layout", "warmup");
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {
