@@ -213,10 +213,12 @@ public final class ServeBench {
                 return;
             }
             long now = System.nanoTime();
-            Matcher m = COMPLETION_TOKENS.matcher(line);
-            if (m.find()) {
-                tokens[0] = Integer.parseInt(m.group(1));
-                return;                         // the final event (finish reason, usage)
+            if (line.contains("\"usage\"")) {        // the final event (finish reason, usage)
+                Matcher m = COMPLETION_TOKENS.matcher(line);
+                if (m.find()) {
+                    tokens[0] = Integer.parseInt(m.group(1));
+                }
+                return;
             }
             if (line.equals("data: [DONE]")) {
                 return;
