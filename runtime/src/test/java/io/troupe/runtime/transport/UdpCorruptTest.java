@@ -51,7 +51,8 @@ class UdpCorruptTest {
                 }
                 assertEquals(List.of(DropReason.BAD_CHUNK_CRC), List.copyOf(listener.corrupted),
                     "the damaged tensor reported once, by its chunk CRC; drops " + rx.receiver().drops());
-                assertEquals(1, rx.receiver().drops().count(DropReason.BAD_CHUNK_CRC), rx.receiver().drops().toString());
+                assertEquals(1, rx.receiver().drops().count(DropReason.BAD_CHUNK_CRC),
+                    rx.receiver().drops().toString());
                 assertTrue(listener.ready.isEmpty(), "a tensor with a damaged chunk must never be delivered");
 
                 tx.begin(FrameKind.GRADIENT, 1, TensorKey.of(1, 0, 1), DType.I8, new int[] {(int) bytes}, 1,
