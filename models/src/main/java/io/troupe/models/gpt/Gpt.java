@@ -561,7 +561,7 @@ public final class Gpt implements StageModule {
         // MLP: residual3 = residual2 + proj(gelu(fc(ln2(residual2))))
         dev.copy(dresidual, b.dFcProj());
         p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                       // (B, T, 4C/tp)
-        dev.geluBackward(b.fch(), dfchGelu, b.dfch(), (long) bt * p.fc.outLocal());
+        p.fc.backwardGelu(b.fch(), dfchGelu, b.dfch(), bt);                                   // and fc's bias grad
         p.fc.backwardInput(b.dfch(), dln, bt);                                                 // (nr, C)
         dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, b.residual2(), p.ln2W, b.ln2Mean(), b.ln2Rstd(), nr,
             c);
@@ -589,7 +589,7 @@ public final class Gpt implements StageModule {
         p.fcProj.backwardWeight(b.dFcProj(), b.fchGelu(), bt);
         parameterDone.accept(base + 11);
         parameterDone.accept(base + 10);
-        p.fc.backwardWeight(b.dfch(), b.ln2(), bt);
+        p.fc.backwardWeight(b.dfch(), b.ln2(), bt, false);                                    // bias: backwardGelu
         parameterDone.accept(base + 9);
         parameterDone.accept(base + 8);
         parameterDone.accept(base + 7);

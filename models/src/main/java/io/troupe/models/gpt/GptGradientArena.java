@@ -6,9 +6,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The {@link GradientArena} of a GPT stage: the LayerNorms (written by B) resident; the groups
- * that W writes between two reports, in W's order (lm_head; per block from the last: mlp.proj,
- * mlp.fc, attn.proj, attn.qkv, each weight with its bias; the position then token embeddings),
+ * The {@link GradientArena} of a GPT stage: what B writes resident (the LayerNorms, and mlp.fc's
+ * bias, formed with the GELU backward); the groups that W writes between two reports, in W's order
+ * (lm_head; per block from the last: mlp.proj, mlp.fc's weight, attn.proj, attn.qkv, each weight with its bias; the position then token embeddings),
  * merged greedily into buckets of at most {@code bucketElements} floats (a larger group is a bucket
  * of its own). Every bucket starts at the same offset, just after the resident region.
  */
@@ -24,7 +24,8 @@ final class GptGradientArena {
         long residentElements = 0;
         for (int i = 0; i < specs.size(); i++) {
             String n = specs.get(i).name();
-            if (n.contains(".ln1.") || n.contains(".ln2.") || n.startsWith("ln_f.")) {
+            // B writes these: the LayerNorms, and mlp.fc's bias (formed with the GELU backward).
+            if (n.contains(".ln1.") || n.contains(".ln2.") || n.startsWith("ln_f.") || n.endsWith("mlp.fc.bias")) {
                 resident.add(i);
                 offset[i] = residentElements;
                 residentElements += specs.get(i).numel();
@@ -37,7 +38,8 @@ final class GptGradientArena {
         for (int l = firstBlock + blocks - 1; l >= firstBlock; l--) {
             String p = "blocks." + l + ".";
             for (String lin : new String[] {"mlp.proj", "mlp.fc", "attn.proj", "attn.qkv"}) {
-                groups.add(new int[] {index(layout, p + lin + ".bias"), index(layout, p + lin + ".weight")});
+                groups.add(lin.equals("mlp.fc") ? new int[] {index(layout, p + lin + ".weight")}
+                    : new int[] {index(layout, p + lin + ".bias"), index(layout, p + lin + ".weight")});
             }
         }
         if (first) {
