@@ -10,7 +10,8 @@ import java.util.List;
  * bias, formed with the GELU backward); the groups that W writes between two reports, in W's order
  * (lm_head; per block from the last: mlp.proj, mlp.fc's weight, attn.proj, attn.qkv, each weight
  * with its bias; the position then token embeddings), merged greedily into buckets of at most
- * {@code bucketElements} floats (a larger group is a bucket of its own). Every bucket starts at the same offset, just after the resident region.
+ * {@code bucketElements} floats (a larger group is a bucket of its own). Every bucket starts at the
+ * same offset, just after the resident region.
  */
 final class GptGradientArena {
     private GptGradientArena() {
