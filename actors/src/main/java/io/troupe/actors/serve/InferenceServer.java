@@ -124,6 +124,7 @@ public final class InferenceServer implements AutoCloseable {
             pekko.stdout-loglevel = WARNING
             pekko.actor.provider = local
             pekko.http.server.remote-address-header = off
+            pekko.fail-mixed-versions = off
             """).withFallback(ConfigFactory.load());
         ActorSystem<SchedulerActor.Command> system = ActorSystem.create(guardian, "troupe-serve", config);
         try {
