@@ -59,7 +59,6 @@ class ClusterAdmissionTest {
                 // Everything else as a Troupe node has it, so only the protocol version differs.
                 "pekko.cluster.downing-provider-class = \"org.apache.pekko.cluster.sbr.SplitBrainResolverProvider\"",
                 "pekko.coordinated-shutdown.exit-jvm = off",
-                "pekko.fail-mixed-versions = off",
                 "pekko.loglevel = WARNING",
                 versionLine)).withFallback(ConfigFactory.load()));
             open.add(() -> {

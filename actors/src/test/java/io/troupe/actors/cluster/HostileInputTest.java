@@ -145,7 +145,6 @@ class HostileInputTest {
 
         ActorSystem stranger = ActorSystem.create("stranger", ConfigFactory.parseString(String.join("\n",
             "pekko.actor.provider = remote",
-            "pekko.fail-mixed-versions = off",
             "pekko.remote.artery.canonical.hostname = 127.0.0.1",
             "pekko.remote.artery.canonical.port = 0",
             "pekko.loglevel = WARNING",
