@@ -55,6 +55,7 @@ public final class TransportNode implements AutoCloseable {
      */
     private final AtomicInteger nextStreamId;
     private final LocalCopyRegistry localCopyRegistry = new LocalCopyRegistry();
+    private final PeerTraffic traffic = new PeerTraffic();
     /** Workers opened and not yet closed; guarded by itself, as is {@link #closedWorkerDrops}. */
     private final List<WorkerTransport> openWorkers = new ArrayList<>();
     /** Frames dropped by the receivers of closed workers, by {@link DropReason} ordinal. */
@@ -154,10 +155,13 @@ public final class TransportNode implements AutoCloseable {
             .publicationConnectionTimeoutNs(peerLostNs)
             .publicationLingerTimeoutNs(Math.min(peerLostNs, TimeUnit.SECONDS.toNanos(5)))
             .errorHandler(errorHandler);
-        if (s.udpLossRate() > 0) {
+        if (s.udpLossRate() > 0 || s.udpCorruptNth() > 0) {
             // chaos testing: received data frames dropped at random before Aeron sees them; status
-            // messages and NAKs pass, so every loss must be repaired by retransmission
-            LossGenerator dataLoss = new RandomLossGenerator(s.udpLossRate(), dir.hashCode());
+            // messages and NAKs pass, so every loss must be repaired by retransmission. The n-th data
+            // frame has one payload byte flipped (and is kept): only the frame's own checks can catch it.
+            LossGenerator random = s.udpLossRate() > 0 ? new RandomLossGenerator(s.udpLossRate(), dir.hashCode())
+                : (address, buffer, length) -> false;
+            LossGenerator dataLoss = s.udpCorruptNth() > 0 ? new FrameCorrupter(s.udpCorruptNth(), random) : random;
             LossGenerator noLoss = (address, buffer, length) -> false;
             context.receiveChannelEndpointSupplier((channel, dispatcher, status, ctx) ->
                 new DebugReceiveChannelEndpoint(channel, dispatcher, status, ctx, dataLoss, noLoss));
@@ -307,6 +311,11 @@ public final class TransportNode implements AutoCloseable {
             }
             return sum;
         }
+    }
+
+    /** Tensor bytes this node's workers sent to and received from each peer rank. */
+    public PeerTraffic traffic() {
+        return traffic;
     }
 
     /** Closes the client, then the embedded driver, and deletes the driver directory. */

@@ -65,6 +65,15 @@ import java.util.function.Consumer;
  *                               embedded driver drops at random on receipt, before Aeron sees them
  *                               (Aeron's loss generator, seeded by the driver directory's name); its
  *                               NAKs and retransmits must repair every loss. In [0, 1); 0 (default) is off
+ * @param authKey                the key that authenticates every UDP frame ({@link FrameMac}), or {@code null}
+ *                               (default): with a key, senders tag their UDP frames and receivers refuse UDP
+ *                               frames with no tag ({@link DropReason#MISSING_MAC}) or a wrong one
+ *                               ({@link DropReason#BAD_MAC}); the tag replaces CRC32C there. IPC frames never
+ *                               leave the host and carry none. Printing the settings never shows the key
+ * @param udpCorruptNth          chaos testing: the n-th UDP data frame this node's embedded driver receives
+ *                               gets one byte of its payload flipped, once, before Aeron sees it (the frame's
+ *                               CRC32C or MAC must refuse it and the tensor it belongs to fail at once);
+ *                               0 (default) is off
  */
 public record TransportSettings(
     String aeronDir,
@@ -88,7 +97,9 @@ public record TransportSettings(
     int receiverWindowBytes,
     int loopbackMtuBytes,
     long ipcRingMinBytes,
-    double udpLossRate) {
+    double udpLossRate,
+    FrameAuthKey authKey,
+    long udpCorruptNth) {
 
     /** Aeron's largest UDP payload, the upper bound of an MTU. */
     public static final int MAX_MTU_BYTES = 65504;
@@ -162,6 +173,9 @@ public record TransportSettings(
         if (!(udpLossRate >= 0 && udpLossRate < 1)) {
             throw new IllegalArgumentException("udpLossRate must be in [0, 1): udpLossRate=" + udpLossRate);
         }
+        if (udpCorruptNth < 0) {
+            throw new IllegalArgumentException("udpCorruptNth must be >= 0 (0: off): udpCorruptNth=" + udpCorruptNth);
+        }
         if (receiverWindowBytes != 0 && (receiverWindowBytes < Math.max(mtuBytes, loopbackMtuBytes)
             || receiverWindowBytes > Math.min(socketBufferBytes, termLengthBytes / 2))) {
             throw new IllegalArgumentException(
@@ -211,7 +225,39 @@ public record TransportSettings(
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
-            loopbackMtuBytes, ipcRingMinBytes, 0.0);
+            loopbackMtuBytes, ipcRingMinBytes, 0.0, null, 0);
+    }
+
+    /** The settings of the first 22 components with no auth key (readers of the earlier record). */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort, boolean ipcCrcEnabled,
+                             int receiverWindowBytes, int loopbackMtuBytes, long ipcRingMinBytes, double udpLossRate) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
+            loopbackMtuBytes, ipcRingMinBytes, udpLossRate, null);
+    }
+
+    /** The settings of the first 23 components with no frame corrupted (readers of the earlier record). */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort, boolean ipcCrcEnabled,
+                             int receiverWindowBytes, int loopbackMtuBytes, long ipcRingMinBytes, double udpLossRate,
+                             FrameAuthKey authKey) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
+            loopbackMtuBytes, ipcRingMinBytes, udpLossRate, authKey, 0);
+    }
+
+    /** The key frames on this kind of channel are tagged and checked with: {@code null} on IPC or without a key. */
+    public FrameAuthKey authKeyFor(boolean ipc) {
+        return ipc ? null : authKey;
     }
 
     /**
@@ -261,7 +307,7 @@ public record TransportSettings(
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
             TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0, false, 0,
-            DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES, 0.0);
+            DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES, 0.0, null);
     }
 
     /** The largest Aeron message for this term length. */
@@ -365,6 +411,16 @@ public record TransportSettings(
         return edit(d -> d.udpLossRate = rate);
     }
 
+    /** Chaos testing: flips one payload byte of the {@code n}-th received UDP data frame ({@code 0}: never). */
+    public TransportSettings withUdpCorruptNth(long n) {
+        return edit(d -> d.udpCorruptNth = n);
+    }
+
+    /** Authenticates every UDP frame with {@code key} ({@code null}: none, the default). */
+    public TransportSettings withAuthKey(FrameAuthKey key) {
+        return edit(d -> d.authKey = key);
+    }
+
     /** A copy of these settings with {@code change} applied, validated like any other. */
     private TransportSettings edit(Consumer<Draft> change) {
         Draft d = new Draft(this);
@@ -396,6 +452,8 @@ public record TransportSettings(
         private int loopbackMtuBytes;
         private long ipcRingMinBytes;
         private double udpLossRate;
+        private FrameAuthKey authKey;
+        private long udpCorruptNth;
 
         Draft(TransportSettings s) {
             aeronDir = s.aeronDir;
@@ -420,13 +478,16 @@ public record TransportSettings(
             loopbackMtuBytes = s.loopbackMtuBytes;
             ipcRingMinBytes = s.ipcRingMinBytes;
             udpLossRate = s.udpLossRate;
+            authKey = s.authKey;
+            udpCorruptNth = s.udpCorruptNth;
         }
 
         TransportSettings build() {
             return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes,
                 ipcMtuBytes, chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
                 backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-                ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+                ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate, authKey,
+                udpCorruptNth);
         }
     }
 }
