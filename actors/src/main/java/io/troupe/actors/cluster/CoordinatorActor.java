@@ -97,8 +97,16 @@ public final class CoordinatorActor {
         implements Command, CrossNodeMessage {
     }
 
-    /** A worker answered an Abort: its device thread is idle; {@code holds} is the identity it holds. */
-    public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds) implements Command, CrossNodeMessage {
+    /**
+     * A worker answered an Abort: its device thread is idle; {@code holds} is the identity it holds;
+     * {@code snapshots} the in-memory snapshots it keeps of that job, pairs {rank, step}.
+     */
+    public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, long[] snapshots)
+        implements Command, CrossNodeMessage {
+
+        public Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds) {
+            this(worker, holds, new long[0]);
+        }
     }
 
     private record WorkersChanged(Set<ActorRef<WorkerActor.Command>> workers) implements Command {
@@ -240,6 +248,13 @@ public final class CoordinatorActor {
             ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
         }
         r.restoredStep = r.record.lastCommittedStep();
+        if (!r.ranks.isEmpty() && r.ledger != null) {
+            r.previousRanks = r.ranks;
+            r.previousLayout = r.current.layout();
+            r.memoryStep = r.committed();
+        }
+        r.inventories.clear();
+        r.memoryRestore = null;
         r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), highestEpoch) + 1);
         highestEpoch = r.identity.epoch();
         r.record = r.record.withEpoch(r.identity);
@@ -411,8 +426,15 @@ public final class CoordinatorActor {
             return;
         }
         timers.cancel("gather");
-        r.ranks = List.copyOf(usable.subList(0, r.plan.worldSize()));
+        if (r.memoryRestore != null && !usable.containsAll(r.memoryRestore.ranks())) {
+            ctx.getLog().warn("{}: a worker holding snapshots left before the assignment; restoring from the disk checkpoint",
+                r.identity);
+            r.memoryRestore = null;
+            r.restoredStep = r.record.lastCommittedStep();
+        }
+        r.ranks = r.memoryRestore != null ? r.memoryRestore.ranks() : List.copyOf(usable.subList(0, r.plan.worldSize()));
         r.startEpoch();
+        SnapshotPlan snapshots = snapshotPlan(r);
         List<String> endpoints = new java.util.ArrayList<>();
         List<String> control = new java.util.ArrayList<>();
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
@@ -421,9 +443,32 @@ public final class CoordinatorActor {
         }
         for (int rank = 0; rank < r.ranks.size(); rank++) {
             r.ranks.get(rank).tell(new WorkerActor.Assign(r.identity, rank, r.current, endpoints, control,
-                r.record.lastCheckpoint(), ctx.getSelf()));
+                r.memoryRestore != null ? "" : r.record.lastCheckpoint(), snapshots, ctx.getSelf()));
         }
         startDeadline("assignment");
+    }
+
+    /**
+     * The epoch's snapshots: on when {@code troupe.recovery.snapshots} is and the job can take them
+     * (not under int8 error feedback, whose residuals they do not hold) and every rank's worker has
+     * a snapshot endpoint; each rank's buddy the next rank on another node; the restore from memory
+     * if the recovery chose one.
+     */
+    private SnapshotPlan snapshotPlan(JobRun r) {
+        List<String> nodes = new java.util.ArrayList<>();
+        List<String> endpoints = new java.util.ArrayList<>();
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            WorkerDescription d = members.describe(w);
+            nodes.add(d.nodeAddress());
+            endpoints.add(d.snapshotEndpoint());
+        }
+        if (!settings.snapshots() || "int8-ef".equals(r.current.gradCompression()) || endpoints.contains("")) {
+            r.memoryRestore = null;
+            return SnapshotPlan.OFF;
+        }
+        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRestore;
+        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes), endpoints, d == null ? -1 : d.step(),
+            d == null ? new int[0] : d.holderOf());
     }
 
     private Behavior<Command> onReady(Ready m) {
@@ -442,6 +487,9 @@ public final class CoordinatorActor {
                 .append(d == null ? "?" : d.nodeAddress() + "#" + d.localIndex());
         }
         r.submitter.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString()));
+        if (r.memoryRestore != null) {
+            r.memoryRefused = null; // restored from memory: the next fault may use memory again
+        }
         if (r.faultNs != 0) {
             ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),
                 r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
@@ -623,6 +671,9 @@ public final class CoordinatorActor {
         if (!run.identity.equals(m.job())) {
             return Behaviors.same();
         }
+        if (run.memoryRestore != null && m.reason().contains(EpochWiring.MEMORY_RESTORE_FAILED)) {
+            run.memoryRefused = "rank " + m.rank() + " " + m.reason();
+        }
         return recovering("rank " + m.rank() + " " + m.reason());
     }
 
@@ -644,6 +695,9 @@ public final class CoordinatorActor {
         JobRun r = run;
         if (members.contains(m.worker())) {
             r.quiesced.add(m.worker());
+            if (m.holds().jobId() == r.identity.jobId()) {
+                r.inventories.put(m.worker(), m.snapshots());
+            }
         }
         return replanIfSettled(false);
     }
@@ -697,9 +751,34 @@ public final class CoordinatorActor {
         timers.cancel("regather");
         timers.cancel("quiesce");
         r.adopted = false;
+        chooseRestore(r);
         ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}", r.identity,
             available, r.current.layout(), r.current.microbatches(), r.record.lastCommittedStep());
         return gathering();
+    }
+
+    /**
+     * Restore from memory when the snapshots cover the last committed step on the same layout, else
+     * from the disk checkpoint, saying why.
+     */
+    private void chooseRestore(JobRun r) {
+        r.memoryRestore = null;
+        if (!settings.snapshots() || r.memoryStep < 0) {
+            return;
+        }
+        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRefused != null
+            ? SnapshotRestorePlanner.Decision.disk(r.memoryRefused)
+            : SnapshotRestorePlanner.plan(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
+                r.current.layout().equals(r.previousLayout), r.candidates(members.usable()), r.plan.worldSize(), r.inventories);
+        if (d.fromMemory()) {
+            r.memoryRestore = d;
+            r.restoredStep = d.step();
+            ctx.getLog().warn("{}: restoring step {} from in-memory snapshots (holders by rank {})", r.identity, d.step(),
+                java.util.Arrays.toString(d.holderOf()));
+        } else {
+            ctx.getLog().warn("{}: restoring from the disk checkpoint of step {}, not from memory: {}", r.identity,
+                r.record.lastCommittedStep(), d.reason());
+        }
     }
 
     private void writeRecord(JobRun r) {
