@@ -769,7 +769,8 @@ public final class CoordinatorActor {
         SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRefused != null
             ? SnapshotRestorePlanner.Decision.disk(r.memoryRefused)
             : SnapshotRestorePlanner.plan(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
-                r.current.layout().equals(r.previousLayout), r.candidates(members.usable()), r.plan.worldSize(), r.inventories);
+                sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages()), r.candidates(members.usable()),
+                r.plan.worldSize(), r.inventories);
         if (d.fromMemory()) {
             r.memoryRestore = d;
             r.restoredStep = d.step();
@@ -779,6 +780,15 @@ public final class CoordinatorActor {
             ctx.getLog().warn("{}: restoring from the disk checkpoint of step {}, not from memory: {}", r.identity,
                 r.record.lastCommittedStep(), d.reason());
         }
+    }
+
+    /** Whether two layout strings ("2x1" and "2x1x1" alike) name the same dp, pp and tp. */
+    private static boolean sameLayout(String a, String b, int virtualStages) {
+        if (a.isEmpty() || b.isEmpty()) {
+            return false;
+        }
+        return io.troupe.models.parallel.Layout.parse(a, virtualStages).equals(io.troupe.models.parallel.Layout.parse(b,
+            virtualStages));
     }
 
     private void writeRecord(JobRun r) {
