@@ -432,6 +432,10 @@ public final class CoordinatorActor {
             r.memoryRestore = null;
             r.restoredStep = r.record.lastCommittedStep();
         }
+        if (r.memoryRestore != null && !snapshotsPossible(r, r.memoryRestore.ranks())) {
+            r.memoryRestore = null;
+            r.restoredStep = r.record.lastCommittedStep();
+        }
         r.ranks = r.memoryRestore != null ? r.memoryRestore.ranks() : List.copyOf(usable.subList(0, r.plan.worldSize()));
         r.startEpoch();
         SnapshotPlan snapshots = snapshotPlan(r);
@@ -455,6 +459,9 @@ public final class CoordinatorActor {
      * if the recovery chose one.
      */
     private SnapshotPlan snapshotPlan(JobRun r) {
+        if (!snapshotsPossible(r, r.ranks)) {
+            return SnapshotPlan.OFF;
+        }
         List<String> nodes = new java.util.ArrayList<>();
         List<String> endpoints = new java.util.ArrayList<>();
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
@@ -462,13 +469,23 @@ public final class CoordinatorActor {
             nodes.add(d.nodeAddress());
             endpoints.add(d.snapshotEndpoint());
         }
-        if (!settings.snapshots() || "int8-ef".equals(r.current.gradCompression()) || endpoints.contains("")) {
-            r.memoryRestore = null;
-            return SnapshotPlan.OFF;
-        }
         SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRestore;
-        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes), endpoints, d == null ? -1 : d.step(),
-            d == null ? new int[0] : d.holderOf());
+        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes, stateClasses(r.spec())), endpoints,
+            d == null ? -1 : d.step(), d == null ? new int[0] : d.holderOf(), d == null ? new int[0] : d.sourceOf());
+    }
+
+    /**
+     * Per rank, its state class: the data-parallel replicas of one stage hold bitwise the same
+     * parameters and moments (the same reduced gradients, the same optimizer), unless ZeRO splits
+     * the moments among them.
+     */
+    private static int[] stateClasses(io.troupe.actors.engine.PipelineJobSpec spec) {
+        var l = spec.layout();
+        int[] c = new int[l.worldSize()];
+        for (int r = 0; r < c.length; r++) {
+            c[r] = spec.zeroSharded() ? r : l.ppIndex(r) * l.tp() + l.tpIndex(r) + l.worldSize();
+        }
+        return c;
     }
 
     private Behavior<Command> onReady(Ready m) {
@@ -770,16 +787,30 @@ public final class CoordinatorActor {
             ? SnapshotRestorePlanner.Decision.disk(r.memoryRefused)
             : SnapshotRestorePlanner.plan(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
                 sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages()), r.candidates(members.usable()),
-                r.plan.worldSize(), r.inventories);
+                r.plan.worldSize(), stateClasses(JobSpecs.toSpec(r.current, 1)), r.inventories);
         if (d.fromMemory()) {
             r.memoryRestore = d;
             r.restoredStep = d.step();
-            ctx.getLog().warn("{}: restoring step {} from in-memory snapshots (holders by rank {})", r.identity, d.step(),
-                java.util.Arrays.toString(d.holderOf()));
+            ctx.getLog().warn("{}: restoring step {} from in-memory snapshots (by rank: holder {}, snapshot of rank {})",
+                r.identity, d.step(), java.util.Arrays.toString(d.holderOf()), java.util.Arrays.toString(d.sourceOf()));
         } else {
             ctx.getLog().warn("{}: restoring from the disk checkpoint of step {}, not from memory: {}", r.identity,
                 r.record.lastCommittedStep(), d.reason());
         }
+    }
+
+    /** Whether {@code ranks} can take snapshots of {@code r}'s job: on, not under int8-ef, every worker with an endpoint. */
+    private boolean snapshotsPossible(JobRun r, List<ActorRef<WorkerActor.Command>> ranks) {
+        if (!settings.snapshots() || "int8-ef".equals(r.current.gradCompression())) {
+            return false;
+        }
+        for (ActorRef<WorkerActor.Command> w : ranks) {
+            WorkerDescription d = members.describe(w);
+            if (d == null || d.snapshotEndpoint().isEmpty()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Whether two layout strings ("2x1" and "2x1x1" alike) name the same dp, pp and tp. */

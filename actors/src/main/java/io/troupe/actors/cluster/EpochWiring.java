@@ -200,23 +200,24 @@ final class EpochWiring implements AutoCloseable {
     }
 
     /**
-     * Restores this rank from the in-memory snapshots of the plan's step: its own, or the copy the
-     * rank that holds it sends over the data plane; first sends the copies this worker holds for
-     * other ranks.
+     * Restores this rank from the in-memory snapshots of the plan's step: its own, or the one the
+     * rank that holds it (a buddy's copy, or a data-parallel replica's own) sends over the data
+     * plane; first sends the snapshots this worker holds for other ranks.
      *
      * @throws IllegalStateException "memory restore failed: ..." naming what is missing or damaged
      */
     private void restoreFromMemory() {
         long step = snapshotPlan.restoreStep();
         int[] holder = snapshotPlan.holderOf();
+        int[] source = snapshotPlan.sourceOf();
         try {
             for (int k = 0; k < holder.length; k++) {
                 if (holder[k] == rank && k != rank) {
-                    snapshots.sendCopy(step, k, k);
+                    snapshots.sendCopy(step, source[k], k);
                 }
             }
-            SnapshotBuffer b = holder[rank] == rank ? snapshots.find(job.jobId(), rank, step)
-                : snapshots.awaitCopy(job.jobId(), rank, step, RESTORE_WAIT_NS);
+            SnapshotBuffer b = holder[rank] == rank ? snapshots.find(job.jobId(), source[rank], step)
+                : snapshots.awaitCopy(job.jobId(), source[rank], step, RESTORE_WAIT_NS);
             try {
                 long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates());
                 for (int c = 0; c < stage.chunks(); c++) {

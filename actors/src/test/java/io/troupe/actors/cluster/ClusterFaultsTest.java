@@ -72,8 +72,11 @@ class ClusterFaultsTest {
         return client;
     }
 
-    private static JobRequest job(Path dir) {
-        return new JobRequest("tiny", "2x1", 1, "1f1b", 2, 8, 150, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
+    /** The layout the jobs run: two data-parallel replicas unless a test says otherwise. */
+    private String layout = "2x1";
+
+    private JobRequest job(Path dir) {
+        return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, 150, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
             30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
     }
 
@@ -177,6 +180,21 @@ class ClusterFaultsTest {
     @Test
     void shouldFinishBitwiseWhenAWorkerProcessIsKilled(@TempDir Path tmp) throws Exception {
         survive("kill-worker", tmp, true, started -> {
+            ChildJvm victim = workerAwayFromTheFirstSeed(started);
+            long t = System.nanoTime();
+            victim.kill();
+            return t;
+        });
+    }
+
+    /**
+     * Two pipeline stages hold different shards, so each sends its snapshots to the other: the
+     * killed stage is restored on the spare from the copy its buddy kept, sent over the data plane.
+     */
+    @Test
+    void shouldRestoreAKilledPipelineStageFromItsBuddysCopy(@TempDir Path tmp) throws Exception {
+        layout = "1x2";
+        survive("kill-stage", tmp, true, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             victim.kill();

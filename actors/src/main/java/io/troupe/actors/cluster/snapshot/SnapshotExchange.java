@@ -43,6 +43,8 @@ import org.agrona.concurrent.IdleStrategy;
 public final class SnapshotExchange implements TensorReceiverAgent.Listener, AutoCloseable {
     /** How long a capture waits for a slot still being sent (the send of two steps ago). */
     private static final long SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(30);
+    /** How long the receiver waits for a copy's slot still being sent on (a restore): the copy is dropped after. */
+    private static final long RECEIVE_SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(2);
 
     /** One epoch's binding: who this worker is and where its snapshot goes. */
     private record Binding(JobIdentity job, int rank, int buddy, int[] sources, List<String> endpoints) {
@@ -301,7 +303,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             long step = in.getLong(SnapshotDescriptor.STEP_OFFSET);
             long epoch = in.getLong(SnapshotDescriptor.EPOCH_OFFSET);
             SnapshotStore store = copiesOf(rank);
-            SnapshotBuffer b = store.beginWrite(slot.lengthBytes(), SLOT_WAIT_NS);
+            SnapshotBuffer b = store.beginWrite(slot.lengthBytes(), RECEIVE_SLOT_WAIT_NS);
             try {
                 slot.copyTo(b.address(), b.capacityBytes());
             } catch (RuntimeException e) {
