@@ -58,6 +58,9 @@ public final class TrainingJob {
         private int zero;
         private String recompute;
         private String gradCompression;
+        private boolean sequenceParallel;
+        private long traceFirst;
+        private long traceLast;
 
         private Builder() {
             Config t = JobDefaults.reference();
@@ -84,6 +87,7 @@ public final class TrainingJob {
             zero = t.getInt("zero");
             recompute = t.getString("recompute");
             gradCompression = t.getString("grad-compression");
+            sequenceParallel = t.getBoolean("sequence-parallel");
         }
 
         public Builder model(String v) {
@@ -205,6 +209,25 @@ public final class TrainingJob {
             return this;
         }
 
+        /**
+         * Under tensor parallelism, also splits the residual stream (LayerNorm, dropout-free regions)
+         * by tokens over the tp group: reduce-scatter and all-gather instead of all-reduce. No effect at tp 1.
+         */
+        public Builder sequenceParallel(boolean on) {
+            sequenceParallel = on;
+            return this;
+        }
+
+        /**
+         * The steps {@code first..last} (1-based, inclusive) whose timelines the submitter receives as
+         * {@link JobEvent.StepTrace} events; by default the last step only.
+         */
+        public Builder traceSteps(long first, long last) {
+            traceFirst = first;
+            traceLast = last;
+            return this;
+        }
+
         /** {@code cpu}, {@code cuda} or {@code auto}, for every worker. */
         public Builder device(String v) {
             device = v;
@@ -248,7 +271,8 @@ public final class TrainingJob {
                 JobRequest request = new JobRequest(model, layout, v, schedule, micro, batch, steps, lr, minLr,
                     warmupSteps,
                     gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
-                    evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression);
+                    evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression,
+                    sequenceParallel, traceFirst, traceLast);
                 JobSpecs.toSpec(request, 1);
                 return new TrainingJob(request);
             } catch (IllegalArgumentException e) {

@@ -4,6 +4,8 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.cluster.JobRequest;
+import io.troupe.actors.trace.Timeline;
+import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
 import io.troupe.models.train.TrainConfig;
@@ -11,9 +13,12 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
+import java.util.TreeMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * What {@code troupe train} (embedded cluster) and {@code troupe submit} share: the job request
@@ -47,7 +52,7 @@ final class ClusterJobs {
         return dir;
     }
 
-    static JobRequest request(TrainSettings s, Path checkpointDir) {
+    static JobRequest request(TrainSettings s, Path checkpointDir, TraceWindow trace) {
         TrainConfig t = s.train();
         TrainingJob.Builder b = TrainingJob.builder();
         if (t.evalBatches() == io.troupe.models.data.ValidationPlan.ALL) {
@@ -65,6 +70,8 @@ final class ClusterJobs {
             .bucketBytes(s.bucketBytes())
             .zero(s.memory().zero()).recompute(s.memory().recompute().optionName())
             .gradCompression(s.memory().gradCompression().optionName())
+            .sequenceParallel(s.sequenceParallel())
+            .traceSteps(trace.first(), trace.last())
             .device(s.device().name().toLowerCase(Locale.ROOT)).build().request();
     }
 
@@ -77,7 +84,7 @@ final class ClusterJobs {
                       PrintStream out,
                       PrintStream err) {
         TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps, firstStep);
-        AtomicReference<JobEvent.StepTrace> trace = new AtomicReference<>();
+        List<JobEvent.StepTrace> traces = new CopyOnWriteArrayList<>();
         h.onEvent(e -> {
             if (e instanceof JobEvent.Started st) {
                 out.printf("troupe: job started, epoch %d, %d workers: %s%n",
@@ -89,7 +96,7 @@ final class ClusterJobs {
                 outputs.record(m, sc.bubble(), sc.allReduceMs(), sc.memPeakMib(), sc.gradBytesSent());
                 progress.print(m, sc.bubble());
             } else if (e instanceof JobEvent.StepTrace st) {
-                trace.set(st);
+                traces.add(st);
             } else if (e instanceof JobEvent.Recovering rc) {
                 out.printf("troupe: fault in epoch %d: %s; restoring step %d (restart %d)%n", rc.epoch(), rc.reason(),
                     rc.restoreStep(), rc.restarts());
@@ -110,9 +117,20 @@ final class ClusterJobs {
             return 5;
         }
         outputs.writePlot();
-        JobEvent.StepTrace st = trace.get();
-        if (st != null) {
-            RunTimeline.write(st.timeline(), outputs.dir());
+        if (traces.size() == 1) {
+            RunTimeline.write(traces.get(0).timeline(), outputs.dir());
+        } else if (!traces.isEmpty()) {
+            // The window's steps end to end, in step order (a replayed step after a recovery counts once).
+            TreeMap<Long, JobEvent.StepTrace> byStep = new TreeMap<>();
+            for (JobEvent.StepTrace st : traces) {
+                byStep.put(st.step(), st);
+            }
+            List<Long> steps = new ArrayList<>(byStep.keySet());
+            List<Timeline> timelines = new ArrayList<>();
+            byStep.values().forEach(st -> timelines.add(st.timeline()));
+            String title = byStep.firstEntry().getValue().title();
+            RunTimeline.write(TraceWindow.sequence(title.replaceAll(", step \\d+$", "")
+                + ", steps " + steps.get(0) + "-" + steps.get(steps.size() - 1), steps, timelines, 0), outputs.dir());
         }
         if (end instanceof JobEvent.Failed f) {
             err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n",
@@ -128,7 +146,7 @@ final class ClusterJobs {
         }
         out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f, final validation loss %.4f; "
             + "metrics.csv, loss.svg%s and checkpoints in %s%n", fin.steps(), fin.finalLoss(), val,
-            st != null ? ", pipeline.svg, trace.json" : "", outputs.dir());
+            traces.isEmpty() ? "" : ", pipeline.svg, trace.json", outputs.dir());
         return 0;
     }
 }

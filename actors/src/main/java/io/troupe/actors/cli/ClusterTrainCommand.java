@@ -20,14 +20,12 @@ final class ClusterTrainCommand {
     private ClusterTrainCommand() {
     }
 
-    static int run(TrainSettings s, Corpora data, Path runDir, PrintStream out, PrintStream err) {
+    static int run(TrainSettings s, Corpora data, Path runDir, io.troupe.actors.trace.TraceWindow trace,
+                   PrintStream out, PrintStream err) {
         TrainConfig cfg = s.train();
         int workers = s.layout().worldSize();
         int threadsPerWorker = Math.max(1, s.threads() / workers);
-        if (s.sequenceParallel()) {
-            throw new UsageException("--sequence-parallel runs on the in-process engine (--engine in-process)");
-        }
-        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
+        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir), trace);
         // Refuse a bad job (layout, partition, schedule, micro-batches) before starting any node.
         try {
             io.troupe.actors.cluster.JobSpecs.toSpec(job, threadsPerWorker);
@@ -50,7 +48,7 @@ final class ClusterTrainCommand {
                 : io.troupe.models.parallel.StagePartition.explicit(s.partition(),
                     cfg.model(), s.layout().modelStages());
             out.printf("troupe: %s%n",
-                io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, false)
+                io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, s.sequenceParallel())
                 .memoryPerRank(s.layout()));
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());

@@ -2,45 +2,72 @@ package io.troupe.actors.cli;
 
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import picocli.CommandLine;
+import picocli.CommandLine.MissingParameterException;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParseResult;
+import picocli.CommandLine.UnmatchedArgumentException;
 
-/** {@code --name value} and {@code --name=value} options, checked against the names a command knows. */
-final class Options {
+/**
+ * {@code --name value} and {@code --name=value} options, checked against the names a command knows:
+ * the one command-line parser (picocli underneath) of every {@code troupe} command and benchmark.
+ */
+public final class Options {
     private final Map<String, String> values = new LinkedHashMap<>();
 
     private Options() {
     }
 
-    static Options parse(String[] args, Set<String> known, Set<String> flags) {
-        Options o = new Options();
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            if (!a.startsWith("--")) {
-                throw new UsageException("unexpected argument '" + a + "'");
-            }
-            String name = a.substring(2);
-            String value = null;
-            int eq = name.indexOf('=');
-            if (eq >= 0) {
-                value = name.substring(eq + 1);
-                name = name.substring(0, eq);
-            }
-            if (!known.contains(name) && !flags.contains(name)) {
-                throw new UsageException("unknown option '--" + name + "'; known: --"
-                    + String.join(", --", sorted(known, flags)));
-            }
+    /**
+     * Parses {@code args} with picocli against the option names a command knows: every name in
+     * {@code known} takes one value ({@code --name value} or {@code --name=value}; a repeated option's
+     * values are joined with commas), every name in {@code flags} takes none ({@code --name}, or
+     * {@code --name=value}).
+     *
+     * @throws UsageException naming the unknown option, the option without its value, or the stray argument
+     */
+    public static Options parse(String[] args, Set<String> known, Set<String> flags) {
+        CommandSpec spec = CommandSpec.create();
+        for (String name : sorted(known, flags)) {
+            OptionSpec.Builder b = OptionSpec.builder("--" + name).paramLabel(name.toUpperCase(Locale.ROOT));
             if (flags.contains(name)) {
-                o.values.put(name, value == null ? "true" : value);
-                continue;
+                b.arity("0..1").type(String.class).fallbackValue("true");
+            } else {
+                b.arity("1").type(List.class).auxiliaryTypes(String.class);
             }
-            if (value == null) {
-                if (i + 1 >= args.length) {
-                    throw new UsageException("option '--" + name + "' needs a value");
-                }
-                value = args[++i];
+            spec.addOption(b.build());
+        }
+        CommandLine cl = new CommandLine(spec);
+        cl.setExpandAtFiles(false);
+        ParseResult parsed;
+        try {
+            parsed = cl.parseArgs(args);
+        } catch (UnmatchedArgumentException e) {
+            String first = e.getUnmatched().isEmpty() ? "?" : e.getUnmatched().get(0);
+            if (first.startsWith("--")) {
+                String name = first.substring(2);
+                int eq = name.indexOf('=');
+                throw new UsageException("unknown option '--" + (eq >= 0 ? name.substring(0, eq) : name)
+                    + "'; known: --" + String.join(", --", sorted(known, flags)));
             }
-            o.values.merge(name, value, (first, more) -> first + "," + more);
+            throw new UsageException("unexpected argument '" + first + "'");
+        } catch (MissingParameterException e) {
+            String option = e.getMissing().isEmpty() ? "?" : ((OptionSpec) e.getMissing().get(0)).longestName();
+            throw new UsageException("option '" + option + "' needs a value");
+        } catch (ParameterException e) {
+            throw new UsageException(e.getMessage());
+        }
+        Options o = new Options();
+        for (OptionSpec matched : parsed.matchedOptions()) {
+            String name = matched.longestName().substring(2);
+            Object v = matched.getValue();
+            o.values.put(name, v instanceof List<?> list ? String.join(",", list.stream().map(String::valueOf).toList())
+                : String.valueOf(v));
         }
         return o;
     }
@@ -65,15 +92,66 @@ final class Options {
         return v;
     }
 
-    String get(String name) {
+    /** True when {@code args} ask for help ({@code --help} or {@code -h} anywhere). */
+    public static boolean wantsHelp(String[] args) {
+        for (String a : args) {
+            if (a.equals("--help") || a.equals("-h")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The value of {@code --name}, or null when it was not given. */
+    public String get(String name) {
         return values.get(name);
     }
 
-    boolean has(String name) {
+    /** The value of {@code --name}, or {@code otherwise} when it was not given. */
+    public String get(String name, String otherwise) {
+        return values.getOrDefault(name, otherwise);
+    }
+
+    /**
+     * The value of {@code --name} as an int, or {@code otherwise} when it was not given.
+     *
+     * @throws UsageException naming the option and the value when it is not a whole number
+     */
+    public int getInt(String name, int otherwise) {
+        String v = values.get(name);
+        if (v == null) {
+            return otherwise;
+        }
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + ": expected a whole number, got '" + v + "'");
+        }
+    }
+
+    /**
+     * The value of {@code --name} as a double, or {@code otherwise} when it was not given.
+     *
+     * @throws UsageException naming the option and the value when it is not a number
+     */
+    public double getDouble(String name, double otherwise) {
+        String v = values.get(name);
+        if (v == null) {
+            return otherwise;
+        }
+        try {
+            return Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + name + ": expected a number, got '" + v + "'");
+        }
+    }
+
+    public boolean has(String name) {
         return values.containsKey(name);
     }
 
-    Map<String, String> all() {
+    /** Every option given, by name, in the order given. */
+    public Map<String, String> all() {
         return values;
     }
 }

@@ -33,7 +33,8 @@ final class SubmitCommand {
         sends the job to the first node's job gateway and follows it at --hostname (an address the
         nodes can reach; default troupe.cluster.hostname of --config, else 127.0.0.1) on --port
         (default: a free port). --config also gives the client's TLS settings. One line per committed step,
-        metrics.csv, loss.svg and the traced step in the run directory (--out DIR). Exits 0 when the
+        metrics.csv, loss.svg and the traced steps (--trace-steps A:B, default the last) in the run
+        directory (--out DIR). Exits 0 when the
         job finished, 5 when it failed or did not end within --timeout-s (default 3600). The train
         options are those of 'troupe train --help'; --data names a file on every node.""";
 
@@ -45,6 +46,7 @@ final class SubmitCommand {
         known.add("hostname");
         known.add("port");
         known.add("resume");
+        known.add("trace-steps");
         Options o = Options.parse(args, known, Set.of());
         if (!o.has("cluster")) {
             throw new UsageException("submit needs --cluster HOST:PORT of a cluster node");
@@ -64,7 +66,8 @@ final class SubmitCommand {
             ? java.nio.file.Path.of("runs", java.time.LocalDateTime.now().format(
                 java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + t.model().name() + "-cluster")
             : java.nio.file.Path.of(s.out());
-        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir));
+        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir),
+            TrainCommand.traceWindow(o, t.steps()));
         try (TroupeNode client = TroupeNode.start(ns, cfg, null);
              io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
                  "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout()

@@ -43,8 +43,8 @@ final class TrainCommand {
         --engine in-process runs the workers without actors and Aeron.
         --data PATH: a text file or a directory of files (bytes are tokens; the last 10% is validation).
         --eval-batches all: validation over every non-overlapping window of the validation split.
-        --trace-steps A:B: trace.json and pipeline.svg cover steps A..B (default: the last step;
-        another window needs --engine in-process).""";
+        --trace-steps A:B: trace.json and pipeline.svg cover steps A..B, laid end to end (default:
+        the last step).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
@@ -74,12 +74,7 @@ final class TrainCommand {
                 err.println("troupe train: " + Devices.cudaUnavailableReason());
                 return 3;
             }
-            if (s.engine().equals("cluster") && !trace.equals(TraceWindow.lastOf(cfg.steps()))) {
-                throw new UsageException("--trace-steps needs --engine in-process"
-                    + " (the cluster engine traces the last step"
-                    + " only): trace-steps=" + options.get("trace-steps"));
-            }
-            return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, runDir, out, err)
+            return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, runDir, trace, out, err)
                 : PipelineTrainCommand.run(s, data, runDir, trace, out, err);
         }
         Device dev;

@@ -79,7 +79,7 @@ public final class TroupeCli {
                 case "eval":
                     return EvalCommand.run(rest, out, err);
                 case "simulate":
-                    return io.troupe.actors.schedule.SimulateCommand.run(rest, out, err);
+                    return SimulateCommand.run(rest, out, err);
                 default:
                     err.println("troupe: unknown command '" + command
                         + "': expected train, simulate, node, submit, driver, checkpoint,"

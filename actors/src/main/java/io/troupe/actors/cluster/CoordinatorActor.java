@@ -534,9 +534,9 @@ public final class CoordinatorActor {
             until++;
         }
         r.windowEnd = until;
-        long traceStep = r.spec().train().steps() - 1;
+        io.troupe.actors.trace.TraceWindow trace = r.request.traceWindow();
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
-            w.tell(new WorkerActor.RunSteps(r.identity, from, until, traceStep));
+            w.tell(new WorkerActor.RunSteps(r.identity, from, until, trace.first() - 1, trace.last() - 1));
         }
         r.lastCommitNs = System.nanoTime();
         beginStep();
@@ -545,7 +545,7 @@ public final class CoordinatorActor {
 
     private void beginStep() {
         JobRun r = run;
-        if (r.committed() == r.spec().train().steps() - 1) {
+        if (r.request.traceWindow().contains(r.committed() + 1)) {
             r.ledger.traceCurrent();
         }
         startDeadline("compute");

@@ -190,7 +190,8 @@ final class EpochWiring implements AutoCloseable {
             }
             return;
         }
-        ParallelParameterLayout placement = ParallelParameterLayout.gpt(spec.train().model(), spec.partition(), false);
+        ParallelParameterLayout placement = ParallelParameterLayout.gpt(spec.train().model(), spec.partition(),
+            spec.sequenceParallel());
         try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(ckpt.dir())) {
             for (int c = 0; c < w.chunks(); c++) {
                 StageState.restore(w.chunk(c), w.optimizer(c), List.of(reader.read(

@@ -148,7 +148,8 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
                 types[i] = cs[i].getType();
                 String n = cs[i].getName();
                 args[i] = types[i] == int.class ? s.getInt(n) : types[i] == long.class ? s.getLong(n)
-                    : types[i] == float.class ? (float) s.getDouble(n) : s.getString(n);
+                    : types[i] == float.class ? (float) s.getDouble(n) : types[i] == boolean.class ? s.getBoolean(n)
+                    : s.getString(n);
             }
             JobRequest spec = JobRequest.class.getDeclaredConstructor(types).newInstance(args);
             List<Fault> faults = new ArrayList<>();

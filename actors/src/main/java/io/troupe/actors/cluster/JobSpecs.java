@@ -36,7 +36,7 @@ public final class JobSpecs {
                 + "device=cuda, tp=" + layout.tp());
         }
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
-            r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory(), false)
+            r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory(), r.sequenceParallel())
             .withMemory(io.troupe.models.memory.MemoryOptions.parse(r.zero(), r.recompute(), r.gradCompression()));
     }
 

@@ -69,9 +69,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
 
     /**
      * Run steps {@code from} up to {@code until} (exclusive) back to back, each answered with a
-     * StepDone; step {@code traceStep} also sends its intervals.
+     * StepDone; steps {@code traceFirst..traceLast} (0-based, inclusive) also send their intervals.
      */
-    public record RunSteps(JobIdentity job, long from, long until, long traceStep) implements Command, CrossNodeMessage {
+    public record RunSteps(JobIdentity job, long from, long until, long traceFirst, long traceLast)
+        implements Command, CrossNodeMessage {
+        boolean traced(long step) {
+            return step >= traceFirst && step <= traceLast;
+        }
     }
 
     /** Validation after {@code step}: replica 0's ranks run {@code batches} forward-only batches together. */
@@ -221,7 +225,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                 }
                 CoordinatorActor.StepDone done;
                 try {
-                    done = w.step(s, s == m.traceStep());
+                    done = w.step(s, m.traced(s));
                 } catch (RuntimeException ex) {
                     if (!w.aborted()) {
                         coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), s, "failed in step " + s + ": "

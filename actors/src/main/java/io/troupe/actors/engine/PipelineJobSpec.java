@@ -95,13 +95,6 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
                 + (long) train.batchSize() / (layout.dp() * microbatches) * train.model().seqLen() + ", tp="
                     + layout.tp());
         }
-        if (schedule.equals("adaptive") && layout.tp() > 1) {
-            // The adaptive policy picks each action by arrival times, which differ between the tp
-            // members of a stage; their collectives must come in the same order on every member.
-            throw new IllegalArgumentException(
-                "the adaptive schedule cannot run tensor parallelism (tp members must run "
-                + "the same actions in the same order): schedule=adaptive, tp=" + layout.tp());
-        }
         if (!schedule.equals("adaptive")) {
             // Building the static schedule checks its own constraints (e.g. interleaved: m a multiple of p).
             io.troupe.actors.schedule.Schedules.byName(schedule, layout.pp(), layout.virtualStages(), microbatches);

@@ -1,6 +1,8 @@
 package io.troupe.actors.engine;
 
 import io.troupe.actors.schedule.Action;
+import io.troupe.actors.schedule.ActionType;
+import io.troupe.actors.schedule.FollowedPolicy;
 import io.troupe.actors.schedule.SchedulePolicy;
 import io.troupe.actors.schedule.StagePolicy;
 import io.troupe.actors.trace.TimelineInterval;
@@ -52,6 +54,9 @@ public final class StageWorker implements AutoCloseable {
     private final int[] x;
     private final int[] y;
     private final Tensor tokens;
+    /** The action a tp group's leader started, broadcast to its followers (orders chosen on arrival). */
+    private final Tensor agreed;
+    private final float[] agreedHost = new float[3];
     private final Tensor targets;
     private final java.util.function.IntConsumer[] gradientHooks;
     private final int[] weightsDone;
@@ -111,6 +116,7 @@ public final class StageWorker implements AutoCloseable {
         this.y = new int[n];
         this.gradientHooks = new java.util.function.IntConsumer[v];
         this.weightsDone = new int[v];
+        this.agreed = device.allocate(DType.F32, 3);
         this.tokens = device.allocate(DType.I32, n);
         this.targets = device.allocate(DType.I32, n);
     }
@@ -214,7 +220,11 @@ public final class StageWorker implements AutoCloseable {
             c.zeroGrads();
         }
         java.util.Arrays.fill(weightsDone, 0);
-        StagePolicy stage = policy.newStage(ppIndex);
+        // Orders chosen on arrival (the adaptive policy) differ between a stage's tp members, whose
+        // actions issue collectives over their group: member 0 decides and tells the others.
+        boolean led = tensorParallel.size() > 1 && !policy.fixedOrder();
+        FollowedPolicy follower = led && tensorParallel.index() > 0 ? policy.newFollower(ppIndex) : null;
+        StagePolicy stage = follower != null ? follower : policy.newStage(ppIndex);
         double idleFrom = -1;
         String idleCause = "input";
         while (!stage.isDone()) {
@@ -223,7 +233,16 @@ public final class StageWorker implements AutoCloseable {
                 apply(stage, e, stepStartNs);
             }
             buffers.sendCompleted(link);
+            if (follower != null && follower.needsLeader()) {
+                buffers.sendAll(link); // a neighbour may wait for our send while we wait for the leader
+                follower.follow(agreeOnAction(null));
+                continue;
+            }
             Action a = stage.next(nowUs(stepStartNs));
+            if (a != null && led && follower == null) {
+                buffers.sendAll(link);
+                agreeOnAction(a);
+            }
             if (a == null) {
                 if (idleFrom < 0) {
                     idleFrom = nowUs(stepStartNs);
@@ -253,6 +272,29 @@ public final class StageWorker implements AutoCloseable {
         }
         buffers.sendAll(link);
         device.synchronize();
+    }
+
+    /**
+     * The leader's ({@code chosen} non-null, tp member 0) action, the same on every member of the
+     * tp group: an all-reduce of three small integers that only the leader contributes.
+     */
+    private Action agreeOnAction(Action chosen) {
+        if (chosen != null) {
+            agreedHost[0] = chosen.type().ordinal() + 1;
+            agreedHost[1] = chosen.microbatch();
+            agreedHost[2] = chosen.virtualStage();
+        } else {
+            java.util.Arrays.fill(agreedHost, 0f);
+        }
+        device.copyFromHost(agreedHost, agreed);
+        tensorParallel.allReduceSum(agreed);
+        device.copyToHost(agreed, agreedHost);
+        int type = (int) agreedHost[0] - 1;
+        if (type < 0 || type >= ActionType.values().length) {
+            throw new IllegalStateException("tp member " + tensorParallel.index() + " got no action from its leader: "
+                + java.util.Arrays.toString(agreedHost));
+        }
+        return new Action(ActionType.values()[type], (int) agreedHost[1], (int) agreedHost[2]);
     }
 
     /**
@@ -592,6 +634,7 @@ public final class StageWorker implements AutoCloseable {
         buffers.close();
         tokens.close();
         targets.close();
+        agreed.close();
         device.close();
     }
 }

@@ -77,6 +77,21 @@ public final class AdaptivePolicy implements SchedulePolicy {
         return "adaptive";
     }
 
+    /** Orders follow arrival times, which differ between the members of a stage. */
+    @Override
+    public boolean fixedOrder() {
+        return false;
+    }
+
+    /** A follower of this policy's leader: B and W split, so 3 actions per micro-batch and chunk. */
+    @Override
+    public FollowedPolicy newFollower(int rank) {
+        if (rank < 0 || rank >= shape.stages()) {
+            throw new IllegalArgumentException("rank out of range: rank=" + rank + ", stages=" + shape.stages());
+        }
+        return new FollowedPolicy(shape, rank, 3 * shape.microbatches() * shape.virtualStages());
+    }
+
     @Override
     public PipelineShape shape() {
         return shape;

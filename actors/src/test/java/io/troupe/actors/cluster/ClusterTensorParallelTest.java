@@ -57,10 +57,15 @@ class ClusterTensorParallelTest {
     }
 
     private void trainAndCompare(String layout, int nodes, int steps) throws Exception {
+        trainAndCompare(layout, nodes, steps, false, "1f1b");
+    }
+
+    private void trainAndCompare(String layout, int nodes, int steps, boolean sequenceParallel, String schedule)
+        throws Exception {
         List<TroupeNode> cluster = cluster(nodes);
-        TrainingJob job = TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2)
+        TrainingJob job = TrainingJob.builder().model("tiny").layout(layout).schedule(schedule).microbatches(2)
             .batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000)
-            .validation(0, 1).device("cpu").build();
+            .validation(0, 1).device("cpu").sequenceParallel(sequenceParallel).build();
         JobHandle h = Troupe.using(cluster.get(0)).submit(job);
         JobEvent end = h.await(Duration.ofSeconds(200));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
@@ -123,6 +128,25 @@ class ClusterTensorParallelTest {
     @Test
     void shouldMatchSingleDeviceLossWithTensorParallelismOverTwoNodes() throws Exception {
         trainAndCompare("1x1x2", 2, 5);
+    }
+
+    /**
+     * Sequence parallelism on the cluster engine: the residual stream split by tokens over each
+     * stage's tp pair, activations crossing the pipeline as token slices, the replicated LayerNorm
+     * gradients summed over tp after the step.
+     */
+    @Test
+    void shouldMatchSingleDeviceLossWithSequenceParallelismOverTwoStagesOfTwo() throws Exception {
+        trainAndCompare("1x2x2", 4, 4, true, "1f1b");
+    }
+
+    /**
+     * The adaptive schedule picks actions on arrival; each stage's tp leader decides and its member
+     * follows over the data plane, so both issue the same collectives in the same order.
+     */
+    @Test
+    void shouldMatchSingleDeviceLossUnderTheAdaptiveScheduleWithTensorParallelism() throws Exception {
+        trainAndCompare("1x2x2", 4, 4, false, "adaptive");
     }
 
     /** Eight embedded nodes: a minute on a loaded two-core machine, so in the full suite only. */

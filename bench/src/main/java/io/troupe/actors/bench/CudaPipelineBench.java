@@ -1,7 +1,9 @@
 package io.troupe.actors.bench;
 
+import io.troupe.actors.cli.Options;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.BenchRecipe;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
@@ -18,6 +20,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 
 /**
  * Single-stage against 2-stage pipeline training on one GPU, in one process (run by
@@ -47,25 +50,21 @@ public final class CudaPipelineBench {
         int microbatches = 4;
         GemmPrecision precision = GemmPrecision.BF16;
         DeviceKind device = DeviceKind.CUDA;
-        for (String a : args) {
-            String v = a.substring(a.indexOf('=') + 1);
-            if (a.startsWith("--configs=")) {
-                configs = Arrays.asList(v.split(","));
-            } else if (a.startsWith("--steps=")) {
-                steps = Integer.parseInt(v);
-            } else if (a.startsWith("--warmup=")) {
-                warmup = Integer.parseInt(v);
-            } else if (a.startsWith("--microbatches=")) {
-                microbatches = Integer.parseInt(v);
-            } else if (a.startsWith("--precision=")) {
-                precision = GemmPrecision.valueOf(v.toUpperCase(Locale.ROOT));
-            } else if (a.startsWith("--device=")) {
-                device = DeviceKind.parse(v);
-            } else {
-                throw new IllegalArgumentException("unknown option '" + a
-                    + "': expected --configs=, --steps=, --warmup=, "
-                    + "--microbatches=, --precision=, --device=");
-            }
+        Options o = BenchOptions.parse(args, "cuda-pipeline",
+            "usage: CudaPipelineBench [--configs=small,big] [--steps=N] [--warmup=N] [--microbatches=N]"
+                + " [--precision=bf16|fp32] [--device=cuda|cpu]",
+            Set.of("configs", "steps", "warmup", "microbatches", "precision", "device"), Set.of());
+        if (o.has("configs")) {
+            configs = Arrays.asList(o.get("configs").split(","));
+        }
+        steps = o.getInt("steps", steps);
+        warmup = o.getInt("warmup", warmup);
+        microbatches = o.getInt("microbatches", microbatches);
+        if (o.has("precision")) {
+            precision = GemmPrecision.valueOf(o.get("precision").toUpperCase(Locale.ROOT));
+        }
+        if (o.has("device")) {
+            device = DeviceKind.parse(o.get("device"));
         }
         if (steps < 1) {
             throw new IllegalArgumentException("steps must be >= 1: steps=" + steps);

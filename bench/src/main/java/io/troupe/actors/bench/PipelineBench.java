@@ -5,6 +5,7 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cli.Options;
 import io.troupe.actors.cli.TroupeCli;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
@@ -12,6 +13,7 @@ import io.troupe.actors.schedule.CostModel;
 import io.troupe.actors.schedule.PipelineSimulator;
 import io.troupe.actors.schedule.Schedules;
 import io.troupe.actors.schedule.SimulationResult;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
@@ -26,6 +28,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -56,18 +59,12 @@ public final class PipelineBench {
     public static void main(String[] args) throws Exception {
         // Three JVMs on two cores keep their JIT compilers busy for about a minute; the figures are
         // taken in the steady state after that, as a Java service would run.
-        int steps = 100;
-        int warmup = 150;
-        boolean clientJvm = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--steps" -> steps = Integer.parseInt(args[++i]);
-                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
-                case "--client" -> clientJvm = true;
-                default -> throw new IllegalArgumentException("unknown option '" + args[i]
-                    + "': usage: bench pipeline [--steps N] [--warmup N] [--client]");
-            }
-        }
+        String usage = "usage: scripts/bench pipeline [--steps N] [--warmup N] [--client]";
+        Options o = BenchOptions.parse(args, "pipeline", usage,
+            Set.of("steps", "warmup"), Set.of("client"));
+        int steps = o.getInt("steps", 100);
+        int warmup = o.getInt("warmup", 150);
+        boolean clientJvm = o.has("client");
         List<ChildJvm> nodes = new ArrayList<>();
         ChildJvm driver = null;
         TroupeNode client = null;

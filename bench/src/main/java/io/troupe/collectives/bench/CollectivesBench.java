@@ -1,5 +1,7 @@
 package io.troupe.collectives.bench;
 
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.ByteSize;
 import io.troupe.runtime.launch.ChildJvm;
 import io.troupe.runtime.transport.TransportNode;
@@ -9,6 +11,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * All-reduce benchmark, nccl-tests style: {@code scripts/bench collectives [--world N] [--sizes 4k,1m,16m,64m]
@@ -76,43 +79,19 @@ public final class CollectivesBench {
         // moves the window, off the ring's critical path (measured: docs/bench-collectives.md)
         long term = 64 * MIB;
         String inPlace = "on";
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            String v = i + 1 < args.length ? args[i + 1] : null;
-            switch (a) {
-                case "--world" -> {
-                    worlds = List.of(Integer.parseInt(v));
-                    i++;
-                }
-                case "--sizes" -> {
-                    sizesArg = v;
-                    i++;
-                }
-                case "--transport" -> {
-                    transport = v;
-                    i++;
-                }
-                case "--crc" -> {
-                    crc = v;
-                    i++;
-                }
-                case "--pipeline" -> {
-                    pipeline = parseSize(v);
-                    i++;
-                }
-                case "--in-place" -> {
-                    inPlace = v;
-                    i++;
-                }
-                case "--term" -> {
-                    term = parseSize(v);
-                    i++;
-                }
-                default -> throw new IllegalArgumentException("unknown option: " + a
-                    + " (use --world N --sizes 4k,1m --transport ipc|udp --crc on|off|default --pipeline 512k"
-                    + " --term 64m --in-place on|off)");
-            }
+        Options o = BenchOptions.parse(args, "collectives",
+            "usage: scripts/bench collectives [--world N] [--sizes 4k,1m,..] [--transport ipc|udp]"
+                + " [--crc on|off|default] [--pipeline 512k] [--term 64m] [--in-place on|off]",
+            Set.of("world", "sizes", "transport", "crc", "pipeline", "in-place", "term"), Set.of());
+        if (o.has("world")) {
+            worlds = List.of(o.getInt("world", 2));
         }
+        sizesArg = o.get("sizes", sizesArg);
+        transport = o.get("transport", transport);
+        crc = o.get("crc", crc);
+        pipeline = o.has("pipeline") ? parseSize(o.get("pipeline")) : pipeline;
+        inPlace = o.get("in-place", inPlace);
+        term = o.has("term") ? parseSize(o.get("term")) : term;
         if (!transport.equals("ipc") && !transport.equals("udp")) {
             throw new IllegalArgumentException("--transport must be ipc or udp: transport=" + transport);
         }

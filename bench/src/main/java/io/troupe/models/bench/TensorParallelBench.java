@@ -1,5 +1,7 @@
 package io.troupe.models.bench;
 
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
@@ -13,6 +15,7 @@ import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -113,18 +116,12 @@ public final class TensorParallelBench {
     }
 
     public static void main(String[] args) throws Exception {
-        String model = "big";
-        int steps = 10;
-        int warmup = 3;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--model" -> model = args[++i];
-                case "--steps" -> steps = Integer.parseInt(args[++i]);
-                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
-                default -> throw new IllegalArgumentException("unknown option '" + args[i]
-                    + "': usage: bench tp [--model big|small] [--steps N] [--warmup N]");
-            }
-        }
+        Options o = BenchOptions.parse(args, "tp",
+            "usage: scripts/bench tp [--model big|small] [--steps N] [--warmup N]",
+            Set.of("model", "steps", "warmup"), Set.of());
+        String model = o.get("model", "big");
+        int steps = o.getInt("steps", 10);
+        int warmup = o.getInt("warmup", 3);
         GptConfig cfg = GptConfig.preset(model);
         int rows = cfg.defaultBatchSize();
         int n = rows * cfg.seqLen();

@@ -1,5 +1,7 @@
 package io.troupe.models.bench;
 
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.BenchRecipe;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
@@ -10,6 +12,7 @@ import io.troupe.runtime.cpu.CpuDevice;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
@@ -37,16 +40,11 @@ public final class WakeupBench {
     }
 
     public static void main(String[] args) throws InterruptedException {
-        int steps = 15;
-        int rounds = 3;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--steps" -> steps = Integer.parseInt(args[++i]);
-                case "--rounds" -> rounds = Integer.parseInt(args[++i]);
-                default -> throw new IllegalArgumentException("unknown option '" + args[i]
-                    + "': usage: bench wakeups [--steps N] [--rounds N]");
-            }
-        }
+        Options o = BenchOptions.parse(args, "wakeups",
+            "usage: scripts/bench wakeups [--steps N] [--rounds N]", Set.of("steps", "rounds"),
+            Set.of());
+        int steps = o.getInt("steps", 15);
+        int rounds = o.getInt("rounds", 3);
         GptConfig cfg = GptConfig.preset("small");
         TrainConfig tc = BenchRecipe.of(cfg, 1_000_000);
         List<Mode> modes = new ArrayList<>(List.of(new Mode("none", ALONE)));

@@ -1,5 +1,7 @@
 package io.troupe.runtime.cuda.bench;
 
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.runtime.cuda.Bf16;
 import io.troupe.runtime.cuda.CudaAvailability;
 import io.troupe.runtime.cuda.CudaDevice;
@@ -11,6 +13,7 @@ import io.troupe.runtime.tensor.Tensor;
 import java.io.PrintStream;
 import java.util.Locale;
 import java.util.Random;
+import java.util.Set;
 
 /**
  * GEMM throughput of the CUDA backend: square n^3 products (default 4096 and 8192) in FP32 (SGEMM on
@@ -34,24 +37,19 @@ public final class CudaBench {
         double ceiling = 790;
         int iters = 10;
         String hook = null;
-        for (String a : args) {
-            if (a.startsWith("--sizes=")) {
-                String[] s = a.substring(8).split(",");
-                sizes = new int[s.length];
-                for (int i = 0; i < s.length; i++) {
-                    sizes[i] = Integer.parseInt(s[i].trim());
-                }
-            } else if (a.startsWith("--ceiling-tflops=")) {
-                ceiling = Double.parseDouble(a.substring(17));
-            } else if (a.startsWith("--iters=")) {
-                iters = Integer.parseInt(a.substring(8));
-            } else if (a.startsWith("--gpt-hook=")) {
-                hook = a.substring(11);
-            } else {
-                throw new IllegalArgumentException("unknown argument '" + a
-                    + "': expected --sizes=, --ceiling-tflops=, --iters= or --gpt-hook=");
+        Options o = BenchOptions.parse(args, "cuda",
+            "usage: CudaBench [--sizes=N,N] [--ceiling-tflops=X] [--iters=N] [--gpt-hook=CLASS]",
+            Set.of("sizes", "ceiling-tflops", "iters", "gpt-hook"), Set.of());
+        if (o.has("sizes")) {
+            String[] s = o.get("sizes").split(",");
+            sizes = new int[s.length];
+            for (int i = 0; i < s.length; i++) {
+                sizes[i] = Integer.parseInt(s[i].trim());
             }
         }
+        ceiling = o.getDouble("ceiling-tflops", ceiling);
+        iters = o.getInt("iters", iters);
+        hook = o.get("gpt-hook");
         // Resolved before the GPU check, so a dry run on a machine without a GPU proves the hook loads.
         GptStepHook gptHook = hook == null ? null
             : (GptStepHook) Class.forName(hook).getDeclaredConstructor().newInstance();

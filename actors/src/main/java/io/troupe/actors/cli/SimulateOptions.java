@@ -1,8 +1,16 @@
-package io.troupe.actors.schedule;
+package io.troupe.actors.cli;
 
+import io.troupe.actors.schedule.AdaptivePolicy;
+import io.troupe.actors.schedule.CostModel;
+import io.troupe.actors.schedule.PipelineShape;
+import io.troupe.actors.schedule.Schedule;
+import io.troupe.actors.schedule.SchedulePolicy;
+import io.troupe.actors.schedule.Schedules;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
 
 /**
  * The parsed options of {@link SimulateCommand}. {@link #parse} throws
@@ -35,21 +43,23 @@ final class SimulateOptions {
     private SimulateOptions() {
     }
 
+    /** The options {@code troupe simulate} knows, each with one value. */
+    static final Set<String> KNOWN = Set.of("stages", "microbatches", "schedule", "virtual", "cost",
+        "jitter", "straggler", "seed", "latency", "bandwidth", "activation-bytes", "activation-budget", "tp", "tp-comm",
+        "svg", "trace");
+
     static SimulateOptions parse(String[] args) {
         SimulateOptions o = new SimulateOptions();
-        for (int i = 0; i < args.length; i++) {
-            String name = args[i];
-            if (name.equals("--help") || name.equals("-h")) {
+        for (String a : args) {
+            if (a.equals("--help") || a.equals("-h")) {
                 o.help = true;
                 return o;
             }
-            if (!name.startsWith("--")) {
-                throw new IllegalArgumentException("unexpected argument: " + name);
-            }
-            if (i + 1 >= args.length) {
-                throw new IllegalArgumentException("missing value for " + name);
-            }
-            String value = args[++i];
+        }
+        for (Map.Entry<String, String> option : Options.parse(args, KNOWN, Set.of()).all()
+            .entrySet()) {
+            String name = "--" + option.getKey();
+            String value = option.getValue();
             switch (name) {
                 case "--stages" -> o.stages = positiveInt(name, value);
                 case "--microbatches" -> o.microbatches = positiveInt(name, value);

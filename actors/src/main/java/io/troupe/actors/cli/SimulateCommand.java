@@ -1,5 +1,12 @@
-package io.troupe.actors.schedule;
+package io.troupe.actors.cli;
 
+import io.troupe.actors.schedule.CostModel;
+import io.troupe.actors.schedule.IdleCause;
+import io.troupe.actors.schedule.PipelineSimulator;
+import io.troupe.actors.schedule.SchedulePolicy;
+import io.troupe.actors.schedule.ScheduleValidator;
+import io.troupe.actors.schedule.SimulationResult;
+import io.troupe.actors.schedule.ValidationReport;
 import io.troupe.actors.trace.ChromeTraceWriter;
 import io.troupe.actors.trace.Timeline;
 import io.troupe.actors.trace.TimelineSvg;
@@ -53,11 +60,11 @@ public final class SimulateCommand {
             }
             cost = options.costModel();
             policy = options.policy(cost);
-        } catch (IllegalArgumentException e) {
+        } catch (IllegalArgumentException | UsageException e) {
             err.println("troupe simulate: " + e.getMessage() + " (troupe simulate --help)");
             return 2;
         }
-        if (policy instanceof StaticSchedulePolicy) {
+        if (policy.fixedOrder()) {
             // validated in Schedules' tests for small shapes; checked here again at the asked shape
             ValidationReport report = ScheduleValidator.validate(options.schedule(), cost);
             if (!report.valid()) {

@@ -1,4 +1,4 @@
-package io.troupe.actors.schedule;
+package io.troupe.actors.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
