@@ -6,8 +6,10 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cli.Options;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
+import io.troupe.bench.BenchOptions;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import java.nio.file.Files;
@@ -17,6 +19,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 
 /**
  * {@code scripts/bench snapshots [--rounds R] [--steps N] [--model M] [--layout L] [--batch B]
@@ -34,39 +37,28 @@ public final class SnapshotBench {
     private SnapshotBench() {
     }
 
-    private record Options(int rounds, int steps, String model, String layout, int batch, int microbatches) {
+    private record Job(int rounds, int steps, String model, String layout, int batch, int microbatches) {
     }
 
+    static final String USAGE = "usage: scripts/bench snapshots [--rounds R] [--steps N] [--model M] [--layout L] "
+        + "[--batch B] [--microbatches K]";
+
     public static void main(String[] args) throws Exception {
-        int rounds = 3;
-        int steps = 40;
-        String model = "small";
-        String layout = "2x1";
-        int batch = 16;
-        int microbatches = 4;
-        for (int i = 0; i < args.length; i += 2) {
-            if (i + 1 >= args.length) {
-                throw new IllegalArgumentException("option " + args[i] + " needs a value");
-            }
-            String v = args[i + 1];
-            switch (args[i]) {
-                case "--rounds" -> rounds = Integer.parseInt(v);
-                case "--steps" -> steps = Integer.parseInt(v);
-                case "--model" -> model = v;
-                case "--layout" -> layout = v;
-                case "--batch" -> batch = Integer.parseInt(v);
-                case "--microbatches" -> microbatches = Integer.parseInt(v);
-                default -> throw new IllegalArgumentException("unknown option " + args[i]
-                    + " (--rounds R, --steps N, --model M, --layout L, --batch B, --microbatches K)");
-            }
-        }
+        Options opts = BenchOptions.parse(args, "snapshots", USAGE,
+            Set.of("rounds", "steps", "model", "layout", "batch", "microbatches"), Set.of());
+        int rounds = opts.getInt("rounds", 3);
+        int steps = opts.getInt("steps", 40);
+        String model = opts.get("model", "small");
+        String layout = opts.get("layout", "2x1");
+        int batch = opts.getInt("batch", 16);
+        int microbatches = opts.getInt("microbatches", 4);
         if (steps < 20) {
             throw new IllegalArgumentException("--steps must be >= 20: steps=" + steps);
         }
         if (rounds < 1) {
             throw new IllegalArgumentException("--rounds must be >= 1: rounds=" + rounds);
         }
-        Options o = new Options(rounds, steps, model, layout, batch, microbatches);
+        Job o = new Job(rounds, steps, model, layout, batch, microbatches);
         System.out.printf(Locale.ROOT, "snapshot bench: model %s, layout %s on 2 nodes (a media driver each), batch %d, "
             + "%d micro-batches, %d steps per job, %d rounds%n", model, layout, batch, microbatches, steps, rounds);
         run(o, false);
@@ -96,7 +88,7 @@ public final class SnapshotBench {
     }
 
     /** One job on a fresh 2-node cluster; its wall time per step from the 10th commit to the last (ms). */
-    private static double run(Options o, boolean snapshots) throws Exception {
+    private static double run(Job o, boolean snapshots) throws Exception {
         Config config = ConfigFactory.parseString("troupe.recovery.snapshots = " + (snapshots ? "on" : "off"))
             .withFallback(ConfigFactory.load());
         NodeSettings base = NodeSettings.from(config).withPort(0);
