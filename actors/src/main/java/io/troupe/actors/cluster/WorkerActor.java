@@ -179,6 +179,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
         recordDir = m.request().checkpointDir();
         coordinator = m.replyTo();
+        if (m.snapshots().restoresFromMemory()) {
+            snapshots.prepare(m.job(), m.rank()); // a holder may send this rank's snapshot before the epoch is built
+        }
         EpochWiring old = wiring;
         if (old != null) {
             old.abort("re-assigned to " + m.job());

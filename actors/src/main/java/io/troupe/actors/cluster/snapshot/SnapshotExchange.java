@@ -106,6 +106,14 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         }
     }
 
+    /**
+     * Lets the receiver take frames of rank {@code rank} of {@code job}'s epoch at once (any thread),
+     * before the epoch is built and bound: a snapshot sent for a restore may come before that.
+     */
+    public void prepare(JobIdentity job, int rank) {
+        transport.assign(rank, job);
+    }
+
     /** The epoch ended: reports still waiting for copies are dropped, sends in flight given up. */
     public void unbind() {
         synchronized (reportLock) {
