@@ -9,6 +9,7 @@ import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cli.Options;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
+import io.troupe.actors.cluster.snapshot.SnapshotCounters;
 import io.troupe.bench.BenchOptions;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
@@ -29,7 +30,9 @@ import java.util.Set;
  * with its own media driver (so the buddy copies cross UDP as between machines), with snapshots off
  * (the baseline) and on, R times each after one warm-up job, alternating which goes first; prints
  * each job's step time (wall time from the 10th committed step to the last, over the steps between)
- * and the medians.
+ * and the medians; for each job with snapshots, what they cost from the workers' own counters: the
+ * time each took on the device thread (on the step's path) and the bytes and time of each copy sent
+ * (on the send thread, overlapping the next step).
  *
  * <p>Last line: {@code off_step_ms=... on_step_ms=... snapshot_step_ratio=...} (medians).
  */
@@ -113,7 +116,14 @@ public final class SnapshotBench {
                     last[0] = System.nanoTime();
                 }
             });
+            SnapshotCounters.Totals before = SnapshotCounters.read();
             JobEvent end = h.await(Duration.ofMinutes(10));
+            SnapshotCounters.Totals t = SnapshotCounters.read().since(before);
+            if (snapshots && t.taken() > 0) {
+                System.out.printf(Locale.ROOT, "  snapshots: %d taken, %.1f ms each on the device thread; %d sent, %.1f MB and "
+                    + "%.1f ms each on the send thread%n", t.taken(), t.captureNs() / 1e6 / t.taken(), t.sent(),
+                    t.sent() == 0 ? 0 : t.sentBytes() / 1e6 / t.sent(), t.sent() == 0 ? 0 : t.sendNs() / 1e6 / t.sent());
+            }
             if (!(end instanceof JobEvent.Finished)) {
                 throw new IllegalStateException("job ended with " + end);
             }

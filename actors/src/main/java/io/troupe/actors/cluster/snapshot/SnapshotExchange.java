@@ -157,7 +157,9 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         if (b == null) {
             return;
         }
+        long t0 = System.nanoTime();
         SnapshotBuffer snap = ShardSnapshots.capture(own, b.job().jobId(), b.rank(), b.job().epoch(), step, chunks, SLOT_WAIT_NS);
+        SnapshotCounters.taken(System.nanoTime() - t0);
         if (b.buddy() >= 0) {
             sendPinned(b, own.pin(snap), b.buddy());
         }
@@ -285,6 +287,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             sender = transport.connect(toRank, TransportEndpoint.parse(b.endpoints().get(toRank)), epoch);
         }
         long bytes = snap.lengthBytes();
+        long t0 = System.nanoTime();
         sender.begin(FrameKind.CONTROL, snap.step(), snap.rank(), DType.I8, new int[] {(int) bytes}, 1, snap.address(), bytes);
         IdleStrategy idle = new BackoffIdleStrategy(64, 16, 1_000, 100_000);
         while (sender.isSending()) {
@@ -294,6 +297,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             idle.idle(sender.doSend());
         }
         sentBytes += bytes;
+        SnapshotCounters.sent(bytes, System.nanoTime() - t0);
     }
 
     // ------------------------------------------------------------------ receiver (agent thread)
