@@ -16,6 +16,6 @@ USER troupe
 WORKDIR /data
 # 25520/tcp control plane (Artery), 40123/udp data plane (Aeron, troupe.transport.udp-port),
 # 9464/tcp metrics (troupe.metrics.port).
-EXPOSE 25520/tcp 40123/udp 9464/tcp
+EXPOSE 25520/tcp 40123/udp 9464/tcp 8558/tcp
 ENTRYPOINT ["/opt/troupe/bin/troupe"]
 CMD ["--help"]

@@ -95,6 +95,10 @@ if [ -z "$submit_host" ]; then
   fi
 fi
 set +e
+# In the background, so that a TERM or Ctrl-C reaches the trap (which stops the client and the nodes) at once.
 # shellcheck disable=SC2086
-$local_cmd submit --cluster "$seed" --hostname "$submit_host" "$@"
+$local_cmd submit --cluster "$seed" --hostname "$submit_host" "$@" &
+submit_pid=$!
+TROUPE_STARTED_PIDS+=("$submit_pid")
+wait "$submit_pid"
 exit $?

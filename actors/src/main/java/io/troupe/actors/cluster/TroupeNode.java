@@ -71,15 +71,23 @@ public final class TroupeNode implements AutoCloseable {
             return Behaviors.empty();
         });
         ActorSystem<Void> system;
+        ManagementSettings management = ManagementSettings.from(base);
         try {
-            system = ActorSystem.create(guardian, settings.systemName(), settings.pekkoConfig(base));
+            system = ActorSystem.create(guardian, settings.systemName(),
+                management.pekkoOverlay().withFallback(settings.pekkoConfig(base)));
         } catch (RuntimeException e) {
             if (sharedTransport == null && transport != null) {
                 transport.close();
             }
             throw e;
         }
-        if (settings.seeds().isEmpty()) {
+        try {
+            ClusterManagement.start(system, management);
+        } catch (RuntimeException e) {
+            system.terminate();
+            throw e;
+        }
+        if (settings.seeds().isEmpty() && !management.bootstrapsOnKubernetes()) {
             // No seeds: this node starts a new cluster by joining itself.
             Cluster c = Cluster.get(system);
             c.manager().tell(new org.apache.pekko.cluster.typed.Join(c.selfMember().address()));

@@ -17,6 +17,8 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.cluster.RefusedInputs;
 import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.runtime.transport.DropReason;
+import io.troupe.runtime.transport.PeerTraffic;
+import io.troupe.runtime.transport.TransportNode;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
@@ -37,8 +39,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * from the network by reason, the data-plane frames its receivers dropped by reason, and the
  * training of every job submitted through this node's job gateway (step time, tokens/s, loss,
  * validation loss, bubble, all-reduce wait, steps committed, recoveries by cause and their time,
- * jobs ended). The endpoint binds the node's own address, never the wildcard. docs/deploy.md lists
- * every metric.
+ * jobs ended), and the tensor bytes its workers sent to and received from each peer rank. The
+ * endpoint binds the node's own address, never the wildcard. docs/deploy.md lists every metric.
  *
  * <p>Threading: meters are updated on an actor thread from the node's event stream and read by the
  * endpoint's single HTTP thread; Micrometer's meters are thread-safe.
@@ -112,6 +114,7 @@ public final class NodeMetrics implements AutoCloseable {
 
         server = HttpServer.create(new InetSocketAddress(settings.hostname(), settings.port()), 16);
         server.createContext(MetricsSettings.PATH, exchange -> {
+            registerPeerTraffic();
             byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
             exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
             exchange.sendResponseHeaders(200, body.length);
@@ -125,6 +128,29 @@ public final class NodeMetrics implements AutoCloseable {
             return t;
         }));
         server.start();
+    }
+
+    /**
+     * Registers a byte counter for every (rank, peer) the node's data plane has counted so far (peers appear as
+     * jobs start; registering one already there is a lookup). Called before each scrape.
+     */
+    private void registerPeerTraffic() {
+        TransportNode transport = node.transport();
+        if (transport == null) {
+            return;
+        }
+        PeerTraffic traffic = transport.traffic();
+        for (PeerTraffic.Counter c : traffic.sent()) {
+            FunctionCounter.builder("troupe.data.sent", c, PeerTraffic.Counter::bytes).baseUnit("bytes")
+                .tag("rank", Integer.toString(c.rank())).tag("peer", Integer.toString(c.peer()))
+                .description("tensor bytes this node's worker of this rank sent to the peer rank").register(registry);
+        }
+        for (PeerTraffic.Counter c : traffic.received()) {
+            FunctionCounter.builder("troupe.data.received", c, PeerTraffic.Counter::bytes).baseUnit("bytes")
+                .tag("rank", Integer.toString(c.rank())).tag("peer", Integer.toString(c.peer()))
+                .description("tensor bytes this node's worker of this rank accepted from the peer rank")
+                .register(registry);
+        }
     }
 
     /**

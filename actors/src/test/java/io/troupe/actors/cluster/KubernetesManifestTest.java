@@ -19,7 +19,9 @@ import org.junit.jupiter.api.Test;
 /**
  * The Kubernetes manifest agrees with the code and the image: its node config is valid settings,
  * the ports it opens are the ones the nodes use, every volume claim and config map it mounts is
- * defined in it, the service is the one the StatefulSet and the seed name, and the image and launcher
+ * defined in it, the service is the one the StatefulSet and the Job name, the pods bootstrap through
+ * the Kubernetes API with the labels, port name, contact-point count (= replicas) and service account
+ * the code and RBAC need, the probes hit the management endpoint's paths, and the image and launcher
  * are the ones the Dockerfile builds.
  */
 class KubernetesManifestTest {
@@ -58,8 +60,8 @@ class KubernetesManifestTest {
     void shouldAgreeWithTheCodeAndTheImage() throws Exception {
         String yaml = Files.readString(ROOT.resolve("cluster-config/k8s/troupe.yaml"));
         List<String> docs = documents(yaml);
-        assertEquals(Set.of("Service", "ConfigMap", "StatefulSet", "PersistentVolumeClaim", "Job"),
-            Set.copyOf(all(yaml, "(?m)^kind: (\\w+)")));
+        assertEquals(Set.of("ServiceAccount", "Role", "RoleBinding", "Service", "ConfigMap", "StatefulSet",
+            "PersistentVolumeClaim", "Job"), Set.copyOf(all(yaml, "(?m)^kind: (\\w+)")));
         for (String d : docs) {
             assertTrue(d.contains("apiVersion: "), "a document without apiVersion:\n" + d);
             assertTrue(!d.contains("\t"), "tabs in YAML:\n" + d);
@@ -72,6 +74,11 @@ class KubernetesManifestTest {
         int udpPort = TransportConfig.from(pod).udpPort();
         MetricsSettings metrics = MetricsSettings.from(pod);
         ClusterSecurity.from(pod);
+        ManagementSettings management = ManagementSettings.from(pod);
+        assertTrue(management.enabled() && management.bootstrapsOnKubernetes(), "pods bootstrap through the API");
+        assertTrue(node.seeds().isEmpty(), "no static seed: " + node.seeds());
+        assertTrue(node.roles().containsAll(List.of("worker", "coordinator")), "every pod coordinator-eligible");
+        assertTrue(nodeConf.contains("hostname = ${?POD_IP}"), "management advertises the pod IP");
 
         String service = kind(docs, "Service");
         String statefulSet = kind(docs, "StatefulSet");
@@ -79,16 +86,39 @@ class KubernetesManifestTest {
         assertEquals(serviceName, all(statefulSet, "serviceName: ([\\w.-]+)").get(0));
         Set<String> labels = new LinkedHashSet<>(all(service, "selector: \\{app: ([\\w-]+)\\}"));
         assertEquals(labels, new LinkedHashSet<>(all(statefulSet, "labels: \\{app: ([\\w-]+)\\}")));
-        assertEquals(List.of(node.port() + "/TCP", udpPort + "/UDP"), all(service, "port: (\\d+, protocol: \\w+)")
-            .stream().map(p -> p.replace(", protocol: ", "/")).toList());
-        assertEquals(List.of(node.port() + "/TCP", udpPort + "/UDP", metrics.port() + "/TCP"),
+        assertEquals(List.of(node.port() + "/TCP", udpPort + "/UDP", management.port() + "/TCP"),
+            all(service, "port: (\\d+, protocol: \\w+)").stream().map(p -> p.replace(", protocol: ", "/")).toList());
+        assertEquals(List.of(node.port() + "/TCP", udpPort + "/UDP", management.port() + "/TCP", metrics.port() + "/TCP"),
             all(statefulSet, "containerPort: (\\d+, protocol: \\w+)").stream().map(p -> p.replace(", protocol: ", "/")).toList());
         assertTrue(statefulSet.contains("prometheus.io/port: \"" + metrics.port() + "\""), statefulSet);
 
-        // The seed is pod 0 of the StatefulSet behind the service, on the node port; the Job submits to it.
-        String seed = name(statefulSet) + "-0." + serviceName + ":" + node.port();
-        assertEquals(List.of(seed), node.seeds());
-        assertTrue(kind(docs, "Job").contains("\"--cluster\", \"" + seed + "\""), "the Job must submit to " + seed);
+        // Bootstrap finds the pods by label and the management port by name; it forms the cluster once it sees
+        // required-contact-points of them: the replicas.
+        assertEquals(Set.of(String.format(management.podLabelSelector(), management.serviceName())),
+            labels.stream().map(l -> "app=" + l).collect(java.util.stream.Collectors.toSet()));
+        assertTrue(statefulSet.contains("{name: " + ManagementSettings.PORT_NAME + ", containerPort: "
+            + management.port() + ", protocol: TCP}"), "the management port is named " + ManagementSettings.PORT_NAME);
+        assertEquals(List.of(management.requiredContactPoints()),
+            all(statefulSet, "replicas: (\\d+)").stream().map(Integer::valueOf).toList());
+        assertEquals(List.of(ManagementSettings.READINESS_PATH + ", port: " + ManagementSettings.PORT_NAME),
+            all(statefulSet, "readinessProbe:\\s*\\n\\s+httpGet: \\{path: ([^}]+)\\}"));
+        assertEquals(List.of(ManagementSettings.LIVENESS_PATH + ", port: " + ManagementSettings.PORT_NAME),
+            all(statefulSet, "livenessProbe:\\s*\\n\\s+httpGet: \\{path: ([^}]+)\\}"));
+        assertTrue(statefulSet.contains("fieldPath: status.podIP"), "POD_IP from the downward API");
+        String account = name(kind(docs, "ServiceAccount"));
+        assertEquals(List.of(account), all(statefulSet, "serviceAccountName: ([\\w.-]+)"));
+        String role = kind(docs, "Role");
+        assertTrue(role.contains("resources: [pods]") && role.contains("verbs: [get, watch, list]"), role);
+        String binding = kind(docs, "RoleBinding");
+        assertTrue(binding.contains("{kind: ServiceAccount, name: " + account + "}")
+            && binding.contains("name: " + name(role)), binding);
+
+        // The Job submits to pod 0 of the StatefulSet behind the service, on the node port, and advertises its
+        // pod IP (the downward API) for the coordinator's answers.
+        String member = name(statefulSet) + "-0." + serviceName + ":" + node.port();
+        String job = kind(docs, "Job");
+        assertTrue(job.contains("\"--cluster\", \"" + member + "\""), "the Job must submit to " + member);
+        assertTrue(job.contains("fieldPath: status.podIP") && job.contains("\"--hostname\", \"$(POD_IP)\""), job);
 
         Set<String> claims = new LinkedHashSet<>(all(yaml, "claimName: ([\\w.-]+)"));
         assertEquals(Set.of(name(kind(docs, "PersistentVolumeClaim"))), claims);
@@ -106,7 +136,8 @@ class KubernetesManifestTest {
         for (String command : all(yaml, "command: \\[\"([^\"]+)\"")) {
             assertEquals("/opt/troupe/bin/troupe", command);
         }
-        for (String port : List.of(node.port() + "/tcp", udpPort + "/udp", metrics.port() + "/tcp")) {
+        for (String port : List.of(node.port() + "/tcp", udpPort + "/udp", metrics.port() + "/tcp",
+            management.port() + "/tcp")) {
             assertTrue(dockerfile.contains(port), "the Dockerfile should EXPOSE " + port);
         }
     }

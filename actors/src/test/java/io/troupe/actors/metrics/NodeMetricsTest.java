@@ -96,6 +96,23 @@ class NodeMetricsTest {
             during);
         assertTrue(during.contains("jvm_memory_used_bytes"), during);
 
+        // bytes per peer: rank 0 (stage 0) sends activations to rank 1 and receives its gradients, and both grow
+        String sent = "troupe_data_sent_bytes_total{peer=\"1\",rank=\"0\"}";
+        String received = "troupe_data_received_bytes_total{peer=\"1\",rank=\"0\"}";
+        double sentBefore = value(during, sent);
+        double receivedBefore = value(during, received);
+        assertTrue(sentBefore > 0 && receivedBefore > 0, during);
+        assertTrue(value(during, "troupe_data_received_bytes_total{peer=\"0\",rank=\"1\"}") > 0, during);
+        long bytesDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        String later = scrape(metrics.url());
+        while (value(later, sent) <= sentBefore || value(later, received) <= receivedBefore) {
+            assertTrue(System.nanoTime() < bytesDeadline, "per-peer bytes did not grow:\n" + later);
+            Thread.sleep(100); // scraping again after the job moved on; the deadline bounds it
+            later = scrape(metrics.url());
+        }
+        System.out.printf("bytes rank 0 -> 1: %.0f then %.0f; 1 -> 0: %.0f then %.0f%n", sentBefore,
+            value(later, sent), receivedBefore, value(later, received));
+
         for (DropReason r : DropReason.values()) {
             assertEquals(transport.framesDropped(r),
                 value(during, "troupe_frames_dropped_total{reason=\"" + r.name() + "\"}"), r.name());

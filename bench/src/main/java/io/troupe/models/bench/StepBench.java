@@ -9,7 +9,9 @@ import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
+import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -17,20 +19,29 @@ import java.util.Locale;
 import java.util.Optional;
 
 /**
- * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--rounds N] [--python PATH|none]}:
- * median ms per full training step (forward, backward, global-norm clipping, AdamW) after warm-up, against
+ * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]
+ * [--python PATH|none]}: median ms per full training step (forward, backward, global-norm clipping, AdamW) after
+ * warm-up, against
  * PyTorch's CPU step for the same GPT and recipe measured in the same run ({@link TorchBaseline}) when a
  * {@code python3} with {@code torch} is found, plus the gemm GFLOP/s of the model's fc-layer product.
  *
  * <p>The run alternates {@code rounds} rounds of Troupe's {@code steps} steps and PyTorch's (a fresh
  * child process each round, with its own warm-up), so load that comes and goes on the machine falls
- * on both; the ratio is the median of Troupe's round medians over the median of PyTorch's. Last line:
+ * on both. Warm-up: at least {@code warmup} steps, then until the JIT compiler has settled
+ * ({@link #warmUp}; at most {@code max-warmup} steps in all), so the timed steps do not pay for
+ * compilation (the compiler threads' CPU time counts in the process CPU time); PyTorch's warm-up
+ * takes as many steps; the ratio is the median of Troupe's round medians over the median of PyTorch's. Last line:
  * {@code model=<name> threads=<n> ms_per_step=<median> tokens_per_s=<median> torch_ms_per_step=<median|none>
  * ratio=<troupe/torch|none>}.
  */
 public final class StepBench {
     private static final String USAGE =
-        "usage: bench step --model small|big --threads N [--steps N] [--warmup N] [--rounds N] [--python PATH|none]";
+        "usage: bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]"
+        + " [--python PATH|none]";
+    /** Warm-up is judged over windows of this many steps. */
+    static final int QUIET_STEPS = 20;
+    /** Warm-up ends at a window where the JVM's own threads used under this share of the stepping thread's CPU. */
+    static final double QUIET_SHARE = 0.01;
 
     private StepBench() {
     }
@@ -40,6 +51,7 @@ public final class StepBench {
         int threads = 1;
         int steps = 20;
         int warmup = 5;
+        int maxWarmup = 200;
         int rounds = 3;
         String python = System.getenv("TROUPE_BENCH_PYTHON");
         for (int i = 0; i < args.length; i++) {
@@ -51,15 +63,16 @@ public final class StepBench {
                 case "--threads" -> threads = Integer.parseInt(args[++i]);
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
+                case "--max-warmup" -> maxWarmup = Integer.parseInt(args[++i]);
                 case "--rounds" -> rounds = Integer.parseInt(args[++i]);
                 case "--python" -> python = args[++i];
                 default -> throw new IllegalArgumentException("unknown option '" + args[i] + "': " + USAGE);
             }
         }
-        if (threads < 1 || steps < 1 || warmup < 0 || rounds < 1) {
-            throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, rounds >= 1: threads="
-                + threads
-                + ", steps=" + steps + ", warmup=" + warmup + ", rounds=" + rounds);
+        if (threads < 1 || steps < 1 || warmup < 0 || maxWarmup < warmup || rounds < 1) {
+            throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, max-warmup >= warmup,"
+                + " rounds >= 1: threads=" + threads + ", steps=" + steps + ", warmup=" + warmup + ", max-warmup="
+                + maxWarmup + ", rounds=" + rounds);
         }
         GptConfig cfg = GptConfig.preset(model);
         TrainConfig tc = BenchRecipe.of(cfg, 1_000_000);
@@ -72,19 +85,21 @@ public final class StepBench {
                 TorchBaseline.jvmHeldToAvx2() ? ", JVM held to AVX2 (-XX:UseAVX=2)" : "");
             System.out.println(torch.map(t -> "baseline: PyTorch via " + t.python() + ", measured in this run")
                 .orElse("baseline: none (no python3 with torch found; set TROUPE_BENCH_PYTHON or --python PATH)"));
-            for (int i = 0; i < warmup; i++) {
-                trainer.trainStep();
-            }
+            int warmed = warmUp(trainer, threads, warmup, maxWarmup);
+            long jitMs0 = jitMillis();
             List<Double> all = new ArrayList<>();
             List<Double> tps = new ArrayList<>();
             double[] troupeRounds = new double[rounds];
             double[] torchRounds = new double[rounds];
             double[] troupeCpuRounds = new double[rounds];
+            double[] mainCpuRounds = new double[rounds];
+            ThreadMXBean threadBean = ManagementFactory.getThreadMXBean();
             double[] torchCpuRounds = new double[rounds];
             TorchBaseline.Result last = null;
             for (int r = 0; r < rounds; r++) {
                 double[] ms = new double[steps];
                 long cpu0 = processCpuNanos();
+                long mainCpu0 = threadBean.getCurrentThreadCpuTime();
                 for (int i = 0; i < steps; i++) {
                     var m = trainer.trainStep();
                     ms[i] = m.stepMs();
@@ -93,10 +108,11 @@ public final class StepBench {
                 }
                 // The process CPU clock may tick in 10 ms: the round's total over its steps, not per step.
                 troupeCpuRounds[r] = (processCpuNanos() - cpu0) / 1e6 / steps;
+                mainCpuRounds[r] = (threadBean.getCurrentThreadCpuTime() - mainCpu0) / 1e6 / steps;
                 troupeRounds[r] = Median.of(ms);
                 String torchPart = "";
                 if (torch.isPresent()) {
-                    last = torch.get().run(cfg, tc.batchSize(), threads, steps, warmup);
+                    last = torch.get().run(cfg, tc.batchSize(), threads, steps, warmed);
                     torchRounds[r] = last.msPerStep();
                     torchCpuRounds[r] = last.cpuMsPerStep();
                     torchPart = String.format(Locale.ROOT, ", PyTorch median %.2f ms (min %.2f, max %.2f) -> %.3f",
@@ -106,6 +122,8 @@ public final class StepBench {
                     troupeRounds[r],
                     Arrays.stream(ms).min().orElse(0), Arrays.stream(ms).max().orElse(0), torchPart);
             }
+            System.out.printf(Locale.ROOT, "JIT compilation finished during the timed rounds: %d ms%n",
+                jitMillis() - jitMs0);
             double gflops = gemmGflops(dev, tc.batchSize() * cfg.seqLen(), 4 * cfg.dModel(), cfg.dModel());
             double medMs = Median.of(troupeRounds);
             double medTps = Median.of(tps);
@@ -116,6 +134,10 @@ public final class StepBench {
                 "step: median of round medians %.2f ms (all steps: min %.2f, max %.2f) over %d x %d steps;"
                 + " %.1f model GFLOP/s (6*N*tokens)%n", medMs, all.stream().mapToDouble(d -> d).min().orElse(0),
                 all.stream().mapToDouble(d -> d).max().orElse(0), rounds, steps, flopsPerStep / medMs / 1e6);
+            double troupeCpu = Median.of(troupeCpuRounds);
+            System.out.printf(Locale.ROOT, "Troupe process CPU time per step, mean of a round, median of rounds:"
+                + " %.2f ms (the stepping thread %.2f ms, the rest JIT compiler, GC and other JVM threads)%n",
+                troupeCpu, Median.of(mainCpuRounds));
             String torchMs = "none";
             String ratio = "none";
             if (last != null) {
@@ -123,7 +145,6 @@ public final class StepBench {
                 System.out.printf(Locale.ROOT,
                     "baseline: %s: median of round medians %.2f ms/step -> ratio troupe/torch = %.3f"
                     + " (goal <= 0.90)%n", torch.get().describe(last), torchMed, medMs / torchMed);
-                double troupeCpu = Median.of(troupeCpuRounds);
                 double torchCpu = Median.of(torchCpuRounds);
                 System.out.printf(Locale.ROOT, "process CPU time per step, mean of a round, median of rounds"
                     + " (less sensitive to other load on the machine): Troupe %.2f ms, PyTorch %.2f ms -> ratio %.3f%n",
@@ -135,6 +156,49 @@ public final class StepBench {
                 "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f torch_ms_per_step=%s ratio=%s%n",
                 model, threads, medMs, medTps, torchMs, ratio);
         }
+    }
+
+    /**
+     * Runs at least {@code min} steps, then windows of {@link #QUIET_STEPS} steps until one where the
+     * JVM's own work (the CPU time of the process beyond that of the stepping thread: JIT compiler, GC)
+     * stayed under {@link #QUIET_SHARE} of the stepping thread's, at most {@code max} steps in all.
+     * With more than one thread the device's workers step too, so there the window must instead see no
+     * finished JIT compilation. Prints and returns how many steps it ran.
+     */
+    static int warmUp(Trainer trainer, int threads, int min, int max) {
+        ThreadMXBean threadBean = ManagementFactory.getThreadMXBean();
+        int n = 0;
+        for (; n < min; n++) {
+            trainer.trainStep();
+        }
+        boolean settled = false;
+        double share = Double.NaN;
+        while (!settled && n + QUIET_STEPS <= max) {
+            long process0 = processCpuNanos();
+            long main0 = threadBean.getCurrentThreadCpuTime();
+            long jit0 = jitMillis();
+            for (int i = 0; i < QUIET_STEPS; i++) {
+                trainer.trainStep();
+            }
+            n += QUIET_STEPS;
+            long main = threadBean.getCurrentThreadCpuTime() - main0;
+            share = (double) (processCpuNanos() - process0 - main) / Math.max(1, main);
+            settled = threads == 1 ? share < QUIET_SHARE : jitMillis() == jit0;
+        }
+        String how = threads == 1
+            ? String.format(Locale.ROOT, "then until the JIT compiler and GC used under %.0f%% of the stepping"
+                + " thread's CPU time over %d steps (last window: %.1f%%)", 100 * QUIET_SHARE, QUIET_STEPS,
+                100 * share)
+            : "then until " + QUIET_STEPS + " steps passed without a finished JIT compilation";
+        System.out.printf(Locale.ROOT, "warm-up: %d steps (at least %d, %s%s; PyTorch warms up as many)%n", n, min,
+            how, settled ? "" : "; NOT settled within --max-warmup " + max);
+        return n;
+    }
+
+    /** Total time the JIT spent compiling so far, in ms (0 where the JVM does not say). */
+    private static long jitMillis() {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        return jit != null && jit.isCompilationTimeMonitoringSupported() ? jit.getTotalCompilationTime() : 0;
     }
 
     /** CPU time of this process so far (all its threads), in ns; 0 where the JVM cannot say. */

@@ -440,7 +440,7 @@ public final class Gpt implements StageModule {
             // MLP: residual3 = residual2 + proj(gelu(fc(ln2(residual2))))
             dev.copy(dresidual, a.dFcProj[l]);
             p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                   // (B, T, 4C/tp)
-            dev.geluBackward(a.fch[l], dfchGelu, a.dfch[l], (long) bt * p.fc.outLocal());
+            p.fc.backwardGelu(a.fch[l], dfchGelu, a.dfch[l], bt);                               // and fc's bias grad
             p.fc.backwardInput(a.dfch[l], dln, bt);                                            // (nr, C)
             dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l],
                 a.ln2Rstd[l], nr, c);
@@ -497,7 +497,7 @@ public final class Gpt implements StageModule {
         for (int l = blocks - 1; l >= 0; l--) {
             Block p = w[l];
             p.fcProj.backwardWeight(a.dFcProj[l], a.fchGelu[l], bt);
-            p.fc.backwardWeight(a.dfch[l], a.ln2[l], bt);
+            p.fc.backwardWeight(a.dfch[l], a.ln2[l], bt, false);                                 // bias: backwardGelu
             p.proj.backwardWeight(a.dAttProj[l], a.atty[l], bt);
             p.qkv.backwardWeight(a.dqkv[l], a.ln1[l], bt);
             int base = firstBlockParam + PARAMS_PER_BLOCK * l;

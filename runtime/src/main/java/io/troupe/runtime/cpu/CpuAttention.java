@@ -118,10 +118,10 @@ final class CpuAttention {
     }
 
     /**
-     * The max of x[from..to) (to > from) in four interleaved partial maxima, each kept by
-     * {@code v > max ? v : max} from x[from]: four independent chains instead of one. The same value
-     * as one chain's (a NaN counts only at x[from], as there; of +0 and -0 either may come back, and a
-     * shift by either gives the same exponentials).
+     * The max of x[from..to) (to > from) in four interleaved partial maxima of {@link Math#max}, which
+     * the JIT compiles without branches: the same value as {@link #max1}'s one chain for numbers (of +0
+     * and -0 either may come back, and a shift by either gives the same exponentials); a NaN anywhere
+     * gives NaN, where one chain keeps it only at x[from] (a row with a NaN comes out all NaN either way).
      */
     static float max4(float[] x, int from, int to) {
         float m0 = x[from];
@@ -130,22 +130,27 @@ final class CpuAttention {
         float m3 = m0;
         int j = from + 1;
         for (; j + 3 < to; j += 4) {
-            float a = x[j];
-            float b = x[j + 1];
-            float c = x[j + 2];
-            float d = x[j + 3];
-            m0 = a > m0 ? a : m0;
-            m1 = b > m1 ? b : m1;
-            m2 = c > m2 ? c : m2;
-            m3 = d > m3 ? d : m3;
+            m0 = Math.max(m0, x[j]);
+            m1 = Math.max(m1, x[j + 1]);
+            m2 = Math.max(m2, x[j + 2]);
+            m3 = Math.max(m3, x[j + 3]);
         }
         for (; j < to; j++) {
-            float a = x[j];
-            m0 = a > m0 ? a : m0;
+            m0 = Math.max(m0, x[j]);
         }
-        m0 = m1 > m0 ? m1 : m0;
-        m2 = m3 > m2 ? m3 : m2;
-        return m2 > m0 ? m2 : m0;
+        return Math.max(Math.max(m0, m1), Math.max(m2, m3));
+    }
+
+    /**
+     * The max of x[from..to) as one chain of {@code v > max ? v : max}: {@link #max4}'s reference. The
+     * JIT compiles the comparison as a branch, which random scores mispredict about half the time.
+     */
+    static float max1(float[] x, int from, int to) {
+        float max = x[from];
+        for (int j = from + 1; j < to; j++) {
+            max = x[j] > max ? x[j] : max;
+        }
+        return max;
     }
 
     /** The sum of x[0..n) in four double partial sums (elements i mod 4), combined as (s0 + s1) + (s2 + s3). */

@@ -250,6 +250,33 @@ public final class CpuDevice implements Device {
         elementwise(n, (s, e) -> CpuGelu.backward(ia, ga, da, s, e));
     }
 
+    /**
+     * One pass: each row's GELU gradient is summed into per-block column sums while it is staged
+     * ({@link CpuGelu#backwardBias}), so {@code dout} and {@code dpreact} are not read again for the
+     * bias gradient. Bitwise {@link #geluBackward} then {@link #biasBackward}, for any thread count.
+     */
+    @Override
+    public void geluBackwardBias(Tensor preact, Tensor dout, Tensor dpreact, Tensor dbias, int rows, int cols) {
+        long n = (long) rows * cols;
+        requireCapacity(preact, n, "geluBackwardBias preact");
+        requireCapacity(dout, n, "geluBackwardBias dout");
+        requireCapacity(dpreact, n, "geluBackwardBias dpreact");
+        requireCapacity(dbias, cols, "geluBackwardBias dbias");
+        int blocks = (rows + CpuRows.ROW_BLOCK - 1) / CpuRows.ROW_BLOCK;
+        if ((long) blocks * cols > Integer.MAX_VALUE) {
+            geluBackward(preact, dout, dpreact, n);
+            biasBackward(dbias, dpreact, rows, cols);
+            return;
+        }
+        float[] partial = CpuGelu.partialSums(blocks * cols);
+        long ia = preact.address();
+        long ga = dout.address();
+        long da = dpreact.address();
+        parallel.forRange(blocks, 1,
+            (s, e) -> CpuGelu.backwardBias(ia, ga, da, partial, s, e, rows, cols, CpuRows.ROW_BLOCK));
+        CpuRows.addBlockSums(partial, blocks, cols, dbias.address());
+    }
+
     @Override
     public void layerNorm(Tensor inp, Tensor weight, Tensor bias, Tensor out, Tensor mean, Tensor rstd,
                           int rows, int cols, float eps) {

@@ -37,6 +37,8 @@ final class CpuGelu {
 
     private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[4][BLOCK]);
     private static final ThreadLocal<int[]> BITS = ThreadLocal.withInitial(() -> new int[BLOCK]);
+    /** The calling thread's (row blocks, cols) partial column sums of {@link #backwardBias}. */
+    private static final ThreadLocal<float[][]> PARTIAL = ThreadLocal.withInitial(() -> new float[1][]);
 
     private CpuGelu() {
     }
@@ -111,6 +113,50 @@ final class CpuGelu {
             UNSAFE.copyMemory(null, dout + 4 * b, g, FLOAT_BASE, 4L * n);
             backwardBlock(x, g, d, n, hasTail(bits, n));
             UNSAFE.copyMemory(d, FLOAT_BASE, null, dinp + 4 * b, 4L * n);
+        }
+    }
+
+    /**
+     * A zeroed array of at least n floats for the column sums of one {@link #backwardBias} call, owned
+     * by the calling thread (the device's workers write disjoint row blocks of it).
+     */
+    static float[] partialSums(int n) {
+        float[][] p = PARTIAL.get();
+        if (p[0] == null || p[0].length < n) {
+            p[0] = new float[n];
+        } else {
+            java.util.Arrays.fill(p[0], 0, n, 0f);
+        }
+        return p[0];
+    }
+
+    /**
+     * {@link #backward} over row blocks [b0, b1) of a (rows, cols) matrix (block i: rows
+     * i*rowBlock .. (i+1)*rowBlock), then each of the block's gradient rows, still in cache, added into
+     * {@code partial[i*cols + c]} (float, rows in order): the per-block float sums of
+     * {@link CpuRows#columnSums}, which {@link CpuRows#addBlockSums} completes. (The sums go through a
+     * block-local array indexed like the row: the JIT does not vectorise the add into {@code partial}
+     * at an offset.)
+     */
+    static void backwardBias(long inp, long dout, long dinp, float[] partial, int b0, int b1, int rows, int cols,
+                             int rowBlock) {
+        float[] row = STAGING.get()[3];
+        float[] part = STAGING.get()[1]; // backward's staging, free between its calls
+        for (int blk = b0; blk < b1; blk++) {
+            int r0 = blk * rowBlock;
+            int r1 = Math.min(rows, r0 + rowBlock);
+            backward(inp, dout, dinp, (long) r0 * cols, (long) r1 * cols);
+            for (int c0 = 0; c0 < cols; c0 += BLOCK) {
+                int n = Math.min(BLOCK, cols - c0);
+                java.util.Arrays.fill(part, 0, n, 0f);
+                for (int r = r0; r < r1; r++) {
+                    UNSAFE.copyMemory(null, dinp + 4L * ((long) r * cols + c0), row, FLOAT_BASE, 4L * n);
+                    for (int c = 0; c < n; c++) {
+                        part[c] += row[c];
+                    }
+                }
+                System.arraycopy(part, 0, partial, blk * cols + c0, n);
+            }
         }
     }
 

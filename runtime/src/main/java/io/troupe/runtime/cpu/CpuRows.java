@@ -13,7 +13,7 @@ final class CpuRows {
      * Rows summed in float (vectorised) before adding into the double accumulators;
      * fixed, so sums do not depend on threads.
      */
-    private static final int ROW_BLOCK = 64;
+    static final int ROW_BLOCK = 64;
     private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[8][]);
 
     private CpuRows() {
@@ -261,6 +261,24 @@ final class CpuRows {
         }
         for (int c = 0; c < w; c++) {
             UNSAFE.putFloat(out + 4L * (c0 + c), (float) (UNSAFE.getFloat(out + 4L * (c0 + c)) + acc[c]));
+        }
+    }
+
+    /**
+     * {@code out[c] += sum_i partial[i*cols + c]} over {@code blocks} per-block float sums, added in
+     * double in block order: the last step of {@link #columnSums}, for kernels that form the block sums
+     * while they have the rows staged ({@link CpuGelu#backwardBias}); bitwise {@link #columnSums}.
+     */
+    static void addBlockSums(float[] partial, int blocks, int cols, long out) {
+        double[] acc = new double[cols];
+        for (int blk = 0; blk < blocks; blk++) {
+            int base = blk * cols;
+            for (int c = 0; c < cols; c++) {
+                acc[c] += partial[base + c];
+            }
+        }
+        for (int c = 0; c < cols; c++) {
+            UNSAFE.putFloat(out + 4L * c, (float) (UNSAFE.getFloat(out + 4L * c) + acc[c]));
         }
     }
 

@@ -46,7 +46,15 @@ public enum DropReason {
      * A by-reference frame without a registered in-process link, or with a stale sequence or range; a
      * by-ring frame on UDP, without a ring, or with an offset and length outside the ring.
      */
-    BAD_REFERENCE;
+    BAD_REFERENCE,
+    /** The receiver authenticates UDP frames ({@link TransportSettings#authKey()}) and the frame carries no tag. */
+    MISSING_MAC,
+    /**
+     * The frame's {@link FrameMac} tag does not match its header and payload: sent without the cluster's key,
+     * or altered on the way. A chunk is checked once whole; a failed one is dropped with the tensor it was
+     * filling, and nobody is told the tensor is corrupt (a stranger's frame says nothing of the real sender).
+     */
+    BAD_MAC;
 
     /**
      * True for the reasons a frame is refused for what it says, after every field was read and found

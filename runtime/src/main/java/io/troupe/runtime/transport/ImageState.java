@@ -29,6 +29,13 @@ final class ImageState {
     long chunkEnd;
     int chunkCrc;
     boolean crcPresent;
+    /** The chunk in progress carries a {@link FrameMac} tag still to be checked, and its header's state. */
+    boolean macPending;
+    long macTag;
+    final long[] macState = new long[4];
+
+    /** Where the bytes of chunks accepted from this image are counted, or null. */
+    PeerTraffic.Counter receivedBytes;
 
     /** The sink taking the tensor in progress in place, or null. */
     InPlaceConsumer.Sink sink;

@@ -24,11 +24,12 @@ final class InPlaceDelivery {
     /**
      * Whether the decoded frame may be offered in place: a consumer is installed, the frame is the
      * whole tensor in one chunk, no CRC is to be checked over it ({@code crcEnabled} on its
-     * subscription), it lies in off-heap memory, and it is not split mid-frame.
+     * subscription) nor a tag (a tagged frame in one fragment was checked already), it lies in
+     * off-heap memory, and it is not split mid-frame.
      */
     boolean mayOffer(TensorFrameDecoder d, DirectBuffer buffer, boolean end, boolean crcEnabled) {
         return consumer != null && d.chunkOffset() == 0 && d.chunkBytes() == d.totalBytes()
-            && !(crcEnabled && d.crcPresent()) && buffer.byteArray() == null
+            && !(crcEnabled && d.crcPresent()) && !d.macPending() && buffer.byteArray() == null
             && (end || d.payloadBytes() % FrameDescriptor.FRAME_ALIGNMENT == 0);
     }
 
@@ -56,6 +57,9 @@ final class InPlaceDelivery {
         }
         counters.chunksReceived++;
         counters.tensorsDelivered++;
+        if (st.receivedBytes != null) {
+            st.receivedBytes.add(chunkBytes);
+        }
         end(st, true);
     }
 
@@ -96,6 +100,9 @@ final class InPlaceDelivery {
             } else {
                 counters.chunksReceived++;
                 counters.tensorsDelivered++;
+                if (st.receivedBytes != null) {
+                    st.receivedBytes.add(st.chunkEnd);
+                }
                 end(st, true);
             }
         }

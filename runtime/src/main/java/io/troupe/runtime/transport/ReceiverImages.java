@@ -30,6 +30,8 @@ final class ReceiverImages {
     private final ReceiverCounters counters;
     private final Long2ObjectHashMap<ImageState> images = new Long2ObjectHashMap<>();
     private final ManyToOneConcurrentArrayQueue<ImageEvent> events = new ManyToOneConcurrentArrayQueue<>(1024);
+    private PeerTraffic traffic;
+    private java.util.function.IntSupplier ownerRank;
     private Object lastImage;
     private ImageState lastState;
 
@@ -48,11 +50,20 @@ final class ReceiverImages {
         ImageState st = images.get(id);
         if (st == null) {
             st = new ImageState(id, SessionIds.rankOf(header.sessionId())); // once per image
+            if (traffic != null) {
+                st.receivedBytes = traffic.receivedFrom(ownerRank.getAsInt(), st.rank);
+            }
             images.put(id, st);
         }
         lastImage = image;
         lastState = st;
         return st;
+    }
+
+    /** Counts the bytes accepted from each image under (the receiver's rank then, the image's rank). Set-up time. */
+    void countInto(PeerTraffic peerTraffic, java.util.function.IntSupplier receiverRank) {
+        this.traffic = peerTraffic;
+        this.ownerRank = receiverRank;
     }
 
     /** Client conductor thread: an image appeared. */

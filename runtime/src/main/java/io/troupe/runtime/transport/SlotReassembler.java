@@ -17,6 +17,8 @@ final class SlotReassembler {
     /** The CRC rule and flyweight of the subscription being polled. */
     private boolean crcEnabled;
     private TensorFrameFlyweight frame;
+    /** The tag checker of the subscription being polled; {@code null} where frames are not authenticated. */
+    private FrameMac mac;
 
     SlotReassembler(ReceiveSlotPool pool, TensorReceiverAgent.Listener listener, ReceiverCounters counters) {
         this.pool = pool;
@@ -24,10 +26,11 @@ final class SlotReassembler {
         this.counters = counters;
     }
 
-    /** Sets the CRC rule and the flyweight (its CRC32C) of the subscription polled next. */
-    void polling(boolean crcEnabledThere, TensorFrameFlyweight frameThere) {
+    /** Sets the CRC rule, the flyweight (its CRC32C) and the tag checker of the subscription polled next. */
+    void polling(boolean crcEnabledThere, TensorFrameFlyweight frameThere, FrameMac macThere) {
         this.crcEnabled = crcEnabledThere;
         this.frame = frameThere;
+        this.mac = macThere;
     }
 
     /**
@@ -74,18 +77,18 @@ final class SlotReassembler {
             }
             UnsafeApi.copyMemory(link.address(), slot.address, totalBytes);
             link.endCopy();
-            completeChunk(slot, 0, (int) totalBytes, false, 0);
+            completeChunk(st, slot, 0, (int) totalBytes, false, 0);
             return Action.CONTINUE;
         }
         if (ringAddress != 0) {
             UnsafeApi.copyMemory(ringAddress, slot.address + chunkOffset, chunkBytes);
-            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+            completeChunk(st, slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
             return Action.CONTINUE;
         }
         int payload = d.payloadBytes();
         copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
         if (end) {
-            completeChunk(slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
+            completeChunk(st, slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
         } else {
             st.inMessage = true;
             st.writeOffset = chunkOffset + payload;
@@ -93,6 +96,11 @@ final class SlotReassembler {
             st.chunkEnd = chunkOffset + chunkBytes;
             st.chunkCrc = f.chunkCrc();
             st.crcPresent = d.crcPresent();
+            st.macPending = d.macPending();
+            if (st.macPending) {
+                d.mac().saveState(st.macState);
+                st.macTag = FrameMac.tagIn(f);
+            }
         }
         return Action.CONTINUE;
     }
@@ -116,10 +124,21 @@ final class SlotReassembler {
             if (st.writeOffset != st.chunkEnd) {
                 counters.drops.increment(DropReason.CHUNK_LENGTH_MISMATCH);
                 pool.recycle(slot);
+            } else if (st.macPending && !tagMatches(st, slot)) {
+                counters.drops.increment(DropReason.BAD_MAC); // a stranger's chunk: nobody waits on it
+                pool.recycle(slot);
             } else {
-                completeChunk(slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent, st.chunkCrc);
+                completeChunk(st, slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent,
+                    st.chunkCrc);
             }
         }
+    }
+
+    /** Whether the whole chunk in {@code slot} has the tag its first fragment carried. */
+    private boolean tagMatches(ImageState st, ReceiveSlot slot) {
+        FrameMac m = mac;
+        m.restoreState(st.macState);
+        return m.finish(null, slot.address + st.chunkStart, (int) (st.chunkEnd - st.chunkStart)) == st.macTag;
     }
 
     /** Drops the chunk in progress on an image and the tensor it was filling. */
@@ -171,6 +190,9 @@ final class SlotReassembler {
         if (s != null && s.generation == st.slotGeneration && matches(s, source, kind, key, frameEpoch)) {
             return s;
         }
+        if (mac != null) {
+            return null; // authenticated chunks continue only a tensor their own image started
+        }
         for (int i = 0, n = pool.activeCount(); i < n; i++) {
             s = pool.active(i);
             if (matches(s, source, kind, key, frameEpoch)) {
@@ -191,7 +213,8 @@ final class SlotReassembler {
         }
     }
 
-    private void completeChunk(ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent, int crc) {
+    private void completeChunk(ImageState st, ReceiveSlot slot, long chunkOffset, int chunkBytes, boolean crcPresent,
+                               int crc) {
         if (crcEnabled && crcPresent && frame.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
             counters.drops.increment(DropReason.BAD_CHUNK_CRC);
             int source = slot.sourceRank;
@@ -207,6 +230,9 @@ final class SlotReassembler {
         }
         slot.receivedBytes = chunkOffset + chunkBytes;
         counters.chunksReceived++;
+        if (st.receivedBytes != null) {
+            st.receivedBytes.add(chunkBytes);
+        }
         if (slot.receivedBytes == slot.totalBytes) {
             slot.state = ReceiveSlot.READY;
             counters.tensorsDelivered++;

@@ -3,6 +3,7 @@ package io.troupe.runtime.transport;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENCE;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_RING;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_MAC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.MAGIC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.MAX_DIMS;
@@ -23,6 +24,9 @@ import org.agrona.DirectBuffer;
 public final class TensorFrameDecoder {
     private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
     private final boolean crcRequired;
+    /** Checks every frame's tag; {@code null} when frames are not authenticated here. */
+    private final FrameMac mac;
+    private boolean macPending;
     private FrameKind kind;
     private DType dtype;
     private int ndims;
@@ -41,7 +45,16 @@ public final class TensorFrameDecoder {
 
     /** @param crcRequired frames must carry CRCs and the header CRC must match */
     public TensorFrameDecoder(boolean crcRequired) {
+        this(crcRequired, null);
+    }
+
+    /**
+     * @param crcRequired frames must carry CRCs and the header CRC must match (when {@code authKey} is null)
+     * @param authKey     frames must carry a {@link FrameMac} tag under this key instead ({@code null}: none)
+     */
+    public TensorFrameDecoder(boolean crcRequired, FrameAuthKey authKey) {
         this.crcRequired = crcRequired;
+        this.mac = authKey == null ? null : new FrameMac(authKey);
     }
 
     /**
@@ -79,14 +92,22 @@ public final class TensorFrameDecoder {
         if (f.version() != VERSION) {
             return DropReason.BAD_VERSION;
         }
-        crcPresent = (f.flags() & FLAG_CRC) != 0;
-        if (crcRequired) {
+        macPending = false;
+        if (mac != null) {
+            if ((f.flags() & FLAG_MAC) == 0) {
+                return DropReason.MISSING_MAC;
+            }
+            crcPresent = false; // the CRC fields hold the tag
+        } else if (crcRequired) {
+            crcPresent = (f.flags() & FLAG_CRC) != 0;
             if (!crcPresent) {
                 return DropReason.MISSING_CRC;
             }
             if (f.headerCrc() != f.computeHeaderCrc()) {
                 return DropReason.BAD_HEADER_CRC;
             }
+        } else {
+            crcPresent = (f.flags() & FLAG_CRC) != 0;
         }
         kind = FrameKind.fromCode(f.kindCode());
         if (kind == null) {
@@ -127,6 +148,16 @@ public final class TensorFrameDecoder {
         if (headerOnly ? !end || payloadBytes != 0 : end ? payloadBytes != chunkBytes : payloadBytes >= chunkBytes) {
             return DropReason.CHUNK_LENGTH_MISMATCH;
         }
+        if (mac != null) {
+            if (end) { // the whole frame is here: checked before anything it says is acted on
+                if (mac.tagOf(buffer, offset, payloadBytes) != FrameMac.tagIn(f)) {
+                    return DropReason.BAD_MAC;
+                }
+            } else { // the chunk is checked once whole in its slot, from the header's state kept now
+                mac.absorbHeader(buffer, offset);
+                macPending = true;
+            }
+        }
         jobId = f.jobId();
         if (expectedJobId != ANY_JOB && jobId != (int) expectedJobId) {
             return DropReason.WRONG_JOB;
@@ -145,6 +176,19 @@ public final class TensorFrameDecoder {
             return DropReason.LARGER_THAN_BUDGET;
         }
         return null;
+    }
+
+    /**
+     * True when the last frame decoded is the first fragment of an authenticated chunk whose tag is still to be
+     * checked: its header is absorbed in {@link #mac()}, and the chunk must pass {@link FrameMac#finish} before use.
+     */
+    public boolean macPending() {
+        return macPending;
+    }
+
+    /** The tag checker of this decoder, or {@code null} when frames are not authenticated here. */
+    public FrameMac mac() {
+        return mac;
     }
 
     /** The flyweight over the last decoded frame (for the key, step, dims and CRC). */

@@ -55,6 +55,17 @@ public final class TensorFrameDescriptor {
      * any image without a ring).
      */
     public static final int FLAG_BY_RING = 4;
+    /**
+     * Flag bit: the frame carries a {@link FrameMac} tag (SipHash-2-4 under the cluster's
+     * {@link FrameAuthKey}) in place of the CRC32C fields: its low 32 bits at {@link #MAC_LOW_OFFSET},
+     * its high 32 bits at {@link #MAC_HIGH_OFFSET}. Set only on UDP, never together with {@link #FLAG_CRC}
+     * (the tag detects corruption too).
+     */
+    public static final int FLAG_MAC = 8;
+    /** Where a {@link #FLAG_MAC} frame keeps the tag's low 32 bits (the chunk CRC field). */
+    public static final int MAC_LOW_OFFSET = CHUNK_CRC_OFFSET;
+    /** Where a {@link #FLAG_MAC} frame keeps the tag's high 32 bits (the header CRC field). */
+    public static final int MAC_HIGH_OFFSET = HEADER_CRC_OFFSET;
     /** Largest tensor a frame may describe (1 TiB): a bound that keeps size arithmetic far from overflow. */
     public static final long MAX_TENSOR_BYTES = 1L << 40;
 

@@ -76,7 +76,8 @@ import org.agrona.MutableDirectBuffer;
  * <p>Dimensions past {@code ndims} are zero. A frame flagged {@code FLAG_BY_REFERENCE} carries no
  * payload (see {@link LocalCopyLink}), nor does one flagged {@code FLAG_BY_RING} (see {@link IpcRing}). The CRC fields
  * are meaningful only when
- * {@link TensorFrameDescriptor#FLAG_CRC} is set. Threading: one thread per instance.
+ * {@link TensorFrameDescriptor#FLAG_CRC} is set; with {@link TensorFrameDescriptor#FLAG_MAC} instead, the two CRC
+ * fields hold the frame's {@link FrameMac} tag (low half at 84, high half at 92). Threading: one thread per instance.
  */
 public final class TensorFrameFlyweight {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;

@@ -16,7 +16,10 @@ import org.agrona.concurrent.IdleStrategy;
  * <p>Aeron fragments of one chunk message are written straight from the term buffer into the slot
  * (no FragmentAssembler copy). An optional {@link InPlaceConsumer} may take whole tensors straight
  * from the term buffer instead (no slot at all). CRC32C is required and checked per channel
- * ({@link TransportSettings#crcEnabledFor}): on the UDP subscription by default, not on IPC.
+ * ({@link TransportSettings#crcEnabledFor}): on the UDP subscription by default, not on IPC. With an
+ * auth key ({@link TransportSettings#authKey()}) every UDP frame must carry a {@link FrameMac} tag
+ * instead: a frame in one fragment is checked before anything it says is used, a longer chunk once it is
+ * whole in its slot (before it is delivered, and only into a slot its own image started).
  *
  * <p>When the receive budget is used up the agent stops consuming the image whose next tensor does
  * not fit ({@code ABORT}), so that sender is back-pressured; nothing is dropped silently. Every dropped frame is
@@ -107,7 +110,7 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
         for (int i = 0; i < channels.length; i++) {
             ipcBySubscription[i] = TransportChannels.isIpc(channels[i]);
             crcBySubscription[i] = settings.crcEnabledFor(ipcBySubscription[i]);
-            decoders[i] = new TensorFrameDecoder(crcBySubscription[i]);
+            decoders[i] = new TensorFrameDecoder(crcBySubscription[i], settings.authKeyFor(ipcBySubscription[i]));
         }
         this.pool = new ReceiveSlotPool(settings.receiveBudgetBytes(), settings.receiveSlotsMax());
         this.listener = listener;
@@ -149,6 +152,14 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
      */
     public void inPlaceConsumer(InPlaceConsumer consumer) {
         inPlace.consumer(consumer);
+    }
+
+    /**
+     * Counts the tensor bytes accepted from each peer into {@code traffic}, under this receiver's rank when
+     * the peer's image appears. Set-up time, before the agent runs.
+     */
+    public void countReceivedInto(PeerTraffic traffic) {
+        images.countInto(traffic, this::ownerRank);
     }
 
     /** Whether subscription {@code i} requires and checks CRC32C. */
@@ -247,7 +258,7 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
     private void polling(int i) {
         frames.polling(decoders[i], crcBySubscription[i]);
         sources.polling(ipcBySubscription[i]);
-        reassembler.polling(crcBySubscription[i], decoders[i].frame());
+        reassembler.polling(crcBySubscription[i], decoders[i].frame(), decoders[i].mac());
     }
 
     /**

@@ -3,6 +3,7 @@ package io.troupe.runtime.transport;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENCE;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_RING;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_MAC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
 
 import io.aeron.ExclusivePublication;
@@ -58,6 +59,8 @@ public final class TensorSender implements AutoCloseable {
     private final int jobId;
     private final int chunkBytes;
     private final boolean crcEnabled;
+    /** Tags every frame (UDP with an auth key), in place of CRC32C; {@code null} otherwise. */
+    private final FrameMac mac;
     private final long connectTimeoutNs;
     private final long backPressureTimeoutNs;
     private final IdleStrategy idleStrategy;
@@ -69,6 +72,7 @@ public final class TensorSender implements AutoCloseable {
     private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
     private final int[] shape = new int[TensorFrameDescriptor.MAX_DIMS];
     private Runnable closeAction;
+    private PeerTraffic.Counter sentBytesCounter;
 
     private FrameKind kind;
     private long step;
@@ -88,6 +92,8 @@ public final class TensorSender implements AutoCloseable {
     private int referenceSequence;
     private long waitStartNs;
     private long crcOffset = -1;
+    private long macOffset = -1;
+    private long macTag;
     private int crc;
     private long tensorsSent;
     private long backPressureEvents;
@@ -123,7 +129,10 @@ public final class TensorSender implements AutoCloseable {
         this.epoch = epoch;
         this.jobId = jobId;
         this.chunkBytes = settings.chunkBytes();
-        this.crcEnabled = settings.crcEnabledFor(TransportChannels.isIpc(publication.channel()));
+        boolean ipc = TransportChannels.isIpc(publication.channel());
+        FrameAuthKey key = settings.authKeyFor(ipc);
+        this.mac = key == null ? null : new FrameMac(key);
+        this.crcEnabled = mac == null && settings.crcEnabledFor(ipc);
         this.connectTimeoutNs = settings.connectTimeoutNs();
         this.backPressureTimeoutNs = settings.backPressureTimeoutNs();
         this.idleStrategy = idleStrategy;
@@ -269,6 +278,7 @@ public final class TensorSender implements AutoCloseable {
         this.totalBytes = lengthBytes;
         this.sentBytes = 0;
         this.crcOffset = -1;
+        this.macOffset = -1;
         this.waitStartNs = System.nanoTime();
         this.byReference = localLink != null && lengthBytes >= localCopyMinBytes && lengthBytes <= MAX_REFERENCE_BYTES;
         this.viaRing = !byReference && ring != null && lengthBytes >= ringMinBytes;
@@ -350,6 +360,9 @@ public final class TensorSender implements AutoCloseable {
             if (result > 0) {
                 chunks++;
                 sentBytes = offset + length;
+                if (sentBytesCounter != null) {
+                    sentBytesCounter.add(length);
+                }
                 if (sentBytes == totalBytes) {
                     if (byReference) {
                         awaitingCopy = true;
@@ -392,7 +405,7 @@ public final class TensorSender implements AutoCloseable {
 
     /** A header-only frame telling a same-JVM receiver to copy {@code [offset, offset+length)} through the link. */
     private long offerReference(long offset, int length) {
-        int flags = (crcEnabled ? FLAG_CRC : 0) | FLAG_BY_REFERENCE;
+        int flags = (crcEnabled ? FLAG_CRC : 0) | (mac != null ? FLAG_MAC : 0) | FLAG_BY_REFERENCE;
         long result = publication.tryClaim(HEADER_LENGTH, claim);
         if (result > 0) {
             frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank,
@@ -400,6 +413,8 @@ public final class TensorSender implements AutoCloseable {
             frame.referenceSequence(referenceSequence);
             if (crcEnabled) {
                 frame.sealCrc(0);
+            } else if (mac != null) {
+                mac.seal(claim.buffer(), claim.offset(), 0);
             }
             claim.commit();
         }
@@ -445,7 +460,7 @@ public final class TensorSender implements AutoCloseable {
     }
 
     private long offerChunk(long offset, int length) {
-        int flags = crcEnabled ? FLAG_CRC : 0;
+        int flags = crcEnabled ? FLAG_CRC : mac != null ? FLAG_MAC : 0;
         computeChunkCrc(offset, length);
         if (HEADER_LENGTH + length <= claimLimitBytes) {
             long result = publication.tryClaim(HEADER_LENGTH + length, claim);
@@ -457,6 +472,8 @@ public final class TensorSender implements AutoCloseable {
                 claim.buffer().putBytes(at + HEADER_LENGTH, payloadBuffer, 0, length);
                 if (crcEnabled) {
                     frame.sealCrc(crc);
+                } else if (mac != null) {
+                    mac.seal(claim.buffer(), at, length);
                 }
                 claim.commit();
             }
@@ -466,9 +483,26 @@ public final class TensorSender implements AutoCloseable {
             shape, ndims, totalBytes, offset, length);
         if (crcEnabled) {
             frame.sealCrc(crc);
+        } else if (mac != null) {
+            sealSplit(offset, length);
         }
         payloadBuffer.wrap(address + offset, length);
         return publication.offer(headerBuffer, 0, HEADER_LENGTH, payloadBuffer, 0, length);
+    }
+
+    /**
+     * Tags a chunk whose header and payload lie apart (header buffer, caller's memory), once per chunk: a
+     * back-pressured offer is retried with the same header.
+     */
+    private void sealSplit(long offset, int length) {
+        if (macOffset != offset) {
+            mac.absorbHeader(headerBuffer, 0);
+            macTag = mac.finish(null, address + offset, length);
+            macOffset = offset;
+        }
+        headerBuffer.putInt(TensorFrameDescriptor.MAC_LOW_OFFSET, (int) macTag, java.nio.ByteOrder.LITTLE_ENDIAN);
+        headerBuffer.putInt(TensorFrameDescriptor.MAC_HIGH_OFFSET, (int) (macTag >>> 32),
+            java.nio.ByteOrder.LITTLE_ENDIAN);
     }
 
     private void onFailedOffer(long result) {
@@ -521,6 +555,11 @@ public final class TensorSender implements AutoCloseable {
         if (closeAction != null) {
             closeAction.run();
         }
+    }
+
+    /** Counts the payload bytes of every chunk handed over from now on into {@code counter}. Set-up time. */
+    void countSentInto(PeerTraffic.Counter counter) {
+        this.sentBytesCounter = counter;
     }
 
     /** Runs once on {@link #close()} (unregisters the in-process link). */

@@ -55,6 +55,7 @@ public final class TransportNode implements AutoCloseable {
      */
     private final AtomicInteger nextStreamId;
     private final LocalCopyRegistry localCopyRegistry = new LocalCopyRegistry();
+    private final PeerTraffic traffic = new PeerTraffic();
     /** Workers opened and not yet closed; guarded by itself, as is {@link #closedWorkerDrops}. */
     private final List<WorkerTransport> openWorkers = new ArrayList<>();
     /** Frames dropped by the receivers of closed workers, by {@link DropReason} ordinal. */
@@ -307,6 +308,11 @@ public final class TransportNode implements AutoCloseable {
             }
             return sum;
         }
+    }
+
+    /** Tensor bytes this node's workers sent to and received from each peer rank. */
+    public PeerTraffic traffic() {
+        return traffic;
     }
 
     /** Closes the client, then the embedded driver, and deletes the driver directory. */

@@ -65,6 +65,11 @@ import java.util.function.Consumer;
  *                               embedded driver drops at random on receipt, before Aeron sees them
  *                               (Aeron's loss generator, seeded by the driver directory's name); its
  *                               NAKs and retransmits must repair every loss. In [0, 1); 0 (default) is off
+ * @param authKey                the key that authenticates every UDP frame ({@link FrameMac}), or {@code null}
+ *                               (default): with a key, senders tag their UDP frames and receivers refuse UDP
+ *                               frames with no tag ({@link DropReason#MISSING_MAC}) or a wrong one
+ *                               ({@link DropReason#BAD_MAC}); the tag replaces CRC32C there. IPC frames never
+ *                               leave the host and carry none. Printing the settings never shows the key
  */
 public record TransportSettings(
     String aeronDir,
@@ -88,7 +93,8 @@ public record TransportSettings(
     int receiverWindowBytes,
     int loopbackMtuBytes,
     long ipcRingMinBytes,
-    double udpLossRate) {
+    double udpLossRate,
+    FrameAuthKey authKey) {
 
     /** Aeron's largest UDP payload, the upper bound of an MTU. */
     public static final int MAX_MTU_BYTES = 65504;
@@ -211,7 +217,25 @@ public record TransportSettings(
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
-            loopbackMtuBytes, ipcRingMinBytes, 0.0);
+            loopbackMtuBytes, ipcRingMinBytes, 0.0, null);
+    }
+
+    /** The settings of the first 22 components with no auth key (readers of the earlier record). */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort, boolean ipcCrcEnabled,
+                             int receiverWindowBytes, int loopbackMtuBytes, long ipcRingMinBytes, double udpLossRate) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
+            loopbackMtuBytes, ipcRingMinBytes, udpLossRate, null);
+    }
+
+    /** The key frames on this kind of channel are tagged and checked with: {@code null} on IPC or without a key. */
+    public FrameAuthKey authKeyFor(boolean ipc) {
+        return ipc ? null : authKey;
     }
 
     /**
@@ -261,7 +285,7 @@ public record TransportSettings(
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
             TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0, false, 0,
-            DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES, 0.0);
+            DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES, 0.0, null);
     }
 
     /** The largest Aeron message for this term length. */
@@ -365,6 +389,11 @@ public record TransportSettings(
         return edit(d -> d.udpLossRate = rate);
     }
 
+    /** Authenticates every UDP frame with {@code key} ({@code null}: none, the default). */
+    public TransportSettings withAuthKey(FrameAuthKey key) {
+        return edit(d -> d.authKey = key);
+    }
+
     /** A copy of these settings with {@code change} applied, validated like any other. */
     private TransportSettings edit(Consumer<Draft> change) {
         Draft d = new Draft(this);
@@ -396,6 +425,7 @@ public record TransportSettings(
         private int loopbackMtuBytes;
         private long ipcRingMinBytes;
         private double udpLossRate;
+        private FrameAuthKey authKey;
 
         Draft(TransportSettings s) {
             aeronDir = s.aeronDir;
@@ -420,13 +450,14 @@ public record TransportSettings(
             loopbackMtuBytes = s.loopbackMtuBytes;
             ipcRingMinBytes = s.ipcRingMinBytes;
             udpLossRate = s.udpLossRate;
+            authKey = s.authKey;
         }
 
         TransportSettings build() {
             return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes,
                 ipcMtuBytes, chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
                 backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-                ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate);
+                ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate, authKey);
         }
     }
 }

@@ -39,6 +39,7 @@ public final class WorkerTransport implements AutoCloseable {
             TransportChannels.udpSubscription(s, s.udpBindHost(), s.udpPort())};
         this.receiver = new TensorReceiverAgent(name, node.aeron(), channels, streamId, s, rank, epoch, listener,
             errorHandler, node.localCopyRegistry(), node.aeronDir());
+        receiver.countReceivedInto(node.traffic());
         this.streamId = streamId;
         try {
             int port = resolvePort(receiver.subscription(1), s);
@@ -157,6 +158,7 @@ public final class WorkerTransport implements AutoCloseable {
             throw e;
         }
         TensorSender sender = new TensorSender(pub, self, peerRank, jobId, epoch, s, idleStrategy, link, ring);
+        sender.countSentInto(node.traffic().sentTo(self, peerRank));
         if (link != null) {
             sender.onClose(() -> registry.unregister(peerStream, sessionId, link));
         }

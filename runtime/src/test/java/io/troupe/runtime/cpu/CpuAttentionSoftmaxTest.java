@@ -86,6 +86,7 @@ class CpuAttentionSoftmaxTest {
                     max = x[j] > max ? x[j] : max;
                 }
                 assertEquals(max, CpuAttention.max4(x, from, to), "n=" + n + " from=" + from);
+                assertEquals(max, CpuAttention.max1(x, from, to), "reference n=" + n + " from=" + from);
             }
         }
     }

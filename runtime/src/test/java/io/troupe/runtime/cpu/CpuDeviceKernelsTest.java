@@ -137,6 +137,58 @@ class CpuDeviceKernelsTest extends CpuDeviceTestBase {
         }
     }
 
+    /**
+     * The fused GELU backward + bias gradient: bitwise the unfused GELU backward then the bias
+     * backward (tails included, rows not a multiple of the row block, rows wider than a staging
+     * block, the gradient written over dout), and close to the reference.
+     */
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 2})
+    void shouldMatchUnfusedGeluBackwardThenBiasBackwardBitwise(int threads) {
+        open(threads);
+        for (int[] s : new int[][] {{67, 129}, {3, 2500}, {1031, 33}, {200, 512}}) {
+            int rows = s[0];
+            int cols = s[1];
+            int n = rows * cols;
+            String shape = " rows=" + rows + " cols=" + cols;
+            float[] x = normal(rnd, n, 0, 1.5);
+            float[] dout = uniform(rnd, n, -1, 1);
+            float[] dbias0 = uniform(rnd, cols, -1, 1);
+            Tensor inp = tensor(x, n);
+            Tensor dinp = tensor(uniform(rnd, n, -9, 9), n);
+            Tensor dbias = tensor(dbias0, cols);
+            device.geluBackwardBias(inp, tensor(dout, n), dinp, dbias, rows, cols);
+            Tensor dinp2 = tensor(uniform(rnd, n, -9, 9), n);
+            Tensor dbias2 = tensor(dbias0, cols);
+            device.geluBackward(inp, tensor(dout, n), dinp2, n);
+            device.biasBackward(dbias2, dinp2, rows, cols);
+            float[] a = new float[n];
+            float[] b = new float[n];
+            device.copyToHost(dinp, a);
+            device.copyToHost(dinp2, b);
+            assertArrayEquals(b, a, "geluBackwardBias dpreact" + shape);
+            float[] da = new float[cols];
+            float[] db = new float[cols];
+            device.copyToHost(dbias, da);
+            device.copyToHost(dbias2, db);
+            assertArrayEquals(db, da, "geluBackwardBias dbias" + shape);
+
+            Tensor inPlace = tensor(dout, n);
+            Tensor dbias3 = tensor(dbias0, cols);
+            device.geluBackwardBias(inp, inPlace, inPlace, dbias3, rows, cols);
+            device.copyToHost(inPlace, a);
+            assertArrayEquals(b, a, "geluBackwardBias dpreact over dout" + shape);
+            device.copyToHost(dbias3, da);
+            assertArrayEquals(db, da, "geluBackwardBias dbias (dpreact over dout)" + shape);
+
+            double[] expected = ReferenceOps.geluBackward(toDouble(x), toDouble(dout));
+            check("geluBackwardBias vs reference" + shape, expected, dinp, 1e-6, 1e-5);
+            double[] expectedDbias = toDouble(dbias0);
+            ReferenceOps.biasBackward(expectedDbias, expected, rows, cols);
+            check("geluBackwardBias dbias vs reference" + shape, expectedDbias, dbias, 1e-4, 1e-4);
+        }
+    }
+
     /** The fused residual + LayerNorm: bitwise the add then the LayerNorm, and close to the reference. */
     @ParameterizedTest(name = "threads={0}")
     @ValueSource(ints = {1, 2})

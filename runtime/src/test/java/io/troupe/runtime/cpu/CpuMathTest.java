@@ -20,7 +20,8 @@ class CpuMathTest {
             assertTrue(err < 3e-7, "exp(" + x + ") = " + CpuMath.exp(x) + " vs " + expected
                 + ": relative error " + err);
         }
-        assertEquals(0f, CpuMath.exp(-87.5f));
+        assertEquals(0f, CpuMath.exp(-87.7f));
+        assertEquals(0f, CpuMath.exp(-1000f));
         assertEquals(0f, CpuMath.exp(Float.NEGATIVE_INFINITY));
     }
 
@@ -32,7 +33,7 @@ class CpuMathTest {
             float[] x = new float[n];
             for (int i = 0; i < n; i++) {
                 x[i] = switch (i % 7) {
-                    case 0 -> -100f + rnd.nextFloat() * 20f; // across the -87 cut-off
+                    case 0 -> -100f + rnd.nextFloat() * 20f; // across the cut-off and the subnormals
                     case 1 -> 80f + rnd.nextFloat() * 20f;   // across the 88 saturation
                     case 2 -> Float.NEGATIVE_INFINITY;
                     default -> (float) (rnd.nextGaussian() * 10);
@@ -40,9 +41,14 @@ class CpuMathTest {
             }
             float[] y = x.clone();
             CpuMath.expBlock(y, new float[n], n);
+            float[] z = x.clone();
+            CpuMath.expBlockScalarScale(z, new float[n], n);
             for (int i = 0; i < n; i++) {
                 assertEquals(Float.floatToRawIntBits(CpuMath.exp(x[i])), Float.floatToRawIntBits(y[i]),
                     "n=" + n + " i=" + i + " x=" + x[i] + ": block " + y[i] + " vs scalar " + CpuMath.exp(x[i]));
+                assertEquals(Float.floatToRawIntBits(CpuMath.exp(x[i])), Float.floatToRawIntBits(z[i]),
+                    "n=" + n + " i=" + i + " x=" + x[i] + ": reference block " + z[i] + " vs scalar "
+                    + CpuMath.exp(x[i]));
             }
         }
     }

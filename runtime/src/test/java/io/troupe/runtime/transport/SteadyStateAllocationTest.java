@@ -137,4 +137,16 @@ class SteadyStateAllocationTest {
     void shouldAllocateNothingWhenExchangingTensorsOverUdp() {
         assertEquals(0, measure(true, 300_000));
     }
+
+    /**
+     * Every UDP frame tagged and checked: a 256 KiB chunk in four fragments (checked once whole in its slot)
+     * and a 37,856-byte last chunk in one (checked on arrival). Still nothing allocated.
+     */
+    @Test
+    @Timeout(60)
+    void shouldAllocateNothingWhenExchangingAuthenticatedTensorsOverUdp() {
+        open(LoopbackDriver.testSettings().withChunkBytes(256 * 1024)
+            .withAuthKey(FrameAuthKey.ofValue("a key of at least sixteen bytes")));
+        assertEquals(0, measure(true, 300_000));
+    }
 }

@@ -116,10 +116,28 @@ public final class ColumnParallelLinear {
      * parallelism the input is all-gathered again (it is kept split by tokens).
      */
     public void backwardWeight(Tensor dOut, Tensor in, int rows) {
+        backwardWeight(dOut, in, rows, true);
+    }
+
+    /**
+     * {@link #backwardWeight(Tensor, Tensor, int)}, the bias gradient only when {@code withBias} (false
+     * after {@link #backwardGelu}, which formed it).
+     */
+    public void backwardWeight(Tensor dOut, Tensor in, int rows, boolean withBias) {
         Tensor x = sp == null ? in : sp.gather(in, rows, inDim);
         dev.matmul(true, false, outLocal, inDim, rows, 1f, dOut, x, 1f, dWeight);
-        if (bias != null) {
+        if (bias != null && withBias) {
             dev.biasBackward(dBias, dOut, rows, outLocal);
         }
+    }
+
+    /**
+     * The backward of {@link #forwardGelu}'s GELU and bias in one pass ({@link
+     * io.troupe.runtime.device.Device#geluBackwardBias}): {@code dPreact = dOut * gelu'(preact)},
+     * {@code db_i += colsum(dPreact)}; the weight gradient then is {@code backwardWeight(dPreact, in,
+     * rows, false)}.
+     */
+    public void backwardGelu(Tensor preact, Tensor dOut, Tensor dPreact, int rows) {
+        dev.geluBackwardBias(preact, dOut, dPreact, dBias, rows, outLocal);
     }
 }

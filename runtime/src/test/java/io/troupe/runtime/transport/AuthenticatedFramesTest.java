@@ -1,0 +1,99 @@
+package io.troupe.runtime.transport;
+
+import static io.troupe.runtime.transport.TransportTestSupport.RecordingListener;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitReady;
+import static io.troupe.runtime.transport.TransportTestSupport.pumpSend;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.aeron.ExclusivePublication;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.testkit.LoopbackDriver;
+import io.troupe.runtime.testkit.NativeMemory;
+import java.util.concurrent.TimeUnit;
+import org.agrona.CloseHelper;
+import org.agrona.concurrent.YieldingIdleStrategy;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * A receiver with an auth key over real UDP (loopback, one media driver): tensors from a sender with the
+ * same key arrive intact, in one fragment (4 KiB) and in many chunks of many fragments (3 MiB); the same
+ * tensors from a sender with another key are refused as {@link DropReason#BAD_MAC} and from a sender
+ * with no key as {@link DropReason#MISSING_MAC}, none delivered and nobody told of a corrupt tensor,
+ * while the right sender's tensors, interleaved with them, keep arriving.
+ */
+class AuthenticatedFramesTest {
+    private static final long EPOCH = 1;
+    private static final long[] SIZES = {4096, 3L * 1024 * 1024 + 8};
+
+    @Test
+    @Timeout(120)
+    void shouldRefuseFramesWithoutTheKeyAndDeliverTheRestIntact() {
+        TransportSettings keyed = LoopbackDriver.testSettings().withAuthKey(FrameAuthKey.ofValue("the cluster's key!"));
+        try (LoopbackDriver driver = LoopbackDriver.start(keyed)) {
+            RecordingListener listener = new RecordingListener();
+            WorkerTransport rx = driver.openWorker("rx", 1, EPOCH, listener);
+            TensorSender right = udpSender(driver, rx, 0, keyed);
+            TensorSender wrongKey = udpSender(driver, rx, 2,
+                keyed.withAuthKey(FrameAuthKey.ofValue("a stranger's key!!")));
+            TensorSender noKey = udpSender(driver, rx, 3, keyed.withAuthKey(null));
+            TensorReceiverAgent receiver = rx.receiver();
+            for (TensorSender tx : new TensorSender[] {right, wrongKey, noKey}) {
+                assertTrue(tx.publication().channel().startsWith("aeron:udp"), tx.publication().channel());
+                awaitConnected(tx, receiver, 20_000);
+            }
+            for (int round = 0; round < 2; round++) {
+                for (int i = 0; i < SIZES.length; i++) {
+                    try (NativeMemory src = new NativeMemory(SIZES[i]).fillRandom(17L * round + i)) {
+                        long key = TensorKey.of(i, 0, round);
+                        send(wrongKey, receiver, key, src);
+                        send(noKey, receiver, key, src);
+                        send(right, receiver, key, src);
+                        awaitReady(receiver, listener, 1, 60_000);
+                        ReceiveSlot slot = listener.ready.poll();
+                        assertEquals(0, slot.sourceRank(), "only the keyed sender's tensor is delivered");
+                        assertEquals(key, slot.tensorKey());
+                        assertEquals(-1, NativeMemory.firstDifference(src.address(), slot.address(), SIZES[i]),
+                            "tensor of " + SIZES[i] + " bytes, round " + round);
+                        slot.release();
+                    }
+                }
+            }
+            // every refused tensor is counted under its own reason (a tensor of many chunks: its first chunk)
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            FrameDropCounters drops = receiver.drops();
+            while (drops.count(DropReason.BAD_MAC) < 4 || drops.count(DropReason.MISSING_MAC) < 4) {
+                receiver.doWork();
+                Thread.yield();
+                assertTrue(System.nanoTime() < deadline, "refusals not counted: " + receiver.drops());
+            }
+            receiver.doWork();
+            System.out.println("authenticated UDP: " + receiver.drops());
+            assertTrue(listener.ready.isEmpty(), "a stranger's tensor was delivered");
+            assertTrue(listener.corrupted.isEmpty(), "a stranger's frames reported a tensor corrupt: "
+                + listener.corrupted);
+            assertEquals(0, receiver.drops().count(DropReason.BAD_CHUNK_CRC) + receiver.drops().count(
+                DropReason.MISSING_CRC), receiver.drops().toString());
+            assertEquals(receiver.drops().count(DropReason.BAD_MAC), driver.node().framesDropped(DropReason.BAD_MAC));
+            assertTrue(driver.errors().isEmpty(), driver.errors().toString());
+            CloseHelper.closeAll(right, wrongKey, noKey);
+        }
+    }
+
+    /** A UDP sender of {@code rank} to {@code rx}, with its own settings (its key), on the driver's client. */
+    private static TensorSender udpSender(LoopbackDriver driver, WorkerTransport rx, int rank, TransportSettings s) {
+        TransportEndpoint ep = rx.endpoint();
+        String channel = TransportChannels.udpPublication(s, ep.host(), ep.port(), SessionIds.of(rank, EPOCH));
+        ExclusivePublication pub = driver.node().aeron().addExclusivePublication(channel, ep.streamId());
+        return new TensorSender(pub, rank, rx.rank(), JobIdentity.NO_JOB, EPOCH, s, new YieldingIdleStrategy(), null,
+            null);
+    }
+
+    private static void send(TensorSender tx, TensorReceiverAgent rx, long key, NativeMemory src) {
+        tx.begin(FrameKind.GRADIENT, 0, key, DType.I8, new int[] {(int) src.lengthBytes()}, 1, src.address(),
+            src.lengthBytes());
+        pumpSend(tx, rx, 60_000);
+    }
+}
