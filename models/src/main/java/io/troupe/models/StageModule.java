@@ -109,6 +109,33 @@ public interface StageModule extends AutoCloseable {
         }
     }
 
+    /**
+     * Bytes this stage holds now for micro-batches between their forward and their weight gradient
+     * (plus any shared workspace): the live part of {@link #activationBytes}, which a trace samples
+     * over a step. 0 when the module does not say.
+     */
+    default long activationBytesLive() {
+        return 0;
+    }
+
+    /**
+     * Bytes of activation workspace shared by every slot (included in {@link #activationBytes}); 0
+     * when the module does not say.
+     */
+    default long activationBytesShared() {
+        return 0;
+    }
+
+    /**
+     * ZeRO stage 2: asks the stage to keep its gradients in a smaller buffer laid out as the
+     * returned arena describes (from then on {@link #grads()} is that buffer), with buckets of at
+     * most about {@code bucketElements} floats. Before the first forward. {@code null}: the module
+     * keeps its whole gradient buffer (the default).
+     */
+    default io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
+        return null;
+    }
+
     /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */
     default long activationBytesPerSlot() {
         return 0;
@@ -117,6 +144,20 @@ public interface StageModule extends AutoCloseable {
     default Tensor backward(int slot, Tensor gradOutput, float lossScale) {
         Tensor g = backwardInput(slot, gradOutput, lossScale);
         backwardWeight(slot);
+        return g;
+    }
+
+    /**
+     * B then W of the slot as one call, for schedules that do not split them: {@code parameterDone}
+     * as in {@link #backwardWeight(int, java.util.function.IntConsumer)}; returns what
+     * {@link #backwardInput} returns. A module may interleave the two layer by layer (full
+     * recomputation does, so each layer's recomputed activations serve both at once); a caller
+     * then has the input gradient only when the call returns.
+     */
+    default Tensor backward(int slot, Tensor gradOutput, float lossScale,
+                            java.util.function.IntConsumer parameterDone) {
+        Tensor g = backwardInput(slot, gradOutput, lossScale);
+        backwardWeight(slot, parameterDone);
         return g;
     }
 

@@ -57,6 +57,8 @@ public final class LocalPipelineEngine implements AutoCloseable {
     /** Every chunk of every replica. */
     private final List<StepTail.Part> updateParts = new ArrayList<>();
     private long step;
+    /** ZeRO 2 with gradients kept as slices: one per model stage (empty otherwise). */
+    private final List<ZeroGradientSlices> gradientSlices = new ArrayList<>();
 
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
         if (spec.layout().dp() > 1 && spec.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
@@ -108,13 +110,23 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 }
             }
         }
+        if (spec.memory().zero() == 2 && tp == 1 && spec.device() == DeviceKind.CPU) {
+            shardGradients();
+        }
         this.policy = policyFor(spec);
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.stepTail = StepTail.local(spec.train().schedule(), spec.train().gradClip());
         for (int g = 0; g < spec.layout().modelStages() && spec.zeroSharded(); g++) {
-            // ZeRO: each replica's segment holds its share of the reduced gradients (tp = 1).
-            for (int d = 0; d < dp; d++) {
-                normParts.addAll(workers[d][g % pp][0].stepParts().get(g / pp).ownedGradients());
+            // ZeRO: each replica's segment holds its share of the reduced gradients; tp members other
+            // than 0 count only the split parameters in it.
+            for (int t = 0; t < tp; t++) {
+                for (int d = 0; d < dp; d++) {
+                    StageWorker w = workers[d][g % pp][t];
+                    StageModule chunk = w.chunk(g / pp);
+                    for (StepTail.Part owned : w.stepParts().get(g / pp).ownedGradients()) {
+                        normParts.addAll(t == 0 ? List.of(owned) : countedByMember(owned, chunk, t));
+                    }
+                }
             }
         }
         for (int g = 0; g < spec.layout().modelStages() && !spec.zeroSharded(); g++) {
@@ -198,6 +210,59 @@ public final class LocalPipelineEngine implements AutoCloseable {
         return workers[d][g % pp][t].chunk(g / pp);
     }
 
+    /** The parts of {@code owned} (a view of {@code chunk}'s gradients) that tp member {@code t} counts in the norm. */
+    private static List<StepTail.Part> countedByMember(StepTail.Part owned, StageModule chunk, int t) {
+        long base = chunk.grads().offsetElements();
+        long start = owned.grads().offsetElements() - base;
+        long end = start + owned.grads().numel();
+        List<StepTail.Part> out = new ArrayList<>();
+        for (io.troupe.runtime.tensor.Tensor v : io.troupe.models.parallel.tp.TensorParallelGradients.normViews(chunk,
+            t)) {
+            long lo = Math.max(start, v.offsetElements() - base);
+            long hi = Math.min(end, v.offsetElements() - base + v.numel());
+            if (lo < hi) {
+                out.add(new StepTail.Part(owned.device(), owned.params(), chunk.grads().view(lo, (int) (hi - lo)),
+                    owned.optimizer()));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * ZeRO 2: every stage keeps its gradients in an arena and its owned slice packed; each
+     * replica's weight-gradient passes feed the stage's {@link ZeroGradientSlices}. A module that
+     * keeps its whole gradient buffer leaves the engine on the zero-1 path.
+     */
+    private void shardGradients() {
+        int dp = spec.layout().dp();
+        int pp = spec.layout().pp();
+        io.troupe.models.memory.GradientArena[][][] arenas = new io.troupe.models.memory.GradientArena[dp][pp][];
+        for (int d = 0; d < dp; d++) {
+            for (int p = 0; p < pp; p++) {
+                arenas[d][p] = workers[d][p][0].shardGradients(
+                    ZeroGradientSlices.bucketElements(workers[d][p][0].chunk(0).params().numel()));
+            }
+        }
+        for (int g = 0; g < spec.layout().modelStages(); g++) {
+            int p = g % pp;
+            int v = g / pp;
+            if (arenas[0][p][v] == null) {
+                continue;
+            }
+            StageModule[] stages = new StageModule[dp];
+            io.troupe.runtime.tensor.Tensor[] owned = new io.troupe.runtime.tensor.Tensor[dp];
+            for (int d = 0; d < dp; d++) {
+                stages[d] = workers[d][p][0].chunk(v);
+                owned[d] = workers[d][p][0].ownedGradients(v);
+            }
+            ZeroGradientSlices slices = new ZeroGradientSlices(stages, owned, arenas[0][p][v], spec.stepTimeoutMs());
+            for (int d = 0; d < dp; d++) {
+                workers[d][p][0].onEveryWeightGradient(v, slices.hook(d));
+            }
+            gradientSlices.add(slices);
+        }
+    }
+
     /** Every worker, replica by replica, stage by stage, member by member. */
     private List<StageWorker> all() {
         List<StageWorker> out = new ArrayList<>();
@@ -217,13 +282,20 @@ public final class LocalPipelineEngine implements AutoCloseable {
         List<Future<?>> running = new ArrayList<>();
         long stepNo = step;
         List<StageWorker> everyone = all();
+        for (ZeroGradientSlices z : gradientSlices) {
+            z.zeroOwned();
+        }
         for (int i = 0; i < everyone.size(); i++) {
             StageWorker w = everyone.get(i);
             running.add(executors[i].submit(() -> {
                 try {
                     w.runStep(stepNo, policy, train, t0);
                 } catch (RuntimeException e) {
-                    // Peers blocked in a tp collective with the failed worker are released at once.
+                    // Peers blocked in a tp collective or a bucket reduction with the failed worker are
+                    // released at once.
+                    for (ZeroGradientSlices z : gradientSlices) {
+                        z.abort();
+                    }
                     for (LocalTensorParallelGroup g : tensorParallelGroups) {
                         g.abort("worker dp=" + w.dpIndex() + " pp=" + w.ppIndex() + " tp=" + w.tpIndex() + " failed: "
                             + e.getMessage());
@@ -253,15 +325,25 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
         long r0 = System.nanoTime();
-        if (spec.zeroSharded()) {
-            ZeroReplicas.reduceScatter(this::stage, spec.layout());
+        if (!gradientSlices.isEmpty()) {
+            for (ZeroGradientSlices z : gradientSlices) {
+                z.reduceResident();
+            }
+        } else if (spec.zeroSharded()) {
+            for (int t = 0; t < spec.layout().tp(); t++) {
+                final int member = t;
+                ZeroReplicas.reduceScatter((d, g) -> stage(d, g, member), spec.layout());
+            }
         } else {
             reduceGradients();
         }
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
         StepTail.Result tail = stepTail.apply(step, normParts, updateParts);
         if (spec.zeroSharded()) {
-            ZeroReplicas.allGatherParameters(this::stage, spec.layout());
+            for (int t = 0; t < spec.layout().tp(); t++) {
+                final int member = t;
+                ZeroReplicas.allGatherParameters((d, g) -> stage(d, g, member), spec.layout());
+            }
         }
         double norm = tail.gradNorm();
         float lr = tail.lr();
@@ -315,8 +397,10 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (int g = 0; g < spec.layout().modelStages(); g++) {
             for (int t = 0; t < tp; t++) {
                 StageWorker w = workers[0][g % pp][t];
+                final int member = t;
                 shards.put(ShardedCheckpointReader.shardFileName(g, tp, t), spec.zeroSharded()
-                    ? ZeroReplicas.capture(this::stage, this::optimizer, spec.layout(), g)
+                    ? ZeroReplicas.capture((d, s) -> stage(d, s, member),
+                        (d, s) -> workers[d][s % pp][member].optimizer(s / pp), spec.layout(), g)
                     : io.troupe.models.train.StageState.capture(w.chunk(g / pp), w.optimizer(g / pp)));
             }
         }
@@ -362,11 +446,6 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         this.step = m.dataCursor();
-    }
-
-    /** The optimizer of model stage {@code g} in replica {@code d} (tp member 0). */
-    private io.troupe.models.optim.AdamW optimizer(int d, int g) {
-        return workers[d][g % spec.layout().pp()][0].optimizer(g / spec.layout().pp());
     }
 
     /** Sums each model stage's gradients over replicas in replica order and gives every replica the sum. */

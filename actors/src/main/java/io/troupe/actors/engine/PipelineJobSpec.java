@@ -44,16 +44,6 @@ public record PipelineJobSpec(TrainConfig train, Layout layout, String schedule,
     public PipelineJobSpec {
         java.util.Objects.requireNonNull(moduleFactory, "moduleFactory");
         java.util.Objects.requireNonNull(memory, "memory");
-        if (memory.zero() > 0 && layout.tp() > 1) {
-            throw new IllegalArgumentException("zero stages 1 and 2 run with tp = 1 only: zero=" + memory.zero()
-                + ", tp="
-                + layout.tp());
-        }
-        if (memory.recompute() == io.troupe.models.memory.Recompute.FULL) {
-            throw new IllegalArgumentException("full activation recomputation is not available yet (none or "
-                + "selective): "
-                + "recompute=full");
-        }
         if (memory.recompute() != io.troupe.models.memory.Recompute.NONE && !moduleFactory.isEmpty()) {
             throw new IllegalArgumentException("recompute=" + memory.recompute().optionName()
                 + " needs GPT stages; this job's stages come from " + moduleFactory);

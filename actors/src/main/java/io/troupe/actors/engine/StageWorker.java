@@ -60,6 +60,9 @@ public final class StageWorker implements AutoCloseable {
     private final Tensor targets;
     private final java.util.function.IntConsumer[] gradientHooks;
     private final int[] weightsDone;
+    private final java.util.function.IntConsumer[] everyWeightHooks;
+    /** ZeRO 2 in one process: per chunk, the packed gradients of the ranges its optimizer owns. */
+    private final Tensor[] ownedGradients;
     private StageLink link;
     private List<StepTail.Part> stepParts;
 
@@ -116,6 +119,8 @@ public final class StageWorker implements AutoCloseable {
         this.y = new int[n];
         this.gradientHooks = new java.util.function.IntConsumer[v];
         this.weightsDone = new int[v];
+        this.everyWeightHooks = new java.util.function.IntConsumer[v];
+        this.ownedGradients = new Tensor[v];
         this.agreed = device.allocate(DType.F32, 3);
         this.tokens = device.allocate(DType.I32, n);
         this.targets = device.allocate(DType.I32, n);
@@ -220,6 +225,7 @@ public final class StageWorker implements AutoCloseable {
             c.zeroGrads();
         }
         java.util.Arrays.fill(weightsDone, 0);
+        sampleActivations(Math.max(0, nowUs(stepStartNs)));
         // Orders chosen on arrival (the adaptive policy) differ between a stage's tp members, whose
         // actions issue collectives over their group: member 0 decides and tells the others.
         boolean led = tensorParallel.size() > 1 && !policy.fixedOrder();
@@ -266,9 +272,11 @@ public final class StageWorker implements AutoCloseable {
             }
             execute(step, a, train, stepStartNs);
             stage.onActionFinished(a);
-            intervals.add(new TimelineInterval(a.label(), a.type().name(), start, nowUs(stepStartNs),
+            double end = nowUs(stepStartNs);
+            intervals.add(new TimelineInterval(a.label(), a.type().name(), start, end,
                 String.valueOf(a.microbatch()), Map.of("microbatch", String.valueOf(a.microbatch()),
                     "virtual_stage", String.valueOf(a.virtualStage()))));
+            sampleActivations(end);
         }
         buffers.sendAll(link);
         device.synchronize();
@@ -341,6 +349,21 @@ public final class StageWorker implements AutoCloseable {
         }
     }
 
+    /**
+     * Category of the zero-length samples of the live activation bytes (after every action); a
+     * trace writes them as a counter track beside the worker's schedule.
+     */
+    public static final String ACTIVATIONS_COUNTER = io.troupe.actors.trace.ChromeTraceWriter.COUNTER_CATEGORY;
+
+    private void sampleActivations(double atUs) {
+        long live = 0;
+        for (StageModule c : chunks) {
+            live += c.activationBytesLive();
+        }
+        intervals.add(new TimelineInterval("activations", ACTIVATIONS_COUNTER, atUs, atUs, "",
+            Map.of("MiB", String.format(java.util.Locale.ROOT, "%.3f", live / 1048576.0))));
+    }
+
     /** Whether an interval of {@code category} is device work (counts as busy in the bubble). */
     public static boolean isCompute(String category) {
         return switch (category) {
@@ -382,7 +405,12 @@ public final class StageWorker implements AutoCloseable {
             case B, BW -> {
                 int slot = slotOf.get(slotKey(v, mb));
                 boolean last = g == stages - 1;
-                Tensor grad = chunk.backwardInput(slot, last ? null : buffers.acquire(true, mb, v), lossScale);
+                // Full recomputation fuses B and W block by block (the gradient goes out after both).
+                boolean fused = a.type() == io.troupe.actors.schedule.ActionType.BW
+                    && spec.memory().recompute() == io.troupe.models.memory.Recompute.FULL;
+                Tensor gradOut = last ? null : buffers.acquire(true, mb, v);
+                Tensor grad = fused ? chunk.backward(slot, gradOut, lossScale, weightHook(v))
+                    : chunk.backwardInput(slot, gradOut, lossScale);
                 if (!last) {
                     buffers.release(true, mb, v);
                 }
@@ -393,7 +421,9 @@ public final class StageWorker implements AutoCloseable {
                     intervals.add(new TimelineInterval("send grad(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
                         Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(grad.numel() * 4))));
                 }
-                if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
+                if (fused) {
+                    releaseSlot(v, mb);
+                } else if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
                     weightGradient(v, mb);
                 }
             }
@@ -404,14 +434,20 @@ public final class StageWorker implements AutoCloseable {
     /** W of (v, mb); the step's last one for chunk v reports finished parameters to the chunk's hook. */
     private void weightGradient(int v, int mb) {
         int slot = slotOf.get(slotKey(v, mb));
-        java.util.function.IntConsumer hook = gradientHooks[v];
-        if (hook != null && ++weightsDone[v] == spec.microbatches()) {
-            chunks[v].backwardWeight(slot, hook);
-        } else {
-            chunks[v].backwardWeight(slot);
-        }
+        chunks[v].backwardWeight(slot, weightHook(v));
         releaseSlot(v, mb);
     }
+
+    /** Counts a W of chunk v; the step's last one gets the chunk's hook, the others a no-op. */
+    private java.util.function.IntConsumer weightHook(int v) {
+        if (everyWeightHooks[v] != null) {
+            return everyWeightHooks[v];
+        }
+        java.util.function.IntConsumer hook = gradientHooks[v];
+        return hook != null && ++weightsDone[v] == spec.microbatches() ? hook : NO_HOOK;
+    }
+
+    private static final java.util.function.IntConsumer NO_HOOK = i -> { };
 
     /** Copies the host token ids and/or targets ({@link #x}, {@link #y}) to the device. */
     private void loadTokens(boolean ids, boolean labels) {
@@ -580,6 +616,38 @@ public final class StageWorker implements AutoCloseable {
     }
 
     /**
+     * ZeRO stage 2 in one process: moves each chunk's gradients into its arena
+     * ({@link StageModule#shardGradients}) and gives each ZeRO optimizer a packed buffer for the
+     * gradients of the ranges it owns, which becomes the chunk's step part. Returns the arenas
+     * ({@code null} for a chunk that keeps its whole buffer; it then keeps its part). Before the
+     * first step; every weight gradient reports its parameters to {@link #onEveryWeightGradient}.
+     */
+    public io.troupe.models.memory.GradientArena[] shardGradients(long bucketElements) {
+        io.troupe.models.memory.GradientArena[] arenas = new io.troupe.models.memory.GradientArena[chunks.length];
+        List<StepTail.Part> parts = new ArrayList<>(stepParts);
+        for (int c = 0; c < chunks.length; c++) {
+            arenas[c] = chunks[c].shardGradients(bucketElements);
+            if (arenas[c] != null) {
+                ownedGradients[c] = device.allocate((int) optimizers[c].stateNumel());
+                device.fill(ownedGradients[c], 0f);
+                parts.set(c, new StepTail.Part(device, chunks[c].params(), ownedGradients[c], optimizers[c]));
+            }
+        }
+        stepParts = List.copyOf(parts);
+        return arenas;
+    }
+
+    /** Chunk {@code v}'s packed owned gradients under {@link #shardGradients} ({@code null} otherwise). */
+    public Tensor ownedGradients(int v) {
+        return ownedGradients[v];
+    }
+
+    /** Has chunk {@code v}'s every weight-gradient pass (not just the step's last) report to {@code hook}. */
+    public void onEveryWeightGradient(int v, java.util.function.IntConsumer hook) {
+        everyWeightHooks[v] = hook;
+    }
+
+    /**
      * The bytes this worker holds now ({@link io.troupe.models.memory.RankMemory}): its chunks'
      * parameter and gradient buffers, its optimizers' moments (owned ranges only under ZeRO), the
      * activation slots its chunks have allocated, and its receive buffers.
@@ -591,7 +659,7 @@ public final class StageWorker implements AutoCloseable {
         long activations = 0;
         for (int c = 0; c < chunks.length; c++) {
             params += chunks[c].params().numel() * 4;
-            grads += chunks[c].grads().numel() * 4;
+            grads += chunks[c].grads().numel() * 4 + (ownedGradients[c] == null ? 0 : ownedGradients[c].numel() * 4);
             optimizer += optimizers[c].stateBytes();
             activations += chunks[c].activationBytes();
         }
@@ -606,7 +674,7 @@ public final class StageWorker implements AutoCloseable {
         io.troupe.models.memory.RankMemory now = memory();
         long act = 0;
         for (StageModule c : chunks) {
-            act += c.activationBytesPerSlot() * liveSlots;
+            act += c.activationBytesPerSlot() * liveSlots + c.activationBytesShared();
         }
         return new io.troupe.models.memory.RankMemory(now.paramBytes(), now.gradBytes(), now.optimizerBytes(), act,
             now.commBytes());
@@ -626,6 +694,11 @@ public final class StageWorker implements AutoCloseable {
     public void close() {
         for (AdamW o : optimizers) {
             o.close();
+        }
+        for (Tensor t : ownedGradients) {
+            if (t != null) {
+                t.close();
+            }
         }
         for (StageModule c : chunks) {
             c.close();

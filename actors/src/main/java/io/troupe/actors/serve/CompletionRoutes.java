@@ -120,11 +120,12 @@ final class CompletionRoutes extends AllDirectives {
             return nu;
         });
         CompletableFuture<Void> finished = new CompletableFuture<>();
+        StreamEvents encoder = new StreamEvents(id, System.currentTimeMillis() / 1000, modelName);
         GenerationListener listener = new GenerationListener() {
             @Override
             public void onToken(Generation g, int token, String textDelta) {
                 if (!textDelta.isEmpty()) {
-                    queue.offer(event(chunkJson(id, textDelta, null, null)));
+                    queue.offer(encoder.token(textDelta));
                 }
             }
 
@@ -137,8 +138,7 @@ final class CompletionRoutes extends AllDirectives {
                 if (queue.isCompleted()) {
                     return;                     // the client went away
                 }
-                queue.offer(event(chunkJson(id, "", g.finishReason().wireName(), usageJson(g))));
-                queue.offer(ByteString.fromString("data: [DONE]\n\n"));
+                queue.offer(encoder.finish(g.finishReason().wireName(), usageJson(g)));
                 queue.complete();
             }
         };
@@ -171,10 +171,6 @@ final class CompletionRoutes extends AllDirectives {
             askTimeout, system.scheduler());
     }
 
-    private static ByteString event(String json) {
-        return ByteString.fromString("data: " + json + "\n\n");
-    }
-
     private HttpResponse tooMany(SchedulerActor.Rejected r) {
         return error(429, null, "the request queue is full; retry after " + r.retryAfterS() + " s")
             .addHeader(RetryAfter.create((long) r.retryAfterS()));
@@ -188,23 +184,11 @@ final class CompletionRoutes extends AllDirectives {
             json);
     }
 
-    private String head(long id) {
-        return "{\"id\":\"cmpl-" + id + "\",\"object\":\"text_completion\",\"created\":"
-            + System.currentTimeMillis() / 1000
-            + ",\"model\":" + Json.quote(modelName);
-    }
-
     private String completionJson(long id, Generation g) {
-        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(g.text())
+        return StreamEvents.head(id, System.currentTimeMillis() / 1000, modelName)
+            + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(g.text())
             + ",\"logprobs\":null,\"finish_reason\":\""
             + g.finishReason().wireName() + "\"}],\"usage\":" + usageJson(g) + "}";
-    }
-
-    private String chunkJson(long id, String text, String finishReason, String usage) {
-        return head(id) + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(text)
-            + ",\"logprobs\":null,\"finish_reason\":"
-            + (finishReason == null ? "null" : "\"" + finishReason + "\"") + "}]" + (usage == null ? ""
-                : ",\"usage\":" + usage) + "}";
     }
 
     private static String usageJson(Generation g) {

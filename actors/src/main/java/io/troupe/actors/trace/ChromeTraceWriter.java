@@ -24,6 +24,8 @@ import java.util.Map;
  * One pid per distinct {@link TimelineTrack#process()} (numbered from 1 in order of first
  * appearance), one tid per track within it (from 1, top to bottom, also its sort index). Every
  * interval becomes a complete ({@code "ph":"X"}) event; {@code ts} and {@code dur} are microseconds.
+ * Intervals of {@link #COUNTER_CATEGORY} are samples and become counter ({@code "ph":"C"}) events,
+ * e.g. {@code {"name":"activations dp0 pp0","ph":"C","ts":1000.000,"pid":1,"tid":1,"args":{"MiB":12.500}}}.
  * Stateless and thread-safe.
  */
 public final class ChromeTraceWriter {
@@ -64,11 +66,46 @@ public final class ChromeTraceWriter {
                     + ",\"args\":{\"sort_index\":" + tid + "}}");
             for (TimelineInterval interval : track.intervals()) {
                 first = separator(out, first);
-                event(out, interval, pid, tid);
+                if (interval.category().equals(COUNTER_CATEGORY)) {
+                    counter(out, interval, track.name(), pid, tid);
+                } else {
+                    event(out, interval, pid, tid);
+                }
             }
         }
         out.write("\n]}\n");
         out.flush();
+    }
+
+    /**
+     * Intervals of this category are samples of a quantity over time (zero length; their args map
+     * series names to decimal values): each becomes a counter ({@code "ph":"C"}) event named
+     * {@code <interval name> <track name>}, so every track gets its own counter track.
+     */
+    public static final String COUNTER_CATEGORY = "counter";
+
+    private static void counter(Writer out, TimelineInterval sample, String trackName, int pid, int tid)
+        throws IOException {
+        out.write("{\"name\":");
+        string(out, sample.name() + " " + trackName);
+        out.write(String.format(Locale.ROOT, ",\"ph\":\"C\",\"ts\":%.3f,\"pid\":%d,\"tid\":%d,\"args\":{",
+            sample.startUs(), pid, tid));
+        boolean firstArg = true;
+        for (Map.Entry<String, String> e : new java.util.TreeMap<>(sample.args()).entrySet()) {
+            if (!firstArg) {
+                out.write(',');
+            }
+            firstArg = false;
+            string(out, e.getKey());
+            out.write(':');
+            out.write(decimal(e.getValue()));
+        }
+        out.write("}}");
+    }
+
+    /** {@code value} when it is a plain decimal number (safe to write unquoted), else {@code 0}. */
+    private static String decimal(String value) {
+        return value.matches("-?[0-9]+(\\.[0-9]+)?") ? value : "0";
     }
 
     private static void event(Writer out, TimelineInterval interval, int pid, int tid) throws IOException {

@@ -17,14 +17,15 @@ import java.util.Locale;
 /**
  * {@code scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]}: the model on
  * layout 2x1x1 (two data-parallel replicas in this process, the in-process engine), one engine per
- * configuration (ZeRO stage 0, 1, 2 without recomputation; zero 0 with selective recomputation),
+ * configuration (ZeRO stage 0, 1, 2 without recomputation; zero 0 with selective and with full
+ * recomputation),
  * built side by side and stepped in turn (so load drifts hit every configuration alike). Per rank
  * it reports the bytes held for the optimizer's moments, the
  * gradients and the activations after the timed steps ({@link RankMemory}, measured from the
  * allocated buffers), and the median step time. Each figure is a ratio against zero 0 measured in
- * the same run. Full recomputation is not implemented, so its ratios print as {@code n/a}.
- * Last line: {@code opt_ratio_zero1=.. grad_ratio_zero2=.. act_ratio_full=n/a step_ratio_zero1=..
- * step_ratio_zero2=.. step_ratio_full=n/a act_ratio_selective=.. step_ratio_selective=..}.
+ * the same run (recomputation against recompute none).
+ * Last line: {@code opt_ratio_zero1=.. grad_ratio_zero2=.. act_ratio_full=.. step_ratio_zero1=..
+ * step_ratio_zero2=.. step_ratio_full=.. act_ratio_selective=.. step_ratio_selective=..}.
  */
 public final class MemoryBench {
     private MemoryBench() {
@@ -60,9 +61,11 @@ public final class MemoryBench {
             cfg.defaultBatchSize(), layout, warmup, steps, threads);
         MemoryOptions selective = new MemoryOptions(0, io.troupe.models.memory.Recompute.SELECTIVE,
             io.troupe.models.memory.GradCompression.NONE);
+        MemoryOptions full = new MemoryOptions(0, io.troupe.models.memory.Recompute.FULL,
+            io.troupe.models.memory.GradCompression.NONE);
         MemoryOptions[] configs = {MemoryOptions.NONE, MemoryOptions.NONE.withZero(1), MemoryOptions.NONE.withZero(2),
-            selective};
-        int[] zeros = {0, 1, 2, 3}; // indices into configs
+            selective, full};
+        int[] zeros = {0, 1, 2, 3, 4}; // indices into configs
         List<LocalPipelineEngine> engines = new ArrayList<>();
         try {
             for (int z : zeros) {
@@ -91,14 +94,14 @@ public final class MemoryBench {
                 System.out.printf(Locale.ROOT, "zero %d, recompute %s: %s; step %.1f ms (median)%n", configs[k].zero(),
                     configs[k].recompute().optionName(), mem[k].line(), med[k]);
             }
-            System.out.println("recompute full: not implemented (ratios n/a)");
-            System.out.printf(Locale.ROOT, "opt_ratio_zero1=%.3f grad_ratio_zero2=%.3f act_ratio_full=n/a "
-                    + "step_ratio_zero1=%.3f step_ratio_zero2=%.3f step_ratio_full=n/a act_ratio_selective=%.3f "
+            System.out.printf(Locale.ROOT, "opt_ratio_zero1=%.3f grad_ratio_zero2=%.3f act_ratio_full=%.3f "
+                    + "step_ratio_zero1=%.3f step_ratio_zero2=%.3f step_ratio_full=%.3f act_ratio_selective=%.3f "
                     + "step_ratio_selective=%.3f%n",
                 (double) mem[1].optimizerBytes() / mem[0].optimizerBytes(),
                 (double) mem[2].gradBytes() / mem[0].gradBytes(),
-                med[1] / med[0], med[2] / med[0], (double) mem[3].activationBytes() / mem[0].activationBytes(),
-                med[3] / med[0]);
+                (double) mem[4].activationBytes() / mem[0].activationBytes(),
+                med[1] / med[0], med[2] / med[0], med[4] / med[0],
+                (double) mem[3].activationBytes() / mem[0].activationBytes(), med[3] / med[0]);
         } finally {
             for (LocalPipelineEngine e : engines) {
                 e.close();

@@ -38,10 +38,14 @@ import java.util.regex.Pattern;
  * {@code --prompt-bytes}-byte prompts and {@code --max-tokens} new tokens: once with max batch 1
  * (one request at a time, the baseline) and once with continuous batching (max batch
  * {@code --max-batch}), in the same run. Time to first token is measured at the first event of the
- * stream; time per output token per request is (last event - first event) / (tokens - 1).
+ * stream; time per output token per request is (last event - first event) / (tokens - 1). Each
+ * server first takes {@code --warmup} requests under the same load, untimed (the JIT compiles the
+ * server's and the client's paths meanwhile); {@code --repeat N} runs the pair N times. Each run
+ * prints the CPU its threads took, by group (model, server, client).
  *
- * <p>Last line: {@code tokens_per_s_batch1=... tokens_per_s=... speedup=... ttft_p50_ms=... tpot_p99_ms=...}
- * (ttft and tpot of the batched run). With {@code --stream false} the clients take whole responses
+ * <p>Last line(s), one per repeat: {@code tokens_per_s_batch1=... tokens_per_s=... speedup=... ttft_p50_ms=...
+ * tpot_p99_ms=... tpot_p99_ms_batch1=...} (ttft and tpot_p99 of the batched run; the last field that of
+ * the max-batch 1 run). With {@code --stream false} the clients take whole responses
  * (no per-token events), and the latency columns are request latencies.
  */
 public final class ServeBench {
@@ -50,6 +54,9 @@ public final class ServeBench {
 
     /** Streaming clients (TTFT and TPOT measured) or whole responses (throughput only). */
     private static boolean stream = true;
+
+    /** Requests sent under load before each timed run (not counted). */
+    private static int warmup = 256;
 
     private record Run(double tokensPerS, long tokens, double seconds, double ttftP50Ms, double ttftP99Ms,
         double tpotP50Ms,
@@ -64,6 +71,8 @@ public final class ServeBench {
         int maxTokens = Integer.parseInt(o.getOrDefault("max-tokens", "32"));
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
+        warmup = Integer.parseInt(o.getOrDefault("warmup", "256"));
+        int repeats = Integer.parseInt(o.getOrDefault("repeat", "1"));
         // --layout 1xN: the continuous-batching run on N pipeline stages (the max-batch 1 baseline stays 1x1)
         int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout", "1x1"), 1).pp();
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
@@ -84,31 +93,45 @@ public final class ServeBench {
                 Runtime.getRuntime().availableProcessors());
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, 256, 4096, 64, 16, 600_000, 1);
-        Run one = run("max-batch 1", w, base.withMaxBatch(1), 1, prompts, clients, maxTokens);
-        Run many = run("continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : ""), w,
-            base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens);
-        System.out.println();
-        System.out.println("| mode | tokens/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |");
-        System.out.println("|---|---|---|---|---|---|");
-        row("max-batch 1", one);
-        row("continuous, max-batch " + maxBatch, many);
-        if (!stream) {
-            // whole responses: the latency columns above are request latencies; no TTFT or TPOT
-            System.out.printf(Locale.ROOT,
-                "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f request_ms_p50=%.1f%n",
-                one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms());
-            return;
+        String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
+        List<Run[]> pairs = new ArrayList<>();
+        for (int rep = 1; rep <= repeats; rep++) {
+            String tag = repeats > 1 ? " (repeat " + rep + ")" : "";
+            Run one = run("max-batch 1" + tag, w, base.withMaxBatch(1), 1, prompts, clients, maxTokens);
+            Run many = run(batched + tag, w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens);
+            pairs.add(new Run[] {one, many});
         }
-        System.out.printf(Locale.ROOT,
-            "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f ttft_p50_ms=%.1f tpot_p99_ms=%.2f%n",
-            one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms(),
-                many.tpotP99Ms());
+        System.out.println();
+        System.out.println("| repeat | mode | tokens/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |"
+            + " speedup |");
+        System.out.println("|---|---|---|---|---|---|---|---|");
+        for (int i = 0; i < pairs.size(); i++) {
+            Run one = pairs.get(i)[0];
+            Run many = pairs.get(i)[1];
+            row(i + 1, "max-batch 1", one, 1.0);
+            row(i + 1, "continuous, max-batch " + maxBatch, many, many.tokensPerS() / one.tokensPerS());
+        }
+        for (Run[] pair : pairs) {
+            Run one = pair[0];
+            Run many = pair[1];
+            if (!stream) {
+                // whole responses: the latency columns above are request latencies; no TTFT or TPOT
+                System.out.printf(Locale.ROOT,
+                    "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f request_ms_p50=%.1f%n",
+                    one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms());
+            } else {
+                System.out.printf(Locale.ROOT,
+                    "tokens_per_s_batch1=%.1f tokens_per_s=%.1f speedup=%.2f ttft_p50_ms=%.1f tpot_p99_ms=%.2f"
+                        + " tpot_p99_ms_batch1=%.2f%n",
+                    one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms(),
+                    many.tpotP99Ms(), one.tpotP99Ms());
+            }
+        }
     }
 
-    private static void row(String name, Run r) {
-        System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.2f | %.2f |%n", name, r.tokensPerS(),
-            r.ttftP50Ms(), r.ttftP99Ms(),
-            r.tpotP50Ms(), r.tpotP99Ms());
+    private static void row(int repeat, String name, Run r, double speedup) {
+        System.out.printf(Locale.ROOT, "| %d | %s | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f |%n", repeat, name,
+            r.tokensPerS(), r.ttftP50Ms(), r.ttftP99Ms(), r.tpotP50Ms(), r.tpotP99Ms(), speedup);
     }
 
     private static Run run(String name, InferenceWeights w, ServeSettings s, int stages, List<String> prompts,
@@ -117,32 +140,14 @@ public final class ServeBench {
         try (InferenceServer server = InferenceServer.start(w, s, stages)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
-            // warm-up: the JIT compiles the step before the clock starts
-            for (int i = 0; i < 3; i++) {
-                once(http, uri, prompts.get(i), maxTokens, i);
-            }
-            List<double[]> results = Collections.synchronizedList(new ArrayList<>());
-            AtomicInteger next = new AtomicInteger();
-            List<Thread> threads = new ArrayList<>();
+            // warm-up under the same load, untimed: the JIT compiles the step, the server's and the
+            // client's paths before the clock starts (compiling takes a core for seconds on a small host)
+            load(http, uri, prompts.subList(0, Math.min(prompts.size(), warmup)), clients, maxTokens);
+            CpuByGroup cpu = CpuByGroup.start();
             long t0 = System.nanoTime();
-            for (int c = 0; c < clients; c++) {
-                Thread t = new Thread(() -> {
-                    int i;
-                    while ((i = next.getAndIncrement()) < prompts.size()) {
-                        try {
-                            results.add(once(http, uri, prompts.get(i), maxTokens, i));
-                        } catch (IOException | InterruptedException e) {
-                            throw new IllegalStateException("request " + i + " failed: " + e, e);
-                        }
-                    }
-                }, "serve-bench-client-" + c);
-                threads.add(t);
-                t.start();
-            }
-            for (Thread t : threads) {
-                t.join();
-            }
+            List<double[]> results = load(http, uri, prompts, clients, maxTokens);
             double seconds = (System.nanoTime() - t0) / 1e9;
+            System.out.println(name + ": " + cpu.report());
             if (results.size() != prompts.size()) {
                 throw new IllegalStateException(name + ": " + results.size() + " of " + prompts.size()
                     + " requests completed");
@@ -167,6 +172,32 @@ public final class ServeBench {
                     run.tpotP99Ms());
             return run;
         }
+    }
+
+    /** Sends {@code prompts} from {@code clients} concurrent client threads; the per-request results. */
+    private static List<double[]> load(HttpClient http, URI uri, List<String> prompts, int clients, int maxTokens)
+        throws InterruptedException {
+        List<double[]> results = Collections.synchronizedList(new ArrayList<>());
+        AtomicInteger next = new AtomicInteger();
+        List<Thread> threads = new ArrayList<>();
+        for (int c = 0; c < clients; c++) {
+            Thread t = new Thread(() -> {
+                int i;
+                while ((i = next.getAndIncrement()) < prompts.size()) {
+                    try {
+                        results.add(once(http, uri, prompts.get(i), maxTokens, i));
+                    } catch (IOException | InterruptedException e) {
+                        throw new IllegalStateException("request " + i + " failed: " + e, e);
+                    }
+                }
+            }, "serve-bench-client-" + c);
+            threads.add(t);
+            t.start();
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        return results;
     }
 
     private static final Pattern COMPLETION_TOKENS = Pattern.compile("\"completion_tokens\":(\\d+)");
@@ -201,10 +232,12 @@ public final class ServeBench {
                 return;
             }
             long now = System.nanoTime();
-            Matcher m = COMPLETION_TOKENS.matcher(line);
-            if (m.find()) {
-                tokens[0] = Integer.parseInt(m.group(1));
-                return;                         // the final event (finish reason, usage)
+            if (line.contains("\"usage\"")) {        // the final event (finish reason, usage)
+                Matcher m = COMPLETION_TOKENS.matcher(line);
+                if (m.find()) {
+                    tokens[0] = Integer.parseInt(m.group(1));
+                }
+                return;
             }
             if (line.equals("data: [DONE]")) {
                 return;
@@ -293,7 +326,7 @@ public final class ServeBench {
         Map<String, String> o = new java.util.HashMap<>();
         java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens",
             "max-batch", "quantize",
-            "checkpoint", "model", "stream", "layout");
+            "checkpoint", "model", "stream", "layout", "warmup", "repeat");
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {

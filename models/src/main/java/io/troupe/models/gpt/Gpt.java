@@ -48,21 +48,30 @@ public final class Gpt implements StageModule {
     private final boolean last;
     private final ParameterLayout layout;
     private final Tensor params;
-    private final Tensor grads;
+    /** The whole flat gradient buffer, or under ZeRO 2 the {@link #gradientArena} buffer. */
+    private Tensor grads;
+    /** Where each parameter's gradient starts in {@link #grads} when it is an arena; null: the layout's offsets. */
+    private long[] gradOffsets;
     private final Map<Integer, GptActivations> slots = new HashMap<>();
     /** Selective recomputation: one (B, NH/tp, T, T) tensor for every slot's and block's attention probabilities. */
     private Tensor sharedAtt;
+    /** Full recomputation: one block's tensors, shared by every slot and block (null otherwise). */
+    private GptActivations sharedBlock;
+    /** Full recomputation with B split from W: what W reads, kept from B; free ones for reuse. */
+    private final java.util.ArrayDeque<GptWeightInputs> freeWeightInputs = new java.util.ArrayDeque<>();
+    private final java.util.List<GptWeightInputs> allWeightInputs = new java.util.ArrayList<>();
 
     // Layers over named views into params / grads.
-    private final VocabParallelEmbedding tokEmb;
+    // The layers holding gradient views are rebuilt when the gradients move into an arena.
+    private VocabParallelEmbedding tokEmb;
     private final Tensor wpe;
-    private final Tensor dwpe;
+    private Tensor dwpe;
     private final Block[] w;
     private final Tensor lnfW;
     private final Tensor lnfB;
-    private final Tensor dlnfW;
-    private final Tensor dlnfB;
-    private final ColumnParallelLinear lmHead;
+    private Tensor dlnfW;
+    private Tensor dlnfB;
+    private ColumnParallelLinear lmHead;
     private final VocabParallelCrossEntropy ce;
 
     // Activation-gradient scratch shared by all slots (one backward at a time).
@@ -130,20 +139,11 @@ public final class Gpt implements StageModule {
         int v = cfg.vocabSize();
         this.sp = sequenceParallel && tp.size() > 1 ? new SequenceParallel(dev, tp, bt, c) : null;
         this.residualRows = sp == null ? bt : sp.localTokens(bt);
-        this.tokEmb = first ? new VocabParallelEmbedding(dev, tp, v, c, bt, view(params, "tok_emb.weight"),
-            view(grads, "tok_emb.weight"), sp) : null;
         this.wpe = first ? view(params, "pos_emb.weight") : null;
-        this.dwpe = first ? view(grads, "pos_emb.weight") : null;
         this.w = new Block[blocks];
-        for (int l = 0; l < blocks; l++) {
-            w[l] = block(firstBlock + l);
-        }
         this.lnfW = last ? view(params, "ln_f.weight") : null;
         this.lnfB = last ? view(params, "ln_f.bias") : null;
-        this.dlnfW = last ? view(grads, "ln_f.weight") : null;
-        this.dlnfB = last ? view(grads, "ln_f.bias") : null;
-        this.lmHead = last ? new ColumnParallelLinear(dev, tp, c, v, view(params, "lm_head.weight"), null,
-            view(grads, "lm_head.weight"), null, sp) : null;
+        bindLayers();
         this.ce = last ? new VocabParallelCrossEntropy(dev, tp, v, bt) : null;
         this.dresidual = dev.allocate(residualRows, c);
         this.dln = dev.allocate(residualRows, c);
@@ -159,7 +159,51 @@ public final class Gpt implements StageModule {
 
     private Tensor view(Tensor buf, String name) {
         ParamSpec s = layout.get(name);
+        if (buf == grads && gradOffsets != null) {
+            return buf.view(gradOffsets[layout.specs().indexOf(s)], s.shape());
+        }
         return buf.view(s.localOffset(), s.shape());
+    }
+
+    /** (Re)builds every layer over the parameter views and the current gradient views. */
+    private void bindLayers() {
+        int c = cfg.dModel();
+        int v = cfg.vocabSize();
+        if (tokEmb != null) {
+            tokEmb.close();
+        }
+        tokEmb = first ? new VocabParallelEmbedding(dev, tp, v, c, rows * cfg.seqLen(), view(params, "tok_emb.weight"),
+            view(grads, "tok_emb.weight"), sp) : null;
+        dwpe = first ? view(grads, "pos_emb.weight") : null;
+        for (int l = 0; l < blocks; l++) {
+            w[l] = block(firstBlock + l);
+        }
+        dlnfW = last ? view(grads, "ln_f.weight") : null;
+        dlnfB = last ? view(grads, "ln_f.bias") : null;
+        lmHead = last ? new ColumnParallelLinear(dev, tp, c, v, view(params, "lm_head.weight"), null,
+            view(grads, "lm_head.weight"), null, sp) : null;
+    }
+
+    /**
+     * ZeRO stage 2: moves the gradients into a {@link io.troupe.models.memory.GradientArena} of
+     * {@link GptGradientArena}'s layout (LayerNorms resident, one shared bucket window), so
+     * {@link #grads()} becomes that smaller buffer. Weight gradients are reported one linear at a
+     * time, so the runtime can empty the window between buckets. Before the first forward; tp = 1.
+     */
+    @Override
+    public io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
+        if (!slots.isEmpty() || tp.size() != 1 || gradOffsets != null) {
+            throw new IllegalStateException("gradients move into an arena once, before the first forward, at tp = 1: "
+                + "slots=" + slots.keySet() + ", tp=" + tp.size());
+        }
+        io.troupe.models.memory.GradientArena arena = GptGradientArena.of(layout, firstBlock, blocks, first, last,
+            bucketElements);
+        grads.close();
+        grads = dev.allocate((int) (arena.residentElements() + arena.bucketElements()));
+        gradOffsets = arena.arenaOffset();
+        bindLayers();
+        zeroGrads();
+        return arena;
     }
 
     private Block block(int l) {
@@ -273,33 +317,57 @@ public final class Gpt implements StageModule {
         for (GptActivations a : slots.values()) {
             b += a.bytes();
         }
-        return b;
+        for (GptWeightInputs wi : allWeightInputs) {
+            b += wi.bytes();
+        }
+        return b + activationBytesShared();
+    }
+
+    @Override
+    public long activationBytesLive() {
+        long b = 0;
+        for (Map.Entry<Integer, GptActivations> e : slots.entrySet()) {
+            if (e.getKey() >= 0 && e.getValue().forwardDone) {
+                b += e.getValue().bytes();
+                if (e.getValue().pendingWeightInputs != null) {
+                    b += e.getValue().pendingWeightInputs.bytes();
+                }
+            }
+        }
+        return b + activationBytesShared();
+    }
+
+    /** The recomputation workspace every slot shares: selective's probabilities, full's one block. */
+    @Override
+    public long activationBytesShared() {
+        long b = sharedAtt == null ? 0 : sharedAtt.numel() * 4;
+        return sharedBlock == null ? b : b + sharedBlock.bytes();
     }
 
     /**
      * {@code selective}: the attention probabilities (B, NH/tp, T, T) of every block are not kept per
      * micro-batch; backward recomputes them from the kept qkv with the same kernel (bitwise the same
-     * values), so losses and gradients are unchanged. {@code full} is refused.
+     * values), so losses and gradients are unchanged. {@code full}: a slot keeps only the stage input
+     * and each block's output (B·T, C), plus the head's tensors on the last stage; every other block
+     * tensor lives in one block-sized workspace, and backward recomputes each block from its kept
+     * input with the same kernels (bitwise the same values) just before that block's backward. A
+     * fused backward ({@link #backward(int, Tensor, float, java.util.function.IntConsumer)}) runs each
+     * block's weight gradient right after its input gradient; a split one (B now, W later) keeps
+     * what W reads in a pooled {@link GptWeightInputs} from B until W.
      */
     @Override
     public void recompute(io.troupe.models.memory.Recompute mode) {
         if (!slots.isEmpty()) {
             throw new IllegalStateException("recompute must be set before the first forward: slots=" + slots.keySet());
         }
+        closeRecomputeBuffers();
         switch (mode) {
             case NONE -> {
-                if (sharedAtt != null) {
-                    sharedAtt.close();
-                    sharedAtt = null;
-                }
             }
-            case SELECTIVE -> {
-                if (sharedAtt == null) {
-                    sharedAtt = dev.allocate(rows, cfg.nHead() / tp.size(), cfg.seqLen(), cfg.seqLen());
-                }
-            }
-            default -> throw new IllegalArgumentException("recompute=" + mode.optionName()
-                + " is not available for GPT stages (none or selective)");
+            case SELECTIVE -> sharedAtt = dev.allocate(rows, cfg.nHead() / tp.size(), cfg.seqLen(), cfg.seqLen());
+            case FULL -> sharedBlock = new GptActivations(dev, cfg, tp.size(), residualRows, rows, 1, false, false,
+                null, null);
+            default -> throw new IllegalStateException("unhandled recompute mode " + mode);
         }
     }
 
@@ -310,7 +378,8 @@ public final class Gpt implements StageModule {
 
     private GptActivations slot(int slot) {
         return slots.computeIfAbsent(slot,
-            s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first, last, sharedAtt));
+            s -> new GptActivations(dev, cfg, tp.size(), residualRows, rows, blocks, first, last, sharedAtt,
+                sharedBlock));
     }
 
     /** Copies host token ids (and targets on the last stage) into a slot; see {@link #forward}. */
@@ -367,18 +436,7 @@ public final class Gpt implements StageModule {
         }
         Tensor h = a.residualIn;
         for (int l = 0; l < blocks; l++) {
-            Block p = w[l];
-            dev.layerNorm(h, p.ln1W, p.ln1B, a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], nr, c, cfg.lnEps());
-            p.qkv.forward(a.ln1[l], a.qkv[l], bt);                                              // (B, T, 3C/tp)
-            dev.attention(a.qkv[l], a.atty[l], a.att[l], rows, t, heads, cfg.headDim());       // (B, T, C/tp)
-            p.proj.forward(a.atty[l], a.residual2[l], bt);                                      // (nr, C)
-            // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
-            dev.residualLayerNorm(a.residual2[l], h, a.residual2[l], p.ln2W, p.ln2B, a.ln2[l], a.ln2Mean[l],
-                a.ln2Rstd[l], nr, c, cfg.lnEps());
-            // fch keeps the pre-activation for backward; bias and GELU fused
-            p.fc.forwardGelu(a.ln2[l], a.fch[l], a.fchGelu[l], bt);                             // (B, T, 4C/tp)
-            p.fcProj.forward(a.fchGelu[l], a.residual3[l], bt);                                 // (nr, C)
-            dev.add(a.residual3[l], a.residual2[l], a.residual3[l]);                            // h + mlp
+            blockForward(w[l], a.block(l), h, true);
             h = a.residual3[l];
         }
         a.forwardDone = true;
@@ -419,49 +477,170 @@ public final class Gpt implements StageModule {
         if (a == null || !a.forwardDone) {
             throw new IllegalStateException("backward of slot " + slot + " before its forward");
         }
-        final int t = cfg.seqLen();
-        final int c = cfg.dModel();
-        final int heads = cfg.nHead() / tp.size();
-        final int bt = rows * t;
-        final int nr = residualRows;
+        headBackwardInput(a, gradOutput, lossScale);
+        GptWeightInputs kept = null;
+        if (sharedBlock != null) {
+            kept = freeWeightInputs.poll();
+            if (kept == null) {
+                kept = new GptWeightInputs(dev, cfg, tp.size(), residualRows, rows, blocks);
+                allWeightInputs.add(kept);
+            }
+            a.pendingWeightInputs = kept;
+        }
+        for (int l = blocks - 1; l >= 0; l--) {
+            Tensor hIn = l == 0 ? a.residualIn : a.residual3[l - 1];
+            GptActivations.BlockTensors b = a.block(l);
+            if (kept != null) {
+                b = b.withWeightInputs(kept, l);
+                blockForward(w[l], b, hIn, false);
+            }
+            blockBackwardInput(w[l], b, hIn);
+        }
+        a.weightPending = true;
+        return stageInputGradient(a);
+    }
+
+    /** The start of B: dresidual from the head (last stage) or from {@code gradOutput}. */
+    private void headBackwardInput(GptActivations a, Tensor gradOutput, float lossScale) {
+        final int bt = rows * cfg.seqLen();
         if (last) {
             Tensor dlogits = a.logits;                                                         // reuse (B, T, V/tp)
             ce.backward(dlogits, a.probs, a.targets, lossScale, bt);
             lmHead.backwardInput(dlogits, dln, bt);                                            // (nr, C)
             dev.fill(dresidual, 0f);
             Tensor h = blocks == 0 ? a.residualIn : a.residual3[blocks - 1];
-            dev.layerNormBackward(dresidual, dlnfW, dlnfB, dln, h, lnfW, a.lnfMean, a.lnfRstd, nr, c);
+            dev.layerNormBackward(dresidual, dlnfW, dlnfB, dln, h, lnfW, a.lnfMean, a.lnfRstd, residualRows,
+                cfg.dModel());
         } else {
             dev.copy(gradOutput, dresidual);
         }
-        for (int l = blocks - 1; l >= 0; l--) {
-            Block p = w[l];
-            Tensor hIn = l == 0 ? a.residualIn : a.residual3[l - 1];
-            // MLP: residual3 = residual2 + proj(gelu(fc(ln2(residual2))))
-            dev.copy(dresidual, a.dFcProj[l]);
-            p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                   // (B, T, 4C/tp)
-            p.fc.backwardGelu(a.fch[l], dfchGelu, a.dfch[l], bt);                               // and fc's bias grad
-            p.fc.backwardInput(a.dfch[l], dln, bt);                                            // (nr, C)
-            dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, a.residual2[l], p.ln2W, a.ln2Mean[l],
-                a.ln2Rstd[l], nr, c);
-            // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
-            dev.copy(dresidual, a.dAttProj[l]);
-            p.proj.backwardInput(dresidual, datty, bt);                                        // (B, T, C/tp)
-            if (sharedAtt != null) {
-                // Selective recomputation: the probabilities again from the kept qkv (atty comes out bitwise as kept).
-                dev.attention(a.qkv[l], a.atty[l], sharedAtt, rows, t, heads, cfg.headDim());
-            }
-            dev.attentionBackward(a.dqkv[l], datty, a.qkv[l], a.att[l], rows, t, heads, cfg.headDim());
-            p.qkv.backwardInput(a.dqkv[l], dln, bt);                                           // (nr, C)
-            dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, a.ln1Mean[l], a.ln1Rstd[l], nr, c);
-        }
-        a.weightPending = true;
+    }
+
+    /** The end of B: the stage input's gradient (null on the first stage, which keeps it for the embeddings' W). */
+    private Tensor stageInputGradient(GptActivations a) {
         if (first) {
             dev.copy(dresidual, a.dEmbedding);
             return null;
         }
         dev.copy(dresidual, gradInput);
         return gradInput;
+    }
+
+    /**
+     * One block's forward from {@code h} into {@code b}. {@code output} false (recomputation in
+     * backward) stops after what backward reads: the MLP's projection and the block output are left out.
+     */
+    private void blockForward(Block p, GptActivations.BlockTensors b, Tensor h, boolean output) {
+        final int t = cfg.seqLen();
+        final int c = cfg.dModel();
+        final int heads = cfg.nHead() / tp.size();
+        final int bt = rows * t;
+        final int nr = residualRows;      // tokens of the residual stream this member holds: B·T, or B·T/tp
+        dev.layerNorm(h, p.ln1W, p.ln1B, b.ln1(), b.ln1Mean(), b.ln1Rstd(), nr, c, cfg.lnEps());
+        p.qkv.forward(b.ln1(), b.qkv(), bt);                                                   // (B, T, 3C/tp)
+        dev.attention(b.qkv(), b.atty(), b.att(), rows, t, heads, cfg.headDim());             // (B, T, C/tp)
+        p.proj.forward(b.atty(), b.residual2(), bt);                                           // (nr, C)
+        // residual2 = h + attn, then ln2 of it: one fused pass where the device has one
+        dev.residualLayerNorm(b.residual2(), h, b.residual2(), p.ln2W, p.ln2B, b.ln2(), b.ln2Mean(), b.ln2Rstd(), nr,
+            c, cfg.lnEps());
+        // fch keeps the pre-activation for backward; bias and GELU fused
+        p.fc.forwardGelu(b.ln2(), b.fch(), b.fchGelu(), bt);                                   // (B, T, 4C/tp)
+        if (output) {
+            p.fcProj.forward(b.fchGelu(), b.residual3(), bt);                                  // (nr, C)
+            dev.add(b.residual3(), b.residual2(), b.residual3());                              // h + mlp
+        }
+    }
+
+    /** One block's input gradient: dresidual (block output's gradient) becomes the block input's. */
+    private void blockBackwardInput(Block p, GptActivations.BlockTensors b, Tensor hIn) {
+        final int t = cfg.seqLen();
+        final int c = cfg.dModel();
+        final int heads = cfg.nHead() / tp.size();
+        final int bt = rows * t;
+        final int nr = residualRows;
+        // MLP: residual3 = residual2 + proj(gelu(fc(ln2(residual2))))
+        dev.copy(dresidual, b.dFcProj());
+        p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                       // (B, T, 4C/tp)
+        p.fc.backwardGelu(b.fch(), dfchGelu, b.dfch(), bt);                                   // and fc's bias grad
+        p.fc.backwardInput(b.dfch(), dln, bt);                                                 // (nr, C)
+        dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, b.residual2(), p.ln2W, b.ln2Mean(), b.ln2Rstd(), nr,
+            c);
+        // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
+        dev.copy(dresidual, b.dAttProj());
+        p.proj.backwardInput(dresidual, datty, bt);                                            // (B, T, C/tp)
+        if (sharedAtt != null) {
+            // Selective recomputation: the probabilities again from the kept qkv (atty comes out bitwise as kept).
+            dev.attention(b.qkv(), b.atty(), sharedAtt, rows, t, heads, cfg.headDim());
+        }
+        dev.attentionBackward(b.dqkv(), datty, b.qkv(), b.att(), rows, t, heads, cfg.headDim());
+        p.qkv.backwardInput(b.dqkv(), dln, bt);                                                // (nr, C)
+        dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, b.ln1Mean(), b.ln1Rstd(), nr, c);
+    }
+
+    /**
+     * Block {@code l}'s weight gradients from what its B left in {@code b}; reports each linear's
+     * two parameters right after it (the LayerNorms', finished by B, in their place in the order).
+     */
+    private void blockBackwardWeight(int l, GptActivations.BlockTensors b, int firstBlockParam,
+                                     java.util.function.IntConsumer parameterDone) {
+        final int bt = rows * cfg.seqLen();
+        final int base = firstBlockParam + PARAMS_PER_BLOCK * l;
+        Block p = w[l];
+        p.fcProj.backwardWeight(b.dFcProj(), b.fchGelu(), bt);
+        parameterDone.accept(base + 11);
+        parameterDone.accept(base + 10);
+        p.fc.backwardWeight(b.dfch(), b.ln2(), bt, false);                                    // bias: backwardGelu
+        parameterDone.accept(base + 9);
+        parameterDone.accept(base + 8);
+        parameterDone.accept(base + 7);
+        parameterDone.accept(base + 6);
+        p.proj.backwardWeight(b.dAttProj(), b.atty(), bt);
+        parameterDone.accept(base + 5);
+        parameterDone.accept(base + 4);
+        p.qkv.backwardWeight(b.dqkv(), b.ln1(), bt);
+        for (int i = base + 3; i >= base; i--) {
+            parameterDone.accept(i);
+        }
+    }
+
+    @Override
+    public Tensor backward(int slot, Tensor gradOutput, float lossScale) {
+        return backward(slot, gradOutput, lossScale, NO_LISTENER);
+    }
+
+    /**
+     * B then W. Under full recomputation each block's weight gradient runs right after its input
+     * gradient, while its recomputed tensors are in the workspace; otherwise as the two calls.
+     */
+    @Override
+    public Tensor backward(int slot, Tensor gradOutput, float lossScale, java.util.function.IntConsumer parameterDone) {
+        if (sharedBlock == null) {
+            Tensor g = backwardInput(slot, gradOutput, lossScale);
+            backwardWeight(slot, parameterDone);
+            return g;
+        }
+        GptActivations a = slots.get(slot);
+        if (a == null || !a.forwardDone) {
+            throw new IllegalStateException("backward of slot " + slot + " before its forward");
+        }
+        headBackwardInput(a, gradOutput, lossScale);
+        int firstBlockParam = first ? 2 : 0;
+        if (last) {
+            headBackwardWeight(a, firstBlockParam, parameterDone);
+        }
+        for (int l = blocks - 1; l >= 0; l--) {
+            Tensor hIn = l == 0 ? a.residualIn : a.residual3[l - 1];
+            GptActivations.BlockTensors b = a.block(l);
+            blockForward(w[l], b, hIn, false);
+            blockBackwardInput(w[l], b, hIn);
+            blockBackwardWeight(l, b, firstBlockParam, parameterDone);
+        }
+        Tensor g = stageInputGradient(a);
+        if (first) {
+            embeddingBackwardWeight(a, parameterDone);
+        }
+        a.forwardDone = false;
+        return g;
     }
 
     @Override
@@ -474,9 +653,9 @@ public final class Gpt implements StageModule {
     private static final int PARAMS_PER_BLOCK = 12;
 
     /**
-     * Reports the head's parameters after the head gradient, each block's twelve after its four
-     * weight gradients (layer norm gradients were finished by the input backward), and the
-     * embeddings last.
+     * Reports the head's parameters after the head gradient, each linear's weight and bias right
+     * after its weight gradient (a block's LayerNorms, finished by the input backward, in their
+     * place in reverse order), and the embeddings last.
      */
     @Override
     public void backwardWeight(int slot, java.util.function.IntConsumer parameterDone) {
@@ -484,52 +663,73 @@ public final class Gpt implements StageModule {
         if (a == null || !a.weightPending) {
             throw new IllegalStateException("weight gradient of slot " + slot + " before its input gradient");
         }
-        final int c = cfg.dModel();
-        final int bt = rows * cfg.seqLen();
         int firstBlockParam = first ? 2 : 0;
         if (last) {
-            lmHead.backwardWeight(a.logits, a.lnf, bt);                                        // (V/tp, C)
-            int head = firstBlockParam + PARAMS_PER_BLOCK * blocks;
-            for (int i = head + 2; i >= head; i--) {
-                parameterDone.accept(i);
-            }
+            headBackwardWeight(a, firstBlockParam, parameterDone);
         }
+        GptWeightInputs kept = a.pendingWeightInputs;
         for (int l = blocks - 1; l >= 0; l--) {
-            Block p = w[l];
-            p.fcProj.backwardWeight(a.dFcProj[l], a.fchGelu[l], bt);
-            p.fc.backwardWeight(a.dfch[l], a.ln2[l], bt, false);                                 // bias: backwardGelu
-            p.proj.backwardWeight(a.dAttProj[l], a.atty[l], bt);
-            p.qkv.backwardWeight(a.dqkv[l], a.ln1[l], bt);
-            int base = firstBlockParam + PARAMS_PER_BLOCK * l;
-            for (int i = base + PARAMS_PER_BLOCK - 1; i >= base; i--) {
-                parameterDone.accept(i);
-            }
+            GptActivations.BlockTensors b = a.block(l);
+            blockBackwardWeight(l, kept == null ? b : b.withWeightInputs(kept, l), firstBlockParam, parameterDone);
+        }
+        if (kept != null) {
+            a.pendingWeightInputs = null;
+            freeWeightInputs.push(kept);
         }
         if (first) {
-            tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, bt);
-            dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, residualRows, c);
-            parameterDone.accept(1);
-            parameterDone.accept(0);
+            embeddingBackwardWeight(a, parameterDone);
         }
         a.weightPending = false;
         a.forwardDone = false;
     }
 
+    private void headBackwardWeight(GptActivations a, int firstBlockParam,
+                                    java.util.function.IntConsumer parameterDone) {
+        lmHead.backwardWeight(a.logits, a.lnf, rows * cfg.seqLen());                           // (V/tp, C)
+        int head = firstBlockParam + PARAMS_PER_BLOCK * blocks;
+        for (int i = head + 2; i >= head; i--) {
+            parameterDone.accept(i);
+        }
+    }
+
+    private void embeddingBackwardWeight(GptActivations a, java.util.function.IntConsumer parameterDone) {
+        tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, rows * cfg.seqLen());
+        dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, residualRows, cfg.dModel());
+        parameterDone.accept(1);
+        parameterDone.accept(0);
+    }
+
     /** Frees the activation memory of every slot (between steps, when memory matters). */
     public void releaseActivations() {
         for (GptActivations a : slots.values()) {
+            if (a.pendingWeightInputs != null) {
+                freeWeightInputs.push(a.pendingWeightInputs);
+            }
             a.close();
         }
         slots.clear();
     }
 
-    @Override
-    public void close() {
-        releaseActivations();
+    private void closeRecomputeBuffers() {
         if (sharedAtt != null) {
             sharedAtt.close();
             sharedAtt = null;
         }
+        if (sharedBlock != null) {
+            sharedBlock.close();
+            sharedBlock = null;
+        }
+        for (GptWeightInputs wi : allWeightInputs) {
+            wi.close();
+        }
+        allWeightInputs.clear();
+        freeWeightInputs.clear();
+    }
+
+    @Override
+    public void close() {
+        releaseActivations();
+        closeRecomputeBuffers();
         if (tokEmb != null) {
             tokEmb.close();
         }

@@ -54,12 +54,29 @@ final class GptActivations implements AutoCloseable {
 
     private final List<Tensor> owned = new ArrayList<>();
 
+    /** One block's tensors of a slot: what its forward writes and its backward reads and writes. */
+    record BlockTensors(Tensor ln1, Tensor ln1Mean, Tensor ln1Rstd, Tensor qkv, Tensor att, Tensor atty,
+                        Tensor residual2, Tensor ln2, Tensor ln2Mean, Tensor ln2Rstd, Tensor fch, Tensor fchGelu,
+                        Tensor residual3, Tensor dqkv, Tensor dAttProj, Tensor dfch, Tensor dFcProj) {
+        /** These tensors with what the weight-gradient pass reads taken from {@code w}'s block {@code l}. */
+        BlockTensors withWeightInputs(GptWeightInputs w, int l) {
+            return new BlockTensors(w.ln1[l], ln1Mean, ln1Rstd, qkv, att, w.atty[l], residual2, w.ln2[l], ln2Mean,
+                ln2Rstd, fch, w.fchGelu[l], residual3, w.dqkv[l], w.dAttProj[l], w.dfch[l], w.dFcProj[l]);
+        }
+    }
+
+    /** Full recomputation, B split from W: what this slot's W reads, kept from its B (from the stage's pool). */
+    GptWeightInputs pendingWeightInputs;
+
     /**
-     * @param sharedAtt when not null, every block's attention probabilities live in this one tensor
-     *                  (selective recomputation: backward recomputes them from {@code qkv})
+     * @param sharedAtt   when not null, every block's attention probabilities live in this one tensor
+     *                    (selective recomputation: backward recomputes them from {@code qkv})
+     * @param sharedBlock when not null (full recomputation), every block's tensors but its output
+     *                    {@code residual3} are this one-block workspace's: the slot keeps only the
+     *                    stage input and each block's output, and backward recomputes each block
      */
     GptActivations(Device dev, GptConfig cfg, int tp, int residualRows, int rows, int blocks, boolean first,
-                   boolean last, Tensor sharedAtt) {
+                   boolean last, Tensor sharedAtt, GptActivations sharedBlock) {
         int t = cfg.seqLen();
         int c = cfg.dModel();
         int bt = rows * t;
@@ -89,6 +106,11 @@ final class GptActivations implements AutoCloseable {
         dfch = new Tensor[blocks];
         dFcProj = new Tensor[blocks];
         for (int l = 0; l < blocks; l++) {
+            if (sharedBlock != null) {
+                aliasBlock(l, sharedBlock);
+                residual3[l] = own(dev.allocate(nr, c));
+                continue;
+            }
             ln1[l] = own(dev.allocate(nr, c));
             ln1Mean[l] = own(dev.allocate(nr));
             ln1Rstd[l] = own(dev.allocate(nr));
@@ -114,6 +136,31 @@ final class GptActivations implements AutoCloseable {
         probs = last ? own(dev.allocate(bt, vocab)) : null;
         losses = last ? own(dev.allocate(bt)) : null;
         dEmbedding = first ? own(dev.allocate(nr, c)) : null;
+    }
+
+    private void aliasBlock(int l, GptActivations s) {
+        ln1[l] = s.ln1[0];
+        ln1Mean[l] = s.ln1Mean[0];
+        ln1Rstd[l] = s.ln1Rstd[0];
+        qkv[l] = s.qkv[0];
+        att[l] = s.att[0];
+        atty[l] = s.atty[0];
+        residual2[l] = s.residual2[0];
+        ln2[l] = s.ln2[0];
+        ln2Mean[l] = s.ln2Mean[0];
+        ln2Rstd[l] = s.ln2Rstd[0];
+        fch[l] = s.fch[0];
+        fchGelu[l] = s.fchGelu[0];
+        dqkv[l] = s.dqkv[0];
+        dAttProj[l] = s.dAttProj[0];
+        dfch[l] = s.dfch[0];
+        dFcProj[l] = s.dFcProj[0];
+    }
+
+    /** Block {@code l}'s tensors. */
+    BlockTensors block(int l) {
+        return new BlockTensors(ln1[l], ln1Mean[l], ln1Rstd[l], qkv[l], att[l], atty[l], residual2[l], ln2[l],
+            ln2Mean[l], ln2Rstd[l], fch[l], fchGelu[l], residual3[l], dqkv[l], dAttProj[l], dfch[l], dFcProj[l]);
     }
 
     private Tensor own(Tensor t) {

@@ -2,7 +2,8 @@ package io.troupe.models.infer;
 
 /**
  * A float32 {@link LinearWeights} held transposed, {@code wt (in, out)}, so the product is a run of
- * axpy updates {@code y[r, :] += x[r, k] * wt[k, :]} that the JIT vectorises across output channels.
+ * axpy updates {@code y[r, :] = fma(x[r, k], wt[k, :], y[r, :])} that the JIT vectorises across output
+ * channels (fused multiply-adds: one rounding per term, and half the arithmetic instructions).
  * Each output element is still summed in one fixed order (k = 0, 1, ..., then + bias), whatever
  * the number of rows: batch-invariant (four input channels are applied per pass over the
  * accumulators, still in ascending order: {@link #axpy4}). Rows are processed in tiles of {@link #ROW_TILE}, so a
@@ -91,24 +92,26 @@ public final class Fp32Linear implements LinearWeights {
     }
 
     /**
-     * acc[j] += xr * w[j]: both arrays indexed from 0 with the same index, the shape the JIT
-     * vectorises (with differing offsets into the same array type it cannot rule out overlap).
+     * acc[j] = fma(xr, w[j], acc[j]) (one rounding): both arrays indexed from 0 with the same index,
+     * the shape the JIT vectorises (with differing offsets into the same array type it cannot rule
+     * out overlap). {@link Math#fma} is exactly specified, so the bits do not depend on whether the
+     * loop runs in vector lanes or one element at a time.
      */
     static void axpy(float xr, float[] w, float[] acc, int n) {
         for (int j = 0; j < n; j++) {
-            acc[j] += xr * w[j];
+            acc[j] = Math.fma(xr, w[j], acc[j]);
         }
     }
 
     /**
-     * Four {@link #axpy} updates in one pass: {@code acc[j] = acc[j] + x0 w0[j] + x1 w1[j] + x2 w2[j]
-     * + x3 w3[j]}, evaluated left to right (Java does not reassociate or fuse), so the bits equal four
-     * successive axpy calls while the accumulators are loaded and stored once instead of four times.
+     * Four {@link #axpy} updates in one pass: {@code acc[j] = fma(x3, w3[j], fma(x2, w2[j], fma(x1,
+     * w1[j], fma(x0, w0[j], acc[j]))))}, so the bits equal four successive axpy calls while the
+     * accumulators are loaded and stored once instead of four times.
      */
     static void axpy4(float x0, float[] w0, float x1, float[] w1, float x2, float[] w2, float x3, float[] w3,
                       float[] acc, int n) {
         for (int j = 0; j < n; j++) {
-            acc[j] = acc[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];
+            acc[j] = Math.fma(x3, w3[j], Math.fma(x2, w2[j], Math.fma(x1, w1[j], Math.fma(x0, w0[j], acc[j]))));
         }
     }
 

@@ -1,16 +1,19 @@
 package io.troupe.models.infer;
 
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 
 /**
- * Splits the rows of a row-independent kernel over threads: the calling thread takes the first
- * contiguous range and {@code parts - 1} helper threads the others. Every row is computed by the
- * same code in the same order whichever thread runs it, so results are bit-identical to the
- * serial run (batch invariance holds). Batches under {@code minRows} rows run on the caller alone.
- * One caller at a time.
+ * Splits the rows of a row-independent kernel over threads. A batch is cut into {@code parts}
+ * contiguous ranges; the calling thread and {@code parts - 1} helper threads claim ranges until
+ * none is left, so a helper that the OS has not scheduled yet never holds the caller up: the
+ * caller then computes the rest itself and waits only for ranges a helper has already begun. Every
+ * row is computed by the same code in the same order whichever thread runs it, so results are
+ * bit-identical to the serial run (batch invariance holds). Batches under {@code minRows} rows run
+ * on the caller alone. One caller at a time.
  */
 public final class RowSplitter implements AutoCloseable {
     /** A kernel over rows {@code [from, to)}. */
@@ -47,41 +50,67 @@ public final class RowSplitter implements AutoCloseable {
         return parts;
     }
 
-    /** Runs {@code task} over rows [0, n), split when n >= minRows; rethrows a helper's failure. */
+    /** Runs {@code task} over rows [0, n), split when n >= minRows; rethrows a range that failed. */
     public void run(int n, RowTask task) {
         if (helpers == null || n < minRows) {
             task.run(0, n);
             return;
         }
-        int k = Math.min(parts, n);
-        CountDownLatch done = new CountDownLatch(k - 1);
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        for (int p = 1; p < k; p++) {
-            int from = (int) ((long) n * p / k);
-            int to = (int) ((long) n * (p + 1) / k);
-            helpers.execute(() -> {
+        Split split = new Split(n, Math.min(parts, n), task, Thread.currentThread());
+        for (int p = 1; p < split.ranges; p++) {
+            helpers.execute(split::claim);
+        }
+        split.claim();
+        split.awaitAll();
+        Throwable t = split.failure.get();
+        if (t != null) {
+            throw new IllegalStateException("a row range failed: " + t, t);
+        }
+    }
+
+    /** One split batch: ranges claimed by whichever thread comes first, and the count of those finished. */
+    private static final class Split {
+        private final int rows;
+        private final int ranges;
+        private final RowTask task;
+        private final Thread caller;
+        private final AtomicInteger next = new AtomicInteger();
+        private final AtomicInteger finished = new AtomicInteger();
+        private final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+        Split(int rows, int ranges, RowTask task, Thread caller) {
+            this.rows = rows;
+            this.ranges = ranges;
+            this.task = task;
+            this.caller = caller;
+        }
+
+        /** Runs ranges until none is left unclaimed (a helper that starts late finds none and returns). */
+        void claim() {
+            int r;
+            while ((r = next.getAndIncrement()) < ranges) {
                 try {
-                    task.run(from, to);
+                    task.run((int) ((long) rows * r / ranges), (int) ((long) rows * (r + 1) / ranges));
                 } catch (Throwable t) {
                     failure.compareAndSet(null, t);
                 } finally {
-                    done.countDown();
+                    if (finished.incrementAndGet() == ranges) {
+                        LockSupport.unpark(caller);
+                    }
                 }
-            });
-        }
-        try {
-            task.run(0, n / k);
-        } finally {
-            try {
-                done.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while rows ran on helper threads", e);
             }
         }
-        Throwable t = failure.get();
-        if (t != null) {
-            throw new IllegalStateException("a row range failed on a helper thread: " + t, t);
+
+        /** Waits until every range has finished (an interrupt is kept for later: helpers may still write). */
+        void awaitAll() {
+            boolean interrupted = false;
+            while (finished.get() < ranges) {
+                LockSupport.park(this);
+                interrupted |= Thread.interrupted();
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 

@@ -22,17 +22,17 @@ public final class Sampler {
         }
         double[] p = new double[vocab];
         double sum = 0;
+        boolean finite = max != Float.POSITIVE_INFINITY && !Float.isNaN(max);
         for (int i = 0; i < vocab; i++) {
             p[i] = Math.exp((logits[off + i] - max) / (double) temperature);
             sum += p[i];
         }
-        Integer[] order = new Integer[vocab];
         for (int i = 0; i < vocab; i++) {
-            order[i] = i;
             p[i] /= sum;
+            finite &= !Double.isNaN(p[i]);
         }
         // most likely first; ties by id, so the order is a pure function of the row
-        java.util.Arrays.sort(order, (a, b) -> p[a] != p[b] ? Double.compare(p[b], p[a]) : Integer.compare(a, b));
+        int[] order = finite ? orderByProbability(logits, off, p, vocab) : orderByComparator(p, vocab);
         int keep = 0;
         double mass = 0;
         while (keep < vocab && (keep == 0 || mass < topP)) {
@@ -48,6 +48,52 @@ public final class Sampler {
             }
         }
         return order[keep - 1];
+    }
+
+    /**
+     * Token ids by p descending, ties by id ascending: the order of {@link #orderByComparator}, built
+     * without boxing. p is a non-decreasing function of the logit (a float difference, a division by
+     * the positive temperature, exp, a division by the sum: each monotone), so sorting primitive
+     * keys (logit descending, id ascending) puts equal p next to each other; a run of equal p whose
+     * logits differed is then put in id order. Needs finite p (no NaN).
+     */
+    static int[] orderByProbability(float[] logits, int off, double[] p, int vocab) {
+        long[] keys = new long[vocab];
+        for (int i = 0; i < vocab; i++) {
+            int bits = Float.floatToIntBits(logits[off + i] + 0f);     // -0 as +0: they are equal logits
+            int ascending = bits >= 0 ? bits : bits ^ 0x7fffffff;        // int order == float order
+            keys[i] = ((long) ~ascending << 32) | i;                     // logit descending, then id ascending
+        }
+        java.util.Arrays.sort(keys);
+        int[] order = new int[vocab];
+        for (int i = 0; i < vocab; i++) {
+            order[i] = (int) keys[i];
+        }
+        for (int start = 0; start < vocab; ) {
+            int end = start + 1;
+            while (end < vocab && p[order[end]] == p[order[start]]) {
+                end++;
+            }
+            if (end - start > 1) {
+                java.util.Arrays.sort(order, start, end);               // equal p: by id
+            }
+            start = end;
+        }
+        return order;
+    }
+
+    /** The reference order: p descending, ties by id ascending, by a comparator on boxed ids. */
+    static int[] orderByComparator(double[] p, int vocab) {
+        Integer[] boxed = new Integer[vocab];
+        for (int i = 0; i < vocab; i++) {
+            boxed[i] = i;
+        }
+        java.util.Arrays.sort(boxed, (a, b) -> p[a] != p[b] ? Double.compare(p[b], p[a]) : Integer.compare(a, b));
+        int[] order = new int[vocab];
+        for (int i = 0; i < vocab; i++) {
+            order[i] = boxed[i];
+        }
+        return order;
     }
 
     /** Index of the largest logit in the row; the lowest index among ties. */

@@ -16,9 +16,6 @@ public record MemoryOptions(int zero, Recompute recompute, GradCompression gradC
         }
         java.util.Objects.requireNonNull(recompute, "recompute");
         java.util.Objects.requireNonNull(gradCompression, "gradCompression");
-        if (recompute == Recompute.FULL) {
-            throw new IllegalArgumentException("recompute=full is not available yet: expected none or selective");
-        }
         if (zero > 0 && gradCompression != GradCompression.NONE) {
             throw new IllegalArgumentException("gradient compression runs on the all-reduce of zero 0 only: zero="
                 + zero

@@ -94,16 +94,25 @@ public final class AdamW implements AutoCloseable {
 
     /**
      * Applies one update with learning rate {@code lr} to the owned ranges of {@code params} (the
-     * whole flat buffer) from {@code grads} (the same layout); the step counter advances first (t
-     * starts at 1).
+     * whole flat buffer) from {@code grads}: the same layout, or, when it has exactly
+     * {@link #stateNumel} elements and the optimizer owns less than the whole buffer, the owned
+     * ranges' gradients packed like the moments (ZeRO 2's slice). The step counter advances first
+     * (t starts at 1).
      */
     public void step(Tensor params, Tensor grads, float lr) {
+        boolean packed = grads.numel() != params.numel();
+        if (packed && grads.numel() != stateNumel) {
+            throw new IllegalArgumentException("gradients must be whole (" + params.numel()
+                + ") or packed owned ranges ("
+                + stateNumel + "): numel=" + grads.numel());
+        }
         step++;
         AdamWStep withDecay = new AdamWStep(lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), step);
         AdamWStep noDecay = withDecay.withWeightDecay(0f);
         for (Run r : runs) {
             int n = (int) r.numel;
-            dev.adamw(params.view(r.offset, n), grads.view(r.offset, n), m.view(r.momentOffset, n),
+            dev.adamw(params.view(r.offset, n), grads.view(packed ? r.momentOffset : r.offset, n),
+                m.view(r.momentOffset, n),
                 v.view(r.momentOffset, n), r.decay ? withDecay : noDecay);
         }
     }

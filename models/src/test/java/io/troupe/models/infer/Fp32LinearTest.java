@@ -1,0 +1,84 @@
+package io.troupe.models.infer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The vectorised fp32 and int8 linears against plain scalar references on random shapes and inputs. */
+@Timeout(60)
+class Fp32LinearTest {
+    /** The plain reference: per output, fma over k ascending from 0, then the bias; torch layout (out, in). */
+    private static float[] reference(float[] w, float[] b, float[] x, int rows, int out, int in) {
+        float[] y = new float[rows * out];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < out; j++) {
+                float acc = 0f;
+                for (int k = 0; k < in; k++) {
+                    acc = Math.fma(x[r * in + k], w[j * in + k], acc);
+                }
+                y[r * out + j] = b == null ? acc : acc + b[j];
+            }
+        }
+        return y;
+    }
+
+    private static float[] gaussian(Random r, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) r.nextGaussian();
+        }
+        return v;
+    }
+
+    @Test
+    void shouldEqualTheScalarFmaReferenceBitForBit() {
+        Random r = new Random(21);
+        for (int trial = 0; trial < 40; trial++) {
+            int out = 1 + r.nextInt(70);
+            int in = 1 + r.nextInt(70);                  // tails of the four-channel passes included
+            int rows = 1 + r.nextInt(40);                // more than one row tile
+            float[] w = gaussian(r, out * in);
+            float[] b = trial % 3 == 0 ? null : gaussian(r, out);
+            float[] x = gaussian(r, rows * in);
+            float[] y = new float[rows * out];
+            new Fp32Linear(w, b, out, in).forward(x, rows, y);
+            assertArrayEquals(reference(w, b, x, rows, out, in), y, 0f,
+                "trial " + trial + ": " + rows + "x" + in + " -> " + out);
+        }
+    }
+
+    @Test
+    void shouldGiveTheInt8ProductOfTheDequantizedWeightsBitForBit() {
+        Random r = new Random(22);
+        for (int trial = 0; trial < 20; trial++) {
+            int out = 1 + r.nextInt(50);
+            int in = 1 + r.nextInt(50);
+            int rows = 1 + r.nextInt(30);
+            float[] w = gaussian(r, out * in);
+            float[] x = gaussian(r, rows * in);
+            Int8Linear q = Int8Linear.quantize(w, null, out, in);
+            float[] deq = q.dequantized();
+            float[] y = new float[rows * out];
+            q.forward(x, rows, y);
+            // int8 sums x q in k order (fma), then scales: the reference below does the same in scalar code
+            for (int row = 0; row < rows; row++) {
+                for (int j = 0; j < out; j++) {
+                    float scale = 0;
+                    for (int k = 0; k < in; k++) {
+                        scale = Math.max(scale, Math.abs(w[j * in + k]));
+                    }
+                    scale = scale == 0f ? 1f : scale / 127f;
+                    float acc = 0f;
+                    for (int k = 0; k < in; k++) {
+                        acc = Math.fma(x[row * in + k], (float) Math.round(deq[j * in + k] / scale), acc);
+                    }
+                    float expected = acc * scale;
+                    assertEquals(expected, y[row * out + j], 0f, "trial " + trial + " row " + row + " out " + j);
+                }
+            }
+        }
+    }
+}
