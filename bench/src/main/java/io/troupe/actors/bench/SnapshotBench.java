@@ -92,8 +92,10 @@ public final class SnapshotBench {
 
     /** One job on a fresh 2-node cluster; its wall time per step from the 10th commit to the last (ms). */
     private static double run(Job o, boolean snapshots) throws Exception {
-        Config config = ConfigFactory.parseString("troupe.recovery.snapshots = " + (snapshots ? "on" : "off"))
-            .withFallback(ConfigFactory.load());
+        // fail-mixed-versions as reference.conf sets it: on the bench's classpath Pekko's own
+        // reference.conf may come first (its lib directory is in no particular order)
+        Config config = ConfigFactory.parseString("troupe.recovery.snapshots = " + (snapshots ? "on" : "off")
+            + "\npekko.fail-mixed-versions = off").withFallback(ConfigFactory.load());
         NodeSettings base = NodeSettings.from(config).withPort(0);
         Path dir = Files.createTempDirectory("troupe-snapshot-bench");
         try (TransportNode ta = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
