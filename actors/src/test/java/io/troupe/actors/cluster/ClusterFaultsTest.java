@@ -29,6 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
  * worker SIGKILLed, a worker SIGSTOPped past the failure detector then SIGCONTed, the coordinator's
  * node SIGKILLed. Each job finishes, and its final checkpoint is bitwise that of a fault-free run of
  * the same job on the same cluster (a spare keeps the layout). Detection and recovery are printed.
+ * A lost worker or pipeline stage is restored from the in-memory snapshots (a replica's own, or the
+ * buddy's copy sent to the spare): those tests assert that no committed step was lost.
  */
 @Tag("slow")
 @Timeout(400)
