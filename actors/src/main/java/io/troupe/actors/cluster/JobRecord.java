@@ -23,7 +23,8 @@ import java.util.Locale;
  * {"format": 1, "job_id": "1a2b3c4d", "epoch": 3, "state": "running",
  *  "layout": "1x2x1", "microbatches": 4,           // the layout the job runs now (dp may have shrunk)
  *  "last_committed_step": 20, "last_checkpoint": "/runs/a/checkpoints/step-00000020",
- *  "submitter": "pekko://troupe@127.0.0.1:25523/system/job-listener-1#123",
+ *  "submitter": "pekko://troupe@127.0.0.1:25601/system/job-listener-1#123",  // the client's own listener
+ *  "observer": "pekko://troupe@127.0.0.1:25520/user/jobs/job-0#456",         // the gateway's, for metrics
  *  "spec": {"model": "small", "layout": "2x2", ...},  // the job as submitted, every JobRequest field
  *  "faults": [{"epoch": 1, "at_ms": 1733360000000, "reason": "lost member ... hosting rank(s) [3]"}]}
  * }</pre>
@@ -31,11 +32,15 @@ import java.util.Locale;
  * @param layout       the layout the job runs now ({@code spec.layout()} unless dp shrank)
  * @param microbatches the micro-batches per replica now
  * @param lastCheckpoint the last committed checkpoint directory, "" before the first
- * @param submitter    the serialized actor ref of the submitter's listener, "" when unknown
+ * @param submitter    the serialized actor ref of the submitter's own listener (events go straight
+ *                     to it from any coordinator incarnation), "" when unknown
+ * @param observer     the serialized actor ref of the job gateway's publisher on the node the job came
+ *                     through (that node's metrics), "" when none
  * @param faults       every fault that restarted (or ended) the job, oldest first
  */
 public record JobRecord(JobIdentity identity, State state, JobRequest spec, String layout, int microbatches,
-                        long lastCommittedStep, String lastCheckpoint, String submitter, List<Fault> faults) {
+                        long lastCommittedStep, String lastCheckpoint, String submitter, String observer,
+                        List<Fault> faults) {
     public static final String FILE = "job.json";
     public static final int FORMAT = 1;
 
@@ -63,26 +68,29 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
         if (next.jobId() != identity.jobId() || next.epoch() < identity.epoch()) {
             throw new IllegalArgumentException("a job record's identity only moves forward: " + identity + " -> " + next);
         }
-        return new JobRecord(next, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter, faults);
+        return new JobRecord(next, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
+            observer, faults);
     }
 
     public JobRecord withCommit(long step, String checkpoint) {
-        return new JobRecord(identity, state, spec, layout, microbatches, step, checkpoint, submitter, faults);
+        return new JobRecord(identity, state, spec, layout, microbatches, step, checkpoint, submitter, observer, faults);
     }
 
     public JobRecord withLayout(String newLayout, int newMicrobatches) {
         return new JobRecord(identity, state, spec, newLayout, newMicrobatches, lastCommittedStep, lastCheckpoint, submitter,
-            faults);
+            observer, faults);
     }
 
     public JobRecord withFault(Fault f) {
         List<Fault> all = new ArrayList<>(faults);
         all.add(f);
-        return new JobRecord(identity, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter, all);
+        return new JobRecord(identity, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
+            observer, all);
     }
 
     public JobRecord withState(State s) {
-        return new JobRecord(identity, s, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter, faults);
+        return new JobRecord(identity, s, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
+            observer, faults);
     }
 
     /** Writes {@code dir/job.json} durably and atomically. */
@@ -114,6 +122,7 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
         sb.append("  \"last_committed_step\": ").append(lastCommittedStep).append(",\n");
         sb.append("  \"last_checkpoint\": ").append(quote(lastCheckpoint)).append(",\n");
         sb.append("  \"submitter\": ").append(quote(submitter)).append(",\n");
+        sb.append("  \"observer\": ").append(quote(observer)).append(",\n");
         sb.append("  \"restarts\": ").append(restarts()).append(",\n");
         sb.append("  \"spec\": {");
         RecordComponent[] cs = JobRequest.class.getRecordComponents();
@@ -158,7 +167,8 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
             }
             return new JobRecord(id, State.valueOf(c.getString("state").toUpperCase(Locale.ROOT)), spec,
                 c.getString("layout"), c.getInt("microbatches"), c.getLong("last_committed_step"),
-                c.getString("last_checkpoint"), c.getString("submitter"), faults);
+                c.getString("last_checkpoint"), c.getString("submitter"),
+                c.hasPath("observer") ? c.getString("observer") : "", faults);
         } catch (ConfigException | ReflectiveOperationException | IllegalArgumentException e) {
             throw new CheckpointException(where + ": unreadable job record: " + e.getMessage(), e);
         }

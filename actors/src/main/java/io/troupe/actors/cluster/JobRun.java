@@ -26,6 +26,8 @@ final class JobRun {
     /** The job as submitted, with the checkpoint directory and interval it actually uses. */
     final JobRequest request;
     final ActorRef<JobEvent> submitter;
+    /** The job gateway's publisher on the node the job came through (its metrics), or null. */
+    private final ActorRef<JobEvent> observer;
     final Path recordDir;
     Phase phase = Phase.IDLE;
     JobIdentity identity;
@@ -35,6 +37,10 @@ final class JobRun {
     LayoutPlanner.Plan plan;
     private PipelineJobSpec spec;
     List<ActorRef<WorkerActor.Command>> ranks = List.of();
+    /** The ranks of the epoch a fault ended (while recovering, {@link #ranks} is empty). */
+    List<ActorRef<WorkerActor.Command>> lastRanks = List.of();
+    /** Members lost while the job ran, each with the ranks it hosted: a failure names them. */
+    final List<String> lostMembers = new ArrayList<>();
     final BitSet ready = new BitSet();
     CommitLedger ledger;
     CommitLedger.Committed lastCommitted;
@@ -69,9 +75,11 @@ final class JobRun {
     /** Why the last restore from memory failed on a worker: the next one is from disk (null: none failed). */
     String memoryRefused;
 
-    private JobRun(JobRequest request, ActorRef<JobEvent> submitter, Path recordDir, JobRecord record) {
+    private JobRun(JobRequest request, ActorRef<JobEvent> submitter, ActorRef<JobEvent> observer, Path recordDir,
+                   JobRecord record) {
         this.request = request;
         this.submitter = submitter;
+        this.observer = observer;
         this.recordDir = recordDir;
         this.record = record;
         this.identity = record.identity();
@@ -88,8 +96,8 @@ final class JobRun {
      *
      * @throws RuntimeException naming what is wrong with the job
      */
-    static JobRun submitted(JobRequest job, ActorRef<JobEvent> submitter, RecoverySettings settings, long epoch,
-                            ActorRefResolver resolver) {
+    static JobRun submitted(JobRequest job, ActorRef<JobEvent> submitter, ActorRef<JobEvent> observer,
+                            RecoverySettings settings, long epoch, ActorRefResolver resolver) {
         JobIdentity id = JobIdentity.newJob(epoch);
         String dir = job.checkpointDir().isEmpty() ? settings.jobRoot().resolve(id.idHex()).toString() : job.checkpointDir();
         int interval = job.checkpointInterval() > 0 ? job.checkpointInterval() : settings.checkpointInterval();
@@ -112,14 +120,24 @@ final class JobRun {
             }
         }
         JobRecord record = new JobRecord(id, JobRecord.State.RUNNING, request, request.layout(), request.microbatches(), step,
-            resume, resolver.toSerializationFormat(submitter), List.of());
-        return new JobRun(request, submitter, Path.of(dir), record);
+            resume, resolver.toSerializationFormat(submitter),
+            observer == null ? "" : resolver.toSerializationFormat(observer), List.of());
+        return new JobRun(request, submitter, observer, Path.of(dir), record);
     }
 
     /** A job carried on from its record by a new coordinator incarnation. */
     static JobRun adopted(JobRecord record, Path recordDir, RecoverySettings settings, ActorRefResolver resolver) {
         ActorRef<JobEvent> submitter = resolver.resolveActorRef(record.submitter());
-        return new JobRun(record.spec(), submitter, recordDir, record);
+        ActorRef<JobEvent> observer = record.observer().isEmpty() ? null : resolver.resolveActorRef(record.observer());
+        return new JobRun(record.spec(), submitter, observer, recordDir, record);
+    }
+
+    /** Tells the submitter (and the observer, if any) an event of the job. */
+    void tell(JobEvent e) {
+        submitter.tell(e);
+        if (observer != null) {
+            observer.tell(e);
+        }
     }
 
     PipelineJobSpec spec() {

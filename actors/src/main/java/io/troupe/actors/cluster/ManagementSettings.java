@@ -95,11 +95,7 @@ public record ManagementSettings(boolean enabled, String hostname, int port, Boo
         if (!enabled) {
             return ConfigFactory.empty();
         }
-        // Pekko refuses to start when its modules' versions differ, and the build resolves pekko-discovery at
-        // 1.2.1 (the newest its Maven mirror serves) beside Pekko 1.7.0: the discovery API has been stable
-        // across 1.x, so here the check only warns. See the pom's note on pekko-discovery.
         Config c = ConfigFactory.empty()
-            .withValue("pekko.fail-mixed-versions", ConfigValueFactory.fromAnyRef(false))
             .withValue("pekko.management.http.hostname", ConfigValueFactory.fromAnyRef(hostname))
             .withValue("pekko.management.http.port", ConfigValueFactory.fromAnyRef(port))
             .withValue("pekko.management.http.bind-hostname", ConfigValueFactory.fromAnyRef(hostname))

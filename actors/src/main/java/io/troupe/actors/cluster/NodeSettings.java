@@ -97,6 +97,8 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             "pekko.loglevel = WARNING",
             "pekko.log-dead-letters = off",
             "pekko.coordinated-shutdown.exit-jvm = off",
+            // as reference.conf, whichever reference.conf the class path lists first (see the root pom)
+            "pekko.fail-mixed-versions = off",
             "pekko.cluster.configuration-compatibility-check.enforce-on-join = on",
             "pekko.cluster.configuration-compatibility-check.checkers.troupe-protocol = \""
                 + ProtocolVersionCheck.class.getName() + "\""))

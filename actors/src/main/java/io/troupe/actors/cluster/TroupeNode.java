@@ -29,16 +29,17 @@ public final class TroupeNode implements AutoCloseable {
     private final ActorSystem<Void> system;
     private final TransportNode transport;
     private final boolean ownsTransport;
-    private final ActorRef<CoordinatorActor.Command> coordinator;
+    /** Where jobs go (the first) and cancellations go (all): this node's gateway, or the seeds'. */
+    private final List<ActorRef<CoordinatorActor.Command>> gateways;
     private final String instanceId;
 
     private TroupeNode(ActorSystem<Void> system, TransportNode transport, boolean ownsTransport,
-                       ActorRef<CoordinatorActor.Command> coordinator) {
+                       List<ActorRef<CoordinatorActor.Command>> gateways) {
         this.system = system;
         this.instanceId = system.settings().config().getString(ProtocolVersionCheck.INSTANCE_KEY);
         this.transport = transport;
         this.ownsTransport = ownsTransport;
-        this.coordinator = coordinator;
+        this.gateways = List.copyOf(gateways);
     }
 
     /**
@@ -66,6 +67,9 @@ public final class TroupeNode implements AutoCloseable {
             SingletonActor<CoordinatorActor.Command> singleton = SingletonActor.of(CoordinatorActor.create(), "coordinator")
                 .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator"));
             ActorRef<CoordinatorActor.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(singleton);
+            if (ctx.getSystem().settings().config().getBoolean(DeadMemberProbe.ENABLED_KEY)) {
+                ctx.spawn(DeadMemberProbe.create(), "dead-member-probe");
+            }
             ActorRef<Object> gateway = ctx.spawn(gateway(coordinator), GATEWAY);
             proxy.complete(gateway.narrow());
             return Behaviors.empty();
@@ -93,7 +97,7 @@ public final class TroupeNode implements AutoCloseable {
             c.manager().tell(new org.apache.pekko.cluster.typed.Join(c.selfMember().address()));
         }
         try {
-            return new TroupeNode(system, transport, sharedTransport == null, proxy.get(30, TimeUnit.SECONDS));
+            return new TroupeNode(system, transport, sharedTransport == null, List.of(proxy.get(30, TimeUnit.SECONDS)));
         } catch (Exception e) {
             system.terminate();
             throw new IllegalStateException("node did not start: " + e.getMessage(), e);
@@ -103,20 +107,16 @@ public final class TroupeNode implements AutoCloseable {
     /** Name of every member's job gateway ({@code /user/jobs}): where clients send their jobs. */
     static final String GATEWAY = "jobs";
 
-    /** A relay of a job this gateway passed on has stopped. */
-    private record RelayStopped(ActorRef<JobEvent> submitter) {
-    }
-
     /**
      * Passes jobs and cancellations (from clients and from this node) to the coordinator singleton;
      * nothing else. A job naming a stage-module factory off the allow-list is answered with its
-     * refusal here, before any work. Each job's events come back through a relay on this node,
-     * which also publishes them on this node's event stream (where {@code io.troupe.actors.metrics}
-     * counts them).
+     * refusal here, before any work. The coordinator sends a job's events straight to its submitter
+     * (the job record names it, so a new coordinator incarnation reaches it too, whichever node the
+     * submitter talked to) and to an observer on this node, which publishes them on this node's
+     * event stream (where {@code io.troupe.actors.metrics} counts them).
      */
     private static Behavior<Object> gateway(ActorRef<CoordinatorActor.Command> coordinator) {
         return Behaviors.setup(ctx -> {
-            java.util.Map<ActorRef<JobEvent>, ActorRef<JobEvent>> relays = new java.util.HashMap<>();
             long[] jobs = {0};
             List<String> allowedModules = ctx.getSystem().settings().config()
                 .getStringList(StageModuleFactories.ALLOW_LIST_KEY);
@@ -124,16 +124,13 @@ public final class TroupeNode implements AutoCloseable {
                 if (m instanceof CoordinatorActor.SubmitJob s && refusedModule(s, allowedModules)) {
                     return Behaviors.same();
                 } else if (m instanceof CoordinatorActor.SubmitJob s) {
-                    ActorRef<JobEvent> relay = ctx.spawn(relay(s.replyTo()), "relay-" + jobs[0]++);
-                    ctx.watchWith(relay, new RelayStopped(s.replyTo()));
-                    relays.put(s.replyTo(), relay);
-                    coordinator.tell(new CoordinatorActor.SubmitJob(s.job(), relay));
+                    ActorRef<JobEvent> observer = ctx.spawn(observer(), "job-" + jobs[0]++);
+                    coordinator.tell(new CoordinatorActor.SubmitJob(s.job(), observer, s.replyTo()));
                 } else if (m instanceof CoordinatorActor.CancelJob x) {
-                    coordinator.tell(new CoordinatorActor.CancelJob(relays.getOrDefault(x.submitter(), x.submitter()), x.reason()));
-                } else if (m instanceof RelayStopped r) {
-                    relays.remove(r.submitter());
+                    coordinator.tell(x);
                 } else {
-                    ctx.getLog().warn("job gateway: ignored a {} (only jobs and cancellations pass)", m.getClass().getSimpleName());
+                    ctx.getLog().warn("job gateway: ignored a {} (only jobs and cancellations pass)",
+                        m.getClass().getSimpleName());
                 }
                 return Behaviors.same();
             });
@@ -154,11 +151,10 @@ public final class TroupeNode implements AutoCloseable {
         }
     }
 
-    /** Forwards a job's events to its submitter and publishes them on this node's event stream. */
-    private static Behavior<JobEvent> relay(ActorRef<JobEvent> submitter) {
+    /** Publishes a job's events on this node's event stream, up to its end. */
+    private static Behavior<JobEvent> observer() {
         return Behaviors.receive((ctx, e) -> {
             ctx.getSystem().eventStream().tell(new org.apache.pekko.actor.typed.eventstream.EventStream.Publish<>(e));
-            submitter.tell(e);
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
         });
     }
@@ -166,17 +162,22 @@ public final class TroupeNode implements AutoCloseable {
     /**
      * A client: an actor system that talks to the cluster without joining it (Artery only, no
      * membership), so it is never a member the split-brain resolver counts or downs, and its loss
-     * fails at most its own watch. Jobs go to the job gateway of the first seed; the coordinator
-     * answers to the client's address, so {@code hostname} must be one the nodes can reach.
+     * fails at most its own watch. Jobs go to the job gateway of the first seed, cancellations to
+     * the gateways of every seed (any of them may be gone). The coordinator sends events straight
+     * to the client's listener, from whichever node hosts it now, so the watch outlives the node
+     * the client talked to; {@code hostname} must be one the nodes can reach.
      */
     private static TroupeNode startClient(NodeSettings settings, Config base) {
         Config config = com.typesafe.config.ConfigFactory.parseString(String.join("\n", "pekko.actor.provider = remote",
                 "pekko.remote.warn-about-direct-use = off", "pekko.remote.warn-unsafe-watch-outside-cluster = off"))
             .withFallback(settings.pekkoConfig(base));
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), settings.systemName(), config);
-        ActorRef<CoordinatorActor.Command> gateway = org.apache.pekko.actor.typed.ActorRefResolver.get(system)
-            .resolveActorRef("pekko://" + settings.systemName() + "@" + settings.seeds().get(0) + "/user/" + GATEWAY);
-        return new TroupeNode(system, null, false, gateway);
+        List<ActorRef<CoordinatorActor.Command>> gateways = new java.util.ArrayList<>();
+        for (String seed : settings.seeds()) {
+            gateways.add(org.apache.pekko.actor.typed.ActorRefResolver.get(system)
+                .resolveActorRef("pekko://" + settings.systemName() + "@" + seed + "/user/" + GATEWAY));
+        }
+        return new TroupeNode(system, null, false, gateways);
     }
 
     /** host:port of this node's control plane (the port actually bound when 0 was asked). */
@@ -211,8 +212,12 @@ public final class TroupeNode implements AutoCloseable {
             events.accept(e);
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
         }), "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
-        coordinator.tell(new CoordinatorActor.SubmitJob(job, listener));
-        return () -> coordinator.tell(new CoordinatorActor.CancelJob(listener, "by the submitter"));
+        gateways.get(0).tell(new CoordinatorActor.SubmitJob(job, listener));
+        return () -> {
+            for (ActorRef<CoordinatorActor.Command> g : gateways) {
+                g.tell(new CoordinatorActor.CancelJob(listener, "by the submitter"));
+            }
+        };
     }
 
     /** Leaves the cluster and stops the actor system, then the data plane if this node owns it. */

@@ -119,11 +119,14 @@ public final class InferenceServer implements AutoCloseable {
                                         org.apache.pekko.actor.typed.Behavior<SchedulerActor.Command> guardian,
                                         ServeMetrics metrics, ExecutorService own, AutoCloseable owned,
                                         KvCachedGpt model) {
+        // fail-mixed-versions: pekko-discovery resolves at 1.2.1 beside Pekko 1.7.0 (see the pom); the
+        // reference.conf of this build says off, but another jar's reference.conf may come first on a classpath
         Config config = ConfigFactory.parseString("""
             pekko.loglevel = WARNING
             pekko.stdout-loglevel = WARNING
             pekko.actor.provider = local
             pekko.http.server.remote-address-header = off
+            pekko.fail-mixed-versions = off
             """).withFallback(ConfigFactory.load());
         ActorSystem<SchedulerActor.Command> system = ActorSystem.create(guardian, "troupe-serve", config);
         try {

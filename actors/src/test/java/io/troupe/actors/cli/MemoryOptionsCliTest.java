@@ -56,13 +56,15 @@ class MemoryOptionsCliTest {
     void shouldPrintTheMemoryPlanAndRecordThePeakUnderZero() throws IOException {
         Path out = tmp.resolve("z");
         Result r = run("train", "--model", "tiny", "--layout", "2x1", "--engine", "in-process",
-            "--zero", "1", "--batch", "4",
+            "--zero", "2", "--recompute", "full", "--batch", "4",
             "--steps", "3", "--threads", "2", "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("memory per rank: params ") && r.out().contains(" activations "), r.out());
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
         assertEquals(RunOutputs.CSV_HEADER + RunOutputs.PIPELINE_COLUMNS, csv.get(0));
         assertTrue(Double.parseDouble(TroupeCliTest.column(csv, 3, "mem_peak_mib")) > 0, csv.get(3));
+        String trace = Files.readString(out.resolve("trace.json"));
+        assertTrue(trace.contains("{\"name\":\"activations dp1 pp0\",\"ph\":\"C\""), "in-process counter tracks");
     }
 
     @Test
@@ -79,6 +81,9 @@ class MemoryOptionsCliTest {
             3, "grad_bytes_sent"));
         long i8 = Long.parseLong(TroupeCliTest.column(Files.readAllLines(int8.resolve("metrics.csv")),
             3, "grad_bytes_sent"));
+        String trace = Files.readString(none.resolve("trace.json"));
+        assertTrue(trace.contains("\"ph\":\"C\"") && trace.contains("\"name\":\"activations "),
+            "cluster counter tracks");
         System.out.printf("gradient bytes sent per step and rank: float32 %d, int8-ef %d (%.3fx)%n",
             f32, i8, (double) i8 / f32);
         assertTrue(f32 > 0 && i8 <= 0.27 * f32, f32 + " vs " + i8);

@@ -90,8 +90,8 @@ class ClusterFaultsTest {
     }
 
     /**
-     * The host of rank 0, or of rank 1 when rank 0 sits on the first seed: that node hosts the coordinator and the
-     * gateway the client's events come through, which the worker faults must leave alone.
+     * The host of rank 0, or of rank 1 when rank 0 sits on the first seed: that node hosts the coordinator, whose
+     * loss is the kill-coordinator case, so the worker faults leave it alone.
      */
     private ChildJvm workerAwayFromTheFirstSeed(JobEvent.Started started) {
         ChildJvm rank0 = hostOf(started, 0);
@@ -217,9 +217,6 @@ class ClusterFaultsTest {
     }
 
     @Test
-    @org.junit.jupiter.api.Disabled("since clients stopped joining, the client's events relay through the first seed's "
-        + "gateway, which dies with the coordinator's node: the new coordinator carries the job on but nothing reaches "
-        + "the client; passed (bitwise) before that change")
     void shouldFinishBitwiseWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
         survive("kill-coordinator", tmp, started -> {
             long t = System.nanoTime();

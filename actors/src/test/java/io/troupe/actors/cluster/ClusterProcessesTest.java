@@ -119,7 +119,6 @@ class ClusterProcessesTest {
      * Pipeline stages never shrink: with one of two pp ranks gone and no spare, recovery fails naming
      * why once the resolver has downed the lost member.
      */
-    @org.junit.jupiter.api.Disabled("times out on a clean checkout (the job's end does not reach the non-joining client when the lost member is the one its events relay through); passed in the branch that wrote it")
     @Test
     void shouldFailNamingTheLostMemberWhenTooFewWorkersAreLeftForOneReplica() throws Exception {
         List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1", "--role",
@@ -146,9 +145,10 @@ class ClusterProcessesTest {
         System.out.printf("worker SIGKILLed: job failed after %.1f s: %s; last committed step %d%n", detectS, f.reason(),
             f.lastCommittedStep());
         assertTrue(f.reason().contains("pp=2") && f.reason().contains("only 1"), f.reason());
-        // the first report names the member (downed) or its rank (a peer's data plane lost it first)
-        assertTrue(f.reason().contains(secondAddress) || f.reason().contains("peer rank 1 lost"),
-            "the fault names the lost member: " + f.reason());
+        // the first fault may be the member downed or a surviving rank's report that its peer is gone; either way
+        // the failure names the lost member
+        assertTrue(f.reason().contains(secondAddress), "the failure names the lost member " + secondAddress + ": "
+            + f.reason());
         assertTrue(detectS < 30, "failure detected and the regather given up within 30 s: " + detectS + " s");
         // The surviving node leaves cleanly on SIGTERM.
         first.process().destroy();

@@ -4,16 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
 import io.troupe.models.checkpoint.CheckpointDiff;
-import io.troupe.runtime.transport.TransportNode;
-import io.troupe.runtime.transport.TransportSettings;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -29,37 +25,19 @@ import org.junit.jupiter.api.io.TempDir;
  * a run without the fault.
  */
 @Timeout(300)
-@org.junit.jupiter.api.Disabled("after workers leave the coordinator's view only at their node's removal, a node closed in this JVM's embedded cluster is not seen as lost before the job ends (no second epoch); the multi-process kill-worker and stop-worker cases in ClusterFaultsTest cover recovery meanwhile")
 class ClusterRecoveryTest {
-    private final List<AutoCloseable> open = new ArrayList<>();
+    private EmbeddedCluster cluster;
 
     @AfterEach
-    void closeAll() throws Exception {
-        for (int i = open.size() - 1; i >= 0; i--) {
-            try {
-                open.get(i).close();
-            } catch (IllegalStateException alreadyClosed) {
-                // a node the test stopped itself
-            }
+    void closeAll() {
+        if (cluster != null) {
+            cluster.close();
         }
     }
 
     private List<TroupeNode> cluster(int nodes) {
-        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
-        open.add(transport);
-        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        List<TroupeNode> out = new ArrayList<>();
-        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
-            ConfigFactory.load(), transport);
-        open.add(first);
-        out.add(first);
-        for (int i = 1; i < nodes; i++) {
-            TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
-                ConfigFactory.load(), transport);
-            open.add(n);
-            out.add(n);
-        }
-        return out;
+        cluster = EmbeddedCluster.start(nodes);
+        return cluster.nodes();
     }
 
     private static JobRequest job(String layout, int steps, Path dir) {
@@ -150,12 +128,15 @@ class ClusterRecoveryTest {
     @Test
     void shouldGrowBackToTheRequestedLayoutAtTheNextCommitWhenAWorkerJoins(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);
+        // A joining node takes a second or two of cluster gossip before it can hold a rank, whatever the CPU. With 16
+        // micro-batches per replica (32 on the shrunk one) the shrunk epoch outlasts that many times over, so the job
+        // grows back at an early commit; with 4 it ran its 60 steps in about a second and sometimes ended first.
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            Troupe.using(nodes.get(0)).submit(job("2x1", 60, tmp.resolve("clean"), 16, 4)).await(Duration.ofSeconds(120)));
+            Troupe.using(nodes.get(0)).submit(job("2x1", 60, tmp.resolve("clean"), 64, 16)).await(Duration.ofSeconds(120)));
         CountDownLatch shrunk = new CountDownLatch(1);
         List<JobEvent.Started> starts = new java.util.concurrent.CopyOnWriteArrayList<>();
         CountDownLatch six = new CountDownLatch(6);
-        JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", 60, tmp.resolve("faulty"), 16, 4)).onEvent(e -> {
+        JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", 60, tmp.resolve("faulty"), 64, 16)).onEvent(e -> {
             if (e instanceof JobEvent.Started s) {
                 starts.add(s);
                 if (s.worldSize() == 1) {
@@ -168,10 +149,7 @@ class ClusterRecoveryTest {
         assertTrue(six.await(120, TimeUnit.SECONDS));
         nodes.get(1).close();
         assertTrue(shrunk.await(60, TimeUnit.SECONDS), "dp shrank to 1: " + starts);
-        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        TroupeNode joined = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(nodes.get(0).hostPort())),
-            ConfigFactory.load(), (io.troupe.runtime.transport.TransportNode) open.get(0));
-        open.add(joined);
+        cluster.addWorker();
         JobEvent end = h.await(Duration.ofSeconds(180));
         JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
         System.out.println("epochs " + starts.stream().map(s -> s.epoch() + ":" + s.worldSize()).toList());
@@ -182,7 +160,7 @@ class ClusterRecoveryTest {
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(fin.checkpoint()));
         System.out.println("shrank and grew back: " + d.summary());
         // 10 steps on the shrunk layout early in training, then 50 more: the rounding difference of the
-        // shrunk steps' other summation order grows with every step after (measured 3.9e-5 here)
+        // shrunk steps' other summation order grows with every step after (measured 2.1e-5 here)
         assertTrue(d.maxRel() <= 1e-4, d.summary());
     }
 }

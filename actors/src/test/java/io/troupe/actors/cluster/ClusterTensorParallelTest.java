@@ -3,7 +3,6 @@ package io.troupe.actors.cluster;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
-import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
@@ -14,8 +13,6 @@ import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
 import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.transport.TransportNode;
-import io.troupe.runtime.transport.TransportSettings;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -39,21 +36,9 @@ class ClusterTensorParallelTest {
     }
 
     private List<TroupeNode> cluster(int nodes) {
-        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
-        open.add(transport);
-        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        List<TroupeNode> out = new ArrayList<>();
-        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
-            ConfigFactory.load(), transport);
-        open.add(first);
-        out.add(first);
-        for (int i = 1; i < nodes; i++) {
-            TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
-                ConfigFactory.load(), transport);
-            open.add(n);
-            out.add(n);
-        }
-        return out;
+        EmbeddedCluster c = EmbeddedCluster.start(nodes);
+        open.add(c);
+        return c.nodes();
     }
 
     private void trainAndCompare(String layout, int nodes, int steps) throws Exception {

@@ -47,21 +47,9 @@ class ClusterTrainingTest {
     }
 
     private List<TroupeNode> cluster(int nodes) {
-        TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
-        open.add(transport);
-        NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        List<TroupeNode> out = new ArrayList<>();
-        TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
-            ConfigFactory.load(), transport);
-        open.add(first);
-        out.add(first);
-        for (int i = 1; i < nodes; i++) {
-            TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
-                ConfigFactory.load(), transport);
-            open.add(n);
-            out.add(n);
-        }
-        return out;
+        EmbeddedCluster c = EmbeddedCluster.start(nodes);
+        open.add(c);
+        return c.nodes();
     }
 
     @Test

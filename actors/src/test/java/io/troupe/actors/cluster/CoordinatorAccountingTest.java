@@ -142,7 +142,8 @@ class CoordinatorAccountingTest {
     void shouldWriteTheJobRecordAtomicallyAndReadItBack(@TempDir Path dir) throws Exception {
         JobRequest spec = new JobRequest("tiny", "2x2", 1, "1f1b", 4, 16, 30, 3e-3f, 3e-4f, 2, 1f, 9, "", "", 10,
             dir.toString(), 60_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none", true, 2, 3);
-        JobRecord r = new JobRecord(JOB, JobRecord.State.RUNNING, spec, "2x2", 4, 0, "", "pekko://t@h:1/user/x#1", List.of());
+        JobRecord r = new JobRecord(JOB, JobRecord.State.RUNNING, spec, "2x2", 4, 0, "", "pekko://t@h:1/user/x#1",
+            "pekko://t@h:2/user/jobs/job-0#2", List.of());
         r.write(dir);
         JobRecord later = r.withCommit(10, dir.resolve("step-00000010").toString())
             .withFault(new JobRecord.Fault(2, 1_700_000_000_000L, "member \"x\" removed"))

@@ -54,7 +54,8 @@ class NodeSettingsTest {
         String k8s = java.nio.file.Files.readString(dir.resolve("k8s/troupe.yaml"));
         String nodeConf = k8s.substring(k8s.indexOf("node.conf: |") + "node.conf: |".length(), k8s.indexOf("---", k8s.indexOf("node.conf: |")));
         var pod = ConfigFactory.parseString(nodeConf.stripIndent()).withFallback(ConfigFactory.load()).resolve();
-        assertEquals(List.of("troupe-0.troupe:25520"), NodeSettings.from(pod).seeds());
+        assertEquals(List.of(), NodeSettings.from(pod).seeds(), "pods find each other by Kubernetes bootstrap");
+        assertTrue(ManagementSettings.from(pod).bootstrapsOnKubernetes());
         assertEquals(io.aeron.driver.ThreadingMode.SHARED_NETWORK, TransportConfig.from(pod).threadingMode());
     }
 

@@ -1,7 +1,9 @@
 package io.troupe.actors.bench;
 
+import io.troupe.actors.cli.Options;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.gpt.GptConfig;
@@ -13,6 +15,7 @@ import io.troupe.models.train.TrainConfig;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 
 /**
  * {@code scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]}: the model on
@@ -32,23 +35,13 @@ public final class MemoryBench {
     }
 
     public static void main(String[] args) {
-        String model = "big";
-        int steps = 10;
-        int warmup = 3;
-        int threads = 1;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--model" -> model = args[++i];
-                case "--steps" -> steps = Integer.parseInt(args[++i]);
-                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
-                case "--threads" -> threads = Integer.parseInt(args[++i]);
-                default -> {
-                    System.err.println(
-                        "usage: scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]");
-                    System.exit(2);
-                }
-            }
-        }
+        Options o = BenchOptions.parse(args, "memory",
+            "usage: scripts/bench memory [--model big] [--steps N] [--warmup N] [--threads T]",
+            Set.of("model", "steps", "warmup", "threads"), Set.of());
+        String model = o.get("model", "big");
+        int steps = o.getInt("steps", 10);
+        int warmup = o.getInt("warmup", 3);
+        int threads = o.getInt("threads", 1);
         GptConfig cfg = GptConfig.preset(model);
         int total = warmup + steps;
         TrainConfig train = new TrainConfig(cfg, cfg.defaultBatchSize(), 1, total, 1e-3f, 1e-4f, 1, 1f, 7, 0, 1, 0,

@@ -2,6 +2,7 @@ package io.troupe.actors.bench;
 
 import io.troupe.actors.serve.InferenceServer;
 import io.troupe.actors.serve.ServeSettings;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.Median;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.Checkpoints;
@@ -27,6 +28,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -323,19 +325,9 @@ public final class ServeBench {
     }
 
     private static Map<String, String> parse(String[] args) {
-        Map<String, String> o = new java.util.HashMap<>();
-        java.util.Set<String> known = java.util.Set.of("clients", "requests", "prompt-bytes", "max-tokens",
-            "max-batch", "quantize",
+        Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat");
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            if (!a.startsWith("--") || i + 1 >= args.length || !known.contains(a.substring(2))) {
-                System.err.println("serve bench: bad option '" + a + "'; known: --" + String.join(", --",
-                    new java.util.TreeSet<>(known)));
-                System.exit(2);
-            }
-            o.put(a.substring(2), args[++i]);
-        }
-        return o;
+        return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
+            + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }
 }

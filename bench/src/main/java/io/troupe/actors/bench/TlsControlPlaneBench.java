@@ -6,8 +6,10 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cli.Options;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
+import io.troupe.bench.BenchOptions;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import java.nio.charset.StandardCharsets;
@@ -18,6 +20,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -35,15 +38,10 @@ public final class TlsControlPlaneBench {
     }
 
     public static void main(String[] args) throws Exception {
-        int rounds = 3;
-        int steps = 60;
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            switch (args[i]) {
-                case "--rounds" -> rounds = Integer.parseInt(args[i + 1]);
-                case "--steps" -> steps = Integer.parseInt(args[i + 1]);
-                default -> throw new IllegalArgumentException("unknown option " + args[i] + " (--rounds R, --steps N)");
-            }
-        }
+        Options o = BenchOptions.parse(args, "tls", "usage: scripts/bench tls [--rounds R] [--steps N]",
+            Set.of("rounds", "steps"), Set.of());
+        int rounds = o.getInt("rounds", 3);
+        int steps = o.getInt("steps", 60);
         if (steps < 20) {
             throw new IllegalArgumentException("--steps must be >= 20: steps=" + steps);
         }

@@ -1,5 +1,7 @@
 package io.troupe.models.bench;
 
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.Median;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
@@ -16,6 +18,7 @@ import io.troupe.models.infer.StepBatch;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
@@ -39,27 +42,16 @@ public final class DecodeStepBench {
     private static boolean cpuTime;
 
     public static void main(String[] args) {
-        String model = "small";
-        Quantization q = Quantization.NONE;
-        int threads = Runtime.getRuntime().availableProcessors();
-        int rounds = 6;
-        int promptTokens = 32;
-        int maxTokens = 32;
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            switch (args[i]) {
-                case "--model" -> model = args[i + 1];
-                case "--quantize" -> q = Quantization.parse(args[i + 1]);
-                case "--threads" -> threads = Integer.parseInt(args[i + 1]);
-                case "--rounds" -> rounds = Integer.parseInt(args[i + 1]);
-                case "--prompt-bytes" -> promptTokens = Integer.parseInt(args[i + 1]);
-                case "--max-tokens" -> maxTokens = Integer.parseInt(args[i + 1]);
-                default -> {
-                    System.err.println("decode bench: unknown option '" + args[i]
-                        + "'; known: --model --quantize --threads --rounds --prompt-bytes --max-tokens");
-                    System.exit(2);
-                }
-            }
-        }
+        Options o = BenchOptions.parse(args, "decode",
+            "usage: scripts/bench decode [--model M] [--quantize none|int8] [--threads T] [--rounds N]"
+                + " [--prompt-bytes N] [--max-tokens N]",
+            Set.of("model", "quantize", "threads", "rounds", "prompt-bytes", "max-tokens"), Set.of());
+        String model = o.get("model", "small");
+        Quantization q = o.has("quantize") ? Quantization.parse(o.get("quantize")) : Quantization.NONE;
+        int threads = o.getInt("threads", Runtime.getRuntime().availableProcessors());
+        int rounds = o.getInt("rounds", 6);
+        int promptTokens = o.getInt("prompt-bytes", 32);
+        int maxTokens = o.getInt("max-tokens", 32);
         cpuTime = threads == 1;
         GptConfig cfg = GptConfig.preset(model);
         float[] flat = new float[(int) ParameterLayout.full(cfg).numel()];

@@ -1,6 +1,8 @@
 package io.troupe.models.bench;
 
 import com.sun.management.OperatingSystemMXBean;
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.BenchRecipe;
 import io.troupe.bench.Median;
 import io.troupe.models.data.Corpora;
@@ -17,6 +19,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]
@@ -47,28 +50,15 @@ public final class StepBench {
     }
 
     public static void main(String[] args) {
-        String model = "small";
-        int threads = 1;
-        int steps = 20;
-        int warmup = 5;
-        int maxWarmup = 200;
-        int rounds = 3;
-        String python = System.getenv("TROUPE_BENCH_PYTHON");
-        for (int i = 0; i < args.length; i++) {
-            if (i + 1 >= args.length) {
-                throw new IllegalArgumentException("option '" + args[i] + "' needs a value: " + USAGE);
-            }
-            switch (args[i]) {
-                case "--model" -> model = args[++i];
-                case "--threads" -> threads = Integer.parseInt(args[++i]);
-                case "--steps" -> steps = Integer.parseInt(args[++i]);
-                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
-                case "--max-warmup" -> maxWarmup = Integer.parseInt(args[++i]);
-                case "--rounds" -> rounds = Integer.parseInt(args[++i]);
-                case "--python" -> python = args[++i];
-                default -> throw new IllegalArgumentException("unknown option '" + args[i] + "': " + USAGE);
-            }
-        }
+        Options o = BenchOptions.parse(args, "step", USAGE,
+            Set.of("model", "threads", "steps", "warmup", "max-warmup", "rounds", "python"), Set.of());
+        String model = o.get("model", "small");
+        int threads = o.getInt("threads", 1);
+        int steps = o.getInt("steps", 20);
+        int warmup = o.getInt("warmup", 5);
+        int maxWarmup = o.getInt("max-warmup", 200);
+        int rounds = o.getInt("rounds", 3);
+        String python = o.get("python", System.getenv("TROUPE_BENCH_PYTHON"));
         if (threads < 1 || steps < 1 || warmup < 0 || maxWarmup < warmup || rounds < 1) {
             throw new IllegalArgumentException("need threads >= 1, steps >= 1, warmup >= 0, max-warmup >= warmup,"
                 + " rounds >= 1: threads=" + threads + ", steps=" + steps + ", warmup=" + warmup + ", max-warmup="

@@ -1,6 +1,8 @@
 package io.troupe.runtime.bench;
 
 import io.aeron.driver.ThreadingMode;
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.ByteSize;
 import io.troupe.bench.Median;
 import io.troupe.runtime.transport.Crc32cCalculator;
@@ -9,6 +11,7 @@ import io.troupe.runtime.transport.FrameMac;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import java.util.Locale;
+import java.util.Set;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 import org.agrona.UnsafeApi;
@@ -19,9 +22,9 @@ import org.agrona.UnsafeApi;
  * for the choice), then tensor throughput over UDP loopback with CRC32C (the default, the baseline) and
  * with every frame tagged, alternating in the same run, and their ratio.
  *
- * <p>Arguments {@code key=value}: {@code size=} tensor bytes (default 16m), {@code rounds=} alternations
- * (default 3), {@code runs=} timed runs per measurement (default 5), {@code warm=} bytes sent before
- * timing (default 512m), {@code chunk=} (default 1m, the data plane's default).
+ * <p>Options: {@code --size} tensor bytes (default 16m), {@code --rounds} alternations (default 3),
+ * {@code --runs} timed runs per measurement (default 5), {@code --warm} bytes sent before timing (default
+ * 512m), {@code --chunk} (default 1m, the data plane's default); {@code --help}.
  */
 public final class FrameMacBench {
     private static final int MIB = 1024 * 1024;
@@ -30,23 +33,14 @@ public final class FrameMacBench {
     }
 
     public static void main(String[] args) throws Exception {
-        long size = 16L * MIB;
-        int rounds = 3;
-        int runs = 5;
-        long warm = 512L * MIB;
-        long chunk = MIB;
-        for (String arg : args) {
-            String[] kv = arg.split("=", 2);
-            switch (kv[0]) {
-                case "size" -> size = ByteSize.parse(kv[1]);
-                case "rounds" -> rounds = Integer.parseInt(kv[1]);
-                case "runs" -> runs = Integer.parseInt(kv[1]);
-                case "warm" -> warm = ByteSize.parse(kv[1]);
-                case "chunk" -> chunk = ByteSize.parse(kv[1]);
-                default -> throw new IllegalArgumentException(
-                    "unknown argument (size=, rounds=, runs=, warm=, chunk=): " + arg);
-            }
-        }
+        Options o = BenchOptions.parse(args, "auth",
+            "usage: scripts/bench auth [--size BYTES] [--rounds N] [--runs N] [--warm BYTES] [--chunk BYTES]"
+                + " (sizes as 65504, 64k, 4m)", Set.of("size", "rounds", "runs", "warm", "chunk"), Set.of());
+        long size = ByteSize.parse(o.get("size", "16m"));
+        int rounds = o.getInt("rounds", 3);
+        int runs = o.getInt("runs", 5);
+        long warm = ByteSize.parse(o.get("warm", "512m"));
+        long chunk = ByteSize.parse(o.get("chunk", "1m"));
         kernels();
         TransportSettings crc = TransportSettings.defaults()
             .withThreadingMode(TransportBench.MULTI_HOST_MODE)

@@ -1,6 +1,8 @@
 package io.troupe.runtime.bench;
 
 import io.aeron.driver.ThreadingMode;
+import io.troupe.actors.cli.Options;
+import io.troupe.bench.BenchOptions;
 import io.troupe.bench.ByteSize;
 import io.troupe.bench.Median;
 import io.troupe.runtime.tensor.DType;
@@ -14,6 +16,8 @@ import io.troupe.runtime.transport.TransportSettings;
 import io.troupe.runtime.transport.WorkerTransport;
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.agrona.UnsafeApi;
 import org.agrona.concurrent.Agent;
@@ -68,8 +72,17 @@ public final class TransportBench {
         String only = "";
         int runs = 10;
         long warmBytes = 2048L * MIB;
-        for (String arg : args) {
-            String[] kv = arg.split("=", 2);
+        // key=value (as documented) or --key value / --key=value: one parser either way
+        String[] dashed = new String[args.length];
+        for (int i = 0; i < args.length; i++) {
+            dashed[i] = args[i].startsWith("-") ? args[i] : "--" + args[i];
+        }
+        Options o = BenchOptions.parse(dashed, "transport", "usage: scripts/bench transport [term=64m] [chunk=4m]"
+            + " [mtu=64k] [sockbuf=4m] [window=4m] [mode=SHARED|SHARED_NETWORK|DEDICATED] [runs=10] [warm=2g]"
+            + " [only=ipc|udp]", Set.of("term", "chunk", "mtu", "sockbuf", "window", "mode", "only", "runs", "warm"),
+            Set.of());
+        for (Map.Entry<String, String> option : o.all().entrySet()) {
+            String[] kv = {option.getKey(), option.getValue()};
             switch (kv[0]) {
                 case "term" -> termBytes = ByteSize.parse(kv[1]);
                 case "chunk" -> chunkBytes = ByteSize.parse(kv[1]);
@@ -80,8 +93,7 @@ public final class TransportBench {
                 case "only" -> only = kv[1];
                 case "runs" -> runs = Integer.parseInt(kv[1]);
                 case "warm" -> warmBytes = ByteSize.parse(kv[1]);
-                default -> throw new IllegalArgumentException(
-                    "unknown argument (term=, chunk=, mtu=, sockbuf=, window=, mode=, runs=, warm=, only=): " + arg);
+                default -> throw new IllegalStateException("option not handled: " + kv[0]);
             }
         }
         String loadAverage = loadAverage();

@@ -16,13 +16,15 @@ import java.nio.charset.StandardCharsets;
  *  20  entry count        int32
  *  24  entries: name length int32, name UTF-8, rank int32, dims int32[rank],
  *      param float32[n], m float32[n], v float32[n]
+ *      (version 2) the block checksums ({@link ShardBlockCrcs}), so a partial read checks what it reads
  * </pre>
+ * Version 1 files (no block checksums) are still read.
  * Decoding checks every length against the bytes present, so a truncated file is refused with the
  * offset where it ends.
  */
 final class ShardCodec {
     static final byte[] MAGIC = "TRPSHARD".getBytes(StandardCharsets.US_ASCII);
-    static final int VERSION = 1;
+    static final int VERSION = 2;
 
     private ShardCodec() {
     }
@@ -50,7 +52,11 @@ final class ShardCodec {
                 }
             }
             out.flush();
-            return bytes.toByteArray();
+            byte[] body = bytes.toByteArray();
+            byte[] trailer = ShardBlockCrcs.trailer(body);
+            byte[] all = java.util.Arrays.copyOf(body, body.length + trailer.length);
+            System.arraycopy(trailer, 0, all, body.length, trailer.length);
+            return all;
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
@@ -65,9 +71,16 @@ final class ShardCodec {
             throw new CheckpointException(file + ": not a Troupe shard (bad magic)");
         }
         int version = bb.getInt();
-        if (version != VERSION) {
-            throw new CheckpointException(file + ": unsupported shard version " + version + " (this build reads "
+        if (version != 1 && version != VERSION) {
+            throw new CheckpointException(file + ": unsupported shard version " + version + " (this build reads 1 to "
                 + VERSION + ")");
+        }
+        if (version == VERSION) {
+            ShardBlockCrcs blocks = ShardBlockCrcs.parse(data, file);
+            for (int k = 0; k < blocks.crcs().length; k++) {
+                blocks.check(k, ByteBuffer.wrap(data, k * blocks.blockBytes(), blocks.blockLength(k)), file);
+            }
+            bb.limit((int) blocks.bodyEnd());
         }
         ShardState s = new ShardState(bb.getLong());
         int count = bb.getInt();

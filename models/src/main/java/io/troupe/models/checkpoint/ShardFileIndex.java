@@ -27,11 +27,14 @@ final class ShardFileIndex {
     final Path file;
     final long optimizerStep;
     final Map<String, Location> entries;
+    /** The file's block checksums, or null for a version-1 file (which has none). */
+    final ShardBlockCrcs blocks;
 
-    private ShardFileIndex(Path file, long optimizerStep, Map<String, Location> entries) {
+    private ShardFileIndex(Path file, long optimizerStep, Map<String, Location> entries, ShardBlockCrcs blocks) {
         this.file = file;
         this.optimizerStep = optimizerStep;
         this.entries = entries;
+        this.blocks = blocks;
     }
 
     static ShardFileIndex scan(FileChannel ch, Path file) throws IOException {
@@ -43,8 +46,12 @@ final class ShardFileIndex {
             throw new CheckpointException(file + ": not a Troupe shard (bad magic)");
         }
         int version = head.getInt();
-        if (version != ShardCodec.VERSION) {
+        if (version != 1 && version != ShardCodec.VERSION) {
             throw new CheckpointException(file + ": unsupported shard version " + version);
+        }
+        ShardBlockCrcs blocks = version == 1 ? null : ShardBlockCrcs.read(ch, file);
+        if (blocks != null) {
+            size = blocks.bodyEnd();
         }
         long step = head.getLong();
         int count = head.getInt();
@@ -88,7 +95,7 @@ final class ShardFileIndex {
         if (pos != size) {
             throw new CheckpointException(file + ": " + (size - pos) + " unexpected trailing bytes");
         }
-        return new ShardFileIndex(file, step, out);
+        return new ShardFileIndex(file, step, out, blocks);
     }
 
     static ByteBuffer read(FileChannel ch, long pos, int len, long size, Path file, String what) throws IOException {

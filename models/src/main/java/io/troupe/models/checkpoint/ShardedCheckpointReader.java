@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -38,7 +39,8 @@ import java.util.regex.Pattern;
  *
  * <p>Integrity: every file's size is checked against the manifest, and entry headers and lengths are
  * checked as they are read. The CRC32C of a whole file is checked by {@link Checkpoints#load}, which
- * reads whole files; a partial read cannot check it. Not thread-safe.
+ * reads whole files; a partial read checks instead the CRC32C of every 64 KiB block it reads from
+ * ({@link ShardBlockCrcs}, version-2 shards), each once, before using its bytes. Not thread-safe.
  */
 public final class ShardedCheckpointReader implements AutoCloseable {
     private static final Pattern SHARD = Pattern.compile("shard-g(\\d+)(?:-t(\\d+))?\\.bin");
@@ -52,8 +54,11 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     private long optimizerStep = -1;
     private long bytesRead;
 
-    private record Source(FileChannel channel, Path file, ShardFileIndex.Location location) {
+    private record Source(FileChannel channel, Path file, ShardFileIndex.Location location, ShardFileIndex index) {
     }
+
+    /** Blocks of each file whose CRC32C was checked (each is checked once, before its first use). */
+    private final Map<Path, BitSet> checked = new HashMap<>();
 
     /** The file of model stage {@code modelStage}, tp member {@code tpIndex} of {@code tpSize}. */
     public static String shardFileName(int modelStage, int tpSize, int tpIndex) {
@@ -117,7 +122,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
             ShardFileIndex idx = ShardFileIndex.scan(ch, p);
             optimizerStep = idx.optimizerStep;
             for (ShardFileIndex.Location loc : idx.entries.values()) {
-                sources.computeIfAbsent(loc.name(), k -> new Source[sourceTp])[tpIndex] = new Source(ch, p, loc);
+                sources.computeIfAbsent(loc.name(), k -> new Source[sourceTp])[tpIndex] = new Source(ch, p, loc, idx);
             }
         }
     }
@@ -208,10 +213,27 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     }
 
     private void readFloats(Source s, long offsetBytes, float[] dst, int dstOffset, int count) throws IOException {
+        check(s, offsetBytes, count * 4L);
         ByteBuffer bb = ShardFileIndex.read(s.channel(), offsetBytes, count * 4, s.channel().size(), s.file(),
             "payload");
         bb.asFloatBuffer().get(dst, dstOffset, count);
         bytesRead += count * 4L;
+    }
+
+    /** Checks the CRC32C of every block of {@code s}'s file that bytes [offset, offset + length) touch, once. */
+    private void check(Source s, long offsetBytes, long length) throws IOException {
+        ShardBlockCrcs b = s.index().blocks;
+        if (b == null || length <= 0) {
+            return; // a version-1 file has no block checksums (Checkpoints.load checks it whole)
+        }
+        BitSet done = checked.computeIfAbsent(s.file(), k -> new BitSet());
+        int first = (int) (offsetBytes / b.blockBytes());
+        int last = (int) ((offsetBytes + length - 1) / b.blockBytes());
+        for (int k = done.nextClearBit(first); k <= last; k = done.nextClearBit(k + 1)) {
+            b.check(k, ShardFileIndex.read(s.channel(), (long) k * b.blockBytes(), b.blockLength(k), b.bodyEnd(),
+                s.file(), "block " + k), s.file().toString());
+            done.set(k);
+        }
     }
 
     @Override

@@ -8,9 +8,10 @@ import java.util.List;
 /**
  * The {@link GradientArena} of a GPT stage: what B writes resident (the LayerNorms, and mlp.fc's
  * bias, formed with the GELU backward); the groups that W writes between two reports, in W's order
- * (lm_head; per block from the last: mlp.proj, mlp.fc's weight, attn.proj, attn.qkv, each weight with its bias; the position then token embeddings),
- * merged greedily into buckets of at most {@code bucketElements} floats (a larger group is a bucket
- * of its own). Every bucket starts at the same offset, just after the resident region.
+ * (lm_head; per block from the last: mlp.proj, mlp.fc's weight, attn.proj, attn.qkv, each weight
+ * with its bias; the position then token embeddings), merged greedily into buckets of at most
+ * {@code bucketElements} floats (a larger group is a bucket of its own). Every bucket starts at the
+ * same offset, just after the resident region.
  */
 final class GptGradientArena {
     private GptGradientArena() {

@@ -146,6 +146,33 @@ class ReshardingCheckpointTest {
         }
     }
 
+    /**
+     * A partial read checks what it reads: one byte flipped on disk inside a split tensor (the manifest
+     * untouched) is refused by the block checksum of the member that reads it, naming file and block.
+     */
+    @Test
+    void shouldRefuseACorruptByteInTheSliceItReadsNamingTheBlock() throws java.io.IOException {
+        ParallelParameterLayout layout = ParallelParameterLayout.gpt(CFG, StagePartition.balanced(CFG, 1), false);
+        Map<String, float[][]> full = fullModel(layout);
+        Path ckpt = write(full, 1, 1);
+        Path shard = ckpt.resolve(ShardedCheckpointReader.shardFileName(0, 1, 0));
+        byte[] bytes = java.nio.file.Files.readAllBytes(shard);
+        int at = bytes.length / 2;
+        bytes[at] ^= 0x10;
+        java.nio.file.Files.write(shard, bytes);
+        CheckpointException e = assertThrows(CheckpointException.class, () -> {
+            for (int i = 0; i < 2; i++) {
+                try (ShardedCheckpointReader r = ShardedCheckpointReader.open(ckpt)) {
+                    r.read(layout.local(0, 2, i));
+                }
+            }
+        });
+        assertTrue(e.getMessage().contains("corrupt bytes in block " + at / (64 * 1024))
+            && e.getMessage().contains(shard.getFileName().toString()), e.getMessage());
+        // the whole-file reader refuses it too
+        assertThrows(CheckpointException.class, () -> Checkpoints.load(ckpt));
+    }
+
     @Test
     void shouldRefuseACheckpointWithoutTheParameterNamingIt() {
         ParallelParameterLayout layout = ParallelParameterLayout.gpt(CFG, StagePartition.balanced(CFG, 1), false);

@@ -52,7 +52,8 @@ public enum DropReason {
     /**
      * The frame's {@link FrameMac} tag does not match its header and payload: sent without the cluster's key,
      * or altered on the way. A chunk is checked once whole; a failed one is dropped with the tensor it was
-     * filling, and nobody is told the tensor is corrupt (a stranger's frame says nothing of the real sender).
+     * filling. The listener is told the tensor is corrupt only when an earlier chunk of the same publication
+     * passed (a key holder's frame damaged in transit); a stranger's frames say nothing of the real sender.
      */
     BAD_MAC;
 

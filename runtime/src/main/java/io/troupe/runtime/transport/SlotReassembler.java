@@ -88,6 +88,7 @@ final class SlotReassembler {
         int payload = d.payloadBytes();
         copy(buffer, offset + TensorFrameDescriptor.HEADER_LENGTH, slot.address + chunkOffset, payload);
         if (end) {
+            st.macProven |= mac != null; // checked whole on arrival
             completeChunk(st, slot, chunkOffset, chunkBytes, d.crcPresent(), f.chunkCrc());
         } else {
             st.inMessage = true;
@@ -125,12 +126,30 @@ final class SlotReassembler {
                 counters.drops.increment(DropReason.CHUNK_LENGTH_MISMATCH);
                 pool.recycle(slot);
             } else if (st.macPending && !tagMatches(st, slot)) {
-                counters.drops.increment(DropReason.BAD_MAC); // a stranger's chunk: nobody waits on it
-                pool.recycle(slot);
+                counters.drops.increment(DropReason.BAD_MAC);
+                if (st.macProven) { // a key holder's chunk damaged on the way: whoever waits may fail now
+                    reportCorrupt(slot, DropReason.BAD_MAC);
+                } else { // possibly a stranger's: it says nothing about the real sender's tensor
+                    pool.recycle(slot);
+                }
             } else {
+                st.macProven |= st.macPending;
                 completeChunk(st, slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent,
                     st.chunkCrc);
             }
+        }
+    }
+
+    /** Recycles the slot of a tensor that can never complete and tells the listener at once. */
+    private void reportCorrupt(ReceiveSlot slot, DropReason reason) {
+        int source = slot.sourceRank;
+        FrameKind kind = slot.kind;
+        long key = slot.tensorKey;
+        pool.recycle(slot);
+        try {
+            listener.onTensorCorrupted(source, kind, key, reason);
+        } catch (Throwable t) {
+            counters.onError(t);
         }
     }
 
@@ -217,15 +236,7 @@ final class SlotReassembler {
                                int crc) {
         if (crcEnabled && crcPresent && frame.crc32c(slot.address + chunkOffset, chunkBytes) != crc) {
             counters.drops.increment(DropReason.BAD_CHUNK_CRC);
-            int source = slot.sourceRank;
-            FrameKind kind = slot.kind;
-            long key = slot.tensorKey;
-            pool.recycle(slot);
-            try {
-                listener.onTensorCorrupted(source, kind, key, DropReason.BAD_CHUNK_CRC);
-            } catch (Throwable t) {
-                counters.onError(t);
-            }
+            reportCorrupt(slot, DropReason.BAD_CHUNK_CRC);
             return;
         }
         slot.receivedBytes = chunkOffset + chunkBytes;

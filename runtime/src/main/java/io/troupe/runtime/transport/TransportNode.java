@@ -155,10 +155,13 @@ public final class TransportNode implements AutoCloseable {
             .publicationConnectionTimeoutNs(peerLostNs)
             .publicationLingerTimeoutNs(Math.min(peerLostNs, TimeUnit.SECONDS.toNanos(5)))
             .errorHandler(errorHandler);
-        if (s.udpLossRate() > 0) {
+        if (s.udpLossRate() > 0 || s.udpCorruptNth() > 0) {
             // chaos testing: received data frames dropped at random before Aeron sees them; status
-            // messages and NAKs pass, so every loss must be repaired by retransmission
-            LossGenerator dataLoss = new RandomLossGenerator(s.udpLossRate(), dir.hashCode());
+            // messages and NAKs pass, so every loss must be repaired by retransmission. The n-th data
+            // frame has one payload byte flipped (and is kept): only the frame's own checks can catch it.
+            LossGenerator random = s.udpLossRate() > 0 ? new RandomLossGenerator(s.udpLossRate(), dir.hashCode())
+                : (address, buffer, length) -> false;
+            LossGenerator dataLoss = s.udpCorruptNth() > 0 ? new FrameCorrupter(s.udpCorruptNth(), random) : random;
             LossGenerator noLoss = (address, buffer, length) -> false;
             context.receiveChannelEndpointSupplier((channel, dispatcher, status, ctx) ->
                 new DebugReceiveChannelEndpoint(channel, dispatcher, status, ctx, dataLoss, noLoss));
@@ -196,13 +199,25 @@ public final class TransportNode implements AutoCloseable {
             } catch (NumberFormatException e) {
                 continue;
             }
-            if (pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).isEmpty()
-                && !CommonContext.isDriverActive(f, TimeUnit.SECONDS.toMillis(10), s -> { })) {
+            if (pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).isEmpty() && !driverActive(f)) {
                 IoUtil.delete(f, true);
                 deleted++;
             }
         }
         return deleted;
+    }
+
+    /**
+     * Whether a live driver uses {@code dir}. A directory whose process is gone may hold a CnC file
+     * that was never initialised (the process died as its driver started) or one another sweep is
+     * deleting right now: Aeron throws on those, and neither has a live driver.
+     */
+    private static boolean driverActive(File dir) {
+        try {
+            return CommonContext.isDriverActive(dir, TimeUnit.SECONDS.toMillis(10), s -> { });
+        } catch (io.aeron.exceptions.AeronException | IllegalStateException e) {
+            return false;
+        }
     }
 
     private static String nodeIdFor(String dir) {

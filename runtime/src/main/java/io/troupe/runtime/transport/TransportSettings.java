@@ -70,6 +70,10 @@ import java.util.function.Consumer;
  *                               frames with no tag ({@link DropReason#MISSING_MAC}) or a wrong one
  *                               ({@link DropReason#BAD_MAC}); the tag replaces CRC32C there. IPC frames never
  *                               leave the host and carry none. Printing the settings never shows the key
+ * @param udpCorruptNth          chaos testing: the n-th UDP data frame this node's embedded driver receives
+ *                               gets one byte of its payload flipped, once, before Aeron sees it (the frame's
+ *                               CRC32C or MAC must refuse it and the tensor it belongs to fail at once);
+ *                               0 (default) is off
  */
 public record TransportSettings(
     String aeronDir,
@@ -94,7 +98,8 @@ public record TransportSettings(
     int loopbackMtuBytes,
     long ipcRingMinBytes,
     double udpLossRate,
-    FrameAuthKey authKey) {
+    FrameAuthKey authKey,
+    long udpCorruptNth) {
 
     /** Aeron's largest UDP payload, the upper bound of an MTU. */
     public static final int MAX_MTU_BYTES = 65504;
@@ -168,6 +173,9 @@ public record TransportSettings(
         if (!(udpLossRate >= 0 && udpLossRate < 1)) {
             throw new IllegalArgumentException("udpLossRate must be in [0, 1): udpLossRate=" + udpLossRate);
         }
+        if (udpCorruptNth < 0) {
+            throw new IllegalArgumentException("udpCorruptNth must be >= 0 (0: off): udpCorruptNth=" + udpCorruptNth);
+        }
         if (receiverWindowBytes != 0 && (receiverWindowBytes < Math.max(mtuBytes, loopbackMtuBytes)
             || receiverWindowBytes > Math.min(socketBufferBytes, termLengthBytes / 2))) {
             throw new IllegalArgumentException(
@@ -217,7 +225,7 @@ public record TransportSettings(
         this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
-            loopbackMtuBytes, ipcRingMinBytes, 0.0, null);
+            loopbackMtuBytes, ipcRingMinBytes, 0.0, null, 0);
     }
 
     /** The settings of the first 22 components with no auth key (readers of the earlier record). */
@@ -231,6 +239,20 @@ public record TransportSettings(
             socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
             peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
             loopbackMtuBytes, ipcRingMinBytes, udpLossRate, null);
+    }
+
+    /** The settings of the first 23 components with no frame corrupted (readers of the earlier record). */
+    public TransportSettings(String aeronDir, boolean externalDriver, ThreadingMode threadingMode, int termLengthBytes,
+                             int mtuBytes, int ipcMtuBytes, int chunkBytes, int socketBufferBytes,
+                             long receiveBudgetBytes, int receiveSlotsMax, long connectTimeoutNs,
+                             long backPressureTimeoutNs, long peerLostTimeoutNs, boolean crcEnabled,
+                             long localCopyMinBytes, String udpBindHost, int udpPort, boolean ipcCrcEnabled,
+                             int receiverWindowBytes, int loopbackMtuBytes, long ipcRingMinBytes, double udpLossRate,
+                             FrameAuthKey authKey) {
+        this(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes, ipcMtuBytes, chunkBytes,
+            socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs, backPressureTimeoutNs,
+            peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort, ipcCrcEnabled, receiverWindowBytes,
+            loopbackMtuBytes, ipcRingMinBytes, udpLossRate, authKey, 0);
     }
 
     /** The key frames on this kind of channel are tagged and checked with: {@code null} on IPC or without a key. */
@@ -389,6 +411,11 @@ public record TransportSettings(
         return edit(d -> d.udpLossRate = rate);
     }
 
+    /** Chaos testing: flips one payload byte of the {@code n}-th received UDP data frame ({@code 0}: never). */
+    public TransportSettings withUdpCorruptNth(long n) {
+        return edit(d -> d.udpCorruptNth = n);
+    }
+
     /** Authenticates every UDP frame with {@code key} ({@code null}: none, the default). */
     public TransportSettings withAuthKey(FrameAuthKey key) {
         return edit(d -> d.authKey = key);
@@ -426,6 +453,7 @@ public record TransportSettings(
         private long ipcRingMinBytes;
         private double udpLossRate;
         private FrameAuthKey authKey;
+        private long udpCorruptNth;
 
         Draft(TransportSettings s) {
             aeronDir = s.aeronDir;
@@ -451,13 +479,15 @@ public record TransportSettings(
             ipcRingMinBytes = s.ipcRingMinBytes;
             udpLossRate = s.udpLossRate;
             authKey = s.authKey;
+            udpCorruptNth = s.udpCorruptNth;
         }
 
         TransportSettings build() {
             return new TransportSettings(aeronDir, externalDriver, threadingMode, termLengthBytes, mtuBytes,
                 ipcMtuBytes, chunkBytes, socketBufferBytes, receiveBudgetBytes, receiveSlotsMax, connectTimeoutNs,
                 backPressureTimeoutNs, peerLostTimeoutNs, crcEnabled, localCopyMinBytes, udpBindHost, udpPort,
-                ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate, authKey);
+                ipcCrcEnabled, receiverWindowBytes, loopbackMtuBytes, ipcRingMinBytes, udpLossRate, authKey,
+                udpCorruptNth);
         }
     }
 }

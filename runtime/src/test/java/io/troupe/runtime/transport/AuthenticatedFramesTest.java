@@ -11,6 +11,7 @@ import io.aeron.ExclusivePublication;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.testkit.NativeMemory;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.YieldingIdleStrategy;
@@ -95,5 +96,52 @@ class AuthenticatedFramesTest {
         tx.begin(FrameKind.GRADIENT, 0, key, DType.I8, new int[] {(int) src.lengthBytes()}, 1, src.address(),
             src.lengthBytes());
         pumpSend(tx, rx, 60_000);
+    }
+
+    /**
+     * With the key on, a key holder's frame damaged on the wire past the UDP checksum (the driver flips a byte of
+     * the third data frame) fails its tag: the chunk is refused as {@code BAD_MAC} and, since this publication's
+     * first tensor passed, its tensor is reported corrupt at once; the next one arrives intact.
+     */
+    @Test
+    @Timeout(120)
+    void shouldReportATensorDamagedInTransitFromAProvenSender() {
+        TransportSettings keyed = LoopbackDriver.testSettings().withAuthKey(FrameAuthKey.ofValue("the cluster's key!"))
+            .withUdpCorruptNth(3);
+        try (LoopbackDriver driver = LoopbackDriver.start(keyed)) {
+            RecordingListener listener = new RecordingListener();
+            WorkerTransport rx = driver.openWorker("rx", 1, EPOCH, listener);
+            WorkerTransport txWorker = driver.openWorker("tx", 0, EPOCH, slot -> { });
+            TransportEndpoint ep = rx.endpoint();
+            TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(),
+                ep.streamId()), EPOCH);
+            TensorReceiverAgent receiver = rx.receiver();
+            awaitConnected(tx, receiver, 20_000);
+            long[] sizes = {4096, 4L * 1024 * 1024, 4L * 1024 * 1024};
+            for (int i = 0; i < sizes.length; i++) {
+                try (NativeMemory src = new NativeMemory(sizes[i]).fillRandom(i)) {
+                    send(tx, receiver, TensorKey.of(i, 0, 0), src);
+                    if (i == 1) { // the damaged one: reported, never delivered
+                        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                        while (listener.corrupted.isEmpty()) {
+                            receiver.doWork();
+                            Thread.yield();
+                            assertTrue(System.nanoTime() < deadline, "not reported: " + receiver.drops());
+                        }
+                        assertEquals(List.of(DropReason.BAD_MAC), List.copyOf(listener.corrupted));
+                        assertTrue(listener.ready.isEmpty(), "a damaged tensor was delivered");
+                        continue;
+                    }
+                    awaitReady(receiver, listener, 1, 60_000);
+                    ReceiveSlot slot = listener.ready.poll();
+                    assertEquals(TensorKey.of(i, 0, 0), slot.tensorKey());
+                    assertEquals(-1, NativeMemory.firstDifference(src.address(), slot.address(), sizes[i]));
+                    slot.release();
+                }
+            }
+            System.out.println("damaged in transit: " + receiver.drops());
+            assertEquals(1, receiver.drops().count(DropReason.BAD_MAC), receiver.drops().toString());
+            assertTrue(driver.errors().isEmpty(), driver.errors().toString());
+        }
     }
 }

@@ -66,15 +66,22 @@ class TransportNodeTest {
         gone.waitFor();
         File stale = new File("/dev/shm/troupe-" + gone.pid() + "-1-dead");
         File mine = new File("/dev/shm/troupe-" + ProcessHandle.current().pid() + "-999-mine");
-        assertTrue(stale.mkdirs() && mine.mkdirs());
+        // the process died as its driver started: a CnC file created, never initialised (Aeron throws on it)
+        File uninitialised = new File("/dev/shm/troupe-" + gone.pid() + "-2-uninitialised");
+        assertTrue(stale.mkdirs() && mine.mkdirs() && uninitialised.mkdirs());
         try {
             Files.writeString(new File(stale, "cnc.dat").toPath(), "stale");
-            assertTrue(TransportNode.sweepStaleDirs("/dev/shm") >= 1);
+            File cnc = new File(uninitialised, "cnc.dat");
+            Files.write(cnc.toPath(), new byte[8192]);
+            assertTrue(cnc.setLastModified(System.currentTimeMillis() - 60_000));
+            assertTrue(TransportNode.sweepStaleDirs("/dev/shm") >= 2);
             assertFalse(stale.exists(), "dead process's directory swept");
+            assertFalse(uninitialised.exists(), "dead process's uninitialised driver directory swept");
             assertTrue(mine.exists(), "a live process's directory kept");
         } finally {
             org.agrona.IoUtil.delete(stale, true);
             org.agrona.IoUtil.delete(mine, true);
+            org.agrona.IoUtil.delete(uninitialised, true);
         }
     }
 

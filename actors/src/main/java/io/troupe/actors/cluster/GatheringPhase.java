@@ -1,0 +1,97 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.cluster.CoordinatorActor.Command;
+import io.troupe.actors.cluster.CoordinatorActor.Deadline;
+import io.troupe.actors.cluster.CoordinatorActor.Ready;
+import io.troupe.actors.cluster.CoordinatorActor.RecoveryTimer;
+import io.troupe.actors.cluster.CoordinatorActor.SubmitJob;
+import io.troupe.actors.cluster.CoordinatorActor.WorkerFailed;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The coordinator's <b>gathering</b> phase. Waits for the workers of the epoch's layout, assigns
+ * ranks, waits for every Ready. One thread (the coordinator's); the state it shares with the other
+ * phases lives in {@link CoordinatorContext}.
+ */
+final class GatheringPhase {
+    private final CoordinatorContext c;
+
+    GatheringPhase(CoordinatorContext c) {
+        this.c = c;
+    }
+
+    /** Waits for the epoch's workers, assigns ranks, waits for every Ready. */
+    Behavior<Command> gathering() {
+        c.phase(JobRun.Phase.GATHERING);
+        tryAssign();
+        return c.build(c.common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, c::refuseBusy)
+            .onMessage(Ready.class, c.guard(this::onReady))
+            .onMessage(WorkerFailed.class, c.guard(c::onWorkerFailed))
+            .onMessage(Deadline.class, c.guard(c::onDeadline))
+            .onMessage(RecoveryTimer.class, c.guard(this::onGatherTimeout)));
+    }
+
+    void tryAssign() {
+        JobRun r = c.run;
+        if (!r.ranks.isEmpty()) {
+            return;
+        }
+        List<ActorRef<WorkerActor.Command>> usable = r.candidates(c.members.usable());
+        if (usable.size() < r.plan.worldSize()) {
+            return;
+        }
+        c.timers.cancel("gather");
+        r.ranks = c.snapshots.ranks(r, usable);
+        r.startEpoch();
+        SnapshotPlan snapshots = c.snapshots.plan(r);
+        List<String> endpoints = new java.util.ArrayList<>();
+        List<String> control = new java.util.ArrayList<>();
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            endpoints.add(c.members.describe(w).dataEndpoint());
+            control.add(c.members.describe(w).controlEndpoint());
+        }
+        for (int rank = 0; rank < r.ranks.size(); rank++) {
+            r.ranks.get(rank).tell(new WorkerActor.Assign(r.identity, rank, r.current, endpoints, control,
+                c.snapshots.resumeFrom(r), snapshots, c.ctx.getSelf()));
+        }
+        c.startDeadline("assignment");
+    }
+
+    private Behavior<Command> onReady(Ready m) {
+        JobRun r = c.run;
+        if (!r.identity.equals(m.job())) {
+            return Behaviors.same();
+        }
+        r.ready.set(m.rank());
+        if (r.ready.cardinality() < r.ranks.size()) {
+            return Behaviors.same();
+        }
+        StringBuilder sb = new StringBuilder();
+        for (int rank = 0; rank < r.ranks.size(); rank++) {
+            WorkerDescription d = c.members.describe(r.ranks.get(rank));
+            sb.append(rank == 0 ? "" : ", ").append("rank ").append(rank).append(" -> ")
+                .append(d == null ? "?" : d.nodeAddress() + "#" + d.localIndex());
+        }
+        r.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString()));
+        c.snapshots.started(r);
+        if (r.faultNs != 0) {
+            c.ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),
+                r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
+        }
+        return c.nextOrFinish();
+    }
+
+    private Behavior<Command> onGatherTimeout(RecoveryTimer m) {
+        JobRun r = c.run;
+        if (!m.job().equals(r.identity) || !r.ranks.isEmpty()) {
+            return Behaviors.same();
+        }
+        return c.failJob("layout " + r.current.layout() + " needs " + r.plan.worldSize() + " workers, only "
+            + c.members.usable().size() + " usable within the gather timeout");
+    }
+}

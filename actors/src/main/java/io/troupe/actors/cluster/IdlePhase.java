@@ -1,0 +1,72 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.cluster.CoordinatorActor.Command;
+import io.troupe.actors.cluster.CoordinatorActor.RecoveryTimer;
+import io.troupe.actors.cluster.CoordinatorActor.SubmitJob;
+import io.troupe.actors.cluster.CoordinatorActor.WorkerInfo;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The coordinator's <b>idle</b> phase. No job: takes a submission, or adopts the job a worker
+ * still holds (this incarnation replaced one whose node died). One thread (the coordinator's); the
+ * state it shares with the other phases lives in {@link CoordinatorContext}.
+ */
+final class IdlePhase {
+    private final CoordinatorContext c;
+
+    IdlePhase(CoordinatorContext c) {
+        this.c = c;
+    }
+
+    /** No job: takes a submission or adopts the job a worker still holds. */
+    Behavior<Command> idle() {
+        c.phase(JobRun.Phase.IDLE);
+        return c.build(c.common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, c.guard(this::onSubmit)));
+    }
+
+    private Behavior<Command> onSubmit(SubmitJob m) {
+        JobRun r;
+        try {
+            r = JobRun.submitted(m.job(), m.replyTo(), m.observer(), c.settings, c.highestEpoch + 1,
+                ActorRefResolver.get(c.ctx.getSystem()));
+        } catch (RuntimeException e) {
+            JobEvent.Failed refused = new JobEvent.Failed("job refused before any work: " + e.getMessage(), 0, 0);
+            m.replyTo().tell(refused);
+            if (m.observer() != null) {
+                m.observer().tell(refused);
+            }
+            return Behaviors.same();
+        }
+        c.highestEpoch = r.identity.epoch();
+        c.run = r;
+        c.writeRecord(r);
+        c.ctx.getLog().info("{} submitted: layout {} schedule {}, waiting for {} workers ({} known), record {}", r.identity,
+            r.request.layout(), r.request.schedule(), r.plan.worldSize(), c.members.size(), r.recordDir);
+        c.timers.startSingleTimer("gather", new RecoveryTimer(r.identity, "gather"), Duration.ofMillis(r.request.stepTimeoutMs()));
+        return c.gathering();
+    }
+
+    /** A worker holds a job this incarnation does not know: read its record and carry it on. */
+    Behavior<Command> adopt(WorkerInfo m) {
+        JobRecord rec;
+        try {
+            rec = JobRecord.read(Path.of(m.recordDir()));
+        } catch (RuntimeException e) {
+            c.ctx.getLog().error("cannot adopt {}: {}", m.holds(), e.getMessage());
+            return Behaviors.same();
+        }
+        if (rec == null || rec.state() != JobRecord.State.RUNNING || rec.identity().jobId() != m.holds().jobId()) {
+            return Behaviors.same();
+        }
+        c.run = JobRun.adopted(rec, Path.of(m.recordDir()), c.settings, ActorRefResolver.get(c.ctx.getSystem()));
+        c.ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
+        c.run.adopted = true; // workers are still being described: re-plan only when the quiesce wait ends
+        return c.recovering("coordinator incarnation lost; " + c.ctx.getSystem().address() + " carries the job on from its record");
+    }
+}

@@ -1,0 +1,146 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.cluster.CoordinatorActor.Command;
+import io.troupe.actors.cluster.CoordinatorActor.Quiesced;
+import io.troupe.actors.cluster.CoordinatorActor.RecoveryTimer;
+import io.troupe.actors.cluster.CoordinatorActor.SubmitJob;
+import java.time.Duration;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The coordinator's <b>recovering</b> phase. After a fault (or to grow back at a commit): the
+ * epoch is raised and aborted everywhere, the workers quiesce, a layout is chosen from those left
+ * ({@link LayoutPlanner}) after a back-off, then gathering restores the last commit on every rank;
+ * past {@code max-restarts} the job fails listing every fault. One thread (the coordinator's); the
+ * state it shares with the other phases lives in {@link CoordinatorContext}.
+ */
+final class RecoveringPhase {
+    private final CoordinatorContext c;
+
+    RecoveringPhase(CoordinatorContext c) {
+        this.c = c;
+    }
+
+    /**
+     * A fault ended the epoch: record it, raise the epoch, abort everywhere, and re-plan once the
+     * workers quiesced and the back-off passed (or fail past the retry budget).
+     */
+    Behavior<Command> recovering(String reason) {
+        return replanning(reason, true);
+    }
+
+    /**
+     * Ends the epoch to re-plan: after a fault ({@code fault}: recorded, counted against the budget,
+     * the submitter told) or to grow back to the requested layout at a commit (nothing lost).
+     */
+    Behavior<Command> replanning(String reason, boolean fault) {
+        JobRun r = c.run;
+        c.phase(JobRun.Phase.RECOVERING);
+        c.timers.cancel(CoordinatorContext.DEADLINE);
+        if (fault) {
+            c.ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
+            r.faultNs = System.nanoTime();
+            r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
+            if (r.record.restarts() > c.settings.maxRestarts()) {
+                return c.failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
+                    + c.settings.maxRestarts() + "); faults: " + r.record.faults());
+            }
+            r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
+                r.record.restarts()));
+        } else {
+            c.ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
+        }
+        r.restoredStep = r.record.lastCommittedStep();
+        c.snapshots.epochEnded(r);
+        r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), c.highestEpoch) + 1);
+        c.highestEpoch = r.identity.epoch();
+        r.record = r.record.withEpoch(r.identity);
+        c.writeRecord(r);
+        r.quiesced.clear();
+        if (!r.ranks.isEmpty()) {
+            r.lastRanks = r.ranks;
+        }
+        r.ranks = List.of();
+        for (ActorRef<WorkerActor.Command> w : c.members.usable()) {
+            w.tell(new WorkerActor.Abort(r.identity, reason, c.ctx.getSelf()));
+        }
+        r.backoffDone = false;
+        c.timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"),
+            fault ? c.settings.backoffBefore(r.record.restarts()) : Duration.ZERO);
+        r.quiesceExpired = false;
+        c.timers.startSingleTimer("quiesce", new RecoveryTimer(r.identity, "quiesce"), c.settings.quiesceTimeout());
+        return c.build(c.common(Behaviors.receive(Command.class))
+            .onMessage(SubmitJob.class, c::refuseBusy)
+            .onMessage(Quiesced.class, c.guard(this::onQuiesced))
+            .onMessage(RecoveryTimer.class, c.guard(this::onRecoveryTimer)));
+    }
+
+    private Behavior<Command> onQuiesced(Quiesced m) {
+        JobRun r = c.run;
+        if (c.members.contains(m.worker())) {
+            r.quiesced.add(m.worker());
+            c.snapshots.quiesced(r, m);
+        }
+        return replanIfSettled(false);
+    }
+
+    private Behavior<Command> onRecoveryTimer(RecoveryTimer m) {
+        JobRun r = c.run;
+        if (!m.job().equals(r.identity)) {
+            return Behaviors.same();
+        }
+        if (m.what().equals("backoff")) {
+            r.backoffDone = true;
+            return replanIfSettled(false);
+        }
+        if (m.what().equals("quiesce")) {
+            return replanIfSettled(true);
+        }
+        if (m.what().equals("regather")) {
+            return c.failJob("recovery found too few workers within " + c.settings.regatherTimeout().toSeconds() + " s: "
+                + r.planError + (r.lostMembers.isEmpty() ? "" : "; lost: " + r.lostMembers) + "; faults: "
+                + r.record.faults());
+        }
+        return Behaviors.same();
+    }
+
+    /**
+     * Re-plans once the back-off passed and every usable worker quiesced (or the quiesce wait ran
+     * out: a silent worker is left out): the layout from the quiesced workers, then gathering.
+     */
+    private Behavior<Command> replanIfSettled(boolean quiesceTimedOut) {
+        JobRun r = c.run;
+        List<ActorRef<WorkerActor.Command>> usable = c.members.usable();
+        boolean allQuiet = r.quiesced.containsAll(usable) && !r.adopted;
+        if (!r.backoffDone || !(allQuiet || quiesceTimedOut || r.quiesceExpired)) {
+            return Behaviors.same();
+        }
+        r.quiesceExpired |= quiesceTimedOut;
+        int available = 0;
+        for (ActorRef<WorkerActor.Command> w : usable) {
+            if (r.quiesced.contains(w)) {
+                available++;
+            }
+        }
+        try {
+            r.replan(available);
+        } catch (IllegalStateException e) {
+            r.planError = e.getMessage();
+            if (!c.timers.isTimerActive("regather")) {
+                c.timers.startSingleTimer("regather", new RecoveryTimer(r.identity, "regather"), c.settings.regatherTimeout());
+            }
+            return Behaviors.same();
+        }
+        c.timers.cancel("regather");
+        c.timers.cancel("quiesce");
+        r.adopted = false;
+        c.snapshots.chooseRestore(r);
+        c.ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}", r.identity,
+            available, r.current.layout(), r.current.microbatches(), r.record.lastCommittedStep());
+        return c.gathering();
+    }
+}
