@@ -24,8 +24,10 @@ final class NodeCommand {
 
     static final String USAGE = """
         usage: troupe node [--config FILE] [--role worker|coordinator[,...]] [--port P] [--seed HOST:PORT]...
-                           [--workers N] [--threads N] [--hostname H] [--metrics-port P]
+                           [--workers N] [--threads N] [--hostname H] [--metrics-port P] [--snapshots on|off]
         Settings: troupe.cluster in cluster-config/reference.conf; flags override the file.
+        --snapshots: in-memory snapshots of every commit with a copy on another node (troupe.recovery.snapshots,
+        default on); set it alike on every node that may host the coordinator.
         Metrics (Prometheus): http://HOSTNAME:9464/metrics (troupe.metrics; --metrics-port 0 picks a free port).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
@@ -88,7 +90,7 @@ final class NodeCommand {
     static Config load(String[] args) {
         Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers",
             "threads", "hostname",
-            "metrics-port"),
+            "metrics-port", "snapshots"),
             java.util.Set.of());
         Config cfg = ConfigFactory.load();
         if (o.has("config")) {
@@ -115,6 +117,13 @@ final class NodeCommand {
         }
         if (o.has("hostname")) {
             overrides.add("troupe.cluster.hostname = \"" + o.get("hostname") + "\"");
+        }
+        if (o.has("snapshots")) {
+            String v = o.get("snapshots");
+            if (!v.equals("on") && !v.equals("off")) {
+                throw new UsageException("--snapshots must be on or off, got '" + v + "'");
+            }
+            overrides.add("troupe.recovery.snapshots = " + v);
         }
         if (o.has("seed")) {
             overrides.add("troupe.cluster.seeds = [" + String.join(",", Arrays.stream(o.get("seed").split(","))

@@ -36,5 +36,6 @@ final class ClusterProtocol {
         io.troupe.runtime.transport.JobIdentity.class,
         CoordinatorActor.Quiesced.class,
         JobEvent.Recovering.class,
-        JobEvent.Recovered.class);
+        JobEvent.Recovered.class,
+        SnapshotPlan.class);
 }

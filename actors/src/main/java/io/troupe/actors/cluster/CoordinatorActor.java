@@ -97,8 +97,16 @@ public final class CoordinatorActor {
         implements Command, CrossNodeMessage {
     }
 
-    /** A worker answered an Abort: its device thread is idle; {@code holds} is the identity it holds. */
-    public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds) implements Command, CrossNodeMessage {
+    /**
+     * A worker answered an Abort: its device thread is idle; {@code holds} is the identity it holds;
+     * {@code snapshots} the in-memory snapshots it keeps of that job, pairs {rank, step}.
+     */
+    public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, long[] snapshots)
+        implements Command, CrossNodeMessage {
+
+        public Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds) {
+            this(worker, holds, new long[0]);
+        }
     }
 
     record WorkersChanged(Set<ActorRef<WorkerActor.Command>> workers) implements Command {

@@ -40,6 +40,8 @@ final class CoordinatorContext {
     final TimerScheduler<Command> timers;
     final RecoverySettings settings;
     final Membership<ActorRef<WorkerActor.Command>> members = new Membership<>();
+    /** Where recoveries restore from (memory or disk) and each epoch's snapshots. */
+    final SnapshotRestores snapshots = new SnapshotRestores(this);
     final Set<ActorRef<WorkerActor.Command>> listed = new HashSet<>();
     /** The newest epoch any worker reported: a new job starts above it, so no group id is reused. */
     long highestEpoch;
@@ -257,6 +259,7 @@ final class CoordinatorContext {
         if (!run.identity.equals(m.job())) {
             return Behaviors.same();
         }
+        snapshots.failed(run, m);
         return recovering("rank " + m.rank() + " " + m.reason());
     }
 

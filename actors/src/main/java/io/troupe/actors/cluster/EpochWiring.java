@@ -1,5 +1,9 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.cluster.snapshot.ShardSnapshots;
+import io.troupe.actors.cluster.snapshot.SnapshotBuffer;
+import io.troupe.actors.cluster.snapshot.SnapshotException;
+import io.troupe.actors.cluster.snapshot.SnapshotExchange;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
 import io.troupe.actors.engine.StageWorker;
@@ -59,7 +63,11 @@ final class EpochWiring implements AutoCloseable {
     private final Tensor normIn;
     private final Tensor normAll;
     private final float[] normAllHost;
+    private final SnapshotExchange snapshots;
+    private final SnapshotPlan snapshotPlan;
     private volatile String abortReason;
+    /** How long a rank restoring from memory waits for the copy of its snapshot a buddy sends it. */
+    private static final long RESTORE_WAIT_NS = java.util.concurrent.TimeUnit.SECONDS.toNanos(15);
     /** Collective tags reserved per model chunk (its buckets' ids), so chunks keep their int8 residuals apart. */
     private static final int BUCKET_TAGS_PER_CHUNK = 1 << 16;
 
@@ -68,9 +76,12 @@ final class EpochWiring implements AutoCloseable {
      *
      * @throws RuntimeException naming what could not be built; everything built so far is closed
      */
-    EpochWiring(WorkerActor.Assign a, int threads, CollectiveAgent agent, CollectiveAgent control, AeronStageLink link) {
+    EpochWiring(WorkerActor.Assign a, int threads, CollectiveAgent agent, CollectiveAgent control, AeronStageLink link,
+                SnapshotExchange snapshots) {
         this.job = a.job();
         this.rank = a.rank();
+        this.snapshots = snapshots;
+        this.snapshotPlan = a.snapshots();
         this.spec = JobSpecs.toSpec(a.request(), threads);
         Corpora data = JobSpecs.data(a.request());
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
@@ -148,7 +159,12 @@ final class EpochWiring implements AutoCloseable {
                 }
             }, spec.layout(), a.endpoints(), epoch);
             w.connect(link);
-            if (!a.resumeFrom().isEmpty()) {
+            if (snapshotPlan.enabled()) {
+                snapshots.bind(job, rank, snapshotPlan.buddyOf(), snapshotPlan.endpoints());
+            }
+            if (snapshotPlan.restoresFromMemory()) {
+                restoreFromMemory();
+            } else if (!a.resumeFrom().isEmpty()) {
                 Checkpoints.Loaded ckpt = Checkpoints.load(Path.of(a.resumeFrom()));
                 restore(w, ckpt);
                 if (dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF) {
@@ -184,6 +200,65 @@ final class EpochWiring implements AutoCloseable {
         }
     }
 
+    /**
+     * Restores this rank from the in-memory snapshots of the plan's step: its own, or the one the
+     * rank that holds it (a buddy's copy, or a data-parallel replica's own) sends over the data
+     * plane; first sends the snapshots this worker holds for other ranks.
+     *
+     * @throws IllegalStateException "memory restore failed: ..." naming what is missing or damaged
+     */
+    private void restoreFromMemory() {
+        long step = snapshotPlan.restoreStep();
+        int[] holder = snapshotPlan.holderOf();
+        int[] source = snapshotPlan.sourceOf();
+        try {
+            for (int k = 0; k < holder.length; k++) {
+                if (holder[k] == rank && k != rank) {
+                    snapshots.sendCopy(step, source[k], k);
+                }
+            }
+            SnapshotBuffer b = holder[rank] == rank ? snapshots.find(job.jobId(), source[rank], step)
+                : snapshots.awaitCopy(job.jobId(), source[rank], step, RESTORE_WAIT_NS);
+            try {
+                long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates());
+                for (int c = 0; c < stage.chunks(); c++) {
+                    stage.optimizer(c).setStepCount(optimizerSteps[c]);
+                }
+            } finally {
+                snapshots.release(b);
+            }
+        } catch (SnapshotException e) {
+            throw new IllegalStateException(MEMORY_RESTORE_FAILED + e.getMessage(), e);
+        }
+    }
+
+    /** The start of a worker's failure report when its restore from memory failed. */
+    static final String MEMORY_RESTORE_FAILED = "memory restore failed: ";
+
+    /** This rank's shard as the snapshots hold it: per chunk its parameters, moments and optimizer step. */
+    private List<ShardSnapshots.ChunkState> chunkStates() {
+        List<ShardSnapshots.ChunkState> out = new ArrayList<>(stage.chunks());
+        for (int c = 0; c < stage.chunks(); c++) {
+            var opt = stage.optimizer(c);
+            out.add(new ShardSnapshots.ChunkState(stage.chunk(c).params(), opt.firstMoment(), opt.secondMoment(),
+                opt.stepCount()));
+        }
+        return out;
+    }
+
+    /**
+     * Step {@code step} is done here: with snapshots, this rank's shard is snapshotted (as the state
+     * after {@code step + 1} steps) and sent to its buddy, and {@code report} runs once the copies
+     * this rank keeps for others have arrived; without, {@code report} runs now.
+     */
+    void commit(long step, Runnable report) {
+        if (!snapshotPlan.enabled()) {
+            report.run();
+            return;
+        }
+        snapshots.afterStep(step + 1, chunkStates(), report);
+    }
+
     JobIdentity job() {
         return job;
     }
@@ -203,6 +278,7 @@ final class EpochWiring implements AutoCloseable {
     /** The epoch ended (any thread): the stage's waits and every collective in flight fail at once. */
     void abort(String reason) {
         abortReason = reason;
+        snapshots.unbind(job);
         stage.fail(new IllegalStateException("epoch aborted: " + reason));
         if (dataParallel != null) {
             dataParallel.abort(reason);

@@ -46,8 +46,9 @@ final class GatheringPhase {
             return;
         }
         c.timers.cancel("gather");
-        r.ranks = List.copyOf(usable.subList(0, r.plan.worldSize()));
+        r.ranks = c.snapshots.ranks(r, usable);
         r.startEpoch();
+        SnapshotPlan snapshots = c.snapshots.plan(r);
         List<String> endpoints = new java.util.ArrayList<>();
         List<String> control = new java.util.ArrayList<>();
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
@@ -56,7 +57,7 @@ final class GatheringPhase {
         }
         for (int rank = 0; rank < r.ranks.size(); rank++) {
             r.ranks.get(rank).tell(new WorkerActor.Assign(r.identity, rank, r.current, endpoints, control,
-                r.record.lastCheckpoint(), c.ctx.getSelf()));
+                c.snapshots.resumeFrom(r), snapshots, c.ctx.getSelf()));
         }
         c.startDeadline("assignment");
     }
@@ -77,6 +78,7 @@ final class GatheringPhase {
                 .append(d == null ? "?" : d.nodeAddress() + "#" + d.localIndex());
         }
         r.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString()));
+        c.snapshots.started(r);
         if (r.faultNs != 0) {
             c.ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),
                 r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);

@@ -64,6 +64,16 @@ final class JobRun {
     boolean adopted;
     boolean quiesceExpired;
     String planError = "";
+    /** The previous epoch's workers by rank and layout, and the steps it committed: what in-memory snapshots restore. */
+    List<ActorRef<WorkerActor.Command>> previousRanks = List.of();
+    String previousLayout = "";
+    long memoryStep = -1;
+    /** Per quiesced worker, the snapshots it keeps of this job (pairs {rank, step}). */
+    final java.util.Map<ActorRef<WorkerActor.Command>, long[]> inventories = new java.util.HashMap<>();
+    /** This epoch restores from memory (null: from the disk checkpoint). */
+    SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> memoryRestore;
+    /** Why the last restore from memory failed on a worker: the next one is from disk (null: none failed). */
+    String memoryRefused;
 
     private JobRun(JobRequest request, ActorRef<JobEvent> submitter, ActorRef<JobEvent> observer, Path recordDir,
                    JobRecord record) {
@@ -156,7 +166,7 @@ final class JobRun {
     /** Ranks are chosen: the epoch starts from the last commit. */
     void startEpoch() {
         spec = JobSpecs.toSpec(current, 1);
-        ledger = new CommitLedger(ranks.size(), record.lastCommittedStep());
+        ledger = new CommitLedger(ranks.size(), memoryRestore != null ? memoryRestore.step() : record.lastCommittedStep());
         ready.clear();
         lastCommitted = null;
         evaluating = null;

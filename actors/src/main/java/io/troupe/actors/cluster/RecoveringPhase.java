@@ -55,6 +55,7 @@ final class RecoveringPhase {
             c.ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
         }
         r.restoredStep = r.record.lastCommittedStep();
+        c.snapshots.epochEnded(r);
         r.identity = r.identity.atEpoch(Math.max(r.identity.epoch(), c.highestEpoch) + 1);
         c.highestEpoch = r.identity.epoch();
         r.record = r.record.withEpoch(r.identity);
@@ -82,6 +83,7 @@ final class RecoveringPhase {
         JobRun r = c.run;
         if (c.members.contains(m.worker())) {
             r.quiesced.add(m.worker());
+            c.snapshots.quiesced(r, m);
         }
         return replanIfSettled(false);
     }
@@ -136,6 +138,7 @@ final class RecoveringPhase {
         c.timers.cancel("regather");
         c.timers.cancel("quiesce");
         r.adopted = false;
+        c.snapshots.chooseRestore(r);
         c.ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}", r.identity,
             available, r.current.layout(), r.current.microbatches(), r.record.lastCommittedStep());
         return c.gathering();

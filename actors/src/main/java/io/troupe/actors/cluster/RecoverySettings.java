@@ -16,9 +16,17 @@ import java.time.Duration;
  * @param regatherTimeout    how long a recovery waits for enough workers before it fails the job
  * @param quiesceTimeout     how long a recovery waits for the workers to confirm an abort; the silent
  *                           ones are left out of the next layout
+ * @param snapshots          every rank keeps an in-memory snapshot of its shard at each commit and a
+ *                           copy on a buddy rank of another node, so a lost node costs no committed step
  */
 public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
-                               Duration regatherTimeout, Duration quiesceTimeout) {
+                               Duration regatherTimeout, Duration quiesceTimeout, boolean snapshots) {
+
+    /** Settings with snapshots on (the default). */
+    public RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
+                            Duration regatherTimeout, Duration quiesceTimeout) {
+        this(maxRestarts, backoff, maxBackoff, checkpointInterval, jobRoot, regatherTimeout, quiesceTimeout, true);
+    }
 
     public RecoverySettings {
         if (maxRestarts < 0) {
@@ -38,7 +46,7 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
     public static RecoverySettings defaults() {
         return new RecoverySettings(3, Duration.ofMillis(500), Duration.ofSeconds(8), 10,
             Path.of(System.getProperty("java.io.tmpdir"), "troupe-jobs"), Duration.ofSeconds(60),
-            Duration.ofSeconds(3));
+            Duration.ofSeconds(3), true);
     }
 
     /** Reads {@code troupe.recovery}; a missing key takes its default. */
@@ -56,7 +64,17 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
             c.hasPath("checkpoint-interval") ? c.getInt("checkpoint-interval") : d.checkpointInterval(),
             root.isEmpty() ? d.jobRoot() : Path.of(root),
             c.hasPath("regather-timeout") ? c.getDuration("regather-timeout") : d.regatherTimeout(),
-            c.hasPath("quiesce-timeout") ? c.getDuration("quiesce-timeout") : d.quiesceTimeout());
+            c.hasPath("quiesce-timeout") ? c.getDuration("quiesce-timeout") : d.quiesceTimeout(),
+            c.hasPath("snapshots") ? snapshots(c) : d.snapshots());
+    }
+
+    private static boolean snapshots(Config c) {
+        try {
+            return c.getBoolean("snapshots");
+        } catch (com.typesafe.config.ConfigException.WrongType e) {
+            throw new IllegalArgumentException("troupe.recovery.snapshots must be on or off: snapshots="
+                + c.getValue("snapshots").unwrapped(), e);
+        }
     }
 
     /** The wait before restart number {@code restart} (1-based): backoff, 2 backoff, 4 backoff ... capped. */

@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.cluster.snapshot.SnapshotExchange;
 import io.troupe.collectives.CollectiveAgent;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.ReceiveSlot;
@@ -49,9 +50,17 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
      *
      * @param request    the job as it runs this epoch (its layout may differ from the submitted one)
      * @param resumeFrom a committed checkpoint directory to restore from, or "" to start fresh
+     * @param snapshots  the epoch's in-memory snapshots: taken or not, the buddies, a restore from memory
      */
     public record Assign(JobIdentity job, int rank, JobRequest request, List<String> endpoints, List<String> controlEndpoints,
-                         String resumeFrom, ActorRef<CoordinatorActor.Command> replyTo) implements Command, CrossNodeMessage {
+                         String resumeFrom, SnapshotPlan snapshots, ActorRef<CoordinatorActor.Command> replyTo)
+        implements Command, CrossNodeMessage {
+
+        /** An assignment without snapshots. */
+        public Assign(JobIdentity job, int rank, JobRequest request, List<String> endpoints, List<String> controlEndpoints,
+                      String resumeFrom, ActorRef<CoordinatorActor.Command> replyTo) {
+            this(job, rank, request, endpoints, controlEndpoints, resumeFrom, SnapshotPlan.OFF, replyTo);
+        }
     }
 
     /** Write this rank's shards of {@code step} under {@code root} (replica 0 only; others answer with none). */
@@ -90,6 +99,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private final CollectiveAgent agent;
     private final CollectiveAgent control;
     private final AeronStageLink link;
+    /** This worker's in-memory snapshots and the copies it keeps for its buddies; outlives epochs. */
+    private final SnapshotExchange snapshots;
     private final int threads;
     private final ExecutorService deviceExecutor;
     private final ControlGate gate = new ControlGate();
@@ -129,8 +140,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         // The node's incarnation: a node restarted on the same host and port is another member.
         String address = ctx.getSystem().address() + "#"
             + org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().uniqueAddress().longUid();
+        this.snapshots = new SnapshotExchange(node, "worker-" + localIndex + "-snapshots", log::warn);
         this.description = new WorkerDescription(address, transport.endpoint().toString(),
-            control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex);
+            control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex, snapshots.endpoint());
         this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-device-" + localIndex);
             t.setDaemon(true);
@@ -167,6 +179,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
         recordDir = m.request().checkpointDir();
         coordinator = m.replyTo();
+        if (m.snapshots().restoresFromMemory()) {
+            snapshots.prepare(m.job(), m.rank()); // a holder may send this rank's snapshot before the epoch is built
+        }
         EpochWiring old = wiring;
         if (old != null) {
             old.abort("re-assigned to " + m.job());
@@ -177,7 +192,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             if (old != null) {
                 old.close();
             }
-            return new EpochWiring(m, threads, agent, control, link);
+            return new EpochWiring(m, threads, agent, control, link, snapshots);
         }, deviceExecutor), (w, err) -> new Built(w, m, err == null ? null : rootMessage(err)));
         return this;
     }
@@ -221,7 +236,18 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                     }
                     return;
                 }
-                coord.tell(done); // tell is thread-safe: no hop through the actor
+                CoordinatorActor.StepDone report = done;
+                try {
+                    // tell is thread-safe: no hop through the actor; with snapshots, sent once the
+                    // buddies' copies of this step are here (maybe from the snapshot receiver's thread)
+                    w.commit(s, () -> coord.tell(report));
+                } catch (RuntimeException ex) {
+                    if (!w.aborted()) {
+                        coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), s, "could not snapshot step " + s + ": "
+                            + rootMessage(ex)));
+                    }
+                    return;
+                }
             }
         });
         return this;
@@ -276,7 +302,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private Behavior<Command> onIdle(Idle m) {
-        m.replyTo().tell(new CoordinatorActor.Quiesced(ctx.getSelf(), gate.current()));
+        List<long[]> held = snapshots.inventory(gate.current().jobId());
+        long[] flat = new long[2 * held.size()];
+        for (int i = 0; i < held.size(); i++) {
+            flat[2 * i] = held.get(i)[0];
+            flat[2 * i + 1] = held.get(i)[1];
+        }
+        m.replyTo().tell(new CoordinatorActor.Quiesced(ctx.getSelf(), gate.current(), flat));
         return this;
     }
 
@@ -295,6 +327,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             deviceExecutor.execute(w::close);
         }
         deviceExecutor.shutdown();
+        snapshots.close();
         agent.close();
         control.close();
         return this;

@@ -1,0 +1,153 @@
+package io.troupe.actors.cluster;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * The coordinator's side of in-memory snapshots: where a recovery restores from (memory or disk,
+ * {@link SnapshotRestorePlanner}) and each epoch's {@link SnapshotPlan}. One thread (the coordinator's).
+ */
+final class SnapshotRestores {
+    private final CoordinatorContext c;
+
+    SnapshotRestores(CoordinatorContext c) {
+        this.c = c;
+    }
+
+    /** A fault or re-plan ends the epoch: remember what its snapshots can restore. */
+    void epochEnded(JobRun r) {
+        if (!r.ranks.isEmpty() && r.ledger != null) {
+            r.previousRanks = r.ranks;
+            r.previousLayout = r.current.layout();
+            r.memoryStep = r.committed();
+        }
+        r.inventories.clear();
+        r.memoryRestore = null;
+    }
+
+    /** A worker confirmed the abort, listing the snapshots it keeps. */
+    void quiesced(JobRun r, CoordinatorActor.Quiesced m) {
+        if (m.holds().jobId() == r.identity.jobId()) {
+            r.inventories.put(m.worker(), m.snapshots());
+        }
+    }
+
+    /** A worker's failure: when its restore from memory failed, the next restore is from disk. */
+    void failed(JobRun r, CoordinatorActor.WorkerFailed m) {
+        if (r.memoryRestore != null && m.reason().contains(EpochWiring.MEMORY_RESTORE_FAILED)) {
+            r.memoryRefused = "rank " + m.rank() + " " + m.reason();
+        }
+    }
+
+    /**
+     * Restore from memory when the snapshots cover the last committed step on the same layout, else
+     * from the disk checkpoint, saying why.
+     */
+    void chooseRestore(JobRun r) {
+        r.memoryRestore = null;
+        if (!c.settings.snapshots() || r.memoryStep < 0) {
+            return;
+        }
+        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRefused != null
+            ? SnapshotRestorePlanner.Decision.disk(r.memoryRefused)
+            : SnapshotRestorePlanner.plan(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
+                sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages()), r.candidates(c.members.usable()),
+                r.plan.worldSize(), stateClasses(JobSpecs.toSpec(r.current, 1)), r.inventories);
+        if (d.fromMemory()) {
+            r.memoryRestore = d;
+            r.restoredStep = d.step();
+            c.ctx.getLog().warn("{}: restoring step {} from in-memory snapshots (by rank: holder {}, snapshot of rank {})",
+                r.identity, d.step(), java.util.Arrays.toString(d.holderOf()), java.util.Arrays.toString(d.sourceOf()));
+        } else {
+            c.ctx.getLog().warn("{}: restoring from the disk checkpoint of step {}, not from memory: {}", r.identity,
+                r.record.lastCommittedStep(), d.reason());
+        }
+    }
+
+    /**
+     * The workers of the next epoch in rank order: those the restore from memory chose (survivors
+     * keep their ranks), or, when they are not all usable any more or cannot take snapshots, the
+     * first usable ones (and the restore is from disk).
+     */
+    List<ActorRef<WorkerActor.Command>> ranks(JobRun r, List<ActorRef<WorkerActor.Command>> usable) {
+        if (r.memoryRestore != null && (!usable.containsAll(r.memoryRestore.ranks())
+            || !snapshotsPossible(r, r.memoryRestore.ranks()))) {
+            c.ctx.getLog().warn("{}: a worker holding snapshots left before the assignment; restoring from the disk checkpoint",
+                r.identity);
+            r.memoryRestore = null;
+            r.restoredStep = r.record.lastCommittedStep();
+        }
+        return r.memoryRestore != null ? r.memoryRestore.ranks() : List.copyOf(usable.subList(0, r.plan.worldSize()));
+    }
+
+    /** The checkpoint directory the epoch restores ("" when it restores from memory). */
+    String resumeFrom(JobRun r) {
+        return r.memoryRestore != null ? "" : r.record.lastCheckpoint();
+    }
+
+    /** Every rank is Ready: a restore from memory worked, so the next fault may use memory again. */
+    void started(JobRun r) {
+        if (r.memoryRestore != null) {
+            r.memoryRefused = null;
+        }
+    }
+
+    /**
+     * The epoch's snapshots: on when {@code troupe.recovery.snapshots} is and the job can take them
+     * (not under int8 error feedback, whose residuals they do not hold) and every rank's worker has
+     * a snapshot endpoint; buddies by {@link SnapshotRestorePlanner#buddies}; the restore from memory
+     * if the recovery chose one.
+     */
+    SnapshotPlan plan(JobRun r) {
+        if (!snapshotsPossible(r, r.ranks)) {
+            return SnapshotPlan.OFF;
+        }
+        List<String> nodes = new ArrayList<>();
+        List<String> endpoints = new ArrayList<>();
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            WorkerDescription d = c.members.describe(w);
+            nodes.add(d.nodeAddress());
+            endpoints.add(d.snapshotEndpoint());
+        }
+        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRestore;
+        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes, stateClasses(r.spec())), endpoints,
+            d == null ? -1 : d.step(), d == null ? new int[0] : d.holderOf(), d == null ? new int[0] : d.sourceOf());
+    }
+
+    private boolean snapshotsPossible(JobRun r, List<ActorRef<WorkerActor.Command>> ranks) {
+        if (!c.settings.snapshots() || "int8-ef".equals(r.current.gradCompression())) {
+            return false;
+        }
+        for (ActorRef<WorkerActor.Command> w : ranks) {
+            WorkerDescription d = c.members.describe(w);
+            if (d == null || d.snapshotEndpoint().isEmpty()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether two layout strings ("2x1" and "2x1x1" alike) name the same dp, pp and tp. */
+    private static boolean sameLayout(String a, String b, int virtualStages) {
+        if (a.isEmpty() || b.isEmpty()) {
+            return false;
+        }
+        return io.troupe.models.parallel.Layout.parse(a, virtualStages).equals(io.troupe.models.parallel.Layout.parse(b,
+            virtualStages));
+    }
+
+    /**
+     * Per rank, its state class: the data-parallel replicas of one stage hold bitwise the same
+     * parameters and moments (the same reduced gradients, the same optimizer), unless ZeRO splits
+     * the moments among them.
+     */
+    private static int[] stateClasses(io.troupe.actors.engine.PipelineJobSpec spec) {
+        var l = spec.layout();
+        int[] cl = new int[l.worldSize()];
+        for (int r = 0; r < cl.length; r++) {
+            cl[r] = spec.zeroSharded() ? r : l.ppIndex(r) * l.tp() + l.tpIndex(r) + l.worldSize();
+        }
+        return cl;
+    }
+}

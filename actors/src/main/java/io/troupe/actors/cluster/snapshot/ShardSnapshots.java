@@ -1,0 +1,120 @@
+package io.troupe.actors.cluster.snapshot;
+
+import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.Tensor;
+import java.util.List;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Copies a rank's shard into a snapshot and back, byte for byte: for each model chunk its
+ * parameters, both optimizer moments (whatever part of them this rank holds: the whole, or its ZeRO
+ * segments) and the optimizer's step count. A snapshot restores only into the same rank of the same
+ * layout (checked: chunk count and sizes), so the bytes go back where they came from and the run
+ * continues bitwise as if nothing happened. The data position needs no saving: a step's batch is a
+ * function of the step.
+ *
+ * <p>Threading: the caller's (the worker's device thread), between steps.
+ */
+public final class ShardSnapshots {
+    /** One model chunk's state: host tensors of float32 (the moments may be a segment of the parameters' size). */
+    public record ChunkState(Tensor params, Tensor firstMoment, Tensor secondMoment, long optimizerStep) {
+        public ChunkState {
+            for (Tensor t : new Tensor[] {params, firstMoment, secondMoment}) {
+                if (t.device().kind() != DeviceKind.CPU || t.dtype() != DType.F32) {
+                    throw new IllegalArgumentException("snapshots hold host float32 tensors: device=" + t.device().name()
+                        + ", dtype=" + t.dtype());
+                }
+            }
+            if (firstMoment.numel() != secondMoment.numel()) {
+                throw new IllegalArgumentException("moments differ in size: m=" + firstMoment.numel() + ", v="
+                    + secondMoment.numel());
+            }
+        }
+    }
+
+    private ShardSnapshots() {
+    }
+
+    /** Bytes of the snapshot of {@code chunks}. */
+    public static long lengthBytes(List<ChunkState> chunks) {
+        long floats = 0;
+        for (ChunkState c : chunks) {
+            floats += c.params().numel() + 2 * c.firstMoment().numel();
+        }
+        return SnapshotDescriptor.lengthBytes(chunks.size(), floats);
+    }
+
+    /**
+     * Writes {@code chunks} as the snapshot of job {@code jobId}, rank {@code rank}, taken in
+     * {@code epoch} after {@code step} committed steps, into {@code store}'s free slot.
+     *
+     * @return the sealed slot, now the store's latest
+     * @throws SnapshotException when the free slot stays pinned by a send past {@code waitNs}
+     */
+    public static SnapshotBuffer capture(SnapshotStore store, int jobId, int rank, long epoch, long step,
+                                         List<ChunkState> chunks, long waitNs) {
+        if (chunks.isEmpty() || chunks.size() > SnapshotDescriptor.MAX_CHUNKS) {
+            throw new IllegalArgumentException("a snapshot holds 1 to " + SnapshotDescriptor.MAX_CHUNKS + " chunks: chunks="
+                + chunks.size());
+        }
+        SnapshotBuffer b = store.beginWrite(lengthBytes(chunks), waitNs);
+        try {
+            b.writeHeader(jobId, rank, epoch, step, chunks.size());
+            UnsafeBuffer v = b.view();
+            long at = SnapshotDescriptor.chunkEntryOffset(chunks.size());
+            for (int c = 0; c < chunks.size(); c++) {
+                ChunkState s = chunks.get(c);
+                int e = SnapshotDescriptor.chunkEntryOffset(c);
+                v.putLong(e, s.optimizerStep());
+                v.putLong(e + 8, s.params().numel());
+                v.putLong(e + 16, s.firstMoment().numel());
+                for (Tensor t : new Tensor[] {s.params(), s.firstMoment(), s.secondMoment()}) {
+                    int n = (int) t.lengthBytes();
+                    new UnsafeBuffer(t.address(), n).getBytes(0, v, (int) at, n);
+                    at += n;
+                }
+            }
+            store.complete(b);
+            return b;
+        } catch (RuntimeException e) {
+            store.abandon(b);
+            throw e;
+        }
+    }
+
+    /**
+     * Puts the snapshot in {@code b} back into {@code chunks} (parameters and moments); the
+     * optimizers' step counts are returned, one per chunk, for the caller to set.
+     *
+     * @throws SnapshotException when the snapshot's chunks do not match {@code chunks} (another layout or rank)
+     */
+    public static long[] restore(SnapshotBuffer b, List<ChunkState> chunks) {
+        UnsafeBuffer v = b.view();
+        if (b.chunks() != chunks.size()) {
+            throw new SnapshotException(b.describe() + " holds " + b.chunks() + " chunks, this rank has " + chunks.size());
+        }
+        long[] steps = new long[chunks.size()];
+        long at = SnapshotDescriptor.chunkEntryOffset(chunks.size());
+        for (int c = 0; c < chunks.size(); c++) {
+            ChunkState s = chunks.get(c);
+            int e = SnapshotDescriptor.chunkEntryOffset(c);
+            long params = v.getLong(e + 8);
+            long state = v.getLong(e + 16);
+            if (params != s.params().numel() || state != s.firstMoment().numel()) {
+                throw new SnapshotException(b.describe() + " chunk " + c + " holds " + params + " parameters and " + state
+                    + " optimizer state elements, this rank has " + s.params().numel() + " and " + s.firstMoment().numel());
+            }
+            steps[c] = v.getLong(e);
+            for (Tensor t : new Tensor[] {s.params(), s.firstMoment(), s.secondMoment()}) {
+                int n = (int) t.lengthBytes();
+                v.getBytes((int) at, new UnsafeBuffer(t.address(), n), 0, n);
+                at += n;
+            }
+        }
+        if (at != b.lengthBytes()) {
+            throw new SnapshotException(b.describe() + " is " + b.lengthBytes() + " bytes, its chunks account for " + at);
+        }
+        return steps;
+    }
+}

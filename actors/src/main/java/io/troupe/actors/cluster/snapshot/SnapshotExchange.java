@@ -1,0 +1,351 @@
+package io.troupe.actors.cluster.snapshot;
+
+import io.troupe.collectives.CollectiveAgent;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.transport.FrameKind;
+import io.troupe.runtime.transport.JobIdentity;
+import io.troupe.runtime.transport.ReceiveSlot;
+import io.troupe.runtime.transport.TensorReceiverAgent;
+import io.troupe.runtime.transport.TensorSender;
+import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.WorkerTransport;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.agrona.DirectBuffer;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+
+/**
+ * A worker's in-memory snapshots and their buddy copies on the Aeron data plane: its own shard's
+ * snapshot at every commit (double-buffered), sent whole to its buddy rank on another node, and the
+ * copies other ranks sent it. A stream of its own (its own receiver and senders), so a snapshot
+ * never shares a publication with activations or gradient buckets; the send runs on a thread of
+ * its own and overlaps the next step's compute.
+ *
+ * <p>Commit rule: a rank reports step {@code s} done only once it holds the copies of step
+ * {@code s} of every rank that sends it theirs; a step is committed when every rank reported it,
+ * so every committed step is in memory twice, on two nodes.
+ *
+ * <p>Frames: kind {@link FrameKind#CONTROL} on this stream, the frame's step the snapshot's step,
+ * its tensor key the rank whose shard it is, the body a {@link SnapshotDescriptor} snapshot.
+ *
+ * <p>Threading: {@link #bind}, {@link #afterStep}, {@link #sendCopy}, {@link #awaitCopy} from the
+ * worker's device thread; the receiver on the exchange's agent thread; sends on the send thread.
+ */
+public final class SnapshotExchange implements TensorReceiverAgent.Listener, AutoCloseable {
+    /** How long a capture waits for a slot still being sent (the send of two steps ago). */
+    private static final long SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(30);
+    /** How long the receiver waits for a copy's slot still being sent on (a restore): the copy is dropped after. */
+    private static final long RECEIVE_SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(2);
+
+    /** One epoch's binding: who this worker is and where its snapshot goes. */
+    private record Binding(JobIdentity job, int rank, int buddy, int[] sources, List<String> endpoints) {
+    }
+
+    private record Pending(long step, Runnable report) {
+    }
+
+    private final CollectiveAgent agent;
+    private final WorkerTransport transport;
+    private final ExecutorService sendThread;
+    private final Consumer<String> log;
+    private final SnapshotStore own = new SnapshotStore("own snapshots");
+    private final Map<Integer, SnapshotStore> copies = new ConcurrentHashMap<>();
+    private final Map<Integer, Long> arrived = new ConcurrentHashMap<>();
+    private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+    private final Object reportLock = new Object();
+    private volatile Binding binding;
+    private volatile long sentBytes;
+    private volatile long sendFailures;
+
+    /** Opens the exchange's stream on {@code node}, its receiver on an agent thread of its own. */
+    public SnapshotExchange(TransportNode node, String name, Consumer<String> log) {
+        this.log = log;
+        this.agent = CollectiveAgent.open(node, name, -1, 0, this, t -> log.accept("snapshot data plane error: " + t));
+        this.transport = agent.worker();
+        agent.start(new BackoffIdleStrategy(64, 16, 1_000, 1_000_000));
+        this.sendThread = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, name + "-send");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /** Where peers send their snapshots to this worker (a transport endpoint's string form). */
+    public String endpoint() {
+        return transport.endpoint().toString();
+    }
+
+    /**
+     * Binds the exchange to rank {@code rank} of {@code job}'s epoch.
+     *
+     * @param buddyOf   for each rank, the rank that keeps a copy of its snapshots (-1: none)
+     * @param endpoints each rank's {@link #endpoint()}
+     */
+    public void bind(JobIdentity job, int rank, int[] buddyOf, List<String> endpoints) {
+        List<Integer> sources = new ArrayList<>();
+        for (int r = 0; r < buddyOf.length; r++) {
+            if (buddyOf[r] == rank && r != rank) {
+                sources.add(r);
+            }
+        }
+        synchronized (reportLock) {
+            pending.clear();
+            arrived.clear();
+            transport.assign(rank, job);
+            binding = new Binding(job, rank, buddyOf[rank], sources.stream().mapToInt(Integer::intValue).toArray(),
+                List.copyOf(endpoints));
+        }
+    }
+
+    /**
+     * Lets the receiver take frames of rank {@code rank} of {@code job}'s epoch at once (any thread),
+     * before the epoch is built and bound: a snapshot sent for a restore may come before that.
+     */
+    public void prepare(JobIdentity job, int rank) {
+        transport.assign(rank, job);
+    }
+
+    /** The epoch ended: reports still waiting for copies are dropped, sends in flight given up. */
+    public void unbind() {
+        synchronized (reportLock) {
+            pending.clear();
+            binding = null;
+        }
+    }
+
+    /** As {@link #unbind()} when the exchange is still bound to {@code job} (a newer epoch's binding stays). */
+    public void unbind(JobIdentity job) {
+        synchronized (reportLock) {
+            Binding b = binding;
+            if (b != null && b.job().equals(job)) {
+                pending.clear();
+                binding = null;
+            }
+        }
+    }
+
+    public SnapshotStore own() {
+        return own;
+    }
+
+    /** The copies of rank {@code rank}'s snapshots this worker holds. */
+    public SnapshotStore copiesOf(int rank) {
+        return copies.computeIfAbsent(rank, r -> new SnapshotStore("copies of rank " + r));
+    }
+
+    /** Snapshot bytes this worker sent (its own and restore copies). */
+    public long sentBytes() {
+        return sentBytes;
+    }
+
+    /**
+     * After a step: snapshots {@code chunks} as step {@code step} (steps committed once this one is),
+     * sends it to the buddy (in the background), and runs {@code report} once the copies of this step
+     * from every rank this one keeps copies of have arrived (at once when they already have).
+     */
+    public void afterStep(long step, List<ShardSnapshots.ChunkState> chunks, Runnable report) {
+        Binding b = binding;
+        if (b == null) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        SnapshotBuffer snap = ShardSnapshots.capture(own, b.job().jobId(), b.rank(), b.job().epoch(), step, chunks, SLOT_WAIT_NS);
+        SnapshotCounters.taken(System.nanoTime() - t0);
+        if (b.buddy() >= 0) {
+            sendPinned(b, own.pin(snap), b.buddy());
+        }
+        synchronized (reportLock) {
+            pending.addLast(new Pending(step, report));
+            flushLocked(b);
+        }
+    }
+
+    private void flushLocked(Binding b) {
+        if (binding != b) {
+            return;
+        }
+        long copied = Long.MAX_VALUE;
+        for (int s : b.sources()) {
+            copied = Math.min(copied, arrived.getOrDefault(s, -1L));
+        }
+        while (!pending.isEmpty() && pending.peekFirst().step() <= copied) {
+            pending.pollFirst().report().run();
+        }
+    }
+
+    /**
+     * Restore: sends the snapshot of old rank {@code rank} at {@code step} (this worker's own or a
+     * copy it keeps) to new rank {@code toRank}.
+     *
+     * @throws SnapshotException when this worker holds no valid such snapshot
+     */
+    public void sendCopy(long step, int rank, int toRank) {
+        Binding b = binding;
+        if (b == null) {
+            throw new SnapshotException("cannot send rank " + rank + "'s snapshot of step " + step + ": the exchange is not bound");
+        }
+        SnapshotBuffer snap = find(b.job().jobId(), rank, step);
+        sendPinned(b, snap, toRank);
+    }
+
+    /**
+     * The valid snapshot of {@code rank} at {@code step} held here (own or a copy), pinned
+     * (unpin it through {@link #release}).
+     *
+     * @throws SnapshotException naming what each store holds instead, or a CRC mismatch
+     */
+    public SnapshotBuffer find(int jobId, int rank, long step) {
+        SnapshotException first;
+        try {
+            return own.find(jobId, rank, step);
+        } catch (SnapshotException e) {
+            first = e;
+        }
+        try {
+            return copiesOf(rank).find(jobId, rank, step);
+        } catch (SnapshotException e) {
+            throw new SnapshotException(first.getMessage() + "; " + e.getMessage());
+        }
+    }
+
+    /** Unpins a snapshot {@link #find} or {@link #awaitCopy} returned. */
+    public void release(SnapshotBuffer snap) {
+        SnapshotStore s = own.holds(snap) ? own : copiesOf(snap.rank());
+        s.unpin(snap);
+    }
+
+    /**
+     * Restore: waits up to {@code timeoutNs} for a valid copy of old rank {@code rank}'s snapshot at
+     * {@code step} to arrive; returned pinned.
+     *
+     * @throws SnapshotException naming what arrived instead when the time runs out
+     */
+    public SnapshotBuffer awaitCopy(int jobId, int rank, long step, long timeoutNs) {
+        long deadlineNs = System.nanoTime() + timeoutNs;
+        IdleStrategy idle = new BackoffIdleStrategy(1, 1, 10_000, 1_000_000);
+        while (true) {
+            try {
+                return copiesOf(rank).find(jobId, rank, step);
+            } catch (SnapshotException e) {
+                if (System.nanoTime() > deadlineNs) {
+                    throw new SnapshotException("no copy of rank " + rank + "'s snapshot of step " + step + " arrived within "
+                        + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: " + e.getMessage());
+                }
+            }
+            idle.idle();
+        }
+    }
+
+    /** The snapshots held of job {@code jobId}: each entry {rank, step}, own ones first. */
+    public List<long[]> inventory(int jobId) {
+        List<long[]> out = new ArrayList<>();
+        for (int rank : own.ranks(jobId)) {
+            for (long step : own.steps(jobId, rank)) {
+                out.add(new long[] {rank, step});
+            }
+        }
+        for (Map.Entry<Integer, SnapshotStore> e : copies.entrySet()) {
+            for (long step : e.getValue().steps(jobId, e.getKey())) {
+                out.add(new long[] {e.getKey(), step});
+            }
+        }
+        return out;
+    }
+
+    private void sendPinned(Binding b, SnapshotBuffer snap, int toRank) {
+        if (snap == null) {
+            return;
+        }
+        sendThread.execute(() -> {
+            try {
+                send(b, snap, toRank);
+            } catch (RuntimeException e) {
+                sendFailures++;
+                if (binding == b) {
+                    log.accept("snapshot " + snap.describe() + " not sent to rank " + toRank + ": " + e.getMessage());
+                }
+            } finally {
+                release(snap);
+            }
+        });
+    }
+
+    /** Send thread: the whole snapshot as one frame; given up when the epoch changes. */
+    private void send(Binding b, SnapshotBuffer snap, int toRank) {
+        TensorSender sender = transport.sender(toRank);
+        long epoch = b.job().epoch();
+        if (sender == null || sender.epoch() != epoch || sender.jobId() != b.job().jobId()) {
+            sender = transport.connect(toRank, TransportEndpoint.parse(b.endpoints().get(toRank)), epoch);
+        }
+        long bytes = snap.lengthBytes();
+        long t0 = System.nanoTime();
+        sender.begin(FrameKind.CONTROL, snap.step(), snap.rank(), DType.I8, new int[] {(int) bytes}, 1, snap.address(), bytes);
+        IdleStrategy idle = new BackoffIdleStrategy(64, 16, 1_000, 100_000);
+        while (sender.isSending()) {
+            if (binding != b) {
+                return; // the epoch ended; the next epoch's connect replaces this sender
+            }
+            idle.idle(sender.doSend());
+        }
+        sentBytes += bytes;
+        SnapshotCounters.sent(bytes, System.nanoTime() - t0);
+    }
+
+    // ------------------------------------------------------------------ receiver (agent thread)
+
+    @Override
+    public void onTensorReady(ReceiveSlot slot) {
+        try {
+            if (slot.kind() != FrameKind.CONTROL || slot.lengthBytes() < SnapshotDescriptor.HEADER_LENGTH) {
+                log.accept("snapshot stream dropped a " + slot.kind() + " frame of " + slot.lengthBytes() + " bytes from rank "
+                    + slot.sourceRank());
+                return;
+            }
+            DirectBuffer in = slot.buffer();
+            int rank = in.getInt(SnapshotDescriptor.RANK_OFFSET);
+            long step = in.getLong(SnapshotDescriptor.STEP_OFFSET);
+            long epoch = in.getLong(SnapshotDescriptor.EPOCH_OFFSET);
+            SnapshotStore store = copiesOf(rank);
+            SnapshotBuffer b = store.beginWrite(slot.lengthBytes(), RECEIVE_SLOT_WAIT_NS);
+            try {
+                slot.copyTo(b.address(), b.capacityBytes());
+            } catch (RuntimeException e) {
+                store.abandon(b);
+                throw e;
+            }
+            store.completeAsReceived(b);
+            synchronized (reportLock) {
+                Binding bd = binding;
+                if (bd != null && epoch == bd.job().epoch() && in.getInt(SnapshotDescriptor.JOB_ID_OFFSET) == bd.job().jobId()) {
+                    arrived.merge(rank, step, Math::max);
+                    flushLocked(bd);
+                }
+            }
+        } catch (RuntimeException e) {
+            log.accept("snapshot copy from rank " + slot.sourceRank() + " not kept: " + e.getMessage());
+        } finally {
+            slot.release();
+        }
+    }
+
+    @Override
+    public void close() {
+        unbind();
+        sendThread.shutdownNow();
+        try {
+            sendThread.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        agent.close();
+    }
+}

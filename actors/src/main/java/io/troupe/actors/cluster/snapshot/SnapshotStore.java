@@ -1,0 +1,196 @@
+package io.troupe.actors.cluster.snapshot;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The snapshots of one rank's shard (its own, or a buddy's copies), double-buffered: a snapshot
+ * being written never takes the slot of the latest complete one, so a write cut short (an abort, a
+ * dead sender) leaves the last complete snapshot intact. A slot being sent is pinned and is not
+ * written until the send ends.
+ *
+ * <p>Threading: any thread; one lock orders writes, pins and lookups. A written buffer is touched
+ * only by its writer until {@link #complete}.
+ */
+public final class SnapshotStore {
+    private final String name;
+    private final SnapshotBuffer[] slots = {new SnapshotBuffer(), new SnapshotBuffer()};
+    private long sequence;
+
+    public SnapshotStore(String name) {
+        this.name = name;
+    }
+
+    /**
+     * A slot to write a snapshot of {@code lengthBytes} into: never the latest complete one; waits up
+     * to {@code timeoutNs} while the other slot is pinned by a send.
+     *
+     * @throws SnapshotException when the slot stays pinned past the timeout
+     */
+    public synchronized SnapshotBuffer beginWrite(long lengthBytes, long timeoutNs) {
+        SnapshotBuffer latest = latestLocked();
+        SnapshotBuffer target = slots[0] == latest ? slots[1] : slots[0];
+        long deadlineNs = System.nanoTime() + timeoutNs;
+        while (target.pins > 0) {
+            long leftNs = deadlineNs - System.nanoTime();
+            if (leftNs <= 0) {
+                throw new SnapshotException(name + ": the slot to write is still being sent after "
+                    + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms (" + target.describe() + ")");
+            }
+            try {
+                TimeUnit.NANOSECONDS.timedWait(this, leftNs);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new SnapshotException(name + ": interrupted while waiting for a slot to write");
+            }
+        }
+        target.complete = false;
+        target.prepare(lengthBytes);
+        return target;
+    }
+
+    /** Seals a written slot (its CRC) and makes it the latest complete snapshot. */
+    public void complete(SnapshotBuffer b) {
+        b.seal();
+        completeAsReceived(b);
+    }
+
+    /**
+     * Makes a slot holding a received copy the latest complete snapshot, its CRC as the sender
+     * sealed it (checked when it is restored, not recomputed here).
+     */
+    public void completeAsReceived(SnapshotBuffer b) {
+        synchronized (this) {
+            b.complete = true;
+            b.sequence = ++sequence;
+        }
+    }
+
+    /** Gives a slot up unwritten (its write failed); the latest complete one is unchanged. */
+    public synchronized void abandon(SnapshotBuffer b) {
+        b.complete = false;
+    }
+
+    /** The latest complete snapshot, pinned (call {@link #unpin}), or null when there is none. */
+    public synchronized SnapshotBuffer pinLatest() {
+        SnapshotBuffer b = latestLocked();
+        if (b != null) {
+            b.pins++;
+        }
+        return b;
+    }
+
+    /** Pins {@code b}, a complete slot of this store (a send of it starts). */
+    public synchronized SnapshotBuffer pin(SnapshotBuffer b) {
+        if (!holds(b) || !b.complete) {
+            throw new IllegalStateException(name + ": only a complete slot of this store can be pinned: " + b.describe());
+        }
+        b.pins++;
+        return b;
+    }
+
+    /** Whether {@code b} is one of this store's slots. */
+    public boolean holds(SnapshotBuffer b) {
+        return slots[0] == b || slots[1] == b;
+    }
+
+    /** The ranks of job {@code jobId} whose complete snapshots this store holds. */
+    public synchronized List<Integer> ranks(int jobId) {
+        List<Integer> out = new ArrayList<>(2);
+        for (SnapshotBuffer b : slots) {
+            if (b.complete && b.jobId() == jobId && !out.contains(b.rank())) {
+                out.add(b.rank());
+            }
+        }
+        return out;
+    }
+
+    public synchronized void unpin(SnapshotBuffer b) {
+        if (b.pins <= 0) {
+            throw new IllegalStateException(name + ": unpin of a slot not pinned: " + b.describe());
+        }
+        b.pins--;
+        notifyAll();
+    }
+
+    /**
+     * The complete snapshot of job {@code jobId}, rank {@code rank} and step {@code step}, its CRC
+     * checked, pinned (call {@link #unpin}).
+     *
+     * @throws SnapshotException naming what the store holds instead, or the CRC mismatch
+     */
+    public SnapshotBuffer find(int jobId, int rank, long step) {
+        List<String> seen = new ArrayList<>();
+        for (SnapshotBuffer b : candidates()) {
+            if (b.jobId() != jobId || b.rank() != rank || b.step() != step) {
+                seen.add(b.describe());
+                unpin(b);
+                continue;
+            }
+            String bad = b.check(jobId, rank, step);
+            if (bad == null) {
+                return b;
+            }
+            unpin(b);
+            throw new SnapshotException(name + ": " + bad);
+        }
+        throw new SnapshotException(name + ": no snapshot of job " + Integer.toHexString(jobId) + " rank " + rank + " step "
+            + step + (seen.isEmpty() ? " (the store is empty)" : " (it holds " + seen + ")"));
+    }
+
+    /** The complete slots, newest first, each pinned. */
+    private synchronized List<SnapshotBuffer> candidates() {
+        List<SnapshotBuffer> out = new ArrayList<>(2);
+        for (SnapshotBuffer b : slots) {
+            if (b.complete) {
+                b.pins++;
+                out.add(b);
+            }
+        }
+        out.sort((x, y) -> Long.compare(y.sequence, x.sequence));
+        return out;
+    }
+
+    /** The steps of the complete snapshots held (newest first) of job {@code jobId} and rank {@code rank}. */
+    public synchronized List<Long> steps(int jobId, int rank) {
+        List<SnapshotBuffer> complete = new ArrayList<>(2);
+        for (SnapshotBuffer b : slots) {
+            if (b.complete && b.jobId() == jobId && b.rank() == rank) {
+                complete.add(b);
+            }
+        }
+        complete.sort((x, y) -> Long.compare(y.sequence, x.sequence));
+        List<Long> out = new ArrayList<>(2);
+        for (SnapshotBuffer b : complete) {
+            out.add(b.step());
+        }
+        return out;
+    }
+
+    /** The complete snapshots held, described, newest first. */
+    public synchronized List<String> describe() {
+        List<String> out = new ArrayList<>(2);
+        for (SnapshotBuffer b : slots) {
+            if (b.complete) {
+                out.add(b.describe());
+            }
+        }
+        return out;
+    }
+
+    private SnapshotBuffer latestLocked() {
+        SnapshotBuffer best = null;
+        for (SnapshotBuffer b : slots) {
+            if (b.complete && (best == null || b.sequence > best.sequence)) {
+                best = b;
+            }
+        }
+        return best;
+    }
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}
