@@ -11,6 +11,14 @@ import java.util.Objects;
  * disk checkpoint, saying why. Plain logic (no Pekko), one thread (the coordinator's).
  */
 final class SnapshotRestorePlanner {
+    /**
+     * Whether a rank with no replica may be restored from its buddy's copy. Off: a pipeline stage
+     * restored that way on a spare stalled at the first step of the restored epoch (a 1x2 job with rank
+     * 0 killed), so such recoveries use the disk checkpoint until that is understood. Copies are still
+     * kept, and ranks restore from their own snapshot or a data-parallel replica's.
+     */
+    static final boolean RESTORE_FROM_BUDDY_COPIES = false;
+
     private SnapshotRestorePlanner() {
     }
 
@@ -74,7 +82,7 @@ final class SnapshotRestorePlanner {
                 continue;
             }
             // another worker's snapshot of this rank (its buddy's copy), else of a replica of it
-            for (int pass = 0; pass < 2 && holderOf[k] < 0; pass++) {
+            for (int pass = RESTORE_FROM_BUDDY_COPIES ? 0 : 1; pass < 2 && holderOf[k] < 0; pass++) {
                 for (int j = 0; j < worldSize && holderOf[k] < 0; j++) {
                     long[] inv = inventories.get(ranks.get(j));
                     for (int src = 0; src < worldSize && holderOf[k] < 0; src++) {
@@ -88,7 +96,8 @@ final class SnapshotRestorePlanner {
             }
             if (holderOf[k] < 0) {
                 return Decision.disk("no worker holds rank " + k + "'s snapshot of step " + step
-                    + " (it and its copies were lost, or snapshots are off)");
+                    + (RESTORE_FROM_BUDDY_COPIES ? " (it and its copies were lost, or snapshots are off)"
+                        : " but as a buddy's copy, which this build does not restore from (it has no replica)"));
             }
         }
         return new Decision<>(List.copyOf(ranks), step, holderOf, sourceOf, "");

@@ -52,6 +52,11 @@ class SnapshotRestorePlannerTest {
         inv.put("D", new long[0]);
         var d = SnapshotRestorePlanner.plan(7, 5, List.of("A", "B", "C"), true, List.of("A", "C", "D"), 3,
             new int[] {0, 1, 2}, inv);
+        if (!SnapshotRestorePlanner.RESTORE_FROM_BUDDY_COPIES) {
+            assertFalse(d.fromMemory(), "buddy copies are not restored from in this build");
+            assertTrue(d.reason().contains("rank 1") && d.reason().contains("buddy's copy"), d.reason());
+            return;
+        }
         assertTrue(d.fromMemory(), d.reason());
         assertEquals(List.of("A", "D", "C"), d.ranks());
         assertArrayEquals(new int[] {0, 2, 2}, d.holderOf());
