@@ -62,8 +62,8 @@ public final class SnapshotBench {
             throw new IllegalArgumentException("--rounds must be >= 1: rounds=" + rounds);
         }
         Job o = new Job(rounds, steps, model, layout, batch, microbatches);
-        System.out.printf(Locale.ROOT, "snapshot bench: model %s, layout %s on 2 nodes (a media driver each), batch %d, "
-            + "%d micro-batches, %d steps per job, %d rounds%n", model, layout, batch, microbatches, steps, rounds);
+        System.out.printf(Locale.ROOT, "snapshot bench: model %s, layout %s on 2 nodes (a media driver each), "
+            + "batch %d, %d micro-batches, %d steps per job, %d rounds%n", model, layout, batch, microbatches, steps, rounds);
         run(o, false);
         List<Double> off = new ArrayList<>();
         List<Double> on = new ArrayList<>();
@@ -75,12 +75,13 @@ public final class SnapshotBench {
             double b = onFirst ? first : second;
             off.add(a);
             on.add(b);
-            System.out.printf(Locale.ROOT, "round %d: snapshots off %.2f ms/step, on %.2f ms/step (ratio %.3f)%n", r + 1, a, b,
-                b / a);
+            System.out.printf(Locale.ROOT, "round %d: snapshots off %.2f ms/step, on %.2f ms/step (ratio %.3f)%n",
+                r + 1, a, b, b / a);
         }
         double mOff = median(off);
         double mOn = median(on);
-        System.out.printf(Locale.ROOT, "off_step_ms=%.2f on_step_ms=%.2f snapshot_step_ratio=%.3f%n", mOff, mOn, mOn / mOff);
+        System.out.printf(Locale.ROOT, "off_step_ms=%.2f on_step_ms=%.2f snapshot_step_ratio=%.3f%n", mOff, mOn,
+            mOn / mOff);
     }
 
     private static double median(List<Double> v) {
