@@ -63,7 +63,8 @@ public final class SnapshotBench {
         }
         Job o = new Job(rounds, steps, model, layout, batch, microbatches);
         System.out.printf(Locale.ROOT, "snapshot bench: model %s, layout %s on 2 nodes (a media driver each), "
-            + "batch %d, %d micro-batches, %d steps per job, %d rounds%n", model, layout, batch, microbatches, steps, rounds);
+            + "batch %d, %d micro-batches, %d steps per job, %d rounds%n", model, layout, batch, microbatches, steps,
+            rounds);
         run(o, false);
         List<Double> off = new ArrayList<>();
         List<Double> on = new ArrayList<>();
@@ -106,8 +107,9 @@ public final class SnapshotBench {
              TroupeNode second = TroupeNode.start(base.withRoles(List.of("worker"), 1)
                  .withSeeds(List.of(first.hostPort())), config, tb)) {
             JobHandle h = Troupe.using(first).submit(TrainingJob.builder().model(o.model()).layout(o.layout())
-                .schedule("1f1b").microbatches(o.microbatches()).batchSize(o.batch()).steps(o.steps()).lr(3e-3f, 3e-4f, 2)
-                .gradClip(1f).seed(5).stepTimeoutMs(120_000).validation(0, 1).device("cpu").checkpoints(10, dir.toString())
+                .schedule("1f1b").microbatches(o.microbatches()).batchSize(o.batch()).steps(o.steps())
+                .lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(120_000).validation(0, 1).device("cpu")
+                .checkpoints(10, dir.toString())
                 .build());
             long[] tenth = {0};
             long[] last = {0};
@@ -123,9 +125,10 @@ public final class SnapshotBench {
             JobEvent end = h.await(Duration.ofMinutes(10));
             SnapshotCounters.Totals t = SnapshotCounters.read().since(before);
             if (snapshots && t.taken() > 0) {
-                System.out.printf(Locale.ROOT, "  snapshots: %d taken, %.1f ms each on the device thread; %d sent, %.1f MB and "
-                    + "%.1f ms each on the send thread%n", t.taken(), t.captureNs() / 1e6 / t.taken(), t.sent(),
-                    t.sent() == 0 ? 0 : t.sentBytes() / 1e6 / t.sent(), t.sent() == 0 ? 0 : t.sendNs() / 1e6 / t.sent());
+                System.out.printf(Locale.ROOT, "  snapshots: %d taken, %.1f ms each on the device thread; %d sent, "
+                    + "%.1f MB and %.1f ms each on the send thread%n", t.taken(), t.captureNs() / 1e6 / t.taken(),
+                    t.sent(), t.sent() == 0 ? 0 : t.sentBytes() / 1e6 / t.sent(),
+                    t.sent() == 0 ? 0 : t.sendNs() / 1e6 / t.sent());
             }
             if (!(end instanceof JobEvent.Finished)) {
                 throw new IllegalStateException("job ended with " + end);
