@@ -122,17 +122,25 @@ public final class SnapshotStore {
      */
     public SnapshotBuffer find(int jobId, int rank, long step) {
         List<String> seen = new ArrayList<>();
+        SnapshotBuffer found = null;
+        String bad = null;
+        // every candidate comes pinned: all but the one returned are unpinned, whatever the outcome
         for (SnapshotBuffer b : candidates()) {
-            if (b.jobId() != jobId || b.rank() != rank || b.step() != step) {
+            if (found == null && bad == null && b.jobId() == jobId && b.rank() == rank && b.step() == step) {
+                bad = b.check(jobId, rank, step);
+                if (bad == null) {
+                    found = b;
+                    continue;
+                }
+            } else if (found == null && bad == null) {
                 seen.add(b.describe());
-                unpin(b);
-                continue;
-            }
-            String bad = b.check(jobId, rank, step);
-            if (bad == null) {
-                return b;
             }
             unpin(b);
+        }
+        if (found != null) {
+            return found;
+        }
+        if (bad != null) {
             throw new SnapshotException(name + ": " + bad);
         }
         throw new SnapshotException(name + ": no snapshot of job " + Integer.toHexString(jobId) + " rank " + rank + " step "

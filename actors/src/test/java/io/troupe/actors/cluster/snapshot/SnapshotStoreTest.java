@@ -99,6 +99,26 @@ class SnapshotStoreTest {
         store.unpin(b);
     }
 
+    /**
+     * Finding the newest snapshot (what a restore sends) leaves no other slot pinned: the next capture
+     * takes the older slot at once. A leaked pin held the device thread in the capture until its
+     * deadline, so a restored epoch never reported its first step.
+     */
+    @Test
+    @Timeout(30)
+    void shouldLeaveNoOtherSlotPinnedWhenTheNewestSnapshotIsFound() {
+        SnapshotStore store = new SnapshotStore("own snapshots");
+        List<ShardSnapshots.ChunkState> shard = shard();
+        ShardSnapshots.capture(store, JOB, 0, 1, 11, shard, 0);
+        ShardSnapshots.capture(store, JOB, 0, 1, 12, shard, 0);
+        SnapshotBuffer newest = store.find(JOB, 0, 12);
+        store.unpin(newest);
+        assertThrows(SnapshotException.class, () -> store.find(JOB, 0, 99));
+        SnapshotBuffer next = ShardSnapshots.capture(store, JOB, 0, 2, 13, shard, 0);
+        assertEquals(13, next.step());
+        assertEquals(List.of(13L, 12L), store.steps(JOB, 0));
+    }
+
     @Test
     @Timeout(30)
     void shouldWaitForAPinnedSlotAndGiveUpNamingIt() {
