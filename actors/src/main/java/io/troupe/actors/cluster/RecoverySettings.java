@@ -22,10 +22,10 @@ import java.time.Duration;
 public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
                                Duration regatherTimeout, Duration quiesceTimeout, boolean snapshots) {
 
-    /** Settings with snapshots off (the default). */
+    /** Settings with snapshots on (the default). */
     public RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
                             Duration regatherTimeout, Duration quiesceTimeout) {
-        this(maxRestarts, backoff, maxBackoff, checkpointInterval, jobRoot, regatherTimeout, quiesceTimeout, false);
+        this(maxRestarts, backoff, maxBackoff, checkpointInterval, jobRoot, regatherTimeout, quiesceTimeout, true);
     }
 
     public RecoverySettings {
@@ -46,7 +46,7 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
     public static RecoverySettings defaults() {
         return new RecoverySettings(3, Duration.ofMillis(500), Duration.ofSeconds(8), 10,
             Path.of(System.getProperty("java.io.tmpdir"), "troupe-jobs"), Duration.ofSeconds(60),
-            Duration.ofSeconds(3), false);
+            Duration.ofSeconds(3), true);
     }
 
     /** Reads {@code troupe.recovery}; a missing key takes its default. */

@@ -12,12 +12,10 @@ import java.util.Objects;
  */
 final class SnapshotRestorePlanner {
     /**
-     * Whether a rank with no replica may be restored from its buddy's copy. Off: a pipeline stage
-     * restored that way on a spare stalled at the first step of the restored epoch (a 1x2 job with rank
-     * 0 killed), so such recoveries use the disk checkpoint until that is understood. Copies are still
-     * kept, and ranks restore from their own snapshot or a data-parallel replica's.
+     * Whether a rank with no replica may be restored from its buddy's copy (on; a switch kept so the
+     * disk path can be forced while a restore problem is chased).
      */
-    static final boolean RESTORE_FROM_BUDDY_COPIES = false;
+    static final boolean RESTORE_FROM_BUDDY_COPIES = true;
 
     private SnapshotRestorePlanner() {
     }

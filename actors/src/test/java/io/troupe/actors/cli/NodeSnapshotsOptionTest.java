@@ -11,8 +11,8 @@ import org.junit.jupiter.api.Test;
 class NodeSnapshotsOptionTest {
 
     @Test
-    void shouldLeaveSnapshotsOffByDefaultAndTurnThemOnRequest() {
-        assertFalse(RecoverySettings.from(NodeCommand.load(new String[0])).snapshots(), "off by default");
+    void shouldTakeSnapshotsByDefaultAndTurnThemOffOnRequest() {
+        assertTrue(RecoverySettings.from(NodeCommand.load(new String[0])).snapshots(), "on by default");
         assertFalse(RecoverySettings.from(NodeCommand.load(new String[] {"--snapshots", "off"})).snapshots());
         assertTrue(RecoverySettings.from(NodeCommand.load(new String[] {"--snapshots", "on"})).snapshots());
     }

@@ -29,9 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
  * worker SIGKILLed, a worker SIGSTOPped past the failure detector then SIGCONTed, the coordinator's
  * node SIGKILLed. Each job finishes, and its final checkpoint is bitwise that of a fault-free run of
  * the same job on the same cluster (a spare keeps the layout). Detection and recovery are printed.
- * With in-memory snapshots on (off by default: a restore from memory stalled in some runs), a lost
- * worker is restored from a replica's snapshot and the test asserts that no committed step was lost;
- * here the nodes run the defaults and restore from the disk checkpoint.
+ * A lost worker is restored from the in-memory snapshots (a data-parallel replica's own): those tests
+ * assert that no committed step was lost.
  */
 @Tag("slow")
 @Timeout(400)
@@ -182,7 +181,7 @@ class ClusterFaultsTest {
 
     @Test
     void shouldFinishBitwiseWhenAWorkerProcessIsKilled(@TempDir Path tmp) throws Exception {
-        survive("kill-worker", tmp, false, started -> {
+        survive("kill-worker", tmp, true, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             victim.kill();
@@ -195,10 +194,6 @@ class ClusterFaultsTest {
      * killed stage is restored on the spare from the copy its buddy kept, sent over the data plane.
      */
     @Test
-    @org.junit.jupiter.api.Disabled("passed (rank 1 killed: restored on the spare from its buddy's copy, 0 steps lost, "
-        + "bitwise) before the coordinator's split per phase met the snapshots; after that merge, with rank 0 killed, "
-        + "every epoch restored from memory stalled at its first step (compute deadline waiting for ranks 0 and 1) "
-        + "until the restart budget ran out: not yet explained")
     void shouldRestoreAKilledPipelineStageFromItsBuddysCopy(@TempDir Path tmp) throws Exception {
         layout = "1x2";
         survive("kill-stage", tmp, true, started -> {
@@ -211,7 +206,7 @@ class ClusterFaultsTest {
 
     @Test
     void shouldFinishBitwiseWhenAWorkerIsStoppedPastTheFailureDetectorAndContinued(@TempDir Path tmp) throws Exception {
-        survive("stop-worker", tmp, false, started -> {
+        survive("stop-worker", tmp, true, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             new ProcessBuilder("kill", "-STOP", Long.toString(victim.pid())).start().waitFor();
