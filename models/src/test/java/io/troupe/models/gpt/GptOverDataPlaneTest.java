@@ -4,16 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.collectives.CollectiveAgent;
-import io.troupe.collectives.CollectiveGroup;
-import io.troupe.collectives.CollectiveSettings;
-import io.troupe.collectives.Communicator;
-import io.troupe.models.parallel.tp.CommunicatorTensorParallelGroup;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
+import io.troupe.models.parallel.tp.TensorParallelMembers;
 import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.testkit.LoopbackDriver;
-import io.troupe.runtime.transport.TransportEndpoint;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -76,42 +70,8 @@ class GptOverDataPlaneTest {
         }
     }
 
-    private static List<float[][]> overDataPlane(boolean sp) throws Exception {
-        try (LoopbackDriver driver = LoopbackDriver.start(LoopbackDriver.testSettings()
-            .withChunkBytes(256 * 1024).withTermLengthBytes(4 * 1024 * 1024))) {
-            CollectiveAgent[] agents = new CollectiveAgent[TP];
-            TransportEndpoint[] endpoints = new TransportEndpoint[TP];
-            for (int r = 0; r < TP; r++) {
-                agents[r] = new CollectiveAgent("tp" + r, null, driver.errors()::add);
-                agents[r].attach(driver.openWorker("tp" + r, r, 1, agents[r]));
-                endpoints[r] = agents[r].worker().endpoint();
-            }
-            ExecutorService pool = Executors.newFixedThreadPool(TP);
-            try {
-                List<Future<float[][]>> fs = new ArrayList<>();
-                for (int r = 0; r < TP; r++) {
-                    Communicator c = agents[r].communicator(CollectiveGroup.ofWorld(1, 5, r, endpoints),
-                        CollectiveSettings.defaults().withTimeoutNs(TimeUnit.SECONDS.toNanos(30)));
-                    fs.add(pool.submit(() -> {
-                        try (CpuDevice dev = new CpuDevice(1);
-                             CommunicatorTensorParallelGroup g = new CommunicatorTensorParallelGroup(c, dev)) {
-                            return step(g, dev, sp);
-                        }
-                    }));
-                }
-                List<float[][]> out = new ArrayList<>();
-                for (Future<float[][]> f : fs) {
-                    out.add(f.get(60, TimeUnit.SECONDS));
-                }
-                assertTrue(driver.errors().isEmpty(), "no transport errors: " + driver.errors());
-                return out;
-            } finally {
-                pool.shutdownNow();
-                for (CollectiveAgent a : agents) {
-                    a.close();
-                }
-            }
-        }
+    private static List<float[][]> overDataPlane(boolean sp) {
+        return TensorParallelMembers.runOverDataPlane(TP, 5, 30, (g, dev) -> step(g, (CpuDevice) dev, sp));
     }
 
     private static void compare(boolean sp) throws Exception {

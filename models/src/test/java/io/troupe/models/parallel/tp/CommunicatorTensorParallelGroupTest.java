@@ -1,24 +1,12 @@
 package io.troupe.models.parallel.tp;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.collectives.CollectiveAgent;
-import io.troupe.collectives.CollectiveGroup;
-import io.troupe.collectives.CollectiveSettings;
-import io.troupe.collectives.Communicator;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
-import io.troupe.runtime.testkit.LoopbackDriver;
 import io.troupe.runtime.testkit.RandomTensors;
-import io.troupe.runtime.transport.TransportEndpoint;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -55,42 +43,13 @@ class CommunicatorTensorParallelGroupTest {
     @Test
     void shouldGiveTheInProcessGroupsResultsOverTheDataPlane() throws Exception {
         List<float[][]> reference = TensorParallelMembers.run(TP, (g, dev) -> exercise(g, (CpuDevice) dev));
-        try (LoopbackDriver driver = LoopbackDriver.start(LoopbackDriver.testSettings()
-            .withChunkBytes(256 * 1024).withTermLengthBytes(4 * 1024 * 1024))) {
-            CollectiveAgent[] agents = new CollectiveAgent[TP];
-            TransportEndpoint[] endpoints = new TransportEndpoint[TP];
-            for (int r = 0; r < TP; r++) {
-                agents[r] = new CollectiveAgent("tp" + r, null, driver.errors()::add);
-                agents[r].attach(driver.openWorker("tp" + r, r, 1, agents[r]));
-                endpoints[r] = agents[r].worker().endpoint();
+        List<float[][]> got = TensorParallelMembers.runOverDataPlane(TP, 7, 20,
+            (g, dev) -> exercise(g, (CpuDevice) dev));
+        String[] ops = {"allReduceSum", "allReduceMax", "allGather", "reduceScatter"};
+        for (int r = 0; r < TP; r++) {
+            for (int op = 0; op < ops.length; op++) {
+                assertArrayEquals(reference.get(r)[op], got.get(r)[op], ops[op] + " on member " + r);
             }
-            ExecutorService pool = Executors.newFixedThreadPool(TP);
-            try {
-                List<Future<float[][]>> futures = new ArrayList<>();
-                for (int r = 0; r < TP; r++) {
-                    Communicator c = agents[r].communicator(CollectiveGroup.ofWorld(1, 7, r, endpoints),
-                        CollectiveSettings.defaults().withTimeoutNs(TimeUnit.SECONDS.toNanos(20)));
-                    futures.add(pool.submit(() -> {
-                        try (CpuDevice dev = new CpuDevice(1);
-                             CommunicatorTensorParallelGroup g = new CommunicatorTensorParallelGroup(c, dev)) {
-                            return exercise(g, dev);
-                        }
-                    }));
-                }
-                String[] ops = {"allReduceSum", "allReduceMax", "allGather", "reduceScatter"};
-                for (int r = 0; r < TP; r++) {
-                    float[][] got = futures.get(r).get(60, TimeUnit.SECONDS);
-                    for (int op = 0; op < ops.length; op++) {
-                        assertArrayEquals(reference.get(r)[op], got[op], ops[op] + " on member " + r);
-                    }
-                }
-            } finally {
-                pool.shutdownNow();
-                for (CollectiveAgent a : agents) {
-                    a.close();
-                }
-            }
-            assertTrue(driver.errors().isEmpty(), "no transport errors: " + driver.errors());
         }
     }
 }
