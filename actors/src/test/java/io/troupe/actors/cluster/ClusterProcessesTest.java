@@ -60,13 +60,8 @@ class ClusterProcessesTest {
         return c;
     }
 
-    private static TrainingJob job(String layout, int steps) {
-        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4).steps(steps)
-            .lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(9).stepTimeoutMs(60_000).validation(0, 1).device("cpu").build();
-    }
-
-    @Test
-    void shouldMatchSingleDeviceLossWithDataAndPipelineParallelInFourProcesses() throws Exception {
+    /** Four node processes, the first hosting the coordinator; returns once every one is up. */
+    private ChildJvm fourNodes() throws Exception {
         ChildJvm first = node("--role", "worker,coordinator");
         String seed = hostPort(first);
         List<ChildJvm> others = new ArrayList<>();
@@ -76,6 +71,18 @@ class ClusterProcessesTest {
         for (ChildJvm n : others) {
             hostPort(n); // every node is up before the job asks for four workers
         }
+        return first;
+    }
+
+    private static TrainingJob job(String layout, int steps) {
+        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4).steps(steps)
+            .lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(9).stepTimeoutMs(60_000).validation(0, 1).device("cpu").build();
+    }
+
+    @Test
+    void shouldMatchSingleDeviceLossWithDataAndPipelineParallelInFourProcesses() throws Exception {
+        ChildJvm first = fourNodes();
+        String seed = hostPort(first);
         JobHandle h = Troupe.using(client(seed)).submit(job("2x2", 6));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
@@ -92,15 +99,8 @@ class ClusterProcessesTest {
     /** Tensor parallelism across processes: each tp group's collectives cross process boundaries. */
     @Test
     void shouldMatchSingleDeviceLossWithPipelineAndTensorParallelInFourProcesses() throws Exception {
-        ChildJvm first = node("--role", "worker,coordinator");
+        ChildJvm first = fourNodes();
         String seed = hostPort(first);
-        List<ChildJvm> others = new ArrayList<>();
-        for (int i = 0; i < 3; i++) {
-            others.add(node("--role", "worker", "--seed", seed));
-        }
-        for (ChildJvm n : others) {
-            hostPort(n);
-        }
         JobHandle h = Troupe.using(client(seed)).submit(job("1x2x2", 4));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
