@@ -128,9 +128,10 @@ public interface StageModule extends AutoCloseable {
 
     /**
      * ZeRO stage 2: asks the stage to keep its gradients in a smaller buffer laid out as the
-     * returned arena describes (from then on {@link #grads()} is that buffer), with buckets of at
-     * most about {@code bucketElements} floats. Before the first forward. {@code null}: the module
-     * keeps its whole gradient buffer (the default).
+     * returned arena describes (from then on {@link #grads()} is that buffer, and the
+     * {@code parameterDone} of the weight-gradient passes receives indices into the arena's
+     * pieces, not parameters), with buckets of at most about {@code bucketElements} floats. Before
+     * the first forward. {@code null}: the module keeps its whole gradient buffer (the default).
      */
     default io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
         return null;

@@ -7,11 +7,15 @@ import java.util.List;
 
 /**
  * The {@link GradientArena} of a GPT stage: what B writes resident (the LayerNorms, and mlp.fc's
- * bias, formed with the GELU backward); the groups that W writes between two reports, in W's order
- * (lm_head; per block from the last: mlp.proj, mlp.fc's weight, attn.proj, attn.qkv, each weight
- * with its bias; the position then token embeddings), merged greedily into buckets of at most
- * {@code bucketElements} floats (a larger group is a bucket of its own). Every bucket starts at the
- * same offset, just after the resident region.
+ * bias, formed with the GELU backward); then the parameters that W writes, in W's order (lm_head;
+ * per block from the last: mlp.proj, mlp.fc's weight, attn.proj, attn.qkv, each bias before its
+ * weight; the position then token embeddings), packed into buckets of at most
+ * {@code bucketElements} floats (W forms a linear's bias before its weight, and both embeddings
+ * before it reports either). A linear's weight that does not fit in what is left of a bucket
+ * is cut into blocks of whole rows (a bucket ends inside it, the next starts with its next rows),
+ * so the window is the bucket size whatever the largest linear. Embeddings stay whole (a larger
+ * one is a bucket of its own). Every bucket starts at the same offset, just after the resident
+ * region.
  */
 final class GptGradientArena {
     private GptGradientArena() {
@@ -19,19 +23,23 @@ final class GptGradientArena {
 
     static GradientArena of(ParameterLayout layout, int firstBlock, int blocks, boolean first, boolean last,
                             long bucketElements) {
+        if (bucketElements < 1) {
+            throw new IllegalArgumentException("bucketElements must be positive: " + bucketElements);
+        }
         List<ParamSpec> specs = layout.specs();
-        long[] offset = new long[specs.size()];
+        List<GradientArena.Piece> pieces = new ArrayList<>();
         List<Integer> resident = new ArrayList<>();
         long residentElements = 0;
         for (int i = 0; i < specs.size(); i++) {
             String n = specs.get(i).name();
             // B writes these: the LayerNorms, and mlp.fc's bias (formed with the GELU backward).
             if (n.contains(".ln1.") || n.contains(".ln2.") || n.startsWith("ln_f.") || n.endsWith("mlp.fc.bias")) {
-                resident.add(i);
-                offset[i] = residentElements;
+                resident.add(pieces.size());
+                pieces.add(new GradientArena.Piece(i, 0, specs.get(i).numel(), residentElements));
                 residentElements += specs.get(i).numel();
             }
         }
+        // What W writes between two reports: a linear's bias, its weight (in row blocks when cut), both embeddings.
         List<int[]> groups = new ArrayList<>();
         if (last) {
             groups.add(new int[] {index(layout, "lm_head.weight")});
@@ -39,8 +47,10 @@ final class GptGradientArena {
         for (int l = firstBlock + blocks - 1; l >= firstBlock; l--) {
             String p = "blocks." + l + ".";
             for (String lin : new String[] {"mlp.proj", "mlp.fc", "attn.proj", "attn.qkv"}) {
-                groups.add(lin.equals("mlp.fc") ? new int[] {index(layout, p + lin + ".weight")}
-                    : new int[] {index(layout, p + lin + ".bias"), index(layout, p + lin + ".weight")});
+                if (!lin.equals("mlp.fc")) {
+                    groups.add(new int[] {index(layout, p + lin + ".bias")});
+                }
+                groups.add(new int[] {index(layout, p + lin + ".weight")});
             }
         }
         if (first) {
@@ -48,30 +58,54 @@ final class GptGradientArena {
         }
         List<int[]> buckets = new ArrayList<>();
         List<Integer> current = new ArrayList<>();
-        long currentElements = 0;
+        long used = 0;
         long window = 0;
         for (int[] g : groups) {
+            ParamSpec s = specs.get(g[0]);
+            int i = g[0];
+            boolean rows = g.length == 1 && s.shape().length == 2 && !s.name().endsWith("_emb.weight");
+            if (rows && used + s.numel() > bucketElements) {
+                long row = s.shape()[1];
+                long total = s.shape()[0];
+                for (long r = 0; r < total; ) {
+                    if (used > 0 && used + row > bucketElements) {
+                        buckets.add(toArray(current));
+                        current.clear();
+                        used = 0;
+                    }
+                    long take = Math.max(1, Math.min(total - r, (bucketElements - used) / row));
+                    current.add(pieces.size());
+                    pieces.add(new GradientArena.Piece(i, r * row, take * row, residentElements + used));
+                    used += take * row;
+                    r += take;
+                    window = Math.max(window, used);
+                }
+                continue;
+            }
             long n = 0;
-            for (int i : g) {
-                n += specs.get(i).numel();
+            for (int j : g) {
+                n += specs.get(j).numel();
             }
-            if (!current.isEmpty() && currentElements + n > bucketElements) {
-                buckets.add(current.stream().mapToInt(Integer::intValue).toArray());
+            if (used > 0 && used + n > bucketElements) {
+                buckets.add(toArray(current));
                 current.clear();
-                currentElements = 0;
+                used = 0;
             }
-            for (int i : g) {
-                offset[i] = residentElements + currentElements;
-                currentElements += specs.get(i).numel();
-                current.add(i);
+            for (int j : g) {
+                current.add(pieces.size());
+                pieces.add(new GradientArena.Piece(j, 0, specs.get(j).numel(), residentElements + used));
+                used += specs.get(j).numel();
             }
-            window = Math.max(window, currentElements);
+            window = Math.max(window, used);
         }
         if (!current.isEmpty()) {
-            buckets.add(current.stream().mapToInt(Integer::intValue).toArray());
+            buckets.add(toArray(current));
         }
-        return new GradientArena(residentElements, window, offset, buckets.toArray(new int[0][]),
-            resident.stream().mapToInt(Integer::intValue).toArray());
+        return new GradientArena(residentElements, window, pieces, buckets.toArray(new int[0][]), toArray(resident));
+    }
+
+    private static int[] toArray(List<Integer> xs) {
+        return xs.stream().mapToInt(Integer::intValue).toArray();
     }
 
     private static int index(ParameterLayout layout, String name) {
