@@ -137,6 +137,16 @@ public interface StageModule extends AutoCloseable {
         return null;
     }
 
+    /**
+     * ZeRO stage 2 with buckets the runtime chose: as {@link #shardGradients(long)}, but bucket
+     * {@code b} is the flat range {@code [bucketStartElements[b], + bucketNumels[b])} of the whole
+     * gradient buffer (whole parameters; buckets in the order the weight-gradient pass completes
+     * them), imaged at the start of the window. {@code null}: the module keeps its whole buffer.
+     */
+    default io.troupe.models.memory.GradientArena shardGradients(long[] bucketStartElements, long[] bucketNumels) {
+        return null;
+    }
+
     /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */
     default long activationBytesPerSlot() {
         return 0;

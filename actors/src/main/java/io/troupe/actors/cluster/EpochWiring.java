@@ -57,6 +57,8 @@ final class EpochWiring implements AutoCloseable {
     private final StageWorker stage;
     private final Communicator dataParallel;
     private final GradientBucketer[] buckets;
+    /** Per chunk: ZeRO 2 keeps its gradients as slices ({@link ZeroGradientWindow}) rather than whole. */
+    private final boolean[] slicedGradients;
     private final Communicator world;
     private final CpuDevice scratch = new CpuDevice(1);
     private final float[] normSlot = new float[2];
@@ -108,6 +110,7 @@ final class EpochWiring implements AutoCloseable {
                 // Each chunk's gradients are all-reduced in buckets launched from its last weight
                 // gradient pass, overlapping the rest of backward.
                 this.buckets = new GradientBucketer[w.chunks()];
+                this.slicedGradients = new boolean[w.chunks()];
                 for (int c = 0; c < w.chunks(); c++) {
                     List<ParamRange> ranges = new ArrayList<>();
                     for (ParamSpec p : w.chunk(c).parameters()) {
@@ -119,11 +122,15 @@ final class EpochWiring implements AutoCloseable {
                     if (spec.zeroSharded()) {
                         w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
                     }
+                    if (spec.memory().zero() == 2 && keepGradientSlices(w, c, buckets[c])) {
+                        continue;
+                    }
                     w.onGradientsFinal(c, buckets[c]::markReady);
                 }
             } else {
                 this.dataParallel = null;
                 this.buckets = new GradientBucketer[0];
+                this.slicedGradients = new boolean[0];
             }
             int worldSize = spec.layout().worldSize();
             if (worldSize > 1) {
@@ -182,6 +189,33 @@ final class EpochWiring implements AutoCloseable {
      * Restores every chunk from a checkpoint of any layout: by name when neither it nor this job is
      * split by tp, else through the slices this member's shards need (GPT's parameter placement).
      */
+    /**
+     * ZeRO 2: chunk {@code c} keeps its gradients in an arena of {@code bucketer}'s ranges and its
+     * owned segments packed, reduced after every weight-gradient pass by a
+     * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
+     * or the device is not a CPU): it then runs as zero 1.
+     */
+    private boolean keepGradientSlices(StageWorker w, int c, GradientBucketer bucketer) {
+        if (w.device().kind() != io.troupe.runtime.device.DeviceKind.CPU) {
+            return false;
+        }
+        int nb = bucketer.bucketCount();
+        long[] starts = new long[nb];
+        long[] numels = new long[nb];
+        for (int b = 0; b < nb; b++) {
+            starts[b] = bucketer.bucketStartElements(b);
+            numels[b] = bucketer.bucketNumel(b);
+        }
+        io.troupe.models.memory.GradientArena arena = w.shardGradients(c, starts, numels);
+        if (arena == null) {
+            return false;
+        }
+        w.onEveryWeightGradient(c, new ZeroGradientWindow(dataParallel, w.chunk(c), w.ownedGradients(c), bucketer,
+            arena, spec.microbatches()));
+        slicedGradients[c] = true;
+        return true;
+    }
+
     private void restore(StageWorker w, Checkpoints.Loaded ckpt) {
         boolean reshard = spec.layout().tp() > 1 || Layout.parse(ckpt.manifest().layout(), 1).tp() > 1;
         if (!reshard) {
@@ -306,8 +340,10 @@ final class EpochWiring implements AutoCloseable {
         // The replicas' gradients (each already scaled by 1/global tokens) are being summed bucket
         // by bucket since each chunk's last weight gradient; wait for what is left.
         long r0 = System.nanoTime();
-        for (GradientBucketer b : buckets) {
-            b.finish();
+        for (int c = 0; c < buckets.length; c++) {
+            if (!slicedGradients[c]) {
+                buckets[c].finish();
+            }
         }
         w.reducePartialGradients();
         long r1 = System.nanoTime();

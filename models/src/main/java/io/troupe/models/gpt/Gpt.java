@@ -199,12 +199,29 @@ public final class Gpt implements StageModule {
      */
     @Override
     public io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
+        checkArenaOnce();
+        return applyArena(GptGradientArena.of(layout, firstBlock, blocks, first, last, bucketElements));
+    }
+
+    /**
+     * ZeRO stage 2 with the runtime's buckets ({@link GptGradientArena#ofBuckets}): each bucket is
+     * a flat range of the whole gradient buffer, imaged in the window (the parameters B writes kept
+     * resident); W fills and reports a bucket's parameters before it writes the next bucket's.
+     */
+    @Override
+    public io.troupe.models.memory.GradientArena shardGradients(long[] bucketStartElements, long[] bucketNumels) {
+        checkArenaOnce();
+        return applyArena(GptGradientArena.ofBuckets(layout, bucketStartElements, bucketNumels));
+    }
+
+    private void checkArenaOnce() {
         if (!slots.isEmpty() || tp.size() != 1 || gradOffsets != null) {
             throw new IllegalStateException("gradients move into an arena once, before the first forward, at tp = 1: "
                 + "slots=" + slots.keySet() + ", tp=" + tp.size());
         }
-        io.troupe.models.memory.GradientArena arena = GptGradientArena.of(layout, firstBlock, blocks, first, last,
-            bucketElements);
+    }
+
+    private io.troupe.models.memory.GradientArena applyArena(io.troupe.models.memory.GradientArena arena) {
         grads.close();
         grads = dev.allocate((int) (arena.residentElements() + arena.bucketElements()));
         int n = layout.specs().size();
@@ -715,9 +732,10 @@ public final class Gpt implements StageModule {
     }
 
     private void embeddingBackwardWeight(GptActivations a, java.util.function.IntConsumer parameterDone) {
-        tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, rows * cfg.seqLen());
+        // Position first: each reported before the next is written (W's order is reverse parameter order).
         dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, residualRows, cfg.dModel());
         done(parameterDone, 1);
+        tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, rows * cfg.seqLen());
         done(parameterDone, 0);
     }
 

@@ -29,16 +29,7 @@ final class GptGradientArena {
         List<ParamSpec> specs = layout.specs();
         List<GradientArena.Piece> pieces = new ArrayList<>();
         List<Integer> resident = new ArrayList<>();
-        long residentElements = 0;
-        for (int i = 0; i < specs.size(); i++) {
-            String n = specs.get(i).name();
-            // B writes these: the LayerNorms, and mlp.fc's bias (formed with the GELU backward).
-            if (n.contains(".ln1.") || n.contains(".ln2.") || n.startsWith("ln_f.") || n.endsWith("mlp.fc.bias")) {
-                resident.add(pieces.size());
-                pieces.add(new GradientArena.Piece(i, 0, specs.get(i).numel(), residentElements));
-                residentElements += specs.get(i).numel();
-            }
-        }
+        long residentElements = residentPieces(specs, pieces, resident);
         // What W writes between two reports: a linear's bias, its weight (in row blocks when cut), both embeddings.
         List<int[]> groups = new ArrayList<>();
         if (last) {
@@ -102,6 +93,74 @@ final class GptGradientArena {
             buckets.add(toArray(current));
         }
         return new GradientArena(residentElements, window, pieces, buckets.toArray(new int[0][]), toArray(resident));
+    }
+
+    /**
+     * The arena of the runtime's buckets: bucket {@code b} is the flat range
+     * {@code [starts[b], starts[b] + numels[b])} of the stage's whole gradient buffer, each
+     * parameter in it that W writes at its offset in the range from the window's start (the
+     * window is the largest range); the parameters B writes resident, as in {@link #of}. Every
+     * parameter must lie in one range. W reports in reverse parameter order, so ranges in
+     * descending order are completed one after the other.
+     */
+    static GradientArena ofBuckets(ParameterLayout layout, long[] starts, long[] numels) {
+        List<ParamSpec> specs = layout.specs();
+        List<GradientArena.Piece> pieces = new ArrayList<>();
+        List<Integer> resident = new ArrayList<>();
+        long residentElements = residentPieces(specs, pieces, resident);
+        boolean[] placed = new boolean[specs.size()];
+        for (int k : resident) {
+            placed[pieces.get(k).parameter()] = true;
+        }
+        List<int[]> buckets = new ArrayList<>();
+        long window = 0;
+        for (int b = 0; b < starts.length; b++) {
+            List<Integer> current = new ArrayList<>();
+            for (int i = 0; i < specs.size(); i++) {
+                ParamSpec s = specs.get(i);
+                long at = s.localOffset() - starts[b];
+                if (at < 0 || at >= numels[b]) {
+                    continue;
+                }
+                if (at + s.numel() > numels[b]) {
+                    throw new IllegalArgumentException(s.name() + " crosses the end of bucket " + b + " ["
+                        + starts[b] + ", " + (starts[b] + numels[b]) + ")");
+                }
+                if (!isResident(s.name())) {
+                    current.add(pieces.size());
+                    pieces.add(new GradientArena.Piece(i, 0, s.numel(), residentElements + at));
+                    placed[i] = true;
+                }
+            }
+            buckets.add(toArray(current));
+            window = Math.max(window, numels[b]);
+        }
+        for (int i = 0; i < specs.size(); i++) {
+            if (!placed[i]) {
+                throw new IllegalArgumentException(specs.get(i).name() + " is in no bucket");
+            }
+        }
+        return new GradientArena(residentElements, window, pieces, buckets.toArray(new int[0][]), toArray(resident));
+    }
+
+    /** B writes these: the LayerNorms, and mlp.fc's bias (formed with the GELU backward). */
+    static boolean isResident(String name) {
+        return name.contains(".ln1.") || name.contains(".ln2.") || name.startsWith("ln_f.")
+            || name.endsWith("mlp.fc.bias");
+    }
+
+    /** Adds the resident pieces (parameter order, packed from 0); returns their elements. */
+    private static long residentPieces(List<ParamSpec> specs, List<GradientArena.Piece> pieces,
+                                       List<Integer> resident) {
+        long residentElements = 0;
+        for (int i = 0; i < specs.size(); i++) {
+            if (isResident(specs.get(i).name())) {
+                resident.add(pieces.size());
+                pieces.add(new GradientArena.Piece(i, 0, specs.get(i).numel(), residentElements));
+                residentElements += specs.get(i).numel();
+            }
+        }
+        return residentElements;
     }
 
     private static int[] toArray(List<Integer> xs) {
