@@ -95,7 +95,8 @@ public final class MemoryBench {
                 med[k] = Median.of(ms.get(k));
                 cpu[k] = Median.of(cpuMs.get(k));
                 System.out.printf(Locale.ROOT, "zero %d, recompute %s: %s; step %.1f ms, process CPU %.1f ms per step "
-                    + "(medians)%n", configs[k].zero(), configs[k].recompute().optionName(), mem[k].line(), med[k], cpu[k]);
+                    + "(medians)%n", configs[k].zero(), configs[k].recompute().optionName(), mem[k].line(), med[k],
+                    cpu[k]);
             }
             // CPU time is what the step computes, whatever else the machine runs; the wall-clock ratios are the goals.
             System.out.printf(Locale.ROOT, "cpu_ratio_zero1=%.3f cpu_ratio_zero2=%.3f cpu_ratio_full=%.3f%n",

@@ -9,7 +9,10 @@ import io.troupe.runtime.tensor.Tensor;
  * device executor.
  */
 public interface LinearWeightGradient {
-    /** {@code dA += dOut^T @ in} into the layer's gradient view, and {@code db += colsum(dOut)} when {@code withBias}. */
+    /**
+     * {@code dA += dOut^T @ in} into the layer's gradient view, and {@code db += colsum(dOut)} when
+     * {@code withBias}.
+     */
     void backwardWeight(Tensor dOut, Tensor in, int rows, boolean withBias);
 
     /**
