@@ -193,10 +193,10 @@ final class EpochWiring implements AutoCloseable {
      * ZeRO 2: chunk {@code c} keeps its gradients in an arena of {@code bucketer}'s ranges and its
      * owned segments packed, reduced after every weight-gradient pass by a
      * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
-     * or the device is not a CPU): it then runs as zero 1.
+     * tp > 1, or the device is not a CPU): it then runs as zero 1.
      */
     private boolean keepGradientSlices(StageWorker w, int c, GradientBucketer bucketer) {
-        if (w.device().kind() != io.troupe.runtime.device.DeviceKind.CPU) {
+        if (w.device().kind() != io.troupe.runtime.device.DeviceKind.CPU || spec.layout().tp() > 1) {
             return false;
         }
         int nb = bucketer.bucketCount();
@@ -349,13 +349,11 @@ final class EpochWiring implements AutoCloseable {
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm, and
         // within it each tp member its split parameters (replicated ones on member 0). Under ZeRO
-        // (tp = 1) each replica holds the reduced gradients of its own segments and counts those.
+        // each replica holds the reduced gradients of its own segments and counts those (by the
+        // same tp rule).
         List<StepTail.Part> normParts = w.dpIndex() == 0 ? w.normParts() : List.of();
         if (spec.zeroSharded()) {
-            normParts = new ArrayList<>();
-            for (StepTail.Part p : w.stepParts()) {
-                normParts.addAll(p.ownedGradients());
-            }
+            normParts = w.ownedNormParts();
         }
         StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), this::globalSum)
             .apply(step, normParts, w.stepParts());

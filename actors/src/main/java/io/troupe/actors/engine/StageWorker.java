@@ -339,6 +339,35 @@ public final class StageWorker implements AutoCloseable {
         return out;
     }
 
+    /**
+     * What this worker counts in the global gradient norm under ZeRO: the ranges its optimizers own
+     * ({@link StepTail.Part#ownedGradients}), on tp members other than 0 only where they hold split
+     * parameters (replicas count once, on member 0).
+     */
+    public List<StepTail.Part> ownedNormParts() {
+        List<StepTail.Part> out = new ArrayList<>();
+        for (int c = 0; c < chunks.length; c++) {
+            for (StepTail.Part owned : stepParts().get(c).ownedGradients()) {
+                if (tensorParallel.index() == 0) {
+                    out.add(owned);
+                    continue;
+                }
+                long base = chunks[c].grads().offsetElements();
+                long start = owned.grads().offsetElements() - base;
+                long end = start + owned.grads().numel();
+                for (Tensor v : TensorParallelGradients.normViews(chunks[c], tensorParallel.index())) {
+                    long lo = Math.max(start, v.offsetElements() - base);
+                    long hi = Math.min(end, v.offsetElements() - base + v.numel());
+                    if (lo < hi) {
+                        out.add(new StepTail.Part(owned.device(), owned.params(),
+                            chunks[c].grads().view(lo, (int) (hi - lo)), owned.optimizer()));
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
     private void apply(StagePolicy stage, StageEvent e, long stepStartNs) {
         if (e.failure() != null) {
             throw e.failure();

@@ -119,6 +119,37 @@ class ClusterZeroTest {
 
     @Test
     @Timeout(600)
+    void shouldGiveZeroStageZeroLossesWithTensorParallelism() throws Exception {
+        try (Troupe troupe = Troupe.local(4, 1)) {
+            JobHandle h0 = troupe.submit(job("2x1x2", 0).build());
+            double[] base = losses(h0, "2x1x2 zero 0");
+            double[] baseNorms = h0.steps().stream().mapToDouble(JobEvent.StepCompleted::gradNorm).toArray();
+            for (int zero = 1; zero <= 2; zero++) {
+                JobHandle h = troupe.submit(job("2x1x2", zero).build());
+                double[] z = losses(h, "2x1x2 zero " + zero);
+                // The norm is agreed from the slices, each replicated parameter counted once (tp member 0).
+                double[] norms = h.steps().stream().mapToDouble(JobEvent.StepCompleted::gradNorm).toArray();
+                double rel = maxRelative(z, base, 0);
+                double normRel = maxRelative(norms, baseNorms, 0);
+                System.out.printf("cluster 2x1x2 zero %d: max relative loss difference %.3e (bitwise %s), gradient "
+                    + "norm %.3e%n", zero, rel, java.util.Arrays.equals(z, base), normRel);
+                assertTrue(rel <= 1e-5 && normRel <= 1e-5, "2x1x2 zero " + zero + ": " + rel + ", norm " + normRel);
+            }
+            // A zero-1 dp-2 tp-2 checkpoint resumes under zero 0 on the same layout, on the same trajectory.
+            Path a = tmp.resolve("tp");
+            double[] straight = losses(troupe.submit(job("2x1x2", 1).checkpoints(5, a.toString()).build()), "tp ckpt");
+            Path b = tmp.resolve("tp-resumed");
+            copyTree(Checkpoints.dirFor(a, 5), Checkpoints.dirFor(b, 5));
+            double[] rest = losses(troupe.submit(job("2x1x2", 0).checkpoints(0, b.toString()).build()), "tp resume");
+            double rel = maxRelative(rest, straight, STEPS - rest.length);
+            System.out.printf("2x1x2 zero 1 -> zero 0: %d steps resumed, max relative loss difference %.3e%n",
+                rest.length, rel);
+            assertTrue(rest.length == STEPS - 5 && rel <= 1e-5, "tp resume: " + rel);
+        }
+    }
+
+    @Test
+    @Timeout(600)
     void shouldCheckpointErrorFeedbackResidualsAndRefuseAResumeWithoutThem() throws Exception {
         try (Troupe troupe = Troupe.local(2, 1)) {
             Path a = tmp.resolve("ef");
