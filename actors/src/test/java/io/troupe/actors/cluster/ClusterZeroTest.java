@@ -150,6 +150,31 @@ class ClusterZeroTest {
 
     @Test
     @Timeout(600)
+    void shouldReduceScatterInBf16UnderZeroOneAndTwoAndRefuseInt8() throws Exception {
+        try (Troupe troupe = Troupe.local(2, 1)) {
+            double[] base = losses(troupe.submit(job("2x1", 0).build()), "zero 0");
+            for (int zero = 1; zero <= 2; zero++) {
+                JobHandle plain = troupe.submit(job("2x1", zero).build());
+                losses(plain, "zero " + zero);
+                JobHandle bf16 = troupe.submit(job("2x1", zero).gradCompression("bf16").build());
+                double[] z = losses(bf16, "zero " + zero + " bf16");
+                double rel = maxRelative(z, base, 0);
+                long sentPlain = plain.steps().get(STEPS - 1).gradBytesSent();
+                long sentBf16 = bf16.steps().get(STEPS - 1).gradBytesSent();
+                System.out.printf("cluster 2x1 zero %d bf16: max relative loss difference %.3e from float32 zero 0; "
+                    + "%d against %d bytes sent per step and rank (%.3fx: the parameter all-gather stays float32)%n",
+                    zero, rel, sentBf16, sentPlain, (double) sentBf16 / sentPlain);
+                assertTrue(rel <= 1e-3, "zero " + zero + " bf16: " + rel);
+                assertTrue(sentBf16 <= 0.8 * sentPlain, "zero " + zero + " bf16 sent " + sentBf16 + " of " + sentPlain);
+            }
+        }
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+            () -> JobSpecs.toSpec(job("2x1", 1).gradCompression("int8-ef").build().request(), 1));
+        assertTrue(e.getMessage().contains("int8-ef") && e.getMessage().contains("zero=1"), e.getMessage());
+    }
+
+    @Test
+    @Timeout(600)
     void shouldCheckpointErrorFeedbackResidualsAndRefuseAResumeWithoutThem() throws Exception {
         try (Troupe troupe = Troupe.local(2, 1)) {
             Path a = tmp.resolve("ef");
