@@ -147,6 +147,15 @@ public interface StageModule extends AutoCloseable {
         return null;
     }
 
+    /**
+     * ZeRO stage 2: the width, in elements, of the rows in which the weight-gradient pass can form
+     * parameter {@code i}'s gradient block by block ({@link #shardGradients(long[], long[])} may
+     * then cut it between buckets at those rows); 0 when it forms the gradient whole (the default).
+     */
+    default int gradientRowElements(int i) {
+        return 0;
+    }
+
     /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */
     default long activationBytesPerSlot() {
         return 0;

@@ -113,8 +113,17 @@ final class EpochWiring implements AutoCloseable {
                 this.slicedGradients = new boolean[w.chunks()];
                 for (int c = 0; c < w.chunks(); c++) {
                     List<ParamRange> ranges = new ArrayList<>();
-                    for (ParamSpec p : w.chunk(c).parameters()) {
-                        ranges.add(new ParamRange(p.name(), p.localOffset(), p.numel()));
+                    for (int i = 0; i < w.chunk(c).parameters().size(); i++) {
+                        ParamSpec p = w.chunk(c).parameters().get(i);
+                        int row = slicedZeroTwo(w) ? w.chunk(c).gradientRowElements(i) : 0;
+                        // ZeRO 2: a weight larger than a bucket is cut into blocks of rows, each a range of its own,
+                        // so the window (the largest bucket) need not hold the largest weight.
+                        long block = row == 0 ? p.numel() : Math.max(1, a.request().bucketBytes() / 4 / row) * row;
+                        for (long at = 0; at < p.numel(); at += block) {
+                            long n = Math.min(block, p.numel() - at);
+                            ranges.add(new ParamRange(n == p.numel() ? p.name() : p.name() + "[" + at / Math.max(1, row)
+                                + ":" + (at + n) / Math.max(1, row) + "]", p.localOffset() + at, n));
+                        }
                     }
                     // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
                     buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, a.request().bucketBytes(),
@@ -122,7 +131,7 @@ final class EpochWiring implements AutoCloseable {
                     if (spec.zeroSharded()) {
                         w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
                     }
-                    if (spec.memory().zero() == 2 && keepGradientSlices(w, c, buckets[c])) {
+                    if (slicedZeroTwo(w) && keepGradientSlices(w, c, buckets[c])) {
                         continue;
                     }
                     w.onGradientsFinal(c, buckets[c]::markReady);
@@ -195,10 +204,12 @@ final class EpochWiring implements AutoCloseable {
      * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
      * tp > 1, or the device is not a CPU): it then runs as zero 1.
      */
+    private boolean slicedZeroTwo(StageWorker w) {
+        return spec.memory().zero() == 2 && w.device().kind() == io.troupe.runtime.device.DeviceKind.CPU
+            && spec.layout().tp() == 1;
+    }
+
     private boolean keepGradientSlices(StageWorker w, int c, GradientBucketer bucketer) {
-        if (w.device().kind() != io.troupe.runtime.device.DeviceKind.CPU || spec.layout().tp() > 1) {
-            return false;
-        }
         int nb = bucketer.bucketCount();
         long[] starts = new long[nb];
         long[] numels = new long[nb];

@@ -214,6 +214,11 @@ public final class Gpt implements StageModule {
         return applyArena(GptGradientArena.ofBuckets(layout, bucketStartElements, bucketNumels));
     }
 
+    @Override
+    public int gradientRowElements(int i) {
+        return tp.size() == 1 ? GptGradientArena.rowElements(layout.specs().get(i)) : 0;
+    }
+
     private void checkArenaOnce() {
         if (!slots.isEmpty() || tp.size() != 1 || gradOffsets != null) {
             throw new IllegalStateException("gradients move into an arena once, before the first forward, at tp = 1: "

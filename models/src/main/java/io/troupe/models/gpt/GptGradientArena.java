@@ -54,7 +54,7 @@ final class GptGradientArena {
         for (int[] g : groups) {
             ParamSpec s = specs.get(g[0]);
             int i = g[0];
-            boolean rows = g.length == 1 && s.shape().length == 2 && !s.name().endsWith("_emb.weight");
+            boolean rows = g.length == 1 && rowElements(s) > 0;
             if (rows && used + s.numel() > bucketElements) {
                 long row = s.shape()[1];
                 long total = s.shape()[0];
@@ -98,19 +98,20 @@ final class GptGradientArena {
     /**
      * The arena of the runtime's buckets: bucket {@code b} is the flat range
      * {@code [starts[b], starts[b] + numels[b])} of the stage's whole gradient buffer, each
-     * parameter in it that W writes at its offset in the range from the window's start (the
-     * window is the largest range); the parameters B writes resident, as in {@link #of}. Every
-     * parameter must lie in one range. W reports in reverse parameter order, so ranges in
-     * descending order are completed one after the other.
+     * parameter (or block of whole rows of a linear's weight, {@link #rowElements}) in it that W
+     * writes at its offset in the range from the window's start (the window is the largest
+     * range); the parameters B writes resident and whole, as in {@link #of}. W reports in reverse
+     * parameter order, a cut weight's blocks in the buckets' order, so ranges in descending order
+     * are completed one after the other.
      */
     static GradientArena ofBuckets(ParameterLayout layout, long[] starts, long[] numels) {
         List<ParamSpec> specs = layout.specs();
         List<GradientArena.Piece> pieces = new ArrayList<>();
         List<Integer> resident = new ArrayList<>();
         long residentElements = residentPieces(specs, pieces, resident);
-        boolean[] placed = new boolean[specs.size()];
+        long[] covered = new long[specs.size()];
         for (int k : resident) {
-            placed[pieces.get(k).parameter()] = true;
+            covered[pieces.get(k).parameter()] = pieces.get(k).elements();
         }
         List<int[]> buckets = new ArrayList<>();
         long window = 0;
@@ -118,29 +119,44 @@ final class GptGradientArena {
             List<Integer> current = new ArrayList<>();
             for (int i = 0; i < specs.size(); i++) {
                 ParamSpec s = specs.get(i);
-                long at = s.localOffset() - starts[b];
-                if (at < 0 || at >= numels[b]) {
+                long lo = Math.max(s.localOffset(), starts[b]);
+                long hi = Math.min(s.localOffset() + s.numel(), starts[b] + numels[b]);
+                if (lo >= hi) {
                     continue;
                 }
-                if (at + s.numel() > numels[b]) {
-                    throw new IllegalArgumentException(s.name() + " crosses the end of bucket " + b + " ["
-                        + starts[b] + ", " + (starts[b] + numels[b]) + ")");
+                long first = lo - s.localOffset();
+                long n = hi - lo;
+                boolean whole = n == s.numel();
+                long row = rowElements(s);
+                if (!whole && (row == 0 || first % row != 0 || n % row != 0)) {
+                    throw new IllegalArgumentException(s.name() + " is cut off by bucket " + b + " [" + starts[b] + ", "
+                        + (starts[b] + numels[b]) + ") other than between whole rows of its gradient");
                 }
                 if (!isResident(s.name())) {
                     current.add(pieces.size());
-                    pieces.add(new GradientArena.Piece(i, 0, s.numel(), residentElements + at));
-                    placed[i] = true;
+                    pieces.add(new GradientArena.Piece(i, first, n, residentElements + lo - starts[b]));
+                    covered[i] += n;
                 }
             }
             buckets.add(toArray(current));
             window = Math.max(window, numels[b]);
         }
         for (int i = 0; i < specs.size(); i++) {
-            if (!placed[i]) {
-                throw new IllegalArgumentException(specs.get(i).name() + " is in no bucket");
+            if (covered[i] != specs.get(i).numel()) {
+                throw new IllegalArgumentException(specs.get(i).name() + " is not covered once by the buckets: "
+                    + covered[i] + " of " + specs.get(i).numel() + " elements");
             }
         }
         return new GradientArena(residentElements, window, pieces, buckets.toArray(new int[0][]), toArray(resident));
+    }
+
+    /**
+     * The row width in which W can form {@code s}'s gradient block by block: a linear's weight
+     * (2-D, not an embedding, not resident); 0 for the rest, formed whole.
+     */
+    static int rowElements(ParamSpec s) {
+        return s.shape().length == 2 && !s.name().endsWith("_emb.weight") && !isResident(s.name()) ? s.shape()[1]
+            : 0;
     }
 
     /** B writes these: the LayerNorms, and mlp.fc's bias (formed with the GELU backward). */
