@@ -10,6 +10,7 @@ import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
+import io.troupe.models.parallel.tp.PendingTensorParallelCollective;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
@@ -80,6 +81,55 @@ public final class TensorParallelBench {
             long t0 = System.nanoTime();
             inner.reduceScatter(full, shard);
             nanos += System.nanoTime() - t0;
+        }
+
+        // Async collectives count the time blocked in the start and in the await, not the time in flight.
+
+        @Override
+        public PendingTensorParallelCollective allReduceSumAsync(Tensor t) {
+            long t0 = System.nanoTime();
+            PendingTensorParallelCollective p = inner.allReduceSumAsync(t);
+            nanos += System.nanoTime() - t0;
+            return timed(p);
+        }
+
+        @Override
+        public PendingTensorParallelCollective allGatherAsync(Tensor shard, Tensor full) {
+            long t0 = System.nanoTime();
+            PendingTensorParallelCollective p = inner.allGatherAsync(shard, full);
+            nanos += System.nanoTime() - t0;
+            return timed(p);
+        }
+
+        @Override
+        public PendingTensorParallelCollective reduceScatterAsync(Tensor full, Tensor shard) {
+            long t0 = System.nanoTime();
+            PendingTensorParallelCollective p = inner.reduceScatterAsync(full, shard);
+            nanos += System.nanoTime() - t0;
+            return timed(p);
+        }
+
+        private PendingTensorParallelCollective timed(PendingTensorParallelCollective p) {
+            return new PendingTensorParallelCollective() {
+                @Override
+                public boolean isDone() {
+                    return p.isDone();
+                }
+
+                @Override
+                public void await(long timeoutNs) {
+                    long t0 = System.nanoTime();
+                    p.await(timeoutNs);
+                    nanos += System.nanoTime() - t0;
+                }
+
+                @Override
+                public void await() {
+                    long t0 = System.nanoTime();
+                    p.await();
+                    nanos += System.nanoTime() - t0;
+                }
+            };
         }
     }
 
