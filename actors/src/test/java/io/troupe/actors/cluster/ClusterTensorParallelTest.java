@@ -129,6 +129,25 @@ class ClusterTensorParallelTest {
         JobHandle h = Troupe.using(cluster.get(0)).submit(job);
         JobEvent end = h.await(Duration.ofSeconds(200));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
+        // The last step's trace: each rank's tp collectives on a track of their own, the backward's overlapped.
+        List<JobEvent.StepTrace> traces = new ArrayList<>();
+        h.onEvent(e -> {
+            if (e instanceof JobEvent.StepTrace t) {
+                synchronized (traces) {
+                    traces.add(t);
+                }
+            }
+        });
+        synchronized (traces) {
+            org.junit.jupiter.api.Assertions.assertFalse(traces.isEmpty(), "the last step was traced");
+            long overlapped = traces.get(traces.size() - 1).timeline().tracks().stream()
+                .filter(k -> k.name().endsWith("tp collectives"))
+                .flatMap(k -> k.intervals().stream())
+                .filter(i -> i.name().equals("tp all-reduce (overlapped)") && i.args().containsKey("wait_us"))
+                .count();
+            // two ranks x two micro-batches x (lm_head + fc and qkv of each of tiny's blocks)
+            assertEquals(2 * 2 * (1 + 2 * GptConfig.tiny().nLayer()), overlapped, "overlapped tp all-reduces traced");
+        }
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 2, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
             AdamWConfig.defaults());
         io.troupe.models.parallel.Layout layout = io.troupe.models.parallel.Layout.parse("1x1x2", 1);
