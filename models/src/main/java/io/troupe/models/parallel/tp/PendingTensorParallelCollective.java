@@ -19,7 +19,10 @@ public interface PendingTensorParallelCollective {
      *
      * @param timeoutNs the longest to wait
      * @throws TensorParallelTimeoutException when it expires, naming the group, this member, the
-     *                                        collective and the peers it still waited for
+     *                                        collective and the peers it still waited for; the
+     *                                        in-process group then fails the collective for every
+     *                                        member, the data-plane group leaves it in flight (it may
+     *                                        be awaited again, or fails by the communicator's timeout)
      * @throws IllegalStateException          when the collective failed (a peer issued another one, the
      *                                        group was aborted, the data plane lost a peer)
      */
