@@ -245,6 +245,14 @@ class TensorParallelEngineTest {
                 System.out.printf("%s %-11s tp overlap on: losses and weights bitwise as off over %d steps%n", layout,
                     schedule, steps);
             }
+            Layout l = Layout.parse(layout, 1);
+            PipelineJobSpec sp = new PipelineJobSpec(train(steps), l, "1f1b", 2, StagePartition.balanced(MODEL,
+                l.modelStages()), 1, 60_000, io.troupe.runtime.device.DeviceKind.CPU, "", true);
+            Object[] on = run(sp, steps, true);
+            Object[] off = run(sp, steps, false);
+            assertArrayEquals((double[]) off[0], (double[]) on[0], 0.0, layout + " sequence-parallel losses");
+            assertArrayEquals((float[]) off[1], (float[]) on[1], 0f, layout + " sequence-parallel weights");
+            System.out.printf("%s 1f1b sequence-parallel tp overlap on: bitwise as off over %d steps%n", layout, steps);
         }
     }
 
