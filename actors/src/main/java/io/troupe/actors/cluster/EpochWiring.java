@@ -112,21 +112,15 @@ final class EpochWiring implements AutoCloseable {
                 this.buckets = new GradientBucketer[w.chunks()];
                 this.slicedGradients = new boolean[w.chunks()];
                 for (int c = 0; c < w.chunks(); c++) {
-                    List<ParamRange> ranges = new ArrayList<>();
-                    for (int i = 0; i < w.chunk(c).parameters().size(); i++) {
-                        ParamSpec p = w.chunk(c).parameters().get(i);
-                        int row = slicedZeroTwo(w) ? w.chunk(c).gradientRowElements(i) : 0;
-                        // ZeRO 2: a weight larger than a bucket is cut into blocks of rows, each a range of its own,
-                        // so the window (the largest bucket) need not hold the largest weight.
-                        long block = row == 0 ? p.numel() : Math.max(1, a.request().bucketBytes() / 4 / row) * row;
-                        for (long at = 0; at < p.numel(); at += block) {
-                            long n = Math.min(block, p.numel() - at);
-                            ranges.add(new ParamRange(n == p.numel() ? p.name() : p.name() + "[" + at / Math.max(1, row)
-                                + ":" + (at + n) / Math.max(1, row) + "]", p.localOffset() + at, n));
-                        }
+                    long bucketBytes = a.request().bucketBytes();
+                    if (slicedZeroTwo(w)) {
+                        // ZeRO 2's window is one bucket: at most 1/16 of the slice this rank owns, as in-process.
+                        bucketBytes = Math.min(bucketBytes,
+                            4 * Math.max(1, w.chunk(c).params().numel() / (16L * spec.layout().dp())));
                     }
+                    List<ParamRange> ranges = bucketRanges(w.chunk(c), bucketBytes, slicedZeroTwo(w));
                     // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
-                    buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, a.request().bucketBytes(),
+                    buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, bucketBytes,
                         ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
                     if (spec.zeroSharded()) {
                         w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
@@ -204,6 +198,26 @@ final class EpochWiring implements AutoCloseable {
      * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
      * tp > 1, or the device is not a CPU): it then runs as zero 1.
      */
+    /**
+     * The chunk's parameters as the bucketer's ranges; with {@code cut} (ZeRO 2) a weight larger
+     * than a bucket is cut into blocks of whole rows ({@code StageModule.gradientRowElements}),
+     * each a range of its own, so the window (the largest bucket) need not hold the largest weight.
+     */
+    private static List<ParamRange> bucketRanges(io.troupe.models.StageModule chunk, long bucketBytes, boolean cut) {
+        List<ParamRange> ranges = new ArrayList<>();
+        for (int i = 0; i < chunk.parameters().size(); i++) {
+            ParamSpec p = chunk.parameters().get(i);
+            int row = cut ? chunk.gradientRowElements(i) : 0;
+            long block = row == 0 ? p.numel() : Math.max(1, bucketBytes / 4 / row) * row;
+            for (long at = 0; at < p.numel(); at += block) {
+                long n = Math.min(block, p.numel() - at);
+                String name = n == p.numel() ? p.name() : p.name() + "[" + at / row + ":" + (at + n) / row + "]";
+                ranges.add(new ParamRange(name, p.localOffset() + at, n));
+            }
+        }
+        return ranges;
+    }
+
     private boolean slicedZeroTwo(StageWorker w) {
         return spec.memory().zero() == 2 && w.device().kind() == io.troupe.runtime.device.DeviceKind.CPU
             && spec.layout().tp() == 1;
