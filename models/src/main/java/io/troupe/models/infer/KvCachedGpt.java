@@ -217,7 +217,8 @@ public final class KvCachedGpt {
     /**
      * Causal attention of every token over its own cached positions. Rows of q, k and v are first
      * copied into offset-0 scratch so the element-wise loops vectorise; per token and head the
-     * reduction order is fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order).
+     * reduction order is fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order);
+     * the softmax's exponentials by {@link RowKernels#exp}.
      */
     private void attend(StepBatch batch, int layer, int n, int c) {
         final int hd = cfg.headDim();
@@ -243,7 +244,7 @@ public final class KvCachedGpt {
                 }
                 double sum = 0;
                 for (int u = 0; u <= p; u++) {
-                    float e = (float) Math.exp(s[u] - max);
+                    float e = RowKernels.exp(s[u] - max);
                     s[u] = e;
                     sum += e;
                 }
