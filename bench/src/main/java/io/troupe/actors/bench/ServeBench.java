@@ -92,10 +92,10 @@ public final class ServeBench {
         }
         System.out.printf(Locale.ROOT,
             "serve bench: model %s (d %d, %d layers, context %d), %s weights, %d clients, %d requests, "
-                + "%d-byte prompts, max_tokens %d, cpu: %s, %d cores%n", cfg.name(), cfg.dModel(), cfg.nLayer(),
-                    cfg.seqLen(),
-            q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens, cpuModel(),
-                Runtime.getRuntime().availableProcessors());
+                + "%d-byte prompts, max_tokens %d, token budget %d, cpu: %s, %d cores; float32 linears: %s%n",
+            cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), clients, requests,
+            promptBytes, maxTokens, tokenBudget, cpuModel(), Runtime.getRuntime().availableProcessors(),
+            io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
