@@ -218,7 +218,7 @@ class ClusterFaultsTest {
 
     @Test
     void shouldFinishBitwiseWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
-        survive("kill-coordinator", tmp, started -> {
+        survive("kill-coordinator", tmp, true, started -> {
             long t = System.nanoTime();
             nodes.get(0).kill(); // the oldest node with the coordinator role hosts the singleton
             return t;
