@@ -219,6 +219,8 @@ class ClusterFaultsTest {
     @Test
     void shouldFinishBitwiseWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
         survive("kill-coordinator", tmp, true, started -> {
+            System.out.println("kill-coordinator: its node hosts " + (hostOf(started, 0) == nodes.get(0) ? "rank 0"
+                : hostOf(started, 1) == nodes.get(0) ? "rank 1" : "the spare"));
             long t = System.nanoTime();
             nodes.get(0).kill(); // the oldest node with the coordinator role hosts the singleton
             return t;
