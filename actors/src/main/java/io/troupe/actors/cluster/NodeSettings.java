@@ -50,6 +50,9 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
     /** {@code troupe.cluster.unreachable-check-interval} where a config has none. */
     static final Duration DEFAULT_UNREACHABLE_CHECK_INTERVAL = Duration.ofMillis(250);
 
+    /** {@code troupe.cluster.gossip-interval} where a config has none. */
+    static final Duration DEFAULT_GOSSIP_INTERVAL = Duration.ofMillis(250);
+
     /** A duration key of {@code base} in milliseconds, {@code fallback} when absent; must be positive. */
     private static long durationMs(Config base, String key, Duration fallback) {
         long ms = base.hasPath(key) ? base.getDuration(key).toMillis() : fallback.toMillis();
@@ -138,7 +141,9 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             .withValue("pekko.cluster.leader-actions-interval", ConfigValueFactory.fromAnyRef(
                 durationMs(base, "troupe.cluster.leader-actions-interval", DEFAULT_LEADER_ACTIONS_INTERVAL) + "ms"))
             .withValue("pekko.cluster.unreachable-nodes-reaper-interval", ConfigValueFactory.fromAnyRef(
-                durationMs(base, "troupe.cluster.unreachable-check-interval", DEFAULT_UNREACHABLE_CHECK_INTERVAL) + "ms"));
+                durationMs(base, "troupe.cluster.unreachable-check-interval", DEFAULT_UNREACHABLE_CHECK_INTERVAL) + "ms"))
+            .withValue("pekko.cluster.gossip-interval", ConfigValueFactory.fromAnyRef(
+                durationMs(base, "troupe.cluster.gossip-interval", DEFAULT_GOSSIP_INTERVAL) + "ms"));
         return ClusterSecurity.from(base).pekkoTlsOverlay().withFallback(overlay).withFallback(base).resolve();
     }
 }
