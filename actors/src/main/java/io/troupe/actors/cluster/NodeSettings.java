@@ -53,6 +53,9 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
     /** {@code troupe.cluster.gossip-interval} where a config has none. */
     static final Duration DEFAULT_GOSSIP_INTERVAL = Duration.ofMillis(250);
 
+    /** {@code troupe.cluster.heartbeat-interval} where a config has none. */
+    static final Duration DEFAULT_HEARTBEAT_INTERVAL = Duration.ofMillis(500);
+
     /** A duration key of {@code base} in milliseconds, {@code fallback} when absent; must be positive. */
     private static long durationMs(Config base, String key, Duration fallback) {
         long ms = base.hasPath(key) ? base.getDuration(key).toMillis() : fallback.toMillis();
@@ -143,7 +146,9 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             .withValue("pekko.cluster.unreachable-nodes-reaper-interval", ConfigValueFactory.fromAnyRef(
                 durationMs(base, "troupe.cluster.unreachable-check-interval", DEFAULT_UNREACHABLE_CHECK_INTERVAL) + "ms"))
             .withValue("pekko.cluster.gossip-interval", ConfigValueFactory.fromAnyRef(
-                durationMs(base, "troupe.cluster.gossip-interval", DEFAULT_GOSSIP_INTERVAL) + "ms"));
+                durationMs(base, "troupe.cluster.gossip-interval", DEFAULT_GOSSIP_INTERVAL) + "ms"))
+            .withValue("pekko.cluster.failure-detector.heartbeat-interval", ConfigValueFactory.fromAnyRef(
+                durationMs(base, "troupe.cluster.heartbeat-interval", DEFAULT_HEARTBEAT_INTERVAL) + "ms"));
         return ClusterSecurity.from(base).pekkoTlsOverlay().withFallback(overlay).withFallback(base).resolve();
     }
 }

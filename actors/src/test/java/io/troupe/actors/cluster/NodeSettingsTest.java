@@ -40,6 +40,7 @@ class NodeSettingsTest {
         assertEquals(250, pekko.getDuration("pekko.cluster.leader-actions-interval").toMillis());
         assertEquals(250, pekko.getDuration("pekko.cluster.unreachable-nodes-reaper-interval").toMillis());
         assertEquals(250, pekko.getDuration("pekko.cluster.gossip-interval").toMillis());
+        assertEquals(500, pekko.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
         var own = s.pekkoConfig(ConfigFactory.parseString("troupe.cluster { singleton-removal-margin = 2s, gossip-interval = 1s }")
             .withFallback(ConfigFactory.load()));
         assertEquals(2000, own.getDuration("pekko.cluster.down-removal-margin").toMillis());
