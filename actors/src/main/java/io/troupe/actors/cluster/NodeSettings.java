@@ -46,13 +46,10 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
     static final Duration DEFAULT_SINGLETON_REMOVAL_MARGIN = Duration.ofMillis(500);
     /** {@code troupe.cluster.leader-actions-interval} where a config has none. */
     static final Duration DEFAULT_LEADER_ACTIONS_INTERVAL = Duration.ofMillis(250);
-
     /** {@code troupe.cluster.unreachable-check-interval} where a config has none. */
     static final Duration DEFAULT_UNREACHABLE_CHECK_INTERVAL = Duration.ofMillis(250);
-
     /** {@code troupe.cluster.gossip-interval} where a config has none. */
     static final Duration DEFAULT_GOSSIP_INTERVAL = Duration.ofMillis(250);
-
     /** {@code troupe.cluster.heartbeat-interval} where a config has none. */
     static final Duration DEFAULT_HEARTBEAT_INTERVAL = Duration.ofMillis(500);
 
