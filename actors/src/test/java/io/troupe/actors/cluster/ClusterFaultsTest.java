@@ -230,4 +230,21 @@ class ClusterFaultsTest {
             return t;
         });
     }
+
+    /**
+     * The coordinator's node killed under a 1x2 pipeline: the new incarnation learns the stages'
+     * snapshots from the workers; a stage lost with the node is restored on the spare from its
+     * buddy's copy (when the node hosted one).
+     */
+    @Test
+    void shouldRestoreAPipelineFromMemoryWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
+        layout = "1x2";
+        survive("kill-coordinator-1x2", tmp, true, KILLED_DETECT_S, started -> {
+            System.out.println("kill-coordinator-1x2: its node hosts " + (hostOf(started, 0) == nodes.get(0) ? "stage 0"
+                : hostOf(started, 1) == nodes.get(0) ? "stage 1" : "the spare"));
+            long t = System.nanoTime();
+            nodes.get(0).kill();
+            return t;
+        });
+    }
 }
