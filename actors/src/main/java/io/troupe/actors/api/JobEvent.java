@@ -31,11 +31,19 @@ public sealed interface JobEvent extends CrossNodeMessage {
      * wait, idle with cause), in microseconds since the rank began the step.
      */
     record StepTrace(long step, String title, String[] tracks, WorkerTrace[] intervals) implements JobEvent {
-        /** One timeline track per rank. */
+        /** One timeline track per rank, and beside it one of its tp collectives (category {@code tp}) if any. */
         public Timeline timeline() {
             List<TimelineTrack> out = new ArrayList<>();
             for (int r = 0; r < tracks.length; r++) {
-                out.add(new TimelineTrack(tracks[r], tracks[r], intervals[r].intervals()));
+                List<io.troupe.actors.trace.TimelineInterval> own = new ArrayList<>();
+                List<io.troupe.actors.trace.TimelineInterval> tp = new ArrayList<>();
+                for (io.troupe.actors.trace.TimelineInterval i : intervals[r].intervals()) {
+                    (i.category().equals("tp") ? tp : own).add(i);
+                }
+                out.add(new TimelineTrack(tracks[r], tracks[r], own));
+                if (!tp.isEmpty()) {
+                    out.add(new TimelineTrack(tracks[r], tracks[r] + " tp collectives", tp));
+                }
             }
             return new Timeline(title, out);
         }

@@ -353,6 +353,7 @@ final class EpochWiring implements AutoCloseable {
         WorkerTrace trace = WorkerTrace.EMPTY;
         if (traced) {
             List<TimelineInterval> all = new ArrayList<>(w.intervals());
+            all.addAll(w.tensorParallelIntervals());   // category tp: a track of their own in the timeline
             if (buckets.length > 0) {
                 all.add(new TimelineInterval("allreduce wait", "allreduce", (r0 - t0) / 1e3, (r1 - t0) / 1e3, "",
                     Map.of("cause", "communication")));

@@ -406,8 +406,11 @@ public final class StageWorker implements AutoCloseable {
                 int slot = slotOf.get(slotKey(v, mb));
                 boolean last = g == stages - 1;
                 // Full recomputation fuses B and W block by block (the gradient goes out after both).
+                // With tp, the chunk that sends no gradient upstream (g = 0) fuses them too, so its tp
+                // reductions overlap W; the others send B's gradient first, which their upstream waits on.
                 boolean fused = a.type() == io.troupe.actors.schedule.ActionType.BW
-                    && spec.memory().recompute() == io.troupe.models.memory.Recompute.FULL;
+                    && (spec.memory().recompute() == io.troupe.models.memory.Recompute.FULL
+                    || (tensorParallel.size() > 1 && g == 0));
                 Tensor gradOut = last ? null : buffers.acquire(true, mb, v);
                 Tensor grad = fused ? chunk.backward(slot, gradOut, lossScale, weightHook(v))
                     : chunk.backwardInput(slot, gradOut, lossScale);

@@ -116,6 +116,58 @@ class ClusterTensorParallelTest {
     }
 
     /**
+     * The cluster's tp members overlap their input-gradient all-reduces with weight gradients over the
+     * data plane; the in-process engine with the overlap off (B then W) gives bitwise the same losses.
+     */
+    @Test
+    void shouldTrainBitwiseAsTheInProcessEngineWithoutTheTpOverlap() throws Exception {
+        int steps = 3;
+        List<TroupeNode> cluster = cluster(2);
+        TrainingJob job = TrainingJob.builder().model("tiny").layout("1x1x2").schedule("1f1b").microbatches(2)
+            .batchSize(4).steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000)
+            .validation(0, 1).device("cpu").build();
+        JobHandle h = Troupe.using(cluster.get(0)).submit(job);
+        JobEvent end = h.await(Duration.ofSeconds(200));
+        assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
+        // The last step's trace: each rank's tp collectives on a track of their own, the backward's overlapped.
+        List<JobEvent.StepTrace> traces = new ArrayList<>();
+        h.onEvent(e -> {
+            if (e instanceof JobEvent.StepTrace t) {
+                synchronized (traces) {
+                    traces.add(t);
+                }
+            }
+        });
+        synchronized (traces) {
+            org.junit.jupiter.api.Assertions.assertFalse(traces.isEmpty(), "the last step was traced");
+            long overlapped = traces.get(traces.size() - 1).timeline().tracks().stream()
+                .filter(k -> k.name().endsWith("tp collectives"))
+                .flatMap(k -> k.intervals().stream())
+                .filter(i -> i.name().equals("tp all-reduce (overlapped)") && i.args().containsKey("wait_us"))
+                .count();
+            // two ranks x two micro-batches x (lm_head + fc and qkv of each of tiny's blocks)
+            assertEquals(2 * 2 * (1 + 2 * GptConfig.tiny().nLayer()), overlapped, "overlapped tp all-reduces traced");
+        }
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 2, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
+        io.troupe.models.parallel.Layout layout = io.troupe.models.parallel.Layout.parse("1x1x2", 1);
+        io.troupe.actors.engine.PipelineJobSpec spec = new io.troupe.actors.engine.PipelineJobSpec(tc, layout, "1f1b", 2,
+            io.troupe.models.parallel.StagePartition.balanced(GptConfig.tiny(), 1), 1, 30_000);
+        try (io.troupe.actors.engine.LocalPipelineEngine local = new io.troupe.actors.engine.LocalPipelineEngine(spec,
+            Corpora.builtIn())) {
+            for (int t = 0; t < 2; t++) {
+                ((io.troupe.models.gpt.Gpt) local.stage(0, 0, t)).overlapTensorParallel(false);
+            }
+            for (JobEvent.StepCompleted s : h.steps()) {
+                double ref = local.trainStep().step().loss();
+                System.out.printf("1x1x2 step %d: cluster (tp overlap on) loss %.9f, in-process (overlap off) %.9f%n",
+                    s.step(), s.loss(), ref);
+                assertEquals(ref, s.loss(), 0.0, "step " + s.step());
+            }
+        }
+    }
+
+    /**
      * Sequence parallelism on the cluster engine: the residual stream split by tokens over each
      * stage's tp pair, activations crossing the pipeline as token slices, the replicated LayerNorm
      * gradients summed over tp after the step.

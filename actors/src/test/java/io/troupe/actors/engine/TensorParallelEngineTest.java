@@ -213,6 +213,76 @@ class TensorParallelEngineTest {
         }
     }
 
+    /** {losses, weights} of {@code steps} steps of {@code spec} with every tp member's overlap on or off. */
+    private static Object[] run(PipelineJobSpec spec, int steps, boolean overlap) {
+        try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, DATA)) {
+            Layout l = spec.layout();
+            for (int d = 0; d < l.dp(); d++) {
+                for (int g = 0; g < l.modelStages(); g++) {
+                    for (int t = 0; t < l.tp(); t++) {
+                        ((io.troupe.models.gpt.Gpt) engine.stage(d, g, t)).overlapTensorParallel(overlap);
+                    }
+                }
+            }
+            double[] losses = new double[steps];
+            for (int i = 0; i < steps; i++) {
+                losses[i] = engine.trainStep().step().loss();
+            }
+            return new Object[] {losses, weights(engine, l)};
+        }
+    }
+
+    @Test
+    void shouldGiveTheNonOverlappedResultsBitwiseWhenTpReductionsOverlapWeightGradients() {
+        int steps = 4;
+        for (String layout : List.of("1x1x2", "2x2x2")) {
+            for (String schedule : List.of("gpipe", "1f1b", "interleaved")) {
+                PipelineJobSpec s = spec(layout, steps, schedule);
+                Object[] on = run(s, steps, true);
+                Object[] off = run(s, steps, false);
+                assertArrayEquals((double[]) off[0], (double[]) on[0], 0.0, layout + " " + schedule + " losses");
+                assertArrayEquals((float[]) off[1], (float[]) on[1], 0f, layout + " " + schedule + " weights");
+                System.out.printf("%s %-11s tp overlap on: losses and weights bitwise as off over %d steps%n", layout,
+                    schedule, steps);
+            }
+            Layout l = Layout.parse(layout, 1);
+            PipelineJobSpec sp = new PipelineJobSpec(train(steps), l, "1f1b", 2, StagePartition.balanced(MODEL,
+                l.modelStages()), 1, 60_000, io.troupe.runtime.device.DeviceKind.CPU, "", true);
+            Object[] on = run(sp, steps, true);
+            Object[] off = run(sp, steps, false);
+            assertArrayEquals((double[]) off[0], (double[]) on[0], 0.0, layout + " sequence-parallel losses");
+            assertArrayEquals((float[]) off[1], (float[]) on[1], 0f, layout + " sequence-parallel weights");
+            System.out.printf("%s 1f1b sequence-parallel tp overlap on: bitwise as off over %d steps%n", layout, steps);
+        }
+    }
+
+    @Test
+    void shouldTraceTheOverlappedTpCollectivesWithTheTimeTheyWereWaitedFor() {
+        try (LocalPipelineEngine engine = new LocalPipelineEngine(spec("1x1x2", STEPS), DATA)) {
+            engine.trainStep();
+            io.troupe.actors.trace.Timeline t = engine.trainStep().timeline();
+            int overlapped = 0;
+            double inFlightUs = 0;
+            double waitedUs = 0;
+            for (io.troupe.actors.trace.TimelineTrack k : t.tracks()) {
+                if (k.name().endsWith("tp collectives")) {
+                    for (io.troupe.actors.trace.TimelineInterval i : k.intervals()) {
+                        if (i.name().endsWith("(overlapped)")) {
+                            overlapped++;
+                            inFlightUs += i.endUs() - i.startUs();
+                            waitedUs += Double.parseDouble(i.args().get("wait_us"));
+                        }
+                    }
+                }
+            }
+            System.out.printf("1x1x2 1f1b: %d overlapped tp collectives, %.0f us in flight, %.0f us waited for%n",
+                overlapped, inFlightUs, waitedUs);
+            // two members x two micro-batches x (lm_head + 2 per block)
+            assertTrue(overlapped == 2 * 2 * (1 + 2 * MODEL.nLayer()), "overlapped tp collectives: " + overlapped);
+            assertTrue(waitedUs <= inFlightUs, "waited " + waitedUs + " us of " + inFlightUs + " us in flight");
+        }
+    }
+
     @Test
     void shouldBeBitwiseRepeatable() {
         Object[] a = run("1x2x2");

@@ -5,6 +5,7 @@ import io.troupe.models.StageModule;
 import io.troupe.models.data.Lcg;
 import io.troupe.models.parallel.TensorParallelPlacement;
 import io.troupe.models.parallel.tp.ColumnParallelLinear;
+import io.troupe.models.parallel.tp.PendingTensorParallelCollective;
 import io.troupe.models.parallel.tp.RowParallelLinear;
 import io.troupe.models.parallel.tp.SequenceParallel;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
@@ -60,6 +61,8 @@ public final class Gpt implements StageModule {
     /** Full recomputation with B split from W: what W reads, kept from B; free ones for reuse. */
     private final java.util.ArrayDeque<GptWeightInputs> freeWeightInputs = new java.util.ArrayDeque<>();
     private final java.util.List<GptWeightInputs> allWeightInputs = new java.util.ArrayList<>();
+    /** The fused backward overlaps each column-parallel layer's input-gradient reduction with weight gradients. */
+    private boolean tensorParallelOverlap = true;
 
     // Layers over named views into params / grads.
     // The layers holding gradient views are rebuilt when the gradients move into an arena.
@@ -614,6 +617,13 @@ public final class Gpt implements StageModule {
      */
     @Override
     public Tensor backward(int slot, Tensor gradOutput, float lossScale, java.util.function.IntConsumer parameterDone) {
+        if (tensorParallelOverlap && tp.size() > 1) {
+            GptActivations a = slots.get(slot);
+            if (a == null || !a.forwardDone) {
+                throw new IllegalStateException("backward of slot " + slot + " before its forward");
+            }
+            return backwardOverlapped(a, gradOutput, lossScale, parameterDone);
+        }
         if (sharedBlock == null) {
             Tensor g = backwardInput(slot, gradOutput, lossScale);
             backwardWeight(slot, parameterDone);
@@ -641,6 +651,117 @@ public final class Gpt implements StageModule {
         }
         a.forwardDone = false;
         return g;
+    }
+
+    /**
+     * Whether the fused {@link #backward} (B and W of a micro-batch together) overlaps the tp
+     * reductions with weight gradients (on by default; off gives B then W, bitwise the same result).
+     * No effect at tp = 1 or on the split {@link #backwardInput} / {@link #backwardWeight}.
+     */
+    public void overlapTensorParallel(boolean on) {
+        tensorParallelOverlap = on;
+    }
+
+    /**
+     * The fused backward at tp > 1, block by block: each column-parallel layer's input gradient
+     * (lm_head, fc, qkv) is reduced over the tp group while this member computes the weight
+     * gradients that do not read it (that layer's and, without sequence parallelism, the row-parallel
+     * layer's before it); the wait comes where the reduced gradient is consumed, the LayerNorm
+     * backward. Every operation is the one of B then W on the same inputs, and each gradient is
+     * accumulated once per micro-batch, so the result is bitwise B then W; parameters are reported
+     * in the same order, each once final.
+     */
+    private Tensor backwardOverlapped(GptActivations a, Tensor gradOutput, float lossScale,
+                                      java.util.function.IntConsumer parameterDone) {
+        final int bt = rows * cfg.seqLen();
+        final int firstBlockParam = first ? 2 : 0;
+        if (last) {
+            Tensor dlogits = a.logits;                                                         // reuse (B, T, V/tp)
+            ce.backward(dlogits, a.probs, a.targets, lossScale, bt);
+            PendingTensorParallelCollective reduce = lmHead.backwardInputAsync(dlogits, a.lnf, dln, bt);
+            lmHead.backwardWeightInFlight(dlogits, a.lnf, bt, true);                          // (V/tp, C)
+            reduce.await();
+            dev.fill(dresidual, 0f);
+            Tensor h = blocks == 0 ? a.residualIn : a.residual3[blocks - 1];
+            dev.layerNormBackward(dresidual, dlnfW, dlnfB, dln, h, lnfW, a.lnfMean, a.lnfRstd, residualRows,
+                cfg.dModel());
+            int head = firstBlockParam + PARAMS_PER_BLOCK * blocks;
+            for (int i = head + 2; i >= head; i--) {
+                parameterDone.accept(i);
+            }
+        } else {
+            dev.copy(gradOutput, dresidual);
+        }
+        for (int l = blocks - 1; l >= 0; l--) {
+            Tensor hIn = l == 0 ? a.residualIn : a.residual3[l - 1];
+            GptActivations.BlockTensors b = a.block(l);
+            if (sharedBlock != null) {
+                blockForward(w[l], b, hIn, false);
+            }
+            blockBackwardOverlapped(l, b, hIn, firstBlockParam, parameterDone);
+        }
+        Tensor g = stageInputGradient(a);
+        if (first) {
+            embeddingBackwardWeight(a, parameterDone);
+        }
+        a.forwardDone = false;
+        return g;
+    }
+
+    /**
+     * {@link #blockBackwardInput} and {@link #blockBackwardWeight} of block {@code l} in one pass,
+     * weight gradients computed while the column-parallel layers' input gradients are reduced. Under
+     * sequence parallelism a row-parallel weight gradient gathers its output gradient (a collective of
+     * its own), so it waits until the reduction is in.
+     */
+    private void blockBackwardOverlapped(int l, GptActivations.BlockTensors b, Tensor hIn, int firstBlockParam,
+                                         java.util.function.IntConsumer parameterDone) {
+        final int t = cfg.seqLen();
+        final int c = cfg.dModel();
+        final int heads = cfg.nHead() / tp.size();
+        final int bt = rows * t;
+        final int nr = residualRows;
+        final int base = firstBlockParam + PARAMS_PER_BLOCK * l;
+        final boolean rowWeightInFlight = sp == null;
+        Block p = w[l];
+        // MLP: residual3 = residual2 + proj(gelu(fc(ln2(residual2))))
+        dev.copy(dresidual, b.dFcProj());
+        p.fcProj.backwardInput(dresidual, dfchGelu, bt);                                       // (B, T, 4C/tp)
+        p.fc.backwardGelu(b.fch(), dfchGelu, b.dfch(), bt);                                   // and fc's bias grad
+        PendingTensorParallelCollective reduce = p.fc.backwardInputAsync(b.dfch(), b.ln2(), dln, bt);   // (nr, C)
+        if (rowWeightInFlight) {
+            p.fcProj.backwardWeight(b.dFcProj(), b.fchGelu(), bt);
+        }
+        p.fc.backwardWeightInFlight(b.dfch(), b.ln2(), bt, false);                            // bias: backwardGelu
+        reduce.await();
+        if (!rowWeightInFlight) {
+            p.fcProj.backwardWeight(b.dFcProj(), b.fchGelu(), bt);
+        }
+        dev.layerNormBackward(dresidual, p.dln2W, p.dln2B, dln, b.residual2(), p.ln2W, b.ln2Mean(), b.ln2Rstd(), nr,
+            c);
+        for (int i = base + 11; i >= base + 6; i--) {
+            parameterDone.accept(i);
+        }
+        // Attention: residual2 = h + proj(attn(qkv(ln1(h))))
+        dev.copy(dresidual, b.dAttProj());
+        p.proj.backwardInput(dresidual, datty, bt);                                            // (B, T, C/tp)
+        if (sharedAtt != null) {
+            dev.attention(b.qkv(), b.atty(), sharedAtt, rows, t, heads, cfg.headDim());
+        }
+        dev.attentionBackward(b.dqkv(), datty, b.qkv(), b.att(), rows, t, heads, cfg.headDim());
+        reduce = p.qkv.backwardInputAsync(b.dqkv(), b.ln1(), dln, bt);                         // (nr, C)
+        if (rowWeightInFlight) {
+            p.proj.backwardWeight(b.dAttProj(), b.atty(), bt);
+        }
+        p.qkv.backwardWeightInFlight(b.dqkv(), b.ln1(), bt, true);
+        reduce.await();
+        if (!rowWeightInFlight) {
+            p.proj.backwardWeight(b.dAttProj(), b.atty(), bt);
+        }
+        dev.layerNormBackward(dresidual, p.dln1W, p.dln1B, dln, hIn, p.ln1W, b.ln1Mean(), b.ln1Rstd(), nr, c);
+        for (int i = base + 5; i >= base; i--) {
+            parameterDone.accept(i);
+        }
     }
 
     @Override

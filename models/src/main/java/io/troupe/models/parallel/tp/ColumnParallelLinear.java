@@ -112,6 +112,43 @@ public final class ColumnParallelLinear {
     }
 
     /**
+     * {@link #backwardInput} with its reduction started rather than finished (Megatron's overlap of
+     * the input-gradient all-reduce with the weight gradient): computes this member's partial
+     * {@code dOut @ A_i} and returns the all-reduce (under sequence parallelism the reduce-scatter)
+     * in flight; {@code dIn} holds the sum once the handle is awaited. Under sequence parallelism the
+     * input {@code in} is all-gathered for the weight gradient meanwhile, overlapping the matmul, and
+     * kept for {@link #backwardWeightInFlight}. Until the await, the caller issues no other tp
+     * collective; bitwise the same as {@link #backwardInput}.
+     */
+    public PendingTensorParallelCollective backwardInputAsync(Tensor dOut, Tensor in, Tensor dIn, int rows) {
+        if (sp == null) {
+            dev.matmul(false, false, rows, inDim, outLocal, 1f, dOut, weight, 0f, dIn);   // (N, in), partial
+            return TensorParallelRegions.copyToTensorParallelRegionBackwardAsync(group, dIn);
+        }
+        int mine = rows / group.size();
+        Tensor x = sp.weightInput(rows, inDim);
+        PendingTensorParallelCollective gather = group.allGatherAsync(in.view(0, mine, inDim), x);   // (N, in)
+        Tensor partial = sp.scratch(rows, inDim);
+        dev.matmul(false, false, rows, inDim, outLocal, 1f, dOut, weight, 0f, partial);   // (N, in), partial
+        gather.await();
+        return TensorParallelRegions.gatherFromSequenceParallelRegionBackwardAsync(group, partial,
+            dIn.view(0, mine, inDim));                                                      // (N/tp, in)
+    }
+
+    /**
+     * The weight gradient while {@link #backwardInputAsync}'s reduction is in flight: as {@link
+     * #backwardWeight(Tensor, Tensor, int, boolean)}, but under sequence parallelism from the input
+     * that call gathered, so it issues no collective.
+     */
+    public void backwardWeightInFlight(Tensor dOut, Tensor in, int rows, boolean withBias) {
+        Tensor x = sp == null ? in : sp.weightInput(rows, inDim);
+        dev.matmul(true, false, outLocal, inDim, rows, 1f, dOut, x, 1f, dWeight);
+        if (bias != null && withBias) {
+            dev.biasBackward(dBias, dOut, rows, outLocal);
+        }
+    }
+
+    /**
      * {@code dA_i += dOut^T @ in}, {@code db_i += colsum(dOut)}; local, except that under sequence
      * parallelism the input is all-gathered again (it is kept split by tokens).
      */

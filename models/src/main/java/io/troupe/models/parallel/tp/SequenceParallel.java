@@ -20,6 +20,10 @@ public final class SequenceParallel implements AutoCloseable {
     private final TensorParallelGroup group;
     private final int tokens;
     private final Tensor scratch;
+    private final Device dev;
+    private final int width;
+    /** The input a column-parallel layer gathers for its weight gradient while its input gradient is reduced. */
+    private Tensor weightInput;
 
     /**
      * @param tokens N, the tokens of a micro-batch; must divide by tp
@@ -30,6 +34,8 @@ public final class SequenceParallel implements AutoCloseable {
         this.tokens = tokens;
         TensorParallelChecks.divide("tokens per micro-batch", tokens, group.size());
         this.scratch = dev.allocate(tokens, width);
+        this.dev = dev;
+        this.width = width;
     }
 
     public TensorParallelGroup group() {
@@ -55,6 +61,21 @@ public final class SequenceParallel implements AutoCloseable {
         return scratch.view(0, rows, width);
     }
 
+    /**
+     * A {@code (rows, width)} view of a second scratch, allocated on first use, that holds a gathered
+     * input while the first scratch holds a partial gradient in flight (the overlapped backward).
+     */
+    Tensor weightInput(int rows, int width) {
+        if ((long) rows * width > (long) tokens * this.width) {
+            throw new IllegalArgumentException("sequence-parallel weight-input scratch holds " + (long) tokens
+                * this.width + " floats, needs " + rows + " x " + width);
+        }
+        if (weightInput == null) {
+            weightInput = dev.allocate(tokens, this.width);
+        }
+        return weightInput.view(0, rows, width);
+    }
+
     /** All tokens of {@code shard}'s rows into the scratch: {@code (N, width)}. */
     Tensor gather(Tensor shard, int rows, int width) {
         Tensor full = scratch(rows, width);
@@ -65,5 +86,8 @@ public final class SequenceParallel implements AutoCloseable {
     @Override
     public void close() {
         scratch.close();
+        if (weightInput != null) {
+            weightInput.close();
+        }
     }
 }

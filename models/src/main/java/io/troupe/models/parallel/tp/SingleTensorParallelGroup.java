@@ -41,6 +41,23 @@ final class SingleTensorParallelGroup implements TensorParallelGroup {
     }
 
     @Override
+    public PendingTensorParallelCollective allReduceSumAsync(Tensor t) {
+        return DonePendingCollective.INSTANCE;
+    }
+
+    @Override
+    public PendingTensorParallelCollective allGatherAsync(Tensor shard, Tensor full) {
+        allGather(shard, full);
+        return DonePendingCollective.INSTANCE;
+    }
+
+    @Override
+    public PendingTensorParallelCollective reduceScatterAsync(Tensor full, Tensor shard) {
+        reduceScatter(full, shard);
+        return DonePendingCollective.INSTANCE;
+    }
+
+    @Override
     public String toString() {
         return "TensorParallelGroup{size=1}";
     }

@@ -19,6 +19,14 @@ import io.troupe.runtime.tensor.Tensor;
  *       scatters copy.</li>
  * </ul>
  * Threading: one thread per member (the member's device executor) calls it.
+ *
+ * <p>The {@code xxxAsync} forms start the same collective and return a handle at once, so that the
+ * member computes what does not depend on the result (a layer's weight gradient) while it is in
+ * flight. They follow the same contract, counted in the same sequence as the blocking forms, with
+ * these additions: at most one collective per member is in flight (the member awaits it before it
+ * issues any other collective); the tensors belong to the collective until the handle's
+ * {@link PendingTensorParallelCollective#await} returns; the result is bitwise the one of the
+ * blocking form (same reduction order).
  */
 public interface TensorParallelGroup {
 
@@ -39,6 +47,15 @@ public interface TensorParallelGroup {
 
     /** Sums {@code full} over the members and writes this member's segment of the sum into {@code shard}. */
     void reduceScatter(Tensor full, Tensor shard);
+
+    /** {@link #allReduceSum}, started; the sum is in {@code t} when the handle's await returns. */
+    PendingTensorParallelCollective allReduceSumAsync(Tensor t);
+
+    /** {@link #allGather}, started; {@code full} is complete when the handle's await returns. */
+    PendingTensorParallelCollective allGatherAsync(Tensor shard, Tensor full);
+
+    /** {@link #reduceScatter}, started; {@code shard} is complete when the handle's await returns. */
+    PendingTensorParallelCollective reduceScatterAsync(Tensor full, Tensor shard);
 
     /** The group of one: no peers, no communication. */
     static TensorParallelGroup single() {

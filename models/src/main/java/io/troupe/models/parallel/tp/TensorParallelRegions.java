@@ -35,6 +35,15 @@ public final class TensorParallelRegions {
         group.allReduceSum(dx);
     }
 
+    /**
+     * f backward, started: the sum is in {@code dx} once the returned handle is awaited; meanwhile the
+     * caller computes what does not read {@code dx} (the layer's weight gradient).
+     */
+    public static PendingTensorParallelCollective copyToTensorParallelRegionBackwardAsync(TensorParallelGroup group,
+                                                                                        Tensor dx) {
+        return group.allReduceSumAsync(dx);
+    }
+
     /** g forward: sums the members' partial outputs, in place. */
     public static void reduceFromTensorParallelRegion(TensorParallelGroup group, Tensor partial) {
         group.allReduceSum(partial);
@@ -65,6 +74,12 @@ public final class TensorParallelRegions {
     public static void gatherFromSequenceParallelRegionBackward(TensorParallelGroup group, Tensor dFull,
                                                                 Tensor dShard) {
         group.reduceScatter(dFull, dShard);
+    }
+
+    /** Backward of the gather, started: {@code dShard} is complete once the returned handle is awaited. */
+    public static PendingTensorParallelCollective gatherFromSequenceParallelRegionBackwardAsync(
+        TensorParallelGroup group, Tensor dFull, Tensor dShard) {
+        return group.reduceScatterAsync(dFull, dShard);
     }
 
     /** Forward: sums the members' partial outputs and keeps this member's rows. */
