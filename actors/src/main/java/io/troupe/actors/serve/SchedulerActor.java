@@ -21,7 +21,8 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * Continuous batching driven by an actor. It owns a {@link BatchScheduler}: requests are queued as
  * they arrive; whenever no step is in flight it plans one (admitting waiting requests and retiring
  * finished, cancelled or expired ones at every step), hands the forward to the step executor, and
- * on its result samples, streams tokens to the listeners and plans the next step at once. The
+ * on its result samples, plans and starts the next step at once, and only then streams the step's
+ * tokens to the listeners (their HTTP work overlaps the next forward instead of delaying it). The
  * actor's thread never runs the model; the executor never touches the scheduler's state.
  *
  * <p>Supervision: a failed step ends every request it holds (finish reason {@code cancelled}) and
@@ -95,6 +96,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         this.runner = runner;
         this.metrics = metrics;
         this.retryAfterS = retryAfterS;
+        scheduler.deferEvents(true);            // delivered at the end of each message, after the next step starts
         int depth = runner.depth();
         this.perStep = (scheduler.limits().maxBatch() + depth - 1) / depth;
     }
@@ -123,12 +125,14 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             metrics.onRejected();
             m.replyTo().tell(new Rejected(retryAfterS));
         }
+        scheduler.deliverEvents();
         return this;
     }
 
     private Behavior<Command> onCancel(Cancel m) {
         scheduler.cancel(m.id());
         maybeStep();
+        scheduler.deliverEvents();
         return this;
     }
 
@@ -136,13 +140,15 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         inFlight--;
         if (m.seq() < discardBelow) {
             maybeStep();                         // a step that was in flight when an earlier one failed
+            scheduler.deliverEvents();
             return this;
         }
         long now = System.nanoTime();
         scheduler.complete(m.logits(), now);
         metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
         tokensBefore = scheduler.tokensGenerated();
-        maybeStep();
+        maybeStep();                             // the next forward starts before the tokens go out
+        scheduler.deliverEvents();
         return this;
     }
 
@@ -156,6 +162,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         scheduler.abandon();
         scheduler.cancelAll(FinishReason.CANCELLED);
         publishGauges();
+        scheduler.deliverEvents();
         return this;
     }
 
@@ -163,6 +170,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         if (inFlight == 0) {
             scheduler.cancelAll(FinishReason.CANCELLED);
         }
+        scheduler.deliverEvents();
         return this;
     }
 

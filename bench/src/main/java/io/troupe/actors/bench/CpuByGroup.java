@@ -1,8 +1,10 @@
 package io.troupe.actors.bench;
 
+import java.io.IOException;
 import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadInfo;
-import java.lang.management.ThreadMXBean;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -11,21 +13,57 @@ import java.util.Map;
 /**
  * CPU time of the serve bench's threads over a timed run, by group: the model's step threads, the
  * server's actor and HTTP threads, the load generator's client threads (its own threads and the HTTP
- * client's), and the rest; each as a share of one core over the wall time, with the process total.
- * Threads that ended during the run are not counted (the groups listed all live through it).
+ * client's), the JIT's compiler threads, the GC's threads and the rest; each as a share of one core
+ * over the wall time, with the process total. On Linux every thread of the process is counted from
+ * {@code /proc/self/task} (the JVM's own threads included), with the time each group spent runnable
+ * but waiting for a core ({@code schedstat}'s run-queue wait): a group that waits for cores rather
+ * than for work shows it there. Threads that ended during the run are not counted (the groups listed
+ * all live through it). Elsewhere the Java threads' CPU from the thread MX bean.
  *
  * @param startNs      {@code System.nanoTime()} at the start
- * @param cpuNs        each live thread's CPU time at the start, by thread id
+ * @param threads      each live thread's {name, cpu ns, run-queue wait ns} at the start, by thread id
  * @param processCpuNs the process's CPU time at the start (-1 where unknown)
  */
-record CpuByGroup(long startNs, Map<Long, Long> cpuNs, long processCpuNs) {
+record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuNs) {
+    private static final Path TASKS = Path.of("/proc/self/task");
+    private static final String[] GROUPS = {"model", "server", "client", "jit", "gc", "other"};
+
+    /** One thread's name, CPU time and time spent runnable while waiting for a core (-1: unknown). */
+    record ThreadTimes(String name, long cpuNs, long waitNs) {
+    }
+
     static CpuByGroup start() {
-        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
-        Map<Long, Long> cpu = new HashMap<>();
-        for (long id : mx.getAllThreadIds()) {
-            cpu.put(id, mx.getThreadCpuTime(id));
+        return new CpuByGroup(System.nanoTime(), sample(), processCpuNow());
+    }
+
+    private static Map<Long, ThreadTimes> sample() {
+        Map<Long, ThreadTimes> out = new HashMap<>();
+        if (Files.isDirectory(TASKS)) {
+            try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
+                for (Path t : tasks) {
+                    try {
+                        String name = Files.readString(t.resolve("comm")).trim();
+                        String[] s = Files.readString(t.resolve("schedstat")).trim().split("\\s+");
+                        out.put(Long.parseLong(t.getFileName().toString()),
+                            new ThreadTimes(name, Long.parseLong(s[0]), Long.parseLong(s[1])));
+                    } catch (IOException | RuntimeException ended) {
+                        // the thread ended while listed
+                    }
+                }
+                return out;
+            } catch (IOException e) {
+                out.clear();
+            }
         }
-        return new CpuByGroup(System.nanoTime(), cpu, processCpuNow());
+        java.lang.management.ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        for (long id : mx.getAllThreadIds()) {
+            java.lang.management.ThreadInfo info = mx.getThreadInfo(id);
+            long cpu = mx.getThreadCpuTime(id);
+            if (info != null && cpu >= 0) {
+                out.put(id, new ThreadTimes(info.getThreadName(), cpu, -1));
+            }
+        }
+        return out;
     }
 
     private static long processCpuNow() {
@@ -35,41 +73,59 @@ record CpuByGroup(long startNs, Map<Long, Long> cpuNs, long processCpuNs) {
         return -1;
     }
 
-    private static String group(String thread) {
-        if (thread.startsWith("troupe-serve-step") || thread.startsWith("troupe-infer-rows")
-            || thread.startsWith("troupe-serve-stage")) {
-            return "model";
+    /** The group of a thread by its name (on Linux the kernel's name: the first 15 characters). */
+    static String group(String thread) {
+        if (thread.startsWith("troupe-serve-st") || thread.startsWith("troupe-infer-ro")) {
+            return "model";                         // troupe-serve-step, troupe-serve-stage-*, troupe-infer-rows
         }
-        if (thread.startsWith("serve-bench-client") || thread.startsWith("HttpClient")) {
+        if (thread.startsWith("serve-bench-cli") || thread.startsWith("HttpClient")) {
             return "client";
         }
         if (thread.startsWith("troupe-serve")) {
             return "server";
         }
+        if (thread.contains("CompilerThre") || thread.contains("CompilerThread")) {
+            return "jit";
+        }
+        if (thread.startsWith("GC Thread") || thread.startsWith("G1 ") || thread.startsWith("VM Thread")) {
+            return "gc";
+        }
         return "other";
     }
 
-    /** {@code "cpu (cores): model 0.93, server 0.41, client 0.30, other 0.02, process 1.70"}. */
+    /**
+     * {@code "cpu (cores): model 0.93, server 0.41, client 0.30, jit 0.10, gc 0.01, other 0.02, process 1.70;
+     * waiting for a core (cores): model 0.20, ..."}.
+     */
     String report() {
-        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
         double wallNs = System.nanoTime() - startNs;
-        Map<String, Double> byGroup = new LinkedHashMap<>();
-        for (String g : new String[] {"model", "server", "client", "other"}) {
-            byGroup.put(g, 0.0);
+        Map<String, Double> cpu = new LinkedHashMap<>();
+        Map<String, Double> wait = new LinkedHashMap<>();
+        for (String g : GROUPS) {
+            cpu.put(g, 0.0);
+            wait.put(g, 0.0);
         }
-        for (long id : mx.getAllThreadIds()) {
-            long now = mx.getThreadCpuTime(id);
-            ThreadInfo info = mx.getThreadInfo(id);
-            if (now < 0 || info == null) {
-                continue;
+        boolean waits = false;
+        for (Map.Entry<Long, ThreadTimes> e : sample().entrySet()) {
+            ThreadTimes now = e.getValue();
+            ThreadTimes then = threads.get(e.getKey());
+            String g = group(now.name());
+            cpu.merge(g, (now.cpuNs() - (then == null ? 0 : then.cpuNs())) / wallNs, Double::sum);
+            if (now.waitNs() >= 0) {
+                waits = true;
+                wait.merge(g, (now.waitNs() - (then == null ? 0 : then.waitNs())) / wallNs, Double::sum);
             }
-            byGroup.merge(group(info.getThreadName()), (now - cpuNs.getOrDefault(id, 0L)) / wallNs, Double::sum);
         }
         StringBuilder sb = new StringBuilder("cpu (cores):");
-        byGroup.forEach((g, v) -> sb.append(String.format(Locale.ROOT, " %s %.2f,", g, v)));
+        cpu.forEach((g, v) -> sb.append(String.format(Locale.ROOT, " %s %.2f,", g, v)));
         long p = processCpuNow();
         sb.append(String.format(Locale.ROOT, " process %.2f", p < 0 || processCpuNs < 0 ? Double.NaN
             : (p - processCpuNs) / wallNs));
+        if (waits) {
+            sb.append("; runnable, waiting for a core (cores):");
+            wait.forEach((g, v) -> sb.append(String.format(Locale.ROOT, " %s %.2f,", g, v)));
+            sb.setLength(sb.length() - 1);
+        }
         return sb.toString();
     }
 }

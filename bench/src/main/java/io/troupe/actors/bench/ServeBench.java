@@ -42,7 +42,8 @@ import java.util.regex.Pattern;
  * {@code --max-batch}), in the same run. Time to first token is measured at the first event of the
  * stream; time per output token per request is (last event - first event) / (tokens - 1). Each
  * server first takes {@code --warmup} requests under the same load, untimed (the JIT compiles the
- * server's and the client's paths meanwhile); {@code --repeat N} runs the pair N times. Each run
+ * server's and the client's paths meanwhile); {@code --repeat N} runs the pair N times;
+ * {@code --token-budget T} (default 256) caps the tokens of one step in both runs. Each run
  * prints the CPU its threads took, by group (model, server, client).
  *
  * <p>Last line(s), one per repeat: {@code tokens_per_s_batch1=... tokens_per_s=... speedup=... ttft_p50_ms=...
@@ -75,6 +76,8 @@ public final class ServeBench {
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
         warmup = Integer.parseInt(o.getOrDefault("warmup", "256"));
         int repeats = Integer.parseInt(o.getOrDefault("repeat", "1"));
+        // tokens per step (decodes + prefill chunks) in both runs; a prompt up to this long is one step at max-batch 1
+        int tokenBudget = Integer.parseInt(o.getOrDefault("token-budget", "256"));
         // --layout 1xN: the continuous-batching run on N pipeline stages (the max-batch 1 baseline stays 1x1)
         int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout", "1x1"), 1).pp();
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
@@ -89,12 +92,12 @@ public final class ServeBench {
         }
         System.out.printf(Locale.ROOT,
             "serve bench: model %s (d %d, %d layers, context %d), %s weights, %d clients, %d requests, "
-                + "%d-byte prompts, max_tokens %d, cpu: %s, %d cores%n", cfg.name(), cfg.dModel(), cfg.nLayer(),
-                    cfg.seqLen(),
-            q.name().toLowerCase(Locale.ROOT), clients, requests, promptBytes, maxTokens, cpuModel(),
-                Runtime.getRuntime().availableProcessors());
+                + "%d-byte prompts, max_tokens %d, token budget %d, cpu: %s, %d cores; float32 linears: %s%n",
+            cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), clients, requests,
+            promptBytes, maxTokens, tokenBudget, cpuModel(), Runtime.getRuntime().availableProcessors(),
+            io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
         List<String> prompts = prompts(requests, promptBytes);
-        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, 256, 4096, 64, 16, 600_000, 1);
+        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         List<Run[]> pairs = new ArrayList<>();
         for (int rep = 1; rep <= repeats; rep++) {
@@ -326,7 +329,7 @@ public final class ServeBench {
 
     private static Map<String, String> parse(String[] args) {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
-            "checkpoint", "model", "stream", "layout", "warmup", "repeat");
+            "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }

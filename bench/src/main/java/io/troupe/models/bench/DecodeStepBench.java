@@ -61,9 +61,10 @@ public final class DecodeStepBench {
         }
         InferenceWeights w = InferenceWeights.fromFlat(cfg, flat, q);
         System.out.printf(Locale.ROOT, "decode bench: model %s (d %d, %d layers, context %d), %s weights, "
-                + "%d row threads, %d-token prompts, %d new tokens; %s time%n", cfg.name(), cfg.dModel(), cfg.nLayer(),
-            cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), threads, promptTokens, maxTokens,
-            threads == 1 ? "the step thread's CPU" : "wall");
+                + "%d row threads, %d-token prompts, %d new tokens; %s time; float32 linears: %s%n", cfg.name(),
+            cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), threads, promptTokens,
+            maxTokens, threads == 1 ? "the step thread's CPU" : "wall",
+            io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
         int[] batches = {1, 4, 16};
         double[] stepMs = new double[batches.length];
         try (RowSplitter rows = new RowSplitter(threads, 4)) {

@@ -27,6 +27,10 @@ import java.util.List;
  * be called again before the earlier steps complete; a sequence belongs to at most one pending
  * step, in-flight sequences are never preempted, and {@link #complete} applies the oldest pending
  * step (stages finish steps in the order they were planned).
+ *
+ * <p>Listeners are called at once, or, after {@link #deferEvents deferEvents(true)}, held in order
+ * until {@link #deliverEvents}: a driver that plans and starts the next step before it delivers
+ * keeps the clients' streaming work off the path from one step to the next.
  */
 public final class BatchScheduler {
     /**
@@ -52,6 +56,10 @@ public final class BatchScheduler {
     private record Scheduled(Generation generation, int tokens, int logitRow) {
     }
 
+    /** A listener call held back: {@code onFinish} when {@code finish}, else {@code onToken(token, textDelta)}. */
+    private record Event(Generation generation, int token, String textDelta, boolean finish) {
+    }
+
     /** A planned step whose logits are not applied yet. */
     private record Pending(StepBatch batch, List<Scheduled> scheduled) {
     }
@@ -65,6 +73,8 @@ public final class BatchScheduler {
     private final ArrayDeque<Pending> spare = new ArrayDeque<>();
     private final java.util.Set<Generation> inFlight =
         java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    private final List<Event> events = new ArrayList<>();
+    private boolean deferEvents;
     private List<Scheduled> scheduled;
     private StepBatch batch;
     private long preemptions;
@@ -110,7 +120,7 @@ public final class BatchScheduler {
                 it.remove();
                 cache.free(g.table());
                 g.finish(FinishReason.CANCELLED);
-                g.listener().onFinish(g);
+                emitFinish(g);
                 return true;
             }
         }
@@ -121,6 +131,56 @@ public final class BatchScheduler {
             }
         }
         return false;
+    }
+
+    /**
+     * With {@code true}, listener calls are held (in the order they happen) until
+     * {@link #deliverEvents}; with {@code false} (the default) they are made at once, and any held
+     * ones are delivered now.
+     */
+    public void deferEvents(boolean defer) {
+        if (!defer) {
+            deliverEvents();
+        }
+        deferEvents = defer;
+    }
+
+    /** Makes the held listener calls, oldest first (none are held unless {@link #deferEvents} is on). */
+    public void deliverEvents() {
+        int i = 0;
+        try {
+            for (; i < events.size(); i++) {        // by index: a listener may cause more events
+                Event e = events.get(i);
+                if (e.finish()) {
+                    e.generation().listener().onFinish(e.generation());
+                } else {
+                    e.generation().listener().onToken(e.generation(), e.token(), e.textDelta());
+                }
+            }
+        } finally {
+            events.subList(0, Math.min(events.size(), i + 1)).clear();   // a failed call is not repeated
+        }
+    }
+
+    /** Listener calls held for {@link #deliverEvents}. */
+    public int heldEvents() {
+        return events.size();
+    }
+
+    private void emitToken(Generation g, int token, String textDelta) {
+        if (deferEvents) {
+            events.add(new Event(g, token, textDelta, false));
+        } else {
+            g.listener().onToken(g, token, textDelta);
+        }
+    }
+
+    private void emitFinish(Generation g) {
+        if (deferEvents) {
+            events.add(new Event(g, 0, "", true));
+        } else {
+            g.listener().onFinish(g);
+        }
     }
 
     public int queueDepth() {
@@ -269,7 +329,7 @@ public final class BatchScheduler {
                 it.remove();
                 cache.free(g.table());
                 g.finish(FinishReason.DEADLINE);
-                g.listener().onFinish(g);
+                emitFinish(g);
             }
         }
     }
@@ -291,7 +351,7 @@ public final class BatchScheduler {
             int token = g.sample(logits, s.logitRow() * vocab, vocab);
             String delta = g.append(token, nowNs);
             tokensGenerated++;
-            g.listener().onToken(g, token, delta);
+            emitToken(g, token, delta);
         }
         step.scheduled().clear();
         spare.addLast(step);
@@ -318,7 +378,7 @@ public final class BatchScheduler {
             Generation g = waiting.pollFirst();
             cache.free(g.table());
             g.finish(reason);
-            g.listener().onFinish(g);
+            emitFinish(g);
         }
     }
 
@@ -341,9 +401,9 @@ public final class BatchScheduler {
         g.finish(reason);
         String rest = g.drainText();
         if (!rest.isEmpty()) {
-            g.listener().onToken(g, -1, rest);
+            emitToken(g, -1, rest);
         }
-        g.listener().onFinish(g);
+        emitFinish(g);
     }
 
     /** Runs steps on the calling thread until nothing is left (tests, eval, offline generation). */

@@ -9,10 +9,17 @@ package io.troupe.models.infer;
  * accumulators, still in ascending order: {@link #axpy4}). Rows are processed in tiles of {@link #ROW_TILE}, so a
  * weight
  * row, once loaded, serves every row of the tile: a batch of sequences reads the weights once.
+ *
+ * <p>When the JVM has the Vector API ({@code --add-modules jdk.incubator.vector}: {@link #VECTOR_API}),
+ * the product runs on {@link VectorLinearKernel} instead, which keeps blocks of 4 rows x 4 vectors of
+ * accumulators in registers; its bits are those of this class's loops (the same fused multiply-adds
+ * in the same order), so either path gives the same tokens.
  */
 public final class Fp32Linear implements LinearWeights {
     /** Rows sharing one pass over the weights (their outputs stay in cache). */
     static final int ROW_TILE = 16;
+    /** True when the running JVM has the Vector API module: the product then runs on {@link VectorLinearKernel}. */
+    static final boolean VECTOR_API = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
     private final float[][] wt;
     private final float[] bias;
     private final int out;
@@ -45,6 +52,11 @@ public final class Fp32Linear implements LinearWeights {
         return ThreadLocal.withInitial(() -> new float[ROW_TILE][out]);
     }
 
+    /** Whether this JVM runs the float32 linears on the Vector API kernel (else the axpy form). */
+    public static boolean usesVectorApi() {
+        return VECTOR_API;
+    }
+
     @Override
     public int inFeatures() {
         return in;
@@ -62,6 +74,23 @@ public final class Fp32Linear implements LinearWeights {
 
     @Override
     public void forwardRows(float[] x, int fromRow, int toRow, float[] y) {
+        if (VECTOR_API) {
+            VectorLinearKernel.forwardRows(wt, in, out, x, fromRow, toRow, y);
+            if (bias != null) {
+                for (int r = fromRow; r < toRow; r++) {
+                    int o = r * out;
+                    for (int j = 0; j < out; j++) {
+                        y[o + j] += bias[j];
+                    }
+                }
+            }
+            return;
+        }
+        forwardRowsAxpy(x, fromRow, toRow, y);
+    }
+
+    /** The one-row-at-a-time axpy form (any JVM): also the reference the Vector API kernel is tested against. */
+    void forwardRowsAxpy(float[] x, int fromRow, int toRow, float[] y) {
         float[][] a = acc.get();
         for (int r0 = fromRow; r0 < toRow; r0 += ROW_TILE) {
             int r1 = Math.min(toRow, r0 + ROW_TILE);

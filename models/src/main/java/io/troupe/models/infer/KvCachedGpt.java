@@ -34,6 +34,7 @@ public final class KvCachedGpt {
     private final int firstBlock;
     private final int endBlock;
     private RowSplitter rows;
+    private boolean vectorApi = Fp32Linear.VECTOR_API;
     private float[] h = new float[0];
     private float[] ln = new float[0];
     private float[] qkv = new float[0];
@@ -93,6 +94,18 @@ public final class KvCachedGpt {
      */
     public void splitRows(RowSplitter splitter) {
         this.rows = splitter;
+    }
+
+    /**
+     * Attention on the Vector API kernel (where this JVM has the module: the default) or on the
+     * plain loops; both give the same bits (tests compare them).
+     */
+    void useVectorApi(boolean use) {
+        if (use && !Fp32Linear.VECTOR_API) {
+            throw new IllegalStateException("this JVM has no jdk.incubator.vector (start it with --add-modules"
+                + " jdk.incubator.vector)");
+        }
+        this.vectorApi = use;
     }
 
     private void linear(LinearWeights lin, float[] x, int n, float[] y) {
@@ -215,9 +228,12 @@ public final class KvCachedGpt {
     }
 
     /**
-     * Causal attention of every token over its own cached positions. Rows of q, k and v are first
-     * copied into offset-0 scratch so the element-wise loops vectorise; per token and head the
-     * reduction order is fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order).
+     * Causal attention of every token over its own cached positions. With the Vector API the
+     * per-position loops read the cache in place ({@link VectorAttentionKernel}, the same bits);
+     * otherwise rows of q, k and v are first copied into offset-0 scratch so the element-wise loops
+     * vectorise. Per token and head the
+     * reduction order is fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order);
+     * the softmax's exponentials by {@link RowKernels#exp}.
      */
     private void attend(StepBatch batch, int layer, int n, int c) {
         final int hd = cfg.headDim();
@@ -227,12 +243,19 @@ public final class KvCachedGpt {
         for (int i = 0; i < n; i++) {
             BlockTable table = batch.table(i);
             int p = batch.position(i);
-            System.arraycopy(qkv, i * 3 * c, qRow, 0, c);
-            for (int u = 0; u <= p; u++) {
-                System.arraycopy(kc, cache.offset(table, u), kvRow, 0, c);
-                RowKernels.multiply(qRow, kvRow, prod, c);                        // q * k, all heads
-                for (int h = 0; h < nh; h++) {
-                    scores[h][u] = RowKernels.sum(prod, h * hd, hd) * attnScale;
+            if (vectorApi) {
+                for (int u = 0; u <= p; u++) {
+                    VectorAttentionKernel.scores(qkv, i * 3 * c, kc, cache.offset(table, u), nh, hd, attnScale, scores,
+                        u);
+                }
+            } else {
+                System.arraycopy(qkv, i * 3 * c, qRow, 0, c);
+                for (int u = 0; u <= p; u++) {
+                    System.arraycopy(kc, cache.offset(table, u), kvRow, 0, c);
+                    RowKernels.multiply(qRow, kvRow, prod, c);                    // q * k, all heads
+                    for (int h = 0; h < nh; h++) {
+                        scores[h][u] = RowKernels.sum(prod, h * hd, hd) * attnScale;
+                    }
                 }
             }
             for (int h = 0; h < nh; h++) {
@@ -243,7 +266,7 @@ public final class KvCachedGpt {
                 }
                 double sum = 0;
                 for (int u = 0; u <= p; u++) {
-                    float e = (float) Math.exp(s[u] - max);
+                    float e = RowKernels.exp(s[u] - max);
                     s[u] = e;
                     sum += e;
                 }
@@ -254,6 +277,10 @@ public final class KvCachedGpt {
             }
             java.util.Arrays.fill(outRow, 0f);
             for (int u = 0; u <= p; u++) {
+                if (vectorApi) {
+                    VectorAttentionKernel.addWeightedValues(scores, u, vc, cache.offset(table, u), nh, hd, outRow);
+                    continue;
+                }
                 System.arraycopy(vc, cache.offset(table, u), kvRow, 0, c);
                 for (int h = 0; h < nh; h++) {
                     java.util.Arrays.fill(pRow, h * hd, (h + 1) * hd, scores[h][u]);

@@ -106,6 +106,43 @@ public final class RowKernels {
         }
     }
 
+    private static final float LOG2E = 1.44269504f;
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    private static final float E1 = 1.9875691500e-4f;
+    private static final float E2 = 1.3981999507e-3f;
+    private static final float E3 = 8.3334519073e-3f;
+    private static final float E4 = 4.1665795894e-2f;
+    private static final float E5 = 1.6666665459e-1f;
+    private static final float E6 = 5.0000001201e-1f;
+
+    /**
+     * e^x in float, the Cephes {@code expf} scheme: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in
+     * two parts so n ln2 is exact), e^r by a degree-6 polynomial, times 2^n built from the exponent
+     * bits. Within 2 ulp of {@link Math#exp} (tested), a few times cheaper, and a pure function of x
+     * in float arithmetic (the same bits on every call). 0 below -87 (where e^x is subnormal),
+     * infinity above 88, NaN for NaN.
+     */
+    public static float exp(float x) {
+        if (x < -87f) {
+            return 0f;
+        }
+        if (x > 88f) {
+            return Float.POSITIVE_INFINITY;
+        }
+        float n = (float) Math.floor(x * LOG2E + 0.5f);
+        float r = x - n * LN2_HI;
+        r = r - n * LN2_LO;
+        float y = E1;
+        y = y * r + E2;
+        y = y * r + E3;
+        y = y * r + E4;
+        y = y * r + E5;
+        y = y * r + E6;
+        y = y * (r * r) + r + 1f;
+        return y * Float.intBitsToFloat(((int) n + 127) << 23);
+    }
+
     /** out[i] = a[i] * b[i] for i in [0, n) (offset-0 arrays: vectorised). */
     public static void multiply(float[] a, float[] b, float[] out, int n) {
         for (int i = 0; i < n; i++) {

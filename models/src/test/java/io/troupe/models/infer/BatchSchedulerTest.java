@@ -250,4 +250,53 @@ class BatchSchedulerTest {
         s.runToCompletion();
         assertEquals(12, a.completionTokens());
     }
+
+    /**
+     * Deferred listener calls: nothing reaches a listener until deliverEvents, then every token and
+     * finish arrives in the order an immediate scheduler makes them, with the same texts.
+     */
+    @Test
+    void shouldHoldListenerCallsUntilDeliveredAndKeepTheirOrder() {
+        List<String> immediate = new ArrayList<>();
+        List<String> deferred = new ArrayList<>();
+        for (boolean defer : new boolean[] {false, true}) {
+            List<String> log = defer ? deferred : immediate;
+            BatchScheduler s = scheduler(4, 16, 64);
+            s.deferEvents(defer);
+            Random rnd = new Random(21);
+            for (int i = 0; i < 6; i++) {
+                s.submit(new Generation(i, InferenceFixtures.randomTokens(rnd, 3 + i, CFG.vocabSize()), CFG.seqLen(),
+                    new SamplingParams(4 + i, 0.8f, 0.9f, 40L + i, List.of()), System.nanoTime(), Long.MAX_VALUE,
+                    recording(log)));
+            }
+            while (s.hasWork()) {
+                int before = log.size();
+                StepBatch b = s.plan(System.nanoTime());
+                s.complete(s.model().forward(b), System.nanoTime());
+                if (defer) {
+                    assertEquals(before, log.size(), "no listener call before deliverEvents");
+                    assertTrue(s.heldEvents() > 0, "the step's tokens are held");
+                    s.deliverEvents();
+                    assertEquals(0, s.heldEvents());
+                }
+            }
+        }
+        System.out.println("events: " + immediate.size());
+        assertEquals(6, immediate.stream().filter(e -> e.startsWith("finish")).count());
+        assertEquals(immediate, deferred);
+    }
+
+    private static GenerationListener recording(List<String> log) {
+        return new GenerationListener() {
+            @Override
+            public void onToken(Generation g, int token, String textDelta) {
+                log.add("token " + g.id() + " " + token + " " + textDelta);
+            }
+
+            @Override
+            public void onFinish(Generation g) {
+                log.add("finish " + g.id() + " " + g.finishReason() + " " + g.text());
+            }
+        };
+    }
 }

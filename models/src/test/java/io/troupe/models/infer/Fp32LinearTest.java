@@ -2,6 +2,7 @@ package io.troupe.models.infer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -47,6 +48,43 @@ class Fp32LinearTest {
             new Fp32Linear(w, b, out, in).forward(x, rows, y);
             assertArrayEquals(reference(w, b, x, rows, out, in), y, 0f,
                 "trial " + trial + ": " + rows + "x" + in + " -> " + out);
+        }
+    }
+
+    /**
+     * The Vector API kernel (this module's tests run with the incubator module, so it is the path
+     * taken) against the scalar reference and the axpy form, bit for bit: shapes that hit the 4 x 4L
+     * register blocks, the single-vector blocks and the scalar tail, any row count and any split of
+     * the rows (a row's bits do not depend on its neighbours or its place in a block of 4).
+     */
+    @Test
+    void shouldGiveTheScalarReferenceBitsOnTheVectorApiKernelWhateverTheRowsAround() {
+        assertTrue(Fp32Linear.VECTOR_API, "the models tests run with --add-modules jdk.incubator.vector");
+        Random r = new Random(23);
+        int[][] shapes = {{128, 384}, {128, 128}, {512, 128}, {128, 256}, {37, 64 + 16 + 3}, {5, 200}, {70, 15}};
+        for (int trial = 0; trial < 35; trial++) {
+            int[] shape = shapes[trial % shapes.length];
+            int in = shape[0];
+            int out = shape[1];
+            int rows = 1 + r.nextInt(21);
+            float[] w = gaussian(r, out * in);
+            float[] b = trial % 4 == 0 ? null : gaussian(r, out);
+            float[] x = gaussian(r, rows * in);
+            Fp32Linear lin = new Fp32Linear(w, b, out, in);
+            float[] whole = new float[rows * out];
+            lin.forward(x, rows, whole);
+            float[] axpy = new float[rows * out];
+            lin.forwardRowsAxpy(x, 0, rows, axpy);
+            String what = "trial " + trial + ": " + rows + "x" + in + " -> " + out;
+            assertArrayEquals(reference(w, b, x, rows, out, in), whole, 0f, what);
+            assertArrayEquals(axpy, whole, 0f, what + " (axpy form)");
+            float[] split = new float[rows * out];
+            for (int from = 0; from < rows; ) {
+                int to = Math.min(rows, from + 1 + r.nextInt(6));
+                lin.forwardRows(x, from, to, split);
+                from = to;
+            }
+            assertArrayEquals(whole, split, 0f, what + " (rows split)");
         }
     }
 

@@ -57,7 +57,8 @@ class TensorParallelAsyncCollectivesTest {
         String[] ops = {"allReduceSum", "allGather", "reduceScatter"};
         for (int r = 0; r < blocking.size(); r++) {
             for (int op = 0; op < ops.length; op++) {
-                assertArrayEquals(blocking.get(r)[op], async.get(r)[op], group + " " + ops[op] + "Async on member " + r);
+                assertArrayEquals(blocking.get(r)[op], async.get(r)[op],
+                    group + " " + ops[op] + "Async on member " + r);
             }
         }
     }
