@@ -105,7 +105,8 @@ public final class WeightGradientGemmBench {
                 long[] s = ns[v].clone();
                 Arrays.sort(s);
                 med[v] = s[reps / 2] / 1e3;
-                String same = v == 4 ? "" : Arrays.equals(result[v], result[0]) ? "  result: same" : "  result: DIFFERS";
+                String same = v == 4 ? ""
+                    : Arrays.equals(result[v], result[0]) ? "  result: same" : "  result: DIFFERS";
                 System.out.printf(Locale.ROOT, "  %-12s p10 %8.1f us (x%.3f)  median %8.1f us (x%.3f)%s%n", NAMES[v],
                     s[reps / 10] / 1e3, s[reps / 10] / (double) base[reps / 10], med[v],
                     s[reps / 2] / (double) base[reps / 2], same);
