@@ -23,7 +23,7 @@ import java.util.Set;
 
 /**
  * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]
- * [--python PATH|none]}: median ms per full training step (forward, backward, global-norm clipping, AdamW) after
+ * [--python PATH|none] [--ab-bias-fold]}: median ms per full training step (forward, backward, global-norm clipping, AdamW) after
  * warm-up, against
  * PyTorch's CPU step for the same GPT and recipe measured in the same run ({@link TorchBaseline}) when a
  * {@code python3} with {@code torch} is found, plus the gemm GFLOP/s of the model's fc-layer product.
@@ -36,11 +36,15 @@ import java.util.Set;
  * takes as many steps; the ratio is the median of Troupe's round medians over the median of PyTorch's. Last line:
  * {@code model=<name> threads=<n> ms_per_step=<median> tokens_per_s=<median> torch_ms_per_step=<median|none>
  * ratio=<troupe/torch|none>}.
+ *
+ * <p>{@code --ab-bias-fold} instead compares the linear forward's bias folded into the gemm
+ * ({@link CpuDevice#foldBiasIntoGemm}) with gemm-then-add in the same run: each round runs {@code steps}
+ * steps of each, in alternating order, and prints the medians, stepping-thread CPU time per step and ratios.
  */
 public final class StepBench {
     private static final String USAGE =
         "usage: bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]"
-        + " [--python PATH|none]";
+        + " [--python PATH|none] [--ab-bias-fold]";
     /** Warm-up is judged over windows of this many steps. */
     static final int QUIET_STEPS = 20;
     /** Warm-up ends at a window where the JVM's own threads used under this share of the stepping thread's CPU. */
@@ -51,7 +55,7 @@ public final class StepBench {
 
     public static void main(String[] args) {
         Options o = BenchOptions.parse(args, "step", USAGE,
-            Set.of("model", "threads", "steps", "warmup", "max-warmup", "rounds", "python"), Set.of());
+            Set.of("model", "threads", "steps", "warmup", "max-warmup", "rounds", "python"), Set.of("ab-bias-fold"));
         String model = o.get("model", "small");
         int threads = o.getInt("threads", 1);
         int steps = o.getInt("steps", 20);
@@ -73,6 +77,11 @@ public final class StepBench {
                 trainer.model().layout().numel(), tc.batchSize(), cfg.seqLen(), dev.name(),
                 System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(auto)"),
                 TorchBaseline.jvmHeldToAvx2() ? ", JVM held to AVX2 (-XX:UseAVX=2)" : "");
+            if (o.has("ab-bias-fold")) {
+                warmUp(trainer, threads, warmup, maxWarmup);
+                abBiasFold(trainer, steps, rounds);
+                return;
+            }
             System.out.println(torch.map(t -> "baseline: PyTorch via " + t.python() + ", measured in this run")
                 .orElse("baseline: none (no python3 with torch found; set TROUPE_BENCH_PYTHON or --python PATH)"));
             int warmed = warmUp(trainer, threads, warmup, maxWarmup);
@@ -146,6 +155,41 @@ public final class StepBench {
                 "model=%s threads=%d ms_per_step=%.2f tokens_per_s=%.0f torch_ms_per_step=%s ratio=%s%n",
                 model, threads, medMs, medTps, torchMs, ratio);
         }
+    }
+
+    /**
+     * Same-run A/B of the bias folded into the linear forward's gemm (new) against gemm-then-add (old):
+     * per round both variants run {@code steps} steps, old first in odd rounds, new first in even ones.
+     * Prints each round's wall medians and stepping-thread CPU per step, and the medians of the ratios.
+     */
+    static void abBiasFold(Trainer trainer, int steps, int rounds) {
+        ThreadMXBean threadBean = ManagementFactory.getThreadMXBean();
+        double[] wallRatio = new double[rounds];
+        double[] cpuRatio = new double[rounds];
+        for (int r = 0; r < rounds; r++) {
+            double[][] wall = new double[2][];
+            double[] cpu = new double[2];
+            for (int j = 0; j < 2; j++) {
+                int variant = (r % 2 == 0) ? j : 1 - j;          // 0 = old (unfolded), 1 = new (folded)
+                CpuDevice.foldBiasIntoGemm(variant == 1);
+                double[] ms = new double[steps];
+                long cpu0 = threadBean.getCurrentThreadCpuTime();
+                for (int i = 0; i < steps; i++) {
+                    ms[i] = trainer.trainStep().stepMs();
+                }
+                cpu[variant] = (threadBean.getCurrentThreadCpuTime() - cpu0) / 1e6 / steps;
+                wall[variant] = ms;
+            }
+            double oldMs = Median.of(wall[0]);
+            double newMs = Median.of(wall[1]);
+            wallRatio[r] = newMs / oldMs;
+            cpuRatio[r] = cpu[1] / cpu[0];
+            System.out.printf(Locale.ROOT, "round %d: gemm+biasAdd %.2f ms (cpu %.2f), folded %.2f ms (cpu %.2f)"
+                + " -> wall %.4f, cpu %.4f%n", r + 1, oldMs, cpu[0], newMs, cpu[1], wallRatio[r], cpuRatio[r]);
+        }
+        CpuDevice.foldBiasIntoGemm(true);
+        System.out.printf(Locale.ROOT, "ab-bias-fold: folded/unfolded median wall ratio %.4f, median CPU ratio %.4f"
+            + " over %d rounds of %d steps%n", Median.of(wallRatio), Median.of(cpuRatio), rounds, steps);
     }
 
     /**

@@ -198,6 +198,49 @@ public final class CpuDevice implements Device {
 
     // ---------------------------------------------------------------- transformer kernels
 
+    /**
+     * Largest inner dimension for which {@link #matmulBias} starts C at the bias and runs the gemm with
+     * beta = 1: up to it OpenBLAS accumulates the whole k in one block and adds it to C once, so
+     * {@code bias + x w^T} rounds exactly as gemm-then-add ({@code CpuDeviceOpsTest} checks it bitwise);
+     * past it, k is split into blocks and the bias would join the first block's partial sum.
+     */
+    static final int FOLD_BIAS_MAX_K = 256;
+
+    private static volatile boolean foldBias = !Boolean.getBoolean("troupe.cpu.unfoldedBias");
+
+    /**
+     * Switches {@link #matmulBias}'s folded form on or off (default on; system property
+     * {@code troupe.cpu.unfoldedBias=true} starts it off), for same-run comparisons; both give the same floats.
+     */
+    public static void foldBiasIntoGemm(boolean on) {
+        foldBias = on;
+    }
+
+    /** Whether {@link #matmulBias} folds the bias into the gemm (for k up to {@link #FOLD_BIAS_MAX_K}). */
+    public static boolean foldsBiasIntoGemm() {
+        return foldBias;
+    }
+
+    /**
+     * {@code out = x w^T + bias}: for k up to {@link #FOLD_BIAS_MAX_K}, each row of {@code out} starts as
+     * a copy of the bias and the gemm accumulates onto it (beta = 1), which also spares OpenBLAS its
+     * zeroing pass; otherwise, and as the reference, gemm then {@link #biasAdd}. Bitwise the same.
+     */
+    @Override
+    public void matmulBias(int rows, int n, int k, Tensor x, Tensor w, Tensor bias, Tensor out) {
+        if (!foldBias || k > FOLD_BIAS_MAX_K) {
+            matmul(false, true, rows, n, k, 1f, x, w, 0f, out);
+            biasAdd(out, bias, rows, n);
+            return;
+        }
+        requireCapacity(out, (long) rows * n, "matmulBias out");
+        requireCapacity(bias, n, "matmulBias bias");
+        long oa = out.address();
+        long ba = bias.address();
+        parallel.forRange(rows, rowGrain(n), (s, e) -> CpuRows.broadcastRows(oa, ba, s, e, n));
+        matmul(false, true, rows, n, k, 1f, x, w, 1f, out);
+    }
+
     @Override
     public void biasAdd(Tensor out, Tensor bias, int rows, int cols) {
         requireCapacity(out, (long) rows * cols, "biasAdd out");

@@ -470,4 +470,12 @@ final class CpuRows {
             }
         }
     }
+
+    /** {@code out[r, c] = bias[c]} for rows [r0, r1) of (rows, cols): each row a copy of the bias. */
+    static void broadcastRows(long out, long bias, int r0, int r1, int cols) {
+        long bytes = 4L * cols;
+        for (int r = r0; r < r1; r++) {
+            UNSAFE.copyMemory(bias, out + (long) r * bytes, bytes);
+        }
+    }
 }

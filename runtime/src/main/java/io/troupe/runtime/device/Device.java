@@ -94,6 +94,17 @@ public interface Device extends AutoCloseable {
     /** {@code out[r, c] += bias[c]} for an (rows, cols) matrix. */
     void biasAdd(Tensor out, Tensor bias, int rows, int cols);
 
+    /**
+     * A linear layer's forward, {@code out (rows, n) = x (rows, k) @ w^T + bias} with {@code w} (n, k):
+     * the same floats as {@code matmul(false, true, rows, n, k, 1, x, w, 0, out)} then {@link #biasAdd}
+     * (a device may start {@code out} at the bias and accumulate the product onto it where that is
+     * bitwise the same).
+     */
+    default void matmulBias(int rows, int n, int k, Tensor x, Tensor w, Tensor bias, Tensor out) {
+        matmul(false, true, rows, n, k, 1f, x, w, 0f, out);
+        biasAdd(out, bias, rows, n);
+    }
+
     /** {@code dbias[c] += sum_r dout[r, c]}. */
     void biasBackward(Tensor dbias, Tensor dout, int rows, int cols);
 

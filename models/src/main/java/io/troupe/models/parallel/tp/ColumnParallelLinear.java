@@ -86,9 +86,10 @@ public final class ColumnParallelLinear implements LinearWeightGradient {
      */
     public void forward(Tensor in, Tensor out, int rows) {
         Tensor x = input(in, rows);
-        dev.matmul(false, true, rows, outLocal, inDim, 1f, x, weight, 0f, out);           // (N, out/tp)
         if (bias != null) {
-            dev.biasAdd(out, bias, rows, outLocal);
+            dev.matmulBias(rows, outLocal, inDim, x, weight, bias, out);                  // (N, out/tp)
+        } else {
+            dev.matmul(false, true, rows, outLocal, inDim, 1f, x, weight, 0f, out);       // (N, out/tp)
         }
     }
 

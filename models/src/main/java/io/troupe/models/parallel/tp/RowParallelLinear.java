@@ -73,6 +73,10 @@ public final class RowParallelLinear implements LinearWeightGradient {
      * @param rows N, all tokens
      */
     public void forward(Tensor in, Tensor out, int rows) {
+        if (sp == null && bias != null && group.size() == 1) {
+            dev.matmulBias(rows, outDim, inLocal, in, weight, bias, out);                  // (N, out), whole
+            return;
+        }
         if (sp == null) {
             dev.matmul(false, true, rows, outDim, inLocal, 1f, in, weight, 0f, out);      // (N, out), partial
             TensorParallelRegions.reduceFromTensorParallelRegion(group, out);
