@@ -600,8 +600,7 @@ public final class Gpt implements StageModule {
         // fch keeps the pre-activation for backward; bias and GELU fused
         p.fc.forwardGelu(b.ln2(), b.fch(), b.fchGelu(), bt);                                   // (B, T, 4C/tp)
         if (output) {
-            p.fcProj.forward(b.fchGelu(), b.residual3(), bt);                                  // (nr, C)
-            dev.add(b.residual3(), b.residual2(), b.residual3());                              // h + mlp
+            p.fcProj.forwardResidual(b.fchGelu(), b.residual3(), b.residual2(), bt);          // (nr, C), h + mlp
         }
     }
 

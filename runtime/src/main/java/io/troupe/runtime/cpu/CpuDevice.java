@@ -241,6 +241,18 @@ public final class CpuDevice implements Device {
         matmul(false, true, rows, n, k, 1f, x, w, 1f, out);
     }
 
+    /** Bias add and residual add in one pass over staged rows; bitwise {@link #biasAdd} then {@link #add}. */
+    @Override
+    public void biasAddResidual(Tensor out, Tensor bias, Tensor residual, int rows, int cols) {
+        requireCapacity(out, (long) rows * cols, "biasAddResidual out");
+        requireCapacity(residual, (long) rows * cols, "biasAddResidual residual");
+        requireCapacity(bias, cols, "biasAddResidual bias");
+        long oa = out.address();
+        long ba = bias.address();
+        long ra = residual.address();
+        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.biasAddResidual(oa, ba, ra, s, e, cols));
+    }
+
     @Override
     public void biasAdd(Tensor out, Tensor bias, int rows, int cols) {
         requireCapacity(out, (long) rows * cols, "biasAdd out");

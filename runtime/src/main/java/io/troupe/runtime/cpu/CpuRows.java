@@ -478,4 +478,27 @@ final class CpuRows {
             UNSAFE.copyMemory(bias, out + (long) r * bytes, bytes);
         }
     }
+
+    /**
+     * {@code out[r, c] = (out[r, c] + bias[c]) + res[r, c]} for rows [r0, r1) of (rows, cols), each row staged in
+     * blocks of columns; the same floats as {@link #biasAdd} then {@link #add}.
+     */
+    static void biasAddResidual(long out, long bias, long res, int r0, int r1, int cols) {
+        float[] ob = buf(0, BLOCK);
+        float[] bs = buf(1, BLOCK);
+        float[] rb = buf(2, BLOCK);
+        for (int c0 = 0; c0 < cols; c0 += BLOCK) {
+            int n = Math.min(BLOCK, cols - c0);
+            load(bias, c0, bs, n);
+            for (int r = r0; r < r1; r++) {
+                long at = (long) r * cols + c0;
+                load(out, at, ob, n);
+                load(res, at, rb, n);
+                for (int i = 0; i < n; i++) {
+                    ob[i] = (ob[i] + bs[i]) + rb[i];
+                }
+                store(ob, out, at, n);
+            }
+        }
+    }
 }

@@ -105,6 +105,16 @@ public interface Device extends AutoCloseable {
         biasAdd(out, bias, rows, n);
     }
 
+    /**
+     * {@code out[r, c] = (out[r, c] + bias[c]) + residual[r, c]} for an (rows, cols) matrix: {@link #biasAdd} then
+     * the residual connection's {@link #add}, the same floats (a device may do both in one pass).
+     */
+    default void biasAddResidual(Tensor out, Tensor bias, Tensor residual, int rows, int cols) {
+        biasAdd(out, bias, rows, cols);
+        Tensor o = out.view(0, rows, cols);
+        add(o, residual.view(0, rows, cols), o);
+    }
+
     /** {@code dbias[c] += sum_r dout[r, c]}. */
     void biasBackward(Tensor dbias, Tensor dout, int rows, int cols);
 

@@ -14,6 +14,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * {@link CpuDevice#matmulBias}: the folded form (rows started at the bias, gemm with beta = 1) gives
  * bitwise the floats of gemm-then-{@code biasAdd} for every inner dimension up to
  * {@link CpuDevice#FOLD_BIAS_MAX_K}, including the small GPT's 128 (past it the fallback, e.g. k = 512), and both match the reference.
+ * Also {@link CpuDevice#biasAddResidual}, the bias add and residual add after the fc projection in one
+ * pass: bitwise {@code biasAdd} then {@code add}, and against the reference.
  */
 class CpuMatmulBiasTest extends CpuDeviceTestBase {
 
@@ -55,6 +57,37 @@ class CpuMatmulBiasTest extends CpuDeviceTestBase {
             ReferenceOps.matmul(false, true, rows, n, k, 1.0, toDouble(x), toDouble(w), 0.0, expected);
             ReferenceOps.biasAdd(expected, toDouble(bias), rows, n);
             check("matmulBias rows=" + rows + " n=" + n + " k=" + k, expected, folded, 1e-4, 1e-4);
+        }
+    }
+
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 2})
+    void shouldAddBiasAndResidualInOnePassBitwiseAsTwo(int threads) {
+        open(threads);
+        for (int[] s : new int[][] {{1024, 128}, {67, 129}, {1031, 33}, {5, 700}}) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] y = uniform(rnd, rows * cols, -3, 3);
+            float[] bias = uniform(rnd, cols, -1, 1);
+            float[] res = uniform(rnd, rows * cols, -3, 3);
+            Tensor tb = tensor(bias, cols);
+            Tensor tr = tensor(res, rows * cols);
+            Tensor fused = tensor(y, rows * cols);
+            Tensor twoPasses = tensor(y, rows * cols);
+            device.biasAddResidual(fused, tb, tr, rows, cols);
+            device.biasAdd(twoPasses, tb, rows, cols);
+            device.add(twoPasses, tr, twoPasses);
+            float[] a = new float[rows * cols];
+            float[] b = new float[rows * cols];
+            device.copyToHost(fused, a);
+            device.copyToHost(twoPasses, b);
+            assertArrayEquals(b, a, 0f, "biasAddResidual vs biasAdd + add rows=" + rows + " cols=" + cols);
+            double[] expected = toDouble(y);
+            ReferenceOps.biasAdd(expected, toDouble(bias), rows, cols);
+            for (int i = 0; i < expected.length; i++) {
+                expected[i] += res[i];
+            }
+            check("biasAddResidual rows=" + rows + " cols=" + cols, expected, fused, 1e-5, 1e-5);
         }
     }
 }

@@ -77,6 +77,30 @@ public final class RowParallelLinear implements LinearWeightGradient {
             dev.matmulBias(rows, outDim, inLocal, in, weight, bias, out);                  // (N, out), whole
             return;
         }
+        product(in, out, rows);
+        if (bias != null) {
+            dev.biasAdd(out, bias, mine(rows), outDim);
+        }
+    }
+
+    /**
+     * {@link #forward}, then the residual connection {@code out += residual} ({@code residual} as many rows as
+     * {@code out} receives): the bias add and the residual add in one pass, the same floats as the two.
+     *
+     * @param rows N, all tokens
+     */
+    public void forwardResidual(Tensor in, Tensor out, Tensor residual, int rows) {
+        product(in, out, rows);
+        if (bias != null) {
+            dev.biasAddResidual(out, bias, residual, mine(rows), outDim);
+        } else {
+            Tensor o = out.view(0, mine(rows), outDim);
+            dev.add(o, residual.view(0, mine(rows), outDim), o);
+        }
+    }
+
+    /** {@code out} = the summed product without bias (all-reduced, or reduce-scattered under sequence parallelism). */
+    private void product(Tensor in, Tensor out, int rows) {
         if (sp == null) {
             dev.matmul(false, true, rows, outDim, inLocal, 1f, in, weight, 0f, out);      // (N, out), partial
             TensorParallelRegions.reduceFromTensorParallelRegion(group, out);
@@ -85,9 +109,6 @@ public final class RowParallelLinear implements LinearWeightGradient {
             dev.matmul(false, true, rows, outDim, inLocal, 1f, in, weight, 0f, partial);  // (N, out), partial
             TensorParallelRegions.reduceScatterToSequenceParallelRegion(group, partial, out.view(0, mine(rows),
                 outDim));
-        }
-        if (bias != null) {
-            dev.biasAdd(out, bias, mine(rows), outDim);
         }
     }
 
