@@ -117,9 +117,10 @@ final class DecodeLoop implements AutoCloseable {
                 }
                 long now = System.nanoTime();
                 scheduler.complete(logits, now);
+                long t3 = System.nanoTime();
                 metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
                 tokensBefore = scheduler.tokensGenerated();
-                metrics.onStepCycle(now - t1, (t1 - t0) + (System.nanoTime() - now));
+                metrics.onStepCycle(now - t1, (t1 - t0) + (System.nanoTime() - now), t3 - now);
             }
         } finally {
             drainInbox();

@@ -21,6 +21,7 @@ final class ServeMetrics {
     private final AtomicLong stepForwardNs = new AtomicLong();
     private final AtomicLong stepScheduleNs = new AtomicLong();
     private final AtomicLong eventDeliveryNs = new AtomicLong();
+    private final AtomicLong stepSampleNs = new AtomicLong();
     private final AtomicLong badRequests = new AtomicLong();
     private final AtomicLong preemptions = new AtomicLong();
     private final AtomicLong[] finished = new AtomicLong[io.troupe.models.infer.FinishReason.values().length];
@@ -67,10 +68,14 @@ final class ServeMetrics {
         }
     }
 
-    /** A decode-loop step: its forward took {@code forwardNs}, planning, sampling and hand-offs {@code scheduleNs}. */
-    void onStepCycle(long forwardNs, long scheduleNs) {
+    /**
+     * A decode-loop step: its forward took {@code forwardNs}; planning, sampling and hand-offs
+     * {@code scheduleNs}, of which sampling, appending and retiring ({@code complete}) {@code sampleNs}.
+     */
+    void onStepCycle(long forwardNs, long scheduleNs, long sampleNs) {
         stepForwardNs.addAndGet(forwardNs);
         stepScheduleNs.addAndGet(scheduleNs);
+        stepSampleNs.addAndGet(sampleNs);
     }
 
     /** A step's listener calls (the clients' streaming work) took {@code ns} on the events thread. */
@@ -116,6 +121,8 @@ final class ServeMetrics {
             stepForwardNs.get() / 1e9);
         counter(sb, "troupe_serve_step_schedule_seconds_total",
             "Time planning, sampling and handing off between forwards (decode loop).", stepScheduleNs.get() / 1e9);
+        counter(sb, "troupe_serve_step_sample_seconds_total",
+            "Of the schedule time, sampling, appending and retiring (decode loop).", stepSampleNs.get() / 1e9);
         counter(sb, "troupe_serve_event_delivery_seconds_total",
             "Time delivering steps' tokens to the clients' streams (events thread).", eventDeliveryNs.get() / 1e9);
         counter(sb, "troupe_serve_requests_total", "Requests admitted to the queue.", requests.get());

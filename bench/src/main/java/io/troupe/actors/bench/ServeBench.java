@@ -162,9 +162,9 @@ public final class ServeBench {
                 // between forwards, and the events thread's delivery of the step's tokens
                 System.out.printf(Locale.ROOT,
                     "%s: %.0f steps, %.2f tokens/step; per step: cycle %.3f ms = forward %.3f ms + schedule %.3f ms"
-                        + " + idle %.3f ms; token delivery %.3f ms (events thread)%n",
+                        + " (sample %.3f ms) + idle %.3f ms; token delivery %.3f ms (events thread)%n",
                     name, steps, (m1[4] - m0[4]) / steps, seconds * 1e3 / steps, (m1[1] - m0[1]) * 1e3 / steps,
-                    (m1[2] - m0[2]) * 1e3 / steps,
+                    (m1[2] - m0[2]) * 1e3 / steps, (m1[5] - m0[5]) * 1e3 / steps,
                     (seconds - (m1[1] - m0[1]) - (m1[2] - m0[2])) * 1e3 / steps, (m1[3] - m0[3]) * 1e3 / steps);
             }
             if (results.size() != prompts.size()) {
@@ -221,9 +221,10 @@ public final class ServeBench {
 
     private static final String[] STEP_CYCLE_METRICS = {"troupe_serve_steps_total",
         "troupe_serve_step_forward_seconds_total", "troupe_serve_step_schedule_seconds_total",
-        "troupe_serve_event_delivery_seconds_total", "troupe_serve_generated_tokens_total"};
+        "troupe_serve_event_delivery_seconds_total", "troupe_serve_generated_tokens_total",
+        "troupe_serve_step_sample_seconds_total"};
 
-    /** The server's step counters: {steps, forward s, schedule s, delivery s, tokens} (0 where absent). */
+    /** The server's step counters: {steps, forward s, schedule s, delivery s, tokens, sample s} (0 where absent). */
     private static double[] stepCycle(HttpClient http, URI metrics) throws IOException, InterruptedException {
         String text = http.send(HttpRequest.newBuilder(metrics).timeout(Duration.ofSeconds(30)).GET().build(),
             HttpResponse.BodyHandlers.ofString()).body();
