@@ -219,7 +219,10 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
                     return;
                 }
                 sign(h, EngineAlgorithm.RING);
-                ring.start(this, RingPhases.REDUCE_SCATTER, ws, count, RingWire.F32, average, 0, small.ensure(4096));
+                // bf16 halves the bytes as in the all-reduce; int8 has no reduce-scatter form (float32 then).
+                boolean bf16 = compression == Compression.BF16;
+                ring.start(this, RingPhases.REDUCE_SCATTER, ws, count, bf16 ? RingWire.BF16 : RingWire.F32, average,
+                    bf16 ? staging.ensure(count * 2) : 0, small.ensure(4096));
             }
             case ALL_GATHER -> {
                 long s0 = Communicator.segmentStart(count, n, me);

@@ -13,7 +13,8 @@ import java.util.concurrent.TimeUnit;
  * @param pipelineBytes  the ring moves each segment in pieces of at most this many bytes, so
  *                       reducing one piece overlaps with sending the next (default 512 KiB)
  * @param algorithm      force an all-reduce algorithm; {@link CollectiveAlgorithm#AUTO} by default
- * @param compression    what all-reduces put on the wire; {@link Compression#NONE} by default
+ * @param compression    what all-reduces put on the wire (bf16 also reduce-scatters');
+ *                       {@link Compression#NONE} by default
  */
 public record CollectiveSettings(long timeoutNs, long smallMaxBytes, int pipelineBytes, CollectiveAlgorithm algorithm,
                                  Compression compression) {

@@ -223,6 +223,61 @@ class GradientBucketerTest {
     }
 
     /**
+     * Reduce-scatter mode (ZeRO) with bf16 on the wire: each member's owned segments hold the sums
+     * within bf16's rounding, and the reduce-scatter sends half of float32's bytes.
+     */
+    @Test
+    @Timeout(60)
+    void shouldReduceScatterInBf16WithHalfTheBytes() {
+        int n = 2;
+        List<ParamRange> p = params();
+        long total = total(p);
+        long[] sent = new long[2];
+        Compression[] formats = {Compression.NONE, Compression.BF16};
+        for (int f = 0; f < formats.length; f++) {
+            try (LocalGroup g = new LocalGroup(n); Buffers buf = new Buffers(n, total)) {
+                Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings().withCompression(formats[f]));
+                GradientBucketer[] bk = new GradientBucketer[n];
+                for (int r = 0; r < n; r++) {
+                    bk[r] = new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.SUM, true, 0);
+                    for (long i = 0; i < total; i++) {
+                        buf.set(r, i, (float) Math.sin(0.01 * i + r));
+                    }
+                    for (int i = 0; i < p.size(); i++) {
+                        bk[r].markReady(i);
+                    }
+                }
+                CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
+                for (int r = 0; r < n; r++) {
+                    for (int b = 0; b < bk[r].bucketCount(); b++) {
+                        all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
+                    }
+                }
+                g.awaitAll(all);
+                double worst = 0;
+                for (int r = 0; r < n; r++) {
+                    bk[r].finish();
+                    long[] starts = bk[r].ownedStarts();
+                    long[] numels = bk[r].ownedNumels();
+                    for (int k = 0; k < starts.length; k++) {
+                        for (long i = starts[k]; i < starts[k] + numels[k]; i++) {
+                            double want = Math.sin(0.01 * i) + Math.sin(0.01 * i + 1);
+                            worst = Math.max(worst, Math.abs(buf.get(r, i) - want));
+                        }
+                    }
+                }
+                sent[f] = c[0].sentBytes();
+                System.out.printf("reduce-scatter %s: member 0 sent %d bytes for %d gradient floats, max abs error "
+                    + "%.2e%n", formats[f], sent[f], total, worst);
+                assertTrue(worst < (f == 0 ? 1e-6 : 0.01), formats[f] + " error " + worst);
+            }
+        }
+        double ratio = (double) sent[1] / sent[0];
+        System.out.printf("reduce-scatter wire ratio bf16/float32: %.3f%n", ratio);
+        assertTrue(ratio <= 0.51, "bf16 reduce-scatter ratio " + ratio);
+    }
+
+    /**
      * The bytes a member puts on the wire for one step's gradient buckets: int8 with error feedback
      * sends at most 0.27x of float32 (an int8 per element plus a float32 scale per 256), bf16 half;
      * each member's sum is the float32 one within the codec's error.

@@ -128,12 +128,32 @@ public interface StageModule extends AutoCloseable {
 
     /**
      * ZeRO stage 2: asks the stage to keep its gradients in a smaller buffer laid out as the
-     * returned arena describes (from then on {@link #grads()} is that buffer), with buckets of at
-     * most about {@code bucketElements} floats. Before the first forward. {@code null}: the module
-     * keeps its whole gradient buffer (the default).
+     * returned arena describes (from then on {@link #grads()} is that buffer, and the
+     * {@code parameterDone} of the weight-gradient passes receives indices into the arena's
+     * pieces, not parameters), with buckets of at most about {@code bucketElements} floats. Before
+     * the first forward. {@code null}: the module keeps its whole gradient buffer (the default).
      */
     default io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
         return null;
+    }
+
+    /**
+     * ZeRO stage 2 with buckets the runtime chose: as {@link #shardGradients(long)}, but bucket
+     * {@code b} is the flat range {@code [bucketStartElements[b], + bucketNumels[b])} of the whole
+     * gradient buffer (whole parameters; buckets in the order the weight-gradient pass completes
+     * them), imaged at the start of the window. {@code null}: the module keeps its whole buffer.
+     */
+    default io.troupe.models.memory.GradientArena shardGradients(long[] bucketStartElements, long[] bucketNumels) {
+        return null;
+    }
+
+    /**
+     * ZeRO stage 2: the width, in elements, of the rows in which the weight-gradient pass can form
+     * parameter {@code i}'s gradient block by block ({@link #shardGradients(long[], long[])} may
+     * then cut it between buckets at those rows); 0 when it forms the gradient whole (the default).
+     */
+    default int gradientRowElements(int i) {
+        return 0;
     }
 
     /** Bytes one micro-batch's activation slot takes (for the memory plan before the first step); 0 when unknown. */

@@ -49,7 +49,7 @@ final class ClusterTrainCommand {
                     cfg.model(), s.layout().modelStages());
             out.printf("troupe: %s%n",
                 io.troupe.models.parallel.ParallelParameterLayout.gpt(cfg.model(), partition, s.sequenceParallel())
-                .memoryPerRank(s.layout()));
+                .memoryPerRank(s.layout(), s.memory().zero()));
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());
             if (s.resume() != null) {

@@ -30,7 +30,9 @@ final class SubmitCommand {
         usage: troupe submit --cluster HOST:PORT[,HOST:PORT...] [--hostname H] [--port P] [--config FILE]
                              [--timeout-s S] [train options]
         Talks to the cluster as a client that does not join it (its loss fails only its own watch):
-        sends the job to the first node's job gateway and follows it at --hostname (an address the
+        sends the job to the job gateway of the first node listed that answers (each tried in turn
+        for 5 s, round after round for up to 60 s; then the job fails unsent, naming them; a single
+        node is sent to at once) and follows it at --hostname (an address the
         nodes can reach; default troupe.cluster.hostname of --config, else 127.0.0.1) on --port
         (default: a free port). --config also gives the client's TLS settings. One line per committed step,
         metrics.csv, loss.svg and the traced steps (--trace-steps A:B, default the last) in the run

@@ -98,14 +98,17 @@ public final class CoordinatorActor {
     }
 
     /**
-     * A worker answered an Abort: its device thread is idle; {@code holds} is the identity it holds;
+     * A worker answered an Abort: its device thread is idle; {@code holds} is the identity of its last
+     * assignment, {@code rank} its rank there (-1: none) and {@code layout} that epoch's layout ("" if
+     * none): what a new coordinator incarnation, which never saw that assignment, restores into;
      * {@code snapshots} the in-memory snapshots it keeps of that job, pairs {rank, step}.
      */
-    public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, long[] snapshots)
+    public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, int rank, String layout,
+                           long[] snapshots)
         implements Command, CrossNodeMessage {
 
         public Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds) {
-            this(worker, holds, new long[0]);
+            this(worker, holds, -1, "", new long[0]);
         }
     }
 

@@ -205,6 +205,16 @@ final class CoordinatorContext {
         return Behaviors.same();
     }
 
+    /** Whether every worker the registry lists has described itself (a new incarnation knows them all). */
+    boolean everyListedWorkerDescribed() {
+        for (ActorRef<WorkerActor.Command> w : listed) {
+            if (!members.contains(w)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     Behavior<Command> onWorkerInfo(WorkerInfo m) {
         highestEpoch = Math.max(highestEpoch, m.holds().epoch());
         if (!listed.contains(m.worker())) {

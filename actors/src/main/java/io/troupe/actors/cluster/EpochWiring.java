@@ -57,6 +57,8 @@ final class EpochWiring implements AutoCloseable {
     private final StageWorker stage;
     private final Communicator dataParallel;
     private final GradientBucketer[] buckets;
+    /** Per chunk: ZeRO 2 keeps its gradients as slices ({@link ZeroGradientWindow}) rather than whole. */
+    private final boolean[] slicedGradients;
     private final Communicator world;
     private final CpuDevice scratch = new CpuDevice(1);
     private final float[] normSlot = new float[2];
@@ -108,22 +110,30 @@ final class EpochWiring implements AutoCloseable {
                 // Each chunk's gradients are all-reduced in buckets launched from its last weight
                 // gradient pass, overlapping the rest of backward.
                 this.buckets = new GradientBucketer[w.chunks()];
+                this.slicedGradients = new boolean[w.chunks()];
                 for (int c = 0; c < w.chunks(); c++) {
-                    List<ParamRange> ranges = new ArrayList<>();
-                    for (ParamSpec p : w.chunk(c).parameters()) {
-                        ranges.add(new ParamRange(p.name(), p.localOffset(), p.numel()));
+                    long bucketBytes = a.request().bucketBytes();
+                    if (slicedZeroTwo(w)) {
+                        // ZeRO 2's window is one bucket: at most 1/16 of the slice this rank owns, as in-process.
+                        bucketBytes = Math.min(bucketBytes,
+                            4 * Math.max(1, w.chunk(c).params().numel() / (16L * spec.layout().dp())));
                     }
+                    List<ParamRange> ranges = bucketRanges(w.chunk(c), bucketBytes, slicedZeroTwo(w));
                     // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
-                    buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, a.request().bucketBytes(),
+                    buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, bucketBytes,
                         ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
                     if (spec.zeroSharded()) {
                         w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
+                    }
+                    if (slicedZeroTwo(w) && keepGradientSlices(w, c, buckets[c])) {
+                        continue;
                     }
                     w.onGradientsFinal(c, buckets[c]::markReady);
                 }
             } else {
                 this.dataParallel = null;
                 this.buckets = new GradientBucketer[0];
+                this.slicedGradients = new boolean[0];
             }
             int worldSize = spec.layout().worldSize();
             if (worldSize > 1) {
@@ -182,6 +192,55 @@ final class EpochWiring implements AutoCloseable {
      * Restores every chunk from a checkpoint of any layout: by name when neither it nor this job is
      * split by tp, else through the slices this member's shards need (GPT's parameter placement).
      */
+    /**
+     * ZeRO 2: chunk {@code c} keeps its gradients in an arena of {@code bucketer}'s ranges and its
+     * owned segments packed, reduced after every weight-gradient pass by a
+     * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
+     * tp > 1, or the device is not a CPU): it then runs as zero 1.
+     */
+    /**
+     * The chunk's parameters as the bucketer's ranges; with {@code cut} (ZeRO 2) a weight larger
+     * than a bucket is cut into blocks of whole rows ({@code StageModule.gradientRowElements}),
+     * each a range of its own, so the window (the largest bucket) need not hold the largest weight.
+     */
+    private static List<ParamRange> bucketRanges(io.troupe.models.StageModule chunk, long bucketBytes, boolean cut) {
+        List<ParamRange> ranges = new ArrayList<>();
+        for (int i = 0; i < chunk.parameters().size(); i++) {
+            ParamSpec p = chunk.parameters().get(i);
+            int row = cut ? chunk.gradientRowElements(i) : 0;
+            long block = row == 0 ? p.numel() : Math.max(1, bucketBytes / 4 / row) * row;
+            for (long at = 0; at < p.numel(); at += block) {
+                long n = Math.min(block, p.numel() - at);
+                String name = n == p.numel() ? p.name() : p.name() + "[" + at / row + ":" + (at + n) / row + "]";
+                ranges.add(new ParamRange(name, p.localOffset() + at, n));
+            }
+        }
+        return ranges;
+    }
+
+    private boolean slicedZeroTwo(StageWorker w) {
+        return spec.memory().zero() == 2 && w.device().kind() == io.troupe.runtime.device.DeviceKind.CPU
+            && spec.layout().tp() == 1;
+    }
+
+    private boolean keepGradientSlices(StageWorker w, int c, GradientBucketer bucketer) {
+        int nb = bucketer.bucketCount();
+        long[] starts = new long[nb];
+        long[] numels = new long[nb];
+        for (int b = 0; b < nb; b++) {
+            starts[b] = bucketer.bucketStartElements(b);
+            numels[b] = bucketer.bucketNumel(b);
+        }
+        io.troupe.models.memory.GradientArena arena = w.shardGradients(c, starts, numels);
+        if (arena == null) {
+            return false;
+        }
+        w.onEveryWeightGradient(c, new ZeroGradientWindow(dataParallel, w.chunk(c), w.ownedGradients(c), bucketer,
+            arena, spec.microbatches()));
+        slicedGradients[c] = true;
+        return true;
+    }
+
     private void restore(StageWorker w, Checkpoints.Loaded ckpt) {
         boolean reshard = spec.layout().tp() > 1 || Layout.parse(ckpt.manifest().layout(), 1).tp() > 1;
         if (!reshard) {
@@ -306,20 +365,20 @@ final class EpochWiring implements AutoCloseable {
         // The replicas' gradients (each already scaled by 1/global tokens) are being summed bucket
         // by bucket since each chunk's last weight gradient; wait for what is left.
         long r0 = System.nanoTime();
-        for (GradientBucketer b : buckets) {
-            b.finish();
+        for (int c = 0; c < buckets.length; c++) {
+            if (!slicedGradients[c]) {
+                buckets[c].finish();
+            }
         }
         w.reducePartialGradients();
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm, and
         // within it each tp member its split parameters (replicated ones on member 0). Under ZeRO
-        // (tp = 1) each replica holds the reduced gradients of its own segments and counts those.
+        // each replica holds the reduced gradients of its own segments and counts those (by the
+        // same tp rule).
         List<StepTail.Part> normParts = w.dpIndex() == 0 ? w.normParts() : List.of();
         if (spec.zeroSharded()) {
-            normParts = new ArrayList<>();
-            for (StepTail.Part p : w.stepParts()) {
-                normParts.addAll(p.ownedGradients());
-            }
+            normParts = w.ownedNormParts();
         }
         StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), this::globalSum)
             .apply(step, normParts, w.stepParts());

@@ -66,7 +66,8 @@ final class IdlePhase {
         }
         c.run = JobRun.adopted(rec, Path.of(m.recordDir()), c.settings, ActorRefResolver.get(c.ctx.getSystem()));
         c.ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
-        c.run.adopted = true; // workers are still being described: re-plan only when the quiesce wait ends
+        c.run.adopted = true; // workers are still being described: re-plan once every listed one quiesced
+        c.run.inherited = true; // the epoch it ended is learned from the workers' reports
         return c.recovering("coordinator incarnation lost; " + c.ctx.getSystem().address() + " carries the job on from its record");
     }
 }

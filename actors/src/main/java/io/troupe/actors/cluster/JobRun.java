@@ -68,6 +68,13 @@ final class JobRun {
     List<ActorRef<WorkerActor.Command>> previousRanks = List.of();
     String previousLayout = "";
     long memoryStep = -1;
+    /**
+     * Carried on from its record and not re-planned yet: the previous epoch's ranks, layout and newest
+     * snapshot step are learned from the workers' {@link CoordinatorActor.Quiesced} reports.
+     */
+    boolean inherited;
+    /** Per quiesced worker of this job, its report (its last assignment's rank and layout). */
+    final java.util.Map<ActorRef<WorkerActor.Command>, CoordinatorActor.Quiesced> assignments = new java.util.HashMap<>();
     /** Per quiesced worker, the snapshots it keeps of this job (pairs {rank, step}). */
     final java.util.Map<ActorRef<WorkerActor.Command>, long[]> inventories = new java.util.HashMap<>();
     /** This epoch restores from memory (null: from the disk checkpoint). */

@@ -35,11 +35,6 @@ public final class JobSpecs {
             throw new IllegalArgumentException("tensor parallelism on the cluster engine runs on the CPU device: "
                 + "device=cuda, tp=" + layout.tp());
         }
-        if (r.zero() > 0 && layout.tp() > 1) {
-            // The cluster's reduce-scatter owners and norm count tp member 0's replicated parameters only.
-            throw new IllegalArgumentException("zero stages 1 and 2 run with tp = 1 on the cluster engine (the "
-                + "in-process engine composes them with tp): zero=" + r.zero() + ", tp=" + layout.tp());
-        }
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
             r.stepTimeoutMs(), DeviceKind.parse(r.device()), r.moduleFactory(), r.sequenceParallel())
             .withMemory(io.troupe.models.memory.MemoryOptions.parse(r.zero(), r.recompute(), r.gradCompression()));

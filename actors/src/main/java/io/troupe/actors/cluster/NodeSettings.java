@@ -42,6 +42,27 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
         roles = List.copyOf(roles);
     }
 
+    /** {@code troupe.cluster.singleton-removal-margin} where a config has none. */
+    static final Duration DEFAULT_SINGLETON_REMOVAL_MARGIN = Duration.ofMillis(500);
+    /** {@code troupe.cluster.leader-actions-interval} where a config has none. */
+    static final Duration DEFAULT_LEADER_ACTIONS_INTERVAL = Duration.ofMillis(250);
+    /** {@code troupe.cluster.unreachable-check-interval} where a config has none. */
+    static final Duration DEFAULT_UNREACHABLE_CHECK_INTERVAL = Duration.ofMillis(250);
+    /** {@code troupe.cluster.gossip-interval} where a config has none. */
+    static final Duration DEFAULT_GOSSIP_INTERVAL = Duration.ofMillis(250);
+    /** {@code troupe.cluster.heartbeat-interval} where a config has none. */
+    static final Duration DEFAULT_HEARTBEAT_INTERVAL = Duration.ofMillis(500);
+
+    /** A duration key of {@code base} in milliseconds, {@code fallback} when absent; must be positive. */
+    private static long durationMs(Config base, String key, Duration fallback) {
+        long ms = base.hasPath(key) ? base.getDuration(key).toMillis() : fallback.toMillis();
+        if (ms <= 0) {
+            throw new IllegalArgumentException(key + " must be > 0: " + key.substring(key.lastIndexOf('.') + 1) + "="
+                + base.getValue(key).unwrapped());
+        }
+        return ms;
+    }
+
     /** Reads {@code troupe.cluster} from a resolved config. */
     public static NodeSettings from(Config config) {
         Config c = config.getConfig("troupe.cluster");
@@ -112,7 +133,19 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
                 ConfigValueFactory.fromAnyRef(acceptableHeartbeatPause.toMillis() + "ms"))
             .withValue("pekko.cluster.failure-detector.threshold", ConfigValueFactory.fromAnyRef(failureDetectorThreshold))
             .withValue("pekko.cluster.split-brain-resolver.stable-after",
-                ConfigValueFactory.fromAnyRef(sbrStableAfter.toMillis() + "ms"));
+                ConfigValueFactory.fromAnyRef(sbrStableAfter.toMillis() + "ms"))
+            // how soon the coordinator singleton starts elsewhere once its node is removed, and how
+            // soon a downed node is removed (troupe.cluster keys, read where the node's Pekko config is made)
+            .withValue("pekko.cluster.down-removal-margin", ConfigValueFactory.fromAnyRef(
+                durationMs(base, "troupe.cluster.singleton-removal-margin", DEFAULT_SINGLETON_REMOVAL_MARGIN) + "ms"))
+            .withValue("pekko.cluster.leader-actions-interval", ConfigValueFactory.fromAnyRef(
+                durationMs(base, "troupe.cluster.leader-actions-interval", DEFAULT_LEADER_ACTIONS_INTERVAL) + "ms"))
+            .withValue("pekko.cluster.unreachable-nodes-reaper-interval", ConfigValueFactory.fromAnyRef(
+                durationMs(base, "troupe.cluster.unreachable-check-interval", DEFAULT_UNREACHABLE_CHECK_INTERVAL) + "ms"))
+            .withValue("pekko.cluster.gossip-interval", ConfigValueFactory.fromAnyRef(
+                durationMs(base, "troupe.cluster.gossip-interval", DEFAULT_GOSSIP_INTERVAL) + "ms"))
+            .withValue("pekko.cluster.failure-detector.heartbeat-interval", ConfigValueFactory.fromAnyRef(
+                durationMs(base, "troupe.cluster.heartbeat-interval", DEFAULT_HEARTBEAT_INTERVAL) + "ms"));
         return ClusterSecurity.from(base).pekkoTlsOverlay().withFallback(overlay).withFallback(base).resolve();
     }
 }

@@ -115,7 +115,8 @@ final class RecoveringPhase {
     private Behavior<Command> replanIfSettled(boolean quiesceTimedOut) {
         JobRun r = c.run;
         List<ActorRef<WorkerActor.Command>> usable = c.members.usable();
-        boolean allQuiet = r.quiesced.containsAll(usable) && !r.adopted;
+        // a new incarnation also waits for every worker the registry lists to describe itself
+        boolean allQuiet = r.quiesced.containsAll(usable) && (!r.adopted || c.everyListedWorkerDescribed());
         if (!r.backoffDone || !(allQuiet || quiesceTimedOut || r.quiesceExpired)) {
             return Behaviors.same();
         }
@@ -140,7 +141,7 @@ final class RecoveringPhase {
         r.adopted = false;
         c.snapshots.chooseRestore(r);
         c.ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}", r.identity,
-            available, r.current.layout(), r.current.microbatches(), r.record.lastCommittedStep());
+            available, r.current.layout(), r.current.microbatches(), r.restoredStep);
         return c.gathering();
     }
 }

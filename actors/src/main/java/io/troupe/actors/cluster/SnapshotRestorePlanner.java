@@ -38,7 +38,7 @@ final class SnapshotRestorePlanner {
     /**
      * @param step        the last committed step (steps committed so far) the snapshots must hold
      * @param diskStep    the step of the last disk checkpoint (nothing to gain below or at it)
-     * @param oldRanks    the previous epoch's workers by rank
+     * @param oldRanks    the previous epoch's workers by rank (null where unknown)
      * @param sameLayout  whether the next epoch runs the previous epoch's layout
      * @param candidates  the workers that may take a rank, in preference order
      * @param worldSize   ranks of the next epoch
@@ -57,10 +57,12 @@ final class SnapshotRestorePlanner {
         }
         List<W> ranks = new ArrayList<>();
         List<W> spare = new ArrayList<>(candidates);
-        for (W w : oldRanks) {
-            boolean kept = candidates.contains(w);
+        for (W w : oldRanks) { // null: a rank whose worker is unknown (a new coordinator learned none for it)
+            boolean kept = w != null && candidates.contains(w);
             ranks.add(kept ? w : null);
-            spare.remove(w);
+            if (kept) {
+                spare.remove(w);
+            }
         }
         for (int k = 0; k < worldSize; k++) {
             if (ranks.get(k) == null) {
@@ -99,6 +101,51 @@ final class SnapshotRestorePlanner {
             }
         }
         return new Decision<>(List.copyOf(ranks), step, holderOf, sourceOf, "");
+    }
+
+    /**
+     * The newest step whose snapshot exists for every rank of a {@code worldSize}-rank layout among
+     * {@code inventories}: each rank's own, or its buddy's copy, or the snapshot of a rank of its
+     * state class. Such a step is committed whatever the coordinator saw of it: every rank applied
+     * its optimizer step and snapshotted it, and a step's result is a function of the step. A new
+     * coordinator incarnation, which never saw the commits of the one it replaced, restores this step.
+     *
+     * @return the step, or -1 when no step is held for every rank
+     */
+    static <W> long newestCovered(int worldSize, int[] stateClass, Map<W, long[]> inventories) {
+        if (stateClass.length != worldSize) {
+            throw new IllegalArgumentException("one state class per rank: worldSize=" + worldSize + ", classes="
+                + stateClass.length);
+        }
+        java.util.TreeSet<Long> steps = new java.util.TreeSet<>();
+        for (long[] inv : inventories.values()) {
+            for (int i = 0; i + 1 < inv.length; i += 2) {
+                steps.add(inv[i + 1]);
+            }
+        }
+        for (Long step : steps.descendingSet()) {
+            boolean all = worldSize > 0;
+            for (int k = 0; k < worldSize && all; k++) {
+                all = heldAnywhere(inventories, k, step, stateClass);
+            }
+            if (all) {
+                return step;
+            }
+        }
+        return -1;
+    }
+
+    private static <W> boolean heldAnywhere(Map<W, long[]> inventories, int rank, long step, int[] stateClass) {
+        for (long[] inv : inventories.values()) {
+            for (int i = 0; i + 1 < inv.length; i += 2) {
+                int src = (int) inv[i];
+                if (inv[i + 1] == step && src >= 0 && src < stateClass.length
+                    && (src == rank || stateClass[src] == stateClass[rank])) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     private static boolean holds(long[] inventory, int rank, long step) {

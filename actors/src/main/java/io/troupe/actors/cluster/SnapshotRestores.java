@@ -23,6 +23,7 @@ final class SnapshotRestores {
             r.memoryStep = r.committed();
         }
         r.inventories.clear();
+        r.assignments.clear();
         r.memoryRestore = null;
     }
 
@@ -30,6 +31,7 @@ final class SnapshotRestores {
     void quiesced(JobRun r, CoordinatorActor.Quiesced m) {
         if (m.holds().jobId() == r.identity.jobId()) {
             r.inventories.put(m.worker(), m.snapshots());
+            r.assignments.put(m.worker(), m);
         }
     }
 
@@ -46,6 +48,10 @@ final class SnapshotRestores {
      */
     void chooseRestore(JobRun r) {
         r.memoryRestore = null;
+        if (r.inherited) {
+            r.inherited = false;
+            learnPreviousEpoch(r);
+        }
         if (!c.settings.snapshots() || r.memoryStep < 0) {
             return;
         }
@@ -63,6 +69,54 @@ final class SnapshotRestores {
             c.ctx.getLog().warn("{}: restoring from the disk checkpoint of step {}, not from memory: {}", r.identity,
                 r.record.lastCommittedStep(), d.reason());
         }
+    }
+
+    /**
+     * A new coordinator incarnation never saw the epoch its predecessor ran nor what it committed:
+     * both are learned from the workers' reports. The epoch is the newest any worker of this job was
+     * assigned; its workers by rank and its layout are what they report (a rank whose worker is gone
+     * stays empty, to be taken by a replacement); the step to restore is the newest one every rank's
+     * snapshot exists for ({@link SnapshotRestorePlanner#newestCovered}), which includes every step
+     * the predecessor committed as long as the snapshots of it survived.
+     */
+    private void learnPreviousEpoch(JobRun r) {
+        long epoch = -1;
+        String layout = "";
+        for (CoordinatorActor.Quiesced q : r.assignments.values()) {
+            if (q.rank() >= 0 && !q.layout().isEmpty() && q.holds().epoch() > epoch) {
+                epoch = q.holds().epoch();
+                layout = q.layout();
+            }
+        }
+        if (epoch < 0) {
+            c.ctx.getLog().warn("{}: no worker reports an assignment of this job: restoring from disk", r.identity);
+            return;
+        }
+        io.troupe.models.parallel.Layout l = io.troupe.models.parallel.Layout.parse(layout, r.request.virtualStages());
+        List<ActorRef<WorkerActor.Command>> byRank = new ArrayList<>(java.util.Collections.nCopies(l.worldSize(), null));
+        java.util.Map<ActorRef<WorkerActor.Command>, long[]> held = new java.util.HashMap<>();
+        for (CoordinatorActor.Quiesced q : r.assignments.values()) {
+            if (q.holds().epoch() == epoch && q.rank() >= 0 && q.rank() < byRank.size() && layout.equals(q.layout())) {
+                byRank.set(q.rank(), q.worker());
+            }
+            held.put(q.worker(), q.snapshots());
+        }
+        int[] classes = stateClasses(l, JobSpecs.toSpec(r.current, 1).memory().zero() > 0 && l.dp() > 1);
+        r.previousRanks = byRank;
+        r.previousLayout = layout;
+        r.memoryStep = SnapshotRestorePlanner.newestCovered(l.worldSize(), classes, held);
+        c.ctx.getLog().warn("{}: the workers held epoch {} on layout {} (ranks {}); the newest step every rank's snapshot "
+            + "is held for: {}", r.identity, epoch, layout, describeRanks(byRank), r.memoryStep < 0 ? "none" : r.memoryStep);
+    }
+
+    private String describeRanks(List<ActorRef<WorkerActor.Command>> byRank) {
+        StringBuilder sb = new StringBuilder("[");
+        for (int k = 0; k < byRank.size(); k++) {
+            WorkerDescription d = byRank.get(k) == null ? null : c.members.describe(byRank.get(k));
+            sb.append(k == 0 ? "" : ", ").append(k).append(" -> ")
+                .append(byRank.get(k) == null ? "gone" : d == null ? byRank.get(k).path().address() : d.nodeAddress());
+        }
+        return sb.append(']').toString();
     }
 
     /**
@@ -143,10 +197,13 @@ final class SnapshotRestores {
      * the moments among them.
      */
     private static int[] stateClasses(io.troupe.actors.engine.PipelineJobSpec spec) {
-        var l = spec.layout();
+        return stateClasses(spec.layout(), spec.zeroSharded());
+    }
+
+    private static int[] stateClasses(io.troupe.models.parallel.Layout l, boolean zeroSharded) {
         int[] cl = new int[l.worldSize()];
         for (int r = 0; r < cl.length; r++) {
-            cl[r] = spec.zeroSharded() ? r : l.ppIndex(r) * l.tp() + l.tpIndex(r) + l.worldSize();
+            cl[r] = zeroSharded ? r : l.ppIndex(r) * l.tp() + l.tpIndex(r) + l.worldSize();
         }
         return cl;
     }

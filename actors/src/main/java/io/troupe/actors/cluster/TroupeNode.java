@@ -32,10 +32,18 @@ public final class TroupeNode implements AutoCloseable {
     /** Where jobs go (the first) and cancellations go (all): this node's gateway, or the seeds'. */
     private final List<ActorRef<CoordinatorActor.Command>> gateways;
     private final String instanceId;
+    /** A client (not a member): its jobs go to the first seed whose gateway answers. */
+    private final boolean client;
+
+    /** How long a client waits for one seed's job gateway to answer before it tries the next seed. */
+    static final Duration SEED_ANSWER_WAIT = Duration.ofSeconds(5);
+    /** How long a client with several seeds keeps trying them, round after round, before the job fails unsent. */
+    static final Duration SEEDS_DEADLINE = Duration.ofSeconds(60);
 
     private TroupeNode(ActorSystem<Void> system, TransportNode transport, boolean ownsTransport,
-                       List<ActorRef<CoordinatorActor.Command>> gateways) {
+                       List<ActorRef<CoordinatorActor.Command>> gateways, boolean client) {
         this.system = system;
+        this.client = client;
         this.instanceId = system.settings().config().getString(ProtocolVersionCheck.INSTANCE_KEY);
         this.transport = transport;
         this.ownsTransport = ownsTransport;
@@ -97,7 +105,8 @@ public final class TroupeNode implements AutoCloseable {
             c.manager().tell(new org.apache.pekko.cluster.typed.Join(c.selfMember().address()));
         }
         try {
-            return new TroupeNode(system, transport, sharedTransport == null, List.of(proxy.get(30, TimeUnit.SECONDS)));
+            return new TroupeNode(system, transport, sharedTransport == null, List.of(proxy.get(30, TimeUnit.SECONDS)),
+                false);
         } catch (Exception e) {
             system.terminate();
             throw new IllegalStateException("node did not start: " + e.getMessage(), e);
@@ -162,8 +171,10 @@ public final class TroupeNode implements AutoCloseable {
     /**
      * A client: an actor system that talks to the cluster without joining it (Artery only, no
      * membership), so it is never a member the split-brain resolver counts or downs, and its loss
-     * fails at most its own watch. Jobs go to the job gateway of the first seed, cancellations to
-     * the gateways of every seed (any of them may be gone). The coordinator sends events straight
+     * fails at most its own watch. Jobs go to the job gateway of the first seed that answers (each
+     * tried in turn for {@link #SEED_ANSWER_WAIT}, round after round up to {@link #SEEDS_DEADLINE};
+     * a single seed is sent to at once), cancellations to the gateways of every seed (any
+     * of them may be gone). The coordinator sends events straight
      * to the client's listener, from whichever node hosts it now, so the watch outlives the node
      * the client talked to; {@code hostname} must be one the nodes can reach.
      */
@@ -177,7 +188,7 @@ public final class TroupeNode implements AutoCloseable {
             gateways.add(org.apache.pekko.actor.typed.ActorRefResolver.get(system)
                 .resolveActorRef("pekko://" + settings.systemName() + "@" + seed + "/user/" + GATEWAY));
         }
-        return new TroupeNode(system, null, false, gateways);
+        return new TroupeNode(system, null, false, gateways, true);
     }
 
     /** host:port of this node's control plane (the port actually bound when 0 was asked). */
@@ -208,16 +219,72 @@ public final class TroupeNode implements AutoCloseable {
      *         reason starting with {@code cancelled}); nothing when the job has already ended
      */
     public Runnable submit(JobRequest job, Consumer<JobEvent> events) {
+        return submit(job, events, SEED_ANSWER_WAIT, SEEDS_DEADLINE);
+    }
+
+    /**
+     * As {@link #submit(JobRequest, Consumer)}; a client with several seeds tries their gateways in
+     * turn, {@code waitEach} for each, round after round until {@code deadline}, and sends the job
+     * to the first that answers (one seed: sent at once, as the cluster's only known door).
+     */
+    Runnable submit(JobRequest job, Consumer<JobEvent> events, Duration waitEach, Duration deadline) {
         ActorRef<JobEvent> listener = system.systemActorOf(Behaviors.<JobEvent>receive((ctx, e) -> {
             events.accept(e);
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
         }), "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
-        gateways.get(0).tell(new CoordinatorActor.SubmitJob(job, listener));
+        ActorRef<CoordinatorActor.Command> gateway = client && gateways.size() > 1
+            ? answeringGateway(waitEach, deadline) : gateways.get(0);
+        if (gateway == null) {
+            listener.tell(new JobEvent.Failed("no seed's job gateway answered within " + deadline.toSeconds()
+                + " s (" + waitEach.toMillis() + " ms per try): tried " + seedsOf(gateways) + "; the job was not submitted",
+                0, 0));
+            return () -> {
+            };
+        }
+        gateway.tell(new CoordinatorActor.SubmitJob(job, listener));
         return () -> {
             for (ActorRef<CoordinatorActor.Command> g : gateways) {
                 g.tell(new CoordinatorActor.CancelJob(listener, "by the submitter"));
             }
         };
+    }
+
+    /**
+     * The first gateway, in seed order, whose node answers an Identify of it within {@code waitEach},
+     * the seeds tried round after round (a node still starting, or an association slow to open under
+     * load, answers a later try) until {@code deadline}: the job then goes there only, never to two
+     * nodes. Null when none answered.
+     */
+    private ActorRef<CoordinatorActor.Command> answeringGateway(Duration waitEach, Duration deadline) {
+        long end = System.nanoTime() + deadline.toNanos();
+        while (true) {
+            for (ActorRef<CoordinatorActor.Command> g : gateways) {
+                long leftMs = (end - System.nanoTime()) / 1_000_000;
+                if (leftMs <= 0) {
+                    return null;
+                }
+                Duration wait = Duration.ofMillis(Math.min(waitEach.toMillis(), leftMs));
+                try {
+                    system.classicSystem().actorSelection(g.path()).resolveOne(wait).toCompletableFuture()
+                        .get(wait.toMillis() + 1_000, TimeUnit.MILLISECONDS);
+                    return g;
+                } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+                    system.log().warn("troupe: seed {} did not answer within {} ms; trying the next seed",
+                        g.path().address().hostPort(), wait.toMillis());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return null;
+                }
+            }
+        }
+    }
+
+    private static String seedsOf(List<ActorRef<CoordinatorActor.Command>> gateways) {
+        List<String> out = new java.util.ArrayList<>();
+        for (ActorRef<CoordinatorActor.Command> g : gateways) {
+            out.add(g.path().address().hostPort());
+        }
+        return String.join(", ", out);
     }
 
     /** Leaves the cluster and stops the actor system, then the data plane if this node owns it. */

@@ -107,6 +107,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     /** Owned by the device thread once built; the actor only reads it to abort. */
     private volatile EpochWiring wiring;
     private String recordDir = "";
+    /** The rank and layout of the last assignment (-1 and "" before the first). */
+    private int heldRank = -1;
+    private String heldLayout = "";
     /** The coordinator of the current epoch: the sender of its assignment. */
     private ActorRef<CoordinatorActor.Command> coordinator;
 
@@ -178,6 +181,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             return this;
         }
         recordDir = m.request().checkpointDir();
+        heldRank = m.rank();
+        heldLayout = m.request().layout();
         coordinator = m.replyTo();
         if (m.snapshots().restoresFromMemory()) {
             snapshots.prepare(m.job(), m.rank()); // a holder may send this rank's snapshot before the epoch is built
@@ -308,7 +313,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             flat[2 * i] = held.get(i)[0];
             flat[2 * i + 1] = held.get(i)[1];
         }
-        m.replyTo().tell(new CoordinatorActor.Quiesced(ctx.getSelf(), gate.current(), flat));
+        m.replyTo().tell(new CoordinatorActor.Quiesced(ctx.getSelf(), gate.current(), heldRank, heldLayout, flat));
         return this;
     }
 

@@ -240,7 +240,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
         for (int d = 0; d < dp; d++) {
             for (int p = 0; p < pp; p++) {
                 arenas[d][p] = workers[d][p][0].shardGradients(
-                    ZeroGradientSlices.bucketElements(workers[d][p][0].chunk(0).params().numel()));
+                    ZeroGradientSlices.bucketElements(workers[d][p][0].chunk(0).params().numel(), dp));
             }
         }
         for (int g = 0; g < spec.layout().modelStages(); g++) {

@@ -224,6 +224,11 @@ public final class StageWorker implements AutoCloseable {
         for (StageModule c : chunks) {
             c.zeroGrads();
         }
+        for (Tensor owned : ownedGradients) {
+            if (owned != null) {
+                device.fill(owned, 0f);
+            }
+        }
         java.util.Arrays.fill(weightsDone, 0);
         sampleActivations(Math.max(0, nowUs(stepStartNs)));
         // Orders chosen on arrival (the adaptive policy) differ between a stage's tp members, whose
@@ -329,6 +334,35 @@ public final class StageWorker implements AutoCloseable {
             StepTail.Part chunk = stepParts().get(c);
             for (Tensor counted : TensorParallelGradients.normViews(chunks[c], tensorParallel.index())) {
                 out.add(new StepTail.Part(chunk.device(), chunk.params(), counted, chunk.optimizer()));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * What this worker counts in the global gradient norm under ZeRO: the ranges its optimizers own
+     * ({@link StepTail.Part#ownedGradients}), on tp members other than 0 only where they hold split
+     * parameters (replicas count once, on member 0).
+     */
+    public List<StepTail.Part> ownedNormParts() {
+        List<StepTail.Part> out = new ArrayList<>();
+        for (int c = 0; c < chunks.length; c++) {
+            for (StepTail.Part owned : stepParts().get(c).ownedGradients()) {
+                if (tensorParallel.index() == 0) {
+                    out.add(owned);
+                    continue;
+                }
+                long base = chunks[c].grads().offsetElements();
+                long start = owned.grads().offsetElements() - base;
+                long end = start + owned.grads().numel();
+                for (Tensor v : TensorParallelGradients.normViews(chunks[c], tensorParallel.index())) {
+                    long lo = Math.max(start, v.offsetElements() - base);
+                    long hi = Math.min(end, v.offsetElements() - base + v.numel());
+                    if (lo < hi) {
+                        out.add(new StepTail.Part(owned.device(), owned.params(),
+                            chunks[c].grads().view(lo, (int) (hi - lo)), owned.optimizer()));
+                    }
+                }
             }
         }
         return out;
@@ -627,17 +661,36 @@ public final class StageWorker implements AutoCloseable {
      */
     public io.troupe.models.memory.GradientArena[] shardGradients(long bucketElements) {
         io.troupe.models.memory.GradientArena[] arenas = new io.troupe.models.memory.GradientArena[chunks.length];
-        List<StepTail.Part> parts = new ArrayList<>(stepParts);
         for (int c = 0; c < chunks.length; c++) {
             arenas[c] = chunks[c].shardGradients(bucketElements);
-            if (arenas[c] != null) {
-                ownedGradients[c] = device.allocate((int) optimizers[c].stateNumel());
-                device.fill(ownedGradients[c], 0f);
-                parts.set(c, new StepTail.Part(device, chunks[c].params(), ownedGradients[c], optimizers[c]));
-            }
+            keepOwnedGradients(c, arenas[c]);
         }
-        stepParts = List.copyOf(parts);
         return arenas;
+    }
+
+    /**
+     * ZeRO stage 2 with the runtime's buckets (the flat ranges of a reduce-scattering bucketer,
+     * in launch order): chunk {@code v} keeps its gradients in the arena
+     * {@link StageModule#shardGradients(long[], long[])} lays out, and its optimizer's owned
+     * ranges packed, which becomes the chunk's step part. {@code null}: the chunk keeps its whole
+     * buffer. Before the first step.
+     */
+    public io.troupe.models.memory.GradientArena shardGradients(int v, long[] bucketStartElements,
+                                                                long[] bucketNumels) {
+        io.troupe.models.memory.GradientArena arena = chunks[v].shardGradients(bucketStartElements, bucketNumels);
+        keepOwnedGradients(v, arena);
+        return arena;
+    }
+
+    private void keepOwnedGradients(int c, io.troupe.models.memory.GradientArena arena) {
+        if (arena == null) {
+            return;
+        }
+        ownedGradients[c] = device.allocate((int) optimizers[c].stateNumel());
+        device.fill(ownedGradients[c], 0f);
+        List<StepTail.Part> parts = new ArrayList<>(stepParts);
+        parts.set(c, new StepTail.Part(device, chunks[c].params(), ownedGradients[c], optimizers[c]));
+        stepParts = List.copyOf(parts);
     }
 
     /** Chunk {@code v}'s packed owned gradients under {@link #shardGradients} ({@code null} otherwise). */

@@ -14,11 +14,12 @@ import java.util.function.IntConsumer;
 /**
  * ZeRO stage 2 for one model stage across the data-parallel replicas of one process: each replica
  * keeps its gradients in a {@link GradientArena} (a resident region for the LayerNorms and one
- * bucket-sized window) and the gradients of the segment it owns ({@link
+ * bucket-sized window, whose buckets may end inside a weight: its gradient is then formed in
+ * blocks of rows) and the gradients of the segment it owns ({@link
  * io.troupe.collectives.Communicator#segmentStart}) packed in its own buffer.
  *
  * <ul>
- *   <li>Every time a weight-gradient pass completes a bucket in the window (each micro-batch), the
+ *   <li>Every time a weight-gradient pass completes a bucket's pieces in the window (each micro-batch), the
  *       replicas meet; replica d adds the window of every replica, in replica order, into its owned
  *       slice; they meet again and each zeroes its window, which the next bucket reuses.</li>
  *   <li>After the step's backward the resident gradients (accumulated over the micro-batches) are
@@ -36,9 +37,12 @@ final class ZeroGradientSlices {
     /** Largest bucket in floats (1 MiB, the data plane's default bucket). */
     static final long BUCKET_ELEMENTS = 256 * 1024;
 
-    /** Buckets of at most 1 MiB and 1/16 of the stage, so a small stage's window stays small too. */
-    static long bucketElements(long stageNumel) {
-        return Math.min(BUCKET_ELEMENTS, Math.max(1, stageNumel / 16));
+    /**
+     * Buckets of at most 1 MiB and 1/16 of the slice a replica owns ({@code stageNumel / dp}), so
+     * the window adds at most a sixteenth to the owned gradients whatever the stage and dp.
+     */
+    static long bucketElements(long stageNumel, int dp) {
+        return Math.min(BUCKET_ELEMENTS, Math.max(1, stageNumel / (16L * dp)));
     }
 
     private final int dp;
@@ -71,7 +75,7 @@ final class ZeroGradientSlices {
             segmentStart[d] = io.troupe.collectives.Communicator.segmentStart(numel, dp, d);
             segmentEnd[d] = io.troupe.collectives.Communicator.segmentStart(numel, dp, d + 1);
         }
-        this.bucketOf = new int[specs.size()];
+        this.bucketOf = new int[arena.pieces().size()];
         java.util.Arrays.fill(bucketOf, -1);
         for (int b = 0; b < arena.buckets().length; b++) {
             for (int i : arena.buckets()[b]) {
@@ -82,24 +86,24 @@ final class ZeroGradientSlices {
         this.barrier = new CyclicBarrier(dp);
     }
 
-    /** What replica {@code d}'s weight-gradient passes report their finished parameters to. */
+    /** What replica {@code d}'s weight-gradient passes report their finished pieces to. */
     IntConsumer hook(int d) {
-        return i -> onParameterDone(d, i);
+        return k -> onPieceDone(d, k);
     }
 
-    private void onParameterDone(int d, int i) {
-        int b = bucketOf[i];
+    private void onPieceDone(int d, int k) {
+        int b = bucketOf[k];
         if (b < 0) {
             return;
         }
-        int[] params = arena.buckets()[b];
-        if (++done[d][b] < params.length) {
+        int[] pieces = arena.buckets()[b];
+        if (++done[d][b] < pieces.length) {
             return;
         }
         done[d][b] = 0;
         stages[d].device().synchronize();
         meet(d, b);             // every replica's window holds this bucket
-        reduceInto(d, params);
+        reduceInto(d, pieces);
         meet(d, b);             // every replica has read every window
         stages[d].device().fill(stages[d].grads().view(arena.residentElements(), (int) arena.bucketElements()), 0f);
     }
@@ -123,17 +127,18 @@ final class ZeroGradientSlices {
         barrier.reset();
     }
 
-    /** owned_d += the sum over replicas, in replica order, of the parts of {@code params} in d's segment. */
-    private void reduceInto(int d, int[] params) {
-        for (int i : params) {
-            ParamSpec s = specs.get(i);
-            long lo = Math.max(s.localOffset(), segmentStart[d]);
-            long hi = Math.min(s.localOffset() + s.numel(), segmentEnd[d]);
+    /** owned_d += the sum over replicas, in replica order, of the parts of {@code pieces} in d's segment. */
+    private void reduceInto(int d, int[] pieces) {
+        for (int j : pieces) {
+            GradientArena.Piece piece = arena.pieces().get(j);
+            long start = specs.get(piece.parameter()).localOffset() + piece.firstElement();
+            long lo = Math.max(start, segmentStart[d]);
+            long hi = Math.min(start + piece.elements(), segmentEnd[d]);
             if (lo >= hi) {
                 continue;
             }
             int n = (int) (hi - lo);
-            long at = arena.arenaOffset()[i] + (lo - s.localOffset());
+            long at = piece.arenaOffset() + (lo - start);
             Tensor dst = owned[d].view(lo - segmentStart[d], n);
             for (int k = 0; k < dp; k++) {
                 stages[d].device().axpy(1f, stages[k].grads().view(at, n), dst);

@@ -28,9 +28,10 @@ import org.junit.jupiter.api.io.TempDir;
  * Faults against node processes (every one may host the coordinator), the test JVM a client: a
  * worker SIGKILLed, a worker SIGSTOPped past the failure detector then SIGCONTed, the coordinator's
  * node SIGKILLed. Each job finishes, and its final checkpoint is bitwise that of a fault-free run of
- * the same job on the same cluster (a spare keeps the layout). Detection and recovery are printed.
- * A lost worker is restored from the in-memory snapshots (a data-parallel replica's own): those tests
- * assert that no committed step was lost.
+ * the same job on the same cluster (a spare keeps the layout). Detection and recovery are printed;
+ * a killed process must be noticed within 5 s. Every recovery restores from the in-memory snapshots
+ * (a data-parallel replica's own, or a buddy's copy), also the new coordinator incarnation's after
+ * its node was killed: no committed step may be lost.
  */
 @Tag("slow")
 @Timeout(400)
@@ -103,15 +104,17 @@ class ClusterFaultsTest {
         long inject(JobEvent.Started started) throws Exception;
     }
 
-    private void survive(String name, Path tmp, Fault fault) throws Exception {
-        survive(name, tmp, false, fault);
-    }
+    /** How soon a killed process must be noticed (the injection to the client's Recovering event). */
+    private static final double KILLED_DETECT_S = 5;
+    /** How soon any other fault must be noticed. */
+    private static final double DETECT_S = 15;
 
     /**
      * Runs the job clean, then with {@code fault}; with {@code fromMemory} the recovery must restore
-     * the last step committed before the fault from the in-memory snapshots: no committed step lost.
+     * the last step committed before the fault from the in-memory snapshots: no committed step lost;
+     * the fault must be noticed within {@code maxDetectS}.
      */
-    private void survive(String name, Path tmp, boolean fromMemory, Fault fault) throws Exception {
+    private void survive(String name, Path tmp, boolean fromMemory, double maxDetectS, Fault fault) throws Exception {
         TroupeNode client = cluster();
         Troupe troupe = Troupe.using(client);
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
@@ -163,7 +166,8 @@ class ClusterFaultsTest {
         }
         assertEquals(150, ((JobEvent.Finished) end).steps());
         assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
-        assertTrue(detectS < 15, name + ": detection took " + detectS + " s");
+        assertTrue(detectS <= maxDetectS, name + ": detection took " + detectS + " s, more than " + maxDetectS
+            + " s (a loaded machine can stall the failure detector: rerun once before chasing it)");
     }
 
     /** The nodes' log lines about the restore (from memory or disk, and why) and the snapshots. */
@@ -181,7 +185,7 @@ class ClusterFaultsTest {
 
     @Test
     void shouldFinishBitwiseWhenAWorkerProcessIsKilled(@TempDir Path tmp) throws Exception {
-        survive("kill-worker", tmp, true, started -> {
+        survive("kill-worker", tmp, true, KILLED_DETECT_S, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             victim.kill();
@@ -196,7 +200,7 @@ class ClusterFaultsTest {
     @Test
     void shouldRestoreAKilledPipelineStageFromItsBuddysCopy(@TempDir Path tmp) throws Exception {
         layout = "1x2";
-        survive("kill-stage", tmp, true, started -> {
+        survive("kill-stage", tmp, true, KILLED_DETECT_S, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             victim.kill();
@@ -206,7 +210,7 @@ class ClusterFaultsTest {
 
     @Test
     void shouldFinishBitwiseWhenAWorkerIsStoppedPastTheFailureDetectorAndContinued(@TempDir Path tmp) throws Exception {
-        survive("stop-worker", tmp, true, started -> {
+        survive("stop-worker", tmp, true, DETECT_S, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             new ProcessBuilder("kill", "-STOP", Long.toString(victim.pid())).start().waitFor();
@@ -218,9 +222,28 @@ class ClusterFaultsTest {
 
     @Test
     void shouldFinishBitwiseWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
-        survive("kill-coordinator", tmp, started -> {
+        survive("kill-coordinator", tmp, true, KILLED_DETECT_S, started -> {
+            System.out.println("kill-coordinator: its node hosts " + (hostOf(started, 0) == nodes.get(0) ? "rank 0"
+                : hostOf(started, 1) == nodes.get(0) ? "rank 1" : "the spare"));
             long t = System.nanoTime();
             nodes.get(0).kill(); // the oldest node with the coordinator role hosts the singleton
+            return t;
+        });
+    }
+
+    /**
+     * The coordinator's node killed under a 1x2 pipeline: the new incarnation learns the stages'
+     * snapshots from the workers; a stage lost with the node is restored on the spare from its
+     * buddy's copy (when the node hosted one).
+     */
+    @Test
+    void shouldRestoreAPipelineFromMemoryWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
+        layout = "1x2";
+        survive("kill-coordinator-1x2", tmp, true, KILLED_DETECT_S, started -> {
+            System.out.println("kill-coordinator-1x2: its node hosts " + (hostOf(started, 0) == nodes.get(0) ? "stage 0"
+                : hostOf(started, 1) == nodes.get(0) ? "stage 1" : "the spare"));
+            long t = System.nanoTime();
+            nodes.get(0).kill();
             return t;
         });
     }

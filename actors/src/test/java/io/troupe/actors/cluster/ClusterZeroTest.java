@@ -20,7 +20,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * ZeRO and gradient compression on the cluster runtime (embedded cluster, Aeron data plane): zero 1
  * and 2 give zero 0's losses over 10 steps at dp 2 and dp 4 (gradients reduce-scattered bucket by
- * bucket, the norm agreed from the slices, parameters all-gathered); a checkpoint written under
+ * bucket, the norm agreed from the slices, parameters all-gathered), zero 2 bitwise zero 1's with
+ * one micro-batch per replica while each rank holds fewer gradient bytes, and within 1e-5 with
+ * several micro-batches and pipeline stages; a checkpoint written under
  * one zero stage and dp resumes under another on the same trajectory; int8 error-feedback
  * residuals are written per rank and a resume under int8-ef from a checkpoint without them is
  * refused with a message that says so.
@@ -59,15 +61,28 @@ class ClusterZeroTest {
     @Timeout(600)
     void shouldGiveZeroStageZeroLossesAndResumeAcrossStages() throws Exception {
         try (Troupe troupe = Troupe.local(4, 1)) {
+            long gradBytes = 4 * io.troupe.models.gpt.ParameterLayout.full(io.troupe.models.gpt.GptConfig.tiny()).numel();
             for (String layout : new String[] {"2x1", "4x1"}) {
                 double[] base = losses(troupe.submit(job(layout, 0).build()), layout + " zero 0");
+                double[][] z = new double[3][];
+                double[] memMib = new double[3];
                 for (int zero = 1; zero <= 2; zero++) {
-                    double[] z = losses(troupe.submit(job(layout, zero).build()), layout + " zero " + zero);
-                    double rel = maxRelative(z, base, 0);
-                    System.out.printf("cluster %s zero %d: max relative loss difference %.3e (bitwise %s)%n", layout, zero,
-                        rel, java.util.Arrays.equals(z, base));
+                    JobHandle h = troupe.submit(job(layout, zero).build());
+                    z[zero] = losses(h, layout + " zero " + zero);
+                    memMib[zero] = h.steps().stream().mapToDouble(JobEvent.StepCompleted::memPeakMib).max().orElse(0);
+                    double rel = maxRelative(z[zero], base, 0);
+                    System.out.printf("cluster %s zero %d: max relative loss difference %.3e (bitwise %s), "
+                        + "%.4f MiB per rank%n", layout, zero, rel, java.util.Arrays.equals(z[zero], base), memMib[zero]);
                     assertTrue(rel <= 1e-5, layout + " zero " + zero + ": " + rel);
                 }
+                // Zero 2 reduce-scatters from a window after each weight gradient; at dp 2 every sum is a + b.
+                if (layout.equals("2x1")) {
+                    assertTrue(java.util.Arrays.equals(z[2], z[1]), layout + ": zero 2 is not bitwise zero 1");
+                }
+                double saved = (memMib[1] - memMib[2]) * 1024 * 1024 / gradBytes;
+                System.out.printf("cluster %s zero 2 holds %.3f of the gradient bytes less than zero 1%n", layout, saved);
+                assertTrue(saved >= (layout.equals("2x1") ? 0.25 : 0.5), layout + ": zero 2 saved " + saved
+                    + " of the gradients");
             }
             // A zero-2 dp-2 job's checkpoint of step 5, resumed by a zero-0 dp-4 job and a zero-1 dp-2 job.
             Path a = tmp.resolve("a");
@@ -85,6 +100,113 @@ class ClusterZeroTest {
                 assertTrue(rest.length == STEPS - 5 && rel <= 1e-5, String.join(" ", r) + ": " + rel);
             }
         }
+    }
+
+    /**
+     * The small model's largest parameters are its MLP weights (4C x C); with 16 KiB buckets zero 2
+     * cuts them into blocks of rows, so its window is the token embedding (V x C, half of one).
+     */
+    @Test
+    @Timeout(600)
+    void shouldCutWeightsLargerThanABucketUnderZeroTwo() throws Exception {
+        io.troupe.models.gpt.ParameterLayout full = io.troupe.models.gpt.ParameterLayout.full(
+            io.troupe.models.gpt.GptConfig.small());
+        long numel = full.numel();
+        long embedding = full.get("tok_emb.weight").numel();
+        long largest = full.specs().stream().mapToLong(io.troupe.models.ParamSpec::numel).max().orElseThrow();
+        try (Troupe troupe = Troupe.local(2, 1)) {
+            double[] mem = new double[3];
+            double[][] l = new double[3][];
+            for (int zero = 1; zero <= 2; zero++) {
+                JobHandle h = troupe.submit(TrainingJob.builder().model("small").layout("2x1").schedule("1f1b")
+                    .microbatches(1).batchSize(4).steps(3).seed(5).bucketBytes(16 * 1024).stepTimeoutMs(60_000)
+                    .validation(0, 1).device("cpu").zero(zero).build());
+                l[zero] = losses(h, "small zero " + zero);
+                mem[zero] = h.steps().stream().mapToDouble(JobEvent.StepCompleted::memPeakMib).max().orElse(0);
+            }
+            double saved = (mem[1] - mem[2]) * 1024 * 1024 / (4.0 * numel);
+            // Zero 2 keeps half, one window of the embedding (not the MLP weight) and the LayerNorms.
+            double floor = 0.5 - (double) embedding / numel - 0.01;
+            System.out.printf("small 2x1 zero 2: %.3f of the gradient bytes less than zero 1 (embedding %d, largest "
+                + "weight %d of %d floats), max relative loss difference %.3e%n", saved, embedding, largest, numel,
+                maxRelative(l[2], l[1], 0));
+            assertTrue(largest > embedding, "the test needs a weight larger than the embedding");
+            assertTrue(saved >= floor, "zero 2 saved " + saved + " < " + floor);
+            assertTrue(java.util.Arrays.equals(l[2], l[1]), "zero 2 is not bitwise zero 1 at dp 2");
+        }
+    }
+
+    @Test
+    @Timeout(600)
+    void shouldGiveZeroStageZeroLossesUnderZeroTwoWithSeveralMicroBatchesAndStages() throws Exception {
+        try (Troupe troupe = Troupe.local(4, 1)) {
+            for (String schedule : new String[] {"1f1b", "zb-h1"}) {
+                double[] base = losses(troupe.submit(job("2x2", 0).schedule(schedule).microbatches(4).build()),
+                    schedule + " zero 0");
+                double[] z = losses(troupe.submit(job("2x2", 2).schedule(schedule).microbatches(4).build()),
+                    schedule + " zero 2");
+                double rel = maxRelative(z, base, 0);
+                System.out.printf("cluster 2x2 m=4 %s zero 2: max relative loss difference %.3e (bitwise %s)%n",
+                    schedule, rel, java.util.Arrays.equals(z, base));
+                assertTrue(rel <= 1e-5, schedule + ": " + rel);
+            }
+        }
+    }
+
+    @Test
+    @Timeout(600)
+    void shouldGiveZeroStageZeroLossesWithTensorParallelism() throws Exception {
+        try (Troupe troupe = Troupe.local(4, 1)) {
+            JobHandle h0 = troupe.submit(job("2x1x2", 0).build());
+            double[] base = losses(h0, "2x1x2 zero 0");
+            double[] baseNorms = h0.steps().stream().mapToDouble(JobEvent.StepCompleted::gradNorm).toArray();
+            for (int zero = 1; zero <= 2; zero++) {
+                JobHandle h = troupe.submit(job("2x1x2", zero).build());
+                double[] z = losses(h, "2x1x2 zero " + zero);
+                // The norm is agreed from the slices, each replicated parameter counted once (tp member 0).
+                double[] norms = h.steps().stream().mapToDouble(JobEvent.StepCompleted::gradNorm).toArray();
+                double rel = maxRelative(z, base, 0);
+                double normRel = maxRelative(norms, baseNorms, 0);
+                System.out.printf("cluster 2x1x2 zero %d: max relative loss difference %.3e (bitwise %s), gradient "
+                    + "norm %.3e%n", zero, rel, java.util.Arrays.equals(z, base), normRel);
+                assertTrue(rel <= 1e-5 && normRel <= 1e-5, "2x1x2 zero " + zero + ": " + rel + ", norm " + normRel);
+            }
+            // A zero-1 dp-2 tp-2 checkpoint resumes under zero 0 on the same layout, on the same trajectory.
+            Path a = tmp.resolve("tp");
+            double[] straight = losses(troupe.submit(job("2x1x2", 1).checkpoints(5, a.toString()).build()), "tp ckpt");
+            Path b = tmp.resolve("tp-resumed");
+            copyTree(Checkpoints.dirFor(a, 5), Checkpoints.dirFor(b, 5));
+            double[] rest = losses(troupe.submit(job("2x1x2", 0).checkpoints(0, b.toString()).build()), "tp resume");
+            double rel = maxRelative(rest, straight, STEPS - rest.length);
+            System.out.printf("2x1x2 zero 1 -> zero 0: %d steps resumed, max relative loss difference %.3e%n",
+                rest.length, rel);
+            assertTrue(rest.length == STEPS - 5 && rel <= 1e-5, "tp resume: " + rel);
+        }
+    }
+
+    @Test
+    @Timeout(600)
+    void shouldReduceScatterInBf16UnderZeroOneAndTwoAndRefuseInt8() throws Exception {
+        try (Troupe troupe = Troupe.local(2, 1)) {
+            double[] base = losses(troupe.submit(job("2x1", 0).build()), "zero 0");
+            for (int zero = 1; zero <= 2; zero++) {
+                JobHandle plain = troupe.submit(job("2x1", zero).build());
+                losses(plain, "zero " + zero);
+                JobHandle bf16 = troupe.submit(job("2x1", zero).gradCompression("bf16").build());
+                double[] z = losses(bf16, "zero " + zero + " bf16");
+                double rel = maxRelative(z, base, 0);
+                long sentPlain = plain.steps().get(STEPS - 1).gradBytesSent();
+                long sentBf16 = bf16.steps().get(STEPS - 1).gradBytesSent();
+                System.out.printf("cluster 2x1 zero %d bf16: max relative loss difference %.3e from float32 zero 0; "
+                    + "%d against %d bytes sent per step and rank (%.3fx: the parameter all-gather stays float32)%n",
+                    zero, rel, sentBf16, sentPlain, (double) sentBf16 / sentPlain);
+                assertTrue(rel <= 1e-3, "zero " + zero + " bf16: " + rel);
+                assertTrue(sentBf16 <= 0.8 * sentPlain, "zero " + zero + " bf16 sent " + sentBf16 + " of " + sentPlain);
+            }
+        }
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+            () -> JobSpecs.toSpec(job("2x1", 1).gradCompression("int8-ef").build().request(), 1));
+        assertTrue(e.getMessage().contains("int8-ef") && e.getMessage().contains("zero=1"), e.getMessage());
     }
 
     @Test

@@ -35,6 +35,19 @@ class NodeSettingsTest {
         assertEquals(List.of("pekko://troupe@127.0.0.1:25520"), pekko.getStringList("pekko.cluster.seed-nodes"));
         assertEquals("keep-majority", pekko.getString("pekko.cluster.split-brain-resolver.active-strategy"));
         assertEquals("troupe-kryo", pekko.getString("pekko.actor.serialization-bindings.\"io.troupe.actors.cluster.CrossNodeMessage\""));
+        // how soon a dead coordinator's singleton moves: the reference.conf defaults, then a node's own values
+        assertEquals(500, pekko.getDuration("pekko.cluster.down-removal-margin").toMillis());
+        assertEquals(250, pekko.getDuration("pekko.cluster.leader-actions-interval").toMillis());
+        assertEquals(250, pekko.getDuration("pekko.cluster.unreachable-nodes-reaper-interval").toMillis());
+        assertEquals(250, pekko.getDuration("pekko.cluster.gossip-interval").toMillis());
+        assertEquals(500, pekko.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
+        var own = s.pekkoConfig(ConfigFactory.parseString("troupe.cluster { singleton-removal-margin = 2s, gossip-interval = 1s }")
+            .withFallback(ConfigFactory.load()));
+        assertEquals(2000, own.getDuration("pekko.cluster.down-removal-margin").toMillis());
+        assertEquals(1000, own.getDuration("pekko.cluster.gossip-interval").toMillis());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> s.pekkoConfig(
+            ConfigFactory.parseString("troupe.cluster.leader-actions-interval = 0s").withFallback(ConfigFactory.load())));
+        assertTrue(e.getMessage().contains("leader-actions-interval=0s"), e.getMessage());
     }
 
     /** The shipped example configs (and the Kubernetes one) parse into valid node and data-plane settings. */

@@ -3,6 +3,7 @@ package io.troupe.actors.cluster;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.HashMap;
@@ -78,5 +79,36 @@ class SnapshotRestorePlannerTest {
         assertTrue(SnapshotRestorePlanner.plan(7, 5, List.of("A", "B", "C"), false, List.of("A", "C"), 2,
             new int[] {0, 1, 2}, inv).reason()
             .contains("layout changes"));
+    }
+
+    @Test
+    void shouldFindTheNewestStepEveryRankIsHeldForWhenANewCoordinatorLearnsItFromTheWorkers() {
+        // 1x3 pipeline (every rank its own class); the node of B (rank 1) and of the old coordinator is gone.
+        // A ran on to step 9 (slots 8, 9), C kept B's copies of 7 and 8 and its own 8, 9: step 8 is
+        // the newest step all three ranks are held for, though no coordinator saw it commit
+        Map<String, long[]> inv = new HashMap<>();
+        inv.put("A", new long[] {0, 9, 0, 8, 2, 9});
+        inv.put("C", new long[] {2, 9, 2, 8, 1, 8, 1, 7, 0, 8});
+        inv.put("D", new long[0]);
+        int[] pipeline = {0, 1, 2};
+        assertEquals(8, SnapshotRestorePlanner.newestCovered(3, pipeline, inv));
+        // the plan then restores step 8 with the spare D in rank 1, from C's copy, with A's rank kept
+        List<String> byRank = new java.util.ArrayList<>(java.util.Arrays.asList("A", null, "C"));
+        var d = SnapshotRestorePlanner.plan(8, 0, byRank, true, List.of("A", "C", "D"), 3, pipeline, inv);
+        assertTrue(d.fromMemory(), d.reason());
+        assertEquals(List.of("A", "D", "C"), d.ranks());
+        assertArrayEquals(new int[] {0, 2, 2}, d.holderOf());
+    }
+
+    @Test
+    void shouldCoverALostReplicaByItsStateClassAndFindNothingWhenARankIsHeldNowhere() {
+        // 2x1 replicas (one class): the survivor's own snapshots cover both ranks
+        Map<String, long[]> inv = new HashMap<>();
+        inv.put("B", new long[] {1, 13, 1, 12});
+        assertEquals(13, SnapshotRestorePlanner.newestCovered(2, new int[] {0, 0}, inv));
+        // 1x2 stages: rank 0's shard is held nowhere
+        assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, new int[] {0, 1}, inv));
+        assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, new int[] {0, 1}, new HashMap<String, long[]>()));
+        assertThrows(IllegalArgumentException.class, () -> SnapshotRestorePlanner.newestCovered(3, new int[] {0, 1}, inv));
     }
 }

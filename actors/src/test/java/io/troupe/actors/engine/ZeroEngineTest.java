@@ -72,6 +72,10 @@ class ZeroEngineTest {
                     rel,
                     bitwise);
                 assertTrue(rel <= 1e-5, "layout " + layout + " zero " + zero + ": " + rel);
+                if (layout.endsWith("x1x1")) {
+                    // one micro-batch per replica: every owned gradient is 0 + g0 + g1 + ..., zero 0's sum
+                    assertTrue(bitwise, "layout " + layout + " zero " + zero + " is not bitwise zero 0's");
+                }
             }
         }
     }
@@ -113,7 +117,7 @@ class ZeroEngineTest {
             grads[2], ratio);
         assertEquals(4 * numel, grads[0]);
         assertEquals(grads[0], grads[1], "zero 1 keeps the whole gradient buffer");
-        // half the stage, one window of at most 1/16 of it (plus the largest linear) and the LayerNorms
+        // half the stage, one window (1/32 of the stage, or the embeddings when larger) and the LayerNorms
         assertTrue(ratio < 0.6, "zero-2 gradient ratio " + ratio);
     }
 
@@ -168,11 +172,8 @@ class ZeroEngineTest {
     }
 
     @Test
-    void shouldRefuseUnknownStagesAndZeroWithTensorParallelismOnTheCluster() {
+    void shouldRefuseUnknownStages() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MemoryOptions.NONE.withZero(3));
         assertTrue(e.getMessage().contains("unknown zero stage 3"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> io.troupe.actors.cluster.JobSpecs.toSpec(
-            io.troupe.actors.api.TrainingJob.builder().model("tiny").layout("2x1x2").zero(1).build().request(), 1));
-        assertTrue(e.getMessage().contains("tp = 1 on the cluster engine"), e.getMessage());
     }
 }

@@ -53,6 +53,10 @@ public final class Gpt implements StageModule {
     private Tensor grads;
     /** Where each parameter's gradient starts in {@link #grads} when it is an arena; null: the layout's offsets. */
     private long[] gradOffsets;
+    /** ZeRO 2: per parameter its arena pieces, and the window views of pieces that are row blocks (else null). */
+    private int[][] piecesOf;
+    private Tensor[] rowBlockGrads;
+    private io.troupe.models.memory.GradientArena arena;
     private final Map<Integer, GptActivations> slots = new HashMap<>();
     /** Selective recomputation: one (B, NH/tp, T, T) tensor for every slot's and block's attention probabilities. */
     private Tensor sharedAtt;
@@ -163,7 +167,8 @@ public final class Gpt implements StageModule {
     private Tensor view(Tensor buf, String name) {
         ParamSpec s = layout.get(name);
         if (buf == grads && gradOffsets != null) {
-            return buf.view(gradOffsets[layout.specs().indexOf(s)], s.shape());
+            long at = gradOffsets[layout.specs().indexOf(s)];
+            return at < 0 ? null : buf.view(at, s.shape());  // null: a weight the arena keeps in row blocks
         }
         return buf.view(s.localOffset(), s.shape());
     }
@@ -190,20 +195,66 @@ public final class Gpt implements StageModule {
     /**
      * ZeRO stage 2: moves the gradients into a {@link io.troupe.models.memory.GradientArena} of
      * {@link GptGradientArena}'s layout (LayerNorms resident, one shared bucket window), so
-     * {@link #grads()} becomes that smaller buffer. Weight gradients are reported one linear at a
-     * time, so the runtime can empty the window between buckets. Before the first forward; tp = 1.
+     * {@link #grads()} becomes that smaller buffer. Weight gradients are reported piece by piece
+     * (indices into the arena's pieces): a linear's weight and bias, or one block of rows of a
+     * weight the arena cuts, so the runtime can empty the window between buckets. Before the first
+     * forward; tp = 1.
      */
     @Override
     public io.troupe.models.memory.GradientArena shardGradients(long bucketElements) {
+        checkArenaOnce();
+        return applyArena(GptGradientArena.of(layout, firstBlock, blocks, first, last, bucketElements));
+    }
+
+    /**
+     * ZeRO stage 2 with the runtime's buckets ({@link GptGradientArena#ofBuckets}): each bucket is
+     * a flat range of the whole gradient buffer, imaged in the window (the parameters B writes kept
+     * resident); W fills and reports a bucket's parameters before it writes the next bucket's.
+     */
+    @Override
+    public io.troupe.models.memory.GradientArena shardGradients(long[] bucketStartElements, long[] bucketNumels) {
+        checkArenaOnce();
+        return applyArena(GptGradientArena.ofBuckets(layout, bucketStartElements, bucketNumels));
+    }
+
+    @Override
+    public int gradientRowElements(int i) {
+        return tp.size() == 1 ? GptGradientArena.rowElements(layout.specs().get(i)) : 0;
+    }
+
+    private void checkArenaOnce() {
         if (!slots.isEmpty() || tp.size() != 1 || gradOffsets != null) {
             throw new IllegalStateException("gradients move into an arena once, before the first forward, at tp = 1: "
                 + "slots=" + slots.keySet() + ", tp=" + tp.size());
         }
-        io.troupe.models.memory.GradientArena arena = GptGradientArena.of(layout, firstBlock, blocks, first, last,
-            bucketElements);
+    }
+
+    private io.troupe.models.memory.GradientArena applyArena(io.troupe.models.memory.GradientArena arena) {
         grads.close();
         grads = dev.allocate((int) (arena.residentElements() + arena.bucketElements()));
-        gradOffsets = arena.arenaOffset();
+        int n = layout.specs().size();
+        gradOffsets = new long[n];
+        java.util.Arrays.fill(gradOffsets, -1);
+        int[] count = new int[n];
+        for (io.troupe.models.memory.GradientArena.Piece piece : arena.pieces()) {
+            count[piece.parameter()]++;
+        }
+        piecesOf = new int[n][];
+        for (int i = 0; i < n; i++) {
+            piecesOf[i] = new int[count[i]];
+            count[i] = 0;
+        }
+        rowBlockGrads = new Tensor[arena.pieces().size()];
+        for (int k = 0; k < arena.pieces().size(); k++) {
+            io.troupe.models.memory.GradientArena.Piece piece = arena.pieces().get(k);
+            piecesOf[piece.parameter()][count[piece.parameter()]++] = k;
+            if (piece.elements() == layout.specs().get(piece.parameter()).numel()) {
+                gradOffsets[piece.parameter()] = piece.arenaOffset();
+            } else {
+                rowBlockGrads[k] = grads.view(piece.arenaOffset(), (int) piece.elements());
+            }
+        }
+        this.arena = arena;
         bindLayers();
         zeroGrads();
         return arena;
@@ -589,21 +640,15 @@ public final class Gpt implements StageModule {
         final int bt = rows * cfg.seqLen();
         final int base = firstBlockParam + PARAMS_PER_BLOCK * l;
         Block p = w[l];
-        p.fcProj.backwardWeight(b.dFcProj(), b.fchGelu(), bt);
-        parameterDone.accept(base + 11);
-        parameterDone.accept(base + 10);
-        p.fc.backwardWeight(b.dfch(), b.ln2(), bt, false);                                    // bias: backwardGelu
-        parameterDone.accept(base + 9);
-        parameterDone.accept(base + 8);
-        parameterDone.accept(base + 7);
-        parameterDone.accept(base + 6);
-        p.proj.backwardWeight(b.dAttProj(), b.atty(), bt);
-        parameterDone.accept(base + 5);
-        parameterDone.accept(base + 4);
-        p.qkv.backwardWeight(b.dqkv(), b.ln1(), bt);
-        for (int i = base + 3; i >= base; i--) {
-            parameterDone.accept(i);
-        }
+        linearWeight(p.fcProj, b.dFcProj(), b.fchGelu(), bt, base + 11, base + 10, parameterDone);
+        done(parameterDone, base + 9);                                                        // by backwardGelu
+        linearWeight(p.fc, b.dfch(), b.ln2(), bt, -1, base + 8, parameterDone);
+        done(parameterDone, base + 7);
+        done(parameterDone, base + 6);
+        linearWeight(p.proj, b.dAttProj(), b.atty(), bt, base + 5, base + 4, parameterDone);
+        linearWeight(p.qkv, b.dqkv(), b.ln1(), bt, base + 3, base + 2, parameterDone);
+        done(parameterDone, base + 1);
+        done(parameterDone, base);
     }
 
     @Override
@@ -806,18 +851,63 @@ public final class Gpt implements StageModule {
 
     private void headBackwardWeight(GptActivations a, int firstBlockParam,
                                     java.util.function.IntConsumer parameterDone) {
-        lmHead.backwardWeight(a.logits, a.lnf, rows * cfg.seqLen());                           // (V/tp, C)
         int head = firstBlockParam + PARAMS_PER_BLOCK * blocks;
-        for (int i = head + 2; i >= head; i--) {
-            parameterDone.accept(i);
-        }
+        linearWeight(lmHead, a.logits, a.lnf, rows * cfg.seqLen(), -1, head + 2, parameterDone);    // (V/tp, C)
+        done(parameterDone, head + 1);
+        done(parameterDone, head);
     }
 
     private void embeddingBackwardWeight(GptActivations a, java.util.function.IntConsumer parameterDone) {
-        tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, rows * cfg.seqLen());
+        // Position first: each reported before the next is written (W's order is reverse parameter order).
         dev.embeddingBackward(dwpe, a.dEmbedding, a.posIds, residualRows, cfg.dModel());
-        parameterDone.accept(1);
-        parameterDone.accept(0);
+        done(parameterDone, 1);
+        tokEmb.backwardWeight(a.dEmbedding, a.ids, a.localIds, rows * cfg.seqLen());
+        done(parameterDone, 0);
+    }
+
+    /**
+     * W of one linear ({@code dOut}, {@code in} as its backward takes them) and the reports of its
+     * bias ({@code biasIndex}, -1 when B formed it) and weight. Under an arena the bias is formed
+     * and reported before the weight, and a weight the arena keeps in row blocks is formed block by
+     * block into the window, each reported once written: bitwise the rows of the whole gemm.
+     */
+    private void linearWeight(io.troupe.models.parallel.tp.LinearWeightGradient lin, Tensor dOut, Tensor in, int bt,
+                              int biasIndex, int weightIndex, java.util.function.IntConsumer parameterDone) {
+        if (gradOffsets == null) {
+            lin.backwardWeight(dOut, in, bt, biasIndex >= 0);
+            if (biasIndex >= 0) {
+                done(parameterDone, biasIndex);
+            }
+            done(parameterDone, weightIndex);
+            return;
+        }
+        // Under an arena the bias may end a bucket whose window the weight then reuses: report it first.
+        if (biasIndex >= 0) {
+            lin.backwardBias(dOut, bt);
+            done(parameterDone, biasIndex);
+        }
+        if (gradOffsets[weightIndex] >= 0) {
+            lin.backwardWeight(dOut, in, bt, false);
+            done(parameterDone, weightIndex);
+            return;
+        }
+        long width = layout.specs().get(weightIndex).shape()[1];
+        for (int k : piecesOf[weightIndex]) {
+            lin.backwardWeightRows(dOut, in, bt, (int) (arena.pieces().get(k).firstElement() / width),
+                rowBlockGrads[k]);
+            parameterDone.accept(k);
+        }
+    }
+
+    /** Reports parameter {@code i} finished: its index, or under an arena the indices of its pieces. */
+    private void done(java.util.function.IntConsumer parameterDone, int i) {
+        if (piecesOf == null) {
+            parameterDone.accept(i);
+            return;
+        }
+        for (int k : piecesOf[i]) {
+            parameterDone.accept(k);
+        }
     }
 
     /** Frees the activation memory of every slot (between steps, when memory matters). */

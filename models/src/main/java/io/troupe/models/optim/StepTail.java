@@ -54,7 +54,7 @@ public final class StepTail {
          */
         public List<Part> ownedGradients() {
             long[] starts = optimizer.rangeStarts();
-            if (starts.length == 1 && optimizer.stateNumel() == grads.numel()) {
+            if (optimizer.stateNumel() == grads.numel()) {  // whole, or the owned ranges packed (ZeRO 2)
                 return List.of(this);
             }
             long[] counts = optimizer.rangeNumels();

@@ -95,6 +95,21 @@ public final class ParallelParameterLayout {
      * and AdamW's two moments), over its {@code v} model stages: what the ranks allocate for them.
      */
     public RankMemory memoryPerRank(Layout layout) {
+        return memoryPerRank(layout, 0);
+    }
+
+    /**
+     * The plan of {@link #memoryPerRank(Layout)} under ZeRO stage {@code zero}: from stage 1 each
+     * data-parallel rank holds the AdamW moments of its slice only (at most {@code ceil(numel / dp)}
+     * elements); at stage 2 also the gradients, as its slice plus one bucket window (at most 1/16 of
+     * the slice). Stage 0 is {@link #memoryPerRank(Layout)}.
+     *
+     * @throws IllegalArgumentException naming {@code zero} when it is not 0, 1 or 2
+     */
+    public RankMemory memoryPerRank(Layout layout, int zero) {
+        if (zero < 0 || zero > 2) {
+            throw new IllegalArgumentException("zero must be 0, 1 or 2: zero=" + zero);
+        }
         long most = 0;
         for (int p = 0; p < layout.pp(); p++) {
             long numel = 0;
@@ -103,7 +118,10 @@ public final class ParallelParameterLayout {
             }
             most = Math.max(most, numel);
         }
-        return new RankMemory(4 * most, 4 * most, 8 * most);
+        long slice = (most + layout.dp() - 1) / layout.dp();
+        long grads = zero == 2 ? slice + (slice + 15) / 16 : most;
+        long moments = zero >= 1 ? slice : most;
+        return new RankMemory(4 * most, 4 * grads, 8 * moments);
     }
 
     /** Bytes one rank allocates for parameters, gradients and optimizer moments. */

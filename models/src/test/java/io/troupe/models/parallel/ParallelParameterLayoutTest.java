@@ -50,6 +50,16 @@ class ParallelParameterLayoutTest {
         System.out.println("big 1x1x1: " + m1 + "; 1x1x2: " + m2);
         assertEquals(16 * one, m1.totalBytes());
         assertEquals(16 * two, m2.totalBytes());
+        ParallelParameterLayout.RankMemory z1 = l.memoryPerRank(new Layout(2, 1, 1, 1), 1);
+        ParallelParameterLayout.RankMemory z2 = l.memoryPerRank(new Layout(2, 1, 1, 1), 2);
+        assertEquals(4 * one, z1.paramBytes(), "zero keeps whole parameters");
+        assertEquals(4 * one, z1.gradBytes(), "zero 1 keeps whole gradients");
+        assertEquals(8 * ((one + 1) / 2), z1.optimizerBytes(), "zero 1: the moments of half the model at dp 2");
+        assertTrue(z2.gradBytes() <= 0.55 * 4 * one, "zero 2 at dp 2: a slice and one window: " + z2);
+        assertEquals(z1.optimizerBytes(), z2.optimizerBytes());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> l.memoryPerRank(new Layout(2, 1, 1, 1), 3));
+        assertTrue(e.getMessage().contains("zero=3"), e.getMessage());
     }
 
     @Test

@@ -15,7 +15,7 @@ import io.troupe.runtime.tensor.Tensor;
  * <p>The weights are views into the caller's flat parameter and gradient buffers; the bias may be
  * {@code null} (no bias). Weight gradients accumulate. Threading: the member's device executor.
  */
-public final class ColumnParallelLinear {
+public final class ColumnParallelLinear implements LinearWeightGradient {
     private final Device dev;
     private final TensorParallelGroup group;
     private final int inDim;
@@ -36,6 +36,8 @@ public final class ColumnParallelLinear {
      * @param outDim  the global output width; must divide by tp
      * @param weight  A_i, {@code (outDim/tp, inDim)}
      * @param bias    b_i, {@code (outDim/tp)}, or {@code null}
+     * @param dWeight the weight's gradient, or {@code null} when it is formed by row blocks only
+     *                ({@link #backwardWeightRows})
      * @param sp      sequence parallelism (the input arrives split by tokens), or {@code null}
      */
     public ColumnParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight,
@@ -46,7 +48,9 @@ public final class ColumnParallelLinear {
         this.inDim = inDim;
         this.outLocal = TensorParallelChecks.divide("output width", outDim, group.size());
         LinearChecks.shape("column-parallel weight", weight, (long) outLocal * inDim);
-        LinearChecks.shape("column-parallel weight grad", dWeight, (long) outLocal * inDim);
+        if (dWeight != null) {
+            LinearChecks.shape("column-parallel weight grad", dWeight, (long) outLocal * inDim);
+        }
         if (bias != null) {
             LinearChecks.shape("column-parallel bias", bias, outLocal);
             LinearChecks.shape("column-parallel bias grad", dBias, outLocal);
@@ -160,10 +164,26 @@ public final class ColumnParallelLinear {
      * {@link #backwardWeight(Tensor, Tensor, int)}, the bias gradient only when {@code withBias} (false
      * after {@link #backwardGelu}, which formed it).
      */
+    @Override
     public void backwardWeight(Tensor dOut, Tensor in, int rows, boolean withBias) {
         Tensor x = sp == null ? in : sp.gather(in, rows, inDim);
         dev.matmul(true, false, outLocal, inDim, rows, 1f, dOut, x, 1f, dWeight);
         if (bias != null && withBias) {
+            dev.biasBackward(dBias, dOut, rows, outLocal);
+        }
+    }
+
+    @Override
+    public void backwardWeightRows(Tensor dOut, Tensor in, int rows, int firstRow, Tensor dWeightRows) {
+        int n = LinearChecks.rowBlock("column-parallel weight rows", dWeightRows, inDim, firstRow, outLocal);
+        Tensor x = sp == null ? in : sp.gather(in, rows, inDim);
+        dev.gemm(true, false, n, inDim, rows, 1f, dOut.view(firstRow, (int) (dOut.numel() - firstRow)), outLocal, x,
+            inDim, 1f, dWeightRows, inDim);                                                // (n, in)
+    }
+
+    @Override
+    public void backwardBias(Tensor dOut, int rows) {
+        if (bias != null) {
             dev.biasBackward(dBias, dOut, rows, outLocal);
         }
     }

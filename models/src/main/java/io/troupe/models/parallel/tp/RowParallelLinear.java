@@ -15,7 +15,7 @@ import io.troupe.runtime.tensor.Tensor;
  * <p>The weights are views into the caller's flat parameter and gradient buffers; the bias may be
  * {@code null}. Weight gradients accumulate. Threading: the member's device executor.
  */
-public final class RowParallelLinear {
+public final class RowParallelLinear implements LinearWeightGradient {
     private final Device dev;
     private final TensorParallelGroup group;
     private final int inLocal;
@@ -36,6 +36,8 @@ public final class RowParallelLinear {
      * @param inDim  the global input width; must divide by tp
      * @param weight A_i, {@code (outDim, inDim/tp)}
      * @param bias   b, {@code (outDim)}, replicated on every member, or {@code null}
+     * @param dWeight the weight's gradient, or {@code null} when it is formed by row blocks only
+     *               ({@link #backwardWeightRows})
      * @param sp     sequence parallelism (the output leaves split by tokens), or {@code null}
      */
     public RowParallelLinear(Device dev, TensorParallelGroup group, int inDim, int outDim, Tensor weight, Tensor bias,
@@ -46,7 +48,9 @@ public final class RowParallelLinear {
         this.inLocal = TensorParallelChecks.divide("input width", inDim, group.size());
         this.outDim = outDim;
         LinearChecks.shape("row-parallel weight", weight, (long) outDim * inLocal);
-        LinearChecks.shape("row-parallel weight grad", dWeight, (long) outDim * inLocal);
+        if (dWeight != null) {
+            LinearChecks.shape("row-parallel weight grad", dWeight, (long) outDim * inLocal);
+        }
         if (bias != null) {
             LinearChecks.shape("row-parallel bias", bias, outDim);
             LinearChecks.shape("row-parallel bias grad", dBias, outDim);
@@ -102,6 +106,31 @@ public final class RowParallelLinear {
     public void backwardWeight(Tensor dOut, Tensor in, int rows) {
         Tensor dy = gradOutput(dOut, rows);
         dev.matmul(true, false, outDim, inLocal, rows, 1f, dy, in, 1f, dWeight);
+        if (bias != null) {
+            dev.biasBackward(dBias, dOut, mine(rows), outDim);
+        }
+    }
+
+    /** {@link #backwardWeight(Tensor, Tensor, int)}, the bias gradient only when {@code withBias}. */
+    @Override
+    public void backwardWeight(Tensor dOut, Tensor in, int rows, boolean withBias) {
+        if (withBias) {
+            backwardWeight(dOut, in, rows);
+            return;
+        }
+        dev.matmul(true, false, outDim, inLocal, rows, 1f, gradOutput(dOut, rows), in, 1f, dWeight);
+    }
+
+    @Override
+    public void backwardWeightRows(Tensor dOut, Tensor in, int rows, int firstRow, Tensor dWeightRows) {
+        int n = LinearChecks.rowBlock("row-parallel weight rows", dWeightRows, inLocal, firstRow, outDim);
+        Tensor dy = gradOutput(dOut, rows);
+        dev.gemm(true, false, n, inLocal, rows, 1f, dy.view(firstRow, (int) (dy.numel() - firstRow)), outDim, in,
+            inLocal, 1f, dWeightRows, inLocal);                                            // (n, in/tp)
+    }
+
+    @Override
+    public void backwardBias(Tensor dOut, int rows) {
         if (bias != null) {
             dev.biasBackward(dBias, dOut, mine(rows), outDim);
         }

@@ -1,0 +1,102 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.Troupe;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * A client submits through the first seed whose job gateway answers, trying each in turn for a
+ * bounded wait, round after round up to a deadline: a dead first seed costs that wait, not the job;
+ * no seed answering by the deadline fails the job unsent, naming every seed tried; a job is never
+ * sent to two nodes.
+ */
+@Timeout(120)
+class ClientSeedsTest {
+    private static final String OFF_LIST = "com.example.UnlistedFactory";
+    private final List<TroupeNode> open = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+    }
+
+    /** host:port where nothing listens (a dead node's port: connections are refused). */
+    private static String deadSeed() throws Exception {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return "127.0.0.1:" + s.getLocalPort();
+        }
+    }
+
+    private TroupeNode client(Config base, List<String> seeds) {
+        TroupeNode c = TroupeNode.start(NodeSettings.from(base).withPort(0).withRoles(List.of(), 0).withSeeds(seeds), base,
+            null);
+        open.add(c);
+        return c;
+    }
+
+    /** A job the node's gateway answers at once (its stage module is off the allow-list): no worker needed. */
+    private static JobRequest refusedJob() {
+        return new JobRequest("tiny", "1x1", 1, "1f1b", 2, 8, 5, 3e-3f, 3e-4f, 1, 1.0f, 9, "", "", 0, "",
+            60_000, 0, 1, 1L << 20, "cpu", OFF_LIST);
+    }
+
+    @Test
+    void shouldSubmitThroughTheNextSeedWhenTheFirstIsDead() throws Exception {
+        Config base = ConfigFactory.load();
+        TroupeNode node = TroupeNode.start(NodeSettings.from(base).withPort(0).withSeeds(List.of())
+            .withRoles(List.of("coordinator"), 0), base, null);
+        open.add(node);
+        long before = node.refusedInputs().count(RefusedInputs.Reason.STAGE_MODULE_NOT_ALLOWED);
+        TroupeNode c = client(base, List.of(deadSeed(), node.hostPort()));
+        long t0 = System.nanoTime();
+        JobEvent end = Troupe.using(c).submit(refusedJob()).await(Duration.ofSeconds(30));
+        double s = (System.nanoTime() - t0) / 1e9;
+        System.out.printf("dead first seed: the second seed's node answered after %.1f s%n", s);
+        JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end, String.valueOf(end));
+        assertTrue(f.reason().contains(OFF_LIST), "the job reached the live node, whose gateway refused it: " + f.reason());
+        assertEquals(before + 1, node.refusedInputs().count(RefusedInputs.Reason.STAGE_MODULE_NOT_ALLOWED),
+            "sent to one node, once");
+        assertTrue(s < TroupeNode.SEED_ANSWER_WAIT.toSeconds() + 10, "bounded by one seed's wait: " + s + " s");
+    }
+
+    /** One seed is the cluster's only known door: the job is sent to it at once, as to a member's own gateway. */
+    @Test
+    void shouldSendAtOnceThroughASingleSeed() throws Exception {
+        Config base = ConfigFactory.load();
+        TroupeNode node = TroupeNode.start(NodeSettings.from(base).withPort(0).withSeeds(List.of())
+            .withRoles(List.of("coordinator"), 0), base, null);
+        open.add(node);
+        TroupeNode c = client(base, List.of(node.hostPort()));
+        JobEvent end = Troupe.using(c).submit(refusedJob()).await(Duration.ofSeconds(30));
+        assertTrue(assertInstanceOf(JobEvent.Failed.class, end).reason().contains(OFF_LIST), String.valueOf(end));
+    }
+
+    @Test
+    void shouldFailNamingEverySeedWhenNoneAnswers() throws Exception {
+        Config base = ConfigFactory.load();
+        String a = deadSeed();
+        String b = deadSeed();
+        TroupeNode c = client(base, List.of(a, b));
+        long t0 = System.nanoTime();
+        java.util.concurrent.CompletableFuture<JobEvent> end = new java.util.concurrent.CompletableFuture<>();
+        c.submit(refusedJob(), e -> end.complete(e), Duration.ofSeconds(1), Duration.ofSeconds(5));
+        JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end.get(30, java.util.concurrent.TimeUnit.SECONDS));
+        double s = (System.nanoTime() - t0) / 1e9;
+        assertTrue(f.reason().contains(a) && f.reason().contains(b) && f.reason().contains("not submitted"), f.reason());
+        assertTrue(s >= 4.5 && s < 5 + 5, "tried until the 5 s deadline, then failed at once: " + s + " s");
+    }
+}
