@@ -229,12 +229,16 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             scheduler.preemptions());
     }
 
-    /** Records time to first token and time per output token, then passes events on. */
+    /**
+     * Records time to first token and time per output token (from the times the tokens were
+     * sampled), then passes events on. One thread at a time delivers a request's events.
+     */
     private static final class MeteredListener implements GenerationListener {
         private final GenerationListener client;
         private final ServeMetrics metrics;
         private final org.slf4j.Logger log;
         private long previousTokenNs;
+        private int delivered;                   // generated tokens passed on so far
 
         MeteredListener(GenerationListener client, ServeMetrics metrics, org.slf4j.Logger log) {
             this.client = client;
@@ -245,7 +249,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         @Override
         public void onToken(Generation g, int token, String textDelta) {
             if (token >= 0) {
-                long now = g.lastTokenNs();
+                // the k-th generated token's own time: the loop may have sampled later ones already
+                long now = g.tokenNs(delivered++);
                 if (previousTokenNs == 0) {
                     metrics.ttft.observeNs(now - g.submittedNs());
                 } else {

@@ -328,6 +328,21 @@ class BatchSchedulerTest {
         assertEquals(immediate, taken);
     }
 
+    /** Each generated token keeps the time it was sampled: first, last and every one in between, in order. */
+    @Test
+    void shouldKeepTheTimeOfEveryGeneratedToken() {
+        Random rnd = new Random(23);
+        Generation g = gen(1, InferenceFixtures.randomTokens(rnd, 5, CFG.vocabSize()),
+            new SamplingParams(9, 0.8f, 0.9f, 7L, List.of()));
+        run(scheduler(4, 16, 64), g, others(rnd, 3, new SamplingParams(6, 0f, 1f, 0L, List.of())));
+        assertEquals(9, g.completionTokens());
+        assertEquals(g.firstTokenNs(), g.tokenNs(0));
+        assertEquals(g.lastTokenNs(), g.tokenNs(8));
+        for (int k = 1; k < 9; k++) {
+            assertTrue(g.tokenNs(k) > g.tokenNs(k - 1), "token " + k + " sampled after token " + (k - 1));
+        }
+    }
+
     private static GenerationListener recording(List<String> log) {
         return new GenerationListener() {
             @Override
