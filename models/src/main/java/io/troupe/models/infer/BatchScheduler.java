@@ -79,7 +79,6 @@ public final class BatchScheduler {
     private StepBatch batch;
     private long preemptions;
     private long tokensGenerated;
-    private int[] sampled = new int[0];
 
     public BatchScheduler(KvCachedGpt model, Limits limits) {
         this.model = model;
@@ -358,46 +357,21 @@ public final class BatchScheduler {
         }
     }
 
-    /**
-     * Applies a step's logits (from {@link KvCachedGpt#forward} of the planned batch): samples (the
-     * rows split over the model's {@link KvCachedGpt#splitRows row splitter} when it has one),
-     * appends, retires.
-     */
+    /** Applies a step's logits (from {@link KvCachedGpt#forward} of the planned batch): samples, appends, retires. */
     public void complete(float[] logits, long nowNs) {
         Pending step = pending.pollFirst();
         if (step == null) {
             throw new IllegalStateException("complete called with no pending step");
         }
         int vocab = model.config().vocabSize();
-        List<Scheduled> ss = step.scheduled();
-        int n = ss.size();
-        if (sampled.length < n) {
-            sampled = new int[Math.max(n, 2 * sampled.length)];
-        }
-        int[] out = sampled;
-        // each row's token from its own generator: the same tokens on any thread, in any order
-        RowSplitter.RowTask sample = (from, to) -> {
-            for (int i = from; i < to; i++) {
-                Scheduled s = ss.get(i);
-                Generation g = s.generation();
-                out[i] = s.logitRow() < 0 || g.isCancelled() ? -1 : g.sample(logits, s.logitRow() * vocab, vocab);
-            }
-        };
-        RowSplitter rows = model.rowSplitter();
-        if (rows == null) {
-            sample.run(0, n);
-        } else {
-            rows.run(n, sample);
-        }
-        for (int i = 0; i < n; i++) {
-            Scheduled s = ss.get(i);
+        for (Scheduled s : step.scheduled()) {
             Generation g = s.generation();
             inFlight.remove(g);
             g.advanceComputed(s.tokens());
-            if (out[i] < 0 || g.isCancelled()) {
+            if (s.logitRow() < 0 || g.isCancelled()) {
                 continue;
             }
-            int token = out[i];
+            int token = g.sample(logits, s.logitRow() * vocab, vocab);
             String delta = g.append(token, nowNs);
             tokensGenerated++;
             emitToken(g, token, delta);

@@ -96,11 +96,6 @@ public final class KvCachedGpt {
         this.rows = splitter;
     }
 
-    /** The splitter of {@link #splitRows}, or null (the calling thread alone). */
-    public RowSplitter rowSplitter() {
-        return rows;
-    }
-
     /**
      * Attention on the Vector API kernel (where this JVM has the module: the default) or on the
      * plain loops; both give the same bits (tests compare them).
