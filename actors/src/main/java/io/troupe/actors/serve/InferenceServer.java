@@ -11,7 +11,6 @@ import java.time.Duration;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -26,7 +25,7 @@ import org.apache.pekko.stream.javadsl.Sink;
 
 /**
  * A running model server: the weights, a paged KV cache sized by the budget, the scheduler actor
- * (the guardian of its own actor system), one step-executor thread, and the HTTP binding.
+ * (the guardian of its own actor system), its decode-loop threads, and the HTTP binding.
  * {@link #close} unbinds, stops the actor system and the executor.
  */
 public final class InferenceServer implements AutoCloseable {
@@ -88,14 +87,9 @@ public final class InferenceServer implements AutoCloseable {
         BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
             s.maxQueue()));
         ServeMetrics metrics = new ServeMetrics(blocks);
-        ExecutorService own = stepExecutor == null ? Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "troupe-serve-step");
-            t.setDaemon(true);
-            return t;
-        }) : null;
-        Executor exec = stepExecutor == null ? own : stepExecutor;
-        return bind(weights, s, SchedulerActor.create(scheduler, exec, metrics, s.retryAfterS()), metrics, own, rows,
-            model);
+        // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
+        return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS()), metrics,
+            null, rows, model);
     }
 
     private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks) {

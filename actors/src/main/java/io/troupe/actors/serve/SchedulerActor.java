@@ -19,14 +19,21 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 
 /**
  * Continuous batching driven by an actor. It owns a {@link BatchScheduler}: requests are queued as
- * they arrive; whenever no step is in flight it plans one (admitting waiting requests and retiring
- * finished, cancelled or expired ones at every step), hands the forward to the step executor, and
- * on its result samples, plans and starts the next step at once, and only then streams the step's
- * tokens to the listeners (their HTTP work overlaps the next forward instead of delaying it). The
- * actor's thread never runs the model; the executor never touches the scheduler's state.
+ * they arrive, admitted into the running batch at every step and retired (finished, cancelled or
+ * expired) at once.
+ *
+ * <p>The whole model on one stage ({@link #create(BatchScheduler, Executor, ServeMetrics, int)}):
+ * the actor controls and a {@link DecodeLoop} thread runs plan, forward, sample and the next plan
+ * back to back; the actor hands it admissions and cancellations through a lock-free queue and
+ * stops it on stop. The hot path never goes through the actor's mailbox.
+ *
+ * <p>Pipeline stages: the actor itself plans steps (micro-batches) whenever fewer than the
+ * pipeline's depth are in flight, hands them to the stages, and on a result samples, plans and
+ * starts the next step at once, and only then streams the step's tokens to the listeners. The
+ * actor's thread never runs the model.
  *
  * <p>Supervision: a failed step ends every request it holds (finish reason {@code cancelled}) and
- * the actor goes on serving; the failure is logged.
+ * serving goes on; the failure is logged.
  */
 public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Command> {
     /** Messages of the scheduler. */
@@ -71,9 +78,36 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     private long discardBelow;
     private long tokensBefore;
 
+    /**
+     * A scheduler for the whole model on one stage: the actor controls (admission, cancellation,
+     * its lifetime) and a {@link DecodeLoop} runs the steps back to back on its own thread, the
+     * forward on {@code stepExecutor} (null: on the loop's thread). Messages reach the loop at the
+     * next step boundary; no step waits for the actor.
+     */
     public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics,
         int retryAfterS) {
-        return create(scheduler, new LocalStepRunner(scheduler.model(), stepExecutor), metrics, retryAfterS);
+        return Behaviors.setup(ctx -> {
+            DecodeLoop loop = new DecodeLoop(scheduler, stepExecutor, metrics, retryAfterS);
+            KvCachedGpt model = scheduler.model();
+            org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SchedulerActor.class);
+            return Behaviors.receive(Command.class)
+                .onMessage(Submit.class, m -> {
+                    long now = System.nanoTime();
+                    loop.admit(new Generation(m.id(), m.prompt(), model.config().seqLen(), m.sampling(), now,
+                        now + m.deadlineMs() * 1_000_000L, new MeteredListener(m.listener(), metrics, log)),
+                        m.replyTo());
+                    return Behaviors.same();
+                })
+                .onMessage(Cancel.class, m -> {
+                    loop.cancel(m.id());
+                    return Behaviors.same();
+                })
+                .onSignal(PostStop.class, s -> {
+                    loop.close();
+                    return Behaviors.same();
+                })
+                .build();
+        });
     }
 
     /**
@@ -195,12 +229,16 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             scheduler.preemptions());
     }
 
-    /** Records time to first token and time per output token, then passes events on. */
+    /**
+     * Records time to first token and time per output token (from the times the tokens were
+     * sampled), then passes events on. One thread at a time delivers a request's events.
+     */
     private static final class MeteredListener implements GenerationListener {
         private final GenerationListener client;
         private final ServeMetrics metrics;
         private final org.slf4j.Logger log;
         private long previousTokenNs;
+        private int delivered;                   // generated tokens passed on so far
 
         MeteredListener(GenerationListener client, ServeMetrics metrics, org.slf4j.Logger log) {
             this.client = client;
@@ -211,7 +249,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         @Override
         public void onToken(Generation g, int token, String textDelta) {
             if (token >= 0) {
-                long now = g.lastTokenNs();
+                // the k-th generated token's own time: the loop may have sampled later ones already
+                long now = g.tokenNs(delivered++);
                 if (previousTokenNs == 0) {
                     metrics.ttft.observeNs(now - g.submittedNs());
                 } else {

@@ -18,6 +18,10 @@ final class ServeMetrics {
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong rejected = new AtomicLong();
+    private final AtomicLong stepForwardNs = new AtomicLong();
+    private final AtomicLong stepScheduleNs = new AtomicLong();
+    private final AtomicLong eventDeliveryNs = new AtomicLong();
+    private final AtomicLong stepSampleNs = new AtomicLong();
     private final AtomicLong badRequests = new AtomicLong();
     private final AtomicLong preemptions = new AtomicLong();
     private final AtomicLong[] finished = new AtomicLong[io.troupe.models.infer.FinishReason.values().length];
@@ -64,6 +68,21 @@ final class ServeMetrics {
         }
     }
 
+    /**
+     * A decode-loop step: its forward took {@code forwardNs}; planning, sampling and hand-offs
+     * {@code scheduleNs}, of which sampling, appending and retiring ({@code complete}) {@code sampleNs}.
+     */
+    void onStepCycle(long forwardNs, long scheduleNs, long sampleNs) {
+        stepForwardNs.addAndGet(forwardNs);
+        stepScheduleNs.addAndGet(scheduleNs);
+        stepSampleNs.addAndGet(sampleNs);
+    }
+
+    /** A step's listener calls (the clients' streaming work) took {@code ns} on the events thread. */
+    void onEventsDelivered(long ns) {
+        eventDeliveryNs.addAndGet(ns);
+    }
+
     void onAccepted() {
         requests.incrementAndGet();
     }
@@ -98,6 +117,14 @@ final class ServeMetrics {
         counter(sb, "troupe_serve_steps_total", "Decoding steps run.", steps.get());
         counter(sb, "troupe_serve_overlapped_steps_total",
             "Steps started while another was in flight (pipeline stages working at once).", overlappedSteps.get());
+        counter(sb, "troupe_serve_step_forward_seconds_total", "Time in the model's forward (decode loop).",
+            stepForwardNs.get() / 1e9);
+        counter(sb, "troupe_serve_step_schedule_seconds_total",
+            "Time planning, sampling and handing off between forwards (decode loop).", stepScheduleNs.get() / 1e9);
+        counter(sb, "troupe_serve_step_sample_seconds_total",
+            "Of the schedule time, sampling, appending and retiring (decode loop).", stepSampleNs.get() / 1e9);
+        counter(sb, "troupe_serve_event_delivery_seconds_total",
+            "Time delivering steps' tokens to the clients' streams (events thread).", eventDeliveryNs.get() / 1e9);
         counter(sb, "troupe_serve_requests_total", "Requests admitted to the queue.", requests.get());
         counter(sb, "troupe_serve_rejected_total", "Requests refused with 429 (queue full).", rejected.get());
         counter(sb, "troupe_serve_bad_requests_total", "Requests refused with 400.", badRequests.get());
@@ -119,6 +146,12 @@ final class ServeMetrics {
         sb.append("# TYPE ").append(name).append(" gauge\n");
         sb.append(name).append(' ').append(String.format(Locale.ROOT, v == Math.rint(v) ? "%.0f" : "%.3f",
             v)).append('\n');
+    }
+
+    private static void counter(StringBuilder sb, String name, String help, double v) {
+        sb.append("# HELP ").append(name).append(' ').append(help).append('\n');
+        sb.append("# TYPE ").append(name).append(" counter\n");
+        sb.append(name).append(' ').append(String.format(Locale.ROOT, "%.6f", v)).append('\n');
     }
 
     private static void counter(StringBuilder sb, String name, String help, long v) {

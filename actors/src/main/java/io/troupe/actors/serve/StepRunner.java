@@ -6,8 +6,8 @@ import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 
 /**
- * Runs the model's forward of planned steps off the scheduler actor's thread: the whole model on
- * one executor ({@link LocalStepRunner}), or pipeline stages ({@link PipelineStepRunner}). Up to
+ * Runs the model's forward of planned steps off the scheduler actor's thread, for pipeline stages
+ * ({@link PipelineStepRunner}); the whole model on one stage runs in a {@link DecodeLoop}. Up to
  * {@link #depth} steps may be in flight; their results complete in the order the steps were run.
  */
 interface StepRunner extends AutoCloseable {

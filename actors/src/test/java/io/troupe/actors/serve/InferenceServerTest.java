@@ -295,6 +295,9 @@ class InferenceServerTest {
         assertEquals(5, metric(m, "troupe_serve_generated_tokens_total"));
         assertEquals(1, metric(m, "troupe_serve_time_to_first_token_seconds_count"));
         assertEquals(4, metric(m, "troupe_serve_time_per_output_token_seconds_count"));
+        // the decode loop's step cycle: time in the forward and between forwards, both measured
+        assertTrue(metric(m, "troupe_serve_step_forward_seconds_total") > 0, m);
+        assertTrue(metric(m, "troupe_serve_step_schedule_seconds_total") > 0, m);
     }
 
     private static CompletableFuture<HttpResponse<String>> sendAsync(int port, String body) {

@@ -148,11 +148,25 @@ public final class ServeBench {
             // warm-up under the same load, untimed: the JIT compiles the step, the server's and the
             // client's paths before the clock starts (compiling takes a core for seconds on a small host)
             load(http, uri, prompts.subList(0, Math.min(prompts.size(), warmup)), clients, maxTokens);
+            URI metricsUri = URI.create("http://127.0.0.1:" + server.port() + "/metrics");
+            double[] m0 = stepCycle(http, metricsUri);
             CpuByGroup cpu = CpuByGroup.start();
             long t0 = System.nanoTime();
             List<double[]> results = load(http, uri, prompts, clients, maxTokens);
             double seconds = (System.nanoTime() - t0) / 1e9;
             System.out.println(name + ": " + cpu.report());
+            double[] m1 = stepCycle(http, metricsUri);
+            double steps = m1[0] - m0[0];
+            if (steps > 0 && m1[1] > m0[1]) {
+                // per step: wall time of the whole run, then the decode loop's forward and its work
+                // between forwards, and the events thread's delivery of the step's tokens
+                System.out.printf(Locale.ROOT,
+                    "%s: %.0f steps, %.2f tokens/step; per step: cycle %.3f ms = forward %.3f ms + schedule %.3f ms"
+                        + " (sample %.3f ms) + idle %.3f ms; token delivery %.3f ms (events thread)%n",
+                    name, steps, (m1[4] - m0[4]) / steps, seconds * 1e3 / steps, (m1[1] - m0[1]) * 1e3 / steps,
+                    (m1[2] - m0[2]) * 1e3 / steps, (m1[5] - m0[5]) * 1e3 / steps,
+                    (seconds - (m1[1] - m0[1]) - (m1[2] - m0[2])) * 1e3 / steps, (m1[3] - m0[3]) * 1e3 / steps);
+            }
             if (results.size() != prompts.size()) {
                 throw new IllegalStateException(name + ": " + results.size() + " of " + prompts.size()
                     + " requests completed");
@@ -203,6 +217,26 @@ public final class ServeBench {
             t.join();
         }
         return results;
+    }
+
+    private static final String[] STEP_CYCLE_METRICS = {"troupe_serve_steps_total",
+        "troupe_serve_step_forward_seconds_total", "troupe_serve_step_schedule_seconds_total",
+        "troupe_serve_event_delivery_seconds_total", "troupe_serve_generated_tokens_total",
+        "troupe_serve_step_sample_seconds_total"};
+
+    /** The server's step counters: {steps, forward s, schedule s, delivery s, tokens, sample s} (0 where absent). */
+    private static double[] stepCycle(HttpClient http, URI metrics) throws IOException, InterruptedException {
+        String text = http.send(HttpRequest.newBuilder(metrics).timeout(Duration.ofSeconds(30)).GET().build(),
+            HttpResponse.BodyHandlers.ofString()).body();
+        double[] out = new double[STEP_CYCLE_METRICS.length];
+        for (String line : text.split("\n")) {
+            for (int i = 0; i < out.length; i++) {
+                if (line.startsWith(STEP_CYCLE_METRICS[i] + " ")) {
+                    out[i] = Double.parseDouble(line.substring(STEP_CYCLE_METRICS[i].length() + 1).trim());
+                }
+            }
+        }
+        return out;
     }
 
     private static final Pattern COMPLETION_TOKENS = Pattern.compile("\"completion_tokens\":(\\d+)");

@@ -162,6 +162,29 @@ public final class BatchScheduler {
         }
     }
 
+    /**
+     * Takes the held listener calls out of this scheduler, oldest first, as one task that makes them
+     * (on any thread, once), or null when none are held: a driver hands them to another thread so
+     * the clients' streaming work runs beside the next step instead of before it. The calls of
+     * successive tasks keep their order when the tasks run in the order they were taken.
+     */
+    public Runnable takeEvents() {
+        if (events.isEmpty()) {
+            return null;
+        }
+        Event[] taken = events.toArray(new Event[0]);
+        events.clear();
+        return () -> {
+            for (Event e : taken) {
+                if (e.finish()) {
+                    e.generation().listener().onFinish(e.generation());
+                } else {
+                    e.generation().listener().onToken(e.generation(), e.token(), e.textDelta());
+                }
+            }
+        };
+    }
+
     /** Listener calls held for {@link #deliverEvents}. */
     public int heldEvents() {
         return events.size();

@@ -28,6 +28,7 @@ public final class Generation {
     private final long submittedNs;
     private long firstTokenNs;
     private long lastTokenNs;
+    private final long[] tokenNs;           // when each generated token was sampled, by completion index
 
     /**
      * @param prompt     token ids in [0, vocab); 1 to contextLength - 1 of them
@@ -43,6 +44,7 @@ public final class Generation {
         }
         this.id = id;
         this.tokens = Arrays.copyOf(prompt, contextLength);
+        this.tokenNs = new long[contextLength - prompt.length];
         this.promptLength = prompt.length;
         this.numTokens = prompt.length;
         this.params = params;
@@ -97,6 +99,15 @@ public final class Generation {
 
     public long lastTokenNs() {
         return lastTokenNs;
+    }
+
+    /**
+     * When generated token {@code k} (0: the first) was sampled. Written once, before the token's
+     * listener call is made or handed on, so a listener running on another thread while later
+     * tokens are generated still reads the time of its own token.
+     */
+    public long tokenNs(int k) {
+        return tokenNs[k];
     }
 
     long deadlineNs() {
@@ -157,6 +168,7 @@ public final class Generation {
         }
         lastTokenNs = nowNs;
         int generated = numTokens - promptLength;
+        tokenNs[generated - 1] = nowNs;
         outputBytes = generated;
         for (byte[] s : stops) {
             if (endsWith(s)) {

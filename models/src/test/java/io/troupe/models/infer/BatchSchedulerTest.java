@@ -286,6 +286,63 @@ class BatchSchedulerTest {
         assertEquals(immediate, deferred);
     }
 
+    /**
+     * Taken events: the held calls leave the scheduler as one task per step, made only when the task
+     * runs (after the next step was planned, as a decode loop does), in the immediate scheduler's order.
+     */
+    @Test
+    void shouldHandTakenEventsToATaskThatMakesThemInOrder() {
+        List<String> immediate = new ArrayList<>();
+        List<String> taken = new ArrayList<>();
+        for (boolean defer : new boolean[] {false, true}) {
+            List<String> log = defer ? taken : immediate;
+            BatchScheduler s = scheduler(4, 16, 64);
+            s.deferEvents(defer);
+            Random rnd = new Random(22);
+            for (int i = 0; i < 6; i++) {
+                s.submit(new Generation(i, InferenceFixtures.randomTokens(rnd, 3 + i, CFG.vocabSize()), CFG.seqLen(),
+                    new SamplingParams(4 + i, 0.8f, 0.9f, 50L + i, List.of()), System.nanoTime(), Long.MAX_VALUE,
+                    recording(log)));
+            }
+            assertNull(s.takeEvents(), "nothing held before a step");
+            Runnable previous = null;
+            while (s.hasWork()) {
+                StepBatch b = s.plan(System.nanoTime());
+                if (previous != null) {
+                    previous.run();              // the last step's tokens go out after this step is planned
+                }
+                s.complete(s.model().forward(b), System.nanoTime());
+                if (defer) {
+                    int before = log.size();
+                    previous = s.takeEvents();
+                    assertNotNull(previous, "every step makes a token");
+                    assertEquals(0, s.heldEvents(), "taken out of the scheduler");
+                    assertEquals(before, log.size(), "no listener call before the task runs");
+                }
+            }
+            if (previous != null) {
+                previous.run();
+            }
+        }
+        assertEquals(6, immediate.stream().filter(e -> e.startsWith("finish")).count());
+        assertEquals(immediate, taken);
+    }
+
+    /** Each generated token keeps the time it was sampled: first, last and every one in between, in order. */
+    @Test
+    void shouldKeepTheTimeOfEveryGeneratedToken() {
+        Random rnd = new Random(23);
+        Generation g = gen(1, InferenceFixtures.randomTokens(rnd, 5, CFG.vocabSize()),
+            new SamplingParams(9, 0.8f, 0.9f, 7L, List.of()));
+        run(scheduler(4, 16, 64), g, others(rnd, 3, new SamplingParams(6, 0f, 1f, 0L, List.of())));
+        assertEquals(9, g.completionTokens());
+        assertEquals(g.firstTokenNs(), g.tokenNs(0));
+        assertEquals(g.lastTokenNs(), g.tokenNs(8));
+        for (int k = 1; k < 9; k++) {
+            assertTrue(g.tokenNs(k) > g.tokenNs(k - 1), "token " + k + " sampled after token " + (k - 1));
+        }
+    }
+
     private static GenerationListener recording(List<String> log) {
         return new GenerationListener() {
             @Override

@@ -1,0 +1,197 @@
+package io.troupe.actors.serve;
+
+import io.troupe.models.infer.BatchScheduler;
+import io.troupe.models.infer.FinishReason;
+import io.troupe.models.infer.Generation;
+import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.StepBatch;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The decode loop of single-stage serving: one thread that owns the {@link BatchScheduler} and runs
+ * plan, forward, sample and the next plan back to back, with no message round trip per step. The
+ * scheduler actor stays in control: it hands admissions and cancellations to the loop through a
+ * lock-free queue that the loop drains at every step boundary (answering each admission from there),
+ * and stops the loop when it stops. A step's listener calls (the clients' streaming work) are taken
+ * after the next step is planned and run on a separate events thread, beside the next forward.
+ *
+ * <p>The forward runs on the loop's own thread, or, with a step executor, on that executor (one
+ * step at a time; the loop waits for it). A failed step ends every request it held (finish reason
+ * {@code cancelled}) and the loop goes on serving; the failure is logged.
+ */
+final class DecodeLoop implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(DecodeLoop.class);
+    /** How long an idle loop parks before it looks at the waiting requests' deadlines again. */
+    private static final long IDLE_PARK_NS = 20_000_000L;
+
+    private sealed interface Control {
+    }
+
+    private record Admit(Generation generation, ActorRef<SchedulerActor.SubmitReply> replyTo) implements Control {
+    }
+
+    private record Cancel(long id) implements Control {
+    }
+
+    private final BatchScheduler scheduler;
+    private final KvCachedGpt model;
+    private final Executor stepExecutor;
+    private final ServeMetrics metrics;
+    private final int retryAfterS;
+    private final ConcurrentLinkedQueue<Control> inbox = new ConcurrentLinkedQueue<>();
+    private final ExecutorService events;
+    private final Thread thread;
+    private volatile boolean stopping;
+    private long tokensBefore;
+
+    /**
+     * @param stepExecutor runs each forward, or null to run it on the loop's thread
+     */
+    DecodeLoop(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics, int retryAfterS) {
+        this.scheduler = scheduler;
+        this.model = scheduler.model();
+        this.stepExecutor = stepExecutor;
+        this.metrics = metrics;
+        this.retryAfterS = retryAfterS;
+        scheduler.deferEvents(true);
+        this.events = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "troupe-serve-events");
+            t.setDaemon(true);
+            return t;
+        });
+        this.thread = new Thread(this::run, "troupe-serve-step");
+        thread.setDaemon(true);
+        thread.start();
+    }
+
+    /** Queues {@code g} for admission at the next step boundary; {@code replyTo} gets the answer. */
+    void admit(Generation g, ActorRef<SchedulerActor.SubmitReply> replyTo) {
+        inbox.add(new Admit(g, replyTo));
+        LockSupport.unpark(thread);
+    }
+
+    /** Cancels request {@code id} at the next step boundary (no-op for an unknown or finished one). */
+    void cancel(long id) {
+        inbox.add(new Cancel(id));
+        LockSupport.unpark(thread);
+    }
+
+    private void run() {
+        try {
+            while (!stopping) {
+                long t0 = System.nanoTime();
+                drainInbox();
+                StepBatch batch = scheduler.plan(System.nanoTime());
+                publishGauges();
+                handOffEvents();                 // the previous step's tokens go out beside this forward
+                if (batch == null) {
+                    if (inbox.isEmpty() && !stopping) {
+                        LockSupport.parkNanos(this, IDLE_PARK_NS);
+                    }
+                    continue;
+                }
+                metrics.onStepStarted(1);
+                long t1 = System.nanoTime();
+                float[] logits;
+                try {
+                    logits = forward(batch);
+                } catch (InterruptedException e) {
+                    scheduler.abandon();
+                    break;
+                } catch (RuntimeException | ExecutionException | Error e) {
+                    LOG.error("serving step failed; ending the requests it held",
+                        e instanceof ExecutionException ? e.getCause() : e);
+                    scheduler.abandon();
+                    scheduler.cancelAll(FinishReason.CANCELLED);
+                    continue;
+                }
+                long now = System.nanoTime();
+                scheduler.complete(logits, now);
+                long t3 = System.nanoTime();
+                metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
+                tokensBefore = scheduler.tokensGenerated();
+                metrics.onStepCycle(now - t1, (t1 - t0) + (System.nanoTime() - now), t3 - now);
+            }
+        } finally {
+            drainInbox();
+            scheduler.cancelAll(FinishReason.CANCELLED);
+            publishGauges();
+            handOffEvents();
+            events.shutdown();
+        }
+    }
+
+    private float[] forward(StepBatch batch) throws InterruptedException, ExecutionException {
+        if (stepExecutor == null) {
+            return model.forward(batch);
+        }
+        return CompletableFuture.supplyAsync(() -> model.forward(batch), stepExecutor).get();
+    }
+
+    private void drainInbox() {
+        Control c;
+        while ((c = inbox.poll()) != null) {
+            if (c instanceof Admit a) {
+                if (!stopping && scheduler.submit(a.generation())) {
+                    metrics.onAccepted();
+                    a.replyTo().tell(new SchedulerActor.Accepted(a.generation().id()));
+                } else {
+                    metrics.onRejected();
+                    a.replyTo().tell(new SchedulerActor.Rejected(retryAfterS));
+                }
+            } else if (c instanceof Cancel x) {
+                scheduler.cancel(x.id());
+            }
+        }
+    }
+
+    private void handOffEvents() {
+        Runnable held = scheduler.takeEvents();
+        if (held != null) {
+            try {
+                events.execute(() -> {
+                    long t0 = System.nanoTime();
+                    held.run();
+                    metrics.onEventsDelivered(System.nanoTime() - t0);
+                });
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                held.run();                      // shutting down: deliver here
+            }
+        }
+    }
+
+    private void publishGauges() {
+        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(),
+            scheduler.preemptions());
+    }
+
+    /**
+     * Stops the loop after its current step, ends every request it holds (finish reason
+     * {@code cancelled}) and delivers their last events; waits up to 10 s for both threads.
+     */
+    @Override
+    public void close() {
+        stopping = true;
+        LockSupport.unpark(thread);
+        try {
+            thread.join(TimeUnit.SECONDS.toMillis(10));
+            if (thread.isAlive()) {
+                thread.interrupt();              // a step executor that never ran the step
+                thread.join(TimeUnit.SECONDS.toMillis(5));
+            }
+            events.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
