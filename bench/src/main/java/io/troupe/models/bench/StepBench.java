@@ -23,8 +23,8 @@ import java.util.Set;
 
 /**
  * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]
- * [--python PATH|none] [--ab-bias-fold]}: median ms per full training step (forward, backward, global-norm clipping, AdamW) after
- * warm-up, against
+ * [--python PATH|none] [--ab-bias-fold]}: median ms per full training step (forward, backward, global-norm
+ * clipping, AdamW) after warm-up, against
  * PyTorch's CPU step for the same GPT and recipe measured in the same run ({@link TorchBaseline}) when a
  * {@code python3} with {@code torch} is found, plus the gemm GFLOP/s of the model's fc-layer product.
  *

@@ -13,7 +13,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * {@link CpuDevice#matmulBias}: the folded form (rows started at the bias, gemm with beta = 1) gives
  * bitwise the floats of gemm-then-{@code biasAdd} for every inner dimension up to
- * {@link CpuDevice#FOLD_BIAS_MAX_K}, including the small GPT's 128 (past it the fallback, e.g. k = 512), and both match the reference.
+ * {@link CpuDevice#FOLD_BIAS_MAX_K}, including the small GPT's 128 (past it the fallback, e.g. k = 512), and
+ * both match the reference.
  * Also {@link CpuDevice#biasAddResidual}, the bias add and residual add after the fc projection in one
  * pass: bitwise {@code biasAdd} then {@code add}, and against the reference.
  */
