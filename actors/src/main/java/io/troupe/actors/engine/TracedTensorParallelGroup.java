@@ -1,9 +1,9 @@
 package io.troupe.actors.engine;
 
 import io.troupe.actors.trace.TimelineInterval;
+import io.troupe.models.parallel.tp.ObservedTensorParallelGroup;
 import io.troupe.models.parallel.tp.PendingTensorParallelCollective;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
-import io.troupe.runtime.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -17,15 +17,14 @@ import java.util.Map;
  * was overlapped by the member's own compute (weight gradients).
  * Threading: the worker's compute thread, like the group it wraps.
  */
-final class TracedTensorParallelGroup implements TensorParallelGroup {
-    private final TensorParallelGroup inner;
+final class TracedTensorParallelGroup extends ObservedTensorParallelGroup {
     private final List<TimelineInterval> intervals = new ArrayList<>();
     private long originNs;
     private boolean recording = true;
     private final TracedPending pending = new TracedPending();
 
     TracedTensorParallelGroup(TensorParallelGroup inner) {
-        this.inner = inner;
+        super(inner);
     }
 
     /** Starts a new recording whose times count from {@code originNs} ({@link System#nanoTime()}). */
@@ -44,60 +43,14 @@ final class TracedTensorParallelGroup implements TensorParallelGroup {
     }
 
     @Override
-    public int size() {
-        return inner.size();
+    protected void completed(Collective c, long elements, long startNs) {
+        record(c.traceName(), elements, startNs);
     }
 
     @Override
-    public int index() {
-        return inner.index();
-    }
-
-    @Override
-    public void allReduceSum(Tensor t) {
-        long t0 = System.nanoTime();
-        inner.allReduceSum(t);
-        record("tp all-reduce", t.numel(), t0);
-    }
-
-    @Override
-    public void allReduceMax(Tensor t) {
-        long t0 = System.nanoTime();
-        inner.allReduceMax(t);
-        record("tp all-reduce max", t.numel(), t0);
-    }
-
-    @Override
-    public void allGather(Tensor shard, Tensor full) {
-        long t0 = System.nanoTime();
-        inner.allGather(shard, full);
-        record("tp all-gather", full.numel(), t0);
-    }
-
-    @Override
-    public void reduceScatter(Tensor full, Tensor shard) {
-        long t0 = System.nanoTime();
-        inner.reduceScatter(full, shard);
-        record("tp reduce-scatter", full.numel(), t0);
-    }
-
-    @Override
-    public PendingTensorParallelCollective allReduceSumAsync(Tensor t) {
-        long t0 = System.nanoTime();
-        return pending.start(inner.allReduceSumAsync(t), "tp all-reduce (overlapped)", t.numel(), t0);
-    }
-
-    @Override
-    public PendingTensorParallelCollective allGatherAsync(Tensor shard, Tensor full) {
-        long t0 = System.nanoTime();
-        return pending.start(inner.allGatherAsync(shard, full), "tp all-gather (overlapped)", full.numel(), t0);
-    }
-
-    @Override
-    public PendingTensorParallelCollective reduceScatterAsync(Tensor full, Tensor shard) {
-        long t0 = System.nanoTime();
-        return pending.start(inner.reduceScatterAsync(full, shard), "tp reduce-scatter (overlapped)", full.numel(),
-            t0);
+    protected PendingTensorParallelCollective started(Collective c, long elements, long startNs,
+                                                      PendingTensorParallelCollective p) {
+        return pending.start(p, c.traceName() + " (overlapped)", elements, startNs);
     }
 
     private void record(String name, long elements, long startNs) {

@@ -10,10 +10,10 @@ import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
+import io.troupe.models.parallel.tp.ObservedTensorParallelGroup;
 import io.troupe.models.parallel.tp.PendingTensorParallelCollective;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.tensor.Tensor;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -42,75 +42,24 @@ public final class TensorParallelBench {
     }
 
     /** A tp group that adds up the nanoseconds its member spends inside collectives. */
-    private static final class TimedGroup implements TensorParallelGroup {
-        private final TensorParallelGroup inner;
+    private static final class TimedGroup extends ObservedTensorParallelGroup {
         long nanos;
 
         TimedGroup(TensorParallelGroup inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         @Override
-        public int size() {
-            return inner.size();
-        }
-
-        @Override
-        public int index() {
-            return inner.index();
-        }
-
-        @Override
-        public void allReduceSum(Tensor t) {
-            long t0 = System.nanoTime();
-            inner.allReduceSum(t);
-            nanos += System.nanoTime() - t0;
-        }
-
-        @Override
-        public void allReduceMax(Tensor t) {
-            long t0 = System.nanoTime();
-            inner.allReduceMax(t);
-            nanos += System.nanoTime() - t0;
-        }
-
-        @Override
-        public void allGather(Tensor shard, Tensor full) {
-            long t0 = System.nanoTime();
-            inner.allGather(shard, full);
-            nanos += System.nanoTime() - t0;
-        }
-
-        @Override
-        public void reduceScatter(Tensor full, Tensor shard) {
-            long t0 = System.nanoTime();
-            inner.reduceScatter(full, shard);
-            nanos += System.nanoTime() - t0;
+        protected void completed(Collective c, long elements, long startNs) {
+            nanos += System.nanoTime() - startNs;
         }
 
         // Async collectives count the time blocked in the start and in the await, not the time in flight.
 
         @Override
-        public PendingTensorParallelCollective allReduceSumAsync(Tensor t) {
-            long t0 = System.nanoTime();
-            PendingTensorParallelCollective p = inner.allReduceSumAsync(t);
-            nanos += System.nanoTime() - t0;
-            return timed(p);
-        }
-
-        @Override
-        public PendingTensorParallelCollective allGatherAsync(Tensor shard, Tensor full) {
-            long t0 = System.nanoTime();
-            PendingTensorParallelCollective p = inner.allGatherAsync(shard, full);
-            nanos += System.nanoTime() - t0;
-            return timed(p);
-        }
-
-        @Override
-        public PendingTensorParallelCollective reduceScatterAsync(Tensor full, Tensor shard) {
-            long t0 = System.nanoTime();
-            PendingTensorParallelCollective p = inner.reduceScatterAsync(full, shard);
-            nanos += System.nanoTime() - t0;
+        protected PendingTensorParallelCollective started(Collective c, long elements, long startNs,
+                                                          PendingTensorParallelCollective p) {
+            nanos += System.nanoTime() - startNs;
             return timed(p);
         }
 

@@ -4,11 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.troupe.models.memory.Recompute;
+import io.troupe.models.parallel.tp.ObservedTensorParallelGroup;
 import io.troupe.models.parallel.tp.PendingTensorParallelCollective;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
 import io.troupe.models.parallel.tp.TensorParallelMembers;
 import io.troupe.runtime.device.Device;
-import io.troupe.runtime.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -28,60 +28,18 @@ class TensorParallelOverlapTest {
     private static final int TP = 2;
 
     /** The member's group, counting the async collectives its layers start. */
-    private static final class Counting implements TensorParallelGroup {
-        private final TensorParallelGroup inner;
+    private static final class Counting extends ObservedTensorParallelGroup {
         int async;
 
         Counting(TensorParallelGroup inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         @Override
-        public int size() {
-            return inner.size();
-        }
-
-        @Override
-        public int index() {
-            return inner.index();
-        }
-
-        @Override
-        public void allReduceSum(Tensor t) {
-            inner.allReduceSum(t);
-        }
-
-        @Override
-        public void allReduceMax(Tensor t) {
-            inner.allReduceMax(t);
-        }
-
-        @Override
-        public void allGather(Tensor shard, Tensor full) {
-            inner.allGather(shard, full);
-        }
-
-        @Override
-        public void reduceScatter(Tensor full, Tensor shard) {
-            inner.reduceScatter(full, shard);
-        }
-
-        @Override
-        public PendingTensorParallelCollective allReduceSumAsync(Tensor t) {
+        protected PendingTensorParallelCollective started(Collective c, long elements, long startNs,
+                                                          PendingTensorParallelCollective p) {
             async++;
-            return inner.allReduceSumAsync(t);
-        }
-
-        @Override
-        public PendingTensorParallelCollective allGatherAsync(Tensor shard, Tensor full) {
-            async++;
-            return inner.allGatherAsync(shard, full);
-        }
-
-        @Override
-        public PendingTensorParallelCollective reduceScatterAsync(Tensor full, Tensor shard) {
-            async++;
-            return inner.reduceScatterAsync(full, shard);
+            return p;
         }
     }
 
