@@ -237,23 +237,8 @@ class GradientBucketerTest {
         for (int f = 0; f < formats.length; f++) {
             try (LocalGroup g = new LocalGroup(n); Buffers buf = new Buffers(n, total)) {
                 Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings().withCompression(formats[f]));
-                GradientBucketer[] bk = new GradientBucketer[n];
-                for (int r = 0; r < n; r++) {
-                    bk[r] = new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.SUM, true, 0);
-                    for (long i = 0; i < total; i++) {
-                        buf.set(r, i, (float) Math.sin(0.01 * i + r));
-                    }
-                    for (int i = 0; i < p.size(); i++) {
-                        bk[r].markReady(i);
-                    }
-                }
-                CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
-                for (int r = 0; r < n; r++) {
-                    for (int b = 0; b < bk[r].bucketCount(); b++) {
-                        all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
-                    }
-                }
-                g.awaitAll(all);
+                GradientBucketer[] bk = reduceSines(g, buf, total, p,
+                    r -> new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.SUM, true, 0));
                 double worst = 0;
                 for (int r = 0; r < n; r++) {
                     bk[r].finish();
@@ -293,23 +278,8 @@ class GradientBucketerTest {
         for (int f = 0; f < formats.length; f++) {
             try (LocalGroup g = new LocalGroup(n); Buffers buf = new Buffers(n, total)) {
                 Communicator[] c = g.communicators(0, LocalGroup.collectiveSettings().withCompression(formats[f]));
-                GradientBucketer[] bk = new GradientBucketer[n];
-                for (int r = 0; r < n; r++) {
-                    bk[r] = new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.SUM);
-                    for (long i = 0; i < total; i++) {
-                        buf.set(r, i, (float) Math.sin(0.01 * i + r));
-                    }
-                    for (int i = 0; i < p.size(); i++) {
-                        bk[r].markReady(i);
-                    }
-                }
-                CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
-                for (int r = 0; r < n; r++) {
-                    for (int b = 0; b < bk[r].bucketCount(); b++) {
-                        all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
-                    }
-                }
-                g.awaitAll(all);
+                GradientBucketer[] bk = reduceSines(g, buf, total, p,
+                    r -> new GradientBucketer(c[r], buf.address[r], total, p, 4 * 4000, ReduceOp.SUM));
                 for (int r = 0; r < n; r++) {
                     bk[r].finish();
                 }
@@ -329,5 +299,32 @@ class GradientBucketerTest {
         System.out.printf("wire ratio against float32: bf16 %.3f, int8-ef %.3f%n", bf16Ratio, int8Ratio);
         assertTrue(int8Ratio <= 0.27, "int8-ef ratio " + int8Ratio);
         assertTrue(bf16Ratio <= 0.51, "bf16 ratio " + bf16Ratio);
+    }
+
+    /**
+     * Makes each member's bucketer ({@code make} of its rank), fills member r's gradients with
+     * sin(0.01 i + r), marks every parameter ready and waits for every bucket of every member.
+     */
+    private static GradientBucketer[] reduceSines(LocalGroup g, Buffers buf, long total, List<ParamRange> p,
+                                                  java.util.function.IntFunction<GradientBucketer> make) {
+        int n = buf.address.length;
+        GradientBucketer[] bk = new GradientBucketer[n];
+        for (int r = 0; r < n; r++) {
+            bk[r] = make.apply(r);
+            for (long i = 0; i < total; i++) {
+                buf.set(r, i, (float) Math.sin(0.01 * i + r));
+            }
+            for (int i = 0; i < p.size(); i++) {
+                bk[r].markReady(i);
+            }
+        }
+        CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
+        for (int r = 0; r < n; r++) {
+            for (int b = 0; b < bk[r].bucketCount(); b++) {
+                all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
+            }
+        }
+        g.awaitAll(all);
+        return bk;
     }
 }
