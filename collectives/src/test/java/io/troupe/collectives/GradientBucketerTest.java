@@ -99,13 +99,7 @@ class GradientBucketerTest {
                     }
                     assertEquals(bk[r].bucketCount(), bk[r].launched());
                 }
-                CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
-                for (int r = 0; r < n; r++) {
-                    for (int b = 0; b < bk[r].bucketCount(); b++) {
-                        all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
-                    }
-                }
-                g.awaitAll(all);
+                awaitEveryBucket(g, bk);
                 for (int r = 0; r < n; r++) {
                     bk[r].finish();
                     for (long i = 0; i < total; i++) {
@@ -175,13 +169,7 @@ class GradientBucketerTest {
                     bk[r].markReady(i);
                 }
             }
-            CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
-            for (int r = 0; r < n; r++) {
-                for (int b = 0; b < bk[r].bucketCount(); b++) {
-                    all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
-                }
-            }
-            g.awaitAll(all);
+            awaitEveryBucket(g, bk);
             long[] ownerOf = new long[(int) total];
             java.util.Arrays.fill(ownerOf, -1);
             for (int r = 0; r < n; r++) {
@@ -318,13 +306,18 @@ class GradientBucketerTest {
                 bk[r].markReady(i);
             }
         }
-        CollectiveHandle[] all = new CollectiveHandle[n * bk[0].bucketCount()];
-        for (int r = 0; r < n; r++) {
+        awaitEveryBucket(g, bk);
+        return bk;
+    }
+
+    /** Waits for every bucket of every member's bucketer. */
+    private static void awaitEveryBucket(LocalGroup g, GradientBucketer[] bk) {
+        CollectiveHandle[] all = new CollectiveHandle[bk.length * bk[0].bucketCount()];
+        for (int r = 0; r < bk.length; r++) {
             for (int b = 0; b < bk[r].bucketCount(); b++) {
                 all[r * bk[r].bucketCount() + b] = bk[r].handle(b);
             }
         }
         g.awaitAll(all);
-        return bk;
     }
 }
