@@ -24,7 +24,7 @@ final class RunningPhase {
         this.c = c;
     }
 
-    /** The ranks c.run windows of steps; commits by {@link CommitLedger}. */
+    /** The ranks run windows of steps; commits by {@link CommitLedger}. */
     Behavior<Command> running() {
         c.phase(JobRun.Phase.RUNNING);
         return c.build(c.common(Behaviors.receive(Command.class))
@@ -150,7 +150,7 @@ final class RunningPhase {
             return c.finishJob();
         }
         if (r.committed() < r.windowEnd) {
-            // the ranks already c.run this step: count the reports that overtook the commit
+            // the ranks already ran this step: count the reports that overtook the commit
             beginStep();
             CommitLedger.Committed done = r.ledger.drainEarly();
             return done != null ? onCommitted(done) : running();
