@@ -23,8 +23,8 @@ import java.util.Set;
 
 /**
  * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]
- * [--python PATH|none] [--ab-bias-fold]}: median ms per full training step (forward, backward, global-norm
- * clipping, AdamW) after warm-up, against
+ * [--python PATH|none] [--ab-bias-fold] [--ab-attention]}: median ms per full training step (forward, backward,
+ * global-norm clipping, AdamW) after warm-up, against
  * PyTorch's CPU step for the same GPT and recipe measured in the same run ({@link TorchBaseline}) when a
  * {@code python3} with {@code torch} is found, plus the gemm GFLOP/s of the model's fc-layer product.
  *
@@ -40,11 +40,14 @@ import java.util.Set;
  * <p>{@code --ab-bias-fold} instead compares the linear forward's bias folded into the gemm
  * ({@link CpuDevice#foldBiasIntoGemm}) with gemm-then-add in the same run: each round runs {@code steps}
  * steps of each, in alternating order, and prints the medians, stepping-thread CPU time per step and ratios.
+ * {@code --ab-attention} compares the same way the attention on the Vector API kernel (new) with the attention
+ * on OpenBLAS gemms (old, {@link CpuDevice#attentionOnVectorKernel}); it needs the Vector API module, which
+ * {@code scripts/bench step} adds.
  */
 public final class StepBench {
     private static final String USAGE =
         "usage: bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]"
-        + " [--python PATH|none] [--ab-bias-fold]";
+        + " [--python PATH|none] [--ab-bias-fold] [--ab-attention]";
     /** Warm-up is judged over windows of this many steps. */
     static final int QUIET_STEPS = 20;
     /** Warm-up ends at a window where the JVM's own threads used under this share of the stepping thread's CPU. */
@@ -55,7 +58,8 @@ public final class StepBench {
 
     public static void main(String[] args) {
         Options o = BenchOptions.parse(args, "step", USAGE,
-            Set.of("model", "threads", "steps", "warmup", "max-warmup", "rounds", "python"), Set.of("ab-bias-fold"));
+            Set.of("model", "threads", "steps", "warmup", "max-warmup", "rounds", "python"),
+            Set.of("ab-bias-fold", "ab-attention"));
         String model = o.get("model", "small");
         int threads = o.getInt("threads", 1);
         int steps = o.getInt("steps", 20);
@@ -80,6 +84,20 @@ public final class StepBench {
             if (o.has("ab-bias-fold")) {
                 warmUp(trainer, threads, warmup, maxWarmup);
                 abBiasFold(trainer, steps, rounds);
+                return;
+            }
+            if (o.has("ab-attention")) {
+                if (!CpuDevice.attentionUsesVectorKernel()) {
+                    throw new IllegalStateException("--ab-attention needs the Vector API: run the JVM with"
+                        + " --add-modules jdk.incubator.vector (scripts/bench step adds it)");
+                }
+                // both variants warmed up: each compiles its own kernels
+                CpuDevice.attentionOnVectorKernel(false);
+                warmUp(trainer, threads, warmup, maxWarmup);
+                CpuDevice.attentionOnVectorKernel(true);
+                warmUp(trainer, threads, warmup, maxWarmup);
+                abCompare(trainer, steps, rounds, CpuDevice::attentionOnVectorKernel, "attention OpenBLAS",
+                    "vector kernel", "ab-attention: vector/OpenBLAS");
                 return;
             }
             System.out.println(torch.map(t -> "baseline: PyTorch via " + t.python() + ", measured in this run")
@@ -163,6 +181,17 @@ public final class StepBench {
      * Prints each round's wall medians and stepping-thread CPU per step, and the medians of the ratios.
      */
     static void abBiasFold(Trainer trainer, int steps, int rounds) {
+        abCompare(trainer, steps, rounds, CpuDevice::foldBiasIntoGemm, "gemm+biasAdd", "folded",
+            "ab-bias-fold: folded/unfolded");
+    }
+
+    /**
+     * Same-run A/B of a switch ({@code variant.accept(false)} the old form, {@code true} the new): per round both
+     * run {@code steps} steps, old first in odd rounds, new first in even ones. Prints each round's wall medians
+     * and stepping-thread CPU per step, and the medians of the ratios; leaves the switch on.
+     */
+    static void abCompare(Trainer trainer, int steps, int rounds, java.util.function.Consumer<Boolean> variant,
+                          String oldName, String newName, String summary) {
         ThreadMXBean threadBean = ManagementFactory.getThreadMXBean();
         double[] wallRatio = new double[rounds];
         double[] cpuRatio = new double[rounds];
@@ -170,26 +199,27 @@ public final class StepBench {
             double[][] wall = new double[2][];
             double[] cpu = new double[2];
             for (int j = 0; j < 2; j++) {
-                int variant = (r % 2 == 0) ? j : 1 - j;          // 0 = old (unfolded), 1 = new (folded)
-                CpuDevice.foldBiasIntoGemm(variant == 1);
+                int v = (r % 2 == 0) ? j : 1 - j;          // 0 = old, 1 = new
+                variant.accept(v == 1);
                 double[] ms = new double[steps];
                 long cpu0 = threadBean.getCurrentThreadCpuTime();
                 for (int i = 0; i < steps; i++) {
                     ms[i] = trainer.trainStep().stepMs();
                 }
-                cpu[variant] = (threadBean.getCurrentThreadCpuTime() - cpu0) / 1e6 / steps;
-                wall[variant] = ms;
+                cpu[v] = (threadBean.getCurrentThreadCpuTime() - cpu0) / 1e6 / steps;
+                wall[v] = ms;
             }
             double oldMs = Median.of(wall[0]);
             double newMs = Median.of(wall[1]);
             wallRatio[r] = newMs / oldMs;
             cpuRatio[r] = cpu[1] / cpu[0];
-            System.out.printf(Locale.ROOT, "round %d: gemm+biasAdd %.2f ms (cpu %.2f), folded %.2f ms (cpu %.2f)"
-                + " -> wall %.4f, cpu %.4f%n", r + 1, oldMs, cpu[0], newMs, cpu[1], wallRatio[r], cpuRatio[r]);
+            System.out.printf(Locale.ROOT, "round %d: %s %.2f ms (cpu %.2f), %s %.2f ms (cpu %.2f)"
+                + " -> wall %.4f, cpu %.4f%n", r + 1, oldName, oldMs, cpu[0], newName, newMs, cpu[1], wallRatio[r],
+                cpuRatio[r]);
         }
-        CpuDevice.foldBiasIntoGemm(true);
-        System.out.printf(Locale.ROOT, "ab-bias-fold: folded/unfolded median wall ratio %.4f, median CPU ratio %.4f"
-            + " over %d rounds of %d steps%n", Median.of(wallRatio), Median.of(cpuRatio), rounds, steps);
+        variant.accept(true);
+        System.out.printf(Locale.ROOT, "%s median wall ratio %.4f, median CPU ratio %.4f over %d rounds of %d steps%n",
+            summary, Median.of(wallRatio), Median.of(cpuRatio), rounds, steps);
     }
 
     /**

@@ -6,13 +6,24 @@ import io.troupe.runtime.tensor.Tensor;
 import java.util.Arrays;
 
 /**
- * Causal multi-head attention on the CPU: per (batch, head) two OpenBLAS gemms around a masked
- * softmax, split over the device's threads by (batch, head). The softmax probabilities
- * (batch, heads, seq, seq) are saved for the backward.
+ * Causal multi-head attention on the CPU, split over the device's threads by (batch, head), around a
+ * masked softmax; the softmax probabilities (batch, heads, seq, seq) are saved for the backward. The
+ * products run on {@link CpuAttentionVectorKernel} when the JVM has the Vector API ({@link #VECTOR_API}),
+ * split by batch rows: each row's qkv block (backward: and dout block) staged into a heap array in one copy,
+ * per head only the causal blocks computed, no native call; otherwise, and when switched off
+ * ({@link #useVectorKernel}), per (batch, head) as OpenBLAS gemms of the whole (seq, seq) matrices. The two
+ * differ in the last bits (summation order).
  */
 final class CpuAttention {
+    /** True when the running JVM has the Vector API module ({@code --add-modules jdk.incubator.vector}). */
+    static final boolean VECTOR_API = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
     private static final ThreadLocal<float[][]> ROWS = ThreadLocal.withInitial(() -> new float[3][]);
+    /** Per thread: the staged operands of the vector kernel's (batch, head). */
+    private static final ThreadLocal<float[][]> STAGED = ThreadLocal.withInitial(() -> new float[7][]);
+    /** Largest staged array of the vector kernel, in floats (64 Mi: 256 MiB per array and thread). */
+    private static final long MAX_STAGED = 1L << 26;
+    private static volatile boolean vectorKernel = !Boolean.getBoolean("troupe.cpu.blasAttention");
     private final CpuParallel parallel;
     private CpuStorage scratch;
 
@@ -30,6 +41,14 @@ final class CpuAttention {
         final long outA = out.address();
         final long pA = saved.address();
         final float scale = (float) (1.0 / Math.sqrt(headDim));
+        if (usesVectorKernel() && vectorKernelFits(seq, c3)) {
+            parallel.forRange(batch, 1, (s, e) -> {
+                for (int b = s; b < e; b++) {
+                    forwardOnVectorKernel(qkvA, outA, pA, b, seq, heads, headDim, scale);
+                }
+            });
+            return;
+        }
         parallel.forRange(batch * heads, 1, (s, e) -> {
             for (int bh = s; bh < e; bh++) {
                 int b = bh / heads;
@@ -58,11 +77,20 @@ final class CpuAttention {
      */
     static void softmaxCausal(long p, int seq) {
         int nn = seq * seq;
-        int packed = seq * (seq + 1) / 2;
         float[] m = rowBuffer(0, nn);
+        UNSAFE.copyMemory(null, p, m, FLOAT_BASE, 4L * nn);
+        softmaxCausalInPlace(m, seq);
+        UNSAFE.copyMemory(m, FLOAT_BASE, null, p, 4L * nn);
+    }
+
+    /**
+     * {@link #softmaxCausal} on a heap (seq, seq) matrix: row t of {@code m} becomes softmax over columns
+     * 0..t, zeros after; only those columns are read.
+     */
+    static void softmaxCausalInPlace(float[] m, int seq) {
+        int packed = seq * (seq + 1) / 2;
         float[] q = rowBuffer(1, packed);
         float[] scratch = rowBuffer(2, packed);
-        UNSAFE.copyMemory(null, p, m, FLOAT_BASE, 4L * nn);
         for (int t = 0, o = 0; t < seq; o += ++t) {
             int row = t * seq;
             float max = max4(m, row, row + t + 1);
@@ -79,7 +107,6 @@ final class CpuAttention {
             }
             Arrays.fill(m, row + t + 1, row + seq, 0f);
         }
-        UNSAFE.copyMemory(m, FLOAT_BASE, null, p, 4L * nn);
     }
 
     /**
@@ -192,6 +219,15 @@ final class CpuAttention {
         float[] dm = rowBuffer(1, nn);
         UNSAFE.copyMemory(null, p, pm, FLOAT_BASE, 4L * nn);
         UNSAFE.copyMemory(null, dp, dm, FLOAT_BASE, 4L * nn);
+        softmaxBackwardCausalInPlace(pm, dm, seq);
+        UNSAFE.copyMemory(dm, FLOAT_BASE, null, dp, 4L * nn);
+    }
+
+    /**
+     * {@link #softmaxBackwardCausal} on heap (seq, seq) matrices: {@code dm} becomes dS in place; of
+     * {@code pm} and {@code dm} only the causal entries are read.
+     */
+    static void softmaxBackwardCausalInPlace(float[] pm, float[] dm, int seq) {
         for (int t = 0; t < seq; t++) {
             int row = t * seq;
             int end = row + t + 1;
@@ -215,7 +251,6 @@ final class CpuAttention {
             }
             Arrays.fill(dm, end, row + seq, 0f);
         }
-        UNSAFE.copyMemory(dm, FLOAT_BASE, null, dp, 4L * nn);
     }
 
     /** The row-by-row form of {@link #softmaxBackwardCausal}, kept as its reference (bitwise the same). */
@@ -271,6 +306,14 @@ final class CpuAttention {
         final long pA = saved.address();
         final long dpA = scratch((long) batch * heads * seq * seq * 4);
         final float scale = (float) (1.0 / Math.sqrt(headDim));
+        if (usesVectorKernel() && vectorKernelFits(seq, c3)) {
+            parallel.forRange(batch, 1, (s, e) -> {
+                for (int b = s; b < e; b++) {
+                    backwardOnVectorKernel(dqkvA, doutA, qkvA, pA, b, seq, heads, headDim, scale);
+                }
+            });
+            return;
+        }
         parallel.forRange(batch * heads, 1, (s, e) -> {
             for (int bh = s; bh < e; bh++) {
                 int b = bh / heads;
@@ -295,6 +338,102 @@ final class CpuAttention {
                 CpuBlas.sgemm(true, false, seq, headDim, seq, 1f, p, seq, dO, c, 0f, dv, c3);
             }
         });
+    }
+
+    /** Whether the products run on {@link CpuAttentionVectorKernel}: the JVM has the Vector API and it is on. */
+    static boolean usesVectorKernel() {
+        return VECTOR_API && vectorKernel;
+    }
+
+    /** Whether a batch row's (seq, 3C) block and a (seq, seq) matrix fit the vector kernel's heap arrays. */
+    private static boolean vectorKernelFits(int seq, int c3) {
+        return (long) seq * c3 <= MAX_STAGED && (long) seq * seq <= MAX_STAGED;
+    }
+
+    /**
+     * Switches the vector kernel on or off (default on where the JVM has the Vector API; system property
+     * {@code troupe.cpu.blasAttention=true} starts it off), for same-run comparisons with the OpenBLAS form.
+     */
+    static void useVectorKernel(boolean on) {
+        vectorKernel = on;
+    }
+
+    /**
+     * One batch row of the forward on the vector kernel: its (seq, 3C) qkv block staged in one copy; per head
+     * K^T packed, the scaled scores of the causal blocks, the softmax in place, P saved, O = P V into the
+     * head's columns of a staged (seq, C) block, written back in one copy.
+     */
+    private static void forwardOnVectorKernel(long qkvA, long outA, long pA, int b, int seq, int heads, int hd,
+                                              float scale) {
+        final int c = heads * hd;
+        final int c3 = 3 * c;
+        final int nn = seq * seq;
+        final int pad = CpuAttentionSoftmaxVector.PAD;
+        float[] blk = staged(0, seq * c3);
+        float[] kt = staged(1, seq * hd);
+        float[] s = staged(2, nn + pad);
+        float[] o = staged(3, seq * c);
+        float[] packed = staged(5, seq * (seq + 1) / 2 + pad);
+        float[] scratch = staged(6, seq * (seq + 1) / 2 + pad);
+        UNSAFE.copyMemory(null, qkvA + 4L * b * seq * c3, blk, FLOAT_BASE, 4L * seq * c3);
+        for (int h = 0; h < heads; h++) {
+            int q = h * hd;
+            transpose(blk, c + q, c3, kt, seq, hd);
+            CpuAttentionVectorKernel.scoresCausal(blk, q, c3, kt, s, seq, hd, scale);
+            CpuAttentionSoftmaxVector.causal(s, packed, scratch, seq);
+            UNSAFE.copyMemory(s, FLOAT_BASE, null, pA + 4L * ((long) b * heads + h) * nn, 4L * nn);
+            CpuAttentionVectorKernel.lowerTimes(s, blk, 2 * c + q, c3, o, q, c, seq, hd, 1f);
+        }
+        UNSAFE.copyMemory(o, FLOAT_BASE, null, outA + 4L * b * seq * c, 4L * seq * c);
+    }
+
+    /**
+     * One batch row of the backward on the vector kernel: its qkv and dout blocks staged in one copy each; per
+     * head V^T packed, dP = dO V^T (causal blocks), dS in place, dQ = scale dS K, dK = scale dS^T Q,
+     * dV = P^T dO into the head's columns of a staged (seq, 3C) block, written back in one copy.
+     */
+    private static void backwardOnVectorKernel(long dqkvA, long doutA, long qkvA, long pA, int b, int seq, int heads,
+                                               int hd, float scale) {
+        final int c = heads * hd;
+        final int c3 = 3 * c;
+        final int nn = seq * seq;
+        float[] blk = staged(0, seq * c3);
+        float[] vt = staged(1, seq * hd);
+        float[] ds = staged(2, nn);
+        float[] dblk = staged(3, seq * c3);
+        float[] dO = staged(4, seq * c);
+        float[] pm = staged(5, nn);
+        UNSAFE.copyMemory(null, qkvA + 4L * b * seq * c3, blk, FLOAT_BASE, 4L * seq * c3);
+        UNSAFE.copyMemory(null, doutA + 4L * b * seq * c, dO, FLOAT_BASE, 4L * seq * c);
+        for (int h = 0; h < heads; h++) {
+            int q = h * hd;
+            transpose(blk, 2 * c + q, c3, vt, seq, hd);
+            UNSAFE.copyMemory(null, pA + 4L * ((long) b * heads + h) * nn, pm, FLOAT_BASE, 4L * nn);
+            CpuAttentionVectorKernel.scoresCausal(dO, q, c, vt, ds, seq, hd, 1f);
+            softmaxBackwardCausalInPlace(pm, ds, seq);
+            CpuAttentionVectorKernel.lowerTimes(ds, blk, c + q, c3, dblk, q, c3, seq, hd, scale);
+            CpuAttentionVectorKernel.lowerTransposedTimes(ds, blk, q, c3, dblk, c + q, c3, seq, hd, scale);
+            CpuAttentionVectorKernel.lowerTransposedTimes(pm, dO, q, c, dblk, 2 * c + q, c3, seq, hd, 1f);
+        }
+        UNSAFE.copyMemory(dblk, FLOAT_BASE, null, dqkvA + 4L * b * seq * c3, 4L * seq * c3);
+    }
+
+    /** dst (cols, rows) packed = the (rows, cols) window of src at {@code off}, row stride {@code ld}, transposed. */
+    static void transpose(float[] src, int off, int ld, float[] dst, int rows, int cols) {
+        for (int i = 0; i < rows; i++) {
+            int row = off + i * ld;
+            for (int d = 0; d < cols; d++) {
+                dst[d * rows + i] = src[row + d];
+            }
+        }
+    }
+
+    private static float[] staged(int i, int n) {
+        float[][] b = STAGED.get();
+        if (b[i] == null || b[i].length < n) {
+            b[i] = new float[n];
+        }
+        return b[i];
     }
 
     /** Frees the backward's scratch; the device calls this from its close. */

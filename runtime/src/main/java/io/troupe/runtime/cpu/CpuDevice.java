@@ -405,6 +405,21 @@ public final class CpuDevice implements Device {
         parallel.forRange(cols, 16, (s, e) -> CpuRows.layerNormParamGrads(dwa, dba, ga, ia, ma, ra, rows, cols, s, e));
     }
 
+    /**
+     * Switches the attention's products between the Vector API kernel (default where the JVM has the module
+     * {@code jdk.incubator.vector}) and OpenBLAS gemms of the whole (seq, seq) matrices, for same-run
+     * comparisons; the two differ in the last bits. System property {@code troupe.cpu.blasAttention=true}
+     * starts it on OpenBLAS.
+     */
+    public static void attentionOnVectorKernel(boolean on) {
+        CpuAttention.useVectorKernel(on);
+    }
+
+    /** Whether the attention runs on the Vector API kernel (the JVM has the module and it is switched on). */
+    public static boolean attentionUsesVectorKernel() {
+        return CpuAttention.usesVectorKernel();
+    }
+
     @Override
     public void attention(Tensor qkv, Tensor out, Tensor saved, int batch, int seq, int heads, int headDim) {
         attention.forward(qkv, out, saved, batch, seq, heads, headDim);

@@ -2,13 +2,55 @@ package io.troupe.runtime.cpu;
 
 import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** The packed causal softmax, its whole-matrix backward and the four-chain max, bitwise against their simple forms. */
+/**
+ * The packed causal softmax, its Vector API form, its whole-matrix backward and the four-chain max, bitwise
+ * against their simple forms.
+ */
 class CpuAttentionSoftmaxTest {
+    @Test
+    @Timeout(30)
+    void shouldMatchTheScalarCausalSoftmaxBitwiseOnTheVectorApi() {
+        assumeTrue(CpuAttention.VECTOR_API, "needs --add-modules jdk.incubator.vector");
+        Random rnd = new Random(7);
+        int pad = CpuAttentionSoftmaxVector.PAD;
+        for (int seq : new int[] {1, 2, 5, 15, 16, 17, 33, 64, 67}) {
+            int nn = seq * seq;
+            int packed = seq * (seq + 1) / 2;
+            for (int round = 0; round < 3; round++) {
+                float[] want = new float[nn];
+                // padding and the masked half filled with junk: neither may leak into the result
+                float[] got = new float[nn + pad];
+                java.util.Arrays.fill(got, Float.NaN);
+                for (int i = 0; i < nn; i++) {
+                    float x = switch (i % 13) {
+                        case 0 -> 0f;
+                        case 1 -> -0f;
+                        case 2 -> -90f - rnd.nextFloat() * 10f;
+                        case 3 -> 80f + rnd.nextFloat();
+                        default -> (float) (rnd.nextGaussian() * 4);
+                    };
+                    want[i] = x;
+                    got[i] = (i % seq) > (i / seq) ? Float.NaN : x;
+                }
+                float[] q = new float[packed + pad];
+                float[] scratch = new float[packed + pad];
+                java.util.Arrays.fill(q, Float.POSITIVE_INFINITY);
+                CpuAttention.softmaxCausalInPlace(want, seq);
+                CpuAttentionSoftmaxVector.causal(got, q, scratch, seq);
+                for (int i = 0; i < nn; i++) {
+                    assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                        "seq=" + seq + " row=" + i / seq + " col=" + i % seq + ": vector " + got[i] + " vs " + want[i]);
+                }
+            }
+        }
+    }
+
     @Test
     @Timeout(30)
     void shouldMatchTheUnpackedCausalSoftmaxBitwise() {
