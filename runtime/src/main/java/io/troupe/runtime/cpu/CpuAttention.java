@@ -231,26 +231,34 @@ final class CpuAttention {
         for (int t = 0; t < seq; t++) {
             int row = t * seq;
             int end = row + t + 1;
-            double s0 = 0;
-            double s1 = 0;
-            double s2 = 0;
-            double s3 = 0;
-            int j = row;
-            for (; j + 3 < end; j += 4) {
-                s0 += (double) pm[j] * dm[j];
-                s1 += (double) pm[j + 1] * dm[j + 1];
-                s2 += (double) pm[j + 2] * dm[j + 2];
-                s3 += (double) pm[j + 3] * dm[j + 3];
-            }
-            for (; j < end; j++) {
-                s0 += (double) pm[j] * dm[j];
-            }
-            float dot = (float) ((s0 + s1) + (s2 + s3));
+            float dot = dot4(pm, dm, row, end);
             for (int k = row; k < end; k++) {
                 dm[k] = pm[k] * (dm[k] - dot);
             }
             Arrays.fill(dm, end, row + seq, 0f);
         }
+    }
+
+    /**
+     * The sum of pm[j] dm[j] over [from, to) in four double partial sums (elements from + i, i mod 4), combined
+     * as (s0 + s1) + (s2 + s3), rounded to float.
+     */
+    static float dot4(float[] pm, float[] dm, int from, int to) {
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int j = from;
+        for (; j + 3 < to; j += 4) {
+            s0 += (double) pm[j] * dm[j];
+            s1 += (double) pm[j + 1] * dm[j + 1];
+            s2 += (double) pm[j + 2] * dm[j + 2];
+            s3 += (double) pm[j + 3] * dm[j + 3];
+        }
+        for (; j < to; j++) {
+            s0 += (double) pm[j] * dm[j];
+        }
+        return (float) ((s0 + s1) + (s2 + s3));
     }
 
     /** The row-by-row form of {@link #softmaxBackwardCausal}, kept as its reference (bitwise the same). */
@@ -399,10 +407,11 @@ final class CpuAttention {
         final int nn = seq * seq;
         float[] blk = staged(0, seq * c3);
         float[] vt = staged(1, seq * hd);
-        float[] ds = staged(2, nn);
+        final int pad = CpuAttentionSoftmaxVector.PAD;
+        float[] ds = staged(2, nn + pad);
         float[] dblk = staged(3, seq * c3);
         float[] dO = staged(4, seq * c);
-        float[] pm = staged(5, nn);
+        float[] pm = staged(5, nn + pad);
         UNSAFE.copyMemory(null, qkvA + 4L * b * seq * c3, blk, FLOAT_BASE, 4L * seq * c3);
         UNSAFE.copyMemory(null, doutA + 4L * b * seq * c, dO, FLOAT_BASE, 4L * seq * c);
         for (int h = 0; h < heads; h++) {
@@ -410,7 +419,7 @@ final class CpuAttention {
             transpose(blk, 2 * c + q, c3, vt, seq, hd);
             UNSAFE.copyMemory(null, pA + 4L * ((long) b * heads + h) * nn, pm, FLOAT_BASE, 4L * nn);
             CpuAttentionVectorKernel.scoresCausal(dO, q, c, vt, ds, seq, hd, 1f);
-            softmaxBackwardCausalInPlace(pm, ds, seq);
+            CpuAttentionSoftmaxVector.causalBackward(pm, ds, seq);
             CpuAttentionVectorKernel.lowerTimes(ds, blk, c + q, c3, dblk, q, c3, seq, hd, scale);
             CpuAttentionVectorKernel.lowerTransposedTimes(ds, blk, q, c3, dblk, c + q, c3, seq, hd, scale);
             CpuAttentionVectorKernel.lowerTransposedTimes(pm, dO, q, c, dblk, 2 * c + q, c3, seq, hd, 1f);

@@ -6,12 +6,13 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link CpuAttention#softmaxCausalInPlace} with its per-row loops on the Vector API (the incubator module; load
+ * {@link CpuAttention#softmaxCausalInPlace} and {@link CpuAttention#softmaxBackwardCausalInPlace} with their
+ * per-row loops on the Vector API (the incubator module; load
  * this class only where {@link CpuAttention#VECTOR_API}): each row's max as lane-wise maxima and one reduction,
  * the shift and the scaling as whole vectors (the last one of a row masked), where the scalar form runs short
  * loops per row. The exponentials ({@link CpuMath#expBlock}) and each row's sum ({@link CpuAttention#sum4}: four
  * double partial sums) are the scalar form's, so the result is bitwise {@link CpuAttention#softmaxCausalInPlace}
- * ({@code CpuAttentionSoftmaxTest}).
+ * ({@code CpuAttentionSoftmaxTest}); likewise the backward, whose row sums stay {@link CpuAttention#dot4}'s.
  *
  * <p>Whole vectors run past a row's end: into the next row (which is written after it) or into the padding of
  * {@link #PAD} floats every array needs beyond its (seq, seq) or packed length.
@@ -76,6 +77,40 @@ final class CpuAttentionSoftmaxVector {
             }
             for (; j < seq; j += L) {
                 zero.intoArray(m, row + j);
+            }
+        }
+    }
+
+    /**
+     * {@link CpuAttention#softmaxBackwardCausalInPlace}: {@code dm} (seq, seq) becomes dS = P * (dP - rowsum(P * dP))
+     * over the causal entries, zeros after. Rows of whole vectors only (seq a multiple of the vector length, so
+     * writes stay inside each row: the next row is still to be read); other lengths take the scalar form.
+     */
+    static void causalBackward(float[] pm, float[] dm, int seq) {
+        if (seq % L != 0) {
+            // whole vectors would run into the next row, which is still to be read
+            CpuAttention.softmaxBackwardCausalInPlace(pm, dm, seq);
+            return;
+        }
+        FloatVector iota = FloatVector.fromArray(S, IOTA, 0);
+        FloatVector zero = FloatVector.zero(S);
+        for (int t = 0; t < seq; t++) {
+            int row = t * seq;
+            int n = t + 1;
+            FloatVector dot = FloatVector.broadcast(S, CpuAttention.dot4(pm, dm, row, row + n));
+            int j = 0;
+            for (; j + L <= n; j += L) {
+                FloatVector p = FloatVector.fromArray(S, pm, row + j);
+                p.mul(FloatVector.fromArray(S, dm, row + j).sub(dot)).intoArray(dm, row + j);
+            }
+            if (j < n) {
+                VectorMask<Float> in = iota.compare(VectorOperators.LT, (float) (n - j));
+                FloatVector p = FloatVector.fromArray(S, pm, row + j);
+                zero.blend(p.mul(FloatVector.fromArray(S, dm, row + j).sub(dot)), in).intoArray(dm, row + j);
+                j += L;
+            }
+            for (; j < seq; j += L) {
+                zero.intoArray(dm, row + j);
             }
         }
     }

@@ -2,6 +2,7 @@ package io.troupe.runtime.cpu;
 
 import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
@@ -48,6 +49,38 @@ class CpuAttentionSoftmaxTest {
                         "seq=" + seq + " row=" + i / seq + " col=" + i % seq + ": vector " + got[i] + " vs " + want[i]);
                 }
             }
+        }
+    }
+
+    @Test
+    @Timeout(30)
+    void shouldMatchTheScalarCausalSoftmaxBackwardBitwiseOnTheVectorApi() {
+        assumeTrue(CpuAttention.VECTOR_API, "needs --add-modules jdk.incubator.vector");
+        Random rnd = new Random(8);
+        int pad = CpuAttentionSoftmaxVector.PAD;
+        for (int seq : new int[] {1, 2, 5, 15, 16, 17, 33, 64, 67}) {
+            int nn = seq * seq;
+            float[] p = new float[nn + pad];
+            java.util.Arrays.fill(p, Float.NaN);
+            for (int i = 0; i < nn; i++) {
+                p[i] = (float) (rnd.nextGaussian() * 3);
+            }
+            CpuAttention.softmaxCausalInPlace(p, seq);
+            float[] want = new float[nn];
+            float[] got = new float[nn + pad];
+            java.util.Arrays.fill(got, Float.NaN);
+            for (int i = 0; i < nn; i++) {
+                want[i] = (float) rnd.nextGaussian();
+                // the masked half may hold anything: it must come out 0
+                got[i] = (i % seq) > (i / seq) ? Float.NaN : want[i];
+            }
+            CpuAttention.softmaxBackwardCausalInPlace(p, want, seq);
+            CpuAttentionSoftmaxVector.causalBackward(p, got, seq);
+            for (int i = 0; i < nn; i++) {
+                assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                    "seq=" + seq + " row=" + i / seq + " col=" + i % seq + ": vector " + got[i] + " vs " + want[i]);
+            }
+            assertTrue(Float.isNaN(got[nn]), "seq=" + seq + ": wrote past the matrix");
         }
     }
 
