@@ -20,8 +20,6 @@ import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
-import org.apache.pekko.japi.Pair;
-import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.util.ByteString;
 
@@ -109,16 +107,20 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     private Route streaming(long id, CompletionRequest req, ConnectionScope connection) {
-        Pair<BoundedSourceQueue<ByteString>, Source<ByteString, NotUsed>> p =
-            Source.<ByteString>queue(contextLength + 8).preMaterialize(system);
-        BoundedSourceQueue<ByteString> queue = p.first();
-        // the response stream ends when the request finishes or the client goes away: cancelling a
-        // finished request is a no-op, cancelling a live one frees its blocks
-        // events that pile up while the connection is busy writing go out together in one write
-        Source<ByteString, NotUsed> events = p.second().conflate(ByteString::concat).watchTermination((nu, done) -> {
-            done.whenComplete((d, t) -> scheduler.tell(new SchedulerActor.Cancel(id)));
-            return nu;
-        });
+        EventQueue queue = new EventQueue();
+        // the queue is materialized with the response, inside the connection's stream; the response stream
+        // ends when the request finishes or the client goes away: cancelling a finished request is a no-op,
+        // cancelling a live one frees its blocks; events that pile up while the connection is busy writing go
+        // out together in one write
+        Source<ByteString, NotUsed> events = Source.<ByteString>queue(contextLength + 8)
+            .mapMaterializedValue(q -> {
+                queue.attach(q);
+                return NotUsed.notUsed();
+            })
+            .conflate(ByteString::concat).watchTermination((nu, done) -> {
+                done.whenComplete((d, t) -> scheduler.tell(new SchedulerActor.Cancel(id)));
+                return nu;
+            });
         CompletableFuture<Void> finished = new CompletableFuture<>();
         StreamEvents encoder = new StreamEvents(id, System.currentTimeMillis() / 1000, modelName);
         GenerationListener listener = new GenerationListener() {

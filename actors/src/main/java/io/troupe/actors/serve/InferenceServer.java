@@ -29,8 +29,14 @@ import org.apache.pekko.stream.javadsl.Sink;
  * {@link #close} unbinds, stops the actor system and the executor.
  */
 public final class InferenceServer implements AutoCloseable {
-    /** Batches smaller than this run their rows on the step thread alone. */
-    private static final int MIN_SPLIT_ROWS = 4;
+    /**
+     * Batches smaller than this run their rows on the step thread alone. Each split layer hands rows to
+     * another thread and waits for them (29 hand-offs a step for the small model); under a full decode
+     * batch the cores are busy with the HTTP streams as well, and splitting a 16-row step cost about 20%
+     * more model CPU per token than running it on one thread ({@code scripts/bench serve}, docs/serving.md),
+     * so only prefill-sized batches are split.
+     */
+    private static final int MIN_SPLIT_ROWS = 64;
     private final ActorSystem<SchedulerActor.Command> system;
     private final ExecutorService ownExecutor;
     private final AutoCloseable owned;

@@ -43,6 +43,8 @@ import java.util.regex.Pattern;
  * stream; time per output token per request is (last event - first event) / (tokens - 1). Each
  * server first takes {@code --warmup} requests under the same load, untimed (the JIT compiles the
  * server's and the client's paths meanwhile); {@code --repeat N} runs the pair N times;
+ * Before the timed runs, rounds of {@code --warmup} requests on a continuous-batching server run until the
+ * JIT has settled (at most {@code --settle-rounds}, default 40; 0: none).
  * {@code --token-budget T} (default 256) caps the tokens of one step in both runs. Each run
  * prints the CPU its threads took, by group (model, server, client).
  *
@@ -75,6 +77,7 @@ public final class ServeBench {
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
         warmup = Integer.parseInt(o.getOrDefault("warmup", "256"));
+        int maxSettleRounds = Integer.parseInt(o.getOrDefault("settle-rounds", "40"));
         int repeats = Integer.parseInt(o.getOrDefault("repeat", "1"));
         // tokens per step (decodes + prefill chunks) in both runs; a prompt up to this long is one step at max-batch 1
         int tokenBudget = Integer.parseInt(o.getOrDefault("token-budget", "256"));
@@ -99,6 +102,7 @@ public final class ServeBench {
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
+        settle(w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
         List<Run[]> pairs = new ArrayList<>();
         for (int rep = 1; rep <= repeats; rep++) {
             String tag = repeats > 1 ? " (repeat " + rep + ")" : "";
@@ -131,6 +135,49 @@ public final class ServeBench {
                     one.tokensPerS(), many.tokensPerS(), many.tokensPerS() / one.tokensPerS(), many.ttftP50Ms(),
                     many.tpotP99Ms(), one.tpotP99Ms());
             }
+        }
+    }
+
+    /** A round's JIT compile time below this share of its wall time: the JIT has settled. */
+    private static final double SETTLED_JIT_SHARE = 0.02;
+
+    /**
+     * Runs rounds of {@code --warmup} requests on a continuous-batching server, untimed, until the JIT's
+     * compile time in a round is under {@link #SETTLED_JIT_SHARE} of the round's wall time, at most
+     * {@code maxRounds}: the HTTP stack alone is thousands of methods, which the JIT is still compiling
+     * (a third of a core) long after the first few hundred requests, and compiled code serves both timed
+     * runs alike. Prints the rounds taken and the last round's share.
+     */
+    private static void settle(InferenceWeights w, ServeSettings s, int stages, List<String> prompts, int clients,
+        int maxTokens, int maxRounds) throws Exception {
+        if (maxRounds <= 0) {
+            return;
+        }
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        if (jit == null || !jit.isCompilationTimeMonitoringSupported()) {
+            System.out.println("warm-up: the JVM reports no compile time; no settling rounds");
+            return;
+        }
+        List<String> round = prompts.subList(0, Math.min(prompts.size(), Math.max(1, warmup)));
+        try (InferenceServer server = InferenceServer.start(w, s, stages)) {
+            HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+            URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
+            double share = Double.NaN;
+            int r = 0;
+            long t0 = System.nanoTime();
+            while (r < maxRounds) {
+                long jit0 = jit.getTotalCompilationTime();
+                long w0 = System.nanoTime();
+                load(http, uri, round, clients, maxTokens);
+                r++;
+                share = (jit.getTotalCompilationTime() - jit0) / ((System.nanoTime() - w0) / 1e6);
+                if (share < SETTLED_JIT_SHARE) {
+                    break;
+                }
+            }
+            System.out.printf(Locale.ROOT, "warm-up: %d rounds of %d requests (%.1f s) until the JIT settled: "
+                + "compile time %.1f%% of the last round's wall time%s%n", r, round.size(),
+                (System.nanoTime() - t0) / 1e9, 100 * share, share < SETTLED_JIT_SHARE ? "" : " (not settled)");
         }
     }
 
@@ -363,7 +410,8 @@ public final class ServeBench {
 
     private static Map<String, String> parse(String[] args) {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
-            "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget");
+            "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
+            "settle-rounds");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }

@@ -47,6 +47,9 @@ public final class KvCachedGpt {
     private final float[] prod;
     private final float[] pRow;
     private final float[] outRow;
+    private final int[] keyIndex;       // channel -> its place in KeyOrder
+    private final int[] posOff;         // one token's cached positions: offsets in a layer's k and v
+    private final float[] lanes;        // the score kernel's lane sums, four positions
 
     public KvCachedGpt(InferenceWeights weights, PagedKvCache cache) {
         this(weights, cache, 0, weights.config().nLayer());
@@ -74,6 +77,9 @@ public final class KvCachedGpt {
         this.prod = new float[cfg.dModel()];
         this.pRow = new float[cfg.dModel()];
         this.outRow = new float[cfg.dModel()];
+        this.keyIndex = KeyOrder.index(cfg.nHead(), cfg.headDim());
+        this.posOff = new int[cfg.seqLen()];
+        this.lanes = new float[16 * cfg.nHead()];
     }
 
     public GptConfig config() {
@@ -222,66 +228,71 @@ public final class KvCachedGpt {
         float[] vc = cache.values(layer);
         for (int i = 0; i < n; i++) {
             int off = cache.offset(batch.table(i), batch.position(i));
-            System.arraycopy(qkv, i * 3 * c + c, kc, off, c);
+            int ko = i * 3 * c + c;
+            for (int ch = 0; ch < c; ch++) {
+                kc[off + keyIndex[ch]] = qkv[ko + ch];                       // keys in KeyOrder
+            }
             System.arraycopy(qkv, i * 3 * c + 2 * c, vc, off, c);
         }
     }
 
     /**
-     * Causal attention of every token over its own cached positions. With the Vector API the
-     * per-position loops read the cache in place ({@link VectorAttentionKernel}, the same bits);
-     * otherwise rows of q, k and v are first copied into offset-0 scratch so the element-wise loops
-     * vectorise. Per token and head the
-     * reduction order is fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order);
-     * the softmax's exponentials by {@link RowKernels#exp}.
+     * Causal attention of every token over its own cached positions. With the Vector API (and a
+     * model shape its kernels take) the per-position loops read the cache in place
+     * ({@link VectorAttentionKernel}, the same bits); otherwise rows of k and v are first copied into
+     * offset-0 scratch so the element-wise loops vectorise. Per token and head the reduction order is
+     * fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order); the softmax's
+     * exponentials by {@link RowKernels#exp}.
      */
     private void attend(StepBatch batch, int layer, int n, int c) {
         final int hd = cfg.headDim();
         final int nh = cfg.nHead();
         final float[] kc = cache.keys(layer);
         final float[] vc = cache.values(layer);
+        final boolean vectorScores = vectorApi && VectorAttentionKernel.scoresFit(nh);
+        final boolean vectorValues = vectorApi && VectorAttentionKernel.valuesFit(hd);
         for (int i = 0; i < n; i++) {
-            BlockTable table = batch.table(i);
-            int p = batch.position(i);
-            if (vectorApi) {
-                for (int u = 0; u <= p; u++) {
-                    VectorAttentionKernel.scores(qkv, i * 3 * c, kc, cache.offset(table, u), nh, hd, attnScale, scores,
-                        u);
-                }
+            final int positions = batch.position(i) + 1;
+            cache.offsets(batch.table(i), positions, posOff);
+            final int qo = i * 3 * c;
+            for (int ch = 0; ch < c; ch++) {
+                qRow[keyIndex[ch]] = qkv[qo + ch];                           // the query in KeyOrder
+            }
+            if (vectorScores) {
+                VectorAttentionKernel.scores(qRow, kc, posOff, positions, nh, hd, attnScale, scores, lanes);
             } else {
-                System.arraycopy(qkv, i * 3 * c, qRow, 0, c);
-                for (int u = 0; u <= p; u++) {
-                    System.arraycopy(kc, cache.offset(table, u), kvRow, 0, c);
-                    RowKernels.multiply(qRow, kvRow, prod, c);                    // q * k, all heads
+                for (int u = 0; u < positions; u++) {
+                    System.arraycopy(kc, posOff[u], kvRow, 0, c);
+                    RowKernels.multiply(qRow, kvRow, prod, c);                // q * k, all heads
                     for (int h = 0; h < nh; h++) {
-                        scores[h][u] = RowKernels.sum(prod, h * hd, hd) * attnScale;
+                        scores[h][u] = KeyOrder.headSum(prod, h, nh, hd) * attnScale;
                     }
                 }
             }
             for (int h = 0; h < nh; h++) {
                 float[] s = scores[h];
                 float max = Float.NEGATIVE_INFINITY;
-                for (int u = 0; u <= p; u++) {
+                for (int u = 0; u < positions; u++) {
                     max = Math.max(max, s[u]);
                 }
                 double sum = 0;
-                for (int u = 0; u <= p; u++) {
+                for (int u = 0; u < positions; u++) {
                     float e = RowKernels.exp(s[u] - max);
                     s[u] = e;
                     sum += e;
                 }
                 float inv = (float) (1.0 / sum);
-                for (int u = 0; u <= p; u++) {
+                for (int u = 0; u < positions; u++) {
                     s[u] *= inv;
                 }
             }
+            if (vectorValues) {
+                VectorAttentionKernel.weightedValues(scores, vc, posOff, positions, c, hd, atty, i * c);
+                continue;
+            }
             java.util.Arrays.fill(outRow, 0f);
-            for (int u = 0; u <= p; u++) {
-                if (vectorApi) {
-                    VectorAttentionKernel.addWeightedValues(scores, u, vc, cache.offset(table, u), nh, hd, outRow);
-                    continue;
-                }
-                System.arraycopy(vc, cache.offset(table, u), kvRow, 0, c);
+            for (int u = 0; u < positions; u++) {
+                System.arraycopy(vc, posOff[u], kvRow, 0, c);
                 for (int h = 0; h < nh; h++) {
                     java.util.Arrays.fill(pRow, h * hd, (h + 1) * hd, scores[h][u]);
                 }

@@ -9,7 +9,7 @@ import io.troupe.models.gpt.GptConfig;
  * contiguous and only its last block is partly empty.
  *
  * <pre>
- * per layer l:  k[l], v[l] = float[numBlocks][blockSize][C]   (heads side by side in C)
+ * per layer l:  k[l], v[l] = float[numBlocks][blockSize][C]   (v: heads side by side in C; k: in KeyOrder)
  * position p of a sequence: block table[p / blockSize], slot p % blockSize
  * bytes per block = 2 (k, v) * n_layer * blockSize * C * 4
  * </pre>
@@ -127,6 +127,18 @@ public final class PagedKvCache {
         return (table.block(position / blockSize) * blockSize + position % blockSize) * width;
     }
 
+    /** out[u] = {@link #offset}(table, u) for u in [0, positions), block by block (no division per position). */
+    void offsets(BlockTable table, int positions, int[] out) {
+        int u = 0;
+        for (int b = 0; u < positions; b++) {
+            int base = table.block(b) * blockSize * width;
+            for (int slot = 0; slot < blockSize && u < positions; slot++, u++) {
+                out[u] = base + slot * width;
+            }
+        }
+    }
+
+    /** A layer's keys, each position's row in {@link KeyOrder}. */
     float[] keys(int layer) {
         return k[layer];
     }

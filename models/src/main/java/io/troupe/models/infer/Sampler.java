@@ -4,7 +4,8 @@ import java.util.SplittableRandom;
 
 /**
  * Picks the next token from one row of logits: argmax at temperature 0, else softmax(logits / T)
- * restricted to the top-p nucleus, drawn from the request's own random stream. Depends only on the
+ * restricted to the top-p nucleus (the most likely tokens first, ties by id), drawn from the
+ * request's own random stream; with top-p 1 the draw walks the whole distribution in id order. Depends only on the
  * row and the stream, never on the batch.
  */
 public final class Sampler {
@@ -30,6 +31,22 @@ public final class Sampler {
         for (int i = 0; i < vocab; i++) {
             p[i] /= sum;
             finite &= !Double.isNaN(p[i]);
+        }
+        if (topP >= 1f && finite) {
+            // the whole distribution: no nucleus to cut, so the draw walks the ids in order (no sort)
+            double mass = 0;
+            for (int i = 0; i < vocab; i++) {
+                mass += p[i];
+            }
+            double u = rng.nextDouble() * mass;
+            double acc = 0;
+            for (int i = 0; i < vocab; i++) {
+                acc += p[i];
+                if (u < acc) {
+                    return i;
+                }
+            }
+            return vocab - 1;
         }
         // most likely first; ties by id, so the order is a pure function of the row
         int[] order = finite ? orderByProbability(logits, off, p, vocab) : orderByComparator(p, vocab);

@@ -5,57 +5,141 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The two per-position loops of {@link KvCachedGpt}'s attention on the Vector API (loaded only when
- * {@link Fp32Linear#VECTOR_API} holds): the vectors read the cached keys and values where they lie,
- * with no copy to scratch, and the four partial sums of a head's score live in the four lanes of
- * one 128-bit vector. The arithmetic is exactly the scalar path's: a score is q * k summed in
- * {@link RowKernels#sum}'s order (lane l adds the products of channels 4g + l for g ascending, then
- * (s0 + s1) + (s2 + s3), then the tail channels in order), times the scale; the output adds
- * {@code p * v} (a rounded product, then a rounded sum) position after position. So both paths give
- * the same bits (tested), and a token's result does not depend on the batch.
+ * {@link Fp32Linear#VECTOR_API} holds). The arithmetic is exactly the plain loops': a score is q * k
+ * summed in {@link RowKernels#sum}'s order (lane l adds the products of channels 4g + l for g
+ * ascending, then (s0 + s1) + (s2 + s3), then the tail channels in order), times the scale; the
+ * output adds {@code p * v} (a rounded product, then a rounded sum) position after position. So
+ * both paths give the same bits (tested), and a token's result does not depend on the batch.
+ *
+ * <p>The keys are cached in {@link KeyOrder} (group-major: group g of every head side by side), so
+ * one vector holds lane l of group g for several heads at once and a position's scores are
+ * {@code hd / 4} vector multiply-adds per vector of heads; four positions run side by side (four
+ * independent chains). The values stay in channel order: four vectors of output channels keep
+ * their accumulators in registers over every position.
+ *
+ * <pre>
+ * L = lanes of the preferred species; scores need 4 NH % L == 0, values hd % L == 0 (else the plain loops)
+ * </pre>
  */
 final class VectorAttentionKernel {
-    private static final VectorSpecies<Float> S4 = FloatVector.SPECIES_128;
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
 
     private VectorAttentionKernel() {
     }
 
+    /** Whether {@link #scores} takes {@code nh} heads: a group's lanes of every head fill whole vectors. */
+    static boolean scoresFit(int nh) {
+        return (4 * nh) % L == 0;
+    }
+
+    /** Whether {@link #weightedValues} takes a head width of {@code hd}: each vector within one head. */
+    static boolean valuesFit(int hd) {
+        return hd % L == 0;
+    }
+
     /**
-     * scores[h][u] = scale * sum_d q[qOff + h hd + d] * k[kOff + h hd + d] for every head h, the sum
-     * in {@link RowKernels#sum}'s four-lane order.
+     * scores[h][u] = scale * q_h . k_h(u) for u in [0, positions) and every head h: {@code qk} the
+     * token's query in {@link KeyOrder}, the key of position u at {@code k[posOff[u]]} (also in key
+     * order). {@code lanes}: scratch of at least 16 nh floats.
      */
-    static void scores(float[] q, int qOff, float[] k, int kOff, int nh, int hd, float scale, float[][] scores,
-                       int u) {
+    static void scores(float[] qk, float[] k, int[] posOff, int positions, int nh, int hd, float scale,
+                       float[][] scores, float[] lanes) {
+        final int a = 4 * nh;
         final int groups = hd / 4;
-        for (int h = 0; h < nh; h++) {
-            int base = h * hd;
-            FloatVector acc = FloatVector.zero(S4);
-            for (int g = 0; g < groups; g++) {
-                int c = base + 4 * g;
-                acc = acc.add(FloatVector.fromArray(S4, q, qOff + c).mul(FloatVector.fromArray(S4, k, kOff + c)));
+        int u = 0;
+        for (; u + 4 <= positions; u += 4) {
+            final int o0 = posOff[u];
+            final int o1 = posOff[u + 1];
+            final int o2 = posOff[u + 2];
+            final int o3 = posOff[u + 3];
+            for (int j = 0; j < a; j += L) {
+                FloatVector s0 = FloatVector.zero(S);
+                FloatVector s1 = s0;
+                FloatVector s2 = s0;
+                FloatVector s3 = s0;
+                for (int g = 0; g < groups; g++) {
+                    int o = g * a + j;
+                    FloatVector q = FloatVector.fromArray(S, qk, o);
+                    s0 = s0.add(q.mul(FloatVector.fromArray(S, k, o0 + o)));
+                    s1 = s1.add(q.mul(FloatVector.fromArray(S, k, o1 + o)));
+                    s2 = s2.add(q.mul(FloatVector.fromArray(S, k, o2 + o)));
+                    s3 = s3.add(q.mul(FloatVector.fromArray(S, k, o3 + o)));
+                }
+                s0.intoArray(lanes, j);
+                s1.intoArray(lanes, a + j);
+                s2.intoArray(lanes, 2 * a + j);
+                s3.intoArray(lanes, 3 * a + j);
             }
-            float s = (acc.lane(0) + acc.lane(1)) + (acc.lane(2) + acc.lane(3));
-            for (int d = 4 * groups; d < hd; d++) {
-                s += q[qOff + base + d] * k[kOff + base + d];
+            for (int m = 0; m < 4; m++) {
+                finish(qk, k, posOff[u + m], lanes, m * a, nh, hd, scale, scores, u + m);
+            }
+        }
+        for (; u < positions; u++) {
+            final int o0 = posOff[u];
+            for (int j = 0; j < a; j += L) {
+                FloatVector s0 = FloatVector.zero(S);
+                for (int g = 0; g < groups; g++) {
+                    int o = g * a + j;
+                    s0 = s0.add(FloatVector.fromArray(S, qk, o).mul(FloatVector.fromArray(S, k, o0 + o)));
+                }
+                s0.intoArray(lanes, j);
+            }
+            finish(qk, k, o0, lanes, 0, nh, hd, scale, scores, u);
+        }
+    }
+
+    /** Each head's four lane sums (s0 + s1) + (s2 + s3), then its tail channels in order, times the scale. */
+    private static void finish(float[] qk, float[] k, int kOff, float[] lanes, int laneOff, int nh, int hd,
+                               float scale, float[][] scores, int u) {
+        final int tail = hd % 4;
+        final int tailBase = (hd - tail) * nh;
+        for (int h = 0; h < nh; h++) {
+            int t = laneOff + 4 * h;
+            float s = (lanes[t] + lanes[t + 1]) + (lanes[t + 2] + lanes[t + 3]);
+            for (int d = 0; d < tail; d++) {
+                int o = tailBase + h * tail + d;
+                s += qk[o] * k[kOff + o];
             }
             scores[h][u] = s * scale;
         }
     }
 
-    /** out[h hd + d] += scores[h][u] * v[vOff + h hd + d] for every head h and d in [0, hd). */
-    static void addWeightedValues(float[][] scores, int u, float[] v, int vOff, int nh, int hd, float[] out) {
-        for (int h = 0; h < nh; h++) {
-            float p = scores[h][u];
-            FloatVector pv = FloatVector.broadcast(S, p);
-            int c = h * hd;
-            int end = c + hd;
-            for (; c + L <= end; c += L) {
-                FloatVector.fromArray(S, out, c).add(FloatVector.fromArray(S, v, vOff + c).mul(pv)).intoArray(out, c);
+    /**
+     * out[outOff + h hd + d] = sum over u in [0, positions) of p[h][u] * v[posOff[u] + h hd + d], each
+     * term a rounded product added in u order from 0 (values in channel order, hd % L == 0).
+     */
+    static void weightedValues(float[][] p, float[] v, int[] posOff, int positions, int c, int hd, float[] out,
+                               int outOff) {
+        int j = 0;
+        for (; j + 4 * L <= c; j += 4 * L) {
+            final float[] p0 = p[j / hd];
+            final float[] p1 = p[(j + L) / hd];
+            final float[] p2 = p[(j + 2 * L) / hd];
+            final float[] p3 = p[(j + 3 * L) / hd];
+            FloatVector a0 = FloatVector.zero(S);
+            FloatVector a1 = a0;
+            FloatVector a2 = a0;
+            FloatVector a3 = a0;
+            for (int u = 0; u < positions; u++) {
+                int o = posOff[u] + j;
+                a0 = a0.add(FloatVector.fromArray(S, v, o).mul(p0[u]));
+                a1 = a1.add(FloatVector.fromArray(S, v, o + L).mul(p1[u]));
+                a2 = a2.add(FloatVector.fromArray(S, v, o + 2 * L).mul(p2[u]));
+                a3 = a3.add(FloatVector.fromArray(S, v, o + 3 * L).mul(p3[u]));
             }
-            for (; c < end; c++) {
-                out[c] += p * v[vOff + c];
+            a0.intoArray(out, outOff + j);
+            a1.intoArray(out, outOff + j + L);
+            a2.intoArray(out, outOff + j + 2 * L);
+            a3.intoArray(out, outOff + j + 3 * L);
+        }
+        for (; j < c; j += L) {
+            final float[] p0 = p[j / hd];
+            FloatVector a0 = FloatVector.zero(S);
+            for (int u = 0; u < positions; u++) {
+                a0 = a0.add(FloatVector.fromArray(S, v, posOff[u] + j).mul(p0[u]));
             }
+            a0.intoArray(out, outOff + j);
         }
     }
 }

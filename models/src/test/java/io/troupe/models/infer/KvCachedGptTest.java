@@ -105,12 +105,14 @@ class KvCachedGptTest {
     /**
      * The attention's Vector API loops against the plain ones (the models tests run with the
      * module, so both are here): the same logits bit for bit at every step of 4 sequences prefilled
-     * in chunks and then decoded, for a head width of 12 (three groups of four) and of 10 (a tail).
+     * in chunks and then decoded, for a head width of 12 (three groups of four), of 10 (a tail), and
+     * of 32 with 4 and 8 heads (the shapes both vector kernels take with 8 and 16 lanes).
      */
     @Test
     void shouldGiveTheSameLogitsWithTheVectorApiAttentionAsWithThePlainLoops() {
         assertTrue(Fp32Linear.VECTOR_API, "the models tests run with --add-modules jdk.incubator.vector");
-        for (GptConfig cfg : new GptConfig[] {CFG, new GptConfig("t10", 256, 30, 2, 3, 20, 1e-5f)}) {
+        for (GptConfig cfg : new GptConfig[] {CFG, new GptConfig("t10", 256, 30, 2, 3, 20, 1e-5f),
+            new GptConfig("h32x4", 256, 128, 2, 4, 24, 1e-5f), new GptConfig("h32x8", 256, 256, 1, 8, 20, 1e-5f)}) {
             float[] params = InferenceFixtures.randomParams(cfg, 8);
             InferenceWeights w = InferenceWeights.fromFlat(cfg, params, Quantization.NONE);
             KvCachedGpt vector = new KvCachedGpt(w, new PagedKvCache(cfg, 4, 32));

@@ -11,7 +11,10 @@ import org.junit.jupiter.api.Timeout;
 /** The sampler's unboxed probability order against the plain comparator sort, and whole draws against a reference. */
 @Timeout(60)
 class SamplerTest {
-    /** The plain reference draw: sort boxed ids with a comparator, keep the top-p nucleus, draw. */
+    /**
+     * The plain reference draw: with top-p 1 (and a finite row) walk the ids in order; else sort boxed ids
+     * with a comparator, keep the top-p nucleus, draw.
+     */
     private static int referenceSample(float[] logits, int off, int vocab, float temperature, float topP,
                                        SplittableRandom rng) {
         float max = Float.NEGATIVE_INFINITY;
@@ -25,9 +28,26 @@ class SamplerTest {
             sum += p[i];
         }
         Integer[] order = new Integer[vocab];
+        boolean finite = true;
         for (int i = 0; i < vocab; i++) {
             order[i] = i;
             p[i] /= sum;
+            finite &= Double.isFinite(p[i]);
+        }
+        if (topP >= 1f && finite) {
+            double mass = 0;
+            for (double x : p) {
+                mass += x;
+            }
+            double u = rng.nextDouble() * mass;
+            double acc = 0;
+            for (int i = 0; i < vocab; i++) {
+                acc += p[i];
+                if (u < acc) {
+                    return i;
+                }
+            }
+            return vocab - 1;
         }
         java.util.Arrays.sort(order, (a, b) -> p[a] != p[b] ? Double.compare(p[b], p[a]) : Integer.compare(a, b));
         int keep = 0;
