@@ -442,6 +442,12 @@ public final class CpuDevice implements Device {
         long pa = probs.address();
         long lossA = losses.address();
         long ta = targets.address();
+        if (CpuAttention.VECTOR_API) {
+            // bitwise the scalar rows, with the row max, shift and scaling as vectors
+            parallel.forRange(rows, rowGrain(vocab),
+                (s, e) -> CpuCrossEntropyVector.rows(la, ta, pa, lossA, s, e, vocab));
+            return;
+        }
         parallel.forRange(rows, rowGrain(vocab), (s, e) -> CpuRows.crossEntropy(la, ta, pa, lossA, s, e, vocab));
     }
 
@@ -455,16 +461,8 @@ public final class CpuDevice implements Device {
         long da = dlogits.address();
         long pa = probs.address();
         long ta = targets.address();
-        parallel.forRange(rows, rowGrain(vocab), (s, e) -> {
-            for (int r = s; r < e; r++) {
-                long row = (long) r * vocab;
-                int t = getInt(ta, r);
-                for (int c = 0; c < vocab; c++) {
-                    float p = getFloat(pa, row + c);
-                    putFloat(da, row + c, (p - (c == t ? 1f : 0f)) * dlossScale);
-                }
-            }
-        });
+        parallel.forRange(rows, rowGrain(vocab),
+            (s, e) -> CpuRows.crossEntropyBackward(da, pa, ta, s, e, vocab, dlossScale));
     }
 
     @Override
