@@ -23,7 +23,7 @@ import java.util.Set;
 
 /**
  * {@code scripts/bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]
- * [--python PATH|none] [--ab-bias-fold] [--ab-attention]}: median ms per full training step (forward, backward,
+ * [--python PATH|none] [--ab-bias-fold] [--ab-vector-kernels]}: median ms per full training step (forward, backward,
  * global-norm clipping, AdamW) after warm-up, against
  * PyTorch's CPU step for the same GPT and recipe measured in the same run ({@link TorchBaseline}) when a
  * {@code python3} with {@code torch} is found, plus the gemm GFLOP/s of the model's fc-layer product.
@@ -40,14 +40,14 @@ import java.util.Set;
  * <p>{@code --ab-bias-fold} instead compares the linear forward's bias folded into the gemm
  * ({@link CpuDevice#foldBiasIntoGemm}) with gemm-then-add in the same run: each round runs {@code steps}
  * steps of each, in alternating order, and prints the medians, stepping-thread CPU time per step and ratios.
- * {@code --ab-attention} compares the same way the attention on the Vector API kernel (new) with the attention
- * on OpenBLAS gemms (old, {@link CpuDevice#attentionOnVectorKernel}); it needs the Vector API module, which
- * {@code scripts/bench step} adds.
+ * {@code --ab-vector-kernels} compares the same way the Vector API kernels (new: the attention and the
+ * cross-entropy rows) with the attention on OpenBLAS gemms and the scalar cross-entropy rows (old,
+ * {@link CpuDevice#useVectorKernels}); it needs the Vector API module, which {@code scripts/bench step} adds.
  */
 public final class StepBench {
     private static final String USAGE =
         "usage: bench step --model small|big --threads N [--steps N] [--warmup N] [--max-warmup N] [--rounds N]"
-        + " [--python PATH|none] [--ab-bias-fold] [--ab-attention]";
+        + " [--python PATH|none] [--ab-bias-fold] [--ab-vector-kernels]";
     /** Warm-up is judged over windows of this many steps. */
     static final int QUIET_STEPS = 20;
     /** Warm-up ends at a window where the JVM's own threads used under this share of the stepping thread's CPU. */
@@ -59,7 +59,7 @@ public final class StepBench {
     public static void main(String[] args) {
         Options o = BenchOptions.parse(args, "step", USAGE,
             Set.of("model", "threads", "steps", "warmup", "max-warmup", "rounds", "python"),
-            Set.of("ab-bias-fold", "ab-attention"));
+            Set.of("ab-bias-fold", "ab-vector-kernels"));
         String model = o.get("model", "small");
         int threads = o.getInt("threads", 1);
         int steps = o.getInt("steps", 20);
@@ -86,18 +86,18 @@ public final class StepBench {
                 abBiasFold(trainer, steps, rounds);
                 return;
             }
-            if (o.has("ab-attention")) {
-                if (!CpuDevice.attentionUsesVectorKernel()) {
-                    throw new IllegalStateException("--ab-attention needs the Vector API: run the JVM with"
+            if (o.has("ab-vector-kernels")) {
+                if (!CpuDevice.usesVectorKernels()) {
+                    throw new IllegalStateException("--ab-vector-kernels needs the Vector API: run the JVM with"
                         + " --add-modules jdk.incubator.vector (scripts/bench step adds it)");
                 }
                 // both variants warmed up: each compiles its own kernels
-                CpuDevice.attentionOnVectorKernel(false);
+                CpuDevice.useVectorKernels(false);
                 warmUp(trainer, threads, warmup, maxWarmup);
-                CpuDevice.attentionOnVectorKernel(true);
+                CpuDevice.useVectorKernels(true);
                 warmUp(trainer, threads, warmup, maxWarmup);
-                abCompare(trainer, steps, rounds, CpuDevice::attentionOnVectorKernel, "attention OpenBLAS",
-                    "vector kernel", "ab-attention: vector/OpenBLAS");
+                abCompare(trainer, steps, rounds, CpuDevice::useVectorKernels, "OpenBLAS attention, scalar CE",
+                    "vector kernels", "ab-vector-kernels: vector/old");
                 return;
             }
             System.out.println(torch.map(t -> "baseline: PyTorch via " + t.python() + ", measured in this run")

@@ -23,7 +23,8 @@ final class CpuAttention {
     private static final ThreadLocal<float[][]> STAGED = ThreadLocal.withInitial(() -> new float[7][]);
     /** Largest staged array of the vector kernel, in floats (64 Mi: 256 MiB per array and thread). */
     private static final long MAX_STAGED = 1L << 26;
-    private static volatile boolean vectorKernel = !Boolean.getBoolean("troupe.cpu.blasAttention");
+    private static volatile boolean vectorKernel =
+        Boolean.parseBoolean(System.getProperty("troupe.cpu.vectorKernels", "true"));
     private final CpuParallel parallel;
     private CpuStorage scratch;
 
@@ -360,7 +361,8 @@ final class CpuAttention {
 
     /**
      * Switches the vector kernel on or off (default on where the JVM has the Vector API; system property
-     * {@code troupe.cpu.blasAttention=true} starts it off), for same-run comparisons with the OpenBLAS form.
+     * {@code troupe.cpu.vectorKernels=false} starts it off), for same-run comparisons with the OpenBLAS form;
+     * {@link CpuDevice#useVectorKernels} switches the cross-entropy's vector rows with it.
      */
     static void useVectorKernel(boolean on) {
         vectorKernel = on;

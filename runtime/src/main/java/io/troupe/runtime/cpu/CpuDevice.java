@@ -406,17 +406,17 @@ public final class CpuDevice implements Device {
     }
 
     /**
-     * Switches the attention's products between the Vector API kernel (default where the JVM has the module
-     * {@code jdk.incubator.vector}) and OpenBLAS gemms of the whole (seq, seq) matrices, for same-run
-     * comparisons; the two differ in the last bits. System property {@code troupe.cpu.blasAttention=true}
-     * starts it on OpenBLAS.
+     * Switches the Vector API kernels (default on where the JVM has the module {@code jdk.incubator.vector}) on or
+     * off, for same-run comparisons: the attention (off: OpenBLAS gemms of the whole (seq, seq) matrices; the two
+     * differ in the last bits) and the cross-entropy forward (off: the scalar rows; bitwise the same). System
+     * property {@code troupe.cpu.vectorKernels=false} starts them off.
      */
-    public static void attentionOnVectorKernel(boolean on) {
+    public static void useVectorKernels(boolean on) {
         CpuAttention.useVectorKernel(on);
     }
 
-    /** Whether the attention runs on the Vector API kernel (the JVM has the module and it is switched on). */
-    public static boolean attentionUsesVectorKernel() {
+    /** Whether the Vector API kernels run: the JVM has the module and they are switched on. */
+    public static boolean usesVectorKernels() {
         return CpuAttention.usesVectorKernel();
     }
 
@@ -442,7 +442,7 @@ public final class CpuDevice implements Device {
         long pa = probs.address();
         long lossA = losses.address();
         long ta = targets.address();
-        if (CpuAttention.VECTOR_API) {
+        if (CpuAttention.usesVectorKernel()) {
             // bitwise the scalar rows, with the row max, shift and scaling as vectors
             parallel.forRange(rows, rowGrain(vocab),
                 (s, e) -> CpuCrossEntropyVector.rows(la, ta, pa, lossA, s, e, vocab));
