@@ -388,7 +388,7 @@ final class CpuAttention {
         UNSAFE.copyMemory(null, qkvA + 4L * b * seq * c3, blk, FLOAT_BASE, 4L * seq * c3);
         for (int h = 0; h < heads; h++) {
             int q = h * hd;
-            transpose(blk, c + q, c3, kt, seq, hd);
+            CpuAttentionVectorKernel.transpose(blk, c + q, c3, kt, seq, hd);
             CpuAttentionVectorKernel.scoresCausal(blk, q, c3, kt, s, seq, hd, scale);
             CpuAttentionSoftmaxVector.causal(s, packed, scratch, seq);
             UNSAFE.copyMemory(s, FLOAT_BASE, null, pA + 4L * ((long) b * heads + h) * nn, 4L * nn);
@@ -418,7 +418,7 @@ final class CpuAttention {
         UNSAFE.copyMemory(null, doutA + 4L * b * seq * c, dO, FLOAT_BASE, 4L * seq * c);
         for (int h = 0; h < heads; h++) {
             int q = h * hd;
-            transpose(blk, 2 * c + q, c3, vt, seq, hd);
+            CpuAttentionVectorKernel.transpose(blk, 2 * c + q, c3, vt, seq, hd);
             UNSAFE.copyMemory(null, pA + 4L * ((long) b * heads + h) * nn, pm, FLOAT_BASE, 4L * nn);
             CpuAttentionVectorKernel.scoresCausal(dO, q, c, vt, ds, seq, hd, 1f);
             CpuAttentionSoftmaxVector.causalBackward(pm, ds, seq);
@@ -429,7 +429,10 @@ final class CpuAttention {
         UNSAFE.copyMemory(dblk, FLOAT_BASE, null, dqkvA + 4L * b * seq * c3, 4L * seq * c3);
     }
 
-    /** dst (cols, rows) packed = the (rows, cols) window of src at {@code off}, row stride {@code ld}, transposed. */
+    /**
+     * dst (cols, rows) packed = the (rows, cols) window of src at {@code off}, row stride {@code ld}, transposed:
+     * the reference of {@link CpuAttentionVectorKernel#transpose}.
+     */
     static void transpose(float[] src, int off, int ld, float[] dst, int rows, int cols) {
         for (int i = 0; i < rows; i++) {
             int row = off + i * ld;

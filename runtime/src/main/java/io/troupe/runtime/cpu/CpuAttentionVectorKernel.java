@@ -30,6 +30,36 @@ final class CpuAttentionVectorKernel {
     private CpuAttentionVectorKernel() {
     }
 
+    /** Per thread: the gather offsets {@code i * ld} of {@link #transpose}, for the last {@code ld} seen. */
+    private static final ThreadLocal<int[]> GATHER = ThreadLocal.withInitial(() -> new int[L + 1]);
+
+    /**
+     * {@link CpuAttention#transpose} with gathers: each vector of a column (L rows at stride {@code ld}) is one
+     * gather and one store; plain data movement, the same floats.
+     */
+    static void transpose(float[] src, int off, int ld, float[] dst, int rows, int cols) {
+        int[] map = GATHER.get();
+        if (map[L] != ld) {
+            for (int l = 0; l < L; l++) {
+                map[l] = l * ld;
+            }
+            map[L] = ld;
+        }
+        int i = 0;
+        for (; i + L <= rows; i += L) {
+            int base = off + i * ld;
+            for (int d = 0; d < cols; d++) {
+                FloatVector.fromArray(S, src, base + d, map, 0).intoArray(dst, d * rows + i);
+            }
+        }
+        for (; i < rows; i++) {
+            int row = off + i * ld;
+            for (int d = 0; d < cols; d++) {
+                dst[d * rows + i] = src[row + d];
+            }
+        }
+    }
+
     /** {@link CpuAttentionProducts#scoresCausal}; some entries j > i are overwritten too. */
     static void scoresCausal(float[] a, int aOff, int lda, float[] bt, float[] s, int seq, int hd, float scale) {
         int i0 = 0;

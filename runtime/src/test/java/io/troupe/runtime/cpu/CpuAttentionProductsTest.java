@@ -61,6 +61,25 @@ class CpuAttentionProductsTest {
 
     @Test
     @Timeout(30)
+    void shouldTransposeWithGathersAsThePlainLoop() {
+        assumeTrue(CpuAttention.VECTOR_API, "needs --add-modules jdk.incubator.vector");
+        Random rnd = new Random(14);
+        for (int rows : SEQS) {
+            for (int cols : HEAD_DIMS) {
+                for (int ld : new int[] {cols, 3 * cols + 7}) {
+                    float[] src = random(rnd, 5 + rows * ld);
+                    float[] want = new float[rows * cols];
+                    float[] got = new float[rows * cols];
+                    CpuAttention.transpose(src, 5, ld, want, rows, cols);
+                    CpuAttentionVectorKernel.transpose(src, 5, ld, got, rows, cols);
+                    all("transpose rows=" + rows + " cols=" + cols + " ld=" + ld, want, got, rows);
+                }
+            }
+        }
+    }
+
+    @Test
+    @Timeout(30)
     void shouldComputeTheProductsTheyName() {
         Random rnd = new Random(12);
         int seq = 7;
