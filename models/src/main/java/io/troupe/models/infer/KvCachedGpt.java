@@ -271,6 +271,10 @@ public final class KvCachedGpt {
             }
             for (int h = 0; h < nh; h++) {
                 float[] s = scores[h];
+                if (vectorApi) {
+                    VectorAttentionKernel.softmax(s, positions);
+                    continue;
+                }
                 float max = Float.NEGATIVE_INFINITY;
                 for (int u = 0; u < positions; u++) {
                     max = Math.max(max, s[u]);

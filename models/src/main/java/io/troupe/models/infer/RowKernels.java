@@ -106,15 +106,15 @@ public final class RowKernels {
         }
     }
 
-    private static final float LOG2E = 1.44269504f;
-    private static final float LN2_HI = 0.693359375f;
-    private static final float LN2_LO = -2.12194440e-4f;
-    private static final float E1 = 1.9875691500e-4f;
-    private static final float E2 = 1.3981999507e-3f;
-    private static final float E3 = 8.3334519073e-3f;
-    private static final float E4 = 4.1665795894e-2f;
-    private static final float E5 = 1.6666665459e-1f;
-    private static final float E6 = 5.0000001201e-1f;
+    static final float LOG2E = 1.44269504f;
+    static final float LN2_HI = 0.693359375f;
+    static final float LN2_LO = -2.12194440e-4f;
+    static final float E1 = 1.9875691500e-4f;
+    static final float E2 = 1.3981999507e-3f;
+    static final float E3 = 8.3334519073e-3f;
+    static final float E4 = 4.1665795894e-2f;
+    static final float E5 = 1.6666665459e-1f;
+    static final float E6 = 5.0000001201e-1f;
 
     /**
      * e^x in float, the Cephes {@code expf} scheme: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in

@@ -1,6 +1,8 @@
 package io.troupe.models.infer;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -141,5 +143,70 @@ final class VectorAttentionKernel {
             }
             a0.intoArray(out, outOff + j);
         }
+    }
+
+    /**
+     * One head's softmax over {@code s[0, n)} in place, as the plain loop: the max (order-free), then
+     * e = {@link RowKernels#exp}(s - max) lane-wise with the same float operations ({@link #exp}), their
+     * sum in double in u order, then each times the float reciprocal of the sum.
+     */
+    static void softmax(float[] s, int n) {
+        FloatVector m = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        int u = 0;
+        for (; u + L <= n; u += L) {
+            m = m.max(FloatVector.fromArray(S, s, u));
+        }
+        float max = m.reduceLanes(VectorOperators.MAX);
+        for (; u < n; u++) {
+            max = Math.max(max, s[u]);
+        }
+        u = 0;
+        for (; u + L <= n; u += L) {
+            exp(FloatVector.fromArray(S, s, u).sub(max)).intoArray(s, u);
+        }
+        for (; u < n; u++) {
+            s[u] = RowKernels.exp(s[u] - max);
+        }
+        double sum = 0;
+        for (u = 0; u < n; u++) {
+            sum += s[u];
+        }
+        float inv = (float) (1.0 / sum);
+        u = 0;
+        for (; u + L <= n; u += L) {
+            FloatVector.fromArray(S, s, u).mul(inv).intoArray(s, u);
+        }
+        for (; u < n; u++) {
+            s[u] *= inv;
+        }
+    }
+
+    /** 1.5 * 2^23: adding it rounds a float of magnitude below 2^22 to an integer held in the low mantissa bits. */
+    private static final float ROUNDER = 12582912f;
+    private static final int ROUNDER_BITS = Float.floatToIntBits(ROUNDER);
+
+    /**
+     * {@link RowKernels#exp} lane by lane, bit for bit: the same float operations in the same order;
+     * floor(t) as t rounded to an integer (by adding and removing {@link #ROUNDER}), less one where that
+     * exceeds t, and 2^n from the bits of n + 127 + ROUNDER (exact for the |t| < 2^22 that matter: lanes
+     * outside [-87, 88] are replaced by 0 and infinity afterwards, as the scalar form returns).
+     */
+    static FloatVector exp(FloatVector x) {
+        FloatVector t = x.mul(RowKernels.LOG2E).add(0.5f);
+        FloatVector rounded = t.add(ROUNDER).sub(ROUNDER);
+        FloatVector n = rounded.blend(rounded.sub(1f), rounded.compare(VectorOperators.GT, t));
+        FloatVector r = x.sub(n.mul(RowKernels.LN2_HI));
+        r = r.sub(n.mul(RowKernels.LN2_LO));
+        FloatVector y = FloatVector.broadcast(S, RowKernels.E1);
+        y = y.mul(r).add(RowKernels.E2);
+        y = y.mul(r).add(RowKernels.E3);
+        y = y.mul(r).add(RowKernels.E4);
+        y = y.mul(r).add(RowKernels.E5);
+        y = y.mul(r).add(RowKernels.E6);
+        y = y.mul(r.mul(r)).add(r).add(1f);
+        IntVector bits = n.add(127f + ROUNDER).reinterpretAsInts().sub(ROUNDER_BITS).lanewise(VectorOperators.LSHL, 23);
+        FloatVector e = y.mul(bits.reinterpretAsFloats());
+        return e.blend(0f, x.compare(VectorOperators.LT, -87f)).blend(Float.POSITIVE_INFINITY,
+            x.compare(VectorOperators.GT, 88f));
     }
 }
