@@ -1,7 +1,6 @@
 package io.troupe.runtime.cpu;
 
 import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
-import static io.troupe.runtime.cpu.CpuMemory.getFloat;
 import static io.troupe.runtime.cpu.CpuMemory.getInt;
 import static io.troupe.runtime.cpu.CpuMemory.putFloat;
 
@@ -473,17 +472,14 @@ public final class CpuDevice implements Device {
         long oa = out.address();
         long ia = ids.address();
         long ta = table.address();
+        if (accumulate) {
+            parallel.forRange(rows, rowGrain(dim), (s, e) -> CpuRows.addTableRows(oa, ia, ta, s, e, dim));
+            return;
+        }
         parallel.forRange(rows, rowGrain(dim), (s, e) -> {
             for (int r = s; r < e; r++) {
                 long src = (long) getInt(ia, r) * dim;
-                long dst = (long) r * dim;
-                if (accumulate) {
-                    for (int c = 0; c < dim; c++) {
-                        putFloat(oa, dst + c, getFloat(oa, dst + c) + getFloat(ta, src + c));
-                    }
-                } else {
-                    UNSAFE.copyMemory(ta + 4 * src, oa + 4 * dst, 4L * dim);
-                }
+                UNSAFE.copyMemory(ta + 4 * src, oa + 4L * r * dim, 4L * dim);
             }
         });
     }
@@ -497,15 +493,7 @@ public final class CpuDevice implements Device {
         long ia = ids.address();
         long ta = dtable.address();
         // Split by columns: every thread walks all rows in order, so the sum order is fixed.
-        parallel.forRange(dim, 16, (s, e) -> {
-            for (int r = 0; r < rows; r++) {
-                long dst = (long) getInt(ia, r) * dim;
-                long src = (long) r * dim;
-                for (int c = s; c < e; c++) {
-                    putFloat(ta, dst + c, getFloat(ta, dst + c) + getFloat(ga, src + c));
-                }
-            }
-        });
+        parallel.forRange(dim, 16, (s, e) -> CpuRows.scatterAddRows(ta, ga, ia, rows, dim, s, e));
     }
 
     @Override

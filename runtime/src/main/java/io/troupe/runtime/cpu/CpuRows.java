@@ -381,6 +381,68 @@ final class CpuRows {
     }
 
     /**
+     * {@code out[r, :] += table[ids[r], :]} for rows [r0, r1): each row and its table row staged, added in a loop
+     * the JIT vectorises; bitwise {@link #addTableRowsReference}.
+     */
+    static void addTableRows(long out, long ids, long table, int r0, int r1, int dim) {
+        float[] o = buf(0, dim);
+        float[] t = buf(1, dim);
+        for (int r = r0; r < r1; r++) {
+            long row = (long) r * dim;
+            load(out, row, o, dim);
+            load(table, (long) UNSAFE.getInt(ids + 4L * r) * dim, t, dim);
+            for (int c = 0; c < dim; c++) {
+                o[c] += t[c];
+            }
+            store(o, out, row, dim);
+        }
+    }
+
+    /** The element-by-element form of {@link #addTableRows}, kept as its reference. */
+    static void addTableRowsReference(long out, long ids, long table, int r0, int r1, int dim) {
+        for (int r = r0; r < r1; r++) {
+            long src = (long) UNSAFE.getInt(ids + 4L * r) * dim;
+            long dst = (long) r * dim;
+            for (int c = 0; c < dim; c++) {
+                UNSAFE.putFloat(out + 4 * (dst + c),
+                    UNSAFE.getFloat(out + 4 * (dst + c)) + UNSAFE.getFloat(table + 4 * (src + c)));
+            }
+        }
+    }
+
+    /**
+     * {@code dtable[ids[r], c] += dout[r, c]} for columns [c0, c1), rows in order (repeated ids add up in row
+     * order): each row's slice and its table slice staged, added in a loop the JIT vectorises; bitwise
+     * {@link #scatterAddRowsReference}.
+     */
+    static void scatterAddRows(long dtable, long dout, long ids, int rows, int dim, int c0, int c1) {
+        int w = c1 - c0;
+        float[] g = buf(0, w);
+        float[] t = buf(1, w);
+        for (int r = 0; r < rows; r++) {
+            long dst = (long) UNSAFE.getInt(ids + 4L * r) * dim + c0;
+            load(dout, (long) r * dim + c0, g, w);
+            load(dtable, dst, t, w);
+            for (int c = 0; c < w; c++) {
+                t[c] += g[c];
+            }
+            store(t, dtable, dst, w);
+        }
+    }
+
+    /** The element-by-element form of {@link #scatterAddRows}, kept as its reference. */
+    static void scatterAddRowsReference(long dtable, long dout, long ids, int rows, int dim, int c0, int c1) {
+        for (int r = 0; r < rows; r++) {
+            long dst = (long) UNSAFE.getInt(ids + 4L * r) * dim;
+            long src = (long) r * dim;
+            for (int c = c0; c < c1; c++) {
+                UNSAFE.putFloat(dtable + 4 * (dst + c),
+                    UNSAFE.getFloat(dtable + 4 * (dst + c)) + UNSAFE.getFloat(dout + 4 * (src + c)));
+            }
+        }
+    }
+
+    /**
      * {@code dlogits[r, c] = (probs[r, c] - [c == target[r]]) * scale} for rows [r0, r1): blocks of the rows staged
      * and scaled in one loop the JIT vectorises ({@code p - 0 = p}), then each row's target element; bitwise
      * {@link #crossEntropyBackwardReference}.
