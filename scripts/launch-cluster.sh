@@ -29,10 +29,14 @@ fi
 shift
 if [ -n "${TROUPE_CMD:-}" ]; then
   local_cmd="$TROUPE_CMD"
+  local_node_cmd="$TROUPE_CMD"
   remote_cmd="$TROUPE_CMD"
 else
   troupe_ensure_built
   local_cmd="java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp $(troupe_classpath) io.troupe.actors.cli.TroupeCli"
+  # nodes with the Vector API module (the CPU attention's kernel), as scripts/troupe runs `troupe node`
+  local_node_cmd="java ${TROUPE_JAVA_OPTS:-} --add-modules jdk.incubator.vector $TROUPE_JVM_FLAGS -cp $(troupe_classpath)"
+  local_node_cmd="$local_node_cmd io.troupe.actors.cli.TroupeCli"
   remote_cmd="${TROUPE_REMOTE_CMD:-scripts/troupe}"
 fi
 remote_home="${TROUPE_REMOTE_HOME:-$TROUPE_HOME}"
@@ -66,7 +70,7 @@ while read -r entry workers _rest; do
   fi
   if is_local "$host"; then
     # shellcheck disable=SC2086
-    $local_cmd $args > "$logdir/node-$i.log" 2>&1 &
+    $local_node_cmd $args > "$logdir/node-$i.log" 2>&1 &
   else
     line="cd '$remote_home' && $env exec $remote_cmd $args --config '$remote_conf'"
     if [ -n "${TROUPE_REMOTE:-}" ]; then

@@ -62,8 +62,9 @@ start_node() {
   local args=(node --port "$port" --role worker,coordinator --workers 1 --threads "$threads")
   [ -n "$seeds" ] && args+=(--seed "$seeds")
   # shellcheck disable=SC2086
-  java ${TROUPE_JAVA_OPTS:-} $node_opts $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli "${args[@]}" \
-    >> "$logdir/node-$i.log" 2>&1 &
+  # the Vector API module: the CPU attention's kernel (as `troupe node` runs)
+  java ${TROUPE_JAVA_OPTS:-} $node_opts --add-modules jdk.incubator.vector $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" \
+    io.troupe.actors.cli.TroupeCli "${args[@]}" >> "$logdir/node-$i.log" 2>&1 &
   TROUPE_STARTED_PIDS+=($!)
   node_pids[$i]=$!
   echo "troupe: node $i (pid $!) on 127.0.0.1:$port, log $logdir/node-$i.log$note"
