@@ -407,7 +407,8 @@ public final class CpuDevice implements Device {
     /**
      * Switches the Vector API kernels (default on where the JVM has the module {@code jdk.incubator.vector}) on or
      * off, for same-run comparisons: the attention (off: OpenBLAS gemms of the whole (seq, seq) matrices; the two
-     * differ in the last bits) and the cross-entropy forward (off: the scalar rows; bitwise the same). System
+     * differ in the last bits), the cross-entropy forward (off: the scalar rows; bitwise the same) and AdamW on the
+     * tensors in place (off: staged through heap blocks; bitwise the same). System
      * property {@code troupe.cpu.vectorKernels=false} starts them off.
      */
     public static void useVectorKernels(boolean on) {
@@ -512,6 +513,11 @@ public final class CpuDevice implements Device {
         long ga = grad.address();
         long ma = m.address();
         long va = v.address();
+        if (CpuAttention.usesVectorKernel() && CpuDirectViews.AVAILABLE) {
+            elementwise(n, (s, e) -> CpuAdamWVector.adamw(pa, ga, ma, va, s, e, beta1, beta2, eps, decay, stepSize,
+                bc2Sqrt));
+            return;
+        }
         elementwise(n, (s, e) -> CpuRows.adamw(pa, ga, ma, va, s, e, beta1, beta2, eps, decay, stepSize, bc2Sqrt));
     }
 
