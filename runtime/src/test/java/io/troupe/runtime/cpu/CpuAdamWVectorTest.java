@@ -30,8 +30,9 @@ class CpuAdamWVectorTest {
                         float stepSize = (float) (1e-3 / (1 - Math.pow(0.9, step)));
                         float bc2Sqrt = (float) Math.sqrt(1 - Math.pow(0.999, step));
                         long bytes = 4L * n;
-                        CpuRows.adamw(a.address(), a.address() + bytes, a.address() + 2 * bytes, a.address() + 3 * bytes,
-                            range[0], range[1], 0.9f, 0.999f, 1e-8f, 1f - 1e-5f, stepSize, bc2Sqrt);
+                        CpuRows.adamw(a.address(), a.address() + bytes, a.address() + 2 * bytes,
+                            a.address() + 3 * bytes, range[0], range[1], 0.9f, 0.999f, 1e-8f, 1f - 1e-5f, stepSize,
+                            bc2Sqrt);
                         CpuAdamWVector.adamw(b.address(), b.address() + bytes, b.address() + 2 * bytes,
                             b.address() + 3 * bytes, range[0], range[1], 0.9f, 0.999f, 1e-8f, 1f - 1e-5f, stepSize,
                             bc2Sqrt);
