@@ -53,14 +53,8 @@ final class CpuAdamWVector {
             pi.mul(decay).sub(mi.mul(stepSize).div(vi.lanewise(VectorOperators.SQRT).div(bc2Sqrt).add(eps)))
                 .intoByteBuffer(pb, o, ORDER);
         }
-        for (; i < n; i++) {
-            int o = 4 * i;
-            float gi = gb.getFloat(o);
-            float mi = beta1 * mb.getFloat(o) + oneMinusB1 * gi;
-            float vi = beta2 * vb.getFloat(o) + oneMinusB2 * gi * gi;
-            mb.putFloat(o, mi);
-            vb.putFloat(o, vi);
-            pb.putFloat(o, pb.getFloat(o) * decay - stepSize * mi / ((float) Math.sqrt(vi) / bc2Sqrt + eps));
+        if (i < n) {
+            CpuRows.adamw(p, g, m, v, i, n, beta1, beta2, eps, decay, stepSize, bc2Sqrt);   // the last partial vector
         }
     }
 }

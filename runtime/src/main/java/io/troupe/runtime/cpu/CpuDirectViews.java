@@ -26,8 +26,12 @@ final class CpuDirectViews {
         try {
             Constructor<?> c = Class.forName("java.nio.DirectByteBuffer").getDeclaredConstructor(long.class, int.class);
             c.setAccessible(true);
-            ByteBuffer probe = (ByteBuffer) c.newInstance(CpuMemory.UNSAFE.allocateMemory(8), 8);
-            return probe.isDirect() ? c : null;
+            long probeAddress = CpuMemory.UNSAFE.allocateMemory(8);
+            try {
+                return ((ByteBuffer) c.newInstance(probeAddress, 8)).isDirect() ? c : null;
+            } finally {
+                CpuMemory.UNSAFE.freeMemory(probeAddress);
+            }
         } catch (ReflectiveOperationException | RuntimeException e) {
             return null;                        // not opened to us, or another JDK's constructor
         }
