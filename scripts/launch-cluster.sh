@@ -35,7 +35,7 @@ else
   troupe_ensure_built
   local_cmd="java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp $(troupe_classpath) io.troupe.actors.cli.TroupeCli"
   # nodes with the Vector API module (the CPU attention's kernel), as scripts/troupe runs `troupe node`
-  local_node_cmd="java ${TROUPE_JAVA_OPTS:-} --add-modules jdk.incubator.vector $TROUPE_JVM_FLAGS -cp $(troupe_classpath)"
+  local_node_cmd="java ${TROUPE_JAVA_OPTS:-} $TROUPE_VECTOR_API_FLAGS $TROUPE_JVM_FLAGS -cp $(troupe_classpath)"
   local_node_cmd="$local_node_cmd io.troupe.actors.cli.TroupeCli"
   remote_cmd="${TROUPE_REMOTE_CMD:-scripts/troupe}"
 fi

@@ -63,7 +63,7 @@ start_node() {
   [ -n "$seeds" ] && args+=(--seed "$seeds")
   # shellcheck disable=SC2086
   # the Vector API module: the CPU attention's kernel (as `troupe node` runs)
-  java ${TROUPE_JAVA_OPTS:-} $node_opts --add-modules jdk.incubator.vector $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" \
+  java ${TROUPE_JAVA_OPTS:-} $node_opts $TROUPE_VECTOR_API_FLAGS $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" \
     io.troupe.actors.cli.TroupeCli "${args[@]}" >> "$logdir/node-$i.log" 2>&1 &
   TROUPE_STARTED_PIDS+=($!)
   node_pids[$i]=$!

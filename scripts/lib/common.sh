@@ -2,6 +2,9 @@
 # The JVM flags Agrona 2.x and the Aeron media driver need: the same list as the parent POM's
 # troupe.jvm.flags property (Surefire's argLine). Keep the two in step.
 TROUPE_JVM_FLAGS="--add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED"
+# The Vector API (an incubator module in Java 17): the serving kernels and the CPU attention's kernel use it
+# where the JVM runs with it (without it: the plain kernels, OpenBLAS gemms).
+TROUPE_VECTOR_API_FLAGS="--add-modules jdk.incubator.vector"
 
 # OpenBLAS kernel for Troupe's bundled OpenBLAS (0.3.31): on CPUs with AVX-512 its SkylakeX
 # kernels run gemm about 2x faster than the Haswell ones a machine-wide OPENBLAS_CORETYPE may ask
