@@ -1,26 +1,27 @@
 package io.troupe.models.infer;
 
 /**
- * A float32 {@link LinearWeights} held transposed, {@code wt (in, out)}, so the product is a run of
- * axpy updates {@code y[r, :] = fma(x[r, k], wt[k, :], y[r, :])} that the JIT vectorises across output
- * channels (fused multiply-adds: one rounding per term, and half the arithmetic instructions).
- * Each output element is still summed in one fixed order (k = 0, 1, ..., then + bias), whatever
- * the number of rows: batch-invariant (four input channels are applied per pass over the
- * accumulators, still in ascending order: {@link #axpy4}). Rows are processed in tiles of {@link #ROW_TILE}, so a
- * weight
- * row, once loaded, serves every row of the tile: a batch of sequences reads the weights once.
- *
- * <p>When the JVM has the Vector API ({@code --add-modules jdk.incubator.vector}: {@link #VECTOR_API}),
- * the product runs on {@link VectorLinearKernel} instead, which keeps blocks of 4 rows x 4 vectors of
- * accumulators in registers; its bits are those of this class's loops (the same fused multiply-adds
- * in the same order), so either path gives the same tokens.
+ * A float32 {@link LinearWeights}. Where the JVM has the Vector API ({@code --add-modules
+ * jdk.incubator.vector}: {@link #VECTOR_API}) the product runs on {@link VectorLinearKernel}: the
+ * weights packed in column panels, blocks of rows x 4 vectors of accumulators in registers.
+ * Elsewhere the weights are held transposed, {@code wt (in, out)}, and the product is a run of axpy
+ * updates {@code y[r, :] = fma(x[r, k], wt[k, :], y[r, :])} that the JIT vectorises across output
+ * channels, rows in tiles of {@link #ROW_TILE} so a weight row, once loaded, serves every row of the
+ * tile. Either way each output element is summed in one fixed order (fused multiply-adds, k = 0, 1,
+ * ..., then + bias) whatever the number of rows: batch-invariant, and both paths give the same bits,
+ * so the same tokens.
  */
 public final class Fp32Linear implements LinearWeights {
     /** Rows sharing one pass over the weights (their outputs stay in cache). */
     static final int ROW_TILE = 16;
     /** True when the running JVM has the Vector API module: the product then runs on {@link VectorLinearKernel}. */
     static final boolean VECTOR_API = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    /** W^T (in, out) for the axpy form, or null where the Vector API kernel runs on {@link #packed}. */
     private final float[][] wt;
+    /** The weights in {@link VectorLinearKernel#pack}'s panels, or null where the axpy form runs. */
+    private final float[] packed;
+    /** The vector kernel's bias: the layer's, or -0.0f everywhere (x + -0.0f is x, bit for bit). */
+    private final float[] kernelBias;
     private final float[] bias;
     private final int out;
     private final int in;
@@ -31,20 +32,42 @@ public final class Fp32Linear implements LinearWeights {
      * @param bias   null for none
      */
     public Fp32Linear(float[] weight, float[] bias, int outFeatures, int inFeatures) {
+        this(weight, bias, outFeatures, inFeatures, VECTOR_API);
+    }
+
+    /** @param vectorKernel run on {@link VectorLinearKernel} (only where {@link #VECTOR_API}), else the axpy form */
+    Fp32Linear(float[] weight, float[] bias, int outFeatures, int inFeatures, boolean vectorKernel) {
         if (weight.length != outFeatures * inFeatures) {
             throw new IllegalArgumentException("weight has " + weight.length + " values, expected " + outFeatures
                 + "x" + inFeatures);
         }
-        this.wt = new float[inFeatures][outFeatures];
-        for (int j = 0; j < outFeatures; j++) {
-            for (int k = 0; k < inFeatures; k++) {
-                wt[k][j] = weight[j * inFeatures + k];
+        if (vectorKernel && !VECTOR_API) {
+            throw new IllegalStateException("the Vector API kernel needs --add-modules jdk.incubator.vector");
+        }
+        if (vectorKernel) {
+            this.packed = VectorLinearKernel.pack(weight, outFeatures, inFeatures);
+            if (bias != null) {
+                this.kernelBias = bias;
+            } else {
+                this.kernelBias = new float[outFeatures];
+                java.util.Arrays.fill(kernelBias, -0.0f);
             }
+            this.wt = null;
+            this.acc = null;
+        } else {
+            this.packed = null;
+            this.kernelBias = null;
+            this.wt = new float[inFeatures][outFeatures];
+            for (int j = 0; j < outFeatures; j++) {
+                for (int k = 0; k < inFeatures; k++) {
+                    wt[k][j] = weight[j * inFeatures + k];
+                }
+            }
+            this.acc = accumulators(outFeatures);
         }
         this.bias = bias;
         this.out = outFeatures;
         this.in = inFeatures;
-        this.acc = accumulators(outFeatures);
     }
 
     /** Per-thread accumulators, one row per tile row, each its own array (offset 0: see {@link #axpy}). */
@@ -74,23 +97,15 @@ public final class Fp32Linear implements LinearWeights {
 
     @Override
     public void forwardRows(float[] x, int fromRow, int toRow, float[] y) {
-        if (VECTOR_API) {
-            VectorLinearKernel.forwardRows(wt, in, out, x, fromRow, toRow, y);
-            if (bias != null) {
-                for (int r = fromRow; r < toRow; r++) {
-                    int o = r * out;
-                    for (int j = 0; j < out; j++) {
-                        y[o + j] += bias[j];
-                    }
-                }
-            }
-            return;
+        if (packed != null) {
+            VectorLinearKernel.forwardRows(packed, kernelBias, in, out, x, fromRow, toRow, y);
+        } else {
+            forwardRowsAxpy(x, fromRow, toRow, y);
         }
-        forwardRowsAxpy(x, fromRow, toRow, y);
     }
 
-    /** The one-row-at-a-time axpy form (any JVM): also the reference the Vector API kernel is tested against. */
-    void forwardRowsAxpy(float[] x, int fromRow, int toRow, float[] y) {
+    /** The one-row-at-a-time axpy form (any JVM; an instance made without the vector kernel). */
+    private void forwardRowsAxpy(float[] x, int fromRow, int toRow, float[] y) {
         float[][] a = acc.get();
         for (int r0 = fromRow; r0 < toRow; r0 += ROW_TILE) {
             int r1 = Math.min(toRow, r0 + ROW_TILE);
