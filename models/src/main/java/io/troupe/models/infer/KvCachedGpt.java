@@ -50,6 +50,7 @@ public final class KvCachedGpt {
     private final int[] keyIndex;       // channel -> its place in KeyOrder
     private final int[] posOff;         // one token's cached positions: offsets in a layer's k and v
     private final float[] lanes;        // the score kernel's lane sums, four positions
+    private final float[] lnLanes = new float[RowKernels.LANES];
 
     public KvCachedGpt(InferenceWeights weights, PagedKvCache cache) {
         this(weights, cache, 0, weights.config().nLayer());
@@ -186,7 +187,7 @@ public final class KvCachedGpt {
         for (int j = 0; j < r; j++) {
             System.arraycopy(h, batch.logitRow(j) * c, tmp, j * c, c);        // gather (R, C)
         }
-        RowKernels.layerNorm(tmp, w.lnfW(), w.lnfB(), ln, r, c, cfg.lnEps());
+        layerNorm(tmp, w.lnfW(), w.lnfB(), ln, r);
         float[] logits = new float[r * cfg.vocabSize()];
         linear(w.lmHead(), ln, r, logits);                                    // (R, V)
         return logits;
@@ -210,17 +211,26 @@ public final class KvCachedGpt {
     private void block(StepBatch batch, int l, int n, int c) {
         InferenceWeights.Block b = w.block(l);
         int layer = l - firstBlock;                                           // the stage cache's index
-        RowKernels.layerNorm(h, b.ln1W(), b.ln1B(), ln, n, c, cfg.lnEps());
+        layerNorm(h, b.ln1W(), b.ln1B(), ln, n);
         linear(b.qkv(), ln, n, qkv);                                          // (N, 3C)
         storeKeysValues(batch, layer, n, c);
         attend(batch, layer, n, c);                                           // (N, C)
         linear(b.proj(), atty, n, tmp);
         RowKernels.addInPlace(h, tmp, n * c);
-        RowKernels.layerNorm(h, b.ln2W(), b.ln2B(), ln, n, c, cfg.lnEps());
+        layerNorm(h, b.ln2W(), b.ln2B(), ln, n);
         linear(b.fc(), ln, n, fc);                                            // (N, 4C)
         RowKernels.gelu(fc, n * 4 * c);
         linear(b.fcProj(), fc, n, tmp);                                       // (N, C)
         RowKernels.addInPlace(h, tmp, n * c);
+    }
+
+    /** {@link RowKernels#layerNorm} over n rows of d_model, on the Vector API where it runs (the same bits). */
+    private void layerNorm(float[] x, float[] weight, float[] bias, float[] out, int n) {
+        if (vectorApi && VectorRowKernels.fits()) {
+            VectorRowKernels.layerNorm(x, weight, bias, out, n, cfg.dModel(), cfg.lnEps(), lnLanes);
+        } else {
+            RowKernels.layerNorm(x, weight, bias, out, n, cfg.dModel(), cfg.lnEps());
+        }
     }
 
     private void storeKeysValues(StepBatch batch, int layer, int n, int c) {

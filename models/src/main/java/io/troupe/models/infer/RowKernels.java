@@ -54,25 +54,61 @@ public final class RowKernels {
         return s;
     }
 
-    /** out row = LayerNorm(x row) * w + b over {@code cols}, for {@code rows} rows; biased variance. */
+    /**
+     * out row = LayerNorm(x row) * w + b over {@code cols}, for {@code rows} rows; biased variance.
+     * The mean and the variance are sums in {@link #laneSum}'s order (so the Vector API form,
+     * {@link VectorRowKernels#layerNorm}, gives the same bits); the output element-wise.
+     */
     public static void layerNorm(float[] x, float[] w, float[] b, float[] out, int rows, int cols, float eps) {
+        float[] lanes = new float[LANES];
+        float[] d = new float[cols];
         for (int r = 0; r < rows; r++) {
             int o = r * cols;
-            float sum = 0f;
+            float mean = laneSum(x, o, cols, lanes) / cols;
             for (int i = 0; i < cols; i++) {
-                sum += x[o + i];
+                float e = x[o + i] - mean;
+                d[i] = e * e;
             }
-            float mean = sum / cols;
-            float var = 0f;
-            for (int i = 0; i < cols; i++) {
-                float d = x[o + i] - mean;
-                var += d * d;
-            }
+            float var = laneSum(d, 0, cols, lanes);
             float rstd = (float) (1.0 / Math.sqrt(var / cols + eps));
             for (int i = 0; i < cols; i++) {
                 out[o + i] = (x[o + i] - mean) * rstd * w[i] + b[i];
             }
         }
+    }
+
+    /** Lanes of {@link #laneSum}: a sum's partial sums, one per element index modulo 16. */
+    static final int LANES = 16;
+
+    /**
+     * sum of a[off, off + n) in a fixed order that vectors of 16 (or two of 8) lanes follow: lane l
+     * adds the elements i = l (mod 16) of the first n - n % 16 in ascending order; the lanes are
+     * folded pairwise, lane l + 8 into lane l, then + 4, + 2, + 1; the tail elements are added to
+     * lane 0 in order. {@code lanes}: scratch of {@link #LANES} floats.
+     */
+    static float laneSum(float[] a, int off, int n, float[] lanes) {
+        java.util.Arrays.fill(lanes, 0f);
+        int body = n - n % LANES;
+        for (int i = 0; i < body; i += LANES) {
+            for (int l = 0; l < LANES; l++) {
+                lanes[l] += a[off + i + l];
+            }
+        }
+        float s = foldLanes(lanes);
+        for (int i = body; i < n; i++) {
+            s += a[off + i];
+        }
+        return s;
+    }
+
+    /** Lanes folded pairwise: l + 8 into l, then + 4, + 2, + 1; lane 0's result (the array is overwritten). */
+    static float foldLanes(float[] lanes) {
+        for (int half = LANES / 2; half > 0; half /= 2) {
+            for (int l = 0; l < half; l++) {
+                lanes[l] = lanes[l] + lanes[l + half];
+            }
+        }
+        return lanes[0];
     }
 
     // tanh(u) = u P(u^2) / Q(u^2) on |u| <= 9 (tanh is 1 within float precision beyond): the rational
