@@ -26,13 +26,14 @@ final class ServeCommand {
     static final String USAGE = """
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
+                            [--isolate-step-core true|false]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
-            "token-budget", "max-queue", "layout"), Set.of());
+            "token-budget", "max-queue", "layout", "isolate-step-core"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
@@ -109,19 +110,28 @@ final class ServeCommand {
             if (o.has("kv-cache-mib")) {
                 s = s.withKvCacheMib(EvalCommand.positive(o, "kv-cache-mib", 1));
             }
+            if (o.has("isolate-step-core")) {
+                s = s.withIsolateStepCore(bool(o, "isolate-step-core"));
+            }
             if (o.has("max-queue")) {
                 s = s.withMaxQueue(integer(o, "max-queue"));
             }
             if (o.has("token-budget")) {
                 int t = EvalCommand.positive(o, "token-budget", 1);
-                s = new ServeSettings(s.host(), s.port(), s.quantization(), s.maxBatch(), t, s.maxQueue(),
-                    s.kvCacheMib(),
-                    s.kvBlockTokens(), s.deadlineMs(), s.retryAfterS());
+                s = s.withTokenBudget(t);
             }
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
         return s;
+    }
+
+    private static boolean bool(Options o, String name) {
+        String v = o.get(name).trim();
+        if (!v.equals("true") && !v.equals("false")) {
+            throw new UsageException("--" + name + " must be true or false: --" + name + "=" + o.get(name));
+        }
+        return Boolean.parseBoolean(v);
     }
 
     private static int integer(Options o, String name) {

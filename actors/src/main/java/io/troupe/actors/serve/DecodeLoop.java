@@ -5,12 +5,15 @@ import io.troupe.models.infer.FinishReason;
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.StepBatch;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -21,9 +24,12 @@ import org.slf4j.LoggerFactory;
  * The decode loop of single-stage serving: one thread that owns the {@link BatchScheduler} and runs
  * plan, forward, sample and the next plan back to back, with no message round trip per step. The
  * scheduler actor stays in control: it hands admissions and cancellations to the loop through a
- * lock-free queue that the loop drains at every step boundary (answering each admission from there),
- * and stops the loop when it stops. A step's listener calls (the clients' streaming work) are taken
- * after the next step is planned and run on a separate events thread, beside the next forward.
+ * lock-free queue that the loop drains at every step boundary, and stops the loop when it stops. A
+ * step's listener calls (the clients' streaming work) are taken after the next step is planned and
+ * run on a separate events thread, beside the next forward; the answers to admissions go out from
+ * there too, so the loop's thread sends no message (a message wakes a dispatcher thread, which Linux
+ * then often runs on the sender's core, preempting the loop). With core isolation the loop's thread
+ * runs on a CPU of its own ({@link CoreIsolation}).
  *
  * <p>The forward runs on the loop's own thread, or, with a step executor, on that executor (one
  * step at a time; the loop waits for it). A failed step ends every request it held (finish reason
@@ -43,35 +49,53 @@ final class DecodeLoop implements AutoCloseable {
     private record Cancel(long id) implements Control {
     }
 
+    /** An admission's answer, sent from the events thread. */
+    private record Reply(ActorRef<SchedulerActor.SubmitReply> to, SchedulerActor.SubmitReply message) {
+    }
+
     private final BatchScheduler scheduler;
     private final KvCachedGpt model;
     private final Executor stepExecutor;
     private final ServeMetrics metrics;
     private final int retryAfterS;
     private final ConcurrentLinkedQueue<Control> inbox = new ConcurrentLinkedQueue<>();
+    private final List<Reply> replies = new ArrayList<>();
     private final ExecutorService events;
     private final Thread thread;
     private volatile boolean stopping;
+    private final boolean isolateStepCore;
+    /** The step thread's core isolation while the loop runs (null: none, or not possible here). */
+    private volatile CoreIsolation isolation;
     private long tokensBefore;
 
     /**
      * @param stepExecutor runs each forward, or null to run it on the loop's thread
      */
-    DecodeLoop(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics, int retryAfterS) {
+    DecodeLoop(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics, int retryAfterS,
+               boolean isolateStepCore) {
+        this.isolateStepCore = isolateStepCore;
         this.scheduler = scheduler;
         this.model = scheduler.model();
         this.stepExecutor = stepExecutor;
         this.metrics = metrics;
         this.retryAfterS = retryAfterS;
         scheduler.deferEvents(true);
-        this.events = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "troupe-serve-events");
-            t.setDaemon(true);
-            return t;
-        });
+        ThreadPoolExecutor ev = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
+            r -> {
+                Thread t = new Thread(r, "troupe-serve-events");
+                t.setDaemon(true);
+                return t;
+            });
+        ev.prestartAllCoreThreads();             // started here, not by the step thread (whose CPU it would inherit)
+        this.events = ev;
         this.thread = new Thread(this::run, "troupe-serve-step");
         thread.setDaemon(true);
         thread.start();
+    }
+
+    /** The core isolation in force, or null. */
+    CoreIsolation isolation() {
+        return isolation;
     }
 
     /** Queues {@code g} for admission at the next step boundary; {@code replyTo} gets the answer. */
@@ -87,6 +111,8 @@ final class DecodeLoop implements AutoCloseable {
     }
 
     private void run() {
+        CoreIsolation opened = isolateStepCore ? CoreIsolation.open() : null;
+        isolation = opened;
         try {
             while (!stopping) {
                 long t0 = System.nanoTime();
@@ -128,6 +154,9 @@ final class DecodeLoop implements AutoCloseable {
             publishGauges();
             handOffEvents();
             events.shutdown();
+            if (opened != null) {
+                opened.close();
+            }
         }
     }
 
@@ -144,10 +173,10 @@ final class DecodeLoop implements AutoCloseable {
             if (c instanceof Admit a) {
                 if (!stopping && scheduler.submit(a.generation())) {
                     metrics.onAccepted();
-                    a.replyTo().tell(new SchedulerActor.Accepted(a.generation().id()));
+                    replies.add(new Reply(a.replyTo(), new SchedulerActor.Accepted(a.generation().id())));
                 } else {
                     metrics.onRejected();
-                    a.replyTo().tell(new SchedulerActor.Rejected(retryAfterS));
+                    replies.add(new Reply(a.replyTo(), new SchedulerActor.Rejected(retryAfterS)));
                 }
             } else if (c instanceof Cancel x) {
                 scheduler.cancel(x.id());
@@ -156,7 +185,24 @@ final class DecodeLoop implements AutoCloseable {
     }
 
     private void handOffEvents() {
-        Runnable held = scheduler.takeEvents();
+        final Runnable tokens = scheduler.takeEvents();
+        final Runnable held;
+        if (replies.isEmpty()) {
+            held = tokens;
+        } else {
+            // admission answers go out from the events thread too, before the tokens of later steps:
+            // a message sent from here wakes a dispatcher thread, which then preempts this loop on its core
+            List<Reply> answers = new ArrayList<>(replies);
+            replies.clear();
+            held = () -> {
+                for (Reply r : answers) {
+                    r.to().tell(r.message());
+                }
+                if (tokens != null) {
+                    tokens.run();
+                }
+            };
+        }
         if (held != null) {
             try {
                 events.execute(() -> {

@@ -87,14 +87,17 @@ public final class InferenceServer implements AutoCloseable {
             return startPipelined(weights, s, pipelineStages, blocks);
         }
         KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks));
-        // a batch's rows are split over the cores (one pipeline stage per core does that for 1xN)
-        RowSplitter rows = new RowSplitter(Runtime.getRuntime().availableProcessors(), MIN_SPLIT_ROWS);
+        // a batch's rows are split over the cores (one pipeline stage per core does that for 1xN); with the step
+        // thread isolated, over the cores it leaves to the rest of the process, on two cores none
+        int cores = Runtime.getRuntime().availableProcessors();
+        RowSplitter rows = new RowSplitter(s.isolateStepCore() ? Math.max(1, cores - 2) : cores, MIN_SPLIT_ROWS);
         model.splitRows(rows);
         BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
             s.maxQueue()));
         ServeMetrics metrics = new ServeMetrics(blocks);
         // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
-        return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS()), metrics,
+        return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),
+            s.isolateStepCore()), metrics,
             null, rows, model);
     }
 

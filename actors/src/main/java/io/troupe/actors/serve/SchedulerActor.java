@@ -82,12 +82,13 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
      * A scheduler for the whole model on one stage: the actor controls (admission, cancellation,
      * its lifetime) and a {@link DecodeLoop} runs the steps back to back on its own thread, the
      * forward on {@code stepExecutor} (null: on the loop's thread). Messages reach the loop at the
-     * next step boundary; no step waits for the actor.
+     * next step boundary; no step waits for the actor. {@code isolateStepCore}: the loop's thread
+     * gets a CPU of its own ({@link CoreIsolation}).
      */
     public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics,
-        int retryAfterS) {
+        int retryAfterS, boolean isolateStepCore) {
         return Behaviors.setup(ctx -> {
-            DecodeLoop loop = new DecodeLoop(scheduler, stepExecutor, metrics, retryAfterS);
+            DecodeLoop loop = new DecodeLoop(scheduler, stepExecutor, metrics, retryAfterS, isolateStepCore);
             KvCachedGpt model = scheduler.model();
             org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SchedulerActor.class);
             return Behaviors.receive(Command.class)

@@ -44,7 +44,9 @@ import java.util.regex.Pattern;
  * server first takes {@code --warmup} requests under the same load, untimed (the JIT compiles the
  * server's and the client's paths meanwhile); {@code --repeat N} runs the pair N times;
  * Before the timed runs, rounds of {@code --warmup} requests on a continuous-batching server run until the
- * JIT has settled (at most {@code --settle-rounds}, default 40; 0: none).
+ * JIT has settled (at most {@code --settle-rounds}, default 40; 0: none). Both servers run with the
+ * decode step thread on a CPU of its own ({@code troupe serve}'s default; {@code --isolate-step-core false}:
+ * the OS places every thread).
  * {@code --token-budget T} (default 256) caps the tokens of one step in both runs. Each run
  * prints the CPU its threads took, by group (model, server, client).
  *
@@ -84,6 +86,8 @@ public final class ServeBench {
         // --layout 1xN: the continuous-batching run on N pipeline stages (the max-batch 1 baseline stays 1x1)
         int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout", "1x1"), 1).pp();
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
+        // both runs: the step thread on a CPU of its own (troupe serve's default), or the OS placing every thread
+        boolean isolate = Boolean.parseBoolean(o.getOrDefault("isolate-step-core", "true"));
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint"))
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
@@ -95,12 +99,13 @@ public final class ServeBench {
         }
         System.out.printf(Locale.ROOT,
             "serve bench: model %s (d %d, %d layers, context %d), %s weights, %d clients, %d requests, "
-                + "%d-byte prompts, max_tokens %d, token budget %d, cpu: %s, %d cores; float32 linears: %s%n",
+                + "%d-byte prompts, max_tokens %d, token budget %d, cpu: %s, %d cores; float32 linears: %s;"
+                + " step core isolated: %s%n",
             cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), clients, requests,
             promptBytes, maxTokens, tokenBudget, cpuModel(), Runtime.getRuntime().availableProcessors(),
-            io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
+            io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel", isolate);
         List<String> prompts = prompts(requests, promptBytes);
-        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1);
+        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1, isolate);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         settle(w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
         List<Run[]> pairs = new ArrayList<>();
@@ -411,7 +416,7 @@ public final class ServeBench {
     private static Map<String, String> parse(String[] args) {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
-            "settle-rounds");
+            "settle-rounds", "isolate-step-core");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }
