@@ -62,6 +62,9 @@ public final class ServeBench {
     /** Streaming clients (TTFT and TPOT measured) or whole responses (throughput only). */
     private static boolean stream = true;
 
+    /** The load generator's clients: one blocking socket each ({@link SseSocketClient}), or the JDK's HttpClient. */
+    private static boolean socketClient = true;
+
     /** Requests sent under load before each timed run (not counted). */
     private static int warmup = 256;
 
@@ -78,6 +81,11 @@ public final class ServeBench {
         int maxTokens = Integer.parseInt(o.getOrDefault("max-tokens", "32"));
         int maxBatch = Integer.parseInt(o.getOrDefault("max-batch", "16"));
         stream = Boolean.parseBoolean(o.getOrDefault("stream", "true"));
+        String client = o.getOrDefault("client", "socket");
+        if (!client.equals("socket") && !client.equals("jdk")) {
+            throw new IllegalArgumentException("--client must be socket or jdk: --client=" + client);
+        }
+        socketClient = client.equals("socket");
         warmup = Integer.parseInt(o.getOrDefault("warmup", "256"));
         int maxSettleRounds = Integer.parseInt(o.getOrDefault("settle-rounds", "40"));
         int repeats = Integer.parseInt(o.getOrDefault("repeat", "1"));
@@ -254,11 +262,14 @@ public final class ServeBench {
         for (int c = 0; c < clients; c++) {
             Thread t = new Thread(() -> {
                 int i;
-                while ((i = next.getAndIncrement()) < prompts.size()) {
-                    try {
-                        results.add(once(http, uri, prompts.get(i), maxTokens, i));
-                    } catch (IOException | InterruptedException e) {
-                        throw new IllegalStateException("request " + i + " failed: " + e, e);
+                try (SseSocketClient socket = socketClient ? new SseSocketClient(uri) : null) {
+                    while ((i = next.getAndIncrement()) < prompts.size()) {
+                        try {
+                            results.add(socket != null ? socket.post(prompts.get(i), maxTokens, i)
+                                : once(http, uri, prompts.get(i), maxTokens, i));
+                        } catch (IOException | InterruptedException e) {
+                            throw new IllegalStateException("request " + i + " failed: " + e, e);
+                        }
                     }
                 }
             }, "serve-bench-client-" + c);
@@ -293,12 +304,20 @@ public final class ServeBench {
 
     private static final Pattern COMPLETION_TOKENS = Pattern.compile("\"completion_tokens\":(\\d+)");
 
+    static boolean isStreaming() {
+        return stream;
+    }
+
+    /** A request's JSON body (sampled at temperature 0.8 with the request's own seed). */
+    static String body(String prompt, int maxTokens, int seed) {
+        return "{\"prompt\":" + quote(prompt) + ",\"max_tokens\":" + maxTokens + ",\"temperature\":0.8,\"seed\":"
+            + seed + ",\"stream\":" + stream + "}";
+    }
+
     /** One streaming request: {completion tokens, ttft ms, tpot ms}. */
     private static double[] once(HttpClient http, URI uri, String prompt, int maxTokens,
         int seed) throws IOException, InterruptedException {
-        String body = "{\"prompt\":" + quote(prompt) + ",\"max_tokens\":" + maxTokens
-            + ",\"temperature\":0.8,\"seed\":" + seed
-            + ",\"stream\":" + stream + "}";
+        String body = body(prompt, maxTokens, seed);
         long start = System.nanoTime();
         HttpResponse<java.util.stream.Stream<String>> r = http.send(HttpRequest.newBuilder(uri)
             .timeout(Duration.ofMinutes(10)).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
@@ -306,44 +325,60 @@ public final class ServeBench {
         if (r.statusCode() != 200) {
             throw new IOException("status " + r.statusCode());
         }
-        long[] first = {0};
-        long[] last = {0};
-        int[] tokens = {-1};
         if (!stream) {
             String all = String.join("\n", r.body().toList());
-            Matcher m = COMPLETION_TOKENS.matcher(all);
-            if (!m.find()) {
-                throw new IOException("response without usage: " + all);
-            }
-            double ms = (System.nanoTime() - start) / 1e6;
-            return new double[] {Integer.parseInt(m.group(1)), ms, 0};
+            return wholeResponse(all, start);
         }
-        r.body().forEach(line -> {
+        StreamTimer timer = new StreamTimer();
+        r.body().forEach(line -> timer.line(line, System.nanoTime()));
+        return timer.result(start);
+    }
+
+    /** A whole (not streamed) response: {completion tokens, request latency ms, 0}. */
+    static double[] wholeResponse(String all, long start) throws IOException {
+        Matcher m = COMPLETION_TOKENS.matcher(all);
+        if (!m.find()) {
+            throw new IOException("response without usage: " + all);
+        }
+        double ms = (System.nanoTime() - start) / 1e6;
+        return new double[] {Integer.parseInt(m.group(1)), ms, 0};
+    }
+
+    /** Times a streamed response from its lines: the first and last token events, the tokens from the usage. */
+    static final class StreamTimer {
+        private long first;
+        private long last;
+        private int tokens = -1;
+
+        void line(String line, long now) {
             if (!line.startsWith("data: ")) {
                 return;
             }
-            long now = System.nanoTime();
             if (line.contains("\"usage\"")) {        // the final event (finish reason, usage)
                 Matcher m = COMPLETION_TOKENS.matcher(line);
                 if (m.find()) {
-                    tokens[0] = Integer.parseInt(m.group(1));
+                    tokens = Integer.parseInt(m.group(1));
                 }
                 return;
             }
             if (line.equals("data: [DONE]")) {
                 return;
             }
-            if (first[0] == 0) {
-                first[0] = now;
+            if (first == 0) {
+                first = now;
             }
-            last[0] = now;
-        });
-        if (tokens[0] < 0) {
-            throw new IOException("stream ended without usage");
+            last = now;
         }
-        double ttftMs = (first[0] - start) / 1e6;
-        double tpotMs = tokens[0] > 1 ? (last[0] - first[0]) / 1e6 / (tokens[0] - 1) : 0;
-        return new double[] {tokens[0], ttftMs, tpotMs};
+
+        /** {completion tokens, ttft ms, tpot ms} of a request sent at {@code start}. */
+        double[] result(long start) throws IOException {
+            if (tokens < 0) {
+                throw new IOException("stream ended without usage");
+            }
+            double ttftMs = (first - start) / 1e6;
+            double tpotMs = tokens > 1 ? (last - first) / 1e6 / (tokens - 1) : 0;
+            return new double[] {tokens, ttftMs, tpotMs};
+        }
     }
 
     private static double pct(double[] v, double p) {
@@ -416,7 +451,7 @@ public final class ServeBench {
     private static Map<String, String> parse(String[] args) {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
-            "settle-rounds", "isolate-step-core");
+            "settle-rounds", "isolate-step-core", "client");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }
