@@ -279,12 +279,11 @@ public final class KvCachedGpt {
                     }
                 }
             }
-            for (int h = 0; h < nh; h++) {
+            if (vectorApi) {
+                VectorAttentionKernel.softmaxHeads(scores, nh, positions);
+            }
+            for (int h = 0; h < nh && !vectorApi; h++) {
                 float[] s = scores[h];
-                if (vectorApi) {
-                    VectorAttentionKernel.softmax(s, positions);
-                    continue;
-                }
                 float max = Float.NEGATIVE_INFINITY;
                 for (int u = 0; u < positions; u++) {
                     max = Math.max(max, s[u]);

@@ -151,6 +151,59 @@ final class VectorAttentionKernel {
      * sum in double in u order, then each times the float reciprocal of the sum.
      */
     static void softmax(float[] s, int n) {
+        expShifted(s, n);
+        double sum = 0;
+        for (int u = 0; u < n; u++) {
+            sum += s[u];
+        }
+        scale(s, n, (float) (1.0 / sum));
+    }
+
+    /**
+     * {@link #softmax} of {@code heads[h][0, n)} for every head, the same bits: the heads' sums in
+     * double run four at a time (four independent chains of additions, each in u order, where one
+     * head after another waits on every addition's latency).
+     */
+    static void softmaxHeads(float[][] heads, int nh, int n) {
+        for (int h = 0; h < nh; h++) {
+            expShifted(heads[h], n);
+        }
+        int h = 0;
+        for (; h + 4 <= nh; h += 4) {
+            final float[] s0 = heads[h];
+            final float[] s1 = heads[h + 1];
+            final float[] s2 = heads[h + 2];
+            final float[] s3 = heads[h + 3];
+            double a0 = 0;
+            double a1 = 0;
+            double a2 = 0;
+            double a3 = 0;
+            for (int u = 0; u < n; u++) {
+                a0 += s0[u];
+                a1 += s1[u];
+                a2 += s2[u];
+                a3 += s3[u];
+            }
+            scale(s0, n, (float) (1.0 / a0));
+            scale(s1, n, (float) (1.0 / a1));
+            scale(s2, n, (float) (1.0 / a2));
+            scale(s3, n, (float) (1.0 / a3));
+        }
+        for (; h < nh; h++) {
+            double sum = 0;
+            for (int u = 0; u < n; u++) {
+                sum += heads[h][u];
+            }
+            scale(heads[h], n, (float) (1.0 / sum));
+        }
+    }
+
+    /**
+     * s[u] = exp(s[u] - max over [0, n)) for u in [0, n). Whole vectors run past n where the array has
+     * room (those lanes are scratch, computed and not read): a lane's exponential does not depend on
+     * its neighbours, and the scalar {@link RowKernels#exp} it replaces costs as much as a vector.
+     */
+    private static void expShifted(float[] s, int n) {
         FloatVector m = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
         int u = 0;
         for (; u + L <= n; u += L) {
@@ -161,19 +214,18 @@ final class VectorAttentionKernel {
             max = Math.max(max, s[u]);
         }
         u = 0;
-        for (; u + L <= n; u += L) {
+        for (; u < n && u + L <= s.length; u += L) {
             exp(FloatVector.fromArray(S, s, u).sub(max)).intoArray(s, u);
         }
         for (; u < n; u++) {
             s[u] = RowKernels.exp(s[u] - max);
         }
-        double sum = 0;
-        for (u = 0; u < n; u++) {
-            sum += s[u];
-        }
-        float inv = (float) (1.0 / sum);
-        u = 0;
-        for (; u + L <= n; u += L) {
+    }
+
+    /** s[u] *= inv for u in [0, n) (whole vectors past n where the array has room). */
+    private static void scale(float[] s, int n, float inv) {
+        int u = 0;
+        for (; u < n && u + L <= s.length; u += L) {
             FloatVector.fromArray(S, s, u).mul(inv).intoArray(s, u);
         }
         for (; u < n; u++) {

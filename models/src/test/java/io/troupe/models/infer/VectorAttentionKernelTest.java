@@ -69,4 +69,31 @@ class VectorAttentionKernelTest {
             }
         }
     }
+
+    /** All heads at once (the sums four heads at a time, vectors past n into the rows' spare room) as one by one. */
+    @Test
+    void shouldGiveEachHeadsSoftmaxBitsWhenTheHeadsRunTogether() {
+        Random rnd = new Random(7);
+        int room = 4 * L;
+        for (int nh : new int[] {1, 4, 6, 8}) {
+            for (int n = 1; n <= room; n++) {
+                float[][] heads = new float[nh][room];
+                float[][] alone = new float[nh][];
+                for (int h = 0; h < nh; h++) {
+                    for (int u = 0; u < room; u++) {
+                        heads[h][u] = (float) (rnd.nextGaussian() * (h % 2 == 0 ? 3 : 40));
+                    }
+                    alone[h] = java.util.Arrays.copyOf(heads[h], n);
+                    VectorAttentionKernel.softmax(alone[h], n);
+                }
+                VectorAttentionKernel.softmaxHeads(heads, nh, n);
+                for (int h = 0; h < nh; h++) {
+                    for (int u = 0; u < n; u++) {
+                        assertEquals(Float.floatToIntBits(alone[h][u]), Float.floatToIntBits(heads[h][u]),
+                            nh + " heads, n " + n + ", head " + h + ", u " + u);
+                    }
+                }
+            }
+        }
+    }
 }
