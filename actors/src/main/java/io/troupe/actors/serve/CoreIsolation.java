@@ -23,7 +23,8 @@ import org.slf4j.LoggerFactory;
  * every {@link #SWEEP_MS} ms for threads started since (a thread inherits its creator's CPUs). On
  * two cores the step thread otherwise loses a quarter to a third of its time to the HTTP threads,
  * whose wake-ups Linux places on its core, although the process leaves part of the other core idle.
- * {@link #close} gives every thread back the CPUs the process had.
+ * {@link #close} gives every thread back the CPUs the process had. One isolated server per process:
+ * a second one would pin its step thread to the same CPU and sweep the first's off it.
  *
  * <p>Affinity is set with {@code sched_setaffinity(2)} through JNA. Where that is not available (not
  * Linux, fewer than two CPUs, no native access) {@link #open} says why and returns null: serving goes

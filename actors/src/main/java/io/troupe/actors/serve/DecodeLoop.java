@@ -63,9 +63,8 @@ final class DecodeLoop implements AutoCloseable {
     private final ExecutorService events;
     private final Thread thread;
     private volatile boolean stopping;
+    /** Whether the loop's thread takes a CPU of its own ({@link CoreIsolation}) while it runs. */
     private final boolean isolateStepCore;
-    /** The step thread's core isolation while the loop runs (null: none, or not possible here). */
-    private volatile CoreIsolation isolation;
     private long tokensBefore;
 
     /**
@@ -93,11 +92,6 @@ final class DecodeLoop implements AutoCloseable {
         thread.start();
     }
 
-    /** The core isolation in force, or null. */
-    CoreIsolation isolation() {
-        return isolation;
-    }
-
     /** Queues {@code g} for admission at the next step boundary; {@code replyTo} gets the answer. */
     void admit(Generation g, ActorRef<SchedulerActor.SubmitReply> replyTo) {
         inbox.add(new Admit(g, replyTo));
@@ -112,7 +106,6 @@ final class DecodeLoop implements AutoCloseable {
 
     private void run() {
         CoreIsolation opened = isolateStepCore ? CoreIsolation.open() : null;
-        isolation = opened;
         try {
             while (!stopping) {
                 long t0 = System.nanoTime();

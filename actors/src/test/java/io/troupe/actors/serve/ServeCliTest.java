@@ -88,6 +88,7 @@ class ServeCliTest {
             {"--quantize", "serve", "--checkpoint", c, "--quantize", "int4"},
             {"--max-batch", "serve", "--checkpoint", c, "--max-batch", "0"},
             {"--port", "serve", "--checkpoint", c, "--port", "http"},
+            {"--isolate-step-core", "serve", "--checkpoint", c, "--isolate-step-core", "yes"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
             {"dp=2", "serve", "--checkpoint", c, "--layout", "2x1"},
             {"tp=2", "serve", "--checkpoint", c, "--layout", "1x2x2"},
