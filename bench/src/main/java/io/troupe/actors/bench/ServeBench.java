@@ -46,7 +46,8 @@ import java.util.regex.Pattern;
  * Before the timed runs, rounds of {@code --warmup} requests on a continuous-batching server run until the
  * JIT has settled (at most {@code --settle-rounds}, default 40; 0: none). Both servers run with the
  * decode step thread on a CPU of its own ({@code troupe serve}'s default; {@code --isolate-step-core false}:
- * the OS places every thread).
+ * the OS places every thread). Each client is one keep-alive blocking socket ({@link SseSocketClient};
+ * {@code --client jdk}: the JDK's HttpClient).
  * {@code --token-budget T} (default 256) caps the tokens of one step in both runs. Each run
  * prints the CPU its threads took, by group (model, server, client).
  *
