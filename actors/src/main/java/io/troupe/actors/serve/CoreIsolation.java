@@ -47,15 +47,13 @@ final class CoreIsolation implements AutoCloseable {
     private final LibC libc;
     private final long[] all;
     private final long[] others;
-    private final int stepCpu;
     private final int stepTid;
     private final ScheduledExecutorService sweeper;
 
-    private CoreIsolation(LibC libc, long[] all, long[] others, int stepCpu, int stepTid) {
+    private CoreIsolation(LibC libc, long[] all, long[] others, int stepTid) {
         this.libc = libc;
         this.all = all;
         this.others = others;
-        this.stepCpu = stepCpu;
         this.stepTid = stepTid;
         this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "troupe-serve-affinity");
@@ -107,29 +105,17 @@ final class CoreIsolation implements AutoCloseable {
             LOG.warn("step core isolation: cannot pin the step thread ({}); serving unpinned", e.toString());
             return null;
         }
-        CoreIsolation iso = new CoreIsolation(libc, all, others, stepCpu, tid);
+        CoreIsolation iso = new CoreIsolation(libc, all, others, tid);
         iso.sweep();
         iso.sweeper.scheduleWithFixedDelay(iso::sweep, SWEEP_MS, SWEEP_MS, TimeUnit.MILLISECONDS);
         LOG.info("step core isolation: the step thread on CPU {}, the process's other threads on {}", stepCpu, rest);
         return iso;
     }
 
-    /** The CPU the step thread runs on. */
-    int stepCpu() {
-        return stepCpu;
-    }
-
     /** The calling thread's kernel thread id, from /proc/thread-self. */
     static int currentTid() throws IOException {
         Path link = Files.readSymbolicLink(Path.of("/proc/thread-self"));
         return Integer.parseInt(link.getFileName().toString());
-    }
-
-    /** The CPUs thread {@code tid} of this process may run on. */
-    BitSet cpusOf(int tid) {
-        long[] mask = new long[MASK_LONGS];
-        libc.sched_getaffinity(tid, 8L * MASK_LONGS, mask);
-        return BitSet.valueOf(mask);
     }
 
     /** Moves every thread of the process but the step thread off the step thread's CPU. */

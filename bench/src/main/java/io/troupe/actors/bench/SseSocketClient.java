@@ -68,7 +68,7 @@ final class SseSocketClient implements AutoCloseable {
             }
         }
         ServeBench.StreamTimer timer = new ServeBench.StreamTimer();
-        StringBuilder whole = new StringBuilder();
+        StringBuilder whole = ServeBench.isStreaming() ? null : new StringBuilder();   // a whole response's text
         line.setLength(0);
         if (chunked) {
             for (long size = chunkSize(); size > 0; size = chunkSize()) {
@@ -85,11 +85,14 @@ final class SseSocketClient implements AutoCloseable {
         } else {
             throw new IOException("response with neither a length nor chunks");
         }
-        whole.append(line);                              // a whole response's last (or only) line
         if (close) {
             close();
         }
-        return ServeBench.isStreaming() ? timer.result(start) : ServeBench.wholeResponse(whole.toString(), start);
+        if (whole == null) {
+            return timer.result(start);
+        }
+        whole.append(line);                              // its last (or only) line
+        return ServeBench.wholeResponse(whole.toString(), start);
     }
 
     private void connect() throws IOException {
@@ -113,7 +116,10 @@ final class SseSocketClient implements AutoCloseable {
         }
     }
 
-    /** {@code n} body bytes: complete lines to the timer (stamped as their end arrives), all to {@code whole}. */
+    /**
+     * {@code n} body bytes: complete lines to the timer (stamped as their end arrives), and to {@code whole}
+     * where given (a response that is not streamed).
+     */
     private void body(long n, ServeBench.StreamTimer timer, StringBuilder whole) throws IOException {
         while (n > 0) {
             if (pos == lim) {
@@ -126,7 +132,9 @@ final class SseSocketClient implements AutoCloseable {
                 if (c == '\n') {
                     String l = line.toString();
                     timer.line(l, now);
-                    whole.append(l).append('\n');
+                    if (whole != null) {
+                        whole.append(l).append('\n');
+                    }
                     line.setLength(0);
                 } else if (c != '\r') {
                     line.append(c);

@@ -281,22 +281,23 @@ public final class KvCachedGpt {
             }
             if (vectorApi) {
                 VectorAttentionKernel.softmaxHeads(scores, nh, positions);
-            }
-            for (int h = 0; h < nh && !vectorApi; h++) {
-                float[] s = scores[h];
-                float max = Float.NEGATIVE_INFINITY;
-                for (int u = 0; u < positions; u++) {
-                    max = Math.max(max, s[u]);
-                }
-                double sum = 0;
-                for (int u = 0; u < positions; u++) {
-                    float e = RowKernels.exp(s[u] - max);
-                    s[u] = e;
-                    sum += e;
-                }
-                float inv = (float) (1.0 / sum);
-                for (int u = 0; u < positions; u++) {
-                    s[u] *= inv;
+            } else {
+                for (int h = 0; h < nh; h++) {
+                    float[] s = scores[h];
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int u = 0; u < positions; u++) {
+                        max = Math.max(max, s[u]);
+                    }
+                    double sum = 0;
+                    for (int u = 0; u < positions; u++) {
+                        float e = RowKernels.exp(s[u] - max);
+                        s[u] = e;
+                        sum += e;
+                    }
+                    float inv = (float) (1.0 / sum);
+                    for (int u = 0; u < positions; u++) {
+                        s[u] *= inv;
+                    }
                 }
             }
             if (vectorValues) {
