@@ -1,94 +1,60 @@
 package io.troupe.actors.serve;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.IOException;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
+import java.io.File;
+import java.nio.charset.StandardCharsets;
 import java.util.BitSet;
+import java.util.HashMap;
 import java.util.Locale;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * A real server with the decode step thread isolated: the kernel's own view of each thread's CPUs
- * ({@code Cpus_allowed_list} in /proc) shows the step thread alone on the process's last CPU and the
- * other threads off it, and closing the server gives them all their CPUs back. Skipped (with the
- * reason) off Linux or with fewer than two CPUs.
+ * A real server with the decode step thread isolated, in a process of its own ({@link CoreIsolationProbe}:
+ * pinning moves every thread of a process, and this JVM runs other tests). The kernel's view of each
+ * thread's CPUs ({@code Cpus_allowed_list} in /proc) shows the step thread alone on the process's last
+ * CPU and the other threads off it, and every thread has all its CPUs back once the server closed.
+ * Skipped (with the reason) off Linux or with fewer than two CPUs.
  */
-@Timeout(60)
+@Timeout(120)
 class CoreIsolationTest {
-    private static final Pattern ALLOWED = Pattern.compile("Cpus_allowed_list:\\s*(\\S+)");
-
-    /** The CPUs in a /proc status file's Cpus_allowed_list ("0-3,6"). */
-    private static BitSet allowed(Path status) throws IOException {
-        Matcher m = ALLOWED.matcher(Files.readString(status));
-        if (!m.find()) {
-            throw new AssertionError("no Cpus_allowed_list in " + status);
-        }
-        BitSet cpus = new BitSet();
-        for (String part : m.group(1).split(",")) {
-            String[] range = part.split("-");
-            int from = Integer.parseInt(range[0]);
-            int to = range.length > 1 ? Integer.parseInt(range[1]) : from;
-            cpus.set(from, to + 1);
-        }
-        return cpus;
-    }
-
-    private static Path threadNamed(String prefix) throws IOException {
-        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
-            for (Path t : tasks) {
-                if (Files.readString(t.resolve("comm")).trim().startsWith(prefix)) {
-                    return t;
-                }
-            }
-        }
-        return null;
-    }
-
     @Test
     void shouldRunTheStepThreadAloneOnTheLastCpuAndGiveTheCpusBackOnClose() throws Exception {
         Assumptions.assumeTrue(System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux"),
             "thread affinity is set on Linux only");
-        BitSet all = allowed(Path.of("/proc/thread-self/status"));
-        Assumptions.assumeTrue(all.cardinality() >= 2, "isolation needs two CPUs; this process may use " + all);
-        int last = all.length() - 1;
-        try (InferenceServer server = InferenceServer.start(ServeTestSupport.weights(3),
-            ServeTestSupport.settings().withIsolateStepCore(true))) {
-            // an answered request: the loop has opened the isolation (before its first step)
-            assertEquals(200, ServeTestSupport.post(server.port(), "{\"prompt\":\"to be\",\"max_tokens\":4}")
-                .statusCode());
-            Path step = threadNamed("troupe-serve-st");
-            assertNotNull(step, "the decode step thread");
-            BitSet expectedStep = new BitSet();
-            expectedStep.set(last);
-            assertEquals(expectedStep, allowed(step.resolve("status")), "the step thread's CPUs");
-            BitSet rest = (BitSet) all.clone();
-            rest.clear(last);
-            assertEquals(rest, allowed(Path.of("/proc/thread-self/status")), "this (older) thread's CPUs");
-            Path events = threadNamed("troupe-serve-ev");
-            assertNotNull(events, "the events thread");
-            assertNotEquals(expectedStep, allowed(events.resolve("status")), "the events thread left the step CPU");
-        }
-        // every thread of the process, not only this one: the JVM's threads outlive the server
-        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
-            for (Path t : tasks) {
-                BitSet cpus;
-                try {
-                    cpus = allowed(t.resolve("status"));
-                } catch (IOException ended) {
-                    continue;                                    // a thread that ended since the listing
-                }
-                assertEquals(all, cpus, "CPUs given back on close: thread " + Files.readString(t.resolve("comm"))
-                    .trim());
+        Assumptions.assumeTrue(Runtime.getRuntime().availableProcessors() >= 2, "isolation needs two CPUs");
+        Process p = new ProcessBuilder(System.getProperty("java.home") + File.separator + "bin" + File.separator
+            + "java", "-cp", System.getProperty("java.class.path"), CoreIsolationProbe.class.getName())
+            .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the probe ended: " + out);
+        assertEquals(0, p.exitValue(), out);
+        Map<String, String> during = new HashMap<>();
+        int after = 0;
+        for (String line : out.split("\n")) {
+            String[] f = line.trim().split(" ");
+            if (f[0].equals("after")) {
+                after++;
+                assertEquals(during.get("before"), f[1], "CPUs given back on close: thread " + line + "\n" + out);
+            } else if (f.length == 2) {
+                during.put(f[0], f[1]);
             }
         }
+        assertEquals("200", during.get("status"), out);
+        BitSet all = CoreIsolationProbe.cpus(during.get("before"));
+        int last = all.length() - 1;
+        BitSet step = new BitSet();
+        step.set(last);
+        BitSet rest = (BitSet) all.clone();
+        rest.clear(last);
+        assertEquals(step, CoreIsolationProbe.cpus(during.get("step")), "the step thread's CPUs\n" + out);
+        assertEquals(rest, CoreIsolationProbe.cpus(during.get("main")), "the main (older) thread's CPUs\n" + out);
+        assertEquals(rest, CoreIsolationProbe.cpus(during.get("events")), "the events thread's CPUs\n" + out);
+        assertTrue(after > 5, "every thread listed after close\n" + out);
     }
 }
