@@ -41,15 +41,12 @@ public final class KvCachedGpt {
     private float[] atty = new float[0];
     private float[] tmp = new float[0];
     private float[] fc = new float[0];
-    private final float[][] scores;     // (NH, T) one token's attention rows
-    private final float[] qRow;
+    private final float[][] scores;     // (NH, T rounded up to whole blocks) one token's attention rows
     private final float[] kvRow;
-    private final float[] prod;
     private final float[] pRow;
     private final float[] outRow;
-    private final int[] keyIndex;       // channel -> its place in KeyOrder
-    private final int[] posOff;         // one token's cached positions: offsets in a layer's k and v
-    private final float[] lanes;        // the score kernel's lane sums, four positions
+    private final int[] posOff;         // one token's cached positions: offsets in a layer's v
+    private final int[] blockBase;      // one token's blocks: offsets in a layer's k and v
     private final float[] lnLanes = new float[RowKernels.LANES];
 
     public KvCachedGpt(InferenceWeights weights, PagedKvCache cache) {
@@ -72,15 +69,12 @@ public final class KvCachedGpt {
         this.firstBlock = firstBlock;
         this.endBlock = endBlock;
         this.attnScale = (float) (1.0 / Math.sqrt(cfg.headDim()));
-        this.scores = new float[cfg.nHead()][cfg.seqLen()];
-        this.qRow = new float[cfg.dModel()];
+        this.scores = new float[cfg.nHead()][cache.blocksFor(cfg.seqLen()) * cache.blockSize()];
         this.kvRow = new float[cfg.dModel()];
-        this.prod = new float[cfg.dModel()];
         this.pRow = new float[cfg.dModel()];
         this.outRow = new float[cfg.dModel()];
-        this.keyIndex = KeyOrder.index(cfg.nHead(), cfg.headDim());
         this.posOff = new int[cfg.seqLen()];
-        this.lanes = new float[16 * cfg.nHead()];
+        this.blockBase = new int[cache.blocksFor(cfg.seqLen())];
     }
 
     public GptConfig config() {
@@ -236,22 +230,24 @@ public final class KvCachedGpt {
     private void storeKeysValues(StepBatch batch, int layer, int n, int c) {
         float[] kc = cache.keys(layer);
         float[] vc = cache.values(layer);
+        final int bs = cache.blockSize();
         for (int i = 0; i < n; i++) {
-            int off = cache.offset(batch.table(i), batch.position(i));
+            int kOff = cache.keyOffset(batch.table(i), batch.position(i));
             int ko = i * 3 * c + c;
             for (int ch = 0; ch < c; ch++) {
-                kc[off + keyIndex[ch]] = qkv[ko + ch];                       // keys in KeyOrder
+                kc[kOff + ch * bs] = qkv[ko + ch];                             // keys channel-major in the block
             }
-            System.arraycopy(qkv, i * 3 * c + 2 * c, vc, off, c);
+            System.arraycopy(qkv, i * 3 * c + 2 * c, vc, cache.offset(batch.table(i), batch.position(i)), c);
         }
     }
 
     /**
      * Causal attention of every token over its own cached positions. With the Vector API (and a
-     * model shape its kernels take) the per-position loops read the cache in place
-     * ({@link VectorAttentionKernel}, the same bits); otherwise rows of k and v are first copied into
-     * offset-0 scratch so the element-wise loops vectorise. Per token and head the reduction order is
-     * fixed (positions ascending, head dimensions in {@link RowKernels#sum}'s order); the softmax's
+     * block size and head width its kernels take) the loops read the cache in place
+     * ({@link VectorAttentionKernel}: the scores a block of positions at a time, each lane a
+     * position; the same bits); otherwise one score at a time, and rows of v copied into offset-0
+     * scratch so the element-wise loop vectorises. Per token and head the reduction order is fixed
+     * (positions ascending, head dimensions in {@link RowKernels#sum}'s order); the softmax's
      * exponentials by {@link RowKernels#exp}.
      */
     private void attend(StepBatch batch, int layer, int n, int c) {
@@ -259,23 +255,21 @@ public final class KvCachedGpt {
         final int nh = cfg.nHead();
         final float[] kc = cache.keys(layer);
         final float[] vc = cache.values(layer);
-        final boolean vectorScores = vectorApi && VectorAttentionKernel.scoresFit(nh);
+        final int bs = cache.blockSize();
+        final boolean vectorScores = vectorApi && VectorAttentionKernel.scoresFit(bs);
         final boolean vectorValues = vectorApi && VectorAttentionKernel.valuesFit(hd);
         for (int i = 0; i < n; i++) {
             final int positions = batch.position(i) + 1;
             cache.offsets(batch.table(i), positions, posOff);
+            cache.blockBases(batch.table(i), positions, blockBase);
             final int qo = i * 3 * c;
-            for (int ch = 0; ch < c; ch++) {
-                qRow[keyIndex[ch]] = qkv[qo + ch];                           // the query in KeyOrder
-            }
             if (vectorScores) {
-                VectorAttentionKernel.scores(qRow, kc, posOff, positions, nh, hd, attnScale, scores, lanes);
+                VectorAttentionKernel.scores(qkv, qo, kc, blockBase, positions, nh, hd, bs, attnScale, scores);
             } else {
                 for (int u = 0; u < positions; u++) {
-                    System.arraycopy(kc, posOff[u], kvRow, 0, c);
-                    RowKernels.multiply(qRow, kvRow, prod, c);                // q * k, all heads
+                    int kOff = blockBase[u / bs] + u % bs;
                     for (int h = 0; h < nh; h++) {
-                        scores[h][u] = KeyOrder.headSum(prod, h, nh, hd) * attnScale;
+                        scores[h][u] = headScore(qkv, qo + h * hd, kc, kOff + h * hd * bs, bs, hd) * attnScale;
                     }
                 }
             }
@@ -314,5 +308,29 @@ public final class KvCachedGpt {
             }
             System.arraycopy(outRow, 0, atty, i * c, c);
         }
+    }
+
+    /**
+     * One head's q . k in {@link RowKernels#sum}'s order (lane l adds the products of channels 4g + l
+     * for g ascending, then (s0 + s1) + (s2 + s3), then the tail channels in order): the query's
+     * channels from {@code q[qOff]}, the key's from {@code k[kOff]} at a stride of {@code bs}.
+     */
+    static float headScore(float[] q, int qOff, float[] k, int kOff, int bs, int hd) {
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        int d = 0;
+        for (; d + 3 < hd; d += 4) {
+            s0 += q[qOff + d] * k[kOff + d * bs];
+            s1 += q[qOff + d + 1] * k[kOff + (d + 1) * bs];
+            s2 += q[qOff + d + 2] * k[kOff + (d + 2) * bs];
+            s3 += q[qOff + d + 3] * k[kOff + (d + 3) * bs];
+        }
+        float s = (s0 + s1) + (s2 + s3);
+        for (; d < hd; d++) {
+            s += q[qOff + d] * k[kOff + d * bs];
+        }
+        return s;
     }
 }

@@ -9,12 +9,18 @@ import io.troupe.models.gpt.GptConfig;
  * contiguous and only its last block is partly empty.
  *
  * <pre>
- * per layer l:  k[l], v[l] = float[numBlocks][blockSize][C]   (v: heads side by side in C; k: in KeyOrder)
+ * per layer l:  v[l] = float[numBlocks][blockSize][C]   a position's values side by side (heads in C)
+ *               k[l] = float[numBlocks][C][blockSize]   a block's keys channel-major: channel ch of the
+ *                                                       block's positions side by side
  * position p of a sequence: block table[p / blockSize], slot p % blockSize
  * bytes per block = 2 (k, v) * n_layer * blockSize * C * 4
  * </pre>
  *
- * Not thread-safe: the allocator and the tensors are used by one thread at a time (the serving
+ * Keys lie channel-major within a block so that one vector load reads one channel of consecutive
+ * positions: a token's scores against a block are multiply-adds of that load by the query's
+ * channels, each lane a position, with no sums across lanes.
+ *
+ * <p>Not thread-safe: the allocator and the tensors are used by one thread at a time (the serving
  * actor allocates between steps, the step executor reads and writes during one).
  */
 public final class PagedKvCache {
@@ -122,7 +128,7 @@ public final class PagedKvCache {
         }
     }
 
-    /** Offset of (position, channel 0) in a layer's k or v array. */
+    /** Offset of (position, channel 0) in a layer's v array. */
     int offset(BlockTable table, int position) {
         return (table.block(position / blockSize) * blockSize + position % blockSize) * width;
     }
@@ -138,7 +144,19 @@ public final class PagedKvCache {
         }
     }
 
-    /** A layer's keys, each position's row in {@link KeyOrder}. */
+    /** Offset of (position, channel 0) in a layer's k array; channel ch is {@code ch * blockSize} further on. */
+    int keyOffset(BlockTable table, int position) {
+        return table.block(position / blockSize) * blockSize * width + position % blockSize;
+    }
+
+    /** out[b] = offset of block b of {@code table} in a layer's k or v array, for the blocks of {@code positions}. */
+    void blockBases(BlockTable table, int positions, int[] out) {
+        for (int b = 0, n = blocksFor(positions); b < n; b++) {
+            out[b] = table.block(b) * blockSize * width;
+        }
+    }
+
+    /** A layer's keys, channel-major within each block (see the class comment). */
     float[] keys(int layer) {
         return k[layer];
     }

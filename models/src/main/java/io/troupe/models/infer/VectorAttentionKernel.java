@@ -13,14 +13,14 @@ import jdk.incubator.vector.VectorSpecies;
  * output adds {@code p * v} (a rounded product, then a rounded sum) position after position. So
  * both paths give the same bits (tested), and a token's result does not depend on the batch.
  *
- * <p>The keys are cached in {@link KeyOrder} (group-major: group g of every head side by side), so
- * one vector holds lane l of group g for several heads at once and a position's scores are
- * {@code hd / 4} vector multiply-adds per vector of heads; four positions run side by side (four
- * independent chains). The values stay in channel order: four vectors of output channels keep
- * their accumulators in registers over every position.
+ * <p>The keys are cached channel-major within a block ({@link PagedKvCache}), so one vector load
+ * holds one channel of L consecutive positions and the scores of L positions are {@code hd} vector
+ * multiply-adds per head, in four independent chains, with no sums across lanes. The values stay in
+ * channel order: four vectors of output channels keep their accumulators in registers over every
+ * position.
  *
  * <pre>
- * L = lanes of the preferred species; scores need 4 NH % L == 0, values hd % L == 0 (else the plain loops)
+ * L = lanes of the preferred species; scores need blockSize % L == 0, values hd % L == 0 (else the plain loops)
  * </pre>
  */
 final class VectorAttentionKernel {
@@ -30,9 +30,9 @@ final class VectorAttentionKernel {
     private VectorAttentionKernel() {
     }
 
-    /** Whether {@link #scores} takes {@code nh} heads: a group's lanes of every head fill whole vectors. */
-    static boolean scoresFit(int nh) {
-        return (4 * nh) % L == 0;
+    /** Whether {@link #scores} takes a block size of {@code bs}: a block's positions fill whole vectors. */
+    static boolean scoresFit(int bs) {
+        return bs % L == 0;
     }
 
     /** Whether {@link #weightedValues} takes a head width of {@code hd}: each vector within one head. */
@@ -41,69 +41,41 @@ final class VectorAttentionKernel {
     }
 
     /**
-     * scores[h][u] = scale * q_h . k_h(u) for u in [0, positions) and every head h: {@code qk} the
-     * token's query in {@link KeyOrder}, the key of position u at {@code k[posOff[u]]} (also in key
-     * order). {@code lanes}: scratch of at least 16 nh floats.
+     * scores[h][u] = scale * q_h . k_h(u) for u in [0, positions) and every head h: the query at
+     * {@code q[qOff]} in channel order, the keys in {@link PagedKvCache}'s layout (channel-major
+     * within a block of {@code bs} positions, block b of the sequence at {@code k[blockBase[b]]}).
+     * Each lane is one position: lane l's score adds, as {@link KvCachedGpt#headScore} does, the
+     * products of channels 4g + r in four sums r for g ascending, then (s0 + s1) + (s2 + s3), then
+     * the tail channels in order, times the scale. Whole vectors: the lanes past {@code positions}
+     * in the last block are computed from whatever that block holds there and are not to be read.
      */
-    static void scores(float[] qk, float[] k, int[] posOff, int positions, int nh, int hd, float scale,
-                       float[][] scores, float[] lanes) {
-        final int a = 4 * nh;
+    static void scores(float[] q, int qOff, float[] k, int[] blockBase, int positions, int nh, int hd, int bs,
+                       float scale, float[][] scores) {
         final int groups = hd / 4;
-        int u = 0;
-        for (; u + 4 <= positions; u += 4) {
-            final int o0 = posOff[u];
-            final int o1 = posOff[u + 1];
-            final int o2 = posOff[u + 2];
-            final int o3 = posOff[u + 3];
-            for (int j = 0; j < a; j += L) {
-                FloatVector s0 = FloatVector.zero(S);
-                FloatVector s1 = s0;
-                FloatVector s2 = s0;
-                FloatVector s3 = s0;
-                for (int g = 0; g < groups; g++) {
-                    int o = g * a + j;
-                    FloatVector q = FloatVector.fromArray(S, qk, o);
-                    s0 = s0.add(q.mul(FloatVector.fromArray(S, k, o0 + o)));
-                    s1 = s1.add(q.mul(FloatVector.fromArray(S, k, o1 + o)));
-                    s2 = s2.add(q.mul(FloatVector.fromArray(S, k, o2 + o)));
-                    s3 = s3.add(q.mul(FloatVector.fromArray(S, k, o3 + o)));
+        for (int b = 0, u = 0; u < positions; b++) {
+            for (int slot = 0; slot < bs && u < positions; slot += L, u += L) {
+                final int kb = blockBase[b] + slot;
+                for (int h = 0; h < nh; h++) {
+                    final int c0 = h * hd;
+                    FloatVector s0 = FloatVector.zero(S);
+                    FloatVector s1 = s0;
+                    FloatVector s2 = s0;
+                    FloatVector s3 = s0;
+                    for (int g = 0; g < groups; g++) {
+                        final int ch = c0 + 4 * g;
+                        final int o = kb + ch * bs;
+                        s0 = s0.add(FloatVector.fromArray(S, k, o).mul(q[qOff + ch]));
+                        s1 = s1.add(FloatVector.fromArray(S, k, o + bs).mul(q[qOff + ch + 1]));
+                        s2 = s2.add(FloatVector.fromArray(S, k, o + 2 * bs).mul(q[qOff + ch + 2]));
+                        s3 = s3.add(FloatVector.fromArray(S, k, o + 3 * bs).mul(q[qOff + ch + 3]));
+                    }
+                    FloatVector s = s0.add(s1).add(s2.add(s3));
+                    for (int d = 4 * groups; d < hd; d++) {
+                        s = s.add(FloatVector.fromArray(S, k, kb + (c0 + d) * bs).mul(q[qOff + c0 + d]));
+                    }
+                    s.mul(scale).intoArray(scores[h], u);
                 }
-                s0.intoArray(lanes, j);
-                s1.intoArray(lanes, a + j);
-                s2.intoArray(lanes, 2 * a + j);
-                s3.intoArray(lanes, 3 * a + j);
             }
-            for (int m = 0; m < 4; m++) {
-                finish(qk, k, posOff[u + m], lanes, m * a, nh, hd, scale, scores, u + m);
-            }
-        }
-        for (; u < positions; u++) {
-            final int o0 = posOff[u];
-            for (int j = 0; j < a; j += L) {
-                FloatVector s0 = FloatVector.zero(S);
-                for (int g = 0; g < groups; g++) {
-                    int o = g * a + j;
-                    s0 = s0.add(FloatVector.fromArray(S, qk, o).mul(FloatVector.fromArray(S, k, o0 + o)));
-                }
-                s0.intoArray(lanes, j);
-            }
-            finish(qk, k, o0, lanes, 0, nh, hd, scale, scores, u);
-        }
-    }
-
-    /** Each head's four lane sums (s0 + s1) + (s2 + s3), then its tail channels in order, times the scale. */
-    private static void finish(float[] qk, float[] k, int kOff, float[] lanes, int laneOff, int nh, int hd,
-                               float scale, float[][] scores, int u) {
-        final int tail = hd % 4;
-        final int tailBase = (hd - tail) * nh;
-        for (int h = 0; h < nh; h++) {
-            int t = laneOff + 4 * h;
-            float s = (lanes[t] + lanes[t + 1]) + (lanes[t + 2] + lanes[t + 3]);
-            for (int d = 0; d < tail; d++) {
-                int o = tailBase + h * tail + d;
-                s += qk[o] * k[kOff + o];
-            }
-            scores[h][u] = s * scale;
         }
     }
 

@@ -106,47 +106,54 @@ class KvCachedGptTest {
      * The attention's Vector API loops against the plain ones (the models tests run with the
      * module, so both are here): the same logits bit for bit at every step of 4 sequences prefilled
      * in chunks and then decoded, for a head width of 12 (three groups of four), of 10 (a tail), and
-     * of 32 with 4 and 8 heads (the shapes both vector kernels take with 8 and 16 lanes).
+     * of 32 with 4 and 8 heads (the shapes the values kernel takes with 8 and 16 lanes), with KV
+     * blocks of 16 and 32 positions (whole vectors of 4, 8 or 16 lanes: the scores kernel) and of 4
+     * (the plain scores beside the vector values where there are 8 or 16 lanes).
      */
     @Test
     void shouldGiveTheSameLogitsWithTheVectorApiAttentionAsWithThePlainLoops() {
         assertTrue(Fp32Linear.VECTOR_API, "the models tests run with --add-modules jdk.incubator.vector");
-        for (GptConfig cfg : new GptConfig[] {CFG, new GptConfig("t10", 256, 30, 2, 3, 20, 1e-5f),
-            new GptConfig("h32x4", 256, 128, 2, 4, 24, 1e-5f), new GptConfig("h32x8", 256, 256, 1, 8, 20, 1e-5f)}) {
-            float[] params = InferenceFixtures.randomParams(cfg, 8);
-            InferenceWeights w = InferenceWeights.fromFlat(cfg, params, Quantization.NONE);
-            KvCachedGpt vector = new KvCachedGpt(w, new PagedKvCache(cfg, 4, 32));
-            KvCachedGpt plain = new KvCachedGpt(w, new PagedKvCache(cfg, 4, 32));
-            plain.useVectorApi(false);
-            Random rnd = new Random(9);
-            int seqs = 4;
-            int[][] tokens = new int[seqs][];
-            BlockTable[] tv = new BlockTable[seqs];
-            BlockTable[] tp = new BlockTable[seqs];
-            for (int q = 0; q < seqs; q++) {
-                tokens[q] = InferenceFixtures.randomTokens(rnd, cfg.seqLen(), cfg.vocabSize());
-                tv[q] = new BlockTable();
-                tp[q] = new BlockTable();
-                vector.cache().ensureCapacity(tv[q], cfg.seqLen());
-                plain.cache().ensureCapacity(tp[q], cfg.seqLen());
-            }
-            StepBatch bv = new StepBatch();
-            StepBatch bp = new StepBatch();
-            int steps = 0;
-            for (int p0 = 0; p0 < cfg.seqLen(); steps++) {
-                int chunk = p0 < 8 ? 4 : 1;                          // prefill in chunks of 4, then decode
-                bv.clear();
-                bp.clear();
+        assertTrue(VectorAttentionKernel.scoresFit(16) && VectorAttentionKernel.scoresFit(32));
+        for (int bs : new int[] {16, 4, 32}) {
+            for (GptConfig cfg : new GptConfig[] {CFG, new GptConfig("t10", 256, 30, 2, 3, 20, 1e-5f),
+                new GptConfig("h32x4", 256, 128, 2, 4, 24, 1e-5f), new GptConfig("h32x8", 256, 256, 1, 8, 20, 1e-5f)}) {
+                float[] params = InferenceFixtures.randomParams(cfg, 8);
+                InferenceWeights w = InferenceWeights.fromFlat(cfg, params, Quantization.NONE);
+                KvCachedGpt vector = new KvCachedGpt(w, new PagedKvCache(cfg, bs, 32));
+                KvCachedGpt plain = new KvCachedGpt(w, new PagedKvCache(cfg, bs, 32));
+                plain.useVectorApi(false);
+                Random rnd = new Random(9);
+                int seqs = 4;
+                int[][] tokens = new int[seqs][];
+                BlockTable[] tv = new BlockTable[seqs];
+                BlockTable[] tp = new BlockTable[seqs];
                 for (int q = 0; q < seqs; q++) {
-                    for (int p = p0; p < Math.min(cfg.seqLen(), p0 + chunk); p++) {
-                        bv.add(tokens[q][p], p, tv[q], true);
-                        bp.add(tokens[q][p], p, tp[q], true);
-                    }
+                    tokens[q] = InferenceFixtures.randomTokens(rnd, cfg.seqLen(), cfg.vocabSize());
+                    tv[q] = new BlockTable();
+                    tp[q] = new BlockTable();
+                    vector.cache().ensureCapacity(tv[q], cfg.seqLen());
+                    plain.cache().ensureCapacity(tp[q], cfg.seqLen());
                 }
-                assertArrayEquals(plain.forward(bp), vector.forward(bv), 0f, cfg.name() + " step at position " + p0);
-                p0 += chunk;
+                StepBatch bv = new StepBatch();
+                StepBatch bp = new StepBatch();
+                int steps = 0;
+                for (int p0 = 0; p0 < cfg.seqLen(); steps++) {
+                    int chunk = p0 < 8 ? 4 : 1;                      // prefill in chunks of 4, then decode
+                    bv.clear();
+                    bp.clear();
+                    for (int q = 0; q < seqs; q++) {
+                        for (int p = p0; p < Math.min(cfg.seqLen(), p0 + chunk); p++) {
+                            bv.add(tokens[q][p], p, tv[q], true);
+                            bp.add(tokens[q][p], p, tp[q], true);
+                        }
+                    }
+                    assertArrayEquals(plain.forward(bp), vector.forward(bv), 0f, cfg.name() + ", blocks of " + bs
+                        + ", step at position " + p0);
+                    p0 += chunk;
+                }
+                System.out.printf("%s, blocks of %d: vector and plain attention bit-equal over %d steps%n", cfg.name(),
+                    bs, steps);
             }
-            System.out.printf("%s: vector and plain attention bit-equal over %d steps%n", cfg.name(), steps);
         }
     }
 }
