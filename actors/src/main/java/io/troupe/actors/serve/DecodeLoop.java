@@ -31,9 +31,17 @@ import org.slf4j.LoggerFactory;
  * then often runs on the sender's core, preempting the loop). With core isolation the loop's thread
  * runs on a CPU of its own ({@link CoreIsolation}).
  *
+ * <p>With a prefill thread ({@code prefillBeside}), new requests that arrive while others decode
+ * are prefilled on that thread ({@link BatchScheduler#planPrefill}, whole prompts, several at once),
+ * beside the steps, with a model of its own over the same weights and KV cache; the loop applies
+ * the result at its next step boundary and the requests decode in the steps from then on. Its
+ * steps then carry decoding rows only. The prefill thread is started before the loop's, so with
+ * core isolation it runs on the CPUs left to the rest of the process.
+ *
  * <p>The forward runs on the loop's own thread, or, with a step executor, on that executor (one
  * step at a time; the loop waits for it). A failed step ends every request it held (finish reason
- * {@code cancelled}) and the loop goes on serving; the failure is logged.
+ * {@code cancelled}) and the loop goes on serving; the failure is logged. A failed prefill ends the
+ * requests it held in the same way.
  */
 final class DecodeLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeLoop.class);
@@ -53,6 +61,10 @@ final class DecodeLoop implements AutoCloseable {
     private record Reply(ActorRef<SchedulerActor.SubmitReply> to, SchedulerActor.SubmitReply message) {
     }
 
+    /** A prefill the prefill thread finished: its logits, or null when its forward failed. */
+    private record Prefilled(BatchScheduler.Prefill prefill, float[] logits, long forwardNs) {
+    }
+
     private final BatchScheduler scheduler;
     private final KvCachedGpt model;
     private final Executor stepExecutor;
@@ -61,6 +73,12 @@ final class DecodeLoop implements AutoCloseable {
     private final ConcurrentLinkedQueue<Control> inbox = new ConcurrentLinkedQueue<>();
     private final List<Reply> replies = new ArrayList<>();
     private final ExecutorService events;
+    /** Runs prefills beside the steps (null: the steps admit and prefill new requests themselves). */
+    private final ExecutorService prefills;
+    private final KvCachedGpt prefillModel;
+    private final ConcurrentLinkedQueue<Prefilled> prefilled = new ConcurrentLinkedQueue<>();
+    /** The prefill handed to the prefill thread and not applied yet (loop thread only). */
+    private BatchScheduler.Prefill prefillInFlight;
     private final Thread thread;
     private volatile boolean stopping;
     /** Whether the loop's thread takes a CPU of its own ({@link CoreIsolation}) while it runs. */
@@ -68,10 +86,11 @@ final class DecodeLoop implements AutoCloseable {
     private long tokensBefore;
 
     /**
-     * @param stepExecutor runs each forward, or null to run it on the loop's thread
+     * @param stepExecutor  runs each forward, or null to run it on the loop's thread
+     * @param prefillBeside prefill new requests on a thread of their own while others decode
      */
     DecodeLoop(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics, int retryAfterS,
-               boolean isolateStepCore) {
+               boolean isolateStepCore, boolean prefillBeside) {
         this.isolateStepCore = isolateStepCore;
         this.scheduler = scheduler;
         this.model = scheduler.model();
@@ -87,6 +106,21 @@ final class DecodeLoop implements AutoCloseable {
             });
         ev.prestartAllCoreThreads();             // started here, not by the step thread (whose CPU it would inherit)
         this.events = ev;
+        if (prefillBeside) {
+            ThreadPoolExecutor pf = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
+                r -> {
+                    Thread t = new Thread(r, "troupe-serve-prefill");
+                    t.setDaemon(true);
+                    return t;
+                });
+            pf.prestartAllCoreThreads();
+            this.prefills = pf;
+            this.prefillModel = new KvCachedGpt(model.weights(), model.cache());
+            scheduler.prefillBeside(true);
+        } else {
+            this.prefills = null;
+            this.prefillModel = null;
+        }
         this.thread = new Thread(this::run, "troupe-serve-step");
         thread.setDaemon(true);
         thread.start();
@@ -110,11 +144,13 @@ final class DecodeLoop implements AutoCloseable {
             while (!stopping) {
                 long t0 = System.nanoTime();
                 drainInbox();
+                applyPrefills();
+                startPrefill();
                 StepBatch batch = scheduler.plan(System.nanoTime());
                 publishGauges();
                 handOffEvents();                 // the previous step's tokens go out beside this forward
                 if (batch == null) {
-                    if (inbox.isEmpty() && !stopping) {
+                    if (inbox.isEmpty() && prefilled.isEmpty() && !stopping) {
                         LockSupport.parkNanos(this, IDLE_PARK_NS);
                     }
                     continue;
@@ -144,11 +180,60 @@ final class DecodeLoop implements AutoCloseable {
         } finally {
             drainInbox();
             scheduler.cancelAll(FinishReason.CANCELLED);
+            awaitPrefill();                      // its requests were cancelled; they retire once it is applied
             publishGauges();
             handOffEvents();
             events.shutdown();
+            if (prefills != null) {
+                prefills.shutdown();
+            }
             if (opened != null) {
                 opened.close();
+            }
+        }
+    }
+
+    /** Hands the waiting requests that fit to the prefill thread, when it is idle and others decode. */
+    private void startPrefill() {
+        if (prefills == null || prefillInFlight != null) {
+            return;
+        }
+        BatchScheduler.Prefill p = scheduler.planPrefill(System.nanoTime());
+        if (p == null) {
+            return;
+        }
+        prefillInFlight = p;
+        final Thread loop = thread;
+        prefills.execute(() -> {
+            float[] logits = null;
+            long t0 = System.nanoTime();
+            try {
+                logits = prefillModel.forward(p.batch());
+            } catch (RuntimeException | Error e) {
+                LOG.error("prefill of {} requests failed; ending them", p.requests(), e);
+            }
+            prefilled.add(new Prefilled(p, logits, System.nanoTime() - t0));
+            LockSupport.unpark(loop);
+        });
+    }
+
+    /** Applies the prefill the prefill thread finished, if any: its requests decode from the next step. */
+    private void applyPrefills() {
+        Prefilled done;
+        while ((done = prefilled.poll()) != null) {
+            scheduler.completePrefill(done.prefill(), done.logits(), System.nanoTime());
+            metrics.onPrefilledBeside(done.prefill().requests(), done.forwardNs());
+            prefillInFlight = null;
+        }
+    }
+
+    /** On the way out: waits (up to 10 s) for the prefill in flight and applies it. */
+    private void awaitPrefill() {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (prefillInFlight != null && System.nanoTime() - end < 0) {
+            applyPrefills();
+            if (prefillInFlight != null) {
+                LockSupport.parkNanos(this, 1_000_000L);
             }
         }
     }
@@ -229,6 +314,9 @@ final class DecodeLoop implements AutoCloseable {
                 thread.join(TimeUnit.SECONDS.toMillis(5));
             }
             events.awaitTermination(5, TimeUnit.SECONDS);
+            if (prefills != null) {
+                prefills.awaitTermination(5, TimeUnit.SECONDS);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -97,7 +97,7 @@ public final class InferenceServer implements AutoCloseable {
         ServeMetrics metrics = new ServeMetrics(blocks);
         // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
         return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),
-            s.isolateStepCore()), metrics,
+            s.isolateStepCore(), s.prefillThread() && cores >= 2), metrics,
             null, rows, model);
     }
 

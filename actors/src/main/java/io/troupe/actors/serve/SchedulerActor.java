@@ -83,12 +83,14 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
      * its lifetime) and a {@link DecodeLoop} runs the steps back to back on its own thread, the
      * forward on {@code stepExecutor} (null: on the loop's thread). Messages reach the loop at the
      * next step boundary; no step waits for the actor. {@code isolateStepCore}: the loop's thread
-     * gets a CPU of its own ({@link CoreIsolation}).
+     * gets a CPU of its own ({@link CoreIsolation}); {@code prefillThread}: requests arriving while
+     * others decode are prefilled on a thread of their own ({@link DecodeLoop}).
      */
     public static Behavior<Command> create(BatchScheduler scheduler, Executor stepExecutor, ServeMetrics metrics,
-        int retryAfterS, boolean isolateStepCore) {
+        int retryAfterS, boolean isolateStepCore, boolean prefillThread) {
         return Behaviors.setup(ctx -> {
-            DecodeLoop loop = new DecodeLoop(scheduler, stepExecutor, metrics, retryAfterS, isolateStepCore);
+            DecodeLoop loop = new DecodeLoop(scheduler, stepExecutor, metrics, retryAfterS, isolateStepCore,
+                prefillThread);
             KvCachedGpt model = scheduler.model();
             org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SchedulerActor.class);
             return Behaviors.receive(Command.class)

@@ -24,6 +24,8 @@ final class ServeMetrics {
     private final AtomicLong stepSampleNs = new AtomicLong();
     private final AtomicLong badRequests = new AtomicLong();
     private final AtomicLong preemptions = new AtomicLong();
+    private final AtomicLong prefilledBeside = new AtomicLong();
+    private final AtomicLong prefillForwardNs = new AtomicLong();
     private final AtomicLong[] finished = new AtomicLong[io.troupe.models.infer.FinishReason.values().length];
     final LatencyHistogram ttft = new LatencyHistogram("troupe_serve_time_to_first_token_seconds",
         "Time from a request's arrival to its first generated token.");
@@ -83,6 +85,12 @@ final class ServeMetrics {
         eventDeliveryNs.addAndGet(ns);
     }
 
+    /** The prefill thread prefilled {@code requests} requests in one forward of {@code ns}. */
+    void onPrefilledBeside(int requests, long ns) {
+        prefilledBeside.addAndGet(requests);
+        prefillForwardNs.addAndGet(ns);
+    }
+
     void onAccepted() {
         requests.incrementAndGet();
     }
@@ -125,6 +133,10 @@ final class ServeMetrics {
             "Of the schedule time, sampling, appending and retiring (decode loop).", stepSampleNs.get() / 1e9);
         counter(sb, "troupe_serve_event_delivery_seconds_total",
             "Time delivering steps' tokens to the clients' streams (events thread).", eventDeliveryNs.get() / 1e9);
+        counter(sb, "troupe_serve_prefilled_beside_total",
+            "Requests prefilled on the prefill thread, beside the decoding steps.", prefilledBeside.get());
+        counter(sb, "troupe_serve_prefill_forward_seconds_total", "Time in prefill forwards (prefill thread).",
+            prefillForwardNs.get() / 1e9);
         counter(sb, "troupe_serve_requests_total", "Requests admitted to the queue.", requests.get());
         counter(sb, "troupe_serve_rejected_total", "Requests refused with 429 (queue full).", rejected.get());
         counter(sb, "troupe_serve_bad_requests_total", "Requests refused with 400.", badRequests.get());

@@ -16,11 +16,13 @@ import io.troupe.models.infer.Quantization;
  * @param retryAfterS     the Retry-After of a 429
  * @param isolateStepCore on one stage, pin the decode step thread to a CPU of its own and the process's
  *                        other threads to the rest ({@link CoreIsolation}; Linux, two CPUs or more)
+ * @param prefillThread   on one stage with two CPUs or more, prefill requests that arrive while others
+ *                        decode on a thread of their own, beside the decoding steps ({@link DecodeLoop})
  */
 public record ServeSettings(String host, int port, Quantization quantization, int maxBatch, int tokenBudget,
     int maxQueue,
                             long kvCacheMib, int kvBlockTokens, long deadlineMs, int retryAfterS,
-                            boolean isolateStepCore) {
+                            boolean isolateStepCore, boolean prefillThread) {
     public ServeSettings {
         require(port >= 0 && port <= 65535, "port must be in [0, 65535]: port=" + port);
         require(maxBatch >= 1, "max-batch must be >= 1: max-batch=" + maxBatch);
@@ -45,47 +47,53 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         return new ServeSettings(c.getString("host"), c.getInt("port"), Quantization.parse(c.getString("quantize")),
             c.getInt("max-batch"), c.getInt("token-budget"), c.getInt("max-queue"), c.getLong("kv-cache-mib"),
             c.getInt("kv-block-tokens"), c.getDuration("deadline").toMillis(),
-                (int) c.getDuration("retry-after").toSeconds(), c.getBoolean("isolate-step-core"));
+                (int) c.getDuration("retry-after").toSeconds(), c.getBoolean("isolate-step-core"),
+            c.getBoolean("prefill-thread"));
     }
 
     public ServeSettings withPort(int p) {
         return new ServeSettings(host, p, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore);
+            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withMaxBatch(int b) {
         return new ServeSettings(host, port, quantization, b, Math.max(tokenBudget, b), maxQueue, kvCacheMib,
             kvBlockTokens, deadlineMs,
-            retryAfterS, isolateStepCore);
+            retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withQuantization(Quantization q) {
         return new ServeSettings(host, port, q, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore);
+            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withKvCacheMib(long mib) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, mib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore);
+            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withMaxQueue(int q) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, q, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore);
+            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withHost(String h) {
         return new ServeSettings(h, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore);
+            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withTokenBudget(int t) {
         return new ServeSettings(host, port, quantization, maxBatch, t, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore);
+            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withIsolateStepCore(boolean on) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, on);
+            deadlineMs, retryAfterS, on, prefillThread);
+    }
+
+    public ServeSettings withPrefillThread(boolean on) {
+        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
+            deadlineMs, retryAfterS, isolateStepCore, on);
     }
 }

@@ -133,7 +133,13 @@ class ClusterFaultsTest {
         JobEvent.Started first = (JobEvent.Started) events.stream().filter(e -> e instanceof JobEvent.Started).findFirst()
             .orElseThrow();
         long t0 = fault.inject(first);
-        JobEvent end = h.await(Duration.ofSeconds(200));
+        JobEvent end;
+        try {
+            end = h.await(Duration.ofSeconds(200));
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new AssertionError(name + ": the job did not finish within 200 s of the fault; events: " + events
+                + "\nthe nodes said:\n" + jobLines(), e);
+        }
         assertInstanceOf(JobEvent.Finished.class, end, () -> name + ": " + end + "\n" + nodes.get(0).output()
             + nodes.get(1).output());
         JobEvent.Recovering rc = null;
@@ -162,7 +168,7 @@ class ClusterFaultsTest {
         if (fromMemory) {
             assertEquals(0, lost, lost == 0 ? "" : name + ": step " + committedBeforeFault + " was committed before the fault, the recovery "
                 + "restored step " + rd.restoredStep() + " (the in-memory snapshots should hold every committed step); the "
-                + "nodes said:\n" + restoreLines());
+                + "nodes said:\n" + jobLines());
         }
         assertEquals(150, ((JobEvent.Finished) end).steps());
         assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
@@ -170,13 +176,14 @@ class ClusterFaultsTest {
             + " s (a loaded machine can stall the failure detector: rerun once before chasing it)");
     }
 
-    /** The nodes' log lines about the restore (from memory or disk, and why) and the snapshots. */
-    private String restoreLines() {
+    /** Each node's log lines about the job's epochs, faults, recoveries and snapshots. */
+    private String jobLines() {
         StringBuilder sb = new StringBuilder();
-        for (ChildJvm n : nodes) {
-            for (String line : n.output().split("\n")) {
-                if (line.contains("restoring") || line.contains("snapshot") || line.contains("memory restore")) {
-                    sb.append(line).append('\n');
+        for (int i = 0; i < nodes.size(); i++) {
+            for (String line : nodes.get(i).output().split("\n")) {
+                if (line.contains("epoch") || line.contains("restor") || line.contains("snapshot") || line.contains("WARN")
+                    || line.contains("ERROR")) {
+                    sb.append("node ").append(i).append(": ").append(line).append('\n');
                 }
             }
         }

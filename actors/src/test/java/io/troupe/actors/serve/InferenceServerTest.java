@@ -144,6 +144,27 @@ class InferenceServerTest {
         assertEquals(alone, field(all.get(7).get().body(), "text"));
     }
 
+    /**
+     * A request that arrives while another decodes is prefilled on the prefill thread, beside the
+     * steps (steps slowed to 20 ms, so the first is still decoding), and both get the text they get
+     * offline.
+     */
+    @Test
+    void shouldPrefillARequestArrivingWhileAnotherDecodesBesideTheSteps() throws Exception {
+        InferenceServer server = startSlow(ServeTestSupport.settings(), 20);
+        int port = server.port();
+        CompletableFuture<HttpResponse<String>> first = sendAsync(port,
+            "{\"prompt\":\"first\",\"max_tokens\":15,\"temperature\":0}");
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_generated_tokens_total") >= 1, 20_000);
+        HttpResponse<String> second = post(port, "{\"prompt\":\"second one\",\"max_tokens\":6,\"temperature\":0}");
+        assertEquals(200, second.statusCode(), second.body());
+        assertEquals(offline("second one", 6), field(second.body(), "text"));
+        assertEquals(offline("first", 15), field(first.get(30, java.util.concurrent.TimeUnit.SECONDS).body(), "text"));
+        String m = get(port, "/metrics").body();
+        assertEquals(1, metric(m, "troupe_serve_prefilled_beside_total"), m);
+        assertTrue(metric(m, "troupe_serve_prefill_forward_seconds_total") > 0, m);
+    }
+
     @Test
     void shouldRefuseBadInputWith400NamingTheField() throws Exception {
         InferenceServer server = start(ServeTestSupport.settings());

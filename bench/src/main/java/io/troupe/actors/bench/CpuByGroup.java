@@ -26,7 +26,7 @@ import java.util.Map;
  */
 record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuNs) {
     private static final Path TASKS = Path.of("/proc/self/task");
-    private static final String[] GROUPS = {"model", "server", "client", "jit", "gc", "other"};
+    private static final String[] GROUPS = {"model", "prefill", "server", "client", "jit", "gc", "other"};
 
     /** One thread's name, CPU time and time spent runnable while waiting for a core (-1: unknown). */
     record ThreadTimes(String name, long cpuNs, long waitNs) {
@@ -77,6 +77,9 @@ record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuN
     static String group(String thread) {
         if (thread.startsWith("troupe-serve-st") || thread.startsWith("troupe-infer-ro")) {
             return "model";                         // troupe-serve-step, troupe-serve-stage-*, troupe-infer-rows
+        }
+        if (thread.startsWith("troupe-serve-pr")) {
+            return "prefill";                       // troupe-serve-prefill: prompts prefilled beside the steps
         }
         if (thread.startsWith("serve-bench-cli") || thread.startsWith("HttpClient")) {
             return "client";

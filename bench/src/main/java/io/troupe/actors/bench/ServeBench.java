@@ -46,8 +46,9 @@ import java.util.regex.Pattern;
  * Before the timed runs, rounds of {@code --warmup} requests on a continuous-batching server run until the
  * JIT has settled (at most {@code --settle-rounds}, default 40; 0: none). Both servers run with the
  * decode step thread on a CPU of its own ({@code troupe serve}'s default; {@code --isolate-step-core false}:
- * the OS places every thread). Each client is one keep-alive blocking socket ({@link SseSocketClient};
- * {@code --client jdk}: the JDK's HttpClient).
+ * the OS places every thread), and with the prefill thread ({@code troupe serve}'s default;
+ * {@code --prefill-thread false}: every prompt is prefilled in the steps). Each client is one keep-alive
+ * blocking socket ({@link SseSocketClient}; {@code --client jdk}: the JDK's HttpClient).
  * {@code --token-budget T} (default 256) caps the tokens of one step in both runs. Each run
  * prints the CPU its threads took, by group (model, server, client).
  *
@@ -97,6 +98,7 @@ public final class ServeBench {
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
         // both runs: the step thread on a CPU of its own (troupe serve's default), or the OS placing every thread
         boolean isolate = Boolean.parseBoolean(o.getOrDefault("isolate-step-core", "true"));
+        boolean prefillThread = Boolean.parseBoolean(o.getOrDefault("prefill-thread", "true"));
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint"))
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
@@ -114,7 +116,8 @@ public final class ServeBench {
             promptBytes, maxTokens, tokenBudget, cpuModel(), Runtime.getRuntime().availableProcessors(),
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel", isolate);
         List<String> prompts = prompts(requests, promptBytes);
-        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1, isolate);
+        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1, isolate,
+            prefillThread);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         settle(w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
         List<Run[]> pairs = new ArrayList<>();
@@ -452,7 +455,8 @@ public final class ServeBench {
     private static Map<String, String> parse(String[] args) {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
-            "settle-rounds", "isolate-step-core", "client");
+            "settle-rounds", "isolate-step-core", "client",
+            "prefill-thread");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }

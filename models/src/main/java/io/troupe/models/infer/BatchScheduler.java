@@ -28,6 +28,15 @@ import java.util.List;
  * step, in-flight sequences are never preempted, and {@link #complete} applies the oldest pending
  * step (stages finish steps in the order they were planned).
  *
+ * <p>A driver with a second core may prefill beside the steps ({@link #prefillBeside}): while
+ * sequences decode, {@link #planPrefill} hands the waiting requests that fit, whole prompts, to a
+ * prefill forward that runs on another thread (its own {@link KvCachedGpt} over the same weights and
+ * cache, on blocks no step touches), and {@link #completePrefill} samples their first tokens, after
+ * which they decode in the steps. The steps admit new requests themselves only while that lane is
+ * busy (so a burst of arrivals is not held up) or when they have nothing else to run (so one
+ * request at a time is served exactly as without the lane). Each prompt's forward is the same
+ * row-independent computation wherever it runs: the tokens do not change.
+ *
  * <p>Listeners are called at once, or, after {@link #deferEvents deferEvents(true)}, held in order
  * until {@link #deliverEvents}: a driver that plans and starts the next step before it delivers
  * keeps the clients' streaming work off the path from one step to the next.
@@ -64,6 +73,33 @@ public final class BatchScheduler {
     private record Pending(StepBatch batch, List<Scheduled> scheduled) {
     }
 
+    /**
+     * Whole prompts to prefill beside the steps ({@link #planPrefill}): run {@link #batch()} through
+     * a {@link KvCachedGpt} forward on any thread, then give the logits to {@link #completePrefill}.
+     */
+    public static final class Prefill {
+        private final StepBatch batch = new StepBatch();
+        private final List<Scheduled> scheduled = new ArrayList<>();
+
+        private Prefill() {
+        }
+
+        /** The prompts' tokens, one row each; the logits of each prompt's last row are asked for. */
+        public StepBatch batch() {
+            return batch;
+        }
+
+        /** Requests in this prefill. */
+        public int requests() {
+            return scheduled.size();
+        }
+
+        /** The ids of its requests, in arrival order. */
+        public long[] ids() {
+            return scheduled.stream().mapToLong(x -> x.generation().id()).toArray();
+        }
+    }
+
     private final KvCachedGpt model;
     private final PagedKvCache cache;
     private final Limits limits;
@@ -75,6 +111,10 @@ public final class BatchScheduler {
         java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     private final List<Event> events = new ArrayList<>();
     private boolean deferEvents;
+    private boolean prefillBeside;
+    private final java.util.Set<Generation> prefilling =
+        java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    private long prefilled;
     private List<Scheduled> scheduled;
     private StepBatch batch;
     private long preemptions;
@@ -226,6 +266,97 @@ public final class BatchScheduler {
         return tokensGenerated;
     }
 
+    /** Requests prefilled beside the steps so far ({@link #planPrefill}). */
+    public long prefilledBeside() {
+        return prefilled;
+    }
+
+    /**
+     * With {@code true}, a driver prefills new requests beside the steps ({@link #planPrefill}), and
+     * while any sequence decodes the steps admit none themselves; with {@code false} (the default)
+     * the steps admit and prefill them.
+     */
+    public void prefillBeside(boolean on) {
+        this.prefillBeside = on;
+    }
+
+    /** Whether some running sequence is outside a prefill beside the steps (it decodes, or prefills in them). */
+    private boolean stepsHaveWork() {
+        return running.size() > prefilling.size();
+    }
+
+    /**
+     * Takes waiting requests, in arrival order, for one prefill beside the steps: while sequences
+     * decode in the steps, fewer than {@code maxBatch} run, the pool has free blocks for a whole
+     * prompt and its first new token and the prompts fit in {@code tokenBudget} tokens (the first
+     * always fits). Returns null when none is taken (nothing waits, nothing decodes: the next step
+     * admits it, or no room). The requests count as running from now on; none is preempted or
+     * scheduled in a step until {@link #completePrefill}.
+     */
+    public Prefill planPrefill(long nowNs) {
+        expireWaiting(nowNs);
+        if (!prefillBeside || !stepsHaveWork()) {
+            return null;
+        }
+        Prefill p = null;
+        int tokens = 0;
+        while (!waiting.isEmpty() && running.size() < limits.maxBatch()) {
+            Generation g = waiting.peekFirst();
+            int n = g.numTokens();
+            if (cache.freeBlocks() < cache.blocksFor(n + 1) || (p != null && tokens + n > limits.tokenBudget())) {
+                break;
+            }
+            waiting.pollFirst();
+            cache.ensureCapacity(g.table(), n);
+            running.add(g);
+            inFlight.add(g);
+            prefilling.add(g);
+            if (p == null) {
+                p = new Prefill();
+            }
+            int row = -1;
+            for (int j = 0; j < n; j++) {
+                int r = p.batch.add(g.token(j), j, g.table(), j == n - 1);
+                if (r >= 0) {
+                    row = r;
+                }
+            }
+            p.scheduled.add(new Scheduled(g, n, row));
+            tokens += n;
+        }
+        return p;
+    }
+
+    /**
+     * Applies a prefill's logits (from a forward of {@link Prefill#batch()}): each request's first
+     * new token is sampled and appended; a request cancelled meanwhile, or finished, is retired.
+     * With {@code logits} null (its forward failed) the requests end, finish reason cancelled.
+     */
+    public void completePrefill(Prefill p, float[] logits, long nowNs) {
+        int vocab = model.config().vocabSize();
+        for (Scheduled s : p.scheduled) {
+            Generation g = s.generation();
+            if (!prefilling.remove(g)) {
+                throw new IllegalStateException("request " + g.id() + " is not in a prefill beside the steps");
+            }
+            inFlight.remove(g);
+            if (logits == null) {
+                g.cancel();
+                continue;
+            }
+            g.advanceComputed(s.tokens());
+            prefilled++;
+            if (s.logitRow() < 0 || g.isCancelled()) {
+                continue;
+            }
+            int token = g.sample(logits, s.logitRow() * vocab, vocab);
+            String delta = g.append(token, nowNs);
+            tokensGenerated++;
+            emitToken(g, token, delta);
+        }
+        retireDone();
+    }
+
     /**
      * Builds the next step, or returns null when there is nothing to run. The returned batch is
      * valid until {@link #complete}, which must follow before the next plan.
@@ -287,7 +418,9 @@ public final class BatchScheduler {
             }
             budget -= schedule(g, chunk);
         }
-        while (budget > 0 && running.size() < limits.maxBatch() && scheduled.size() < maxSequences
+        // beside a prefill lane, the steps admit new requests only when the lane is busy or they have nothing else
+        boolean admit = !prefillBeside || !stepsHaveWork() || !prefilling.isEmpty();
+        while (admit && budget > 0 && running.size() < limits.maxBatch() && scheduled.size() < maxSequences
             && !waiting.isEmpty()) {
             Generation g = waiting.peekFirst();
             if (cache.freeBlocks() < cache.blocksFor(g.numTokens() + 1)) {
@@ -378,6 +511,11 @@ public final class BatchScheduler {
         }
         step.scheduled().clear();
         spare.addLast(step);
+        retireDone();
+    }
+
+    /** Retires the running sequences outside any step or prefill in flight that are cancelled or finished. */
+    private void retireDone() {
         for (int i = running.size() - 1; i >= 0; i--) {
             Generation g = running.get(i);
             if (inFlight.contains(g)) {
@@ -391,11 +529,19 @@ public final class BatchScheduler {
         }
     }
 
-    /** Ends every waiting and running request with {@code reason}, freeing all blocks (shutdown, failed step). */
+    /**
+     * Ends every waiting and running request with {@code reason}, freeing all blocks (shutdown, failed
+     * step). A request in a prefill beside the steps is only cancelled: its blocks are still being
+     * written, so it is retired when that prefill completes.
+     */
     public void cancelAll(FinishReason reason) {
         abandon();
         for (int i = running.size() - 1; i >= 0; i--) {
-            retire(i, reason);
+            if (prefilling.contains(running.get(i))) {
+                running.get(i).cancel();
+            } else {
+                retire(i, reason);
+            }
         }
         while (!waiting.isEmpty()) {
             Generation g = waiting.pollFirst();

@@ -5,8 +5,11 @@ import java.util.SplittableRandom;
 /**
  * Picks the next token from one row of logits: argmax at temperature 0, else softmax(logits / T)
  * restricted to the top-p nucleus (the most likely tokens first, ties by id), drawn from the
- * request's own random stream; with top-p 1 the draw walks the whole distribution in id order. Depends only on the
- * row and the stream, never on the batch.
+ * request's own random stream. With top-p 1 there is no nucleus to cut: the weights
+ * {@code e[i] = exp((l[i] - max) / T)} in float ({@link RowKernels#exp}, lane-wise on the Vector API
+ * where the JVM has it, the same bits), their sum in double in id order, and the draw walks the ids
+ * in order until the running sum passes {@code u * sum}. Depends only on the row and the stream,
+ * never on the batch.
  */
 public final class Sampler {
     private Sampler() {
@@ -21,6 +24,9 @@ public final class Sampler {
         for (int i = 0; i < vocab; i++) {
             max = Math.max(max, logits[off + i]);
         }
+        if (topP >= 1f && max > Float.NEGATIVE_INFINITY && max < Float.POSITIVE_INFINITY) {   // (NaN fails both)
+            return drawWhole(logits, off, vocab, max, temperature, rng);
+        }
         double[] p = new double[vocab];
         double sum = 0;
         boolean finite = max != Float.POSITIVE_INFINITY && !Float.isNaN(max);
@@ -31,22 +37,6 @@ public final class Sampler {
         for (int i = 0; i < vocab; i++) {
             p[i] /= sum;
             finite &= !Double.isNaN(p[i]);
-        }
-        if (topP >= 1f && finite) {
-            // the whole distribution: no nucleus to cut, so the draw walks the ids in order (no sort)
-            double mass = 0;
-            for (int i = 0; i < vocab; i++) {
-                mass += p[i];
-            }
-            double u = rng.nextDouble() * mass;
-            double acc = 0;
-            for (int i = 0; i < vocab; i++) {
-                acc += p[i];
-                if (u < acc) {
-                    return i;
-                }
-            }
-            return vocab - 1;
         }
         // most likely first; ties by id, so the order is a pure function of the row
         int[] order = finite ? orderByProbability(logits, off, p, vocab) : orderByComparator(p, vocab);
@@ -65,6 +55,32 @@ public final class Sampler {
             }
         }
         return order[keep - 1];
+    }
+
+    /** The top-p 1 draw over a row whose max is finite (see the class comment). */
+    private static int drawWhole(float[] logits, int off, int vocab, float max, float temperature,
+                                 SplittableRandom rng) {
+        float[] e = new float[vocab];
+        if (Fp32Linear.VECTOR_API) {
+            VectorAttentionKernel.expScaled(logits, off, vocab, max, temperature, e);
+        } else {
+            for (int i = 0; i < vocab; i++) {
+                e[i] = RowKernels.exp((logits[off + i] - max) / temperature);
+            }
+        }
+        double sum = 0;
+        for (int i = 0; i < vocab; i++) {
+            sum += e[i];
+        }
+        double u = rng.nextDouble() * sum;
+        double acc = 0;
+        for (int i = 0; i < vocab; i++) {
+            acc += e[i];
+            if (u < acc) {
+                return i;
+            }
+        }
+        return vocab - 1;
     }
 
     /**

@@ -194,6 +194,20 @@ final class VectorAttentionKernel {
         }
     }
 
+    /**
+     * out[i] = {@link RowKernels#exp}((l[off + i] - max) / t) for i in [0, n), lane-wise (the same float
+     * operations, the same bits).
+     */
+    static void expScaled(float[] l, int off, int n, float max, float t, float[] out) {
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            exp(FloatVector.fromArray(S, l, off + i).sub(max).div(t)).intoArray(out, i);
+        }
+        for (; i < n; i++) {
+            out[i] = RowKernels.exp((l[off + i] - max) / t);
+        }
+    }
+
     /** s[u] *= inv for u in [0, n) (whole vectors past n where the array has room). */
     private static void scale(float[] s, int n, float inv) {
         int u = 0;

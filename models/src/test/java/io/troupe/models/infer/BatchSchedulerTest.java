@@ -66,6 +66,125 @@ class BatchSchedulerTest {
     }
 
     /**
+     * Prompts prefilled beside the steps, on a thread of their own with a second model over the same
+     * weights and cache, while the steps decode (each prefill's forward runs beside a step's and is
+     * applied at the next step boundary): requests that arrive while others decode go to the prefill
+     * lane (several at once when they queue up) and get the tokens they get alone; every block comes
+     * back.
+     */
+    @Test
+    void shouldGiveTheSameTokensWithPromptsPrefilledBesideTheSteps() throws Exception {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
+        SamplingParams p = new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of());
+        int[] alone = run(scheduler(1, 64, 64), gen(1, prompt, p), List.of());
+        BatchScheduler s = scheduler(16, 24, 256);
+        s.prefillBeside(true);
+        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        java.util.concurrent.ExecutorService prefills = java.util.concurrent.Executors.newSingleThreadExecutor();
+        try {
+            java.util.ArrayDeque<Generation> arrivals = new java.util.ArrayDeque<>(others(new Random(7), 12, p));
+            Generation needle = gen(1, prompt, p);
+            List<Long> laneIds = new ArrayList<>();
+            BatchScheduler.Prefill inFlight = null;
+            java.util.concurrent.Future<float[]> logits = null;
+            s.submit(arrivals.poll());
+            int steps = 0;
+            while (s.hasWork() || !arrivals.isEmpty()) {
+                if (steps == 3) {
+                    s.submit(needle);                    // arrives while others decode
+                } else if (steps % 2 == 0 && !arrivals.isEmpty()) {
+                    s.submit(arrivals.poll());
+                    if (steps % 6 == 0 && !arrivals.isEmpty()) {
+                        s.submit(arrivals.poll());           // two at once: they may share a prefill
+                    }
+                }
+                if (inFlight != null) {                      // its forward ran beside the last step's
+                    float[] l = logits.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                    s.completePrefill(inFlight, l, System.nanoTime());
+                    inFlight = null;
+                }
+                if (inFlight == null) {
+                    BatchScheduler.Prefill next = s.planPrefill(System.nanoTime());
+                    if (next != null) {
+                        for (long id : next.ids()) {
+                            laneIds.add(id);
+                        }
+                        inFlight = next;
+                        logits = prefills.submit(() -> lane.forward(next.batch()));
+                    }
+                }
+                StepBatch b = s.plan(System.nanoTime());
+                if (b != null) {
+                    s.complete(s.model().forward(b), System.nanoTime());
+                }
+                steps++;
+                assertTrue(steps < 10_000, "the requests finish");
+            }
+            assertNull(inFlight);
+            assertTrue(laneIds.contains(1L), "the needle arrived while others decoded: prefilled beside, " + laneIds);
+            assertTrue(laneIds.size() >= 4 && s.prefilledBeside() == laneIds.size(), "lane prefills: " + laneIds);
+            assertArrayEquals(alone, needle.completion());
+            assertEquals(0, s.model().cache().usedBlocks(), "every block returned");
+        } finally {
+            prefills.shutdownNow();
+        }
+    }
+
+    /**
+     * A request in a prefill beside the steps keeps its blocks through a cancel-all (its prefill is
+     * still writing them) and is retired, cancelled, when the prefill completes; a failed prefill
+     * (null logits) ends its requests and frees their blocks.
+     */
+    @Test
+    void shouldKeepTheBlocksOfAPrefillInFlightUntilItCompletes() {
+        BatchScheduler s = scheduler(4, 64, 40);
+        s.prefillBeside(true);
+        List<FinishReason> ends = new ArrayList<>();
+        GenerationListener l = new GenerationListener() {
+            @Override
+            public void onToken(Generation g, int token, String textDelta) {
+            }
+
+            @Override
+            public void onFinish(Generation g) {
+                ends.add(g.finishReason());
+            }
+        };
+        long now = System.nanoTime();
+        int[] prompt = {1, 2, 3, 4, 5};
+        s.submit(new Generation(1, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l));
+        assertNull(s.planPrefill(now), "nothing decodes: the step admits it");
+        s.complete(s.model().forward(s.plan(now)), now);
+        s.submit(new Generation(2, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l));
+        s.submit(new Generation(3, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l));
+        BatchScheduler.Prefill p = s.planPrefill(now);
+        assertNotNull(p);
+        assertArrayEquals(new long[] {2, 3}, p.ids());
+        StepBatch step = s.plan(now);
+        assertEquals(1, step.size(), "the step decodes request 1 alone");
+        s.complete(s.model().forward(step), now);
+        int held = s.model().cache().usedBlocks();
+        s.cancelAll(FinishReason.CANCELLED);
+        assertEquals(List.of(FinishReason.CANCELLED), ends, "request 1 ends; 2 and 3 wait for their prefill");
+        assertEquals(held - 2, s.model().cache().usedBlocks(), "the prefilling requests keep their blocks");
+        s.completePrefill(p, new KvCachedGpt(s.model().weights(), s.model().cache()).forward(p.batch()), now);
+        assertEquals(3, ends.size());
+        assertEquals(0, s.model().cache().usedBlocks());
+        assertFalse(s.hasWork());
+
+        s.submit(new Generation(4, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l));
+        s.complete(s.model().forward(s.plan(now)), now);
+        s.submit(new Generation(5, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l));
+        BatchScheduler.Prefill failed = s.planPrefill(now);
+        assertArrayEquals(new long[] {5}, failed.ids());
+        s.completePrefill(failed, null, now);
+        assertEquals(FinishReason.CANCELLED, ends.get(ends.size() - 1));
+        assertEquals(1, s.runningSize(), "request 4 decodes on");
+        s.runToCompletion();
+        assertEquals(0, s.model().cache().usedBlocks());
+    }
+
+    /**
      * Two pipeline stages (block 0 and block 1, each with its own cache of its layer) and two
      * micro-batches in flight: every request gets the same tokens as on the whole model, with
      * preemption under a small cache too, and each step holds no sequence of the other pending one.

@@ -12,14 +12,29 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(60)
 class SamplerTest {
     /**
-     * The plain reference draw: with top-p 1 (and a finite row) walk the ids in order; else sort boxed ids
-     * with a comparator, keep the top-p nucleus, draw.
+     * The plain reference draw: with top-p 1 (and a finite max) walk the ids in order over the float
+     * weights exp((l - max) / T); else sort boxed ids with a comparator, keep the top-p nucleus, draw.
      */
     private static int referenceSample(float[] logits, int off, int vocab, float temperature, float topP,
                                        SplittableRandom rng) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < vocab; i++) {
             max = Math.max(max, logits[off + i]);
+        }
+        if (topP >= 1f && Float.isFinite(max)) {
+            double sum = 0;
+            for (int i = 0; i < vocab; i++) {
+                sum += RowKernels.exp((logits[off + i] - max) / temperature);
+            }
+            double u = rng.nextDouble() * sum;
+            double acc = 0;
+            for (int i = 0; i < vocab; i++) {
+                acc += RowKernels.exp((logits[off + i] - max) / temperature);
+                if (u < acc) {
+                    return i;
+                }
+            }
+            return vocab - 1;
         }
         double[] p = new double[vocab];
         double sum = 0;
