@@ -117,8 +117,16 @@ class ClusterFaultsTest {
     private void survive(String name, Path tmp, boolean fromMemory, double maxDetectS, Fault fault) throws Exception {
         TroupeNode client = cluster();
         Troupe troupe = Troupe.using(client);
-        JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            troupe.submit(job(tmp.resolve("clean"))).await(Duration.ofSeconds(200)));
+        List<JobEvent> cleanEvents = new CopyOnWriteArrayList<>();
+        JobHandle ch = troupe.submit(job(tmp.resolve("clean"))).onEvent(cleanEvents::add);
+        JobEvent cleanEnd;
+        try {
+            cleanEnd = ch.await(Duration.ofSeconds(200));
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new AssertionError(name + ": the fault-free job did not finish within 200 s; events: " + cleanEvents
+                + "\nthe nodes said:\n" + jobLines(), e);
+        }
+        JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class, cleanEnd);
         CountDownLatch twelve = new CountDownLatch(12);
         List<JobEvent> events = new CopyOnWriteArrayList<>();
         List<Long> at = new CopyOnWriteArrayList<>();

@@ -43,8 +43,9 @@ import java.util.regex.Pattern;
  * stream; time per output token per request is (last event - first event) / (tokens - 1). Each
  * server first takes {@code --warmup} requests under the same load, untimed (the JIT compiles the
  * server's and the client's paths meanwhile); {@code --repeat N} runs the pair N times;
- * Before the timed runs, rounds of {@code --warmup} requests on a continuous-batching server run until the
- * JIT has settled (at most {@code --settle-rounds}, default 40; 0: none). Both servers run with the
+ * Before the timed runs, rounds of {@code --warmup} requests run until the JIT has settled (at most
+ * {@code --settle-rounds}, default 40, 0: none) on a continuous-batching server, then on a max-batch 1 one,
+ * then on a continuous one again. Both servers run with the
  * decode step thread on a CPU of its own ({@code troupe serve}'s default; {@code --isolate-step-core false}:
  * the OS places every thread), and with the prefill thread ({@code troupe serve}'s default;
  * {@code --prefill-thread false}: every prompt is prefilled in the steps). Each client is one keep-alive
@@ -119,7 +120,11 @@ public final class ServeBench {
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1, isolate,
             prefillThread);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
-        settle(w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
+        // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
+        // JIT has not seen makes it recompile the kernels and the scheduler during the timed runs)
+        settle("continuous", w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
+        settle("max-batch 1", w, base.withMaxBatch(1), 1, prompts, clients, maxTokens, maxSettleRounds);
+        settle("continuous", w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
         List<Run[]> pairs = new ArrayList<>();
         for (int rep = 1; rep <= repeats; rep++) {
             String tag = repeats > 1 ? " (repeat " + rep + ")" : "";
@@ -159,14 +164,14 @@ public final class ServeBench {
     private static final double SETTLED_JIT_SHARE = 0.02;
 
     /**
-     * Runs rounds of {@code --warmup} requests on a continuous-batching server, untimed, until the JIT's
+     * Runs rounds of {@code --warmup} requests on a server of settings {@code s}, untimed, until the JIT's
      * compile time in a round is under {@link #SETTLED_JIT_SHARE} of the round's wall time, at most
      * {@code maxRounds}: the HTTP stack alone is thousands of methods, which the JIT is still compiling
      * (a third of a core) long after the first few hundred requests, and compiled code serves both timed
      * runs alike. Prints the rounds taken and the last round's share.
      */
-    private static void settle(InferenceWeights w, ServeSettings s, int stages, List<String> prompts, int clients,
-        int maxTokens, int maxRounds) throws Exception {
+    private static void settle(String mode, InferenceWeights w, ServeSettings s, int stages, List<String> prompts,
+        int clients, int maxTokens, int maxRounds) throws Exception {
         if (maxRounds <= 0) {
             return;
         }
@@ -192,8 +197,8 @@ public final class ServeBench {
                     break;
                 }
             }
-            System.out.printf(Locale.ROOT, "warm-up: %d rounds of %d requests (%.1f s) until the JIT settled: "
-                + "compile time %.1f%% of the last round's wall time%s%n", r, round.size(),
+            System.out.printf(Locale.ROOT, "warm-up, %s: %d rounds of %d requests (%.1f s) until the JIT settled: "
+                + "compile time %.1f%% of the last round's wall time%s%n", mode, r, round.size(),
                 (System.nanoTime() - t0) / 1e9, 100 * share, share < SETTLED_JIT_SHARE ? "" : " (not settled)");
         }
     }
