@@ -235,6 +235,12 @@ public final class ServeBench {
                     name, steps, (m1[4] - m0[4]) / steps, seconds * 1e3 / steps, (m1[1] - m0[1]) * 1e3 / steps,
                     (m1[2] - m0[2]) * 1e3 / steps, (m1[5] - m0[5]) * 1e3 / steps,
                     (seconds - (m1[1] - m0[1]) - (m1[2] - m0[2])) * 1e3 / steps, (m1[3] - m0[3]) * 1e3 / steps);
+                double beside = m1[6] - m0[6];
+                if (beside > 0) {
+                    System.out.printf(Locale.ROOT, "%s: %.0f of %d requests prefilled beside the steps, %.3f ms of the"
+                        + " prefill thread's forward each%n", name, beside, prompts.size(),
+                        (m1[7] - m0[7]) * 1e3 / beside);
+                }
             }
             if (results.size() != prompts.size()) {
                 throw new IllegalStateException(name + ": " + results.size() + " of " + prompts.size()
@@ -294,9 +300,13 @@ public final class ServeBench {
     private static final String[] STEP_CYCLE_METRICS = {"troupe_serve_steps_total",
         "troupe_serve_step_forward_seconds_total", "troupe_serve_step_schedule_seconds_total",
         "troupe_serve_event_delivery_seconds_total", "troupe_serve_generated_tokens_total",
-        "troupe_serve_step_sample_seconds_total"};
+        "troupe_serve_step_sample_seconds_total", "troupe_serve_prefilled_beside_total",
+        "troupe_serve_prefill_forward_seconds_total"};
 
-    /** The server's step counters: {steps, forward s, schedule s, delivery s, tokens, sample s} (0 where absent). */
+    /**
+     * The server's step counters: {steps, forward s, schedule s, delivery s, tokens, sample s, requests
+     * prefilled beside the steps, prefill forward s} (0 where absent).
+     */
     private static double[] stepCycle(HttpClient http, URI metrics) throws IOException, InterruptedException {
         String text = http.send(HttpRequest.newBuilder(metrics).timeout(Duration.ofSeconds(30)).GET().build(),
             HttpResponse.BodyHandlers.ofString()).body();
