@@ -113,6 +113,12 @@ final class SnapshotRestorePlanner {
      * @return the step, or -1 when no step is held for every rank
      */
     static <W> long newestCovered(int worldSize, int[] stateClass, Map<W, long[]> inventories) {
+        return newestCovered(worldSize, stateClass, inventories, step -> true);
+    }
+
+    /** {@link #newestCovered} among the steps {@code eligible} accepts; -1 when none is covered. */
+    static <W> long newestCovered(int worldSize, int[] stateClass, Map<W, long[]> inventories,
+                                  java.util.function.LongPredicate eligible) {
         if (stateClass.length != worldSize) {
             throw new IllegalArgumentException("one state class per rank: worldSize=" + worldSize + ", classes="
                 + stateClass.length);
@@ -124,6 +130,9 @@ final class SnapshotRestorePlanner {
             }
         }
         for (Long step : steps.descendingSet()) {
+            if (!eligible.test(step)) {
+                continue;
+            }
             boolean all = worldSize > 0;
             for (int k = 0; k < worldSize && all; k++) {
                 all = heldAnywhere(inventories, k, step, stateClass);

@@ -170,9 +170,9 @@ class ClusterFaultsTest {
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()),
             Path.of(((JobEvent.Finished) end).checkpoint()));
         long lost = Math.max(0, committedBeforeFault - rd.restoredStep());
-        System.out.printf("%s: detected in %.1f s (%s); recovered in %.1f s (step %d committed on %s after restoring %d); "
-            + "lost_committed_steps=%d; %s%n", name, detectS, rc.reason(), rd.detectToCommitMs() / 1e3, rd.step(), rd.layout(),
-            rd.restoredStep(), lost, d.summary());
+        System.out.printf("%s: detected in %.1f s (%s); recovered in %.1f s (step %d committed on %s after restoring %d, "
+            + "%d committed before the fault); lost_committed_steps=%d; %s%n", name, detectS, rc.reason(),
+            rd.detectToCommitMs() / 1e3, rd.step(), rd.layout(), rd.restoredStep(), committedBeforeFault, lost, d.summary());
         if (fromMemory) {
             assertEquals(0, lost, lost == 0 ? "" : name + ": step " + committedBeforeFault + " was committed before the fault, the recovery "
                 + "restored step " + rd.restoredStep() + " (the in-memory snapshots should hold every committed step); the "

@@ -111,4 +111,28 @@ class SnapshotRestorePlannerTest {
         assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, new int[] {0, 1}, new HashMap<String, long[]>()));
         assertThrows(IllegalArgumentException.class, () -> SnapshotRestorePlanner.newestCovered(3, new int[] {0, 1}, inv));
     }
+
+    /**
+     * The ranks ran two steps ahead of the commits (their reports wait for the buddies' copies) and
+     * each keeps its two newest snapshots: step 12, committed, is held nowhere, but 13 and 14 are
+     * held for both replicas; the newest eligible one (not a validation or checkpoint step) restores.
+     */
+    @Test
+    void shouldRestoreANewerStepHeldForEveryRankWhenTheCommittedOneWasOverwritten() {
+        Map<String, long[]> inv = new HashMap<>();
+        inv.put("A", new long[] {0, 14, 0, 13});                  // rank 0's own, the survivor
+        int[] replicas = {0, 0};
+        List<String> byRank = new java.util.ArrayList<>(java.util.Arrays.asList("A", null));
+        var committed = SnapshotRestorePlanner.plan(12, 10, byRank, true, List.of("A", "S"), 2, replicas, inv);
+        assertFalse(committed.fromMemory());
+        assertTrue(committed.reason().contains("no worker holds rank 0's snapshot of step 12"), committed.reason());
+        assertEquals(14, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 12));
+        assertEquals(13, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 12 && s % 7 != 0));
+        assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 14));
+        var newer = SnapshotRestorePlanner.plan(13, 10, byRank, true, List.of("A", "S"), 2, replicas, inv);
+        assertTrue(newer.fromMemory(), newer.reason());
+        assertEquals(13, newer.step());
+        assertEquals(List.of("A", "S"), newer.ranks());
+        assertArrayEquals(new int[] {0, 0}, newer.holderOf());       // the spare takes rank 1 from A's own snapshot
+    }
 }
