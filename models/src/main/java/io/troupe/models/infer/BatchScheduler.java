@@ -344,15 +344,8 @@ public final class BatchScheduler {
                 g.cancel();
                 continue;
             }
-            g.advanceComputed(s.tokens());
             prefilled++;
-            if (s.logitRow() < 0 || g.isCancelled()) {
-                continue;
-            }
-            int token = g.sample(logits, s.logitRow() * vocab, vocab);
-            String delta = g.append(token, nowNs);
-            tokensGenerated++;
-            emitToken(g, token, delta);
+            apply(s, logits, vocab, nowNs);
         }
         retireDone();
     }
@@ -498,20 +491,25 @@ public final class BatchScheduler {
         }
         int vocab = model.config().vocabSize();
         for (Scheduled s : step.scheduled()) {
-            Generation g = s.generation();
-            inFlight.remove(g);
-            g.advanceComputed(s.tokens());
-            if (s.logitRow() < 0 || g.isCancelled()) {
-                continue;
-            }
-            int token = g.sample(logits, s.logitRow() * vocab, vocab);
-            String delta = g.append(token, nowNs);
-            tokensGenerated++;
-            emitToken(g, token, delta);
+            inFlight.remove(s.generation());
+            apply(s, logits, vocab, nowNs);
         }
         step.scheduled().clear();
         spare.addLast(step);
         retireDone();
+    }
+
+    /** A scheduled chunk is computed: its sequence advances and, where its logits were asked for, samples a token. */
+    private void apply(Scheduled s, float[] logits, int vocab, long nowNs) {
+        Generation g = s.generation();
+        g.advanceComputed(s.tokens());
+        if (s.logitRow() < 0 || g.isCancelled()) {
+            return;
+        }
+        int token = g.sample(logits, s.logitRow() * vocab, vocab);
+        String delta = g.append(token, nowNs);
+        tokensGenerated++;
+        emitToken(g, token, delta);
     }
 
     /** Retires the running sequences outside any step or prefill in flight that are cancelled or finished. */
