@@ -43,8 +43,9 @@ final class SnapshotRestores {
     }
 
     /**
-     * Restore from memory when the snapshots cover the last committed step on the same layout, else
-     * from the disk checkpoint, saying why.
+     * Restore from memory when the snapshots cover the last committed step on the same layout (or, where
+     * its snapshots were overwritten by ranks that ran ahead, a later step every rank holds:
+     * {@link SnapshotRestorePlanner#planCommittedOrNewer}), else from the disk checkpoint, saying why.
      */
     void chooseRestore(JobRun r) {
         r.memoryRestore = null;
@@ -55,32 +56,18 @@ final class SnapshotRestores {
         if (!c.settings.snapshots() || r.memoryStep < 0) {
             return;
         }
-        boolean sameLayout = sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages());
-        int[] classes = stateClasses(JobSpecs.toSpec(r.current, 1));
+        // a later step may restore when the committed one's snapshots were overwritten, but never one that
+        // skips a validation or a checkpoint (a window of steps never runs past one, so only its last step could)
+        io.troupe.models.train.TrainConfig t = JobSpecs.toSpec(r.current, 1).train();
         SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRefused != null
             ? SnapshotRestorePlanner.Decision.disk(r.memoryRefused)
-            : SnapshotRestorePlanner.plan(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks, sameLayout,
-                r.candidates(c.members.usable()), r.plan.worldSize(), classes, r.inventories);
-        if (!d.fromMemory() && r.memoryRefused == null) {
-            // The ranks run ahead of the commits (a step is committed once every rank's buddies hold its copy)
-            // and each keeps its two newest snapshots, so a slow copy can leave the committed step's snapshot
-            // overwritten by newer ones. A newer step held for every rank restores as well: every rank
-            // applied it, and a step's result is a function of the step. Only one that skips no validation
-            // or checkpoint (a window of steps never runs past one, so only its last step could).
-            io.troupe.models.train.TrainConfig t = JobSpecs.toSpec(r.current, 1).train();
-            long committed = r.memoryStep;
-            long ahead = SnapshotRestorePlanner.newestCovered(r.plan.worldSize(), classes, r.inventories,
-                s -> s > committed && s < t.steps() && !t.evalDue(s) && !t.checkpointDue(s));
-            if (ahead > committed) {
-                SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> newer = SnapshotRestorePlanner.plan(ahead,
-                    r.record.lastCommittedStep(), r.previousRanks, sameLayout, r.candidates(c.members.usable()),
-                    r.plan.worldSize(), classes, r.inventories);
-                if (newer.fromMemory()) {
-                    c.ctx.getLog().warn("{}: the snapshots of the committed step {} are gone ({}); every rank holds step {},"
-                        + " which the ranks ran ahead to", r.identity, committed, d.reason(), ahead);
-                    d = newer;
-                }
-            }
+            : SnapshotRestorePlanner.planCommittedOrNewer(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
+                sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages()), r.candidates(c.members.usable()),
+                r.plan.worldSize(), stateClasses(JobSpecs.toSpec(r.current, 1)), r.inventories,
+                s -> s < t.steps() && !t.evalDue(s) && !t.checkpointDue(s));
+        if (d.fromMemory() && d.step() > r.memoryStep) {
+            c.ctx.getLog().warn("{}: no worker holds every rank's snapshot of the committed step {} any more; every rank"
+                + " holds step {}, which the ranks ran ahead to", r.identity, r.memoryStep, d.step());
         }
         if (d.fromMemory()) {
             r.memoryRestore = d;

@@ -115,7 +115,9 @@ class SnapshotRestorePlannerTest {
     /**
      * The ranks ran two steps ahead of the commits (their reports wait for the buddies' copies) and
      * each keeps its two newest snapshots: step 12, committed, is held nowhere, but 13 and 14 are
-     * held for both replicas; the newest eligible one (not a validation or checkpoint step) restores.
+     * held for both replicas; the newest one the caller accepts (no validation or checkpoint step)
+     * restores, the spare taking rank 1 from the survivor's own snapshot. None accepted, or another
+     * layout: the disk, with the committed step's reason.
      */
     @Test
     void shouldRestoreANewerStepHeldForEveryRankWhenTheCommittedOneWasOverwritten() {
@@ -123,16 +125,29 @@ class SnapshotRestorePlannerTest {
         inv.put("A", new long[] {0, 14, 0, 13});                  // rank 0's own, the survivor
         int[] replicas = {0, 0};
         List<String> byRank = new java.util.ArrayList<>(java.util.Arrays.asList("A", null));
-        var committed = SnapshotRestorePlanner.plan(12, 10, byRank, true, List.of("A", "S"), 2, replicas, inv);
+        List<String> candidates = List.of("A", "S");
+        var committed = SnapshotRestorePlanner.plan(12, 10, byRank, true, candidates, 2, replicas, inv);
         assertFalse(committed.fromMemory());
         assertTrue(committed.reason().contains("no worker holds rank 0's snapshot of step 12"), committed.reason());
-        assertEquals(14, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 12));
-        assertEquals(13, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 12 && s % 7 != 0));
-        assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 14));
-        var newer = SnapshotRestorePlanner.plan(13, 10, byRank, true, List.of("A", "S"), 2, replicas, inv);
-        assertTrue(newer.fromMemory(), newer.reason());
-        assertEquals(13, newer.step());
-        assertEquals(List.of("A", "S"), newer.ranks());
-        assertArrayEquals(new int[] {0, 0}, newer.holderOf());       // the spare takes rank 1 from A's own snapshot
+
+        var newest = SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2, replicas, inv,
+            s -> true);
+        assertTrue(newest.fromMemory(), newest.reason());
+        assertEquals(14, newest.step());
+        var notACheckpoint = SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2, replicas,
+            inv, s -> s % 7 != 0);                                 // 14 would skip a checkpoint
+        assertEquals(13, notACheckpoint.step());
+        assertEquals(List.of("A", "S"), notACheckpoint.ranks());
+        assertArrayEquals(new int[] {0, 0}, notACheckpoint.holderOf());
+        assertEquals(committed.reason(), SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2,
+            replicas, inv, s -> false).reason());
+        assertFalse(SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, false, candidates, 2, replicas, inv,
+            s -> true).fromMemory(), "another layout: a snapshot restores only into its own rank");
+        // the committed step held: it restores, whatever is newer
+        inv.put("A", new long[] {0, 13, 0, 12});
+        assertEquals(12, SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2, replicas, inv,
+            s -> true).step());
+        assertEquals(13, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 12));
+        assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 13));
     }
 }
