@@ -314,15 +314,7 @@ public final class BatchScheduler {
             if (p == null) {
                 p = new Prefill();
             }
-            int row = -1;
-            for (int j = 0; j < n; j++) {
-                int r = p.batch.add(g.token(j), j, g.table(), j == n - 1);
-                if (r >= 0) {
-                    row = r;
-                }
-            }
-            p.scheduled.add(new Scheduled(g, n, row));
-            tokens += n;
+            tokens += schedule(g, n, p.batch, p.scheduled);     // from position 0: nothing of it is computed
         }
         return p;
     }
@@ -447,15 +439,20 @@ public final class BatchScheduler {
     }
 
     private int schedule(Generation g, int chunk) {
+        return schedule(g, chunk, batch, scheduled);
+    }
+
+    /** The next {@code chunk} tokens of {@code g} into {@code into}, the logits of its last token asked for. */
+    private static int schedule(Generation g, int chunk, StepBatch into, List<Scheduled> list) {
         int from = g.numComputed();
         int row = -1;
         for (int j = 0; j < chunk; j++) {
-            int r = batch.add(g.token(from + j), from + j, g.table(), from + j == g.numTokens() - 1);
+            int r = into.add(g.token(from + j), from + j, g.table(), from + j == g.numTokens() - 1);
             if (r >= 0) {
                 row = r;
             }
         }
-        scheduled.add(new Scheduled(g, chunk, row));
+        list.add(new Scheduled(g, chunk, row));
         return chunk;
     }
 

@@ -140,16 +140,7 @@ class BatchSchedulerTest {
         BatchScheduler s = scheduler(4, 64, 40);
         s.prefillBeside(true);
         List<FinishReason> ends = new ArrayList<>();
-        GenerationListener l = new GenerationListener() {
-            @Override
-            public void onToken(Generation g, int token, String textDelta) {
-            }
-
-            @Override
-            public void onFinish(Generation g) {
-                ends.add(g.finishReason());
-            }
-        };
+        GenerationListener l = endings(ends);
         long now = System.nanoTime();
         int[] prompt = {1, 2, 3, 4, 5};
         s.submit(new Generation(1, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l));
@@ -296,16 +287,7 @@ class BatchSchedulerTest {
     void shouldFreeBlocksOfCancelledAndExpiredRequests() {
         BatchScheduler s = scheduler(4, 64, 40);
         List<FinishReason> ends = new ArrayList<>();
-        GenerationListener l = new GenerationListener() {
-            @Override
-            public void onToken(Generation g, int token, String textDelta) {
-            }
-
-            @Override
-            public void onFinish(Generation g) {
-                ends.add(g.finishReason());
-            }
-        };
+        GenerationListener l = endings(ends);
         int[] prompt = {1, 2, 3};
         long now = System.nanoTime();
         Generation a = new Generation(1, prompt, CFG.seqLen(), SamplingParams.greedy(30), now, Long.MAX_VALUE, l);
@@ -460,6 +442,20 @@ class BatchSchedulerTest {
         for (int k = 1; k < 9; k++) {
             assertTrue(g.tokenNs(k) > g.tokenNs(k - 1), "token " + k + " sampled after token " + (k - 1));
         }
+    }
+
+    /** A listener that adds each finished request's reason to {@code ends}. */
+    private static GenerationListener endings(List<FinishReason> ends) {
+        return new GenerationListener() {
+            @Override
+            public void onToken(Generation g, int token, String textDelta) {
+            }
+
+            @Override
+            public void onFinish(Generation g) {
+                ends.add(g.finishReason());
+            }
+        };
     }
 
     private static GenerationListener recording(List<String> log) {
