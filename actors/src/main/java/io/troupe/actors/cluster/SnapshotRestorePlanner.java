@@ -104,29 +104,6 @@ final class SnapshotRestorePlanner {
     }
 
     /**
-     * {@link #plan} of the last committed step; when no worker holds some rank's snapshot of it, the
-     * newest later step held for every rank that {@code mayRestore} accepts, if that plans from memory.
-     * The ranks run ahead of the commits (a step commits once the buddies hold its copies) and keep
-     * their two newest snapshots, so under slow copies the committed step's can be overwritten while a
-     * newer one is held everywhere; every rank applied that one, and a step's result is a function of
-     * the step, so it restores as well. The decision names the step it restores.
-     */
-    static <W> Decision<W> planCommittedOrNewer(long step, long diskStep, List<W> oldRanks, boolean sameLayout,
-                                                List<W> candidates, int worldSize, int[] stateClass,
-                                                Map<W, long[]> inventories, java.util.function.LongPredicate mayRestore) {
-        Decision<W> d = plan(step, diskStep, oldRanks, sameLayout, candidates, worldSize, stateClass, inventories);
-        if (d.fromMemory() || !sameLayout || stateClass.length != worldSize) {
-            return d;
-        }
-        long ahead = newestCovered(worldSize, stateClass, inventories, s -> s > step && mayRestore.test(s));
-        if (ahead <= step) {
-            return d;
-        }
-        Decision<W> newer = plan(ahead, diskStep, oldRanks, sameLayout, candidates, worldSize, stateClass, inventories);
-        return newer.fromMemory() ? newer : d;
-    }
-
-    /**
      * The newest step whose snapshot exists for every rank of a {@code worldSize}-rank layout among
      * {@code inventories}: each rank's own, or its buddy's copy, or the snapshot of a rank of its
      * state class. Such a step is committed whatever the coordinator saw of it: every rank applied
@@ -136,12 +113,6 @@ final class SnapshotRestorePlanner {
      * @return the step, or -1 when no step is held for every rank
      */
     static <W> long newestCovered(int worldSize, int[] stateClass, Map<W, long[]> inventories) {
-        return newestCovered(worldSize, stateClass, inventories, step -> true);
-    }
-
-    /** {@link #newestCovered} among the steps {@code eligible} accepts; -1 when none is covered. */
-    static <W> long newestCovered(int worldSize, int[] stateClass, Map<W, long[]> inventories,
-                                  java.util.function.LongPredicate eligible) {
         if (stateClass.length != worldSize) {
             throw new IllegalArgumentException("one state class per rank: worldSize=" + worldSize + ", classes="
                 + stateClass.length);
@@ -153,9 +124,6 @@ final class SnapshotRestorePlanner {
             }
         }
         for (Long step : steps.descendingSet()) {
-            if (!eligible.test(step)) {
-                continue;
-            }
             boolean all = worldSize > 0;
             for (int k = 0; k < worldSize && all; k++) {
                 all = heldAnywhere(inventories, k, step, stateClass);

@@ -43,9 +43,8 @@ final class SnapshotRestores {
     }
 
     /**
-     * Restore from memory when the snapshots cover the last committed step on the same layout (or, where
-     * its snapshots were overwritten by ranks that ran ahead, a later step every rank holds:
-     * {@link SnapshotRestorePlanner#planCommittedOrNewer}), else from the disk checkpoint, saying why.
+     * Restore from memory when the snapshots cover the last committed step on the same layout, else
+     * from the disk checkpoint, saying why.
      */
     void chooseRestore(JobRun r) {
         r.memoryRestore = null;
@@ -56,19 +55,11 @@ final class SnapshotRestores {
         if (!c.settings.snapshots() || r.memoryStep < 0) {
             return;
         }
-        // a later step may restore when the committed one's snapshots were overwritten, but never one that
-        // skips a validation or a checkpoint (a window of steps never runs past one, so only its last step could)
-        io.troupe.models.train.TrainConfig t = JobSpecs.toSpec(r.current, 1).train();
         SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRefused != null
             ? SnapshotRestorePlanner.Decision.disk(r.memoryRefused)
-            : SnapshotRestorePlanner.planCommittedOrNewer(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
+            : SnapshotRestorePlanner.plan(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
                 sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages()), r.candidates(c.members.usable()),
-                r.plan.worldSize(), stateClasses(JobSpecs.toSpec(r.current, 1)), r.inventories,
-                s -> s < t.steps() && !t.evalDue(s) && !t.checkpointDue(s));
-        if (d.fromMemory() && d.step() > r.memoryStep) {
-            c.ctx.getLog().warn("{}: no worker holds every rank's snapshot of the committed step {} any more; every rank"
-                + " holds step {}, which the ranks ran ahead to", r.identity, r.memoryStep, d.step());
-        }
+                r.plan.worldSize(), stateClasses(JobSpecs.toSpec(r.current, 1)), r.inventories);
         if (d.fromMemory()) {
             r.memoryRestore = d;
             r.restoredStep = d.step();

@@ -111,43 +111,4 @@ class SnapshotRestorePlannerTest {
         assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, new int[] {0, 1}, new HashMap<String, long[]>()));
         assertThrows(IllegalArgumentException.class, () -> SnapshotRestorePlanner.newestCovered(3, new int[] {0, 1}, inv));
     }
-
-    /**
-     * The ranks ran two steps ahead of the commits (their reports wait for the buddies' copies) and
-     * each keeps its two newest snapshots: step 12, committed, is held nowhere, but 13 and 14 are
-     * held for both replicas; the newest one the caller accepts (no validation or checkpoint step)
-     * restores, the spare taking rank 1 from the survivor's own snapshot. None accepted, or another
-     * layout: the disk, with the committed step's reason.
-     */
-    @Test
-    void shouldRestoreANewerStepHeldForEveryRankWhenTheCommittedOneWasOverwritten() {
-        Map<String, long[]> inv = new HashMap<>();
-        inv.put("A", new long[] {0, 14, 0, 13});                  // rank 0's own, the survivor
-        int[] replicas = {0, 0};
-        List<String> byRank = new java.util.ArrayList<>(java.util.Arrays.asList("A", null));
-        List<String> candidates = List.of("A", "S");
-        var committed = SnapshotRestorePlanner.plan(12, 10, byRank, true, candidates, 2, replicas, inv);
-        assertFalse(committed.fromMemory());
-        assertTrue(committed.reason().contains("no worker holds rank 0's snapshot of step 12"), committed.reason());
-
-        var newest = SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2, replicas, inv,
-            s -> true);
-        assertTrue(newest.fromMemory(), newest.reason());
-        assertEquals(14, newest.step());
-        var notACheckpoint = SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2, replicas,
-            inv, s -> s % 7 != 0);                                 // 14 would skip a checkpoint
-        assertEquals(13, notACheckpoint.step());
-        assertEquals(List.of("A", "S"), notACheckpoint.ranks());
-        assertArrayEquals(new int[] {0, 0}, notACheckpoint.holderOf());
-        assertEquals(committed.reason(), SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2,
-            replicas, inv, s -> false).reason());
-        assertFalse(SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, false, candidates, 2, replicas, inv,
-            s -> true).fromMemory(), "another layout: a snapshot restores only into its own rank");
-        // the committed step held: it restores, whatever is newer
-        inv.put("A", new long[] {0, 13, 0, 12});
-        assertEquals(12, SnapshotRestorePlanner.planCommittedOrNewer(12, 10, byRank, true, candidates, 2, replicas, inv,
-            s -> true).step());
-        assertEquals(13, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 12));
-        assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, replicas, inv, s -> s > 13));
-    }
 }
