@@ -37,5 +37,6 @@ final class ClusterProtocol {
         CoordinatorActor.Quiesced.class,
         JobEvent.Recovering.class,
         JobEvent.Recovered.class,
-        SnapshotPlan.class);
+        SnapshotPlan.class,
+        WorkerActor.Committed.class);
 }

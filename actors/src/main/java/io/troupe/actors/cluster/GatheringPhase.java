@@ -49,6 +49,7 @@ final class GatheringPhase {
         r.ranks = c.snapshots.ranks(r, usable);
         r.startEpoch();
         SnapshotPlan snapshots = c.snapshots.plan(r);
+        r.snapshotsEnabled = snapshots.enabled();
         List<String> endpoints = new java.util.ArrayList<>();
         List<String> control = new java.util.ArrayList<>();
         for (ActorRef<WorkerActor.Command> w : r.ranks) {

@@ -77,6 +77,8 @@ final class JobRun {
     final java.util.Map<ActorRef<WorkerActor.Command>, CoordinatorActor.Quiesced> assignments = new java.util.HashMap<>();
     /** Per quiesced worker, the snapshots it keeps of this job (pairs {rank, step}). */
     final java.util.Map<ActorRef<WorkerActor.Command>, long[]> inventories = new java.util.HashMap<>();
+    /** This epoch's ranks snapshot every step in memory (they are told each commit). */
+    boolean snapshotsEnabled;
     /** This epoch restores from memory (null: from the disk checkpoint). */
     SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> memoryRestore;
     /** Why the last restore from memory failed on a worker: the next one is from disk (null: none failed). */

@@ -78,6 +78,12 @@ final class RunningPhase {
         r.lastStepMs = (now - r.lastCommitNs) / 1e6;
         r.lastCommitNs = now;
         r.lastCommitted = done;
+        if (r.snapshotsEnabled) {
+            // the ranks may now overwrite their snapshots of older steps (they wait for this one step behind)
+            for (ActorRef<WorkerActor.Command> w : r.ranks) {
+                w.tell(new WorkerActor.Committed(r.identity, r.committed()));
+            }
+        }
         if (r.faultNs != 0) {
             double ms = (now - r.faultNs) / 1e6;
             c.ctx.getLog().warn("{} committed step {} {} ms after the fault", r.identity, r.committed(), (long) ms);

@@ -30,7 +30,7 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * <p>Protocol: registers under {@link #KEY}; answers {@link Describe} with its endpoints and the job
  * identity it holds; on {@link Assign} builds the epoch and answers Ready; {@link RunSteps} runs a
  * window of steps back to back on the device thread, each reported with a StepDone sent straight
- * from the device thread; {@link Evaluate} and {@link WriteCheckpoint} come between windows;
+ * from the device thread; {@link Committed} tells which snapshots a rank may overwrite; {@link Evaluate} and {@link WriteCheckpoint} come between windows;
  * {@link Abort} ends the epoch at once (stage waits and collectives fail) and is answered with
  * Quiesced when the device thread is idle. Every message carries the {@link JobIdentity}; a
  * {@link ControlGate} admits only the current one and counts the rest. Supervision: any failure
@@ -76,6 +76,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         boolean traced(long step) {
             return step >= traceFirst && step <= traceLast;
         }
+    }
+
+    /**
+     * {@code job}'s steps before {@code step} are committed (every rank reported them): with
+     * snapshots, this rank's snapshots of older steps may be overwritten; see {@link SnapshotExchange}.
+     */
+    public record Committed(JobIdentity job, long step) implements Command, CrossNodeMessage {
     }
 
     /** Validation after {@code step}: replica 0's ranks run {@code batches} forward-only batches together. */
@@ -161,6 +168,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             .onMessage(Assign.class, this::onAssign)
             .onMessage(Built.class, this::onBuilt)
             .onMessage(RunSteps.class, this::onRunSteps)
+            .onMessage(Committed.class, this::onCommitted)
             .onMessage(Evaluate.class, this::onEvaluate)
             .onMessage(WriteCheckpoint.class, this::onWriteCheckpoint)
             .onMessage(Abort.class, this::onAbort)
@@ -225,6 +233,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         if (!gate.admit(m.job()) || w == null) {
             return this;
         }
+        // a window starts once every earlier step committed
+        snapshots.committed(m.job(), m.from());
         ActorRef<CoordinatorActor.Command> coord = coordinator;
         deviceExecutor.execute(() -> {
             for (long s = m.from(); s < m.until(); s++) {
@@ -255,6 +265,13 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                 }
             }
         });
+        return this;
+    }
+
+    private Behavior<Command> onCommitted(Committed m) {
+        if (gate.admit(m.job())) {
+            snapshots.committed(m.job(), m.step());
+        }
         return this;
     }
 

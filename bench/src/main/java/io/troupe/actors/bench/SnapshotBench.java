@@ -125,10 +125,12 @@ public final class SnapshotBench {
             JobEvent end = h.await(Duration.ofMinutes(10));
             SnapshotCounters.Totals t = SnapshotCounters.read().since(before);
             if (snapshots && t.taken() > 0) {
-                System.out.printf(Locale.ROOT, "  snapshots: %d taken, %.1f ms each on the device thread; %d sent, "
-                    + "%.1f MB and %.1f ms each on the send thread%n", t.taken(), t.captureNs() / 1e6 / t.taken(),
-                    t.sent(), t.sent() == 0 ? 0 : t.sentBytes() / 1e6 / t.sent(),
-                    t.sent() == 0 ? 0 : t.sendNs() / 1e6 / t.sent());
+                double sentMb = t.sent() == 0 ? 0 : t.sentBytes() / 1e6 / t.sent();
+                double sendMs = t.sent() == 0 ? 0 : t.sendNs() / 1e6 / t.sent();
+                System.out.printf(Locale.ROOT, "  snapshots: %d taken, %.1f ms each on the device thread, %d waited "
+                    + "for a commit (%.2f ms in all); %d sent, %.1f MB and %.1f ms each on the send thread%n",
+                    t.taken(), t.captureNs() / 1e6 / t.taken(), t.commitWaits(), t.commitWaitNs() / 1e6, t.sent(),
+                    sentMb, sendMs);
             }
             if (!(end instanceof JobEvent.Finished)) {
                 throw new IllegalStateException("job ended with " + end);

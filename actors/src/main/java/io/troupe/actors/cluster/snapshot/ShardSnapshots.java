@@ -4,6 +4,8 @@ import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.List;
+import java.util.function.BooleanSupplier;
+import java.util.function.Predicate;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
@@ -54,11 +56,32 @@ public final class ShardSnapshots {
      */
     public static SnapshotBuffer capture(SnapshotStore store, int jobId, int rank, long epoch, long step,
                                          List<ChunkState> chunks, long waitNs) {
+        checkChunks(chunks);
+        return write(store, store.beginWrite(lengthBytes(chunks), waitNs), jobId, rank, epoch, step, chunks);
+    }
+
+    /**
+     * As {@link #capture(SnapshotStore, int, int, long, long, List, long)}, into a slot that
+     * {@code live} does not keep (see {@link SnapshotStore#beginWrite(long, long, Predicate, BooleanSupplier)}).
+     *
+     * @throws SnapshotException when no slot frees within {@code waitNs}, or the epoch ended
+     */
+    public static SnapshotBuffer capture(SnapshotStore store, int jobId, int rank, long epoch, long step,
+                                         List<ChunkState> chunks, long waitNs, Predicate<SnapshotBuffer> live,
+                                         BooleanSupplier ended) {
+        checkChunks(chunks);
+        return write(store, store.beginWrite(lengthBytes(chunks), waitNs, live, ended), jobId, rank, epoch, step, chunks);
+    }
+
+    private static void checkChunks(List<ChunkState> chunks) {
         if (chunks.isEmpty() || chunks.size() > SnapshotDescriptor.MAX_CHUNKS) {
             throw new IllegalArgumentException("a snapshot holds 1 to " + SnapshotDescriptor.MAX_CHUNKS + " chunks: chunks="
                 + chunks.size());
         }
-        SnapshotBuffer b = store.beginWrite(lengthBytes(chunks), waitNs);
+    }
+
+    private static SnapshotBuffer write(SnapshotStore store, SnapshotBuffer b, int jobId, int rank, long epoch, long step,
+                                        List<ChunkState> chunks) {
         try {
             b.writeHeader(jobId, rank, epoch, step, chunks.size());
             UnsafeBuffer v = b.view();

@@ -34,6 +34,14 @@ import org.agrona.concurrent.IdleStrategy;
  * {@code s} of every rank that sends it theirs; a step is committed when every rank reported it,
  * so every committed step is in memory twice, on two nodes.
  *
+ * <p>Retention rule: a rank's own store keeps the snapshot of the last committed step (the one a
+ * restore takes) and every later one of its epoch (each may still be committed); a capture waits
+ * for a commit ({@link #committed}) rather than overwrite one of them. With two slots, the capture
+ * after step {@code s + 1} waits until step {@code s} is committed: one step of compute hides the
+ * commit's round trip, and a rank never runs more than that ahead of the commits. Its buddy's copies
+ * follow the same order (a copy is sent once captured), so they overwrite only the copies of steps
+ * older than the committed one.
+ *
  * <p>Frames: kind {@link FrameKind#CONTROL} on this stream, the frame's step the snapshot's step,
  * its tensor key the rank whose shard it is, the body a {@link SnapshotDescriptor} snapshot.
  *
@@ -63,6 +71,8 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
     private final Object reportLock = new Object();
     private volatile Binding binding;
+    /** The current binding's last committed step (a snapshot's step: steps done), -1 until told. */
+    private volatile long committedStep = -1;
     private volatile long sentBytes;
     private volatile long sendFailures;
 
@@ -101,6 +111,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             pending.clear();
             arrived.clear();
             transport.assign(rank, job);
+            committedStep = -1;
             binding = new Binding(job, rank, buddyOf[rank], sources.stream().mapToInt(Integer::intValue).toArray(),
                 List.copyOf(endpoints));
         }
@@ -120,6 +131,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             pending.clear();
             binding = null;
         }
+        own.wake();
     }
 
     /** As {@link #unbind()} when the exchange is still bound to {@code job} (a newer epoch's binding stays). */
@@ -131,6 +143,30 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
                 binding = null;
             }
         }
+        own.wake();
+    }
+
+    /**
+     * The coordinator committed {@code job}'s steps before {@code step} (any thread; a snapshot of
+     * step {@code step} restores them): the own snapshots of older steps may be overwritten now.
+     * Ignored unless the exchange is bound to {@code job}; never moves back.
+     */
+    public void committed(JobIdentity job, long step) {
+        Binding b = binding;
+        if (b == null || !b.job().equals(job) || step <= committedStep) {
+            return;
+        }
+        synchronized (reportLock) {
+            if (binding == b && step > committedStep) {
+                committedStep = step;
+            }
+        }
+        own.wake();
+    }
+
+    /** The last committed step this exchange was told of in its current binding (-1: none yet). */
+    public long committedStep() {
+        return committedStep;
     }
 
     public SnapshotStore own() {
@@ -158,8 +194,10 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             return;
         }
         long t0 = System.nanoTime();
-        SnapshotBuffer snap = ShardSnapshots.capture(own, b.job().jobId(), b.rank(), b.job().epoch(), step, chunks, SLOT_WAIT_NS);
-        SnapshotCounters.taken(System.nanoTime() - t0);
+        SnapshotBuffer snap = ShardSnapshots.capture(own, b.job().jobId(), b.rank(), b.job().epoch(), step, chunks, SLOT_WAIT_NS,
+            held -> live(b, held), () -> binding != b);
+        long waitNs = own.lastWaitNs();
+        SnapshotCounters.taken(System.nanoTime() - t0 - waitNs, waitNs);
         if (b.buddy() >= 0) {
             sendPinned(b, own.pin(snap), b.buddy());
         }
@@ -167,6 +205,24 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             pending.addLast(new Pending(step, report));
             flushLocked(b);
         }
+    }
+
+    /**
+     * Whether own snapshot {@code held} must be kept in binding {@code b}: it is the rank's snapshot
+     * of the last committed step (of any epoch: a restore took it, and takes it again if this epoch
+     * fails before its first commit), or a later one of this epoch (it may still be committed).
+     * Before the first commit is known every snapshot of the rank's job is kept.
+     */
+    private boolean live(Binding b, SnapshotBuffer held) {
+        return live(b.job(), b.rank(), committedStep, held);
+    }
+
+    /** The retention rule of rank {@code rank} in epoch {@code job} after commit {@code committed} (-1: unknown). */
+    static boolean live(JobIdentity job, int rank, long committed, SnapshotBuffer held) {
+        if (held.jobId() != job.jobId() || held.rank() != rank) {
+            return false;
+        }
+        return committed < 0 || held.step() == committed || (held.step() > committed && held.epoch() == job.epoch());
     }
 
     private void flushLocked(Binding b) {

@@ -3,12 +3,16 @@ package io.troupe.actors.cluster.snapshot;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.function.Predicate;
 
 /**
- * The snapshots of one rank's shard (its own, or a buddy's copies), double-buffered: a snapshot
- * being written never takes the slot of the latest complete one, so a write cut short (an abort, a
- * dead sender) leaves the last complete snapshot intact. A slot being sent is pinned and is not
- * written until the send ends.
+ * The snapshots of one rank's shard (its own, or a buddy's copies) in two slots. A received copy
+ * never takes the slot of the latest complete one, so a write cut short (a dead sender) leaves the
+ * last complete copy intact; a rank's own capture goes by retention instead (never a slot its
+ * exchange still needs: the committed snapshot and later ones, see
+ * {@link #beginWrite(long, long, Predicate, BooleanSupplier)}). A slot being sent is pinned and is
+ * not written until the send ends.
  *
  * <p>Threading: any thread; one lock orders writes, pins and lookups. A written buffer is touched
  * only by its writer until {@link #complete}.
@@ -17,6 +21,8 @@ public final class SnapshotStore {
     private final String name;
     private final SnapshotBuffer[] slots = {new SnapshotBuffer(), new SnapshotBuffer()};
     private long sequence;
+    /** How long the last {@link #beginWrite(long, long, Predicate, BooleanSupplier)} waited (ns). */
+    private long lastWaitNs;
 
     public SnapshotStore(String name) {
         this.name = name;
@@ -48,6 +54,89 @@ public final class SnapshotStore {
         target.complete = false;
         target.prepare(lengthBytes);
         return target;
+    }
+
+    /**
+     * A slot to write a rank's next snapshot into, by retention instead of recency: never a slot
+     * {@code live} keeps (the committed snapshot, and those that may still be committed), nor one
+     * pinned by a send; of two complete slots holding the same job, rank and step, the older is a
+     * duplicate and free. Waits up to {@code timeoutNs} for a slot to free: a commit (told through
+     * {@link #wake}) or a send's end.
+     *
+     * @param ended whether the writer's epoch ended while it waits (checked at every wake-up)
+     * @throws SnapshotException when no slot frees in time, naming what is held, or when the epoch ended
+     */
+    public synchronized SnapshotBuffer beginWrite(long lengthBytes, long timeoutNs, Predicate<SnapshotBuffer> live,
+                                                  BooleanSupplier ended) {
+        long startNs = System.nanoTime();
+        long deadlineNs = startNs + timeoutNs;
+        boolean waited = false;
+        while (true) {
+            if (ended.getAsBoolean()) {
+                throw new SnapshotException(name + ": the epoch ended while a snapshot waited for a slot");
+            }
+            SnapshotBuffer target = null;
+            for (SnapshotBuffer b : slots) {
+                if (b.pins == 0 && !(b.complete && live.test(b) && !duplicateLocked(b))
+                    && (target == null || rankLocked(b) < rankLocked(target))) {
+                    target = b;
+                }
+            }
+            if (target != null) {
+                lastWaitNs = waited ? System.nanoTime() - startNs : 0;
+                target.complete = false;
+                target.prepare(lengthBytes);
+                return target;
+            }
+            waited = true;
+            long leftNs = deadlineNs - System.nanoTime();
+            if (leftNs <= 0) {
+                throw new SnapshotException(name + ": no slot to write a snapshot into after "
+                    + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: the snapshots held are still needed or being sent "
+                    + describeLocked());
+            }
+            try {
+                TimeUnit.NANOSECONDS.timedWait(this, leftNs);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new SnapshotException(name + ": interrupted while waiting for a slot to write");
+            }
+        }
+    }
+
+    /** How long the last write by retention waited for a slot (ns; 0: it found one at once). */
+    public synchronized long lastWaitNs() {
+        return lastWaitNs;
+    }
+
+    /** Wakes writers waiting in {@link #beginWrite(long, long, Predicate, BooleanSupplier)}: what is live changed. */
+    public synchronized void wake() {
+        notifyAll();
+    }
+
+    /** Whether a newer complete slot holds the same job, rank and step as complete slot {@code b}. */
+    private boolean duplicateLocked(SnapshotBuffer b) {
+        for (SnapshotBuffer o : slots) {
+            if (o != b && o.complete && o.sequence > b.sequence && o.jobId() == b.jobId() && o.rank() == b.rank()
+                && o.step() == b.step()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Preference to be written: an incomplete slot first, then the oldest complete one. */
+    private static long rankLocked(SnapshotBuffer b) {
+        return b.complete ? b.sequence : Long.MIN_VALUE;
+    }
+
+    private List<String> describeLocked() {
+        List<String> out = new ArrayList<>(2);
+        for (SnapshotBuffer b : slots) {
+            out.add(b.complete ? b.describe() + (b.pins > 0 ? " (being sent)" : "") : "an empty slot"
+                + (b.pins > 0 ? " (pinned)" : ""));
+        }
+        return out;
     }
 
     /** Seals a written slot (its CRC) and makes it the latest complete snapshot. */

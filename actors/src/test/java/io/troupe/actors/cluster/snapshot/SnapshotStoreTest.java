@@ -9,10 +9,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
+import io.troupe.runtime.transport.JobIdentity;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -117,6 +124,91 @@ class SnapshotStoreTest {
         SnapshotBuffer next = ShardSnapshots.capture(store, JOB, 0, 2, 13, shard, 0);
         assertEquals(13, next.step());
         assertEquals(List.of(13L, 12L), store.steps(JOB, 0));
+    }
+
+    /** A capture of rank 0 in {@code job} with the exchange's retention rule after commit {@code committed}. */
+    private SnapshotBuffer captureRetaining(SnapshotStore store, JobIdentity job, long step, List<ShardSnapshots.ChunkState> shard,
+                                            AtomicLong committed, long waitMs, AtomicBoolean ended) {
+        return ShardSnapshots.capture(store, job.jobId(), 0, job.epoch(), step, shard, TimeUnit.MILLISECONDS.toNanos(waitMs),
+            held -> SnapshotExchange.live(job, 0, committed.get(), held), ended::get);
+    }
+
+    /**
+     * The committed snapshot survives until the next commit: with step 10 committed and 11 captured,
+     * the capture of 12 waits (one step ahead of the commits at most) and overwrites 10 only once 11 is
+     * committed. Overwriting the oldest slot without knowing the commits lost the committed snapshot
+     * whenever a rank ran two steps ahead of a slow peer's report, and the restore fell back to disk.
+     */
+    @Test
+    @Timeout(30)
+    void shouldKeepTheCommittedSnapshotUntilTheNextStepIsCommitted() throws Exception {
+        SnapshotStore store = new SnapshotStore("own snapshots");
+        List<ShardSnapshots.ChunkState> shard = shard();
+        JobIdentity job = new JobIdentity(JOB, 3);
+        AtomicLong committed = new AtomicLong(10);
+        AtomicBoolean ended = new AtomicBoolean();
+        captureRetaining(store, job, 10, shard, committed, 0, ended);
+        captureRetaining(store, job, 11, shard, committed, 0, ended);
+        SnapshotException e = assertThrows(SnapshotException.class,
+            () -> captureRetaining(store, job, 12, shard, committed, 50, ended));
+        assertTrue(e.getMessage().contains("still needed") && e.getMessage().contains("step 10")
+            && e.getMessage().contains("step 11"), e.getMessage());
+        assertEquals(List.of(11L, 10L), store.steps(JOB, 0), "the refused capture destroyed nothing");
+
+        ExecutorService device = Executors.newSingleThreadExecutor();
+        try {
+            Future<SnapshotBuffer> waiting = device.submit(() -> captureRetaining(store, job, 12, shard, committed, 20_000, ended));
+            committed.set(11);
+            store.wake();
+            assertEquals(12, waiting.get(20, TimeUnit.SECONDS).step());
+            assertEquals(List.of(12L, 11L), store.steps(JOB, 0), "step 10 gave its slot once 11 was committed");
+
+            // an epoch that ends while its capture waits gives up at once and destroys nothing
+            Future<SnapshotBuffer> cut = device.submit(() -> captureRetaining(store, job, 13, shard, committed, 20_000, ended));
+            ended.set(true);
+            store.wake();
+            ExecutionException ex = assertThrows(ExecutionException.class, () -> cut.get(20, TimeUnit.SECONDS));
+            assertTrue(ex.getCause().getMessage().contains("epoch ended"), ex.getCause().getMessage());
+            assertEquals(List.of(12L, 11L), store.steps(JOB, 0));
+        } finally {
+            device.shutdownNow();
+        }
+    }
+
+    /**
+     * After a restore at the committed step 10, the snapshot of step 11 an earlier epoch ran ahead to
+     * is garbage (it is never committed: the new epoch computes step 11 again), so the new epoch's
+     * first capture takes its slot at once and keeps 10, which a second fault restores again. A
+     * duplicate of the committed step (two epochs that each restored it) is freed the same way.
+     */
+    @Test
+    @Timeout(30)
+    void shouldOverwriteWhatAnEarlierEpochRanAheadToAndKeepTheCommittedStep() {
+        SnapshotStore store = new SnapshotStore("own snapshots");
+        List<ShardSnapshots.ChunkState> shard = shard();
+        AtomicLong committed = new AtomicLong(10);
+        AtomicBoolean ended = new AtomicBoolean();
+        JobIdentity before = new JobIdentity(JOB, 2);
+        captureRetaining(store, before, 10, shard, committed, 0, ended);
+        captureRetaining(store, before, 11, shard, new AtomicLong(-1), 0, ended);
+        JobIdentity after = new JobIdentity(JOB, 3);
+        SnapshotBuffer first = captureRetaining(store, after, 11, shard, committed, 0, ended);
+        assertEquals(3, first.epoch());
+        assertEquals(List.of(11L, 10L), store.steps(JOB, 0));
+        SnapshotBuffer committedOne = store.find(JOB, 0, 10);
+        assertEquals(2, committedOne.epoch(), "the committed snapshot of the earlier epoch was kept");
+        store.unpin(committedOne);
+
+        // epoch 3 fails before committing 11; epoch 4 restores 10 and its rank holds 10 once more
+        SnapshotStore twice = new SnapshotStore("own snapshots");
+        captureRetaining(twice, before, 10, shard, committed, 0, ended);
+        captureRetaining(twice, after, 10, shard, committed, 0, ended);
+        SnapshotBuffer next = captureRetaining(twice, new JobIdentity(JOB, 4), 11, shard, committed, 0, ended);
+        assertEquals(List.of(11L, 10L), twice.steps(JOB, 0));
+        SnapshotBuffer kept = twice.find(JOB, 0, 10);
+        assertEquals(3, kept.epoch(), "of two copies of the committed step, the newer is kept");
+        twice.unpin(kept);
+        assertEquals(4, next.epoch());
     }
 
     @Test
