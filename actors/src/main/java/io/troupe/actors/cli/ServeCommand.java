@@ -6,6 +6,7 @@ import io.troupe.actors.serve.ServeSettings;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.parallel.Layout;
 import java.io.PrintStream;
@@ -26,14 +27,14 @@ final class ServeCommand {
     static final String USAGE = """
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
-                            [--isolate-step-core true|false] [--prefill-thread true|false]
+                            [--isolate-step-core true|false] [--prefill-thread true|false] [--kv-dtype f32|bf16]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
-            "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread"), Set.of());
+            "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "kv-dtype"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
@@ -48,12 +49,12 @@ final class ServeCommand {
             } catch (IllegalArgumentException | IllegalStateException e) {
                 throw new UsageException(e.getMessage());
             }
-            int blocks = PagedKvCache.blocksForBudget(w.config(), s.kvBlockTokens(), s.kvCacheMib());
+            int blocks = PagedKvCache.blocksForBudget(w.config(), s.kvBlockTokens(), s.kvCacheMib(), s.kvPrecision());
             out.printf(Locale.ROOT, "troupe serve: %s (model %s, context %d) on http://%s:%d, %s weights %.2f MiB, "
-                    + "KV cache %d blocks of %d tokens, max batch %d, %d pipeline stage(s)%n", dir,
+                    + "KV cache %d %s blocks of %d tokens, max batch %d, %d pipeline stage(s)%n", dir,
                         w.config().name(), w.config().seqLen(), s.host(),
                 server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
-                s.kvBlockTokens(), s.maxBatch(), stages);
+                s.kvPrecision(), s.kvBlockTokens(), s.maxBatch(), stages);
             out.flush();
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -112,6 +113,13 @@ final class ServeCommand {
             }
             if (o.has("isolate-step-core")) {
                 s = s.withIsolateStepCore(bool(o, "isolate-step-core"));
+            }
+            if (o.has("kv-dtype")) {
+                try {
+                    s = s.withKvPrecision(KvPrecision.parse(o.get("kv-dtype")));
+                } catch (IllegalArgumentException e) {
+                    throw new UsageException("--kv-dtype: " + e.getMessage());
+                }
             }
             if (o.has("prefill-thread")) {
                 s = s.withPrefillThread(bool(o, "prefill-thread"));

@@ -82,11 +82,12 @@ public final class InferenceServer implements AutoCloseable {
             throw new IllegalArgumentException("pipeline stages must be in [1, n_layer=" + weights.config().nLayer()
                 + "]: stages=" + pipelineStages);
         }
-        int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib());
+        int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib(), s.kvPrecision());
         if (pipelineStages > 1) {
             return startPipelined(weights, s, pipelineStages, blocks);
         }
-        KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks));
+        KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks,
+            weights.config().nLayer(), s.kvPrecision()));
         // a batch's rows are split over the cores (one pipeline stage per core does that for 1xN); with the step
         // thread isolated, over the cores it leaves to the rest of the process, on two cores none
         int cores = Runtime.getRuntime().availableProcessors();
@@ -102,7 +103,7 @@ public final class InferenceServer implements AutoCloseable {
     }
 
     private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks) {
-        PipelineStepRunner runner = new PipelineStepRunner(weights, stages, s.kvBlockTokens(), blocks);
+        PipelineStepRunner runner = new PipelineStepRunner(weights, stages, s.kvBlockTokens(), blocks, s.kvPrecision());
         KvCachedGpt first = runner.allocatingModel();
         BatchScheduler scheduler;
         try {

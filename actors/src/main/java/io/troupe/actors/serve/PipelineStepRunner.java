@@ -58,7 +58,8 @@ final class PipelineStepRunner implements StepRunner {
     private final List<AgentRunner> receivers = new ArrayList<>();
     private long nextStepId;
 
-    PipelineStepRunner(InferenceWeights weights, int pipelineStages, int blockTokens, int numBlocks) {
+    PipelineStepRunner(InferenceWeights weights, int pipelineStages, int blockTokens, int numBlocks,
+                       io.troupe.models.infer.KvPrecision precision) {
         StagePartition partition = StagePartition.balanced(weights.config(), pipelineStages);
         int n = pipelineStages;
         this.stages = new KvCachedGpt[n];
@@ -70,7 +71,7 @@ final class PipelineStepRunner implements StepRunner {
             int start = partition.startBlock(g);
             int end = partition.endBlock(g);
             stages[g] = new KvCachedGpt(weights,
-                new PagedKvCache(weights.config(), blockTokens, numBlocks, end - start), start, end);
+                new PagedKvCache(weights.config(), blockTokens, numBlocks, end - start, precision), start, end);
             slots.add(new ConcurrentHashMap<>());
         }
         TransportSettings ts = TransportSettings.defaults().withReceiveBudgetBytes(64L << 20);

@@ -1,6 +1,7 @@
 package io.troupe.actors.serve;
 
 import com.typesafe.config.Config;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.Quantization;
 
 /**
@@ -12,6 +13,7 @@ import io.troupe.models.infer.Quantization;
  * @param maxQueue        waiting requests before 429
  * @param kvCacheMib      memory for the paged KV cache, MiB
  * @param kvBlockTokens   token positions per KV block
+ * @param kvPrecision     how the KV cache holds keys and values (f32, or bf16: half the bytes)
  * @param deadlineMs      a request's default deadline
  * @param retryAfterS     the Retry-After of a 429
  * @param isolateStepCore on one stage, pin the decode step thread to a CPU of its own and the process's
@@ -21,8 +23,8 @@ import io.troupe.models.infer.Quantization;
  */
 public record ServeSettings(String host, int port, Quantization quantization, int maxBatch, int tokenBudget,
     int maxQueue,
-                            long kvCacheMib, int kvBlockTokens, long deadlineMs, int retryAfterS,
-                            boolean isolateStepCore, boolean prefillThread) {
+                            long kvCacheMib, int kvBlockTokens, KvPrecision kvPrecision, long deadlineMs,
+                            int retryAfterS, boolean isolateStepCore, boolean prefillThread) {
     public ServeSettings {
         require(port >= 0 && port <= 65535, "port must be in [0, 65535]: port=" + port);
         require(maxBatch >= 1, "max-batch must be >= 1: max-batch=" + maxBatch);
@@ -31,6 +33,7 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         require(maxQueue >= 0, "max-queue must be >= 0: max-queue=" + maxQueue);
         require(kvCacheMib >= 1, "kv-cache-mib must be >= 1: kv-cache-mib=" + kvCacheMib);
         require(kvBlockTokens >= 1, "kv-block-tokens must be >= 1: kv-block-tokens=" + kvBlockTokens);
+        require(kvPrecision != null, "kv-cache-dtype must be f32 or bf16");
         require(deadlineMs >= 1, "deadline must be >= 1 ms: deadline=" + deadlineMs + "ms");
         require(retryAfterS >= 1, "retry-after must be >= 1 s: retry-after=" + retryAfterS + "s");
     }
@@ -46,54 +49,58 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         Config c = root.getConfig("troupe.serve");
         return new ServeSettings(c.getString("host"), c.getInt("port"), Quantization.parse(c.getString("quantize")),
             c.getInt("max-batch"), c.getInt("token-budget"), c.getInt("max-queue"), c.getLong("kv-cache-mib"),
-            c.getInt("kv-block-tokens"), c.getDuration("deadline").toMillis(),
-                (int) c.getDuration("retry-after").toSeconds(), c.getBoolean("isolate-step-core"),
-            c.getBoolean("prefill-thread"));
+            c.getInt("kv-block-tokens"), KvPrecision.parse(c.getString("kv-cache-dtype")),
+            c.getDuration("deadline").toMillis(), (int) c.getDuration("retry-after").toSeconds(),
+            c.getBoolean("isolate-step-core"), c.getBoolean("prefill-thread"));
     }
 
     public ServeSettings withPort(int p) {
         return new ServeSettings(host, p, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withMaxBatch(int b) {
         return new ServeSettings(host, port, quantization, b, Math.max(tokenBudget, b), maxQueue, kvCacheMib,
-            kvBlockTokens, deadlineMs,
-            retryAfterS, isolateStepCore, prefillThread);
+            kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withQuantization(Quantization q) {
         return new ServeSettings(host, port, q, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withKvCacheMib(long mib) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, mib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withMaxQueue(int q) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, q, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withHost(String h) {
         return new ServeSettings(h, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withTokenBudget(int t) {
         return new ServeSettings(host, port, quantization, maxBatch, t, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withIsolateStepCore(boolean on) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, on, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, on, prefillThread);
+    }
+
+    public ServeSettings withKvPrecision(KvPrecision p) {
+        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
+            p, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
     }
 
     public ServeSettings withPrefillThread(boolean on) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            deadlineMs, retryAfterS, isolateStepCore, on);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, on);
     }
 }

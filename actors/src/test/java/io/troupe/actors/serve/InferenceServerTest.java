@@ -12,6 +12,7 @@ import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.SamplingParams;
 import java.io.BufferedReader;
@@ -26,6 +27,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -72,7 +74,12 @@ class InferenceServerTest {
 
     /** The text the model gives offline (no server) for a greedy prompt. */
     private static String offline(String prompt, int maxTokens) {
-        KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64));
+        return offline(prompt, maxTokens, KvPrecision.F32);
+    }
+
+    private static String offline(String prompt, int maxTokens, KvPrecision kv) {
+        KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64, WEIGHTS.config().nLayer(),
+            kv));
         BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(1, 64, 1));
         byte[] b = prompt.getBytes(StandardCharsets.UTF_8);
         int[] t = new int[b.length];
@@ -99,6 +106,26 @@ class InferenceServerTest {
         assertEquals("8", field(r.body(), "completion_tokens"));
         assertEquals("13", field(r.body(), "total_tokens"));
         assertEquals(200, get(server.port(), "/health").statusCode());
+    }
+
+    /** A bfloat16 KV cache: the server gives the text a bfloat16 cache gives offline, alone or among others. */
+    @Test
+    void shouldServeWithABfloat16KvCacheTheTextItGivesOffline() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings().withKvPrecision(KvPrecision.BF16));
+        String body = "{\"prompt\":\"To be\",\"max_tokens\":20,\"temperature\":0}";
+        List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            String b = i == 3 ? body : "{\"prompt\":\"other " + i + "\",\"max_tokens\":12}";
+            all.add(ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                + server.port() + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(b)).build(),
+                HttpResponse.BodyHandlers.ofString()));
+        }
+        for (CompletableFuture<HttpResponse<String>> f : all) {
+            assertEquals(200, f.get(60, TimeUnit.SECONDS).statusCode(), f.get().body());
+        }
+        String bf16 = offline("To be", 20, KvPrecision.BF16);
+        assertEquals(bf16, field(all.get(3).get().body(), "text"));
+        System.out.println("bf16 cache: '" + bf16 + "', f32 cache: '" + offline("To be", 20) + "'");
     }
 
     @Test

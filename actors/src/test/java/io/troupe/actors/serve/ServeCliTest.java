@@ -89,6 +89,7 @@ class ServeCliTest {
             {"--max-batch", "serve", "--checkpoint", c, "--max-batch", "0"},
             {"--port", "serve", "--checkpoint", c, "--port", "http"},
             {"--isolate-step-core", "serve", "--checkpoint", c, "--isolate-step-core", "yes"},
+            {"--kv-dtype", "serve", "--checkpoint", c, "--kv-dtype", "fp8"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
             {"dp=2", "serve", "--checkpoint", c, "--layout", "2x1"},
             {"tp=2", "serve", "--checkpoint", c, "--layout", "1x2x2"},

@@ -11,6 +11,7 @@ import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.gpt.Gpt;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.Quantization;
 import io.troupe.runtime.cpu.CpuDevice;
 import java.io.IOException;
@@ -100,6 +101,7 @@ public final class ServeBench {
         // both runs: the step thread on a CPU of its own (troupe serve's default), or the OS placing every thread
         boolean isolate = Boolean.parseBoolean(o.getOrDefault("isolate-step-core", "true"));
         boolean prefillThread = Boolean.parseBoolean(o.getOrDefault("prefill-thread", "true"));
+        KvPrecision kv = KvPrecision.parse(o.getOrDefault("kv-dtype", "f32"));
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint"))
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
@@ -110,14 +112,15 @@ public final class ServeBench {
                 promptBytes, maxTokens, cfg.seqLen());
         }
         System.out.printf(Locale.ROOT,
-            "serve bench: model %s (d %d, %d layers, context %d), %s weights, %d clients, %d requests, "
+            "serve bench: model %s (d %d, %d layers, context %d), %s weights, %s KV cache, %d clients, %d requests, "
                 + "%d-byte prompts, max_tokens %d, token budget %d, cpu: %s, %d cores; float32 linears: %s;"
                 + " step core isolated: %s%n",
-            cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), clients, requests,
+            cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), kv, clients,
+            requests,
             promptBytes, maxTokens, tokenBudget, cpuModel(), Runtime.getRuntime().availableProcessors(),
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel", isolate);
         List<String> prompts = prompts(requests, promptBytes);
-        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, 600_000, 1, isolate,
+        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, kv, 600_000, 1, isolate,
             prefillThread);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
@@ -471,7 +474,7 @@ public final class ServeBench {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
             "settle-rounds", "isolate-step-core", "client",
-            "prefill-thread");
+            "prefill-thread", "kv-dtype");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }

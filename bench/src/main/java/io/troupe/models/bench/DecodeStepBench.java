@@ -10,6 +10,7 @@ import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.infer.RowSplitter;
@@ -40,14 +41,16 @@ public final class DecodeStepBench {
 
     /** With one row thread, the step's CPU time (steadier than wall time on a shared host). */
     private static boolean cpuTime;
+    private static KvPrecision kv;
 
     public static void main(String[] args) {
         Options o = BenchOptions.parse(args, "decode",
-            "usage: scripts/bench decode [--model M] [--quantize none|int8] [--threads T] [--rounds N]"
-                + " [--prompt-bytes N] [--max-tokens N]",
-            Set.of("model", "quantize", "threads", "rounds", "prompt-bytes", "max-tokens"), Set.of());
+            "usage: scripts/bench decode [--model M] [--quantize none|int8] [--kv-dtype f32|bf16] [--threads T]"
+                + " [--rounds N] [--prompt-bytes N] [--max-tokens N]",
+            Set.of("model", "quantize", "kv-dtype", "threads", "rounds", "prompt-bytes", "max-tokens"), Set.of());
         String model = o.get("model", "small");
         Quantization q = o.has("quantize") ? Quantization.parse(o.get("quantize")) : Quantization.NONE;
+        kv = KvPrecision.parse(o.get("kv-dtype", "f32"));
         int threads = o.getInt("threads", Runtime.getRuntime().availableProcessors());
         int rounds = o.getInt("rounds", 6);
         int promptTokens = o.getInt("prompt-bytes", 32);
@@ -61,9 +64,9 @@ public final class DecodeStepBench {
         }
         InferenceWeights w = InferenceWeights.fromFlat(cfg, flat, q);
         System.out.printf(Locale.ROOT, "decode bench: model %s (d %d, %d layers, context %d), %s weights, "
-                + "%d row threads, %d-token prompts, %d new tokens; %s time; float32 linears: %s%n", cfg.name(),
-            cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), threads, promptTokens,
-            maxTokens, threads == 1 ? "the step thread's CPU" : "wall",
+                + "%s KV cache, %d row threads, %d-token prompts, %d new tokens; %s time; float32 linears: %s%n",
+            cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), kv, threads,
+            promptTokens, maxTokens, threads == 1 ? "the step thread's CPU" : "wall",
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
         int[] batches = {1, 4, 16};
         double[] stepMs = new double[batches.length];
@@ -89,8 +92,8 @@ public final class DecodeStepBench {
     private static double measure(InferenceWeights w, RowSplitter rows, int batch, int rounds, int promptTokens,
                                   int maxTokens) {
         GptConfig cfg = w.config();
-        int blocks = PagedKvCache.blocksForBudget(cfg, 16, 64);
-        KvCachedGpt model = new KvCachedGpt(w, new PagedKvCache(cfg, 16, blocks));
+        int blocks = PagedKvCache.blocksForBudget(cfg, 16, 64, kv);
+        KvCachedGpt model = new KvCachedGpt(w, new PagedKvCache(cfg, 16, blocks, cfg.nLayer(), kv));
         model.splitRows(rows);
         BatchScheduler s = new BatchScheduler(model, new BatchScheduler.Limits(batch, 4096, 1024));
         List<Double> times = new ArrayList<>();

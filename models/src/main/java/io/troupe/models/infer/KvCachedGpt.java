@@ -228,6 +228,10 @@ public final class KvCachedGpt {
     }
 
     private void storeKeysValues(StepBatch batch, int layer, int n, int c) {
+        if (cache.precision() == KvPrecision.BF16) {
+            storeKeysValues16(batch, layer, n, c);
+            return;
+        }
         float[] kc = cache.keys(layer);
         float[] vc = cache.values(layer);
         final int bs = cache.blockSize();
@@ -238,6 +242,23 @@ public final class KvCachedGpt {
                 kc[kOff + ch * bs] = qkv[ko + ch];                             // keys channel-major in the block
             }
             System.arraycopy(qkv, i * 3 * c + 2 * c, vc, cache.offset(batch.table(i), batch.position(i)), c);
+        }
+    }
+
+    /** As {@link #storeKeysValues}, each value rounded to bfloat16 ({@link KvPrecision#toBf16}). */
+    private void storeKeysValues16(StepBatch batch, int layer, int n, int c) {
+        short[] kc = cache.keys16(layer);
+        short[] vc = cache.values16(layer);
+        final int bs = cache.blockSize();
+        for (int i = 0; i < n; i++) {
+            int kOff = cache.keyOffset(batch.table(i), batch.position(i));
+            int vOff = cache.offset(batch.table(i), batch.position(i));
+            int ko = i * 3 * c + c;
+            int vo = i * 3 * c + 2 * c;
+            for (int ch = 0; ch < c; ch++) {
+                kc[kOff + ch * bs] = KvPrecision.toBf16(qkv[ko + ch]);
+                vc[vOff + ch] = KvPrecision.toBf16(qkv[vo + ch]);
+            }
         }
     }
 
@@ -253,8 +274,11 @@ public final class KvCachedGpt {
     private void attend(StepBatch batch, int layer, int n, int c) {
         final int hd = cfg.headDim();
         final int nh = cfg.nHead();
-        final float[] kc = cache.keys(layer);
-        final float[] vc = cache.values(layer);
+        final boolean half = cache.precision() == KvPrecision.BF16;
+        final float[] kc = half ? null : cache.keys(layer);
+        final float[] vc = half ? null : cache.values(layer);
+        final short[] kc16 = half ? cache.keys16(layer) : null;
+        final short[] vc16 = half ? cache.values16(layer) : null;
         final int bs = cache.blockSize();
         final boolean vectorScores = vectorApi && VectorAttentionKernel.scoresFit(bs);
         final boolean vectorValues = vectorApi && VectorAttentionKernel.valuesFit(hd);
@@ -263,13 +287,16 @@ public final class KvCachedGpt {
             cache.offsets(batch.table(i), positions, posOff);
             cache.blockBases(batch.table(i), positions, blockBase);
             final int qo = i * 3 * c;
-            if (vectorScores) {
+            if (vectorScores && half) {
+                VectorAttentionKernel.scores16(qkv, qo, kc16, blockBase, positions, nh, hd, bs, attnScale, scores);
+            } else if (vectorScores) {
                 VectorAttentionKernel.scores(qkv, qo, kc, blockBase, positions, nh, hd, bs, attnScale, scores);
             } else {
                 for (int u = 0; u < positions; u++) {
                     int kOff = blockBase[u / bs] + u % bs;
                     for (int h = 0; h < nh; h++) {
-                        scores[h][u] = headScore(qkv, qo + h * hd, kc, kOff + h * hd * bs, bs, hd) * attnScale;
+                        scores[h][u] = (half ? headScore16(qkv, qo + h * hd, kc16, kOff + h * hd * bs, bs, hd)
+                            : headScore(qkv, qo + h * hd, kc, kOff + h * hd * bs, bs, hd)) * attnScale;
                     }
                 }
             }
@@ -294,13 +321,23 @@ public final class KvCachedGpt {
                     }
                 }
             }
+            if (vectorValues && half) {
+                VectorAttentionKernel.weightedValues16(scores, vc16, posOff, positions, c, hd, atty, i * c);
+                continue;
+            }
             if (vectorValues) {
                 VectorAttentionKernel.weightedValues(scores, vc, posOff, positions, c, hd, atty, i * c);
                 continue;
             }
             java.util.Arrays.fill(outRow, 0f);
             for (int u = 0; u < positions; u++) {
-                System.arraycopy(vc, posOff[u], kvRow, 0, c);
+                if (half) {
+                    for (int ch = 0; ch < c; ch++) {
+                        kvRow[ch] = KvPrecision.fromBf16(vc16[posOff[u] + ch]);
+                    }
+                } else {
+                    System.arraycopy(vc, posOff[u], kvRow, 0, c);
+                }
                 for (int h = 0; h < nh; h++) {
                     java.util.Arrays.fill(pRow, h * hd, (h + 1) * hd, scores[h][u]);
                 }
@@ -315,6 +352,26 @@ public final class KvCachedGpt {
      * for g ascending, then (s0 + s1) + (s2 + s3), then the tail channels in order): the query's
      * channels from {@code q[qOff]}, the key's from {@code k[kOff]} at a stride of {@code bs}.
      */
+    /** {@link #headScore} over bfloat16 keys, each widened exactly ({@link KvPrecision#fromBf16}). */
+    static float headScore16(float[] q, int qOff, short[] k, int kOff, int bs, int hd) {
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        int d = 0;
+        for (; d + 3 < hd; d += 4) {
+            s0 += q[qOff + d] * KvPrecision.fromBf16(k[kOff + d * bs]);
+            s1 += q[qOff + d + 1] * KvPrecision.fromBf16(k[kOff + (d + 1) * bs]);
+            s2 += q[qOff + d + 2] * KvPrecision.fromBf16(k[kOff + (d + 2) * bs]);
+            s3 += q[qOff + d + 3] * KvPrecision.fromBf16(k[kOff + (d + 3) * bs]);
+        }
+        float s = (s0 + s1) + (s2 + s3);
+        for (; d < hd; d++) {
+            s += q[qOff + d] * KvPrecision.fromBf16(k[kOff + d * bs]);
+        }
+        return s;
+    }
+
     static float headScore(float[] q, int qOff, float[] k, int kOff, int bs, int hd) {
         float s0 = 0f;
         float s1 = 0f;

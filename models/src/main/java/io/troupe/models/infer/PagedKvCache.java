@@ -13,8 +13,11 @@ import io.troupe.models.gpt.GptConfig;
  *               k[l] = float[numBlocks][C][blockSize]   a block's keys channel-major: channel ch of the
  *                                                       block's positions side by side
  * position p of a sequence: block table[p / blockSize], slot p % blockSize
- * bytes per block = 2 (k, v) * n_layer * blockSize * C * 4
+ * bytes per block = 2 (k, v) * n_layer * blockSize * C * (4 for f32, 2 for bf16)
  * </pre>
+ *
+ * With {@link KvPrecision#BF16} the same layout holds bfloat16 bits in {@code short} arrays
+ * ({@link #keys16}, {@link #values16}): the values are rounded once, when a step writes them.
  *
  * Keys lie channel-major within a block so that one vector load reads one channel of consecutive
  * positions: a token's scores against a block are multiply-adds of that load by the query's
@@ -27,8 +30,12 @@ public final class PagedKvCache {
     private final int blockSize;
     private final int numBlocks;
     private final int width;
+    private final KvPrecision precision;
+    private final int layers;
     private final float[][] k;
     private final float[][] v;
+    private final short[][] k16;
+    private final short[][] v16;
     private final int[] freeList;
     private int freeCount;
 
@@ -36,11 +43,15 @@ public final class PagedKvCache {
         this(cfg, blockSize, numBlocks, cfg.nLayer());
     }
 
+    public PagedKvCache(GptConfig cfg, int blockSize, int numBlocks, int layers) {
+        this(cfg, blockSize, numBlocks, layers, KvPrecision.F32);
+    }
+
     /**
      * A cache holding {@code layers} layers (a pipeline stage's blocks, indexed from 0); the block
      * ids of another stage's allocator address the same positions here.
      */
-    public PagedKvCache(GptConfig cfg, int blockSize, int numBlocks, int layers) {
+    public PagedKvCache(GptConfig cfg, int blockSize, int numBlocks, int layers, KvPrecision precision) {
         if (layers < 0 || layers > cfg.nLayer()) {
             throw new IllegalArgumentException("KV cache layers must be in [0, " + cfg.nLayer() + "]: layers="
                 + layers);
@@ -58,8 +69,14 @@ public final class PagedKvCache {
         this.blockSize = blockSize;
         this.numBlocks = numBlocks;
         this.width = cfg.dModel();
-        this.k = new float[layers][numBlocks * blockSize * width];
-        this.v = new float[layers][numBlocks * blockSize * width];
+        this.precision = precision;
+        this.layers = layers;
+        int n = numBlocks * blockSize * width;
+        boolean wide = precision == KvPrecision.F32;
+        this.k = wide ? new float[layers][n] : null;
+        this.v = wide ? new float[layers][n] : null;
+        this.k16 = wide ? null : new short[layers][n];
+        this.v16 = wide ? null : new short[layers][n];
         this.freeList = new int[numBlocks];
         for (int i = 0; i < numBlocks; i++) {
             freeList[i] = numBlocks - 1 - i;    // block 0 handed out first
@@ -69,17 +86,31 @@ public final class PagedKvCache {
 
     /** Blocks that fit a budget of {@code mib} MiB for this model and block size (at least 1). */
     public static int blocksForBudget(GptConfig cfg, int blockSize, long mib) {
-        long perBlock = bytesPerBlock(cfg, blockSize);
+        return blocksForBudget(cfg, blockSize, mib, KvPrecision.F32);
+    }
+
+    /** Blocks of {@code precision} that fit a budget of {@code mib} MiB (at least 1). */
+    public static int blocksForBudget(GptConfig cfg, int blockSize, long mib, KvPrecision precision) {
+        long perBlock = bytesPerBlock(cfg, blockSize, precision);
         return (int) Math.max(1, Math.min(Integer.MAX_VALUE / 2, (mib << 20) / perBlock));
     }
 
     public static long bytesPerBlock(GptConfig cfg, int blockSize) {
-        return 2L * cfg.nLayer() * blockSize * cfg.dModel() * 4L;
+        return bytesPerBlock(cfg, blockSize, KvPrecision.F32);
+    }
+
+    public static long bytesPerBlock(GptConfig cfg, int blockSize, KvPrecision precision) {
+        return 2L * cfg.nLayer() * blockSize * cfg.dModel() * precision.bytes();
     }
 
     /** Layers held (the model's, or one pipeline stage's). */
     public int layers() {
-        return k.length;
+        return layers;
+    }
+
+    /** How keys and values are held. */
+    public KvPrecision precision() {
+        return precision;
     }
 
     public int blockSize() {
@@ -156,12 +187,21 @@ public final class PagedKvCache {
         }
     }
 
-    /** A layer's keys, channel-major within each block (see the class comment). */
+    /** A layer's keys, channel-major within each block (see the class comment); f32 caches only. */
     float[] keys(int layer) {
         return k[layer];
     }
 
     float[] values(int layer) {
         return v[layer];
+    }
+
+    /** A layer's keys as bfloat16 bits, in {@link #keys}' layout; bf16 caches only. */
+    short[] keys16(int layer) {
+        return k16[layer];
+    }
+
+    short[] values16(int layer) {
+        return v16[layer];
     }
 }

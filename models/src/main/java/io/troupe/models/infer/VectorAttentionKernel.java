@@ -2,7 +2,9 @@ package io.troupe.models.infer;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -26,6 +28,9 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorAttentionKernel {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** L bfloat16 lanes, and L int lanes to widen them into. */
+    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16));
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
 
     private VectorAttentionKernel() {
     }
@@ -77,6 +82,82 @@ final class VectorAttentionKernel {
                 }
             }
         }
+    }
+
+    /**
+     * {@link #scores} over a bfloat16 cache ({@link KvPrecision#BF16}): each key widened exactly to
+     * its float32 ({@link #bf16}), then the same operations in the same order, so the same bits as
+     * the plain loop over the widened keys.
+     */
+    static void scores16(float[] q, int qOff, short[] k, int[] blockBase, int positions, int nh, int hd, int bs,
+                         float scale, float[][] scores) {
+        final int groups = hd / 4;
+        for (int b = 0, u = 0; u < positions; b++) {
+            for (int slot = 0; slot < bs && u < positions; slot += L, u += L) {
+                final int kb = blockBase[b] + slot;
+                for (int h = 0; h < nh; h++) {
+                    final int c0 = h * hd;
+                    FloatVector s0 = FloatVector.zero(S);
+                    FloatVector s1 = s0;
+                    FloatVector s2 = s0;
+                    FloatVector s3 = s0;
+                    for (int g = 0; g < groups; g++) {
+                        final int ch = c0 + 4 * g;
+                        final int o = kb + ch * bs;
+                        s0 = s0.add(bf16(k, o).mul(q[qOff + ch]));
+                        s1 = s1.add(bf16(k, o + bs).mul(q[qOff + ch + 1]));
+                        s2 = s2.add(bf16(k, o + 2 * bs).mul(q[qOff + ch + 2]));
+                        s3 = s3.add(bf16(k, o + 3 * bs).mul(q[qOff + ch + 3]));
+                    }
+                    FloatVector s = s0.add(s1).add(s2.add(s3));
+                    for (int d = 4 * groups; d < hd; d++) {
+                        s = s.add(bf16(k, kb + (c0 + d) * bs).mul(q[qOff + c0 + d]));
+                    }
+                    s.mul(scale).intoArray(scores[h], u);
+                }
+            }
+        }
+    }
+
+    /** {@link #weightedValues} over a bfloat16 cache: each value widened exactly, the same bits as the plain loop. */
+    static void weightedValues16(float[][] p, short[] v, int[] posOff, int positions, int c, int hd, float[] out,
+                                 int outOff) {
+        int j = 0;
+        for (; j + 4 * L <= c; j += 4 * L) {
+            final float[] p0 = p[j / hd];
+            final float[] p1 = p[(j + L) / hd];
+            final float[] p2 = p[(j + 2 * L) / hd];
+            final float[] p3 = p[(j + 3 * L) / hd];
+            FloatVector a0 = FloatVector.zero(S);
+            FloatVector a1 = a0;
+            FloatVector a2 = a0;
+            FloatVector a3 = a0;
+            for (int u = 0; u < positions; u++) {
+                int o = posOff[u] + j;
+                a0 = a0.add(bf16(v, o).mul(p0[u]));
+                a1 = a1.add(bf16(v, o + L).mul(p1[u]));
+                a2 = a2.add(bf16(v, o + 2 * L).mul(p2[u]));
+                a3 = a3.add(bf16(v, o + 3 * L).mul(p3[u]));
+            }
+            a0.intoArray(out, outOff + j);
+            a1.intoArray(out, outOff + j + L);
+            a2.intoArray(out, outOff + j + 2 * L);
+            a3.intoArray(out, outOff + j + 3 * L);
+        }
+        for (; j < c; j += L) {
+            final float[] p0 = p[j / hd];
+            FloatVector a0 = FloatVector.zero(S);
+            for (int u = 0; u < positions; u++) {
+                a0 = a0.add(bf16(v, posOff[u] + j).mul(p0[u]));
+            }
+            a0.intoArray(out, outOff + j);
+        }
+    }
+
+    /** L bfloat16 values from {@code a[off]} as floats, exactly: each widened to an int and shifted 16 bits up. */
+    private static FloatVector bf16(short[] a, int off) {
+        return ((IntVector) ShortVector.fromArray(H, a, off).convertShape(VectorOperators.S2I, I, 0))
+            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
     /**

@@ -222,6 +222,22 @@ class BatchSchedulerTest {
         }
     }
 
+    /** With a bfloat16 KV cache too, a request gets the same tokens alone and in a batch of 16. */
+    @Test
+    void shouldGiveTheSameTokensAloneAndInABatchWithABfloat16Cache() {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
+        InferenceWeights w = InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE);
+        for (SamplingParams p : List.of(SamplingParams.greedy(25), new SamplingParams(25, 0.9f, 0.95f, 1234L,
+            List.of()))) {
+            BatchScheduler alone = new BatchScheduler(new KvCachedGpt(w, new PagedKvCache(CFG, 4, 64, CFG.nLayer(),
+                KvPrecision.BF16)), new BatchScheduler.Limits(1, 64, 1000));
+            BatchScheduler batch = new BatchScheduler(new KvCachedGpt(w, new PagedKvCache(CFG, 4, 256, CFG.nLayer(),
+                KvPrecision.BF16)), new BatchScheduler.Limits(16, 24, 1000));
+            assertArrayEquals(run(alone, gen(1, prompt, p), List.of()), run(batch, gen(1, prompt, p),
+                others(new Random(7), 15, p)));
+        }
+    }
+
     /** Rows of the linears split over 3 threads: the same tokens as alone on one thread, int8 too. */
     @Test
     void shouldGiveTheSameTokensWithTheBatchRowsSplitOverThreads() {

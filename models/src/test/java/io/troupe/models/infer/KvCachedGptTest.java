@@ -1,6 +1,8 @@
 package io.troupe.models.infer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.gpt.Gpt;
@@ -114,13 +116,14 @@ class KvCachedGptTest {
     void shouldGiveTheSameLogitsWithTheVectorApiAttentionAsWithThePlainLoops() {
         assertTrue(Fp32Linear.VECTOR_API, "the models tests run with --add-modules jdk.incubator.vector");
         assertTrue(VectorAttentionKernel.scoresFit(16) && VectorAttentionKernel.scoresFit(32));
-        for (int bs : new int[] {16, 4, 32}) {
+        for (KvPrecision kv : KvPrecision.values()) {
+          for (int bs : new int[] {16, 4, 32}) {
             for (GptConfig cfg : new GptConfig[] {CFG, new GptConfig("t10", 256, 30, 2, 3, 20, 1e-5f),
                 new GptConfig("h32x4", 256, 128, 2, 4, 24, 1e-5f), new GptConfig("h32x8", 256, 256, 1, 8, 20, 1e-5f)}) {
                 float[] params = InferenceFixtures.randomParams(cfg, 8);
                 InferenceWeights w = InferenceWeights.fromFlat(cfg, params, Quantization.NONE);
-                KvCachedGpt vector = new KvCachedGpt(w, new PagedKvCache(cfg, bs, 32));
-                KvCachedGpt plain = new KvCachedGpt(w, new PagedKvCache(cfg, bs, 32));
+                KvCachedGpt vector = new KvCachedGpt(w, new PagedKvCache(cfg, bs, 32, cfg.nLayer(), kv));
+                KvCachedGpt plain = new KvCachedGpt(w, new PagedKvCache(cfg, bs, 32, cfg.nLayer(), kv));
                 plain.useVectorApi(false);
                 Random rnd = new Random(9);
                 int seqs = 4;
@@ -147,13 +150,89 @@ class KvCachedGptTest {
                             bp.add(tokens[q][p], p, tp[q], true);
                         }
                     }
-                    assertArrayEquals(plain.forward(bp), vector.forward(bv), 0f, cfg.name() + ", blocks of " + bs
-                        + ", step at position " + p0);
+                    assertArrayEquals(plain.forward(bp), vector.forward(bv), 0f, cfg.name() + ", " + kv + " blocks of "
+                        + bs + ", step at position " + p0);
                     p0 += chunk;
                 }
-                System.out.printf("%s, blocks of %d: vector and plain attention bit-equal over %d steps%n", cfg.name(),
-                    bs, steps);
+                System.out.printf("%s, %s blocks of %d: vector and plain attention bit-equal over %d steps%n",
+                    cfg.name(), kv, bs, steps);
             }
+          }
         }
+    }
+
+    /**
+     * A bfloat16 cache rounds each key and value once (8 bits of mantissa): the logits of a whole
+     * prefilled and decoded context stay within a small distance of the float32 cache's, and the
+     * greedy token (the argmax) is the same at nearly every position.
+     */
+    @Test
+    void shouldStayCloseToTheFloat32CacheWithABfloat16Cache() {
+        GptConfig cfg = new GptConfig("h32x4", 256, 128, 2, 4, 48, 1e-5f);
+        InferenceWeights w = InferenceWeights.fromFlat(cfg, InferenceFixtures.randomParams(cfg, 11), Quantization.NONE);
+        KvCachedGpt f32 = new KvCachedGpt(w, new PagedKvCache(cfg, 16, 8, cfg.nLayer(), KvPrecision.F32));
+        KvCachedGpt bf16 = new KvCachedGpt(w, new PagedKvCache(cfg, 16, 8, cfg.nLayer(), KvPrecision.BF16));
+        assertEquals(KvPrecision.BF16, bf16.cache().precision());
+        int[] tokens = InferenceFixtures.randomTokens(new Random(12), cfg.seqLen(), cfg.vocabSize());
+        BlockTable t32 = new BlockTable();
+        BlockTable t16 = new BlockTable();
+        f32.cache().ensureCapacity(t32, cfg.seqLen());
+        bf16.cache().ensureCapacity(t16, cfg.seqLen());
+        double worst = 0;
+        double scale = 0;
+        int sameArgmax = 0;
+        int v = cfg.vocabSize();
+        for (int p = 0; p < cfg.seqLen(); p++) {
+            StepBatch a = new StepBatch();
+            StepBatch b = new StepBatch();
+            a.add(tokens[p], p, t32, true);
+            b.add(tokens[p], p, t16, true);
+            float[] la = f32.forward(a);
+            float[] lb = bf16.forward(b);
+            int ia = 0;
+            int ib = 0;
+            for (int j = 0; j < v; j++) {
+                worst = Math.max(worst, Math.abs(la[j] - lb[j]));
+                scale = Math.max(scale, Math.abs(la[j]));
+                ia = la[j] > la[ia] ? j : ia;
+                ib = lb[j] > lb[ib] ? j : ib;
+            }
+            sameArgmax += ia == ib ? 1 : 0;
+        }
+        System.out.printf("bf16 KV cache against f32: max |logit difference| %.3e (max |logit| %.3f), argmax equal at"
+            + " %d of %d positions%n", worst, scale, sameArgmax, cfg.seqLen());
+        assertTrue(worst > 0, "a bfloat16 cache rounds: the logits differ somewhere");
+        assertTrue(worst < 0.02 * scale, "max |logit difference| " + worst + " against max |logit| " + scale);
+        assertTrue(sameArgmax >= cfg.seqLen() - 2, "argmax equal at " + sameArgmax + " of " + cfg.seqLen());
+    }
+
+    /** Rounding to bfloat16 against a plain reference: the nearer of the two neighbours, ties to even. */
+    @Test
+    void shouldRoundToTheNearestBfloat16TiesToEven() {
+        Random rnd = new Random(13);
+        for (int i = 0; i < 200_000; i++) {
+            float x = i < 100_000 ? Float.intBitsToFloat(rnd.nextInt()) : (float) rnd.nextGaussian() * 3f;
+            if (Float.isNaN(x)) {
+                assertTrue(Float.isNaN(KvPrecision.fromBf16(KvPrecision.toBf16(x))), "NaN stays NaN");
+                continue;
+            }
+            int bits = Float.floatToRawIntBits(x);
+            float down = Float.intBitsToFloat(bits & 0xffff0000);
+            float up = Float.intBitsToFloat((bits & 0xffff0000) + 0x10000);
+            double dd = Math.abs((double) x - down);
+            double du = Math.abs((double) x - up);
+            float want = dd < du ? down : du < dd ? up : ((bits >>> 16) & 1) == 0 ? down : up;
+            if (Float.isInfinite(x)) {
+                want = x;
+            }
+ float got = KvPrecision.fromBf16(KvPrecision.toBf16(x));
+            assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got),
+                "x=" + x + " (" + Integer.toHexString(bits) + ")");
+        }
+        assertEquals(1f, KvPrecision.fromBf16(KvPrecision.toBf16(1f + 0x1p-9f)), "a tie rounds to even (down)");
+        assertEquals(1f + 0x1p-6f, KvPrecision.fromBf16(KvPrecision.toBf16(1f + 0x1p-7f + 0x1p-8f)),
+            "a tie rounds to even (up)");
+        assertThrows(IllegalArgumentException.class, () -> KvPrecision.parse("fp8"));
+        assertEquals(KvPrecision.BF16, KvPrecision.parse(" BF16 "));
     }
 }
