@@ -26,11 +26,12 @@ import java.util.SplittableRandom;
  * {@code scripts/bench decode}: the cost of one decoding step of the serving model (no HTTP) at
  * batch 1, 4 and 16, in one run. Each batch size runs {@code --rounds} rounds of {@code --batch}
  * sequences with {@code --prompt-bytes}-token prompts and {@code --max-tokens} new tokens through
- * a {@link BatchScheduler}; only the steps where every sequence decodes one token are timed (the
+ * a {@link BatchScheduler} (batch 13 too); only the steps where every sequence decodes one token are timed (the
  * prefill steps are not). Prints the median step time and its time per token, and the batched
  * per-token cost against batch 1 (a ratio above 1 is the speedup batching can give at most).
  *
- * <p>Last line: {@code step_ms_b1=... step_ms_b4=... step_ms_b16=... token_speedup_b16=...}.
+ * <p>Last line: {@code step_ms_b1=... step_ms_b4=... step_ms_b13=... step_ms_b16=... token_speedup_b13=...
+ * token_speedup_b16=...}.
  */
 public final class DecodeStepBench {
     private DecodeStepBench() {
@@ -68,7 +69,8 @@ public final class DecodeStepBench {
             cfg.name(), cfg.dModel(), cfg.nLayer(), cfg.seqLen(), q.name().toLowerCase(Locale.ROOT), kv, threads,
             promptTokens, maxTokens, threads == 1 ? "the step thread's CPU" : "wall",
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
-        int[] batches = {1, 4, 16};
+        // 13: about what a continuously batched server runs, and a row count the linears' blocks do not divide
+        int[] batches = {1, 4, 13, 16};
         double[] stepMs = new double[batches.length];
         try (RowSplitter rows = new RowSplitter(threads, 4)) {
             for (int warm = 0; warm < 2; warm++) {
@@ -84,8 +86,9 @@ public final class DecodeStepBench {
             System.out.printf(Locale.ROOT, "| %d | %.3f | %.4f | %.2f |%n", batches[b], stepMs[b],
                 stepMs[b] / batches[b], stepMs[0] / (stepMs[b] / batches[b]));
         }
-        System.out.printf(Locale.ROOT, "step_ms_b1=%.3f step_ms_b4=%.3f step_ms_b16=%.3f token_speedup_b16=%.2f%n",
-            stepMs[0], stepMs[1], stepMs[2], stepMs[0] / (stepMs[2] / 16));
+        System.out.printf(Locale.ROOT, "step_ms_b1=%.3f step_ms_b4=%.3f step_ms_b13=%.3f step_ms_b16=%.3f"
+            + " token_speedup_b13=%.2f token_speedup_b16=%.2f%n", stepMs[0], stepMs[1], stepMs[2], stepMs[3],
+            stepMs[0] / (stepMs[2] / 13), stepMs[0] / (stepMs[3] / 16));
     }
 
     /** Median time of the steps in which all {@code batch} sequences decode one token each. */
