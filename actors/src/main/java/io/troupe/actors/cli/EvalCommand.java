@@ -5,6 +5,7 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.data.TokenStream;
 import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.infer.ValidationLoss;
 import java.io.PrintStream;
@@ -14,26 +15,34 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * {@code troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8]}: the exact
- * validation loss of a checkpoint over every non-overlapping window of the validation split (the
- * last 10% of FILE, or the built-in corpus' validation stream). With int8 it evaluates the float32
- * weights too and prints the relative difference and the weight memory ratio.
+ * {@code troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8] [--kv-dtype f32|bf16]}: the
+ * exact validation loss of a checkpoint over every non-overlapping window of the validation split
+ * (the last 10% of FILE, or the built-in corpus' validation stream). With int8 it evaluates the
+ * float32 weights too and prints the relative difference and the weight memory ratio; with a bf16
+ * KV cache, the float32 weights over that cache beside the float32 one.
  */
 final class EvalCommand {
     private EvalCommand() {
     }
 
     static final String USAGE = """
-        usage: troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8]
+        usage: troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8] [--kv-dtype f32|bf16]
         Prints the exact validation loss of a checkpoint (any training layout) over every
-        non-overlapping window of the validation split; with --quantize int8, next to float32.""";
+        non-overlapping window of the validation split; with --quantize int8, next to float32;
+        with --kv-dtype bf16, the loss over a bfloat16 KV cache next to the float32 one.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
-        Options o = Options.parse(args, Set.of("checkpoint", "data", "quantize"), Set.of());
+        Options o = Options.parse(args, Set.of("checkpoint", "data", "quantize", "kv-dtype"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("eval needs --checkpoint DIR");
         }
         Quantization q = quantization(o.has("quantize") ? o.get("quantize") : "none");
+        KvPrecision kv;
+        try {
+            kv = KvPrecision.parse(o.has("kv-dtype") ? o.get("kv-dtype") : "f32");
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--kv-dtype: " + e.getMessage());
+        }
         TokenStream val;
         if (o.has("data")) {
             Path data = Path.of(o.get("data"));
@@ -56,6 +65,16 @@ final class EvalCommand {
             ValidationLoss.Result base = ValidationLoss.exact(fp32, val, 16);
             out.printf(Locale.ROOT, "eval: fp32 val_loss=%.6f over %d windows (%d tokens), weights %d bytes, %.1f s%n",
                 base.loss(), base.windows(), base.tokens(), fp32.weightBytes(), (System.nanoTime() - t0) / 1e9);
+            String kvFields = "";
+            if (kv != KvPrecision.F32) {
+                t0 = System.nanoTime();
+                ValidationLoss.Result r = ValidationLoss.exact(fp32, val, 16, kv);
+                double rel = (r.loss() - base.loss()) / base.loss();
+                out.printf(Locale.ROOT, "eval: fp32 weights, %s KV cache val_loss=%.6f (%+.4f%% against the f32"
+                    + " cache), %.1f s%n", kv, r.loss(), 100 * rel, (System.nanoTime() - t0) / 1e9);
+                kvFields = String.format(Locale.ROOT, " val_loss_kv_%s=%.6f kv_rel_diff=%.4f%%", kv, r.loss(),
+                    100 * rel);
+            }
             if (q == Quantization.INT8) {
                 InferenceWeights int8 = InferenceWeights.load(dir, Quantization.INT8);
                 t0 = System.nanoTime();
@@ -66,10 +85,10 @@ final class EvalCommand {
                     int8.weightBytes(),
                     (System.nanoTime() - t0) / 1e9);
                 out.printf(Locale.ROOT,
-                    "val_loss_fp32=%.6f val_loss_int8=%.6f rel_diff=%.4f%% weight_bytes_ratio=%.3f%n",
-                    base.loss(), r.loss(), 100 * rel, mem);
+                    "val_loss_fp32=%.6f val_loss_int8=%.6f rel_diff=%.4f%% weight_bytes_ratio=%.3f%s%n",
+                    base.loss(), r.loss(), 100 * rel, mem, kvFields);
             } else {
-                out.printf(Locale.ROOT, "val_loss=%.6f%n", base.loss());
+                out.printf(Locale.ROOT, "val_loss=%.6f%s%n", base.loss(), kvFields);
             }
             return 0;
         } catch (CheckpointException e) {

@@ -76,6 +76,21 @@ class ServeCliTest {
         String last = r[1].strip().lines().reduce((a, b) -> b).orElseThrow();
         assertTrue(last.startsWith("val_loss_fp32=") && last.contains(" val_loss_int8=")
             && last.contains(" weight_bytes_ratio="), last);
+
+        // a bfloat16 KV cache: its loss beside the float32 cache's, close to it and not the same
+        String[] kv = run("eval", "--checkpoint", tmp.resolve("ckpt").toString(), "--data", data.toString(),
+            "--kv-dtype", "bf16");
+        System.out.println(kv[1] + kv[2]);
+        assertEquals("0", kv[0], kv[2]);
+        String kvLast = kv[1].strip().lines().reduce((a, b) -> b).orElseThrow();
+        java.util.Map<String, String> f = new java.util.HashMap<>();
+        for (String field : kvLast.split(" ")) {
+            f.put(field.substring(0, field.indexOf('=')), field.substring(field.indexOf('=') + 1));
+        }
+        double f32 = Double.parseDouble(f.get("val_loss"));
+        double bf16 = Double.parseDouble(f.get("val_loss_kv_bf16"));
+        assertTrue(Math.abs(bf16 - f32) < 0.01 * f32, kvLast);
+        assertTrue(bf16 != f32, "a bfloat16 cache rounds the keys and values: " + kvLast);
     }
 
     @Test
@@ -90,6 +105,7 @@ class ServeCliTest {
             {"--port", "serve", "--checkpoint", c, "--port", "http"},
             {"--isolate-step-core", "serve", "--checkpoint", c, "--isolate-step-core", "yes"},
             {"--kv-dtype", "serve", "--checkpoint", c, "--kv-dtype", "fp8"},
+            {"--kv-dtype", "eval", "--checkpoint", c, "--kv-dtype", "f16"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
             {"dp=2", "serve", "--checkpoint", c, "--layout", "2x1"},
             {"tp=2", "serve", "--checkpoint", c, "--layout", "1x2x2"},

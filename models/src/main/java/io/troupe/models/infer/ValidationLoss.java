@@ -17,14 +17,23 @@ public final class ValidationLoss {
     private ValidationLoss() {
     }
 
-    /** Evaluates {@code rowsPerStep} windows per forward step. */
+    /** Evaluates {@code rowsPerStep} windows per forward step, the KV cache in float32. */
     public static Result exact(InferenceWeights weights, TokenStream stream, int rowsPerStep) {
+        return exact(weights, stream, rowsPerStep, KvPrecision.F32);
+    }
+
+    /**
+     * As {@link #exact(InferenceWeights, TokenStream, int)} with the KV cache held in {@code kv}: every
+     * window's attention reads its keys and values back from the cache, so a bfloat16 cache's
+     * rounding shows in the loss exactly as it does in generation.
+     */
+    public static Result exact(InferenceWeights weights, TokenStream stream, int rowsPerStep, KvPrecision kv) {
         if (rowsPerStep < 1) {
             throw new IllegalArgumentException("rows per step must be >= 1: rowsPerStep=" + rowsPerStep);
         }
         int t = weights.config().seqLen();
         int v = weights.config().vocabSize();
-        PagedKvCache cache = new PagedKvCache(weights.config(), t, rowsPerStep);
+        PagedKvCache cache = new PagedKvCache(weights.config(), t, rowsPerStep, weights.config().nLayer(), kv);
         KvCachedGpt model = new KvCachedGpt(weights, cache);
         BlockTable[] tables = new BlockTable[rowsPerStep];
         for (int r = 0; r < rowsPerStep; r++) {
