@@ -233,8 +233,23 @@ class BatchSchedulerTest {
                 KvPrecision.BF16)), new BatchScheduler.Limits(1, 64, 1000));
             BatchScheduler batch = new BatchScheduler(new KvCachedGpt(w, new PagedKvCache(CFG, 4, 256, CFG.nLayer(),
                 KvPrecision.BF16)), new BatchScheduler.Limits(16, 24, 1000));
-            assertArrayEquals(run(alone, gen(1, prompt, p), List.of()), run(batch, gen(1, prompt, p),
-                others(new Random(7), 15, p)));
+            int[] want = run(alone, gen(1, prompt, p), List.of());
+            assertArrayEquals(want, run(batch, gen(1, prompt, p), others(new Random(7), 15, p)));
+
+            // two pipeline stages, each with a bfloat16 cache of its own layer
+            KvCachedGpt s0 = new KvCachedGpt(w, new PagedKvCache(CFG, 4, 256, 1, KvPrecision.BF16), 0, 1);
+            KvCachedGpt s1 = new KvCachedGpt(w, new PagedKvCache(CFG, 4, 256, 1, KvPrecision.BF16), 1, 2);
+            BatchScheduler piped = new BatchScheduler(s0, new BatchScheduler.Limits(16, 24, 1000));
+            Generation needle = gen(1, prompt, p);
+            for (Generation g : others(new Random(7), 15, p)) {
+                piped.submit(g);
+            }
+            piped.submit(needle);
+            StepBatch b;
+            while ((b = piped.plan(System.nanoTime())) != null) {
+                piped.complete(s1.stageForward(b, s0.stageForward(b, null)), System.nanoTime());
+            }
+            assertArrayEquals(want, needle.completion(), "two stages");
         }
     }
 
