@@ -47,9 +47,21 @@ public record ServeSettings(String host, int port, Quantization quantization, in
     /** Reads {@code troupe.serve} of {@code root}. */
     public static ServeSettings from(Config root) {
         Config c = root.getConfig("troupe.serve");
-        return new ServeSettings(c.getString("host"), c.getInt("port"), Quantization.parse(c.getString("quantize")),
+        Quantization quantize;
+        KvPrecision kv;
+        try {
+            quantize = Quantization.parse(c.getString("quantize"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("troupe.serve.quantize: " + e.getMessage(), e);
+        }
+        try {
+            kv = KvPrecision.parse(c.getString("kv-cache-dtype"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("troupe.serve.kv-cache-dtype: " + e.getMessage(), e);
+        }
+        return new ServeSettings(c.getString("host"), c.getInt("port"), quantize,
             c.getInt("max-batch"), c.getInt("token-budget"), c.getInt("max-queue"), c.getLong("kv-cache-mib"),
-            c.getInt("kv-block-tokens"), KvPrecision.parse(c.getString("kv-cache-dtype")),
+            c.getInt("kv-block-tokens"), kv,
             c.getDuration("deadline").toMillis(), (int) c.getDuration("retry-after").toSeconds(),
             c.getBoolean("isolate-step-core"), c.getBoolean("prefill-thread"));
     }

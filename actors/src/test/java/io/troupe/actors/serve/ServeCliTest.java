@@ -94,6 +94,21 @@ class ServeCliTest {
     }
 
     @Test
+    void shouldRefuseABadServeConfigNamingTheKeyAndTheValue() {
+        for (String[] kv : new String[][] {{"kv-cache-dtype", "fp8"}, {"quantize", "int4"}}) {
+            com.typesafe.config.Config bad = com.typesafe.config.ConfigFactory.parseString("troupe.serve." + kv[0]
+                + " = " + kv[1]).withFallback(com.typesafe.config.ConfigFactory.load());
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> ServeSettings.from(bad));
+            String m = e.getMessage();
+            assertTrue(m.contains("troupe.serve." + kv[0]) && m.contains(kv[1]), m);
+        }
+        assertEquals(io.troupe.models.infer.KvPrecision.BF16, ServeSettings.from(com.typesafe.config.ConfigFactory
+            .parseString("troupe.serve.kv-cache-dtype = bf16").withFallback(com.typesafe.config.ConfigFactory.load()))
+            .kvPrecision());
+    }
+
+    @Test
     void shouldRefuseBadOptionsWithExit2NamingThem() {
         Path ckpt = twoStageCheckpoint();
         String c = ckpt.toString();
