@@ -17,7 +17,9 @@ import java.util.Map;
  * over the wall time, with the process total. On Linux every thread of the process is counted from
  * {@code /proc/self/task} (the JVM's own threads included), with the time each group spent runnable
  * but waiting for a core ({@code schedstat}'s run-queue wait): a group that waits for cores rather
- * than for work shows it there. Threads that ended during the run are not counted (the groups listed
+ * than for work shows it there, and the share of each group's CPU time spent in the kernel
+ * ({@code stat}'s stime against utime + stime, in clock ticks: coarse, but over a run of seconds it
+ * tells system calls from computing). Threads that ended during the run are not counted (the groups listed
  * all live through it). Elsewhere the Java threads' CPU from the thread MX bean.
  *
  * @param startNs      {@code System.nanoTime()} at the start
@@ -28,8 +30,11 @@ record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuN
     private static final Path TASKS = Path.of("/proc/self/task");
     private static final String[] GROUPS = {"model", "prefill", "server", "client", "jit", "gc", "other"};
 
-    /** One thread's name, CPU time and time spent runnable while waiting for a core (-1: unknown). */
-    record ThreadTimes(String name, long cpuNs, long waitNs) {
+    /**
+     * One thread's name, CPU time, time spent runnable while waiting for a core (-1: unknown), and its
+     * user and kernel CPU time in clock ticks (-1: unknown).
+     */
+    record ThreadTimes(String name, long cpuNs, long waitNs, long userTicks, long kernelTicks) {
     }
 
     static CpuByGroup start() {
@@ -44,8 +49,12 @@ record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuN
                     try {
                         String name = Files.readString(t.resolve("comm")).trim();
                         String[] s = Files.readString(t.resolve("schedstat")).trim().split("\\s+");
+                        // stat: the fields after the parenthesised name; utime and stime are fields 14 and 15
+                        String stat = Files.readString(t.resolve("stat"));
+                        String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split("\\s+");
                         out.put(Long.parseLong(t.getFileName().toString()),
-                            new ThreadTimes(name, Long.parseLong(s[0]), Long.parseLong(s[1])));
+                            new ThreadTimes(name, Long.parseLong(s[0]), Long.parseLong(s[1]), Long.parseLong(f[11]),
+                                Long.parseLong(f[12])));
                     } catch (IOException | RuntimeException ended) {
                         // the thread ended while listed
                     }
@@ -60,7 +69,7 @@ record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuN
             java.lang.management.ThreadInfo info = mx.getThreadInfo(id);
             long cpu = mx.getThreadCpuTime(id);
             if (info != null && cpu >= 0) {
-                out.put(id, new ThreadTimes(info.getThreadName(), cpu, -1));
+                out.put(id, new ThreadTimes(info.getThreadName(), cpu, -1, -1, -1));
             }
         }
         return out;
@@ -104,9 +113,11 @@ record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuN
         double wallNs = System.nanoTime() - startNs;
         Map<String, Double> cpu = new LinkedHashMap<>();
         Map<String, Double> wait = new LinkedHashMap<>();
+        Map<String, long[]> ticks = new LinkedHashMap<>();
         for (String g : GROUPS) {
             cpu.put(g, 0.0);
             wait.put(g, 0.0);
+            ticks.put(g, new long[2]);
         }
         boolean waits = false;
         for (Map.Entry<Long, ThreadTimes> e : sample().entrySet()) {
@@ -118,6 +129,11 @@ record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuN
                 waits = true;
                 wait.merge(g, (now.waitNs() - (then == null ? 0 : then.waitNs())) / wallNs, Double::sum);
             }
+            if (now.userTicks() >= 0) {
+                long[] t = ticks.get(g);
+                t[0] += now.userTicks() - (then == null ? 0 : then.userTicks());
+                t[1] += now.kernelTicks() - (then == null ? 0 : then.kernelTicks());
+            }
         }
         StringBuilder sb = new StringBuilder("cpu (cores):");
         cpu.forEach((g, v) -> sb.append(String.format(Locale.ROOT, " %s %.2f,", g, v)));
@@ -127,6 +143,10 @@ record CpuByGroup(long startNs, Map<Long, ThreadTimes> threads, long processCpuN
         if (waits) {
             sb.append("; runnable, waiting for a core (cores):");
             wait.forEach((g, v) -> sb.append(String.format(Locale.ROOT, " %s %.2f,", g, v)));
+            sb.setLength(sb.length() - 1);
+            sb.append("; in the kernel (share of each group's cpu):");
+            ticks.forEach((g, t) -> sb.append(t[0] + t[1] == 0 ? String.format(Locale.ROOT, " %s -,", g)
+                : String.format(Locale.ROOT, " %s %.2f,", g, (double) t[1] / (t[0] + t[1]))));
             sb.setLength(sb.length() - 1);
         }
         return sb.toString();
