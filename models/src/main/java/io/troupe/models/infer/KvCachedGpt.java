@@ -352,6 +352,25 @@ public final class KvCachedGpt {
      * for g ascending, then (s0 + s1) + (s2 + s3), then the tail channels in order): the query's
      * channels from {@code q[qOff]}, the key's from {@code k[kOff]} at a stride of {@code bs}.
      */
+    static float headScore(float[] q, int qOff, float[] k, int kOff, int bs, int hd) {
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        int d = 0;
+        for (; d + 3 < hd; d += 4) {
+            s0 += q[qOff + d] * k[kOff + d * bs];
+            s1 += q[qOff + d + 1] * k[kOff + (d + 1) * bs];
+            s2 += q[qOff + d + 2] * k[kOff + (d + 2) * bs];
+            s3 += q[qOff + d + 3] * k[kOff + (d + 3) * bs];
+        }
+        float s = (s0 + s1) + (s2 + s3);
+        for (; d < hd; d++) {
+            s += q[qOff + d] * k[kOff + d * bs];
+        }
+        return s;
+    }
+
     /** {@link #headScore} over bfloat16 keys, each widened exactly ({@link KvPrecision#fromBf16}). */
     static float headScore16(float[] q, int qOff, short[] k, int kOff, int bs, int hd) {
         float s0 = 0f;
@@ -368,25 +387,6 @@ public final class KvCachedGpt {
         float s = (s0 + s1) + (s2 + s3);
         for (; d < hd; d++) {
             s += q[qOff + d] * KvPrecision.fromBf16(k[kOff + d * bs]);
-        }
-        return s;
-    }
-
-    static float headScore(float[] q, int qOff, float[] k, int kOff, int bs, int hd) {
-        float s0 = 0f;
-        float s1 = 0f;
-        float s2 = 0f;
-        float s3 = 0f;
-        int d = 0;
-        for (; d + 3 < hd; d += 4) {
-            s0 += q[qOff + d] * k[kOff + d * bs];
-            s1 += q[qOff + d + 1] * k[kOff + (d + 1) * bs];
-            s2 += q[qOff + d + 2] * k[kOff + (d + 2) * bs];
-            s3 += q[qOff + d + 3] * k[kOff + (d + 3) * bs];
-        }
-        float s = (s0 + s1) + (s2 + s3);
-        for (; d < hd; d++) {
-            s += q[qOff + d] * k[kOff + d * bs];
         }
         return s;
     }
