@@ -30,30 +30,13 @@ public final class SnapshotStore {
 
     /**
      * A slot to write a snapshot of {@code lengthBytes} into: never the latest complete one; waits up
-     * to {@code timeoutNs} while the other slot is pinned by a send.
+     * to {@code timeoutNs} while the other slot is pinned by a send. The retention write with the
+     * latest complete slot as the only one kept.
      *
      * @throws SnapshotException when the slot stays pinned past the timeout
      */
     public synchronized SnapshotBuffer beginWrite(long lengthBytes, long timeoutNs) {
-        SnapshotBuffer latest = latestLocked();
-        SnapshotBuffer target = slots[0] == latest ? slots[1] : slots[0];
-        long deadlineNs = System.nanoTime() + timeoutNs;
-        while (target.pins > 0) {
-            long leftNs = deadlineNs - System.nanoTime();
-            if (leftNs <= 0) {
-                throw new SnapshotException(name + ": the slot to write is still being sent after "
-                    + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms (" + target.describe() + ")");
-            }
-            try {
-                TimeUnit.NANOSECONDS.timedWait(this, leftNs);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new SnapshotException(name + ": interrupted while waiting for a slot to write");
-            }
-        }
-        target.complete = false;
-        target.prepare(lengthBytes);
-        return target;
+        return beginWrite(lengthBytes, timeoutNs, b -> b == latestLocked(), () -> false);
     }
 
     /**
@@ -92,7 +75,7 @@ public final class SnapshotStore {
             long leftNs = deadlineNs - System.nanoTime();
             if (leftNs <= 0) {
                 throw new SnapshotException(name + ": no slot to write a snapshot into after "
-                    + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: the snapshots held are still needed or being sent "
+                    + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: every slot is still needed or still being sent "
                     + describeLocked());
             }
             try {
