@@ -37,12 +37,7 @@ final class EvalCommand {
             throw new UsageException("eval needs --checkpoint DIR");
         }
         Quantization q = quantization(o.has("quantize") ? o.get("quantize") : "none");
-        KvPrecision kv;
-        try {
-            kv = KvPrecision.parse(o.has("kv-dtype") ? o.get("kv-dtype") : "f32");
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--kv-dtype: " + e.getMessage());
-        }
+        KvPrecision kv = kvPrecision(o.has("kv-dtype") ? o.get("kv-dtype") : "f32");
         TokenStream val;
         if (o.has("data")) {
             Path data = Path.of(o.get("data"));
@@ -102,6 +97,14 @@ final class EvalCommand {
             return Quantization.parse(s);
         } catch (IllegalArgumentException e) {
             throw new UsageException("--quantize: " + e.getMessage());
+        }
+    }
+
+    static KvPrecision kvPrecision(String s) {
+        try {
+            return KvPrecision.parse(s);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--kv-dtype: " + e.getMessage());
         }
     }
 

@@ -6,7 +6,6 @@ import io.troupe.actors.serve.ServeSettings;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.infer.InferenceWeights;
-import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.parallel.Layout;
 import java.io.PrintStream;
@@ -115,11 +114,7 @@ final class ServeCommand {
                 s = s.withIsolateStepCore(bool(o, "isolate-step-core"));
             }
             if (o.has("kv-dtype")) {
-                try {
-                    s = s.withKvPrecision(KvPrecision.parse(o.get("kv-dtype")));
-                } catch (IllegalArgumentException e) {
-                    throw new UsageException("--kv-dtype: " + e.getMessage());
-                }
+                s = s.withKvPrecision(EvalCommand.kvPrecision(o.get("kv-dtype")));
             }
             if (o.has("prefill-thread")) {
                 s = s.withPrefillThread(bool(o, "prefill-thread"));
