@@ -114,18 +114,22 @@ class ClusterFaultsTest {
      * the last step committed before the fault from the in-memory snapshots: no committed step lost;
      * the fault must be noticed within {@code maxDetectS}.
      */
+    /** The job's end within 200 s, or an AssertionError carrying its events and the nodes' job lines. */
+    private JobEvent awaitOrExplain(JobHandle h, String what, List<JobEvent> events) throws InterruptedException {
+        try {
+            return h.await(Duration.ofSeconds(200));
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new AssertionError(what + " did not finish within 200 s; events: " + events + "\nthe nodes said:\n"
+                + jobLines(), e);
+        }
+    }
+
     private void survive(String name, Path tmp, boolean fromMemory, double maxDetectS, Fault fault) throws Exception {
         TroupeNode client = cluster();
         Troupe troupe = Troupe.using(client);
         List<JobEvent> cleanEvents = new CopyOnWriteArrayList<>();
         JobHandle ch = troupe.submit(job(tmp.resolve("clean"))).onEvent(cleanEvents::add);
-        JobEvent cleanEnd;
-        try {
-            cleanEnd = ch.await(Duration.ofSeconds(200));
-        } catch (java.util.concurrent.TimeoutException e) {
-            throw new AssertionError(name + ": the fault-free job did not finish within 200 s; events: " + cleanEvents
-                + "\nthe nodes said:\n" + jobLines(), e);
-        }
+        JobEvent cleanEnd = awaitOrExplain(ch, name + ": the fault-free job", cleanEvents);
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class, cleanEnd);
         CountDownLatch twelve = new CountDownLatch(12);
         List<JobEvent> events = new CopyOnWriteArrayList<>();
@@ -141,13 +145,7 @@ class ClusterFaultsTest {
         JobEvent.Started first = (JobEvent.Started) events.stream().filter(e -> e instanceof JobEvent.Started).findFirst()
             .orElseThrow();
         long t0 = fault.inject(first);
-        JobEvent end;
-        try {
-            end = h.await(Duration.ofSeconds(200));
-        } catch (java.util.concurrent.TimeoutException e) {
-            throw new AssertionError(name + ": the job did not finish within 200 s of the fault; events: " + events
-                + "\nthe nodes said:\n" + jobLines(), e);
-        }
+        JobEvent end = awaitOrExplain(h, name + ": the job, after the fault,", events);
         assertInstanceOf(JobEvent.Finished.class, end, () -> name + ": " + end + "\n" + nodes.get(0).output()
             + nodes.get(1).output());
         JobEvent.Recovering rc = null;
