@@ -26,14 +26,16 @@ final class ServeCommand {
     static final String USAGE = """
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
-                            [--isolate-step-core true|false] [--prefill-thread true|false] [--kv-dtype f32|bf16]
+                            [--isolate-step-core true|false] [--prefill-thread true|false] [--prefill-ahead N]
+                            [--kv-dtype f32|bf16]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
-            "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "kv-dtype"), Set.of());
+            "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "prefill-ahead",
+            "kv-dtype"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
@@ -118,6 +120,9 @@ final class ServeCommand {
             }
             if (o.has("prefill-thread")) {
                 s = s.withPrefillThread(bool(o, "prefill-thread"));
+            }
+            if (o.has("prefill-ahead")) {
+                s = s.withPrefillAhead(integer(o, "prefill-ahead"));
             }
             if (o.has("max-queue")) {
                 s = s.withMaxQueue(integer(o, "max-queue"));

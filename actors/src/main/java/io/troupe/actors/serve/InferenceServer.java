@@ -95,6 +95,7 @@ public final class InferenceServer implements AutoCloseable {
         model.splitRows(rows);
         BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
             s.maxQueue()));
+        scheduler.primeAhead(s.prefillAhead());         // used only with the prefill thread
         ServeMetrics metrics = new ServeMetrics(blocks);
         // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
         return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),

@@ -20,11 +20,14 @@ import io.troupe.models.infer.Quantization;
  *                        other threads to the rest ({@link CoreIsolation}; Linux, two CPUs or more)
  * @param prefillThread   on one stage with two CPUs or more, prefill requests that arrive while others
  *                        decode on a thread of their own, beside the decoding steps ({@link DecodeLoop})
+ * @param prefillAhead    with the prefill thread: requests it may prefill ahead of a full batch, each joining
+ *                        with one row when a place frees (0: only into the batch's free places)
  */
 public record ServeSettings(String host, int port, Quantization quantization, int maxBatch, int tokenBudget,
     int maxQueue,
                             long kvCacheMib, int kvBlockTokens, KvPrecision kvPrecision, long deadlineMs,
-                            int retryAfterS, boolean isolateStepCore, boolean prefillThread) {
+                            int retryAfterS, boolean isolateStepCore, boolean prefillThread,
+                            int prefillAhead) {
     public ServeSettings {
         require(port >= 0 && port <= 65535, "port must be in [0, 65535]: port=" + port);
         require(maxBatch >= 1, "max-batch must be >= 1: max-batch=" + maxBatch);
@@ -36,6 +39,7 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         require(kvPrecision != null, "kv-cache-dtype must be f32 or bf16");
         require(deadlineMs >= 1, "deadline must be >= 1 ms: deadline=" + deadlineMs + "ms");
         require(retryAfterS >= 1, "retry-after must be >= 1 s: retry-after=" + retryAfterS + "s");
+        require(prefillAhead >= 0, "prefill-ahead must be >= 0: prefill-ahead=" + prefillAhead);
     }
 
     private static void require(boolean ok, String message) {
@@ -63,56 +67,61 @@ public record ServeSettings(String host, int port, Quantization quantization, in
             c.getInt("max-batch"), c.getInt("token-budget"), c.getInt("max-queue"), c.getLong("kv-cache-mib"),
             c.getInt("kv-block-tokens"), kv,
             c.getDuration("deadline").toMillis(), (int) c.getDuration("retry-after").toSeconds(),
-            c.getBoolean("isolate-step-core"), c.getBoolean("prefill-thread"));
+            c.getBoolean("isolate-step-core"), c.getBoolean("prefill-thread"), c.getInt("prefill-ahead"));
     }
 
     public ServeSettings withPort(int p) {
         return new ServeSettings(host, p, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withMaxBatch(int b) {
         return new ServeSettings(host, port, quantization, b, Math.max(tokenBudget, b), maxQueue, kvCacheMib,
-            kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withQuantization(Quantization q) {
         return new ServeSettings(host, port, q, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withKvCacheMib(long mib) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, mib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withMaxQueue(int q) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, q, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withHost(String h) {
         return new ServeSettings(h, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withTokenBudget(int t) {
         return new ServeSettings(host, port, quantization, maxBatch, t, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withIsolateStepCore(boolean on) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, on, prefillThread);
+            kvPrecision, deadlineMs, retryAfterS, on, prefillThread, prefillAhead);
     }
 
     public ServeSettings withKvPrecision(KvPrecision p) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            p, deadlineMs, retryAfterS, isolateStepCore, prefillThread);
+            p, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
     }
 
     public ServeSettings withPrefillThread(boolean on) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, on);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, on, prefillAhead);
+    }
+
+    public ServeSettings withPrefillAhead(int n) {
+        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, n);
     }
 }

@@ -172,6 +172,28 @@ class InferenceServerTest {
     }
 
     /**
+     * With {@code prefill-ahead}, requests queued behind a full batch (max-batch 2, steps slowed to 5 ms)
+     * are prefilled ahead on the prefill thread and join the batch with one row when a place frees:
+     * each of six concurrent requests gets the text it gets offline, and most went through the thread.
+     */
+    @Test
+    void shouldPrefillRequestsAheadOfAFullBatchAndGiveTheOfflineText() throws Exception {
+        InferenceServer server = startSlow(ServeTestSupport.settings().withMaxBatch(2).withPrefillAhead(2), 5);
+        int port = server.port();
+        List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            all.add(sendAsync(port, "{\"prompt\":\"queued " + i + "\",\"max_tokens\":8,\"temperature\":0}"));
+        }
+        for (int i = 0; i < 6; i++) {
+            HttpResponse<String> r = all.get(i).get(60, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(offline("queued " + i, 8), field(r.body(), "text"), "request " + i);
+        }
+        String m = get(port, "/metrics").body();
+        assertTrue(metric(m, "troupe_serve_prefilled_beside_total") >= 2, m);
+    }
+
+    /**
      * A request that arrives while another decodes is prefilled on the prefill thread, beside the
      * steps (steps slowed to 20 ms, so the first is still decoding), and both get the text they get
      * offline.

@@ -120,6 +120,8 @@ class ServeCliTest {
             {"--port", "serve", "--checkpoint", c, "--port", "http"},
             {"--isolate-step-core", "serve", "--checkpoint", c, "--isolate-step-core", "yes"},
             {"--kv-dtype", "serve", "--checkpoint", c, "--kv-dtype", "fp8"},
+            {"prefill-ahead", "serve", "--checkpoint", c, "--prefill-ahead", "-1"},
+            {"--prefill-ahead", "serve", "--checkpoint", c, "--prefill-ahead", "two"},
             {"--kv-dtype", "eval", "--checkpoint", c, "--kv-dtype", "f16"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
             {"dp=2", "serve", "--checkpoint", c, "--layout", "2x1"},

@@ -37,7 +37,7 @@ final class ServeTestSupport {
 
     static ServeSettings settings() {
         return new ServeSettings("127.0.0.1", 0, Quantization.NONE, 16, 64, 64, 4, 4,
-            io.troupe.models.infer.KvPrecision.F32, 60_000, 1, false, true);
+            io.troupe.models.infer.KvPrecision.F32, 60_000, 1, false, true, 0);
     }
 
     static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();

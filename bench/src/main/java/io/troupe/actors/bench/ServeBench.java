@@ -49,7 +49,8 @@ import java.util.regex.Pattern;
  * then on a continuous one again. Both servers run with the
  * decode step thread on a CPU of its own ({@code troupe serve}'s default; {@code --isolate-step-core false}:
  * the OS places every thread), and with the prefill thread ({@code troupe serve}'s default;
- * {@code --prefill-thread false}: every prompt is prefilled in the steps). Each client is one keep-alive
+ * {@code --prefill-thread false}: every prompt is prefilled in the steps; {@code --prefill-ahead N}: that many
+ * requests prefilled ahead of a full batch, in both runs). Each client is one keep-alive
  * blocking socket ({@link SseSocketClient}; {@code --client jdk}: the JDK's HttpClient).
  * {@code --token-budget T} (default 256) caps the tokens of one step in both runs. Each run
  * prints the CPU its threads took, by group (model, server, client).
@@ -101,6 +102,8 @@ public final class ServeBench {
         // both runs: the step thread on a CPU of its own (troupe serve's default), or the OS placing every thread
         boolean isolate = Boolean.parseBoolean(o.getOrDefault("isolate-step-core", "true"));
         boolean prefillThread = Boolean.parseBoolean(o.getOrDefault("prefill-thread", "true"));
+        // requests the prefill thread may prefill ahead of a full batch, in both runs (troupe serve's default 0)
+        int prefillAhead = Integer.parseInt(o.getOrDefault("prefill-ahead", "0"));
         KvPrecision kv = KvPrecision.parse(o.getOrDefault("kv-dtype", "f32"));
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint"))
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
@@ -121,7 +124,7 @@ public final class ServeBench {
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel", isolate);
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, kv, 600_000, 1, isolate,
-            prefillThread);
+            prefillThread, prefillAhead);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
         // JIT has not seen makes it recompile the kernels and the scheduler during the timed runs)
@@ -474,7 +477,7 @@ public final class ServeBench {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
             "settle-rounds", "isolate-step-core", "client",
-            "prefill-thread", "kv-dtype");
+            "prefill-thread", "prefill-ahead", "kv-dtype");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }

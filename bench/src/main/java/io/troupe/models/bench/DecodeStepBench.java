@@ -30,8 +30,10 @@ import java.util.SplittableRandom;
  * prefill steps are not). Prints the median step time and its time per token, and the batched
  * per-token cost against batch 1 (a ratio above 1 is the speedup batching can give at most).
  *
- * <p>Last line: {@code step_ms_b1=... step_ms_b4=... step_ms_b13=... step_ms_b16=... token_speedup_b13=...
- * token_speedup_b16=...}.
+ * {@code --batches} names other batch sizes (the first is the baseline of the ratios).
+ *
+ * <p>Last line: {@code step_ms_b1=... step_ms_b4=... step_ms_b13=... step_ms_b16=... token_speedup_b4=...
+ * token_speedup_b13=... token_speedup_b16=...}.
  */
 public final class DecodeStepBench {
     private DecodeStepBench() {
@@ -47,8 +49,9 @@ public final class DecodeStepBench {
     public static void main(String[] args) {
         Options o = BenchOptions.parse(args, "decode",
             "usage: scripts/bench decode [--model M] [--quantize none|int8] [--kv-dtype f32|bf16] [--threads T]"
-                + " [--rounds N] [--prompt-bytes N] [--max-tokens N]",
-            Set.of("model", "quantize", "kv-dtype", "threads", "rounds", "prompt-bytes", "max-tokens"), Set.of());
+                + " [--rounds N] [--prompt-bytes N] [--max-tokens N] [--batches 1,4,13,16]",
+            Set.of("model", "quantize", "kv-dtype", "threads", "rounds", "prompt-bytes", "max-tokens", "batches"),
+            Set.of());
         String model = o.get("model", "small");
         Quantization q = o.has("quantize") ? Quantization.parse(o.get("quantize")) : Quantization.NONE;
         kv = KvPrecision.parse(o.get("kv-dtype", "f32"));
@@ -70,7 +73,7 @@ public final class DecodeStepBench {
             promptTokens, maxTokens, threads == 1 ? "the step thread's CPU" : "wall",
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
         // 13: about what a continuously batched server runs, and a row count the linears' blocks do not divide
-        int[] batches = {1, 4, 13, 16};
+        int[] batches = parseBatches(o.get("batches", "1,4,13,16"));
         double[] stepMs = new double[batches.length];
         try (RowSplitter rows = new RowSplitter(threads, 4)) {
             for (int warm = 0; warm < 2; warm++) {
@@ -86,9 +89,34 @@ public final class DecodeStepBench {
             System.out.printf(Locale.ROOT, "| %d | %.3f | %.4f | %.2f |%n", batches[b], stepMs[b],
                 stepMs[b] / batches[b], stepMs[0] / (stepMs[b] / batches[b]));
         }
-        System.out.printf(Locale.ROOT, "step_ms_b1=%.3f step_ms_b4=%.3f step_ms_b13=%.3f step_ms_b16=%.3f"
-            + " token_speedup_b13=%.2f token_speedup_b16=%.2f%n", stepMs[0], stepMs[1], stepMs[2], stepMs[3],
-            stepMs[0] / (stepMs[2] / 13), stepMs[0] / (stepMs[3] / 16));
+        StringBuilder last = new StringBuilder();
+        for (int b = 0; b < batches.length; b++) {
+            last.append(String.format(Locale.ROOT, "step_ms_b%d=%.3f ", batches[b], stepMs[b]));
+        }
+        for (int b = 1; b < batches.length; b++) {
+            last.append(String.format(Locale.ROOT, "token_speedup_b%d=%.2f ", batches[b],
+                stepMs[0] / (stepMs[b] / batches[b])));
+        }
+        System.out.println(last.toString().strip());
+    }
+
+    /** {@code --batches}: comma-separated batch sizes, the first the baseline (1 unless told otherwise). */
+    private static int[] parseBatches(String list) {
+        String[] parts = list.split(",");
+        int[] out = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            try {
+                out[i] = Integer.parseInt(parts[i].strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--batches must be comma-separated positive integers: --batches="
+                    + list, e);
+            }
+            if (out[i] < 1) {
+                throw new IllegalArgumentException("--batches must be comma-separated positive integers: --batches="
+                    + list);
+            }
+        }
+        return out;
     }
 
     /** Median time of the steps in which all {@code batch} sequences decode one token each. */

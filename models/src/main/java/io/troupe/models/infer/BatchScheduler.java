@@ -29,13 +29,19 @@ import java.util.List;
  * step (stages finish steps in the order they were planned).
  *
  * <p>A driver with a second core may prefill beside the steps ({@link #prefillBeside}): while
- * sequences decode, {@link #planPrefill} hands the waiting requests that fit, whole prompts, to a
- * prefill forward that runs on another thread (its own {@link KvCachedGpt} over the same weights and
- * cache, on blocks no step touches), and {@link #completePrefill} samples their first tokens, after
- * which they decode in the steps. The steps admit new requests themselves only while that lane is
- * busy (so a burst of arrivals is not held up) or when they have nothing else to run (so one
- * request at a time is served exactly as without the lane). Each prompt's forward is the same
- * row-independent computation wherever it runs: the tokens do not change.
+ * sequences decode, {@link #planPrefill} hands waiting requests, in arrival order, to a prefill
+ * forward that runs on another thread (its own {@link KvCachedGpt} over the same weights and cache,
+ * on blocks no step touches). It computes every prompt token but the last; a request so
+ * <em>primed</em> then joins the next step with room with one row (its last prompt token, whose
+ * logits give its first new token) instead of a whole prompt. The lane primes as many requests as
+ * the batch has free places, or, with {@link #primeAhead} above 0, that many more, ahead of a full
+ * batch (each then replaces a finished sequence with one row, at max-batch 1 too). The steps admit
+ * a waiting request themselves only into room the primed ones do not cover, and only while the lane
+ * is busy (a burst of arrivals is not held up) or they have nothing else to run (so one request
+ * alone is served exactly as without the lane). Each prompt's forward is the same row-independent
+ * computation wherever it runs, and wherever it is split: the tokens do not change. Primed
+ * requests count as waiting ({@link #queueDepth}); when the cache runs short, the newest primed
+ * request gives its blocks back (and is recomputed later) before any running sequence is preempted.
  *
  * <p>Listeners are called at once, or, after {@link #deferEvents deferEvents(true)}, held in order
  * until {@link #deliverEvents}: a driver that plans and starts the next step before it delivers
@@ -104,6 +110,8 @@ public final class BatchScheduler {
     private final PagedKvCache cache;
     private final Limits limits;
     private final ArrayDeque<Generation> waiting = new ArrayDeque<>();
+    /** Requests whose prompts, all but the last token, the lane computes or has computed; in arrival order. */
+    private final ArrayDeque<Generation> primed = new ArrayDeque<>();
     private final List<Generation> running = new ArrayList<>();
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
     private final ArrayDeque<Pending> spare = new ArrayDeque<>();
@@ -112,6 +120,7 @@ public final class BatchScheduler {
     private final List<Event> events = new ArrayList<>();
     private boolean deferEvents;
     private boolean prefillBeside;
+    private int primeAhead;
     private final java.util.Set<Generation> prefilling =
         java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     private long prefilled;
@@ -142,7 +151,7 @@ public final class BatchScheduler {
 
     /** Queues a request; false (nothing queued) when {@code maxQueue} requests already wait. */
     public boolean submit(Generation g) {
-        if (waiting.size() >= limits.maxQueue()) {
+        if (queueDepth() >= limits.maxQueue()) {
             return false;
         }
         waiting.addLast(g);
@@ -164,6 +173,18 @@ public final class BatchScheduler {
                 return true;
             }
         }
+        for (Iterator<Generation> it = primed.iterator(); it.hasNext(); ) {
+            Generation g = it.next();
+            if (g.id() == id) {
+                if (prefilling.contains(g)) {
+                    g.cancel();                         // its blocks are being written: retired when the lane is done
+                } else {
+                    it.remove();
+                    endWaiting(g, FinishReason.CANCELLED);
+                }
+                return true;
+            }
+        }
         for (Generation g : running) {
             if (g.id() == id) {
                 g.cancel();
@@ -171,6 +192,13 @@ public final class BatchScheduler {
             }
         }
         return false;
+    }
+
+    /** Ends a request that holds no place in a step (waiting, or primed and not in the lane): blocks back, finish. */
+    private void endWaiting(Generation g, FinishReason reason) {
+        cache.free(g.table());
+        g.finish(reason);
+        emitFinish(g);
     }
 
     /**
@@ -246,8 +274,9 @@ public final class BatchScheduler {
         }
     }
 
+    /** Requests not yet decoding: waiting, and primed (ready or in the lane). */
     public int queueDepth() {
-        return waiting.size();
+        return waiting.size() + primed.size();
     }
 
     public int runningSize() {
@@ -255,7 +284,7 @@ public final class BatchScheduler {
     }
 
     public boolean hasWork() {
-        return !waiting.isEmpty() || !running.isEmpty();
+        return !waiting.isEmpty() || !primed.isEmpty() || !running.isEmpty();
     }
 
     public long preemptions() {
@@ -273,25 +302,42 @@ public final class BatchScheduler {
 
     /**
      * With {@code true}, a driver prefills new requests beside the steps ({@link #planPrefill}), and
-     * while any sequence decodes the steps admit none themselves; with {@code false} (the default)
-     * the steps admit and prefill them.
+     * while any sequence decodes the steps admit waiting ones themselves only where the lane's do not
+     * cover the free room; with {@code false} (the default) the steps admit and prefill them.
      */
     public void prefillBeside(boolean on) {
         this.prefillBeside = on;
     }
 
-    /** Whether some running sequence is outside a prefill beside the steps (it decodes, or prefills in them). */
+    /**
+     * How many requests the prefill lane may prime beyond the batch's free room (default 0: only as
+     * many as there are free places in the batch). Above 0, while requests queue behind a full batch,
+     * the lane computes their prompts ahead, and each joins the batch with one row the moment a
+     * place frees (at max-batch 1 too), instead of a whole prompt: more tokens per second where the
+     * lane has a core to itself; on a host where it shares one with the HTTP side the steps can wait
+     * for it instead.
+     */
+    public void primeAhead(int requests) {
+        if (requests < 0) {
+            throw new IllegalArgumentException("prime-ahead must be >= 0: " + requests);
+        }
+        this.primeAhead = requests;
+    }
+
+    /** Whether some sequence decodes (or prefills) in the steps. */
     private boolean stepsHaveWork() {
-        return running.size() > prefilling.size();
+        return !running.isEmpty();
     }
 
     /**
      * Takes waiting requests, in arrival order, for one prefill beside the steps: while sequences
-     * decode in the steps, fewer than {@code maxBatch} run, the pool has free blocks for a whole
-     * prompt and its first new token and the prompts fit in {@code tokenBudget} tokens (the first
-     * always fits). Returns null when none is taken (nothing waits, nothing decodes: the next step
-     * admits it, or no room). The requests count as running from now on; none is preempted or
-     * scheduled in a step until {@link #completePrefill}.
+     * decode in the steps, the running and primed requests are fewer than {@code maxBatch} (plus
+     * {@link #primeAhead}), the pool has free blocks
+     * for a whole prompt and its first new token and the prompts fit in {@code tokenBudget} tokens
+     * (the first always fits). Each prompt's tokens but its last are computed (a one-token prompt has
+     * nothing to compute beside: the steps take it). Returns null when none is taken (nothing waits,
+     * nothing decodes: the next step admits it, or no room). The requests are primed from now on: no
+     * step schedules them, and none gives its blocks back, until {@link #completePrefill}.
      */
     public Prefill planPrefill(long nowNs) {
         expireWaiting(nowNs);
@@ -300,15 +346,16 @@ public final class BatchScheduler {
         }
         Prefill p = null;
         int tokens = 0;
-        while (!waiting.isEmpty() && running.size() < limits.maxBatch()) {
+        while (!waiting.isEmpty() && running.size() + primed.size() < limits.maxBatch() + primeAhead) {
             Generation g = waiting.peekFirst();
-            int n = g.numTokens();
-            if (cache.freeBlocks() < cache.blocksFor(n + 1) || (p != null && tokens + n > limits.tokenBudget())) {
+            int n = g.numTokens() - 1;                  // the last prompt token joins a step, for its logits
+            if (n < 1 || cache.freeBlocks() < cache.blocksFor(n + 2)
+                || (p != null && tokens + n > limits.tokenBudget())) {
                 break;
             }
             waiting.pollFirst();
-            cache.ensureCapacity(g.table(), n);
-            running.add(g);
+            cache.ensureCapacity(g.table(), n + 1);
+            primed.addLast(g);
             inFlight.add(g);
             prefilling.add(g);
             if (p == null) {
@@ -320,12 +367,12 @@ public final class BatchScheduler {
     }
 
     /**
-     * Applies a prefill's logits (from a forward of {@link Prefill#batch()}): each request's first
-     * new token is sampled and appended; a request cancelled meanwhile, or finished, is retired.
-     * With {@code logits} null (its forward failed) the requests end, finish reason cancelled.
+     * Applies a prefill beside the steps (a forward of {@link Prefill#batch()}, which asks for no
+     * logits): its requests' prompts but the last token are computed, and each joins a step when
+     * there is room. A request cancelled meanwhile is retired; with {@code logits} null (the forward
+     * failed) the requests end, finish reason cancelled.
      */
     public void completePrefill(Prefill p, float[] logits, long nowNs) {
-        int vocab = model.config().vocabSize();
         for (Scheduled s : p.scheduled) {
             Generation g = s.generation();
             if (!prefilling.remove(g)) {
@@ -334,12 +381,44 @@ public final class BatchScheduler {
             inFlight.remove(g);
             if (logits == null) {
                 g.cancel();
+            } else {
+                g.advanceComputed(s.tokens());
+                prefilled++;
+            }
+        }
+        retirePrimed(nowNs);
+    }
+
+    /** Ends the primed requests outside the lane that are cancelled or past their deadline. */
+    private void retirePrimed(long nowNs) {
+        for (Iterator<Generation> it = primed.iterator(); it.hasNext(); ) {
+            Generation g = it.next();
+            if (prefilling.contains(g)) {
                 continue;
             }
-            prefilled++;
-            apply(s, logits, vocab, nowNs);
+            if (g.isCancelled()) {
+                it.remove();
+                endWaiting(g, FinishReason.CANCELLED);
+            } else if (expired(g, nowNs)) {
+                it.remove();
+                endWaiting(g, FinishReason.DEADLINE);
+            }
         }
-        retireDone();
+    }
+
+    /** Gives the newest primed request outside the lane back to the queue's front (its blocks freed); false: none. */
+    private boolean unprimeNewest() {
+        for (Iterator<Generation> it = primed.descendingIterator(); it.hasNext(); ) {
+            Generation g = it.next();
+            if (!prefilling.contains(g)) {
+                it.remove();
+                cache.free(g.table());
+                g.resetComputed();
+                waiting.addFirst(g);            // primed requests arrived before every waiting one
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -368,6 +447,7 @@ public final class BatchScheduler {
             throw new IllegalArgumentException("a step needs room for >= 1 sequence: maxSequences=" + maxSequences);
         }
         expireWaiting(nowNs);
+        retirePrimed(nowNs);
         for (int i = running.size() - 1; i >= 0; i--) {
             Generation g = running.get(i);
             if (inFlight.contains(g)) {
@@ -391,6 +471,9 @@ public final class BatchScheduler {
             }
             int chunk = Math.min(g.numTokens() - g.numComputed(), budget);
             while (!cache.ensureCapacity(g.table(), g.numComputed() + chunk)) {
+                if (unprimeNewest()) {
+                    continue;                           // a primed request's blocks before a running sequence's
+                }
                 int v = newestIdle();
                 Generation victim = running.get(v);
                 preempt(v);
@@ -403,10 +486,18 @@ public final class BatchScheduler {
             }
             budget -= schedule(g, chunk);
         }
-        // beside a prefill lane, the steps admit new requests only when the lane is busy or they have nothing else
-        boolean admit = !prefillBeside || !stepsHaveWork() || !prefilling.isEmpty();
-        while (admit && budget > 0 && running.size() < limits.maxBatch() && scheduled.size() < maxSequences
-            && !waiting.isEmpty()) {
+        // beside a prefill lane, the steps admit waiting requests only into room the primed ones do not cover,
+        // and only while the lane is busy (a burst is not held up) or they have nothing else to run
+        final boolean admit = !prefillBeside || !stepsHaveWork() || !prefilling.isEmpty();
+        // primed requests first, in arrival order: one row each (the rest of the prompt is computed)
+        while (budget > 0 && running.size() < limits.maxBatch() && scheduled.size() < maxSequences
+            && !primed.isEmpty() && !prefilling.contains(primed.peekFirst())) {
+            Generation g = primed.pollFirst();
+            running.add(g);
+            budget -= schedule(g, Math.min(g.numTokens() - g.numComputed(), budget));
+        }
+        while (admit && budget > 0 && running.size() + primed.size() < limits.maxBatch()
+            && scheduled.size() < maxSequences && !waiting.isEmpty()) {
             Generation g = waiting.peekFirst();
             if (cache.freeBlocks() < cache.blocksFor(g.numTokens() + 1)) {
                 break;
@@ -538,11 +629,17 @@ public final class BatchScheduler {
                 retire(i, reason);
             }
         }
+        for (Iterator<Generation> it = primed.iterator(); it.hasNext(); ) {
+            Generation g = it.next();
+            if (prefilling.contains(g)) {
+                g.cancel();                             // retired when its prefill completes
+            } else {
+                it.remove();
+                endWaiting(g, reason);
+            }
+        }
         while (!waiting.isEmpty()) {
-            Generation g = waiting.pollFirst();
-            cache.free(g.table());
-            g.finish(reason);
-            emitFinish(g);
+            endWaiting(waiting.pollFirst(), reason);
         }
     }
 

@@ -131,6 +131,99 @@ class BatchSchedulerTest {
     }
 
     /**
+     * Prefilling ahead of a full batch (max-batch 1, one request primed ahead): while request 1
+     * decodes alone, the lane computes request 2's prompt but its last token (no logits asked), on a
+     * thread of its own; request 2 waits, primed, until 1 finishes, then joins a step with one row
+     * and gets the tokens it gets alone; request 3 is primed only once 2 left the queue (one ahead).
+     * A primed request that is cancelled gives its blocks back at once, and when the cache runs
+     * short a primed request's blocks are taken back (and its prompt recomputed later) before any
+     * decoding sequence is preempted.
+     */
+    @Test
+    void shouldPrefillAheadOfAFullBatchAndJoinWithOneRow() throws Exception {
+        SamplingParams p = new SamplingParams(12, 0.9f, 0.95f, 77L, List.of());
+        int[] prompt = InferenceFixtures.randomTokens(new Random(31), 9, CFG.vocabSize());
+        int[] alone = run(scheduler(1, 64, 64), gen(2, prompt, p), List.of());
+        BatchScheduler s = scheduler(1, 64, 64);
+        s.prefillBeside(true);
+        s.primeAhead(1);
+        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        java.util.concurrent.ExecutorService prefills = java.util.concurrent.Executors.newSingleThreadExecutor();
+        try {
+            long now = System.nanoTime();
+            Generation first = gen(1, InferenceFixtures.randomTokens(new Random(32), 5, CFG.vocabSize()),
+                SamplingParams.greedy(6));
+            Generation second = gen(2, prompt, p);
+            Generation third = gen(3, prompt, p);
+            s.submit(first);
+            assertNull(s.planPrefill(now), "nothing decodes: the step takes request 1");
+            s.complete(s.model().forward(s.plan(now)), now);
+            s.submit(second);
+            s.submit(third);
+            BatchScheduler.Prefill ahead = s.planPrefill(now);
+            assertNotNull(ahead, "the batch is full: request 2 is prefilled ahead of it");
+            assertArrayEquals(new long[] {2}, ahead.ids(), "one ahead: request 3 waits");
+            assertEquals(prompt.length - 1, ahead.batch().size(), "every prompt token but the last");
+            assertEquals(0, ahead.batch().logitCount(), "no logits: the last token joins a step");
+            java.util.concurrent.Future<float[]> f = prefills.submit(() -> lane.forward(ahead.batch()));
+            int steps = 0;
+            while (first.finishReason() == null) {
+                StepBatch b = s.plan(System.nanoTime());
+                assertEquals(1, b.size(), "request 1 decodes alone while 2 is primed");
+                s.complete(s.model().forward(b), System.nanoTime());
+                if (steps++ == 0) {
+                    s.completePrefill(ahead, f.get(30, java.util.concurrent.TimeUnit.SECONDS), System.nanoTime());
+                    assertNull(s.planPrefill(System.nanoTime()), "request 2 is primed: none more ahead");
+                }
+            }
+            assertEquals(2, s.queueDepth(), "primed requests count as waiting");
+            StepBatch join = s.plan(System.nanoTime());
+            assertEquals(1, join.size(), "request 2 joins with its last prompt token only");
+            assertEquals(1, join.logitCount());
+            s.complete(s.model().forward(join), System.nanoTime());
+            assertEquals(1, second.completion().length, "its first token");
+            BatchScheduler.Prefill next = s.planPrefill(System.nanoTime());
+            assertArrayEquals(new long[] {3}, next.ids(), "request 3 is prefilled ahead now");
+            s.completePrefill(next, lane.forward(next.batch()), System.nanoTime());
+            int used = s.model().cache().usedBlocks();
+            assertTrue(s.cancel(3));
+            assertEquals(used - s.model().cache().blocksFor(prompt.length), s.model().cache().usedBlocks(),
+                "a cancelled primed request gives its blocks back at once");
+            while (s.hasWork()) {
+                s.complete(s.model().forward(s.plan(System.nanoTime())), System.nanoTime());
+            }
+            assertArrayEquals(alone, second.completion());
+            assertEquals(FinishReason.CANCELLED, third.finishReason());
+            assertEquals(0, s.model().cache().usedBlocks(), "every block returned");
+        } finally {
+            prefills.shutdownNow();
+        }
+
+        // 10 blocks of 4: request 1 (all 10 blocks at full length) decodes while request 2 (9 tokens, 3 blocks) is
+        // primed; when request 1 needs its 7th block, request 2's blocks are taken back, not request 1 preempted
+        BatchScheduler tight = scheduler(1, 64, 10);
+        tight.prefillBeside(true);
+        tight.primeAhead(1);
+        Generation longOne = gen(1, InferenceFixtures.randomTokens(new Random(33), 4, CFG.vocabSize()),
+            SamplingParams.greedy(CFG.seqLen() - 4));
+        Generation primedOne = gen(2, prompt, p);
+        tight.submit(longOne);
+        tight.complete(tight.model().forward(tight.plan(System.nanoTime())), System.nanoTime());
+        tight.submit(primedOne);
+        BatchScheduler.Prefill pf = tight.planPrefill(System.nanoTime());
+        assertArrayEquals(new long[] {2}, pf.ids());
+        tight.completePrefill(pf, new KvCachedGpt(tight.model().weights(), tight.model().cache()).forward(pf.batch()),
+            System.nanoTime());
+        while (tight.hasWork()) {
+            tight.complete(tight.model().forward(tight.plan(System.nanoTime())), System.nanoTime());
+        }
+        assertEquals(0, tight.preemptions(), "the primed request gave its blocks back; none was preempted");
+        assertEquals(CFG.seqLen() - 4, longOne.completion().length);
+        assertArrayEquals(alone, primedOne.completion(), "recomputed after giving its blocks back: the same tokens");
+        assertEquals(0, tight.model().cache().usedBlocks());
+    }
+
+    /**
      * A request in a prefill beside the steps keeps its blocks through a cancel-all (its prefill is
      * still writing them) and is retired, cancelled, when the prefill completes; a failed prefill
      * (null logits) ends its requests and frees their blocks.
