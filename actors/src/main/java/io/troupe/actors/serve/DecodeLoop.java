@@ -32,10 +32,11 @@ import org.slf4j.LoggerFactory;
  * runs on a CPU of its own ({@link CoreIsolation}).
  *
  * <p>With a prefill thread ({@code prefillBeside}), new requests that arrive while others decode
- * are prefilled on that thread ({@link BatchScheduler#planPrefill}, whole prompts, several at once),
- * beside the steps, with a model of its own over the same weights and KV cache; the loop applies
- * the result at its next step boundary and the requests decode in the steps from then on. Its
- * steps then carry decoding rows only. The prefill thread is started before the loop's, so with
+ * are prefilled on that thread ({@link BatchScheduler#planPrefill}, each prompt but its last token,
+ * several at once), beside the steps, with a model of its own over the same weights and KV cache;
+ * the loop applies the result at its next step boundary and each request joins a step with one row
+ * (its last prompt token) and decodes from then on ({@link BatchScheduler#primeAhead}: also requests
+ * queued behind a full batch). Its steps then carry decoding rows and one row per new request. The prefill thread is started before the loop's, so with
  * core isolation it runs on the CPUs left to the rest of the process.
  *
  * <p>The forward runs on the loop's own thread, or, with a step executor, on that executor (one
