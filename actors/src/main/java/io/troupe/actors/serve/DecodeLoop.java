@@ -36,8 +36,9 @@ import org.slf4j.LoggerFactory;
  * several at once), beside the steps, with a model of its own over the same weights and KV cache;
  * the loop applies the result at its next step boundary and each request joins a step with one row
  * (its last prompt token) and decodes from then on ({@link BatchScheduler#primeAhead}: also requests
- * queued behind a full batch). Its steps then carry decoding rows and one row per new request. The prefill thread is started before the loop's, so with
- * core isolation it runs on the CPUs left to the rest of the process.
+ * queued behind a full batch). Its steps then carry decoding rows and one row per new request. The
+ * prefill thread is started before the loop's, so with core isolation it runs on the CPUs left to
+ * the rest of the process.
  *
  * <p>The forward runs on the loop's own thread, or, with a step executor, on that executor (one
  * step at a time; the loop waits for it). A failed step ends every request it held (finish reason
