@@ -17,8 +17,9 @@ import jdk.incubator.vector.VectorSpecies;
  * registers), R = 4 with narrower ones (16 registers: six rows would spill). A remainder of rows
  * smaller than a block runs as a block whose missing rows repeat the last real row and are not
  * stored (a padded block does the work of R rows, still far cheaper than the remainder row by row,
- * which reads every weight once per row); a single row (the decode step of one sequence) runs
- * as a row, 4 vectors wide.
+ * which reads every weight once per row); with R = 6, a remainder of 1 or 2 rows joins the last full
+ * block and the 7 or 8 rows run as two blocks of 4 (less padding); a single row (the decode step of
+ * one sequence) runs as a row, 4 vectors wide.
  *
  * <p>Every output element is {@code acc = fma(x[r, k], W^T[k, j], acc)} for k = 0, 1, ... from 0
  * (a lane-wise fused multiply-add rounds once, exactly like {@link Math#fma}), then {@code + bias[j]},
@@ -28,7 +29,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <pre>
  * L = lanes of the preferred species (16 floats with AVX-512), P = 4L
- * columns: full panels of P (blocks of R rows, then one padded block), then the last partial
+ * columns: full panels of P (blocks of R rows, then one or two padded blocks), then the last partial
  *          panel of w &lt; P columns: vectors of L, then one column at a time (stride w)
  * </pre>
  */
@@ -38,7 +39,7 @@ final class VectorLinearKernel {
     /** Output channels per packed panel. */
     static final int P = 4 * L;
     /** Rows per register block: 6 where the ISA has 32 vector registers (512-bit vectors), else 4. */
-    private static final int R = S.vectorBitSize() >= 512 ? 6 : 4;
+    static final int R = S.vectorBitSize() >= 512 ? 6 : 4;
 
     private VectorLinearKernel() {
     }
@@ -79,16 +80,34 @@ final class VectorLinearKernel {
                 continue;
             }
             int r = fromRow;
-            for (; r + R <= toRow; r += R) {
+            for (int blocks = fullBlocks(toRow - fromRow); blocks > 0; blocks--, r += R) {
                 blockRows(packed, base, bias, in, out, x, r, R, j, y);
             }
-            if (r < toRow) {
-                blockRows(packed, base, bias, in, out, x, r, toRow - r, j, y);
+            while (r < toRow) {
+                int rows = remainderBlock(toRow - r);
+                blockRows(packed, base, bias, in, out, x, r, rows, j, y);
+                r += rows;
             }
         }
         if (full < out) {
             partialPanel(packed, bias, in, out, full, x, fromRow, toRow, y);
         }
+    }
+
+    /**
+     * Full blocks of R rows for {@code n} rows. With R = 6, a remainder of 1 or 2 rows takes the last
+     * full block with it, and the 7 or 8 rows run as two blocks of 4 ({@link #remainderBlock}): 8 rows
+     * of multiply-adds instead of 6 + a padded 4 (13 rows: 6 + 4 + 3 padded to 4, 14 instead of 16).
+     */
+    static int fullBlocks(int n) {
+        int blocks = n / R;
+        int rem = n % R;
+        return R == 6 && blocks >= 1 && (rem == 1 || rem == 2) ? blocks - 1 : blocks;
+    }
+
+    /** Rows of the next remainder block when {@code left} rows remain after the full blocks (at most 8). */
+    static int remainderBlock(int left) {
+        return left > R ? 4 : left;
     }
 
     /** A block of {@code rows <= R} rows from r (fewer than R: padded with the last row, not stored). */

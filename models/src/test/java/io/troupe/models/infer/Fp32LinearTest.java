@@ -63,11 +63,11 @@ class Fp32LinearTest {
         assertTrue(Fp32Linear.VECTOR_API, "the models tests run with --add-modules jdk.incubator.vector");
         Random r = new Random(23);
         int[][] shapes = {{128, 384}, {128, 128}, {512, 128}, {128, 256}, {37, 64 + 16 + 3}, {5, 200}, {70, 15}};
-        for (int trial = 0; trial < 35; trial++) {
+        for (int trial = 0; trial < 42; trial++) {
             int[] shape = shapes[trial % shapes.length];
             int in = shape[0];
             int out = shape[1];
-            int rows = 1 + r.nextInt(21);
+            int rows = 1 + trial % 21;                   // every row count 1-21 (7, 8, 13, 14: the split remainders)
             float[] w = gaussian(r, out * in);
             float[] b = trial % 4 == 0 ? null : gaussian(r, out);
             float[] x = gaussian(r, rows * in);
@@ -81,11 +81,37 @@ class Fp32LinearTest {
             assertArrayEquals(axpy, whole, 0f, what + " (axpy form)");
             float[] split = new float[rows * out];
             for (int from = 0; from < rows; ) {
-                int to = Math.min(rows, from + 1 + r.nextInt(6));
+                int to = Math.min(rows, from + 1 + r.nextInt(14));
                 lin.forwardRows(x, from, to, split);
                 from = to;
             }
             assertArrayEquals(whole, split, 0f, what + " (rows split)");
+        }
+    }
+
+    /**
+     * The row blocks of the Vector API kernel cover every row once, none wider than a register block,
+     * and pad no more rows than full blocks then one padded block would (with 6-row blocks: 7 rows as
+     * 4 + 3, 13 as 6 + 4 + 3, computing 14 rows instead of 16).
+     */
+    @Test
+    void shouldSplitRowsIntoBlocksThatPadLess() {
+        int r = VectorLinearKernel.R;
+        for (int n = 2; n <= 64; n++) {
+            int covered = VectorLinearKernel.fullBlocks(n) * r;
+            int computed = covered;
+            while (covered < n) {
+                int rows = VectorLinearKernel.remainderBlock(n - covered);
+                assertTrue(rows >= 1 && rows <= r, n + " rows: a block of " + rows);
+                covered += rows;
+                computed += rows > 4 ? r : 4;
+            }
+            assertEquals(n, covered, n + " rows");
+            int before = n / r * r + (n % r == 0 ? 0 : n % r > 4 ? r : 4);
+            assertTrue(computed <= before, n + " rows: " + computed + " computed against " + before);
+            if (r == 6 && n == 13) {
+                assertEquals(14, computed);
+            }
         }
     }
 
