@@ -46,6 +46,7 @@ public final class KvCachedGpt {
     private final float[] pRow;
     private final float[] outRow;
     private final int[] posOff;         // one token's cached positions: offsets in a layer's v
+    private int[] logitRowIndex = new int[16];   // the last block's logit rows (lastBlockForLogitRows)
     private final int[] blockBase;      // one token's blocks: offsets in a layer's k and v
     private final float[] lnLanes = new float[RowKernels.LANES];
 
@@ -171,15 +172,22 @@ public final class KvCachedGpt {
             }
             System.arraycopy(input, 0, h, 0, n * c);
         }
+        int r = batch.logitCount();
+        // on the last stage, the last block needs only its keys and values for the rows whose logits nobody
+        // asks for (a prompt's rows but its last): the rest of that block runs on the logit rows alone
+        boolean prune = isLastStage() && r < n;
         for (int l = firstBlock; l < endBlock; l++) {
-            block(batch, l, n, c);
+            if (prune && l == endBlock - 1) {
+                lastBlockForLogitRows(batch, l, n, c);
+            } else {
+                block(batch, l, n, c);
+            }
         }
         if (!isLastStage()) {
             return java.util.Arrays.copyOf(h, n * c);
         }
-        int r = batch.logitCount();
         for (int j = 0; j < r; j++) {
-            System.arraycopy(h, batch.logitRow(j) * c, tmp, j * c, c);        // gather (R, C)
+            System.arraycopy(h, (prune ? j : batch.logitRow(j)) * c, tmp, j * c, c);    // gather (R, C)
         }
         layerNorm(tmp, w.lnfW(), w.lnfB(), ln, r);
         float[] logits = new float[r * cfg.vocabSize()];
@@ -208,7 +216,40 @@ public final class KvCachedGpt {
         layerNorm(h, b.ln1W(), b.ln1B(), ln, n);
         linear(b.qkv(), ln, n, qkv);                                          // (N, 3C)
         storeKeysValues(batch, layer, n, c);
-        attend(batch, layer, n, c);                                           // (N, C)
+        attend(batch, layer, c, null, n);                                     // (N, C)
+        rest(b, n, c);
+    }
+
+    /**
+     * The model's last block when only some rows' logits are asked for: every row's keys and values
+     * go into the cache (later tokens attend to them), then the attention and the rest of the block
+     * run on the logit rows alone, which end up first in {@code h} ((R, C), in their order). Each
+     * computed row does exactly what {@link #block} does for it: the same bits.
+     */
+    private void lastBlockForLogitRows(StepBatch batch, int l, int n, int c) {
+        InferenceWeights.Block b = w.block(l);
+        int layer = l - firstBlock;
+        layerNorm(h, b.ln1W(), b.ln1B(), ln, n);
+        linear(b.qkv(), ln, n, qkv);
+        storeKeysValues(batch, layer, n, c);
+        int r = batch.logitCount();
+        if (r == 0) {
+            return;                                                           // a prefill that asks for none
+        }
+        if (logitRowIndex.length < r) {
+            logitRowIndex = new int[Math.max(r, 2 * logitRowIndex.length)];
+        }
+        for (int j = 0; j < r; j++) {
+            int i = batch.logitRow(j);                                        // ascending, so i >= j
+            logitRowIndex[j] = i;
+            System.arraycopy(h, i * c, h, j * c, c);                          // the residual stream, compacted
+        }
+        attend(batch, layer, c, logitRowIndex, r);                           // (R, C)
+        rest(b, r, c);
+    }
+
+    /** The block after the attention, on the first {@code n} rows: projection, residual, LayerNorm, MLP, residual. */
+    private void rest(InferenceWeights.Block b, int n, int c) {
         linear(b.proj(), atty, n, tmp);
         RowKernels.addInPlace(h, tmp, n * c);
         layerNorm(h, b.ln2W(), b.ln2B(), ln, n);
@@ -271,7 +312,7 @@ public final class KvCachedGpt {
      * (positions ascending, head dimensions in {@link RowKernels#sum}'s order); the softmax's
      * exponentials by {@link RowKernels#exp}.
      */
-    private void attend(StepBatch batch, int layer, int n, int c) {
+    private void attend(StepBatch batch, int layer, int c, int[] rows, int count) {
         final int hd = cfg.headDim();
         final int nh = cfg.nHead();
         final boolean half = cache.precision() == KvPrecision.BF16;
@@ -282,7 +323,8 @@ public final class KvCachedGpt {
         final int bs = cache.blockSize();
         final boolean vectorScores = vectorApi && VectorAttentionKernel.scoresFit(bs);
         final boolean vectorValues = vectorApi && VectorAttentionKernel.valuesFit(hd);
-        for (int i = 0; i < n; i++) {
+        for (int o = 0; o < count; o++) {
+            final int i = rows == null ? o : rows[o];                        // the query's row; its output: row o
             final int positions = batch.position(i) + 1;
             cache.offsets(batch.table(i), positions, posOff);
             cache.blockBases(batch.table(i), positions, blockBase);
@@ -322,11 +364,11 @@ public final class KvCachedGpt {
                 }
             }
             if (vectorValues && half) {
-                VectorAttentionKernel.weightedValues16(scores, vc16, posOff, positions, c, hd, atty, i * c);
+                VectorAttentionKernel.weightedValues16(scores, vc16, posOff, positions, c, hd, atty, o * c);
                 continue;
             }
             if (vectorValues) {
-                VectorAttentionKernel.weightedValues(scores, vc, posOff, positions, c, hd, atty, i * c);
+                VectorAttentionKernel.weightedValues(scores, vc, posOff, positions, c, hd, atty, o * c);
                 continue;
             }
             java.util.Arrays.fill(outRow, 0f);
@@ -343,7 +385,7 @@ public final class KvCachedGpt {
                 }
                 RowKernels.multiplyAdd(pRow, kvRow, outRow, c);                   // out += p * v, all heads
             }
-            System.arraycopy(outRow, 0, atty, i * c, c);
+            System.arraycopy(outRow, 0, atty, o * c, c);
         }
     }
 

@@ -105,6 +105,74 @@ class KvCachedGptTest {
     }
 
     /**
+     * The last block runs its attention and MLP only on the rows whose logits are asked for (the keys
+     * and values of every row still go into the cache): a step of four sequences' prompts asking for
+     * a few rows' logits, or none (a prefill beside the steps), gives those rows the same logits bit
+     * for bit as the step asking for every row, leaves the same cache, and the next step's logits are
+     * the same; with the Vector API attention and the plain loops, float32 and bfloat16 caches.
+     */
+    @Test
+    void shouldGiveTheSameLogitsAndCacheWhenOnlySomeRowsAskForLogits() {
+        float[] params = InferenceFixtures.randomParams(CFG, 12);
+        int v = CFG.vocabSize();
+        for (KvPrecision kv : KvPrecision.values()) {
+            for (boolean vectorApi : new boolean[] {true, false}) {
+                Random rnd = new Random(13);
+                int[][] prompts = new int[4][];
+                for (int q = 0; q < 4; q++) {
+                    prompts[q] = InferenceFixtures.randomTokens(rnd, 3 + 5 * q, v);
+                }
+                KvCachedGpt[] models = new KvCachedGpt[3];
+                BlockTable[][] tables = new BlockTable[3][4];
+                float[][] firstStep = new float[3][];
+                StepBatch b = new StepBatch();
+                for (int m = 0; m < 3; m++) {
+                    models[m] = new KvCachedGpt(InferenceWeights.fromFlat(CFG, params, Quantization.NONE),
+                        new PagedKvCache(CFG, 4, 32, CFG.nLayer(), kv));
+                    models[m].useVectorApi(vectorApi);
+                    b.clear();
+                    for (int q = 0; q < 4; q++) {
+                        tables[m][q] = new BlockTable();
+                        models[m].cache().ensureCapacity(tables[m][q], prompts[q].length + 1);
+                        for (int p = 0; p < prompts[q].length; p++) {
+                            // model 0: every row's logits; model 1: each prompt's last row and row 1 of
+                            // the third; model 2: none
+                            boolean want = m == 0 || m == 1 && (p == prompts[q].length - 1 || q == 2 && p == 1);
+                            b.add(prompts[q][p], p, tables[m][q], want);
+                        }
+                    }
+                    firstStep[m] = models[m].forward(b);
+                }
+                String what = kv + (vectorApi ? ", Vector API" : ", plain loops");
+                assertEquals(0, firstStep[2].length, what);
+                assertEquals(5 * v, firstStep[1].length, what);
+                int row = 0;
+                int asked = 0;
+                for (int q = 0; q < 4; q++) {
+                    for (int p = 0; p < prompts[q].length; p++, row++) {
+                        if (p == prompts[q].length - 1 || q == 2 && p == 1) {
+                            assertArrayEquals(java.util.Arrays.copyOfRange(firstStep[0], row * v, (row + 1) * v),
+                                java.util.Arrays.copyOfRange(firstStep[1], asked * v, (asked + 1) * v), 0f,
+                                what + ": sequence " + q + " position " + p);
+                            asked++;
+                        }
+                    }
+                }
+                float[][] next = new float[3][];
+                for (int m = 0; m < 3; m++) {
+                    b.clear();
+                    for (int q = 0; q < 4; q++) {
+                        b.add(7 + q, prompts[q].length, tables[m][q], true);
+                    }
+                    next[m] = models[m].forward(b);
+                }
+                assertArrayEquals(next[0], next[1], 0f, what + ": the next step");
+                assertArrayEquals(next[0], next[2], 0f, what + ": the next step after a step asking for none");
+            }
+        }
+    }
+
+    /**
      * The attention's Vector API loops against the plain ones (the models tests run with the
      * module, so both are here): the same logits bit for bit at every step of 4 sequences prefilled
      * in chunks and then decoded, for a head width of 12 (three groups of four), of 10 (a tail), and
