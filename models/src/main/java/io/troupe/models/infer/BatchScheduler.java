@@ -332,12 +332,12 @@ public final class BatchScheduler {
     /**
      * Takes waiting requests, in arrival order, for one prefill beside the steps: while sequences
      * decode in the steps, the running and primed requests are fewer than {@code maxBatch} (plus
-     * {@link #primeAhead}), the pool has free blocks
-     * for a whole prompt and its first new token and the prompts fit in {@code tokenBudget} tokens
-     * (the first always fits). Each prompt's tokens but its last are computed (a one-token prompt has
-     * nothing to compute beside: the steps take it). Returns null when none is taken (nothing waits,
-     * nothing decodes: the next step admits it, or no room). The requests are primed from now on: no
-     * step schedules them, and none gives its blocks back, until {@link #completePrefill}.
+     * {@link #primeAhead}), the pool has free blocks for a whole prompt and its first new token and
+     * the prompts fit in {@code tokenBudget} tokens (the first always fits). Each prompt's tokens but
+     * its last are computed (a one-token prompt has nothing to compute beside: the steps take it).
+     * Returns null when none is taken (nothing waits, nothing decodes: the next step admits it, or no
+     * room). The requests are primed from now on: no step schedules them, and none gives its blocks
+     * back, until {@link #completePrefill}.
      */
     public Prefill planPrefill(long nowNs) {
         expireWaiting(nowNs);
@@ -623,11 +623,7 @@ public final class BatchScheduler {
     public void cancelAll(FinishReason reason) {
         abandon();
         for (int i = running.size() - 1; i >= 0; i--) {
-            if (prefilling.contains(running.get(i))) {
-                running.get(i).cancel();
-            } else {
-                retire(i, reason);
-            }
+            retire(i, reason);
         }
         for (Iterator<Generation> it = primed.iterator(); it.hasNext(); ) {
             Generation g = it.next();

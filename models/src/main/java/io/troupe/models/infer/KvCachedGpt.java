@@ -304,8 +304,9 @@ public final class KvCachedGpt {
     }
 
     /**
-     * Causal attention of every token over its own cached positions. With the Vector API (and a
-     * block size and head width its kernels take) the loops read the cache in place
+     * Causal attention over its own cached positions of the token in row {@code rows[o]} (row o when
+     * {@code rows} is null), into row o of the output, for o below {@code count}. With the Vector
+     * API (and a block size and head width its kernels take) the loops read the cache in place
      * ({@link VectorAttentionKernel}: the scores a block of positions at a time, each lane a
      * position; the same bits); otherwise one score at a time, and rows of v copied into offset-0
      * scratch so the element-wise loop vectorises. Per token and head the reduction order is fixed
