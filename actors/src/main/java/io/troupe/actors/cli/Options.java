@@ -130,6 +130,29 @@ public final class Options {
     }
 
     /**
+     * The value of {@code --name} as comma-separated ints ({@code --sizes 1,4,16}), or {@code otherwise}
+     * when it was not given.
+     *
+     * @throws UsageException naming the option and the value when a part is not a whole number
+     */
+    public int[] getInts(String name, int[] otherwise) {
+        String v = values.get(name);
+        if (v == null) {
+            return otherwise;
+        }
+        String[] parts = v.split(",");
+        int[] out = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            try {
+                out[i] = Integer.parseInt(parts[i].trim());
+            } catch (NumberFormatException e) {
+                throw new UsageException("--" + name + ": expected comma-separated whole numbers, got '" + v + "'");
+            }
+        }
+        return out;
+    }
+
+    /**
      * The value of {@code --name} as a double, or {@code otherwise} when it was not given.
      *
      * @throws UsageException naming the option and the value when it is not a number

@@ -24,6 +24,9 @@ class OptionsTest {
         assertEquals("a,b", o.get("data"), "a repeated option's values joined in order");
         assertEquals("true", o.get("sequence-parallel"));
         assertEquals(7, o.getInt("missing", 7));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new int[] {1, 4, 13},
+            Options.parse(new String[] {"--steps", "1, 4,13"}, KNOWN, FLAGS).getInts("steps", new int[] {2}));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new int[] {2}, o.getInts("missing", new int[] {2}));
         assertFalse(Options.parse(new String[0], KNOWN, FLAGS).has("steps"));
         assertEquals("false", Options.parse(new String[] {"--sequence-parallel=false"}, KNOWN, FLAGS)
             .get("sequence-parallel"));
@@ -47,6 +50,9 @@ class OptionsTest {
         UsageException word = assertThrows(UsageException.class,
             () -> Options.parse(new String[] {"--steps", "ten"}, KNOWN, FLAGS).getInt("steps", 1));
         assertEquals("--steps: expected a whole number, got 'ten'", word.getMessage());
+        UsageException list = assertThrows(UsageException.class,
+            () -> Options.parse(new String[] {"--steps", "1,x"}, KNOWN, FLAGS).getInts("steps", new int[0]));
+        assertEquals("--steps: expected comma-separated whole numbers, got '1,x'", list.getMessage());
         assertTrue(Options.wantsHelp(new String[] {"--steps", "3", "-h"}));
     }
 }

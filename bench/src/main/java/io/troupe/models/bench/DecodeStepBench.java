@@ -73,7 +73,12 @@ public final class DecodeStepBench {
             promptTokens, maxTokens, threads == 1 ? "the step thread's CPU" : "wall",
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel");
         // 13: about what a continuously batched server runs, and a row count the linears' blocks do not divide
-        int[] batches = parseBatches(o.get("batches", "1,4,13,16"));
+        int[] batches = o.getInts("batches", new int[] {1, 4, 13, 16});
+        for (int b : batches) {
+            if (b < 1) {
+                throw new IllegalArgumentException("--batches must be positive: --batches=" + o.get("batches"));
+            }
+        }
         double[] stepMs = new double[batches.length];
         try (RowSplitter rows = new RowSplitter(threads, 4)) {
             for (int warm = 0; warm < 2; warm++) {
@@ -100,24 +105,6 @@ public final class DecodeStepBench {
         System.out.println(last.toString().strip());
     }
 
-    /** {@code --batches}: comma-separated batch sizes, the first the baseline (1 unless told otherwise). */
-    private static int[] parseBatches(String list) {
-        String[] parts = list.split(",");
-        int[] out = new int[parts.length];
-        for (int i = 0; i < parts.length; i++) {
-            try {
-                out[i] = Integer.parseInt(parts[i].strip());
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("--batches must be comma-separated positive integers: --batches="
-                    + list, e);
-            }
-            if (out[i] < 1) {
-                throw new IllegalArgumentException("--batches must be comma-separated positive integers: --batches="
-                    + list);
-            }
-        }
-        return out;
-    }
 
     /** Median time of the steps in which all {@code batch} sequences decode one token each. */
     private static double measure(InferenceWeights w, RowSplitter rows, int batch, int rounds, int promptTokens,

@@ -40,13 +40,7 @@ public final class CudaBench {
         Options o = BenchOptions.parse(args, "cuda",
             "usage: CudaBench [--sizes=N,N] [--ceiling-tflops=X] [--iters=N] [--gpt-hook=CLASS]",
             Set.of("sizes", "ceiling-tflops", "iters", "gpt-hook"), Set.of());
-        if (o.has("sizes")) {
-            String[] s = o.get("sizes").split(",");
-            sizes = new int[s.length];
-            for (int i = 0; i < s.length; i++) {
-                sizes[i] = Integer.parseInt(s[i].trim());
-            }
-        }
+        sizes = o.getInts("sizes", sizes);
         ceiling = o.getDouble("ceiling-tflops", ceiling);
         iters = o.getInt("iters", iters);
         hook = o.get("gpt-hook");
