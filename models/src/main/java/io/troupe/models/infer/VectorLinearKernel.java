@@ -73,6 +73,7 @@ final class VectorLinearKernel {
     static void forwardRows(float[] packed, float[] bias, int in, int out, float[] x, int fromRow, int toRow,
                             float[] y) {
         int full = out - out % P;
+        final int blocks = fullBlocks(toRow - fromRow);           // the same row split in every panel
         for (int j = 0; j < full; j += P) {
             int base = j * in;
             if (toRow - fromRow == 1) {
@@ -80,7 +81,7 @@ final class VectorLinearKernel {
                 continue;
             }
             int r = fromRow;
-            for (int blocks = fullBlocks(toRow - fromRow); blocks > 0; blocks--, r += R) {
+            for (int k = 0; k < blocks; k++, r += R) {
                 blockRows(packed, base, bias, in, out, x, r, R, j, y);
             }
             while (r < toRow) {
