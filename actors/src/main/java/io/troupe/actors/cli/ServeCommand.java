@@ -16,8 +16,10 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * {@code troupe serve --checkpoint DIR [--port 8080] [--host H] [--quantize none|int8] [--max-batch N]
- * [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]}: serves a checkpoint of any
- * training layout over HTTP until stopped (SIGTERM / Ctrl-C). Defaults from {@code troupe.serve}.
+ * [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN] [--drain-timeout S]}: serves a
+ * checkpoint of any training layout over HTTP until stopped (SIGTERM / Ctrl-C). A stop drains first
+ * ({@link InferenceServer#drain}): new work gets 503 while the requests held run to their end, for up to
+ * the drain timeout. Defaults from {@code troupe.serve}.
  */
 final class ServeCommand {
     private ServeCommand() {
@@ -27,15 +29,17 @@ final class ServeCommand {
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
                             [--isolate-step-core true|false] [--prefill-thread true|false] [--prefill-ahead N]
-                            [--kv-dtype f32|bf16]
+                            [--kv-dtype f32|bf16] [--drain-timeout SECONDS]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
-        other settings: troupe.serve in cluster-config/reference.conf.""";
+        other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
+        503 to new requests and to /health while the requests it holds finish, for up to --drain-timeout
+        seconds (default 25; 0 ends them at once), then exits.""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
             "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "prefill-ahead",
-            "kv-dtype"), Set.of());
+            "kv-dtype", "drain-timeout"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
@@ -59,7 +63,10 @@ final class ServeCommand {
             out.flush();
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                drain(server, s.drainTimeoutMs(), out);
                 server.close();
+                out.println("troupe serve: stopped");
+                out.flush();
                 stopped.countDown();
             }, "troupe-serve-shutdown"));
             server.whenTerminated().thenRun(stopped::countDown);
@@ -71,6 +78,28 @@ final class ServeCommand {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return 0;
+        }
+    }
+
+    /** Drains {@code server} for up to {@code timeoutMs} (none: 0), saying how it went. */
+    private static void drain(InferenceServer server, long timeoutMs, PrintStream out) {
+        long held = server.requestsInFlight();
+        if (timeoutMs == 0) {
+            out.printf(Locale.ROOT, "troupe serve: stopping; %d request(s) in flight end now (drain-timeout 0)%n",
+                held);
+            return;
+        }
+        out.printf(Locale.ROOT, "troupe serve: draining: 503 to new requests; %d request(s) in flight, up to %d ms%n",
+            held, timeoutMs);
+        out.flush();
+        long t0 = System.nanoTime();
+        boolean all = server.drain(java.time.Duration.ofMillis(timeoutMs)).join();
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        if (all) {
+            out.printf(Locale.ROOT, "troupe serve: drained in %d ms: every request held was answered%n", ms);
+        } else {
+            out.printf(Locale.ROOT, "troupe serve: drain timed out after %d ms; %d request(s) still in flight end"
+                + " now (finish reason cancelled)%n", ms, server.requestsInFlight());
         }
     }
 
@@ -126,6 +155,14 @@ final class ServeCommand {
             }
             if (o.has("max-queue")) {
                 s = s.withMaxQueue(integer(o, "max-queue"));
+            }
+            if (o.has("drain-timeout")) {
+                int sec = integer(o, "drain-timeout");
+                if (sec < 0) {
+                    throw new UsageException("--drain-timeout must be >= 0 seconds: --drain-timeout="
+                        + o.get("drain-timeout"));
+                }
+                s = s.withDrainTimeoutMs(sec * 1000L);
             }
             if (o.has("token-budget")) {
                 int t = EvalCommand.positive(o, "token-budget", 1);

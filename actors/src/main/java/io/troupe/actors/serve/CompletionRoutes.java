@@ -5,6 +5,7 @@ import io.troupe.models.infer.GenerationListener;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -30,6 +31,10 @@ import org.apache.pekko.util.ByteString;
  * that disconnects cancels its request, which frees its KV blocks at the next step; so does any
  * client that closes its connection (a reset, or a plain FIN) while its request runs
  * ({@link ConnectionScope}).
+ *
+ * <p>While the server drains ({@link #beginDrain}), {@code /health} answers 503 (a load balancer
+ * stops routing to it) and every new completion 503 too, while the completions it accepted (decoding
+ * or queued) go on to their end; the drain's future completes when none is left.
  */
 final class CompletionRoutes extends AllDirectives {
     private final ActorSystem<?> system;
@@ -41,6 +46,10 @@ final class CompletionRoutes extends AllDirectives {
     private final long defaultDeadlineMs;
     private final AtomicLong ids = new AtomicLong();
     private final Duration askTimeout = Duration.ofSeconds(30);
+    /** Completions accepted and not yet answered in full (a streaming one: its last event offered). */
+    private final AtomicLong inFlight = new AtomicLong();
+    private volatile boolean draining;
+    private final CompletableFuture<Void> drained = new CompletableFuture<>();
 
     CompletionRoutes(ActorSystem<?> system, ActorRef<SchedulerActor.Command> scheduler, ServeMetrics metrics,
                      String modelName, int contextLength, int vocab, long defaultDeadlineMs) {
@@ -51,13 +60,12 @@ final class CompletionRoutes extends AllDirectives {
         this.contextLength = contextLength;
         this.vocab = vocab;
         this.defaultDeadlineMs = defaultDeadlineMs;
+        metrics.requestsInFlightFrom(inFlight::get);
     }
 
     Route route() {
         return concat(
-            path("health", () -> get(() -> complete(HttpResponse.create()
-                .withEntity(ContentTypes.APPLICATION_JSON, "{\"status\":\"ok\",\"model\":" + Json.quote(modelName)
-                    + "}")))),
+            path("health", () -> get(() -> complete(health()))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
                 .withEntity(ContentTypes.TEXT_PLAIN_UTF8, metrics.render())))),
             path(PathMatchers.segment("v1").slash("completions"), () -> post(() -> extractRequest(http ->
@@ -65,7 +73,57 @@ final class CompletionRoutes extends AllDirectives {
                     http.getAttribute(ConnectionScope.KEY).orElse(null)))))));
     }
 
+    /**
+     * Starts draining: from now on {@code /health} and new completions answer 503. The future
+     * completes once every completion accepted before has been answered in full.
+     */
+    CompletableFuture<Void> beginDrain() {
+        draining = true;
+        metrics.setDraining(true);
+        if (inFlight.get() == 0) {
+            drained.complete(null);
+        }
+        return drained;
+    }
+
+    /** Completions accepted and not yet answered in full. */
+    long inFlight() {
+        return inFlight.get();
+    }
+
+    private HttpResponse health() {
+        String json = "{\"status\":\"" + (draining ? "draining" : "ok") + "\",\"model\":" + Json.quote(modelName)
+            + "}";
+        return HttpResponse.create().withStatus(draining ? StatusCodes.SERVICE_UNAVAILABLE : StatusCodes.OK)
+            .withEntity(ContentTypes.APPLICATION_JSON, json);
+    }
+
+    private HttpResponse drainingError() {
+        metrics.onRefusedDraining();
+        return error(503, null, "the server is draining: it finishes the requests it holds and takes no new ones");
+    }
+
+    /** One accepted completion's place in the in-flight count, given back once, whichever way it ends. */
+    private final class Accepted {
+        private final AtomicBoolean ended = new AtomicBoolean();
+
+        Accepted() {
+            inFlight.incrementAndGet();
+        }
+
+        void end() {
+            if (ended.compareAndSet(false, true)) {
+                if (inFlight.decrementAndGet() == 0 && draining) {
+                    drained.complete(null);
+                }
+            }
+        }
+    }
+
     private Route completions(String body, ConnectionScope connection) {
+        if (draining) {
+            return complete(drainingError());
+        }
         CompletionRequest req;
         try {
             req = CompletionRequest.parse(body, contextLength, vocab, defaultDeadlineMs);
@@ -76,11 +134,17 @@ final class CompletionRoutes extends AllDirectives {
             metrics.onBadRequest();
             return complete(error(400, "body", e.getMessage()));
         }
+        // counted before the second look at the flag: a drain that starts in between waits for this one
+        Accepted accepted = new Accepted();
+        if (draining) {
+            accepted.end();
+            return complete(drainingError());
+        }
         long id = ids.incrementAndGet();
-        return req.stream() ? streaming(id, req, connection) : unary(id, req, connection);
+        return req.stream() ? streaming(id, req, connection, accepted) : unary(id, req, connection, accepted);
     }
 
-    private Route unary(long id, CompletionRequest req, ConnectionScope connection) {
+    private Route unary(long id, CompletionRequest req, ConnectionScope connection, Accepted accepted) {
         CompletableFuture<Generation> done = new CompletableFuture<>();
         GenerationListener listener = new GenerationListener() {
             @Override
@@ -93,10 +157,12 @@ final class CompletionRoutes extends AllDirectives {
                     connection.finished(id);
                 }
                 done.complete(g);
+                accepted.end();
             }
         };
-        CompletionStage<HttpResponse> response = submit(id, req, listener).thenCompose(reply -> {
+        CompletionStage<HttpResponse> response = submit(id, req, listener, accepted).thenCompose(reply -> {
             if (reply instanceof SchedulerActor.Rejected r) {
+                accepted.end();
                 return CompletableFuture.completedFuture(tooMany(r));
             }
             watch(connection, id, done);
@@ -106,7 +172,7 @@ final class CompletionRoutes extends AllDirectives {
         return completeWithFuture(response);
     }
 
-    private Route streaming(long id, CompletionRequest req, ConnectionScope connection) {
+    private Route streaming(long id, CompletionRequest req, ConnectionScope connection, Accepted accepted) {
         EventQueue queue = new EventQueue();
         // the queue is materialized with the response, inside the connection's stream; the response stream
         // ends when the request finishes or the client goes away: cancelling a finished request is a no-op,
@@ -138,14 +204,17 @@ final class CompletionRoutes extends AllDirectives {
                     connection.finished(id);
                 }
                 if (queue.isCompleted()) {
+                    accepted.end();
                     return;                     // the client went away
                 }
                 queue.offer(encoder.finish(g.finishReason().wireName(), usageJson(g)));
                 queue.complete();
+                accepted.end();
             }
         };
-        CompletionStage<HttpResponse> response = submit(id, req, listener).thenApply(reply -> {
+        CompletionStage<HttpResponse> response = submit(id, req, listener, accepted).thenApply(reply -> {
             if (reply instanceof SchedulerActor.Rejected r) {
+                accepted.end();
                 queue.fail(new IllegalStateException("rejected"));
                 return tooMany(r);
             }
@@ -166,11 +235,18 @@ final class CompletionRoutes extends AllDirectives {
         }
     }
 
+    /** Asks the scheduler to admit the request; an ask that fails (no answer in time) ends its place in flight. */
     private CompletionStage<SchedulerActor.SubmitReply> submit(long id, CompletionRequest req,
-        GenerationListener listener) {
-        return AskPattern.ask(scheduler,
+        GenerationListener listener, Accepted accepted) {
+        CompletionStage<SchedulerActor.SubmitReply> reply = AskPattern.ask(scheduler,
             replyTo -> new SchedulerActor.Submit(id, req.prompt(), req.sampling(), req.deadlineMs(), listener, replyTo),
             askTimeout, system.scheduler());
+        reply.whenComplete((r, failure) -> {
+            if (failure != null) {
+                accepted.end();
+            }
+        });
+        return reply;
     }
 
     private HttpResponse tooMany(SchedulerActor.Rejected r) {
@@ -179,7 +255,11 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     private static HttpResponse error(int status, String param, String message) {
-        String type = status == 429 ? "rate_limit_exceeded" : "invalid_request_error";
+        String type = switch (status) {
+            case 429 -> "rate_limit_exceeded";
+            case 503 -> "unavailable";
+            default -> "invalid_request_error";
+        };
         String json = "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
             + (param == null ? "null" : Json.quote(param)) + ",\"code\":null}}";
         return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON,

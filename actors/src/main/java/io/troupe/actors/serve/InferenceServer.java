@@ -8,6 +8,7 @@ import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.RowSplitter;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
@@ -42,10 +43,11 @@ public final class InferenceServer implements AutoCloseable {
     private final AutoCloseable owned;
     private final ServerBinding binding;
     private final KvCachedGpt model;
+    private final CompletionRoutes routes;
 
     private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor,
-        AutoCloseable owned,
-                            ServerBinding binding, KvCachedGpt model) {
+                            AutoCloseable owned, ServerBinding binding, KvCachedGpt model, CompletionRoutes routes) {
+        this.routes = routes;
         this.system = system;
         this.ownExecutor = ownExecutor;
         this.owned = owned;
@@ -139,7 +141,7 @@ public final class InferenceServer implements AutoCloseable {
                 weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
             ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()
                 .get(30, TimeUnit.SECONDS);
-            return new InferenceServer(system, own, owned, binding, model);
+            return new InferenceServer(system, own, owned, binding, model, routes);
         } catch (Exception e) {
             system.terminate();
             if (own != null) {
@@ -186,6 +188,23 @@ public final class InferenceServer implements AutoCloseable {
     /** Completes when the server's actor system has terminated. */
     public java.util.concurrent.CompletionStage<org.apache.pekko.Done> whenTerminated() {
         return system.getWhenTerminated();
+    }
+
+    /**
+     * Starts draining, as before a planned stop: from now on {@code GET /health} and every new
+     * completion answer 503, while the completions accepted before (decoding or still queued) run to
+     * their end and are answered in full. The future completes with true once none is left, or with
+     * false when {@code timeout} passes first; {@link #close} then ends what is left (finish reason
+     * {@code cancelled}). Draining cannot be undone.
+     */
+    public CompletableFuture<Boolean> drain(Duration timeout) {
+        return routes.beginDrain().thenApply(v -> true)
+            .completeOnTimeout(false, Math.max(0, timeout.toMillis()), TimeUnit.MILLISECONDS);
+    }
+
+    /** Completions accepted over HTTP and not yet answered in full (queued, decoding, or sending their end). */
+    public long requestsInFlight() {
+        return routes.inFlight();
     }
 
     @Override

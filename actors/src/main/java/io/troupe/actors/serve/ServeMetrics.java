@@ -26,6 +26,9 @@ final class ServeMetrics {
     private final AtomicLong preemptions = new AtomicLong();
     private final AtomicLong prefilledBeside = new AtomicLong();
     private final AtomicLong prefillForwardNs = new AtomicLong();
+    private final AtomicLong refusedDraining = new AtomicLong();
+    private volatile boolean draining;
+    private volatile java.util.function.LongSupplier requestsInFlight = () -> 0;
     private final AtomicLong[] finished = new AtomicLong[io.troupe.models.infer.FinishReason.values().length];
     final LatencyHistogram ttft = new LatencyHistogram("troupe_serve_time_to_first_token_seconds",
         "Time from a request's arrival to its first generated token.");
@@ -103,6 +106,20 @@ final class ServeMetrics {
         badRequests.incrementAndGet();
     }
 
+    /** A completion refused with 503 because the server drains. */
+    void onRefusedDraining() {
+        refusedDraining.incrementAndGet();
+    }
+
+    void setDraining(boolean on) {
+        this.draining = on;
+    }
+
+    /** Where the count of completions accepted by the HTTP side and not yet answered in full is read. */
+    void requestsInFlightFrom(java.util.function.LongSupplier count) {
+        this.requestsInFlight = count;
+    }
+
     void onFinished(io.troupe.models.infer.FinishReason r) {
         finished[r.ordinal()].incrementAndGet();
     }
@@ -114,6 +131,10 @@ final class ServeMetrics {
     String render() {
         StringBuilder sb = new StringBuilder(4096);
         gauge(sb, "troupe_serve_queue_depth", "Requests waiting for admission.", queueDepth);
+        gauge(sb, "troupe_serve_requests_in_flight", "Completions accepted and not yet answered in full.",
+            requestsInFlight.getAsLong());
+        gauge(sb, "troupe_serve_draining", "1 while the server drains: it finishes what it holds, refuses new work.",
+            draining ? 1 : 0);
         gauge(sb, "troupe_serve_running_batch_size", "Sequences in the running batch.", runningBatch);
         gauge(sb, "troupe_serve_kv_cache_blocks_used", "KV-cache blocks held by sequences.", kvBlocksUsed);
         gauge(sb, "troupe_serve_kv_cache_blocks_total", "KV-cache blocks in the pool.", kvBlocksTotal);
@@ -140,6 +161,8 @@ final class ServeMetrics {
         counter(sb, "troupe_serve_requests_total", "Requests admitted to the queue.", requests.get());
         counter(sb, "troupe_serve_rejected_total", "Requests refused with 429 (queue full).", rejected.get());
         counter(sb, "troupe_serve_bad_requests_total", "Requests refused with 400.", badRequests.get());
+        counter(sb, "troupe_serve_refused_draining_total", "Requests refused with 503 while draining.",
+            refusedDraining.get());
         counter(sb, "troupe_serve_preemptions_total", "Sequences preempted for KV blocks (recomputed later).",
             preemptions.get());
         sb.append("# HELP troupe_serve_finished_total Requests finished, by finish reason.\n");

@@ -22,12 +22,15 @@ import io.troupe.models.infer.Quantization;
  *                        decode on a thread of their own, beside the decoding steps ({@link DecodeLoop})
  * @param prefillAhead    with the prefill thread: requests it may prefill ahead of a full batch, each joining
  *                        with one row when a place frees (0: only into the batch's free places)
+ * @param drainTimeoutMs  on a stop (SIGTERM), how long the server drains before it ends what is left: it answers
+ *                        503 to new work and to {@code /health} while the requests it holds run to their end
+ *                        ({@link InferenceServer#drain}); 0 ends them at once
  */
 public record ServeSettings(String host, int port, Quantization quantization, int maxBatch, int tokenBudget,
     int maxQueue,
                             long kvCacheMib, int kvBlockTokens, KvPrecision kvPrecision, long deadlineMs,
                             int retryAfterS, boolean isolateStepCore, boolean prefillThread,
-                            int prefillAhead) {
+                            int prefillAhead, long drainTimeoutMs) {
     public ServeSettings {
         require(port >= 0 && port <= 65535, "port must be in [0, 65535]: port=" + port);
         require(maxBatch >= 1, "max-batch must be >= 1: max-batch=" + maxBatch);
@@ -40,6 +43,7 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         require(deadlineMs >= 1, "deadline must be >= 1 ms: deadline=" + deadlineMs + "ms");
         require(retryAfterS >= 1, "retry-after must be >= 1 s: retry-after=" + retryAfterS + "s");
         require(prefillAhead >= 0, "prefill-ahead must be >= 0: prefill-ahead=" + prefillAhead);
+        require(drainTimeoutMs >= 0, "drain-timeout must be >= 0: drain-timeout=" + drainTimeoutMs + "ms");
     }
 
     private static void require(boolean ok, String message) {
@@ -67,61 +71,75 @@ public record ServeSettings(String host, int port, Quantization quantization, in
             c.getInt("max-batch"), c.getInt("token-budget"), c.getInt("max-queue"), c.getLong("kv-cache-mib"),
             c.getInt("kv-block-tokens"), kv,
             c.getDuration("deadline").toMillis(), (int) c.getDuration("retry-after").toSeconds(),
-            c.getBoolean("isolate-step-core"), c.getBoolean("prefill-thread"), c.getInt("prefill-ahead"));
+            c.getBoolean("isolate-step-core"), c.getBoolean("prefill-thread"), c.getInt("prefill-ahead"),
+            c.getDuration("drain-timeout").toMillis());
     }
 
     public ServeSettings withPort(int p) {
         return new ServeSettings(host, p, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withMaxBatch(int b) {
         return new ServeSettings(host, port, quantization, b, Math.max(tokenBudget, b), maxQueue, kvCacheMib,
-            kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withQuantization(Quantization q) {
         return new ServeSettings(host, port, q, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withKvCacheMib(long mib) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, mib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withMaxQueue(int q) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, q, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withHost(String h) {
         return new ServeSettings(h, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withTokenBudget(int t) {
         return new ServeSettings(host, port, quantization, maxBatch, t, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withIsolateStepCore(boolean on) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, on, prefillThread, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, on, prefillThread, prefillAhead, drainTimeoutMs);
     }
 
     public ServeSettings withKvPrecision(KvPrecision p) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            p, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead);
+            p, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+            drainTimeoutMs);
     }
 
     public ServeSettings withPrefillThread(boolean on) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, on, prefillAhead);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, on, prefillAhead, drainTimeoutMs);
     }
 
     public ServeSettings withPrefillAhead(int n) {
         return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, n);
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, n, drainTimeoutMs);
+    }
+
+    public ServeSettings withDrainTimeoutMs(long ms) {
+        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
+            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead, ms);
     }
 }

@@ -141,4 +141,60 @@ class KubernetesManifestTest {
             assertTrue(dockerfile.contains(port), "the Dockerfile should EXPOSE " + port);
         }
     }
+
+    /**
+     * The serving manifest: its command is a valid {@code troupe serve} line (it gets as far as looking
+     * for the checkpoint), on the port its Service, probe and scrape annotation use; the readiness
+     * probe is {@code /health} (503 while draining); the grace period covers the preStop pause and
+     * the drain; the checkpoint is on the training manifest's runs volume; the image is the Dockerfile's.
+     */
+    @Test
+    void shouldServeTheTrainingRunsCheckpointAndDrainWithinTheGracePeriod() throws Exception {
+        String yaml = Files.readString(ROOT.resolve("cluster-config/k8s/troupe-serve.yaml"));
+        String training = Files.readString(ROOT.resolve("cluster-config/k8s/troupe.yaml"));
+        List<String> docs = documents(yaml);
+        assertEquals(2, docs.size());
+        String deployment = kind(docs, "Deployment");
+        String service = kind(docs, "Service");
+
+        List<String> args = new ArrayList<>();
+        String command = all(deployment, "(?s)command: \\[(.*?)\\]\\s*\\n\\s*ports:").get(0);
+        for (String a : all(command, "\"([^\"]*)\"")) {
+            args.add(a);
+        }
+        assertEquals("/opt/troupe/bin/troupe", args.get(0));
+        assertEquals("serve", args.get(1));
+        int port = Integer.parseInt(args.get(args.indexOf("--port") + 1));
+        String checkpoint = args.get(args.indexOf("--checkpoint") + 1);
+        int drain = Integer.parseInt(args.get(args.indexOf("--drain-timeout") + 1));
+        // the options parse: with no checkpoint there, serve stops at loading it (exit 4), not at a usage error (2)
+        List<String> local = new ArrayList<>(args.subList(1, args.size()));
+        local.set(local.indexOf("--checkpoint") + 1, ROOT.resolve("target/no-such-run").toString());
+        local.set(local.indexOf("--port") + 1, "0");
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        int code = io.troupe.actors.cli.TroupeCli.run(local.toArray(String[]::new),
+            new java.io.PrintStream(new java.io.ByteArrayOutputStream(), true),
+            new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
+        assertEquals(4, code, "serve's options in the manifest: " + err);
+
+        assertEquals(List.of(port + ", protocol: TCP"), all(deployment, "containerPort: (\\d+, protocol: \\w+)"));
+        assertEquals(List.of("8080, targetPort: http"), all(service, "port: (\\d+, targetPort: \\w+)"));
+        assertEquals(port, 8080);
+        assertTrue(deployment.contains("prometheus.io/port: \"" + port + "\""), deployment);
+        assertEquals(List.of("/health, port: http"), all(deployment, "readinessProbe:\\s*\\n\\s*httpGet: \\{path: "
+            + "([^}]+)\\}"));
+        assertEquals(Set.of("troupe-serve"), Set.copyOf(all(yaml, "app: ([\\w-]+)")));
+        int grace = Integer.parseInt(all(deployment, "terminationGracePeriodSeconds: (\\d+)").get(0));
+        int pause = Integer.parseInt(all(deployment, "command: \\[\"sleep\", \"(\\d+)\"\\]").get(0));
+        assertTrue(grace > pause + drain, "grace " + grace + " s must exceed preStop " + pause + " + drain " + drain);
+
+        String claim = all(deployment, "claimName: ([\\w.-]+)").get(0);
+        assertEquals(name(kind(documents(training), "PersistentVolumeClaim")), claim);
+        String mount = all(deployment, "mountPath: (\\S+?),").get(0);
+        assertTrue(checkpoint.startsWith(mount + "/"), checkpoint + " on the runs volume " + mount);
+        assertTrue(training.contains("\"--out\", \"" + checkpoint + "\""), "the checkpoint is the training Job's --out: "
+            + checkpoint);
+        String version = all(Files.readString(ROOT.resolve("Dockerfile")), "ARG TROUPE_VERSION=(\\S+)").get(0);
+        assertEquals(Set.of("troupe:" + version), Set.copyOf(all(yaml, "image: (\\S+)")));
+    }
 }

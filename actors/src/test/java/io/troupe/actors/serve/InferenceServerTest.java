@@ -21,12 +21,14 @@ import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -126,6 +128,83 @@ class InferenceServerTest {
         String bf16 = offline("To be", 20, KvPrecision.BF16);
         assertEquals(bf16, field(all.get(3).get().body(), "text"));
         System.out.println("bf16 cache: '" + bf16 + "', f32 cache: '" + offline("To be", 20) + "'");
+    }
+
+    /**
+     * Draining: the completions the server holds (a streaming one decoding, a whole-response one queued
+     * behind it at max-batch 1) run to their end and are answered in full, the text they give offline,
+     * while {@code /health} and new completions get 503; the drain completes once both are answered, and
+     * a drain whose timeout passes first says so. The steps wait on a gate, so both requests are still
+     * held when the drain starts.
+     */
+    @Test
+    void shouldAnswerTheRequestsItHoldsAndRefuseNewOnesWhileDraining() throws Exception {
+        Semaphore steps = new Semaphore(0);
+        slowPool = Executors.newSingleThreadExecutor();
+        Executor gated = r -> slowPool.execute(() -> {
+            try {
+                steps.acquire();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            r.run();
+        });
+        InferenceServer server = InferenceServer.start(WEIGHTS,
+            ServeTestSupport.settings().withMaxBatch(1).withPrefillThread(false), gated);
+        open.add(server);
+        int port = server.port();
+        URI completions = URI.create("http://127.0.0.1:" + port + "/v1/completions");
+        HttpResponse<java.util.stream.Stream<String>> streamed = ServeTestSupport.CLIENT.sendAsync(
+            HttpRequest.newBuilder(completions).POST(HttpRequest.BodyPublishers.ofString(
+                "{\"prompt\":\"Drain\",\"max_tokens\":10,\"temperature\":0,\"stream\":true}")).build(),
+            HttpResponse.BodyHandlers.ofLines()).get(30, TimeUnit.SECONDS);
+        assertEquals(200, streamed.statusCode());
+        java.util.Iterator<String> lines = streamed.body().iterator();
+        steps.release();                                           // one step: the prompt, and the first token
+        String first = lines.next();
+        assertTrue(first.startsWith("data: {"), first);
+        first = first.substring(6);
+        assertEquals("null", field(first, "finish_reason"), first);
+        CompletableFuture<HttpResponse<String>> queued = ServeTestSupport.CLIENT.sendAsync(
+            HttpRequest.newBuilder(completions).POST(HttpRequest.BodyPublishers.ofString(
+                "{\"prompt\":\"Queued\",\"max_tokens\":8,\"temperature\":0}")).build(),
+            HttpResponse.BodyHandlers.ofString());
+        ServeTestSupport.awaitMetrics(port, m -> metric(m, "troupe_serve_requests_in_flight") == 2, 30_000);
+
+        assertEquals(Boolean.FALSE, server.drain(Duration.ofMillis(50)).get(10, TimeUnit.SECONDS),
+            "a drain whose timeout passes while requests are held");
+        assertEquals(2, server.requestsInFlight());
+        HttpResponse<String> health = get(port, "/health");
+        assertEquals(503, health.statusCode(), health.body());
+        assertEquals("draining", field(health.body(), "status"));
+        HttpResponse<String> refused = post(port, "{\"prompt\":\"late\",\"max_tokens\":4}");
+        assertEquals(503, refused.statusCode(), refused.body());
+        assertEquals("unavailable", field(refused.body(), "type"));
+        String m = get(port, "/metrics").body();
+        assertEquals(1.0, metric(m, "troupe_serve_draining"));
+        assertEquals(1.0, metric(m, "troupe_serve_refused_draining_total"));
+        CompletableFuture<Boolean> drained = server.drain(Duration.ofSeconds(60));
+        assertTrue(!drained.isDone(), "drained while two requests are held");
+
+        steps.release(10_000);
+        StringBuilder text = new StringBuilder(field(first, "text"));
+        String last = null;
+        while (lines.hasNext()) {
+            String line = lines.next();
+            if (line.startsWith("data: {")) {
+                last = line.substring(6);
+                text.append(field(last, "text"));
+            }
+        }
+        assertEquals("length", field(last, "finish_reason"), last);
+        assertEquals(offline("Drain", 10), text.toString());
+        HttpResponse<String> q = queued.get(30, TimeUnit.SECONDS);
+        assertEquals(200, q.statusCode(), q.body());
+        assertEquals("length", field(q.body(), "finish_reason"));
+        assertEquals(offline("Queued", 8), field(q.body(), "text"));
+        assertEquals(Boolean.TRUE, drained.get(30, TimeUnit.SECONDS));
+        assertEquals(0, server.requestsInFlight());
     }
 
     @Test

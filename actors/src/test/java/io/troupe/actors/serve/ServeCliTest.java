@@ -4,21 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.actors.cli.TroupeCli;
-import io.troupe.models.ParamSpec;
-import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.models.checkpoint.Manifest;
-import io.troupe.models.checkpoint.ShardState;
-import io.troupe.models.gpt.GptConfig;
-import io.troupe.models.gpt.ParameterLayout;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -29,29 +20,6 @@ import org.junit.jupiter.api.io.TempDir;
 class ServeCliTest {
     @TempDir
     Path tmp;
-
-    /** A checkpoint as a 1x2 pipeline writes it: two shards, blocks split between them. */
-    private Path twoStageCheckpoint() {
-        GptConfig cfg = ServeTestSupport.CFG;
-        Random rnd = new Random(1);
-        Map<String, ShardState> shards = new LinkedHashMap<>();
-        ParameterLayout[] stages = {ParameterLayout.stage(cfg, 0, 1, true, false), ParameterLayout.stage(cfg, 1, 2,
-            false, true)};
-        for (int s = 0; s < 2; s++) {
-            ShardState shard = new ShardState(0);
-            for (ParamSpec p : stages[s].specs()) {
-                float[] v = new float[(int) p.numel()];
-                for (int i = 0; i < v.length; i++) {
-                    v[i] = p.name().contains("ln") && p.name().endsWith("weight") ? 1f
-                        : (float) (rnd.nextGaussian() * 0.1);
-                }
-                shard.put(new ShardState.Entry(p.name(), p.shape(), v, new float[v.length], new float[v.length]));
-            }
-            shards.put(String.format("shard-g%02d.bin", s), shard);
-        }
-        return Checkpoints.write(tmp.resolve("ckpt"), new Manifest(Manifest.FORMAT, 5, 5, 1, 2, "1x2x1", cfg, "test",
-            List.of()), shards);
-    }
 
     private static String[] run(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -64,7 +32,7 @@ class ServeCliTest {
 
     @Test
     void shouldPrintTheExactValidationLossOfATwoStageCheckpointInFp32AndInt8() throws Exception {
-        Path ckpt = twoStageCheckpoint();
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
         byte[] text = new byte[4000];
         new Random(2).nextBytes(text);
         Path data = Files.write(tmp.resolve("data.txt"), text);
@@ -110,7 +78,7 @@ class ServeCliTest {
 
     @Test
     void shouldRefuseBadOptionsWithExit2NamingThem() {
-        Path ckpt = twoStageCheckpoint();
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
         String c = ckpt.toString();
         String[][] cases = {
             {"--checkpoint", "eval"},
@@ -122,6 +90,8 @@ class ServeCliTest {
             {"--kv-dtype", "serve", "--checkpoint", c, "--kv-dtype", "fp8"},
             {"prefill-ahead", "serve", "--checkpoint", c, "--prefill-ahead", "-1"},
             {"--prefill-ahead", "serve", "--checkpoint", c, "--prefill-ahead", "two"},
+            {"--drain-timeout", "serve", "--checkpoint", c, "--drain-timeout", "-5"},
+            {"--drain-timeout", "serve", "--checkpoint", c, "--drain-timeout", "30s"},
             {"--kv-dtype", "eval", "--checkpoint", c, "--kv-dtype", "f16"},
             {"--layout", "serve", "--checkpoint", c, "--layout", "2x2"},
             {"dp=2", "serve", "--checkpoint", c, "--layout", "2x1"},

@@ -1,6 +1,9 @@
 package io.troupe.actors.serve;
 
 import io.troupe.models.ParamSpec;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.checkpoint.Manifest;
+import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
 import io.troupe.models.infer.InferenceWeights;
@@ -10,7 +13,11 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.function.Predicate;
 
@@ -37,7 +44,7 @@ final class ServeTestSupport {
 
     static ServeSettings settings() {
         return new ServeSettings("127.0.0.1", 0, Quantization.NONE, 16, 64, 64, 4, 4,
-            io.troupe.models.infer.KvPrecision.F32, 60_000, 1, false, true, 0);
+            io.troupe.models.infer.KvPrecision.F32, 60_000, 1, false, true, 0, 10_000);
     }
 
     static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -104,5 +111,33 @@ final class ServeTestSupport {
             }
         }
         return null;
+    }
+
+    /** A checkpoint of {@link #CFG} as a 1x2 pipeline writes it into {@code dir}: two shards, blocks split. */
+    static Path twoStageCheckpoint(Path dir) {
+        return twoStageCheckpoint(dir, CFG);
+    }
+
+    /** A checkpoint of {@code cfg} (random weights) as a 1x2 pipeline writes it into {@code dir}. */
+    static Path twoStageCheckpoint(Path dir, GptConfig cfg) {
+        Random rnd = new Random(1);
+        Map<String, ShardState> shards = new LinkedHashMap<>();
+        int half = cfg.nLayer() / 2;
+        ParameterLayout[] stages = {ParameterLayout.stage(cfg, 0, half, true, false),
+            ParameterLayout.stage(cfg, half, cfg.nLayer(), false, true)};
+        for (int s = 0; s < 2; s++) {
+            ShardState shard = new ShardState(0);
+            for (ParamSpec p : stages[s].specs()) {
+                float[] v = new float[(int) p.numel()];
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = p.name().contains("ln") && p.name().endsWith("weight") ? 1f
+                        : (float) (rnd.nextGaussian() * 0.1);
+                }
+                shard.put(new ShardState.Entry(p.name(), p.shape(), v, new float[v.length], new float[v.length]));
+            }
+            shards.put(String.format("shard-g%02d.bin", s), shard);
+        }
+        return Checkpoints.write(dir, new Manifest(Manifest.FORMAT, 5, 5, 1, 2, "1x2x1", cfg, "test",
+            List.of()), shards);
     }
 }

@@ -124,7 +124,7 @@ public final class ServeBench {
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel", isolate);
         List<String> prompts = prompts(requests, promptBytes);
         ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, kv, 600_000, 1, isolate,
-            prefillThread, prefillAhead);
+            prefillThread, prefillAhead, 0);
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
         // JIT has not seen makes it recompile the kernels and the scheduler during the timed runs)
