@@ -26,11 +26,11 @@ import org.apache.pekko.util.ByteString;
 
 /**
  * The HTTP API: {@code POST /v1/completions} (OpenAI style, JSON or server-sent events),
- * {@code GET /health}, {@code GET /metrics} (Prometheus text). A bad body is answered 400 with
- * {@code error.param} naming the field; a full queue 429 with {@code Retry-After}. A streaming client
- * that disconnects cancels its request, which frees its KV blocks at the next step; so does any
- * client that closes its connection (a reset, or a plain FIN) while its request runs
- * ({@link ConnectionScope}).
+ * {@code GET /v1/models} and {@code /v1/models/<id>} (the one model served), {@code GET /health},
+ * {@code GET /metrics} (Prometheus text). A bad body is answered 400 with {@code error.param} naming
+ * the field; a full queue 429 with {@code Retry-After}. A streaming client that disconnects
+ * cancels its request, which frees its KV blocks at the next step; so does any client that closes
+ * its connection (a reset, or a plain FIN) while its request runs ({@link ConnectionScope}).
  *
  * <p>While the server drains ({@link #beginDrain}), {@code /health} answers 503 (a load balancer
  * stops routing to it) and every new completion 503 too, while the completions it accepted (decoding
@@ -49,6 +49,7 @@ final class CompletionRoutes extends AllDirectives {
     /** Completions accepted and not yet answered in full (a streaming one: its last event offered). */
     private final AtomicLong inFlight = new AtomicLong();
     private volatile boolean draining;
+    private final long startedS = System.currentTimeMillis() / 1000;
     private final CompletableFuture<Void> drained = new CompletableFuture<>();
 
     CompletionRoutes(ActorSystem<?> system, ActorRef<SchedulerActor.Command> scheduler, ServeMetrics metrics,
@@ -68,6 +69,12 @@ final class CompletionRoutes extends AllDirectives {
             path("health", () -> get(() -> complete(health()))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
                 .withEntity(ContentTypes.TEXT_PLAIN_UTF8, metrics.render())))),
+            path(PathMatchers.segment("v1").slash("models"), () -> get(() -> complete(HttpResponse.create()
+                .withEntity(ContentTypes.APPLICATION_JSON, "{\"object\":\"list\",\"data\":[" + modelJson() + "]}")))),
+            path(PathMatchers.segment("v1").slash("models").slash(PathMatchers.segment()), id -> get(() -> complete(
+                id.equals(modelName) ? HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON, modelJson())
+                    : error(404, "model", "the model '" + id + "' is not served here; this server serves '"
+                        + modelName + "'", "model_not_found")))),
             path(PathMatchers.segment("v1").slash("completions"), () -> post(() -> extractRequest(http ->
                 entity(Unmarshaller.entityToString(), body -> completions(body,
                     http.getAttribute(ConnectionScope.KEY).orElse(null)))))));
@@ -89,6 +96,12 @@ final class CompletionRoutes extends AllDirectives {
     /** Completions accepted and not yet answered in full. */
     long inFlight() {
         return inFlight.get();
+    }
+
+    /** The served model, as {@code GET /v1/models} lists it (OpenAI's fields, and its context length). */
+    private String modelJson() {
+        return "{\"id\":" + Json.quote(modelName) + ",\"object\":\"model\",\"created\":" + startedS
+            + ",\"owned_by\":\"troupe\",\"context_length\":" + contextLength + "}";
     }
 
     private HttpResponse health() {
@@ -255,13 +268,18 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     private static HttpResponse error(int status, String param, String message) {
+        return error(status, param, message, null);
+    }
+
+    private static HttpResponse error(int status, String param, String message, String code) {
         String type = switch (status) {
             case 429 -> "rate_limit_exceeded";
             case 503 -> "unavailable";
             default -> "invalid_request_error";
         };
         String json = "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
-            + (param == null ? "null" : Json.quote(param)) + ",\"code\":null}}";
+            + (param == null ? "null" : Json.quote(param)) + ",\"code\":" + (code == null ? "null" : Json.quote(code))
+            + "}}";
         return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON,
             json);
     }

@@ -207,6 +207,28 @@ class InferenceServerTest {
         assertEquals(0, server.requestsInFlight());
     }
 
+    /** {@code GET /v1/models}: the one model served, as OpenAI clients list models; another id is 404. */
+    @Test
+    void shouldListTheServedModelAndAnswer404ForAnother() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        HttpResponse<String> list = get(server.port(), "/v1/models");
+        assertEquals(200, list.statusCode(), list.body());
+        assertEquals("list", field(list.body(), "object"));
+        String name = WEIGHTS.config().name();
+        assertEquals(name, field(list.body(), "id"));
+        assertEquals(String.valueOf(WEIGHTS.config().seqLen()), field(list.body(), "context_length"));
+        HttpResponse<String> one = get(server.port(), "/v1/models/" + name);
+        assertEquals(200, one.statusCode(), one.body());
+        assertEquals("model", field(one.body(), "object"));
+        HttpResponse<String> other = get(server.port(), "/v1/models/gpt-4");
+        assertEquals(404, other.statusCode(), other.body());
+        assertEquals("model_not_found", field(other.body(), "code"));
+        assertTrue(field(other.body(), "message").contains("gpt-4"), other.body());
+        // the completion names the same model
+        HttpResponse<String> c = post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2}");
+        assertEquals(name, field(c.body(), "model"));
+    }
+
     @Test
     void shouldStreamTheSameTextAsServerSentEventsEndingWithDone() throws Exception {
         InferenceServer server = start(ServeTestSupport.settings());
