@@ -13,7 +13,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * bytes. Fields: {@code prompt} (string, or an array of token ids), {@code max_tokens} (default 16),
  * {@code temperature} (1), {@code top_p} (1), {@code seed} (random when absent), {@code stop}
  * (string or up to 4 strings), {@code stream} (false), {@code deadline_ms} (the server's default),
- * {@code model} and {@code n} (must be 1) accepted; other fields are ignored.
+ * {@code model}, {@code n} and {@code best_of} (both must be 1) accepted. Fields whose request this
+ * server cannot honour are refused, not ignored (a client would take a wrong answer for a right one):
+ * {@code echo: true}, and {@code logprobs} other than null. Other fields are ignored.
  *
  * @param deadlineMs time the request may take, from its arrival, in milliseconds
  */
@@ -49,6 +51,15 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
         long deadlineMs = integer(m, "deadline_ms", defaultDeadlineMs, 1, MAX_DEADLINE_MS);
         if (has(m, "n") && integer(m, "n", 1, 1, 1) != 1) {
             throw new BadRequestException("n", "only n=1 is served");
+        }
+        if (has(m, "best_of") && integer(m, "best_of", 1, 1, 1) != 1) {
+            throw new BadRequestException("best_of", "only best_of=1 is served");
+        }
+        if (bool(m, "echo", false)) {
+            throw new BadRequestException("echo", "echo is not served: a completion holds the generated text only");
+        }
+        if (has(m, "logprobs")) {
+            throw new BadRequestException("logprobs", "logprobs are not served: send null or leave it out");
         }
         if (has(m, "model") && !(m.get("model") instanceof String)) {
             throw new BadRequestException("model", "model must be a string");

@@ -340,6 +340,10 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"stream\":\"yes\"}", "stream"},
             {"{\"prompt\":\"a\",\"deadline_ms\":0}", "deadline_ms"},
             {"{\"prompt\":\"a\",\"n\":2}", "n"},
+            {"{\"prompt\":\"a\",\"best_of\":3}", "best_of"},
+            {"{\"prompt\":\"a\",\"echo\":true}", "echo"},
+            {"{\"prompt\":\"a\",\"echo\":\"no\"}", "echo"},
+            {"{\"prompt\":\"a\",\"logprobs\":1}", "logprobs"},
         };
         for (String[] c : cases) {
             HttpResponse<String> r = post(server.port(), c[0]);
@@ -347,6 +351,9 @@ class InferenceServerTest {
             assertEquals(c[1], field(r.body(), "param"), c[0] + " -> " + r.body());
         }
         assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2}").statusCode(), "still serving");
+        // what clients send by default is accepted: echo false, logprobs null, best_of 1
+        assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2,\"echo\":false,\"logprobs\":null,"
+            + "\"best_of\":1}").statusCode());
         assertEquals(cases.length, metric(get(server.port(), "/metrics").body(), "troupe_serve_bad_requests_total"));
     }
 
