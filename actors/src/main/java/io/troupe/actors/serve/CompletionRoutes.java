@@ -61,7 +61,7 @@ final class CompletionRoutes extends AllDirectives {
         this.contextLength = contextLength;
         this.vocab = vocab;
         this.defaultDeadlineMs = defaultDeadlineMs;
-        metrics.requestsInFlightFrom(inFlight::get);
+        metrics.readHttpSide(inFlight::get, () -> draining);
     }
 
     Route route() {
@@ -86,7 +86,6 @@ final class CompletionRoutes extends AllDirectives {
      */
     CompletableFuture<Void> beginDrain() {
         draining = true;
-        metrics.setDraining(true);
         if (inFlight.get() == 0) {
             drained.complete(null);
         }

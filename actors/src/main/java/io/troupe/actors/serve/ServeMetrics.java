@@ -27,8 +27,9 @@ final class ServeMetrics {
     private final AtomicLong prefilledBeside = new AtomicLong();
     private final AtomicLong prefillForwardNs = new AtomicLong();
     private final AtomicLong refusedDraining = new AtomicLong();
-    private volatile boolean draining;
+    // the HTTP side's state, read where it is kept (CompletionRoutes)
     private volatile java.util.function.LongSupplier requestsInFlight = () -> 0;
+    private volatile java.util.function.BooleanSupplier draining = () -> false;
     private final AtomicLong[] finished = new AtomicLong[io.troupe.models.infer.FinishReason.values().length];
     final LatencyHistogram ttft = new LatencyHistogram("troupe_serve_time_to_first_token_seconds",
         "Time from a request's arrival to its first generated token.");
@@ -111,13 +112,13 @@ final class ServeMetrics {
         refusedDraining.incrementAndGet();
     }
 
-    void setDraining(boolean on) {
-        this.draining = on;
-    }
-
-    /** Where the count of completions accepted by the HTTP side and not yet answered in full is read. */
-    void requestsInFlightFrom(java.util.function.LongSupplier count) {
-        this.requestsInFlight = count;
+    /**
+     * Where the HTTP side's state is read: the completions it accepted and has not answered in full,
+     * and whether it drains.
+     */
+    void readHttpSide(java.util.function.LongSupplier inFlight, java.util.function.BooleanSupplier drains) {
+        this.requestsInFlight = inFlight;
+        this.draining = drains;
     }
 
     void onFinished(io.troupe.models.infer.FinishReason r) {
@@ -134,7 +135,7 @@ final class ServeMetrics {
         gauge(sb, "troupe_serve_requests_in_flight", "Completions accepted and not yet answered in full.",
             requestsInFlight.getAsLong());
         gauge(sb, "troupe_serve_draining", "1 while the server drains: it finishes what it holds, refuses new work.",
-            draining ? 1 : 0);
+            draining.getAsBoolean() ? 1 : 0);
         gauge(sb, "troupe_serve_running_batch_size", "Sequences in the running batch.", runningBatch);
         gauge(sb, "troupe_serve_kv_cache_blocks_used", "KV-cache blocks held by sequences.", kvBlocksUsed);
         gauge(sb, "troupe_serve_kv_cache_blocks_total", "KV-cache blocks in the pool.", kvBlocksTotal);
