@@ -68,7 +68,13 @@ public final class BatchScheduler {
         }
     }
 
-    private record Scheduled(Generation generation, int tokens, int logitRow) {
+    /**
+     * A sequence's chunk in a step: {@code tokens} rows, the logits row of its last token when it samples
+     * one (else -1), and, where it scores its prompt, {@code scored} prompt rows from position
+     * {@code scoreFrom} whose logits are rows {@code scoreRow ..}.
+     */
+    private record Scheduled(Generation generation, int tokens, int logitRow, int scoreFrom, int scoreRow,
+                             int scored) {
     }
 
     /** A listener call held back: {@code onFinish} when {@code finish}, else {@code onToken(token, textDelta)}. */
@@ -90,7 +96,7 @@ public final class BatchScheduler {
         private Prefill() {
         }
 
-        /** The prompts' tokens, one row each; the logits of each prompt's last row are asked for. */
+        /** The prompts' tokens but each one's last, one row each; logits asked only for rows that score a prompt. */
         public StepBatch batch() {
             return batch;
         }
@@ -367,8 +373,9 @@ public final class BatchScheduler {
     }
 
     /**
-     * Applies a prefill beside the steps (a forward of {@link Prefill#batch()}, which asks for no
-     * logits): its requests' prompts but the last token are computed, and each joins a step when
+     * Applies a prefill beside the steps (a forward of {@link Prefill#batch()}, which asks for the logits
+     * of the prompt rows that requests scoring their prompt need, and no others): its requests' prompts
+     * but the last token are computed (and scored), and each joins a step when
      * there is room. A request cancelled meanwhile is retired; with {@code logits} null (the forward
      * failed) the requests end, finish reason cancelled.
      */
@@ -383,6 +390,7 @@ public final class BatchScheduler {
                 g.cancel();
             } else {
                 g.advanceComputed(s.tokens());
+                score(s, logits, model.config().vocabSize());
                 prefilled++;
             }
         }
@@ -533,17 +541,36 @@ public final class BatchScheduler {
         return schedule(g, chunk, batch, scheduled);
     }
 
-    /** The next {@code chunk} tokens of {@code g} into {@code into}, the logits of its last token asked for. */
+    /**
+     * The next {@code chunk} tokens of {@code g} into {@code into}: the logits of its last token asked for
+     * when it samples one (a request that only scores its prompt samples none), and those of each prompt row
+     * whose next token it scores and has not yet (a sequence recomputed after a preemption scores nothing
+     * twice).
+     */
     private static int schedule(Generation g, int chunk, StepBatch into, List<Scheduled> list) {
         int from = g.numComputed();
+        boolean samples = g.params().maxTokens() > 0;
         int row = -1;
+        int scoreFrom = -1;
+        int scoreRow = -1;
+        int scored = 0;
         for (int j = 0; j < chunk; j++) {
-            int r = into.add(g.token(from + j), from + j, g.table(), from + j == g.numTokens() - 1);
-            if (r >= 0) {
+            int pos = from + j;
+            boolean scores = g.scoresAt(pos);
+            int r = into.add(g.token(pos), pos, g.table(), scores || (samples && pos == g.numTokens() - 1));
+            if (r < 0) {
+                continue;
+            }
+            if (scores) {
+                if (scored++ == 0) {
+                    scoreFrom = pos;
+                    scoreRow = r;
+                }
+            } else {
                 row = r;
             }
         }
-        list.add(new Scheduled(g, chunk, row));
+        list.add(new Scheduled(g, chunk, row, scoreFrom, scoreRow, scored));
         return chunk;
     }
 
@@ -587,17 +614,35 @@ public final class BatchScheduler {
         retireDone();
     }
 
-    /** A scheduled chunk is computed: its sequence advances and, where its logits were asked for, samples a token. */
+    /**
+     * A scheduled chunk is computed: its sequence advances, scores the prompt rows it asked logits for and,
+     * where it asked for its last row's, samples a token; a request that only scores its prompt ends once
+     * the whole prompt is computed.
+     */
     private void apply(Scheduled s, float[] logits, int vocab, long nowNs) {
         Generation g = s.generation();
         g.advanceComputed(s.tokens());
-        if (s.logitRow() < 0 || g.isCancelled()) {
+        if (g.isCancelled()) {
+            return;
+        }
+        score(s, logits, vocab);
+        if (s.logitRow() < 0) {
+            if (g.promptOnlyDone()) {
+                g.finish(FinishReason.LENGTH);
+            }
             return;
         }
         int token = g.sample(logits, s.logitRow() * vocab, vocab);
+        g.recordSampled(token, logits, s.logitRow() * vocab, vocab);
         String delta = g.append(token, nowNs);
         tokensGenerated++;
         emitToken(g, token, delta);
+    }
+
+    private static void score(Scheduled s, float[] logits, int vocab) {
+        for (int i = 0; i < s.scored(); i++) {
+            s.generation().score(s.scoreFrom() + i, logits, (s.scoreRow() + i) * vocab, vocab);
+        }
     }
 
     /** Retires the running sequences outside any step or prefill in flight that are cancelled or finished. */

@@ -29,6 +29,16 @@ public final class Generation {
     private long firstTokenNs;
     private long lastTokenNs;
     private final long[] tokenNs;           // when each generated token was sampled, by completion index
+    /** Log-probability of the token at each position (NaN: none recorded); null when none is asked for. */
+    private final double[] logprob;
+    /** The most likely alternatives at each position: {@code top} ids and their log-probabilities. */
+    private final int[] topIds;
+    private final double[] topLogprobs;
+    private final int top;
+    private final double[] scratch;
+    private final int[] scratchIds;
+    /** The next prompt position to score (echo with log-probabilities): positions 1 .. before it are. */
+    private int nextScored = 1;
 
     /**
      * @param prompt     token ids in [0, vocab); 1 to contextLength - 1 of them
@@ -53,6 +63,21 @@ public final class Generation {
         this.submittedNs = submittedNs;
         this.deadlineNs = deadlineNs;
         this.listener = listener;
+        this.top = Math.max(0, params.logprobs());
+        if (params.logprobs() >= 0) {
+            this.logprob = new double[contextLength];
+            java.util.Arrays.fill(logprob, Double.NaN);
+            this.topIds = new int[contextLength * top];
+            this.topLogprobs = new double[contextLength * top];
+            this.scratch = new double[top + 1];
+            this.scratchIds = new int[top];
+        } else {
+            this.logprob = null;
+            this.topIds = null;
+            this.topLogprobs = null;
+            this.scratch = null;
+            this.scratchIds = null;
+        }
     }
 
     public long id() {
@@ -70,6 +95,94 @@ public final class Generation {
     /** The generated token ids. */
     public int[] completion() {
         return Arrays.copyOfRange(tokens, promptLength, numTokens);
+    }
+
+    /** Generated tokens that count as output: a matched stop string excluded. */
+    public int outputTokens() {
+        return outputBytes;
+    }
+
+    /** The token at {@code position} (the prompt's from 0, then the generated ones). */
+    public int tokenAt(int position) {
+        if (position < 0 || position >= numTokens) {
+            throw new IndexOutOfBoundsException("position " + position + " of " + numTokens + " tokens");
+        }
+        return tokens[position];
+    }
+
+    /** The prompt's text: its tokens as bytes, decoded as UTF-8. */
+    public String promptText() {
+        byte[] b = new byte[promptLength];
+        for (int i = 0; i < promptLength; i++) {
+            b[i] = (byte) tokens[i];
+        }
+        return new String(b, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Whether the token at {@code position} has a log-probability: the generated ones when the request
+     * asked for log-probabilities, the prompt's from position 1 when it asked for echo too.
+     */
+    public boolean hasLogprob(int position) {
+        return logprob != null && position >= 0 && position < numTokens && !Double.isNaN(logprob[position]);
+    }
+
+    /** The log-probability of the token at {@code position} given those before it ({@link #hasLogprob}). */
+    public double logprob(int position) {
+        if (!hasLogprob(position)) {
+            throw new IllegalStateException("no log-probability at position " + position);
+        }
+        return logprob[position];
+    }
+
+    /** Alternatives kept at each position: the request's {@code logprobs}. */
+    public int topCount() {
+        return top;
+    }
+
+    /** The id of the {@code i}-th most likely token at {@code position} (ties by the lower id). */
+    public int topId(int position, int i) {
+        logprob(position);
+        return topIds[position * top + i];
+    }
+
+    /** Its log-probability (the same bits as {@link #logprob} where it is the token at the position). */
+    public double topLogprob(int position, int i) {
+        logprob(position);
+        return topLogprobs[position * top + i];
+    }
+
+    /** Whether the row at prompt {@code position} must give logits to score the prompt token after it. */
+    boolean scoresAt(int position) {
+        return params.scoresPrompt() && position + 1 >= nextScored && position + 1 < promptLength;
+    }
+
+    /** Scores the prompt token at {@code position + 1} from the logits of the row at {@code position}. */
+    void score(int position, float[] logits, int off, int vocab) {
+        record(position + 1, tokens[position + 1], logits, off, vocab);
+        nextScored = position + 2;
+    }
+
+    /** Records the log-probabilities of a token about to be appended (when the request asked for them). */
+    void recordSampled(int token, float[] logits, int off, int vocab) {
+        if (logprob != null) {
+            record(numTokens, token, logits, off, vocab);
+        }
+    }
+
+    private void record(int position, int token, float[] logits, int off, int vocab) {
+        int[] ids = scratchIds;
+        LogProbs.topAndTarget(logits, off, vocab, token, top, ids, scratch);
+        logprob[position] = scratch[0];
+        for (int i = 0; i < top; i++) {
+            topIds[position * top + i] = ids[i];
+            topLogprobs[position * top + i] = scratch[1 + i];
+        }
+    }
+
+    /** Whether the request only scores its prompt (echo, max_tokens 0) and every prompt token is computed. */
+    boolean promptOnlyDone() {
+        return params.maxTokens() == 0 && numComputed >= promptLength;
     }
 
     /** The output text (a matched stop string excluded), decoded from the generated bytes as UTF-8. */

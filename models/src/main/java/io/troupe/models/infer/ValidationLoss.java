@@ -51,23 +51,10 @@ public final class ValidationLoss {
             float[] logits = model.forward(batch);
             double total = 0;
             for (int i = 0; i < rows * t; i++) {
-                total += crossEntropy(logits, i * v, v, y[i]);
+                total += LogProbs.crossEntropy(logits, i * v, v, y[i]);
             }
             return total / (rows * t);
         });
         return new Result(loss, plan.windows(), plan.windows() * t);
-    }
-
-    /** -log softmax(row)[target], in double. */
-    static double crossEntropy(float[] logits, int off, int v, int target) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < v; i++) {
-            max = Math.max(max, logits[off + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < v; i++) {
-            sum += Math.exp(logits[off + i] - max);
-        }
-        return Math.log(sum) + max - logits[off + target];
     }
 }
