@@ -22,7 +22,7 @@ public record SamplingParams(int maxTokens, float temperature, float topP, long 
                              int logprobs, boolean echo) {
     public SamplingParams {
         if (maxTokens < (echo ? 0 : 1)) {
-            throw new IllegalArgumentException("max_tokens must be >= " + (echo ? 0 : 1) + (echo ? "" : " (0 only with echo)")
+            throw new IllegalArgumentException("max_tokens must be >= " + (echo ? "0" : "1 (0 only with echo)")
                 + ": max_tokens=" + maxTokens);
         }
         if (logprobs < -1 || logprobs > LogProbs.MAX_TOP) {

@@ -107,7 +107,8 @@ class PromptScoringTest {
         BatchScheduler small = scheduler(4, 64, 10);
         List<Generation> rivals = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
-            rivals.add(gen(10 + i, InferenceFixtures.randomTokens(new Random(20 + i), 5, V), SamplingParams.greedy(30)));
+            int[] rival = InferenceFixtures.randomTokens(new Random(20 + i), 5, V);
+            rivals.add(gen(10 + i, rival, SamplingParams.greedy(30)));
         }
         Generation c = gen(1, prompt, SamplingParams.greedy(9).withLogprobs(3, true));
         rivals.forEach(small::submit);
@@ -132,7 +133,8 @@ class PromptScoringTest {
         s.submit(g);
         BatchScheduler.Prefill pre = s.planPrefill(System.nanoTime());
         assertArrayEquals(new long[] {1L}, pre.ids());
-        assertEquals(prompt.length - 1, pre.batch().logitCount(), "each row the lane computes scores the token after it");
+        assertEquals(prompt.length - 1, pre.batch().logitCount(),
+            "each row the lane computes scores the token after it");
         s.completePrefill(pre, lane.forward(pre.batch()), System.nanoTime());
         s.runToCompletion();
         assertEquals(1, s.prefilledBeside());
@@ -178,7 +180,8 @@ class PromptScoringTest {
                 assertTrue(greedy.topLogprob(pos, i) <= greedy.topLogprob(pos, i - 1), "most likely first");
             }
             assertTrue(sampled.logprob(pos) <= sampled.topLogprob(pos, 0), "none above the most likely");
-            boolean inTop = sampled.tokenAt(pos) == sampled.topId(pos, 0) || sampled.tokenAt(pos) == sampled.topId(pos, 1);
+            int t = sampled.tokenAt(pos);
+            boolean inTop = t == sampled.topId(pos, 0) || t == sampled.topId(pos, 1);
             assertEquals(inTop, sampled.logprob(pos) >= sampled.topLogprob(pos, 1), "position " + pos);
         }
     }
