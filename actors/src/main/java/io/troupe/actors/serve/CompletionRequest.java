@@ -1,5 +1,6 @@
 package io.troupe.actors.serve;
 
+import io.troupe.models.infer.LogProbs;
 import io.troupe.models.infer.SamplingParams;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
@@ -10,12 +11,15 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * A validated {@code POST /v1/completions} body (OpenAI style). Tokens are the prompt's UTF-8
- * bytes. Fields: {@code prompt} (string, or an array of token ids), {@code max_tokens} (default 16),
- * {@code temperature} (1), {@code top_p} (1), {@code seed} (random when absent), {@code stop}
- * (string or up to 4 strings), {@code stream} (false), {@code deadline_ms} (the server's default),
- * {@code model}, {@code n} and {@code best_of} (both must be 1) accepted. Fields whose request this
- * server cannot honour are refused, not ignored (a client would take a wrong answer for a right one):
- * {@code echo: true}, and {@code logprobs} other than null. Other fields are ignored.
+ * bytes. Fields: {@code prompt} (string, or an array of token ids), {@code max_tokens} (default 16;
+ * 0 with {@code echo}: the prompt is only scored), {@code temperature} (1), {@code top_p} (1),
+ * {@code seed} (random when absent), {@code stop} (string or up to 4 strings), {@code stream} (false),
+ * {@code logprobs} (null, or 0 to 5: each token's log-probability and that many most likely
+ * alternatives), {@code echo} (false: the prompt comes back before the output, scored when
+ * {@code logprobs} is set), {@code deadline_ms} (the server's default), {@code model}, {@code n} and
+ * {@code best_of} (both must be 1) accepted. Fields whose request this server cannot honour are refused,
+ * not ignored (a client would take a wrong answer for a right one): {@code logprobs} or {@code echo}
+ * with {@code stream} (they are served in whole responses). Other fields are ignored.
  *
  * @param deadlineMs time the request may take, from its arrival, in milliseconds
  */
@@ -38,7 +42,13 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
             throw new BadRequestException("body", "the body must be a JSON object");
         }
         int[] prompt = prompt(m.get("prompt"), contextLength, vocab);
-        int maxTokens = (int) integer(m, "max_tokens", 16, 1, contextLength - 1);
+        boolean echo = bool(m, "echo", false);
+        int maxTokens = (int) integer(m, "max_tokens", 16, 0, contextLength - 1);
+        if (maxTokens == 0 && !echo) {
+            throw new BadRequestException("max_tokens", "max_tokens must be >= 1 (0 only with echo: true, to score a"
+                + " prompt): max_tokens=0");
+        }
+        int logprobs = has(m, "logprobs") ? (int) integer(m, "logprobs", 0, 0, LogProbs.MAX_TOP) : -1;
         double temperature = number(m, "temperature", 1.0, 0.0, 100.0);
         double topP = number(m, "top_p", 1.0, 0.0, 1.0);
         if (topP == 0.0) {
@@ -55,18 +65,17 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
         if (has(m, "best_of") && integer(m, "best_of", 1, 1, 1) != 1) {
             throw new BadRequestException("best_of", "only best_of=1 is served");
         }
-        if (bool(m, "echo", false)) {
-            throw new BadRequestException("echo", "echo is not served: a completion holds the generated text only");
+        if (stream && logprobs >= 0) {
+            throw new BadRequestException("logprobs", "logprobs are served in whole responses: send stream false");
         }
-        if (has(m, "logprobs")) {
-            throw new BadRequestException("logprobs", "logprobs are not served: send null or leave it out");
+        if (stream && echo) {
+            throw new BadRequestException("echo", "echo is served in whole responses: send stream false");
         }
         if (has(m, "model") && !(m.get("model") instanceof String)) {
             throw new BadRequestException("model", "model must be a string");
         }
         return new CompletionRequest(prompt, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed,
-            stop),
-            stream, deadlineMs);
+            stop, logprobs, echo), stream, deadlineMs);
     }
 
     private static boolean has(Map<?, ?> m, String k) {

@@ -284,9 +284,11 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     private String completionJson(long id, Generation g) {
+        boolean echo = g.params().echo();
+        String logprobs = g.params().logprobs() >= 0 ? CompletionLogprobs.json(g, echo) : "null";
         return StreamEvents.head(id, System.currentTimeMillis() / 1000, modelName)
-            + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(g.text())
-            + ",\"logprobs\":null,\"finish_reason\":\""
+            + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(echo ? g.promptText() + g.text() : g.text())
+            + ",\"logprobs\":" + logprobs + ",\"finish_reason\":\""
             + g.finishReason().wireName() + "\"}],\"usage\":" + usageJson(g) + "}";
     }
 

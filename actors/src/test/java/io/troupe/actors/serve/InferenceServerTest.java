@@ -8,15 +8,19 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.infer.BatchScheduler;
+import io.troupe.models.infer.BlockTable;
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.KvPrecision;
+import io.troupe.models.infer.LogProbs;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.SamplingParams;
+import io.troupe.models.infer.StepBatch;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.math.BigDecimal;
 import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -24,6 +28,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
@@ -80,6 +85,10 @@ class InferenceServerTest {
     }
 
     private static String offline(String prompt, int maxTokens, KvPrecision kv) {
+        return offlineGeneration(prompt, maxTokens, kv).text();
+    }
+
+    private static Generation offlineGeneration(String prompt, int maxTokens, KvPrecision kv) {
         KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64, WEIGHTS.config().nLayer(),
             kv));
         BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(1, 64, 1));
@@ -93,7 +102,7 @@ class InferenceServerTest {
             Long.MAX_VALUE, GenerationListener.NONE);
         s.submit(g);
         s.runToCompletion();
-        return g.text();
+        return g;
     }
 
     @Test
@@ -315,6 +324,125 @@ class InferenceServerTest {
         assertTrue(metric(m, "troupe_serve_prefill_forward_seconds_total") > 0, m);
     }
 
+    /** Every row's log-probability of the token after it, offline: one plain forward over all of {@code tokens}. */
+    private static double[] offlineScores(int[] tokens) {
+        PagedKvCache cache = new PagedKvCache(WEIGHTS.config(), 4, 64);
+        KvCachedGpt m = new KvCachedGpt(WEIGHTS, cache);
+        BlockTable table = new BlockTable();
+        cache.ensureCapacity(table, tokens.length);
+        StepBatch b = new StepBatch();
+        for (int i = 0; i < tokens.length; i++) {
+            b.add(tokens[i], i, table, true);
+        }
+        float[] logits = m.forward(b);
+        int v = WEIGHTS.config().vocabSize();
+        double[] out = new double[tokens.length];
+        out[0] = Double.NaN;
+        for (int p = 1; p < tokens.length; p++) {
+            out[p] = LogProbs.logProb(logits, (p - 1) * v, v, tokens[p]);
+        }
+        return out;
+    }
+
+    private static int[] bytes(String s) {
+        byte[] b = s.getBytes(StandardCharsets.UTF_8);
+        int[] t = new int[b.length];
+        for (int i = 0; i < b.length; i++) {
+            t[i] = b[i] & 0xFF;
+        }
+        return t;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> choice(String body) {
+        Map<String, Object> doc = (Map<String, Object>) Json.parse(body);
+        return (Map<String, Object>) ((List<Object>) doc.get("choices")).get(0);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Object> list(Map<String, Object> logprobs, String key) {
+        return (List<Object>) logprobs.get(key);
+    }
+
+    private static double num(Object o) {
+        return ((BigDecimal) o).doubleValue();
+    }
+
+    /**
+     * Scoring as evaluation harnesses ask for it (echo with log-probabilities): the response's text is
+     * the prompt and the output, and every token but the first has the log-probability one plain
+     * forward over the whole text gives offline, bit for bit (printed and parsed back); the greedy
+     * tokens are the most likely of their alternatives; bytes of a character past ASCII are written
+     * {@code bytes:\xHH} and share the character's text offset. With max_tokens 0 only the prompt is
+     * scored; echo alone returns the prompt with the text.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void shouldScoreAnEchoedPromptAsOnePlainForwardDoesOffline() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        String prompt = "T\u00f6 be, or";
+        int n = bytes(prompt).length;
+        Generation offline = offlineGeneration(prompt, 3, KvPrecision.F32);
+        String out = offline.text();
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":" + Json.quote(prompt)
+            + ",\"max_tokens\":3,\"temperature\":0,\"echo\":true,\"logprobs\":2}");
+        assertEquals(200, r.statusCode(), r.body());
+        System.out.println(r.body());
+        Map<String, Object> c = choice(r.body());
+        assertEquals(prompt + out, c.get("text"));
+        Map<String, Object> lp = (Map<String, Object>) c.get("logprobs");
+        int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(bytes(prompt)),
+            java.util.Arrays.stream(offline.completion())).toArray();
+        double[] expected = offlineScores(all);
+        List<Object> tokens = list(lp, "tokens");
+        List<Object> values = list(lp, "token_logprobs");
+        List<Object> tops = list(lp, "top_logprobs");
+        assertEquals(all.length, tokens.size());
+        assertEquals(Json.NULL, values.get(0));
+        assertEquals(Json.NULL, tops.get(0));
+        assertEquals("bytes:\\xc3", tokens.get(1));
+        assertEquals(List.of(0, 1, 1, 2, 3), list(lp, "text_offset").subList(0, 5).stream()
+            .map(o -> ((BigDecimal) o).intValue()).toList());
+        for (int p = 1; p < all.length; p++) {
+            assertEquals(expected[p], num(values.get(p)), "position " + p);
+            Map<String, Object> top = (Map<String, Object>) tops.get(p);
+            assertEquals(2, top.size(), "two alternatives at " + p);
+            if (p >= n) {
+                String first = top.keySet().iterator().next();
+                assertEquals(tokens.get(p), first, "greedy: the most likely token at " + p);
+                assertEquals(expected[p], num(top.get(first)));
+            }
+        }
+
+        HttpResponse<String> scoreOnly = post(server.port(), "{\"prompt\":" + Json.quote(prompt)
+            + ",\"max_tokens\":0,\"echo\":true,\"logprobs\":0}");
+        assertEquals(200, scoreOnly.statusCode(), scoreOnly.body());
+        Map<String, Object> s = choice(scoreOnly.body());
+        assertEquals(prompt, s.get("text"));
+        assertEquals("length", s.get("finish_reason"));
+        assertEquals("0", field(scoreOnly.body(), "completion_tokens"));
+        List<Object> scored = list((Map<String, Object>) s.get("logprobs"), "token_logprobs");
+        assertEquals(n, scored.size());
+        for (int p = 1; p < n; p++) {
+            assertEquals(expected[p], num(scored.get(p)), "score only, position " + p);
+        }
+
+        HttpResponse<String> echo = post(server.port(), "{\"prompt\":" + Json.quote(prompt)
+            + ",\"max_tokens\":3,\"temperature\":0,\"echo\":true}");
+        assertEquals(prompt + out, choice(echo.body()).get("text"));
+        assertEquals(Json.NULL, choice(echo.body()).get("logprobs"));
+
+        HttpResponse<String> plain = post(server.port(), "{\"prompt\":" + Json.quote(prompt)
+            + ",\"max_tokens\":3,\"temperature\":0,\"logprobs\":1}");
+        Map<String, Object> g = choice(plain.body());
+        assertEquals(out, g.get("text"));
+        List<Object> generated = list((Map<String, Object>) g.get("logprobs"), "token_logprobs");
+        assertEquals(3, generated.size(), "without echo only the generated tokens");
+        for (int i = 0; i < 3; i++) {
+            assertEquals(expected[n + i], num(generated.get(i)));
+        }
+    }
+
     @Test
     void shouldRefuseBadInputWith400NamingTheField() throws Exception {
         InferenceServer server = start(ServeTestSupport.settings());
@@ -341,9 +469,12 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"deadline_ms\":0}", "deadline_ms"},
             {"{\"prompt\":\"a\",\"n\":2}", "n"},
             {"{\"prompt\":\"a\",\"best_of\":3}", "best_of"},
-            {"{\"prompt\":\"a\",\"echo\":true}", "echo"},
             {"{\"prompt\":\"a\",\"echo\":\"no\"}", "echo"},
-            {"{\"prompt\":\"a\",\"logprobs\":1}", "logprobs"},
+            {"{\"prompt\":\"a\",\"echo\":true,\"stream\":true}", "echo"},
+            {"{\"prompt\":\"a\",\"logprobs\":6}", "logprobs"},
+            {"{\"prompt\":\"a\",\"logprobs\":-1}", "logprobs"},
+            {"{\"prompt\":\"a\",\"logprobs\":true}", "logprobs"},
+            {"{\"prompt\":\"a\",\"logprobs\":1,\"stream\":true}", "logprobs"},
         };
         for (String[] c : cases) {
             HttpResponse<String> r = post(server.port(), c[0]);
