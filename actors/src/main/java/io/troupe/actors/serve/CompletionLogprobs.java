@@ -54,7 +54,10 @@ final class CompletionLogprobs {
             + "],\"text_offset\":" + offsets + "]}";
     }
 
-    /** A token as text: a byte below 128 is its character, another {@code bytes:\xHH}, an id past 255 {@code token:N}. */
+    /**
+     * A token as text: a byte below 128 is its character, another {@code bytes:\xHH},
+     * an id past 255 {@code token:N}.
+     */
     static String text(int token) {
         if (token < 128) {
             return String.valueOf((char) token);
