@@ -11,7 +11,9 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * A validated {@code POST /v1/completions} body (OpenAI style). Tokens are the prompt's UTF-8
- * bytes. Fields: {@code prompt} (string, or an array of token ids), {@code max_tokens} (default 16;
+ * bytes. Fields: {@code prompt} (a string or an array of token ids; or, for a batch of completions in
+ * one request, an array of up to {@value #MAX_PROMPTS} strings or of token-id arrays, answered as one
+ * choice each, in order), {@code max_tokens} (default 16;
  * 0 with {@code echo}: the prompt is only scored), {@code temperature} (1), {@code top_p} (1),
  * {@code seed} (random when absent), {@code stop} (string or up to 4 strings), {@code stream} (false),
  * {@code logprobs} (null, or 0 to 5: each token's log-probability and that many most likely
@@ -19,12 +21,15 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@code logprobs} is set), {@code deadline_ms} (the server's default), {@code model}, {@code n} and
  * {@code best_of} (both must be 1) accepted. Fields whose request this server cannot honour are refused,
  * not ignored (a client would take a wrong answer for a right one): {@code logprobs} or {@code echo}
- * with {@code stream} (they are served in whole responses). Other fields are ignored.
+ * with {@code stream} (they are served in whole responses), and more than one prompt with {@code stream}.
+ * Other fields are ignored.
  *
  * @param deadlineMs time the request may take, from its arrival, in milliseconds
  */
-record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, long deadlineMs) {
+record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean stream, long deadlineMs) {
     static final int MAX_STOP_STRINGS = 4;
+    /** Prompts in one request at most. */
+    static final int MAX_PROMPTS = 128;
     static final long MAX_DEADLINE_MS = 3_600_000L;
 
     /**
@@ -41,7 +46,7 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
         if (!(doc instanceof Map<?, ?> m)) {
             throw new BadRequestException("body", "the body must be a JSON object");
         }
-        int[] prompt = prompt(m.get("prompt"), contextLength, vocab);
+        int[][] prompts = prompts(m.get("prompt"), contextLength, vocab);
         boolean echo = bool(m, "echo", false);
         int maxTokens = (int) integer(m, "max_tokens", 16, 0, contextLength - 1);
         if (maxTokens == 0 && !echo) {
@@ -68,13 +73,16 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
         if (stream && logprobs >= 0) {
             throw new BadRequestException("logprobs", "logprobs are served in whole responses: send stream false");
         }
+        if (stream && prompts.length > 1) {
+            throw new BadRequestException("prompt", "a streamed completion takes one prompt: got " + prompts.length);
+        }
         if (stream && echo) {
             throw new BadRequestException("echo", "echo is served in whole responses: send stream false");
         }
         if (has(m, "model") && !(m.get("model") instanceof String)) {
             throw new BadRequestException("model", "model must be a string");
         }
-        return new CompletionRequest(prompt, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed,
+        return new CompletionRequest(prompts, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed,
             stop, logprobs, echo), stream, deadlineMs);
     }
 
@@ -82,7 +90,33 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
         return m.containsKey(k) && m.get(k) != Json.NULL;
     }
 
-    private static int[] prompt(Object v, int contextLength, int vocab) {
+    /**
+     * One prompt (a string, or an array of token ids) or several (an array of strings, or of token-id
+     * arrays: not mixed).
+     */
+    private static int[][] prompts(Object v, int contextLength, int vocab) {
+        if (v instanceof List<?> list && !list.isEmpty() && (list.get(0) instanceof String
+            || list.get(0) instanceof List<?>)) {
+            if (list.size() > MAX_PROMPTS) {
+                throw new BadRequestException("prompt", "at most " + MAX_PROMPTS + " prompts in one request: got "
+                    + list.size());
+            }
+            boolean strings = list.get(0) instanceof String;
+            int[][] out = new int[list.size()][];
+            for (int i = 0; i < out.length; i++) {
+                Object p = list.get(i);
+                if (strings ? !(p instanceof String) : !(p instanceof List<?>)) {
+                    throw new BadRequestException("prompt", "prompt " + i + " must be "
+                        + (strings ? "a string, as the first is" : "an array of token ids, as the first is"));
+                }
+                out[i] = prompt(p, "prompt " + i, contextLength, vocab);
+            }
+            return out;
+        }
+        return new int[][] {prompt(v, "prompt", contextLength, vocab)};
+    }
+
+    private static int[] prompt(Object v, String what, int contextLength, int vocab) {
         int[] tokens;
         if (v == null || v == Json.NULL) {
             throw new BadRequestException("prompt", "prompt is required");
@@ -98,19 +132,19 @@ record CompletionRequest(int[] prompt, SamplingParams sampling, boolean stream, 
                 Object t = list.get(i);
                 if (!(t instanceof BigDecimal d) || !isInteger(d) || d.signum() < 0
                     || d.compareTo(BigDecimal.valueOf(vocab)) >= 0) {
-                    throw new BadRequestException("prompt", "prompt token " + i + " must be an integer id in [0, "
+                    throw new BadRequestException("prompt", what + ": token " + i + " must be an integer id in [0, "
                         + vocab + ")");
                 }
                 tokens[i] = d.intValue();
             }
         } else {
-            throw new BadRequestException("prompt", "prompt must be a string or an array of token ids");
+            throw new BadRequestException("prompt", what + " must be a string or an array of token ids");
         }
         if (tokens.length == 0) {
-            throw new BadRequestException("prompt", "prompt must not be empty");
+            throw new BadRequestException("prompt", what + " must not be empty");
         }
         if (tokens.length >= contextLength) {
-            throw new BadRequestException("prompt", "prompt is " + tokens.length + " tokens; this model takes at most "
+            throw new BadRequestException("prompt", what + " is " + tokens.length + " tokens; this model takes at most "
                 + (contextLength - 1) + " (context " + contextLength + ")");
         }
         return tokens;

@@ -3,9 +3,12 @@ package io.troupe.actors.serve;
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -156,31 +159,64 @@ final class CompletionRoutes extends AllDirectives {
         return req.stream() ? streaming(id, req, connection, accepted) : unary(id, req, connection, accepted);
     }
 
-    private Route unary(long id, CompletionRequest req, ConnectionScope connection, Accepted accepted) {
-        CompletableFuture<Generation> done = new CompletableFuture<>();
-        GenerationListener listener = new GenerationListener() {
-            @Override
-            public void onToken(Generation g, int token, String textDelta) {
-            }
-
-            @Override
-            public void onFinish(Generation g) {
-                if (connection != null) {
-                    connection.finished(id);
+    /**
+     * A whole response: one choice per prompt, each prompt a request of its own to the scheduler (the
+     * same sampling, seed included: each choice is what its prompt gets alone). The answer comes when
+     * every one has finished; if the queue refuses any, the others are cancelled and the answer is 429.
+     */
+    private Route unary(long firstId, CompletionRequest req, ConnectionScope connection, Accepted accepted) {
+        int n = req.prompts().length;
+        long[] idOf = new long[n];
+        List<CompletableFuture<Generation>> done = new ArrayList<>(n);
+        List<CompletableFuture<SchedulerActor.SubmitReply>> replies = new ArrayList<>(n);
+        AtomicInteger left = new AtomicInteger(n);
+        for (int i = 0; i < n; i++) {
+            long id = i == 0 ? firstId : ids.incrementAndGet();
+            idOf[i] = id;
+            CompletableFuture<Generation> finished = new CompletableFuture<>();
+            done.add(finished);
+            GenerationListener listener = new GenerationListener() {
+                @Override
+                public void onToken(Generation g, int token, String textDelta) {
                 }
-                done.complete(g);
-                accepted.end();
-            }
-        };
-        CompletionStage<HttpResponse> response = submit(id, req, listener, accepted).thenCompose(reply -> {
-            if (reply instanceof SchedulerActor.Rejected r) {
-                accepted.end();
-                return CompletableFuture.completedFuture(tooMany(r));
-            }
-            watch(connection, id, done);
-            return done.thenApply(g -> HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
-                completionJson(id, g)));
-        });
+
+                @Override
+                public void onFinish(Generation g) {
+                    if (connection != null) {
+                        connection.finished(id);
+                    }
+                    finished.complete(g);
+                    if (left.decrementAndGet() == 0) {
+                        accepted.end();
+                    }
+                }
+            };
+            replies.add(submit(id, req.prompts()[i], req, listener, accepted).toCompletableFuture());
+        }
+        CompletionStage<HttpResponse> response = CompletableFuture.allOf(replies.toArray(CompletableFuture[]::new))
+            .thenCompose(v -> {
+                SchedulerActor.Rejected rejected = null;
+                for (int i = 0; i < n; i++) {
+                    if (replies.get(i).join() instanceof SchedulerActor.Rejected r) {
+                        rejected = r;
+                    }
+                }
+                if (rejected != null) {
+                    for (int i = 0; i < n; i++) {
+                        if (!(replies.get(i).join() instanceof SchedulerActor.Rejected)) {
+                            scheduler.tell(new SchedulerActor.Cancel(idOf[i]));     // the whole request is refused
+                        }
+                    }
+                    accepted.end();
+                    return CompletableFuture.completedFuture(tooMany(rejected));
+                }
+                for (int i = 0; i < n; i++) {
+                    watch(connection, idOf[i], done.get(i));
+                }
+                return CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).thenApply(w ->
+                    HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
+                        completionJson(firstId, done.stream().map(CompletableFuture::join).toList())));
+            });
         return completeWithFuture(response);
     }
 
@@ -224,7 +260,8 @@ final class CompletionRoutes extends AllDirectives {
                 accepted.end();
             }
         };
-        CompletionStage<HttpResponse> response = submit(id, req, listener, accepted).thenApply(reply -> {
+        CompletionStage<HttpResponse> response = submit(id, req.prompts()[0], req, listener, accepted)
+            .thenApply(reply -> {
             if (reply instanceof SchedulerActor.Rejected r) {
                 accepted.end();
                 queue.fail(new IllegalStateException("rejected"));
@@ -248,10 +285,10 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     /** Asks the scheduler to admit the request; an ask that fails (no answer in time) ends its place in flight. */
-    private CompletionStage<SchedulerActor.SubmitReply> submit(long id, CompletionRequest req,
+    private CompletionStage<SchedulerActor.SubmitReply> submit(long id, int[] prompt, CompletionRequest req,
         GenerationListener listener, Accepted accepted) {
         CompletionStage<SchedulerActor.SubmitReply> reply = AskPattern.ask(scheduler,
-            replyTo -> new SchedulerActor.Submit(id, req.prompt(), req.sampling(), req.deadlineMs(), listener, replyTo),
+            replyTo -> new SchedulerActor.Submit(id, prompt, req.sampling(), req.deadlineMs(), listener, replyTo),
             askTimeout, system.scheduler());
         reply.whenComplete((r, failure) -> {
             if (failure != null) {
@@ -283,17 +320,31 @@ final class CompletionRoutes extends AllDirectives {
             json);
     }
 
-    private String completionJson(long id, Generation g) {
-        boolean echo = g.params().echo();
-        String logprobs = g.params().logprobs() >= 0 ? CompletionLogprobs.json(g, echo) : "null";
-        return StreamEvents.head(id, System.currentTimeMillis() / 1000, modelName)
-            + ",\"choices\":[{\"index\":0,\"text\":" + Json.quote(echo ? g.promptText() + g.text() : g.text())
-            + ",\"logprobs\":" + logprobs + ",\"finish_reason\":\""
-            + g.finishReason().wireName() + "\"}],\"usage\":" + usageJson(g) + "}";
+    /** The whole response: one choice per generation, in the order of the prompts; usage summed over them. */
+    private String completionJson(long id, List<Generation> gens) {
+        StringBuilder choices = new StringBuilder();
+        long prompt = 0;
+        long completion = 0;
+        for (int i = 0; i < gens.size(); i++) {
+            Generation g = gens.get(i);
+            boolean echo = g.params().echo();
+            String logprobs = g.params().logprobs() >= 0 ? CompletionLogprobs.json(g, echo) : "null";
+            choices.append(i == 0 ? "" : ",").append("{\"index\":").append(i).append(",\"text\":")
+                .append(Json.quote(echo ? g.promptText() + g.text() : g.text())).append(",\"logprobs\":")
+                .append(logprobs).append(",\"finish_reason\":\"").append(g.finishReason().wireName()).append("\"}");
+            prompt += g.promptTokens();
+            completion += g.completionTokens();
+        }
+        return StreamEvents.head(id, System.currentTimeMillis() / 1000, modelName) + ",\"choices\":[" + choices
+            + "],\"usage\":" + usageJson(prompt, completion) + "}";
     }
 
     private static String usageJson(Generation g) {
-        return "{\"prompt_tokens\":" + g.promptTokens() + ",\"completion_tokens\":" + g.completionTokens()
-            + ",\"total_tokens\":" + (g.promptTokens() + g.completionTokens()) + "}";
+        return usageJson(g.promptTokens(), g.completionTokens());
+    }
+
+    private static String usageJson(long prompt, long completion) {
+        return "{\"prompt_tokens\":" + prompt + ",\"completion_tokens\":" + completion + ",\"total_tokens\":"
+            + (prompt + completion) + "}";
     }
 }

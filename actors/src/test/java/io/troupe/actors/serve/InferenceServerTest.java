@@ -469,6 +469,13 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"deadline_ms\":0}", "deadline_ms"},
             {"{\"prompt\":\"a\",\"n\":2}", "n"},
             {"{\"prompt\":\"a\",\"best_of\":3}", "best_of"},
+            {"{\"prompt\":[\"a\",5]}", "prompt"},
+            {"{\"prompt\":[\"a\",\"\"]}", "prompt"},
+            {"{\"prompt\":[[1,2],\"a\"]}", "prompt"},
+            {"{\"prompt\":[[1,2],[]]}", "prompt"},
+            {"{\"prompt\":[]}", "prompt"},
+            {"{\"prompt\":[\"a\",\"b\"],\"stream\":true}", "prompt"},
+            {"{\"prompt\":[" + "\"a\",".repeat(CompletionRequest.MAX_PROMPTS) + "\"a\"]}", "prompt"},
             {"{\"prompt\":\"a\",\"echo\":\"no\"}", "echo"},
             {"{\"prompt\":\"a\",\"echo\":true,\"stream\":true}", "echo"},
             {"{\"prompt\":\"a\",\"logprobs\":6}", "logprobs"},
@@ -502,6 +509,55 @@ class InferenceServerTest {
         assertEquals("1", third.headers().firstValue("retry-after").orElse("missing"));
         assertEquals(200, first.get().statusCode());
         assertEquals(200, second.get().statusCode());
+        // a request of three prompts when only one place waits: refused whole, the one queued is cancelled
+        CompletableFuture<HttpResponse<String>> busy = sendAsync(port, slow);
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 1, 20_000);
+        HttpResponse<String> three = post(port, "{\"prompt\":[\"x\",\"y\",\"z\"],\"max_tokens\":15}");
+        assertEquals(429, three.statusCode(), three.body());
+        assertEquals(200, busy.get().statusCode());
+        String cancelled = "troupe_serve_finished_total{reason=\"cancelled\"}";
+        String m = ServeTestSupport.awaitMetrics(port, t -> metric(t, cancelled) == 1
+            && metric(t, "troupe_serve_kv_cache_blocks_used") == 0, 20_000);
+        assertEquals(1.0, metric(m, cancelled), "the prompt that had a place was cancelled, not run: " + m);
+        assertEquals(0.0, metric(m, "troupe_serve_queue_depth"), m);
+    }
+
+    /**
+     * Several prompts in one request (an array of strings, or of token-id arrays): one choice each, in
+     * order, each the text its prompt gets alone (the same seed for all), scored too where asked; the
+     * usage sums them.
+     */
+    @Test
+    void shouldAnswerABatchOfPromptsWithAChoiceEachInOrder() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        String[] prompts = {"To be", "Hello", "x", "Once more unto"};
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":[\"To be\",\"Hello\",\"x\",\"Once more unto\"],"
+            + "\"max_tokens\":6,\"temperature\":0}");
+        assertEquals(200, r.statusCode(), r.body());
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> choices = (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(r.body()))
+            .get("choices");
+        assertEquals(4, choices.size());
+        int promptTokens = 0;
+        for (int i = 0; i < 4; i++) {
+            assertEquals(BigDecimal.valueOf(i), choices.get(i).get("index"));
+            assertEquals(offline(prompts[i], 6), choices.get(i).get("text"), "prompt " + i);
+            promptTokens += prompts[i].length();
+        }
+        assertEquals(String.valueOf(promptTokens), field(r.body(), "prompt_tokens"));
+        assertEquals("24", field(r.body(), "completion_tokens"));
+
+        HttpResponse<String> ids = post(server.port(), "{\"prompt\":[[84,111,32,98,101],[72]],\"max_tokens\":0,"
+            + "\"echo\":true,\"logprobs\":1}");
+        assertEquals(200, ids.statusCode(), ids.body());
+        HttpResponse<String> alone = post(server.port(), "{\"prompt\":[84,111,32,98,101],\"max_tokens\":0,"
+            + "\"echo\":true,\"logprobs\":1}");
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> scored = (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(ids.body()))
+            .get("choices");
+        assertEquals("To be", scored.get(0).get("text"));
+        assertEquals("H", scored.get(1).get("text"));
+        assertEquals(choice(alone.body()).get("logprobs"), scored.get(0).get("logprobs"), "as alone");
     }
 
     @Test
