@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.infer.BatchScheduler;
-import io.troupe.models.infer.BlockTable;
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.InferenceWeights;
@@ -17,7 +16,6 @@ import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.LogProbs;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.SamplingParams;
-import io.troupe.models.infer.StepBatch;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.math.BigDecimal;
@@ -324,26 +322,6 @@ class InferenceServerTest {
         assertTrue(metric(m, "troupe_serve_prefill_forward_seconds_total") > 0, m);
     }
 
-    /** Every row's log-probability of the token after it, offline: one plain forward over all of {@code tokens}. */
-    private static double[] offlineScores(int[] tokens) {
-        PagedKvCache cache = new PagedKvCache(WEIGHTS.config(), 4, 64);
-        KvCachedGpt m = new KvCachedGpt(WEIGHTS, cache);
-        BlockTable table = new BlockTable();
-        cache.ensureCapacity(table, tokens.length);
-        StepBatch b = new StepBatch();
-        for (int i = 0; i < tokens.length; i++) {
-            b.add(tokens[i], i, table, true);
-        }
-        float[] logits = m.forward(b);
-        int v = WEIGHTS.config().vocabSize();
-        double[] out = new double[tokens.length];
-        out[0] = Double.NaN;
-        for (int p = 1; p < tokens.length; p++) {
-            out[p] = LogProbs.logProb(logits, (p - 1) * v, v, tokens[p]);
-        }
-        return out;
-    }
-
     private static int[] bytes(String s) {
         byte[] b = s.getBytes(StandardCharsets.UTF_8);
         int[] t = new int[b.length];
@@ -393,7 +371,7 @@ class InferenceServerTest {
         Map<String, Object> lp = (Map<String, Object>) c.get("logprobs");
         int[] all = java.util.stream.IntStream.concat(java.util.Arrays.stream(bytes(prompt)),
             java.util.Arrays.stream(offline.completion())).toArray();
-        double[] expected = offlineScores(all);
+        double[] expected = LogProbs.plainScores(WEIGHTS, all);
         List<Object> tokens = list(lp, "tokens");
         List<Object> values = list(lp, "token_logprobs");
         List<Object> tops = list(lp, "top_logprobs");

@@ -14,6 +14,31 @@ public final class LogProbs {
     private LogProbs() {
     }
 
+    /**
+     * The reference for a scored prompt: one plain forward of {@code tokens} from position 0 (a cache of
+     * its own, every row's logits kept), and {@code out[p] = log P(tokens[p] | tokens[0..p))} for p >= 1
+     * ({@code out[0]} is NaN: nothing precedes the first token). The scheduler scores prompt rows wherever
+     * they are computed; tests hold it to this.
+     */
+    public static double[] plainScores(InferenceWeights weights, int[] tokens) {
+        PagedKvCache cache = new PagedKvCache(weights.config(), 16, (tokens.length + 15) / 16);
+        KvCachedGpt model = new KvCachedGpt(weights, cache);
+        BlockTable table = new BlockTable();
+        cache.ensureCapacity(table, tokens.length);
+        StepBatch batch = new StepBatch();
+        for (int i = 0; i < tokens.length; i++) {
+            batch.add(tokens[i], i, table, true);
+        }
+        float[] logits = model.forward(batch);
+        int v = weights.config().vocabSize();
+        double[] out = new double[tokens.length];
+        out[0] = Double.NaN;
+        for (int p = 1; p < tokens.length; p++) {
+            out[p] = logProb(logits, (p - 1) * v, v, tokens[p]);
+        }
+        return out;
+    }
+
     /** {@code max} and {@code log(sum exp(l - max))} of a row: logProb(i) = l[i] - max - logSum, as below. */
     private static double max(float[] logits, int off, int vocab) {
         double max = Double.NEGATIVE_INFINITY;

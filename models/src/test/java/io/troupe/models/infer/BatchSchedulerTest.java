@@ -22,13 +22,11 @@ class BatchSchedulerTest {
     private static final float[] PARAMS = InferenceFixtures.randomParams(CFG, 5);
 
     private static BatchScheduler scheduler(int maxBatch, int tokenBudget, int blocks) {
-        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE),
-            new PagedKvCache(CFG, 4, blocks));
-        return new BatchScheduler(m, new BatchScheduler.Limits(maxBatch, tokenBudget, 1000));
+        return InferenceFixtures.scheduler(CFG, PARAMS, maxBatch, tokenBudget, blocks);
     }
 
     private static Generation gen(long id, int[] prompt, SamplingParams p) {
-        return new Generation(id, prompt, CFG.seqLen(), p, System.nanoTime(), Long.MAX_VALUE, GenerationListener.NONE);
+        return InferenceFixtures.generation(CFG, id, prompt, p);
     }
 
     private static int[] run(BatchScheduler s, Generation needle, List<Generation> others) {

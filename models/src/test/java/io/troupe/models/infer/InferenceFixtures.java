@@ -25,6 +25,18 @@ final class InferenceFixtures {
         return flat;
     }
 
+    /** A scheduler over {@code params} with a cache of {@code blocks} blocks of 4 tokens and a queue of 1000. */
+    static BatchScheduler scheduler(GptConfig cfg, float[] params, int maxBatch, int tokenBudget, int blocks) {
+        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(cfg, params, Quantization.NONE),
+            new PagedKvCache(cfg, 4, blocks));
+        return new BatchScheduler(m, new BatchScheduler.Limits(maxBatch, tokenBudget, 1000));
+    }
+
+    /** A request with no deadline and no listener. */
+    static Generation generation(GptConfig cfg, long id, int[] prompt, SamplingParams p) {
+        return new Generation(id, prompt, cfg.seqLen(), p, System.nanoTime(), Long.MAX_VALUE, GenerationListener.NONE);
+    }
+
     static int[] randomTokens(Random rnd, int n, int vocab) {
         int[] t = new int[n];
         for (int i = 0; i < n; i++) {

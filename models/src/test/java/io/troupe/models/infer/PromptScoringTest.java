@@ -30,32 +30,16 @@ class PromptScoringTest {
     private static final int V = CFG.vocabSize();
 
     private static BatchScheduler scheduler(int maxBatch, int tokenBudget, int blocks) {
-        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE),
-            new PagedKvCache(CFG, 4, blocks));
-        return new BatchScheduler(m, new BatchScheduler.Limits(maxBatch, tokenBudget, 1000));
+        return InferenceFixtures.scheduler(CFG, PARAMS, maxBatch, tokenBudget, blocks);
     }
 
     private static Generation gen(long id, int[] prompt, SamplingParams p) {
-        return new Generation(id, prompt, CFG.seqLen(), p, System.nanoTime(), Long.MAX_VALUE, GenerationListener.NONE);
+        return InferenceFixtures.generation(CFG, id, prompt, p);
     }
 
-    /** The log-probability of prompt[p] for p >= 1 from one forward of the whole prompt, every row's logits kept. */
+    /** The log-probability of prompt[p] for p >= 1 from one plain forward of the whole prompt. */
     private static double[] plainScores(int[] prompt) {
-        PagedKvCache cache = new PagedKvCache(CFG, 4, 16);
-        KvCachedGpt m = new KvCachedGpt(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE), cache);
-        BlockTable t = new BlockTable();
-        cache.ensureCapacity(t, prompt.length);
-        StepBatch b = new StepBatch();
-        for (int i = 0; i < prompt.length; i++) {
-            b.add(prompt[i], i, t, true);
-        }
-        float[] logits = m.forward(b);
-        double[] out = new double[prompt.length];
-        out[0] = Double.NaN;
-        for (int p = 1; p < prompt.length; p++) {
-            out[p] = -LogProbs.crossEntropy(logits, (p - 1) * V, V, prompt[p]);
-        }
-        return out;
+        return LogProbs.plainScores(InferenceWeights.fromFlat(CFG, PARAMS, Quantization.NONE), prompt);
     }
 
     private static List<Generation> others(Random rnd, int n) {
