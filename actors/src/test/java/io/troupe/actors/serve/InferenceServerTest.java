@@ -90,12 +90,7 @@ class InferenceServerTest {
         KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64, WEIGHTS.config().nLayer(),
             kv));
         BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(1, 64, 1));
-        byte[] b = prompt.getBytes(StandardCharsets.UTF_8);
-        int[] t = new int[b.length];
-        for (int i = 0; i < b.length; i++) {
-            t[i] = b[i] & 0xFF;
-        }
-        Generation g = new Generation(1, t, WEIGHTS.config().seqLen(), SamplingParams.greedy(maxTokens),
+        Generation g = new Generation(1, bytes(prompt), WEIGHTS.config().seqLen(), SamplingParams.greedy(maxTokens),
             System.nanoTime(),
             Long.MAX_VALUE, GenerationListener.NONE);
         s.submit(g);

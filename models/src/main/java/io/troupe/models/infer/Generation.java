@@ -66,7 +66,7 @@ public final class Generation {
         this.top = Math.max(0, params.logprobs());
         if (params.logprobs() >= 0) {
             this.logprob = new double[contextLength];
-            java.util.Arrays.fill(logprob, Double.NaN);
+            Arrays.fill(logprob, Double.NaN);
             this.topIds = new int[contextLength * top];
             this.topLogprobs = new double[contextLength * top];
             this.scratch = new double[top + 1];
@@ -112,11 +112,7 @@ public final class Generation {
 
     /** The prompt's text: its tokens as bytes, decoded as UTF-8. */
     public String promptText() {
-        byte[] b = new byte[promptLength];
-        for (int i = 0; i < promptLength; i++) {
-            b[i] = (byte) tokens[i];
-        }
-        return new String(b, StandardCharsets.UTF_8);
+        return new String(tokenBytes(0, promptLength), StandardCharsets.UTF_8);
     }
 
     /**
@@ -171,11 +167,10 @@ public final class Generation {
     }
 
     private void record(int position, int token, float[] logits, int off, int vocab) {
-        int[] ids = scratchIds;
-        LogProbs.topAndTarget(logits, off, vocab, token, top, ids, scratch);
+        LogProbs.topAndTarget(logits, off, vocab, token, top, scratchIds, scratch);
         logprob[position] = scratch[0];
         for (int i = 0; i < top; i++) {
-            topIds[position * top + i] = ids[i];
+            topIds[position * top + i] = scratchIds[i];
             topLogprobs[position * top + i] = scratch[1 + i];
         }
     }
@@ -357,10 +352,16 @@ public final class Generation {
         return end;
     }
 
+    /** Output bytes [from, to) (counted from the first generated token). */
     private byte[] bytes(int from, int to) {
+        return tokenBytes(promptLength + from, promptLength + to);
+    }
+
+    /** The tokens at positions [from, to) as bytes. */
+    private byte[] tokenBytes(int from, int to) {
         byte[] out = new byte[Math.max(0, to - from)];
         for (int i = 0; i < out.length; i++) {
-            out[i] = (byte) tokens[promptLength + from + i];
+            out[i] = (byte) tokens[from + i];
         }
         return out;
     }

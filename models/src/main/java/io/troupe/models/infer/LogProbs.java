@@ -39,7 +39,7 @@ public final class LogProbs {
         return out;
     }
 
-    /** {@code max} and {@code log(sum exp(l - max))} of a row: logProb(i) = l[i] - max - logSum, as below. */
+    /** The row's maximum, in double. */
     private static double max(float[] logits, int off, int vocab) {
         double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < vocab; i++) {
@@ -48,6 +48,7 @@ public final class LogProbs {
         return max;
     }
 
+    /** {@code log(sum exp(l - max))} over the row, summed in id order. */
     private static double logSum(float[] logits, int off, int vocab, double max) {
         double sum = 0;
         for (int i = 0; i < vocab; i++) {
@@ -59,7 +60,12 @@ public final class LogProbs {
     /** {@code -log softmax(row)[target]}, in double: the next-token cross-entropy of one position. */
     public static double crossEntropy(float[] logits, int off, int vocab, int target) {
         double max = max(logits, off, vocab);
-        return logSum(logits, off, vocab, max) + max - logits[off + target];
+        return crossEntropy(logSum(logits, off, vocab, max), max, logits[off + target]);
+    }
+
+    /** The one formula every value here comes from: {@code logSum + max - l}. */
+    private static double crossEntropy(double logSum, double max, float l) {
+        return logSum + max - l;
     }
 
     /** {@code log softmax(row)[target]}: exactly {@code -crossEntropy}. */
@@ -75,7 +81,7 @@ public final class LogProbs {
     static void topAndTarget(float[] logits, int off, int vocab, int target, int k, int[] ids, double[] out) {
         double max = max(logits, off, vocab);
         double logSum = logSum(logits, off, vocab, max);
-        out[0] = -(logSum + max - logits[off + target]);
+        out[0] = -crossEntropy(logSum, max, logits[off + target]);
         int taken = 0;
         for (int i = 0; i < vocab && k > 0; i++) {      // insertion into a sorted list of k: k is at most 5
             float l = logits[off + i];
@@ -93,7 +99,7 @@ public final class LogProbs {
             }
         }
         for (int j = 0; j < k; j++) {
-            out[1 + j] = -(logSum + max - logits[off + ids[j]]);
+            out[1 + j] = -crossEntropy(logSum, max, logits[off + ids[j]]);
         }
     }
 }
