@@ -31,16 +31,25 @@ public final class InferenceWeights {
     private final float[] lnfW;
     private final float[] lnfB;
     private final LinearWeights lmHead;
+    private final int firstBlock;
+    private final int endBlock;
+    private final String fingerprint;
 
-    private InferenceWeights(GptConfig cfg, Quantization quantization, Map<String, float[]> p) {
+    private InferenceWeights(GptConfig cfg, Quantization quantization, Map<String, float[]> p, int firstBlock,
+                             int endBlock, String fingerprint) {
         this.cfg = cfg;
         this.quantization = quantization;
+        this.firstBlock = firstBlock;
+        this.endBlock = endBlock;
+        this.fingerprint = fingerprint;
         int c = cfg.dModel();
         int v = cfg.vocabSize();
-        this.tokEmb = EmbeddingTable.of(p.get("tok_emb.weight"), v, c, quantization);
-        this.posEmb = p.get("pos_emb.weight");
+        boolean first = firstBlock == 0;
+        boolean last = endBlock == cfg.nLayer();
+        this.tokEmb = first ? EmbeddingTable.of(p.get("tok_emb.weight"), v, c, quantization) : null;
+        this.posEmb = first ? p.get("pos_emb.weight") : null;
         this.blocks = new Block[cfg.nLayer()];
-        for (int l = 0; l < blocks.length; l++) {
+        for (int l = firstBlock; l < endBlock; l++) {
             String n = "blocks." + l + ".";
             blocks[l] = new Block(p.get(n + "ln1.weight"), p.get(n + "ln1.bias"),
                 LinearWeights.of(p.get(n + "attn.qkv.weight"), p.get(n + "attn.qkv.bias"), 3 * c, c, quantization),
@@ -49,9 +58,9 @@ public final class InferenceWeights {
                 LinearWeights.of(p.get(n + "mlp.fc.weight"), p.get(n + "mlp.fc.bias"), 4 * c, c, quantization),
                 LinearWeights.of(p.get(n + "mlp.proj.weight"), p.get(n + "mlp.proj.bias"), c, 4 * c, quantization));
         }
-        this.lnfW = p.get("ln_f.weight");
-        this.lnfB = p.get("ln_f.bias");
-        this.lmHead = LinearWeights.of(p.get("lm_head.weight"), null, v, c, quantization);
+        this.lnfW = last ? p.get("ln_f.weight") : null;
+        this.lnfB = last ? p.get("ln_f.bias") : null;
+        this.lmHead = last ? LinearWeights.of(p.get("lm_head.weight"), null, v, c, quantization) : null;
     }
 
     /**
@@ -60,6 +69,51 @@ public final class InferenceWeights {
      */
     public static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
         Quantization quantization) {
+        return fromParameters(cfg, byName, quantization, 0, cfg.nLayer());
+    }
+
+    /** Builds from a flat buffer in {@link ParameterLayout#full} order (a single-device Gpt's params). */
+    public static InferenceWeights fromFlat(GptConfig cfg, float[] flat, Quantization quantization) {
+        Map<String, float[]> p = new HashMap<>();
+        for (ParamSpec s : ParameterLayout.full(cfg).specs()) {
+            p.put(s.name(), Arrays.copyOfRange(flat, (int) s.localOffset(), (int) (s.localOffset() + s.numel())));
+        }
+        return new InferenceWeights(cfg, quantization, p, 0, cfg.nLayer(), null);
+    }
+
+    /** Loads a committed checkpoint (a step directory, or a run / checkpoints directory: its latest step). */
+    public static InferenceWeights load(Path checkpoint, Quantization quantization) {
+        return load(checkpoint, quantization, 0, -1);
+    }
+
+    /**
+     * Loads only what a pipeline stage holding blocks {@code [firstBlock, endBlock)} needs (the
+     * embeddings with block 0, ln_f and the head with the last block; -1 as {@code endBlock}: the last
+     * block). The whole checkpoint is read and verified, but only the stage's weights are kept, so a
+     * stage host holds its share of the model.
+     *
+     * @throws IllegalArgumentException naming the range when it is outside the model's blocks
+     */
+    public static InferenceWeights load(Path checkpoint, Quantization quantization, int firstBlock, int endBlock) {
+        Checkpoints.Loaded loaded = Checkpoints.load(Checkpoints.resolve(checkpoint));
+        GptConfig cfg = loaded.manifest().model();
+        int end = endBlock < 0 ? cfg.nLayer() : endBlock;
+        if (firstBlock < 0 || end <= firstBlock || end > cfg.nLayer()) {
+            throw new IllegalArgumentException("stage blocks [" + firstBlock + ", " + end + ") outside the "
+                + cfg.nLayer() + " blocks of model " + cfg.name());
+        }
+        Map<String, float[]> byName = new HashMap<>();
+        for (ShardState s : loaded.shards().values()) {
+            for (ShardState.Entry e : s.entries().values()) {
+                byName.putIfAbsent(e.name(), e.param());
+            }
+        }
+        InferenceWeights all = fromParameters(cfg, byName, quantization, firstBlock, end);
+        return new InferenceWeights(all, fingerprint(loaded.manifest()));
+    }
+
+    private static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
+                                                   Quantization quantization, int firstBlock, int endBlock) {
         Map<String, float[]> p = new HashMap<>();
         for (ParamSpec s : ParameterLayout.full(cfg).specs()) {
             float[] values = byName.get(s.name());
@@ -72,28 +126,53 @@ public final class InferenceWeights {
             }
             p.put(s.name(), values);
         }
-        return new InferenceWeights(cfg, quantization, p);
+        return new InferenceWeights(cfg, quantization, p, firstBlock, endBlock, null);
     }
 
-    /** Builds from a flat buffer in {@link ParameterLayout#full} order (a single-device Gpt's params). */
-    public static InferenceWeights fromFlat(GptConfig cfg, float[] flat, Quantization quantization) {
-        Map<String, float[]> p = new HashMap<>();
-        for (ParamSpec s : ParameterLayout.full(cfg).specs()) {
-            p.put(s.name(), Arrays.copyOfRange(flat, (int) s.localOffset(), (int) (s.localOffset() + s.numel())));
-        }
-        return new InferenceWeights(cfg, quantization, p);
+    private InferenceWeights(InferenceWeights w, String fingerprint) {
+        this.cfg = w.cfg;
+        this.quantization = w.quantization;
+        this.tokEmb = w.tokEmb;
+        this.posEmb = w.posEmb;
+        this.blocks = w.blocks;
+        this.lnfW = w.lnfW;
+        this.lnfB = w.lnfB;
+        this.lmHead = w.lmHead;
+        this.firstBlock = w.firstBlock;
+        this.endBlock = w.endBlock;
+        this.fingerprint = fingerprint;
     }
 
-    /** Loads a committed checkpoint (a step directory, or a run / checkpoints directory: its latest step). */
-    public static InferenceWeights load(Path checkpoint, Quantization quantization) {
-        Checkpoints.Loaded loaded = Checkpoints.load(Checkpoints.resolve(checkpoint));
-        Map<String, float[]> byName = new HashMap<>();
-        for (ShardState s : loaded.shards().values()) {
-            for (ShardState.Entry e : s.entries().values()) {
-                byName.putIfAbsent(e.name(), e.param());
-            }
+    /**
+     * What identifies a checkpoint's contents wherever it is read: the model, the step and the CRC32C
+     * of every shard file (from the verified manifest). Two hosts that read the same checkpoint, from
+     * any path, agree on it.
+     */
+    static String fingerprint(io.troupe.models.checkpoint.Manifest m) {
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        for (io.troupe.models.checkpoint.Manifest.FileEntry f : m.files()) {
+            crc.update(f.name().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            crc.update(java.nio.ByteBuffer.allocate(16).putLong(f.bytes()).putLong(f.crc32c()).flip());
         }
-        return fromParameters(loaded.manifest().model(), byName, quantization);
+        return String.format(java.util.Locale.ROOT, "%s step %d files %d crc32c %08x", m.model().name(), m.step(),
+            m.files().size(), crc.getValue());
+    }
+
+    /**
+     * The checkpoint these weights came from ({@link #load}), or null for weights built in memory.
+     */
+    public String fingerprint() {
+        return fingerprint;
+    }
+
+    /** First block held: 0 unless these are a pipeline stage's weights. */
+    public int firstBlock() {
+        return firstBlock;
+    }
+
+    /** End of the blocks held (exclusive): n_layer unless these are a pipeline stage's weights. */
+    public int endBlock() {
+        return endBlock;
     }
 
     public GptConfig config() {
@@ -112,8 +191,14 @@ public final class InferenceWeights {
         return posEmb;
     }
 
+    /** @throws IllegalStateException for a block these (stage) weights do not hold */
     public Block block(int l) {
-        return blocks[l];
+        Block b = blocks[l];
+        if (b == null) {
+            throw new IllegalStateException("block " + l + " is not held: these weights hold blocks [" + firstBlock
+                + ", " + endBlock + ")");
+        }
+        return b;
     }
 
     public float[] lnfW() {
@@ -134,8 +219,10 @@ public final class InferenceWeights {
      */
     public long weightBytes() {
         int c = cfg.dModel();
-        long bytes = tokEmb.weightBytes() + 4L * posEmb.length + lmHead.weightBytes() + 8L * c;
-        for (Block b : blocks) {
+        long bytes = (tokEmb == null ? 0 : tokEmb.weightBytes() + 4L * posEmb.length)
+            + (lmHead == null ? 0 : lmHead.weightBytes() + 8L * c);
+        for (int l = firstBlock; l < endBlock; l++) {
+            Block b = blocks[l];
             bytes += b.qkv().weightBytes() + b.proj().weightBytes() + b.fc().weightBytes() + b.fcProj().weightBytes();
             bytes += 4L * (4 * c + 3 * c + c + 4 * c + c);    // ln1, ln2 (w, b) and the four biases
         }

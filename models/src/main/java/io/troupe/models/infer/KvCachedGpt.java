@@ -63,6 +63,10 @@ public final class KvCachedGpt {
             throw new IllegalArgumentException("stage blocks [" + firstBlock + ", " + endBlock + ") outside [0, "
                 + cfg.nLayer() + "]");
         }
+        if (firstBlock < weights.firstBlock() || endBlock > weights.endBlock()) {
+            throw new IllegalArgumentException("stage blocks [" + firstBlock + ", " + endBlock + ") not all held by"
+                + " the weights, which hold [" + weights.firstBlock() + ", " + weights.endBlock() + ")");
+        }
         if (cache.layers() != endBlock - firstBlock) {
             throw new IllegalArgumentException("KV cache holds " + cache.layers() + " layers, the stage has "
                 + (endBlock - firstBlock) + " blocks");
