@@ -40,8 +40,9 @@ class StepBatchCodecTest {
         KvCachedGpt second = new KvCachedGpt(w, new PagedKvCache(CFG, 4, BLOCKS, 2), 1, 3);
         Random rnd = new Random(12);
         for (int i = 0; i < 12; i++) {
-            scheduler.submit(InferenceFixtures.generation(CFG, i, InferenceFixtures.randomTokens(rnd, 1 + rnd.nextInt(30),
-                256), new SamplingParams(1 + rnd.nextInt(12), 0.9f, 0.95f, rnd.nextLong(), List.of())));
+            int[] prompt = InferenceFixtures.randomTokens(rnd, 1 + rnd.nextInt(30), 256);
+            SamplingParams p = new SamplingParams(1 + rnd.nextInt(12), 0.9f, 0.95f, rnd.nextLong(), List.of());
+            scheduler.submit(InferenceFixtures.generation(CFG, i, prompt, p));
         }
         UnsafeBuffer wire = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
         StepBatch decoded = new StepBatch();
@@ -74,7 +75,8 @@ class StepBatchCodecTest {
         StepBatch into = new StepBatch();
         assertEquals(bytes, StepBatchCodec.decode(wire, 0, bytes, into, 64, 4, CFG.seqLen(), 256));
 
-        assertMessage("shorter than its 16-byte header", () -> StepBatchCodec.decode(wire, 0, 12, into, 64, 4, 40, 256));
+        assertMessage("shorter than its 16-byte header",
+            () -> StepBatchCodec.decode(wire, 0, 12, into, 64, 4, 40, 256));
         assertMessage("truncated in block table", () -> StepBatchCodec.decode(wire, 0, bytes - 8, into, 64, 4, 40,
             256));
         UnsafeBuffer block = copy(wire, bytes);
