@@ -28,6 +28,10 @@ public final class KryoRegistrar {
         for (Class<?> c : ClusterProtocol.MESSAGES) {
             add(c);
         }
+        // A server's pipeline stages on other hosts.
+        for (Class<?> c : io.troupe.actors.serve.StageProtocol.MESSAGES) {
+            add(c);
+        }
     }
 
     private KryoRegistrar() {

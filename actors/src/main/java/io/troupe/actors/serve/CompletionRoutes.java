@@ -52,6 +52,7 @@ final class CompletionRoutes extends AllDirectives {
     /** Completions accepted and not yet answered in full (a streaming one: its last event offered). */
     private final AtomicLong inFlight = new AtomicLong();
     private volatile boolean draining;
+    private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
     private final long startedS = System.currentTimeMillis() / 1000;
     private final CompletableFuture<Void> drained = new CompletableFuture<>();
 
@@ -95,6 +96,15 @@ final class CompletionRoutes extends AllDirectives {
         return drained;
     }
 
+    /**
+     * Reads why the pipeline cannot run steps now (null: it can). While it cannot, {@code /health}
+     * answers 503 with the reason, so a load balancer routes elsewhere; completions are still queued
+     * and run once it is up (or end at their deadline).
+     */
+    void readPipeline(java.util.function.Supplier<String> down) {
+        this.pipelineDown = down;
+    }
+
     /** Completions accepted and not yet answered in full. */
     long inFlight() {
         return inFlight.get();
@@ -107,9 +117,11 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     private HttpResponse health() {
-        String json = "{\"status\":\"" + (draining ? "draining" : "ok") + "\",\"model\":" + Json.quote(modelName)
-            + "}";
-        return HttpResponse.create().withStatus(draining ? StatusCodes.SERVICE_UNAVAILABLE : StatusCodes.OK)
+        String down = pipelineDown.get();
+        String status = draining ? "draining" : down != null ? "degraded" : "ok";
+        String json = "{\"status\":\"" + status + "\",\"model\":" + Json.quote(modelName)
+            + (down != null ? ",\"reason\":" + Json.quote(down) : "") + "}";
+        return HttpResponse.create().withStatus(status.equals("ok") ? StatusCodes.OK : StatusCodes.SERVICE_UNAVAILABLE)
             .withEntity(ContentTypes.APPLICATION_JSON, json);
     }
 

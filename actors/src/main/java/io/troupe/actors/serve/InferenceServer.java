@@ -75,18 +75,42 @@ public final class InferenceServer implements AutoCloseable {
      * @throws IllegalArgumentException for fewer than 1 stage, or more stages than the model has blocks
      */
     public static InferenceServer start(InferenceWeights weights, ServeSettings s, int pipelineStages) {
-        return start(weights, s, null, pipelineStages);
+        return start(weights, s, null, pipelineStages, StageLinks.from(ConfigFactory.load(), java.util.List.of()));
+    }
+
+    /**
+     * As {@link #start(InferenceWeights, ServeSettings, int)} with stages 1..N-1 on the stage hosts
+     * {@code links} names ({@code troupe serve-stage}, each with its own copy of the checkpoint
+     * {@code weights} came from), or in this process when it names none. Returns once every stage is
+     * wired and the port is bound.
+     *
+     * @throws IllegalStateException naming the host and the reason when the stage hosts cannot be wired
+     *                               within {@code troupe.serve.stage-link.connect-timeout}
+     */
+    public static InferenceServer start(InferenceWeights weights, ServeSettings s, int pipelineStages,
+                                        StageLinks links) {
+        if (links.remote() && pipelineStages < 2) {
+            throw new IllegalArgumentException("stage hosts serve stages 1..N-1 of a 1xN layout with N >= 2: layout 1x"
+                + pipelineStages + " with " + links.hosts().size() + " stage host(s)");
+        }
+        return start(weights, s, null, pipelineStages, links);
     }
 
     private static InferenceServer start(InferenceWeights weights, ServeSettings s, Executor stepExecutor,
                                          int pipelineStages) {
+        return start(weights, s, stepExecutor, pipelineStages, StageLinks.from(ConfigFactory.load(),
+            java.util.List.of()));
+    }
+
+    private static InferenceServer start(InferenceWeights weights, ServeSettings s, Executor stepExecutor,
+                                         int pipelineStages, StageLinks links) {
         if (pipelineStages < 1 || pipelineStages > weights.config().nLayer()) {
             throw new IllegalArgumentException("pipeline stages must be in [1, n_layer=" + weights.config().nLayer()
                 + "]: stages=" + pipelineStages);
         }
         int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib(), s.kvPrecision());
         if (pipelineStages > 1) {
-            return startPipelined(weights, s, pipelineStages, blocks);
+            return startPipelined(weights, s, pipelineStages, blocks, links);
         }
         KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks,
             weights.config().nLayer(), s.kvPrecision()));
@@ -102,11 +126,17 @@ public final class InferenceServer implements AutoCloseable {
         // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
         return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),
             s.isolateStepCore(), s.prefillThread() && cores >= 2), metrics,
-            null, rows, model);
+            null, rows, model, null, null);
     }
 
-    private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks) {
-        PipelineStepRunner runner = new PipelineStepRunner(weights, stages, s.kvBlockTokens(), blocks, s.kvPrecision());
+    private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks,
+                                                  StageLinks links) {
+        // in one process the stages talk over IPC; stage hosts need this node's UDP settings (troupe.transport)
+        io.troupe.runtime.transport.TransportSettings ts = links.remote()
+            ? io.troupe.actors.cluster.TransportConfig.from(ConfigFactory.load())
+            : io.troupe.runtime.transport.TransportSettings.defaults().withReceiveBudgetBytes(64L << 20);
+        PipelineStepRunner runner = new PipelineStepRunner(weights, stages, s.kvBlockTokens(), blocks, s.kvPrecision(),
+            links, ts);
         KvCachedGpt first = runner.allocatingModel();
         BatchScheduler scheduler;
         try {
@@ -117,15 +147,15 @@ public final class InferenceServer implements AutoCloseable {
             throw e;
         }
         ServeMetrics metrics = new ServeMetrics(blocks);
+        metrics.readPipeline(runner::down);
         return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null,
-            runner,
-            first);
+            runner, first, links.remote() ? links : null, runner);
     }
 
     private static InferenceServer bind(InferenceWeights weights, ServeSettings s,
                                         org.apache.pekko.actor.typed.Behavior<SchedulerActor.Command> guardian,
                                         ServeMetrics metrics, ExecutorService own, AutoCloseable owned,
-                                        KvCachedGpt model) {
+                                        KvCachedGpt model, StageLinks links, PipelineStepRunner pipeline) {
         // fail-mixed-versions: pekko-discovery resolves at 1.2.1 beside Pekko 1.7.0 (see the pom); the
         // reference.conf of this build says off, but another jar's reference.conf may come first on a classpath
         Config config = ConfigFactory.parseString("""
@@ -135,10 +165,26 @@ public final class InferenceServer implements AutoCloseable {
             pekko.http.server.remote-address-header = off
             pekko.fail-mixed-versions = off
             """).withFallback(ConfigFactory.load());
-        ActorSystem<SchedulerActor.Command> system = ActorSystem.create(guardian, "troupe-serve", config);
+        if (links != null) {                      // stage hosts: the control plane reaches them over Artery
+            config = StageLinks.pekko(ConfigFactory.parseString("pekko.http.server.remote-address-header = off")
+                .withFallback(ConfigFactory.load()), links.hostname(), links.port(), links.lossTimeout());
+        }
+        ActorSystem<SchedulerActor.Command> system;
         try {
+            system = ActorSystem.create(guardian, "troupe-serve", config);
+        } catch (RuntimeException e) {
+            closeQuietly(owned);
+            throw e;
+        }
+        try {
+            if (pipeline != null && links != null) {
+                pipeline.awaitWired(links.connectTimeout().toMillis());
+            }
             CompletionRoutes routes = new CompletionRoutes(system, system, metrics, weights.config().name(),
                 weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
+            if (pipeline != null) {
+                routes.readPipeline(pipeline::down);
+            }
             ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()
                 .get(30, TimeUnit.SECONDS);
             return new InferenceServer(system, own, owned, binding, model, routes);
@@ -148,6 +194,10 @@ public final class InferenceServer implements AutoCloseable {
                 own.shutdownNow();
             }
             closeQuietly(owned);
+            if (e instanceof IllegalStateException ise && pipeline != null && links != null
+                && pipeline.down() != null) {
+                throw ise;                           // the stage hosts were not wired: the reason says why
+            }
             throw new IllegalStateException("cannot serve on " + s.host() + ":" + s.port() + ": " + e.getMessage(), e);
         }
     }

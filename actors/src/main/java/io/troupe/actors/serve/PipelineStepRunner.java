@@ -2,6 +2,7 @@ package io.troupe.actors.serve;
 
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.StepBatch;
 import io.troupe.models.parallel.StagePartition;
@@ -11,131 +12,218 @@ import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TensorKey;
 import io.troupe.runtime.transport.TensorReceiverAgent;
 import io.troupe.runtime.transport.TensorSender;
+import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.runtime.transport.TransportException;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import io.troupe.runtime.transport.WorkerTransport;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentRunner;
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Pipeline-parallel serving (layout {@code 1xN}): the checkpoint's blocks split into N stages as in
- * training ({@link StagePartition#balanced}), each held by a {@link StageActor} with its own step
- * executor and a KV cache of its own layers (block ids from the first stage's allocator). A step's
- * hidden states (N tokens x d_model floats) go from stage g to g+1 over the Aeron data plane (one
- * worker transport per stage on an embedded driver; the receiver agents run on their own threads
- * and only notify the stage actors). Up to N steps with disjoint sequences are in flight, so every
- * stage works at once. Every stage computes exactly the whole model's operations for its blocks,
- * so the tokens equal those of the single-stage server.
+ * training ({@link StagePartition#balanced}). This server runs stage 0 (the embeddings and the first
+ * blocks) on its own step thread; stages 1..N-1 are {@link PipelineStage}s, in this process or on
+ * stage hosts ({@code troupe serve-stage}, one per later stage, {@link StageLinks}). A step goes over the
+ * data plane only: stage 0 sends its plan and hidden states to stage 1, each stage to the next, and the
+ * last stage sends the logits back here, where the receiver completes the step. Up to N steps with
+ * disjoint sequences are in flight, so every stage works at once, and they complete in plan order.
+ * Every stage computes exactly the whole model's operations for its blocks, so the tokens equal those
+ * of the single-stage server.
+ *
+ * <p>With stage hosts, the pipeline survives their loss. A host whose node goes silent (its control
+ * plane, for {@code loss-timeout}), whose stream back here ends, or to which a step cannot be sent, marks
+ * the pipeline down: the steps in flight fail, the scheduler returns every running sequence to its
+ * queue and pauses ({@link #onDown}), and this runner wires the pipeline again, with a new epoch, every
+ * {@code retry-interval} until every host has loaded its stage and connected. The scheduler then
+ * recomputes the sequences' keys and values and goes on; no request is lost, and a sequence's tokens
+ * are those it would have had.
  */
 final class PipelineStepRunner implements StepRunner {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStepRunner.class);
-    private static final long EPOCH = 1;
-    private static final long CONNECT_TIMEOUT_MS = 20_000;
+    private static final long LOCAL_CONNECT_TIMEOUT_MS = 20_000;
+    /** System name of every stage host's actor system. */
+    static final String STAGE_HOST_SYSTEM = "troupe-serve-stage";
 
-    private final KvCachedGpt[] stages;
-    private final ExecutorService[] executors;
-    private final List<ConcurrentHashMap<Long, ReceiveSlot>> slots = new ArrayList<>();
-    private final AtomicReferenceArray<ActorRef<StageActor.Command>> refs;
-    private final TransportNode node;
-    private final WorkerTransport[] transports;
-    private final TensorSender[] senders;
-    private final List<AgentRunner> receivers = new ArrayList<>();
-    private long nextStepId;
-
-    PipelineStepRunner(InferenceWeights weights, int pipelineStages, int blockTokens, int numBlocks,
-                       io.troupe.models.infer.KvPrecision precision) {
-        StagePartition partition = StagePartition.balanced(weights.config(), pipelineStages);
-        int n = pipelineStages;
-        this.stages = new KvCachedGpt[n];
-        this.executors = new ExecutorService[n];
-        this.refs = new AtomicReferenceArray<>(n);
-        this.transports = new WorkerTransport[n];
-        this.senders = new TensorSender[n];
-        for (int g = 0; g < n; g++) {
-            int start = partition.startBlock(g);
-            int end = partition.endBlock(g);
-            stages[g] = new KvCachedGpt(weights,
-                new PagedKvCache(weights.config(), blockTokens, numBlocks, end - start, precision), start, end);
-            slots.add(new ConcurrentHashMap<>());
-        }
-        TransportSettings ts = TransportSettings.defaults().withReceiveBudgetBytes(64L << 20);
-        this.node = TransportNode.launch(ts, t -> LOG.warn("serving data plane error", t));
-        try {
-            for (int g = 0; g < n; g++) {
-                transports[g] = node.openWorker("serve-stage-" + g, g, EPOCH, new Notices(g),
-                    t -> LOG.warn("serving data plane error", t));
-            }
-            for (int g = 1; g < n; g++) {
-                String rx = "troupe-serve-rx-" + g;
-                AgentRunner r = new AgentRunner(new BackoffIdleStrategy(16, 8, TimeUnit.MICROSECONDS.toNanos(1),
-                    TimeUnit.MICROSECONDS.toNanos(100)), t -> LOG.warn("stage receiver error", t), null,
-                    transports[g].receiver());
-                AgentRunner.startOnThread(r, runnable -> daemon(runnable, rx));
-                receivers.add(r);
-            }
-            for (int g = 0; g + 1 < n; g++) {
-                senders[g] = transports[g].connect(g + 1, transports[g + 1].endpoint(), EPOCH);
-            }
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(CONNECT_TIMEOUT_MS);
-            for (int g = 0; g + 1 < n; g++) {
-                while (!senders[g].isConnected()) {
-                    if (System.nanoTime() - deadline > 0) {
-                        throw new IllegalStateException("pipeline stage " + g + " did not connect to stage " + (g + 1)
-                            + " within " + CONNECT_TIMEOUT_MS + " ms");
-                    }
-                    Thread.sleep(1);
-                }
-            }
-        } catch (RuntimeException | InterruptedException e) {
-            close();
-            if (e instanceof InterruptedException) {
-                Thread.currentThread().interrupt();
-            }
-            throw e instanceof RuntimeException re ? re : new IllegalStateException(e);
-        }
-        for (int g = 0; g < n; g++) {
-            String name = "troupe-serve-stage-" + g;
-            executors[g] = Executors.newSingleThreadExecutor(r -> daemon(r, name));
+    /** One wiring of the pipeline: this server's receiver and its sender to stage 1, for one epoch. */
+    private record Wiring(long epoch, WorkerTransport front, AgentRunner receiver, TensorSender toFirst) {
+        void close() {
+            CloseHelper.quietClose(receiver);
+            CloseHelper.quietClose(front);
         }
     }
 
-    private static Thread daemon(Runnable r, String name) {
-        Thread t = new Thread(r, name);
-        t.setDaemon(true);
-        return t;
+    private final InferenceWeights weights;
+    private final KvCachedGpt first;
+    private final int stages;
+    private final int blockTokens;
+    private final int numBlocks;
+    private final KvPrecision precision;
+    private final StagePartition partition;
+    private final StageLinks links;
+    private final TransportNode node;
+    private final ExecutorService stage0;
+    private final List<PipelineStage> local = new ArrayList<>();
+    private final ConcurrentHashMap<Long, CompletableFuture<float[]>> pending = new ConcurrentHashMap<>();
+    private final ExecutorService rewirer;
+    private final AtomicBoolean rewiring = new AtomicBoolean();
+    private final List<Runnable> whenUp = new CopyOnWriteArrayList<>();
+    private final CompletableFuture<Void> firstWiring = new CompletableFuture<>();
+    private volatile Wiring wiring;
+    private volatile String down;
+    private volatile boolean closed;
+    private volatile Consumer<String> onDown = reason -> { };
+    private volatile ActorRef<Object> linkActor;
+    private volatile ActorRefResolver resolver;
+    private long epochs;
+    private long nextStepId;
+    private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
+    private final int[] outLength = new int[1];
+    private volatile long recoveries;
+
+    /**
+     * A pipeline of {@code pipelineStages} stages: in this process when {@code links} has no hosts
+     * (wired here), else on the hosts it names (wired once {@link #start} has run; see
+     * {@link #awaitWired}).
+     */
+    PipelineStepRunner(InferenceWeights weights, int pipelineStages, int blockTokens, int numBlocks,
+                       KvPrecision precision, StageLinks links, TransportSettings transport) {
+        if (links.remote() && links.hosts().size() != pipelineStages - 1) {
+            throw new IllegalArgumentException("a 1x" + pipelineStages + " layout needs " + (pipelineStages - 1)
+                + " stage host(s) for stages 1.." + (pipelineStages - 1) + ": --stage-hosts has " + links.hosts().size()
+                + " (" + String.join(",", links.hosts()) + ")");
+        }
+        if (links.remote() && weights.fingerprint() == null) {
+            throw new IllegalArgumentException("stage hosts load the checkpoint themselves: serve weights loaded"
+                + " from a checkpoint");
+        }
+        this.weights = weights;
+        this.stages = pipelineStages;
+        this.blockTokens = blockTokens;
+        this.numBlocks = numBlocks;
+        this.precision = precision;
+        this.links = links;
+        this.partition = StagePartition.balanced(weights.config(), pipelineStages);
+        this.first = new KvCachedGpt(weights, new PagedKvCache(weights.config(), blockTokens, numBlocks,
+            partition.endBlock(0), precision), 0, partition.endBlock(0));
+        this.node = TransportNode.launch(transport, t -> LOG.warn("serving data plane error", t));
+        this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
+        this.rewirer = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-rewire"));
+        if (!links.remote()) {
+            try {
+                wireLocal();
+            } catch (RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
     }
 
     @Override
     public int depth() {
-        return stages.length;
+        return stages;
     }
 
     @Override
     public KvCachedGpt allocatingModel() {
-        return stages[0];
+        return first;
     }
 
     @Override
     public void start(ActorContext<?> ctx) {
-        for (int g = 0; g < stages.length; g++) {
-            refs.set(g, ctx.spawn(StageActor.create(stages[g], executors[g], new StageWork(g), slots.get(g)),
-                "stage-" + g));
+        if (!links.remote()) {
+            return;
+        }
+        resolver = ActorRefResolver.get(ctx.getSystem());
+        linkActor = ctx.spawn(linkBehavior(), "stage-links");
+        down = "wiring the pipeline's stage hosts";
+        recover(() -> firstWiring.complete(null));
+    }
+
+    /**
+     * Waits for the first wiring of the stage hosts.
+     *
+     * @throws IllegalStateException with the last reason it failed, when it is not wired in {@code timeoutMs}
+     */
+    void awaitWired(long timeoutMs) {
+        if (!links.remote()) {
+            return;
+        }
+        try {
+            firstWiring.get(timeoutMs, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("the pipeline's stage hosts were not wired within " + timeoutMs + " ms: "
+                + down);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while wiring the stage hosts", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+        }
+    }
+
+    /** Why the pipeline cannot run steps now (a stage host is lost or not wired yet), or null. */
+    @Override
+    public String down() {
+        return down;
+    }
+
+    /** Times the pipeline was wired again after a loss. */
+    long recoveries() {
+        return recoveries;
+    }
+
+    @Override
+    public boolean recovers() {
+        return links.remote();
+    }
+
+    @Override
+    public void onDown(Consumer<String> listener) {
+        this.onDown = listener;
+    }
+
+    @Override
+    public void recover(Runnable up) {
+        if (down == null) {
+            up.run();
+            return;
+        }
+        whenUp.add(up);
+        if (rewiring.compareAndSet(false, true)) {
+            try {
+                rewirer.execute(this::rewireUntilUp);
+            } catch (RuntimeException e) {           // closing
+                rewiring.set(false);
+            }
         }
     }
 
@@ -143,85 +231,345 @@ final class PipelineStepRunner implements StepRunner {
     public CompletionStage<float[]> run(StepBatch batch) {
         long id = nextStepId++;
         CompletableFuture<float[]> result = new CompletableFuture<>();
-        for (int g = 0; g < stages.length; g++) {
-            refs.get(g).tell(new StageActor.Run(id, batch, result));
+        String why = down;
+        Wiring w = wiring;
+        if (why != null || w == null) {
+            result.completeExceptionally(new IllegalStateException("the pipeline is down: " + why));
+            return result;
+        }
+        pending.put(id, result);
+        try {
+            stage0.execute(() -> runFirstStage(batch, id, w));
+        } catch (RuntimeException e) {               // closing
+            fail(id, e);
         }
         return result;
     }
 
+    private void runFirstStage(StepBatch batch, long id, Wiring w) {
+        try {
+            float[] h = first.stageForward(batch, null);
+            out = PipelineStage.encodeStep(batch, h, batch.size() * first.config().dModel(), out, outLength);
+            long key = TensorKey.of((int) (id & TensorKey.MAX_MICROBATCH), 0, 0);
+            w.toFirst().send(FrameKind.ACTIVATION, id, key, DType.F32, out, 0, outLength[0]);
+        } catch (TransportException e) {
+            fail(id, e);
+            lost("cannot send to stage 1" + hostOf(1) + ": " + e.getMessage(), w.epoch());
+        } catch (RuntimeException e) {
+            fail(id, e);
+        }
+    }
+
+    private void fail(long id, Throwable e) {
+        CompletableFuture<float[]> f = pending.remove(id);
+        if (f != null) {
+            f.completeExceptionally(e);
+        }
+    }
+
+    private String hostOf(int stage) {
+        return links.remote() ? " at " + links.hosts().get(stage - 1) : "";
+    }
+
+    /** A stage of {@code epoch}'s wiring is lost: fail what is in flight and tell the scheduler (once). */
+    private void lost(String reason, long epoch) {
+        synchronized (this) {
+            Wiring w = wiring;
+            if (closed || w == null || w.epoch() != epoch || down != null) {
+                return;
+            }
+            down = reason;
+        }
+        LOG.warn("pipeline down: {}; its running sequences wait and the pipeline is wired again", reason);
+        IllegalStateException e = new IllegalStateException("the pipeline is down: " + reason);
+        for (Long id : List.copyOf(pending.keySet())) {
+            fail(id, e);
+        }
+        onDown.accept(reason);
+    }
+
+    /** The receiver of this server (rank 0): the last stage's logits, or a failure a stage passed on. */
+    private TensorReceiverAgent.Listener results(long epoch) {
+        return new TensorReceiverAgent.Listener() {
+            @Override
+            public void onTensorReady(ReceiveSlot slot) {
+                try {
+                    CompletableFuture<float[]> f = pending.remove(slot.step());
+                    if (f == null) {
+                        return;
+                    }
+                    int bytes = (int) slot.lengthBytes();
+                    if (slot.kind() == FrameKind.CONTROL) {
+                        byte[] why = new byte[bytes];
+                        slot.buffer().getBytes(0, why);
+                        f.completeExceptionally(new IllegalStateException("pipeline step " + slot.step() + " failed at "
+                            + new String(why, StandardCharsets.UTF_8)));
+                        return;
+                    }
+                    float[] logits = new float[bytes / 4];
+                    for (int i = 0; i < logits.length; i++) {
+                        logits[i] = slot.buffer().getFloat(4 * i);
+                    }
+                    f.complete(logits);
+                } finally {
+                    slot.release();
+                }
+            }
+
+            @Override
+            public void onPeerLost(int peerRank) {
+                if (links.remote()) {
+                    lost("the stream from the last stage" + hostOf(stages - 1) + " ended", epoch);
+                }
+            }
+        };
+    }
+
+    private void wireLocal() {
+        long epoch = ++epochs;
+        for (int g = 1; g < stages; g++) {
+            int s = partition.startBlock(g);
+            int e = partition.endBlock(g);
+            local.add(new PipelineStage(new KvCachedGpt(weights, new PagedKvCache(weights.config(), blockTokens,
+                numBlocks, e - s, precision), s, e), node, g, stages, epoch));
+        }
+        WorkerTransport front = node.openWorker("serve-front", 0, epoch, results(epoch),
+            t -> LOG.warn("serving data plane error", t));
+        AgentRunner rx = PipelineStage.startReceiver(front, "troupe-serve-rx-0");
+        TensorSender toFirst;
+        try {
+            for (int g = 1; g < stages; g++) {
+                local.get(g - 1).connect(g + 1 < stages ? local.get(g).endpoint() : front.endpoint());
+            }
+            toFirst = front.connect(1, local.get(0).endpoint(), epoch);
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(LOCAL_CONNECT_TIMEOUT_MS);
+            for (int g = 0; g < stages; g++) {
+                while (!(g == 0 ? toFirst.isConnected() : local.get(g - 1).isConnected())) {
+                    if (System.nanoTime() - deadline > 0) {
+                        throw new IllegalStateException("pipeline stage " + g + " did not connect to stage "
+                            + ((g + 1) % stages) + " within " + LOCAL_CONNECT_TIMEOUT_MS + " ms");
+                    }
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+                }
+            }
+        } catch (RuntimeException e) {
+            CloseHelper.quietClose(rx);
+            CloseHelper.quietClose(front);
+            throw e;
+        }
+        wiring = new Wiring(epoch, front, rx, toFirst);
+    }
+
+    /** On the rewire thread: wires the stage hosts, again and again, until it works or the server closes. */
+    private void rewireUntilUp() {
+        while (!closed) {
+            try {
+                wireRemote();
+                break;
+            } catch (RuntimeException e) {
+                String why = e.getMessage();
+                down = why;
+                LOG.warn("pipeline not wired: {}; retrying in {} ms", why, links.retryInterval().toMillis());
+                LockSupport.parkNanos(links.retryInterval().toNanos());
+            }
+        }
+        rewiring.set(false);
+        if (closed) {
+            return;
+        }
+        List<Runnable> ups = new ArrayList<>(whenUp);
+        whenUp.removeAll(ups);
+        for (Runnable r : ups) {
+            r.run();
+        }
+    }
+
+    private void wireRemote() {
+        long epoch;
+        synchronized (this) {
+            epoch = ++epochs;
+        }
+        long timeoutMs = links.connectTimeout().toMillis();
+        List<ActorRef<Object>> hosts = new ArrayList<>();
+        for (String h : links.hosts()) {
+            hosts.add(resolver.resolveActorRef("pekko://" + STAGE_HOST_SYSTEM + "@" + h + "/user/" + StageHost.NAME));
+        }
+        String quantization = weights.quantization().name().toLowerCase(Locale.ROOT);
+        List<CompletableFuture<StageProtocol.Reply>> loads = new ArrayList<>();
+        for (int g = 1; g < stages; g++) {
+            int s = partition.startBlock(g);
+            int e = partition.endBlock(g);
+            int stage = g;
+            loads.add(ask(hosts.get(g - 1), g, epoch, self -> new StageProtocol.Load(stage, stages, s, e,
+                weights.fingerprint(), quantization, precision.name().toLowerCase(Locale.ROOT), blockTokens, numBlocks,
+                epoch, self)));
+        }
+        String[] endpoints = new String[stages];
+        long weightBytes = 0;
+        for (int g = 1; g < stages; g++) {
+            StageProtocol.Reply r = answer(loads.get(g - 1), g, "load", timeoutMs);
+            endpoints[g] = r.endpoint();
+            weightBytes += r.weightBytes();
+        }
+        WorkerTransport front = node.openWorker("serve-front-" + epoch, 0, epoch, results(epoch),
+            t -> LOG.warn("serving data plane error", t));
+        AgentRunner rx = PipelineStage.startReceiver(front, "troupe-serve-rx-0");
+        try {
+            List<CompletableFuture<StageProtocol.Reply>> connects = new ArrayList<>();
+            for (int g = 1; g < stages; g++) {
+                String next = g + 1 < stages ? endpoints[g + 1] : front.endpoint().toString();
+                int stage = g;
+                connects.add(ask(hosts.get(g - 1), g, epoch, self -> new StageProtocol.Connect(stage, epoch, next,
+                    self)));
+            }
+            for (int g = 1; g < stages; g++) {
+                answer(connects.get(g - 1), g, "connect", timeoutMs);
+            }
+            TensorSender toFirst = front.connect(1, TransportEndpoint.parse(endpoints[1]), epoch);
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+            while (!toFirst.isConnected()) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new IllegalStateException("this server did not connect to stage 1" + hostOf(1) + " within "
+                        + timeoutMs + " ms");
+                }
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+            }
+            Wiring old;
+            synchronized (this) {
+                if (closed) {
+                    throw new IllegalStateException("the server is closing");
+                }
+                old = wiring;
+                wiring = new Wiring(epoch, front, rx, toFirst);
+                if (old != null) {
+                    recoveries++;
+                }
+                down = null;
+            }
+            linkActor.tell(new Watch(hosts, epoch));
+            if (old != null) {
+                old.close();
+            }
+            LOG.info("pipeline wired (epoch {}): stages 1..{} on {}, {} bytes of weights there", epoch, stages - 1,
+                links.hosts(), weightBytes);
+        } catch (RuntimeException e) {
+            CloseHelper.quietClose(rx);
+            CloseHelper.quietClose(front);
+            throw e;
+        }
+    }
+
+    private StageProtocol.Reply answer(CompletableFuture<StageProtocol.Reply> f, int stage, String what,
+                                       long timeoutMs) {
+        StageProtocol.Reply r;
+        try {
+            r = f.get(timeoutMs, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("stage host" + hostOf(stage) + " did not answer the " + what + " of stage "
+                + stage + " within " + timeoutMs + " ms");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+        }
+        if (r.error() != null) {
+            throw new IllegalStateException("stage host" + hostOf(stage) + " refused the " + what + " of stage "
+                + stage + ": " + r.error());
+        }
+        return r;
+    }
+
+    // ---- the control-plane actor: asks with replies to itself (hosts watch it), and watches the hosts
+
+    private record Ask(ActorRef<Object> host, int stage, long epoch,
+                       java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message,
+                       CompletableFuture<StageProtocol.Reply> answer) {
+    }
+
+    private record Watch(List<ActorRef<Object>> hosts, long epoch) {
+    }
+
+    private record HostLost(int stage, long epoch) {
+    }
+
+    private CompletableFuture<StageProtocol.Reply> ask(ActorRef<Object> host, int stage, long epoch,
+        java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message) {
+        CompletableFuture<StageProtocol.Reply> f = new CompletableFuture<>();
+        linkActor.tell(new Ask(host, stage, epoch, message, f));
+        return f;
+    }
+
+    private Behavior<Object> linkBehavior() {
+        return Behaviors.setup(ctx -> {
+            Map<Integer, CompletableFuture<StageProtocol.Reply>> waiting = new HashMap<>();
+            Map<Integer, Long> waitingEpoch = new HashMap<>();
+            List<ActorRef<Object>> watched = new ArrayList<>();
+            long[] current = {-1};
+            ActorRef<StageProtocol.Reply> self = ctx.getSelf().narrow();
+            return Behaviors.receive(Object.class)
+                .onMessage(Ask.class, a -> {
+                    CompletableFuture<StageProtocol.Reply> old = waiting.put(a.stage(), a.answer());
+                    if (old != null) {
+                        old.completeExceptionally(new IllegalStateException("superseded by epoch " + a.epoch()));
+                    }
+                    waitingEpoch.put(a.stage(), a.epoch());
+                    a.host().tell(a.message().apply(self));
+                    return Behaviors.same();
+                })
+                .onMessage(StageProtocol.Reply.class, r -> {
+                    Long e = waitingEpoch.get(r.stage());
+                    if (e != null && e == r.epoch()) {
+                        waitingEpoch.remove(r.stage());
+                        waiting.remove(r.stage()).complete(r);
+                    }
+                    return Behaviors.same();
+                })
+                .onMessage(Watch.class, w -> {
+                    for (ActorRef<Object> h : watched) {
+                        ctx.unwatch(h);
+                    }
+                    watched.clear();
+                    current[0] = w.epoch();
+                    for (int i = 0; i < w.hosts().size(); i++) {
+                        ActorRef<Object> h = w.hosts().get(i);
+                        ctx.watchWith(h, new HostLost(i + 1, w.epoch()));
+                        watched.add(h);
+                    }
+                    return Behaviors.same();
+                })
+                .onMessage(HostLost.class, l -> {
+                    lost("the stage host of stage " + l.stage() + hostOf(l.stage()) + " was lost (its process ended"
+                        + " or was silent for " + links.lossTimeout().toMillis() + " ms)", l.epoch());
+                    return Behaviors.same();
+                })
+                .onSignal(PostStop.class, s -> {
+                    for (ActorRef<Object> h : watched) {
+                        h.tell(new StageProtocol.Unload(current[0]));
+                    }
+                    return Behaviors.same();
+                })
+                .build();
+        });
+    }
+
     @Override
     public void close() {
-        CloseHelper.quietCloseAll(receivers);
-        for (ExecutorService e : executors) {
-            if (e != null) {
-                e.shutdownNow();
-            }
+        synchronized (this) {
+            closed = true;
         }
-        CloseHelper.quietCloseAll(transports);
+        rewirer.shutdownNow();
+        stage0.shutdownNow();
+        IllegalStateException e = new IllegalStateException("the server is closing");
+        for (Long id : List.copyOf(pending.keySet())) {
+            fail(id, e);
+        }
+        firstWiring.completeExceptionally(e);
+        Wiring w = wiring;
+        if (w != null) {
+            w.close();
+        }
+        CloseHelper.quietCloseAll(local);
         CloseHelper.quietClose(node);
-    }
-
-    /** The receiver's notices: the slot is kept by step id and the stage actor told (no bytes in the message). */
-    private final class Notices implements TensorReceiverAgent.Listener {
-        private final int stage;
-
-        Notices(int stage) {
-            this.stage = stage;
-        }
-
-        @Override
-        public void onTensorReady(ReceiveSlot slot) {
-            ActorRef<StageActor.Command> ref = refs.get(stage);
-            if (ref == null) {
-                slot.release();
-                return;
-            }
-            slots.get(stage).put(slot.step(), slot);
-            ref.tell(new StageActor.Arrived(slot.step()));
-        }
-    }
-
-    /** A stage's part of a step, on its executor. */
-    private final class StageWork implements StageActor.Work {
-        private final int stage;
-        private float[] input = new float[0];
-        private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(64));
-
-        StageWork(int stage) {
-            this.stage = stage;
-        }
-
-        @Override
-        public void run(StageActor.Run step, ReceiveSlot slot) {
-            StepBatch batch = step.batch();
-            int floats = batch.size() * stages[stage].config().dModel();
-            float[] in = null;
-            if (slot != null) {
-                if (slot.lengthBytes() != 4L * floats) {
-                    throw new IllegalStateException("stage " + stage + " got " + slot.lengthBytes() + " bytes for step "
-                        + step.stepId() + ", expected " + 4L * floats);
-                }
-                if (input.length < floats) {
-                    input = new float[floats];
-                }
-                for (int i = 0; i < floats; i++) {
-                    input[i] = slot.buffer().getFloat(4 * i);
-                }
-                in = input;
-            }
-            float[] y = stages[stage].stageForward(batch, in);
-            if (stage == stages.length - 1) {
-                step.result().complete(y);
-                return;
-            }
-            if (out.capacity() < 4 * floats) {
-                out = new UnsafeBuffer(ByteBuffer.allocateDirect(Math.max(4 * floats, 2 * out.capacity())));
-            }
-            for (int i = 0; i < floats; i++) {
-                out.putFloat(4 * i, y[i]);
-            }
-            long key = TensorKey.of((int) (step.stepId() & TensorKey.MAX_MICROBATCH), stage, 0);
-            senders[stage].send(FrameKind.ACTIVATION, step.stepId(), key, DType.F32, out, 0, 4 * floats);
-        }
     }
 }

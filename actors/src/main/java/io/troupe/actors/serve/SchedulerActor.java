@@ -33,7 +33,10 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * actor's thread never runs the model.
  *
  * <p>Supervision: a failed step ends every request it holds (finish reason {@code cancelled}) and
- * serving goes on; the failure is logged.
+ * serving goes on; the failure is logged. Where the runner {@link StepRunner#recovers} (pipeline stages on
+ * other hosts), a failed step or a lost stage instead pauses the steps and returns every running sequence
+ * to the queue; once the runner is up again they are recomputed and go on, their tokens unchanged. Three
+ * failures in a row with no step done between them end the requests held, as above.
  */
 public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Command> {
     /** Messages of the scheduler. */
@@ -54,6 +57,21 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
 
     private record StepFailed(long seq, Throwable cause) implements Command {
     }
+
+    /** The runner found a pipeline stage lost between steps. */
+    private record PipelineDown(String reason) implements Command {
+    }
+
+    /** The runner can run steps again. */
+    private record PipelineUp() implements Command {
+    }
+
+    /** While paused: expire the waiting requests whose deadline passed. */
+    private record ExpireTick() implements Command {
+    }
+
+    /** Failures in a row with no step done between them after which the requests held are ended. */
+    static final int MAX_FAILURES_WITHOUT_PROGRESS = 3;
 
     /** The answer to {@link Submit}. */
     public sealed interface SubmitReply {
@@ -77,6 +95,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     private long nextSeq;
     private long discardBelow;
     private long tokensBefore;
+    private boolean paused;
+    private int failuresWithoutProgress;
 
     /**
      * A scheduler for the whole model on one stage: the actor controls (admission, cancellation,
@@ -121,6 +141,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         int retryAfterS) {
         return Behaviors.setup(ctx -> {
             runner.start(ctx);
+            ActorRef<Command> self = ctx.getSelf();
+            runner.onDown(reason -> self.tell(new PipelineDown(reason)));
             return new SchedulerActor(ctx, scheduler, runner, metrics, retryAfterS);
         });
     }
@@ -145,6 +167,9 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             .onMessage(Cancel.class, this::onCancel)
             .onMessage(StepDone.class, this::onStepDone)
             .onMessage(StepFailed.class, this::onStepFailed)
+            .onMessage(PipelineDown.class, m -> pause(m.reason()))
+            .onMessage(PipelineUp.class, m -> onPipelineUp())
+            .onMessage(ExpireTick.class, m -> onExpireTick())
             .onSignal(PostStop.class, s -> onPostStop())
             .build();
     }
@@ -181,6 +206,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             return this;
         }
         long now = System.nanoTime();
+        failuresWithoutProgress = 0;
         scheduler.complete(m.logits(), now);
         metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
         tokensBefore = scheduler.tokensGenerated();
@@ -195,11 +221,56 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             return this;
         }
         discardBelow = nextSeq;                  // the other steps in flight are abandoned with this one
+        if (runner.recovers() && ++failuresWithoutProgress <= MAX_FAILURES_WITHOUT_PROGRESS) {
+            return pause(m.cause().getMessage());
+        }
         getContext().getLog().error("serving step failed; ending the requests it held", m.cause());
         scheduler.abandon();
         scheduler.cancelAll(FinishReason.CANCELLED);
         publishGauges();
         scheduler.deliverEvents();
+        return this;
+    }
+
+    /**
+     * A stage lost its keys and values (or a step failed): every running sequence goes back to the
+     * queue to be recomputed, and no step starts until the runner says the pipeline is up.
+     */
+    private Behavior<Command> pause(String reason) {
+        discardBelow = nextSeq;
+        scheduler.preemptAll();
+        metrics.onPipelineDown();
+        if (!paused) {
+            paused = true;
+            getContext().getLog().warn("serving paused, {} request(s) wait for the pipeline: {}",
+                scheduler.queueDepth(), reason);
+            ActorRef<Command> self = getContext().getSelf();
+            runner.recover(() -> self.tell(new PipelineUp()));
+            getContext().scheduleOnce(java.time.Duration.ofSeconds(1), self, new ExpireTick());
+        }
+        publishGauges();
+        scheduler.deliverEvents();
+        return this;
+    }
+
+    private Behavior<Command> onPipelineUp() {
+        if (paused) {
+            paused = false;
+            getContext().getLog().warn("serving resumed: {} request(s) waiting are recomputed and go on",
+                scheduler.queueDepth());
+        }
+        maybeStep();
+        scheduler.deliverEvents();
+        return this;
+    }
+
+    private Behavior<Command> onExpireTick() {
+        if (paused) {
+            scheduler.expireWaiting(System.nanoTime());
+            getContext().scheduleOnce(java.time.Duration.ofSeconds(1), getContext().getSelf(), new ExpireTick());
+            publishGauges();
+            scheduler.deliverEvents();
+        }
         return this;
     }
 
@@ -212,7 +283,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private void maybeStep() {
-        while (inFlight < runner.depth()) {
+        while (!paused && inFlight < runner.depth()) {
             StepBatch batch = scheduler.plan(System.nanoTime(), perStep);
             if (batch == null) {
                 break;

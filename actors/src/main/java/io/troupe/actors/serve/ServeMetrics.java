@@ -27,6 +27,8 @@ final class ServeMetrics {
     private final AtomicLong prefilledBeside = new AtomicLong();
     private final AtomicLong prefillForwardNs = new AtomicLong();
     private final AtomicLong refusedDraining = new AtomicLong();
+    private final AtomicLong pipelinePauses = new AtomicLong();
+    private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
     // the HTTP side's state, read where it is kept (CompletionRoutes)
     private volatile java.util.function.LongSupplier requestsInFlight = () -> 0;
     private volatile java.util.function.BooleanSupplier draining = () -> false;
@@ -108,6 +110,16 @@ final class ServeMetrics {
     }
 
     /** A completion refused with 503 because the server drains. */
+    /** The scheduler paused for a lost pipeline stage (or a failed step it recovers from). */
+    void onPipelineDown() {
+        pipelinePauses.incrementAndGet();
+    }
+
+    /** Why the pipeline is down now, or null (read when metrics are written). */
+    void readPipeline(java.util.function.Supplier<String> down) {
+        this.pipelineDown = down;
+    }
+
     void onRefusedDraining() {
         refusedDraining.incrementAndGet();
     }
@@ -145,6 +157,11 @@ final class ServeMetrics {
             tokensPerS);
         counter(sb, "troupe_serve_generated_tokens_total", "Tokens generated.", tokens.get());
         counter(sb, "troupe_serve_steps_total", "Decoding steps run.", steps.get());
+        gauge(sb, "troupe_serve_pipeline_up", "1 while every pipeline stage can run steps, 0 while one is lost.",
+            pipelineDown.get() == null ? 1 : 0);
+        counter(sb, "troupe_serve_pipeline_pauses_total",
+            "Times serving paused to recover the pipeline (running sequences requeued and recomputed).",
+            pipelinePauses.get());
         counter(sb, "troupe_serve_overlapped_steps_total",
             "Steps started while another was in flight (pipeline stages working at once).", overlappedSteps.get());
         counter(sb, "troupe_serve_step_forward_seconds_total", "Time in the model's forward (decode loop).",

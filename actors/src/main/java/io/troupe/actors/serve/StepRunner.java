@@ -23,6 +23,29 @@ interface StepRunner extends AutoCloseable {
     /** Starts the forward of {@code batch}, valid until the result completes; the result is its logits. */
     CompletionStage<float[]> run(StepBatch batch);
 
+    /** Why no step can run now (a pipeline stage is lost), or null. */
+    default String down() {
+        return null;
+    }
+
+    /**
+     * True when a failed step or a lost stage is recovered from: the scheduler returns its running
+     * sequences to the queue, waits for {@link #recover}, and recomputes them. False: a failed step
+     * ends the requests it held.
+     */
+    default boolean recovers() {
+        return false;
+    }
+
+    /** Who to tell (any thread) when the runner finds a stage lost between steps. */
+    default void onDown(java.util.function.Consumer<String> listener) {
+    }
+
+    /** Runs {@code up} (any thread) once steps can run again: at once if nothing is down. */
+    default void recover(Runnable up) {
+        up.run();
+    }
+
     @Override
     void close();
 }

@@ -586,7 +586,8 @@ public final class BatchScheduler {
         return g.deadlineNs() != Long.MAX_VALUE && nowNs - g.deadlineNs() > 0;
     }
 
-    private void expireWaiting(long nowNs) {
+    /** Ends the waiting requests whose deadline has passed (every {@link #plan} does it too). */
+    public void expireWaiting(long nowNs) {
         for (Iterator<Generation> it = waiting.iterator(); it.hasNext(); ) {
             Generation g = it.next();
             if (expired(g, nowNs)) {
@@ -681,6 +682,20 @@ public final class BatchScheduler {
         }
         while (!waiting.isEmpty()) {
             endWaiting(waiting.pollFirst(), reason);
+        }
+    }
+
+    /**
+     * Returns every running sequence to the front of the queue, in order, its blocks freed: a pipeline
+     * stage lost its KV cache, so each is recomputed (prompt and the tokens it has) when admitted again.
+     * The tokens it has are kept and its sampler goes on where it was, so its output does not change.
+     * Pending steps are abandoned first; finished and cancelled sequences are retired.
+     */
+    public void preemptAll() {
+        abandon();
+        retireDone();
+        for (int i = running.size() - 1; i >= 0; i--) {
+            preempt(i);
         }
     }
 

@@ -1,0 +1,223 @@
+package io.troupe.actors.serve;
+
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.KvPrecision;
+import io.troupe.models.infer.PagedKvCache;
+import io.troupe.models.infer.Quantization;
+import io.troupe.runtime.transport.TransportEndpoint;
+import io.troupe.runtime.transport.TransportNode;
+import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.Address;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+
+/**
+ * The actor of a stage host ({@code troupe serve-stage}): it holds one pipeline stage of one server
+ * at a time, from its own copy of the checkpoint. A server's {@link StageProtocol.Load} is refused when
+ * the checkpoint here differs from the server's (by {@link InferenceWeights#fingerprint}); a new epoch
+ * from the same server (after another stage host was lost) replaces the stage, keeping the weights and
+ * the cache when they fit. Loading and connecting run off the actor's thread. The host watches its
+ * server and frees the stage when the server is lost or says {@link StageProtocol.Unload}.
+ */
+final class StageHost extends AbstractBehavior<Object> {
+    /** Where servers find it: {@code /user/stage-host}. */
+    static final String NAME = "stage-host";
+
+    private record Loaded(StageProtocol.Load load, Held held, Throwable error) {
+    }
+
+    private record Connected(StageProtocol.Connect connect, Throwable error) {
+    }
+
+    private record ServerLost(long epoch) {
+    }
+
+    /** What the host holds for the current server. */
+    private record Held(InferenceWeights weights, KvCachedGpt model, PipelineStage stage) {
+    }
+
+    private final Path checkpoint;
+    private final TransportNode node;
+    private final long connectTimeoutMs;
+    private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r,
+        "troupe-stage-host"));
+    private Held held;
+    private long epoch = -1;
+    private ActorRef<StageProtocol.Reply> server;
+    private boolean loading;
+
+    static Behavior<Object> create(Path checkpoint, TransportNode node, long connectTimeoutMs) {
+        return Behaviors.setup(ctx -> new StageHost(ctx, checkpoint, node, connectTimeoutMs));
+    }
+
+    private StageHost(ActorContext<Object> ctx, Path checkpoint, TransportNode node, long connectTimeoutMs) {
+        super(ctx);
+        this.checkpoint = checkpoint;
+        this.node = node;
+        this.connectTimeoutMs = connectTimeoutMs;
+    }
+
+    @Override
+    public Receive<Object> createReceive() {
+        return newReceiveBuilder()
+            .onMessage(StageProtocol.Load.class, this::onLoad)
+            .onMessage(Loaded.class, this::onLoaded)
+            .onMessage(StageProtocol.Connect.class, this::onConnect)
+            .onMessage(Connected.class, this::onConnected)
+            .onMessage(StageProtocol.Unload.class, m -> free(m.epoch(), "the server unloaded it"))
+            .onMessage(ServerLost.class, m -> free(m.epoch(), "its server was lost"))
+            .onSignal(PostStop.class, s -> {
+                worker.shutdownNow();
+                closeStage();
+                return this;
+            })
+            .build();
+    }
+
+    private static Address addressOf(ActorRef<?> ref) {
+        return ref.path().address();
+    }
+
+    private Behavior<Object> onLoad(StageProtocol.Load m) {
+        if (server != null && !addressOf(server).equals(addressOf(m.replyTo()))) {
+            m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, "this stage host serves stage "
+                + heldStage() + " of the server at " + addressOf(server) + " (epoch " + epoch + "); stop that server"
+                + " first"));
+            return this;
+        }
+        if (loading) {
+            m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, "this stage host is still loading"
+                + " an earlier request; retry"));
+            return this;
+        }
+        loading = true;
+        if (server == null || !server.equals(m.replyTo())) {
+            if (server != null) {
+                getContext().unwatch(server);
+            }
+            server = m.replyTo();
+        }
+        getContext().unwatch(server);
+        getContext().watchWith(server, new ServerLost(m.epoch()));
+        Held previous = held;
+        held = null;
+        epoch = m.epoch();
+        getContext().pipeToSelf(CompletableFuture.supplyAsync(() -> load(m, previous), worker),
+            (h, err) -> new Loaded(m, h, err));
+        return this;
+    }
+
+    private int heldStage() {
+        return held == null || held.stage() == null ? -1 : held.stage().stage();
+    }
+
+    /** On the worker: the stage of {@code m}, reusing what {@code previous} holds where it fits. */
+    private Held load(StageProtocol.Load m, Held previous) {
+        if (previous != null && previous.stage() != null) {
+            previous.stage().close();
+        }
+        Quantization q = Quantization.parse(m.quantization());
+        KvPrecision precision = KvPrecision.parse(m.kvPrecision());
+        InferenceWeights w = previous == null ? null : previous.weights();
+        if (w == null || w.firstBlock() != m.firstBlock() || w.endBlock() != m.endBlock() || w.quantization() != q
+            || !w.fingerprint().equals(m.fingerprint())) {
+            w = null;                                           // free the old weights before reading the new
+            w = InferenceWeights.load(checkpoint, q, m.firstBlock(), m.endBlock());
+        }
+        if (!w.fingerprint().equals(m.fingerprint())) {
+            throw new IllegalArgumentException("this host's checkpoint " + checkpoint + " is '" + w.fingerprint()
+                + "', the server's is '" + m.fingerprint() + "'");
+        }
+        KvCachedGpt model = previous == null ? null : previous.model();
+        PagedKvCache c = model == null ? null : model.cache();
+        if (model == null || model.weights() != w || c.numBlocks() != m.numBlocks()
+            || c.blockSize() != m.blockTokens() || c.precision() != precision) {
+            model = new KvCachedGpt(w, new PagedKvCache(w.config(), m.blockTokens(), m.numBlocks(),
+                m.endBlock() - m.firstBlock(), precision), m.firstBlock(), m.endBlock());
+        }
+        return new Held(w, model, new PipelineStage(model, node, m.stage(), m.stages(), m.epoch()));
+    }
+
+    private Behavior<Object> onLoaded(Loaded m) {
+        loading = false;
+        StageProtocol.Load l = m.load();
+        if (m.error() != null) {
+            Throwable e = m.error() instanceof java.util.concurrent.CompletionException ce && ce.getCause() != null
+                ? ce.getCause() : m.error();
+            getContext().getLog().warn("cannot load stage {} for {}: {}", l.stage(), addressOf(l.replyTo()),
+                e.toString());
+            l.replyTo().tell(new StageProtocol.Reply(l.stage(), l.epoch(), null, 0, e.getMessage()));
+            return this;
+        }
+        if (l.epoch() != epoch) {                  // a newer load came meanwhile (it was refused as "loading")
+            m.held().stage().close();
+            return this;
+        }
+        held = m.held();
+        l.replyTo().tell(new StageProtocol.Reply(l.stage(), l.epoch(), held.stage().endpoint().toString(),
+            held.weights().weightBytes(), null));
+        return this;
+    }
+
+    private Behavior<Object> onConnect(StageProtocol.Connect m) {
+        if (held == null || m.epoch() != epoch || held.stage().stage() != m.stage()) {
+            m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, "no stage " + m.stage()
+                + " of epoch " + m.epoch() + " is loaded here (epoch " + epoch + ", stage " + heldStage() + ")"));
+            return this;
+        }
+        PipelineStage stage = held.stage();
+        getContext().pipeToSelf(CompletableFuture.runAsync(() -> connect(stage, m.next()), worker),
+            (v, err) -> new Connected(m, err));
+        return this;
+    }
+
+    private void connect(PipelineStage stage, String next) {
+        stage.connect(TransportEndpoint.parse(next));
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(connectTimeoutMs);
+        while (!stage.isConnected()) {
+            if (System.nanoTime() - deadline > 0) {
+                throw new IllegalStateException("stage " + stage.stage() + " did not connect to " + next + " within "
+                    + connectTimeoutMs + " ms");
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+        }
+    }
+
+    private Behavior<Object> onConnected(Connected m) {
+        StageProtocol.Connect c = m.connect();
+        Throwable e = m.error() instanceof java.util.concurrent.CompletionException ce && ce.getCause() != null
+            ? ce.getCause() : m.error();
+        c.replyTo().tell(new StageProtocol.Reply(c.stage(), c.epoch(), e == null ? "connected" : null, 0,
+            e == null ? null : e.getMessage()));
+        return this;
+    }
+
+    private Behavior<Object> free(long freedEpoch, String why) {
+        if (freedEpoch != epoch || server == null) {
+            return this;
+        }
+        getContext().getLog().info("freeing stage {} of epoch {}: {}", heldStage(), epoch, why);
+        getContext().unwatch(server);
+        server = null;
+        closeStage();
+        return this;
+    }
+
+    private void closeStage() {
+        Held h = held;
+        if (h != null && h.stage() != null) {
+            held = new Held(h.weights(), h.model(), null);     // weights and cache kept for the next load
+            worker.execute(h.stage()::close);
+        }
+    }
+}

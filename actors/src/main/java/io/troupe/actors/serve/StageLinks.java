@@ -1,0 +1,86 @@
+package io.troupe.actors.serve;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValueFactory;
+import io.troupe.actors.cluster.CrossNodeMessage;
+import io.troupe.actors.cluster.TroupeKryoSerializer;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * Where a server's later pipeline stages run ({@code troupe serve --stage-hosts}) and how it talks to
+ * them: {@code troupe.serve.stage-link} in reference.conf. No hosts: every stage runs in the server's
+ * process.
+ *
+ * @param hosts          {@code host:port} of the stage hosts for stages 1..N-1, in order (empty: in-process)
+ * @param hostname       the address this process's control plane binds and advertises
+ * @param port           its port (0: any free one)
+ * @param lossTimeout    how long a stage host may be silent before it counts as lost
+ * @param connectTimeout how long one wiring (load, connect) may take before it is retried
+ * @param retryInterval  the pause between wirings while a stage host is missing
+ */
+public record StageLinks(List<String> hosts, String hostname, int port, Duration lossTimeout,
+                         Duration connectTimeout, Duration retryInterval) {
+    public StageLinks {
+        hosts = List.copyOf(hosts);
+        for (String h : hosts) {
+            int colon = h.lastIndexOf(':');
+            if (colon <= 0 || !h.substring(colon + 1).matches("\\d{1,5}")
+                || Integer.parseInt(h.substring(colon + 1)) > 65535 || Integer.parseInt(h.substring(colon + 1)) == 0) {
+                throw new IllegalArgumentException("a stage host must be HOST:PORT with a port in [1, 65535]: " + h);
+            }
+        }
+        if (port < 0 || port > 65535) {
+            throw new IllegalArgumentException("troupe.serve.stage-link.port must be in [0, 65535]: " + port);
+        }
+        for (Duration d : List.of(lossTimeout, connectTimeout, retryInterval)) {
+            if (d.isNegative() || d.isZero()) {
+                throw new IllegalArgumentException("troupe.serve.stage-link durations must be > 0: " + d);
+            }
+        }
+    }
+
+    /** Reads {@code troupe.serve.stage-link} of {@code root}, with {@code hosts}. */
+    public static StageLinks from(Config root, List<String> hosts) {
+        try {
+            Config c = root.getConfig("troupe.serve.stage-link");
+            return new StageLinks(hosts, c.getString("hostname"), c.getInt("port"), c.getDuration("loss-timeout"),
+                c.getDuration("connect-timeout"), c.getDuration("retry-interval"));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("bad troupe.serve.stage-link setting: " + e.getMessage(), e);
+        }
+    }
+
+    public boolean remote() {
+        return !hosts.isEmpty();
+    }
+
+    /**
+     * The Pekko settings of a process on a stage link (the server or a stage host): remote actors over
+     * Artery TCP at {@code hostname:port}, only {@link CrossNodeMessage}s (Kryo, registration required)
+     * across, a peer silent for {@code lossTimeout} counts as lost.
+     */
+    static Config pekko(Config base, String hostname, int port, Duration lossTimeout) {
+        return ConfigFactory.parseString(String.join("\n",
+                "pekko.actor.provider = remote",
+                "pekko.actor.allow-java-serialization = off",
+                "pekko.actor.warn-about-java-serializer-usage = off",
+                "pekko.actor.serializers.troupe-kryo = \"" + TroupeKryoSerializer.class.getName() + "\"",
+                "pekko.actor.serialization-bindings { \"" + CrossNodeMessage.class.getName() + "\" = troupe-kryo }",
+                "pekko.remote.artery.transport = tcp",
+                "pekko.remote.warn-about-direct-use = off",
+                "pekko.remote.warn-unsafe-watch-outside-cluster = off",
+                "pekko.loglevel = WARNING",
+                "pekko.stdout-loglevel = WARNING",
+                "pekko.log-dead-letters = off",
+                "pekko.coordinated-shutdown.exit-jvm = off",
+                "pekko.fail-mixed-versions = off"))
+            .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(hostname))
+            .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port))
+            .withValue("pekko.remote.watch-failure-detector.acceptable-heartbeat-pause",
+                ConfigValueFactory.fromAnyRef(lossTimeout.toMillis() + "ms"))
+            .withFallback(base);
+    }
+}

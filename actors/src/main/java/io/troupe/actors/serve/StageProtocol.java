@@ -1,0 +1,46 @@
+package io.troupe.actors.serve;
+
+import io.troupe.actors.cluster.CrossNodeMessage;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * What a server says to the stage hosts of its pipeline ({@link StageHost}, {@code troupe serve-stage})
+ * over the control plane. Steps never travel here: they go over the data plane. The wiring of one epoch
+ * is two rounds: every host {@link Load}s its stage and answers with its data-plane endpoint, then every
+ * host is told where to send ({@link Connect}) and answers once connected. A restarted host, or a new
+ * server, wires a new epoch the same way.
+ */
+public final class StageProtocol {
+    private StageProtocol() {
+    }
+
+    /** The classes of this protocol, in registration order (append only; see the Kryo registrar). */
+    public static final List<Class<?>> MESSAGES = List.of(Load.class, Connect.class, Reply.class, Unload.class);
+
+    /**
+     * Hold stage {@code stage} of {@code stages} (blocks {@code [firstBlock, endBlock)}) of the
+     * checkpoint whose {@code fingerprint} is given, read from the host's own copy, with a KV cache of
+     * {@code numBlocks} blocks of {@code blockTokens} positions, for wiring {@code epoch}.
+     */
+    public record Load(int stage, int stages, int firstBlock, int endBlock, String fingerprint, String quantization,
+                       String kvPrecision, int blockTokens, int numBlocks, long epoch, ActorRef<Reply> replyTo)
+        implements CrossNodeMessage {
+    }
+
+    /** Send stage {@code stage}'s output of {@code epoch} to {@code next} (a data-plane endpoint). */
+    public record Connect(int stage, long epoch, String next, ActorRef<Reply> replyTo) implements CrossNodeMessage {
+    }
+
+    /**
+     * A host's answer to {@link Load} (its endpoint, the bytes of weights it holds) or {@link Connect};
+     * {@code error} names what went wrong, or is null.
+     */
+    public record Reply(int stage, long epoch, String endpoint, long weightBytes, String error)
+        implements CrossNodeMessage {
+    }
+
+    /** The server stops: free the stage of {@code epoch} (a host also frees it when the server's node is lost). */
+    public record Unload(long epoch) implements CrossNodeMessage {
+    }
+}
