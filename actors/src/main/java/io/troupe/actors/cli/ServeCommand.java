@@ -29,28 +29,47 @@ final class ServeCommand {
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
                             [--isolate-step-core true|false] [--prefill-thread true|false] [--prefill-ahead N]
-                            [--kv-dtype f32|bf16] [--drain-timeout SECONDS]
+                            [--kv-dtype f32|bf16] [--drain-timeout SECONDS] [--stage-hosts HOST:PORT,...]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
         503 to new requests and to /health while the requests it holds finish, for up to --drain-timeout
-        seconds (default 25; 0 ends them at once), then exits.""";
+        seconds (default 25; 0 ends them at once), then exits.
+        --stage-hosts: stages 1..N-1 of --layout 1xN run on these stage hosts ('troupe serve-stage', one per
+        stage, in order, each with its own copy of the checkpoint); a lost host pauses serving, its running
+        requests are requeued and recomputed once the host is back (troupe.serve.stage-link).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
             "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "prefill-ahead",
-            "kv-dtype", "drain-timeout"), Set.of());
+            "kv-dtype", "drain-timeout", "stage-hosts"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
         int stages = o.has("layout") ? pipelineStages(o.get("layout")) : 1;
         ServeSettings s = settings(o);
+        io.troupe.actors.serve.StageLinks links;
+        try {
+            links = io.troupe.actors.serve.StageLinks.from(ConfigFactory.load(), o.has("stage-hosts")
+                ? java.util.Arrays.stream(o.get("stage-hosts").split(",")).map(String::trim).toList()
+                : java.util.List.of());
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--stage-hosts: " + e.getMessage());
+        }
+        if (links.remote() && links.hosts().size() != stages - 1) {
+            throw new UsageException("--stage-hosts names " + links.hosts().size() + " host(s); --layout 1x" + stages
+                + " needs " + (stages - 1) + " (one per stage after the first): --stage-hosts=" + o.get("stage-hosts"));
+        }
         try {
             Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
-            InferenceWeights w = InferenceWeights.load(dir, s.quantization());
+            // with stage hosts, this server holds stage 0 only: the embeddings and the first blocks
+            InferenceWeights w = links.remote()
+                ? InferenceWeights.load(dir, s.quantization(), 0, io.troupe.models.parallel.StagePartition.balanced(
+                    Checkpoints.readManifest(dir).model(), stages).endBlock(0))
+                : InferenceWeights.load(dir, s.quantization());
             InferenceServer server;
             try {
-                server = InferenceServer.start(w, s, stages);
+                server = InferenceServer.start(w, s, stages, links);
             } catch (IllegalArgumentException | IllegalStateException e) {
                 throw new UsageException(e.getMessage());
             }
@@ -60,6 +79,10 @@ final class ServeCommand {
                         w.config().name(), w.config().seqLen(), s.host(),
                 server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
                 s.kvPrecision(), s.kvBlockTokens(), s.maxBatch(), stages);
+            if (links.remote()) {
+                out.printf(Locale.ROOT, "troupe serve: stages 1..%d on stage hosts %s%n", stages - 1,
+                    String.join(", ", links.hosts()));
+            }
             out.flush();
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -22,6 +22,7 @@ public final class TroupeCli {
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
           checkpoint list (ls) or compare (diff) checkpoints (see 'troupe checkpoint --help')
           serve      serve a checkpoint over HTTP with continuous batching (see 'troupe serve --help')
+          serve-stage hold a later pipeline stage for 'troupe serve --stage-hosts' (see 'troupe serve-stage --help')
           eval       exact validation loss of a checkpoint, fp32 or int8 (see 'troupe eval --help')
         """;
 
@@ -55,6 +56,7 @@ public final class TroupeCli {
             case "driver" -> DriverCommand.USAGE;
             case "checkpoint" -> CheckpointCommand.USAGE;
             case "serve" -> ServeCommand.USAGE;
+            case "serve-stage" -> ServeStageCommand.USAGE;
             case "eval" -> EvalCommand.USAGE;
             default -> null;
         };
@@ -76,6 +78,8 @@ public final class TroupeCli {
                     return CheckpointCommand.run(rest, out, err);
                 case "serve":
                     return ServeCommand.run(rest, out, err);
+                case "serve-stage":
+                    return ServeStageCommand.run(rest, out, err);
                 case "eval":
                     return EvalCommand.run(rest, out, err);
                 case "simulate":
@@ -83,7 +87,7 @@ public final class TroupeCli {
                 default:
                     err.println("troupe: unknown command '" + command
                         + "': expected train, simulate, node, submit, driver, checkpoint,"
-                        + " serve or eval (troupe --help)");
+                        + " serve, serve-stage or eval (troupe --help)");
                     return 2;
             }
         } catch (UsageException | IllegalArgumentException | ConfigException e) {

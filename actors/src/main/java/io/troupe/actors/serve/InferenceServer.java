@@ -163,11 +163,11 @@ public final class InferenceServer implements AutoCloseable {
             pekko.stdout-loglevel = WARNING
             pekko.actor.provider = local
             pekko.http.server.remote-address-header = off
+            pekko.http.server.request-timeout = infinite
             pekko.fail-mixed-versions = off
             """).withFallback(ConfigFactory.load());
         if (links != null) {                      // stage hosts: the control plane reaches them over Artery
-            config = StageLinks.pekko(ConfigFactory.parseString("pekko.http.server.remote-address-header = off")
-                .withFallback(ConfigFactory.load()), links.hostname(), links.port(), links.lossTimeout());
+            config = StageLinks.pekko(config, links.hostname(), links.port(), links.lossTimeout());
         }
         ActorSystem<SchedulerActor.Command> system;
         try {

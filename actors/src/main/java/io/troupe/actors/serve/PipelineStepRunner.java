@@ -369,6 +369,14 @@ final class PipelineStepRunner implements StepRunner {
             } catch (RuntimeException e) {
                 String why = e.getMessage();
                 down = why;
+                if (e instanceof Refused && !firstWiring.isDone()) {
+                    // a host that refuses the first wiring (another checkpoint, another server) is a setup
+                    // error: the server does not start; after a loss, the wiring is retried until it works
+                    rewiring.set(false);
+                    firstWiring.completeExceptionally(e);
+                    whenUp.clear();
+                    return;
+                }
                 LOG.warn("pipeline not wired: {}; retrying in {} ms", why, links.retryInterval().toMillis());
                 LockSupport.parkNanos(links.retryInterval().toNanos());
             }
@@ -396,16 +404,23 @@ final class PipelineStepRunner implements StepRunner {
         }
         String quantization = weights.quantization().name().toLowerCase(Locale.ROOT);
         List<CompletableFuture<StageProtocol.Reply>> loads = new ArrayList<>();
+        List<CompletableFuture<StageProtocol.Reply>> acks = new ArrayList<>();
         for (int g = 1; g < stages; g++) {
             int s = partition.startBlock(g);
             int e = partition.endBlock(g);
             int stage = g;
-            loads.add(ask(hosts.get(g - 1), g, epoch, self -> new StageProtocol.Load(stage, stages, s, e,
+            CompletableFuture<StageProtocol.Reply> ack = new CompletableFuture<>();
+            acks.add(ack);
+            loads.add(ask(hosts.get(g - 1), g, epoch, ack, self -> new StageProtocol.Load(stage, stages, s, e,
                 weights.fingerprint(), quantization, precision.name().toLowerCase(Locale.ROOT), blockTokens, numBlocks,
                 epoch, self)));
         }
         String[] endpoints = new String[stages];
         long weightBytes = 0;
+        long ackMs = links.lossTimeout().toMillis();
+        for (int g = 1; g < stages; g++) {          // a host that is not there is known in a loss timeout
+            answer(acks.get(g - 1), g, "load", ackMs);
+        }
         for (int g = 1; g < stages; g++) {
             StageProtocol.Reply r = answer(loads.get(g - 1), g, "load", timeoutMs);
             endpoints[g] = r.endpoint();
@@ -419,8 +434,8 @@ final class PipelineStepRunner implements StepRunner {
             for (int g = 1; g < stages; g++) {
                 String next = g + 1 < stages ? endpoints[g + 1] : front.endpoint().toString();
                 int stage = g;
-                connects.add(ask(hosts.get(g - 1), g, epoch, self -> new StageProtocol.Connect(stage, epoch, next,
-                    self)));
+                connects.add(ask(hosts.get(g - 1), g, epoch, null, self -> new StageProtocol.Connect(stage, epoch,
+                    next, self)));
             }
             for (int g = 1; g < stages; g++) {
                 answer(connects.get(g - 1), g, "connect", timeoutMs);
@@ -474,73 +489,106 @@ final class PipelineStepRunner implements StepRunner {
             throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
         }
         if (r.error() != null) {
-            throw new IllegalStateException("stage host" + hostOf(stage) + " refused the " + what + " of stage "
-                + stage + ": " + r.error());
+            throw new Refused("stage host" + hostOf(stage) + " refused the " + what + " of stage " + stage + ": "
+                + r.error());
         }
         return r;
+    }
+
+    /** A stage host answered with a refusal (not silence). */
+    private static final class Refused extends IllegalStateException {
+        private static final long serialVersionUID = 1L;
+
+        Refused(String message) {
+            super(message);
+        }
     }
 
     // ---- the control-plane actor: asks with replies to itself (hosts watch it), and watches the hosts
 
     private record Ask(ActorRef<Object> host, int stage, long epoch,
                        java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message,
-                       CompletableFuture<StageProtocol.Reply> answer) {
+                       CompletableFuture<StageProtocol.Reply> ack, CompletableFuture<StageProtocol.Reply> answer) {
     }
 
     private record Watch(List<ActorRef<Object>> hosts, long epoch) {
     }
 
-    private record HostLost(int stage, long epoch) {
+    private record Beat() {
     }
 
+    /** Sends a message to a host; {@code ack} (may be null) completes with its acknowledgement, the result with its answer. */
     private CompletableFuture<StageProtocol.Reply> ask(ActorRef<Object> host, int stage, long epoch,
+        CompletableFuture<StageProtocol.Reply> ack,
         java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message) {
         CompletableFuture<StageProtocol.Reply> f = new CompletableFuture<>();
-        linkActor.tell(new Ask(host, stage, epoch, message, f));
+        linkActor.tell(new Ask(host, stage, epoch, message, ack, f));
         return f;
     }
 
+    /**
+     * The control-plane actor: it sends the wiring's messages with itself as the reply address (a
+     * host's answers come back to it) and heartbeats the hosts of the current epoch; a host whose
+     * {@link StageProtocol.Pong}s stop for the loss timeout is lost.
+     */
     private Behavior<Object> linkBehavior() {
-        return Behaviors.setup(ctx -> {
-            Map<Integer, CompletableFuture<StageProtocol.Reply>> waiting = new HashMap<>();
-            Map<Integer, Long> waitingEpoch = new HashMap<>();
+        long lossNs = links.lossTimeout().toNanos();
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(new Beat(), java.time.Duration.ofNanos(Math.max(50_000_000L, lossNs / 4)));
+            Map<Integer, Ask> waiting = new HashMap<>();
             List<ActorRef<Object>> watched = new ArrayList<>();
+            long[] lastPong = new long[stages];
             long[] current = {-1};
             ActorRef<StageProtocol.Reply> self = ctx.getSelf().narrow();
+            ActorRef<StageProtocol.Pong> pongs = ctx.getSelf().narrow();
             return Behaviors.receive(Object.class)
                 .onMessage(Ask.class, a -> {
-                    CompletableFuture<StageProtocol.Reply> old = waiting.put(a.stage(), a.answer());
+                    Ask old = waiting.put(a.stage(), a);
                     if (old != null) {
-                        old.completeExceptionally(new IllegalStateException("superseded by epoch " + a.epoch()));
+                        old.answer().completeExceptionally(new IllegalStateException("superseded by epoch "
+                            + a.epoch()));
                     }
-                    waitingEpoch.put(a.stage(), a.epoch());
                     a.host().tell(a.message().apply(self));
                     return Behaviors.same();
                 })
                 .onMessage(StageProtocol.Reply.class, r -> {
-                    Long e = waitingEpoch.get(r.stage());
-                    if (e != null && e == r.epoch()) {
-                        waitingEpoch.remove(r.stage());
-                        waiting.remove(r.stage()).complete(r);
+                    Ask a = waiting.get(r.stage());
+                    if (a == null || a.epoch() != r.epoch()) {
+                        return Behaviors.same();         // an answer to an older wiring
+                    }
+                    if (a.ack() != null) {
+                        a.ack().complete(r);
+                    }
+                    if (r.endpoint() != null || r.error() != null) {
+                        waiting.remove(r.stage());
+                        a.answer().complete(r);
                     }
                     return Behaviors.same();
                 })
                 .onMessage(Watch.class, w -> {
-                    for (ActorRef<Object> h : watched) {
-                        ctx.unwatch(h);
-                    }
                     watched.clear();
+                    watched.addAll(w.hosts());
                     current[0] = w.epoch();
-                    for (int i = 0; i < w.hosts().size(); i++) {
-                        ActorRef<Object> h = w.hosts().get(i);
-                        ctx.watchWith(h, new HostLost(i + 1, w.epoch()));
-                        watched.add(h);
+                    java.util.Arrays.fill(lastPong, System.nanoTime());
+                    return Behaviors.same();
+                })
+                .onMessage(StageProtocol.Pong.class, p -> {
+                    if (p.epoch() == current[0] && p.stage() >= 1 && p.stage() < stages) {
+                        lastPong[p.stage()] = System.nanoTime();
                     }
                     return Behaviors.same();
                 })
-                .onMessage(HostLost.class, l -> {
-                    lost("the stage host of stage " + l.stage() + hostOf(l.stage()) + " was lost (its process ended"
-                        + " or was silent for " + links.lossTimeout().toMillis() + " ms)", l.epoch());
+                .onMessage(Beat.class, b -> {
+                    long now = System.nanoTime();
+                    for (int i = 0; i < watched.size(); i++) {
+                        int stage = i + 1;
+                        if (now - lastPong[stage] > lossNs) {
+                            lost("the stage host of stage " + stage + hostOf(stage) + " was silent for "
+                                + links.lossTimeout().toMillis() + " ms (its process ended, stopped or lost its stage)",
+                                current[0]);
+                        }
+                        watched.get(i).tell(new StageProtocol.Ping(current[0], pongs));
+                    }
                     return Behaviors.same();
                 })
                 .onSignal(PostStop.class, s -> {
@@ -550,7 +598,7 @@ final class PipelineStepRunner implements StepRunner {
                     return Behaviors.same();
                 })
                 .build();
-        });
+        }));
     }
 
     @Override

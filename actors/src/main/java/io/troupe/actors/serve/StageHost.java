@@ -26,8 +26,9 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * at a time, from its own copy of the checkpoint. A server's {@link StageProtocol.Load} is refused when
  * the checkpoint here differs from the server's (by {@link InferenceWeights#fingerprint}); a new epoch
  * from the same server (after another stage host was lost) replaces the stage, keeping the weights and
- * the cache when they fit. Loading and connecting run off the actor's thread. The host watches its
- * server and frees the stage when the server is lost or says {@link StageProtocol.Unload}.
+ * the cache when they fit. Loading and connecting run off the actor's thread. The server's
+ * {@link StageProtocol.Ping}s keep the stage; the host frees it when they stop for the loss timeout
+ * or the server says {@link StageProtocol.Unload}, and then takes a stage from any server.
  */
 final class StageHost extends AbstractBehavior<Object> {
     /** Where servers find it: {@code /user/stage-host}. */
@@ -39,7 +40,7 @@ final class StageHost extends AbstractBehavior<Object> {
     private record Connected(StageProtocol.Connect connect, Throwable error) {
     }
 
-    private record ServerLost(long epoch) {
+    private record Tick() {
     }
 
     /** What the host holds for the current server. */
@@ -49,6 +50,8 @@ final class StageHost extends AbstractBehavior<Object> {
     private final Path checkpoint;
     private final TransportNode node;
     private final long connectTimeoutMs;
+    private final long lossTimeoutMs;
+    private long lastPingNs;
     private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r,
         "troupe-stage-host"));
     private Held held;
@@ -56,15 +59,20 @@ final class StageHost extends AbstractBehavior<Object> {
     private ActorRef<StageProtocol.Reply> server;
     private boolean loading;
 
-    static Behavior<Object> create(Path checkpoint, TransportNode node, long connectTimeoutMs) {
-        return Behaviors.setup(ctx -> new StageHost(ctx, checkpoint, node, connectTimeoutMs));
+    static Behavior<Object> create(Path checkpoint, TransportNode node, long connectTimeoutMs, long lossTimeoutMs) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(new Tick(), java.time.Duration.ofMillis(Math.max(50, lossTimeoutMs / 4)));
+            return new StageHost(ctx, checkpoint, node, connectTimeoutMs, lossTimeoutMs);
+        }));
     }
 
-    private StageHost(ActorContext<Object> ctx, Path checkpoint, TransportNode node, long connectTimeoutMs) {
+    private StageHost(ActorContext<Object> ctx, Path checkpoint, TransportNode node, long connectTimeoutMs,
+                      long lossTimeoutMs) {
         super(ctx);
         this.checkpoint = checkpoint;
         this.node = node;
         this.connectTimeoutMs = connectTimeoutMs;
+        this.lossTimeoutMs = lossTimeoutMs;
     }
 
     @Override
@@ -75,7 +83,8 @@ final class StageHost extends AbstractBehavior<Object> {
             .onMessage(StageProtocol.Connect.class, this::onConnect)
             .onMessage(Connected.class, this::onConnected)
             .onMessage(StageProtocol.Unload.class, m -> free(m.epoch(), "the server unloaded it"))
-            .onMessage(ServerLost.class, m -> free(m.epoch(), "its server was lost"))
+            .onMessage(StageProtocol.Ping.class, this::onPing)
+            .onMessage(Tick.class, m -> onTick())
             .onSignal(PostStop.class, s -> {
                 worker.shutdownNow();
                 closeStage();
@@ -101,14 +110,10 @@ final class StageHost extends AbstractBehavior<Object> {
             return this;
         }
         loading = true;
-        if (server == null || !server.equals(m.replyTo())) {
-            if (server != null) {
-                getContext().unwatch(server);
-            }
-            server = m.replyTo();
-        }
-        getContext().unwatch(server);
-        getContext().watchWith(server, new ServerLost(m.epoch()));
+        // at once, so a server learns this host is there without waiting for the weights to load
+        m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, null));
+        server = m.replyTo();
+        lastPingNs = System.nanoTime();
         Held previous = held;
         held = null;
         epoch = m.epoch();
@@ -202,12 +207,27 @@ final class StageHost extends AbstractBehavior<Object> {
         return this;
     }
 
+    private Behavior<Object> onPing(StageProtocol.Ping m) {
+        boolean ours = server != null && m.epoch() == epoch;
+        if (ours) {
+            lastPingNs = System.nanoTime();
+        }
+        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch()));
+        return this;
+    }
+
+    private Behavior<Object> onTick() {
+        if (server != null && !loading && System.nanoTime() - lastPingNs > lossTimeoutMs * 1_000_000L) {
+            return free(epoch, "its server at " + addressOf(server) + " was silent for " + lossTimeoutMs + " ms");
+        }
+        return this;
+    }
+
     private Behavior<Object> free(long freedEpoch, String why) {
         if (freedEpoch != epoch || server == null) {
             return this;
         }
-        getContext().getLog().info("freeing stage {} of epoch {}: {}", heldStage(), epoch, why);
-        getContext().unwatch(server);
+        getContext().getLog().warn("freeing stage {} of epoch {}: {}", heldStage(), epoch, why);
         server = null;
         closeStage();
         return this;

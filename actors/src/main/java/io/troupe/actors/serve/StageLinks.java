@@ -71,6 +71,7 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
                 "pekko.actor.serialization-bindings { \"" + CrossNodeMessage.class.getName() + "\" = troupe-kryo }",
                 "pekko.remote.artery.transport = tcp",
                 "pekko.remote.warn-about-direct-use = off",
+                // a server and its stage hosts are not a cluster; they heartbeat each other with plain messages
                 "pekko.remote.warn-unsafe-watch-outside-cluster = off",
                 "pekko.loglevel = WARNING",
                 "pekko.stdout-loglevel = WARNING",

@@ -16,7 +16,8 @@ public final class StageProtocol {
     }
 
     /** The classes of this protocol, in registration order (append only; see the Kryo registrar). */
-    public static final List<Class<?>> MESSAGES = List.of(Load.class, Connect.class, Reply.class, Unload.class);
+    public static final List<Class<?>> MESSAGES = List.of(Load.class, Connect.class, Reply.class, Unload.class,
+        Ping.class, Pong.class);
 
     /**
      * Hold stage {@code stage} of {@code stages} (blocks {@code [firstBlock, endBlock)}) of the
@@ -34,13 +35,27 @@ public final class StageProtocol {
 
     /**
      * A host's answer to {@link Load} (its endpoint, the bytes of weights it holds) or {@link Connect};
-     * {@code error} names what went wrong, or is null.
+     * {@code error} names what went wrong, or is null. A {@link Load} is first acknowledged at once with
+     * neither endpoint nor error (the host is there and loading), then answered.
      */
     public record Reply(int stage, long epoch, String endpoint, long weightBytes, String error)
         implements CrossNodeMessage {
     }
 
-    /** The server stops: free the stage of {@code epoch} (a host also frees it when the server's node is lost). */
+    /** The server stops: free the stage of {@code epoch} (a host also frees it when the server goes silent). */
     public record Unload(long epoch) implements CrossNodeMessage {
+    }
+
+    /**
+     * The server's heartbeat to a host holding a stage of {@code epoch}, answered with a {@link Pong}.
+     * Each side counts the other lost after {@code troupe.serve.stage-link.loss-timeout} of silence. Plain
+     * messages rather than Pekko's remote death watch: a watch that fires quarantines the peer's
+     * incarnation, and a host that was only paused could then never be wired again without a restart.
+     */
+    public record Ping(long epoch, ActorRef<Pong> replyTo) implements CrossNodeMessage {
+    }
+
+    /** A host's answer to {@link Ping}: it holds stage {@code stage} of {@code epoch}, or -1 for none. */
+    public record Pong(int stage, long epoch) implements CrossNodeMessage {
     }
 }

@@ -117,6 +117,19 @@ public final class Checkpoints {
     public record Loaded(Path dir, Manifest manifest, Map<String, ShardState> shards) {
     }
 
+    /** Reads a committed checkpoint's manifest alone (its shards are neither read nor verified). */
+    public static Manifest readManifest(Path dir) {
+        Path manifestPath = dir.resolve(MANIFEST);
+        if (!Files.isRegularFile(manifestPath)) {
+            throw new CheckpointException("not a committed checkpoint: " + manifestPath + " is missing");
+        }
+        try {
+            return Manifest.parse(Files.readString(manifestPath), manifestPath.toString());
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read " + manifestPath + ": " + e.getMessage(), e);
+        }
+    }
+
     /** Loads and verifies a checkpoint directory. */
     public static Loaded load(Path dir) {
         Path manifestPath = dir.resolve(MANIFEST);
