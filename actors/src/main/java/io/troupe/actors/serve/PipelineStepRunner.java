@@ -517,7 +517,10 @@ final class PipelineStepRunner implements StepRunner {
     private record Beat() {
     }
 
-    /** Sends a message to a host; {@code ack} (may be null) completes with its acknowledgement, the result with its answer. */
+    /**
+     * Sends a message to a host; {@code ack} (may be null) completes with its acknowledgement, the result
+     * with its answer.
+     */
     private CompletableFuture<StageProtocol.Reply> ask(ActorRef<Object> host, int stage, long epoch,
         CompletableFuture<StageProtocol.Reply> ack,
         java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message) {

@@ -235,8 +235,8 @@ class TroupeCliTest {
         refusedInOneLine("--port", "integer, got 'x'", "node", "--port", "x");
         refusedInOneLine("--dir", "DIR", "driver");
         refusedInOneLine("stray", "unexpected argument", "train", "stray");
-        refusedInOneLine("'fly'", "expected train, simulate, node, submit, driver, checkpoint, serve, serve-stage or eval",
-            "fly");
+        refusedInOneLine("'fly'",
+            "expected train, simulate, node, submit, driver, checkpoint, serve, serve-stage or eval", "fly");
         refusedInOneLine("--stage-hosts=127.0.0.1:7355", "--layout 1x3 needs 2", "serve", "--checkpoint", "/x",
             "--layout", "1x3", "--stage-hosts", "127.0.0.1:7355");
         refusedInOneLine("h:0", "HOST:PORT with a port in [1, 65535]", "serve", "--checkpoint", "/x", "--layout",
