@@ -214,7 +214,7 @@ final class PipelineStepRunner implements StepRunner {
     @Override
     public void recover(Runnable up) {
         if (down == null) {
-            up.run();
+            afterStageZero(up);
             return;
         }
         whenUp.add(up);
@@ -388,7 +388,19 @@ final class PipelineStepRunner implements StepRunner {
         List<Runnable> ups = new ArrayList<>(whenUp);
         whenUp.removeAll(ups);
         for (Runnable r : ups) {
-            r.run();
+            afterStageZero(r);
+        }
+    }
+
+    /**
+     * Runs {@code r} once the first stage's thread has finished what it was given before: a failed step's
+     * forward may still be reading its batch, which the scheduler reuses once it goes on.
+     */
+    private void afterStageZero(Runnable r) {
+        try {
+            stage0.execute(r);
+        } catch (RuntimeException e) {               // closing: nothing goes on
+            LOG.debug("not resuming: {}", e.toString());
         }
     }
 
@@ -402,6 +414,7 @@ final class PipelineStepRunner implements StepRunner {
         for (String h : links.hosts()) {
             hosts.add(resolver.resolveActorRef("pekko://" + STAGE_HOST_SYSTEM + "@" + h + "/user/" + StageHost.NAME));
         }
+        linkActor.tell(new Watch(hosts, epoch, false));    // pings keep hosts loading this epoch from freeing it
         String quantization = weights.quantization().name().toLowerCase(Locale.ROOT);
         List<CompletableFuture<StageProtocol.Reply>> loads = new ArrayList<>();
         List<CompletableFuture<StageProtocol.Reply>> acks = new ArrayList<>();
@@ -461,9 +474,9 @@ final class PipelineStepRunner implements StepRunner {
                 }
                 down = null;
             }
-            linkActor.tell(new Watch(hosts, epoch));
+            linkActor.tell(new Watch(hosts, epoch, true));
             if (old != null) {
-                old.close();
+                afterStageZero(old::close);            // not under a send of the first stage's thread
             }
             LOG.info("pipeline wired (epoch {}): stages 1..{} on {}, {} bytes of weights there", epoch, stages - 1,
                 links.hosts(), weightBytes);
@@ -511,7 +524,8 @@ final class PipelineStepRunner implements StepRunner {
                        CompletableFuture<StageProtocol.Reply> ack, CompletableFuture<StageProtocol.Reply> answer) {
     }
 
-    private record Watch(List<ActorRef<Object>> hosts, long epoch) {
+    /** Heartbeat {@code hosts} for {@code epoch}; count silence as a loss only once {@code armed} (wired). */
+    private record Watch(List<ActorRef<Object>> hosts, long epoch, boolean armed) {
     }
 
     private record Beat() {
@@ -542,6 +556,7 @@ final class PipelineStepRunner implements StepRunner {
             List<ActorRef<Object>> watched = new ArrayList<>();
             long[] lastPong = new long[stages];
             long[] current = {-1};
+            boolean[] armed = {false};
             ActorRef<StageProtocol.Reply> self = ctx.getSelf().narrow();
             ActorRef<StageProtocol.Pong> pongs = ctx.getSelf().narrow();
             return Behaviors.receive(Object.class)
@@ -572,6 +587,7 @@ final class PipelineStepRunner implements StepRunner {
                     watched.clear();
                     watched.addAll(w.hosts());
                     current[0] = w.epoch();
+                    armed[0] = w.armed();
                     java.util.Arrays.fill(lastPong, System.nanoTime());
                     return Behaviors.same();
                 })
@@ -585,7 +601,7 @@ final class PipelineStepRunner implements StepRunner {
                     long now = System.nanoTime();
                     for (int i = 0; i < watched.size(); i++) {
                         int stage = i + 1;
-                        if (now - lastPong[stage] > lossNs) {
+                        if (armed[0] && now - lastPong[stage] > lossNs) {
                             lost("the stage host of stage " + stage + hostOf(stage) + " was silent for "
                                 + links.lossTimeout().toMillis() + " ms (its process ended, stopped or lost its stage)",
                                 current[0]);
@@ -611,6 +627,11 @@ final class PipelineStepRunner implements StepRunner {
         }
         rewirer.shutdownNow();
         stage0.shutdownNow();
+        try {                                        // its sends end before their publication closes
+            stage0.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+        }
         IllegalStateException e = new IllegalStateException("the server is closing");
         for (Long id : List.copyOf(pending.keySet())) {
             fail(id, e);

@@ -175,12 +175,13 @@ final class StageHost extends AbstractBehavior<Object> {
     }
 
     private Behavior<Object> onConnect(StageProtocol.Connect m) {
-        if (held == null || m.epoch() != epoch || held.stage().stage() != m.stage()) {
+        if (held == null || held.stage() == null || m.epoch() != epoch || held.stage().stage() != m.stage()) {
             m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, "no stage " + m.stage()
                 + " of epoch " + m.epoch() + " is loaded here (epoch " + epoch + ", stage " + heldStage() + ")"));
             return this;
         }
         PipelineStage stage = held.stage();
+        lastPingNs = System.nanoTime();
         getContext().pipeToSelf(CompletableFuture.runAsync(() -> connect(stage, m.next()), worker),
             (v, err) -> new Connected(m, err));
         return this;

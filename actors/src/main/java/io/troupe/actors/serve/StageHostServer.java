@@ -47,7 +47,9 @@ public final class StageHostServer implements AutoCloseable {
             long connectMs = links.connectTimeout().toMillis();
             long lossMs = links.lossTimeout().toMillis();
             ActorSystem<Object> system = ActorSystem.create(Behaviors.setup(ctx -> {
-                ctx.spawn(StageHost.create(dir, node, connectMs, lossMs), StageHost.NAME);
+                // a failure in the host's actor restarts it (the stage it held is dropped; the server rewires)
+                ctx.spawn(Behaviors.supervise(StageHost.create(dir, node, connectMs, lossMs))
+                    .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restart()), StageHost.NAME);
                 return Behaviors.empty();
             }), PipelineStepRunner.STAGE_HOST_SYSTEM, StageLinks.pekko(config, hostname, port, links.lossTimeout()));
             return new StageHostServer(system, node, dir);

@@ -36,7 +36,8 @@ import org.junit.jupiter.api.io.TempDir;
  * two other processes, over the data plane on 127.0.0.1, gives exactly the tokens of a one-stage server;
  * and when the last stage's process is killed (SIGKILL) while requests decode, the server reports itself
  * degraded, waits, and once that stage host is started again every request is answered in full with the
- * same tokens: nothing is lost.
+ * same tokens: nothing is lost. The same holds when the first stage host is stopped (SIGSTOP) past the
+ * loss timeout and then continued.
  */
 @Timeout(240)
 class StageHostsProcessTest {
@@ -171,13 +172,42 @@ class StageHostsProcessTest {
             assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
             System.out.println("stage host killed with " + pending + " of " + REQUESTS + " requests unanswered; all "
                 + REQUESTS + " answered in full after it came back");
+
+            // the first stage host stopped (SIGSTOP) past the loss timeout, then continued (SIGCONT)
+            double tokensBefore = metric(metrics, "troupe_serve_generated_tokens_total");
+            List<CompletableFuture<HttpResponse<String>>> again = send(server.port(), bodies);
+            ServeTestSupport.awaitMetrics(server.port(), m -> metric(m, "troupe_serve_generated_tokens_total")
+                > tokensBefore + 50, 60_000);
+            signal("STOP", host1.process);
+            try {
+                health = awaitHealth(server.port(), 503, 30_000);
+                assertTrue(health.contains("127.0.0.1:" + port1), health);
+            } finally {
+                signal("CONT", host1.process);
+            }
+            assertEquals(expected, choices(again), "every request answered in full after the pause");
+            metrics = ServeTestSupport.get(server.port(), "/metrics").body();
+            assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= 2, metrics);
+            assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
         } finally {
+            for (StageHostProcess h : new StageHostProcess[] {host1, host2, restarted}) {
+                if (h != null) {
+                    for (String line; (line = h.out.poll()) != null; ) {
+                        System.out.println("stage host " + h.process.pid() + ": " + line);
+                    }
+                }
+            }
             host1.close();
             host2.close();
             if (restarted != null) {
                 restarted.close();
             }
         }
+    }
+
+    private static void signal(String name, Process p) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + name, String.valueOf(p.pid())).inheritIO().start();
+        assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + name);
     }
 
     private static String awaitHealth(int port, int status, long timeoutMs) throws Exception {
