@@ -86,12 +86,8 @@ final class NodeCommand {
         return 0;
     }
 
-    /** reference.conf, then --config, then the flags, as one resolved config. */
-    static Config load(String[] args) {
-        Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers",
-            "threads", "hostname",
-            "metrics-port", "snapshots"),
-            java.util.Set.of());
+    /** reference.conf (with system properties) under the file {@code --config} names, if any, resolved. */
+    static Config withConfigFile(Options o) {
         Config cfg = ConfigFactory.load();
         if (o.has("config")) {
             Path file = Path.of(o.get("config"));
@@ -100,6 +96,16 @@ final class NodeCommand {
             }
             cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
         }
+        return cfg;
+    }
+
+    /** reference.conf, then --config, then the flags, as one resolved config. */
+    static Config load(String[] args) {
+        Options o = Options.parse(args, java.util.Set.of("config", "role", "port", "seed", "workers",
+            "threads", "hostname",
+            "metrics-port", "snapshots"),
+            java.util.Set.of());
+        Config cfg = withConfigFile(o);
         List<String> overrides = new ArrayList<>();
         if (o.has("role")) {
             overrides.add("troupe.cluster.roles = [" + String.join(",", Arrays.stream(o.get("role").split(","))

@@ -1,11 +1,9 @@
 package io.troupe.actors.cli;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.serve.StageHostServer;
 import io.troupe.models.checkpoint.CheckpointException;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
@@ -32,14 +30,7 @@ final class ServeStageCommand {
         if (!o.has("checkpoint")) {
             throw new UsageException("serve-stage needs --checkpoint DIR");
         }
-        Config cfg = ConfigFactory.load();
-        if (o.has("config")) {
-            Path file = Path.of(o.get("config"));
-            if (!Files.isRegularFile(file)) {
-                throw new UsageException("--config: no such file '" + file + "'");
-            }
-            cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
-        }
+        Config cfg = NodeCommand.withConfigFile(o);
         String host = o.has("host") ? o.get("host") : "127.0.0.1";
         int port;
         try {

@@ -53,7 +53,6 @@ final class PipelineStage implements AutoCloseable {
     private float[] input = new float[0];
     private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
     private final int[] encoded = new int[1];
-    private long stepsRun;
 
     /**
      * Opens stage {@code stage}'s receiver on {@code node} (rank = stage). {@link #connect} then
@@ -101,17 +100,8 @@ final class PipelineStage implements AutoCloseable {
         return transport.endpoint();
     }
 
-    long epoch() {
-        return epoch;
-    }
-
     int stage() {
         return stage;
-    }
-
-    /** Steps this stage has run (any thread). */
-    long stepsRun() {
-        return stepsRun;
     }
 
     /** Points this stage's output at {@code peer}: stage + 1, or the server (rank 0) after the last stage. */
@@ -134,7 +124,6 @@ final class PipelineStage implements AutoCloseable {
                 return;
             }
             run(slot, step);
-            stepsRun++;
         } catch (RuntimeException e) {
             LOG.warn("pipeline stage {} could not run step {}", stage, step, e);
             byte[] why = ("stage " + stage + ": " + e.getMessage()).getBytes(StandardCharsets.UTF_8);

@@ -107,7 +107,6 @@ final class PipelineStepRunner implements StepRunner {
     private long nextStepId;
     private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
     private final int[] outLength = new int[1];
-    private volatile long recoveries;
 
     /**
      * A pipeline of {@code pipelineStages} stages: in this process when {@code links} has no hosts
@@ -194,11 +193,6 @@ final class PipelineStepRunner implements StepRunner {
     @Override
     public String down() {
         return down;
-    }
-
-    /** Times the pipeline was wired again after a loss. */
-    long recoveries() {
-        return recoveries;
     }
 
     @Override
@@ -469,9 +463,6 @@ final class PipelineStepRunner implements StepRunner {
                 }
                 old = wiring;
                 wiring = new Wiring(epoch, front, rx, toFirst);
-                if (old != null) {
-                    recoveries++;
-                }
                 down = null;
             }
             linkActor.tell(new Watch(hosts, epoch, true));
