@@ -11,6 +11,7 @@ import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.StagePartition;
+import io.troupe.runtime.transport.DriverDirectory;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.InputStreamReader;
@@ -86,9 +87,25 @@ class StageHostsProcessTest {
             }
         }
 
+        /** Ends the process and removes the Aeron directory its embedded driver could not (a SIGKILL). */
         @Override
-        public void close() {
-            process.destroyForcibly();
+        public void close() throws Exception {
+            process.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+            Path shm = Path.of("/dev/shm");
+            if (!java.nio.file.Files.isDirectory(shm)) {
+                return;
+            }
+            try (var dirs = java.nio.file.Files.newDirectoryStream(shm, "troupe-" + process.pid() + "-*")) {
+                for (Path d : dirs) {
+                    if (java.nio.file.Files.isRegularFile(d.resolve(DriverDirectory.MARKER))) {
+                        try (var files = java.nio.file.Files.walk(d)) {
+                            for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                                java.nio.file.Files.deleteIfExists(f);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
