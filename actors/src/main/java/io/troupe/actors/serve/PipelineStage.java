@@ -110,6 +110,21 @@ final class PipelineStage implements AutoCloseable {
         next = transport.connect(rank, peer, epoch);
     }
 
+    /**
+     * Waits (parking a millisecond at a time) until {@code connected} holds.
+     *
+     * @throws IllegalStateException saying {@code what} did not connect within {@code timeoutMs}
+     */
+    static void awaitConnected(java.util.function.BooleanSupplier connected, long timeoutMs, String what) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+        while (!connected.getAsBoolean()) {
+            if (System.nanoTime() - deadline > 0) {
+                throw new IllegalStateException(what + " did not connect within " + timeoutMs + " ms");
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+        }
+    }
+
     /** True once the publication to the next stage is connected. */
     boolean isConnected() {
         TensorSender s = next;

@@ -336,15 +336,10 @@ final class PipelineStepRunner implements StepRunner {
                 local.get(g - 1).connect(g + 1 < stages ? local.get(g).endpoint() : front.endpoint());
             }
             toFirst = front.connect(1, local.get(0).endpoint(), epoch);
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(LOCAL_CONNECT_TIMEOUT_MS);
-            for (int g = 0; g < stages; g++) {
-                while (!(g == 0 ? toFirst.isConnected() : local.get(g - 1).isConnected())) {
-                    if (System.nanoTime() - deadline > 0) {
-                        throw new IllegalStateException("pipeline stage " + g + " did not connect to stage "
-                            + ((g + 1) % stages) + " within " + LOCAL_CONNECT_TIMEOUT_MS + " ms");
-                    }
-                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
-                }
+            PipelineStage.awaitConnected(toFirst::isConnected, LOCAL_CONNECT_TIMEOUT_MS, "pipeline stage 0 to stage 1");
+            for (int g = 1; g < stages; g++) {
+                PipelineStage.awaitConnected(local.get(g - 1)::isConnected, LOCAL_CONNECT_TIMEOUT_MS,
+                    "pipeline stage " + g + " to stage " + ((g + 1) % stages));
             }
         } catch (RuntimeException e) {
             CloseHelper.quietClose(rx);
@@ -448,14 +443,8 @@ final class PipelineStepRunner implements StepRunner {
                 answer(connects.get(g - 1), g, "connect", timeoutMs);
             }
             TensorSender toFirst = front.connect(1, TransportEndpoint.parse(endpoints[1]), epoch);
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-            while (!toFirst.isConnected()) {
-                if (System.nanoTime() - deadline > 0) {
-                    throw new IllegalStateException("this server did not connect to stage 1" + hostOf(1) + " within "
-                        + timeoutMs + " ms");
-                }
-                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
-            }
+            PipelineStage.awaitConnected(toFirst::isConnected, timeoutMs, "this server's stream to stage 1"
+                + hostOf(1));
             Wiring old;
             synchronized (this) {
                 if (closed) {

@@ -11,7 +11,6 @@ import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -136,7 +135,6 @@ final class StageHost extends AbstractBehavior<Object> {
         InferenceWeights w = previous == null ? null : previous.weights();
         if (w == null || w.firstBlock() != m.firstBlock() || w.endBlock() != m.endBlock() || w.quantization() != q
             || !w.fingerprint().equals(m.fingerprint())) {
-            w = null;                                           // free the old weights before reading the new
             w = InferenceWeights.load(checkpoint, q, m.firstBlock(), m.endBlock());
         }
         if (!w.fingerprint().equals(m.fingerprint())) {
@@ -157,8 +155,7 @@ final class StageHost extends AbstractBehavior<Object> {
         loading = false;
         StageProtocol.Load l = m.load();
         if (m.error() != null) {
-            Throwable e = m.error() instanceof java.util.concurrent.CompletionException ce && ce.getCause() != null
-                ? ce.getCause() : m.error();
+            Throwable e = cause(m.error());
             getContext().getLog().warn("cannot load stage {} for {}: {}", l.stage(), addressOf(l.replyTo()),
                 e.toString());
             l.replyTo().tell(new StageProtocol.Reply(l.stage(), l.epoch(), null, 0, e.getMessage()));
@@ -189,20 +186,18 @@ final class StageHost extends AbstractBehavior<Object> {
 
     private void connect(PipelineStage stage, String next) {
         stage.connect(TransportEndpoint.parse(next));
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(connectTimeoutMs);
-        while (!stage.isConnected()) {
-            if (System.nanoTime() - deadline > 0) {
-                throw new IllegalStateException("stage " + stage.stage() + " did not connect to " + next + " within "
-                    + connectTimeoutMs + " ms");
-            }
-            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
-        }
+        PipelineStage.awaitConnected(stage::isConnected, connectTimeoutMs, "stage " + stage.stage() + " to " + next);
+    }
+
+    /** What went wrong in work run off the actor's thread (null: nothing). */
+    private static Throwable cause(Throwable error) {
+        return error instanceof java.util.concurrent.CompletionException ce && ce.getCause() != null
+            ? ce.getCause() : error;
     }
 
     private Behavior<Object> onConnected(Connected m) {
         StageProtocol.Connect c = m.connect();
-        Throwable e = m.error() instanceof java.util.concurrent.CompletionException ce && ce.getCause() != null
-            ? ce.getCause() : m.error();
+        Throwable e = cause(m.error());
         c.replyTo().tell(new StageProtocol.Reply(c.stage(), c.epoch(), e == null ? "connected" : null, 0,
             e == null ? null : e.getMessage()));
         return this;
