@@ -1,6 +1,5 @@
 package io.troupe.actors.cli;
 
-import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.serve.InferenceServer;
 import io.troupe.actors.serve.ServeSettings;
 import io.troupe.models.checkpoint.CheckpointException;
@@ -30,6 +29,7 @@ final class ServeCommand {
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
                             [--isolate-step-core true|false] [--prefill-thread true|false] [--prefill-ahead N]
                             [--kv-dtype f32|bf16] [--drain-timeout SECONDS] [--stage-hosts HOST:PORT,...]
+                            [--config FILE]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
@@ -37,20 +37,24 @@ final class ServeCommand {
         seconds (default 25; 0 ends them at once), then exits.
         --stage-hosts: stages 1..N-1 of --layout 1xN run on these stage hosts ('troupe serve-stage', one per
         stage, in order, each with its own copy of the checkpoint); a lost host pauses serving, its running
-        requests are requeued and recomputed once the host is back (troupe.serve.stage-link).""";
+        requests are requeued and recomputed once the host is back (troupe.serve.stage-link). The stage link
+        runs over TLS with mutual authentication when troupe.cluster.tls is on (on the hosts too).
+        --config: a HOCON file over reference.conf (troupe.serve, troupe.serve.stage-link, troupe.cluster.tls,
+        troupe.transport).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
             "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "prefill-ahead",
-            "kv-dtype", "drain-timeout", "stage-hosts"), Set.of());
+            "kv-dtype", "drain-timeout", "stage-hosts", "config"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
         int stages = o.has("layout") ? pipelineStages(o.get("layout")) : 1;
-        ServeSettings s = settings(o);
+        com.typesafe.config.Config cfg = NodeCommand.withConfigFile(o);
+        ServeSettings s = settings(o, cfg);
         io.troupe.actors.serve.StageLinks links;
         try {
-            links = io.troupe.actors.serve.StageLinks.from(ConfigFactory.load(), o.has("stage-hosts")
+            links = io.troupe.actors.serve.StageLinks.from(cfg, o.has("stage-hosts")
                 ? java.util.Arrays.stream(o.get("stage-hosts").split(",")).map(String::trim).toList()
                 : java.util.List.of());
         } catch (IllegalArgumentException e) {
@@ -145,10 +149,10 @@ final class ServeCommand {
         return l.pp();
     }
 
-    static ServeSettings settings(Options o) {
+    static ServeSettings settings(Options o, com.typesafe.config.Config cfg) {
         ServeSettings s;
         try {
-            s = ServeSettings.from(ConfigFactory.load());
+            s = ServeSettings.from(cfg);
             if (o.has("quantize")) {
                 s = s.withQuantization(EvalCommand.quantization(o.get("quantize")));
             }

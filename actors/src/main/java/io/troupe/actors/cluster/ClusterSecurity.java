@@ -42,6 +42,34 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
                 }
             }
         }
+
+        /**
+         * Pekko's settings for Artery TLS with mutual authentication, as an overlay on an actor
+         * system's config (empty when TLS is off): the cluster's nodes and a server's stage link use it.
+         */
+        public Config pekkoOverlay() {
+            if (!enabled) {
+                return ConfigFactory.empty();
+            }
+            String p = "pekko.remote.artery.ssl.config-ssl-engine.";
+            return ConfigFactory.parseString(String.join("\n",
+                    "pekko.remote.artery.transport = tls-tcp",
+                    p + "require-mutual-authentication = on",
+                    "pekko.remote.artery.ssl.ssl-engine-provider = "
+                        + "org.apache.pekko.remote.artery.tcp.ConfigSSLEngineProvider"))
+                .withValue(p + "key-store", ConfigValueFactory.fromAnyRef(absolute(keyStore)))
+                .withValue(p + "key-store-password", ConfigValueFactory.fromAnyRef(keyStorePassword))
+                .withValue(p + "key-password", ConfigValueFactory.fromAnyRef(keyPassword))
+                .withValue(p + "trust-store", ConfigValueFactory.fromAnyRef(absolute(trustStore)))
+                .withValue(p + "trust-store-password", ConfigValueFactory.fromAnyRef(trustStorePassword))
+                .withValue(p + "protocol", ConfigValueFactory.fromAnyRef(protocol))
+                .withValue(p + "hostname-verification", ConfigValueFactory.fromAnyRef(hostnameVerification));
+        }
+
+        /** TLS off. */
+        public static Tls off() {
+            return new Tls(false, "", "", "", "", "", "TLSv1.3", false);
+        }
     }
 
     public ClusterSecurity {
@@ -77,22 +105,7 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
 
     /** Pekko's settings for Artery TLS (empty when TLS is off), as an overlay. */
     Config pekkoTlsOverlay() {
-        if (!tls.enabled()) {
-            return ConfigFactory.empty();
-        }
-        String p = "pekko.remote.artery.ssl.config-ssl-engine.";
-        return ConfigFactory.parseString(String.join("\n",
-                "pekko.remote.artery.transport = tls-tcp",
-                p + "require-mutual-authentication = on",
-                "pekko.remote.artery.ssl.ssl-engine-provider = "
-                    + "org.apache.pekko.remote.artery.tcp.ConfigSSLEngineProvider"))
-            .withValue(p + "key-store", ConfigValueFactory.fromAnyRef(absolute(tls.keyStore())))
-            .withValue(p + "key-store-password", ConfigValueFactory.fromAnyRef(tls.keyStorePassword()))
-            .withValue(p + "key-password", ConfigValueFactory.fromAnyRef(tls.keyPassword()))
-            .withValue(p + "trust-store", ConfigValueFactory.fromAnyRef(absolute(tls.trustStore())))
-            .withValue(p + "trust-store-password", ConfigValueFactory.fromAnyRef(tls.trustStorePassword()))
-            .withValue(p + "protocol", ConfigValueFactory.fromAnyRef(tls.protocol()))
-            .withValue(p + "hostname-verification", ConfigValueFactory.fromAnyRef(tls.hostnameVerification()));
+        return tls.pekkoOverlay();
     }
 
     private static String absolute(String file) {

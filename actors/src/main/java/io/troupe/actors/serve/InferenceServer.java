@@ -132,8 +132,7 @@ public final class InferenceServer implements AutoCloseable {
     private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks,
                                                   StageLinks links) {
         // in one process the stages talk over IPC; stage hosts need this node's UDP settings (troupe.transport)
-        io.troupe.runtime.transport.TransportSettings ts = links.remote()
-            ? io.troupe.actors.cluster.TransportConfig.from(ConfigFactory.load())
+        io.troupe.runtime.transport.TransportSettings ts = links.remote() ? links.transport()
             : io.troupe.runtime.transport.TransportSettings.defaults().withReceiveBudgetBytes(64L << 20);
         PipelineStepRunner runner = new PipelineStepRunner(weights, stages, s.kvBlockTokens(), blocks, s.kvPrecision(),
             links, ts);
@@ -167,7 +166,7 @@ public final class InferenceServer implements AutoCloseable {
             pekko.fail-mixed-versions = off
             """).withFallback(ConfigFactory.load());
         if (links != null) {                      // stage hosts: the control plane reaches them over Artery
-            config = StageLinks.pekko(config, links.hostname(), links.port(), links.lossTimeout());
+            config = links.pekko(config);
         }
         ActorSystem<SchedulerActor.Command> system;
         try {

@@ -1,7 +1,6 @@
 package io.troupe.actors.serve;
 
 import com.typesafe.config.Config;
-import io.troupe.actors.cluster.TransportConfig;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.runtime.transport.TransportNode;
 import java.nio.file.Path;
@@ -34,14 +33,15 @@ public final class StageHostServer implements AutoCloseable {
     /**
      * Starts a stage host serving stages of {@code checkpoint} (a step directory, or a run whose latest
      * step is taken), with {@code config}'s {@code troupe.transport} and
-     * {@code troupe.serve.stage-link} settings, at {@code hostname:port} (0: a free port).
+     * {@code troupe.serve.stage-link} settings, at {@code hostname:port} (0: a free port), its control link
+     * over TLS when {@code troupe.cluster.tls} is on.
      *
      * @throws io.troupe.models.checkpoint.CheckpointException when there is no committed checkpoint there
      */
     public static StageHostServer start(Path checkpoint, String hostname, int port, Config config) {
         Path dir = Checkpoints.resolve(checkpoint);
-        StageLinks links = StageLinks.from(config, java.util.List.of());
-        TransportNode node = TransportNode.launch(TransportConfig.from(config),
+        StageLinks links = StageLinks.from(config, java.util.List.of()).at(hostname, port);
+        TransportNode node = TransportNode.launch(links.transport(),
             t -> LOG.warn("stage host data plane error", t));
         try {
             long connectMs = links.connectTimeout().toMillis();
@@ -51,7 +51,7 @@ public final class StageHostServer implements AutoCloseable {
                 ctx.spawn(Behaviors.supervise(StageHost.create(dir, node, connectMs, lossMs))
                     .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restart()), StageHost.NAME);
                 return Behaviors.empty();
-            }), PipelineStepRunner.STAGE_HOST_SYSTEM, StageLinks.pekko(config, hostname, port, links.lossTimeout()));
+            }), PipelineStepRunner.STAGE_HOST_SYSTEM, links.pekko(config));
             return new StageHostServer(system, node, dir);
         } catch (RuntimeException e) {
             node.close();

@@ -4,8 +4,11 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
+import io.troupe.actors.cluster.ClusterSecurity;
 import io.troupe.actors.cluster.CrossNodeMessage;
+import io.troupe.actors.cluster.TransportConfig;
 import io.troupe.actors.cluster.TroupeKryoSerializer;
+import io.troupe.runtime.transport.TransportSettings;
 import java.time.Duration;
 import java.util.List;
 
@@ -20,9 +23,14 @@ import java.util.List;
  * @param lossTimeout    how long a stage host may be silent before it counts as lost
  * @param connectTimeout how long one wiring (load, connect) may take before it is retried
  * @param retryInterval  the pause between wirings while a stage host is missing
+ * @param tls            the control link over TLS with mutual authentication ({@code troupe.cluster.tls}),
+ *                       or off
+ * @param transport      the data plane's settings on this host ({@code troupe.transport}: UDP ports,
+ *                       the frames' authentication key)
  */
 public record StageLinks(List<String> hosts, String hostname, int port, Duration lossTimeout,
-                         Duration connectTimeout, Duration retryInterval) {
+                         Duration connectTimeout, Duration retryInterval, ClusterSecurity.Tls tls,
+                         TransportSettings transport) {
     public StageLinks {
         hosts = List.copyOf(hosts);
         for (String h : hosts) {
@@ -42,15 +50,34 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
         }
     }
 
-    /** Reads {@code troupe.serve.stage-link} of {@code root}, with {@code hosts}. */
+    /**
+     * Links without TLS, with the data-plane settings of the config {@code ConfigFactory.load()} gives
+     * this process.
+     */
+    public StageLinks(List<String> hosts, String hostname, int port, Duration lossTimeout, Duration connectTimeout,
+                      Duration retryInterval) {
+        this(hosts, hostname, port, lossTimeout, connectTimeout, retryInterval, ClusterSecurity.Tls.off(),
+            TransportConfig.from(ConfigFactory.load()));
+    }
+
+    /**
+     * Reads {@code troupe.serve.stage-link}, {@code troupe.cluster.tls} and {@code troupe.transport} of
+     * {@code root}, with {@code hosts}.
+     */
     public static StageLinks from(Config root, List<String> hosts) {
         try {
             Config c = root.getConfig("troupe.serve.stage-link");
             return new StageLinks(hosts, c.getString("hostname"), c.getInt("port"), c.getDuration("loss-timeout"),
-                c.getDuration("connect-timeout"), c.getDuration("retry-interval"));
+                c.getDuration("connect-timeout"), c.getDuration("retry-interval"), ClusterSecurity.from(root).tls(),
+                TransportConfig.from(root));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad troupe.serve.stage-link setting: " + e.getMessage(), e);
         }
+    }
+
+    /** These links with the control plane at {@code hostname:port} (a stage host's own address). */
+    StageLinks at(String hostname, int port) {
+        return new StageLinks(hosts, hostname, port, lossTimeout, connectTimeout, retryInterval, tls, transport);
     }
 
     public boolean remote() {
@@ -58,12 +85,12 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
     }
 
     /**
-     * The Pekko settings of a process on a stage link (the server or a stage host): remote actors over
-     * Artery TCP at {@code hostname:port}, only {@link CrossNodeMessage}s (Kryo, registration required)
-     * across, a peer silent for {@code lossTimeout} counts as lost.
+     * The Pekko settings of a process on these links (the server or a stage host): remote actors over
+     * Artery TCP (TLS with mutual authentication when {@link #tls} is on) at {@link #hostname}:{@link #port},
+     * only {@link CrossNodeMessage}s (Kryo, registration required) across.
      */
-    static Config pekko(Config base, String hostname, int port, Duration lossTimeout) {
-        return ConfigFactory.parseString(String.join("\n",
+    Config pekko(Config base) {
+        return tls.pekkoOverlay().withFallback(ConfigFactory.parseString(String.join("\n",
                 "pekko.actor.provider = remote",
                 "pekko.actor.allow-java-serialization = off",
                 "pekko.actor.warn-about-java-serializer-usage = off",
@@ -79,9 +106,7 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
                 "pekko.coordinated-shutdown.exit-jvm = off",
                 "pekko.fail-mixed-versions = off"))
             .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(hostname))
-            .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port))
-            .withValue("pekko.remote.watch-failure-detector.acceptable-heartbeat-pause",
-                ConfigValueFactory.fromAnyRef(lossTimeout.toMillis() + "ms"))
+            .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port)))
             .withFallback(base);
     }
 }

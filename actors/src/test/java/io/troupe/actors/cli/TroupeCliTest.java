@@ -241,6 +241,8 @@ class TroupeCliTest {
             "--layout", "1x3", "--stage-hosts", "127.0.0.1:7355");
         refusedInOneLine("h:0", "HOST:PORT with a port in [1, 65535]", "serve", "--checkpoint", "/x", "--layout",
             "1x2", "--stage-hosts", "h:0");
+        refusedInOneLine("--config", "no such file '/nonexistent.conf'", "serve", "--checkpoint", "/x", "--config",
+            "/nonexistent.conf");
         refusedInOneLine("--checkpoint", "serve-stage needs --checkpoint DIR", "serve-stage", "--port", "1");
         refusedInOneLine("--port", "integer: --port=p", "serve-stage", "--checkpoint", "/x", "--port", "p");
         refusedInOneLine("--stages", "simulate --help", "simulate", "--stages", "zero");
