@@ -9,6 +9,7 @@ import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.parallel.Layout;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
@@ -36,8 +37,9 @@ final class ServeCommand {
         503 to new requests and to /health while the requests it holds finish, for up to --drain-timeout
         seconds (default 25; 0 ends them at once), then exits.
         --stage-hosts: stages 1..N-1 of --layout 1xN run on these stage hosts ('troupe serve-stage', one per
-        stage, in order, each with its own copy of the checkpoint); a lost host pauses serving, its running
-        requests are requeued and recomputed once the host is back (troupe.serve.stage-link). The stage link
+        stage, in order, each with its own copy of the checkpoint; hosts named after those are spares); a lost
+        host pauses serving, its running requests are requeued and recomputed once its stage is back, on a
+        spare that answers or on the host itself (troupe.serve.stage-link). The stage link
         runs over TLS with mutual authentication when troupe.cluster.tls is on (on the hosts too).
         --config: a HOCON file over reference.conf (troupe.serve, troupe.serve.stage-link, troupe.cluster.tls,
         troupe.transport).""";
@@ -56,13 +58,14 @@ final class ServeCommand {
         try {
             links = io.troupe.actors.serve.StageLinks.from(cfg, o.has("stage-hosts")
                 ? java.util.Arrays.stream(o.get("stage-hosts").split(",")).map(String::trim).toList()
-                : java.util.List.of());
+                : List.of());
         } catch (IllegalArgumentException e) {
             throw new UsageException("--stage-hosts: " + e.getMessage());
         }
-        if (links.remote() && links.hosts().size() != stages - 1) {
+        if (links.remote() && links.hosts().size() < stages - 1) {
             throw new UsageException("--stage-hosts names " + links.hosts().size() + " host(s); --layout 1x" + stages
-                + " needs " + (stages - 1) + " (one per stage after the first): --stage-hosts=" + o.get("stage-hosts"));
+                + " needs " + (stages - 1) + " (one per stage after the first; more are spares): --stage-hosts="
+                + o.get("stage-hosts"));
         }
         try {
             Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
@@ -84,8 +87,10 @@ final class ServeCommand {
                 server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
                 s.kvPrecision(), s.kvBlockTokens(), s.maxBatch(), stages);
             if (links.remote()) {
-                out.printf(Locale.ROOT, "troupe serve: stages 1..%d on stage hosts %s%n", stages - 1,
-                    String.join(", ", links.hosts()));
+                List<String> hosts = links.hosts();
+                out.printf(Locale.ROOT, "troupe serve: stages 1..%d on stage hosts %s%s%n", stages - 1,
+                    String.join(", ", hosts.subList(0, stages - 1)), hosts.size() < stages ? ""
+                        : "; spares " + String.join(", ", hosts.subList(stages - 1, hosts.size())));
             }
             out.flush();
             CountDownLatch stopped = new CountDownLatch(1);

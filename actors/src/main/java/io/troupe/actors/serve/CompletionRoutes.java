@@ -53,6 +53,7 @@ final class CompletionRoutes extends AllDirectives {
     private final AtomicLong inFlight = new AtomicLong();
     private volatile boolean draining;
     private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
+    private volatile java.util.function.Supplier<String> stageHosts = () -> null;
     private final long startedS = System.currentTimeMillis() / 1000;
     private final CompletableFuture<Void> drained = new CompletableFuture<>();
 
@@ -105,6 +106,11 @@ final class CompletionRoutes extends AllDirectives {
         this.pipelineDown = down;
     }
 
+    /** Reads the stage hosts' state, a JSON array {@code /health} shows as {@code stage_hosts} (null: none). */
+    void readStageHosts(java.util.function.Supplier<String> json) {
+        this.stageHosts = json;
+    }
+
     /** Completions accepted and not yet answered in full. */
     long inFlight() {
         return inFlight.get();
@@ -119,8 +125,10 @@ final class CompletionRoutes extends AllDirectives {
     private HttpResponse health() {
         String down = pipelineDown.get();
         String status = draining ? "draining" : down != null ? "degraded" : "ok";
+        String hosts = stageHosts.get();
         String json = "{\"status\":\"" + status + "\",\"model\":" + Json.quote(modelName)
-            + (down != null ? ",\"reason\":" + Json.quote(down) : "") + "}";
+            + (down != null ? ",\"reason\":" + Json.quote(down) : "")
+            + (hosts != null ? ",\"stage_hosts\":" + hosts : "") + "}";
         return HttpResponse.create().withStatus(status.equals("ok") ? StatusCodes.OK : StatusCodes.SERVICE_UNAVAILABLE)
             .withEntity(ContentTypes.APPLICATION_JSON, json);
     }

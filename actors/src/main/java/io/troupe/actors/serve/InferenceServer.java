@@ -147,6 +147,7 @@ public final class InferenceServer implements AutoCloseable {
         }
         ServeMetrics metrics = new ServeMetrics(blocks);
         metrics.readPipeline(runner::down);
+        metrics.readStageMoves(runner::stageMoves);
         return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null,
             runner, first, links.remote() ? links : null, runner);
     }
@@ -183,6 +184,9 @@ public final class InferenceServer implements AutoCloseable {
                 weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
             if (pipeline != null) {
                 routes.readPipeline(pipeline::down);
+                if (links != null) {
+                    routes.readStageHosts(pipeline::stageHostsJson);
+                }
             }
             ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()
                 .get(30, TimeUnit.SECONDS);

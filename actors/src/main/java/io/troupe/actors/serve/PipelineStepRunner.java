@@ -34,6 +34,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import org.agrona.CloseHelper;
@@ -65,7 +67,9 @@ import org.slf4j.LoggerFactory;
  * queue and pauses ({@link #onDown}), and this runner wires the pipeline again, with a new epoch, every
  * {@code retry-interval} until every host has loaded its stage and connected. The scheduler then
  * recomputes the sequences' keys and values and goes on; no request is lost, and a sequence's tokens
- * are those it would have had.
+ * are those it would have had. Hosts named beyond the N-1 the stages need are spares: every host named
+ * is heartbeaten, and a lost host's stage moves to a spare that answers (the lost host, once back, is a
+ * spare in turn); with none, the stage waits for its host.
  */
 final class PipelineStepRunner implements StepRunner {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStepRunner.class);
@@ -102,7 +106,16 @@ final class PipelineStepRunner implements StepRunner {
     private volatile boolean closed;
     private volatile Consumer<String> onDown = reason -> { };
     private volatile ActorRef<Object> linkActor;
-    private volatile ActorRefResolver resolver;
+    /** The stage hosts named ({@code --stage-hosts}), by slot. */
+    private volatile List<ActorRef<Object>> hostRefs = List.of();
+    /** The slot of the host holding each stage 1..N-1 (index 0 unused); changed only when wiring. */
+    private volatile int[] assigned;
+    /** When each slot's host last answered a heartbeat, and when it last failed (nanoTime; 0: never). */
+    private final AtomicLongArray heardNs;
+    private final AtomicLongArray failedNs;
+    /** When each slot's host last refused a load (nanoTime; 0: never). */
+    private final AtomicLongArray refusedNs;
+    private final AtomicLong moves = new AtomicLong();
     private long epochs;
     private long nextStepId;
     private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
@@ -115,10 +128,10 @@ final class PipelineStepRunner implements StepRunner {
      */
     PipelineStepRunner(InferenceWeights weights, int pipelineStages, int blockTokens, int numBlocks,
                        KvPrecision precision, StageLinks links, TransportSettings transport) {
-        if (links.remote() && links.hosts().size() != pipelineStages - 1) {
+        if (links.remote() && links.hosts().size() < pipelineStages - 1) {
             throw new IllegalArgumentException("a 1x" + pipelineStages + " layout needs " + (pipelineStages - 1)
-                + " stage host(s) for stages 1.." + (pipelineStages - 1) + ": --stage-hosts has " + links.hosts().size()
-                + " (" + String.join(",", links.hosts()) + ")");
+                + " stage host(s) for stages 1.." + (pipelineStages - 1) + " (more are spares): --stage-hosts has "
+                + links.hosts().size() + " (" + String.join(",", links.hosts()) + ")");
         }
         if (links.remote() && weights.fingerprint() == null) {
             throw new IllegalArgumentException("stage hosts load the checkpoint themselves: serve weights loaded"
@@ -136,6 +149,14 @@ final class PipelineStepRunner implements StepRunner {
         this.node = TransportNode.launch(transport, t -> LOG.warn("serving data plane error", t));
         this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
         this.rewirer = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-rewire"));
+        this.heardNs = new AtomicLongArray(links.hosts().size());
+        this.failedNs = new AtomicLongArray(links.hosts().size());
+        this.refusedNs = new AtomicLongArray(links.hosts().size());
+        int[] first = new int[pipelineStages];
+        for (int g = 1; g < pipelineStages; g++) {
+            first[g] = g - 1;                         // stage g on the g-th host named; the rest are spares
+        }
+        this.assigned = first;
         if (!links.remote()) {
             try {
                 wireLocal();
@@ -161,7 +182,12 @@ final class PipelineStepRunner implements StepRunner {
         if (!links.remote()) {
             return;
         }
-        resolver = ActorRefResolver.get(ctx.getSystem());
+        ActorRefResolver resolver = ActorRefResolver.get(ctx.getSystem());
+        List<ActorRef<Object>> refs = new ArrayList<>();
+        for (String h : links.hosts()) {
+            refs.add(resolver.resolveActorRef("pekko://" + STAGE_HOST_SYSTEM + "@" + h + "/user/" + StageHost.NAME));
+        }
+        hostRefs = List.copyOf(refs);
         linkActor = ctx.spawn(linkBehavior(), "stage-links");
         down = "wiring the pipeline's stage hosts";
         recover(() -> firstWiring.complete(null));
@@ -187,6 +213,32 @@ final class PipelineStepRunner implements StepRunner {
         } catch (ExecutionException e) {
             throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
         }
+    }
+
+    /**
+     * The stage hosts named, as a JSON array of {@code {"host", "stage" (null: a spare), "answering"}}:
+     * a host answers when it answered a heartbeat within the loss timeout.
+     */
+    String stageHostsJson() {
+        int[] a = assigned;
+        long now = System.nanoTime();
+        StringBuilder sb = new StringBuilder("[");
+        for (int slot = 0; slot < links.hosts().size(); slot++) {
+            int stage = -1;
+            for (int g = 1; g < stages; g++) {
+                stage = a[g] == slot ? g : stage;
+            }
+            long heard = heardNs.get(slot);
+            sb.append(slot == 0 ? "" : ",").append("{\"host\":").append(Json.quote(links.hosts().get(slot)))
+                .append(",\"stage\":").append(stage < 0 ? "null" : String.valueOf(stage)).append(",\"answering\":")
+                .append(heard != 0 && now - heard <= links.lossTimeout().toNanos()).append('}');
+        }
+        return sb.append(']').toString();
+    }
+
+    /** How many times a stage moved to a spare stage host. */
+    long stageMoves() {
+        return moves.get();
     }
 
     /** Why the pipeline cannot run steps now (a stage host is lost or not wired yet), or null. */
@@ -248,6 +300,7 @@ final class PipelineStepRunner implements StepRunner {
             w.toFirst().send(FrameKind.ACTIVATION, id, key, DType.F32, out, 0, outLength[0]);
         } catch (TransportException e) {
             fail(id, e);
+            suspect(1);
             lost("cannot send to stage 1" + hostOf(1) + ": " + e.getMessage(), w.epoch());
         } catch (RuntimeException e) {
             fail(id, e);
@@ -262,7 +315,63 @@ final class PipelineStepRunner implements StepRunner {
     }
 
     private String hostOf(int stage) {
-        return links.remote() ? " at " + links.hosts().get(stage - 1) : "";
+        return links.remote() ? " at " + links.hosts().get(assigned[stage]) : "";
+    }
+
+    /** The host of {@code stage} failed (silent or unreachable): a spare may take its stage. */
+    private void suspect(int stage) {
+        failedNs.set(assigned[stage], System.nanoTime());
+    }
+
+    /**
+     * Whether the host at {@code slot} should not hold a stage now: it has not answered a heartbeat since
+     * it failed, or it refused a load within the loss timeout (another checkpoint, another server).
+     */
+    private boolean unfit(int slot, long now) {
+        long failed = failedNs.get(slot);
+        long refused = refusedNs.get(slot);
+        return failed != 0 && heardNs.get(slot) - failed <= 0
+            || refused != 0 && now - refused < links.lossTimeout().toNanos();
+    }
+
+    /**
+     * Where each stage runs in the next wiring: where it ran, unless its host is {@link #unfit} and a spare
+     * is not (one that answered within the loss timeout and holds no stage; the one that failed longest
+     * ago, or never, first). With no such spare the stage waits for its host.
+     */
+    private int[] placeStages() {
+        int[] a = assigned.clone();
+        long now = System.nanoTime();
+        long lossNs = links.lossTimeout().toNanos();
+        boolean[] used = new boolean[links.hosts().size()];
+        for (int g = 1; g < stages; g++) {
+            used[a[g]] = true;
+        }
+        for (int g = 1; g < stages; g++) {
+            int s = a[g];
+            if (!unfit(s, now)) {
+                continue;
+            }
+            int best = -1;
+            for (int t = 0; t < used.length; t++) {
+                long heard = heardNs.get(t);
+                if (used[t] || heard == 0 || now - heard > lossNs || unfit(t, now)) {
+                    continue;
+                }
+                if (best < 0 || failedNs.get(t) - failedNs.get(best) < 0) {
+                    best = t;
+                }
+            }
+            if (best >= 0) {
+                LOG.warn("stage {} moves from stage host {} (not answering, or refusing) to the spare {}", g,
+                    links.hosts().get(s), links.hosts().get(best));
+                a[g] = best;
+                moves.incrementAndGet();
+                used[s] = false;
+                used[best] = true;
+            }
+        }
+        return a;
     }
 
     /** A stage of {@code epoch}'s wiring is lost: fail what is in flight and tell the scheduler (once). */
@@ -313,6 +422,7 @@ final class PipelineStepRunner implements StepRunner {
             @Override
             public void onPeerLost(int peerRank) {
                 if (links.remote()) {
+                    suspect(stages - 1);
                     lost("the stream from the last stage" + hostOf(stages - 1) + " ended", epoch);
                 }
             }
@@ -399,11 +509,13 @@ final class PipelineStepRunner implements StepRunner {
             epoch = ++epochs;
         }
         long timeoutMs = links.connectTimeout().toMillis();
+        int[] place = placeStages();
+        assigned = place;
         List<ActorRef<Object>> hosts = new ArrayList<>();
-        for (String h : links.hosts()) {
-            hosts.add(resolver.resolveActorRef("pekko://" + STAGE_HOST_SYSTEM + "@" + h + "/user/" + StageHost.NAME));
+        for (int g = 1; g < stages; g++) {
+            hosts.add(hostRefs.get(place[g]));
         }
-        linkActor.tell(new Watch(hosts, epoch, false));    // pings keep hosts loading this epoch from freeing it
+        linkActor.tell(new Watch(place, epoch, false));    // pings keep hosts loading this epoch from freeing it
         String quantization = weights.quantization().name().toLowerCase(Locale.ROOT);
         List<CompletableFuture<StageProtocol.Reply>> loads = new ArrayList<>();
         List<CompletableFuture<StageProtocol.Reply>> acks = new ArrayList<>();
@@ -454,12 +566,12 @@ final class PipelineStepRunner implements StepRunner {
                 wiring = new Wiring(epoch, front, rx, toFirst);
                 down = null;
             }
-            linkActor.tell(new Watch(hosts, epoch, true));
+            linkActor.tell(new Watch(place, epoch, true));
             if (old != null) {
                 afterStageZero(old::close);            // not under a send of the first stage's thread
             }
             LOG.info("pipeline wired (epoch {}): stages 1..{} on {}, {} bytes of weights there", epoch, stages - 1,
-                links.hosts(), weightBytes);
+                placed(place), weightBytes);
         } catch (RuntimeException e) {
             CloseHelper.quietClose(rx);
             CloseHelper.quietClose(front);
@@ -467,12 +579,24 @@ final class PipelineStepRunner implements StepRunner {
         }
     }
 
+    private List<String> placed(int[] place) {
+        List<String> l = new ArrayList<>();
+        for (int g = 1; g < stages; g++) {
+            l.add(links.hosts().get(place[g]));
+        }
+        return l;
+    }
+
+    /** The answer of stage {@code stage}'s host; a host that is silent or refuses a load is noted as unfit. */
     private StageProtocol.Reply answer(CompletableFuture<StageProtocol.Reply> f, int stage, String what,
                                        long timeoutMs) {
         StageProtocol.Reply r;
         try {
             r = f.get(timeoutMs, TimeUnit.MILLISECONDS);
         } catch (TimeoutException e) {
+            if (what.equals("load")) {
+                suspect(stage);
+            }
             throw new IllegalStateException("stage host" + hostOf(stage) + " did not answer the " + what + " of stage "
                 + stage + " within " + timeoutMs + " ms");
         } catch (InterruptedException e) {
@@ -482,6 +606,9 @@ final class PipelineStepRunner implements StepRunner {
             throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
         }
         if (r.error() != null) {
+            if (what.equals("load")) {
+                refusedNs.set(assigned[stage], System.nanoTime());
+            }
             throw new Refused("stage host" + hostOf(stage) + " refused the " + what + " of stage " + stage + ": "
                 + r.error());
         }
@@ -504,8 +631,11 @@ final class PipelineStepRunner implements StepRunner {
                        CompletableFuture<StageProtocol.Reply> ack, CompletableFuture<StageProtocol.Reply> answer) {
     }
 
-    /** Heartbeat {@code hosts} for {@code epoch}; count silence as a loss only once {@code armed} (wired). */
-    private record Watch(List<ActorRef<Object>> hosts, long epoch, boolean armed) {
+    /**
+     * Heartbeat every stage host named for {@code epoch}, whose stages are on the slots {@code place}
+     * gives; count a stage's silence as a loss only once {@code armed} (wired).
+     */
+    private record Watch(int[] place, long epoch, boolean armed) {
     }
 
     private record Beat() {
@@ -533,8 +663,8 @@ final class PipelineStepRunner implements StepRunner {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Beat(), java.time.Duration.ofNanos(Math.max(50_000_000L, lossNs / 4)));
             Map<Integer, Ask> waiting = new HashMap<>();
-            List<ActorRef<Object>> watched = new ArrayList<>();
             long[] lastPong = new long[stages];
+            int[][] place = {null};
             long[] current = {-1};
             boolean[] armed = {false};
             ActorRef<StageProtocol.Reply> self = ctx.getSelf().narrow();
@@ -564,34 +694,44 @@ final class PipelineStepRunner implements StepRunner {
                     return Behaviors.same();
                 })
                 .onMessage(Watch.class, w -> {
-                    watched.clear();
-                    watched.addAll(w.hosts());
+                    place[0] = w.place();
                     current[0] = w.epoch();
                     armed[0] = w.armed();
                     java.util.Arrays.fill(lastPong, System.nanoTime());
                     return Behaviors.same();
                 })
                 .onMessage(StageProtocol.Pong.class, p -> {
-                    if (p.epoch() == current[0] && p.stage() >= 1 && p.stage() < stages) {
-                        lastPong[p.stage()] = System.nanoTime();
+                    long now = System.nanoTime();
+                    if (p.slot() < 0 || p.slot() >= hostRefs.size()) {
+                        return Behaviors.same();
+                    }
+                    heardNs.set(p.slot(), now);
+                    if (place[0] != null && p.epoch() == current[0] && p.stage() >= 1 && p.stage() < stages
+                        && place[0][p.stage()] == p.slot()) {
+                        lastPong[p.stage()] = now;
                     }
                     return Behaviors.same();
                 })
                 .onMessage(Beat.class, b -> {
                     long now = System.nanoTime();
-                    for (int i = 0; i < watched.size(); i++) {
-                        int stage = i + 1;
-                        if (armed[0] && now - lastPong[stage] > lossNs) {
-                            lost("the stage host of stage " + stage + hostOf(stage) + " was silent for "
-                                + links.lossTimeout().toMillis() + " ms (its process ended, stopped or lost its stage)",
-                                current[0]);
+                    if (armed[0] && place[0] != null) {
+                        for (int stage = 1; stage < stages; stage++) {
+                            if (now - lastPong[stage] > lossNs) {
+                                failedNs.set(place[0][stage], now);
+                                lost("the stage host of stage " + stage + " at " + links.hosts().get(place[0][stage])
+                                    + " was silent for " + links.lossTimeout().toMillis()
+                                    + " ms (its process ended, stopped or lost its stage)", current[0]);
+                            }
                         }
-                        watched.get(i).tell(new StageProtocol.Ping(current[0], pongs));
+                    }
+                    List<ActorRef<Object>> refs = hostRefs;   // spares too: a spare that answers can take a stage
+                    for (int slot = 0; slot < refs.size(); slot++) {
+                        refs.get(slot).tell(new StageProtocol.Ping(current[0], slot, pongs));
                     }
                     return Behaviors.same();
                 })
                 .onSignal(PostStop.class, s -> {
-                    for (ActorRef<Object> h : watched) {
+                    for (ActorRef<Object> h : hostRefs) {
                         h.tell(new StageProtocol.Unload(current[0]));
                     }
                     return Behaviors.same();

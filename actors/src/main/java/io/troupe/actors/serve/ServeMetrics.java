@@ -29,6 +29,7 @@ final class ServeMetrics {
     private final AtomicLong refusedDraining = new AtomicLong();
     private final AtomicLong pipelinePauses = new AtomicLong();
     private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
+    private volatile java.util.function.LongSupplier stageMoves = () -> 0;
     // the HTTP side's state, read where it is kept (CompletionRoutes)
     private volatile java.util.function.LongSupplier requestsInFlight = () -> 0;
     private volatile java.util.function.BooleanSupplier draining = () -> false;
@@ -109,7 +110,6 @@ final class ServeMetrics {
         badRequests.incrementAndGet();
     }
 
-    /** A completion refused with 503 because the server drains. */
     /** The scheduler paused for a lost pipeline stage (or a failed step it recovers from). */
     void onPipelineDown() {
         pipelinePauses.incrementAndGet();
@@ -120,6 +120,12 @@ final class ServeMetrics {
         this.pipelineDown = down;
     }
 
+    /** How many times a lost stage host's stage moved to a spare (read when metrics are written). */
+    void readStageMoves(java.util.function.LongSupplier moves) {
+        this.stageMoves = moves;
+    }
+
+    /** A completion refused with 503 because the server drains. */
     void onRefusedDraining() {
         refusedDraining.incrementAndGet();
     }
@@ -162,6 +168,8 @@ final class ServeMetrics {
         counter(sb, "troupe_serve_pipeline_pauses_total",
             "Times serving paused to recover the pipeline (running sequences requeued and recomputed).",
             pipelinePauses.get());
+        counter(sb, "troupe_serve_pipeline_stage_moves_total",
+            "Times a lost stage host's pipeline stage moved to a spare stage host.", stageMoves.getAsLong());
         counter(sb, "troupe_serve_overlapped_steps_total",
             "Steps started while another was in flight (pipeline stages working at once).", overlappedSteps.get());
         counter(sb, "troupe_serve_step_forward_seconds_total", "Time in the model's forward (decode loop).",

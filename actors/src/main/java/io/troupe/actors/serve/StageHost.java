@@ -25,7 +25,8 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * at a time, from its own copy of the checkpoint. A server's {@link StageProtocol.Load} is refused when
  * the checkpoint here differs from the server's (by {@link InferenceWeights#fingerprint}); a new epoch
  * from the same server (after another stage host was lost) replaces the stage, keeping the weights and
- * the cache when they fit. Loading and connecting run off the actor's thread. The server's
+ * the cache when they fit. Loading and connecting run off the actor's thread; a load that arrives
+ * while another runs waits for it (the newest only: an older wiring's is superseded). The server's
  * {@link StageProtocol.Ping}s keep the stage; the host frees it when they stop for the loss timeout
  * or the server says {@link StageProtocol.Unload}, and then takes a stage from any server.
  */
@@ -57,6 +58,8 @@ final class StageHost extends AbstractBehavior<Object> {
     private long epoch = -1;
     private ActorRef<StageProtocol.Reply> server;
     private boolean loading;
+    /** The newest load that came while another was under way, or null. */
+    private StageProtocol.Load queued;
 
     static Behavior<Object> create(Path checkpoint, TransportNode node, long connectTimeoutMs, long lossTimeoutMs) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
@@ -103,11 +106,15 @@ final class StageHost extends AbstractBehavior<Object> {
                 + " first"));
             return this;
         }
-        if (loading) {
-            m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, "this stage host is still loading"
-                + " an earlier request; retry"));
+        if (loading) {                        // a newer wiring: it starts once the load under way ends
+            m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, null));
+            queued = m;
             return this;
         }
+        return startLoad(m);
+    }
+
+    private Behavior<Object> startLoad(StageProtocol.Load m) {
         loading = true;
         // at once, so a server learns this host is there without waiting for the weights to load
         m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, null));
@@ -154,6 +161,15 @@ final class StageHost extends AbstractBehavior<Object> {
     private Behavior<Object> onLoaded(Loaded m) {
         loading = false;
         StageProtocol.Load l = m.load();
+        if (queued != null) {                 // superseded: its server waits for the newer wiring's answer
+            StageProtocol.Load next = queued;
+            queued = null;
+            if (m.error() == null) {
+                m.held().stage().close();
+                held = new Held(m.held().weights(), m.held().model(), null);
+            }
+            return startLoad(next);
+        }
         if (m.error() != null) {
             Throwable e = cause(m.error());
             getContext().getLog().warn("cannot load stage {} for {}: {}", l.stage(), addressOf(l.replyTo()),
@@ -208,7 +224,7 @@ final class StageHost extends AbstractBehavior<Object> {
         if (ours) {
             lastPingNs = System.nanoTime();
         }
-        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch()));
+        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch(), m.slot()));
         return this;
     }
 

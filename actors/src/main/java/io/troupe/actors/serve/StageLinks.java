@@ -17,7 +17,8 @@ import java.util.List;
  * them: {@code troupe.serve.stage-link} in reference.conf. No hosts: every stage runs in the server's
  * process.
  *
- * @param hosts          {@code host:port} of the stage hosts for stages 1..N-1, in order (empty: in-process)
+ * @param hosts          {@code host:port} of the stage hosts for stages 1..N-1, in order, then spares
+ *                       (empty: in-process)
  * @param hostname       the address this process's control plane binds and advertises
  * @param port           its port (0: any free one)
  * @param lossTimeout    how long a stage host may be silent before it counts as lost

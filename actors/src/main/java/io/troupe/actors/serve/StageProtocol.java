@@ -47,15 +47,20 @@ public final class StageProtocol {
     }
 
     /**
-     * The server's heartbeat to a host holding a stage of {@code epoch}, answered with a {@link Pong}.
-     * Each side counts the other lost after {@code troupe.serve.stage-link.loss-timeout} of silence. Plain
-     * messages rather than Pekko's remote death watch: a watch that fires quarantines the peer's
-     * incarnation, and a host that was only paused could then never be wired again without a restart.
+     * The server's heartbeat of {@code epoch} to the host it lists at {@code slot} in its
+     * {@code --stage-hosts} (a host holding a stage of that epoch, or a spare), answered with a
+     * {@link Pong}. Each side counts the other lost after {@code troupe.serve.stage-link.loss-timeout} of
+     * silence. Plain messages rather than Pekko's remote death watch: a watch that fires quarantines the
+     * peer's incarnation, and a host that was only paused could then never be wired again without a
+     * restart.
      */
-    public record Ping(long epoch, ActorRef<Pong> replyTo) implements CrossNodeMessage {
+    public record Ping(long epoch, int slot, ActorRef<Pong> replyTo) implements CrossNodeMessage {
     }
 
-    /** A host's answer to {@link Ping}: it holds stage {@code stage} of {@code epoch}, or -1 for none. */
-    public record Pong(int stage, long epoch) implements CrossNodeMessage {
+    /**
+     * A host's answer to {@link Ping}: it holds stage {@code stage} of {@code epoch}, or -1 for none;
+     * {@code slot} is the ping's.
+     */
+    public record Pong(int stage, long epoch, int slot) implements CrossNodeMessage {
     }
 }

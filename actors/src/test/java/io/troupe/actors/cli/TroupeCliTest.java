@@ -237,8 +237,8 @@ class TroupeCliTest {
         refusedInOneLine("stray", "unexpected argument", "train", "stray");
         refusedInOneLine("'fly'",
             "expected train, simulate, node, submit, driver, checkpoint, serve, serve-stage or eval", "fly");
-        refusedInOneLine("--stage-hosts=127.0.0.1:7355", "--layout 1x3 needs 2", "serve", "--checkpoint", "/x",
-            "--layout", "1x3", "--stage-hosts", "127.0.0.1:7355");
+        refusedInOneLine("--stage-hosts=127.0.0.1:7355", "--layout 1x3 needs 2 (one per stage", "serve",
+            "--checkpoint", "/x", "--layout", "1x3", "--stage-hosts", "127.0.0.1:7355");
         refusedInOneLine("h:0", "HOST:PORT with a port in [1, 65535]", "serve", "--checkpoint", "/x", "--layout",
             "1x2", "--stage-hosts", "h:0");
         refusedInOneLine("--config", "no such file '/nonexistent.conf'", "serve", "--checkpoint", "/x", "--config",

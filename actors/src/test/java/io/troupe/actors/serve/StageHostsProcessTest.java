@@ -11,22 +11,17 @@ import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.StagePartition;
+import io.troupe.runtime.launch.ChildJvm;
 import io.troupe.runtime.transport.DriverDirectory;
-import java.io.BufferedReader;
-import java.io.File;
-import java.io.InputStreamReader;
-import java.lang.management.ManagementFactory;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -34,13 +29,14 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Pipeline stages on stage hosts ({@code troupe serve-stage}): a 1x3 server whose stages 1 and 2 run in
- * two other processes, over the data plane on 127.0.0.1, gives exactly the tokens of a one-stage server;
- * and when the last stage's process is killed (SIGKILL) while requests decode, the server reports itself
- * degraded, waits, and once that stage host is started again every request is answered in full with the
- * same tokens: nothing is lost. The same holds when the first stage host is stopped (SIGSTOP) past the
- * loss timeout and then continued.
+ * two other processes, with a third as a spare, over the data plane on 127.0.0.1, gives exactly the
+ * tokens of a one-stage server. Whatever happens to a host while requests decode, every request is
+ * answered in full with the same tokens and none is cancelled: the last stage's process killed (SIGKILL;
+ * its stage moves to the spare), the first stage's host stopped (SIGSTOP) past the loss timeout (its
+ * stage moves to the killed host, started again as a spare), and a stage host stopped while the only
+ * spare is stopped too (the stage waits for its own host, continued).
  */
-@Timeout(240)
+@Timeout(300)
 class StageHostsProcessTest {
     private static final int REQUESTS = 48;
     private static final int TOKENS = 40;
@@ -48,60 +44,27 @@ class StageHostsProcessTest {
     @TempDir
     Path tmp;
 
-    /** A stage host process; its output lines go to a queue. */
-    private static final class StageHostProcess implements AutoCloseable {
-        final Process process;
-        final LinkedBlockingQueue<String> out = new LinkedBlockingQueue<>();
-        final StringBuilder log = new StringBuilder();
+    /** A {@code troupe serve-stage} process on 127.0.0.1:{@code port}, once it says it is up. */
+    private static ChildJvm stageHost(Path checkpoint, int port) throws Exception {
+        ChildJvm c = ChildJvm.start(TroupeCli.class, List.of("-Xmx512m", "-Dtroupe.serve.stage-link.loss-timeout=2s"),
+            List.of("serve-stage", "--checkpoint", checkpoint.toString(), "--port", String.valueOf(port)));
+        c.awaitLine("troupe serve-stage: up at 127.0.0.1:" + port, 60_000);
+        return c;
+    }
 
-        StageHostProcess(Path checkpoint, int port) throws Exception {
-            List<String> cmd = new ArrayList<>(List.of(System.getProperty("java.home") + File.separator + "bin"
-                + File.separator + "java", "-Xmx512m", "-Dtroupe.serve.stage-link.loss-timeout=2s"));
-            for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-                if (a.startsWith("--add-opens") || a.startsWith("--add-exports")) {
-                    cmd.add(a.replace(' ', '='));          // the data plane's Agrona needs the test JVM's exports
-                }
-            }
-            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), TroupeCli.class.getName(), "serve-stage",
-                "--checkpoint", checkpoint.toString(), "--port", String.valueOf(port)));
-            process = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-            Thread reader = new Thread(() -> {
-                try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(),
-                    StandardCharsets.UTF_8))) {
-                    for (String line; (line = r.readLine()) != null; ) {
-                        out.add(line);
-                    }
-                } catch (java.io.IOException ignored) {
-                    // the process ended
-                }
-            }, "stage-host-output");
-            reader.setDaemon(true);
-            reader.start();
-            while (true) {
-                String line = out.poll(60, TimeUnit.SECONDS);
-                assertTrue(line != null, "the stage host said it is up:\n" + log);
-                log.append(line).append('\n');
-                if (line.contains("troupe serve-stage: up at 127.0.0.1:" + port)) {
-                    return;
-                }
-            }
+    /** Kills {@code c} and removes the Aeron directory its embedded driver could not (a SIGKILL). */
+    private static void kill(ChildJvm c) throws Exception {
+        c.kill();
+        Path shm = Path.of("/dev/shm");
+        if (!java.nio.file.Files.isDirectory(shm)) {
+            return;
         }
-
-        /** Ends the process and removes the Aeron directory its embedded driver could not (a SIGKILL). */
-        @Override
-        public void close() throws Exception {
-            process.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
-            Path shm = Path.of("/dev/shm");
-            if (!java.nio.file.Files.isDirectory(shm)) {
-                return;
-            }
-            try (var dirs = java.nio.file.Files.newDirectoryStream(shm, "troupe-" + process.pid() + "-*")) {
-                for (Path d : dirs) {
-                    if (java.nio.file.Files.isRegularFile(d.resolve(DriverDirectory.MARKER))) {
-                        try (var files = java.nio.file.Files.walk(d)) {
-                            for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                                java.nio.file.Files.deleteIfExists(f);
-                            }
+        try (var dirs = java.nio.file.Files.newDirectoryStream(shm, "troupe-" + c.pid() + "-*")) {
+            for (Path d : dirs) {
+                if (java.nio.file.Files.isRegularFile(d.resolve(DriverDirectory.MARKER))) {
+                    try (var files = java.nio.file.Files.walk(d)) {
+                        for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                            java.nio.file.Files.deleteIfExists(f);
                         }
                     }
                 }
@@ -145,7 +108,7 @@ class StageHostsProcessTest {
     }
 
     @Test
-    void shouldServeOnStageHostsAndLoseNothingWhenOneIsKilledAndComesBack() throws Exception {
+    void shouldServeOnStageHostsAndLoseNothingWhenTheyAreKilledOrStopped() throws Exception {
         GptConfig cfg = GptConfig.small();
         Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"), cfg);
         List<String> bodies = new ArrayList<>();
@@ -159,67 +122,91 @@ class StageHostsProcessTest {
             ServeTestSupport.settings(), 1)) {
             expected = choices(send(one.port(), bodies));
         }
-        int port1 = freePort();
-        int port2 = freePort();
-        StageHostProcess host1 = new StageHostProcess(ckpt, port1);
-        StageHostProcess host2 = new StageHostProcess(ckpt, port2);
-        StageHostProcess restarted = null;
+        int[] ports = {freePort(), freePort(), freePort()};
+        List<ChildJvm> hosts = new ArrayList<>();
+        for (int p : ports) {
+            hosts.add(stageHost(ckpt, p));
+        }
         int front = StagePartition.balanced(cfg, 3).endBlock(0);
         try (InferenceServer server = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE, 0, front),
-            ServeTestSupport.settings().withMaxBatch(3), 3, links(port1, port2))) {
-            assertEquals(expected.subList(0, 6), choices(send(server.port(), bodies.subList(0, 6))),
+            ServeTestSupport.settings().withMaxBatch(3), 3, links(ports))) {
+            int port = server.port();
+            assertEquals(expected.subList(0, 6), choices(send(port, bodies.subList(0, 6))),
                 "stages on two stage hosts give the tokens of one stage");
 
-            List<CompletableFuture<HttpResponse<String>>> sent = send(server.port(), bodies);
-            ServeTestSupport.awaitMetrics(server.port(), m -> metric(m, "troupe_serve_requests_total") >= 6 + REQUESTS
-                && metric(m, "troupe_serve_generated_tokens_total") > 6 * TOKENS + 50, 60_000);
-            host2.process.destroyForcibly();              // SIGKILL: the last stage and its KV cache are gone
-            assertTrue(host2.process.waitFor(30, TimeUnit.SECONDS));
-            String health = awaitHealth(server.port(), 503, 30_000);
-            assertTrue(health.contains("\"status\":\"degraded\"") && health.contains("127.0.0.1:" + port2), health);
-            long pending = sent.stream().filter(f -> !f.isDone()).count();
-            assertTrue(pending > 0, "requests were still waiting when the stage was lost");
+            // the last stage's host killed: its stage and KV cache are gone; the spare takes the stage
+            List<CompletableFuture<HttpResponse<String>>> sent = sendOnceDecoding(port, bodies);
+            kill(hosts.get(1));
+            String health = awaitHealth(port, 503, 30_000);
+            assertTrue(health.contains("\"status\":\"degraded\"") && health.contains("127.0.0.1:" + ports[1]), health);
+            assertTrue(sent.stream().anyMatch(f -> !f.isDone()), "requests were still waiting when the stage was lost");
+            assertEquals(expected, choices(sent), "every request answered in full by the spare, with the tokens of one"
+                + " stage");
+            health = ServeTestSupport.get(port, "/health").body();
+            assertTrue(health.contains(hostJson(ports[2], "2", true)) && health.contains(hostJson(ports[1], "null",
+                false)), "stage 2 on the spare: " + health);
+            assertMetrics(port, 1, 1);
 
-            restarted = new StageHostProcess(ckpt, port2);
-            assertEquals(expected, choices(sent), "every request answered in full, with the tokens of one stage");
-            assertEquals(200, ServeTestSupport.get(server.port(), "/health").statusCode());
-            String metrics = ServeTestSupport.get(server.port(), "/metrics").body();
-            assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= 1, metrics);
-            assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_up"), metrics);
-            assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
-            System.out.println("stage host killed with " + pending + " of " + REQUESTS + " requests unanswered; all "
-                + REQUESTS + " answered in full after it came back");
-
-            // the first stage host stopped (SIGSTOP) past the loss timeout, then continued (SIGCONT)
-            double tokensBefore = metric(metrics, "troupe_serve_generated_tokens_total");
-            List<CompletableFuture<HttpResponse<String>>> again = send(server.port(), bodies);
-            ServeTestSupport.awaitMetrics(server.port(), m -> metric(m, "troupe_serve_generated_tokens_total")
-                > tokensBefore + 50, 60_000);
-            signal("STOP", host1.process);
+            // the killed host started again (a spare now); the first stage's host stopped past the loss timeout:
+            // every request is answered while it stays stopped
+            hosts.set(1, stageHost(ckpt, ports[1]));
+            sent = sendOnceDecoding(port, bodies);
+            signal("STOP", hosts.get(0).process());
             try {
-                health = awaitHealth(server.port(), 503, 30_000);
-                assertTrue(health.contains("127.0.0.1:" + port1), health);
+                health = awaitHealth(port, 503, 30_000);
+                assertTrue(health.contains("127.0.0.1:" + ports[0]), health);
+                assertEquals(expected, choices(sent), "every request answered in full while the host is stopped");
             } finally {
-                signal("CONT", host1.process);
+                signal("CONT", hosts.get(0).process());
             }
-            assertEquals(expected, choices(again), "every request answered in full after the pause");
-            metrics = ServeTestSupport.get(server.port(), "/metrics").body();
-            assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= 2, metrics);
-            assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
-        } finally {
-            for (StageHostProcess h : new StageHostProcess[] {host1, host2, restarted}) {
-                if (h != null) {
-                    for (String line; (line = h.out.poll()) != null; ) {
-                        System.out.println("stage host " + h.process.pid() + ": " + line);
-                    }
+            assertMetrics(port, 2, 2);
+
+            // stage 2's host (the first spare) stopped while the only other spare is stopped too: the stage waits
+            // for its own host, which comes back when continued
+            signal("STOP", hosts.get(0).process());
+            try {
+                awaitHealth(port, 200, hostJson(ports[0], "null", false), 30_000);
+                sent = sendOnceDecoding(port, bodies);
+                signal("STOP", hosts.get(2).process());
+                try {
+                    health = awaitHealth(port, 503, 30_000);
+                    assertTrue(health.contains("127.0.0.1:" + ports[2]), health);
+                } finally {
+                    signal("CONT", hosts.get(2).process());
                 }
+                assertEquals(expected, choices(sent), "every request answered in full once the host continued");
+            } finally {
+                signal("CONT", hosts.get(0).process());
             }
-            host1.close();
-            host2.close();
-            if (restarted != null) {
-                restarted.close();
+            assertMetrics(port, 3, 2);
+            System.out.println("stage hosts killed and stopped three times under " + REQUESTS + " requests each:"
+                + " every one answered in full");
+        } finally {
+            for (ChildJvm h : hosts) {
+                System.out.println("stage host " + h.pid() + ":\n" + h.output());
+                kill(h);
+                h.close();
             }
         }
+    }
+
+    /** Sends {@code bodies} and returns once tokens are being generated for them. */
+    private static List<CompletableFuture<HttpResponse<String>>> sendOnceDecoding(int port, List<String> bodies)
+        throws Exception {
+        double before = metric(ServeTestSupport.get(port, "/metrics").body(), "troupe_serve_generated_tokens_total");
+        List<CompletableFuture<HttpResponse<String>>> sent = send(port, bodies);
+        ServeTestSupport.awaitMetrics(port, m -> metric(m, "troupe_serve_generated_tokens_total") > before + 50,
+            60_000);
+        return sent;
+    }
+
+    private static void assertMetrics(int port, int pauses, int moves) throws Exception {
+        awaitHealth(port, 200, 30_000);
+        String metrics = ServeTestSupport.get(port, "/metrics").body();
+        assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= pauses, metrics);
+        assertEquals(moves, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
+        assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_up"), metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
     }
 
     private static void signal(String name, Process p) throws Exception {
@@ -227,11 +214,22 @@ class StageHostsProcessTest {
         assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + name);
     }
 
+    /** A stage host as {@code /health} lists it. */
+    private static String hostJson(int port, String stage, boolean answering) {
+        return "{\"host\":\"127.0.0.1:" + port + "\",\"stage\":" + stage + ",\"answering\":" + answering + "}";
+    }
+
     private static String awaitHealth(int port, int status, long timeoutMs) throws Exception {
+        return awaitHealth(port, status, "", timeoutMs);
+    }
+
+    /** Waits until {@code /health} answers {@code status} with a body containing {@code part}. */
+    private static String awaitHealth(int port, int status, String part, long timeoutMs) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
         HttpResponse<String> r = ServeTestSupport.get(port, "/health");
-        while (r.statusCode() != status) {
-            assertTrue(System.nanoTime() < deadline, "health did not become " + status + ": " + r.body());
+        while (r.statusCode() != status || !r.body().contains(part)) {
+            assertTrue(System.nanoTime() < deadline, "health did not become " + status + " with " + part + ": "
+                + r.body());
             Thread.sleep(50);
             r = ServeTestSupport.get(port, "/health");
         }
