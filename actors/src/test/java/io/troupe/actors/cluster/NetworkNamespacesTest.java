@@ -4,11 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.actors.cli.TroupeCli;
+import io.troupe.runtime.launch.ChildJvm;
 import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -152,13 +152,8 @@ class NetworkNamespacesTest {
 
         String[] train = {"--model", "tiny", "--microbatches", "2", "--batch", "4", "--steps", "12", "--seed", "9",
             "--eval-interval", "0"};
-        List<String> javaCmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            if (a.startsWith("--add-opens") || a.startsWith("--add-exports")) {
-                javaCmd.add(a.replace(' ', '='));
-            }
-        }
-        javaCmd.addAll(List.of("-Xmx1g", "-cp", System.getProperty("java.class.path"), TroupeCli.class.getName()));
+        // the nodes' command (the script word-splits it): a ChildJvm command line without arguments
+        List<String> javaCmd = ChildJvm.command(TroupeCli.class, List.of("-Xmx1g"), List.of());
         Path root = Path.of(System.getProperty("user.dir")).getParent();
         List<String> cmd = new ArrayList<>(List.of("bash", root.resolve("scripts/launch-cluster.sh").toString(), hosts.toString(),
             "--layout", "2x2", "--out", tmp.resolve("cluster").toString(), "--timeout-s", "240"));

@@ -3,10 +3,10 @@ package io.troupe.actors.serve;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.File;
-import java.nio.charset.StandardCharsets;
+import io.troupe.runtime.launch.ChildJvm;
 import java.util.BitSet;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -28,12 +28,12 @@ class CoreIsolationTest {
         Assumptions.assumeTrue(System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux"),
             "thread affinity is set on Linux only");
         Assumptions.assumeTrue(Runtime.getRuntime().availableProcessors() >= 2, "isolation needs two CPUs");
-        Process p = new ProcessBuilder(System.getProperty("java.home") + File.separator + "bin" + File.separator
-            + "java", "-cp", System.getProperty("java.class.path"), CoreIsolationProbe.class.getName())
-            .redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the probe ended: " + out);
-        assertEquals(0, p.exitValue(), out);
+        String out;
+        try (ChildJvm probe = ChildJvm.start(CoreIsolationProbe.class, List.of(), List.of())) {
+            assertTrue(probe.process().waitFor(60, TimeUnit.SECONDS), "the probe ended: " + probe.output());
+            out = probe.output();
+            assertEquals(0, probe.process().exitValue(), out);
+        }
         Map<String, String> during = new HashMap<>();
         int after = 0;
         for (String line : out.split("\n")) {

@@ -1,5 +1,6 @@
 package io.troupe.runtime.launch;
 
+import io.troupe.runtime.transport.DriverDirectory;
 import java.io.File;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
@@ -11,15 +12,27 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import java.util.regex.MatchResult;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A child java process running a main class with the current classpath and the current JVM's
  * {@code --add-opens}/{@code --add-exports} flags (which Agrona and Aeron need). Its stdout and
- * stderr go to a temp file ({@link #output()}, {@link #awaitLine}); {@link #send} writes a line to
- * its stdin. {@link #close()} kills it forcibly if still alive; waits are always bounded. The one
- * way Troupe's tests and benchmarks start a JVM.
+ * stderr go to a temp file ({@link #output()}, {@link #awaitLine}, {@link #awaitMatch}); {@link #send}
+ * writes a line to its stdin. {@link #close()} kills it forcibly if still alive; waits are always
+ * bounded. The one way Troupe's tests and benchmarks start a JVM.
+ *
+ * <p>Once the child is gone, {@link #kill()} and {@link #close()} delete the Aeron directories its
+ * embedded media drivers generated and could not delete themselves (a SIGKILLed driver leaves its
+ * directory in {@code /dev/shm}): only those named for the child's pid that hold
+ * {@link DriverDirectory#MARKER} ({@link DriverDirectory#deleteGenerated}).
+ *
+ * <p>Threading: one thread starts, drives and closes a child; {@link #output()} from any thread.
  */
 public final class ChildJvm implements AutoCloseable {
+    private static final long KILL_WAIT_MS = 10_000;
     private final Process process;
     private final Path log;
     private final PrintWriter stdin;
@@ -109,10 +122,18 @@ public final class ChildJvm implements AutoCloseable {
         }
     }
 
-    /** SIGKILLs the child and waits (bounded) for it to be gone. */
+    /**
+     * SIGKILLs the child, waits (at most 10 s) for it to be gone, and deletes the Aeron directories its
+     * embedded drivers left.
+     *
+     * @throws IllegalStateException when the child is still running 10 s after the SIGKILL
+     */
     public void kill() throws InterruptedException {
         process.destroyForcibly();
-        process.waitFor(10, TimeUnit.SECONDS);
+        if (!process.waitFor(KILL_WAIT_MS, TimeUnit.MILLISECONDS)) {
+            throw new IllegalStateException("child " + pid() + " still running " + KILL_WAIT_MS + " ms after SIGKILL");
+        }
+        DriverDirectory.deleteGenerated(pid());
     }
 
     /** Everything the child printed so far. */
@@ -129,37 +150,63 @@ public final class ChildJvm implements AutoCloseable {
      * {@code prefix}, and returns that line.
      */
     public String awaitLine(String prefix, long timeoutMs) throws InterruptedException {
+        return awaitWholeLine(line -> line.startsWith(prefix), "'" + prefix + "'", timeoutMs).trim();
+    }
+
+    /**
+     * Waits (bounded, polling the output file) until the child printed a line that contains a match of
+     * {@code pattern} ({@link Matcher#find()}), and returns that match: its groups are the line's.
+     */
+    public MatchResult awaitMatch(Pattern pattern, long timeoutMs) throws InterruptedException {
+        String line = awaitWholeLine(l -> pattern.matcher(l).find(), "a match of '" + pattern + "'", timeoutMs);
+        Matcher m = pattern.matcher(line);
+        m.find();
+        return m.toMatchResult();
+    }
+
+    /** The first whole line of output that {@code matches}; {@code what} names it in the failure. */
+    private String awaitWholeLine(Predicate<String> matches, String what, long timeoutMs) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
         while (System.nanoTime() < deadline) {
             String out = output();
             // Only whole lines: the child may be half-way through writing the last one.
             int end = out.lastIndexOf('\n');
             for (String line : (end < 0 ? "" : out.substring(0, end)).split("\n")) {
-                if (line.startsWith(prefix)) {
-                    return line.trim();
+                if (matches.test(line)) {
+                    return line;
                 }
             }
             if (!process.isAlive()) {
-                throw new IllegalStateException("child exited with " + process.exitValue() + " before printing '"
-                    + prefix + "'; output:\n" + output());
+                throw new IllegalStateException("child exited with " + process.exitValue() + " before printing "
+                    + what + "; output:\n" + output());
             }
             Thread.sleep(10); // polling a file the child writes; there is no event to wait on
         }
-        throw new IllegalStateException("child did not print '" + prefix + "' within " + timeoutMs + " ms; output:\n"
+        throw new IllegalStateException("child did not print " + what + " within " + timeoutMs + " ms; output:\n"
             + output());
     }
 
+    /**
+     * Closes the child's stdin, SIGKILLs it if still alive and waits (at most 10 s) for it to be gone,
+     * deletes the Aeron directories its embedded drivers left (also after an exit of its own: a
+     * {@code System.exit} or an outside SIGKILL), and deletes the output file.
+     *
+     * @throws IllegalStateException when the child is still running 10 s after the SIGKILL, or a
+     *                               directory it left cannot be deleted
+     */
     @Override
     public void close() {
         stdin.close();
-        if (process.isAlive()) {
-            process.destroyForcibly();
-            try {
-                process.waitFor(10, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+        try {
+            if (process.isAlive()) {
+                kill();
+            } else {
+                DriverDirectory.deleteGenerated(pid());
             }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            new File(log.toString()).delete();
         }
-        new File(log.toString()).delete();
     }
 }

@@ -12,7 +12,6 @@ import java.net.InetAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.agrona.CloseHelper;
@@ -26,10 +25,10 @@ import org.agrona.concurrent.status.CountersReader;
  * one) and one Aeron client, shared by all workers of the node (and by several logical nodes in one
  * JVM). Workers open their {@link WorkerTransport} from here.
  *
- * <p>The embedded driver's directory is unique per launch ({@code /dev/shm/troupe-<pid>-<n>-<random>})
- * unless {@code aeronDir} is given; a stale directory left by a crashed driver is deleted on start
- * (a live driver's is refused; generated directories of dead processes are swept), and the
- * directory is deleted on {@link #close()}.
+ * <p>The embedded driver's directory is unique per launch ({@code /dev/shm/troupe-<pid>-<n>-<random>},
+ * {@link DriverDirectory}) unless {@code aeronDir} is given; a stale directory left by a crashed
+ * driver is deleted on start (a live driver's is refused; generated directories of dead processes
+ * are swept), and the directory is deleted on {@link #close()}.
  *
  * <p>Threading: {@link #openWorker} and {@link #close} from setup code; the node itself runs no loop.
  * {@link #framesDropped} from any thread.
@@ -37,7 +36,6 @@ import org.agrona.concurrent.status.CountersReader;
 public final class TransportNode implements AutoCloseable {
     private static final AtomicInteger LAUNCHES = new AtomicInteger();
     private static final AtomicInteger EXTERNAL_NODES = new AtomicInteger();
-    private static final String DIR_PREFIX = "troupe-";
     /** First stream id handed to a worker; stream ids are per node. */
     public static final int FIRST_STREAM_ID = 1001;
 
@@ -75,9 +73,10 @@ public final class TransportNode implements AutoCloseable {
     /** Starts the node's driver (or connects to the external one) and its Aeron client. */
     public static TransportNode launch(TransportSettings settings, ErrorHandler errorHandler) {
         if (settings.aeronDir() == null) {
-            sweepStaleDirs(baseDir());
+            sweepStaleDirs(DriverDirectory.baseDir());
         }
-        String dir = settings.aeronDir() != null ? settings.aeronDir() : uniqueDir();
+        String dir = settings.aeronDir() != null ? settings.aeronDir()
+            : DriverDirectory.generated(LAUNCHES.incrementAndGet());
         MediaDriver driver = null;
         Aeron aeron = null;
         try {
@@ -173,26 +172,15 @@ public final class TransportNode implements AutoCloseable {
         return new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MILLISECONDS.toNanos(1));
     }
 
-    private static String baseDir() {
-        File shm = new File("/dev/shm");
-        return shm.isDirectory() ? shm.getPath() : System.getProperty("java.io.tmpdir");
-    }
-
-    private static String uniqueDir() {
-        return baseDir() + File.separator + DIR_PREFIX + ProcessHandle.current().pid() + "-"
-            + LAUNCHES.incrementAndGet()
-            + "-" + Integer.toHexString(ThreadLocalRandom.current().nextInt());
-    }
-
     /**
      * Deletes generated driver directories ({@code troupe-<pid>-...}) whose process is gone and whose
      * driver is not live: what a killed node leaves behind. Returns how many were deleted.
      */
     static int sweepStaleDirs(String base) {
-        File[] entries = new File(base).listFiles((d, name) -> name.startsWith(DIR_PREFIX));
+        File[] entries = new File(base).listFiles((d, name) -> name.startsWith(DriverDirectory.GENERATED_PREFIX));
         int deleted = 0;
         for (File f : entries == null ? new File[0] : entries) {
-            String[] parts = f.getName().substring(DIR_PREFIX.length()).split("-");
+            String[] parts = f.getName().substring(DriverDirectory.GENERATED_PREFIX.length()).split("-");
             long pid;
             try {
                 pid = Long.parseLong(parts[0]);
