@@ -12,7 +12,6 @@ import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.runtime.launch.ChildJvm;
-import io.troupe.runtime.transport.DriverDirectory;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpRequest;
@@ -50,26 +49,6 @@ class StageHostsProcessTest {
             List.of("serve-stage", "--checkpoint", checkpoint.toString(), "--port", String.valueOf(port)));
         c.awaitLine("troupe serve-stage: up at 127.0.0.1:" + port, 60_000);
         return c;
-    }
-
-    /** Kills {@code c} and removes the Aeron directory its embedded driver could not (a SIGKILL). */
-    private static void kill(ChildJvm c) throws Exception {
-        c.kill();
-        Path shm = Path.of("/dev/shm");
-        if (!java.nio.file.Files.isDirectory(shm)) {
-            return;
-        }
-        try (var dirs = java.nio.file.Files.newDirectoryStream(shm, "troupe-" + c.pid() + "-*")) {
-            for (Path d : dirs) {
-                if (java.nio.file.Files.isRegularFile(d.resolve(DriverDirectory.MARKER))) {
-                    try (var files = java.nio.file.Files.walk(d)) {
-                        for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                            java.nio.file.Files.deleteIfExists(f);
-                        }
-                    }
-                }
-            }
-        }
     }
 
     private static int freePort() throws Exception {
@@ -136,7 +115,7 @@ class StageHostsProcessTest {
 
             // the last stage's host killed: its stage and KV cache are gone; the spare takes the stage
             List<CompletableFuture<HttpResponse<String>>> sent = sendOnceDecoding(port, bodies);
-            kill(hosts.get(1));
+            hosts.get(1).kill();     // ChildJvm removes the Aeron directory a SIGKILL leaves behind
             String health = awaitHealth(port, 503, 30_000);
             assertTrue(health.contains("\"status\":\"degraded\"") && health.contains("127.0.0.1:" + ports[1]), health);
             assertTrue(sent.stream().anyMatch(f -> !f.isDone()), "requests were still waiting when the stage was lost");
@@ -149,6 +128,8 @@ class StageHostsProcessTest {
 
             // the killed host started again (a spare now); the first stage's host stopped past the loss timeout:
             // every request is answered while it stays stopped
+            System.out.println("killed stage host " + hosts.get(1).pid() + ":\n" + hosts.get(1).output());
+            hosts.get(1).close();
             hosts.set(1, stageHost(ckpt, ports[1]));
             sent = sendOnceDecoding(port, bodies);
             signal("STOP", hosts.get(0).process());
@@ -184,7 +165,6 @@ class StageHostsProcessTest {
         } finally {
             for (ChildJvm h : hosts) {
                 System.out.println("stage host " + h.pid() + ":\n" + h.output());
-                kill(h);
                 h.close();
             }
         }
