@@ -132,37 +132,53 @@ public final class Checkpoints {
 
     /** Loads and verifies a checkpoint directory. */
     public static Loaded load(Path dir) {
-        Path manifestPath = dir.resolve(MANIFEST);
-        if (!Files.isRegularFile(manifestPath)) {
-            throw new CheckpointException("not a committed checkpoint: " + manifestPath + " is missing");
+        Manifest m = readManifest(dir);
+        Map<String, ShardState> shards = new LinkedHashMap<>();
+        for (Manifest.FileEntry f : m.files()) {
+            shards.put(f.name(), ShardCodec.decode(readVerified(dir, f), dir.resolve(f.name()).toString()));
         }
+        return new Loaded(dir, m, shards);
+    }
+
+    /**
+     * Checks every file of a committed checkpoint against its manifest (present, its size, its CRC32C)
+     * without decoding it.
+     *
+     * @throws CheckpointException naming the file and what does not match
+     */
+    public static Manifest verify(Path dir) {
+        Manifest m = readManifest(dir);
+        for (Manifest.FileEntry f : m.files()) {
+            readVerified(dir, f);
+        }
+        return m;
+    }
+
+    /** The bytes of the manifest's file {@code f}, checked against its size and CRC32C. */
+    private static byte[] readVerified(Path dir, Manifest.FileEntry f) {
+        Path p = dir.resolve(f.name());
+        if (!Files.isRegularFile(p)) {
+            throw new CheckpointException("checkpoint " + dir + ": shard " + f.name()
+                + " listed in the manifest is missing");
+        }
+        byte[] data;
         try {
-            Manifest m = Manifest.parse(Files.readString(manifestPath), manifestPath.toString());
-            Map<String, ShardState> shards = new LinkedHashMap<>();
-            for (Manifest.FileEntry f : m.files()) {
-                Path p = dir.resolve(f.name());
-                if (!Files.isRegularFile(p)) {
-                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name()
-                        + " listed in the manifest is missing");
-                }
-                byte[] data = Files.readAllBytes(p);
-                if (data.length != f.bytes()) {
-                    throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " is " + data.length
-                        + " bytes, manifest says " + f.bytes() + " (truncated or replaced)");
-                }
-                CRC32C crc = new CRC32C();
-                crc.update(data);
-                if (crc.getValue() != f.crc32c()) {
-                    throw new CheckpointException(String.format(
-                        "checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
-                        dir, f.name(), crc.getValue(), f.crc32c()));
-                }
-                shards.put(f.name(), ShardCodec.decode(data, p.toString()));
-            }
-            return new Loaded(dir, m, shards);
+            data = Files.readAllBytes(p);
         } catch (IOException e) {
             throw new CheckpointException("cannot read checkpoint " + dir + ": " + e.getMessage(), e);
         }
+        if (data.length != f.bytes()) {
+            throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " is " + data.length
+                + " bytes, manifest says " + f.bytes() + " (truncated or replaced)");
+        }
+        CRC32C crc = new CRC32C();
+        crc.update(data);
+        if (crc.getValue() != f.crc32c()) {
+            throw new CheckpointException(String.format(
+                "checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
+                dir, f.name(), crc.getValue(), f.crc32c()));
+        }
+        return data;
     }
 
     /**

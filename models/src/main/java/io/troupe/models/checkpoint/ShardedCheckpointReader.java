@@ -43,7 +43,8 @@ import java.util.regex.Pattern;
  * ({@link ShardBlockCrcs}, version-2 shards), each once, before using its bytes. Not thread-safe.
  */
 public final class ShardedCheckpointReader implements AutoCloseable {
-    private static final Pattern SHARD = Pattern.compile("shard-g(\\d+)(?:-t(\\d+))?\\.bin");
+    /** A stage's shard file; {@code shard-NN.bin} is a single-device run's (stage NN, tp 1). */
+    private static final Pattern SHARD = Pattern.compile("shard-g?(\\d+)(?:-t(\\d+))?\\.bin");
 
     private final Path dir;
     private final Manifest manifest;
@@ -53,6 +54,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     private final Map<String, Source[]> sources = new HashMap<>();
     private long optimizerStep = -1;
     private long bytesRead;
+    private boolean blockChecksums = true;
 
     private record Source(FileChannel channel, Path file, ShardFileIndex.Location location, ShardFileIndex index) {
     }
@@ -121,6 +123,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
             channels.add(ch);
             ShardFileIndex idx = ShardFileIndex.scan(ch, p);
             optimizerStep = idx.optimizerStep;
+            blockChecksums &= idx.blocks != null;
             for (ShardFileIndex.Location loc : idx.entries.values()) {
                 sources.computeIfAbsent(loc.name(), k -> new Source[sourceTp])[tpIndex] = new Source(ch, p, loc, idx);
             }
@@ -136,6 +139,14 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         return sourceTp;
     }
 
+    /**
+     * Whether every shard file carries block checksums (version 2), so that what a partial read uses is
+     * verified; a version-1 file is verified only whole ({@link Checkpoints#verify}).
+     */
+    public boolean verifiesPartialReads() {
+        return blockChecksums;
+    }
+
     /** Payload bytes read so far (parameters and moments; headers not counted). */
     public long bytesRead() {
         return bytesRead;
@@ -146,7 +157,8 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         ShardState out = new ShardState(optimizerStep);
         try {
             for (ParallelParameterLayout.Local.Entry e : target.entries()) {
-                out.put(readEntry(e.parameter(), target.tpSize(), target.tpIndex()));
+                float[][] a = readEntry(e.parameter(), target.tpSize(), target.tpIndex(), 3);
+                out.put(new ShardState.Entry(e.parameter().name(), e.shape(), a[0], a[1], a[2]));
             }
         } catch (IOException ex) {
             throw new CheckpointException("cannot read checkpoint " + dir + ": " + ex.getMessage(), ex);
@@ -154,7 +166,24 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         return out;
     }
 
-    private ShardState.Entry readEntry(ParallelParameter p, int tpT, int iT) throws IOException {
+    /**
+     * The parameters of {@code target} alone, without their AdamW moments (what inference needs), by
+     * name, in its local shapes: only their bytes are read.
+     */
+    public Map<String, float[]> readParameters(ParallelParameterLayout.Local target) {
+        Map<String, float[]> out = new HashMap<>();
+        try {
+            for (ParallelParameterLayout.Local.Entry e : target.entries()) {
+                out.put(e.parameter().name(), readEntry(e.parameter(), target.tpSize(), target.tpIndex(), 1)[0]);
+            }
+        } catch (IOException ex) {
+            throw new CheckpointException("cannot read checkpoint " + dir + ": " + ex.getMessage(), ex);
+        }
+        return out;
+    }
+
+    /** The first {@code arrays} of {parameter, m, v} of {@code p}'s shard {@code iT} of {@code tpT}. */
+    private float[][] readEntry(ParallelParameter p, int tpT, int iT, int arrays) throws IOException {
         Source[] src = sources.get(p.name());
         if (src == null) {
             throw new CheckpointException("checkpoint " + dir + " has no parameter '" + p.name() + "'");
@@ -176,9 +205,8 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         int[] global = p.globalShape();
         TensorParallelSplit sp = p.split();
         int tpTarget = split ? tpT : 1;
-        int[] shape = p.localShape(tpTarget);
         int n = (int) p.localNumel(tpTarget);
-        float[][] arrays = new float[3][n];
+        float[][] out = new float[arrays][n];
         // Source runs of every member, in global order: {global start, member, local position}.
         long lenS = sp.runLength(global, members);
         List<long[]> runs = new ArrayList<>();
@@ -203,13 +231,13 @@ public final class ShardedCheckpointReader implements AutoCloseable {
                 long from = Math.max(a, r[0]);
                 long to = Math.min(aEnd, r[0] + lenS);
                 Source s = src[(int) r[1]];
-                for (int which = 0; which < 3; which++) {
+                for (int which = 0; which < arrays; which++) {
                     long off = s.location().arrayOffsetBytes(which) + (r[2] + from - r[0]) * 4;
-                    readFloats(s, off, arrays[which], (int) (k * lenT + from - a), (int) (to - from));
+                    readFloats(s, off, out[which], (int) (k * lenT + from - a), (int) (to - from));
                 }
             }
         }
-        return new ShardState.Entry(p.name(), shape, arrays[0], arrays[1], arrays[2]);
+        return out;
     }
 
     private void readFloats(Source s, long offsetBytes, float[] dst, int dstOffset, int count) throws IOException {

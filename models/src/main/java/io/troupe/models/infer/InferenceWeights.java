@@ -3,12 +3,16 @@ package io.troupe.models.infer;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.models.checkpoint.ShardState;
+import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
+import io.troupe.models.parallel.ParallelParameterLayout;
+import io.troupe.models.parallel.StagePartition;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -89,27 +93,49 @@ public final class InferenceWeights {
     /**
      * Loads only what a pipeline stage holding blocks {@code [firstBlock, endBlock)} needs (the
      * embeddings with block 0, ln_f and the head with the last block; -1 as {@code endBlock}: the last
-     * block). The whole checkpoint is read and verified, but only the stage's weights are kept, so a
-     * stage host holds its share of the model.
+     * block), from a checkpoint written under any training layout: tensor-parallel shards are joined,
+     * and only the stage's parameters are read, without their AdamW moments. Every byte used is verified
+     * (the CRC32C of each 64 KiB block read; a version-1 checkpoint, without block checksums, is verified
+     * whole first), so a stage host reads and holds its share of the model.
      *
      * @throws IllegalArgumentException naming the range when it is outside the model's blocks
      */
     public static InferenceWeights load(Path checkpoint, Quantization quantization, int firstBlock, int endBlock) {
-        Checkpoints.Loaded loaded = Checkpoints.load(Checkpoints.resolve(checkpoint));
-        GptConfig cfg = loaded.manifest().model();
-        int end = endBlock < 0 ? cfg.nLayer() : endBlock;
-        if (firstBlock < 0 || end <= firstBlock || end > cfg.nLayer()) {
-            throw new IllegalArgumentException("stage blocks [" + firstBlock + ", " + end + ") outside the "
-                + cfg.nLayer() + " blocks of model " + cfg.name());
-        }
-        Map<String, float[]> byName = new HashMap<>();
-        for (ShardState s : loaded.shards().values()) {
-            for (ShardState.Entry e : s.entries().values()) {
-                byName.putIfAbsent(e.name(), e.param());
+        Path dir = Checkpoints.resolve(checkpoint);
+        try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(dir)) {
+            if (!reader.verifiesPartialReads()) {
+                Checkpoints.verify(dir);
             }
+            GptConfig cfg = reader.manifest().model();
+            int end = endBlock < 0 ? cfg.nLayer() : endBlock;
+            if (firstBlock < 0 || end <= firstBlock || end > cfg.nLayer()) {
+                throw new IllegalArgumentException("stage blocks [" + firstBlock + ", " + end + ") outside the "
+                    + cfg.nLayer() + " blocks of model " + cfg.name());
+            }
+            ParallelParameterLayout.Local whole = ParallelParameterLayout.gpt(cfg, StagePartition.balanced(cfg, 1),
+                false).local(0, 1, 0);
+            List<ParallelParameterLayout.Local.Entry> needed = new ArrayList<>();
+            for (ParallelParameterLayout.Local.Entry e : whole.entries()) {
+                if (stageNeeds(e.parameter().name(), firstBlock, end, cfg.nLayer())) {
+                    needed.add(e);
+                }
+            }
+            Map<String, float[]> p = reader.readParameters(new ParallelParameterLayout.Local(0, 1, 0, needed,
+                whole.numel()));
+            return new InferenceWeights(cfg, quantization, p, firstBlock, end, fingerprint(reader.manifest()));
         }
-        InferenceWeights all = fromParameters(cfg, byName, quantization, firstBlock, end);
-        return new InferenceWeights(all, fingerprint(loaded.manifest()));
+    }
+
+    /** Whether a stage holding blocks {@code [first, end)} of {@code layers} uses the parameter {@code name}. */
+    private static boolean stageNeeds(String name, int first, int end, int layers) {
+        if (name.startsWith("blocks.")) {
+            int block = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
+            return block >= first && block < end;
+        }
+        if (name.startsWith("tok_emb") || name.startsWith("pos_emb")) {
+            return first == 0;
+        }
+        return end == layers;                        // ln_f and the head
     }
 
     private static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
