@@ -11,7 +11,6 @@ import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -48,18 +47,8 @@ class TlsClusterTest {
 
     @BeforeAll
     static void makeCertificates() throws Exception {
-        makeCerts(certs.resolve("cluster"));
-        makeCerts(certs.resolve("rogue"));
-    }
-
-    private static void makeCerts(Path dir) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder("bash", "../scripts/make-certs.sh", dir.toString(), "127.0.0.1")
-            .redirectErrorStream(true);
-        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        Process p = pb.start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "make-certs.sh did not end");
-        assertEquals(0, p.exitValue(), out);
+        TestCertificates.make(certs.resolve("cluster"));
+        TestCertificates.make(certs.resolve("rogue"));
     }
 
     @AfterEach
@@ -70,12 +59,7 @@ class TlsClusterTest {
     }
 
     private static Config tls(Path dir) {
-        return ConfigFactory.parseString(String.join("\n",
-            "troupe.cluster.tls.enabled = on",
-            "troupe.cluster.tls.key-store = \"" + dir.resolve("127.0.0.1.p12") + "\"",
-            "troupe.cluster.tls.key-store-password = changeit",
-            "troupe.cluster.tls.trust-store = \"" + dir.resolve("truststore.p12") + "\"",
-            "troupe.cluster.tls.trust-store-password = changeit",
+        return TestCertificates.tls(dir).withFallback(ConfigFactory.parseString(
             "pekko.cluster.shutdown-after-unsuccessful-join-seed-nodes = 5s")).withFallback(ConfigFactory.load());
     }
 

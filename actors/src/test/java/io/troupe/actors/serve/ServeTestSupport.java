@@ -1,5 +1,7 @@
 package io.troupe.actors.serve;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.Manifest;
@@ -15,10 +17,13 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 
 /** A small random model and a real HTTP client for the serving tests. */
@@ -53,6 +58,29 @@ final class ServeTestSupport {
         return CLIENT.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/completions"))
             .timeout(Duration.ofSeconds(60)).header("Content-Type", "application/json")
             .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** Sends every body as a completion at once, without waiting for the answers. */
+    static List<CompletableFuture<HttpResponse<String>>> send(int port, List<String> bodies) {
+        List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
+        for (String body : bodies) {
+            all.add(CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                HttpResponse.BodyHandlers.ofString()));
+        }
+        return all;
+    }
+
+    /** The {@code choices} part of each answer (its text and tokens), each a 200, waiting at most 120 s each. */
+    static List<String> choices(List<CompletableFuture<HttpResponse<String>>> sent)
+        throws Exception {
+        List<String> out = new ArrayList<>();
+        for (CompletableFuture<HttpResponse<String>> f : sent) {
+            HttpResponse<String> r = f.get(120, TimeUnit.SECONDS);
+            assertEquals(200, r.statusCode(), r.body());
+            out.add(r.body().substring(r.body().indexOf("\"choices\"")));
+        }
+        return out;
     }
 
     static HttpResponse<String> get(int port, String path) throws IOException, InterruptedException {

@@ -1,6 +1,8 @@
 package io.troupe.actors.serve;
 
+import static io.troupe.actors.serve.ServeTestSupport.choices;
 import static io.troupe.actors.serve.ServeTestSupport.metric;
+import static io.troupe.actors.serve.ServeTestSupport.send;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -13,8 +15,6 @@ import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.runtime.launch.ChildJvm;
 import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -64,26 +64,6 @@ class StageHostsProcessTest {
         }
         return new StageLinks(hosts, "127.0.0.1", 0, Duration.ofSeconds(2), Duration.ofSeconds(30),
             Duration.ofMillis(200));
-    }
-
-    private static List<CompletableFuture<HttpResponse<String>>> send(int port, List<String> bodies) {
-        List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
-        for (String body : bodies) {
-            all.add(ServeTestSupport.CLIENT.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
-                + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                HttpResponse.BodyHandlers.ofString()));
-        }
-        return all;
-    }
-
-    private static List<String> choices(List<CompletableFuture<HttpResponse<String>>> sent) throws Exception {
-        List<String> out = new ArrayList<>();
-        for (CompletableFuture<HttpResponse<String>> f : sent) {
-            HttpResponse<String> r = f.get(120, TimeUnit.SECONDS);
-            assertEquals(200, r.statusCode(), r.body());
-            out.add(r.body().substring(r.body().indexOf("\"choices\"")));
-        }
-        return out;
     }
 
     @Test

@@ -1,5 +1,7 @@
 package io.troupe.actors.serve;
 
+import static io.troupe.actors.serve.ServeTestSupport.choices;
+import static io.troupe.actors.serve.ServeTestSupport.send;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,19 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.cluster.ClusterSecurity;
+import io.troupe.actors.cluster.TestCertificates;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.StagePartition;
-import java.net.URI;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -40,46 +36,21 @@ class StageLinkTlsTest {
 
     @BeforeAll
     static void makeCertificates() throws Exception {
-        for (String ca : List.of("ours", "rogue")) {
-            ProcessBuilder pb = new ProcessBuilder("bash", "../scripts/make-certs.sh", dir.resolve(ca).toString(),
-                "127.0.0.1").redirectErrorStream(true);
-            pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-            Process p = pb.start();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "make-certs.sh did not end");
-            assertEquals(0, p.exitValue(), out);
-        }
+        TestCertificates.make(dir.resolve("ours"));
+        TestCertificates.make(dir.resolve("rogue"));
     }
 
     private static Config tls(String ca) {
-        Path d = dir.resolve(ca);
-        return ConfigFactory.parseString(String.join("\n",
-            "troupe.cluster.tls.enabled = on",
-            "troupe.cluster.tls.key-store = \"" + d.resolve("127.0.0.1.p12") + "\"",
-            "troupe.cluster.tls.key-store-password = changeit",
-            "troupe.cluster.tls.trust-store = \"" + d.resolve("truststore.p12") + "\"",
-            "troupe.cluster.tls.trust-store-password = changeit",
+        return TestCertificates.tls(dir.resolve(ca)).withFallback(ConfigFactory.parseString(String.join("\n",
             "troupe.serve.stage-link.loss-timeout = 2s",
             "troupe.serve.stage-link.connect-timeout = 8s",
-            "troupe.serve.stage-link.retry-interval = 200ms")).withFallback(ConfigFactory.load()).resolve();
+            "troupe.serve.stage-link.retry-interval = 200ms"))).withFallback(ConfigFactory.load()).resolve();
     }
 
     private static StageLinks links(Config config, StageHostServer host) {
         StageLinks l = StageLinks.from(config, List.of(host.hostPort()));
         assertEquals(config.getBoolean("troupe.cluster.tls.enabled"), l.tls().enabled());
         return l;
-    }
-
-    private static List<String> choices(int port, List<String> bodies) throws Exception {
-        List<String> out = new ArrayList<>();
-        for (String body : bodies) {
-            HttpResponse<String> r = ServeTestSupport.CLIENT.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
-                + port + "/v1/completions")).timeout(Duration.ofSeconds(60))
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
-            assertEquals(200, r.statusCode(), r.body());
-            out.add(r.body().substring(r.body().indexOf("\"choices\"")));
-        }
-        return out;
     }
 
     @Test
@@ -91,14 +62,14 @@ class StageLinkTlsTest {
         List<String> expected;
         try (InferenceServer one = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE),
             ServeTestSupport.settings(), 1)) {
-            expected = choices(one.port(), bodies);
+            expected = choices(send(one.port(), bodies));
         }
         int front = StagePartition.balanced(cfg, 2).endBlock(0);
         Config ours = tls("ours");
         try (StageHostServer host = StageHostServer.start(ckpt, "127.0.0.1", 0, ours);
              InferenceServer server = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE, 0, front),
                  ServeTestSupport.settings(), 2, links(ours, host))) {
-            assertEquals(expected, choices(server.port(), bodies), "over TLS, the tokens of one stage");
+            assertEquals(expected, choices(send(server.port(), bodies)), "over TLS, the tokens of one stage");
         }
 
         for (Config hostConfig : List.of(tls("rogue"), ConfigFactory.load())) {
