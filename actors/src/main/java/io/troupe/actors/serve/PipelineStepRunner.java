@@ -152,11 +152,11 @@ final class PipelineStepRunner implements StepRunner {
         this.heardNs = new AtomicLongArray(links.hosts().size());
         this.failedNs = new AtomicLongArray(links.hosts().size());
         this.refusedNs = new AtomicLongArray(links.hosts().size());
-        int[] first = new int[pipelineStages];
+        int[] place = new int[pipelineStages];
         for (int g = 1; g < pipelineStages; g++) {
-            first[g] = g - 1;                         // stage g on the g-th host named; the rest are spares
+            place[g] = g - 1;                         // stage g on the g-th host named; the rest are spares
         }
-        this.assigned = first;
+        this.assigned = place;
         if (!links.remote()) {
             try {
                 wireLocal();
