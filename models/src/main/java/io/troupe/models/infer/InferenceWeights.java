@@ -112,30 +112,21 @@ public final class InferenceWeights {
                 throw new IllegalArgumentException("stage blocks [" + firstBlock + ", " + end + ") outside the "
                     + cfg.nLayer() + " blocks of model " + cfg.name());
             }
-            ParallelParameterLayout.Local whole = ParallelParameterLayout.gpt(cfg, StagePartition.balanced(cfg, 1),
-                false).local(0, 1, 0);
-            List<ParallelParameterLayout.Local.Entry> needed = new ArrayList<>();
-            for (ParallelParameterLayout.Local.Entry e : whole.entries()) {
-                if (stageNeeds(e.parameter().name(), firstBlock, end, cfg.nLayer())) {
-                    needed.add(e);
-                }
+            // the model's own placement: stage 0 holds the embeddings, the last stage ln_f and the head
+            List<Integer> blocks = new ArrayList<>();
+            if (firstBlock > 0) {
+                blocks.add(firstBlock);
             }
-            Map<String, float[]> p = reader.readParameters(new ParallelParameterLayout.Local(0, 1, 0, needed,
-                whole.numel()));
+            int stage = blocks.size();
+            blocks.add(end - firstBlock);
+            if (end < cfg.nLayer()) {
+                blocks.add(cfg.nLayer() - end);
+            }
+            StagePartition partition = new StagePartition(blocks.stream().mapToInt(Integer::intValue).toArray());
+            Map<String, float[]> p = reader.readParameters(ParallelParameterLayout.gpt(cfg, partition, false)
+                .local(stage, 1, 0));
             return new InferenceWeights(cfg, quantization, p, firstBlock, end, fingerprint(reader.manifest()));
         }
-    }
-
-    /** Whether a stage holding blocks {@code [first, end)} of {@code layers} uses the parameter {@code name}. */
-    private static boolean stageNeeds(String name, int first, int end, int layers) {
-        if (name.startsWith("blocks.")) {
-            int block = Integer.parseInt(name.substring("blocks.".length(), name.indexOf('.', "blocks.".length())));
-            return block >= first && block < end;
-        }
-        if (name.startsWith("tok_emb") || name.startsWith("pos_emb")) {
-            return first == 0;
-        }
-        return end == layers;                        // ln_f and the head
     }
 
     private static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
