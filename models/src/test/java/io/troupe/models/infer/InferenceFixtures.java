@@ -1,5 +1,7 @@
 package io.troupe.models.infer;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
 import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.gpt.ParameterLayout;
@@ -35,6 +37,28 @@ final class InferenceFixtures {
     /** A request with no deadline and no listener. */
     static Generation generation(GptConfig cfg, long id, int[] prompt, SamplingParams p) {
         return new Generation(id, prompt, cfg.seqLen(), p, System.nanoTime(), Long.MAX_VALUE, GenerationListener.NONE);
+    }
+
+    /**
+     * Asserts that {@code stage} (weights of blocks {@code [first, end)} alone) computes bit for bit what
+     * those blocks of {@code whole} compute, on {@code positions} rows of one sequence whose input is
+     * what {@code whole}'s blocks before {@code first} give.
+     */
+    static void assertSameStageOutput(InferenceWeights whole, InferenceWeights stage, int first, int end,
+                                      int positions) {
+        GptConfig cfg = whole.config();
+        StepBatch b = new StepBatch();
+        BlockTable t = new BlockTable();
+        t.add(0);
+        t.add(1);
+        for (int p = 0; p < positions; p++) {
+            b.add(p + 3, p, t, p == positions - 1);
+        }
+        float[] h = first == 0 ? null
+            : new KvCachedGpt(whole, new PagedKvCache(cfg, 4, 8, first), 0, first).stageForward(b, null);
+        assertArrayEquals(new KvCachedGpt(whole, new PagedKvCache(cfg, 4, 8, end - first), first, end)
+            .stageForward(b, h), new KvCachedGpt(stage, new PagedKvCache(cfg, 4, 8, end - first), first, end)
+            .stageForward(b, h));
     }
 
     static int[] randomTokens(Random rnd, int n, int vocab) {

@@ -108,16 +108,7 @@ class InferenceWeightsLoadTest {
         InferenceWeights last = InferenceWeights.load(tp, Quantization.NONE, 1, -1);
         assertEquals(null, last.tokEmb());
         assertTrue(last.weightBytes() < whole.weightBytes(), last.weightBytes() + " of " + whole.weightBytes());
-        StepBatch b = new StepBatch();
-        BlockTable t = new BlockTable();
-        t.add(0);
-        t.add(1);
-        for (int p = 0; p < 5; p++) {
-            b.add(p + 3, p, t, p == 4);
-        }
-        float[] h = new KvCachedGpt(whole, new PagedKvCache(CFG, 4, 8, 1), 0, 1).stageForward(b, null);
-        assertArrayEquals(new KvCachedGpt(whole, new PagedKvCache(CFG, 4, 8, 2), 1, 3).stageForward(b, h),
-            new KvCachedGpt(last, new PagedKvCache(CFG, 4, 8, 2), 1, 3).stageForward(b, h));
+        InferenceFixtures.assertSameStageOutput(whole, last, 1, 3, 5);
     }
 
     @Test

@@ -127,16 +127,7 @@ class StepBatchCodecTest {
         assertMessage("stage blocks [2, 1) outside the 3 blocks", () -> InferenceWeights.load(ckpt, Quantization.NONE,
             2, 1));
         // a later stage loaded on its own computes what the same stage of the whole weights computes
-        StepBatch b = new StepBatch();
-        BlockTable t = new BlockTable();
-        t.add(0);
-        t.add(1);
-        for (int p = 0; p < 6; p++) {
-            b.add(p + 3, p, t, p == 5);
-        }
-        float[] h = new KvCachedGpt(whole, new PagedKvCache(CFG, 4, 8, 2), 0, 2).stageForward(b, null);
-        assertArrayEquals(new KvCachedGpt(whole, new PagedKvCache(CFG, 4, 8, 1), 2, 3).stageForward(b, h),
-            new KvCachedGpt(last, new PagedKvCache(CFG, 4, 8, 1), 2, 3).stageForward(b, h));
+        InferenceFixtures.assertSameStageOutput(whole, last, 2, 3, 6);
     }
 
     private static UnsafeBuffer copy(UnsafeBuffer from, int bytes) {
