@@ -65,11 +65,6 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
                 .withValue(p + "protocol", ConfigValueFactory.fromAnyRef(protocol))
                 .withValue(p + "hostname-verification", ConfigValueFactory.fromAnyRef(hostnameVerification));
         }
-
-        /** TLS off. */
-        public static Tls off() {
-            return new Tls(false, "", "", "", "", "", "TLSv1.3", false);
-        }
     }
 
     public ClusterSecurity {

@@ -52,16 +52,6 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
     }
 
     /**
-     * Links without TLS, with the data-plane settings of the config {@code ConfigFactory.load()} gives
-     * this process.
-     */
-    public StageLinks(List<String> hosts, String hostname, int port, Duration lossTimeout, Duration connectTimeout,
-                      Duration retryInterval) {
-        this(hosts, hostname, port, lossTimeout, connectTimeout, retryInterval, ClusterSecurity.Tls.off(),
-            TransportConfig.from(ConfigFactory.load()));
-    }
-
-    /**
      * Reads {@code troupe.serve.stage-link}, {@code troupe.cluster.tls} and {@code troupe.transport} of
      * {@code root}, with {@code hosts}.
      */

@@ -58,12 +58,18 @@ class StageHostsProcessTest {
     }
 
     private static StageLinks links(int... ports) {
+        return links(Duration.ofSeconds(30), ports);
+    }
+
+    /** Links to stage hosts on 127.0.0.1 {@code ports}: loss timeout 2 s, retried every 200 ms. */
+    private static StageLinks links(Duration connectTimeout, int... ports) {
         List<String> hosts = new ArrayList<>();
         for (int p : ports) {
             hosts.add("127.0.0.1:" + p);
         }
-        return new StageLinks(hosts, "127.0.0.1", 0, Duration.ofSeconds(2), Duration.ofSeconds(30),
-            Duration.ofMillis(200));
+        String link = "troupe.serve.stage-link { loss-timeout = 2s, connect-timeout = " + connectTimeout.toMillis()
+            + "ms, retry-interval = 200ms }";
+        return StageLinks.from(ConfigFactory.parseString(link).withFallback(ConfigFactory.load()), hosts);
     }
 
     @Test
@@ -203,8 +209,7 @@ class StageHostsProcessTest {
             48, 1e-5f));
         try (StageHostServer host = StageHostServer.start(other, "127.0.0.1", 0, ConfigFactory.load())) {
             int port = Integer.parseInt(host.hostPort().substring(host.hostPort().lastIndexOf(':') + 1));
-            StageLinks l = new StageLinks(List.of("127.0.0.1:" + port), "127.0.0.1", 0, Duration.ofSeconds(2),
-                Duration.ofSeconds(3), Duration.ofMillis(200));
+            StageLinks l = links(Duration.ofSeconds(3), port);
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> InferenceServer.start(
                 InferenceWeights.load(ours, Quantization.NONE), ServeTestSupport.settings(), 2, l));
             assertTrue(e.getMessage().contains("refused the load of stage 1") && e.getMessage().contains("the server's"
