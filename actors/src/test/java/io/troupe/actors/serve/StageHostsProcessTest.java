@@ -129,7 +129,9 @@ class StageHostsProcessTest {
             assertMetrics(port, 2, 2);
 
             // stage 2's host (the first spare) stopped while the only other spare is stopped too: the stage waits
-            // for its own host, which comes back when continued
+            // for its own host, which comes back when continued. The spare is first seen answering again after
+            // its continue, so that heartbeats it answered on waking cannot make it look alive once stopped.
+            awaitHealth(port, 200, hostJson(ports[0], "null", true), 30_000);
             signal("STOP", hosts.get(0).process());
             try {
                 awaitHealth(port, 200, hostJson(ports[0], "null", false), 30_000);
