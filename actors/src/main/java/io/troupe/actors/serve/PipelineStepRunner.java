@@ -34,8 +34,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import org.agrona.CloseHelper;
@@ -68,8 +66,8 @@ import org.slf4j.LoggerFactory;
  * {@code retry-interval} until every host has loaded its stage and connected. The scheduler then
  * recomputes the sequences' keys and values and goes on; no request is lost, and a sequence's tokens
  * are those it would have had. Hosts named beyond the N-1 the stages need are spares: every host named
- * is heartbeaten, and a lost host's stage moves to a spare that answers (the lost host, once back, is a
- * spare in turn); with none, the stage waits for its host.
+ * is heartbeaten, and a lost host's stage moves to a spare that has answered steadily (the lost host,
+ * once back, is a spare in turn); with none, the stage waits for its host ({@link StagePlacement}).
  */
 final class PipelineStepRunner implements StepRunner {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStepRunner.class);
@@ -110,12 +108,8 @@ final class PipelineStepRunner implements StepRunner {
     private volatile List<ActorRef<Object>> hostRefs = List.of();
     /** The slot of the host holding each stage 1..N-1 (index 0 unused); changed only when wiring. */
     private volatile int[] assigned;
-    /** When each slot's host last answered a heartbeat, and when it last failed (nanoTime; 0: never). */
-    private final AtomicLongArray heardNs;
-    private final AtomicLongArray failedNs;
-    /** When each slot's host last refused a load (nanoTime; 0: never). */
-    private final AtomicLongArray refusedNs;
-    private final AtomicLong moves = new AtomicLong();
+    /** What the heartbeats and loads said of each slot's host, and where the stages go from it. */
+    private final StagePlacement placement;
     private long epochs;
     private long nextStepId;
     private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
@@ -149,9 +143,7 @@ final class PipelineStepRunner implements StepRunner {
         this.node = TransportNode.launch(transport, t -> LOG.warn("serving data plane error", t));
         this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
         this.rewirer = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-rewire"));
-        this.heardNs = new AtomicLongArray(links.hosts().size());
-        this.failedNs = new AtomicLongArray(links.hosts().size());
-        this.refusedNs = new AtomicLongArray(links.hosts().size());
+        this.placement = new StagePlacement(links.hosts(), links.lossTimeout());
         int[] place = new int[pipelineStages];
         for (int g = 1; g < pipelineStages; g++) {
             place[g] = g - 1;                         // stage g on the g-th host named; the rest are spares
@@ -228,17 +220,16 @@ final class PipelineStepRunner implements StepRunner {
             for (int g = 1; g < stages; g++) {
                 stage = a[g] == slot ? g : stage;
             }
-            long heard = heardNs.get(slot);
             sb.append(slot == 0 ? "" : ",").append("{\"host\":").append(Json.quote(links.hosts().get(slot)))
                 .append(",\"stage\":").append(stage < 0 ? "null" : String.valueOf(stage)).append(",\"answering\":")
-                .append(heard != 0 && now - heard <= links.lossTimeout().toNanos()).append('}');
+                .append(placement.answering(slot, now)).append('}');
         }
         return sb.append(']').toString();
     }
 
     /** How many times a stage moved to a spare stage host. */
     long stageMoves() {
-        return moves.get();
+        return placement.moves();
     }
 
     /** Why the pipeline cannot run steps now (a stage host is lost or not wired yet), or null. */
@@ -320,58 +311,7 @@ final class PipelineStepRunner implements StepRunner {
 
     /** The host of {@code stage} failed (silent or unreachable): a spare may take its stage. */
     private void suspect(int stage) {
-        failedNs.set(assigned[stage], System.nanoTime());
-    }
-
-    /**
-     * Whether the host at {@code slot} should not hold a stage now: it has not answered a heartbeat since
-     * it failed, or it refused a load within the loss timeout (another checkpoint, another server).
-     */
-    private boolean unfit(int slot, long now) {
-        long failed = failedNs.get(slot);
-        long refused = refusedNs.get(slot);
-        return failed != 0 && heardNs.get(slot) - failed <= 0
-            || refused != 0 && now - refused < links.lossTimeout().toNanos();
-    }
-
-    /**
-     * Where each stage runs in the next wiring: where it ran, unless its host is {@link #unfit} and a spare
-     * is not (one that answered within the loss timeout and holds no stage; the one that failed longest
-     * ago, or never, first). With no such spare the stage waits for its host.
-     */
-    private int[] placeStages() {
-        int[] a = assigned.clone();
-        long now = System.nanoTime();
-        long lossNs = links.lossTimeout().toNanos();
-        boolean[] used = new boolean[links.hosts().size()];
-        for (int g = 1; g < stages; g++) {
-            used[a[g]] = true;
-        }
-        for (int g = 1; g < stages; g++) {
-            int s = a[g];
-            if (!unfit(s, now)) {
-                continue;
-            }
-            int best = -1;
-            for (int t = 0; t < used.length; t++) {
-                long heard = heardNs.get(t);
-                if (used[t] || heard == 0 || now - heard > lossNs || unfit(t, now)) {
-                    continue;
-                }
-                if (best < 0 || failedNs.get(t) - failedNs.get(best) < 0) {
-                    best = t;
-                }
-            }
-            if (best >= 0) {
-                LOG.warn("stage {} moves from stage host {} (not answering, or refusing) to the spare {}", g,
-                    links.hosts().get(s), links.hosts().get(best));
-                a[g] = best;
-                moves.incrementAndGet();
-                used[s] = false;
-                used[best] = true;
-            }
-        }
-        return a;
+        placement.failed(assigned[stage], System.nanoTime());
     }
 
     /** A stage of {@code epoch}'s wiring is lost: fail what is in flight and tell the scheduler (once). */
@@ -509,7 +449,7 @@ final class PipelineStepRunner implements StepRunner {
             epoch = ++epochs;
         }
         long timeoutMs = links.connectTimeout().toMillis();
-        int[] place = placeStages();
+        int[] place = placement.place(assigned, System.nanoTime());
         assigned = place;
         List<ActorRef<Object>> hosts = new ArrayList<>();
         for (int g = 1; g < stages; g++) {
@@ -607,7 +547,7 @@ final class PipelineStepRunner implements StepRunner {
         }
         if (r.error() != null) {
             if (what.equals("load")) {
-                refusedNs.set(assigned[stage], System.nanoTime());
+                placement.refused(assigned[stage], System.nanoTime());
             }
             throw new Refused("stage host" + hostOf(stage) + " refused the " + what + " of stage " + stage + ": "
                 + r.error());
@@ -705,7 +645,7 @@ final class PipelineStepRunner implements StepRunner {
                     if (p.slot() < 0 || p.slot() >= hostRefs.size()) {
                         return Behaviors.same();
                     }
-                    heardNs.set(p.slot(), now);
+                    placement.answered(p.slot(), now);
                     if (place[0] != null && p.epoch() == current[0] && p.stage() >= 1 && p.stage() < stages
                         && place[0][p.stage()] == p.slot()) {
                         lastPong[p.stage()] = now;
@@ -717,7 +657,7 @@ final class PipelineStepRunner implements StepRunner {
                     if (armed[0] && place[0] != null) {
                         for (int stage = 1; stage < stages; stage++) {
                             if (now - lastPong[stage] > lossNs) {
-                                failedNs.set(place[0][stage], now);
+                                placement.failed(place[0][stage], now);
                                 lost("the stage host of stage " + stage + " at " + links.hosts().get(place[0][stage])
                                     + " was silent for " + links.lossTimeout().toMillis()
                                     + " ms (its process ended, stopped or lost its stage)", current[0]);

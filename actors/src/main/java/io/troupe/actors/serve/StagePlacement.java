@@ -1,0 +1,142 @@
+package io.troupe.actors.serve;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Which of the stage hosts named holds each later stage of a served pipeline, from what the heartbeats and
+ * the loads said of each host. Times are {@link System#nanoTime()} values passed in, so the policy is a pure
+ * function of what was heard and when.
+ *
+ * <p>A stage stays where it is unless its host is unfit: it failed (silent for the loss timeout, or did not
+ * answer a load) and has not answered a heartbeat since, or it refused a load within the loss timeout. Then
+ * the stage moves to a spare (a host holding no stage) that is steady: it has answered every heartbeat for
+ * at least the loss timeout, with no gap longer than half of it, and its last answer is no older than that
+ * half. Steadiness is the damping: a host that flaps faster than the loss timeout (stopped and continued, a
+ * network that comes and goes) is never given a stage, and a host that answers the heartbeats that queued
+ * while it was stopped, and is stopped again, is not taken for alive. Among steady spares the one that failed
+ * longest ago, or never, is taken. With none, the stage waits for its own host.
+ */
+final class StagePlacement {
+    private static final Logger LOG = LoggerFactory.getLogger(StagePlacement.class);
+
+    private final List<String> hosts;
+    private final long lossNs;
+    /** Per slot: the last heartbeat answer, when the current unbroken run of answers began, the last failure
+     * and the last refusal (0: never). */
+    private final AtomicLongArray heard;
+    private final AtomicLongArray steadySince;
+    private final AtomicLongArray failed;
+    private final AtomicLongArray refused;
+    private final AtomicLong moves = new AtomicLong();
+
+    StagePlacement(List<String> hosts, Duration lossTimeout) {
+        if (lossTimeout.isNegative() || lossTimeout.isZero()) {
+            throw new IllegalArgumentException("loss-timeout must be > 0: loss-timeout=" + lossTimeout);
+        }
+        this.hosts = List.copyOf(hosts);
+        this.lossNs = lossTimeout.toNanos();
+        this.heard = new AtomicLongArray(hosts.size());
+        this.steadySince = new AtomicLongArray(hosts.size());
+        this.failed = new AtomicLongArray(hosts.size());
+        this.refused = new AtomicLongArray(hosts.size());
+    }
+
+    /** The longest gap between heartbeat answers that still counts as one unbroken run. */
+    private long gapNs() {
+        return lossNs / 2;
+    }
+
+    /** The host at {@code slot} answered a heartbeat at {@code now}; called from one thread (the link actor). */
+    void answered(int slot, long now) {
+        long last = heard.get(slot);
+        if (last == 0 || now - last > gapNs()) {
+            steadySince.set(slot, now);
+        }
+        heard.set(slot, now);
+    }
+
+    /** The host at {@code slot} failed at {@code now}: silent for the loss timeout, or it did not answer a load. */
+    void failed(int slot, long now) {
+        failed.set(slot, now);
+    }
+
+    /** The host at {@code slot} refused a load at {@code now} (another checkpoint, another server). */
+    void refused(int slot, long now) {
+        refused.set(slot, now);
+    }
+
+    /** Whether the host at {@code slot} answered a heartbeat within the loss timeout. */
+    boolean answering(int slot, long now) {
+        long h = heard.get(slot);
+        return h != 0 && now - h <= lossNs;
+    }
+
+    /**
+     * Whether the host at {@code slot} should not hold a stage now: it has not answered a heartbeat since it
+     * failed, or it refused a load within the loss timeout.
+     */
+    boolean unfit(int slot, long now) {
+        long f = failed.get(slot);
+        long r = refused.get(slot);
+        return f != 0 && heard.get(slot) - f <= 0 || r != 0 && now - r < lossNs;
+    }
+
+    /** Whether the host at {@code slot} has answered without a break for at least the loss timeout, up to now. */
+    boolean steady(int slot, long now) {
+        long h = heard.get(slot);
+        return h != 0 && now - h <= gapNs() && now - steadySince.get(slot) >= lossNs;
+    }
+
+    /**
+     * Where each stage 1..N-1 runs in the next wiring, given where each ran ({@code assigned[g]}: a slot;
+     * index 0 unused): where it ran unless its host is unfit and a steady spare is fit.
+     */
+    int[] place(int[] assigned, long now) {
+        int[] a = assigned.clone();
+        boolean[] used = new boolean[hosts.size()];
+        for (int g = 1; g < a.length; g++) {
+            used[a[g]] = true;
+        }
+        for (int g = 1; g < a.length; g++) {
+            int s = a[g];
+            if (!unfit(s, now)) {
+                continue;
+            }
+            int best = -1;
+            for (int t = 0; t < used.length; t++) {
+                if (used[t] || !steady(t, now) || unfit(t, now)) {
+                    continue;
+                }
+                if (best < 0 || failedEarlier(t, best)) {
+                    best = t;
+                }
+            }
+            if (best >= 0) {
+                LOG.warn("stage {} moves from stage host {} (not answering, or refusing) to the spare {}", g,
+                    hosts.get(s), hosts.get(best));
+                a[g] = best;
+                moves.incrementAndGet();
+                used[s] = false;
+                used[best] = true;
+            }
+        }
+        return a;
+    }
+
+    /** Whether the host at {@code t} failed longer ago than the one at {@code u}; never failing is earliest. */
+    private boolean failedEarlier(int t, int u) {
+        long ft = failed.get(t);
+        long fu = failed.get(u);
+        return ft == 0 ? fu != 0 : fu != 0 && ft - fu < 0;
+    }
+
+    /** How many times a stage moved to a spare. */
+    long moves() {
+        return moves.get();
+    }
+}
