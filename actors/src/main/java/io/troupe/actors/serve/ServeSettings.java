@@ -1,6 +1,7 @@
 package io.troupe.actors.serve;
 
 import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
 import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.Quantization;
 
@@ -75,71 +76,181 @@ public record ServeSettings(String host, int port, Quantization quantization, in
             c.getDuration("drain-timeout").toMillis());
     }
 
-    public ServeSettings withPort(int p) {
-        return new ServeSettings(host, p, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
+    /** The defaults: {@code troupe.serve} of the {@code reference.conf} shipped in the jar, nothing overridden. */
+    public static ServeSettings defaults() {
+        return from(ConfigFactory.defaultReference());
     }
 
+    /** A builder holding these settings, to change some by name. */
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    public ServeSettings withPort(int v) {
+        return toBuilder().port(v).build();
+    }
+
+    public ServeSettings withMaxQueue(int v) {
+        return toBuilder().maxQueue(v).build();
+    }
+
+    public ServeSettings withQuantization(Quantization v) {
+        return toBuilder().quantization(v).build();
+    }
+
+    public ServeSettings withKvCacheMib(long v) {
+        return toBuilder().kvCacheMib(v).build();
+    }
+
+    public ServeSettings withHost(String v) {
+        return toBuilder().host(v).build();
+    }
+
+    public ServeSettings withTokenBudget(int v) {
+        return toBuilder().tokenBudget(v).build();
+    }
+
+    public ServeSettings withIsolateStepCore(boolean v) {
+        return toBuilder().isolateStepCore(v).build();
+    }
+
+    public ServeSettings withKvPrecision(KvPrecision v) {
+        return toBuilder().kvPrecision(v).build();
+    }
+
+    public ServeSettings withPrefillThread(boolean v) {
+        return toBuilder().prefillThread(v).build();
+    }
+
+    public ServeSettings withPrefillAhead(int v) {
+        return toBuilder().prefillAhead(v).build();
+    }
+
+    public ServeSettings withDrainTimeoutMs(long v) {
+        return toBuilder().drainTimeoutMs(v).build();
+    }
+
+    /** These settings with {@code b} sequences per step at most, and a token budget raised to {@code b} if below. */
     public ServeSettings withMaxBatch(int b) {
-        return new ServeSettings(host, port, quantization, b, Math.max(tokenBudget, b), maxQueue, kvCacheMib,
-            kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
+        return toBuilder().maxBatch(b).tokenBudget(Math.max(tokenBudget, b)).build();
     }
 
-    public ServeSettings withQuantization(Quantization q) {
-        return new ServeSettings(host, port, q, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
-    }
+    /** Settings changed by name from a starting point ({@link #toBuilder}); {@link #build} checks them. */
+    public static final class Builder {
+        private String host;
+        private int port;
+        private Quantization quantization;
+        private int maxBatch;
+        private int tokenBudget;
+        private int maxQueue;
+        private long kvCacheMib;
+        private int kvBlockTokens;
+        private KvPrecision kvPrecision;
+        private long deadlineMs;
+        private int retryAfterS;
+        private boolean isolateStepCore;
+        private boolean prefillThread;
+        private int prefillAhead;
+        private long drainTimeoutMs;
 
-    public ServeSettings withKvCacheMib(long mib) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, mib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
-    }
+        private Builder(ServeSettings s) {
+            host = s.host;
+            port = s.port;
+            quantization = s.quantization;
+            maxBatch = s.maxBatch;
+            tokenBudget = s.tokenBudget;
+            maxQueue = s.maxQueue;
+            kvCacheMib = s.kvCacheMib;
+            kvBlockTokens = s.kvBlockTokens;
+            kvPrecision = s.kvPrecision;
+            deadlineMs = s.deadlineMs;
+            retryAfterS = s.retryAfterS;
+            isolateStepCore = s.isolateStepCore;
+            prefillThread = s.prefillThread;
+            prefillAhead = s.prefillAhead;
+            drainTimeoutMs = s.drainTimeoutMs;
+        }
 
-    public ServeSettings withMaxQueue(int q) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, q, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
-    }
+        public Builder host(String v) {
+            host = v;
+            return this;
+        }
 
-    public ServeSettings withHost(String h) {
-        return new ServeSettings(h, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
-    }
+        public Builder port(int v) {
+            port = v;
+            return this;
+        }
 
-    public ServeSettings withTokenBudget(int t) {
-        return new ServeSettings(host, port, quantization, maxBatch, t, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
-    }
+        public Builder quantization(Quantization v) {
+            quantization = v;
+            return this;
+        }
 
-    public ServeSettings withIsolateStepCore(boolean on) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, on, prefillThread, prefillAhead, drainTimeoutMs);
-    }
+        public Builder maxBatch(int v) {
+            maxBatch = v;
+            return this;
+        }
 
-    public ServeSettings withKvPrecision(KvPrecision p) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            p, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-            drainTimeoutMs);
-    }
+        public Builder tokenBudget(int v) {
+            tokenBudget = v;
+            return this;
+        }
 
-    public ServeSettings withPrefillThread(boolean on) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, on, prefillAhead, drainTimeoutMs);
-    }
+        public Builder maxQueue(int v) {
+            maxQueue = v;
+            return this;
+        }
 
-    public ServeSettings withPrefillAhead(int n) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, n, drainTimeoutMs);
-    }
+        public Builder kvCacheMib(long v) {
+            kvCacheMib = v;
+            return this;
+        }
 
-    public ServeSettings withDrainTimeoutMs(long ms) {
-        return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib, kvBlockTokens,
-            kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead, ms);
+        public Builder kvBlockTokens(int v) {
+            kvBlockTokens = v;
+            return this;
+        }
+
+        public Builder kvPrecision(KvPrecision v) {
+            kvPrecision = v;
+            return this;
+        }
+
+        public Builder deadlineMs(long v) {
+            deadlineMs = v;
+            return this;
+        }
+
+        public Builder retryAfterS(int v) {
+            retryAfterS = v;
+            return this;
+        }
+
+        public Builder isolateStepCore(boolean v) {
+            isolateStepCore = v;
+            return this;
+        }
+
+        public Builder prefillThread(boolean v) {
+            prefillThread = v;
+            return this;
+        }
+
+        public Builder prefillAhead(int v) {
+            prefillAhead = v;
+            return this;
+        }
+
+        public Builder drainTimeoutMs(long v) {
+            drainTimeoutMs = v;
+            return this;
+        }
+
+        /** The settings; an out-of-range value is refused, naming it. */
+        public ServeSettings build() {
+            return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib,
+                kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
+                drainTimeoutMs);
+        }
     }
 }

@@ -77,6 +77,25 @@ class ServeCliTest {
     }
 
     @Test
+    void shouldBuildSettingsByNameFromTheShippedDefaultsAndRefuseABadValueNamingIt() {
+        ServeSettings d = ServeSettings.defaults();
+        assertEquals(8080, d.port());
+        assertEquals(16, d.maxBatch());
+        assertEquals(25_000, d.drainTimeoutMs());
+        ServeSettings s = d.toBuilder().port(0).maxQueue(3).kvPrecision(io.troupe.models.infer.KvPrecision.BF16)
+            .build();
+        assertEquals(0, s.port());
+        assertEquals(3, s.maxQueue());
+        assertEquals(io.troupe.models.infer.KvPrecision.BF16, s.kvPrecision());
+        assertEquals(d.tokenBudget(), s.tokenBudget(), "what is not named keeps its value");
+        assertEquals(s, s.toBuilder().build());
+        assertEquals(300, d.withMaxBatch(300).tokenBudget(), "a batch above the budget raises the budget");
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+            () -> d.toBuilder().tokenBudget(8).build());
+        assertTrue(e.getMessage().contains("token-budget=8"), e.getMessage());
+    }
+
+    @Test
     void shouldRefuseBadOptionsWithExit2NamingThem() {
         Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
         String c = ckpt.toString();

@@ -48,8 +48,9 @@ final class ServeTestSupport {
     }
 
     static ServeSettings settings() {
-        return new ServeSettings("127.0.0.1", 0, Quantization.NONE, 16, 64, 64, 4, 4,
-            io.troupe.models.infer.KvPrecision.F32, 60_000, 1, false, true, 0, 10_000);
+        // small enough for the test model's 64 positions; the step thread not pinned (tests share the cores)
+        return ServeSettings.defaults().toBuilder().port(0).tokenBudget(64).maxQueue(64).kvCacheMib(4)
+            .kvBlockTokens(4).isolateStepCore(false).drainTimeoutMs(10_000).build();
     }
 
     static final HttpClient CLIENT = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();

@@ -123,8 +123,9 @@ public final class ServeBench {
             promptBytes, maxTokens, tokenBudget, cpuModel(), Runtime.getRuntime().availableProcessors(),
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel", isolate);
         List<String> prompts = prompts(requests, promptBytes);
-        ServeSettings base = new ServeSettings("127.0.0.1", 0, q, 1, tokenBudget, 4096, 64, 16, kv, 600_000, 1, isolate,
-            prefillThread, prefillAhead, 0);
+        ServeSettings base = ServeSettings.defaults().toBuilder().port(0).quantization(q).maxBatch(1)
+            .tokenBudget(tokenBudget).maxQueue(4096).kvPrecision(kv).deadlineMs(600_000).isolateStepCore(isolate)
+            .prefillThread(prefillThread).prefillAhead(prefillAhead).drainTimeoutMs(0).build();
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
         // JIT has not seen makes it recompile the kernels and the scheduler during the timed runs)
