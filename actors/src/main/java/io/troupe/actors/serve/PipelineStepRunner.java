@@ -208,8 +208,9 @@ final class PipelineStepRunner implements StepRunner {
     }
 
     /**
-     * The stage hosts named, as a JSON array of {@code {"host", "stage" (null: a spare), "answering"}}:
-     * a host answers when it answered a heartbeat within the loss timeout.
+     * The stage hosts named, as a JSON array of {@code {"host", "stage" (null: a spare), "answering",
+     * "refuses"}}: a host answers when it answered a heartbeat within the loss timeout, and refuses (with
+     * the reason it gave) when it would refuse this server's load, its checkpoint differing for one.
      */
     String stageHostsJson() {
         int[] a = assigned;
@@ -220,9 +221,11 @@ final class PipelineStepRunner implements StepRunner {
             for (int g = 1; g < stages; g++) {
                 stage = a[g] == slot ? g : stage;
             }
+            String refusal = placement.refusal(slot);
             sb.append(slot == 0 ? "" : ",").append("{\"host\":").append(Json.quote(links.hosts().get(slot)))
                 .append(",\"stage\":").append(stage < 0 ? "null" : String.valueOf(stage)).append(",\"answering\":")
-                .append(placement.answering(slot, now)).append('}');
+                .append(placement.answering(slot, now)).append(",\"refuses\":")
+                .append(refusal == null ? "null" : Json.quote(refusal)).append('}');
         }
         return sb.append(']').toString();
     }
@@ -645,7 +648,7 @@ final class PipelineStepRunner implements StepRunner {
                     if (p.slot() < 0 || p.slot() >= hostRefs.size()) {
                         return Behaviors.same();
                     }
-                    placement.answered(p.slot(), now);
+                    placement.answered(p.slot(), now, p.refusal());
                     if (place[0] != null && p.epoch() == current[0] && p.stage() >= 1 && p.stage() < stages
                         && place[0][p.stage()] == p.slot()) {
                         lastPong[p.stage()] = now;
@@ -666,7 +669,7 @@ final class PipelineStepRunner implements StepRunner {
                     }
                     List<ActorRef<Object>> refs = hostRefs;   // spares too: a spare that answers can take a stage
                     for (int slot = 0; slot < refs.size(); slot++) {
-                        refs.get(slot).tell(new StageProtocol.Ping(current[0], slot, pongs));
+                        refs.get(slot).tell(new StageProtocol.Ping(current[0], slot, weights.fingerprint(), pongs));
                     }
                     return Behaviors.same();
                 })

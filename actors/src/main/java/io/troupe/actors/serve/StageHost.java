@@ -58,6 +58,9 @@ final class StageHost extends AbstractBehavior<Object> {
     private long epoch = -1;
     private ActorRef<StageProtocol.Reply> server;
     private boolean loading;
+    /** The checkpoint's fingerprint as last read, and when (for pings from servers this host does not serve). */
+    private String fingerprint;
+    private long fingerprintReadNs;
     /** The newest load that came while another was under way, or null. */
     private StageProtocol.Load queued;
 
@@ -224,8 +227,35 @@ final class StageHost extends AbstractBehavior<Object> {
         if (ours) {
             lastPingNs = System.nanoTime();
         }
-        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch(), m.slot()));
+        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch(), m.slot(), refusal(m)));
         return this;
+    }
+
+    /** Why a load from the server that sent {@code m} would be refused now, or null. */
+    private String refusal(StageProtocol.Ping m) {
+        if (server != null && !addressOf(server).equals(addressOf(m.replyTo()))) {
+            return "it serves stage " + heldStage() + " of the server at " + addressOf(server);
+        }
+        if (m.fingerprint() == null || held != null && held.stage() != null && server != null) {
+            return null;                      // the stage it holds for this server was loaded from its checkpoint
+        }
+        String here = checkpointFingerprint();
+        return here.equals(m.fingerprint()) ? null : "its checkpoint " + checkpoint + " is '" + here
+            + "', the server's is '" + m.fingerprint() + "'";
+    }
+
+    /** The fingerprint of the checkpoint a load would read now, from its manifest, re-read once a loss timeout. */
+    private String checkpointFingerprint() {
+        long now = System.nanoTime();
+        if (fingerprint == null || now - fingerprintReadNs > lossTimeoutMs * 1_000_000L) {
+            try {
+                fingerprint = InferenceWeights.fingerprintOf(checkpoint);
+            } catch (RuntimeException e) {
+                fingerprint = "unreadable: " + e.getMessage();
+            }
+            fingerprintReadNs = now;
+        }
+        return fingerprint;
     }
 
     private Behavior<Object> onTick() {

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -13,7 +14,8 @@ import org.slf4j.LoggerFactory;
  * function of what was heard and when.
  *
  * <p>A stage stays where it is unless its host is unfit: it failed (silent for the loss timeout, or did not
- * answer a load) and has not answered a heartbeat since, or it refused a load within the loss timeout. Then
+ * answer a load) and has not answered a heartbeat since, it refused a load within the loss timeout, or its
+ * last heartbeat answer said it would refuse one (its checkpoint differs from the server's). Then
  * the stage moves to a spare (a host holding no stage) that is steady: it has answered every heartbeat for
  * at least the loss timeout, with no gap longer than half of it, and its last answer is no older than that
  * half. Steadiness is the damping: a host that flaps faster than the loss timeout (stopped and continued, a
@@ -32,6 +34,7 @@ final class StagePlacement {
     private final AtomicLongArray steadySince;
     private final AtomicLongArray failed;
     private final AtomicLongArray refused;
+    private final AtomicReferenceArray<String> refusals;
     private final AtomicLong moves = new AtomicLong();
 
     StagePlacement(List<String> hosts, Duration lossTimeout) {
@@ -44,6 +47,7 @@ final class StagePlacement {
         this.steadySince = new AtomicLongArray(hosts.size());
         this.failed = new AtomicLongArray(hosts.size());
         this.refused = new AtomicLongArray(hosts.size());
+        this.refusals = new AtomicReferenceArray<>(hosts.size());
     }
 
     /** The longest gap between heartbeat answers that still counts as one unbroken run. */
@@ -51,13 +55,27 @@ final class StagePlacement {
         return lossNs / 2;
     }
 
-    /** The host at {@code slot} answered a heartbeat at {@code now}; called from one thread (the link actor). */
-    void answered(int slot, long now) {
+    /**
+     * The host at {@code slot} answered a heartbeat at {@code now}, saying why it would refuse a load now
+     * ({@code refusal}; null: it would not); called from one thread (the link actor).
+     */
+    void answered(int slot, long now, String refusal) {
         long last = heard.get(slot);
         if (last == 0 || now - last > gapNs()) {
             steadySince.set(slot, now);
         }
         heard.set(slot, now);
+        String before = refusals.getAndSet(slot, refusal);
+        if (refusal != null && !refusal.equals(before)) {
+            LOG.warn("stage host {} takes no stage while it would refuse the load: {}", hosts.get(slot), refusal);
+        } else if (refusal == null && before != null) {
+            LOG.info("stage host {} would take a stage again", hosts.get(slot));
+        }
+    }
+
+    /** Why the host at {@code slot} said, at its last answer, that it would refuse a load; null if it would not. */
+    String refusal(int slot) {
+        return refusals.get(slot);
     }
 
     /** The host at {@code slot} failed at {@code now}: silent for the loss timeout, or it did not answer a load. */
@@ -78,12 +96,12 @@ final class StagePlacement {
 
     /**
      * Whether the host at {@code slot} should not hold a stage now: it has not answered a heartbeat since it
-     * failed, or it refused a load within the loss timeout.
+     * failed, it refused a load within the loss timeout, or its last answer said it would refuse one.
      */
     boolean unfit(int slot, long now) {
         long f = failed.get(slot);
         long r = refused.get(slot);
-        return f != 0 && heard.get(slot) - f <= 0 || r != 0 && now - r < lossNs;
+        return f != 0 && heard.get(slot) - f <= 0 || r != 0 && now - r < lossNs || refusals.get(slot) != null;
     }
 
     /** Whether the host at {@code slot} has answered without a break for at least the loss timeout, up to now. */

@@ -52,15 +52,17 @@ public final class StageProtocol {
      * {@link Pong}. Each side counts the other lost after {@code troupe.serve.stage-link.loss-timeout} of
      * silence. Plain messages rather than Pekko's remote death watch: a watch that fires quarantines the
      * peer's incarnation, and a host that was only paused could then never be wired again without a
-     * restart.
+     * restart. {@code fingerprint} is the server's checkpoint ({@code InferenceWeights#fingerprint}), so a
+     * host can say before any load whether it would refuse one.
      */
-    public record Ping(long epoch, int slot, ActorRef<Pong> replyTo) implements CrossNodeMessage {
+    public record Ping(long epoch, int slot, String fingerprint, ActorRef<Pong> replyTo) implements CrossNodeMessage {
     }
 
     /**
      * A host's answer to {@link Ping}: it holds stage {@code stage} of {@code epoch}, or -1 for none;
-     * {@code slot} is the ping's.
+     * {@code slot} is the ping's; {@code refusal} is why it would refuse a load from that server now (its
+     * checkpoint differs, it serves another server), or null.
      */
-    public record Pong(int stage, long epoch, int slot) implements CrossNodeMessage {
+    public record Pong(int stage, long epoch, int slot, String refusal) implements CrossNodeMessage {
     }
 }

@@ -182,9 +182,14 @@ class StageHostsProcessTest {
         assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + name);
     }
 
+    private static int portOf(StageHostServer host) {
+        return Integer.parseInt(host.hostPort().substring(host.hostPort().lastIndexOf(':') + 1));
+    }
+
     /** A stage host as {@code /health} lists it. */
     private static String hostJson(int port, String stage, boolean answering) {
-        return "{\"host\":\"127.0.0.1:" + port + "\",\"stage\":" + stage + ",\"answering\":" + answering + "}";
+        return "{\"host\":\"127.0.0.1:" + port + "\",\"stage\":" + stage + ",\"answering\":" + answering
+            + ",\"refuses\":null}";
     }
 
     private static String awaitHealth(int port, int status, long timeoutMs) throws Exception {
@@ -210,12 +215,22 @@ class StageHostsProcessTest {
         Path other = ServeTestSupport.twoStageCheckpoint(tmp.resolve("other"), new GptConfig("small", 256, 128, 4, 4,
             48, 1e-5f));
         try (StageHostServer host = StageHostServer.start(other, "127.0.0.1", 0, ConfigFactory.load())) {
-            int port = Integer.parseInt(host.hostPort().substring(host.hostPort().lastIndexOf(':') + 1));
+            int port = portOf(host);
             StageLinks l = links(Duration.ofSeconds(3), port);
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> InferenceServer.start(
                 InferenceWeights.load(ours, Quantization.NONE), ServeTestSupport.settings(), 2, l));
             assertTrue(e.getMessage().contains("refused the load of stage 1") && e.getMessage().contains("the server's"
                 + " is 'small step 5"), e.getMessage());
+        }
+        // as a spare, such a host says so before any load: /health gives its reason, and it is given no stage
+        try (StageHostServer a = StageHostServer.start(ours, "127.0.0.1", 0, ConfigFactory.load());
+             StageHostServer b = StageHostServer.start(other, "127.0.0.1", 0, ConfigFactory.load());
+             InferenceServer s = InferenceServer.start(InferenceWeights.load(ours, Quantization.NONE),
+                 ServeTestSupport.settings(), 2, links(portOf(a), portOf(b)))) {
+            String health = awaitHealth(s.port(), 200, "the server's is 'small step 5", 30_000);
+            assertTrue(health.contains(hostJson(portOf(a), "1", true)), health);
+            assertTrue(health.contains("{\"host\":\"127.0.0.1:" + portOf(b) + "\",\"stage\":null,\"answering\":true,"
+                + "\"refuses\":\"its checkpoint "), health);
         }
         IllegalArgumentException count = assertThrows(IllegalArgumentException.class, () -> InferenceServer.start(
             InferenceWeights.load(ours, Quantization.NONE), ServeTestSupport.settings(), 3, links(7001)));

@@ -28,7 +28,7 @@ class StagePlacementTest {
     /** Slot {@code slot} answers every beat from {@code from} to {@code to}, both included. */
     private static void answers(StagePlacement p, int slot, long from, long to) {
         for (long t = from; t <= to; t += BEAT) {
-            p.answered(slot, t);
+            p.answered(slot, t, null);
         }
     }
 
@@ -106,7 +106,7 @@ class StagePlacementTest {
         // paused for 3 s, continued: the four heartbeats queued meanwhile are answered at once
         long woke = T0 + 8 * BEAT + 3_000 * MS;
         for (int i = 0; i < 4; i++) {
-            p.answered(2, woke + i * MS);
+            p.answered(2, woke + i * MS, null);
         }
         long last = woke + 3 * MS;
         assertTrue(p.answering(2, last), "it answers, and /health says so");
@@ -133,6 +133,26 @@ class StagePlacementTest {
         assertTrue(p.unfit(1, now));
         assertArrayEquals(new int[] {0, 0, 3}, p.place(START, now));
         assertFalse(p.unfit(2, now - BEAT + LOSS), "a refusal counts for the loss timeout only");
+    }
+
+    @Test
+    void aSpareThatSaysItWouldRefuseTheLoadIsPassedOverUntilItWouldNot() {
+        StagePlacement p = placement();
+        long now = T0 + 20 * BEAT;
+        answers(p, 0, T0, now);
+        answers(p, 2, T0, now - BEAT);
+        p.answered(2, now, "its checkpoint /c is 'small step 4', the server's is 'small step 5'");
+        answers(p, 3, T0, now);
+        p.answered(3, now, "it serves stage 1 of the server at pekko://troupe-serve@10.0.0.9:7354");
+        assertTrue(p.steady(2, now), "it answers");
+        assertTrue(p.unfit(2, now), "but would refuse");
+        p.failed(1, now);
+        assertArrayEquals(START, p.place(START, now), "no spare would take it: the stage waits");
+        assertTrue(p.refusal(2).contains("small step 4"), p.refusal(2));
+        // its checkpoint is replaced by the server's: the next answer says so, and the stage moves
+        p.answered(2, now + BEAT, null);
+        assertArrayEquals(new int[] {0, 0, 2}, p.place(START, now + BEAT));
+        assertEquals(null, p.refusal(2));
     }
 
     @Test

@@ -161,6 +161,17 @@ public final class InferenceWeights {
     }
 
     /**
+     * The {@link #fingerprint} of the checkpoint {@link #load} would read at {@code checkpoint} now (a run
+     * directory's latest step), from its manifest alone: no shard is read.
+     *
+     * @throws IllegalArgumentException (or an unchecked I/O error) naming the directory when it holds no
+     *                                  readable committed checkpoint
+     */
+    public static String fingerprintOf(Path checkpoint) {
+        return fingerprint(Checkpoints.readManifest(Checkpoints.resolve(checkpoint)));
+    }
+
+    /**
      * What identifies a checkpoint's contents wherever it is read: the model, the step and the CRC32C
      * of every shard file (from the verified manifest). Two hosts that read the same checkpoint, from
      * any path, agree on it.
