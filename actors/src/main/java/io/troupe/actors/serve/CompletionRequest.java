@@ -18,11 +18,13 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@code seed} (random when absent), {@code stop} (string or up to 4 strings), {@code stream} (false),
  * {@code logprobs} (null, or 0 to 5: each token's log-probability and that many most likely
  * alternatives), {@code echo} (false: the prompt comes back before the output, scored when
- * {@code logprobs} is set), {@code deadline_ms} (the server's default), {@code model}, {@code n} and
- * {@code best_of} (both must be 1) accepted. Fields whose request this server cannot honour are refused,
- * not ignored (a client would take a wrong answer for a right one): {@code logprobs} or {@code echo}
- * with {@code stream} (they are served in whole responses), and more than one prompt with {@code stream}.
- * Other fields are ignored.
+ * {@code logprobs} is set), {@code frequency_penalty} and {@code presence_penalty} (0; in [-2, 2], over
+ * the tokens generated so far), {@code logit_bias} (an object from token ids to biases in [-100, 100]),
+ * {@code deadline_ms} (the server's default), {@code model}, {@code n} and {@code best_of} (both must be
+ * 1) accepted. Fields whose request this server cannot honour are refused, not ignored (a client would
+ * take a wrong answer for a right one): {@code logprobs} or {@code echo} with {@code stream} (they are
+ * served in whole responses), more than one prompt with {@code stream}, and a non-empty {@code suffix}.
+ * Other fields ({@code user}, say) are ignored.
  *
  * @param deadlineMs time the request may take, from its arrival, in milliseconds
  */
@@ -82,8 +84,46 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         if (has(m, "model") && !(m.get("model") instanceof String)) {
             throw new BadRequestException("model", "model must be a string");
         }
+        if (has(m, "suffix") && !"".equals(m.get("suffix"))) {
+            throw new BadRequestException("suffix", "a suffix (text inserted after the completion) is not served");
+        }
+        float frequency = (float) number(m, "frequency_penalty", 0.0, -SamplingParams.MAX_PENALTY,
+            SamplingParams.MAX_PENALTY);
+        float presence = (float) number(m, "presence_penalty", 0.0, -SamplingParams.MAX_PENALTY,
+            SamplingParams.MAX_PENALTY);
+        Map<Integer, Float> bias = logitBias(m.get("logit_bias"), vocab);
         return new CompletionRequest(prompts, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed,
-            stop, logprobs, echo), stream, deadlineMs);
+            stop, logprobs, echo, frequency, presence, bias), stream, deadlineMs);
+    }
+
+    /** {@code logit_bias}: an object from token ids (as strings) to biases in [-100, 100]. */
+    private static Map<Integer, Float> logitBias(Object v, int vocab) {
+        if (v == null || v == Json.NULL) {
+            return Map.of();
+        }
+        if (!(v instanceof Map<?, ?> m)) {
+            throw new BadRequestException("logit_bias", "logit_bias must be an object from token ids to biases");
+        }
+        Map<Integer, Float> out = new java.util.TreeMap<>();
+        for (Map.Entry<?, ?> e : m.entrySet()) {
+            String key = String.valueOf(e.getKey());
+            int id;
+            try {
+                id = Integer.parseInt(key);
+            } catch (NumberFormatException nfe) {
+                throw new BadRequestException("logit_bias", "logit_bias keys are token ids: got \"" + key + "\"");
+            }
+            if (id < 0 || id >= vocab) {
+                throw new BadRequestException("logit_bias", "logit_bias token id " + id + " is outside the vocabulary"
+                    + " [0, " + vocab + ")");
+            }
+            if (!(e.getValue() instanceof Number n) || !(Math.abs(n.doubleValue()) <= SamplingParams.MAX_BIAS)) {
+                throw new BadRequestException("logit_bias", "logit_bias of token " + id + " must be a number in"
+                    + " [-100, 100]: " + e.getValue());
+            }
+            out.put(id, n.floatValue());
+        }
+        return out;
     }
 
     private static boolean has(Map<?, ?> m, String k) {

@@ -87,11 +87,14 @@ class InferenceServerTest {
     }
 
     private static Generation offlineGeneration(String prompt, int maxTokens, KvPrecision kv) {
+        return offlineGeneration(prompt, SamplingParams.greedy(maxTokens), kv);
+    }
+
+    private static Generation offlineGeneration(String prompt, SamplingParams p, KvPrecision kv) {
         KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64, WEIGHTS.config().nLayer(),
             kv));
         BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(1, 64, 1));
-        Generation g = new Generation(1, bytes(prompt), WEIGHTS.config().seqLen(), SamplingParams.greedy(maxTokens),
-            System.nanoTime(),
+        Generation g = new Generation(1, bytes(prompt), WEIGHTS.config().seqLen(), p, System.nanoTime(),
             Long.MAX_VALUE, GenerationListener.NONE);
         s.submit(g);
         s.runToCompletion();
@@ -455,6 +458,13 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"logprobs\":-1}", "logprobs"},
             {"{\"prompt\":\"a\",\"logprobs\":true}", "logprobs"},
             {"{\"prompt\":\"a\",\"logprobs\":1,\"stream\":true}", "logprobs"},
+            {"{\"prompt\":\"a\",\"frequency_penalty\":2.5}", "frequency_penalty"},
+            {"{\"prompt\":\"a\",\"presence_penalty\":\"1\"}", "presence_penalty"},
+            {"{\"prompt\":\"a\",\"logit_bias\":[1]}", "logit_bias"},
+            {"{\"prompt\":\"a\",\"logit_bias\":{\"x\":1}}", "logit_bias"},
+            {"{\"prompt\":\"a\",\"logit_bias\":{\"300\":1}}", "logit_bias"},
+            {"{\"prompt\":\"a\",\"logit_bias\":{\"5\":101}}", "logit_bias"},
+            {"{\"prompt\":\"a\",\"suffix\":\"end\"}", "suffix"},
         };
         for (String[] c : cases) {
             HttpResponse<String> r = post(server.port(), c[0]);
@@ -464,8 +474,29 @@ class InferenceServerTest {
         assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2}").statusCode(), "still serving");
         // what clients send by default is accepted: echo false, logprobs null, best_of 1
         assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2,\"echo\":false,\"logprobs\":null,"
-            + "\"best_of\":1}").statusCode());
+            + "\"best_of\":1,\"frequency_penalty\":0,\"presence_penalty\":0,\"logit_bias\":{},\"suffix\":null}")
+            .statusCode());
         assertEquals(cases.length, metric(get(server.port(), "/metrics").body(), "troupe_serve_bad_requests_total"));
+    }
+
+    /** Penalties and biases give the text the same sampling gives offline; a bias of 100 forces a token. */
+    @Test
+    void shouldApplyPenaltiesAndLogitBiasAsOffline() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        HttpResponse<String> forced = post(server.port(), "{\"prompt\":\"To be\",\"max_tokens\":6,\"temperature\":0,"
+            + "\"logit_bias\":{\"65\":100}}");
+        assertEquals(200, forced.statusCode(), forced.body());
+        assertEquals("AAAAAA", field(forced.body(), "text"));
+        SamplingParams p = new SamplingParams(10, 0.8f, 1f, 77L, List.of()).withPenalties(1.25f, 0.5f,
+            java.util.Map.of(66, -3.5f, 101, 2f));
+        String want = offlineGeneration("To be", p, KvPrecision.F32).text();
+        assertTrue(!want.equals(offlineGeneration("To be", new SamplingParams(10, 0.8f, 1f, 77L, List.of()),
+            KvPrecision.F32).text()), "the penalties change the text");
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":\"To be\",\"max_tokens\":10,\"temperature\":0.8,"
+            + "\"seed\":77,\"frequency_penalty\":1.25,\"presence_penalty\":0.5,"
+            + "\"logit_bias\":{\"66\":-3.5,\"101\":2}}");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(want, field(r.body(), "text"));
     }
 
     @Test

@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.troupe.models.gpt.GptConfig;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -60,6 +61,36 @@ class BatchSchedulerTest {
             System.out.println("batched: " + java.util.Arrays.toString(batched));
             assertEquals(25, alone.length);
             assertArrayEquals(alone, batched, "temperature " + p.temperature());
+        }
+    }
+
+    /** Penalties and biases change the tokens, and a request still gets the same ones alone and in a batch. */
+    @Test
+    void shouldApplyPenaltiesAndBiasesTheSameAloneAndInABatchOf16() {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(6), 9, CFG.vocabSize());
+        int[] plain = run(scheduler(1, 64, 64), gen(1, prompt, SamplingParams.greedy(25)), List.of());
+        for (SamplingParams p : List.of(SamplingParams.greedy(25).withPenalties(1.5f, 0.5f, Map.of()),
+            SamplingParams.greedy(25).withPenalties(0f, 0f, Map.of(plain[0], -100f)),
+            new SamplingParams(25, 0.9f, 0.95f, 1234L, List.of()).withPenalties(-0.5f, 2f,
+                Map.of(3, 5f, 200, -7.5f)))) {
+            int[] alone = run(scheduler(1, 64, 64), gen(1, prompt, p), List.of());
+            int[] batched = run(scheduler(16, 24, 256), gen(1, prompt, p), others(new Random(7), 15, p));
+            assertArrayEquals(alone, batched, p.toString());
+            assertEquals(25, alone.length);
+            if (p.temperature() == 0f) {
+                assertFalse(java.util.Arrays.equals(plain, alone), "the tokens change: " + p);
+            }
+        }
+        // a banned token never comes; a forced one always does
+        int[] banned = run(scheduler(1, 64, 64), gen(1, prompt, SamplingParams.greedy(25).withPenalties(0f, 0f,
+            Map.of(plain[0], -100f))), List.of());
+        for (int t : banned) {
+            assertTrue(t != plain[0], java.util.Arrays.toString(banned));
+        }
+        int[] forced = run(scheduler(1, 64, 64), gen(1, prompt, new SamplingParams(25, 1f, 1f, 99L, List.of())
+            .withPenalties(0f, 0f, Map.of(65, 100f))), List.of());
+        for (int t : forced) {
+            assertEquals(65, t, java.util.Arrays.toString(forced));
         }
     }
 

@@ -132,7 +132,8 @@ class PromptScoringTest {
         int[] prompt = InferenceFixtures.randomTokens(new Random(11), 17, V);
         double[] plain = plainScores(prompt);
         BatchScheduler s = scheduler(4, 8, 64);        // a budget of 8: the prompt takes three steps
-        Generation g = gen(1, prompt, new SamplingParams(0, 0f, 1f, 0L, List.of(), 1, true));
+        Generation g = gen(1, prompt, new SamplingParams(0, 0f, 1f, 0L, List.of(), 1, true, 0f, 0f,
+            java.util.Map.of()));
         s.submit(g);
         s.runToCompletion();
         assertEquals(FinishReason.LENGTH, g.finishReason());

@@ -2,7 +2,10 @@ package io.troupe.models.infer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Map;
 import java.util.Random;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -150,5 +153,21 @@ class SamplerTest {
         SplittableRandom a = new SplittableRandom(3);
         SplittableRandom b = new SplittableRandom(3);
         assertEquals(referenceSample(l, 0, 4, 0.7f, 1f, a), Sampler.sample(l, 0, 4, 0.7f, 1f, b));
+    }
+
+    @Test
+    void penaltiesCountTheGeneratedTokensOnlyAndBiasesAddFirst() {
+        SamplingParams p = SamplingParams.greedy(4).withPenalties(0.5f, 0.25f, Map.of(1, 10f, 9, 3f));
+        float[] row = {0f, 1f, 2f, 3f, 4f};
+        // tokens: a prompt of [2, 2] (not counted), then generated 3, 3, 1
+        int[] tokens = {2, 2, 3, 3, 1};
+        p.adjust(row, 0, 5, tokens, 2, 5, new int[5]);
+        // id 1: +10 bias, then once generated: -(0.5 + 0.25); id 3: twice: -(1.0 + 0.25); id 9 outside the row
+        assertArrayEquals(new float[] {0f, 1f + 10f - 0.75f, 2f, 3f - 1.25f, 4f}, row);
+        assertThrows(IllegalArgumentException.class,
+            () -> SamplingParams.greedy(1).withPenalties(2.5f, 0f, Map.of()));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> SamplingParams.greedy(1).withPenalties(0f, 0f, Map.of(4, 101f)));
+        assertTrue(e.getMessage().contains("token 4"), e.getMessage());
     }
 }
