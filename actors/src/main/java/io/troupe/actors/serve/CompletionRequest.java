@@ -20,15 +20,18 @@ import java.util.concurrent.ThreadLocalRandom;
  * alternatives), {@code echo} (false: the prompt comes back before the output, scored when
  * {@code logprobs} is set), {@code frequency_penalty} and {@code presence_penalty} (0; in [-2, 2], over
  * the tokens generated so far), {@code logit_bias} (an object from token ids to biases in [-100, 100]),
- * {@code deadline_ms} (the server's default), {@code model}, {@code n} and {@code best_of} (both must be
- * 1) accepted. Fields whose request this server cannot honour are refused, not ignored (a client would
- * take a wrong answer for a right one): {@code logprobs} or {@code echo} with {@code stream} (they are
- * served in whole responses), more than one prompt with {@code stream}, and a non-empty {@code suffix}.
+ * {@code deadline_ms} (the server's default), {@code model}, {@code n} (1: choices per prompt, choice
+ * {@code j} sampled with seed {@code seed + j}; prompts times {@code n} at most {@value #MAX_PROMPTS}) and
+ * {@code best_of} (equal to {@code n} when given) accepted. Fields whose request this server cannot
+ * honour are refused, not ignored (a client would take a wrong answer for a right one): {@code logprobs}
+ * or {@code echo} with {@code stream} (they are served in whole responses), more than one prompt or
+ * choice with {@code stream}, and a non-empty {@code suffix}.
  * Other fields ({@code user}, say) are ignored.
  *
  * @param deadlineMs time the request may take, from its arrival, in milliseconds
+ * @param n          choices per prompt
  */
-record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean stream, long deadlineMs) {
+record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean stream, long deadlineMs, int n) {
     static final int MAX_STOP_STRINGS = 4;
     /** Prompts in one request at most. */
     static final int MAX_PROMPTS = 128;
@@ -66,11 +69,17 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         List<String> stop = stop(m.get("stop"));
         boolean stream = bool(m, "stream", false);
         long deadlineMs = integer(m, "deadline_ms", defaultDeadlineMs, 1, MAX_DEADLINE_MS);
-        if (has(m, "n") && integer(m, "n", 1, 1, 1) != 1) {
-            throw new BadRequestException("n", "only n=1 is served");
+        int n = (int) integer(m, "n", 1, 1, MAX_PROMPTS);
+        if ((long) n * prompts.length > MAX_PROMPTS) {
+            throw new BadRequestException("n", "at most " + MAX_PROMPTS + " choices in one request: n=" + n + " for "
+                + prompts.length + " prompts");
         }
-        if (has(m, "best_of") && integer(m, "best_of", 1, 1, 1) != 1) {
-            throw new BadRequestException("best_of", "only best_of=1 is served");
+        if (has(m, "best_of") && integer(m, "best_of", n, 1, MAX_PROMPTS) != n) {
+            throw new BadRequestException("best_of", "best_of must equal n (the best of more samples is not served):"
+                + " best_of=" + m.get("best_of") + ", n=" + n);
+        }
+        if (stream && n > 1) {
+            throw new BadRequestException("n", "a streamed completion takes one choice: n=" + n);
         }
         if (stream && logprobs >= 0) {
             throw new BadRequestException("logprobs", "logprobs are served in whole responses: send stream false");
@@ -93,7 +102,23 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             SamplingParams.MAX_PENALTY);
         Map<Integer, Float> bias = logitBias(m.get("logit_bias"), vocab);
         return new CompletionRequest(prompts, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed,
-            stop, logprobs, echo, frequency, presence, bias), stream, deadlineMs);
+            stop, logprobs, echo, frequency, presence, bias), stream, deadlineMs, n);
+    }
+
+    /** Choices answered: {@code n} for each prompt, a prompt's together, in the order of the prompts. */
+    int choices() {
+        return prompts.length * n;
+    }
+
+    /** The prompt of choice {@code c}. */
+    int[] promptOf(int c) {
+        return prompts[c / n];
+    }
+
+    /** How choice {@code c} samples: the request's sampling, with seed {@code seed + j} for its prompt's choice j. */
+    SamplingParams samplingOf(int c) {
+        int j = c % n;
+        return j == 0 ? sampling : sampling.withSeed(sampling.seed() + j);
     }
 
     /** {@code logit_bias}: an object from token ids (as strings) to biases in [-100, 100]. */

@@ -2,6 +2,7 @@ package io.troupe.actors.serve;
 
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
+import io.troupe.models.infer.SamplingParams;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -185,7 +186,7 @@ final class CompletionRoutes extends AllDirectives {
      * every one has finished; if the queue refuses any, the others are cancelled and the answer is 429.
      */
     private Route unary(long firstId, CompletionRequest req, ConnectionScope connection, Accepted accepted) {
-        int n = req.prompts().length;
+        int n = req.choices();
         long[] idOf = new long[n];
         List<CompletableFuture<Generation>> done = new ArrayList<>(n);
         List<CompletableFuture<SchedulerActor.SubmitReply>> replies = new ArrayList<>(n);
@@ -211,7 +212,7 @@ final class CompletionRoutes extends AllDirectives {
                     }
                 }
             };
-            replies.add(submit(id, req.prompts()[i], req, listener, accepted).toCompletableFuture());
+            replies.add(submit(id, req.promptOf(i), req.samplingOf(i), req, listener, accepted).toCompletableFuture());
         }
         CompletionStage<HttpResponse> response = CompletableFuture.allOf(replies.toArray(CompletableFuture[]::new))
             .thenCompose(v -> {
@@ -235,7 +236,7 @@ final class CompletionRoutes extends AllDirectives {
                 }
                 return CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).thenApply(w ->
                     HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
-                        completionJson(firstId, done.stream().map(CompletableFuture::join).toList())));
+                        completionJson(firstId, done.stream().map(CompletableFuture::join).toList(), req.n())));
             });
         return completeWithFuture(response);
     }
@@ -280,7 +281,7 @@ final class CompletionRoutes extends AllDirectives {
                 accepted.end();
             }
         };
-        CompletionStage<HttpResponse> response = submit(id, req.prompts()[0], req, listener, accepted)
+        CompletionStage<HttpResponse> response = submit(id, req.prompts()[0], req.sampling(), req, listener, accepted)
             .thenApply(reply -> {
             if (reply instanceof SchedulerActor.Rejected r) {
                 accepted.end();
@@ -305,10 +306,10 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     /** Asks the scheduler to admit the request; an ask that fails (no answer in time) ends its place in flight. */
-    private CompletionStage<SchedulerActor.SubmitReply> submit(long id, int[] prompt, CompletionRequest req,
-        GenerationListener listener, Accepted accepted) {
+    private CompletionStage<SchedulerActor.SubmitReply> submit(long id, int[] prompt, SamplingParams sampling,
+        CompletionRequest req, GenerationListener listener, Accepted accepted) {
         CompletionStage<SchedulerActor.SubmitReply> reply = AskPattern.ask(scheduler,
-            replyTo -> new SchedulerActor.Submit(id, prompt, req.sampling(), req.deadlineMs(), listener, replyTo),
+            replyTo -> new SchedulerActor.Submit(id, prompt, sampling, req.deadlineMs(), listener, replyTo),
             askTimeout, system.scheduler());
         reply.whenComplete((r, failure) -> {
             if (failure != null) {
@@ -340,8 +341,11 @@ final class CompletionRoutes extends AllDirectives {
             json);
     }
 
-    /** The whole response: one choice per generation, in the order of the prompts; usage summed over them. */
-    private String completionJson(long id, List<Generation> gens) {
+    /**
+     * The whole response: one choice per generation, in the order of the prompts ({@code n} for each);
+     * usage summed over them, each prompt's tokens counted once.
+     */
+    private String completionJson(long id, List<Generation> gens, int n) {
         StringBuilder choices = new StringBuilder();
         long prompt = 0;
         long completion = 0;
@@ -352,7 +356,7 @@ final class CompletionRoutes extends AllDirectives {
             choices.append(i == 0 ? "" : ",").append("{\"index\":").append(i).append(",\"text\":")
                 .append(Json.quote(echo ? g.promptText() + g.text() : g.text())).append(",\"logprobs\":")
                 .append(logprobs).append(",\"finish_reason\":\"").append(g.finishReason().wireName()).append("\"}");
-            prompt += g.promptTokens();
+            prompt += i % n == 0 ? g.promptTokens() : 0;
             completion += g.completionTokens();
         }
         return StreamEvents.head(id, System.currentTimeMillis() / 1000, modelName) + ",\"choices\":[" + choices

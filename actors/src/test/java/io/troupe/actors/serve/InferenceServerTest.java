@@ -443,7 +443,10 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"stop\":[\"\"]}", "stop"},
             {"{\"prompt\":\"a\",\"stream\":\"yes\"}", "stream"},
             {"{\"prompt\":\"a\",\"deadline_ms\":0}", "deadline_ms"},
-            {"{\"prompt\":\"a\",\"n\":2}", "n"},
+            {"{\"prompt\":\"a\",\"n\":0}", "n"},
+            {"{\"prompt\":\"a\",\"n\":2,\"stream\":true}", "n"},
+            {"{\"prompt\":[\"a\",\"b\"],\"n\":65}", "n"},
+            {"{\"prompt\":\"a\",\"n\":2,\"best_of\":3}", "best_of"},
             {"{\"prompt\":\"a\",\"best_of\":3}", "best_of"},
             {"{\"prompt\":[\"a\",5]}", "prompt"},
             {"{\"prompt\":[\"a\",\"\"]}", "prompt"},
@@ -524,6 +527,34 @@ class InferenceServerTest {
             && metric(t, "troupe_serve_kv_cache_blocks_used") == 0, 20_000);
         assertEquals(1.0, metric(m, cancelled), "the prompt that had a place was cancelled, not run: " + m);
         assertEquals(0.0, metric(m, "troupe_serve_queue_depth"), m);
+    }
+
+    /**
+     * {@code n} choices per prompt: a prompt's choices together, in the order of the prompts, choice j
+     * what the prompt gets alone with seed {@code seed + j}; each prompt's tokens counted once.
+     */
+    @Test
+    void shouldAnswerNChoicesPerPromptEachWithItsOwnSeed() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":[\"To be\",\"Hello\"],\"n\":3,\"best_of\":3,"
+            + "\"max_tokens\":8,\"temperature\":1.2,\"seed\":40}");
+        assertEquals(200, r.statusCode(), r.body());
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> choices = (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(r.body()))
+            .get("choices");
+        assertEquals(6, choices.size());
+        java.util.Set<Object> texts = new java.util.HashSet<>();
+        for (int c = 0; c < 6; c++) {
+            String prompt = c < 3 ? "To be" : "Hello";
+            HttpResponse<String> alone = post(server.port(), "{\"prompt\":\"" + prompt + "\",\"max_tokens\":8,"
+                + "\"temperature\":1.2,\"seed\":" + (40 + c % 3) + "}");
+            assertEquals(BigDecimal.valueOf(c), choices.get(c).get("index"));
+            assertEquals(field(alone.body(), "text"), choices.get(c).get("text"), "choice " + c);
+            texts.add(choices.get(c).get("text"));
+        }
+        assertTrue(texts.size() > 2, "the choices of a prompt differ: " + texts);
+        assertEquals("10", field(r.body(), "prompt_tokens"), "each prompt once");
+        assertEquals("48", field(r.body(), "completion_tokens"));
     }
 
     /**

@@ -86,6 +86,12 @@ public record SamplingParams(int maxTokens, float temperature, float topP, long 
             presencePenalty, logitBias);
     }
 
+    /** The same sampling from another random stream. */
+    public SamplingParams withSeed(long s) {
+        return new SamplingParams(maxTokens, temperature, topP, s, stop, logprobs, echo, frequencyPenalty,
+            presencePenalty, logitBias);
+    }
+
     /** The same sampling with these penalties and biases ({@code frequency_penalty} and the others). */
     public SamplingParams withPenalties(float frequency, float presence, Map<Integer, Float> bias) {
         return new SamplingParams(maxTokens, temperature, topP, seed, stop, logprobs, echo, frequency, presence,
