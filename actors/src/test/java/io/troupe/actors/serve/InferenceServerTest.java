@@ -329,10 +329,14 @@ class InferenceServerTest {
         return t;
     }
 
-    @SuppressWarnings("unchecked")
     private static Map<String, Object> choice(String body) {
-        Map<String, Object> doc = (Map<String, Object>) Json.parse(body);
-        return (Map<String, Object>) ((List<Object>) doc.get("choices")).get(0);
+        return choices(body).get(0);
+    }
+
+    /** Every choice of a whole response, in order. */
+    @SuppressWarnings("unchecked")
+    private static List<Map<String, Object>> choices(String body) {
+        return (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(body)).get("choices");
     }
 
     @SuppressWarnings("unchecked")
@@ -539,9 +543,7 @@ class InferenceServerTest {
         HttpResponse<String> r = post(server.port(), "{\"prompt\":[\"To be\",\"Hello\"],\"n\":3,\"best_of\":3,"
             + "\"max_tokens\":8,\"temperature\":1.2,\"seed\":40}");
         assertEquals(200, r.statusCode(), r.body());
-        @SuppressWarnings("unchecked")
-        List<Map<String, Object>> choices = (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(r.body()))
-            .get("choices");
+        List<Map<String, Object>> choices = choices(r.body());
         assertEquals(6, choices.size());
         java.util.Set<Object> texts = new java.util.HashSet<>();
         for (int c = 0; c < 6; c++) {
@@ -569,9 +571,7 @@ class InferenceServerTest {
         HttpResponse<String> r = post(server.port(), "{\"prompt\":[\"To be\",\"Hello\",\"x\",\"Once more unto\"],"
             + "\"max_tokens\":6,\"temperature\":0}");
         assertEquals(200, r.statusCode(), r.body());
-        @SuppressWarnings("unchecked")
-        List<Map<String, Object>> choices = (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(r.body()))
-            .get("choices");
+        List<Map<String, Object>> choices = choices(r.body());
         assertEquals(4, choices.size());
         int promptTokens = 0;
         for (int i = 0; i < 4; i++) {
@@ -587,9 +587,7 @@ class InferenceServerTest {
         assertEquals(200, ids.statusCode(), ids.body());
         HttpResponse<String> alone = post(server.port(), "{\"prompt\":[84,111,32,98,101],\"max_tokens\":0,"
             + "\"echo\":true,\"logprobs\":1}");
-        @SuppressWarnings("unchecked")
-        List<Map<String, Object>> scored = (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(ids.body()))
-            .get("choices");
+        List<Map<String, Object>> scored = choices(ids.body());
         assertEquals("To be", scored.get(0).get("text"));
         assertEquals("H", scored.get(1).get("text"));
         assertEquals(choice(alone.body()).get("logprobs"), scored.get(0).get("logprobs"), "as alone");
