@@ -102,8 +102,13 @@ final class StageHost extends AbstractBehavior<Object> {
         return ref.path().address();
     }
 
+    /** Whether this host holds a stage for a server other than the one {@code from} belongs to. */
+    private boolean servesAnother(ActorRef<?> from) {
+        return server != null && !addressOf(server).equals(addressOf(from));
+    }
+
     private Behavior<Object> onLoad(StageProtocol.Load m) {
-        if (server != null && !addressOf(server).equals(addressOf(m.replyTo()))) {
+        if (servesAnother(m.replyTo())) {
             m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, "this stage host serves stage "
                 + heldStage() + " of the server at " + addressOf(server) + " (epoch " + epoch + "); stop that server"
                 + " first"));
@@ -233,7 +238,7 @@ final class StageHost extends AbstractBehavior<Object> {
 
     /** Why a load from the server that sent {@code m} would be refused now, or null. */
     private String refusal(StageProtocol.Ping m) {
-        if (server != null && !addressOf(server).equals(addressOf(m.replyTo()))) {
+        if (servesAnother(m.replyTo())) {
             return "it serves stage " + heldStage() + " of the server at " + addressOf(server);
         }
         if (m.fingerprint() == null || held != null && held.stage() != null && server != null) {
