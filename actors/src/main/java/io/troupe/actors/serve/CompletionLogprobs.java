@@ -9,6 +9,8 @@ import io.troupe.models.infer.Generation;
  * log-probability) and {@code text_offset} (where it starts in the completion's {@code text}). With
  * echo the list starts at the prompt's first token, which has no log-probability ({@code null} in
  * both lists); without, at the first generated token. A matched stop string is left out, as from the text.
+ * A streamed completion's chunks each carry the object of the tokens their text is made of, offsets
+ * counted from the completion's start.
  *
  * <p>Tokens are bytes: one below 128 is its character; another is written {@code "bytes:\xHH"} (the
  * convention of OpenAI's byte-level tokens), so every token of a position's alternatives has its own
@@ -16,18 +18,27 @@ import io.troupe.models.infer.Generation;
  * UTF-8: a byte inside a character takes the character's offset.
  */
 final class CompletionLogprobs {
-    private CompletionLogprobs() {
+    /** Code points of the text before the next range: where its {@code text_offset} starts. */
+    private int codePoints;
+
+    /** For the chunks of one streamed completion, in order: each range's offsets continue the last's. */
+    CompletionLogprobs() {
     }
 
     /** The object for {@code g} (which asked for log-probabilities), the prompt included when {@code echo}. */
     static String json(Generation g, boolean echo) {
-        int from = echo ? 0 : g.promptTokens();
-        int to = g.promptTokens() + g.outputTokens();
+        return new CompletionLogprobs().range(g, echo ? 0 : g.promptTokens(), g.promptTokens() + g.outputTokens());
+    }
+
+    /**
+     * The object for the tokens at positions {@code [from, to)} of {@code g}, their offsets counted on
+     * from the ranges before (a streamed chunk's, its text being the tokens' bytes).
+     */
+    String range(Generation g, int from, int to) {
         StringBuilder tokens = new StringBuilder("[");
         StringBuilder lps = new StringBuilder("[");
         StringBuilder tops = new StringBuilder("[");
         StringBuilder offsets = new StringBuilder("[");
-        int codePoints = 0;
         for (int pos = from; pos < to; pos++) {
             String sep = pos == from ? "" : ",";
             int t = g.tokenAt(pos);
@@ -52,6 +63,20 @@ final class CompletionLogprobs {
         }
         return "{\"tokens\":" + tokens + "],\"token_logprobs\":" + lps + "],\"top_logprobs\":" + tops
             + "],\"text_offset\":" + offsets + "]}";
+    }
+
+    /**
+     * The mean log-probability of {@code g}'s generated tokens (a matched stop string's included: they
+     * were sampled), by which {@code best_of} ranks samples; 0 for none. {@code g} recorded them.
+     */
+    static double perToken(Generation g) {
+        int n = g.completionTokens();
+        double sum = 0;
+        for (int k = 0; k < n; k++) {
+            int pos = g.promptTokens() + k;
+            sum += g.hasLogprob(pos) ? g.logprob(pos) : Double.NEGATIVE_INFINITY;     // NaN logits rank last
+        }
+        return n == 0 ? 0 : sum / n;
     }
 
     /**

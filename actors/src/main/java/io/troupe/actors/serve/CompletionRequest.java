@@ -22,16 +22,21 @@ import java.util.concurrent.ThreadLocalRandom;
  * the tokens generated so far), {@code logit_bias} (an object from token ids to biases in [-100, 100]),
  * {@code deadline_ms} (the server's default), {@code model}, {@code n} (1: choices per prompt, choice
  * {@code j} sampled with seed {@code seed + j}; prompts times {@code n} at most {@value #MAX_PROMPTS}) and
- * {@code best_of} (equal to {@code n} when given) accepted. Fields whose request this server cannot
- * honour are refused, not ignored (a client would take a wrong answer for a right one): {@code logprobs}
- * or {@code echo} with {@code stream} (they are served in whole responses), more than one prompt or
- * choice with {@code stream}, and a non-empty {@code suffix}.
+ * {@code best_of} ({@code n}: samples drawn per prompt, at least {@code n}, sample {@code j} with seed
+ * {@code seed + j}, of which the {@code n} with the highest log-probability per generated token are
+ * answered, best first; prompts times {@code best_of} at most {@value #MAX_PROMPTS}) accepted. With
+ * {@code stream}, {@code logprobs} come with each chunk's text. Fields whose request this server cannot
+ * honour are refused, not ignored (a client would take a wrong answer for a right one): {@code echo}
+ * with {@code stream} (served in whole responses), more than one prompt, choice or sample with
+ * {@code stream}, and a non-empty {@code suffix}.
  * Other fields ({@code user}, say) are ignored.
  *
  * @param deadlineMs time the request may take, from its arrival, in milliseconds
  * @param n          choices per prompt
+ * @param bestOf     samples drawn per prompt, of which the best {@code n} are answered ({@code n}: all)
  */
-record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean stream, long deadlineMs, int n) {
+record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean stream, long deadlineMs, int n,
+                         int bestOf) {
     static final int MAX_STOP_STRINGS = 4;
     /** Prompts in one request at most. */
     static final int MAX_PROMPTS = 128;
@@ -74,15 +79,18 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             throw new BadRequestException("n", "at most " + MAX_PROMPTS + " choices in one request: n=" + n + " for "
                 + prompts.length + " prompts");
         }
-        if (has(m, "best_of") && integer(m, "best_of", n, 1, MAX_PROMPTS) != n) {
-            throw new BadRequestException("best_of", "best_of must equal n (the best of more samples is not served):"
-                + " best_of=" + m.get("best_of") + ", n=" + n);
+        int bestOf = (int) integer(m, "best_of", n, 1, MAX_PROMPTS);
+        if (bestOf < n) {
+            throw new BadRequestException("best_of", "best_of must be >= n (the samples the n choices are picked"
+                + " from): best_of=" + bestOf + ", n=" + n);
         }
-        if (stream && n > 1) {
-            throw new BadRequestException("n", "a streamed completion takes one choice: n=" + n);
+        if ((long) bestOf * prompts.length > MAX_PROMPTS) {
+            throw new BadRequestException("best_of", "at most " + MAX_PROMPTS + " samples in one request: best_of="
+                + bestOf + " for " + prompts.length + " prompts");
         }
-        if (stream && logprobs >= 0) {
-            throw new BadRequestException("logprobs", "logprobs are served in whole responses: send stream false");
+        if (stream && bestOf > 1) {
+            throw new BadRequestException(n > 1 ? "n" : "best_of", "a streamed completion takes one choice from one"
+                + " sample: n=" + n + ", best_of=" + bestOf);
         }
         if (stream && prompts.length > 1) {
             throw new BadRequestException("prompt", "a streamed completion takes one prompt: got " + prompts.length);
@@ -102,23 +110,28 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             SamplingParams.MAX_PENALTY);
         Map<Integer, Float> bias = logitBias(m.get("logit_bias"), vocab);
         return new CompletionRequest(prompts, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed,
-            stop, logprobs, echo, frequency, presence, bias), stream, deadlineMs, n);
+            stop, logprobs, echo, frequency, presence, bias), stream, deadlineMs, n, bestOf);
     }
 
-    /** Choices answered: {@code n} for each prompt, a prompt's together, in the order of the prompts. */
-    int choices() {
-        return prompts.length * n;
+    /** Samples drawn: {@code best_of} for each prompt, a prompt's together, in the order of the prompts. */
+    int samples() {
+        return prompts.length * bestOf;
     }
 
-    /** The prompt of choice {@code c}. */
+    /** The prompt of sample {@code c}. */
     int[] promptOf(int c) {
-        return prompts[c / n];
+        return prompts[c / bestOf];
     }
 
-    /** How choice {@code c} samples: the request's sampling, with seed {@code seed + j} for its prompt's choice j. */
+    /**
+     * How sample {@code c} is drawn: the request's sampling, with seed {@code seed + j} for its prompt's
+     * sample j; with log-probabilities recorded when the best are picked from more than {@code n} (they
+     * rank the samples; a response shows them only where the request asked).
+     */
     SamplingParams samplingOf(int c) {
-        int j = c % n;
-        return j == 0 ? sampling : sampling.withSeed(sampling.seed() + j);
+        int j = c % bestOf;
+        SamplingParams s = j == 0 ? sampling : sampling.withSeed(sampling.seed() + j);
+        return bestOf > n && s.logprobs() < 0 ? s.withLogprobs(0, s.echo()) : s;
     }
 
     /** {@code logit_bias}: an object from token ids (as strings) to biases in [-100, 100]. */

@@ -181,12 +181,13 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     /**
-     * A whole response: one choice per prompt, each prompt a request of its own to the scheduler (the
-     * same sampling, seed included: each choice is what its prompt gets alone). The answer comes when
-     * every one has finished; if the queue refuses any, the others are cancelled and the answer is 429.
+     * A whole response: {@code best_of} samples per prompt, each a request of its own to the scheduler
+     * (sample j with seed {@code seed + j}: each is what its prompt gets alone with that seed), of which
+     * the best {@code n} are answered. The answer comes when every one has finished; if the queue
+     * refuses any, the others are cancelled and the answer is 429.
      */
     private Route unary(long firstId, CompletionRequest req, ConnectionScope connection, Accepted accepted) {
-        int n = req.choices();
+        int n = req.samples();
         long[] idOf = new long[n];
         List<CompletableFuture<Generation>> done = new ArrayList<>(n);
         List<CompletableFuture<SchedulerActor.SubmitReply>> replies = new ArrayList<>(n);
@@ -236,7 +237,7 @@ final class CompletionRoutes extends AllDirectives {
                 }
                 return CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).thenApply(w ->
                     HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
-                        completionJson(firstId, done.stream().map(CompletableFuture::join).toList(), req.n())));
+                        completionJson(firstId, done.stream().map(CompletableFuture::join).toList(), req)));
             });
         return completeWithFuture(response);
     }
@@ -258,12 +259,26 @@ final class CompletionRoutes extends AllDirectives {
             });
         CompletableFuture<Void> finished = new CompletableFuture<>();
         StreamEvents encoder = new StreamEvents(id, System.currentTimeMillis() / 1000, modelName);
+        CompletionLogprobs logprobs = req.sampling().logprobs() >= 0 ? new CompletionLogprobs() : null;
         GenerationListener listener = new GenerationListener() {
+            private int delivered;          // generated tokens heard of
+            private int sent;               // generated tokens whose text (and log-probabilities) went out
+
             @Override
             public void onToken(Generation g, int token, String textDelta) {
-                if (!textDelta.isEmpty()) {
-                    queue.offer(encoder.token(textDelta));
+                // a token's text may go out later than the token (an unfinished character, a possible stop
+                // string); the chunk that carries it carries its log-probabilities
+                int released = token >= 0 ? g.releasedAfter(delivered++) : g.outputTokens();
+                if (textDelta.isEmpty()) {
+                    return;
                 }
+                if (logprobs == null) {
+                    queue.offer(encoder.token(textDelta));
+                    return;
+                }
+                int from = g.promptTokens() + sent;
+                sent = released;
+                queue.offer(encoder.token(textDelta, logprobs.range(g, from, g.promptTokens() + released)));
             }
 
             @Override
@@ -342,25 +357,54 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     /**
-     * The whole response: one choice per generation, in the order of the prompts ({@code n} for each);
-     * usage summed over them, each prompt's tokens counted once.
+     * The whole response: {@code n} choices for each prompt, in the order of the prompts (the best of
+     * its {@code best_of} samples, best first); usage summed over every sample drawn, each prompt's
+     * tokens counted once.
      */
-    private String completionJson(long id, List<Generation> gens, int n) {
+    private String completionJson(long id, List<Generation> samples, CompletionRequest req) {
+        List<Generation> chosen = req.bestOf() > req.n() ? best(samples, req.bestOf(), req.n()) : samples;
+        boolean withLogprobs = req.sampling().logprobs() >= 0;
         StringBuilder choices = new StringBuilder();
         long prompt = 0;
         long completion = 0;
-        for (int i = 0; i < gens.size(); i++) {
-            Generation g = gens.get(i);
+        for (int i = 0; i < chosen.size(); i++) {
+            Generation g = chosen.get(i);
             boolean echo = g.params().echo();
-            String logprobs = g.params().logprobs() >= 0 ? CompletionLogprobs.json(g, echo) : "null";
+            String logprobs = withLogprobs ? CompletionLogprobs.json(g, echo) : "null";
             choices.append(i == 0 ? "" : ",").append("{\"index\":").append(i).append(",\"text\":")
                 .append(Json.quote(echo ? g.promptText() + g.text() : g.text())).append(",\"logprobs\":")
                 .append(logprobs).append(",\"finish_reason\":\"").append(g.finishReason().wireName()).append("\"}");
-            prompt += i % n == 0 ? g.promptTokens() : 0;
+            prompt += i % req.n() == 0 ? g.promptTokens() : 0;
+        }
+        for (Generation g : samples) {
             completion += g.completionTokens();
         }
         return StreamEvents.head(id, System.currentTimeMillis() / 1000, modelName) + ",\"choices\":[" + choices
             + "],\"usage\":" + usageJson(prompt, completion) + "}";
+    }
+
+    /**
+     * Each prompt's {@code n} samples of the highest log-probability per generated token, best first
+     * (ties in the order drawn), from {@code samples}: {@code bestOf} for each prompt, a prompt's together.
+     */
+    static List<Generation> best(List<Generation> samples, int bestOf, int n) {
+        List<Generation> out = new ArrayList<>(samples.size() / bestOf * n);
+        for (int p = 0; p < samples.size(); p += bestOf) {
+            List<Generation> of = new ArrayList<>(samples.subList(p, p + bestOf));
+            double[] score = new double[of.size()];
+            for (int j = 0; j < score.length; j++) {
+                score[j] = CompletionLogprobs.perToken(of.get(j));
+            }
+            Integer[] order = new Integer[score.length];
+            for (int j = 0; j < order.length; j++) {
+                order[j] = j;
+            }
+            java.util.Arrays.sort(order, (a, b) -> Double.compare(score[b], score[a]));     // stable
+            for (int j = 0; j < n; j++) {
+                out.add(of.get(order[j]));
+            }
+        }
+        return out;
     }
 
     private static String usageJson(Generation g) {

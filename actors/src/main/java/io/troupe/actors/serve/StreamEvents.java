@@ -42,6 +42,12 @@ final class StreamEvents {
         return ByteString.fromArrayUnsafe(out);
     }
 
+    /** The event of a text delta with the log-probabilities of its tokens (a {@code logprobs} object). */
+    ByteString token(String text, String logprobsJson) {
+        return ByteString.fromString(new String(tokenPrefix, StandardCharsets.UTF_8) + Json.quote(text)
+            + ",\"logprobs\":" + logprobsJson + ",\"finish_reason\":null}]}\n\n");
+    }
+
     /** The last chunk: empty text, the finish reason and the usage object, then {@code data: [DONE]}. */
     ByteString finish(String finishReason, String usageJson) {
         String json = head + ",\"choices\":[{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\""

@@ -257,6 +257,85 @@ class InferenceServerTest {
         assertEquals(offline("Hello", 12), text.toString());
     }
 
+    /**
+     * Log-probabilities streamed: each chunk carries those of the tokens its text is made of, so the
+     * chunks together give what the whole response gives, offsets included, where text is held back
+     * (a possible stop string, a character's first bytes) and released with later tokens.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void shouldStreamEachChunksLogprobsAsTheWholeResponseGivesThem() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        int mostInAChunk = 0;
+        for (long seed = 1; seed <= 6; seed++) {
+            String request = "\"prompt\":\"T\u00f6 be\",\"max_tokens\":17,\"temperature\":1.5,\"seed\":" + seed
+                + ",\"logprobs\":2,\"stop\":[\"e, t\",\"\\n\\n\\n\"]";
+            HttpResponse<String> whole = post(server.port(), "{" + request + "}");
+            assertEquals(200, whole.statusCode(), whole.body());
+            Map<String, Object> expected = (Map<String, Object>) choice(whole.body()).get("logprobs");
+            HttpResponse<String> streamed = post(server.port(), "{" + request + ",\"stream\":true}");
+            assertEquals(200, streamed.statusCode(), streamed.body());
+            Map<String, List<Object>> joined = new java.util.LinkedHashMap<>();
+            StringBuilder text = new StringBuilder();
+            String[] blocks = streamed.body().split("\n\n");
+            for (String block : java.util.Arrays.copyOf(blocks, blocks.length - 2)) {    // the finish, [DONE]
+                Map<String, Object> c = choice(block.substring("data: ".length()));
+                Map<String, Object> lp = (Map<String, Object>) c.get("logprobs");
+                assertTrue(!list(lp, "tokens").isEmpty(), "a chunk carries its tokens: " + block);
+                mostInAChunk = Math.max(mostInAChunk, list(lp, "tokens").size());
+                text.append(c.get("text"));
+                for (String key : expected.keySet()) {
+                    joined.computeIfAbsent(key, k -> new ArrayList<>()).addAll(list(lp, key));
+                }
+            }
+            assertEquals(choice(whole.body()).get("text"), text.toString(), "seed " + seed);
+            assertEquals(expected, joined, "seed " + seed);
+        }
+        assertTrue(mostInAChunk > 1, "some text was held back and went out with a later token");
+    }
+
+    /**
+     * {@code best_of}: each prompt's {@code n} choices are the best, by log-probability per generated
+     * token, of its {@code best_of} samples (sample j what the prompt gets alone with seed
+     * {@code seed + j}), best first; usage counts every sample's tokens.
+     */
+    @Test
+    void shouldAnswerTheBestNOfBestOfSamples() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        String[] prompts = {"To be", "Hello"};
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":[\"To be\",\"Hello\"],\"n\":2,\"best_of\":4,"
+            + "\"max_tokens\":8,\"temperature\":1.5,\"seed\":40}");
+        assertEquals(200, r.statusCode(), r.body());
+        List<Map<String, Object>> choices = choices(r.body());
+        assertEquals(4, choices.size());
+        for (int p = 0; p < 2; p++) {
+            List<Object[]> samples = new ArrayList<>();     // {text, log-probability per token}
+            for (int j = 0; j < 4; j++) {
+                HttpResponse<String> alone = post(server.port(), "{\"prompt\":\"" + prompts[p] + "\",\"max_tokens\":8,"
+                    + "\"temperature\":1.5,\"logprobs\":0,\"seed\":" + (40 + j) + "}");
+                @SuppressWarnings("unchecked")
+                List<Object> lps = list((Map<String, Object>) choice(alone.body()).get("logprobs"), "token_logprobs");
+                double sum = 0;
+                for (Object o : lps) {
+                    sum += num(o);
+                }
+                samples.add(new Object[] {field(alone.body(), "text"), sum / lps.size()});
+            }
+            List<Object[]> ranked = new ArrayList<>(samples);
+            ranked.sort((a, b) -> Double.compare((double) b[1], (double) a[1]));
+            assertTrue((double) ranked.get(1)[1] > (double) ranked.get(2)[1], "no tie at the cut");
+            for (int i = 0; i < 2; i++) {
+                Map<String, Object> c = choices.get(2 * p + i);
+                assertEquals(BigDecimal.valueOf(2 * p + i), c.get("index"));
+                assertEquals(ranked.get(i)[0], c.get("text"), "prompt " + p + ", choice " + i);
+                assertEquals(Json.NULL, c.get("logprobs"), "not asked for");
+            }
+            assertTrue(samples.stream().map(s -> s[0]).distinct().count() > 1, "the samples differ");
+        }
+        assertEquals("10", field(r.body(), "prompt_tokens"), "each prompt once");
+        assertEquals("64", field(r.body(), "completion_tokens"), "every sample drawn");
+    }
+
     @Test
     void shouldGiveTheSameTokensAloneAndAmongSixteenConcurrentRequests() throws Exception {
         InferenceServer server = start(ServeTestSupport.settings());
@@ -450,8 +529,10 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"n\":0}", "n"},
             {"{\"prompt\":\"a\",\"n\":2,\"stream\":true}", "n"},
             {"{\"prompt\":[\"a\",\"b\"],\"n\":65}", "n"},
-            {"{\"prompt\":\"a\",\"n\":2,\"best_of\":3}", "best_of"},
-            {"{\"prompt\":\"a\",\"best_of\":3}", "best_of"},
+            {"{\"prompt\":\"a\",\"n\":3,\"best_of\":2}", "best_of"},
+            {"{\"prompt\":\"a\",\"best_of\":0}", "best_of"},
+            {"{\"prompt\":[\"a\",\"b\"],\"n\":2,\"best_of\":65}", "best_of"},
+            {"{\"prompt\":\"a\",\"best_of\":2,\"stream\":true}", "best_of"},
             {"{\"prompt\":[\"a\",5]}", "prompt"},
             {"{\"prompt\":[\"a\",\"\"]}", "prompt"},
             {"{\"prompt\":[[1,2],\"a\"]}", "prompt"},
@@ -464,7 +545,6 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"logprobs\":6}", "logprobs"},
             {"{\"prompt\":\"a\",\"logprobs\":-1}", "logprobs"},
             {"{\"prompt\":\"a\",\"logprobs\":true}", "logprobs"},
-            {"{\"prompt\":\"a\",\"logprobs\":1,\"stream\":true}", "logprobs"},
             {"{\"prompt\":\"a\",\"frequency_penalty\":2.5}", "frequency_penalty"},
             {"{\"prompt\":\"a\",\"presence_penalty\":\"1\"}", "presence_penalty"},
             {"{\"prompt\":\"a\",\"logit_bias\":[1]}", "logit_bias"},

@@ -32,6 +32,7 @@ public final class Generation {
     private long firstTokenNs;
     private long lastTokenNs;
     private final long[] tokenNs;           // when each generated token was sampled, by completion index
+    private final int[] releasedAfter;      // output tokens released as text once each generated token was appended
     /** Log-probability of the token at each position (NaN: none recorded); null when none is asked for. */
     private final double[] logprob;
     /** The most likely alternatives at each position: {@code top} ids and their log-probabilities. */
@@ -58,6 +59,7 @@ public final class Generation {
         this.id = id;
         this.tokens = Arrays.copyOf(prompt, contextLength);
         this.tokenNs = new long[contextLength - prompt.length];
+        this.releasedAfter = new int[contextLength - prompt.length];
         this.promptLength = prompt.length;
         this.numTokens = prompt.length;
         this.params = params;
@@ -221,6 +223,16 @@ public final class Generation {
         return tokenNs[k];
     }
 
+    /**
+     * How many generated tokens were released as text once generated token {@code k} (0: the first)
+     * was appended: the text handed out with that token's listener call ends there (a streamed
+     * chunk's log-probabilities cover the tokens up to it). Written once, before the call is made or
+     * handed on, like {@link #tokenNs}. Text released at the finish ends at {@link #outputTokens}.
+     */
+    public int releasedAfter(int k) {
+        return releasedAfter[k];
+    }
+
     long deadlineNs() {
         return deadlineNs;
     }
@@ -293,10 +305,12 @@ public final class Generation {
         }
         int releasable = finish != null ? outputBytes : utf8Boundary(outputBytes - heldForStop());
         if (releasable <= emittedBytes) {
+            releasedAfter[generated - 1] = emittedBytes;
             return "";
         }
         String delta = new String(bytes(emittedBytes, releasable), StandardCharsets.UTF_8);
         emittedBytes = releasable;
+        releasedAfter[generated - 1] = emittedBytes;
         return delta;
     }
 
