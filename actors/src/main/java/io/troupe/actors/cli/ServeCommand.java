@@ -29,8 +29,8 @@ final class ServeCommand {
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
                             [--isolate-step-core true|false] [--prefill-thread true|false] [--prefill-ahead N]
-                            [--kv-dtype f32|bf16] [--drain-timeout SECONDS] [--stage-hosts HOST:PORT,...]
-                            [--config FILE]
+                            [--kv-dtype f32|bf16] [--prefix-cache true|false] [--drain-timeout SECONDS]
+                            [--stage-hosts HOST:PORT,...] [--config FILE]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
@@ -47,7 +47,7 @@ final class ServeCommand {
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
             "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "prefill-ahead",
-            "kv-dtype", "drain-timeout", "stage-hosts", "config"), Set.of());
+            "kv-dtype", "prefix-cache", "drain-timeout", "stage-hosts", "config"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
@@ -181,6 +181,9 @@ final class ServeCommand {
             }
             if (o.has("prefill-thread")) {
                 s = s.withPrefillThread(bool(o, "prefill-thread"));
+            }
+            if (o.has("prefix-cache")) {
+                s = s.withPrefixCache(bool(o, "prefix-cache"));
             }
             if (o.has("prefill-ahead")) {
                 s = s.withPrefillAhead(integer(o, "prefill-ahead"));

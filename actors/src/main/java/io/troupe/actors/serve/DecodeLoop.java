@@ -297,7 +297,7 @@ final class DecodeLoop implements AutoCloseable {
     }
 
     private void publishGauges() {
-        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(),
+        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache(),
             scheduler.preemptions());
     }
 

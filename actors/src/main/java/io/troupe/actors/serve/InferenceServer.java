@@ -122,6 +122,7 @@ public final class InferenceServer implements AutoCloseable {
         BatchScheduler scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
             s.maxQueue()));
         scheduler.primeAhead(s.prefillAhead());         // used only with the prefill thread
+        scheduler.cachePrefixes(s.prefixCache());
         ServeMetrics metrics = new ServeMetrics(blocks);
         // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
         return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),
@@ -141,6 +142,7 @@ public final class InferenceServer implements AutoCloseable {
         try {
             scheduler = new BatchScheduler(first, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
                 s.maxQueue()));
+            scheduler.cachePrefixes(s.prefixCache());
         } catch (RuntimeException e) {
             runner.close();
             throw e;

@@ -299,7 +299,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private void publishGauges() {
-        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache().usedBlocks(),
+        metrics.setGauges(scheduler.queueDepth(), scheduler.runningSize(), model.cache(),
             scheduler.preemptions());
     }
 

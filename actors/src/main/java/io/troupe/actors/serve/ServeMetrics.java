@@ -11,6 +11,9 @@ final class ServeMetrics {
     private volatile int queueDepth;
     private volatile int runningBatch;
     private volatile int kvBlocksUsed;
+    private volatile int kvBlocksCached;
+    private final AtomicLong prefixReusedTokens = new AtomicLong();
+    private final AtomicLong prefixEvictions = new AtomicLong();
     private volatile int stepsInFlight;
     private final AtomicLong overlappedSteps = new AtomicLong();
     private final int kvBlocksTotal;
@@ -50,10 +53,13 @@ final class ServeMetrics {
         }
     }
 
-    void setGauges(int queueDepth, int runningBatch, int kvBlocksUsed, long preemptionsTotal) {
+    void setGauges(int queueDepth, int runningBatch, io.troupe.models.infer.PagedKvCache cache, long preemptionsTotal) {
         this.queueDepth = queueDepth;
         this.runningBatch = runningBatch;
-        this.kvBlocksUsed = kvBlocksUsed;
+        this.kvBlocksUsed = cache.usedBlocks();
+        this.kvBlocksCached = cache.cachedBlocks();
+        this.prefixReusedTokens.set(cache.reusedTokens());
+        this.prefixEvictions.set(cache.evictions());
         this.preemptions.set(preemptionsTotal);
     }
 
@@ -157,6 +163,12 @@ final class ServeMetrics {
         gauge(sb, "troupe_serve_running_batch_size", "Sequences in the running batch.", runningBatch);
         gauge(sb, "troupe_serve_kv_cache_blocks_used", "KV-cache blocks held by sequences.", kvBlocksUsed);
         gauge(sb, "troupe_serve_kv_cache_blocks_total", "KV-cache blocks in the pool.", kvBlocksTotal);
+        gauge(sb, "troupe_serve_kv_cache_blocks_cached", "KV-cache blocks that hold a cached prefix and no sequence"
+            + " (free, reusable until evicted).", kvBlocksCached);
+        counter(sb, "troupe_serve_prefix_cache_reused_tokens_total", "Prompt positions taken from the prefix cache"
+            + " instead of computed.", prefixReusedTokens.get());
+        counter(sb, "troupe_serve_prefix_cache_evictions_total", "Cached prefix blocks evicted for an allocation.",
+            prefixEvictions.get());
         gauge(sb, "troupe_serve_steps_in_flight", "Steps (micro-batches) in flight when the last one started.",
             stepsInFlight);
         gauge(sb, "troupe_serve_tokens_per_second", "Generated tokens per second over the last second or more.",

@@ -26,12 +26,15 @@ import io.troupe.models.infer.Quantization;
  * @param drainTimeoutMs  on a stop (SIGTERM), how long the server drains before it ends what is left: it answers
  *                        503 to new work and to {@code /health} while the requests it holds run to their end
  *                        ({@link InferenceServer#drain}); 0 ends them at once
+ * @param prefixCache     keep computed blocks of keys and values for requests whose tokens begin the same way
+ *                        (a shared system prompt, few-shot examples): they take the blocks instead of computing
+ *                        them, with the same tokens as a result ({@link io.troupe.models.infer.PagedKvCache})
  */
 public record ServeSettings(String host, int port, Quantization quantization, int maxBatch, int tokenBudget,
     int maxQueue,
                             long kvCacheMib, int kvBlockTokens, KvPrecision kvPrecision, long deadlineMs,
                             int retryAfterS, boolean isolateStepCore, boolean prefillThread,
-                            int prefillAhead, long drainTimeoutMs) {
+                            int prefillAhead, long drainTimeoutMs, boolean prefixCache) {
     public ServeSettings {
         require(port >= 0 && port <= 65535, "port must be in [0, 65535]: port=" + port);
         require(maxBatch >= 1, "max-batch must be >= 1: max-batch=" + maxBatch);
@@ -73,7 +76,7 @@ public record ServeSettings(String host, int port, Quantization quantization, in
             c.getInt("kv-block-tokens"), kv,
             c.getDuration("deadline").toMillis(), (int) c.getDuration("retry-after").toSeconds(),
             c.getBoolean("isolate-step-core"), c.getBoolean("prefill-thread"), c.getInt("prefill-ahead"),
-            c.getDuration("drain-timeout").toMillis());
+            c.getDuration("drain-timeout").toMillis(), c.getBoolean("prefix-cache"));
     }
 
     /** The defaults: {@code troupe.serve} of the {@code reference.conf} shipped in the jar, nothing overridden. */
@@ -130,6 +133,10 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         return toBuilder().drainTimeoutMs(v).build();
     }
 
+    public ServeSettings withPrefixCache(boolean v) {
+        return toBuilder().prefixCache(v).build();
+    }
+
     /** These settings with {@code b} sequences per step at most, and a token budget raised to {@code b} if below. */
     public ServeSettings withMaxBatch(int b) {
         return toBuilder().maxBatch(b).tokenBudget(Math.max(tokenBudget, b)).build();
@@ -152,6 +159,7 @@ public record ServeSettings(String host, int port, Quantization quantization, in
         private boolean prefillThread;
         private int prefillAhead;
         private long drainTimeoutMs;
+        private boolean prefixCache;
 
         private Builder(ServeSettings s) {
             host = s.host;
@@ -169,6 +177,7 @@ public record ServeSettings(String host, int port, Quantization quantization, in
             prefillThread = s.prefillThread;
             prefillAhead = s.prefillAhead;
             drainTimeoutMs = s.drainTimeoutMs;
+            prefixCache = s.prefixCache;
         }
 
         public Builder host(String v) {
@@ -246,11 +255,16 @@ public record ServeSettings(String host, int port, Quantization quantization, in
             return this;
         }
 
+        public Builder prefixCache(boolean v) {
+            prefixCache = v;
+            return this;
+        }
+
         /** The settings; an out-of-range value is refused, naming it. */
         public ServeSettings build() {
             return new ServeSettings(host, port, quantization, maxBatch, tokenBudget, maxQueue, kvCacheMib,
                 kvBlockTokens, kvPrecision, deadlineMs, retryAfterS, isolateStepCore, prefillThread, prefillAhead,
-                drainTimeoutMs);
+                drainTimeoutMs, prefixCache);
         }
     }
 }

@@ -295,6 +295,28 @@ class InferenceServerTest {
     }
 
     /**
+     * Prefix caching (on by default): requests that begin with the same 16 tokens take the blocks the
+     * first computed, and each gets the text it gets offline; off, nothing is taken.
+     */
+    @Test
+    void shouldTakeASharedPrefixFromTheCacheAndGiveTheOfflineText() throws Exception {
+        String shared = "Now is the winte";           // 16 bytes: four blocks of 4
+        for (boolean on : new boolean[] {true, false}) {
+            InferenceServer server = start(ServeTestSupport.settings().withPrefixCache(on));
+            for (String tail : new String[] {"r", "r of", "x"}) {
+                HttpResponse<String> r = post(server.port(), "{\"prompt\":\"" + shared + tail
+                    + "\",\"max_tokens\":5,\"temperature\":0}");
+                assertEquals(200, r.statusCode(), r.body());
+                assertEquals(offline(shared + tail, 5), field(r.body(), "text"), tail + ", prefix cache " + on);
+            }
+            String m = get(server.port(), "/metrics").body();
+            assertEquals(on ? 32.0 : 0.0, metric(m, "troupe_serve_prefix_cache_reused_tokens_total"), m);
+            assertTrue(!on || metric(m, "troupe_serve_kv_cache_blocks_cached") >= 4, m);
+            assertEquals(0.0, metric(m, "troupe_serve_kv_cache_blocks_used"), m);
+        }
+    }
+
+    /**
      * {@code best_of}: each prompt's {@code n} choices are the best, by log-probability per generated
      * token, of its {@code best_of} samples (sample j what the prompt gets alone with seed
      * {@code seed + j}), best first; usage counts every sample's tokens.

@@ -53,7 +53,10 @@ import java.util.regex.Pattern;
  * requests prefilled ahead of a full batch, in both runs). Each client is one keep-alive
  * blocking socket ({@link SseSocketClient}; {@code --client jdk}: the JDK's HttpClient).
  * {@code --token-budget T} (default 256) caps the tokens of one step in both runs. Each run
- * prints the CPU its threads took, by group (model, server, client).
+ * prints the CPU its threads took, by group (model, server, client). The warm-up rounds send prompts
+ * of their own, so no timed prompt finds its blocks cached by the warm-up; {@code --shared-prefix N}
+ * makes every prompt (warm-up ones too) begin with the same N bytes (a system prompt), and
+ * {@code --prefix-cache true|false} (default: {@code troupe serve}'s, on) sets prefix caching in both runs.
  *
  * <p>Last line(s), one per repeat: {@code tokens_per_s_batch1=... tokens_per_s=... speedup=... ttft_p50_ms=...
  * tpot_p99_ms=... tpot_p99_ms_batch1=...} (ttft and tpot_p99 of the batched run; the last field that of
@@ -61,6 +64,9 @@ import java.util.regex.Pattern;
  * (no per-token events), and the latency columns are request latencies.
  */
 public final class ServeBench {
+    /** The warm-up rounds' prompts: none of them a timed one. */
+    private static List<String> warmPrompts;
+
     private ServeBench() {
     }
 
@@ -105,6 +111,11 @@ public final class ServeBench {
         // requests the prefill thread may prefill ahead of a full batch, in both runs (troupe serve's default 0)
         int prefillAhead = Integer.parseInt(o.getOrDefault("prefill-ahead", "0"));
         KvPrecision kv = KvPrecision.parse(o.getOrDefault("kv-dtype", "f32"));
+        int sharedPrefix = Integer.parseInt(o.getOrDefault("shared-prefix", "0"));
+        if (sharedPrefix < 0 || sharedPrefix >= promptBytes) {
+            throw new IllegalArgumentException("--shared-prefix must be in [0, --prompt-bytes): --shared-prefix="
+                + sharedPrefix + ", --prompt-bytes=" + promptBytes);
+        }
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint"))
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
@@ -122,10 +133,17 @@ public final class ServeBench {
             requests,
             promptBytes, maxTokens, tokenBudget, cpuModel(), Runtime.getRuntime().availableProcessors(),
             io.troupe.models.infer.Fp32Linear.usesVectorApi() ? "Vector API kernel" : "axpy kernel", isolate);
-        List<String> prompts = prompts(requests, promptBytes);
-        ServeSettings base = ServeSettings.defaults().toBuilder().port(0).quantization(q).maxBatch(1)
+        List<String> prompts = prompts(requests, promptBytes, sharedPrefix, 0);
+        warmPrompts = prompts(Math.max(1, warmup), promptBytes, sharedPrefix, 1);
+        ServeSettings defaults = ServeSettings.defaults();
+        boolean prefixCache = Boolean.parseBoolean(o.getOrDefault("prefix-cache",
+            String.valueOf(defaults.prefixCache())));
+        ServeSettings base = defaults.toBuilder().port(0).quantization(q).maxBatch(1)
             .tokenBudget(tokenBudget).maxQueue(4096).kvPrecision(kv).deadlineMs(600_000).isolateStepCore(isolate)
-            .prefillThread(prefillThread).prefillAhead(prefillAhead).drainTimeoutMs(0).build();
+            .prefillThread(prefillThread).prefillAhead(prefillAhead).drainTimeoutMs(0).prefixCache(prefixCache)
+            .build();
+        System.out.printf(Locale.ROOT, "prompts: %d bytes, the first %d shared by all; prefix cache %s%n", promptBytes,
+            sharedPrefix, prefixCache ? "on" : "off");
         String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
         // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
         // JIT has not seen makes it recompile the kernels and the scheduler during the timed runs)
@@ -187,7 +205,7 @@ public final class ServeBench {
             System.out.println("warm-up: the JVM reports no compile time; no settling rounds");
             return;
         }
-        List<String> round = prompts.subList(0, Math.min(prompts.size(), Math.max(1, warmup)));
+        List<String> round = warmPrompts;
         try (InferenceServer server = InferenceServer.start(w, s, stages)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
@@ -223,7 +241,9 @@ public final class ServeBench {
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
             // warm-up under the same load, untimed: the JIT compiles the step, the server's and the
             // client's paths before the clock starts (compiling takes a core for seconds on a small host)
-            load(http, uri, prompts.subList(0, Math.min(prompts.size(), warmup)), clients, maxTokens);
+            if (warmup > 0) {
+                load(http, uri, warmPrompts, clients, maxTokens);
+            }
             URI metricsUri = URI.create("http://127.0.0.1:" + server.port() + "/metrics");
             double[] m0 = stepCycle(http, metricsUri);
             CpuByGroup cpu = CpuByGroup.start();
@@ -417,14 +437,19 @@ public final class ServeBench {
     }
 
     /** Distinct ASCII prompts cut from the tinyshakespeare text when present, else a pangram. */
-    private static List<String> prompts(int n, int bytes) throws IOException {
+    /**
+     * {@code n} prompts of {@code bytes} bytes: the text's first {@code shared} bytes, then a passage of the
+     * text of its own; {@code salt} 0 for the timed prompts, 1 for the warm-up's (other passages).
+     */
+    private static List<String> prompts(int n, int bytes, int shared, int salt) throws IOException {
         Path data = Path.of("data/tinyshakespeare.txt");
         String text = Files.isRegularFile(data) ? Files.readString(data, StandardCharsets.ISO_8859_1)
-            : "The quick brown fox jumps over the lazy dog. ".repeat(1 + n * bytes / 40);
+            : "The quick brown fox jumps over the lazy dog. ".repeat(1 + 2 * n * bytes / 40);
+        int own = bytes - shared;
         List<String> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            int at = (int) ((long) i * 7919 * bytes % Math.max(1, text.length() - bytes));
-            out.add(text.substring(at, at + bytes));
+            int at = (int) (((long) i * 7919 + salt * 3989L) * bytes % Math.max(1, text.length() - own));
+            out.add(text.substring(0, shared) + text.substring(at, at + own));
         }
         return out;
     }
@@ -477,7 +502,7 @@ public final class ServeBench {
     private static Map<String, String> parse(String[] args) {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
-            "settle-rounds", "isolate-step-core", "client",
+            "settle-rounds", "isolate-step-core", "client", "shared-prefix", "prefix-cache",
             "prefill-thread", "prefill-ahead", "kv-dtype");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());

@@ -134,6 +134,7 @@ public final class BatchScheduler {
     private StepBatch batch;
     private long preemptions;
     private long tokensGenerated;
+    private boolean cachePrefixes;
 
     public BatchScheduler(KvCachedGpt model, Limits limits) {
         this.model = model;
@@ -330,6 +331,30 @@ public final class BatchScheduler {
         this.primeAhead = requests;
     }
 
+    /**
+     * With {@code true}, the full blocks of keys and values that steps compute are kept in the cache's
+     * prefix index, and a request whose tokens begin with an indexed prefix takes those blocks
+     * instead of computing them ({@link PagedKvCache}: the same bits, so the same tokens). A request
+     * that scores its prompt computes every prompt row (it needs their logits) and only offers its
+     * blocks. Off by default.
+     */
+    public void cachePrefixes(boolean on) {
+        this.cachePrefixes = on;
+    }
+
+    /**
+     * Gives a request about to be admitted (it holds no block) the indexed blocks its tokens begin
+     * with, up to {@code limit} positions, as computed; returns the positions taken.
+     */
+    private int reusePrefix(Generation g, int limit) {
+        if (!cachePrefixes || g.params().scoresPrompt() || g.numComputed() != 0 || limit < cache.blockSize()) {
+            return 0;
+        }
+        int taken = cache.reuse(g, limit);
+        g.advanceComputed(taken);
+        return taken;
+    }
+
     /** Whether some sequence decodes (or prefills) in the steps. */
     private boolean stepsHaveWork() {
         return !running.isEmpty();
@@ -360,6 +385,7 @@ public final class BatchScheduler {
                 break;
             }
             waiting.pollFirst();
+            int reused = reusePrefix(g, n - 1);                 // at least one row left for the lane
             cache.ensureCapacity(g.table(), n + 1);
             primed.addLast(g);
             inFlight.add(g);
@@ -367,7 +393,7 @@ public final class BatchScheduler {
             if (p == null) {
                 p = new Prefill();
             }
-            tokens += schedule(g, n, p.batch, p.scheduled);     // from position 0: nothing of it is computed
+            tokens += schedule(g, n - reused, p.batch, p.scheduled);     // from the first position not reused
         }
         return p;
     }
@@ -390,6 +416,7 @@ public final class BatchScheduler {
                 g.cancel();
             } else {
                 g.advanceComputed(s.tokens());
+                offerPrefix(g);
                 score(s, logits, model.config().vocabSize());
                 prefilled++;
             }
@@ -511,8 +538,9 @@ public final class BatchScheduler {
                 break;
             }
             waiting.pollFirst();
-            int chunk = Math.min(g.numTokens(), budget);
-            cache.ensureCapacity(g.table(), chunk);
+            int reused = reusePrefix(g, g.numTokens() - 1);     // the last token is computed, for its logits
+            int chunk = Math.min(g.numTokens() - reused, budget);
+            cache.ensureCapacity(g.table(), reused + chunk);
             running.add(g);
             budget -= schedule(g, chunk);
         }
@@ -626,6 +654,7 @@ public final class BatchScheduler {
         if (g.isCancelled()) {
             return;
         }
+        offerPrefix(g);
         score(s, logits, vocab);
         if (s.logitRow() < 0) {
             if (g.promptOnlyDone()) {
@@ -638,6 +667,13 @@ public final class BatchScheduler {
         String delta = g.append(token, nowNs);
         tokensGenerated++;
         emitToken(g, token, delta);
+    }
+
+    /** Offers the full blocks a completed forward wrote for {@code g} to the prefix index (prefixes cached). */
+    private void offerPrefix(Generation g) {
+        if (cachePrefixes) {
+            cache.offer(g, g.numComputed());
+        }
     }
 
     private static void score(Scheduled s, float[] logits, int vocab) {
@@ -697,6 +733,7 @@ public final class BatchScheduler {
         for (int i = running.size() - 1; i >= 0; i--) {
             preempt(i);
         }
+        cache.forgetPrefixes();                         // what the index points at is gone with the stage
     }
 
     /** Abandons every pending step (a forward failed): their sequences are recomputed from scratch. */

@@ -9,6 +9,8 @@ import java.util.Arrays;
 public final class BlockTable {
     private int[] blocks = new int[4];
     private int size;
+    /** Leading blocks already offered to (or taken from) the cache's prefix index. */
+    int indexed;
 
     /** Physical block of logical block {@code i}. */
     public int block(int i) {
@@ -31,6 +33,7 @@ public final class BlockTable {
     }
 
     int removeLast() {
+        indexed = Math.min(indexed, size - 1);
         return blocks[--size];
     }
 }

@@ -1,6 +1,11 @@
 package io.troupe.models.infer;
 
 import io.troupe.models.gpt.GptConfig;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
+import java.util.Map;
 
 /**
  * The paged KV cache (the PagedAttention layout): keys and values of every layer live in fixed-size
@@ -23,6 +28,15 @@ import io.troupe.models.gpt.GptConfig;
  * positions: a token's scores against a block are multiply-adds of that load by the query's
  * channels, each lane a position, with no sums across lanes.
  *
+ * <p><b>Prefix caching.</b> A full block whose positions a step has computed can be offered to the
+ * cache's index ({@link #offer}), keyed by every token from the sequence's start to the block's end:
+ * keys and values at a position depend on those tokens and nothing else (the kernels are
+ * row-independent), so another sequence that starts with the same tokens takes the block instead of
+ * computing it ({@link #reuse}), and gets the same bits. Blocks are reference-counted; a block no
+ * table holds any more stays cached, counted as free, until an allocation that finds no never-used
+ * block evicts it, least recently released first. Shared blocks are full and never written: a
+ * sequence writes only past what it computed or took.
+ *
  * <p>Not thread-safe: the allocator and the tensors are used by one thread at a time (the serving
  * actor allocates between steps, the step executor reads and writes during one).
  */
@@ -38,6 +52,15 @@ public final class PagedKvCache {
     private final short[][] v16;
     private final int[] freeList;
     private int freeCount;
+    /** Tables holding each block. */
+    private final int[] refs;
+    /** The prefix each indexed block holds (null: not indexed). */
+    private final Prefix[] prefixOf;
+    private final Map<Prefix, Integer> index = new HashMap<>();
+    /** Indexed blocks no table holds, least recently released first: free, and taken back by {@link #reuse}. */
+    private final LinkedHashSet<Integer> cached = new LinkedHashSet<>();
+    private long reusedTokens;
+    private long evictions;
 
     public PagedKvCache(GptConfig cfg, int blockSize, int numBlocks) {
         this(cfg, blockSize, numBlocks, cfg.nLayer());
@@ -82,6 +105,29 @@ public final class PagedKvCache {
             freeList[i] = numBlocks - 1 - i;    // block 0 handed out first
         }
         this.freeCount = numBlocks;
+        this.refs = new int[numBlocks];
+        this.prefixOf = new Prefix[numBlocks];
+    }
+
+    /** The tokens from a sequence's start to a block's end: an index key compared token by token. */
+    private record Prefix(int[] tokens, int hash) {
+        static Prefix of(Generation g, int end) {
+            int[] t = new int[end];
+            for (int i = 0; i < end; i++) {
+                t[i] = g.token(i);
+            }
+            return new Prefix(t, Arrays.hashCode(t));
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Prefix p && p.hash == hash && Arrays.equals(p.tokens, tokens);
+        }
+
+        @Override
+        public int hashCode() {
+            return hash;
+        }
     }
 
     /** Blocks that fit a budget of {@code mib} MiB for this model and block size (at least 1). */
@@ -121,12 +167,109 @@ public final class PagedKvCache {
         return numBlocks;
     }
 
+    /** Blocks an allocation can have: never used or released, and cached ones no table holds. */
     public int freeBlocks() {
-        return freeCount;
+        return freeCount + cached.size();
     }
 
+    /** Blocks some sequence holds. */
     public int usedBlocks() {
-        return numBlocks - freeCount;
+        return numBlocks - freeBlocks();
+    }
+
+    /** Blocks that hold a cached prefix and no sequence (free, and reusable until evicted). */
+    public int cachedBlocks() {
+        return cached.size();
+    }
+
+    /** Blocks held in the prefix index: cached ones and those sequences hold. */
+    public int indexedBlocks() {
+        return index.size();
+    }
+
+    /** Token positions sequences took from the prefix index instead of computing them, since the start. */
+    public long reusedTokens() {
+        return reusedTokens;
+    }
+
+    /** Cached blocks evicted for an allocation, since the start. */
+    public long evictions() {
+        return evictions;
+    }
+
+    /**
+     * Gives {@code g}, which holds no block yet, the longest run of indexed blocks that its tokens
+     * begin with, up to {@code limit} positions; returns the positions taken (a multiple of the block
+     * size), which the sequence need not compute.
+     */
+    int reuse(Generation g, int limit) {
+        BlockTable table = g.table();
+        if (table.size() != 0) {
+            throw new IllegalStateException("prefix reuse needs an empty block table: " + table.size() + " held");
+        }
+        int taken = 0;
+        while (taken + blockSize <= limit) {
+            Integer block = index.get(Prefix.of(g, taken + blockSize));
+            if (block == null) {
+                break;
+            }
+            if (refs[block]++ == 0) {
+                cached.remove(block);
+            }
+            table.add(block);
+            taken += blockSize;
+        }
+        table.indexed = table.size();
+        reusedTokens += taken;
+        return taken;
+    }
+
+    /**
+     * Offers the full blocks of {@code g} within its first {@code computed} positions, which a finished
+     * step wrote, to the prefix index. A prefix another block holds already keeps that block.
+     */
+    void offer(Generation g, int computed) {
+        BlockTable table = g.table();
+        for (int b = table.indexed; (b + 1) * blockSize <= computed && b < table.size(); b++) {
+            int block = table.block(b);
+            if (prefixOf[block] == null) {
+                Prefix key = Prefix.of(g, (b + 1) * blockSize);
+                if (index.putIfAbsent(key, block) == null) {
+                    prefixOf[block] = key;
+                }
+            }
+            table.indexed = b + 1;
+        }
+    }
+
+    /**
+     * Empties the prefix index (the blocks' contents are gone: a pipeline stage lost its cache). Cached
+     * blocks become plain free ones; held ones are no longer shared with newcomers.
+     */
+    void forgetPrefixes() {
+        for (int block : cached) {
+            freeList[freeCount++] = block;
+        }
+        cached.clear();
+        index.clear();
+        Arrays.fill(prefixOf, null);
+    }
+
+    /** A block for a table: a never-used or released one, else the least recently released cached one. */
+    private int take() {
+        int block;
+        if (freeCount > 0) {
+            block = freeList[--freeCount];
+        } else {
+            Iterator<Integer> oldest = cached.iterator();
+            block = oldest.next();
+            oldest.remove();
+            index.remove(prefixOf[block]);
+            prefixOf[block] = null;
+            evictions++;
+        }
+        refs[block] = 1;
+        return block;
     }
 
     /** Blocks needed to hold {@code tokens} positions. */
@@ -143,20 +286,29 @@ public final class PagedKvCache {
         if (need <= 0) {
             return true;
         }
-        if (need > freeCount) {
+        if (need > freeBlocks()) {
             return false;
         }
         for (int i = 0; i < need; i++) {
-            table.add(freeList[--freeCount]);
+            table.add(take());
         }
         return true;
     }
 
-    /** Returns every block of {@code table} to the pool. */
+    /** Returns every block of {@code table} to the pool; an indexed one no other table holds stays cached. */
     public void free(BlockTable table) {
         while (table.size() > 0) {
-            freeList[freeCount++] = table.removeLast();
+            int block = table.removeLast();
+            if (--refs[block] > 0) {
+                continue;
+            }
+            if (prefixOf[block] != null) {
+                cached.add(block);
+            } else {
+                freeList[freeCount++] = block;
+            }
         }
+        table.indexed = 0;
     }
 
     /** Offset of (position, channel 0) in a layer's v array. */
