@@ -187,12 +187,12 @@ final class CompletionRoutes extends AllDirectives {
      * refuses any, the others are cancelled and the answer is 429.
      */
     private Route unary(long firstId, CompletionRequest req, ConnectionScope connection, Accepted accepted) {
-        int n = req.samples();
-        long[] idOf = new long[n];
-        List<CompletableFuture<Generation>> done = new ArrayList<>(n);
-        List<CompletableFuture<SchedulerActor.SubmitReply>> replies = new ArrayList<>(n);
-        AtomicInteger left = new AtomicInteger(n);
-        for (int i = 0; i < n; i++) {
+        int samples = req.samples();
+        long[] idOf = new long[samples];
+        List<CompletableFuture<Generation>> done = new ArrayList<>(samples);
+        List<CompletableFuture<SchedulerActor.SubmitReply>> replies = new ArrayList<>(samples);
+        AtomicInteger left = new AtomicInteger(samples);
+        for (int i = 0; i < samples; i++) {
             long id = i == 0 ? firstId : ids.incrementAndGet();
             idOf[i] = id;
             CompletableFuture<Generation> finished = new CompletableFuture<>();
@@ -218,13 +218,13 @@ final class CompletionRoutes extends AllDirectives {
         CompletionStage<HttpResponse> response = CompletableFuture.allOf(replies.toArray(CompletableFuture[]::new))
             .thenCompose(v -> {
                 SchedulerActor.Rejected rejected = null;
-                for (int i = 0; i < n; i++) {
+                for (int i = 0; i < samples; i++) {
                     if (replies.get(i).join() instanceof SchedulerActor.Rejected r) {
                         rejected = r;
                     }
                 }
                 if (rejected != null) {
-                    for (int i = 0; i < n; i++) {
+                    for (int i = 0; i < samples; i++) {
                         if (!(replies.get(i).join() instanceof SchedulerActor.Rejected)) {
                             scheduler.tell(new SchedulerActor.Cancel(idOf[i]));     // the whole request is refused
                         }
@@ -232,7 +232,7 @@ final class CompletionRoutes extends AllDirectives {
                     accepted.end();
                     return CompletableFuture.completedFuture(tooMany(rejected));
                 }
-                for (int i = 0; i < n; i++) {
+                for (int i = 0; i < samples; i++) {
                     watch(connection, idOf[i], done.get(i));
                 }
                 return CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).thenApply(w ->
@@ -391,18 +391,8 @@ final class CompletionRoutes extends AllDirectives {
         List<Generation> out = new ArrayList<>(samples.size() / bestOf * n);
         for (int p = 0; p < samples.size(); p += bestOf) {
             List<Generation> of = new ArrayList<>(samples.subList(p, p + bestOf));
-            double[] score = new double[of.size()];
-            for (int j = 0; j < score.length; j++) {
-                score[j] = CompletionLogprobs.perToken(of.get(j));
-            }
-            Integer[] order = new Integer[score.length];
-            for (int j = 0; j < order.length; j++) {
-                order[j] = j;
-            }
-            java.util.Arrays.sort(order, (a, b) -> Double.compare(score[b], score[a]));     // stable
-            for (int j = 0; j < n; j++) {
-                out.add(of.get(order[j]));
-            }
+            of.sort(java.util.Comparator.comparingDouble(CompletionLogprobs::perToken).reversed());     // stable
+            out.addAll(of.subList(0, n));
         }
         return out;
     }

@@ -34,18 +34,23 @@ final class StreamEvents {
 
     /** The event of a text delta: {@code data: {...,"text":<text>,"logprobs":null,"finish_reason":null}]}}. */
     ByteString token(String text) {
-        byte[] quoted = Json.quote(text).getBytes(StandardCharsets.UTF_8);
-        byte[] out = new byte[tokenPrefix.length + quoted.length + TOKEN_SUFFIX.length];
-        System.arraycopy(tokenPrefix, 0, out, 0, tokenPrefix.length);
-        System.arraycopy(quoted, 0, out, tokenPrefix.length, quoted.length);
-        System.arraycopy(TOKEN_SUFFIX, 0, out, tokenPrefix.length + quoted.length, TOKEN_SUFFIX.length);
-        return ByteString.fromArrayUnsafe(out);
+        return event(text, TOKEN_SUFFIX);
     }
 
     /** The event of a text delta with the log-probabilities of its tokens (a {@code logprobs} object). */
     ByteString token(String text, String logprobsJson) {
-        return ByteString.fromString(new String(tokenPrefix, StandardCharsets.UTF_8) + Json.quote(text)
-            + ",\"logprobs\":" + logprobsJson + ",\"finish_reason\":null}]}\n\n");
+        return event(text, (",\"logprobs\":" + logprobsJson + ",\"finish_reason\":null}]}\n\n")
+            .getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** The prefix, the quoted text, then {@code suffix} (from {@code ,"logprobs"} to the event's end). */
+    private ByteString event(String text, byte[] suffix) {
+        byte[] quoted = Json.quote(text).getBytes(StandardCharsets.UTF_8);
+        byte[] out = new byte[tokenPrefix.length + quoted.length + suffix.length];
+        System.arraycopy(tokenPrefix, 0, out, 0, tokenPrefix.length);
+        System.arraycopy(quoted, 0, out, tokenPrefix.length, quoted.length);
+        System.arraycopy(suffix, 0, out, tokenPrefix.length + quoted.length, suffix.length);
+        return ByteString.fromArrayUnsafe(out);
     }
 
     /** The last chunk: empty text, the finish reason and the usage object, then {@code data: [DONE]}. */

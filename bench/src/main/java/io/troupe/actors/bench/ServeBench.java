@@ -436,10 +436,10 @@ public final class ServeBench {
         return s[(int) Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
     }
 
-    /** Distinct ASCII prompts cut from the tinyshakespeare text when present, else a pangram. */
     /**
-     * {@code n} prompts of {@code bytes} bytes: the text's first {@code shared} bytes, then a passage of the
-     * text of its own; {@code salt} 0 for the timed prompts, 1 for the warm-up's (other passages).
+     * {@code n} ASCII prompts of {@code bytes} bytes, cut from the tinyshakespeare text when present, else a
+     * pangram: the text's first {@code shared} bytes, then a passage of the text of its own; {@code salt} 0
+     * for the timed prompts, 1 for the warm-up's (other passages).
      */
     private static List<String> prompts(int n, int bytes, int shared, int salt) throws IOException {
         Path data = Path.of("data/tinyshakespeare.txt");
