@@ -95,9 +95,6 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         if (stream && prompts.length > 1) {
             throw new BadRequestException("prompt", "a streamed completion takes one prompt: got " + prompts.length);
         }
-        if (stream && echo) {
-            throw new BadRequestException("echo", "echo is served in whole responses: send stream false");
-        }
         if (has(m, "model") && !(m.get("model") instanceof String)) {
             throw new BadRequestException("model", "model must be a string");
         }

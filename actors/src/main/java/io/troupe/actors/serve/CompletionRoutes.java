@@ -263,9 +263,24 @@ final class CompletionRoutes extends AllDirectives {
         GenerationListener listener = new GenerationListener() {
             private int delivered;          // generated tokens heard of
             private int sent;               // generated tokens whose text (and log-probabilities) went out
+            private boolean echoed;         // the prompt's chunk went out (echo)
+
+            /**
+             * With echo, the first chunk is the prompt, with the log-probabilities of its tokens when asked
+             * (known once it is prefilled, so it goes out with the first token or the finish).
+             */
+            private void echo(Generation g) {
+                if (!req.sampling().echo() || echoed) {
+                    return;
+                }
+                echoed = true;
+                queue.offer(logprobs == null ? encoder.token(g.promptText())
+                    : encoder.token(g.promptText(), logprobs.range(g, 0, g.promptTokens())));
+            }
 
             @Override
             public void onToken(Generation g, int token, String textDelta) {
+                echo(g);
                 // a token's text may go out later than the token (an unfinished character, a possible stop
                 // string); the chunk that carries it carries its log-probabilities
                 int released = token >= 0 ? g.releasedAfter(delivered++) : g.outputTokens();
@@ -291,6 +306,7 @@ final class CompletionRoutes extends AllDirectives {
                     accepted.end();
                     return;                     // the client went away
                 }
+                echo(g);
                 queue.offer(encoder.finish(g.finishReason().wireName(), usageJson(g)));
                 queue.complete();
                 accepted.end();

@@ -260,7 +260,8 @@ class InferenceServerTest {
     /**
      * Log-probabilities streamed: each chunk carries those of the tokens its text is made of, so the
      * chunks together give what the whole response gives, offsets included, where text is held back
-     * (a possible stop string, a character's first bytes) and released with later tokens.
+     * (a possible stop string, a character's first bytes) and released with later tokens. With echo the
+     * first chunk is the prompt with its tokens' log-probabilities.
      */
     @Test
     @SuppressWarnings("unchecked")
@@ -268,8 +269,9 @@ class InferenceServerTest {
         InferenceServer server = start(ServeTestSupport.settings());
         int mostInAChunk = 0;
         for (long seed = 1; seed <= 6; seed++) {
+            boolean echo = seed % 2 == 0;
             String request = "\"prompt\":\"T\u00f6 be\",\"max_tokens\":17,\"temperature\":1.5,\"seed\":" + seed
-                + ",\"logprobs\":2,\"stop\":[\"e, t\",\"\\n\\n\\n\"]";
+                + ",\"logprobs\":2,\"stop\":[\"e, t\",\"\\n\\n\\n\"],\"echo\":" + echo;
             HttpResponse<String> whole = post(server.port(), "{" + request + "}");
             assertEquals(200, whole.statusCode(), whole.body());
             Map<String, Object> expected = (Map<String, Object>) choice(whole.body()).get("logprobs");
@@ -290,8 +292,23 @@ class InferenceServerTest {
             }
             assertEquals(choice(whole.body()).get("text"), text.toString(), "seed " + seed);
             assertEquals(expected, joined, "seed " + seed);
+            if (echo) {
+                Map<String, Object> first = choice(blocks[0].substring("data: ".length()));
+                assertEquals("T\u00f6 be", first.get("text"), "the first chunk is the prompt");
+                assertEquals(6, list((Map<String, Object>) first.get("logprobs"), "tokens").size(), "its six bytes");
+            }
         }
         assertTrue(mostInAChunk > 1, "some text was held back and went out with a later token");
+        // echo alone, and a prompt scored with no token generated: the prompt's chunk, then the finish
+        HttpResponse<String> scored = post(server.port(),
+            "{\"prompt\":\"Hi!\",\"max_tokens\":0,\"echo\":true,\"stream\":true}");
+        assertEquals(200, scored.statusCode(), scored.body());
+        String[] blocks = scored.body().split("\n\n");
+        assertEquals(3, blocks.length, scored.body());
+        assertEquals("Hi!", choice(blocks[0].substring("data: ".length())).get("text"));
+        assertEquals(Json.NULL, choice(blocks[0].substring("data: ".length())).get("logprobs"));
+        assertEquals("length", field(blocks[1].substring("data: ".length()), "finish_reason"));
+        assertEquals("data: [DONE]", blocks[2]);
     }
 
     /**
@@ -563,7 +580,6 @@ class InferenceServerTest {
             {"{\"prompt\":[\"a\",\"b\"],\"stream\":true}", "prompt"},
             {"{\"prompt\":[" + "\"a\",".repeat(CompletionRequest.MAX_PROMPTS) + "\"a\"]}", "prompt"},
             {"{\"prompt\":\"a\",\"echo\":\"no\"}", "echo"},
-            {"{\"prompt\":\"a\",\"echo\":true,\"stream\":true}", "echo"},
             {"{\"prompt\":\"a\",\"logprobs\":6}", "logprobs"},
             {"{\"prompt\":\"a\",\"logprobs\":-1}", "logprobs"},
             {"{\"prompt\":\"a\",\"logprobs\":true}", "logprobs"},
