@@ -77,10 +77,13 @@ class StageHostsProcessTest {
         GptConfig cfg = GptConfig.small();
         Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"), cfg);
         List<String> bodies = new ArrayList<>();
+        // every prompt begins with the same two KV blocks (of 4 tokens), which the prefix cache shares,
+        // across the losses and pauses below as well
         for (int i = 0; i < REQUESTS; i++) {
             bodies.add(i % 3 == 0
-                ? "{\"prompt\":\"r" + i + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0}"
-                : "{\"prompt\":\"s" + i + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0.9,\"seed\":" + i + "}");
+                ? "{\"prompt\":\"To be: r" + i + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0}"
+                : "{\"prompt\":\"To be: s" + i + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0.9,\"seed\":"
+                    + i + "}");
         }
         List<String> expected;
         try (InferenceServer one = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE),
@@ -148,6 +151,8 @@ class StageHostsProcessTest {
                 signal("CONT", hosts.get(0).process());
             }
             assertMetrics(port, 3, 2);
+            assertTrue(metric(ServeTestSupport.get(port, "/metrics").body(),
+                "troupe_serve_prefix_cache_reused_tokens_total") > 0, "prompts shared their first blocks");
             System.out.println("stage hosts killed and stopped three times under " + REQUESTS + " requests each:"
                 + " every one answered in full");
         } finally {
