@@ -21,6 +21,7 @@ import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -53,6 +54,9 @@ final class PipelineStage implements AutoCloseable {
     private float[] input = new float[0];
     private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
     private final int[] encoded = new int[1];
+    private final int[] shape = new int[1];
+    private final IdleStrategy sendIdle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
+        TimeUnit.MICROSECONDS.toNanos(100));
 
     /**
      * Opens stage {@code stage}'s receiver on {@code node} (rank = stage). {@link #connect} then
@@ -131,6 +135,12 @@ final class PipelineStage implements AutoCloseable {
         return s != null && s.isConnected();
     }
 
+    /** Offers to the next stage answered back-pressured so far (it reads more slowly than this stage sends). */
+    long backPressureEvents() {
+        TensorSender s = next;
+        return s == null ? 0 : s.backPressureEvents();
+    }
+
     private void process(ReceiveSlot slot) {
         long step = slot.step();
         try {
@@ -140,6 +150,10 @@ final class PipelineStage implements AutoCloseable {
             }
             run(slot, step);
         } catch (RuntimeException e) {
+            if (Thread.currentThread().isInterrupted()) {
+                LOG.info("pipeline stage {} closed with step {} unsent: {}", stage, step, e.getMessage());
+                return;             // closing: nothing more goes to the next stage
+            }
             LOG.warn("pipeline stage {} could not run step {}", stage, step, e);
             byte[] why = ("stage " + stage + ": " + e.getMessage()).getBytes(StandardCharsets.UTF_8);
             UnsafeBuffer b = new UnsafeBuffer(ByteBuffer.allocateDirect(why.length));
@@ -204,7 +218,21 @@ final class PipelineStage implements AutoCloseable {
             throw new IllegalStateException("stage " + stage + " is not connected to the next stage");
         }
         long key = TensorKey.of((int) (step & TensorKey.MAX_MICROBATCH), stage, 0);
-        s.send(kind, step, key, dtype, out, 0, bytes);
+        shape[0] = bytes / dtype.sizeBytes();
+        s.begin(kind, step, key, dtype, shape, 1, out.addressOffset(), bytes);
+        // sent chunk by chunk rather than with the blocking send, so that closing the stage (which
+        // interrupts this thread) ends a send to a next stage that no longer reads, instead of waiting for
+        // the sender's own timeouts
+        try {
+            while (s.isSending()) {
+                if (Thread.currentThread().isInterrupted()) {
+                    throw new IllegalStateException("stage " + stage + " closed while sending step " + step);
+                }
+                sendIdle.idle(s.doSend());
+            }
+        } finally {
+            sendIdle.reset();
+        }
     }
 
     /**
