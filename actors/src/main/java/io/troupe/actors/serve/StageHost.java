@@ -153,8 +153,7 @@ final class StageHost extends AbstractBehavior<Object> {
             w = InferenceWeights.load(checkpoint, q, m.firstBlock(), m.endBlock());
         }
         if (!w.fingerprint().equals(m.fingerprint())) {
-            throw new IllegalArgumentException("this host's checkpoint " + checkpoint + " is '" + w.fingerprint()
-                + "', the server's is '" + m.fingerprint() + "'");
+            throw new IllegalArgumentException(differs(w.fingerprint(), m.fingerprint()));
         }
         KvCachedGpt model = previous == null ? null : previous.model();
         PagedKvCache c = model == null ? null : model.cache();
@@ -245,8 +244,12 @@ final class StageHost extends AbstractBehavior<Object> {
             return null;                      // the stage it holds for this server was loaded from its checkpoint
         }
         String here = checkpointFingerprint();
-        return here.equals(m.fingerprint()) ? null : "its checkpoint " + checkpoint + " is '" + here
-            + "', the server's is '" + m.fingerprint() + "'";
+        return here.equals(m.fingerprint()) ? null : differs(here, m.fingerprint());
+    }
+
+    /** Why this host refuses a server's stage: its checkpoint, whose fingerprint is {@code here}, differs. */
+    private String differs(String here, String server) {
+        return "its checkpoint " + checkpoint + " is '" + here + "', the server's is '" + server + "'";
     }
 
     /** The fingerprint of the checkpoint a load would read now, from its manifest, re-read once a loss timeout. */
