@@ -163,13 +163,11 @@ final class DecodeLoop implements AutoCloseable {
                 try {
                     logits = forward(batch);
                 } catch (InterruptedException e) {
-                    scheduler.abandon();
-                    break;
+                    break;                              // the step is abandoned with everything, below
                 } catch (RuntimeException | ExecutionException | Error e) {
                     LOG.error("serving step failed; ending the requests it held",
                         e instanceof ExecutionException ? e.getCause() : e);
-                    scheduler.abandon();
-                    scheduler.cancelAll(FinishReason.CANCELLED);
+                    scheduler.cancelAll(FinishReason.CANCELLED);     // the failed step abandoned with its requests
                     continue;
                 }
                 long now = System.nanoTime();

@@ -225,8 +225,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             return pause(m.cause().getMessage());
         }
         getContext().getLog().error("serving step failed; ending the requests it held", m.cause());
-        scheduler.abandon();
-        scheduler.cancelAll(FinishReason.CANCELLED);
+        scheduler.cancelAll(FinishReason.CANCELLED);         // the steps in flight abandoned with their requests
         publishGauges();
         scheduler.deliverEvents();
         return this;

@@ -531,10 +531,12 @@ public final class BatchScheduler {
             running.add(g);
             budget -= schedule(g, Math.min(g.numTokens() - g.numComputed(), budget));
         }
-        while (admit && budget > 0 && running.size() + primed.size() < limits.maxBatch()
+        while (budget > 0 && running.size() + primed.size() < limits.maxBatch()
             && scheduled.size() < maxSequences && !waiting.isEmpty()) {
             Generation g = waiting.peekFirst();
-            if (cache.freeBlocks() < cache.blocksFor(g.numTokens() + 1)) {
+            // a one-token prompt gives the lane nothing to compute (its token joins a step): the steps take it,
+            // or it would hold up the queue behind it until the running sequences had all finished
+            if ((!admit && g.numTokens() > 1) || cache.freeBlocks() < cache.blocksFor(g.numTokens() + 1)) {
                 break;
             }
             waiting.pollFirst();
@@ -736,16 +738,19 @@ public final class BatchScheduler {
         cache.forgetPrefixes();                         // what the index points at is gone with the stage
     }
 
-    /** Abandons every pending step (a forward failed): their sequences are recomputed from scratch. */
-    public void abandon() {
+    /**
+     * Abandons every pending step (a forward failed, the server stops): their sequences lose what the
+     * steps were computing. Only ever followed at once by their retiring or preemption, which frees their
+     * blocks: recomputing them in place would write blocks they may share by prefix. The steps' batches
+     * are dropped, not reused: a forward may still be reading one (a pipeline's first stage).
+     */
+    private void abandon() {
         while (!pending.isEmpty()) {
             Pending step = pending.pollFirst();
             for (Scheduled s : step.scheduled()) {
                 inFlight.remove(s.generation());
                 s.generation().resetComputed();
             }
-            step.scheduled().clear();
-            spare.addLast(step);
         }
     }
 

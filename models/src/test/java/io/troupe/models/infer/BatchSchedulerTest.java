@@ -160,6 +160,50 @@ class BatchSchedulerTest {
     }
 
     /**
+     * Beside a prefill lane, a one-token prompt at the head of the queue gives the lane nothing to
+     * compute: the steps take it at once (before, it held the queue until every running sequence had
+     * finished), the prompt behind it then goes to the lane, and both get the tokens they get alone.
+     */
+    @Test
+    void shouldTakeAOneTokenPromptIntoTheStepsBesideThePrefillLane() {
+        SamplingParams p = new SamplingParams(6, 0.9f, 0.95f, 5L, List.of());
+        int[] one = {42};
+        int[] nine = InferenceFixtures.randomTokens(new Random(41), 9, CFG.vocabSize());
+        int[] oneAlone = run(scheduler(1, 64, 64), gen(2, one, p), List.of());
+        int[] nineAlone = run(scheduler(1, 64, 64), gen(3, nine, p), List.of());
+        BatchScheduler s = scheduler(4, 64, 64);
+        s.prefillBeside(true);
+        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        long now = System.nanoTime();
+        Generation decoding = gen(1, InferenceFixtures.randomTokens(new Random(42), 8, CFG.vocabSize()),
+            SamplingParams.greedy(40));
+        s.submit(decoding);
+        s.complete(s.model().forward(s.plan(now)), now);
+        Generation w = gen(2, one, p);
+        Generation x = gen(3, nine, p);
+        s.submit(w);
+        s.submit(x);
+        assertNull(s.planPrefill(now), "nothing for the lane to compute of a one-token prompt");
+        s.complete(s.model().forward(s.plan(now)), now);
+        assertEquals(2, s.runningSize(), "the step took the one-token prompt beside the decoding sequence");
+        assertEquals(1, s.queueDepth());
+        BatchScheduler.Prefill behind = s.planPrefill(now);
+        assertNotNull(behind, "the prompt behind it goes to the lane");
+        assertArrayEquals(new long[] {3}, behind.ids());
+        s.completePrefill(behind, lane.forward(behind.batch()), now);
+        for (int steps = 0; s.hasWork(); steps++) {
+            assertTrue(steps < 100, "the requests finish");
+            StepBatch b = s.plan(System.nanoTime());
+            if (b != null) {
+                s.complete(s.model().forward(b), System.nanoTime());
+            }
+        }
+        assertArrayEquals(oneAlone, w.completion());
+        assertArrayEquals(nineAlone, x.completion());
+        assertEquals(0, s.model().cache().usedBlocks(), "every block returned");
+    }
+
+    /**
      * Prefilling ahead of a full batch (max-batch 1, one request primed ahead): while request 1
      * decodes alone, the lane computes request 2's prompt but its last token (no logits asked), on a
      * thread of its own; request 2 waits, primed, until 1 finishes, then joins a step with one row
