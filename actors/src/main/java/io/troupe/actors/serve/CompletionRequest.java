@@ -66,8 +66,8 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         int logprobs = has(m, "logprobs") ? (int) integer(m, "logprobs", 0, 0, LogProbs.MAX_TOP) : -1;
         double temperature = number(m, "temperature", 1.0, 0.0, 100.0);
         double topP = number(m, "top_p", 1.0, 0.0, 1.0);
-        if (topP == 0.0) {
-            throw new BadRequestException("top_p", "top_p must be in (0, 1]: top_p=0");
+        if ((float) topP == 0f) {                       // sampled in float: a positive double may round to 0
+            throw new BadRequestException("top_p", "top_p must be in (0, 1]: top_p=" + topP);
         }
         long seed = has(m, "seed") ? integer(m, "seed", 0, Long.MIN_VALUE, Long.MAX_VALUE)
             : ThreadLocalRandom.current().nextLong();
@@ -200,6 +200,10 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             tokens = new int[b.length];
             for (int i = 0; i < b.length; i++) {
                 tokens[i] = b[i] & 0xFF;
+                if (tokens[i] >= vocab) {           // a model with fewer tokens than byte values
+                    throw new BadRequestException("prompt", what + ": byte " + i + " (" + tokens[i] + ") is outside"
+                        + " this model's vocabulary [0, " + vocab + "): send token ids, or text of those bytes");
+                }
             }
         } else if (v instanceof List<?> list) {
             tokens = new int[list.size()];

@@ -204,10 +204,10 @@ final class CompletionRoutes extends AllDirectives {
 
                 @Override
                 public void onFinish(Generation g) {
+                    finished.complete(g);               // before finished(id): see watch
                     if (connection != null) {
                         connection.finished(id);
                     }
-                    finished.complete(g);
                     if (left.decrementAndGet() == 0) {
                         accepted.end();
                     }
@@ -215,7 +215,15 @@ final class CompletionRoutes extends AllDirectives {
             };
             replies.add(submit(id, req.promptOf(i), req.samplingOf(i), req, listener, accepted).toCompletableFuture());
         }
-        CompletionStage<HttpResponse> response = CompletableFuture.allOf(replies.toArray(CompletableFuture[]::new))
+        CompletableFuture<Void> answered = CompletableFuture.allOf(replies.toArray(CompletableFuture[]::new));
+        answered.whenComplete((v, failure) -> {
+            if (failure != null) {
+                for (long sample : idOf) {
+                    scheduler.tell(new SchedulerActor.Cancel(sample));  // one went unanswered: the request fails
+                }
+            }
+        });
+        CompletionStage<HttpResponse> response = answered
             .thenCompose(v -> {
                 SchedulerActor.Rejected rejected = null;
                 for (int i = 0; i < samples; i++) {
@@ -336,7 +344,10 @@ final class CompletionRoutes extends AllDirectives {
         }
     }
 
-    /** Asks the scheduler to admit the request; an ask that fails (no answer in time) ends its place in flight. */
+    /**
+     * Asks the scheduler to admit the request. An ask that fails (no answer in time) ends its place in
+     * flight and cancels the request, which may still be admitted later: nobody would wait for it.
+     */
     private CompletionStage<SchedulerActor.SubmitReply> submit(long id, int[] prompt, SamplingParams sampling,
         CompletionRequest req, GenerationListener listener, Accepted accepted) {
         CompletionStage<SchedulerActor.SubmitReply> reply = AskPattern.ask(scheduler,
@@ -344,6 +355,7 @@ final class CompletionRoutes extends AllDirectives {
             askTimeout, system.scheduler());
         reply.whenComplete((r, failure) -> {
             if (failure != null) {
+                scheduler.tell(new SchedulerActor.Cancel(id));      // enqueued long after its Submit
                 accepted.end();
             }
         });
