@@ -271,13 +271,15 @@ final class PipelineStepRunner implements StepRunner {
     public CompletionStage<float[]> run(StepBatch batch) {
         long id = nextStepId++;
         CompletableFuture<float[]> result = new CompletableFuture<>();
+        // in pending before down is read: a loss that sets down meanwhile fails what pending holds after,
+        // this step included, or this read sees it (a step sent on a lost wiring would never be answered)
+        pending.put(id, result);
         String why = down;
         Wiring w = wiring;
         if (why != null || w == null) {
-            result.completeExceptionally(new IllegalStateException("the pipeline is down: " + why));
+            fail(id, new IllegalStateException("the pipeline is down: " + why));
             return result;
         }
-        pending.put(id, result);
         try {
             stage0.execute(() -> runFirstStage(batch, id, w));
         } catch (RuntimeException e) {               // closing
@@ -294,9 +296,11 @@ final class PipelineStepRunner implements StepRunner {
             w.toFirst().send(FrameKind.ACTIVATION, id, key, DType.F32, out, 0, outLength[0]);
         } catch (TransportException e) {
             fail(id, e);
-            suspect(1);
-            lost("cannot send to stage 1" + hostOf(1) + ": " + e.getMessage(), w.epoch());
-        } catch (RuntimeException e) {
+            if (links.remote()) {                   // stages in this process are not lost: the step fails
+                suspect(1);
+                lost("cannot send to stage 1" + hostOf(1) + ": " + e.getMessage(), w.epoch());
+            }
+        } catch (RuntimeException | Error e) {        // answered, or the step would wait for ever
             fail(id, e);
         }
     }

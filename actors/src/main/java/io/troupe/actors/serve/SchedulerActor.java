@@ -96,6 +96,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     private long discardBelow;
     private long tokensBefore;
     private boolean paused;
+    /** A tick is scheduled that expires waiting requests past their deadline while paused (no steps run). */
+    private boolean expiring;
     private int failuresWithoutProgress;
 
     /**
@@ -245,7 +247,10 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
                 scheduler.queueDepth(), reason);
             ActorRef<Command> self = getContext().getSelf();
             runner.recover(() -> self.tell(new PipelineUp()));
-            getContext().scheduleOnce(java.time.Duration.ofSeconds(1), self, new ExpireTick());
+            if (!expiring) {                    // one chain of ticks, however often the pipeline goes down and up
+                expiring = true;
+                getContext().scheduleOnce(java.time.Duration.ofSeconds(1), self, new ExpireTick());
+            }
         }
         publishGauges();
         scheduler.deliverEvents();
@@ -264,6 +269,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private Behavior<Command> onExpireTick() {
+        expiring = paused;
         if (paused) {
             scheduler.expireWaiting(System.nanoTime());
             getContext().scheduleOnce(java.time.Duration.ofSeconds(1), getContext().getSelf(), new ExpireTick());

@@ -42,8 +42,8 @@ final class ServeMetrics {
     final LatencyHistogram tpot = new LatencyHistogram("troupe_serve_time_per_output_token_seconds",
         "Time between consecutive generated tokens of one request.");
     // tokens/s over a sliding window: the count and time at the window's start
-    private long windowStartNs = System.nanoTime();
-    private long windowStartTokens;
+    private volatile long windowStartNs = System.nanoTime();
+    private volatile long windowStartTokens;
     private volatile double tokensPerS;
 
     ServeMetrics(int kvBlocksTotal) {
@@ -73,6 +73,15 @@ final class ServeMetrics {
             windowStartNs = nowNs;
             windowStartTokens = total;
         }
+    }
+
+    /**
+     * Tokens/s of the last window the steps closed; once no step has closed one for two seconds (the
+     * server idles, or steps stall), the rate since that window began, falling towards 0.
+     */
+    double tokensPerSecond(long nowNs) {
+        long since = nowNs - windowStartNs;
+        return since < 2_000_000_000L ? tokensPerS : (tokens.get() - windowStartTokens) * 1e9 / since;
     }
 
     /** A step was started with {@code inFlight} steps (itself included) in flight (actor thread). */
@@ -172,7 +181,7 @@ final class ServeMetrics {
         gauge(sb, "troupe_serve_steps_in_flight", "Steps (micro-batches) in flight when the last one started.",
             stepsInFlight);
         gauge(sb, "troupe_serve_tokens_per_second", "Generated tokens per second over the last second or more.",
-            tokensPerS);
+            tokensPerSecond(System.nanoTime()));
         counter(sb, "troupe_serve_generated_tokens_total", "Tokens generated.", tokens.get());
         counter(sb, "troupe_serve_steps_total", "Decoding steps run.", steps.get());
         gauge(sb, "troupe_serve_pipeline_up", "1 while every pipeline stage can run steps, 0 while one is lost.",
