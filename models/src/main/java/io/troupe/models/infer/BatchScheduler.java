@@ -727,11 +727,19 @@ public final class BatchScheduler {
      * Returns every running sequence to the front of the queue, in order, its blocks freed: a pipeline
      * stage lost its KV cache, so each is recomputed (prompt and the tokens it has) when admitted again.
      * The tokens it has are kept and its sampler goes on where it was, so its output does not change.
-     * Pending steps are abandoned first; finished and cancelled sequences are retired.
+     * Pending steps are abandoned first; finished and cancelled sequences are retired; primed requests
+     * go back to the queue behind the running ones. Not while a prefill beside the steps is in flight.
      */
     public void preemptAll() {
+        if (!prefilling.isEmpty()) {
+            throw new IllegalStateException("preemptAll while " + prefilling.size() + " prompt(s) are prefilled"
+                + " beside the steps: their blocks are still being written");
+        }
         abandon();
         retireDone();
+        while (unprimeNewest()) {
+            // primed requests (prefilled beside the steps, waiting for room) lost their keys and values too
+        }
         for (int i = running.size() - 1; i >= 0; i--) {
             preempt(i);
         }

@@ -297,6 +297,41 @@ class BatchSchedulerTest {
     }
 
     /**
+     * A stage that loses its cache (preemptAll) loses what primed requests were prefilled with too:
+     * they go back to the queue with the running sequence, every block is freed, and all are recomputed
+     * to the tokens they get alone. Not while a prefill is still in the lane.
+     */
+    @Test
+    void shouldRequeuePrimedRequestsWhenEveryKeyAndValueIsLost() throws Exception {
+        SamplingParams p = new SamplingParams(8, 0.9f, 0.95f, 91L, List.of());
+        int[] prompt = InferenceFixtures.randomTokens(new Random(51), 9, CFG.vocabSize());
+        int[] first = InferenceFixtures.randomTokens(new Random(52), 5, CFG.vocabSize());
+        int[] primedAlone = run(scheduler(1, 64, 64), gen(2, prompt, p), List.of());
+        int[] firstAlone = run(scheduler(1, 64, 64), gen(1, first, p), List.of());
+        BatchScheduler s = scheduler(1, 64, 64);
+        s.prefillBeside(true);
+        s.primeAhead(1);
+        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        Generation decoding = gen(1, first, p);
+        Generation primed = gen(2, prompt, p);
+        s.submit(decoding);
+        s.complete(s.model().forward(s.plan(System.nanoTime())), System.nanoTime());
+        s.submit(primed);
+        BatchScheduler.Prefill ahead = s.planPrefill(System.nanoTime());
+        assertArrayEquals(new long[] {2}, ahead.ids());
+        assertThrows(IllegalStateException.class, s::preemptAll, "not while the lane writes its blocks");
+        s.completePrefill(ahead, lane.forward(ahead.batch()), System.nanoTime());
+        s.preemptAll();
+        assertEquals(0, s.runningSize());
+        assertEquals(2, s.queueDepth());
+        assertEquals(0, s.model().cache().usedBlocks(), "the primed request's blocks freed with the running one's");
+        s.runToCompletion();
+        assertArrayEquals(firstAlone, decoding.completion());
+        assertArrayEquals(primedAlone, primed.completion(), "recomputed: the tokens it gets alone");
+        assertEquals(0, s.model().cache().usedBlocks());
+    }
+
+    /**
      * A request in a prefill beside the steps keeps its blocks through a cancel-all (its prefill is
      * still writing them) and is retired, cancelled, when the prefill completes; a failed prefill
      * (null logits) ends its requests and frees their blocks.
