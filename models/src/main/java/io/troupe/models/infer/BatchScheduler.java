@@ -347,12 +347,29 @@ public final class BatchScheduler {
      * with, up to {@code limit} positions, as computed; returns the positions taken.
      */
     private int reusePrefix(Generation g, int limit) {
-        if (!cachePrefixes || g.params().scoresPrompt() || g.numComputed() != 0 || limit < cache.blockSize()) {
+        if (!reusesPrefix(g, limit)) {
             return 0;
         }
         int taken = cache.reuse(g, limit);
         g.advanceComputed(taken);
         return taken;
+    }
+
+    private boolean reusesPrefix(Generation g, int limit) {
+        return cachePrefixes && !g.params().scoresPrompt() && g.numComputed() == 0 && limit >= cache.blockSize();
+    }
+
+    /**
+     * Whether the cache has room for {@code g} to hold {@code positions} positions once it takes its
+     * prefix (up to {@code limit} positions): blocks it would share with sequences holding them cost
+     * no free block (a cached one does: it counts as free).
+     */
+    private boolean fits(Generation g, int positions, int limit) {
+        int need = cache.blocksFor(positions);
+        if (cache.freeBlocks() >= need) {
+            return true;
+        }
+        return reusesPrefix(g, limit) && cache.freeBlocks() + cache.heldPrefixBlocks(g, limit) >= need;
     }
 
     /** Whether some sequence decodes (or prefills) in the steps. */
@@ -380,8 +397,7 @@ public final class BatchScheduler {
         while (!waiting.isEmpty() && running.size() + primed.size() < limits.maxBatch() + primeAhead) {
             Generation g = waiting.peekFirst();
             int n = g.numTokens() - 1;                  // the last prompt token joins a step, for its logits
-            if (n < 1 || cache.freeBlocks() < cache.blocksFor(n + 2)
-                || (p != null && tokens + n > limits.tokenBudget())) {
+            if (n < 1 || !fits(g, n + 2, n - 1) || (p != null && tokens + n > limits.tokenBudget())) {
                 break;
             }
             waiting.pollFirst();
@@ -536,7 +552,7 @@ public final class BatchScheduler {
             Generation g = waiting.peekFirst();
             // a one-token prompt gives the lane nothing to compute (its token joins a step): the steps take it,
             // or it would hold up the queue behind it until the running sequences had all finished
-            if ((!admit && g.numTokens() > 1) || cache.freeBlocks() < cache.blocksFor(g.numTokens() + 1)) {
+            if ((!admit && g.numTokens() > 1) || !fits(g, g.numTokens() + 1, g.numTokens() - 1)) {
                 break;
             }
             waiting.pollFirst();

@@ -225,6 +225,24 @@ public final class PagedKvCache {
     }
 
     /**
+     * Of the blocks {@link #reuse} would give {@code g} (up to {@code limit} positions), those a table
+     * holds now: taking them costs no free block, so admission counts them beside the free ones.
+     */
+    int heldPrefixBlocks(Generation g, int limit) {
+        int held = 0;
+        for (int end = blockSize; end <= limit; end += blockSize) {
+            Integer block = index.get(Prefix.of(g, end));
+            if (block == null) {
+                break;
+            }
+            if (refs[block] > 0) {
+                held++;
+            }
+        }
+        return held;
+    }
+
+    /**
      * Offers the full blocks of {@code g} within its first {@code computed} positions, which a finished
      * step wrote, to the prefix index. A prefix another block holds already keeps that block.
      */

@@ -167,6 +167,38 @@ class PrefixCacheTest {
      * its blocks; after {@link BatchScheduler#preemptAll} (a stage lost its cache) nothing is taken
      * from the index until steps compute blocks again.
      */
+    /**
+     * Admission counts the blocks a request would share with a sequence holding them as room: with 7
+     * of 10 blocks held by a request decoding (the 4 of {@link #SHARED}'s full blocks among them), a
+     * second request beginning alike needs 6 blocks but only 2 new ones, and joins it at once instead of
+     * waiting for it to finish; both get the tokens they get alone. Without the cache, it waits.
+     */
+    @Test
+    void shouldAdmitARequestThatSharesHeldBlocksWhenOnlyItsOwnBlocksAreFree() {
+        List<int[]> prompts = prompts(61, 2);
+        prompts.set(0, java.util.Arrays.copyOf(prompts.get(0), 18));       // 17 shared + 1 of its own
+        prompts.set(1, java.util.Arrays.copyOf(prompts.get(1), 18));
+        prompts.get(1)[17] = (prompts.get(0)[17] + 1) % CFG.vocabSize();
+        List<int[]> alone = alone(prompts);
+        for (boolean cache : new boolean[] {true, false}) {
+            BatchScheduler s = scheduler(4, 10, cache);
+            Generation first = InferenceFixtures.generation(CFG, 0, prompts.get(0), sampling(0));
+            Generation second = InferenceFixtures.generation(CFG, 1, prompts.get(1), sampling(1));
+            s.submit(first);
+            for (int i = 0; i < 8; i++) {              // 18 + 7 positions: 7 blocks held, 3 free
+                s.complete(s.model().forward(s.plan(System.nanoTime())), System.nanoTime());
+            }
+            assertEquals(7, s.model().cache().usedBlocks());
+            s.submit(second);                           // 19 positions: 5 blocks, 4 of them shared
+            s.complete(s.model().forward(s.plan(System.nanoTime())), System.nanoTime());
+            assertEquals(cache ? 2 : 1, s.runningSize(), "cache " + cache + ": admitted beside the first");
+            s.runToCompletion();
+            assertArrayEquals(alone.get(0), first.completion(), "cache " + cache);
+            assertArrayEquals(alone.get(1), second.completion(), "cache " + cache);
+            assertEquals(0, s.model().cache().usedBlocks());
+        }
+    }
+
     @Test
     void shouldComputeAScoredPromptAndForgetEveryPrefixWhenAStageLosesItsCache() {
         BatchScheduler s = scheduler(16, 256, true);
