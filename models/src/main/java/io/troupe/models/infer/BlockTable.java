@@ -11,6 +11,8 @@ public final class BlockTable {
     private int size;
     /** Leading blocks already offered to (or taken from) the cache's prefix index. */
     int indexed;
+    /** The index's key of the prefix those blocks hold (null for none): the parent of the next block's key. */
+    PagedKvCache.Prefix indexedKey;
 
     /** Physical block of logical block {@code i}. */
     public int block(int i) {

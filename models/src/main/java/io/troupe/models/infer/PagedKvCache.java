@@ -29,8 +29,9 @@ import java.util.Map;
  * channels, each lane a position, with no sums across lanes.
  *
  * <p><b>Prefix caching.</b> A full block whose positions a step has computed can be offered to the
- * cache's index ({@link #offer}), keyed by every token from the sequence's start to the block's end:
- * keys and values at a position depend on those tokens and nothing else (the kernels are
+ * cache's index ({@link #offer}), keyed by every token from the sequence's start to the block's end
+ * (as the block's tokens and the key of the block before it: {@link Prefix}): keys and values at a
+ * position depend on those tokens and nothing else (the kernels are
  * row-independent), so another sequence that starts with the same tokens takes the block instead of
  * computing it ({@link #reuse}), and gets the same bits. Blocks are reference-counted; a block no
  * table holds any more stays cached, counted as free, until an allocation that finds no never-used
@@ -110,18 +111,35 @@ public final class PagedKvCache {
     }
 
     /** The tokens from a sequence's start to a block's end: an index key compared token by token. */
-    private record Prefix(int[] tokens, int hash) {
-        static Prefix of(Generation g, int end) {
-            int[] t = new int[end];
-            for (int i = 0; i < end; i++) {
-                t[i] = g.token(i);
+    /**
+     * The key of an indexed block: the key of the block before it in the sequence (the index's own
+     * object: compared by identity, null for the first block) and this block's tokens. Two keys are
+     * equal exactly when their whole prefixes are, by induction, and building one costs a block's
+     * tokens, not the whole prefix. A key whose parent left the index is never matched again.
+     */
+    static final class Prefix {
+        private final Prefix parent;
+        private final int[] tokens;
+        private final int hash;
+
+        private Prefix(Prefix parent, int[] tokens) {
+            this.parent = parent;
+            this.tokens = tokens;
+            this.hash = 31 * (parent == null ? 0 : parent.hash) + Arrays.hashCode(tokens);
+        }
+
+        /** The key of the block of {@code g} over positions [start, start + size) after {@code parent}. */
+        static Prefix of(Prefix parent, Generation g, int start, int size) {
+            int[] t = new int[size];
+            for (int i = 0; i < size; i++) {
+                t[i] = g.token(start + i);
             }
-            return new Prefix(t, Arrays.hashCode(t));
+            return new Prefix(parent, t);
         }
 
         @Override
         public boolean equals(Object o) {
-            return o instanceof Prefix p && p.hash == hash && Arrays.equals(p.tokens, tokens);
+            return o instanceof Prefix p && p.hash == hash && p.parent == parent && Arrays.equals(p.tokens, tokens);
         }
 
         @Override
@@ -208,8 +226,9 @@ public final class PagedKvCache {
             throw new IllegalStateException("prefix reuse needs an empty block table: " + table.size() + " held");
         }
         int taken = 0;
+        Prefix parent = null;
         while (taken + blockSize <= limit) {
-            Integer block = index.get(Prefix.of(g, taken + blockSize));
+            Integer block = index.get(Prefix.of(parent, g, taken, blockSize));
             if (block == null) {
                 break;
             }
@@ -217,9 +236,11 @@ public final class PagedKvCache {
                 cached.remove(block);
             }
             table.add(block);
+            parent = prefixOf[block];
             taken += blockSize;
         }
         table.indexed = table.size();
+        table.indexedKey = parent;
         reusedTokens += taken;
         return taken;
     }
@@ -230,14 +251,16 @@ public final class PagedKvCache {
      */
     int heldPrefixBlocks(Generation g, int limit) {
         int held = 0;
-        for (int end = blockSize; end <= limit; end += blockSize) {
-            Integer block = index.get(Prefix.of(g, end));
+        Prefix parent = null;
+        for (int start = 0; start + blockSize <= limit; start += blockSize) {
+            Integer block = index.get(Prefix.of(parent, g, start, blockSize));
             if (block == null) {
                 break;
             }
             if (refs[block] > 0) {
                 held++;
             }
+            parent = prefixOf[block];
         }
         return held;
     }
@@ -250,13 +273,18 @@ public final class PagedKvCache {
         BlockTable table = g.table();
         for (int b = table.indexed; (b + 1) * blockSize <= computed && b < table.size(); b++) {
             int block = table.block(b);
-            if (prefixOf[block] == null) {
-                Prefix key = Prefix.of(g, (b + 1) * blockSize);
-                if (index.putIfAbsent(key, block) == null) {
+            Prefix key = prefixOf[block];
+            if (key == null) {
+                key = Prefix.of(table.indexedKey, g, b * blockSize, blockSize);
+                Integer holder = index.putIfAbsent(key, block);
+                if (holder == null) {
                     prefixOf[block] = key;
+                } else {
+                    key = prefixOf[holder];         // the index's key is the parent of this sequence's next
                 }
             }
             table.indexed = b + 1;
+            table.indexedKey = key;
         }
     }
 
@@ -327,6 +355,7 @@ public final class PagedKvCache {
             }
         }
         table.indexed = 0;
+        table.indexedKey = null;
     }
 
     /** Offset of (position, channel 0) in a layer's v array. */

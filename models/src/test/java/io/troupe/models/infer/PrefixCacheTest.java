@@ -279,4 +279,36 @@ class PrefixCacheTest {
         cache.free(again.table());
         assertEquals(0, cache.usedBlocks());
     }
+
+    /**
+     * Two sequences that computed the same prompt apart, offering their blocks in turns: a block whose
+     * prefix another block already holds is not indexed, and the keys after it chain from the one the
+     * index has, so a third sequence with that prompt finds the whole chain, whichever sequence offered
+     * each block; the one only partly alike finds its common part only.
+     */
+    @Test
+    void shouldChainKeysThroughTheBlockTheIndexHoldsForAPrefixComputedTwice() {
+        PagedKvCache cache = new PagedKvCache(CFG, 4, 16);
+        int[] prompt = java.util.Arrays.copyOf(SHARED, 13);
+        Generation g1 = InferenceFixtures.generation(CFG, 1, prompt, sampling(0));
+        Generation g2 = InferenceFixtures.generation(CFG, 2, prompt, sampling(0));
+        assertTrue(cache.ensureCapacity(g1.table(), 13) && cache.ensureCapacity(g2.table(), 13));
+        cache.offer(g1, 4);                     // g1's first block
+        cache.offer(g2, 12);                    // g2's first is a duplicate; its second and third are indexed
+        cache.offer(g1, 12);                    // g1's second and third are duplicates of g2's
+        assertEquals(3, cache.indexedBlocks());
+        Generation again = InferenceFixtures.generation(CFG, 3, prompt, sampling(1));
+        assertEquals(12, cache.reuse(again, 12));
+        assertEquals(g1.table().block(0), again.table().block(0));
+        assertEquals(g2.table().block(1), again.table().block(1));
+        assertEquals(g2.table().block(2), again.table().block(2));
+        int[] partly = prompt.clone();
+        partly[5] = (partly[5] + 1) % CFG.vocabSize();     // differs in the second block
+        Generation apart = InferenceFixtures.generation(CFG, 4, partly, sampling(1));
+        assertEquals(4, cache.reuse(apart, 12), "the first block only");
+        for (Generation g : List.of(g1, g2, again, apart)) {
+            cache.free(g.table());
+        }
+        assertEquals(0, cache.usedBlocks());
+    }
 }
