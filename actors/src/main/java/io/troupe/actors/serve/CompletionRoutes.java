@@ -73,6 +73,7 @@ final class CompletionRoutes extends AllDirectives {
     Route route() {
         return concat(
             path("health", () -> get(() -> complete(health()))),
+            path(PathMatchers.segment("health").slash("live"), () -> get(() -> complete(live()))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
                 .withEntity(ContentTypes.TEXT_PLAIN_UTF8, metrics.render())))),
             path(PathMatchers.segment("v1").slash("models"), () -> get(() -> complete(HttpResponse.create()
@@ -124,13 +125,27 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     private HttpResponse health() {
-        String down = pipelineDown.get();
-        String status = draining ? "draining" : down != null ? "degraded" : "ok";
+        String failed = metrics.stepLoopStopped();
+        String down = failed != null ? failed : pipelineDown.get();
+        String status = failed != null ? "failed" : draining ? "draining" : down != null ? "degraded" : "ok";
         String hosts = stageHosts.get();
         String json = "{\"status\":\"" + status + "\",\"model\":" + Json.quote(modelName)
             + (down != null ? ",\"reason\":" + Json.quote(down) : "")
             + (hosts != null ? ",\"stage_hosts\":" + hosts : "") + "}";
         return HttpResponse.create().withStatus(status.equals("ok") ? StatusCodes.OK : StatusCodes.SERVICE_UNAVAILABLE)
+            .withEntity(ContentTypes.APPLICATION_JSON, json);
+    }
+
+    /**
+     * Liveness, for a probe that restarts a server which cannot recover: 503 once the step loop
+     * stopped for good, 200 otherwise (also while draining or while a pipeline stage is lost, which
+     * {@code /health} reports and which pass).
+     */
+    private HttpResponse live() {
+        String failed = metrics.stepLoopStopped();
+        String json = "{\"status\":\"" + (failed != null ? "failed" : "ok") + "\""
+            + (failed != null ? ",\"reason\":" + Json.quote(failed) : "") + "}";
+        return HttpResponse.create().withStatus(failed == null ? StatusCodes.OK : StatusCodes.SERVICE_UNAVAILABLE)
             .withEntity(ContentTypes.APPLICATION_JSON, json);
     }
 
@@ -225,20 +240,18 @@ final class CompletionRoutes extends AllDirectives {
         });
         CompletionStage<HttpResponse> response = answered
             .thenCompose(v -> {
-                SchedulerActor.Rejected rejected = null;
-                for (int i = 0; i < samples; i++) {
-                    if (replies.get(i).join() instanceof SchedulerActor.Rejected r) {
-                        rejected = r;
-                    }
+                HttpResponse refused = null;
+                for (int i = 0; i < samples && refused == null; i++) {
+                    refused = refusal(replies.get(i).join());
                 }
-                if (rejected != null) {
+                if (refused != null) {
                     for (int i = 0; i < samples; i++) {
-                        if (!(replies.get(i).join() instanceof SchedulerActor.Rejected)) {
+                        if (replies.get(i).join() instanceof SchedulerActor.Accepted) {
                             scheduler.tell(new SchedulerActor.Cancel(idOf[i]));     // the whole request is refused
                         }
                     }
                     accepted.end();
-                    return CompletableFuture.completedFuture(tooMany(rejected));
+                    return CompletableFuture.completedFuture(refused);
                 }
                 for (int i = 0; i < samples; i++) {
                     watch(connection, idOf[i], done.get(i));
@@ -322,10 +335,11 @@ final class CompletionRoutes extends AllDirectives {
         };
         CompletionStage<HttpResponse> response = submit(id, req.prompts()[0], req.sampling(), req, listener, accepted)
             .thenApply(reply -> {
-            if (reply instanceof SchedulerActor.Rejected r) {
+            HttpResponse refused = refusal(reply);
+            if (refused != null) {
                 accepted.end();
                 queue.fail(new IllegalStateException("rejected"));
-                return tooMany(r);
+                return refused;
             }
             watch(connection, id, finished);
             return HttpResponse.create()
@@ -360,6 +374,17 @@ final class CompletionRoutes extends AllDirectives {
             }
         });
         return reply;
+    }
+
+    /** The answer to a refused admission (429 for a full queue, 503 when nothing can be served), or null. */
+    private HttpResponse refusal(SchedulerActor.SubmitReply reply) {
+        if (reply instanceof SchedulerActor.Rejected r) {
+            return tooMany(r);
+        }
+        if (reply instanceof SchedulerActor.Unavailable u) {
+            return error(503, null, "the server cannot serve: " + u.reason());
+        }
+        return null;
     }
 
     private HttpResponse tooMany(SchedulerActor.Rejected r) {

@@ -43,12 +43,17 @@ import org.slf4j.LoggerFactory;
  * <p>The forward runs on the loop's own thread, or, with a step executor, on that executor (one
  * step at a time; the loop waits for it). A failed step ends every request it held (finish reason
  * {@code cancelled}) and the loop goes on serving; the failure is logged. A failed prefill ends the
- * requests it held in the same way.
+ * requests it held in the same way. A failure elsewhere in the loop (planning, sampling, a hand-off)
+ * ends every request the scheduler holds and the loop goes on; a few in a row with no step done
+ * between them stop it for good: it then refuses every new request and says why in
+ * {@link #stopped()}, which {@code /health} reports.
  */
 final class DecodeLoop implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DecodeLoop.class);
     /** How long an idle loop parks before it looks at the waiting requests' deadlines again. */
     private static final long IDLE_PARK_NS = 20_000_000L;
+    /** Failures outside a step's forward in a row, with no step done between them, that the loop survives. */
+    static final int MAX_FAILURES_IN_A_ROW = 3;
 
     private sealed interface Control {
     }
@@ -83,6 +88,12 @@ final class DecodeLoop implements AutoCloseable {
     private BatchScheduler.Prefill prefillInFlight;
     private final Thread thread;
     private volatile boolean stopping;
+    /** Why the loop stopped serving on its own, or null (see {@link #stopped()}). */
+    private volatile String stopped;
+    /** Set once the ended loop has answered its inbox for the last time: admit() answers its own then. */
+    private volatile boolean inboxClosed;
+    /** Failures outside a step's forward since the last step done (loop thread only). */
+    private int failuresInARow;
     /** Whether the loop's thread takes a CPU of its own ({@link CoreIsolation}) while it runs. */
     private final boolean isolateStepCore;
     private long tokensBefore;
@@ -128,10 +139,16 @@ final class DecodeLoop implements AutoCloseable {
         thread.start();
     }
 
-    /** Queues {@code g} for admission at the next step boundary; {@code replyTo} gets the answer. */
+    /**
+     * Queues {@code g} for admission at the next step boundary; {@code replyTo} gets the answer
+     * ({@link SchedulerActor.Unavailable} at once when the loop has {@link #stopped}).
+     */
     void admit(Generation g, ActorRef<SchedulerActor.SubmitReply> replyTo) {
         inbox.add(new Admit(g, replyTo));
         LockSupport.unpark(thread);
+        if (inboxClosed) {
+            refuseQueued();                      // the loop has ended: nobody else drains its inbox
+        }
     }
 
     /** Cancels request {@code id} at the next step boundary (no-op for an unknown or finished one). */
@@ -144,51 +161,129 @@ final class DecodeLoop implements AutoCloseable {
         CoreIsolation opened = isolateStepCore ? CoreIsolation.open() : null;
         try {
             while (!stopping) {
-                long t0 = System.nanoTime();
-                drainInbox();
-                applyPrefills();
-                startPrefill();
-                StepBatch batch = scheduler.plan(System.nanoTime());
-                publishGauges();
-                handOffEvents();                 // the previous step's tokens go out beside this forward
-                if (batch == null) {
-                    if (inbox.isEmpty() && prefilled.isEmpty() && !stopping) {
-                        LockSupport.parkNanos(this, IDLE_PARK_NS);
-                    }
-                    continue;
-                }
-                metrics.onStepStarted(1);
-                long t1 = System.nanoTime();
-                float[] logits;
                 try {
-                    logits = forward(batch);
-                } catch (InterruptedException e) {
-                    break;                              // the step is abandoned with everything, below
-                } catch (RuntimeException | ExecutionException | Error e) {
-                    LOG.error("serving step failed; ending the requests it held",
-                        e instanceof ExecutionException ? e.getCause() : e);
-                    scheduler.cancelAll(FinishReason.CANCELLED);     // the failed step abandoned with its requests
-                    continue;
+                    if (!step()) {
+                        break;
+                    }
+                } catch (RuntimeException | Error e) {
+                    if (!recover(e)) {
+                        break;
+                    }
                 }
-                long now = System.nanoTime();
-                scheduler.complete(logits, now);
-                long t3 = System.nanoTime();
-                metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
-                tokensBefore = scheduler.tokensGenerated();
-                metrics.onStepCycle(now - t1, (t1 - t0) + (System.nanoTime() - now), t3 - now);
             }
         } finally {
-            drainInbox();
-            scheduler.cancelAll(FinishReason.CANCELLED);
-            awaitPrefill();                      // its requests were cancelled; they retire once it is applied
-            publishGauges();
-            handOffEvents();
+            if (!stopping && stopped == null) {
+                stopped = "the step loop stopped";                   // interrupted without close()
+            }
+            try {
+                drainInbox();
+                scheduler.cancelAll(FinishReason.CANCELLED);
+                awaitPrefill();                  // its requests were cancelled; they retire once it is applied
+            } catch (RuntimeException | Error e) {
+                LOG.error("ending the requests of a stopped step loop failed", e);
+            }
+            try {
+                handOffEvents();                 // the clients hear of their ends
+                publishGauges();
+            } catch (RuntimeException | Error e) {
+                LOG.error("the last events or gauges of a stopped step loop failed", e);
+            }
+            inboxClosed = true;
+            refuseQueued();
             events.shutdown();
             if (prefills != null) {
                 prefills.shutdown();
             }
             if (opened != null) {
                 opened.close();
+            }
+        }
+    }
+
+    /**
+     * One step: admissions and cancellations, the prefill thread's results, the plan, the forward and
+     * the sampling; false when the loop's thread was interrupted.
+     */
+    private boolean step() {
+        long t0 = System.nanoTime();
+        drainInbox();
+        applyPrefills();
+        startPrefill();
+        StepBatch batch = scheduler.plan(System.nanoTime());
+        publishGauges();
+        handOffEvents();                         // the previous step's tokens go out beside this forward
+        if (batch == null) {
+            if (inbox.isEmpty() && prefilled.isEmpty() && !stopping) {
+                LockSupport.parkNanos(this, IDLE_PARK_NS);
+            }
+            return true;
+        }
+        metrics.onStepStarted(1);
+        long t1 = System.nanoTime();
+        float[] logits;
+        try {
+            logits = forward(batch);
+        } catch (InterruptedException e) {
+            return false;                        // the step is abandoned with everything, in run()
+        } catch (RuntimeException | ExecutionException | Error e) {
+            LOG.error("serving step failed; ending the requests it held",
+                e instanceof ExecutionException ? e.getCause() : e);
+            scheduler.cancelAll(FinishReason.CANCELLED);     // the failed step abandoned with its requests
+            return true;
+        }
+        long now = System.nanoTime();
+        scheduler.complete(logits, now);
+        long t3 = System.nanoTime();
+        failuresInARow = 0;
+        metrics.onStep((int) (scheduler.tokensGenerated() - tokensBefore), now);
+        tokensBefore = scheduler.tokensGenerated();
+        metrics.onStepCycle(now - t1, (t1 - t0) + (System.nanoTime() - now), t3 - now);
+        return true;
+    }
+
+    /**
+     * A failure outside a step's forward (planning, sampling, the hand-offs): the scheduler's state
+     * may be half updated, so every request it holds ends ({@code cancelled}) and the loop goes on
+     * with an empty scheduler. After {@link #MAX_FAILURES_IN_A_ROW} such failures with no step
+     * done between them, or when ending the requests fails too, the loop stops for good and says why
+     * in {@link #stopped()}. Returns whether the loop goes on.
+     */
+    private boolean recover(Throwable e) {
+        if (++failuresInARow > MAX_FAILURES_IN_A_ROW) {
+            stopped = "the step loop stopped after " + failuresInARow + " failures in a row with no step done: "
+                + e;
+            LOG.error("serving: {}; every request is refused from now on", stopped, e);
+            return false;
+        }
+        LOG.error("serving loop failed outside a step's forward; ending every request it holds", e);
+        try {
+            scheduler.cancelAll(FinishReason.CANCELLED);
+            handOffEvents();                     // the clients hear of their ends
+            return true;
+        } catch (RuntimeException | Error again) {
+            again.addSuppressed(e);
+            stopped = "the step loop stopped: ending its requests after a failure failed too: " + again;
+            LOG.error("serving: {}; every request is refused from now on", stopped, again);
+            return false;
+        }
+    }
+
+    /**
+     * Why this loop serves no more (it failed beyond {@link #recover}ing, or was interrupted), or
+     * null while it serves or after an ordinary {@link #close}.
+     */
+    String stopped() {
+        return stopped;
+    }
+
+    /** After the loop ended: answers every admission still queued (a loop that failed: unavailable). */
+    private void refuseQueued() {
+        Control c;
+        while ((c = inbox.poll()) != null) {
+            if (c instanceof Admit a) {
+                metrics.onRejected();
+                a.replyTo().tell(stopped != null ? new SchedulerActor.Unavailable(stopped)
+                    : new SchedulerActor.Rejected(retryAfterS));
             }
         }
     }
@@ -249,7 +344,10 @@ final class DecodeLoop implements AutoCloseable {
         Control c;
         while ((c = inbox.poll()) != null) {
             if (c instanceof Admit a) {
-                if (!stopping && scheduler.submit(a.generation())) {
+                if (stopped != null) {
+                    metrics.onRejected();
+                    replies.add(new Reply(a.replyTo(), new SchedulerActor.Unavailable(stopped)));
+                } else if (!stopping && scheduler.submit(a.generation())) {
                     metrics.onAccepted();
                     replies.add(new Reply(a.replyTo(), new SchedulerActor.Accepted(a.generation().id())));
                 } else {

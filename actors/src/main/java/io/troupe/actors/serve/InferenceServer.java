@@ -112,6 +112,22 @@ public final class InferenceServer implements AutoCloseable {
         if (pipelineStages > 1) {
             return startPipelined(weights, s, pipelineStages, blocks, links);
         }
+        return startOneStage(weights, s, stepExecutor, new ServeMetrics(blocks));
+    }
+
+    /**
+     * The whole model on one stage, its step loop reporting to {@code metricsFor(blocks)}: a test
+     * passes metrics whose calls fail, to see the loop survive failures outside the forward.
+     */
+    static InferenceServer startOneStage(InferenceWeights weights, ServeSettings s,
+                                         java.util.function.IntFunction<ServeMetrics> metricsFor) {
+        int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib(), s.kvPrecision());
+        return startOneStage(weights, s, null, metricsFor.apply(blocks));
+    }
+
+    private static InferenceServer startOneStage(InferenceWeights weights, ServeSettings s, Executor stepExecutor,
+                                                 ServeMetrics metrics) {
+        int blocks = metrics.kvBlocksTotal();
         KvCachedGpt model = new KvCachedGpt(weights, new PagedKvCache(weights.config(), s.kvBlockTokens(), blocks,
             weights.config().nLayer(), s.kvPrecision()));
         // a batch's rows are split over the cores (one pipeline stage per core does that for 1xN); with the step
@@ -123,7 +139,6 @@ public final class InferenceServer implements AutoCloseable {
             s.maxQueue()));
         scheduler.primeAhead(s.prefillAhead());         // used only with the prefill thread
         scheduler.cachePrefixes(s.prefixCache());
-        ServeMetrics metrics = new ServeMetrics(blocks);
         // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
         return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),
             s.isolateStepCore(), s.prefillThread() && cores >= 2), metrics,

@@ -85,6 +85,10 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     public record Rejected(int retryAfterS) implements SubmitReply {
     }
 
+    /** The server cannot serve any request (its step loop stopped, {@code reason} says why). */
+    public record Unavailable(String reason) implements SubmitReply {
+    }
+
     private final BatchScheduler scheduler;
     private final KvCachedGpt model;
     private final StepRunner runner;
@@ -113,6 +117,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         return Behaviors.setup(ctx -> {
             DecodeLoop loop = new DecodeLoop(scheduler, stepExecutor, metrics, retryAfterS, isolateStepCore,
                 prefillThread);
+            metrics.readStepLoop(loop::stopped);
             KvCachedGpt model = scheduler.model();
             org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SchedulerActor.class);
             return Behaviors.receive(Command.class)

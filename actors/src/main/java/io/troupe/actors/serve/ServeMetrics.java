@@ -6,8 +6,9 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * What {@code GET /metrics} shows, in the Prometheus text format: gauges the scheduler actor sets
  * after every step, counters, and latency histograms. Written by the actor, read by HTTP threads.
+ * Not final: a test makes its calls fail, as a failure in the step loop outside the forward.
  */
-final class ServeMetrics {
+class ServeMetrics {
     private volatile int queueDepth;
     private volatile int runningBatch;
     private volatile int kvBlocksUsed;
@@ -33,6 +34,7 @@ final class ServeMetrics {
     private final AtomicLong pipelinePauses = new AtomicLong();
     private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
     private volatile java.util.function.LongSupplier stageMoves = () -> 0;
+    private volatile java.util.function.Supplier<String> stepLoopStopped = () -> null;
     // the HTTP side's state, read where it is kept (CompletionRoutes)
     private volatile java.util.function.LongSupplier requestsInFlight = () -> 0;
     private volatile java.util.function.BooleanSupplier draining = () -> false;
@@ -51,6 +53,10 @@ final class ServeMetrics {
         for (int i = 0; i < finished.length; i++) {
             finished[i] = new AtomicLong();
         }
+    }
+
+    int kvBlocksTotal() {
+        return kvBlocksTotal;
     }
 
     void setGauges(int queueDepth, int runningBatch, io.troupe.models.infer.PagedKvCache cache, long preemptionsTotal) {
@@ -135,6 +141,16 @@ final class ServeMetrics {
         this.pipelineDown = down;
     }
 
+    /** Reads why the step loop stopped serving for good (null while it serves). */
+    void readStepLoop(java.util.function.Supplier<String> stopped) {
+        this.stepLoopStopped = stopped;
+    }
+
+    /** Why the server's step loop stopped serving for good, or null while it serves. */
+    String stepLoopStopped() {
+        return stepLoopStopped.get();
+    }
+
     /** How many times a lost stage host's stage moved to a spare (read when metrics are written). */
     void readStageMoves(java.util.function.LongSupplier moves) {
         this.stageMoves = moves;
@@ -184,6 +200,8 @@ final class ServeMetrics {
             tokensPerSecond(System.nanoTime()));
         counter(sb, "troupe_serve_generated_tokens_total", "Tokens generated.", tokens.get());
         counter(sb, "troupe_serve_steps_total", "Decoding steps run.", steps.get());
+        gauge(sb, "troupe_serve_up", "1 while the server runs steps, 0 once its step loop stopped for good.",
+            stepLoopStopped.get() == null ? 1 : 0);
         gauge(sb, "troupe_serve_pipeline_up", "1 while every pipeline stage can run steps, 0 while one is lost.",
             pipelineDown.get() == null ? 1 : 0);
         counter(sb, "troupe_serve_pipeline_pauses_total",

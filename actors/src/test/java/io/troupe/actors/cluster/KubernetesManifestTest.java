@@ -183,6 +183,8 @@ class KubernetesManifestTest {
         assertTrue(deployment.contains("prometheus.io/port: \"" + port + "\""), deployment);
         assertEquals(List.of("/health, port: http"), all(deployment, "readinessProbe:\\s*\\n\\s*httpGet: \\{path: "
             + "([^}]+)\\}"));
+        assertEquals(List.of("/health/live, port: http"), all(deployment, "livenessProbe:\\s*\\n\\s*httpGet: \\{path: "
+            + "([^}]+)\\}"));
         assertEquals(Set.of("troupe-serve"), Set.copyOf(all(yaml, "app: ([\\w-]+)")));
         int grace = Integer.parseInt(all(deployment, "terminationGracePeriodSeconds: (\\d+)").get(0));
         int pause = Integer.parseInt(all(deployment, "command: \\[\"sleep\", \"(\\d+)\"\\]").get(0));
