@@ -61,8 +61,13 @@ final class CommittingPhase {
         c.writeRecord(r);
         c.timers.cancel(CoordinatorContext.DEADLINE);
         if (r.committed() < r.spec().train().steps()) {
-            LayoutPlanner.Plan full = LayoutPlanner.plan(r.request.layout(), r.request.virtualStages(), r.request.microbatches(),
-                c.members.usable().size());
+            LayoutPlanner.Plan full;
+            try {
+                full = LayoutPlanner.plan(r.request.layout(), r.request.virtualStages(), r.request.microbatches(),
+                    c.members.usable().size());
+            } catch (IllegalStateException e) {
+                return c.nextOrFinish();         // fewer usable workers than one replica: no growing back; a loss recovers
+            }
             if (full.dp() > r.plan.dp()) {
                 return c.replanning("grow back to dp " + full.dp() + " (" + c.members.usable().size()
                     + " workers) from the commit of step " + r.committed(), false);

@@ -117,6 +117,10 @@ final class CoordinatorContext {
         return runningPhase.nextOrFinish();
     }
 
+    Behavior<Command> resume() {
+        return runningPhase.resume();
+    }
+
     Behavior<Command> committing() {
         return committingPhase.committing();
     }
@@ -191,18 +195,19 @@ final class CoordinatorContext {
                 w.tell(new WorkerActor.Describe(ctx.getSelf()));
             }
         }
+        String lostRank = null;                  // every worker that left is forgotten before one recovery starts
         for (ActorRef<WorkerActor.Command> w : List.copyOf(listed)) {
             if (!m.workers().contains(w)) {
                 listed.remove(w);
                 int rank = run == null ? -1 : run.ranks.indexOf(w);
                 WorkerDescription d = members.remove(w);
-                if (rank >= 0) {
-                    return recovering("worker rank " + rank + " on " + (d == null ? w.path().address() : d.nodeAddress())
-                        + " left the cluster");
+                if (rank >= 0 && lostRank == null) {
+                    lostRank = "worker rank " + rank + " on " + (d == null ? w.path().address() : d.nodeAddress())
+                        + " left the cluster";
                 }
             }
         }
-        return Behaviors.same();
+        return lostRank != null ? recovering(lostRank) : Behaviors.same();
     }
 
     /** Whether every worker the registry lists has described itself (a new incarnation knows them all). */
@@ -235,7 +240,15 @@ final class CoordinatorContext {
     Behavior<Command> onMemberEvent(MemberEvent m) {
         switch (m.kind()) {
             case UNREACHABLE -> members.unreachable(m.address());
-            case REACHABLE -> members.reachable(m.address());
+            case REACHABLE -> {
+                members.reachable(m.address());
+                if (run != null && run.phase == JobRun.Phase.RECOVERING) {
+                    // its workers missed this recovery's abort while unreachable: the re-plan waits for their answer
+                    for (ActorRef<WorkerActor.Command> w : members.onNode(m.address())) {
+                        w.tell(new WorkerActor.Abort(run.identity, "recovery of " + run.identity, ctx.getSelf()));
+                    }
+                }
+            }
             case LEAVING, DOWNED, REMOVED -> {
                 List<Integer> lost = run == null ? List.of() : members.ranksOn(run.ranks, m.address());
                 // lost while recovering from another fault: the ranks it hosted in the epoch that fault ended
@@ -299,9 +312,16 @@ final class CoordinatorContext {
         timers.startSingleTimer(DEADLINE, new Deadline(r.identity, r.committed(), phase), Duration.ofMillis(r.request.stepTimeoutMs()));
     }
 
+    /** The job's timers: none of them may outlive it (a later job would take one for its own). */
+    private void cancelJobTimers() {
+        for (String key : List.of(DEADLINE, "gather", "backoff", "quiesce", "regather")) {
+            timers.cancel(key);
+        }
+    }
+
     Behavior<Command> finishJob() {
         JobRun r = run;
-        timers.cancel(DEADLINE);
+        cancelJobTimers();
         r.record = r.record.withState(JobRecord.State.FINISHED);
         writeRecord(r);
         r.tell(new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss, r.record.lastCheckpoint()));
@@ -312,7 +332,7 @@ final class CoordinatorContext {
 
     Behavior<Command> failJob(String reason) {
         JobRun r = run;
-        timers.cancel(DEADLINE);
+        cancelJobTimers();
         ctx.getLog().error("{} failed: {}; last committed step {}", r.identity, reason, r.record.lastCommittedStep());
         for (ActorRef<WorkerActor.Command> w : members.usable()) {
             w.tell(new WorkerActor.Abort(r.identity, reason, ctx.getSelf()));

@@ -84,7 +84,7 @@ final class GatheringPhase {
             c.ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),
                 r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
         }
-        return c.nextOrFinish();
+        return c.resume();
     }
 
     private Behavior<Command> onGatherTimeout(RecoveryTimer m) {

@@ -176,8 +176,7 @@ final class JobRun {
     void startEpoch() {
         spec = JobSpecs.toSpec(current, 1);
         ledger = new CommitLedger(ranks.size(), memoryRestore != null ? memoryRestore.step() : record.lastCommittedStep());
-        ready.clear();
-        lastCommitted = null;
+        ready.clear();            // lastCommitted is kept: a step restored from memory may still owe its report
         evaluating = null;
         checkpoint = null;
         windowEnd = 0;

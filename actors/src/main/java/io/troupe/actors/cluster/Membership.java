@@ -29,12 +29,7 @@ public final class Membership<W> {
 
     /** Forgets every worker of node {@code address} (removed from the cluster); returns them in rank order. */
     public List<W> removeNode(String address) {
-        List<W> gone = new ArrayList<>();
-        for (W w : ordered(false)) {
-            if (known.get(w).nodeAddress().equals(address)) {
-                gone.add(w);
-            }
-        }
+        List<W> gone = onNode(address);
         gone.forEach(known::remove);
         unreachableNodes.remove(address);
         return gone;
@@ -46,6 +41,17 @@ public final class Membership<W> {
 
     public void reachable(String address) {
         unreachableNodes.remove(address);
+    }
+
+    /** The known workers of node {@code address}, in rank order. */
+    public List<W> onNode(String address) {
+        List<W> out = new ArrayList<>();
+        for (W w : ordered(false)) {
+            if (known.get(w).nodeAddress().equals(address)) {
+                out.add(w);
+            }
+        }
+        return out;
     }
 
     public boolean contains(W worker) {

@@ -69,6 +69,7 @@ final class RecoveringPhase {
             w.tell(new WorkerActor.Abort(r.identity, reason, c.ctx.getSelf()));
         }
         r.backoffDone = false;
+        c.timers.cancel("regather");             // each recovery waits for workers for a regather timeout of its own
         c.timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"),
             fault ? c.settings.backoffBefore(r.record.restarts()) : Duration.ZERO);
         r.quiesceExpired = false;
@@ -117,10 +118,10 @@ final class RecoveringPhase {
         List<ActorRef<WorkerActor.Command>> usable = c.members.usable();
         // a new incarnation also waits for every worker the registry lists to describe itself
         boolean allQuiet = r.quiesced.containsAll(usable) && (!r.adopted || c.everyListedWorkerDescribed());
-        if (!r.backoffDone || !(allQuiet || quiesceTimedOut || r.quiesceExpired)) {
+        r.quiesceExpired |= quiesceTimedOut;     // kept when it expires during the back-off: no timer is left after
+        if (!r.backoffDone || !(allQuiet || r.quiesceExpired)) {
             return Behaviors.same();
         }
-        r.quiesceExpired |= quiesceTimedOut;
         int available = 0;
         for (ActorRef<WorkerActor.Command> w : usable) {
             if (r.quiesced.contains(w)) {

@@ -90,6 +90,12 @@ final class RunningPhase {
             r.tell(new JobEvent.Recovered(r.identity.epoch(), r.current.layout(), r.restoredStep, r.committed(), ms));
             r.faultNs = 0;
         }
+        return afterCommit();
+    }
+
+    /** The committed step's validation when due, then its report, checkpoint or the next window. */
+    private Behavior<Command> afterCommit() {
+        JobRun r = c.run;
         if (r.spec().train().evalDue(r.committed())) {
             r.evaluating = new BitSet();
             for (int rank = 0; rank < r.ranks.size(); rank++) {
@@ -145,6 +151,24 @@ final class RunningPhase {
                 + ", m=" + r.spec().microbatches() + ", step " + r.committed(), names, done.traces()));
         }
         if (r.spec().train().checkpointDue(r.committed())) {
+            return c.committing();
+        }
+        return nextOrFinish();
+    }
+
+    /**
+     * Every rank is ready on the restored step: first the work that step still owes, when the fault
+     * came between its commit and the end of that work (its validation, its report, its checkpoint:
+     * the restore from memory is of the committed step, so nothing else would do it), then the next
+     * window or the end.
+     */
+    Behavior<Command> resume() {
+        JobRun r = c.run;
+        CommitLedger.Committed last = r.lastCommitted;
+        if (last != null && last.step() + 1 == r.committed() && r.reportedUpTo < r.committed()) {
+            return afterCommit();
+        }
+        if (r.committed() > r.record.lastCommittedStep() && r.spec().train().checkpointDue(r.committed())) {
             return c.committing();
         }
         return nextOrFinish();

@@ -140,11 +140,12 @@ final class SnapshotRestores {
         return r.memoryRestore != null ? "" : r.record.lastCheckpoint();
     }
 
-    /** Every rank is Ready: a restore from memory worked, so the next fault may use memory again. */
+    /**
+     * Every rank is Ready: the restore worked (from memory, or from disk after memory was refused),
+     * so the next fault may use memory again; a refusal holds for the one restore after it.
+     */
     void started(JobRun r) {
-        if (r.memoryRestore != null) {
-            r.memoryRefused = null;
-        }
+        r.memoryRefused = null;
     }
 
     /**

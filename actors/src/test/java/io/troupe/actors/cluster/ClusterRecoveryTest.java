@@ -107,6 +107,68 @@ class ClusterRecoveryTest {
         assertEquals("2x1", rec.layout().substring(0, 3));
     }
 
+    /**
+     * The checkpoint of the last step cannot be committed once (a file in its directory that even root cannot
+     * delete: {@code chattr +i}): the job recovers, restores that step from the ranks' in-memory snapshots, and
+     * writes the checkpoint it still owes before finishing, the same as a run without the fault.
+     */
+    @Test
+    void shouldWriteTheCheckpointAStepRestoredFromMemoryStillOwes(@TempDir Path tmp) throws Exception {
+        List<TroupeNode> nodes = cluster(2);
+        int steps = 20;
+        Path dir = tmp.resolve("faulty");
+        Path blocker = io.troupe.models.checkpoint.Checkpoints.dirFor(dir, steps).resolve("blocker");
+        java.nio.file.Files.createDirectories(blocker.getParent());
+        java.nio.file.Files.writeString(blocker, "an undeletable file in the last step's checkpoint directory");
+        org.junit.jupiter.api.Assumptions.assumeTrue(chattr("+i", blocker),
+            "chattr +i is not supported here: cannot make the checkpoint commit fail");
+        try {
+            JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
+                Troupe.using(nodes.get(0)).submit(job("2x1", steps, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
+            List<JobEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+            JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", steps, dir)).onEvent(e -> {
+                events.add(e);
+                if (e instanceof JobEvent.Recovering) {
+                    chattr("-i", blocker);     // the retry may commit
+                }
+            });
+            JobEvent end = h.await(Duration.ofSeconds(180));
+            JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
+            JobEvent.Recovering rec = (JobEvent.Recovering) events.stream().filter(e -> e instanceof JobEvent.Recovering)
+                .findFirst().orElseThrow(() -> new AssertionError("no recovery: " + events));
+            assertTrue(rec.reason().contains("could not be committed"), rec.reason());
+            assertEquals(io.troupe.models.checkpoint.Checkpoints.dirFor(dir, steps).toString(), fin.checkpoint(),
+                () -> "the last step's checkpoint was written after the restore: "
+                    + events.stream().filter(e -> !(e instanceof JobEvent.StepCompleted)).toList());
+            assertEquals(steps, h.steps().size(), "every step reported once");
+            CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(fin.checkpoint()));
+            System.out.println("last checkpoint failed once: " + d.summary());
+            assertTrue(d.bitwise(), d.summary());
+            JobRecord record = JobRecord.read(dir);
+            assertEquals(JobRecord.State.FINISHED, record.state());
+            assertEquals(steps, record.lastCommittedStep());
+        } finally {
+            chattr("-i", blocker);
+        }
+    }
+
+    /** Runs {@code chattr flag file}; false when it fails (no such tool, a file system without the attribute). */
+    private static boolean chattr(String flag, Path file) {
+        try {
+            Process p = new ProcessBuilder("chattr", flag, file.toString()).redirectErrorStream(true).start();
+            if (!p.waitFor(10, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return false;
+            }
+            return p.exitValue() == 0;
+        } catch (java.io.IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
     @Test
     void shouldShrinkDataParallelismKeepingTheGlobalBatchWhenNoSpareIsLeft(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);
