@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -37,6 +38,8 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * is reported to the coordinator as a WorkerFailed, which starts its recovery.
  */
 public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
+    /** How long a stopping worker waits for its device thread to end the epoch before freeing the data plane. */
+    static final long STOP_WAIT_S = 10;
     public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "troupe-worker");
 
     public sealed interface Command {
@@ -244,7 +247,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                 CoordinatorActor.StepDone done;
                 try {
                     done = w.step(s, m.traced(s));
-                } catch (RuntimeException ex) {
+                } catch (RuntimeException | Error ex) {
                     if (!w.aborted()) {
                         coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), s, "failed in step " + s + ": "
                             + rootMessage(ex)));
@@ -256,7 +259,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                     // tell is thread-safe: no hop through the actor; with snapshots, sent once the
                     // buddies' copies of this step are here (maybe from the snapshot receiver's thread)
                     w.commit(s, () -> coord.tell(report));
-                } catch (RuntimeException ex) {
+                } catch (RuntimeException | Error ex) {
                     if (!w.aborted()) {
                         coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), s, "could not snapshot step " + s + ": "
                             + rootMessage(ex)));
@@ -284,7 +287,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         deviceExecutor.execute(() -> {
             try {
                 coord.tell(new CoordinatorActor.EvalDone(w.rank(), m.job(), m.step(), w.evaluate(m.step(), m.batches())));
-            } catch (RuntimeException ex) {
+            } catch (RuntimeException | Error ex) {
                 if (!w.aborted()) {
                     coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), m.step(), "failed in validation after step "
                         + m.step() + ": " + rootMessage(ex)));
@@ -303,7 +306,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         deviceExecutor.execute(() -> {
             try {
                 coord.tell(w.writeCheckpoint(m.step(), m.root()));
-            } catch (RuntimeException ex) {
+            } catch (RuntimeException | Error ex) {
                 coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), m.step(),
                     "could not write its checkpoint shards of step " + m.step() + ": " + rootMessage(ex)));
             }
@@ -342,6 +345,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         return c.getMessage() == null ? c.toString() : c.getMessage();
     }
 
+    /**
+     * Aborts the epoch, lets the device thread end it and close its wiring, and only then frees the
+     * data plane the device thread used (its engines' native memory and receive slots); a device
+     * thread still busy after {@link #STOP_WAIT_S} s leaves them open rather than freed under it.
+     */
     private Behavior<Command> onStop() {
         EpochWiring w = wiring;
         if (w != null) {
@@ -349,6 +357,16 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             deviceExecutor.execute(w::close);
         }
         deviceExecutor.shutdown();
+        try {
+            if (!deviceExecutor.awaitTermination(STOP_WAIT_S, TimeUnit.SECONDS)) {
+                ctx.getLog().warn("worker's device thread still busy {} s after the stop: its data plane is left open",
+                    STOP_WAIT_S);
+                return this;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return this;
+        }
         snapshots.close();
         agent.close();
         control.close();

@@ -32,7 +32,7 @@ record ShardBlockCrcs(int blockBytes, int[] crcs, long bodyEnd) {
     static final int BLOCK_BYTES = 64 * 1024;
     static final byte[] MAGIC = "TRPBLKS2".getBytes(StandardCharsets.US_ASCII);
     /** Trailer bytes besides the CRC table: blockBytes, blockCount, bodyEnd, tableCrc, magic. */
-    private static final int FIXED = 4 + 4 + 8 + 4 + 8;
+    static final int FIXED = 4 + 4 + 8 + 4 + 8;
 
     /** The trailer of {@code body}: its blocks' CRCs, in {@link #BLOCK_BYTES} blocks. */
     static byte[] trailer(byte[] body) {

@@ -29,7 +29,42 @@ final class ShardCodec {
     private ShardCodec() {
     }
 
+    /** The most bytes a shard file may hold: it is encoded, written and read as one array. */
+    static final long MAX_FILE_BYTES = Integer.MAX_VALUE - 64;
+
+    /** The bytes {@link #encode} writes for {@code s}: the body and its block checksums. */
+    static long encodedBytes(ShardState s) {
+        long body = 24;
+        for (ShardState.Entry e : s.entries().values()) {
+            body += 8 + e.name().getBytes(StandardCharsets.UTF_8).length + 4L * e.shape().length
+                + 4L * (e.param().length + (long) e.m().length + e.v().length);
+        }
+        long blocks = (body + ShardBlockCrcs.BLOCK_BYTES - 1) / ShardBlockCrcs.BLOCK_BYTES;
+        return body + ShardBlockCrcs.FIXED + 4 * blocks;
+    }
+
+    /**
+     * Encodes {@code s}.
+     *
+     * @throws CheckpointException when the file would pass {@link #MAX_FILE_BYTES}, naming its size
+     *                             (instead of running out of memory while it grows)
+     */
     static byte[] encode(ShardState s) {
+        return encode(s, MAX_FILE_BYTES);
+    }
+
+    /** As {@link #encode(ShardState)} with a limit of {@code maxBytes} (a test's small one). */
+    static byte[] encode(ShardState s, long maxBytes) {
+        long size = encodedBytes(s);
+        if (size > maxBytes) {
+            long params = 0;
+            for (ShardState.Entry e : s.entries().values()) {
+                params += e.param().length;
+            }
+            throw new CheckpointException("a shard of " + params + " parameters with its optimizer moments takes "
+                + size + " bytes, more than the " + maxBytes + " a shard file holds; split the model over more"
+                + " pipeline stages or tensor-parallel ranks");
+        }
         try {
             ByteArrayOutputStream bytes = new ByteArrayOutputStream();
             DataOutputStream out = new DataOutputStream(bytes);
