@@ -27,10 +27,12 @@ import org.agrona.concurrent.IdleStrategy;
  * <p>Set-up: {@link #open} (opens the worker with this agent as its listener), then
  * {@link #communicator} once per group, then either {@link #start} (own thread) or let callers drive
  * it: a blocking collective or {@link CollectiveHandle#await()} runs {@link #doWork()} on the
- * calling thread. Caller-driven agents must be driven by one thread at a time.
+ * calling thread. Caller-driven agents must be driven by one thread at a time. When an epoch ends,
+ * {@link #release} each of its communicators: its group id stops routing and its native memory is
+ * freed.
  *
- * <p>Threading: {@code doWork} and the listener calls on one thread; {@code communicator} and
- * submissions from any thread. Steady-state {@code doWork} allocates nothing.
+ * <p>Threading: {@code doWork} and the listener calls on one thread; {@code communicator},
+ * {@code release} and submissions from any thread. Steady-state {@code doWork} allocates nothing.
  */
 public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listener, InPlaceConsumer, AutoCloseable {
     private static final TensorReceiverAgent.Listener NO_DELEGATE = slot -> slot.release();
@@ -41,6 +43,9 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private final Communicator[] byGroupId = new Communicator[256];
     private volatile Communicator[] communicators = new Communicator[0];
     private volatile PeerLink[] links = new PeerLink[0];
+    /** Engines released or replaced, freed by the duty cycle once no link sends from their memory. */
+    private volatile CollectiveEngine[] retired = new CollectiveEngine[0];
+    private final Object retiredLock = new Object();
     private WorkerTransport worker;
     private boolean ownsWorker;
     private AgentRunner runner;
@@ -132,7 +137,110 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         }
         next[k++] = c;
         communicators = Arrays.copyOf(next, k);
+        if (old != null) {
+            retire(old.engine()); // an old epoch's communicator of the group: freed by the next duty cycle
+        }
         return c;
+    }
+
+    /**
+     * Releases {@code c} (its epoch ended): its group id stops routing to it, its collective in
+     * flight and those queued fail, and its native memory (staging, workspace, int8 residuals) is
+     * freed, at once unless a link still sends from it (then by the duty cycle once that send ends,
+     * or by {@link #close}). Waits for a duty cycle running on another thread to end; must not be
+     * called from inside {@link #doWork()} or a listener call. A communicator already released or
+     * replaced is ignored.
+     */
+    public void release(Communicator c) {
+        synchronized (this) {
+            Communicator[] cs = communicators;
+            int i = 0;
+            while (i < cs.length && cs[i] != c) {
+                i++;
+            }
+            if (i == cs.length) {
+                return;
+            }
+            Communicator[] next = new Communicator[cs.length - 1];
+            System.arraycopy(cs, 0, next, 0, i);
+            System.arraycopy(cs, i + 1, next, i, cs.length - i - 1);
+            communicators = next;
+            if (byGroupId[c.group().groupId()] == c) {
+                byGroupId[c.group().groupId()] = null;
+            }
+            retire(c.engine());
+        }
+        IdleStrategy idle = new BackoffIdleStrategy(20, 5, 1_000, 100_000);
+        while (!driving.compareAndSet(false, true)) {
+            idle.idle();
+        }
+        try {
+            freeRetired(retired);
+        } finally {
+            driving.set(false);
+        }
+    }
+
+    private void retire(CollectiveEngine e) {
+        synchronized (retiredLock) {
+            CollectiveEngine[] rs = retired;
+            CollectiveEngine[] next = Arrays.copyOf(rs, rs.length + 1);
+            next[rs.length] = e;
+            retired = next;
+        }
+    }
+
+    /** Fails what the retired engines still hold and frees those no link sends from (holding the duty cycle). */
+    private int freeRetired(CollectiveEngine[] rs) {
+        PeerLink[] ls = links;
+        int freed = 0;
+        for (CollectiveEngine e : rs) {
+            e.retire();
+            if (e.quiet(ls)) {
+                e.free();
+                freed++;
+            }
+        }
+        if (freed > 0) {
+            synchronized (retiredLock) {
+                CollectiveEngine[] left = retired;
+                CollectiveEngine[] next = new CollectiveEngine[left.length];
+                int k = 0;
+                for (CollectiveEngine e : left) {
+                    if (!e.isFreed()) {
+                        next[k++] = e;
+                    }
+                }
+                retired = Arrays.copyOf(next, k);
+            }
+        }
+        return freed;
+    }
+
+    /** Whether a collective chunk of group {@code groupId} goes to a communicator here. */
+    public synchronized boolean routes(int groupId) {
+        return byGroupId[groupId] != null;
+    }
+
+    /** The communicators collective chunks go to (those created and neither released nor replaced). */
+    public int communicatorCount() {
+        return communicators.length;
+    }
+
+    /**
+     * Native bytes the engines of this agent's communicators hold, the released ones not yet freed
+     * included (their staging, workspace and int8 residuals). A diagnostic: read it while the agent
+     * is idle.
+     */
+    public long nativeBytes() {
+        long bytes = 0;
+        for (Communicator c : communicators) {
+            bytes += c.engine().nativeBytes();
+        }
+        for (CollectiveEngine e : retired) {
+            bytes += e.nativeBytes();
+        }
+        return bytes;
     }
 
     /** The link to {@code peerRank}, opened on first use (setup time). */
@@ -205,6 +313,10 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         long nowNs = System.nanoTime();
         for (Communicator c : cs) {
             work += c.engine().doWork(nowNs);
+        }
+        CollectiveEngine[] rs = retired;
+        if (rs.length != 0) {
+            work += freeRetired(rs);
         }
         return work;
     }
@@ -304,7 +416,10 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         errorHandler.onError(t);
     }
 
-    /** Stops the thread (if any), frees the communicators' memory, and closes the worker if {@link #open} made it. */
+    /**
+     * Stops the thread (if any), frees the communicators' memory (released ones' too), and closes the
+     * worker if {@link #open} made it.
+     */
     @Override
     public synchronized void close() {
         CloseHelper.close(runner);
@@ -314,6 +429,12 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
             c.engine().free();
         }
         communicators = new Communicator[0];
+        synchronized (retiredLock) {
+            for (CollectiveEngine e : retired) {
+                e.free();
+            }
+            retired = new CollectiveEngine[0];
+        }
         if (ownsWorker) {
             CloseHelper.close(worker);
         }

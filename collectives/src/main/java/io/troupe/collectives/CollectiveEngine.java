@@ -62,6 +62,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     volatile long completed;
     /** Payload bytes this member has handed to its links (written by the agent thread only). */
     volatile long sentBytes;
+    /** Set once {@link #free} ran (by a thread holding the duty cycle). */
+    private volatile boolean freed;
 
     CollectiveEngine(CollectiveAgent agent, CollectiveGroup group, CollectiveSettings settings) {
         this.agent = agent;
@@ -572,12 +574,59 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         }
     }
 
+    /**
+     * Agent thread (or a thread holding the duty cycle): the communicator was released or replaced.
+     * The collective in flight and every queued one fail, received pieces go back, and a piece
+     * arriving in place is no longer written. Allocates nothing once done.
+     */
+    void retire() {
+        if (broken == null || current != null || !queue.isEmpty()) {
+            CollectiveException e = new CollectiveException("communicator of group " + groupId + " epoch "
+                + group.epoch() + " released during " + describeCurrent(), group.epoch(), -1, null);
+            if (current != null) {
+                failOp(e);
+            } else if (broken == null) {
+                broken = e;
+            }
+            ring.abandonInPlace();
+            releaseInbox();
+            for (CollectiveHandle h = queue.poll(); h != null; h = queue.poll()) {
+                h.fail(e, System.nanoTime());
+            }
+        }
+    }
+
+    /** Whether none of this member's links among {@code live} (those the agent pumps) still sends from this memory. */
+    boolean quiet(PeerLink[] live) {
+        for (PeerLink l : links) {
+            if (l != null && !l.isIdle()) {
+                for (PeerLink x : live) {
+                    if (x == l) {
+                        return false;
+                    }
+                }
+            }
+        }
+        return true;
+    }
+
+    /** Native bytes held: staging, workspace, small scratch and int8 residuals. */
+    long nativeBytes() {
+        return staging.capacityBytes() + workspace.capacityBytes() + small.capacityBytes()
+            + errorFeedback.nativeBytes();
+    }
+
+    boolean isFreed() {
+        return freed;
+    }
+
     void free() {
         releaseInbox();
         staging.free();
         workspace.free();
         small.free();
         errorFeedback.close();
+        freed = true;
     }
 
     @Override

@@ -92,6 +92,14 @@ public final class Communicator {
         return engine.sentBytes;
     }
 
+    /**
+     * Native bytes this member's engine holds (staging, workspace, int8 residuals); 0 once
+     * {@link CollectiveAgent#release released} and freed. Read it while no collective runs.
+     */
+    public long nativeBytes() {
+        return engine.nativeBytes();
+    }
+
     /** Collectives completed successfully. */
     public long completed() {
         return engine.completed;

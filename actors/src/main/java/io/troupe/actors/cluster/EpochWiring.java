@@ -60,6 +60,11 @@ final class EpochWiring implements AutoCloseable {
     /** Per chunk: ZeRO 2 keeps its gradients as slices ({@link ZeroGradientWindow}) rather than whole. */
     private final boolean[] slicedGradients;
     private final Communicator world;
+    /** The stage's tp communicator ({@code null} when tp = 1) and the group over it. */
+    private final Communicator tensorParallel;
+    private final CommunicatorTensorParallelGroup tensorParallelGroup;
+    private final CollectiveAgent agent;
+    private final CollectiveAgent control;
     private final CpuDevice scratch = new CpuDevice(1);
     private final float[] normSlot = new float[2];
     private final Tensor normIn;
@@ -89,13 +94,20 @@ final class EpochWiring implements AutoCloseable {
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
         this.val = data.val();
         this.policy = LocalPipelineEngine.policyFor(spec);
+        this.agent = agent;
+        this.control = control;
         agent.worker().assign(rank, job);
         TensorParallelGroup tp = TensorParallelGroup.single();
         if (spec.layout().tp() > 1) {
             // The stage's tp members: a communicator of their own on the data plane (group id 2).
             int[] members = spec.layout().tensorParallelGroup(rank);
-            tp = new CommunicatorTensorParallelGroup(agent.communicator(new CollectiveGroup(job.epoch(), 2, members,
-                spec.layout().tpIndex(rank), endpointsOf(members, a.endpoints())), CollectiveSettings.defaults()));
+            this.tensorParallel = agent.communicator(new CollectiveGroup(job.epoch(), 2, members,
+                spec.layout().tpIndex(rank), endpointsOf(members, a.endpoints())), CollectiveSettings.defaults());
+            this.tensorParallelGroup = new CommunicatorTensorParallelGroup(tensorParallel);
+            tp = tensorParallelGroup;
+        } else {
+            this.tensorParallel = null;
+            this.tensorParallelGroup = null;
         }
         StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), tp,
             spec.train().seed());
@@ -508,10 +520,21 @@ final class EpochWiring implements AutoCloseable {
         }
     }
 
-    /** Frees the epoch's memory (device thread, after its last step). */
+    /** Frees the epoch's memory and releases its communicators (device thread, after its last step). */
     @Override
     public void close() {
         stage.close();
+        if (tensorParallelGroup != null) {
+            tensorParallelGroup.close();
+        }
+        for (Communicator c : new Communicator[] {tensorParallel, dataParallel}) {
+            if (c != null) {
+                agent.release(c);
+            }
+        }
+        if (world != null) {
+            control.release(world);
+        }
         for (Tensor t : new Tensor[] {normIn, normAll}) {
             if (t != null) {
                 t.close();

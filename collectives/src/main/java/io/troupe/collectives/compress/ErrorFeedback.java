@@ -74,6 +74,15 @@ public final class ErrorFeedback implements AutoCloseable {
         }
     }
 
+    /** Native bytes the residuals hold. */
+    public synchronized long nativeBytes() {
+        long bytes = 0;
+        for (Residual r : residuals.values()) {
+            bytes += r.count * 4 + 64;
+        }
+        return bytes;
+    }
+
     /** Frees every residual. */
     @Override
     public synchronized void close() {

@@ -24,6 +24,13 @@ import java.util.zip.CRC32C;
  * is renamed atomically to its final name and the parent fsynced. A crash at any point leaves
  * either a complete checkpoint or none (stale temporaries are ignored and cleaned).
  *
+ * <p>Re-committing a step that exists: the existing directory is first renamed aside
+ * ({@code step-%08d.old}), the new one renamed into place, the parent fsynced, and only then the
+ * aside copy deleted; nothing is ever deleted from under the final name. A crash between the two
+ * renames leaves the old checkpoint complete aside: {@link #resolve} takes it while the final name is
+ * missing, and the next {@link #discardPartial} or commit of that step puts it back. An aside copy
+ * next to its final directory is stale and is ignored, then deleted.
+ *
  * <p>Read protocol: the manifest must exist; every file's size and CRC32C must match it; shards
  * must decode completely. Anything else is refused with a {@link CheckpointException} naming the
  * file and the mismatch; nothing is half-loaded.
@@ -32,6 +39,7 @@ public final class Checkpoints {
     public static final String MANIFEST = "manifest.json";
     private static final String PREFIX = "step-";
     private static final String TMP_SUFFIX = ".tmp";
+    private static final String ASIDE_SUFFIX = ".old";
 
     private Checkpoints() {
     }
@@ -87,23 +95,32 @@ public final class Checkpoints {
             }
             writeDurably(tmp.resolve(MANIFEST), manifest.withFiles(files).toJson().getBytes(StandardCharsets.UTF_8));
             fsyncDir(tmp);
-            deleteTree(fin);
+            Path aside = asideDirFor(root, manifest.step());
+            settleAside(root, fin, aside);
             try {
+                if (Files.exists(fin)) {
+                    Files.move(fin, aside, StandardCopyOption.ATOMIC_MOVE);
+                }
                 Files.move(tmp, fin, StandardCopyOption.ATOMIC_MOVE);
             } catch (AtomicMoveNotSupportedException e) {
                 throw new CheckpointException("file system of " + root + " cannot rename atomically", e);
             }
             fsyncDir(root);
+            deleteTree(aside);
             return fin;
         } catch (IOException e) {
             throw new CheckpointException("cannot write checkpoint " + fin + ": " + e.getMessage(), e);
         }
     }
 
-    /** Removes a step's temporary directory (a stale one from a crash, before writing afresh). */
+    /**
+     * Removes a step's temporary directory (a stale one from a crash, before writing afresh) and
+     * settles its aside copy (put back when the final directory is missing, else deleted).
+     */
     public static void discardPartial(Path root, long step) {
         try {
             deleteTree(tmpDirFor(root, step));
+            settleAside(root, dirFor(root, step), asideDirFor(root, step));
         } catch (IOException e) {
             throw new CheckpointException("cannot clear " + tmpDirFor(root, step) + ": " + e.getMessage(), e);
         }
@@ -111,6 +128,27 @@ public final class Checkpoints {
 
     private static Path tmpDirFor(Path root, long step) {
         return root.resolve(dirFor(root, step).getFileName() + TMP_SUFFIX);
+    }
+
+    private static Path asideDirFor(Path root, long step) {
+        return root.resolve(dirFor(root, step).getFileName() + ASIDE_SUFFIX);
+    }
+
+    /**
+     * An aside copy left by a crash during a re-commit: with the final directory missing it is the
+     * step's complete checkpoint (renamed aside before the new one came) and is put back; next to
+     * the final directory it is stale (the new one is in place) and is deleted.
+     */
+    private static void settleAside(Path root, Path fin, Path aside) throws IOException {
+        if (!Files.exists(aside)) {
+            return;
+        }
+        if (Files.exists(fin)) {
+            deleteTree(aside);
+            return;
+        }
+        Files.move(aside, fin, StandardCopyOption.ATOMIC_MOVE);
+        fsyncDir(root);
     }
 
     /** A committed checkpoint, verified. */
@@ -197,6 +235,13 @@ public final class Checkpoints {
             try (DirectoryStream<Path> ds = Files.newDirectoryStream(root, PREFIX + "*")) {
                 for (Path p : ds) {
                     String n = p.getFileName().toString();
+                    if (n.endsWith(ASIDE_SUFFIX)) {
+                        // the step's checkpoint only while a re-commit's crash left its final name missing
+                        n = n.substring(0, n.length() - ASIDE_SUFFIX.length());
+                        if (Files.exists(p.resolveSibling(n))) {
+                            continue;
+                        }
+                    }
                     if (n.endsWith(TMP_SUFFIX) || !Files.isRegularFile(p.resolve(MANIFEST))) {
                         continue;
                     }

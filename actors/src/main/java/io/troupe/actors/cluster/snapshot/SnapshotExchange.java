@@ -38,9 +38,9 @@ import org.agrona.concurrent.IdleStrategy;
  * restore takes) and every later one of its epoch (each may still be committed); a capture waits
  * for a commit ({@link #committed}) rather than overwrite one of them. With two slots, the capture
  * after step {@code s + 1} waits until step {@code s} is committed: one step of compute hides the
- * commit's round trip, and a rank never runs more than that ahead of the commits. Its buddy's copies
- * follow the same order (a copy is sent once captured), so they overwrite only the copies of steps
- * older than the committed one.
+ * commit's round trip, and a rank never runs more than that ahead of the commits. Its buddy keeps
+ * the copies by the same rule (a copy of step {@code s} tells it that {@code s - 1} is committed),
+ * so a copy never overwrites the copy of the committed step, also when an earlier epoch ran ahead.
  *
  * <p>Frames: kind {@link FrameKind#CONTROL} on this stream, the frame's step the snapshot's step,
  * its tensor key the rank whose shard it is, the body a {@link SnapshotDescriptor} snapshot.
@@ -219,10 +219,29 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
 
     /** The retention rule of rank {@code rank} in epoch {@code job} after commit {@code committed} (-1: unknown). */
     static boolean live(JobIdentity job, int rank, long committed, SnapshotBuffer held) {
-        if (held.jobId() != job.jobId() || held.rank() != rank) {
+        return live(job.jobId(), job.epoch(), rank, committed, held);
+    }
+
+    private static boolean live(int jobId, long epoch, int rank, long committed, SnapshotBuffer held) {
+        if (held.jobId() != jobId || held.rank() != rank) {
             return false;
         }
-        return committed < 0 || held.step() == committed || (held.step() > committed && held.epoch() == job.epoch());
+        return committed < 0 || held.step() == committed || (held.step() > committed && held.epoch() == epoch);
+    }
+
+    /**
+     * The slot of {@code store} (the copies of rank {@code rank}) that the copy of its snapshot of
+     * {@code step}, taken in epoch {@code epoch} of job {@code jobId}, is written into: by the own
+     * store's retention rule, so the copy of the committed step is kept. The committed step is at
+     * least {@code step - 1} (a rank captures step {@code s} only once {@code s - 1} is committed) and
+     * at least {@code told} (the last commit this worker was told of in that job, -1: none).
+     *
+     * @throws SnapshotException when the slot stays pinned by a send past {@code timeoutNs}
+     */
+    static SnapshotBuffer beginCopy(SnapshotStore store, long lengthBytes, int jobId, long epoch, int rank, long step,
+                                    long told, long timeoutNs) {
+        long committed = Math.max(step - 1, told);
+        return store.beginWriteCopy(lengthBytes, timeoutNs, held -> live(jobId, epoch, rank, committed, held));
     }
 
     private void flushLocked(Binding b) {
@@ -370,8 +389,11 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             int rank = in.getInt(SnapshotDescriptor.RANK_OFFSET);
             long step = in.getLong(SnapshotDescriptor.STEP_OFFSET);
             long epoch = in.getLong(SnapshotDescriptor.EPOCH_OFFSET);
+            int jobId = in.getInt(SnapshotDescriptor.JOB_ID_OFFSET);
+            Binding told = binding;
             SnapshotStore store = copiesOf(rank);
-            SnapshotBuffer b = store.beginWrite(slot.lengthBytes(), RECEIVE_SLOT_WAIT_NS);
+            SnapshotBuffer b = beginCopy(store, slot.lengthBytes(), jobId, epoch, rank, step,
+                told != null && told.job().jobId() == jobId ? committedStep : -1, RECEIVE_SLOT_WAIT_NS);
             try {
                 slot.copyTo(b.address(), b.capacityBytes());
             } catch (RuntimeException e) {
@@ -381,7 +403,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             store.completeAsReceived(b);
             synchronized (reportLock) {
                 Binding bd = binding;
-                if (bd != null && epoch == bd.job().epoch() && in.getInt(SnapshotDescriptor.JOB_ID_OFFSET) == bd.job().jobId()) {
+                if (bd != null && epoch == bd.job().epoch() && jobId == bd.job().jobId()) {
                     arrived.merge(rank, step, Math::max);
                     flushLocked(bd);
                 }

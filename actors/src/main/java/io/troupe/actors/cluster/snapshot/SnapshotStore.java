@@ -7,12 +7,11 @@ import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 
 /**
- * The snapshots of one rank's shard (its own, or a buddy's copies) in two slots. A received copy
- * never takes the slot of the latest complete one, so a write cut short (a dead sender) leaves the
- * last complete copy intact; a rank's own capture goes by retention instead (never a slot its
- * exchange still needs: the committed snapshot and later ones, see
- * {@link #beginWrite(long, long, Predicate, BooleanSupplier)}). A slot being sent is pinned and is
- * not written until the send ends.
+ * The snapshots of one rank's shard (its own, or a buddy's copies) in two slots. A rank's own
+ * capture and a received copy go by retention (never a slot the exchange still needs: the committed
+ * snapshot and later ones, see {@link #beginWrite(long, long, Predicate, BooleanSupplier)} and
+ * {@link #beginWriteCopy}), so a write cut short (a dead sender) leaves the committed one intact. A
+ * slot being sent is pinned and is not written until the send ends.
  *
  * <p>Threading: any thread; one lock orders writes, pins and lookups. A written buffer is touched
  * only by its writer until {@link #complete}.
@@ -85,6 +84,23 @@ public final class SnapshotStore {
                 throw new SnapshotException(name + ": interrupted while waiting for a slot to write");
             }
         }
+    }
+
+    /**
+     * A slot to write a received copy into: by retention as
+     * {@link #beginWrite(long, long, Predicate, BooleanSupplier)}, except that a copy is never refused
+     * for want of a slot: when {@code live} keeps every slot, by recency (never the latest complete
+     * one). Waits up to {@code timeoutNs} while the slot chosen is pinned by a send.
+     *
+     * @throws SnapshotException when the slot stays pinned past the timeout
+     */
+    public synchronized SnapshotBuffer beginWriteCopy(long lengthBytes, long timeoutNs, Predicate<SnapshotBuffer> live) {
+        for (SnapshotBuffer b : slots) {
+            if (!b.complete || !live.test(b) || duplicateLocked(b)) {
+                return beginWrite(lengthBytes, timeoutNs, live, () -> false);
+            }
+        }
+        return beginWrite(lengthBytes, timeoutNs);
     }
 
     /** How long the last write by retention waited for a slot (ns; 0: it found one at once). */

@@ -211,6 +211,59 @@ class SnapshotStoreTest {
         assertEquals(4, next.epoch());
     }
 
+    /** The buddy receives {@code sent} (a capture of the sending rank) as the exchange's receiver stores it. */
+    private static void receive(SnapshotStore copies, SnapshotBuffer sent, long told) {
+        SnapshotBuffer b = SnapshotExchange.beginCopy(copies, sent.lengthBytes(), sent.jobId(), sent.epoch(), sent.rank(),
+            sent.step(), told, 0);
+        b.view().putBytes(0, sent.view(), 0, (int) sent.lengthBytes());
+        copies.completeAsReceived(b);
+    }
+
+    /**
+     * A buddy keeps the copy of the committed step after a restore: epoch 2 committed 10 and ran ahead
+     * to 11, both copied to the buddy; epoch 3 restores 10 and the rank's new 11 overwrites the buddy's
+     * copy of the earlier epoch's 11, not that of 10. Storing copies by recency kept two copies of 11,
+     * and 10 was then in the rank's memory only, lost with its node before 11 committed.
+     */
+    @Test
+    @Timeout(30)
+    void shouldKeepTheBuddysCopyOfTheCommittedStepAfterARestore() {
+        SnapshotStore own = new SnapshotStore("own snapshots");
+        SnapshotStore copies = new SnapshotStore("copies of rank 0");
+        List<ShardSnapshots.ChunkState> shard = shard();
+        AtomicBoolean ended = new AtomicBoolean();
+        JobIdentity before = new JobIdentity(JOB, 2);
+        receive(copies, captureRetaining(own, before, 10, shard, new AtomicLong(9), 0, ended), 9);
+        receive(copies, captureRetaining(own, before, 11, shard, new AtomicLong(10), 0, ended), 10);
+        assertEquals(List.of(11L, 10L), copies.steps(JOB, 0));
+
+        // epoch 3 restores 10; the buddy is not yet told of the commit (-1) or is (10): the same slot either way
+        JobIdentity after = new JobIdentity(JOB, 3);
+        SnapshotBuffer again = captureRetaining(own, after, 11, shard, new AtomicLong(10), 0, ended);
+        for (long told : new long[] {-1, 10}) {
+            SnapshotStore buddy = new SnapshotStore("copies of rank 0");
+            for (long step : new long[] {10, 11}) {
+                SnapshotBuffer held = copies.find(JOB, 0, step);
+                receive(buddy, held, -1);
+                copies.unpin(held);
+            }
+            receive(buddy, again, told);
+            assertEquals(List.of(11L, 10L), buddy.steps(JOB, 0), "told=" + told);
+            SnapshotBuffer committed = buddy.find(JOB, 0, 10);
+            assertEquals(2, committed.epoch(), "the copy of the committed step was kept");
+            buddy.unpin(committed);
+            SnapshotBuffer latest = buddy.find(JOB, 0, 11);
+            assertEquals(3, latest.epoch());
+            buddy.unpin(latest);
+        }
+
+        // steady state: the copy of 12 takes the slot of 10, the buddy's commit notice late or not
+        SnapshotBuffer next = captureRetaining(own, after, 12, shard, new AtomicLong(11), 0, ended);
+        receive(copies, again, 10);
+        receive(copies, next, 10);
+        assertEquals(List.of(12L, 11L), copies.steps(JOB, 0));
+    }
+
     @Test
     @Timeout(30)
     void shouldWaitForAPinnedSlotAndGiveUpNamingIt() {
