@@ -27,7 +27,12 @@ final class CommittingPhase {
         JobRun r = c.run;
         c.phase(JobRun.Phase.COMMITTING);
         r.checkpoint = new ManifestBuilder(r.ranks.size(), r.committed());
-        io.troupe.models.checkpoint.Checkpoints.discardPartial(Path.of(r.request.checkpointDir()), r.committed());
+        try {
+            io.troupe.models.checkpoint.Checkpoints.discardPartial(Path.of(r.request.checkpointDir()), r.committed());
+        } catch (io.troupe.models.checkpoint.CheckpointException e) {
+            r.checkpoint = null;                 // a fault like a commit that fails: recovered, within max-restarts
+            return c.recovering("checkpoint of step " + r.committed() + " could not be started: " + e.getMessage());
+        }
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
             w.tell(new WorkerActor.WriteCheckpoint(r.identity, r.committed(), r.request.checkpointDir()));
         }

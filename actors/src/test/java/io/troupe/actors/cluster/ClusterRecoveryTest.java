@@ -118,6 +118,7 @@ class ClusterRecoveryTest {
         int steps = 20;
         Path dir = tmp.resolve("faulty");
         Path blocker = io.troupe.models.checkpoint.Checkpoints.dirFor(dir, steps).resolve("blocker");
+        Path aside = dir.resolve(blocker.getParent().getFileName() + ".old").resolve("blocker");
         java.nio.file.Files.createDirectories(blocker.getParent());
         java.nio.file.Files.writeString(blocker, "an undeletable file in the last step's checkpoint directory");
         org.junit.jupiter.api.Assumptions.assumeTrue(chattr("+i", blocker),
@@ -130,6 +131,7 @@ class ClusterRecoveryTest {
                 events.add(e);
                 if (e instanceof JobEvent.Recovering) {
                     chattr("-i", blocker);     // the retry may commit
+                    chattr("-i", aside);       // where the failed commit moved it, renaming the directory aside
                 }
             });
             JobEvent end = h.await(Duration.ofSeconds(180));
@@ -149,6 +151,7 @@ class ClusterRecoveryTest {
             assertEquals(steps, record.lastCommittedStep());
         } finally {
             chattr("-i", blocker);
+            chattr("-i", aside);
         }
     }
 
