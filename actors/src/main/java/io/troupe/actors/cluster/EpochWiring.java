@@ -289,7 +289,7 @@ final class EpochWiring implements AutoCloseable {
                 }
             }
             SnapshotBuffer b = holder[rank] == rank ? snapshots.find(job.jobId(), source[rank], step)
-                : snapshots.awaitCopy(job.jobId(), source[rank], step, RESTORE_WAIT_NS);
+                : snapshots.awaitCopy(job, source[rank], step, RESTORE_WAIT_NS);
             try {
                 long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates());
                 for (int c = 0; c < stage.chunks(); c++) {

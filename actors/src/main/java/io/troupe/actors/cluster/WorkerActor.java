@@ -316,7 +316,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
 
     private Behavior<Command> onAbort(Abort m) {
         EpochWiring w = wiring;
-        if (gate.admitAbort(m.job()) && w != null) {
+        boolean admitted = gate.admitAbort(m.job());
+        if (admitted) {
+            snapshots.abortWaits(m.job());       // an epoch being built (no wiring yet) stops waiting for copies
+        }
+        if (admitted && w != null) {
             ctx.getLog().warn("{} aborted: {}", w.job(), m.reason());
             w.abort(m.reason());
         }
