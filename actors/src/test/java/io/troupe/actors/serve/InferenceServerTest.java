@@ -7,14 +7,10 @@ import static io.troupe.actors.serve.ServeTestSupport.post;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.models.infer.BatchScheduler;
 import io.troupe.models.infer.Generation;
-import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.InferenceWeights;
-import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.LogProbs;
-import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.SamplingParams;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -91,14 +87,7 @@ class InferenceServerTest {
     }
 
     private static Generation offlineGeneration(String prompt, SamplingParams p, KvPrecision kv) {
-        KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64, WEIGHTS.config().nLayer(),
-            kv));
-        BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(1, 64, 1));
-        Generation g = new Generation(1, bytes(prompt), WEIGHTS.config().seqLen(), p, System.nanoTime(),
-            Long.MAX_VALUE, GenerationListener.NONE);
-        s.submit(g);
-        s.runToCompletion();
-        return g;
+        return ServeTestSupport.offlineGeneration(WEIGHTS, prompt, p, kv);
     }
 
     @Test

@@ -47,6 +47,25 @@ final class ServeTestSupport {
         return InferenceWeights.fromFlat(CFG, flat, Quantization.NONE);
     }
 
+    /** What {@code prompt} (its UTF-8 bytes) gives alone with {@code p}, without a server. */
+    static io.troupe.models.infer.Generation offlineGeneration(InferenceWeights w, String prompt,
+        io.troupe.models.infer.SamplingParams p, io.troupe.models.infer.KvPrecision kv) {
+        io.troupe.models.infer.KvCachedGpt m = new io.troupe.models.infer.KvCachedGpt(w,
+            new io.troupe.models.infer.PagedKvCache(w.config(), 4, 64, w.config().nLayer(), kv));
+        io.troupe.models.infer.BatchScheduler s = new io.troupe.models.infer.BatchScheduler(m,
+            new io.troupe.models.infer.BatchScheduler.Limits(1, 64, 1));
+        byte[] b = prompt.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        int[] tokens = new int[b.length];
+        for (int i = 0; i < b.length; i++) {
+            tokens[i] = b[i] & 0xFF;
+        }
+        io.troupe.models.infer.Generation g = new io.troupe.models.infer.Generation(1, tokens, w.config().seqLen(), p,
+            System.nanoTime(), Long.MAX_VALUE, io.troupe.models.infer.GenerationListener.NONE);
+        s.submit(g);
+        s.runToCompletion();
+        return g;
+    }
+
     static ServeSettings settings() {
         // small enough for the test model's 64 positions; the step thread not pinned (tests share the cores)
         return ServeSettings.defaults().toBuilder().port(0).tokenBudget(64).maxQueue(64).kvCacheMib(4)

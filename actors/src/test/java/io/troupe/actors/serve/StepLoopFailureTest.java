@@ -7,16 +7,11 @@ import static io.troupe.actors.serve.ServeTestSupport.post;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.models.infer.BatchScheduler;
-import io.troupe.models.infer.Generation;
-import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.InferenceWeights;
-import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.SamplingParams;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -46,23 +41,6 @@ class StepLoopFailureTest {
         }
     }
 
-    /** The text the model gives for {@code prompt} alone, without a server. */
-    private static String offline(String prompt, int maxTokens) {
-        KvCachedGpt m = new KvCachedGpt(WEIGHTS, new PagedKvCache(WEIGHTS.config(), 4, 64, WEIGHTS.config().nLayer(),
-            KvPrecision.F32));
-        BatchScheduler s = new BatchScheduler(m, new BatchScheduler.Limits(1, 64, 1));
-        byte[] b = prompt.getBytes(StandardCharsets.UTF_8);
-        int[] tokens = new int[b.length];
-        for (int i = 0; i < b.length; i++) {
-            tokens[i] = b[i] & 0xff;
-        }
-        Generation g = new Generation(1, tokens, WEIGHTS.config().seqLen(), SamplingParams.greedy(maxTokens),
-            System.nanoTime(), Long.MAX_VALUE, GenerationListener.NONE);
-        s.submit(g);
-        s.runToCompletion();
-        return g.text();
-    }
-
     @Test
     void shouldEndTheRequestsHeldAndServeOnAfterAFailureOutsideTheForward() throws Exception {
         AtomicInteger failSteps = new AtomicInteger();
@@ -85,7 +63,9 @@ class StepLoopFailureTest {
         HttpResponse<String> after = post(port, BODY);
         assertEquals(200, after.statusCode(), after.body());
         assertEquals("length", field(after.body(), "finish_reason"), after.body());
-        assertEquals(offline("To be", 8), field(after.body(), "text"));
+        SamplingParams greedy = SamplingParams.greedy(8);
+        String alone = ServeTestSupport.offlineGeneration(WEIGHTS, "To be", greedy, KvPrecision.F32).text();
+        assertEquals(alone, field(after.body(), "text"));
         HttpResponse<String> health = get(port, "/health");
         assertEquals(200, health.statusCode(), health.body());
         assertEquals("ok", field(health.body(), "status"));

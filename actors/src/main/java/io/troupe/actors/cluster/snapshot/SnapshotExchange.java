@@ -302,49 +302,24 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     }
 
     /**
-     * Restore: waits up to {@code timeoutNs} for a valid copy of old rank {@code rank}'s snapshot at
-     * {@code step} to arrive; returned pinned.
-     *
-     * @throws SnapshotException naming what arrived instead when the time runs out
-     */
-    public SnapshotBuffer awaitCopy(int jobId, int rank, long step, long timeoutNs) {
-        return awaitCopy(null, jobId, rank, step, timeoutNs);
-    }
-
-    /**
-     * As {@link #awaitCopy(int, int, long, long)} for the build of epoch {@code building}: the wait
-     * ends at once when {@link #abortWaits} names a newer epoch of the job (the epoch being built is
-     * over before it started; its worker answers the abort without waiting).
+     * Restore, while building epoch {@code building}: waits up to {@code timeoutNs} for a valid copy
+     * of old rank {@code rank}'s snapshot at {@code step} to arrive; returned pinned. The wait ends at
+     * once when {@link #abortWaits} names a newer epoch of the job (the epoch being built is over
+     * before it started; its worker answers the abort without waiting).
      *
      * @throws SnapshotException naming what arrived instead when the time runs out, or the abort
      */
     public SnapshotBuffer awaitCopy(JobIdentity building, int rank, long step, long timeoutNs) {
-        return awaitCopy(building, building.jobId(), rank, step, timeoutNs);
-    }
-
-    /**
-     * Ends the copy waits of the epochs of {@code by}'s job older than {@code by}, now and later: a
-     * worker told to abort while it builds an epoch.
-     */
-    public void abortWaits(JobIdentity by) {
-        abortedBy = by;
-    }
-
-    private boolean abortedBefore(JobIdentity building) {
-        JobIdentity a = abortedBy;
-        return building != null && a != null && a.jobId() == building.jobId() && a.epoch() > building.epoch();
-    }
-
-    private SnapshotBuffer awaitCopy(JobIdentity building, int jobId, int rank, long step, long timeoutNs) {
         long deadlineNs = System.nanoTime() + timeoutNs;
         IdleStrategy idle = new BackoffIdleStrategy(1, 1, 10_000, 1_000_000);
         while (true) {
             try {
-                return copiesOf(rank).find(jobId, rank, step);
+                return copiesOf(rank).find(building.jobId(), rank, step);
             } catch (SnapshotException e) {
-                if (abortedBefore(building)) {
+                JobIdentity a = abortedBy;
+                if (a != null && a.jobId() == building.jobId() && a.epoch() > building.epoch()) {
                     throw new SnapshotException("the wait for rank " + rank + "'s snapshot of step " + step + " in "
-                        + building + " ended by the abort of " + abortedBy);
+                        + building + " ended by the abort of " + a);
                 }
                 if (System.nanoTime() > deadlineNs) {
                     throw new SnapshotException("no copy of rank " + rank + "'s snapshot of step " + step + " arrived within "
@@ -353,6 +328,14 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             }
             idle.idle();
         }
+    }
+
+    /**
+     * Ends the copy waits of the epochs of {@code by}'s job older than {@code by}, now and later: a
+     * worker told to abort while it builds an epoch.
+     */
+    public void abortWaits(JobIdentity by) {
+        abortedBy = by;
     }
 
     /** The snapshots held of job {@code jobId}: each entry {rank, step}, own ones first. */
