@@ -78,8 +78,15 @@ class ClusterFaultsTest {
     /** The layout the jobs run: two data-parallel replicas unless a test says otherwise. */
     private String layout = "2x1";
 
+    /**
+     * The job's length. The client learns of steps later than they happen (its events cross the cluster, and
+     * on a loaded host it can lag by seconds), so the fault, injected when the client has seen 12 steps, needs
+     * the job to last well past that: at 5-25 ms a step the last 388 steps take several seconds.
+     */
+    private static final int STEPS = 400;
+
     private JobRequest job(Path dir) {
-        return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, 150, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
+        return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
             30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
     }
 
@@ -163,7 +170,17 @@ class ClusterFaultsTest {
                 rd = r;
             }
         }
-        assertTrue(rc != null && rd != null, name + ": a recovery was reported: " + events);
+        if (rc == null || rd == null) {
+            int seenBefore = 0;
+            for (int i = 0; i < events.size(); i++) {
+                seenBefore += at.get(i) < t0 && events.get(i) instanceof JobEvent.StepCompleted ? 1 : 0;
+            }
+            double endAfter = (at.get(at.size() - 1) - t0) / 1e9;
+            throw new AssertionError(name + ": no recovery was reported; the client had seen " + seenBefore
+                + " steps when the fault began and the job's end reached it " + String.format("%.2f", endAfter)
+                + " s after (a negative figure or a short one: the job had ended or nearly so); events: " + events
+                + "\nthe nodes said:\n" + jobLines());
+        }
         double detectS = (detectedNs - t0) / 1e9;
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()),
             Path.of(((JobEvent.Finished) end).checkpoint()));
@@ -176,7 +193,7 @@ class ClusterFaultsTest {
                 + "restored step " + rd.restoredStep() + " (the in-memory snapshots should hold every committed step); the "
                 + "nodes said:\n" + jobLines());
         }
-        assertEquals(150, ((JobEvent.Finished) end).steps());
+        assertEquals(STEPS, ((JobEvent.Finished) end).steps());
         assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
         assertTrue(detectS <= maxDetectS, name + ": detection took " + detectS + " s, more than " + maxDetectS
             + " s (a loaded machine can stall the failure detector: rerun once before chasing it)");
