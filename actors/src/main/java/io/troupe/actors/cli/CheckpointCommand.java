@@ -77,10 +77,17 @@ final class CheckpointCommand {
                     name, "-", "-", "-", bytes);
                 continue;
             }
+            boolean aside = name.endsWith(".old");
+            if (aside && Files.exists(p.resolveSibling(name.substring(0, name.length() - ".old".length())))) {
+                out.printf("%-22s %8s %-8s %-8s %12d  superseded (the copy a re-commit of the step replaced; never used, "
+                    + "deleted when the step is next written)%n", name, "-", "-", "-", bytes);
+                continue;
+            }
             try {
                 Manifest m = Checkpoints.load(p).manifest();
-                out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%n", name, m.step(), m.layout(),
-                    m.model().name(), bytes, m.files().size());
+                out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%s%n", name, m.step(), m.layout(),
+                    m.model().name(), bytes, m.files().size(), aside ? "; the step's checkpoint while a re-commit cut "
+                        + "short left its final name missing (used as the step, put back under that name on resume)" : "");
             } catch (CheckpointException e) {
                 out.printf("%-22s %8s %-8s %-8s %12d  invalid: %s%n", name, "-", "-", "-", bytes, e.getMessage());
             }

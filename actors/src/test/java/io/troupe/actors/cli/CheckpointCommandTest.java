@@ -57,6 +57,44 @@ class CheckpointCommandTest {
         assertTrue(err.toString().contains("shard-g00.bin"), err.toString());
     }
 
+    /**
+     * A re-commit renames the step's old directory aside ({@code .old}) before moving the new one in: beside the
+     * final name the aside copy is superseded, without it (a crash between the two renames) it is the step.
+     */
+    @Test
+    void shouldTellASupersededAsideCopyFromOneThatStandsForItsStep(@TempDir Path tmp) throws Exception {
+        Path ten = write(tmp, 10, 4f);
+        Path twenty = write(tmp, 20, 4f);
+        copyTree(ten, tmp.resolve("step-00000010.old"));
+        Files.move(twenty, tmp.resolve("step-00000020.old"));
+        assertEquals(0, run("checkpoint", "ls", tmp.toString()), err.toString());
+        String[] lines = out.toString().split("\n");
+        String superseded = line(lines, "step-00000010.old");
+        String standsFor = line(lines, "step-00000020.old");
+        assertTrue(superseded.contains("superseded") && !superseded.contains("valid"), superseded);
+        assertTrue(standsFor.contains("valid") && standsFor.contains("final name missing"), standsFor);
+        assertTrue(line(lines, "step-00000010 ").contains("valid"), out.toString());
+        assertEquals(tmp.resolve("step-00000020.old"), Checkpoints.resolve(tmp));
+    }
+
+    private static String line(String[] lines, String prefix) {
+        for (String l : lines) {
+            if (l.startsWith(prefix)) {
+                return l;
+            }
+        }
+        throw new AssertionError("no line starts with '" + prefix + "' in " + String.join("\n", lines));
+    }
+
+    private static void copyTree(Path from, Path to) throws Exception {
+        Files.createDirectories(to);
+        try (var files = Files.list(from)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Files.copy(f, to.resolve(f.getFileName()));
+            }
+        }
+    }
+
     @Test
     void shouldRefuseAnUnknownSubcommandOrMissingArgumentsWithOneLine() {
         assertEquals(2, run("checkpoint", "rm", "x"));
