@@ -108,19 +108,19 @@ class ClusterRecoveryTest {
     }
 
     /**
-     * The checkpoint of the last step cannot be committed once (a file in its directory that even root cannot
-     * delete: {@code chattr +i}): the job recovers, restores that step from the ranks' in-memory snapshots, and
-     * writes the checkpoint it still owes before finishing, the same as a run without the fault.
+     * The checkpoint of the last step cannot be started once (a file in its stale temporary directory that even
+     * root cannot delete: {@code chattr +i}): the job recovers, restores that step from the ranks' in-memory
+     * snapshots, and writes the checkpoint it still owes before finishing, the same as a run without the fault.
      */
     @Test
     void shouldWriteTheCheckpointAStepRestoredFromMemoryStillOwes(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);
         int steps = 20;
         Path dir = tmp.resolve("faulty");
-        Path blocker = io.troupe.models.checkpoint.Checkpoints.dirFor(dir, steps).resolve("blocker");
-        Path aside = dir.resolve(blocker.getParent().getFileName() + ".old").resolve("blocker");
+        Path blocker = dir.resolve(io.troupe.models.checkpoint.Checkpoints.dirFor(dir, steps).getFileName() + ".tmp")
+            .resolve("blocker");
         java.nio.file.Files.createDirectories(blocker.getParent());
-        java.nio.file.Files.writeString(blocker, "an undeletable file in the last step's checkpoint directory");
+        java.nio.file.Files.writeString(blocker, "an undeletable file in the last step's stale temporary directory");
         org.junit.jupiter.api.Assumptions.assumeTrue(chattr("+i", blocker),
             "chattr +i is not supported here: cannot make the checkpoint commit fail");
         try {
@@ -130,15 +130,14 @@ class ClusterRecoveryTest {
             JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", steps, dir)).onEvent(e -> {
                 events.add(e);
                 if (e instanceof JobEvent.Recovering) {
-                    chattr("-i", blocker);     // the retry may commit
-                    chattr("-i", aside);       // where the failed commit moved it, renaming the directory aside
+                    chattr("-i", blocker);     // the retry may write the checkpoint
                 }
             });
             JobEvent end = h.await(Duration.ofSeconds(180));
             JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
             JobEvent.Recovering rec = (JobEvent.Recovering) events.stream().filter(e -> e instanceof JobEvent.Recovering)
                 .findFirst().orElseThrow(() -> new AssertionError("no recovery: " + events));
-            assertTrue(rec.reason().contains("could not be committed"), rec.reason());
+            assertTrue(rec.reason().contains("could not be started"), rec.reason());
             assertEquals(io.troupe.models.checkpoint.Checkpoints.dirFor(dir, steps).toString(), fin.checkpoint(),
                 () -> "the last step's checkpoint was written after the restore: "
                     + events.stream().filter(e -> !(e instanceof JobEvent.StepCompleted)).toList());
@@ -151,7 +150,6 @@ class ClusterRecoveryTest {
             assertEquals(steps, record.lastCommittedStep());
         } finally {
             chattr("-i", blocker);
-            chattr("-i", aside);
         }
     }
 

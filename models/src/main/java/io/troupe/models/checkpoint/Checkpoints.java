@@ -106,7 +106,12 @@ public final class Checkpoints {
                 throw new CheckpointException("file system of " + root + " cannot rename atomically", e);
             }
             fsyncDir(root);
-            deleteTree(aside);
+            try {
+                deleteTree(aside);
+            } catch (IOException e) {
+                // committed all the same: the new checkpoint is durable under its final name; the stale copy beside
+                // it is never read (resolve skips it) and goes the next time this step is written or settled
+            }
             return fin;
         } catch (IOException e) {
             throw new CheckpointException("cannot write checkpoint " + fin + ": " + e.getMessage(), e);

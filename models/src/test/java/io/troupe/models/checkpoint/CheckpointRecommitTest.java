@@ -109,4 +109,43 @@ class CheckpointRecommitTest {
         float[] v = Checkpoints.load(Checkpoints.resolve(root)).shards().get(SHARD).entries().get("w").param();
         assertArrayEquals(new float[] {3f, 3f, 3f, 3f}, v);
     }
+
+    /**
+     * The aside copy cannot be deleted (a file in it that even root cannot delete: {@code chattr +i}): the
+     * re-commit still succeeds, the new checkpoint is the step's, and the copy goes at the step's next write.
+     */
+    @Test
+    void shouldCommitAStepWhoseAsideCopyCannotBeDeleted() throws Exception {
+        Path fin = write(5, 2f);
+        Path blocker = fin.resolve("blocker");
+        Files.writeString(blocker, "an undeletable file");
+        Path asideBlocker = root.resolve("step-00000005.old").resolve("blocker");
+        org.junit.jupiter.api.Assumptions.assumeTrue(chattr("+i", blocker),
+            "chattr +i is not supported here: cannot make the aside copy undeletable");
+        try {
+            assertEquals(fin, write(5, 3f), "the re-commit succeeds");
+            assertTrue(Files.exists(asideBlocker), "the copy is still aside");
+            assertEquals(fin, Checkpoints.resolve(root));
+            assertEquals(3f, valueOf(Checkpoints.load(fin)));
+        } finally {
+            chattr("-i", asideBlocker);
+            chattr("-i", blocker);
+        }
+        assertEquals(4f, valueOf(Checkpoints.load(write(5, 4f))));
+        assertEquals(List.of("step-00000005"), names(), "the copy went at the next write");
+    }
+
+    /** Runs {@code chattr flag file}; false when it fails (no such tool, a file system without the attribute). */
+    private static boolean chattr(String flag, Path file) throws InterruptedException {
+        try {
+            Process p = new ProcessBuilder("chattr", flag, file.toString()).redirectErrorStream(true).start();
+            if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return false;
+            }
+            return p.exitValue() == 0;
+        } catch (IOException e) {
+            return false;
+        }
+    }
 }
