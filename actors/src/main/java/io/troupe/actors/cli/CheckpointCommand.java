@@ -79,15 +79,16 @@ final class CheckpointCommand {
             }
             boolean aside = name.endsWith(".old");
             if (aside && Files.exists(p.resolveSibling(name.substring(0, name.length() - ".old".length())))) {
-                out.printf("%-22s %8s %-8s %-8s %12d  superseded (the copy a re-commit of the step replaced; never used, "
-                    + "deleted when the step is next written)%n", name, "-", "-", "-", bytes);
+                out.printf("%-22s %8s %-8s %-8s %12d  superseded (the copy a re-commit of the step replaced; "
+                    + "never used, deleted when the step is next written)%n", name, "-", "-", "-", bytes);
                 continue;
             }
+            String asideNote = aside ? "; the step's checkpoint while a re-commit cut short left its final name "
+                + "missing (used as the step, put back under that name on resume)" : "";
             try {
                 Manifest m = Checkpoints.load(p).manifest();
-                out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%s%n", name, m.step(), m.layout(),
-                    m.model().name(), bytes, m.files().size(), aside ? "; the step's checkpoint while a re-commit cut "
-                        + "short left its final name missing (used as the step, put back under that name on resume)" : "");
+                out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%s%n", name, m.step(),
+                    m.layout(), m.model().name(), bytes, m.files().size(), asideNote);
             } catch (CheckpointException e) {
                 out.printf("%-22s %8s %-8s %-8s %12d  invalid: %s%n", name, "-", "-", "-", bytes, e.getMessage());
             }
