@@ -6,6 +6,7 @@ import io.troupe.runtime.transport.FrameKind;
 import io.troupe.runtime.transport.InPlaceConsumer;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TensorReceiverAgent;
+import io.troupe.runtime.transport.TensorSender;
 import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.WorkerTransport;
@@ -43,6 +44,11 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     private final Communicator[] byGroupId = new Communicator[256];
     private volatile Communicator[] communicators = new Communicator[0];
     private volatile PeerLink[] links = new PeerLink[0];
+    /** Guards changes to {@link #links} (never held while waiting for the duty cycle). */
+    private final Object linksLock = new Object();
+    /** Senders a newer epoch's connect replaced: closed by the duty cycle, which may still be sending on them. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<TensorSender> replaced =
+        new java.util.concurrent.ConcurrentLinkedQueue<>();
     /** Engines released or replaced, freed by the duty cycle once no link sends from their memory. */
     private volatile CollectiveEngine[] retired = new CollectiveEngine[0];
     private final Object retiredLock = new Object();
@@ -84,6 +90,7 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         }
         this.worker = w;
         w.receiver().inPlaceConsumer(this);
+        w.handReplacedSendersTo(replaced::add);
     }
 
     public WorkerTransport worker() {
@@ -192,6 +199,9 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
 
     /** Fails what the retired engines still hold and frees those no link sends from (holding the duty cycle). */
     private int freeRetired(CollectiveEngine[] rs) {
+        if (!replaced.isEmpty()) {
+            closeReplaced(); // a replaced link's sender may still copy from an engine's memory until closed
+        }
         PeerLink[] ls = links;
         int freed = 0;
         for (CollectiveEngine e : rs) {
@@ -251,16 +261,18 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
             }
         }
         PeerLink l = new PeerLink(peerRank, worker.connect(peerRank, endpoint, epoch));
-        PeerLink[] ls = links;
-        PeerLink[] next = new PeerLink[ls.length + 1];
-        int k = 0;
-        for (PeerLink x : ls) {
-            if (x.peerRank != peerRank) {
-                next[k++] = x;
+        synchronized (linksLock) {
+            PeerLink[] ls = links;
+            PeerLink[] next = new PeerLink[ls.length + 1];
+            int k = 0;
+            for (PeerLink x : ls) {
+                if (x.peerRank != peerRank) {
+                    next[k++] = x;
+                }
             }
+            next[k++] = l;
+            links = Arrays.copyOf(next, k);
         }
-        next[k++] = l;
-        links = Arrays.copyOf(next, k);
         return l;
     }
 
@@ -304,7 +316,8 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     }
 
     private int dutyCycle() {
-        int work = worker.receiver().doWork();
+        int work = replaced.isEmpty() ? 0 : closeReplaced();
+        work += worker.receiver().doWork();
         PeerLink[] ls = links;
         for (PeerLink l : ls) {
             work += l.pump();
@@ -319,6 +332,32 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
             work += freeRetired(rs);
         }
         return work;
+    }
+
+    /**
+     * Closes the senders a newer epoch's connect replaced, dropping the links that send on them (a
+     * tensor they were in the middle of is abandoned: its epoch has ended). Holding the duty cycle,
+     * so no pump is inside them.
+     */
+    private int closeReplaced() {
+        int closed = 0;
+        TensorSender s;
+        while ((s = replaced.poll()) != null) {
+            synchronized (linksLock) {
+                PeerLink[] ls = links;
+                PeerLink[] next = new PeerLink[ls.length];
+                int k = 0;
+                for (PeerLink l : ls) {
+                    if (l.sender != s) {
+                        next[k++] = l;
+                    }
+                }
+                links = Arrays.copyOf(next, k);
+            }
+            CloseHelper.quietClose(s);
+            closed++;
+        }
+        return closed;
     }
 
     /**
@@ -425,6 +464,9 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
         CloseHelper.close(runner);
         runner = null;
         threaded = false;
+        for (TensorSender s = replaced.poll(); s != null; s = replaced.poll()) {
+            CloseHelper.quietClose(s);
+        }
         for (Communicator c : communicators) {
             c.engine().free();
         }

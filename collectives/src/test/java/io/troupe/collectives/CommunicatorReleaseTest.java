@@ -110,4 +110,53 @@ class CommunicatorReleaseTest {
         assertEquals(0, dp[0].nativeBytes());
         group.agents[1].release(dp[1]);
     }
+
+    /**
+     * A newer epoch's connect to a peer (a pipeline link opening its sender on the device thread) replaces the
+     * older epoch's sender, which the agent's duty cycle may still be pumping: it is not closed on the
+     * connecting thread (that would unmap a shared-memory ring under the pump) but by the next duty cycle,
+     * which drops the links on it; the new epoch's collectives run on the new sender.
+     */
+    @Test
+    @Timeout(60)
+    void shouldCloseASenderANewerEpochReplacedOnTheDutyCycleNotOnTheConnectingThread() {
+        try (LocalGroup rings = new LocalGroup(N, LocalGroup.settings(), true); Buffers b = new Buffers(N, COUNT)) {
+            Communicator[] one = new Communicator[N];
+            for (int r = 0; r < N; r++) {
+                one[r] = rings.agents[r].communicator(CollectiveGroup.ofWorld(1, 0, r, rings.endpoints),
+                    LocalGroup.collectiveSettings());
+            }
+            CollectiveHandle[] h = new CollectiveHandle[N];
+            for (int r = 0; r < N; r++) {
+                h[r] = one[r].allReduceAsync(b.address[r], COUNT, ReduceOp.SUM, 1, new CollectiveHandle());
+            }
+            rings.awaitAll(h);
+            CollectiveAgent agent = rings.agents[0];
+            var old = agent.worker().sender(1);
+            assertEquals(1, old.epoch());
+            for (int r = 0; r < N; r++) {
+                rings.agents[r].release(one[r]);
+                rings.agents[r].worker().assign(r, 2);
+            }
+            var fresh = agent.worker().connect(1, rings.endpoints[1], 2);
+            assertTrue(fresh != old && fresh.epoch() == 2);
+            assertFalse(old.isClosed(), "the replaced sender is left to the duty cycle, not closed on this thread");
+            agent.doWork();
+            assertTrue(old.isClosed(), "the next duty cycle closed it");
+            assertFalse(fresh.isClosed());
+            Communicator[] two = new Communicator[N];
+            for (int r = 0; r < N; r++) {
+                two[r] = rings.agents[r].communicator(CollectiveGroup.ofWorld(2, 0, r, rings.endpoints),
+                    LocalGroup.collectiveSettings());
+                for (int i = 0; i < COUNT; i++) {
+                    b.set(r, i, r + 1);
+                }
+                h[r] = two[r].allReduceAsync(b.address[r], COUNT, ReduceOp.SUM, 2, new CollectiveHandle());
+            }
+            rings.awaitAll(h);
+            assertEquals(3f, b.get(0, COUNT - 1), 0f);
+            assertTrue(agent.worker().sender(1) == fresh, "the new epoch's link sends on the new sender");
+            assertTrue(rings.driver.errors().isEmpty(), rings.driver.errors().toString());
+        }
+    }
 }

@@ -169,6 +169,11 @@ public final class TensorSender implements AutoCloseable {
         return publication.isConnected();
     }
 
+    /** Whether {@link #close()} ran (its publication is closed). */
+    public boolean isClosed() {
+        return publication.isClosed();
+    }
+
     /** Tensors completely handed to Aeron. */
     public long tensorsSent() {
         return tensorsSent;

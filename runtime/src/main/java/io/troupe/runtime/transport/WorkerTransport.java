@@ -3,6 +3,7 @@ package io.troupe.runtime.transport;
 import io.aeron.ExclusivePublication;
 import io.aeron.Subscription;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.agrona.CloseHelper;
 import org.agrona.ErrorHandler;
 import org.agrona.collections.Int2ObjectHashMap;
@@ -25,6 +26,8 @@ public final class WorkerTransport implements AutoCloseable {
     private final TensorReceiverAgent receiver;
     private final TransportEndpoint endpoint;
     private final Int2ObjectHashMap<TensorSender> senders = new Int2ObjectHashMap<>();
+    /** Takes each sender a connect replaces; null: it is closed on the connecting thread. */
+    private volatile Consumer<TensorSender> replacedSenders;
     private final int streamId;
     private volatile int rank;
     private volatile int jobId;
@@ -110,8 +113,19 @@ public final class WorkerTransport implements AutoCloseable {
     }
 
     /**
+     * Hands every sender a {@link #connect} replaces to {@code owner} instead of closing it on the
+     * connecting thread: for an owner whose duty cycle may still be sending on it (an older epoch's
+     * link in the middle of a tensor), which then closes it on that cycle's thread. Closing it under
+     * a sending thread would unmap a shared-memory ring that thread is writing. Set-up time.
+     */
+    public void handReplacedSendersTo(Consumer<TensorSender> owner) {
+        this.replacedSenders = owner;
+    }
+
+    /**
      * Opens (or returns the open) sender to {@code peerRank} at {@code peer}, stamped with this
-     * worker's rank and {@code epoch}. A sender of an older epoch is closed and replaced.
+     * worker's rank and {@code epoch}. A sender of an older epoch is replaced: closed, or handed to
+     * the owner set by {@link #handReplacedSendersTo}.
      */
     public TensorSender connect(int peerRank, TransportEndpoint peer, long epoch) {
         return connect(peerRank, peer, epoch, new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
@@ -130,7 +144,12 @@ public final class WorkerTransport implements AutoCloseable {
                 return existing;
             }
             senders.remove(peerRank);
-            existing.close();
+            Consumer<TensorSender> owner = replacedSenders;
+            if (owner != null) {
+                owner.accept(existing);
+            } else {
+                existing.close();
+            }
         }
         TransportSettings s = node.settings();
         int sessionId = SessionIds.of(self, epoch);
