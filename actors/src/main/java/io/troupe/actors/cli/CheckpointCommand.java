@@ -86,7 +86,7 @@ final class CheckpointCommand {
             String asideNote = aside ? "; the step's checkpoint while a re-commit cut short left its final name "
                 + "missing (used as the step, put back under that name on resume)" : "";
             try {
-                Manifest m = Checkpoints.load(p).manifest();
+                Manifest m = Checkpoints.verify(p);
                 out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%s%n", name, m.step(),
                     m.layout(), m.model().name(), bytes, m.files().size(), asideNote);
             } catch (CheckpointException e) {

@@ -23,7 +23,6 @@ import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.memory.GradCompression;
 import io.troupe.models.optim.StepTail;
-import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.ParallelParameterLayout;
 import io.troupe.models.parallel.tp.CommunicatorTensorParallelGroup;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
@@ -187,10 +186,10 @@ final class EpochWiring implements AutoCloseable {
             if (snapshotPlan.restoresFromMemory()) {
                 restoreFromMemory();
             } else if (!a.resumeFrom().isEmpty()) {
-                Checkpoints.Loaded ckpt = Checkpoints.load(Path.of(a.resumeFrom()));
-                restore(w, ckpt);
+                Path dir = Path.of(a.resumeFrom());
+                restore(w, dir);
                 if (dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF) {
-                    RankCheckpointState.restoreResiduals(ckpt, rank, dataParallel.errorFeedback());
+                    RankCheckpointState.restoreResiduals(dir, rank, dataParallel.errorFeedback());
                 }
             }
         } catch (RuntimeException e) {
@@ -200,10 +199,6 @@ final class EpochWiring implements AutoCloseable {
         }
     }
 
-    /**
-     * Restores every chunk from a checkpoint of any layout: by name when neither it nor this job is
-     * split by tp, else through the slices this member's shards need (GPT's parameter placement).
-     */
     /**
      * ZeRO 2: chunk {@code c} keeps its gradients in an arena of {@code bucketer}'s ranges and its
      * owned segments packed, reduced after every weight-gradient pass by a
@@ -253,17 +248,19 @@ final class EpochWiring implements AutoCloseable {
         return true;
     }
 
-    private void restore(StageWorker w, Checkpoints.Loaded ckpt) {
-        boolean reshard = spec.layout().tp() > 1 || Layout.parse(ckpt.manifest().layout(), 1).tp() > 1;
-        if (!reshard) {
-            for (int c = 0; c < w.chunks(); c++) {
-                StageState.restore(w.chunk(c), w.optimizer(c), ckpt.shards().values());
-            }
-            return;
-        }
+    /**
+     * Restores every chunk from the checkpoint in {@code dir}, written under any layout: this rank reads only
+     * the byte ranges its shards cover (by name across the stages' files, sliced where either layout splits by
+     * tp: GPT's parameter placement), each 64 KiB block CRC32C-checked before use; a checkpoint whose shards
+     * have no block checksums is verified whole first. Never the whole checkpoint in memory.
+     */
+    private void restore(StageWorker w, Path dir) {
         ParallelParameterLayout placement = ParallelParameterLayout.gpt(spec.train().model(), spec.partition(),
             spec.sequenceParallel());
-        try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(ckpt.dir())) {
+        try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(dir)) {
+            if (!reader.verifiesPartialReads()) {
+                Checkpoints.verify(dir);
+            }
             for (int c = 0; c < w.chunks(); c++) {
                 StageState.restore(w.chunk(c), w.optimizer(c), List.of(reader.read(
                     placement.local(w.modelStage(c), spec.layout().tp(), spec.layout().tpIndex(rank)))));

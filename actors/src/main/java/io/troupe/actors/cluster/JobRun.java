@@ -116,7 +116,7 @@ final class JobRun {
         String resume = "";
         try {
             Path found = Checkpoints.resolve(Path.of(dir));
-            Manifest mf = Checkpoints.load(found).manifest();
+            Manifest mf = Checkpoints.verify(found); // every file's size and CRC32C, nothing decoded
             if (!mf.model().equals(spec.train().model()) || mf.batchSize() != job.batchSize() || mf.seed() != job.seed()) {
                 throw new IllegalArgumentException("checkpoint " + found + " was written for model " + mf.model().name()
                     + ", batch_size=" + mf.batchSize() + ", seed=" + mf.seed());

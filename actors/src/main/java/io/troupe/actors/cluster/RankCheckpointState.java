@@ -9,6 +9,7 @@ import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.train.StageState;
 import io.troupe.runtime.tensor.Tensor;
+import java.nio.file.Path;
 
 /**
  * What a cluster rank puts into a checkpoint beyond its stage's parameters: under ZeRO, the whole
@@ -64,17 +65,18 @@ final class RankCheckpointState {
     }
 
     /**
-     * Puts rank {@code rank}'s residuals from {@code ckpt} back into {@code ef}.
+     * Puts rank {@code rank}'s residuals from the checkpoint in {@code dir} back into {@code ef}, reading that
+     * rank's file alone.
      *
      * @throws CheckpointException when the checkpoint has none for this rank (written without int8
      *                             error feedback, or by another layout)
      */
-    static void restoreResiduals(Checkpoints.Loaded ckpt, int rank, ErrorFeedback ef) {
-        ShardState s = ckpt.shards().get(residualFileName(rank));
+    static void restoreResiduals(Path dir, int rank, ErrorFeedback ef) {
+        ShardState s = Checkpoints.loadShard(dir, residualFileName(rank));
         if (s == null) {
-            throw new CheckpointException("checkpoint " + ckpt.dir() + " has no error-feedback residuals for rank " + rank
+            throw new CheckpointException("checkpoint " + dir + " has no error-feedback residuals for rank " + rank
                 + " (" + residualFileName(rank) + "): it was written without grad-compression int8-ef or by another layout ("
-                + ckpt.manifest().layout() + "); resume it with grad-compression none or bf16");
+                + Checkpoints.readManifest(dir).layout() + "); resume it with grad-compression none or bf16");
         }
         for (ShardState.Entry e : s.entries().values()) {
             ef.restore(Integer.parseInt(e.name().substring("ef.".length())), e.param());

@@ -184,6 +184,19 @@ public final class Checkpoints {
     }
 
     /**
+     * Loads and verifies one file of a committed checkpoint (a rank's own file: the others are neither read
+     * nor decoded); null when the manifest lists no file {@code name}.
+     */
+    public static ShardState loadShard(Path dir, String name) {
+        for (Manifest.FileEntry f : readManifest(dir).files()) {
+            if (f.name().equals(name)) {
+                return ShardCodec.decode(readVerified(dir, f), dir.resolve(f.name()).toString());
+            }
+        }
+        return null;
+    }
+
+    /**
      * Checks every file of a committed checkpoint against its manifest (present, its size, its CRC32C)
      * without decoding it.
      *
