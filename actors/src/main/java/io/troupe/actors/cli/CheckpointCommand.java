@@ -78,7 +78,7 @@ final class CheckpointCommand {
                 continue;
             }
             try {
-                Manifest m = Checkpoints.load(p).manifest();
+                Manifest m = Checkpoints.verify(p);
                 out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%n", name, m.step(), m.layout(),
                     m.model().name(), bytes, m.files().size());
             } catch (CheckpointException e) {
