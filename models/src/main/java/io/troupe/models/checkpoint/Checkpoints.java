@@ -61,17 +61,15 @@ public final class Checkpoints {
 
     /**
      * Phase 1 (any node, one call per shard): writes one shard durably into the step's temporary
-     * directory and returns its manifest entry. Nothing is visible as a checkpoint yet.
+     * directory and returns its manifest entry. Nothing is visible as a checkpoint yet. The file streams
+     * through a buffer of a few MiB ({@link ShardFileWriter}), so a shard may be of any size.
      */
     public static Manifest.FileEntry writeShard(Path root, long step, String name, ShardState state) {
         Path tmp = tmpDirFor(root, step);
         try {
             Files.createDirectories(tmp);
-            byte[] data = ShardCodec.encode(state);
-            writeDurably(tmp.resolve(name), data);
-            CRC32C crc = new CRC32C();
-            crc.update(data);
-            return new Manifest.FileEntry(name, data.length, crc.getValue());
+            ShardFileWriter.Written w = ShardFileWriter.write(tmp.resolve(name), state);
+            return new Manifest.FileEntry(name, w.bytes(), w.crc32c());
         } catch (IOException e) {
             throw new CheckpointException("cannot write shard " + name + " of step " + step + " under " + root + ": "
                 + e.getMessage(), e);
@@ -173,12 +171,15 @@ public final class Checkpoints {
         }
     }
 
-    /** Loads and verifies a checkpoint directory. */
+    /**
+     * Loads and verifies a checkpoint directory: each shard file streams through a buffer of a few MiB
+     * ({@link ShardFileReader}) into its tensors, checked against the manifest's size and CRC32C.
+     */
     public static Loaded load(Path dir) {
         Manifest m = readManifest(dir);
         Map<String, ShardState> shards = new LinkedHashMap<>();
         for (Manifest.FileEntry f : m.files()) {
-            shards.put(f.name(), ShardCodec.decode(readVerified(dir, f), dir.resolve(f.name()).toString()));
+            shards.put(f.name(), readShard(dir, f));
         }
         return new Loaded(dir, m, shards);
     }
@@ -190,7 +191,7 @@ public final class Checkpoints {
     public static ShardState loadShard(Path dir, String name) {
         for (Manifest.FileEntry f : readManifest(dir).files()) {
             if (f.name().equals(name)) {
-                return ShardCodec.decode(readVerified(dir, f), dir.resolve(f.name()).toString());
+                return readShard(dir, f);
             }
         }
         return null;
@@ -198,43 +199,89 @@ public final class Checkpoints {
 
     /**
      * Checks every file of a committed checkpoint against its manifest (present, its size, its CRC32C)
-     * without decoding it.
+     * without decoding it, reading each through a bounded buffer.
      *
      * @throws CheckpointException naming the file and what does not match
      */
     public static Manifest verify(Path dir) {
         Manifest m = readManifest(dir);
         for (Manifest.FileEntry f : m.files()) {
-            readVerified(dir, f);
+            try (FileChannel ch = openListed(dir, f)) {
+                long crc = crc32c(ch);
+                if (crc != f.crc32c()) {
+                    throw crcMismatch(dir, f, crc, null);
+                }
+            } catch (IOException e) {
+                throw new CheckpointException("cannot read checkpoint " + dir + ": " + e.getMessage(), e);
+            }
         }
         return m;
     }
 
-    /** The bytes of the manifest's file {@code f}, checked against its size and CRC32C. */
-    private static byte[] readVerified(Path dir, Manifest.FileEntry f) {
+    /**
+     * The shard of the manifest's file {@code f}, checked against its size and CRC32C. A file that does
+     * not decode and does not match its CRC32C either is refused for the mismatch, with what the decoder
+     * found (the block or the offset).
+     */
+    private static ShardState readShard(Path dir, Manifest.FileEntry f) {
+        Path p = dir.resolve(f.name());
+        try (FileChannel ch = openListed(dir, f)) {
+            ShardFileReader.Result r;
+            try {
+                r = ShardFileReader.read(ch, p, ShardFileReader.DEFAULT_BUFFER_BYTES);
+            } catch (CheckpointException e) {
+                long crc = crc32c(ch);
+                if (crc != f.crc32c()) {
+                    throw crcMismatch(dir, f, crc, e);
+                }
+                throw e;
+            }
+            if (r.crc32c() != f.crc32c()) {
+                throw crcMismatch(dir, f, r.crc32c(), null);
+            }
+            return r.state();
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The manifest's file {@code f}, opened for reading once it is present with the manifest's size. */
+    private static FileChannel openListed(Path dir, Manifest.FileEntry f) throws IOException {
         Path p = dir.resolve(f.name());
         if (!Files.isRegularFile(p)) {
             throw new CheckpointException("checkpoint " + dir + ": shard " + f.name()
                 + " listed in the manifest is missing");
         }
-        byte[] data;
-        try {
-            data = Files.readAllBytes(p);
-        } catch (IOException e) {
-            throw new CheckpointException("cannot read checkpoint " + dir + ": " + e.getMessage(), e);
-        }
-        if (data.length != f.bytes()) {
-            throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " is " + data.length
+        FileChannel ch = FileChannel.open(p, StandardOpenOption.READ);
+        long size = ch.size();
+        if (size != f.bytes()) {
+            ch.close();
+            throw new CheckpointException("checkpoint " + dir + ": shard " + f.name() + " is " + size
                 + " bytes, manifest says " + f.bytes() + " (truncated or replaced)");
         }
+        return ch;
+    }
+
+    private static CheckpointException crcMismatch(Path dir, Manifest.FileEntry f, long crc,
+                                                   CheckpointException found) {
+        String message = String.format("checkpoint %s: shard %s CRC32C %08x does not match manifest %08x", dir,
+            f.name(), crc, f.crc32c());
+        return found == null ? new CheckpointException(message)
+            : new CheckpointException(message + ": " + found.getMessage(), found);
+    }
+
+    /** The CRC32C of {@code ch}'s whole file, read through a bounded buffer. */
+    private static long crc32c(FileChannel ch) throws IOException {
+        ByteBuffer bb = ByteBuffer.allocateDirect(ShardFileReader.DEFAULT_BUFFER_BYTES);
         CRC32C crc = new CRC32C();
-        crc.update(data);
-        if (crc.getValue() != f.crc32c()) {
-            throw new CheckpointException(String.format(
-                "checkpoint %s: shard %s CRC32C %08x does not match manifest %08x",
-                dir, f.name(), crc.getValue(), f.crc32c()));
+        long pos = 0;
+        for (int n = ch.read(bb, pos); n >= 0; n = ch.read(bb, pos)) {
+            pos += n;
+            bb.flip();
+            crc.update(bb);
+            bb.clear();
         }
-        return data;
+        return crc.getValue();
     }
 
     /**

@@ -34,16 +34,31 @@ record ShardBlockCrcs(int blockBytes, int[] crcs, long bodyEnd) {
     /** Trailer bytes besides the CRC table: blockBytes, blockCount, bodyEnd, tableCrc, magic. */
     static final int FIXED = 4 + 4 + 8 + 4 + 8;
 
+    /** The number of blocks of {@code blockBytes} that a body of {@code bodyEnd} bytes has. */
+    static long blockCount(long bodyEnd, int blockBytes) {
+        return (bodyEnd + blockBytes - 1) / blockBytes;
+    }
+
+    /** Bytes of the trailer of a body of {@code bodyEnd} bytes in blocks of {@code blockBytes}. */
+    static long trailerBytes(long bodyEnd, int blockBytes) {
+        return FIXED + 4 * blockCount(bodyEnd, blockBytes);
+    }
+
     /** The trailer of {@code body}: its blocks' CRCs, in {@link #BLOCK_BYTES} blocks. */
     static byte[] trailer(byte[] body) {
-        int blocks = (int) ((body.length + (long) BLOCK_BYTES - 1) / BLOCK_BYTES);
+        return trailer(body, BLOCK_BYTES);
+    }
+
+    /** The trailer of {@code body} in blocks of {@code blockBytes}: the reference of {@link ShardFileWriter}'s. */
+    static byte[] trailer(byte[] body, int blockBytes) {
+        int blocks = (int) blockCount(body.length, blockBytes);
         ByteBuffer bb = ByteBuffer.allocate(FIXED + 4 * blocks).order(ByteOrder.LITTLE_ENDIAN);
-        bb.putInt(BLOCK_BYTES).putInt(blocks);
+        bb.putInt(blockBytes).putInt(blocks);
         CRC32C crc = new CRC32C();
         for (int k = 0; k < blocks; k++) {
             crc.reset();
-            int from = k * BLOCK_BYTES;
-            crc.update(body, from, Math.min(BLOCK_BYTES, body.length - from));
+            int from = k * blockBytes;
+            crc.update(body, from, Math.min(blockBytes, body.length - from));
             bb.putInt((int) crc.getValue());
         }
         bb.putLong(body.length);
@@ -94,7 +109,8 @@ record ShardBlockCrcs(int blockBytes, int[] crcs, long bodyEnd) {
         if (!Arrays.equals(magic, MAGIC)) {
             throw new CheckpointException(file + ": its block checksums are missing (bad trailer magic)");
         }
-        if (bodyEnd < 24 || bodyEnd > size - FIXED) {
+        if (bodyEnd < ShardCodec.HEADER_BYTES || bodyEnd > size - FIXED
+            || size - 12 - bodyEnd > Integer.MAX_VALUE - 8) {
             throw new CheckpointException(file + ": impossible body end " + bodyEnd + " in its block checksums");
         }
         int tableLen = (int) (size - 12 - bodyEnd);
@@ -106,8 +122,8 @@ record ShardBlockCrcs(int blockBytes, int[] crcs, long bodyEnd) {
         }
         int blockBytes = table.getInt();
         int blocks = table.getInt();
-        if (blockBytes <= 0 || blocks != (int) ((bodyEnd + blockBytes - 1) / blockBytes)
-            || tableLen != 8 + 4 * blocks + 8) {
+        if (blockBytes <= 0 || blocks != blockCount(bodyEnd, blockBytes)
+            || tableLen != 8 + 4L * blocks + 8) {
             throw new CheckpointException(file + ": inconsistent block checksums: block_bytes=" + blockBytes
                 + ", blocks=" + blocks + ", body_end=" + bodyEnd);
         }

@@ -39,7 +39,7 @@ final class ShardFileIndex {
 
     static ShardFileIndex scan(FileChannel ch, Path file) throws IOException {
         long size = ch.size();
-        ByteBuffer head = read(ch, 0, 24, size, file, "header");
+        ByteBuffer head = read(ch, 0, ShardCodec.HEADER_BYTES, size, file, "header");
         byte[] magic = new byte[8];
         head.get(magic);
         if (!Arrays.equals(magic, ShardCodec.MAGIC)) {
@@ -55,14 +55,14 @@ final class ShardFileIndex {
         }
         long step = head.getLong();
         int count = head.getInt();
-        if (count < 0 || count > 1_000_000) {
+        if (count < 0 || count > ShardCodec.MAX_ENTRIES) {
             throw new CheckpointException(file + ": impossible entry count " + count);
         }
         Map<String, Location> out = new LinkedHashMap<>();
-        long pos = 24;
+        long pos = ShardCodec.HEADER_BYTES;
         for (int i = 0; i < count; i++) {
             int nameLen = read(ch, pos, 4, size, file, "entry " + i).getInt();
-            if (nameLen < 0 || nameLen > 4096) {
+            if (nameLen < 0 || nameLen > ShardCodec.MAX_NAME_BYTES) {
                 throw new CheckpointException(file + ": impossible name length " + nameLen + " at byte " + pos);
             }
             pos += 4;
@@ -71,21 +71,20 @@ final class ShardFileIndex {
             nb.get(name);
             int rank = nb.getInt();
             pos += nameLen + 4;
-            if (rank < 1 || rank > 8) {
+            if (rank < 1 || rank > ShardCodec.MAX_RANK) {
                 throw new CheckpointException(file + ": impossible rank " + rank + " at entry " + i);
             }
             ByteBuffer sb = read(ch, pos, rank * 4, size, file, "entry " + i + " shape");
             int[] shape = new int[rank];
-            long n = 1;
             for (int d = 0; d < rank; d++) {
                 shape[d] = sb.getInt();
                 if (shape[d] <= 0) {
                     throw new CheckpointException(file + ": impossible dimension " + shape[d] + " at entry " + i);
                 }
-                n *= shape[d];
             }
             pos += rank * 4L;
             String key = new String(name, StandardCharsets.UTF_8);
+            long n = ShardCodec.elementCount(shape, file.toString(), key);
             if (pos + n * 12 > size) {
                 throw new CheckpointException(file + ": truncated at byte " + size + " inside entry '" + key + "'");
             }

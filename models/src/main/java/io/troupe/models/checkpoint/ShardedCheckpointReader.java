@@ -7,6 +7,7 @@ import io.troupe.models.parallel.TensorParallelPlacement;
 import io.troupe.models.parallel.tp.TensorParallelSplit;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,6 +46,8 @@ import java.util.regex.Pattern;
 public final class ShardedCheckpointReader implements AutoCloseable {
     /** A stage's shard file; {@code shard-NN.bin} is a single-device run's (stage NN, tp 1). */
     private static final Pattern SHARD = Pattern.compile("shard-g?(\\d+)(?:-t(\\d+))?\\.bin");
+    /** The most payload bytes read at once, by default. */
+    static final int SCRATCH_BYTES = 4 << 20;
 
     private final Path dir;
     private final Manifest manifest;
@@ -55,6 +58,9 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     private long optimizerStep = -1;
     private long bytesRead;
     private boolean blockChecksums = true;
+    /** Payload bytes and checked blocks pass through this, so a read of any length takes bounded memory. */
+    private ByteBuffer scratch;
+    private final int scratchBytes;
 
     private record Source(FileChannel channel, Path file, ShardFileIndex.Location location, ShardFileIndex index) {
     }
@@ -68,14 +74,24 @@ public final class ShardedCheckpointReader implements AutoCloseable {
             : String.format("shard-g%02d-t%02d.bin", modelStage, tpIndex);
     }
 
-    private ShardedCheckpointReader(Path dir, Manifest manifest, int sourceTp) {
+    private ShardedCheckpointReader(Path dir, Manifest manifest, int sourceTp, int scratchBytes) {
         this.dir = dir;
         this.manifest = manifest;
         this.sourceTp = sourceTp;
+        this.scratchBytes = scratchBytes;
     }
 
     /** Opens a committed checkpoint directory, reading its manifest and its shard files' entry headers. */
     public static ShardedCheckpointReader open(Path dir) {
+        return open(dir, SCRATCH_BYTES);
+    }
+
+    /** As {@link #open(Path)}, reading payloads through a buffer of {@code scratchBytes} (a test's small one). */
+    static ShardedCheckpointReader open(Path dir, int scratchBytes) {
+        if (scratchBytes < Float.BYTES) {
+            throw new IllegalArgumentException("a reader's buffer holds at least one float: scratchBytes="
+                + scratchBytes);
+        }
         Path mp = dir.resolve(Checkpoints.MANIFEST);
         if (!Files.isRegularFile(mp)) {
             throw new CheckpointException("not a committed checkpoint: " + mp + " is missing");
@@ -89,7 +105,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
             } catch (IllegalArgumentException e) {
                 throw new CheckpointException(mp + ": unreadable layout '" + m.layout() + "'", e);
             }
-            r = new ShardedCheckpointReader(dir, m, tp);
+            r = new ShardedCheckpointReader(dir, m, tp, scratchBytes);
             r.index();
             return r;
         } catch (IOException | RuntimeException e) {
@@ -205,7 +221,12 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         int[] global = p.globalShape();
         TensorParallelSplit sp = p.split();
         int tpTarget = split ? tpT : 1;
-        int n = (int) p.localNumel(tpTarget);
+        long numel = p.localNumel(tpTarget);
+        if (numel > ShardCodec.MAX_TENSOR_ELEMENTS) {
+            throw new CheckpointException("parameter '" + p.name() + "' has " + numel + " elements in a tp=" + tpTarget
+                + " shard, more than the " + ShardCodec.MAX_TENSOR_ELEMENTS + " one array holds");
+        }
+        int n = (int) numel;
         float[][] out = new float[arrays][n];
         // Source runs of every member, in global order: {global start, member, local position}.
         long lenS = sp.runLength(global, members);
@@ -242,10 +263,32 @@ public final class ShardedCheckpointReader implements AutoCloseable {
 
     private void readFloats(Source s, long offsetBytes, float[] dst, int dstOffset, int count) throws IOException {
         check(s, offsetBytes, count * 4L);
-        ByteBuffer bb = ShardFileIndex.read(s.channel(), offsetBytes, count * 4, s.channel().size(), s.file(),
-            "payload");
-        bb.asFloatBuffer().get(dst, dstOffset, count);
+        long size = s.channel().size();
+        int done = 0;
+        while (done < count) {
+            int k = Math.min(count - done, scratchBytes / Float.BYTES);
+            ByteBuffer bb = readInto(s, offsetBytes + done * 4L, k * Float.BYTES, size, "payload");
+            bb.asFloatBuffer().get(dst, dstOffset + done, k);
+            done += k;
+        }
         bytesRead += count * 4L;
+    }
+
+    /** Bytes [pos, pos + len) of {@code s}'s file in the scratch buffer ({@code len <= scratchBytes}). */
+    private ByteBuffer readInto(Source s, long pos, int len, long size, String what) throws IOException {
+        if (pos + len > size) {
+            throw new CheckpointException(s.file() + ": truncated in " + what + " at byte " + pos);
+        }
+        if (scratch == null) {
+            scratch = ByteBuffer.allocateDirect(scratchBytes).order(ByteOrder.LITTLE_ENDIAN);
+        }
+        scratch.clear().limit(len);
+        while (scratch.hasRemaining()) {
+            if (s.channel().read(scratch, pos + scratch.position()) < 0) {
+                throw new CheckpointException(s.file() + ": unexpected end in " + what + " at byte " + pos);
+            }
+        }
+        return scratch.flip();
     }
 
     /** Checks the CRC32C of every block of {@code s}'s file that bytes [offset, offset + length) touch, once. */
@@ -258,8 +301,11 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         int first = (int) (offsetBytes / b.blockBytes());
         int last = (int) ((offsetBytes + length - 1) / b.blockBytes());
         for (int k = done.nextClearBit(first); k <= last; k = done.nextClearBit(k + 1)) {
-            b.check(k, ShardFileIndex.read(s.channel(), (long) k * b.blockBytes(), b.blockLength(k), b.bodyEnd(),
-                s.file(), "block " + k), s.file().toString());
+            ByteBuffer block = b.blockBytes() <= scratchBytes
+                ? readInto(s, (long) k * b.blockBytes(), b.blockLength(k), b.bodyEnd(), "block " + k)
+                : ShardFileIndex.read(s.channel(), (long) k * b.blockBytes(), b.blockLength(k), b.bodyEnd(), s.file(),
+                    "block " + k);
+            b.check(k, block, s.file().toString());
             done.set(k);
         }
     }

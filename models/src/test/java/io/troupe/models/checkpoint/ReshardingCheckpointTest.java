@@ -81,12 +81,17 @@ class ReshardingCheckpointTest {
 
     /** Reads every (stage, member) of {@code stages × tp} and checks it against the full model. */
     private long readAndCheck(Path ckpt, Map<String, float[][]> full, int stages, int tp) {
+        return readAndCheck(ckpt, full, stages, tp, ShardedCheckpointReader.SCRATCH_BYTES);
+    }
+
+    /** As {@link #readAndCheck(Path, Map, int, int)}, the payloads read through a buffer of {@code scratchBytes}. */
+    private long readAndCheck(Path ckpt, Map<String, float[][]> full, int stages, int tp, int scratchBytes) {
         ParallelParameterLayout layout = ParallelParameterLayout.gpt(CFG, StagePartition.balanced(CFG, stages), false);
         long bytes = 0;
         int checked = 0;
         for (int g = 0; g < stages; g++) {
             for (int i = 0; i < tp; i++) {
-                try (ShardedCheckpointReader r = ShardedCheckpointReader.open(ckpt)) {
+                try (ShardedCheckpointReader r = ShardedCheckpointReader.open(ckpt, scratchBytes)) {
                     ParallelParameterLayout.Local local = layout.local(g, tp, i);
                     ShardState s = r.read(local);
                     assertEquals(STEP, s.optimizerStep());
@@ -122,6 +127,23 @@ class ReshardingCheckpointTest {
         Map<String, float[][]> full = fullModel(layout);
         readAndCheck(write(full, 2, 2), full, 1, 4);
         readAndCheck(write(full, 1, 4), full, 2, 2);
+    }
+
+    /**
+     * A run longer than the reader's buffer is read in pieces, and a block larger than it is checked
+     * on its own: any buffer gives the same shards.
+     */
+    @Test
+    void shouldReadTheSameShardsThroughABufferOfAnySize() {
+        ParallelParameterLayout layout = ParallelParameterLayout.gpt(CFG, StagePartition.balanced(CFG, 1), false);
+        Map<String, float[][]> full = fullModel(layout);
+        Path tp2 = write(full, 1, 2);
+        Path tp1 = write(full, 1, 1);
+        for (int scratchBytes : new int[] {4, 36, 1000, 64 * 1024 + 4}) {
+            long a = readAndCheck(tp2, full, 1, 1, scratchBytes);
+            long b = readAndCheck(tp1, full, 1, 2, scratchBytes);
+            assertEquals(readAndCheck(tp2, full, 1, 1) + readAndCheck(tp1, full, 1, 2), a + b, "bytes read");
+        }
     }
 
     @Test
