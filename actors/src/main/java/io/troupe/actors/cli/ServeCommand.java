@@ -38,8 +38,9 @@ final class ServeCommand {
         seconds (default 25; 0 ends them at once), then exits.
         --stage-hosts: stages 1..N-1 of --layout 1xN run on these stage hosts ('troupe serve-stage', one per
         stage, in order, each with its own copy of the checkpoint; hosts named after those are spares); a lost
-        host pauses serving, its running requests are requeued and recomputed once its stage is back, on a
-        spare that answers or on the host itself (troupe.serve.stage-link). The stage link
+        host (silent for loss-timeout, or its stage inside one step past step-timeout) pauses serving, its
+        running requests are requeued and recomputed once its stage is back, on a spare that answers or on
+        the host itself (troupe.serve.stage-link). The stage link
         runs over TLS with mutual authentication when troupe.cluster.tls is on (on the hosts too).
         --config: a HOCON file over reference.conf (troupe.serve, troupe.serve.stage-link, troupe.cluster.tls,
         troupe.transport).""";

@@ -55,6 +55,7 @@ final class CompletionRoutes extends AllDirectives {
     private volatile boolean draining;
     private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
     private volatile java.util.function.Supplier<String> stageHosts = () -> null;
+    private volatile java.util.function.Supplier<String> lastLoss = () -> null;
     private final long startedS = System.currentTimeMillis() / 1000;
     private final CompletableFuture<Void> drained = new CompletableFuture<>();
 
@@ -108,6 +109,14 @@ final class CompletionRoutes extends AllDirectives {
         this.pipelineDown = down;
     }
 
+    /**
+     * Reads why the pipeline last went down for a lost or stuck stage host, which {@code /health} shows as
+     * {@code last_loss} (null: never), also once it is up again.
+     */
+    void readLastLoss(java.util.function.Supplier<String> reason) {
+        this.lastLoss = reason;
+    }
+
     /** Reads the stage hosts' state, a JSON array {@code /health} shows as {@code stage_hosts} (null: none). */
     void readStageHosts(java.util.function.Supplier<String> json) {
         this.stageHosts = json;
@@ -129,8 +138,10 @@ final class CompletionRoutes extends AllDirectives {
         String down = failed != null ? failed : pipelineDown.get();
         String status = failed != null ? "failed" : draining ? "draining" : down != null ? "degraded" : "ok";
         String hosts = stageHosts.get();
+        String loss = lastLoss.get();
         String json = "{\"status\":\"" + status + "\",\"model\":" + Json.quote(modelName)
             + (down != null ? ",\"reason\":" + Json.quote(down) : "")
+            + (loss != null ? ",\"last_loss\":" + Json.quote(loss) : "")
             + (hosts != null ? ",\"stage_hosts\":" + hosts : "") + "}";
         return HttpResponse.create().withStatus(status.equals("ok") ? StatusCodes.OK : StatusCodes.SERVICE_UNAVAILABLE)
             .withEntity(ContentTypes.APPLICATION_JSON, json);

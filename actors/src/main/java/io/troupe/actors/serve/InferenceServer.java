@@ -165,6 +165,7 @@ public final class InferenceServer implements AutoCloseable {
         ServeMetrics metrics = new ServeMetrics(blocks);
         metrics.readPipeline(runner::down);
         metrics.readStageMoves(runner::stageMoves);
+        metrics.readStuckStages(runner::stuckStageLosses);
         return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null,
             runner, first, links.remote() ? links : null, runner);
     }
@@ -203,6 +204,7 @@ public final class InferenceServer implements AutoCloseable {
                 routes.readPipeline(pipeline::down);
                 if (links != null) {
                     routes.readStageHosts(pipeline::stageHostsJson);
+                    routes.readLastLoss(pipeline::lastLoss);
                 }
             }
             ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()

@@ -38,9 +38,27 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Block ids index this stage's own KV cache, which has the geometry of the server's; the server
  * allocates them. Frames of an older epoch (a wiring before a restart) are dropped by the receiver.
+ *
+ * <p>The stage's thread publishes when it entered the step it is in ({@link #stepNs}, read from any
+ * thread): a stage host reports it in its heartbeat answers, so the server can tell a stage that is stuck
+ * inside one step (a hung native call, a deadlock) from one that is working, and the host takes no new
+ * stage while the thread of a stage it closed is still inside a step.
  */
 final class PipelineStage implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStage.class);
+    /** {@link #stepSinceNs} while the thread is inside no step. */
+    private static final long IDLE = Long.MIN_VALUE;
+
+    /**
+     * Called on a stage's thread as each step it runs begins, before its forward, with the stage and the
+     * step's id. A test holds a step here to see a stage stuck inside it.
+     */
+    @FunctionalInterface
+    interface StepEntry {
+        StepEntry NONE = (stage, step) -> { };
+
+        void onStep(int stage, long step);
+    }
 
     private final KvCachedGpt model;
     private final int stage;
@@ -57,12 +75,24 @@ final class PipelineStage implements AutoCloseable {
     private final int[] shape = new int[1];
     private final IdleStrategy sendIdle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
         TimeUnit.MICROSECONDS.toNanos(100));
+    private final StepEntry stepEntry;
+    /** When the thread entered the step it is in ({@link System#nanoTime()}), or {@link #IDLE}. */
+    private volatile long stepSinceNs = IDLE;
+    /** The id of the step the thread is in, or last was in. */
+    private volatile long currentStep = -1;
+    /** Set once {@link #close} has stopped the thread, or given up waiting for it to leave its step. */
+    private volatile boolean closed;
 
     /**
      * Opens stage {@code stage}'s receiver on {@code node} (rank = stage). {@link #connect} then
      * points it at the next stage.
      */
     PipelineStage(KvCachedGpt model, TransportNode node, int stage, int stages, long epoch) {
+        this(model, node, stage, stages, epoch, StepEntry.NONE);
+    }
+
+    /** As the constructor above, calling {@code stepEntry} on the stage's thread as each step begins. */
+    PipelineStage(KvCachedGpt model, TransportNode node, int stage, int stages, long epoch, StepEntry stepEntry) {
         if (stage < 1 || stage >= stages) {
             throw new IllegalArgumentException("a pipeline stage here is one of 1.." + (stages - 1) + ": stage="
                 + stage);
@@ -71,6 +101,7 @@ final class PipelineStage implements AutoCloseable {
         this.stage = stage;
         this.stages = stages;
         this.epoch = epoch;
+        this.stepEntry = stepEntry;
         String name = "troupe-serve-stage-" + stage;
         this.thread = Executors.newSingleThreadExecutor(r -> daemon(r, name));
         this.transport = node.openWorker(name, stage, epoch, new TensorReceiverAgent.Listener() {
@@ -108,6 +139,33 @@ final class PipelineStage implements AutoCloseable {
         return stage;
     }
 
+    long epoch() {
+        return epoch;
+    }
+
+    /**
+     * How long this stage's thread has been inside the step it is in at {@code nowNs} (a
+     * {@link System#nanoTime()} value), ns; 0 while it is inside none. A step runs from the moment the
+     * thread takes its frame until its output is sent on. Any thread may call it.
+     */
+    long stepNs(long nowNs) {
+        long since = stepSinceNs;
+        return since == IDLE ? 0 : Math.max(1, nowNs - since);
+    }
+
+    /** The id of the step this stage's thread is in (or was last in; -1: none yet). */
+    long currentStep() {
+        return currentStep;
+    }
+
+    /**
+     * Whether {@link #close} has run: the thread starts no step any more, and once {@link #stepNs} reads 0 it
+     * is out of the last one for good.
+     */
+    boolean isClosed() {
+        return closed;
+    }
+
     /** Points this stage's output at {@code peer}: stage + 1, or the server (rank 0) after the last stage. */
     void connect(TransportEndpoint peer) {
         int rank = stage == stages - 1 ? 0 : stage + 1;
@@ -143,6 +201,8 @@ final class PipelineStage implements AutoCloseable {
 
     private void process(ReceiveSlot slot) {
         long step = slot.step();
+        currentStep = step;
+        stepSinceNs = System.nanoTime();
         try {
             if (slot.kind() == FrameKind.CONTROL) {
                 forward(slot.buffer(), (int) slot.lengthBytes(), step);
@@ -165,6 +225,7 @@ final class PipelineStage implements AutoCloseable {
             }
         } finally {
             slot.release();
+            stepSinceNs = IDLE;
         }
     }
 
@@ -191,6 +252,7 @@ final class PipelineStage implements AutoCloseable {
         for (int i = 0; i < floats; i++) {
             input[i] = in.getFloat(planBytes + 4 * i);
         }
+        stepEntry.onStep(stage, step);
         float[] y = model.stageForward(batch, input);
         int bytes;
         if (model.isLastStage()) {
@@ -261,6 +323,11 @@ final class PipelineStage implements AutoCloseable {
             thread.awaitTermination(5, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+        closed = true;
+        if (stepNs(System.nanoTime()) > 0) {
+            LOG.warn("pipeline stage {} (epoch {}) closed while its thread is still inside step {}", stage, epoch,
+                currentStep);
         }
         CloseHelper.quietClose(next);
         CloseHelper.quietClose(transport);

@@ -34,6 +34,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import org.agrona.CloseHelper;
@@ -68,6 +69,11 @@ import org.slf4j.LoggerFactory;
  * are those it would have had. Hosts named beyond the N-1 the stages need are spares: every host named
  * is heartbeaten, and a lost host's stage moves to a spare that has answered steadily (the lost host,
  * once back, is a spare in turn); with none, the stage waits for its host ({@link StagePlacement}).
+ *
+ * <p>A stage stuck inside one step (a hung native call, a deadlock) while its host still answers is lost the
+ * same way once {@code step-timeout} passes: the hosts' heartbeat answers say how long their stage thread has
+ * been inside its current step, and a step sent down the pipeline and unanswered for that long is a loss too
+ * ({@link StuckStages}). A stuck host takes no stage until its answers say that step ended.
  */
 final class PipelineStepRunner implements StepRunner {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStepRunner.class);
@@ -94,13 +100,15 @@ final class PipelineStepRunner implements StepRunner {
     private final TransportNode node;
     private final ExecutorService stage0;
     private final List<PipelineStage> local = new ArrayList<>();
-    private final ConcurrentHashMap<Long, CompletableFuture<float[]>> pending = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<Long, InFlightStep> pending = new ConcurrentHashMap<>();
     private final ExecutorService rewirer;
     private final AtomicBoolean rewiring = new AtomicBoolean();
     private final List<Runnable> whenUp = new CopyOnWriteArrayList<>();
     private final CompletableFuture<Void> firstWiring = new CompletableFuture<>();
     private volatile Wiring wiring;
     private volatile String down;
+    /** Why the pipeline last went down for a lost or stuck stage host (kept once it is up again), or null. */
+    private volatile String lastLoss;
     private volatile boolean closed;
     private volatile Consumer<String> onDown = reason -> { };
     private volatile ActorRef<Object> linkActor;
@@ -110,6 +118,9 @@ final class PipelineStepRunner implements StepRunner {
     private volatile int[] assigned;
     /** What the heartbeats and loads said of each slot's host, and where the stages go from it. */
     private final StagePlacement placement;
+    private final StuckStages stuckStages;
+    /** Times the pipeline was down for a stage stuck inside one step. */
+    private final AtomicLong stuckLosses = new AtomicLong();
     private long epochs;
     private long nextStepId;
     private UnsafeBuffer out = new UnsafeBuffer(ByteBuffer.allocateDirect(1 << 16));
@@ -143,7 +154,8 @@ final class PipelineStepRunner implements StepRunner {
         this.node = TransportNode.launch(transport, t -> LOG.warn("serving data plane error", t));
         this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
         this.rewirer = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-rewire"));
-        this.placement = new StagePlacement(links.hosts(), links.lossTimeout());
+        this.placement = new StagePlacement(links.hosts(), links.lossTimeout(), links.stepTimeout());
+        this.stuckStages = new StuckStages(links.hosts(), links.stepTimeout(), links.lossTimeout(), placement);
         int[] place = new int[pipelineStages];
         for (int g = 1; g < pipelineStages; g++) {
             place[g] = g - 1;                         // stage g on the g-th host named; the rest are spares
@@ -235,6 +247,16 @@ final class PipelineStepRunner implements StepRunner {
         return placement.moves();
     }
 
+    /** How many times the pipeline was down for a stage stuck inside one step for the step timeout. */
+    long stuckStageLosses() {
+        return stuckLosses.get();
+    }
+
+    /** Why the pipeline last went down for a lost or stuck stage host, kept once it is up again; null: never. */
+    String lastLoss() {
+        return lastLoss;
+    }
+
     /** Why the pipeline cannot run steps now (a stage host is lost or not wired yet), or null. */
     @Override
     public String down() {
@@ -270,7 +292,7 @@ final class PipelineStepRunner implements StepRunner {
     @Override
     public CompletionStage<float[]> run(StepBatch batch) {
         long id = nextStepId++;
-        CompletableFuture<float[]> result = new CompletableFuture<>();
+        InFlightStep result = new InFlightStep();
         // in pending before down is read: a loss that sets down meanwhile fails what pending holds after,
         // this step included, or this read sees it (a step sent on a lost wiring would never be answered)
         pending.put(id, result);
@@ -281,18 +303,25 @@ final class PipelineStepRunner implements StepRunner {
             return result;
         }
         try {
-            stage0.execute(() -> runFirstStage(batch, id, w));
+            stage0.execute(() -> runFirstStage(batch, id, result, w));
         } catch (RuntimeException e) {               // closing
             fail(id, e);
         }
         return result;
     }
 
-    private void runFirstStage(StepBatch batch, long id, Wiring w) {
+    /** A step in flight, completed with its logits; {@link #sentNs} once stage 0 hands it to stage 1. */
+    private static final class InFlightStep extends CompletableFuture<float[]> {
+        static final long NOT_SENT = Long.MIN_VALUE;
+        volatile long sentNs = NOT_SENT;
+    }
+
+    private void runFirstStage(StepBatch batch, long id, InFlightStep result, Wiring w) {
         try {
             float[] h = first.stageForward(batch, null);
             out = PipelineStage.encodeStep(batch, h, batch.size() * first.config().dModel(), out, outLength);
             long key = TensorKey.of((int) (id & TensorKey.MAX_MICROBATCH), 0, 0);
+            result.sentNs = System.nanoTime();
             w.toFirst().send(FrameKind.ACTIVATION, id, key, DType.F32, out, 0, outLength[0]);
         } catch (TransportException e) {
             fail(id, e);
@@ -321,14 +350,19 @@ final class PipelineStepRunner implements StepRunner {
         placement.failed(assigned[stage], System.nanoTime());
     }
 
-    /** A stage of {@code epoch}'s wiring is lost: fail what is in flight and tell the scheduler (once). */
-    private void lost(String reason, long epoch) {
+    /**
+     * A stage of {@code epoch}'s wiring is lost: fail what is in flight and tell the scheduler (once).
+     *
+     * @return whether this call marked the pipeline down (false: it was down already, or is on a newer wiring)
+     */
+    private boolean lost(String reason, long epoch) {
         synchronized (this) {
             Wiring w = wiring;
             if (closed || w == null || w.epoch() != epoch || down != null) {
-                return;
+                return false;
             }
             down = reason;
+            lastLoss = reason;
         }
         LOG.warn("pipeline down: {}; its running sequences wait and the pipeline is wired again", reason);
         IllegalStateException e = new IllegalStateException("the pipeline is down: " + reason);
@@ -336,6 +370,34 @@ final class PipelineStepRunner implements StepRunner {
             fail(id, e);
         }
         onDown.accept(reason);
+        return true;
+    }
+
+    /** A stage of {@code epoch}'s wiring is stuck inside one step ({@link StuckStages}): lost the same way. */
+    private void stuck(String reason, long epoch) {
+        if (reason != null && lost(reason, epoch)) {
+            stuckLosses.incrementAndGet();
+        }
+    }
+
+    /**
+     * The backstop, at {@code now}: the oldest step of {@code epoch} sent down the pipeline and unanswered for
+     * the step timeout and a loss timeout more marks it down ({@link StuckStages#overdue}); {@code place[g]} is
+     * the slot of stage g's host.
+     */
+    private void checkStepsInFlight(int[] place, long epoch, long now) {
+        long oldest = -1;
+        long sentNs = 0;
+        for (Map.Entry<Long, InFlightStep> e : pending.entrySet()) {
+            long t = e.getValue().sentNs;
+            if (t != InFlightStep.NOT_SENT && (oldest < 0 || t - sentNs < 0)) {
+                oldest = e.getKey();
+                sentNs = t;
+            }
+        }
+        if (oldest >= 0) {
+            stuck(stuckStages.overdue(oldest, sentNs, place, epoch, now), epoch);
+        }
     }
 
     /** The receiver of this server (rank 0): the last stage's logits, or a failure a stage passed on. */
@@ -344,7 +406,7 @@ final class PipelineStepRunner implements StepRunner {
             @Override
             public void onTensorReady(ReceiveSlot slot) {
                 try {
-                    CompletableFuture<float[]> f = pending.remove(slot.step());
+                    InFlightStep f = pending.remove(slot.step());
                     if (f == null) {
                         return;
                     }
@@ -458,6 +520,14 @@ final class PipelineStepRunner implements StepRunner {
         long timeoutMs = links.connectTimeout().toMillis();
         int[] place = placement.place(assigned, System.nanoTime());
         assigned = place;
+        for (int g = 1; g < stages; g++) {             // a stuck host would refuse the load: wait for it or a spare
+            if (placement.stuck(place[g])) {
+                throw new IllegalStateException("the stage host of stage " + g + " at " + links.hosts().get(place[g])
+                    + " is stuck inside a step (" + placement.stepNs(place[g]) / 1_000_000 + " ms at its last"
+                    + " heartbeat, step timeout " + links.stepTimeout().toMillis() + " ms) and no steady spare can take"
+                    + " its stage: waiting for that step to end");
+            }
+        }
         List<ActorRef<Object>> hosts = new ArrayList<>();
         for (int g = 1; g < stages; g++) {
             hosts.add(hostRefs.get(place[g]));
@@ -607,8 +677,9 @@ final class PipelineStepRunner implements StepRunner {
      */
     private Behavior<Object> linkBehavior() {
         long lossNs = links.lossTimeout().toNanos();
+        long beatNs = Math.max(50_000_000L, Math.min(lossNs, links.stepTimeout().toNanos()) / 4);
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
-            timers.startTimerWithFixedDelay(new Beat(), java.time.Duration.ofNanos(Math.max(50_000_000L, lossNs / 4)));
+            timers.startTimerWithFixedDelay(new Beat(), java.time.Duration.ofNanos(beatNs));
             Map<Integer, Ask> waiting = new HashMap<>();
             long[] lastPong = new long[stages];
             int[][] place = {null};
@@ -652,10 +723,13 @@ final class PipelineStepRunner implements StepRunner {
                     if (p.slot() < 0 || p.slot() >= hostRefs.size()) {
                         return Behaviors.same();
                     }
-                    placement.answered(p.slot(), now, p.refusal());
+                    placement.answered(p.slot(), now, p.refusal(), p.stepNs());
                     if (place[0] != null && p.epoch() == current[0] && p.stage() >= 1 && p.stage() < stages
                         && place[0][p.stage()] == p.slot()) {
                         lastPong[p.stage()] = now;
+                        if (armed[0]) {
+                            stuck(stuckStages.answered(p.stage(), p.slot(), current[0], p.stepNs(), now), current[0]);
+                        }
                     }
                     return Behaviors.same();
                 })
@@ -670,6 +744,7 @@ final class PipelineStepRunner implements StepRunner {
                                     + " ms (its process ended, stopped or lost its stage)", current[0]);
                             }
                         }
+                        checkStepsInFlight(place[0], current[0], now);
                     }
                     List<ActorRef<Object>> refs = hostRefs;   // spares too: a spare that answers can take a stage
                     for (int slot = 0; slot < refs.size(); slot++) {

@@ -34,6 +34,7 @@ class ServeMetrics {
     private final AtomicLong pipelinePauses = new AtomicLong();
     private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
     private volatile java.util.function.LongSupplier stageMoves = () -> 0;
+    private volatile java.util.function.LongSupplier stuckStages = () -> 0;
     private volatile java.util.function.Supplier<String> stepLoopStopped = () -> null;
     // the HTTP side's state, read where it is kept (CompletionRoutes)
     private volatile java.util.function.LongSupplier requestsInFlight = () -> 0;
@@ -156,6 +157,14 @@ class ServeMetrics {
         this.stageMoves = moves;
     }
 
+    /**
+     * How many times the pipeline was down for a stage stuck inside one step for the step timeout (read when
+     * metrics are written).
+     */
+    void readStuckStages(java.util.function.LongSupplier stuck) {
+        this.stuckStages = stuck;
+    }
+
     /** A completion refused with 503 because the server drains. */
     void onRefusedDraining() {
         refusedDraining.incrementAndGet();
@@ -209,6 +218,9 @@ class ServeMetrics {
             pipelinePauses.get());
         counter(sb, "troupe_serve_pipeline_stage_moves_total",
             "Times a lost stage host's pipeline stage moved to a spare stage host.", stageMoves.getAsLong());
+        counter(sb, "troupe_serve_pipeline_stuck_stages_total",
+            "Times a pipeline stage stayed inside one step for the step timeout (its host counted as lost).",
+            stuckStages.getAsLong());
         counter(sb, "troupe_serve_overlapped_steps_total",
             "Steps started while another was in flight (pipeline stages working at once).", overlappedSteps.get());
         counter(sb, "troupe_serve_step_forward_seconds_total", "Time in the model's forward (decode loop).",

@@ -8,7 +8,9 @@ import io.troupe.models.infer.Quantization;
 import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.runtime.transport.TransportNode;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.apache.pekko.actor.Address;
@@ -29,6 +31,12 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * while another runs waits for it (the newest only: an older wiring's is superseded). The server's
  * {@link StageProtocol.Ping}s keep the stage; the host frees it when they stop for the loss timeout
  * or the server says {@link StageProtocol.Unload}, and then takes a stage from any server.
+ *
+ * <p>Each {@link StageProtocol.Pong} says how long a stage thread of this host has been inside its current
+ * step ({@link PipelineStage#stepNs}), so the server can tell a stuck stage from a working one. A stage
+ * closed while its thread is inside a step (stuck: closing interrupts it, and a hung call does not end)
+ * still counts until that step ends, and meanwhile every load is refused: a new stage would share the
+ * weights and the KV cache with a thread that may still write to them.
  */
 final class StageHost extends AbstractBehavior<Object> {
     /** Where servers find it: {@code /user/stage-host}. */
@@ -43,6 +51,17 @@ final class StageHost extends AbstractBehavior<Object> {
     private record Tick() {
     }
 
+    /** A load refused because a stage thread is still inside a step; {@code kept} is what the host holds. */
+    private static final class StageStuck extends IllegalStateException {
+        private static final long serialVersionUID = 1L;
+        private final transient Held kept;
+
+        StageStuck(String message, Held kept) {
+            super(message);
+            this.kept = kept;
+        }
+    }
+
     /** What the host holds for the current server. */
     private record Held(InferenceWeights weights, KvCachedGpt model, PipelineStage stage) {
     }
@@ -51,6 +70,12 @@ final class StageHost extends AbstractBehavior<Object> {
     private final TransportNode node;
     private final long connectTimeoutMs;
     private final long lossTimeoutMs;
+    private final PipelineStage.StepEntry stepEntry;
+    /**
+     * Every stage this host opened whose thread may still be inside a step: the one it holds, and those it
+     * closed until their thread is seen out of its step. Added to on the worker, read and pruned on the actor.
+     */
+    private final List<PipelineStage> opened;
     private long lastPingNs;
     private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r,
         "troupe-stage-host"));
@@ -64,20 +89,29 @@ final class StageHost extends AbstractBehavior<Object> {
     /** The newest load that came while another was under way, or null. */
     private StageProtocol.Load queued;
 
-    static Behavior<Object> create(Path checkpoint, TransportNode node, long connectTimeoutMs, long lossTimeoutMs) {
+    /**
+     * A stage host reading stages from {@code checkpoint}, their frames on {@code node}, calling
+     * {@code stepEntry} as each step of its stages begins ({@link PipelineStage.StepEntry#NONE} but in tests).
+     * The stages it opened are known across restarts of the actor, so a stuck one still counts.
+     */
+    static Behavior<Object> create(Path checkpoint, TransportNode node, long connectTimeoutMs, long lossTimeoutMs,
+                                   PipelineStage.StepEntry stepEntry) {
+        List<PipelineStage> opened = new CopyOnWriteArrayList<>();
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Tick(), java.time.Duration.ofMillis(Math.max(50, lossTimeoutMs / 4)));
-            return new StageHost(ctx, checkpoint, node, connectTimeoutMs, lossTimeoutMs);
+            return new StageHost(ctx, checkpoint, node, connectTimeoutMs, lossTimeoutMs, stepEntry, opened);
         }));
     }
 
     private StageHost(ActorContext<Object> ctx, Path checkpoint, TransportNode node, long connectTimeoutMs,
-                      long lossTimeoutMs) {
+                      long lossTimeoutMs, PipelineStage.StepEntry stepEntry, List<PipelineStage> opened) {
         super(ctx);
+        this.opened = opened;
         this.checkpoint = checkpoint;
         this.node = node;
         this.connectTimeoutMs = connectTimeoutMs;
         this.lossTimeoutMs = lossTimeoutMs;
+        this.stepEntry = stepEntry;
     }
 
     @Override
@@ -145,6 +179,11 @@ final class StageHost extends AbstractBehavior<Object> {
         if (previous != null && previous.stage() != null) {
             previous.stage().close();
         }
+        String stuck = stuckStep(System.nanoTime());
+        if (stuck != null) {
+            throw new StageStuck(stuck + "; this host takes no stage until that step ends",
+                previous == null ? null : new Held(previous.weights(), previous.model(), null));
+        }
         Quantization q = Quantization.parse(m.quantization());
         KvPrecision precision = KvPrecision.parse(m.kvPrecision());
         InferenceWeights w = previous == null ? null : previous.weights();
@@ -162,11 +201,47 @@ final class StageHost extends AbstractBehavior<Object> {
             model = new KvCachedGpt(w, new PagedKvCache(w.config(), m.blockTokens(), m.numBlocks(),
                 m.endBlock() - m.firstBlock(), precision), m.firstBlock(), m.endBlock());
         }
-        return new Held(w, model, new PipelineStage(model, node, m.stage(), m.stages(), m.epoch()));
+        PipelineStage stage = new PipelineStage(model, node, m.stage(), m.stages(), m.epoch(), stepEntry);
+        opened.add(stage);
+        return new Held(w, model, stage);
+    }
+
+    /**
+     * How long the stage thread of this host that has been inside its current step the longest has been in it
+     * at {@code nowNs}, ns (0: none is inside a step); forgets closed stages whose thread is out of its step.
+     */
+    private long longestStepNs(long nowNs) {
+        long longest = 0;
+        for (PipelineStage s : opened) {
+            long ns = s.stepNs(nowNs);
+            if (ns == 0 && s.isClosed()) {
+                opened.remove(s);
+            }
+            longest = Math.max(longest, ns);
+        }
+        return longest;
+    }
+
+    /** Why a load must wait: the thread of a closed stage is still inside a step (at {@code nowNs}); or null. */
+    private String stuckStep(long nowNs) {
+        for (PipelineStage s : opened) {
+            long ns = s.stepNs(nowNs);
+            if (ns > 0 && s.isClosed()) {
+                return "the thread of its stage " + s.stage() + " (epoch " + s.epoch() + ") is still inside step "
+                    + s.currentStep() + " after " + ns / 1_000_000 + " ms";
+            }
+            if (ns == 0 && s.isClosed()) {
+                opened.remove(s);
+            }
+        }
+        return null;
     }
 
     private Behavior<Object> onLoaded(Loaded m) {
         loading = false;
+        if (m.error() != null && cause(m.error()) instanceof StageStuck s) {
+            held = s.kept;                    // the weights and the cache stay for the load once the step ends
+        }
         StageProtocol.Load l = m.load();
         if (queued != null) {                 // superseded: its server waits for the newer wiring's answer
             StageProtocol.Load next = queued;
@@ -231,7 +306,8 @@ final class StageHost extends AbstractBehavior<Object> {
         if (ours) {
             lastPingNs = System.nanoTime();
         }
-        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch(), m.slot(), refusal(m)));
+        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch(), m.slot(), refusal(m),
+            longestStepNs(System.nanoTime())));
         return this;
     }
 

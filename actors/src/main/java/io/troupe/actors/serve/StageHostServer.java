@@ -39,6 +39,15 @@ public final class StageHostServer implements AutoCloseable {
      * @throws io.troupe.models.checkpoint.CheckpointException when there is no committed checkpoint there
      */
     public static StageHostServer start(Path checkpoint, String hostname, int port, Config config) {
+        return start(checkpoint, hostname, port, config, PipelineStage.StepEntry.NONE);
+    }
+
+    /**
+     * As {@link #start(Path, String, int, Config)}, calling {@code stepEntry} on a stage's thread as each
+     * step of the stages it holds begins: a test holds a step there to see the stage stuck inside it.
+     */
+    static StageHostServer start(Path checkpoint, String hostname, int port, Config config,
+                                 PipelineStage.StepEntry stepEntry) {
         Path dir = Checkpoints.resolve(checkpoint);
         StageLinks links = StageLinks.from(config, java.util.List.of()).at(hostname, port);
         TransportNode node = TransportNode.launch(links.transport(),
@@ -48,7 +57,8 @@ public final class StageHostServer implements AutoCloseable {
             long lossMs = links.lossTimeout().toMillis();
             ActorSystem<Object> system = ActorSystem.create(Behaviors.setup(ctx -> {
                 // a failure in the host's actor restarts it (the stage it held is dropped; the server rewires)
-                ctx.spawn(Behaviors.supervise(StageHost.create(dir, node, connectMs, lossMs))
+                ctx.spawn(Behaviors.supervise(StageHost.create(dir, node, connectMs, lossMs,
+                    stepEntry))
                     .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restart()), StageHost.NAME);
                 return Behaviors.empty();
             }), PipelineStepRunner.STAGE_HOST_SYSTEM, links.pekko(config));

@@ -24,14 +24,16 @@ import java.util.List;
  * @param lossTimeout    how long a stage host may be silent before it counts as lost
  * @param connectTimeout how long one wiring (load, connect) may take before it is retried
  * @param retryInterval  the pause between wirings while a stage host is missing
+ * @param stepTimeout    how long a stage may stay inside one step (its host's heartbeat answers say so), or a
+ *                       step sent down the pipeline go unanswered, before its host counts as lost (stuck)
  * @param tls            the control link over TLS with mutual authentication ({@code troupe.cluster.tls}),
  *                       or off
  * @param transport      the data plane's settings on this host ({@code troupe.transport}: UDP ports,
  *                       the frames' authentication key)
  */
 public record StageLinks(List<String> hosts, String hostname, int port, Duration lossTimeout,
-                         Duration connectTimeout, Duration retryInterval, ClusterSecurity.Tls tls,
-                         TransportSettings transport) {
+                         Duration connectTimeout, Duration retryInterval, Duration stepTimeout,
+                         ClusterSecurity.Tls tls, TransportSettings transport) {
     public StageLinks {
         hosts = List.copyOf(hosts);
         for (String h : hosts) {
@@ -44,10 +46,16 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException("troupe.serve.stage-link.port must be in [0, 65535]: " + port);
         }
-        for (Duration d : List.of(lossTimeout, connectTimeout, retryInterval)) {
-            if (d.isNegative() || d.isZero()) {
-                throw new IllegalArgumentException("troupe.serve.stage-link durations must be > 0: " + d);
-            }
+        positive("loss-timeout", lossTimeout);
+        positive("connect-timeout", connectTimeout);
+        positive("retry-interval", retryInterval);
+        positive("step-timeout", stepTimeout);
+    }
+
+    private static void positive(String key, Duration d) {
+        if (d == null || d.isNegative() || d.isZero()) {
+            throw new IllegalArgumentException("troupe.serve.stage-link." + key + " must be > 0: " + key + "="
+                + (d == null ? "null" : d.toNanos() % 1_000_000 == 0 ? d.toMillis() + "ms" : d.toNanos() + "ns"));
         }
     }
 
@@ -59,8 +67,8 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
         try {
             Config c = root.getConfig("troupe.serve.stage-link");
             return new StageLinks(hosts, c.getString("hostname"), c.getInt("port"), c.getDuration("loss-timeout"),
-                c.getDuration("connect-timeout"), c.getDuration("retry-interval"), ClusterSecurity.from(root).tls(),
-                TransportConfig.from(root));
+                c.getDuration("connect-timeout"), c.getDuration("retry-interval"), c.getDuration("step-timeout"),
+                ClusterSecurity.from(root).tls(), TransportConfig.from(root));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad troupe.serve.stage-link setting: " + e.getMessage(), e);
         }
@@ -68,7 +76,8 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
 
     /** These links with the control plane at {@code hostname:port} (a stage host's own address). */
     StageLinks at(String hostname, int port) {
-        return new StageLinks(hosts, hostname, port, lossTimeout, connectTimeout, retryInterval, tls, transport);
+        return new StageLinks(hosts, hostname, port, lossTimeout, connectTimeout, retryInterval, stepTimeout, tls,
+            transport);
     }
 
     public boolean remote() {

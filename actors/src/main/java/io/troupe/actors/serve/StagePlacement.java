@@ -14,8 +14,10 @@ import org.slf4j.LoggerFactory;
  * function of what was heard and when.
  *
  * <p>A stage stays where it is unless its host is unfit: it failed (silent for the loss timeout, or did not
- * answer a load) and has not answered a heartbeat since, it refused a load within the loss timeout, or its
- * last heartbeat answer said it would refuse one (its checkpoint differs from the server's). Then
+ * answer a load) and has not answered a heartbeat since, it refused a load within the loss timeout, its
+ * last heartbeat answer said it would refuse one (its checkpoint differs from the server's), or it is stuck:
+ * its last answer said a stage thread of it has been inside one step for longer than the step timeout, or the
+ * server found it stuck ({@link #stuck}) and no answer since says that step ended. Then
  * the stage moves to a spare (a host holding no stage) that is steady: it has answered every heartbeat for
  * at least the loss timeout, with no gap longer than half of it, and its last answer is no older than that
  * half. Steadiness is the damping: a host that flaps faster than the loss timeout (stopped and continued, a
@@ -35,14 +37,25 @@ final class StagePlacement {
     private final AtomicLongArray failed;
     private final AtomicLongArray refused;
     private final AtomicReferenceArray<String> refusals;
+    /** Per slot: how long a stage thread of the host was inside its step at its last answer (0: in none), and
+     * when the server found it stuck (0: not stuck). */
+    private final AtomicLongArray stepNs;
+    private final AtomicLongArray stuckSince;
+    private final long stepTimeoutNs;
     private final AtomicLong moves = new AtomicLong();
 
-    StagePlacement(List<String> hosts, Duration lossTimeout) {
+    StagePlacement(List<String> hosts, Duration lossTimeout, Duration stepTimeout) {
         if (lossTimeout.isNegative() || lossTimeout.isZero()) {
             throw new IllegalArgumentException("loss-timeout must be > 0: loss-timeout=" + lossTimeout);
         }
+        if (stepTimeout.isNegative() || stepTimeout.isZero()) {
+            throw new IllegalArgumentException("step-timeout must be > 0: step-timeout=" + stepTimeout);
+        }
         this.hosts = List.copyOf(hosts);
         this.lossNs = lossTimeout.toNanos();
+        this.stepTimeoutNs = stepTimeout.toNanos();
+        this.stepNs = new AtomicLongArray(hosts.size());
+        this.stuckSince = new AtomicLongArray(hosts.size());
         this.heard = new AtomicLongArray(hosts.size());
         this.steadySince = new AtomicLongArray(hosts.size());
         this.failed = new AtomicLongArray(hosts.size());
@@ -57,9 +70,17 @@ final class StagePlacement {
 
     /**
      * The host at {@code slot} answered a heartbeat at {@code now}, saying why it would refuse a load now
-     * ({@code refusal}; null: it would not); called from one thread (the link actor).
+     * ({@code refusal}; null: it would not) and how long a stage thread of it has been inside its current step
+     * ({@code inStepNs}; 0: none is in one); called from one thread (the link actor).
      */
-    void answered(int slot, long now, String refusal) {
+    void answered(int slot, long now, String refusal, long inStepNs) {
+        long stuck = stuckSince.get(slot);
+        // a step it entered after it was found stuck, or none: the stuck one ended
+        if (stuck != 0 && inStepNs < now - stuck) {
+            stuckSince.set(slot, 0);
+            LOG.info("stage host {} is out of the step it was stuck in; it may take a stage again", hosts.get(slot));
+        }
+        stepNs.set(slot, inStepNs);
         long last = heard.get(slot);
         if (last == 0 || now - last > gapNs()) {
             steadySince.set(slot, now);
@@ -73,9 +94,43 @@ final class StagePlacement {
         }
     }
 
-    /** Why the host at {@code slot} said, at its last answer, that it would refuse a load; null if it would not. */
+    /**
+     * Why the host at {@code slot} takes no stage now: what it said, at its last answer, of why it would refuse a
+     * load, or that it is stuck inside a step; null if neither.
+     */
     String refusal(int slot) {
-        return refusals.get(slot);
+        String r = refusals.get(slot);
+        if (r != null || !stuck(slot)) {
+            return r;
+        }
+        return "it is stuck: a stage thread of it was inside one step for " + stepNs.get(slot) / 1_000_000
+            + " ms at its last heartbeat (step timeout " + stepTimeoutNs / 1_000_000 + " ms)";
+    }
+
+    /** How long a stage thread of the host at {@code slot} was inside its current step at its last answer, ns. */
+    long stepNs(int slot) {
+        return stepNs.get(slot);
+    }
+
+    /**
+     * Whether the host at {@code slot} said at its last answer that a stage thread of it has been inside one step
+     * for longer than the step timeout.
+     */
+    boolean overStepTimeout(int slot) {
+        return stepNs.get(slot) > stepTimeoutNs;
+    }
+
+    /**
+     * The server found the host at {@code slot} stuck at {@code now} (its stage inside one step for the step
+     * timeout): it takes no stage until an answer says that step ended.
+     */
+    void stuck(int slot, long now) {
+        stuckSince.compareAndSet(slot, 0, now == 0 ? 1 : now);
+    }
+
+    /** Whether the host at {@code slot} is stuck: found so and not out of that step since, or it says so now. */
+    boolean stuck(int slot) {
+        return stuckSince.get(slot) != 0 || overStepTimeout(slot);
     }
 
     /** The host at {@code slot} failed at {@code now}: silent for the loss timeout, or it did not answer a load. */
@@ -96,12 +151,14 @@ final class StagePlacement {
 
     /**
      * Whether the host at {@code slot} should not hold a stage now: it has not answered a heartbeat since it
-     * failed, it refused a load within the loss timeout, or its last answer said it would refuse one.
+     * failed, it refused a load within the loss timeout, its last answer said it would refuse one, or it is
+     * {@link #stuck(int) stuck}.
      */
     boolean unfit(int slot, long now) {
         long f = failed.get(slot);
         long r = refused.get(slot);
-        return f != 0 && heard.get(slot) - f <= 0 || r != 0 && now - r < lossNs || refusals.get(slot) != null;
+        return f != 0 && heard.get(slot) - f <= 0 || r != 0 && now - r < lossNs || refusals.get(slot) != null
+            || stuck(slot);
     }
 
     /** Whether the host at {@code slot} has answered without a break for at least the loss timeout, up to now. */
@@ -135,7 +192,7 @@ final class StagePlacement {
                 }
             }
             if (best >= 0) {
-                LOG.warn("stage {} moves from stage host {} (not answering, or refusing) to the spare {}", g,
+                LOG.warn("stage {} moves from stage host {} (not answering, refusing, or stuck) to the spare {}", g,
                     hosts.get(s), hosts.get(best));
                 a[g] = best;
                 moves.incrementAndGet();

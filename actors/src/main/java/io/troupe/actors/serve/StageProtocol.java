@@ -61,8 +61,12 @@ public final class StageProtocol {
     /**
      * A host's answer to {@link Ping}: it holds stage {@code stage} of {@code epoch}, or -1 for none;
      * {@code slot} is the ping's; {@code refusal} is why it would refuse a load from that server now (its
-     * checkpoint differs, it serves another server), or null.
+     * checkpoint differs, it serves another server), or null. {@code stepNs} is how long a stage thread of
+     * the host has been inside the step it is in, the longest of them (a stage it closed whose thread is
+     * still inside a step included), ns; 0 when none is inside a step. The server counts a host whose
+     * stage stays inside one step for {@code troupe.serve.stage-link.step-timeout} as lost, and gives it no
+     * stage while it says so.
      */
-    public record Pong(int stage, long epoch, int slot, String refusal) implements CrossNodeMessage {
+    public record Pong(int stage, long epoch, int slot, String refusal, long stepNs) implements CrossNodeMessage {
     }
 }

@@ -1,0 +1,241 @@
+package io.troupe.actors.serve;
+
+import static io.troupe.actors.serve.ServeTestSupport.field;
+import static io.troupe.actors.serve.ServeTestSupport.metric;
+import static io.troupe.actors.serve.ServeTestSupport.send;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.KvPrecision;
+import io.troupe.models.infer.Quantization;
+import io.troupe.models.infer.SamplingParams;
+import io.troupe.models.parallel.StagePartition;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A stage host whose stage thread is stuck inside one step while its actor system still answers every
+ * heartbeat: a 1x2 server on 127.0.0.1 with stage 1 on an in-process stage host whose step is held on a
+ * latch, uninterruptibly, as a hung native call would be. Once the step timeout passes the pipeline is down
+ * for that host, and the requests in flight are answered in full with the tokens they have offline: by a
+ * spare that takes the stage while the step is still held, or, with no spare, by the host itself once the
+ * step is let go.
+ */
+@Timeout(180)
+class StuckStageTest {
+    private static final String STEP_TIMEOUT = "1500ms";
+    /** Short prompts: the test model's context is 24 positions. */
+    private static final List<String> PROMPTS = List.of("To be", "or not");
+    private static final int TOKENS = 12;
+
+    @TempDir
+    Path tmp;
+
+    private final StepHold hold = new StepHold();
+    private final List<AutoCloseable> open = new ArrayList<>();
+
+    /**
+     * Holds the first step a stage runs once {@link #arm armed}, until {@link #release}; interrupts do not end
+     * the hold (closing a stage interrupts its thread), as they would not end a hung native call.
+     */
+    private static final class StepHold implements PipelineStage.StepEntry {
+        private final AtomicBoolean armed = new AtomicBoolean();
+        private final CountDownLatch held = new CountDownLatch(1);
+        private final CountDownLatch released = new CountDownLatch(1);
+
+        void arm() {
+            armed.set(true);
+        }
+
+        void release() {
+            released.countDown();
+        }
+
+        /** Waits until a step is held. */
+        void awaitHeld() throws InterruptedException {
+            assertTrue(held.await(60, TimeUnit.SECONDS), "no step was held");
+        }
+
+        @Override
+        public void onStep(int stage, long step) {
+            if (!armed.compareAndSet(true, false)) {
+                return;
+            }
+            held.countDown();
+            boolean interrupted = false;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
+            while (released.getCount() > 0 && System.nanoTime() - deadline < 0) {
+                try {
+                    released.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    @AfterEach
+    void closeAll() {
+        hold.release();
+        for (int i = open.size() - 1; i >= 0; i--) {
+            try {
+                open.get(i).close();
+            } catch (Exception e) {
+                System.out.println("closing: " + e);
+            }
+        }
+    }
+
+    /** Loss timeout 2 s, wirings retried every 200 ms, and the step timeout of this test. */
+    private static Config config() {
+        return ConfigFactory.parseString("troupe.serve.stage-link { loss-timeout = 2s, connect-timeout = 30s,"
+            + " retry-interval = 200ms, step-timeout = " + STEP_TIMEOUT + " }").withFallback(ConfigFactory.load());
+    }
+
+    private StageHostServer host(Path ckpt, PipelineStage.StepEntry entry) {
+        StageHostServer h = StageHostServer.start(ckpt, "127.0.0.1", 0, config(), entry);
+        open.add(h);
+        return h;
+    }
+
+    private InferenceServer server(Path ckpt, StageHostServer... hosts) {
+        List<String> named = new ArrayList<>();
+        for (StageHostServer h : hosts) {
+            named.add(h.hostPort());
+        }
+        int front = StagePartition.balanced(ServeTestSupport.CFG, 2).endBlock(0);
+        InferenceServer s = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE, 0, front),
+            ServeTestSupport.settings(), 2, StageLinks.from(config(), named));
+        open.add(s);
+        return s;
+    }
+
+    private static List<String> bodies() {
+        return List.of("{\"prompt\":\"" + PROMPTS.get(0) + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0}",
+            "{\"prompt\":\"" + PROMPTS.get(1) + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0.8,\"seed\":7}");
+    }
+
+    /** The texts the prompts give offline, with the whole model on one stage. */
+    private static List<String> offline(Path ckpt) {
+        InferenceWeights w = InferenceWeights.load(ckpt, Quantization.NONE);
+        return List.of(
+            ServeTestSupport.offlineGeneration(w, PROMPTS.get(0), SamplingParams.greedy(TOKENS), KvPrecision.F32)
+                .text(),
+            ServeTestSupport.offlineGeneration(w, PROMPTS.get(1), new SamplingParams(TOKENS, 0.8f, 1f, 7L, List.of()),
+                KvPrecision.F32).text());
+    }
+
+    private static List<String> texts(List<CompletableFuture<HttpResponse<String>>> sent) throws Exception {
+        List<String> out = new ArrayList<>();
+        for (CompletableFuture<HttpResponse<String>> f : sent) {
+            HttpResponse<String> r = f.get(60, TimeUnit.SECONDS);
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals("length", field(r.body(), "finish_reason"), r.body());
+            out.add(field(r.body(), "text"));
+        }
+        return out;
+    }
+
+    /** A stage host as {@code /health} lists it, up to its refusal. */
+    private static String hostJson(StageHostServer h, String stage) {
+        return "{\"host\":\"" + h.hostPort() + "\",\"stage\":" + stage + ",\"answering\":true,\"refuses\":";
+    }
+
+    /** Waits until {@code /health} answers {@code status} with a body containing every one of {@code parts}. */
+    private static String awaitHealth(int port, int status, String... parts) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            HttpResponse<String> r = ServeTestSupport.get(port, "/health");
+            if (r.statusCode() == status && List.of(parts).stream().allMatch(r.body()::contains)) {
+                return r.body();
+            }
+            assertTrue(System.nanoTime() < deadline, "/health did not become " + status + " with " + List.of(parts)
+                + ": " + r.body());
+            Thread.sleep(20);
+        }
+    }
+
+    /** The reason the pipeline went down names the host, its stage, the epoch, how long, and the timeout. */
+    private static void assertLostForBeingStuck(StageHostServer h, String reason) {
+        String prefix = "the stage host of stage 1 at " + h.hostPort() + " is stuck (epoch 1): its stage thread has"
+            + " been inside one step for ";
+        assertTrue(reason.startsWith(prefix) && reason.endsWith(" ms, past the step timeout of 1500 ms"), reason);
+        long ms = Long.parseLong(reason.substring(prefix.length(), reason.indexOf(" ms, past")));
+        assertTrue(ms > 1500 && ms < 10_000, reason);
+    }
+
+    @Test
+    void shouldMoveAStuckStageToASpareAndAnswerTheRequestsInFlightWithTheirOfflineTokens() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = offline(ckpt);
+        StageHostServer stuck = host(ckpt, hold);
+        StageHostServer spare = host(ckpt, PipelineStage.StepEntry.NONE);
+        InferenceServer server = server(ckpt, stuck, spare);
+        int port = server.port();
+        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+
+        hold.arm();
+        List<CompletableFuture<HttpResponse<String>>> sent = send(port, bodies());
+        hold.awaitHeld();
+        List<String> answered = texts(sent);
+        assertEquals(expected, answered, "answered by the spare while the step is still held, with the same tokens");
+
+        String health = awaitHealth(port, 200, hostJson(spare, "1") + "null}", hostJson(stuck, "null") + "\"it is"
+            + " stuck");
+        assertLostForBeingStuck(stuck, field(health, "last_loss"));
+        String metrics = ServeTestSupport.get(port, "/metrics").body();
+        assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_stuck_stages_total"), metrics);
+        assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
+        assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= 1, metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
+
+        // the step let go, the host is out of it: it would take a stage again (a spare now)
+        hold.release();
+        awaitHealth(port, 200, hostJson(stuck, "null") + "null}");
+        assertEquals(expected, texts(send(port, bodies())), "after: the same tokens");
+    }
+
+    @Test
+    void shouldWaitForAStuckStageWithNoSpareAndAnswerTheRequestsOnceTheStepIsLetGo() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = offline(ckpt);
+        StageHostServer stuck = host(ckpt, hold);
+        InferenceServer server = server(ckpt, stuck);
+        int port = server.port();
+        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+
+        hold.arm();
+        List<CompletableFuture<HttpResponse<String>>> sent = send(port, bodies());
+        hold.awaitHeld();
+        String health = awaitHealth(port, 503, "\"status\":\"degraded\"", "\"reason\":\"the stage host of stage 1 at "
+            + stuck.hostPort() + " is stuck", hostJson(stuck, "1") + "\"it is stuck");
+        assertLostForBeingStuck(stuck, field(health, "last_loss"));
+        assertFalse(sent.stream().anyMatch(CompletableFuture::isDone), "the requests wait for the stage");
+
+        hold.release();
+        assertEquals(expected, texts(sent), "answered once the step was let go, with the tokens they have offline");
+        awaitHealth(port, 200, hostJson(stuck, "1") + "null}");
+        String metrics = ServeTestSupport.get(port, "/metrics").body();
+        assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_stuck_stages_total"), metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
+        assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_up"), metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
+    }
+}
