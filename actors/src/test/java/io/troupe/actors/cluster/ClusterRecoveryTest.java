@@ -55,9 +55,16 @@ class ClusterRecoveryTest {
 
     /** Runs the job, stopping a node (not the coordinator's) that hosts a rank after step {@code at}. */
     private JobEvent.Finished runWithLoss(List<TroupeNode> nodes, JobRequest job, int at) throws Exception {
+        return runWithLoss(nodes, job, at, new java.util.concurrent.CopyOnWriteArrayList<>());
+    }
+
+    /** As {@link #runWithLoss(List, JobRequest, int)}, every event of the job added to {@code events}. */
+    private JobEvent.Finished runWithLoss(List<TroupeNode> nodes, JobRequest job, int at, List<JobEvent> events)
+        throws Exception {
         CountDownLatch reached = new CountDownLatch(at);
         List<JobEvent.Started> starts = new java.util.concurrent.CopyOnWriteArrayList<>();
         JobHandle h = Troupe.using(nodes.get(0)).submit(job).onEvent(e -> {
+            events.add(e);
             if (e instanceof JobEvent.StepCompleted) {
                 reached.countDown();
             } else if (e instanceof JobEvent.Started s) {
@@ -112,6 +119,29 @@ class ClusterRecoveryTest {
      * root cannot delete: {@code chattr +i}): the job recovers, restores that step from the ranks' in-memory
      * snapshots, and writes the checkpoint it still owes before finishing, the same as a run without the fault.
      */
+    /**
+     * A stage's snapshot many times the receivers' budget (a 32 KiB piece: a quarter of 128 KiB) travels to its
+     * buddy in pieces: when a stage's node is lost, the spare restores it from the buddy's copy of the last
+     * committed step (not from the disk checkpoint of step 0) and the job ends bitwise as without the fault.
+     */
+    @Test
+    void shouldRestoreAStageWhoseSnapshotPassesTheReceiveBudgetFromItsBuddysCopy(@TempDir Path tmp) throws Exception {
+        cluster = EmbeddedCluster.start(3, io.troupe.runtime.transport.TransportSettings.defaults()
+            .withChunkBytes(64 * 1024).withReceiveBudgetBytes(128 * 1024));
+        List<TroupeNode> nodes = cluster.nodes();
+        JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
+            Troupe.using(nodes.get(0)).submit(job("1x2", 30, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
+        List<JobEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+        JobEvent.Finished faulty = runWithLoss(nodes, job("1x2", 30, tmp.resolve("faulty")), 6, events);
+        JobEvent.Recovered rd = (JobEvent.Recovered) events.stream().filter(e -> e instanceof JobEvent.Recovered)
+            .findFirst().orElseThrow(() -> new AssertionError("no recovery: " + events));
+        assertTrue(rd.restoredStep() >= 6, "restored from the buddy's copy of a step committed before the loss, not "
+            + "from disk: " + rd);
+        CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
+        System.out.println("snapshot in pieces, restored step " + rd.restoredStep() + ": " + d.summary());
+        assertTrue(d.bitwise(), d.summary());
+    }
+
     @Test
     void shouldWriteTheCheckpointAStepRestoredFromMemoryStillOwes(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);

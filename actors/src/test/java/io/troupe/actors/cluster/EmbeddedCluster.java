@@ -22,11 +22,15 @@ final class EmbeddedCluster implements AutoCloseable {
 
     /** Starts {@code nodes} nodes, the first with the coordinator role. */
     static EmbeddedCluster start(int nodes) {
+        return start(nodes, TransportSettings.defaults());
+    }
+
+    /** Starts {@code nodes} nodes on a media driver and data plane of {@code settings}. */
+    static EmbeddedCluster start(int nodes, TransportSettings settings) {
         if (nodes < 1) {
             throw new IllegalArgumentException("an embedded cluster needs at least one node: nodes=" + nodes);
         }
-        EmbeddedCluster c = new EmbeddedCluster(
-            TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace));
+        EmbeddedCluster c = new EmbeddedCluster(TransportNode.launch(settings, Throwable::printStackTrace));
         try {
             NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
             c.nodes.add(TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),

@@ -42,8 +42,11 @@ import org.agrona.concurrent.IdleStrategy;
  * the copies by the same rule (a copy of step {@code s} tells it that {@code s - 1} is committed),
  * so a copy never overwrites the copy of the committed step, also when an earlier epoch ran ahead.
  *
- * <p>Frames: kind {@link FrameKind#CONTROL} on this stream, the frame's step the snapshot's step,
- * its tensor key the rank whose shard it is, the body a {@link SnapshotDescriptor} snapshot.
+ * <p>Frames: a {@link SnapshotDescriptor} snapshot travels in pieces of at most a quarter of the
+ * receive budget ({@link #pieceShift}), so a snapshot of any size fits a receiver's reassembly memory
+ * one piece at a time: kind {@link FrameKind#CONTROL} on this stream, the frame's step the
+ * snapshot's length, its tensor key the rank whose shard it is, the piece size, count and index
+ * ({@link #pieceKey}). The receiver copies each piece into the copy's slot at its offset.
  *
  * <p>Threading: {@link #bind}, {@link #afterStep}, {@link #sendCopy}, {@link #awaitCopy} from the
  * worker's device thread; the receiver on the exchange's agent thread; sends on the send thread.
@@ -53,6 +56,56 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private static final long SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(30);
     /** How long the receiver waits for a copy's slot still being sent on (a restore): the copy is dropped after. */
     private static final long RECEIVE_SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(2);
+    /** The largest piece a snapshot is sent in: a receiver reassembles one piece at a time in its budget. */
+    static final long MAX_PIECE_BYTES = 64L << 20;
+
+    /**
+     * log2 of the piece size a snapshot travels in: at most {@link #MAX_PIECE_BYTES} and a quarter of the
+     * receive budget, so a piece always fits a receiver's reassembly memory (the budget is the same on every
+     * node) beside the other tensors in flight, whatever the size of the snapshot.
+     */
+    static int pieceShift(long receiveBudgetBytes) {
+        long piece = Math.max(4096, Math.min(MAX_PIECE_BYTES, receiveBudgetBytes / 4));
+        return 63 - Long.numberOfLeadingZeros(piece);
+    }
+
+    /** A piece's tensor key: the snapshot's rank, the piece size's log2, the piece count and index. */
+    static long pieceKey(int rank, int shift, long count, long index) {
+        if (rank < 0 || rank >= 1 << 16 || count >= 1L << 21 || index < 0 || index >= count) {
+            throw new IllegalArgumentException("snapshot piece out of range: rank=" + rank + ", count=" + count
+                + ", index=" + index);
+        }
+        return (long) rank << 48 | (long) shift << 42 | count << 21 | index;
+    }
+
+    /** A snapshot being reassembled from its pieces (agent thread only). */
+    private static final class Assembly {
+        final int source;
+        final SnapshotStore store;
+        final SnapshotBuffer buffer;
+        final int rank;
+        final long step;
+        final long epoch;
+        final int jobId;
+        final long count;
+        long next = 1;
+
+        Assembly(int source, SnapshotStore store, SnapshotBuffer buffer, int rank, long step, long epoch, int jobId,
+                 long count) {
+            this.source = source;
+            this.store = store;
+            this.buffer = buffer;
+            this.rank = rank;
+            this.step = step;
+            this.epoch = epoch;
+            this.jobId = jobId;
+            this.count = count;
+        }
+    }
+
+    /** Snapshots being reassembled, by the rank they are of (agent thread only). */
+    private final Map<Integer, Assembly> assembling = new java.util.HashMap<>();
+    private final int pieceShift;
 
     /** One epoch's binding: who this worker is and where its snapshot goes. */
     private record Binding(JobIdentity job, int rank, int buddy, int[] sources, List<String> endpoints) {
@@ -84,6 +137,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         this.log = log;
         this.agent = CollectiveAgent.open(node, name, -1, 0, this, t -> log.accept("snapshot data plane error: " + t));
         this.transport = agent.worker();
+        this.pieceShift = pieceShift(node.settings().receiveBudgetBytes());
         agent.start(new BackoffIdleStrategy(64, 16, 1_000, 1_000_000));
         this.sendThread = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, name + "-send");
@@ -372,7 +426,10 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         });
     }
 
-    /** Send thread: the whole snapshot as one frame; given up when the epoch changes. */
+    /**
+     * Send thread: the snapshot in pieces of {@code 2^pieceShift} bytes, in order, each a frame whose step
+     * field carries the snapshot's length and whose key {@link #pieceKey}; given up when the epoch changes.
+     */
     private void send(Binding b, SnapshotBuffer snap, int toRank) {
         TensorSender sender = transport.sender(toRank);
         long epoch = b.job().epoch();
@@ -381,13 +438,20 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         }
         long bytes = snap.lengthBytes();
         long t0 = System.nanoTime();
-        sender.begin(FrameKind.CONTROL, snap.step(), snap.rank(), DType.I8, new int[] {(int) bytes}, 1, snap.address(), bytes);
+        int shift = pieceShift;
+        long count = (bytes + (1L << shift) - 1) >>> shift;
         IdleStrategy idle = new BackoffIdleStrategy(64, 16, 1_000, 100_000);
-        while (sender.isSending()) {
-            if (binding != b) {
-                return; // the epoch ended; the next epoch's connect replaces this sender
+        for (long i = 0; i < count; i++) {
+            long off = i << shift;
+            long len = Math.min(1L << shift, bytes - off);
+            sender.begin(FrameKind.CONTROL, bytes, pieceKey(snap.rank(), shift, count, i), DType.I8, new int[] {(int) len},
+                1, snap.address() + off, len);
+            while (sender.isSending()) {
+                if (binding != b) {
+                    return; // the epoch ended; the next epoch's connect replaces this sender
+                }
+                idle.idle(sender.doSend());
             }
-            idle.idle(sender.doSend());
         }
         sentBytes += bytes;
         SnapshotCounters.sent(bytes, System.nanoTime() - t0);
@@ -395,41 +459,92 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
 
     // ------------------------------------------------------------------ receiver (agent thread)
 
+    /**
+     * Agent thread: a piece of a snapshot. The first carries the snapshot's header (rank, step, epoch, job) and
+     * starts its copy in the rank's store; the others follow in order from the same source, each copied at its
+     * offset; the last completes the copy. A piece out of order, or a new first piece of the same rank, gives up
+     * the copy being assembled.
+     */
     @Override
     public void onTensorReady(ReceiveSlot slot) {
         try {
-            if (slot.kind() != FrameKind.CONTROL || slot.lengthBytes() < SnapshotDescriptor.HEADER_LENGTH) {
+            long key = slot.tensorKey();
+            int shift = (int) (key >>> 42 & 0x3f);
+            long count = key >>> 21 & 0x1f_ffffL;
+            long index = key & 0x1f_ffffL;
+            int keyRank = (int) (key >>> 48 & 0xffff);
+            long total = slot.step();
+            long off = index << shift;
+            if (slot.kind() != FrameKind.CONTROL || count == 0 || index >= count || total < SnapshotDescriptor.HEADER_LENGTH
+                || off + slot.lengthBytes() > total || index < count - 1 && slot.lengthBytes() != 1L << shift) {
                 log.accept("snapshot stream dropped a " + slot.kind() + " frame of " + slot.lengthBytes() + " bytes from rank "
-                    + slot.sourceRank());
+                    + slot.sourceRank() + " (piece " + index + " of " + count + " of " + total + " bytes)");
                 return;
             }
-            DirectBuffer in = slot.buffer();
-            int rank = in.getInt(SnapshotDescriptor.RANK_OFFSET);
-            long step = in.getLong(SnapshotDescriptor.STEP_OFFSET);
-            long epoch = in.getLong(SnapshotDescriptor.EPOCH_OFFSET);
-            int jobId = in.getInt(SnapshotDescriptor.JOB_ID_OFFSET);
-            Binding told = binding;
-            SnapshotStore store = copiesOf(rank);
-            SnapshotBuffer b = beginCopy(store, slot.lengthBytes(), jobId, epoch, rank, step,
-                told != null && told.job().jobId() == jobId ? committedStep : -1, RECEIVE_SLOT_WAIT_NS);
+            Assembly a;
+            if (index == 0) {
+                if (slot.lengthBytes() < Math.min(total, SnapshotDescriptor.HEADER_LENGTH)) {
+                    log.accept("snapshot stream dropped a first piece of " + slot.lengthBytes() + " bytes from rank "
+                        + slot.sourceRank() + ": shorter than the snapshot header");
+                    return;
+                }
+                DirectBuffer in = slot.buffer();
+                int rank = in.getInt(SnapshotDescriptor.RANK_OFFSET);
+                long step = in.getLong(SnapshotDescriptor.STEP_OFFSET);
+                long epoch = in.getLong(SnapshotDescriptor.EPOCH_OFFSET);
+                int jobId = in.getInt(SnapshotDescriptor.JOB_ID_OFFSET);
+                if (rank != keyRank) {
+                    log.accept("snapshot stream dropped a first piece from rank " + slot.sourceRank() + ": its header names rank "
+                        + rank + ", its key rank " + keyRank);
+                    return;
+                }
+                giveUp(assembling.remove(rank), "a new copy of rank " + rank + "'s snapshot began");
+                Binding told = binding;
+                SnapshotStore store = copiesOf(rank);
+                SnapshotBuffer b = beginCopy(store, total, jobId, epoch, rank, step,
+                    told != null && told.job().jobId() == jobId ? committedStep : -1, RECEIVE_SLOT_WAIT_NS);
+                a = new Assembly(slot.sourceRank(), store, b, rank, step, epoch, jobId, count);
+                assembling.put(rank, a);
+            } else {
+                a = assembling.get(keyRank);
+                if (a == null || a.source != slot.sourceRank() || a.next != index || a.count != count
+                    || a.buffer.lengthBytes() != total) {
+                    giveUp(a == null ? null : assembling.remove(keyRank), "piece " + index + " of " + count
+                        + " arrived from rank " + slot.sourceRank() + " out of order");
+                    return;
+                }
+                a.next++;
+            }
             try {
-                slot.copyTo(b.address(), b.capacityBytes());
+                slot.copyTo(a.buffer.address() + off, a.buffer.capacityBytes() - off);
             } catch (RuntimeException e) {
-                store.abandon(b);
+                giveUp(assembling.remove(a.rank), e.getMessage());
                 throw e;
             }
-            store.completeAsReceived(b);
-            synchronized (reportLock) {
-                Binding bd = binding;
-                if (bd != null && epoch == bd.job().epoch() && jobId == bd.job().jobId()) {
-                    arrived.merge(rank, step, Math::max);
-                    flushLocked(bd);
+            if (index == count - 1) {
+                assembling.remove(a.rank);
+                a.store.completeAsReceived(a.buffer);
+                synchronized (reportLock) {
+                    Binding bd = binding;
+                    if (bd != null && a.epoch == bd.job().epoch() && a.jobId == bd.job().jobId()) {
+                        arrived.merge(a.rank, a.step, Math::max);
+                        flushLocked(bd);
+                    }
                 }
             }
         } catch (RuntimeException e) {
             log.accept("snapshot copy from rank " + slot.sourceRank() + " not kept: " + e.getMessage());
         } finally {
             slot.release();
+        }
+    }
+
+    /** Gives up a copy being reassembled: its slot goes back to the store unwritten. */
+    private void giveUp(Assembly a, String why) {
+        if (a != null) {
+            a.store.abandon(a.buffer);
+            log.accept("snapshot copy of rank " + a.rank + "'s step " + a.step + " from rank " + a.source + " given up: "
+                + why);
         }
     }
 
