@@ -155,7 +155,7 @@ final class PipelineStepRunner implements StepRunner {
         this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
         this.rewirer = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-rewire"));
         this.placement = new StagePlacement(links.hosts(), links.lossTimeout(), links.stepTimeout());
-        this.stuckStages = new StuckStages(links.hosts(), links.stepTimeout(), links.lossTimeout(), placement);
+        this.stuckStages = new StuckStages(placement);
         int[] place = new int[pipelineStages];
         for (int g = 1; g < pipelineStages; g++) {
             place[g] = g - 1;                         // stage g on the g-th host named; the rest are spares

@@ -63,6 +63,21 @@ final class StagePlacement {
         this.refusals = new AtomicReferenceArray<>(hosts.size());
     }
 
+    /** The host named at {@code slot}. */
+    String host(int slot) {
+        return hosts.get(slot);
+    }
+
+    /** How long a stage may stay inside one step before its host counts as stuck. */
+    long stepTimeoutNs() {
+        return stepTimeoutNs;
+    }
+
+    /** How long a host may stay silent before it counts as lost. */
+    long lossNs() {
+        return lossNs;
+    }
+
     /** The longest gap between heartbeat answers that still counts as one unbroken run. */
     private long gapNs() {
         return lossNs / 2;

@@ -1,8 +1,5 @@
 package io.troupe.actors.serve;
 
-import java.time.Duration;
-import java.util.List;
-
 /**
  * When a served pipeline's stage counts as stuck ({@code troupe.serve.stage-link.step-timeout}): a stage
  * host whose stage thread stays inside one step keeps answering heartbeats, so silence never finds it. Two
@@ -24,21 +21,10 @@ import java.util.List;
  * and when. Called from one thread (the server's link actor).
  */
 final class StuckStages {
-    private final List<String> hosts;
-    private final long stepTimeoutNs;
-    private final long lossNs;
     private final StagePlacement placement;
 
-    StuckStages(List<String> hosts, Duration stepTimeout, Duration lossTimeout, StagePlacement placement) {
-        if (stepTimeout.isNegative() || stepTimeout.isZero()) {
-            throw new IllegalArgumentException("step-timeout must be > 0: step-timeout=" + stepTimeout);
-        }
-        if (lossTimeout.isNegative() || lossTimeout.isZero()) {
-            throw new IllegalArgumentException("loss-timeout must be > 0: loss-timeout=" + lossTimeout);
-        }
-        this.hosts = List.copyOf(hosts);
-        this.stepTimeoutNs = stepTimeout.toNanos();
-        this.lossNs = lossTimeout.toNanos();
+    /** The rules over {@code placement}'s hosts, its step timeout and its loss timeout. */
+    StuckStages(StagePlacement placement) {
         this.placement = placement;
     }
 
@@ -49,6 +35,7 @@ final class StuckStages {
      * @return why the pipeline is down when that is past the step timeout (the host is marked stuck), or null
      */
     String answered(int stage, int slot, long epoch, long stepNs, long now) {
+        long stepTimeoutNs = placement.stepTimeoutNs();
         if (stepNs <= stepTimeoutNs) {
             return null;
         }
@@ -66,6 +53,8 @@ final class StuckStages {
      */
     String overdue(long step, long sentNs, int[] place, long epoch, long now) {
         long waited = now - sentNs;
+        long stepTimeoutNs = placement.stepTimeoutNs();
+        long lossNs = placement.lossNs();
         if (waited <= stepTimeoutNs + lossNs) {
             return null;
         }
@@ -90,7 +79,7 @@ final class StuckStages {
     }
 
     private String stuckHost(int stage, int slot, long epoch) {
-        return "the stage host of stage " + stage + " at " + hosts.get(slot) + " is stuck (epoch " + epoch + ")";
+        return "the stage host of stage " + stage + " at " + placement.host(slot) + " is stuck (epoch " + epoch + ")";
     }
 
     private static long ms(long ns) {

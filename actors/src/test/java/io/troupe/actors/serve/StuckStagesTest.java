@@ -20,10 +20,9 @@ class StuckStagesTest {
     /** Stage 1 on slot 0, stage 2 on slot 1; slot 2 a spare. */
     private static final int[] PLACE = {0, 0, 1};
 
-    private final StagePlacement placement = new StagePlacement(HOSTS, Duration.ofSeconds(2),
+    private final StagePlacement placement = new StagePlacement(HOSTS, Duration.ofNanos(LOSS),
         Duration.ofNanos(STEP_TIMEOUT));
-    private final StuckStages stuck = new StuckStages(HOSTS, Duration.ofNanos(STEP_TIMEOUT), Duration.ofNanos(LOSS),
-        placement);
+    private final StuckStages stuck = new StuckStages(placement);
 
     @Test
     void aHostWhoseStageIsInsideOneStepPastTheStepTimeoutIsStuck() {
@@ -65,7 +64,7 @@ class StuckStagesTest {
     @Test
     void aStepTimeoutThatIsNotPositiveIsRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-            () -> new StuckStages(HOSTS, Duration.ZERO, Duration.ofNanos(LOSS), placement));
+            () -> new StuckStages(new StagePlacement(HOSTS, Duration.ofNanos(LOSS), Duration.ZERO)));
         assertTrue(e.getMessage().contains("step-timeout=PT0S"), e.getMessage());
     }
 }
