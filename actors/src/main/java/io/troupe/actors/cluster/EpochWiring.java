@@ -181,7 +181,7 @@ final class EpochWiring implements AutoCloseable {
             }, spec.layout(), a.endpoints(), epoch);
             w.connect(link);
             if (snapshotPlan.enabled()) {
-                snapshots.bind(job, rank, snapshotPlan.buddyOf(), snapshotPlan.endpoints());
+                snapshots.bind(job, rank, snapshotPlan.buddyOf(), snapshotPlan.endpoints(), snapshotPlan.pieceShiftOf());
             }
             if (snapshotPlan.restoresFromMemory()) {
                 restoreFromMemory();

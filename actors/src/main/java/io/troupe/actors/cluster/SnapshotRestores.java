@@ -160,13 +160,15 @@ final class SnapshotRestores {
         }
         List<String> nodes = new ArrayList<>();
         List<String> endpoints = new ArrayList<>();
+        int[] pieceShifts = new int[r.ranks.size()];
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
             WorkerDescription d = c.members.describe(w);
+            pieceShifts[nodes.size()] = d.snapshotPieceShift();
             nodes.add(d.nodeAddress());
             endpoints.add(d.snapshotEndpoint());
         }
         SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRestore;
-        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes, stateClasses(r.spec())), endpoints,
+        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes, stateClasses(r.spec())), endpoints, pieceShifts,
             d == null ? -1 : d.step(), d == null ? new int[0] : d.holderOf(), d == null ? new int[0] : d.sourceOf());
     }
 

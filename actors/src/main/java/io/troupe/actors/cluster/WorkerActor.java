@@ -155,7 +155,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             + org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().uniqueAddress().longUid();
         this.snapshots = new SnapshotExchange(node, "worker-" + localIndex + "-snapshots", log::warn);
         this.description = new WorkerDescription(address, transport.endpoint().toString(),
-            control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex, snapshots.endpoint());
+            control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex, snapshots.endpoint(),
+            snapshots.pieceShift());
         this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-device-" + localIndex);
             t.setDaemon(true);

@@ -1,18 +1,31 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.cluster.snapshot.SnapshotExchange;
+
 /**
  * What a worker advertises: its node's cluster address and incarnation ({@code address#uid}: a node
  * restarted on the same host and port is another member), its data-plane endpoint (the string form
  * of a transport endpoint: activations, gradients, data-parallel buckets), the endpoint of its
  * control collectives (the job-wide gradient norm; a stream of its own, so those collectives never
- * share a sender with the stage link), its device, and the endpoint where buddies send it copies of
- * their in-memory snapshots ("" when it takes none).
+ * share a sender with the stage link), its device, the endpoint where buddies send it copies of
+ * their in-memory snapshots ("" when it takes none), and the log2 of the largest snapshot piece its
+ * receiver reassembles (a quarter of its own receive budget; 0 when it takes no copies): senders
+ * size their pieces by the receiver's budget, not their own.
  */
 public record WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
-                                int localIndex, String snapshotEndpoint) implements CrossNodeMessage {
+                                int localIndex, String snapshotEndpoint, int snapshotPieceShift) implements CrossNodeMessage {
+
+    public WorkerDescription {
+        if (snapshotEndpoint.isEmpty() ? snapshotPieceShift != 0
+            : snapshotPieceShift < SnapshotExchange.MIN_PIECE_SHIFT || snapshotPieceShift > SnapshotExchange.MAX_PIECE_SHIFT) {
+            throw new IllegalArgumentException("a worker taking snapshot copies names a piece size of 2^"
+                + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT + " bytes, one taking none 0: "
+                + "snapshotEndpoint='" + snapshotEndpoint + "', snapshotPieceShift=" + snapshotPieceShift);
+        }
+    }
 
     /** A worker that takes no snapshot copies. */
     public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex) {
-        this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, "");
+        this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, "", 0);
     }
 }

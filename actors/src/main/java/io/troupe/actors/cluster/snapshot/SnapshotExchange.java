@@ -43,8 +43,9 @@ import org.agrona.concurrent.IdleStrategy;
  * so a copy never overwrites the copy of the committed step, also when an earlier epoch ran ahead.
  *
  * <p>Frames: a {@link SnapshotDescriptor} snapshot travels in pieces of at most a quarter of the
- * receive budget ({@link #pieceShift}), so a snapshot of any size fits a receiver's reassembly memory
- * one piece at a time: kind {@link FrameKind#CONTROL} on this stream, the frame's step the
+ * receiver's receive budget ({@link #pieceShift(long)}: each worker advertises its own, and the plan
+ * gives every sender its receivers'), so a snapshot of any size fits a receiver's reassembly memory
+ * one piece at a time, whatever the budgets of the other nodes: kind {@link FrameKind#CONTROL} on this stream, the frame's step the
  * snapshot's length, its tensor key the rank whose shard it is, the piece size, count and index
  * ({@link #pieceKey}). The receiver copies each piece into the copy's slot at its offset.
  *
@@ -56,16 +57,20 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private static final long SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(30);
     /** How long the receiver waits for a copy's slot still being sent on (a restore): the copy is dropped after. */
     private static final long RECEIVE_SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(2);
+    /** log2 of the smallest piece a snapshot travels in: 4 KiB. */
+    public static final int MIN_PIECE_SHIFT = 12;
+    /** log2 of the largest piece a snapshot travels in: 64 MiB. */
+    public static final int MAX_PIECE_SHIFT = 26;
     /** The largest piece a snapshot is sent in: a receiver reassembles one piece at a time in its budget. */
-    static final long MAX_PIECE_BYTES = 64L << 20;
+    static final long MAX_PIECE_BYTES = 1L << MAX_PIECE_SHIFT;
 
     /**
-     * log2 of the piece size a snapshot travels in: at most {@link #MAX_PIECE_BYTES} and a quarter of the
-     * receive budget, so a piece always fits a receiver's reassembly memory (the budget is the same on every
-     * node) beside the other tensors in flight, whatever the size of the snapshot.
+     * log2 of the piece size a receiver with {@code receiveBudgetBytes} takes snapshots in: at most
+     * {@link #MAX_PIECE_BYTES} and a quarter of its budget, so a piece always fits its reassembly memory beside
+     * the other tensors in flight, whatever the size of the snapshot.
      */
     static int pieceShift(long receiveBudgetBytes) {
-        long piece = Math.max(4096, Math.min(MAX_PIECE_BYTES, receiveBudgetBytes / 4));
+        long piece = Math.max(1L << MIN_PIECE_SHIFT, Math.min(MAX_PIECE_BYTES, receiveBudgetBytes / 4));
         return 63 - Long.numberOfLeadingZeros(piece);
     }
 
@@ -107,8 +112,9 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private final Map<Integer, Assembly> assembling = new java.util.HashMap<>();
     private final int pieceShift;
 
-    /** One epoch's binding: who this worker is and where its snapshot goes. */
-    private record Binding(JobIdentity job, int rank, int buddy, int[] sources, List<String> endpoints) {
+    /** One epoch's binding: who this worker is, where its snapshot goes, and each rank's piece size. */
+    private record Binding(JobIdentity job, int rank, int buddy, int[] sources, List<String> endpoints,
+                           int[] pieceShifts) {
     }
 
     private record Pending(long step, Runnable report) {
@@ -151,13 +157,23 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         return transport.endpoint().toString();
     }
 
+    /** log2 of the piece size this worker's receiver takes snapshots in (a quarter of its receive budget, at most 64 MiB). */
+    public int pieceShift() {
+        return pieceShift;
+    }
+
     /**
      * Binds the exchange to rank {@code rank} of {@code job}'s epoch.
      *
      * @param buddyOf   for each rank, the rank that keeps a copy of its snapshots (-1: none)
      * @param endpoints each rank's {@link #endpoint()}
+     * @param pieceShifts each rank's {@link #pieceShift()}: what is sent to a rank travels in its pieces
      */
-    public void bind(JobIdentity job, int rank, int[] buddyOf, List<String> endpoints) {
+    public void bind(JobIdentity job, int rank, int[] buddyOf, List<String> endpoints, int[] pieceShifts) {
+        if (pieceShifts.length != buddyOf.length || endpoints.size() != buddyOf.length) {
+            throw new IllegalArgumentException("a buddy, an endpoint and a piece size per rank: buddies=" + buddyOf.length
+                + ", endpoints=" + endpoints.size() + ", piece sizes=" + pieceShifts.length);
+        }
         List<Integer> sources = new ArrayList<>();
         for (int r = 0; r < buddyOf.length; r++) {
             if (buddyOf[r] == rank && r != rank) {
@@ -170,7 +186,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             transport.assign(rank, job);
             committedStep = -1;
             binding = new Binding(job, rank, buddyOf[rank], sources.stream().mapToInt(Integer::intValue).toArray(),
-                List.copyOf(endpoints));
+                List.copyOf(endpoints), pieceShifts.clone());
         }
     }
 
@@ -427,8 +443,9 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     }
 
     /**
-     * Send thread: the snapshot in pieces of {@code 2^pieceShift} bytes, in order, each a frame whose step
-     * field carries the snapshot's length and whose key {@link #pieceKey}; given up when the epoch changes.
+     * Send thread: the snapshot in pieces of the receiver's size ({@code 2^pieceShifts[toRank]} bytes), in order,
+     * each a frame whose step field carries the snapshot's length and whose key {@link #pieceKey}; given up when
+     * the epoch changes.
      */
     private void send(Binding b, SnapshotBuffer snap, int toRank) {
         TensorSender sender = transport.sender(toRank);
@@ -438,7 +455,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         }
         long bytes = snap.lengthBytes();
         long t0 = System.nanoTime();
-        int shift = pieceShift;
+        int shift = b.pieceShifts()[toRank];
         long count = (bytes + (1L << shift) - 1) >>> shift;
         IdleStrategy idle = new BackoffIdleStrategy(64, 16, 1_000, 100_000);
         for (long i = 0; i < count; i++) {

@@ -1,0 +1,113 @@
+package io.troupe.actors.cluster.snapshot;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.Tensor;
+import io.troupe.runtime.transport.JobIdentity;
+import io.troupe.runtime.transport.TransportNode;
+import io.troupe.runtime.transport.TransportSettings;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Buddies on nodes with different receive budgets: each sends its snapshot in the pieces the
+ * receiver advertises, so the node with the small budget reassembles a snapshot many times its
+ * budget, and the one with the large budget takes the other's in a few large pieces. Sized by the
+ * sender's own budget instead, the large-budget node's single piece would exceed the small node's
+ * budget and never arrive.
+ */
+@Timeout(90)
+class SnapshotExchangeBudgetsTest {
+    private static final long SMALL_BUDGET = 128 * 1024;
+    private static final long WAIT_NS = TimeUnit.SECONDS.toNanos(30);
+    private final CpuDevice device = new CpuDevice(1);
+    private final List<Tensor> tensors = new ArrayList<>();
+    private final Random random = new Random(11);
+
+    @AfterEach
+    void close() {
+        tensors.forEach(Tensor::close);
+        device.close();
+    }
+
+    private Tensor tensor(int n) {
+        Tensor t = device.allocate(DType.F32, n);
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = random.nextFloat() - 0.5f;
+        }
+        device.copyFromHost(v, t);
+        tensors.add(t);
+        return t;
+    }
+
+    /** About 1.2 MB of state: ten times the small node's budget. */
+    private List<ShardSnapshots.ChunkState> shard(long optimizerStep) {
+        return List.of(new ShardSnapshots.ChunkState(tensor(60_000), tensor(60_000), tensor(60_000), optimizerStep),
+            new ShardSnapshots.ChunkState(tensor(40_001), tensor(40_001), tensor(40_001), optimizerStep));
+    }
+
+    private List<ShardSnapshots.ChunkState> zerosLike(List<ShardSnapshots.ChunkState> like) {
+        List<ShardSnapshots.ChunkState> out = new ArrayList<>();
+        for (ShardSnapshots.ChunkState c : like) {
+            out.add(new ShardSnapshots.ChunkState(tensor((int) c.params().numel()), tensor((int) c.firstMoment().numel()),
+                tensor((int) c.secondMoment().numel()), 0));
+        }
+        return out;
+    }
+
+    @Test
+    void shouldSendEachSnapshotInThePiecesItsReceiverTakes() throws Exception {
+        TransportSettings small = TransportSettings.defaults().withChunkBytes(64 * 1024).withReceiveBudgetBytes(SMALL_BUDGET);
+        try (TransportNode bigNode = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
+             TransportNode smallNode = TransportNode.launch(small, Throwable::printStackTrace);
+             SnapshotExchange big = new SnapshotExchange(bigNode, "big-budget", s -> { });
+             SnapshotExchange tight = new SnapshotExchange(smallNode, "small-budget", s -> { })) {
+            assertEquals(26, big.pieceShift(), "a 256 MiB budget takes 64 MiB pieces");
+            assertEquals(15, tight.pieceShift(), "a 128 KiB budget takes 32 KiB pieces");
+
+            JobIdentity job = new JobIdentity(0x2b, 4);
+            int[] buddyOf = {1, 0};
+            List<String> endpoints = List.of(big.endpoint(), tight.endpoint());
+            int[] shifts = {big.pieceShift(), tight.pieceShift()};
+            big.bind(job, 0, buddyOf, endpoints, shifts);
+            tight.bind(job, 1, buddyOf, endpoints, shifts);
+
+            List<ShardSnapshots.ChunkState> bigShard = shard(7);
+            List<ShardSnapshots.ChunkState> smallShard = shard(7);
+            assertTrue(ShardSnapshots.lengthBytes(bigShard) > 8 * SMALL_BUDGET, "the snapshot must exceed the budget");
+            CountDownLatch reported = new CountDownLatch(2);
+            big.afterStep(7, bigShard, reported::countDown);
+            tight.afterStep(7, smallShard, reported::countDown);
+            assertTrue(reported.await(30, TimeUnit.SECONDS), "each step's report waits for its buddy's copy: "
+                + big.copiesOf(1).describe() + " / " + tight.copiesOf(0).describe());
+
+            assertRestoresBitwise(tight.awaitCopy(job, 0, 7, WAIT_NS), tight, bigShard);
+            assertRestoresBitwise(big.awaitCopy(job, 1, 7, WAIT_NS), big, smallShard);
+        }
+    }
+
+    private void assertRestoresBitwise(SnapshotBuffer copy, SnapshotExchange holder, List<ShardSnapshots.ChunkState> want) {
+        try {
+            List<ShardSnapshots.ChunkState> back = zerosLike(want);
+            assertArrayEquals(new long[] {7, 7}, ShardSnapshots.restore(copy, back));
+            for (int c = 0; c < want.size(); c++) {
+                assertArrayEquals(want.get(c).params().toFloatArray(), back.get(c).params().toFloatArray());
+                assertArrayEquals(want.get(c).firstMoment().toFloatArray(), back.get(c).firstMoment().toFloatArray());
+                assertArrayEquals(want.get(c).secondMoment().toFloatArray(), back.get(c).secondMoment().toFloatArray());
+            }
+        } finally {
+            holder.release(copy);
+        }
+    }
+}
