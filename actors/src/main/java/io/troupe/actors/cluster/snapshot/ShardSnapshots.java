@@ -6,7 +6,6 @@ import io.troupe.runtime.tensor.Tensor;
 import java.util.List;
 import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
-import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * Copies a rank's shard into a snapshot and back, byte for byte: for each model chunk its
@@ -84,18 +83,16 @@ public final class ShardSnapshots {
                                         List<ChunkState> chunks) {
         try {
             b.writeHeader(jobId, rank, epoch, step, chunks.size());
-            UnsafeBuffer v = b.view();
             long at = SnapshotDescriptor.chunkEntryOffset(chunks.size());
             for (int c = 0; c < chunks.size(); c++) {
                 ChunkState s = chunks.get(c);
                 int e = SnapshotDescriptor.chunkEntryOffset(c);
-                v.putLong(e, s.optimizerStep());
-                v.putLong(e + 8, s.params().numel());
-                v.putLong(e + 16, s.firstMoment().numel());
+                b.putLong(e, s.optimizerStep());
+                b.putLong(e + 8, s.params().numel());
+                b.putLong(e + 16, s.firstMoment().numel());
                 for (Tensor t : new Tensor[] {s.params(), s.firstMoment(), s.secondMoment()}) {
-                    int n = (int) t.lengthBytes();
-                    new UnsafeBuffer(t.address(), n).getBytes(0, v, (int) at, n);
-                    at += n;
+                    b.write(at, t.address(), t.lengthBytes());
+                    at += t.lengthBytes();
                 }
             }
             store.complete(b);
@@ -113,30 +110,31 @@ public final class ShardSnapshots {
      * @throws SnapshotException when the snapshot's chunks do not match {@code chunks} (another layout or rank)
      */
     public static long[] restore(SnapshotBuffer b, List<ChunkState> chunks) {
-        UnsafeBuffer v = b.view();
         if (b.chunks() != chunks.size()) {
             throw new SnapshotException(b.describe() + " holds " + b.chunks() + " chunks, this rank has " + chunks.size());
         }
         long[] steps = new long[chunks.size()];
-        long at = SnapshotDescriptor.chunkEntryOffset(chunks.size());
         for (int c = 0; c < chunks.size(); c++) {
             ChunkState s = chunks.get(c);
             int e = SnapshotDescriptor.chunkEntryOffset(c);
-            long params = v.getLong(e + 8);
-            long state = v.getLong(e + 16);
+            long params = b.getLong(e + 8);
+            long state = b.getLong(e + 16);
             if (params != s.params().numel() || state != s.firstMoment().numel()) {
                 throw new SnapshotException(b.describe() + " chunk " + c + " holds " + params + " parameters and " + state
                     + " optimizer state elements, this rank has " + s.params().numel() + " and " + s.firstMoment().numel());
             }
-            steps[c] = v.getLong(e);
-            for (Tensor t : new Tensor[] {s.params(), s.firstMoment(), s.secondMoment()}) {
-                int n = (int) t.lengthBytes();
-                v.getBytes((int) at, new UnsafeBuffer(t.address(), n), 0, n);
-                at += n;
-            }
+            steps[c] = b.getLong(e);
         }
-        if (at != b.lengthBytes()) {
-            throw new SnapshotException(b.describe() + " is " + b.lengthBytes() + " bytes, its chunks account for " + at);
+        if (lengthBytes(chunks) != b.lengthBytes()) {
+            throw new SnapshotException(b.describe() + " is " + b.lengthBytes() + " bytes, its chunks take "
+                + lengthBytes(chunks));
+        }
+        long at = SnapshotDescriptor.chunkEntryOffset(chunks.size());
+        for (ChunkState s : chunks) {
+            for (Tensor t : new Tensor[] {s.params(), s.firstMoment(), s.secondMoment()}) {
+                b.read(at, t.address(), t.lengthBytes());
+                at += t.lengthBytes();
+            }
         }
         return steps;
     }

@@ -16,18 +16,29 @@ import static io.troupe.actors.cluster.snapshot.SnapshotDescriptor.VERSION_OFFSE
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
+import org.agrona.UnsafeApi;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * One slot of a {@link SnapshotStore}: off-heap memory holding one snapshot in the
  * {@link SnapshotDescriptor} layout, reused from snapshot to snapshot (grown when a larger one comes).
+ * The memory is a row of direct buffers of 1 GiB each (the last one shorter), so a snapshot may pass
+ * the 2 GiB a single buffer can hold; every access goes through an offset in the whole snapshot.
  *
  * <p>Threading: written by one thread at a time (the store hands it out); the store's lock orders
  * a completed write before any reader.
  */
 public final class SnapshotBuffer {
-    private ByteBuffer memory;
-    private UnsafeBuffer view;
+    /** log2 of a segment's size: 1 GiB. */
+    static final int SEGMENT_SHIFT = 30;
+    /** The longest snapshot a slot holds: 1 TiB. */
+    static final long MAX_LENGTH_BYTES = 1L << 40;
+
+    private final int segmentShift;
+    private final long segmentMask;
+    private ByteBuffer[] memory = new ByteBuffer[0];
+    private UnsafeBuffer[] views = new UnsafeBuffer[0];
+    private long capacityBytes;
     private long lengthBytes;
     /** A whole, sealed snapshot (not being written). */
     boolean complete;
@@ -37,13 +48,23 @@ public final class SnapshotBuffer {
     long sequence;
 
     SnapshotBuffer() {
+        this(SEGMENT_SHIFT);
+    }
+
+    /** A slot whose segments are {@code 2^segmentShift} bytes (smaller than 1 GiB only to test the seams). */
+    SnapshotBuffer(int segmentShift) {
+        if (segmentShift < 12 || segmentShift > SEGMENT_SHIFT) {
+            throw new IllegalArgumentException("segments of 2^12 to 2^" + SEGMENT_SHIFT + " bytes: segmentShift=" + segmentShift);
+        }
+        this.segmentShift = segmentShift;
+        this.segmentMask = (1L << segmentShift) - 1;
         ensureCapacity(HEADER_LENGTH);
     }
 
     /** Makes room for {@code bytes} (the content is lost when it grows) and sets the length. */
     void prepare(long bytes) {
-        if (bytes < HEADER_LENGTH || bytes > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("snapshot length must be in [" + HEADER_LENGTH + ", " + (Integer.MAX_VALUE - 8)
+        if (bytes < HEADER_LENGTH || bytes > MAX_LENGTH_BYTES) {
+            throw new IllegalArgumentException("snapshot length must be in [" + HEADER_LENGTH + ", " + MAX_LENGTH_BYTES
                 + "] bytes: lengthBytes=" + bytes);
         }
         ensureCapacity(bytes);
@@ -51,19 +72,42 @@ public final class SnapshotBuffer {
     }
 
     private void ensureCapacity(long bytes) {
-        if (memory == null || memory.capacity() < bytes) {
-            memory = ByteBuffer.allocateDirect((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
-            view = new UnsafeBuffer(memory);
+        if (capacityBytes >= bytes) {
+            return;
         }
+        int n = (int) ((bytes + segmentMask) >>> segmentShift);
+        ByteBuffer[] m = new ByteBuffer[n];
+        UnsafeBuffer[] v = new UnsafeBuffer[n];
+        long capacity = 0;
+        for (int i = 0; i < n; i++) {
+            long size = Math.min(1L << segmentShift, bytes - ((long) i << segmentShift));
+            if (i < memory.length && memory[i].capacity() >= size) {
+                m[i] = memory[i];
+                v[i] = views[i];
+            } else {
+                try {
+                    m[i] = ByteBuffer.allocateDirect((int) size).order(ByteOrder.LITTLE_ENDIAN);
+                } catch (OutOfMemoryError e) {
+                    throw new SnapshotException("no direct memory for a snapshot slot of " + bytes + " bytes (the JVM's "
+                        + "-XX:MaxDirectMemorySize, by default its maximum heap, holds every slot; raise it or turn "
+                        + "troupe.recovery.snapshots off): " + e.getMessage());
+                }
+                v[i] = new UnsafeBuffer(m[i]);
+            }
+            capacity += m[i].capacity();
+        }
+        memory = m;
+        views = v;
+        capacityBytes = capacity;
     }
 
-    /** The memory (little-endian); valid from 0 to {@link #lengthBytes()}. */
-    public UnsafeBuffer view() {
-        return view;
-    }
-
-    public long address() {
-        return view.addressOffset();
+    /** The segment view holding offset {@code at}, checking that {@code bytes} from there stay in it. */
+    private UnsafeBuffer segment(long at, int bytes) {
+        if (at < 0 || at + bytes > capacityBytes || (at & segmentMask) + bytes > 1L << segmentShift) {
+            throw new IndexOutOfBoundsException("snapshot offset " + at + " (+" + bytes + " bytes) outside one segment of "
+                + capacityBytes + " bytes held");
+        }
+        return views[(int) (at >>> segmentShift)];
     }
 
     public long lengthBytes() {
@@ -71,12 +115,82 @@ public final class SnapshotBuffer {
     }
 
     public long capacityBytes() {
-        return memory.capacity();
+        return capacityBytes;
+    }
+
+    /** The longest run of bytes from an offset a multiple of it that stays in one segment: log2 of a segment's size. */
+    public int segmentShift() {
+        return segmentShift;
+    }
+
+    /** Native address of offset {@code at}, whose {@code bytes} bytes must lie in one segment (a piece being sent). */
+    public long address(long at, long bytes) {
+        if (at < 0 || bytes < 0 || at + bytes > capacityBytes || (at & segmentMask) + bytes > 1L << segmentShift) {
+            throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes) + ") are not in one segment of "
+                + capacityBytes + " bytes held (segments of 2^" + segmentShift + ")");
+        }
+        return views[(int) (at >>> segmentShift)].addressOffset() + (at & segmentMask);
+    }
+
+    /** Copies {@code bytes} bytes from native {@code srcAddress} to offset {@code at}, across segments. */
+    public void write(long at, long srcAddress, long bytes) {
+        checkRange(at, bytes);
+        long done = 0;
+        while (done < bytes) {
+            long to = at + done;
+            long n = Math.min(bytes - done, (1L << segmentShift) - (to & segmentMask));
+            UnsafeApi.copyMemory(srcAddress + done, views[(int) (to >>> segmentShift)].addressOffset() + (to & segmentMask), n);
+            done += n;
+        }
+    }
+
+    /** Copies {@code bytes} bytes from offset {@code at} to native {@code dstAddress}, across segments. */
+    public void read(long at, long dstAddress, long bytes) {
+        checkRange(at, bytes);
+        long done = 0;
+        while (done < bytes) {
+            long from = at + done;
+            long n = Math.min(bytes - done, (1L << segmentShift) - (from & segmentMask));
+            UnsafeApi.copyMemory(views[(int) (from >>> segmentShift)].addressOffset() + (from & segmentMask), dstAddress + done,
+                n);
+            done += n;
+        }
+    }
+
+    private void checkRange(long at, long bytes) {
+        if (at < 0 || bytes < 0 || at + bytes > capacityBytes) {
+            throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes) + ") outside the "
+                + capacityBytes + " bytes held");
+        }
+    }
+
+    public long getLong(long at) {
+        return segment(at, Long.BYTES).getLong((int) (at & segmentMask));
+    }
+
+    public void putLong(long at, long value) {
+        segment(at, Long.BYTES).putLong((int) (at & segmentMask), value);
+    }
+
+    public int getInt(long at) {
+        return segment(at, Integer.BYTES).getInt((int) (at & segmentMask));
+    }
+
+    public void putInt(long at, int value) {
+        segment(at, Integer.BYTES).putInt((int) (at & segmentMask), value);
+    }
+
+    public byte getByte(long at) {
+        return segment(at, 1).getByte((int) (at & segmentMask));
+    }
+
+    public void putByte(long at, byte value) {
+        segment(at, 1).putByte((int) (at & segmentMask), value);
     }
 
     /** Writes the header's version fields (the CRC and the body length come with {@link #seal}). */
     public void writeHeader(int jobId, int rank, long epoch, long step, int chunks) {
-        UnsafeBuffer b = view;
+        UnsafeBuffer b = views[0];
         b.setMemory(0, HEADER_LENGTH, (byte) 0);
         b.putInt(MAGIC_OFFSET, MAGIC);
         b.putInt(VERSION_OFFSET, VERSION);
@@ -89,46 +203,48 @@ public final class SnapshotBuffer {
 
     /** Computes and stores the CRC32C of the body. */
     public void seal() {
-        view.putLong(BODY_LENGTH_OFFSET, lengthBytes - HEADER_LENGTH);
-        view.putInt(CRC_OFFSET, bodyCrc());
+        views[0].putLong(BODY_LENGTH_OFFSET, lengthBytes - HEADER_LENGTH);
+        views[0].putInt(CRC_OFFSET, bodyCrc());
     }
 
+    /** The CRC32C of the bytes after the header, segment by segment (no copy). */
     private int bodyCrc() {
         CRC32C crc = new CRC32C();
-        ByteBuffer body = memory.duplicate();
-        body.limit((int) lengthBytes).position(HEADER_LENGTH);
-        crc.update(body);
+        for (int i = 0; i < memory.length; i++) {
+            long start = (long) i << segmentShift;
+            long from = Math.max(HEADER_LENGTH, start);
+            long to = Math.min(lengthBytes, start + memory[i].capacity());
+            if (from < to) {
+                ByteBuffer part = memory[i].duplicate();
+                part.limit((int) (to - start)).position((int) (from - start));
+                crc.update(part);
+            }
+        }
         return (int) crc.getValue();
     }
 
-    /** Copies {@code bytes} bytes from native {@code srcAddress} into this buffer (it must be prepared to hold them). */
-    void copyFrom(long srcAddress, long bytes) {
-        prepare(bytes);
-        new UnsafeBuffer(srcAddress, (int) bytes).getBytes(0, view, 0, (int) bytes);
-    }
-
     public int magic() {
-        return view.getInt(MAGIC_OFFSET);
+        return views[0].getInt(MAGIC_OFFSET);
     }
 
     public int jobId() {
-        return view.getInt(JOB_ID_OFFSET);
+        return views[0].getInt(JOB_ID_OFFSET);
     }
 
     public int rank() {
-        return view.getInt(RANK_OFFSET);
+        return views[0].getInt(RANK_OFFSET);
     }
 
     public long epoch() {
-        return view.getLong(EPOCH_OFFSET);
+        return views[0].getLong(EPOCH_OFFSET);
     }
 
     public long step() {
-        return view.getLong(STEP_OFFSET);
+        return views[0].getLong(STEP_OFFSET);
     }
 
     public int chunks() {
-        return view.getInt(CHUNKS_OFFSET);
+        return views[0].getInt(CHUNKS_OFFSET);
     }
 
     /**
@@ -139,18 +255,18 @@ public final class SnapshotBuffer {
         if (lengthBytes < HEADER_LENGTH || magic() != MAGIC) {
             return "no snapshot (bad magic " + Integer.toHexString(magic()) + ")";
         }
-        if (view.getInt(VERSION_OFFSET) != VERSION) {
-            return "snapshot format version " + view.getInt(VERSION_OFFSET) + ", expected " + VERSION;
+        if (views[0].getInt(VERSION_OFFSET) != VERSION) {
+            return "snapshot format version " + views[0].getInt(VERSION_OFFSET) + ", expected " + VERSION;
         }
         if (jobId() != jobId || rank() != rank || step() != step) {
             return "holds " + describe() + ", wanted job " + Integer.toHexString(jobId) + " rank " + rank + " step " + step;
         }
-        if (view.getLong(BODY_LENGTH_OFFSET) != lengthBytes - HEADER_LENGTH) {
-            return "length " + view.getLong(BODY_LENGTH_OFFSET) + " in the header, " + (lengthBytes - HEADER_LENGTH) + " held";
+        if (views[0].getLong(BODY_LENGTH_OFFSET) != lengthBytes - HEADER_LENGTH) {
+            return "length " + views[0].getLong(BODY_LENGTH_OFFSET) + " in the header, " + (lengthBytes - HEADER_LENGTH) + " held";
         }
         int crc = bodyCrc();
-        if (crc != view.getInt(CRC_OFFSET)) {
-            return "CRC32C mismatch in " + describe() + ": header " + Integer.toHexString(view.getInt(CRC_OFFSET)) + ", body "
+        if (crc != views[0].getInt(CRC_OFFSET)) {
+            return "CRC32C mismatch in " + describe() + ": header " + Integer.toHexString(views[0].getInt(CRC_OFFSET)) + ", body "
                 + Integer.toHexString(crc);
         }
         return null;

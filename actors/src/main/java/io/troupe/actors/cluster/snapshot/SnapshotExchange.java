@@ -124,7 +124,8 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private final WorkerTransport transport;
     private final ExecutorService sendThread;
     private final Consumer<String> log;
-    private final SnapshotStore own = new SnapshotStore("own snapshots");
+    private final int segmentShift;
+    private final SnapshotStore own;
     private final Map<Integer, SnapshotStore> copies = new ConcurrentHashMap<>();
     private final Map<Integer, Long> arrived = new ConcurrentHashMap<>();
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
@@ -140,7 +141,14 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private volatile JobIdentity abortedBy;
 
     public SnapshotExchange(TransportNode node, String name, Consumer<String> log) {
+        this(node, name, log, SnapshotBuffer.SEGMENT_SHIFT);
+    }
+
+    /** As the public constructor, with slots made of segments of {@code 2^segmentShift} bytes (to test the seams). */
+    SnapshotExchange(TransportNode node, String name, Consumer<String> log, int segmentShift) {
         this.log = log;
+        this.segmentShift = segmentShift;
+        this.own = new SnapshotStore("own snapshots", segmentShift);
         this.agent = CollectiveAgent.open(node, name, -1, 0, this, t -> log.accept("snapshot data plane error: " + t));
         this.transport = agent.worker();
         this.pieceShift = pieceShift(node.settings().receiveBudgetBytes());
@@ -248,7 +256,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
 
     /** The copies of rank {@code rank}'s snapshots this worker holds. */
     public SnapshotStore copiesOf(int rank) {
-        return copies.computeIfAbsent(rank, r -> new SnapshotStore("copies of rank " + r));
+        return copies.computeIfAbsent(rank, r -> new SnapshotStore("copies of rank " + r, segmentShift));
     }
 
     /** Snapshot bytes this worker sent (its own and restore copies). */
@@ -455,14 +463,14 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         }
         long bytes = snap.lengthBytes();
         long t0 = System.nanoTime();
-        int shift = b.pieceShifts()[toRank];
+        int shift = Math.min(b.pieceShifts()[toRank], snap.segmentShift()); // a piece lies in one segment
         long count = (bytes + (1L << shift) - 1) >>> shift;
         IdleStrategy idle = new BackoffIdleStrategy(64, 16, 1_000, 100_000);
         for (long i = 0; i < count; i++) {
             long off = i << shift;
             long len = Math.min(1L << shift, bytes - off);
             sender.begin(FrameKind.CONTROL, bytes, pieceKey(snap.rank(), shift, count, i), DType.I8, new int[] {(int) len},
-                1, snap.address() + off, len);
+                1, snap.address(off, len), len);
             while (sender.isSending()) {
                 if (binding != b) {
                     return; // the epoch ended; the next epoch's connect replaces this sender
@@ -533,7 +541,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
                 a.next++;
             }
             try {
-                slot.copyTo(a.buffer.address() + off, a.buffer.capacityBytes() - off);
+                a.buffer.write(off, slot.address(), slot.lengthBytes());
             } catch (RuntimeException e) {
                 giveUp(assembling.remove(a.rank), e.getMessage());
                 throw e;

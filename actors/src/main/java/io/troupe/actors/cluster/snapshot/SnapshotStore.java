@@ -18,13 +18,19 @@ import java.util.function.Predicate;
  */
 public final class SnapshotStore {
     private final String name;
-    private final SnapshotBuffer[] slots = {new SnapshotBuffer(), new SnapshotBuffer()};
+    private final SnapshotBuffer[] slots;
     private long sequence;
     /** How long the last {@link #beginWrite(long, long, Predicate, BooleanSupplier)} waited (ns). */
     private long lastWaitNs;
 
     public SnapshotStore(String name) {
+        this(name, SnapshotBuffer.SEGMENT_SHIFT);
+    }
+
+    /** A store whose slots are made of segments of {@code 2^segmentShift} bytes (small ones only to test the seams). */
+    SnapshotStore(String name, int segmentShift) {
         this.name = name;
+        this.slots = new SnapshotBuffer[] {new SnapshotBuffer(segmentShift), new SnapshotBuffer(segmentShift)};
     }
 
     /**

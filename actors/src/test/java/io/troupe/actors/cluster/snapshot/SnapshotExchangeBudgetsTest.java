@@ -68,10 +68,24 @@ class SnapshotExchangeBudgetsTest {
 
     @Test
     void shouldSendEachSnapshotInThePiecesItsReceiverTakes() throws Exception {
+        exchange(SnapshotBuffer.SEGMENT_SHIFT);
+    }
+
+    /**
+     * Slots made of 8 KiB segments on the large-budget node: its snapshot leaves in pieces of one segment
+     * (smaller than the receiver's), and the other's arrives in one piece written across many segments;
+     * both restore bitwise, their CRCs computed segment by segment.
+     */
+    @Test
+    void shouldSendAndReassembleSnapshotsAcrossTheSlotsSegments() throws Exception {
+        exchange(13);
+    }
+
+    private void exchange(int bigSegmentShift) throws Exception {
         TransportSettings small = TransportSettings.defaults().withChunkBytes(64 * 1024).withReceiveBudgetBytes(SMALL_BUDGET);
         try (TransportNode bigNode = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
              TransportNode smallNode = TransportNode.launch(small, Throwable::printStackTrace);
-             SnapshotExchange big = new SnapshotExchange(bigNode, "big-budget", s -> { });
+             SnapshotExchange big = new SnapshotExchange(bigNode, "big-budget", s -> { }, bigSegmentShift);
              SnapshotExchange tight = new SnapshotExchange(smallNode, "small-budget", s -> { })) {
             assertEquals(26, big.pieceShift(), "a 256 MiB budget takes 64 MiB pieces");
             assertEquals(15, tight.pieceShift(), "a 128 KiB budget takes 32 KiB pieces");
