@@ -123,7 +123,7 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             "pekko.cluster.configuration-compatibility-check.enforce-on-join = on",
             "pekko.cluster.configuration-compatibility-check.checkers.troupe-protocol = \""
                 + ProtocolVersionCheck.class.getName() + "\""))
-            .withValue(ProtocolVersionCheck.KEY, ConfigValueFactory.fromAnyRef(ProtocolVersionCheck.PROTOCOL_VERSION))
+            .withValue(ProtocolVersionCheck.KEY, ConfigValueFactory.fromAnyRef(ProtocolVersionCheck.ADVERTISED))
             .withValue(ProtocolVersionCheck.INSTANCE_KEY, ConfigValueFactory.fromAnyRef(java.util.UUID.randomUUID().toString()))
             .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(hostname))
             .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port))

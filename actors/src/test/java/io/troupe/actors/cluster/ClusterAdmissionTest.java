@@ -1,6 +1,7 @@
 package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -39,6 +40,32 @@ class ClusterAdmissionTest {
         assertTrue(p.contains("version 7") && p.contains("version 1"), p);
         String none = ProtocolVersionCheck.problem(ConfigFactory.empty(), cluster);
         assertTrue(none.contains("names no troupe protocol version") && none.contains("version 1"), none);
+    }
+
+    record Before(int rank, String endpoint) {
+    }
+
+    /** The same message with one more component: another encoding. */
+    record After(int rank, String endpoint, int pieceShift) {
+    }
+
+    enum Kind { A, B }
+
+    @Test
+    void shouldFingerprintTheEncodingsSoAChangedMessageChangesTheAdvertisedVersion() {
+        String before = ProtocolVersionCheck.fingerprint(List.of(int[].class, Before.class, Kind.class));
+        assertEquals(before, ProtocolVersionCheck.fingerprint(List.of(int[].class, Before.class, Kind.class)),
+            "the same classes give the same fingerprint");
+        assertNotEquals(before, ProtocolVersionCheck.fingerprint(List.of(int[].class, After.class, Kind.class)),
+            "a component added changes it");
+        assertNotEquals(before, ProtocolVersionCheck.fingerprint(List.of(Before.class, int[].class, Kind.class)),
+            "so does another registration order (another Kryo id)");
+        assertTrue(ProtocolVersionCheck.ADVERTISED.equals(ProtocolVersionCheck.PROTOCOL_VERSION + "/"
+            + ProtocolVersionCheck.fingerprint(KryoRegistrar.classes())), ProtocolVersionCheck.ADVERTISED);
+        Config cluster = ConfigFactory.parseString("troupe.cluster.protocol-version = \"2/" + before + "\"");
+        String p = ProtocolVersionCheck.problem(ConfigFactory.parseString("troupe.cluster.protocol-version = \"2/"
+            + ProtocolVersionCheck.fingerprint(List.of(int[].class, After.class, Kind.class)) + "\""), cluster);
+        assertTrue(p != null && p.contains(before), "a node whose messages differ is refused, naming both: " + p);
     }
 
     @Test
