@@ -122,7 +122,7 @@ class SnapshotExchangeAbortTest {
     void shouldNeverLetAnOlderEpochsAbortUndoTheEndOfANewerOne() {
         ex.abortWaits(BUILDING);
         ex.abortWaits(new JobIdentity(BUILDING.jobId(), BUILDING.epoch() - 1));
-        SnapshotException e = assertThrows(SnapshotException.class, () -> ex.awaitCopy(BUILDING, 1, 10, WAIT_NS));
+        SnapshotException e = assertThrows(SnapshotException.class, () -> ex.awaitCopy(BUILDING, 1, 10, SHORT_NS));
         assertTrue(e.getMessage().contains("ended by the abort of " + BUILDING), e.getMessage());
     }
 }
