@@ -35,6 +35,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 import java.util.stream.IntStream;
 
 /**
@@ -45,6 +46,8 @@ import java.util.stream.IntStream;
  * epoch outlives it.
  *
  * <p>Threading: built, run and closed on the worker's device thread; {@link #abort} from any thread.
+ * A build in progress is stopped through the {@code stop} its constructor polls (the wiring has no
+ * {@link #abort} to call yet); a restore from memory through {@link SnapshotExchange#abortWaits}.
  */
 final class EpochWiring implements AutoCloseable {
     private final JobIdentity job;
@@ -80,10 +83,17 @@ final class EpochWiring implements AutoCloseable {
     /**
      * Builds rank {@code a.rank()}'s epoch: spec, data, shards, communicators, link, restore.
      *
-     * @throws RuntimeException naming what could not be built; everything built so far is closed
+     * @param stop asked (from the device thread) before the build and between the tensors and byte ranges a
+     *             restore from a checkpoint reads: null goes on, anything else is why the build ends there
+     * @throws RuntimeException naming what could not be built, or {@code stop}'s reason; everything built so
+     *                          far is closed
      */
     EpochWiring(WorkerActor.Assign a, int threads, CollectiveAgent agent, CollectiveAgent control, AeronStageLink link,
-                SnapshotExchange snapshots) {
+                SnapshotExchange snapshots, Supplier<String> stop) {
+        String stopped = stop.get();
+        if (stopped != null) {
+            throw new IllegalStateException(BUILD_STOPPED + a.job() + " before it began: " + stopped);
+        }
         this.job = a.job();
         this.rank = a.rank();
         this.snapshots = snapshots;
@@ -187,7 +197,7 @@ final class EpochWiring implements AutoCloseable {
                 restoreFromMemory();
             } else if (!a.resumeFrom().isEmpty()) {
                 Path dir = Path.of(a.resumeFrom());
-                restore(w, dir);
+                restore(w, dir, stop);
                 if (dataParallel != null && spec.memory().gradCompression() == GradCompression.INT8_EF) {
                     RankCheckpointState.restoreResiduals(dir, rank, dataParallel.errorFeedback());
                 }
@@ -252,9 +262,14 @@ final class EpochWiring implements AutoCloseable {
      * Restores every chunk from the checkpoint in {@code dir}, written under any layout: this rank reads only
      * the byte ranges its shards cover (by name across the stages' files, sliced where either layout splits by
      * tp: GPT's parameter placement), each 64 KiB block CRC32C-checked before use; a checkpoint whose shards
-     * have no block checksums is verified whole first. Never the whole checkpoint in memory.
+     * have no block checksums is verified whole first. Never the whole checkpoint in memory. {@code stop} is asked
+     * between the tensors and byte ranges it reads ({@link ShardedCheckpointReader#read(
+     * ParallelParameterLayout.Local, Supplier)}); its reason ends the restore there.
+     *
+     * @throws io.troupe.models.checkpoint.CheckpointException naming what is missing or damaged, or {@code stop}'s
+     *                                                         reason
      */
-    private void restore(StageWorker w, Path dir) {
+    private void restore(StageWorker w, Path dir, Supplier<String> stop) {
         ParallelParameterLayout placement = ParallelParameterLayout.gpt(spec.train().model(), spec.partition(),
             spec.sequenceParallel());
         try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(dir)) {
@@ -263,7 +278,7 @@ final class EpochWiring implements AutoCloseable {
             }
             for (int c = 0; c < w.chunks(); c++) {
                 StageState.restore(w.chunk(c), w.optimizer(c), List.of(reader.read(
-                    placement.local(w.modelStage(c), spec.layout().tp(), spec.layout().tpIndex(rank)))));
+                    placement.local(w.modelStage(c), spec.layout().tp(), spec.layout().tpIndex(rank)), stop)));
             }
         }
     }
@@ -302,6 +317,8 @@ final class EpochWiring implements AutoCloseable {
 
     /** The start of a worker's failure report when its restore from memory failed. */
     static final String MEMORY_RESTORE_FAILED = "memory restore failed: ";
+    /** The start of the failure of a build its worker stopped before it began. */
+    static final String BUILD_STOPPED = "build stopped: ";
 
     /** This rank's shard as the snapshots hold it: per chunk its parameters, moments and optimizer step. */
     private List<ShardSnapshots.ChunkState> chunkStates() {

@@ -11,6 +11,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -32,8 +33,9 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * identity it holds; on {@link Assign} builds the epoch and answers Ready; {@link RunSteps} runs a
  * window of steps back to back on the device thread, each reported with a StepDone sent straight
  * from the device thread; {@link Committed} tells which snapshots a rank may overwrite; {@link Evaluate} and {@link WriteCheckpoint} come between windows;
- * {@link Abort} ends the epoch at once (stage waits and collectives fail) and is answered with
- * Quiesced when the device thread is idle. Every message carries the {@link JobIdentity}; a
+ * {@link Abort} ends the epoch at once (stage waits and collectives fail; a build in progress stops
+ * waiting for a snapshot copy and stops reading its checkpoint, and is then closed rather than
+ * taken) and is answered with Quiesced when the device thread is idle. Every message carries the {@link JobIdentity}; a
  * {@link ControlGate} admits only the current one and counts the rest. Supervision: any failure
  * is reported to the coordinator as a WorkerFailed, which starts its recovery.
  */
@@ -97,7 +99,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         implements Command, CrossNodeMessage {
     }
 
-    private record Built(EpochWiring wiring, Assign assign, String error) implements Command {
+    /** A build ended: its wiring or its error, and the stop its worker may have set meanwhile. */
+    private record Built(EpochWiring wiring, Assign assign, String error, AtomicReference<String> stop)
+        implements Command {
     }
 
     private record Idle(ActorRef<CoordinatorActor.Command> replyTo) implements Command {
@@ -116,6 +120,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private final ControlGate gate = new ControlGate();
     /** Owned by the device thread once built; the actor only reads it to abort. */
     private volatile EpochWiring wiring;
+    /**
+     * Why the last assignment's build must stop (null: it goes on): set by the actor when the epoch is aborted
+     * or superseded, read by the build on the device thread. A new one for every assignment.
+     */
+    private AtomicReference<String> buildStop = new AtomicReference<>();
     private String recordDir = "";
     /** The rank and layout of the last assignment (-1 and "" before the first). */
     private int heldRank = -1;
@@ -187,11 +196,19 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private Behavior<Command> onAssign(Assign m) {
+        JobIdentity previous = gate.current();
         if (!gate.admitAssignment(m.job())) {
             ctx.getLog().warn("assignment of {} refused: this worker holds {} ({} control messages refused)", m.job(),
                 gate.current(), gate.refusedTotal());
             return this;
         }
+        // a build of the epoch this one supersedes, still in progress, stops: this one is queued behind it
+        buildStop.compareAndSet(null, "superseded by " + m.job());
+        if (previous.isJob()) {
+            snapshots.abortWaits(previous);
+        }
+        AtomicReference<String> stop = new AtomicReference<>();
+        buildStop = stop;
         recordDir = m.request().checkpointDir();
         heldRank = m.rank();
         heldLayout = m.request().layout();
@@ -209,8 +226,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             if (old != null) {
                 old.close();
             }
-            return new EpochWiring(m, threads, agent, control, link, snapshots);
-        }, deviceExecutor), (w, err) -> new Built(w, m, err == null ? null : rootMessage(err)));
+            return new EpochWiring(m, threads, agent, control, link, snapshots, stop::get);
+        }, deviceExecutor), (w, err) -> new Built(w, m, err == null ? null : rootMessage(err), stop));
         return this;
     }
 
@@ -221,6 +238,17 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                 b.wiring().abort("superseded by " + gate.current());
                 deviceExecutor.execute(b.wiring()::close);
             }
+            return this;
+        }
+        String stopped = b.stop().get();
+        if (stopped != null) {
+            // aborted while it was built: the coordinator has moved on and waits for nothing from it
+            if (b.wiring() != null) {
+                b.wiring().abort(stopped);
+                deviceExecutor.execute(b.wiring()::close);
+            }
+            ctx.getLog().warn("{} not taken, its build was stopped: {}", m.job(),
+                b.error() != null ? b.error() : stopped);
             return this;
         }
         if (b.error() != null) {
@@ -319,7 +347,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         EpochWiring w = wiring;
         boolean admitted = gate.admitAbort(m.job());
         if (admitted) {
-            snapshots.abortWaits(m.job());       // an epoch being built (no wiring yet) stops waiting for copies
+            // An epoch being built (no wiring yet) stops: the abort names it or a newer epoch, and ends the
+            // one held, never a newer one assigned after it (a recovery's abort names the epoch it assigns next).
+            JobIdentity held = gate.current();
+            buildStop.compareAndSet(null, "the abort of " + m.job() + ": " + m.reason());
+            snapshots.abortWaits(held);
         }
         if (admitted && w != null) {
             ctx.getLog().warn("{} aborted: {}", w.job(), m.reason());
@@ -356,6 +388,10 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
      * thread still busy after {@link #STOP_WAIT_S} s leaves them open rather than freed under it.
      */
     private Behavior<Command> onStop() {
+        buildStop.compareAndSet(null, "worker stopped");
+        if (gate.current().isJob()) {
+            snapshots.abortWaits(gate.current());
+        }
         EpochWiring w = wiring;
         if (w != null) {
             w.abort("worker stopped");

@@ -18,6 +18,7 @@ import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -41,13 +42,19 @@ import java.util.regex.Pattern;
  * <p>Integrity: every file's size is checked against the manifest, and entry headers and lengths are
  * checked as they are read. The CRC32C of a whole file is checked by {@link Checkpoints#load}, which
  * reads whole files; a partial read checks instead the CRC32C of every 64 KiB block it reads from
- * ({@link ShardBlockCrcs}, version-2 shards), each once, before using its bytes. Not thread-safe.
+ * ({@link ShardBlockCrcs}, version-2 shards), each once, before using its bytes.
+ *
+ * <p>Stopping: {@link #read(ParallelParameterLayout.Local, Supplier)} asks its caller before each tensor and each
+ * run of bytes it takes from disk (at most the scratch buffer's size, or one checksum block) whether to go on, so
+ * a read of any size ends within one such run of being told to. Not thread-safe.
  */
 public final class ShardedCheckpointReader implements AutoCloseable {
     /** A stage's shard file; {@code shard-NN.bin} is a single-device run's (stage NN, tp 1). */
     private static final Pattern SHARD = Pattern.compile("shard-g?(\\d+)(?:-t(\\d+))?\\.bin");
     /** The most payload bytes read at once, by default. */
     static final int SCRATCH_BYTES = 4 << 20;
+    /** A read that is never stopped. */
+    private static final Supplier<String> NEVER = () -> null;
 
     private final Path dir;
     private final Manifest manifest;
@@ -61,6 +68,10 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     /** Payload bytes and checked blocks pass through this, so a read of any length takes bounded memory. */
     private ByteBuffer scratch;
     private final int scratchBytes;
+    /** Asked before each run of bytes the read in progress takes: null goes on, anything else is why it stops. */
+    private Supplier<String> stop = NEVER;
+    /** The parameter being read, for the message of a stopped read. */
+    private String reading = "";
 
     private record Source(FileChannel channel, Path file, ShardFileIndex.Location location, ShardFileIndex index) {
     }
@@ -170,16 +181,44 @@ public final class ShardedCheckpointReader implements AutoCloseable {
 
     /** The parameters and moments of {@code target}, by name, in its local shapes. */
     public ShardState read(ParallelParameterLayout.Local target) {
+        return read(target, NEVER);
+    }
+
+    /**
+     * As {@link #read(ParallelParameterLayout.Local)}, asking {@code stop} before each tensor, each run of at most
+     * the scratch buffer's bytes and each checksum block it reads: null goes on; anything else is why the read ends
+     * there (an abort, say), named by the exception it throws. {@code stop} is called on the reading thread and
+     * must be cheap (a volatile read); another thread may change its answer at any time.
+     *
+     * @throws CheckpointException "read of checkpoint ... stopped ...: " and {@code stop}'s reason, naming the
+     *                             parameter it was reading and the payload bytes read by then
+     */
+    public ShardState read(ParallelParameterLayout.Local target, Supplier<String> stop) {
         ShardState out = new ShardState(optimizerStep);
+        this.stop = stop;
         try {
             for (ParallelParameterLayout.Local.Entry e : target.entries()) {
+                reading = e.parameter().name();
+                stopIfAsked();
                 float[][] a = readEntry(e.parameter(), target.tpSize(), target.tpIndex(), 3);
                 out.put(new ShardState.Entry(e.parameter().name(), e.shape(), a[0], a[1], a[2]));
             }
         } catch (IOException ex) {
             throw new CheckpointException("cannot read checkpoint " + dir + ": " + ex.getMessage(), ex);
+        } finally {
+            this.stop = NEVER;
+            reading = "";
         }
         return out;
+    }
+
+    /** Throws when {@link #stop} names a reason to stop the read in progress. */
+    private void stopIfAsked() {
+        String why = stop.get();
+        if (why != null) {
+            throw new CheckpointException("read of checkpoint " + dir + " stopped at parameter '" + reading + "' after "
+                + bytesRead + " payload bytes: " + why);
+        }
     }
 
     /**
@@ -266,12 +305,13 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         long size = s.channel().size();
         int done = 0;
         while (done < count) {
+            stopIfAsked();
             int k = Math.min(count - done, scratchBytes / Float.BYTES);
             ByteBuffer bb = readInto(s, offsetBytes + done * 4L, k * Float.BYTES, size, "payload");
             bb.asFloatBuffer().get(dst, dstOffset + done, k);
             done += k;
+            bytesRead += k * (long) Float.BYTES;
         }
-        bytesRead += count * 4L;
     }
 
     /** Bytes [pos, pos + len) of {@code s}'s file in the scratch buffer ({@code len <= scratchBytes}). */
@@ -301,6 +341,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         int first = (int) (offsetBytes / b.blockBytes());
         int last = (int) ((offsetBytes + length - 1) / b.blockBytes());
         for (int k = done.nextClearBit(first); k <= last; k = done.nextClearBit(k + 1)) {
+            stopIfAsked();
             ByteBuffer block = b.blockBytes() <= scratchBytes
                 ? readInto(s, (long) k * b.blockBytes(), b.blockLength(k), b.bodyEnd(), "block " + k)
                 : ShardFileIndex.read(s.channel(), (long) k * b.blockBytes(), b.blockLength(k), b.bodyEnd(), s.file(),

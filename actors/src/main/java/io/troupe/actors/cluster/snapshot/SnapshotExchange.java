@@ -136,10 +136,13 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private volatile long sentBytes;
     private volatile long sendFailures;
 
-    /** Opens the exchange's stream on {@code node}, its receiver on an agent thread of its own. */
-    /** The newest abort a worker was told of while building ({@link #abortWaits}); null: none. */
+    /**
+     * The newest epoch a worker was told is over ({@link #abortWaits}): the copy waits of it and of the older
+     * epochs of its job end at once; null: none. Written by one thread (the worker actor's).
+     */
     private volatile JobIdentity abortedBy;
 
+    /** Opens the exchange's stream on {@code node}, its receiver on an agent thread of its own. */
     public SnapshotExchange(TransportNode node, String name, Consumer<String> log) {
         this(node, name, log, SnapshotBuffer.SEGMENT_SHIFT);
     }
@@ -382,8 +385,9 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     /**
      * Restore, while building epoch {@code building}: waits up to {@code timeoutNs} for a valid copy
      * of old rank {@code rank}'s snapshot at {@code step} to arrive; returned pinned. The wait ends at
-     * once when {@link #abortWaits} names a newer epoch of the job (the epoch being built is over
-     * before it started; its worker answers the abort without waiting).
+     * once when {@link #abortWaits} ended {@code building} (it named this epoch of the job or a newer
+     * one): the epoch is over before it started, and its worker answers the abort without waiting.
+     * An abort that ended only older epochs of the job, or another job's, leaves the wait alone.
      *
      * @throws SnapshotException naming what arrived instead when the time runs out, or the abort
      */
@@ -395,7 +399,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
                 return copiesOf(rank).find(building.jobId(), rank, step);
             } catch (SnapshotException e) {
                 JobIdentity a = abortedBy;
-                if (a != null && a.jobId() == building.jobId() && a.epoch() > building.epoch()) {
+                if (ends(a, building)) {
                     throw new SnapshotException("the wait for rank " + rank + "'s snapshot of step " + step + " in "
                         + building + " ended by the abort of " + a);
                 }
@@ -408,12 +412,22 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         }
     }
 
+    /** Whether an abort that ended epoch {@code ended} (null: none) ends {@code building}: same job, not newer. */
+    private static boolean ends(JobIdentity ended, JobIdentity building) {
+        return ended != null && ended.jobId() == building.jobId() && building.epoch() <= ended.epoch();
+    }
+
     /**
-     * Ends the copy waits of the epochs of {@code by}'s job older than {@code by}, now and later: a
-     * worker told to abort while it builds an epoch.
+     * Epoch {@code ended} and every older epoch of its job are over (a worker told to abort while it
+     * builds one): their copy waits end, now and later. A newer epoch of the job is left alone, so an
+     * abort that came before that epoch's assignment never ends its build. An older epoch of the job
+     * than one already ended changes nothing. Called from one thread (the worker actor's).
      */
-    public void abortWaits(JobIdentity by) {
-        abortedBy = by;
+    public void abortWaits(JobIdentity ended) {
+        JobIdentity a = abortedBy;
+        if (!ends(a, ended)) {
+            abortedBy = ended;
+        }
     }
 
     /** The snapshots held of job {@code jobId}: each entry {rank, step}, own ones first. */
