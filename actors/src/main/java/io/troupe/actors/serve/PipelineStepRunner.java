@@ -72,8 +72,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A stage stuck inside one step (a hung native call, a deadlock) while its host still answers is lost the
  * same way once {@code step-timeout} passes: the hosts' heartbeat answers say how long their stage thread has
- * been inside its current step, and a step sent down the pipeline and unanswered for that long is a loss too
- * ({@link StuckStages}). A stuck host takes no stage until its answers say that step ended.
+ * been inside its current step, and a step sent down the pipeline and unanswered for that long and a loss timeout
+ * more is a loss too ({@link StuckStages}). A stuck host takes no stage until its answers say that step ended.
+ * A step still unanswered when a step sent after it is answered fails at once ({@link #failOvertaken}): every
+ * stage answers in order, so its answer went missing, and its logits must not be taken for the later step's.
  */
 final class PipelineStepRunner implements StepRunner {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStepRunner.class);
@@ -410,6 +412,7 @@ final class PipelineStepRunner implements StepRunner {
                     if (f == null) {
                         return;
                     }
+                    failOvertaken(slot.step());
                     int bytes = (int) slot.lengthBytes();
                     if (slot.kind() == FrameKind.CONTROL) {
                         byte[] why = new byte[bytes];
@@ -436,6 +439,26 @@ final class PipelineStepRunner implements StepRunner {
                 }
             }
         };
+    }
+
+    /**
+     * Fails every step sent before {@code answered} that is still unanswered, before {@code answered} completes
+     * (so the scheduler hears of them first): every stage takes and sends its frames in order, so their answers
+     * went missing (a stage's thread died inside one) and would otherwise leave their logits to be taken for
+     * another step's. On the receiver's thread; it looks through the pending steps only when some are left.
+     */
+    private void failOvertaken(long answered) {
+        if (pending.isEmpty()) {
+            return;
+        }
+        for (Long id : pending.keySet()) {
+            if (id < answered) {
+                LOG.warn("pipeline step {} is unanswered while step {}, sent after it, was answered: it failed", id,
+                    answered);
+                fail(id, new IllegalStateException("pipeline step " + id + " is unanswered while step " + answered
+                    + ", sent after it, was answered (every stage answers in order): its answer went missing"));
+            }
+        }
     }
 
     private void wireLocal() {

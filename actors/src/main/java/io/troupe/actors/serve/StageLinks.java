@@ -25,7 +25,8 @@ import java.util.List;
  * @param connectTimeout how long one wiring (load, connect) may take before it is retried
  * @param retryInterval  the pause between wirings while a stage host is missing
  * @param stepTimeout    how long a stage may stay inside one step (its host's heartbeat answers say so), or a
- *                       step sent down the pipeline go unanswered, before its host counts as lost (stuck)
+ *                       step sent down the pipeline go unanswered (with a loss timeout more), before its host
+ *                       counts as lost (stuck)
  * @param tls            the control link over TLS with mutual authentication ({@code troupe.cluster.tls}),
  *                       or off
  * @param transport      the data plane's settings on this host ({@code troupe.transport}: UDP ports,

@@ -22,6 +22,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -33,7 +34,10 @@ import org.junit.jupiter.api.io.TempDir;
  * latch, uninterruptibly, as a hung native call would be. Once the step timeout passes the pipeline is down
  * for that host, and the requests in flight are answered in full with the tokens they have offline: by a
  * spare that takes the stage while the step is still held, or, with no spare, by the host itself once the
- * step is let go.
+ * step is let go. And the backstop ({@link StuckStages#overdue}): a step that stage 1 never answers while its
+ * host, out of every step, says it is inside none fails the pipeline once the step timeout and a loss timeout
+ * have passed, and the request waiting for it is answered with its offline tokens on the pipeline wired again;
+ * with a later step answered meanwhile, the unanswered one fails at once, its logits never taken for another's.
  */
 @Timeout(180)
 class StuckStageTest {
@@ -91,6 +95,34 @@ class StuckStageTest {
         }
     }
 
+    /**
+     * Once {@link #armAt armed}, the stage's thread dies inside the n-th step it runs from then, with an
+     * {@link Error} out of the step (as an {@link OutOfMemoryError} in the forward would): that step is never
+     * answered, and the thread is out of it, so the host's heartbeat answers say it is inside no step. The
+     * stage's executor runs the next step on a new thread.
+     */
+    private static final class StepLoss implements PipelineStage.StepEntry {
+        private final AtomicInteger countdown = new AtomicInteger();
+        private final CompletableFuture<Long> lost = new CompletableFuture<>();
+
+        void armAt(int n) {
+            countdown.set(n);
+        }
+
+        /** Waits until a step is lost; its id. */
+        long awaitLost() throws Exception {
+            return lost.get(60, TimeUnit.SECONDS);
+        }
+
+        @Override
+        public void onStep(int stage, long step) {
+            if (countdown.get() > 0 && countdown.decrementAndGet() == 0) {
+                lost.complete(step);
+                throw new Error("the test ends stage " + stage + "'s thread inside step " + step);
+            }
+        }
+    }
+
     @AfterEach
     void closeAll() {
         hold.release();
@@ -116,13 +148,17 @@ class StuckStageTest {
     }
 
     private InferenceServer server(Path ckpt, StageHostServer... hosts) {
+        return server(ckpt, ServeTestSupport.settings(), hosts);
+    }
+
+    private InferenceServer server(Path ckpt, ServeSettings settings, StageHostServer... hosts) {
         List<String> named = new ArrayList<>();
         for (StageHostServer h : hosts) {
             named.add(h.hostPort());
         }
         int front = StagePartition.balanced(ServeTestSupport.CFG, 2).endBlock(0);
         InferenceServer s = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE, 0, front),
-            ServeTestSupport.settings(), 2, StageLinks.from(config(), named));
+            settings, 2, StageLinks.from(config(), named));
         open.add(s);
         return s;
     }
@@ -236,6 +272,78 @@ class StuckStageTest {
         assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_stuck_stages_total"), metrics);
         assertEquals(0.0, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
         assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_up"), metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
+    }
+
+    @Test
+    void shouldFailThePipelineWhenAStepGoesUnansweredWhileItsHostSaysItIsInsideNone() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = offline(ckpt);
+        StepLoss loss = new StepLoss();
+        StageHostServer host = host(ckpt, loss);
+        InferenceServer server = server(ckpt, host);
+        int port = server.port();
+        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+
+        // one request: one step in flight at a time, so no later answer arrives while the lost one is missing
+        loss.armAt(4);                                    // its prefill and two decodes answered, the third lost
+        List<CompletableFuture<HttpResponse<String>>> sent = send(port, bodies().subList(0, 1));
+        long step = loss.awaitLost();
+        String health = awaitHealth(port, 200, "\"last_loss\":\"step " + step + " of epoch 1 ");
+        String reason = field(health, "last_loss");
+        String prefix = "step " + step + " of epoch 1 was sent down the pipeline ";
+        String suffix = " ms ago and is unanswered (step timeout 1500 ms, loss timeout 2000 ms); no stage host says it"
+            + " is inside a step (a frame or an answer went missing)";
+        assertTrue(reason.startsWith(prefix) && reason.endsWith(suffix), reason);
+        long waitedMs = Long.parseLong(reason.substring(prefix.length(), reason.length() - suffix.length()));
+        assertTrue(waitedMs > 1500 + 2000 && waitedMs < 10_000, "failed after the step and loss timeouts: " + reason);
+
+        assertEquals(expected.subList(0, 1), texts(sent), "answered on the pipeline wired again, with the tokens it"
+            + " has offline");
+        // no host said it was inside a step: none is marked stuck, and stage 1 stays where it was
+        awaitHealth(port, 200, "\"status\":\"ok\"", hostJson(host, "1") + "null}");
+        String metrics = ServeTestSupport.get(port, "/metrics").body();
+        assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_stuck_stages_total"), metrics);
+        assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= 1, metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
+        assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_up"), metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
+        assertEquals(expected, texts(send(port, bodies())), "after: the same tokens");
+    }
+
+    @Test
+    void shouldFailAStepWhoseAnswerWentMissingAsSoonAsAStepSentAfterItIsAnswered() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = offline(ckpt);
+        StepLoss loss = new StepLoss();
+        StageHostServer host = host(ckpt, (stage, step) -> {
+            hold.onStep(stage, step);
+            loss.onStep(stage, step);
+        });
+        // one sequence a step: each request has a step of its own, two in flight at once
+        InferenceServer server = server(ckpt, ServeTestSupport.settings().withMaxBatch(2), host);
+        int port = server.port();
+        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+
+        // the first request's first step held until the second's is in flight too: from then on their steps
+        // alternate, so the one sent after the lost one is answered while the lost one is missing
+        double overlapped = metric(ServeTestSupport.get(port, "/metrics").body(),
+            "troupe_serve_overlapped_steps_total");
+        hold.arm();
+        loss.armAt(4);                          // the held step, the second's first, the first's second, then lost
+        List<CompletableFuture<HttpResponse<String>>> sent = send(port, bodies());
+        hold.awaitHeld();
+        ServeTestSupport.awaitMetrics(port, m -> metric(m, "troupe_serve_overlapped_steps_total") > overlapped,
+            30_000);
+        hold.release();
+        loss.awaitLost();
+        assertEquals(expected, texts(sent), "answered with the tokens they have offline: no step took the logits of"
+            + " another");
+        String health = ServeTestSupport.get(port, "/health").body();
+        assertFalse(health.contains("last_loss"), "failed as a step, not found by the backstop: " + health);
+        String metrics = ServeTestSupport.get(port, "/metrics").body();
+        assertEquals(0.0, metric(metrics, "troupe_serve_pipeline_stuck_stages_total"), metrics);
+        assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= 1, "recomputed: " + metrics);
         assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
     }
 }

@@ -58,6 +58,13 @@ import java.util.regex.Pattern;
  * makes every prompt (warm-up ones too) begin with the same N bytes (a system prompt), and
  * {@code --prefix-cache true|false} (default: {@code troupe serve}'s, on) sets prefix caching in both runs.
  *
+ * <p>{@code --layout 1xN} runs the continuous-batching server on N pipeline stages in this process (the
+ * max-batch 1 baseline stays on one stage). {@code --stage-hosts H} starts H {@code troupe serve-stage}
+ * processes on 127.0.0.1 ({@link StageHostProcesses}, each reading the checkpoint itself) and serves both
+ * runs, the baseline too, as {@code troupe serve --layout 1xN --stage-hosts ...} does: stage 0 in this
+ * process, stages 1..N-1 on the hosts, steps over the data plane on 127.0.0.1 (N defaults to H + 1; hosts
+ * beyond N - 1 are spares). Each run then also prints the CPU the host processes took.
+ *
  * <p>Last line(s), one per repeat: {@code tokens_per_s_batch1=... tokens_per_s=... speedup=... ttft_p50_ms=...
  * tpot_p99_ms=... tpot_p99_ms_batch1=...} (ttft and tpot_p99 of the batched run; the last field that of
  * the max-batch 1 run). With {@code --stream false} the clients take whole responses
@@ -102,8 +109,16 @@ public final class ServeBench {
         int repeats = Integer.parseInt(o.getOrDefault("repeat", "1"));
         // tokens per step (decodes + prefill chunks) in both runs; a prompt up to this long is one step at max-batch 1
         int tokenBudget = Integer.parseInt(o.getOrDefault("token-budget", "256"));
-        // --layout 1xN: the continuous-batching run on N pipeline stages (the max-batch 1 baseline stays 1x1)
-        int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout", "1x1"), 1).pp();
+        // --stage-hosts H: stages 1..N-1 of both runs on H stage-host processes (N defaults to H + 1)
+        int stageHosts = Integer.parseInt(o.getOrDefault("stage-hosts", "0"));
+        // --layout 1xN: the continuous-batching run on N pipeline stages (in this process, the max-batch 1
+        // baseline stays 1x1; on stage hosts, both runs)
+        int stages = io.troupe.models.parallel.Layout.parse(o.getOrDefault("layout",
+            stageHosts > 0 ? "1x" + (stageHosts + 1) : "1x1"), 1).pp();
+        if (stageHosts < 0 || stageHosts > 0 && (stages < 2 || stageHosts < stages - 1)) {
+            throw new IllegalArgumentException("--stage-hosts must be 0, or at least the stages after the first"
+                + " (--layout 1xN, N >= 2; more are spares): --stage-hosts=" + stageHosts + ", --layout=1x" + stages);
+        }
         Quantization q = Quantization.parse(o.getOrDefault("quantize", "none"));
         // both runs: the step thread on a CPU of its own (troupe serve's default), or the OS placing every thread
         boolean isolate = Boolean.parseBoolean(o.getOrDefault("isolate-step-core", "true"));
@@ -120,6 +135,10 @@ public final class ServeBench {
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
         GptConfig cfg = w.config();
+        if (stages > cfg.nLayer()) {
+            throw new IllegalArgumentException("pipeline stages must be at most n_layer=" + cfg.nLayer()
+                + ": --layout=1x" + stages);
+        }
         if (promptBytes + maxTokens > cfg.seqLen()) {
             System.out.printf("note: prompt %d + max_tokens %d exceeds the context %d: requests end at the context"
                 + " (finish_reason length)%n",
@@ -144,18 +163,27 @@ public final class ServeBench {
             .build();
         System.out.printf(Locale.ROOT, "prompts: %d bytes, the first %d shared by all; prefix cache %s%n", promptBytes,
             sharedPrefix, prefixCache ? "on" : "off");
-        String batched = "continuous batching, max-batch " + maxBatch + (stages > 1 ? ", " + stages + " stages" : "");
-        // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
-        // JIT has not seen makes it recompile the kernels and the scheduler during the timed runs)
-        settle("continuous", w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
-        settle("max-batch 1", w, base.withMaxBatch(1), 1, prompts, clients, maxTokens, maxSettleRounds);
-        settle("continuous", w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens, maxSettleRounds);
         List<Run[]> pairs = new ArrayList<>();
-        for (int rep = 1; rep <= repeats; rep++) {
-            String tag = repeats > 1 ? " (repeat " + rep + ")" : "";
-            Run one = run("max-batch 1" + tag, w, base.withMaxBatch(1), 1, prompts, clients, maxTokens);
-            Run many = run(batched + tag, w, base.withMaxBatch(maxBatch), stages, prompts, clients, maxTokens);
-            pairs.add(new Run[] {one, many});
+        try (Serving serving = Serving.of(w, checkpoint, q, stageHosts, stages)) {
+            // on stage hosts both runs take the layout; in this process the baseline runs on one stage
+            int baselineStages = stageHosts > 0 ? stages : 1;
+            String where = stageHosts > 0 ? ", " + stages + " stages (1.." + (stages - 1) + " on stage hosts)"
+                : stages > 1 ? ", " + stages + " stages" : "";
+            String batched = "continuous batching, max-batch " + maxBatch + where;
+            String single = "max-batch 1" + (stageHosts > 0 ? where : "");
+            // both modes' servers, then the batched one again: each run's code paths compiled for both (a mode the
+            // JIT has not seen makes it recompile the kernels and the scheduler during the timed runs)
+            settle("continuous", serving, base.withMaxBatch(maxBatch), stages, clients, maxTokens, maxSettleRounds);
+            settle("max-batch 1", serving, base.withMaxBatch(1), baselineStages, clients, maxTokens, maxSettleRounds);
+            settle("continuous", serving, base.withMaxBatch(maxBatch), stages, clients, maxTokens, maxSettleRounds);
+            for (int rep = 1; rep <= repeats; rep++) {
+                String tag = repeats > 1 ? " (repeat " + rep + ")" : "";
+                Run one = run(single + tag, serving, base.withMaxBatch(1), baselineStages, prompts, clients,
+                    maxTokens);
+                Run many = run(batched + tag, serving, base.withMaxBatch(maxBatch), stages, prompts, clients,
+                    maxTokens);
+                pairs.add(new Run[] {one, many});
+            }
         }
         System.out.println();
         System.out.println("| repeat | mode | tokens/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms |"
@@ -195,8 +223,8 @@ public final class ServeBench {
      * (a third of a core) long after the first few hundred requests, and compiled code serves both timed
      * runs alike. Prints the rounds taken and the last round's share.
      */
-    private static void settle(String mode, InferenceWeights w, ServeSettings s, int stages, List<String> prompts,
-        int clients, int maxTokens, int maxRounds) throws Exception {
+    private static void settle(String mode, Serving serving, ServeSettings s, int stages, int clients,
+                               int maxTokens, int maxRounds) throws Exception {
         if (maxRounds <= 0) {
             return;
         }
@@ -206,7 +234,7 @@ public final class ServeBench {
             return;
         }
         List<String> round = warmPrompts;
-        try (InferenceServer server = InferenceServer.start(w, s, stages)) {
+        try (InferenceServer server = serving.start(s, stages)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
             double share = Double.NaN;
@@ -233,10 +261,9 @@ public final class ServeBench {
             r.tokensPerS(), r.ttftP50Ms(), r.ttftP99Ms(), r.tpotP50Ms(), r.tpotP99Ms(), speedup);
     }
 
-    private static Run run(String name, InferenceWeights w, ServeSettings s, int stages, List<String> prompts,
-        int clients,
-                           int maxTokens) throws Exception {
-        try (InferenceServer server = InferenceServer.start(w, s, stages)) {
+    private static Run run(String name, Serving serving, ServeSettings s, int stages, List<String> prompts,
+                           int clients, int maxTokens) throws Exception {
+        try (InferenceServer server = serving.start(s, stages)) {
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             URI uri = URI.create("http://127.0.0.1:" + server.port() + "/v1/completions");
             // warm-up under the same load, untimed: the JIT compiles the step, the server's and the
@@ -247,10 +274,16 @@ public final class ServeBench {
             URI metricsUri = URI.create("http://127.0.0.1:" + server.port() + "/metrics");
             double[] m0 = stepCycle(http, metricsUri);
             CpuByGroup cpu = CpuByGroup.start();
+            long hostCpu0 = serving.hostCpuNs();
             long t0 = System.nanoTime();
             List<double[]> results = load(http, uri, prompts, clients, maxTokens);
             double seconds = (System.nanoTime() - t0) / 1e9;
+            long hostCpu1 = serving.hostCpuNs();
             System.out.println(name + ": " + cpu.report());
+            if (hostCpu0 >= 0 && hostCpu1 >= 0) {
+                System.out.printf(Locale.ROOT, "%s: stage-host processes %.0f%% of a core%n", name,
+                    100 * (hostCpu1 - hostCpu0) / 1e9 / seconds);
+            }
             double[] m1 = stepCycle(http, metricsUri);
             double steps = m1[0] - m0[0];
             if (steps > 0 && m1[1] > m0[1]) {
@@ -503,7 +536,7 @@ public final class ServeBench {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
             "settle-rounds", "isolate-step-core", "client", "shared-prefix", "prefix-cache",
-            "prefill-thread", "prefill-ahead", "kv-dtype");
+            "prefill-thread", "prefill-ahead", "kv-dtype", "stage-hosts");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }
