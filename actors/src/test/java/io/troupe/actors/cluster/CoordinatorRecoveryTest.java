@@ -1,0 +1,307 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.cluster.CoordinatorActor.MemberEvent.Kind;
+import io.troupe.actors.cluster.ScriptedCoordinator.ScriptedWorker;
+import io.troupe.actors.cluster.ScriptedCoordinator.Submitter;
+import io.troupe.runtime.transport.JobIdentity;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The coordinator actor's recovery rules, on one node against scripted workers ({@link ScriptedCoordinator}): no
+ * data plane and no training, each case provoked by the messages and timer expiries that make it, every wait
+ * bounded by {@link ScriptedCoordinator#WAIT_MS}.
+ */
+class CoordinatorRecoveryTest {
+    private static final String NODE_A = "pekko://troupe@127.0.0.1:25521#1";
+    private static final String NODE_B = "pekko://troupe@127.0.0.1:25522#2";
+    private static final String NODE_C = "pekko://troupe@127.0.0.1:25523#3";
+    private static final String NODE_D = "pekko://troupe@127.0.0.1:25524#4";
+    private static final int STEPS = 100;
+
+    @TempDir
+    Path dir;
+
+    private ScriptedCoordinator coordinator;
+
+    @AfterEach
+    void close() throws Exception {
+        if (coordinator != null) {
+            coordinator.close();
+        }
+    }
+
+    /** A job of {@link #STEPS} steps on {@code layout}: no validation before the last step, a step timeout of 60 s. */
+    private JobRequest job(String layout, int checkpointInterval) {
+        return job(layout, checkpointInterval, 60_000, dir.resolve("job-" + layout + "-" + System.nanoTime()));
+    }
+
+    private static JobRequest job(String layout, int checkpointInterval, long stepTimeoutMs, Path checkpoints) {
+        return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "",
+            checkpointInterval, checkpoints.toString(), stepTimeoutMs, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
+    }
+
+    /** A job running its first epoch: its submitter and the assignments, in rank order. */
+    private record Running(Submitter submitter, List<WorkerActor.Assign> epoch) {
+        JobIdentity job() {
+            return epoch.get(0).job();
+        }
+    }
+
+    /** Submits {@code job}, assigns and readies {@code workers} (in rank order) and waits for their first window. */
+    private Running run(JobRequest job, ScriptedWorker... workers) throws InterruptedException {
+        Submitter submitter = coordinator.submit(job);
+        List<WorkerActor.Assign> epoch = coordinator.assignAndReady(JobIdentity.NONE, workers);
+        for (int rank = 0; rank < workers.length; rank++) {
+            assertEquals(rank, epoch.get(rank).rank(), "ranks go by node address");
+            workers[rank].await(WorkerActor.RunSteps.class, m -> true, "the first window");
+        }
+        return new Running(submitter, epoch);
+    }
+
+    /**
+     * A quiesce wait that runs out during the back-off still counts when the back-off ends: the re-plan leaves the
+     * silent worker out instead of waiting for it with no timer left to end the wait.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldReplanWithoutTheSilentWorkerWhenTheQuiesceWaitRunsOutDuringTheBackoff() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 500ms", "max-backoff = 500ms", "quiesce-timeout = 50ms",
+            "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        List<WorkerActor.Assign> first = run(job("2x1", 1000), a, b).epoch();
+
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, first.get(1).job(), 0, "scripted fault"));
+        JobIdentity recovery = coordinator.awaitAbort(first.get(0).job(), a, b);
+        coordinator.tell(a.quiesced(first.get(0)));              // b stays silent
+        coordinator.awaitTimer(recovery, "quiesce");             // the quiesce wait runs out first,
+        coordinator.awaitTimer(recovery, "backoff");             // then the back-off
+
+        WorkerActor.Assign next = a.await(WorkerActor.Assign.class, m -> m.job().equals(recovery),
+            "the re-plan's Assign");
+        assertEquals("1x1x1", next.request().layout(), "the silent worker is left out");
+    }
+
+    /**
+     * A node unreachable when a recovery aborted the epoch is sent that abort once it is reachable again, so the
+     * re-plan gets its workers' answers instead of waiting out the quiesce timeout (60 s here) for them.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldAbortTheWorkersOfANodeThatIsReachableAgainDuringARecovery() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        List<WorkerActor.Assign> first = run(job("2x1", 1000), a, b).epoch();
+
+        coordinator.member(NODE_B, Kind.UNREACHABLE);
+        coordinator.tell(new CoordinatorActor.WorkerFailed(0, first.get(0).job(), 0, "scripted fault"));
+        JobIdentity recovery = coordinator.awaitAbort(first.get(0).job(), a);
+        coordinator.member(NODE_B, Kind.REACHABLE);
+        assertEquals(recovery, coordinator.awaitAbort(first.get(1).job(), b), "the recovery's abort reaches b");
+
+        coordinator.tell(a.quiesced(first.get(0)));
+        coordinator.tell(b.quiesced(first.get(1)));
+        List<WorkerActor.Assign> next = coordinator.assignAndReady(first.get(0).job(), a, b);
+        assertEquals(recovery, next.get(0).job());
+        assertEquals("2x1x1", next.get(0).request().layout(), "both workers are back in the layout");
+    }
+
+    /**
+     * Both ranks' workers leave in one registry update: both are forgotten before the one recovery starts, so it
+     * neither aborts nor waits for either (the quiesce timeout is 60 s) and re-plans on the two left.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldForgetEveryWorkerThatLeftInOneRegistryUpdate() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        ScriptedWorker c = coordinator.worker(NODE_C);
+        ScriptedWorker d = coordinator.worker(NODE_D);
+        coordinator.register(a, b, c, d);
+        List<WorkerActor.Assign> first = run(job("2x1", 1000), a, b).epoch();
+
+        coordinator.list(c, d);                                  // both ranks' workers left at once
+        JobIdentity recovery = coordinator.awaitAbort(first.get(0).job(), c, d);
+        coordinator.tell(new CoordinatorActor.Quiesced(c.ref(), JobIdentity.NONE));
+        coordinator.tell(new CoordinatorActor.Quiesced(d.ref(), JobIdentity.NONE));
+
+        List<WorkerActor.Assign> next = coordinator.assignAndReady(first.get(0).job(), c, d);
+        assertEquals(recovery, next.get(0).job(), "the re-plan waits for no worker that left");
+    }
+
+    /**
+     * A commit while fewer workers than one pp=2 replica are usable (node B unreachable): there is nothing to grow
+     * back to, and the job goes on with its next window (it recovers when B is lost, not at the commit).
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldGoOnWithoutGrowingBackWhenFewerWorkersThanOneReplicaAreUsableAtACommit() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        Running running = run(job("1x2", 1), a, b);             // a checkpoint after every step
+        List<WorkerActor.Assign> epoch = running.epoch();
+
+        coordinator.stepDone(epoch, 0);
+        for (ScriptedWorker w : List.of(a, b)) {
+            w.await(WorkerActor.WriteCheckpoint.class, m -> m.step() == 1, "the checkpoint of step 1");
+        }
+        coordinator.member(NODE_B, Kind.UNREACHABLE);           // one usable worker: not one replica of pp=2
+        for (WorkerActor.Assign rank : epoch) {
+            coordinator.tell(new CoordinatorActor.CheckpointWritten(rank.rank(), rank.job(), 1, new String[0],
+                new long[0], new long[0]));
+        }
+
+        WorkerActor.RunSteps window = a.await(WorkerActor.RunSteps.class, m -> m.from() == 1,
+            "the window after step 1");
+        assertEquals(epoch.get(0).job(), window.job(), "the job goes on in its epoch");
+        List<JobEvent> events = running.submitter().events().all();
+        assertTrue(events.stream().noneMatch(e -> e instanceof JobEvent.Failed), events.toString());
+    }
+
+    /**
+     * A restore from memory that a worker refuses sends the next restore to disk; once that epoch started, the
+     * recovery after it restores from memory again.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldRestoreFromMemoryAgainAfterTheOneRestoreFromDiskThatFollowsARefusal() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "max-restarts = 5",
+            "snapshots = on");
+        ScriptedWorker a = coordinator.snapshotWorker(NODE_A);
+        ScriptedWorker b = coordinator.snapshotWorker(NODE_B);
+        coordinator.register(a, b);
+        List<WorkerActor.Assign> first = run(job("2x1", 1000), a, b).epoch();
+        assertTrue(first.get(0).snapshots().enabled(), "the epoch keeps snapshots");
+        coordinator.stepDone(first, 0);
+
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, first.get(1).job(), 1, "scripted fault"));
+        List<WorkerActor.Assign> fromMemory = recover(first, a, b);
+        assertEquals(1, fromMemory.get(0).snapshots().restoreStep(), "step 1 is restored from memory");
+
+        coordinator.tell(new CoordinatorActor.WorkerFailed(0, fromMemory.get(0).job(), -1,
+            EpochWiring.MEMORY_RESTORE_FAILED + "scripted: the copy is gone"));
+        List<WorkerActor.Assign> fromDisk = recover(fromMemory, a, b);
+        assertEquals(-1, fromDisk.get(0).snapshots().restoreStep(), "the restore after a refusal is from disk");
+        a.await(WorkerActor.RunSteps.class, m -> m.job().equals(fromDisk.get(0).job()), "the window from disk");
+        coordinator.stepDone(fromDisk, 0);
+
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, fromDisk.get(1).job(), 1, "scripted fault"));
+        List<WorkerActor.Assign> again = recover(fromDisk, a, b);
+        assertEquals(1, again.get(0).snapshots().restoreStep(), "the refusal held for one restore only");
+    }
+
+    /**
+     * A recovery from the epoch of {@code last}: both workers answer its abort holding their own rank's
+     * snapshot of step 1; returns the next epoch's assignments (Ready sent).
+     */
+    private List<WorkerActor.Assign> recover(List<WorkerActor.Assign> last, ScriptedWorker a, ScriptedWorker b)
+        throws InterruptedException {
+        coordinator.awaitAbort(last.get(0).job(), a, b);
+        coordinator.tell(a.quiesced(last.get(0), 0, 1));
+        coordinator.tell(b.quiesced(last.get(1), 1, 1));
+        return coordinator.assignAndReady(last.get(0).job(), a, b);
+    }
+
+    /**
+     * Job 1 on layout 1x2 recovers with node B unreachable: one worker is not one replica, so its recovery waits
+     * for workers (its regather timer runs) when its submitter cancels it. Returns its identity in that recovery.
+     */
+    private JobIdentity cancelledWhileWaitingForWorkers(ScriptedWorker a, ScriptedWorker b)
+        throws InterruptedException {
+        Running first = run(job("1x2", 1000), a, b);
+        coordinator.member(NODE_B, Kind.UNREACHABLE);
+        coordinator.tell(new CoordinatorActor.WorkerFailed(0, first.job(), 0, "scripted fault"));
+        JobIdentity recovery = coordinator.awaitAbort(first.job(), a);
+        coordinator.awaitTimer(recovery, "backoff");
+        coordinator.tell(a.quiesced(first.epoch().get(0)));     // taken after the back-off: the re-plan finds 1 worker
+        coordinator.tell(new CoordinatorActor.CancelJob(first.submitter().ref(), "scripted cancel"));
+        first.submitter().events().await(JobEvent.Failed.class, f -> f.reason().contains("scripted cancel"),
+            "the cancel");
+        coordinator.member(NODE_B, Kind.REACHABLE);
+        return recovery;
+    }
+
+    /** Whether the coordinator took a timer of job {@code job} (any epoch) after it took the cancellation. */
+    private boolean tookTimerAfterTheCancel(JobIdentity job) {
+        List<CoordinatorActor.Command> taken = coordinator.taken().all();
+        int start = 0;
+        while (start < taken.size() && !(taken.get(start) instanceof CoordinatorActor.CancelJob)) {
+            start++;
+        }
+        for (CoordinatorActor.Command m : taken.subList(start, taken.size())) {
+            if (m instanceof CoordinatorActor.RecoveryTimer t && t.job().jobId() == job.jobId()
+                || m instanceof CoordinatorActor.Deadline d && d.job().jobId() == job.jobId()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * A job cancelled while its recovery waits for workers leaves no regather timer behind: the next job's
+     * recovery that finds too few workers fails at a regather timeout of its own, and no timer of the cancelled
+     * job reaches the coordinator.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldGiveTheNextJobsRecoveryARegatherTimeoutOfItsOwn() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "regather-timeout = 2s",
+            "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        JobIdentity cancelled = cancelledWhileWaitingForWorkers(a, b);
+
+        Running second = run(job("1x2", 1000), a, b);
+        coordinator.member(NODE_B, Kind.UNREACHABLE);
+        coordinator.tell(new CoordinatorActor.WorkerFailed(0, second.job(), 0, "scripted fault"));
+        JobIdentity recovery = coordinator.awaitAbort(second.job(), a);
+        coordinator.awaitTimer(recovery, "backoff");
+        coordinator.tell(a.quiesced(second.epoch().get(0)));
+
+        JobEvent.Failed f = second.submitter().events().await(JobEvent.Failed.class, m -> true, "the second job's end");
+        assertTrue(f.reason().startsWith("recovery found too few workers within 2 s"), f.reason());
+        assertFalse(tookTimerAfterTheCancel(cancelled), "no timer of the cancelled job came after it");
+    }
+
+    /**
+     * A job cancelled while its recovery waits for workers takes its timers with it, also when no later recovery
+     * restarts them: none reaches the coordinator while the next job waits out its gather timeout.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldEndEveryTimerOfACancelledJobWithIt() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "regather-timeout = 2s",
+            "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        JobIdentity cancelled = cancelledWhileWaitingForWorkers(a, b);
+
+        // too few workers for 4x1: this job ends at its gather timeout, which runs out after the
+        // cancelled job's regather timeout would have
+        Submitter second = coordinator.submit(job("4x1", 1000, 3_000, dir.resolve("second")));
+        JobEvent.Failed f = second.events().await(JobEvent.Failed.class, m -> true, "the second job's gather timeout");
+        assertTrue(f.reason().contains("within the gather timeout"), f.reason());
+        coordinator.taken().await(CoordinatorActor.RecoveryTimer.class, t -> t.what().equals("gather")
+            && t.job().jobId() != cancelled.jobId(), "the gather timer");
+        assertFalse(tookTimerAfterTheCancel(cancelled), "no timer of the cancelled job came after it");
+    }
+}
