@@ -102,10 +102,10 @@ public final class SnapshotBuffer {
     }
 
     /** The segment view holding offset {@code at}, checking that {@code bytes} from there stay in it. */
-    private UnsafeBuffer segment(long at, int bytes) {
-        if (at < 0 || at + bytes > capacityBytes || (at & segmentMask) + bytes > 1L << segmentShift) {
-            throw new IndexOutOfBoundsException("snapshot offset " + at + " (+" + bytes + " bytes) outside one segment of "
-                + capacityBytes + " bytes held");
+    private UnsafeBuffer segment(long at, long bytes) {
+        if (at < 0 || bytes < 0 || at + bytes > capacityBytes || (at & segmentMask) + bytes > 1L << segmentShift) {
+            throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes) + ") are not in one segment of "
+                + capacityBytes + " bytes held (segments of 2^" + segmentShift + ")");
         }
         return views[(int) (at >>> segmentShift)];
     }
@@ -125,42 +125,35 @@ public final class SnapshotBuffer {
 
     /** Native address of offset {@code at}, whose {@code bytes} bytes must lie in one segment (a piece being sent). */
     public long address(long at, long bytes) {
-        if (at < 0 || bytes < 0 || at + bytes > capacityBytes || (at & segmentMask) + bytes > 1L << segmentShift) {
-            throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes) + ") are not in one segment of "
-                + capacityBytes + " bytes held (segments of 2^" + segmentShift + ")");
-        }
-        return views[(int) (at >>> segmentShift)].addressOffset() + (at & segmentMask);
+        return segment(at, bytes).addressOffset() + (at & segmentMask);
     }
 
     /** Copies {@code bytes} bytes from native {@code srcAddress} to offset {@code at}, across segments. */
     public void write(long at, long srcAddress, long bytes) {
-        checkRange(at, bytes);
-        long done = 0;
-        while (done < bytes) {
-            long to = at + done;
-            long n = Math.min(bytes - done, (1L << segmentShift) - (to & segmentMask));
-            UnsafeApi.copyMemory(srcAddress + done, views[(int) (to >>> segmentShift)].addressOffset() + (to & segmentMask), n);
-            done += n;
-        }
+        copy(at, srcAddress, bytes, true);
     }
 
     /** Copies {@code bytes} bytes from offset {@code at} to native {@code dstAddress}, across segments. */
     public void read(long at, long dstAddress, long bytes) {
-        checkRange(at, bytes);
-        long done = 0;
-        while (done < bytes) {
-            long from = at + done;
-            long n = Math.min(bytes - done, (1L << segmentShift) - (from & segmentMask));
-            UnsafeApi.copyMemory(views[(int) (from >>> segmentShift)].addressOffset() + (from & segmentMask), dstAddress + done,
-                n);
-            done += n;
-        }
+        copy(at, dstAddress, bytes, false);
     }
 
-    private void checkRange(long at, long bytes) {
+    /** Copies between offset {@code at} and native {@code address}, one segment's part at a time. */
+    private void copy(long at, long address, long bytes, boolean intoSlot) {
         if (at < 0 || bytes < 0 || at + bytes > capacityBytes) {
             throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes) + ") outside the "
                 + capacityBytes + " bytes held");
+        }
+        for (long done = 0; done < bytes;) {
+            long pos = at + done;
+            long n = Math.min(bytes - done, (1L << segmentShift) - (pos & segmentMask));
+            long slot = views[(int) (pos >>> segmentShift)].addressOffset() + (pos & segmentMask);
+            if (intoSlot) {
+                UnsafeApi.copyMemory(address + done, slot, n);
+            } else {
+                UnsafeApi.copyMemory(slot, address + done, n);
+            }
+            done += n;
         }
     }
 
