@@ -209,7 +209,7 @@ final class PipelineStage implements AutoCloseable {
                 return;
             }
             run(slot, step);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {    // an Error too (out of memory in the forward): the step is answered
             if (Thread.currentThread().isInterrupted()) {
                 LOG.info("pipeline stage {} closed with step {} unsent: {}", stage, step, e.getMessage());
                 return;             // closing: nothing more goes to the next stage
@@ -220,7 +220,7 @@ final class PipelineStage implements AutoCloseable {
             b.putBytes(0, why);
             try {
                 forward(b, why.length, step);
-            } catch (RuntimeException e2) {
+            } catch (RuntimeException | Error e2) {
                 LOG.warn("pipeline stage {} could not pass on the failure of step {}", stage, step, e2);
             }
         } finally {

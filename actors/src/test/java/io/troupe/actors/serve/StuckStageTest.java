@@ -96,17 +96,24 @@ class StuckStageTest {
     }
 
     /**
-     * Once {@link #armAt armed}, the stage's thread dies inside the n-th step it runs from then, with an
-     * {@link Error} out of the step (as an {@link OutOfMemoryError} in the forward would): that step is never
-     * answered, and the thread is out of it, so the host's heartbeat answers say it is inside no step. The
-     * stage's executor runs the next step on a new thread.
+     * Once {@link #armAt armed}, the n-th step the stage runs from then is lost: it leaves the step the way a
+     * stage being closed does (interrupted, with nothing sent on), so that step is never answered while the
+     * stage's thread is out of it and the host's heartbeat answers say it is inside no step. The stage's
+     * executor clears the interrupt before the next step. With {@link #failing()}, the n-th step throws an
+     * {@link Error} instead (as an {@link OutOfMemoryError} in the forward would).
      */
     private static final class StepLoss implements PipelineStage.StepEntry {
         private final AtomicInteger countdown = new AtomicInteger();
         private final CompletableFuture<Long> lost = new CompletableFuture<>();
+        private volatile boolean error;
 
         void armAt(int n) {
             countdown.set(n);
+        }
+
+        StepLoss failing() {
+            error = true;
+            return this;
         }
 
         /** Waits until a step is lost; its id. */
@@ -118,7 +125,11 @@ class StuckStageTest {
         public void onStep(int stage, long step) {
             if (countdown.get() > 0 && countdown.decrementAndGet() == 0) {
                 lost.complete(step);
-                throw new Error("the test ends stage " + stage + "'s thread inside step " + step);
+                if (error) {
+                    throw new OutOfMemoryError("the test fails stage " + stage + "'s step " + step);
+                }
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("the test loses stage " + stage + "'s step " + step);
             }
         }
     }
@@ -307,6 +318,33 @@ class StuckStageTest {
         assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= 1, metrics);
         assertEquals(0.0, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
         assertEquals(1.0, metric(metrics, "troupe_serve_pipeline_up"), metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
+        assertEquals(expected, texts(send(port, bodies())), "after: the same tokens");
+    }
+
+    /**
+     * An {@link Error} out of a stage's step (out of memory in the forward) is passed on as that step's failure,
+     * like an exception: the step is recomputed at once, neither the backstop nor a later step's answer needed.
+     */
+    @Test
+    void shouldPassAnErrorInAStagesStepOnAsTheStepsFailure() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = offline(ckpt);
+        StepLoss loss = new StepLoss().failing();
+        StageHostServer host = host(ckpt, loss);
+        InferenceServer server = server(ckpt, host);
+        int port = server.port();
+        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+
+        loss.armAt(4);                                    // one request: one step in flight at a time
+        List<CompletableFuture<HttpResponse<String>>> sent = send(port, bodies().subList(0, 1));
+        loss.awaitLost();
+        assertEquals(expected.subList(0, 1), texts(sent), "recomputed, with the tokens it has offline");
+        String health = ServeTestSupport.get(port, "/health").body();
+        assertFalse(health.contains("last_loss"), "failed as a step, not found by the backstop: " + health);
+        String metrics = ServeTestSupport.get(port, "/metrics").body();
+        assertEquals(0.0, metric(metrics, "troupe_serve_pipeline_stuck_stages_total"), metrics);
+        assertEquals(0.0, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
         assertEquals(0.0, metric(metrics, "troupe_serve_finished_total{reason=\"cancelled\"}"), metrics);
         assertEquals(expected, texts(send(port, bodies())), "after: the same tokens");
     }
