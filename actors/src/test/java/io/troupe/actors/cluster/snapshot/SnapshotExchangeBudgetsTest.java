@@ -4,15 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -30,40 +26,21 @@ import org.junit.jupiter.api.Timeout;
 class SnapshotExchangeBudgetsTest {
     private static final long SMALL_BUDGET = 128 * 1024;
     private static final long WAIT_NS = TimeUnit.SECONDS.toNanos(30);
-    private final CpuDevice device = new CpuDevice(1);
-    private final List<Tensor> tensors = new ArrayList<>();
-    private final Random random = new Random(11);
+    private final ShardFixture fixture = new ShardFixture(11);
 
     @AfterEach
     void close() {
-        tensors.forEach(Tensor::close);
-        device.close();
+        fixture.close();
     }
 
     private Tensor tensor(int n) {
-        Tensor t = device.allocate(DType.F32, n);
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = random.nextFloat() - 0.5f;
-        }
-        device.copyFromHost(v, t);
-        tensors.add(t);
-        return t;
+        return fixture.tensor(n);
     }
 
     /** About 1.2 MB of state: ten times the small node's budget. */
     private List<ShardSnapshots.ChunkState> shard(long optimizerStep) {
         return List.of(new ShardSnapshots.ChunkState(tensor(60_000), tensor(60_000), tensor(60_000), optimizerStep),
             new ShardSnapshots.ChunkState(tensor(40_001), tensor(40_001), tensor(40_001), optimizerStep));
-    }
-
-    private List<ShardSnapshots.ChunkState> zerosLike(List<ShardSnapshots.ChunkState> like) {
-        List<ShardSnapshots.ChunkState> out = new ArrayList<>();
-        for (ShardSnapshots.ChunkState c : like) {
-            out.add(new ShardSnapshots.ChunkState(tensor((int) c.params().numel()), tensor((int) c.firstMoment().numel()),
-                tensor((int) c.secondMoment().numel()), 0));
-        }
-        return out;
     }
 
     @Test
@@ -113,13 +90,9 @@ class SnapshotExchangeBudgetsTest {
 
     private void assertRestoresBitwise(SnapshotBuffer copy, SnapshotExchange holder, List<ShardSnapshots.ChunkState> want) {
         try {
-            List<ShardSnapshots.ChunkState> back = zerosLike(want);
+            List<ShardSnapshots.ChunkState> back = fixture.zerosLike(want);
             assertArrayEquals(new long[] {7, 7}, ShardSnapshots.restore(copy, back));
-            for (int c = 0; c < want.size(); c++) {
-                assertArrayEquals(want.get(c).params().toFloatArray(), back.get(c).params().toFloatArray());
-                assertArrayEquals(want.get(c).firstMoment().toFloatArray(), back.get(c).firstMoment().toFloatArray());
-                assertArrayEquals(want.get(c).secondMoment().toFloatArray(), back.get(c).secondMoment().toFloatArray());
-            }
+            ShardFixture.assertSameState(want, back);
         } finally {
             holder.release(copy);
         }

@@ -7,12 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
 import io.troupe.runtime.transport.JobIdentity;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -26,25 +23,15 @@ import org.junit.jupiter.api.Timeout;
 
 class SnapshotStoreTest {
     private static final int JOB = 0x5eed;
-    private final CpuDevice device = new CpuDevice(1);
-    private final List<Tensor> tensors = new ArrayList<>();
-    private final Random random = new Random(7);
+    private final ShardFixture fixture = new ShardFixture(7);
 
     @AfterEach
     void close() {
-        tensors.forEach(Tensor::close);
-        device.close();
+        fixture.close();
     }
 
     private Tensor tensor(int n) {
-        Tensor t = device.allocate(io.troupe.runtime.tensor.DType.F32, n);
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = random.nextFloat() - 0.5f;
-        }
-        device.copyFromHost(v, t);
-        tensors.add(t);
-        return t;
+        return fixture.tensor(n);
     }
 
     /** Two chunks, the second with a ZeRO-like moment segment smaller than its parameters. */
@@ -54,20 +41,11 @@ class SnapshotStoreTest {
     }
 
     private List<ShardSnapshots.ChunkState> zerosLike(List<ShardSnapshots.ChunkState> like) {
-        List<ShardSnapshots.ChunkState> out = new ArrayList<>();
-        for (ShardSnapshots.ChunkState c : like) {
-            out.add(new ShardSnapshots.ChunkState(tensor((int) c.params().numel()), tensor((int) c.firstMoment().numel()),
-                tensor((int) c.secondMoment().numel()), 0));
-        }
-        return out;
+        return fixture.zerosLike(like);
     }
 
     private static void assertSameState(List<ShardSnapshots.ChunkState> want, List<ShardSnapshots.ChunkState> got) {
-        for (int c = 0; c < want.size(); c++) {
-            assertArrayEquals(want.get(c).params().toFloatArray(), got.get(c).params().toFloatArray());
-            assertArrayEquals(want.get(c).firstMoment().toFloatArray(), got.get(c).firstMoment().toFloatArray());
-            assertArrayEquals(want.get(c).secondMoment().toFloatArray(), got.get(c).secondMoment().toFloatArray());
-        }
+        ShardFixture.assertSameState(want, got);
     }
 
     @Test
