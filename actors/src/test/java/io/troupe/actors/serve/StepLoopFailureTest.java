@@ -91,6 +91,9 @@ class StepLoopFailureTest {
 
         CompletableFuture<HttpResponse<String>> running = ServeTestSupport.send(port,
             List.of("{\"prompt\":\"To\",\"max_tokens\":20,\"temperature\":0}")).get(0);
+        // broken only once the request runs (or is done): broken before it arrives, the loop could stop first
+        ServeTestSupport.awaitMetrics(port, m -> running.isDone() || metric(m, "troupe_serve_running_batch_size") >= 1,
+            30_000);
         broken.set(true);
         HttpResponse<String> held = running.get(60, TimeUnit.SECONDS);          // answered, not left hanging
         assertEquals(200, held.statusCode(), held.body());
