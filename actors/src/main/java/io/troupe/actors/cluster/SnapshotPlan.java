@@ -30,7 +30,7 @@ public record SnapshotPlan(boolean enabled, int[] buddyOf, List<String> endpoint
                 + ", endpoints=" + endpoints.size() + ", piece sizes=" + pieceShiftOf.length);
         }
         for (int r = 0; enabled && r < pieceShiftOf.length; r++) {
-            if (pieceShiftOf[r] < SnapshotExchange.MIN_PIECE_SHIFT || pieceShiftOf[r] > SnapshotExchange.MAX_PIECE_SHIFT) {
+            if (!SnapshotExchange.isPieceShift(pieceShiftOf[r])) {
                 throw new IllegalArgumentException("rank " + r + "'s snapshot piece size must be 2^"
                     + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT + " bytes: pieceShift=" + pieceShiftOf[r]);
             }

@@ -17,7 +17,7 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
 
     public WorkerDescription {
         if (snapshotEndpoint.isEmpty() ? snapshotPieceShift != 0
-            : snapshotPieceShift < SnapshotExchange.MIN_PIECE_SHIFT || snapshotPieceShift > SnapshotExchange.MAX_PIECE_SHIFT) {
+            : !SnapshotExchange.isPieceShift(snapshotPieceShift)) {
             throw new IllegalArgumentException("a worker taking snapshot copies names a piece size of 2^"
                 + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT + " bytes, one taking none 0: "
                 + "snapshotEndpoint='" + snapshotEndpoint + "', snapshotPieceShift=" + snapshotPieceShift);

@@ -61,6 +61,11 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     public static final int MIN_PIECE_SHIFT = 12;
     /** log2 of the largest piece a snapshot travels in: 64 MiB. */
     public static final int MAX_PIECE_SHIFT = 26;
+    /** Whether {@code shift} names a piece size a snapshot may travel in ({@value #MIN_PIECE_SHIFT} to {@value #MAX_PIECE_SHIFT}). */
+    public static boolean isPieceShift(int shift) {
+        return shift >= MIN_PIECE_SHIFT && shift <= MAX_PIECE_SHIFT;
+    }
+
     /** The largest piece a snapshot is sent in: a receiver reassembles one piece at a time in its budget. */
     static final long MAX_PIECE_BYTES = 1L << MAX_PIECE_SHIFT;
 
