@@ -42,8 +42,10 @@ troupe_ensure_built() {
     stale=yes
   fi
   if [ -n "$stale" ]; then
-    echo "troupe: building (mvn package, tests skipped)..." >&2
-    (cd "$TROUPE_HOME" && mvn -q -B -DskipTests package) >&2 || { echo "troupe: build failed" >&2; exit 1; }
+    # the runtime, collectives, models and actors jars and the benchmarks' jar with their libs; the
+    # distribution image (dist/) is built by a full `mvn package` only
+    echo "troupe: building (mvn package -pl bench -am, tests skipped)..." >&2
+    (cd "$TROUPE_HOME" && mvn -q -B -DskipTests package -pl bench -am) >&2 || { echo "troupe: build failed" >&2; exit 1; }
   fi
 }
 
