@@ -198,6 +198,42 @@ class WorkerBuildStopTest {
     }
 
     /**
+     * A recovery assigns the epoch its abort named while the stopped build still reads: the new assignment neither
+     * lets the old build read on nor is stopped by the old abort (each build has a stop of its own).
+     */
+    @Test
+    void shouldKeepAStoppedBuildStoppedWhenTheNextEpochIsAssignedBeforeItEnds() throws Exception {
+        JobIdentity held = job.nextEpoch();
+        JobIdentity next = held.nextEpoch();
+        job = held;
+        Set<Thread> before = computeThreads();
+        Hold hold = new Hold(restoreQuestions / 2 + 1, false);
+        nextHold.set(hold);
+        assign(checkpoint.toString());
+        assertTrue(hold.reached.await(WAIT_MS, TimeUnit.MILLISECONDS), "the build reached question " + hold.at);
+        Questions stopped = lastBuild.get();
+        Set<Thread> building = computeThreads();
+        building.removeAll(before);
+
+        worker.tell(new WorkerActor.Abort(next, FAULT, coordinator));
+        job = next;
+        assign(checkpoint.toString());
+        worker.tell(new WorkerActor.Describe(coordinator)); // answered once the abort and the assignment were taken
+        received.await(CoordinatorActor.WorkerInfo.class, i -> i.holds().equals(next),
+            "the worker's answer after the assignment");
+        hold.released.countDown();
+        awaitReady();
+
+        assertEquals(hold.at, stopped.asked.get(), "the stopped build asked nothing after the held question");
+        assertEquals(restoreQuestions, lastBuild.get().asked.get(), "the next build restored everything");
+        for (CoordinatorActor.Command c : received.all()) {
+            assertFalse(c instanceof CoordinatorActor.Ready r && r.job().equals(held), "reported Ready: " + c);
+            assertFalse(c instanceof CoordinatorActor.WorkerFailed, "reported a failure: " + c);
+        }
+        assertClosed(building);
+    }
+
+    /**
      * What the test saw of a stopped build: the epoch it built, the one the abort named and the log lines written
      * from the hold until the worker quiesced.
      */
@@ -221,7 +257,6 @@ class WorkerBuildStopTest {
         assertTrue(hold.reached.await(WAIT_MS, TimeUnit.MILLISECONDS), "the build reached question " + hold.at);
         Set<Thread> building = computeThreads();
         building.removeAll(before);
-        assertEquals(THREADS - 1, building.size(), "the held build's stage started its compute threads: " + building);
         int logged = log.size();
 
         worker.tell(new WorkerActor.Abort(abortOf, FAULT, coordinator));
@@ -239,12 +274,18 @@ class WorkerBuildStopTest {
             assertFalse(c instanceof CoordinatorActor.Ready r && r.job().equals(held), "reported Ready: " + c);
             assertFalse(c instanceof CoordinatorActor.WorkerFailed, "reported a failure: " + c);
         }
+        assertClosed(building);
+        byte[] text = log.toByteArray();
+        return new Stopped(held, abortOf, new String(text, logged, text.length - logged, StandardCharsets.UTF_8));
+    }
+
+    /** The compute threads of a stopped build end: the build was closed. */
+    private static void assertClosed(Set<Thread> building) throws InterruptedException {
+        assertEquals(THREADS - 1, building.size(), "the held build's stage started its compute threads: " + building);
         for (Thread t : building) {
             t.join(WAIT_MS);
             assertFalse(t.isAlive(), "the stopped build was closed: " + t.getName() + " still runs");
         }
-        byte[] text = log.toByteArray();
-        return new Stopped(held, abortOf, new String(text, logged, text.length - logged, StandardCharsets.UTF_8));
     }
 
     /** The epoch after the stopped one (the one a recovery's abort named) builds from {@code resumeFrom}: Ready. */
