@@ -264,7 +264,8 @@ final class EpochWiring implements AutoCloseable {
      * tp: GPT's parameter placement), each 64 KiB block CRC32C-checked before use; a checkpoint whose shards
      * have no block checksums is verified whole first. Never the whole checkpoint in memory. {@code stop} is asked
      * between the tensors and byte ranges it reads ({@link ShardedCheckpointReader#read(
-     * ParallelParameterLayout.Local, Supplier)}); its reason ends the restore there.
+     * ParallelParameterLayout.Local, Supplier)}) and between the runs of bytes a whole verification reads
+     * ({@link Checkpoints#verify(Path, Supplier)}); its reason ends the restore there.
      *
      * @throws io.troupe.models.checkpoint.CheckpointException naming what is missing or damaged, or {@code stop}'s
      *                                                         reason
@@ -274,7 +275,7 @@ final class EpochWiring implements AutoCloseable {
             spec.sequenceParallel());
         try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(dir)) {
             if (!reader.verifiesPartialReads()) {
-                Checkpoints.verify(dir);
+                Checkpoints.verify(dir, stop);
             }
             for (int c = 0; c < w.chunks(); c++) {
                 StageState.restore(w.chunk(c), w.optimizer(c), List.of(reader.read(

@@ -12,6 +12,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Supplier;
+import java.util.function.UnaryOperator;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -125,6 +127,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
      * or superseded, read by the build on the device thread. A new one for every assignment.
      */
     private AtomicReference<String> buildStop = new AtomicReference<>();
+    /** What each build asks for its stop, given the stop itself: the stop, except in a test that holds a build. */
+    private final UnaryOperator<Supplier<String>> buildStopView;
     private String recordDir = "";
     /** The rank and layout of the last assignment (-1 and "" before the first). */
     private int heldRank = -1;
@@ -133,13 +137,25 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private ActorRef<CoordinatorActor.Command> coordinator;
 
     public static Behavior<Command> create(TransportNode node, int localIndex, int threads) {
-        return Behaviors.setup(ctx -> new WorkerActor(ctx, node, localIndex, threads));
+        return create(node, localIndex, threads, UnaryOperator.identity());
     }
 
-    private WorkerActor(ActorContext<Command> ctx, TransportNode node, int localIndex, int threads) {
+    /**
+     * As {@link #create(TransportNode, int, int)}, each build asking {@code buildStopView} applied to its stop
+     * whether to go on: a test holds a build at a question it picks (inside a checkpoint read, say), aborts the
+     * epoch there and lets the build ask the stop itself, without timing a race.
+     */
+    static Behavior<Command> create(TransportNode node, int localIndex, int threads,
+                                    UnaryOperator<Supplier<String>> buildStopView) {
+        return Behaviors.setup(ctx -> new WorkerActor(ctx, node, localIndex, threads, buildStopView));
+    }
+
+    private WorkerActor(ActorContext<Command> ctx, TransportNode node, int localIndex, int threads,
+                        UnaryOperator<Supplier<String>> buildStopView) {
         super(ctx);
         this.ctx = ctx;
         this.threads = threads;
+        this.buildStopView = buildStopView;
         // The logger, not the context, may be used from the agent's thread.
         org.slf4j.Logger log = ctx.getLog();
         this.link = new AeronStageLink(log::warn);
@@ -209,6 +225,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
         AtomicReference<String> stop = new AtomicReference<>();
         buildStop = stop;
+        Supplier<String> asked = buildStopView.apply(stop::get);
         recordDir = m.request().checkpointDir();
         heldRank = m.rank();
         heldLayout = m.request().layout();
@@ -226,7 +243,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             if (old != null) {
                 old.close();
             }
-            return new EpochWiring(m, threads, agent, control, link, snapshots, stop::get);
+            return new EpochWiring(m, threads, agent, control, link, snapshots, asked);
         }, deviceExecutor), (w, err) -> new Built(w, m, err == null ? null : rootMessage(err), stop));
         return this;
     }

@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 import java.util.zip.CRC32C;
 
 /**
@@ -40,6 +41,8 @@ public final class Checkpoints {
     private static final String PREFIX = "step-";
     private static final String TMP_SUFFIX = ".tmp";
     private static final String ASIDE_SUFFIX = ".old";
+    /** A verification that is never stopped. */
+    private static final Supplier<String> NEVER = () -> null;
 
     private Checkpoints() {
     }
@@ -204,10 +207,31 @@ public final class Checkpoints {
      * @throws CheckpointException naming the file and what does not match
      */
     public static Manifest verify(Path dir) {
+        return verify(dir, NEVER);
+    }
+
+    /**
+     * As {@link #verify(Path)}, asking {@code stop} before each read of at most 4 MiB: null goes on; anything else
+     * is why the verification ends there (an abort of the epoch whose restore it precedes, say), named by the
+     * exception it throws. So a checkpoint of any size ends its verification within one such read of being told to,
+     * as a read of its shards does ({@link ShardedCheckpointReader}). {@code stop} is called on the verifying thread
+     * and must be cheap (a volatile read); another thread may change its answer at any time.
+     *
+     * @throws CheckpointException naming the file and what does not match, or "verification of checkpoint ...
+     *                             stopped ...: " and {@code stop}'s reason, naming the file it was reading and the
+     *                             bytes of it read by then
+     */
+    public static Manifest verify(Path dir, Supplier<String> stop) {
+        return verify(dir, stop, ShardFileReader.DEFAULT_BUFFER_BYTES);
+    }
+
+    /** As {@link #verify(Path, Supplier)}, reading through a buffer of {@code bufferBytes} (a test's small one). */
+    static Manifest verify(Path dir, Supplier<String> stop, int bufferBytes) {
         Manifest m = readManifest(dir);
+        ByteBuffer bb = ByteBuffer.allocateDirect(bufferBytes);
         for (Manifest.FileEntry f : m.files()) {
             try (FileChannel ch = openListed(dir, f)) {
-                long crc = crc32c(ch);
+                long crc = crc32c(ch, bb, dir, f, stop);
                 if (crc != f.crc32c()) {
                     throw crcMismatch(dir, f, crc, null);
                 }
@@ -230,7 +254,7 @@ public final class Checkpoints {
             try {
                 r = ShardFileReader.read(ch, p, ShardFileReader.DEFAULT_BUFFER_BYTES);
             } catch (CheckpointException e) {
-                long crc = crc32c(ch);
+                long crc = crc32c(ch, ByteBuffer.allocateDirect(ShardFileReader.DEFAULT_BUFFER_BYTES), dir, f, NEVER);
                 if (crc != f.crc32c()) {
                     throw crcMismatch(dir, f, crc, e);
                 }
@@ -270,18 +294,30 @@ public final class Checkpoints {
             : new CheckpointException(message + ": " + found.getMessage(), found);
     }
 
-    /** The CRC32C of {@code ch}'s whole file, read through a bounded buffer. */
-    private static long crc32c(FileChannel ch) throws IOException {
-        ByteBuffer bb = ByteBuffer.allocateDirect(ShardFileReader.DEFAULT_BUFFER_BYTES);
+    /**
+     * The CRC32C of {@code ch}'s whole file (the manifest's file {@code f} of {@code dir}), read through {@code bb};
+     * {@code stop} is asked before each read, and its reason ends the verification there.
+     */
+    private static long crc32c(FileChannel ch, ByteBuffer bb, Path dir, Manifest.FileEntry f, Supplier<String> stop)
+        throws IOException {
         CRC32C crc = new CRC32C();
+        long size = ch.size();
         long pos = 0;
-        for (int n = ch.read(bb, pos); n >= 0; n = ch.read(bb, pos)) {
+        while (true) {
+            String why = stop.get();
+            if (why != null) {
+                throw new CheckpointException("verification of checkpoint " + dir + " stopped at file '" + f.name()
+                    + "' after " + pos + " of its " + size + " bytes: " + why);
+            }
+            bb.clear();
+            int n = ch.read(bb, pos);
+            if (n < 0) {
+                return crc.getValue();
+            }
             pos += n;
             bb.flip();
             crc.update(bb);
-            bb.clear();
         }
-        return crc.getValue();
     }
 
     /**
