@@ -170,6 +170,9 @@ class CoordinatorSnapshotMemoryTest {
         assertEquals(recovery, next.get(0).job());
         assertFalse(next.get(0).snapshots().enabled(), "node C cannot hold its slots");
         assertEquals(-1, next.get(0).snapshots().restoreStep(), "an epoch without snapshots restores from disk");
+        WorkerActor.RunSteps window = a.await(WorkerActor.RunSteps.class, m -> m.job().equals(recovery),
+            "the second epoch's first window");
+        assertEquals(0, window.from(), "from the last disk commit (none: step 0), not from step 1 in memory");
         JobEvent.Started second = submitter.events().await(JobEvent.Started.class,
             m -> m.epoch() == recovery.epoch(), "the second epoch's Started");
         assertTrue(second.snapshots().contains("node " + NODE_C) && second.snapshots().contains(FLAG),
