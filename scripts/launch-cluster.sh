@@ -35,7 +35,11 @@ else
   troupe_ensure_built
   local_cmd="java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp $(troupe_classpath) io.troupe.actors.cli.TroupeCli"
   # nodes with the Vector API module (the CPU attention's kernel), as scripts/troupe runs `troupe node`
-  local_node_cmd="java ${TROUPE_JAVA_OPTS:-} $TROUPE_VECTOR_API_FLAGS $TROUPE_JVM_FLAGS -cp $(troupe_classpath)"
+  # the nodes on this machine share its memory (troupe_node_memory_opts); a remote node's scripts/troupe
+  # sizes it from its own host's memory
+  local_nodes=$(grep -cE '^[[:space:]]*(127\.|localhost)' "$hosts_file" || true)
+  local_node_cmd="java $(troupe_node_memory_opts "${local_nodes:-1}") ${TROUPE_JAVA_OPTS:-} $TROUPE_VECTOR_API_FLAGS"
+  local_node_cmd="$local_node_cmd $TROUPE_JVM_FLAGS -cp $(troupe_classpath)"
   local_node_cmd="$local_node_cmd io.troupe.actors.cli.TroupeCli"
   remote_cmd="${TROUPE_REMOTE_CMD:-scripts/troupe}"
 fi

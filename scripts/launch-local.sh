@@ -6,7 +6,8 @@
 # started again on its port, joining through the nodes alive, so the job's layout can grow back.
 # Every node may host the coordinator (a cluster singleton: it starts on node 1 and moves to the next
 # oldest node if that one dies, carrying the job on from its record). Each node runs one worker;
-# threads per worker = cores / N.
+# threads per worker = cores / N. Each node's heap and direct memory are its 1/N share of this machine's
+# memory, sized as troupe_node_memory_opts says (TROUPE_JAVA_OPTS may set them instead).
 # The nodes share one host media driver (troupe driver), so their workers exchange tensors over
 # Aeron IPC; TROUPE_DRIVER=embedded gives every node its own driver (UDP between them) instead.
 set -euo pipefail
@@ -37,7 +38,7 @@ stop_all() {
   fi
 }
 trap stop_all EXIT INT TERM
-node_opts=""
+node_opts="$(troupe_node_memory_opts "$n")"
 if [ "${TROUPE_DRIVER:-host}" = host ]; then
   shm=/dev/shm; [ -d "$shm" ] || shm="${TMPDIR:-/tmp}"
   aeron_dir="$shm/troupe-host-$$"
@@ -52,7 +53,7 @@ if [ "${TROUPE_DRIVER:-host}" = host ]; then
   done
   grep -q "troupe driver: up" "$logdir/driver.log" || { echo "troupe: the media driver did not start within 30 s" >&2; exit 1; }
   echo "troupe: host media driver (pid $driver_pid) in $aeron_dir, log $logdir/driver.log"
-  node_opts="-Dtroupe.transport.aeron-dir=$aeron_dir -Dtroupe.transport.external-driver=true"
+  node_opts="$node_opts -Dtroupe.transport.aeron-dir=$aeron_dir -Dtroupe.transport.external-driver=true"
 fi
 seed="127.0.0.1:$base_port"
 node_pids=()

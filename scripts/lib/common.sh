@@ -68,6 +68,45 @@ troupe_bench_java() {
   exec java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_bench_classpath)" "$@"
 }
 
+# This machine's memory in KiB: its cgroup's limit when it has one (a container), else MemTotal.
+troupe_memory_kib() {
+  local total limit=""
+  total=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null) || true
+  [ -n "$total" ] || return 1
+  if [ -r /sys/fs/cgroup/memory.max ]; then
+    limit=$(cat /sys/fs/cgroup/memory.max)
+  elif [ -r /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+    limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)
+  fi
+  if [[ "$limit" =~ ^[0-9]+$ ]] && [ $(( limit / 1024 )) -lt "$total" ]; then
+    echo $(( limit / 1024 ))
+  else
+    echo "$total"
+  fi
+}
+
+# JVM memory flags of a node process when NODES node processes share this machine (docs/deploy.md,
+# "Memory of a node"): of its share, a heap of 1/4 (-Xmx) and a direct-memory limit of 3/8
+# (-XX:MaxDirectMemorySize: the in-memory snapshot slots, two of each rank's snapshot and two of each
+# buddy copy); the other 3/8 stay for the native tensors (parameters, gradients, moments, activations,
+# receive budgets), the media driver's /dev/shm and the JVM itself. A heap or direct-memory flag already
+# in TROUPE_JAVA_OPTS is kept as given (then this prints nothing for it).
+troupe_node_memory_opts() {
+  local nodes="${1:-1}" total share opts=""
+  total=$(troupe_memory_kib) || return 0
+  [[ "$nodes" =~ ^[1-9][0-9]*$ ]] || nodes=1
+  share=$(( total / nodes ))
+  case " ${TROUPE_JAVA_OPTS:-} " in
+    *" -Xmx"*|*"MaxRAMPercentage"*|*"-XX:MaxRAM="*) ;;
+    *) opts="-Xmx$(( share / 4 ))k" ;;
+  esac
+  case " ${TROUPE_JAVA_OPTS:-} " in
+    *"MaxDirectMemorySize"*) ;;
+    *) opts="$opts -XX:MaxDirectMemorySize=$(( share * 3 / 8 ))k" ;;
+  esac
+  echo "$opts"
+}
+
 # Processes a launch script started; troupe_stop_started stops them (TERM, then KILL after 10 s).
 TROUPE_STARTED_PIDS=()
 troupe_stop_started() {

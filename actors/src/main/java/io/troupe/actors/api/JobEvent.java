@@ -10,8 +10,16 @@ import java.util.List;
 /** What the coordinator tells a job's submitter. */
 public sealed interface JobEvent extends CrossNodeMessage {
 
-    /** The layout is assigned and every worker is ready. */
-    record Started(long epoch, int worldSize, String assignment) implements JobEvent {
+    /**
+     * The layout is assigned and every worker is ready. {@code snapshots} says whether the epoch keeps
+     * in-memory snapshots: {@code "on"}, or {@code "off: "} and why (configured off, or a node whose
+     * direct memory cannot hold its snapshot slots: the node, the bytes, its limit and the JVM flag).
+     */
+    record Started(long epoch, int worldSize, String assignment, String snapshots) implements JobEvent {
+        /** Whether the epoch keeps in-memory snapshots. */
+        public boolean snapshotsOn() {
+            return "on".equals(snapshots);
+        }
     }
 
     /**

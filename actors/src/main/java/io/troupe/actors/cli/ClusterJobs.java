@@ -89,6 +89,7 @@ final class ClusterJobs {
             if (e instanceof JobEvent.Started st) {
                 out.printf("troupe: job started, epoch %d, %d workers: %s%n",
                     st.epoch(), st.worldSize(), st.assignment());
+                out.printf("troupe: epoch %d in-memory snapshots %s%n", st.epoch(), st.snapshots());
             } else if (e instanceof JobEvent.StepCompleted sc) {
                 StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), sc.valLoss(), sc.lr(),
                     sc.gradNorm(),

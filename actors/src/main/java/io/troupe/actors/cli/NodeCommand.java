@@ -24,10 +24,12 @@ final class NodeCommand {
 
     static final String USAGE = """
         usage: troupe node [--config FILE] [--role worker|coordinator[,...]] [--port P] [--seed HOST:PORT]...
-                           [--workers N] [--threads N] [--hostname H] [--metrics-port P] [--snapshots on|off]
+                           [--workers N] [--threads N] [--hostname H] [--metrics-port P]
+                           [--snapshots auto|on|off]
         Settings: troupe.cluster in cluster-config/reference.conf; flags override the file.
         --snapshots: in-memory snapshots of every commit with a copy on another node (troupe.recovery.snapshots,
-        default on); set it alike on every node that may host the coordinator.
+        default auto: on where every node's -XX:MaxDirectMemorySize holds its snapshot slots, else off for that
+        epoch, saying why; on: such a job is refused); set it alike on every node that may host the coordinator.
         Metrics (Prometheus): http://HOSTNAME:9464/metrics (troupe.metrics; --metrics-port 0 picks a free port).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
@@ -126,8 +128,8 @@ final class NodeCommand {
         }
         if (o.has("snapshots")) {
             String v = o.get("snapshots");
-            if (!v.equals("on") && !v.equals("off")) {
-                throw new UsageException("--snapshots must be on or off, got '" + v + "'");
+            if (!v.equals("auto") && !v.equals("on") && !v.equals("off")) {
+                throw new UsageException("--snapshots must be auto, on or off, got '" + v + "'");
             }
             overrides.add("troupe.recovery.snapshots = " + v);
         }

@@ -101,8 +101,9 @@ final class CoordinatorContext {
         return gatheringPhase.gathering();
     }
 
-    void tryAssign() {
-        gatheringPhase.tryAssign();
+    /** @return null while the job goes on, else the behavior after it was refused */
+    Behavior<Command> tryAssign() {
+        return gatheringPhase.tryAssign();
     }
 
     Behavior<Command> running() {
@@ -230,7 +231,10 @@ final class CoordinatorContext {
             return m.holds().isJob() && !m.recordDir().isEmpty() ? adopt(m) : Behaviors.same();
         }
         if (run.phase == JobRun.Phase.GATHERING && run.ranks.isEmpty()) {
-            tryAssign(); // one more worker
+            Behavior<Command> refused = tryAssign(); // one more worker
+            if (refused != null) {
+                return refused;
+            }
         } else if (run.phase == JobRun.Phase.RECOVERING) {
             m.worker().tell(new WorkerActor.Abort(run.identity, "recovery of " + run.identity, ctx.getSelf()));
         }

@@ -27,7 +27,10 @@ final class GatheringPhase {
     /** Waits for the epoch's workers, assigns ranks, waits for every Ready. */
     Behavior<Command> gathering() {
         c.phase(JobRun.Phase.GATHERING);
-        tryAssign();
+        Behavior<Command> refused = tryAssign();
+        if (refused != null) {
+            return refused;
+        }
         return c.build(c.common(Behaviors.receive(Command.class))
             .onMessage(SubmitJob.class, c::refuseBusy)
             .onMessage(Ready.class, c.guard(this::onReady))
@@ -36,17 +39,27 @@ final class GatheringPhase {
             .onMessage(RecoveryTimer.class, c.guard(this::onGatherTimeout)));
     }
 
-    void tryAssign() {
+    /**
+     * Assigns the epoch's ranks once enough workers are usable.
+     *
+     * @return null while the job goes on (assigned, or still waiting for workers), else the behavior after the job
+     *         was refused before anything was assigned (its snapshots cannot fit under {@code troupe.recovery.snapshots = on})
+     */
+    Behavior<Command> tryAssign() {
         JobRun r = c.run;
         if (!r.ranks.isEmpty()) {
-            return;
+            return null;
         }
         List<ActorRef<WorkerActor.Command>> usable = r.candidates(c.members.usable());
         if (usable.size() < r.plan.worldSize()) {
-            return;
+            return null;
         }
         c.timers.cancel("gather");
         r.ranks = c.snapshots.ranks(r, usable);
+        String refused = c.snapshots.decide(r);
+        if (refused != null) {
+            return c.failJob(refused);
+        }
         r.startEpoch();
         SnapshotPlan snapshots = c.snapshots.plan(r);
         r.snapshotsEnabled = snapshots.enabled();
@@ -61,6 +74,7 @@ final class GatheringPhase {
                 c.snapshots.resumeFrom(r), snapshots, c.ctx.getSelf()));
         }
         c.startDeadline("assignment");
+        return null;
     }
 
     private Behavior<Command> onReady(Ready m) {
@@ -78,7 +92,8 @@ final class GatheringPhase {
             sb.append(rank == 0 ? "" : ", ").append("rank ").append(rank).append(" -> ")
                 .append(d == null ? "?" : d.nodeAddress() + "#" + d.localIndex());
         }
-        r.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString()));
+        r.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString(),
+            r.snapshotsEnabled ? "on" : "off: " + r.snapshotsOff));
         c.snapshots.started(r);
         if (r.faultNs != 0) {
             c.ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),

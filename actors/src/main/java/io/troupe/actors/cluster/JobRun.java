@@ -79,6 +79,8 @@ final class JobRun {
     final java.util.Map<ActorRef<WorkerActor.Command>, long[]> inventories = new java.util.HashMap<>();
     /** This epoch's ranks snapshot every step in memory (they are told each commit). */
     boolean snapshotsEnabled;
+    /** Why this epoch keeps no in-memory snapshots ("" when it keeps them): the job's status says it. */
+    String snapshotsOff = "";
     /** This epoch restores from memory (null: from the disk checkpoint). */
     SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> memoryRestore;
     /** Why the last restore from memory failed on a worker: the next one is from disk (null: none failed). */

@@ -16,19 +16,22 @@ import java.time.Duration;
  * @param regatherTimeout    how long a recovery waits for enough workers before it fails the job
  * @param quiesceTimeout     how long a recovery waits for the workers to confirm an abort; the silent
  *                           ones are left out of the next layout
- * @param snapshots          every rank keeps an in-memory snapshot of its shard at each commit and a
- *                           copy on a buddy rank of another node, so a lost node costs no committed step
+ * @param snapshotMode       whether every rank keeps an in-memory snapshot of its shard at each commit and a
+ *                           copy on a buddy rank of another node, so a lost node costs no committed step:
+ *                           {@link SnapshotMode#AUTO} where every node's direct memory holds the slots
  */
 public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
-                               Duration regatherTimeout, Duration quiesceTimeout, boolean snapshots) {
+                               Duration regatherTimeout, Duration quiesceTimeout, SnapshotMode snapshotMode) {
 
-    /** Settings with snapshots on (the default). */
+    /** Settings with snapshots {@link SnapshotMode#AUTO} (the default). */
     public RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
                             Duration regatherTimeout, Duration quiesceTimeout) {
-        this(maxRestarts, backoff, maxBackoff, checkpointInterval, jobRoot, regatherTimeout, quiesceTimeout, true);
+        this(maxRestarts, backoff, maxBackoff, checkpointInterval, jobRoot, regatherTimeout, quiesceTimeout,
+            SnapshotMode.AUTO);
     }
 
     public RecoverySettings {
+        java.util.Objects.requireNonNull(snapshotMode, "snapshotMode");
         if (maxRestarts < 0) {
             throw new IllegalArgumentException("troupe.recovery.max-restarts must be >= 0: max-restarts=" + maxRestarts);
         }
@@ -46,7 +49,7 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
     public static RecoverySettings defaults() {
         return new RecoverySettings(3, Duration.ofMillis(500), Duration.ofSeconds(8), 10,
             Path.of(System.getProperty("java.io.tmpdir"), "troupe-jobs"), Duration.ofSeconds(60),
-            Duration.ofSeconds(3), true);
+            Duration.ofSeconds(3), SnapshotMode.AUTO);
     }
 
     /** Reads {@code troupe.recovery}; a missing key takes its default. */
@@ -65,16 +68,13 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
             root.isEmpty() ? d.jobRoot() : Path.of(root),
             c.hasPath("regather-timeout") ? c.getDuration("regather-timeout") : d.regatherTimeout(),
             c.hasPath("quiesce-timeout") ? c.getDuration("quiesce-timeout") : d.quiesceTimeout(),
-            c.hasPath("snapshots") ? snapshots(c) : d.snapshots());
+            c.hasPath("snapshots") ? SnapshotMode.parse(String.valueOf(c.getValue("snapshots").unwrapped()))
+                : d.snapshotMode());
     }
 
-    private static boolean snapshots(Config c) {
-        try {
-            return c.getBoolean("snapshots");
-        } catch (com.typesafe.config.ConfigException.WrongType e) {
-            throw new IllegalArgumentException("troupe.recovery.snapshots must be on or off: snapshots="
-                + c.getValue("snapshots").unwrapped(), e);
-        }
+    /** Whether jobs may keep in-memory snapshots ({@link SnapshotMode#AUTO} or {@link SnapshotMode#ON}). */
+    public boolean snapshots() {
+        return snapshotMode != SnapshotMode.OFF;
     }
 
     /** The wait before restart number {@code restart} (1-based): backoff, 2 backoff, 4 backoff ... capped. */

@@ -149,13 +149,71 @@ final class SnapshotRestores {
     }
 
     /**
-     * The epoch's snapshots: on when {@code troupe.recovery.snapshots} is and the job can take them
-     * (not under int8 error feedback, whose residuals they do not hold) and every rank's worker has
-     * a snapshot endpoint; buddies by {@link SnapshotRestorePlanner#buddies}; the restore from memory
-     * if the recovery chose one.
+     * Decides, once the epoch's ranks are chosen and before it starts, whether it keeps snapshots: not when
+     * {@code troupe.recovery.snapshots} is off or the job cannot take them ({@link #offReason}), nor when a
+     * node's direct memory cannot hold its slots ({@link SnapshotMemory}; checked at every epoch, as a new
+     * layout or buddy may give a node more to hold). Under {@link SnapshotMode#AUTO} such an epoch runs
+     * without snapshots, a WARNING naming the node, the bytes, its limit and the flag; under
+     * {@link SnapshotMode#ON} the job is refused. The reason is kept in {@link JobRun#snapshotsOff} for the
+     * job's status; a restore from memory chosen for an epoch without snapshots is one from disk.
+     *
+     * @return null when the epoch may start, else why the job is refused (nothing has been assigned)
+     */
+    String decide(JobRun r) {
+        r.snapshotsOff = offReason(r, r.ranks);
+        if (r.snapshotsOff.isEmpty()) {
+            String shortfall = memoryShortfall(r);
+            if (!shortfall.isEmpty() && c.settings.snapshotMode() == SnapshotMode.ON) {
+                return "in-memory snapshots do not fit (troupe.recovery.snapshots = on): " + shortfall
+                    + "; or set troupe.recovery.snapshots = auto (runs without them) or off";
+            }
+            if (!shortfall.isEmpty()) {
+                r.snapshotsOff = shortfall;
+                c.ctx.getLog().warn("{}: epoch {} runs without in-memory snapshots (troupe.recovery.snapshots = auto; "
+                    + "disk checkpoints remain the fallback): {}", r.identity, r.identity.epoch(), shortfall);
+            }
+        }
+        if (!r.snapshotsOff.isEmpty() && r.memoryRestore != null) {
+            c.ctx.getLog().warn("{}: restoring from the disk checkpoint of step {}, not from memory: the epoch has no "
+                + "snapshots ({})", r.identity, r.record.lastCommittedStep(), r.snapshotsOff);
+            r.memoryRestore = null;
+            r.restoredStep = r.record.lastCommittedStep();
+        }
+        return null;
+    }
+
+    /**
+     * The nodes of the epoch whose direct memory cannot hold their snapshot slots, described ("" when every
+     * node fits, or the snapshot sizes or a node's memory are not known).
+     */
+    private String memoryShortfall(JobRun r) {
+        io.troupe.actors.engine.PipelineJobSpec spec = JobSpecs.toSpec(r.current, 1);
+        long[] bytes = SnapshotMemory.snapshotBytes(spec);
+        if (bytes == null) {
+            c.ctx.getLog().info("{}: snapshot sizes of stage modules {} are not known here: direct memory not checked",
+                r.identity, spec.moduleFactory());
+            return "";
+        }
+        List<String> nodes = new ArrayList<>();
+        List<WorkerDescription> workers = new ArrayList<>();
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            WorkerDescription d = c.members.describe(w);
+            nodes.add(d.nodeAddress());
+            workers.add(d);
+        }
+        java.util.Map<String, Long> needed = SnapshotMemory.slotBytesByNode(nodes, bytes,
+            SnapshotRestorePlanner.buddies(nodes, stateClasses(spec)));
+        java.util.Map<String, Long> limits = SnapshotMemory.limitByNode(workers);
+        c.ctx.getLog().debug("{}: snapshot slots by node {}, direct memory they may take {}", r.identity, needed, limits);
+        return SnapshotMemory.describe(SnapshotMemory.shortfalls(needed, limits));
+    }
+
+    /**
+     * The epoch's snapshots, as {@link #decide} decided: off with a reason, or on with buddies by
+     * {@link SnapshotRestorePlanner#buddies} and the restore from memory if the recovery chose one.
      */
     SnapshotPlan plan(JobRun r) {
-        if (!snapshotsPossible(r, r.ranks)) {
+        if (!r.snapshotsOff.isEmpty()) {
             return SnapshotPlan.OFF;
         }
         List<String> nodes = new ArrayList<>();
@@ -173,16 +231,28 @@ final class SnapshotRestores {
     }
 
     private boolean snapshotsPossible(JobRun r, List<ActorRef<WorkerActor.Command>> ranks) {
-        if (!c.settings.snapshots() || "int8-ef".equals(r.current.gradCompression())) {
-            return false;
+        return offReason(r, ranks).isEmpty();
+    }
+
+    /**
+     * Why {@code ranks} cannot keep snapshots whatever their memory: {@code troupe.recovery.snapshots} is
+     * off, the job runs int8 error feedback (whose residuals a snapshot does not hold), or a rank's worker
+     * has no snapshot endpoint; "" when they can.
+     */
+    private String offReason(JobRun r, List<ActorRef<WorkerActor.Command>> ranks) {
+        if (!c.settings.snapshots()) {
+            return "troupe.recovery.snapshots = off";
+        }
+        if ("int8-ef".equals(r.current.gradCompression())) {
+            return "grad-compression int8-ef (its error-feedback residuals are not in a snapshot)";
         }
         for (ActorRef<WorkerActor.Command> w : ranks) {
             WorkerDescription d = c.members.describe(w);
             if (d == null || d.snapshotEndpoint().isEmpty()) {
-                return false;
+                return "a worker of " + (d == null ? w.path().address() : d.nodeAddress()) + " takes no snapshot copies";
             }
         }
-        return true;
+        return "";
     }
 
     /** Whether two layout strings ("2x1" and "2x1x1" alike) name the same dp, pp and tp. */

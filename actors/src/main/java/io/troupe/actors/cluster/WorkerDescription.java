@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.cluster.snapshot.DirectMemory;
 import io.troupe.actors.cluster.snapshot.SnapshotExchange;
 
 /**
@@ -8,12 +9,17 @@ import io.troupe.actors.cluster.snapshot.SnapshotExchange;
  * of a transport endpoint: activations, gradients, data-parallel buckets), the endpoint of its
  * control collectives (the job-wide gradient norm; a stream of its own, so those collectives never
  * share a sender with the stage link), its device, the endpoint where buddies send it copies of
- * their in-memory snapshots ("" when it takes none), and the log2 of the largest snapshot piece its
+ * their in-memory snapshots ("" when it takes none), the log2 of the largest snapshot piece its
  * receiver reassembles (a quarter of its own receive budget; 0 when it takes no copies): senders
- * size their pieces by the receiver's budget, not their own.
+ * size their pieces by the receiver's budget, not their own; and the direct memory its node's JVM
+ * can give in-memory snapshot slots, measured when it registered ({@link DirectMemory#availableForSnapshotsBytes()}:
+ * the {@code -XX:MaxDirectMemorySize} limit less what was in use and a reserve;
+ * {@link DirectMemory#UNKNOWN} when not measured, and then no check is made). The workers of one
+ * node share that memory: the coordinator counts every slot of the node's ranks against it.
  */
 public record WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
-                                int localIndex, String snapshotEndpoint, int snapshotPieceShift) implements CrossNodeMessage {
+                                int localIndex, String snapshotEndpoint, int snapshotPieceShift,
+                                long snapshotMemoryBytes) implements CrossNodeMessage {
 
     public WorkerDescription {
         if (snapshotEndpoint.isEmpty() ? snapshotPieceShift != 0
@@ -22,6 +28,17 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
                 + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT + " bytes, one taking none 0: "
                 + "snapshotEndpoint='" + snapshotEndpoint + "', snapshotPieceShift=" + snapshotPieceShift);
         }
+        if (snapshotMemoryBytes < DirectMemory.UNKNOWN) {
+            throw new IllegalArgumentException("a worker's snapshot memory is bytes >= 0, or " + DirectMemory.UNKNOWN
+                + " when unknown: snapshotMemoryBytes=" + snapshotMemoryBytes);
+        }
+    }
+
+    /** A worker taking snapshot copies whose node's direct memory is not known (no check is made). */
+    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex,
+                             String snapshotEndpoint, int snapshotPieceShift) {
+        this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint, snapshotPieceShift,
+            DirectMemory.UNKNOWN);
     }
 
     /** A worker that takes no snapshot copies. */

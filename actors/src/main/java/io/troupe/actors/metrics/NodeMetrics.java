@@ -39,8 +39,9 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * from the network by reason, the data-plane frames its receivers dropped by reason, and the
  * training of every job submitted through this node's job gateway (step time, tokens/s, loss,
  * validation loss, bubble, all-reduce wait, steps committed, recoveries by cause and their time,
- * jobs ended), and the tensor bytes its workers sent to and received from each peer rank. The
- * endpoint binds the node's own address, never the wildcard. docs/deploy.md lists every metric.
+ * jobs ended, whether the last epoch keeps in-memory snapshots and why not), the JVM's direct-memory
+ * limit, and the tensor bytes its workers sent to and received from each peer rank. The endpoint binds
+ * the node's own address, never the wildcard. docs/deploy.md lists every metric.
  *
  * <p>Threading: meters are updated on an actor thread from the node's event stream and read by the
  * endpoint's single HTTP thread; Micrometer's meters are thread-safe.
@@ -63,6 +64,8 @@ public final class NodeMetrics implements AutoCloseable {
     private final AtomicLong valLossBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
     private final AtomicLong tokensPerSec = new AtomicLong();
     private final AtomicLong bubbleBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
+    private final AtomicLong snapshotsOn = new AtomicLong(-1);
+    private final EnumMap<SnapshotsOffCause, Counter> snapshotsOff = new EnumMap<>(SnapshotsOffCause.class);
 
     private NodeMetrics(TroupeNode node, MetricsSettings settings) throws IOException {
         this.node = node;
@@ -86,6 +89,18 @@ public final class NodeMetrics implements AutoCloseable {
             recoveries.put(c, Counter.builder("troupe.recoveries").tag("reason", c.name())
                 .description("recoveries of jobs submitted through this node, by cause").register(registry));
         }
+        for (SnapshotsOffCause c : SnapshotsOffCause.values()) {
+            snapshotsOff.put(c, Counter.builder("troupe.snapshots.off").tag("reason", c.name())
+                .description("epochs of jobs submitted through this node run without in-memory snapshots, by cause")
+                .register(registry));
+        }
+        Gauge.builder("troupe.snapshots.enabled", snapshotsOn, AtomicLong::get)
+            .description("whether the last epoch started keeps in-memory snapshots: 1 yes, 0 no, -1 none started")
+            .register(registry);
+        Gauge.builder("troupe.direct.memory.max", () -> io.troupe.actors.cluster.snapshot.DirectMemory.limitBytes())
+            .baseUnit("bytes").description("this JVM's direct-memory limit (-XX:MaxDirectMemorySize, else the maximum "
+                + "heap), which holds the in-memory snapshot slots; -1 unknown")
+            .register(registry);
         recoveryTime = Timer.builder("troupe.recovery.time")
             .description("from a fault noticed to the first step committed after it").register(registry);
         stepTime = Timer.builder("troupe.step.time").description("wall time of a committed step").register(registry);
@@ -190,6 +205,11 @@ public final class NodeMetrics implements AutoCloseable {
             }
             tokensPerSec.set(Math.round(s.tokensPerSec()));
             bubbleBits.set(Double.doubleToRawLongBits(s.bubble()));
+        } else if (e instanceof JobEvent.Started st) {
+            snapshotsOn.set(st.snapshotsOn() ? 1 : 0);
+            if (!st.snapshotsOn()) {
+                snapshotsOff.get(SnapshotsOffCause.of(st.snapshots())).increment();
+            }
         } else if (e instanceof JobEvent.Recovering r) {
             recoveries.get(RecoveryCause.of(r.reason())).increment();
         } else if (e instanceof JobEvent.Recovered r) {

@@ -199,4 +199,23 @@ class KubernetesManifestTest {
         String version = all(Files.readString(ROOT.resolve("Dockerfile")), "ARG TROUPE_VERSION=(\\S+)").get(0);
         assertEquals(Set.of("troupe:" + version), Set.copyOf(all(yaml, "image: (\\S+)")));
     }
+
+    /**
+     * The nodes' JVM memory is the documented split of their pod's limit (docs/deploy.md): a heap of 1/4, a
+     * direct-memory limit (the in-memory snapshot slots) of 3/8, and 3/8 left for the native tensors, /dev/shm
+     * and the JVM itself.
+     */
+    @Test
+    void shouldSplitTheNodesMemoryLimitBetweenHeapDirectMemoryAndTheRest() throws Exception {
+        String statefulSet = kind(documents(Files.readString(ROOT.resolve("cluster-config/k8s/troupe.yaml"))),
+            "StatefulSet");
+        String opts = all(statefulSet, "name: TROUPE_JAVA_OPTS\\s*\\n\\s+value: \"([^\"]+)\"").get(0);
+        long limitMib = 1024L * Integer.parseInt(all(statefulSet, "limits: \\{memory: (\\d+)Gi\\}").get(0));
+        long heapMib = limitMib * Integer.parseInt(all(opts, "-XX:MaxRAMPercentage=(\\d+)").get(0)) / 100;
+        long directMib = 1024L * Integer.parseInt(all(opts, "-XX:MaxDirectMemorySize=(\\d+)g").get(0));
+        assertEquals(limitMib / 4, heapMib, opts);
+        assertEquals(limitMib * 3 / 8, directMib, opts);
+        String shm = all(statefulSet, "medium: Memory, sizeLimit: (\\d+)Gi").get(0);
+        assertTrue(1024L * Integer.parseInt(shm) < limitMib - heapMib - directMib, "/dev/shm fits the rest");
+    }
 }

@@ -70,10 +70,19 @@ final class ScriptedCoordinator implements AutoCloseable {
         return worker(new WorkerDescription(node, "data-" + spawned, "control-" + spawned, "cpu", 0));
     }
 
-    /** A scripted worker of node {@code node} that takes snapshot copies. */
+    /** A scripted worker of node {@code node} that takes snapshot copies, its node's direct memory not measured. */
     ScriptedWorker snapshotWorker(String node) {
         return worker(new WorkerDescription(node, "data-" + spawned, "control-" + spawned, "cpu", 0,
             "snapshots-" + spawned, 20));
+    }
+
+    /**
+     * A scripted worker of node {@code node} that takes snapshot copies and advertises {@code snapshotMemoryBytes}
+     * of direct memory for their slots.
+     */
+    ScriptedWorker snapshotWorker(String node, long snapshotMemoryBytes) {
+        return worker(new WorkerDescription(node, "data-" + spawned, "control-" + spawned, "cpu", 0,
+            "snapshots-" + spawned, 20, snapshotMemoryBytes));
     }
 
     private ScriptedWorker worker(WorkerDescription d) {

@@ -95,6 +95,9 @@ class NodeMetricsTest {
         assertTrue(during.contains("jvm_gc_pause_seconds") || during.contains("jvm_gc_memory_allocated_bytes_total"),
             during);
         assertTrue(during.contains("jvm_memory_used_bytes"), during);
+        assertEquals(1, value(during, "troupe_snapshots_enabled"), "the job's epoch keeps in-memory snapshots");
+        assertEquals(io.troupe.actors.cluster.snapshot.DirectMemory.limitBytes(),
+            value(during, "troupe_direct_memory_max_bytes"));
 
         // bytes per peer: rank 0 (stage 0) sends activations to rank 1 and receives its gradients, and both grow
         String sent = "troupe_data_sent_bytes_total{peer=\"1\",rank=\"0\"}";
@@ -132,6 +135,19 @@ class NodeMetricsTest {
         assertEquals(1, value(recovered, "troupe_recoveries_total{reason=\"MEMBER_DOWNED\"}"));
         assertEquals(0, value(recovered, "troupe_recoveries_total{reason=\"DEADLINE\"}"));
         assertEquals(1.5, value(recovered, "troupe_recovery_time_seconds_sum"), 1e-9);
+        // An epoch started without snapshots, as the coordinator words a node short of direct memory.
+        first.system().eventStream().tell(new EventStream.Publish<>(new JobEvent.Started(3, 2, "rank 0 -> a",
+            "off: node pekko://troupe@10.0.0.2:25520#7 needs 2048 bytes (0.0 MiB) of direct memory for its in-memory"
+                + " snapshot slots, but its limit leaves them 1024 bytes (0.0 MiB): raise the JVM's"
+                + " -XX:MaxDirectMemorySize (by default the maximum heap) on that node")));
+        String off = scrape(metrics.url());
+        while (value(off, "troupe_snapshots_off_total{reason=\"DIRECT_MEMORY\"}") < 1) {
+            assertTrue(System.nanoTime() < deadline, "the epoch without snapshots was not counted:\n" + off);
+            Thread.onSpinWait();
+            off = scrape(metrics.url());
+        }
+        assertEquals(0, value(off, "troupe_snapshots_enabled"));
+        assertEquals(0, value(off, "troupe_snapshots_off_total{reason=\"CONFIGURED_OFF\"}"));
 
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end);

@@ -1,0 +1,136 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.cluster.snapshot.DirectMemory;
+import io.troupe.actors.cluster.snapshot.SnapshotDescriptor;
+import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.actors.engine.StageModuleFactories;
+import io.troupe.collectives.Communicator;
+import io.troupe.models.parallel.Layout;
+import io.troupe.models.parallel.ParallelParameterLayout;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What an epoch's in-memory snapshots take on each node, against the direct memory each node can give them
+ * ({@link WorkerDescription#snapshotMemoryBytes()}). A rank keeps {@value #SLOTS} slots of its own snapshot,
+ * and a rank that is another's buddy {@value #SLOTS} slots of each copy it keeps; a slot is as long as the
+ * snapshot ({@link SnapshotDescriptor#lengthBytes}). A node's slots are those of every rank it hosts.
+ *
+ * <p>Worked example: a 2x1 job whose replicas each hold 1 GiB of parameters, on two nodes, ZeRO off. Each
+ * rank's snapshot is its parameters and both moments, 3 GiB; each replica's snapshot is the other's copy, so
+ * no copy is sent and each node needs 2 x 3 = 6 GiB. As 1x2 (two pipeline stages of 1 GiB each) every rank
+ * also keeps its buddy's copy: 2 x 3 + 2 x 3 = 12 GiB per node.
+ *
+ * <p>Plain data, no threads.
+ */
+final class SnapshotMemory {
+    /** Slots of each snapshot a rank keeps (its own, or a copy): the committed one and the one being written. */
+    static final int SLOTS = 2;
+
+    private SnapshotMemory() {
+    }
+
+    /** A node whose direct memory cannot hold its snapshot slots. */
+    record Shortfall(String node, long neededBytes, long limitBytes) {
+        /** The reason, as the coordinator logs it and the submitter sees it. */
+        String describe() {
+            return "node " + node + " needs " + neededBytes + " bytes (" + mib(neededBytes) + ") of direct memory for its "
+                + "in-memory snapshot slots, but its limit leaves them " + limitBytes + " bytes (" + mib(limitBytes)
+                + "): raise the JVM's -XX:MaxDirectMemorySize (by default the maximum heap) on that node";
+        }
+
+        private static String mib(long bytes) {
+            return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / 1048576.0);
+        }
+    }
+
+    /**
+     * Bytes of each rank's snapshot under {@code spec}: per model chunk its parameters and both AdamW moments
+     * (under ZeRO the rank's segment of them), plus the descriptor's header and chunk table. Null when the
+     * job's stage modules are not the built-in GPT, whose parameters only the workers know.
+     */
+    static long[] snapshotBytes(PipelineJobSpec spec) {
+        if (!StageModuleFactories.isBuiltIn(spec.moduleFactory())) {
+            return null;
+        }
+        Layout l = spec.layout();
+        ParallelParameterLayout params = ParallelParameterLayout.gpt(spec.train().model(), spec.partition(),
+            spec.sequenceParallel());
+        long[] bytes = new long[l.worldSize()];
+        for (int r = 0; r < bytes.length; r++) {
+            long floats = 0;
+            for (int v = 0; v < l.virtualStages(); v++) {
+                long numel = params.local(v * l.pp() + l.ppIndex(r), l.tp(), l.tpIndex(r)).numel();
+                long moments = spec.zeroSharded()
+                    ? Communicator.segmentStart(numel, l.dp(), l.dpIndex(r) + 1)
+                    - Communicator.segmentStart(numel, l.dp(), l.dpIndex(r))
+                    : numel;
+                floats += numel + 2 * moments;
+            }
+            bytes[r] = SnapshotDescriptor.lengthBytes(l.virtualStages(), floats);
+        }
+        return bytes;
+    }
+
+    /**
+     * Per node, in the order of their first rank, the bytes of its slots: {@value #SLOTS} of the snapshot of
+     * each rank it hosts, and {@value #SLOTS} of each copy its ranks keep ({@code buddyOf[r]}: the rank
+     * rank {@code r} sends its copy to, -1 none).
+     */
+    static Map<String, Long> slotBytesByNode(List<String> nodeOfRank, long[] snapshotBytes, int[] buddyOf) {
+        if (nodeOfRank.size() != snapshotBytes.length || buddyOf.length != snapshotBytes.length) {
+            throw new IllegalArgumentException("a node, a snapshot size and a buddy per rank: nodes=" + nodeOfRank.size()
+                + ", sizes=" + snapshotBytes.length + ", buddies=" + buddyOf.length);
+        }
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (int r = 0; r < snapshotBytes.length; r++) {
+            out.merge(nodeOfRank.get(r), SLOTS * snapshotBytes[r], Long::sum);
+        }
+        for (int r = 0; r < buddyOf.length; r++) {
+            if (buddyOf[r] >= 0) {
+                out.merge(nodeOfRank.get(buddyOf[r]), SLOTS * snapshotBytes[r], Long::sum);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The nodes whose slots ({@code neededByNode}) pass what they can give ({@code limitByNode}; a node
+     * missing there, or {@link DirectMemory#UNKNOWN}, is not checked), in {@code neededByNode}'s order.
+     */
+    static List<Shortfall> shortfalls(Map<String, Long> neededByNode, Map<String, Long> limitByNode) {
+        List<Shortfall> out = new ArrayList<>();
+        for (Map.Entry<String, Long> e : neededByNode.entrySet()) {
+            long limit = limitByNode.getOrDefault(e.getKey(), DirectMemory.UNKNOWN);
+            if (limit != DirectMemory.UNKNOWN && e.getValue() > limit) {
+                out.add(new Shortfall(e.getKey(), e.getValue(), limit));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * What each node can give snapshots, from its workers' descriptions (in rank order): the least any of
+     * its workers advertised (they share one JVM), {@link DirectMemory#UNKNOWN} when none measured it.
+     */
+    static Map<String, Long> limitByNode(List<WorkerDescription> workers) {
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (WorkerDescription d : workers) {
+            long own = d.snapshotMemoryBytes();
+            out.merge(d.nodeAddress(), own, (a, b) -> a == DirectMemory.UNKNOWN ? b
+                : b == DirectMemory.UNKNOWN ? a : Math.min(a, b));
+        }
+        return out;
+    }
+
+    /** Every shortfall's reason, joined: what a WARNING and the job's status say. */
+    static String describe(List<Shortfall> shortfalls) {
+        StringBuilder sb = new StringBuilder();
+        for (Shortfall s : shortfalls) {
+            sb.append(sb.length() == 0 ? "" : "; ").append(s.describe());
+        }
+        return sb.toString();
+    }
+}
