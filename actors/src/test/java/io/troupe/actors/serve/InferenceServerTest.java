@@ -205,6 +205,8 @@ class InferenceServerTest {
                 "{\"prompt\":\"Queued\",\"max_tokens\":8,\"temperature\":0}")).build(),
             HttpResponse.BodyHandlers.ofString());
         ServeTestSupport.awaitMetrics(port, m -> metric(m, "troupe_serve_requests_in_flight") == 2, 30_000);
+        // counted in flight before its route looks at the drain flag: drained only once the loop admitted it
+        stepUntil(port, steps, m -> metric(m, "troupe_serve_requests_total") == 2, 6);
 
         assertEquals(Boolean.FALSE, server.drain(Duration.ofMillis(50)).get(10, TimeUnit.SECONDS),
             "a drain whose timeout passes while requests are held");
