@@ -75,7 +75,7 @@ class InferenceServerTest {
 
     /**
      * A server whose every step waits for a permit of {@code steps}: the test decides how many steps the loop
-     * takes, so a request it needs still decoding is, however slow the machine.
+     * takes, so a request the test needs decoding still decodes, however slow the machine.
      */
     private InferenceServer startGated(ServeSettings s, Semaphore steps) {
         slowPool = Executors.newSingleThreadExecutor();
