@@ -73,6 +73,46 @@ class InferenceServerTest {
         return server;
     }
 
+    /**
+     * A server whose every step waits for a permit of {@code steps}: the test decides how many steps the loop
+     * takes, so a request the test needs decoding still decodes, however slow the machine.
+     */
+    private InferenceServer startGated(ServeSettings s, Semaphore steps) {
+        slowPool = Executors.newSingleThreadExecutor();
+        Executor gated = r -> slowPool.execute(() -> {
+            try {
+                steps.acquire();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            r.run();
+        });
+        InferenceServer server = InferenceServer.start(WEIGHTS, s, gated);
+        open.add(server);
+        return server;
+    }
+
+    /**
+     * Lets a {@link #startGated gated} loop take one step at a time until {@code /metrics} satisfies {@code ok}
+     * (what a step boundary admits or applies shows at the next), giving each step up to a second, at most
+     * {@code maxSteps} steps; returns the metrics that satisfied it.
+     */
+    private static String stepUntil(int port, Semaphore steps, java.util.function.Predicate<String> ok, int maxSteps)
+        throws Exception {
+        String m = get(port, "/metrics").body();
+        for (int step = 0; !ok.test(m); step++) {
+            assertTrue(step < maxSteps, "not reached in " + maxSteps + " steps:\n" + m);
+            steps.release();
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+            do {
+                Thread.sleep(5);
+                m = get(port, "/metrics").body();
+            } while (!ok.test(m) && System.nanoTime() < end);
+        }
+        return m;
+    }
+
     /** The text the model gives offline (no server) for a greedy prompt. */
     private static String offline(String prompt, int maxTokens) {
         return offline(prompt, maxTokens, KvPrecision.F32);
@@ -165,6 +205,8 @@ class InferenceServerTest {
                 "{\"prompt\":\"Queued\",\"max_tokens\":8,\"temperature\":0}")).build(),
             HttpResponse.BodyHandlers.ofString());
         ServeTestSupport.awaitMetrics(port, m -> metric(m, "troupe_serve_requests_in_flight") == 2, 30_000);
+        // counted in flight before its route looks at the drain flag: drained only once the loop admitted it
+        stepUntil(port, steps, m -> metric(m, "troupe_serve_requests_total") == 2, 6);
 
         assertEquals(Boolean.FALSE, server.drain(Duration.ofMillis(50)).get(10, TimeUnit.SECONDS),
             "a drain whose timeout passes while requests are held");
@@ -408,17 +450,24 @@ class InferenceServerTest {
 
     /**
      * A request that arrives while another decodes is prefilled on the prefill thread, beside the
-     * steps (steps slowed to 20 ms, so the first is still decoding), and both get the text they get
-     * offline.
+     * steps, and both get the text they get offline. The steps wait on a gate, let through one at a
+     * time until the prefill is applied, so the first (15 steps) is still decoding.
      */
     @Test
     void shouldPrefillARequestArrivingWhileAnotherDecodesBesideTheSteps() throws Exception {
-        InferenceServer server = startSlow(ServeTestSupport.settings(), 20);
+        Semaphore steps = new Semaphore(0);
+        InferenceServer server = startGated(ServeTestSupport.settings(), steps);
         int port = server.port();
         CompletableFuture<HttpResponse<String>> first = sendAsync(port,
             "{\"prompt\":\"first\",\"max_tokens\":15,\"temperature\":0}");
-        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_generated_tokens_total") >= 1, 20_000);
-        HttpResponse<String> second = post(port, "{\"prompt\":\"second one\",\"max_tokens\":6,\"temperature\":0}");
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 1, 20_000);
+        CompletableFuture<HttpResponse<String>> sent = sendAsync(port,
+            "{\"prompt\":\"second one\",\"max_tokens\":6,\"temperature\":0}");
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 2, 20_000);
+        stepUntil(port, steps, t -> metric(t, "troupe_serve_prefilled_beside_total") >= 1, 12);
+        assertTrue(!first.isDone(), "the first decodes still");
+        steps.release(10_000);
+        HttpResponse<String> second = sent.get(30, TimeUnit.SECONDS);
         assertEquals(200, second.statusCode(), second.body());
         assertEquals(offline("second one", 6), field(second.body(), "text"));
         assertEquals(offline("first", 15), field(first.get(30, java.util.concurrent.TimeUnit.SECONDS).body(), "text"));
@@ -613,26 +662,46 @@ class InferenceServerTest {
         assertEquals(want, field(r.body(), "text"));
     }
 
+    /**
+     * Past the queue limit (max-batch 1, max-queue 1): 429 with Retry-After. The steps wait on a gate, let
+     * through one at a time until the loop has admitted or refused what the test sent, so the running request
+     * (15 steps) still holds the batch when the queued one fills the queue.
+     */
     @Test
     void shouldAnswer429WithRetryAfterPastTheQueueLimit() throws Exception {
-        InferenceServer server = startSlow(ServeTestSupport.settings().withMaxBatch(1).withMaxQueue(1), 20);
+        Semaphore steps = new Semaphore(0);
+        InferenceServer server = startGated(ServeTestSupport.settings().withMaxBatch(1).withMaxQueue(1), steps);
         int port = server.port();
         String slow = "{\"prompt\":\"busy\",\"max_tokens\":15,\"temperature\":0}";
         CompletableFuture<HttpResponse<String>> first = sendAsync(port, slow);
         ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 1, 20_000);
         CompletableFuture<HttpResponse<String>> second = sendAsync(port, slow);
-        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_queue_depth") == 1, 20_000);
-        HttpResponse<String> third = post(port, slow);
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 2, 20_000);
+        stepUntil(port, steps, t -> metric(t, "troupe_serve_queue_depth") == 1, 6);
+        CompletableFuture<HttpResponse<String>> refused = sendAsync(port, slow);
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 3, 20_000);
+        stepUntil(port, steps, t -> metric(t, "troupe_serve_rejected_total") == 1, 6);
+        assertTrue(!first.isDone(), "the first still runs");
+        HttpResponse<String> third = refused.get(30, TimeUnit.SECONDS);
         assertEquals(429, third.statusCode(), third.body());
         assertEquals("1", third.headers().firstValue("retry-after").orElse("missing"));
-        assertEquals(200, first.get().statusCode());
-        assertEquals(200, second.get().statusCode());
+        steps.release(10_000);
+        assertEquals(200, first.get(30, TimeUnit.SECONDS).statusCode());
+        assertEquals(200, second.get(30, TimeUnit.SECONDS).statusCode());
         // a request of three prompts when only one place waits: refused whole, the one queued is cancelled
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 0, 20_000);
+        steps.drainPermits();                        // the loop idles: the next request's steps wait again
         CompletableFuture<HttpResponse<String>> busy = sendAsync(port, slow);
         ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 1, 20_000);
-        HttpResponse<String> three = post(port, "{\"prompt\":[\"x\",\"y\",\"z\"],\"max_tokens\":15}");
+        CompletableFuture<HttpResponse<String>> prompts = sendAsync(port,
+            "{\"prompt\":[\"x\",\"y\",\"z\"],\"max_tokens\":15}");
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 2, 20_000);
+        stepUntil(port, steps, t -> metric(t, "troupe_serve_rejected_total") == 3, 6);
+        assertTrue(!busy.isDone(), "the busy one still runs");
+        HttpResponse<String> three = prompts.get(30, TimeUnit.SECONDS);
         assertEquals(429, three.statusCode(), three.body());
-        assertEquals(200, busy.get().statusCode());
+        steps.release(10_000);
+        assertEquals(200, busy.get(30, TimeUnit.SECONDS).statusCode());
         String cancelled = "troupe_serve_finished_total{reason=\"cancelled\"}";
         String m = ServeTestSupport.awaitMetrics(port, t -> metric(t, cancelled) == 1
             && metric(t, "troupe_serve_kv_cache_blocks_used") == 0, 20_000);

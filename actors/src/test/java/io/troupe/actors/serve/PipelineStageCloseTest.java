@@ -79,8 +79,9 @@ class PipelineStageCloseTest {
                 long start = System.nanoTime();
                 stage.close();
                 long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-                // the sender would give up after its 10 s back-pressure timeout; closing used to wait 5 s for it
-                assertTrue(ms < 2_500, "closing a stage stuck in a send took " + ms + " ms");
+                // the sender would give up after its 10 s back-pressure timeout; closing used to wait 5 s for it.
+                // Under that, with room for a loaded machine: closing also closes Aeron resources through the driver
+                assertTrue(ms < 4_000, "closing a stage stuck in a send took " + ms + " ms");
             }
         }
     }

@@ -14,7 +14,6 @@ import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.runtime.launch.ChildJvm;
-import java.net.ServerSocket;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -22,6 +21,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -39,22 +39,26 @@ import org.junit.jupiter.api.io.TempDir;
 class StageHostsProcessTest {
     private static final int REQUESTS = 48;
     private static final int TOKENS = 40;
+    private static final Pattern UP_AT = Pattern.compile("troupe serve-stage: up at 127\\.0\\.0\\.1:(\\d+),");
 
     @TempDir
     Path tmp;
 
-    /** A {@code troupe serve-stage} process on 127.0.0.1:{@code port}, once it says it is up. */
+    /**
+     * A {@code troupe serve-stage} process on 127.0.0.1:{@code port} (0: a port it binds itself, so that no
+     * other process can take it between a probe and the bind), once it says it is up.
+     */
     private static ChildJvm stageHost(Path checkpoint, int port) throws Exception {
         ChildJvm c = ChildJvm.start(TroupeCli.class, List.of("-Xmx512m", "-Dtroupe.serve.stage-link.loss-timeout=2s"),
             List.of("serve-stage", "--checkpoint", checkpoint.toString(), "--port", String.valueOf(port)));
-        c.awaitLine("troupe serve-stage: up at 127.0.0.1:" + port, 60_000);
+        int bound = Integer.parseInt(c.awaitMatch(UP_AT, 60_000).group(1));
+        assertTrue(port == 0 || bound == port, "up at " + bound + ", asked for " + port);
         return c;
     }
 
-    private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
+    /** The port a stage host started on port 0 bound. */
+    private static int portOf(ChildJvm host) throws Exception {
+        return Integer.parseInt(host.awaitMatch(UP_AT, 1_000).group(1));
     }
 
     private static StageLinks links(int... ports) {
@@ -90,10 +94,11 @@ class StageHostsProcessTest {
             ServeTestSupport.settings(), 1)) {
             expected = choices(send(one.port(), bodies));
         }
-        int[] ports = {freePort(), freePort(), freePort()};
+        int[] ports = new int[3];
         List<ChildJvm> hosts = new ArrayList<>();
-        for (int p : ports) {
-            hosts.add(stageHost(ckpt, p));
+        for (int i = 0; i < ports.length; i++) {
+            hosts.add(stageHost(ckpt, 0));
+            ports[i] = portOf(hosts.get(i));
         }
         int front = StagePartition.balanced(cfg, 3).endBlock(0);
         try (InferenceServer server = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE, 0, front),
@@ -119,7 +124,7 @@ class StageHostsProcessTest {
             // every request is answered while it stays stopped
             System.out.println("killed stage host " + hosts.get(1).pid() + ":\n" + hosts.get(1).output());
             hosts.get(1).close();
-            hosts.set(1, stageHost(ckpt, ports[1]));
+            hosts.set(1, stageHost(ckpt, ports[1]));       // on its own port: the server's links name it
             sent = sendOnceDecoding(port, bodies);
             signal("STOP", hosts.get(0).process());
             try {

@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Driver lifecycle: stale directories, live directories, cleanup, several workers on one driver. */
 class TransportNodeTest {
@@ -59,30 +60,28 @@ class TransportNodeTest {
         }
     }
 
+    /**
+     * In a base directory of its own: in the shared /dev/shm any other process's launch sweeps the dead
+     * process's directories too, so they could be gone before this sweep counts them.
+     */
     @Test
     @Timeout(30)
-    void shouldSweepGeneratedDirectoriesOfDeadProcesses() throws Exception {
+    void shouldSweepGeneratedDirectoriesOfDeadProcesses(@TempDir File base) throws Exception {
         Process gone = new ProcessBuilder("true").start();
         gone.waitFor();
-        File stale = new File("/dev/shm/troupe-" + gone.pid() + "-1-dead");
-        File mine = new File("/dev/shm/troupe-" + ProcessHandle.current().pid() + "-999-mine");
+        File stale = new File(base, "troupe-" + gone.pid() + "-1-dead");
+        File mine = new File(base, "troupe-" + ProcessHandle.current().pid() + "-999-mine");
         // the process died as its driver started: a CnC file created, never initialised (Aeron throws on it)
-        File uninitialised = new File("/dev/shm/troupe-" + gone.pid() + "-2-uninitialised");
+        File uninitialised = new File(base, "troupe-" + gone.pid() + "-2-uninitialised");
         assertTrue(stale.mkdirs() && mine.mkdirs() && uninitialised.mkdirs());
-        try {
-            Files.writeString(new File(stale, "cnc.dat").toPath(), "stale");
-            File cnc = new File(uninitialised, "cnc.dat");
-            Files.write(cnc.toPath(), new byte[8192]);
-            assertTrue(cnc.setLastModified(System.currentTimeMillis() - 60_000));
-            assertTrue(TransportNode.sweepStaleDirs("/dev/shm") >= 2);
-            assertFalse(stale.exists(), "dead process's directory swept");
-            assertFalse(uninitialised.exists(), "dead process's uninitialised driver directory swept");
-            assertTrue(mine.exists(), "a live process's directory kept");
-        } finally {
-            org.agrona.IoUtil.delete(stale, true);
-            org.agrona.IoUtil.delete(mine, true);
-            org.agrona.IoUtil.delete(uninitialised, true);
-        }
+        Files.writeString(new File(stale, "cnc.dat").toPath(), "stale");
+        File cnc = new File(uninitialised, "cnc.dat");
+        Files.write(cnc.toPath(), new byte[8192]);
+        assertTrue(cnc.setLastModified(System.currentTimeMillis() - 60_000));
+        assertEquals(2, TransportNode.sweepStaleDirs(base.getPath()));
+        assertFalse(stale.exists(), "dead process's directory swept");
+        assertFalse(uninitialised.exists(), "dead process's uninitialised driver directory swept");
+        assertTrue(mine.exists(), "a live process's directory kept");
     }
 
     @Test
