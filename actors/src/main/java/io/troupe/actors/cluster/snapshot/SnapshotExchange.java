@@ -239,6 +239,13 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
      * The coordinator committed {@code job}'s steps before {@code step} (any thread; a snapshot of
      * step {@code step} restores them): the own snapshots of older steps may be overwritten now.
      * Ignored unless the exchange is bound to {@code job}; never moves back.
+     *
+     * <p>The copies this worker keeps of ranks that are not its sources in this epoch (kept under an
+     * older plan, or sent to it for a restore) are dropped at the epoch's second commit: the first only
+     * confirms the step the epoch started from, which a fault before the next commit restores again,
+     * perhaps from those very copies; once a step of the epoch commits, every rank's snapshot of it is
+     * held under this epoch's plan and nothing restores from them. Their slots are freed with the last
+     * send or assembly still using them.
      */
     public void committed(JobIdentity job, long step) {
         Binding b = binding;
@@ -247,10 +254,27 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         }
         synchronized (reportLock) {
             if (binding == b && step > committedStep) {
+                if (committedStep >= 0) {
+                    copies.keySet().removeIf(r -> !isSource(b, r));
+                }
                 committedStep = step;
             }
         }
         own.wake();
+    }
+
+    private static boolean isSource(Binding b, int rank) {
+        for (int s : b.sources()) {
+            if (s == rank) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The ranks whose copies this worker keeps slots for (a dropped rank's slots are no longer counted). */
+    public List<Integer> copyRanks() {
+        return copies.keySet().stream().sorted().toList();
     }
 
     /** The last committed step this exchange was told of in its current binding (-1: none yet). */
@@ -383,8 +407,17 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
 
     /** Unpins a snapshot {@link #find} or {@link #awaitCopy} returned. */
     public void release(SnapshotBuffer snap) {
-        SnapshotStore s = own.holds(snap) ? own : copiesOf(snap.rank());
-        s.unpin(snap);
+        if (own.holds(snap)) {
+            own.unpin(snap);
+            return;
+        }
+        for (SnapshotStore s : copies.values()) {
+            if (s.holds(snap)) {
+                s.unpin(snap);
+                return;
+            }
+        }
+        // its store was dropped (copies kept under an older plan): the slot goes with its last user
     }
 
     /**
