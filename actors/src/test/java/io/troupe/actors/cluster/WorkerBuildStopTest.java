@@ -14,10 +14,6 @@ import io.troupe.models.gpt.GptConfig;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
-import java.io.ByteArrayOutputStream;
-import java.io.OutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -73,8 +69,7 @@ class WorkerBuildStopTest {
     private final AtomicReference<Hold> nextHold = new AtomicReference<>();
     /** The questions of the build assigned last. */
     private final AtomicReference<Questions> lastBuild = new AtomicReference<>();
-    private final ByteArrayOutputStream log = new ByteArrayOutputStream();
-    private PrintStream stderr;
+    private CapturedStderr log;
     /** The job at the epoch assigned last. */
     private JobIdentity job;
     private Path checkpoint;
@@ -87,8 +82,7 @@ class WorkerBuildStopTest {
      */
     @BeforeEach
     void start() throws Exception {
-        stderr = System.err;
-        System.setErr(new PrintStream(new Tee(stderr, log), true, StandardCharsets.UTF_8));
+        log = CapturedStderr.open();
         transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
         Config config = ConfigFactory.load();
         NodeSettings node = NodeSettings.from(config).withPort(0);
@@ -132,7 +126,7 @@ class WorkerBuildStopTest {
             if (transport != null) {
                 transport.close();
             }
-            System.setErr(stderr);
+            log.close();
         }
     }
 
@@ -257,7 +251,7 @@ class WorkerBuildStopTest {
         assertTrue(hold.reached.await(WAIT_MS, TimeUnit.MILLISECONDS), "the build reached question " + hold.at);
         Set<Thread> building = computeThreads();
         building.removeAll(before);
-        int logged = log.size();
+        int logged = log.mark();
 
         worker.tell(new WorkerActor.Abort(abortOf, FAULT, coordinator));
         worker.tell(new WorkerActor.Describe(coordinator)); // answered once the abort was taken
@@ -275,8 +269,7 @@ class WorkerBuildStopTest {
             assertFalse(c instanceof CoordinatorActor.WorkerFailed, "reported a failure: " + c);
         }
         assertClosed(building);
-        byte[] text = log.toByteArray();
-        return new Stopped(held, abortOf, new String(text, logged, text.length - logged, StandardCharsets.UTF_8));
+        return new Stopped(held, abortOf, log.since(logged));
     }
 
     /** The compute threads of a stopped build end: the build was closed. */
@@ -377,29 +370,6 @@ class WorkerBuildStopTest {
             for (Path f : files.toList()) {
                 Files.copy(f, to.resolve(f.getFileName()));
             }
-        }
-    }
-
-    /** Writes to both streams: the log still shows, and the test reads it. */
-    private static final class Tee extends OutputStream {
-        private final OutputStream a;
-        private final ByteArrayOutputStream b;
-
-        Tee(OutputStream a, ByteArrayOutputStream b) {
-            this.a = a;
-            this.b = b;
-        }
-
-        @Override
-        public void write(int x) throws java.io.IOException {
-            a.write(x);
-            b.write(x);
-        }
-
-        @Override
-        public void write(byte[] buf, int off, int len) throws java.io.IOException {
-            a.write(buf, off, len);
-            b.write(buf, off, len);
         }
     }
 }
