@@ -32,13 +32,17 @@ final class SnapshotMemory {
     private SnapshotMemory() {
     }
 
-    /** A node whose direct memory cannot hold its snapshot slots. */
-    record Shortfall(String node, long neededBytes, long limitBytes) {
+    /** A node, or the nodes of one JVM, whose direct memory cannot hold their snapshot slots. */
+    record Shortfall(List<String> nodes, long neededBytes, long limitBytes) {
         /** The reason, as the coordinator logs it and the submitter sees it. */
         String describe() {
-            return "node " + node + " needs " + neededBytes + " bytes (" + mib(neededBytes) + ") of direct memory for its "
-                + "in-memory snapshot slots, but its limit leaves them " + limitBytes + " bytes (" + mib(limitBytes)
-                + "): raise the JVM's -XX:MaxDirectMemorySize (by default the maximum heap) on that node";
+            boolean one = nodes.size() == 1;
+            String who = one ? "node " + nodes.get(0) + " needs "
+                : "nodes " + String.join(", ", nodes) + " (one JVM, sharing its direct memory) need ";
+            return who + neededBytes + " bytes (" + mib(neededBytes) + ") of direct memory for "
+                + (one ? "its in-memory snapshot slots, but its limit" : "their in-memory snapshot slots, but its limit")
+                + " leaves them " + limitBytes + " bytes (" + mib(limitBytes) + "): raise the JVM's "
+                + "-XX:MaxDirectMemorySize (by default the maximum heap) on " + (one ? "that node" : "that JVM");
         }
 
         private static String mib(long bytes) {
@@ -101,25 +105,37 @@ final class SnapshotMemory {
      * missing there, or {@link DirectMemory#UNKNOWN}, is not checked), in {@code neededByNode}'s order.
      */
     static List<Shortfall> shortfalls(Map<String, Long> neededByNode, Map<String, Long> limitByNode) {
+        Map<String, List<String>> themselves = new LinkedHashMap<>();
+        neededByNode.keySet().forEach(n -> themselves.put(n, List.of(n)));
+        return shortfalls(neededByNode, limitByNode, themselves);
+    }
+
+    /**
+     * As {@link #shortfalls(Map, Map)} by memory domain ({@link WorkerDescription#memoryKey()}), each shortfall
+     * naming the nodes of its domain ({@code nodesOf}).
+     */
+    static List<Shortfall> shortfalls(Map<String, Long> neededByKey, Map<String, Long> limitByKey,
+                                      Map<String, List<String>> nodesOf) {
         List<Shortfall> out = new ArrayList<>();
-        for (Map.Entry<String, Long> e : neededByNode.entrySet()) {
-            long limit = limitByNode.getOrDefault(e.getKey(), DirectMemory.UNKNOWN);
+        for (Map.Entry<String, Long> e : neededByKey.entrySet()) {
+            long limit = limitByKey.getOrDefault(e.getKey(), DirectMemory.UNKNOWN);
             if (limit != DirectMemory.UNKNOWN && e.getValue() > limit) {
-                out.add(new Shortfall(e.getKey(), e.getValue(), limit));
+                out.add(new Shortfall(nodesOf.getOrDefault(e.getKey(), List.of(e.getKey())), e.getValue(), limit));
             }
         }
         return out;
     }
 
     /**
-     * What each node can give snapshots, from its workers' descriptions (in rank order): the least any of
-     * its workers advertised (they share one JVM), {@link DirectMemory#UNKNOWN} when none measured it.
+     * What each memory domain can give snapshots ({@link WorkerDescription#memoryKey()}: a JVM, which may run
+     * several nodes, or a node), from its workers' descriptions: the least any of its workers advertised (they
+     * share one JVM's limit), {@link DirectMemory#UNKNOWN} when none measured it.
      */
-    static Map<String, Long> limitByNode(List<WorkerDescription> workers) {
+    static Map<String, Long> limitByDomain(List<WorkerDescription> workers) {
         Map<String, Long> out = new LinkedHashMap<>();
         for (WorkerDescription d : workers) {
             long own = d.snapshotMemoryBytes();
-            out.merge(d.nodeAddress(), own, (a, b) -> a == DirectMemory.UNKNOWN ? b
+            out.merge(d.memoryKey(), own, (a, b) -> a == DirectMemory.UNKNOWN ? b
                 : b == DirectMemory.UNKNOWN ? a : Math.min(a, b));
         }
         return out;

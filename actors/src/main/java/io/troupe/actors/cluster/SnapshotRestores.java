@@ -195,17 +195,26 @@ final class SnapshotRestores {
             return "";
         }
         List<String> nodes = new ArrayList<>();
+        List<String> domains = new ArrayList<>();
         List<WorkerDescription> workers = new ArrayList<>();
+        java.util.Map<String, List<String>> nodesOf = new java.util.LinkedHashMap<>();
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
             WorkerDescription d = c.members.describe(w);
             nodes.add(d.nodeAddress());
+            domains.add(d.memoryKey());
             workers.add(d);
+            List<String> of = nodesOf.computeIfAbsent(d.memoryKey(), k -> new ArrayList<>());
+            if (!of.contains(d.nodeAddress())) {
+                of.add(d.nodeAddress());
+            }
         }
-        java.util.Map<String, Long> needed = SnapshotMemory.slotBytesByNode(nodes, bytes,
+        // buddies by node (a copy goes to another node); slots summed by memory domain (the nodes of one JVM share it)
+        java.util.Map<String, Long> needed = SnapshotMemory.slotBytesByNode(domains, bytes,
             SnapshotRestorePlanner.buddies(nodes, stateClasses(spec)));
-        java.util.Map<String, Long> limits = SnapshotMemory.limitByNode(workers);
-        c.ctx.getLog().debug("{}: snapshot slots by node {}, direct memory they may take {}", r.identity, needed, limits);
-        return SnapshotMemory.describe(SnapshotMemory.shortfalls(needed, limits));
+        java.util.Map<String, Long> limits = SnapshotMemory.limitByDomain(workers);
+        c.ctx.getLog().debug("{}: snapshot slots by memory domain {}, direct memory they may take {}", r.identity, needed,
+            limits);
+        return SnapshotMemory.describe(SnapshotMemory.shortfalls(needed, limits, nodesOf));
     }
 
     /**

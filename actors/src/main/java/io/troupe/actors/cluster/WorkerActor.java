@@ -181,7 +181,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         this.snapshots = new SnapshotExchange(node, "worker-" + localIndex + "-snapshots", log::warn);
         this.description = new WorkerDescription(address, transport.endpoint().toString(),
             control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex, snapshots.endpoint(),
-            snapshots.pieceShift(), io.troupe.actors.cluster.snapshot.DirectMemory.availableForSnapshotsBytes());
+            snapshots.pieceShift(), io.troupe.actors.cluster.snapshot.DirectMemory.availableForSnapshotsBytes(),
+            io.troupe.actors.cluster.snapshot.DirectMemory.JVM);
         this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-device-" + localIndex);
             t.setDaemon(true);

@@ -14,12 +14,13 @@ import io.troupe.actors.cluster.snapshot.SnapshotExchange;
  * size their pieces by the receiver's budget, not their own; and the direct memory its node's JVM
  * can give in-memory snapshot slots, measured when it registered ({@link DirectMemory#availableForSnapshotsBytes()}:
  * the {@code -XX:MaxDirectMemorySize} limit less what was in use and a reserve;
- * {@link DirectMemory#UNKNOWN} when not measured, and then no check is made). The workers of one
- * node share that memory: the coordinator counts every slot of the node's ranks against it.
+ * {@link DirectMemory#UNKNOWN} when not measured, and then no check is made); and the memory domain that
+ * memory belongs to ({@link DirectMemory#JVM}: its JVM, which may run several nodes; "" for the node alone).
+ * The workers of one domain share that memory: the coordinator counts every slot of their ranks against it.
  */
 public record WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
                                 int localIndex, String snapshotEndpoint, int snapshotPieceShift,
-                                long snapshotMemoryBytes) implements CrossNodeMessage {
+                                long snapshotMemoryBytes, String memoryDomain) implements CrossNodeMessage {
 
     public WorkerDescription {
         if (snapshotEndpoint.isEmpty() ? snapshotPieceShift != 0
@@ -32,6 +33,21 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
             throw new IllegalArgumentException("a worker's snapshot memory is bytes >= 0, or " + DirectMemory.UNKNOWN
                 + " when unknown: snapshotMemoryBytes=" + snapshotMemoryBytes);
         }
+        if (memoryDomain == null) {
+            throw new IllegalArgumentException("a worker's memory domain is a JVM's name, or \"\" for its node alone: null");
+        }
+    }
+
+    /** A worker whose memory domain is its node alone. */
+    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex,
+                             String snapshotEndpoint, int snapshotPieceShift, long snapshotMemoryBytes) {
+        this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint, snapshotPieceShift,
+            snapshotMemoryBytes, "");
+    }
+
+    /** The key the coordinator sums snapshot slots by: the memory domain, or the node when it names none. */
+    public String memoryKey() {
+        return memoryDomain.isEmpty() ? nodeAddress : memoryDomain;
     }
 
     /** A worker taking snapshot copies whose node's direct memory is not known (no check is made). */

@@ -99,6 +99,46 @@ class CoordinatorSnapshotMemoryTest {
             && warning.contains((need - 1) + " bytes") && warning.contains(FLAG), logged());
     }
 
+    /**
+     * Two nodes in one JVM (an embedded cluster): each could hold its own slots in the JVM's limit, but not both
+     * together; counted per node, the epoch would keep snapshots and fail its first snapshot.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldCountTheSlotsOfEveryNodeOfOneJvmAgainstItsOneLimit() throws Exception {
+        JobRequest job = job();
+        long need = slotBytesPerNode(job);
+        coordinator = ScriptedCoordinator.start("snapshots = auto");
+        ScriptedWorker a = coordinator.snapshotWorker(NODE_A, 2 * need - 1, "jvm-1");
+        ScriptedWorker b = coordinator.snapshotWorker(NODE_B, 2 * need - 1, "jvm-1");
+        coordinator.register(a, b);
+
+        Submitter submitter = coordinator.submit(job);
+        List<WorkerActor.Assign> epoch = coordinator.assignAndReady(JobIdentity.NONE, a, b);
+        assertFalse(epoch.get(0).snapshots().enabled(), "the JVM cannot hold both nodes' slots");
+        JobEvent.Started started = submitter.events().await(JobEvent.Started.class, m -> true, "Started");
+        String why = started.snapshots();
+        assertTrue(why.startsWith("off: ") && why.contains("nodes " + NODE_A + ", " + NODE_B + " (one JVM")
+            && why.contains(2 * need + " bytes") && why.contains((2 * need - 1) + " bytes") && why.contains(FLAG), why);
+    }
+
+    /** The same two nodes in a JVM each: each holds its own slots, and the epoch keeps snapshots. */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldCountTheSlotsOfNodesInJvmsOfTheirOwnApart() throws Exception {
+        JobRequest job = job();
+        long need = slotBytesPerNode(job);
+        coordinator = ScriptedCoordinator.start("snapshots = auto");
+        ScriptedWorker a = coordinator.snapshotWorker(NODE_A, 2 * need - 1, "jvm-1");
+        ScriptedWorker b = coordinator.snapshotWorker(NODE_B, 2 * need - 1, "jvm-2");
+        coordinator.register(a, b);
+
+        Submitter submitter = coordinator.submit(job);
+        List<WorkerActor.Assign> epoch = coordinator.assignAndReady(JobIdentity.NONE, a, b);
+        assertTrue(epoch.get(0).snapshots().enabled(), "each JVM holds its node's slots");
+        assertEquals("on", submitter.events().await(JobEvent.Started.class, m -> true, "Started").snapshots());
+    }
+
     @Test
     @Timeout(value = 60, unit = TimeUnit.SECONDS)
     void shouldRefuseTheJobNamingTheNodeTheBytesAndItsLimitUnderOn() throws Exception {

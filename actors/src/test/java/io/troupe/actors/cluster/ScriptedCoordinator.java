@@ -81,8 +81,13 @@ final class ScriptedCoordinator implements AutoCloseable {
      * of direct memory for their slots.
      */
     ScriptedWorker snapshotWorker(String node, long snapshotMemoryBytes) {
+        return snapshotWorker(node, snapshotMemoryBytes, "");
+    }
+
+    /** As {@link #snapshotWorker(String, long)}, its node in the JVM named {@code memoryDomain} ("": alone). */
+    ScriptedWorker snapshotWorker(String node, long snapshotMemoryBytes, String memoryDomain) {
         return worker(new WorkerDescription(node, "data-" + spawned, "control-" + spawned, "cpu", 0,
-            "snapshots-" + spawned, 20, snapshotMemoryBytes));
+            "snapshots-" + spawned, 20, snapshotMemoryBytes, memoryDomain));
     }
 
     private ScriptedWorker worker(WorkerDescription d) {

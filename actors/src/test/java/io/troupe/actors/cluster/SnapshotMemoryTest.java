@@ -87,7 +87,7 @@ class SnapshotMemoryTest {
         assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, 1000L, B, 2000L)).isEmpty(), "exactly enough fits");
         assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, DirectMemory.UNKNOWN)).isEmpty(), "unknown: not checked");
         List<SnapshotMemory.Shortfall> s = SnapshotMemory.shortfalls(needed, Map.of(A, 999L, B, 2000L));
-        assertEquals(List.of(new SnapshotMemory.Shortfall(A, 1000, 999)), s);
+        assertEquals(List.of(new SnapshotMemory.Shortfall(List.of(A), 1000, 999)), s);
         String why = SnapshotMemory.describe(s);
         assertTrue(why.contains("node " + A) && why.contains("1000 bytes") && why.contains("999 bytes")
             && why.contains("-XX:MaxDirectMemorySize"), why);
@@ -95,12 +95,28 @@ class SnapshotMemoryTest {
 
     @Test
     void shouldTakeTheLeastAnyWorkerOfANodeAdvertised() {
-        Map<String, Long> limits = SnapshotMemory.limitByNode(List.of(
+        Map<String, Long> limits = SnapshotMemory.limitByDomain(List.of(
             new WorkerDescription(A, "d", "c", "cpu", 0, "s", 20, 5000),
             new WorkerDescription(A, "d", "c", "cpu", 1, "s", 20, DirectMemory.UNKNOWN),
             new WorkerDescription(A, "d", "c", "cpu", 2, "s", 20, 4000),
             new WorkerDescription(B, "d", "c", "cpu", 0, "s", 20)));
         assertEquals(Map.of(A, 4000L, B, DirectMemory.UNKNOWN), limits);
+    }
+
+    @Test
+    void shouldShareOneLimitAmongTheNodesOfOneJvm() {
+        Map<String, Long> limits = SnapshotMemory.limitByDomain(List.of(
+            new WorkerDescription(A, "d", "c", "cpu", 0, "s", 20, 5000, "jvm-1"),
+            new WorkerDescription(B, "d", "c", "cpu", 0, "s", 20, 4500, "jvm-1")));
+        assertEquals(Map.of("jvm-1", 4500L), limits, "one limit, the least either node saw");
+        Map<String, Long> needed = SnapshotMemory.slotBytesByNode(List.of("jvm-1", "jvm-1"), new long[] {1000, 1500},
+            new int[] {1, 0});
+        assertEquals(Map.of("jvm-1", 10000L), needed, "both nodes' slots: two of each snapshot, two of each copy");
+        List<SnapshotMemory.Shortfall> s = SnapshotMemory.shortfalls(needed, limits, Map.of("jvm-1", List.of(A, B)));
+        assertEquals(List.of(new SnapshotMemory.Shortfall(List.of(A, B), 10000, 4500)), s);
+        String why = SnapshotMemory.describe(s);
+        assertTrue(why.startsWith("nodes " + A + ", " + B + " (one JVM") && why.contains("10000 bytes")
+            && why.contains("4500 bytes") && why.contains("-XX:MaxDirectMemorySize"), why);
     }
 
     @Test

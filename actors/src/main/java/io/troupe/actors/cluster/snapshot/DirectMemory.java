@@ -20,6 +20,12 @@ public final class DirectMemory {
      * frame buffers (up to 32 MiB), the checkpoint readers' and writers' 4 MiB buffers, the data plane's headers.
      */
     public static final long RESERVE_BYTES = 64L << 20;
+    /**
+     * This JVM's name as a memory domain, random per JVM: the workers of every node this JVM runs (an embedded
+     * cluster runs several) advertise it, and the coordinator counts all their snapshot slots against its one
+     * direct-memory limit.
+     */
+    public static final String JVM = java.util.UUID.randomUUID().toString();
 
     private DirectMemory() {
     }
