@@ -129,10 +129,15 @@ class ClusterRecoveryTest {
         cluster = EmbeddedCluster.start(3, io.troupe.runtime.transport.TransportSettings.defaults()
             .withChunkBytes(64 * 1024).withReceiveBudgetBytes(128 * 1024));
         List<TroupeNode> nodes = cluster.nodes();
-        JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            Troupe.using(nodes.get(0)).submit(job("1x2", 30, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
+        // 150 steps: the 24 left after the loss with 30 (about 0.2 s of this tiny model) once all ran before the
+        // closing node's worker stopped, and the job ended in its first epoch; no disk checkpoint before the
+        // last step, so a restored step past 0 can only come from memory
+        JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class, Troupe.using(nodes.get(0))
+            .submit(job("1x2", 150, tmp.resolve("clean")).withCheckpoints(1000, tmp.resolve("clean").toString()))
+            .await(Duration.ofSeconds(120)));
         List<JobEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
-        JobEvent.Finished faulty = runWithLoss(nodes, job("1x2", 30, tmp.resolve("faulty")), 6, events);
+        JobEvent.Finished faulty = runWithLoss(nodes, job("1x2", 150, tmp.resolve("faulty"))
+            .withCheckpoints(1000, tmp.resolve("faulty").toString()), 6, events);
         JobEvent.Recovered rd = (JobEvent.Recovered) events.stream().filter(e -> e instanceof JobEvent.Recovered)
             .findFirst().orElseThrow(() -> new AssertionError("no recovery: " + events));
         assertTrue(rd.restoredStep() >= 6, "restored from the buddy's copy of a step committed before the loss, not "
