@@ -41,8 +41,8 @@ public final class Checkpoints {
     private static final String PREFIX = "step-";
     private static final String TMP_SUFFIX = ".tmp";
     private static final String ASIDE_SUFFIX = ".old";
-    /** A verification that is never stopped. */
-    private static final Supplier<String> NEVER = () -> null;
+    /** A stop that never asks a verification or a read ({@link ShardedCheckpointReader}) to end. */
+    static final Supplier<String> NEVER = () -> null;
 
     private Checkpoints() {
     }

@@ -53,8 +53,6 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     private static final Pattern SHARD = Pattern.compile("shard-g?(\\d+)(?:-t(\\d+))?\\.bin");
     /** The most payload bytes read at once, by default. */
     static final int SCRATCH_BYTES = 4 << 20;
-    /** A read that is never stopped. */
-    private static final Supplier<String> NEVER = () -> null;
 
     private final Path dir;
     private final Manifest manifest;
@@ -69,7 +67,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
     private ByteBuffer scratch;
     private final int scratchBytes;
     /** Asked before each run of bytes the read in progress takes: null goes on, anything else is why it stops. */
-    private Supplier<String> stop = NEVER;
+    private Supplier<String> stop = Checkpoints.NEVER;
     /** The parameter being read, for the message of a stopped read. */
     private String reading = "";
 
@@ -181,7 +179,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
 
     /** The parameters and moments of {@code target}, by name, in its local shapes. */
     public ShardState read(ParallelParameterLayout.Local target) {
-        return read(target, NEVER);
+        return read(target, Checkpoints.NEVER);
     }
 
     /**
@@ -206,7 +204,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         } catch (IOException ex) {
             throw new CheckpointException("cannot read checkpoint " + dir + ": " + ex.getMessage(), ex);
         } finally {
-            this.stop = NEVER;
+            this.stop = Checkpoints.NEVER;
             reading = "";
         }
         return out;
