@@ -79,46 +79,38 @@ final class SnapshotMemory {
     }
 
     /**
-     * Per node, in the order of their first rank, the bytes of its slots: {@value #SLOTS} of the snapshot of
-     * each rank it hosts, and {@value #SLOTS} of each copy its ranks keep ({@code buddyOf[r]}: the rank
-     * rank {@code r} sends its copy to, -1 none).
+     * Per memory domain ({@link WorkerDescription#memoryKey()}: a JVM, or a node alone), in the order of their
+     * first rank, the bytes of its slots: {@value #SLOTS} of the snapshot of each rank it hosts, and
+     * {@value #SLOTS} of each copy its ranks keep ({@code buddyOf[r]}: the rank rank {@code r} sends its copy
+     * to, -1 none).
      */
-    static Map<String, Long> slotBytesByNode(List<String> nodeOfRank, long[] snapshotBytes, int[] buddyOf) {
-        if (nodeOfRank.size() != snapshotBytes.length || buddyOf.length != snapshotBytes.length) {
-            throw new IllegalArgumentException("a node, a snapshot size and a buddy per rank: nodes=" + nodeOfRank.size()
-                + ", sizes=" + snapshotBytes.length + ", buddies=" + buddyOf.length);
+    static Map<String, Long> slotBytesByDomain(List<String> domainOfRank, long[] snapshotBytes, int[] buddyOf) {
+        if (domainOfRank.size() != snapshotBytes.length || buddyOf.length != snapshotBytes.length) {
+            throw new IllegalArgumentException("a domain, a snapshot size and a buddy per rank: domains="
+                + domainOfRank.size() + ", sizes=" + snapshotBytes.length + ", buddies=" + buddyOf.length);
         }
         Map<String, Long> out = new LinkedHashMap<>();
         for (int r = 0; r < snapshotBytes.length; r++) {
-            out.merge(nodeOfRank.get(r), SLOTS * snapshotBytes[r], Long::sum);
+            out.merge(domainOfRank.get(r), SLOTS * snapshotBytes[r], Long::sum);
         }
         for (int r = 0; r < buddyOf.length; r++) {
             if (buddyOf[r] >= 0) {
-                out.merge(nodeOfRank.get(buddyOf[r]), SLOTS * snapshotBytes[r], Long::sum);
+                out.merge(domainOfRank.get(buddyOf[r]), SLOTS * snapshotBytes[r], Long::sum);
             }
         }
         return out;
     }
 
     /**
-     * The nodes whose slots ({@code neededByNode}) pass what they can give ({@code limitByNode}; a node
-     * missing there, or {@link DirectMemory#UNKNOWN}, is not checked), in {@code neededByNode}'s order.
+     * The memory domains whose slots ({@code neededByDomain}) pass what they can give ({@code limitByDomain}; a
+     * domain missing there, or {@link DirectMemory#UNKNOWN}, is not checked), in {@code neededByDomain}'s order,
+     * each shortfall naming the nodes of its domain ({@code nodesOf}; the domain's own name when missing there).
      */
-    static List<Shortfall> shortfalls(Map<String, Long> neededByNode, Map<String, Long> limitByNode) {
-        Map<String, List<String>> themselves = new LinkedHashMap<>();
-        neededByNode.keySet().forEach(n -> themselves.put(n, List.of(n)));
-        return shortfalls(neededByNode, limitByNode, themselves);
-    }
-
-    /**
-     * As {@link #shortfalls(Map, Map)} by memory domain ({@link WorkerDescription#memoryKey()}), each shortfall
-     * naming the nodes of its domain ({@code nodesOf}).
-     */
-    static List<Shortfall> shortfalls(Map<String, Long> neededByKey, Map<String, Long> limitByKey,
+    static List<Shortfall> shortfalls(Map<String, Long> neededByDomain, Map<String, Long> limitByDomain,
                                       Map<String, List<String>> nodesOf) {
         List<Shortfall> out = new ArrayList<>();
-        for (Map.Entry<String, Long> e : neededByKey.entrySet()) {
-            long limit = limitByKey.getOrDefault(e.getKey(), DirectMemory.UNKNOWN);
+        for (Map.Entry<String, Long> e : neededByDomain.entrySet()) {
+            long limit = limitByDomain.getOrDefault(e.getKey(), DirectMemory.UNKNOWN);
             if (limit != DirectMemory.UNKNOWN && e.getValue() > limit) {
                 out.add(new Shortfall(nodesOf.getOrDefault(e.getKey(), List.of(e.getKey())), e.getValue(), limit));
             }

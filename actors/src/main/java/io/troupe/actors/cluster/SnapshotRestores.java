@@ -209,7 +209,7 @@ final class SnapshotRestores {
             }
         }
         // buddies by node (a copy goes to another node); slots summed by memory domain (the nodes of one JVM share it)
-        java.util.Map<String, Long> needed = SnapshotMemory.slotBytesByNode(domains, bytes,
+        java.util.Map<String, Long> needed = SnapshotMemory.slotBytesByDomain(domains, bytes,
             SnapshotRestorePlanner.buddies(nodes, stateClasses(spec)));
         java.util.Map<String, Long> limits = SnapshotMemory.limitByDomain(workers);
         c.ctx.getLog().debug("{}: snapshot slots by memory domain {}, direct memory they may take {}", r.identity, needed,

@@ -64,18 +64,18 @@ class SnapshotMemoryTest {
     @Test
     void shouldCountTwoSlotsOfEachOwnSnapshotAndOfEachCopyANodeKeeps() {
         long gib3 = 3L << 30;
-        Map<String, Long> replicas = SnapshotMemory.slotBytesByNode(List.of(A, B), new long[] {gib3, gib3},
+        Map<String, Long> replicas = SnapshotMemory.slotBytesByDomain(List.of(A, B), new long[] {gib3, gib3},
             new int[] {-1, -1});
         assertEquals(Map.of(A, 6L << 30, B, 6L << 30), replicas);
-        Map<String, Long> stages = SnapshotMemory.slotBytesByNode(List.of(A, B), new long[] {gib3, gib3},
+        Map<String, Long> stages = SnapshotMemory.slotBytesByDomain(List.of(A, B), new long[] {gib3, gib3},
             SnapshotRestorePlanner.buddies(List.of(A, B)));
         assertEquals(Map.of(A, 12L << 30, B, 12L << 30), stages);
         // ranks 0 and 1 on A send to rank 2 on B; rank 2 sends to rank 0: B keeps two copies, A one
-        Map<String, Long> uneven = SnapshotMemory.slotBytesByNode(List.of(A, A, B), new long[] {100, 200, 400},
+        Map<String, Long> uneven = SnapshotMemory.slotBytesByDomain(List.of(A, A, B), new long[] {100, 200, 400},
             SnapshotRestorePlanner.buddies(List.of(A, A, B)));
         assertEquals(2 * (100 + 200) + 2 * 400, uneven.get(A));
         assertEquals(2 * 400 + 2 * (100 + 200), uneven.get(B));
-        assertEquals(Map.of(A, 1400L), SnapshotMemory.slotBytesByNode(List.of(A, A), new long[] {300, 400},
+        assertEquals(Map.of(A, 1400L), SnapshotMemory.slotBytesByDomain(List.of(A, A), new long[] {300, 400},
             new int[] {-1, -1}), "one node: its own slots only");
     }
 
@@ -84,9 +84,9 @@ class SnapshotMemoryTest {
         Map<String, Long> needed = new LinkedHashMap<>();
         needed.put(A, 1000L);
         needed.put(B, 2000L);
-        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, 1000L, B, 2000L)).isEmpty(), "exactly enough fits");
-        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, DirectMemory.UNKNOWN)).isEmpty(), "unknown: not checked");
-        List<SnapshotMemory.Shortfall> s = SnapshotMemory.shortfalls(needed, Map.of(A, 999L, B, 2000L));
+        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, 1000L, B, 2000L), Map.of()).isEmpty(), "exactly enough fits");
+        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, DirectMemory.UNKNOWN), Map.of()).isEmpty(), "unknown: not checked");
+        List<SnapshotMemory.Shortfall> s = SnapshotMemory.shortfalls(needed, Map.of(A, 999L, B, 2000L), Map.of());
         assertEquals(List.of(new SnapshotMemory.Shortfall(List.of(A), 1000, 999)), s);
         String why = SnapshotMemory.describe(s);
         assertTrue(why.contains("node " + A) && why.contains("1000 bytes") && why.contains("999 bytes")
@@ -109,7 +109,7 @@ class SnapshotMemoryTest {
             new WorkerDescription(A, "d", "c", "cpu", 0, "s", 20, 5000, "jvm-1"),
             new WorkerDescription(B, "d", "c", "cpu", 0, "s", 20, 4500, "jvm-1")));
         assertEquals(Map.of("jvm-1", 4500L), limits, "one limit, the least either node saw");
-        Map<String, Long> needed = SnapshotMemory.slotBytesByNode(List.of("jvm-1", "jvm-1"), new long[] {1000, 1500},
+        Map<String, Long> needed = SnapshotMemory.slotBytesByDomain(List.of("jvm-1", "jvm-1"), new long[] {1000, 1500},
             new int[] {1, 0});
         assertEquals(Map.of("jvm-1", 10000L), needed, "both nodes' slots: two of each snapshot, two of each copy");
         List<SnapshotMemory.Shortfall> s = SnapshotMemory.shortfalls(needed, limits, Map.of("jvm-1", List.of(A, B)));
