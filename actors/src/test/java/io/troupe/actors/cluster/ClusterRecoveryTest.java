@@ -11,8 +11,12 @@ import io.troupe.models.checkpoint.CheckpointDiff;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -30,6 +34,7 @@ class ClusterRecoveryTest {
 
     @AfterEach
     void closeAll() {
+        HeldGptStages.releaseAll();
         if (cluster != null) {
             cluster.close();
         }
@@ -53,7 +58,20 @@ class ClusterRecoveryTest {
             30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
     }
 
-    /** Runs the job, stopping a node (not the coordinator's) that hosts a rank after step {@code at}. */
+    /** {@code j} with GPT's stages built by {@link HeldGptStages}, which a test can hold at a step. */
+    private static JobRequest held(JobRequest j) {
+        return new JobRequest(j.model(), j.layout(), j.virtualStages(), j.schedule(), j.microbatches(), j.batchSize(),
+            j.steps(), j.lr(), j.minLr(), j.warmupSteps(), j.gradClip(), j.seed(), j.partition(), j.dataPath(),
+            j.checkpointInterval(), j.checkpointDir(), j.stepTimeoutMs(), j.evalInterval(), j.evalBatches(),
+            j.bucketBytes(), j.device(), HeldGptStages.class.getName(), j.zero(), j.recompute(), j.gradCompression(),
+            j.sequenceParallel(), j.traceFirst(), j.traceLast());
+    }
+
+    /**
+     * Runs the job (its stages held at the start of step {@code at + 1}), stops a node (not the coordinator's) that
+     * hosts a rank once step {@code at} completed, and releases the survivors once the coordinator noticed the loss:
+     * the loss always lands after step {@code at}, whatever the speed of the steps.
+     */
     private JobEvent.Finished runWithLoss(List<TroupeNode> nodes, JobRequest job, int at) throws Exception {
         return runWithLoss(nodes, job, at, new java.util.concurrent.CopyOnWriteArrayList<>());
     }
@@ -62,51 +80,77 @@ class ClusterRecoveryTest {
     private JobEvent.Finished runWithLoss(List<TroupeNode> nodes, JobRequest job, int at, List<JobEvent> events)
         throws Exception {
         CountDownLatch reached = new CountDownLatch(at);
+        CountDownLatch recovering = new CountDownLatch(1);
         List<JobEvent.Started> starts = new java.util.concurrent.CopyOnWriteArrayList<>();
-        JobHandle h = Troupe.using(nodes.get(0)).submit(job).onEvent(e -> {
+        HeldGptStages.Hold hold = HeldGptStages.holdAtStep(at + 1);
+        JobHandle h = Troupe.using(nodes.get(0)).submit(held(job)).onEvent(e -> {
             events.add(e);
             if (e instanceof JobEvent.StepCompleted) {
                 reached.countDown();
             } else if (e instanceof JobEvent.Started s) {
                 starts.add(s);
+            } else if (e instanceof JobEvent.Recovering) {
+                recovering.countDown();
             }
         });
-        assertTrue(reached.await(120, TimeUnit.SECONDS), "steps before the fault");
-        String assignment = starts.get(0).assignment();
         TroupeNode victim = null;
         int victimRank = -1;
-        String[] ranks = assignment.split(", ");
-        for (int r = 0; r < ranks.length && victim == null; r++) {
-            String host = ranks[r].split(" -> ")[1];
-            host = host.substring(host.indexOf('@') + 1, host.indexOf('#'));
-            for (TroupeNode n : nodes.subList(1, nodes.size())) {
-                if (n.hostPort().equals(host)) {
-                    victim = n;
-                    victimRank = r;
+        CompletableFuture<Void> closed;
+        long t0;
+        try {
+            assertTrue(reached.await(120, TimeUnit.SECONDS), "steps before the fault");
+            assertTrue(hold.awaitReached(60), "a rank held at the start of step " + (at + 1));
+            String assignment = starts.get(0).assignment();
+            String[] ranks = assignment.split(", ");
+            for (int r = 0; r < ranks.length && victim == null; r++) {
+                String host = ranks[r].split(" -> ")[1];
+                host = host.substring(host.indexOf('@') + 1, host.indexOf('#'));
+                for (TroupeNode n : nodes.subList(1, nodes.size())) {
+                    if (n.hostPort().equals(host)) {
+                        victim = n;
+                        victimRank = r;
+                    }
                 }
             }
+            assertTrue(victim != null, "a rank off the coordinator's node: " + assignment);
+            t0 = System.nanoTime();
+            closed = CompletableFuture.runAsync(victim::close); // its worker waits for its held device thread
+            assertTrue(recovering.await(60, TimeUnit.SECONDS), "the coordinator noticed the loss: " + events);
+        } finally {
+            hold.release();
         }
-        assertTrue(victim != null, "a rank off the coordinator's node: " + assignment);
-        long t0 = System.nanoTime();
-        victim.close();
+        closed.get(60, TimeUnit.SECONDS);
         JobEvent end = h.await(Duration.ofSeconds(240));
         JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
         System.out.printf("node of rank %d left after step %d: job finished %.1f s later, epochs %s%n", victimRank, at,
             (System.nanoTime() - t0) / 1e9, starts.stream().map(s -> s.epoch() + ":" + s.worldSize()).toList());
+        assertEquals(at, stepsBeforeTheFault(events), "the loss landed after step " + at);
         assertTrue(starts.size() >= 2, "a second epoch was started: " + starts);
         assertEquals(job.steps(), h.steps().size(), "every step reported once");
         return fin;
+    }
+
+    /** The steps completed before the first {@link JobEvent.Recovering} of {@code events}. */
+    private static int stepsBeforeTheFault(List<JobEvent> events) {
+        int steps = 0;
+        for (JobEvent e : events) {
+            if (e instanceof JobEvent.Recovering) {
+                return steps;
+            }
+            steps += e instanceof JobEvent.StepCompleted ? 1 : 0;
+        }
+        throw new AssertionError("no recovery: " + events);
     }
 
     @Test
     void shouldFinishBitwiseLikeAFaultFreeRunWhenASpareTakesTheLostRank(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(3);
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            Troupe.using(nodes.get(0)).submit(job("2x1", 80, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
-        JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 80, tmp.resolve("faulty")), 5);
+            Troupe.using(nodes.get(0)).submit(job("2x1", 10, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
+        JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 10, tmp.resolve("faulty")), 5);
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
         System.out.println("spare took the rank: " + d.summary());
-        assertEquals(80, d.stepB());
+        assertEquals(10, d.stepB());
         assertTrue(d.bitwise(), d.summary());
         JobRecord rec = JobRecord.read(tmp.resolve("faulty"));
         assertEquals(JobRecord.State.FINISHED, rec.state());
@@ -114,11 +158,6 @@ class ClusterRecoveryTest {
         assertEquals("2x1", rec.layout().substring(0, 3));
     }
 
-    /**
-     * The checkpoint of the last step cannot be started once (a file in its stale temporary directory that even
-     * root cannot delete: {@code chattr +i}): the job recovers, restores that step from the ranks' in-memory
-     * snapshots, and writes the checkpoint it still owes before finishing, the same as a run without the fault.
-     */
     /**
      * A stage's snapshot many times the receivers' budget (a 32 KiB piece: a quarter of 128 KiB) travels to its
      * buddy in pieces: when a stage's node is lost, the spare restores it from the buddy's copy of the last
@@ -129,24 +168,27 @@ class ClusterRecoveryTest {
         cluster = EmbeddedCluster.start(3, io.troupe.runtime.transport.TransportSettings.defaults()
             .withChunkBytes(64 * 1024).withReceiveBudgetBytes(128 * 1024));
         List<TroupeNode> nodes = cluster.nodes();
-        // 150 steps: the 24 left after the loss with 30 (about 0.2 s of this tiny model) once all ran before the
-        // closing node's worker stopped, and the job ended in its first epoch; no disk checkpoint before the
-        // last step, so a restored step past 0 can only come from memory
+        // no disk checkpoint before the last step, so a restored step past 0 can only come from memory
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class, Troupe.using(nodes.get(0))
-            .submit(job("1x2", 150, tmp.resolve("clean")).withCheckpoints(1000, tmp.resolve("clean").toString()))
+            .submit(job("1x2", 10, tmp.resolve("clean")).withCheckpoints(1000, tmp.resolve("clean").toString()))
             .await(Duration.ofSeconds(120)));
         List<JobEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
-        JobEvent.Finished faulty = runWithLoss(nodes, job("1x2", 150, tmp.resolve("faulty"))
+        JobEvent.Finished faulty = runWithLoss(nodes, job("1x2", 10, tmp.resolve("faulty"))
             .withCheckpoints(1000, tmp.resolve("faulty").toString()), 6, events);
         JobEvent.Recovered rd = (JobEvent.Recovered) events.stream().filter(e -> e instanceof JobEvent.Recovered)
             .findFirst().orElseThrow(() -> new AssertionError("no recovery: " + events));
-        assertTrue(rd.restoredStep() >= 6, "restored from the buddy's copy of a step committed before the loss, not "
-            + "from disk: " + rd);
+        assertEquals(6, rd.restoredStep(), () -> "restored from the buddy's copy of the step committed before the "
+            + "loss, not from disk: " + rd);
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
         System.out.println("snapshot in pieces, restored step " + rd.restoredStep() + ": " + d.summary());
         assertTrue(d.bitwise(), d.summary());
     }
 
+    /**
+     * The checkpoint of the last step cannot be started once (a file in its stale temporary directory that even
+     * root cannot delete: {@code chattr +i}): the job recovers, restores that step from the ranks' in-memory
+     * snapshots, and writes the checkpoint it still owes before finishing, the same as a run without the fault.
+     */
     @Test
     void shouldWriteTheCheckpointAStepRestoredFromMemoryStillOwes(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);
@@ -208,14 +250,14 @@ class ClusterRecoveryTest {
     @Test
     void shouldShrinkDataParallelismKeepingTheGlobalBatchWhenNoSpareIsLeft(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);
-        // 30 steps after the restored commit (step 70) run on the shrunk layout: the rounding difference of
-        // their other summation order grows with every step, fastest early in training (docs/fault-tolerance.md)
+        // the steps after the restored commit run on the shrunk layout: the rounding difference of their other
+        // summation order grows with every step, fastest early in training (docs/fault-tolerance.md)
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            Troupe.using(nodes.get(0)).submit(job("2x1", 100, tmp.resolve("clean"), 32, 8)).await(Duration.ofSeconds(180)));
-        JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 100, tmp.resolve("faulty"), 32, 8), 72);
+            Troupe.using(nodes.get(0)).submit(job("2x1", 80, tmp.resolve("clean"), 32, 8)).await(Duration.ofSeconds(180)));
+        JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 80, tmp.resolve("faulty"), 32, 8), 72);
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
         System.out.println("dp shrank 2 -> 1: " + d.summary() + String.format(" (moments max_rel=%.3e)", d.maxRelMoments()));
-        // measured 1.5e-6 to 2.9e-5 on this job: not bitwise (another summation order), far below what a
+        // measured 9.5e-7 on this job: not bitwise (another summation order), far below what a
         // wrong batch (a lost or repeated micro-batch) gives, which moves the weights by ~1e-2
         assertTrue(d.maxRel() <= 1e-4, d.summary());
         JobRecord rec = JobRecord.read(tmp.resolve("faulty"));
@@ -226,32 +268,43 @@ class ClusterRecoveryTest {
     @Test
     void shouldGrowBackToTheRequestedLayoutAtTheNextCommitWhenAWorkerJoins(@TempDir Path tmp) throws Exception {
         List<TroupeNode> nodes = cluster(2);
-        // A joining node takes a second or two of cluster gossip before it can hold a rank, whatever the CPU. The
-        // shrunk epoch must outlast that many times over, so the job grows back at an early commit: with a batch of 64
-        // in 32 micro-batches on one replica a quiet machine ran its 60 steps in under 6 s and it sometimes ended
-        // first, so the batch is 256 in 64 micro-batches (each step about 4x longer). More steps instead would let
-        // the shrunk steps' rounding difference grow past the bound below (3.4e-4 after 160 steps).
-        int steps = 60;
+        int steps = 30;
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            Troupe.using(nodes.get(0)).submit(job("2x1", steps, tmp.resolve("clean"), 256, 32))
+            Troupe.using(nodes.get(0)).submit(job("2x1", steps, tmp.resolve("clean"), 64, 32))
                 .await(Duration.ofSeconds(180)));
         CountDownLatch shrunk = new CountDownLatch(1);
+        CountDownLatch recovering = new CountDownLatch(1);
         List<JobEvent.Started> starts = new java.util.concurrent.CopyOnWriteArrayList<>();
         CountDownLatch six = new CountDownLatch(6);
-        JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", steps, tmp.resolve("faulty"), 256, 32)).onEvent(e -> {
-            if (e instanceof JobEvent.Started s) {
-                starts.add(s);
-                if (s.worldSize() == 1) {
-                    shrunk.countDown();
+        // held after step 6 until the loss is noticed, then the shrunk epoch at its first step until the joining
+        // worker is listed: the job cannot end before either
+        HeldGptStages.Hold lossHold = HeldGptStages.holdAtStep(7);
+        JobHandle h = Troupe.using(nodes.get(0)).submit(held(job("2x1", steps, tmp.resolve("faulty"), 64, 32)))
+            .onEvent(e -> {
+                if (e instanceof JobEvent.Started s) {
+                    starts.add(s);
+                    if (s.worldSize() == 1) {
+                        shrunk.countDown();
+                    }
+                } else if (e instanceof JobEvent.StepCompleted) {
+                    six.countDown();
+                } else if (e instanceof JobEvent.Recovering) {
+                    recovering.countDown();
                 }
-            } else if (e instanceof JobEvent.StepCompleted) {
-                six.countDown();
-            }
-        });
+            });
         assertTrue(six.await(120, TimeUnit.SECONDS));
-        nodes.get(1).close();
+        assertTrue(lossHold.awaitReached(60), "held at the start of step 7");
+        CompletableFuture<Void> closed = CompletableFuture.runAsync(nodes.get(1)::close);
+        assertTrue(recovering.await(60, TimeUnit.SECONDS), "the coordinator noticed the loss");
+        HeldGptStages.Hold shrunkHold = HeldGptStages.holdAtStep(1);
+        lossHold.release();
+        closed.get(60, TimeUnit.SECONDS);
         assertTrue(shrunk.await(60, TimeUnit.SECONDS), "dp shrank to 1: " + starts);
+        assertTrue(shrunkHold.awaitReached(60), "the shrunk epoch held at its first step");
+        CountDownLatch listed = workersListed(nodes.get(0), 2);
         cluster.addWorker();
+        assertTrue(listed.await(60, TimeUnit.SECONDS), "the joining worker listed on the coordinator's node");
+        shrunkHold.release();
         JobEvent end = h.await(Duration.ofSeconds(240));
         JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
         System.out.println("epochs " + starts.stream().map(s -> s.epoch() + ":" + s.worldSize()).toList());
@@ -261,8 +314,24 @@ class ClusterRecoveryTest {
         assertEquals("2x1x1", rec.layout());
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(fin.checkpoint()));
         System.out.println("shrank and grew back: " + d.summary());
-        // 10 steps on the shrunk layout early in training, then 50 more: the rounding difference of the
-        // shrunk steps' other summation order grows with every step after (measured 1.1e-5 here)
+        // steps on the shrunk layout early in training: the rounding difference of their other summation order
+        // grows with every step after
         assertTrue(d.maxRel() <= 1e-4, d.summary());
+    }
+
+    /** Counts down once {@code node}'s receptionist lists at least {@code workers} workers. */
+    private static CountDownLatch workersListed(TroupeNode node, int workers) {
+        CountDownLatch listed = new CountDownLatch(1);
+        node.system().systemActorOf(Behaviors.<Receptionist.Listing>setup(ctx -> {
+            ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerActor.KEY, ctx.getSelf()));
+            return Behaviors.receiveMessage(l -> {
+                if (l.getServiceInstances(WorkerActor.KEY).size() >= workers) {
+                    listed.countDown();
+                    return Behaviors.stopped();
+                }
+                return Behaviors.same();
+            });
+        }), "test-workers-listed", Props.empty());
+        return listed;
     }
 }
