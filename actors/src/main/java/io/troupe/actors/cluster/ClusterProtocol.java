@@ -38,5 +38,6 @@ final class ClusterProtocol {
         JobEvent.Recovering.class,
         JobEvent.Recovered.class,
         SnapshotPlan.class,
-        WorkerActor.Committed.class);
+        WorkerActor.Committed.class,
+        WorkerActor.DropSnapshots.class);
 }

@@ -15,7 +15,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  *   <li><b>idle</b> ({@link IdlePhase}) — no job; takes a submission, or adopts a running job from its record when a
  *       worker reports one (this incarnation replaced one whose node died);</li>
  *   <li><b>gathering</b> ({@link GatheringPhase}) — waits for the workers of the epoch's layout, assigns ranks, waits for
- *       every Ready;</li>
+ *       every Ready, then checks the snapshot slots the ranks' reported snapshots take against their nodes' memory;</li>
  *   <li><b>running</b> ({@link RunningPhase}) — the ranks run windows of steps; a step commits when every rank reported
  *       it ({@link CommitLedger}); validation after due steps;</li>
  *   <li><b>committing</b> ({@link CommittingPhase}) — the two-phase checkpoint ({@link ManifestBuilder}); the manifest, then
@@ -68,7 +68,14 @@ public final class CoordinatorActor {
                              String recordDir) implements Command, CrossNodeMessage {
     }
 
-    public record Ready(int rank, JobIdentity job) implements Command, CrossNodeMessage {
+    /**
+     * A rank built its epoch.
+     *
+     * @param snapshotBytes the bytes of its in-memory snapshot as its build made its chunks (what each commit of
+     *                      an epoch with snapshots captures, {@link io.troupe.actors.cluster.snapshot.ShardSnapshots#lengthBytes}):
+     *                      the coordinator checks its nodes' direct memory against these before the epoch steps
+     */
+    public record Ready(int rank, JobIdentity job, long snapshotBytes) implements Command, CrossNodeMessage {
     }
 
     /**

@@ -74,6 +74,13 @@ final class EpochWiring implements AutoCloseable {
     private final float[] normAllHost;
     private final SnapshotExchange snapshots;
     private final SnapshotPlan snapshotPlan;
+    /**
+     * Whether each commit snapshots this rank's shard: the plan's, until the coordinator finds after the build that
+     * a node cannot hold the snapshots ({@link #dropSnapshots}). Device thread only.
+     */
+    private boolean snapshotting;
+    /** Bytes of this rank's snapshot as its chunks were built ({@link #snapshotBytes()}). */
+    private final long snapshotBytes;
     private volatile String abortReason;
     /** How long a rank restoring from memory waits for the copy of its snapshot a buddy sends it. */
     private static final long RESTORE_WAIT_NS = java.util.concurrent.TimeUnit.SECONDS.toNanos(15);
@@ -98,6 +105,7 @@ final class EpochWiring implements AutoCloseable {
         this.rank = a.rank();
         this.snapshots = snapshots;
         this.snapshotPlan = a.snapshots();
+        this.snapshotting = snapshotPlan.enabled();
         this.spec = JobSpecs.toSpec(a.request(), threads);
         Corpora data = JobSpecs.data(a.request());
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
@@ -190,6 +198,7 @@ final class EpochWiring implements AutoCloseable {
                 }
             }, spec.layout(), a.endpoints(), epoch);
             w.connect(link);
+            this.snapshotBytes = snapshotBytes(w);
             if (snapshotPlan.enabled()) {
                 snapshots.bind(job, rank, snapshotPlan.buddyOf(), snapshotPlan.endpoints(), snapshotPlan.pieceShiftOf());
             }
@@ -338,11 +347,40 @@ final class EpochWiring implements AutoCloseable {
      * this rank keeps for others have arrived; without, {@code report} runs now.
      */
     void commit(long step, Runnable report) {
-        if (!snapshotPlan.enabled()) {
+        if (!snapshotting) {
             report.run();
             return;
         }
         snapshots.afterStep(step + 1, chunkStates(), report);
+    }
+
+    /**
+     * Bytes of this rank's snapshot, whether or not the epoch takes snapshots: per chunk its parameters and the
+     * part of both moments its optimizer holds (under ZeRO the segments of its gradient buckets it owns), as
+     * {@link ShardSnapshots#capture} writes them after each commit.
+     */
+    long snapshotBytes() {
+        return snapshotBytes;
+    }
+
+    /** {@link #snapshotBytes()} of {@code w}'s chunks and optimizers as built (no host tensors needed, unlike a capture). */
+    private static long snapshotBytes(StageWorker w) {
+        long params = 0;
+        long stateElements = 0;
+        for (int c = 0; c < w.chunks(); c++) {
+            params += w.chunk(c).params().numel();
+            stateElements += w.optimizer(c).firstMoment().numel();
+        }
+        return ShardSnapshots.lengthBytes(w.chunks(), params, stateElements);
+    }
+
+    /**
+     * The epoch keeps no in-memory snapshots after all (device thread, before its first step): its commits
+     * capture none and the exchange takes no copies for it.
+     */
+    void dropSnapshots() {
+        snapshotting = false;
+        snapshots.unbind(job);
     }
 
     JobIdentity job() {

@@ -14,7 +14,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
  * The coordinator's <b>gathering</b> phase. Waits for the workers of the epoch's layout, assigns
- * ranks, waits for every Ready. One thread (the coordinator's); the state it shares with the other
+ * ranks, waits for every Ready, checks the snapshot sizes the ranks reported ({@link SnapshotRestores#built}) and
+ * only then tells the submitter the epoch started. One thread (the coordinator's); the state it shares with the other
  * phases lives in {@link CoordinatorContext}.
  */
 final class GatheringPhase {
@@ -79,12 +80,17 @@ final class GatheringPhase {
 
     private Behavior<Command> onReady(Ready m) {
         JobRun r = c.run;
-        if (!r.identity.equals(m.job())) {
+        if (!r.identity.equals(m.job()) || m.rank() < 0 || m.rank() >= r.ranks.size()) {
             return Behaviors.same();
         }
         r.ready.set(m.rank());
+        r.snapshotBytes[m.rank()] = m.snapshotBytes();
         if (r.ready.cardinality() < r.ranks.size()) {
             return Behaviors.same();
+        }
+        String refused = c.snapshots.built(r);
+        if (refused != null) {
+            return c.failJob(refused);
         }
         StringBuilder sb = new StringBuilder();
         for (int rank = 0; rank < r.ranks.size(); rank++) {

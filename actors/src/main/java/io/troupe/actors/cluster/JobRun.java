@@ -79,6 +79,8 @@ final class JobRun {
     final java.util.Map<ActorRef<WorkerActor.Command>, long[]> inventories = new java.util.HashMap<>();
     /** This epoch's ranks snapshot every step in memory (they are told each commit). */
     boolean snapshotsEnabled;
+    /** Per rank of this epoch, the bytes of its snapshot its Ready reported (-1 until then). */
+    long[] snapshotBytes = new long[0];
     /** Why this epoch keeps no in-memory snapshots ("" when it keeps them): the job's status says it. */
     String snapshotsOff = "";
     /** This epoch restores from memory (null: from the disk checkpoint). */
@@ -179,6 +181,8 @@ final class JobRun {
         spec = JobSpecs.toSpec(current, 1);
         ledger = new CommitLedger(ranks.size(), memoryRestore != null ? memoryRestore.step() : record.lastCommittedStep());
         ready.clear();            // lastCommitted is kept: a step restored from memory may still owe its report
+        snapshotBytes = new long[ranks.size()];
+        java.util.Arrays.fill(snapshotBytes, -1);
         evaluating = null;
         checkpoint = null;
         windowEnd = 0;

@@ -53,7 +53,8 @@ final class SnapshotMemory {
     /**
      * Bytes of each rank's snapshot under {@code spec}: per model chunk its parameters and both AdamW moments
      * (under ZeRO the rank's segment of them), plus the descriptor's header and chunk table. Null when the
-     * job's stage modules are not the built-in GPT, whose parameters only the workers know.
+     * job's stage modules are not the built-in GPT, whose parameters only the workers know (they report their
+     * snapshot's size when built, {@link CoordinatorActor.Ready#snapshotBytes()}).
      */
     static long[] snapshotBytes(PipelineJobSpec spec) {
         if (!StageModuleFactories.isBuiltIn(spec.moduleFactory())) {

@@ -151,26 +151,32 @@ final class SnapshotRestores {
     /**
      * Decides, once the epoch's ranks are chosen and before it starts, whether it keeps snapshots: not when
      * {@code troupe.recovery.snapshots} is off or the job cannot take them ({@link #offReason}), nor when a
-     * node's direct memory cannot hold its slots ({@link SnapshotMemory}; checked at every epoch, as a new
-     * layout or buddy may give a node more to hold). Under {@link SnapshotMode#AUTO} such an epoch runs
-     * without snapshots, a WARNING naming the node, the bytes, its limit and the flag; under
-     * {@link SnapshotMode#ON} the job is refused. The reason is kept in {@link JobRun#snapshotsOff} for the
-     * job's status; a restore from memory chosen for an epoch without snapshots is one from disk.
+     * node's direct memory cannot hold its slots ({@link SnapshotMemory}, the snapshot sizes predicted from the
+     * built-in GPT's parameter layout; checked at every epoch, as a new layout or buddy may give a node more to
+     * hold). Under {@link SnapshotMode#AUTO} such an epoch runs without snapshots, a WARNING naming the node, the
+     * bytes, its limit and the flag; under {@link SnapshotMode#ON} the job is refused. The reason is kept in
+     * {@link JobRun#snapshotsOff} for the job's status; a restore from memory chosen for an epoch without
+     * snapshots is one from disk. Stage modules whose sizes cannot be predicted here are checked once the
+     * workers built them ({@link #built}).
      *
      * @return null when the epoch may start, else why the job is refused (nothing has been assigned)
      */
     String decide(JobRun r) {
         r.snapshotsOff = offReason(r, r.ranks);
         if (r.snapshotsOff.isEmpty()) {
-            String shortfall = memoryShortfall(r);
+            io.troupe.actors.engine.PipelineJobSpec spec = JobSpecs.toSpec(r.current, 1);
+            long[] predicted = SnapshotMemory.snapshotBytes(spec);
+            if (predicted == null) {
+                c.ctx.getLog().info("{}: snapshot sizes of stage modules {} are not known before the workers build them: "
+                    + "direct memory is checked when they report them", r.identity, spec.moduleFactory());
+            }
+            String shortfall = predicted == null ? "" : memoryShortfall(r, spec, predicted);
             if (!shortfall.isEmpty() && c.settings.snapshotMode() == SnapshotMode.ON) {
-                return "in-memory snapshots do not fit (troupe.recovery.snapshots = on): " + shortfall
-                    + "; or set troupe.recovery.snapshots = auto (runs without them) or off";
+                return refusal(shortfall);
             }
             if (!shortfall.isEmpty()) {
                 r.snapshotsOff = shortfall;
-                c.ctx.getLog().warn("{}: epoch {} runs without in-memory snapshots (troupe.recovery.snapshots = auto; "
-                    + "disk checkpoints remain the fallback): {}", r.identity, r.identity.epoch(), shortfall);
+                warnOff(r, shortfall);
             }
         }
         if (!r.snapshotsOff.isEmpty() && r.memoryRestore != null) {
@@ -183,23 +189,70 @@ final class SnapshotRestores {
     }
 
     /**
-     * The nodes of the epoch whose direct memory cannot hold their snapshot slots, described ("" when every
-     * node fits, or the snapshot sizes or a node's memory are not known).
+     * Every rank of an epoch that keeps snapshots is Ready and reported the bytes of its snapshot as its build made
+     * its chunks ({@link JobRun#snapshotBytes}): those are what its commits capture, so the nodes' direct memory is
+     * checked against them before the epoch steps and before the submitter is told it started. This is the only
+     * check of stage modules whose sizes {@link #decide} could not predict; for the built-in GPT a size that
+     * differs from the prediction is logged (a WARNING naming both) and the reported one counts. A shortfall
+     * under {@link SnapshotMode#AUTO} turns the epoch's snapshots off as {@link #decide} would have (the same
+     * WARNING and reason; the ranks are told, {@link WorkerActor.DropSnapshots}, ahead of their first steps;
+     * what the epoch restored from memory is already restored); under {@link SnapshotMode#ON} the job is refused.
+     *
+     * @return null when the epoch may step, else why the job is refused (its ranks are built: failing the job
+     *         aborts them)
      */
-    private String memoryShortfall(JobRun r) {
-        io.troupe.actors.engine.PipelineJobSpec spec = JobSpecs.toSpec(r.current, 1);
-        long[] bytes = SnapshotMemory.snapshotBytes(spec);
-        if (bytes == null) {
-            c.ctx.getLog().info("{}: snapshot sizes of stage modules {} are not known here: direct memory not checked",
-                r.identity, spec.moduleFactory());
-            return "";
+    String built(JobRun r) {
+        if (!r.snapshotsEnabled) {
+            return null;
         }
+        io.troupe.actors.engine.PipelineJobSpec spec = r.spec();
+        long[] predicted = SnapshotMemory.snapshotBytes(spec);
+        if (predicted != null && !java.util.Arrays.equals(predicted, r.snapshotBytes)) {
+            c.ctx.getLog().warn("{}: the ranks' snapshots take {} bytes by rank as their workers built them, not the {} "
+                + "predicted from the model's parameter layout: direct memory is checked with the built sizes",
+                r.identity, java.util.Arrays.toString(r.snapshotBytes), java.util.Arrays.toString(predicted));
+        }
+        String shortfall = memoryShortfall(r, spec, r.snapshotBytes);
+        if (shortfall.isEmpty()) {
+            return null;
+        }
+        if (c.settings.snapshotMode() == SnapshotMode.ON) {
+            return refusal(shortfall);
+        }
+        r.snapshotsOff = shortfall;
+        r.snapshotsEnabled = false;
+        warnOff(r, shortfall);
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            w.tell(new WorkerActor.DropSnapshots(r.identity, shortfall));
+        }
+        return null;
+    }
+
+    private static String refusal(String shortfall) {
+        return "in-memory snapshots do not fit (troupe.recovery.snapshots = on): " + shortfall
+            + "; or set troupe.recovery.snapshots = auto (runs without them) or off";
+    }
+
+    private void warnOff(JobRun r, String shortfall) {
+        c.ctx.getLog().warn("{}: epoch {} runs without in-memory snapshots (troupe.recovery.snapshots = auto; "
+            + "disk checkpoints remain the fallback): {}", r.identity, r.identity.epoch(), shortfall);
+    }
+
+    /**
+     * The nodes of the epoch whose direct memory cannot hold the slots of snapshots of {@code bytes} by rank,
+     * described ("" when every node fits, a node's memory is not known, or a rank's worker is no longer known: its
+     * loss is a fault the recovery handles).
+     */
+    private String memoryShortfall(JobRun r, io.troupe.actors.engine.PipelineJobSpec spec, long[] bytes) {
         List<String> nodes = new ArrayList<>();
         List<String> domains = new ArrayList<>();
         List<WorkerDescription> workers = new ArrayList<>();
         java.util.Map<String, List<String>> nodesOf = new java.util.LinkedHashMap<>();
         for (ActorRef<WorkerActor.Command> w : r.ranks) {
             WorkerDescription d = c.members.describe(w);
+            if (d == null) {
+                return "";
+            }
             nodes.add(d.nodeAddress());
             domains.add(d.memoryKey());
             workers.add(d);

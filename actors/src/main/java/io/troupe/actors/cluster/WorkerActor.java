@@ -32,7 +32,8 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * never through mailboxes.
  *
  * <p>Protocol: registers under {@link #KEY}; answers {@link Describe} with its endpoints and the job
- * identity it holds; on {@link Assign} builds the epoch and answers Ready; {@link RunSteps} runs a
+ * identity it holds; on {@link Assign} builds the epoch and answers Ready with its snapshot's size
+ * ({@link DropSnapshots} may then turn the epoch's snapshots off); {@link RunSteps} runs a
  * window of steps back to back on the device thread, each reported with a StepDone sent straight
  * from the device thread; {@link Committed} tells which snapshots a rank may overwrite; {@link Evaluate} and {@link WriteCheckpoint} come between windows;
  * {@link Abort} ends the epoch at once (stage waits and collectives fail; a build in progress stops
@@ -90,6 +91,14 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
      * snapshots, this rank's snapshots of older steps may be overwritten; see {@link SnapshotExchange}.
      */
     public record Committed(JobIdentity job, long step) implements Command, CrossNodeMessage {
+    }
+
+    /**
+     * {@code job}'s epoch keeps no in-memory snapshots after all, for {@code reason} (a node cannot hold the slots
+     * the ranks' snapshots take, as their builds reported them): sent after every Ready, before the first steps,
+     * its commits capture none.
+     */
+    public record DropSnapshots(JobIdentity job, String reason) implements Command, CrossNodeMessage {
     }
 
     /** Validation after {@code step}: replica 0's ranks run {@code batches} forward-only batches together. */
@@ -199,6 +208,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             .onMessage(Built.class, this::onBuilt)
             .onMessage(RunSteps.class, this::onRunSteps)
             .onMessage(Committed.class, this::onCommitted)
+            .onMessage(DropSnapshots.class, this::onDropSnapshots)
             .onMessage(Evaluate.class, this::onEvaluate)
             .onMessage(WriteCheckpoint.class, this::onWriteCheckpoint)
             .onMessage(Abort.class, this::onAbort)
@@ -274,7 +284,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             return this;
         }
         wiring = b.wiring();
-        m.replyTo().tell(new CoordinatorActor.Ready(m.rank(), m.job()));
+        m.replyTo().tell(new CoordinatorActor.Ready(m.rank(), m.job(), wiring.snapshotBytes()));
         return this;
     }
 
@@ -322,6 +332,17 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         if (gate.admit(m.job())) {
             snapshots.committed(m.job(), m.step());
         }
+        return this;
+    }
+
+    private Behavior<Command> onDropSnapshots(DropSnapshots m) {
+        EpochWiring w = wiring;
+        if (!gate.admit(m.job()) || w == null) {
+            return this;
+        }
+        ctx.getLog().info("{} keeps no in-memory snapshots: {}", m.job(), m.reason());
+        // on the device thread, ahead of the steps the coordinator sends after it
+        deviceExecutor.execute(w::dropSnapshots);
         return this;
     }
 

@@ -90,6 +90,36 @@ final class ScriptedCoordinator implements AutoCloseable {
             "snapshots-" + spawned, 20, snapshotMemoryBytes, memoryDomain));
     }
 
+    /**
+     * Spawns a real worker of {@code behavior} ({@link WorkerActor#create}) in this system: it registers with the
+     * receptionist as on a node, the registry lists it, and the coordinator describes it. Returns it once the
+     * coordinator took its description (what it advertised, {@link #describedAs} may override it). Not with
+     * {@link #list}, which assumes no worker registers in this system.
+     */
+    ActorRef<WorkerActor.Command> spawnWorker(Behavior<WorkerActor.Command> behavior) throws InterruptedException {
+        ActorRef<WorkerActor.Command> ref = system.systemActorOf(behavior, "worker-" + spawned++, Props.empty());
+        taken.await(CoordinatorActor.WorkerInfo.class, m -> m.worker().equals(ref), "the description of " + ref);
+        return ref;
+    }
+
+    /**
+     * The coordinator takes {@code description} as {@code worker}'s, in place of the one it advertised (a node whose
+     * JVM measured other memory, say); returns once taken.
+     */
+    void describedAs(ActorRef<WorkerActor.Command> worker, WorkerDescription description) throws InterruptedException {
+        tell(new CoordinatorActor.WorkerInfo(worker, description, JobIdentity.NONE, ""));
+        taken.await(CoordinatorActor.WorkerInfo.class, m -> m.worker().equals(worker)
+            && m.description().equals(description), "the new description of " + worker);
+    }
+
+    /** An actor of this system that records what it receives into {@code inbox}. */
+    <T> ActorRef<T> probe(Inbox<T> inbox) {
+        return system.systemActorOf(Behaviors.<T>receiveMessage(m -> {
+            inbox.add(m);
+            return Behaviors.same();
+        }), "probe-" + spawned++, Props.empty());
+    }
+
     private ScriptedWorker worker(WorkerDescription d) {
         Inbox<WorkerActor.Command> inbox = new Inbox<>();
         ActorRef<WorkerActor.Command> ref = system.systemActorOf(Behaviors.<WorkerActor.Command>receiveMessage(m -> {
@@ -144,9 +174,19 @@ final class ScriptedCoordinator implements AutoCloseable {
 
     /**
      * Waits for the Assign of every worker of {@code workers} for an epoch newer than {@code after}
-     * and answers each with Ready; returns them (all of one epoch), in the order given.
+     * and answers each with Ready, reporting the snapshot size predicted for its rank (the built-in GPT's);
+     * returns them (all of one epoch), in the order given.
      */
     List<WorkerActor.Assign> assignAndReady(JobIdentity after, ScriptedWorker... workers) throws InterruptedException {
+        return assignAndReady(after, null, workers);
+    }
+
+    /**
+     * As {@link #assignAndReady(JobIdentity, ScriptedWorker...)}, each rank reporting its snapshot as
+     * {@code snapshotBytes} by rank (null: as predicted for the built-in GPT).
+     */
+    List<WorkerActor.Assign> assignAndReady(JobIdentity after, long[] snapshotBytes, ScriptedWorker... workers)
+        throws InterruptedException {
         List<WorkerActor.Assign> out = new ArrayList<>();
         for (ScriptedWorker w : workers) {
             out.add(w.await(WorkerActor.Assign.class, a -> a.job().epoch() > after.epoch(),
@@ -156,7 +196,9 @@ final class ScriptedCoordinator implements AutoCloseable {
             if (!a.job().equals(out.get(0).job())) {
                 throw new AssertionError("assignments of two epochs: " + out.get(0).job() + " and " + a.job());
             }
-            tell(new CoordinatorActor.Ready(a.rank(), a.job()));
+            long[] bytes = snapshotBytes != null ? snapshotBytes
+                : SnapshotMemory.snapshotBytes(JobSpecs.toSpec(a.request(), 1));
+            tell(new CoordinatorActor.Ready(a.rank(), a.job(), bytes[a.rank()]));
         }
         return out;
     }

@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -8,6 +9,8 @@ import io.troupe.actors.cluster.snapshot.DirectMemory;
 import io.troupe.actors.cluster.snapshot.ShardSnapshots;
 import io.troupe.actors.engine.PipelineJobSpec;
 import io.troupe.actors.engine.StageWorker;
+import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -21,13 +24,25 @@ class SnapshotMemoryTest {
     private static final String B = "pekko://troupe@h:2#2";
 
     private static JobRequest job(String model, String layout, int virtualStages, String schedule, int zero) {
-        return new JobRequest(model, layout, virtualStages, schedule, 2, 12, 10, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "",
-            60_000, 0, 1, 1L << 20, "cpu", "", zero, "none", "none");
+        return job(model, layout, virtualStages, schedule, zero, false);
     }
 
-    /** The bytes a worker's own snapshot takes: its real stage's chunks, as the worker captures them. */
-    private static long capturedBytes(PipelineJobSpec spec, int dpIndex, int ppIndex) {
-        try (StageWorker w = new StageWorker(spec, dpIndex, ppIndex, 9)) {
+    private static JobRequest job(String model, String layout, int virtualStages, String schedule, int zero,
+                                  boolean sequenceParallel) {
+        return new JobRequest(model, layout, virtualStages, schedule, 2, 12, 10, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "",
+            60_000, 0, 1, 1L << 20, "cpu", "", zero, "none", "none", sequenceParallel);
+    }
+
+    /**
+     * The bytes a worker's own snapshot takes: its real stage's chunks, as the worker captures them; under tp > 1
+     * the chunks of tp member {@code tpIndex}, built in a group of the layout's tp members (building issues no
+     * collective, so the other members need not be built).
+     */
+    private static long capturedBytes(PipelineJobSpec spec, int dpIndex, int ppIndex, int tpIndex) {
+        int tp = spec.layout().tp();
+        TensorParallelGroup group = tp == 1 ? TensorParallelGroup.single()
+            : LocalTensorParallelGroup.create(tp, 1_000).get(tpIndex);
+        try (StageWorker w = new StageWorker(spec, dpIndex, ppIndex, group, 9)) {
             List<ShardSnapshots.ChunkState> chunks = new ArrayList<>();
             for (int c = 0; c < w.chunks(); c++) {
                 chunks.add(new ShardSnapshots.ChunkState(w.chunk(c).params(), w.optimizer(c).firstMoment(),
@@ -40,15 +55,24 @@ class SnapshotMemoryTest {
     @Test
     void shouldPredictEachRanksSnapshotAsItsWorkerCapturesIt() {
         for (JobRequest job : List.of(job("small", "1x2", 1, "1f1b", 0), job("small", "2x2", 2, "interleaved", 1),
-            job("tiny", "3x1", 1, "1f1b", 1))) {
+            job("tiny", "3x1", 1, "1f1b", 1), job("tiny", "1x1x2", 1, "1f1b", 0), job("tiny", "2x1x2", 1, "1f1b", 1),
+            job("tiny", "1x2x2", 1, "1f1b", 0, true))) {
             PipelineJobSpec spec = JobSpecs.toSpec(job, 1);
             long[] predicted = SnapshotMemory.snapshotBytes(spec);
             var l = spec.layout();
+            long[] captured = new long[l.worldSize()];
             for (int r = 0; r < l.worldSize(); r++) {
-                long captured = capturedBytes(spec, l.dpIndex(r), l.ppIndex(r));
-                System.out.printf("%s v%d zero %d rank %d: predicted %d, captured %d bytes%n", job.layout(),
-                    job.virtualStages(), job.zero(), r, predicted[r], captured);
-                assertEquals(captured, predicted[r], job.layout() + " rank " + r);
+                captured[r] = capturedBytes(spec, l.dpIndex(r), l.ppIndex(r), l.tpIndex(r));
+                System.out.printf("%s v%d zero %d sp %b rank %d: predicted %d, captured %d bytes%n", job.layout(),
+                    job.virtualStages(), job.zero(), job.sequenceParallel(), r, predicted[r], captured[r]);
+            }
+            assertArrayEquals(captured, predicted, job.layout() + " zero " + job.zero() + " sp "
+                + job.sequenceParallel());
+            if (l.tp() > 1 && !job.sequenceParallel()) {
+                long whole = SnapshotMemory.snapshotBytes(JobSpecs.toSpec(job.withLayout(l.dp() + "x" + l.pp(),
+                    job.microbatches()), 1))[0];
+                assertTrue(captured[0] < whole, job.layout() + ": a tp member holds part of its stage, " + captured[0]
+                    + " of " + whole + " bytes");
             }
         }
     }

@@ -39,11 +39,21 @@ public final class ShardSnapshots {
 
     /** Bytes of the snapshot of {@code chunks}. */
     public static long lengthBytes(List<ChunkState> chunks) {
-        long floats = 0;
+        long params = 0;
+        long stateElements = 0;
         for (ChunkState c : chunks) {
-            floats += c.params().numel() + 2 * c.firstMoment().numel();
+            params += c.params().numel();
+            stateElements += c.firstMoment().numel();
         }
-        return SnapshotDescriptor.lengthBytes(chunks.size(), floats);
+        return lengthBytes(chunks.size(), params, stateElements);
+    }
+
+    /**
+     * Bytes of the snapshot of {@code chunks} chunks holding {@code params} parameters in all and, per moment,
+     * {@code stateElements} elements in all.
+     */
+    public static long lengthBytes(int chunks, long params, long stateElements) {
+        return SnapshotDescriptor.lengthBytes(chunks, params + 2 * stateElements);
     }
 
     /**
