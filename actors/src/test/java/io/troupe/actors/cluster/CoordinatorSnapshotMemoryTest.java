@@ -183,8 +183,9 @@ class CoordinatorSnapshotMemoryTest {
 
     /**
      * The built-in GPT's predicted sizes fit exactly, but the ranks report, once built, snapshots 8 bytes larger:
-     * the check of the built sizes turns the epoch's snapshots off (a WARNING naming both sizes, the reason naming
-     * the built bytes) and tells each rank so before its first steps.
+     * the check of the built sizes turns the epoch's snapshots off (the reason naming the built bytes) and tells each
+     * rank so before its first steps. A difference this small (ZeRO's rounding per bucket is of this order) is no
+     * WARNING (it is logged at INFO).
      */
     @Test
     @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -213,9 +214,33 @@ class CoordinatorSnapshotMemoryTest {
             && why.contains((need + 16) + " bytes") && why.contains(need + " bytes") && why.contains(FLAG), why);
         String differs = java.util.Arrays.toString(built) + " bytes by rank as their workers built them, not the "
             + java.util.Arrays.toString(predicted);
-        assertTrue(logged().lines().anyMatch(l -> l.contains("WARN") && l.contains(differs)), logged());
+        assertTrue(logged().lines().noneMatch(l -> l.contains("WARN") && l.contains(differs)), logged());
         assertTrue(logged().lines().anyMatch(l -> l.contains("WARN") && l.contains("runs without in-memory snapshots")
             && l.contains((need + 16) + " bytes")), logged());
+    }
+
+    /**
+     * Built sizes a tenth over the predicted ones, with memory for them: the prediction is wrong, not rounded (a
+     * WARNING naming both sizes), and the epoch keeps its snapshots.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldWarnOfBuiltSizesFarFromThePredictedOnes() throws Exception {
+        JobRequest job = job();
+        long need = slotBytesPerNode(job);
+        long[] predicted = SnapshotMemory.snapshotBytes(JobSpecs.toSpec(job, 1));
+        long[] built = {predicted[0] + predicted[0] / 10, predicted[1]};
+        coordinator = ScriptedCoordinator.start("snapshots = auto");
+        ScriptedWorker a = coordinator.snapshotWorker(NODE_A, 2 * need);
+        ScriptedWorker b = coordinator.snapshotWorker(NODE_B, 2 * need);
+        coordinator.register(a, b);
+
+        Submitter submitter = coordinator.submit(job);
+        coordinator.assignAndReady(JobIdentity.NONE, built, a, b);
+        assertEquals("on", submitter.events().await(JobEvent.Started.class, m -> true, "Started").snapshots());
+        String differs = java.util.Arrays.toString(built) + " bytes by rank as their workers built them, not the "
+            + java.util.Arrays.toString(predicted);
+        assertTrue(logged().lines().anyMatch(l -> l.contains("WARN") && l.contains(differs)), logged());
     }
 
     /** Built sizes as predicted: no word about them, and nothing to drop. */
