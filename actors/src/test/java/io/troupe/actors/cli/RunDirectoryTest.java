@@ -114,6 +114,25 @@ class RunDirectoryTest {
         assertTrue(same.out().contains("at step 2"), same.out());
     }
 
+    /** The cluster engine commits a resumed job into the run it resumed; the last line says where. */
+    @Test
+    void shouldNameTheResumedRunsCheckpointsWhenAClusterJobResumes() {
+        Path a = tmp.resolve("a");
+        Path b = tmp.resolve("b");
+        Result first = run("train", "--model", "tiny", "--layout", "1x2", "--steps", "2", "--threads", "2",
+            "--out", a.toString());
+        assertEquals(0, first.code(), first.err());
+        assertTrue(first.out().contains("trace.json and checkpoints in " + a), first.out());
+
+        Result resumed = run("train", "--model", "tiny", "--layout", "1x2", "--steps", "4", "--threads", "2",
+            "--resume", a.toString(), "--out", b.toString());
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(Files.isDirectory(a.resolve("checkpoints/step-00000004")), "committed into the resumed run");
+        assertFalse(Files.exists(b.resolve("checkpoints")), "nothing committed under --out");
+        assertTrue(resumed.out().contains("trace.json in " + b + "; checkpoints in "
+            + a.resolve("checkpoints").toAbsolutePath()), resumed.out());
+    }
+
     @Test
     void shouldTraceAWindowOfSteps() throws IOException {
         traceAWindowOfSteps("in-process");
