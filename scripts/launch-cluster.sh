@@ -46,6 +46,7 @@ fi
 remote_home="${TROUPE_REMOTE_HOME:-$TROUPE_HOME}"
 remote_conf="${TROUPE_REMOTE_CONF:-cluster-config/multi-host.conf}"
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-cluster-XXXXXX)}"
+mkdir -p "$logdir"
 trap troupe_stop_started EXIT INT TERM
 is_local() { case "$1" in 127.*|localhost) return 0 ;; *) return 1 ;; esac; }
 

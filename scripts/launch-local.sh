@@ -10,6 +10,8 @@
 # memory, sized as troupe_node_memory_opts says (TROUPE_JAVA_OPTS may set them instead).
 # The nodes share one host media driver (troupe driver), so their workers exchange tensors over
 # Aeron IPC; TROUPE_DRIVER=embedded gives every node its own driver (UDP between them) instead.
+# TROUPE_BASE_PORT: node I listens on TROUPE_BASE_PORT + I - 1 (default 25520); TROUPE_LOG_DIR: the
+# directory of the driver's and nodes' logs (created if missing; default a new one under /tmp).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 n="${1:-}"
@@ -28,6 +30,7 @@ troupe_ensure_built
 base_port="${TROUPE_BASE_PORT:-25520}"
 threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-launch-XXXXXX)}"
+mkdir -p "$logdir"
 driver_pid=""
 stop_all() {
   troupe_stop_started

@@ -43,9 +43,12 @@ troupe_ensure_built() {
   fi
   if [ -n "$stale" ]; then
     # the runtime, collectives, models and actors jars and the benchmarks' jar with their libs; the
-    # distribution image (dist/) is built by a full `mvn package` only
+    # distribution image (dist/) is built by a full `mvn package` only. TROUPE_MVN_FLAGS adds Maven
+    # flags (-o on a machine without the network, its dependencies already in ~/.m2).
     echo "troupe: building (mvn package -pl bench -am, tests skipped)..." >&2
-    (cd "$TROUPE_HOME" && mvn -q -B -DskipTests package -pl bench -am) >&2 || { echo "troupe: build failed" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    (cd "$TROUPE_HOME" && mvn -q -B ${TROUPE_MVN_FLAGS:-} -DskipTests package -pl bench -am) >&2 \
+      || { echo "troupe: build failed" >&2; exit 1; }
   fi
 }
 

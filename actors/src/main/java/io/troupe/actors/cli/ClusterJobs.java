@@ -145,9 +145,27 @@ final class ClusterJobs {
                 val = m.valLoss();
             }
         }
-        out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f, final validation loss %.4f; "
-            + "metrics.csv, loss.svg%s and checkpoints in %s%n", fin.steps(), fin.finalLoss(), val,
-            traces.isEmpty() ? "" : ", pipeline.svg, trace.json", outputs.dir());
+        String files = "metrics.csv, loss.svg" + (traces.isEmpty() ? "" : ", pipeline.svg, trace.json");
+        String where = whereWritten(files, outputs.dir(), fin.checkpoint());
+        out.printf(Locale.ROOT, "troupe: job finished after %d steps, final loss %.4f, final validation loss %.4f;"
+            + " %s%n",
+            fin.steps(), fin.finalLoss(), val, where);
         return 0;
+    }
+
+    /**
+     * Where a finished job's files went: {@code "FILES and checkpoints in RUN"}, or, when its last
+     * checkpoint ({@code lastCheckpoint}, a {@code step-N} directory; empty or null when none) lies
+     * outside the run directory, as a resumed job's commits do (they go on in the run it resumed),
+     * {@code "FILES in RUN; checkpoints in DIR"}.
+     */
+    static String whereWritten(String files, Path runDir, String lastCheckpoint) {
+        if (lastCheckpoint != null && !lastCheckpoint.isEmpty()) {
+            Path checkpoints = Path.of(lastCheckpoint).toAbsolutePath().normalize().getParent();
+            if (checkpoints != null && !checkpoints.startsWith(runDir.toAbsolutePath().normalize())) {
+                return files + " in " + runDir + "; checkpoints in " + checkpoints;
+            }
+        }
+        return files + " and checkpoints in " + runDir;
     }
 }

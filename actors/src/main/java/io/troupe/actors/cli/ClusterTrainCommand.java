@@ -3,6 +3,7 @@ package io.troupe.actors.cli;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.TrainConfig;
 import java.io.PrintStream;
@@ -20,8 +21,8 @@ final class ClusterTrainCommand {
     private ClusterTrainCommand() {
     }
 
-    static int run(TrainSettings s, Corpora data, Path runDir, io.troupe.actors.trace.TraceWindow trace,
-                   PrintStream out, PrintStream err) {
+    static int run(TrainSettings s, Corpora data, DataFingerprint fingerprint, Path runDir,
+                   io.troupe.actors.trace.TraceWindow trace, PrintStream out, PrintStream err) {
         TrainConfig cfg = s.train();
         int workers = s.layout().worldSize();
         int threadsPerWorker = Math.max(1, s.threads() / workers);
@@ -36,6 +37,7 @@ final class ClusterTrainCommand {
         try (Troupe troupe = Troupe.local(workers, threadsPerWorker);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule() + " (embedded cluster)", true)) {
+            outputs.recordData(fingerprint);
             out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
                 + " %d micro-batches per replica, "
                     + "%d steps; embedded cluster of %d nodes on 127.0.0.1, %d thread(s) per worker%n",

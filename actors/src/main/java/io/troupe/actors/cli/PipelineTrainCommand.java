@@ -8,6 +8,7 @@ import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.RunOutputs;
@@ -24,7 +25,8 @@ final class PipelineTrainCommand {
     private PipelineTrainCommand() {
     }
 
-    static int run(TrainSettings s, Corpora data, Path runDir, TraceWindow trace, PrintStream out, PrintStream err) {
+    static int run(TrainSettings s, Corpora data, DataFingerprint fingerprint, Path runDir, TraceWindow trace,
+                   PrintStream out, PrintStream err) {
         TrainConfig cfg = s.train();
         PipelineJobSpec spec;
         try {
@@ -48,6 +50,7 @@ final class PipelineTrainCommand {
         try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule(), true)) {
+            outputs.recordData(fingerprint);
             out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
                 + " %d micro-batches of %d rows per replica, "
                     + "partition %s, %d steps, %d worker threads each%n",

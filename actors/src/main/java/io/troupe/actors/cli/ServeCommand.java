@@ -6,6 +6,7 @@ import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.PagedKvCache;
+import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.Layout;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -85,7 +86,8 @@ final class ServeCommand {
             out.printf(Locale.ROOT, "troupe serve: %s (model %s, context %d) on http://%s:%d, %s weights %.2f MiB, "
                     + "KV cache %d %s blocks of %d tokens, max batch %d, %d pipeline stage(s)%n", dir,
                         w.config().name(), w.config().seqLen(), s.host(),
-                server.port(), s.quantization().name().toLowerCase(Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
+                server.port(), s.quantization() == Quantization.NONE ? "f32" : s.quantization().name().toLowerCase(
+                    Locale.ROOT), w.weightBytes() / 1048576.0, blocks,
                 s.kvPrecision(), s.kvBlockTokens(), s.maxBatch(), stages);
             if (links.remote()) {
                 List<String> hosts = links.hosts();

@@ -34,7 +34,7 @@ import java.util.Locale;
  * bad value).
  */
 public final class SimulateCommand {
-    static final String USAGE = "usage: simulate --stages P --microbatches M "
+    static final String USAGE = "usage: troupe simulate --stages P --microbatches M "
             + "--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive [--virtual V] [--cost F,B,W] [--jitter FRACTION] "
             + "[--straggler STAGE:FACTOR] [--seed S] [--latency US] [--bandwidth BYTES_PER_US] "
             + "[--activation-bytes BYTES] [--activation-budget BYTES] [--tp T] [--tp-comm F,B] [--svg FILE] "

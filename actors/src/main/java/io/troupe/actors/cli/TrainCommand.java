@@ -67,15 +67,15 @@ final class TrainCommand {
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"))
                 + "-" + cfg.model().name())
             : Path.of(s.out());
-        recordData(s, runDir);
+        DataFingerprint fingerprint = checkedData(s);
         if (s.parallel()) {
             if (s.device() == io.troupe.runtime.device.DeviceKind.CUDA
                 && !io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
                 err.println("troupe train: " + Devices.cudaUnavailableReason());
                 return 3;
             }
-            return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, runDir, trace, out, err)
-                : PipelineTrainCommand.run(s, data, runDir, trace, out, err);
+            return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, fingerprint, runDir, trace, out, err)
+                : PipelineTrainCommand.run(s, data, fingerprint, runDir, trace, out, err);
         }
         Device dev;
         try {
@@ -87,6 +87,7 @@ final class TrainCommand {
         try (dev; Trainer trainer = new Trainer(cfg, dev, data);
              RunOutputs outputs = new RunOutputs(runDir,
                  "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
+            outputs.recordData(fingerprint);
             trainer.model().recompute(s.memory().recompute());
             out.printf(Locale.ROOT, "troupe: %s GPT (%,d parameters), batch %d x seq %d, %d steps on %s%n",
                 cfg.model().name(), trainer.model().layout().numel(), cfg.batchSize(), cfg.model().seqLen(),
@@ -128,10 +129,11 @@ final class TrainCommand {
     }
 
     /**
-     * Writes {@code data.json} (the data's size and hash) into the run directory, after refusing a
-     * {@code --resume} of a run that recorded other data.
+     * The data's size and hash, after refusing a {@code --resume} of a run that recorded other data.
+     * Each engine writes it as {@code data.json} once it has accepted the run, so a refused run
+     * leaves no directory behind and never rewrites the record of the run its {@code --out} names.
      */
-    static void recordData(TrainSettings s, Path runDir) {
+    static DataFingerprint checkedData(TrainSettings s) {
         DataFingerprint fp = s.data().isEmpty() ? DataFingerprint.builtIn() : DataFingerprint.of(Path.of(s.data()));
         if (s.resume() != null) {
             try {
@@ -140,7 +142,7 @@ final class TrainCommand {
                 throw new UsageException(e.getMessage());
             }
         }
-        fp.write(runDir);
+        return fp;
     }
 
     /** One progress line per step: step, loss, lr, tokens/s, ms/step, ETA. */

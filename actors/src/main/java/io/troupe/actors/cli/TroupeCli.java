@@ -20,7 +20,7 @@ public final class TroupeCli {
           node       run one cluster node (see 'troupe node --help')
           submit     submit a training job to a running cluster (see 'troupe submit --help')
           driver     run the host's shared Aeron media driver (see 'troupe driver --help')
-          checkpoint list (ls) or compare (diff) checkpoints (see 'troupe checkpoint --help')
+          checkpoint ls (list) or diff (compare) checkpoints (see 'troupe checkpoint --help')
           serve      serve a checkpoint over HTTP with continuous batching (see 'troupe serve --help')
           serve-stage hold a later pipeline stage for 'troupe serve --stage-hosts' (see 'troupe serve-stage --help')
           eval       exact validation loss of a checkpoint, fp32 or int8 (see 'troupe eval --help')

@@ -87,6 +87,8 @@ class RunDirectoryTest {
         assertEquals(vs, vk, 1e-5 * vs, "exact validation on the cluster engine");
         String json = Files.readString(single.resolve("data.json"));
         assertTrue(json.contains("\"size_bytes\": 20000") && json.contains("\"hash_kind\": \"sha256\""), json);
+        assertEquals(json, Files.readString(piped.resolve("data.json")), "recorded by the in-process engine");
+        assertEquals(json, Files.readString(cluster.resolve("data.json")), "recorded by the cluster engine");
     }
 
     @Test
@@ -112,6 +114,54 @@ class RunDirectoryTest {
             "--out", tmp.resolve("c").toString());
         assertEquals(0, same.code(), same.err());
         assertTrue(same.out().contains("at step 2"), same.out());
+    }
+
+    /** A refused run writes nothing: no new directory, and the data record of the run it names is kept. */
+    @Test
+    void shouldWriteNothingWhenARunIsRefused() throws IOException {
+        Path first = text("first.txt", 8_000, 1);
+        Path second = text("second.txt", 8_000, 2);
+        Path a = tmp.resolve("a");
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--batch", "2",
+            "--threads", "1", "--data", first.toString(), "--out", a.toString()).code());
+        String record = Files.readString(a.resolve("data.json"));
+
+        Result over = run("train", "--model", "tiny", "--layout", "1x2", "--steps", "2", "--threads", "2",
+            "--data", second.toString(), "--out", a.toString());
+        assertEquals(2, over.code(), over.out());
+        assertTrue(over.err().contains("already holds a committed checkpoint"), over.err());
+        assertEquals(record, Files.readString(a.resolve("data.json")), "the refused run's data is not recorded");
+        Result resumed = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "3", "--batch", "2",
+            "--threads", "1", "--data", first.toString(), "--resume", a.toString(),
+            "--out", tmp.resolve("b").toString());
+        assertEquals(0, resumed.code(), resumed.err());
+
+        for (String engine : List.of("cluster", "in-process")) {
+            Path out = tmp.resolve("zigzag-" + engine);
+            Result bad = run("train", "--model", "tiny", "--layout", "1x2", "--engine", engine, "--schedule", "zigzag",
+                "--out", out.toString());
+            assertEquals(2, bad.code(), bad.err());
+            assertFalse(Files.exists(out), engine + ": no run directory for a refused run");
+        }
+    }
+
+    /** The cluster engine commits a resumed job into the run it resumed; the last line says where. */
+    @Test
+    void shouldNameTheResumedRunsCheckpointsWhenAClusterJobResumes() {
+        Path a = tmp.resolve("a");
+        Path b = tmp.resolve("b");
+        Result first = run("train", "--model", "tiny", "--layout", "1x2", "--steps", "2", "--threads", "2",
+            "--out", a.toString());
+        assertEquals(0, first.code(), first.err());
+        assertTrue(first.out().contains("trace.json and checkpoints in " + a), first.out());
+
+        Result resumed = run("train", "--model", "tiny", "--layout", "1x2", "--steps", "4", "--threads", "2",
+            "--resume", a.toString(), "--out", b.toString());
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(Files.isDirectory(a.resolve("checkpoints/step-00000004")), "committed into the resumed run");
+        assertFalse(Files.exists(b.resolve("checkpoints")), "nothing committed under --out");
+        assertTrue(resumed.out().contains("trace.json in " + b + "; checkpoints in "
+            + a.resolve("checkpoints").toAbsolutePath()), resumed.out());
     }
 
     @Test

@@ -1,6 +1,7 @@
 package io.troupe.actors.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.train.RunOutputs;
@@ -250,16 +251,28 @@ class TroupeCliTest {
 
     @Test
     void shouldPrintHelpForEveryCommand() {
-        for (String command : List.of("train", "simulate", "node", "submit", "driver")) {
+        for (String command : List.of("train", "simulate", "node", "submit", "driver", "checkpoint", "serve",
+            "serve-stage", "eval")) {
             for (String help : List.of("--help", "-h")) {
                 Result r = run(command, help);
                 assertEquals(0, r.code(), command + " " + help + ": " + r.err());
-                assertTrue(r.out().contains("usage:") && r.out().contains(command),
-                    command + " " + help + ": " + r.out());
+                assertTrue(r.out().contains("usage: troupe " + command + " "), command + " " + help + ": " + r.out());
             }
         }
         Result late = run("submit", "--cluster", "127.0.0.1:1", "--help");
         assertEquals(0, late.code(), late.err());
         assertTrue(late.out().contains("usage: troupe submit"), late.out());
+    }
+
+    /** The overview names the checkpoint sub-command as it is typed: its first word runs it. */
+    @Test
+    void shouldNameTheCheckpointSubcommandsAsTyped() {
+        String line = run("--help").out().lines().filter(l -> l.strip().startsWith("checkpoint ")).findFirst()
+            .orElseThrow();
+        String first = line.strip().split("\\s+")[1];
+        Result r = run("checkpoint", first, "/nonexistent-run");
+        assertEquals(2, r.code(), r.err());
+        assertFalse(r.err().contains("unknown checkpoint command"), line + " -> " + r.err());
+        assertTrue(r.err().contains("/nonexistent-run"), r.err());
     }
 }

@@ -76,6 +76,7 @@ class ServeDrainProcessTest {
             assertTrue(Integer.parseInt(held.group(1)) >= 1, "requests were in flight at SIGTERM:\n" + log);
             assertTrue(log.contains("troupe serve: drained in "), log);
             assertTrue(log.contains("troupe serve: stopped"), log);
+            assertTrue(log.contains(", f32 weights "), "the start line names the weights' precision:\n" + log);
             assertEquals(REQUESTS, answered, "every request accepted before the stop was answered in full");
         }
     }
