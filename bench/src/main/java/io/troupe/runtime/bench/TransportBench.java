@@ -90,7 +90,12 @@ public final class TransportBench {
                 case "sockbuf" -> socketBytes = ByteSize.parse(kv[1]);
                 case "window" -> windowBytes = ByteSize.parse(kv[1]);
                 case "mode" -> mode = ThreadingMode.valueOf(kv[1]);
-                case "only" -> only = kv[1];
+                case "only" -> {
+                    if (!kv[1].equals("ipc") && !kv[1].equals("udp")) {
+                        throw new IllegalArgumentException("only must be ipc or udp: only=" + kv[1]);
+                    }
+                    only = kv[1];
+                }
                 case "runs" -> runs = Integer.parseInt(kv[1]);
                 case "warm" -> warmBytes = ByteSize.parse(kv[1]);
                 default -> throw new IllegalStateException("option not handled: " + kv[0]);
