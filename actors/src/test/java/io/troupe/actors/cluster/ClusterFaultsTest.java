@@ -31,7 +31,9 @@ import org.junit.jupiter.api.io.TempDir;
  * the same job on the same cluster (a spare keeps the layout). Detection and recovery are printed;
  * a killed process must be noticed within 5 s. Every recovery restores from the in-memory snapshots
  * (a data-parallel replica's own, or a buddy's copy), also the new coordinator incarnation's after
- * its node was killed: no committed step may be lost.
+ * its node was killed: no committed step may be lost. The faulty job's stages are held at the start of step
+ * {@code AT + 1} ({@link HeldGptStages}, armed in each node process) until the client learns of the recovery, so
+ * every fault lands after exactly {@code AT} committed steps, however fast or slow the steps run.
  */
 @Tag("slow")
 @Timeout(400)
@@ -52,8 +54,13 @@ class ClusterFaultsTest {
         }
     }
 
-    /** Three worker nodes, each with the coordinator role (the singleton starts on the first). */
-    private TroupeNode cluster() throws Exception {
+    /**
+     * Three worker nodes, each with the coordinator role (the singleton starts on the first); the stages they build
+     * for {@link HeldGptStages} are held at the start of step {@code AT + 1} until {@code releaseFile} exists.
+     */
+    private TroupeNode cluster(Path releaseFile) throws Exception {
+        List<String> jvm = new ArrayList<>(List.of("-Xmx512m", "-XX:+UseSerialGC"));
+        jvm.addAll(HeldGptStages.jvmOptions(AT + 1, releaseFile));
         String seed = null;
         for (int i = 0; i < 3; i++) {
             List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1",
@@ -61,7 +68,7 @@ class ClusterFaultsTest {
             if (seed != null) {
                 a.addAll(List.of("--seed", seed));
             }
-            ChildJvm c = ChildJvm.start(TroupeCli.class, a.toArray(String[]::new));
+            ChildJvm c = ChildJvm.start(TroupeCli.class, jvm, a);
             open.add(c);
             nodes.add(c);
             String line = c.awaitLine("troupe node: up at ", 60_000);
@@ -78,16 +85,15 @@ class ClusterFaultsTest {
     /** The layout the jobs run: two data-parallel replicas unless a test says otherwise. */
     private String layout = "2x1";
 
-    /**
-     * The job's length. The client learns of steps later than they happen (its events cross the cluster, and
-     * on a loaded host it can lag by seconds), so the fault, injected when the client has seen 12 steps, needs
-     * the job to last well past that: at 5-25 ms a step the last 388 steps take several seconds.
-     */
-    private static final int STEPS = 400;
+    /** The steps committed before each fault. */
+    private static final int AT = 12;
+    /** The job's length. */
+    private static final int STEPS = 30;
 
-    private JobRequest job(Path dir) {
+    /** The job, its stages built by {@code moduleFactory} ({@code ""}: the built-in GPT). */
+    private JobRequest job(Path dir, String moduleFactory) {
         return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
-            30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
+            30_000, 0, 1, 1L << 20, "cpu", moduleFactory, 0, "none", "none");
     }
 
     /** The node process hosting rank {@code rank} of a Started assignment. */
@@ -116,11 +122,6 @@ class ClusterFaultsTest {
     /** How soon any other fault must be noticed. */
     private static final double DETECT_S = 15;
 
-    /**
-     * Runs the job clean, then with {@code fault}; with {@code fromMemory} the recovery must restore
-     * the last step committed before the fault from the in-memory snapshots: no committed step lost;
-     * the fault must be noticed within {@code maxDetectS}.
-     */
     /** The job's end within 200 s, or an AssertionError carrying its events and the nodes' job lines. */
     private JobEvent awaitOrExplain(JobHandle h, String what, List<JobEvent> events) throws InterruptedException {
         try {
@@ -131,26 +132,40 @@ class ClusterFaultsTest {
         }
     }
 
+    /**
+     * Runs the job clean (the built-in GPT), then with {@code fault} injected once step {@link #AT} committed and
+     * every rank is held at the start of the next (the held job trains bitwise as the built-in GPT); the holds are
+     * released when the client learns of the recovery. With {@code fromMemory} the recovery must restore the last
+     * step committed before the fault from the in-memory snapshots: no committed step lost; the fault must be
+     * noticed within {@code maxDetectS}.
+     */
     private void survive(String name, Path tmp, boolean fromMemory, double maxDetectS, Fault fault) throws Exception {
-        TroupeNode client = cluster();
+        Path releaseFile = tmp.resolve("release-held-stages");
+        TroupeNode client = cluster(releaseFile);
+        open.add(() -> HeldGptStages.release(releaseFile)); // closed before the nodes: no stage left held
         Troupe troupe = Troupe.using(client);
         List<JobEvent> cleanEvents = new CopyOnWriteArrayList<>();
-        JobHandle ch = troupe.submit(job(tmp.resolve("clean"))).onEvent(cleanEvents::add);
+        JobHandle ch = troupe.submit(job(tmp.resolve("clean"), "")).onEvent(cleanEvents::add);
         JobEvent cleanEnd = awaitOrExplain(ch, name + ": the fault-free job", cleanEvents);
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class, cleanEnd);
-        CountDownLatch twelve = new CountDownLatch(12);
+        CountDownLatch reached = new CountDownLatch(AT);
         List<JobEvent> events = new CopyOnWriteArrayList<>();
         List<Long> at = new CopyOnWriteArrayList<>();
-        JobHandle h = troupe.submit(job(tmp.resolve("faulty"))).onEvent(e -> {
+        JobHandle h = troupe.submit(job(tmp.resolve("faulty"), HeldGptStages.class.getName())).onEvent(e -> {
             events.add(e);
             at.add(System.nanoTime());
             if (e instanceof JobEvent.StepCompleted) {
-                twelve.countDown();
+                reached.countDown();
+            } else if (e instanceof JobEvent.Recovering) {
+                HeldGptStages.release(releaseFile);
             }
         });
-        assertTrue(twelve.await(120, TimeUnit.SECONDS), "12 steps before the fault");
+        assertTrue(reached.await(120, TimeUnit.SECONDS), AT + " steps before the fault: " + events);
         JobEvent.Started first = (JobEvent.Started) events.stream().filter(e -> e instanceof JobEvent.Started).findFirst()
             .orElseThrow();
+        for (int rank = 0; rank < first.worldSize(); rank++) {
+            hostOf(first, rank).awaitLine(HeldGptStages.HELD_LINE + (AT + 1), 60_000);
+        }
         long t0 = fault.inject(first);
         JobEvent end = awaitOrExplain(h, name + ": the job, after the fault,", events);
         assertInstanceOf(JobEvent.Finished.class, end, () -> name + ": " + end + "\n" + nodes.get(0).output()
@@ -193,10 +208,24 @@ class ClusterFaultsTest {
                 + "restored step " + rd.restoredStep() + " (the in-memory snapshots should hold every committed step); the "
                 + "nodes said:\n" + jobLines());
         }
+        assertEquals(AT, stepsBeforeTheFault(events), name + ": the fault landed after step " + AT + "; the nodes said:\n"
+            + jobLines());
         assertEquals(STEPS, ((JobEvent.Finished) end).steps());
         assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
         assertTrue(detectS <= maxDetectS, name + ": detection took " + detectS + " s, more than " + maxDetectS
             + " s (a loaded machine can stall the failure detector: rerun once before chasing it)");
+    }
+
+    /** The steps completed before the first {@link JobEvent.Recovering} of {@code events}. */
+    private static int stepsBeforeTheFault(List<JobEvent> events) {
+        int steps = 0;
+        for (JobEvent e : events) {
+            if (e instanceof JobEvent.Recovering) {
+                return steps;
+            }
+            steps += e instanceof JobEvent.StepCompleted ? 1 : 0;
+        }
+        throw new AssertionError("no recovery: " + events);
     }
 
     /** Each node's log lines about the job's epochs, faults, recoveries and snapshots. */
