@@ -13,18 +13,23 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import java.util.concurrent.CountDownLatch;
 
 /**
  * {@code troupe serve --checkpoint DIR [--port 8080] [--host H] [--quantize none|int8] [--max-batch N]
  * [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN] [--drain-timeout S]}: serves a
  * checkpoint of any training layout over HTTP until stopped (SIGTERM / Ctrl-C). A stop drains first
  * ({@link InferenceServer#drain}): new work gets 503 while the requests held run to their end, for up to
- * the drain timeout. Defaults from {@code troupe.serve}.
+ * the drain timeout; the exit code then says whether every request held was answered (0) or some were cut
+ * ({@link #REQUESTS_CUT}). Defaults from {@code troupe.serve}.
  */
 final class ServeCommand {
     private ServeCommand() {
     }
+
+    /** The exit code of a stop that ended requests unfinished (the drain timed out, or --drain-timeout 0). */
+    static final int REQUESTS_CUT = 5;
+    /** How long closing the server may take after the drain: unbinding, the actor system, the pipeline, ms. */
+    private static final long CLOSE_MS = 20_000;
 
     static final String USAGE = """
         usage: troupe serve --checkpoint DIR [--port 8080] [--host 127.0.0.1] [--quantize none|int8]
@@ -36,7 +41,8 @@ final class ServeCommand {
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
         503 to new requests and to /health while the requests it holds finish, for up to --drain-timeout
-        seconds (default 25; 0 ends them at once), then exits.
+        seconds (default 25; 0 ends them at once), then exits: 0 when every request it held was answered in full,
+        5 when some were ended unfinished (finish reason cancelled).
         --stage-hosts: stages 1..N-1 of --layout 1xN run on these stage hosts ('troupe serve-stage', one per
         stage, in order, each with its own copy of the checkpoint; hosts named after those are spares); a lost
         host (silent for loss-timeout, or its stage inside one step past step-timeout) pauses serving, its
@@ -96,17 +102,15 @@ final class ServeCommand {
                         : "; spares " + String.join(", ", hosts.subList(stages - 1, hosts.size())));
             }
             out.flush();
-            CountDownLatch stopped = new CountDownLatch(1);
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                drain(server, s.drainTimeoutMs(), out);
-                server.close();
-                out.println("troupe serve: stopped");
-                out.flush();
-                stopped.countDown();
-            }, "troupe-serve-shutdown"));
-            server.whenTerminated().thenRun(stopped::countDown);
-            stopped.await();
-            return 0;
+            // a hook-driven stop (SIGHUP) waits for the drain and the close (under 20 s) to end
+            StopSignal stop = StopSignal.install("troupe-serve", s.drainTimeoutMs() + CLOSE_MS);
+            boolean requested = stop.awaitRequest(server.whenTerminated());
+            boolean all = !requested || drain(server, s.drainTimeoutMs(), stop.reason(), out);
+            server.close();
+            out.println("troupe serve: stopped");
+            out.flush();
+            stop.stopped();
+            return all ? 0 : REQUESTS_CUT;
         } catch (CheckpointException e) {
             err.println("troupe serve: " + e.getMessage());
             return 4;
@@ -116,16 +120,19 @@ final class ServeCommand {
         }
     }
 
-    /** Drains {@code server} for up to {@code timeoutMs} (none: 0), saying how it went. */
-    private static void drain(InferenceServer server, long timeoutMs, PrintStream out) {
+    /**
+     * Drains {@code server} for up to {@code timeoutMs} (none: 0) on a stop asked for by {@code reason}, saying
+     * how it went; false when requests in flight were ended unfinished.
+     */
+    private static boolean drain(InferenceServer server, long timeoutMs, String reason, PrintStream out) {
         long held = server.requestsInFlight();
         if (timeoutMs == 0) {
-            out.printf(Locale.ROOT, "troupe serve: stopping; %d request(s) in flight end now (drain-timeout 0)%n",
-                held);
-            return;
+            out.printf(Locale.ROOT, "troupe serve: %s: stopping; %d request(s) in flight end now (drain-timeout 0)%n",
+                reason, held);
+            return held == 0;
         }
-        out.printf(Locale.ROOT, "troupe serve: draining: 503 to new requests; %d request(s) in flight, up to %d ms%n",
-            held, timeoutMs);
+        out.printf(Locale.ROOT, "troupe serve: %s: draining: 503 to new requests; %d request(s) in flight, up to %d"
+            + " ms%n", reason, held, timeoutMs);
         out.flush();
         long t0 = System.nanoTime();
         boolean all = server.drain(java.time.Duration.ofMillis(timeoutMs)).join();
@@ -136,6 +143,7 @@ final class ServeCommand {
             out.printf(Locale.ROOT, "troupe serve: drain timed out after %d ms; %d request(s) still in flight end"
                 + " now (finish reason cancelled)%n", ms, server.requestsInFlight());
         }
+        return all;
     }
 
     /** The pipeline stages of a serving layout {@code 1xN} (or {@code 1xNx1}); dp or tp > 1 is refused. */

@@ -6,7 +6,6 @@ import io.troupe.models.checkpoint.CheckpointException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Set;
-import java.util.concurrent.CountDownLatch;
 
 /**
  * {@code troupe serve-stage --checkpoint DIR [--host H] [--port P] [--config FILE]}: a stage host, which
@@ -23,7 +22,11 @@ final class ServeStageCommand {
         HOST:PORT,...' (one stage host per stage 1..N-1, in order). The server tells it which blocks to hold;
         it reads them from its own copy of the checkpoint, which must be the server's (same model, step and
         shard files), and its stage's keys and values live here. Steps arrive over the data plane
-        (troupe.transport: set udp-bind-host to an address the other hosts reach). Stops on SIGTERM/Ctrl-C.""";
+        (troupe.transport: set udp-bind-host to an address the other hosts reach). Stops on SIGTERM/Ctrl-C
+        (the stage it holds closed, exit code 0).""";
+
+    /** How long closing may take: the actor system, the stage it holds, the data plane, ms. */
+    private static final long CLOSE_MS = 20_000;
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Options o = Options.parse(args, Set.of("checkpoint", "host", "port", "config"), Set.of());
@@ -50,19 +53,16 @@ final class ServeStageCommand {
         }
         out.printf("troupe serve-stage: up at %s, serving stages of %s%n", server.hostPort(), server.checkpoint());
         out.flush();
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            server.close();
-            out.println("troupe serve-stage: stopped");
-            out.flush();
-            stopped.countDown();
-        }, "troupe-serve-stage-shutdown"));
-        server.whenTerminated().thenRun(stopped::countDown);
+        StopSignal stop = StopSignal.install("troupe-serve-stage", CLOSE_MS);
         try {
-            stopped.await();
+            stop.awaitRequest(server.whenTerminated());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        server.close();
+        out.println("troupe serve-stage: stopped");
+        out.flush();
+        stop.stopped();
         return 0;
     }
 }

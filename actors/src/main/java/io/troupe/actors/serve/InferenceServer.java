@@ -176,6 +176,8 @@ public final class InferenceServer implements AutoCloseable {
                                         KvCachedGpt model, StageLinks links, PipelineStepRunner pipeline) {
         // fail-mixed-versions: pekko-discovery resolves at 1.2.1 beside Pekko 1.7.0 (see the pom); the
         // reference.conf of this build says off, but another jar's reference.conf may come first on a classpath
+        // run-by-jvm-shutdown-hook: the owner stops the server in order (drain, then close); a JVM hook of Pekko's
+        // would terminate the system under a drain
         Config config = ConfigFactory.parseString("""
             pekko.loglevel = WARNING
             pekko.stdout-loglevel = WARNING
@@ -183,6 +185,7 @@ public final class InferenceServer implements AutoCloseable {
             pekko.http.server.remote-address-header = off
             pekko.http.server.request-timeout = infinite
             pekko.fail-mixed-versions = off
+            pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off
             """).withFallback(ConfigFactory.load());
         if (links != null) {                      // stage hosts: the control plane reaches them over Artery
             config = links.pekko(config);

@@ -498,6 +498,9 @@ final class PipelineStepRunner implements StepRunner {
                 wireRemote();
                 break;
             } catch (RuntimeException e) {
+                if (closed) {
+                    break;                      // the server closes: a wiring it interrupted is no failure
+                }
                 String why = e.getMessage();
                 down = why;
                 if (e instanceof Refused && !firstWiring.isDone()) {

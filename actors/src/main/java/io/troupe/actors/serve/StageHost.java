@@ -13,10 +13,12 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.PreRestart;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -77,6 +79,8 @@ final class StageHost extends AbstractBehavior<Object> {
      */
     private final List<PipelineStage> opened;
     private long lastPingNs;
+    /** How long a stop waits for a load or a connect under way to end, ms. */
+    private static final long WORKER_STOP_MS = 5_000;
     private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r,
         "troupe-stage-host"));
     private Held held;
@@ -121,14 +125,11 @@ final class StageHost extends AbstractBehavior<Object> {
             .onMessage(Loaded.class, this::onLoaded)
             .onMessage(StageProtocol.Connect.class, this::onConnect)
             .onMessage(Connected.class, this::onConnected)
-            .onMessage(StageProtocol.Unload.class, m -> free(m.epoch(), "the server unloaded it"))
+            .onMessage(StageProtocol.Unload.class, m -> free(m.epoch(), "the server unloaded it", false))
             .onMessage(StageProtocol.Ping.class, this::onPing)
             .onMessage(Tick.class, m -> onTick())
-            .onSignal(PostStop.class, s -> {
-                worker.shutdownNow();
-                closeStage();
-                return this;
-            })
+            .onSignal(PostStop.class, s -> stopped())
+            .onSignal(PreRestart.class, s -> stopped())
             .build();
     }
 
@@ -344,18 +345,47 @@ final class StageHost extends AbstractBehavior<Object> {
 
     private Behavior<Object> onTick() {
         if (server != null && !loading && System.nanoTime() - lastPingNs > lossTimeoutMs * 1_000_000L) {
-            return free(epoch, "its server at " + addressOf(server) + " was silent for " + lossTimeoutMs + " ms");
+            return free(epoch, "its server at " + addressOf(server) + " was silent for " + lossTimeoutMs + " ms", true);
         }
         return this;
     }
 
-    private Behavior<Object> free(long freedEpoch, String why) {
+    /** Frees the stage of {@code freedEpoch}, saying {@code why}: as a warning when its server was {@code lost}. */
+    private Behavior<Object> free(long freedEpoch, String why, boolean lost) {
         if (freedEpoch != epoch || server == null) {
             return this;
         }
-        getContext().getLog().warn("freeing stage {} of epoch {}: {}", heldStage(), epoch, why);
+        if (lost) {
+            getContext().getLog().warn("freeing stage {} of epoch {}: {}", heldStage(), epoch, why);
+        } else {
+            getContext().getLog().info("freeing stage {} of epoch {}: {}", heldStage(), epoch, why);
+        }
         server = null;
         closeStage();
+        return this;
+    }
+
+    /**
+     * The actor stops (its system terminates) or restarts: the worker is stopped first (a load or a connect
+     * under way is interrupted), then every stage it opened and nothing closed yet is closed here, in order:
+     * the one held, one a load opened whose answer will not come, one whose close the worker had not run.
+     */
+    private Behavior<Object> stopped() {
+        worker.shutdownNow();
+        try {
+            if (!worker.awaitTermination(WORKER_STOP_MS, TimeUnit.MILLISECONDS)) {
+                getContext().getLog().warn("the stage host's worker is still busy {} ms after it was stopped;"
+                    + " closing its stages regardless", WORKER_STOP_MS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        held = null;
+        for (PipelineStage s : opened) {
+            if (!s.isClosed()) {
+                s.close();
+            }
+        }
         return this;
     }
 

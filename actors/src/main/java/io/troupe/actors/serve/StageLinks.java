@@ -105,6 +105,8 @@ public record StageLinks(List<String> hosts, String hostname, int port, Duration
                 "pekko.stdout-loglevel = WARNING",
                 "pekko.log-dead-letters = off",
                 "pekko.coordinated-shutdown.exit-jvm = off",
+                // the command orders its own stop (drain, then the actor system); no JVM hook of Pekko's races it
+                "pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off",
                 "pekko.fail-mixed-versions = off"))
             .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(hostname))
             .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port)))

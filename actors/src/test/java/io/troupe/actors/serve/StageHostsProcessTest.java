@@ -4,6 +4,7 @@ import static io.troupe.actors.serve.ServeTestSupport.choices;
 import static io.troupe.actors.serve.ServeTestSupport.metric;
 import static io.troupe.actors.serve.ServeTestSupport.send;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -33,12 +34,14 @@ import org.junit.jupiter.api.io.TempDir;
  * answered in full with the same tokens and none is cancelled: the last stage's process killed (SIGKILL;
  * its stage moves to the spare), the first stage's host stopped (SIGSTOP) past the loss timeout (its
  * stage moves to the killed host, started again as a spare), and a stage host stopped while the only
- * spare is stopped too (the stage waits for its own host, continued).
+ * spare is stopped too (the stage waits for its own host, continued). Stopped with SIGTERM, a stage host
+ * holding a stage and then its server exit 0 and log no error.
  */
 @Timeout(300)
 class StageHostsProcessTest {
     private static final int REQUESTS = 48;
     private static final int TOKENS = 40;
+    private static final Pattern BOUND = Pattern.compile("on http://127\\.0\\.0\\.1:(\\d+)");
     private static final Pattern UP_AT = Pattern.compile("troupe serve-stage: up at 127\\.0\\.0\\.1:(\\d+),");
 
     @TempDir
@@ -164,6 +167,36 @@ class StageHostsProcessTest {
             for (ChildJvm h : hosts) {
                 System.out.println("stage host " + h.pid() + ":\n" + h.output());
                 h.close();
+            }
+        }
+    }
+
+    @Test
+    void shouldStopQuietlyWithExitCodeZeroWhenServeStageAndServeGetSigterm() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        try (ChildJvm host = stageHost(ckpt, 0)) {
+            try (ChildJvm server = ChildJvm.start(TroupeCli.class, List.of(), List.of("serve", "--checkpoint",
+                ckpt.toString(), "--port", "0", "--layout", "1x2", "--stage-hosts", "127.0.0.1:" + portOf(host),
+                "--isolate-step-core", "false"))) {
+                int port = Integer.parseInt(server.awaitMatch(BOUND, 60_000).group(1));
+                assertEquals(200, ServeTestSupport.post(port, "{\"prompt\":\"To be\",\"max_tokens\":4}").statusCode(),
+                    "the stage host runs stage 1");
+
+                // the stage host, holding the stage, stopped: it closes the stage, says nothing went wrong
+                assertTrue(host.process().toHandle().destroy(), "SIGTERM sent to the stage host");
+                assertEquals(0, host.waitFor(30_000), "serve-stage exits 0:\n" + host.output());
+                String hostLog = host.output();
+                System.out.print(hostLog);
+                ServeDrainProcessTest.assertQuiet(hostLog);
+                assertFalse(hostLog.contains(" WARN "), "no warning from a stage host stopped cleanly:\n" + hostLog);
+
+                // the server, which lost its stage host, stopped: it drains (nothing held) and exits 0
+                assertTrue(server.process().toHandle().destroy(), "SIGTERM sent to the server");
+                assertEquals(0, server.waitFor(60_000), "serve exits 0 after a complete drain:\n" + server.output());
+                String serverLog = server.output();
+                System.out.print(serverLog);
+                assertTrue(serverLog.contains("troupe serve: drained in "), serverLog);
+                ServeDrainProcessTest.assertQuiet(serverLog);
             }
         }
     }
