@@ -30,6 +30,9 @@ final class ClusterJobs {
     private ClusterJobs() {
     }
 
+    /** The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT's number, as a shell reports it). */
+    static final int STOPPED = 130;
+
     /**
      * The checkpoint directory of a run: {@code runDir/checkpoints}, or with {@code --resume DIR}
      * that run's checkpoint directory (the job continues from, and keeps committing into, it).
@@ -78,11 +81,10 @@ final class ClusterJobs {
     /**
      * Prints the progress line of every committed step, records it, waits for the end and writes
      * the plot and the traced step's timeline. Returns 0 when the job finished, 5 when it failed
-     * or did not end within {@code timeout}.
+     * or did not end within {@code timeout}, {@link #STOPPED} when {@code stop} (null: none) stopped it.
      */
     static int follow(JobHandle h, RunOutputs outputs, long firstStep, long totalSteps, Duration timeout,
-                      PrintStream out,
-                      PrintStream err) {
+                      InterruptStop stop, PrintStream out, PrintStream err) {
         TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps, firstStep);
         List<JobEvent.StepTrace> traces = new CopyOnWriteArrayList<>();
         h.onEvent(e -> {
@@ -133,6 +135,11 @@ final class ClusterJobs {
             RunTimeline.write(TraceWindow.sequence(title.replaceAll(", step \\d+$", "")
                 + ", steps " + steps.get(0) + "-" + steps.get(steps.size() - 1), steps, timelines, 0), outputs.dir());
         }
+        if (end instanceof JobEvent.Failed f && stop != null && stop.requested()) {
+            out.println(stopLine(outputs, totalSteps, f.lastCommittedStep(), stop.resumeFrom()));
+            out.flush();
+            return STOPPED;
+        }
         if (end instanceof JobEvent.Failed f) {
             err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n",
                 f.reason(), f.lastCommittedStep(), f.epoch());
@@ -151,6 +158,21 @@ final class ClusterJobs {
             + " %s%n",
             fin.steps(), fin.finalLoss(), val, where);
         return 0;
+    }
+
+    /**
+     * What a stopped run says: the last step it ran and, when a checkpoint was committed (step
+     * {@code committedStep} above 0), how to resume from it: {@code --resume resumeFrom}.
+     */
+    static String stopLine(RunOutputs outputs, long totalSteps, long committedStep, Path resumeFrom) {
+        List<StepMetrics> history = outputs.history();
+        long last = history.isEmpty() ? committedStep : history.get(history.size() - 1).step();
+        String head = "troupe: stopped at step " + last + " of " + totalSteps + " (interrupted); ";
+        if (committedStep <= 0) {
+            return head + "no checkpoint was committed yet: nothing to resume";
+        }
+        return head + "its last checkpoint is step " + committedStep + ": resume with scripts/troupe train --resume "
+            + resumeFrom + " and this run's other options";
     }
 
     /**

@@ -1,6 +1,8 @@
 package io.troupe.actors.cli;
 
+import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cluster.EmbeddedNodes;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.data.DataFingerprint;
@@ -15,7 +17,8 @@ import java.util.Locale;
  * {@code troupe train --layout DPxPPxTP} (the default engine): an embedded cluster in this process —
  * one Pekko node per worker on 127.0.0.1 sharing one media driver, the coordinator singleton on
  * the first — runs the job exactly as a multi-host cluster would: ranks, Aeron stage links,
- * bucketed data-parallel all-reduce, windows of steps, cluster checkpoints.
+ * bucketed data-parallel all-reduce, windows of steps, cluster checkpoints. Ctrl-C or SIGTERM
+ * stops the job ({@link InterruptStop}): the stop line says where to resume, the exit code is 130.
  */
 final class ClusterTrainCommand {
     private ClusterTrainCommand() {
@@ -34,7 +37,8 @@ final class ClusterTrainCommand {
             throw new UsageException(e.getMessage());
         }
         long timeoutMs = Math.max(60_000L, s.stepTimeoutMs() * (cfg.steps() + 2L));
-        try (Troupe troupe = Troupe.local(workers, threadsPerWorker);
+        try (InterruptStop stop = InterruptStop.install();
+             EmbeddedNodes nodes = EmbeddedNodes.start(workers, threadsPerWorker);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule() + " (embedded cluster)", true)) {
             outputs.recordData(fingerprint);
@@ -57,8 +61,9 @@ final class ClusterTrainCommand {
             if (s.resume() != null) {
                 out.printf("troupe: resuming from the last committed checkpoint in %s%n", job.checkpointDir());
             }
-            return ClusterJobs.follow(troupe.submit(job), outputs, 0, cfg.steps(),
-                Duration.ofMillis(timeoutMs), out, err);
+            JobHandle h = Troupe.using(nodes.first()).submit(job);
+            stop.follow(h, Path.of(job.checkpointDir()));
+            return ClusterJobs.follow(h, outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs), stop, out, err);
         }
     }
 }

@@ -52,8 +52,10 @@ public final class CoordinatorActor {
     }
 
     /**
-     * The submitter gives up its job (the one whose events go to {@code submitter}): it ends as
-     * {@link JobEvent.Failed} and the workers abort. Ignored when that job is no longer running.
+     * The submitter stops its job (the one whose events go to {@code submitter}): it ends as
+     * {@link JobEvent.Failed} (reason {@code cancelled: } and {@code reason}), the workers abort, and
+     * the job record says {@code stopped}: not a fault, no recovery, its last commit resumes it.
+     * Ignored when that job is no longer running.
      */
     public record CancelJob(ActorRef<JobEvent> submitter, String reason) implements Command, CrossNodeMessage {
     }

@@ -176,7 +176,7 @@ final class CoordinatorContext {
 
     Behavior<Command> onCancel(CancelJob m) {
         if (run != null && m.submitter().equals(run.submitter)) {
-            return failJob("cancelled: " + m.reason());
+            return stopJob("cancelled: " + m.reason());
         }
         return Behaviors.same();
     }
@@ -334,15 +334,33 @@ final class CoordinatorContext {
         return idle();
     }
 
+    /**
+     * Ends the job its submitter stopped: no fault and no recovery. The workers abort, the record
+     * says {@code stopped} (its last commit resumes the job), the submitter gets {@link JobEvent.Failed}
+     * with {@code reason}.
+     */
+    Behavior<Command> stopJob(String reason) {
+        ctx.getLog().info("{} stopped: {}; last committed step {}", run.identity, reason,
+            run.record.lastCommittedStep());
+        return endEarly(reason, JobRecord.State.STOPPED);
+    }
+
     Behavior<Command> failJob(String reason) {
+        ctx.getLog().error("{} failed: {}; last committed step {}", run.identity, reason,
+            run.record.lastCommittedStep());
+        return endEarly(reason, JobRecord.State.FAILED);
+    }
+
+    /** Aborts the workers, closes the record in {@code state} and tells the submitter {@link JobEvent.Failed}. */
+    private Behavior<Command> endEarly(String reason, JobRecord.State state) {
         JobRun r = run;
         cancelJobTimers();
-        ctx.getLog().error("{} failed: {}; last committed step {}", r.identity, reason, r.record.lastCommittedStep());
+        boolean stop = state == JobRecord.State.STOPPED;
         for (ActorRef<WorkerActor.Command> w : members.usable()) {
-            w.tell(new WorkerActor.Abort(r.identity, reason, ctx.getSelf()));
+            w.tell(new WorkerActor.Abort(r.identity, reason, stop, ctx.getSelf()));
         }
         try {
-            r.record = r.record.withState(JobRecord.State.FAILED);
+            r.record = r.record.withState(state);
             writeRecord(r);
         } finally {
             r.tell(new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch()));

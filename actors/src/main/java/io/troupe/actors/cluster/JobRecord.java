@@ -44,8 +44,11 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
     public static final String FILE = "job.json";
     public static final int FORMAT = 1;
 
-    /** Where the job stands. */
-    public enum State { RUNNING, FINISHED, FAILED }
+    /**
+     * Where the job stands: {@code STOPPED} when its submitter ended it (an interrupted
+     * {@code troupe train}, {@code JobHandle.cancel}), not a fault: its last commit resumes it.
+     */
+    public enum State { RUNNING, FINISHED, FAILED, STOPPED }
 
     /** A fault: the epoch it ended, when (epoch millis) and why. */
     public record Fault(long epoch, long atMs, String reason) {

@@ -105,9 +105,16 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     public record Evaluate(JobIdentity job, long step, int batches) implements Command, CrossNodeMessage {
     }
 
-    /** End {@code job}'s epoch (this one or an older one) now; answered with Quiesced once the device is idle. */
-    public record Abort(JobIdentity job, String reason, ActorRef<CoordinatorActor.Command> replyTo)
+    /**
+     * End {@code job}'s epoch (this one or an older one) now; answered with Quiesced once the device is idle.
+     * {@code stop}: the job's submitter stopped it, an expected end (not a fault), logged at info.
+     */
+    public record Abort(JobIdentity job, String reason, boolean stop, ActorRef<CoordinatorActor.Command> replyTo)
         implements Command, CrossNodeMessage {
+        /** An abort for a fault, a recovery or a failure. */
+        public Abort(JobIdentity job, String reason, ActorRef<CoordinatorActor.Command> replyTo) {
+            this(job, reason, false, replyTo);
+        }
     }
 
     /** A build ended: its wiring or its error, and the stop its worker may have set meanwhile. */
@@ -393,7 +400,11 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             snapshots.abortWaits(held);
         }
         if (admitted && w != null) {
-            ctx.getLog().warn("{} aborted: {}", w.job(), m.reason());
+            if (m.stop()) {
+                ctx.getLog().info("{} stopped: {}", w.job(), m.reason());
+            } else {
+                ctx.getLog().warn("{} aborted: {}", w.job(), m.reason());
+            }
             w.abort(m.reason());
         }
         // Quiesced once everything queued on the device thread has run (an aborted epoch's steps end at once).
