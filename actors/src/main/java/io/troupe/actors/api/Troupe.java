@@ -2,12 +2,11 @@ package io.troupe.actors.api;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.troupe.actors.cluster.EmbeddedNodes;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
-import io.troupe.actors.cluster.TransportConfig;
 import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.runtime.transport.TransportNode;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -50,35 +49,9 @@ public final class Troupe implements AutoCloseable {
 
     /** As {@link #local(int)}, each worker's device using {@code threadsPerWorker} CPU threads. */
     public static Troupe local(int workers, int threadsPerWorker) {
-        if (workers < 1) {
-            throw new IllegalArgumentException("an embedded cluster needs at least one worker: workers=" + workers);
-        }
-        if (threadsPerWorker < 1) {
-            throw new IllegalArgumentException("threads per worker must be >= 1: threadsPerWorker=" + threadsPerWorker);
-        }
-        Config base = ConfigFactory.load();
-        TransportNode transport = TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace);
-        List<TroupeNode> nodes = new ArrayList<>();
-        try {
-            int threads = threadsPerWorker;
-            NodeSettings s = NodeSettings.from(base).withPort(0);
-            s = new NodeSettings(s.systemName(), "127.0.0.1", 0, List.of(),
-                List.of("worker", "coordinator"), 1, threads,
-                s.acceptableHeartbeatPause(), s.failureDetectorThreshold(), s.sbrStableAfter());
-            TroupeNode first = TroupeNode.start(s, base, transport);
-            nodes.add(first);
-            for (int i = 1; i < workers; i++) {
-                nodes.add(TroupeNode.start(s.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
-                    base, transport));
-            }
-            return new Troupe(nodes, transport, true);
-        } catch (RuntimeException e) {
-            for (TroupeNode n : nodes) {
-                n.close();
-            }
-            transport.close();
-            throw e;
-        }
+        // Pekko's JVM shutdown hooks stay on: a program's own exit leaves the cluster in order
+        EmbeddedNodes embedded = EmbeddedNodes.start(workers, threadsPerWorker, ConfigFactory.load());
+        return new Troupe(embedded.nodes(), embedded.transport(), true);
     }
 
     /** Joins the cluster named by {@code troupe.cluster.seeds} in {@code config} as a client (no workers). */

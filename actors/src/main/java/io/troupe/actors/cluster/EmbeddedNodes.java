@@ -23,17 +23,24 @@ public final class EmbeddedNodes implements AutoCloseable {
         this.transport = transport;
     }
 
-    /** Starts {@code workers} nodes of one worker each, each worker's device using {@code threadsPerWorker} threads. */
+    /**
+     * Starts {@code workers} nodes of one worker each, each worker's device using {@code threadsPerWorker} threads,
+     * without Pekko's JVM shutdown hooks (CoordinatedShutdown's, which leaves the cluster, and Artery's, which closes
+     * the remoting transport): the owner's hook stops the job before the nodes go.
+     */
     public static EmbeddedNodes start(int workers, int threadsPerWorker) {
+        return start(workers, threadsPerWorker,
+            ConfigFactory.parseString("pekko.jvm-shutdown-hooks = off").withFallback(ConfigFactory.load()));
+    }
+
+    /** As {@link #start(int, int)}, the nodes configured by {@code base} (hooks as it says). */
+    public static EmbeddedNodes start(int workers, int threadsPerWorker, Config base) {
         if (workers < 1) {
             throw new IllegalArgumentException("an embedded cluster needs at least one worker: workers=" + workers);
         }
         if (threadsPerWorker < 1) {
             throw new IllegalArgumentException("threads per worker must be >= 1: threadsPerWorker=" + threadsPerWorker);
         }
-        // Pekko's JVM shutdown hooks (CoordinatedShutdown's, which leaves the cluster, and Artery's, which
-        // closes the remoting transport) are off: the owner's hook stops the job before the nodes go.
-        Config base = ConfigFactory.parseString("pekko.jvm-shutdown-hooks = off").withFallback(ConfigFactory.load());
         TransportNode transport = TransportNode.launch(TransportConfig.from(base), Throwable::printStackTrace);
         List<TroupeNode> nodes = new ArrayList<>();
         try {
@@ -54,6 +61,16 @@ public final class EmbeddedNodes implements AutoCloseable {
             transport.close();
             throw e;
         }
+    }
+
+    /** The nodes, in the order they started. */
+    public List<TroupeNode> nodes() {
+        return nodes;
+    }
+
+    /** The media driver the nodes share. */
+    public TransportNode transport() {
+        return transport;
     }
 
     /** The first node: it hosts the coordinator, and jobs are submitted through it. */
