@@ -81,6 +81,30 @@ public final class ChildJvm implements AutoCloseable {
         return cmd;
     }
 
+    /**
+     * Whether the child ignores signal {@code signo} (Linux numbering), as {@code /proc/PID/status}
+     * says: a process started in the background of a non-interactive shell ignores SIGINT, one under
+     * {@code nohup} SIGHUP, and a JVM leaves an ignored SIGINT or SIGHUP ignored, so a test that sends
+     * one must know. False where {@code /proc} does not say.
+     */
+    public boolean ignoresSignal(int signo) {
+        if (signo < 1 || signo > 64) {
+            throw new IllegalArgumentException("a signal number is in [1, 64]: signo=" + signo);
+        }
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc", Long.toString(pid()),
+                "status"))) {
+                if (line.startsWith("SigIgn:")) {
+                    long mask = Long.parseUnsignedLong(line.substring("SigIgn:".length()).trim(), 16);
+                    return (mask >>> (signo - 1) & 1) != 0;
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            return false;
+        }
+        return false;
+    }
+
     /** Writes {@code line} and a newline to the child's stdin, flushed. */
     public void send(String line) {
         stdin.println(line);

@@ -2,6 +2,7 @@ package io.troupe.runtime.launch;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.testkit.LoopbackDriver;
@@ -38,6 +39,27 @@ class ChildJvmTest {
                 System.out.flush();
                 System.in.transferTo(OutputStream.nullOutputStream());
             }
+        }
+    }
+
+    /** Ignores SIGHUP, prints READY, and runs until its stdin ends. */
+    public static final class IgnoresHupMain {
+        public static void main(String[] args) throws Exception {
+            sun.misc.Signal.handle(new sun.misc.Signal("HUP"), sun.misc.SignalHandler.SIG_IGN);
+            System.out.println("READY");
+            System.out.flush();
+            System.in.transferTo(OutputStream.nullOutputStream());
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void shouldTellWhichSignalsTheChildIgnores() throws Exception {
+        try (ChildJvm child = ChildJvm.start(IgnoresHupMain.class)) {
+            child.awaitLine("READY", 30_000);
+            assertTrue(child.ignoresSignal(1), "SIGHUP set to ignored");
+            assertFalse(child.ignoresSignal(15), "the JVM handles SIGTERM");
+            assertThrows(IllegalArgumentException.class, () -> child.ignoresSignal(0));
         }
     }
 
