@@ -208,24 +208,12 @@ class ClusterFaultsTest {
                 + "restored step " + rd.restoredStep() + " (the in-memory snapshots should hold every committed step); the "
                 + "nodes said:\n" + jobLines());
         }
-        assertEquals(AT, stepsBeforeTheFault(events), name + ": the fault landed after step " + AT + "; the nodes said:\n"
+        assertEquals(AT, HeldGptStages.stepsBeforeTheFault(events), name + ": the fault landed after step " + AT + "; the nodes said:\n"
             + jobLines());
         assertEquals(STEPS, ((JobEvent.Finished) end).steps());
         assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
         assertTrue(detectS <= maxDetectS, name + ": detection took " + detectS + " s, more than " + maxDetectS
             + " s (a loaded machine can stall the failure detector: rerun once before chasing it)");
-    }
-
-    /** The steps completed before the first {@link JobEvent.Recovering} of {@code events}. */
-    private static int stepsBeforeTheFault(List<JobEvent> events) {
-        int steps = 0;
-        for (JobEvent e : events) {
-            if (e instanceof JobEvent.Recovering) {
-                return steps;
-            }
-            steps += e instanceof JobEvent.StepCompleted ? 1 : 0;
-        }
-        throw new AssertionError("no recovery: " + events);
     }
 
     /** Each node's log lines about the job's epochs, faults, recoveries and snapshots. */

@@ -124,22 +124,10 @@ class ClusterRecoveryTest {
         JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
         System.out.printf("node of rank %d left after step %d: job finished %.1f s later, epochs %s%n", victimRank, at,
             (System.nanoTime() - t0) / 1e9, starts.stream().map(s -> s.epoch() + ":" + s.worldSize()).toList());
-        assertEquals(at, stepsBeforeTheFault(events), "the loss landed after step " + at);
+        assertEquals(at, HeldGptStages.stepsBeforeTheFault(events), "the loss landed after step " + at);
         assertTrue(starts.size() >= 2, "a second epoch was started: " + starts);
         assertEquals(job.steps(), h.steps().size(), "every step reported once");
         return fin;
-    }
-
-    /** The steps completed before the first {@link JobEvent.Recovering} of {@code events}. */
-    private static int stepsBeforeTheFault(List<JobEvent> events) {
-        int steps = 0;
-        for (JobEvent e : events) {
-            if (e instanceof JobEvent.Recovering) {
-                return steps;
-            }
-            steps += e instanceof JobEvent.StepCompleted ? 1 : 0;
-        }
-        throw new AssertionError("no recovery: " + events);
     }
 
     @Test

@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.api.JobEvent;
 import io.troupe.models.ModelShape;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
@@ -93,6 +94,21 @@ public final class HeldGptStages implements StageModuleFactory {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot create the release file " + releaseFile, e);
         }
+    }
+
+    /**
+     * The steps completed before the first {@link JobEvent.Recovering} of {@code events}: with a
+     * hold, exactly the steps before it.
+     */
+    static int stepsBeforeTheFault(List<JobEvent> events) {
+        int steps = 0;
+        for (JobEvent e : events) {
+            if (e instanceof JobEvent.Recovering) {
+                return steps;
+            }
+            steps += e instanceof JobEvent.StepCompleted ? 1 : 0;
+        }
+        throw new AssertionError("no recovery: " + events);
     }
 
     @Override
