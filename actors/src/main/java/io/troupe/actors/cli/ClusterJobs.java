@@ -30,8 +30,13 @@ final class ClusterJobs {
     private ClusterJobs() {
     }
 
-    /** The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT's number, as a shell reports it). */
-    static final int STOPPED = 130;
+    /** How long a stopped run has to end its step or job and report (at least; a stage's step may take longer). */
+    static final long STOP_WAIT_MS = 60_000;
+
+    /** How long a user's stop of a run with this step timeout may take before the process ends regardless. */
+    static long stopWaitMs(TrainSettings s) {
+        return Math.max(STOP_WAIT_MS, s.stepTimeoutMs());
+    }
 
     /**
      * The checkpoint directory of a run: {@code runDir/checkpoints}, or with {@code --resume DIR}
@@ -81,10 +86,11 @@ final class ClusterJobs {
     /**
      * Prints the progress line of every committed step, records it, waits for the end and writes
      * the plot and the traced step's timeline. Returns 0 when the job finished, 5 when it failed
-     * or did not end within {@code timeout}, {@link #STOPPED} when {@code stop} (null: none) stopped it.
+     * or did not end within {@code timeout}, the signal's status ({@link StopSignal#signalStatus()}: 130, 143)
+     * when {@code stop} (null: none) stopped it; the stop line then names {@code resumeFrom}.
      */
     static int follow(JobHandle h, RunOutputs outputs, long firstStep, long totalSteps, Duration timeout,
-                      InterruptStop stop, PrintStream out, PrintStream err) {
+                      StopSignal stop, Path resumeFrom, PrintStream out, PrintStream err) {
         TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps, firstStep);
         List<JobEvent.StepTrace> traces = new CopyOnWriteArrayList<>();
         h.onEvent(e -> {
@@ -136,9 +142,9 @@ final class ClusterJobs {
                 + ", steps " + steps.get(0) + "-" + steps.get(steps.size() - 1), steps, timelines, 0), outputs.dir());
         }
         if (end instanceof JobEvent.Failed f && stop != null && stop.requested()) {
-            out.println(stopLine(outputs, totalSteps, f.lastCommittedStep(), stop.resumeFrom()));
+            out.println(stopLine(outputs, totalSteps, f.lastCommittedStep(), resumeFrom));
             out.flush();
-            return STOPPED;
+            return stop.signalStatus();
         }
         if (end instanceof JobEvent.Failed f) {
             err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n",
@@ -158,6 +164,12 @@ final class ClusterJobs {
             + " %s%n",
             fin.steps(), fin.finalLoss(), val, where);
         return 0;
+    }
+
+    /** What {@code --resume} names to continue a job that commits into {@code checkpointDir}: its run directory. */
+    static Path resumeDir(Path checkpointDir) {
+        Path abs = checkpointDir.toAbsolutePath().normalize();
+        return abs.getFileName() != null && abs.getFileName().toString().equals("checkpoints") ? abs.getParent() : abs;
     }
 
     /**

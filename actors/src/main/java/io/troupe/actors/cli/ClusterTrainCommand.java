@@ -18,7 +18,9 @@ import java.util.Locale;
  * one Pekko node per worker on 127.0.0.1 sharing one media driver, the coordinator singleton on
  * the first — runs the job exactly as a multi-host cluster would: ranks, Aeron stage links,
  * bucketed data-parallel all-reduce, windows of steps, cluster checkpoints. Ctrl-C or SIGTERM
- * stops the job ({@link InterruptStop}): the stop line says where to resume, the exit code is 130.
+ * stops the job ({@link StopSignal}, {@link JobHandle#cancel()}: the workers abort, no recovery, the job
+ * record says {@code stopped}); the nodes, whose Pekko JVM hooks are off ({@link EmbeddedNodes}), leave the
+ * cluster after that. The stop line says where to resume; the exit code is 130 (SIGINT) or 143 (SIGTERM).
  */
 final class ClusterTrainCommand {
     private ClusterTrainCommand() {
@@ -37,7 +39,7 @@ final class ClusterTrainCommand {
             throw new UsageException(e.getMessage());
         }
         long timeoutMs = Math.max(60_000L, s.stepTimeoutMs() * (cfg.steps() + 2L));
-        try (InterruptStop stop = InterruptStop.install();
+        try (StopSignal stop = StopSignal.install("troupe-train", ClusterJobs.stopWaitMs(s));
              EmbeddedNodes nodes = EmbeddedNodes.start(workers, threadsPerWorker);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule() + " (embedded cluster)", true)) {
@@ -62,8 +64,9 @@ final class ClusterTrainCommand {
                 out.printf("troupe: resuming from the last committed checkpoint in %s%n", job.checkpointDir());
             }
             JobHandle h = Troupe.using(nodes.first()).submit(job);
-            stop.follow(h, Path.of(job.checkpointDir()));
-            return ClusterJobs.follow(h, outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs), stop, out, err);
+            stop.onRequest(h::cancel);
+            return ClusterJobs.follow(h, outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs), stop,
+                ClusterJobs.resumeDir(Path.of(job.checkpointDir())), out, err);
         }
     }
 }

@@ -20,7 +20,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
-/** {@code troupe train --layout DPxPP ...}: dp × pp training in this process with the step engine. */
+/**
+ * {@code troupe train --layout DPxPP ... --engine in-process}: dp × pp training in this process with the step
+ * engine. Ctrl-C or SIGTERM ends the run after the step in progress ({@link LocalTrainStop}).
+ */
 final class PipelineTrainCommand {
     private PipelineTrainCommand() {
     }
@@ -47,7 +50,8 @@ final class PipelineTrainCommand {
         ValidationPlan val = new ValidationPlan(data.val(), cfg.model().seqLen(), cfg.batchSize(),
             spec.microBatchRows(),
             cfg.evalBatches());
-        try (LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
+        try (LocalTrainStop stop = LocalTrainStop.install(s);
+             LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule(), true)) {
             outputs.recordData(fingerprint);
@@ -64,12 +68,13 @@ final class PipelineTrainCommand {
             if (s.resume() != null) {
                 Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
                 engine.restore(Checkpoints.load(ckpt));
+                stop.resumed(engine.step(), Path.of(s.resume()));
                 out.printf("troupe: resumed from %s at step %d%n", ckpt, engine.step());
             }
             TrainCommand.Progress progress = new TrainCommand.Progress(out, cfg.steps(), engine.step());
             List<Long> tracedSteps = new ArrayList<>();
             List<Timeline> traced = new ArrayList<>();
-            while (engine.step() < cfg.steps()) {
+            while (engine.step() < cfg.steps() && !stop.requested()) {
                 PipelineStepMetrics pm = engine.trainStep();
                 long step = engine.step();
                 StepMetrics m = pm.step();
@@ -81,6 +86,7 @@ final class PipelineTrainCommand {
                 progress.print(m, pm.bubble());
                 if (cfg.checkpointDue(step)) {
                     engine.checkpoint(outputs.checkpoints(), data.train().description());
+                    stop.committed(step, runDir);
                 }
                 if (trace.contains(step)) {
                     tracedSteps.add(step);
@@ -92,6 +98,9 @@ final class PipelineTrainCommand {
                 RunTimeline.write(traced.size() == 1 ? traced.get(0) : TraceWindow.sequence("Troupe " + s.layout() + " "
                     + s.schedule() + ", m=" + spec.microbatches() + ", steps " + trace.first() + ".." + trace.last(),
                     tracedSteps, traced, 0), runDir);
+            }
+            if (engine.step() < cfg.steps()) {
+                return stop.report(outputs, cfg.steps(), out);
             }
             out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg, pipeline.svg,"
                 + " trace.json and checkpoints in %s%n",

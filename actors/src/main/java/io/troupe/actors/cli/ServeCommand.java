@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * {@code troupe serve --checkpoint DIR [--port 8080] [--host H] [--quantize none|int8] [--max-batch N]
@@ -20,7 +21,8 @@ import java.util.Set;
  * checkpoint of any training layout over HTTP until stopped (SIGTERM / Ctrl-C). A stop drains first
  * ({@link InferenceServer#drain}): new work gets 503 while the requests held run to their end, for up to
  * the drain timeout; the exit code then says whether every request held was answered (0) or some were cut
- * ({@link #REQUESTS_CUT}). Defaults from {@code troupe.serve}.
+ * ({@link #REQUESTS_CUT}). A server that ends with no stop asked for exits {@link #ENDED}, saying so on stderr.
+ * Defaults from {@code troupe.serve}.
  */
 final class ServeCommand {
     private ServeCommand() {
@@ -28,6 +30,8 @@ final class ServeCommand {
 
     /** The exit code of a stop that ended requests unfinished (the drain timed out, or --drain-timeout 0). */
     static final int REQUESTS_CUT = 5;
+    /** The exit code of a server that ended by itself, with no stop asked for (its actor system terminated). */
+    static final int ENDED = 6;
     /** How long closing the server may take after the drain: unbinding, the actor system, the pipeline, ms. */
     private static final long CLOSE_MS = 20_000;
 
@@ -42,7 +46,8 @@ final class ServeCommand {
         other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
         503 to new requests and to /health while the requests it holds finish, for up to --drain-timeout
         seconds (default 25; 0 ends them at once), then exits: 0 when every request it held was answered in full,
-        5 when some were ended unfinished (finish reason cancelled).
+        5 when some were ended unfinished (finish reason cancelled). A server that ends by itself (its actor
+        system terminated with no stop asked for) says so on stderr and exits 6.
         --stage-hosts: stages 1..N-1 of --layout 1xN run on these stage hosts ('troupe serve-stage', one per
         stage, in order, each with its own copy of the checkpoint; hosts named after those are spares); a lost
         host (silent for loss-timeout, or its stage inside one step past step-timeout) pauses serving, its
@@ -53,6 +58,11 @@ final class ServeCommand {
         troupe.transport).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
+        return run(args, out, err, server -> { });
+    }
+
+    /** As {@link #run(String[], PrintStream, PrintStream)}, handing {@code started} the server once it is up. */
+    static int run(String[] args, PrintStream out, PrintStream err, Consumer<InferenceServer> started) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
             "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "prefill-ahead",
             "kv-dtype", "prefix-cache", "drain-timeout", "stage-hosts", "config"), Set.of());
@@ -102,10 +112,19 @@ final class ServeCommand {
                         : "; spares " + String.join(", ", hosts.subList(stages - 1, hosts.size())));
             }
             out.flush();
+            started.accept(server);
             // a hook-driven stop (SIGHUP) waits for the drain and the close (under 20 s) to end
             StopSignal stop = StopSignal.install("troupe-serve", s.drainTimeoutMs() + CLOSE_MS);
-            boolean requested = stop.awaitRequest(server.whenTerminated());
-            boolean all = !requested || drain(server, s.drainTimeoutMs(), stop.reason(), out);
+            if (!stop.awaitRequest(server.whenTerminated())) {
+                long held = server.requestsInFlight();
+                server.close();
+                err.printf(Locale.ROOT, "troupe serve: the server ended by itself: its actor system terminated with"
+                    + " no stop asked for; %d request(s) in flight were ended%n", held);
+                err.flush();
+                stop.stopped();
+                return ENDED;
+            }
+            boolean all = drain(server, s.drainTimeoutMs(), stop.reason(), out);
             server.close();
             out.println("troupe serve: stopped");
             out.flush();

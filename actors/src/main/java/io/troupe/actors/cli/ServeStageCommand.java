@@ -23,7 +23,7 @@ final class ServeStageCommand {
         it reads them from its own copy of the checkpoint, which must be the server's (same model, step and
         shard files), and its stage's keys and values live here. Steps arrive over the data plane
         (troupe.transport: set udp-bind-host to an address the other hosts reach). Stops on SIGTERM/Ctrl-C
-        (the stage it holds closed, exit code 0).""";
+        (the stage it holds closed, exit code 0); one that ends by itself says so on stderr and exits 6.""";
 
     /** How long closing may take: the actor system, the stage it holds, the data plane, ms. */
     private static final long CLOSE_MS = 20_000;
@@ -54,12 +54,20 @@ final class ServeStageCommand {
         out.printf("troupe serve-stage: up at %s, serving stages of %s%n", server.hostPort(), server.checkpoint());
         out.flush();
         StopSignal stop = StopSignal.install("troupe-serve-stage", CLOSE_MS);
+        boolean requested = true;
         try {
-            stop.awaitRequest(server.whenTerminated());
+            requested = stop.awaitRequest(server.whenTerminated());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
         server.close();
+        if (!requested) {
+            err.println("troupe serve-stage: the stage host ended by itself: its actor system terminated with no stop"
+                + " asked for");
+            err.flush();
+            stop.stopped();
+            return ServeCommand.ENDED;
+        }
         out.println("troupe serve-stage: stopped");
         out.flush();
         stop.stopped();

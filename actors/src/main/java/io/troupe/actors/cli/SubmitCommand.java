@@ -78,7 +78,7 @@ final class SubmitCommand {
                 + " %d steps to the cluster at %s%n",
                 job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
             return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(),
-                Duration.ofSeconds(timeoutS), null, out, err);
+                Duration.ofSeconds(timeoutS), null, null, out, err);
         }
     }
 

@@ -84,7 +84,7 @@ final class TrainCommand {
             err.println("troupe train: " + e.getMessage());
             return 3;
         }
-        try (dev; Trainer trainer = new Trainer(cfg, dev, data);
+        try (LocalTrainStop stop = LocalTrainStop.install(s); dev; Trainer trainer = new Trainer(cfg, dev, data);
              RunOutputs outputs = new RunOutputs(runDir,
                  "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
             outputs.recordData(fingerprint);
@@ -97,14 +97,23 @@ final class TrainCommand {
             if (s.resume() != null) {
                 Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
                 trainer.restore(Checkpoints.load(ckpt));
+                stop.resumed(trainer.step(), Path.of(s.resume()));
                 out.printf("troupe: resumed from %s at step %d%n", ckpt, trainer.step());
             }
             Progress progress = new Progress(out, cfg.steps(), trainer.step());
-            trainer.run(outputs.checkpoints(), m -> {
+            while (trainer.step() < cfg.steps() && !stop.requested()) {
+                StepMetrics m = trainer.trainStep();
                 outputs.record(m);
                 progress.print(m);
-            });
+                if (cfg.checkpointDue(m.step())) {
+                    trainer.checkpoint(outputs.checkpoints());
+                    stop.committed(m.step(), runDir);
+                }
+            }
             outputs.writePlot();
+            if (trainer.step() < cfg.steps()) {
+                return stop.report(outputs, cfg.steps(), out);
+            }
             StepMetrics last = outputs.history().isEmpty() ? null : outputs.history().get(outputs.history().size() - 1);
             double val = last != null && !Double.isNaN(last.valLoss()) ? last.valLoss() : trainer.validationLoss();
             out.printf(Locale.ROOT, "troupe: final validation loss %.4f; metrics.csv, loss.svg and checkpoints in %s%n",

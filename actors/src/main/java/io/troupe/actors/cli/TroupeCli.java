@@ -37,8 +37,8 @@ public final class TroupeCli {
 
     /**
      * Runs a command; returns the process exit code (0 ok, 2 usage or config error, 3 device, 4
-     * checkpoint, 5 a cluster job failed, 130 a {@code troupe train} on its embedded cluster stopped by
-     * Ctrl-C or SIGTERM; the process then exits with the signal's status, 130 or 143). A bad option,
+     * checkpoint, 5 a cluster job failed or a server's stop cut requests, 6 a server ended with no stop asked
+     * for, 130 or 143 a {@code troupe train} stopped by Ctrl-C or SIGTERM, on every engine). A bad option,
      * value or file is one line on {@code err} naming it and what was expected, exit code 2, no stack
      * trace. {@code --help} (or {@code -h}) anywhere after a command
      * prints that command's usage.

@@ -9,8 +9,8 @@ import java.util.List;
 /**
  * The nodes of a cluster in this JVM whose owner stops them (one node per worker on 127.0.0.1,
  * sharing one media driver; the first also hosts the coordinator), as {@code troupe train} runs
- * them. Pekko's JVM shutdown hooks are off for these nodes: on SIGINT or SIGTERM the owner's own
- * hook runs alone, so it can stop the job first (a user's stop, no recovery) and then
+ * them. Pekko's JVM shutdown hooks are off for these nodes: on SIGINT or SIGTERM (or a JVM shutdown)
+ * the owner's own stop runs alone, so it can stop the job first (a user's stop, no recovery) and then
  * {@link #close()} the nodes, which leave the cluster with no job left to fault. A node of a
  * multi-process cluster ({@code troupe node}) keeps the hook: its leaving is a fault for the job.
  */
