@@ -10,8 +10,10 @@
 # memory, sized as troupe_node_memory_opts says (TROUPE_JAVA_OPTS may set them instead).
 # The nodes share one host media driver (troupe driver), so their workers exchange tensors over
 # Aeron IPC; TROUPE_DRIVER=embedded gives every node its own driver (UDP between them) instead.
-# TROUPE_BASE_PORT: node I listens on TROUPE_BASE_PORT + I - 1 (default 25520); TROUPE_LOG_DIR: the
-# directory of the driver's and nodes' logs (created if missing; default a new one under /tmp).
+# TROUPE_BASE_PORT: node I listens on TROUPE_BASE_PORT + I - 1 (default 25520); 0: every node binds a
+# free port, which its log reports, and the others join through node 1's (so runs side by side on one
+# machine never collide); TROUPE_LOG_DIR: the directory of the driver's and nodes' logs (created if
+# missing; default a new one under /tmp).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 n="${1:-}"
@@ -26,8 +28,12 @@ for a in "$@"; do
   if [ "$a" = --respawn ]; then respawn=yes; else train_args+=("$a"); fi
 done
 set -- "${train_args[@]+"${train_args[@]}"}"
-troupe_ensure_built
 base_port="${TROUPE_BASE_PORT:-25520}"
+if ! [[ "$base_port" =~ ^(0|[1-9][0-9]*)$ ]] || [ "$base_port" -gt 65535 ]; then
+  echo "troupe: TROUPE_BASE_PORT must be a port number, or 0 for free ports, got '$base_port'" >&2
+  exit 2
+fi
+troupe_ensure_built
 threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-launch-XXXXXX)}"
 mkdir -p "$logdir"
@@ -58,11 +64,15 @@ if [ "${TROUPE_DRIVER:-host}" = host ]; then
   echo "troupe: host media driver (pid $driver_pid) in $aeron_dir, log $logdir/driver.log"
   node_opts="$node_opts -Dtroupe.transport.aeron-dir=$aeron_dir -Dtroupe.transport.external-driver=true"
 fi
-seed="127.0.0.1:$base_port"
 node_pids=()
-# start_node I SEEDS [NOTE]: node I on port base_port + I - 1, joining through SEEDS ("" = it starts the cluster)
+node_ports=()  # node I's port: base_port + I - 1, or with base port 0 the one it bound (read from its log)
+log_lines=()   # lines in node I's log before its latest start (a respawn appends to the same log)
+# start_node I SEEDS [NOTE]: node I on its port, joining through SEEDS ("" = it starts the cluster)
 start_node() {
-  local i="$1" seeds="$2" note="${3:-}" port=$(( base_port + $1 - 1 ))
+  local i="$1" seeds="$2" note="${3:-}" port="${node_ports[$1]:-}"
+  [ -n "$port" ] || { port=0; [ "$base_port" -eq 0 ] || port=$(( base_port + $1 - 1 )); }
+  log_lines[$i]=0
+  if [ -f "$logdir/node-$i.log" ]; then log_lines[$i]=$(wc -l < "$logdir/node-$i.log"); fi
   local args=(node --port "$port" --role worker,coordinator --workers 1 --threads "$threads")
   [ -n "$seeds" ] && args+=(--seed "$seeds")
   # shellcheck disable=SC2086
@@ -71,12 +81,37 @@ start_node() {
     io.troupe.actors.cli.TroupeCli "${args[@]}" >> "$logdir/node-$i.log" 2>&1 &
   TROUPE_STARTED_PIDS+=($!)
   node_pids[$i]=$!
-  echo "troupe: node $i (pid $!) on 127.0.0.1:$port, log $logdir/node-$i.log$note"
+  local where="127.0.0.1:$port"
+  if [ "$port" -eq 0 ]; then where="a free port of 127.0.0.1"; else node_ports[$i]=$port; fi
+  echo "troupe: node $i (pid $!) on $where, log $logdir/node-$i.log$note"
 }
-for i in $(seq 1 "$n"); do
-  seeds="$seed"; [ "$i" -eq 1 ] && seeds=""
-  start_node "$i" "$seeds"
+# await_port I: waits for node I to say it is up and records the port it bound (60 s at most)
+await_port() {
+  local i="$1" port="" deadline=$(( SECONDS + 60 ))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    port=$(tail -n +"$(( log_lines[$i] + 1 ))" "$logdir/node-$i.log" 2>/dev/null \
+      | sed -n 's/^troupe node: up at [^,]*:\([0-9][0-9]*\),.*/\1/p' | head -n 1) || true
+    [ -n "$port" ] && break
+    kill -0 "${node_pids[$i]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    echo "troupe: node $i did not come up; its log $logdir/node-$i.log ends:" >&2
+    tail -n 20 "$logdir/node-$i.log" >&2
+    exit 1
+  fi
+  node_ports[$i]=$port
+  echo "troupe: node $i is up on 127.0.0.1:$port"
+}
+start_node 1 ""
+[ "$base_port" -ne 0 ] || await_port 1
+seed="127.0.0.1:${node_ports[1]}"
+for i in $(seq 2 "$n"); do
+  start_node "$i" "$seed"
 done
+if [ "$base_port" -eq 0 ]; then
+  for i in $(seq 2 "$n"); do await_port "$i"; done
+fi
 set +e
 # shellcheck disable=SC2086
 java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli submit --cluster "$seed" "$@" &
@@ -88,7 +123,7 @@ while kill -0 "$submit_pid" 2>/dev/null; do
       kill -0 "${node_pids[$i]}" 2>/dev/null && continue
       alive=""
       for j in $(seq 1 "$n"); do
-        [ "$j" != "$i" ] && kill -0 "${node_pids[$j]}" 2>/dev/null && alive="${alive:+$alive,}127.0.0.1:$(( base_port + j - 1 ))"
+        [ "$j" != "$i" ] && kill -0 "${node_pids[$j]}" 2>/dev/null && alive="${alive:+$alive,}127.0.0.1:${node_ports[$j]}"
       done
       [ -n "$alive" ] && start_node "$i" "$alive" " (respawned)"
     done

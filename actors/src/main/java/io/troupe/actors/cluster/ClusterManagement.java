@@ -2,6 +2,7 @@ package io.troupe.actors.cluster;
 
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.http.javadsl.model.Uri;
 import org.apache.pekko.management.cluster.bootstrap.ClusterBootstrap;
 import org.apache.pekko.management.javadsl.PekkoManagement;
 
@@ -18,19 +19,23 @@ public final class ClusterManagement {
     /**
      * Starts what {@code settings} ask for on {@code system} (nothing when the endpoint is off).
      *
+     * @return the endpoint's base URL with the port it bound (the one the kernel picked when
+     *         {@code troupe.management.port} is 0), or null when the endpoint is off
      * @throws IllegalStateException naming the address when the endpoint does not start within 30 s
      */
-    public static void start(ActorSystem<?> system, ManagementSettings settings) {
+    public static String start(ActorSystem<?> system, ManagementSettings settings) {
         if (!settings.enabled()) {
-            return;
+            return null;
         }
+        Uri bound;
         try {
-            PekkoManagement.get(system.classicSystem()).start().toCompletableFuture().get(30, TimeUnit.SECONDS);
+            bound = PekkoManagement.get(system.classicSystem()).start().toCompletableFuture().get(30, TimeUnit.SECONDS);
         } catch (Exception e) {
             throw new IllegalStateException("the management endpoint did not start on " + settings.url() + ": " + e, e);
         }
         if (settings.bootstrapsOnKubernetes()) {
             ClusterBootstrap.get(system.classicSystem()).start();
         }
+        return "http://" + settings.hostname() + ":" + bound.port();
     }
 }

@@ -15,7 +15,7 @@ import java.util.Locale;
  * @param enabled               serve the management endpoint
  * @param hostname              the address it binds and advertises ("" = the node's {@code troupe.cluster.hostname});
  *                              with Kubernetes bootstrap, the pod's IP (discovery finds pods by IP)
- * @param port                  its TCP port
+ * @param port                  its TCP port (0: a free one, picked as it binds)
  * @param bootstrap             {@link Bootstrap#SEEDS} or {@link Bootstrap#KUBERNETES}
  * @param serviceName           the name pods are found by: label {@code app=<serviceName>} ({@code podLabelSelector})
  * @param podLabelSelector      the Kubernetes label selector, {@code %s} standing for {@code serviceName}
@@ -81,7 +81,10 @@ public record ManagementSettings(boolean enabled, String hostname, int port, Boo
         return bootstrap == Bootstrap.KUBERNETES;
     }
 
-    /** The management endpoint's base URL. */
+    /**
+     * The management endpoint's base URL as configured; with port 0, {@link TroupeNode#managementUrl()} has
+     * the port it bound.
+     */
     public String url() {
         return "http://" + hostname + ":" + port;
     }

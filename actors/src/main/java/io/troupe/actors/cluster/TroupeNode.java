@@ -34,6 +34,8 @@ public final class TroupeNode implements AutoCloseable {
     private final String instanceId;
     /** A client (not a member): its jobs go to the first seed whose gateway answers. */
     private final boolean client;
+    /** The management endpoint's base URL with its bound port; null when it is off. */
+    private final String managementUrl;
 
     /** How long a client waits for one seed's job gateway to answer before it tries the next seed. */
     static final Duration SEED_ANSWER_WAIT = Duration.ofSeconds(5);
@@ -41,9 +43,10 @@ public final class TroupeNode implements AutoCloseable {
     static final Duration SEEDS_DEADLINE = Duration.ofSeconds(60);
 
     private TroupeNode(ActorSystem<Void> system, TransportNode transport, boolean ownsTransport,
-                       List<ActorRef<CoordinatorActor.Command>> gateways, boolean client) {
+                       List<ActorRef<CoordinatorActor.Command>> gateways, boolean client, String managementUrl) {
         this.system = system;
         this.client = client;
+        this.managementUrl = managementUrl;
         this.instanceId = system.settings().config().getString(ProtocolVersionCheck.INSTANCE_KEY);
         this.transport = transport;
         this.ownsTransport = ownsTransport;
@@ -93,8 +96,9 @@ public final class TroupeNode implements AutoCloseable {
             }
             throw e;
         }
+        String managementUrl;
         try {
-            ClusterManagement.start(system, management);
+            managementUrl = ClusterManagement.start(system, management);
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
@@ -106,7 +110,7 @@ public final class TroupeNode implements AutoCloseable {
         }
         try {
             return new TroupeNode(system, transport, sharedTransport == null, List.of(proxy.get(30, TimeUnit.SECONDS)),
-                false);
+                false, managementUrl);
         } catch (Exception e) {
             system.terminate();
             throw new IllegalStateException("node did not start: " + e.getMessage(), e);
@@ -188,13 +192,21 @@ public final class TroupeNode implements AutoCloseable {
             gateways.add(org.apache.pekko.actor.typed.ActorRefResolver.get(system)
                 .resolveActorRef("pekko://" + settings.systemName() + "@" + seed + "/user/" + GATEWAY));
         }
-        return new TroupeNode(system, null, false, gateways, true);
+        return new TroupeNode(system, null, false, gateways, true, null);
     }
 
     /** host:port of this node's control plane (the port actually bound when 0 was asked). */
     public String hostPort() {
         var a = system.address();
         return a.getHost().get() + ":" + a.getPort().get();
+    }
+
+    /**
+     * Base URL of this node's management endpoint ({@link ManagementSettings}) with the port it bound (the
+     * one the kernel picked when {@code troupe.management.port} is 0); null when the endpoint is off.
+     */
+    public String managementUrl() {
+        return managementUrl;
     }
 
     public ActorSystem<Void> system() {

@@ -7,6 +7,7 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.Manifest;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.gpt.GptConfig;
+import io.troupe.runtime.testkit.TestFiles;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -65,7 +66,7 @@ class CheckpointCommandTest {
     void shouldTellASupersededAsideCopyFromOneThatStandsForItsStep(@TempDir Path tmp) throws Exception {
         Path ten = write(tmp, 10, 4f);
         Path twenty = write(tmp, 20, 4f);
-        copyTree(ten, tmp.resolve("step-00000010.old"));
+        TestFiles.copyTree(ten, tmp.resolve("step-00000010.old"));
         Files.move(twenty, tmp.resolve("step-00000020.old"));
         assertEquals(0, run("checkpoint", "ls", tmp.toString()), err.toString());
         String[] lines = out.toString().split("\n");
@@ -84,15 +85,6 @@ class CheckpointCommandTest {
             }
         }
         throw new AssertionError("no line starts with '" + prefix + "' in " + String.join("\n", lines));
-    }
-
-    private static void copyTree(Path from, Path to) throws Exception {
-        Files.createDirectories(to);
-        try (var files = Files.list(from)) {
-            for (Path f : (Iterable<Path>) files::iterator) {
-                Files.copy(f, to.resolve(f.getFileName()));
-            }
-        }
     }
 
     @Test

@@ -8,7 +8,7 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.Troupe;
-import java.net.ServerSocket;
+import io.troupe.runtime.testkit.RefusingPort;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,20 +25,20 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(120)
 class ClientSeedsTest {
     private static final String OFF_LIST = "com.example.UnlistedFactory";
-    private final List<TroupeNode> open = new ArrayList<>();
+    private final List<AutoCloseable> open = new ArrayList<>();
 
     @AfterEach
-    void closeAll() {
+    void closeAll() throws Exception {
         for (int i = open.size() - 1; i >= 0; i--) {
             open.get(i).close();
         }
     }
 
-    /** host:port where nothing listens (a dead node's port: connections are refused). */
-    private static String deadSeed() throws Exception {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return "127.0.0.1:" + s.getLocalPort();
-        }
+    /** host:port where nothing listens (a dead node's port: connections are refused), held so for the test. */
+    private String deadSeed() {
+        RefusingPort dead = RefusingPort.open();
+        open.add(dead);
+        return dead.hostPort();
     }
 
     private TroupeNode client(Config base, List<String> seeds) {

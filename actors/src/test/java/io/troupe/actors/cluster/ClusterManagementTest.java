@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import java.net.ServerSocket;
+import io.troupe.runtime.testkit.RefusingPort;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -36,12 +36,6 @@ class ClusterManagementTest {
         }
     }
 
-    private static int freePort() throws Exception {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getByName("127.0.0.1"))) {
-            return s.getLocalPort();
-        }
-    }
-
     private static HttpResponse<String> get(String url) throws Exception {
         return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10))
             .build(), HttpResponse.BodyHandlers.ofString());
@@ -49,39 +43,40 @@ class ClusterManagementTest {
 
     @Test
     void shouldAnswerTheLivenessAndReadinessProbesOfARunningNode() throws Exception {
-        int port = freePort();
-        Config config = ConfigFactory.parseString("troupe.management { enabled = on, port = " + port + " }")
+        Config config = ConfigFactory.parseString("troupe.management { enabled = on, port = 0 }")
             .withFallback(ConfigFactory.load());
-        ManagementSettings management = ManagementSettings.from(config);
-        assertEquals("http://127.0.0.1:" + port, management.url(), "binds the node's own address");
         NodeSettings settings = NodeSettings.from(config).withPort(0).withRoles(List.of("coordinator"), 0);
         TroupeNode node = TroupeNode.start(settings, config, null);
         open.add(node);
-        assertEquals(200, get(management.url() + ManagementSettings.LIVENESS_PATH).statusCode());
+        // port 0: the endpoint binds a port no other process holds, and the node reports it
+        String url = node.managementUrl();
+        assertTrue(url.matches("http://127\\.0\\.0\\.1:[1-9][0-9]*"), "binds the node's own address: " + url);
+        assertEquals(200, get(url + ManagementSettings.LIVENESS_PATH).statusCode());
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        HttpResponse<String> ready = get(management.url() + ManagementSettings.READINESS_PATH);
+        HttpResponse<String> ready = get(url + ManagementSettings.READINESS_PATH);
         while (ready.statusCode() != 200) {
             assertTrue(System.nanoTime() < deadline, "never ready: " + ready.statusCode() + " " + ready.body());
             Thread.sleep(100); // the node joins itself; the deadline bounds the wait
-            ready = get(management.url() + ManagementSettings.READINESS_PATH);
+            ready = get(url + ManagementSettings.READINESS_PATH);
         }
-        System.out.println("ready: " + ready.body() + ", alive: " + get(management.url()
-            + ManagementSettings.LIVENESS_PATH).body());
-        assertEquals(404, get(management.url() + "/no-such-path").statusCode());
+        System.out.println("ready: " + ready.body() + ", alive: " + get(url + ManagementSettings.LIVENESS_PATH).body());
+        assertEquals(404, get(url + "/no-such-path").statusCode());
     }
 
     @Test
     void shouldBeAliveButNotReadyWhileTheNodeHasNotJoined() throws Exception {
-        int port = freePort();
-        Config config = ConfigFactory.parseString("troupe.management { enabled = on, port = " + port + " }")
+        Config config = ConfigFactory.parseString("troupe.management { enabled = on, port = 0 }")
             .withFallback(ConfigFactory.load());
-        ManagementSettings management = ManagementSettings.from(config);
-        // its only seed is a port nobody listens on: it keeps trying to join
+        // its only seed is a port nobody listens on (held so for the test): it keeps trying to join
+        RefusingPort deadSeed = RefusingPort.open();
+        open.add(deadSeed);
         NodeSettings settings = NodeSettings.from(config).withPort(0).withRoles(List.of("coordinator"), 0)
-            .withSeeds(List.of("127.0.0.1:" + freePort()));
-        open.add(TroupeNode.start(settings, config, null));
-        assertEquals(200, get(management.url() + ManagementSettings.LIVENESS_PATH).statusCode());
-        HttpResponse<String> ready = get(management.url() + ManagementSettings.READINESS_PATH);
+            .withSeeds(List.of(deadSeed.hostPort()));
+        TroupeNode node = TroupeNode.start(settings, config, null);
+        open.add(node);
+        String url = node.managementUrl();
+        assertEquals(200, get(url + ManagementSettings.LIVENESS_PATH).statusCode());
+        HttpResponse<String> ready = get(url + ManagementSettings.READINESS_PATH);
         // Kubernetes counts any status from 400 as a failed probe; Pekko Management answers 500
         assertTrue(ready.statusCode() >= 400 && ready.body().contains("ClusterMembershipCheck"),
             ready.statusCode() + " " + ready.body());

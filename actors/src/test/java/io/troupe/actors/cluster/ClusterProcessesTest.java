@@ -26,6 +26,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Nodes as separate JVM processes on 127.0.0.1; the test JVM joins as a client and submits. */
 @Tag("slow")
@@ -41,7 +42,8 @@ class ClusterProcessesTest {
     }
 
     private ChildJvm node(String... args) throws Exception {
-        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1"));
+        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--metrics-port", "0", "--workers", "1", "--threads",
+            "1"));
         a.addAll(List.of(args));
         ChildJvm c = ChildJvm.start(TroupeCli.class, a.toArray(String[]::new));
         open.add(c);
@@ -121,8 +123,8 @@ class ClusterProcessesTest {
      */
     @Test
     void shouldFailNamingTheLostMemberWhenTooFewWorkersAreLeftForOneReplica() throws Exception {
-        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1", "--role",
-            "worker,coordinator"));
+        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--metrics-port", "0", "--workers", "1", "--threads",
+            "1", "--role", "worker,coordinator"));
         ChildJvm first = ChildJvm.start(TroupeCli.class, List.of("-Dtroupe.recovery.regather-timeout=3s"), a);
         open.add(first);
         String seed = hostPort(first);
@@ -156,21 +158,31 @@ class ClusterProcessesTest {
     }
 
     @Test
-    void shouldRunAJobThroughLaunchLocalAndStopEveryNode() throws Exception {
+    void shouldRunAJobThroughLaunchLocalAndStopEveryNode(@TempDir java.nio.file.Path out) throws Exception {
         java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
         java.nio.file.Path script = root.resolve("scripts/launch-local.sh");
-        java.nio.file.Path out = java.nio.file.Files.createTempDirectory("troupe-launch");
         ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), "2", "--model", "tiny", "--layout", "1x2",
             "--microbatches", "2", "--batch", "4", "--steps", "3", "--out", out.resolve("run").toString())
             .redirectErrorStream(true).redirectOutput(out.resolve("launch.log").toFile());
-        pb.environment().put("TROUPE_BASE_PORT", "26520");
+        // port 0: node 1 binds a free port and the others join through the one its log reports, so two runs side
+        // by side on one machine (or anything else holding a port) never collide
+        pb.environment().put("TROUPE_BASE_PORT", "0");
+        pb.environment().put("TROUPE_LOG_DIR", out.resolve("logs").toString());
         Process p = pb.start();
+        open.add(() -> {
+            p.destroy(); // if it is still running: its trap stops every process it started
+            p.waitFor(30, TimeUnit.SECONDS);
+        });
         assertTrue(p.waitFor(180, TimeUnit.SECONDS), "launch-local.sh finished");
         String log = java.nio.file.Files.readString(out.resolve("launch.log"));
         assertEquals(0, p.exitValue(), log);
         assertTrue(log.contains("job finished after 3 steps"), log);
         assertTrue(java.nio.file.Files.readAllLines(out.resolve("run/metrics.csv")).size() == 4, log);
         assertTrue(log.contains("troupe: host media driver (pid "), "the nodes share one host driver: " + log);
+        for (int i = 1; i <= 2; i++) {
+            assertTrue(log.matches("(?s).*\\btroupe: node " + i + " is up on 127\\.0\\.0\\.1:[1-9][0-9]*\n.*"),
+                "node " + i + " reported the port it bound: " + log);
+        }
         for (String line : log.split("\n")) {
             if ((line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver")) && line.contains("(pid ")) {
                 long pid = Long.parseLong(line.substring(line.indexOf("(pid ") + 5, line.indexOf(')')));

@@ -8,6 +8,7 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
 import io.troupe.models.checkpoint.CheckpointDiff;
+import io.troupe.runtime.testkit.TestFiles;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -186,7 +187,7 @@ class ClusterRecoveryTest {
             .resolve("blocker");
         java.nio.file.Files.createDirectories(blocker.getParent());
         java.nio.file.Files.writeString(blocker, "an undeletable file in the last step's stale temporary directory");
-        org.junit.jupiter.api.Assumptions.assumeTrue(chattr("+i", blocker),
+        org.junit.jupiter.api.Assumptions.assumeTrue(TestFiles.chattr("+i", blocker),
             "chattr +i is not supported here: cannot make the checkpoint commit fail");
         try {
             JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
@@ -195,7 +196,7 @@ class ClusterRecoveryTest {
             JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", steps, dir)).onEvent(e -> {
                 events.add(e);
                 if (e instanceof JobEvent.Recovering) {
-                    chattr("-i", blocker);     // the retry may write the checkpoint
+                    TestFiles.chattr("-i", blocker);     // the retry may write the checkpoint
                 }
             });
             JobEvent end = h.await(Duration.ofSeconds(180));
@@ -214,24 +215,7 @@ class ClusterRecoveryTest {
             assertEquals(JobRecord.State.FINISHED, record.state());
             assertEquals(steps, record.lastCommittedStep());
         } finally {
-            chattr("-i", blocker);
-        }
-    }
-
-    /** Runs {@code chattr flag file}; false when it fails (no such tool, a file system without the attribute). */
-    private static boolean chattr(String flag, Path file) {
-        try {
-            Process p = new ProcessBuilder("chattr", flag, file.toString()).redirectErrorStream(true).start();
-            if (!p.waitFor(10, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                return false;
-            }
-            return p.exitValue() == 0;
-        } catch (java.io.IOException e) {
-            return false;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return false;
+            TestFiles.chattr("-i", blocker);
         }
     }
 

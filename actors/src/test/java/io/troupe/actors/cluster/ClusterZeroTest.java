@@ -8,11 +8,10 @@ import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.models.checkpoint.Checkpoints;
-import java.io.IOException;
+import io.troupe.runtime.testkit.TestFiles;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -91,7 +90,7 @@ class ClusterZeroTest {
             int n = 0;
             for (String[] r : resumes) {
                 Path b = tmp.resolve("b" + n++);
-                copyTree(Checkpoints.dirFor(a, 5), Checkpoints.dirFor(b, 5));
+                TestFiles.copyTree(Checkpoints.dirFor(a, 5), Checkpoints.dirFor(b, 5));
                 JobHandle h = troupe.submit(job(r[0], Integer.parseInt(r[1])).checkpoints(0, b.toString()).build());
                 double[] rest = losses(h, "resume " + String.join(" ", r));
                 double rel = maxRelative(rest, straight, STEPS - rest.length);
@@ -175,7 +174,7 @@ class ClusterZeroTest {
             Path a = tmp.resolve("tp");
             double[] straight = losses(troupe.submit(job("2x1x2", 1).checkpoints(5, a.toString()).build()), "tp ckpt");
             Path b = tmp.resolve("tp-resumed");
-            copyTree(Checkpoints.dirFor(a, 5), Checkpoints.dirFor(b, 5));
+            TestFiles.copyTree(Checkpoints.dirFor(a, 5), Checkpoints.dirFor(b, 5));
             double[] rest = losses(troupe.submit(job("2x1x2", 0).checkpoints(0, b.toString()).build()), "tp resume");
             double rel = maxRelative(rest, straight, STEPS - rest.length);
             System.out.printf("2x1x2 zero 1 -> zero 0: %d steps resumed, max relative loss difference %.3e%n",
@@ -220,7 +219,7 @@ class ClusterZeroTest {
             assertTrue(Files.exists(commit.resolve("ef-r000.bin")) && Files.exists(commit.resolve("ef-r001.bin")),
                 "residual files of both ranks in " + commit);
             Path b = tmp.resolve("ef-resumed");
-            copyTree(commit, Checkpoints.dirFor(b, 5));
+            TestFiles.copyTree(commit, Checkpoints.dirFor(b, 5));
             double[] rest = losses(troupe.submit(job("2x1", 0).gradCompression("int8-ef").checkpoints(0, b.toString())
                 .build()), "int8-ef resumed");
             assertTrue(rest.length == STEPS - 5, "resumed at step 5: " + rest.length);
@@ -228,20 +227,11 @@ class ClusterZeroTest {
             Path plain = tmp.resolve("plain");
             losses(troupe.submit(job("2x1", 0).checkpoints(5, plain.toString()).build()), "plain");
             Path c = tmp.resolve("plain-resumed");
-            copyTree(Checkpoints.dirFor(plain, 5), Checkpoints.dirFor(c, 5));
+            TestFiles.copyTree(Checkpoints.dirFor(plain, 5), Checkpoints.dirFor(c, 5));
             JobEvent end = troupe.submit(job("2x1", 0).gradCompression("int8-ef").checkpoints(0, c.toString()).build())
                 .await(Duration.ofMinutes(2));
             JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end);
             assertTrue(f.reason().contains("no error-feedback residuals"), f.reason());
-        }
-    }
-
-    private static void copyTree(Path from, Path to) throws IOException {
-        Files.createDirectories(to);
-        try (Stream<Path> files = Files.list(from)) {
-            for (Path f : (Iterable<Path>) files::iterator) {
-                Files.copy(f, to.resolve(f.getFileName()));
-            }
         }
     }
 }

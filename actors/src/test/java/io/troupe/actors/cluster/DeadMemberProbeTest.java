@@ -3,6 +3,7 @@ package io.troupe.actors.cluster;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.troupe.runtime.testkit.RefusingPort;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.time.Duration;
@@ -14,15 +15,16 @@ import org.junit.jupiter.api.Timeout;
 class DeadMemberProbeTest {
     @Test
     void shouldCallAPortRefusedOnlyWhenNothingListensThere() throws Exception {
-        int port;
         try (ServerSocket listening = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            port = listening.getLocalPort();
             // the kernel completes the handshake for a process that never calls accept (a paused one)
-            assertFalse(DeadMemberProbe.refusesConnections("127.0.0.1", port, Duration.ofMillis(500)));
+            assertFalse(DeadMemberProbe.refusesConnections("127.0.0.1", listening.getLocalPort(), Duration.ofMillis(500)));
         }
-        assertTrue(DeadMemberProbe.refusesConnections("127.0.0.1", port, Duration.ofMillis(500)),
-            "nothing listens on " + port + " any more");
-        assertFalse(DeadMemberProbe.refusesConnections("no-such-host.invalid", port, Duration.ofMillis(500)),
-            "an unknown host is no proof that the process is gone");
+        // a port held without a listener for the test: a closed one could be taken by another process meanwhile
+        try (RefusingPort dead = RefusingPort.open()) {
+            assertTrue(DeadMemberProbe.refusesConnections("127.0.0.1", dead.port(), Duration.ofMillis(500)),
+                "nothing listens on " + dead.port());
+            assertFalse(DeadMemberProbe.refusesConnections("no-such-host.invalid", dead.port(), Duration.ofMillis(500)),
+                "an unknown host is no proof that the process is gone");
+        }
     }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.gpt.GptConfig;
+import io.troupe.runtime.testkit.TestFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,16 +47,6 @@ class CheckpointRecommitTest {
         }
     }
 
-    /** Copies checkpoint directory {@code from} to {@code to} (a state a crash leaves). */
-    private static void copyTree(Path from, Path to) throws IOException {
-        Files.createDirectories(to);
-        try (var s = Files.list(from)) {
-            for (Path p : s.toList()) {
-                Files.copy(p, to.resolve(p.getFileName()));
-            }
-        }
-    }
-
     @Test
     void shouldLoadTheSecondCommitOfAStepAndLeaveNothingAside() throws IOException {
         write(4, 1f);
@@ -75,7 +66,7 @@ class CheckpointRecommitTest {
         Path fin = write(5, 2f);
         Path aside = root.resolve("step-00000005.old");
         Files.move(fin, aside);
-        copyTree(aside, root.resolve("step-00000005.tmp"));
+        TestFiles.copyTree(aside, root.resolve("step-00000005.tmp"));
 
         Path found = Checkpoints.resolve(root);
         Checkpoints.Loaded l = Checkpoints.load(found);
@@ -94,7 +85,7 @@ class CheckpointRecommitTest {
     void shouldIgnoreAStaleAsideCopyAndDeleteItOnTheNextWrite() throws IOException {
         write(5, 2f);
         Path aside = root.resolve("step-00000005.old");
-        copyTree(Checkpoints.dirFor(root, 5), aside);
+        TestFiles.copyTree(Checkpoints.dirFor(root, 5), aside);
         Files.delete(aside.resolve(SHARD));
         write(4, 1f);
 
@@ -120,7 +111,7 @@ class CheckpointRecommitTest {
         Path blocker = fin.resolve("blocker");
         Files.writeString(blocker, "an undeletable file");
         Path asideBlocker = root.resolve("step-00000005.old").resolve("blocker");
-        org.junit.jupiter.api.Assumptions.assumeTrue(chattr("+i", blocker),
+        org.junit.jupiter.api.Assumptions.assumeTrue(TestFiles.chattr("+i", blocker),
             "chattr +i is not supported here: cannot make the aside copy undeletable");
         try {
             assertEquals(fin, write(5, 3f), "the re-commit succeeds");
@@ -128,24 +119,10 @@ class CheckpointRecommitTest {
             assertEquals(fin, Checkpoints.resolve(root));
             assertEquals(3f, valueOf(Checkpoints.load(fin)));
         } finally {
-            chattr("-i", asideBlocker);
-            chattr("-i", blocker);
+            TestFiles.chattr("-i", asideBlocker);
+            TestFiles.chattr("-i", blocker);
         }
         assertEquals(4f, valueOf(Checkpoints.load(write(5, 4f))));
         assertEquals(List.of("step-00000005"), names(), "the copy went at the next write");
-    }
-
-    /** Runs {@code chattr flag file}; false when it fails (no such tool, a file system without the attribute). */
-    private static boolean chattr(String flag, Path file) throws InterruptedException {
-        try {
-            Process p = new ProcessBuilder("chattr", flag, file.toString()).redirectErrorStream(true).start();
-            if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                return false;
-            }
-            return p.exitValue() == 0;
-        } catch (IOException e) {
-            return false;
-        }
     }
 }
