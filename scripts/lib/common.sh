@@ -34,7 +34,7 @@ troupe_ensure_built() {
       stale=yes
     else
       stale=$(cd "$TROUPE_HOME" && find pom.xml runtime collectives models actors bench cluster-config -newer "$jar" \
-        \( -name '*.java' -o -name 'pom.xml' -o -name '*.conf' -o -name '*.cu' -o -name '*.py' \) -not -path '*/target/*' -print -quit 2>/dev/null)
+        \( -name '*.java' -o -name 'pom.xml' -o -name '*.conf' -o -name '*.cu' -o -name '*.py' \) -not -path '*/target/*' -not -path '*/src/test/*' -print -quit 2>/dev/null)
     fi
     if [ -n "$stale" ]; then break; fi
   done
