@@ -14,7 +14,6 @@ import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.runtime.device.DeviceKind;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -45,6 +44,9 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Map.entry("sequence-parallel", "sequence-parallel"), Map.entry("zero", "zero"),
         Map.entry("recompute", "recompute"), Map.entry("grad-compression", "grad-compression"));
 
+    /** Options whose value is a real number, whatever its default in reference.conf looks like. */
+    static final java.util.Set<String> REAL_FLAGS = java.util.Set.of("lr", "min-lr", "grad-clip");
+
     /** Options that take no value. */
     static final java.util.Set<String> SWITCHES = java.util.Set.of("sequence-parallel");
 
@@ -52,11 +54,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Config cfg = ConfigFactory.defaultReference();
         if (o.has("config")) {
             Path file = Path.of(o.get("config"));
-            if (!Files.isRegularFile(file)) {
-                throw new UsageException("--config: no such file '" + file + "'");
-            }
             try {
-                cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+                cfg = ConfigFiles.parse(file).withFallback(cfg).resolve();
             } catch (ConfigException e) {
                 throw new UsageException("--config " + file + ": " + e.getMessage());
             }
@@ -114,12 +113,17 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         }
     }
 
-    /** A flag's value must parse as its key's type in reference.conf (a number where a number is expected). */
+    /**
+     * A flag's value must parse as its key's type in reference.conf (a number where a number is expected).
+     * HOCON keeps {@code grad-clip = 1.0} as an int, so the default's type cannot tell a real-valued key
+     * from a count: {@link #REAL_FLAGS} does.
+     */
     private static void checkType(String flag, String value, ConfigValue reference) {
         if (reference.valueType() != ConfigValueType.NUMBER) {
             return;
         }
-        boolean whole = reference.unwrapped() instanceof Integer || reference.unwrapped() instanceof Long;
+        boolean whole = !REAL_FLAGS.contains(flag)
+            && (reference.unwrapped() instanceof Integer || reference.unwrapped() instanceof Long);
         try {
             if (whole) {
                 Long.parseLong(value.trim());
