@@ -47,6 +47,12 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
     /** Options whose value is a real number, whatever its default in reference.conf looks like. */
     static final java.util.Set<String> REAL_FLAGS = java.util.Set.of("lr", "min-lr", "grad-clip");
 
+    /**
+     * The most CPU threads a device may be given: past it a step slows to a crawl on thread hand-offs (1000
+     * threads take ten times as long as 16 for the tiny model), so a larger count is a typo.
+     */
+    static final int MAX_THREADS = 1024;
+
     /** Options that take no value. */
     static final java.util.Set<String> SWITCHES = java.util.Set.of("sequence-parallel");
 
@@ -77,8 +83,9 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             int batch = JobDefaults.batchSize(t.getInt("batch-size"), model);
             int warmup = JobDefaults.warmupSteps(t.getInt("warmup-steps"), steps);
             int threads = t.getInt("threads");
-            if (threads < 0) {
-                throw new UsageException("threads must be >= 0: threads=" + threads);
+            if (threads < 0 || threads > MAX_THREADS) {
+                throw new UsageException("threads must be in [0, " + MAX_THREADS + "] (0: every core): threads="
+                    + threads);
             }
             if (threads == 0) {
                 threads = Runtime.getRuntime().availableProcessors();
@@ -90,6 +97,10 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             String engine = t.getString("engine");
             if (!engine.equals("cluster") && !engine.equals("in-process")) {
                 throw new UsageException("engine must be cluster or in-process: engine=" + engine);
+            }
+            if (t.getBoolean("sequence-parallel") && layout.tp() == 1) {
+                throw new UsageException("sequence-parallel needs tp > 1 (it splits the residual stream over the"
+                    + " tensor-parallel ranks): layout=" + layout);
             }
             long bucketKib = t.getLong("bucket-kib");
             if (bucketKib < 1) {

@@ -277,6 +277,10 @@ class TroupeCliTest {
         refusedInOneLine("--port", "integer, got 'x'", "node", "--port", "x");
         refusedInOneLine("--dir", "DIR", "driver");
         refusedInOneLine("stray", "unexpected argument", "train", "stray");
+        refusedInOneLine("threads=1025", "[0, 1024]", "train", "--threads", "1025", "--model", "tiny", "--layout",
+            "1x1", "--steps", "1", "--out", tmp.resolve("threads").toString());
+        refusedInOneLine("layout=1x1x1", "sequence-parallel needs tp > 1", "train", "--sequence-parallel",
+            "--model", "tiny", "--layout", "1x1", "--steps", "1", "--out", tmp.resolve("sp").toString());
         refusedInOneLine("'fly'",
             "expected train, simulate, node, submit, driver, checkpoint, serve, serve-stage or eval", "fly");
         refusedInOneLine("--stage-hosts=127.0.0.1:7355", "--layout 1x3 needs 2 (one per stage", "serve",
