@@ -14,10 +14,13 @@ import java.util.TreeSet;
  * A {@code --config FILE}: parsed on its own, then checked against reference.conf before it is laid over
  * it, so that a misspelt key is refused with its name and line instead of silently leaving its default.
  * Checked: every section directly under {@code troupe} (a file may set {@code troupe.cluster} for a node
- * and {@code troupe.train} for a job alike), and every key under {@code troupe.train}, which reference.conf
- * lists in full. Keys outside {@code troupe} ({@code pekko.*}) are Pekko's to read.
+ * and {@code troupe.train} for a job alike), and every key under {@code troupe.train} and {@code troupe.serve},
+ * which reference.conf lists in full. Keys outside {@code troupe} ({@code pekko.*}) are Pekko's to read.
  */
 final class ConfigFiles {
+    /** The sections under {@code troupe} whose every key reference.conf lists (nothing is read with a fallback). */
+    private static final java.util.List<String> LISTED_IN_FULL = java.util.List.of("train", "serve");
+
     private ConfigFiles() {
     }
 
@@ -53,14 +56,26 @@ final class ConfigFiles {
                 throw unknown(file, "troupe." + section, troupe.root().get(section), known.root().keySet());
             }
         }
-        if (troupe.hasPath("train") && troupe.getValue("train").valueType() == ConfigValueType.OBJECT) {
-            Config train = known.getConfig("train");
-            for (Map.Entry<String, ConfigValue> e : troupe.getConfig("train").entrySet()) {
-                if (!train.hasPathOrNull(e.getKey())) {
-                    throw unknown(file, "troupe.train." + e.getKey(), e.getValue(), train.root().keySet());
+        for (String section : LISTED_IN_FULL) {
+            if (troupe.hasPath(section) && troupe.getValue(section).valueType() == ConfigValueType.OBJECT) {
+                Config listed = known.getConfig(section);
+                for (Map.Entry<String, ConfigValue> e : troupe.getConfig(section).entrySet()) {
+                    if (!listed.hasPathOrNull(e.getKey())) {
+                        throw unknown(file, "troupe." + section + "." + e.getKey(), e.getValue(),
+                            keysAround(listed, e.getKey()));
+                    }
                 }
             }
         }
+    }
+
+    /** The keys beside {@code path}'s nearest known parent in {@code listed} (for a message). */
+    private static java.util.Set<String> keysAround(Config listed, String path) {
+        int dot = path.lastIndexOf('.');
+        String parent = dot < 0 ? "" : path.substring(0, dot);
+        boolean object = !parent.isEmpty() && listed.hasPath(parent)
+            && listed.getValue(parent).valueType() == ConfigValueType.OBJECT;
+        return object ? listed.getConfig(parent).root().keySet() : listed.root().keySet();
     }
 
     private static UsageException unknown(Path file, String key, ConfigValue value, java.util.Set<String> known) {

@@ -120,6 +120,13 @@ class TroupeCliTest {
         refusedInOneLine("'troupe.trian'", "unknown key", "node", "--config", section.toString());
         refusedInOneLine("'troupe.trian'", "unknown key", "serve", "--checkpoint", "/x", "--config",
             section.toString());
+        Path serve = Files.writeString(tmp.resolve("serve.conf"),
+            "troupe.serve.max-bach = 4\ntroupe.serve.stage-link.step-timout = 1s\n");
+        refusedInOneLine("'troupe.serve.max-bach'", "known there: deadline,", "serve", "--checkpoint", "/x",
+            "--config", serve.toString());
+        Files.writeString(serve, "troupe.serve.stage-link.step-timout = 1s\n");
+        refusedInOneLine("'troupe.serve.stage-link.step-timout'", "known there: connect-timeout,", "serve",
+            "--checkpoint", "/x", "--config", serve.toString());
         // the shipped configs, and keys Pekko reads, pass
         Path shipped = Path.of(System.getProperty("user.dir")).getParent().resolve("cluster-config");
         for (String name : List.of("local.conf", "multi-host.conf", "examples/train-big.conf")) {
