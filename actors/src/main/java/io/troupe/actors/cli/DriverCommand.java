@@ -32,11 +32,7 @@ final class DriverCommand {
         }
         com.typesafe.config.Config cfg = ConfigFactory.load();
         if (o.has("config")) {
-            java.nio.file.Path file = java.nio.file.Path.of(o.get("config"));
-            if (!java.nio.file.Files.isRegularFile(file)) {
-                throw new UsageException("--config: no such file '" + file + "'");
-            }
-            cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+            cfg = ConfigFiles.parse(java.nio.file.Path.of(o.get("config"))).withFallback(cfg).resolve();
         }
         TransportSettings s;
         try {

@@ -6,7 +6,6 @@ import com.typesafe.config.ConfigFactory;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -92,11 +91,7 @@ final class NodeCommand {
     static Config withConfigFile(Options o) {
         Config cfg = ConfigFactory.load();
         if (o.has("config")) {
-            Path file = Path.of(o.get("config"));
-            if (!Files.isRegularFile(file)) {
-                throw new UsageException("--config: no such file '" + file + "'");
-            }
-            cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+            cfg = ConfigFiles.parse(Path.of(o.get("config"))).withFallback(cfg).resolve();
         }
         return cfg;
     }

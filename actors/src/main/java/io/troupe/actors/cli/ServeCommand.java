@@ -72,6 +72,7 @@ final class ServeCommand {
         int stages = o.has("layout") ? pipelineStages(o.get("layout")) : 1;
         com.typesafe.config.Config cfg = NodeCommand.withConfigFile(o);
         ServeSettings s = settings(o, cfg);
+        requireListenable(s.host(), s.port());
         io.troupe.actors.serve.StageLinks links;
         try {
             links = io.troupe.actors.serve.StageLinks.from(cfg, o.has("stage-hosts")
@@ -136,6 +137,29 @@ final class ServeCommand {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return 0;
+        }
+    }
+
+    /**
+     * Refuses a host that does not resolve and a host and port this process cannot listen on (another
+     * process's port, an address of another machine) before the checkpoint loads, in one line instead of the
+     * HTTP server's bind failure. Port 0 (any free port) is only resolved.
+     */
+    static void requireListenable(String host, int port) {
+        java.net.InetAddress address;
+        try {
+            address = java.net.InetAddress.getByName(host);
+        } catch (java.net.UnknownHostException e) {
+            throw new UsageException("--host: unknown host '" + host + "'");
+        }
+        if (port == 0) {
+            return;
+        }
+        try (java.net.ServerSocket socket = new java.net.ServerSocket()) {
+            socket.setReuseAddress(true);
+            socket.bind(new java.net.InetSocketAddress(address, port));
+        } catch (java.io.IOException e) {
+            throw new UsageException("cannot listen on " + host + ":" + port + " (--host, --port): " + e.getMessage());
         }
     }
 

@@ -89,11 +89,7 @@ final class SubmitCommand {
     static Config clientConfig(Options o) {
         Config cfg = ConfigFactory.load();
         if (o.has("config")) {
-            java.nio.file.Path file = java.nio.file.Path.of(o.get("config"));
-            if (!java.nio.file.Files.isRegularFile(file)) {
-                throw new UsageException("--config: no such file '" + file + "'");
-            }
-            cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+            cfg = ConfigFiles.parse(java.nio.file.Path.of(o.get("config"))).withFallback(cfg).resolve();
         }
         List<String> overrides = new java.util.ArrayList<>();
         overrides.add("troupe.cluster.port = " + (o.has("port") ? Options.positiveLong("port", o.get("port")) : 0));

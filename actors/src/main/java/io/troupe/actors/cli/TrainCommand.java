@@ -68,6 +68,13 @@ final class TrainCommand {
                 + "-" + cfg.model().name())
             : Path.of(s.out());
         DataFingerprint fingerprint = checkedData(s);
+        refuseCommittedOut(s, runDir);
+        try {
+            checkedResume(s);
+        } catch (CheckpointException e) {
+            err.println("troupe train: " + e.getMessage());
+            return 4;
+        }
         if (s.parallel()) {
             if (s.device() == io.troupe.runtime.device.DeviceKind.CUDA
                 && !io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
@@ -152,6 +159,65 @@ final class TrainCommand {
             }
         }
         return fp;
+    }
+
+    /**
+     * Refuses an {@code --out} that already holds a committed checkpoint (unless it is the run {@code --resume}
+     * continues): every engine would write its metrics, plots and data record over that run's, and the
+     * single-device and in-process engines their checkpoints beside its own.
+     */
+    static void refuseCommittedOut(TrainSettings s, Path runDir) {
+        if (s.resume() != null && sameDirectory(Path.of(s.resume()), runDir)) {
+            return;
+        }
+        Path checkpoints = runDir.resolve("checkpoints");
+        if (!Files.isDirectory(checkpoints)) {
+            return;
+        }
+        Path found;
+        try {
+            found = Checkpoints.resolve(checkpoints);
+        } catch (CheckpointException none) {
+            return;                                  // no commit there: a fresh run may use it
+        }
+        throw new UsageException("run directory " + runDir + " already holds a committed checkpoint (" + found
+            + "); continue that run with --resume " + runDir + ", or choose another --out");
+    }
+
+    private static boolean sameDirectory(Path a, Path b) {
+        try {
+            return Files.exists(b) && Files.isSameFile(a, b);
+        } catch (java.io.IOException e) {
+            return false;
+        }
+    }
+
+    /**
+     * The {@code --resume} run's last commit, verified (every file's size and CRC32C) and checked against this
+     * run's model, batch size, seed and steps before any engine starts, so a refused resume writes nothing: not
+     * under {@code --out}, not in the run it names.
+     *
+     * @throws CheckpointException naming the checkpoint and what is wrong with it
+     */
+    static void checkedResume(TrainSettings s) {
+        if (s.resume() == null) {
+            return;
+        }
+        Path found = Checkpoints.resolve(Path.of(s.resume()));
+        io.troupe.models.checkpoint.Manifest m = Checkpoints.verify(found);
+        TrainConfig cfg = s.train();
+        if (!m.model().equals(cfg.model())) {
+            throw new CheckpointException("checkpoint " + found + " was written for model " + m.model()
+                + ", this run trains " + cfg.model());
+        }
+        if (m.batchSize() != cfg.batchSize() || m.seed() != cfg.seed()) {
+            throw new CheckpointException("checkpoint " + found + " was written with batch_size=" + m.batchSize()
+                + ", seed=" + m.seed() + "; this run has batch_size=" + cfg.batchSize() + ", seed=" + cfg.seed());
+        }
+        if (m.step() > cfg.steps()) {
+            throw new CheckpointException("checkpoint " + found + " is at step " + m.step() + ", past steps="
+                + cfg.steps());
+        }
     }
 
     /** One progress line per step: step, loss, lr, tokens/s, ms/step, ETA. */

@@ -14,7 +14,6 @@ import io.troupe.models.optim.AdamWConfig;
 import io.troupe.models.parallel.Layout;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.runtime.device.DeviceKind;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -45,6 +44,15 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Map.entry("sequence-parallel", "sequence-parallel"), Map.entry("zero", "zero"),
         Map.entry("recompute", "recompute"), Map.entry("grad-compression", "grad-compression"));
 
+    /** Options whose value is a real number, whatever its default in reference.conf looks like. */
+    static final java.util.Set<String> REAL_FLAGS = java.util.Set.of("lr", "min-lr", "grad-clip");
+
+    /**
+     * The most CPU threads a device may be given: past it a step slows to a crawl on thread hand-offs (1000
+     * threads take ten times as long as 16 for the tiny model), so a larger count is a typo.
+     */
+    static final int MAX_THREADS = 1024;
+
     /** Options that take no value. */
     static final java.util.Set<String> SWITCHES = java.util.Set.of("sequence-parallel");
 
@@ -52,11 +60,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         Config cfg = ConfigFactory.defaultReference();
         if (o.has("config")) {
             Path file = Path.of(o.get("config"));
-            if (!Files.isRegularFile(file)) {
-                throw new UsageException("--config: no such file '" + file + "'");
-            }
             try {
-                cfg = ConfigFactory.parseFile(file.toFile()).withFallback(cfg).resolve();
+                cfg = ConfigFiles.parse(file).withFallback(cfg).resolve();
             } catch (ConfigException e) {
                 throw new UsageException("--config " + file + ": " + e.getMessage());
             }
@@ -78,8 +83,9 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             int batch = JobDefaults.batchSize(t.getInt("batch-size"), model);
             int warmup = JobDefaults.warmupSteps(t.getInt("warmup-steps"), steps);
             int threads = t.getInt("threads");
-            if (threads < 0) {
-                throw new UsageException("threads must be >= 0: threads=" + threads);
+            if (threads < 0 || threads > MAX_THREADS) {
+                throw new UsageException("threads must be in [0, " + MAX_THREADS + "] (0: every core): threads="
+                    + threads);
             }
             if (threads == 0) {
                 threads = Runtime.getRuntime().availableProcessors();
@@ -91,6 +97,10 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             String engine = t.getString("engine");
             if (!engine.equals("cluster") && !engine.equals("in-process")) {
                 throw new UsageException("engine must be cluster or in-process: engine=" + engine);
+            }
+            if (t.getBoolean("sequence-parallel") && layout.tp() == 1) {
+                throw new UsageException("sequence-parallel needs tp > 1 (it splits the residual stream over the"
+                    + " tensor-parallel ranks): layout=" + layout);
             }
             long bucketKib = t.getLong("bucket-kib");
             if (bucketKib < 1) {
@@ -114,12 +124,17 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         }
     }
 
-    /** A flag's value must parse as its key's type in reference.conf (a number where a number is expected). */
+    /**
+     * A flag's value must parse as its key's type in reference.conf (a number where a number is expected).
+     * HOCON keeps {@code grad-clip = 1.0} as an int, so the default's type cannot tell a real-valued key
+     * from a count: {@link #REAL_FLAGS} does.
+     */
     private static void checkType(String flag, String value, ConfigValue reference) {
         if (reference.valueType() != ConfigValueType.NUMBER) {
             return;
         }
-        boolean whole = reference.unwrapped() instanceof Integer || reference.unwrapped() instanceof Long;
+        boolean whole = !REAL_FLAGS.contains(flag)
+            && (reference.unwrapped() instanceof Integer || reference.unwrapped() instanceof Long);
         try {
             if (whole) {
                 Long.parseLong(value.trim());

@@ -65,8 +65,8 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         }
         int logprobs = has(m, "logprobs") ? (int) integer(m, "logprobs", 0, 0, LogProbs.MAX_TOP) : -1;
         double temperature = number(m, "temperature", 1.0, 0.0, 100.0);
-        double topP = number(m, "top_p", 1.0, 0.0, 1.0);
-        if ((float) topP == 0f) {                       // sampled in float: a positive double may round to 0
+        double topP = number(m, "top_p", 1.0, -Double.MAX_VALUE, Double.MAX_VALUE);
+        if (!(topP > 0 && topP <= 1) || (float) topP == 0f) { // sampled in float: a positive double may round to 0
             throw new BadRequestException("top_p", "top_p must be in (0, 1]: top_p=" + topP);
         }
         long seed = has(m, "seed") ? integer(m, "seed", 0, Long.MIN_VALUE, Long.MAX_VALUE)

@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -143,6 +144,88 @@ class RunDirectoryTest {
             assertEquals(2, bad.code(), bad.err());
             assertFalse(Files.exists(out), engine + ": no run directory for a refused run");
         }
+    }
+
+    /**
+     * Every engine refuses an --out that holds another run's commit, and a --resume whose checkpoint is missing,
+     * corrupt or of another job, before it writes anything: the runs named keep every byte, no --out appears.
+     */
+    @Test
+    void shouldLeaveEveryRunDirectoryAsItWasWhenARunOrResumeIsRefused() throws IOException {
+        Path a = tmp.resolve("a");
+        assertEquals(0, run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--threads", "1",
+            "--out", a.toString()).code());
+        Map<Path, byte[]> before = contents(a);
+        for (String engine : List.of("single", "in-process", "cluster")) {
+            List<String> layout = engine.equals("single") ? List.of("--layout", "1x1")
+                : List.of("--layout", "1x2", "--engine", engine);
+            Result over = run(args(layout, "--steps", "3", "--out", a.toString()));
+            assertEquals(2, over.code(), engine + ": " + over.out());
+            assertTrue(over.err().contains("already holds a committed checkpoint"), over.err());
+        }
+        Path empty = Files.createDirectory(tmp.resolve("empty"));
+        Path corrupt = copy(a, tmp.resolve("corrupt"));
+        Path shard = corrupt.resolve("checkpoints/step-00000002/shard-00.bin");
+        byte[] bytes = Files.readAllBytes(shard);
+        bytes[bytes.length / 2] ^= 1;
+        Files.write(shard, bytes);
+        Map<Path, byte[]> corruptBefore = contents(corrupt);
+        for (String engine : List.of("single", "in-process", "cluster")) {
+            List<String> layout = engine.equals("single") ? List.of("--layout", "1x1")
+                : List.of("--layout", "1x2", "--engine", engine);
+            Path out = tmp.resolve("out-" + engine);
+            Result none = run(args(layout, "--steps", "3", "--resume", empty.toString(), "--out", out.toString()));
+            assertEquals(4, none.code(), engine + ": " + none.out());
+            assertTrue(none.err().contains("no committed checkpoint under " + empty), none.err());
+            Result bad = run(args(layout, "--steps", "3", "--resume", corrupt.toString(), "--out", out.toString()));
+            assertEquals(4, bad.code(), engine + ": " + bad.out());
+            assertTrue(bad.err().contains("CRC32C"), bad.err());
+            Result other = run(args(layout, "--steps", "3", "--batch", "4", "--resume", a.toString(),
+                "--out", out.toString()));
+            assertEquals(4, other.code(), engine + ": " + other.out());
+            assertTrue(other.err().contains("batch_size=2") && other.err().contains("batch_size=4"), other.err());
+            assertFalse(Files.exists(out), engine + ": a refused run makes no --out");
+            try (var left = Files.list(empty)) {
+                assertEquals(0, left.count(), engine + ": nothing written into the empty --resume directory");
+            }
+        }
+        assertEquals(keys(before), keys(contents(a)));
+        before.forEach((file, data) -> assertTrue(java.util.Arrays.equals(data, contents(a).get(file)), "" + file));
+        corruptBefore.forEach((file, data) -> assertTrue(java.util.Arrays.equals(data, contents(corrupt).get(file)),
+            "" + file));
+    }
+
+    private static String[] args(List<String> layout, String... more) {
+        List<String> all = new java.util.ArrayList<>(List.of("train", "--model", "tiny", "--threads", "2"));
+        all.addAll(layout);
+        all.addAll(List.of(more));
+        return all.toArray(String[]::new);
+    }
+
+    private static java.util.Set<Path> keys(Map<Path, byte[]> m) {
+        return new java.util.TreeSet<>(m.keySet());
+    }
+
+    /** Every regular file under {@code dir}, by its path relative to it, with its bytes. */
+    private static Map<Path, byte[]> contents(Path dir) {
+        Map<Path, byte[]> m = new java.util.HashMap<>();
+        try (var files = Files.walk(dir)) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                m.put(dir.relativize(f), Files.readAllBytes(f));
+            }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        return m;
+    }
+
+    private static Path copy(Path from, Path to) throws IOException {
+        try (var files = Files.walk(from)) {
+            for (Path f : files.toList()) {
+                Files.copy(f, to.resolve(from.relativize(f).toString()));
+            }
+        }
+        return to;
     }
 
     /** The cluster engine commits a resumed job into the run it resumed; the last line says where. */

@@ -110,6 +110,54 @@ class TroupeCliTest {
         assertTrue(missing.err().contains("nope.conf"), missing.err());
     }
 
+    /** A misspelt key or section is refused with its name and line, not left silently at its default. */
+    @Test
+    void shouldRefuseAnUnknownKeyInAConfigFileNamingItAndItsLine() throws IOException {
+        Path typo = Files.writeString(tmp.resolve("typo.conf"), "troupe.train {\n  model = tiny\n  stpes = 1\n}\n");
+        refusedInOneLine("'troupe.train.stpes'", "typo.conf: 3: unknown key", "train", "--config", typo.toString());
+        Path section = Files.writeString(tmp.resolve("section.conf"), "troupe { trian { steps = 1 } }\n");
+        refusedInOneLine("'troupe.trian'", "known there: cluster,", "train", "--config", section.toString());
+        refusedInOneLine("'troupe.trian'", "unknown key", "node", "--config", section.toString());
+        refusedInOneLine("'troupe.trian'", "unknown key", "serve", "--checkpoint", "/x", "--config",
+            section.toString());
+        Path serve = Files.writeString(tmp.resolve("serve.conf"),
+            "troupe.serve.max-bach = 4\ntroupe.serve.stage-link.step-timout = 1s\n");
+        refusedInOneLine("'troupe.serve.max-bach'", "known there: deadline,", "serve", "--checkpoint", "/x",
+            "--config", serve.toString());
+        Files.writeString(serve, "troupe.serve.stage-link.step-timout = 1s\n");
+        refusedInOneLine("'troupe.serve.stage-link.step-timout'", "known there: connect-timeout,", "serve",
+            "--checkpoint", "/x", "--config", serve.toString());
+        // the shipped configs, and keys Pekko reads, pass
+        Path shipped = Path.of(System.getProperty("user.dir")).getParent().resolve("cluster-config");
+        for (String name : List.of("local.conf", "multi-host.conf", "examples/train-big.conf")) {
+            ConfigFiles.parse(shipped.resolve(name));
+        }
+        ConfigFiles.parse(Files.writeString(tmp.resolve("pekko.conf"),
+            "pekko.loglevel = INFO\ntroupe.cluster.port = 0\ntroupe.train.lr = 1e-3\n"));
+    }
+
+    /** Real-valued options take fractions even where reference.conf writes the default as 1.0. */
+    @Test
+    void shouldTakeAFractionForEveryRealValuedOption() {
+        Result r = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "1", "--threads", "1",
+            "--grad-clip", "0.5", "--lr", "0.001", "--min-lr", "0.0005", "--out", tmp.resolve("r").toString());
+        assertEquals(0, r.code(), r.err());
+        refusedInOneLine("lr=Infinity", "finite number > 0", "train", "--lr", "Infinity");
+    }
+
+    /** serve refuses a host that does not resolve or a port already taken before it loads a checkpoint. */
+    @Test
+    void shouldRefuseAnAddressServeCannotListenOnInOneLine() throws IOException {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1,
+            java.net.InetAddress.getLoopbackAddress())) {
+            String port = Integer.toString(taken.getLocalPort());
+            refusedInOneLine("127.0.0.1:" + port, "(--host, --port)", "serve", "--checkpoint", "/x",
+                "--host", "127.0.0.1", "--port", port);
+        }
+        refusedInOneLine("'no-such-host.invalid'", "--host: unknown host", "serve", "--checkpoint", "/x",
+            "--host", "no-such-host.invalid");
+    }
+
     @Test
     void shouldExitNonZeroWithAClearMessageWhenCudaIsUnavailable() {
         Result r = run("train", "--model", "tiny", "--steps", "1", "--device", "cuda",
@@ -236,6 +284,10 @@ class TroupeCliTest {
         refusedInOneLine("--port", "integer, got 'x'", "node", "--port", "x");
         refusedInOneLine("--dir", "DIR", "driver");
         refusedInOneLine("stray", "unexpected argument", "train", "stray");
+        refusedInOneLine("threads=1025", "[0, 1024]", "train", "--threads", "1025", "--model", "tiny", "--layout",
+            "1x1", "--steps", "1", "--out", tmp.resolve("threads").toString());
+        refusedInOneLine("layout=1x1x1", "sequence-parallel needs tp > 1", "train", "--sequence-parallel",
+            "--model", "tiny", "--layout", "1x1", "--steps", "1", "--out", tmp.resolve("sp").toString());
         refusedInOneLine("'fly'",
             "expected train, simulate, node, submit, driver, checkpoint, serve, serve-stage or eval", "fly");
         refusedInOneLine("--stage-hosts=127.0.0.1:7355", "--layout 1x3 needs 2 (one per stage", "serve",

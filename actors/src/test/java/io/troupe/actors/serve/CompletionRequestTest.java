@@ -35,4 +35,16 @@ class CompletionRequestTest {
         assertEquals("top_p", e.field());
         assertTrue(e.getMessage().contains("1.0E-50"), e.getMessage());
     }
+
+    /** Every top_p outside (0, 1] is refused with the same range, the one that holds. */
+    @Test
+    void shouldNameTheRangeTopPMustBeIn() {
+        for (String topP : new String[] {"0", "2", "-0.5"}) {
+            BadRequestException e = assertThrows(BadRequestException.class,
+                () -> CompletionRequest.parse("{\"prompt\":\"a\",\"top_p\":" + topP + "}", 64, 256, 1000));
+            assertEquals("top_p", e.field());
+            assertTrue(e.getMessage().startsWith("top_p must be in (0, 1]: top_p=" + Double.parseDouble(topP)),
+                e.getMessage());
+        }
+    }
 }

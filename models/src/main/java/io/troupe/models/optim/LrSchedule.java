@@ -7,8 +7,8 @@ package io.troupe.models.optim;
  */
 public record LrSchedule(float maxLr, float minLr, int warmupSteps, int totalSteps) {
     public LrSchedule {
-        if (!(maxLr > 0)) {
-            throw new IllegalArgumentException("lr must be > 0: lr=" + maxLr);
+        if (!(maxLr > 0 && maxLr < Float.POSITIVE_INFINITY)) {
+            throw new IllegalArgumentException("lr must be a finite number > 0: lr=" + maxLr);
         }
         if (!(minLr >= 0 && minLr <= maxLr)) {
             throw new IllegalArgumentException("min_lr must be in [0, lr]: min_lr=" + minLr + ", lr=" + maxLr);
