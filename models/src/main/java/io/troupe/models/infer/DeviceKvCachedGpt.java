@@ -40,9 +40,10 @@ import java.util.Map;
  * Troupe's FP32 sgemm whatever the device's GEMM settings). LayerNorm is row-wise, GELU and the adds
  * elementwise, attention per row ({@link Device#pagedAttention}): a sequence's logits are the same
  * bits alone or among 15 others. The kernels are not {@link KvCachedGpt}'s, so the two agree within
- * float rounding, not bitwise. Not thread-safe: one step at a time, from the thread that owns the device.
+ * float rounding, not bitwise. Not thread-safe: one step at a time (a device's calls from one thread at a
+ * time: a server builds it on one thread and steps it on its loop's).
  */
-public final class DeviceKvCachedGpt implements AutoCloseable {
+public final class DeviceKvCachedGpt implements DecodingModel, AutoCloseable {
     private final GptConfig cfg;
     private final Device dev;
     private final PagedKvCache blocks;
