@@ -15,9 +15,11 @@
 #     against the unfused ops, the pinned staging of the data plane; none may be skipped there), then
 #     io.troupe.runtime.cuda.bench.CudaBench (GEMM TFLOP/s at 4096^3 and 8192^3 for FP32, TF32, BF16
 #     against the card's ceiling, then the GPT-step hook), then io.troupe.actors.bench.CudaPipelineBench
-#     (1-stage vs 2-stage pipeline on the one GPU, small and big: ms/step, ratio, loss agreement), and
-#     ends with one SUMMARY block holding every figure of the run (GEMM, GPT step, pipeline, the two
-#     goals met or missed), ready for docs/benchmarks.md.
+#     (1-stage vs 2-stage pipeline on the one GPU, small and big: ms/step, ratio, loss agreement), then
+#     io.troupe.models.bench.CudaDecodeBench (DeviceKvCachedGpt decode steps at batch 1, 6, 13, 16 with a
+#     64-token context, small and big: per-token speedup and step ratio t16/t1; batch invariance and
+#     agreement with the CPU device checked first), and ends with one SUMMARY block holding every figure
+#     of the run (GEMM, GPT step, pipeline, decode, the goals met or missed), ready for docs/benchmarks.md.
 #     Logs and JUnit XML go to $OUT when set (a folder the caller collects), else to .bundle/out/.
 #
 # Typical use, when the GPU machine receives a copy of this checkout (at most 64 MiB with .bundle/):
@@ -34,6 +36,7 @@
 #                         steps for small, big and GPT-2-medium (d 1024, 24 layers, seq 1024) in
 #                         tokens/s and MFU; "none" skips it).
 #   GPU_CHECK_PIPELINE    configs of the pipeline comparison (default small,big; "none" skips it)
+#   GPU_CHECK_DECODE      configs of the decode bench (default small,big; "none" skips it)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,7 +63,7 @@ prepare() {
   runtimeJar="$(ls "$ROOT"/runtime/target/troupe-runtime-*.jar | grep -v -- '-tests.jar' | head -1)"
   local listing ptx   # the listing is read whole first: grep -q on a pipe would SIGPIPE unzip under pipefail
   listing="$(unzip -l "$runtimeJar")"
-  for ptx in kernels gemm attention fused; do
+  for ptx in kernels gemm attention fused decode; do
     grep -q "io/troupe/runtime/cuda/${ptx}_sm90.ptx" <<<"$listing" || die "$runtimeJar has no ${ptx}_sm90.ptx"
   done
 
@@ -71,6 +74,9 @@ prepare() {
   (cd "$ROOT" && mvn -o -q -B -DskipTests "${nvccFlag[@]}" -pl models -am package dependency:copy-dependencies \
       -DincludeScope=runtime -DexcludeGroupIds=io.troupe -DoutputDirectory="$BUNDLE/lib") \
     || die "copying dependencies failed"
+  # The benches parse their options with the troupe commands' parser (actors' cli.Options, on picocli).
+  (cd "$ROOT" && mvn -o -q -B -pl actors -am dependency:copy-dependencies -DincludeScope=runtime \
+      -DincludeArtifactIds=picocli -DoutputDirectory="$BUNDLE/lib") || die "copying picocli failed"
   # Natives for other platforms never travel (the javacpp.platform classifier already limits them).
   find "$BUNDLE/lib" -name '*.jar' \( -name '*windows*' -o -name '*macosx*' -o -name '*android*' \
     -o -name '*ios*' -o -name '*arm64*' -o -name '*aarch64*' -o -name '*ppc64le*' -o -name '*armhf*' \) -delete
@@ -176,6 +182,16 @@ run_checks() {
   else
     echo "pipeline comparison skipped (GPU_CHECK_PIPELINE=none)" | tee "$out/gpu-pipeline.log"
   fi
+
+  echo "== CudaDecodeBench (DeviceKvCachedGpt decode steps, batch 1..16) =="
+  local decode="${GPU_CHECK_DECODE:-small,big}"
+  if [[ "$decode" != none ]]; then
+    # shellcheck disable=SC2086
+    "$java" $flags -Xmx8g -cp "$cp" io.troupe.models.bench.CudaDecodeBench --configs="$decode" \
+        2>&1 | tee "$out/gpu-decode.log" || status=1
+  else
+    echo "decode bench skipped (GPU_CHECK_DECODE=none)" | tee "$out/gpu-decode.log"
+  fi
   summary "$out" | tee "$out/summary.md" || true
   return $status
 }
@@ -212,6 +228,9 @@ summary() {
   table "$out/gpu-pipeline.log" '^\| model \| batch x seq \| micro-batches' || echo "(no pipeline table)"
   grep -E '^pipeline ' "$out/gpu-pipeline.log" 2>/dev/null || true
   echo
+  echo "Decode steps of DeviceKvCachedGpt on the one GPU (64-token context, FP32 row-invariant linears):"
+  table "$out/gpu-decode.log" '^\| model \| batch \| ms/step' || echo "(no decode table)"
+  echo
   echo "Goals:"
   awk -F'|' '$2 ~ /^ *8192 *$/ && $3 ~ /troupe BF16/ { gsub(/[ %]/, "", $6); g = ($6 + 0 >= 50) ? "met" : "MISSED";
       print "  BF16 GEMM 8192^3 >= 50% of ceiling: " $6 "% (" g ")"; f = 1 }
@@ -219,6 +238,8 @@ summary() {
   awk -F'|' '$2 ~ /^ *medium *$/ { m = $7; gsub(/[ %]/, "", m); g = (m + 0 >= 25) ? "met" : "MISSED";
       print "  GPT-2-medium step >= 25% MFU: " m "% (" g ")"; f = 1 }
       END { if (!f) print "  GPT-2-medium step >= 25% MFU: not measured" }' "$out/gpu-bench.log" 2>/dev/null || true
+  grep -E '^decode [a-z]+ device=' "$out/gpu-decode.log" 2>/dev/null | sed 's/^/  /' \
+    || echo "  decode speedup at 16 >= 4 and step ratio t16/t1 <= 2: not measured"
   echo "===== END SUMMARY ====="
 }
 
@@ -234,6 +255,8 @@ case "${1:---prepare}" in
       || die "the bundled bench or its GPT hook did not load"
     grep -q 'pipeline bench: no GPU' "$BUNDLE/out/gpu-pipeline.log" || grep -q '^pipeline small' "$BUNDLE/out/gpu-pipeline.log" \
       || die "the bundled pipeline bench did not load"
+    grep -q 'decode bench: no GPU' "$BUNDLE/out/gpu-decode.log" || grep -q '^decode small' "$BUNDLE/out/gpu-decode.log" \
+      || die "the bundled decode bench did not load"
     grep -q '===== END SUMMARY' "$BUNDLE/out/summary.md" || die "the summary block was not printed"
     echo "gpu-check: dry run: the pipeline bench from the bundle, on the CPU (tiny, 1 step: proves the engine runs there)"
     # shellcheck disable=SC2046
@@ -241,6 +264,13 @@ case "${1:---prepare}" in
         --device=cpu --configs=tiny --steps=1 --warmup=0 --precision=fp32 | tee "$BUNDLE/out/cpu-pipeline.log" \
       || die "the pipeline bench failed on the CPU from the bundle"
     grep -q '^pipeline tiny 1stage_ms=' "$BUNDLE/out/cpu-pipeline.log" || die "the pipeline bench printed no result"
+    echo "gpu-check: dry run: the decode bench from the bundle, on the CPU device (small, 3 steps: the same code path)"
+    # shellcheck disable=SC2046
+    "$BUNDLE/jre/bin/java" $(cat "$BUNDLE/jvm-flags") -cp "$(classpath)" io.troupe.models.bench.CudaDecodeBench \
+        --device=cpu --configs=small --steps=3 --warmup=1 | tee "$BUNDLE/out/cpu-decode.log" \
+      || die "the decode bench failed on the CPU from the bundle"
+    grep -q '^decode small device=cpu .*batch_invariant=yes' "$BUNDLE/out/cpu-decode.log" \
+      || die "the decode bench printed no result, or its logits were not batch-invariant"
     rm -rf "$BUNDLE/out"
     echo "gpu-check: dry run OK" ;;
   --run) run_checks ;;

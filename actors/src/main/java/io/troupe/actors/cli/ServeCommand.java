@@ -40,7 +40,7 @@ final class ServeCommand {
                             [--max-batch N] [--kv-cache-mib M] [--token-budget T] [--max-queue Q] [--layout 1xN]
                             [--isolate-step-core true|false] [--prefill-thread true|false] [--prefill-ahead N]
                             [--kv-dtype f32|bf16] [--prefix-cache true|false] [--drain-timeout SECONDS]
-                            [--stage-hosts HOST:PORT,...] [--config FILE]
+                            [--stage-hosts HOST:PORT,...] [--device cpu|cuda] [--config FILE]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
         other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
@@ -54,6 +54,9 @@ final class ServeCommand {
         running requests are requeued and recomputed once its stage is back, on a spare that answers or on
         the host itself (troupe.serve.stage-link). The stage link
         runs over TLS with mutual authentication when troupe.cluster.tls is on (on the hosts too).
+        --device: the whole model on one device through its kernels (cuda: a GPU; cpu: the same code on the
+        CPU's reference loops), float32 weights and KV cache, no prefill thread; without it the CPU serving path
+        above (--quantize, --kv-dtype, --layout apply there).
         --config: a HOCON file over reference.conf (troupe.serve, troupe.serve.stage-link, troupe.cluster.tls,
         troupe.transport).""";
 
@@ -65,7 +68,7 @@ final class ServeCommand {
     static int run(String[] args, PrintStream out, PrintStream err, Consumer<InferenceServer> started) {
         Options o = Options.parse(args, Set.of("checkpoint", "port", "host", "quantize", "max-batch", "kv-cache-mib",
             "token-budget", "max-queue", "layout", "isolate-step-core", "prefill-thread", "prefill-ahead",
-            "kv-dtype", "prefix-cache", "drain-timeout", "stage-hosts", "config"), Set.of());
+            "kv-dtype", "prefix-cache", "drain-timeout", "stage-hosts", "device", "config"), Set.of());
         if (!o.has("checkpoint")) {
             throw new UsageException("serve needs --checkpoint DIR");
         }
@@ -86,8 +89,15 @@ final class ServeCommand {
                 + " needs " + (stages - 1) + " (one per stage after the first; more are spares): --stage-hosts="
                 + o.get("stage-hosts"));
         }
+        if (o.has("device") && (stages > 1 || links.remote())) {
+            throw new UsageException("--device serves the whole model on one stage: drop --layout 1x" + stages
+                + (links.remote() ? " and --stage-hosts" : ""));
+        }
         try {
             Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
+            if (o.has("device")) {
+                return serveOnDevice(o.get("device"), dir, s, out, err);
+            }
             // with stage hosts, this server holds stage 0 only: the embeddings and the first blocks
             InferenceWeights w = links.remote()
                 ? InferenceWeights.load(dir, s.quantization(), 0, io.troupe.models.parallel.StagePartition.balanced(
@@ -206,6 +216,45 @@ final class ServeCommand {
                 + layout);
         }
         return l.pp();
+    }
+
+    /** {@code --device}: the whole model on one device through DeviceKvCachedGpt, until a stop, as {@link #run}. */
+    private static int serveOnDevice(String device, Path dir, ServeSettings s, PrintStream out, PrintStream err)
+        throws InterruptedException {
+        io.troupe.runtime.device.DeviceKind kind;
+        try {
+            kind = io.troupe.runtime.device.DeviceKind.parse(device);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--device: " + e.getMessage());
+        }
+        io.troupe.models.gpt.GptConfig model = Checkpoints.readManifest(dir).model();
+        java.util.Map<String, float[]> params = InferenceWeights.loadParameters(dir);
+        io.troupe.runtime.device.Device dev;
+        try {
+            dev = io.troupe.runtime.device.Devices.open(kind, Math.max(1, Runtime.getRuntime().availableProcessors()));
+        } catch (io.troupe.runtime.device.DeviceUnavailableException e) {
+            err.println("troupe serve: " + e.getMessage());
+            return 3;
+        }
+        InferenceServer server;
+        try {
+            server = InferenceServer.startOnDevice(model, params, dev, s);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new UsageException(e.getMessage());
+        }
+        int blocks = PagedKvCache.blocksForBudget(model, s.kvBlockTokens(), s.kvCacheMib());
+        out.printf(Locale.ROOT, "troupe serve: %s (model %s, context %d) on http://%s:%d, on %s, f32 weights, KV"
+            + " cache %d f32 blocks of %d tokens, max batch %d, 1 stage%n", dir, model.name(), model.seqLen(), s.host(),
+            server.port(), dev.name(), blocks, s.kvBlockTokens(), s.maxBatch());
+        out.flush();
+        StopSignal stop = StopSignal.install("troupe-serve", s.drainTimeoutMs() + CLOSE_MS);
+        boolean requested = stop.awaitRequest(server.whenTerminated());
+        boolean all = !requested || drain(server, s.drainTimeoutMs(), stop.reason(), out);
+        server.close();
+        out.println("troupe serve: stopped");
+        out.flush();
+        stop.stopped();
+        return all ? 0 : REQUESTS_CUT;
     }
 
     static ServeSettings settings(Options o, com.typesafe.config.Config cfg) {

@@ -1,6 +1,7 @@
 package io.troupe.actors.serve;
 
 import io.troupe.models.infer.BatchScheduler;
+import io.troupe.models.infer.DecodingModel;
 import io.troupe.models.infer.FinishReason;
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.KvCachedGpt;
@@ -73,7 +74,7 @@ final class DecodeLoop implements AutoCloseable {
     }
 
     private final BatchScheduler scheduler;
-    private final KvCachedGpt model;
+    private final DecodingModel model;
     private final Executor stepExecutor;
     private final ServeMetrics metrics;
     private final int retryAfterS;
@@ -128,7 +129,11 @@ final class DecodeLoop implements AutoCloseable {
                 });
             pf.prestartAllCoreThreads();
             this.prefills = pf;
-            this.prefillModel = new KvCachedGpt(model.weights(), model.cache());
+            if (!(model instanceof KvCachedGpt kv)) {
+                throw new IllegalArgumentException("the prefill thread runs KvCachedGpt over the same weights; a "
+                    + model.getClass().getSimpleName() + " serves without it");
+            }
+            this.prefillModel = new KvCachedGpt(kv.weights(), kv.cache());
             scheduler.prefillBeside(true);
         } else {
             this.prefills = null;

@@ -2,12 +2,18 @@ package io.troupe.actors.serve;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.infer.BatchScheduler;
+import io.troupe.models.infer.DecodingModel;
+import io.troupe.models.infer.DeviceKvCachedGpt;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvCachedGpt;
+import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.RowSplitter;
+import io.troupe.runtime.device.Device;
 import java.time.Duration;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
@@ -42,11 +48,11 @@ public final class InferenceServer implements AutoCloseable {
     private final ExecutorService ownExecutor;
     private final AutoCloseable owned;
     private final ServerBinding binding;
-    private final KvCachedGpt model;
+    private final DecodingModel model;
     private final CompletionRoutes routes;
 
     private InferenceServer(ActorSystem<SchedulerActor.Command> system, ExecutorService ownExecutor,
-                            AutoCloseable owned, ServerBinding binding, KvCachedGpt model, CompletionRoutes routes) {
+                            AutoCloseable owned, ServerBinding binding, DecodingModel model, CompletionRoutes routes) {
         this.routes = routes;
         this.system = system;
         this.ownExecutor = ownExecutor;
@@ -140,9 +146,50 @@ public final class InferenceServer implements AutoCloseable {
         scheduler.primeAhead(s.prefillAhead());         // used only with the prefill thread
         scheduler.cachePrefixes(s.prefixCache());
         // null: the decode loop runs the forward on its own thread ("troupe-serve-step")
-        return bind(weights, s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),
+        return bind(weights.config(), s, SchedulerActor.create(scheduler, stepExecutor, metrics, s.retryAfterS(),
             s.isolateStepCore(), s.prefillThread() && cores >= 2), metrics,
             null, rows, model, null, null);
+    }
+
+    /**
+     * Serves the whole model on one {@code device} through {@link DeviceKvCachedGpt} (a GPU, or the CPU
+     * device's reference loops): {@code params} by name as a checkpoint holds them (float32), uploaded
+     * once; the KV cache on the device, {@code kvCacheMib} of float32 blocks. The steps run on the loop's
+     * thread one at a time, with no prefill thread and no row splitter (the device parallelises a step);
+     * the weights are not quantized and the KV cache is float32 whatever the settings say. The server
+     * owns {@code device} and closes it last.
+     */
+    public static InferenceServer startOnDevice(GptConfig config, Map<String, float[]> params, Device device,
+                                                ServeSettings s) {
+        int blocks = PagedKvCache.blocksForBudget(config, s.kvBlockTokens(), s.kvCacheMib(), KvPrecision.F32);
+        // the allocator only: keys and values live on the device
+        PagedKvCache cache = new PagedKvCache(config, s.kvBlockTokens(), blocks, 0);
+        DeviceKvCachedGpt model;
+        BatchScheduler scheduler;
+        try {
+            model = new DeviceKvCachedGpt(config, params, cache, device);
+        } catch (RuntimeException e) {
+            device.close();
+            throw e;
+        }
+        AutoCloseable owned = () -> {
+            try {
+                model.close();
+            } finally {
+                device.close();
+            }
+        };
+        try {
+            scheduler = new BatchScheduler(model, new BatchScheduler.Limits(s.maxBatch(), s.tokenBudget(),
+                s.maxQueue()));
+            scheduler.cachePrefixes(s.prefixCache());
+        } catch (RuntimeException e) {
+            closeQuietly(owned);
+            throw e;
+        }
+        ServeMetrics metrics = new ServeMetrics(blocks);
+        return bind(config, s, SchedulerActor.create(scheduler, null, metrics, s.retryAfterS(), s.isolateStepCore(),
+            false), metrics, null, owned, model, null, null);
     }
 
     private static InferenceServer startPipelined(InferenceWeights weights, ServeSettings s, int stages, int blocks,
@@ -166,14 +213,14 @@ public final class InferenceServer implements AutoCloseable {
         metrics.readPipeline(runner::down);
         metrics.readStageMoves(runner::stageMoves);
         metrics.readStuckStages(runner::stuckStageLosses);
-        return bind(weights, s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics, null,
-            runner, first, links.remote() ? links : null, runner);
+        return bind(weights.config(), s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics,
+            null, runner, first, links.remote() ? links : null, runner);
     }
 
-    private static InferenceServer bind(InferenceWeights weights, ServeSettings s,
+    private static InferenceServer bind(GptConfig modelConfig, ServeSettings s,
                                         org.apache.pekko.actor.typed.Behavior<SchedulerActor.Command> guardian,
                                         ServeMetrics metrics, ExecutorService own, AutoCloseable owned,
-                                        KvCachedGpt model, StageLinks links, PipelineStepRunner pipeline) {
+                                        DecodingModel model, StageLinks links, PipelineStepRunner pipeline) {
         // fail-mixed-versions: pekko-discovery resolves at 1.2.1 beside Pekko 1.7.0 (see the pom); the
         // reference.conf of this build says off, but another jar's reference.conf may come first on a classpath
         // run-by-jvm-shutdown-hook: the owner stops the server in order (drain, then close); a JVM hook of Pekko's
@@ -201,8 +248,8 @@ public final class InferenceServer implements AutoCloseable {
             if (pipeline != null && links != null) {
                 pipeline.awaitWired(links.connectTimeout().toMillis());
             }
-            CompletionRoutes routes = new CompletionRoutes(system, system, metrics, weights.config().name(),
-                weights.config().seqLen(), weights.config().vocabSize(), s.deadlineMs());
+            CompletionRoutes routes = new CompletionRoutes(system, system, metrics, modelConfig.name(),
+                modelConfig.seqLen(), modelConfig.vocabSize(), s.deadlineMs());
             if (pipeline != null) {
                 routes.readPipeline(pipeline::down);
                 if (links != null) {
@@ -256,7 +303,8 @@ public final class InferenceServer implements AutoCloseable {
         return binding.localAddress().getPort();
     }
 
-    public KvCachedGpt model() {
+    /** The forward the steps run (of the first stage, in a pipeline). */
+    public DecodingModel model() {
         return model;
     }
 

@@ -1,10 +1,10 @@
 package io.troupe.actors.serve;
 
 import io.troupe.models.infer.BatchScheduler;
+import io.troupe.models.infer.DecodingModel;
 import io.troupe.models.infer.FinishReason;
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
-import io.troupe.models.infer.KvCachedGpt;
 import io.troupe.models.infer.SamplingParams;
 import io.troupe.models.infer.StepBatch;
 import java.util.concurrent.CompletionStage;
@@ -90,7 +90,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private final BatchScheduler scheduler;
-    private final KvCachedGpt model;
+    private final DecodingModel model;
     private final StepRunner runner;
     private final ServeMetrics metrics;
     private final int retryAfterS;
@@ -118,7 +118,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             DecodeLoop loop = new DecodeLoop(scheduler, stepExecutor, metrics, retryAfterS, isolateStepCore,
                 prefillThread);
             metrics.readStepLoop(loop::stopped);
-            KvCachedGpt model = scheduler.model();
+            DecodingModel model = scheduler.model();
             org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SchedulerActor.class);
             return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {

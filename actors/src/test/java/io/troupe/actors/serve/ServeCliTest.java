@@ -117,6 +117,8 @@ class ServeCliTest {
             {"tp=2", "serve", "--checkpoint", c, "--layout", "1x2x2"},
             {"--checkpoint", "serve"},
             {"--data", "eval", "--checkpoint", c, "--data", tmp.resolve("absent.txt").toString()},
+            {"--device", "serve", "--checkpoint", c, "--device", "tpu"},
+            {"--device", "serve", "--checkpoint", c, "--device", "cpu", "--layout", "1x2"},
         };
         for (String[] k : cases) {
             String[] r = run(Arrays.copyOfRange(k, 1, k.length));
@@ -127,5 +129,10 @@ class ServeCliTest {
         }
         String[] missing = run("eval", "--checkpoint", tmp.resolve("nothing").toString());
         assertEquals("4", missing[0], missing[2]);
+        if (!io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
+            String[] noGpu = run("serve", "--checkpoint", c, "--device", "cuda");
+            assertEquals("3", noGpu[0], "no GPU here: " + noGpu[2]);
+            assertTrue(noGpu[2].contains("cuda"), noGpu[2]);
+        }
     }
 }

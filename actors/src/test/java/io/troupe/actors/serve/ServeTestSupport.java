@@ -34,6 +34,21 @@ final class ServeTestSupport {
     }
 
     static InferenceWeights weights(long seed) {
+        return InferenceWeights.fromFlat(CFG, flat(seed), Quantization.NONE);
+    }
+
+    /** The parameters of {@link #weights} by name, as a checkpoint holds them. */
+    static java.util.Map<String, float[]> parameters(long seed) {
+        float[] flat = flat(seed);
+        java.util.Map<String, float[]> p = new java.util.HashMap<>();
+        for (ParamSpec s : ParameterLayout.full(CFG).specs()) {
+            p.put(s.name(), java.util.Arrays.copyOfRange(flat, (int) s.localOffset(), (int) (s.localOffset()
+                + s.numel())));
+        }
+        return p;
+    }
+
+    private static float[] flat(long seed) {
         ParameterLayout layout = ParameterLayout.full(CFG);
         float[] flat = new float[(int) layout.numel()];
         Random rnd = new Random(seed);
@@ -44,7 +59,7 @@ final class ServeTestSupport {
                 flat[(int) (s.localOffset() + i)] = ln && s.name().endsWith("weight") ? 1f + 0.1f * u : 0.3f * u;
             }
         }
-        return InferenceWeights.fromFlat(CFG, flat, Quantization.NONE);
+        return flat;
     }
 
     /** What {@code prompt} (its UTF-8 bytes) gives alone with {@code p}, without a server. */

@@ -112,7 +112,7 @@ public final class BatchScheduler {
         }
     }
 
-    private final KvCachedGpt model;
+    private final DecodingModel model;
     private final PagedKvCache cache;
     private final Limits limits;
     private final ArrayDeque<Generation> waiting = new ArrayDeque<>();
@@ -136,7 +136,7 @@ public final class BatchScheduler {
     private long tokensGenerated;
     private boolean cachePrefixes;
 
-    public BatchScheduler(KvCachedGpt model, Limits limits) {
+    public BatchScheduler(DecodingModel model, Limits limits) {
         this.model = model;
         this.cache = model.cache();
         this.limits = limits;
@@ -148,7 +148,7 @@ public final class BatchScheduler {
         }
     }
 
-    public KvCachedGpt model() {
+    public DecodingModel model() {
         return model;
     }
 

@@ -129,6 +129,23 @@ public final class InferenceWeights {
         }
     }
 
+    /**
+     * The whole model's float32 parameters by name from a committed checkpoint (a step directory, or a
+     * run / checkpoints directory: its latest step), every byte verified as {@link #load} does: the
+     * input of a forward on a device ({@link DeviceKvCachedGpt}), which uploads them as they are.
+     */
+    public static Map<String, float[]> loadParameters(Path checkpoint) {
+        Path dir = Checkpoints.resolve(checkpoint);
+        try (ShardedCheckpointReader reader = ShardedCheckpointReader.open(dir)) {
+            if (!reader.verifiesPartialReads()) {
+                Checkpoints.verify(dir);
+            }
+            GptConfig cfg = reader.manifest().model();
+            StagePartition whole = new StagePartition(new int[] {cfg.nLayer()});
+            return reader.readParameters(ParallelParameterLayout.gpt(cfg, whole, false).local(0, 1, 0));
+        }
+    }
+
     private static InferenceWeights fromParameters(GptConfig cfg, Map<String, float[]> byName,
                                                    Quantization quantization, int firstBlock, int endBlock) {
         Map<String, float[]> p = new HashMap<>();

@@ -26,7 +26,7 @@ import io.troupe.models.gpt.GptConfig;
  * tokens instead) and returns its own (the last stage returns the logits). The stages run in
  * sequence compute exactly the operations of the whole model, so the logits are bit-identical.
  */
-public final class KvCachedGpt {
+public final class KvCachedGpt implements DecodingModel {
     private final InferenceWeights w;
     private final PagedKvCache cache;
     private final GptConfig cfg;

@@ -1,6 +1,7 @@
 package io.troupe.models.infer;
 
 import io.troupe.models.gpt.GptConfig;
+import io.troupe.runtime.device.PagedKvLayout;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -20,6 +21,9 @@ import java.util.Map;
  * position p of a sequence: block table[p / blockSize], slot p % blockSize
  * bytes per block = 2 (k, v) * n_layer * blockSize * C * (4 for f32, 2 for bf16)
  * </pre>
+ *
+ * This is {@link PagedKvLayout}, the layout the device ops ({@code Device.pagedKvWrite},
+ * {@code Device.pagedAttention}) use too, so a device cache reads the same block tables the same way.
  *
  * With {@link KvPrecision#BF16} the same layout holds bfloat16 bits in {@code short} arrays
  * ({@link #keys16}, {@link #values16}): the values are rounded once, when a step writes them.
@@ -360,7 +364,8 @@ public final class PagedKvCache {
 
     /** Offset of (position, channel 0) in a layer's v array. */
     int offset(BlockTable table, int position) {
-        return (table.block(position / blockSize) * blockSize + position % blockSize) * width;
+        return (int) PagedKvLayout.valueOffset(table.block(position / blockSize), position % blockSize, blockSize,
+            width);
     }
 
     /** out[u] = {@link #offset}(table, u) for u in [0, positions), block by block (no division per position). */
@@ -376,7 +381,8 @@ public final class PagedKvCache {
 
     /** Offset of (position, channel 0) in a layer's k array; channel ch is {@code ch * blockSize} further on. */
     int keyOffset(BlockTable table, int position) {
-        return table.block(position / blockSize) * blockSize * width + position % blockSize;
+        return (int) PagedKvLayout.keyOffset(table.block(position / blockSize), position % blockSize, blockSize,
+            width);
     }
 
     /** out[b] = offset of block b of {@code table} in a layer's k or v array, for the blocks of {@code positions}. */

@@ -108,7 +108,7 @@ class BatchSchedulerTest {
         int[] alone = run(scheduler(1, 64, 64), gen(1, prompt, p), List.of());
         BatchScheduler s = scheduler(16, 24, 256);
         s.prefillBeside(true);
-        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        KvCachedGpt lane = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache());
         java.util.concurrent.ExecutorService prefills = java.util.concurrent.Executors.newSingleThreadExecutor();
         try {
             java.util.ArrayDeque<Generation> arrivals = new java.util.ArrayDeque<>(others(new Random(7), 12, p));
@@ -173,7 +173,7 @@ class BatchSchedulerTest {
         int[] nineAlone = run(scheduler(1, 64, 64), gen(3, nine, p), List.of());
         BatchScheduler s = scheduler(4, 64, 64);
         s.prefillBeside(true);
-        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        KvCachedGpt lane = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache());
         long now = System.nanoTime();
         Generation decoding = gen(1, InferenceFixtures.randomTokens(new Random(42), 8, CFG.vocabSize()),
             SamplingParams.greedy(40));
@@ -220,7 +220,7 @@ class BatchSchedulerTest {
         BatchScheduler s = scheduler(1, 64, 64);
         s.prefillBeside(true);
         s.primeAhead(1);
-        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        KvCachedGpt lane = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache());
         java.util.concurrent.ExecutorService prefills = java.util.concurrent.Executors.newSingleThreadExecutor();
         try {
             long now = System.nanoTime();
@@ -285,7 +285,8 @@ class BatchSchedulerTest {
         tight.submit(primedOne);
         BatchScheduler.Prefill pf = tight.planPrefill(System.nanoTime());
         assertArrayEquals(new long[] {2}, pf.ids());
-        tight.completePrefill(pf, new KvCachedGpt(tight.model().weights(), tight.model().cache()).forward(pf.batch()),
+        tight.completePrefill(pf, new KvCachedGpt(((KvCachedGpt) tight.model()).weights(), tight.model().cache())
+            .forward(pf.batch()),
             System.nanoTime());
         while (tight.hasWork()) {
             tight.complete(tight.model().forward(tight.plan(System.nanoTime())), System.nanoTime());
@@ -311,7 +312,7 @@ class BatchSchedulerTest {
         BatchScheduler s = scheduler(1, 64, 64);
         s.prefillBeside(true);
         s.primeAhead(1);
-        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        KvCachedGpt lane = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache());
         Generation decoding = gen(1, first, p);
         Generation primed = gen(2, prompt, p);
         s.submit(decoding);
@@ -359,7 +360,8 @@ class BatchSchedulerTest {
         s.cancelAll(FinishReason.CANCELLED);
         assertEquals(List.of(FinishReason.CANCELLED), ends, "request 1 ends; 2 and 3 wait for their prefill");
         assertEquals(held - 2, s.model().cache().usedBlocks(), "the prefilling requests keep their blocks");
-        s.completePrefill(p, new KvCachedGpt(s.model().weights(), s.model().cache()).forward(p.batch()), now);
+        s.completePrefill(p, new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache())
+            .forward(p.batch()), now);
         assertEquals(3, ends.size());
         assertEquals(0, s.model().cache().usedBlocks());
         assertFalse(s.hasWork());

@@ -77,7 +77,7 @@ class PrefixCacheTest {
             all.add(g);
         }
         s.prefillBeside(lane);
-        KvCachedGpt laneModel = new KvCachedGpt(s.model().weights(), s.model().cache());
+        KvCachedGpt laneModel = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache());
         ExecutorService prefills = Executors.newSingleThreadExecutor();
         try {
             BatchScheduler.Prefill inFlight = null;

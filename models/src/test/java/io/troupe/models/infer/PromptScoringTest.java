@@ -110,7 +110,7 @@ class PromptScoringTest {
         double[] plain = plainScores(prompt);
         BatchScheduler s = scheduler(4, 64, 64);
         s.prefillBeside(true);
-        KvCachedGpt lane = new KvCachedGpt(s.model().weights(), s.model().cache());
+        KvCachedGpt lane = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache());
         s.submit(gen(2, InferenceFixtures.randomTokens(new Random(10), 4, V), SamplingParams.greedy(20)));
         s.complete(s.model().forward(s.plan(System.nanoTime())), System.nanoTime());    // now something decodes
         Generation g = gen(1, prompt, SamplingParams.greedy(4).withLogprobs(0, true));

@@ -34,7 +34,7 @@ class StepBatchCodecTest {
     @Test
     void shouldDriveALaterStageFromTheDecodedPlanAsTheWholeModelComputesIt() {
         BatchScheduler scheduler = InferenceFixtures.scheduler(CFG, PARAMS, 16, 24, BLOCKS);
-        KvCachedGpt whole = scheduler.model();
+        KvCachedGpt whole = (KvCachedGpt) scheduler.model();
         InferenceWeights w = whole.weights();
         KvCachedGpt first = new KvCachedGpt(w, new PagedKvCache(CFG, 4, BLOCKS, 1), 0, 1);
         KvCachedGpt second = new KvCachedGpt(w, new PagedKvCache(CFG, 4, BLOCKS, 2), 1, 3);

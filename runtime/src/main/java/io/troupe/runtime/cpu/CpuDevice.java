@@ -5,10 +5,13 @@ import static io.troupe.runtime.cpu.CpuMemory.getInt;
 import static io.troupe.runtime.cpu.CpuMemory.putFloat;
 
 import io.troupe.runtime.device.AdamWStep;
+import io.troupe.runtime.device.DecodeReference;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.device.PagedRows;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
+import java.nio.FloatBuffer;
 
 /**
  * The CPU backend. Tensors live in off-heap, 64-byte aligned {@link CpuStorage}; gemm goes to
@@ -519,6 +522,55 @@ public final class CpuDevice implements Device {
             return;
         }
         elementwise(n, (s, e) -> CpuRows.adamw(pa, ga, ma, va, s, e, beta1, beta2, eps, decay, stepSize, bc2Sqrt));
+    }
+
+    // ---------------------------------------------------------------- decoding: the reference loops in place
+
+    @Override
+    public void linearRowInvariant(int rows, int n, int k, Tensor x, Tensor w, Tensor bias, Tensor out) {
+        if (!CpuDirectViews.AVAILABLE) {
+            Device.super.linearRowInvariant(rows, n, k, x, w, bias, out);
+            return;
+        }
+        DecodeReference.linear(rows, n, k, floats(x, (long) rows * k, "linearRowInvariant x"),
+            floats(w, (long) n * k, "linearRowInvariant w"),
+            bias == null ? null : floats(bias, n, "linearRowInvariant bias"),
+            floats(out, (long) rows * n, "linearRowInvariant out"));
+    }
+
+    @Override
+    public void pagedKvWrite(Tensor qkv, Tensor keys, Tensor values, PagedRows rows, int width, int blockSize) {
+        if (!CpuDirectViews.AVAILABLE) {
+            Device.super.pagedKvWrite(qkv, keys, values, rows, width, blockSize);
+            return;
+        }
+        DecodeReference.checkRows("pagedKvWrite", rows, blockSize, keys.numel() / ((long) blockSize * width));
+        DecodeReference.kvWrite(floats(qkv, (long) rows.rows() * 3 * width, "pagedKvWrite qkv"),
+            floats(keys, keys.numel(), "pagedKvWrite keys"), floats(values, keys.numel(), "pagedKvWrite values"),
+            rows, width, blockSize);
+    }
+
+    @Override
+    public void pagedAttention(Tensor qkv, Tensor keys, Tensor values, Tensor out, PagedRows rows, int heads,
+                               int headDim, int blockSize, float scale) {
+        if (!CpuDirectViews.AVAILABLE) {
+            Device.super.pagedAttention(qkv, keys, values, out, rows, heads, headDim, blockSize, scale);
+            return;
+        }
+        int width = heads * headDim;
+        DecodeReference.checkRows("pagedAttention", rows, blockSize, keys.numel() / ((long) blockSize * width));
+        DecodeReference.attention(floats(qkv, (long) rows.rows() * 3 * width, "pagedAttention qkv"),
+            floats(keys, keys.numel(), "pagedAttention keys"), floats(values, keys.numel(), "pagedAttention values"),
+            floats(out, (long) rows.rows() * width, "pagedAttention out"), rows, heads, headDim, blockSize, scale);
+    }
+
+    /** The first {@code elements} floats of {@code t}, in place. */
+    private static FloatBuffer floats(Tensor t, long elements, String what) {
+        requireCapacity(t, elements, what);
+        if (t.dtype() != DType.F32) {
+            throw new IllegalArgumentException(what + " must be F32: dtype=" + t.dtype());
+        }
+        return CpuDirectViews.view(t.address(), 4 * elements).asFloatBuffer();
     }
 
     @Override

@@ -23,6 +23,7 @@ import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.device.PagedRows;
 import io.troupe.runtime.device.StagedInput;
 import io.troupe.runtime.device.StagedOutput;
 import io.troupe.runtime.tensor.DType;
@@ -548,6 +549,23 @@ public final class CudaDevice implements Device {
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step) {
         CudaOps.adamw(this, param, grad, m, v, step);
+    }
+
+    @Override
+    public void linearRowInvariant(int rows, int n, int k, Tensor x, Tensor w, Tensor bias, Tensor out) {
+        bind();
+        CudaDecodeOps.linearRowInvariant(this, gemm, rows, n, k, x, w, bias, out);
+    }
+
+    @Override
+    public void pagedKvWrite(Tensor qkv, Tensor keys, Tensor values, PagedRows rows, int width, int blockSize) {
+        CudaDecodeOps.pagedKvWrite(this, qkv, keys, values, rows, width, blockSize);
+    }
+
+    @Override
+    public void pagedAttention(Tensor qkv, Tensor keys, Tensor values, Tensor out, PagedRows rows, int heads,
+                               int headDim, int blockSize, float scale) {
+        CudaDecodeOps.pagedAttention(this, qkv, keys, values, out, rows, heads, headDim, blockSize, scale);
     }
 
     @Override

@@ -25,7 +25,7 @@ import jcuda.driver.CUmodule;
  */
 final class CudaModules implements AutoCloseable {
     /** The .cu files under runtime/src/main/cuda, one PTX module each. */
-    static final String[] MODULE_NAMES = {"kernels", "gemm", "attention", "fused"};
+    static final String[] MODULE_NAMES = {"kernels", "gemm", "attention", "fused", "decode"};
 
     private final List<CUmodule> modules = new ArrayList<>();
     private final Map<String, CUfunction> functions = new HashMap<>();

@@ -2,6 +2,7 @@ package io.troupe.runtime.device;
 
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
+import java.nio.FloatBuffer;
 
 /**
  * The kernel set a transformer needs, forward and backward, on one device.
@@ -214,6 +215,66 @@ public interface Device extends AutoCloseable {
             copy(dresidual.view(0, rows, cols), dsum);
         }
         layerNormBackward(dsum, dweight, dbias, dout, sum, weight, mean, rstd, rows, cols);
+    }
+
+    // ---------------------------------------------------------------- decoding (defaults: reference loops)
+
+    /**
+     * A linear layer whose every output element has one fixed reduction order, whatever {@code rows}
+     * is (batch invariance, for decoding): {@code out (rows, n) = x (rows, k) @ w^T + bias} with w
+     * (n, k) and {@code acc = fma(x[k], w[j, k], acc)} for k ascending, then {@code + bias[j]}
+     * ({@code bias} null for none). Unlike {@link #matmulBias}, a device must not pick its algorithm
+     * by shape here (a BLAS's or cuBLAS's kernel choice may change with the row count, and with it
+     * the bits). The default runs {@link DecodeReference#linear} on host copies.
+     */
+    default void linearRowInvariant(int rows, int n, int k, Tensor x, Tensor w, Tensor bias, Tensor out) {
+        float[] hx = DecodeHostCopies.read(this, x, (long) rows * k, "linearRowInvariant x");
+        float[] hw = DecodeHostCopies.read(this, w, (long) n * k, "linearRowInvariant w");
+        float[] hb = bias == null ? null : DecodeHostCopies.read(this, bias, n, "linearRowInvariant bias");
+        float[] ho = new float[rows * n];
+        DecodeReference.linear(rows, n, k, FloatBuffer.wrap(hx), FloatBuffer.wrap(hw),
+            hb == null ? null : FloatBuffer.wrap(hb), FloatBuffer.wrap(ho));
+        copyFromHost(ho, out.view(0, rows * n));
+    }
+
+    /**
+     * Writes the keys and values of a step's rows into one layer's paged cache ({@link PagedKvLayout}):
+     * row r's key is columns [width, 2 width) of {@code qkv} (rows, 3 width), its value columns
+     * [2 width, 3 width); they go to position {@code rows.positions()[r]} through its block table.
+     * {@code keys} and {@code values} hold {@code numBlocks * blockSize * width} floats each. The
+     * default runs {@link DecodeReference#kvWrite} on host copies.
+     */
+    default void pagedKvWrite(Tensor qkv, Tensor keys, Tensor values, PagedRows rows, int width, int blockSize) {
+        DecodeReference.checkRows("pagedKvWrite", rows, blockSize, keys.numel() / ((long) blockSize * width));
+        float[] hq = DecodeHostCopies.read(this, qkv, (long) rows.rows() * 3 * width, "pagedKvWrite qkv");
+        float[] hk = DecodeHostCopies.read(this, keys, keys.numel(), "pagedKvWrite keys");
+        float[] hv = DecodeHostCopies.read(this, values, values.numel(), "pagedKvWrite values");
+        DecodeReference.kvWrite(FloatBuffer.wrap(hq), FloatBuffer.wrap(hk),
+            FloatBuffer.wrap(hv), rows, width, blockSize);
+        copyFromHost(hk, keys);
+        copyFromHost(hv, values);
+    }
+
+    /**
+     * Decoding attention over a paged cache: row r's query (columns [0, heads * headDim) of
+     * {@code qkv}) attends, head by head, causally over positions [0, p] of its own sequence in one
+     * layer's {@code keys} and {@code values} (written by {@link #pagedKvWrite} before, this step's
+     * rows included, so a prefill chunk's rows see each other causally), scores scaled by
+     * {@code scale}; the result is row r of {@code out} (rows, heads * headDim). The reduction order
+     * of every output element is fixed ({@link DecodeReference}) and reads nothing of other rows.
+     * The default runs {@link DecodeReference#attention} on host copies.
+     */
+    default void pagedAttention(Tensor qkv, Tensor keys, Tensor values, Tensor out, PagedRows rows, int heads,
+                                int headDim, int blockSize, float scale) {
+        int width = heads * headDim;
+        DecodeReference.checkRows("pagedAttention", rows, blockSize, keys.numel() / ((long) blockSize * width));
+        float[] hq = DecodeHostCopies.read(this, qkv, (long) rows.rows() * 3 * width, "pagedAttention qkv");
+        float[] hk = DecodeHostCopies.read(this, keys, keys.numel(), "pagedAttention keys");
+        float[] hv = DecodeHostCopies.read(this, values, values.numel(), "pagedAttention values");
+        float[] ho = new float[rows.rows() * width];
+        DecodeReference.attention(FloatBuffer.wrap(hq), FloatBuffer.wrap(hk),
+            FloatBuffer.wrap(hv), FloatBuffer.wrap(ho), rows, heads, headDim, blockSize, scale);
+        copyFromHost(ho, out.view(0, rows.rows() * width));
     }
 
     // ---------------------------------------------------------------- data-plane staging

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(120)
 class PtxBuildTest {
-    /** Every kernel CudaDevice, CudaGemm, CudaAttention and CudaFusedOps launch, by module. */
+    /** Every kernel CudaDevice, CudaGemm, CudaAttention, CudaFusedOps and CudaDecodeOps launch, by module. */
     static final String[][] KERNELS = {
         {"kernels", "axpy_f32", "scale_f32", "add_f32", "f32_to_bf16", "bf16_to_f32", "sumsq_partial", "sumsq_final",
             "bias_add", "bias_backward", "gelu_fwd", "gelu_bwd", "layernorm_fwd", "layernorm_bwd_dinp",
@@ -35,6 +35,7 @@ class PtxBuildTest {
         {"attention", "attn_fwd_simple", "attn_fwd_flash", "attn_probs_from_lse", "attn_bwd_dq", "attn_bwd_dkv"},
         {"fused", "bias_gelu_fwd", "gelu_bwd_bias_partial", "col_partials_reduce", "residual_layernorm_fwd",
             "residual_layernorm_bwd"},
+        {"decode", "paged_kv_write", "paged_attention"},
     };
 
     static Path nvcc() {
