@@ -124,23 +124,7 @@ final class ServeCommand {
             }
             out.flush();
             started.accept(server);
-            // a hook-driven stop (SIGHUP) waits for the drain and the close (under 20 s) to end
-            StopSignal stop = StopSignal.install("troupe-serve", s.drainTimeoutMs() + CLOSE_MS);
-            if (!stop.awaitRequest(server.whenTerminated())) {
-                long held = server.requestsInFlight();
-                server.close();
-                err.printf(Locale.ROOT, "troupe serve: the server ended by itself: its actor system terminated with"
-                    + " no stop asked for; %d request(s) in flight were ended%n", held);
-                err.flush();
-                stop.stopped();
-                return ENDED;
-            }
-            boolean all = drain(server, s.drainTimeoutMs(), stop.reason(), out);
-            server.close();
-            out.println("troupe serve: stopped");
-            out.flush();
-            stop.stopped();
-            return all ? 0 : REQUESTS_CUT;
+            return untilStopped(server, s, out, err);
         } catch (CheckpointException e) {
             err.println("troupe serve: " + e.getMessage());
             return 4;
@@ -247,9 +231,29 @@ final class ServeCommand {
             + " cache %d f32 blocks of %d tokens, max batch %d, 1 stage%n", dir, model.name(), model.seqLen(), s.host(),
             server.port(), dev.name(), blocks, s.kvBlockTokens(), s.maxBatch());
         out.flush();
+        return untilStopped(server, s, out, err);   // the server owns the device and closes it
+    }
+
+    /**
+     * Serves until a stop (SIGTERM, SIGINT, or a hook-driven one such as SIGHUP, which waits for the drain and
+     * the close) or until the server ends by itself; drains, closes and says which.
+     *
+     * @return 0 after a complete drain, {@link #REQUESTS_CUT} when requests were cut, {@link #ENDED} when the
+     *     server ended with no stop asked for
+     */
+    private static int untilStopped(InferenceServer server, ServeSettings s, PrintStream out, PrintStream err)
+        throws InterruptedException {
         StopSignal stop = StopSignal.install("troupe-serve", s.drainTimeoutMs() + CLOSE_MS);
-        boolean requested = stop.awaitRequest(server.whenTerminated());
-        boolean all = !requested || drain(server, s.drainTimeoutMs(), stop.reason(), out);
+        if (!stop.awaitRequest(server.whenTerminated())) {
+            long held = server.requestsInFlight();
+            server.close();
+            err.printf(Locale.ROOT, "troupe serve: the server ended by itself: its actor system terminated with"
+                + " no stop asked for; %d request(s) in flight were ended%n", held);
+            err.flush();
+            stop.stopped();
+            return ENDED;
+        }
+        boolean all = drain(server, s.drainTimeoutMs(), stop.reason(), out);
         server.close();
         out.println("troupe serve: stopped");
         out.flush();
