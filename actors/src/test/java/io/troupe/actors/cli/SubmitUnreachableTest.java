@@ -52,8 +52,9 @@ class SubmitUnreachableTest {
             assertEquals(5, r.code(), r.out() + r.err());
             List<String> lines = r.err().lines().toList();
             assertEquals(1, lines.size(), "one line: " + r.err());
-            assertTrue(lines.get(0).contains(" at " + dead.hostPort() + " ") && lines.get(0).contains("--connect-timeout-s")
-                && lines.get(0).contains("nothing was submitted"), lines.get(0));
+            String line = lines.get(0);
+            assertTrue(line.contains(" at " + dead.hostPort() + " ") && line.contains("--connect-timeout-s")
+                && line.contains("nothing was submitted"), line);
             assertTrue(r.seconds() >= CONNECT_S - 0.5 && r.seconds() < CONNECT_S + 20,
                 "bounded by --connect-timeout-s: " + r.seconds() + " s");
             assertFalse(Files.exists(absent), "run directory not created");
