@@ -18,18 +18,25 @@ import java.util.Locale;
  * {@code troupe checkpoint ls DIR}: every checkpoint under DIR (step, layout, model, size, valid or
  * why not) and the job record when there is one; {@code troupe checkpoint diff A B}: per parameter
  * the largest absolute and relative difference, last line {@code bitwise=.. max_abs=.. max_rel=..}.
- * Exit codes: 0 done, 2 usage, 4 a checkpoint that cannot be read.
+ * Exit codes: 0 done, 2 usage, 4 a checkpoint that cannot be read ({@code ls}: one it listed invalid, or
+ * the job record unreadable; the listing is printed in full either way).
  */
 final class CheckpointCommand {
     private CheckpointCommand() {
     }
+
+    /** The exit code of a checkpoint that cannot be read (ls: one listed invalid, or the job record unreadable). */
+    static final int UNREADABLE = 4;
 
     static final String USAGE = """
         usage: troupe checkpoint ls DIR        checkpoints under DIR (a run, its checkpoints/ or one step-N): step,
                                                 layout, model, bytes, valid or why not; the job record if any
                troupe checkpoint diff A B      per-parameter max abs and max rel difference of two checkpoints
                                                 (each a step-N directory or a directory holding them: the latest);
-                                                last line: bitwise=true|false max_abs=.. max_rel=..""";
+                                                last line: bitwise=true|false max_abs=.. max_rel=..
+        Exit codes: 0 done (ls: every checkpoint listed is valid, none listed too; uncommitted and superseded
+        copies are never used and do not count), 2 usage, 4 a checkpoint that cannot be read (ls: one it
+        listed is invalid, or the job record is unreadable).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         if (args.length == 0) {
@@ -68,6 +75,7 @@ final class CheckpointCommand {
             }
         }
         steps.sort(null);
+        int code = 0;
         out.printf("%-22s %8s %-8s %-8s %12s  %s%n", "checkpoint", "step", "layout", "model", "bytes", "status");
         for (Path p : steps) {
             String name = p.getFileName().toString();
@@ -91,6 +99,7 @@ final class CheckpointCommand {
                     m.layout(), m.model().name(), bytes, m.files().size(), asideNote);
             } catch (CheckpointException e) {
                 out.printf("%-22s %8s %-8s %-8s %12d  invalid: %s%n", name, "-", "-", "-", bytes, e.getMessage());
+                code = UNREADABLE;
             }
         }
         JobRecord rec = null;
@@ -98,6 +107,7 @@ final class CheckpointCommand {
             rec = JobRecord.read(root);
         } catch (CheckpointException e) {
             out.println("job record: unreadable: " + e.getMessage());
+            code = UNREADABLE;
         }
         if (rec != null) {
             out.printf("job record: %s, %s, layout %s x %d micro-batches, last committed step %d, %d restart(s)%n",
@@ -107,7 +117,7 @@ final class CheckpointCommand {
                 out.println("  fault: " + f);
             }
         }
-        return 0;
+        return code;
     }
 
     private static int diff(Path a, Path b, PrintStream out, PrintStream err) {
@@ -116,7 +126,7 @@ final class CheckpointCommand {
             r = CheckpointDiff.of(a, b);
         } catch (CheckpointException e) {
             err.println("troupe checkpoint: " + e.getMessage());
-            return 4;
+            return UNREADABLE;
         }
         out.printf("A: step %d (%s)%nB: step %d (%s)%n", r.stepA(), a, r.stepB(), b);
         out.printf("%-40s %10s %12s %12s  %s%n", "tensor", "numel", "max_abs", "max_rel", "bitwise");

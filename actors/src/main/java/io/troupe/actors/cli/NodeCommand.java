@@ -26,6 +26,8 @@ final class NodeCommand {
                            [--workers N] [--threads N] [--hostname H] [--metrics-port P]
                            [--snapshots auto|on|off]
         Settings: troupe.cluster in cluster-config/reference.conf; flags override the file.
+        --workers: at least 1 with the worker role (the default roles are worker,coordinator); a node that
+        hosts no workers is --role coordinator.
         --snapshots: in-memory snapshots of every commit with a copy on another node (troupe.recovery.snapshots,
         default auto: on where every node's -XX:MaxDirectMemorySize holds its snapshot slots, else off for that
         epoch, saying why; on: such a job is refused); set it alike on every node that may host the coordinator.

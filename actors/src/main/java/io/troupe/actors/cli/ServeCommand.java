@@ -43,7 +43,9 @@ final class ServeCommand {
                             [--stage-hosts HOST:PORT,...] [--device cpu|cuda] [--config FILE]
         Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
         and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
-        other settings: troupe.serve in cluster-config/reference.conf. On SIGTERM or Ctrl-C it drains:
+        other settings: troupe.serve in cluster-config/reference.conf. --max-batch is at most the KV cache's
+        blocks (each running sequence holds one at least), and the KV cache (--kv-cache-mib, allocated at start)
+        must fit the heap (-Xmx) beside the weights. On SIGTERM or Ctrl-C it drains:
         503 to new requests and to /health while the requests it holds finish, for up to --drain-timeout
         seconds (default 25; 0 ends them at once), then exits: 0 when every request it held was answered in full,
         5 when some were ended unfinished (finish reason cancelled). A server that ends by itself (its actor

@@ -20,7 +20,8 @@ import java.util.Set;
  * advertising {@code --hostname} (or {@code troupe.cluster.hostname} of {@code --config}), submits
  * the job to the coordinator, prints one progress line per committed step and
  * exits 0 when the job finished, 5 when it failed (the reason names the lost member and the last
- * committed step).
+ * committed step) or when no node listed answered within {@code --connect-timeout-s} (nothing sent,
+ * the run directory untouched).
  */
 final class SubmitCommand {
     private SubmitCommand() {
@@ -28,13 +29,14 @@ final class SubmitCommand {
 
     static final String USAGE = """
         usage: troupe submit --cluster HOST:PORT[,HOST:PORT...] [--hostname H] [--port P] [--config FILE]
-                             [--timeout-s S] [train options]
+                             [--connect-timeout-s S] [--timeout-s S] [train options]
         Talks to the cluster as a client that does not join it (its loss fails only its own watch):
-        sends the job to the job gateway of the first node listed that answers (each tried in turn
-        for 5 s, round after round for up to 60 s; then the job fails unsent, naming them; a single
-        node is sent to at once) and follows it at --hostname (an address the
+        sends the job to the job gateway of the first node listed that answers (several: each tried in
+        turn for 5 s, round after round; one: waited for) and follows it at --hostname (an address the
         nodes can reach; default troupe.cluster.hostname of --config, else 127.0.0.1) on --port
-        (default: a free port). --config also gives the client's TLS settings. One line per committed step,
+        (default: a free port). When no node listed answers within --connect-timeout-s (default 60), it
+        exits 5 with one line naming them, nothing sent and the run directory untouched. --config also
+        gives the client's TLS settings. One line per committed step,
         metrics.csv, loss.svg and the traced steps (--trace-steps A:B, default the last) in the run
         directory (--out DIR). Exits 0 when the
         job finished, 5 when it failed or did not end within --timeout-s (default 3600). The train
@@ -45,6 +47,7 @@ final class SubmitCommand {
         known.add("config");
         known.add("cluster");
         known.add("timeout-s");
+        known.add("connect-timeout-s");
         known.add("hostname");
         known.add("port");
         known.add("resume");
@@ -55,6 +58,8 @@ final class SubmitCommand {
         }
         TrainSettings s = TrainSettings.from(o);
         long timeoutS = o.has("timeout-s") ? Options.positiveLong("timeout-s", o.get("timeout-s")) : 3600;
+        long connectS = o.has("connect-timeout-s") ? Options.positiveLong("connect-timeout-s",
+            o.get("connect-timeout-s")) : TroupeNode.SEEDS_DEADLINE.toSeconds();
         var t = s.train();
 
         Config cfg = clientConfig(o);
@@ -70,15 +75,21 @@ final class SubmitCommand {
             : java.nio.file.Path.of(s.out());
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir),
             TrainCommand.traceWindow(o, t.steps()));
-        try (TroupeNode client = TroupeNode.start(ns, cfg, null);
-             io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
-                 "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout()
-                     + ", " + job.schedule(), true)) {
-            out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s,"
-                + " %d steps to the cluster at %s%n",
-                job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
-            return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(),
-                Duration.ofSeconds(timeoutS), null, null, out, err);
+        try (TroupeNode client = TroupeNode.start(ns, cfg, null)) {
+            // before the run directory is touched: a wrong address costs --connect-timeout-s, not --timeout-s
+            if (!client.connect(Duration.ofSeconds(connectS))) {
+                err.printf(Locale.ROOT, "troupe: no cluster node answered at %s within %d s (--connect-timeout-s);"
+                    + " nothing was submitted%n", client.seeds(), connectS);
+                return 5;
+            }
+            try (io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
+                "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
+                out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s,"
+                    + " %d steps to the cluster at %s%n",
+                    job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
+                return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(),
+                    Duration.ofSeconds(timeoutS), null, null, out, err);
+            }
         }
     }
 

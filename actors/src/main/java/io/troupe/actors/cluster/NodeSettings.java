@@ -26,6 +26,10 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
         if (workers < 0) {
             throw new IllegalArgumentException("troupe.cluster.workers must be >= 0: workers=" + workers);
         }
+        if (workers == 0 && roles.contains("worker")) {
+            throw new IllegalArgumentException("troupe.cluster.workers (--workers) must be >= 1 on a node with the"
+                + " worker role (a node without workers is --role coordinator): workers=0, roles=" + roles);
+        }
         for (String s : seeds) {
             int colon = s.lastIndexOf(':');
             if (colon <= 0 || colon == s.length() - 1) {

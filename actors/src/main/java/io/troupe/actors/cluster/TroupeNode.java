@@ -36,11 +36,16 @@ public final class TroupeNode implements AutoCloseable {
     private final boolean client;
     /** The management endpoint's base URL with its bound port; null when it is off. */
     private final String managementUrl;
+    /** A client: the gateway that answered {@link #connect(Duration)}, where its jobs go; null before. */
+    private volatile ActorRef<CoordinatorActor.Command> answered;
 
     /** How long a client waits for one seed's job gateway to answer before it tries the next seed. */
     static final Duration SEED_ANSWER_WAIT = Duration.ofSeconds(5);
-    /** How long a client with several seeds keeps trying them, round after round, before the job fails unsent. */
-    static final Duration SEEDS_DEADLINE = Duration.ofSeconds(60);
+    /**
+     * How long a client keeps trying its seeds (several: round after round; one: the whole time) before
+     * the job fails unsent, unless {@link #connect(Duration)} was given another deadline.
+     */
+    public static final Duration SEEDS_DEADLINE = Duration.ofSeconds(60);
 
     private TroupeNode(ActorSystem<Void> system, TransportNode transport, boolean ownsTransport,
                        List<ActorRef<CoordinatorActor.Command>> gateways, boolean client, String managementUrl) {
@@ -177,7 +182,7 @@ public final class TroupeNode implements AutoCloseable {
      * membership), so it is never a member the split-brain resolver counts or downs, and its loss
      * fails at most its own watch. Jobs go to the job gateway of the first seed that answers (each
      * tried in turn for {@link #SEED_ANSWER_WAIT}, round after round up to {@link #SEEDS_DEADLINE};
-     * a single seed is sent to at once), cancellations to the gateways of every seed (any
+     * a single seed is waited for the whole deadline), cancellations to the gateways of every seed (any
      * of them may be gone). The coordinator sends events straight
      * to the client's listener, from whichever node hosts it now, so the watch outlives the node
      * the client talked to; {@code hostname} must be one the nodes can reach.
@@ -235,21 +240,50 @@ public final class TroupeNode implements AutoCloseable {
     }
 
     /**
-     * As {@link #submit(JobRequest, Consumer)}; a client with several seeds tries their gateways in
-     * turn, {@code waitEach} for each, round after round until {@code deadline}, and sends the job
-     * to the first that answers (one seed: sent at once, as the cluster's only known door).
+     * A client: waits up to {@code deadline} for a seed's job gateway to answer, and keeps the first
+     * that did as where {@link #submit(JobRequest, Consumer)} sends jobs; nothing is sent. Several
+     * seeds are tried in turn, {@link #SEED_ANSWER_WAIT} each, round after round; a single seed, the
+     * cluster's only known door, for the whole deadline (a cold client's first association with a
+     * loaded node can take several seconds). Blocks the caller; a member returns true at once.
+     *
+     * @return whether a gateway answered; false: none within {@code deadline} (a wrong address, or no
+     *         node up there)
+     */
+    public boolean connect(Duration deadline) {
+        if (!client) {
+            return true;
+        }
+        ActorRef<CoordinatorActor.Command> g = answeringGateway(gateways.size() > 1 ? SEED_ANSWER_WAIT : deadline,
+            deadline);
+        if (g != null) {
+            answered = g;
+        }
+        return g != null;
+    }
+
+    /** host:port of every seed a client contacts (a member: its own gateway's), in order, comma separated. */
+    public String seeds() {
+        return seedsOf(gateways);
+    }
+
+    /**
+     * As {@link #submit(JobRequest, Consumer)}; a client that has not {@linkplain #connect(Duration)
+     * connected} tries its seeds' gateways in turn, {@code waitEach} for each (a single seed: for the
+     * whole deadline), round after round until {@code deadline}, and sends the job to the first that
+     * answers; none answering fails the job unsent, naming every seed.
      */
     Runnable submit(JobRequest job, Consumer<JobEvent> events, Duration waitEach, Duration deadline) {
         ActorRef<JobEvent> listener = system.systemActorOf(Behaviors.<JobEvent>receive((ctx, e) -> {
             events.accept(e);
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
         }), "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
-        ActorRef<CoordinatorActor.Command> gateway = client && gateways.size() > 1
-            ? answeringGateway(waitEach, deadline) : gateways.get(0);
+        ActorRef<CoordinatorActor.Command> gateway = !client ? gateways.get(0)
+            : answered != null ? answered
+            : answeringGateway(gateways.size() > 1 ? waitEach : deadline, deadline);
         if (gateway == null) {
             listener.tell(new JobEvent.Failed("no seed's job gateway answered within " + deadline.toSeconds()
-                + " s (" + waitEach.toMillis() + " ms per try): tried " + seedsOf(gateways) + "; the job was not submitted",
-                0, 0));
+                + " s (" + (gateways.size() > 1 ? waitEach : deadline).toMillis() + " ms per try): tried "
+                + seedsOf(gateways) + "; the job was not submitted", 0, 0));
             return () -> {
             };
         }
@@ -281,8 +315,10 @@ public final class TroupeNode implements AutoCloseable {
                         .get(wait.toMillis() + 1_000, TimeUnit.MILLISECONDS);
                     return g;
                 } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-                    system.log().warn("troupe: seed {} did not answer within {} ms; trying the next seed",
-                        g.path().address().hostPort(), wait.toMillis());
+                    if (gateways.size() > 1) {      // a single seed's silence is the caller's to report
+                        system.log().warn("troupe: seed {} did not answer within {} ms; trying the next seed",
+                            g.path().address().hostPort(), wait.toMillis());
+                    }
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     return null;
@@ -294,7 +330,8 @@ public final class TroupeNode implements AutoCloseable {
     private static String seedsOf(List<ActorRef<CoordinatorActor.Command>> gateways) {
         List<String> out = new java.util.ArrayList<>();
         for (ActorRef<CoordinatorActor.Command> g : gateways) {
-            out.add(g.path().address().hostPort());
+            var a = g.path().address();
+            out.add(a.getHost().orElse("?") + ":" + a.getPort().map(String::valueOf).orElse("?"));
         }
         return String.join(", ", out);
     }

@@ -115,10 +115,35 @@ public final class InferenceServer implements AutoCloseable {
                 + "]: stages=" + pipelineStages);
         }
         int blocks = PagedKvCache.blocksForBudget(weights.config(), s.kvBlockTokens(), s.kvCacheMib(), s.kvPrecision());
+        requireSizes(weights, s, blocks, Runtime.getRuntime().maxMemory());
         if (pipelineStages > 1) {
             return startPipelined(weights, s, pipelineStages, blocks, links);
         }
         return startOneStage(weights, s, stepExecutor, new ServeMetrics(blocks));
+    }
+
+    /**
+     * Refuses sizes no server of these weights can use, before anything is allocated: a KV cache that
+     * with the weights does not fit the heap ({@code heapBytes}, -Xmx; it is allocated at start, for the
+     * layers these weights hold), or a max batch above the cache's blocks (every running sequence holds
+     * one block at least, so such a batch can never fill).
+     *
+     * @throws IllegalArgumentException naming the setting, its value and the limit
+     */
+    static void requireSizes(InferenceWeights weights, ServeSettings s, int blocks, long heapBytes) {
+        var cfg = weights.config();
+        long cacheBytes = (long) blocks * PagedKvCache.bytesPerBlock(cfg, s.kvBlockTokens(), s.kvPrecision())
+            / cfg.nLayer() * (weights.endBlock() - weights.firstBlock());
+        if (cacheBytes > heapBytes - weights.weightBytes()) {
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "kv-cache-mib must fit the heap"
+                + " beside the weights: kv-cache-mib=%d needs %d MiB here, the weights %d MiB, the heap limit (-Xmx)"
+                + " is %d MiB", s.kvCacheMib(), cacheBytes >> 20, weights.weightBytes() >> 20, heapBytes >> 20));
+        }
+        if (s.maxBatch() > blocks) {
+            throw new IllegalArgumentException("max-batch must be at most the KV cache's blocks (each running"
+                + " sequence holds one at least): max-batch=" + s.maxBatch() + ", blocks=" + blocks + " (kv-cache-mib="
+                + s.kvCacheMib() + ", kv-block-tokens=" + s.kvBlockTokens() + ")");
+        }
     }
 
     /**

@@ -59,6 +59,33 @@ class CheckpointCommandTest {
     }
 
     /**
+     * A script can trust {@code ls}'s exit code: 4 when a checkpoint it lists is invalid or the job record is
+     * unreadable (the listing still printed in full), 0 when all it lists is valid, leftovers never used aside.
+     */
+    @Test
+    void shouldExit4WhenACheckpointListedIsInvalidOrTheJobRecordUnreadable(@TempDir Path tmp) throws Exception {
+        write(tmp, 10, 4f);
+        Path twenty = write(tmp, 20, 4f);
+        Files.createDirectories(tmp.resolve("step-00000030.tmp"));
+        assertEquals(0, run("checkpoint", "ls", tmp.toString()), out.toString());
+        out.reset();
+        Files.writeString(twenty.resolve("shard-g00.bin"), "truncated");
+        assertEquals(4, run("checkpoint", "ls", tmp.toString()), out.toString());
+        String[] lines = out.toString().split("\n");
+        assertTrue(line(lines, "step-00000020").contains("invalid"), out.toString());
+        assertTrue(line(lines, "step-00000010").contains("valid"), "the rest still listed: " + out.toString());
+        assertEquals(4, run("checkpoint", "ls", twenty.toString()), "one invalid step-N on its own");
+        Path rec = tmp.resolve("rec");
+        write(rec, 10, 4f);
+        out.reset();
+        assertEquals(0, run("checkpoint", "ls", rec.toString()), out.toString());
+        Files.writeString(rec.resolve(io.troupe.actors.cluster.JobRecord.FILE), "{not json");
+        out.reset();
+        assertEquals(4, run("checkpoint", "ls", rec.toString()), out.toString());
+        assertTrue(out.toString().contains("job record: unreadable"), out.toString());
+    }
+
+    /**
      * A re-commit renames the step's old directory aside ({@code .old}) before moving the new one in: beside the
      * final name the aside copy is superseded, without it (a crash between the two renames) it is the step.
      */

@@ -1,6 +1,7 @@
 package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -73,9 +74,9 @@ class ClientSeedsTest {
         assertTrue(s < TroupeNode.SEED_ANSWER_WAIT.toSeconds() + 10, "bounded by one seed's wait: " + s + " s");
     }
 
-    /** One seed is the cluster's only known door: the job is sent to it at once, as to a member's own gateway. */
+    /** One seed is the cluster's only known door: the job goes to it once it answers, with no per-try wait. */
     @Test
-    void shouldSendAtOnceThroughASingleSeed() throws Exception {
+    void shouldSendThroughASingleSeed() throws Exception {
         Config base = ConfigFactory.load();
         TroupeNode node = TroupeNode.start(NodeSettings.from(base).withPort(0).withSeeds(List.of())
             .withRoles(List.of("coordinator"), 0), base, null);
@@ -83,6 +84,22 @@ class ClientSeedsTest {
         TroupeNode c = client(base, List.of(node.hostPort()));
         JobEvent end = Troupe.using(c).submit(refusedJob()).await(Duration.ofSeconds(30));
         assertTrue(assertInstanceOf(JobEvent.Failed.class, end).reason().contains(OFF_LIST), String.valueOf(end));
+    }
+
+    /** A single seed where no node listens: the job fails unsent at the deadline, naming it, and connect says so. */
+    @Test
+    void shouldFailUnsentWhenASingleSeedDoesNotAnswer() throws Exception {
+        Config base = ConfigFactory.load();
+        String a = deadSeed();
+        TroupeNode c = client(base, List.of(a));
+        long t0 = System.nanoTime();
+        assertFalse(c.connect(Duration.ofSeconds(2)), "nothing listens at " + a);
+        double s = (System.nanoTime() - t0) / 1e9;
+        assertTrue(s >= 1.5 && s < 2 + 5, "connect bounded by its deadline: " + s + " s");
+        java.util.concurrent.CompletableFuture<JobEvent> end = new java.util.concurrent.CompletableFuture<>();
+        c.submit(refusedJob(), e -> end.complete(e), Duration.ofSeconds(1), Duration.ofSeconds(2));
+        JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end.get(30, java.util.concurrent.TimeUnit.SECONDS));
+        assertTrue(f.reason().contains(a) && f.reason().contains("not submitted"), f.reason());
     }
 
     @Test

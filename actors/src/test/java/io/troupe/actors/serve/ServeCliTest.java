@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.actors.cli.TroupeCli;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.PagedKvCache;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -134,5 +136,40 @@ class ServeCliTest {
             assertEquals("3", noGpu[0], "no GPU here: " + noGpu[2]);
             assertTrue(noGpu[2].contains("cuda"), noGpu[2]);
         }
+    }
+
+    /**
+     * A batch the KV cache can never hold (one block per running sequence at least) and a KV cache the heap
+     * cannot hold beside the weights are refused before anything is allocated, naming the value and the limit;
+     * each limit itself is accepted.
+     */
+    @Test
+    void shouldRefuseABatchAboveTheKvBlocksAndACacheAboveTheHeap() {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        String c = ckpt.toString();
+        String[] batch = run("serve", "--checkpoint", c, "--port", "0", "--max-batch", "100000000");
+        System.out.print(batch[2]);
+        assertEquals("2", batch[0], batch[2]);
+        assertTrue(batch[2].contains("max-batch=100000000") && batch[2].matches("(?s).*blocks=\\d+.*"), batch[2]);
+        assertEquals(1, batch[2].strip().lines().count(), "one line: " + batch[2]);
+        long heapMib = Runtime.getRuntime().maxMemory() >> 20;
+        String over = String.valueOf(heapMib + 1);
+        String[] cache = run("serve", "--checkpoint", c, "--port", "0", "--kv-cache-mib", over);
+        System.out.print(cache[2]);
+        assertEquals("2", cache[0], cache[2]);
+        assertTrue(cache[2].contains("kv-cache-mib=" + over) && cache[2].contains("is " + heapMib + " MiB"),
+            cache[2]);
+        assertEquals(1, cache[2].strip().lines().count(), "one line: " + cache[2]);
+
+        InferenceWeights w = InferenceWeights.load(ckpt, io.troupe.models.infer.Quantization.NONE);
+        ServeSettings s = ServeTestSupport.settings();
+        int blocks = PagedKvCache.blocksForBudget(w.config(), s.kvBlockTokens(), s.kvCacheMib(), s.kvPrecision());
+        long cacheBytes = blocks * PagedKvCache.bytesPerBlock(w.config(), s.kvBlockTokens(), s.kvPrecision());
+        long heap = cacheBytes + w.weightBytes();
+        InferenceServer.requireSizes(w, s.withMaxBatch(blocks), blocks, heap);
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+            () -> InferenceServer.requireSizes(w, s.withMaxBatch(blocks + 1), blocks, heap));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+            () -> InferenceServer.requireSizes(w, s, blocks, heap - 1));
     }
 }
