@@ -139,6 +139,11 @@ public final class InferenceServer implements AutoCloseable {
                 + " beside the weights: kv-cache-mib=%d needs %d MiB here, the weights %d MiB, the heap limit (-Xmx)"
                 + " is %d MiB", s.kvCacheMib(), cacheBytes >> 20, weights.weightBytes() >> 20, heapBytes >> 20));
         }
+        requireBatchFits(s, blocks);
+    }
+
+    /** Refuses a max batch that a cache of {@code blocks} could never run (a running sequence holds a block). */
+    private static void requireBatchFits(ServeSettings s, int blocks) {
         if (s.maxBatch() > blocks) {
             throw new IllegalArgumentException("max-batch must be at most the KV cache's blocks (each running"
                 + " sequence holds one at least): max-batch=" + s.maxBatch() + ", blocks=" + blocks + " (kv-cache-mib="
@@ -187,6 +192,12 @@ public final class InferenceServer implements AutoCloseable {
     public static InferenceServer startOnDevice(GptConfig config, Map<String, float[]> params, Device device,
                                                 ServeSettings s) {
         int blocks = PagedKvCache.blocksForBudget(config, s.kvBlockTokens(), s.kvCacheMib(), KvPrecision.F32);
+        try {
+            requireBatchFits(s, blocks);
+        } catch (IllegalArgumentException e) {
+            device.close();
+            throw e;
+        }
         // the allocator only: keys and values live on the device
         PagedKvCache cache = new PagedKvCache(config, s.kvBlockTokens(), blocks, 0);
         DeviceKvCachedGpt model;

@@ -152,6 +152,10 @@ class ServeCliTest {
         assertEquals("2", batch[0], batch[2]);
         assertTrue(batch[2].contains("max-batch=100000000") && batch[2].matches("(?s).*blocks=\\d+.*"), batch[2]);
         assertEquals(1, batch[2].strip().lines().count(), "one line: " + batch[2]);
+        String[] onDevice = run("serve", "--checkpoint", c, "--port", "0", "--device", "cpu", "--max-batch",
+            "100000000");
+        assertEquals("2", onDevice[0], onDevice[2]);
+        assertTrue(onDevice[2].contains("max-batch=100000000"), onDevice[2]);
         long heapMib = Runtime.getRuntime().maxMemory() >> 20;
         String over = String.valueOf(heapMib + 1);
         String[] cache = run("serve", "--checkpoint", c, "--port", "0", "--kv-cache-mib", over);
