@@ -198,7 +198,7 @@ class NetworkNamespacesTest {
         }
         Files.writeString(hosts, sb.toString());
 
-        String[] train = {"--model", "tiny", "--microbatches", "2", "--batch", "4", "--steps", "12", "--seed", "9",
+        String[] train = {"--model", "tiny", "--microbatches", "2", "--batch", "4", "--steps", "30", "--seed", "9",
             "--eval-interval", "0"};
         // the nodes' command (the script word-splits it): a ChildJvm command line without arguments
         List<String> javaCmd = ChildJvm.command(TroupeCli.class, List.of("-Xmx1g"), List.of());
@@ -235,21 +235,22 @@ class NetworkNamespacesTest {
         String nodeLogs = nodeLogs(tmp.resolve("logs"));
         assertTrue(stepped, "no step within 240 s:\n" + log + nodeLogs);
 
-        // While the job runs: every socket of every node is on its own 10.A.B.x address.
-        for (String ns : namespaces) {
-            String sockets = run("ip", "netns", "exec", ns, "cat", "/proc/net/udp");
-            assertTrue(sockets.lines().count() > 1, ns + " has no UDP socket: the data plane is not on UDP");
-            List<String> bad = wildcardOrLoopbackSockets(ns);
-            assertTrue(bad.isEmpty(), ns + " has sockets on a wildcard or loopback address: " + bad);
-        }
-
-        // The seed's Prometheus endpoint, on its own address: the job went through its gateway.
+        // While the job runs (30 steps leave a few seconds), the quick check first: the seed's Prometheus
+        // endpoint, on its own address (the job went through its gateway).
         java.net.http.HttpResponse<String> metrics = java.net.http.HttpClient.newHttpClient().send(
             java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + host(0) + ":9464/metrics"))
                 .timeout(java.time.Duration.ofSeconds(10)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
         assertEquals(200, metrics.statusCode());
         assertTrue(metrics.body().contains("troupe_steps_committed_total") && metrics.body().contains("jvm_memory_used_bytes"),
             metrics.body());
+
+        // Every socket of every node is on its own 10.A.B.x address.
+        for (String ns : namespaces) {
+            String sockets = run("ip", "netns", "exec", ns, "cat", "/proc/net/udp");
+            assertTrue(sockets.lines().count() > 1, ns + " has no UDP socket: the data plane is not on UDP");
+            List<String> bad = wildcardOrLoopbackSockets(ns);
+            assertTrue(bad.isEmpty(), ns + " has sockets on a wildcard or loopback address: " + bad);
+        }
 
         assertTrue(launch.waitFor(240, TimeUnit.SECONDS), "launch-cluster.sh did not end:\n" + log);
         reader.join(10_000);
