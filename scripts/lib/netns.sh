@@ -29,7 +29,7 @@ troupe_netns_bridge() { echo "tru${TROUPE_NETNS_OWNER}b"; }
 # Interface names are at most 15 characters: "tru" + a pid (7 digits at most) + "v" + I + "a" fits for I < 1000.
 troupe_netns_link() { echo "tru${TROUPE_NETNS_OWNER}v$1a"; }
 
-# _troupe_netns_remove OWNER_REGEX: stops the processes in the namespaces of the owners that match,
+# troupe_netns_remove_owned OWNER_REGEX: stops the processes in the namespaces of the owners that match,
 # then removes those namespaces (which takes the veth ends inside, and their peers) and the links left
 troupe_netns_remove_owned() {
   local re="$1" name pid
