@@ -26,23 +26,26 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Four "hosts" on separate network stacks: Linux network namespaces joined by a bridge, each with its
- * own 10.77.0.x address, node process and media driver. scripts/launch-cluster.sh starts one node per
- * namespace with the multi-host settings and submits dp 2 x pp 2 from the root namespace (10.77.0.1)
- * with a client that does not join; tensors cross between namespaces over UDP. The losses are the
- * single-device ones, and no node has a socket bound to a wildcard or loopback address.
- * Needs CAP_NET_ADMIN (creating namespaces); without it the test says so and is skipped.
+ * own address in a 10.A.B.0/24 no address or route of this machine overlaps, its own node process and
+ * media driver. scripts/launch-cluster.sh starts one node per namespace with the multi-host settings and
+ * submits dp 2 x pp 2 from the root namespace (10.A.B.1) with a client that does not join; tensors
+ * cross between namespaces over UDP. The losses are the single-device ones, and no node has a socket
+ * bound to a wildcard or loopback address.
+ * The namespaces, bridge and veths come from scripts/lib/netns.sh (as scripts/chaos uses them), named
+ * after this JVM's pid: two runs at once never collide, and one killed midway leaves names the next run
+ * sweeps away. Needs CAP_NET_ADMIN (creating namespaces); without it the test says so and is skipped.
  */
 @Tag("slow")
 @Timeout(360)
 class NetworkNamespacesTest {
-    private static final String BRIDGE = "trbr0";
     private static final int HOSTS = 4;
+    private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
+    private static final String OWNER = Long.toString(ProcessHandle.current().pid());
     private final List<String> namespaces = new ArrayList<>();
+    private final List<String> hosts = new ArrayList<>();
+    private final List<Process> others = new ArrayList<>();
+    private String remote;
     private Process launch;
-
-    private static String host(int i) {
-        return "10.77.0." + (11 + i);
-    }
 
     private static String run(String... cmd) throws Exception {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -53,10 +56,27 @@ class NetworkNamespacesTest {
         return out;
     }
 
+    /** SCRIPT run by bash after sourcing scripts/lib/netns.sh, its names owned by OWNER_PID. */
+    private static String netns(String ownerPid, String script) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder("bash", "-c", "source \"$0\" && " + script,
+            ROOT.resolve("scripts/lib/netns.sh").toString()).redirectErrorStream(true);
+        pb.environment().put("TROUPE_NETNS_OWNER", ownerPid);
+        Process p = pb.start();
+        p.getOutputStream().close();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new IllegalStateException("netns.sh: " + script + " failed: " + out);
+        }
+        return out;
+    }
+
+    private static String netns(String script) throws Exception {
+        return netns(OWNER, script);
+    }
+
     private static boolean canCreateNamespaces() {
         try {
-            run("ip", "netns", "add", "trh-probe");
-            run("ip", "netns", "del", "trh-probe");
+            netns("troupe_netns_available");
             return true;
         } catch (Exception e) {
             return false;
@@ -71,41 +91,69 @@ class NetworkNamespacesTest {
                 launch.destroyForcibly();
             }
         }
-        for (String ns : namespaces) {
-            try {
-                for (String pid : run("ip", "netns", "pids", ns).trim().split("\\s+")) {
-                    if (!pid.isEmpty()) {
-                        ProcessHandle.of(Long.parseLong(pid)).ifPresent(ProcessHandle::destroyForcibly);
-                    }
-                }
-                run("ip", "netns", "del", ns);
-            } catch (Exception e) {
-                System.err.println("cleanup: " + e.getMessage());
-            }
+        for (Process p : others) {
+            p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
         }
-        try {
-            run("ip", "link", "del", BRIDGE);
-        } catch (Exception e) {
-            System.err.println("cleanup: " + e.getMessage());
+        // also after a setup that failed halfway: every name of this owner, whatever exists of them
+        if (canCreateNamespaces()) {
+            netns("troupe_netns_destroy");
+            String left = run("ip", "netns", "list") + run("ip", "-o", "link", "show");
+            assertTrue(!left.contains("tru-" + OWNER + "-") && !left.contains("tru" + OWNER + "b")
+                && !left.contains("tru" + OWNER + "v"), "left behind:\n" + left);
         }
     }
 
     private void createHosts() throws Exception {
-        run("ip", "link", "add", BRIDGE, "type", "bridge");
-        run("ip", "addr", "add", "10.77.0.1/24", "dev", BRIDGE);
-        run("ip", "link", "set", BRIDGE, "up");
-        for (int i = 0; i < HOSTS; i++) {
-            String ns = "trh-" + host(i);
-            run("ip", "netns", "add", ns);
-            namespaces.add(ns);
-            String outside = "trv" + i + "a";
-            String inside = "trv" + i + "b";
-            run("ip", "link", "add", outside, "type", "veth", "peer", "name", inside);
-            run("ip", "link", "set", outside, "master", BRIDGE, "up");
-            run("ip", "link", "set", inside, "netns", ns);
-            run("ip", "-n", ns, "addr", "add", host(i) + "/24", "dev", inside);
-            run("ip", "-n", ns, "link", "set", inside, "up");
-            run("ip", "-n", ns, "link", "set", "lo", "up");
+        String out = netns("troupe_netns_create " + HOSTS + " && troupe_netns_remote"
+            + " && for i in $(seq 1 " + HOSTS + "); do echo \"$(troupe_netns_name $i) $(troupe_netns_host $i)\"; done");
+        List<String> lines = out.lines().toList();
+        remote = lines.get(lines.size() - HOSTS - 1);
+        for (String line : lines.subList(lines.size() - HOSTS, lines.size())) {
+            namespaces.add(line.split(" ")[0]);
+            hosts.add(line.split(" ")[1]);
+        }
+    }
+
+    private String host(int i) {
+        return hosts.get(i);
+    }
+
+    @Test
+    void shouldSweepOnlyLeftoversWhoseOwnerIsGoneAndTakeASubnetNothingHereUses() throws Exception {
+        Assumptions.assumeTrue(canCreateNamespaces(),
+            "cannot create network namespaces here (needs root or CAP_NET_ADMIN and the ip tool): skipped");
+        Process gone = new ProcessBuilder("true").start();
+        assertTrue(gone.waitFor(10, TimeUnit.SECONDS));
+        Process running = new ProcessBuilder("sleep", "300").start();
+        others.add(running);
+        String dead = Long.toString(gone.pid());
+        String live = Long.toString(running.pid());
+        // the /24 this owner would take first, held by the live owner's bridge
+        long idx = Long.parseLong(OWNER) % 65536;
+        String taken = "10." + (idx >> 8) + "." + (idx & 255);
+        try {
+            for (String owner : List.of(dead, live)) {
+                run("ip", "netns", "add", "tru-" + owner + "-10.0.0.11");
+                run("ip", "link", "add", "tru" + owner + "b", "type", "bridge");
+                run("ip", "link", "add", "tru" + owner + "v1a", "type", "veth", "peer", "name", "tru" + owner + "v1b");
+            }
+            run("ip", "addr", "add", taken + ".1/24", "dev", "tru" + live + "b");
+
+            String net = netns("troupe_netns_create 1 && echo \"$TROUPE_NETNS_NET\"").trim();
+
+            String namespacesNow = run("ip", "netns", "list");
+            String linksNow = run("ip", "-o", "link", "show");
+            System.out.printf(Locale.ROOT, "owner %s took %s (%s held by live owner %s); dead owner %s%n", OWNER, net, taken,
+                live, dead);
+            assertTrue(net.matches("10\\.\\d+\\.\\d+") && !net.equals(taken), "subnet " + net + ", taken " + taken);
+            assertTrue(!namespacesNow.contains("tru-" + dead + "-") && !linksNow.contains("tru" + dead + "b")
+                && !linksNow.contains("tru" + dead + "v1"), "a dead owner's leftovers stay:\n" + namespacesNow + linksNow);
+            assertTrue(namespacesNow.contains("tru-" + live + "-10.0.0.11") && linksNow.contains("tru" + live + "b")
+                && linksNow.contains("tru" + live + "v1a"), "a live owner's names were removed:\n" + namespacesNow + linksNow);
+            assertTrue(namespacesNow.contains("tru-" + OWNER + "-" + net + ".11"), namespacesNow);
+        } finally {
+            netns(live, "troupe_netns_destroy");
+            netns(dead, "troupe_netns_destroy");
         }
     }
 
@@ -150,17 +198,17 @@ class NetworkNamespacesTest {
         }
         Files.writeString(hosts, sb.toString());
 
-        String[] train = {"--model", "tiny", "--microbatches", "2", "--batch", "4", "--steps", "12", "--seed", "9",
+        String[] train = {"--model", "tiny", "--microbatches", "2", "--batch", "4", "--steps", "30", "--seed", "9",
             "--eval-interval", "0"};
         // the nodes' command (the script word-splits it): a ChildJvm command line without arguments
         List<String> javaCmd = ChildJvm.command(TroupeCli.class, List.of("-Xmx1g"), List.of());
-        Path root = Path.of(System.getProperty("user.dir")).getParent();
+        Path root = ROOT;
         List<String> cmd = new ArrayList<>(List.of("bash", root.resolve("scripts/launch-cluster.sh").toString(), hosts.toString(),
             "--layout", "2x2", "--out", tmp.resolve("cluster").toString(), "--timeout-s", "240"));
         cmd.addAll(List.of(train));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).directory(root.toFile());
         pb.environment().put("TROUPE_CMD", String.join(" ", javaCmd));
-        pb.environment().put("TROUPE_REMOTE", "ip netns exec trh-{host}");
+        pb.environment().put("TROUPE_REMOTE", remote);
         pb.environment().put("TROUPE_REMOTE_CONF", root.resolve("cluster-config/multi-host.conf").toString());
         pb.environment().put("TROUPE_LOG_DIR", Files.createDirectory(tmp.resolve("logs")).toString());
         launch = pb.start();
@@ -187,21 +235,22 @@ class NetworkNamespacesTest {
         String nodeLogs = nodeLogs(tmp.resolve("logs"));
         assertTrue(stepped, "no step within 240 s:\n" + log + nodeLogs);
 
-        // While the job runs: every socket of every node is on its own 10.77.0.x address.
-        for (String ns : namespaces) {
-            String sockets = run("ip", "netns", "exec", ns, "cat", "/proc/net/udp");
-            assertTrue(sockets.lines().count() > 1, ns + " has no UDP socket: the data plane is not on UDP");
-            List<String> bad = wildcardOrLoopbackSockets(ns);
-            assertTrue(bad.isEmpty(), ns + " has sockets on a wildcard or loopback address: " + bad);
-        }
-
-        // The seed's Prometheus endpoint, on its own address: the job went through its gateway.
+        // While the job runs (30 steps leave a few seconds), the quick check first: the seed's Prometheus
+        // endpoint, on its own address (the job went through its gateway).
         java.net.http.HttpResponse<String> metrics = java.net.http.HttpClient.newHttpClient().send(
             java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + host(0) + ":9464/metrics"))
                 .timeout(java.time.Duration.ofSeconds(10)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
         assertEquals(200, metrics.statusCode());
         assertTrue(metrics.body().contains("troupe_steps_committed_total") && metrics.body().contains("jvm_memory_used_bytes"),
             metrics.body());
+
+        // Every socket of every node is on its own 10.A.B.x address.
+        for (String ns : namespaces) {
+            String sockets = run("ip", "netns", "exec", ns, "cat", "/proc/net/udp");
+            assertTrue(sockets.lines().count() > 1, ns + " has no UDP socket: the data plane is not on UDP");
+            List<String> bad = wildcardOrLoopbackSockets(ns);
+            assertTrue(bad.isEmpty(), ns + " has sockets on a wildcard or loopback address: " + bad);
+        }
 
         assertTrue(launch.waitFor(240, TimeUnit.SECONDS), "launch-cluster.sh did not end:\n" + log);
         reader.join(10_000);
