@@ -131,6 +131,13 @@ public final class ServeBench {
             throw new IllegalArgumentException("--shared-prefix must be in [0, --prompt-bytes): --shared-prefix="
                 + sharedPrefix + ", --prompt-bytes=" + promptBytes);
         }
+        // --device cuda|cpu: both servers serve the whole model on one device (troupe serve --device)
+        io.troupe.runtime.device.DeviceKind device = o.containsKey("device")
+            ? io.troupe.runtime.device.DeviceKind.parse(o.get("device")) : null;
+        if (device != null && (stages > 1 || stageHosts > 0 || q != Quantization.NONE)) {
+            throw new IllegalArgumentException("--device serves float32 weights on one stage: drop --layout,"
+                + " --stage-hosts and --quantize");
+        }
         Path checkpoint = o.containsKey("checkpoint") ? Path.of(o.get("checkpoint"))
             : makeCheckpoint(GptConfig.preset(o.getOrDefault("model", "small")));
         InferenceWeights w = InferenceWeights.load(checkpoint, q);
@@ -164,7 +171,12 @@ public final class ServeBench {
         System.out.printf(Locale.ROOT, "prompts: %d bytes, the first %d shared by all; prefix cache %s%n", promptBytes,
             sharedPrefix, prefixCache ? "on" : "off");
         List<Run[]> pairs = new ArrayList<>();
-        try (Serving serving = Serving.of(w, checkpoint, q, stageHosts, stages)) {
+        if (device != null) {
+            System.out.println("on a device: " + device.name().toLowerCase(Locale.ROOT)
+                + " (DeviceKvCachedGpt; no prefill thread, no row splitter)");
+        }
+        try (Serving serving = device != null ? Serving.onDevice(w, checkpoint, device)
+            : Serving.of(w, checkpoint, q, stageHosts, stages)) {
             // on stage hosts both runs take the layout; in this process the baseline runs on one stage
             int baselineStages = stageHosts > 0 ? stages : 1;
             String where = stageHosts > 0 ? ", " + stages + " stages (1.." + (stages - 1) + " on stage hosts)"
@@ -536,7 +548,7 @@ public final class ServeBench {
         Set<String> known = Set.of("clients", "requests", "prompt-bytes", "max-tokens", "max-batch", "quantize",
             "checkpoint", "model", "stream", "layout", "warmup", "repeat", "token-budget",
             "settle-rounds", "isolate-step-core", "client", "shared-prefix", "prefix-cache",
-            "prefill-thread", "prefill-ahead", "kv-dtype", "stage-hosts");
+            "prefill-thread", "prefill-ahead", "kv-dtype", "stage-hosts", "device");
         return new java.util.HashMap<>(BenchOptions.parse(args, "serve", "usage: scripts/bench serve [--"
             + String.join(" V] [--", new java.util.TreeSet<>(known)) + " V]", known, Set.of()).all());
     }

@@ -7,9 +7,12 @@ import io.troupe.actors.serve.StageLinks;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.parallel.StagePartition;
+import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.device.Devices;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * How the serve bench starts its servers: every stage in this process ({@link InferenceServer#start(
@@ -25,14 +28,28 @@ final class Serving implements AutoCloseable {
     private final int stages;
     private final StageHostProcesses hosts;
     private final StageLinks links;
+    /** With {@code --device}: the device each server opens, and the checkpoint's float32 parameters; else null. */
+    private final DeviceKind device;
+    private final Map<String, float[]> params;
 
     private Serving(InferenceWeights whole, InferenceWeights front, int stages, StageHostProcesses hosts,
-                    StageLinks links) {
+                    StageLinks links, DeviceKind device, Map<String, float[]> params) {
         this.whole = whole;
         this.front = front;
         this.stages = stages;
         this.hosts = hosts;
         this.links = links;
+        this.device = device;
+        this.params = params;
+    }
+
+    /**
+     * Servers of the whole model on one {@code device} ({@code troupe serve --device}: {@link
+     * InferenceServer#startOnDevice}), each opening a device of its own, which it closes; the parameters are
+     * read from {@code checkpoint} once.
+     */
+    static Serving onDevice(InferenceWeights whole, Path checkpoint, DeviceKind device) {
+        return new Serving(whole, null, 1, null, null, device, InferenceWeights.loadParameters(checkpoint));
     }
 
     /**
@@ -43,7 +60,7 @@ final class Serving implements AutoCloseable {
     static Serving of(InferenceWeights whole, Path checkpoint, Quantization q, int stageHosts, int stages)
         throws Exception {
         if (stageHosts == 0) {
-            return new Serving(whole, null, stages, null, null);
+            return new Serving(whole, null, stages, null, null, null, null);
         }
         InferenceWeights front = InferenceWeights.load(checkpoint, q, 0,
             StagePartition.balanced(whole.config(), stages).endBlock(0));
@@ -57,7 +74,7 @@ final class Serving implements AutoCloseable {
             StageLinks links = StageLinks.from(ConfigFactory.load(), hosts.hostPorts());
             System.out.printf("stage hosts: %d troupe serve-stage processes at %s; stages 1..%d on the first %d%n",
                 stageHosts, String.join(", ", links.hosts()), stages - 1, stages - 1);
-            return new Serving(whole, front, stages, hosts, links);
+            return new Serving(whole, front, stages, hosts, links, null, null);
         } catch (RuntimeException e) {
             hosts.close();
             throw e;
@@ -69,6 +86,14 @@ final class Serving implements AutoCloseable {
      * {@code pipelineStages} must be the layout they were started for), else in this process.
      */
     InferenceServer start(ServeSettings s, int pipelineStages) {
+        if (device != null) {
+            if (pipelineStages != 1) {
+                throw new IllegalArgumentException("--device serves the whole model on one stage: stages="
+                    + pipelineStages);
+            }
+            return InferenceServer.startOnDevice(whole.config(), params,
+                Devices.open(device, Math.max(1, Runtime.getRuntime().availableProcessors())), s);
+        }
         if (hosts == null) {
             return InferenceServer.start(whole, s, pipelineStages);
         }
