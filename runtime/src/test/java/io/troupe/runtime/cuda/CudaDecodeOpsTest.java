@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.device.PagedDecodeCase;
-import io.troupe.runtime.tensor.Tensor;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -81,11 +80,11 @@ class CudaDecodeOpsTest {
         Random rnd = new Random(5);
         int n = 300;
         int k = 257;
-        float[] x = gaussian(rnd, 16 * k);
-        float[] w = gaussian(rnd, n * k);
-        float[] b = gaussian(rnd, n);
-        float[] onGpu = linear(gpu, 16, n, k, x, w, b);
-        float[] onCpu = linear(cpu, 16, n, k, x, w, b);
+        float[] x = PagedDecodeCase.gaussian(rnd, 16 * k);
+        float[] w = PagedDecodeCase.gaussian(rnd, n * k);
+        float[] b = PagedDecodeCase.gaussian(rnd, n);
+        float[] onGpu = PagedDecodeCase.linear(gpu, 16, n, k, x, w, b);
+        float[] onCpu = PagedDecodeCase.linear(cpu, 16, n, k, x, w, b);
         double worst = 0;
         for (int i = 0; i < onGpu.length; i++) {
             worst = Math.max(worst, Math.abs(onGpu[i] - onCpu[i]) / (1 + Math.abs(onCpu[i])));
@@ -93,32 +92,8 @@ class CudaDecodeOpsTest {
         System.out.printf("linearRowInvariant cuda vs cpu: max rel diff %.3g%n", worst);
         assertTrue(worst < 1e-5, "max rel diff " + worst);
         for (int rows : new int[] {1, 6, 13}) {
-            float[] some = linear(gpu, rows, n, k, Arrays.copyOf(x, rows * k), w, b);
+            float[] some = PagedDecodeCase.linear(gpu, rows, n, k, Arrays.copyOf(x, rows * k), w, b);
             assertArrayEquals(Arrays.copyOf(onGpu, rows * n), some, rows + " rows against 16");
         }
-    }
-
-    private static float[] linear(io.troupe.runtime.device.Device dev, int rows, int n, int k, float[] x, float[] w,
-                                  float[] b) {
-        try (Tensor tx = dev.allocate(rows, k); Tensor tw = dev.allocate(n, k); Tensor tb = dev.allocate(n);
-             Tensor out = dev.allocate(rows, n)) {
-            dev.copyFromHost(x, tx);
-            dev.copyFromHost(w, tw);
-            dev.copyFromHost(b, tb);
-            dev.fill(out, Float.NaN);
-            dev.linearRowInvariant(rows, n, k, tx, tw, tb, out);
-            float[] o = new float[rows * n];
-            dev.copyToHost(out, o);
-            dev.synchronize();
-            return o;
-        }
-    }
-
-    private static float[] gaussian(Random rnd, int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) rnd.nextGaussian();
-        }
-        return a;
     }
 }

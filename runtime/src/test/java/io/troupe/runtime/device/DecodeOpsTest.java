@@ -96,12 +96,12 @@ class DecodeOpsTest {
         int rows = 6;
         int n = 37;
         int k = 29;
-        float[] x = gaussian(rnd, rows * k);
-        float[] w = gaussian(rnd, n * k);
-        float[] b = gaussian(rnd, n);
+        float[] x = PagedDecodeCase.gaussian(rnd, rows * k);
+        float[] w = PagedDecodeCase.gaussian(rnd, n * k);
+        float[] b = PagedDecodeCase.gaussian(rnd, n);
         for (Device dev : new Device[] {cpu, defaults}) {
-            float[] all = linear(dev, rows, n, k, x, w, b);
-            float[] noBias = linear(dev, rows, n, k, x, w, null);
+            float[] all = PagedDecodeCase.linear(dev, rows, n, k, x, w, b);
+            float[] noBias = PagedDecodeCase.linear(dev, rows, n, k, x, w, null);
             double worst = 0;
             for (int r = 0; r < rows; r++) {
                 for (int j = 0; j < n; j++) {
@@ -116,7 +116,8 @@ class DecodeOpsTest {
             System.out.printf("linearRowInvariant vs dumb loop: max rel diff %.3g%n", worst);
             assertTrue(worst < 1e-5, "max rel diff " + worst);
             for (int r = 0; r < rows; r++) {
-                float[] one = linear(dev, 1, n, k, java.util.Arrays.copyOfRange(x, r * k, (r + 1) * k), w, b);
+                float[] row = java.util.Arrays.copyOfRange(x, r * k, (r + 1) * k);
+                float[] one = PagedDecodeCase.linear(dev, 1, n, k, row, w, b);
                 assertArrayEquals(java.util.Arrays.copyOfRange(all, r * n, (r + 1) * n), one, "row " + r);
             }
         }
@@ -133,26 +134,5 @@ class DecodeOpsTest {
             assertThrows(IllegalArgumentException.class,
                 () -> rows.set(1, new int[] {0}, new int[] {1}, 1, new int[] {0, 1}));
         }
-    }
-
-    private static float[] linear(Device dev, int rows, int n, int k, float[] x, float[] w, float[] b) {
-        try (Tensor tx = dev.allocate(rows, k); Tensor tw = dev.allocate(n, k); Tensor tb = dev.allocate(n);
-             Tensor out = dev.allocate(rows, n)) {
-            dev.copyFromHost(x, tx);
-            dev.copyFromHost(w, tw);
-            dev.copyFromHost(b == null ? new float[n] : b, tb);
-            dev.linearRowInvariant(rows, n, k, tx, tw, b == null ? null : tb, out);
-            float[] o = new float[rows * n];
-            dev.copyToHost(out, o);
-            return o;
-        }
-    }
-
-    private static float[] gaussian(Random rnd, int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) rnd.nextGaussian();
-        }
-        return a;
     }
 }

@@ -272,4 +272,32 @@ public final class PagedDecodeCase {
         }
         return worst;
     }
+
+    /**
+     * {@link Device#linearRowInvariant} of {@code x} (rows x k) by {@code w} (n x k) plus {@code b} (null: no
+     * bias) on {@code dev}, its output poisoned with NaN first; the result on the host.
+     */
+    public static float[] linear(Device dev, int rows, int n, int k, float[] x, float[] w, float[] b) {
+        try (Tensor tx = dev.allocate(rows, k); Tensor tw = dev.allocate(n, k); Tensor tb = dev.allocate(n);
+             Tensor out = dev.allocate(rows, n)) {
+            dev.copyFromHost(x, tx);
+            dev.copyFromHost(w, tw);
+            dev.copyFromHost(b == null ? new float[n] : b, tb);
+            dev.fill(out, Float.NaN);
+            dev.linearRowInvariant(rows, n, k, tx, tw, b == null ? null : tb, out);
+            float[] o = new float[rows * n];
+            dev.copyToHost(out, o);
+            dev.synchronize();
+            return o;
+        }
+    }
+
+    /** {@code n} standard normal floats from {@code rnd}. */
+    public static float[] gaussian(Random rnd, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) rnd.nextGaussian();
+        }
+        return a;
+    }
 }
