@@ -10,7 +10,7 @@ import java.nio.file.Path;
  * checkpoint to {@code --resume} from ({@link ClusterJobs#stopLine}, the cluster engine's line), and exits with
  * the signal's status (130, 143). It writes no checkpoint of its own: the last one committed is where a resumed
  * run continues. The step loop asks {@link #requested()} between steps and reports each commit
- * ({@link #committed}).
+ * ({@link #checkpointAt}).
  *
  * <p>Threading: everything but the signal's handler on the command's thread.
  */
@@ -28,14 +28,11 @@ final class LocalTrainStop implements AutoCloseable {
         return new LocalTrainStop(StopSignal.install("troupe-train", ClusterJobs.stopWaitMs(s)));
     }
 
-    /** The run continues the checkpoint of {@code step} in {@code runDir} ({@code --resume}). */
-    void resumed(long step, Path runDir) {
-        committedStep = step;
-        resumeFrom = runDir.toAbsolutePath().normalize();
-    }
-
-    /** The run committed the checkpoint of {@code step} into {@code runDir}'s checkpoints. */
-    void committed(long step, Path runDir) {
+    /**
+     * The checkpoint a resumed run would continue from: the one of {@code step} in {@code runDir}, which this run
+     * committed, or which it resumed ({@code --resume}) and has not yet followed with a commit of its own.
+     */
+    void checkpointAt(long step, Path runDir) {
         committedStep = step;
         resumeFrom = runDir.toAbsolutePath().normalize();
     }

@@ -68,7 +68,7 @@ final class PipelineTrainCommand {
             if (s.resume() != null) {
                 Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
                 engine.restore(Checkpoints.load(ckpt));
-                stop.resumed(engine.step(), Path.of(s.resume()));
+                stop.checkpointAt(engine.step(), Path.of(s.resume()));
                 out.printf("troupe: resumed from %s at step %d%n", ckpt, engine.step());
             }
             TrainCommand.Progress progress = new TrainCommand.Progress(out, cfg.steps(), engine.step());
@@ -86,7 +86,7 @@ final class PipelineTrainCommand {
                 progress.print(m, pm.bubble());
                 if (cfg.checkpointDue(step)) {
                     engine.checkpoint(outputs.checkpoints(), data.train().description());
-                    stop.committed(step, runDir);
+                    stop.checkpointAt(step, runDir);
                 }
                 if (trace.contains(step)) {
                     tracedSteps.add(step);

@@ -104,7 +104,7 @@ final class TrainCommand {
             if (s.resume() != null) {
                 Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
                 trainer.restore(Checkpoints.load(ckpt));
-                stop.resumed(trainer.step(), Path.of(s.resume()));
+                stop.checkpointAt(trainer.step(), Path.of(s.resume()));
                 out.printf("troupe: resumed from %s at step %d%n", ckpt, trainer.step());
             }
             Progress progress = new Progress(out, cfg.steps(), trainer.step());
@@ -114,7 +114,7 @@ final class TrainCommand {
                 progress.print(m);
                 if (cfg.checkpointDue(m.step())) {
                     trainer.checkpoint(outputs.checkpoints());
-                    stop.committed(m.step(), runDir);
+                    stop.checkpointAt(m.step(), runDir);
                 }
             }
             outputs.writePlot();
