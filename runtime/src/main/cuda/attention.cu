@@ -78,7 +78,7 @@ extern "C" __global__ void attn_fwd_simple(const float* __restrict__ qkv, float*
 extern "C" __global__ void __launch_bounds__(128) attn_fwd_flash(const float* __restrict__ qkv, float* __restrict__ out,
                                                                  float* __restrict__ lse, int B, int T, int H, int hd,
                                                                  float scale) {
-    extern __shared__ float smem[];
+    TROUPE_DYNAMIC_SHARED(float, smem);
     float* Qs = smem;                       // [32][hd]
     float* Ks = Qs + FA_ROWS * hd;          // [32][hd+1], padded: lane j reads row j without bank conflicts
     float* Vs = Ks + FA_KEYS * (hd + 1);    // [32][hd]

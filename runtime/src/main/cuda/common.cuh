@@ -5,6 +5,11 @@
 
 #define TROUPE_WARP 32
 
+// Dynamic shared memory (the launch's sharedMemBytes); the CPU emulator of the tests gives it its own meaning.
+#ifndef TROUPE_DYNAMIC_SHARED
+#define TROUPE_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
+
 // Error codes a kernel reports through the device error word (checked by CudaDevice.synchronize()).
 #define TROUPE_ERR_CE_TARGET 1
 #define TROUPE_ERR_EMBEDDING_ID 2

@@ -41,7 +41,7 @@ extern "C" __global__ void __launch_bounds__(DECODE_BLOCK) paged_attention(
         float* __restrict__ out, const int* __restrict__ positions, const int* __restrict__ rowTable,
         const int* __restrict__ blockTables, int maxBlocks, int rows, int heads, int headDim, int blockSize,
         float scale) {
-    extern __shared__ float sh[];
+    TROUPE_DYNAMIC_SHARED(float, sh);
     float* q = sh;
     float* s = sh + headDim;
     const int r = blockIdx.y;

@@ -107,9 +107,13 @@ extern "C" __global__ void __launch_bounds__(256) sgemm_tt(GEMM_PARAMS) { sgemm_
 #define TC_BK 32
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {
+#ifdef TROUPE_CUDA_EMU
+    return troupe_emu::cvt_rna_tf32(x);
+#else
     uint32_t r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
     return r;
+#endif
 }
 
 // Operand traits: the element type in global memory, in shared memory, and the padded row length.
@@ -234,16 +238,24 @@ struct TileLoader<Op, kContig, true> {
 
 __device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint32_t b0, uint32_t b1) {
+#ifdef TROUPE_CUDA_EMU
+    troupe_emu::mma_m16n8k8_tf32(c, a0, a1, a2, a3, b0, b1);
+#else
     asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
 }
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint32_t b0, uint32_t b1) {
+#ifdef TROUPE_CUDA_EMU
+    troupe_emu::mma_m16n8k16_bf16(c, a0, a1, a2, a3, b0, b1);
+#else
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
 }
 
 // One 32-wide k-slab of mma work for a warp; fragment layouts as in the PTX ISA for m16n8k8 (tf32)

@@ -10,6 +10,7 @@ import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.device.PagedRows;
 import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.HostStorage;
 import io.troupe.runtime.tensor.Tensor;
 import java.nio.FloatBuffer;
 
@@ -602,7 +603,7 @@ public final class CpuDevice implements Device {
         if (t.numel() < n) {
             throw new IllegalArgumentException(what + " too small: has " + t.numel() + " elements, needs " + n);
         }
-        if (!(t.storage() instanceof CpuStorage)) {
+        if (!(t.storage() instanceof HostStorage)) {
             throw new IllegalArgumentException(what + " is not a CPU tensor: " + t);
         }
     }

@@ -1,10 +1,10 @@
 package io.troupe.runtime.cpu;
 
-import io.troupe.runtime.tensor.Storage;
+import io.troupe.runtime.tensor.HostStorage;
 import java.lang.ref.Cleaner;
 
 /** Off-heap host memory, 64-byte aligned, zero-filled, freed on {@link #close()} (or by a cleaner). */
-public final class CpuStorage implements Storage {
+public final class CpuStorage implements HostStorage {
     private static final Cleaner CLEANER = Cleaner.create();
 
     private final long lengthBytes;

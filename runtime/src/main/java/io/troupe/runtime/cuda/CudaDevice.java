@@ -573,8 +573,8 @@ public final class CudaDevice implements Device {
         if (closed) {
             return;
         }
-        closed = true;
         bind();
+        closed = true;
         cuStreamSynchronize(stream);
         errorWord.close();
         sumsqScratch.close();

@@ -14,9 +14,17 @@ import jcuda.driver.JCudaDriver;
  * {@code libcuda.so.1} surfaces as {@link UnsatisfiedLinkError}). JCuda's driver class cannot be
  * used again after its first load failed, hence the cache.
  *
+ * <p>With the system property {@value #EMULATOR_PROPERTY} naming a library file, that library is loaded
+ * first as the process's {@code libcuda.so.1} and the driver-file check is skipped: the tests' CUDA
+ * emulator (built by {@code runtime/src/test/cuda-emu/build-emu.sh}) runs the kernels on the CPU through
+ * the same JCuda calls, so the GPU code paths run on a machine without a GPU.
+ *
  * <p>Threading: safe from any thread (the holder idiom runs the probe once).
  */
 public final class CudaSupport {
+
+    /** System property: the path of a CUDA driver library to load instead of the NVIDIA driver's. */
+    public static final String EMULATOR_PROPERTY = "troupe.cuda.emulator";
 
     private CudaSupport() {
     }
@@ -31,12 +39,21 @@ public final class CudaSupport {
         return availability().isAvailable();
     }
 
+    /** True when CUDA is available through the emulator library ({@value #EMULATOR_PROPERTY}), not a GPU. */
+    public static boolean isEmulated() {
+        return isAvailable() && !System.getProperty(EMULATOR_PROPERTY, "").isEmpty();
+    }
+
     private static final class Holder {
         static final CudaAvailability AVAILABILITY = probe();
     }
 
     static CudaAvailability probe() {
         try {
+            String emulator = System.getProperty(EMULATOR_PROPERTY, "");
+            if (!emulator.isEmpty()) {
+                return probeEmulator(Path.of(emulator));
+            }
             if (!Files.exists(Path.of("/dev/nvidiactl")) && !Files.exists(Path.of("/proc/driver/nvidia"))) {
                 return CudaAvailability.absent("no NVIDIA driver on this machine: neither /dev/nvidiactl nor "
                     + "/proc/driver/nvidia exists");
@@ -45,6 +62,19 @@ public final class CudaSupport {
         } catch (Throwable t) {
             return CudaAvailability.absent("CUDA driver unusable: " + t);
         }
+    }
+
+    private static CudaAvailability probeEmulator(Path library) {
+        if (!Files.isRegularFile(library)) {
+            return CudaAvailability.absent("the CUDA emulator library " + library + " (-D" + EMULATOR_PROPERTY
+                + ") does not exist: build it with runtime/src/test/cuda-emu/build-emu.sh");
+        }
+        // Loaded before JCuda's own library, whose dependency on libcuda.so.1 it then satisfies.
+        System.load(library.toAbsolutePath().toString());
+        CudaAvailability a = probeDriver();
+        return a.isAvailable()
+            ? new CudaAvailability(true, a.deviceCount(), "CUDA emulator " + library + ": kernels run on the CPU")
+            : a;
     }
 
     private static CudaAvailability probeDriver() {

@@ -3,7 +3,7 @@ package io.troupe.runtime.cuda;
 import static jcuda.driver.JCudaDriver.cuMemAllocHost;
 import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 
-import io.troupe.runtime.tensor.Storage;
+import io.troupe.runtime.tensor.HostStorage;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jcuda.Pointer;
@@ -19,7 +19,7 @@ import org.agrona.BufferUtil;
  * the {@link Storage} of a host tensor); close it after the last copy that uses it has completed.
  * Threading: plain memory; the owner orders its use with the {@link CopyTicket}s of its copies.
  */
-public final class PinnedHostBuffer implements Storage {
+public final class PinnedHostBuffer implements HostStorage {
     private final Pointer pointer = new Pointer();
     private final long lengthBytes;
     private final ByteBuffer buffer;
