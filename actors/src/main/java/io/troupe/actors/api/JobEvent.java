@@ -11,11 +11,13 @@ import java.util.List;
 public sealed interface JobEvent extends CrossNodeMessage {
 
     /**
-     * The layout is assigned and every worker is ready. {@code snapshots} says whether the epoch keeps
-     * in-memory snapshots: {@code "on"}, or {@code "off: "} and why (configured off, or a node whose
-     * direct memory cannot hold its snapshot slots: the node, the bytes, its limit and the JVM flag).
+     * The layout is assigned and every worker is ready. {@code jobId} is the job's id as 8 hex digits, as its record
+     * and the coordinator's log print it ({@code JobIdentity.idHex}), the same in every epoch. {@code snapshots}
+     * says whether the epoch keeps in-memory snapshots: {@code "on"}, or {@code "off: "} and why (configured off,
+     * or a node whose direct memory cannot hold its snapshot slots: the node, the bytes, its limit and the JVM
+     * flag).
      */
-    record Started(long epoch, int worldSize, String assignment, String snapshots) implements JobEvent {
+    record Started(String jobId, long epoch, int worldSize, String assignment, String snapshots) implements JobEvent {
         /** Whether the epoch keeps in-memory snapshots. */
         public boolean snapshotsOn() {
             return "on".equals(snapshots);

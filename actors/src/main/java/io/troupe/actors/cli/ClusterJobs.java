@@ -60,6 +60,17 @@ final class ClusterJobs {
         return dir;
     }
 
+    /**
+     * A user's stop of a followed job: the signal that asks for it, and what the stop line tells to continue the
+     * run, {@code scripts/troupe COMMAND --resume RESUMEFROM} ({@code command}: {@code train}, {@code submit}).
+     */
+    record Stop(StopSignal signal, String command, Path resumeFrom) {
+        /** The stop of {@code job} by {@code signal}, resumed from the run directory its checkpoints go to. */
+        static Stop of(StopSignal signal, String command, JobRequest job) {
+            return new Stop(signal, command, resumeDir(Path.of(job.checkpointDir())));
+        }
+    }
+
     static JobRequest request(TrainSettings s, Path checkpointDir, TraceWindow trace) {
         TrainConfig t = s.train();
         TrainingJob.Builder b = TrainingJob.builder();
@@ -85,18 +96,23 @@ final class ClusterJobs {
 
     /**
      * Prints the progress line of every committed step, records it, waits for the end and writes
-     * the plot and the traced step's timeline. Returns 0 when the job finished, 5 when it failed
-     * or did not end within {@code timeout}, the signal's status ({@link StopSignal#signalStatus()}: 130, 143)
-     * when {@code stop} (null: none) stopped it; the stop line then names {@code resumeFrom}.
+     * the plot and the traced step's timeline. A stop {@code stop} (null: none) asks for cancels the job
+     * ({@link JobHandle#cancel()}: the workers abort, the job record says {@code stopped}). Returns 0 when the job
+     * finished, 5 when it failed or did not end within {@code timeout}, the signal's status
+     * ({@link StopSignal#signalStatus()}: 130, 143) when {@code stop} stopped it, after the stop line
+     * ({@link #stopLine}).
      */
     static int follow(JobHandle h, RunOutputs outputs, long firstStep, long totalSteps, Duration timeout,
-                      StopSignal stop, Path resumeFrom, PrintStream out, PrintStream err) {
+                      Stop stop, PrintStream out, PrintStream err) {
+        if (stop != null) {
+            stop.signal().onRequest(h::cancel);
+        }
         TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps, firstStep);
         List<JobEvent.StepTrace> traces = new CopyOnWriteArrayList<>();
         h.onEvent(e -> {
             if (e instanceof JobEvent.Started st) {
-                out.printf("troupe: job started, epoch %d, %d workers: %s%n",
-                    st.epoch(), st.worldSize(), st.assignment());
+                out.printf("troupe: job %s started, epoch %d, %d workers: %s%n",
+                    st.jobId(), st.epoch(), st.worldSize(), st.assignment());
                 out.printf("troupe: epoch %d in-memory snapshots %s%n", st.epoch(), st.snapshots());
             } else if (e instanceof JobEvent.StepCompleted sc) {
                 StepMetrics m = new StepMetrics(sc.step(), sc.totalSteps(), sc.loss(), sc.valLoss(), sc.lr(),
@@ -141,10 +157,10 @@ final class ClusterJobs {
             RunTimeline.write(TraceWindow.sequence(title.replaceAll(", step \\d+$", "")
                 + ", steps " + steps.get(0) + "-" + steps.get(steps.size() - 1), steps, timelines, 0), outputs.dir());
         }
-        if (end instanceof JobEvent.Failed f && stop != null && stop.requested()) {
-            out.println(stopLine(outputs, totalSteps, f.lastCommittedStep(), resumeFrom));
+        if (end instanceof JobEvent.Failed f && stop != null && stop.signal().requested()) {
+            out.println(stopLine(outputs, totalSteps, f.lastCommittedStep(), stop.command(), stop.resumeFrom()));
             out.flush();
-            return stop.signalStatus();
+            return stop.signal().signalStatus();
         }
         if (end instanceof JobEvent.Failed f) {
             err.printf("troupe: job failed: %s; last committed step %d (epoch %d)%n",
@@ -174,17 +190,18 @@ final class ClusterJobs {
 
     /**
      * What a stopped run says: the last step it ran and, when a checkpoint was committed (step
-     * {@code committedStep} above 0), how to resume from it: {@code --resume resumeFrom}.
+     * {@code committedStep} above 0), how to resume from it: {@code scripts/troupe COMMAND --resume resumeFrom}.
      */
-    static String stopLine(RunOutputs outputs, long totalSteps, long committedStep, Path resumeFrom) {
+    static String stopLine(RunOutputs outputs, long totalSteps, long committedStep, String command,
+                           Path resumeFrom) {
         List<StepMetrics> history = outputs.history();
         long last = history.isEmpty() ? committedStep : history.get(history.size() - 1).step();
         String head = "troupe: stopped at step " + last + " of " + totalSteps + " (interrupted); ";
         if (committedStep <= 0) {
             return head + "no checkpoint was committed yet: nothing to resume";
         }
-        return head + "its last checkpoint is step " + committedStep + ": resume with scripts/troupe train --resume "
-            + resumeFrom + " and this run's other options";
+        return head + "its last checkpoint is step " + committedStep + ": resume with scripts/troupe " + command
+            + " --resume " + resumeFrom + " and this run's other options";
     }
 
     /**

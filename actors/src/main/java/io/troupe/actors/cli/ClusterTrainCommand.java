@@ -64,9 +64,8 @@ final class ClusterTrainCommand {
                 out.printf("troupe: resuming from the last committed checkpoint in %s%n", job.checkpointDir());
             }
             JobHandle h = Troupe.using(nodes.first()).submit(job);
-            stop.onRequest(h::cancel);
-            return ClusterJobs.follow(h, outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs), stop,
-                ClusterJobs.resumeDir(Path.of(job.checkpointDir())), out, err);
+            return ClusterJobs.follow(h, outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs),
+                ClusterJobs.Stop.of(stop, "train", job), out, err);
         }
     }
 }

@@ -98,7 +98,7 @@ final class GatheringPhase {
             sb.append(rank == 0 ? "" : ", ").append("rank ").append(rank).append(" -> ")
                 .append(d == null ? "?" : d.nodeAddress() + "#" + d.localIndex());
         }
-        r.tell(new JobEvent.Started(r.identity.epoch(), r.ranks.size(), sb.toString(),
+        r.tell(new JobEvent.Started(r.identity.idHex(), r.identity.epoch(), r.ranks.size(), sb.toString(),
             r.snapshotsEnabled ? "on" : "off: " + r.snapshotsOff));
         c.snapshots.started(r);
         if (r.faultNs != 0) {

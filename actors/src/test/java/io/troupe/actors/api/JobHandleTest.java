@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 class JobHandleTest {
-    private static final JobEvent STARTED = new JobEvent.Started(0, 1, "rank 0", "on");
+    private static final JobEvent STARTED = new JobEvent.Started("0000002a", 0, 1, "rank 0", "on");
     private static final JobEvent STEP = new JobEvent.StepCompleted(1, 2, 5.5, Double.NaN,
         1.2, 1e-3f, 10, 100, 0, 0, 1.5, 0);
     private static final JobEvent FINISHED = new JobEvent.Finished(2, 5.4, Double.NaN, "");

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.checkpoint.CheckpointDiff;
+import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.checkpoint.Manifest;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -18,7 +20,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code --engine in-process}) as its own process, interrupted with SIGINT (Ctrl-C) mid-run: it ends after the
  * step in progress, says where it stopped and which checkpoint to resume from, as the cluster engine does
  * ({@link TrainInterruptProcessTest}), and exits 130 (143 for SIGTERM, which stands in where SIGINT is inherited
- * as ignored); {@code --resume} then finishes bitwise as the uninterrupted run does.
+ * as ignored); {@code --resume} then finishes bitwise as the uninterrupted run does. SIGHUP ends it the same way,
+ * through the JVM's shutdown hook.
  */
 @Timeout(300)
 class TrainStopProcessTest {
@@ -33,6 +36,31 @@ class TrainStopProcessTest {
     @Test
     void shouldStopTheInProcessEngineOnSigintAndResumeBitwise() throws Exception {
         stopResumeAndCompare(40, List.of("--layout", "2x2", "--engine", "in-process"));
+    }
+
+    /**
+     * SIGHUP (the terminal closed), which the command leaves to the JVM: its shutdown hook asks for the same stop
+     * and waits for it, so the run ends after its step with the stop line and the JVM's status for SIGHUP (129), and
+     * its last commit, verified, resumes the run.
+     */
+    @Test
+    void shouldStopTheSingleDeviceTrainerOnSighupWithAResumableCheckpoint() throws Exception {
+        int steps = 60;
+        Path a = tmp.resolve("a");
+        List<String> first = options(steps, List.of("--layout", "1x1"));
+        first.addAll(List.of("--out", a.toString()));
+        InterruptedTrain.Stopped stop = InterruptedTrain.hangUp(first, steps);
+        System.out.println(stop.stopLine());
+        long committed = stop.committed();
+        assertTrue(stop.stoppedAt() >= 12 && stop.stoppedAt() < steps && committed >= 10
+            && committed <= stop.stoppedAt(), "stopped mid-run after a checkpoint: " + stop.stopLine());
+        assertEquals(a.toAbsolutePath().normalize().toString(), stop.resumeFrom());
+        Manifest last = Checkpoints.verify(Checkpoints.resolve(a));
+        assertEquals(committed, last.step(), "the commit the stop line names is the last, whole");
+        List<String> resume = options(steps, List.of("--layout", "1x1"));
+        resume.addAll(List.of("--resume", a.toString(), "--out", tmp.resolve("b").toString()));
+        String resumed = InterruptedTrain.runToTheEnd(resume);
+        assertTrue(resumed.contains("at step " + committed), resumed);
     }
 
     private static List<String> options(int steps, List<String> engine) {

@@ -136,7 +136,8 @@ class NodeMetricsTest {
         assertEquals(0, value(recovered, "troupe_recoveries_total{reason=\"DEADLINE\"}"));
         assertEquals(1.5, value(recovered, "troupe_recovery_time_seconds_sum"), 1e-9);
         // An epoch started without snapshots, as the coordinator words a node short of direct memory.
-        first.system().eventStream().tell(new EventStream.Publish<>(new JobEvent.Started(3, 2, "rank 0 -> a",
+        first.system().eventStream().tell(new EventStream.Publish<>(new JobEvent.Started("0000002a", 3, 2,
+            "rank 0 -> a",
             "off: node pekko://troupe@10.0.0.2:25520#7 needs 2048 bytes (0.0 MiB) of direct memory for its in-memory"
                 + " snapshot slots, but its limit leaves them 1024 bytes (0.0 MiB): raise the JVM's"
                 + " -XX:MaxDirectMemorySize (by default the maximum heap) on that node")));
