@@ -22,6 +22,12 @@
 #     of the run (GEMM, GPT step, pipeline, decode, the goals met or missed), ready for docs/benchmarks.md.
 #     Logs and JUnit XML go to $OUT when set (a folder the caller collects), else to .bundle/out/.
 #
+#   scripts/gpu-check.sh --rehearse  (here, without a GPU: --prepare, then --run on the CUDA emulator,
+#                                    runtime/src/test/cuda-emu, at small sizes: every test and bench
+#                                    of the GPU run goes through the same bundle and the same JCuda
+#                                    calls, the kernels on the CPU. Proves the run works end to end;
+#                                    its figures are the emulator's, never a GPU's.)
+#
 # Typical use, when the GPU machine receives a copy of this checkout (at most 64 MiB with .bundle/):
 #   1. on the build machine:  scripts/gpu-check.sh --dry-run   (prints the bundle size)
 #   2. on the GPU machine:    bash scripts/gpu-check.sh --run  (with .bundle/ copied along; ~9 minutes at most)
@@ -37,6 +43,8 @@
 #                         tokens/s and MFU; "none" skips it).
 #   GPU_CHECK_PIPELINE    configs of the pipeline comparison (default small,big; "none" skips it)
 #   GPU_CHECK_DECODE      configs of the decode bench (default small,big; "none" skips it)
+#   GPU_CHECK_DECODE_ARGS more options of the decode bench (e.g. --steps=2 --warmup=1)
+#   GPU_CHECK_EMULATOR    a CUDA emulator library (libcuda.so.1 from build-emu.sh) to run on instead of a GPU
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -146,6 +154,10 @@ run_checks() {
   mkdir -p "$out"
   local flags cp status=0
   flags="$(cat "$BUNDLE/jvm-flags")"
+  if [[ -n "${GPU_CHECK_EMULATOR:-}" ]]; then
+    flags="$flags -Dtroupe.cuda.emulator=$GPU_CHECK_EMULATOR"
+    echo "gpu-check: on the CUDA emulator ($GPU_CHECK_EMULATOR): kernels run on the CPU, figures are not a GPU's"
+  fi
   cp="$(classpath)"
   echo "gpu-check: bundle of commit $(cat "$BUNDLE/commit"), $(date -u +%FT%TZ)"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
@@ -188,7 +200,7 @@ run_checks() {
   if [[ "$decode" != none ]]; then
     # shellcheck disable=SC2086
     "$java" $flags -Xmx8g -cp "$cp" io.troupe.models.bench.CudaDecodeBench --configs="$decode" \
-        2>&1 | tee "$out/gpu-decode.log" || status=1
+        ${GPU_CHECK_DECODE_ARGS:-} 2>&1 | tee "$out/gpu-decode.log" || status=1
   else
     echo "decode bench skipped (GPU_CHECK_DECODE=none)" | tee "$out/gpu-decode.log"
   fi
@@ -208,6 +220,7 @@ summary() {
   local out="$1" ceiling="${GPU_CHECK_CEILING:-790}"
   echo
   echo "===== SUMMARY (paste into docs/benchmarks.md) ====="
+  [[ -n "${GPU_CHECK_EMULATOR:-}" ]] && echo "ON THE CUDA EMULATOR: every figure and goal line below is the CPU emulation's, never a GPU's: do not record them"
   echo "commit $(cat "$BUNDLE/commit"), $(date -u +%F)"
   echo "GPU: $( (command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total \
       --format=csv,noheader | head -1) || echo 'nvidia-smi not found')"
@@ -273,6 +286,15 @@ case "${1:---prepare}" in
       || die "the decode bench printed no result, or its logits were not batch-invariant"
     rm -rf "$BUNDLE/out"
     echo "gpu-check: dry run OK" ;;
+  --rehearse)
+    prepare
+    bash "$ROOT/runtime/src/test/cuda-emu/build-emu.sh" "$ROOT/runtime/target/cuda-emu" || die "the CUDA emulator did not build"
+    GPU_CHECK_EMULATOR="$ROOT/runtime/target/cuda-emu/libcuda.so.1" GPU_CHECK_SIZES=256 GPU_CHECK_GPT_HOOK=none \
+      GPU_CHECK_PIPELINE=tiny GPU_CHECK_PIPELINE_ARGS="--steps=1 --warmup=0" \
+      GPU_CHECK_DECODE=small GPU_CHECK_DECODE_ARGS="--steps=2 --warmup=1" OUT="$BUNDLE/out" run_checks \
+      || die "the rehearsal on the CUDA emulator failed (logs in $BUNDLE/out)"
+    grep -q '===== END SUMMARY' "$BUNDLE/out/summary.md" || die "the summary block was not printed"
+    echo "gpu-check: rehearsal on the CUDA emulator OK (logs in $BUNDLE/out)" ;;
   --run) run_checks ;;
-  *) die "unknown option '$1': expected --prepare, --dry-run or --run" ;;
+  *) die "unknown option '$1': expected --prepare, --dry-run, --rehearse or --run" ;;
 esac
