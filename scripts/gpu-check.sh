@@ -41,6 +41,7 @@
 #                         GEMM table (default io.troupe.models.bench.CudaGptStepHook: GPT training
 #                         steps for small, big and GPT-2-medium (d 1024, 24 layers, seq 1024) in
 #                         tokens/s and MFU; "none" skips it).
+#   GPU_CHECK_GPT_CONFIGS presets the GPT hook times (default small,big,medium)
 #   GPU_CHECK_PIPELINE    configs of the pipeline comparison (default small,big; "none" skips it)
 #   GPU_CHECK_DECODE      configs of the decode bench (default small,big; "none" skips it)
 #   GPU_CHECK_DECODE_ARGS more options of the decode bench (e.g. --steps=2 --warmup=1)
@@ -154,6 +155,7 @@ run_checks() {
   mkdir -p "$out"
   local flags cp status=0
   flags="$(cat "$BUNDLE/jvm-flags")"
+  [[ -n "${GPU_CHECK_GPT_CONFIGS:-}" ]] && flags="$flags -Dtroupe.gpu-check.gpt-configs=$GPU_CHECK_GPT_CONFIGS"
   if [[ -n "${GPU_CHECK_EMULATOR:-}" ]]; then
     flags="$flags -Dtroupe.cuda.emulator=$GPU_CHECK_EMULATOR"
     echo "gpu-check: on the CUDA emulator ($GPU_CHECK_EMULATOR): kernels run on the CPU, figures are not a GPU's"
@@ -289,7 +291,7 @@ case "${1:---prepare}" in
   --rehearse)
     prepare
     bash "$ROOT/runtime/src/test/cuda-emu/build-emu.sh" "$ROOT/runtime/target/cuda-emu" || die "the CUDA emulator did not build"
-    GPU_CHECK_EMULATOR="$ROOT/runtime/target/cuda-emu/libcuda.so.1" GPU_CHECK_SIZES=256 GPU_CHECK_GPT_HOOK=none \
+    GPU_CHECK_EMULATOR="$ROOT/runtime/target/cuda-emu/libcuda.so.1" GPU_CHECK_SIZES=256 GPU_CHECK_GPT_CONFIGS=tiny \
       GPU_CHECK_PIPELINE=tiny GPU_CHECK_PIPELINE_ARGS="--steps=1 --warmup=0" \
       GPU_CHECK_DECODE=small GPU_CHECK_DECODE_ARGS="--steps=2 --warmup=1" OUT="$BUNDLE/out" run_checks \
       || die "the rehearsal on the CUDA emulator failed (logs in $BUNDLE/out)"

@@ -23,6 +23,8 @@ import java.util.Locale;
 public final class CudaGptStepHook implements GptStepHook {
     private static final int WARMUP_STEPS = 2;
     private static final int TIMED_STEPS = 5;
+    /** System property: the presets to time, comma-separated (default small,big,medium). */
+    static final String CONFIGS_PROPERTY = "troupe.gpu-check.gpt-configs";
 
     @Override
     public void run(CudaDevice dev, double ceilingTflops, PrintStream out) {
@@ -32,7 +34,7 @@ public final class CudaGptStepHook implements GptStepHook {
         out.println("| model | batch x seq | params | ms/step (median of " + TIMED_STEPS
             + ") | tokens/s | MFU (6N, BF16 ceiling) |");
         out.println("|---|---|---|---|---|---|");
-        for (String name : new String[] {"small", "big", "medium"}) {
+        for (String name : System.getProperty(CONFIGS_PROPERTY, "small,big,medium").split(",")) {
             GptConfig cfg = GptConfig.preset(name);
             TrainConfig tc = BenchRecipe.of(cfg, 1_000_000);
             try (Trainer trainer = new Trainer(tc, dev, Corpora.builtIn())) {
