@@ -46,7 +46,8 @@ for name in sorted(os.listdir(cuda)):
     lines = ['#include "troupe_emu.h"', '#include "emu_runtime.h"', '#include "%s"' % os.path.join(cuda, name), '']
     for bounds, kernel in kernels:
         first = bounds.split(',')[0].strip() if bounds else '0'
-        lines.append('static void troupe_emu_call_%s(void** p) { troupe_emu::invoke(&%s, p); }' % (kernel, kernel))
+        lines.append('static std::function<void()> troupe_emu_call_%s(void** p) { return troupe_emu::bind_args(&%s, p); }'
+                     % (kernel, kernel))
         lines.append('static troupe_emu::Registration troupe_emu_reg_%s("%s", &troupe_emu_call_%s, (int) (%s));'
                      % (kernel, kernel, kernel, first))
     open(os.path.join(gen, name[:-3] + '_emu.cpp'), 'w').write('\n'.join(lines) + '\n')

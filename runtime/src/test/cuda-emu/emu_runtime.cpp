@@ -42,8 +42,7 @@ struct Block {
     std::vector<float> mma_c;           // 32 lanes x 4 accumulators per warp
     std::vector<unsigned char> dynamic;
     ucontext_t scheduler;
-    Trampoline kernel = nullptr;
-    void** params = nullptr;
+    const std::function<void()>* body = nullptr;
 };
 
 Block blk;
@@ -92,7 +91,7 @@ void yield() {
 }
 
 void fiber_main() {
-    blk.kernel(blk.params);
+    (*blk.body)();
     Fiber* me = current;
     me->state = State::Done;
     blk.live--;
@@ -295,7 +294,7 @@ const KernelInfo* find_kernel(const char* name) {
     return it == registry().end() ? nullptr : &it->second;
 }
 
-bool launch(const KernelInfo& k, dim3 grid, dim3 block, size_t dynamic_bytes, void** params, std::string& error) {
+bool check_launch(const KernelInfo& k, dim3 grid, dim3 block, std::string& error) {
     const long long threads = (long long) block.x * block.y * block.z;
     if (threads <= 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0) {
         error = "bad launch shape: grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + ","
@@ -308,10 +307,15 @@ bool launch(const KernelInfo& k, dim3 grid, dim3 block, size_t dynamic_bytes, vo
             + std::to_string(k.max_threads);
         return false;
     }
+    return true;
+}
+
+bool launch(const KernelInfo& k, dim3 grid, dim3 block, size_t dynamic_bytes, const std::function<void()>& body,
+            std::string& error) {
+    if (!check_launch(k, grid, block, error)) return false;
     grid_dim = grid;
     block_dim = block;
-    blk.kernel = k.kernel;
-    blk.params = params;
+    blk.body = &body;
     blk.dynamic.assign(dynamic_bytes, 0);
     for (unsigned z = 0; z < grid.z; z++) {
         for (unsigned y = 0; y < grid.y; y++) {

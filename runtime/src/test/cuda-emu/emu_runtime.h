@@ -1,7 +1,9 @@
 // The CUDA emulator's host side: the kernel registry (filled by the trampolines build-emu.sh
 // generates, one per extern "C" kernel) and the launch the fake driver calls.
 #pragma once
+#include <functional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -9,8 +11,9 @@
 
 namespace troupe_emu {
 
-// Calls the kernel with its parameters as cuLaunchKernel passes them: one pointer per argument.
-typedef void (*Trampoline)(void** params);
+// Binds the kernel to a copy of its parameters, taken from cuLaunchKernel's array of one pointer per
+// argument (the caller's array dies with the call; the launch may run later).
+typedef std::function<void()> (*Trampoline)(void** params);
 
 struct KernelInfo {
     Trampoline kernel;
@@ -25,16 +28,20 @@ const KernelInfo* find_kernel(const char* name);
 
 // Runs every block of the grid to its end; false with a sentence in error when the launch is
 // refused or a block is stuck at a barrier.
-bool launch(const KernelInfo& k, dim3 grid, dim3 block, size_t dynamic_bytes, void** params, std::string& error);
+// Checks the launch shape as the driver does when it is issued: false with a sentence when refused.
+bool check_launch(const KernelInfo& k, dim3 grid, dim3 block, std::string& error);
+bool launch(const KernelInfo& k, dim3 grid, dim3 block, size_t dynamic_bytes, const std::function<void()>& body,
+            std::string& error);
 
 template <class... A, size_t... I>
-void invoke(void (*f)(A...), void** p, std::index_sequence<I...>) {
-    f(*static_cast<typename std::remove_reference<A>::type*>(p[I])...);
+std::function<void()> bind_args(void (*f)(A...), void** p, std::index_sequence<I...>) {
+    std::tuple<typename std::decay<A>::type...> args(*static_cast<typename std::decay<A>::type*>(p[I])...);
+    return [f, args]() { std::apply(f, args); };
 }
 
 template <class... A>
-void invoke(void (*f)(A...), void** p) {
-    invoke(f, p, std::index_sequence_for<A...>{});
+std::function<void()> bind_args(void (*f)(A...), void** p) {
+    return troupe_emu::bind_args(f, p, std::index_sequence_for<A...>{});
 }
 
 }  // namespace troupe_emu
