@@ -59,6 +59,15 @@ final class EpochWiring implements AutoCloseable {
     private final StageWorker stage;
     private final Communicator dataParallel;
     private final GradientBucketer[] buckets;
+    /**
+     * Per chunk under dp > 1: the host memory its bucketer reduces, its gradients themselves on a CPU device, a copy
+     * of them on a GPU (downloaded once the step's gradients are final, uploaded once summed).
+     */
+    private final HostMirror[] gradientMirrors;
+    /** Per chunk under ZeRO: the host memory its parameters are all-gathered in after the optimizer step. */
+    private final HostMirror[] paramMirrors;
+    /** Per chunk, its parameters and both moments as a snapshot holds them (built at the first capture or restore). */
+    private HostMirror[][] snapshotMirrors;
     /** Per chunk: ZeRO 2 keeps its gradients as slices ({@link ZeroGradientWindow}) rather than whole. */
     private final boolean[] slicedGradients;
     private final Communicator world;
@@ -140,6 +149,8 @@ final class EpochWiring implements AutoCloseable {
                 // gradient pass, overlapping the rest of backward.
                 this.buckets = new GradientBucketer[w.chunks()];
                 this.slicedGradients = new boolean[w.chunks()];
+                this.gradientMirrors = new HostMirror[w.chunks()];
+                this.paramMirrors = new HostMirror[spec.zeroSharded() ? w.chunks() : 0];
                 for (int c = 0; c < w.chunks(); c++) {
                     long bucketBytes = a.request().bucketBytes();
                     if (slicedZeroTwo(w)) {
@@ -149,20 +160,26 @@ final class EpochWiring implements AutoCloseable {
                     }
                     List<ParamRange> ranges = bucketRanges(w.chunk(c), bucketBytes, slicedZeroTwo(w));
                     // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
-                    buckets[c] = new GradientBucketer(dataParallel, w.chunk(c).grads(), ranges, bucketBytes,
+                    gradientMirrors[c] = HostMirror.of(w.chunk(c).grads(), scratch);
+                    buckets[c] = new GradientBucketer(dataParallel, gradientMirrors[c].host(), ranges, bucketBytes,
                         ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
                     if (spec.zeroSharded()) {
                         w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
+                        paramMirrors[c] = HostMirror.of(w.chunk(c).params(), scratch);
                     }
                     if (slicedZeroTwo(w) && keepGradientSlices(w, c, buckets[c])) {
                         continue;
                     }
-                    w.onGradientsFinal(c, buckets[c]::markReady);
+                    if (!gradientMirrors[c].copies()) {
+                        w.onGradientsFinal(c, buckets[c]::markReady);
+                    }
                 }
             } else {
                 this.dataParallel = null;
                 this.buckets = new GradientBucketer[0];
                 this.slicedGradients = new boolean[0];
+                this.gradientMirrors = new HostMirror[0];
+                this.paramMirrors = new HostMirror[0];
             }
             int worldSize = spec.layout().worldSize();
             if (worldSize > 1) {
@@ -313,8 +330,11 @@ final class EpochWiring implements AutoCloseable {
             SnapshotBuffer b = holder[rank] == rank ? snapshots.find(job.jobId(), source[rank], step)
                 : snapshots.awaitCopy(job, source[rank], step, RESTORE_WAIT_NS);
             try {
-                long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates());
+                long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates(false));
                 for (int c = 0; c < stage.chunks(); c++) {
+                    for (HostMirror m : snapshotMirrors[c]) {
+                        m.upload();
+                    }
                     stage.optimizer(c).setStepCount(optimizerSteps[c]);
                 }
             } finally {
@@ -330,13 +350,30 @@ final class EpochWiring implements AutoCloseable {
     /** The start of the failure of a build its worker stopped before it began. */
     static final String BUILD_STOPPED = "build stopped: ";
 
-    /** This rank's shard as the snapshots hold it: per chunk its parameters, moments and optimizer step. */
-    private List<ShardSnapshots.ChunkState> chunkStates() {
+    /**
+     * This rank's shard as the snapshots hold it: per chunk its parameters, moments and optimizer step, in host
+     * memory (on a GPU, copies: {@code download} fills them from the device first, for a capture; a restore fills
+     * them and uploads each of {@link #snapshotMirrors}).
+     */
+    private List<ShardSnapshots.ChunkState> chunkStates(boolean download) {
+        if (snapshotMirrors == null) {
+            HostMirror[][] mirrors = new HostMirror[stage.chunks()][];
+            for (int c = 0; c < stage.chunks(); c++) {
+                var opt = stage.optimizer(c);
+                mirrors[c] = new HostMirror[] {HostMirror.of(stage.chunk(c).params(), scratch),
+                    HostMirror.of(opt.firstMoment(), scratch), HostMirror.of(opt.secondMoment(), scratch)};
+            }
+            snapshotMirrors = mirrors;
+        }
         List<ShardSnapshots.ChunkState> out = new ArrayList<>(stage.chunks());
         for (int c = 0; c < stage.chunks(); c++) {
-            var opt = stage.optimizer(c);
-            out.add(new ShardSnapshots.ChunkState(stage.chunk(c).params(), opt.firstMoment(), opt.secondMoment(),
-                opt.stepCount()));
+            HostMirror[] m = snapshotMirrors[c];
+            if (download) {
+                for (HostMirror t : m) {
+                    t.download();
+                }
+            }
+            out.add(new ShardSnapshots.ChunkState(m[0].host(), m[1].host(), m[2].host(), stage.optimizer(c).stepCount()));
         }
         return out;
     }
@@ -351,7 +388,7 @@ final class EpochWiring implements AutoCloseable {
             report.run();
             return;
         }
-        snapshots.afterStep(step + 1, chunkStates(), report);
+        snapshots.afterStep(step + 1, chunkStates(true), report);
     }
 
     /**
@@ -431,8 +468,18 @@ final class EpochWiring implements AutoCloseable {
         // by bucket since each chunk's last weight gradient; wait for what is left.
         long r0 = System.nanoTime();
         for (int c = 0; c < buckets.length; c++) {
+            if (gradientMirrors[c].copies()) {
+                // On a GPU the buckets reduce a host copy of the final gradients, launched all at once.
+                gradientMirrors[c].download();
+                for (int i = w.chunk(c).parameters().size() - 1; i >= 0; i--) {
+                    buckets[c].markReady(i);
+                }
+            }
+        }
+        for (int c = 0; c < buckets.length; c++) {
             if (!slicedGradients[c]) {
                 buckets[c].finish();
+                gradientMirrors[c].upload();
             }
         }
         w.reducePartialGradients();
@@ -449,7 +496,9 @@ final class EpochWiring implements AutoCloseable {
             .apply(step, normParts, w.stepParts());
         if (spec.zeroSharded()) {
             for (int c = 0; c < buckets.length; c++) {
-                buckets[c].allGather(w.chunk(c).params().address());
+                paramMirrors[c].download();
+                buckets[c].allGather(paramMirrors[c].host().address());
+                paramMirrors[c].upload();
             }
         }
         double norm = tail.gradNorm();
@@ -565,6 +614,16 @@ final class EpochWiring implements AutoCloseable {
         return eps;
     }
 
+    private static void closeMirrors(HostMirror[] mirrors) {
+        if (mirrors != null) {
+            for (HostMirror m : mirrors) {
+                if (m != null) {
+                    m.close();
+                }
+            }
+        }
+    }
+
     private void closeQuietly() {
         try {
             close();
@@ -591,6 +650,13 @@ final class EpochWiring implements AutoCloseable {
         for (Tensor t : new Tensor[] {normIn, normAll}) {
             if (t != null) {
                 t.close();
+            }
+        }
+        closeMirrors(gradientMirrors);
+        closeMirrors(paramMirrors);
+        if (snapshotMirrors != null) {
+            for (HostMirror[] m : snapshotMirrors) {
+                closeMirrors(m);
             }
         }
         scratch.close();

@@ -8,6 +8,7 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardState;
 import io.troupe.models.optim.AdamW;
 import io.troupe.models.train.StageState;
+import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
 import java.nio.file.Path;
 
@@ -34,16 +35,17 @@ final class RankCheckpointState {
             return StageState.capture(w.chunk(c), opt);
         }
         int numel = (int) w.chunk(c).params().numel();
-        float[] m = gather(w, opt, opt.firstMoment(), numel, zeroBuckets);
-        float[] v = gather(w, opt, opt.secondMoment(), numel, zeroBuckets);
+        float[] m = gather(opt, opt.firstMoment(), numel, zeroBuckets);
+        float[] v = gather(opt, opt.secondMoment(), numel, zeroBuckets);
         return StageState.capture(w.chunk(c), m, v, opt.stepCount());
     }
 
-    private static float[] gather(StageWorker w, AdamW opt, Tensor packed, int numel, GradientBucketer buckets) {
+    private static float[] gather(AdamW opt, Tensor packed, int numel, GradientBucketer buckets) {
         float[] whole = new float[numel];
         opt.unpack(packed.toFloatArray(), whole);
-        try (Tensor t = w.device().allocate(numel)) {
-            w.device().copyFromHost(whole, t);
+        // The data plane gathers host memory, whatever device the optimizer runs on.
+        try (CpuDevice host = new CpuDevice(1); Tensor t = host.allocate(numel)) {
+            host.copyFromHost(whole, t);
             buckets.allGather(t.address());
             return t.toFloatArray();
         }

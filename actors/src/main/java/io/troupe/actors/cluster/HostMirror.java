@@ -1,0 +1,77 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.tensor.Tensor;
+
+/**
+ * A host float32 copy of a tensor that lives on a GPU, for the parts of a cluster rank that work on
+ * CPU memory (the data plane's collectives, the in-memory snapshots): {@link #download} copies the
+ * device tensor into {@link #host()}, {@link #upload} copies it back. Over a CPU tensor it is no copy
+ * at all: {@link #host()} is that tensor and both transfers do nothing.
+ *
+ * <p>Threading: the worker's device thread, which issues every call of the device tensor's device.
+ */
+final class HostMirror implements AutoCloseable {
+    private final Tensor device;
+    private final Tensor host;
+    /** The transfer's staging array ({@code null} over a CPU tensor): the device API copies through Java arrays. */
+    private final float[] staging;
+    private final CpuDevice hostDevice;
+
+    private HostMirror(Tensor device, Tensor host, float[] staging, CpuDevice hostDevice) {
+        this.device = device;
+        this.host = host;
+        this.staging = staging;
+        this.hostDevice = hostDevice;
+    }
+
+    /**
+     * A mirror of float32 {@code device}: a tensor of {@code hostDevice} of the same size when {@code device} is on a
+     * GPU, {@code device} itself when it is a CPU tensor.
+     */
+    static HostMirror of(Tensor device, CpuDevice hostDevice) {
+        if (device.device().kind() == DeviceKind.CPU) {
+            return new HostMirror(device, device, null, hostDevice);
+        }
+        if (device.numel() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("a host mirror holds at most 2^31-1 floats: numel=" + device.numel());
+        }
+        return new HostMirror(device, hostDevice.allocate((int) device.numel()), new float[(int) device.numel()],
+            hostDevice);
+    }
+
+    /** Whether {@link #host()} is a copy (the tensor is on a GPU) rather than the tensor itself. */
+    boolean copies() {
+        return staging != null;
+    }
+
+    /** The host tensor: the copy, or the CPU tensor itself. */
+    Tensor host() {
+        return host;
+    }
+
+    /** Device to host: waits for the device's work on the tensor, then {@link #host()} holds its values. */
+    void download() {
+        if (staging != null) {
+            device.device().copyToHost(device, staging);
+            hostDevice.copyFromHost(staging, host);
+        }
+    }
+
+    /** Host to device: the tensor takes {@link #host()}'s values. */
+    void upload() {
+        if (staging != null) {
+            hostDevice.copyToHost(host, staging);
+            device.device().copyFromHost(staging, device);
+        }
+    }
+
+    /** Frees the copy (not the mirrored tensor). */
+    @Override
+    public void close() {
+        if (staging != null) {
+            host.close();
+        }
+    }
+}
