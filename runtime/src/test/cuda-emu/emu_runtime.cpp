@@ -129,10 +129,14 @@ bool run_block(std::string& error) {
         makecontext(&f->ctx, fiber_main, 0);
         blk.fibers.push_back(f);
     }
+    // Threads run from one barrier to the next in ascending order in even blocks, descending in odd
+    // ones: a kernel whose result depends on that order (a missing barrier) differs between the two.
+    const bool descending = ((block_idx.x + block_idx.y + block_idx.z) & 1u) != 0;
     for (;;) {
         bool ran = false;
         bool all_done = true;
-        for (Fiber* f : blk.fibers) {
+        for (int i = 0; i < n; i++) {
+            Fiber* f = blk.fibers[descending ? n - 1 - i : i];
             if (f->state != State::Done) all_done = false;
             if (f->state == State::Ready) {
                 ran = true;
