@@ -50,7 +50,8 @@ class CudaServingTest {
 
     @Test
     void shouldServeTheSameGreedyTokensOnTheGpuAloneTogetherAndAsTheDefaultPath() throws Exception {
-        assumeTrue(CudaSupport.isAvailable(), "no usable GPU, CUDA test skipped: " + CudaSupport.availability().reason());
+        assumeTrue(CudaSupport.isAvailable(),
+            "no usable GPU, CUDA test skipped: " + CudaSupport.availability().reason());
         List<String> prompts = List.of("To be", "or not", "that is the question", "W", "Whether 'tis nobler");
         InferenceServer plain = InferenceServer.start(ServeTestSupport.weights(5), ServeTestSupport.settings());
         open.add(plain);
