@@ -69,5 +69,9 @@ PY
 "$cxx" -std=c++17 -O2 -g -fPIC -shared -fno-strict-aliasing -Wall -Wno-unknown-pragmas -Wno-unused-variable \
   -Wno-unused-function -I "$here" -I "$cuda" -Wl,-soname,libcuda.so.1 -o "$lib.tmp" \
   "$here/emu_runtime.cpp" "$here/fake_driver.cpp" "$gen"/*.cpp
+# The emulator's own promises (barriers, warp exchanges, launch limits, shared memory) before anyone relies on it.
+"$cxx" -std=c++17 -O1 -g -fno-strict-aliasing -Wall -Wno-unknown-pragmas -I "$here" -o "$gen/selftest" \
+  "$here/selftest.cpp" "$here/emu_runtime.cpp"
+"$gen/selftest" >&2 || { echo "build-emu: the emulator's self-test failed" >&2; exit 1; }
 mv "$lib.tmp" "$lib"
 echo "build-emu: $(grep -c troupe_emu_reg_ "$gen"/*_emu.cpp | awk -F: '{s += $2} END {print s}') kernels -> $lib"
