@@ -74,6 +74,7 @@ final class EpochWiring implements AutoCloseable {
     /** The stage's tp communicator ({@code null} when tp = 1) and the group over it. */
     private final Communicator tensorParallel;
     private final CommunicatorTensorParallelGroup tensorParallelGroup;
+    private final HostStagedTensorParallelGroup stagedTensorParallelGroup;
     private final CollectiveAgent agent;
     private final CollectiveAgent control;
     private final CpuDevice scratch = new CpuDevice(1);
@@ -130,10 +131,13 @@ final class EpochWiring implements AutoCloseable {
             this.tensorParallel = agent.communicator(new CollectiveGroup(job.epoch(), 2, members,
                 spec.layout().tpIndex(rank), endpointsOf(members, a.endpoints())), CollectiveSettings.defaults());
             this.tensorParallelGroup = new CommunicatorTensorParallelGroup(tensorParallel);
-            tp = tensorParallelGroup;
+            // It reduces CPU memory: a GPU member's tensors go through host copies, a CPU member's as they are.
+            this.stagedTensorParallelGroup = new HostStagedTensorParallelGroup(tensorParallelGroup, scratch);
+            tp = stagedTensorParallelGroup;
         } else {
             this.tensorParallel = null;
             this.tensorParallelGroup = null;
+            this.stagedTensorParallelGroup = null;
         }
         StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), tp,
             spec.train().seed());
@@ -637,6 +641,7 @@ final class EpochWiring implements AutoCloseable {
     public void close() {
         stage.close();
         if (tensorParallelGroup != null) {
+            stagedTensorParallelGroup.close();
             tensorParallelGroup.close();
         }
         for (Communicator c : new Communicator[] {tensorParallel, dataParallel}) {

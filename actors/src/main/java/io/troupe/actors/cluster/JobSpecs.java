@@ -31,15 +31,6 @@ public final class JobSpecs {
             : StagePartition.explicit(r.partition(), model, layout.modelStages());
         StageModuleFactories.named(r.moduleFactory()); // refuses a missing or unusable class by name
         DeviceKind device = DeviceKind.parse(r.device());
-        if (layout.tp() > 1 && device == DeviceKind.CUDA) {
-            // The data plane's communicator reduces CPU memory; GPU tp members run on the in-process engine.
-            throw new IllegalArgumentException("tensor parallelism on the cluster engine runs on the CPU device: "
-                + "device=cuda, tp=" + layout.tp());
-        }
-        if (layout.tp() > 1 && device == DeviceKind.AUTO) {
-            // For the same reason auto means the CPU here, on every node alike, not a GPU the node happens to have.
-            device = DeviceKind.CPU;
-        }
         return new PipelineJobSpec(train, layout, r.schedule(), r.microbatches(), partition, threadsPerWorker,
             r.stepTimeoutMs(), device, r.moduleFactory(), r.sequenceParallel())
             .withMemory(io.troupe.models.memory.MemoryOptions.parse(r.zero(), r.recompute(), r.gradCompression()));

@@ -1,15 +1,14 @@
 package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.troupe.runtime.device.DeviceKind;
 import org.junit.jupiter.api.Test;
 
 /**
- * The cluster engine's device for tensor parallelism: the data plane's tp group reduces CPU memory, so tp > 1 is
- * refused up front on {@code cuda} (one line naming the device and tp) and {@code auto} means the CPU on every
- * node; without tp, {@code auto} stays auto (a node's GPU where it has one).
+ * The cluster engine's device is the one asked for, with or without tensor parallelism: the tp group moves GPU
+ * tensors through host copies, so {@code cuda} runs tp > 1 and {@code auto} stays auto (a node's GPU where it has
+ * one).
  */
 class JobSpecsTest {
     private static JobRequest request(String layout, String device) {
@@ -18,11 +17,10 @@ class JobSpecsTest {
     }
 
     @Test
-    void shouldRefuseTensorParallelismOnCudaAndRunItOnTheCpuUnderAuto() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-            () -> JobSpecs.toSpec(request("1x1x2", "cuda"), 1));
-        assertEquals("tensor parallelism on the cluster engine runs on the CPU device: device=cuda, tp=2", e.getMessage());
-        assertEquals(DeviceKind.CPU, JobSpecs.toSpec(request("1x1x2", "auto"), 1).device());
+    void shouldKeepTheAskedDeviceWithAndWithoutTensorParallelism() {
+        assertEquals(DeviceKind.CUDA, JobSpecs.toSpec(request("1x1x2", "cuda"), 1).device());
+        assertEquals(DeviceKind.AUTO, JobSpecs.toSpec(request("1x1x2", "auto"), 1).device());
+        assertEquals(DeviceKind.CPU, JobSpecs.toSpec(request("1x1x2", "cpu"), 1).device());
         assertEquals(DeviceKind.AUTO, JobSpecs.toSpec(request("2x2", "auto"), 1).device());
         assertEquals(DeviceKind.CUDA, JobSpecs.toSpec(request("2x2", "cuda"), 1).device());
     }
