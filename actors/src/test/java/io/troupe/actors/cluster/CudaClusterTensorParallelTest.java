@@ -21,6 +21,7 @@ import java.time.Duration;
 import java.util.Arrays;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -32,6 +33,7 @@ import org.junit.jupiter.api.Timeout;
  * job's (to 1e-4 relative: the GPU kernels may sum in another order). Skipped, with the reason, where no
  * CUDA device is usable (run by the build on the CUDA emulator).
  */
+@Tag("slow")   // about a minute on the CUDA emulator: runs in mvn verify -Pall (CI)
 class CudaClusterTensorParallelTest {
     private static final int STEPS = 3;
     private static final double TOLERANCE = 1e-4;

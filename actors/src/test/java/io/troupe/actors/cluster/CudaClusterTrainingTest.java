@@ -22,6 +22,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,6 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  * in another order). A GPU job's disk checkpoint resumes on the GPU on the same trajectory. Skipped,
  * with the reason, where no CUDA device is usable (run by the build on the CUDA emulator).
  */
+@Tag("slow")   // about a minute on the CUDA emulator: runs in mvn verify -Pall (CI)
 class CudaClusterTrainingTest {
     private static final int STEPS = 3;
     private static final double TOLERANCE = 1e-4;
