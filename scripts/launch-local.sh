@@ -114,7 +114,9 @@ if [ "$base_port" -eq 0 ]; then
 fi
 set +e
 # shellcheck disable=SC2086
-java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli submit --cluster "$seed" "$@" &
+# Stopped (Ctrl-C), the job is resumed by this script, not by 'troupe submit': the nodes end with it.
+java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS "-Dtroupe.submit.resume-command=scripts/launch-local.sh $n" \
+  -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli submit --cluster "$seed" "$@" &
 submit_pid=$!
 TROUPE_STARTED_PIDS+=("$submit_pid")
 while kill -0 "$submit_pid" 2>/dev/null; do

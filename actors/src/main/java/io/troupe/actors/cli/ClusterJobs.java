@@ -62,9 +62,17 @@ final class ClusterJobs {
 
     /**
      * A user's stop of a followed job: the signal that asks for it, and what the stop line tells to continue the
-     * run, {@code scripts/troupe COMMAND --resume RESUMEFROM} ({@code command}: {@code train}, {@code submit}).
+     * run, {@code COMMAND --resume RESUMEFROM} ({@code command}: {@code scripts/troupe train}, {@code scripts/troupe
+     * submit}, or what a launcher that wraps submit names with {@value #RESUME_COMMAND_PROPERTY}).
      */
     record Stop(StopSignal signal, String command, Path resumeFrom) {
+        /**
+         * System property: the command a stopped {@code submit} tells to resume with, when a launcher runs it
+         * ({@code scripts/launch-local.sh N}: its nodes end with it, so {@code scripts/troupe submit} would find
+         * no cluster). Default {@code scripts/troupe submit}.
+         */
+        static final String RESUME_COMMAND_PROPERTY = "troupe.submit.resume-command";
+
         /** The stop of {@code job} by {@code signal}, resumed from the run directory its checkpoints go to. */
         static Stop of(StopSignal signal, String command, JobRequest job) {
             return new Stop(signal, command, resumeDir(Path.of(job.checkpointDir())));
@@ -190,7 +198,7 @@ final class ClusterJobs {
 
     /**
      * What a stopped run says: the last step it ran and, when a checkpoint was committed (step
-     * {@code committedStep} above 0), how to resume from it: {@code scripts/troupe COMMAND --resume resumeFrom}.
+     * {@code committedStep} above 0), how to resume from it: {@code COMMAND --resume resumeFrom}.
      */
     static String stopLine(RunOutputs outputs, long totalSteps, long committedStep, String command,
                            Path resumeFrom) {
@@ -200,7 +208,7 @@ final class ClusterJobs {
         if (committedStep <= 0) {
             return head + "no checkpoint was committed yet: nothing to resume";
         }
-        return head + "its last checkpoint is step " + committedStep + ": resume with scripts/troupe " + command
+        return head + "its last checkpoint is step " + committedStep + ": resume with " + command
             + " --resume " + resumeFrom + " and this run's other options";
     }
 

@@ -65,7 +65,7 @@ final class ClusterTrainCommand {
             }
             JobHandle h = Troupe.using(nodes.first()).submit(job);
             return ClusterJobs.follow(h, outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs),
-                ClusterJobs.Stop.of(stop, "train", job), out, err);
+                ClusterJobs.Stop.of(stop, "scripts/troupe train", job), out, err);
         }
     }
 }

@@ -44,7 +44,7 @@ final class LocalTrainStop implements AutoCloseable {
 
     /** Prints the stop line of a run that reached the last step {@code outputs} recorded; returns the exit code. */
     int report(RunOutputs outputs, long totalSteps, PrintStream out) {
-        out.println(ClusterJobs.stopLine(outputs, totalSteps, committedStep, "train", resumeFrom));
+        out.println(ClusterJobs.stopLine(outputs, totalSteps, committedStep, "scripts/troupe train", resumeFrom));
         out.flush();
         return signal.signalStatus();
     }

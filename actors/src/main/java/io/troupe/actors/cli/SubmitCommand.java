@@ -116,8 +116,10 @@ final class SubmitCommand {
                 out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s,"
                     + " %d steps to the cluster at %s%n",
                     job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
+                String resumeWith =
+                    System.getProperty(ClusterJobs.Stop.RESUME_COMMAND_PROPERTY, "scripts/troupe submit");
                 return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(),
-                    Duration.ofSeconds(timeoutS), ClusterJobs.Stop.of(stop, "submit", job), out, err);
+                    Duration.ofSeconds(timeoutS), ClusterJobs.Stop.of(stop, resumeWith, job), out, err);
             }
         }
     }
