@@ -2,22 +2,14 @@ package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.troupe.actors.api.JobEvent;
-import io.troupe.actors.api.JobHandle;
-import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.runtime.cpu.CpuDevice;
-import io.troupe.runtime.cuda.CudaAvailability;
 import io.troupe.runtime.cuda.CudaDevice;
-import io.troupe.runtime.cuda.CudaSupport;
 import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.Tensor;
-import java.time.Duration;
 import java.util.Arrays;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -35,15 +27,14 @@ import org.junit.jupiter.api.Timeout;
  */
 @Tag("slow")   // about a minute on the CUDA emulator: runs in mvn verify -Pall (CI)
 class CudaClusterTensorParallelTest {
-    private static final int STEPS = 3;
+    private static final int STEPS = CudaJobs.STEPS;
     private static final double TOLERANCE = 1e-4;
 
     private Troupe troupe;
 
     @BeforeEach
     void requireGpu() {
-        CudaAvailability a = CudaSupport.availability();
-        assumeTrue(a.isAvailable(), "no usable GPU, CUDA test skipped: " + a.reason());
+        CudaJobs.assumeGpu();
     }
 
     @AfterEach
@@ -53,33 +44,15 @@ class CudaClusterTensorParallelTest {
         }
     }
 
-    private static TrainingJob.Builder job(String layout, String device, boolean sequenceParallel) {
-        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(8)
-            .steps(STEPS).lr(3e-3f, 3e-4f, 1).gradClip(1f).seed(7).bucketBytes(16 * 1024).stepTimeoutMs(120_000)
-            .validation(0, 1).sequenceParallel(sequenceParallel).device(device);
-    }
-
-    private static double[] losses(JobHandle h, String what) throws Exception {
-        JobEvent end = h.await(Duration.ofMinutes(3));
-        assertInstanceOf(JobEvent.Finished.class, end, what + ": " + end);
-        double[] l = new double[h.steps().size()];
-        for (int i = 0; i < l.length; i++) {
-            l[i] = h.steps().get(i).loss();
-        }
-        return l;
-    }
-
     /** Runs {@code layout} on the CPU and on the GPU and asserts the GPU's losses step by step. */
     private void assertGpuGivesCpuLosses(String layout, boolean sequenceParallel) throws Exception {
         String what = layout + (sequenceParallel ? " sequence-parallel" : "");
-        double[] cpu = losses(troupe.submit(job(layout, "cpu", sequenceParallel).build()), what + " cpu");
-        double[] gpu = losses(troupe.submit(job(layout, "cuda", sequenceParallel).build()), what + " cuda");
+        double[] cpu = CudaJobs.losses(troupe.submit(CudaJobs.job(layout, "cpu").sequenceParallel(sequenceParallel)
+            .build()), what + " cpu");
+        double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job(layout, "cuda").sequenceParallel(sequenceParallel)
+            .build()), what + " cuda");
         assertEquals(STEPS, cpu.length, "cpu steps");
-        assertEquals(STEPS, gpu.length, "cuda steps");
-        double worst = 0;
-        for (int i = 0; i < STEPS; i++) {
-            worst = Math.max(worst, Math.abs(gpu[i] - cpu[i]) / Math.abs(cpu[i]));
-        }
+        double worst = CudaJobs.maxRelative(gpu, cpu, 0);
         System.out.printf("cluster %s: cpu losses %s, cuda losses %s, max relative difference %.3e%n", what,
             Arrays.toString(cpu), Arrays.toString(gpu), worst);
         assertTrue(worst <= TOLERANCE, what + ": max relative loss difference " + worst);

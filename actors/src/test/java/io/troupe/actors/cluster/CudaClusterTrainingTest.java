@@ -1,20 +1,14 @@
 package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
-import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.runtime.cuda.CudaAvailability;
-import io.troupe.runtime.cuda.CudaSupport;
 import io.troupe.runtime.testkit.TestFiles;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -38,7 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Tag("slow")   // about a minute on the CUDA emulator: runs in mvn verify -Pall (CI)
 class CudaClusterTrainingTest {
-    private static final int STEPS = 3;
+    private static final int STEPS = CudaJobs.STEPS;
     private static final double TOLERANCE = 1e-4;
 
     @TempDir
@@ -49,8 +43,7 @@ class CudaClusterTrainingTest {
 
     @BeforeEach
     void requireGpu() {
-        CudaAvailability a = CudaSupport.availability();
-        assumeTrue(a.isAvailable(), "no usable GPU, CUDA test skipped: " + a.reason());
+        CudaJobs.assumeGpu();
     }
 
     @AfterEach
@@ -64,42 +57,16 @@ class CudaClusterTrainingTest {
         }
     }
 
-    private static TrainingJob.Builder job(String layout, String device) {
-        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(8)
-            .steps(STEPS).lr(3e-3f, 3e-4f, 1).gradClip(1f).seed(7).bucketBytes(16 * 1024).stepTimeoutMs(120_000)
-            .validation(0, 1).device(device);
-    }
-
-    private static double[] losses(JobHandle h, String what) throws Exception {
-        JobEvent end = h.await(Duration.ofMinutes(3));
-        assertInstanceOf(JobEvent.Finished.class, end, what + ": " + end);
-        double[] l = new double[h.steps().size()];
-        for (int i = 0; i < l.length; i++) {
-            l[i] = h.steps().get(i).loss();
-        }
-        return l;
-    }
-
-    /** The largest relative difference of {@code a} from {@code b}'s steps {@code from..}. */
-    private static double maxRelative(double[] a, double[] b, int from) {
-        assertEquals(b.length - from, a.length, "steps");
-        double worst = 0;
-        for (int i = from; i < b.length; i++) {
-            worst = Math.max(worst, Math.abs(a[i - from] - b[i]) / Math.abs(b[i]));
-        }
-        return worst;
-    }
-
     @Test
     @Timeout(300)
     void shouldGiveTheCpuLossesOnTheGpuWithDataParallelReplicasUnderZeroZeroAndOne() throws Exception {
         troupe = Troupe.local(2, 1);
-        double[] cpu = losses(troupe.submit(job("2x1", "cpu").build()), "2x1 cpu");
+        double[] cpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x1", "cpu").build()), "2x1 cpu");
         // ZeRO 1 gives zero 0's losses (ClusterZeroTest): the cpu job is its reference too.
         for (int zero = 0; zero <= 1; zero++) {
             String what = "2x1 zero " + zero;
-            double[] gpu = losses(troupe.submit(job("2x1", "cuda").zero(zero).build()), what + " cuda");
-            double rel = maxRelative(gpu, cpu, 0);
+            double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x1", "cuda").zero(zero).build()), what + " cuda");
+            double rel = CudaJobs.maxRelative(gpu, cpu, 0);
             System.out.printf("cluster %s: cpu losses %s, cuda losses %s, max relative difference %.3e%n", what,
                 java.util.Arrays.toString(cpu), java.util.Arrays.toString(gpu), rel);
             assertTrue(rel <= TOLERANCE, what + ": max relative loss difference " + rel);
@@ -118,7 +85,7 @@ class CudaClusterTrainingTest {
         List<TroupeNode> nodes = cluster.nodes();
         int steps = 4;
         int at = 2;
-        double[] cpu = losses(Troupe.using(nodes.get(0)).submit(request("cpu", "", steps, tmp.resolve("cpu"))), "1x2 cpu");
+        double[] cpu = CudaJobs.losses(Troupe.using(nodes.get(0)).submit(request("cpu", "", steps, tmp.resolve("cpu"))), "1x2 cpu");
         List<JobEvent> events = new CopyOnWriteArrayList<>();
         CountDownLatch reached = new CountDownLatch(at);
         CountDownLatch recovering = new CountDownLatch(1);
@@ -143,10 +110,10 @@ class CudaClusterTrainingTest {
             hold.release();
         }
         closed.get(60, TimeUnit.SECONDS);
-        double[] gpu = losses(h, "1x2 cuda with a lost node");
+        double[] gpu = CudaJobs.losses(h, "1x2 cuda with a lost node");
         JobEvent.Recovered rd = (JobEvent.Recovered) events.stream().filter(e -> e instanceof JobEvent.Recovered)
             .findFirst().orElseThrow(() -> new AssertionError("no recovery: " + events));
-        double rel = maxRelative(gpu, cpu, 0);
+        double rel = CudaJobs.maxRelative(gpu, cpu, 0);
         System.out.printf("cluster 1x2: cpu losses %s, cuda losses %s with a node lost after step %d and step %d "
             + "restored from memory, max relative difference %.3e%n", java.util.Arrays.toString(cpu),
             java.util.Arrays.toString(gpu), at, rd.restoredStep(), rel);
@@ -182,13 +149,13 @@ class CudaClusterTrainingTest {
     void shouldGiveTheCpuLossesOnTheGpuAt2x2AndResumeItsCheckpointOnTheSameTrajectory() throws Exception {
         troupe = Troupe.local(4, 1);
         Path a = tmp.resolve("a");
-        double[] cpu = losses(troupe.submit(job("2x2", "cpu").build()), "2x2 cpu");
-        double[] gpu = losses(troupe.submit(job("2x2", "cuda").checkpoints(2, a.toString()).build()), "2x2 cuda");
-        double rel = maxRelative(gpu, cpu, 0);
+        double[] cpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cpu").build()), "2x2 cpu");
+        double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cuda").checkpoints(2, a.toString()).build()), "2x2 cuda");
+        double rel = CudaJobs.maxRelative(gpu, cpu, 0);
         Path b = tmp.resolve("b");
         TestFiles.copyTree(Checkpoints.dirFor(a, 2), Checkpoints.dirFor(b, 2));
-        double[] rest = losses(troupe.submit(job("2x2", "cuda").checkpoints(0, b.toString()).build()), "2x2 cuda resumed");
-        double resumed = maxRelative(rest, gpu, 2);
+        double[] rest = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cuda").checkpoints(0, b.toString()).build()), "2x2 cuda resumed");
+        double resumed = CudaJobs.maxRelative(rest, gpu, 2);
         System.out.printf("cluster 2x2: cpu losses %s, cuda losses %s (max relative difference %.3e), cuda resumed "
             + "from its checkpoint of step 2 %s (max relative difference %.3e)%n", java.util.Arrays.toString(cpu),
             java.util.Arrays.toString(gpu), rel, java.util.Arrays.toString(rest), resumed);

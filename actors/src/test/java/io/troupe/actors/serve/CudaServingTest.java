@@ -1,6 +1,5 @@
 package io.troupe.actors.serve;
 
-import static io.troupe.actors.serve.ServeTestSupport.field;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,10 +8,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.troupe.models.infer.DeviceKvCachedGpt;
 import io.troupe.runtime.cuda.CudaDevice;
 import io.troupe.runtime.cuda.CudaSupport;
-import java.net.http.HttpResponse;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -34,20 +31,6 @@ class CudaServingTest {
         }
     }
 
-    private static List<String> texts(InferenceServer server, List<String> prompts) throws Exception {
-        List<String> bodies = new ArrayList<>();
-        for (String p : prompts) {
-            bodies.add("{\"prompt\":\"" + p + "\",\"max_tokens\":12,\"temperature\":0}");
-        }
-        List<String> out = new ArrayList<>();
-        for (CompletableFuture<HttpResponse<String>> r : ServeTestSupport.send(server.port(), bodies)) {
-            HttpResponse<String> resp = r.get();
-            assertEquals(200, resp.statusCode(), resp.body());
-            out.add(field(resp.body(), "text"));
-        }
-        return out;
-    }
-
     @Test
     void shouldServeTheSameGreedyTokensOnTheGpuAloneTogetherAndAsTheDefaultPath() throws Exception {
         assumeTrue(CudaSupport.isAvailable(),
@@ -60,13 +43,13 @@ class CudaServingTest {
             gpu, ServeTestSupport.settings());
         open.add(device);
         assertTrue(device.model() instanceof DeviceKvCachedGpt, "served through DeviceKvCachedGpt");
-        List<String> together = texts(device, prompts);
+        List<String> together = ServeTestSupport.greedyTexts(device, prompts);
         assertFalse(together.stream().allMatch(String::isEmpty), "the model says something");
         List<String> alone = new ArrayList<>();
         for (String p : prompts) {
-            alone.add(texts(device, List.of(p)).get(0));
+            alone.add(ServeTestSupport.greedyTexts(device, List.of(p)).get(0));
         }
         assertEquals(alone, together, "each prompt alone gets the tokens it got among the others");
-        assertEquals(texts(plain, prompts), together, "the default path's text");
+        assertEquals(ServeTestSupport.greedyTexts(plain, prompts), together, "the default path's text");
     }
 }

@@ -1,6 +1,5 @@
 package io.troupe.actors.serve;
 
-import static io.troupe.actors.serve.ServeTestSupport.field;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,11 +9,9 @@ import io.troupe.models.infer.DeviceKvCachedGpt;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
 import io.troupe.runtime.cpu.CpuDevice;
-import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -36,20 +33,6 @@ class DeviceServingTest {
         }
     }
 
-    private static List<String> texts(InferenceServer server, List<String> prompts) throws Exception {
-        List<String> bodies = new ArrayList<>();
-        for (String p : prompts) {
-            bodies.add("{\"prompt\":\"" + p + "\",\"max_tokens\":12,\"temperature\":0}");
-        }
-        List<String> out = new ArrayList<>();
-        for (CompletableFuture<HttpResponse<String>> r : ServeTestSupport.send(server.port(), bodies)) {
-            HttpResponse<String> resp = r.get();
-            assertEquals(200, resp.statusCode(), resp.body());
-            out.add(field(resp.body(), "text"));
-        }
-        return out;
-    }
-
     @Test
     void shouldServeTheSameGreedyTokensThroughTheDeviceForwardAsTheDefaultPath() throws Exception {
         List<String> prompts = List.of("To be", "or not", "that is the question", "W", "Whether 'tis nobler");
@@ -59,11 +42,11 @@ class DeviceServingTest {
             new CpuDevice(1), ServeTestSupport.settings());
         open.add(device);
         assertTrue(device.model() instanceof DeviceKvCachedGpt, "served through DeviceKvCachedGpt");
-        List<String> expected = texts(plain, prompts);
-        List<String> got = texts(device, prompts);
+        List<String> expected = ServeTestSupport.greedyTexts(plain, prompts);
+        List<String> got = ServeTestSupport.greedyTexts(device, prompts);
         assertFalse(expected.stream().allMatch(String::isEmpty), "the model says something");
         assertEquals(expected, got);
-        assertEquals(got, texts(device, prompts), "and again, in other steps");
+        assertEquals(got, ServeTestSupport.greedyTexts(device, prompts), "and again, in other steps");
     }
 
     @Test
@@ -76,6 +59,6 @@ class DeviceServingTest {
         InferenceServer device = InferenceServer.startOnDevice(Checkpoints.readManifest(Checkpoints.resolve(ckpt))
             .model(), InferenceWeights.loadParameters(ckpt), new CpuDevice(1), ServeTestSupport.settings());
         open.add(device);
-        assertEquals(texts(plain, prompts), texts(device, prompts));
+        assertEquals(ServeTestSupport.greedyTexts(plain, prompts), ServeTestSupport.greedyTexts(device, prompts));
     }
 }

@@ -118,6 +118,24 @@ final class ServeTestSupport {
         return out;
     }
 
+    /**
+     * The text of each greedy completion ({@code max_tokens} 12, {@code temperature} 0) of {@code prompts},
+     * sent to {@code server} all at once (so they share steps), each a 200, waiting at most 120 s each.
+     */
+    static List<String> greedyTexts(InferenceServer server, List<String> prompts) throws Exception {
+        List<String> bodies = new ArrayList<>();
+        for (String p : prompts) {
+            bodies.add("{\"prompt\":\"" + p + "\",\"max_tokens\":12,\"temperature\":0}");
+        }
+        List<String> out = new ArrayList<>();
+        for (CompletableFuture<HttpResponse<String>> r : send(server.port(), bodies)) {
+            HttpResponse<String> resp = r.get(120, TimeUnit.SECONDS);
+            assertEquals(200, resp.statusCode(), resp.body());
+            out.add(field(resp.body(), "text"));
+        }
+        return out;
+    }
+
     static HttpResponse<String> get(int port, String path) throws IOException, InterruptedException {
         return CLIENT.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
             .timeout(Duration.ofSeconds(30)).GET().build(), HttpResponse.BodyHandlers.ofString());
