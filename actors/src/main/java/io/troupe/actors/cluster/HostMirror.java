@@ -8,7 +8,8 @@ import io.troupe.runtime.tensor.Tensor;
  * A host float32 copy of a tensor that lives on a GPU, for the parts of a cluster rank that work on
  * CPU memory (the data plane's collectives, the in-memory snapshots): {@link #download} copies the
  * device tensor into {@link #host()}, {@link #upload} copies it back. Over a CPU tensor it is no copy
- * at all: {@link #host()} is that tensor and both transfers do nothing.
+ * at all: {@link #host()} is that tensor and both transfers do nothing. {@link #ofSize} makes a host copy
+ * for whichever device tensor of its size a call names ({@link #downloadFrom}, {@link #uploadTo}).
  *
  * <p>Threading: the worker's device thread, which issues every call of the device tensor's device.
  */
@@ -41,6 +42,14 @@ final class HostMirror implements AutoCloseable {
             hostDevice);
     }
 
+    /** A host copy of {@code numel} floats on {@code hostDevice}, for any device tensor of that size. */
+    static HostMirror ofSize(long numel, CpuDevice hostDevice) {
+        if (numel > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("a host mirror holds at most 2^31-1 floats: numel=" + numel);
+        }
+        return new HostMirror(null, hostDevice.allocate((int) numel), new float[(int) numel], hostDevice);
+    }
+
     /** Whether {@link #host()} is a copy (the tensor is on a GPU) rather than the tensor itself. */
     boolean copies() {
         return staging != null;
@@ -54,17 +63,27 @@ final class HostMirror implements AutoCloseable {
     /** Device to host: waits for the device's work on the tensor, then {@link #host()} holds its values. */
     void download() {
         if (staging != null) {
-            device.device().copyToHost(device, staging);
-            hostDevice.copyFromHost(staging, host);
+            downloadFrom(device);
         }
     }
 
     /** Host to device: the tensor takes {@link #host()}'s values. */
     void upload() {
         if (staging != null) {
-            hostDevice.copyToHost(host, staging);
-            device.device().copyFromHost(staging, device);
+            uploadTo(device);
         }
+    }
+
+    /** {@link #host()} takes the values of GPU tensor {@code t}, of its size. */
+    void downloadFrom(Tensor t) {
+        t.device().copyToHost(t, staging);
+        hostDevice.copyFromHost(staging, host);
+    }
+
+    /** GPU tensor {@code t}, of its size, takes {@link #host()}'s values. */
+    void uploadTo(Tensor t) {
+        hostDevice.copyToHost(host, staging);
+        t.device().copyFromHost(staging, t);
     }
 
     /** Frees the copy (not the mirrored tensor). */

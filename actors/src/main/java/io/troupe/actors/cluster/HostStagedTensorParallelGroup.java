@@ -25,7 +25,7 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
     private final TensorParallelGroup inner;
     private final CpuDevice hostDevice;
     /** Host copies by element count, grown on the first collective of each size. */
-    private Staging[] copies = new Staging[0];
+    private HostMirror[] copies = new HostMirror[0];
     private final Pending pending = new Pending();
 
     /**
@@ -53,9 +53,9 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
             inner.allReduceSum(t);
             return;
         }
-        Staging s = download(t);
+        HostMirror s = download(t);
         inner.allReduceSum(s.host());
-        s.upload(t);
+        s.uploadTo(t);
     }
 
     @Override
@@ -64,9 +64,9 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
             inner.allReduceMax(t);
             return;
         }
-        Staging s = download(t);
+        HostMirror s = download(t);
         inner.allReduceMax(s.host());
-        s.upload(t);
+        s.uploadTo(t);
     }
 
     @Override
@@ -75,9 +75,9 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
             inner.allGather(shard, full);
             return;
         }
-        Staging out = copyOf(full.numel());
+        HostMirror out = copyOf(full.numel());
         inner.allGather(download(shard).host(), out.host());
-        out.upload(full);
+        out.uploadTo(full);
     }
 
     @Override
@@ -86,9 +86,9 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
             inner.reduceScatter(full, shard);
             return;
         }
-        Staging out = copyOf(shard.numel());
+        HostMirror out = copyOf(shard.numel());
         inner.reduceScatter(download(full).host(), out.host());
-        out.upload(shard);
+        out.uploadTo(shard);
     }
 
     @Override
@@ -96,7 +96,7 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
         if (onHost(t)) {
             return inner.allReduceSumAsync(t);
         }
-        Staging s = download(t);
+        HostMirror s = download(t);
         return pending.start(inner.allReduceSumAsync(s.host()), s, t);
     }
 
@@ -105,7 +105,7 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
         if (direct(shard, full)) {
             return inner.allGatherAsync(shard, full);
         }
-        Staging out = copyOf(full.numel());
+        HostMirror out = copyOf(full.numel());
         return pending.start(inner.allGatherAsync(download(shard).host(), out.host()), out, full);
     }
 
@@ -114,7 +114,7 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
         if (direct(shard, full)) {
             return inner.reduceScatterAsync(full, shard);
         }
-        Staging out = copyOf(shard.numel());
+        HostMirror out = copyOf(shard.numel());
         return pending.start(inner.reduceScatterAsync(download(full).host(), out.host()), out, shard);
     }
 
@@ -128,46 +128,33 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
     }
 
     /** {@code t}'s values in the host copy of its size. */
-    private Staging download(Tensor t) {
-        Staging s = copyOf(t.numel());
-        t.device().copyToHost(t, s.array());
-        hostDevice.copyFromHost(s.array(), s.host());
-        return s;
+    private HostMirror download(Tensor t) {
+        HostMirror m = copyOf(t.numel());
+        m.downloadFrom(t);
+        return m;
     }
 
     /** The host copy of {@code numel} floats, made on first use. */
-    private Staging copyOf(long numel) {
-        for (Staging s : copies) {
-            if (s.array().length == numel) {
-                return s;
+    private HostMirror copyOf(long numel) {
+        for (HostMirror m : copies) {
+            if (m.host().numel() == numel) {
+                return m;
             }
         }
-        if (numel > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("a tp host copy holds at most 2^31-1 floats: numel=" + numel);
-        }
-        Staging s = new Staging(new float[(int) numel], hostDevice.allocate((int) numel));
-        Staging[] grown = java.util.Arrays.copyOf(copies, copies.length + 1);
-        grown[copies.length] = s;
+        HostMirror m = HostMirror.ofSize(numel, hostDevice);
+        HostMirror[] grown = java.util.Arrays.copyOf(copies, copies.length + 1);
+        grown[copies.length] = m;
         copies = grown;
-        return s;
-    }
-
-    /** A host tensor and the array the device API copies through (both of one size). */
-    private record Staging(float[] array, Tensor host) {
-        /** {@code device}'s tensor takes the host tensor's values. */
-        void upload(Tensor device) {
-            host.device().copyToHost(host, array);
-            device.device().copyFromHost(array, device);
-        }
+        return m;
     }
 
     /** The member's one async collective over host copies: the wrapped group's handle, then the upload. */
     private static final class Pending implements PendingTensorParallelCollective {
         private PendingTensorParallelCollective inner;
-        private Staging result;
+        private HostMirror result;
         private Tensor target;
 
-        PendingTensorParallelCollective start(PendingTensorParallelCollective started, Staging from, Tensor to) {
+        PendingTensorParallelCollective start(PendingTensorParallelCollective started, HostMirror from, Tensor to) {
             inner = started;
             result = from;
             target = to;
@@ -193,7 +180,7 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
 
         private void upload() {
             if (target != null) {
-                result.upload(target);
+                result.uploadTo(target);
                 target = null;
             }
         }
@@ -202,10 +189,10 @@ final class HostStagedTensorParallelGroup implements TensorParallelGroup, AutoCl
     /** Frees the host copies; the wrapped group belongs to the caller. */
     @Override
     public void close() {
-        for (Staging s : copies) {
-            s.host().close();
+        for (HostMirror m : copies) {
+            m.close();
         }
-        copies = new Staging[0];
+        copies = new HostMirror[0];
     }
 
     @Override
