@@ -178,8 +178,8 @@ class TroupeCliTest {
     void shouldReadEachCheckpointFileOnceWhenAnEngineOfThisProcessResumes() throws IOException {
         for (String layout : new String[] {"1x1", "1x2"}) {
             Path a = tmp.resolve("once-" + layout);
-            assertEquals(0, run("train", "--model", "tiny", "--layout", layout, "--engine", "in-process", "--steps", "2",
-                "--threads", "1", "--out", a.toString()).code());
+            assertEquals(0, run("train", "--model", "tiny", "--layout", layout, "--engine", "in-process",
+                "--steps", "2", "--threads", "1", "--out", a.toString()).code());
             Path step = a.resolve("checkpoints/step-00000002");
             long files = io.troupe.models.checkpoint.Checkpoints.readManifest(step).files().size();
             long before = io.troupe.models.checkpoint.Checkpoints.shardFilesRead();
