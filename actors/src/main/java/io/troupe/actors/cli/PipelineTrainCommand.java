@@ -28,8 +28,10 @@ final class PipelineTrainCommand {
     private PipelineTrainCommand() {
     }
 
+    /** @param resumed the {@code --resume} checkpoint as {@link TrainCommand#checkedResume} loaded it (taken here) */
     static int run(TrainSettings s, Corpora data, DataFingerprint fingerprint, Path runDir, TraceWindow trace,
-                   PrintStream out, PrintStream err) {
+                   java.util.concurrent.atomic.AtomicReference<Checkpoints.Loaded> resumed, PrintStream out,
+                   PrintStream err) {
         TrainConfig cfg = s.train();
         PipelineJobSpec spec;
         try {
@@ -66,10 +68,10 @@ final class PipelineTrainCommand {
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),
                 cfg.batchSize());
             if (s.resume() != null) {
-                Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
-                engine.restore(Checkpoints.load(ckpt));
+                Checkpoints.Loaded ckpt = resumed.getAndSet(null); // read once, by the check; garbage once restored
+                engine.restore(ckpt);
                 stop.checkpointAt(engine.step(), Path.of(s.resume()));
-                out.printf("troupe: resumed from %s at step %d%n", ckpt, engine.step());
+                out.printf("troupe: resumed from %s at step %d%n", ckpt.dir(), engine.step());
             }
             TrainCommand.Progress progress = new TrainCommand.Progress(out, cfg.steps(), engine.step());
             List<Long> tracedSteps = new ArrayList<>();

@@ -69,8 +69,10 @@ final class TrainCommand {
             : Path.of(s.out());
         DataFingerprint fingerprint = checkedData(s);
         refuseCommittedOut(s, runDir);
+        // the checkpoint an engine of this process restores from, read once by the check (null: none, or the cluster's)
+        java.util.concurrent.atomic.AtomicReference<Checkpoints.Loaded> resumed;
         try {
-            checkedResume(s);
+            resumed = new java.util.concurrent.atomic.AtomicReference<>(checkedResume(s));
         } catch (CheckpointException e) {
             err.println("troupe train: " + e.getMessage());
             return 4;
@@ -82,7 +84,7 @@ final class TrainCommand {
                 return 3;
             }
             return s.engine().equals("cluster") ? ClusterTrainCommand.run(s, data, fingerprint, runDir, trace, out, err)
-                : PipelineTrainCommand.run(s, data, fingerprint, runDir, trace, out, err);
+                : PipelineTrainCommand.run(s, data, fingerprint, runDir, trace, resumed, out, err);
         }
         Device dev;
         try {
@@ -102,10 +104,10 @@ final class TrainCommand {
             outputs.countEpochs(trainer.trainBatches(), cfg.batchSize());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             if (s.resume() != null) {
-                Path ckpt = Checkpoints.resolve(Path.of(s.resume()));
-                trainer.restore(Checkpoints.load(ckpt));
+                Checkpoints.Loaded ckpt = resumed.getAndSet(null); // its tensors are garbage once restored
+                trainer.restore(ckpt);
                 stop.checkpointAt(trainer.step(), Path.of(s.resume()));
-                out.printf("troupe: resumed from %s at step %d%n", ckpt, trainer.step());
+                out.printf("troupe: resumed from %s at step %d%n", ckpt.dir(), trainer.step());
             }
             Progress progress = new Progress(out, cfg.steps(), trainer.step());
             while (trainer.step() < cfg.steps() && !stop.requested()) {
@@ -193,18 +195,35 @@ final class TrainCommand {
     }
 
     /**
-     * The {@code --resume} run's last commit, verified (every file's size and CRC32C) and checked against this
-     * run's model, batch size, seed and steps before any engine starts, so a refused resume writes nothing: not
+     * The {@code --resume} run's last commit, checked against this run's model, batch size, seed and steps and
+     * verified (every file's size and CRC32C) before any engine starts, so a refused resume writes nothing: not
      * under {@code --out}, not in the run it names.
      *
+     * <p>The engines of this process (the single-device trainer, {@code --engine in-process}) restore from what the
+     * check read: {@link Checkpoints#load} verifies each file's size and CRC32C as it decodes it, so a checkpoint of
+     * many GB is read once, not verified and then read again. The cluster engine's workers read their own shards,
+     * perhaps on other hosts, once the job started; this process only verifies the files (a second read of them)
+     * and keeps nothing: that read is what keeps a resume refused for a damaged file from writing anything.
+     *
+     * @return the checkpoint loaded, for an engine of this process; null without {@code --resume} or for the cluster
      * @throws CheckpointException naming the checkpoint and what is wrong with it
      */
-    static void checkedResume(TrainSettings s) {
+    static Checkpoints.Loaded checkedResume(TrainSettings s) {
         if (s.resume() == null) {
-            return;
+            return null;
         }
         Path found = Checkpoints.resolve(Path.of(s.resume()));
-        io.troupe.models.checkpoint.Manifest m = Checkpoints.verify(found);
+        io.troupe.models.checkpoint.Manifest m = Checkpoints.readManifest(found);
+        checkResumable(s, found, m);
+        if (s.parallel() && s.engine().equals("cluster")) {
+            Checkpoints.verify(found);
+            return null;
+        }
+        return Checkpoints.load(found);
+    }
+
+    /** Refuses a checkpoint written for another model, batch size or seed, or past this run's steps. */
+    private static void checkResumable(TrainSettings s, Path found, io.troupe.models.checkpoint.Manifest m) {
         TrainConfig cfg = s.train();
         if (!m.model().equals(cfg.model())) {
             throw new CheckpointException("checkpoint " + found + " was written for model " + m.model()

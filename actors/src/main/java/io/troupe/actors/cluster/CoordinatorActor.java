@@ -110,11 +110,18 @@ public final class CoordinatorActor {
      * A worker answered an Abort: its device thread is idle; {@code holds} is the identity of its last
      * assignment, {@code rank} its rank there (-1: none) and {@code layout} that epoch's layout ("" if
      * none): what a new coordinator incarnation, which never saw that assignment, restores into;
-     * {@code snapshots} the in-memory snapshots it keeps of that job, pairs {rank, step}.
+     * {@code snapshots} the in-memory snapshots it keeps of that job, pairs {rank, step}; {@code description}
+     * the worker as it describes itself now, its direct memory measured once idle (null: as it last described
+     * itself), which the re-plan uses.
      */
     public record Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, int rank, String layout,
-                           long[] snapshots)
+                           long[] snapshots, WorkerDescription description)
         implements Command, CrossNodeMessage {
+
+        /** An answer that leaves the worker's description as it was. */
+        public Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, int rank, String layout, long[] snapshots) {
+            this(worker, holds, rank, layout, snapshots, null);
+        }
 
         public Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds) {
             this(worker, holds, -1, "", new long[0]);

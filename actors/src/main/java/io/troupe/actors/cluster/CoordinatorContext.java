@@ -227,6 +227,9 @@ final class CoordinatorContext {
             return Behaviors.same(); // left again before it answered
         }
         members.add(m.worker(), m.description());
+        if (run != null) {
+            run.describing.remove(m.worker());
+        }
         if (run == null) {
             return m.holds().isJob() && !m.recordDir().isEmpty() ? adopt(m) : Behaviors.same();
         }
@@ -243,9 +246,22 @@ final class CoordinatorContext {
 
     Behavior<Command> onMemberEvent(MemberEvent m) {
         switch (m.kind()) {
-            case UNREACHABLE -> members.unreachable(m.address());
+            case UNREACHABLE -> {
+                members.unreachable(m.address());
+                if (run != null && run.phase == JobRun.Phase.GATHERING && run.ranks.isEmpty() && !run.describing.isEmpty()) {
+                    Behavior<Command> refused = tryAssign(); // its workers' descriptions are no longer waited for
+                    if (refused != null) {
+                        return refused;
+                    }
+                }
+            }
             case REACHABLE -> {
                 members.reachable(m.address());
+                for (ActorRef<WorkerActor.Command> w : members.onNode(m.address())) {
+                    if (run != null && run.describing.contains(w)) {
+                        w.tell(new WorkerActor.Describe(ctx.getSelf())); // the first may have been lost meanwhile
+                    }
+                }
                 if (run != null && run.phase == JobRun.Phase.RECOVERING) {
                     // its workers missed this recovery's abort while unreachable: the re-plan waits for their answer
                     for (ActorRef<WorkerActor.Command> w : members.onNode(m.address())) {

@@ -55,6 +55,12 @@ final class GatheringPhase {
         if (usable.size() < r.plan.worldSize()) {
             return null;
         }
+        for (ActorRef<WorkerActor.Command> w : usable) {
+            if (r.describing.contains(w)) {
+                return null;              // its answer brings its direct memory as it is now
+            }
+        }
+        r.describing.clear();
         c.timers.cancel("gather");
         r.ranks = c.snapshots.ranks(r, usable);
         String refused = c.snapshots.decide(r);
@@ -113,7 +119,12 @@ final class GatheringPhase {
         if (!m.job().equals(r.identity) || !r.ranks.isEmpty()) {
             return Behaviors.same();
         }
+        int silent = 0;
+        for (ActorRef<WorkerActor.Command> w : c.members.usable()) {
+            silent += r.describing.contains(w) ? 1 : 0;
+        }
         return c.failJob("layout " + r.current.layout() + " needs " + r.plan.worldSize() + " workers, only "
-            + c.members.usable().size() + " usable within the gather timeout");
+            + c.members.usable().size() + " usable within the gather timeout"
+            + (silent == 0 ? "" : " (" + silent + " of them did not describe themselves again since the submission)"));
     }
 }

@@ -45,6 +45,12 @@ final class IdlePhase {
         }
         c.highestEpoch = r.identity.epoch();
         c.run = r;
+        // what a node's direct memory can give snapshots changes between jobs (a job's slots, a serving process,
+        // the data plane's buffers): the first epoch is planned with each worker's memory as it is now
+        for (org.apache.pekko.actor.typed.ActorRef<WorkerActor.Command> w : c.members.usable()) {
+            r.describing.add(w);
+            w.tell(new WorkerActor.Describe(c.ctx.getSelf()));
+        }
         c.writeRecord(r);
         c.ctx.getLog().info("{} submitted: layout {} schedule {}, waiting for {} workers ({} known), record {}", r.identity,
             r.request.layout(), r.request.schedule(), r.plan.worldSize(), c.members.size(), r.recordDir);

@@ -59,6 +59,12 @@ final class JobRun {
     /** The step the last recovery restored. */
     long restoredStep;
     final Set<ActorRef<WorkerActor.Command>> quiesced = new HashSet<>();
+    /**
+     * Workers asked at the submission to describe themselves again (their direct memory as it is now, not as it
+     * was when they registered) that have not answered yet: the first epoch is planned once none that is usable is
+     * left (a worker that leaves or becomes unreachable is not waited for).
+     */
+    final Set<ActorRef<WorkerActor.Command>> describing = new HashSet<>();
     boolean backoffDone;
     /** Carried on from its record by this incarnation: the first re-plan waits out the quiesce time. */
     boolean adopted;

@@ -83,6 +83,9 @@ final class RecoveringPhase {
     private Behavior<Command> onQuiesced(Quiesced m) {
         JobRun r = c.run;
         if (c.members.contains(m.worker())) {
+            if (m.description() != null) {
+                c.members.add(m.worker(), m.description()); // its direct memory as it is now, for the re-plan
+            }
             r.quiesced.add(m.worker());
             c.snapshots.quiesced(r, m);
         }

@@ -120,16 +120,27 @@ final class SnapshotMemory {
     }
 
     /**
-     * What each memory domain can give snapshots ({@link WorkerDescription#memoryKey()}: a JVM, which may run
-     * several nodes, or a node), from its workers' descriptions: the least any of its workers advertised (they
-     * share one JVM's limit), {@link DirectMemory#UNKNOWN} when none measured it.
+     * What each memory domain can give the snapshots of an epoch ({@link WorkerDescription#memoryKey()}: a JVM,
+     * which may run several nodes, or a node), from the descriptions of the epoch's workers ({@code workers}, one
+     * per rank): the least free memory any of them measured (they share one JVM's limit), plus what the snapshot
+     * slots of each of them already hold ({@link WorkerDescription#snapshotHeldBytes()}). Those slots count as in
+     * use in the free memory, yet the epoch writes its snapshots into them (a re-plan of the job that filled them,
+     * or the next job): without them a re-plan would find its own slots in the way and turn snapshots off for no
+     * want of memory. Slots of workers left out of the epoch stay in use. {@link DirectMemory#UNKNOWN} when no
+     * worker of the domain measured it.
      */
     static Map<String, Long> limitByDomain(List<WorkerDescription> workers) {
-        Map<String, Long> out = new LinkedHashMap<>();
+        Map<String, Long> free = new LinkedHashMap<>();
+        Map<String, Long> held = new LinkedHashMap<>();
         for (WorkerDescription d : workers) {
-            long own = d.snapshotMemoryBytes();
-            out.merge(d.memoryKey(), own, (a, b) -> a == DirectMemory.UNKNOWN ? b
+            free.merge(d.memoryKey(), d.snapshotMemoryBytes(), (a, b) -> a == DirectMemory.UNKNOWN ? b
                 : b == DirectMemory.UNKNOWN ? a : Math.min(a, b));
+            held.merge(d.memoryKey(), d.snapshotHeldBytes(), Long::sum);
+        }
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Long> e : free.entrySet()) {
+            long f = e.getValue();
+            out.put(e.getKey(), f == DirectMemory.UNKNOWN ? f : f + held.get(e.getKey()));
         }
         return out;
     }

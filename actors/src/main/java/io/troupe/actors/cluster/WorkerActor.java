@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.cluster.snapshot.DirectMemory;
 import io.troupe.actors.cluster.snapshot.SnapshotExchange;
 import io.troupe.collectives.CollectiveAgent;
 import io.troupe.runtime.transport.JobIdentity;
@@ -12,6 +13,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -126,7 +128,10 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private final ActorContext<Command> ctx;
+    /** How it describes itself, less its direct memory, which {@link #describe()} measures each time. */
     private final WorkerDescription description;
+    /** The direct memory its JVM can give snapshot slots now ({@link DirectMemory#availableForSnapshotsBytes()}). */
+    private final LongSupplier freeDirectMemory;
     private final WorkerTransport transport;
     private final CollectiveAgent agent;
     private final CollectiveAgent control;
@@ -163,15 +168,26 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
      */
     static Behavior<Command> create(TransportNode node, int localIndex, int threads,
                                     UnaryOperator<Supplier<String>> buildStopView) {
-        return Behaviors.setup(ctx -> new WorkerActor(ctx, node, localIndex, threads, buildStopView));
+        return create(node, localIndex, threads, buildStopView, DirectMemory::availableForSnapshotsBytes);
+    }
+
+    /**
+     * As {@link #create(TransportNode, int, int, UnaryOperator)}, the JVM's direct memory free for snapshot slots
+     * read from {@code freeDirectMemory} rather than measured: a test moves it between jobs and epochs, as other
+     * users of the JVM's direct memory would.
+     */
+    static Behavior<Command> create(TransportNode node, int localIndex, int threads,
+                                    UnaryOperator<Supplier<String>> buildStopView, LongSupplier freeDirectMemory) {
+        return Behaviors.setup(ctx -> new WorkerActor(ctx, node, localIndex, threads, buildStopView, freeDirectMemory));
     }
 
     private WorkerActor(ActorContext<Command> ctx, TransportNode node, int localIndex, int threads,
-                        UnaryOperator<Supplier<String>> buildStopView) {
+                        UnaryOperator<Supplier<String>> buildStopView, LongSupplier freeDirectMemory) {
         super(ctx);
         this.ctx = ctx;
         this.threads = threads;
         this.buildStopView = buildStopView;
+        this.freeDirectMemory = freeDirectMemory;
         // The logger, not the context, may be used from the agent's thread.
         org.slf4j.Logger log = ctx.getLog();
         this.link = new AeronStageLink(log::warn);
@@ -197,8 +213,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         this.snapshots = new SnapshotExchange(node, "worker-" + localIndex + "-snapshots", log::warn);
         this.description = new WorkerDescription(address, transport.endpoint().toString(),
             control.worker().endpoint().toString(), "cpu(" + threads + " threads)", localIndex, snapshots.endpoint(),
-            snapshots.pieceShift(), io.troupe.actors.cluster.snapshot.DirectMemory.availableForSnapshotsBytes(),
-            io.troupe.actors.cluster.snapshot.DirectMemory.JVM);
+            snapshots.pieceShift(), DirectMemory.UNKNOWN, DirectMemory.JVM);
         this.deviceExecutor = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "troupe-device-" + localIndex);
             t.setDaemon(true);
@@ -225,8 +240,20 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     }
 
     private Behavior<Command> onDescribe(Describe m) {
-        m.replyTo().tell(new CoordinatorActor.WorkerInfo(ctx.getSelf(), description, gate.current(), recordDir));
+        m.replyTo().tell(new CoordinatorActor.WorkerInfo(ctx.getSelf(), describe(), gate.current(), recordDir));
         return this;
+    }
+
+    /**
+     * This worker as it describes itself now: its JVM's direct memory measured afresh (other jobs' slots, a serving
+     * engine in the same JVM and the data plane's buffers come and go), and what its own snapshot slots hold. Those
+     * slots count as in use in the measurement, yet whatever this worker snapshots next (a re-plan of the job that
+     * filled them, or the next job) is written into them, never into new ones beside them: reported apart, the
+     * coordinator gives them back to the epoch's workers ({@link SnapshotMemory#limitByDomain}), so a re-plan after
+     * a fault does not find the job's own slots in the way and turn snapshots off for want of memory.
+     */
+    private WorkerDescription describe() {
+        return description.measured(freeDirectMemory.getAsLong(), snapshots.heldBytes());
     }
 
     private Behavior<Command> onAssign(Assign m) {
@@ -420,7 +447,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             flat[2 * i] = held.get(i)[0];
             flat[2 * i + 1] = held.get(i)[1];
         }
-        m.replyTo().tell(new CoordinatorActor.Quiesced(ctx.getSelf(), gate.current(), heldRank, heldLayout, flat));
+        // measured once idle: the re-plan that follows decides with it
+        m.replyTo().tell(new CoordinatorActor.Quiesced(ctx.getSelf(), gate.current(), heldRank, heldLayout, flat,
+            describe()));
         return this;
     }
 

@@ -11,16 +11,21 @@ import io.troupe.actors.cluster.snapshot.SnapshotExchange;
  * share a sender with the stage link), its device, the endpoint where buddies send it copies of
  * their in-memory snapshots ("" when it takes none), the log2 of the largest snapshot piece its
  * receiver reassembles (a quarter of its own receive budget; 0 when it takes no copies): senders
- * size their pieces by the receiver's budget, not their own; and the direct memory its node's JVM
- * can give in-memory snapshot slots, measured when it registered ({@link DirectMemory#availableForSnapshotsBytes()}:
- * the {@code -XX:MaxDirectMemorySize} limit less what was in use and a reserve;
- * {@link DirectMemory#UNKNOWN} when not measured, and then no check is made); and the memory domain that
- * memory belongs to ({@link DirectMemory#JVM}: its JVM, which may run several nodes; "" for the node alone).
+ * size their pieces by the receiver's budget, not their own; the direct memory its node's JVM
+ * can give in-memory snapshot slots, measured afresh each time it describes itself: when it registers, when a
+ * job is submitted, and in its Quiesced answer before a re-plan ({@link DirectMemory#availableForSnapshotsBytes()}:
+ * the {@code -XX:MaxDirectMemorySize} limit less what is in use and a reserve;
+ * {@link DirectMemory#UNKNOWN} when not measured, and then no check is made); the memory domain that
+ * memory belongs to ({@link DirectMemory#JVM}: its JVM, which may run several nodes; "" for the node alone);
+ * and the direct memory its own snapshot slots hold then ({@code snapshotHeldBytes}): counted as in use in the
+ * first figure, yet what the worker's next snapshots are written into, so the coordinator gives it back to the
+ * workers that take a rank ({@link SnapshotMemory#limitByDomain}).
  * The workers of one domain share that memory: the coordinator counts every slot of their ranks against it.
  */
 public record WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
                                 int localIndex, String snapshotEndpoint, int snapshotPieceShift,
-                                long snapshotMemoryBytes, String memoryDomain) implements CrossNodeMessage {
+                                long snapshotMemoryBytes, String memoryDomain, long snapshotHeldBytes)
+    implements CrossNodeMessage {
 
     public WorkerDescription {
         if (snapshotEndpoint.isEmpty() ? snapshotPieceShift != 0
@@ -36,6 +41,23 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
         if (memoryDomain == null) {
             throw new IllegalArgumentException("a worker's memory domain is a JVM's name, or \"\" for its node alone: null");
         }
+        if (snapshotHeldBytes < 0) {
+            throw new IllegalArgumentException("the bytes a worker's snapshot slots hold are >= 0: snapshotHeldBytes="
+                + snapshotHeldBytes);
+        }
+    }
+
+    /** A worker whose snapshot slots hold nothing yet. */
+    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex,
+                             String snapshotEndpoint, int snapshotPieceShift, long snapshotMemoryBytes, String memoryDomain) {
+        this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint, snapshotPieceShift,
+            snapshotMemoryBytes, memoryDomain, 0);
+    }
+
+    /** This worker measured again: {@code snapshotMemoryBytes} free for snapshot slots, {@code snapshotHeldBytes} held by its own. */
+    public WorkerDescription measured(long snapshotMemoryBytes, long snapshotHeldBytes) {
+        return new WorkerDescription(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint,
+            snapshotPieceShift, snapshotMemoryBytes, memoryDomain, snapshotHeldBytes);
     }
 
     /** A worker whose memory domain is its node alone. */

@@ -169,6 +169,29 @@ class TroupeCliTest {
         assertTrue(bad.err().contains("'tpu'"), bad.err());
     }
 
+    /**
+     * A resume on an engine of this process reads each file of the checkpoint once: the check before any engine
+     * starts loads it (size and CRC32C verified as it decodes) and the engine restores from that, for the
+     * single-device trainer and the in-process engine alike.
+     */
+    @Test
+    void shouldReadEachCheckpointFileOnceWhenAnEngineOfThisProcessResumes() throws IOException {
+        for (String layout : new String[] {"1x1", "1x2"}) {
+            Path a = tmp.resolve("once-" + layout);
+            assertEquals(0, run("train", "--model", "tiny", "--layout", layout, "--engine", "in-process",
+                "--steps", "2", "--threads", "1", "--out", a.toString()).code());
+            Path step = a.resolve("checkpoints/step-00000002");
+            long files = io.troupe.models.checkpoint.Checkpoints.readManifest(step).files().size();
+            long before = io.troupe.models.checkpoint.Checkpoints.shardFilesRead();
+            Result r = run("train", "--model", "tiny", "--layout", layout, "--engine", "in-process", "--steps", "3",
+                "--threads", "1", "--resume", a.toString(), "--out", tmp.resolve("again-" + layout).toString());
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().contains("resumed from " + step) && r.out().contains("at step 2"), r.out());
+            assertEquals(files, io.troupe.models.checkpoint.Checkpoints.shardFilesRead() - before,
+                layout + ": each of the checkpoint's " + files + " files read once");
+        }
+    }
+
     @Test
     void shouldRefuseACorruptResumeCheckpoint() throws IOException {
         Path a = tmp.resolve("a");

@@ -66,23 +66,23 @@ class BuiltSnapshotMemoryTest {
     }
 
     /**
-     * Starts the coordinator under {@code troupe.recovery.snapshots = mode} and one real worker, whose node the
-     * coordinator takes as advertising {@code memoryBytes} for snapshot slots; returns the worker's description.
+     * Starts the coordinator under {@code troupe.recovery.snapshots = mode} and one real worker, whose JVM gives its
+     * snapshot slots {@code memoryBytes} when the job is submitted; returns the worker's description.
      */
     private WorkerDescription start(String mode, long memoryBytes, ActorRef<WorkerActor.Command>[] worker)
         throws InterruptedException {
         coordinator = ScriptedCoordinator.start("snapshots = " + mode);
-        worker[0] = coordinator.spawnWorker(WorkerActor.create(transport, 0, 1));
+        java.util.concurrent.atomic.AtomicLong free = new java.util.concurrent.atomic.AtomicLong();
+        worker[0] = coordinator.spawnWorker(WorkerActor.create(transport, 0, 1, java.util.function.UnaryOperator.identity(),
+            free::get));
         Inbox<CoordinatorActor.Command> described = new Inbox<>();
         worker[0].tell(new WorkerActor.Describe(coordinator.probe(described)));
         WorkerDescription real = described.await(CoordinatorActor.WorkerInfo.class, m -> true, "the description")
             .description();
         assertFalse(real.snapshotEndpoint().isEmpty(), "the worker takes snapshots");
-        WorkerDescription small = new WorkerDescription(real.nodeAddress(), real.dataEndpoint(), real.controlEndpoint(),
-            real.device(), real.localIndex(), real.snapshotEndpoint(), real.snapshotPieceShift(), memoryBytes,
-            real.memoryDomain());
-        coordinator.describedAs(worker[0], small);
-        return small;
+        // the slots it holds count for it: the JVM leaves them memoryBytes in all
+        free.set(memoryBytes - real.snapshotHeldBytes());
+        return real;
     }
 
     @Test

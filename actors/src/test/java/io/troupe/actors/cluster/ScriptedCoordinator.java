@@ -38,6 +38,9 @@ final class ScriptedCoordinator implements AutoCloseable {
     private final Inbox<Command> taken = new Inbox<>();
     private int spawned;
     private boolean registryHeard;
+    /** Scripted workers the coordinator knows (registered, still listed), and the nodes it holds unreachable. */
+    private final List<ScriptedWorker> registered = new ArrayList<>();
+    private final Set<String> unreachable = new HashSet<>();
 
     private ScriptedCoordinator(Config config) {
         Behavior<Command> coordinator = Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
@@ -144,6 +147,7 @@ final class ScriptedCoordinator implements AutoCloseable {
         for (ScriptedWorker w : workers) {
             refs.add(w.ref());
         }
+        registered.removeIf(w -> !refs.contains(w.ref()));
         tell(new CoordinatorActor.WorkersChanged(refs));
     }
 
@@ -153,22 +157,37 @@ final class ScriptedCoordinator implements AutoCloseable {
         for (ScriptedWorker w : workers) {
             w.await(WorkerActor.Describe.class, m -> true, "Describe");
             tell(new CoordinatorActor.WorkerInfo(w.ref(), w.description(), JobIdentity.NONE, ""));
+            registered.add(w);
         }
     }
 
     /** A cluster event about node {@code node}, as the coordinator's cluster subscription delivers it. */
     void member(String node, CoordinatorActor.MemberEvent.Kind kind) {
+        switch (kind) {
+            case UNREACHABLE -> unreachable.add(node);
+            case REACHABLE -> unreachable.remove(node);
+            default -> registered.removeIf(w -> w.description().nodeAddress().equals(node));
+        }
         tell(new CoordinatorActor.MemberEvent(node, kind));
     }
 
-    /** Submits {@code job} from a new submitter, whose events are recorded. */
-    Submitter submit(JobRequest job) {
+    /**
+     * Submits {@code job} from a new submitter, whose events are recorded; each registered scripted worker on a
+     * reachable node answers the Describe the submission sends it as it described itself.
+     */
+    Submitter submit(JobRequest job) throws InterruptedException {
         Inbox<JobEvent> events = new Inbox<>();
         ActorRef<JobEvent> ref = system.systemActorOf(Behaviors.<JobEvent>receiveMessage(e -> {
             events.add(e);
             return Behaviors.same();
         }), "scripted-submitter-" + spawned++, Props.empty());
         tell(new CoordinatorActor.SubmitJob(job, ref));
+        for (ScriptedWorker w : registered) {
+            if (!unreachable.contains(w.description().nodeAddress())) {
+                w.await(WorkerActor.Describe.class, m -> true, "the Describe of the submission");
+                tell(new CoordinatorActor.WorkerInfo(w.ref(), w.description(), JobIdentity.NONE, ""));
+            }
+        }
         return new Submitter(ref, events);
     }
 

@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import java.util.zip.CRC32C;
 
@@ -43,6 +44,8 @@ public final class Checkpoints {
     private static final String ASIDE_SUFFIX = ".old";
     /** A stop that never asks a verification or a read ({@link ShardedCheckpointReader}) to end. */
     static final Supplier<String> NEVER = () -> null;
+    /** Files of committed checkpoints opened for reading in this JVM: {@link #shardFilesRead()}. */
+    private static final AtomicLong SHARD_FILES_READ = new AtomicLong();
 
     private Checkpoints() {
     }
@@ -176,7 +179,8 @@ public final class Checkpoints {
 
     /**
      * Loads and verifies a checkpoint directory: each shard file streams through a buffer of a few MiB
-     * ({@link ShardFileReader}) into its tensors, checked against the manifest's size and CRC32C.
+     * ({@link ShardFileReader}) into its tensors, checked against the manifest's size and CRC32C, in one read
+     * (what {@link #verify} checks, without reading the files a second time).
      */
     public static Loaded load(Path dir) {
         Manifest m = readManifest(dir);
@@ -269,8 +273,18 @@ public final class Checkpoints {
         }
     }
 
+    /**
+     * How many shard files of committed checkpoints this JVM opened for reading so far, each {@link #load},
+     * {@link #loadShard} or {@link #verify} of a file counting one (its manifest not counted): what a resume costs
+     * in reads of a checkpoint, which may be many GB.
+     */
+    public static long shardFilesRead() {
+        return SHARD_FILES_READ.get();
+    }
+
     /** The manifest's file {@code f}, opened for reading once it is present with the manifest's size. */
     private static FileChannel openListed(Path dir, Manifest.FileEntry f) throws IOException {
+        SHARD_FILES_READ.incrementAndGet();
         Path p = dir.resolve(f.name());
         if (!Files.isRegularFile(p)) {
             throw new CheckpointException("checkpoint " + dir + ": shard " + f.name()

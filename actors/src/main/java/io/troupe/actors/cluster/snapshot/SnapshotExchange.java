@@ -291,6 +291,20 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         return copies.computeIfAbsent(rank, r -> new SnapshotStore("copies of rank " + r, segmentShift));
     }
 
+    /**
+     * Direct memory this worker's snapshot slots hold now (any thread): its own store's and those of the copies it
+     * keeps. A slot is reused by whatever snapshot this worker writes next, of this job or the next (grown when a
+     * larger one comes, the old buffers then garbage the JDK reclaims when an allocation needs them), and the copies
+     * of ranks a new plan gives it no longer are dropped at that epoch's second commit ({@link #committed}).
+     */
+    public long heldBytes() {
+        long held = own.heldBytes();
+        for (SnapshotStore s : copies.values()) {
+            held += s.heldBytes();
+        }
+        return held;
+    }
+
     /** Snapshot bytes this worker sent (its own and restore copies). */
     public long sentBytes() {
         return sentBytes;

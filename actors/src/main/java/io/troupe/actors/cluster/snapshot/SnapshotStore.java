@@ -270,6 +270,15 @@ public final class SnapshotStore {
         return out;
     }
 
+    /** Direct memory this store's slots hold now (their capacity, whatever they contain): they never shrink. */
+    public synchronized long heldBytes() {
+        long held = 0;
+        for (SnapshotBuffer b : slots) {
+            held += b.capacityBytes();
+        }
+        return held;
+    }
+
     /** The complete snapshots held, described, newest first. */
     public synchronized List<String> describe() {
         List<String> out = new ArrayList<>(2);
