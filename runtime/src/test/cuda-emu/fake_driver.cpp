@@ -85,6 +85,7 @@ struct Op {
 };
 struct Stream {
     std::deque<Op> queue;
+    bool non_blocking = false;   // CU_STREAM_NON_BLOCKING: the legacy stream's calls do not wait for it
 };
 int primary_context_marker = 0;
 Stream legacy;                     // the NULL stream
@@ -121,6 +122,21 @@ void flush_all() {
         any = false;
         for (Stream* s : streams) {
             if (!s->queue.empty()) {
+                flush(s);
+                any = true;
+            }
+        }
+    }
+}
+
+// What a call on the legacy stream waits for: the legacy stream and every blocking stream, not the streams
+// made with CU_STREAM_NON_BLOCKING (CUDA's implicit synchronization leaves those out).
+void flush_legacy() {
+    bool any = true;
+    while (any) {
+        any = false;
+        for (Stream* s : streams) {
+            if (!s->non_blocking && !s->queue.empty()) {
                 flush(s);
                 any = true;
             }
@@ -431,22 +447,23 @@ CUresult set_d32(CUdeviceptr dst, unsigned int value, size_t n) {
 
 }  // namespace
 
-// The synchronous copies and memsets wait for all work issued before them.
+// The synchronous copies and memsets run on the legacy stream: they wait for the work issued before them
+// on it and on the blocking streams, not for a non-blocking stream's.
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t n) {
     std::lock_guard<std::recursive_mutex> g(lock);
-    flush_all();
+    flush_legacy();
     return n == 0 ? OK : copy_h2d(dst, src, n);
 }
 
 CUresult cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t n) {
     std::lock_guard<std::recursive_mutex> g(lock);
-    flush_all();
+    flush_legacy();
     return n == 0 ? OK : copy_d2h(dst, src, n);
 }
 
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) {
     std::lock_guard<std::recursive_mutex> g(lock);
-    flush_all();
+    flush_legacy();
     return n == 0 ? OK : copy_d2d(dst, src, n);
 }
 
@@ -490,13 +507,13 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void* 
 
 CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t n) {
     std::lock_guard<std::recursive_mutex> g(lock);
-    flush_all();
+    flush_legacy();
     return n == 0 ? OK : set_d8(dst, value, n);
 }
 
 CUresult cuMemsetD32_v2(CUdeviceptr dst, unsigned int value, size_t n) {
     std::lock_guard<std::recursive_mutex> g(lock);
-    flush_all();
+    flush_legacy();
     return n == 0 ? OK : set_d32(dst, value, n);
 }
 
@@ -517,9 +534,10 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int value, size_t n, void* s
     return OK;
 }
 
-CUresult cuStreamCreate(void** stream, unsigned int) {
+CUresult cuStreamCreate(void** stream, unsigned int flags) {
     std::lock_guard<std::recursive_mutex> g(lock);
     Stream* s = new Stream();
+    s->non_blocking = (flags & 0x1) != 0;   // CU_STREAM_NON_BLOCKING
     streams.insert(s);
     *stream = s;
     return OK;

@@ -7,24 +7,24 @@ import io.troupe.runtime.tensor.Tensor;
 /**
  * A host float32 copy of a tensor that lives on a GPU, for the parts of a cluster rank that work on
  * CPU memory (the data plane's collectives, the in-memory snapshots): {@link #download} copies the
- * device tensor into {@link #host()}, {@link #upload} copies it back. Over a CPU tensor it is no copy
- * at all: {@link #host()} is that tensor and both transfers do nothing. {@link #ofSize} makes a host copy
- * for whichever device tensor of its size a call names ({@link #downloadFrom}, {@link #uploadTo}).
+ * device tensor into {@link #host()}, {@link #upload} copies it back, each in one copy between the
+ * device's memory and the host tensor's ({@link io.troupe.runtime.device.Device#copyToHost(Tensor, Tensor)}).
+ * Over a CPU tensor it is no copy at all: {@link #host()} is that tensor and both transfers do nothing.
+ * {@link #ofSize} makes a host copy for whichever device tensor of its size a call names
+ * ({@link #downloadFrom}, {@link #uploadTo}).
  *
  * <p>Threading: the worker's device thread, which issues every call of the device tensor's device.
  */
 final class HostMirror implements AutoCloseable {
     private final Tensor device;
     private final Tensor host;
-    /** The transfer's staging array ({@code null} over a CPU tensor): the device API copies through Java arrays. */
-    private final float[] staging;
-    private final CpuDevice hostDevice;
+    /** Whether {@link #host} is a copy ({@code false} over a CPU tensor, where it is the tensor itself). */
+    private final boolean copies;
 
-    private HostMirror(Tensor device, Tensor host, float[] staging, CpuDevice hostDevice) {
+    private HostMirror(Tensor device, Tensor host, boolean copies) {
         this.device = device;
         this.host = host;
-        this.staging = staging;
-        this.hostDevice = hostDevice;
+        this.copies = copies;
     }
 
     /**
@@ -33,13 +33,12 @@ final class HostMirror implements AutoCloseable {
      */
     static HostMirror of(Tensor device, CpuDevice hostDevice) {
         if (device.device().kind() == DeviceKind.CPU) {
-            return new HostMirror(device, device, null, hostDevice);
+            return new HostMirror(device, device, false);
         }
         if (device.numel() > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("a host mirror holds at most 2^31-1 floats: numel=" + device.numel());
         }
-        return new HostMirror(device, hostDevice.allocate((int) device.numel()), new float[(int) device.numel()],
-            hostDevice);
+        return new HostMirror(device, hostDevice.allocate((int) device.numel()), true);
     }
 
     /** A host copy of {@code numel} floats on {@code hostDevice}, for any device tensor of that size. */
@@ -47,12 +46,12 @@ final class HostMirror implements AutoCloseable {
         if (numel > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("a host mirror holds at most 2^31-1 floats: numel=" + numel);
         }
-        return new HostMirror(null, hostDevice.allocate((int) numel), new float[(int) numel], hostDevice);
+        return new HostMirror(null, hostDevice.allocate((int) numel), true);
     }
 
     /** Whether {@link #host()} is a copy (the tensor is on a GPU) rather than the tensor itself. */
     boolean copies() {
-        return staging != null;
+        return copies;
     }
 
     /** The host tensor: the copy, or the CPU tensor itself. */
@@ -62,34 +61,32 @@ final class HostMirror implements AutoCloseable {
 
     /** Device to host: waits for the device's work on the tensor, then {@link #host()} holds its values. */
     void download() {
-        if (staging != null) {
+        if (copies) {
             downloadFrom(device);
         }
     }
 
     /** Host to device: the tensor takes {@link #host()}'s values. */
     void upload() {
-        if (staging != null) {
+        if (copies) {
             uploadTo(device);
         }
     }
 
-    /** {@link #host()} takes the values of GPU tensor {@code t}, of its size. */
+    /** {@link #host()} takes the values of GPU tensor {@code t}, of its size, once the device's work on it is done. */
     void downloadFrom(Tensor t) {
-        t.device().copyToHost(t, staging);
-        hostDevice.copyFromHost(staging, host);
+        t.device().copyToHost(t, host);
     }
 
-    /** GPU tensor {@code t}, of its size, takes {@link #host()}'s values. */
+    /** GPU tensor {@code t}, of its size, takes {@link #host()}'s values, before any call issued after this one. */
     void uploadTo(Tensor t) {
-        hostDevice.copyToHost(host, staging);
-        t.device().copyFromHost(staging, t);
+        t.device().copyFromHost(host, t);
     }
 
     /** Frees the copy (not the mirrored tensor). */
     @Override
     public void close() {
-        if (staging != null) {
+        if (copies) {
             host.close();
         }
     }

@@ -8,6 +8,7 @@ import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.DecodeReference;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.device.HostTensorCopies;
 import io.troupe.runtime.device.PagedRows;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.HostStorage;
@@ -84,6 +85,22 @@ public final class CpuDevice implements Device {
             throw new IllegalArgumentException("host array too small: length=" + dst.length + ", need=" + src.numel());
         }
         UNSAFE.copyMemory(null, src.address(), dst, ARRAY_FLOAT_BASE, src.numel() * 4);
+    }
+
+    /** A plain copy: both tensors are host memory (this device's, or another CPU device's such as pinned memory). */
+    @Override
+    public void copyToHost(Tensor src, Tensor hostDst) {
+        long bytes = HostTensorCopies.checkDownload(src, hostDst);
+        HostTensorCopies.requireHostMemory("copyToHost", "src", src);
+        UNSAFE.copyMemory(src.address(), hostDst.address(), bytes);
+    }
+
+    /** A plain copy, as {@link #copyToHost(Tensor, Tensor)}. */
+    @Override
+    public void copyFromHost(Tensor hostSrc, Tensor dst) {
+        long bytes = HostTensorCopies.checkUpload(hostSrc, dst);
+        HostTensorCopies.requireHostMemory("copyFromHost", "dst", dst);
+        UNSAFE.copyMemory(hostSrc.address(), dst.address(), bytes);
     }
 
     @Override

@@ -13,6 +13,8 @@ import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
@@ -23,6 +25,7 @@ import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.device.HostTensorCopies;
 import io.troupe.runtime.device.PagedRows;
 import io.troupe.runtime.device.StagedInput;
 import io.troupe.runtime.device.StagedOutput;
@@ -43,7 +46,8 @@ import jcuda.driver.CUstream_flags;
  *
  * <p>Memory comes from a caching allocator over {@code cuMemAlloc}; every call is issued on one
  * stream of the device's primary context, so calls are ordered and asynchronous: {@link #synchronize()}
- * waits for them, and copies to and from Java arrays (through a pinned buffer) return complete. Every
+ * waits for them, and copies to and from Java arrays (through a pinned buffer) and host tensors (straight
+ * to and from their memory) return complete. Every
  * driver result code is checked; a failure throws {@link CudaException} naming the operation.
  *
  * <p>Errors a kernel finds in its inputs (a cross-entropy target or an embedding id out of range) are
@@ -355,6 +359,40 @@ public final class CudaDevice implements Device {
             default -> throw new IllegalArgumentException("copyToHost cannot convert " + src.dtype() + " to float");
         }
         throwKernelErrors();
+    }
+
+    /**
+     * One {@code cuMemcpyDtoHAsync} from the device pointer straight to the host address, on the device's
+     * stream (so after the kernels queued there: a synchronous {@code cuMemcpyDtoH} runs on the legacy
+     * stream, which does not wait for this non-blocking one), then a wait for it.
+     */
+    @Override
+    public void copyToHost(Tensor src, Tensor hostDst) {
+        bind();
+        String op = "copyToHost";
+        CudaStorage s = storage(src, op, "src");
+        long bytes = HostTensorCopies.checkDownload(src, hostDst);
+        check(op, "cuMemcpyDtoHAsync(" + bytes + " bytes)", cuMemcpyDtoHAsync(new HostPointer(hostDst.address()),
+            s.pointerAt(src.offsetElements() * src.dtype().sizeBytes()), bytes, stream));
+        check(op, "cuStreamSynchronize", cuStreamSynchronize(stream));
+        throwKernelErrors();
+    }
+
+    /**
+     * One {@code cuMemcpyHtoDAsync} from the host address straight to the device pointer, on the device's
+     * stream (after the calls that may still read or write {@code dst}, before the ones issued later), then a
+     * wait for it, so that {@code hostSrc} (pinned memory is read when the copy runs) may change at once.
+     */
+    @Override
+    public void copyFromHost(Tensor hostSrc, Tensor dst) {
+        bind();
+        String op = "copyFromHost";
+        CudaStorage d = storage(dst, op, "dst");
+        long bytes = HostTensorCopies.checkUpload(hostSrc, dst);
+        check(op, "cuMemcpyHtoDAsync(" + bytes + " bytes)", cuMemcpyHtoDAsync(
+            d.pointerAt(dst.offsetElements() * dst.dtype().sizeBytes()), new HostPointer(hostSrc.address()), bytes,
+            stream));
+        check(op, "cuStreamSynchronize", cuStreamSynchronize(stream));
     }
 
     @Override

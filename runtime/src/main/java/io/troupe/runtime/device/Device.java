@@ -1,6 +1,7 @@
 package io.troupe.runtime.device;
 
 import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.tensor.HostStorage;
 import io.troupe.runtime.tensor.Tensor;
 import java.nio.FloatBuffer;
 
@@ -42,6 +43,32 @@ public interface Device extends AutoCloseable {
 
     /** Copies {@code src}'s elements (float32) into {@code dst}, which must be at least as long. */
     void copyToHost(Tensor src, float[] dst);
+
+    /**
+     * Copies {@code src}, a tensor of this device, into host tensor {@code hostDst} in one copy, with no
+     * Java array between: {@code hostDst}'s storage is a {@link HostStorage} (a CPU tensor, or the pinned
+     * host half of a staged buffer). The two windows (views included) hold the same number of elements
+     * of the same dtype; the bytes are copied as they are. The copy is ordered after every call issued
+     * before it (the kernels that write {@code src} included) and is complete when it returns, as the
+     * array copies are; kernel errors found meanwhile are thrown as by {@link #synchronize()}.
+     *
+     * @throws IllegalArgumentException naming both element counts when they differ, both dtypes when they
+     *                                  differ, or the tensor when {@code hostDst} is not in host memory or
+     *                                  {@code src} is not on this device
+     */
+    void copyToHost(Tensor src, Tensor hostDst);
+
+    /**
+     * Copies host tensor {@code hostSrc} (storage a {@link HostStorage}) into {@code dst}, a tensor of
+     * this device, in one copy, with no Java array between; the same element count and dtype, views
+     * honoured, bytes as they are. The copy is ordered after every call issued before it (which may
+     * still read or write {@code dst}) and is complete when it returns: {@code hostSrc} may change at
+     * once, and every call issued after it reads the new values of {@code dst}.
+     *
+     * @throws IllegalArgumentException as {@link #copyToHost(Tensor, Tensor)}, for {@code hostSrc} and
+     *                                  {@code dst}
+     */
+    void copyFromHost(Tensor hostSrc, Tensor dst);
 
     /** Waits until every call issued so far has completed. */
     void synchronize();
