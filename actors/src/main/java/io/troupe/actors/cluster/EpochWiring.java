@@ -1,8 +1,6 @@
 package io.troupe.actors.cluster;
 
 import io.troupe.actors.cluster.snapshot.ShardSnapshots;
-import io.troupe.actors.cluster.snapshot.SnapshotBuffer;
-import io.troupe.actors.cluster.snapshot.SnapshotException;
 import io.troupe.actors.cluster.snapshot.SnapshotExchange;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
@@ -13,10 +11,6 @@ import io.troupe.collectives.CollectiveAgent;
 import io.troupe.collectives.CollectiveGroup;
 import io.troupe.collectives.CollectiveSettings;
 import io.troupe.collectives.Communicator;
-import io.troupe.collectives.ReduceOp;
-import io.troupe.collectives.bucket.GradientBucketer;
-import io.troupe.collectives.bucket.ParamRange;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.data.Batches;
@@ -41,8 +35,10 @@ import java.util.stream.IntStream;
 /**
  * Everything a worker builds for one epoch of a job, and tears down when the epoch ends: the job's
  * spec and data, the rank's stage shards (restored from the last commit when there is one), the
- * data-parallel communicator and its gradient bucketers, the job-wide communicator of the gradient
- * norm, and the stage link's targets. A re-plan closes it and builds a new one; nothing of an
+ * tensor-parallel and data-parallel communicators, the data-parallel gradient path over the latter
+ * ({@link DataParallelGradients}), the job-wide communicator of the gradient norm, the stage link's
+ * targets, and the rank's in-memory snapshots ({@link EpochSnapshots}). It opens, aborts and releases
+ * every communicator and runs each step; a re-plan closes it and builds a new one; nothing of an
  * epoch outlives it.
  *
  * <p>Threading: built, run and closed on the worker's device thread; {@link #abort} from any thread.
@@ -57,19 +53,9 @@ final class EpochWiring implements AutoCloseable {
     private final Batches train;
     private final io.troupe.models.data.TokenStream val;
     private final StageWorker stage;
+    /** The stage's dp communicator ({@code null} when dp = 1) and the gradient path over it. */
     private final Communicator dataParallel;
-    private final GradientBucketer[] buckets;
-    /**
-     * Per chunk under dp > 1: the host memory its bucketer reduces, its gradients themselves on a CPU device, a copy
-     * of them on a GPU (downloaded once the step's gradients are final, uploaded once summed).
-     */
-    private final HostMirror[] gradientMirrors;
-    /** Per chunk under ZeRO: the host memory its parameters are all-gathered in after the optimizer step. */
-    private final HostMirror[] paramMirrors;
-    /** Per chunk, its parameters and both moments as a snapshot holds them (built at the first capture or restore). */
-    private HostMirror[][] snapshotMirrors;
-    /** Per chunk: ZeRO 2 keeps its gradients as slices ({@link ZeroGradientWindow}) rather than whole. */
-    private final boolean[] slicedGradients;
+    private final DataParallelGradients gradients;
     private final Communicator world;
     /** The stage's tp communicator ({@code null} when tp = 1) and the group over it. */
     private final Communicator tensorParallel;
@@ -82,20 +68,8 @@ final class EpochWiring implements AutoCloseable {
     private final Tensor normIn;
     private final Tensor normAll;
     private final float[] normAllHost;
-    private final SnapshotExchange snapshots;
-    private final SnapshotPlan snapshotPlan;
-    /**
-     * Whether each commit snapshots this rank's shard: the plan's, until the coordinator finds after the build that
-     * a node cannot hold the snapshots ({@link #dropSnapshots}). Device thread only.
-     */
-    private boolean snapshotting;
-    /** Bytes of this rank's snapshot as its chunks were built ({@link #snapshotBytes()}). */
-    private final long snapshotBytes;
+    private final EpochSnapshots snapshots;
     private volatile String abortReason;
-    /** How long a rank restoring from memory waits for the copy of its snapshot a buddy sends it. */
-    private static final long RESTORE_WAIT_NS = java.util.concurrent.TimeUnit.SECONDS.toNanos(15);
-    /** Collective tags reserved per model chunk (its buckets' ids), so chunks keep their int8 residuals apart. */
-    private static final int BUCKET_TAGS_PER_CHUNK = 1 << 16;
 
     /**
      * Builds rank {@code a.rank()}'s epoch: spec, data, shards, communicators, link, restore.
@@ -106,16 +80,13 @@ final class EpochWiring implements AutoCloseable {
      *                          far is closed
      */
     EpochWiring(WorkerActor.Assign a, int threads, CollectiveAgent agent, CollectiveAgent control, AeronStageLink link,
-                SnapshotExchange snapshots, Supplier<String> stop) {
+                SnapshotExchange exchange, Supplier<String> stop) {
         String stopped = stop.get();
         if (stopped != null) {
             throw new IllegalStateException(BUILD_STOPPED + a.job() + " before it began: " + stopped);
         }
         this.job = a.job();
         this.rank = a.rank();
-        this.snapshots = snapshots;
-        this.snapshotPlan = a.snapshots();
-        this.snapshotting = snapshotPlan.enabled();
         this.spec = JobSpecs.toSpec(a.request(), threads);
         Corpora data = JobSpecs.data(a.request());
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
@@ -142,6 +113,8 @@ final class EpochWiring implements AutoCloseable {
         StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), tp,
             spec.train().seed());
         this.stage = w;
+        this.gradients = new DataParallelGradients(spec, w, scratch);
+        this.snapshots = new EpochSnapshots(exchange, a.snapshots(), job, rank, w, scratch);
         try {
             long epoch = job.epoch();
             if (spec.layout().dp() > 1) {
@@ -149,41 +122,9 @@ final class EpochWiring implements AutoCloseable {
                 this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, spec.layout().dpIndex(rank),
                     endpointsOf(members, a.endpoints())),
                     CollectiveSettings.defaults().withCompression(spec.memory().gradCompression().wire()));
-                // Each chunk's gradients are all-reduced in buckets launched from its last weight
-                // gradient pass, overlapping the rest of backward.
-                this.buckets = new GradientBucketer[w.chunks()];
-                this.slicedGradients = new boolean[w.chunks()];
-                this.gradientMirrors = new HostMirror[w.chunks()];
-                this.paramMirrors = new HostMirror[spec.zeroSharded() ? w.chunks() : 0];
-                for (int c = 0; c < w.chunks(); c++) {
-                    long bucketBytes = a.request().bucketBytes();
-                    if (slicedZeroTwo(w)) {
-                        // ZeRO 2's window is one bucket: at most 1/16 of the slice this rank owns, as in-process.
-                        bucketBytes = Math.min(bucketBytes,
-                            4 * Math.max(1, w.chunk(c).params().numel() / (16L * spec.layout().dp())));
-                    }
-                    List<ParamRange> ranges = bucketRanges(w.chunk(c), bucketBytes, slicedZeroTwo(w));
-                    // ZeRO 1/2: reduce-scattered instead; the optimizer owns this rank's segment of each bucket.
-                    gradientMirrors[c] = HostMirror.of(w.chunk(c).grads(), scratch);
-                    buckets[c] = new GradientBucketer(dataParallel, gradientMirrors[c].host(), ranges, bucketBytes,
-                        ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
-                    if (spec.zeroSharded()) {
-                        w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
-                        paramMirrors[c] = HostMirror.of(w.chunk(c).params(), scratch);
-                    }
-                    if (slicedZeroTwo(w) && keepGradientSlices(w, c, buckets[c])) {
-                        continue;
-                    }
-                    if (!gradientMirrors[c].copies()) {
-                        w.onGradientsFinal(c, buckets[c]::markReady);
-                    }
-                }
+                gradients.open(dataParallel, a.request().bucketBytes());
             } else {
                 this.dataParallel = null;
-                this.buckets = new GradientBucketer[0];
-                this.slicedGradients = new boolean[0];
-                this.gradientMirrors = new HostMirror[0];
-                this.paramMirrors = new HostMirror[0];
             }
             int worldSize = spec.layout().worldSize();
             if (worldSize > 1) {
@@ -219,12 +160,9 @@ final class EpochWiring implements AutoCloseable {
                 }
             }, spec.layout(), a.endpoints(), epoch);
             w.connect(link);
-            this.snapshotBytes = snapshotBytes(w);
-            if (snapshotPlan.enabled()) {
-                snapshots.bind(job, rank, snapshotPlan.buddyOf(), snapshotPlan.endpoints(), snapshotPlan.pieceShiftOf());
-            }
-            if (snapshotPlan.restoresFromMemory()) {
-                restoreFromMemory();
+            snapshots.bind();
+            if (snapshots.restoresFromMemory()) {
+                snapshots.restoreFromMemory();
             } else if (!a.resumeFrom().isEmpty()) {
                 Path dir = Path.of(a.resumeFrom());
                 restore(w, dir, stop);
@@ -237,55 +175,6 @@ final class EpochWiring implements AutoCloseable {
             closeQuietly();
             throw e;
         }
-    }
-
-    /**
-     * ZeRO 2: chunk {@code c} keeps its gradients in an arena of {@code bucketer}'s ranges and its
-     * owned segments packed, reduced after every weight-gradient pass by a
-     * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
-     * tp > 1, or the device is not a CPU): it then runs as zero 1.
-     */
-    /**
-     * The chunk's parameters as the bucketer's ranges; with {@code cut} (ZeRO 2) a weight larger
-     * than a bucket is cut into blocks of whole rows ({@code StageModule.gradientRowElements}),
-     * each a range of its own, so the window (the largest bucket) need not hold the largest weight.
-     */
-    private static List<ParamRange> bucketRanges(io.troupe.models.StageModule chunk, long bucketBytes, boolean cut) {
-        List<ParamRange> ranges = new ArrayList<>();
-        for (int i = 0; i < chunk.parameters().size(); i++) {
-            ParamSpec p = chunk.parameters().get(i);
-            int row = cut ? chunk.gradientRowElements(i) : 0;
-            long block = row == 0 ? p.numel() : Math.max(1, bucketBytes / 4 / row) * row;
-            for (long at = 0; at < p.numel(); at += block) {
-                long n = Math.min(block, p.numel() - at);
-                String name = n == p.numel() ? p.name() : p.name() + "[" + at / row + ":" + (at + n) / row + "]";
-                ranges.add(new ParamRange(name, p.localOffset() + at, n));
-            }
-        }
-        return ranges;
-    }
-
-    private boolean slicedZeroTwo(StageWorker w) {
-        return spec.memory().zero() == 2 && w.device().kind() == io.troupe.runtime.device.DeviceKind.CPU
-            && spec.layout().tp() == 1;
-    }
-
-    private boolean keepGradientSlices(StageWorker w, int c, GradientBucketer bucketer) {
-        int nb = bucketer.bucketCount();
-        long[] starts = new long[nb];
-        long[] numels = new long[nb];
-        for (int b = 0; b < nb; b++) {
-            starts[b] = bucketer.bucketStartElements(b);
-            numels[b] = bucketer.bucketNumel(b);
-        }
-        io.troupe.models.memory.GradientArena arena = w.shardGradients(c, starts, numels);
-        if (arena == null) {
-            return false;
-        }
-        w.onEveryWeightGradient(c, new ZeroGradientWindow(dataParallel, w.chunk(c), w.ownedGradients(c), bucketer,
-            arena, spec.microbatches()));
-        slicedGradients[c] = true;
-        return true;
     }
 
     /**
@@ -314,73 +203,10 @@ final class EpochWiring implements AutoCloseable {
         }
     }
 
-    /**
-     * Restores this rank from the in-memory snapshots of the plan's step: its own, or the one the
-     * rank that holds it (a buddy's copy, or a data-parallel replica's own) sends over the data
-     * plane; first sends the snapshots this worker holds for other ranks.
-     *
-     * @throws IllegalStateException "memory restore failed: ..." naming what is missing or damaged
-     */
-    private void restoreFromMemory() {
-        long step = snapshotPlan.restoreStep();
-        int[] holder = snapshotPlan.holderOf();
-        int[] source = snapshotPlan.sourceOf();
-        try {
-            for (int k = 0; k < holder.length; k++) {
-                if (holder[k] == rank && k != rank) {
-                    snapshots.sendCopy(step, source[k], k);
-                }
-            }
-            SnapshotBuffer b = holder[rank] == rank ? snapshots.find(job.jobId(), source[rank], step)
-                : snapshots.awaitCopy(job, source[rank], step, RESTORE_WAIT_NS);
-            try {
-                long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates(false));
-                for (int c = 0; c < stage.chunks(); c++) {
-                    for (HostMirror m : snapshotMirrors[c]) {
-                        m.upload();
-                    }
-                    stage.optimizer(c).setStepCount(optimizerSteps[c]);
-                }
-            } finally {
-                snapshots.release(b);
-            }
-        } catch (SnapshotException e) {
-            throw new IllegalStateException(MEMORY_RESTORE_FAILED + e.getMessage(), e);
-        }
-    }
-
     /** The start of a worker's failure report when its restore from memory failed. */
     static final String MEMORY_RESTORE_FAILED = "memory restore failed: ";
     /** The start of the failure of a build its worker stopped before it began. */
     static final String BUILD_STOPPED = "build stopped: ";
-
-    /**
-     * This rank's shard as the snapshots hold it: per chunk its parameters, moments and optimizer step, in host
-     * memory (on a GPU, copies: {@code download} fills them from the device first, for a capture; a restore fills
-     * them and uploads each of {@link #snapshotMirrors}).
-     */
-    private List<ShardSnapshots.ChunkState> chunkStates(boolean download) {
-        if (snapshotMirrors == null) {
-            HostMirror[][] mirrors = new HostMirror[stage.chunks()][];
-            for (int c = 0; c < stage.chunks(); c++) {
-                var opt = stage.optimizer(c);
-                mirrors[c] = new HostMirror[] {HostMirror.of(stage.chunk(c).params(), scratch),
-                    HostMirror.of(opt.firstMoment(), scratch), HostMirror.of(opt.secondMoment(), scratch)};
-            }
-            snapshotMirrors = mirrors;
-        }
-        List<ShardSnapshots.ChunkState> out = new ArrayList<>(stage.chunks());
-        for (int c = 0; c < stage.chunks(); c++) {
-            HostMirror[] m = snapshotMirrors[c];
-            if (download) {
-                for (HostMirror t : m) {
-                    t.download();
-                }
-            }
-            out.add(new ShardSnapshots.ChunkState(m[0].host(), m[1].host(), m[2].host(), stage.optimizer(c).stepCount()));
-        }
-        return out;
-    }
 
     /**
      * Step {@code step} is done here: with snapshots, this rank's shard is snapshotted (as the state
@@ -388,11 +214,7 @@ final class EpochWiring implements AutoCloseable {
      * this rank keeps for others have arrived; without, {@code report} runs now.
      */
     void commit(long step, Runnable report) {
-        if (!snapshotting) {
-            report.run();
-            return;
-        }
-        snapshots.afterStep(step + 1, chunkStates(true), report);
+        snapshots.commit(step, report);
     }
 
     /**
@@ -401,18 +223,7 @@ final class EpochWiring implements AutoCloseable {
      * {@link ShardSnapshots#capture} writes them after each commit.
      */
     long snapshotBytes() {
-        return snapshotBytes;
-    }
-
-    /** {@link #snapshotBytes()} of {@code w}'s chunks and optimizers as built (no host tensors needed, unlike a capture). */
-    private static long snapshotBytes(StageWorker w) {
-        long params = 0;
-        long stateElements = 0;
-        for (int c = 0; c < w.chunks(); c++) {
-            params += w.chunk(c).params().numel();
-            stateElements += w.optimizer(c).firstMoment().numel();
-        }
-        return ShardSnapshots.lengthBytes(w.chunks(), params, stateElements);
+        return snapshots.snapshotBytes();
     }
 
     /**
@@ -420,8 +231,7 @@ final class EpochWiring implements AutoCloseable {
      * capture none and the exchange takes no copies for it.
      */
     void dropSnapshots() {
-        snapshotting = false;
-        snapshots.unbind(job);
+        snapshots.drop();
     }
 
     JobIdentity job() {
@@ -443,7 +253,7 @@ final class EpochWiring implements AutoCloseable {
     /** The epoch ended (any thread): the stage's waits and every collective in flight fail at once. */
     void abort(String reason) {
         abortReason = reason;
-        snapshots.unbind(job);
+        snapshots.unbind();
         stage.fail(new IllegalStateException("epoch aborted: " + reason));
         if (dataParallel != null) {
             dataParallel.abort(reason);
@@ -471,21 +281,7 @@ final class EpochWiring implements AutoCloseable {
         // The replicas' gradients (each already scaled by 1/global tokens) are being summed bucket
         // by bucket since each chunk's last weight gradient; wait for what is left.
         long r0 = System.nanoTime();
-        for (int c = 0; c < buckets.length; c++) {
-            if (gradientMirrors[c].copies()) {
-                // On a GPU the buckets reduce a host copy of the final gradients, launched all at once.
-                gradientMirrors[c].download();
-                for (int i = w.chunk(c).parameters().size() - 1; i >= 0; i--) {
-                    buckets[c].markReady(i);
-                }
-            }
-        }
-        for (int c = 0; c < buckets.length; c++) {
-            if (!slicedGradients[c]) {
-                buckets[c].finish();
-                gradientMirrors[c].upload();
-            }
-        }
+        gradients.awaitReduced();
         w.reducePartialGradients();
         long r1 = System.nanoTime();
         // Replicas hold identical gradients now: only replica 0 contributes to the global norm, and
@@ -498,13 +294,7 @@ final class EpochWiring implements AutoCloseable {
         }
         StepTail.Result tail = new StepTail(spec.train().schedule(), spec.train().gradClip(), this::globalSum)
             .apply(step, normParts, w.stepParts());
-        if (spec.zeroSharded()) {
-            for (int c = 0; c < buckets.length; c++) {
-                paramMirrors[c].download();
-                buckets[c].allGather(paramMirrors[c].host().address());
-                paramMirrors[c].upload();
-            }
-        }
+        gradients.allGatherParams();
         double norm = tail.gradNorm();
         float lr = tail.lr();
         long n1 = tail.reducedAtNs();
@@ -531,7 +321,7 @@ final class EpochWiring implements AutoCloseable {
         if (traced) {
             List<TimelineInterval> all = new ArrayList<>(w.intervals());
             all.addAll(w.tensorParallelIntervals());   // category tp: a track of their own in the timeline
-            if (buckets.length > 0) {
+            if (gradients.reduces()) {
                 all.add(new TimelineInterval("allreduce wait", "allreduce", (r0 - t0) / 1e3, (r1 - t0) / 1e3, "",
                     Map.of("cause", "communication")));
             }
@@ -568,7 +358,7 @@ final class EpochWiring implements AutoCloseable {
             if (!zero && c >= n) {
                 continue;
             }
-            var state = RankCheckpointState.capture(w, c, zero ? buckets[c] : null);
+            var state = RankCheckpointState.capture(w, c, zero ? gradients.bucketer(c) : null);
             if (c >= n) {
                 continue;
             }
@@ -618,16 +408,6 @@ final class EpochWiring implements AutoCloseable {
         return eps;
     }
 
-    private static void closeMirrors(HostMirror[] mirrors) {
-        if (mirrors != null) {
-            for (HostMirror m : mirrors) {
-                if (m != null) {
-                    m.close();
-                }
-            }
-        }
-    }
-
     private void closeQuietly() {
         try {
             close();
@@ -657,13 +437,8 @@ final class EpochWiring implements AutoCloseable {
                 t.close();
             }
         }
-        closeMirrors(gradientMirrors);
-        closeMirrors(paramMirrors);
-        if (snapshotMirrors != null) {
-            for (HostMirror[] m : snapshotMirrors) {
-                closeMirrors(m);
-            }
-        }
+        gradients.close();
+        snapshots.close();
         scratch.close();
     }
 }

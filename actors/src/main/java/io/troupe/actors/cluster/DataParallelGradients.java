@@ -1,0 +1,199 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.actors.engine.PipelineJobSpec;
+import io.troupe.actors.engine.StageWorker;
+import io.troupe.collectives.Communicator;
+import io.troupe.collectives.ReduceOp;
+import io.troupe.collectives.bucket.GradientBucketer;
+import io.troupe.collectives.bucket.ParamRange;
+import io.troupe.models.ParamSpec;
+import io.troupe.models.StageModule;
+import io.troupe.models.memory.GradientArena;
+import io.troupe.runtime.cpu.CpuDevice;
+import io.troupe.runtime.device.DeviceKind;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The data-parallel gradient path of one rank's epoch: per model chunk the {@link GradientBucketer} that all-reduces
+ * its gradients over the epoch's data-parallel communicator (under ZeRO reduce-scatters them, and all-gathers the
+ * parameters after the optimizer step), the host memory it reduces ({@link HostMirror}: on a GPU a copy), ZeRO's
+ * shard of each chunk's optimizer, and ZeRO 2's gradient windows ({@link ZeroGradientWindow}). It owns the bucketers
+ * and the host copies and frees the copies in {@link #close}; the communicator is the {@link EpochWiring}'s, which
+ * opens, aborts and releases it. Under dp = 1 it holds no chunk and every call does nothing.
+ *
+ * <p>Threading: built ({@link #open}), stepped and closed on the worker's device thread; the callbacks it registers
+ * on the stage (a bucket's gradients are final, a ZeRO 2 window's pass is done) run where the stage runs its
+ * weight-gradient passes.
+ */
+final class DataParallelGradients implements AutoCloseable {
+    /** Collective tags reserved per model chunk (its buckets' ids), so chunks keep their int8 residuals apart. */
+    private static final int BUCKET_TAGS_PER_CHUNK = 1 << 16;
+
+    private final PipelineJobSpec spec;
+    private final StageWorker stage;
+    private final CpuDevice scratch;
+    private final GradientBucketer[] buckets;
+    /**
+     * Per chunk under dp > 1: the host memory its bucketer reduces, its gradients themselves on a CPU device, a copy
+     * of them on a GPU (downloaded once the step's gradients are final, uploaded once summed).
+     */
+    private final HostMirror[] gradientMirrors;
+    /** Per chunk under ZeRO: the host memory its parameters are all-gathered in after the optimizer step. */
+    private final HostMirror[] paramMirrors;
+    /** Per chunk: ZeRO 2 keeps its gradients as slices ({@link ZeroGradientWindow}) rather than whole. */
+    private final boolean[] slicedGradients;
+
+    /** The path of {@code stage}'s chunks, with nothing opened yet; host copies are made on {@code scratch}. */
+    DataParallelGradients(PipelineJobSpec spec, StageWorker stage, CpuDevice scratch) {
+        this.spec = spec;
+        this.stage = stage;
+        this.scratch = scratch;
+        int chunks = spec.layout().dp() > 1 ? stage.chunks() : 0;
+        this.buckets = new GradientBucketer[chunks];
+        this.slicedGradients = new boolean[chunks];
+        this.gradientMirrors = new HostMirror[chunks];
+        this.paramMirrors = new HostMirror[spec.zeroSharded() ? chunks : 0];
+    }
+
+    /**
+     * Builds each chunk's bucketer over {@code dataParallel} (dp > 1), its host copies and, under ZeRO, its optimizer's
+     * shard. Each chunk's gradients are all-reduced in buckets launched from its last weight gradient pass,
+     * overlapping the rest of backward (on a GPU, from {@link #awaitReduced}); ZeRO 1/2 reduce-scatter instead, and the
+     * optimizer owns this rank's segment of each bucket. What it built before a failure is freed by {@link #close}.
+     *
+     * @param bucketBytes the job's bucket size
+     */
+    void open(Communicator dataParallel, long bucketBytes) {
+        StageWorker w = stage;
+        for (int c = 0; c < buckets.length; c++) {
+            long chunkBucketBytes = bucketBytes;
+            if (slicedZeroTwo()) {
+                // ZeRO 2's window is one bucket: at most 1/16 of the slice this rank owns, as in-process.
+                chunkBucketBytes = Math.min(chunkBucketBytes,
+                    4 * Math.max(1, w.chunk(c).params().numel() / (16L * spec.layout().dp())));
+            }
+            List<ParamRange> ranges = bucketRanges(w.chunk(c), chunkBucketBytes, slicedZeroTwo());
+            gradientMirrors[c] = HostMirror.of(w.chunk(c).grads(), scratch);
+            buckets[c] = new GradientBucketer(dataParallel, gradientMirrors[c].host(), ranges, chunkBucketBytes,
+                ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
+            if (spec.zeroSharded()) {
+                w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
+                paramMirrors[c] = HostMirror.of(w.chunk(c).params(), scratch);
+            }
+            if (slicedZeroTwo() && keepGradientSlices(dataParallel, c, buckets[c])) {
+                continue;
+            }
+            if (!gradientMirrors[c].copies()) {
+                w.onGradientsFinal(c, buckets[c]::markReady);
+            }
+        }
+    }
+
+    /**
+     * The chunk's parameters as the bucketer's ranges; with {@code cut} (ZeRO 2) a weight larger
+     * than a bucket is cut into blocks of whole rows ({@code StageModule.gradientRowElements}),
+     * each a range of its own, so the window (the largest bucket) need not hold the largest weight.
+     */
+    private static List<ParamRange> bucketRanges(StageModule chunk, long bucketBytes, boolean cut) {
+        List<ParamRange> ranges = new ArrayList<>();
+        for (int i = 0; i < chunk.parameters().size(); i++) {
+            ParamSpec p = chunk.parameters().get(i);
+            int row = cut ? chunk.gradientRowElements(i) : 0;
+            long block = row == 0 ? p.numel() : Math.max(1, bucketBytes / 4 / row) * row;
+            for (long at = 0; at < p.numel(); at += block) {
+                long n = Math.min(block, p.numel() - at);
+                String name = n == p.numel() ? p.name() : p.name() + "[" + at / row + ":" + (at + n) / row + "]";
+                ranges.add(new ParamRange(name, p.localOffset() + at, n));
+            }
+        }
+        return ranges;
+    }
+
+    private boolean slicedZeroTwo() {
+        return spec.memory().zero() == 2 && stage.device().kind() == DeviceKind.CPU && spec.layout().tp() == 1;
+    }
+
+    /**
+     * ZeRO 2: chunk {@code c} keeps its gradients in an arena of {@code bucketer}'s ranges and its
+     * owned segments packed, reduced after every weight-gradient pass by a
+     * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
+     * tp > 1, or the device is not a CPU): it then runs as zero 1.
+     */
+    private boolean keepGradientSlices(Communicator dataParallel, int c, GradientBucketer bucketer) {
+        StageWorker w = stage;
+        int nb = bucketer.bucketCount();
+        long[] starts = new long[nb];
+        long[] numels = new long[nb];
+        for (int b = 0; b < nb; b++) {
+            starts[b] = bucketer.bucketStartElements(b);
+            numels[b] = bucketer.bucketNumel(b);
+        }
+        GradientArena arena = w.shardGradients(c, starts, numels);
+        if (arena == null) {
+            return false;
+        }
+        w.onEveryWeightGradient(c, new ZeroGradientWindow(dataParallel, w.chunk(c), w.ownedGradients(c), bucketer,
+            arena, spec.microbatches()));
+        slicedGradients[c] = true;
+        return true;
+    }
+
+    /** Whether the epoch reduces gradients over replicas at all (dp > 1). */
+    boolean reduces() {
+        return buckets.length > 0;
+    }
+
+    /** Chunk {@code c}'s bucketer (dp > 1): under ZeRO, which segments of its optimizer state this rank owns. */
+    GradientBucketer bucketer(int c) {
+        return buckets[c];
+    }
+
+    /**
+     * After the step's schedule: the replicas' gradients (each already scaled by 1/global tokens) are being summed
+     * bucket by bucket since each chunk's last weight gradient; waits for what is left. On a GPU the buckets reduce a
+     * host copy of the final gradients, launched all at once here, and the sums are uploaded. ZeRO 2's sliced chunks
+     * were reduced pass by pass.
+     */
+    void awaitReduced() {
+        StageWorker w = stage;
+        for (int c = 0; c < buckets.length; c++) {
+            if (gradientMirrors[c].copies()) {
+                gradientMirrors[c].download();
+                for (int i = w.chunk(c).parameters().size() - 1; i >= 0; i--) {
+                    buckets[c].markReady(i);
+                }
+            }
+        }
+        for (int c = 0; c < buckets.length; c++) {
+            if (!slicedGradients[c]) {
+                buckets[c].finish();
+                gradientMirrors[c].upload();
+            }
+        }
+    }
+
+    /** ZeRO, after the optimizer step: every chunk's parameters all-gathered from the segments their owners updated. */
+    void allGatherParams() {
+        if (!spec.zeroSharded()) {
+            return;
+        }
+        for (int c = 0; c < buckets.length; c++) {
+            paramMirrors[c].download();
+            buckets[c].allGather(paramMirrors[c].host().address());
+            paramMirrors[c].upload();
+        }
+    }
+
+    /** Frees the host copies, the gradients' and then the parameters' (not the communicator: the wiring's). */
+    @Override
+    public void close() {
+        for (HostMirror[] mirrors : new HostMirror[][] {gradientMirrors, paramMirrors}) {
+            for (HostMirror m : mirrors) {
+                if (m != null) {
+                    m.close();
+                }
+            }
+        }
+    }
+}
