@@ -28,19 +28,31 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@code stream}, {@code logprobs} come with each chunk's text. Fields whose request this server cannot
  * honour are refused, not ignored (a client would take a wrong answer for a right one): {@code echo}
  * with {@code stream} (served in whole responses), more than one prompt, choice or sample with
- * {@code stream}, and a non-empty {@code suffix}.
- * Other fields ({@code user}, say) are ignored.
+ * {@code stream}, and a non-empty {@code suffix}. {@code user} (a string, an end user's id for the
+ * client's own records) is accepted and changes nothing; {@code stream_options} (an object, only with
+ * {@code stream}) takes {@code include_usage}: the stream ends with a chunk of no choices carrying the
+ * usage. Any other field is refused naming it (and the accepted field it is closest to, when one is
+ * a letter or two away): a misspelt field would otherwise leave its default in place unseen.
  *
- * @param deadlineMs time the request may take, from its arrival, in milliseconds
- * @param n          choices per prompt
- * @param bestOf     samples drawn per prompt, of which the best {@code n} are answered ({@code n}: all)
+ * @param deadlineMs   time the request may take, from its arrival, in milliseconds
+ * @param n            choices per prompt
+ * @param bestOf       samples drawn per prompt, of which the best {@code n} are answered ({@code n}: all)
+ * @param includeUsage a streamed completion ends with a usage chunk ({@code stream_options.include_usage})
  */
 record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean stream, long deadlineMs, int n,
-                         int bestOf) {
+                         int bestOf, boolean includeUsage) {
     static final int MAX_STOP_STRINGS = 4;
     /** Prompts in one request at most. */
     static final int MAX_PROMPTS = 128;
     static final long MAX_DEADLINE_MS = 3_600_000L;
+    /** The fields of a body: OpenAI's completion fields, then Troupe's own. */
+    static final List<String> FIELDS = List.of("model", "prompt", "suffix", "max_tokens", "temperature", "top_p",
+        "n", "stream", "stream_options", "logprobs", "echo", "stop", "presence_penalty", "frequency_penalty",
+        "best_of", "logit_bias", "user", "seed", "deadline_ms");
+    /** The fields of {@code stream_options}. */
+    static final List<String> STREAM_OPTIONS = List.of("include_usage");
+    /** An unknown field's name is shown up to this many characters. */
+    private static final int MAX_NAME_SHOWN = 64;
 
     /**
      * Parses and validates a body for a model of {@code contextLength} positions and vocabulary
@@ -56,6 +68,7 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         if (!(doc instanceof Map<?, ?> m)) {
             throw new BadRequestException("body", "the body must be a JSON object");
         }
+        refuseUnknown(m, "", FIELDS);
         int[][] prompts = prompts(m.get("prompt"), contextLength, vocab);
         boolean echo = bool(m, "echo", false);
         int maxTokens = (int) integer(m, "max_tokens", 16, 0, contextLength - 1);
@@ -106,8 +119,99 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         float presence = (float) number(m, "presence_penalty", 0.0, -SamplingParams.MAX_PENALTY,
             SamplingParams.MAX_PENALTY);
         Map<Integer, Float> bias = logitBias(m.get("logit_bias"), vocab);
+        if (has(m, "user") && !(m.get("user") instanceof String)) {
+            throw new BadRequestException("user", "user must be a string");
+        }
+        boolean includeUsage = streamOptions(m, stream);
         return new CompletionRequest(prompts, new SamplingParams(maxTokens, (float) temperature, (float) topP, seed,
-            stop, logprobs, echo, frequency, presence, bias), stream, deadlineMs, n, bestOf);
+            stop, logprobs, echo, frequency, presence, bias), stream, deadlineMs, n, bestOf, includeUsage);
+    }
+
+    /**
+     * {@code stream_options}: an object, only with {@code stream: true} (as OpenAI has it); returns its
+     * {@code include_usage} (false when absent).
+     */
+    private static boolean streamOptions(Map<?, ?> m, boolean stream) {
+        if (!has(m, "stream_options")) {
+            return false;
+        }
+        if (!(m.get("stream_options") instanceof Map<?, ?> options)) {
+            throw new BadRequestException("stream_options", "stream_options must be an object");
+        }
+        if (!stream) {
+            throw new BadRequestException("stream_options", "stream_options is only allowed with stream: true");
+        }
+        refuseUnknown(options, "stream_options.", STREAM_OPTIONS);
+        if (has(options, "include_usage") && !(options.get("include_usage") instanceof Boolean)) {
+            throw new BadRequestException("stream_options", "stream_options.include_usage must be true or false");
+        }
+        return Boolean.TRUE.equals(options.get("include_usage"));
+    }
+
+    /**
+     * Refuses the first key of {@code m} that is not one of {@code accepted}, naming it (after
+     * {@code prefix}, the path of {@code m} in the body) and the accepted name it is closest to when
+     * one is a small edit away. The 400's field is the unknown key at the top level, the object's
+     * own name below it.
+     */
+    private static void refuseUnknown(Map<?, ?> m, String prefix, List<String> accepted) {
+        for (Object k : m.keySet()) {
+            String key = String.valueOf(k);
+            if (accepted.contains(key)) {
+                continue;
+            }
+            if (key.length() > MAX_NAME_SHOWN) {
+                key = key.substring(0, MAX_NAME_SHOWN) + "...";
+            }
+            String closest = closest(key, accepted);
+            String field = prefix.isEmpty() ? key : prefix.substring(0, prefix.length() - 1);
+            throw new BadRequestException(field, "unknown field " + prefix + key
+                + (closest == null ? "" : " (did you mean " + prefix + closest + "?)")
+                + (prefix.isEmpty() ? "; the fields accepted: " : "; " + field + " accepts: ")
+                + String.join(", ", accepted));
+        }
+    }
+
+    /**
+     * The accepted name nearest {@code key} in edits (insert, delete, replace a character), if at most
+     * 2 and at most a third of {@code key}'s length (so {@code "x"} suggests nothing); the first listed
+     * on a tie.
+     */
+    static String closest(String key, List<String> accepted) {
+        int limit = Math.min(2, key.length() / 3);
+        String best = null;
+        int bestDistance = limit + 1;
+        for (String name : accepted) {
+            if (Math.abs(key.length() - name.length()) > limit) {
+                continue;                       // further than the limit, and a long key costs no time
+            }
+            int d = editDistance(key, name);
+            if (d < bestDistance) {
+                best = name;
+                bestDistance = d;
+            }
+        }
+        return best;
+    }
+
+    /** The Levenshtein distance of {@code a} and {@code b}. */
+    private static int editDistance(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int replace = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+                cur[j] = Math.min(replace, Math.min(prev[j], cur[j - 1]) + 1);
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
     }
 
     /** Samples drawn: {@code best_of} for each prompt, a prompt's together, in the order of the prompts. */

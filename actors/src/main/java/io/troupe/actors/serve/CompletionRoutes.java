@@ -290,7 +290,8 @@ final class CompletionRoutes extends AllDirectives {
                 return nu;
             });
         CompletableFuture<Void> finished = new CompletableFuture<>();
-        StreamEvents encoder = new StreamEvents(id, System.currentTimeMillis() / 1000, modelName);
+        StreamEvents encoder = new StreamEvents(id, System.currentTimeMillis() / 1000, modelName,
+            req.includeUsage());
         CompletionLogprobs logprobs = req.sampling().logprobs() >= 0 ? new CompletionLogprobs() : null;
         GenerationListener listener = new GenerationListener() {
             private int delivered;          // generated tokens heard of

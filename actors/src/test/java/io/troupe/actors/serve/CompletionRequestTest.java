@@ -2,6 +2,8 @@ package io.troupe.actors.serve;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -46,5 +48,121 @@ class CompletionRequestTest {
             assertTrue(e.getMessage().startsWith("top_p must be in (0, 1]: top_p=" + Double.parseDouble(topP)),
                 e.getMessage());
         }
+    }
+
+    private static BadRequestException refused(String body) {
+        return assertThrows(BadRequestException.class, () -> CompletionRequest.parse(body, 64, 256, 1000), body);
+    }
+
+    /**
+     * A field the server does not know is refused naming it, with the accepted field a letter or two
+     * away when there is one, and the list of the accepted fields: a misspelt field would otherwise
+     * leave its default in place without a word.
+     */
+    @Test
+    void shouldRefuseAnUnknownFieldNamingItAndTheClosestAcceptedOne() {
+        String[][] cases = {
+            {"max_token", "max_tokens"},
+            {"temprature", "temperature"},
+            {"Temperature", "temperature"},
+            {"top-p", "top_p"},
+            {"sed", "seed"},
+            {"promt", "prompt"},
+            {"stop_sequences", null},
+            {"top_k", "top_p"},
+            {"x", null},
+            {"deadline", null},
+        };
+        for (String[] c : cases) {
+            BadRequestException e = refused("{\"prompt\":\"a\",\"" + c[0] + "\":1}");
+            assertEquals(c[0], e.field());
+            String head = "unknown field " + c[0] + (c[1] == null ? ";" : " (did you mean " + c[1] + "?);");
+            assertTrue(e.getMessage().startsWith(head), e.getMessage());
+            assertTrue(e.getMessage().endsWith("the fields accepted: " + String.join(", ", CompletionRequest.FIELDS)),
+                e.getMessage());
+        }
+        // refused before the other fields are looked at: the misspelling is what the client needs to hear of
+        assertEquals("promt", refused("{\"promt\":\"a\"}").field());
+        assertEquals("maxtokens", refused("{\"prompt\":\"\",\"maxtokens\":1}").field());
+        // a long name is shown cut
+        String longName = "m".repeat(100_000);
+        BadRequestException e = refused("{\"prompt\":\"a\",\"" + longName + "\":1}");
+        assertTrue(e.getMessage().startsWith("unknown field " + "m".repeat(64) + "...;"),
+            e.getMessage().substring(0, 80));
+        assertTrue(e.getMessage().length() < 400, "length " + e.getMessage().length());
+    }
+
+    /** Every field OpenAI's completions take is known, at the value a client sends by default. */
+    @Test
+    void shouldAcceptEveryOpenAiCompletionFieldAtItsDefault() {
+        CompletionRequest r = CompletionRequest.parse("{\"model\":\"small\",\"prompt\":\"a\",\"suffix\":null,"
+            + "\"max_tokens\":16,\"temperature\":1,\"top_p\":1,\"n\":1,\"stream\":false,\"stream_options\":null,"
+            + "\"logprobs\":null,\"echo\":false,\"stop\":null,\"presence_penalty\":0,\"frequency_penalty\":0,"
+            + "\"best_of\":1,\"logit_bias\":null,\"user\":\"user-1234\",\"seed\":5,\"deadline_ms\":500}", 64, 256,
+            1000);
+        assertEquals(16, r.sampling().maxTokens());
+        assertEquals(500, r.deadlineMs());
+        assertFalse(r.includeUsage());
+        assertEquals(19, CompletionRequest.FIELDS.size(), "OpenAI's eighteen and deadline_ms");
+    }
+
+    /** {@code user} is an end user's id for the client's records: any string, and nothing else. */
+    @Test
+    void shouldAcceptAUserStringAndRefuseAnythingElse() {
+        CompletionRequest plain = CompletionRequest.parse("{\"prompt\":\"a\",\"seed\":3}", 64, 256, 1000);
+        CompletionRequest withUser = CompletionRequest.parse("{\"prompt\":\"a\",\"seed\":3,\"user\":\"u\"}", 64,
+            256, 1000);
+        assertEquals(plain.sampling(), withUser.sampling(), "user changes nothing");
+        CompletionRequest.parse("{\"prompt\":\"a\",\"user\":null}", 64, 256, 1000);
+        for (String user : new String[] {"5", "true", "[\"u\"]", "{\"id\":\"u\"}"}) {
+            BadRequestException e = refused("{\"prompt\":\"a\",\"user\":" + user + "}");
+            assertEquals("user", e.field());
+            assertEquals("user must be a string", e.getMessage());
+        }
+    }
+
+    /**
+     * {@code stream_options} is OpenAI's: an object, only with {@code stream: true}, whose one field is
+     * {@code include_usage} (true or false); anything else in it is refused naming stream_options.
+     */
+    @Test
+    void shouldTakeStreamOptionsOnlyWithStreamAndOnlyIncludeUsage() {
+        assertTrue(CompletionRequest.parse("{\"prompt\":\"a\",\"stream\":true,\"stream_options\":"
+            + "{\"include_usage\":true}}", 64, 256, 1000).includeUsage());
+        for (String options : new String[] {"{}", "{\"include_usage\":false}", "{\"include_usage\":null}", "null"}) {
+            assertFalse(CompletionRequest.parse("{\"prompt\":\"a\",\"stream\":true,\"stream_options\":" + options
+                + "}", 64, 256, 1000).includeUsage(), options);
+        }
+        assertFalse(CompletionRequest.parse("{\"prompt\":\"a\",\"stream\":true}", 64, 256, 1000).includeUsage());
+        String[][] cases = {
+            {"{\"prompt\":\"a\",\"stream_options\":{\"include_usage\":true}}", "only allowed with stream: true"},
+            {"{\"prompt\":\"a\",\"stream\":false,\"stream_options\":{}}", "only allowed with stream: true"},
+            {"{\"prompt\":\"a\",\"stream\":true,\"stream_options\":true}", "stream_options must be an object"},
+            {"{\"prompt\":\"a\",\"stream\":true,\"stream_options\":[]}", "stream_options must be an object"},
+            {"{\"prompt\":\"a\",\"stream\":true,\"stream_options\":{\"include_usage\":1}}",
+                "stream_options.include_usage must be true or false"},
+            {"{\"prompt\":\"a\",\"stream\":true,\"stream_options\":{\"include_usag\":true}}",
+                "unknown field stream_options.include_usag (did you mean stream_options.include_usage?);"
+                    + " stream_options accepts: include_usage"},
+            {"{\"prompt\":\"a\",\"stream\":true,\"stream_options\":{\"include_usage\":true,\"z\":1}}",
+                "unknown field stream_options.z; stream_options accepts: include_usage"},
+        };
+        for (String[] c : cases) {
+            BadRequestException e = refused(c[0]);
+            assertEquals("stream_options", e.field(), c[0]);
+            assertTrue(e.getMessage().contains(c[1]), c[0] + " -> " + e.getMessage());
+        }
+    }
+
+    /** The suggestion: the nearest accepted name within the limit, none beyond it, the first listed on a tie. */
+    @Test
+    void shouldSuggestOnlyANameWithinTwoEditsAndAThirdOfTheKey() {
+        assertEquals("max_tokens", CompletionRequest.closest("max_token", CompletionRequest.FIELDS));
+        assertEquals("max_tokens", CompletionRequest.closest("mx_tokns", CompletionRequest.FIELDS));
+        assertNull(CompletionRequest.closest("mx_tkns", CompletionRequest.FIELDS), "three edits away");
+        assertNull(CompletionRequest.closest("nn", CompletionRequest.FIELDS), "one edit, but of a two-letter key");
+        assertEquals("top_p", CompletionRequest.closest("stop__", CompletionRequest.FIELDS),
+            "two edits from stop and from top_p, listed first");
+        assertEquals("best_of", CompletionRequest.closest("bestof", CompletionRequest.FIELDS));
     }
 }

@@ -628,6 +628,10 @@ class InferenceServerTest {
             {"{\"prompt\":\"a\",\"logit_bias\":{\"300\":1}}", "logit_bias"},
             {"{\"prompt\":\"a\",\"logit_bias\":{\"5\":101}}", "logit_bias"},
             {"{\"prompt\":\"a\",\"suffix\":\"end\"}", "suffix"},
+            {"{\"prompt\":\"a\",\"max_token\":5}", "max_token"},
+            {"{\"prompt\":\"a\",\"user\":5}", "user"},
+            {"{\"prompt\":\"a\",\"stream_options\":{\"include_usage\":true}}", "stream_options"},
+            {"{\"prompt\":\"a\",\"stream\":true,\"stream_options\":{\"usage\":true}}", "stream_options"},
         };
         for (String[] c : cases) {
             HttpResponse<String> r = post(server.port(), c[0]);
@@ -637,7 +641,8 @@ class InferenceServerTest {
         assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2}").statusCode(), "still serving");
         // what clients send by default is accepted: echo false, logprobs null, best_of 1
         assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2,\"echo\":false,\"logprobs\":null,"
-            + "\"best_of\":1,\"frequency_penalty\":0,\"presence_penalty\":0,\"logit_bias\":{},\"suffix\":null}")
+            + "\"best_of\":1,\"frequency_penalty\":0,\"presence_penalty\":0,\"logit_bias\":{},\"suffix\":null,"
+            + "\"user\":\"user-1234\",\"stream_options\":null}")
             .statusCode());
         assertEquals(cases.length, metric(get(server.port(), "/metrics").body(), "troupe_serve_bad_requests_total"));
     }

@@ -58,6 +58,28 @@ class StreamEventsTest {
             events.finish("length", usage).decodeString(StandardCharsets.UTF_8));
     }
 
+    /**
+     * With include_usage, OpenAI's shape: every chunk has {@code "usage":null} (the finish chunk too),
+     * then a chunk of no choices carrying the usage, then {@code [DONE]}.
+     */
+    @Test
+    void shouldCarryTheUsageInAChunkOfItsOwnWithIncludeUsage() {
+        StreamEvents events = new StreamEvents(7, 42, "small", true);
+        String head = "{\"id\":\"cmpl-7\",\"object\":\"text_completion\",\"created\":42,\"model\":\"small\"";
+        assertEquals("data: " + head + ",\"choices\":[{\"index\":0,\"text\":\"a\\\"b\",\"logprobs\":null,"
+            + "\"finish_reason\":null}],\"usage\":null}\n\n",
+            events.token("a\"b").decodeString(StandardCharsets.UTF_8));
+        assertEquals("data: " + head + ",\"choices\":[{\"index\":0,\"text\":\"a\",\"logprobs\":{\"tokens\":[\"a\"]},"
+            + "\"finish_reason\":null}],\"usage\":null}\n\n",
+            events.token("a", "{\"tokens\":[\"a\"]}").decodeString(StandardCharsets.UTF_8));
+        String usage = "{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}";
+        assertEquals(referenceChunk(7, 42, "small", "", "stop", "null") + "data: " + head + ",\"choices\":[],\"usage\":"
+            + usage + "}\n\n" + "data: [DONE]\n\n", events.finish("stop", usage).decodeString(StandardCharsets.UTF_8));
+        // without it, no usage key but the finish chunk's
+        assertEquals(referenceChunk(7, 42, "small", "a", null, null),
+            new StreamEvents(7, 42, "small", false).token("a").decodeString(StandardCharsets.UTF_8));
+    }
+
     @Test
     void shouldWriteValidJsonWhoseTextRoundTrips() {
         Random r = new Random(6);

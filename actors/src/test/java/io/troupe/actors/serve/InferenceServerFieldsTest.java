@@ -1,0 +1,134 @@
+package io.troupe.actors.serve;
+
+import static io.troupe.actors.serve.ServeTestSupport.field;
+import static io.troupe.actors.serve.ServeTestSupport.post;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The fields of a completion body, through java.net.http against a real server on 127.0.0.1: an
+ * unknown one refused naming it, {@code user} taken, {@code stream_options.include_usage}'s usage chunk.
+ */
+@Timeout(120)
+class InferenceServerFieldsTest {
+    private InferenceServer server;
+
+    @BeforeEach
+    void startServer() {
+        server = InferenceServer.start(ServeTestSupport.weights(3), ServeTestSupport.settings());
+    }
+
+    @AfterEach
+    void closeServer() {
+        server.close();
+    }
+
+    @Test
+    void shouldRefuseAMisspeltFieldWith400NamingItAndTheFieldMeant() throws Exception {
+        HttpResponse<String> r = post(server.port(), "{\"prompt\":\"To be\",\"max_token\":4,\"temperature\":0}");
+        assertEquals(400, r.statusCode(), r.body());
+        assertEquals("max_token", field(r.body(), "param"));
+        assertEquals("invalid_request_error", field(r.body(), "type"));
+        String message = field(r.body(), "message");
+        assertTrue(message.startsWith("unknown field max_token (did you mean max_tokens?); the fields accepted: model,"
+            + " prompt,"), message);
+        assertTrue(message.endsWith(", user, seed, deadline_ms"), message);
+        // a name far from every field: no suggestion, the list
+        r = post(server.port(), "{\"prompt\":\"To be\",\"stop_sequences\":[\"\\n\"]}");
+        assertEquals(400, r.statusCode(), r.body());
+        assertEquals("stop_sequences", field(r.body(), "param"));
+        assertTrue(field(r.body(), "message").startsWith("unknown field stop_sequences; the fields accepted: "),
+            r.body());
+    }
+
+    @Test
+    void shouldAnswerWithUserAsWithout() throws Exception {
+        String request = "\"prompt\":\"To be\",\"max_tokens\":6,\"temperature\":0.9,\"seed\":4";
+        HttpResponse<String> plain = post(server.port(), "{" + request + "}");
+        HttpResponse<String> withUser = post(server.port(), "{" + request + ",\"user\":\"user-1234\"}");
+        assertEquals(200, plain.statusCode(), plain.body());
+        assertEquals(200, withUser.statusCode(), withUser.body());
+        assertEquals(field(plain.body(), "text"), field(withUser.body(), "text"));
+        HttpResponse<String> numeric = post(server.port(), "{" + request + ",\"user\":1234}");
+        assertEquals(400, numeric.statusCode(), numeric.body());
+        assertEquals("user", field(numeric.body(), "param"));
+    }
+
+    /**
+     * {@code stream_options: {"include_usage": true}}: every chunk carries {@code "usage": null}, the
+     * finish chunk too, and just before {@code [DONE]} a chunk of no choices carries the usage the whole
+     * response gives for the same request; the text is the whole response's. With logprobs (their chunks
+     * are written apart), a stop string, and echo of a scored prompt; include_usage false changes nothing.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void shouldEndTheStreamWithTheUsageChunkWhenIncludeUsage() throws Exception {
+        String[] requests = {
+            "\"prompt\":\"To be\",\"max_tokens\":8,\"temperature\":0",
+            "\"prompt\":\"T\u00f6 be\",\"max_tokens\":17,\"temperature\":1.5,\"seed\":3,\"logprobs\":1,"
+                + "\"stop\":[\"e\"]",
+            "\"prompt\":\"Hi!\",\"max_tokens\":0,\"echo\":true",
+        };
+        for (String request : requests) {
+            HttpResponse<String> whole = post(server.port(), "{" + request + "}");
+            assertEquals(200, whole.statusCode(), whole.body());
+            Map<String, Object> wholeDoc = (Map<String, Object>) Json.parse(whole.body());
+            HttpResponse<String> streamed = post(server.port(), "{" + request + ",\"stream\":true,"
+                + "\"stream_options\":{\"include_usage\":true}}");
+            assertEquals(200, streamed.statusCode(), streamed.body());
+            List<Map<String, Object>> chunks = chunks(streamed.body());
+            assertTrue(chunks.size() >= 2, streamed.body());
+            StringBuilder text = new StringBuilder();
+            for (Map<String, Object> chunk : chunks.subList(0, chunks.size() - 1)) {
+                assertTrue(chunk.containsKey("usage") && chunk.get("usage") == Json.NULL, "usage null: " + chunk);
+                List<Map<String, Object>> choices = (List<Map<String, Object>>) chunk.get("choices");
+                assertEquals(1, choices.size(), chunk.toString());
+                text.append(choices.get(0).get("text"));
+            }
+            Map<String, Object> finish = ((List<Map<String, Object>>) chunks.get(chunks.size() - 2).get("choices"))
+                .get(0);
+            Map<String, Object> wholeChoice = ((List<Map<String, Object>>) wholeDoc.get("choices")).get(0);
+            assertEquals(wholeChoice.get("finish_reason"), finish.get("finish_reason"), request);
+            assertEquals(wholeChoice.get("text"), text.toString(), request);
+            Map<String, Object> last = chunks.get(chunks.size() - 1);
+            assertEquals(List.of(), last.get("choices"), "the usage chunk has no choices");
+            assertEquals(wholeDoc.get("usage"), last.get("usage"), request);
+            assertEquals(chunks.get(0).get("id"), last.get("id"), "the usage chunk is the completion's");
+            assertEquals("text_completion", last.get("object"));
+        }
+        // include_usage false: the chunks as without stream_options, the usage in the finish chunk
+        HttpResponse<String> off = post(server.port(), "{" + requests[0] + ",\"stream\":true,"
+            + "\"stream_options\":{\"include_usage\":false}}");
+        assertEquals(200, off.statusCode(), off.body());
+        List<Map<String, Object>> chunks = chunks(off.body());
+        for (Map<String, Object> chunk : chunks.subList(0, chunks.size() - 1)) {
+            assertFalse(chunk.containsKey("usage"), chunk.toString());
+        }
+        Map<String, Object> finish = chunks.get(chunks.size() - 1);
+        assertEquals("length", ((List<Map<String, Object>>) finish.get("choices")).get(0).get("finish_reason"));
+        assertEquals("8", String.valueOf(((Map<String, Object>) finish.get("usage")).get("completion_tokens")));
+    }
+
+    /** The JSON chunks of a stream, checking each event is {@code data: ...} and the last {@code [DONE]}. */
+    @SuppressWarnings("unchecked")
+    private static List<Map<String, Object>> chunks(String body) {
+        String[] events = body.split("\n\n");
+        assertEquals("data: [DONE]", events[events.length - 1], body);
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (int i = 0; i < events.length - 1; i++) {
+            assertTrue(events[i].startsWith("data: "), events[i]);
+            out.add((Map<String, Object>) Json.parse(events[i].substring("data: ".length())));
+        }
+        return out;
+    }
+}
