@@ -14,9 +14,9 @@ import java.util.concurrent.TimeUnit;
 /**
  * One rank's in-memory snapshots for one epoch, as its {@link SnapshotPlan} says: the rank's binding to the worker's
  * {@link SnapshotExchange}, the capture of its shard at each commit (sent to its buddy), its restore from memory, and
- * the drop when the coordinator finds a node cannot hold the snapshots. It owns the host copies ({@link HostMirror})
- * the shard goes through on a GPU, built at the first capture or restore, and frees them in {@link #close}; the
- * exchange is the worker's and outlives the epoch.
+ * the drop when the coordinator finds a node cannot hold the snapshots. On a GPU too the shard's tensors go straight
+ * between the device and a snapshot's slot, one copy each way ({@link ShardSnapshots}), with no host copy of them:
+ * it holds no memory of its own; the exchange is the worker's and outlives the epoch.
  *
  * <p>Threading: the worker's device thread, like the {@link EpochWiring} that holds it; {@link #unbind} from any
  * thread (the epoch's abort), and {@link #snapshotBytes} from any thread the built wiring is handed to. A restore
@@ -40,10 +40,10 @@ final class EpochSnapshots implements AutoCloseable {
     private boolean snapshotting;
     /** Bytes of this rank's snapshot as its chunks were built ({@link #bind}). */
     private long snapshotBytes;
-    /** Per chunk, its parameters and both moments as a snapshot holds them (built at the first capture or restore). */
-    private HostMirror[][] mirrors;
-
-    /** Rank {@code rank}'s snapshots of {@code stage} under {@code plan}, not bound yet; host copies go on {@code scratch}. */
+    /**
+     * Rank {@code rank}'s snapshots of {@code stage} under {@code plan}, not bound yet; {@code scratch} is the CPU
+     * device a GPU rank's snapshots report the slots' memory on (it allocates nothing for them).
+     */
     EpochSnapshots(SnapshotExchange exchange, SnapshotPlan plan, JobIdentity job, int rank, StageWorker stage,
                    CpuDevice scratch) {
         this.exchange = exchange;
@@ -72,29 +72,16 @@ final class EpochSnapshots implements AutoCloseable {
     }
 
     /**
-     * This rank's shard as the snapshots hold it: per chunk its parameters, moments and optimizer step, in host
-     * memory (on a GPU, copies: {@code download} fills them from the device first, for a capture; a restore fills
-     * them and uploads each of {@link #mirrors}).
+     * This rank's shard as the snapshots hold it: per chunk its parameters, moments and optimizer step, the
+     * tensors themselves (on a GPU, device tensors: a capture copies them straight into the slot, a restore
+     * straight back).
      */
-    private List<ShardSnapshots.ChunkState> chunkStates(boolean download) {
-        if (mirrors == null) {
-            HostMirror[][] built = new HostMirror[stage.chunks()][];
-            for (int c = 0; c < stage.chunks(); c++) {
-                var opt = stage.optimizer(c);
-                built[c] = new HostMirror[] {HostMirror.of(stage.chunk(c).params(), scratch),
-                    HostMirror.of(opt.firstMoment(), scratch), HostMirror.of(opt.secondMoment(), scratch)};
-            }
-            mirrors = built;
-        }
+    private List<ShardSnapshots.ChunkState> chunkStates() {
         List<ShardSnapshots.ChunkState> out = new ArrayList<>(stage.chunks());
         for (int c = 0; c < stage.chunks(); c++) {
-            HostMirror[] m = mirrors[c];
-            if (download) {
-                for (HostMirror t : m) {
-                    t.download();
-                }
-            }
-            out.add(new ShardSnapshots.ChunkState(m[0].host(), m[1].host(), m[2].host(), stage.optimizer(c).stepCount()));
+            var opt = stage.optimizer(c);
+            out.add(new ShardSnapshots.ChunkState(stage.chunk(c).params(), opt.firstMoment(), opt.secondMoment(),
+                opt.stepCount(), scratch));
         }
         return out;
     }
@@ -109,7 +96,7 @@ final class EpochSnapshots implements AutoCloseable {
             report.run();
             return;
         }
-        exchange.afterStep(step + 1, chunkStates(true), report);
+        exchange.afterStep(step + 1, chunkStates(), report);
     }
 
     /**
@@ -121,7 +108,7 @@ final class EpochSnapshots implements AutoCloseable {
         return snapshotBytes;
     }
 
-    /** {@link #snapshotBytes()} of {@code w}'s chunks and optimizers as built (no host tensors needed, unlike a capture). */
+    /** {@link #snapshotBytes()} of {@code w}'s chunks and optimizers as built (the tensors' sizes alone). */
     private static long lengthBytes(StageWorker w) {
         long params = 0;
         long stateElements = 0;
@@ -166,11 +153,8 @@ final class EpochSnapshots implements AutoCloseable {
             SnapshotBuffer b = holder[rank] == rank ? exchange.find(job.jobId(), source[rank], step)
                 : exchange.awaitCopy(job, source[rank], step, RESTORE_WAIT_NS);
             try {
-                long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates(false));
+                long[] optimizerSteps = ShardSnapshots.restore(b, chunkStates());
                 for (int c = 0; c < stage.chunks(); c++) {
-                    for (HostMirror m : mirrors[c]) {
-                        m.upload();
-                    }
                     stage.optimizer(c).setStepCount(optimizerSteps[c]);
                 }
             } finally {
@@ -181,19 +165,12 @@ final class EpochSnapshots implements AutoCloseable {
         }
     }
 
-    /** Frees the host copies, chunk by chunk (not the exchange: the worker's). */
+    /**
+     * Frees nothing: the snapshots hold no memory of this epoch (the slots are the exchange's, and the shard is
+     * copied straight between its tensors and them).
+     */
     @Override
     public void close() {
-        if (mirrors != null) {
-            for (HostMirror[] chunk : mirrors) {
-                if (chunk != null) {
-                    for (HostMirror m : chunk) {
-                        if (m != null) {
-                            m.close();
-                        }
-                    }
-                }
-            }
-        }
+        // no host copies to free
     }
 }

@@ -6,7 +6,7 @@ import io.troupe.runtime.tensor.Tensor;
 
 /**
  * A host float32 copy of a tensor that lives on a GPU, for the parts of a cluster rank that work on
- * CPU memory (the data plane's collectives, the in-memory snapshots): {@link #download} copies the
+ * CPU memory (the data plane's collectives): {@link #download} copies the
  * device tensor into {@link #host()}, {@link #upload} copies it back, each in one copy between the
  * device's memory and the host tensor's ({@link io.troupe.runtime.device.Device#copyToHost(Tensor, Tensor)}).
  * Over a CPU tensor it is no copy at all: {@link #host()} is that tensor and both transfers do nothing.

@@ -23,8 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The cluster engine (embedded nodes, Aeron data plane) on a GPU: pipeline stages snapshot their
- * device state through host copies at every commit (and a stage lost with its node is restored from
- * them), data-parallel replicas all-reduce a host copy
+ * device state at every commit, straight from the device into the snapshot slots (and a stage lost with
+ * its node is restored from them, straight back), data-parallel replicas all-reduce a host copy
  * of their gradients and upload the sum, ZeRO 1 all-gathers the parameters through a host copy, and
  * every such job gives the CPU job's losses step by step (to 1e-4 relative: the GPU kernels may sum
  * in another order). A GPU job's disk checkpoint resumes on the GPU on the same trajectory. Skipped,

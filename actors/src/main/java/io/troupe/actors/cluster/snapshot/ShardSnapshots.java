@@ -1,5 +1,6 @@
 package io.troupe.actors.cluster.snapshot;
 
+import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
@@ -8,7 +9,8 @@ import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 
 /**
- * Copies a rank's shard into a snapshot and back, byte for byte: for each model chunk its
+ * Copies a rank's shard into a snapshot and back, byte for byte and in one copy each way (a memcpy from host
+ * tensors, the device's copy from a GPU's, never through a host copy of the tensor): for each model chunk its
  * parameters, both optimizer moments (whatever part of them this rank holds: the whole, or its ZeRO
  * segments) and the optimizer's step count. A snapshot restores only into the same rank of the same
  * layout (checked: chunk count and sizes), so the bytes go back where they came from and the run
@@ -18,19 +20,34 @@ import java.util.function.Predicate;
  * <p>Threading: the caller's (the worker's device thread), between steps.
  */
 public final class ShardSnapshots {
-    /** One model chunk's state: host tensors of float32 (the moments may be a segment of the parameters' size). */
-    public record ChunkState(Tensor params, Tensor firstMoment, Tensor secondMoment, long optimizerStep) {
+    /**
+     * One model chunk's state: float32 tensors (the moments may be a segment of the parameters' size). Host
+     * tensors (a CPU device's) are copied to and from a snapshot with a memcpy; the tensors of a GPU with the
+     * device's own copy, straight between its memory and the snapshot's ({@link SnapshotBuffer#download}), for
+     * which {@code host} is the CPU device the snapshot's memory is reported on (never asked to allocate).
+     */
+    public record ChunkState(Tensor params, Tensor firstMoment, Tensor secondMoment, long optimizerStep, Device host) {
         public ChunkState {
             for (Tensor t : new Tensor[] {params, firstMoment, secondMoment}) {
-                if (t.device().kind() != DeviceKind.CPU || t.dtype() != DType.F32) {
-                    throw new IllegalArgumentException("snapshots hold host float32 tensors: device=" + t.device().name()
+                if (t.dtype() != DType.F32) {
+                    throw new IllegalArgumentException("snapshots hold float32 tensors: device=" + t.device().name()
                         + ", dtype=" + t.dtype());
+                }
+                if (!onHost(t) && (host == null || host.kind() != DeviceKind.CPU)) {
+                    throw new IllegalArgumentException("a snapshot of a tensor on " + t.device().name()
+                        + " needs a CPU device for the snapshot's memory: host="
+                        + (host == null ? "none" : host.name()));
                 }
             }
             if (firstMoment.numel() != secondMoment.numel()) {
                 throw new IllegalArgumentException("moments differ in size: m=" + firstMoment.numel() + ", v="
                     + secondMoment.numel());
             }
+        }
+
+        /** The state of a chunk whose tensors are host tensors. */
+        public ChunkState(Tensor params, Tensor firstMoment, Tensor secondMoment, long optimizerStep) {
+            this(params, firstMoment, secondMoment, optimizerStep, null);
         }
     }
 
@@ -101,7 +118,11 @@ public final class ShardSnapshots {
                 b.putLong(e + 8, s.params().numel());
                 b.putLong(e + 16, s.firstMoment().numel());
                 for (Tensor t : new Tensor[] {s.params(), s.firstMoment(), s.secondMoment()}) {
-                    b.write(at, t.address(), t.lengthBytes());
+                    if (onHost(t)) {
+                        b.write(at, t.address(), t.lengthBytes());
+                    } else {
+                        b.download(at, t, s.host());
+                    }
                     at += t.lengthBytes();
                 }
             }
@@ -142,10 +163,19 @@ public final class ShardSnapshots {
         long at = SnapshotDescriptor.chunkEntryOffset(chunks.size());
         for (ChunkState s : chunks) {
             for (Tensor t : new Tensor[] {s.params(), s.firstMoment(), s.secondMoment()}) {
-                b.read(at, t.address(), t.lengthBytes());
+                if (onHost(t)) {
+                    b.read(at, t.address(), t.lengthBytes());
+                } else {
+                    b.upload(at, t, s.host());
+                }
                 at += t.lengthBytes();
             }
         }
         return steps;
+    }
+
+    /** Whether {@code t} is host memory the CPU copies with a memcpy (else a GPU's tensor: the device copies it). */
+    private static boolean onHost(Tensor t) {
+        return t.device().kind() == DeviceKind.CPU;
     }
 }

@@ -13,6 +13,9 @@ import static io.troupe.actors.cluster.snapshot.SnapshotDescriptor.STEP_OFFSET;
 import static io.troupe.actors.cluster.snapshot.SnapshotDescriptor.VERSION;
 import static io.troupe.actors.cluster.snapshot.SnapshotDescriptor.VERSION_OFFSET;
 
+import io.troupe.runtime.device.Device;
+import io.troupe.runtime.device.DeviceKind;
+import io.troupe.runtime.tensor.Tensor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
@@ -136,6 +139,59 @@ public final class SnapshotBuffer {
     /** Copies {@code bytes} bytes from offset {@code at} to native {@code dstAddress}, across segments. */
     public void read(long at, long dstAddress, long bytes) {
         copy(at, dstAddress, bytes, false);
+    }
+
+    /**
+     * Copies device tensor {@code src} to offset {@code at} with the device's own copy
+     * ({@link Device#copyToHost(Tensor, Tensor)}) straight into this slot's memory, no host copy between:
+     * one copy per segment the bytes fall in, each into a {@link SlotWindow} over exactly that segment's
+     * part, reported as a tensor of {@code host} (a CPU device: only its name is asked), closed as soon as
+     * the copy returns.
+     */
+    public void download(long at, Tensor src, Device host) {
+        copyDevice(at, src, host, true);
+    }
+
+    /** Copies the bytes at offset {@code at} straight into device tensor {@code dst}, as {@link #download} the other way. */
+    public void upload(long at, Tensor dst, Device host) {
+        copyDevice(at, dst, host, false);
+    }
+
+    /** Copies between offset {@code at} and device tensor {@code t}, one segment's part at a time. */
+    private void copyDevice(long at, Tensor t, Device host, boolean intoSlot) {
+        long bytes = t.lengthBytes();
+        int elementBytes = t.dtype().sizeBytes();
+        if (at < 0 || at + bytes > capacityBytes) {
+            throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes) + ") outside the "
+                + capacityBytes + " bytes held");
+        }
+        if (at % elementBytes != 0) {
+            throw new IllegalArgumentException("snapshot offset " + at + " is not aligned for " + t.dtype() + " elements");
+        }
+        if (host.kind() != DeviceKind.CPU) {
+            throw new IllegalArgumentException("slot memory is host memory: host=" + host.name());
+        }
+        for (long done = 0; done < bytes;) {
+            long pos = at + done;
+            // A whole number of elements: at is aligned, and a segment (2^12 bytes or more) holds whole elements.
+            long n = Math.min(bytes - done, (1L << segmentShift) - (pos & segmentMask));
+            int elements = (int) (n / elementBytes);
+            Tensor part = t.view(done / elementBytes, elements);
+            long address = address(pos, n);
+            if (address % elementBytes != 0) {
+                throw new IllegalStateException("snapshot slot memory at " + pos + " is not aligned for " + t.dtype()
+                    + " elements: address " + address);
+            }
+            try (SlotWindow w = new SlotWindow(address, n)) {
+                Tensor window = new Tensor(host, w, t.dtype(), 0, new int[] {elements}, false);
+                if (intoSlot) {
+                    t.device().copyToHost(part, window);
+                } else {
+                    t.device().copyFromHost(window, part);
+                }
+            }
+            done += n;
+        }
     }
 
     /** Copies between offset {@code at} and native {@code address}, one segment's part at a time. */
