@@ -144,8 +144,17 @@ final class DataParallelGradients implements AutoCloseable {
         return buckets.length > 0;
     }
 
-    /** Chunk {@code c}'s bucketer (dp > 1): under ZeRO, which segments of its optimizer state this rank owns. */
+    /**
+     * Chunk {@code c}'s bucketer (dp > 1): under ZeRO, which segments of its optimizer state this rank owns.
+     *
+     * @throws IllegalStateException under dp = 1, which has none: there ZeRO has no replicas to shard over, and a job
+     *                               asking for it runs unsharded ({@link PipelineJobSpec#zeroSharded})
+     */
     GradientBucketer bucketer(int c) {
+        if (buckets.length == 0) {
+            throw new IllegalStateException("no gradient bucketer under dp = 1 (zero=" + spec.memory().zero()
+                + " runs unsharded without replicas): chunk " + c + " of layout " + spec.layout());
+        }
         return buckets[c];
     }
 

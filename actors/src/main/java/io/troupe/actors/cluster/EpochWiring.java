@@ -63,13 +63,16 @@ final class EpochWiring implements AutoCloseable {
     private final HostStagedTensorParallelGroup stagedTensorParallelGroup;
     private final CollectiveAgent agent;
     private final CollectiveAgent control;
-    private final CpuDevice scratch = new CpuDevice(1);
+    /** The host device of the epoch's host tensors: copies of GPU tensors, the gradient norm's slots. */
+    private final CpuDevice scratch;
     private final float[] normSlot = new float[2];
     private final Tensor normIn;
     private final Tensor normAll;
     private final float[] normAllHost;
     private final EpochSnapshots snapshots;
     private volatile String abortReason;
+    /** Whether {@link #close} ran (device thread). */
+    private boolean closed;
 
     /**
      * Builds rank {@code a.rank()}'s epoch: spec, data, shards, communicators, link, restore.
@@ -87,35 +90,38 @@ final class EpochWiring implements AutoCloseable {
         }
         this.job = a.job();
         this.rank = a.rank();
-        this.spec = JobSpecs.toSpec(a.request(), threads);
-        Corpora data = JobSpecs.data(a.request());
-        this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
-        this.val = data.val();
-        this.policy = LocalPipelineEngine.policyFor(spec);
         this.agent = agent;
         this.control = control;
-        agent.worker().assign(rank, job);
-        TensorParallelGroup tp = TensorParallelGroup.single();
-        if (spec.layout().tp() > 1) {
-            // The stage's tp members: a communicator of their own on the data plane (group id 2).
-            int[] members = spec.layout().tensorParallelGroup(rank);
-            this.tensorParallel = agent.communicator(new CollectiveGroup(job.epoch(), 2, members,
-                spec.layout().tpIndex(rank), endpointsOf(members, a.endpoints())), CollectiveSettings.defaults());
-            this.tensorParallelGroup = new CommunicatorTensorParallelGroup(tensorParallel);
-            // It reduces CPU memory: a GPU member's tensors go through host copies, a CPU member's as they are.
-            this.stagedTensorParallelGroup = new HostStagedTensorParallelGroup(tensorParallelGroup, scratch);
-            tp = stagedTensorParallelGroup;
-        } else {
-            this.tensorParallel = null;
-            this.tensorParallelGroup = null;
-            this.stagedTensorParallelGroup = null;
-        }
-        StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), tp,
-            spec.train().seed());
-        this.stage = w;
-        this.gradients = new DataParallelGradients(spec, w, scratch);
-        this.snapshots = new EpochSnapshots(exchange, a.snapshots(), job, rank, w, scratch);
+        // Each field is set as soon as what it holds is open: a failure anywhere below leaves the ones not reached
+        // null, and close() releases exactly those that are set, in its own order.
         try {
+            this.spec = JobSpecs.toSpec(a.request(), threads);
+            Corpora data = JobSpecs.data(a.request());
+            this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
+            this.val = data.val();
+            this.policy = LocalPipelineEngine.policyFor(spec);
+            this.scratch = new CpuDevice(1);
+            agent.worker().assign(rank, job);
+            TensorParallelGroup tp = TensorParallelGroup.single();
+            if (spec.layout().tp() > 1) {
+                // The stage's tp members: a communicator of their own on the data plane (group id 2).
+                int[] members = spec.layout().tensorParallelGroup(rank);
+                this.tensorParallel = agent.communicator(new CollectiveGroup(job.epoch(), 2, members,
+                    spec.layout().tpIndex(rank), endpointsOf(members, a.endpoints())), CollectiveSettings.defaults());
+                this.tensorParallelGroup = new CommunicatorTensorParallelGroup(tensorParallel);
+                // It reduces CPU memory: a GPU member's tensors go through host copies, a CPU member's as they are.
+                this.stagedTensorParallelGroup = new HostStagedTensorParallelGroup(tensorParallelGroup, scratch);
+                tp = stagedTensorParallelGroup;
+            } else {
+                this.tensorParallel = null;
+                this.tensorParallelGroup = null;
+                this.stagedTensorParallelGroup = null;
+            }
+            StageWorker w = new StageWorker(spec, spec.layout().dpIndex(rank), spec.layout().ppIndex(rank), tp,
+                spec.train().seed());
+            this.stage = w;
+            this.gradients = new DataParallelGradients(spec, w, scratch);
+            this.snapshots = new EpochSnapshots(exchange, a.snapshots(), job, rank, w, scratch);
             long epoch = job.epoch();
             if (spec.layout().dp() > 1) {
                 int[] members = spec.layout().dataParallelGroup(rank);
@@ -170,9 +176,13 @@ final class EpochWiring implements AutoCloseable {
                     RankCheckpointState.restoreResiduals(dir, rank, dataParallel.errorFeedback());
                 }
             }
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             abort("assignment failed: " + e.getMessage());
-            closeQuietly();
+            try {
+                close();
+            } catch (RuntimeException closing) {
+                e.addSuppressed(closing);
+            }
             throw e;
         }
     }
@@ -250,16 +260,22 @@ final class EpochWiring implements AutoCloseable {
         return stage;
     }
 
-    /** The epoch ended (any thread): the stage's waits and every collective in flight fail at once. */
+    /**
+     * The epoch ended (any thread): the stage's waits and every collective in flight fail at once. Also called by a
+     * failed build, on what it had built.
+     */
     void abort(String reason) {
         abortReason = reason;
-        snapshots.unbind();
-        stage.fail(new IllegalStateException("epoch aborted: " + reason));
-        if (dataParallel != null) {
-            dataParallel.abort(reason);
+        if (snapshots != null) {
+            snapshots.unbind();
         }
-        if (world != null) {
-            world.abort(reason);
+        if (stage != null) {
+            stage.fail(new IllegalStateException("epoch aborted: " + reason));
+        }
+        for (Communicator c : new Communicator[] {tensorParallel, dataParallel, world}) {
+            if (c != null) {
+                c.abort(reason);
+            }
         }
     }
 
@@ -353,8 +369,9 @@ final class EpochWiring implements AutoCloseable {
         String[] names = new String[files];
         long[] bytes = new long[files];
         long[] crcs = new long[files];
+        // ZeRO shards the optimizer over replicas only: a job asking for it at dp = 1 runs, and checkpoints, unsharded.
+        boolean zero = spec.zeroSharded();
         for (int c = 0; c < w.chunks(); c++) {
-            boolean zero = spec.zeroSharded();
             if (!zero && c >= n) {
                 continue;
             }
@@ -408,37 +425,82 @@ final class EpochWiring implements AutoCloseable {
         return eps;
     }
 
-    private void closeQuietly() {
-        try {
-            close();
-        } catch (RuntimeException ignored) {
-            // the build already failed with its own reason
-        }
-    }
-
-    /** Frees the epoch's memory and releases its communicators (device thread, after its last step). */
+    /**
+     * Releases the epoch's communicators and frees its memory (device thread, after its last step; or a failed build,
+     * what it had opened). Idempotent. The order is the one that matters; the rest is free:
+     * <ol>
+     *   <li>The communicators (tp, dp, then the norm's), before any memory they may write or read: an aborted
+     *       collective ends only at the agent's next duty cycle, one whose wait timed out stays in flight, and until
+     *       its release (which waits for the duty cycle and stops pieces landing in place) the agent may still write
+     *       a peer's piece straight into the collective's memory. That memory is the stage's own on a CPU (the dp
+     *       bucketer reduces the chunks' gradients in place and ZeRO all-gathers their parameters there, the tp
+     *       group reduces activations), the tp group's copies and gather scratch, the gradient path's host copies,
+     *       the norm's slots.</li>
+     *   <li>The tp groups' copies and gather scratch, before the stage: the gather scratch of a CPU member is a
+     *       tensor of the stage's device, and a device's tensors are closed before it.</li>
+     *   <li>The stage (its device last of its own).</li>
+     *   <li>The norm's slots, the gradient path's and the snapshots' host copies: scratch tensors, closed before
+     *       the scratch device. Among themselves, and against the stage, any order: each copy is its own tensor,
+     *       no copy is in flight between them and the stage's device (every copy waits for its end), and closing one
+     *       frees the copy, never the stage's tensor it mirrors.</li>
+     *   <li>The scratch device.</li>
+     * </ol>
+     * Every step runs even when one before it throws; the first failure is thrown, the others added to it.
+     */
     @Override
     public void close() {
-        stage.close();
-        if (tensorParallelGroup != null) {
-            stagedTensorParallelGroup.close();
-            tensorParallelGroup.close();
+        if (closed) {
+            return;
         }
+        closed = true;
+        RuntimeException failure = null;
         for (Communicator c : new Communicator[] {tensorParallel, dataParallel}) {
             if (c != null) {
-                agent.release(c);
+                failure = closing(failure, () -> agent.release(c));
             }
         }
         if (world != null) {
-            control.release(world);
+            failure = closing(failure, () -> control.release(world));
         }
-        for (Tensor t : new Tensor[] {normIn, normAll}) {
-            if (t != null) {
-                t.close();
+        if (stagedTensorParallelGroup != null) {
+            failure = closing(failure, stagedTensorParallelGroup::close);
+        }
+        if (tensorParallelGroup != null) {
+            failure = closing(failure, tensorParallelGroup::close);
+        }
+        if (stage != null) {
+            failure = closing(failure, stage::close);
+        }
+        if (normIn != null) {
+            failure = closing(failure, normIn::close);
+        }
+        if (normAll != null) {
+            failure = closing(failure, normAll::close);
+        }
+        if (gradients != null) {
+            failure = closing(failure, gradients::close);
+        }
+        if (snapshots != null) {
+            failure = closing(failure, snapshots::close);
+        }
+        if (scratch != null) {
+            failure = closing(failure, scratch::close);
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    /** Runs one step of {@link #close}: its failure becomes {@code failure}, or is added to it. */
+    private static RuntimeException closing(RuntimeException failure, Runnable step) {
+        try {
+            step.run();
+        } catch (RuntimeException e) {
+            if (failure == null) {
+                return e;
             }
+            failure.addSuppressed(e);
         }
-        gradients.close();
-        snapshots.close();
-        scratch.close();
+        return failure;
     }
 }

@@ -102,6 +102,32 @@ class ClusterZeroTest {
     }
 
     /**
+     * ZeRO shards over data-parallel replicas: at dp 1 a job asking for zero 1 runs unsharded, on zero 0's
+     * trajectory, and writes its checkpoint (with no gradient bucketer to say which segments a rank owns) as zero 0
+     * does; that checkpoint resumes under zero 1 at dp 1 on the same trajectory.
+     */
+    @Test
+    @Timeout(300)
+    void shouldRunCheckpointAndResumeZeroOneUnshardedAtDataParallelOne() throws Exception {
+        try (Troupe troupe = Troupe.local(1, 1)) {
+            double[] base = losses(troupe.submit(job("1x1", 0).build()), "1x1 zero 0");
+            Path a = tmp.resolve("dp1");
+            double[] straight = losses(troupe.submit(job("1x1", 1).checkpoints(5, a.toString()).build()),
+                "1x1 zero 1 ckpt");
+            Path b = tmp.resolve("dp1-resumed");
+            TestFiles.copyTree(Checkpoints.dirFor(a, 5), Checkpoints.dirFor(b, 5));
+            double[] rest = losses(troupe.submit(job("1x1", 1).checkpoints(0, b.toString()).build()),
+                "1x1 zero 1 resumed");
+            double rel = maxRelative(straight, base, 0);
+            double resumedRel = maxRelative(rest, straight, STEPS - rest.length);
+            System.out.printf("1x1 zero 1: max relative loss difference %.3e from zero 0; %d steps resumed, %.3e%n",
+                rel, rest.length, resumedRel);
+            assertTrue(rel <= 1e-5, "1x1 zero 1 against zero 0: " + rel);
+            assertTrue(rest.length == STEPS - 5 && resumedRel <= 1e-5, "1x1 zero 1 resume: " + resumedRel);
+        }
+    }
+
+    /**
      * The small model's largest parameters are its MLP weights (4C x C); with 16 KiB buckets zero 2
      * cuts them into blocks of rows, so its window is the token embedding (V x C, half of one).
      */

@@ -1,0 +1,209 @@
+package io.troupe.actors.cluster;
+
+import io.troupe.models.ModelShape;
+import io.troupe.models.ParamSpec;
+import io.troupe.models.StageModule;
+import io.troupe.models.StageModuleFactory;
+import io.troupe.models.gpt.GptStages;
+import io.troupe.models.memory.GradientArena;
+import io.troupe.models.memory.Recompute;
+import io.troupe.models.parallel.TensorParallelPlacement;
+import io.troupe.models.parallel.tp.TensorParallelGroup;
+import io.troupe.runtime.device.Device;
+import io.troupe.runtime.tensor.Tensor;
+import java.util.List;
+import java.util.function.IntConsumer;
+
+/**
+ * Test fixture: GPT's stages ({@link GptStages}, every call passed on unchanged) whose build a test can make fail and
+ * whose close it can look in on. {@link #failBuilds} makes every stage built from then on (in this JVM) throw
+ * instead of being built; {@link #onClose} runs a test's check as a stage is about to free its tensors (its
+ * parameters and gradients), before GPT's close frees them. Both are cleared by {@link #reset}. Thread-safe.
+ */
+public final class ProbedGptStages implements StageModuleFactory {
+    private static volatile RuntimeException buildFailure;
+    private static volatile Runnable closeProbe;
+
+    private final GptStages gpt = new GptStages();
+
+    /** Every stage built from now on throws {@code failure} rather than being built. */
+    static void failBuilds(RuntimeException failure) {
+        buildFailure = failure;
+    }
+
+    /** {@code probe} runs each time a stage is about to free its tensors (on the thread that closes it). */
+    static void onClose(Runnable probe) {
+        closeProbe = probe;
+    }
+
+    /** Stages build and close as GPT's again. */
+    static void reset() {
+        buildFailure = null;
+        closeProbe = null;
+    }
+
+    @Override
+    public StageModule create(Stage stage) {
+        return built(gpt.create(stageOrFail(stage)));
+    }
+
+    @Override
+    public StageModule create(Stage stage, TensorParallelGroup group, boolean sequenceParallel) {
+        return built(gpt.create(stageOrFail(stage), group, sequenceParallel));
+    }
+
+    private static Stage stageOrFail(Stage stage) {
+        RuntimeException f = buildFailure;
+        if (f != null) {
+            throw f;
+        }
+        return stage;
+    }
+
+    private static StageModule built(StageModule gpt) {
+        return new ProbedStage(gpt);
+    }
+
+    @Override
+    public boolean supportsTensorParallel() {
+        return gpt.supportsTensorParallel();
+    }
+
+    @Override
+    public void checkTensorParallel(ModelShape model, int tp) {
+        gpt.checkTensorParallel(model, tp);
+    }
+
+    /** GPT's stage, every call passed on; {@link #close()} runs the probe first. */
+    private static final class ProbedStage implements StageModule {
+        private final StageModule gpt;
+
+        ProbedStage(StageModule gpt) {
+            this.gpt = gpt;
+        }
+
+        @Override
+        public boolean isFirst() {
+            return gpt.isFirst();
+        }
+
+        @Override
+        public Device device() {
+            return gpt.device();
+        }
+
+        @Override
+        public List<ParamSpec> parameters() {
+            return gpt.parameters();
+        }
+
+        @Override
+        public TensorParallelPlacement tensorParallelPlacement(int i) {
+            return gpt.tensorParallelPlacement(i);
+        }
+
+        @Override
+        public boolean isLast() {
+            return gpt.isLast();
+        }
+
+        @Override
+        public Tensor params() {
+            return gpt.params();
+        }
+
+        @Override
+        public Tensor grads() {
+            return gpt.grads();
+        }
+
+        @Override
+        public void zeroGrads() {
+            gpt.zeroGrads();
+        }
+
+        @Override
+        public Tensor forward(int slot, Tensor input, Tensor targets) {
+            return gpt.forward(slot, input, targets);
+        }
+
+        @Override
+        public double loss(int slot) {
+            return gpt.loss(slot);
+        }
+
+        @Override
+        public Tensor backwardInput(int slot, Tensor gradOutput, float lossScale) {
+            return gpt.backwardInput(slot, gradOutput, lossScale);
+        }
+
+        @Override
+        public void backwardWeight(int slot) {
+            gpt.backwardWeight(slot);
+        }
+
+        @Override
+        public void backwardWeight(int slot, IntConsumer parameterDone) {
+            gpt.backwardWeight(slot, parameterDone);
+        }
+
+        @Override
+        public long activationBytes() {
+            return gpt.activationBytes();
+        }
+
+        @Override
+        public void recompute(Recompute mode) {
+            gpt.recompute(mode);
+        }
+
+        @Override
+        public long activationBytesLive() {
+            return gpt.activationBytesLive();
+        }
+
+        @Override
+        public long activationBytesShared() {
+            return gpt.activationBytesShared();
+        }
+
+        @Override
+        public GradientArena shardGradients(long bucketElements) {
+            return gpt.shardGradients(bucketElements);
+        }
+
+        @Override
+        public GradientArena shardGradients(long[] bucketStartElements, long[] bucketNumels) {
+            return gpt.shardGradients(bucketStartElements, bucketNumels);
+        }
+
+        @Override
+        public int gradientRowElements(int i) {
+            return gpt.gradientRowElements(i);
+        }
+
+        @Override
+        public long activationBytesPerSlot() {
+            return gpt.activationBytesPerSlot();
+        }
+
+        @Override
+        public Tensor backward(int slot, Tensor gradOutput, float lossScale) {
+            return gpt.backward(slot, gradOutput, lossScale);
+        }
+
+        @Override
+        public Tensor backward(int slot, Tensor gradOutput, float lossScale, IntConsumer parameterDone) {
+            return gpt.backward(slot, gradOutput, lossScale, parameterDone);
+        }
+
+        @Override
+        public void close() {
+            Runnable probe = closeProbe;
+            if (probe != null) {
+                probe.run();
+            }
+            gpt.close();
+        }
+    }
+}
