@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * from memory waiting for a buddy's copy is stopped through
  * {@link SnapshotExchange#abortWaits}.
  */
-final class EpochSnapshots implements AutoCloseable {
+final class EpochSnapshots {
     /** How long a rank restoring from memory waits for the copy of its snapshot a buddy sends it. */
     private static final long RESTORE_WAIT_NS = TimeUnit.SECONDS.toNanos(15);
 
@@ -163,14 +163,5 @@ final class EpochSnapshots implements AutoCloseable {
         } catch (SnapshotException e) {
             throw new IllegalStateException(EpochWiring.MEMORY_RESTORE_FAILED + e.getMessage(), e);
         }
-    }
-
-    /**
-     * Frees nothing: the snapshots hold no memory of this epoch (the slots are the exchange's, and the shard is
-     * copied straight between its tensors and them).
-     */
-    @Override
-    public void close() {
-        // no host copies to free
     }
 }

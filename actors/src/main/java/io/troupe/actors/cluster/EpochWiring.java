@@ -439,7 +439,7 @@ final class EpochWiring implements AutoCloseable {
      *   <li>The tp groups' copies and gather scratch, before the stage: the gather scratch of a CPU member is a
      *       tensor of the stage's device, and a device's tensors are closed before it.</li>
      *   <li>The stage (its device last of its own).</li>
-     *   <li>The norm's slots, the gradient path's and the snapshots' host copies: scratch tensors, closed before
+     *   <li>The norm's slots and the gradient path's host copies: scratch tensors, closed before
      *       the scratch device. Among themselves, and against the stage, any order: each copy is its own tensor,
      *       no copy is in flight between them and the stage's device (every copy waits for its end), and closing one
      *       frees the copy, never the stage's tensor it mirrors.</li>
@@ -479,9 +479,6 @@ final class EpochWiring implements AutoCloseable {
         }
         if (gradients != null) {
             failure = closing(failure, gradients::close);
-        }
-        if (snapshots != null) {
-            failure = closing(failure, snapshots::close);
         }
         if (scratch != null) {
             failure = closing(failure, scratch::close);
