@@ -149,7 +149,8 @@ class CompletionFuzzTest {
 
     /**
      * A body with one key misspelt, or one unknown key added: at the top, its other values valid or
-     * one of them junk, refused naming that key before any value is looked at; in {@code stream_options},
+     * one of them junk (or the model another), refused naming that key before any value or the model is
+     * looked at; in {@code stream_options},
      * refused naming {@code stream_options}.
      */
     private static HttpResponse<String> badKey(InferenceServer server, Random rnd) throws Exception {
@@ -164,6 +165,8 @@ class CompletionFuzzTest {
             if (rnd.nextInt(3) == 0) {
                 body.put(CompletionRequest.FIELDS.get(rnd.nextInt(CompletionRequest.FIELDS.size())),
                     junk(rnd, false));
+            } else if (rnd.nextInt(3) == 0) {
+                body.put("model", "\"gpt-4\"");         // another model: the unknown key is refused first
             }
             if (rnd.nextBoolean()) {
                 List<String> keys = new ArrayList<>(body.keySet());
