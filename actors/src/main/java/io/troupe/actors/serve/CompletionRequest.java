@@ -20,7 +20,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * alternatives), {@code echo} (false: the prompt comes back before the output, scored when
  * {@code logprobs} is set), {@code frequency_penalty} and {@code presence_penalty} (0; in [-2, 2], over
  * the tokens generated so far), {@code logit_bias} (an object from token ids to biases in [-100, 100]),
- * {@code deadline_ms} (the server's default), {@code model}, {@code n} (1: choices per prompt, choice
+ * {@code deadline_ms} (the server's default), {@code model} (absent, null or the served model's name:
+ * another name is {@link ModelNotFoundException}), {@code n} (1: choices per prompt, choice
  * {@code j} sampled with seed {@code seed + j}; prompts times {@code n} at most {@value #MAX_PROMPTS}) and
  * {@code best_of} ({@code n}: samples drawn per prompt, at least {@code n}, sample {@code j} with seed
  * {@code seed + j}, of which the {@code n} with the highest log-probability per generated token are
@@ -55,10 +56,14 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
     private static final int MAX_NAME_SHOWN = 64;
 
     /**
-     * Parses and validates a body for a model of {@code contextLength} positions and vocabulary
-     * {@code vocab}; throws {@link BadRequestException} naming the field.
+     * Parses and validates a body for the model {@code servedModel}, of {@code contextLength} positions
+     * and vocabulary {@code vocab}; throws {@link BadRequestException} naming the field, or
+     * {@link ModelNotFoundException} when {@code model} names another model. The model is checked
+     * after the field names and before any value: the other checks are this model's (its context, its
+     * vocabulary), which say nothing of a request meant for another.
      */
-    static CompletionRequest parse(String body, int contextLength, int vocab, long defaultDeadlineMs) {
+    static CompletionRequest parse(String body, String servedModel, int contextLength, int vocab,
+                                   long defaultDeadlineMs) {
         Object doc;
         try {
             doc = Json.parse(body);
@@ -69,6 +74,14 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             throw new BadRequestException("body", "the body must be a JSON object");
         }
         refuseUnknown(m, "", FIELDS);
+        if (has(m, "model")) {
+            if (!(m.get("model") instanceof String model)) {
+                throw new BadRequestException("model", "model must be a string");
+            }
+            if (!model.equals(servedModel)) {
+                throw new ModelNotFoundException(model, servedModel);
+            }
+        }
         int[][] prompts = prompts(m.get("prompt"), contextLength, vocab);
         boolean echo = bool(m, "echo", false);
         int maxTokens = (int) integer(m, "max_tokens", 16, 0, contextLength - 1);
@@ -107,9 +120,6 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         }
         if (stream && prompts.length > 1) {
             throw new BadRequestException("prompt", "a streamed completion takes one prompt: got " + prompts.length);
-        }
-        if (has(m, "model") && !(m.get("model") instanceof String)) {
-            throw new BadRequestException("model", "model must be a string");
         }
         if (has(m, "suffix") && !"".equals(m.get("suffix"))) {
             throw new BadRequestException("suffix", "a suffix (text inserted after the completion) is not served");

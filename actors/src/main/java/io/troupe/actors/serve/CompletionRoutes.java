@@ -32,7 +32,8 @@ import org.apache.pekko.util.ByteString;
  * The HTTP API: {@code POST /v1/completions} (OpenAI style, JSON or server-sent events),
  * {@code GET /v1/models} and {@code /v1/models/<id>} (the one model served), {@code GET /health},
  * {@code GET /metrics} (Prometheus text). A bad body is answered 400 with {@code error.param} naming
- * the field; a full queue 429 with {@code Retry-After}. A streaming client that disconnects
+ * the field; one that names another model than the one served 404 ({@code model_not_found}, as for
+ * {@code /v1/models/<id>}); a full queue 429 with {@code Retry-After}. A streaming client that disconnects
  * cancels its request, which frees its KV blocks at the next step; so does any client that closes
  * its connection (a reset, or a plain FIN) while its request runs ({@link ConnectionScope}).
  *
@@ -81,8 +82,7 @@ final class CompletionRoutes extends AllDirectives {
                 .withEntity(ContentTypes.APPLICATION_JSON, "{\"object\":\"list\",\"data\":[" + modelJson() + "]}")))),
             path(PathMatchers.segment("v1").slash("models").slash(PathMatchers.segment()), id -> get(() -> complete(
                 id.equals(modelName) ? HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON, modelJson())
-                    : error(404, "model", "the model '" + id + "' is not served here; this server serves '"
-                        + modelName + "'", "model_not_found")))),
+                    : modelNotFound(id)))),
             path(PathMatchers.segment("v1").slash("completions"), () -> post(() -> extractRequest(http ->
                 entity(Unmarshaller.entityToString(), body -> completions(body,
                     http.getAttribute(ConnectionScope.KEY).orElse(null)))))));
@@ -188,7 +188,10 @@ final class CompletionRoutes extends AllDirectives {
         }
         CompletionRequest req;
         try {
-            req = CompletionRequest.parse(body, contextLength, vocab, defaultDeadlineMs);
+            req = CompletionRequest.parse(body, modelName, contextLength, vocab, defaultDeadlineMs);
+        } catch (ModelNotFoundException e) {
+            metrics.onBadRequest();
+            return complete(modelNotFound(e.requested()));
         } catch (BadRequestException e) {
             metrics.onBadRequest();
             return complete(error(400, e.field(), e.getMessage()));
@@ -402,6 +405,11 @@ final class CompletionRoutes extends AllDirectives {
     private HttpResponse tooMany(SchedulerActor.Rejected r) {
         return error(429, null, "the request queue is full; retry after " + r.retryAfterS() + " s")
             .addHeader(RetryAfter.create((long) r.retryAfterS()));
+    }
+
+    /** 404 for a model other than the one served, in OpenAI's words and shape ({@code model_not_found}). */
+    private HttpResponse modelNotFound(String requested) {
+        return error(404, "model", ModelNotFoundException.message(requested, modelName), "model_not_found");
     }
 
     private static HttpResponse error(int status, String param, String message) {

@@ -237,7 +237,8 @@ class ServeMetrics {
             prefillForwardNs.get() / 1e9);
         counter(sb, "troupe_serve_requests_total", "Requests admitted to the queue.", requests.get());
         counter(sb, "troupe_serve_rejected_total", "Requests refused with 429 (queue full).", rejected.get());
-        counter(sb, "troupe_serve_bad_requests_total", "Requests refused with 400.", badRequests.get());
+        counter(sb, "troupe_serve_bad_requests_total", "Requests refused with 400, or 404 for a model not served.",
+            badRequests.get());
         counter(sb, "troupe_serve_refused_draining_total", "Requests refused with 503 while draining.",
             refusedDraining.get());
         counter(sb, "troupe_serve_preemptions_total", "Sequences preempted for KV blocks (recomputed later).",

@@ -11,6 +11,8 @@ import org.junit.jupiter.api.Test;
 
 /** Parsing a completion request against the model it is for (context length, vocabulary). */
 class CompletionRequestTest {
+    /** The model the requests are parsed for. */
+    private static final String SERVED = "small";
 
     /**
      * A model whose vocabulary is smaller than the byte values (ASCII only, say) takes text only of the bytes it has: a
@@ -19,21 +21,21 @@ class CompletionRequestTest {
      */
     @Test
     void shouldRefuseAPromptByteOutsideASmallerVocabulary() {
-        assertArrayEquals(new int[] {104, 105}, CompletionRequest.parse("{\"prompt\":\"hi\"}", 64, 128, 1000)
+        assertArrayEquals(new int[] {104, 105}, CompletionRequest.parse("{\"prompt\":\"hi\"}", SERVED, 64, 128, 1000)
             .prompts()[0]);
         BadRequestException e = assertThrows(BadRequestException.class,
-            () -> CompletionRequest.parse("{\"prompt\":\"h\u00ff\"}", 64, 128, 1000));
+            () -> CompletionRequest.parse("{\"prompt\":\"h\u00ff\"}", SERVED, 64, 128, 1000));
         assertEquals("prompt", e.field());
         assertTrue(e.getMessage().contains("byte 1 (195)") && e.getMessage().contains("[0, 128)"), e.getMessage());
         // the same text is fine with every byte value in the vocabulary
-        assertEquals(3, CompletionRequest.parse("{\"prompt\":\"h\u00ff\"}", 64, 256, 1000).prompts()[0].length);
+        assertEquals(3, CompletionRequest.parse("{\"prompt\":\"h\u00ff\"}", SERVED, 64, 256, 1000).prompts()[0].length);
     }
 
     /** A top_p that is positive but rounds to 0 in float (as sampling uses it) is refused naming top_p. */
     @Test
     void shouldRefuseATopPThatRoundsToZero() {
         BadRequestException e = assertThrows(BadRequestException.class,
-            () -> CompletionRequest.parse("{\"prompt\":\"a\",\"top_p\":1e-50}", 64, 256, 1000));
+            () -> CompletionRequest.parse("{\"prompt\":\"a\",\"top_p\":1e-50}", SERVED, 64, 256, 1000));
         assertEquals("top_p", e.field());
         assertTrue(e.getMessage().contains("1.0E-50"), e.getMessage());
     }
@@ -43,7 +45,7 @@ class CompletionRequestTest {
     void shouldNameTheRangeTopPMustBeIn() {
         for (String topP : new String[] {"0", "2", "-0.5"}) {
             BadRequestException e = assertThrows(BadRequestException.class,
-                () -> CompletionRequest.parse("{\"prompt\":\"a\",\"top_p\":" + topP + "}", 64, 256, 1000));
+                () -> CompletionRequest.parse("{\"prompt\":\"a\",\"top_p\":" + topP + "}", SERVED, 64, 256, 1000));
             assertEquals("top_p", e.field());
             assertTrue(e.getMessage().startsWith("top_p must be in (0, 1]: top_p=" + Double.parseDouble(topP)),
                 e.getMessage());
@@ -51,7 +53,8 @@ class CompletionRequestTest {
     }
 
     private static BadRequestException refused(String body) {
-        return assertThrows(BadRequestException.class, () -> CompletionRequest.parse(body, 64, 256, 1000), body);
+        return assertThrows(BadRequestException.class, () -> CompletionRequest.parse(body, SERVED, 64, 256, 1000),
+            body);
     }
 
     /**
@@ -98,22 +101,59 @@ class CompletionRequestTest {
         CompletionRequest r = CompletionRequest.parse("{\"model\":\"small\",\"prompt\":\"a\",\"suffix\":null,"
             + "\"max_tokens\":16,\"temperature\":1,\"top_p\":1,\"n\":1,\"stream\":false,\"stream_options\":null,"
             + "\"logprobs\":null,\"echo\":false,\"stop\":null,\"presence_penalty\":0,\"frequency_penalty\":0,"
-            + "\"best_of\":1,\"logit_bias\":null,\"user\":\"user-1234\",\"seed\":5,\"deadline_ms\":500}", 64, 256,
-            1000);
+            + "\"best_of\":1,\"logit_bias\":null,\"user\":\"user-1234\",\"seed\":5,\"deadline_ms\":500}", SERVED, 64,
+            256, 1000);
         assertEquals(16, r.sampling().maxTokens());
         assertEquals(500, r.deadlineMs());
         assertFalse(r.includeUsage());
         assertEquals(19, CompletionRequest.FIELDS.size(), "OpenAI's eighteen and deadline_ms");
     }
 
+    /**
+     * {@code model} absent, null or the served one is served; another name is not found (naming it and the
+     * served one), checked after the field names and before the values, which are the served model's.
+     */
+    @Test
+    void shouldServeOnlyTheServedModelAndRefuseAnotherBeforeItsValues() {
+        for (String model : new String[] {"", ",\"model\":null", ",\"model\":\"small\""}) {
+            assertEquals(2, CompletionRequest.parse("{\"prompt\":\"a\",\"max_tokens\":2" + model + "}", SERVED, 64,
+                256, 1000).sampling().maxTokens(), model);
+        }
+        for (String other : new String[] {"gpt-3.5-turbo-instruct", "Small", "small ", "", "sm\u00e4ll"}) {
+            String body = "{\"model\":" + Json.quote(other) + ",\"prompt\":\"a\"}";
+            ModelNotFoundException e = assertThrows(ModelNotFoundException.class,
+                () -> CompletionRequest.parse(body, SERVED, 64, 256, 1000), body);
+            assertEquals(other, e.requested());
+            assertEquals("The model `" + other + "` does not exist; this server serves `small`", e.getMessage());
+        }
+        // a value this model would refuse (a prompt past its context, a token past its vocabulary): not found first
+        ModelNotFoundException first = assertThrows(ModelNotFoundException.class, () -> CompletionRequest.parse(
+            "{\"prompt\":[300],\"max_tokens\":-1,\"model\":\"big\"}", SERVED, 64, 256, 1000));
+        assertEquals("big", first.requested());
+        // a field this server does not know is refused before the model is looked at
+        assertEquals("max_token", refused("{\"model\":\"big\",\"prompt\":\"a\",\"max_token\":2}").field());
+        for (String model : new String[] {"5", "true", "[\"small\"]", "{\"id\":\"small\"}"}) {
+            BadRequestException e = refused("{\"prompt\":\"a\",\"model\":" + model + "}");
+            assertEquals("model", e.field());
+            assertEquals("model must be a string", e.getMessage());
+        }
+        // a huge name is shown cut
+        ModelNotFoundException huge = assertThrows(ModelNotFoundException.class, () -> CompletionRequest.parse(
+            "{\"prompt\":\"a\",\"model\":\"" + "m".repeat(100_000) + "\"}", SERVED, 64, 256, 1000));
+        assertEquals(100_000, huge.requested().length());
+        assertTrue(huge.getMessage().startsWith("The model `" + "m".repeat(64) + "...` does not exist"),
+            huge.getMessage().substring(0, 80));
+        assertTrue(huge.getMessage().length() < 200, "length " + huge.getMessage().length());
+    }
+
     /** {@code user} is an end user's id for the client's records: any string, and nothing else. */
     @Test
     void shouldAcceptAUserStringAndRefuseAnythingElse() {
-        CompletionRequest plain = CompletionRequest.parse("{\"prompt\":\"a\",\"seed\":3}", 64, 256, 1000);
-        CompletionRequest withUser = CompletionRequest.parse("{\"prompt\":\"a\",\"seed\":3,\"user\":\"u\"}", 64,
+        CompletionRequest plain = CompletionRequest.parse("{\"prompt\":\"a\",\"seed\":3}", SERVED, 64, 256, 1000);
+        CompletionRequest withUser = CompletionRequest.parse("{\"prompt\":\"a\",\"seed\":3,\"user\":\"u\"}", SERVED, 64,
             256, 1000);
         assertEquals(plain.sampling(), withUser.sampling(), "user changes nothing");
-        CompletionRequest.parse("{\"prompt\":\"a\",\"user\":null}", 64, 256, 1000);
+        CompletionRequest.parse("{\"prompt\":\"a\",\"user\":null}", SERVED, 64, 256, 1000);
         for (String user : new String[] {"5", "true", "[\"u\"]", "{\"id\":\"u\"}"}) {
             BadRequestException e = refused("{\"prompt\":\"a\",\"user\":" + user + "}");
             assertEquals("user", e.field());
@@ -128,12 +168,13 @@ class CompletionRequestTest {
     @Test
     void shouldTakeStreamOptionsOnlyWithStreamAndOnlyIncludeUsage() {
         assertTrue(CompletionRequest.parse("{\"prompt\":\"a\",\"stream\":true,\"stream_options\":"
-            + "{\"include_usage\":true}}", 64, 256, 1000).includeUsage());
+            + "{\"include_usage\":true}}", SERVED, 64, 256, 1000).includeUsage());
         for (String options : new String[] {"{}", "{\"include_usage\":false}", "{\"include_usage\":null}", "null"}) {
             assertFalse(CompletionRequest.parse("{\"prompt\":\"a\",\"stream\":true,\"stream_options\":" + options
-                + "}", 64, 256, 1000).includeUsage(), options);
+                + "}", SERVED, 64, 256, 1000).includeUsage(), options);
         }
-        assertFalse(CompletionRequest.parse("{\"prompt\":\"a\",\"stream\":true}", 64, 256, 1000).includeUsage());
+        assertFalse(CompletionRequest.parse("{\"prompt\":\"a\",\"stream\":true}", SERVED, 64, 256, 1000)
+            .includeUsage());
         String[][] cases = {
             {"{\"prompt\":\"a\",\"stream_options\":{\"include_usage\":true}}", "only allowed with stream: true"},
             {"{\"prompt\":\"a\",\"stream\":false,\"stream_options\":{}}", "only allowed with stream: true"},

@@ -1,6 +1,8 @@
 package io.troupe.actors.serve;
 
 import static io.troupe.actors.serve.ServeTestSupport.field;
+import static io.troupe.actors.serve.ServeTestSupport.get;
+import static io.troupe.actors.serve.ServeTestSupport.metric;
 import static io.troupe.actors.serve.ServeTestSupport.post;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -17,7 +19,8 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * The fields of a completion body, through java.net.http against a real server on 127.0.0.1: an
- * unknown one refused naming it, {@code user} taken, {@code stream_options.include_usage}'s usage chunk.
+ * unknown one refused naming it, {@code model} another than the served one not found, {@code user} taken,
+ * {@code stream_options.include_usage}'s usage chunk.
  */
 @Timeout(120)
 class InferenceServerFieldsTest {
@@ -49,6 +52,59 @@ class InferenceServerFieldsTest {
         assertEquals("stop_sequences", field(r.body(), "param"));
         assertTrue(field(r.body(), "message").startsWith("unknown field stop_sequences; the fields accepted: "),
             r.body());
+    }
+
+    /**
+     * {@code model} absent, null or the served model's name is served, the same text each way; another name
+     * is 404 in OpenAI's shape ({@code model_not_found}, naming it and the served model), as
+     * {@code GET /v1/models/<id>} answers it, streamed or not, and before a value only the served model
+     * would refuse; a model that is not a string is 400.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void shouldServeTheServedModelAndAnswer404ForAnother() throws Exception {
+        String served = ServeTestSupport.CFG.name();
+        String request = "\"prompt\":\"To be\",\"max_tokens\":5,\"temperature\":0.8,\"seed\":9";
+        HttpResponse<String> plain = post(server.port(), "{" + request + "}");
+        assertEquals(200, plain.statusCode(), plain.body());
+        for (String model : new String[] {"null", Json.quote(served)}) {
+            HttpResponse<String> r = post(server.port(), "{\"model\":" + model + "," + request + "}");
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(field(plain.body(), "text"), field(r.body(), "text"), model);
+            assertEquals(served, field(r.body(), "model"));
+        }
+        HttpResponse<String> streamed = post(server.port(), "{\"model\":" + Json.quote(served) + "," + request
+            + ",\"stream\":true}");
+        assertEquals(200, streamed.statusCode(), streamed.body());
+        assertTrue(streamed.body().endsWith("data: [DONE]\n\n"), streamed.body());
+        double bad = metric(get(server.port(), "/metrics").body(), "troupe_serve_bad_requests_total");
+        String[] others = {"gpt-3.5-turbo-instruct", served.toUpperCase(java.util.Locale.ROOT), served + " ", ""};
+        for (String other : others) {
+            for (String tail : new String[] {"", ",\"stream\":true", ",\"logprobs\":99"}) {
+                HttpResponse<String> r = post(server.port(), "{\"model\":" + Json.quote(other) + "," + request
+                    + tail + "}");
+                assertEquals(404, r.statusCode(), r.body());
+                assertEquals("application/json", r.headers().firstValue("Content-Type").orElse(""));
+                Map<String, Object> error = (Map<String, Object>) ((Map<String, Object>) Json.parse(r.body()))
+                    .get("error");
+                assertEquals(Map.of("message", "The model `" + other + "` does not exist; this server serves `"
+                    + served + "`", "type", "invalid_request_error", "param", "model", "code", "model_not_found"),
+                    error, r.body());
+            }
+        }
+        assertEquals(bad + others.length * 3, metric(get(server.port(), "/metrics").body(),
+            "troupe_serve_bad_requests_total"), "a model not served counts as a bad request");
+        // the same answer as GET /v1/models/<id> gives for that id
+        HttpResponse<String> listed = get(server.port(), "/v1/models/gpt-3.5-turbo-instruct");
+        HttpResponse<String> posted = post(server.port(), "{\"model\":\"gpt-3.5-turbo-instruct\"," + request + "}");
+        assertEquals(404, listed.statusCode(), listed.body());
+        assertEquals(listed.body(), posted.body());
+        HttpResponse<String> numeric = post(server.port(), "{\"model\":3," + request + "}");
+        assertEquals(400, numeric.statusCode(), numeric.body());
+        assertEquals("model", field(numeric.body(), "param"));
+        assertEquals("model must be a string", field(numeric.body(), "message"));
+        // still serving
+        assertEquals(field(plain.body(), "text"), field(post(server.port(), "{" + request + "}").body(), "text"));
     }
 
     @Test
