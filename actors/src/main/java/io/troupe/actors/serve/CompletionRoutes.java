@@ -58,10 +58,15 @@ final class CompletionRoutes extends AllDirectives {
     private volatile java.util.function.Supplier<String> stageHosts = () -> null;
     private volatile java.util.function.Supplier<String> lastLoss = () -> null;
     private final long startedS = System.currentTimeMillis() / 1000;
+    /**
+     * Requests the server holds at once, running and waiting ({@code max-batch + max-queue}): a request of more
+     * samples (each a request of its own, all submitted together) is refused whole.
+     */
+    private final int maxAtOnce;
     private final CompletableFuture<Void> drained = new CompletableFuture<>();
 
     CompletionRoutes(ActorSystem<?> system, ActorRef<SchedulerActor.Command> scheduler, ServeMetrics metrics,
-                     String modelName, int contextLength, int vocab, long defaultDeadlineMs) {
+                     String modelName, int contextLength, int vocab, long defaultDeadlineMs, int maxAtOnce) {
         this.system = system;
         this.scheduler = scheduler;
         this.metrics = metrics;
@@ -69,6 +74,7 @@ final class CompletionRoutes extends AllDirectives {
         this.contextLength = contextLength;
         this.vocab = vocab;
         this.defaultDeadlineMs = defaultDeadlineMs;
+        this.maxAtOnce = maxAtOnce;
         metrics.readHttpSide(inFlight::get, () -> draining);
     }
 
@@ -198,6 +204,14 @@ final class CompletionRoutes extends AllDirectives {
         } catch (IllegalArgumentException e) {
             metrics.onBadRequest();
             return complete(error(400, "body", e.getMessage()));
+        }
+        if (req.samples() > maxAtOnce) {
+            // more than run and wait at once: whether a 429 ends it would depend on timing alone
+            metrics.onBadRequest();
+            String field = req.bestOf() > req.n() ? "best_of" : req.n() > 1 ? "n" : "prompt";
+            return complete(error(400, field, "this request draws " + req.samples() + " samples at once ("
+                + req.prompts().length + " prompts x " + req.bestOf() + " per prompt); this server holds at most "
+                + maxAtOnce + " requests at once (max-batch + max-queue)"));
         }
         // counted before the second look at the flag: a drain that starts in between waits for this one
         Accepted accepted = new Accepted();

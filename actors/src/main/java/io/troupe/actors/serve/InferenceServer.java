@@ -285,7 +285,8 @@ public final class InferenceServer implements AutoCloseable {
                 pipeline.awaitWired(links.connectTimeout().toMillis());
             }
             CompletionRoutes routes = new CompletionRoutes(system, system, metrics, modelConfig.name(),
-                modelConfig.seqLen(), modelConfig.vocabSize(), s.deadlineMs());
+                modelConfig.seqLen(), modelConfig.vocabSize(), s.deadlineMs(),
+                s.maxBatch() + s.maxQueue());
             if (pipeline != null) {
                 routes.readPipeline(pipeline::down);
                 if (links != null) {

@@ -135,7 +135,8 @@ class CompletionFuzzTest {
             return r;
         }
         if (r.statusCode() == 429) {
-            // more samples than the queue holds: refused as a full queue (the queue is empty between requests)
+            // more samples than the queue holds, not more than the server holds at once (those are 400): the
+            // samples that found no place, running or waiting, refuse the whole request as a full queue
             assertTrue((key.equals("n") || key.equals("best_of")) && value instanceof BigDecimal d
                 && d.intValue() > ServeTestSupport.settings().maxQueue(), what);
             return r;

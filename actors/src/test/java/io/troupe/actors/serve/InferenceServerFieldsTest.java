@@ -175,6 +175,30 @@ class InferenceServerFieldsTest {
         assertEquals("8", String.valueOf(((Map<String, Object>) finish.get("usage")).get("completion_tokens")));
     }
 
+    /**
+     * A request of more samples (prompts x best_of) than the server holds at once (max-batch + max-queue) is refused
+     * with 400 naming what asked for them, not with a 429 that timing alone would decide; as many as the queue
+     * holds are served whatever the timing.
+     */
+    @Test
+    void shouldRefuseWith400ARequestOfMoreSamplesThanTheServerHoldsAtOnce() throws Exception {
+        int max = ServeTestSupport.settings().maxBatch() + ServeTestSupport.settings().maxQueue();
+        String[][] cases = {
+            {"{\"prompt\":\"To be\",\"max_tokens\":1,\"n\":" + (max + 1) + "}", "n"},
+            {"{\"prompt\":\"To be\",\"max_tokens\":1,\"n\":2,\"best_of\":" + (max + 1) + "}", "best_of"},
+            {"{\"prompt\":[" + "\"To be\",".repeat(max) + "\"or not\"],\"max_tokens\":1}", "prompt"}};
+        for (String[] c : cases) {
+            HttpResponse<String> r = post(server.port(), c[0]);
+            assertEquals(400, r.statusCode(), c[0] + " -> " + r.body());
+            assertEquals(c[1], field(r.body(), "param"), r.body());
+            assertTrue(field(r.body(), "message").contains("holds at most " + max + " requests at once"), r.body());
+            assertTrue(r.headers().firstValue("Retry-After").isEmpty(), "no retry can help");
+        }
+        HttpResponse<String> full = post(server.port(), "{\"prompt\":\"To be\",\"max_tokens\":1,\"temperature\":0,"
+            + "\"n\":" + ServeTestSupport.settings().maxQueue() + "}");
+        assertEquals(200, full.statusCode(), full.body());
+    }
+
     /** The JSON chunks of a stream, checking each event is {@code data: ...} and the last {@code [DONE]}. */
     @SuppressWarnings("unchecked")
     private static List<Map<String, Object>> chunks(String body) {

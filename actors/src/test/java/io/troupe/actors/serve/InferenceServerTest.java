@@ -668,45 +668,51 @@ class InferenceServerTest {
     }
 
     /**
-     * Past the queue limit (max-batch 1, max-queue 1): 429 with Retry-After. The steps wait on a gate, let
+     * Past the queue limit (max-batch 1, max-queue 2): 429 with Retry-After. The steps wait on a gate, let
      * through one at a time until the loop has admitted or refused what the test sent, so the running request
      * (15 steps) still holds the batch when the queued one fills the queue.
      */
     @Test
     void shouldAnswer429WithRetryAfterPastTheQueueLimit() throws Exception {
         Semaphore steps = new Semaphore(0);
-        InferenceServer server = startGated(ServeTestSupport.settings().withMaxBatch(1).withMaxQueue(1), steps);
+        InferenceServer server = startGated(ServeTestSupport.settings().withMaxBatch(1).withMaxQueue(2), steps);
         int port = server.port();
         String slow = "{\"prompt\":\"busy\",\"max_tokens\":15,\"temperature\":0}";
         CompletableFuture<HttpResponse<String>> first = sendAsync(port, slow);
         ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 1, 20_000);
         CompletableFuture<HttpResponse<String>> second = sendAsync(port, slow);
-        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 2, 20_000);
-        stepUntil(port, steps, t -> metric(t, "troupe_serve_queue_depth") == 1, 6);
-        CompletableFuture<HttpResponse<String>> refused = sendAsync(port, slow);
+        CompletableFuture<HttpResponse<String>> third = sendAsync(port, slow);
         ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 3, 20_000);
+        stepUntil(port, steps, t -> metric(t, "troupe_serve_queue_depth") == 2, 6);
+        CompletableFuture<HttpResponse<String>> refused = sendAsync(port, slow);
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 4, 20_000);
         stepUntil(port, steps, t -> metric(t, "troupe_serve_rejected_total") == 1, 6);
         assertTrue(!first.isDone(), "the first still runs");
-        HttpResponse<String> third = refused.get(30, TimeUnit.SECONDS);
-        assertEquals(429, third.statusCode(), third.body());
-        assertEquals("1", third.headers().firstValue("retry-after").orElse("missing"));
+        HttpResponse<String> fourth = refused.get(30, TimeUnit.SECONDS);
+        assertEquals(429, fourth.statusCode(), fourth.body());
+        assertEquals("1", fourth.headers().firstValue("retry-after").orElse("missing"));
         steps.release(10_000);
         assertEquals(200, first.get(30, TimeUnit.SECONDS).statusCode());
         assertEquals(200, second.get(30, TimeUnit.SECONDS).statusCode());
-        // a request of three prompts when only one place waits: refused whole, the one queued is cancelled
+        assertEquals(200, third.get(30, TimeUnit.SECONDS).statusCode());
+        // a request of two prompts when only one place waits: refused whole, the one queued is cancelled
         ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 0, 20_000);
         steps.drainPermits();                        // the loop idles: the next request's steps wait again
         CompletableFuture<HttpResponse<String>> busy = sendAsync(port, slow);
         ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_running_batch_size") == 1, 20_000);
-        CompletableFuture<HttpResponse<String>> prompts = sendAsync(port,
-            "{\"prompt\":[\"x\",\"y\",\"z\"],\"max_tokens\":15}");
+        CompletableFuture<HttpResponse<String>> waiting = sendAsync(port, slow);
         ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 2, 20_000);
-        stepUntil(port, steps, t -> metric(t, "troupe_serve_rejected_total") == 3, 6);
+        stepUntil(port, steps, t -> metric(t, "troupe_serve_queue_depth") == 1, 6);
+        CompletableFuture<HttpResponse<String>> prompts = sendAsync(port,
+            "{\"prompt\":[\"x\",\"y\"],\"max_tokens\":15}");
+        ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_requests_in_flight") == 3, 20_000);
+        stepUntil(port, steps, t -> metric(t, "troupe_serve_rejected_total") == 2, 6);
         assertTrue(!busy.isDone(), "the busy one still runs");
-        HttpResponse<String> three = prompts.get(30, TimeUnit.SECONDS);
-        assertEquals(429, three.statusCode(), three.body());
+        HttpResponse<String> two = prompts.get(30, TimeUnit.SECONDS);
+        assertEquals(429, two.statusCode(), two.body());
         steps.release(10_000);
         assertEquals(200, busy.get(30, TimeUnit.SECONDS).statusCode());
+        assertEquals(200, waiting.get(30, TimeUnit.SECONDS).statusCode());
         String cancelled = "troupe_serve_finished_total{reason=\"cancelled\"}";
         String m = ServeTestSupport.awaitMetrics(port, t -> metric(t, cancelled) == 1
             && metric(t, "troupe_serve_kv_cache_blocks_used") == 0, 20_000);
