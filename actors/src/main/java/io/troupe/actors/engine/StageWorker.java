@@ -81,49 +81,55 @@ public final class StageWorker implements AutoCloseable {
         this.tracedTensorParallel = tensorParallel.size() > 1 ? new TracedTensorParallelGroup(tensorParallel) : null;
         this.tensorParallel = tracedTensorParallel != null ? tracedTensorParallel : tensorParallel;
         this.device = Devices.open(spec.device(), spec.threadsPerWorker());
-        this.buffers = new StageBuffers(device);
-        int v = spec.layout().virtualStages();
-        int stages = spec.layout().modelStages();
-        this.chunks = new StageModule[v];
-        this.optimizers = new AdamW[v];
-        this.nextSlot = new int[v];
-        List<StepTail.Part> parts = new ArrayList<>();
-        StageModuleFactory factory = StageModuleFactories.named(spec.moduleFactory());
-        for (int c = 0; c < v; c++) {
-            int g = modelStage(c);
-            StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g, stages,
-                spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed),
-                    this.tensorParallel,
-                spec.sequenceParallel());
-            chunks[c] = chunk;
-            chunk.recompute(spec.memory().recompute());
-            long numel = chunk.params().numel();
-            if (spec.zeroSharded()) {
-                // ZeRO 1/2: moments of this replica's reduce-scatter segment only.
-                int dp = spec.layout().dp();
-                long start = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex);
-                long end = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex + 1);
-                optimizers[c] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), numel,
-                    new long[] {start},
-                    new long[] {end - start});
-            } else {
-                optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), numel);
+        // Everything from here on is built on the device: a build that fails part-way (bad config, out of
+        // memory, a stage module that throws) frees what it opened before it rethrows, as close() would.
+        try {
+            this.buffers = new StageBuffers(device);
+            int v = spec.layout().virtualStages();
+            int stages = spec.layout().modelStages();
+            this.chunks = new StageModule[v];
+            this.optimizers = new AdamW[v];
+            this.nextSlot = new int[v];
+            List<StepTail.Part> parts = new ArrayList<>();
+            StageModuleFactory factory = StageModuleFactories.named(spec.moduleFactory());
+            for (int c = 0; c < v; c++) {
+                int g = modelStage(c);
+                StageModule chunk = factory.create(new StageModuleFactory.Stage(spec.train().model(), device, g,
+                    stages, spec.partition().startBlock(g), spec.partition().endBlock(g), spec.microBatchRows(), seed),
+                    this.tensorParallel, spec.sequenceParallel());
+                chunks[c] = chunk;
+                chunk.recompute(spec.memory().recompute());
+                long numel = chunk.params().numel();
+                if (spec.zeroSharded()) {
+                    // ZeRO 1/2: moments of this replica's reduce-scatter segment only.
+                    int dp = spec.layout().dp();
+                    long start = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex);
+                    long end = io.troupe.collectives.Communicator.segmentStart(numel, dp, dpIndex + 1);
+                    optimizers[c] = AdamW.ranges(spec.train().adamw(), device, chunk.parameters(), numel,
+                        new long[] {start},
+                        new long[] {end - start});
+                } else {
+                    optimizers[c] = new AdamW(spec.train().adamw(), device, chunk.parameters(), numel);
+                }
+                parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
+                freeSlots.add(new ArrayDeque<>());
             }
-            parts.add(new StepTail.Part(device, chunk.params(), chunk.grads(), optimizers[c]));
-            freeSlots.add(new ArrayDeque<>());
+            this.stepParts = List.copyOf(parts);
+            this.losses = new double[spec.microbatches()];
+            int n = spec.microBatchRows() * spec.train().model().seqLen();
+            this.x = new int[n];
+            this.y = new int[n];
+            this.gradientHooks = new java.util.function.IntConsumer[v];
+            this.weightsDone = new int[v];
+            this.everyWeightHooks = new java.util.function.IntConsumer[v];
+            this.ownedGradients = new Tensor[v];
+            this.agreed = device.allocate(DType.F32, 3);
+            this.tokens = device.allocate(DType.I32, n);
+            this.targets = device.allocate(DType.I32, n);
+        } catch (Throwable failure) {
+            closeOwned(failure);
+            throw failure;
         }
-        this.stepParts = List.copyOf(parts);
-        this.losses = new double[spec.microbatches()];
-        int n = spec.microBatchRows() * spec.train().model().seqLen();
-        this.x = new int[n];
-        this.y = new int[n];
-        this.gradientHooks = new java.util.function.IntConsumer[v];
-        this.weightsDone = new int[v];
-        this.everyWeightHooks = new java.util.function.IntConsumer[v];
-        this.ownedGradients = new Tensor[v];
-        this.agreed = device.allocate(DType.F32, 3);
-        this.tokens = device.allocate(DType.I32, n);
-        this.targets = device.allocate(DType.I32, n);
     }
 
     /** Sets where activations and gradients go (before the first step). */
@@ -746,24 +752,74 @@ public final class StageWorker implements AutoCloseable {
         return stepParts;
     }
 
+    /**
+     * Frees what this worker holds. A failure of one part does not keep the others open: the first is
+     * thrown once all were tried, the later ones suppressed by it.
+     */
     @Override
     public void close() {
-        for (AdamW o : optimizers) {
-            o.close();
+        Throwable failure = closeOwned(null);
+        if (failure instanceof RuntimeException e) {
+            throw e;
         }
-        for (Tensor t : ownedGradients) {
-            if (t != null) {
-                t.close();
-            }
+        if (failure instanceof Error e) {
+            throw e;
         }
-        for (StageModule c : chunks) {
-            c.close();
+        if (failure != null) {
+            throw new IllegalStateException("closing stage worker dp=" + dpIndex + " pp=" + ppIndex + " failed: "
+                + failure, failure);
         }
-        device.synchronize();
-        buffers.close();
-        tokens.close();
-        targets.close();
-        agreed.close();
-        device.close();
+    }
+
+    /**
+     * Frees, each once and newest first (the constructor's order reversed), what this worker holds:
+     * the step's small tensors, then chunk by chunk from the last its packed owned gradients, its
+     * optimizer and its module, then, once the device has finished its work, the staged buffers, and
+     * the device last. What was never built (a constructor that failed part-way) is skipped, and
+     * every part is tried even after one throws.
+     *
+     * @param failure what the caller is already throwing (its cleanup failures are added to it as
+     *                suppressed), or {@code null}
+     * @return {@code failure}, else the first failure of a part (the later ones suppressed), else {@code null}
+     */
+    private Throwable closeOwned(Throwable failure) {
+        Throwable f = closing(failure, targets);
+        f = closing(f, tokens);
+        f = closing(f, agreed);
+        for (int c = chunks == null ? -1 : chunks.length - 1; c >= 0; c--) {
+            f = closing(f, ownedGradients == null ? null : ownedGradients[c]);
+            f = closing(f, optimizers == null ? null : optimizers[c]);
+            f = closing(f, chunks[c]);
+        }
+        try {
+            device.synchronize(); // staged copies may still be reading or writing the buffers
+        } catch (Throwable t) {
+            f = suppressed(f, t);
+        }
+        f = closing(f, buffers);
+        return closing(f, device);
+    }
+
+    /** Closes {@code part} unless it is {@code null}; returns the failure to throw so far. */
+    private static Throwable closing(Throwable failure, AutoCloseable part) {
+        if (part == null) {
+            return failure;
+        }
+        try {
+            part.close();
+        } catch (Throwable t) {
+            return suppressed(failure, t);
+        }
+        return failure;
+    }
+
+    private static Throwable suppressed(Throwable failure, Throwable t) {
+        if (failure == null) {
+            return t;
+        }
+        if (t != failure) {
+            failure.addSuppressed(t);
+        }
+        return failure;
     }
 }
