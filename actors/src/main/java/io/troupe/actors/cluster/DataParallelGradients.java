@@ -23,8 +23,9 @@ import java.util.List;
  * opens, aborts and releases it. Under dp = 1 it holds no chunk and every call does nothing.
  *
  * <p>Threading: built ({@link #open}), stepped and closed on the worker's device thread; the callbacks it registers
- * on the stage (a bucket's gradients are final, a ZeRO 2 window's pass is done) run where the stage runs its
- * weight-gradient passes.
+ * on the stage (a parameter's gradient is final, a ZeRO 2 window's pass is done) run where the stage runs its
+ * weight-gradient passes, the device thread too. The bucketers' reduces run on the collective agent's thread, on
+ * the host memory of launched buckets only.
  */
 final class DataParallelGradients implements AutoCloseable {
     /** Collective tags reserved per model chunk (its buckets' ids), so chunks keep their int8 residuals apart. */
@@ -36,9 +37,11 @@ final class DataParallelGradients implements AutoCloseable {
     private final GradientBucketer[] buckets;
     /**
      * Per chunk under dp > 1: the host memory its bucketer reduces, its gradients themselves on a CPU device, a copy
-     * of them on a GPU (downloaded once the step's gradients are final, uploaded once summed).
+     * of them on a GPU (downloaded bucket by bucket as the step's gradients become final, uploaded once summed).
      */
     private final HostMirror[] gradientMirrors;
+    /** Per chunk on a GPU: the hook that downloads each bucket once its gradients are final ({@code null} on a CPU). */
+    private final FinalGradientDownloads[] downloads;
     /** Per chunk under ZeRO: the host memory its parameters are all-gathered in after the optimizer step. */
     private final HostMirror[] paramMirrors;
     /** Per chunk: ZeRO 2 keeps its gradients as slices ({@link ZeroGradientWindow}) rather than whole. */
@@ -53,13 +56,15 @@ final class DataParallelGradients implements AutoCloseable {
         this.buckets = new GradientBucketer[chunks];
         this.slicedGradients = new boolean[chunks];
         this.gradientMirrors = new HostMirror[chunks];
+        this.downloads = new FinalGradientDownloads[chunks];
         this.paramMirrors = new HostMirror[spec.zeroSharded() ? chunks : 0];
     }
 
     /**
      * Builds each chunk's bucketer over {@code dataParallel} (dp > 1), its host copies and, under ZeRO, its optimizer's
      * shard. Each chunk's gradients are all-reduced in buckets launched from its last weight gradient pass,
-     * overlapping the rest of backward (on a GPU, from {@link #awaitReduced}); ZeRO 1/2 reduce-scatter instead, and the
+     * overlapping the rest of backward (on a GPU each bucket's range is downloaded into the host copy as its last
+     * parameter becomes final, then launched: {@link FinalGradientDownloads}); ZeRO 1/2 reduce-scatter instead, and the
      * optimizer owns this rank's segment of each bucket. What it built before a failure is freed by {@link #close}.
      *
      * @param bucketBytes the job's bucket size
@@ -84,7 +89,10 @@ final class DataParallelGradients implements AutoCloseable {
             if (slicedZeroTwo() && keepGradientSlices(dataParallel, c, buckets[c])) {
                 continue;
             }
-            if (!gradientMirrors[c].copies()) {
+            if (gradientMirrors[c].copies()) {
+                downloads[c] = new FinalGradientDownloads(gradientMirrors[c], buckets[c], w.chunk(c).parameters().size());
+                w.onGradientsFinal(c, downloads[c]);
+            } else {
                 w.onGradientsFinal(c, buckets[c]::markReady);
             }
         }
@@ -161,21 +169,15 @@ final class DataParallelGradients implements AutoCloseable {
     /**
      * After the step's schedule: the replicas' gradients (each already scaled by 1/global tokens) are being summed
      * bucket by bucket since each chunk's last weight gradient; waits for what is left. On a GPU the buckets reduce a
-     * host copy of the final gradients, launched all at once here, and the sums are uploaded. ZeRO 2's sliced chunks
-     * were reduced pass by pass.
+     * host copy, downloaded bucket by bucket as the gradients became final, and the sums are uploaded here, before the
+     * optimizer reads them. ZeRO 2's sliced chunks were reduced pass by pass.
      */
     void awaitReduced() {
-        StageWorker w = stage;
-        for (int c = 0; c < buckets.length; c++) {
-            if (gradientMirrors[c].copies()) {
-                gradientMirrors[c].download();
-                for (int i = w.chunk(c).parameters().size() - 1; i >= 0; i--) {
-                    buckets[c].markReady(i);
-                }
-            }
-        }
         for (int c = 0; c < buckets.length; c++) {
             if (!slicedGradients[c]) {
+                if (downloads[c] != null) {
+                    downloads[c].rearm();
+                }
                 buckets[c].finish();
                 gradientMirrors[c].upload();
             }

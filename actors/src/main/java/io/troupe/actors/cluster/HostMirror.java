@@ -49,6 +49,15 @@ final class HostMirror implements AutoCloseable {
         return new HostMirror(null, hostDevice.allocate((int) numel), true);
     }
 
+    /**
+     * The mirror of elements {@code [offsetElements, offsetElements + numel)} of the tensor: views of the device tensor
+     * and of the host copy over that range, so {@link #download} and {@link #upload} move just those elements. A view
+     * of this mirror's memory: closing it frees nothing.
+     */
+    HostMirror range(long offsetElements, int numel) {
+        return new HostMirror(device.view(offsetElements, numel), host.view(offsetElements, numel), copies);
+    }
+
     /** Whether {@link #host()} is a copy (the tensor is on a GPU) rather than the tensor itself. */
     boolean copies() {
         return copies;
@@ -83,7 +92,7 @@ final class HostMirror implements AutoCloseable {
         t.device().copyFromHost(host, t);
     }
 
-    /** Frees the copy (not the mirrored tensor). */
+    /** Frees the copy (not the mirrored tensor); a {@link #range} frees nothing. */
     @Override
     public void close() {
         if (copies) {

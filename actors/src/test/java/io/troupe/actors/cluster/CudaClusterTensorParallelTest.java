@@ -73,6 +73,17 @@ class CudaClusterTensorParallelTest {
     }
 
     /**
+     * Data-parallel replicas of tp groups under sequence parallelism: the replicated parameters' partial gradients
+     * are summed over the replicas as they become final and over the tp group after the sum is uploaded.
+     */
+    @Test
+    @Timeout(300)
+    void shouldGiveTheCpuLossesOnTheGpuWithDataParallelReplicasOfTensorParallelStages() throws Exception {
+        troupe = Troupe.local(4, 1);
+        assertGpuGivesCpuLosses("2x1x2", true);
+    }
+
+    /**
      * GPU tensors reach the data plane's group as a host copy, one per size, reused by every collective
      * of that size (blocking or async), and the result is uploaded.
      */

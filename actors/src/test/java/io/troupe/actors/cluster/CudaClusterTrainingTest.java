@@ -74,6 +74,24 @@ class CudaClusterTrainingTest {
     }
 
     /**
+     * Two replicas of two model chunks each (the interleaved schedule over one pipeline rank): each chunk's buckets
+     * are downloaded and launched from its own last weight-gradient pass, and the losses are the CPU job's.
+     */
+    @Test
+    @Timeout(300)
+    void shouldGiveTheCpuLossesOnTheGpuWithDataParallelReplicasOfTwoChunksEach() throws Exception {
+        troupe = Troupe.local(2, 1);
+        double[] cpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x1", "cpu").virtualStages(2).schedule("interleaved")
+            .build()), "2x1 interleaved cpu");
+        double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x1", "cuda").virtualStages(2)
+            .schedule("interleaved").build()), "2x1 interleaved cuda");
+        double rel = CudaJobs.maxRelative(gpu, cpu, 0);
+        System.out.printf("cluster 2x1 interleaved (2 chunks per rank): cpu losses %s, cuda losses %s, max relative "
+            + "difference %.3e%n", java.util.Arrays.toString(cpu), java.util.Arrays.toString(gpu), rel);
+        assertTrue(rel <= TOLERANCE, "2x1 interleaved: max relative loss difference " + rel);
+    }
+
+    /**
      * A 1x2 job on the GPU loses the node of a stage (not the coordinator's) after step 2: the spare restores that
      * stage from its buddy's copy of the snapshot of step 2, the survivor from its own (both uploaded to the device),
      * and every step's loss is the CPU job's.

@@ -19,6 +19,8 @@ import java.util.function.IntConsumer;
  * whose close it can look in on. {@link #failBuilds} makes every stage built from then on (in this JVM) throw
  * instead of being built; {@link #onClose} runs a test's check as a stage is about to free its tensors (its
  * parameters and gradients), before GPT's close frees them. Both are cleared by {@link #reset}. Thread-safe.
+ * {@link #onParameterDone} has one stage run a test's check each time its weight gradient reports a parameter final,
+ * before the report reaches the runtime's hook.
  */
 public final class ProbedGptStages implements StageModuleFactory {
     private static volatile RuntimeException buildFailure;
@@ -34,6 +36,14 @@ public final class ProbedGptStages implements StageModuleFactory {
     /** {@code probe} runs each time a stage is about to free its tensors (on the thread that closes it). */
     static void onClose(Runnable probe) {
         closeProbe = probe;
+    }
+
+    /**
+     * {@code probe} runs each time {@code stage} (one of these) reports a parameter final (on the thread running its
+     * weight gradient), before the report goes on; {@code null} removes it.
+     */
+    static void onParameterDone(StageModule stage, IntConsumer probe) {
+        ((ProbedStage) stage).parameterProbe = probe;
     }
 
     /** Stages build and close as GPT's again. */
@@ -74,9 +84,10 @@ public final class ProbedGptStages implements StageModuleFactory {
         gpt.checkTensorParallel(model, tp);
     }
 
-    /** GPT's stage, every call passed on; {@link #close()} runs the probe first. */
+    /** GPT's stage, every call passed on; {@link #close()} runs the probe first, a report of a parameter its own. */
     private static final class ProbedStage implements StageModule {
         private final StageModule gpt;
+        private volatile IntConsumer parameterProbe;
 
         ProbedStage(StageModule gpt) {
             this.gpt = gpt;
@@ -144,7 +155,15 @@ public final class ProbedGptStages implements StageModuleFactory {
 
         @Override
         public void backwardWeight(int slot, IntConsumer parameterDone) {
-            gpt.backwardWeight(slot, parameterDone);
+            gpt.backwardWeight(slot, probed(parameterDone));
+        }
+
+        private IntConsumer probed(IntConsumer parameterDone) {
+            IntConsumer probe = parameterProbe;
+            return probe == null ? parameterDone : i -> {
+                probe.accept(i);
+                parameterDone.accept(i);
+            };
         }
 
         @Override
@@ -194,7 +213,7 @@ public final class ProbedGptStages implements StageModuleFactory {
 
         @Override
         public Tensor backward(int slot, Tensor gradOutput, float lossScale, IntConsumer parameterDone) {
-            return gpt.backward(slot, gradOutput, lossScale, parameterDone);
+            return gpt.backward(slot, gradOutput, lossScale, probed(parameterDone));
         }
 
         @Override
