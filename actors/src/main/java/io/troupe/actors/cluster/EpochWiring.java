@@ -2,6 +2,7 @@ package io.troupe.actors.cluster;
 
 import io.troupe.actors.cluster.snapshot.ShardSnapshots;
 import io.troupe.actors.cluster.snapshot.SnapshotExchange;
+import io.troupe.actors.engine.Closing;
 import io.troupe.actors.engine.LocalPipelineEngine;
 import io.troupe.actors.engine.PipelineJobSpec;
 import io.troupe.actors.engine.StageWorker;
@@ -453,51 +454,36 @@ final class EpochWiring implements AutoCloseable {
             return;
         }
         closed = true;
-        RuntimeException failure = null;
+        Throwable failure = null;
         for (Communicator c : new Communicator[] {tensorParallel, dataParallel}) {
             if (c != null) {
-                failure = closing(failure, () -> agent.release(c));
+                failure = Closing.close(failure, () -> agent.release(c));
             }
         }
         if (world != null) {
-            failure = closing(failure, () -> control.release(world));
+            failure = Closing.close(failure, () -> control.release(world));
         }
         if (stagedTensorParallelGroup != null) {
-            failure = closing(failure, stagedTensorParallelGroup::close);
+            failure = Closing.close(failure, stagedTensorParallelGroup::close);
         }
         if (tensorParallelGroup != null) {
-            failure = closing(failure, tensorParallelGroup::close);
+            failure = Closing.close(failure, tensorParallelGroup::close);
         }
         if (stage != null) {
-            failure = closing(failure, stage::close);
+            failure = Closing.close(failure, stage::close);
         }
         if (normIn != null) {
-            failure = closing(failure, normIn::close);
+            failure = Closing.close(failure, normIn::close);
         }
         if (normAll != null) {
-            failure = closing(failure, normAll::close);
+            failure = Closing.close(failure, normAll::close);
         }
         if (gradients != null) {
-            failure = closing(failure, gradients::close);
+            failure = Closing.close(failure, gradients::close);
         }
         if (scratch != null) {
-            failure = closing(failure, scratch::close);
+            failure = Closing.close(failure, scratch::close);
         }
-        if (failure != null) {
-            throw failure;
-        }
-    }
-
-    /** Runs one step of {@link #close}: its failure becomes {@code failure}, or is added to it. */
-    private static RuntimeException closing(RuntimeException failure, Runnable step) {
-        try {
-            step.run();
-        } catch (RuntimeException e) {
-            if (failure == null) {
-                return e;
-            }
-            failure.addSuppressed(e);
-        }
-        return failure;
+        Closing.rethrow(failure, "closing the epoch's wiring failed");
     }
 }

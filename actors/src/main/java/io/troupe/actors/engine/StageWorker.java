@@ -758,17 +758,7 @@ public final class StageWorker implements AutoCloseable {
      */
     @Override
     public void close() {
-        Throwable failure = closeOwned(null);
-        if (failure instanceof RuntimeException e) {
-            throw e;
-        }
-        if (failure instanceof Error e) {
-            throw e;
-        }
-        if (failure != null) {
-            throw new IllegalStateException("closing stage worker dp=" + dpIndex + " pp=" + ppIndex + " failed: "
-                + failure, failure);
-        }
+        Closing.rethrow(closeOwned(null), "closing stage worker dp=" + dpIndex + " pp=" + ppIndex + " failed");
     }
 
     /**
@@ -783,43 +773,20 @@ public final class StageWorker implements AutoCloseable {
      * @return {@code failure}, else the first failure of a part (the later ones suppressed), else {@code null}
      */
     private Throwable closeOwned(Throwable failure) {
-        Throwable f = closing(failure, targets);
-        f = closing(f, tokens);
-        f = closing(f, agreed);
+        Throwable f = Closing.close(failure, targets);
+        f = Closing.close(f, tokens);
+        f = Closing.close(f, agreed);
         for (int c = chunks == null ? -1 : chunks.length - 1; c >= 0; c--) {
-            f = closing(f, ownedGradients == null ? null : ownedGradients[c]);
-            f = closing(f, optimizers == null ? null : optimizers[c]);
-            f = closing(f, chunks[c]);
+            f = Closing.close(f, ownedGradients == null ? null : ownedGradients[c]);
+            f = Closing.close(f, optimizers == null ? null : optimizers[c]);
+            f = Closing.close(f, chunks[c]);
         }
         try {
             device.synchronize(); // staged copies may still be reading or writing the buffers
         } catch (Throwable t) {
-            f = suppressed(f, t);
+            f = Closing.add(f, t);
         }
-        f = closing(f, buffers);
-        return closing(f, device);
-    }
-
-    /** Closes {@code part} unless it is {@code null}; returns the failure to throw so far. */
-    private static Throwable closing(Throwable failure, AutoCloseable part) {
-        if (part == null) {
-            return failure;
-        }
-        try {
-            part.close();
-        } catch (Throwable t) {
-            return suppressed(failure, t);
-        }
-        return failure;
-    }
-
-    private static Throwable suppressed(Throwable failure, Throwable t) {
-        if (failure == null) {
-            return t;
-        }
-        if (t != failure) {
-            failure.addSuppressed(t);
-        }
-        return failure;
+        f = Closing.close(f, buffers);
+        return Closing.close(f, device);
     }
 }
