@@ -69,6 +69,11 @@ class ClusterTrainingTest {
                 System.out.printf("step %d: cluster loss %.7f, single-device %.7f%n", i + 1, got, ref);
                 assertEquals(ref, got, 1e-5 * ref, "step " + (i + 1));
             }
+            // the validation after the last step: the stages' forward-only pass over the same batch
+            double refVal = t.validationLoss();
+            double gotVal = ((JobEvent.Finished) end).finalValLoss();
+            System.out.printf("validation: cluster %.7f, single-device %.7f%n", gotVal, refVal);
+            assertEquals(refVal, gotVal, 1e-5 * refVal, "validation loss after the last step");
         }
     }
 
