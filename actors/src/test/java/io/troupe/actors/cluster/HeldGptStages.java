@@ -1,17 +1,12 @@
 package io.troupe.actors.cluster;
 
 import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.engine.ForwardingStageModule;
 import io.troupe.models.ModelShape;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.gpt.GptStages;
-import io.troupe.models.memory.GradientArena;
-import io.troupe.models.memory.Recompute;
-import io.troupe.models.parallel.TensorParallelPlacement;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
-import io.troupe.runtime.device.Device;
-import io.troupe.runtime.tensor.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.FileAlreadyExistsException;
@@ -20,7 +15,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.function.IntConsumer;
 
 /**
  * Test fixture: GPT's stages ({@link GptStages}, every call passed on unchanged, so a job trains bitwise as with the
@@ -239,13 +233,12 @@ public final class HeldGptStages implements StageModuleFactory {
     }
 
     /** GPT's stage, every call passed on; {@link #zeroGrads()} (the start of each step) waits at the hold. */
-    private static final class HeldStage implements StageModule {
-        private final StageModule gpt;
+    private static final class HeldStage extends ForwardingStageModule {
         private final HoldPoint hold;
         private int steps;
 
         HeldStage(StageModule gpt, HoldPoint hold) {
-            this.gpt = gpt;
+            super(gpt);
             this.hold = hold;
         }
 
@@ -254,122 +247,7 @@ public final class HeldGptStages implements StageModuleFactory {
             if (hold != null && ++steps == hold.step()) {
                 hold.await();
             }
-            gpt.zeroGrads();
-        }
-
-        @Override
-        public boolean isFirst() {
-            return gpt.isFirst();
-        }
-
-        @Override
-        public Device device() {
-            return gpt.device();
-        }
-
-        @Override
-        public List<ParamSpec> parameters() {
-            return gpt.parameters();
-        }
-
-        @Override
-        public TensorParallelPlacement tensorParallelPlacement(int i) {
-            return gpt.tensorParallelPlacement(i);
-        }
-
-        @Override
-        public boolean isLast() {
-            return gpt.isLast();
-        }
-
-        @Override
-        public Tensor params() {
-            return gpt.params();
-        }
-
-        @Override
-        public Tensor grads() {
-            return gpt.grads();
-        }
-
-        @Override
-        public Tensor forward(int slot, Tensor input, Tensor targets) {
-            return gpt.forward(slot, input, targets);
-        }
-
-        @Override
-        public double loss(int slot) {
-            return gpt.loss(slot);
-        }
-
-        @Override
-        public Tensor backwardInput(int slot, Tensor gradOutput, float lossScale) {
-            return gpt.backwardInput(slot, gradOutput, lossScale);
-        }
-
-        @Override
-        public void backwardWeight(int slot) {
-            gpt.backwardWeight(slot);
-        }
-
-        @Override
-        public void backwardWeight(int slot, IntConsumer parameterDone) {
-            gpt.backwardWeight(slot, parameterDone);
-        }
-
-        @Override
-        public long activationBytes() {
-            return gpt.activationBytes();
-        }
-
-        @Override
-        public void recompute(Recompute mode) {
-            gpt.recompute(mode);
-        }
-
-        @Override
-        public long activationBytesLive() {
-            return gpt.activationBytesLive();
-        }
-
-        @Override
-        public long activationBytesShared() {
-            return gpt.activationBytesShared();
-        }
-
-        @Override
-        public GradientArena shardGradients(long bucketElements) {
-            return gpt.shardGradients(bucketElements);
-        }
-
-        @Override
-        public GradientArena shardGradients(long[] bucketStartElements, long[] bucketNumels) {
-            return gpt.shardGradients(bucketStartElements, bucketNumels);
-        }
-
-        @Override
-        public int gradientRowElements(int i) {
-            return gpt.gradientRowElements(i);
-        }
-
-        @Override
-        public long activationBytesPerSlot() {
-            return gpt.activationBytesPerSlot();
-        }
-
-        @Override
-        public Tensor backward(int slot, Tensor gradOutput, float lossScale) {
-            return gpt.backward(slot, gradOutput, lossScale);
-        }
-
-        @Override
-        public Tensor backward(int slot, Tensor gradOutput, float lossScale, IntConsumer parameterDone) {
-            return gpt.backward(slot, gradOutput, lossScale, parameterDone);
-        }
-
-        @Override
-        public void close() {
-            gpt.close();
+            delegate.zeroGrads();
         }
     }
 }

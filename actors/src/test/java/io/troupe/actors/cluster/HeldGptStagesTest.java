@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.troupe.actors.engine.ForwardingStageModule;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.gpt.GptConfig;
@@ -31,7 +32,9 @@ class HeldGptStagesTest {
     @Test
     void shouldPassOnEveryMethodOfTheStageAndTheFactory() throws Exception {
         Class<?> stage = Class.forName(HeldGptStages.class.getName() + "$HeldStage");
-        assertEquals(List.of(), notOverridden(StageModule.class, stage));
+        // the stage passes on through ForwardingStageModule, which must declare every method itself
+        assertEquals(ForwardingStageModule.class, stage.getSuperclass());
+        assertEquals(List.of(), notOverridden(StageModule.class, ForwardingStageModule.class));
         assertEquals(List.of(), notOverridden(StageModuleFactory.class, HeldGptStages.class));
     }
 

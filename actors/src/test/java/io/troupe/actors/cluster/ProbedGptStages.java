@@ -1,17 +1,12 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.actors.engine.ForwardingStageModule;
 import io.troupe.models.ModelShape;
-import io.troupe.models.ParamSpec;
 import io.troupe.models.StageModule;
 import io.troupe.models.StageModuleFactory;
 import io.troupe.models.gpt.GptStages;
-import io.troupe.models.memory.GradientArena;
-import io.troupe.models.memory.Recompute;
-import io.troupe.models.parallel.TensorParallelPlacement;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
-import io.troupe.runtime.device.Device;
 import io.troupe.runtime.tensor.Tensor;
-import java.util.List;
 import java.util.function.IntConsumer;
 
 /**
@@ -85,77 +80,16 @@ public final class ProbedGptStages implements StageModuleFactory {
     }
 
     /** GPT's stage, every call passed on; {@link #close()} runs the probe first, a report of a parameter its own. */
-    private static final class ProbedStage implements StageModule {
-        private final StageModule gpt;
+    private static final class ProbedStage extends ForwardingStageModule {
         private volatile IntConsumer parameterProbe;
 
         ProbedStage(StageModule gpt) {
-            this.gpt = gpt;
-        }
-
-        @Override
-        public boolean isFirst() {
-            return gpt.isFirst();
-        }
-
-        @Override
-        public Device device() {
-            return gpt.device();
-        }
-
-        @Override
-        public List<ParamSpec> parameters() {
-            return gpt.parameters();
-        }
-
-        @Override
-        public TensorParallelPlacement tensorParallelPlacement(int i) {
-            return gpt.tensorParallelPlacement(i);
-        }
-
-        @Override
-        public boolean isLast() {
-            return gpt.isLast();
-        }
-
-        @Override
-        public Tensor params() {
-            return gpt.params();
-        }
-
-        @Override
-        public Tensor grads() {
-            return gpt.grads();
-        }
-
-        @Override
-        public void zeroGrads() {
-            gpt.zeroGrads();
-        }
-
-        @Override
-        public Tensor forward(int slot, Tensor input, Tensor targets) {
-            return gpt.forward(slot, input, targets);
-        }
-
-        @Override
-        public double loss(int slot) {
-            return gpt.loss(slot);
-        }
-
-        @Override
-        public Tensor backwardInput(int slot, Tensor gradOutput, float lossScale) {
-            return gpt.backwardInput(slot, gradOutput, lossScale);
-        }
-
-        @Override
-        public void backwardWeight(int slot) {
-            gpt.backwardWeight(slot);
+            super(gpt);
         }
 
         @Override
         public void backwardWeight(int slot, IntConsumer parameterDone) {
-            gpt.backwardWeight(slot, probed(parameterDone));
+            delegate.backwardWeight(slot, probed(parameterDone));
         }
 
         private IntConsumer probed(IntConsumer parameterDone) {
@@ -167,53 +101,8 @@ public final class ProbedGptStages implements StageModuleFactory {
         }
 
         @Override
-        public long activationBytes() {
-            return gpt.activationBytes();
-        }
-
-        @Override
-        public void recompute(Recompute mode) {
-            gpt.recompute(mode);
-        }
-
-        @Override
-        public long activationBytesLive() {
-            return gpt.activationBytesLive();
-        }
-
-        @Override
-        public long activationBytesShared() {
-            return gpt.activationBytesShared();
-        }
-
-        @Override
-        public GradientArena shardGradients(long bucketElements) {
-            return gpt.shardGradients(bucketElements);
-        }
-
-        @Override
-        public GradientArena shardGradients(long[] bucketStartElements, long[] bucketNumels) {
-            return gpt.shardGradients(bucketStartElements, bucketNumels);
-        }
-
-        @Override
-        public int gradientRowElements(int i) {
-            return gpt.gradientRowElements(i);
-        }
-
-        @Override
-        public long activationBytesPerSlot() {
-            return gpt.activationBytesPerSlot();
-        }
-
-        @Override
-        public Tensor backward(int slot, Tensor gradOutput, float lossScale) {
-            return gpt.backward(slot, gradOutput, lossScale);
-        }
-
-        @Override
         public Tensor backward(int slot, Tensor gradOutput, float lossScale, IntConsumer parameterDone) {
-            return gpt.backward(slot, gradOutput, lossScale, probed(parameterDone));
+            return delegate.backward(slot, gradOutput, lossScale, probed(parameterDone));
         }
 
         @Override
@@ -222,7 +111,7 @@ public final class ProbedGptStages implements StageModuleFactory {
             if (probe != null) {
                 probe.run();
             }
-            gpt.close();
+            delegate.close();
         }
     }
 }
