@@ -68,21 +68,8 @@ public final class BatchScheduler {
         }
     }
 
-    /**
-     * A sequence's chunk in a step: {@code tokens} rows, the logits row of its last token when it samples
-     * one (else -1), and, where it scores its prompt, {@code scored} prompt rows from position
-     * {@code scoreFrom} whose logits are rows {@code scoreRow ..}.
-     */
-    private record Scheduled(Generation generation, int tokens, int logitRow, int scoreFrom, int scoreRow,
-                             int scored) {
-    }
-
-    /** A listener call held back: {@code onFinish} when {@code finish}, else {@code onToken(token, textDelta)}. */
-    private record Event(Generation generation, int token, String textDelta, boolean finish) {
-    }
-
     /** A planned step whose logits are not applied yet. */
-    private record Pending(StepBatch batch, List<Scheduled> scheduled) {
+    private record Pending(StepBatch batch, List<ScheduledChunk> scheduled) {
     }
 
     /**
@@ -91,7 +78,7 @@ public final class BatchScheduler {
      */
     public static final class Prefill {
         private final StepBatch batch = new StepBatch();
-        private final List<Scheduled> scheduled = new ArrayList<>();
+        private final List<ScheduledChunk> scheduled = new ArrayList<>();
 
         private Prefill() {
         }
@@ -123,14 +110,13 @@ public final class BatchScheduler {
     private final ArrayDeque<Pending> spare = new ArrayDeque<>();
     private final java.util.Set<Generation> inFlight =
         java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-    private final List<Event> events = new ArrayList<>();
-    private boolean deferEvents;
+    private final SchedulerEvents events = new SchedulerEvents();
     private boolean prefillBeside;
     private int primeAhead;
     private final java.util.Set<Generation> prefilling =
         java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     private long prefilled;
-    private List<Scheduled> scheduled;
+    private List<ScheduledChunk> scheduled;
     private StepBatch batch;
     private long preemptions;
     private long tokensGenerated;
@@ -176,7 +162,7 @@ public final class BatchScheduler {
                 it.remove();
                 cache.free(g.table());
                 g.finish(FinishReason.CANCELLED);
-                emitFinish(g);
+                events.finish(g);
                 return true;
             }
         }
@@ -205,7 +191,7 @@ public final class BatchScheduler {
     private void endWaiting(Generation g, FinishReason reason) {
         cache.free(g.table());
         g.finish(reason);
-        emitFinish(g);
+        events.finish(g);
     }
 
     /**
@@ -214,27 +200,12 @@ public final class BatchScheduler {
      * ones are delivered now.
      */
     public void deferEvents(boolean defer) {
-        if (!defer) {
-            deliverEvents();
-        }
-        deferEvents = defer;
+        events.defer(defer);
     }
 
     /** Makes the held listener calls, oldest first (none are held unless {@link #deferEvents} is on). */
     public void deliverEvents() {
-        int i = 0;
-        try {
-            for (; i < events.size(); i++) {        // by index: a listener may cause more events
-                Event e = events.get(i);
-                if (e.finish()) {
-                    e.generation().listener().onFinish(e.generation());
-                } else {
-                    e.generation().listener().onToken(e.generation(), e.token(), e.textDelta());
-                }
-            }
-        } finally {
-            events.subList(0, Math.min(events.size(), i + 1)).clear();   // a failed call is not repeated
-        }
+        events.deliver();
     }
 
     /**
@@ -244,41 +215,12 @@ public final class BatchScheduler {
      * successive tasks keep their order when the tasks run in the order they were taken.
      */
     public Runnable takeEvents() {
-        if (events.isEmpty()) {
-            return null;
-        }
-        Event[] taken = events.toArray(new Event[0]);
-        events.clear();
-        return () -> {
-            for (Event e : taken) {
-                if (e.finish()) {
-                    e.generation().listener().onFinish(e.generation());
-                } else {
-                    e.generation().listener().onToken(e.generation(), e.token(), e.textDelta());
-                }
-            }
-        };
+        return events.take();
     }
 
     /** Listener calls held for {@link #deliverEvents}. */
     public int heldEvents() {
-        return events.size();
-    }
-
-    private void emitToken(Generation g, int token, String textDelta) {
-        if (deferEvents) {
-            events.add(new Event(g, token, textDelta, false));
-        } else {
-            g.listener().onToken(g, token, textDelta);
-        }
-    }
-
-    private void emitFinish(Generation g) {
-        if (deferEvents) {
-            events.add(new Event(g, 0, "", true));
-        } else {
-            g.listener().onFinish(g);
-        }
+        return events.held();
     }
 
     /** Requests not yet decoding: waiting, and primed (ready or in the lane). */
@@ -409,7 +351,7 @@ public final class BatchScheduler {
             if (p == null) {
                 p = new Prefill();
             }
-            tokens += schedule(g, n - reused, p.batch, p.scheduled);     // from the first position not reused
+            tokens += ScheduledChunk.add(g, n - reused, p.batch, p.scheduled);     // from the first position not reused
         }
         return p;
     }
@@ -422,7 +364,7 @@ public final class BatchScheduler {
      * failed) the requests end, finish reason cancelled.
      */
     public void completePrefill(Prefill p, float[] logits, long nowNs) {
-        for (Scheduled s : p.scheduled) {
+        for (ScheduledChunk s : p.scheduled) {
             Generation g = s.generation();
             if (!prefilling.remove(g)) {
                 throw new IllegalStateException("request " + g.id() + " is not in a prefill beside the steps");
@@ -433,7 +375,7 @@ public final class BatchScheduler {
             } else {
                 g.advanceComputed(s.tokens());
                 offerPrefix(g);
-                score(s, logits, model.config().vocabSize());
+                s.score(logits, model.config().vocabSize());
                 prefilled++;
             }
         }
@@ -566,7 +508,7 @@ public final class BatchScheduler {
             spare.addLast(step);
             return null;
         }
-        for (Scheduled s : scheduled) {
+        for (ScheduledChunk s : scheduled) {
             inFlight.add(s.generation());
         }
         pending.addLast(step);
@@ -584,40 +526,7 @@ public final class BatchScheduler {
     }
 
     private int schedule(Generation g, int chunk) {
-        return schedule(g, chunk, batch, scheduled);
-    }
-
-    /**
-     * The next {@code chunk} tokens of {@code g} into {@code into}: the logits of its last token asked for
-     * when it samples one (a request that only scores its prompt samples none), and those of each prompt row
-     * whose next token it scores and has not yet (a sequence recomputed after a preemption scores nothing
-     * twice).
-     */
-    private static int schedule(Generation g, int chunk, StepBatch into, List<Scheduled> list) {
-        int from = g.numComputed();
-        boolean samples = g.params().maxTokens() > 0;
-        int row = -1;
-        int scoreFrom = -1;
-        int scoreRow = -1;
-        int scored = 0;
-        for (int j = 0; j < chunk; j++) {
-            int pos = from + j;
-            boolean scores = g.scoresAt(pos);
-            int r = into.add(g.token(pos), pos, g.table(), scores || (samples && pos == g.numTokens() - 1));
-            if (r < 0) {
-                continue;
-            }
-            if (scores) {
-                if (scored++ == 0) {
-                    scoreFrom = pos;
-                    scoreRow = r;
-                }
-            } else {
-                row = r;
-            }
-        }
-        list.add(new Scheduled(g, chunk, row, scoreFrom, scoreRow, scored));
-        return chunk;
+        return ScheduledChunk.add(g, chunk, batch, scheduled);
     }
 
     private void preempt(int index) {
@@ -640,7 +549,7 @@ public final class BatchScheduler {
                 it.remove();
                 cache.free(g.table());
                 g.finish(FinishReason.DEADLINE);
-                emitFinish(g);
+                events.finish(g);
             }
         }
     }
@@ -652,7 +561,7 @@ public final class BatchScheduler {
             throw new IllegalStateException("complete called with no pending step");
         }
         int vocab = model.config().vocabSize();
-        for (Scheduled s : step.scheduled()) {
+        for (ScheduledChunk s : step.scheduled()) {
             inFlight.remove(s.generation());
             apply(s, logits, vocab, nowNs);
         }
@@ -666,14 +575,14 @@ public final class BatchScheduler {
      * where it asked for its last row's, samples a token; a request that only scores its prompt ends once
      * the whole prompt is computed.
      */
-    private void apply(Scheduled s, float[] logits, int vocab, long nowNs) {
+    private void apply(ScheduledChunk s, float[] logits, int vocab, long nowNs) {
         Generation g = s.generation();
         g.advanceComputed(s.tokens());
         if (g.isCancelled()) {
             return;
         }
         offerPrefix(g);
-        score(s, logits, vocab);
+        s.score(logits, vocab);
         if (s.logitRow() < 0) {
             if (g.promptOnlyDone()) {
                 g.finish(FinishReason.LENGTH);
@@ -684,19 +593,13 @@ public final class BatchScheduler {
         g.recordSampled(token, logits, s.logitRow() * vocab, vocab);
         String delta = g.append(token, nowNs);
         tokensGenerated++;
-        emitToken(g, token, delta);
+        events.token(g, token, delta);
     }
 
     /** Offers the full blocks a completed forward wrote for {@code g} to the prefix index (prefixes cached). */
     private void offerPrefix(Generation g) {
         if (cachePrefixes) {
             cache.offer(g, g.numComputed());
-        }
-    }
-
-    private static void score(Scheduled s, float[] logits, int vocab) {
-        for (int i = 0; i < s.scored(); i++) {
-            s.generation().score(s.scoreFrom() + i, logits, (s.scoreRow() + i) * vocab, vocab);
         }
     }
 
@@ -771,7 +674,7 @@ public final class BatchScheduler {
     private void abandon() {
         while (!pending.isEmpty()) {
             Pending step = pending.pollFirst();
-            for (Scheduled s : step.scheduled()) {
+            for (ScheduledChunk s : step.scheduled()) {
                 inFlight.remove(s.generation());
                 s.generation().resetComputed();
             }
@@ -784,9 +687,9 @@ public final class BatchScheduler {
         g.finish(reason);
         String rest = g.drainText();
         if (!rest.isEmpty()) {
-            emitToken(g, -1, rest);
+            events.token(g, -1, rest);
         }
-        emitFinish(g);
+        events.finish(g);
     }
 
     /** Runs steps on the calling thread until nothing is left (tests, eval, offline generation). */
