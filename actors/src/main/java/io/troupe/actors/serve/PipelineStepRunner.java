@@ -20,7 +20,6 @@ import io.troupe.runtime.transport.WorkerTransport;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -42,10 +41,7 @@ import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
-import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -194,7 +190,24 @@ final class PipelineStepRunner implements StepRunner {
             refs.add(resolver.resolveActorRef("pekko://" + STAGE_HOST_SYSTEM + "@" + h + "/user/" + StageHost.NAME));
         }
         hostRefs = List.copyOf(refs);
-        linkActor = ctx.spawn(linkBehavior(), "stage-links");
+        StageHostWatch.Losses losses = new StageHostWatch.Losses() {
+            @Override
+            public boolean lost(String reason, long epoch) {
+                return PipelineStepRunner.this.lost(reason, epoch);
+            }
+
+            @Override
+            public void stuck(String reason, long epoch) {
+                PipelineStepRunner.this.stuck(reason, epoch);
+            }
+
+            @Override
+            public void checkStepsInFlight(int[] place, long epoch, long nowNs) {
+                PipelineStepRunner.this.checkStepsInFlight(place, epoch, nowNs);
+            }
+        };
+        linkActor = ctx.spawn(StageHostWatch.behavior(stages, links, placement, stuckStages, hostRefs,
+            weights.fingerprint(), losses), "stage-links");
         down = "wiring the pipeline's stage hosts";
         recover(() -> firstWiring.complete(null));
     }
@@ -558,7 +571,8 @@ final class PipelineStepRunner implements StepRunner {
         for (int g = 1; g < stages; g++) {
             hosts.add(hostRefs.get(place[g]));
         }
-        linkActor.tell(new Watch(place, epoch, false));    // pings keep hosts loading this epoch from freeing it
+        // pings keep hosts loading this epoch from freeing it
+        linkActor.tell(new StageHostWatch.Watch(place, epoch, false));
         String quantization = weights.quantization().name().toLowerCase(Locale.ROOT);
         List<CompletableFuture<StageProtocol.Reply>> loads = new ArrayList<>();
         List<CompletableFuture<StageProtocol.Reply>> acks = new ArrayList<>();
@@ -609,7 +623,7 @@ final class PipelineStepRunner implements StepRunner {
                 wiring = new Wiring(epoch, front, rx, toFirst);
                 down = null;
             }
-            linkActor.tell(new Watch(place, epoch, true));
+            linkActor.tell(new StageHostWatch.Watch(place, epoch, true));
             if (old != null) {
                 afterStageZero(old::close);            // not under a send of the first stage's thread
             }
@@ -667,23 +681,6 @@ final class PipelineStepRunner implements StepRunner {
         }
     }
 
-    // ---- the control-plane actor: asks with replies to itself (hosts watch it), and watches the hosts
-
-    private record Ask(ActorRef<Object> host, int stage, long epoch,
-                       java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message,
-                       CompletableFuture<StageProtocol.Reply> ack, CompletableFuture<StageProtocol.Reply> answer) {
-    }
-
-    /**
-     * Heartbeat every stage host named for {@code epoch}, whose stages are on the slots {@code place}
-     * gives; count a stage's silence as a loss only once {@code armed} (wired).
-     */
-    private record Watch(int[] place, long epoch, boolean armed) {
-    }
-
-    private record Beat() {
-    }
-
     /**
      * Sends a message to a host; {@code ack} (may be null) completes with its acknowledgement, the result
      * with its answer.
@@ -692,100 +689,8 @@ final class PipelineStepRunner implements StepRunner {
         CompletableFuture<StageProtocol.Reply> ack,
         java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message) {
         CompletableFuture<StageProtocol.Reply> f = new CompletableFuture<>();
-        linkActor.tell(new Ask(host, stage, epoch, message, ack, f));
+        linkActor.tell(new StageHostWatch.Ask(host, stage, epoch, message, ack, f));
         return f;
-    }
-
-    /**
-     * The control-plane actor: it sends the wiring's messages with itself as the reply address (a
-     * host's answers come back to it) and heartbeats the hosts of the current epoch; a host whose
-     * {@link StageProtocol.Pong}s stop for the loss timeout is lost.
-     */
-    private Behavior<Object> linkBehavior() {
-        long lossNs = links.lossTimeout().toNanos();
-        long beatNs = Math.max(50_000_000L, Math.min(lossNs, links.stepTimeout().toNanos()) / 4);
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
-            timers.startTimerWithFixedDelay(new Beat(), java.time.Duration.ofNanos(beatNs));
-            Map<Integer, Ask> waiting = new HashMap<>();
-            long[] lastPong = new long[stages];
-            int[][] place = {null};
-            long[] current = {-1};
-            boolean[] armed = {false};
-            ActorRef<StageProtocol.Reply> self = ctx.getSelf().narrow();
-            ActorRef<StageProtocol.Pong> pongs = ctx.getSelf().narrow();
-            return Behaviors.receive(Object.class)
-                .onMessage(Ask.class, a -> {
-                    Ask old = waiting.put(a.stage(), a);
-                    if (old != null) {
-                        old.answer().completeExceptionally(new IllegalStateException("superseded by epoch "
-                            + a.epoch()));
-                    }
-                    a.host().tell(a.message().apply(self));
-                    return Behaviors.same();
-                })
-                .onMessage(StageProtocol.Reply.class, r -> {
-                    Ask a = waiting.get(r.stage());
-                    if (a == null || a.epoch() != r.epoch()) {
-                        return Behaviors.same();         // an answer to an older wiring
-                    }
-                    if (a.ack() != null) {
-                        a.ack().complete(r);
-                    }
-                    if (r.endpoint() != null || r.error() != null) {
-                        waiting.remove(r.stage());
-                        a.answer().complete(r);
-                    }
-                    return Behaviors.same();
-                })
-                .onMessage(Watch.class, w -> {
-                    place[0] = w.place();
-                    current[0] = w.epoch();
-                    armed[0] = w.armed();
-                    java.util.Arrays.fill(lastPong, System.nanoTime());
-                    return Behaviors.same();
-                })
-                .onMessage(StageProtocol.Pong.class, p -> {
-                    long now = System.nanoTime();
-                    if (p.slot() < 0 || p.slot() >= hostRefs.size()) {
-                        return Behaviors.same();
-                    }
-                    placement.answered(p.slot(), now, p.refusal(), p.stepNs());
-                    if (place[0] != null && p.epoch() == current[0] && p.stage() >= 1 && p.stage() < stages
-                        && place[0][p.stage()] == p.slot()) {
-                        lastPong[p.stage()] = now;
-                        if (armed[0]) {
-                            stuck(stuckStages.answered(p.stage(), p.slot(), current[0], p.stepNs(), now), current[0]);
-                        }
-                    }
-                    return Behaviors.same();
-                })
-                .onMessage(Beat.class, b -> {
-                    long now = System.nanoTime();
-                    if (armed[0] && place[0] != null) {
-                        for (int stage = 1; stage < stages; stage++) {
-                            if (now - lastPong[stage] > lossNs) {
-                                placement.failed(place[0][stage], now);
-                                lost("the stage host of stage " + stage + " at " + links.hosts().get(place[0][stage])
-                                    + " was silent for " + links.lossTimeout().toMillis()
-                                    + " ms (its process ended, stopped or lost its stage)", current[0]);
-                            }
-                        }
-                        checkStepsInFlight(place[0], current[0], now);
-                    }
-                    List<ActorRef<Object>> refs = hostRefs;   // spares too: a spare that answers can take a stage
-                    for (int slot = 0; slot < refs.size(); slot++) {
-                        refs.get(slot).tell(new StageProtocol.Ping(current[0], slot, weights.fingerprint(), pongs));
-                    }
-                    return Behaviors.same();
-                })
-                .onSignal(PostStop.class, s -> {
-                    for (ActorRef<Object> h : hostRefs) {
-                        h.tell(new StageProtocol.Unload(current[0]));
-                    }
-                    return Behaviors.same();
-                })
-                .build();
-        }));
     }
 
     @Override
