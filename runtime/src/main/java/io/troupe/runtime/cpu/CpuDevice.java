@@ -14,6 +14,8 @@ import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.HostStorage;
 import io.troupe.runtime.tensor.Tensor;
 import java.nio.FloatBuffer;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 
 /**
  * The CPU backend. Tensors live in off-heap, 64-byte aligned {@link CpuStorage}; gemm goes to
@@ -30,16 +32,45 @@ public final class CpuDevice implements Device {
     private final CpuParallel parallel;
     private final String name;
     private final CpuAttention attention;
+    private final AtomicLong bytesInUse = new AtomicLong();
 
     /** A CPU device with a budget of {@code threads} threads (the caller counts as one). */
     public CpuDevice(int threads) {
-        this.parallel = new CpuParallel(threads);
-        this.name = "cpu(" + threads + (threads == 1 ? " thread, " : " threads, ") + CpuBlas.describe() + ")";
-        this.attention = new CpuAttention(parallel);
+        this(threads, CpuBlas::describe);
+    }
+
+    /**
+     * A CPU device whose BLAS library is loaded, and named, by {@code loadBlas}. Construction is all or
+     * nothing: when a part fails after the compute threads have started (the library cannot load), the
+     * threads are stopped and the failure is rethrown, a failure of that cleanup added to it as suppressed.
+     */
+    CpuDevice(int threads, Supplier<String> loadBlas) {
+        CpuParallel started = new CpuParallel(threads);
+        try {
+            this.name = "cpu(" + threads + (threads == 1 ? " thread, " : " threads, ") + loadBlas.get() + ")";
+            this.attention = new CpuAttention(started);
+        } catch (Throwable failure) {
+            try {
+                started.close();
+            } catch (Throwable cleanup) {
+                failure.addSuppressed(cleanup);
+            }
+            throw failure;
+        }
+        this.parallel = started;
     }
 
     public int threads() {
         return parallel.threads();
+    }
+
+    /**
+     * Bytes held by the live tensors this device {@linkplain #allocate allocated}: each counts from its
+     * allocation until its storage is freed (closed, or collected unreachable). Internal scratch memory is not
+     * counted. Still readable after {@link #close()}, where it shows what was never freed. Any thread may call it.
+     */
+    public long bytesInUse() {
+        return bytesInUse.get();
     }
 
     @Override
@@ -55,7 +86,7 @@ public final class CpuDevice implements Device {
     @Override
     public Tensor allocate(DType dtype, int... shape) {
         long n = Tensor.numelOf(shape);
-        return new Tensor(this, new CpuStorage(n * dtype.sizeBytes()), dtype, 0, shape, true);
+        return new Tensor(this, new CpuStorage(n * dtype.sizeBytes(), bytesInUse), dtype, 0, shape, true);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.troupe.runtime.cpu;
 
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
@@ -20,6 +21,8 @@ import java.util.concurrent.locks.LockSupport;
 final class CpuParallel implements AutoCloseable {
     /** How long an idle worker spins before it parks. */
     static final long SPIN_NS = TimeUnit.MICROSECONDS.toNanos(200);
+    /** The name of each worker thread, followed by its block index. */
+    static final String WORKER_NAME = "troupe-cpu-worker-";
 
     /** A body over the half-open index range [start, end). */
     @FunctionalInterface
@@ -39,17 +42,32 @@ final class CpuParallel implements AutoCloseable {
     private int jobBlocks;
 
     CpuParallel(int threads) {
+        this(threads, Thread::new);
+    }
+
+    /**
+     * Starts {@code threads - 1} daemon workers made by {@code factory} and named {@code troupe-cpu-worker-<block>}.
+     * All or nothing: when a worker cannot be made or started (the process is out of threads), those already
+     * started are stopped and the failure is rethrown.
+     */
+    CpuParallel(int threads, ThreadFactory factory) {
         if (threads < 1) {
             throw new IllegalArgumentException("cpu threads must be >= 1: threads=" + threads);
         }
         this.threads = threads;
         this.workers = new Thread[threads - 1];
-        for (int i = 0; i < workers.length; i++) {
-            int block = i + 1;
-            Thread t = new Thread(() -> workerLoop(block), "troupe-cpu-worker-" + block);
-            t.setDaemon(true);
-            workers[i] = t;
-            t.start();
+        try {
+            for (int i = 0; i < workers.length; i++) {
+                int block = i + 1;
+                Thread t = factory.newThread(() -> workerLoop(block));
+                t.setName(WORKER_NAME + block);
+                t.setDaemon(true);
+                t.start();
+                workers[i] = t;
+            }
+        } catch (Throwable failure) {
+            close();
+            throw failure;
         }
     }
 
@@ -137,7 +155,7 @@ final class CpuParallel implements AutoCloseable {
     public void close() {
         closed = true;
         for (Thread t : workers) {
-            LockSupport.unpark(t);
+            LockSupport.unpark(t); // null, a worker that never started: no effect
         }
     }
 }

@@ -2,6 +2,7 @@ package io.troupe.runtime.cpu;
 
 import io.troupe.runtime.tensor.HostStorage;
 import java.lang.ref.Cleaner;
+import java.util.concurrent.atomic.AtomicLong;
 
 /** Off-heap host memory, 64-byte aligned, zero-filled, freed on {@link #close()} (or by a cleaner). */
 public final class CpuStorage implements HostStorage {
@@ -14,6 +15,14 @@ public final class CpuStorage implements HostStorage {
 
     /** Allocates {@code lengthBytes} of zeroed memory. */
     public CpuStorage(long lengthBytes) {
+        this(lengthBytes, null);
+    }
+
+    /**
+     * Allocates {@code lengthBytes} of zeroed memory and adds them to {@code bytesInUse} until the memory is freed
+     * (by {@link #close()} or the cleaner); {@code null} counts nothing.
+     */
+    CpuStorage(long lengthBytes, AtomicLong bytesInUse) {
         if (lengthBytes < 0) {
             throw new IllegalArgumentException("storage length must be >= 0: lengthBytes=" + lengthBytes);
         }
@@ -22,8 +31,11 @@ public final class CpuStorage implements HostStorage {
         CpuMemory.UNSAFE.setMemory(aligned, lengthBytes, (byte) 0);
         this.lengthBytes = lengthBytes;
         this.address = aligned;
-        this.freer = new Freer(raw);
+        this.freer = new Freer(raw, lengthBytes, bytesInUse);
         this.cleanable = CLEANER.register(this, freer);
+        if (bytesInUse != null) {
+            bytesInUse.addAndGet(lengthBytes);
+        }
     }
 
     @Override
@@ -51,10 +63,14 @@ public final class CpuStorage implements HostStorage {
 
     private static final class Freer implements Runnable {
         private final long raw;
+        private final long lengthBytes;
+        private final AtomicLong bytesInUse;
         private volatile boolean freed;
 
-        Freer(long raw) {
+        Freer(long raw, long lengthBytes, AtomicLong bytesInUse) {
             this.raw = raw;
+            this.lengthBytes = lengthBytes;
+            this.bytesInUse = bytesInUse;
         }
 
         @Override
@@ -62,6 +78,9 @@ public final class CpuStorage implements HostStorage {
             if (!freed) {
                 freed = true;
                 CpuMemory.UNSAFE.freeMemory(raw);
+                if (bytesInUse != null) {
+                    bytesInUse.addAndGet(-lengthBytes);
+                }
             }
         }
     }

@@ -32,6 +32,7 @@ import io.troupe.runtime.device.StagedOutput;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
@@ -118,20 +119,50 @@ public final class CudaDevice implements Device {
         this.ccMinor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
         this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
         check("create device", "cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain(context, device));
-        bind();
-        check("create device", "cuStreamCreate", cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING));
-        this.modules = new CudaModules(ccMajor, ccMinor);
-        modules.allowDynamicSharedMemory("attn_fwd_flash", flashSharedBytes(128));
-        this.staging = new PinnedStaging(stream);
-        this.errorWord = allocator.allocate(8);
-        this.sumsqScratch = allocator.allocate(8L * (SUMSQ_BLOCKS + 1));
-        check("create device", "cuMemsetD8Async(error word)",
-            cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
-        this.gemm = new CudaGemm(this);
-        this.transfers = new CudaTransfers(this, stream);
-        this.cublas = CublasGemm.open(stream);
-        this.gemmBackend = cublas != null ? GemmBackend.CUBLAS : GemmBackend.TROUPE;
-        synchronize();
+        // All or nothing: each part made is undone, newest first, when a later part fails.
+        ArrayDeque<AutoCloseable> made = new ArrayDeque<>();
+        made.push(() -> check("undo create device", "cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease(device)));
+        try {
+            bind();
+            check("create device", "cuStreamCreate", cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING));
+            made.push(() -> check("undo create device", "cuStreamDestroy", cuStreamDestroy(stream)));
+            this.modules = new CudaModules(ccMajor, ccMinor);
+            made.push(modules);
+            modules.allowDynamicSharedMemory("attn_fwd_flash", flashSharedBytes(128));
+            this.staging = new PinnedStaging(stream);
+            made.push(staging);
+            made.push(allocator::close);
+            this.errorWord = allocator.allocate(8);
+            made.push(errorWord);
+            this.sumsqScratch = allocator.allocate(8L * (SUMSQ_BLOCKS + 1));
+            made.push(sumsqScratch);
+            check("create device", "cuMemsetD8Async(error word)",
+                cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
+            this.gemm = new CudaGemm(this);
+            this.transfers = new CudaTransfers(this, stream);
+            made.push(transfers);
+            this.cublas = CublasGemm.open(stream);
+            if (cublas != null) {
+                made.push(cublas);
+            }
+            this.gemmBackend = cublas != null ? GemmBackend.CUBLAS : GemmBackend.TROUPE;
+            synchronize();
+        } catch (Throwable failure) {
+            cuStreamSynchronize(stream); // best effort, as in close(): work issued here may still use the memory
+            undo(made, failure);
+            throw failure;
+        }
+    }
+
+    /** Closes {@code made} newest first, every part tried; each failure is added to {@code failure} as suppressed. */
+    private static void undo(ArrayDeque<AutoCloseable> made, Throwable failure) {
+        while (!made.isEmpty()) {
+            try {
+                made.pop().close();
+            } catch (Throwable t) {
+                failure.addSuppressed(t);
+            }
+        }
     }
 
     private int attribute(int attr) {
