@@ -65,30 +65,28 @@ final class DataParallelGradients implements AutoCloseable {
      * shard. Each chunk's gradients are all-reduced in buckets launched from its last weight gradient pass,
      * overlapping the rest of backward (on a GPU each bucket's range is downloaded into the host copy as its last
      * parameter becomes final, then launched: {@link FinalGradientDownloads}); ZeRO 1/2 reduce-scatter instead, and the
-     * optimizer owns this rank's segment of each bucket. What it built before a failure is freed by {@link #close}.
+     * optimizer owns this rank's segment of each bucket. Under ZeRO 2 a chunk whose module keeps its gradients as
+     * slices is reduced by a {@link ZeroGradientWindow} instead ({@link #keepGradientSlices}). What it built before a
+     * failure is freed by {@link #close}.
+     *
+     * <p>The rule: a bucketer fed by the final-gradient hook ({@link StageWorker#onGradientsFinal}, which reports
+     * parameter indices) has exactly one range per parameter, so a report marks that parameter's range ready. Only a
+     * chunk that keeps gradient slices has its weights cut into blocks of rows; one that declines them gets zero 1's
+     * bucketer, whole parameters in buckets of the job's size, and its optimizer is sharded by that one.
      *
      * @param bucketBytes the job's bucket size
      */
     void open(Communicator dataParallel, long bucketBytes) {
         StageWorker w = stage;
         for (int c = 0; c < buckets.length; c++) {
-            long chunkBucketBytes = bucketBytes;
-            if (slicedZeroTwo()) {
-                // ZeRO 2's window is one bucket: at most 1/16 of the slice this rank owns, as in-process.
-                chunkBucketBytes = Math.min(chunkBucketBytes,
-                    4 * Math.max(1, w.chunk(c).params().numel() / (16L * spec.layout().dp())));
-            }
-            List<ParamRange> ranges = bucketRanges(w.chunk(c), chunkBucketBytes, slicedZeroTwo());
             gradientMirrors[c] = HostMirror.of(w.chunk(c).grads(), scratch);
-            buckets[c] = new GradientBucketer(dataParallel, gradientMirrors[c].host(), ranges, chunkBucketBytes,
-                ReduceOp.SUM, spec.zeroSharded(), c * BUCKET_TAGS_PER_CHUNK);
             if (spec.zeroSharded()) {
-                w.shardOptimizer(c, buckets[c].ownedStarts(), buckets[c].ownedNumels());
                 paramMirrors[c] = HostMirror.of(w.chunk(c).params(), scratch);
             }
-            if (slicedZeroTwo() && keepGradientSlices(dataParallel, c, buckets[c])) {
+            if (slicedZeroTwo() && keepGradientSlices(dataParallel, c, bucketBytes)) {
                 continue;
             }
+            buckets[c] = bucketer(dataParallel, c, bucketBytes, false);
             if (gradientMirrors[c].copies()) {
                 downloads[c] = new FinalGradientDownloads(gradientMirrors[c], buckets[c], w.chunk(c).parameters().size());
                 w.onGradientsFinal(c, downloads[c]);
@@ -99,7 +97,23 @@ final class DataParallelGradients implements AutoCloseable {
     }
 
     /**
-     * The chunk's parameters as the bucketer's ranges; with {@code cut} (ZeRO 2) a weight larger
+     * Chunk {@code c}'s bucketer over its gradients' host memory, in buckets of at most {@code bucketBytes}
+     * ({@link #bucketRanges}, weights cut into blocks of rows with {@code cut}); under ZeRO the chunk's optimizer is
+     * sharded to own this rank's segment of each of its buckets.
+     */
+    private GradientBucketer bucketer(Communicator dataParallel, int c, long bucketBytes, boolean cut) {
+        StageModule chunk = stage.chunk(c);
+        GradientBucketer bucketer = new GradientBucketer(dataParallel, gradientMirrors[c].host(),
+            bucketRanges(chunk, bucketBytes, cut), bucketBytes, ReduceOp.SUM, spec.zeroSharded(),
+            c * BUCKET_TAGS_PER_CHUNK);
+        if (spec.zeroSharded()) {
+            stage.shardOptimizer(c, bucketer.ownedStarts(), bucketer.ownedNumels());
+        }
+        return bucketer;
+    }
+
+    /**
+     * The chunk's parameters as the bucketer's ranges; with {@code cut} (ZeRO 2 gradient slices) a weight larger
      * than a bucket is cut into blocks of whole rows ({@code StageModule.gradientRowElements}),
      * each a range of its own, so the window (the largest bucket) need not hold the largest weight.
      */
@@ -123,13 +137,17 @@ final class DataParallelGradients implements AutoCloseable {
     }
 
     /**
-     * ZeRO 2: chunk {@code c} keeps its gradients in an arena of {@code bucketer}'s ranges and its
-     * owned segments packed, reduced after every weight-gradient pass by a
-     * {@link ZeroGradientWindow}. False when the chunk keeps its whole buffer (its module cannot,
-     * tp > 1, or the device is not a CPU): it then runs as zero 1.
+     * ZeRO 2: asks chunk {@code c} to keep its gradients in an arena of a bucketer's ranges (its weights cut into
+     * blocks of rows, buckets of at most 1/16 of the slice this rank owns, as in-process, and of
+     * {@code bucketBytes}) and its owned segments packed, reduced after every weight-gradient pass by a
+     * {@link ZeroGradientWindow}; that bucketer is then the chunk's. False when the module keeps its whole buffer
+     * (the chunk then gets zero 1's bucketer, {@link #open}).
      */
-    private boolean keepGradientSlices(Communicator dataParallel, int c, GradientBucketer bucketer) {
+    private boolean keepGradientSlices(Communicator dataParallel, int c, long bucketBytes) {
         StageWorker w = stage;
+        long windowBytes = Math.min(bucketBytes,
+            4 * Math.max(1, w.chunk(c).params().numel() / (16L * spec.layout().dp())));
+        GradientBucketer bucketer = bucketer(dataParallel, c, windowBytes, true);
         int nb = bucketer.bucketCount();
         long[] starts = new long[nb];
         long[] numels = new long[nb];
@@ -141,6 +159,7 @@ final class DataParallelGradients implements AutoCloseable {
         if (arena == null) {
             return false;
         }
+        buckets[c] = bucketer;
         w.onEveryWeightGradient(c, new ZeroGradientWindow(dataParallel, w.chunk(c), w.ownedGradients(c), bucketer,
             arena, spec.microbatches()));
         slicedGradients[c] = true;

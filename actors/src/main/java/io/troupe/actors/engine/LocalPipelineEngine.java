@@ -57,8 +57,10 @@ public final class LocalPipelineEngine implements AutoCloseable {
     /** Every chunk of every replica. */
     private final List<StepTail.Part> updateParts = new ArrayList<>();
     private long step;
-    /** ZeRO 2 with gradients kept as slices: one per model stage (empty otherwise). */
+    /** ZeRO 2 with gradients kept as slices: one per model stage that keeps them (empty otherwise). */
     private final List<ZeroGradientSlices> gradientSlices = new ArrayList<>();
+    /** Per model stage: its gradients are kept as slices and reduced by one of {@link #gradientSlices}. */
+    private final boolean[] slicedStages;
 
     public LocalPipelineEngine(PipelineJobSpec spec, Corpora data) {
         if (spec.layout().dp() > 1 && spec.memory().gradCompression() != io.troupe.models.memory.GradCompression.NONE) {
@@ -71,6 +73,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
         int pp = spec.layout().pp();
         int tp = spec.layout().tp();
         this.workers = new StageWorker[dp][pp][tp];
+        this.slicedStages = new boolean[spec.layout().modelStages()];
         this.executors = new ExecutorService[dp * pp * tp];
         for (int d = 0; d < dp; d++) {
             for (int p = 0; p < pp; p++) {
@@ -230,8 +233,9 @@ public final class LocalPipelineEngine implements AutoCloseable {
 
     /**
      * ZeRO 2: every stage keeps its gradients in an arena and its owned slice packed; each
-     * replica's weight-gradient passes feed the stage's {@link ZeroGradientSlices}. A module that
-     * keeps its whole gradient buffer leaves the engine on the zero-1 path.
+     * replica's weight-gradient passes feed the stage's {@link ZeroGradientSlices}. A stage whose
+     * module keeps its whole gradient buffer is reduce-scattered whole, as under zero 1, whatever
+     * the other stages do.
      */
     private void shardGradients() {
         int dp = spec.layout().dp();
@@ -260,6 +264,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 workers[d][p][0].onEveryWeightGradient(v, slices.hook(d));
             }
             gradientSlices.add(slices);
+            slicedStages[g] = true;
         }
     }
 
@@ -325,14 +330,14 @@ public final class LocalPipelineEngine implements AutoCloseable {
         double computeEndUs = (System.nanoTime() - t0) / 1e3;
 
         long r0 = System.nanoTime();
-        if (!gradientSlices.isEmpty()) {
+        if (spec.zeroSharded()) {
             for (ZeroGradientSlices z : gradientSlices) {
                 z.reduceResident();
             }
-        } else if (spec.zeroSharded()) {
+            // Stages without slices (zero 1, tp > 1, or a module keeping its whole buffer) reduce-scatter it whole.
             for (int t = 0; t < spec.layout().tp(); t++) {
                 final int member = t;
-                ZeroReplicas.reduceScatter((d, g) -> stage(d, g, member), spec.layout());
+                ZeroReplicas.reduceScatter((d, g) -> stage(d, g, member), spec.layout(), g -> !slicedStages[g]);
             }
         } else {
             reduceGradients();

@@ -8,6 +8,7 @@ import io.troupe.models.parallel.Layout;
 import io.troupe.models.train.StageState;
 import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.Tensor;
+import java.util.function.IntPredicate;
 
 /**
  * ZeRO stage 1/2 across the data-parallel replicas of one process (the in-process engine): replica
@@ -35,10 +36,16 @@ final class ZeroReplicas {
         AdamW optimizer(int d, int g);
     }
 
-    /** Leaves in replica k's segment k of every stage the sum over replicas (added in replica order). */
-    static void reduceScatter(Stages stages, Layout layout) {
+    /**
+     * Leaves in replica k's segment k of every model stage {@code reduced} accepts the sum over replicas (added in
+     * replica order); the other stages are left as they are.
+     */
+    static void reduceScatter(Stages stages, Layout layout, IntPredicate reduced) {
         int dp = layout.dp();
         for (int g = 0; g < layout.modelStages(); g++) {
+            if (!reduced.test(g)) {
+                continue;
+            }
             StageModule root = stages.stage(0, g);
             long numel = root.grads().numel();
             for (int k = 0; k < dp; k++) {

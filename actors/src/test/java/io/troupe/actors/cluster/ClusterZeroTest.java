@@ -7,6 +7,7 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
+import io.troupe.actors.engine.WholeGradientGptStages;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.runtime.testkit.TestFiles;
 import java.nio.file.Files;
@@ -158,6 +159,31 @@ class ClusterZeroTest {
             assertTrue(largest > embedding, "the test needs a weight larger than the embedding");
             assertTrue(saved >= floor, "zero 2 saved " + saved + " < " + floor);
             assertTrue(java.util.Arrays.equals(l[2], l[1]), "zero 2 is not bitwise zero 1 at dp 2");
+        }
+    }
+
+    /**
+     * A stage module that declines ZeRO 2's gradient slices ({@link WholeGradientGptStages}: GPT keeping its whole
+     * gradient buffer, still naming the rows it could cut its weights at) trains as under zero 1, bitwise at dp 2,
+     * though tiny's MLP weights are larger than zero 2's window (a sixteenth of the slice a rank owns).
+     */
+    @Test
+    @Timeout(300)
+    void shouldTrainAsZeroOneWhenTheStageKeepsItsWholeGradientBuffer() throws Exception {
+        io.troupe.models.gpt.ParameterLayout full = io.troupe.models.gpt.ParameterLayout.full(
+            io.troupe.models.gpt.GptConfig.tiny());
+        long window = full.numel() / (16 * 2);
+        long fc = full.specs().stream().filter(s -> s.name().endsWith("mlp.fc.weight"))
+            .mapToLong(io.troupe.models.ParamSpec::numel).max().orElseThrow();
+        assertTrue(fc > window, "the test needs a weight larger than zero 2's window: " + fc + " <= " + window);
+        try (Troupe troupe = Troupe.local(2, 1)) {
+            double[] base = losses(troupe.submit(job("2x1", 1).build()), "zero 1");
+            double[] whole = losses(troupe.submit(job("2x1", 2).stageModules(WholeGradientGptStages.class).build()),
+                "zero 2, whole gradient buffers");
+            System.out.printf("cluster 2x1 zero 2 with whole gradient buffers: max relative loss difference %.3e "
+                + "from zero 1 (bitwise %s)%n", maxRelative(whole, base, 0), java.util.Arrays.equals(whole, base));
+            assertTrue(java.util.Arrays.equals(whole, base), "zero 2 with whole gradient buffers is not bitwise zero 1: "
+                + java.util.Arrays.toString(whole) + " against " + java.util.Arrays.toString(base));
         }
     }
 

@@ -138,6 +138,31 @@ class ZeroEngineTest {
         }
     }
 
+    /**
+     * Stages whose module declines ZeRO 2's gradient slices ({@link WholeGradientGptStages}) train as under zero 1:
+     * bitwise when every stage declines, within 1e-5 when only the first does and the other keeps slices.
+     */
+    @Test
+    void shouldTrainAsZeroOneWhereStagesKeepTheirWholeGradientBuffers() {
+        Layout l = Layout.parse("2x2x1", 1);
+        double[] base = losses(spec("2x2x1", 1, STEPS), STEPS);
+        Class<?>[] factories = {WholeGradientGptStages.class, WholeGradientGptStages.FirstStageOnly.class};
+        for (Class<?> factory : factories) {
+            PipelineJobSpec spec = new PipelineJobSpec(train(STEPS), l, "1f1b", 2, StagePartition.balanced(MODEL, 2), 1,
+                30_000, io.troupe.runtime.device.DeviceKind.CPU, factory.getName())
+                .withMemory(MemoryOptions.NONE.withZero(2));
+            double[] z = losses(spec, STEPS);
+            double rel = maxRelative(z, base);
+            boolean bitwise = java.util.Arrays.equals(z, base);
+            System.out.printf("2x2 zero 2, %s: max relative loss difference %.3e from zero 1 (bitwise %s)%n",
+                factory.getSimpleName(), rel, bitwise);
+            assertTrue(rel <= 1e-5, factory.getSimpleName() + ": " + rel);
+            if (factory == WholeGradientGptStages.class) {
+                assertTrue(bitwise, "zero 2 with every stage's whole gradient buffer is not bitwise zero 1's");
+            }
+        }
+    }
+
     @Test
     void shouldResumeAcrossZeroStagesAndReplicaCounts(@TempDir Path dir) {
         int total = 6;
