@@ -259,7 +259,7 @@ class StageHostsProcessTest {
             48, 1e-5f));
         try (StageHostServer host = StageHostServer.start(other, "127.0.0.1", 0, ConfigFactory.load())) {
             int port = portOf(host);
-            StageLinks l = links(Duration.ofSeconds(3), port);
+            StageLinks l = links(port);
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> InferenceServer.start(
                 InferenceWeights.load(ours, Quantization.NONE), ServeTestSupport.settings(), 2, l));
             assertTrue(e.getMessage().contains("refused the load of stage 1") && e.getMessage().contains("the server's"
