@@ -2,6 +2,7 @@ package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
@@ -9,6 +10,7 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cli.TroupeCli;
+import io.troupe.actors.metrics.RecoveryCause;
 import io.troupe.models.checkpoint.CheckpointDiff;
 import io.troupe.runtime.launch.ChildJvm;
 import java.nio.file.Path;
@@ -28,8 +30,12 @@ import org.junit.jupiter.api.io.TempDir;
  * Faults against node processes (every one may host the coordinator), the test JVM a client: a
  * worker SIGKILLed, a worker SIGSTOPped past the failure detector then SIGCONTed, the coordinator's
  * node SIGKILLed. Each job finishes, and its final checkpoint is bitwise that of a fault-free run of
- * the same job on the same cluster (a spare keeps the layout). Detection and recovery are printed;
- * a killed process must be noticed within 5 s. Every recovery restores from the in-memory snapshots
+ * the same job on the same cluster (a spare keeps the layout). Detection and recovery times are printed, not
+ * asserted: the goal of a killed process noticed within 5 s is measured by {@code scripts/chaos}. What is asserted
+ * is how each fault was noticed, which load does not change: never by the step deadline (the job's 30 s step
+ * timeout); a killed process downed by the control-port probe ({@link DeadMemberProbe}) as soon as the failure
+ * detector holds it unreachable, not by the split-brain resolver after its {@code stable-after}; a stopped one
+ * never by that probe. Every recovery restores from the in-memory snapshots
  * (a data-parallel replica's own, or a buddy's copy), also the new coordinator incarnation's after
  * its node was killed: no committed step may be lost. The faulty job's stages are held at the start of step
  * {@code AT + 1} ({@link HeldGptStages}, armed in each node process) until the client learns of the recovery, so
@@ -93,7 +99,7 @@ class ClusterFaultsTest {
     /** The job, its stages built by {@code moduleFactory} ({@code ""}: the built-in GPT). */
     private JobRequest job(Path dir, String moduleFactory) {
         return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
-            30_000, 0, 1, 1L << 20, "cpu", moduleFactory, 0, "none", "none");
+            STEP_TIMEOUT_MS, 0, 1, 1L << 20, "cpu", moduleFactory, 0, "none", "none");
     }
 
     /** The node process hosting rank {@code rank} of a Started assignment. */
@@ -112,15 +118,31 @@ class ClusterFaultsTest {
         return rank0 == nodes.get(0) ? hostOf(started, 1) : rank0;
     }
 
-    private interface Fault {
-        /** Injects the fault after {@code started}; returns the injection time (System.nanoTime). */
-        long inject(JobEvent.Started started) throws Exception;
+    /** A fault injected into {@code victim}'s process at {@code atNs} (System.nanoTime). */
+    private record Injected(ChildJvm victim, long atNs) {
     }
 
-    /** How soon a killed process must be noticed (the injection to the client's Recovering event). */
-    private static final double KILLED_DETECT_S = 5;
-    /** How soon any other fault must be noticed. */
-    private static final double DETECT_S = 15;
+    private interface Fault {
+        /** Injects the fault after {@code started}. */
+        Injected inject(JobEvent.Started started) throws Exception;
+    }
+
+    /** How the victim's process is lost, which decides the path that must notice it. */
+    private enum Loss {
+        /**
+         * Killed: the failure detector marks it unreachable and the port probe downs it at once (its control
+         * port refuses connections), not the resolver after {@code sbr-stable-after}.
+         */
+        KILLED,
+        /**
+         * Stopped: it still accepts connections, so the resolver downs it after {@code sbr-stable-after}; the port
+         * probe never does.
+         */
+        STOPPED
+    }
+
+    /** The job's step timeout: a fault noticed only when a step passes it took the slow path. */
+    private static final long STEP_TIMEOUT_MS = 30_000;
 
     /** The job's end within 200 s, or an AssertionError carrying its events and the nodes' job lines. */
     private JobEvent awaitOrExplain(JobHandle h, String what, List<JobEvent> events) throws InterruptedException {
@@ -136,10 +158,10 @@ class ClusterFaultsTest {
      * Runs the job clean (the built-in GPT), then with {@code fault} injected once step {@link #AT} committed and
      * every rank is held at the start of the next (the held job trains bitwise as the built-in GPT); the holds are
      * released when the client learns of the recovery. With {@code fromMemory} the recovery must restore the last
-     * step committed before the fault from the in-memory snapshots: no committed step lost; the fault must be
-     * noticed within {@code maxDetectS}.
+     * step committed before the fault from the in-memory snapshots: no committed step lost. The fault must be noticed
+     * by the path {@code loss} names, never by the step deadline; the time it took is printed.
      */
-    private void survive(String name, Path tmp, boolean fromMemory, double maxDetectS, Fault fault) throws Exception {
+    private void survive(String name, Path tmp, boolean fromMemory, Loss loss, Fault fault) throws Exception {
         Path releaseFile = tmp.resolve("release-held-stages");
         TroupeNode client = cluster(releaseFile);
         open.add(() -> HeldGptStages.release(releaseFile)); // closed before the nodes: no stage left held
@@ -166,7 +188,8 @@ class ClusterFaultsTest {
         for (int rank = 0; rank < first.worldSize(); rank++) {
             hostOf(first, rank).awaitLine(HeldGptStages.HELD_LINE + (AT + 1), 60_000);
         }
-        long t0 = fault.inject(first);
+        Injected injected = fault.inject(first);
+        long t0 = injected.atNs();
         JobEvent end = awaitOrExplain(h, name + ": the job, after the fault,", events);
         assertInstanceOf(JobEvent.Finished.class, end, () -> name + ": " + end + "\n" + nodes.get(0).output()
             + nodes.get(1).output());
@@ -212,8 +235,34 @@ class ClusterFaultsTest {
             + jobLines());
         assertEquals(STEPS, ((JobEvent.Finished) end).steps());
         assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
-        assertTrue(detectS <= maxDetectS, name + ": detection took " + detectS + " s, more than " + maxDetectS
-            + " s (a loaded machine can stall the failure detector: rerun once before chasing it)");
+        assertNotEquals(RecoveryCause.DEADLINE, RecoveryCause.of(rc.reason()), name + ": the fault was noticed only by "
+            + "the " + STEP_TIMEOUT_MS + " ms step deadline, not by the failure detector or a lost member: "
+            + rc.reason() + "\nthe nodes said:\n" + jobLines());
+        String probed = probeDowned(injected.victim());
+        if (loss == Loss.KILLED) {
+            assertTrue(probed != null, name + ": the killed process was not downed by the control-port probe (the "
+                + "resolver's sbr-stable-after or a deadline noticed it instead, seconds later); detection took "
+                + String.format("%.1f", detectS) + " s; reason: " + rc.reason() + "\nthe nodes said:\n" + jobLines());
+        } else {
+            assertTrue(probed == null, name + ": a stopped process still accepts connections, yet the port probe "
+                + "downed it: " + probed);
+        }
+    }
+
+    /** The line a surviving node logged when its port probe ({@link DeadMemberProbe}) downed {@code victim}, or null. */
+    private String probeDowned(ChildJvm victim) {
+        String member = "@" + addresses.get(nodes.indexOf(victim)) + " is unreachable and its control port refuses "
+            + "connections";
+        for (ChildJvm n : nodes) {
+            if (n != victim) {
+                for (String line : n.output().split("\n")) {
+                    if (line.contains(member)) {
+                        return line;
+                    }
+                }
+            }
+        }
+        return null;
     }
 
     /** Each node's log lines about the job's epochs, faults, recoveries and snapshots. */
@@ -232,11 +281,11 @@ class ClusterFaultsTest {
 
     @Test
     void shouldFinishBitwiseWhenAWorkerProcessIsKilled(@TempDir Path tmp) throws Exception {
-        survive("kill-worker", tmp, true, KILLED_DETECT_S, started -> {
+        survive("kill-worker", tmp, true, Loss.KILLED, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             victim.kill();
-            return t;
+            return new Injected(victim, t);
         });
     }
 
@@ -247,34 +296,34 @@ class ClusterFaultsTest {
     @Test
     void shouldRestoreAKilledPipelineStageFromItsBuddysCopy(@TempDir Path tmp) throws Exception {
         layout = "1x2";
-        survive("kill-stage", tmp, true, KILLED_DETECT_S, started -> {
+        survive("kill-stage", tmp, true, Loss.KILLED, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             victim.kill();
-            return t;
+            return new Injected(victim, t);
         });
     }
 
     @Test
     void shouldFinishBitwiseWhenAWorkerIsStoppedPastTheFailureDetectorAndContinued(@TempDir Path tmp) throws Exception {
-        survive("stop-worker", tmp, true, DETECT_S, started -> {
+        survive("stop-worker", tmp, true, Loss.STOPPED, started -> {
             ChildJvm victim = workerAwayFromTheFirstSeed(started);
             long t = System.nanoTime();
             new ProcessBuilder("kill", "-STOP", Long.toString(victim.pid())).start().waitFor();
             Thread.sleep(8_000);
             new ProcessBuilder("kill", "-CONT", Long.toString(victim.pid())).start().waitFor();
-            return t;
+            return new Injected(victim, t);
         });
     }
 
     @Test
     void shouldFinishBitwiseWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
-        survive("kill-coordinator", tmp, true, KILLED_DETECT_S, started -> {
+        survive("kill-coordinator", tmp, true, Loss.KILLED, started -> {
             System.out.println("kill-coordinator: its node hosts " + (hostOf(started, 0) == nodes.get(0) ? "rank 0"
                 : hostOf(started, 1) == nodes.get(0) ? "rank 1" : "the spare"));
             long t = System.nanoTime();
             nodes.get(0).kill(); // the oldest node with the coordinator role hosts the singleton
-            return t;
+            return new Injected(nodes.get(0), t);
         });
     }
 
@@ -286,12 +335,12 @@ class ClusterFaultsTest {
     @Test
     void shouldRestoreAPipelineFromMemoryWhenTheCoordinatorsNodeIsKilled(@TempDir Path tmp) throws Exception {
         layout = "1x2";
-        survive("kill-coordinator-1x2", tmp, true, KILLED_DETECT_S, started -> {
+        survive("kill-coordinator-1x2", tmp, true, Loss.KILLED, started -> {
             System.out.println("kill-coordinator-1x2: its node hosts " + (hostOf(started, 0) == nodes.get(0) ? "stage 0"
                 : hostOf(started, 1) == nodes.get(0) ? "stage 1" : "the spare"));
             long t = System.nanoTime();
             nodes.get(0).kill();
-            return t;
+            return new Injected(nodes.get(0), t);
         });
     }
 }
