@@ -41,9 +41,10 @@ final class ServeCommand {
                             [--isolate-step-core true|false] [--prefill-thread true|false] [--prefill-ahead N]
                             [--kv-dtype f32|bf16] [--prefix-cache true|false] [--drain-timeout SECONDS]
                             [--stage-hosts HOST:PORT,...] [--device cpu|cuda] [--config FILE]
-        Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /health
-        and GET /metrics (Prometheus) with continuous batching over a paged KV cache. Defaults and the
-        other settings: troupe.serve in cluster-config/reference.conf. --max-batch is at most the KV cache's
+        Serves POST /v1/completions (OpenAI style, "stream": true for server-sent events), GET /v1/models,
+        GET /health, GET /health/live and GET /metrics (Prometheus) with continuous batching over a paged
+        KV cache. Defaults and the other settings: troupe.serve in cluster-config/reference.conf.
+        --max-batch is at most the KV cache's
         blocks (each running sequence holds one at least), and the KV cache (--kv-cache-mib, allocated at start)
         must fit the heap (-Xmx) beside the weights. On SIGTERM or Ctrl-C it drains:
         503 to new requests and to /health while the requests it holds finish, for up to --drain-timeout

@@ -30,7 +30,7 @@ final class TrainCommand {
         usage: troupe train [--config FILE] [--model tiny|small|big|medium] [--steps N] [--batch B]
                             [--microbatches M] [--lr LR] [--min-lr LR] [--warmup N] [--grad-clip X]
                             [--data PATH] [--seed S] [--device cpu|cuda|auto] [--threads N]
-                            [--eval-interval N] [--eval-batches N] [--checkpoint-interval N]
+                            [--eval-interval N] [--eval-batches N|all] [--checkpoint-interval N]
                             [--out DIR] [--resume DIR] [--trace-steps A:B]
                             [--layout DPxPPxTP] [--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive]
                             [--virtual V] [--partition N,N,...] [--step-timeout-ms MS]

@@ -339,6 +339,17 @@ class TroupeCliTest {
         assertTrue(late.out().contains("usage: troupe submit"), late.out());
     }
 
+    /** Help names what a user can type: eval-batches' "all", and every endpoint the server answers. */
+    @Test
+    void shouldNameEveryAcceptedValueAndEndpointInHelp() {
+        assertTrue(run("train", "--help").out().contains("[--eval-batches N|all]"), TrainCommand.USAGE);
+        String serve = run("serve", "--help").out();
+        for (String endpoint : List.of("POST /v1/completions", "GET /v1/models", "GET /health", "GET /health/live",
+            "GET /metrics")) {
+            assertTrue(serve.contains(endpoint), endpoint + " in: " + serve);
+        }
+    }
+
     /** The overview names the checkpoint sub-command as it is typed: its first word runs it. */
     @Test
     void shouldNameTheCheckpointSubcommandsAsTyped() {
