@@ -1,7 +1,6 @@
 package io.troupe.runtime.cpu;
 
 import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
-import static io.troupe.runtime.cpu.CpuMemory.getInt;
 import static io.troupe.runtime.cpu.CpuMemory.putFloat;
 
 import io.troupe.runtime.device.AdamWStep;
@@ -32,6 +31,10 @@ public final class CpuDevice implements Device {
     private final CpuParallel parallel;
     private final String name;
     private final CpuAttention attention;
+    private final CpuGemm gemm;
+    private final CpuBiasGelu biasGelu;
+    private final CpuLayerNorms layerNorms;
+    private final CpuTokenOps tokens;
     private final AtomicLong bytesInUse = new AtomicLong();
 
     /** A CPU device with a budget of {@code threads} threads (the caller counts as one). */
@@ -58,6 +61,10 @@ public final class CpuDevice implements Device {
             throw failure;
         }
         this.parallel = started;
+        this.gemm = new CpuGemm(started);
+        this.biasGelu = new CpuBiasGelu(started);
+        this.layerNorms = new CpuLayerNorms(started);
+        this.tokens = new CpuTokenOps(started);
     }
 
     public int threads() {
@@ -145,38 +152,8 @@ public final class CpuDevice implements Device {
     public void gemmBatched(boolean transA, boolean transB, int m, int n, int k, float alpha,
                             Tensor a, int lda, long strideA, Tensor b, int ldb, long strideB,
                             float beta, Tensor c, int ldc, long strideC, int batch) {
-        checkGemm(transA, transB, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc, strideC, batch);
-        final long aBase = a.address();
-        final long bBase = b.address();
-        final long cBase = c.address();
-        // Batches run concurrently only when their C matrices are disjoint: with strideC = 0 (or any
-        // overlap) batch i must see what batch i-1 left in C, e.g. summing products with beta = 1.
-        boolean disjointC = strideC >= (long) (m - 1) * ldc + n;
-        if (batch >= parallel.threads() && batch > 1 && disjointC) {
-            parallel.forRange(batch, 1, (s, e) -> {
-                for (int i = s; i < e; i++) {
-                    CpuBlas.sgemm(transA, transB, m, n, k, alpha, aBase + 4 * i * strideA, lda,
-                        bBase + 4 * i * strideB, ldb, beta, cBase + 4 * i * strideC, ldc);
-                }
-            });
-            return;
-        }
-        for (int i = 0; i < batch; i++) {
-            long ai = aBase + 4 * i * strideA;
-            long bi = bBase + 4 * i * strideB;
-            long ci = cBase + 4 * i * strideC;
-            long work = (long) m * n * k;
-            if (work < (1L << 18) || parallel.threads() == 1) {
-                CpuBlas.sgemm(transA, transB, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc);
-            } else if (m >= n) {
-                // Split rows of C: row block [s, e) reads rows (or columns, when transposed) s..e of A.
-                parallel.forRange(m, 16, (s, e) -> CpuBlas.sgemm(transA, transB, e - s, n, k, alpha,
-                    ai + 4L * (transA ? s : (long) s * lda), lda, bi, ldb, beta, ci + 4L * s * ldc, ldc));
-            } else {
-                parallel.forRange(n, 16, (s, e) -> CpuBlas.sgemm(transA, transB, m, e - s, k, alpha,
-                    ai, lda, bi + 4L * (transB ? (long) s * ldb : s), ldb, beta, ci + 4L * s, ldc));
-            }
-        }
+        gemm.gemmBatched(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC,
+            batch);
     }
 
     @Override
@@ -292,168 +269,57 @@ public final class CpuDevice implements Device {
         matmul(false, true, rows, n, k, 1f, x, w, 1f, out);
     }
 
-    /** Bias add and residual add in one pass over staged rows; bitwise {@link #biasAdd} then {@link #add}. */
     @Override
     public void biasAddResidual(Tensor out, Tensor bias, Tensor residual, int rows, int cols) {
-        requireCapacity(out, (long) rows * cols, "biasAddResidual out");
-        requireCapacity(residual, (long) rows * cols, "biasAddResidual residual");
-        requireCapacity(bias, cols, "biasAddResidual bias");
-        long oa = out.address();
-        long ba = bias.address();
-        long ra = residual.address();
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.biasAddResidual(oa, ba, ra, s, e, cols));
+        biasGelu.biasAddResidual(out, bias, residual, rows, cols);
     }
 
     @Override
     public void biasAdd(Tensor out, Tensor bias, int rows, int cols) {
-        requireCapacity(out, (long) rows * cols, "biasAdd out");
-        requireCapacity(bias, cols, "biasAdd bias");
-        long oa = out.address();
-        long ba = bias.address();
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.biasAdd(oa, ba, s, e, cols));
+        biasGelu.biasAdd(out, bias, rows, cols);
     }
 
     @Override
     public void biasBackward(Tensor dbias, Tensor dout, int rows, int cols) {
-        requireCapacity(dout, (long) rows * cols, "biasBackward dout");
-        requireCapacity(dbias, cols, "biasBackward dbias");
-        long da = dout.address();
-        long ga = dbias.address();
-        parallel.forRange(cols, 16, (s, e) -> CpuRows.columnSums(da, ga, rows, cols, s, e));
+        biasGelu.biasBackward(dbias, dout, rows, cols);
     }
 
     @Override
     public void gelu(Tensor inp, Tensor out, long n) {
-        requireCapacity(inp, n, "gelu inp");
-        requireCapacity(out, n, "gelu out");
-        long ia = inp.address();
-        long oa = out.address();
-        elementwise(n, (s, e) -> CpuGelu.forward(ia, oa, s, e));
+        biasGelu.gelu(inp, out, n);
     }
 
     @Override
     public void biasAddGelu(Tensor preact, Tensor bias, Tensor out, int rows, int cols) {
-        requireCapacity(preact, (long) rows * cols, "biasAddGelu preact");
-        requireCapacity(out, (long) rows * cols, "biasAddGelu out");
-        requireCapacity(bias, cols, "biasAddGelu bias");
-        if (preact.address() == out.address()) {
-            throw new IllegalArgumentException("biasAddGelu out must not alias preact: both at " + preact.address());
-        }
-        long pa = preact.address();
-        long ba = bias.address();
-        long oa = out.address();
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuGelu.biasForward(pa, ba, oa, s, e, cols));
+        biasGelu.biasAddGelu(preact, bias, out, rows, cols);
     }
 
     @Override
     public void geluBackward(Tensor inp, Tensor dout, Tensor dinp, long n) {
-        requireCapacity(inp, n, "geluBackward inp");
-        requireCapacity(dout, n, "geluBackward dout");
-        requireCapacity(dinp, n, "geluBackward dinp");
-        long ia = inp.address();
-        long ga = dout.address();
-        long da = dinp.address();
-        elementwise(n, (s, e) -> CpuGelu.backward(ia, ga, da, s, e));
+        biasGelu.geluBackward(inp, dout, dinp, n);
     }
 
-    /**
-     * One pass: each row's GELU gradient is summed into per-block column sums while it is staged
-     * ({@link CpuGelu#backwardBias}), so {@code dout} and {@code dpreact} are not read again for the
-     * bias gradient. Bitwise {@link #geluBackward} then {@link #biasBackward}, for any thread count.
-     */
     @Override
     public void geluBackwardBias(Tensor preact, Tensor dout, Tensor dpreact, Tensor dbias, int rows, int cols) {
-        long n = (long) rows * cols;
-        requireCapacity(preact, n, "geluBackwardBias preact");
-        requireCapacity(dout, n, "geluBackwardBias dout");
-        requireCapacity(dpreact, n, "geluBackwardBias dpreact");
-        requireCapacity(dbias, cols, "geluBackwardBias dbias");
-        int blocks = (rows + CpuRows.ROW_BLOCK - 1) / CpuRows.ROW_BLOCK;
-        if ((long) blocks * cols > Integer.MAX_VALUE) {
-            geluBackward(preact, dout, dpreact, n);
-            biasBackward(dbias, dpreact, rows, cols);
-            return;
-        }
-        float[] partial = CpuGelu.partialSums(blocks * cols);
-        long ia = preact.address();
-        long ga = dout.address();
-        long da = dpreact.address();
-        parallel.forRange(blocks, 1,
-            (s, e) -> CpuGelu.backwardBias(ia, ga, da, partial, s, e, rows, cols, CpuRows.ROW_BLOCK));
-        CpuRows.addBlockSums(partial, blocks, cols, dbias.address());
+        biasGelu.geluBackwardBias(preact, dout, dpreact, dbias, rows, cols);
     }
 
     @Override
     public void layerNorm(Tensor inp, Tensor weight, Tensor bias, Tensor out, Tensor mean, Tensor rstd,
                           int rows, int cols, float eps) {
-        long n = (long) rows * cols;
-        requireCapacity(inp, n, "layerNorm inp");
-        requireCapacity(out, n, "layerNorm out");
-        requireCapacity(weight, cols, "layerNorm weight");
-        requireCapacity(bias, cols, "layerNorm bias");
-        requireCapacity(mean, rows, "layerNorm mean");
-        requireCapacity(rstd, rows, "layerNorm rstd");
-        long ia = inp.address();
-        long oa = out.address();
-        long wa = weight.address();
-        long ba = bias.address();
-        long ma = mean.address();
-        long ra = rstd.address();
-        parallel.forRange(rows, rowGrain(cols), (s, e) -> CpuRows.layerNorm(ia, wa, ba, oa, ma, ra, s, e, cols, eps));
+        layerNorms.layerNorm(inp, weight, bias, out, mean, rstd, rows, cols, eps);
     }
 
     @Override
     public void residualLayerNorm(Tensor a, Tensor b, Tensor sum, Tensor weight, Tensor bias, Tensor out,
                                   Tensor mean, Tensor rstd, int rows, int cols, float eps) {
-        long n = (long) rows * cols;
-        requireCapacity(a, n, "residualLayerNorm a");
-        requireCapacity(b, n, "residualLayerNorm b");
-        requireCapacity(sum, n, "residualLayerNorm sum");
-        requireCapacity(out, n, "residualLayerNorm out");
-        requireCapacity(weight, cols, "residualLayerNorm weight");
-        requireCapacity(bias, cols, "residualLayerNorm bias");
-        requireCapacity(mean, rows, "residualLayerNorm mean");
-        requireCapacity(rstd, rows, "residualLayerNorm rstd");
-        long aa = a.address();
-        long ba = b.address();
-        long sa = sum.address();
-        long oa = out.address();
-        long wa = weight.address();
-        long bias0 = bias.address();
-        long ma = mean.address();
-        long ra = rstd.address();
-        parallel.forRange(rows, rowGrain(cols),
-            (s, e) -> CpuRows.residualLayerNorm(aa, ba, sa, wa, bias0, oa, ma, ra, s, e, cols, eps));
+        layerNorms.residualLayerNorm(a, b, sum, weight, bias, out, mean, rstd, rows, cols, eps);
     }
 
     @Override
     public void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp,
                                   Tensor weight, Tensor mean, Tensor rstd, int rows, int cols) {
-        long n = (long) rows * cols;
-        requireCapacity(dinp, n, "layerNormBackward dinp");
-        requireCapacity(dout, n, "layerNormBackward dout");
-        requireCapacity(inp, n, "layerNormBackward inp");
-        requireCapacity(dweight, cols, "layerNormBackward dweight");
-        requireCapacity(dbias, cols, "layerNormBackward dbias");
-        requireCapacity(weight, cols, "layerNormBackward weight");
-        requireCapacity(mean, rows, "layerNormBackward mean");
-        requireCapacity(rstd, rows, "layerNormBackward rstd");
-        long dia = dinp.address();
-        long dwa = dweight.address();
-        long dba = dbias.address();
-        long ga = dout.address();
-        long ia = inp.address();
-        long wa = weight.address();
-        long ma = mean.address();
-        long ra = rstd.address();
-        if (parallel.threads() == 1) {
-            // One pass over the rows; bitwise the same as the two passes below.
-            CpuRows.layerNormBackward(dia, dwa, dba, ga, ia, wa, ma, ra, rows, cols);
-            return;
-        }
-        parallel.forRange(rows, rowGrain(cols),
-            (s, e) -> CpuRows.layerNormBackwardInput(dia, ga, ia, wa, ma, ra, s, e, cols));
-        parallel.forRange(cols, 16, (s, e) -> CpuRows.layerNormParamGrads(dwa, dba, ga, ia, ma, ra, rows, cols, s, e));
+        layerNorms.layerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, rows, cols);
     }
 
     /**
@@ -485,68 +351,23 @@ public final class CpuDevice implements Device {
 
     @Override
     public void crossEntropy(Tensor logits, Tensor targets, Tensor probs, Tensor losses, int rows, int vocab) {
-        long n = (long) rows * vocab;
-        requireCapacity(logits, n, "crossEntropy logits");
-        requireCapacity(probs, n, "crossEntropy probs");
-        requireCapacity(losses, rows, "crossEntropy losses");
-        requireIds(targets, rows, vocab, "crossEntropy target");
-        long la = logits.address();
-        long pa = probs.address();
-        long lossA = losses.address();
-        long ta = targets.address();
-        if (CpuAttention.usesVectorKernel()) {
-            // bitwise the scalar rows, with the row max, shift and scaling as vectors
-            parallel.forRange(rows, rowGrain(vocab),
-                (s, e) -> CpuCrossEntropyVector.rows(la, ta, pa, lossA, s, e, vocab));
-            return;
-        }
-        parallel.forRange(rows, rowGrain(vocab), (s, e) -> CpuRows.crossEntropy(la, ta, pa, lossA, s, e, vocab));
+        tokens.crossEntropy(logits, targets, probs, losses, rows, vocab);
     }
 
     @Override
     public void crossEntropyBackward(Tensor dlogits, Tensor probs, Tensor targets, float dlossScale,
                                      int rows, int vocab) {
-        long n = (long) rows * vocab;
-        requireCapacity(dlogits, n, "crossEntropyBackward dlogits");
-        requireCapacity(probs, n, "crossEntropyBackward probs");
-        requireIds(targets, rows, vocab, "crossEntropyBackward target");
-        long da = dlogits.address();
-        long pa = probs.address();
-        long ta = targets.address();
-        parallel.forRange(rows, rowGrain(vocab),
-            (s, e) -> CpuRows.crossEntropyBackward(da, pa, ta, s, e, vocab, dlossScale));
+        tokens.crossEntropyBackward(dlogits, probs, targets, dlossScale, rows, vocab);
     }
 
     @Override
     public void embedding(Tensor out, Tensor ids, Tensor table, int rows, int dim, boolean accumulate) {
-        requireCapacity(out, (long) rows * dim, "embedding out");
-        int tableRows = (int) (table.numel() / dim);
-        requireIds(ids, rows, tableRows, "embedding id");
-        long oa = out.address();
-        long ia = ids.address();
-        long ta = table.address();
-        if (accumulate) {
-            parallel.forRange(rows, rowGrain(dim), (s, e) -> CpuRows.addTableRows(oa, ia, ta, s, e, dim));
-            return;
-        }
-        parallel.forRange(rows, rowGrain(dim), (s, e) -> {
-            for (int r = s; r < e; r++) {
-                long src = (long) getInt(ia, r) * dim;
-                UNSAFE.copyMemory(ta + 4 * src, oa + 4L * r * dim, 4L * dim);
-            }
-        });
+        tokens.embedding(out, ids, table, rows, dim, accumulate);
     }
 
     @Override
     public void embeddingBackward(Tensor dtable, Tensor dout, Tensor ids, int rows, int dim) {
-        requireCapacity(dout, (long) rows * dim, "embeddingBackward dout");
-        int tableRows = (int) (dtable.numel() / dim);
-        requireIds(ids, rows, tableRows, "embeddingBackward id");
-        long ga = dout.address();
-        long ia = ids.address();
-        long ta = dtable.address();
-        // Split by columns: every thread walks all rows in order, so the sum order is fixed.
-        parallel.forRange(dim, 16, (s, e) -> CpuRows.scatterAddRows(ta, ga, ia, rows, dim, s, e));
+        tokens.embeddingBackward(dtable, dout, ids, rows, dim);
     }
 
     @Override
@@ -630,12 +451,18 @@ public final class CpuDevice implements Device {
 
     // ---------------------------------------------------------------- helpers
 
+    /** A loop body over elements [start, end). */
     @FunctionalInterface
-    private interface LongRangeBody {
+    interface LongRangeBody {
         void run(long start, long end);
     }
 
     private void elementwise(long n, LongRangeBody body) {
+        elementwise(parallel, n, body);
+    }
+
+    /** Runs {@code body} over [0, n), split over {@code parallel}'s threads when n fits an int. */
+    static void elementwise(CpuParallel parallel, long n, LongRangeBody body) {
         if (n <= Integer.MAX_VALUE) {
             parallel.forRange((int) n, ELEMENTWISE_GRAIN, (s, e) -> body.run(s, e));
         } else {
@@ -643,7 +470,8 @@ public final class CpuDevice implements Device {
         }
     }
 
-    private static int rowGrain(int cols) {
+    /** Rows per task for rows of {@code cols} floats: about 8192 floats each. */
+    static int rowGrain(int cols) {
         return Math.max(1, 8192 / Math.max(1, cols));
     }
 
@@ -656,39 +484,6 @@ public final class CpuDevice implements Device {
         }
     }
 
-    private static void requireIds(Tensor ids, int rows, int limit, String what) {
-        if (ids.dtype() != DType.I32) {
-            throw new IllegalArgumentException(what + "s must be an I32 tensor, got " + ids.dtype());
-        }
-        requireCapacity(ids, rows, what + "s");
-        long ia = ids.address();
-        for (int r = 0; r < rows; r++) {
-            int id = getInt(ia, r);
-            if (id < 0 || id >= limit) {
-                throw new IllegalArgumentException(what + " out of range at row " + r + ": " + id
-                    + " (valid 0.." + (limit - 1) + ")");
-            }
-        }
-    }
-
-    private static void checkGemm(boolean transA, boolean transB, int m, int n, int k, Tensor a, int lda, long strideA,
-                                  Tensor b, int ldb, long strideB, Tensor c, int ldc, long strideC, int batch) {
-        if (m < 0 || n < 0 || k < 0 || batch < 1) {
-            throw new IllegalArgumentException("bad gemm sizes: m=" + m + ", n=" + n + ", k=" + k + ", batch=" + batch);
-        }
-        int aRows = transA ? k : m;
-        int aCols = transA ? m : k;
-        int bRows = transB ? n : k;
-        int bCols = transB ? k : n;
-        if (lda < Math.max(1, aCols) || ldb < Math.max(1, bCols) || ldc < Math.max(1, n)) {
-            throw new IllegalArgumentException("bad gemm leading dimensions: lda=" + lda + ", ldb=" + ldb
-                + ", ldc=" + ldc
-                + " for m=" + m + ", n=" + n + ", k=" + k + ", transA=" + transA + ", transB=" + transB);
-        }
-        requireCapacity(a, strideA * (batch - 1) + (long) (aRows - 1) * lda + aCols, "gemm A");
-        requireCapacity(b, strideB * (batch - 1) + (long) (bRows - 1) * ldb + bCols, "gemm B");
-        requireCapacity(c, strideC * (batch - 1) + (long) (m - 1) * ldc + n, "gemm C");
-    }
 
     private static final long ARRAY_FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
     private static final long ARRAY_INT_BASE = UNSAFE.arrayBaseOffset(int[].class);

@@ -12,10 +12,6 @@ import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
-import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
-import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
@@ -25,7 +21,6 @@ import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
-import io.troupe.runtime.device.HostTensorCopies;
 import io.troupe.runtime.device.PagedRows;
 import io.troupe.runtime.device.StagedInput;
 import io.troupe.runtime.device.StagedOutput;
@@ -66,7 +61,6 @@ import jcuda.driver.CUstream_flags;
  */
 public final class CudaDevice implements Device {
     static final int BLOCK = 256;
-    private static final int SUMSQ_BLOCKS = 256;
     private static final int ERR_CE_TARGET = 1;
     private static final int ERR_EMBEDDING_ID = 2;
 
@@ -79,7 +73,7 @@ public final class CudaDevice implements Device {
     private final CudaModules modules;
     private final PinnedStaging staging;
     private final CudaStorage errorWord;      // int[2]: code, offending value
-    private final CudaStorage sumsqScratch;   // double[SUMSQ_BLOCKS + 1]
+    private final CudaStorage sumsqScratch;   // double[CudaVectorOps.SUMSQ_BLOCKS + 1]
     private final KernelArgs args = new KernelArgs();
     private final EmbeddingGrouping embeddingGrouping = new EmbeddingGrouping();
     private final CudaGemm gemm;
@@ -134,7 +128,7 @@ public final class CudaDevice implements Device {
             made.push(allocator::close);
             this.errorWord = allocator.allocate(8);
             made.push(errorWord);
-            this.sumsqScratch = allocator.allocate(8L * (SUMSQ_BLOCKS + 1));
+            this.sumsqScratch = allocator.allocate(8L * (CudaVectorOps.SUMSQ_BLOCKS + 1));
             made.push(sumsqScratch);
             check("create device", "cuMemsetD8Async(error word)",
                 cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
@@ -352,78 +346,27 @@ public final class CudaDevice implements Device {
 
     @Override
     public void copyFromHost(float[] src, Tensor dst) {
-        bind();
-        CudaStorage s = storage(dst, "copyFromHost", "dst");
-        requireCapacity("copyFromHost", "dst", dst, src.length);
-        long off = dst.offsetElements() * dst.dtype().sizeBytes();
-        switch (dst.dtype()) {
-            case F32 -> staging.upload(src, s, off);
-            case BF16 -> staging.uploadAsBf16(src, s, off);
-            default -> throw new IllegalArgumentException("copyFromHost(float[]) needs an F32 or BF16 tensor: dst is "
-                + dst.dtype());
-        }
+        CudaHostCopies.fromHost(this, src, dst);
     }
 
     @Override
     public void copyFromHost(int[] src, Tensor dst) {
-        bind();
-        CudaStorage s = storage(dst, "copyFromHost", "dst");
-        requireType("copyFromHost", "dst", dst, DType.I32);
-        requireCapacity("copyFromHost", "dst", dst, src.length);
-        staging.upload(src, s, dst.offsetElements() * 4L);
+        CudaHostCopies.fromHost(this, src, dst);
     }
 
     @Override
     public void copyToHost(Tensor src, float[] dst) {
-        bind();
-        CudaStorage s = storage(src, "copyToHost", "src");
-        if (dst.length < src.numel()) {
-            throw new IllegalArgumentException("copyToHost: dst holds " + dst.length + " floats, src has "
-                + src.numel());
-        }
-        int n = (int) src.numel();
-        long off = src.offsetElements() * src.dtype().sizeBytes();
-        switch (src.dtype()) {
-            case F32 -> staging.download(s, off, dst, n);
-            case I32 -> staging.downloadInts(s, off, dst, n);
-            case BF16 -> staging.downloadBf16(s, off, dst, n);
-            default -> throw new IllegalArgumentException("copyToHost cannot convert " + src.dtype() + " to float");
-        }
-        throwKernelErrors();
+        CudaHostCopies.toHost(this, src, dst);
     }
 
-    /**
-     * One {@code cuMemcpyDtoHAsync} from the device pointer straight to the host address, on the device's
-     * stream (so after the kernels queued there: a synchronous {@code cuMemcpyDtoH} runs on the legacy
-     * stream, which does not wait for this non-blocking one), then a wait for it.
-     */
     @Override
     public void copyToHost(Tensor src, Tensor hostDst) {
-        bind();
-        String op = "copyToHost";
-        CudaStorage s = storage(src, op, "src");
-        long bytes = HostTensorCopies.checkDownload(src, hostDst);
-        check(op, "cuMemcpyDtoHAsync(" + bytes + " bytes)", cuMemcpyDtoHAsync(new HostPointer(hostDst.address()),
-            s.pointerAt(src.offsetElements() * src.dtype().sizeBytes()), bytes, stream));
-        check(op, "cuStreamSynchronize", cuStreamSynchronize(stream));
-        throwKernelErrors();
+        CudaHostCopies.toHost(this, src, hostDst);
     }
 
-    /**
-     * One {@code cuMemcpyHtoDAsync} from the host address straight to the device pointer, on the device's
-     * stream (after the calls that may still read or write {@code dst}, before the ones issued later), then a
-     * wait for it, so that {@code hostSrc} (pinned memory is read when the copy runs) may change at once.
-     */
     @Override
     public void copyFromHost(Tensor hostSrc, Tensor dst) {
-        bind();
-        String op = "copyFromHost";
-        CudaStorage d = storage(dst, op, "dst");
-        long bytes = HostTensorCopies.checkUpload(hostSrc, dst);
-        check(op, "cuMemcpyHtoDAsync(" + bytes + " bytes)", cuMemcpyHtoDAsync(
-            d.pointerAt(dst.offsetElements() * dst.dtype().sizeBytes()), new HostPointer(hostSrc.address()), bytes,
-            stream));
-        check(op, "cuStreamSynchronize", cuStreamSynchronize(stream));
+        CudaHostCopies.fromHost(this, hostSrc, dst);
     }
 
     @Override
@@ -433,7 +376,8 @@ public final class CudaDevice implements Device {
         throwKernelErrors();
     }
 
-    private void throwKernelErrors() {
+    /** Throws, naming the bad value, what a kernel recorded in the error word (clearing it); nothing when clear. */
+    void throwKernelErrors() {
         int[] err = staging.readInts(errorWord.pointerAt(0), 2);
         if (err[0] == 0) {
             return;
@@ -465,65 +409,32 @@ public final class CudaDevice implements Device {
 
     @Override
     public void axpy(float alpha, Tensor x, Tensor y) {
-        long n = x.numel();
-        long px = f32(x, n, "axpy", "x");
-        long py = f32(y, n, "axpy", "y");
-        launch1d("axpy", "axpy_f32", n, args.reset().i64(n).f32(alpha).ptr(px).ptr(py));
+        CudaVectorOps.axpy(this, alpha, x, y);
     }
 
     @Override
     public void scale(Tensor x, float alpha) {
-        long n = x.numel();
-        launch1d("scale", "scale_f32", n, args.reset().i64(n).f32(alpha).ptr(f32(x, n, "scale", "x")));
+        CudaVectorOps.scale(this, x, alpha);
     }
 
     @Override
     public void copy(Tensor src, Tensor dst) {
-        bind();
-        CudaStorage s = storage(src, "copy", "src");
-        CudaStorage d = storage(dst, "copy", "dst");
-        if (src.dtype() != dst.dtype()) {
-            throw new IllegalArgumentException("copy: dtypes differ: src=" + src.dtype() + ", dst=" + dst.dtype());
-        }
-        requireCapacity("copy", "dst", dst, src.numel());
-        long bytes = src.lengthBytes();
-        int sz = src.dtype().sizeBytes();
-        check("copy", "cuMemcpyDtoDAsync(" + bytes + " bytes)", cuMemcpyDtoDAsync(
-            d.pointerAt(dst.offsetElements() * sz), s.pointerAt(src.offsetElements() * sz), bytes, stream));
+        CudaVectorOps.copy(this, src, dst);
     }
 
     @Override
     public void fill(Tensor x, float value) {
-        bind();
-        CudaStorage s = storage(x, "fill", "x");
-        long off = x.offsetElements() * x.dtype().sizeBytes();
-        if (x.dtype() == DType.F32) {
-            check("fill", "cuMemsetD32Async", cuMemsetD32Async(s.pointerAt(off), Float.floatToRawIntBits(value),
-                x.numel(), stream));
-        } else if (value == 0.0f) {
-            check("fill", "cuMemsetD8Async", cuMemsetD8Async(s.pointerAt(off), (byte) 0, x.lengthBytes(), stream));
-        } else {
-            throw new IllegalArgumentException("fill: only 0 can fill a " + x.dtype() + " tensor: value=" + value);
-        }
+        CudaVectorOps.fill(this, x, value);
     }
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
-        long n = out.numel();
-        launch1d("add", "add_f32", n, args.reset().i64(n).ptr(f32(a, n, "add", "a")).ptr(f32(b, n, "add", "b"))
-            .ptr(f32(out, n, "add", "out")));
+        CudaVectorOps.add(this, a, b, out);
     }
 
     @Override
     public double sumOfSquares(Tensor x) {
-        long n = x.numel();
-        long px = f32(x, n, "sumOfSquares", "x");
-        long partial = sumsqScratch.address();
-        launch("sumOfSquares", "sumsq_partial", SUMSQ_BLOCKS, 1, 1, BLOCK, 1, 1, 0,
-            args.reset().i64(n).ptr(px).ptr(partial));
-        launch("sumOfSquares", "sumsq_final", 1, 1, 1, 32, 1, 1, 0,
-            args.reset().i32(SUMSQ_BLOCKS).ptr(partial).ptr(partial + 8L * SUMSQ_BLOCKS));
-        return staging.readDouble(sumsqScratch.pointerAt(8L * SUMSQ_BLOCKS), "sumOfSquares");
+        return CudaVectorOps.sumOfSquares(this, sumsqScratch, x);
     }
 
     // ---------------------------------------------------------------- Device: transformer kernels

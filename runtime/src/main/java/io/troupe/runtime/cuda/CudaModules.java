@@ -21,7 +21,8 @@ import jcuda.driver.CUmodule;
  * Loads Troupe's PTX ({@code io/troupe/runtime/cuda/NAME_smXY.ptx}, built by
  * {@code runtime/src/main/cuda/build-ptx.sh}) into the current context and finds kernels by name.
  * The PTX for compute 9.0 is used on cards of capability 9.0 and up, the 8.0 one on 8.x; the driver
- * compiles it for the actual card (and caches the result).
+ * compiles it for the actual card (and caches the result). Loading is all or nothing: when a module
+ * fails to load (or its PTX is missing), those loaded before it are unloaded and the failure rethrown.
  */
 final class CudaModules implements AutoCloseable {
     /** The .cu files under runtime/src/main/cuda, one PTX module each. */
@@ -36,14 +37,27 @@ final class CudaModules implements AutoCloseable {
                 + "for TF32/BF16); this card has " + ccMajor + "." + ccMinor);
         }
         String suffix = ccMajor >= 9 ? "sm90" : "sm80";
-        for (String name : MODULE_NAMES) {
-            String ptx = readPtx(name + "_" + suffix + ".ptx");
-            CUmodule m = new CUmodule();
-            // cuModuleLoadData wants a NUL-terminated image.
-            byte[] image = (ptx + '\0').getBytes(StandardCharsets.US_ASCII);
-            CudaDevice.check("load kernels", "cuModuleLoadData(" + name + "_" + suffix + ".ptx)",
-                cuModuleLoadData(m, image));
-            modules.add(m);
+        try {
+            for (String name : MODULE_NAMES) {
+                String ptx = readPtx(name + "_" + suffix + ".ptx");
+                CUmodule m = new CUmodule();
+                // cuModuleLoadData wants a NUL-terminated image.
+                byte[] image = (ptx + '\0').getBytes(StandardCharsets.US_ASCII);
+                CudaDevice.check("load kernels", "cuModuleLoadData(" + name + "_" + suffix + ".ptx)",
+                    cuModuleLoadData(m, image));
+                modules.add(m);
+            }
+        } catch (Throwable failure) {
+            // All or nothing: the modules loaded before the failing one are unloaded.
+            for (CUmodule m : modules) {
+                try {
+                    CudaDevice.check("unload kernels", "cuModuleUnload", cuModuleUnload(m));
+                } catch (Throwable cleanup) {
+                    failure.addSuppressed(cleanup);
+                }
+            }
+            modules.clear();
+            throw failure;
         }
     }
 
