@@ -17,6 +17,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.AgentRunner;
@@ -82,6 +83,8 @@ final class PipelineStage implements AutoCloseable {
     private volatile long currentStep = -1;
     /** Set once {@link #close} has stopped the thread, or given up waiting for it to leave its step. */
     private volatile boolean closed;
+    /** Sends to the next stage that closing the stage ended before they were done. */
+    private final AtomicLong sendsEndedByClose = new AtomicLong();
 
     /**
      * Opens stage {@code stage}'s receiver on {@code node} (rank = stage). {@link #connect} then
@@ -193,6 +196,14 @@ final class PipelineStage implements AutoCloseable {
         return s != null && s.isConnected();
     }
 
+    /**
+     * Sends to the next stage that {@link #close} ended while they were in progress (a next stage that stopped
+     * reading, say), rather than letting them run to the sender's own timeouts; the step is left unsent.
+     */
+    long sendsEndedByClose() {
+        return sendsEndedByClose.get();
+    }
+
     /** Offers to the next stage answered back-pressured so far (it reads more slowly than this stage sends). */
     long backPressureEvents() {
         TensorSender s = next;
@@ -288,6 +299,7 @@ final class PipelineStage implements AutoCloseable {
         try {
             while (s.isSending()) {
                 if (Thread.currentThread().isInterrupted()) {
+                    sendsEndedByClose.incrementAndGet();
                     throw new IllegalStateException("stage " + stage + " closed while sending step " + step);
                 }
                 sendIdle.idle(s.doSend());

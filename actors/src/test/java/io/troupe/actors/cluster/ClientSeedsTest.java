@@ -26,6 +26,13 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(120)
 class ClientSeedsTest {
     private static final String OFF_LIST = "com.example.UnlistedFactory";
+    /**
+     * A bound on how long a wait below took, s: half of {@link TroupeNode#SEEDS_DEADLINE}, the wait of a client
+     * that ignored the shorter one it was given, and several times each wait the tests give. Load only delays when
+     * a wait ends, so a wait that ended through its own deadline stays under it; the outcome itself (which seed
+     * took the job, a job failed unsent) is what each test checks exactly.
+     */
+    private static final double HANG_S = TroupeNode.SEEDS_DEADLINE.toSeconds() / 2.0;
     private final List<AutoCloseable> open = new ArrayList<>();
 
     @AfterEach
@@ -71,7 +78,8 @@ class ClientSeedsTest {
         assertTrue(f.reason().contains(OFF_LIST), "the job reached the live node, whose gateway refused it: " + f.reason());
         assertEquals(before + 1, node.refusedInputs().count(RefusedInputs.Reason.STAGE_MODULE_NOT_ALLOWED),
             "sent to one node, once");
-        assertTrue(s < TroupeNode.SEED_ANSWER_WAIT.toSeconds() + 10, "bounded by one seed's wait: " + s + " s");
+        assertTrue(s < HANG_S, "bounded by one seed's wait (" + TroupeNode.SEED_ANSWER_WAIT.toSeconds()
+            + " s), not the whole deadline: " + s + " s");
     }
 
     /** One seed is the cluster's only known door: the job goes to it once it answers, with no per-try wait. */
@@ -95,7 +103,7 @@ class ClientSeedsTest {
         long t0 = System.nanoTime();
         assertFalse(c.connect(Duration.ofSeconds(2)), "nothing listens at " + a);
         double s = (System.nanoTime() - t0) / 1e9;
-        assertTrue(s >= 1.5 && s < 2 + 5, "connect bounded by its deadline: " + s + " s");
+        assertTrue(s >= 1.5 && s < HANG_S, "connect bounded by its 2 s deadline: " + s + " s");
         java.util.concurrent.CompletableFuture<JobEvent> end = new java.util.concurrent.CompletableFuture<>();
         c.submit(refusedJob(), e -> end.complete(e), Duration.ofSeconds(1), Duration.ofSeconds(2));
         JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end.get(30, java.util.concurrent.TimeUnit.SECONDS));
@@ -114,6 +122,7 @@ class ClientSeedsTest {
         JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end.get(30, java.util.concurrent.TimeUnit.SECONDS));
         double s = (System.nanoTime() - t0) / 1e9;
         assertTrue(f.reason().contains(a) && f.reason().contains(b) && f.reason().contains("not submitted"), f.reason());
-        assertTrue(s >= 4.5 && s < 5 + 5, "tried until the 5 s deadline, then failed at once: " + s + " s");
+        assertTrue(f.reason().contains("within 5 s (1000 ms per try)"), "the deadline and wait given: " + f.reason());
+        assertTrue(s >= 4.5 && s < HANG_S, "tried until the 5 s deadline, then failed: " + s + " s");
     }
 }

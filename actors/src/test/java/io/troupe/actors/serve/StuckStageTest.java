@@ -45,6 +45,13 @@ class StuckStageTest {
     /** Short prompts: the test model's context is 24 positions. */
     private static final List<String> PROMPTS = List.of("To be", "or not");
     private static final int TOKENS = 12;
+    /**
+     * How long after its step was sent a rule may find a stuck stage, ms. The reason says which rule found it and
+     * that it waited out its timeouts; how long after them the heartbeats or checks that found it ran depends on
+     * the machine's load, so this bound (20 step timeouts, far under the 150 s a step is held) is one only a hang
+     * exceeds.
+     */
+    private static final long FOUND_WITHIN_MS = 30_000;
 
     @TempDir
     Path tmp;
@@ -225,7 +232,7 @@ class StuckStageTest {
             + " been inside one step for ";
         assertTrue(reason.startsWith(prefix) && reason.endsWith(" ms, past the step timeout of 1500 ms"), reason);
         long ms = Long.parseLong(reason.substring(prefix.length(), reason.indexOf(" ms, past")));
-        assertTrue(ms > 1500 && ms < 10_000, reason);
+        assertTrue(ms > 1500 && ms < FOUND_WITHIN_MS, "past the step timeout, found by the heartbeats: " + reason);
     }
 
     @Test
@@ -307,7 +314,8 @@ class StuckStageTest {
             + " is inside a step (a frame or an answer went missing)";
         assertTrue(reason.startsWith(prefix) && reason.endsWith(suffix), reason);
         long waitedMs = Long.parseLong(reason.substring(prefix.length(), reason.length() - suffix.length()));
-        assertTrue(waitedMs > 1500 + 2000 && waitedMs < 10_000, "failed after the step and loss timeouts: " + reason);
+        assertTrue(waitedMs > 1500 + 2000 && waitedMs < FOUND_WITHIN_MS, "failed after the step and loss timeouts: "
+            + reason);
 
         assertEquals(expected.subList(0, 1), texts(sent), "answered on the pipeline wired again, with the tokens it"
             + " has offline");

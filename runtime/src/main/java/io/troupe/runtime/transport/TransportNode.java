@@ -264,6 +264,15 @@ public final class TransportNode implements AutoCloseable {
         return driver != null;
     }
 
+    /**
+     * How long the embedded driver keeps the image of a peer it no longer hears before dropping it, ns, which
+     * reports the peer lost: derived from {@link TransportSettings#peerLostTimeoutNs} so that the report comes
+     * within it. 0 with an external driver (its own setting applies).
+     */
+    long imageLivenessTimeoutNs() {
+        return driver == null ? 0 : driver.context().imageLivenessTimeoutNs();
+    }
+
     LocalCopyRegistry localCopyRegistry() {
         return localCopyRegistry;
     }
