@@ -1,18 +1,17 @@
 package io.troupe.collectives;
 
 import io.troupe.collectives.compress.ErrorFeedback;
-import io.troupe.collectives.compress.Int8Codec;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.transport.InPlaceConsumer;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TransportException;
-import org.agrona.UnsafeApi;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 
 /**
  * The agent-side half of a {@link Communicator}: its queue of submitted collectives, its inbox of
- * received pieces, the algorithm running now, the deadline and failure handling, and the services
- * the algorithms use (send, receive, signature checks, scratch memory).
+ * received pieces, the deadline and failure handling, and the services the algorithms use (send,
+ * receive, signature checks). Which algorithm runs a collective, and the scratch memory it uses, is
+ * {@link CollectiveDispatch}'s.
  *
  * <p>Threading: everything but {@link #queue} runs on the agent's thread. Allocation-free in steady state.
  */
@@ -38,22 +37,13 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     private final PeerLink[] links;
     final ManyToOneConcurrentArrayQueue<CollectiveHandle> queue = new ManyToOneConcurrentArrayQueue<>(1024);
     private final ReceiveSlot[] inbox = new ReceiveSlot[INBOX_CAPACITY];
-    private final RingAlgorithm ring = new RingAlgorithm();
-    private final RecursiveDoublingAlgorithm doubling = new RecursiveDoublingAlgorithm();
-    private final ChainBroadcast chain = new ChainBroadcast();
-    private final GatherReference reference = new GatherReference();
-    private final NativeScratch staging = new NativeScratch();
-    private final NativeScratch workspace = new NativeScratch();
-    private final NativeScratch small = new NativeScratch();
     final ErrorFeedback errorFeedback = new ErrorFeedback();
-    private final ReduceKernels kernels = new ReduceKernels();
+    private final CollectiveDispatch dispatch;
+    private final RingAlgorithm ring;
 
     private int inboxCount;
     private CollectiveHandle current;
-    private EngineAlgorithm running = EngineAlgorithm.NONE;
-    private AfterRun post = AfterRun.NOTHING;
     private long seq;
-    private long signature;
     private long deadlineNs;
     private long deferSinceNs;
     volatile CollectiveException broken;
@@ -73,7 +63,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         this.me = group.myIndex();
         this.groupId = group.groupId();
         this.links = new PeerLink[n];
-        UnsafeApi.setMemory(small.ensure(4096), 4096, (byte) 0);
+        this.dispatch = new CollectiveDispatch(this, settings, n, me, errorFeedback);
+        this.ring = dispatch.ring();
         for (int i = 0; i < n; i++) {
             if (i != me && talksTo(i)) {
                 links[i] = agent.link(group.rankAt(i), group.endpointAt(i), group.epoch());
@@ -106,7 +97,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     }
 
     ReduceKernels kernels() {
-        return kernels;
+        return dispatch.kernels();
     }
 
     // ------------------------------------------------------------------ engine (agent thread)
@@ -136,8 +127,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
                 continue;
             }
             try {
-                work += runStep();
-                if (runDone()) {
+                work += dispatch.runStep();
+                if (dispatch.runDone()) {
                     finishOp();
                     continue;
                 }
@@ -161,8 +152,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         h.startNs = nowNs;
         deadlineNs = nowNs + settings.timeoutNs();
         seq++;
-        post = AfterRun.NOTHING;
-        running = EngineAlgorithm.NONE;
+        dispatch.reset();
         CollectiveException b = broken;
         if (b != null) {
             failOp(new CollectiveException("communicator broken by an earlier failure (" + b.getMessage() + "): "
@@ -170,178 +160,21 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
             return;
         }
         try {
-            dispatch(h);
+            dispatch.start(h);
         } catch (RuntimeException e) {
             failOp(new CollectiveException(describeCurrent() + " failed to start: " + e, group.epoch(), -1, e));
             return;
         }
-        if (running == EngineAlgorithm.NONE) {
+        if (dispatch.running() == EngineAlgorithm.NONE) {
             finishOp();
         }
     }
 
-    private void dispatch(CollectiveHandle h) {
-        long count = h.count;
-        boolean average = h.reduceOp == ReduceOp.AVERAGE;
-        Compression compression = settings.compression();
-        switch (h.op) {
-            case ALL_REDUCE -> {
-                if (n == 1) {
-                    signLocal(h);
-                    return;
-                }
-                if (compression == Compression.INT8 || compression == Compression.INT8_ERROR_FEEDBACK) {
-                    startInt8(h);
-                    return;
-                }
-                CollectiveAlgorithm a = settings.algorithm();
-                if (a == CollectiveAlgorithm.AUTO) {
-                    a = count * 4 <= settings.smallMaxBytes() ? CollectiveAlgorithm.RECURSIVE_DOUBLING
-                        : CollectiveAlgorithm.RING;
-                }
-                boolean bf16 = compression == Compression.BF16;
-                if (a == CollectiveAlgorithm.REFERENCE) {
-                    sign(h, EngineAlgorithm.REFERENCE);
-                    reference.start(this, h.address, count, average);
-                } else if (a == CollectiveAlgorithm.RECURSIVE_DOUBLING) {
-                    sign(h, EngineAlgorithm.RECURSIVE_DOUBLING);
-                    doubling.start(this, h.address, count, bf16, average, bf16 ? staging.ensure(count * 2) : 0);
-                } else {
-                    sign(h, EngineAlgorithm.RING);
-                    ring.start(this, RingPhases.ALL_REDUCE, h.address, count, bf16 ? RingWire.BF16 : RingWire.F32,
-                        average, bf16 ? staging.ensure(count * 2) : 0, small.ensure(4096));
-                }
-            }
-            case REDUCE_SCATTER -> {
-                long ws = workspace.ensure(count * 4);
-                ReduceKernels.copy(h.address, ws, count * 4);
-                post = AfterRun.COPY_SEGMENT;
-                if (n == 1) {
-                    signLocal(h);
-                    return;
-                }
-                sign(h, EngineAlgorithm.RING);
-                // bf16 halves the bytes as in the all-reduce; int8 has no reduce-scatter form (float32 then).
-                boolean bf16 = compression == Compression.BF16;
-                ring.start(this, RingPhases.REDUCE_SCATTER, ws, count, bf16 ? RingWire.BF16 : RingWire.F32, average,
-                    bf16 ? staging.ensure(count * 2) : 0, small.ensure(4096));
-            }
-            case ALL_GATHER -> {
-                long s0 = Communicator.segmentStart(count, n, me);
-                ReduceKernels.copy(h.otherAddress, h.address + s0 * 4, (Communicator.segmentStart(count, n, me + 1)
-                    - s0) * 4);
-                if (n == 1) {
-                    signLocal(h);
-                    return;
-                }
-                sign(h, EngineAlgorithm.RING);
-                ring.start(this, RingPhases.ALL_GATHER, h.address, count, RingWire.F32, false, 0, small.ensure(4096));
-            }
-            case BROADCAST -> {
-                if (n == 1) {
-                    signLocal(h);
-                    return;
-                }
-                sign(h, EngineAlgorithm.CHAIN);
-                chain.start(this, h.address, count, h.root);
-            }
-            case BARRIER -> {
-                if (n == 1) {
-                    signLocal(h);
-                    return;
-                }
-                sign(h, EngineAlgorithm.RECURSIVE_DOUBLING);
-                UnsafeApi.putFloat(small.ensure(4096) + 64, 0f);
-                doubling.start(this, small.ensure(4096) + 64, 1, false, false, 0);
-            }
-            default -> throw new IllegalStateException("unknown op " + h.op);
-        }
-    }
-
-    /**
-     * Records the op's signature and what runs it. A group of one runs nothing; its ops are signed as
-     * ring ops ({@link #signLocal}).
-     */
-    private void sign(CollectiveHandle h, EngineAlgorithm algorithm) {
-        running = n == 1 ? EngineAlgorithm.NONE : algorithm;
-        signature = CollectiveKey.signature(h.tag, h.op.ordinal(),
-            CollectiveKey.variant(algorithm.wireCode, settings.compression()), h.count);
-    }
-
-    /** Signs an op a group of one completes at start. */
-    private void signLocal(CollectiveHandle h) {
-        sign(h, EngineAlgorithm.RING);
-    }
-
-    /** int8: quantise (g + e), all-gather every member's quantised vector, sum them in member order. */
-    private void startInt8(CollectiveHandle h) {
-        long count = h.count;
-        long cb = Int8Codec.encodedBytes(count);
-        long gathered = workspace.ensure(cb * n);
-        long mine = gathered + cb * me;
-        if (settings.compression() == Compression.INT8_ERROR_FEEDBACK) {
-            long residual = errorFeedback.residualAddress(h.tag, count);
-            long v = staging.ensure(count * 4);
-            ReduceKernels.copy(h.address, v, count * 4);
-            kernels.addInto(v, residual, count);
-            Int8Codec.encode(v, count, mine, residual);
-        } else {
-            Int8Codec.encode(h.address, count, mine, 0);
-        }
-        post = AfterRun.INT8_SUM;
-        sign(h, EngineAlgorithm.RING);
-        ring.start(this, RingPhases.ALL_GATHER, gathered, cb * n, RingWire.BYTES, false, 0, small.ensure(4096));
-    }
-
-    private int runStep() {
-        return switch (running) {
-            case RING -> ring.doWork();
-            case RECURSIVE_DOUBLING -> doubling.doWork();
-            case CHAIN -> chain.doWork();
-            case REFERENCE -> reference.doWork();
-            case NONE -> 0;
-        };
-    }
-
-    private boolean runDone() {
-        return switch (running) {
-            case RING -> ring.isDone();
-            case RECURSIVE_DOUBLING -> doubling.isDone();
-            case CHAIN -> chain.isDone();
-            case REFERENCE -> reference.isDone();
-            case NONE -> true;
-        };
-    }
-
-    private int waitingFor() {
-        return switch (running) {
-            case RING -> ring.waitingFor();
-            case RECURSIVE_DOUBLING -> doubling.waitingFor();
-            case CHAIN -> chain.waitingFor();
-            case REFERENCE -> reference.waitingFor();
-            case NONE -> -1;
-        };
-    }
-
     private void finishOp() {
         CollectiveHandle h = current;
-        if (post == AfterRun.COPY_SEGMENT) {
-            long s0 = Communicator.segmentStart(h.count, n, me);
-            ReduceKernels.copy(workspace.ensure(h.count * 4) + s0 * 4, h.otherAddress,
-                (Communicator.segmentStart(h.count, n, me + 1) - s0) * 4);
-        } else if (post == AfterRun.INT8_SUM) {
-            long cb = Int8Codec.encodedBytes(h.count);
-            long gathered = workspace.ensure(cb * n);
-            UnsafeApi.setMemory(h.address, h.count * 4, (byte) 0);
-            for (int k = 0; k < n; k++) {
-                Int8Codec.decodeAdd(gathered + cb * k, h.count, h.address);
-            }
-            if (h.reduceOp == ReduceOp.AVERAGE) {
-                kernels.divide(h.address, h.count, n);
-            }
-        }
+        dispatch.afterRun(h);
         current = null;
-        running = EngineAlgorithm.NONE;
+        dispatch.stop();
         completed++;
         h.complete(System.nanoTime());
     }
@@ -351,10 +184,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         if (broken == null) {
             broken = e;
         }
-        if (running == EngineAlgorithm.REFERENCE) {
-            reference.abandon();
-        }
-        ring.abandonInPlace();
+        dispatch.abandon();
         for (PeerLink l : links) {
             if (l != null) {
                 l.clearOwner(this);
@@ -362,7 +192,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         }
         releaseInbox();
         current = null;
-        running = EngineAlgorithm.NONE;
+        dispatch.stop();
         if (h != null) {
             h.fail(e, System.nanoTime());
         }
@@ -387,11 +217,11 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         long seqBits = CollectiveKey.seqBits(seq);
         for (int i = 0; i < inboxCount; i++) {
             ReceiveSlot s = inbox[i];
-            if (CollectiveKey.seq(s.tensorKey()) == seqBits && s.step() != signature) {
+            if (CollectiveKey.seq(s.tensorKey()) == seqBits && s.step() != dispatch.signature()) {
                 return mismatch(s);
             }
         }
-        int idx = waitingFor();
+        int idx = dispatch.waitingFor();
         int rank = idx >= 0 ? group.rankAt(idx) : -1;
         return new CollectiveTimeoutException(describeCurrent() + " timed out after timeoutNs=" + settings.timeoutNs()
             + " waiting for rank " + rank + " (epoch " + group.epoch() + ")", group.epoch(), rank, null);
@@ -399,8 +229,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     private CollectiveMismatchException mismatch(ReceiveSlot s) {
         return new CollectiveMismatchException("collective mismatch: rank " + s.sourceRank() + " issued "
-            + CollectiveKey.describe(s.step()) + " where this rank issued " + CollectiveKey.describe(signature) + " as "
-            + describeCurrent(), group.epoch(), s.sourceRank());
+            + CollectiveKey.describe(s.step()) + " where this rank issued "
+            + CollectiveKey.describe(dispatch.signature()) + " as " + describeCurrent(), group.epoch(), s.sourceRank());
     }
 
     // ------------------------------------------------------------------ services for the algorithms
@@ -414,7 +244,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
             if (s.tensorKey() == key && s.sourceRank() == rank) {
                 inbox[i] = inbox[--inboxCount];
                 inbox[inboxCount] = null;
-                if (s.step() != signature) {
+                if (s.step() != dispatch.signature()) {
                     CollectiveMismatchException e = mismatch(s);
                     s.release();
                     throw e;
@@ -442,7 +272,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
         if (broken != null) {
             return null;
         }
-        if (running == EngineAlgorithm.RING && current != null && step == signature
+        if (dispatch.running() == EngineAlgorithm.RING && current != null && step == dispatch.signature()
             && ring.acceptInPlace(sourceRank, key, dtype, totalBytes)) {
             return this;
         }
@@ -515,7 +345,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     void send(int idx, int step, int piece, DType dtype, long address, long count) {
         sentBytes += count * dtype.sizeBytes();
-        links[idx].begin(this, signature, CollectiveKey.key(seq, groupId, step, piece), dtype, address, count);
+        links[idx].begin(this, dispatch.signature(), CollectiveKey.key(seq, groupId, step, piece), dtype, address,
+            count);
     }
 
     /** Ring pieces this engine wrote straight into a neighbour's shared-memory ring (tests, diagnostics). */
@@ -531,7 +362,8 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     /** Sends the piece written into the reservation of {@link #claim}. */
     void sendClaimed(int idx, int step, int piece, DType dtype, long count) {
         sentBytes += count * dtype.sizeBytes();
-        links[idx].beginClaimed(this, signature, CollectiveKey.key(seq, groupId, step, piece), dtype, count);
+        links[idx].beginClaimed(this, dispatch.signature(), CollectiveKey.key(seq, groupId, step, piece), dtype,
+            count);
     }
 
     void onSlot(ReceiveSlot slot) {
@@ -612,8 +444,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     /** Native bytes held: staging, workspace, small scratch and int8 residuals. */
     long nativeBytes() {
-        return staging.capacityBytes() + workspace.capacityBytes() + small.capacityBytes()
-            + errorFeedback.nativeBytes();
+        return dispatch.scratchBytes() + errorFeedback.nativeBytes();
     }
 
     boolean isFreed() {
@@ -622,9 +453,7 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
 
     void free() {
         releaseInbox();
-        staging.free();
-        workspace.free();
-        small.free();
+        dispatch.free();
         errorFeedback.close();
         freed = true;
     }
@@ -632,15 +461,5 @@ final class CollectiveEngine implements InPlaceConsumer.Sink {
     @Override
     public String toString() {
         return "CollectiveEngine{" + group + "}";
-    }
-
-    /**
-     * What {@link #finishOp} does after the algorithm: nothing, copy out this member's segment, or sum the int8
-     * vectors.
-     */
-    private enum AfterRun {
-        NOTHING,
-        COPY_SEGMENT,
-        INT8_SUM
     }
 }

@@ -1,5 +1,8 @@
 package io.troupe.runtime.cuda;
 
+import static io.troupe.runtime.cuda.CudaLaunch.f32;
+import static io.troupe.runtime.cuda.CudaLaunch.launch;
+
 import io.troupe.runtime.tensor.Tensor;
 
 /**
@@ -27,17 +30,17 @@ final class CudaAttention {
         long c = (long) heads * headDim;
         long tokens = (long) batch * seq;
         long rows = tokens * heads;
-        long pQkv = dev.f32(qkv, tokens * 3 * c, op, "qkv");
-        long pOut = dev.f32(out, tokens * c, op, "out");
+        long pQkv = f32(dev, qkv, tokens * 3 * c, op, "qkv");
+        long pOut = f32(dev, out, tokens * c, op, "out");
         float scale = (float) (1.0 / Math.sqrt(headDim));
         if (usesFlash(dev, headDim)) {
-            long pLse = dev.f32(saved, rows, op, "saved");
-            dev.launch(op, "attn_fwd_flash", CudaDevice.ceilDiv(seq, 32), (int) ((long) batch * heads), 1, 128, 1, 1,
-                CudaDevice.flashSharedBytes(headDim), dev.args().reset().ptr(pQkv).ptr(pOut).ptr(pLse)
+            long pLse = f32(dev, saved, rows, op, "saved");
+            launch(dev, op, "attn_fwd_flash", CudaLaunch.ceilDiv(seq, 32), (int) ((long) batch * heads), 1, 128, 1, 1,
+                CudaLaunch.flashSharedBytes(headDim), dev.args().reset().ptr(pQkv).ptr(pOut).ptr(pLse)
                     .i32(batch).i32(seq).i32(heads).i32(headDim).f32(scale));
         } else {
-            long pProbs = dev.f32(saved, rows * seq, op, "saved");
-            dev.launch(op, "attn_fwd_simple", CudaDevice.ceilDiv(rows, 8), 1, 1, CudaDevice.BLOCK, 1, 1, 0,
+            long pProbs = f32(dev, saved, rows * seq, op, "saved");
+            launch(dev, op, "attn_fwd_simple", CudaLaunch.ceilDiv(rows, 8), 1, 1, CudaLaunch.BLOCK, 1, 1, 0,
                 dev.args().reset().ptr(pQkv).ptr(pOut).ptr(pProbs).i32(batch).i32(seq).i32(heads).i32(headDim)
                     .f32(scale));
         }
@@ -50,28 +53,28 @@ final class CudaAttention {
         long c = (long) heads * headDim;
         long tokens = (long) batch * seq;
         long rows = tokens * heads;
-        long pDqkv = dev.f32(dqkv, tokens * 3 * c, op, "dqkv");
-        long pDout = dev.f32(dout, tokens * c, op, "dout");
-        long pQkv = dev.f32(qkv, tokens * 3 * c, op, "qkv");
+        long pDqkv = f32(dev, dqkv, tokens * 3 * c, op, "dqkv");
+        long pDout = f32(dev, dout, tokens * c, op, "dout");
+        long pQkv = f32(dev, qkv, tokens * 3 * c, op, "qkv");
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        int grid = CudaDevice.ceilDiv(rows, 8);
+        int grid = CudaLaunch.ceilDiv(rows, 8);
         CudaStorage probsScratch = null;
         CudaStorage dS = dev.scratch(4 * rows * seq);
         try {
             long pProbs;
             if (usesFlash(dev, headDim)) {
-                long pLse = dev.f32(saved, rows, op, "saved");
+                long pLse = f32(dev, saved, rows, op, "saved");
                 probsScratch = dev.scratch(4 * rows * seq);
                 pProbs = probsScratch.address();
-                dev.launch(op, "attn_probs_from_lse", grid, 1, 1, CudaDevice.BLOCK, 1, 1, 0, dev.args().reset()
+                launch(dev, op, "attn_probs_from_lse", grid, 1, 1, CudaLaunch.BLOCK, 1, 1, 0, dev.args().reset()
                     .ptr(pQkv).ptr(pLse).ptr(pProbs).i32(batch).i32(seq).i32(heads).i32(headDim).f32(scale));
             } else {
-                pProbs = dev.f32(saved, rows * seq, op, "saved");
+                pProbs = f32(dev, saved, rows * seq, op, "saved");
             }
-            dev.launch(op, "attn_bwd_dq", grid, 1, 1, CudaDevice.BLOCK, 1, 1, 0, dev.args().reset()
+            launch(dev, op, "attn_bwd_dq", grid, 1, 1, CudaLaunch.BLOCK, 1, 1, 0, dev.args().reset()
                 .ptr(pDqkv).ptr(pDout).ptr(pQkv).ptr(pProbs).ptr(dS.address())
                 .i32(batch).i32(seq).i32(heads).i32(headDim).f32(scale));
-            dev.launch(op, "attn_bwd_dkv", grid, 1, 1, CudaDevice.BLOCK, 1, 1, 0, dev.args().reset()
+            launch(dev, op, "attn_bwd_dkv", grid, 1, 1, CudaLaunch.BLOCK, 1, 1, 0, dev.args().reset()
                 .ptr(pDqkv).ptr(pDout).ptr(pQkv).ptr(pProbs).ptr(dS.address())
                 .i32(batch).i32(seq).i32(heads).i32(headDim).f32(scale));
         } finally {

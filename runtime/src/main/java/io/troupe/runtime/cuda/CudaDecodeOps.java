@@ -1,7 +1,10 @@
 package io.troupe.runtime.cuda;
 
-import static io.troupe.runtime.cuda.CudaDevice.BLOCK;
-import static io.troupe.runtime.cuda.CudaDevice.ceilDiv;
+import static io.troupe.runtime.cuda.CudaLaunch.BLOCK;
+import static io.troupe.runtime.cuda.CudaLaunch.ceilDiv;
+import static io.troupe.runtime.cuda.CudaLaunch.f32;
+import static io.troupe.runtime.cuda.CudaLaunch.i32;
+import static io.troupe.runtime.cuda.CudaLaunch.launch;
 
 import io.troupe.runtime.device.DecodeReference;
 import io.troupe.runtime.device.PagedRows;
@@ -41,11 +44,11 @@ final class CudaDecodeOps {
         checkRowCount(op, n);
         long layer = keys.numel();
         DecodeReference.checkRows(op, rows, blockSize, layer / ((long) blockSize * width));
-        dev.launch(op, "paged_kv_write", ceilDiv(width, BLOCK), n, 1, BLOCK, 1, 1, 0, dev.args().reset()
-            .ptr(dev.f32(qkv, (long) n * 3 * width, op, "qkv")).ptr(dev.f32(keys, layer, op, "keys"))
-            .ptr(dev.f32(values, layer, op, "values")).ptr(dev.i32(rows.positionsOnDevice(), n, op, "positions"))
-            .ptr(dev.i32(rows.rowTableOnDevice(), n, op, "rowTable"))
-            .ptr(dev.i32(rows.blockTablesOnDevice(), (long) rows.tables() * rows.maxBlocks(), op, "blockTables"))
+        launch(dev, op, "paged_kv_write", ceilDiv(width, BLOCK), n, 1, BLOCK, 1, 1, 0, dev.args().reset()
+            .ptr(f32(dev, qkv, (long) n * 3 * width, op, "qkv")).ptr(f32(dev, keys, layer, op, "keys"))
+            .ptr(f32(dev, values, layer, op, "values")).ptr(i32(dev, rows.positionsOnDevice(), n, op, "positions"))
+            .ptr(i32(dev, rows.rowTableOnDevice(), n, op, "rowTable"))
+            .ptr(i32(dev, rows.blockTablesOnDevice(), (long) rows.tables() * rows.maxBlocks(), op, "blockTables"))
             .i32(rows.maxBlocks()).i32(n).i32(width).i32(blockSize));
     }
 
@@ -62,12 +65,12 @@ final class CudaDecodeOps {
             throw new IllegalArgumentException(op + ": headDim " + headDim + " plus " + rows.maxBlocks() + " blocks of "
                 + blockSize + " positions need " + shared + " bytes of shared memory, over " + DEFAULT_SHARED_BYTES);
         }
-        dev.launch(op, "paged_attention", heads, n, 1, ATTENTION_THREADS, 1, 1, (int) shared, dev.args().reset()
-            .ptr(dev.f32(qkv, (long) n * 3 * width, op, "qkv")).ptr(dev.f32(keys, layer, op, "keys"))
-            .ptr(dev.f32(values, layer, op, "values")).ptr(dev.f32(out, (long) n * width, op, "out"))
-            .ptr(dev.i32(rows.positionsOnDevice(), n, op, "positions"))
-            .ptr(dev.i32(rows.rowTableOnDevice(), n, op, "rowTable"))
-            .ptr(dev.i32(rows.blockTablesOnDevice(), (long) rows.tables() * rows.maxBlocks(), op, "blockTables"))
+        launch(dev, op, "paged_attention", heads, n, 1, ATTENTION_THREADS, 1, 1, (int) shared, dev.args().reset()
+            .ptr(f32(dev, qkv, (long) n * 3 * width, op, "qkv")).ptr(f32(dev, keys, layer, op, "keys"))
+            .ptr(f32(dev, values, layer, op, "values")).ptr(f32(dev, out, (long) n * width, op, "out"))
+            .ptr(i32(dev, rows.positionsOnDevice(), n, op, "positions"))
+            .ptr(i32(dev, rows.rowTableOnDevice(), n, op, "rowTable"))
+            .ptr(i32(dev, rows.blockTablesOnDevice(), (long) rows.tables() * rows.maxBlocks(), op, "blockTables"))
             .i32(rows.maxBlocks()).i32(n).i32(heads).i32(headDim).i32(blockSize).f32(scale));
     }
 

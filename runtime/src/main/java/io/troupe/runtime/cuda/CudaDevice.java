@@ -11,7 +11,6 @@ import static jcuda.driver.JCudaDriver.cuEventDestroy;
 import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
@@ -60,7 +59,6 @@ import jcuda.driver.CUstream_flags;
  * (the network allocates a stage's receive buffer on first use, from its own thread).
  */
 public final class CudaDevice implements Device {
-    static final int BLOCK = 256;
     private static final int ERR_CE_TARGET = 1;
     private static final int ERR_EMBEDDING_ID = 2;
 
@@ -122,7 +120,7 @@ public final class CudaDevice implements Device {
             made.push(() -> check("undo create device", "cuStreamDestroy", cuStreamDestroy(stream)));
             this.modules = new CudaModules(ccMajor, ccMinor);
             made.push(modules);
-            modules.allowDynamicSharedMemory("attn_fwd_flash", flashSharedBytes(128));
+            modules.allowDynamicSharedMemory("attn_fwd_flash", CudaLaunch.flashSharedBytes(128));
             this.staging = new PinnedStaging(stream);
             made.push(staging);
             made.push(allocator::close);
@@ -574,7 +572,7 @@ public final class CudaDevice implements Device {
         cuDevicePrimaryCtxRelease(device);
     }
 
-    // ---------------------------------------------------------------- launch and checks (package use)
+    // ---------------------------------------------------------------- package use
 
     /** Makes this device's context current on the calling thread. */
     void bind() {
@@ -600,80 +598,12 @@ public final class CudaDevice implements Device {
         return args;
     }
 
-    /** Grid-stride 1-D launch: 256 threads a block, enough blocks to cover n (capped). */
-    void launch1d(String op, String kernel, long n, KernelArgs a) {
-        if (n <= 0) {
-            return;
-        }
-        int grid = (int) Math.min((n + BLOCK - 1) / BLOCK, 1L << 20);
-        launch(op, kernel, grid, 1, 1, BLOCK, 1, 1, 0, a);
-    }
-
-    void launch(String op, String kernel, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes,
-                KernelArgs a) {
-        bind();
-        if (gx <= 0 || gy <= 0 || gz <= 0) {
-            a.reset();
-            return;   // empty problem
-        }
-        int rc = cuLaunchKernel(modules.function(kernel), gx, gy, gz, bx, by, bz, sharedBytes, stream,
-            a.toParams(), null);
-        a.reset();
-        check(op, "cuLaunchKernel(" + kernel + ", grid " + gx + "x" + gy + "x" + gz + ")", rc);
+    CudaModules modules() {
+        return modules;
     }
 
     CUstream stream() {
         return stream;
-    }
-
-    static int flashSharedBytes(int headDim) {
-        return 4 * (32 * headDim + 32 * (headDim + 1) + 32 * headDim);
-    }
-
-    static int ceilDiv(long a, int b) {
-        long r = (a + b - 1) / b;
-        if (r > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("grid too large: " + a + " / " + b);
-        }
-        return (int) r;
-    }
-
-    CudaStorage storage(Tensor t, String op, String param) {
-        if (t.device() != this || !(t.storage() instanceof CudaStorage s)) {
-            throw new IllegalArgumentException(op + ": " + param + " is on " + t.device().name() + ", not on " + name);
-        }
-        if (!s.isOpen()) {
-            throw new IllegalArgumentException(op + ": " + param + " is closed");
-        }
-        return s;
-    }
-
-    static void requireType(String op, String param, Tensor t, DType expected) {
-        if (t.dtype() != expected) {
-            throw new IllegalArgumentException(op + ": " + param + " must be " + expected + ": dtype=" + t.dtype());
-        }
-    }
-
-    static void requireCapacity(String op, String param, Tensor t, long elements) {
-        if (t.numel() < elements) {
-            throw new IllegalArgumentException(op + ": " + param + " too small: needs " + elements + " elements, has "
-                + t.numel());
-        }
-    }
-
-    /** The device address of an F32 tensor holding at least {@code elements}, after checks. */
-    long f32(Tensor t, long elements, String op, String param) {
-        storage(t, op, param);
-        requireType(op, param, t, DType.F32);
-        requireCapacity(op, param, t, elements);
-        return t.address();
-    }
-
-    long i32(Tensor t, long elements, String op, String param) {
-        storage(t, op, param);
-        requireType(op, param, t, DType.I32);
-        requireCapacity(op, param, t, elements);
-        return t.address();
     }
 
     @Override

@@ -1,7 +1,9 @@
 package io.troupe.runtime.cuda;
 
-import static io.troupe.runtime.cuda.CudaDevice.BLOCK;
-import static io.troupe.runtime.cuda.CudaDevice.ceilDiv;
+import static io.troupe.runtime.cuda.CudaLaunch.BLOCK;
+import static io.troupe.runtime.cuda.CudaLaunch.ceilDiv;
+import static io.troupe.runtime.cuda.CudaLaunch.f32;
+import static io.troupe.runtime.cuda.CudaLaunch.launch;
 
 import io.troupe.runtime.tensor.Tensor;
 
@@ -24,25 +26,25 @@ final class CudaFusedOps {
         String op = "biasAddGelu";
         long n = (long) rows * cols;
         requireDistinct(op, "preact", preact, "out", out);
-        dev.launch(op, "bias_gelu_fwd", ceilDiv(cols, BLOCK), Math.min(rows, MAX_GRID_Y), 1, BLOCK, 1, 1, 0,
-            dev.args().reset().ptr(dev.f32(preact, n, op, "preact")).ptr(dev.f32(bias, cols, op, "bias"))
-                .ptr(dev.f32(out, n, op, "out")).i32(rows).i32(cols));
+        launch(dev, op, "bias_gelu_fwd", ceilDiv(cols, BLOCK), Math.min(rows, MAX_GRID_Y), 1, BLOCK, 1, 1, 0,
+            dev.args().reset().ptr(f32(dev, preact, n, op, "preact")).ptr(f32(dev, bias, cols, op, "bias"))
+                .ptr(f32(dev, out, n, op, "out")).i32(rows).i32(cols));
     }
 
     static void geluBackwardBias(CudaDevice dev, Tensor preact, Tensor dout, Tensor dpreact, Tensor dbias, int rows,
                                  int cols) {
         String op = "geluBackwardBias";
         long n = (long) rows * cols;
-        long pPre = dev.f32(preact, n, op, "preact");
-        long pDout = dev.f32(dout, n, op, "dout");
-        long pDpre = dev.f32(dpreact, n, op, "dpreact");
-        long pDbias = dev.f32(dbias, cols, op, "dbias");
+        long pPre = f32(dev, preact, n, op, "preact");
+        long pDout = f32(dev, dout, n, op, "dout");
+        long pDpre = f32(dev, dpreact, n, op, "dpreact");
+        long pDbias = f32(dev, dbias, cols, op, "dbias");
         if (rows <= 0 || cols <= 0) {
             return;
         }
         int parts = ceilDiv(rows, GELU_BWD_ROWS_PER_PART);
         try (CudaStorage partial = dev.scratch(4L * parts * cols)) {
-            dev.launch(op, "gelu_bwd_bias_partial", ceilDiv(cols, 32), parts, 1, 32, 8, 1, 0, dev.args().reset()
+            launch(dev, op, "gelu_bwd_bias_partial", ceilDiv(cols, 32), parts, 1, 32, 8, 1, 0, dev.args().reset()
                 .ptr(pPre).ptr(pDout).ptr(pDpre).ptr(partial.address()).i32(rows).i32(cols)
                 .i32(GELU_BWD_ROWS_PER_PART));
             reduceColumns(dev, op, partial.address(), parts, cols, pDbias);
@@ -54,11 +56,11 @@ final class CudaFusedOps {
         String op = "residualLayerNorm";
         long n = (long) rows * cols;
         requireDistinct(op, "b", b, "sum", sum);
-        dev.launch(op, "residual_layernorm_fwd", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
-            .ptr(dev.f32(a, n, op, "a")).ptr(dev.f32(b, n, op, "b")).ptr(dev.f32(sum, n, op, "sum"))
-            .ptr(dev.f32(weight, cols, op, "weight")).ptr(dev.f32(bias, cols, op, "bias"))
-            .ptr(dev.f32(out, n, op, "out")).ptr(dev.f32(mean, rows, op, "mean")).ptr(dev.f32(rstd, rows, op, "rstd"))
-            .i32(rows).i32(cols).f32(eps));
+        launch(dev, op, "residual_layernorm_fwd", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
+            .ptr(f32(dev, a, n, op, "a")).ptr(f32(dev, b, n, op, "b")).ptr(f32(dev, sum, n, op, "sum"))
+            .ptr(f32(dev, weight, cols, op, "weight")).ptr(f32(dev, bias, cols, op, "bias"))
+            .ptr(f32(dev, out, n, op, "out")).ptr(f32(dev, mean, rows, op, "mean"))
+            .ptr(f32(dev, rstd, rows, op, "rstd")).i32(rows).i32(cols).f32(eps));
     }
 
     static void residualLayerNormBackward(CudaDevice dev, Tensor dsum, Tensor dweight, Tensor dbias, Tensor dresidual,
@@ -66,21 +68,21 @@ final class CudaFusedOps {
                                           int cols) {
         String op = "residualLayerNormBackward";
         long n = (long) rows * cols;
-        long pDsum = dev.f32(dsum, n, op, "dsum");
-        long pDres = dev.f32(dresidual, n, op, "dresidual");
+        long pDsum = f32(dev, dsum, n, op, "dsum");
+        long pDres = f32(dev, dresidual, n, op, "dresidual");
         if (pDsum != pDres && pDsum < pDres + 4 * n && pDres < pDsum + 4 * n) {
             throw new IllegalArgumentException(op + ": dsum must be dresidual itself or not overlap it");
         }
-        long pDout = dev.f32(dout, n, op, "dout");
-        long pSum = dev.f32(sum, n, op, "sum");
+        long pDout = f32(dev, dout, n, op, "dout");
+        long pSum = f32(dev, sum, n, op, "sum");
         if (pDout < pDsum + 4 * n && pDsum < pDout + 4 * n || pSum < pDsum + 4 * n && pDsum < pSum + 4 * n) {
             throw new IllegalArgumentException(op + ": dout and sum must not overlap dsum");
         }
-        long pW = dev.f32(weight, cols, op, "weight");
-        long pMean = dev.f32(mean, rows, op, "mean");
-        long pRstd = dev.f32(rstd, rows, op, "rstd");
-        long pDw = dev.f32(dweight, cols, op, "dweight");
-        long pDb = dev.f32(dbias, cols, op, "dbias");
+        long pW = f32(dev, weight, cols, op, "weight");
+        long pMean = f32(dev, mean, rows, op, "mean");
+        long pRstd = f32(dev, rstd, rows, op, "rstd");
+        long pDw = f32(dev, dweight, cols, op, "dweight");
+        long pDb = f32(dev, dbias, cols, op, "dbias");
         if (rows <= 0 || cols <= 0) {
             return;
         }
@@ -89,7 +91,7 @@ final class CudaFusedOps {
         try (CudaStorage partials = dev.scratch(2 * partBytes)) {
             long pPartW = partials.address();
             long pPartB = pPartW + partBytes;
-            dev.launch(op, "residual_layernorm_bwd", blocks, 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
+            launch(dev, op, "residual_layernorm_bwd", blocks, 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
                 .ptr(pDsum).ptr(pDres).ptr(pDout).ptr(pSum).ptr(pW).ptr(pMean).ptr(pRstd).ptr(pPartW).ptr(pPartB)
                 .i32(rows).i32(cols));
             reduceColumns(dev, op, pPartW, blocks, cols, pDw);
@@ -99,7 +101,7 @@ final class CudaFusedOps {
 
     /** {@code dst[c] += sum_p partial[p, c]} in part order. */
     private static void reduceColumns(CudaDevice dev, String op, long partial, int parts, int cols, long dst) {
-        dev.launch(op, "col_partials_reduce", ceilDiv(cols, BLOCK), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
+        launch(dev, op, "col_partials_reduce", ceilDiv(cols, BLOCK), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
             .ptr(partial).i32(parts).i32(cols).ptr(dst));
     }
 

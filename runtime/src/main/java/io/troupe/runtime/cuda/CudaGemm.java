@@ -1,5 +1,10 @@
 package io.troupe.runtime.cuda;
 
+import static io.troupe.runtime.cuda.CudaLaunch.f32;
+import static io.troupe.runtime.cuda.CudaLaunch.launch;
+import static io.troupe.runtime.cuda.CudaLaunch.launch1d;
+import static io.troupe.runtime.cuda.CudaLaunch.storage;
+
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import jcuda.driver.CUdeviceptr;
@@ -37,11 +42,11 @@ final class CudaGemm {
         long spanA = extent(op, "a", rowsA, colsA, lda, strideA, batch);
         long spanB = extent(op, "b", rowsB, colsB, ldb, strideB, batch);
         long spanC = extent(op, "c", m, n, ldc, strideC, batch);
-        dev.storage(a, op, "a");
-        dev.storage(b, op, "b");
-        CudaDevice.requireCapacity(op, "a", a, spanA);
-        CudaDevice.requireCapacity(op, "b", b, spanB);
-        long pc = dev.f32(c, spanC, op, "c");
+        storage(dev, a, op, "a");
+        storage(dev, b, op, "b");
+        CudaLaunch.requireCapacity(op, "a", a, spanA);
+        CudaLaunch.requireCapacity(op, "b", b, spanB);
+        long pc = f32(dev, c, spanC, op, "c");
         checkOperandType(op, "a", a);
         checkOperandType(op, "b", b);
 
@@ -77,7 +82,7 @@ final class CudaGemm {
             String kernel = prefix + (vectorLoads ? "v_" : "_") + (transA ? 't' : 'n') + (transB ? 't' : 'n');
             for (int b0 = 0; b0 < batch; b0 += MAX_GRID_Z) {
                 int nb = Math.min(MAX_GRID_Z, batch - b0);
-                dev.launch(op, kernel, CudaDevice.ceilDiv(n, TILE), CudaDevice.ceilDiv(m, TILE), nb, 256, 1, 1, 0,
+                launch(dev, op, kernel, CudaLaunch.ceilDiv(n, TILE), CudaLaunch.ceilDiv(m, TILE), nb, 256, 1, 1, 0,
                     dev.args().reset().i32(m).i32(n).i32(k).f32(alpha)
                         .ptr(pa + b0 * strideA * elemA).i32(lda).i64(strideA)
                         .ptr(pb + b0 * strideB * elemA).i32(ldb).i64(strideB)
@@ -129,7 +134,7 @@ final class CudaGemm {
     /** Converts the first {@code span} floats of {@code t} into a bfloat16 scratch block. */
     private CudaStorage toBf16(Tensor t, long span) {
         CudaStorage s = dev.scratch(2 * span);
-        dev.launch1d("gemm", "f32_to_bf16", span, dev.args().reset().i64(span).ptr(t.address()).ptr(s.address()));
+        launch1d(dev, "gemm", "f32_to_bf16", span, dev.args().reset().i64(span).ptr(t.address()).ptr(s.address()));
         return s;
     }
 }

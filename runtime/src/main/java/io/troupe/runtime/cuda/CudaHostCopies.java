@@ -1,8 +1,9 @@
 package io.troupe.runtime.cuda;
 
 import static io.troupe.runtime.cuda.CudaDevice.check;
-import static io.troupe.runtime.cuda.CudaDevice.requireCapacity;
-import static io.troupe.runtime.cuda.CudaDevice.requireType;
+import static io.troupe.runtime.cuda.CudaLaunch.requireCapacity;
+import static io.troupe.runtime.cuda.CudaLaunch.requireType;
+import static io.troupe.runtime.cuda.CudaLaunch.storage;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -24,7 +25,7 @@ final class CudaHostCopies {
 
     static void fromHost(CudaDevice dev, float[] src, Tensor dst) {
         dev.bind();
-        CudaStorage s = dev.storage(dst, "copyFromHost", "dst");
+        CudaStorage s = storage(dev, dst, "copyFromHost", "dst");
         requireCapacity("copyFromHost", "dst", dst, src.length);
         long off = dst.offsetElements() * dst.dtype().sizeBytes();
         switch (dst.dtype()) {
@@ -37,7 +38,7 @@ final class CudaHostCopies {
 
     static void fromHost(CudaDevice dev, int[] src, Tensor dst) {
         dev.bind();
-        CudaStorage s = dev.storage(dst, "copyFromHost", "dst");
+        CudaStorage s = storage(dev, dst, "copyFromHost", "dst");
         requireType("copyFromHost", "dst", dst, DType.I32);
         requireCapacity("copyFromHost", "dst", dst, src.length);
         dev.staging().upload(src, s, dst.offsetElements() * 4L);
@@ -45,7 +46,7 @@ final class CudaHostCopies {
 
     static void toHost(CudaDevice dev, Tensor src, float[] dst) {
         dev.bind();
-        CudaStorage s = dev.storage(src, "copyToHost", "src");
+        CudaStorage s = storage(dev, src, "copyToHost", "src");
         if (dst.length < src.numel()) {
             throw new IllegalArgumentException("copyToHost: dst holds " + dst.length + " floats, src has "
                 + src.numel());
@@ -69,7 +70,7 @@ final class CudaHostCopies {
     static void toHost(CudaDevice dev, Tensor src, Tensor hostDst) {
         dev.bind();
         String op = "copyToHost";
-        CudaStorage s = dev.storage(src, op, "src");
+        CudaStorage s = storage(dev, src, op, "src");
         long bytes = HostTensorCopies.checkDownload(src, hostDst);
         check(op, "cuMemcpyDtoHAsync(" + bytes + " bytes)", cuMemcpyDtoHAsync(new HostPointer(hostDst.address()),
             s.pointerAt(src.offsetElements() * src.dtype().sizeBytes()), bytes, dev.stream()));
@@ -85,7 +86,7 @@ final class CudaHostCopies {
     static void fromHost(CudaDevice dev, Tensor hostSrc, Tensor dst) {
         dev.bind();
         String op = "copyFromHost";
-        CudaStorage d = dev.storage(dst, op, "dst");
+        CudaStorage d = storage(dev, dst, op, "dst");
         long bytes = HostTensorCopies.checkUpload(hostSrc, dst);
         check(op, "cuMemcpyHtoDAsync(" + bytes + " bytes)", cuMemcpyHtoDAsync(
             d.pointerAt(dst.offsetElements() * dst.dtype().sizeBytes()), new HostPointer(hostSrc.address()), bytes,

@@ -1,7 +1,11 @@
 package io.troupe.runtime.cuda;
 
-import static io.troupe.runtime.cuda.CudaDevice.BLOCK;
-import static io.troupe.runtime.cuda.CudaDevice.ceilDiv;
+import static io.troupe.runtime.cuda.CudaLaunch.BLOCK;
+import static io.troupe.runtime.cuda.CudaLaunch.ceilDiv;
+import static io.troupe.runtime.cuda.CudaLaunch.f32;
+import static io.troupe.runtime.cuda.CudaLaunch.i32;
+import static io.troupe.runtime.cuda.CudaLaunch.launch;
+import static io.troupe.runtime.cuda.CudaLaunch.launch1d;
 
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.tensor.Tensor;
@@ -19,28 +23,28 @@ final class CudaOps {
     static void biasAdd(CudaDevice dev, Tensor out, Tensor bias, int rows, int cols) {
         long n = (long) rows * cols;
         String op = "biasAdd";
-        dev.launch1d(op, "bias_add", n, dev.args().reset().ptr(dev.f32(out, n, op, "out"))
-            .ptr(dev.f32(bias, cols, op, "bias")).i32(rows).i32(cols));
+        launch1d(dev, op, "bias_add", n, dev.args().reset().ptr(f32(dev, out, n, op, "out"))
+            .ptr(f32(dev, bias, cols, op, "bias")).i32(rows).i32(cols));
     }
 
     /** Column sums in a fixed order: block (32, 8) per 32 columns. */
     static void biasBackward(CudaDevice dev, Tensor dbias, Tensor dout, int rows, int cols) {
         long n = (long) rows * cols;
         String op = "biasBackward";
-        dev.launch(op, "bias_backward", ceilDiv(cols, 32), 1, 1, 32, 8, 1, 0, dev.args().reset()
-            .ptr(dev.f32(dbias, cols, op, "dbias")).ptr(dev.f32(dout, n, op, "dout")).i32(rows).i32(cols));
+        launch(dev, op, "bias_backward", ceilDiv(cols, 32), 1, 1, 32, 8, 1, 0, dev.args().reset()
+            .ptr(f32(dev, dbias, cols, op, "dbias")).ptr(f32(dev, dout, n, op, "dout")).i32(rows).i32(cols));
     }
 
     static void gelu(CudaDevice dev, Tensor inp, Tensor out, long n) {
         String op = "gelu";
-        dev.launch1d(op, "gelu_fwd", n, dev.args().reset().i64(n).ptr(dev.f32(inp, n, op, "inp"))
-            .ptr(dev.f32(out, n, op, "out")));
+        launch1d(dev, op, "gelu_fwd", n, dev.args().reset().i64(n).ptr(f32(dev, inp, n, op, "inp"))
+            .ptr(f32(dev, out, n, op, "out")));
     }
 
     static void geluBackward(CudaDevice dev, Tensor inp, Tensor dout, Tensor dinp, long n) {
         String op = "geluBackward";
-        dev.launch1d(op, "gelu_bwd", n, dev.args().reset().i64(n).ptr(dev.f32(inp, n, op, "inp"))
-            .ptr(dev.f32(dout, n, op, "dout")).ptr(dev.f32(dinp, n, op, "dinp")));
+        launch1d(dev, op, "gelu_bwd", n, dev.args().reset().i64(n).ptr(f32(dev, inp, n, op, "inp"))
+            .ptr(f32(dev, dout, n, op, "dout")).ptr(f32(dev, dinp, n, op, "dinp")));
     }
 
     /** One warp per row: 8 rows per 256-thread block. */
@@ -48,10 +52,10 @@ final class CudaOps {
                           Tensor rstd, int rows, int cols, float eps) {
         long n = (long) rows * cols;
         String op = "layerNorm";
-        dev.launch(op, "layernorm_fwd", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
-            .ptr(dev.f32(inp, n, op, "inp")).ptr(dev.f32(weight, cols, op, "weight"))
-            .ptr(dev.f32(bias, cols, op, "bias")).ptr(dev.f32(out, n, op, "out"))
-            .ptr(dev.f32(mean, rows, op, "mean")).ptr(dev.f32(rstd, rows, op, "rstd"))
+        launch(dev, op, "layernorm_fwd", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
+            .ptr(f32(dev, inp, n, op, "inp")).ptr(f32(dev, weight, cols, op, "weight"))
+            .ptr(f32(dev, bias, cols, op, "bias")).ptr(f32(dev, out, n, op, "out"))
+            .ptr(f32(dev, mean, rows, op, "mean")).ptr(f32(dev, rstd, rows, op, "rstd"))
             .i32(rows).i32(cols).f32(eps));
     }
 
@@ -60,15 +64,15 @@ final class CudaOps {
                                   Tensor weight, Tensor mean, Tensor rstd, int rows, int cols) {
         long n = (long) rows * cols;
         String op = "layerNormBackward";
-        long pDout = dev.f32(dout, n, op, "dout");
-        long pInp = dev.f32(inp, n, op, "inp");
-        long pMean = dev.f32(mean, rows, op, "mean");
-        long pRstd = dev.f32(rstd, rows, op, "rstd");
-        dev.launch(op, "layernorm_bwd_dinp", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
-            .ptr(dev.f32(dinp, n, op, "dinp")).ptr(pDout).ptr(pInp).ptr(dev.f32(weight, cols, op, "weight"))
+        long pDout = f32(dev, dout, n, op, "dout");
+        long pInp = f32(dev, inp, n, op, "inp");
+        long pMean = f32(dev, mean, rows, op, "mean");
+        long pRstd = f32(dev, rstd, rows, op, "rstd");
+        launch(dev, op, "layernorm_bwd_dinp", ceilDiv(rows, 8), 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
+            .ptr(f32(dev, dinp, n, op, "dinp")).ptr(pDout).ptr(pInp).ptr(f32(dev, weight, cols, op, "weight"))
             .ptr(pMean).ptr(pRstd).i32(rows).i32(cols));
-        dev.launch(op, "layernorm_bwd_params", ceilDiv(cols, 32), 1, 1, 32, 8, 1, 0, dev.args().reset()
-            .ptr(dev.f32(dweight, cols, op, "dweight")).ptr(dev.f32(dbias, cols, op, "dbias")).ptr(pDout).ptr(pInp)
+        launch(dev, op, "layernorm_bwd_params", ceilDiv(cols, 32), 1, 1, 32, 8, 1, 0, dev.args().reset()
+            .ptr(f32(dev, dweight, cols, op, "dweight")).ptr(f32(dev, dbias, cols, op, "dbias")).ptr(pDout).ptr(pInp)
             .ptr(pMean).ptr(pRstd).i32(rows).i32(cols));
     }
 
@@ -77,9 +81,9 @@ final class CudaOps {
                              int vocab) {
         long n = (long) rows * vocab;
         String op = "crossEntropy";
-        dev.launch(op, "cross_entropy_fwd", rows, 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
-            .ptr(dev.f32(logits, n, op, "logits")).ptr(dev.i32(targets, rows, op, "targets"))
-            .ptr(dev.f32(probs, n, op, "probs")).ptr(dev.f32(losses, rows, op, "losses"))
+        launch(dev, op, "cross_entropy_fwd", rows, 1, 1, BLOCK, 1, 1, 0, dev.args().reset()
+            .ptr(f32(dev, logits, n, op, "logits")).ptr(i32(dev, targets, rows, op, "targets"))
+            .ptr(f32(dev, probs, n, op, "probs")).ptr(f32(dev, losses, rows, op, "losses"))
             .i32(rows).i32(vocab).ptr(dev.errorWordAddress()));
     }
 
@@ -87,9 +91,9 @@ final class CudaOps {
                                      int rows, int vocab) {
         long n = (long) rows * vocab;
         String op = "crossEntropyBackward";
-        dev.launch1d(op, "cross_entropy_bwd", n, dev.args().reset()
-            .ptr(dev.f32(dlogits, n, op, "dlogits")).ptr(dev.f32(probs, n, op, "probs"))
-            .ptr(dev.i32(targets, rows, op, "targets")).f32(dlossScale).i32(rows).i32(vocab)
+        launch1d(dev, op, "cross_entropy_bwd", n, dev.args().reset()
+            .ptr(f32(dev, dlogits, n, op, "dlogits")).ptr(f32(dev, probs, n, op, "probs"))
+            .ptr(i32(dev, targets, rows, op, "targets")).f32(dlossScale).i32(rows).i32(vocab)
             .ptr(dev.errorWordAddress()));
     }
 
@@ -98,8 +102,8 @@ final class CudaOps {
         long n = (long) rows * dim;
         String op = "embedding";
         int tableRows = tableRows(table, dim, op);
-        dev.launch1d(op, "embedding_fwd", n, dev.args().reset().ptr(dev.f32(out, n, op, "out"))
-            .ptr(dev.i32(ids, rows, op, "ids")).ptr(dev.f32(table, dim, op, "table")).i32(rows).i32(dim)
+        launch1d(dev, op, "embedding_fwd", n, dev.args().reset().ptr(f32(dev, out, n, op, "out"))
+            .ptr(i32(dev, ids, rows, op, "ids")).ptr(f32(dev, table, dim, op, "table")).i32(rows).i32(dim)
             .i32(tableRows).i32(accumulate ? 1 : 0).ptr(dev.errorWordAddress()));
     }
 
@@ -112,13 +116,13 @@ final class CudaOps {
         long n = (long) rows * dim;
         String op = "embeddingBackward";
         int tableRows = tableRows(dtable, dim, op);
-        long pTable = dev.f32(dtable, dim, op, "dtable");
-        long pDout = dev.f32(dout, n, op, "dout");
-        dev.i32(ids, rows, op, "ids");
+        long pTable = f32(dev, dtable, dim, op, "dtable");
+        long pDout = f32(dev, dout, n, op, "dout");
+        i32(dev, ids, rows, op, "ids");
         int[] unique = new int[1];
         try (CudaStorage g = dev.embeddingGrouping().group(dev, dev.staging(), ids, rows, tableRows, unique)) {
             long base = g.address();
-            dev.launch(op, "embedding_bwd_sorted", unique[0], ceilDiv(dim, BLOCK), 1, BLOCK, 1, 1, 0,
+            launch(dev, op, "embedding_bwd_sorted", unique[0], ceilDiv(dim, BLOCK), 1, BLOCK, 1, 1, 0,
                 dev.args().reset().ptr(pTable).ptr(pDout).ptr(base).ptr(base + 4L * rows)
                     .ptr(base + 4L * (rows + unique[0] + 1)).i32(dim));
         }
@@ -138,8 +142,8 @@ final class CudaOps {
         float decay = 1f - step.lr() * step.weightDecay();
         float stepSize = (float) (step.lr() / (1 - Math.pow(step.beta1(), step.step())));
         float bc2sqrt = (float) Math.sqrt(1 - Math.pow(step.beta2(), step.step()));
-        dev.launch1d(op, "adamw_f32", n, dev.args().reset().i64(n).ptr(dev.f32(param, n, op, "param"))
-            .ptr(dev.f32(grad, n, op, "grad")).ptr(dev.f32(m, n, op, "m")).ptr(dev.f32(v, n, op, "v"))
+        launch1d(dev, op, "adamw_f32", n, dev.args().reset().i64(n).ptr(f32(dev, param, n, op, "param"))
+            .ptr(f32(dev, grad, n, op, "grad")).ptr(f32(dev, m, n, op, "m")).ptr(f32(dev, v, n, op, "v"))
             .f32(step.beta1()).f32(step.beta2()).f32(step.eps()).f32(decay).f32(stepSize).f32(bc2sqrt));
     }
 }

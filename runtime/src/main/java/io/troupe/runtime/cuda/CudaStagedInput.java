@@ -1,5 +1,6 @@
 package io.troupe.runtime.cuda;
 
+import static io.troupe.runtime.cuda.CudaLaunch.storage;
 import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
@@ -75,7 +76,7 @@ final class CudaStagedInput extends AbstractStagedInput {
         String op = "StagedInput.upload";
         CudaDevice.check(op, "cuStreamWaitEvent(copy, released)", cuStreamWaitEvent(copy, released, 0));
         CudaDevice.check(op, "cuMemcpyHtoDAsync(" + bytes + " bytes)", cuMemcpyHtoDAsync(
-            dev.storage(device, op, "device").pointerAt(device.offsetElements() * device.dtype().sizeBytes()),
+            storage(dev, device, op, "device").pointerAt(device.offsetElements() * device.dtype().sizeBytes()),
             ((PinnedHostBuffer) host.storage()).pointerAt(0), bytes, copy));
         CudaDevice.check(op, "cuEventRecord(uploaded)", cuEventRecord(uploaded, copy));
     }

@@ -1,5 +1,6 @@
 package io.troupe.runtime.cuda;
 
+import static io.troupe.runtime.cuda.CudaLaunch.storage;
 import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
 import static jcuda.driver.JCudaDriver.cuEventQuery;
@@ -86,7 +87,7 @@ final class CudaStagedOutput implements StagedOutput {
         CudaDevice.check(op, "cuStreamWaitEvent(copy, produced)", cuStreamWaitEvent(copy, produced, 0));
         CudaDevice.check(op, "cuMemcpyDtoHAsync(" + bytes + " bytes)", cuMemcpyDtoHAsync(
             ((PinnedHostBuffer) host.storage()).pointerAt(0),
-            dev.storage(snapshot, op, "snapshot").pointerAt(snapshot.offsetElements() * dtype.sizeBytes()), bytes,
+            storage(dev, snapshot, op, "snapshot").pointerAt(snapshot.offsetElements() * dtype.sizeBytes()), bytes,
                 copy));
         CudaDevice.check(op, "cuEventRecord(downloaded)", cuEventRecord(downloaded, copy));
         any = true;

@@ -1,5 +1,6 @@
 package io.troupe.runtime.cuda;
 
+import static io.troupe.runtime.cuda.CudaLaunch.storage;
 import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
@@ -36,7 +37,7 @@ final class CudaTransfers implements AutoCloseable {
 
     CopyTicket toPinned(Tensor src, PinnedHostBuffer dst, long dstOffsetBytes) {
         String op = "copyToPinnedAsync";
-        CudaStorage s = dev.storage(src, op, "src");
+        CudaStorage s = storage(dev, src, op, "src");
         long bytes = src.lengthBytes();
         dst.checkRange(op, dstOffsetBytes, bytes);
         waitFor(op, compute, copy);
@@ -47,7 +48,7 @@ final class CudaTransfers implements AutoCloseable {
 
     CopyTicket fromPinned(PinnedHostBuffer src, long srcOffsetBytes, Tensor dst) {
         String op = "copyFromPinnedAsync";
-        CudaStorage d = dev.storage(dst, op, "dst");
+        CudaStorage d = storage(dev, dst, op, "dst");
         long bytes = dst.lengthBytes();
         src.checkRange(op, srcOffsetBytes, bytes);
         // The destination may still be read or written by earlier compute work.

@@ -1,8 +1,12 @@
 package io.troupe.runtime.cuda;
 
-import static io.troupe.runtime.cuda.CudaDevice.BLOCK;
 import static io.troupe.runtime.cuda.CudaDevice.check;
-import static io.troupe.runtime.cuda.CudaDevice.requireCapacity;
+import static io.troupe.runtime.cuda.CudaLaunch.BLOCK;
+import static io.troupe.runtime.cuda.CudaLaunch.f32;
+import static io.troupe.runtime.cuda.CudaLaunch.launch;
+import static io.troupe.runtime.cuda.CudaLaunch.launch1d;
+import static io.troupe.runtime.cuda.CudaLaunch.requireCapacity;
+import static io.troupe.runtime.cuda.CudaLaunch.storage;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
 import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
@@ -25,20 +29,20 @@ final class CudaVectorOps {
 
     static void axpy(CudaDevice dev, float alpha, Tensor x, Tensor y) {
         long n = x.numel();
-        long px = dev.f32(x, n, "axpy", "x");
-        long py = dev.f32(y, n, "axpy", "y");
-        dev.launch1d("axpy", "axpy_f32", n, dev.args().reset().i64(n).f32(alpha).ptr(px).ptr(py));
+        long px = f32(dev, x, n, "axpy", "x");
+        long py = f32(dev, y, n, "axpy", "y");
+        launch1d(dev, "axpy", "axpy_f32", n, dev.args().reset().i64(n).f32(alpha).ptr(px).ptr(py));
     }
 
     static void scale(CudaDevice dev, Tensor x, float alpha) {
         long n = x.numel();
-        dev.launch1d("scale", "scale_f32", n, dev.args().reset().i64(n).f32(alpha).ptr(dev.f32(x, n, "scale", "x")));
+        launch1d(dev, "scale", "scale_f32", n, dev.args().reset().i64(n).f32(alpha).ptr(f32(dev, x, n, "scale", "x")));
     }
 
     static void copy(CudaDevice dev, Tensor src, Tensor dst) {
         dev.bind();
-        CudaStorage s = dev.storage(src, "copy", "src");
-        CudaStorage d = dev.storage(dst, "copy", "dst");
+        CudaStorage s = storage(dev, src, "copy", "src");
+        CudaStorage d = storage(dev, dst, "copy", "dst");
         if (src.dtype() != dst.dtype()) {
             throw new IllegalArgumentException("copy: dtypes differ: src=" + src.dtype() + ", dst=" + dst.dtype());
         }
@@ -51,7 +55,7 @@ final class CudaVectorOps {
 
     static void fill(CudaDevice dev, Tensor x, float value) {
         dev.bind();
-        CudaStorage s = dev.storage(x, "fill", "x");
+        CudaStorage s = storage(dev, x, "fill", "x");
         long off = x.offsetElements() * x.dtype().sizeBytes();
         if (x.dtype() == DType.F32) {
             check("fill", "cuMemsetD32Async", cuMemsetD32Async(s.pointerAt(off), Float.floatToRawIntBits(value),
@@ -66,17 +70,17 @@ final class CudaVectorOps {
 
     static void add(CudaDevice dev, Tensor a, Tensor b, Tensor out) {
         long n = out.numel();
-        dev.launch1d("add", "add_f32", n, dev.args().reset().i64(n).ptr(dev.f32(a, n, "add", "a"))
-            .ptr(dev.f32(b, n, "add", "b")).ptr(dev.f32(out, n, "add", "out")));
+        launch1d(dev, "add", "add_f32", n, dev.args().reset().i64(n).ptr(f32(dev, a, n, "add", "a"))
+            .ptr(f32(dev, b, n, "add", "b")).ptr(f32(dev, out, n, "add", "out")));
     }
 
     static double sumOfSquares(CudaDevice dev, CudaStorage sumsqScratch, Tensor x) {
         long n = x.numel();
-        long px = dev.f32(x, n, "sumOfSquares", "x");
+        long px = f32(dev, x, n, "sumOfSquares", "x");
         long partial = sumsqScratch.address();
-        dev.launch("sumOfSquares", "sumsq_partial", SUMSQ_BLOCKS, 1, 1, BLOCK, 1, 1, 0,
+        launch(dev, "sumOfSquares", "sumsq_partial", SUMSQ_BLOCKS, 1, 1, BLOCK, 1, 1, 0,
             dev.args().reset().i64(n).ptr(px).ptr(partial));
-        dev.launch("sumOfSquares", "sumsq_final", 1, 1, 1, 32, 1, 1, 0,
+        launch(dev, "sumOfSquares", "sumsq_final", 1, 1, 1, 32, 1, 1, 0,
             dev.args().reset().i32(SUMSQ_BLOCKS).ptr(partial).ptr(partial + 8L * SUMSQ_BLOCKS));
         return dev.staging().readDouble(sumsqScratch.pointerAt(8L * SUMSQ_BLOCKS), "sumOfSquares");
     }

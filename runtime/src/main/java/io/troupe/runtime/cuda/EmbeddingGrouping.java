@@ -1,5 +1,7 @@
 package io.troupe.runtime.cuda;
 
+import static io.troupe.runtime.cuda.CudaLaunch.storage;
+
 import io.troupe.runtime.tensor.Tensor;
 import java.util.Arrays;
 
@@ -23,7 +25,7 @@ final class EmbeddingGrouping {
      */
     CudaStorage group(CudaDevice dev, PinnedStaging staging, Tensor idsTensor, int rows, int tableRows,
                       int[] uniqueOut) {
-        CudaStorage src = dev.storage(idsTensor, "embeddingBackward", "ids");
+        CudaStorage src = storage(dev, idsTensor, "embeddingBackward", "ids");
         staging.downloadInts(src, idsTensor.offsetElements() * 4L, idsBuffer(rows), rows);
         int unique = pack(rows, tableRows);
         int total = rows + 2 * unique + 1;

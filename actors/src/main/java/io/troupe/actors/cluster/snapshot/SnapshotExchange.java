@@ -1,13 +1,10 @@
 package io.troupe.actors.cluster.snapshot;
 
 import io.troupe.collectives.CollectiveAgent;
-import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.transport.FrameKind;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TensorReceiverAgent;
-import io.troupe.runtime.transport.TensorSender;
-import io.troupe.runtime.transport.TransportEndpoint;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.WorkerTransport;
 import java.util.ArrayDeque;
@@ -19,7 +16,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
-import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
@@ -43,11 +39,11 @@ import org.agrona.concurrent.IdleStrategy;
  * so a copy never overwrites the copy of the committed step, also when an earlier epoch ran ahead.
  *
  * <p>Frames: a {@link SnapshotDescriptor} snapshot travels in pieces of at most a quarter of the
- * receiver's receive budget ({@link #pieceShift(long)}: each worker advertises its own, and the plan
+ * receiver's receive budget ({@link SnapshotPieces#pieceShift(long)}: each worker advertises its own, and the plan
  * gives every sender its receivers'), so a snapshot of any size fits a receiver's reassembly memory
  * one piece at a time, whatever the budgets of the other nodes: kind {@link FrameKind#CONTROL} on this stream, the frame's step the
  * snapshot's length, its tensor key the rank whose shard it is, the piece size, count and index
- * ({@link #pieceKey}). The receiver copies each piece into the copy's slot at its offset.
+ * ({@link SnapshotPieces#pieceKey}). The receiver copies each piece into the copy's slot at its offset.
  *
  * <p>Threading: {@link #bind}, {@link #afterStep}, {@link #sendCopy}, {@link #awaitCopy} from the
  * worker's device thread; the receiver on the exchange's agent thread; sends on the send thread.
@@ -55,8 +51,6 @@ import org.agrona.concurrent.IdleStrategy;
 public final class SnapshotExchange implements TensorReceiverAgent.Listener, AutoCloseable {
     /** How long a capture waits for a slot still being sent (the send of two steps ago). */
     private static final long SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(30);
-    /** How long the receiver waits for a copy's slot still being sent on (a restore): the copy is dropped after. */
-    private static final long RECEIVE_SLOT_WAIT_NS = TimeUnit.SECONDS.toNanos(2);
     /** log2 of the smallest piece a snapshot travels in: 4 KiB. */
     public static final int MIN_PIECE_SHIFT = 12;
     /** log2 of the largest piece a snapshot travels in: 64 MiB. */
@@ -66,60 +60,11 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         return shift >= MIN_PIECE_SHIFT && shift <= MAX_PIECE_SHIFT;
     }
 
-    /** The largest piece a snapshot is sent in: a receiver reassembles one piece at a time in its budget. */
-    static final long MAX_PIECE_BYTES = 1L << MAX_PIECE_SHIFT;
-
-    /**
-     * log2 of the piece size a receiver with {@code receiveBudgetBytes} takes snapshots in: at most
-     * {@link #MAX_PIECE_BYTES} and a quarter of its budget, so a piece always fits its reassembly memory beside
-     * the other tensors in flight, whatever the size of the snapshot.
-     */
-    static int pieceShift(long receiveBudgetBytes) {
-        long piece = Math.max(1L << MIN_PIECE_SHIFT, Math.min(MAX_PIECE_BYTES, receiveBudgetBytes / 4));
-        return 63 - Long.numberOfLeadingZeros(piece);
-    }
-
-    /** A piece's tensor key: the snapshot's rank, the piece size's log2, the piece count and index. */
-    static long pieceKey(int rank, int shift, long count, long index) {
-        if (rank < 0 || rank >= 1 << 16 || count >= 1L << 21 || index < 0 || index >= count) {
-            throw new IllegalArgumentException("snapshot piece out of range: rank=" + rank + ", count=" + count
-                + ", index=" + index);
-        }
-        return (long) rank << 48 | (long) shift << 42 | count << 21 | index;
-    }
-
-    /** A snapshot being reassembled from its pieces (agent thread only). */
-    private static final class Assembly {
-        final int source;
-        final SnapshotStore store;
-        final SnapshotBuffer buffer;
-        final int rank;
-        final long step;
-        final long epoch;
-        final int jobId;
-        final long count;
-        long next = 1;
-
-        Assembly(int source, SnapshotStore store, SnapshotBuffer buffer, int rank, long step, long epoch, int jobId,
-                 long count) {
-            this.source = source;
-            this.store = store;
-            this.buffer = buffer;
-            this.rank = rank;
-            this.step = step;
-            this.epoch = epoch;
-            this.jobId = jobId;
-            this.count = count;
-        }
-    }
-
-    /** Snapshots being reassembled, by the rank they are of (agent thread only). */
-    private final Map<Integer, Assembly> assembling = new java.util.HashMap<>();
     private final int pieceShift;
 
     /** One epoch's binding: who this worker is, where its snapshot goes, and each rank's piece size. */
-    private record Binding(JobIdentity job, int rank, int buddy, int[] sources, List<String> endpoints,
-                           int[] pieceShifts) {
+    record Binding(JobIdentity job, int rank, int buddy, int[] sources, List<String> endpoints,
+                   int[] pieceShifts) {
     }
 
     private record Pending(long step, Runnable report) {
@@ -129,6 +74,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private final WorkerTransport transport;
     private final ExecutorService sendThread;
     private final Consumer<String> log;
+    private final SnapshotPieces pieces;
     private final int segmentShift;
     private final SnapshotStore own;
     private final Map<Integer, SnapshotStore> copies = new ConcurrentHashMap<>();
@@ -138,7 +84,6 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private volatile Binding binding;
     /** The current binding's last committed step (a snapshot's step: steps done), -1 until told. */
     private volatile long committedStep = -1;
-    private volatile long sentBytes;
     private volatile long sendFailures;
 
     /**
@@ -159,7 +104,8 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         this.own = new SnapshotStore("own snapshots", segmentShift);
         this.agent = CollectiveAgent.open(node, name, -1, 0, this, t -> log.accept("snapshot data plane error: " + t));
         this.transport = agent.worker();
-        this.pieceShift = pieceShift(node.settings().receiveBudgetBytes());
+        this.pieces = new SnapshotPieces(this, transport, log);
+        this.pieceShift = SnapshotPieces.pieceShift(node.settings().receiveBudgetBytes());
         agent.start(new BackoffIdleStrategy(64, 16, 1_000, 1_000_000));
         this.sendThread = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, name + "-send");
@@ -282,6 +228,11 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         return committedStep;
     }
 
+    /** The current binding (null: none). */
+    Binding binding() {
+        return binding;
+    }
+
     public SnapshotStore own() {
         return own;
     }
@@ -307,7 +258,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
 
     /** Snapshot bytes this worker sent (its own and restore copies). */
     public long sentBytes() {
-        return sentBytes;
+        return pieces.sentBytes();
     }
 
     /**
@@ -369,6 +320,20 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
                                     long told, long timeoutNs) {
         long committed = Math.max(step - 1, told);
         return store.beginWriteCopy(lengthBytes, timeoutNs, held -> live(jobId, epoch, rank, committed, held));
+    }
+
+    /**
+     * Agent thread: the copy of rank {@code rank}'s snapshot of {@code step}, taken in epoch {@code epoch} of job
+     * {@code jobId}, arrived whole; reports of the current binding waiting for it run.
+     */
+    void arrived(long epoch, int jobId, int rank, long step) {
+        synchronized (reportLock) {
+            Binding bd = binding;
+            if (bd != null && epoch == bd.job().epoch() && jobId == bd.job().jobId()) {
+                arrived.merge(rank, step, Math::max);
+                flushLocked(bd);
+            }
+        }
     }
 
     private void flushLocked(Binding b) {
@@ -504,7 +469,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         }
         sendThread.execute(() -> {
             try {
-                send(b, snap, toRank);
+                pieces.send(b, snap, toRank);
             } catch (RuntimeException e) {
                 sendFailures++;
                 if (binding == b) {
@@ -516,127 +481,10 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         });
     }
 
-    /**
-     * Send thread: the snapshot in pieces of the receiver's size ({@code 2^pieceShifts[toRank]} bytes), in order,
-     * each a frame whose step field carries the snapshot's length and whose key {@link #pieceKey}; given up when
-     * the epoch changes.
-     */
-    private void send(Binding b, SnapshotBuffer snap, int toRank) {
-        TensorSender sender = transport.sender(toRank);
-        long epoch = b.job().epoch();
-        if (sender == null || sender.epoch() != epoch || sender.jobId() != b.job().jobId()) {
-            sender = transport.connect(toRank, TransportEndpoint.parse(b.endpoints().get(toRank)), epoch);
-        }
-        long bytes = snap.lengthBytes();
-        long t0 = System.nanoTime();
-        int shift = Math.min(b.pieceShifts()[toRank], snap.segmentShift()); // a piece lies in one segment
-        long count = (bytes + (1L << shift) - 1) >>> shift;
-        IdleStrategy idle = new BackoffIdleStrategy(64, 16, 1_000, 100_000);
-        for (long i = 0; i < count; i++) {
-            long off = i << shift;
-            long len = Math.min(1L << shift, bytes - off);
-            sender.begin(FrameKind.CONTROL, bytes, pieceKey(snap.rank(), shift, count, i), DType.I8, new int[] {(int) len},
-                1, snap.address(off, len), len);
-            while (sender.isSending()) {
-                if (binding != b) {
-                    return; // the epoch ended; the next epoch's connect replaces this sender
-                }
-                idle.idle(sender.doSend());
-            }
-        }
-        sentBytes += bytes;
-        SnapshotCounters.sent(bytes, System.nanoTime() - t0);
-    }
-
-    // ------------------------------------------------------------------ receiver (agent thread)
-
-    /**
-     * Agent thread: a piece of a snapshot. The first carries the snapshot's header (rank, step, epoch, job) and
-     * starts its copy in the rank's store; the others follow in order from the same source, each copied at its
-     * offset; the last completes the copy. A piece out of order, or a new first piece of the same rank, gives up
-     * the copy being assembled.
-     */
+    /** Agent thread: a piece of a snapshot, reassembled into the copy of its rank ({@link SnapshotPieces}). */
     @Override
     public void onTensorReady(ReceiveSlot slot) {
-        try {
-            long key = slot.tensorKey();
-            int shift = (int) (key >>> 42 & 0x3f);
-            long count = key >>> 21 & 0x1f_ffffL;
-            long index = key & 0x1f_ffffL;
-            int keyRank = (int) (key >>> 48 & 0xffff);
-            long total = slot.step();
-            long off = index << shift;
-            if (slot.kind() != FrameKind.CONTROL || count == 0 || index >= count || total < SnapshotDescriptor.HEADER_LENGTH
-                || off + slot.lengthBytes() > total || index < count - 1 && slot.lengthBytes() != 1L << shift) {
-                log.accept("snapshot stream dropped a " + slot.kind() + " frame of " + slot.lengthBytes() + " bytes from rank "
-                    + slot.sourceRank() + " (piece " + index + " of " + count + " of " + total + " bytes)");
-                return;
-            }
-            Assembly a;
-            if (index == 0) {
-                if (slot.lengthBytes() < Math.min(total, SnapshotDescriptor.HEADER_LENGTH)) {
-                    log.accept("snapshot stream dropped a first piece of " + slot.lengthBytes() + " bytes from rank "
-                        + slot.sourceRank() + ": shorter than the snapshot header");
-                    return;
-                }
-                DirectBuffer in = slot.buffer();
-                int rank = in.getInt(SnapshotDescriptor.RANK_OFFSET);
-                long step = in.getLong(SnapshotDescriptor.STEP_OFFSET);
-                long epoch = in.getLong(SnapshotDescriptor.EPOCH_OFFSET);
-                int jobId = in.getInt(SnapshotDescriptor.JOB_ID_OFFSET);
-                if (rank != keyRank) {
-                    log.accept("snapshot stream dropped a first piece from rank " + slot.sourceRank() + ": its header names rank "
-                        + rank + ", its key rank " + keyRank);
-                    return;
-                }
-                giveUp(assembling.remove(rank), "a new copy of rank " + rank + "'s snapshot began");
-                Binding told = binding;
-                SnapshotStore store = copiesOf(rank);
-                SnapshotBuffer b = beginCopy(store, total, jobId, epoch, rank, step,
-                    told != null && told.job().jobId() == jobId ? committedStep : -1, RECEIVE_SLOT_WAIT_NS);
-                a = new Assembly(slot.sourceRank(), store, b, rank, step, epoch, jobId, count);
-                assembling.put(rank, a);
-            } else {
-                a = assembling.get(keyRank);
-                if (a == null || a.source != slot.sourceRank() || a.next != index || a.count != count
-                    || a.buffer.lengthBytes() != total) {
-                    giveUp(a == null ? null : assembling.remove(keyRank), "piece " + index + " of " + count
-                        + " arrived from rank " + slot.sourceRank() + " out of order");
-                    return;
-                }
-                a.next++;
-            }
-            try {
-                a.buffer.write(off, slot.address(), slot.lengthBytes());
-            } catch (RuntimeException e) {
-                giveUp(assembling.remove(a.rank), e.getMessage());
-                throw e;
-            }
-            if (index == count - 1) {
-                assembling.remove(a.rank);
-                a.store.completeAsReceived(a.buffer);
-                synchronized (reportLock) {
-                    Binding bd = binding;
-                    if (bd != null && a.epoch == bd.job().epoch() && a.jobId == bd.job().jobId()) {
-                        arrived.merge(a.rank, a.step, Math::max);
-                        flushLocked(bd);
-                    }
-                }
-            }
-        } catch (RuntimeException e) {
-            log.accept("snapshot copy from rank " + slot.sourceRank() + " not kept: " + e.getMessage());
-        } finally {
-            slot.release();
-        }
-    }
-
-    /** Gives up a copy being reassembled: its slot goes back to the store unwritten. */
-    private void giveUp(Assembly a, String why) {
-        if (a != null) {
-            a.store.abandon(a.buffer);
-            log.accept("snapshot copy of rank " + a.rank + "'s step " + a.step + " from rank " + a.source + " given up: "
-                + why);
-        }
+        pieces.onTensorReady(slot);
     }
 
     @Override
