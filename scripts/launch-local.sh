@@ -46,7 +46,21 @@ stop_all() {
     kill -KILL "$driver_pid" 2>/dev/null || true
   fi
 }
-trap stop_all EXIT INT TERM
+submit_pid=""
+# on_signal CODE: Ctrl-C (130) or SIGTERM (143). The client, started in the background, ignores SIGINT, so
+# it gets TERM, which stops the job and names its last checkpoint; once it has ended (60 s at most), the
+# script exits with CODE and the EXIT trap stops the nodes and the driver.
+on_signal() {
+  trap - INT TERM
+  if [ -n "$submit_pid" ] && kill -0 "$submit_pid" 2>/dev/null; then
+    kill -TERM "$submit_pid" 2>/dev/null || true
+    for _ in $(seq 1 600); do kill -0 "$submit_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  exit "$1"
+}
+trap stop_all EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 node_opts="$(troupe_node_memory_opts "$n")"
 if [ "${TROUPE_DRIVER:-host}" = host ]; then
   shm=/dev/shm; [ -d "$shm" ] || shm="${TMPDIR:-/tmp}"

@@ -45,18 +45,34 @@ final class CheckpointCommand {
         switch (args[0]) {
             case "ls" -> {
                 if (args.length != 2) {
-                    throw new UsageException("ls takes one directory, got " + (args.length - 1) + " arguments");
+                    throw new UsageException("ls takes one directory, got "
+                        + Options.count(args.length - 1, "argument", "arguments"));
                 }
                 return ls(Path.of(args[1]), out);
             }
             case "diff" -> {
                 if (args.length != 3) {
-                    throw new UsageException("diff takes two checkpoints, got " + (args.length - 1) + " arguments");
+                    throw new UsageException("diff takes two checkpoints, got "
+                        + Options.count(args.length - 1, "argument", "arguments"));
                 }
                 return diff(Path.of(args[1]), Path.of(args[2]), out, err);
             }
             default -> throw new UsageException("unknown checkpoint command '" + args[0] + "': expected ls or diff");
         }
+    }
+
+    /**
+     * The directory {@code --checkpoint} names (a run directory, its {@code checkpoints} or one step's). One that
+     * does not exist is bad input, exit 2 as for every other bad path; exit 4 stays for a checkpoint that is there
+     * and cannot be used.
+     */
+    static Path existingDirectory(String option, String value) {
+        Path dir = Path.of(value);
+        if (!Files.isDirectory(dir)) {
+            throw new UsageException(option + ": no such directory '" + dir + "' (expected a run directory or a"
+                + " checkpoint)");
+        }
+        return dir;
     }
 
     private static int ls(Path dir, PrintStream out) {

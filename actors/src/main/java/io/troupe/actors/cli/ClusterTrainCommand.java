@@ -45,11 +45,12 @@ final class ClusterTrainCommand {
                  + ", " + s.schedule() + " (embedded cluster)", true)) {
             outputs.recordData(fingerprint);
             out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
-                + " %d micro-batches per replica, "
+                + " %s per replica, "
                     + "%d steps; embedded cluster of %d nodes on 127.0.0.1, %d thread(s) per worker%n",
                 cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(),
                 s.layout().virtualStages(), s.schedule(),
-                cfg.microBatches(), cfg.steps(), workers, threadsPerWorker);
+                Options.count(cfg.microBatches(), "micro-batch", "micro-batches"), cfg.steps(), workers,
+                threadsPerWorker);
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             io.troupe.models.parallel.StagePartition partition = s.partition().isEmpty()
                 ? io.troupe.models.parallel.StagePartition.balanced(cfg.model(), s.layout().modelStages())

@@ -2,31 +2,30 @@ package io.troupe.actors.cli;
 
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.models.data.Corpora;
 import io.troupe.models.data.TokenStream;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.Quantization;
 import io.troupe.models.infer.ValidationLoss;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Set;
 
 /**
- * {@code troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8] [--kv-dtype f32|bf16]}: the
+ * {@code troupe eval --checkpoint DIR [--data FILE|DIR] [--quantize none|int8] [--kv-dtype f32|bf16]}: the
  * exact validation loss of a checkpoint over every non-overlapping window of the validation split
- * (the last 10% of FILE, or the built-in corpus' validation stream). With int8 it evaluates the
- * float32 weights too and prints the relative difference and the weight memory ratio; with a bf16
- * KV cache, the float32 weights over that cache beside the float32 one.
+ * (the last 10% of FILE or of DIR's files, read as {@code train --data} reads them, or the built-in
+ * corpus' validation stream). With int8 it evaluates the float32 weights too and prints the relative
+ * difference and the weight memory ratio; with a bf16 KV cache, the float32 weights over that cache beside
+ * the float32 one.
  */
 final class EvalCommand {
     private EvalCommand() {
     }
 
     static final String USAGE = """
-        usage: troupe eval --checkpoint DIR [--data FILE] [--quantize none|int8] [--kv-dtype f32|bf16]
+        usage: troupe eval --checkpoint DIR [--data FILE|DIR] [--quantize none|int8] [--kv-dtype f32|bf16]
         Prints the exact validation loss of a checkpoint (any training layout) over every
         non-overlapping window of the validation split; with --quantize int8, next to float32;
         with --kv-dtype bf16, the loss over a bfloat16 KV cache next to the float32 one.""";
@@ -39,21 +38,13 @@ final class EvalCommand {
         Quantization q = quantization(o.has("quantize") ? o.get("quantize") : "none");
         KvPrecision kv = kvPrecision(o.has("kv-dtype") ? o.get("kv-dtype") : "f32");
         TokenStream val;
-        if (o.has("data")) {
-            Path data = Path.of(o.get("data"));
-            if (!Files.isRegularFile(data)) {
-                throw new UsageException("--data: no such file '" + data + "'");
-            }
-            try {
-                val = Corpora.fromFile(data).val();
-            } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
-                throw new UsageException("--data " + data + ": " + e.getMessage());
-            }
-        } else {
-            val = Corpora.builtIn().val();
+        try {
+            val = TrainCommand.corpora(o.has("data") ? o.get("data") : "").val();
+        } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
+            throw new UsageException("--data " + o.get("data") + ": " + e.getMessage());
         }
         try {
-            Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
+            Path dir = Checkpoints.resolve(CheckpointCommand.existingDirectory("--checkpoint", o.get("checkpoint")));
             InferenceWeights fp32 = InferenceWeights.load(dir, Quantization.NONE);
             out.printf(Locale.ROOT, "eval: %s, model %s, %s%n", dir, fp32.config().name(), val.description());
             long t0 = System.nanoTime();

@@ -78,6 +78,11 @@ public final class Options {
         return List.copyOf(all);
     }
 
+    /** {@code n} and the noun for it: {@code 1 argument}, {@code 2 arguments}. */
+    static String count(long n, String singular, String plural) {
+        return n + " " + (n == 1 ? singular : plural);
+    }
+
     /** {@code value} of option {@code --name} as a whole number >= 1. */
     static long positiveLong(String name, String value) {
         long v;

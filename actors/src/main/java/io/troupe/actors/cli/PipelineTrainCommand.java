@@ -58,11 +58,13 @@ final class PipelineTrainCommand {
                  + ", " + s.schedule(), true)) {
             outputs.recordData(fingerprint);
             out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
-                + " %d micro-batches of %d rows per replica, "
+                + " %s of %s per replica, "
                     + "partition %s, %d steps, %d worker threads each%n",
                 cfg.model().name(), s.layout(), s.layout().dp(), s.layout().pp(), s.layout().tp(),
                 s.layout().virtualStages(), s.schedule(),
-                spec.microbatches(), spec.microBatchRows(), spec.partition(), cfg.steps(), spec.threadsPerWorker());
+                Options.count(spec.microbatches(), "micro-batch", "micro-batches"),
+                Options.count(spec.microBatchRows(), "row", "rows"), spec.partition(), cfg.steps(),
+                spec.threadsPerWorker());
             out.printf("troupe: data %s; run directory %s%n", data.train().description(), runDir);
             out.printf("troupe: %s%n", engine.plannedMemoryPerRank().line());
             outputs.countEpochs(io.troupe.models.data.Batches.shuffled(data.train(), cfg.model().seqLen(), cfg.seed()),

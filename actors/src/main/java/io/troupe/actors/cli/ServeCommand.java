@@ -97,7 +97,7 @@ final class ServeCommand {
                 + (links.remote() ? " and --stage-hosts" : ""));
         }
         try {
-            Path dir = Checkpoints.resolve(Path.of(o.get("checkpoint")));
+            Path dir = Checkpoints.resolve(CheckpointCommand.existingDirectory("--checkpoint", o.get("checkpoint")));
             if (o.has("device")) {
                 return serveOnDevice(o.get("device"), dir, s, out, err);
             }

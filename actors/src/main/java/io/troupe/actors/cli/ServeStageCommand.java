@@ -46,7 +46,8 @@ final class ServeStageCommand {
         }
         StageHostServer server;
         try {
-            server = StageHostServer.start(Path.of(o.get("checkpoint")), host, port, cfg);
+            Path checkpoint = CheckpointCommand.existingDirectory("--checkpoint", o.get("checkpoint"));
+            server = StageHostServer.start(checkpoint, host, port, cfg);
         } catch (CheckpointException e) {
             err.println("troupe serve-stage: " + e.getMessage());
             return 4;

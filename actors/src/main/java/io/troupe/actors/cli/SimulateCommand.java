@@ -34,11 +34,17 @@ import java.util.Locale;
  * bad value).
  */
 public final class SimulateCommand {
-    static final String USAGE = "usage: troupe simulate --stages P --microbatches M "
-            + "--schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive [--virtual V] [--cost F,B,W] [--jitter FRACTION] "
-            + "[--straggler STAGE:FACTOR] [--seed S] [--latency US] [--bandwidth BYTES_PER_US] "
-            + "[--activation-bytes BYTES] [--activation-budget BYTES] [--tp T] [--tp-comm F,B] [--svg FILE] "
-            + "[--trace FILE]";
+    static final String USAGE = """
+        usage: troupe simulate --stages P --microbatches M
+                               --schedule gpipe|1f1b|interleaved|zb-h1|zb-h2|adaptive [--virtual V]
+                               [--cost F,B,W] [--jitter FRACTION] [--straggler STAGE:FACTOR]... [--seed S]
+                               [--latency US] [--bandwidth BYTES_PER_US] [--activation-bytes BYTES]
+                               [--activation-budget BYTES] [--tp T] [--tp-comm F,B] [--svg FILE]
+                               [--trace FILE]
+        Simulates one pipeline step of a schedule and prints per-stage figures; the last line is
+        bubble=<fraction> step=<time>. --tp T splits every stage over T devices (F, B and W / T);
+        --tp-comm F,B adds the tensor-parallel all-reduce time of each forward and backward.
+        Exit codes: 0 done, 1 an output file could not be written, 2 bad options.""";
 
     private SimulateCommand() {
     }

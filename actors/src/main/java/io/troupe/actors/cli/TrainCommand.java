@@ -46,6 +46,22 @@ final class TrainCommand {
         --trace-steps A:B: trace.json and pipeline.svg cover steps A..B, laid end to end (default:
         the last step).""";
 
+    /**
+     * The corpus {@code --data} names: a text file or a directory of them (see {@link Corpora}), empty for the
+     * built-in corpus; {@code train} and {@code eval} read it alike, so a run's validation split is the one
+     * {@code eval} scores.
+     */
+    static Corpora corpora(String data) {
+        if (data.isEmpty()) {
+            return Corpora.builtIn();
+        }
+        if (!Files.isReadable(Path.of(data))) {
+            throw new UsageException("--data: no such readable file or directory '" + data
+                + "' (expected a text file or a directory of them; empty for the built-in corpus)");
+        }
+        return Corpora.fromFile(Path.of(data));
+    }
+
     static int run(String[] args, PrintStream out, PrintStream err) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
         known.add("config");
@@ -54,15 +70,11 @@ final class TrainCommand {
         Options options = Options.parse(args, known, TrainSettings.SWITCHES);
         TrainSettings s = TrainSettings.from(options);
         TrainConfig cfg = s.train();
-        if (!s.data().isEmpty() && !Files.isReadable(Path.of(s.data()))) {
-            throw new UsageException("--data: no such readable file or directory '" + s.data()
-                + "' (expected a text file or a directory of them; empty for the built-in corpus)");
-        }
+        Corpora data = corpora(s.data());
         if (s.resume() != null && !Files.isDirectory(Path.of(s.resume()))) {
             throw new UsageException("--resume: no such directory '" + s.resume() + "' (expected a run directory)");
         }
         TraceWindow trace = traceWindow(options, cfg.steps());
-        Corpora data = s.data().isEmpty() ? Corpora.builtIn() : Corpora.fromFile(Path.of(s.data()));
         Path runDir = s.out().isEmpty()
             ? Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"))
                 + "-" + cfg.model().name())

@@ -94,6 +94,9 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
             int v = JobDefaults.virtualStages(t.getInt("virtual-stages"), schedule);
             Layout layout = Layout.parse(t.getString("layout"), v);
             int micro = JobDefaults.microbatches(t.getInt("microbatches"), layout, batch);
+            if (t.getInt("microbatches") == 0 && batch % (layout.dp() * micro) != 0) {
+                throw new UsageException(derivedMicrobatchesMisfit(layout, batch, micro));
+            }
             String engine = t.getString("engine");
             if (!engine.equals("cluster") && !engine.equals("in-process")) {
                 throw new UsageException("engine must be cluster or in-process: engine=" + engine);
@@ -122,6 +125,19 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
+    }
+
+    /**
+     * Why the micro-batch count derived from the layout and batch (no {@code --microbatches} given) cannot split
+     * the batch, and which options to pass instead.
+     */
+    static String derivedMicrobatchesMisfit(Layout layout, int batch, int micro) {
+        int group = layout.dp() * micro;
+        return "layout " + layout + ", batch " + batch + ": no --microbatches given, so the micro-batches per replica"
+            + " were derived from dp=" + layout.dp() + ", pp=" + layout.pp() + " and batch=" + batch
+            + " as min(2 x pp, batch / dp) = " + micro + ", and dp x " + micro + " = " + group
+            + " does not divide the batch; pass --batch and --microbatches M with dp x M dividing the batch"
+            + " (e.g. --batch " + group * Math.max(1, batch / group) + " --microbatches " + micro + ")";
     }
 
     /**

@@ -13,8 +13,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * A validated {@code POST /v1/completions} body (OpenAI style). Tokens are the prompt's UTF-8
  * bytes. Fields: {@code prompt} (a string or an array of token ids; or, for a batch of completions in
  * one request, an array of up to {@value #MAX_PROMPTS} strings or of token-id arrays, answered as one
- * choice each, in order), {@code max_tokens} (default 16;
- * 0 with {@code echo}: the prompt is only scored), {@code temperature} (1), {@code top_p} (1),
+ * choice each, in order), {@code max_tokens} (default 16; no upper bound: a request ends at the end of the
+ * context with finish reason length; 0 with {@code echo}: the prompt is only scored), {@code temperature}
+ * (1), {@code top_p} (1),
  * {@code seed} (random when absent), {@code stop} (string or up to 4 strings), {@code stream} (false),
  * {@code logprobs} (null, or 0 to 5: each token's log-probability and that many most likely
  * alternatives), {@code echo} (false: the prompt comes back before the output, scored when
@@ -43,6 +44,8 @@ import java.util.concurrent.ThreadLocalRandom;
 record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean stream, long deadlineMs, int n,
                          int bestOf, boolean includeUsage) {
     static final int MAX_STOP_STRINGS = 4;
+    /** {@code max_tokens} when the body has none (as OpenAI's). */
+    static final int DEFAULT_MAX_TOKENS = 16;
     /** Prompts in one request at most. */
     static final int MAX_PROMPTS = 128;
     static final long MAX_DEADLINE_MS = 3_600_000L;
@@ -84,7 +87,7 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         }
         int[][] prompts = prompts(m.get("prompt"), contextLength, vocab);
         boolean echo = bool(m, "echo", false);
-        int maxTokens = (int) integer(m, "max_tokens", 16, 0, contextLength - 1);
+        int maxTokens = maxTokens(m, contextLength);
         if (maxTokens == 0 && !echo) {
             throw new BadRequestException("max_tokens", "max_tokens must be >= 1 (0 only with echo: true, to score a"
                 + " prompt): max_tokens=0");
@@ -325,8 +328,9 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
                 Object t = list.get(i);
                 if (!(t instanceof BigDecimal d) || !isInteger(d) || d.signum() < 0
                     || d.compareTo(BigDecimal.valueOf(vocab)) >= 0) {
-                    throw new BadRequestException("prompt", what + ": token " + i + " must be an integer id in [0, "
-                        + vocab + ")");
+                    throw new BadRequestException("prompt", what + ": token " + i + " is "
+                        + shown(t)
+                        + "; it must be an integer id in [0, " + vocab + ")");
                 }
                 tokens[i] = d.intValue();
             }
@@ -345,6 +349,37 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
 
     private static boolean isInteger(BigDecimal d) {
         return d.signum() == 0 || d.stripTrailingZeros().scale() <= 0;
+    }
+
+    /** A JSON value as a message shows it: a number or string as written, else its kind. */
+    private static String shown(Object v) {
+        if (v instanceof BigDecimal d) {
+            return d.toPlainString();
+        }
+        if (v instanceof String s) {
+            return Json.quote(s.length() > MAX_NAME_SHOWN ? s.substring(0, MAX_NAME_SHOWN) + "..." : s);
+        }
+        return v == Json.NULL ? "null" : v instanceof Boolean ? v.toString() : v instanceof List<?> ? "an array"
+            : "an object";
+    }
+
+    /**
+     * {@code max_tokens}: at least 0 and no upper bound but an int's; a request whose prompt and {@code max_tokens}
+     * pass the context ends at the context's end with {@code finish_reason} {@code length}.
+     */
+    private static int maxTokens(Map<?, ?> m, int contextLength) {
+        if (!has(m, "max_tokens")) {
+            return DEFAULT_MAX_TOKENS;
+        }
+        if (!(m.get("max_tokens") instanceof BigDecimal d) || !isInteger(d)) {
+            throw new BadRequestException("max_tokens", "max_tokens must be an integer");
+        }
+        if (d.signum() < 0 || d.compareTo(BigDecimal.valueOf(Integer.MAX_VALUE)) > 0) {
+            throw new BadRequestException("max_tokens", "max_tokens must be in [0, " + Integer.MAX_VALUE + "] (a"
+                + " request ends at the end of this model's context of " + contextLength + " tokens, prompt"
+                + " included, whatever it asks for): max_tokens=" + d.toPlainString());
+        }
+        return d.intValueExact();
     }
 
     private static long integer(Map<?, ?> m, String k, long dflt, long min, long max) {

@@ -17,6 +17,7 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
 import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpEntity;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.MediaTypes;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
@@ -78,8 +79,13 @@ final class CompletionRoutes extends AllDirectives {
         metrics.readHttpSide(inFlight::get, () -> draining);
     }
 
+    /**
+     * Every endpoint; what the routing layer refuses by default (an unknown path 404, a wrong method 405 with
+     * {@code Allow}, a body over the size limit 413, an unsupported media type 415, an unexpected failure 500)
+     * is answered in the same JSON error shape as the server's own refusals ({@link #asJsonError}).
+     */
     Route route() {
-        return concat(
+        return mapResponse(CompletionRoutes::asJsonError, () -> concat(
             path("health", () -> get(() -> complete(health()))),
             path(PathMatchers.segment("health").slash("live"), () -> get(() -> complete(live()))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
@@ -91,7 +97,26 @@ final class CompletionRoutes extends AllDirectives {
                     : modelNotFound(id)))),
             path(PathMatchers.segment("v1").slash("completions"), () -> post(() -> extractRequest(http ->
                 entity(Unmarshaller.entityToString(), body -> completions(body,
-                    http.getAttribute(ConnectionScope.KEY).orElse(null)))))));
+                    http.getAttribute(ConnectionScope.KEY).orElse(null))))))).seal());
+    }
+
+    /**
+     * A plain-text error answer of the routing layer's default rejection and exception handlers, as
+     * {@code {"error":{"message":...,"type":...,"param":null,"code":...}}}, its status and headers ({@code Allow})
+     * kept; {@code code} is the status' reason in snake case ({@code not_found}, {@code method_not_allowed}). Any
+     * other response passes unchanged.
+     */
+    static HttpResponse asJsonError(HttpResponse response) {
+        int status = response.status().intValue();
+        if (status < 400 || !(response.entity() instanceof HttpEntity.Strict strict)
+            || !strict.getContentType().mediaType().equals(MediaTypes.TEXT_PLAIN)) {
+            return response;
+        }
+        String message = strict.getData().utf8String();
+        String code = response.status().reason().toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9]+", "_")
+            .replaceAll("^_|_$", "");
+        return response.withEntity(ContentTypes.APPLICATION_JSON, errorJson(status, null,
+            message.isEmpty() ? response.status().reason() : message, code));
     }
 
     /**
@@ -431,16 +456,19 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     private static HttpResponse error(int status, String param, String message, String code) {
+        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON,
+            errorJson(status, param, message, code));
+    }
+
+    private static String errorJson(int status, String param, String message, String code) {
         String type = switch (status) {
             case 429 -> "rate_limit_exceeded";
             case 503 -> "unavailable";
-            default -> "invalid_request_error";
+            default -> status >= 500 ? "server_error" : "invalid_request_error";
         };
-        String json = "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
+        return "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
             + (param == null ? "null" : Json.quote(param)) + ",\"code\":" + (code == null ? "null" : Json.quote(code))
             + "}}";
-        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON,
-            json);
     }
 
     /**

@@ -235,6 +235,8 @@ final class DecodeLoop implements AutoCloseable {
                 e instanceof ExecutionException ? e.getCause() : e);
             scheduler.cancelAll(FinishReason.CANCELLED);     // the failed step abandoned with its requests
             return true;
+        } finally {
+            metrics.onStepEnded(0);
         }
         long now = System.nanoTime();
         scheduler.complete(logits, now);

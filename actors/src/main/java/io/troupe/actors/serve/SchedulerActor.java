@@ -207,6 +207,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
 
     private Behavior<Command> onStepDone(StepDone m) {
         inFlight--;
+        metrics.onStepEnded(inFlight);
         if (m.seq() < discardBelow) {
             maybeStep();                         // a step that was in flight when an earlier one failed
             scheduler.deliverEvents();
@@ -224,6 +225,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
 
     private Behavior<Command> onStepFailed(StepFailed m) {
         inFlight--;
+        metrics.onStepEnded(inFlight);
         if (m.seq() < discardBelow) {
             return this;
         }

@@ -99,6 +99,11 @@ class ServeMetrics {
         }
     }
 
+    /** A step ended (done or failed), leaving {@code inFlight} in flight (actor thread). */
+    void onStepEnded(int inFlight) {
+        stepsInFlight = inFlight;
+    }
+
     /**
      * A decode-loop step: its forward took {@code forwardNs}; planning, sampling and hand-offs
      * {@code scheduleNs}, of which sampling, appending and retiring ({@code complete}) {@code sampleNs}.
@@ -203,7 +208,7 @@ class ServeMetrics {
             + " instead of computed.", prefixReusedTokens.get());
         counter(sb, "troupe_serve_prefix_cache_evictions_total", "Cached prefix blocks evicted for an allocation.",
             prefixEvictions.get());
-        gauge(sb, "troupe_serve_steps_in_flight", "Steps (micro-batches) in flight when the last one started.",
+        gauge(sb, "troupe_serve_steps_in_flight", "Steps (micro-batches) started and not yet done or failed.",
             stepsInFlight);
         gauge(sb, "troupe_serve_tokens_per_second", "Generated tokens per second over the last second or more.",
             tokensPerSecond(System.nanoTime()));

@@ -324,6 +324,71 @@ class TroupeCliTest {
         refusedInOneLine("--stages", "simulate --help", "simulate", "--stages", "zero");
     }
 
+    /**
+     * A micro-batch count derived from the layout (no --microbatches) that cannot split the batch: the refusal says
+     * it was derived, from what, names the layout and the options to pass.
+     */
+    @Test
+    void shouldSayADerivedMicroBatchCountCannotSplitTheBatchAndWhatToPass() {
+        refusedInOneLine("layout 3x3x1", "no --microbatches given, so the micro-batches per replica were derived from"
+            + " dp=3, pp=3 and batch=16 as min(2 x pp, batch / dp) = 5", "train", "--layout", "3x3", "--batch", "16");
+        String err = run("train", "--layout", "3x3", "--batch", "16").err();
+        assertTrue(err.contains("pass --batch and --microbatches M") && err.contains("--batch 15 --microbatches 5"),
+            err);
+        // given explicitly, the count is the user's: the message names it as given
+        assertTrue(run("train", "--layout", "3x3", "--batch", "16", "--microbatches", "5").err()
+            .contains("microbatches=5"));
+    }
+
+    /** eval reads --data as train does: a directory of text files a model was trained on is evaluated on it. */
+    @Test
+    void shouldEvaluateOnTheDirectoryOfFilesTrainReads() throws IOException {
+        Path corpus = Files.createDirectory(tmp.resolve("corpus"));
+        Files.writeString(corpus.resolve("a.txt"), "to be or not to be, that is the question. ".repeat(100));
+        Files.writeString(corpus.resolve("b.txt"), "whether 'tis nobler in the mind to suffer. ".repeat(100));
+        Path out = tmp.resolve("on-dir");
+        Result train = run("train", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--threads", "1",
+            "--data", corpus.toString(), "--out", out.toString());
+        assertEquals(0, train.code(), train.err());
+        Result r = run("eval", "--checkpoint", out.toString(), "--data", corpus.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains(corpus + " (val)") && r.out().contains("val_loss="), r.out());
+        refusedInOneLine("'/nonexistent-data'", "expected a text file or a directory of them", "eval", "--checkpoint",
+            out.toString(), "--data", "/nonexistent-data");
+    }
+
+    /**
+     * A --checkpoint path that does not exist is bad input (exit 2, as README's exit codes say), on every command
+     * that takes one; a directory with no usable checkpoint is still exit 4.
+     */
+    @Test
+    void shouldRefuseACheckpointPathThatDoesNotExistAsBadInput() throws IOException {
+        refusedInOneLine("--checkpoint: no such directory '/nonexistent-ckpt'", "expected a run directory", "eval",
+            "--checkpoint", "/nonexistent-ckpt");
+        refusedInOneLine("--checkpoint: no such directory '/nonexistent-ckpt'", "expected a run directory", "serve",
+            "--checkpoint", "/nonexistent-ckpt", "--port", "0");
+        refusedInOneLine("--checkpoint: no such directory '/nonexistent-ckpt'", "expected a run directory",
+            "serve-stage", "--checkpoint", "/nonexistent-ckpt", "--port", "0");
+        refusedInOneLine("--resume: no such directory '/nonexistent-ckpt'", "expected a run directory", "train",
+            "--resume", "/nonexistent-ckpt");
+        Path empty = Files.createDirectory(tmp.resolve("empty"));
+        Result none = run("eval", "--checkpoint", empty.toString());
+        assertEquals(4, none.code(), none.err());
+        assertTrue(none.err().contains("no committed checkpoint"), none.err());
+    }
+
+    /** Counts read as English: one micro-batch, one row, one argument. */
+    @Test
+    void shouldCountInTheSingularForOne() {
+        Result r = run("train", "--model", "tiny", "--layout", "1x2", "--engine", "in-process", "--microbatches", "1",
+            "--batch", "1", "--steps", "1", "--threads", "1", "--out", tmp.resolve("one").toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains(" 1 micro-batch of 1 row per replica, "), r.out());
+        refusedInOneLine("got 1 argument", "diff takes two checkpoints", "checkpoint", "diff", "/x");
+        assertFalse(run("checkpoint", "diff", "/x").err().contains("1 arguments"));
+        refusedInOneLine("got 3 arguments", "diff takes two checkpoints", "checkpoint", "diff", "/x", "/y", "/z");
+    }
+
     @Test
     void shouldPrintHelpForEveryCommand() {
         for (String command : List.of("train", "simulate", "node", "submit", "driver", "checkpoint", "serve",
@@ -332,6 +397,9 @@ class TroupeCliTest {
                 Result r = run(command, help);
                 assertEquals(0, r.code(), command + " " + help + ": " + r.err());
                 assertTrue(r.out().contains("usage: troupe " + command + " "), command + " " + help + ": " + r.out());
+                // wrapped for a terminal, as a block of lines
+                assertTrue(r.out().lines().count() > 1 && r.out().lines().allMatch(l -> l.length() <= 120),
+                    command + " " + help + ": " + r.out());
             }
         }
         Result late = run("submit", "--cluster", "127.0.0.1:1", "--help");

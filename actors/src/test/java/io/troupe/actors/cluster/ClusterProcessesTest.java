@@ -190,4 +190,47 @@ class ClusterProcessesTest {
             }
         }
     }
+
+    /**
+     * Ctrl-C on launch-local.sh (SIGINT to its process group, as a terminal sends it): the job stops and names
+     * its checkpoint, the script exits 130 as {@code troupe train} does, and no process it started is left.
+     */
+    @Test
+    void shouldExit130AndStopEveryProcessWhenLaunchLocalIsInterrupted(@TempDir java.nio.file.Path out)
+        throws Exception {
+        java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
+        java.nio.file.Path log = out.resolve("launch.log");
+        // setsid: the script leads a process group of its own, which the SIGINT below goes to whole; env: SIGINT at
+        // its default in the script, as in a terminal, whatever this JVM was started with (a shell ignores a signal
+        // ignored on entry, trap or not)
+        ProcessBuilder pb = new ProcessBuilder("setsid", "env", "--default-signal=INT", "bash",
+            root.resolve("scripts/launch-local.sh").toString(),
+            "2", "--model", "tiny", "--layout", "1x2", "--microbatches", "2", "--batch", "4", "--steps", "100000",
+            "--checkpoint-interval", "1", "--out", out.resolve("run").toString())
+            .redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("TROUPE_BASE_PORT", "0");
+        pb.environment().put("TROUPE_LOG_DIR", out.resolve("logs").toString());
+        Process p = pb.start();
+        open.add(() -> {
+            p.destroy();
+            p.waitFor(30, TimeUnit.SECONDS);
+        });
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
+        while (!java.nio.file.Files.readString(log).matches("(?s).*step +2/100000.*")) {
+            assertTrue(p.isAlive() && System.nanoTime() < end, "two steps ran: " + java.nio.file.Files.readString(log));
+            Thread.sleep(100);
+        }
+        Process kill = new ProcessBuilder("kill", "-INT", "--", "-" + p.pid()).inheritIO().start();
+        assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "SIGINT sent to the group");
+        assertTrue(p.waitFor(90, TimeUnit.SECONDS), "launch-local.sh ended after Ctrl-C");
+        String text = java.nio.file.Files.readString(log);
+        assertEquals(130, p.exitValue(), text);
+        assertTrue(text.contains("(interrupted)"), "the job's stop line: " + text);
+        for (String line : text.split("\n")) {
+            if ((line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver")) && line.contains("(pid ")) {
+                long pid = Long.parseLong(line.substring(line.indexOf("(pid ") + 5, line.indexOf(')')));
+                assertTrue(ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true), pid + " stopped: " + text);
+            }
+        }
+    }
 }

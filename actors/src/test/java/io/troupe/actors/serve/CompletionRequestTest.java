@@ -52,6 +52,35 @@ class CompletionRequestTest {
         }
     }
 
+    /** A token id outside the vocabulary is refused naming its index and its value. */
+    @Test
+    void shouldNameTheValueOfATokenOutsideTheVocabulary() {
+        BadRequestException e = refused("{\"prompt\":[300]}");
+        assertEquals("prompt", e.field());
+        assertTrue(e.getMessage().startsWith("prompt: token 0 is 300; it must be an integer id in [0, 256)"),
+            e.getMessage());
+        assertTrue(refused("{\"prompt\":[1,2.5]}").getMessage().contains("token 1 is 2.5;"), "a fraction named");
+        assertTrue(refused("{\"prompt\":[1,\"x\"]}").getMessage().contains("token 1 is \"x\";"), "a string named");
+    }
+
+    /**
+     * max_tokens has no upper bound of the context's: past what the context leaves, the request ends at the context
+     * (finish reason length); only a negative or non-int value is refused, naming the context length.
+     */
+    @Test
+    void shouldTakeAMaxTokensPastTheContextAndNameTheContextWhenRefusing() {
+        for (int maxTokens : new int[] {63, 64, 100, Integer.MAX_VALUE}) {
+            assertEquals(maxTokens, CompletionRequest.parse("{\"prompt\":\"abcdef\",\"max_tokens\":" + maxTokens + "}",
+                SERVED, 64, 256, 1000).sampling().maxTokens());
+        }
+        for (String bad : new String[] {"-1", "1e12"}) {
+            BadRequestException e = refused("{\"prompt\":\"a\",\"max_tokens\":" + bad + "}");
+            assertEquals("max_tokens", e.field());
+            assertTrue(e.getMessage().contains("context of 64 tokens") && e.getMessage().contains("max_tokens="
+                + new java.math.BigDecimal(bad).toPlainString()), e.getMessage());
+        }
+    }
+
     private static BadRequestException refused(String body) {
         return assertThrows(BadRequestException.class, () -> CompletionRequest.parse(body, SERVED, 64, 256, 1000),
             body);

@@ -5,6 +5,7 @@ import static io.troupe.actors.serve.ServeTestSupport.get;
 import static io.troupe.actors.serve.ServeTestSupport.metric;
 import static io.troupe.actors.serve.ServeTestSupport.post;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.models.infer.Generation;
@@ -883,6 +884,38 @@ class InferenceServerTest {
         // the decode loop's step cycle: time in the forward and between forwards, both measured
         assertTrue(metric(m, "troupe_serve_step_forward_seconds_total") > 0, m);
         assertTrue(metric(m, "troupe_serve_step_schedule_seconds_total") > 0, m);
+        // answered, nothing is left running: no step in flight
+        ServeTestSupport.awaitMetrics(server.port(), t -> metric(t, "troupe_serve_steps_in_flight") == 0, 10_000);
+    }
+
+    /**
+     * What the HTTP routing refuses by itself (an unknown path, a method an endpoint does not take, a body past
+     * the size limit) is answered in the JSON error shape of the server's own refusals, status and Allow kept.
+     */
+    @Test
+    void shouldAnswerRoutingRefusalsInTheJsonErrorShape() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        HttpResponse<String> method = get(server.port(), "/v1/completions");
+        assertEquals(405, method.statusCode(), method.body());
+        assertJsonError(method, "method_not_allowed");
+        assertTrue(method.headers().firstValue("Allow").orElse("").contains("POST"), method.headers().toString());
+        HttpResponse<String> path = get(server.port(), "/v1/nothing");
+        assertEquals(404, path.statusCode(), path.body());
+        assertJsonError(path, "not_found");
+        HttpResponse<String> big = post(server.port(), "{\"prompt\":\"" + "a".repeat(9 << 20) + "\"}");
+        assertEquals(413, big.statusCode(), big.body().substring(0, Math.min(200, big.body().length())));
+        assertJsonError(big, "content_too_large");
+        // the server's own answers are as before
+        assertEquals("model_not_found", field(get(server.port(), "/v1/models/gpt-4").body(), "code"));
+        assertEquals(200, post(server.port(), "{\"prompt\":\"a\",\"max_tokens\":2}").statusCode(), "still serving");
+    }
+
+    private static void assertJsonError(HttpResponse<String> r, String code) {
+        assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("application/json"),
+            r.headers().toString());
+        assertEquals(code, field(r.body(), "code"), r.body());
+        assertEquals("invalid_request_error", field(r.body(), "type"), r.body());
+        assertFalse(field(r.body(), "message").isEmpty(), r.body());
     }
 
     private static CompletableFuture<HttpResponse<String>> sendAsync(int port, String body) {

@@ -98,7 +98,7 @@ class ServeCliTest {
     }
 
     @Test
-    void shouldRefuseBadOptionsWithExit2NamingThem() {
+    void shouldRefuseBadOptionsWithExit2NamingThem() throws java.io.IOException {
         Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
         String c = ckpt.toString();
         String[][] cases = {
@@ -129,8 +129,13 @@ class ServeCliTest {
                 + " names it: " + r[2]);
             assertEquals(1, r[2].strip().lines().count(), "one line: " + r[2]);
         }
+        // a path that does not exist is bad input; a directory without a committed checkpoint a checkpoint error
         String[] missing = run("eval", "--checkpoint", tmp.resolve("nothing").toString());
-        assertEquals("4", missing[0], missing[2]);
+        assertEquals("2", missing[0], missing[2]);
+        assertTrue(missing[2].contains("no such directory"), missing[2]);
+        String[] empty = run("eval", "--checkpoint", java.nio.file.Files.createDirectories(tmp.resolve("empty"))
+            .toString());
+        assertEquals("4", empty[0], empty[2]);
         if (!io.troupe.runtime.cuda.CudaSupport.isAvailable()) {
             String[] noGpu = run("serve", "--checkpoint", c, "--device", "cuda");
             assertEquals("3", noGpu[0], "no GPU here: " + noGpu[2]);
