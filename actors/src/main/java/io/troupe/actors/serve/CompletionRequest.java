@@ -13,9 +13,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * A validated {@code POST /v1/completions} body (OpenAI style). Tokens are the prompt's UTF-8
  * bytes. Fields: {@code prompt} (a string or an array of token ids; or, for a batch of completions in
  * one request, an array of up to {@value #MAX_PROMPTS} strings or of token-id arrays, answered as one
- * choice each, in order), {@code max_tokens} (default 16; no upper bound: a request ends at the end of the
- * context with finish reason length; 0 with {@code echo}: the prompt is only scored), {@code temperature}
- * (1), {@code top_p} (1),
+ * choice each, in order), {@code max_tokens} (default 16, at most the context length - 1; a request whose
+ * prompt and max_tokens pass the context ends at its end with finish reason length; 0 with {@code echo}: the
+ * prompt is only scored), {@code temperature} (1), {@code top_p} (1),
  * {@code seed} (random when absent), {@code stop} (string or up to 4 strings), {@code stream} (false),
  * {@code logprobs} (null, or 0 to 5: each token's log-probability and that many most likely
  * alternatives), {@code echo} (false: the prompt comes back before the output, scored when
@@ -364,8 +364,8 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
     }
 
     /**
-     * {@code max_tokens}: at least 0 and no upper bound but an int's; a request whose prompt and {@code max_tokens}
-     * pass the context ends at the context's end with {@code finish_reason} {@code length}.
+     * {@code max_tokens}: 0 to the context length - 1 (the most a one-token prompt leaves); a request whose prompt
+     * and {@code max_tokens} pass the context ends at the context's end with {@code finish_reason} {@code length}.
      */
     private static int maxTokens(Map<?, ?> m, int contextLength) {
         if (!has(m, "max_tokens")) {
@@ -374,10 +374,9 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         if (!(m.get("max_tokens") instanceof BigDecimal d) || !isInteger(d)) {
             throw new BadRequestException("max_tokens", "max_tokens must be an integer");
         }
-        if (d.signum() < 0 || d.compareTo(BigDecimal.valueOf(Integer.MAX_VALUE)) > 0) {
-            throw new BadRequestException("max_tokens", "max_tokens must be in [0, " + Integer.MAX_VALUE + "] (a"
-                + " request ends at the end of this model's context of " + contextLength + " tokens, prompt"
-                + " included, whatever it asks for): max_tokens=" + d.toPlainString());
+        if (d.signum() < 0 || d.compareTo(BigDecimal.valueOf(contextLength - 1)) > 0) {
+            throw new BadRequestException("max_tokens", "max_tokens must be in [0, " + (contextLength - 1) + "]: this"
+                + " model's context is " + contextLength + " tokens, prompt included: max_tokens=" + d.toPlainString());
         }
         return d.intValueExact();
     }

@@ -64,20 +64,22 @@ class CompletionRequestTest {
     }
 
     /**
-     * max_tokens has no upper bound of the context's: past what the context leaves, the request ends at the context
-     * (finish reason length); only a negative or non-int value is refused, naming the context length.
+     * max_tokens runs from 0 to the context length - 1, whatever the prompt (a 6-token prompt with 63 is taken: the
+     * request ends at the context's end, finish reason length); a value past that is refused naming the range and the
+     * context length.
      */
     @Test
-    void shouldTakeAMaxTokensPastTheContextAndNameTheContextWhenRefusing() {
-        for (int maxTokens : new int[] {63, 64, 100, Integer.MAX_VALUE}) {
-            assertEquals(maxTokens, CompletionRequest.parse("{\"prompt\":\"abcdef\",\"max_tokens\":" + maxTokens + "}",
-                SERVED, 64, 256, 1000).sampling().maxTokens());
+    void shouldTakeMaxTokensUpToTheContextAndRefuseMoreNamingTheContext() {
+        for (int maxTokens : new int[] {0, 1, 62, 63}) {
+            String body = "{\"prompt\":\"abcdef\",\"echo\":true,\"max_tokens\":" + maxTokens + "}";
+            assertEquals(maxTokens, CompletionRequest.parse(body, SERVED, 64, 256, 1000).sampling().maxTokens());
         }
-        for (String bad : new String[] {"-1", "1e12"}) {
+        for (String bad : new String[] {"-1", "64", "100", "2147483647", "1e12"}) {
             BadRequestException e = refused("{\"prompt\":\"a\",\"max_tokens\":" + bad + "}");
             assertEquals("max_tokens", e.field());
-            assertTrue(e.getMessage().contains("context of 64 tokens") && e.getMessage().contains("max_tokens="
-                + new java.math.BigDecimal(bad).toPlainString()), e.getMessage());
+            String said = e.getMessage();
+            assertTrue(said.contains("in [0, 63]") && said.contains("context is 64 tokens")
+                && said.contains("max_tokens=" + new java.math.BigDecimal(bad).toPlainString()), said);
         }
     }
 
