@@ -110,12 +110,12 @@ final class ClusterJobs {
      * ({@link StopSignal#signalStatus()}: 130, 143) when {@code stop} stopped it, after the stop line
      * ({@link #stopLine}).
      */
-    static int follow(JobHandle h, RunOutputs outputs, long firstStep, long totalSteps, Duration timeout,
+    static int follow(JobHandle h, RunOutputs outputs, long totalSteps, Duration timeout,
                       Stop stop, PrintStream out, PrintStream err) {
         if (stop != null) {
             stop.signal().onRequest(h::cancel);
         }
-        TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps, firstStep);
+        TrainCommand.Progress progress = new TrainCommand.Progress(out, totalSteps);
         List<JobEvent.StepTrace> traces = new CopyOnWriteArrayList<>();
         h.onEvent(e -> {
             if (e instanceof JobEvent.Started st) {

@@ -65,7 +65,7 @@ final class ClusterTrainCommand {
                 out.printf("troupe: resuming from the last committed checkpoint in %s%n", job.checkpointDir());
             }
             JobHandle h = Troupe.using(nodes.first()).submit(job);
-            return ClusterJobs.follow(h, outputs, 0, cfg.steps(), Duration.ofMillis(timeoutMs),
+            return ClusterJobs.follow(h, outputs, cfg.steps(), Duration.ofMillis(timeoutMs),
                 ClusterJobs.Stop.of(stop, "scripts/troupe train", job), out, err);
         }
     }

@@ -75,7 +75,7 @@ final class PipelineTrainCommand {
                 stop.checkpointAt(engine.step(), Path.of(s.resume()));
                 out.printf("troupe: resumed from %s at step %d%n", ckpt.dir(), engine.step());
             }
-            TrainCommand.Progress progress = new TrainCommand.Progress(out, cfg.steps(), engine.step());
+            TrainCommand.Progress progress = new TrainCommand.Progress(out, cfg.steps());
             List<Long> tracedSteps = new ArrayList<>();
             List<Timeline> traced = new ArrayList<>();
             while (engine.step() < cfg.steps() && !stop.requested()) {

@@ -118,7 +118,7 @@ final class SubmitCommand {
                     job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
                 String resumeWith =
                     System.getProperty(ClusterJobs.Stop.RESUME_COMMAND_PROPERTY, "scripts/troupe submit");
-                return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, 0, t.steps(),
+                return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, t.steps(),
                     Duration.ofSeconds(timeoutS), ClusterJobs.Stop.of(stop, resumeWith, job), out, err);
             }
         }

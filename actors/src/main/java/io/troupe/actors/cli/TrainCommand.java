@@ -20,6 +20,7 @@ import java.time.format.DateTimeFormatter;
 import java.util.HashSet;
 import java.util.Locale;
 import java.util.Set;
+import java.util.function.LongSupplier;
 
 /** {@code troupe train}: trains a GPT on one device and writes {@code runs/<id>/}. */
 final class TrainCommand {
@@ -121,7 +122,7 @@ final class TrainCommand {
                 stop.checkpointAt(trainer.step(), Path.of(s.resume()));
                 out.printf("troupe: resumed from %s at step %d%n", ckpt.dir(), trainer.step());
             }
-            Progress progress = new Progress(out, cfg.steps(), trainer.step());
+            Progress progress = new Progress(out, cfg.steps());
             while (trainer.step() < cfg.steps() && !stop.requested()) {
                 StepMetrics m = trainer.trainStep();
                 outputs.record(m);
@@ -251,17 +252,28 @@ final class TrainCommand {
         }
     }
 
-    /** One progress line per step: step, loss, lr, tokens/s, ms/step, ETA. */
+    /**
+     * One progress line per step: step, loss, lr, tokens/s, ms/step, ETA. The ETA is the time per step since the
+     * first step this run printed (the first line: that step's own time), times the steps left: start-up, warm-up
+     * and the steps of an earlier run (a resume) do not count. A step at or before the last one printed (a recovery
+     * rolled the job back) starts the measure afresh.
+     */
     static final class Progress {
         private final PrintStream out;
         private final long total;
-        private final long firstStep;
-        private final long startNs = System.nanoTime();
+        private final LongSupplier nanoClock;
+        private long baseStep = -1;
+        private long baseNs;
+        private long lastStep = -1;
 
-        Progress(PrintStream out, long total, long firstStep) {
+        Progress(PrintStream out, long total) {
+            this(out, total, System::nanoTime);
+        }
+
+        Progress(PrintStream out, long total, LongSupplier nanoClock) {
             this.out = out;
             this.total = total;
-            this.firstStep = firstStep;
+            this.nanoClock = nanoClock;
         }
 
         void print(StepMetrics m) {
@@ -269,13 +281,26 @@ final class TrainCommand {
         }
 
         void print(StepMetrics m, double bubble) {
-            double elapsed = (System.nanoTime() - startNs) / 1e9;
-            long done = m.step() - firstStep;
-            double eta = done > 0 ? elapsed / done * (total - m.step()) : 0;
             String val = Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, " | val %.4f", m.valLoss());
             String bub = Double.isNaN(bubble) ? "" : String.format(Locale.ROOT, " | bubble %4.1f%%", 100 * bubble);
             out.printf(Locale.ROOT, "step %5d/%d | loss %.4f%s | lr %.2e | %,9.0f tok/s | %7.1f ms/step%s | ETA %s%n",
-                m.step(), total, m.loss(), val, m.lr(), m.tokensPerSec(), m.stepMs(), bub, formatEta(eta));
+                m.step(), total, m.loss(), val, m.lr(), m.tokensPerSec(), m.stepMs(), bub, formatEta(etaSeconds(m)));
+        }
+
+        /** Seconds left after step {@code m}, at the pace of this run's steps so far. */
+        double etaSeconds(StepMetrics m) {
+            long now = nanoClock.getAsLong();
+            long left = Math.max(0, total - m.step());
+            double secondsPerStep;
+            if (baseStep < 0 || m.step() <= lastStep) {
+                baseStep = m.step();
+                baseNs = now;
+                secondsPerStep = m.stepMs() / 1e3;
+            } else {
+                secondsPerStep = (now - baseNs) / 1e9 / (m.step() - baseStep);
+            }
+            lastStep = m.step();
+            return secondsPerStep * left;
         }
 
         private static String formatEta(double seconds) {
