@@ -41,7 +41,8 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
     private volatile List<String> endpoints;
     private volatile long epoch;
     private final Consumer<String> log;
-    private final java.util.concurrent.ConcurrentHashMap<Integer, Integer> liveImages = new java.util.concurrent.ConcurrentHashMap<>();
+    private final java.util.concurrent.ConcurrentHashMap<Integer, Integer> liveImages =
+        new java.util.concurrent.ConcurrentHashMap<>();
     /** How long a lost peer may take to come back (a re-plan's new publication) before the stage fails. */
     static final long LOST_GRACE_MS = 2_000;
     private static final java.util.concurrent.ScheduledExecutorService GRACE =

@@ -76,7 +76,8 @@ public final class CommitLedger {
      */
     public Committed offer(CoordinatorActor.StepDone m) {
         if (m.rank() < 0 || m.rank() >= ranks) {
-            throw new IllegalArgumentException("report from a rank outside the world: rank=" + m.rank() + ", ranks=" + ranks);
+            throw new IllegalArgumentException("report from a rank outside the world: rank=" + m.rank() + ", ranks="
+                + ranks);
         }
         if (m.step() < next) {
             return null;
@@ -110,8 +111,8 @@ public final class CommitLedger {
                 t[r] = WorkerTrace.EMPTY;
             }
         }
-        Committed c = new Committed(next, lossSum / Math.max(1, lossCount), gradNorm, lr, busyMs, idleMs, allReduceMs, t, memBytes,
-            gradBytesSent);
+        Committed c = new Committed(next, lossSum / Math.max(1, lossCount), gradNorm, lr, busyMs, idleMs, allReduceMs,
+            t, memBytes, gradBytesSent);
         next++;
         reset(false);
         return c;

@@ -52,11 +52,12 @@ final class CommittingPhase {
         if (!r.checkpoint.add(m.rank(), m.names(), m.bytes(), m.crcs())) {
             return Behaviors.same();
         }
-        var mf = r.checkpoint.manifest(r.request.seed(), r.request.batchSize(), r.current.layout(), r.spec().train().model(),
-            r.request.dataPath().isEmpty() ? "built-in Markov corpus" : r.request.dataPath());
+        var mf = r.checkpoint.manifest(r.request.seed(), r.request.batchSize(), r.current.layout(),
+            r.spec().train().model(), r.request.dataPath().isEmpty() ? "built-in Markov corpus" : r.request.dataPath());
         String dir;
         try {
-            dir = io.troupe.models.checkpoint.Checkpoints.commit(Path.of(r.request.checkpointDir()), mf, mf.files()).toString();
+            dir = io.troupe.models.checkpoint.Checkpoints.commit(Path.of(r.request.checkpointDir()), mf,
+                mf.files()).toString();
         } catch (io.troupe.models.checkpoint.CheckpointException e) {
             r.checkpoint = null;
             return c.recovering("checkpoint of step " + r.committed() + " could not be committed: " + e.getMessage());
@@ -71,7 +72,8 @@ final class CommittingPhase {
                 full = LayoutPlanner.plan(r.request.layout(), r.request.virtualStages(), r.request.microbatches(),
                     c.members.usable().size());
             } catch (IllegalStateException e) {
-                return c.nextOrFinish();         // fewer usable workers than one replica: no growing back; a loss recovers
+                // fewer usable workers than one replica: no growing back; a loss recovers
+                return c.nextOrFinish();
             }
             if (full.dp() > r.plan.dp()) {
                 return c.replanning("grow back to dp " + full.dp() + " (" + c.members.usable().size()

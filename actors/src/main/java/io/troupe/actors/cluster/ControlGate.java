@@ -28,7 +28,9 @@ public final class ControlGate {
         return false;
     }
 
-    /** An assignment: to a newer epoch of this job or to another job (the worker moves to it); a stale one is refused. */
+    /**
+     * An assignment: to a newer epoch of this job or to another job (the worker moves to it); a stale one is refused.
+     */
     public boolean admitAssignment(JobIdentity stamp) {
         JobIdentity.Verdict v = current.judge(stamp);
         if (v == JobIdentity.Verdict.STALE_EPOCH || (v == JobIdentity.Verdict.CURRENT && current.isJob())) {

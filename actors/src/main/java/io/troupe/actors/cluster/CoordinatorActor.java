@@ -14,17 +14,19 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * <ul>
  *   <li><b>idle</b> ({@link IdlePhase}) — no job; takes a submission, or adopts a running job from its record when a
  *       worker reports one (this incarnation replaced one whose node died);</li>
- *   <li><b>gathering</b> ({@link GatheringPhase}) — waits for the workers of the epoch's layout, assigns ranks, waits for
- *       every Ready, then checks the snapshot slots the ranks' reported snapshots take against their nodes' memory;</li>
+ *   <li><b>gathering</b> ({@link GatheringPhase}) — waits for the workers of the epoch's layout, assigns ranks, waits
+ *       for every Ready, then checks the snapshot slots the ranks' reported snapshots take against their nodes'
+ *       memory;</li>
  *   <li><b>running</b> ({@link RunningPhase}) — the ranks run windows of steps; a step commits when every rank reported
  *       it ({@link CommitLedger}); validation after due steps;</li>
- *   <li><b>committing</b> ({@link CommittingPhase}) — the two-phase checkpoint ({@link ManifestBuilder}); the manifest, then
- *       the job record ({@link JobRecord}), make it durable;</li>
- *   <li><b>recovering</b> ({@link RecoveringPhase}) — after a fault (a member leaving or downed, a worker's failure report, a deadline):
- *       the epoch is raised and aborted everywhere, the workers quiesce, a layout is chosen from
- *       those left ({@link LayoutPlanner}) after a back-off, and gathering restores the last commit
- *       on every rank; past {@code max-restarts} the job fails listing every fault;</li>
- *   <li><b>finished / failed</b> ({@link CoordinatorContext}) — the submitter is told, the record closed, back to idle.</li>
+ *   <li><b>committing</b> ({@link CommittingPhase}) — the two-phase checkpoint ({@link ManifestBuilder}); the manifest,
+ *       then the job record ({@link JobRecord}), make it durable;</li>
+ *   <li><b>recovering</b> ({@link RecoveringPhase}) — after a fault (a member leaving or downed, a worker's failure
+ *       report, a deadline): the epoch is raised and aborted everywhere, the workers quiesce, a layout is chosen from
+ *       those left ({@link LayoutPlanner}) after a back-off, and gathering restores the last commit on every rank; past
+ *       {@code max-restarts} the job fails listing every fault;</li>
+ *   <li><b>finished / failed</b> ({@link CoordinatorContext}) — the submitter is told, the record closed, back to
+ *       idle.</li>
  * </ul>
  * Every message carries the {@link JobIdentity}; anything not of the current epoch is ignored.
  * Supervised: an exception in a handler fails the job with its reason (and a crash of the actor
@@ -74,8 +76,9 @@ public final class CoordinatorActor {
      * A rank built its epoch.
      *
      * @param snapshotBytes the bytes of its in-memory snapshot as its build made its chunks (what each commit of
-     *                      an epoch with snapshots captures, {@link io.troupe.actors.cluster.snapshot.ShardSnapshots#lengthBytes}):
-     *                      the coordinator checks its nodes' direct memory against these before the epoch steps
+     *                      an epoch with snapshots captures,
+     *                      {@link io.troupe.actors.cluster.snapshot.ShardSnapshots#lengthBytes}): the coordinator
+     *                      checks its nodes' direct memory against these before the epoch steps
      */
     public record Ready(int rank, JobIdentity job, long snapshotBytes) implements Command, CrossNodeMessage {
     }
@@ -87,8 +90,8 @@ public final class CoordinatorActor {
      * @param lr       the learning rate the step used
      * @param trace    the rank's intervals when the step was traced, else {@link WorkerTrace#EMPTY}
      */
-    public record StepDone(int rank, JobIdentity job, long step, double lossSum, int lossCount, double gradNorm, float lr,
-                           double busyMs, double idleMs, double allReduceMs, WorkerTrace trace, long memBytes,
+    public record StepDone(int rank, JobIdentity job, long step, double lossSum, int lossCount, double gradNorm,
+                           float lr, double busyMs, double idleMs, double allReduceMs, WorkerTrace trace, long memBytes,
                            long gradBytesSent)
         implements Command, CrossNodeMessage {
     }
@@ -98,7 +101,8 @@ public final class CoordinatorActor {
     }
 
     /** A rank could not go on: its assignment, a step, validation or a checkpoint failed ({@code step} -1: none). */
-    public record WorkerFailed(int rank, JobIdentity job, long step, String reason) implements Command, CrossNodeMessage {
+    public record WorkerFailed(int rank, JobIdentity job, long step, String reason)
+        implements Command, CrossNodeMessage {
     }
 
     /** A rank's shard files of {@code step}, written into the step's temporary directory. */
@@ -119,7 +123,8 @@ public final class CoordinatorActor {
         implements Command, CrossNodeMessage {
 
         /** An answer that leaves the worker's description as it was. */
-        public Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, int rank, String layout, long[] snapshots) {
+        public Quiesced(ActorRef<WorkerActor.Command> worker, JobIdentity holds, int rank, String layout,
+            long[] snapshots) {
             this(worker, holds, rank, layout, snapshots, null);
         }
 

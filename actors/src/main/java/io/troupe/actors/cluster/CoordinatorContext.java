@@ -182,7 +182,8 @@ final class CoordinatorContext {
     }
 
     Behavior<Command> refuseBusy(SubmitJob m) {
-        JobEvent.Failed busy = new JobEvent.Failed("a job is already running (" + run.identity + ")", 0, run.identity.epoch());
+        JobEvent.Failed busy = new JobEvent.Failed("a job is already running (" + run.identity + ")", 0,
+            run.identity.epoch());
         m.replyTo().tell(busy);
         if (m.observer() != null) {
             m.observer().tell(busy);
@@ -248,7 +249,8 @@ final class CoordinatorContext {
         switch (m.kind()) {
             case UNREACHABLE -> {
                 members.unreachable(m.address());
-                if (run != null && run.phase == JobRun.Phase.GATHERING && run.ranks.isEmpty() && !run.describing.isEmpty()) {
+                if (run != null && run.phase == JobRun.Phase.GATHERING && run.ranks.isEmpty()
+                    && !run.describing.isEmpty()) {
                     Behavior<Command> refused = tryAssign(); // its workers' descriptions are no longer waited for
                     if (refused != null) {
                         return refused;
@@ -329,7 +331,8 @@ final class CoordinatorContext {
 
     void startDeadline(String phase) {
         JobRun r = run;
-        timers.startSingleTimer(DEADLINE, new Deadline(r.identity, r.committed(), phase), Duration.ofMillis(r.request.stepTimeoutMs()));
+        timers.startSingleTimer(DEADLINE, new Deadline(r.identity, r.committed(), phase),
+            Duration.ofMillis(r.request.stepTimeoutMs()));
     }
 
     /** The job's timers: none of them may outlive it (a later job would take one for its own). */

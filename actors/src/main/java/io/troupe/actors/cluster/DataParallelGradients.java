@@ -88,7 +88,8 @@ final class DataParallelGradients implements AutoCloseable {
             }
             buckets[c] = bucketer(dataParallel, c, bucketBytes, false);
             if (gradientMirrors[c].copies()) {
-                downloads[c] = new FinalGradientDownloads(gradientMirrors[c], buckets[c], w.chunk(c).parameters().size());
+                downloads[c] = new FinalGradientDownloads(gradientMirrors[c], buckets[c],
+                    w.chunk(c).parameters().size());
                 w.onGradientsFinal(c, downloads[c]);
             } else {
                 w.onGradientsFinal(c, buckets[c]::markReady);

@@ -126,8 +126,8 @@ final class EpochWiring implements AutoCloseable {
             long epoch = job.epoch();
             if (spec.layout().dp() > 1) {
                 int[] members = spec.layout().dataParallelGroup(rank);
-                this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members, spec.layout().dpIndex(rank),
-                    endpointsOf(members, a.endpoints())),
+                this.dataParallel = agent.communicator(new CollectiveGroup(epoch, 0, members,
+                    spec.layout().dpIndex(rank), endpointsOf(members, a.endpoints())),
                     CollectiveSettings.defaults().withCompression(spec.memory().gradCompression().wire()));
                 gradients.open(dataParallel, a.request().bucketBytes());
             } else {
@@ -137,8 +137,8 @@ final class EpochWiring implements AutoCloseable {
             if (worldSize > 1) {
                 int[] all = IntStream.range(0, worldSize).toArray();
                 control.worker().assign(rank, job);
-                this.world = control.communicator(new CollectiveGroup(epoch, 1, all, rank, endpointsOf(all, a.controlEndpoints())),
-                    CollectiveSettings.defaults());
+                this.world = control.communicator(new CollectiveGroup(epoch, 1, all, rank,
+                    endpointsOf(all, a.controlEndpoints())), CollectiveSettings.defaults());
             } else {
                 this.world = null;
             }
@@ -348,8 +348,8 @@ final class EpochWiring implements AutoCloseable {
             trace = WorkerTrace.of(all);
         }
         long sent = dataParallel == null ? 0 : dataParallel.sentBytes() - sent0;
-        return new CoordinatorActor.StepDone(rank, job, step, lossSum, count, norm, lr, busy / 1e3, idle / 1e3, allReduceMs,
-            trace, w.memory().totalBytes(), sent);
+        return new CoordinatorActor.StepDone(rank, job, step, lossSum, count, norm, lr, busy / 1e3, idle / 1e3,
+            allReduceMs, trace, w.memory().totalBytes(), sent);
     }
 
     /** Validation after {@code step} (replica 0's ranks only); NaN unless this rank holds the last stage. */

@@ -52,7 +52,8 @@ final class FinalGradientDownloads implements IntConsumer {
             params[b]++;
         }
         for (int b = 0; b < nb; b++) {
-            bucketRanges[b] = gradients.range(bucketer.bucketStartElements(b), Math.toIntExact(bucketer.bucketNumel(b)));
+            bucketRanges[b] = gradients.range(bucketer.bucketStartElements(b),
+                Math.toIntExact(bucketer.bucketNumel(b)));
         }
     }
 

@@ -44,7 +44,8 @@ final class GatheringPhase {
      * Assigns the epoch's ranks once enough workers are usable.
      *
      * @return null while the job goes on (assigned, or still waiting for workers), else the behavior after the job
-     *         was refused before anything was assigned (its snapshots cannot fit under {@code troupe.recovery.snapshots = on})
+     *         was refused before anything was assigned (its snapshots cannot fit under
+     *         {@code troupe.recovery.snapshots = on})
      */
     Behavior<Command> tryAssign() {
         JobRun r = c.run;
@@ -108,8 +109,8 @@ final class GatheringPhase {
             r.snapshotsEnabled ? "on" : "off: " + r.snapshotsOff));
         c.snapshots.started(r);
         if (r.faultNs != 0) {
-            c.ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity, r.committed(),
-                r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
+            c.ctx.getLog().warn("{} resumed from step {} on layout {} ({} ms after the fault)", r.identity,
+                r.committed(), r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
         }
         return c.resume();
     }

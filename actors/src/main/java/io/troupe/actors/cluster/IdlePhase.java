@@ -52,9 +52,10 @@ final class IdlePhase {
             w.tell(new WorkerActor.Describe(c.ctx.getSelf()));
         }
         c.writeRecord(r);
-        c.ctx.getLog().info("{} submitted: layout {} schedule {}, waiting for {} workers ({} known), record {}", r.identity,
-            r.request.layout(), r.request.schedule(), r.plan.worldSize(), c.members.size(), r.recordDir);
-        c.timers.startSingleTimer("gather", new RecoveryTimer(r.identity, "gather"), Duration.ofMillis(r.request.stepTimeoutMs()));
+        c.ctx.getLog().info("{} submitted: layout {} schedule {}, waiting for {} workers ({} known), record {}",
+            r.identity, r.request.layout(), r.request.schedule(), r.plan.worldSize(), c.members.size(), r.recordDir);
+        c.timers.startSingleTimer("gather", new RecoveryTimer(r.identity, "gather"),
+            Duration.ofMillis(r.request.stepTimeoutMs()));
         return c.gathering();
     }
 
@@ -74,6 +75,7 @@ final class IdlePhase {
         c.ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
         c.run.adopted = true; // workers are still being described: re-plan once every listed one quiesced
         c.run.inherited = true; // the epoch it ended is learned from the workers' reports
-        return c.recovering("coordinator incarnation lost; " + c.ctx.getSystem().address() + " carries the job on from its record");
+        return c.recovering("coordinator incarnation lost; " + c.ctx.getSystem().address()
+            + " carries the job on from its record");
     }
 }

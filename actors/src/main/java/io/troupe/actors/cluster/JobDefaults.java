@@ -31,7 +31,8 @@ public final class JobDefaults {
     /** {@code warmup-steps}: {@code -1} is 10% of the steps (at least 1). */
     public static int warmupSteps(int configured, int steps) {
         if (configured < -1) {
-            throw new IllegalArgumentException("warmup-steps must be >= 0 (-1: 10% of steps): warmup-steps=" + configured);
+            throw new IllegalArgumentException("warmup-steps must be >= 0 (-1: 10% of steps): warmup-steps="
+                + configured);
         }
         return configured == -1 ? Math.max(1, steps / 10) : configured;
     }
@@ -39,7 +40,8 @@ public final class JobDefaults {
     /** {@code virtual-stages}: {@code 0} is 2 for the interleaved schedule, else 1. */
     public static int virtualStages(int configured, String schedule) {
         if (configured < 0) {
-            throw new IllegalArgumentException("virtual-stages must be >= 0 (0: by schedule): virtual-stages=" + configured);
+            throw new IllegalArgumentException("virtual-stages must be >= 0 (0: by schedule): virtual-stages="
+                + configured);
         }
         return configured == 0 ? ("interleaved".equals(schedule) ? 2 : 1) : configured;
     }

@@ -69,19 +69,21 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
 
     public JobRecord withEpoch(JobIdentity next) {
         if (next.jobId() != identity.jobId() || next.epoch() < identity.epoch()) {
-            throw new IllegalArgumentException("a job record's identity only moves forward: " + identity + " -> " + next);
+            throw new IllegalArgumentException("a job record's identity only moves forward: " + identity + " -> "
+                + next);
         }
         return new JobRecord(next, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
             observer, faults);
     }
 
     public JobRecord withCommit(long step, String checkpoint) {
-        return new JobRecord(identity, state, spec, layout, microbatches, step, checkpoint, submitter, observer, faults);
+        return new JobRecord(identity, state, spec, layout, microbatches, step, checkpoint, submitter, observer,
+            faults);
     }
 
     public JobRecord withLayout(String newLayout, int newMicrobatches) {
-        return new JobRecord(identity, state, spec, newLayout, newMicrobatches, lastCommittedStep, lastCheckpoint, submitter,
-            observer, faults);
+        return new JobRecord(identity, state, spec, newLayout, newMicrobatches, lastCommittedStep, lastCheckpoint,
+            submitter, observer, faults);
     }
 
     public JobRecord withFault(Fault f) {

@@ -13,7 +13,8 @@ package io.troupe.actors.cluster;
  * @param evalBatches  validation batches per pass
  * @param bucketBytes  data-parallel gradient bucket size in bytes
  * @param device       {@code cpu}, {@code cuda} or {@code auto}, for every worker
- * @param moduleFactory class name of the {@link io.troupe.models.StageModuleFactory} ("" = GPT); on every node's class path
+ * @param moduleFactory class name of the {@link io.troupe.models.StageModuleFactory} ("" = GPT); on every node's
+ *                      class path
  * @param zero            ZeRO stage 0, 1 or 2 over the data-parallel group
  * @param recompute       activation recomputation: none, selective or full
  * @param gradCompression the data-parallel gradient wire format: none, bf16 or int8-ef
@@ -42,12 +43,12 @@ public record JobRequest(String model, String layout, int virtualStages, String 
     /** A job without sequence parallelism tracing its last step. */
     public JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches, int batchSize,
                       int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed, String partition,
-                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs, int evalInterval,
-                      int evalBatches, long bucketBytes, String device, String moduleFactory, int zero, String recompute,
-                      String gradCompression, boolean sequenceParallel) {
-        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip, seed,
-            partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches, bucketBytes,
-            device, moduleFactory, zero, recompute, gradCompression, sequenceParallel, 0, 0);
+                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs,
+                      int evalInterval, int evalBatches, long bucketBytes, String device, String moduleFactory,
+                      int zero, String recompute, String gradCompression, boolean sequenceParallel) {
+        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip,
+            seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches,
+            bucketBytes, device, moduleFactory, zero, recompute, gradCompression, sequenceParallel, 0, 0);
     }
 
     /** The traced steps as a window over 1-based steps: the one given, or the last step. */
@@ -59,30 +60,30 @@ public record JobRequest(String model, String layout, int virtualStages, String 
     /** A job with the memory options' defaults (zero 0, no recomputation, float32 gradients). */
     public JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches, int batchSize,
                       int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed, String partition,
-                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs, int evalInterval,
-                      int evalBatches, long bucketBytes, String device, String moduleFactory) {
-        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip, seed,
-            partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches, bucketBytes,
-            device, moduleFactory, 0, "none", "none", false);
+                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs,
+                      int evalInterval, int evalBatches, long bucketBytes, String device, String moduleFactory) {
+        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip,
+            seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches,
+            bucketBytes, device, moduleFactory, 0, "none", "none", false);
     }
 
     /** A job without sequence parallelism. */
     public JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches, int batchSize,
                       int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed, String partition,
-                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs, int evalInterval,
-                      int evalBatches, long bucketBytes, String device, String moduleFactory, int zero, String recompute,
-                      String gradCompression) {
-        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip, seed,
-            partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches, bucketBytes,
-            device, moduleFactory, zero, recompute, gradCompression, false);
+                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs,
+                      int evalInterval, int evalBatches, long bucketBytes, String device, String moduleFactory,
+                      int zero, String recompute, String gradCompression) {
+        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip,
+            seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches,
+            bucketBytes, device, moduleFactory, zero, recompute, gradCompression, false);
     }
 
     /** The same job on another layout with {@code newMicrobatches} micro-batches per replica (a re-plan). */
     public JobRequest withLayout(String newLayout, int newMicrobatches) {
         return new JobRequest(model, newLayout, virtualStages, schedule, newMicrobatches, batchSize, steps, lr, minLr,
-            warmupSteps, gradClip, seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
-            evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression, sequenceParallel,
-            traceFirst, traceLast);
+            warmupSteps, gradClip, seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs,
+            evalInterval, evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression,
+            sequenceParallel, traceFirst, traceLast);
     }
 
     /** The same job committing a checkpoint every {@code interval} steps under {@code dir}. */

@@ -70,7 +70,9 @@ final class JobRun {
     boolean adopted;
     boolean quiesceExpired;
     String planError = "";
-    /** The previous epoch's workers by rank and layout, and the steps it committed: what in-memory snapshots restore. */
+    /**
+     * The previous epoch's workers by rank and layout, and the steps it committed: what in-memory snapshots restore.
+     */
     List<ActorRef<WorkerActor.Command>> previousRanks = List.of();
     String previousLayout = "";
     long memoryStep = -1;
@@ -80,7 +82,8 @@ final class JobRun {
      */
     boolean inherited;
     /** Per quiesced worker of this job, its report (its last assignment's rank and layout). */
-    final java.util.Map<ActorRef<WorkerActor.Command>, CoordinatorActor.Quiesced> assignments = new java.util.HashMap<>();
+    final java.util.Map<ActorRef<WorkerActor.Command>, CoordinatorActor.Quiesced> assignments =
+        new java.util.HashMap<>();
     /** Per quiesced worker, the snapshots it keeps of this job (pairs {rank, step}). */
     final java.util.Map<ActorRef<WorkerActor.Command>, long[]> inventories = new java.util.HashMap<>();
     /** This epoch's ranks snapshot every step in memory (they are told each commit). */
@@ -118,7 +121,8 @@ final class JobRun {
     static JobRun submitted(JobRequest job, ActorRef<JobEvent> submitter, ActorRef<JobEvent> observer,
                             RecoverySettings settings, long epoch, ActorRefResolver resolver) {
         JobIdentity id = JobIdentity.newJob(epoch);
-        String dir = job.checkpointDir().isEmpty() ? settings.jobRoot().resolve(id.idHex()).toString() : job.checkpointDir();
+        String dir = job.checkpointDir().isEmpty() ? settings.jobRoot().resolve(id.idHex()).toString()
+            : job.checkpointDir();
         int interval = job.checkpointInterval() > 0 ? job.checkpointInterval() : settings.checkpointInterval();
         JobRequest request = job.withCheckpoints(interval, dir);
         PipelineJobSpec spec = JobSpecs.toSpec(request, 1);
@@ -127,7 +131,8 @@ final class JobRun {
         try {
             Path found = Checkpoints.resolve(Path.of(dir));
             Manifest mf = Checkpoints.verify(found); // every file's size and CRC32C, nothing decoded
-            if (!mf.model().equals(spec.train().model()) || mf.batchSize() != job.batchSize() || mf.seed() != job.seed()) {
+            if (!mf.model().equals(spec.train().model()) || mf.batchSize() != job.batchSize()
+                || mf.seed() != job.seed()) {
                 throw new IllegalArgumentException("checkpoint " + found + " was written for model " + mf.model().name()
                     + ", batch_size=" + mf.batchSize() + ", seed=" + mf.seed());
             }
@@ -138,8 +143,8 @@ final class JobRun {
                 throw e;
             }
         }
-        JobRecord record = new JobRecord(id, JobRecord.State.RUNNING, request, request.layout(), request.microbatches(), step,
-            resume, resolver.toSerializationFormat(submitter),
+        JobRecord record = new JobRecord(id, JobRecord.State.RUNNING, request, request.layout(), request.microbatches(),
+            step, resume, resolver.toSerializationFormat(submitter),
             observer == null ? "" : resolver.toSerializationFormat(observer), List.of());
         return new JobRun(request, submitter, observer, Path.of(dir), record);
     }
@@ -185,7 +190,8 @@ final class JobRun {
     /** Ranks are chosen: the epoch starts from the last commit. */
     void startEpoch() {
         spec = JobSpecs.toSpec(current, 1);
-        ledger = new CommitLedger(ranks.size(), memoryRestore != null ? memoryRestore.step() : record.lastCommittedStep());
+        ledger = new CommitLedger(ranks.size(),
+            memoryRestore != null ? memoryRestore.step() : record.lastCommittedStep());
         ready.clear();            // lastCommitted is kept: a step restored from memory may still owe its report
         snapshotBytes = new long[ranks.size()];
         java.util.Arrays.fill(snapshotBytes, -1);
@@ -200,7 +206,8 @@ final class JobRun {
      * @throws IllegalStateException when not even one replica fits
      */
     void replan(int available) {
-        LayoutPlanner.Plan p = LayoutPlanner.plan(request.layout(), request.virtualStages(), request.microbatches(), available);
+        LayoutPlanner.Plan p = LayoutPlanner.plan(request.layout(), request.virtualStages(), request.microbatches(),
+            available);
         JobRequest next = request.withLayout(p.layout(), p.microbatches());
         try {
             JobSpecs.toSpec(next, 1);

@@ -43,6 +43,7 @@ public final class LayoutPlanner {
             }
         }
         throw new IllegalStateException("layout " + requested + " needs at least " + perReplica
-            + " workers for one replica (pp=" + l.pp() + " x tp=" + l.tp() + ", never shrunk), only " + workers + " available");
+            + " workers for one replica (pp=" + l.pp() + " x tp=" + l.tp() + ", never shrunk), only " + workers
+            + " available");
     }
 }

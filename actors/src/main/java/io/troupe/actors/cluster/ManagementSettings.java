@@ -63,8 +63,8 @@ public record ManagementSettings(boolean enabled, String hostname, int port, Boo
             try {
                 bootstrap = Bootstrap.valueOf(method.toUpperCase(Locale.ROOT));
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("troupe.cluster.bootstrap.method must be seeds or kubernetes: method="
-                    + method, e);
+                throw new IllegalArgumentException("troupe.cluster.bootstrap.method must be seeds or kubernetes: "
+                    + "method=" + method, e);
             }
             String host = m.getString("hostname");
             return new ManagementSettings(m.getBoolean("enabled"),

@@ -33,7 +33,8 @@ public final class ManifestBuilder {
      */
     public boolean add(int rank, String[] names, long[] bytes, long[] crcs) {
         if (rank < 0 || rank >= ranks) {
-            throw new IllegalArgumentException("shards from a rank outside the world: rank=" + rank + ", ranks=" + ranks);
+            throw new IllegalArgumentException("shards from a rank outside the world: rank=" + rank + ", ranks="
+                + ranks);
         }
         if (names.length != bytes.length || names.length != crcs.length) {
             throw new IllegalArgumentException("rank " + rank + " sent mismatched shard lists: names=" + names.length

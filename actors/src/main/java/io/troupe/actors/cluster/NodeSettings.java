@@ -76,8 +76,9 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             threads = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, workers));
         }
         return new NodeSettings(c.getString("system-name"), c.getString("hostname"), c.getInt("port"),
-            c.getStringList("seeds"), c.getStringList("roles"), workers, threads, c.getDuration("acceptable-heartbeat-pause"),
-            c.getDouble("failure-detector-threshold"), c.getDuration("sbr-stable-after"));
+            c.getStringList("seeds"), c.getStringList("roles"), workers, threads,
+            c.getDuration("acceptable-heartbeat-pause"), c.getDouble("failure-detector-threshold"),
+            c.getDuration("sbr-stable-after"));
     }
 
     public NodeSettings withPort(int newPort) {
@@ -128,14 +129,16 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             "pekko.cluster.configuration-compatibility-check.checkers.troupe-protocol = \""
                 + ProtocolVersionCheck.class.getName() + "\""))
             .withValue(ProtocolVersionCheck.KEY, ConfigValueFactory.fromAnyRef(ProtocolVersionCheck.ADVERTISED))
-            .withValue(ProtocolVersionCheck.INSTANCE_KEY, ConfigValueFactory.fromAnyRef(java.util.UUID.randomUUID().toString()))
+            .withValue(ProtocolVersionCheck.INSTANCE_KEY,
+                ConfigValueFactory.fromAnyRef(java.util.UUID.randomUUID().toString()))
             .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(hostname))
             .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port))
             .withValue("pekko.cluster.seed-nodes", ConfigValueFactory.fromIterable(seedUris))
             .withValue("pekko.cluster.roles", ConfigValueFactory.fromIterable(roles))
             .withValue("pekko.cluster.failure-detector.acceptable-heartbeat-pause",
                 ConfigValueFactory.fromAnyRef(acceptableHeartbeatPause.toMillis() + "ms"))
-            .withValue("pekko.cluster.failure-detector.threshold", ConfigValueFactory.fromAnyRef(failureDetectorThreshold))
+            .withValue("pekko.cluster.failure-detector.threshold",
+                ConfigValueFactory.fromAnyRef(failureDetectorThreshold))
             .withValue("pekko.cluster.split-brain-resolver.stable-after",
                 ConfigValueFactory.fromAnyRef(sbrStableAfter.toMillis() + "ms"))
             // how soon the coordinator singleton starts elsewhere once its node is removed, and how
@@ -145,7 +148,8 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
             .withValue("pekko.cluster.leader-actions-interval", ConfigValueFactory.fromAnyRef(
                 durationMs(base, "troupe.cluster.leader-actions-interval", DEFAULT_LEADER_ACTIONS_INTERVAL) + "ms"))
             .withValue("pekko.cluster.unreachable-nodes-reaper-interval", ConfigValueFactory.fromAnyRef(
-                durationMs(base, "troupe.cluster.unreachable-check-interval", DEFAULT_UNREACHABLE_CHECK_INTERVAL) + "ms"))
+                durationMs(base, "troupe.cluster.unreachable-check-interval", DEFAULT_UNREACHABLE_CHECK_INTERVAL)
+                + "ms"))
             .withValue("pekko.cluster.gossip-interval", ConfigValueFactory.fromAnyRef(
                 durationMs(base, "troupe.cluster.gossip-interval", DEFAULT_GOSSIP_INTERVAL) + "ms"))
             .withValue("pekko.cluster.failure-detector.heartbeat-interval", ConfigValueFactory.fromAnyRef(

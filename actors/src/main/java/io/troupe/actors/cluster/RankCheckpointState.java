@@ -77,7 +77,8 @@ final class RankCheckpointState {
         ShardState s = Checkpoints.loadShard(dir, residualFileName(rank));
         if (s == null) {
             throw new CheckpointException("checkpoint " + dir + " has no error-feedback residuals for rank " + rank
-                + " (" + residualFileName(rank) + "): it was written without grad-compression int8-ef or by another layout ("
+                + " (" + residualFileName(rank)
+                + "): it was written without grad-compression int8-ef or by another layout ("
                 + Checkpoints.readManifest(dir).layout() + "); resume it with grad-compression none or bf16");
         }
         for (ShardState.Entry e : s.entries().values()) {

@@ -46,8 +46,9 @@ final class RecoveringPhase {
             r.faultNs = System.nanoTime();
             r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
             if (r.record.restarts() > c.settings.maxRestarts()) {
-                return c.failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
-                    + c.settings.maxRestarts() + "); faults: " + r.record.faults());
+                return c.failJob("gave up after " + (r.record.restarts() - 1)
+                    + " restarts (troupe.recovery.max-restarts=" + c.settings.maxRestarts() + "); faults: "
+                    + r.record.faults());
             }
             r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
                 r.record.restarts()));
@@ -105,8 +106,8 @@ final class RecoveringPhase {
             return replanIfSettled(true);
         }
         if (m.what().equals("regather")) {
-            return c.failJob("recovery found too few workers within " + c.settings.regatherTimeout().toSeconds() + " s: "
-                + r.planError + (r.lostMembers.isEmpty() ? "" : "; lost: " + r.lostMembers) + "; faults: "
+            return c.failJob("recovery found too few workers within " + c.settings.regatherTimeout().toSeconds()
+                + " s: " + r.planError + (r.lostMembers.isEmpty() ? "" : "; lost: " + r.lostMembers) + "; faults: "
                 + r.record.faults());
         }
         return Behaviors.same();
@@ -136,7 +137,8 @@ final class RecoveringPhase {
         } catch (IllegalStateException e) {
             r.planError = e.getMessage();
             if (!c.timers.isTimerActive("regather")) {
-                c.timers.startSingleTimer("regather", new RecoveryTimer(r.identity, "regather"), c.settings.regatherTimeout());
+                c.timers.startSingleTimer("regather", new RecoveryTimer(r.identity, "regather"),
+                    c.settings.regatherTimeout());
             }
             return Behaviors.same();
         }
@@ -144,8 +146,8 @@ final class RecoveringPhase {
         c.timers.cancel("quiesce");
         r.adopted = false;
         c.snapshots.chooseRestore(r);
-        c.ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}", r.identity,
-            available, r.current.layout(), r.current.microbatches(), r.restoredStep);
+        c.ctx.getLog().warn("{}: re-planned on {} worker(s): layout {}, {} micro-batches per replica, from step {}",
+            r.identity, available, r.current.layout(), r.current.microbatches(), r.restoredStep);
         return c.gathering();
     }
 }

@@ -20,12 +20,13 @@ import java.time.Duration;
  *                           copy on a buddy rank of another node, so a lost node costs no committed step:
  *                           {@link SnapshotMode#AUTO} where every node's direct memory holds the slots
  */
-public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
-                               Duration regatherTimeout, Duration quiesceTimeout, SnapshotMode snapshotMode) {
+public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval,
+                               Path jobRoot, Duration regatherTimeout, Duration quiesceTimeout,
+                               SnapshotMode snapshotMode) {
 
     /** Settings with snapshots {@link SnapshotMode#AUTO} (the default). */
-    public RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval, Path jobRoot,
-                            Duration regatherTimeout, Duration quiesceTimeout) {
+    public RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval,
+                            Path jobRoot, Duration regatherTimeout, Duration quiesceTimeout) {
         this(maxRestarts, backoff, maxBackoff, checkpointInterval, jobRoot, regatherTimeout, quiesceTimeout,
             SnapshotMode.AUTO);
     }
@@ -33,15 +34,16 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
     public RecoverySettings {
         java.util.Objects.requireNonNull(snapshotMode, "snapshotMode");
         if (maxRestarts < 0) {
-            throw new IllegalArgumentException("troupe.recovery.max-restarts must be >= 0: max-restarts=" + maxRestarts);
+            throw new IllegalArgumentException("troupe.recovery.max-restarts must be >= 0: max-restarts="
+                + maxRestarts);
         }
         if (checkpointInterval < 0) {
             throw new IllegalArgumentException("troupe.recovery.checkpoint-interval must be >= 0: checkpoint-interval="
                 + checkpointInterval);
         }
         if (backoff.isNegative() || maxBackoff.compareTo(backoff) < 0) {
-            throw new IllegalArgumentException("troupe.recovery back-off must satisfy 0 <= backoff <= max-backoff: backoff="
-                + backoff + ", max-backoff=" + maxBackoff);
+            throw new IllegalArgumentException("troupe.recovery back-off must satisfy 0 <= backoff <= max-backoff: "
+                + "backoff=" + backoff + ", max-backoff=" + maxBackoff);
         }
     }
 

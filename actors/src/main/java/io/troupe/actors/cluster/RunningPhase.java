@@ -40,7 +40,8 @@ final class RunningPhase {
         JobRun r = c.run;
         long from = r.committed();
         long until = from + 1;
-        while (until < r.spec().train().steps() && !r.spec().train().evalDue(until) && !r.spec().train().checkpointDue(until)) {
+        while (until < r.spec().train().steps() && !r.spec().train().evalDue(until)
+            && !r.spec().train().checkpointDue(until)) {
             until++;
         }
         r.windowEnd = until;
@@ -100,7 +101,8 @@ final class RunningPhase {
             r.evaluating = new BitSet();
             for (int rank = 0; rank < r.ranks.size(); rank++) {
                 if (r.spec().layout().dpIndex(rank) == 0) {
-                    r.ranks.get(rank).tell(new WorkerActor.Evaluate(r.identity, r.committed(), r.spec().train().evalBatches()));
+                    r.ranks.get(rank).tell(new WorkerActor.Evaluate(r.identity, r.committed(),
+                        r.spec().train().evalBatches()));
                 } else {
                     r.evaluating.set(rank);
                 }
@@ -137,15 +139,16 @@ final class RunningPhase {
         if (done.step() + 1 > r.reportedUpTo) {
             double tokens = (double) r.spec().train().batchSize() * r.spec().train().model().seqLen();
             r.tell(new JobEvent.StepCompleted(r.committed(), r.spec().train().steps(), done.loss(), r.valLoss,
-                done.gradNorm(), done.lr(), r.lastStepMs, tokens / (r.lastStepMs / 1e3), done.bubble(), done.allReduceMs(),
-                done.memBytes() / (1024.0 * 1024.0), done.gradBytesSent()));
+                done.gradNorm(), done.lr(), r.lastStepMs, tokens / (r.lastStepMs / 1e3), done.bubble(),
+                done.allReduceMs(), done.memBytes() / (1024.0 * 1024.0), done.gradBytesSent()));
             r.reportedUpTo = done.step() + 1;
         }
         r.lastLoss = done.loss();
         if (done.traces().length > 0) {
             String[] names = new String[r.ranks.size()];
             for (int rank = 0; rank < names.length; rank++) {
-                names[rank] = "rank " + rank + " (dp" + r.spec().layout().dpIndex(rank) + " pp" + r.spec().layout().ppIndex(rank) + ")";
+                names[rank] = "rank " + rank + " (dp" + r.spec().layout().dpIndex(rank) + " pp"
+                    + r.spec().layout().ppIndex(rank) + ")";
             }
             r.tell(new JobEvent.StepTrace(r.committed(), "Troupe " + r.spec().layout() + " " + r.spec().schedule()
                 + ", m=" + r.spec().microbatches() + ", step " + r.committed(), names, done.traces()));

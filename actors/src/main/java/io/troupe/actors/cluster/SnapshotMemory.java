@@ -40,7 +40,8 @@ final class SnapshotMemory {
             String who = one ? "node " + nodes.get(0) + " needs "
                 : "nodes " + String.join(", ", nodes) + " (one JVM, sharing its direct memory) need ";
             return who + neededBytes + " bytes (" + mib(neededBytes) + ") of direct memory for "
-                + (one ? "its in-memory snapshot slots, but its limit" : "their in-memory snapshot slots, but its limit")
+                + (one ? "its in-memory snapshot slots, but its limit"
+                    : "their in-memory snapshot slots, but its limit")
                 + " leaves them " + limitBytes + " bytes (" + mib(limitBytes) + "): raise the JVM's "
                 + "-XX:MaxDirectMemorySize (by default the maximum heap) on " + (one ? "that node" : "that JVM");
         }

@@ -26,8 +26,8 @@ public enum SnapshotMode {
             case "auto" -> AUTO;
             case "on", "true", "yes" -> ON;
             case "off", "false", "no" -> OFF;
-            default -> throw new IllegalArgumentException("troupe.recovery.snapshots must be auto, on or off: snapshots="
-                + value);
+            default -> throw new IllegalArgumentException("troupe.recovery.snapshots must be auto, on or off: "
+                + "snapshots=" + value);
         };
     }
 

@@ -26,18 +26,19 @@ public record SnapshotPlan(boolean enabled, int[] buddyOf, List<String> endpoint
 
     public SnapshotPlan {
         if (enabled && (buddyOf.length != endpoints.size() || buddyOf.length != pieceShiftOf.length)) {
-            throw new IllegalArgumentException("a buddy, an endpoint and a piece size per rank: buddies=" + buddyOf.length
-                + ", endpoints=" + endpoints.size() + ", piece sizes=" + pieceShiftOf.length);
+            throw new IllegalArgumentException("a buddy, an endpoint and a piece size per rank: buddies="
+                + buddyOf.length + ", endpoints=" + endpoints.size() + ", piece sizes=" + pieceShiftOf.length);
         }
         for (int r = 0; enabled && r < pieceShiftOf.length; r++) {
             if (!SnapshotExchange.isPieceShift(pieceShiftOf[r])) {
                 throw new IllegalArgumentException("rank " + r + "'s snapshot piece size must be 2^"
-                    + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT + " bytes: pieceShift=" + pieceShiftOf[r]);
+                    + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT
+                    + " bytes: pieceShift=" + pieceShiftOf[r]);
             }
         }
         if (restoreStep >= 0 && (holderOf.length != buddyOf.length || sourceOf.length != buddyOf.length)) {
-            throw new IllegalArgumentException("a holder and a source per rank: holders=" + holderOf.length + ", sources="
-                + sourceOf.length + ", ranks=" + buddyOf.length);
+            throw new IllegalArgumentException("a holder and a source per rank: holders=" + holderOf.length
+                + ", sources=" + sourceOf.length + ", ranks=" + buddyOf.length);
         }
     }
 

@@ -52,7 +52,8 @@ final class SnapshotRestorePlanner {
             return Decision.disk("nothing committed since the disk checkpoint of step " + diskStep);
         }
         if (!sameLayout || oldRanks.size() != worldSize) {
-            return Decision.disk("the layout changes (" + oldRanks.size() + " ranks before, " + worldSize + " now): a snapshot "
+            return Decision.disk("the layout changes (" + oldRanks.size() + " ranks before, " + worldSize
+                + " now): a snapshot "
                 + "restores only into its own rank");
         }
         List<W> ranks = new ArrayList<>();

@@ -58,13 +58,15 @@ final class SnapshotRestores {
         SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRefused != null
             ? SnapshotRestorePlanner.Decision.disk(r.memoryRefused)
             : SnapshotRestorePlanner.plan(r.memoryStep, r.record.lastCommittedStep(), r.previousRanks,
-                sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages()), r.candidates(c.members.usable()),
-                r.plan.worldSize(), stateClasses(JobSpecs.toSpec(r.current, 1)), r.inventories);
+                sameLayout(r.current.layout(), r.previousLayout, r.request.virtualStages()),
+                r.candidates(c.members.usable()), r.plan.worldSize(), stateClasses(JobSpecs.toSpec(r.current, 1)),
+                r.inventories);
         if (d.fromMemory()) {
             r.memoryRestore = d;
             r.restoredStep = d.step();
-            c.ctx.getLog().warn("{}: restoring step {} from in-memory snapshots (by rank: holder {}, snapshot of rank {})",
-                r.identity, d.step(), java.util.Arrays.toString(d.holderOf()), java.util.Arrays.toString(d.sourceOf()));
+            c.ctx.getLog().warn("{}: restoring step {} from in-memory snapshots (by rank: holder {}, snapshot of "
+                + "rank {})", r.identity, d.step(), java.util.Arrays.toString(d.holderOf()),
+                java.util.Arrays.toString(d.sourceOf()));
         } else {
             c.ctx.getLog().warn("{}: restoring from the disk checkpoint of step {}, not from memory: {}", r.identity,
                 r.record.lastCommittedStep(), d.reason());
@@ -93,7 +95,8 @@ final class SnapshotRestores {
             return;
         }
         io.troupe.models.parallel.Layout l = io.troupe.models.parallel.Layout.parse(layout, r.request.virtualStages());
-        List<ActorRef<WorkerActor.Command>> byRank = new ArrayList<>(java.util.Collections.nCopies(l.worldSize(), null));
+        List<ActorRef<WorkerActor.Command>> byRank =
+            new ArrayList<>(java.util.Collections.nCopies(l.worldSize(), null));
         java.util.Map<ActorRef<WorkerActor.Command>, long[]> held = new java.util.HashMap<>();
         for (CoordinatorActor.Quiesced q : r.assignments.values()) {
             if (q.holds().epoch() == epoch && q.rank() >= 0 && q.rank() < byRank.size() && layout.equals(q.layout())) {
@@ -105,8 +108,9 @@ final class SnapshotRestores {
         r.previousRanks = byRank;
         r.previousLayout = layout;
         r.memoryStep = SnapshotRestorePlanner.newestCovered(l.worldSize(), classes, held);
-        c.ctx.getLog().warn("{}: the workers held epoch {} on layout {} (ranks {}); the newest step every rank's snapshot "
-            + "is held for: {}", r.identity, epoch, layout, describeRanks(byRank), r.memoryStep < 0 ? "none" : r.memoryStep);
+        c.ctx.getLog().warn("{}: the workers held epoch {} on layout {} (ranks {}); the newest step every rank's "
+            + "snapshot is held for: {}", r.identity, epoch, layout, describeRanks(byRank),
+            r.memoryStep < 0 ? "none" : r.memoryStep);
     }
 
     private String describeRanks(List<ActorRef<WorkerActor.Command>> byRank) {
@@ -127,8 +131,8 @@ final class SnapshotRestores {
     List<ActorRef<WorkerActor.Command>> ranks(JobRun r, List<ActorRef<WorkerActor.Command>> usable) {
         if (r.memoryRestore != null && (!usable.containsAll(r.memoryRestore.ranks())
             || !snapshotsPossible(r, r.memoryRestore.ranks()))) {
-            c.ctx.getLog().warn("{}: a worker holding snapshots left before the assignment; restoring from the disk checkpoint",
-                r.identity);
+            c.ctx.getLog().warn("{}: a worker holding snapshots left before the assignment; restoring from the disk "
+                + "checkpoint", r.identity);
             r.memoryRestore = null;
             r.restoredStep = r.record.lastCommittedStep();
         }
@@ -167,8 +171,8 @@ final class SnapshotRestores {
             io.troupe.actors.engine.PipelineJobSpec spec = JobSpecs.toSpec(r.current, 1);
             long[] predicted = SnapshotMemory.snapshotBytes(spec);
             if (predicted == null) {
-                c.ctx.getLog().info("{}: snapshot sizes of stage modules {} are not known before the workers build them: "
-                    + "direct memory is checked when they report them", r.identity, spec.moduleFactory());
+                c.ctx.getLog().info("{}: snapshot sizes of stage modules {} are not known before the workers build "
+                    + "them: direct memory is checked when they report them", r.identity, spec.moduleFactory());
             }
             String shortfall = predicted == null ? "" : memoryShortfall(r, spec, predicted);
             if (!shortfall.isEmpty() && c.settings.snapshotMode() == SnapshotMode.ON) {
@@ -286,8 +290,8 @@ final class SnapshotRestores {
         java.util.Map<String, Long> needed = SnapshotMemory.slotBytesByDomain(domains, bytes,
             SnapshotRestorePlanner.buddies(nodes, stateClasses(spec)));
         java.util.Map<String, Long> limits = SnapshotMemory.limitByDomain(workers);
-        c.ctx.getLog().debug("{}: snapshot slots by memory domain {}, direct memory they may take {}", r.identity, needed,
-            limits);
+        c.ctx.getLog().debug("{}: snapshot slots by memory domain {}, direct memory they may take {}", r.identity,
+            needed, limits);
         return SnapshotMemory.describe(SnapshotMemory.shortfalls(needed, limits, nodesOf));
     }
 
@@ -309,8 +313,9 @@ final class SnapshotRestores {
             endpoints.add(d.snapshotEndpoint());
         }
         SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> d = r.memoryRestore;
-        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes, stateClasses(r.spec())), endpoints, pieceShifts,
-            d == null ? -1 : d.step(), d == null ? new int[0] : d.holderOf(), d == null ? new int[0] : d.sourceOf());
+        return new SnapshotPlan(true, SnapshotRestorePlanner.buddies(nodes, stateClasses(r.spec())), endpoints,
+            pieceShifts, d == null ? -1 : d.step(), d == null ? new int[0] : d.holderOf(),
+            d == null ? new int[0] : d.sourceOf());
     }
 
     private boolean snapshotsPossible(JobRun r, List<ActorRef<WorkerActor.Command>> ranks) {
@@ -332,7 +337,8 @@ final class SnapshotRestores {
         for (ActorRef<WorkerActor.Command> w : ranks) {
             WorkerDescription d = c.members.describe(w);
             if (d == null || d.snapshotEndpoint().isEmpty()) {
-                return "a worker of " + (d == null ? w.path().address() : d.nodeAddress()) + " takes no snapshot copies";
+                return "a worker of " + (d == null ? w.path().address() : d.nodeAddress())
+                    + " takes no snapshot copies";
             }
         }
         return "";

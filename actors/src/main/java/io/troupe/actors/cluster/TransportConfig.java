@@ -23,9 +23,9 @@ public final class TransportConfig {
                 intBytes(c, "socket-buffer"), c.getBytes("receive-budget"), c.getInt("receive-slots"),
                 c.getDuration("connect-timeout").toNanos(), c.getDuration("back-pressure-timeout").toNanos(),
                 c.getDuration("peer-lost-timeout").toNanos(), c.getBoolean("crc"), c.getBytes("local-copy-min"),
-                c.getString("udp-bind-host"), c.getInt("udp-port"), c.getBoolean("ipc-crc"), intBytes(c, "receiver-window"),
-                intBytes(c, "loopback-mtu"), c.getBytes("ipc-ring-min"), c.getDouble("udp-loss-rate"), authKey(c),
-                c.getLong("udp-corrupt-nth"));
+                c.getString("udp-bind-host"), c.getInt("udp-port"), c.getBoolean("ipc-crc"),
+                intBytes(c, "receiver-window"), intBytes(c, "loopback-mtu"), c.getBytes("ipc-ring-min"),
+                c.getDouble("udp-loss-rate"), authKey(c), c.getLong("udp-corrupt-nth"));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad troupe.transport setting: " + e.getMessage(), e);
         }

@@ -80,8 +80,9 @@ public final class TroupeNode implements AutoCloseable {
                     ctx.spawn(WorkerActor.create(transport, i, settings.threadsPerWorker()), "worker-" + i);
                 }
             }
-            SingletonActor<CoordinatorActor.Command> singleton = SingletonActor.of(CoordinatorActor.create(), "coordinator")
-                .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator"));
+            SingletonActor<CoordinatorActor.Command> singleton =
+                SingletonActor.of(CoordinatorActor.create(), "coordinator")
+                    .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator"));
             ActorRef<CoordinatorActor.Command> coordinator = ClusterSingleton.get(ctx.getSystem()).init(singleton);
             if (ctx.getSystem().settings().config().getBoolean(DeadMemberProbe.ENABLED_KEY)) {
                 ctx.spawn(DeadMemberProbe.create(), "dead-member-probe");
@@ -173,7 +174,8 @@ public final class TroupeNode implements AutoCloseable {
     private static Behavior<JobEvent> observer() {
         return Behaviors.receive((ctx, e) -> {
             ctx.getSystem().eventStream().tell(new org.apache.pekko.actor.typed.eventstream.EventStream.Publish<>(e));
-            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
+            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped()
+                : Behaviors.same();
         });
     }
 
@@ -275,7 +277,8 @@ public final class TroupeNode implements AutoCloseable {
     Runnable submit(JobRequest job, Consumer<JobEvent> events, Duration waitEach, Duration deadline) {
         ActorRef<JobEvent> listener = system.systemActorOf(Behaviors.<JobEvent>receive((ctx, e) -> {
             events.accept(e);
-            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped() : Behaviors.same();
+            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped()
+                : Behaviors.same();
         }), "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
         ActorRef<CoordinatorActor.Command> gateway = !client ? gateways.get(0)
             : answered != null ? answered

@@ -37,11 +37,11 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * identity it holds; on {@link Assign} builds the epoch and answers Ready with its snapshot's size
  * ({@link DropSnapshots} may then turn the epoch's snapshots off); {@link RunSteps} runs a
  * window of steps back to back on the device thread, each reported with a StepDone sent straight
- * from the device thread; {@link Committed} tells which snapshots a rank may overwrite; {@link Evaluate} and {@link WriteCheckpoint} come between windows;
- * {@link Abort} ends the epoch at once (stage waits and collectives fail; a build in progress stops
- * waiting for a snapshot copy and stops reading its checkpoint, and is then closed rather than
- * taken) and is answered with Quiesced when the device thread is idle. Every message carries the {@link JobIdentity}; a
- * {@link ControlGate} admits only the current one and counts the rest. Supervision: any failure
+ * from the device thread; {@link Committed} tells which snapshots a rank may overwrite; {@link Evaluate} and
+ * {@link WriteCheckpoint} come between windows; {@link Abort} ends the epoch at once (stage waits and collectives fail;
+ * a build in progress stops waiting for a snapshot copy and stops reading its checkpoint, and is then closed rather
+ * than taken) and is answered with Quiesced when the device thread is idle. Every message carries the
+ * {@link JobIdentity}; a {@link ControlGate} admits only the current one and counts the rest. Supervision: any failure
  * is reported to the coordinator as a WorkerFailed, which starts its recovery.
  */
 public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
@@ -62,13 +62,14 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
      * @param resumeFrom a committed checkpoint directory to restore from, or "" to start fresh
      * @param snapshots  the epoch's in-memory snapshots: taken or not, the buddies, a restore from memory
      */
-    public record Assign(JobIdentity job, int rank, JobRequest request, List<String> endpoints, List<String> controlEndpoints,
-                         String resumeFrom, SnapshotPlan snapshots, ActorRef<CoordinatorActor.Command> replyTo)
+    public record Assign(JobIdentity job, int rank, JobRequest request, List<String> endpoints,
+                         List<String> controlEndpoints, String resumeFrom, SnapshotPlan snapshots,
+                         ActorRef<CoordinatorActor.Command> replyTo)
         implements Command, CrossNodeMessage {
 
         /** An assignment without snapshots. */
-        public Assign(JobIdentity job, int rank, JobRequest request, List<String> endpoints, List<String> controlEndpoints,
-                      String resumeFrom, ActorRef<CoordinatorActor.Command> replyTo) {
+        public Assign(JobIdentity job, int rank, JobRequest request, List<String> endpoints,
+                      List<String> controlEndpoints, String resumeFrom, ActorRef<CoordinatorActor.Command> replyTo) {
             this(job, rank, request, endpoints, controlEndpoints, resumeFrom, SnapshotPlan.OFF, replyTo);
         }
     }
@@ -314,7 +315,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             return this;
         }
         if (b.error() != null) {
-            m.replyTo().tell(new CoordinatorActor.WorkerFailed(m.rank(), m.job(), -1, "cannot take its assignment: " + b.error()));
+            m.replyTo().tell(new CoordinatorActor.WorkerFailed(m.rank(), m.job(), -1, "cannot take its assignment: "
+                + b.error()));
             return this;
         }
         wiring = b.wiring();
@@ -352,8 +354,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
                     w.commit(s, () -> coord.tell(report));
                 } catch (RuntimeException | Error ex) {
                     if (!w.aborted()) {
-                        coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), s, "could not snapshot step " + s + ": "
-                            + rootMessage(ex)));
+                        coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), s, "could not snapshot step "
+                            + s + ": " + rootMessage(ex)));
                     }
                     return;
                 }
@@ -388,11 +390,12 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         ActorRef<CoordinatorActor.Command> coord = coordinator;
         deviceExecutor.execute(() -> {
             try {
-                coord.tell(new CoordinatorActor.EvalDone(w.rank(), m.job(), m.step(), w.evaluate(m.step(), m.batches())));
+                coord.tell(new CoordinatorActor.EvalDone(w.rank(), m.job(), m.step(),
+                    w.evaluate(m.step(), m.batches())));
             } catch (RuntimeException | Error ex) {
                 if (!w.aborted()) {
-                    coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), m.step(), "failed in validation after step "
-                        + m.step() + ": " + rootMessage(ex)));
+                    coord.tell(new CoordinatorActor.WorkerFailed(w.rank(), m.job(), m.step(),
+                        "failed in validation after step " + m.step() + ": " + rootMessage(ex)));
                 }
             }
         });

@@ -31,7 +31,8 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
         if (snapshotEndpoint.isEmpty() ? snapshotPieceShift != 0
             : !SnapshotExchange.isPieceShift(snapshotPieceShift)) {
             throw new IllegalArgumentException("a worker taking snapshot copies names a piece size of 2^"
-                + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT + " bytes, one taking none 0: "
+                + SnapshotExchange.MIN_PIECE_SHIFT + " to 2^" + SnapshotExchange.MAX_PIECE_SHIFT
+                + " bytes, one taking none 0: "
                 + "snapshotEndpoint='" + snapshotEndpoint + "', snapshotPieceShift=" + snapshotPieceShift);
         }
         if (snapshotMemoryBytes < DirectMemory.UNKNOWN) {
@@ -39,7 +40,8 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
                 + " when unknown: snapshotMemoryBytes=" + snapshotMemoryBytes);
         }
         if (memoryDomain == null) {
-            throw new IllegalArgumentException("a worker's memory domain is a JVM's name, or \"\" for its node alone: null");
+            throw new IllegalArgumentException("a worker's memory domain is a JVM's name, or \"\" for its node "
+                + "alone: null");
         }
         if (snapshotHeldBytes < 0) {
             throw new IllegalArgumentException("the bytes a worker's snapshot slots hold are >= 0: snapshotHeldBytes="
@@ -48,21 +50,26 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
     }
 
     /** A worker whose snapshot slots hold nothing yet. */
-    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex,
-                             String snapshotEndpoint, int snapshotPieceShift, long snapshotMemoryBytes, String memoryDomain) {
+    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
+                             int localIndex, String snapshotEndpoint, int snapshotPieceShift, long snapshotMemoryBytes,
+                             String memoryDomain) {
         this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint, snapshotPieceShift,
             snapshotMemoryBytes, memoryDomain, 0);
     }
 
-    /** This worker measured again: {@code snapshotMemoryBytes} free for snapshot slots, {@code snapshotHeldBytes} held by its own. */
+    /**
+     * This worker measured again: {@code snapshotMemoryBytes} free for snapshot slots, {@code snapshotHeldBytes} held
+     * by its own.
+     */
     public WorkerDescription measured(long snapshotMemoryBytes, long snapshotHeldBytes) {
         return new WorkerDescription(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint,
             snapshotPieceShift, snapshotMemoryBytes, memoryDomain, snapshotHeldBytes);
     }
 
     /** A worker whose memory domain is its node alone. */
-    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex,
-                             String snapshotEndpoint, int snapshotPieceShift, long snapshotMemoryBytes) {
+    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
+                             int localIndex, String snapshotEndpoint, int snapshotPieceShift,
+                             long snapshotMemoryBytes) {
         this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint, snapshotPieceShift,
             snapshotMemoryBytes, "");
     }
@@ -73,14 +80,15 @@ public record WorkerDescription(String nodeAddress, String dataEndpoint, String 
     }
 
     /** A worker taking snapshot copies whose node's direct memory is not known (no check is made). */
-    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex,
-                             String snapshotEndpoint, int snapshotPieceShift) {
+    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
+                             int localIndex, String snapshotEndpoint, int snapshotPieceShift) {
         this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, snapshotEndpoint, snapshotPieceShift,
             DirectMemory.UNKNOWN);
     }
 
     /** A worker that takes no snapshot copies. */
-    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device, int localIndex) {
+    public WorkerDescription(String nodeAddress, String dataEndpoint, String controlEndpoint, String device,
+                             int localIndex) {
         this(nodeAddress, dataEndpoint, controlEndpoint, device, localIndex, "", 0);
     }
 }

@@ -18,15 +18,18 @@ public record WorkerTrace(String[] names, String[] categories, double[] startUs,
 
     public WorkerTrace {
         int n = names.length;
-        if (categories.length != n || startUs.length != n || endUs.length != n || labels.length != n || args.length != n) {
-            throw new IllegalArgumentException("trace arrays differ in length: names=" + n + ", categories=" + categories.length
-                + ", startUs=" + startUs.length + ", endUs=" + endUs.length + ", labels=" + labels.length + ", args=" + args.length);
+        if (categories.length != n || startUs.length != n || endUs.length != n || labels.length != n
+            || args.length != n) {
+            throw new IllegalArgumentException("trace arrays differ in length: names=" + n + ", categories="
+                + categories.length + ", startUs=" + startUs.length + ", endUs=" + endUs.length + ", labels="
+                + labels.length + ", args=" + args.length);
         }
     }
 
     public static WorkerTrace of(List<TimelineInterval> intervals) {
         int n = intervals.size();
-        WorkerTrace t = new WorkerTrace(new String[n], new String[n], new double[n], new double[n], new String[n], new String[n]);
+        WorkerTrace t = new WorkerTrace(new String[n], new String[n], new double[n], new double[n], new String[n],
+            new String[n]);
         for (int i = 0; i < n; i++) {
             TimelineInterval iv = intervals.get(i);
             t.names[i] = iv.name();
@@ -36,7 +39,8 @@ public record WorkerTrace(String[] names, String[] categories, double[] startUs,
             t.labels[i] = iv.label();
             StringBuilder sb = new StringBuilder();
             iv.args().entrySet().stream().sorted(Map.Entry.comparingByKey())
-                .forEach(e -> sb.append(sb.length() == 0 ? "" : ";").append(e.getKey()).append('=').append(e.getValue()));
+                .forEach(e -> sb.append(sb.length() == 0 ? "" : ";").append(e.getKey()).append('=')
+                    .append(e.getValue()));
             t.args[i] = sb.toString();
         }
         return t;

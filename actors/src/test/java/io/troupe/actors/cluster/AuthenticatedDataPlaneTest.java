@@ -63,7 +63,8 @@ class AuthenticatedDataPlaneTest {
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
         assertEquals(5, h.steps().size());
-        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (JobEvent.StepCompleted s : h.steps()) {
                 double ref = t.trainStep().loss();
@@ -118,7 +119,8 @@ class AuthenticatedDataPlaneTest {
     }
 
     private TransportNode transport(FrameAuthKey key) {
-        TransportNode t = TransportNode.launch(TransportSettings.defaults().withAuthKey(key), Throwable::printStackTrace);
+        TransportNode t = TransportNode.launch(TransportSettings.defaults().withAuthKey(key),
+            Throwable::printStackTrace);
         open.add(t);
         return t;
     }

@@ -73,8 +73,8 @@ class BuiltSnapshotMemoryTest {
         throws InterruptedException {
         coordinator = ScriptedCoordinator.start("snapshots = " + mode);
         java.util.concurrent.atomic.AtomicLong free = new java.util.concurrent.atomic.AtomicLong();
-        worker[0] = coordinator.spawnWorker(WorkerActor.create(transport, 0, 1, java.util.function.UnaryOperator.identity(),
-            free::get));
+        worker[0] = coordinator.spawnWorker(WorkerActor.create(transport, 0, 1,
+            java.util.function.UnaryOperator.identity(), free::get));
         Inbox<CoordinatorActor.Command> described = new Inbox<>();
         worker[0].tell(new WorkerActor.Describe(coordinator.probe(described)));
         WorkerDescription real = described.await(CoordinatorActor.WorkerInfo.class, m -> true, "the description")
@@ -97,14 +97,15 @@ class BuiltSnapshotMemoryTest {
         JobEvent.Started started = submitter.events().await(JobEvent.Started.class, m -> true, "Started");
         String why = started.snapshots();
         assertFalse(started.snapshotsOn(), why);
-        assertTrue(why.startsWith("off: ") && why.contains("node " + node.nodeAddress()) && why.contains(need + " bytes")
-            && why.contains((need - 1) + " bytes") && why.contains(FLAG), why);
+        assertTrue(why.startsWith("off: ") && why.contains("node " + node.nodeAddress())
+            && why.contains(need + " bytes") && why.contains((need - 1) + " bytes") && why.contains(FLAG), why);
         JobEvent.StepCompleted step = submitter.events().await(JobEvent.StepCompleted.class, m -> m.step() >= 1,
             "step 1 committed: the epoch runs");
 
         // every commit so far would have snapshotted the rank, had the worker kept its snapshots on
         Inbox<CoordinatorActor.Command> answers = new Inbox<>();
-        worker[0].tell(new WorkerActor.Abort(JobIdentity.NONE, "the test asks what it holds", coordinator.probe(answers)));
+        worker[0].tell(new WorkerActor.Abort(JobIdentity.NONE, "the test asks what it holds",
+            coordinator.probe(answers)));
         CoordinatorActor.Quiesced held = answers.await(CoordinatorActor.Quiesced.class, m -> true, "the inventory");
         assertTrue(held.holds().isJob(), held.holds().toString());
         assertEquals(0, held.snapshots().length, "after step " + step.step() + " the worker holds no snapshot: "
@@ -146,7 +147,8 @@ class BuiltSnapshotMemoryTest {
         assertEquals("on", started.snapshots());
         submitter.events().await(JobEvent.StepCompleted.class, m -> m.step() >= 1, "step 1 committed");
         Inbox<CoordinatorActor.Command> answers = new Inbox<>();
-        worker[0].tell(new WorkerActor.Abort(JobIdentity.NONE, "the test asks what it holds", coordinator.probe(answers)));
+        worker[0].tell(new WorkerActor.Abort(JobIdentity.NONE, "the test asks what it holds",
+            coordinator.probe(answers)));
         CoordinatorActor.Quiesced held = answers.await(CoordinatorActor.Quiesced.class, m -> true, "the inventory");
         assertTrue(held.snapshots().length > 0, "the worker holds its snapshots");
     }

@@ -50,8 +50,8 @@ class ClientSeedsTest {
     }
 
     private TroupeNode client(Config base, List<String> seeds) {
-        TroupeNode c = TroupeNode.start(NodeSettings.from(base).withPort(0).withRoles(List.of(), 0).withSeeds(seeds), base,
-            null);
+        TroupeNode c = TroupeNode.start(NodeSettings.from(base).withPort(0).withRoles(List.of(), 0).withSeeds(seeds),
+            base, null);
         open.add(c);
         return c;
     }
@@ -75,7 +75,8 @@ class ClientSeedsTest {
         double s = (System.nanoTime() - t0) / 1e9;
         System.out.printf("dead first seed: the second seed's node answered after %.1f s%n", s);
         JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end, String.valueOf(end));
-        assertTrue(f.reason().contains(OFF_LIST), "the job reached the live node, whose gateway refused it: " + f.reason());
+        assertTrue(f.reason().contains(OFF_LIST), "the job reached the live node, whose gateway refused it: "
+            + f.reason());
         assertEquals(before + 1, node.refusedInputs().count(RefusedInputs.Reason.STAGE_MODULE_NOT_ALLOWED),
             "sent to one node, once");
         assertTrue(s < HANG_S, "bounded by one seed's wait (" + TroupeNode.SEED_ANSWER_WAIT.toSeconds()
@@ -121,7 +122,8 @@ class ClientSeedsTest {
         c.submit(refusedJob(), e -> end.complete(e), Duration.ofSeconds(1), Duration.ofSeconds(5));
         JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end.get(30, java.util.concurrent.TimeUnit.SECONDS));
         double s = (System.nanoTime() - t0) / 1e9;
-        assertTrue(f.reason().contains(a) && f.reason().contains(b) && f.reason().contains("not submitted"), f.reason());
+        assertTrue(f.reason().contains(a) && f.reason().contains(b) && f.reason().contains("not submitted"),
+            f.reason());
         assertTrue(f.reason().contains("within 5 s (1000 ms per try)"), "the deadline and wait given: " + f.reason());
         assertTrue(s >= 4.5 && s < HANG_S, "tried until the 5 s deadline, then failed: " + s + " s");
     }

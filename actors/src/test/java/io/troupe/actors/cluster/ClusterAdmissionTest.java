@@ -35,8 +35,10 @@ class ClusterAdmissionTest {
     @Test
     void shouldNameBothVersionsWhenRefusing() {
         Config cluster = ConfigFactory.parseString("troupe.cluster.protocol-version = 1");
-        assertNull(ProtocolVersionCheck.problem(ConfigFactory.parseString("troupe.cluster.protocol-version = 1"), cluster));
-        String p = ProtocolVersionCheck.problem(ConfigFactory.parseString("troupe.cluster.protocol-version = 7"), cluster);
+        assertNull(ProtocolVersionCheck.problem(ConfigFactory.parseString("troupe.cluster.protocol-version = 1"),
+            cluster));
+        String p = ProtocolVersionCheck.problem(ConfigFactory.parseString("troupe.cluster.protocol-version = 7"),
+            cluster);
         assertTrue(p.contains("version 7") && p.contains("version 1"), p);
         String none = ProtocolVersionCheck.problem(ConfigFactory.empty(), cluster);
         assertTrue(none.contains("names no troupe protocol version") && none.contains("version 1"), none);
@@ -71,7 +73,8 @@ class ClusterAdmissionTest {
     @Test
     void shouldRefuseANodeOfAnotherProtocolVersionOrNone() throws Exception {
         NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        TroupeNode first = TroupeNode.start(base.withRoles(List.of("coordinator"), 0).withSeeds(List.of()), ConfigFactory.load(), null);
+        TroupeNode first = TroupeNode.start(base.withRoles(List.of("coordinator"), 0).withSeeds(List.of()),
+            ConfigFactory.load(), null);
         open.add(first);
 
         String checker = "pekko.cluster.configuration-compatibility-check.checkers.troupe-protocol = \""
@@ -96,7 +99,8 @@ class ClusterAdmissionTest {
             stranger.getWhenTerminated().toCompletableFuture().get(60, TimeUnit.SECONDS);
         }
         assertEquals(2, first.refusedInputs().count(RefusedInputs.Reason.PROTOCOL_VERSION));
-        var members = Cluster.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(first.system())).state().getMembers();
+        var members = Cluster.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(first.system())).state()
+            .getMembers();
         int count = 0;
         for (var m : members) {
             count++;

@@ -82,7 +82,8 @@ class ClusterFaultsTest {
             addresses.add(hp);
             seed = seed == null ? hp : seed;
         }
-        NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0).withSeeds(List.of(seed));
+        NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0)
+            .withSeeds(List.of(seed));
         TroupeNode client = TroupeNode.start(s, ConfigFactory.load(), null);
         open.add(client);
         return client;
@@ -98,8 +99,8 @@ class ClusterFaultsTest {
 
     /** The job, its stages built by {@code moduleFactory} ({@code ""}: the built-in GPT). */
     private JobRequest job(Path dir, String moduleFactory) {
-        return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10, dir.toString(),
-            STEP_TIMEOUT_MS, 0, 1, 1L << 20, "cpu", moduleFactory, 0, "none", "none");
+        return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 10,
+            dir.toString(), STEP_TIMEOUT_MS, 0, 1, 1L << 20, "cpu", moduleFactory, 0, "none", "none");
     }
 
     /** The node process hosting rank {@code rank} of a Started assignment. */
@@ -183,8 +184,8 @@ class ClusterFaultsTest {
             }
         });
         assertTrue(reached.await(120, TimeUnit.SECONDS), AT + " steps before the fault: " + events);
-        JobEvent.Started first = (JobEvent.Started) events.stream().filter(e -> e instanceof JobEvent.Started).findFirst()
-            .orElseThrow();
+        JobEvent.Started first = (JobEvent.Started) events.stream().filter(e -> e instanceof JobEvent.Started)
+            .findFirst().orElseThrow();
         for (int rank = 0; rank < first.worldSize(); rank++) {
             hostOf(first, rank).awaitLine(HeldGptStages.HELD_LINE + (AT + 1), 60_000);
         }
@@ -223,16 +224,20 @@ class ClusterFaultsTest {
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()),
             Path.of(((JobEvent.Finished) end).checkpoint()));
         long lost = Math.max(0, committedBeforeFault - rd.restoredStep());
-        System.out.printf("%s: detected in %.1f s (%s); recovered in %.1f s (step %d committed on %s after restoring %d, "
+        System.out.printf("%s: detected in %.1f s (%s); recovered in %.1f s (step %d committed on %s after "
+            + "restoring %d, "
             + "%d committed before the fault); lost_committed_steps=%d; %s%n", name, detectS, rc.reason(),
-            rd.detectToCommitMs() / 1e3, rd.step(), rd.layout(), rd.restoredStep(), committedBeforeFault, lost, d.summary());
+            rd.detectToCommitMs() / 1e3, rd.step(), rd.layout(), rd.restoredStep(), committedBeforeFault, lost,
+            d.summary());
         if (fromMemory) {
-            assertEquals(0, lost, lost == 0 ? "" : name + ": step " + committedBeforeFault + " was committed before the fault, the recovery "
-                + "restored step " + rd.restoredStep() + " (the in-memory snapshots should hold every committed step); the "
+            assertEquals(0, lost, lost == 0 ? "" : name + ": step " + committedBeforeFault
+                + " was committed before the fault, the recovery "
+                + "restored step " + rd.restoredStep()
+                + " (the in-memory snapshots should hold every committed step); the "
                 + "nodes said:\n" + jobLines());
         }
-        assertEquals(AT, HeldGptStages.stepsBeforeTheFault(events), name + ": the fault landed after step " + AT + "; the nodes said:\n"
-            + jobLines());
+        assertEquals(AT, HeldGptStages.stepsBeforeTheFault(events), name + ": the fault landed after step " + AT
+            + "; the nodes said:\n" + jobLines());
         assertEquals(STEPS, ((JobEvent.Finished) end).steps());
         assertTrue(d.bitwise(), name + ": the layout was restored, so the weights are bitwise: " + d.summary());
         assertNotEquals(RecoveryCause.DEADLINE, RecoveryCause.of(rc.reason()), name + ": the fault was noticed only by "
@@ -249,7 +254,9 @@ class ClusterFaultsTest {
         }
     }
 
-    /** The line a surviving node logged when its port probe ({@link DeadMemberProbe}) downed {@code victim}, or null. */
+    /**
+     * The line a surviving node logged when its port probe ({@link DeadMemberProbe}) downed {@code victim}, or null.
+     */
     private String probeDowned(ChildJvm victim) {
         String member = "@" + addresses.get(nodes.indexOf(victim)) + " is unreachable and its control port refuses "
             + "connections";
@@ -270,8 +277,8 @@ class ClusterFaultsTest {
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < nodes.size(); i++) {
             for (String line : nodes.get(i).output().split("\n")) {
-                if (line.contains("epoch") || line.contains("restor") || line.contains("snapshot") || line.contains("WARN")
-                    || line.contains("ERROR")) {
+                if (line.contains("epoch") || line.contains("restor") || line.contains("snapshot")
+                    || line.contains("WARN") || line.contains("ERROR")) {
                     sb.append("node ").append(i).append(": ").append(line).append('\n');
                 }
             }

@@ -49,14 +49,15 @@ class ClusterLayoutInvarianceTest {
 
     private static TrainingJob.Builder job(String layout, String schedule, int v) {
         return TrainingJob.builder().model("small").layout(layout).virtualStages(v).schedule(schedule).microbatches(4)
-            .batchSize(16).steps(STEPS).lr(1e-3f, 1e-4f, 1).gradClip(1f).seed(21).bucketBytes(256 * 1024).stepTimeoutMs(60_000)
-            .validation(0, 1).device("cpu");
+            .batchSize(16).steps(STEPS).lr(1e-3f, 1e-4f, 1).gradClip(1f).seed(21).bucketBytes(256 * 1024)
+            .stepTimeoutMs(60_000).validation(0, 1).device("cpu");
     }
 
     @Test
     @Timeout(900)
     void shouldGiveSingleDeviceLossesAndWeightsUnderEveryLayoutAndSchedule() throws Exception {
-        TrainConfig tc = new TrainConfig(GptConfig.small(), 16, 1, STEPS, 1e-3f, 1e-4f, 1, 1.0f, 21, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.small(), 16, 1, STEPS, 1e-3f, 1e-4f, 1, 1.0f, 21, 0, 1, 0,
+            AdamWConfig.defaults());
         double[] refLoss = new double[STEPS];
         float[] refParams;
         List<ParamSpec> specs;
@@ -81,15 +82,16 @@ class ClusterLayoutInvarianceTest {
                     Path ckpt = tmp.resolve(layout + "-" + schedule);
                     JobHandle h = troupe.submit(job(layout, schedule, v).checkpoints(0, ckpt.toString()).build());
                     JobEvent end = h.await(Duration.ofMinutes(3));
-                    JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, layout + " " + schedule + ": " + end);
+                    JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, layout + " " + schedule
+                        + ": " + end);
                     double lossDiff = 0;
                     for (int i = 0; i < STEPS; i++) {
                         double rel = Math.abs(h.steps().get(i).loss() - refLoss[i]) / refLoss[i];
                         lossDiff = Math.max(lossDiff, rel);
                     }
                     double weightDiff = weightDiff(Path.of(fin.checkpoint()), specs, refParams);
-                    report.add(String.format("%s %-11s loss max rel diff %.2e, weights max abs diff %.2e", layout, schedule,
-                        lossDiff, weightDiff));
+                    report.add(String.format("%s %-11s loss max rel diff %.2e, weights max abs diff %.2e", layout,
+                        schedule, lossDiff, weightDiff));
                     System.out.println(report.get(report.size() - 1));
                     assertTrue(lossDiff <= 1e-5, layout + " " + schedule + " loss rel diff " + lossDiff);
                     assertTrue(weightDiff <= 1e-4, layout + " " + schedule + " weight diff " + weightDiff);
@@ -101,10 +103,11 @@ class ClusterLayoutInvarianceTest {
             JobHandle b = troupe.submit(job("2x2", "1f1b", 1).build());
             b.await(Duration.ofMinutes(3));
             for (int i = 0; i < STEPS; i++) {
-                assertEquals(Double.doubleToLongBits(a.steps().get(i).loss()), Double.doubleToLongBits(b.steps().get(i).loss()),
-                    "2x2 1f1b repeated, step " + (i + 1));
+                assertEquals(Double.doubleToLongBits(a.steps().get(i).loss()),
+                    Double.doubleToLongBits(b.steps().get(i).loss()), "2x2 1f1b repeated, step " + (i + 1));
                 assertEquals(Double.doubleToLongBits(a.steps().get(i).gradNorm()),
-                    Double.doubleToLongBits(b.steps().get(i).gradNorm()), "2x2 1f1b repeated, grad norm of step " + (i + 1));
+                    Double.doubleToLongBits(b.steps().get(i).gradNorm()), "2x2 1f1b repeated, grad norm of step "
+                    + (i + 1));
             }
         }
         assertEquals(24, report.size(), String.join("\n", report));

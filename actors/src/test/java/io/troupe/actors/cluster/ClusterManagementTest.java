@@ -91,8 +91,9 @@ class ClusterManagementTest {
         assertFalse(defaults.pekkoOverlay().hasPath("pekko.management.cluster.bootstrap.contact-point-discovery"
             + ".discovery-method"));
 
-        IllegalArgumentException noEndpoint = assertThrows(IllegalArgumentException.class, () -> ManagementSettings.from(
-            ConfigFactory.parseString("troupe.cluster.bootstrap.method = kubernetes").withFallback(ConfigFactory.load())));
+        IllegalArgumentException noEndpoint = assertThrows(IllegalArgumentException.class,
+            () -> ManagementSettings.from(ConfigFactory.parseString("troupe.cluster.bootstrap.method = kubernetes")
+                .withFallback(ConfigFactory.load())));
         assertTrue(noEndpoint.getMessage().contains("troupe.management.enabled=false"), noEndpoint.getMessage());
         IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class, () -> ManagementSettings.from(
             ConfigFactory.parseString("troupe.cluster.bootstrap.method = consul").withFallback(ConfigFactory.load())));

@@ -42,8 +42,8 @@ class ClusterProcessesTest {
     }
 
     private ChildJvm node(String... args) throws Exception {
-        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--metrics-port", "0", "--workers", "1", "--threads",
-            "1"));
+        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--metrics-port", "0", "--workers", "1",
+            "--threads", "1"));
         a.addAll(List.of(args));
         ChildJvm c = ChildJvm.start(TroupeCli.class, a.toArray(String[]::new));
         open.add(c);
@@ -56,7 +56,8 @@ class ClusterProcessesTest {
     }
 
     private TroupeNode client(String seed) {
-        NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0).withSeeds(List.of(seed));
+        NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0)
+            .withSeeds(List.of(seed));
         TroupeNode c = TroupeNode.start(s, ConfigFactory.load(), null);
         open.add(c);
         return c;
@@ -77,8 +78,9 @@ class ClusterProcessesTest {
     }
 
     private static TrainingJob job(String layout, int steps) {
-        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4).steps(steps)
-            .lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(9).stepTimeoutMs(60_000).validation(0, 1).device("cpu").build();
+        return TrainingJob.builder().model("tiny").layout(layout).schedule("1f1b").microbatches(2).batchSize(4)
+            .steps(steps).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(9).stepTimeoutMs(60_000).validation(0, 1)
+            .device("cpu").build();
     }
 
     @Test
@@ -88,7 +90,8 @@ class ClusterProcessesTest {
         JobHandle h = Troupe.using(client(seed)).submit(job("2x2", 6));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
-        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0,
+            AdamWConfig.defaults());
         assertEquals(6, h.steps().size());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (JobEvent.StepCompleted s : h.steps()) {
@@ -106,12 +109,14 @@ class ClusterProcessesTest {
         JobHandle h = Troupe.using(client(seed)).submit(job("1x2x2", 4));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
-        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0,
+            AdamWConfig.defaults());
         assertEquals(4, h.steps().size());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (JobEvent.StepCompleted s : h.steps()) {
                 double ref = t.trainStep().loss();
-                System.out.printf("1x2x2 in 4 processes, step %d: loss %.7f, single-device %.7f%n", s.step(), s.loss(), ref);
+                System.out.printf("1x2x2 in 4 processes, step %d: loss %.7f, single-device %.7f%n", s.step(), s.loss(),
+                    ref);
                 assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
             }
         }
@@ -123,8 +128,8 @@ class ClusterProcessesTest {
      */
     @Test
     void shouldFailNamingTheLostMemberWhenTooFewWorkersAreLeftForOneReplica() throws Exception {
-        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--metrics-port", "0", "--workers", "1", "--threads",
-            "1", "--role", "worker,coordinator"));
+        List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--metrics-port", "0", "--workers", "1",
+            "--threads", "1", "--role", "worker,coordinator"));
         ChildJvm first = ChildJvm.start(TroupeCli.class, List.of("-Dtroupe.recovery.regather-timeout=3s"), a);
         open.add(first);
         String seed = hostPort(first);
@@ -144,8 +149,8 @@ class ClusterProcessesTest {
         JobEvent end = h.await(Duration.ofSeconds(60));
         double detectS = (System.nanoTime() - killedAt) / 1e9;
         JobEvent.Failed f = assertInstanceOf(JobEvent.Failed.class, end);
-        System.out.printf("worker SIGKILLed: job failed after %.1f s: %s; last committed step %d%n", detectS, f.reason(),
-            f.lastCommittedStep());
+        System.out.printf("worker SIGKILLed: job failed after %.1f s: %s; last committed step %d%n", detectS,
+            f.reason(), f.lastCommittedStep());
         assertTrue(f.reason().contains("pp=2") && f.reason().contains("only 1"), f.reason());
         // the first fault may be the member downed or a surviving rank's report that its peer is gone; either way
         // the failure names the lost member
@@ -184,9 +189,11 @@ class ClusterProcessesTest {
                 "node " + i + " reported the port it bound: " + log);
         }
         for (String line : log.split("\n")) {
-            if ((line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver")) && line.contains("(pid ")) {
+            if ((line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver"))
+                && line.contains("(pid ")) {
                 long pid = Long.parseLong(line.substring(line.indexOf("(pid ") + 5, line.indexOf(')')));
-                assertTrue(ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true), "node " + pid + " stopped: " + log);
+                assertTrue(ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true), "node " + pid + " stopped: "
+                    + log);
             }
         }
     }

@@ -55,8 +55,8 @@ class ClusterRecoveryTest {
     }
 
     private static JobRequest job(String model, String layout, int steps, Path dir, int batch, int microbatches) {
-        return new JobRequest(model, layout, 1, "1f1b", microbatches, batch, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "", 10, dir.toString(),
-            30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
+        return new JobRequest(model, layout, 1, "1f1b", microbatches, batch, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, "", "",
+            10, dir.toString(), 30_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
     }
 
     /** {@code j} with GPT's stages built by {@link HeldGptStages}, which a test can hold at a step. */
@@ -191,7 +191,8 @@ class ClusterRecoveryTest {
             "chattr +i is not supported here: cannot make the checkpoint commit fail");
         try {
             JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-                Troupe.using(nodes.get(0)).submit(job("2x1", steps, tmp.resolve("clean"))).await(Duration.ofSeconds(120)));
+                Troupe.using(nodes.get(0)).submit(job("2x1", steps, tmp.resolve("clean")))
+                    .await(Duration.ofSeconds(120)));
             List<JobEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
             JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x1", steps, dir)).onEvent(e -> {
                 events.add(e);
@@ -201,8 +202,9 @@ class ClusterRecoveryTest {
             });
             JobEvent end = h.await(Duration.ofSeconds(180));
             JobEvent.Finished fin = assertInstanceOf(JobEvent.Finished.class, end, () -> "job ended with " + end);
-            JobEvent.Recovering rec = (JobEvent.Recovering) events.stream().filter(e -> e instanceof JobEvent.Recovering)
-                .findFirst().orElseThrow(() -> new AssertionError("no recovery: " + events));
+            JobEvent.Recovering rec = (JobEvent.Recovering) events.stream()
+                .filter(e -> e instanceof JobEvent.Recovering).findFirst()
+                .orElseThrow(() -> new AssertionError("no recovery: " + events));
             assertTrue(rec.reason().contains("could not be started"), rec.reason());
             assertEquals(io.troupe.models.checkpoint.Checkpoints.dirFor(dir, steps).toString(), fin.checkpoint(),
                 () -> "the last step's checkpoint was written after the restore: "
@@ -225,10 +227,12 @@ class ClusterRecoveryTest {
         // the steps after the restored commit run on the shrunk layout: the rounding difference of their other
         // summation order grows with every step, fastest early in training (docs/fault-tolerance.md)
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
-            Troupe.using(nodes.get(0)).submit(job("2x1", 80, tmp.resolve("clean"), 32, 8)).await(Duration.ofSeconds(180)));
+            Troupe.using(nodes.get(0)).submit(job("2x1", 80, tmp.resolve("clean"), 32, 8))
+                .await(Duration.ofSeconds(180)));
         JobEvent.Finished faulty = runWithLoss(nodes, job("2x1", 80, tmp.resolve("faulty"), 32, 8), 72);
         CheckpointDiff.Result d = CheckpointDiff.of(Path.of(clean.checkpoint()), Path.of(faulty.checkpoint()));
-        System.out.println("dp shrank 2 -> 1: " + d.summary() + String.format(" (moments max_rel=%.3e)", d.maxRelMoments()));
+        System.out.println("dp shrank 2 -> 1: " + d.summary()
+            + String.format(" (moments max_rel=%.3e)", d.maxRelMoments()));
         // measured 9.5e-7 on this job: not bitwise (another summation order), far below what a
         // wrong batch (a lost or repeated micro-batch) gives, which moves the weights by ~1e-2
         assertTrue(d.maxRel() <= 1e-4, d.summary());

@@ -60,7 +60,8 @@ class ClusterTensorParallelTest {
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (JobEvent.StepCompleted s : h.steps()) {
                 double ref = t.trainStep().loss();
-                System.out.printf("%s step %d: cluster loss %.7f, single-device %.7f%n", layout, s.step(), s.loss(), ref);
+                System.out.printf("%s step %d: cluster loss %.7f, single-device %.7f%n", layout, s.step(), s.loss(),
+                    ref);
                 assertEquals(ref, s.loss(), 1e-5 * ref, layout + " step " + s.step());
             }
         }
@@ -78,9 +79,11 @@ class ClusterTensorParallelTest {
         TrainingJob split = TrainingJob.builder().model("tiny").layout("1x1x2").schedule("1f1b").microbatches(2)
             .batchSize(4).steps(6).lr(3e-3f, 3e-4f, 2).gradClip(1f).seed(5).stepTimeoutMs(30_000).validation(0, 1)
             .device("cpu").checkpoints(2, dir).build();
-        assertInstanceOf(JobEvent.Finished.class, Troupe.using(nodes.get(0)).submit(split).await(Duration.ofSeconds(120)));
+        assertInstanceOf(JobEvent.Finished.class,
+            Troupe.using(nodes.get(0)).submit(split).await(Duration.ofSeconds(120)));
         java.nio.file.Path step4 = tmp.resolve("ckpt").resolve("step-00000004");
-        org.junit.jupiter.api.Assertions.assertTrue(java.nio.file.Files.isRegularFile(step4.resolve("shard-g00-t00.bin"))
+        org.junit.jupiter.api.Assertions.assertTrue(
+            java.nio.file.Files.isRegularFile(step4.resolve("shard-g00-t00.bin"))
             && java.nio.file.Files.isRegularFile(step4.resolve("shard-g00-t01.bin")), "one shard per tp member");
         // As if the job had died after committing step 4: the same recipe resumes there as 1x2 (no tp).
         try (var files = java.nio.file.Files.walk(tmp.resolve("ckpt").resolve("step-00000006"))) {
@@ -151,8 +154,8 @@ class ClusterTensorParallelTest {
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 2, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
             AdamWConfig.defaults());
         io.troupe.models.parallel.Layout layout = io.troupe.models.parallel.Layout.parse("1x1x2", 1);
-        io.troupe.actors.engine.PipelineJobSpec spec = new io.troupe.actors.engine.PipelineJobSpec(tc, layout, "1f1b", 2,
-            io.troupe.models.parallel.StagePartition.balanced(GptConfig.tiny(), 1), 1, 30_000);
+        io.troupe.actors.engine.PipelineJobSpec spec = new io.troupe.actors.engine.PipelineJobSpec(tc, layout,
+            "1f1b", 2, io.troupe.models.parallel.StagePartition.balanced(GptConfig.tiny(), 1), 1, 30_000);
         try (io.troupe.actors.engine.LocalPipelineEngine local = new io.troupe.actors.engine.LocalPipelineEngine(spec,
             Corpora.builtIn())) {
             for (int t = 0; t < 2; t++) {

@@ -61,7 +61,8 @@ class ClusterTrainingTest {
         List<JobEvent.StepCompleted> steps = h.steps();
         assertEquals(5, steps.size());
 
-        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (int i = 0; i < 5; i++) {
                 double ref = t.trainStep().loss();
@@ -103,7 +104,8 @@ class ClusterTrainingTest {
         long naks = ta.driverCounter("naks sent") + tb.driverCounter("naks sent");
         System.out.printf("pipeline over lossy UDP: %d NAKs sent%n", naks);
         assertTrue(naks > 0, "no loss was injected and repaired");
-        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 5, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (JobEvent.StepCompleted s : h.steps()) {
                 double ref = t.trainStep().loss();
@@ -118,11 +120,13 @@ class ClusterTrainingTest {
         JobHandle h = Troupe.using(nodes.get(0)).submit(job("2x2", "zb-h1", 4));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, "job ended with " + end);
-        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (JobEvent.StepCompleted s : h.steps()) {
                 double ref = t.trainStep().loss();
-                System.out.printf("dp2 x pp2 step %d: cluster loss %.7f, single-device %.7f%n", s.step(), s.loss(), ref);
+                System.out.printf("dp2 x pp2 step %d: cluster loss %.7f, single-device %.7f%n", s.step(), s.loss(),
+                    ref);
                 assertEquals(ref, s.loss(), 1e-5 * ref, "step " + s.step());
             }
         }
@@ -142,7 +146,8 @@ class ClusterTrainingTest {
             assertTrue(java.nio.file.Files.isRegularFile(c.resolve("shard-g00.bin"))
                 && java.nio.file.Files.isRegularFile(c.resolve("shard-g01.bin")), step + " has both stages' shards");
         }
-        // As if the job had died after committing step 4: the same job resumes there and repeats steps 5 and 6 bit for bit.
+        // As if the job had died after committing step 4: the same job resumes there and repeats steps 5
+        // and 6 bit for bit.
         try (var files = java.nio.file.Files.walk(tmp.resolve("ckpt").resolve("step-00000006"))) {
             for (java.nio.file.Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
                 java.nio.file.Files.delete(p);
@@ -153,9 +158,11 @@ class ClusterTrainingTest {
         assertEquals(2, resumed.steps().size(), "resumed at step 4: " + resumed.steps());
         assertEquals(5, resumed.steps().get(0).step());
         for (int i = 0; i < 2; i++) {
-            assertEquals(straight.steps().get(4 + i).loss(), resumed.steps().get(i).loss(), 0.0, "step " + (5 + i) + " bit for bit");
+            assertEquals(straight.steps().get(4 + i).loss(), resumed.steps().get(i).loss(), 0.0, "step " + (5 + i)
+                + " bit for bit");
         }
-        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("ckpt").resolve("step-00000006").resolve("manifest.json")));
+        assertTrue(java.nio.file.Files.isRegularFile(
+            tmp.resolve("ckpt").resolve("step-00000006").resolve("manifest.json")));
     }
 
     @Test
@@ -167,7 +174,8 @@ class ClusterTrainingTest {
         // A job that is valid but larger than the cluster is refused by the coordinator.
         List<TroupeNode> nodes = cluster(1);
         TrainingJob tooBig = builder("2x1", "1f1b", 2).stepTimeoutMs(2_000).build();
-        JobEvent.Failed few = assertInstanceOf(JobEvent.Failed.class, Troupe.using(nodes.get(0)).submit(tooBig).await(Duration.ofSeconds(30)));
+        JobEvent.Failed few = assertInstanceOf(JobEvent.Failed.class,
+            Troupe.using(nodes.get(0)).submit(tooBig).await(Duration.ofSeconds(30)));
         assertTrue(few.reason().contains("needs 2 workers, only 1"), few.reason());
     }
 }

@@ -61,7 +61,8 @@ class ClusterZeroTest {
     @Timeout(600)
     void shouldGiveZeroStageZeroLossesAndResumeAcrossStages() throws Exception {
         try (Troupe troupe = Troupe.local(4, 1)) {
-            long gradBytes = 4 * io.troupe.models.gpt.ParameterLayout.full(io.troupe.models.gpt.GptConfig.tiny()).numel();
+            long gradBytes =
+                4 * io.troupe.models.gpt.ParameterLayout.full(io.troupe.models.gpt.GptConfig.tiny()).numel();
             for (String layout : new String[] {"2x1", "4x1"}) {
                 double[] base = losses(troupe.submit(job(layout, 0).build()), layout + " zero 0");
                 double[][] z = new double[3][];
@@ -72,7 +73,8 @@ class ClusterZeroTest {
                     memMib[zero] = h.steps().stream().mapToDouble(JobEvent.StepCompleted::memPeakMib).max().orElse(0);
                     double rel = maxRelative(z[zero], base, 0);
                     System.out.printf("cluster %s zero %d: max relative loss difference %.3e (bitwise %s), "
-                        + "%.4f MiB per rank%n", layout, zero, rel, java.util.Arrays.equals(z[zero], base), memMib[zero]);
+                        + "%.4f MiB per rank%n", layout, zero, rel, java.util.Arrays.equals(z[zero], base),
+                        memMib[zero]);
                     assertTrue(rel <= 1e-5, layout + " zero " + zero + ": " + rel);
                 }
                 // Zero 2 reduce-scatters from a window after each weight gradient; at dp 2 every sum is a + b.
@@ -80,13 +82,15 @@ class ClusterZeroTest {
                     assertTrue(java.util.Arrays.equals(z[2], z[1]), layout + ": zero 2 is not bitwise zero 1");
                 }
                 double saved = (memMib[1] - memMib[2]) * 1024 * 1024 / gradBytes;
-                System.out.printf("cluster %s zero 2 holds %.3f of the gradient bytes less than zero 1%n", layout, saved);
+                System.out.printf("cluster %s zero 2 holds %.3f of the gradient bytes less than zero 1%n", layout,
+                    saved);
                 assertTrue(saved >= (layout.equals("2x1") ? 0.25 : 0.5), layout + ": zero 2 saved " + saved
                     + " of the gradients");
             }
             // A zero-2 dp-2 job's checkpoint of step 5, resumed by a zero-0 dp-4 job and a zero-1 dp-2 job.
             Path a = tmp.resolve("a");
-            double[] straight = losses(troupe.submit(job("2x1", 2).checkpoints(5, a.toString()).build()), "zero 2 ckpt");
+            double[] straight = losses(troupe.submit(job("2x1", 2).checkpoints(5, a.toString()).build()),
+                "zero 2 ckpt");
             String[][] resumes = {{"4x1", "0"}, {"2x1", "1"}};
             int n = 0;
             for (String[] r : resumes) {
@@ -95,8 +99,8 @@ class ClusterZeroTest {
                 JobHandle h = troupe.submit(job(r[0], Integer.parseInt(r[1])).checkpoints(0, b.toString()).build());
                 double[] rest = losses(h, "resume " + String.join(" ", r));
                 double rel = maxRelative(rest, straight, STEPS - rest.length);
-                System.out.printf("zero 2 dp 2 -> %s zero %s: %d steps resumed, max relative loss difference %.3e%n", r[0],
-                    r[1], rest.length, rel);
+                System.out.printf("zero 2 dp 2 -> %s zero %s: %d steps resumed, max relative loss difference %.3e%n",
+                    r[0], r[1], rest.length, rel);
                 assertTrue(rest.length == STEPS - 5 && rel <= 1e-5, String.join(" ", r) + ": " + rel);
             }
         }
@@ -182,8 +186,9 @@ class ClusterZeroTest {
                 "zero 2, whole gradient buffers");
             System.out.printf("cluster 2x1 zero 2 with whole gradient buffers: max relative loss difference %.3e "
                 + "from zero 1 (bitwise %s)%n", maxRelative(whole, base, 0), java.util.Arrays.equals(whole, base));
-            assertTrue(java.util.Arrays.equals(whole, base), "zero 2 with whole gradient buffers is not bitwise zero 1: "
-                + java.util.Arrays.toString(whole) + " against " + java.util.Arrays.toString(base));
+            assertTrue(java.util.Arrays.equals(whole, base),
+                "zero 2 with whole gradient buffers is not bitwise zero 1: " + java.util.Arrays.toString(whole)
+                + " against " + java.util.Arrays.toString(base));
         }
     }
 

@@ -81,7 +81,8 @@ class CoordinatorAccountingTest {
         assertTrue(b.add(0, new String[] {"shard-g00.bin"}, new long[] {12}, new long[] {0xdef}));
         Manifest m = b.manifest(1, 8, "1x2", GptConfig.tiny(), "x");
         assertEquals(20, m.step());
-        assertEquals(List.of("shard-g00.bin", "shard-g01.bin"), m.files().stream().map(Manifest.FileEntry::name).toList());
+        assertEquals(List.of("shard-g00.bin", "shard-g01.bin"),
+            m.files().stream().map(Manifest.FileEntry::name).toList());
         assertThrows(IllegalArgumentException.class, () -> b.add(1, new String[] {"a"}, new long[0], new long[0]));
     }
 

@@ -65,7 +65,8 @@ class CudaClusterTrainingTest {
         // ZeRO 1 gives zero 0's losses (ClusterZeroTest): the cpu job is its reference too.
         for (int zero = 0; zero <= 1; zero++) {
             String what = "2x1 zero " + zero;
-            double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x1", "cuda").zero(zero).build()), what + " cuda");
+            double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x1", "cuda").zero(zero).build()),
+                what + " cuda");
             double rel = CudaJobs.maxRelative(gpu, cpu, 0);
             System.out.printf("cluster %s: cpu losses %s, cuda losses %s, max relative difference %.3e%n", what,
                 java.util.Arrays.toString(cpu), java.util.Arrays.toString(gpu), rel);
@@ -103,7 +104,8 @@ class CudaClusterTrainingTest {
         List<TroupeNode> nodes = cluster.nodes();
         int steps = 4;
         int at = 2;
-        double[] cpu = CudaJobs.losses(Troupe.using(nodes.get(0)).submit(request("cpu", "", steps, tmp.resolve("cpu"))), "1x2 cpu");
+        double[] cpu = CudaJobs.losses(Troupe.using(nodes.get(0)).submit(request("cpu", "", steps, tmp.resolve("cpu"))),
+            "1x2 cpu");
         List<JobEvent> events = new CopyOnWriteArrayList<>();
         CountDownLatch reached = new CountDownLatch(at);
         CountDownLatch recovering = new CountDownLatch(1);
@@ -136,7 +138,8 @@ class CudaClusterTrainingTest {
             + "restored from memory, max relative difference %.3e%n", java.util.Arrays.toString(cpu),
             java.util.Arrays.toString(gpu), at, rd.restoredStep(), rel);
         assertEquals(at, HeldGptStages.stepsBeforeTheFault(events), "the loss landed after step " + at);
-        assertEquals(at, rd.restoredStep(), () -> "restored from the snapshots of step " + at + ", not from disk: " + rd);
+        assertEquals(at, rd.restoredStep(), () -> "restored from the snapshots of step " + at + ", not from disk: "
+            + rd);
         assertTrue(rel <= TOLERANCE, "1x2 with a lost node: max relative loss difference " + rel);
     }
 
@@ -168,11 +171,13 @@ class CudaClusterTrainingTest {
         troupe = Troupe.local(4, 1);
         Path a = tmp.resolve("a");
         double[] cpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cpu").build()), "2x2 cpu");
-        double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cuda").checkpoints(2, a.toString()).build()), "2x2 cuda");
+        double[] gpu = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cuda").checkpoints(2, a.toString()).build()),
+            "2x2 cuda");
         double rel = CudaJobs.maxRelative(gpu, cpu, 0);
         Path b = tmp.resolve("b");
         TestFiles.copyTree(Checkpoints.dirFor(a, 2), Checkpoints.dirFor(b, 2));
-        double[] rest = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cuda").checkpoints(0, b.toString()).build()), "2x2 cuda resumed");
+        double[] rest = CudaJobs.losses(troupe.submit(CudaJobs.job("2x2", "cuda").checkpoints(0, b.toString()).build()),
+            "2x2 cuda resumed");
         double resumed = CudaJobs.maxRelative(rest, gpu, 2);
         System.out.printf("cluster 2x2: cpu losses %s, cuda losses %s (max relative difference %.3e), cuda resumed "
             + "from its checkpoint of step 2 %s (max relative difference %.3e)%n", java.util.Arrays.toString(cpu),

@@ -17,7 +17,8 @@ class DeadMemberProbeTest {
     void shouldCallAPortRefusedOnlyWhenNothingListensThere() throws Exception {
         try (ServerSocket listening = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             // the kernel completes the handshake for a process that never calls accept (a paused one)
-            assertFalse(DeadMemberProbe.refusesConnections("127.0.0.1", listening.getLocalPort(), Duration.ofMillis(500)));
+            assertFalse(DeadMemberProbe.refusesConnections("127.0.0.1", listening.getLocalPort(),
+                Duration.ofMillis(500)));
         }
         // a port held without a listener for the test: a closed one could be taken by another process meanwhile
         try (RefusingPort dead = RefusingPort.open()) {

@@ -48,8 +48,8 @@ final class EmbeddedCluster implements AutoCloseable {
     /** Starts one more worker node that joins through the first node; returns it. */
     TroupeNode addWorker() {
         NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
-        TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(nodes.get(0).hostPort())),
-            ConfigFactory.load(), transport);
+        TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1)
+            .withSeeds(List.of(nodes.get(0).hostPort())), ConfigFactory.load(), transport);
         nodes.add(n);
         return n;
     }

@@ -15,7 +15,8 @@ class EmbeddedNodesTest {
     @Timeout(120)
     void shouldLeaveTheJvmShutdownToTheOwner() {
         try (EmbeddedNodes nodes = EmbeddedNodes.start(2, 1)) {
-            assertFalse(nodes.first().system().classicSystem().settings().JvmShutdownHooks(), "pekko.jvm-shutdown-hooks");
+            assertFalse(nodes.first().system().classicSystem().settings().JvmShutdownHooks(),
+                "pekko.jvm-shutdown-hooks");
         }
     }
 }

@@ -122,15 +122,18 @@ class HostileInputTest {
         m.add(new Object[] {"an unknown class id", o.toBytes(), RefusedInputs.Reason.MALFORMED});
         Kryo k = TroupeKryoSerializer.newKryo(null);
         o = new Output(256, -1);
-        k.writeClassAndObject(o, new WorkerActor.WriteCheckpoint(new io.troupe.runtime.transport.JobIdentity(1, 1), 1, "/etc"));
-        m.add(new Object[] {"a checkpoint root outside the allowed roots", o.toBytes(), RefusedInputs.Reason.PATH_OUTSIDE_ROOTS});
+        k.writeClassAndObject(o, new WorkerActor.WriteCheckpoint(new io.troupe.runtime.transport.JobIdentity(1, 1), 1,
+            "/etc"));
+        m.add(new Object[] {"a checkpoint root outside the allowed roots", o.toBytes(),
+            RefusedInputs.Reason.PATH_OUTSIDE_ROOTS});
         o = new Output(256, -1);
         // enough ".." to climb from the working directory to / at any depth: a fixed four from a checkout deep
         // under the temporary directory (an allowed root) stays inside it, and is rightly allowed
         String escape = "runs/" + "../".repeat(Path.of("").toAbsolutePath().getNameCount() + 1) + "etc/passwd";
         k.writeClassAndObject(o, new JobRequest("tiny", "1x2", 1, "1f1b", 2, 4, 5, 3e-3f, 3e-4f, 2, 1f, 5, "",
             escape, 0, "", 1000, 0, 1, 1L << 20, "cpu", ""));
-        m.add(new Object[] {"a data path escaping the working directory", o.toBytes(), RefusedInputs.Reason.PATH_OUTSIDE_ROOTS});
+        m.add(new Object[] {"a data path escaping the working directory", o.toBytes(),
+            RefusedInputs.Reason.PATH_OUTSIDE_ROOTS});
         return m;
     }
     @Test
@@ -152,7 +155,8 @@ class HostileInputTest {
             "pekko.loglevel = WARNING",
             "pekko.actor.allow-java-serialization = off",
             "pekko.actor.serializers.raw = \"" + RawSerializer.class.getName() + "\"",
-            "pekko.actor.serialization-bindings { \"" + Raw.class.getName() + "\" = raw }")).withFallback(ConfigFactory.load()));
+            "pekko.actor.serialization-bindings { \"" + Raw.class.getName() + "\" = raw }"))
+            .withFallback(ConfigFactory.load()));
         open.add(() -> {
             stranger.terminate();
             stranger.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
@@ -189,7 +193,8 @@ class HostileInputTest {
 
         List<JobEvent.StepCompleted> done = h.steps();
         assertEquals(steps, done.size());
-        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0, AdamWConfig.defaults());
+        TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, steps, 3e-3f, 3e-4f, 2, 1.0f, 5, 0, 1, 0,
+            AdamWConfig.defaults());
         try (CpuDevice dev = new CpuDevice(1); Trainer t = new Trainer(tc, dev, Corpora.builtIn())) {
             for (int i = 0; i < steps; i++) {
                 double ref = t.trainStep().loss();
@@ -219,7 +224,8 @@ class HostileInputTest {
     }
 
     @Test
-    void shouldRefusePathsOutsideTheRootsThroughDotsAndLinks(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+    void shouldRefusePathsOutsideTheRootsThroughDotsAndLinks(@org.junit.jupiter.api.io.TempDir Path tmp)
+        throws Exception {
         Path root = java.nio.file.Files.createDirectory(tmp.resolve("root"));
         java.nio.file.Files.createSymbolicLink(root.resolve("escape"), Path.of("/etc"));
         AllowedRoots roots = new AllowedRoots(List.of(root.toString()));
@@ -227,7 +233,8 @@ class HostileInputTest {
         roots.check("checkpoint directory", root.resolve("a/b/../c").toString());
         roots.check("data path", "");
         for (String bad : List.of("/etc/passwd", root + "/../outside", root + "/escape/passwd")) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> roots.check("data path", bad));
+            IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> roots.check("data path", bad));
             assertTrue(e.getMessage().contains(bad) && e.getMessage().contains("allowed-roots"), e.getMessage());
         }
     }

@@ -88,8 +88,9 @@ class KubernetesManifestTest {
         assertEquals(labels, new LinkedHashSet<>(all(statefulSet, "labels: \\{app: ([\\w-]+)\\}")));
         assertEquals(List.of(node.port() + "/TCP", udpPort + "/UDP", management.port() + "/TCP"),
             all(service, "port: (\\d+, protocol: \\w+)").stream().map(p -> p.replace(", protocol: ", "/")).toList());
-        assertEquals(List.of(node.port() + "/TCP", udpPort + "/UDP", management.port() + "/TCP", metrics.port() + "/TCP"),
-            all(statefulSet, "containerPort: (\\d+, protocol: \\w+)").stream().map(p -> p.replace(", protocol: ", "/")).toList());
+        assertEquals(List.of(node.port() + "/TCP", udpPort + "/UDP", management.port() + "/TCP",
+            metrics.port() + "/TCP"), all(statefulSet, "containerPort: (\\d+, protocol: \\w+)").stream()
+            .map(p -> p.replace(", protocol: ", "/")).toList());
         assertTrue(statefulSet.contains("prometheus.io/port: \"" + metrics.port() + "\""), statefulSet);
 
         // Bootstrap finds the pods by label and the management port by name; it forms the cluster once it sees
@@ -122,7 +123,8 @@ class KubernetesManifestTest {
 
         Set<String> claims = new LinkedHashSet<>(all(yaml, "claimName: ([\\w.-]+)"));
         assertEquals(Set.of(name(kind(docs, "PersistentVolumeClaim"))), claims);
-        assertTrue(kind(docs, "PersistentVolumeClaim").contains("ReadWriteMany"), "the runs volume must be ReadWriteMany");
+        assertTrue(kind(docs, "PersistentVolumeClaim").contains("ReadWriteMany"),
+            "the runs volume must be ReadWriteMany");
         assertEquals(Set.of(name(kind(docs, "ConfigMap"))), Set.copyOf(all(yaml, "configMap: \\{name: ([\\w.-]+)\\}")));
         for (String mount : all(yaml, "mountPath: (/data/runs)")) {
             assertTrue(pod.getStringList("troupe.cluster.allowed-roots").contains(mount),
@@ -194,8 +196,8 @@ class KubernetesManifestTest {
         assertEquals(name(kind(documents(training), "PersistentVolumeClaim")), claim);
         String mount = all(deployment, "mountPath: (\\S+?),").get(0);
         assertTrue(checkpoint.startsWith(mount + "/"), checkpoint + " on the runs volume " + mount);
-        assertTrue(training.contains("\"--out\", \"" + checkpoint + "\""), "the checkpoint is the training Job's --out: "
-            + checkpoint);
+        assertTrue(training.contains("\"--out\", \"" + checkpoint + "\""),
+            "the checkpoint is the training Job's --out: " + checkpoint);
         String version = all(Files.readString(ROOT.resolve("Dockerfile")), "ARG TROUPE_VERSION=(\\S+)").get(0);
         assertEquals(Set.of("troupe:" + version), Set.copyOf(all(yaml, "image: (\\S+)")));
     }

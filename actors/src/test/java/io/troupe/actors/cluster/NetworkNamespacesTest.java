@@ -143,13 +143,15 @@ class NetworkNamespacesTest {
 
             String namespacesNow = run("ip", "netns", "list");
             String linksNow = run("ip", "-o", "link", "show");
-            System.out.printf(Locale.ROOT, "owner %s took %s (%s held by live owner %s); dead owner %s%n", OWNER, net, taken,
-                live, dead);
+            System.out.printf(Locale.ROOT, "owner %s took %s (%s held by live owner %s); dead owner %s%n", OWNER, net,
+                taken, live, dead);
             assertTrue(net.matches("10\\.\\d+\\.\\d+") && !net.equals(taken), "subnet " + net + ", taken " + taken);
             assertTrue(!namespacesNow.contains("tru-" + dead + "-") && !linksNow.contains("tru" + dead + "b")
-                && !linksNow.contains("tru" + dead + "v1"), "a dead owner's leftovers stay:\n" + namespacesNow + linksNow);
+                && !linksNow.contains("tru" + dead + "v1"), "a dead owner's leftovers stay:\n" + namespacesNow
+                + linksNow);
             assertTrue(namespacesNow.contains("tru-" + live + "-10.0.0.11") && linksNow.contains("tru" + live + "b")
-                && linksNow.contains("tru" + live + "v1a"), "a live owner's names were removed:\n" + namespacesNow + linksNow);
+                && linksNow.contains("tru" + live + "v1a"), "a live owner's names were removed:\n" + namespacesNow
+                + linksNow);
             assertTrue(namespacesNow.contains("tru-" + OWNER + "-" + net + ".11"), namespacesNow);
         } finally {
             netns(live, "troupe_netns_destroy");
@@ -203,8 +205,8 @@ class NetworkNamespacesTest {
         // the nodes' command (the script word-splits it): a ChildJvm command line without arguments
         List<String> javaCmd = ChildJvm.command(TroupeCli.class, List.of("-Xmx1g"), List.of());
         Path root = ROOT;
-        List<String> cmd = new ArrayList<>(List.of("bash", root.resolve("scripts/launch-cluster.sh").toString(), hosts.toString(),
-            "--layout", "2x2", "--out", tmp.resolve("cluster").toString(), "--timeout-s", "240"));
+        List<String> cmd = new ArrayList<>(List.of("bash", root.resolve("scripts/launch-cluster.sh").toString(),
+            hosts.toString(), "--layout", "2x2", "--out", tmp.resolve("cluster").toString(), "--timeout-s", "240"));
         cmd.addAll(List.of(train));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).directory(root.toFile());
         pb.environment().put("TROUPE_CMD", String.join(" ", javaCmd));
@@ -216,7 +218,8 @@ class NetworkNamespacesTest {
         StringBuilder log = new StringBuilder();
         CountDownLatch firstStep = new CountDownLatch(1);
         Thread reader = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(launch.getInputStream(), StandardCharsets.UTF_8))) {
+            try (BufferedReader r = new BufferedReader(
+                new InputStreamReader(launch.getInputStream(), StandardCharsets.UTF_8))) {
                 for (String line; (line = r.readLine()) != null; ) {
                     System.out.println("launch-cluster: " + line);
                     synchronized (log) {
@@ -241,8 +244,8 @@ class NetworkNamespacesTest {
             java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://" + host(0) + ":9464/metrics"))
                 .timeout(java.time.Duration.ofSeconds(10)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
         assertEquals(200, metrics.statusCode());
-        assertTrue(metrics.body().contains("troupe_steps_committed_total") && metrics.body().contains("jvm_memory_used_bytes"),
-            metrics.body());
+        assertTrue(metrics.body().contains("troupe_steps_committed_total")
+            && metrics.body().contains("jvm_memory_used_bytes"), metrics.body());
 
         // Every socket of every node is on its own 10.A.B.x address.
         for (String ns : namespaces) {
@@ -256,19 +259,23 @@ class NetworkNamespacesTest {
         reader.join(10_000);
         assertEquals(0, launch.exitValue(), "launch-cluster.sh failed:\n" + log + nodeLogs(tmp.resolve("logs")));
         for (String ns : namespaces) {
-            assertEquals("", run("ip", "netns", "pids", ns).trim(), "a node in " + ns + " is still running after the script ended");
+            assertEquals("", run("ip", "netns", "pids", ns).trim(), "a node in " + ns
+                + " is still running after the script ended");
         }
 
-        List<String> single = new ArrayList<>(List.of("train", "--layout", "1x1", "--out", tmp.resolve("single").toString()));
+        List<String> single =
+            new ArrayList<>(List.of("train", "--layout", "1x1", "--out", tmp.resolve("single").toString()));
         single.addAll(List.of(train));
         ByteArrayOutputStream sink = new ByteArrayOutputStream();
-        assertEquals(0, TroupeCli.run(single.toArray(String[]::new), new PrintStream(sink, true, StandardCharsets.UTF_8),
-            new PrintStream(sink, true, StandardCharsets.UTF_8)), sink.toString(StandardCharsets.UTF_8));
+        assertEquals(0, TroupeCli.run(single.toArray(String[]::new),
+            new PrintStream(sink, true, StandardCharsets.UTF_8), new PrintStream(sink, true, StandardCharsets.UTF_8)),
+            sink.toString(StandardCharsets.UTF_8));
         List<Double> ref = losses(tmp.resolve("single/metrics.csv"));
         List<Double> got = losses(tmp.resolve("cluster/metrics.csv"));
         assertEquals(ref.size(), got.size());
         for (int i = 0; i < ref.size(); i++) {
-            System.out.printf(Locale.ROOT, "step %d: 4 namespaces %.7f, single device %.7f%n", i + 1, got.get(i), ref.get(i));
+            System.out.printf(Locale.ROOT, "step %d: 4 namespaces %.7f, single device %.7f%n", i + 1, got.get(i),
+                ref.get(i));
             assertEquals(ref.get(i), got.get(i), 1e-5 * ref.get(i), "step " + (i + 1));
         }
     }

@@ -29,8 +29,8 @@ class SnapshotMemoryTest {
 
     private static JobRequest job(String model, String layout, int virtualStages, String schedule, int zero,
                                   boolean sequenceParallel) {
-        return new JobRequest(model, layout, virtualStages, schedule, 2, 12, 10, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0, "",
-            60_000, 0, 1, 1L << 20, "cpu", "", zero, "none", "none", sequenceParallel);
+        return new JobRequest(model, layout, virtualStages, schedule, 2, 12, 10, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0,
+            "", 60_000, 0, 1, 1L << 20, "cpu", "", zero, "none", "none", sequenceParallel);
     }
 
     /**
@@ -108,8 +108,10 @@ class SnapshotMemoryTest {
         Map<String, Long> needed = new LinkedHashMap<>();
         needed.put(A, 1000L);
         needed.put(B, 2000L);
-        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, 1000L, B, 2000L), Map.of()).isEmpty(), "exactly enough fits");
-        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, DirectMemory.UNKNOWN), Map.of()).isEmpty(), "unknown: not checked");
+        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, 1000L, B, 2000L), Map.of()).isEmpty(),
+            "exactly enough fits");
+        assertTrue(SnapshotMemory.shortfalls(needed, Map.of(A, DirectMemory.UNKNOWN), Map.of()).isEmpty(),
+            "unknown: not checked");
         List<SnapshotMemory.Shortfall> s = SnapshotMemory.shortfalls(needed, Map.of(A, 999L, B, 2000L), Map.of());
         assertEquals(List.of(new SnapshotMemory.Shortfall(List.of(A), 1000, 999)), s);
         String why = SnapshotMemory.describe(s);

@@ -24,9 +24,11 @@ class SnapshotRestorePlannerTest {
     void shouldSendNothingForARankWhoseReplicaIsOnAnotherNode() {
         // 2x2: ranks 0, 1 are stage 0 and 1 of replica 0, ranks 2, 3 of replica 1 (classes by stage)
         int[] classes = {0, 1, 0, 1};
-        assertArrayEquals(new int[] {-1, -1, -1, -1}, SnapshotRestorePlanner.buddies(List.of("a", "b", "c", "d"), classes));
+        assertArrayEquals(new int[] {-1, -1, -1, -1},
+            SnapshotRestorePlanner.buddies(List.of("a", "b", "c", "d"), classes));
         // both replicas of stage 1 on node b: they send to the next rank elsewhere
-        assertArrayEquals(new int[] {-1, 2, -1, 0}, SnapshotRestorePlanner.buddies(List.of("a", "b", "c", "b"), classes));
+        assertArrayEquals(new int[] {-1, 2, -1, 0},
+            SnapshotRestorePlanner.buddies(List.of("a", "b", "c", "b"), classes));
         // ZeRO: every rank its own class
         assertArrayEquals(new int[] {1, 2, 3, 0}, SnapshotRestorePlanner.buddies(List.of("a", "b", "c", "d"),
             new int[] {0, 1, 2, 3}));
@@ -109,6 +111,7 @@ class SnapshotRestorePlannerTest {
         // 1x2 stages: rank 0's shard is held nowhere
         assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, new int[] {0, 1}, inv));
         assertEquals(-1, SnapshotRestorePlanner.newestCovered(2, new int[] {0, 1}, new HashMap<String, long[]>()));
-        assertThrows(IllegalArgumentException.class, () -> SnapshotRestorePlanner.newestCovered(3, new int[] {0, 1}, inv));
+        assertThrows(IllegalArgumentException.class,
+            () -> SnapshotRestorePlanner.newestCovered(3, new int[] {0, 1}, inv));
     }
 }

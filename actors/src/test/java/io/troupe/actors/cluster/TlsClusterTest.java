@@ -29,8 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Artery over TLS with mutual authentication, certificates from scripts/make-certs.sh: nodes with a
  * certificate from the cluster's CA train the same job as without TLS (same losses; its step-time
- * cost is measured by {@code scripts/bench tls}), and a node with another CA's certificate, or without TLS, cannot join. Real nodes
- * on 127.0.0.1.
+ * cost is measured by {@code scripts/bench tls}), and a node with another CA's certificate, or without TLS, cannot
+ * join. Real nodes on 127.0.0.1.
  */
 @Tag("slow")
 @Timeout(300)
@@ -68,10 +68,10 @@ class TlsClusterTest {
         TransportNode transport = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
         NodeSettings base = NodeSettings.from(config).withPort(0);
         try (transport;
-             TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
-                 config, transport);
-             TroupeNode second = TroupeNode.start(base.withRoles(List.of("worker"), 1).withSeeds(List.of(first.hostPort())),
-                 config, transport)) {
+             TroupeNode first = TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1)
+                 .withSeeds(List.of()), config, transport);
+             TroupeNode second = TroupeNode.start(base.withRoles(List.of("worker"), 1)
+                 .withSeeds(List.of(first.hostPort())), config, transport)) {
             long t0 = System.nanoTime();
             JobHandle h = Troupe.using(first).submit(job(steps));
             JobEvent end = h.await(Duration.ofSeconds(200));
@@ -79,7 +79,8 @@ class TlsClusterTest {
             assertInstanceOf(JobEvent.Finished.class, end, label + ": job ended with " + end);
             List<JobEvent.StepCompleted> done = h.steps();
             double ms = done.stream().skip(5).mapToDouble(JobEvent.StepCompleted::stepMs).average().orElse(Double.NaN);
-            System.out.printf(Locale.ROOT, "%s: %d steps, mean step %.2f ms (steps 6..%d), job %.2f s%n", label, steps, ms, steps, wallS);
+            System.out.printf(Locale.ROOT, "%s: %d steps, mean step %.2f ms (steps 6..%d), job %.2f s%n", label, steps,
+                ms, steps, wallS);
             return done;
         }
     }
@@ -107,7 +108,8 @@ class TlsClusterTest {
     void shouldKeepOutANodeWithAnotherCasCertificateOrNoTls() throws Exception {
         Config cluster = tls(certs.resolve("cluster"));
         NodeSettings base = NodeSettings.from(cluster).withPort(0);
-        TroupeNode first = TroupeNode.start(base.withRoles(List.of("coordinator"), 0).withSeeds(List.of()), cluster, null);
+        TroupeNode first = TroupeNode.start(base.withRoles(List.of("coordinator"), 0).withSeeds(List.of()), cluster,
+            null);
         open.add(first);
         Cluster c = Cluster.get(Adapter.toClassic(first.system()));
 
@@ -122,8 +124,8 @@ class TlsClusterTest {
             open.add(s);
             strangers.add(s);
         }
-        TroupeNode member = TroupeNode.start(base.withRoles(List.of("coordinator"), 0).withSeeds(List.of(first.hostPort())),
-            cluster, null);
+        TroupeNode member = TroupeNode.start(base.withRoles(List.of("coordinator"), 0)
+            .withSeeds(List.of(first.hostPort())), cluster, null);
         open.add(member);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (members(c) < 2 && System.nanoTime() < deadline) {

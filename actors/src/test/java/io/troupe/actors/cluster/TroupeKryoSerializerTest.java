@@ -23,9 +23,11 @@ class TroupeKryoSerializerTest {
         Kryo k = TroupeKryoSerializer.newKryo(null);
         JobRequest job = TrainingJob.builder().model("tiny").layout("1x2").microbatches(2).batchSize(4).steps(5)
             .stepTimeoutMs(1000).build().request();
-        for (Object msg : List.of(job, new JobEvent.Failed("why", 3, 2), new CoordinatorActor.Ready(1, new io.troupe.runtime.transport.JobIdentity(0x5eed, 2), 4096),
+        for (Object msg : List.of(job, new JobEvent.Failed("why", 3, 2),
+            new CoordinatorActor.Ready(1, new io.troupe.runtime.transport.JobIdentity(0x5eed, 2), 4096),
             new WorkerActor.RunSteps(new io.troupe.runtime.transport.JobIdentity(-7, 4), 7, 9, 8, 8),
-            new CoordinatorActor.WorkerFailed(3, new io.troupe.runtime.transport.JobIdentity(11, 0), -1, "disk full"), new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 0),
+            new CoordinatorActor.WorkerFailed(3, new io.troupe.runtime.transport.JobIdentity(11, 0), -1, "disk full"),
+            new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 0),
             new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 1, "n:h:1:4", 20,
                 3L << 30),
             new JobEvent.Started("0000002a", 2, 2, "rank 0 -> a, rank 1 -> b", "off: node b needs 9 bytes"),

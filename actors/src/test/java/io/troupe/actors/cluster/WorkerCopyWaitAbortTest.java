@@ -121,8 +121,9 @@ class WorkerCopyWaitAbortTest {
         lost.system().getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
         waiting = first.nextEpoch();
         Map<ActorRef<WorkerActor.Command>, long[]> held = quiesce(waiting, LOST, rank0, spare);
-        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> restore = SnapshotRestorePlanner.plan(COMMITTED, 0,
-            List.of(rank0.worker(), lost.worker()), true, List.of(rank0.worker(), spare.worker()), 2, STATE_CLASSES, held);
+        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> restore =
+            SnapshotRestorePlanner.plan(COMMITTED, 0, List.of(rank0.worker(), lost.worker()), true,
+                List.of(rank0.worker(), spare.worker()), 2, STATE_CLASSES, held);
         assertTrue(restore.fromMemory(), "restored from memory: " + restore.reason());
         assertEquals(List.of(rank0.worker(), spare.worker()), restore.ranks(), "the spare takes rank 1");
         assertArrayEquals(new int[] {0, 0}, restore.holderOf(), "rank 0's worker holds both snapshots");
@@ -186,15 +187,18 @@ class WorkerCopyWaitAbortTest {
         }
         String text = log.since(mark);
         assertTrue(text.contains(waiting + " not taken, its build was stopped: the wait for rank 1's snapshot of step "
-            + COMMITTED + " in " + waiting + " ended by the abort of " + waiting), "the spare's wait was ended by the abort "
+            + COMMITTED + " in " + waiting + " ended by the abort of " + waiting),
+            "the spare's wait was ended by the abort "
             + "of the epoch it held: " + text);
         assertTrue(text.contains(waiting + " not taken, its build was stopped: " + EpochWiring.BUILD_STOPPED + waiting
-            + " before it began: the abort of " + next + ": " + LATE), "rank 0's build stopped before it sent: " + text);
+            + " before it began: the abort of " + next + ": " + LATE), "rank 0's build stopped before it sent: "
+            + text);
         assertNotReady(waiting);
         assertNoFailure();
 
-        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> restore = SnapshotRestorePlanner.plan(COMMITTED, 0,
-            List.of(rank0.worker(), spare.worker()), true, List.of(rank0.worker(), spare.worker()), 2, STATE_CLASSES, held);
+        SnapshotRestorePlanner.Decision<ActorRef<WorkerActor.Command>> restore =
+            SnapshotRestorePlanner.plan(COMMITTED, 0, List.of(rank0.worker(), spare.worker()), true,
+                List.of(rank0.worker(), spare.worker()), 2, STATE_CLASSES, held);
         assertArrayEquals(new int[] {0, 0}, restore.holderOf(), "rank 0's worker still holds both snapshots");
         Hold sendingNext = holdNextBuild(rank0);
         assign(next, List.of(rank0, spare), restore);
@@ -279,8 +283,8 @@ class WorkerCopyWaitAbortTest {
             int rank = k;
             CoordinatorActor.Command c = received.await(0, CoordinatorActor.Command.class,
                 m -> m instanceof CoordinatorActor.Ready r && r.rank() == rank && r.job().equals(job)
-                    || m instanceof CoordinatorActor.WorkerFailed f && f.job().equals(job), "Ready of rank " + rank + " in "
-                    + job);
+                    || m instanceof CoordinatorActor.WorkerFailed f && f.job().equals(job), "Ready of rank " + rank
+                    + " in " + job);
             if (c instanceof CoordinatorActor.WorkerFailed f) {
                 fail("rank " + f.rank() + " of " + job + " failed instead of Ready: " + f.reason());
             }
@@ -330,7 +334,8 @@ class WorkerCopyWaitAbortTest {
     private void awaitHolds(Node n, JobIdentity holds) throws InterruptedException {
         int from = received.size();
         n.worker().tell(new WorkerActor.Describe(coordinator));
-        received.await(from, CoordinatorActor.WorkerInfo.class, i -> i.worker().equals(n.worker()) && i.holds().equals(holds),
+        received.await(from, CoordinatorActor.WorkerInfo.class,
+            i -> i.worker().equals(n.worker()) && i.holds().equals(holds),
             "worker " + n.index() + "'s answer holding " + holds);
     }
 
@@ -423,7 +428,8 @@ class WorkerCopyWaitAbortTest {
             if (!asked.getAndSet(true)) {
                 hold.reached.countDown();
                 try {
-                    hold.released.await(HOLD_MS, TimeUnit.MILLISECONDS); // a test that failed lets it go in its teardown
+                    // a test that failed lets it go in its teardown
+                    hold.released.await(HOLD_MS, TimeUnit.MILLISECONDS);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }

@@ -30,7 +30,10 @@ public final class DirectMemory {
     private DirectMemory() {
     }
 
-    /** The JVM's direct-memory limit in bytes ({@code -XX:MaxDirectMemorySize}, else the maximum heap), or {@link #UNKNOWN}. */
+    /**
+     * The JVM's direct-memory limit in bytes ({@code -XX:MaxDirectMemorySize}, else the maximum heap), or
+     * {@link #UNKNOWN}.
+     */
     public static long limitBytes() {
         try {
             HotSpotDiagnosticMXBean hotSpot = ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class);

@@ -96,18 +96,19 @@ public final class ShardSnapshots {
                                          List<ChunkState> chunks, long waitNs, Predicate<SnapshotBuffer> live,
                                          BooleanSupplier ended) {
         checkChunks(chunks);
-        return write(store, store.beginWrite(lengthBytes(chunks), waitNs, live, ended), jobId, rank, epoch, step, chunks);
+        return write(store, store.beginWrite(lengthBytes(chunks), waitNs, live, ended), jobId, rank, epoch, step,
+            chunks);
     }
 
     private static void checkChunks(List<ChunkState> chunks) {
         if (chunks.isEmpty() || chunks.size() > SnapshotDescriptor.MAX_CHUNKS) {
-            throw new IllegalArgumentException("a snapshot holds 1 to " + SnapshotDescriptor.MAX_CHUNKS + " chunks: chunks="
-                + chunks.size());
+            throw new IllegalArgumentException("a snapshot holds 1 to " + SnapshotDescriptor.MAX_CHUNKS
+                + " chunks: chunks=" + chunks.size());
         }
     }
 
-    private static SnapshotBuffer write(SnapshotStore store, SnapshotBuffer b, int jobId, int rank, long epoch, long step,
-                                        List<ChunkState> chunks) {
+    private static SnapshotBuffer write(SnapshotStore store, SnapshotBuffer b, int jobId, int rank, long epoch,
+                                        long step, List<ChunkState> chunks) {
         try {
             b.writeHeader(jobId, rank, epoch, step, chunks.size());
             long at = SnapshotDescriptor.chunkEntryOffset(chunks.size());
@@ -142,7 +143,8 @@ public final class ShardSnapshots {
      */
     public static long[] restore(SnapshotBuffer b, List<ChunkState> chunks) {
         if (b.chunks() != chunks.size()) {
-            throw new SnapshotException(b.describe() + " holds " + b.chunks() + " chunks, this rank has " + chunks.size());
+            throw new SnapshotException(b.describe() + " holds " + b.chunks() + " chunks, this rank has "
+                + chunks.size());
         }
         long[] steps = new long[chunks.size()];
         for (int c = 0; c < chunks.size(); c++) {
@@ -151,8 +153,9 @@ public final class ShardSnapshots {
             long params = b.getLong(e + 8);
             long state = b.getLong(e + 16);
             if (params != s.params().numel() || state != s.firstMoment().numel()) {
-                throw new SnapshotException(b.describe() + " chunk " + c + " holds " + params + " parameters and " + state
-                    + " optimizer state elements, this rank has " + s.params().numel() + " and " + s.firstMoment().numel());
+                throw new SnapshotException(b.describe() + " chunk " + c + " holds " + params + " parameters and "
+                    + state + " optimizer state elements, this rank has " + s.params().numel() + " and "
+                    + s.firstMoment().numel());
             }
             steps[c] = b.getLong(e);
         }

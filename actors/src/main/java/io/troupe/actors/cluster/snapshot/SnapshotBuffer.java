@@ -57,7 +57,8 @@ public final class SnapshotBuffer {
     /** A slot whose segments are {@code 2^segmentShift} bytes (smaller than 1 GiB only to test the seams). */
     SnapshotBuffer(int segmentShift) {
         if (segmentShift < 12 || segmentShift > SEGMENT_SHIFT) {
-            throw new IllegalArgumentException("segments of 2^12 to 2^" + SEGMENT_SHIFT + " bytes: segmentShift=" + segmentShift);
+            throw new IllegalArgumentException("segments of 2^12 to 2^" + SEGMENT_SHIFT + " bytes: segmentShift="
+                + segmentShift);
         }
         this.segmentShift = segmentShift;
         this.segmentMask = (1L << segmentShift) - 1;
@@ -91,7 +92,8 @@ public final class SnapshotBuffer {
                 try {
                     m[i] = ByteBuffer.allocateDirect((int) size).order(ByteOrder.LITTLE_ENDIAN);
                 } catch (OutOfMemoryError e) {
-                    throw new SnapshotException("no direct memory for a snapshot slot of " + bytes + " bytes (the JVM's "
+                    throw new SnapshotException("no direct memory for a snapshot slot of " + bytes
+                        + " bytes (the JVM's "
                         + "-XX:MaxDirectMemorySize, by default its maximum heap, holds every slot; raise it or turn "
                         + "troupe.recovery.snapshots off): " + e.getMessage());
                 }
@@ -107,8 +109,8 @@ public final class SnapshotBuffer {
     /** The segment view holding offset {@code at}, checking that {@code bytes} from there stay in it. */
     private UnsafeBuffer segment(long at, long bytes) {
         if (at < 0 || bytes < 0 || at + bytes > capacityBytes || (at & segmentMask) + bytes > 1L << segmentShift) {
-            throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes) + ") are not in one segment of "
-                + capacityBytes + " bytes held (segments of 2^" + segmentShift + ")");
+            throw new IndexOutOfBoundsException("snapshot bytes [" + at + ", " + (at + bytes)
+                + ") are not in one segment of " + capacityBytes + " bytes held (segments of 2^" + segmentShift + ")");
         }
         return views[(int) (at >>> segmentShift)];
     }
@@ -152,7 +154,10 @@ public final class SnapshotBuffer {
         copyDevice(at, src, host, true);
     }
 
-    /** Copies the bytes at offset {@code at} straight into device tensor {@code dst}, as {@link #download} the other way. */
+    /**
+     * Copies the bytes at offset {@code at} straight into device tensor {@code dst}, as {@link #download} the other
+     * way.
+     */
     public void upload(long at, Tensor dst, Device host) {
         copyDevice(at, dst, host, false);
     }
@@ -166,7 +171,8 @@ public final class SnapshotBuffer {
                 + capacityBytes + " bytes held");
         }
         if (at % elementBytes != 0) {
-            throw new IllegalArgumentException("snapshot offset " + at + " is not aligned for " + t.dtype() + " elements");
+            throw new IllegalArgumentException("snapshot offset " + at + " is not aligned for " + t.dtype()
+                + " elements");
         }
         if (host.kind() != DeviceKind.CPU) {
             throw new IllegalArgumentException("slot memory is host memory: host=" + host.name());
@@ -308,21 +314,24 @@ public final class SnapshotBuffer {
             return "snapshot format version " + views[0].getInt(VERSION_OFFSET) + ", expected " + VERSION;
         }
         if (jobId() != jobId || rank() != rank || step() != step) {
-            return "holds " + describe() + ", wanted job " + Integer.toHexString(jobId) + " rank " + rank + " step " + step;
+            return "holds " + describe() + ", wanted job " + Integer.toHexString(jobId) + " rank " + rank + " step "
+                + step;
         }
         if (views[0].getLong(BODY_LENGTH_OFFSET) != lengthBytes - HEADER_LENGTH) {
-            return "length " + views[0].getLong(BODY_LENGTH_OFFSET) + " in the header, " + (lengthBytes - HEADER_LENGTH) + " held";
+            return "length " + views[0].getLong(BODY_LENGTH_OFFSET) + " in the header, " + (lengthBytes - HEADER_LENGTH)
+                + " held";
         }
         int crc = bodyCrc();
         if (crc != views[0].getInt(CRC_OFFSET)) {
-            return "CRC32C mismatch in " + describe() + ": header " + Integer.toHexString(views[0].getInt(CRC_OFFSET)) + ", body "
-                + Integer.toHexString(crc);
+            return "CRC32C mismatch in " + describe() + ": header " + Integer.toHexString(views[0].getInt(CRC_OFFSET))
+                + ", body " + Integer.toHexString(crc);
         }
         return null;
     }
 
     /** Its version: job, epoch, step and rank. */
     public String describe() {
-        return "snapshot of job " + Integer.toHexString(jobId()) + " epoch " + epoch() + " step " + step() + " rank " + rank();
+        return "snapshot of job " + Integer.toHexString(jobId()) + " epoch " + epoch() + " step " + step() + " rank "
+            + rank();
     }
 }

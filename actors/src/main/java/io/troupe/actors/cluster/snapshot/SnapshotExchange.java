@@ -41,8 +41,8 @@ import org.agrona.concurrent.IdleStrategy;
  * <p>Frames: a {@link SnapshotDescriptor} snapshot travels in pieces of at most a quarter of the
  * receiver's receive budget ({@link SnapshotPieces#pieceShift(long)}: each worker advertises its own, and the plan
  * gives every sender its receivers'), so a snapshot of any size fits a receiver's reassembly memory
- * one piece at a time, whatever the budgets of the other nodes: kind {@link FrameKind#CONTROL} on this stream, the frame's step the
- * snapshot's length, its tensor key the rank whose shard it is, the piece size, count and index
+ * one piece at a time, whatever the budgets of the other nodes: kind {@link FrameKind#CONTROL} on this stream, the
+ * frame's step the snapshot's length, its tensor key the rank whose shard it is, the piece size, count and index
  * ({@link SnapshotPieces#pieceKey}). The receiver copies each piece into the copy's slot at its offset.
  *
  * <p>Threading: {@link #bind}, {@link #afterStep}, {@link #sendCopy}, {@link #awaitCopy} from the
@@ -55,7 +55,10 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     public static final int MIN_PIECE_SHIFT = 12;
     /** log2 of the largest piece a snapshot travels in: 64 MiB. */
     public static final int MAX_PIECE_SHIFT = 26;
-    /** Whether {@code shift} names a piece size a snapshot may travel in ({@value #MIN_PIECE_SHIFT} to {@value #MAX_PIECE_SHIFT}). */
+    /**
+     * Whether {@code shift} names a piece size a snapshot may travel in ({@value #MIN_PIECE_SHIFT} to
+     * {@value #MAX_PIECE_SHIFT}).
+     */
     public static boolean isPieceShift(int shift) {
         return shift >= MIN_PIECE_SHIFT && shift <= MAX_PIECE_SHIFT;
     }
@@ -119,7 +122,10 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         return transport.endpoint().toString();
     }
 
-    /** log2 of the piece size this worker's receiver takes snapshots in (a quarter of its receive budget, at most 64 MiB). */
+    /**
+     * log2 of the piece size this worker's receiver takes snapshots in (a quarter of its receive budget, at most
+     * 64 MiB).
+     */
     public int pieceShift() {
         return pieceShift;
     }
@@ -133,8 +139,8 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
      */
     public void bind(JobIdentity job, int rank, int[] buddyOf, List<String> endpoints, int[] pieceShifts) {
         if (pieceShifts.length != buddyOf.length || endpoints.size() != buddyOf.length) {
-            throw new IllegalArgumentException("a buddy, an endpoint and a piece size per rank: buddies=" + buddyOf.length
-                + ", endpoints=" + endpoints.size() + ", piece sizes=" + pieceShifts.length);
+            throw new IllegalArgumentException("a buddy, an endpoint and a piece size per rank: buddies="
+                + buddyOf.length + ", endpoints=" + endpoints.size() + ", piece sizes=" + pieceShifts.length);
         }
         List<Integer> sources = new ArrayList<>();
         for (int r = 0; r < buddyOf.length; r++) {
@@ -272,8 +278,8 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
             return;
         }
         long t0 = System.nanoTime();
-        SnapshotBuffer snap = ShardSnapshots.capture(own, b.job().jobId(), b.rank(), b.job().epoch(), step, chunks, SLOT_WAIT_NS,
-            held -> live(b, held), () -> binding != b);
+        SnapshotBuffer snap = ShardSnapshots.capture(own, b.job().jobId(), b.rank(), b.job().epoch(), step, chunks,
+            SLOT_WAIT_NS, held -> live(b, held), () -> binding != b);
         long waitNs = own.lastWaitNs();
         SnapshotCounters.taken(System.nanoTime() - t0 - waitNs, waitNs);
         if (b.buddy() >= 0) {
@@ -358,7 +364,8 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     public void sendCopy(long step, int rank, int toRank) {
         Binding b = binding;
         if (b == null) {
-            throw new SnapshotException("cannot send rank " + rank + "'s snapshot of step " + step + ": the exchange is not bound");
+            throw new SnapshotException("cannot send rank " + rank + "'s snapshot of step " + step
+                + ": the exchange is not bound");
         }
         SnapshotBuffer snap = find(b.job().jobId(), rank, step);
         sendPinned(b, snap, toRank);
@@ -421,8 +428,8 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
                         + building + " ended by the abort of " + a);
                 }
                 if (System.nanoTime() > deadlineNs) {
-                    throw new SnapshotException("no copy of rank " + rank + "'s snapshot of step " + step + " arrived within "
-                        + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: " + e.getMessage());
+                    throw new SnapshotException("no copy of rank " + rank + "'s snapshot of step " + step
+                        + " arrived within " + TimeUnit.NANOSECONDS.toMillis(timeoutNs) + " ms: " + e.getMessage());
                 }
             }
             idle.idle();

@@ -32,7 +32,8 @@ final class SnapshotPieces {
      * the other tensors in flight, whatever the size of the snapshot.
      */
     static int pieceShift(long receiveBudgetBytes) {
-        long piece = Math.max(1L << SnapshotExchange.MIN_PIECE_SHIFT, Math.min(MAX_PIECE_BYTES, receiveBudgetBytes / 4));
+        long piece = Math.max(1L << SnapshotExchange.MIN_PIECE_SHIFT,
+            Math.min(MAX_PIECE_BYTES, receiveBudgetBytes / 4));
         return 63 - Long.numberOfLeadingZeros(piece);
     }
 
@@ -107,8 +108,8 @@ final class SnapshotPieces {
         for (long i = 0; i < count; i++) {
             long off = i << shift;
             long len = Math.min(1L << shift, bytes - off);
-            sender.begin(FrameKind.CONTROL, bytes, pieceKey(snap.rank(), shift, count, i), DType.I8, new int[] {(int) len},
-                1, snap.address(off, len), len);
+            sender.begin(FrameKind.CONTROL, bytes, pieceKey(snap.rank(), shift, count, i), DType.I8,
+                new int[] {(int) len}, 1, snap.address(off, len), len);
             while (sender.isSending()) {
                 if (exchange.binding() != b) {
                     return; // the epoch ended; the next epoch's connect replaces this sender
@@ -137,10 +138,12 @@ final class SnapshotPieces {
             int keyRank = (int) (key >>> 48 & 0xffff);
             long total = slot.step();
             long off = index << shift;
-            if (slot.kind() != FrameKind.CONTROL || count == 0 || index >= count || total < SnapshotDescriptor.HEADER_LENGTH
-                || off + slot.lengthBytes() > total || index < count - 1 && slot.lengthBytes() != 1L << shift) {
-                log.accept("snapshot stream dropped a " + slot.kind() + " frame of " + slot.lengthBytes() + " bytes from rank "
-                    + slot.sourceRank() + " (piece " + index + " of " + count + " of " + total + " bytes)");
+            if (slot.kind() != FrameKind.CONTROL || count == 0 || index >= count
+                || total < SnapshotDescriptor.HEADER_LENGTH || off + slot.lengthBytes() > total
+                || index < count - 1 && slot.lengthBytes() != 1L << shift) {
+                log.accept("snapshot stream dropped a " + slot.kind() + " frame of " + slot.lengthBytes()
+                    + " bytes from rank " + slot.sourceRank() + " (piece " + index + " of " + count + " of " + total
+                    + " bytes)");
                 return;
             }
             Assembly a;
@@ -156,8 +159,8 @@ final class SnapshotPieces {
                 long epoch = in.getLong(SnapshotDescriptor.EPOCH_OFFSET);
                 int jobId = in.getInt(SnapshotDescriptor.JOB_ID_OFFSET);
                 if (rank != keyRank) {
-                    log.accept("snapshot stream dropped a first piece from rank " + slot.sourceRank() + ": its header names rank "
-                        + rank + ", its key rank " + keyRank);
+                    log.accept("snapshot stream dropped a first piece from rank " + slot.sourceRank()
+                        + ": its header names rank " + rank + ", its key rank " + keyRank);
                     return;
                 }
                 giveUp(assembling.remove(rank), "a new copy of rank " + rank + "'s snapshot began");
@@ -199,8 +202,8 @@ final class SnapshotPieces {
     private void giveUp(Assembly a, String why) {
         if (a != null) {
             a.store.abandon(a.buffer);
-            log.accept("snapshot copy of rank " + a.rank + "'s step " + a.step + " from rank " + a.source + " given up: "
-                + why);
+            log.accept("snapshot copy of rank " + a.rank + "'s step " + a.step + " from rank " + a.source
+                + " given up: " + why);
         }
     }
 }

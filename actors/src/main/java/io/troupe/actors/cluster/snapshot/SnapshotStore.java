@@ -100,7 +100,8 @@ public final class SnapshotStore {
      *
      * @throws SnapshotException when the slot stays pinned past the timeout
      */
-    public synchronized SnapshotBuffer beginWriteCopy(long lengthBytes, long timeoutNs, Predicate<SnapshotBuffer> live) {
+    public synchronized SnapshotBuffer beginWriteCopy(long lengthBytes, long timeoutNs,
+        Predicate<SnapshotBuffer> live) {
         for (SnapshotBuffer b : slots) {
             if (!b.complete || !live.test(b) || duplicateLocked(b)) {
                 return beginWrite(lengthBytes, timeoutNs, live, () -> false);
@@ -178,7 +179,8 @@ public final class SnapshotStore {
     /** Pins {@code b}, a complete slot of this store (a send of it starts). */
     public synchronized SnapshotBuffer pin(SnapshotBuffer b) {
         if (!holds(b) || !b.complete) {
-            throw new IllegalStateException(name + ": only a complete slot of this store can be pinned: " + b.describe());
+            throw new IllegalStateException(name + ": only a complete slot of this store can be pinned: "
+                + b.describe());
         }
         b.pins++;
         return b;
@@ -237,8 +239,8 @@ public final class SnapshotStore {
         if (bad != null) {
             throw new SnapshotException(name + ": " + bad);
         }
-        throw new SnapshotException(name + ": no snapshot of job " + Integer.toHexString(jobId) + " rank " + rank + " step "
-            + step + (seen.isEmpty() ? " (the store is empty)" : " (it holds " + seen + ")"));
+        throw new SnapshotException(name + ": no snapshot of job " + Integer.toHexString(jobId) + " rank " + rank
+            + " step " + step + (seen.isEmpty() ? " (the store is empty)" : " (it holds " + seen + ")"));
     }
 
     /** The complete slots, newest first, each pinned. */

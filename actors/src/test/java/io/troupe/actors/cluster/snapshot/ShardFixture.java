@@ -35,8 +35,8 @@ final class ShardFixture implements AutoCloseable {
     List<ShardSnapshots.ChunkState> zerosLike(List<ShardSnapshots.ChunkState> like) {
         List<ShardSnapshots.ChunkState> out = new ArrayList<>();
         for (ShardSnapshots.ChunkState c : like) {
-            out.add(new ShardSnapshots.ChunkState(tensor((int) c.params().numel()), tensor((int) c.firstMoment().numel()),
-                tensor((int) c.secondMoment().numel()), 0));
+            out.add(new ShardSnapshots.ChunkState(tensor((int) c.params().numel()),
+                tensor((int) c.firstMoment().numel()), tensor((int) c.secondMoment().numel()), 0));
         }
         return out;
     }

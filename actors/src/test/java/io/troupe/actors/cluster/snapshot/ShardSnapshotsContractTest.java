@@ -123,7 +123,8 @@ abstract class ShardSnapshotsContractTest {
         Tensor v0 = buffer(v[2].length, v[2]).reshape(25, v[2].length / 25);
         return List.of(
             new ShardSnapshots.ChunkState(params.view(3, p0), m0, v0, optimizerStep, host),
-            new ShardSnapshots.ChunkState(params.view(3 + p0 + 9, p1), segment(v[4]), segment(v[5]), optimizerStep, host));
+            new ShardSnapshots.ChunkState(params.view(3 + p0 + 9, p1), segment(v[4]), segment(v[5]), optimizerStep,
+                host));
     }
 
     /** A view 5 floats into a buffer of its own, holding {@code v}, the buffer's other floats 13.0. */
@@ -239,7 +240,9 @@ abstract class ShardSnapshotsContractTest {
         return new Tensor(t.device(), t.storage(), DType.F32, 0, new int[] {n}, false).toFloatArray();
     }
 
-    /** A tensor off the CPU needs a CPU device for the slot's memory; a snapshot that does not fit its slot is refused. */
+    /**
+     * A tensor off the CPU needs a CPU device for the slot's memory; a snapshot that does not fit its slot is refused.
+     */
     @Test
     @Timeout(60)
     void shouldRefuseMisfits() {

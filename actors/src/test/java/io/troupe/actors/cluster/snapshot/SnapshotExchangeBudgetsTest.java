@@ -59,7 +59,8 @@ class SnapshotExchangeBudgetsTest {
     }
 
     private void exchange(int bigSegmentShift) throws Exception {
-        TransportSettings small = TransportSettings.defaults().withChunkBytes(64 * 1024).withReceiveBudgetBytes(SMALL_BUDGET);
+        TransportSettings small =
+            TransportSettings.defaults().withChunkBytes(64 * 1024).withReceiveBudgetBytes(SMALL_BUDGET);
         try (TransportNode bigNode = TransportNode.launch(TransportSettings.defaults(), Throwable::printStackTrace);
              TransportNode smallNode = TransportNode.launch(small, Throwable::printStackTrace);
              SnapshotExchange big = new SnapshotExchange(bigNode, "big-budget", s -> { }, bigSegmentShift);
@@ -88,7 +89,8 @@ class SnapshotExchangeBudgetsTest {
         }
     }
 
-    private void assertRestoresBitwise(SnapshotBuffer copy, SnapshotExchange holder, List<ShardSnapshots.ChunkState> want) {
+    private void assertRestoresBitwise(SnapshotBuffer copy, SnapshotExchange holder,
+        List<ShardSnapshots.ChunkState> want) {
         try {
             List<ShardSnapshots.ChunkState> back = fixture.zerosLike(want);
             assertArrayEquals(new long[] {7, 7}, ShardSnapshots.restore(copy, back));

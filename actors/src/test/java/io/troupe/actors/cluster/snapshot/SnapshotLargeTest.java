@@ -46,7 +46,8 @@ class SnapshotLargeTest {
         }
         Assumptions.assumeTrue(skip == null, skip);
 
-        List<ShardSnapshots.ChunkState> shard = List.of(new ShardSnapshots.ChunkState(filled(1), filled(2), filled(3), 41));
+        List<ShardSnapshots.ChunkState> shard =
+            List.of(new ShardSnapshots.ChunkState(filled(1), filled(2), filled(3), 41));
         long length = ShardSnapshots.lengthBytes(shard);
         assertTrue(length > Integer.MAX_VALUE, "the snapshot must pass 2 GiB: " + length);
 
@@ -58,8 +59,10 @@ class SnapshotLargeTest {
         assertArrayEquals(new long[] {41}, ShardSnapshots.restore(found, back));
         store.unpin(found);
         for (int i = 0; i < 3; i++) {
-            Tensor want = i == 0 ? shard.get(0).params() : i == 1 ? shard.get(0).firstMoment() : shard.get(0).secondMoment();
-            Tensor got = i == 0 ? back.get(0).params() : i == 1 ? back.get(0).firstMoment() : back.get(0).secondMoment();
+            Tensor want = i == 0 ? shard.get(0).params() : i == 1 ? shard.get(0).firstMoment()
+                : shard.get(0).secondMoment();
+            Tensor got = i == 0 ? back.get(0).params() : i == 1 ? back.get(0).firstMoment()
+                : back.get(0).secondMoment();
             long diff = firstDifference(want, got);
             assertEquals(-1, diff, "tensor " + i + " differs from byte " + diff);
         }

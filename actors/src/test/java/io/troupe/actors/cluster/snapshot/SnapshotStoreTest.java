@@ -95,7 +95,8 @@ class SnapshotStoreTest {
         grown.putByte(at, (byte) (grown.getByte(at) ^ 0x01));
         SnapshotException e = assertThrows(SnapshotException.class, () -> store.find(JOB, 2, 7));
         assertTrue(e.getMessage().contains("CRC32C mismatch"), e.getMessage());
-        assertThrows(IndexOutOfBoundsException.class, () -> grown.address(4090, 16), "a range across a seam has no one address");
+        assertThrows(IndexOutOfBoundsException.class, () -> grown.address(4090, 16),
+            "a range across a seam has no one address");
     }
 
     @Test
@@ -140,10 +141,12 @@ class SnapshotStoreTest {
     }
 
     /** A capture of rank 0 in {@code job} with the exchange's retention rule after commit {@code committed}. */
-    private SnapshotBuffer captureRetaining(SnapshotStore store, JobIdentity job, long step, List<ShardSnapshots.ChunkState> shard,
-                                            AtomicLong committed, long waitMs, AtomicBoolean ended) {
-        return ShardSnapshots.capture(store, job.jobId(), 0, job.epoch(), step, shard, TimeUnit.MILLISECONDS.toNanos(waitMs),
-            held -> SnapshotExchange.live(job, 0, committed.get(), held), ended::get);
+    private SnapshotBuffer captureRetaining(SnapshotStore store, JobIdentity job, long step,
+                                            List<ShardSnapshots.ChunkState> shard, AtomicLong committed, long waitMs,
+                                            AtomicBoolean ended) {
+        return ShardSnapshots.capture(store, job.jobId(), 0, job.epoch(), step, shard,
+            TimeUnit.MILLISECONDS.toNanos(waitMs), held -> SnapshotExchange.live(job, 0, committed.get(), held),
+            ended::get);
     }
 
     /**
@@ -170,14 +173,16 @@ class SnapshotStoreTest {
 
         ExecutorService device = Executors.newSingleThreadExecutor();
         try {
-            Future<SnapshotBuffer> waiting = device.submit(() -> captureRetaining(store, job, 12, shard, committed, 20_000, ended));
+            Future<SnapshotBuffer> waiting =
+                device.submit(() -> captureRetaining(store, job, 12, shard, committed, 20_000, ended));
             committed.set(11);
             store.wake();
             assertEquals(12, waiting.get(20, TimeUnit.SECONDS).step());
             assertEquals(List.of(12L, 11L), store.steps(JOB, 0), "step 10 gave its slot once 11 was committed");
 
             // an epoch that ends while its capture waits gives up at once and destroys nothing
-            Future<SnapshotBuffer> cut = device.submit(() -> captureRetaining(store, job, 13, shard, committed, 20_000, ended));
+            Future<SnapshotBuffer> cut =
+                device.submit(() -> captureRetaining(store, job, 13, shard, committed, 20_000, ended));
             ended.set(true);
             store.wake();
             ExecutionException ex = assertThrows(ExecutionException.class, () -> cut.get(20, TimeUnit.SECONDS));
@@ -226,8 +231,8 @@ class SnapshotStoreTest {
 
     /** The buddy receives {@code sent} (a capture of the sending rank) as the exchange's receiver stores it. */
     private static void receive(SnapshotStore copies, SnapshotBuffer sent, long told) {
-        SnapshotBuffer b = SnapshotExchange.beginCopy(copies, sent.lengthBytes(), sent.jobId(), sent.epoch(), sent.rank(),
-            sent.step(), told, 0);
+        SnapshotBuffer b = SnapshotExchange.beginCopy(copies, sent.lengthBytes(), sent.jobId(), sent.epoch(),
+            sent.rank(), sent.step(), told, 0);
         b.write(0, sent.address(0, sent.lengthBytes()), sent.lengthBytes());
         copies.completeAsReceived(b);
     }
@@ -324,7 +329,8 @@ class SnapshotStoreTest {
         List<ShardSnapshots.ChunkState> shard = shard();
         ShardSnapshots.capture(store, JOB, 0, 1, 10, shard, 0);
         SnapshotBuffer b = store.find(JOB, 0, 10);
-        List<ShardSnapshots.ChunkState> other = List.of(new ShardSnapshots.ChunkState(tensor(1000), tensor(1000), tensor(1000), 0),
+        List<ShardSnapshots.ChunkState> other = List.of(
+            new ShardSnapshots.ChunkState(tensor(1000), tensor(1000), tensor(1000), 0),
             new ShardSnapshots.ChunkState(tensor(333), tensor(333), tensor(333), 0));
         String why = assertThrows(SnapshotException.class, () -> ShardSnapshots.restore(b, other)).getMessage();
         assertTrue(why.contains("chunk 1 holds 333 parameters and 111"), why);
