@@ -234,7 +234,8 @@ class ClusterProcessesTest {
         assertEquals(130, p.exitValue(), text);
         assertTrue(text.contains("(interrupted)"), "the job's stop line: " + text);
         for (String line : text.split("\n")) {
-            if ((line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver")) && line.contains("(pid ")) {
+            boolean started = line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver");
+            if (started && line.contains("(pid ")) {
                 long pid = Long.parseLong(line.substring(line.indexOf("(pid ") + 5, line.indexOf(')')));
                 assertTrue(ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true), pid + " stopped: " + text);
             }
