@@ -62,6 +62,10 @@ bool is_pinned(const void* p, size_t n) {
 struct Module {
     std::string ptx;
 };
+std::set<Module*> loaded_modules;   // loaded and not yet unloaded
+// A device attribute no real driver has: how many modules are loaded now, for the tests of module cleanup.
+constexpr int kAttributeLoadedModules = 0x7e000001;
+constexpr CUresult INVALID_PTX = 218;
 struct Function {
     const troupe_emu::KernelInfo* info;
     std::string name;
@@ -252,6 +256,11 @@ CUresult cuDeviceGetAttribute(int* value, int attribute, CUdevice device) {
         case 76: *value = 0; return OK;
         case 81: *value = 228 * 1024; return OK;            // shared memory per multiprocessor
         case 97: *value = kOptinSharedLimit; return OK;     // opt-in shared memory per block
+        case kAttributeLoadedModules: {
+            std::lock_guard<std::recursive_mutex> g(lock);
+            *value = (int) loaded_modules.size();
+            return OK;
+        }
         default:
             std::fprintf(stderr, "troupe cuda emulator: device attribute %d is not emulated\n", attribute);
             return INVALID_VALUE;
@@ -277,10 +286,18 @@ CUresult cuCtxGetCurrent(void** context) {
     return OK;
 }
 
+// Text without PTX's .version and .target directives is refused, as the driver refuses a PTX it cannot parse.
 CUresult cuModuleLoadData(void** module, const void* image) {
     std::lock_guard<std::recursive_mutex> g(lock);
+    if (module == nullptr || image == nullptr) return INVALID_VALUE;
+    std::string ptx = static_cast<const char*>(image);
+    if (ptx.find(".version ") == std::string::npos || ptx.find(".target ") == std::string::npos) {
+        std::fprintf(stderr, "troupe cuda emulator: cuModuleLoadData: not PTX (no .version and .target)\n");
+        return INVALID_PTX;
+    }
     Module* m = new Module();
-    m->ptx = static_cast<const char*>(image);
+    m->ptx = std::move(ptx);
+    loaded_modules.insert(m);
     *module = m;
     return OK;
 }
@@ -291,15 +308,17 @@ CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned int, void
 
 CUresult cuModuleUnload(void* module) {
     std::lock_guard<std::recursive_mutex> g(lock);
-    delete static_cast<Module*>(module);
+    Module* m = static_cast<Module*>(module);
+    if (loaded_modules.erase(m) == 0) return INVALID_HANDLE;   // never loaded, or unloaded already
+    delete m;
     return OK;
 }
 
 // Found when the module's PTX has the entry and the emulator was built with the kernel.
 CUresult cuModuleGetFunction(void** function, void* module, const char* name) {
     std::lock_guard<std::recursive_mutex> g(lock);
-    const Module* m = static_cast<const Module*>(module);
-    if (m == nullptr) return INVALID_HANDLE;
+    Module* m = static_cast<Module*>(module);
+    if (loaded_modules.count(m) == 0) return INVALID_HANDLE;
     const std::string entry = std::string(".entry ") + name + "(";
     if (m->ptx.find(entry) == std::string::npos) return NOT_FOUND;
     const troupe_emu::KernelInfo* info = troupe_emu::find_kernel(name);

@@ -53,8 +53,11 @@ final class CudaLaunch {
 
     static CudaStorage storage(CudaDevice dev, Tensor t, String op, String param) {
         if (t.device() != dev || !(t.storage() instanceof CudaStorage s)) {
-            throw new IllegalArgumentException(op + ": " + param + " is on " + t.device().name() + ", not on "
-                + dev.name());
+            String where = t.device().name();
+            if (t.device() != dev && where.equals(dev.name())) {
+                where = "another device object of the same name, " + where + " (each owns its own memory)";
+            }
+            throw new IllegalArgumentException(op + ": " + param + " is on " + where + ", not on " + dev.name());
         }
         if (!s.isOpen()) {
             throw new IllegalArgumentException(op + ": " + param + " is closed");

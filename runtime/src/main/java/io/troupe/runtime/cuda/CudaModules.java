@@ -32,13 +32,18 @@ final class CudaModules implements AutoCloseable {
     private final Map<String, CUfunction> functions = new HashMap<>();
 
     CudaModules(int ccMajor, int ccMinor) {
+        this(ccMajor, ccMinor, MODULE_NAMES);
+    }
+
+    /** Loads the modules {@code names} (PTX resources {@code NAME_smXY.ptx}), in order, all or nothing. */
+    CudaModules(int ccMajor, int ccMinor, String... names) {
         if (ccMajor < 8) {
             throw new IllegalStateException("Troupe's CUDA kernels need compute capability 8.0 or newer (mma.sync "
                 + "for TF32/BF16); this card has " + ccMajor + "." + ccMinor);
         }
         String suffix = ccMajor >= 9 ? "sm90" : "sm80";
         try {
-            for (String name : MODULE_NAMES) {
+            for (String name : names) {
                 String ptx = readPtx(name + "_" + suffix + ".ptx");
                 CUmodule m = new CUmodule();
                 // cuModuleLoadData wants a NUL-terminated image.

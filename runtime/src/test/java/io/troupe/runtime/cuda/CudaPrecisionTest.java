@@ -141,6 +141,8 @@ class CudaPrecisionTest {
             checkGemm(GemmPrecision.BF16, (t & 1) != 0, (t & 2) != 0, 130, 257, 72, false, 1e-2);
         }
         checkGemm(GemmPrecision.BF16, false, true, big(), big(), big(), false, 1e-2);
+        // Operands of fewer elements than one block of the float32 to bfloat16 conversion.
+        checkGemm(GemmPrecision.BF16, false, false, 5, 7, 3, false, 1e-2);
     }
 
     /** The large square product's size: 1024 on a GPU; 384 (still 3 x 3 tiles of 128) on the CPU emulator. */

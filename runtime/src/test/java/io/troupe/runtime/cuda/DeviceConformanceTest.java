@@ -15,6 +15,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Every op of {@link Device}, forward and backward, on a device under test against the CPU backend,
@@ -157,6 +159,76 @@ abstract class DeviceConformanceTest {
         tw.ref.fill(z.ref(), 2.5f);
         tw.dut.fill(z.dut(), 2.5f);
         tw.assertClose("fill", z, 0, 0);
+    }
+
+    /**
+     * The element-wise ops of the 1-D launches at sizes around one block of threads: below it (the
+     * grid is one partial block), exactly one block, and one element past it (a second block).
+     */
+    @ParameterizedTest(name = "n = {0}")
+    @ValueSource(ints = {1, 7, 255, 256, 257})
+    void shouldMatchElementWiseOpsAroundOneBlock(int n) {
+        String tag = " n=" + n;
+        Twin x = tw.random(n);
+        Twin y = tw.random(n);
+        tw.ref.axpy(-0.75f, x.ref(), y.ref());
+        tw.dut.axpy(-0.75f, x.dut(), y.dut());
+        tw.assertClose("axpy" + tag, y, 1e-6, 1e-6);
+        tw.dut.copyFromHost(y.ref().toFloatArray(), y.dut());
+        tw.ref.scale(y.ref(), 3.25f);
+        tw.dut.scale(y.dut(), 3.25f);
+        tw.assertClose("scale" + tag, y, 0, 1e-6);
+        Twin z = tw.poisoned(n);
+        tw.ref.copy(y.ref(), z.ref());
+        tw.dut.copy(y.dut(), z.dut());
+        tw.assertClose("copy" + tag, z, 0, 0);
+        Twin sum = tw.poisoned(n);
+        tw.ref.add(x.ref(), z.ref(), sum.ref());
+        tw.dut.add(x.dut(), z.dut(), sum.dut());
+        tw.assertClose("add" + tag, sum, 0, 1e-6);
+        tw.ref.fill(z.ref(), 2.5f);
+        tw.dut.fill(z.dut(), 2.5f);
+        tw.assertClose("fill" + tag, z, 0, 0);
+
+        Twin inp = tw.of(tw.uniform(n, -5f, 5f), n);
+        Twin out = tw.poisoned(n);
+        tw.ref.gelu(inp.ref(), out.ref(), n);
+        tw.dut.gelu(inp.dut(), out.dut(), n);
+        tw.assertClose("gelu" + tag, out, 1e-6, 1e-5);
+        Twin dout = tw.random(n);
+        Twin dinp = tw.poisoned(n);
+        tw.ref.geluBackward(inp.ref(), dout.ref(), dinp.ref(), n);
+        tw.dut.geluBackward(inp.dut(), dout.dut(), dinp.dut(), n);
+        tw.assertClose("geluBackward" + tag, dinp, 1e-6, 1e-5);
+
+        // One row of n columns: the bias, cross-entropy and embedding kernels cover rows * cols elements.
+        Twin bias = tw.random(n);
+        tw.ref.biasAdd(x.ref(), bias.ref(), 1, n);
+        tw.dut.biasAdd(x.dut(), bias.dut(), 1, n);
+        tw.assertClose("biasAdd 1x" + n, x, ATOL, RTOL);
+        Twin probs = tw.of(tw.uniform(n, 0f, 1f), 1, n);
+        Twin target = tw.ids(tw.ints(1, n));
+        Twin dlogits = tw.poisoned(1, n);
+        tw.ref.crossEntropyBackward(dlogits.ref(), probs.ref(), target.ref(), 0.5f, 1, n);
+        tw.dut.crossEntropyBackward(dlogits.dut(), probs.dut(), target.dut(), 0.5f, 1, n);
+        tw.assertClose("crossEntropyBackward 1x" + n, dlogits, 1e-7, 1e-6);
+        Twin table = tw.random(3, n);
+        Twin id = tw.ids(tw.ints(1, 3));
+        Twin row = tw.poisoned(1, n);
+        tw.ref.embedding(row.ref(), id.ref(), table.ref(), 1, n, false);
+        tw.dut.embedding(row.dut(), id.dut(), table.dut(), 1, n, false);
+        tw.assertClose("embedding 1x" + n, row, 0, 0);
+
+        Twin p = tw.random(n);
+        Twin m = tw.of(new float[n], n);
+        Twin v = tw.of(new float[n], n);
+        Twin g = tw.random(n);
+        AdamWStep step = new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+        tw.ref.adamw(p.ref(), g.ref(), m.ref(), v.ref(), step);
+        tw.dut.adamw(p.dut(), g.dut(), m.dut(), v.dut(), step);
+        tw.assertClose("adamw param" + tag, p, 1e-6, 1e-5);
+        tw.assertClose("adamw m" + tag, m, 1e-7, 1e-5);
+        tw.assertClose("adamw v" + tag, v, 1e-8, 1e-5);
     }
 
     @Test
