@@ -101,7 +101,8 @@ final class CompletionRoutes extends AllDirectives {
     }
 
     /**
-     * A plain-text error answer of the routing layer's default rejection and exception handlers, as
+     * A plain-text error answer of the routing layer's default rejection and exception handlers, or of the HTTP
+     * layer's for a request it cannot parse ({@link JsonParsingErrorHandler}), as
      * {@code {"error":{"message":...,"type":...,"param":null,"code":...}}}, its status and headers ({@code Allow})
      * kept; {@code code} is the status' reason in snake case ({@code not_found}, {@code method_not_allowed}). Any
      * other response passes unchanged.

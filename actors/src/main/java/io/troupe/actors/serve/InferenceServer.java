@@ -261,6 +261,7 @@ public final class InferenceServer implements AutoCloseable {
         // reference.conf of this build says off, but another jar's reference.conf may come first on a classpath
         // run-by-jvm-shutdown-hook: the owner stops the server in order (drain, then close); a JVM hook of Pekko's
         // would terminate the system under a drain
+        // parsing.error-handler: what the HTTP layer refuses before routing is answered in the JSON error shape
         Config config = ConfigFactory.parseString("""
             pekko.loglevel = WARNING
             pekko.stdout-loglevel = WARNING
@@ -269,7 +270,8 @@ public final class InferenceServer implements AutoCloseable {
             pekko.http.server.request-timeout = infinite
             pekko.fail-mixed-versions = off
             pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off
-            """).withFallback(ConfigFactory.load());
+            pekko.http.server.parsing.error-handler = "%s"
+            """.formatted(JsonParsingErrorHandler.class.getName())).withFallback(ConfigFactory.load());
         if (links != null) {                      // stage hosts: the control plane reaches them over Artery
             config = links.pekko(config);
         }
