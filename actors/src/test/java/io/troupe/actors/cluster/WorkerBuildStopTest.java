@@ -11,12 +11,12 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.Manifest;
 import io.troupe.models.checkpoint.OldFormatCheckpoints;
 import io.troupe.models.gpt.GptConfig;
+import io.troupe.runtime.testkit.LiveThreads;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
@@ -354,15 +354,6 @@ class WorkerBuildStopTest {
         }
     }
 
-    private static Set<Thread> computeThreads() {
-        Set<Thread> out = new HashSet<>();
-        for (Thread t : Thread.getAllStackTraces().keySet()) {
-            if (t.getName().startsWith(COMPUTE_THREAD) && t.isAlive()) {
-                out.add(t);
-            }
-        }
-        return out;
-    }
 
     private static void copy(Path from, Path to) throws java.io.IOException {
         Files.createDirectories(to);
@@ -371,5 +362,9 @@ class WorkerBuildStopTest {
                 Files.copy(f, to.resolve(f.getFileName()));
             }
         }
+    }
+
+    private static Set<Thread> computeThreads() {
+        return LiveThreads.named(COMPUTE_THREAD);
     }
 }

@@ -1,5 +1,6 @@
 package io.troupe.actors.engine;
 
+import static io.troupe.runtime.testkit.LiveThreads.minus;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -14,12 +15,11 @@ import io.troupe.models.parallel.StagePartition;
 import io.troupe.models.train.TrainConfig;
 import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.Tensor;
+import io.troupe.runtime.testkit.LiveThreads;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
 import java.util.function.IntFunction;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
@@ -156,14 +156,7 @@ class StageWorkerBuildFailureTest {
 
     /** Joins each thread until one deadline; fails naming those still alive then. */
     private static void assertEnded(Set<Thread> threads) throws InterruptedException {
-        long deadlineNs = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(THREADS_END_MS);
-        for (Thread t : threads) {
-            long leftMs = TimeUnit.NANOSECONDS.toMillis(deadlineNs - System.nanoTime());
-            if (leftMs > 0) {
-                t.join(leftMs);
-            }
-        }
-        List<String> alive = threads.stream().filter(Thread::isAlive).map(Thread::getName).toList();
+        List<String> alive = LiveThreads.aliveAfter(threads, THREADS_END_MS);
         assertTrue(alive.isEmpty(), "device compute threads still alive " + THREADS_END_MS + " ms after the build: "
             + alive);
     }
@@ -177,18 +170,6 @@ class StageWorkerBuildFailureTest {
     }
 
     private static Set<Thread> computeThreads() {
-        Set<Thread> out = new HashSet<>();
-        for (Thread t : Thread.getAllStackTraces().keySet()) {
-            if (t.getName().startsWith(COMPUTE_THREAD) && t.isAlive()) {
-                out.add(t);
-            }
-        }
-        return out;
-    }
-
-    private static Set<Thread> minus(Set<Thread> a, Set<Thread> b) {
-        Set<Thread> out = new HashSet<>(a);
-        out.removeAll(b);
-        return out;
+        return LiveThreads.named(COMPUTE_THREAD);
     }
 }

@@ -1,16 +1,16 @@
 package io.troupe.runtime.cpu;
 
+import static io.troupe.runtime.testkit.LiveThreads.minus;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.troupe.runtime.testkit.LiveThreads;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -92,30 +92,11 @@ class CpuDeviceConstructionTest {
 
     /** Joins each thread until one deadline; fails naming those still alive then. */
     private static void assertEnded(Set<Thread> threads) throws InterruptedException {
-        long deadlineNs = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(THREADS_END_MS);
-        for (Thread t : threads) {
-            long leftMs = TimeUnit.NANOSECONDS.toMillis(deadlineNs - System.nanoTime());
-            if (leftMs > 0) {
-                t.join(leftMs);
-            }
-        }
-        List<String> alive = threads.stream().filter(Thread::isAlive).map(Thread::getName).toList();
+        List<String> alive = LiveThreads.aliveAfter(threads, THREADS_END_MS);
         assertTrue(alive.isEmpty(), "compute threads still alive " + THREADS_END_MS + " ms after the build: " + alive);
     }
 
     private static Set<Thread> computeThreads() {
-        Set<Thread> out = new HashSet<>();
-        for (Thread t : Thread.getAllStackTraces().keySet()) {
-            if (t.getName().startsWith(CpuParallel.WORKER_NAME) && t.isAlive()) {
-                out.add(t);
-            }
-        }
-        return out;
-    }
-
-    private static Set<Thread> minus(Set<Thread> a, Set<Thread> b) {
-        Set<Thread> out = new HashSet<>(a);
-        out.removeAll(b);
-        return out;
+        return LiveThreads.named(CpuParallel.WORKER_NAME);
     }
 }
