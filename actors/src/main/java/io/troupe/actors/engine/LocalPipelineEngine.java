@@ -114,7 +114,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         if (spec.memory().zero() == 2 && tp == 1 && spec.device() == DeviceKind.CPU) {
-            shardGradients();
+            ReplicaGradients.shard(spec, workers, gradientSlices, slicedStages);
         }
         this.policy = policyFor(spec);
         this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
@@ -231,43 +231,6 @@ public final class LocalPipelineEngine implements AutoCloseable {
         return out;
     }
 
-    /**
-     * ZeRO 2: every stage keeps its gradients in an arena and its owned slice packed; each
-     * replica's weight-gradient passes feed the stage's {@link ZeroGradientSlices}. A stage whose
-     * module keeps its whole gradient buffer is reduce-scattered whole, as under zero 1, whatever
-     * the other stages do.
-     */
-    private void shardGradients() {
-        int dp = spec.layout().dp();
-        int pp = spec.layout().pp();
-        io.troupe.models.memory.GradientArena[][][] arenas = new io.troupe.models.memory.GradientArena[dp][pp][];
-        for (int d = 0; d < dp; d++) {
-            for (int p = 0; p < pp; p++) {
-                arenas[d][p] = workers[d][p][0].shardGradients(
-                    ZeroGradientSlices.bucketElements(workers[d][p][0].chunk(0).params().numel(), dp));
-            }
-        }
-        for (int g = 0; g < spec.layout().modelStages(); g++) {
-            int p = g % pp;
-            int v = g / pp;
-            if (arenas[0][p][v] == null) {
-                continue;
-            }
-            StageModule[] stages = new StageModule[dp];
-            io.troupe.runtime.tensor.Tensor[] owned = new io.troupe.runtime.tensor.Tensor[dp];
-            for (int d = 0; d < dp; d++) {
-                stages[d] = workers[d][p][0].chunk(v);
-                owned[d] = workers[d][p][0].ownedGradients(v);
-            }
-            ZeroGradientSlices slices = new ZeroGradientSlices(stages, owned, arenas[0][p][v], spec.stepTimeoutMs());
-            for (int d = 0; d < dp; d++) {
-                workers[d][p][0].onEveryWeightGradient(v, slices.hook(d));
-            }
-            gradientSlices.add(slices);
-            slicedStages[g] = true;
-        }
-    }
-
     /** Every worker, replica by replica, stage by stage, member by member. */
     private List<StageWorker> all() {
         List<StageWorker> out = new ArrayList<>();
@@ -340,7 +303,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
                 ZeroReplicas.reduceScatter((d, g) -> stage(d, g, member), spec.layout(), g -> !slicedStages[g]);
             }
         } else {
-            reduceGradients();
+            ReplicaGradients.sum(spec, workers);
         }
         double allReduceMs = (System.nanoTime() - r0) / 1e6;
         StepTail.Result tail = stepTail.apply(step, normParts, updateParts);
@@ -451,46 +414,6 @@ public final class LocalPipelineEngine implements AutoCloseable {
             }
         }
         this.step = m.dataCursor();
-    }
-
-    /** Sums each model stage's gradients over replicas in replica order and gives every replica the sum. */
-    private void reduceGradients() {
-        int dp = spec.layout().dp();
-        if (dp == 1) {
-            return;
-        }
-        for (int g = 0; g < spec.layout().modelStages(); g++) {
-            for (int t = 0; t < spec.layout().tp(); t++) {
-                StageModule root = stage(0, g, t);
-                if (root.device().kind() != DeviceKind.CPU) {
-                    reduceThroughHost(g, t);
-                    continue;
-                }
-                for (int d = 1; d < dp; d++) {
-                    root.device().axpy(1f, stage(d, g, t).grads(), root.grads());
-                }
-                for (int d = 1; d < dp; d++) {
-                    root.device().copy(root.grads(), stage(d, g, t).grads());
-                }
-            }
-        }
-    }
-
-    /**
-     * The same sum, in the same order, for workers on GPUs (each its own device, whose ops take only
-     * their own tensors): through host arrays.
-     */
-    private void reduceThroughHost(int g, int t) {
-        float[] sum = stage(0, g, t).grads().toFloatArray();
-        for (int d = 1; d < spec.layout().dp(); d++) {
-            float[] x = stage(d, g, t).grads().toFloatArray();
-            for (int i = 0; i < sum.length; i++) {
-                sum[i] += x[i];
-            }
-        }
-        for (int d = 0; d < spec.layout().dp(); d++) {
-            stage(d, g, t).device().copyFromHost(sum, stage(d, g, t).grads());
-        }
     }
 
     private double bubble(double stepEndUs) {
