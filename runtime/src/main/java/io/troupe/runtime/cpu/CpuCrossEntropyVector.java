@@ -8,11 +8,11 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link CpuRows#crossEntropy} with its row max, shift and scaling on the Vector API (the incubator module; load
+ * {@link CpuTokenRows#crossEntropy} with its row max, shift and scaling on the Vector API (the incubator module; load
  * this class only where {@link CpuAttention#VECTOR_API}): the max as lane-wise maxima and one reduction, the
  * shift and the scaling as whole vectors and a scalar tail. The exponentials ({@link CpuMath#expBlock}) and the
  * row sum ({@link CpuAttention#sum4}) are the scalar form's, so probabilities and losses are bitwise
- * {@link CpuRows#crossEntropy}'s ({@code CpuCrossEntropyVectorTest}).
+ * {@link CpuTokenRows#crossEntropy}'s ({@code CpuCrossEntropyVectorTest}).
  */
 final class CpuCrossEntropyVector {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -30,7 +30,7 @@ final class CpuCrossEntropyVector {
     private CpuCrossEntropyVector() {
     }
 
-    /** Rows [r0, r1) of (rows, vocab) logits: as {@link CpuRows#crossEntropy}. */
+    /** Rows [r0, r1) of (rows, vocab) logits: as {@link CpuTokenRows#crossEntropy}. */
     static void rows(long logits, long targets, long probs, long losses, int r0, int r1, int vocab) {
         float[][] b = ROWS.get();
         if (b[0] == null || b[0].length < vocab + L) {

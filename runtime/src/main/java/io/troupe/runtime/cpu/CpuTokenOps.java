@@ -37,7 +37,7 @@ final class CpuTokenOps {
                 (s, e) -> CpuCrossEntropyVector.rows(la, ta, pa, lossA, s, e, vocab));
             return;
         }
-        parallel.forRange(rows, rowGrain(vocab), (s, e) -> CpuRows.crossEntropy(la, ta, pa, lossA, s, e, vocab));
+        parallel.forRange(rows, rowGrain(vocab), (s, e) -> CpuTokenRows.crossEntropy(la, ta, pa, lossA, s, e, vocab));
     }
 
     void crossEntropyBackward(Tensor dlogits, Tensor probs, Tensor targets, float dlossScale,
@@ -50,7 +50,7 @@ final class CpuTokenOps {
         long pa = probs.address();
         long ta = targets.address();
         parallel.forRange(rows, rowGrain(vocab),
-            (s, e) -> CpuRows.crossEntropyBackward(da, pa, ta, s, e, vocab, dlossScale));
+            (s, e) -> CpuTokenRows.crossEntropyBackward(da, pa, ta, s, e, vocab, dlossScale));
     }
 
     void embedding(Tensor out, Tensor ids, Tensor table, int rows, int dim, boolean accumulate) {
@@ -61,7 +61,7 @@ final class CpuTokenOps {
         long ia = ids.address();
         long ta = table.address();
         if (accumulate) {
-            parallel.forRange(rows, rowGrain(dim), (s, e) -> CpuRows.addTableRows(oa, ia, ta, s, e, dim));
+            parallel.forRange(rows, rowGrain(dim), (s, e) -> CpuTokenRows.addTableRows(oa, ia, ta, s, e, dim));
             return;
         }
         parallel.forRange(rows, rowGrain(dim), (s, e) -> {
@@ -80,7 +80,7 @@ final class CpuTokenOps {
         long ia = ids.address();
         long ta = dtable.address();
         // Split by columns: every thread walks all rows in order, so the sum order is fixed.
-        parallel.forRange(dim, 16, (s, e) -> CpuRows.scatterAddRows(ta, ga, ia, rows, dim, s, e));
+        parallel.forRange(dim, 16, (s, e) -> CpuTokenRows.scatterAddRows(ta, ga, ia, rows, dim, s, e));
     }
 
     private static void requireIds(Tensor ids, int rows, int limit, String what) {

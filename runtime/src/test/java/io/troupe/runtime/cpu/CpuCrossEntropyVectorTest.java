@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The cross-entropy rows on the Vector API bitwise against {@link CpuRows#crossEntropy}, and the staged
+ * The cross-entropy rows on the Vector API bitwise against {@link CpuTokenRows#crossEntropy}, and the staged
  * cross-entropy backward against its element-by-element reference.
  */
 class CpuCrossEntropyVectorTest {
@@ -30,9 +30,10 @@ class CpuCrossEntropyVectorTest {
                 }
                 float scale = 1f / 3f;
                 // rows 1..4 only: the row range must be honoured
-                CpuRows.crossEntropyBackwardReference(d1.address(), probs.address(), targets.address(), 1, rows, vocab,
+                CpuTokenRows.crossEntropyBackwardReference(d1.address(), probs.address(), targets.address(), 1, rows,
+                    vocab, scale);
+                CpuTokenRows.crossEntropyBackward(d2.address(), probs.address(), targets.address(), 1, rows, vocab,
                     scale);
-                CpuRows.crossEntropyBackward(d2.address(), probs.address(), targets.address(), 1, rows, vocab, scale);
                 for (long i = 0; i < n; i++) {
                     assertEquals(Float.floatToRawIntBits(UNSAFE.getFloat(d1.address() + 4 * i)),
                         Float.floatToRawIntBits(UNSAFE.getFloat(d2.address() + 4 * i)), "vocab=" + vocab + " at " + i);
@@ -64,7 +65,8 @@ class CpuCrossEntropyVectorTest {
                 for (int r = 0; r < rows; r++) {
                     UNSAFE.putInt(targets.address() + 4L * r, rnd.nextInt(vocab));
                 }
-                CpuRows.crossEntropy(logits.address(), targets.address(), p1.address(), l1.address(), 0, rows, vocab);
+                CpuTokenRows.crossEntropy(logits.address(), targets.address(), p1.address(), l1.address(), 0, rows,
+                    vocab);
                 CpuCrossEntropyVector.rows(logits.address(), targets.address(), p2.address(), l2.address(), 0, rows,
                     vocab);
                 for (long i = 0; i < n; i++) {

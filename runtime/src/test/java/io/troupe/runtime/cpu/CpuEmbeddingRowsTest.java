@@ -22,15 +22,16 @@ class CpuEmbeddingRowsTest {
                     UNSAFE.putInt(ids.address() + 4L * r, rnd.nextInt(tableRows));
                 }
                 try (CpuStorage a = copy(rowsIn, (long) rows * dim); CpuStorage b = copy(rowsIn, (long) rows * dim)) {
-                    CpuRows.addTableRowsReference(a.address(), ids.address(), table.address(), 3, rows, dim);
-                    CpuRows.addTableRows(b.address(), ids.address(), table.address(), 3, rows, dim);
+                    CpuTokenRows.addTableRowsReference(a.address(), ids.address(), table.address(), 3, rows, dim);
+                    CpuTokenRows.addTableRows(b.address(), ids.address(), table.address(), 3, rows, dim);
                     same("addTableRows dim=" + dim, a, b, (long) rows * dim);
                 }
                 int c0 = dim / 3;
                 long tn = (long) tableRows * dim;
                 try (CpuStorage a = copy(table, tn); CpuStorage b = copy(table, tn)) {
-                    CpuRows.scatterAddRowsReference(a.address(), rowsIn.address(), ids.address(), rows, dim, c0, dim);
-                    CpuRows.scatterAddRows(b.address(), rowsIn.address(), ids.address(), rows, dim, c0, dim);
+                    CpuTokenRows.scatterAddRowsReference(a.address(), rowsIn.address(), ids.address(), rows, dim, c0,
+                        dim);
+                    CpuTokenRows.scatterAddRows(b.address(), rowsIn.address(), ids.address(), rows, dim, c0, dim);
                     same("scatterAddRows dim=" + dim, a, b, tn);
                 }
             }
