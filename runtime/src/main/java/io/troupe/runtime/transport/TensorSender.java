@@ -1,23 +1,15 @@
 package io.troupe.runtime.transport;
 
-import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_REFERENCE;
-import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_BY_RING;
-import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_CRC;
-import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAG_MAC;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_LENGTH;
 
 import io.aeron.ExclusivePublication;
 import io.aeron.Publication;
-import io.aeron.logbuffer.BufferClaim;
 import io.troupe.runtime.device.DeviceKind;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
 import java.util.Arrays;
-import org.agrona.BufferUtil;
 import org.agrona.DirectBuffer;
-import org.agrona.UnsafeApi;
 import org.agrona.concurrent.IdleStrategy;
-import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * Sends tensors from this worker to one peer over one {@link ExclusivePublication}. A tensor is
@@ -58,43 +50,25 @@ public final class TensorSender implements AutoCloseable {
     private final long epoch;
     private final int jobId;
     private final int chunkBytes;
-    private final boolean crcEnabled;
-    /** Tags every frame (UDP with an auth key), in place of CRC32C; {@code null} otherwise. */
-    private final FrameMac mac;
     private final long connectTimeoutNs;
     private final long backPressureTimeoutNs;
     private final IdleStrategy idleStrategy;
-    private final int claimLimitBytes;
-    private final BufferClaim claim = new BufferClaim();
-    private final UnsafeBuffer headerBuffer =
-        new UnsafeBuffer(BufferUtil.allocateDirectAligned(HEADER_LENGTH, 64));
-    private final UnsafeBuffer payloadBuffer = new UnsafeBuffer(0, 0);
-    private final TensorFrameFlyweight frame = new TensorFrameFlyweight();
-    private final int[] shape = new int[TensorFrameDescriptor.MAX_DIMS];
+    /** Writes the frames of the tensor in flight. */
+    private final TensorFrameWriter frames;
+    /** The writer's shape array, filled in place by {@link #send(FrameKind, long, long, Tensor)}. */
+    private final int[] shape;
     private Runnable closeAction;
     private PeerTraffic.Counter sentBytesCounter;
 
-    private FrameKind kind;
-    private long step;
-    private long tensorKey;
-    private DType dtype;
-    private int ndims;
-    private long address;
     private long totalBytes;
     private long sentBytes;
     private boolean active;
     private boolean byReference;
     private boolean viaRing;
-    private long ringStart = -1;
     private long claimedStart = -1;
     private int claimedBytes;
     private boolean awaitingCopy;
-    private int referenceSequence;
     private long waitStartNs;
-    private long crcOffset = -1;
-    private long macOffset = -1;
-    private long macTag;
-    private int crc;
     private long tensorsSent;
     private long backPressureEvents;
 
@@ -131,17 +105,18 @@ public final class TensorSender implements AutoCloseable {
         this.chunkBytes = settings.chunkBytes();
         boolean ipc = TransportChannels.isIpc(publication.channel());
         FrameAuthKey key = settings.authKeyFor(ipc);
-        this.mac = key == null ? null : new FrameMac(key);
-        this.crcEnabled = mac == null && settings.crcEnabledFor(ipc);
+        FrameMac mac = key == null ? null : new FrameMac(key);
+        boolean crcEnabled = mac == null && settings.crcEnabledFor(ipc);
         this.connectTimeoutNs = settings.connectTimeoutNs();
         this.backPressureTimeoutNs = settings.backPressureTimeoutNs();
         this.idleStrategy = idleStrategy;
-        this.claimLimitBytes = publication.maxPayloadLength();
         if (chunkBytes + HEADER_LENGTH > publication.maxMessageLength()) {
             throw new IllegalArgumentException(
                 "chunkBytes plus header exceeds the publication's max message: chunkBytes="
                 + chunkBytes + ", maxMessageLength=" + publication.maxMessageLength());
         }
+        this.frames = new TensorFrameWriter(publication, ring, sourceRank, destRank, jobId, epoch, crcEnabled, mac);
+        this.shape = frames.shape();
     }
 
     public int destRank() {
@@ -271,27 +246,16 @@ public final class TensorSender implements AutoCloseable {
         if (address == 0) {
             throw new IllegalArgumentException("address must be a native address: address=0");
         }
-        this.kind = kind;
-        this.step = step;
-        this.tensorKey = tensorKey;
-        this.dtype = dtype;
-        this.ndims = ndims;
-        if (shape != this.shape) {
-            System.arraycopy(shape, 0, this.shape, 0, ndims);
-        }
-        this.address = address;
+        frames.start(kind, step, tensorKey, dtype, shape, ndims, address, lengthBytes);
         this.totalBytes = lengthBytes;
         this.sentBytes = 0;
-        this.crcOffset = -1;
-        this.macOffset = -1;
         this.waitStartNs = System.nanoTime();
         this.byReference = localLink != null && lengthBytes >= localCopyMinBytes && lengthBytes <= MAX_REFERENCE_BYTES;
         this.viaRing = !byReference && ring != null && lengthBytes >= ringMinBytes;
-        this.ringStart = -1;
         this.claimedStart = -1;
         this.awaitingCopy = false;
         if (byReference) {
-            referenceSequence = localLink.publish(address, lengthBytes);
+            frames.referenceSequence(localLink.publish(address, lengthBytes));
         }
         this.active = true;
     }
@@ -333,7 +297,7 @@ public final class TensorSender implements AutoCloseable {
         begin(kind, step, tensorKey, dtype, shape, ndims, ring.address(start), lengthBytes);
         byReference = false;
         viaRing = true;
-        ringStart = start; // staged already: doSend announces it without copying
+        frames.stagedInRing(start); // staged already: doSend announces it without copying
     }
 
     /**
@@ -354,13 +318,13 @@ public final class TensorSender implements AutoCloseable {
             long result;
             if (byReference) {
                 length = (int) totalBytes;
-                result = offerReference(offset, length);
+                result = frames.offerReference(offset, length);
             } else if (viaRing) {
                 length = (int) Math.min(chunkBytes, totalBytes - offset);
-                result = offerRingChunk(offset, length);
+                result = frames.offerRingChunk(offset, length);
             } else {
                 length = (int) Math.min(chunkBytes, totalBytes - offset);
-                result = offerChunk(offset, length);
+                result = frames.offerChunk(offset, length);
             }
             if (result > 0) {
                 chunks++;
@@ -408,108 +372,6 @@ public final class TensorSender implements AutoCloseable {
         return 0;
     }
 
-    /** A header-only frame telling a same-JVM receiver to copy {@code [offset, offset+length)} through the link. */
-    private long offerReference(long offset, int length) {
-        int flags = (crcEnabled ? FLAG_CRC : 0) | (mac != null ? FLAG_MAC : 0) | FLAG_BY_REFERENCE;
-        long result = publication.tryClaim(HEADER_LENGTH, claim);
-        if (result > 0) {
-            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank,
-                destRank, tensorKey, shape, ndims, totalBytes, offset, length);
-            frame.referenceSequence(referenceSequence);
-            if (crcEnabled) {
-                frame.sealCrc(0);
-            } else if (mac != null) {
-                mac.seal(claim.buffer(), claim.offset(), 0);
-            }
-            claim.commit();
-        }
-        return result;
-    }
-
-    /**
-     * Copies the chunk into the ring (once, when the ring has room) and announces it with a
-     * header-only frame; {@code BACK_PRESSURED} while the receiver still holds the ring's room.
-     */
-    private long offerRingChunk(long offset, int length) {
-        if (ringStart < 0) {
-            long start = ring.claim(length);
-            if (start < 0) {
-                return Publication.BACK_PRESSURED;
-            }
-            UnsafeApi.copyMemory(address + offset, ring.address(start), length);
-            ringStart = start;
-        }
-        int flags = (crcEnabled ? FLAG_CRC : 0) | FLAG_BY_RING;
-        computeChunkCrc(offset, length);
-        long result = publication.tryClaim(HEADER_LENGTH, claim);
-        if (result > 0) {
-            frame.wrap(claim.buffer(), claim.offset()).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank,
-                destRank, tensorKey, shape, ndims, totalBytes, offset, length);
-            frame.referenceSequence(ring.offsetOf(ringStart));
-            if (crcEnabled) {
-                frame.sealCrc(crc);
-            }
-            claim.commit();
-            ring.commit(ringStart, length);
-            ringStart = -1;
-        }
-        return result;
-    }
-
-    /** The chunk's CRC32C into {@code crc}, once per chunk (a back-pressured offer is retried without it). */
-    private void computeChunkCrc(long offset, int length) {
-        if (crcEnabled && crcOffset != offset) {
-            crc = frame.crc32c(address + offset, length);
-            crcOffset = offset;
-        }
-    }
-
-    private long offerChunk(long offset, int length) {
-        int flags = crcEnabled ? FLAG_CRC : mac != null ? FLAG_MAC : 0;
-        computeChunkCrc(offset, length);
-        if (HEADER_LENGTH + length <= claimLimitBytes) {
-            long result = publication.tryClaim(HEADER_LENGTH + length, claim);
-            if (result > 0) {
-                int at = claim.offset();
-                frame.wrap(claim.buffer(), at).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank, destRank,
-                    tensorKey, shape, ndims, totalBytes, offset, length);
-                payloadBuffer.wrap(address + offset, length);
-                claim.buffer().putBytes(at + HEADER_LENGTH, payloadBuffer, 0, length);
-                if (crcEnabled) {
-                    frame.sealCrc(crc);
-                } else if (mac != null) {
-                    mac.seal(claim.buffer(), at, length);
-                }
-                claim.commit();
-            }
-            return result;
-        }
-        frame.wrap(headerBuffer, 0).writeHeader(kind, dtype, flags, jobId, epoch, step, sourceRank, destRank, tensorKey,
-            shape, ndims, totalBytes, offset, length);
-        if (crcEnabled) {
-            frame.sealCrc(crc);
-        } else if (mac != null) {
-            sealSplit(offset, length);
-        }
-        payloadBuffer.wrap(address + offset, length);
-        return publication.offer(headerBuffer, 0, HEADER_LENGTH, payloadBuffer, 0, length);
-    }
-
-    /**
-     * Tags a chunk whose header and payload lie apart (header buffer, caller's memory), once per chunk: a
-     * back-pressured offer is retried with the same header.
-     */
-    private void sealSplit(long offset, int length) {
-        if (macOffset != offset) {
-            mac.absorbHeader(headerBuffer, 0);
-            macTag = mac.finish(null, address + offset, length);
-            macOffset = offset;
-        }
-        headerBuffer.putInt(TensorFrameDescriptor.MAC_LOW_OFFSET, (int) macTag, java.nio.ByteOrder.LITTLE_ENDIAN);
-        headerBuffer.putInt(TensorFrameDescriptor.MAC_HIGH_OFFSET, (int) (macTag >>> 32),
-            java.nio.ByteOrder.LITTLE_ENDIAN);
-    }
-
     private void onFailedOffer(long result) {
         long waitedNs = System.nanoTime() - waitStartNs;
         if (result == Publication.BACK_PRESSURED || result == Publication.ADMIN_ACTION) {
@@ -539,8 +401,8 @@ public final class TensorSender implements AutoCloseable {
 
     private String describe() {
         return "source=" + sourceRank + ", dest=" + destRank + ", channel=" + publication.channel() + ", stream="
-            + publication.streamId() + ", session=" + publication.sessionId() + ", key=" + TensorKey.toString(tensorKey)
-            + ", sentBytes=" + sentBytes + "/" + totalBytes;
+            + publication.streamId() + ", session=" + publication.sessionId() + ", key="
+            + TensorKey.toString(frames.tensorKey()) + ", sentBytes=" + sentBytes + "/" + totalBytes;
     }
 
     /** Closes the publication (an in-flight tensor is abandoned). */
