@@ -21,7 +21,6 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -110,8 +109,8 @@ final class PipelineStepRunner implements StepRunner {
     private volatile boolean closed;
     private volatile Consumer<String> onDown = reason -> { };
     private volatile ActorRef<Object> linkActor;
-    /** The stage hosts named ({@code --stage-hosts}), by slot. */
-    private volatile List<ActorRef<Object>> hostRefs = List.of();
+    /** The stage hosts' part of a remote wiring; set by {@link #start}. */
+    private volatile StageHostWiring hostWiring;
     /** The slot of the host holding each stage 1..N-1 (index 0 unused); changed only when wiring. */
     private volatile int[] assigned;
     /** What the heartbeats and loads said of each slot's host, and where the stages go from it. */
@@ -189,7 +188,7 @@ final class PipelineStepRunner implements StepRunner {
         for (String h : links.hosts()) {
             refs.add(resolver.resolveActorRef("pekko://" + STAGE_HOST_SYSTEM + "@" + h + "/user/" + StageHost.NAME));
         }
-        hostRefs = List.copyOf(refs);
+        List<ActorRef<Object>> hostRefs = List.copyOf(refs);
         StageHostWatch.Losses losses = new StageHostWatch.Losses() {
             @Override
             public boolean lost(String reason, long epoch) {
@@ -208,6 +207,8 @@ final class PipelineStepRunner implements StepRunner {
         };
         linkActor = ctx.spawn(StageHostWatch.behavior(stages, links, placement, stuckStages, hostRefs,
             weights.fingerprint(), losses), "stage-links");
+        hostWiring = new StageHostWiring(stages, links, placement, weights, partition, precision, blockTokens,
+            numBlocks, hostRefs, linkActor);
         down = "wiring the pipeline's stage hosts";
         recover(() -> firstWiring.complete(null));
     }
@@ -516,7 +517,7 @@ final class PipelineStepRunner implements StepRunner {
                 }
                 String why = e.getMessage();
                 down = why;
-                if (e instanceof Refused && !firstWiring.isDone()) {
+                if (e instanceof StageHostWiring.Refused && !firstWiring.isDone()) {
                     // a host that refuses the first wiring (another checkpoint, another server) is a setup
                     // error: the server does not start; after a loss, the wiring is retried until it works
                     rewiring.set(false);
@@ -567,50 +568,20 @@ final class PipelineStepRunner implements StepRunner {
                     + " its stage: waiting for that step to end");
             }
         }
-        List<ActorRef<Object>> hosts = new ArrayList<>();
-        for (int g = 1; g < stages; g++) {
-            hosts.add(hostRefs.get(place[g]));
-        }
         // pings keep hosts loading this epoch from freeing it
         linkActor.tell(new StageHostWatch.Watch(place, epoch, false));
-        String quantization = weights.quantization().name().toLowerCase(Locale.ROOT);
-        List<CompletableFuture<StageProtocol.Reply>> loads = new ArrayList<>();
-        List<CompletableFuture<StageProtocol.Reply>> acks = new ArrayList<>();
-        for (int g = 1; g < stages; g++) {
-            int s = partition.startBlock(g);
-            int e = partition.endBlock(g);
-            int stage = g;
-            CompletableFuture<StageProtocol.Reply> ack = new CompletableFuture<>();
-            acks.add(ack);
-            loads.add(ask(hosts.get(g - 1), g, epoch, ack, self -> new StageProtocol.Load(stage, stages, s, e,
-                weights.fingerprint(), quantization, precision.name().toLowerCase(Locale.ROOT), blockTokens, numBlocks,
-                epoch, self)));
-        }
+        StageProtocol.Reply[] loaded = hostWiring.load(place, epoch, timeoutMs);
         String[] endpoints = new String[stages];
         long weightBytes = 0;
-        long ackMs = links.lossTimeout().toMillis();
-        for (int g = 1; g < stages; g++) {          // a host that is not there is known in a loss timeout
-            answer(acks.get(g - 1), g, "load", ackMs);
-        }
         for (int g = 1; g < stages; g++) {
-            StageProtocol.Reply r = answer(loads.get(g - 1), g, "load", timeoutMs);
-            endpoints[g] = r.endpoint();
-            weightBytes += r.weightBytes();
+            endpoints[g] = loaded[g].endpoint();
+            weightBytes += loaded[g].weightBytes();
         }
         WorkerTransport front = node.openWorker("serve-front-" + epoch, 0, epoch, results(epoch),
             t -> LOG.warn("serving data plane error", t));
         AgentRunner rx = PipelineStage.startReceiver(front, "troupe-serve-rx-0");
         try {
-            List<CompletableFuture<StageProtocol.Reply>> connects = new ArrayList<>();
-            for (int g = 1; g < stages; g++) {
-                String next = g + 1 < stages ? endpoints[g + 1] : front.endpoint().toString();
-                int stage = g;
-                connects.add(ask(hosts.get(g - 1), g, epoch, null, self -> new StageProtocol.Connect(stage, epoch,
-                    next, self)));
-            }
-            for (int g = 1; g < stages; g++) {
-                answer(connects.get(g - 1), g, "connect", timeoutMs);
-            }
+            hostWiring.connect(place, epoch, endpoints, front.endpoint().toString(), timeoutMs);
             TensorSender toFirst = front.connect(1, TransportEndpoint.parse(endpoints[1]), epoch);
             PipelineStage.awaitConnected(toFirst::isConnected, timeoutMs, "this server's stream to stage 1"
                 + hostOf(1));
@@ -628,69 +599,12 @@ final class PipelineStepRunner implements StepRunner {
                 afterStageZero(old::close);            // not under a send of the first stage's thread
             }
             LOG.info("pipeline wired (epoch {}): stages 1..{} on {}, {} bytes of weights there", epoch, stages - 1,
-                placed(place), weightBytes);
+                hostWiring.placed(place), weightBytes);
         } catch (RuntimeException e) {
             CloseHelper.quietClose(rx);
             CloseHelper.quietClose(front);
             throw e;
         }
-    }
-
-    private List<String> placed(int[] place) {
-        List<String> l = new ArrayList<>();
-        for (int g = 1; g < stages; g++) {
-            l.add(links.hosts().get(place[g]));
-        }
-        return l;
-    }
-
-    /** The answer of stage {@code stage}'s host; a host that is silent or refuses a load is noted as unfit. */
-    private StageProtocol.Reply answer(CompletableFuture<StageProtocol.Reply> f, int stage, String what,
-                                       long timeoutMs) {
-        StageProtocol.Reply r;
-        try {
-            r = f.get(timeoutMs, TimeUnit.MILLISECONDS);
-        } catch (TimeoutException e) {
-            if (what.equals("load")) {
-                suspect(stage);
-            }
-            throw new IllegalStateException("stage host" + hostOf(stage) + " did not answer the " + what + " of stage "
-                + stage + " within " + timeoutMs + " ms");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
-        }
-        if (r.error() != null) {
-            if (what.equals("load")) {
-                placement.refused(assigned[stage], System.nanoTime());
-            }
-            throw new Refused("stage host" + hostOf(stage) + " refused the " + what + " of stage " + stage + ": "
-                + r.error());
-        }
-        return r;
-    }
-
-    /** A stage host answered with a refusal (not silence). */
-    private static final class Refused extends IllegalStateException {
-        private static final long serialVersionUID = 1L;
-
-        Refused(String message) {
-            super(message);
-        }
-    }
-
-    /**
-     * Sends a message to a host; {@code ack} (may be null) completes with its acknowledgement, the result
-     * with its answer.
-     */
-    private CompletableFuture<StageProtocol.Reply> ask(ActorRef<Object> host, int stage, long epoch,
-        CompletableFuture<StageProtocol.Reply> ack,
-        java.util.function.Function<ActorRef<StageProtocol.Reply>, Object> message) {
-        CompletableFuture<StageProtocol.Reply> f = new CompletableFuture<>();
-        linkActor.tell(new StageHostWatch.Ask(host, stage, epoch, message, ack, f));
-        return f;
     }
 
     @Override

@@ -77,10 +77,10 @@ public final class BatchScheduler {
      * a {@link KvCachedGpt} forward on any thread, then give the logits to {@link #completePrefill}.
      */
     public static final class Prefill {
-        private final StepBatch batch = new StepBatch();
-        private final List<ScheduledChunk> scheduled = new ArrayList<>();
+        final StepBatch batch = new StepBatch();
+        final List<ScheduledChunk> scheduled = new ArrayList<>();
 
-        private Prefill() {
+        Prefill() {
         }
 
         /** The prompts' tokens but each one's last, one row each; logits asked only for rows that score a prompt. */
@@ -103,24 +103,18 @@ public final class BatchScheduler {
     private final PagedKvCache cache;
     private final Limits limits;
     private final ArrayDeque<Generation> waiting = new ArrayDeque<>();
-    /** Requests whose prompts, all but the last token, the lane computes or has computed; in arrival order. */
-    private final ArrayDeque<Generation> primed = new ArrayDeque<>();
     private final List<Generation> running = new ArrayList<>();
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
     private final ArrayDeque<Pending> spare = new ArrayDeque<>();
     private final java.util.Set<Generation> inFlight =
         java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     private final SchedulerEvents events = new SchedulerEvents();
-    private boolean prefillBeside;
-    private int primeAhead;
-    private final java.util.Set<Generation> prefilling =
-        java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-    private long prefilled;
+    private final PrefixReuse prefixes;
+    private final PrefillLane lane;
     private List<ScheduledChunk> scheduled;
     private StepBatch batch;
     private long preemptions;
     private long tokensGenerated;
-    private boolean cachePrefixes;
 
     public BatchScheduler(DecodingModel model, Limits limits) {
         this.model = model;
@@ -132,6 +126,8 @@ public final class BatchScheduler {
                 + " blocks cannot hold one sequence of "
                 + ctx + " tokens (" + cache.blocksFor(ctx) + " blocks of " + cache.blockSize() + ")");
         }
+        this.prefixes = new PrefixReuse(cache);
+        this.lane = new PrefillLane(model, limits, waiting, running, inFlight, events, prefixes);
     }
 
     public DecodingModel model() {
@@ -166,17 +162,8 @@ public final class BatchScheduler {
                 return true;
             }
         }
-        for (Iterator<Generation> it = primed.iterator(); it.hasNext(); ) {
-            Generation g = it.next();
-            if (g.id() == id) {
-                if (prefilling.contains(g)) {
-                    g.cancel();                         // its blocks are being written: retired when the lane is done
-                } else {
-                    it.remove();
-                    endWaiting(g, FinishReason.CANCELLED);
-                }
-                return true;
-            }
+        if (lane.cancel(id)) {
+            return true;
         }
         for (Generation g : running) {
             if (g.id() == id) {
@@ -187,7 +174,7 @@ public final class BatchScheduler {
         return false;
     }
 
-    /** Ends a request that holds no place in a step (waiting, or primed and not in the lane): blocks back, finish. */
+    /** Ends a waiting request (it holds no place in a step): blocks back, finish. */
     private void endWaiting(Generation g, FinishReason reason) {
         cache.free(g.table());
         g.finish(reason);
@@ -225,7 +212,7 @@ public final class BatchScheduler {
 
     /** Requests not yet decoding: waiting, and primed (ready or in the lane). */
     public int queueDepth() {
-        return waiting.size() + primed.size();
+        return waiting.size() + lane.size();
     }
 
     public int runningSize() {
@@ -233,7 +220,7 @@ public final class BatchScheduler {
     }
 
     public boolean hasWork() {
-        return !waiting.isEmpty() || !primed.isEmpty() || !running.isEmpty();
+        return !waiting.isEmpty() || !lane.isEmpty() || !running.isEmpty();
     }
 
     public long preemptions() {
@@ -246,7 +233,7 @@ public final class BatchScheduler {
 
     /** Requests prefilled beside the steps so far ({@link #planPrefill}). */
     public long prefilledBeside() {
-        return prefilled;
+        return lane.prefilled();
     }
 
     /**
@@ -255,7 +242,7 @@ public final class BatchScheduler {
      * cover the free room; with {@code false} (the default) the steps admit and prefill them.
      */
     public void prefillBeside(boolean on) {
-        this.prefillBeside = on;
+        lane.prefillBeside(on);
     }
 
     /**
@@ -270,7 +257,7 @@ public final class BatchScheduler {
         if (requests < 0) {
             throw new IllegalArgumentException("prime-ahead must be >= 0: " + requests);
         }
-        this.primeAhead = requests;
+        lane.primeAhead(requests);
     }
 
     /**
@@ -281,42 +268,7 @@ public final class BatchScheduler {
      * blocks. Off by default.
      */
     public void cachePrefixes(boolean on) {
-        this.cachePrefixes = on;
-    }
-
-    /**
-     * Gives a request about to be admitted (it holds no block) the indexed blocks its tokens begin
-     * with, up to {@code limit} positions, as computed; returns the positions taken.
-     */
-    private int reusePrefix(Generation g, int limit) {
-        if (!reusesPrefix(g, limit)) {
-            return 0;
-        }
-        int taken = cache.reuse(g, limit);
-        g.advanceComputed(taken);
-        return taken;
-    }
-
-    private boolean reusesPrefix(Generation g, int limit) {
-        return cachePrefixes && !g.params().scoresPrompt() && g.numComputed() == 0 && limit >= cache.blockSize();
-    }
-
-    /**
-     * Whether the cache has room for {@code g} to hold {@code positions} positions once it takes its
-     * prefix (up to {@code limit} positions): blocks it would share with sequences holding them cost
-     * no free block (a cached one does: it counts as free).
-     */
-    private boolean fits(Generation g, int positions, int limit) {
-        int need = cache.blocksFor(positions);
-        if (cache.freeBlocks() >= need) {
-            return true;
-        }
-        return reusesPrefix(g, limit) && cache.freeBlocks() + cache.heldPrefixBlocks(g, limit) >= need;
-    }
-
-    /** Whether some sequence decodes (or prefills) in the steps. */
-    private boolean stepsHaveWork() {
-        return !running.isEmpty();
+        prefixes.cachePrefixes(on);
     }
 
     /**
@@ -331,29 +283,7 @@ public final class BatchScheduler {
      */
     public Prefill planPrefill(long nowNs) {
         expireWaiting(nowNs);
-        if (!prefillBeside || !stepsHaveWork()) {
-            return null;
-        }
-        Prefill p = null;
-        int tokens = 0;
-        while (!waiting.isEmpty() && running.size() + primed.size() < limits.maxBatch() + primeAhead) {
-            Generation g = waiting.peekFirst();
-            int n = g.numTokens() - 1;                  // the last prompt token joins a step, for its logits
-            if (n < 1 || !fits(g, n + 2, n - 1) || (p != null && tokens + n > limits.tokenBudget())) {
-                break;
-            }
-            waiting.pollFirst();
-            int reused = reusePrefix(g, n - 1);                 // at least one row left for the lane
-            cache.ensureCapacity(g.table(), n + 1);
-            primed.addLast(g);
-            inFlight.add(g);
-            prefilling.add(g);
-            if (p == null) {
-                p = new Prefill();
-            }
-            tokens += ScheduledChunk.add(g, n - reused, p.batch, p.scheduled);     // from the first position not reused
-        }
-        return p;
+        return lane.plan();
     }
 
     /**
@@ -364,54 +294,7 @@ public final class BatchScheduler {
      * failed) the requests end, finish reason cancelled.
      */
     public void completePrefill(Prefill p, float[] logits, long nowNs) {
-        for (ScheduledChunk s : p.scheduled) {
-            Generation g = s.generation();
-            if (!prefilling.remove(g)) {
-                throw new IllegalStateException("request " + g.id() + " is not in a prefill beside the steps");
-            }
-            inFlight.remove(g);
-            if (logits == null) {
-                g.cancel();
-            } else {
-                g.advanceComputed(s.tokens());
-                offerPrefix(g);
-                s.score(logits, model.config().vocabSize());
-                prefilled++;
-            }
-        }
-        retirePrimed(nowNs);
-    }
-
-    /** Ends the primed requests outside the lane that are cancelled or past their deadline. */
-    private void retirePrimed(long nowNs) {
-        for (Iterator<Generation> it = primed.iterator(); it.hasNext(); ) {
-            Generation g = it.next();
-            if (prefilling.contains(g)) {
-                continue;
-            }
-            if (g.isCancelled()) {
-                it.remove();
-                endWaiting(g, FinishReason.CANCELLED);
-            } else if (expired(g, nowNs)) {
-                it.remove();
-                endWaiting(g, FinishReason.DEADLINE);
-            }
-        }
-    }
-
-    /** Gives the newest primed request outside the lane back to the queue's front (its blocks freed); false: none. */
-    private boolean unprimeNewest() {
-        for (Iterator<Generation> it = primed.descendingIterator(); it.hasNext(); ) {
-            Generation g = it.next();
-            if (!prefilling.contains(g)) {
-                it.remove();
-                cache.free(g.table());
-                g.resetComputed();
-                waiting.addFirst(g);            // primed requests arrived before every waiting one
-                return true;
-            }
-        }
-        return false;
+        lane.complete(p, logits, nowNs);
     }
 
     /**
@@ -440,7 +323,7 @@ public final class BatchScheduler {
             throw new IllegalArgumentException("a step needs room for >= 1 sequence: maxSequences=" + maxSequences);
         }
         expireWaiting(nowNs);
-        retirePrimed(nowNs);
+        lane.retirePrimed(nowNs);
         for (int i = running.size() - 1; i >= 0; i--) {
             Generation g = running.get(i);
             if (inFlight.contains(g)) {
@@ -464,7 +347,7 @@ public final class BatchScheduler {
             }
             int chunk = Math.min(g.numTokens() - g.numComputed(), budget);
             while (!cache.ensureCapacity(g.table(), g.numComputed() + chunk)) {
-                if (unprimeNewest()) {
+                if (lane.unprimeNewest()) {
                     continue;                           // a primed request's blocks before a running sequence's
                 }
                 int v = newestIdle();
@@ -481,24 +364,24 @@ public final class BatchScheduler {
         }
         // beside a prefill lane, the steps admit waiting requests only into room the primed ones do not cover,
         // and only while the lane is busy (a burst is not held up) or they have nothing else to run
-        final boolean admit = !prefillBeside || !stepsHaveWork() || !prefilling.isEmpty();
+        final boolean admit = lane.stepsAdmit();
         // primed requests first, in arrival order: one row each (the rest of the prompt is computed)
         while (budget > 0 && running.size() < limits.maxBatch() && scheduled.size() < maxSequences
-            && !primed.isEmpty() && !prefilling.contains(primed.peekFirst())) {
-            Generation g = primed.pollFirst();
+            && lane.firstReady()) {
+            Generation g = lane.takeFirst();
             running.add(g);
             budget -= schedule(g, Math.min(g.numTokens() - g.numComputed(), budget));
         }
-        while (budget > 0 && running.size() + primed.size() < limits.maxBatch()
+        while (budget > 0 && running.size() + lane.size() < limits.maxBatch()
             && scheduled.size() < maxSequences && !waiting.isEmpty()) {
             Generation g = waiting.peekFirst();
             // a one-token prompt gives the lane nothing to compute (its token joins a step): the steps take it,
             // or it would hold up the queue behind it until the running sequences had all finished
-            if ((!admit && g.numTokens() > 1) || !fits(g, g.numTokens() + 1, g.numTokens() - 1)) {
+            if ((!admit && g.numTokens() > 1) || !prefixes.fits(g, g.numTokens() + 1, g.numTokens() - 1)) {
                 break;
             }
             waiting.pollFirst();
-            int reused = reusePrefix(g, g.numTokens() - 1);     // the last token is computed, for its logits
+            int reused = prefixes.reusePrefix(g, g.numTokens() - 1);     // the last token is computed, for its logits
             int chunk = Math.min(g.numTokens() - reused, budget);
             cache.ensureCapacity(g.table(), reused + chunk);
             running.add(g);
@@ -537,7 +420,7 @@ public final class BatchScheduler {
         preemptions++;
     }
 
-    private static boolean expired(Generation g, long nowNs) {
+    static boolean expired(Generation g, long nowNs) {
         return g.deadlineNs() != Long.MAX_VALUE && nowNs - g.deadlineNs() > 0;
     }
 
@@ -581,7 +464,7 @@ public final class BatchScheduler {
         if (g.isCancelled()) {
             return;
         }
-        offerPrefix(g);
+        prefixes.offerPrefix(g);
         s.score(logits, vocab);
         if (s.logitRow() < 0) {
             if (g.promptOnlyDone()) {
@@ -594,13 +477,6 @@ public final class BatchScheduler {
         String delta = g.append(token, nowNs);
         tokensGenerated++;
         events.token(g, token, delta);
-    }
-
-    /** Offers the full blocks a completed forward wrote for {@code g} to the prefix index (prefixes cached). */
-    private void offerPrefix(Generation g) {
-        if (cachePrefixes) {
-            cache.offer(g, g.numComputed());
-        }
     }
 
     /** Retires the running sequences outside any step or prefill in flight that are cancelled or finished. */
@@ -628,15 +504,7 @@ public final class BatchScheduler {
         for (int i = running.size() - 1; i >= 0; i--) {
             retire(i, reason);
         }
-        for (Iterator<Generation> it = primed.iterator(); it.hasNext(); ) {
-            Generation g = it.next();
-            if (prefilling.contains(g)) {
-                g.cancel();                             // retired when its prefill completes
-            } else {
-                it.remove();
-                endWaiting(g, reason);
-            }
-        }
+        lane.cancelAll(reason);
         while (!waiting.isEmpty()) {
             endWaiting(waiting.pollFirst(), reason);
         }
@@ -650,13 +518,13 @@ public final class BatchScheduler {
      * go back to the queue behind the running ones. Not while a prefill beside the steps is in flight.
      */
     public void preemptAll() {
-        if (!prefilling.isEmpty()) {
-            throw new IllegalStateException("preemptAll while " + prefilling.size() + " prompt(s) are prefilled"
+        if (lane.prefilling() > 0) {
+            throw new IllegalStateException("preemptAll while " + lane.prefilling() + " prompt(s) are prefilled"
                 + " beside the steps: their blocks are still being written");
         }
         abandon();
         retireDone();
-        while (unprimeNewest()) {
+        while (lane.unprimeNewest()) {
             // primed requests (prefilled beside the steps, waiting for room) lost their keys and values too
         }
         for (int i = running.size() - 1; i >= 0; i--) {
