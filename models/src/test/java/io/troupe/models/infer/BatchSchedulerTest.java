@@ -298,6 +298,82 @@ class BatchSchedulerTest {
     }
 
     /**
+     * Beside a busy prefill lane the steps admit waiting requests themselves (a burst is not held up):
+     * with a budget of 8 tokens the lane takes request 2's 8 rows and no more, and the very next step
+     * decodes request 1 and takes 7 of request 3's prompt tokens, while request 2 stays primed.
+     */
+    @Test
+    void shouldAdmitAWaitingRequestIntoTheStepsWhileThePrefillLaneIsBusy() {
+        SamplingParams p = new SamplingParams(6, 0.9f, 0.95f, 13L, List.of());
+        int[] prompt2 = InferenceFixtures.randomTokens(new Random(71), 9, CFG.vocabSize());
+        int[] prompt3 = InferenceFixtures.randomTokens(new Random(72), 9, CFG.vocabSize());
+        int[] alone2 = run(scheduler(1, 64, 64), gen(2, prompt2, p), List.of());
+        int[] alone3 = run(scheduler(1, 64, 64), gen(3, prompt3, p), List.of());
+        BatchScheduler s = scheduler(4, 8, 64);
+        s.prefillBeside(true);
+        KvCachedGpt lane = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache());
+        long now = System.nanoTime();
+        s.submit(gen(1, InferenceFixtures.randomTokens(new Random(73), 5, CFG.vocabSize()),
+            SamplingParams.greedy(20)));
+        s.complete(s.model().forward(s.plan(now)), now);
+        Generation second = gen(2, prompt2, p);
+        Generation third = gen(3, prompt3, p);
+        s.submit(second);
+        s.submit(third);
+        BatchScheduler.Prefill busy = s.planPrefill(now);
+        assertArrayEquals(new long[] {2}, busy.ids(), "8 rows fill the budget: request 3 waits");
+        StepBatch step = s.plan(now);
+        assertEquals(1 + 7, step.size(), "request 1's decode token and 7 of request 3's prompt tokens");
+        assertEquals(2, s.runningSize(), "the step admitted request 3 while the lane was busy");
+        assertEquals(1, s.queueDepth(), "request 2, in the lane");
+        s.complete(s.model().forward(step), now);
+        s.completePrefill(busy, lane.forward(busy.batch()), now);
+        for (int steps = 0; s.hasWork(); steps++) {
+            assertTrue(steps < 100, "the requests finish");
+            s.complete(s.model().forward(s.plan(System.nanoTime())), System.nanoTime());
+        }
+        assertArrayEquals(alone2, second.completion());
+        assertArrayEquals(alone3, third.completion());
+        assertEquals(0, s.model().cache().usedBlocks(), "every block returned");
+    }
+
+    /**
+     * A primed request that gives its blocks back when the cache runs short goes to the front of the
+     * queue: it arrived before every waiting request, so it is admitted (and finishes, at max-batch 1)
+     * before the request that arrived after it.
+     */
+    @Test
+    void shouldGiveAPrimedRequestBackToTheFrontOfTheQueue() {
+        List<String> log = new ArrayList<>();
+        GenerationListener l = recording(log);
+        long now = System.nanoTime();
+        // 10 blocks of 4: request 1 reaches all 10 at full length; request 2 (9 tokens, 3 blocks) is primed
+        BatchScheduler s = scheduler(1, 64, 10);
+        s.prefillBeside(true);
+        s.primeAhead(1);
+        Generation longOne = new Generation(1, InferenceFixtures.randomTokens(new Random(74), 4, CFG.vocabSize()),
+            CFG.seqLen(), SamplingParams.greedy(CFG.seqLen() - 4), now, Long.MAX_VALUE, l);
+        Generation primed = new Generation(2, InferenceFixtures.randomTokens(new Random(75), 9, CFG.vocabSize()),
+            CFG.seqLen(), SamplingParams.greedy(3), now, Long.MAX_VALUE, l);
+        Generation later = new Generation(3, InferenceFixtures.randomTokens(new Random(76), 5, CFG.vocabSize()),
+            CFG.seqLen(), SamplingParams.greedy(3), now, Long.MAX_VALUE, l);
+        s.submit(longOne);
+        s.complete(s.model().forward(s.plan(now)), now);
+        s.submit(primed);
+        BatchScheduler.Prefill pf = s.planPrefill(now);
+        assertArrayEquals(new long[] {2}, pf.ids());
+        s.completePrefill(pf, new KvCachedGpt(((KvCachedGpt) s.model()).weights(), s.model().cache())
+            .forward(pf.batch()), now);
+        s.submit(later);
+        assertEquals(2, s.queueDepth());
+        s.runToCompletion();
+        assertEquals(0, s.preemptions(), "the primed request gave its blocks back; none was preempted");
+        List<String> finished = log.stream().filter(e -> e.startsWith("finish")).map(e -> e.split(" ")[1]).toList();
+        assertEquals(List.of("1", "2", "3"), finished, "request 2 arrived before request 3");
+        assertEquals(0, s.model().cache().usedBlocks(), "every block returned");
+    }
+
+    /**
      * A stage that loses its cache (preemptAll) loses what primed requests were prefilled with too:
      * they go back to the queue with the running sequence, every block is freed, and all are recomputed
      * to the tokens they get alone. Not while a prefill is still in the lane.

@@ -143,6 +143,41 @@ class PrefixCacheTest {
     }
 
     /**
+     * A prompt prefilled beside the steps offers its full blocks as soon as that prefill completes: a
+     * request with the same prefix that goes to the lane before the first has joined any step takes the
+     * 4 shared blocks (16 positions) and computes only its own rows; both get the tokens they get alone.
+     */
+    @Test
+    void shouldOfferTheBlocksOfAPromptPrefilledBesideTheSteps() {
+        List<int[]> prompts = prompts(7, 2);
+        List<int[]> alone = alone(prompts);
+        BatchScheduler s = scheduler(4, 64, true);
+        s.prefillBeside(true);
+        PagedKvCache cache = s.model().cache();
+        KvCachedGpt lane = new KvCachedGpt(((KvCachedGpt) s.model()).weights(), cache);
+        long now = System.nanoTime();
+        s.submit(InferenceFixtures.generation(CFG, 9, InferenceFixtures.randomTokens(new Random(8), 5,
+            CFG.vocabSize()), SamplingParams.greedy(20)));
+        s.complete(s.model().forward(s.plan(now)), now);             // decodes: new requests go to the lane
+        Generation first = InferenceFixtures.generation(CFG, 0, prompts.get(0), sampling(0));
+        Generation second = InferenceFixtures.generation(CFG, 1, prompts.get(1), sampling(1));
+        s.submit(first);
+        BatchScheduler.Prefill p1 = s.planPrefill(now);
+        assertArrayEquals(new long[] {0}, p1.ids());
+        s.completePrefill(p1, lane.forward(p1.batch()), now);
+        s.submit(second);
+        BatchScheduler.Prefill p2 = s.planPrefill(now);
+        assertArrayEquals(new long[] {1}, p2.ids(), "the first is primed, not yet in a step");
+        assertEquals(16, cache.reusedTokens(), "the second took the 4 blocks the first's prefill offered");
+        assertEquals(prompts.get(1).length - 1 - 16, p2.batch().size(), "only its own rows are computed");
+        s.completePrefill(p2, lane.forward(p2.batch()), now);
+        s.runToCompletion();
+        assertArrayEquals(alone.get(0), first.completion());
+        assertArrayEquals(alone.get(1), second.completion());
+        assertEquals(0, cache.usedBlocks(), "every block returned");
+    }
+
+    /**
      * 12 blocks (one full-context sequence is 10): requests preempt one another, the cached blocks
      * are evicted for allocations, and every request still gets its tokens.
      */
