@@ -198,11 +198,6 @@ class PrefixCacheTest {
     }
 
     /**
-     * A request that scores its prompt computes every prompt row (it needs their logits) and offers
-     * its blocks; after {@link BatchScheduler#preemptAll} (a stage lost its cache) nothing is taken
-     * from the index until steps compute blocks again.
-     */
-    /**
      * Admission counts the blocks a request would share with a sequence holding them as room: with 7
      * of 10 blocks held by a request decoding (the 4 of {@link #SHARED}'s full blocks among them), a
      * second request beginning alike needs 6 blocks but only 2 new ones, and joins it at once instead of
@@ -234,6 +229,11 @@ class PrefixCacheTest {
         }
     }
 
+    /**
+     * A request that scores its prompt computes every prompt row (it needs their logits) and offers
+     * its blocks; after {@link BatchScheduler#preemptAll} (a stage lost its cache) nothing is taken
+     * from the index until steps compute blocks again.
+     */
     @Test
     void shouldComputeAScoredPromptAndForgetEveryPrefixWhenAStageLosesItsCache() {
         BatchScheduler s = scheduler(16, 256, true);
