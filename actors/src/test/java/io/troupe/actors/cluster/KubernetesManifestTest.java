@@ -15,6 +15,7 @@ import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The Kubernetes manifest agrees with the code and the image: its node config is valid settings,
@@ -151,7 +152,7 @@ class KubernetesManifestTest {
      * the drain; the checkpoint is on the training manifest's runs volume; the image is the Dockerfile's.
      */
     @Test
-    void shouldServeTheTrainingRunsCheckpointAndDrainWithinTheGracePeriod() throws Exception {
+    void shouldServeTheTrainingRunsCheckpointAndDrainWithinTheGracePeriod(@TempDir Path emptyRun) throws Exception {
         String yaml = Files.readString(ROOT.resolve("cluster-config/k8s/troupe-serve.yaml"));
         String training = Files.readString(ROOT.resolve("cluster-config/k8s/troupe.yaml"));
         List<String> docs = documents(yaml);
@@ -169,9 +170,10 @@ class KubernetesManifestTest {
         int port = Integer.parseInt(args.get(args.indexOf("--port") + 1));
         String checkpoint = args.get(args.indexOf("--checkpoint") + 1);
         int drain = Integer.parseInt(args.get(args.indexOf("--drain-timeout") + 1));
-        // the options parse: with no checkpoint there, serve stops at loading it (exit 4), not at a usage error (2)
+        // the options parse: in a run directory with no checkpoint yet, serve stops at loading it (exit 4), not at a
+        // usage error (2)
         List<String> local = new ArrayList<>(args.subList(1, args.size()));
-        local.set(local.indexOf("--checkpoint") + 1, ROOT.resolve("target/no-such-run").toString());
+        local.set(local.indexOf("--checkpoint") + 1, emptyRun.toString());
         local.set(local.indexOf("--port") + 1, "0");
         java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
         int code = io.troupe.actors.cli.TroupeCli.run(local.toArray(String[]::new),
