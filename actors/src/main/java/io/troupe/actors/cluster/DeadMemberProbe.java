@@ -39,6 +39,12 @@ final class DeadMemberProbe {
     static final Duration CONNECT_TIMEOUT = Duration.ofMillis(500);
     /** Between probes of a member that stays unreachable. */
     static final Duration RETRY = Duration.ofSeconds(1);
+    /**
+     * What the probe logs after the member's address when it downs it; the fault tests read it to tell the probe's
+     * downing from the resolver's.
+     */
+    static final String DOWNING = "is unreachable and its control port refuses connections (its process is gone): "
+        + "downing it";
 
     sealed interface Command {
     }
@@ -125,8 +131,7 @@ final class DeadMemberProbe {
             return Behaviors.same();
         }
         if (m.refused()) {
-            ctx.getLog().warn("member {} is unreachable and its control port refuses connections (its process is "
-                + "gone): downing it", m.member().address());
+            ctx.getLog().warn("member {} " + DOWNING, m.member().address());
             Cluster.get(ctx.getSystem()).manager().tell(new Down(m.member().address()));
             unreachable.remove(node);
         } else {

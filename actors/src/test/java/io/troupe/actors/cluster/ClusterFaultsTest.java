@@ -258,8 +258,7 @@ class ClusterFaultsTest {
      * The line a surviving node logged when its port probe ({@link DeadMemberProbe}) downed {@code victim}, or null.
      */
     private String probeDowned(ChildJvm victim) {
-        String member = "@" + addresses.get(nodes.indexOf(victim)) + " is unreachable and its control port refuses "
-            + "connections";
+        String member = "@" + addresses.get(nodes.indexOf(victim)) + " " + DeadMemberProbe.DOWNING;
         for (ChildJvm n : nodes) {
             if (n != victim) {
                 for (String line : n.output().split("\n")) {
