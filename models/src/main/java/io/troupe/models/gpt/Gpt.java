@@ -55,7 +55,7 @@ public final class Gpt implements StageModule {
 
     // Layers over named views into params / grads.
     // The layers holding gradient views are rebuilt when the gradients move into an arena
-    // (those outside the blocks are package-private: GptBackward reads them at each call).
+    // (those outside the blocks are package-private: GptForward and GptBackward read them at each call).
     VocabParallelEmbedding tokEmb;
     private final Tensor wpe;
     Tensor dwpe;
@@ -66,6 +66,8 @@ public final class Gpt implements StageModule {
     Tensor dlnfB;
     ColumnParallelLinear lmHead;
     private final VocabParallelCrossEntropy ce;
+    /** The forward pass into a slot's activations. */
+    private final GptForward forwardPass;
     /** B, W and the fused backward, with the activation-gradient scratch they share. */
     private final GptBackward backwardPass;
 
@@ -128,6 +130,7 @@ public final class Gpt implements StageModule {
         this.lnfB = last ? view("ln_f.bias") : null;
         bindLayers();
         this.ce = last ? new VocabParallelCrossEntropy(dev, tp, v, bt) : null;
+        this.forwardPass = new GptForward(this, sp, residualRows, w, wpe, lnfW, lnfB, ce);
         this.backwardPass = new GptBackward(this, sp, residualRows, w, lnfW, ce, gradients, recompute);
     }
 
@@ -350,16 +353,7 @@ public final class Gpt implements StageModule {
 
     /** Copies host token ids (and targets on the last stage) into a slot; see {@link #forward}. */
     public Tensor forwardTokens(int slot, int[] x, int[] y) {
-        GptActivations a = slot(slot);
-        Tensor ids = null;
-        if (first) {
-            dev.copyFromHost(x, a.ids);
-            ids = a.ids;
-        }
-        if (last) {
-            dev.copyFromHost(y, a.targets);
-        }
-        return forward(slot, ids, last ? a.targets : null);
+        return forwardPass.forwardTokens(slot(slot), x, y);
     }
 
     /**
@@ -367,61 +361,12 @@ public final class Gpt implements StageModule {
      * the host targets {@code y}; see {@link #forward}.
      */
     public Tensor forwardActivations(int slot, Tensor input, int[] y) {
-        GptActivations a = slot(slot);
-        if (last) {
-            dev.copyFromHost(y, a.targets);
-        }
-        return forward(slot, input, last ? a.targets : null);
+        return forwardPass.forwardActivations(slot(slot), input, y);
     }
 
     @Override
     public Tensor forward(int slot, Tensor input, Tensor targets) {
-        final int t = cfg.seqLen();
-        final int c = cfg.dModel();
-        final int heads = cfg.nHead() / tp.size();
-        final int bt = rows * t;
-        final int nr = residualRows;      // tokens of the residual stream this member holds: B·T, or B·T/tp
-        GptActivations a = slot(slot);
-        if (first) {
-            if (input != a.ids) {
-                dev.copy(input, a.ids);
-            }
-            if (!a.positionsReady) {
-                int firstToken = sp == null ? 0 : sp.firstToken(bt);
-                int[] pos = new int[nr];
-                for (int i = 0; i < nr; i++) {
-                    pos[i] = (firstToken + i) % t;
-                }
-                dev.copyFromHost(pos, a.posIds);
-                a.positionsReady = true;
-            }
-            tokEmb.forward(a.ids, a.localIds, a.residualIn, bt);                                // (nr, C)
-            dev.embedding(a.residualIn, a.posIds, wpe, nr, c, true);                           // += pos
-        } else {
-            dev.copy(input, a.residualIn);
-        }
-        Tensor h = a.residualIn;
-        for (int l = 0; l < blocks; l++) {
-            w[l].forward(a.block(l), h, true);
-            h = a.residual3[l];
-        }
-        a.forwardDone = true;
-        if (!last) {
-            return h;
-        }
-        if (targets != a.targets) {
-            dev.copy(targets, a.targets);
-        }
-        dev.layerNorm(h, lnfW, lnfB, a.lnf, a.lnfMean, a.lnfRstd, nr, c, cfg.lnEps());
-        lmHead.forward(a.lnf, a.logits, bt);                                                    // (B, T, V/tp)
-        ce.forward(a.logits, a.targets, a.probs, a.losses, bt);
-        float[] losses = a.losses.toFloatArray();
-        double sum = 0;
-        for (float x : losses) {
-            sum += x;
-        }
-        a.loss = sum / bt;
-        return null;
+        return forwardPass.forward(slot(slot), input, targets);
     }
 
     /** This member's logits of the slot's last forward (last stage), (B, T, V/tp); overwritten by its backward. */

@@ -2,7 +2,6 @@ package io.troupe.models.infer;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 
 /**
@@ -111,9 +110,9 @@ public final class BatchScheduler {
     private final SchedulerEvents events = new SchedulerEvents();
     private final PrefixReuse prefixes;
     private final PrefillLane lane;
+    private final SchedulerExits exits;
     private List<ScheduledChunk> scheduled;
     private StepBatch batch;
-    private long preemptions;
     private long tokensGenerated;
 
     public BatchScheduler(DecodingModel model, Limits limits) {
@@ -128,6 +127,7 @@ public final class BatchScheduler {
         }
         this.prefixes = new PrefixReuse(cache);
         this.lane = new PrefillLane(model, limits, waiting, running, inFlight, events, prefixes);
+        this.exits = new SchedulerExits(cache, waiting, running, inFlight, events, lane);
     }
 
     public DecodingModel model() {
@@ -152,33 +152,7 @@ public final class BatchScheduler {
      * freed) at the next {@link #plan} or {@link #complete}. Returns false for an unknown id.
      */
     public boolean cancel(long id) {
-        for (Iterator<Generation> it = waiting.iterator(); it.hasNext(); ) {
-            Generation g = it.next();
-            if (g.id() == id) {
-                it.remove();
-                cache.free(g.table());
-                g.finish(FinishReason.CANCELLED);
-                events.finish(g);
-                return true;
-            }
-        }
-        if (lane.cancel(id)) {
-            return true;
-        }
-        for (Generation g : running) {
-            if (g.id() == id) {
-                g.cancel();
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** Ends a waiting request (it holds no place in a step): blocks back, finish. */
-    private void endWaiting(Generation g, FinishReason reason) {
-        cache.free(g.table());
-        g.finish(reason);
-        events.finish(g);
+        return exits.cancel(id);
     }
 
     /**
@@ -224,7 +198,7 @@ public final class BatchScheduler {
     }
 
     public long preemptions() {
-        return preemptions;
+        return exits.preemptions();
     }
 
     public long tokensGenerated() {
@@ -324,17 +298,7 @@ public final class BatchScheduler {
         }
         expireWaiting(nowNs);
         lane.retirePrimed(nowNs);
-        for (int i = running.size() - 1; i >= 0; i--) {
-            Generation g = running.get(i);
-            if (inFlight.contains(g)) {
-                continue;                               // retired when its step completes
-            }
-            if (g.isCancelled()) {
-                retire(i, FinishReason.CANCELLED);
-            } else if (expired(g, nowNs)) {
-                retire(i, FinishReason.DEADLINE);
-            }
-        }
+        exits.retireStopped(nowNs);
         Pending step = spare.isEmpty() ? new Pending(new StepBatch(), new ArrayList<>()) : spare.pollFirst();
         batch = step.batch();
         scheduled = step.scheduled();
@@ -350,9 +314,9 @@ public final class BatchScheduler {
                 if (lane.unprimeNewest()) {
                     continue;                           // a primed request's blocks before a running sequence's
                 }
-                int v = newestIdle();
+                int v = exits.newestIdle();
                 Generation victim = running.get(v);
-                preempt(v);
+                exits.preempt(v);
                 if (victim == g) {
                     break;
                 }
@@ -398,43 +362,13 @@ public final class BatchScheduler {
         return batch;
     }
 
-    /** Index of the newest running sequence that is in no pending step (the scheduling one is such). */
-    private int newestIdle() {
-        for (int j = running.size() - 1; j >= 0; j--) {
-            if (!inFlight.contains(running.get(j))) {
-                return j;
-            }
-        }
-        throw new IllegalStateException("no running sequence outside the pending steps");
-    }
-
     private int schedule(Generation g, int chunk) {
         return ScheduledChunk.add(g, chunk, batch, scheduled);
     }
 
-    private void preempt(int index) {
-        Generation g = running.remove(index);
-        cache.free(g.table());
-        g.resetComputed();
-        waiting.addFirst(g);
-        preemptions++;
-    }
-
-    static boolean expired(Generation g, long nowNs) {
-        return g.deadlineNs() != Long.MAX_VALUE && nowNs - g.deadlineNs() > 0;
-    }
-
     /** Ends the waiting requests whose deadline has passed (every {@link #plan} does it too). */
     public void expireWaiting(long nowNs) {
-        for (Iterator<Generation> it = waiting.iterator(); it.hasNext(); ) {
-            Generation g = it.next();
-            if (expired(g, nowNs)) {
-                it.remove();
-                cache.free(g.table());
-                g.finish(FinishReason.DEADLINE);
-                events.finish(g);
-            }
-        }
+        exits.expireWaiting(nowNs);
     }
 
     /** Applies a step's logits (from {@link KvCachedGpt#forward} of the planned batch): samples, appends, retires. */
@@ -450,7 +384,7 @@ public final class BatchScheduler {
         }
         step.scheduled().clear();
         spare.addLast(step);
-        retireDone();
+        exits.retireDone();
     }
 
     /**
@@ -479,21 +413,6 @@ public final class BatchScheduler {
         events.token(g, token, delta);
     }
 
-    /** Retires the running sequences outside any step or prefill in flight that are cancelled or finished. */
-    private void retireDone() {
-        for (int i = running.size() - 1; i >= 0; i--) {
-            Generation g = running.get(i);
-            if (inFlight.contains(g)) {
-                continue;
-            }
-            if (g.isCancelled()) {
-                retire(i, FinishReason.CANCELLED);
-            } else if (g.isFinished()) {
-                retire(i, g.finishReason());
-            }
-        }
-    }
-
     /**
      * Ends every waiting and running request with {@code reason}, freeing all blocks (shutdown, failed
      * step). A request in a prefill beside the steps is only cancelled: its blocks are still being
@@ -501,13 +420,7 @@ public final class BatchScheduler {
      */
     public void cancelAll(FinishReason reason) {
         abandon();
-        for (int i = running.size() - 1; i >= 0; i--) {
-            retire(i, reason);
-        }
-        lane.cancelAll(reason);
-        while (!waiting.isEmpty()) {
-            endWaiting(waiting.pollFirst(), reason);
-        }
+        exits.cancelAll(reason);
     }
 
     /**
@@ -523,12 +436,12 @@ public final class BatchScheduler {
                 + " beside the steps: their blocks are still being written");
         }
         abandon();
-        retireDone();
+        exits.retireDone();
         while (lane.unprimeNewest()) {
             // primed requests (prefilled beside the steps, waiting for room) lost their keys and values too
         }
         for (int i = running.size() - 1; i >= 0; i--) {
-            preempt(i);
+            exits.preempt(i);
         }
         cache.forgetPrefixes();                         // what the index points at is gone with the stage
     }
@@ -547,17 +460,6 @@ public final class BatchScheduler {
                 s.generation().resetComputed();
             }
         }
-    }
-
-    private void retire(int index, FinishReason reason) {
-        Generation g = running.remove(index);
-        cache.free(g.table());
-        g.finish(reason);
-        String rest = g.drainText();
-        if (!rest.isEmpty()) {
-            events.token(g, -1, rest);
-        }
-        events.finish(g);
     }
 
     /** Runs steps on the calling thread until nothing is left (tests, eval, offline generation). */

@@ -176,7 +176,7 @@ final class PrefillLane {
             if (g.isCancelled()) {
                 it.remove();
                 endWaiting(g, FinishReason.CANCELLED);
-            } else if (BatchScheduler.expired(g, nowNs)) {
+            } else if (SchedulerExits.expired(g, nowNs)) {
                 it.remove();
                 endWaiting(g, FinishReason.DEADLINE);
             }
