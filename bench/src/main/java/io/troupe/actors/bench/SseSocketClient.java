@@ -37,7 +37,7 @@ final class SseSocketClient implements AutoCloseable {
 
     /** One request: {completion tokens, ttft ms, tpot ms} streamed, or {tokens, latency ms, 0} whole. */
     double[] post(String prompt, int maxTokens, int seed) throws IOException {
-        byte[] body = ServeBench.body(prompt, maxTokens, seed).getBytes(StandardCharsets.UTF_8);
+        byte[] body = ServeLoad.body(prompt, maxTokens, seed).getBytes(StandardCharsets.UTF_8);
         byte[] head = ("POST " + uri.getRawPath() + " HTTP/1.1\r\nHost: " + uri.getHost() + ":" + uri.getPort()
             + "\r\nContent-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
             .getBytes(StandardCharsets.US_ASCII);
@@ -67,8 +67,8 @@ final class SseSocketClient implements AutoCloseable {
                 close = true;
             }
         }
-        ServeBench.StreamTimer timer = new ServeBench.StreamTimer();
-        StringBuilder whole = ServeBench.isStreaming() ? null : new StringBuilder();   // a whole response's text
+        ServeLoad.StreamTimer timer = new ServeLoad.StreamTimer();
+        StringBuilder whole = ServeLoad.isStreaming() ? null : new StringBuilder();   // a whole response's text
         line.setLength(0);
         if (chunked) {
             for (long size = chunkSize(); size > 0; size = chunkSize()) {
@@ -92,7 +92,7 @@ final class SseSocketClient implements AutoCloseable {
             return timer.result(start);
         }
         whole.append(line);                              // its last (or only) line
-        return ServeBench.wholeResponse(whole.toString(), start);
+        return ServeLoad.wholeResponse(whole.toString(), start);
     }
 
     private void connect() throws IOException {
@@ -120,7 +120,7 @@ final class SseSocketClient implements AutoCloseable {
      * {@code n} body bytes: complete lines to the timer (stamped as their end arrives), and to {@code whole}
      * where given (a response that is not streamed).
      */
-    private void body(long n, ServeBench.StreamTimer timer, StringBuilder whole) throws IOException {
+    private void body(long n, ServeLoad.StreamTimer timer, StringBuilder whole) throws IOException {
         while (n > 0) {
             if (pos == lim) {
                 fill();

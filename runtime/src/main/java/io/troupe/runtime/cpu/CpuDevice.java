@@ -443,10 +443,20 @@ public final class CpuDevice implements Device {
         return CpuDirectViews.view(t.address(), 4 * elements).asFloatBuffer();
     }
 
+    /**
+     * Stops the compute threads and waits until they have ended (at most 5 s in all),
+     * then frees the attention scratch. Idempotent. Called once no op runs.
+     *
+     * @throws IllegalStateException naming the compute threads still alive when that wait ran out; the scratch
+     *                               is freed all the same
+     */
     @Override
     public void close() {
-        parallel.close();
-        attention.close();
+        try {
+            parallel.close();
+        } finally {
+            attention.close();
+        }
     }
 
     // ---------------------------------------------------------------- helpers

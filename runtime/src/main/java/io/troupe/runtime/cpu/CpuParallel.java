@@ -1,5 +1,7 @@
 package io.troupe.runtime.cpu;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -16,13 +18,15 @@ import java.util.concurrent.locks.LockSupport;
  * a small model's kernels (measured: 2 threads were slower than 1 on LayerNorm and bias).
  *
  * <p>Threading: one thread (the device's executor) calls {@link #forRange}; bodies must not call it
- * again (no nesting).
+ * again (no nesting). {@link #close} may be called from any thread once no {@link #forRange} runs.
  */
 final class CpuParallel implements AutoCloseable {
     /** How long an idle worker spins before it parks. */
     static final long SPIN_NS = TimeUnit.MICROSECONDS.toNanos(200);
     /** The name of each worker thread, followed by its block index. */
     static final String WORKER_NAME = "troupe-cpu-worker-";
+    /** How long {@link #close} waits, in all, for the workers to end. */
+    static final long CLOSE_TIMEOUT_MS = 5_000;
 
     /** A body over the half-open index range [start, end). */
     @FunctionalInterface
@@ -32,6 +36,7 @@ final class CpuParallel implements AutoCloseable {
 
     private final int threads;
     private final Thread[] workers;
+    private final long closeTimeoutMs;
     private final AtomicInteger pending = new AtomicInteger();
     private volatile long generation;
     private volatile boolean closed;
@@ -42,20 +47,29 @@ final class CpuParallel implements AutoCloseable {
     private int jobBlocks;
 
     CpuParallel(int threads) {
-        this(threads, Thread::new);
+        this(threads, Thread::new, CLOSE_TIMEOUT_MS);
+    }
+
+    CpuParallel(int threads, ThreadFactory factory) {
+        this(threads, factory, CLOSE_TIMEOUT_MS);
     }
 
     /**
      * Starts {@code threads - 1} daemon workers made by {@code factory} and named {@code troupe-cpu-worker-<block>}.
      * All or nothing: when a worker cannot be made or started (the process is out of threads), those already
-     * started are stopped and the failure is rethrown.
+     * started are stopped and the failure is rethrown, a failure of that cleanup added to it as suppressed.
+     * {@link #close} waits up to {@code closeTimeoutMs} in all for the workers to end.
      */
-    CpuParallel(int threads, ThreadFactory factory) {
+    CpuParallel(int threads, ThreadFactory factory, long closeTimeoutMs) {
         if (threads < 1) {
             throw new IllegalArgumentException("cpu threads must be >= 1: threads=" + threads);
         }
+        if (closeTimeoutMs < 0) {
+            throw new IllegalArgumentException("close timeout must be >= 0 ms: closeTimeoutMs=" + closeTimeoutMs);
+        }
         this.threads = threads;
         this.workers = new Thread[threads - 1];
+        this.closeTimeoutMs = closeTimeoutMs;
         try {
             for (int i = 0; i < workers.length; i++) {
                 int block = i + 1;
@@ -66,7 +80,11 @@ final class CpuParallel implements AutoCloseable {
                 workers[i] = t;
             }
         } catch (Throwable failure) {
-            close();
+            try {
+                close();
+            } catch (Throwable cleanup) {
+                failure.addSuppressed(cleanup);
+            }
             throw failure;
         }
     }
@@ -151,11 +169,45 @@ final class CpuParallel implements AutoCloseable {
         return (int) ((long) n * i / blocks);
     }
 
+    /**
+     * Stops the workers and waits until they have ended, so that none is alive when this returns. Idempotent.
+     * The wait is bounded by the close timeout in all and is not cut short by an interrupt (the caller's
+     * interrupt status is kept).
+     *
+     * @throws IllegalStateException naming the workers still alive when the timeout ran out
+     */
     @Override
     public void close() {
         closed = true;
         for (Thread t : workers) {
             LockSupport.unpark(t); // null, a worker that never started: no effect
+        }
+        long deadlineNs = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(closeTimeoutMs);
+        boolean interrupted = false;
+        List<String> alive = new ArrayList<>();
+        for (Thread t : workers) {
+            if (t == null || t == Thread.currentThread()) {
+                continue;
+            }
+            while (t.isAlive()) {
+                long leftNs = deadlineNs - System.nanoTime();
+                if (leftNs <= 0) {
+                    alive.add(t.getName());
+                    break;
+                }
+                try {
+                    t.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(leftNs)));
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (!alive.isEmpty()) {
+            throw new IllegalStateException("cpu worker threads still alive " + closeTimeoutMs + " ms after close: "
+                + alive);
         }
     }
 }

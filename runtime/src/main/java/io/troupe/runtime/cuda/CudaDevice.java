@@ -1,22 +1,12 @@
 package io.troupe.runtime.cuda;
 
-import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
-import static jcuda.driver.JCudaDriver.cuDeviceGet;
-import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
-import static jcuda.driver.JCudaDriver.cuDeviceGetName;
-import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
-import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuEventCreate;
 import static jcuda.driver.JCudaDriver.cuEventDestroy;
 import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
 import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
-import static jcuda.driver.JCudaDriver.cuStreamCreate;
-import static jcuda.driver.JCudaDriver.cuStreamDestroy;
-import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
-import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.device.AdamWStep;
 import io.troupe.runtime.device.Device;
 import io.troupe.runtime.device.DeviceKind;
@@ -25,16 +15,10 @@ import io.troupe.runtime.device.StagedInput;
 import io.troupe.runtime.device.StagedOutput;
 import io.troupe.runtime.tensor.DType;
 import io.troupe.runtime.tensor.Tensor;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayDeque;
-import jcuda.driver.CUcontext;
-import jcuda.driver.CUdevice;
-import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUresult;
 import jcuda.driver.CUstream;
-import jcuda.driver.CUstream_flags;
 
 /**
  * {@link Device} on one NVIDIA GPU, through the JCuda driver API, running Troupe's own kernels.
@@ -59,31 +43,15 @@ import jcuda.driver.CUstream_flags;
  * (the network allocates a stage's receive buffer on first use, from its own thread).
  */
 public final class CudaDevice implements Device {
-    private static final int ERR_CE_TARGET = 1;
-    private static final int ERR_EMBEDDING_ID = 2;
-
     private final int ordinal;
     private final String name;
-    private final CUdevice device = new CUdevice();
-    private final CUcontext context = new CUcontext();
-    private final CUstream stream = new CUstream();
-    private final CudaAllocator allocator = new CudaAllocator(stream);
-    private final CudaModules modules;
-    private final PinnedStaging staging;
-    private final CudaStorage errorWord;      // int[2]: code, offending value
-    private final CudaStorage sumsqScratch;   // double[CudaVectorOps.SUMSQ_BLOCKS + 1]
+    private final CudaResources res;          // context, stream, memory, modules, copy stream, cuBLAS
     private final KernelArgs args = new KernelArgs();
     private final EmbeddingGrouping embeddingGrouping = new EmbeddingGrouping();
     private final CudaGemm gemm;
-    private final CudaTransfers transfers;
-    private final CublasGemm cublas;          // null when JCublas/libcublas cannot load
-    private final int ccMajor;
-    private final int ccMinor;
-    private final int multiprocessors;
     private volatile GemmPrecision gemmPrecision = GemmPrecision.FP32;
     private volatile GemmBackend gemmBackend;
     private volatile AttentionKernel attentionKernel = AttentionKernel.FLASH;
-    private CpuDevice hostDevice;             // the device the host halves of staged buffers report
     private boolean closed;
 
     /**
@@ -101,66 +69,10 @@ public final class CudaDevice implements Device {
             throw new IllegalArgumentException("no CUDA device " + ordinal + ": " + a.deviceCount() + " present");
         }
         this.ordinal = ordinal;
-        check("create device", "cuDeviceGet(" + ordinal + ")", cuDeviceGet(device, ordinal));
-        byte[] nameBytes = new byte[256];
-        check("create device", "cuDeviceGetName", cuDeviceGetName(nameBytes, nameBytes.length, device));
-        String card = new String(nameBytes, StandardCharsets.US_ASCII);
-        int nul = card.indexOf('\0');
-        this.name = "cuda:" + ordinal + " (" + (nul >= 0 ? card.substring(0, nul) : card).trim() + ")";
-        this.ccMajor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
-        this.ccMinor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
-        this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-        check("create device", "cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain(context, device));
-        // All or nothing: each part made is undone, newest first, when a later part fails.
-        ArrayDeque<AutoCloseable> made = new ArrayDeque<>();
-        made.push(() -> check("undo create device", "cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease(device)));
-        try {
-            bind();
-            check("create device", "cuStreamCreate", cuStreamCreate(stream, CUstream_flags.CU_STREAM_NON_BLOCKING));
-            made.push(() -> check("undo create device", "cuStreamDestroy", cuStreamDestroy(stream)));
-            this.modules = new CudaModules(ccMajor, ccMinor);
-            made.push(modules);
-            modules.allowDynamicSharedMemory("attn_fwd_flash", CudaLaunch.flashSharedBytes(128));
-            this.staging = new PinnedStaging(stream);
-            made.push(staging);
-            made.push(allocator::close);
-            this.errorWord = allocator.allocate(8);
-            made.push(errorWord);
-            this.sumsqScratch = allocator.allocate(8L * (CudaVectorOps.SUMSQ_BLOCKS + 1));
-            made.push(sumsqScratch);
-            check("create device", "cuMemsetD8Async(error word)",
-                cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
-            this.gemm = new CudaGemm(this);
-            this.transfers = new CudaTransfers(this, stream);
-            made.push(transfers);
-            this.cublas = CublasGemm.open(stream);
-            if (cublas != null) {
-                made.push(cublas);
-            }
-            this.gemmBackend = cublas != null ? GemmBackend.CUBLAS : GemmBackend.TROUPE;
-            synchronize();
-        } catch (Throwable failure) {
-            cuStreamSynchronize(stream); // best effort, as in close(): work issued here may still use the memory
-            undo(made, failure);
-            throw failure;
-        }
-    }
-
-    /** Closes {@code made} newest first, every part tried; each failure is added to {@code failure} as suppressed. */
-    private static void undo(ArrayDeque<AutoCloseable> made, Throwable failure) {
-        while (!made.isEmpty()) {
-            try {
-                made.pop().close();
-            } catch (Throwable t) {
-                failure.addSuppressed(t);
-            }
-        }
-    }
-
-    private int attribute(int attr) {
-        int[] v = new int[1];
-        check("create device", "cuDeviceGetAttribute(" + attr + ")", cuDeviceGetAttribute(v, attr, device));
-        return v[0];
+        this.res = new CudaResources(this, ordinal);
+        this.name = res.name();
+        this.gemm = new CudaGemm(this);
+        this.gemmBackend = res.cublas() != null ? GemmBackend.CUBLAS : GemmBackend.TROUPE;
     }
 
     /** Throws {@link CudaException} unless {@code rc} is CUDA_SUCCESS. */
@@ -188,7 +100,7 @@ public final class CudaDevice implements Device {
      * @throws IllegalStateException when CUBLAS is asked for but cuBLAS did not load (the reason is given)
      */
     public void setGemmBackend(GemmBackend b) {
-        if (b == GemmBackend.CUBLAS && cublas == null) {
+        if (b == GemmBackend.CUBLAS && res.cublas() == null) {
             throw new IllegalStateException("cuBLAS unavailable: " + CublasGemm.unavailableReason());
         }
         gemmBackend = b;
@@ -200,12 +112,12 @@ public final class CudaDevice implements Device {
 
     /** True when cuBLAS loaded on this device; see {@link #cublasUnavailableReason()} otherwise. */
     public boolean hasCublas() {
-        return cublas != null;
+        return res.cublas() != null;
     }
 
     /** Why cuBLAS is not available (null when it is). */
     public String cublasUnavailableReason() {
-        return cublas != null ? null : CublasGemm.unavailableReason();
+        return res.cublas() != null ? null : CublasGemm.unavailableReason();
     }
 
     public void setAttentionKernel(AttentionKernel k) {
@@ -218,11 +130,11 @@ public final class CudaDevice implements Device {
 
     /** Compute capability as {@code major * 10 + minor}, e.g. 90 for an H100/H200. */
     public int computeCapability() {
-        return ccMajor * 10 + ccMinor;
+        return res.ccMajor() * 10 + res.ccMinor();
     }
 
     public int multiprocessorCount() {
-        return multiprocessors;
+        return res.multiprocessors();
     }
 
     public int ordinal() {
@@ -231,7 +143,7 @@ public final class CudaDevice implements Device {
 
     /** Bytes held by live tensors and by the allocator's cache. */
     public long bytesInUse() {
-        return allocator.bytesInUse();
+        return res.allocator().bytesInUse();
     }
 
     /**
@@ -245,10 +157,10 @@ public final class CudaDevice implements Device {
         check("timeMs", "cuEventCreate", cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT));
         check("timeMs", "cuEventCreate", cuEventCreate(stop, CUevent_flags.CU_EVENT_DEFAULT));
         try {
-            check("timeMs", "cuEventRecord", cuEventRecord(start, stream));
+            check("timeMs", "cuEventRecord", cuEventRecord(start, res.stream()));
             work.run();
             bind();
-            check("timeMs", "cuEventRecord", cuEventRecord(stop, stream));
+            check("timeMs", "cuEventRecord", cuEventRecord(stop, res.stream()));
             check("timeMs", "cuEventSynchronize", cuEventSynchronize(stop));
             float[] ms = new float[1];
             check("timeMs", "cuEventElapsedTime", cuEventElapsedTime(ms, start, stop));
@@ -274,7 +186,7 @@ public final class CudaDevice implements Device {
      */
     public CopyTicket copyToPinnedAsync(Tensor src, PinnedHostBuffer dst, long dstOffsetBytes) {
         bind();
-        return transfers.toPinned(src, dst, dstOffsetBytes);
+        return res.transfers().toPinned(src, dst, dstOffsetBytes);
     }
 
     /**
@@ -284,7 +196,7 @@ public final class CudaDevice implements Device {
      */
     public CopyTicket copyFromPinnedAsync(PinnedHostBuffer src, long srcOffsetBytes, Tensor dst) {
         bind();
-        return transfers.fromPinned(src, srcOffsetBytes, dst);
+        return res.transfers().fromPinned(src, srcOffsetBytes, dst);
     }
 
     /**
@@ -294,7 +206,8 @@ public final class CudaDevice implements Device {
     @Override
     public StagedInput openStagedInput(DType dtype, int... shape) {
         bind();
-        return new CudaStagedInput(this, stream, transfers.copyStream(), hostDevice(), dtype, shape);
+        return new CudaStagedInput(this, res.stream(), res.transfers().copyStream(), res.hostDevice(), dtype,
+            shape);
     }
 
     /**
@@ -304,15 +217,8 @@ public final class CudaDevice implements Device {
     @Override
     public StagedOutput openStagedOutput(DType dtype, int... shape) {
         bind();
-        return new CudaStagedOutput(this, stream, transfers.copyStream(), hostDevice(), dtype, shape);
-    }
-
-    /** The CPU device that the host tensors of staged buffers belong to (one thread; made on first use). */
-    private synchronized CpuDevice hostDevice() {
-        if (hostDevice == null) {
-            hostDevice = new CpuDevice(1);
-        }
-        return hostDevice;
+        return new CudaStagedOutput(this, res.stream(), res.transfers().copyStream(), res.hostDevice(), dtype,
+            shape);
     }
 
     // ---------------------------------------------------------------- Device: memory
@@ -331,15 +237,15 @@ public final class CudaDevice implements Device {
     public Tensor allocate(DType dtype, int... shape) {
         bind();
         long bytes = Tensor.numelOf(shape) * dtype.sizeBytes();
-        CudaStorage s = allocator.allocate(bytes);
+        CudaStorage s = res.allocator().allocate(bytes);
         check("allocate", "cuMemsetD8Async(" + bytes + " bytes)",
-            cuMemsetD8Async(s.pointerAt(0), (byte) 0, bytes, stream));
+            cuMemsetD8Async(s.pointerAt(0), (byte) 0, bytes, res.stream()));
         return new Tensor(this, s, dtype, 0, shape, true);
     }
 
     /** Scratch memory for one call; close it right after issuing the kernels that use it. */
     CudaStorage scratch(long bytes) {
-        return allocator.allocate(bytes);
+        return res.allocator().allocate(bytes);
     }
 
     @Override
@@ -370,27 +276,12 @@ public final class CudaDevice implements Device {
     @Override
     public void synchronize() {
         bind();
-        check("synchronize", "cuStreamSynchronize", cuStreamSynchronize(stream));
-        throwKernelErrors();
+        res.synchronize();
     }
 
     /** Throws, naming the bad value, what a kernel recorded in the error word (clearing it); nothing when clear. */
     void throwKernelErrors() {
-        int[] err = staging.readInts(errorWord.pointerAt(0), 2);
-        if (err[0] == 0) {
-            return;
-        }
-        check("synchronize", "cuMemsetD8Async(error word)",
-            cuMemsetD8Async(errorWord.pointerAt(0), (byte) 0, 8, stream));
-        check("synchronize", "cuStreamSynchronize", cuStreamSynchronize(stream));
-        switch (err[0]) {
-            case ERR_CE_TARGET -> throw new IllegalArgumentException(
-                "crossEntropy: a target lies outside [0, vocab): target=" + err[1]);
-            case ERR_EMBEDDING_ID -> throw new IllegalArgumentException(
-                "embedding: an id lies outside the table's rows: id=" + err[1]);
-            default -> throw new IllegalStateException("unknown kernel error code " + err[0] + " (value " + err[1]
-                + ")");
-        }
+        res.throwKernelErrors();
     }
 
     // ---------------------------------------------------------------- Device: BLAS-like
@@ -400,9 +291,9 @@ public final class CudaDevice implements Device {
                             long strideA, Tensor b, int ldb, long strideB, float beta, Tensor c, int ldc, long strideC,
                             int batch) {
         bind();
-        gemm.gemmBatched(gemmPrecision, gemmBackend == GemmBackend.CUBLAS ? cublas : null, transA, transB, m, n, k,
-            alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc,
-            strideC, batch);
+        CublasGemm cublas = gemmBackend == GemmBackend.CUBLAS ? res.cublas() : null;
+        gemm.gemmBatched(gemmPrecision, cublas, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta,
+            c, ldc, strideC, batch);
     }
 
     @Override
@@ -432,7 +323,7 @@ public final class CudaDevice implements Device {
 
     @Override
     public double sumOfSquares(Tensor x) {
-        return CudaVectorOps.sumOfSquares(this, sumsqScratch, x);
+        return CudaVectorOps.sumOfSquares(this, res.sumsqScratch(), x);
     }
 
     // ---------------------------------------------------------------- Device: transformer kernels
@@ -553,23 +444,7 @@ public final class CudaDevice implements Device {
         }
         bind();
         closed = true;
-        cuStreamSynchronize(stream);
-        errorWord.close();
-        sumsqScratch.close();
-        allocator.close();
-        staging.close();
-        transfers.close();
-        if (cublas != null) {
-            cublas.close();
-        }
-        modules.close();
-        cuStreamDestroy(stream);
-        synchronized (this) {
-            if (hostDevice != null) {
-                hostDevice.close();
-            }
-        }
-        cuDevicePrimaryCtxRelease(device);
+        res.close();
     }
 
     // ---------------------------------------------------------------- package use
@@ -579,11 +454,11 @@ public final class CudaDevice implements Device {
         if (closed) {
             throw new IllegalStateException(name + " is closed");
         }
-        check("bind", "cuCtxSetCurrent", cuCtxSetCurrent(context));
+        res.bindContext();
     }
 
     long errorWordAddress() {
-        return errorWord.address();
+        return res.errorWord().address();
     }
 
     EmbeddingGrouping embeddingGrouping() {
@@ -591,7 +466,7 @@ public final class CudaDevice implements Device {
     }
 
     PinnedStaging staging() {
-        return staging;
+        return res.staging();
     }
 
     KernelArgs args() {
@@ -599,11 +474,11 @@ public final class CudaDevice implements Device {
     }
 
     CudaModules modules() {
-        return modules;
+        return res.modules();
     }
 
     CUstream stream() {
-        return stream;
+        return res.stream();
     }
 
     @Override
