@@ -1,5 +1,8 @@
 package io.troupe.actors.serve;
 
+import static io.troupe.actors.serve.ErrorResponses.error;
+import static io.troupe.actors.serve.ErrorResponses.refusal;
+
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.SamplingParams;
@@ -17,11 +20,9 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
 import org.apache.pekko.http.javadsl.model.HttpEntities;
-import org.apache.pekko.http.javadsl.model.HttpEntity;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.MediaTypes;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
-import org.apache.pekko.http.javadsl.model.headers.RetryAfter;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
@@ -82,10 +83,10 @@ final class CompletionRoutes extends AllDirectives {
     /**
      * Every endpoint; what the routing layer refuses by default (an unknown path 404, a wrong method 405 with
      * {@code Allow}, a body over the size limit 413, an unsupported media type 415, an unexpected failure 500)
-     * is answered in the same JSON error shape as the server's own refusals ({@link #asJsonError}).
+     * is answered in the same JSON error shape as the server's own refusals ({@link ErrorResponses#asJsonError}).
      */
     Route route() {
-        return mapResponse(CompletionRoutes::asJsonError, () -> concat(
+        return mapResponse(ErrorResponses::asJsonError, () -> concat(
             path("health", () -> get(() -> complete(health()))),
             path(PathMatchers.segment("health").slash("live"), () -> get(() -> complete(live()))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
@@ -98,26 +99,6 @@ final class CompletionRoutes extends AllDirectives {
             path(PathMatchers.segment("v1").slash("completions"), () -> post(() -> extractRequest(http ->
                 entity(Unmarshaller.entityToString(), body -> completions(body,
                     http.getAttribute(ConnectionScope.KEY).orElse(null))))))).seal());
-    }
-
-    /**
-     * A plain-text error answer of the routing layer's default rejection and exception handlers, or of the HTTP
-     * layer's for a request it cannot parse ({@link JsonParsingErrorHandler}), as
-     * {@code {"error":{"message":...,"type":...,"param":null,"code":...}}}, its status and headers ({@code Allow})
-     * kept; {@code code} is the status' reason in snake case ({@code not_found}, {@code method_not_allowed}). Any
-     * other response passes unchanged.
-     */
-    static HttpResponse asJsonError(HttpResponse response) {
-        int status = response.status().intValue();
-        if (status < 400 || !(response.entity() instanceof HttpEntity.Strict strict)
-            || !strict.getContentType().mediaType().equals(MediaTypes.TEXT_PLAIN)) {
-            return response;
-        }
-        String message = strict.getData().utf8String();
-        String code = response.status().reason().toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9]+", "_")
-            .replaceAll("^_|_$", "");
-        return response.withEntity(ContentTypes.APPLICATION_JSON, errorJson(status, null,
-            message.isEmpty() ? response.status().reason() : message, code));
     }
 
     /**
@@ -431,45 +412,9 @@ final class CompletionRoutes extends AllDirectives {
         return reply;
     }
 
-    /** The answer to a refused admission (429 for a full queue, 503 when nothing can be served), or null. */
-    private HttpResponse refusal(SchedulerActor.SubmitReply reply) {
-        if (reply instanceof SchedulerActor.Rejected r) {
-            return tooMany(r);
-        }
-        if (reply instanceof SchedulerActor.Unavailable u) {
-            return error(503, null, "the server cannot serve: " + u.reason());
-        }
-        return null;
-    }
-
-    private HttpResponse tooMany(SchedulerActor.Rejected r) {
-        return error(429, null, "the request queue is full; retry after " + r.retryAfterS() + " s")
-            .addHeader(RetryAfter.create((long) r.retryAfterS()));
-    }
-
     /** 404 for a model other than the one served, in OpenAI's words and shape ({@code model_not_found}). */
     private HttpResponse modelNotFound(String requested) {
         return error(404, "model", ModelNotFoundException.message(requested, modelName), "model_not_found");
-    }
-
-    private static HttpResponse error(int status, String param, String message) {
-        return error(status, param, message, null);
-    }
-
-    private static HttpResponse error(int status, String param, String message, String code) {
-        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON,
-            errorJson(status, param, message, code));
-    }
-
-    private static String errorJson(int status, String param, String message, String code) {
-        String type = switch (status) {
-            case 429 -> "rate_limit_exceeded";
-            case 503 -> "unavailable";
-            default -> status >= 500 ? "server_error" : "invalid_request_error";
-        };
-        return "{\"error\":{\"message\":" + Json.quote(message) + ",\"type\":\"" + type + "\",\"param\":"
-            + (param == null ? "null" : Json.quote(param)) + ",\"code\":" + (code == null ? "null" : Json.quote(code))
-            + "}}";
     }
 
     /**

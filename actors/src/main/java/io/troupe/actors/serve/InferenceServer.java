@@ -296,7 +296,7 @@ public final class InferenceServer implements AutoCloseable {
                     routes.readLastLoss(pipeline::lastLoss);
                 }
             }
-            ServerBinding binding = bindConnections(system, routes.route(), s).toCompletableFuture()
+            ServerBinding binding = bindConnections(system, routes.route(), s, metrics).toCompletableFuture()
                 .get(30, TimeUnit.SECONDS);
             return new InferenceServer(system, own, owned, binding, model, routes);
         } catch (Exception e) {
@@ -316,14 +316,17 @@ public final class InferenceServer implements AutoCloseable {
     /**
      * Binds {@code route} connection by connection: each connection's requests carry its
      * {@link ConnectionScope}, and the end of its request stream (the client's FIN, a reset, or a
-     * failure) cancels the requests it still has running.
+     * failure) cancels the requests it still has running. What the HTTP layer refuses before routing is counted
+     * in {@code metrics} ({@link HttpLayerLog}).
      */
     private static CompletionStage<ServerBinding> bindConnections(ActorSystem<SchedulerActor.Command> system,
-        Route route,
-                                                                  ServeSettings s) {
+        Route route, ServeSettings s, ServeMetrics metrics) {
         Flow<HttpRequest, HttpResponse, NotUsed> handler = route.flow(system);
         Materializer materializer = Materializer.matFromSystem(system);
-        return Http.get(system).newServerAt(s.host(), s.port()).connectionSource()
+        // the HTTP layer logs as the system does, and its parsing error handler counts into these metrics
+        HttpLayerLog log = new HttpLayerLog((org.apache.pekko.actor.ExtendedActorSystem) system.classicSystem(),
+            metrics);
+        return Http.get(system).newServerAt(s.host(), s.port()).logTo(log).connectionSource()
             .to(Sink.foreach(connection -> {
                 ConnectionScope scope = new ConnectionScope(id -> system.tell(new SchedulerActor.Cancel(id)));
                 connection.handleWith(Flow.of(HttpRequest.class)

@@ -12,8 +12,10 @@ import org.apache.pekko.http.scaladsl.settings.ServerSettings;
  * The answer to a request the HTTP layer refuses before any route sees it (a URI too long 414, a header
  * section too large 431, a malformed request line or header 400, an unknown method 501, an HTTP version
  * other than 1.x 505): pekko-http's own answer, logged as it logs it, in the JSON error shape of the
- * server's other refusals ({@link CompletionRoutes#asJsonError}), its status kept. pekko-http creates it by
- * name ({@code pekko.http.server.parsing.error-handler}, which {@link InferenceServer} sets).
+ * server's other refusals ({@link ErrorResponses#asJsonError}), its status kept, and counted by status in the
+ * refusing server's {@code /metrics} ({@code troupe_serve_http_refused_total}). pekko-http creates it by
+ * name ({@code pekko.http.server.parsing.error-handler}, which {@link InferenceServer} sets); the server's
+ * metrics reach it with the HTTP layer's log ({@link HttpLayerLog}).
  */
 final class JsonParsingErrorHandler extends ParsingErrorHandler {
     /** The no-argument constructor pekko-http calls. */
@@ -22,6 +24,9 @@ final class JsonParsingErrorHandler extends ParsingErrorHandler {
 
     @Override
     public HttpResponse handle(StatusCode status, ErrorInfo error, LoggingAdapter log, ServerSettings settings) {
-        return CompletionRoutes.asJsonError(DefaultParsingErrorHandler.handle(status, error, log, settings));
+        if (log instanceof HttpLayerLog serverLog) {
+            serverLog.metrics().onRefusedByHttp(status.intValue());
+        }
+        return ErrorResponses.asJsonError(DefaultParsingErrorHandler.handle(status, error, log, settings));
     }
 }

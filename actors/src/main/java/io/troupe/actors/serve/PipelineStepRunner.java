@@ -18,22 +18,13 @@ import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
 import io.troupe.runtime.transport.WorkerTransport;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentRunner;
@@ -69,8 +60,9 @@ import org.slf4j.LoggerFactory;
  * same way once {@code step-timeout} passes: the hosts' heartbeat answers say how long their stage thread has
  * been inside its current step, and a step sent down the pipeline and unanswered for that long and a loss timeout
  * more is a loss too ({@link StuckStages}). A stuck host takes no stage until its answers say that step ended.
- * A step still unanswered when a step sent after it is answered fails at once ({@link #failOvertaken}): every
+ * A step still unanswered when a step sent after it is answered fails at once ({@link PipelineSteps}): every
  * stage answers in order, so its answer went missing, and its logits must not be taken for the later step's.
+ * The wiring after a loss, and the first, runs on its own thread ({@link PipelineRewiring}).
  */
 final class PipelineStepRunner implements StepRunner {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStepRunner.class);
@@ -97,11 +89,8 @@ final class PipelineStepRunner implements StepRunner {
     private final TransportNode node;
     private final ExecutorService stage0;
     private final List<PipelineStage> local = new ArrayList<>();
-    private final ConcurrentHashMap<Long, InFlightStep> pending = new ConcurrentHashMap<>();
-    private final ExecutorService rewirer;
-    private final AtomicBoolean rewiring = new AtomicBoolean();
-    private final List<Runnable> whenUp = new CopyOnWriteArrayList<>();
-    private final CompletableFuture<Void> firstWiring = new CompletableFuture<>();
+    private final PipelineSteps pending = new PipelineSteps();
+    private final PipelineRewiring rewiring;
     private volatile Wiring wiring;
     private volatile String down;
     /** Why the pipeline last went down for a lost or stuck stage host (kept once it is up again), or null. */
@@ -150,7 +139,8 @@ final class PipelineStepRunner implements StepRunner {
             partition.endBlock(0), precision), 0, partition.endBlock(0));
         this.node = TransportNode.launch(transport, t -> LOG.warn("serving data plane error", t));
         this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
-        this.rewirer = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-rewire"));
+        this.rewiring = new PipelineRewiring(links.retryInterval(), this::wireRemote, () -> closed, () -> down,
+            why -> down = why, this::afterStageZero);
         this.placement = new StagePlacement(links.hosts(), links.lossTimeout(), links.stepTimeout());
         this.stuckStages = new StuckStages(placement);
         int[] place = new int[pipelineStages];
@@ -202,7 +192,8 @@ final class PipelineStepRunner implements StepRunner {
 
             @Override
             public void checkStepsInFlight(int[] place, long epoch, long nowNs) {
-                PipelineStepRunner.this.checkStepsInFlight(place, epoch, nowNs);
+                // the backstop: the oldest step sent and unanswered for the step timeout and a loss timeout more
+                PipelineStepRunner.this.stuck(pending.overdue(stuckStages, place, epoch, nowNs), epoch);
             }
         };
         linkActor = ctx.spawn(StageHostWatch.behavior(stages, links, placement, stuckStages, hostRefs,
@@ -210,7 +201,7 @@ final class PipelineStepRunner implements StepRunner {
         hostWiring = new StageHostWiring(stages, links, placement, weights, partition, precision, blockTokens,
             numBlocks, hostRefs, linkActor);
         down = "wiring the pipeline's stage hosts";
-        recover(() -> firstWiring.complete(null));
+        recover(rewiring::firstWired);
     }
 
     /**
@@ -219,19 +210,8 @@ final class PipelineStepRunner implements StepRunner {
      * @throws IllegalStateException with the last reason it failed, when it is not wired in {@code timeoutMs}
      */
     void awaitWired(long timeoutMs) {
-        if (!links.remote()) {
-            return;
-        }
-        try {
-            firstWiring.get(timeoutMs, TimeUnit.MILLISECONDS);
-        } catch (TimeoutException e) {
-            throw new IllegalStateException("the pipeline's stage hosts were not wired within " + timeoutMs + " ms: "
-                + down);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while wiring the stage hosts", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+        if (links.remote()) {
+            rewiring.awaitFirst(timeoutMs);
         }
     }
 
@@ -241,21 +221,7 @@ final class PipelineStepRunner implements StepRunner {
      * the reason it gave) when it would refuse this server's load, its checkpoint differing for one.
      */
     String stageHostsJson() {
-        int[] a = assigned;
-        long now = System.nanoTime();
-        StringBuilder sb = new StringBuilder("[");
-        for (int slot = 0; slot < links.hosts().size(); slot++) {
-            int stage = -1;
-            for (int g = 1; g < stages; g++) {
-                stage = a[g] == slot ? g : stage;
-            }
-            String refusal = placement.refusal(slot);
-            sb.append(slot == 0 ? "" : ",").append("{\"host\":").append(Json.quote(links.hosts().get(slot)))
-                .append(",\"stage\":").append(stage < 0 ? "null" : String.valueOf(stage)).append(",\"answering\":")
-                .append(placement.answering(slot, now)).append(",\"refuses\":")
-                .append(refusal == null ? "null" : Json.quote(refusal)).append('}');
-        }
-        return sb.append(']').toString();
+        return placement.json(assigned, stages, System.nanoTime());
     }
 
     /** How many times a stage moved to a spare stage host. */
@@ -295,44 +261,30 @@ final class PipelineStepRunner implements StepRunner {
             afterStageZero(up);
             return;
         }
-        whenUp.add(up);
-        if (rewiring.compareAndSet(false, true)) {
-            try {
-                rewirer.execute(this::rewireUntilUp);
-            } catch (RuntimeException e) {           // closing
-                rewiring.set(false);
-            }
-        }
+        rewiring.recover(up);
     }
 
     @Override
     public CompletionStage<float[]> run(StepBatch batch) {
         long id = nextStepId++;
-        InFlightStep result = new InFlightStep();
         // in pending before down is read: a loss that sets down meanwhile fails what pending holds after,
         // this step included, or this read sees it (a step sent on a lost wiring would never be answered)
-        pending.put(id, result);
+        PipelineSteps.InFlightStep result = pending.open(id);
         String why = down;
         Wiring w = wiring;
         if (why != null || w == null) {
-            fail(id, new IllegalStateException("the pipeline is down: " + why));
+            pending.fail(id, new IllegalStateException("the pipeline is down: " + why));
             return result;
         }
         try {
             stage0.execute(() -> runFirstStage(batch, id, result, w));
         } catch (RuntimeException e) {               // closing
-            fail(id, e);
+            pending.fail(id, e);
         }
         return result;
     }
 
-    /** A step in flight, completed with its logits; {@link #sentNs} once stage 0 hands it to stage 1. */
-    private static final class InFlightStep extends CompletableFuture<float[]> {
-        static final long NOT_SENT = Long.MIN_VALUE;
-        volatile long sentNs = NOT_SENT;
-    }
-
-    private void runFirstStage(StepBatch batch, long id, InFlightStep result, Wiring w) {
+    private void runFirstStage(StepBatch batch, long id, PipelineSteps.InFlightStep result, Wiring w) {
         try {
             float[] h = first.stageForward(batch, null);
             out = PipelineStage.encodeStep(batch, h, batch.size() * first.config().dModel(), out, outLength);
@@ -340,20 +292,13 @@ final class PipelineStepRunner implements StepRunner {
             result.sentNs = System.nanoTime();
             w.toFirst().send(FrameKind.ACTIVATION, id, key, DType.F32, out, 0, outLength[0]);
         } catch (TransportException e) {
-            fail(id, e);
+            pending.fail(id, e);
             if (links.remote()) {                   // stages in this process are not lost: the step fails
                 suspect(1);
                 lost("cannot send to stage 1" + hostOf(1) + ": " + e.getMessage(), w.epoch());
             }
         } catch (RuntimeException | Error e) {        // answered, or the step would wait for ever
-            fail(id, e);
-        }
-    }
-
-    private void fail(long id, Throwable e) {
-        CompletableFuture<float[]> f = pending.remove(id);
-        if (f != null) {
-            f.completeExceptionally(e);
+            pending.fail(id, e);
         }
     }
 
@@ -381,10 +326,7 @@ final class PipelineStepRunner implements StepRunner {
             lastLoss = reason;
         }
         LOG.warn("pipeline down: {}; its running sequences wait and the pipeline is wired again", reason);
-        IllegalStateException e = new IllegalStateException("the pipeline is down: " + reason);
-        for (Long id : List.copyOf(pending.keySet())) {
-            fail(id, e);
-        }
+        pending.failAll(new IllegalStateException("the pipeline is down: " + reason));
         onDown.accept(reason);
         return true;
     }
@@ -396,53 +338,12 @@ final class PipelineStepRunner implements StepRunner {
         }
     }
 
-    /**
-     * The backstop, at {@code now}: the oldest step of {@code epoch} sent down the pipeline and unanswered for
-     * the step timeout and a loss timeout more marks it down ({@link StuckStages#overdue}); {@code place[g]} is
-     * the slot of stage g's host.
-     */
-    private void checkStepsInFlight(int[] place, long epoch, long now) {
-        long oldest = -1;
-        long sentNs = 0;
-        for (Map.Entry<Long, InFlightStep> e : pending.entrySet()) {
-            long t = e.getValue().sentNs;
-            if (t != InFlightStep.NOT_SENT && (oldest < 0 || t - sentNs < 0)) {
-                oldest = e.getKey();
-                sentNs = t;
-            }
-        }
-        if (oldest >= 0) {
-            stuck(stuckStages.overdue(oldest, sentNs, place, epoch, now), epoch);
-        }
-    }
-
     /** The receiver of this server (rank 0): the last stage's logits, or a failure a stage passed on. */
     private TensorReceiverAgent.Listener results(long epoch) {
         return new TensorReceiverAgent.Listener() {
             @Override
             public void onTensorReady(ReceiveSlot slot) {
-                try {
-                    InFlightStep f = pending.remove(slot.step());
-                    if (f == null) {
-                        return;
-                    }
-                    failOvertaken(slot.step());
-                    int bytes = (int) slot.lengthBytes();
-                    if (slot.kind() == FrameKind.CONTROL) {
-                        byte[] why = new byte[bytes];
-                        slot.buffer().getBytes(0, why);
-                        f.completeExceptionally(new IllegalStateException("pipeline step " + slot.step() + " failed at "
-                            + new String(why, StandardCharsets.UTF_8)));
-                        return;
-                    }
-                    float[] logits = new float[bytes / 4];
-                    for (int i = 0; i < logits.length; i++) {
-                        logits[i] = slot.buffer().getFloat(4 * i);
-                    }
-                    f.complete(logits);
-                } finally {
-                    slot.release();
-                }
+                pending.complete(slot);
             }
 
             @Override
@@ -453,26 +354,6 @@ final class PipelineStepRunner implements StepRunner {
                 }
             }
         };
-    }
-
-    /**
-     * Fails every step sent before {@code answered} that is still unanswered, before {@code answered} completes
-     * (so the scheduler hears of them first): every stage takes and sends its frames in order, so their answers
-     * went missing (a stage's thread died inside one) and would otherwise leave their logits to be taken for
-     * another step's. On the receiver's thread; it looks through the pending steps only when some are left.
-     */
-    private void failOvertaken(long answered) {
-        if (pending.isEmpty()) {
-            return;
-        }
-        for (Long id : pending.keySet()) {
-            if (id < answered) {
-                LOG.warn("pipeline step {} is unanswered while step {}, sent after it, was answered: it failed", id,
-                    answered);
-                fail(id, new IllegalStateException("pipeline step " + id + " is unanswered while step " + answered
-                    + ", sent after it, was answered (every stage answers in order): its answer went missing"));
-            }
-        }
     }
 
     private void wireLocal() {
@@ -503,41 +384,6 @@ final class PipelineStepRunner implements StepRunner {
             throw e;
         }
         wiring = new Wiring(epoch, front, rx, toFirst);
-    }
-
-    /** On the rewire thread: wires the stage hosts, again and again, until it works or the server closes. */
-    private void rewireUntilUp() {
-        while (!closed) {
-            try {
-                wireRemote();
-                break;
-            } catch (RuntimeException e) {
-                if (closed) {
-                    break;                      // the server closes: a wiring it interrupted is no failure
-                }
-                String why = e.getMessage();
-                down = why;
-                if (e instanceof StageHostWiring.Refused && !firstWiring.isDone()) {
-                    // a host that refuses the first wiring (another checkpoint, another server) is a setup
-                    // error: the server does not start; after a loss, the wiring is retried until it works
-                    rewiring.set(false);
-                    firstWiring.completeExceptionally(e);
-                    whenUp.clear();
-                    return;
-                }
-                LOG.warn("pipeline not wired: {}; retrying in {} ms", why, links.retryInterval().toMillis());
-                LockSupport.parkNanos(links.retryInterval().toNanos());
-            }
-        }
-        rewiring.set(false);
-        if (closed) {
-            return;
-        }
-        List<Runnable> ups = new ArrayList<>(whenUp);
-        whenUp.removeAll(ups);
-        for (Runnable r : ups) {
-            afterStageZero(r);
-        }
     }
 
     /**
@@ -612,7 +458,7 @@ final class PipelineStepRunner implements StepRunner {
         synchronized (this) {
             closed = true;
         }
-        rewirer.shutdownNow();
+        rewiring.stop();
         stage0.shutdownNow();
         try {                                        // its sends end before their publication closes
             stage0.awaitTermination(5, TimeUnit.SECONDS);
@@ -620,10 +466,8 @@ final class PipelineStepRunner implements StepRunner {
             Thread.currentThread().interrupt();
         }
         IllegalStateException e = new IllegalStateException("the server is closing");
-        for (Long id : List.copyOf(pending.keySet())) {
-            fail(id, e);
-        }
-        firstWiring.completeExceptionally(e);
+        pending.failAll(e);
+        rewiring.failFirst(e);
         Wiring w = wiring;
         if (w != null) {
             w.close();

@@ -2,6 +2,7 @@ package io.troupe.actors.serve;
 
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * What {@code GET /metrics} shows, in the Prometheus text format: gauges the scheduler actor sets
@@ -9,6 +10,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * Not final: a test makes its calls fail, as a failure in the step loop outside the forward.
  */
 class ServeMetrics {
+    /** The statuses of the HTTP layer's refusals shown even at 0; another shows once it was counted. */
+    private static final int[] HTTP_REFUSALS = {400, 414, 431, 501, 505};
     private volatile int queueDepth;
     private volatile int runningBatch;
     private volatile int kvBlocksUsed;
@@ -31,6 +34,8 @@ class ServeMetrics {
     private final AtomicLong prefilledBeside = new AtomicLong();
     private final AtomicLong prefillForwardNs = new AtomicLong();
     private final AtomicLong refusedDraining = new AtomicLong();
+    /** Requests the HTTP layer refused before routing, by status: index status - 400, for 4xx and 5xx. */
+    private final AtomicLongArray refusedByHttp = new AtomicLongArray(200);
     private final AtomicLong pipelinePauses = new AtomicLong();
     private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
     private volatile java.util.function.LongSupplier stageMoves = () -> 0;
@@ -170,6 +175,16 @@ class ServeMetrics {
         this.stuckStages = stuck;
     }
 
+    /**
+     * The HTTP layer refused a request before routing, with {@code status} (a URI or header section too large, a
+     * malformed request, an unknown method or HTTP version); on a connection's thread.
+     */
+    void onRefusedByHttp(int status) {
+        if (status >= 400 && status < 600) {
+            refusedByHttp.incrementAndGet(status - 400);
+        }
+    }
+
     /** A completion refused with 503 because the server drains. */
     void onRefusedDraining() {
         refusedDraining.incrementAndGet();
@@ -246,6 +261,18 @@ class ServeMetrics {
             badRequests.get());
         counter(sb, "troupe_serve_refused_draining_total", "Requests refused with 503 while draining.",
             refusedDraining.get());
+        sb.append("# HELP troupe_serve_http_refused_total Requests the HTTP layer refused before routing (URI or")
+            .append(" headers too large, malformed, unknown method or HTTP version), by status.\n");
+        sb.append("# TYPE troupe_serve_http_refused_total counter\n");
+        for (int i = 0, k = 0; i < refusedByHttp.length(); i++) {
+            long n = refusedByHttp.get(i);
+            boolean always = k < HTTP_REFUSALS.length && HTTP_REFUSALS[k] == 400 + i;
+            k += always ? 1 : 0;
+            if (always || n > 0) {
+                sb.append("troupe_serve_http_refused_total{status=\"").append(400 + i).append("\"} ").append(n)
+                    .append('\n');
+            }
+        }
         counter(sb, "troupe_serve_preemptions_total", "Sequences preempted for KV blocks (recomputed later).",
             preemptions.get());
         sb.append("# HELP troupe_serve_finished_total Requests finished, by finish reason.\n");

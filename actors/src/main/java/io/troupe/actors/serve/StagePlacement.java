@@ -68,6 +68,27 @@ final class StagePlacement {
         return hosts.get(slot);
     }
 
+    /**
+     * The hosts named, as a JSON array of {@code {"host", "stage" (null: a spare), "answering", "refuses"}}, at
+     * {@code now}, with stage g (of {@code stages}) on slot {@code assigned[g]} (see
+     * {@link PipelineStepRunner#stageHostsJson}).
+     */
+    String json(int[] assigned, int stages, long now) {
+        StringBuilder sb = new StringBuilder("[");
+        for (int slot = 0; slot < hosts.size(); slot++) {
+            int stage = -1;
+            for (int g = 1; g < stages; g++) {
+                stage = assigned[g] == slot ? g : stage;
+            }
+            String refusal = refusal(slot);
+            sb.append(slot == 0 ? "" : ",").append("{\"host\":").append(Json.quote(hosts.get(slot)))
+                .append(",\"stage\":").append(stage < 0 ? "null" : String.valueOf(stage)).append(",\"answering\":")
+                .append(answering(slot, now)).append(",\"refuses\":")
+                .append(refusal == null ? "null" : Json.quote(refusal)).append('}');
+        }
+        return sb.append(']').toString();
+    }
+
     /** How long a stage may stay inside one step before its host counts as stuck. */
     long stepTimeoutNs() {
         return stepTimeoutNs;
