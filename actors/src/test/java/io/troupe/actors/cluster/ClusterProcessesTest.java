@@ -199,6 +199,61 @@ class ClusterProcessesTest {
     }
 
     /**
+     * What scripts/chaos aims its faults at: {@code rank_node} (scripts/lib/chaos-logs.sh) reads a real launch-local.sh
+     * log, three node processes for a 1x2 pipeline (one a spare), and names the node that hosts the highest rank not on
+     * node 1, the one the submitter's 'job ID started' line assigns it to. A log it cannot read gives no node (never a
+     * guess, which could be the spare: a fault there recovers nothing and passes).
+     */
+    @Test
+    void shouldNameTheNodeHostingTheHighestRankForChaosFromALaunchLog(@TempDir java.nio.file.Path out)
+        throws Exception {
+        java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
+        java.nio.file.Path log = out.resolve("launch.log");
+        ProcessBuilder pb = new ProcessBuilder("bash", root.resolve("scripts/launch-local.sh").toString(), "3",
+            "--model", "tiny", "--layout", "1x2", "--microbatches", "2", "--batch", "4", "--steps", "2",
+            "--out", out.resolve("run").toString()).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("TROUPE_BASE_PORT", "0");
+        pb.environment().put("TROUPE_LOG_DIR", out.resolve("logs").toString());
+        Process p = pb.start();
+        open.add(() -> {
+            p.destroy();
+            p.waitFor(30, TimeUnit.SECONDS);
+        });
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "launch-local.sh finished");
+        String text = java.nio.file.Files.readString(log);
+        assertEquals(0, p.exitValue(), text);
+        // the node of each rank, from the assignment line and the ports the nodes reported
+        java.util.regex.Matcher started = java.util.regex.Pattern
+            .compile("(?m)^troupe: job [0-9a-f]+ started, epoch 1, 2 workers: (.*)$").matcher(text);
+        assertTrue(started.find(), "the assignment line: " + text);
+        List<String> nodeOfRank = new ArrayList<>();
+        for (String a : started.group(1).split(", ")) {
+            String port = a.replaceAll(".*@127\\.0\\.0\\.1:([0-9]+)#.*", "$1");
+            java.util.regex.Matcher up = java.util.regex.Pattern
+                .compile("(?m)^troupe: node ([0-9]+) is up on 127\\.0\\.0\\.1:" + port + "$").matcher(text);
+            assertTrue(up.find(), "the node on port " + port + ": " + text);
+            nodeOfRank.add(up.group(1));
+        }
+        String expected = !nodeOfRank.get(1).equals("1") ? nodeOfRank.get(1) : nodeOfRank.get(0);
+        assertEquals(expected, chaosLogs("rank_node \"$1\"", log), "rank_node of " + nodeOfRank + ": " + text);
+        java.nio.file.Path other = out.resolve("other.log");
+        java.nio.file.Files.writeString(other, text.replaceAll("(?m)^troupe: job [0-9a-f]+ started.*$", ""));
+        assertEquals("", chaosLogs("rank_node \"$1\" || true", other), "no assignment line, no node");
+    }
+
+    /** The output of SCRIPT run by bash after sourcing scripts/lib/chaos-logs.sh, with LOG as $1. */
+    private static String chaosLogs(String script, java.nio.file.Path log) throws Exception {
+        java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
+        Process p = new ProcessBuilder("bash", "-c", "source \"" + root.resolve("scripts/lib/chaos-logs.sh") + "\" && "
+            + script, "chaos-logs", log.toString()).redirectErrorStream(true).start();
+        p.getOutputStream().close();
+        String result = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).trim();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "chaos-logs.sh: " + script);
+        assertEquals(0, p.exitValue(), "chaos-logs.sh: " + script + ": " + result);
+        return result;
+    }
+
+    /**
      * Ctrl-C on launch-local.sh (SIGINT to its process group, as a terminal sends it): the job stops and names
      * its checkpoint, the script exits 130 as {@code troupe train} does, and no process it started is left.
      */
