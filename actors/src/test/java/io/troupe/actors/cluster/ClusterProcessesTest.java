@@ -162,11 +162,18 @@ class ClusterProcessesTest {
         assertTrue(first.process().waitFor(30, TimeUnit.SECONDS), "node 1 exits after SIGTERM");
     }
 
+    /**
+     * A job through launch-local.sh on three node processes (a 1x2 pipeline and a spare), every process stopped after
+     * it. The same log shows what scripts/chaos aims its faults at: {@code rank_node} (scripts/lib/chaos-logs.sh)
+     * names the node hosting the highest rank not on node 1, as the submitter's 'job ID started' line assigns it; a log
+     * without that line gives no node (never a guess, which could be the spare: a fault there recovers nothing and
+     * passes).
+     */
     @Test
     void shouldRunAJobThroughLaunchLocalAndStopEveryNode(@TempDir java.nio.file.Path out) throws Exception {
         java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
         java.nio.file.Path script = root.resolve("scripts/launch-local.sh");
-        ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), "2", "--model", "tiny", "--layout", "1x2",
+        ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), "3", "--model", "tiny", "--layout", "1x2",
             "--microbatches", "2", "--batch", "4", "--steps", "3", "--out", out.resolve("run").toString())
             .redirectErrorStream(true).redirectOutput(out.resolve("launch.log").toFile());
         // port 0: node 1 binds a free port and the others join through the one its log reports, so two runs side
@@ -184,10 +191,28 @@ class ClusterProcessesTest {
         assertTrue(log.contains("job finished after 3 steps"), log);
         assertTrue(java.nio.file.Files.readAllLines(out.resolve("run/metrics.csv")).size() == 4, log);
         assertTrue(log.contains("troupe: host media driver (pid "), "the nodes share one host driver: " + log);
-        for (int i = 1; i <= 2; i++) {
+        for (int i = 1; i <= 3; i++) {
             assertTrue(log.matches("(?s).*\\btroupe: node " + i + " is up on 127\\.0\\.0\\.1:[1-9][0-9]*\n.*"),
                 "node " + i + " reported the port it bound: " + log);
         }
+        // the node of each rank, from the assignment line and the ports the nodes reported
+        java.util.regex.Matcher started = java.util.regex.Pattern
+            .compile("(?m)^troupe: job [0-9a-f]+ started, epoch 1, 2 workers: (.*)$").matcher(log);
+        assertTrue(started.find(), "the assignment line: " + log);
+        List<String> nodeOfRank = new ArrayList<>();
+        for (String a : started.group(1).split(", ")) {
+            String port = a.replaceAll(".*@127\\.0\\.0\\.1:([0-9]+)#.*", "$1");
+            java.util.regex.Matcher up = java.util.regex.Pattern
+                .compile("(?m)^troupe: node ([0-9]+) is up on 127\\.0\\.0\\.1:" + port + "$").matcher(log);
+            assertTrue(up.find(), "the node on port " + port + ": " + log);
+            nodeOfRank.add(up.group(1));
+        }
+        String expected = !nodeOfRank.get(1).equals("1") ? nodeOfRank.get(1) : nodeOfRank.get(0);
+        assertEquals(expected, chaosLogs("rank_node \"$1\"", out.resolve("launch.log")),
+            "rank_node of " + nodeOfRank + ": " + log);
+        java.nio.file.Path other = out.resolve("other.log");
+        java.nio.file.Files.writeString(other, log.replaceAll("(?m)^troupe: job [0-9a-f]+ started.*$", ""));
+        assertEquals("", chaosLogs("rank_node \"$1\" || true", other), "no assignment line, no node");
         for (String line : log.split("\n")) {
             if ((line.startsWith("troupe: node ") || line.startsWith("troupe: host media driver"))
                 && line.contains("(pid ")) {
@@ -196,49 +221,6 @@ class ClusterProcessesTest {
                     + log);
             }
         }
-    }
-
-    /**
-     * What scripts/chaos aims its faults at: {@code rank_node} (scripts/lib/chaos-logs.sh) reads a real launch-local.sh
-     * log, three node processes for a 1x2 pipeline (one a spare), and names the node that hosts the highest rank not on
-     * node 1, the one the submitter's 'job ID started' line assigns it to. A log it cannot read gives no node (never a
-     * guess, which could be the spare: a fault there recovers nothing and passes).
-     */
-    @Test
-    void shouldNameTheNodeHostingTheHighestRankForChaosFromALaunchLog(@TempDir java.nio.file.Path out)
-        throws Exception {
-        java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
-        java.nio.file.Path log = out.resolve("launch.log");
-        ProcessBuilder pb = new ProcessBuilder("bash", root.resolve("scripts/launch-local.sh").toString(), "3",
-            "--model", "tiny", "--layout", "1x2", "--microbatches", "2", "--batch", "4", "--steps", "2",
-            "--out", out.resolve("run").toString()).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("TROUPE_BASE_PORT", "0");
-        pb.environment().put("TROUPE_LOG_DIR", out.resolve("logs").toString());
-        Process p = pb.start();
-        open.add(() -> {
-            p.destroy();
-            p.waitFor(30, TimeUnit.SECONDS);
-        });
-        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "launch-local.sh finished");
-        String text = java.nio.file.Files.readString(log);
-        assertEquals(0, p.exitValue(), text);
-        // the node of each rank, from the assignment line and the ports the nodes reported
-        java.util.regex.Matcher started = java.util.regex.Pattern
-            .compile("(?m)^troupe: job [0-9a-f]+ started, epoch 1, 2 workers: (.*)$").matcher(text);
-        assertTrue(started.find(), "the assignment line: " + text);
-        List<String> nodeOfRank = new ArrayList<>();
-        for (String a : started.group(1).split(", ")) {
-            String port = a.replaceAll(".*@127\\.0\\.0\\.1:([0-9]+)#.*", "$1");
-            java.util.regex.Matcher up = java.util.regex.Pattern
-                .compile("(?m)^troupe: node ([0-9]+) is up on 127\\.0\\.0\\.1:" + port + "$").matcher(text);
-            assertTrue(up.find(), "the node on port " + port + ": " + text);
-            nodeOfRank.add(up.group(1));
-        }
-        String expected = !nodeOfRank.get(1).equals("1") ? nodeOfRank.get(1) : nodeOfRank.get(0);
-        assertEquals(expected, chaosLogs("rank_node \"$1\"", log), "rank_node of " + nodeOfRank + ": " + text);
-        java.nio.file.Path other = out.resolve("other.log");
-        java.nio.file.Files.writeString(other, text.replaceAll("(?m)^troupe: job [0-9a-f]+ started.*$", ""));
-        assertEquals("", chaosLogs("rank_node \"$1\" || true", other), "no assignment line, no node");
     }
 
     /** The output of SCRIPT run by bash after sourcing scripts/lib/chaos-logs.sh, with LOG as $1. */
