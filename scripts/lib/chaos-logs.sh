@@ -36,3 +36,49 @@ rank_host() {
   done
   return 1
 }
+
+# What scripts/chaos makes of a finished run:
+#   chaos_finished LOG RC     0 when the job finished: its launch exited 0 (RC) and LOG has the submitter's
+#                             'troupe: job finished after' line (a failed job, a stopped one or a launch that
+#                             died after printing it never counts)
+#   chaos_fault_seen LOG      0 when LOG has a 'troupe: fault in epoch' line (a recovery began)
+#   chaos_lost_steps LOG      the committed steps the recoveries took back, summed over every recovery: per
+#                             recovery (a run of fault lines ended by a 'recovered:' line, or by the end of the
+#                             log for a job that never recovered) the last step reported before its first fault
+#                             less the step it restored. A restore past the last reported step takes none back.
+#   chaos_diff_verdict RC OUT 'BITWISE MAX_REL' from 'troupe checkpoint diff' that exited RC with its output in
+#                             file OUT: its last line's values only when it exited 0 and that line is the
+#                             summary; anything else (a crash, no output, exit 4) is 'false nan'
+
+chaos_finished() { [ "$2" = 0 ] && grep -qE '^troupe: job finished after [0-9]+ steps' "$1"; }
+
+chaos_fault_seen() { grep -qE '^troupe: fault in epoch [0-9]+:' "$1"; }
+
+chaos_lost_steps() {
+  awk '
+    function restored(line, pat,   s) {
+      if (!match(line, pat)) return -1
+      s = substr(line, RSTART, RLENGTH); gsub(/[^0-9]/, "", s); return s + 0
+    }
+    function settle(r) { if (r >= 0) { if (at > r) lost += at - r; last = r }; pending = 0 }
+    /^step +[0-9]+\// { split($2, s, "/"); last = s[1] + 0; next }
+    /^troupe: fault in epoch [0-9]+:/ {
+      if (!pending) { at = last; pending = 1 }
+      want = restored($0, "restoring step [0-9]+"); next
+    }
+    /^troupe: recovered:/ {
+      r = restored($0, "[(]restored step [0-9]+[)]")
+      settle(r >= 0 ? r : want); next
+    }
+    END { if (pending) settle(want); print lost + 0 }' "$1"
+}
+
+chaos_diff_verdict() {
+  local line
+  line=$(tail -n 1 "$2" 2>/dev/null)
+  if [ "$1" = 0 ] && [[ "$line" =~ ^bitwise=(true|false)\ max_abs=[^\ ]+\ max_rel=([^\ ]+)$ ]]; then
+    echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
+  else
+    echo "false nan"
+  fi
+}

@@ -16,8 +16,9 @@ import java.util.Locale;
 
 /**
  * {@code troupe checkpoint ls DIR}: every checkpoint under DIR (step, layout, model, size, valid or
- * why not) and the job record when there is one; {@code troupe checkpoint diff A B}: per parameter
- * the largest absolute and relative difference, last line {@code bitwise=.. max_abs=.. max_rel=..}.
+ * why not) and the job record when there is one; {@code troupe checkpoint diff A B}: per tensor (parameters,
+ * moments, other files' tensors) the largest absolute and relative difference, then the training state of both
+ * ({@link CheckpointDiff}), last line {@code bitwise=.. max_abs=.. max_rel=..}.
  * Exit codes: 0 done, 2 usage, 4 a checkpoint that cannot be read ({@code ls}: one it listed invalid, or
  * the job record unreadable; the listing is printed in full either way).
  */
@@ -31,9 +32,12 @@ final class CheckpointCommand {
     static final String USAGE = """
         usage: troupe checkpoint ls DIR        checkpoints under DIR (a run, its checkpoints/ or one step-N): step,
                                                 layout, model, bytes, valid or why not; the job record if any
-               troupe checkpoint diff A B      per-parameter max abs and max rel difference of two checkpoints
-                                                (each a step-N directory or a directory holding them: the latest);
-                                                last line: bitwise=true|false max_abs=.. max_rel=..
+               troupe checkpoint diff A B      per-tensor max abs and max rel difference of two checkpoints
+                                                (each a step-N directory or a directory holding them: the latest):
+                                                parameters, AdamW moments (.m, .v), other files' tensors, tp
+                                                shards joined; then the state (step, data cursor, seed, optimizer
+                                                step, ...); last line: bitwise=true|false max_abs=.. max_rel=..
+                                                (true only when every tensor and state value is the same)
         Exit codes: 0 done (ls: every checkpoint listed is valid, none listed too; uncommitted and superseded
         copies are never used and do not count), 2 usage, 4 a checkpoint that cannot be read (ls: one it
         listed is invalid, or the job record is unreadable).""";
@@ -147,14 +151,24 @@ final class CheckpointCommand {
         out.printf("A: step %d (%s)%nB: step %d (%s)%n", r.stepA(), a, r.stepB(), b);
         out.printf("%-40s %10s %12s %12s  %s%n", "tensor", "numel", "max_abs", "max_rel", "bitwise");
         for (CheckpointDiff.Entry e : r.entries()) {
-            out.printf(Locale.ROOT, "%-40s %10d %12.3e %12.3e  %s%n",
-                e.name(), e.numel(), e.maxAbs(), e.maxRel(), e.bitwise());
+            out.printf(Locale.ROOT, "%-40s %10d %12s %12s  %s%n", e.name(), e.numel(),
+                CheckpointDiff.format(e.maxAbs()), CheckpointDiff.format(e.maxRel()), e.bitwise());
         }
         for (String n : r.onlyInFirst()) {
             out.println(n + ": only in A");
         }
         for (String n : r.onlyInSecond()) {
             out.println(n + ": only in B");
+        }
+        if (r.entries().isEmpty()) {
+            out.println("no tensor in both checkpoints: nothing compared");
+        }
+        for (CheckpointDiff.State s : r.state()) {
+            out.printf("state %-15s %s%n", s.name(), s.same() ? s.a() + " (same)" : "A " + s.a() + ", B " + s.b()
+                + (s.counts() ? " (differs)" : " (differs: a description, not compared)"));
+        }
+        for (String p : r.problems()) {
+            out.println("inconsistent: " + p);
         }
         out.println(r.summary());
         return 0;

@@ -13,8 +13,11 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -122,5 +125,156 @@ class CheckpointCommandTest {
         assertEquals(2, run("checkpoint", "diff", "x"));
         assertEquals(1, err.toString().strip().split("\n").length, err.toString());
         assertEquals(2, run("checkpoint", "ls", "/no/such/dir"));
+    }
+
+    /** A tiny run of {@code layout} (2 steps, one checkpoint) written by the product: its checkpoint directory. */
+    private Path train(Path out, String layout) {
+        int code = run("train", "--model", "tiny", "--layout", layout, "--steps", "2", "--batch", "4",
+            "--microbatches", "2", "--threads", "2", "--checkpoint-interval", "2", "--out", out.toString());
+        assertEquals(0, code, err.toString());
+        return Checkpoints.resolve(out);
+    }
+
+    /** {@code from}'s checkpoint written again under {@code root} by the product's writer after {@code edit}. */
+    private static Path rewrite(Path from, Path root, UnaryOperator<Manifest> manifest,
+                                Consumer<Map<String, ShardState>> edit) {
+        Checkpoints.Loaded l = Checkpoints.load(from);
+        Map<String, ShardState> shards = new LinkedHashMap<>(l.shards());
+        edit.accept(shards);
+        return Checkpoints.write(root, manifest.apply(l.manifest()), shards);
+    }
+
+    private String diff(Path a, Path b) {
+        out.reset();
+        err.reset();
+        assertEquals(0, run("checkpoint", "diff", a.toString(), b.toString()), err.toString());
+        return out.toString();
+    }
+
+    private static String last(String text) {
+        String[] lines = text.strip().split("\n");
+        return lines[lines.length - 1];
+    }
+
+    /**
+     * Under tensor parallelism every member's file holds its shard of a split parameter under the parameter's
+     * name: each member's shard is compared (joined into the whole tensor), so one float changed in member 0's
+     * file is found by name; changed without fixing the file's checksum it is a corrupt file, exit 4 naming it.
+     */
+    @Test
+    void shouldCompareEveryTensorParallelMembersShard(@TempDir Path tmp) throws Exception {
+        Path a = train(tmp.resolve("a"), "1x1x2");
+        Path b = rewrite(a, tmp.resolve("b/checkpoints"), m -> m, shards ->
+            shards.get("shard-g00-t00.bin").entries().get("tok_emb.weight").param()[5] += 1e-3f);
+        String d = diff(a, b);
+        assertTrue(last(d).startsWith("bitwise=false"), d);
+        assertTrue(line(d.split("\n"), "tok_emb.weight ").endsWith("false"), d);
+        assertTrue(line(d.split("\n"), "tok_emb.weight.m ").endsWith("true"), d);
+        assertEquals(1, d.lines().filter(l -> l.endsWith("false")).count(), "only tok_emb.weight differs: " + d);
+        assertEquals("bitwise=true max_abs=0.000e+00 max_rel=0.000e+00", last(diff(a, a)));
+
+        // the same tensors as a single device writes them: every name in both, none alone in one
+        Path single = train(tmp.resolve("single"), "1x1");
+        String cross = diff(single, a);
+        assertTrue(!cross.contains("only in") && !cross.contains("inconsistent"), cross);
+        assertTrue(cross.contains("lm_head.weight.v "), cross);
+
+        // a hex edit of one float, the checksums left as they were
+        Path corrupt = tmp.resolve("corrupt");
+        TestFiles.copyTree(a, corrupt);
+        Path file = corrupt.resolve("shard-g00-t01.bin");
+        byte[] bytes = Files.readAllBytes(file);
+        bytes[bytes.length / 2] ^= 0x40;
+        Files.write(file, bytes);
+        out.reset();
+        assertEquals(4, run("checkpoint", "diff", a.toString(), corrupt.toString()));
+        assertTrue(err.toString().contains("shard-g00-t01.bin"), err.toString());
+        assertTrue(!out.toString().contains("bitwise=true"), out.toString());
+        Files.write(file, java.util.Arrays.copyOf(bytes, bytes.length - 8));
+        err.reset();
+        assertEquals(4, run("checkpoint", "diff", corrupt.toString(), a.toString()));
+        assertTrue(err.toString().contains("shard-g00-t01.bin") && err.toString().contains("truncated"),
+            err.toString());
+    }
+
+    /**
+     * Equal weights are no witness alone: a checkpoint whose data cursor (the next batch) or AdamW step count
+     * differs resumes into another run, so each is compared and named.
+     */
+    @Test
+    void shouldCompareTheDataPositionAndTheOptimizerStep(@TempDir Path tmp) throws Exception {
+        Path a = train(tmp.resolve("a"), "1x2");
+        Path cursor = rewrite(a, tmp.resolve("cursor"), m -> new Manifest(m.format(), m.step(), m.dataCursor() + 1,
+            m.seed(), m.batchSize(), m.layout(), m.model(), m.dataSource(), m.files()), shards -> { });
+        String d = diff(a, cursor);
+        assertTrue(last(d).startsWith("bitwise=false max_abs=0.000e+00"), d);
+        assertTrue(d.contains("state data_cursor     A 2, B 3 (differs)"), d);
+        Path opt = rewrite(a, tmp.resolve("opt"), m -> m, shards -> {
+            ShardState s = shards.get("shard-g01.bin");
+            ShardState t = new ShardState(s.optimizerStep() - 1);
+            s.entries().values().forEach(t::put);
+            shards.put("shard-g01.bin", t);
+        });
+        d = diff(a, opt);
+        assertTrue(last(d).startsWith("bitwise=false"), d);
+        assertTrue(d.contains("state optimizer_step  A 2, B 1,2 (differs)"), d);
+        assertTrue(d.contains("inconsistent: B: shard files at different optimizer steps [1, 2]"), d);
+    }
+
+    private static Path tensors(Path root, String file, ShardState.Entry... entries) {
+        ShardState s = new ShardState(3);
+        for (ShardState.Entry e : entries) {
+            s.put(e);
+        }
+        Manifest m = new Manifest(Manifest.FORMAT, 3, 3, 1, 8, "1x1", GptConfig.tiny(), "test", List.of());
+        return Checkpoints.write(root, m, Map.of(file, s));
+    }
+
+    private static ShardState.Entry entry(String name, int[] shape, float... values) {
+        return new ShardState.Entry(name, shape, values, new float[values.length], new float[values.length]);
+    }
+
+    /** Raw bits decide: the same NaN is the same, a NaN against a number never is, nor -0.0 against 0.0. */
+    @Test
+    void shouldCompareTheRawBitsOfEveryFloatAndTheShapes(@TempDir Path tmp) {
+        float nan = Float.NaN;
+        Path a = tensors(tmp.resolve("a"), "shard-g00.bin", entry("w", new int[] {2, 2}, 1f, nan, 0f, 4f));
+        assertEquals("bitwise=true max_abs=0.000e+00 max_rel=0.000e+00",
+            last(diff(a, tensors(tmp.resolve("same"), "shard-g00.bin",
+                entry("w", new int[] {2, 2}, 1f, nan, 0f, 4f)))));
+        String d = diff(a, tensors(tmp.resolve("num"), "shard-g00.bin", entry("w", new int[] {2, 2}, 1f, 2f, 0f, 4f)));
+        assertEquals("bitwise=false max_abs=inf max_rel=inf", last(d), d);
+        d = diff(a, tensors(tmp.resolve("neg"), "shard-g00.bin", entry("w", new int[] {2, 2}, 1f, nan, -0f, 4f)));
+        assertEquals("bitwise=false max_abs=0.000e+00 max_rel=0.000e+00", last(d), d);
+        d = diff(a, tensors(tmp.resolve("shape"), "shard-g00.bin", entry("w", new int[] {4, 1}, 1f, nan, 0f, 4f)));
+        assertEquals("bitwise=false max_abs=inf max_rel=inf", last(d), d);
+        assertTrue(d.contains("w (shapes [2, 2] vs [4, 1])"), d);
+        d = diff(a, tensors(tmp.resolve("more"), "shard-g00.bin", entry("w", new int[] {2, 2}, 1f, nan, 0f, 4f),
+            entry("x", new int[] {1}, 1f)));
+        assertTrue(last(d).startsWith("bitwise=false") && d.contains("x: only in B"), d);
+        Path empty = tensors(tmp.resolve("empty"), "shard-g00.bin");
+        d = diff(empty, tensors(tmp.resolve("empty2"), "shard-g00.bin"));
+        assertTrue(last(d).startsWith("bitwise=false") && d.contains("nothing compared"), d);
+    }
+
+    /** Each rank's error-feedback residuals are its own file's: every file's are compared, by file. */
+    @Test
+    void shouldCompareTensorsOfEveryFileNotOnlyTheLastOfOneName(@TempDir Path tmp) {
+        Manifest m = new Manifest(Manifest.FORMAT, 3, 3, 1, 8, "2x1", GptConfig.tiny(), "test", List.of());
+        Map<String, ShardState> a = new LinkedHashMap<>();
+        Map<String, ShardState> b = new LinkedHashMap<>();
+        for (String file : List.of("shard-g00.bin", "ef-r000.bin", "ef-r001.bin")) {
+            ShardState sa = new ShardState(file.startsWith("ef") ? 0 : 3);
+            ShardState sb = new ShardState(sa.optimizerStep());
+            sa.put(entry(file.startsWith("ef") ? "ef.0" : "w", new int[] {2}, 1f, 2f));
+            float changed = file.equals("ef-r000.bin") ? 3f : 2f;
+            sb.put(entry(file.startsWith("ef") ? "ef.0" : "w", new int[] {2}, 1f, changed));
+            a.put(file, sa);
+            b.put(file, sb);
+        }
+        String d = diff(Checkpoints.write(tmp.resolve("a"), m, a), Checkpoints.write(tmp.resolve("b"), m, b));
+        assertTrue(last(d).startsWith("bitwise=false max_abs=0.000e+00"), d);
+        assertTrue(line(d.split("\n"), "ef-r000.bin:ef.0 ").endsWith("false"), d);
+        assertTrue(line(d.split("\n"), "ef-r001.bin:ef.0 ").endsWith("true"), d);
     }
 }

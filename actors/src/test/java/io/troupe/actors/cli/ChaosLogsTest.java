@@ -1,0 +1,110 @@
+package io.troupe.actors.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * What {@code scripts/chaos} makes of a run's launch log and of its checkpoint diff
+ * ({@code scripts/lib/chaos-logs.sh}), on logs in the submitter's own line formats ({@code ClusterJobs}): the
+ * committed steps every recovery took back, whether the job finished, and the diff's verdict only from a diff
+ * that ran to its summary line.
+ */
+@Timeout(60)
+class ChaosLogsTest {
+    private static final String STARTED = "troupe: job 5f1e started, epoch 1, 2 workers: rank 0 -> x\n";
+
+    private static String steps(int from, int to) {
+        StringBuilder sb = new StringBuilder();
+        for (int s = from; s <= to; s++) {
+            sb.append(String.format("step %4d/40 loss 5.1234 lr 1.0e-03%n", s));
+        }
+        return sb.toString();
+    }
+
+    private static String fault(int epoch, int restoring) {
+        return "troupe: fault in epoch " + epoch + ": member left; restoring step " + restoring + " (restart 1)\n";
+    }
+
+    private static String recovered(int epoch, int committed, int restored) {
+        return "troupe: recovered: epoch " + epoch + " on layout 2x1 committed step " + committed + ", 1200 ms after"
+            + " the fault (restored step " + restored + ")\n";
+    }
+
+    private static final String FINISHED = "troupe: job finished after 40 steps, final loss 4.0000, final validation"
+        + " loss 4.1000; checkpoint runs/x\n";
+
+    @Test
+    void shouldCountTheStepsEveryRecoveryTookBack(@TempDir Path tmp) throws Exception {
+        // one recovery that restored the last reported step: nothing taken back
+        assertEquals("0", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 17, 16) + steps(17, 40) + FINISHED)));
+        // one that went back to the disk checkpoint: steps 11 to 16 again
+        assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 11, 10) + steps(11, 40) + FINISHED)));
+        // a second recovery later in the run counts as well (2 + 5)
+        assertEquals("7", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 14)
+            + recovered(2, 15, 14) + steps(15, 25) + fault(2, 20) + recovered(3, 21, 20) + steps(21, 40)
+            + FINISHED)));
+        // two faults before one recovery: from the last step reported before the first
+        assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 14)
+            + fault(2, 10) + recovered(3, 11, 10) + steps(11, 40) + FINISHED)));
+        // a job that never recovered: the step its fault line was restoring
+        assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10))));
+        // a second fault right after a recovery, before any new step: nothing more than that recovery took back
+        assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 11, 10) + fault(2, 10) + recovered(3, 11, 10) + steps(11, 40) + FINISHED)));
+    }
+
+    @Test
+    void shouldCountAJobAsFinishedOnlyWhenItsLaunchSucceededAndTheSubmitterSaidSo(@TempDir Path tmp)
+        throws Exception {
+        Path done = log(tmp, STARTED + steps(1, 40) + FINISHED);
+        assertEquals("yes", lib("chaos_finished \"$1\" 0 && echo yes || echo no", done));
+        assertEquals("no", lib("chaos_finished \"$1\" 5 && echo yes || echo no", done), "the launch failed");
+        Path failed = log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + "troupe: job failed: the job finished no step after epoch 2; last committed step 10 (epoch 2)\n");
+        assertEquals("no", lib("chaos_finished \"$1\" 0 && echo yes || echo no", failed), "a failed job");
+        assertEquals("yes", lib("chaos_fault_seen \"$1\" && echo yes || echo no", failed));
+        assertEquals("no", lib("chaos_fault_seen \"$1\" && echo yes || echo no", done));
+    }
+
+    @Test
+    void shouldTakeTheDiffsVerdictOnlyFromItsSummaryLine(@TempDir Path tmp) throws Exception {
+        Path same = log(tmp, "A: step 40\nstate step 40 (same)\nbitwise=true max_abs=0.000e+00 max_rel=0.000e+00\n");
+        assertEquals("true 0.000e+00", lib("chaos_diff_verdict 0 \"$1\"", same));
+        assertEquals("false nan", lib("chaos_diff_verdict 1 \"$1\"", same), "a diff that exited 1");
+        Path nan = log(tmp, "bitwise=false max_abs=inf max_rel=inf\n");
+        assertEquals("false inf", lib("chaos_diff_verdict 0 \"$1\"", nan));
+        Path crashed = log(tmp, "Exception in thread \"main\" java.lang.OutOfMemoryError: bitwise=true max_abs=0 "
+            + "max_rel=0\n\tat x\n");
+        assertEquals("false nan", lib("chaos_diff_verdict 0 \"$1\"", crashed), "no summary line");
+        assertEquals("false nan", lib("chaos_diff_verdict 0 \"$1\"", log(tmp, "")), "no output");
+        assertEquals("false nan", lib("chaos_diff_verdict 0 \"$1\"", tmp.resolve("absent")), "no file");
+    }
+
+    private static Path log(Path dir, String text) throws Exception {
+        Path p = Files.createTempFile(dir, "launch", ".log");
+        Files.writeString(p, text, StandardCharsets.UTF_8);
+        return p;
+    }
+
+    /** The output of SCRIPT run by bash after sourcing scripts/lib/chaos-logs.sh, with FILE as $1. */
+    private static String lib(String script, Path file) throws Exception {
+        Path root = Path.of(System.getProperty("user.dir")).getParent();
+        Process p = new ProcessBuilder("bash", "-c", "source \"" + root.resolve("scripts/lib/chaos-logs.sh") + "\" && "
+            + script, "chaos-logs", file.toString()).redirectErrorStream(true).start();
+        p.getOutputStream().close();
+        String result = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "chaos-logs.sh: " + script);
+        assertEquals(0, p.exitValue(), "chaos-logs.sh: " + script + ": " + result);
+        return result;
+    }
+}
