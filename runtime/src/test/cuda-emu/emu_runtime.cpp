@@ -4,10 +4,16 @@
 #include "emu_runtime.h"
 
 #include <sys/mman.h>
+#if !defined(__x86_64__) || defined(TROUPE_EMU_UCONTEXT)
+#define TROUPE_EMU_SWAPCONTEXT 1
 #include <ucontext.h>
+#endif
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,8 +22,23 @@ namespace troupe_emu {
 
 enum class State { Ready, BlockWait, WarpWait, Done };
 
+// A suspended execution context: where a fiber (or the scheduler) resumes. On x86-64 a switch saves
+// and restores only what the ABI says a call preserves (rbx, rbp, r12-r15, the stack pointer, MXCSR's
+// and the x87 control word), without the signal-mask system call of swapcontext: launches switch
+// between fibers at every barrier, millions of times per training step. Elsewhere (or built with
+// -DTROUPE_EMU_UCONTEXT) ucontext does it.
+#if !defined(TROUPE_EMU_SWAPCONTEXT)
+struct Context {
+    void* sp = nullptr;
+};
+#else
+struct Context {
+    ucontext_t uc;
+};
+#endif
+
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     dim3 tid;
     int linear;
     int warp;
@@ -41,12 +62,82 @@ struct Block {
     std::vector<uint32_t> mma;          // 32 lanes x 6 registers per warp: mma operands
     std::vector<float> mma_c;           // 32 lanes x 4 accumulators per warp
     std::vector<unsigned char> dynamic;
-    ucontext_t scheduler;
+    Context scheduler;
     const std::function<void()>* body = nullptr;
 };
 
 Block blk;
 std::vector<Fiber*> pool;
+
+void fiber_main();
+
+#if !defined(TROUPE_EMU_SWAPCONTEXT)
+// troupe_emu_switch(&from, to): pushes the callee-saved registers and the floating-point control
+// state on the current stack, stores the stack pointer in *from, and resumes the context whose stack
+// pointer is to (saved by an earlier switch, or laid out by start_context).
+extern "C" __attribute__((visibility("hidden"))) void troupe_emu_switch(void** from, void* to);
+asm(R"(
+    .text
+    .globl troupe_emu_switch
+    .hidden troupe_emu_switch
+    .type troupe_emu_switch, @function
+troupe_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size troupe_emu_switch, .-troupe_emu_switch
+)");
+
+// Lays out f's stack as a switch would have left it, so that switching to it enters fiber_main with
+// the stack aligned as after a call (and a null return address above, which it never uses).
+void start_context(Fiber* f) {
+    uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack) + kStack) & ~static_cast<uintptr_t>(15);
+    void** sp = reinterpret_cast<void**>(top);
+    *--sp = nullptr;                                   // fiber_main's return address: it never returns
+    *--sp = reinterpret_cast<void*>(&fiber_main);      // where the switch's ret goes
+    for (int i = 0; i < 6; i++) *--sp = nullptr;       // rbp, rbx, r12-r15
+    uint32_t fp[2];
+    asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(fp[0]), "=m"(fp[1]));
+    fp[1] &= 0xffffu;
+    *--sp = nullptr;
+    std::memcpy(sp, fp, sizeof fp);                    // this thread's MXCSR and x87 control word
+    f->ctx.sp = sp;
+}
+
+void switch_context(Context& from, Context& to) {
+    troupe_emu_switch(&from.sp, to.sp);
+}
+#else
+void start_context(Fiber* f) {
+    getcontext(&f->ctx.uc);
+    f->ctx.uc.uc_stack.ss_sp = f->stack;
+    f->ctx.uc.uc_stack.ss_size = kStack;
+    f->ctx.uc.uc_link = nullptr;
+    makecontext(&f->ctx.uc, fiber_main, 0);
+}
+
+void switch_context(Context& from, Context& to) {
+    swapcontext(&from.uc, &to.uc);
+}
+#endif
 
 std::map<std::string, KernelInfo>& registry() {
     static std::map<std::string, KernelInfo> r;
@@ -78,8 +169,11 @@ void release_block_if_all_arrived() {
 
 void release_warp_if_all_arrived(int w) {
     if (blk.at_warp[w] > 0 && blk.at_warp[w] == blk.warp_live[w]) {
-        for (Fiber* f : blk.fibers) {
-            if (f->warp == w && f->state == State::WarpWait) f->state = State::Ready;
+        // warp w is the fibers w*32 .. w*32+31 (a fiber's warp is its linear index / 32)
+        const size_t end = std::min(blk.fibers.size(), (size_t) (w + 1) * 32);
+        for (size_t i = (size_t) w * 32; i < end; i++) {
+            Fiber* f = blk.fibers[i];
+            if (f->state == State::WarpWait) f->state = State::Ready;
         }
         blk.at_warp[w] = 0;
     }
@@ -87,7 +181,7 @@ void release_warp_if_all_arrived(int w) {
 
 void yield() {
     Fiber* me = current;
-    swapcontext(&me->ctx, &blk.scheduler);
+    switch_context(me->ctx, blk.scheduler);
 }
 
 void fiber_main() {
@@ -98,7 +192,7 @@ void fiber_main() {
     blk.warp_live[me->warp]--;
     release_warp_if_all_arrived(me->warp);
     release_block_if_all_arrived();
-    swapcontext(&me->ctx, &blk.scheduler);
+    switch_context(me->ctx, blk.scheduler);
 }
 
 bool run_block(std::string& error) {
@@ -122,11 +216,7 @@ bool run_block(std::string& error) {
         f->warp = i / 32;
         f->state = State::Ready;
         blk.warp_live[f->warp]++;
-        getcontext(&f->ctx);
-        f->ctx.uc_stack.ss_sp = f->stack;
-        f->ctx.uc_stack.ss_size = kStack;
-        f->ctx.uc_link = nullptr;
-        makecontext(&f->ctx, fiber_main, 0);
+        start_context(f);
         blk.fibers.push_back(f);
     }
     // Threads run from one barrier to the next in ascending order in even blocks, descending in odd
@@ -141,7 +231,7 @@ bool run_block(std::string& error) {
             if (f->state == State::Ready) {
                 ran = true;
                 current = f;
-                swapcontext(&blk.scheduler, &f->ctx);
+                switch_context(blk.scheduler, f->ctx);
                 current = nullptr;
             }
         }

@@ -67,6 +67,7 @@ class ClusterFaultsTest {
     private TroupeNode cluster(Path releaseFile) throws Exception {
         List<String> jvm = new ArrayList<>(List.of("-Xmx512m", "-XX:+UseSerialGC"));
         jvm.addAll(HeldGptStages.jvmOptions(AT + 1, releaseFile));
+        // the first node is up (the oldest, so the singleton's host) before the other two start, side by side
         String seed = null;
         for (int i = 0; i < 3; i++) {
             List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--workers", "1", "--threads", "1",
@@ -77,10 +78,13 @@ class ClusterFaultsTest {
             ChildJvm c = ChildJvm.start(TroupeCli.class, jvm, a);
             open.add(c);
             nodes.add(c);
-            String line = c.awaitLine("troupe node: up at ", 60_000);
-            String hp = line.substring("troupe node: up at ".length(), line.indexOf(','));
-            addresses.add(hp);
-            seed = seed == null ? hp : seed;
+            if (seed == null) {
+                seed = upAt(c);
+            }
+        }
+        addresses.add(seed);
+        for (ChildJvm c : nodes.subList(1, nodes.size())) {
+            addresses.add(upAt(c));
         }
         NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0)
             .withSeeds(List.of(seed));
@@ -89,13 +93,19 @@ class ClusterFaultsTest {
         return client;
     }
 
+    /** The host:port {@code node} reports once it is up (within 60 s). */
+    private static String upAt(ChildJvm node) throws InterruptedException {
+        String line = node.awaitLine("troupe node: up at ", 60_000);
+        return line.substring("troupe node: up at ".length(), line.indexOf(','));
+    }
+
     /** The layout the jobs run: two data-parallel replicas unless a test says otherwise. */
     private String layout = "2x1";
 
     /** The steps committed before each fault. */
     private static final int AT = 12;
-    /** The job's length. */
-    private static final int STEPS = 30;
+    /** The job's length: steps after the recovery too, and a disk checkpoint after it (every 10 steps). */
+    private static final int STEPS = 20;
 
     /** The job, its stages built by {@code moduleFactory} ({@code ""}: the built-in GPT). */
     private JobRequest job(Path dir, String moduleFactory) {

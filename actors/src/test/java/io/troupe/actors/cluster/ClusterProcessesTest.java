@@ -17,36 +17,83 @@ import io.troupe.models.train.TrainConfig;
 import io.troupe.models.train.Trainer;
 import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.launch.ChildJvm;
+import java.lang.annotation.ElementType;
+import java.lang.annotation.Retention;
+import java.lang.annotation.RetentionPolicy;
+import java.lang.annotation.Target;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Nodes as separate JVM processes on 127.0.0.1; the test JVM joins as a client and submits. */
+/**
+ * Nodes as separate JVM processes on 127.0.0.1; the test JVM joins as a client and submits. The tests that only
+ * run jobs on four nodes ({@link OnFourNodes}: no member is lost) share one such cluster, started by the first and
+ * closed before any other test starts; every other test starts its own nodes.
+ */
 @Tag("slow")
 @Timeout(240)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ClusterProcessesTest {
+    /** A test that runs its job on the shared four-node cluster ({@link #fourNodes}). */
+    @Retention(RetentionPolicy.RUNTIME)
+    @Target(ElementType.METHOD)
+    @interface OnFourNodes {
+    }
+
+    /** The shared four-node cluster's processes and client, last started first; empty when none is up. */
+    private static final List<AutoCloseable> SHARED = new ArrayList<>();
+    /** The shared cluster's seed (its first node's host:port), null when none is up. */
+    private static String sharedSeed;
+
     private final List<AutoCloseable> open = new ArrayList<>();
+
+    @BeforeEach
+    void closeTheSharedClusterUnlessUsed(TestInfo info) throws Exception {
+        if (!info.getTestMethod().orElseThrow().isAnnotationPresent(OnFourNodes.class)) {
+            closeTheSharedCluster();
+        }
+    }
 
     @AfterEach
     void closeAll() throws Exception {
-        for (int i = open.size() - 1; i >= 0; i--) {
-            open.get(i).close();
+        closeAll(open);
+    }
+
+    @AfterAll
+    static void closeTheSharedCluster() throws Exception {
+        sharedSeed = null;
+        closeAll(SHARED);
+    }
+
+    private static void closeAll(List<AutoCloseable> closeables) throws Exception {
+        for (int i = closeables.size() - 1; i >= 0; i--) {
+            closeables.remove(i).close();
         }
     }
 
     private ChildJvm node(String... args) throws Exception {
+        return node(open, args);
+    }
+
+    private static ChildJvm node(List<AutoCloseable> owner, String... args) throws Exception {
         List<String> a = new ArrayList<>(List.of("node", "--port", "0", "--metrics-port", "0", "--workers", "1",
             "--threads", "1"));
         a.addAll(List.of(args));
         ChildJvm c = ChildJvm.start(TroupeCli.class, a.toArray(String[]::new));
-        open.add(c);
+        owner.add(c);
         return c;
     }
 
@@ -56,25 +103,37 @@ class ClusterProcessesTest {
     }
 
     private TroupeNode client(String seed) {
+        return client(open, seed);
+    }
+
+    private static TroupeNode client(List<AutoCloseable> owner, String seed) {
         NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0)
             .withSeeds(List.of(seed));
         TroupeNode c = TroupeNode.start(s, ConfigFactory.load(), null);
-        open.add(c);
+        owner.add(c);
         return c;
     }
 
-    /** Four node processes, the first hosting the coordinator; returns once every one is up. */
-    private ChildJvm fourNodes() throws Exception {
-        ChildJvm first = node("--role", "worker,coordinator");
-        String seed = hostPort(first);
-        List<ChildJvm> others = new ArrayList<>();
-        for (int i = 0; i < 3; i++) {
-            others.add(node("--role", "worker", "--seed", seed));
+    /** The shared cluster: four node processes, the first hosting the coordinator, and a client. */
+    private record FourNodes(ChildJvm first, TroupeNode client) {
+    }
+
+    /** The shared four-node cluster, started (every node up, the client joined) if none is up. */
+    private static FourNodes fourNodes() throws Exception {
+        if (sharedSeed == null) {
+            ChildJvm first = node(SHARED, "--role", "worker,coordinator");
+            String seed = hostPort(first);
+            List<ChildJvm> others = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                others.add(node(SHARED, "--role", "worker", "--seed", seed));
+            }
+            for (ChildJvm n : others) {
+                hostPort(n); // every node is up before the job asks for four workers
+            }
+            client(SHARED, seed);
+            sharedSeed = seed;
         }
-        for (ChildJvm n : others) {
-            hostPort(n); // every node is up before the job asks for four workers
-        }
-        return first;
+        return new FourNodes((ChildJvm) SHARED.get(0), (TroupeNode) SHARED.get(SHARED.size() - 1));
     }
 
     private static TrainingJob job(String layout, int steps) {
@@ -84,10 +143,12 @@ class ClusterProcessesTest {
     }
 
     @Test
+    @Order(1)
+    @OnFourNodes
     void shouldMatchSingleDeviceLossWithDataAndPipelineParallelInFourProcesses() throws Exception {
-        ChildJvm first = fourNodes();
-        String seed = hostPort(first);
-        JobHandle h = Troupe.using(client(seed)).submit(job("2x2", 6));
+        FourNodes cluster = fourNodes();
+        ChildJvm first = cluster.first();
+        JobHandle h = Troupe.using(cluster.client()).submit(job("2x2", 6));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 6, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0,
@@ -103,10 +164,12 @@ class ClusterProcessesTest {
 
     /** Tensor parallelism across processes: each tp group's collectives cross process boundaries. */
     @Test
+    @Order(2)
+    @OnFourNodes
     void shouldMatchSingleDeviceLossWithPipelineAndTensorParallelInFourProcesses() throws Exception {
-        ChildJvm first = fourNodes();
-        String seed = hostPort(first);
-        JobHandle h = Troupe.using(client(seed)).submit(job("1x2x2", 4));
+        FourNodes cluster = fourNodes();
+        ChildJvm first = cluster.first();
+        JobHandle h = Troupe.using(cluster.client()).submit(job("1x2x2", 4));
         JobEvent end = h.await(Duration.ofSeconds(150));
         assertInstanceOf(JobEvent.Finished.class, end, () -> end + "\nnode 1:\n" + first.output());
         TrainConfig tc = new TrainConfig(GptConfig.tiny(), 4, 1, 4, 3e-3f, 3e-4f, 2, 1.0f, 9, 0, 1, 0,
