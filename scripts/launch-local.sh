@@ -44,6 +44,7 @@ stop_all() {
     kill -TERM "$driver_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$driver_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$driver_pid" 2>/dev/null || true
+    wait "$driver_pid" 2>/dev/null || true
   fi
 }
 submit_pid=""

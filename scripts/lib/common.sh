@@ -110,7 +110,8 @@ troupe_node_memory_opts() {
   echo "$opts"
 }
 
-# Processes a launch script started; troupe_stop_started stops them (TERM, then KILL after 10 s).
+# Processes a launch script started; troupe_stop_started stops them (TERM, then KILL after 10 s) and returns
+# once each has ended.
 TROUPE_STARTED_PIDS=()
 troupe_stop_started() {
   trap - EXIT INT TERM
@@ -119,5 +120,6 @@ troupe_stop_started() {
   for pid in "${TROUPE_STARTED_PIDS[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true # reaped: gone when this returns (a KILLed process ends a moment later)
   done
 }
