@@ -80,4 +80,58 @@ class DocsAboutTheProductTest {
         assertTrue(findings.isEmpty(), findings.size() + " line(s) describe development, not the product:\n"
             + String.join("\n", findings));
     }
+
+    /** A test named in the text, {@code FooTest} or {@code FooTest.shouldBar}: the evidence a claim points to. */
+    private static final Pattern CITED_TEST =
+        Pattern.compile("\\b([A-Z][A-Za-z0-9]*Test)(?:\\.([a-z][A-Za-z0-9]*))?\\b");
+
+    /**
+     * Every test class (and test method) README.md and docs/ cite as evidence exists under some module's src/test, so
+     * a renamed or split test cannot leave a claim pointing at nothing. {@code CudaXTest} is the docs' placeholder.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldCiteTestsThatExist() throws IOException {
+        Path root = Path.of(System.getProperty("user.dir")).getParent();
+        java.util.Map<String, String> sources = new java.util.HashMap<>();
+        for (String module : List.of("runtime", "collectives", "models", "actors", "bench", "dist")) {
+            Path tests = root.resolve(module).resolve("src/test");
+            if (!Files.isDirectory(tests)) {
+                continue;
+            }
+            try (Stream<Path> walk = Files.walk(tests)) {
+                for (Path f : walk.filter(x -> x.toString().endsWith(".java")).toList()) {
+                    String name = f.getFileName().toString();
+                    sources.put(name.substring(0, name.length() - ".java".length()), Files.readString(f));
+                }
+            }
+        }
+        assertTrue(sources.size() > 50, "found the test sources under " + root + ": " + sources.size());
+        List<Path> files = new ArrayList<>();
+        files.add(root.resolve("README.md"));
+        try (Stream<Path> walk = Files.walk(root.resolve("docs"))) {
+            walk.filter(p -> p.toString().endsWith(".md")).forEach(files::add);
+        }
+        List<String> missing = new ArrayList<>();
+        for (Path file : files) {
+            List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+            for (int i = 0; i < lines.size(); i++) {
+                var m = CITED_TEST.matcher(lines.get(i));
+                while (m.find()) {
+                    String cls = m.group(1);
+                    String method = m.group(2);
+                    String source = sources.get(cls);
+                    if (cls.equals("CudaXTest") || method != null && method.equals("java")) {
+                        continue;
+                    }
+                    if (source == null) {
+                        missing.add(root.relativize(file) + ":" + (i + 1) + ": no test class " + cls);
+                    } else if (method != null && !source.contains(" " + method + "(")) {
+                        missing.add(root.relativize(file) + ":" + (i + 1) + ": no method " + cls + "." + method);
+                    }
+                }
+            }
+        }
+        assertTrue(missing.isEmpty(), missing.size() + " cited test(s) do not exist:\n" + String.join("\n", missing));
+    }
 }
