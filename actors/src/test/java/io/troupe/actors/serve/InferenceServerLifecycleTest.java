@@ -41,19 +41,8 @@ class InferenceServerLifecycleTest extends InferenceServerFixture {
     @Test
     void shouldAnswerTheRequestsItHoldsAndRefuseNewOnesWhileDraining() throws Exception {
         Semaphore steps = new Semaphore(0);
-        slowPool = Executors.newSingleThreadExecutor();
-        Executor gated = r -> slowPool.execute(() -> {
-            try {
-                steps.acquire();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            }
-            r.run();
-        });
-        InferenceServer server = InferenceServer.start(WEIGHTS,
-            ServeTestSupport.settings().withMaxBatch(1).withPrefillThread(false), gated);
-        open.add(server);
+        InferenceServer server =
+            startGated(ServeTestSupport.settings().withMaxBatch(1).withPrefillThread(false), steps);
         int port = server.port();
         URI completions = URI.create("http://127.0.0.1:" + port + "/v1/completions");
         HttpResponse<java.util.stream.Stream<String>> streamed = ServeTestSupport.CLIENT.sendAsync(
