@@ -91,9 +91,7 @@ final class PrefillLane {
 
     /** Ends a request that holds no place in a step (primed and not in the lane): blocks back, finish. */
     private void endWaiting(Generation g, FinishReason reason) {
-        cache.free(g.table());
-        g.finish(reason);
-        events.finish(g);
+        SchedulerExits.endWaiting(cache, events, g, reason);
     }
 
     /** Whether some sequence decodes (or prefills) in the steps. */

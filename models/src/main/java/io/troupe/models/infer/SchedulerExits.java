@@ -67,6 +67,14 @@ final class SchedulerExits {
 
     /** Ends a waiting request (it holds no place in a step): blocks back, finish. */
     private void endWaiting(Generation g, FinishReason reason) {
+        endWaiting(cache, events, g, reason);
+    }
+
+    /**
+     * Ends a request that holds no place in a step (waiting, or primed and not in the prefill lane): its blocks back
+     * to {@code cache}, then its finish, then the event.
+     */
+    static void endWaiting(PagedKvCache cache, SchedulerEvents events, Generation g, FinishReason reason) {
         cache.free(g.table());
         g.finish(reason);
         events.finish(g);
