@@ -46,7 +46,12 @@ class DocsAboutTheProductTest {
             "\\bdevice tool\\b|\\bbench\\.lock\\b|\\bflock\\b|\\bsandbox\\b|\\bworktree\\b"
             + "|\\bGPU (was )?lent\\b|\\blent (a|to|the)\\b|agent's machine"),
         Forbidden.of("a date of development", "\\b20\\d\\d-\\d\\d-\\d\\d\\b"),
-        Forbidden.of("a development round", "\\b(this|that|earlier|previous) round\\b"));
+        Forbidden.of("a development round", "\\b(this|that|earlier|previous) round\\b"),
+        // figures describe the product as built; a comparison names the alternative measured, not a past build
+        Forbidden.of("a past build as the baseline",
+            "\\bwhat changed\\b|\\b(the|an?|earlier|previous|old|instrumented) builds? before\\b|\\bearlier builds?\\b"
+            + "|\\b(previous|old|instrumented) build\\b|\\bbefore (these|the|this) changes?\\b|\\bthe figures before\\b"
+            + "|\\bearlier measurements\\b"));
 
     @Test
     @Timeout(value = 30, unit = TimeUnit.SECONDS)
