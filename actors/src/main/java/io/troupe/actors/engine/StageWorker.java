@@ -25,8 +25,8 @@ import java.util.Map;
  * job's {@link StageModuleFactory}) of pipeline rank
  * {@code ppIndex} in replica {@code dpIndex}, their optimizers, and an inbox. {@link #runStep} runs on
  * the worker's own thread (its device executor) and follows a {@link StagePolicy}: it starts what the
- * policy picks, sends activations forward and gradients back, and waits on the inbox when the policy
- * has nothing ready. Every busy interval and idle gap (with its cause) is recorded.
+ * policy picks ({@link StageActions} runs it and sends activations forward and gradients back), and waits
+ * on the inbox when the policy has nothing ready. Every busy interval and idle gap (with its cause) is recorded.
  */
 public final class StageWorker implements AutoCloseable {
     private final PipelineJobSpec spec;
@@ -40,14 +40,13 @@ public final class StageWorker implements AutoCloseable {
     private final StageInbox inbox;
     private final StageBuffers buffers;
     private final List<TimelineInterval> intervals = new ArrayList<>();
-    private final ActivationSlots slots;
-    private final double[] losses;
     private final Tensor tokens;
     /** The action a tp group's leader started, broadcast to its followers (orders chosen on arrival). */
     private final ActionAgreement agreed;
     private final Tensor targets;
     private final StageInputs inputs;
     private final StageEvaluation evaluation;
+    private final StageActions actions;
     private StageLink link;
 
     public StageWorker(PipelineJobSpec spec, int dpIndex, int ppIndex, long seed) {
@@ -70,17 +69,16 @@ public final class StageWorker implements AutoCloseable {
         // memory, a stage module that throws) frees what it opened before it rethrows, as close() would.
         try {
             this.buffers = new StageBuffers(device);
-            int v = spec.layout().virtualStages();
             this.chunks = new StageChunks(spec, device);
-            this.slots = new ActivationSlots(v);
             chunks.build(dpIndex, ppIndex, this.tensorParallel, seed);
-            this.losses = new double[spec.microbatches()];
             int n = spec.microBatchRows() * spec.train().model().seqLen();
             this.agreed = new ActionAgreement(device, this.tensorParallel);
             this.tokens = device.allocate(DType.I32, n);
             this.targets = device.allocate(DType.I32, n);
             this.inputs = new StageInputs(device, tokens, targets);
             this.evaluation = new StageEvaluation(spec, dpIndex, ppIndex, device, chunks, buffers, inbox, inputs);
+            this.actions = new StageActions(spec, dpIndex, ppIndex, this.tensorParallel, chunks, buffers, inputs,
+                intervals);
         } catch (Throwable failure) {
             closeOwned(failure);
             throw failure;
@@ -142,7 +140,7 @@ public final class StageWorker implements AutoCloseable {
     }
 
     public double loss(int mb) {
-        return losses[mb];
+        return actions.loss(mb);
     }
 
     /**
@@ -228,7 +226,7 @@ public final class StageWorker implements AutoCloseable {
                 intervals.add(new TimelineInterval("idle", "idle", idleFrom, start, "", Map.of("cause", idleCause)));
                 idleFrom = -1;
             }
-            execute(step, a, train, stepStartNs);
+            actions.execute(step, a, train, stepStartNs, link);
             stage.onActionFinished(a);
             double end = nowUs(stepStartNs);
             intervals.add(new TimelineInterval(a.label(), a.type().name(), start, end,
@@ -301,76 +299,6 @@ public final class StageWorker implements AutoCloseable {
         };
     }
 
-    private void execute(long step, Action a, Batches train, long stepStartNs) {
-        int v = a.virtualStage();
-        int mb = a.microbatch();
-        int g = modelStage(v);
-        int stages = spec.layout().modelStages();
-        StageModule chunk = chunks.chunk(v);
-        float lossScale = 1f / ((float) spec.train().batchSize() * spec.train().model().seqLen());
-        switch (a.type()) {
-            case F -> {
-                int slot = slots.take(v, mb);
-                if (g == 0 || g == stages - 1) {
-                    int firstRow = (dpIndex * spec.microbatches() + mb) * spec.microBatchRows();
-                    train.fill(step, spec.train().batchSize(), firstRow, spec.microBatchRows(), inputs.x(),
-                        inputs.y());
-                    inputs.load(g == 0, g == stages - 1);
-                }
-                Tensor out = chunk.forward(slot, g == 0 ? tokens : buffers.acquire(false, mb, v),
-                    g == stages - 1 ? targets : null);
-                if (g > 0) {
-                    buffers.release(false, mb, v);   // the stage copied its input in
-                }
-                if (g == stages - 1) {
-                    losses[mb] = chunk.loss(slot);
-                } else {
-                    double s0 = nowUs(stepStartNs);
-                    buffers.send(link, false, dpIndex, (g + 1) % spec.layout().pp(), step, mb, v,
-                        (g + 1) / spec.layout().pp(), out);
-                    intervals.add(new TimelineInterval("send act(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
-                        Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(out.numel() * 4))));
-                }
-            }
-            case B, BW -> {
-                int slot = slots.of(v, mb);
-                boolean last = g == stages - 1;
-                // Full recomputation fuses B and W block by block (the gradient goes out after both).
-                // With tp, the chunk that sends no gradient upstream (g = 0) fuses them too, so its tp
-                // reductions overlap W; the others send B's gradient first, which their upstream waits on.
-                boolean fused = a.type() == io.troupe.actors.schedule.ActionType.BW
-                    && (spec.memory().recompute() == io.troupe.models.memory.Recompute.FULL
-                    || (tensorParallel.size() > 1 && g == 0));
-                Tensor gradOut = last ? null : buffers.acquire(true, mb, v);
-                Tensor grad = fused ? chunk.backward(slot, gradOut, lossScale, chunks.weightHook(v))
-                    : chunk.backwardInput(slot, gradOut, lossScale);
-                if (!last) {
-                    buffers.release(true, mb, v);
-                }
-                if (g > 0) {
-                    double s0 = nowUs(stepStartNs);
-                    buffers.send(link, true, dpIndex, (g - 1) % spec.layout().pp(), step, mb, v,
-                        (g - 1) / spec.layout().pp(), grad);
-                    intervals.add(new TimelineInterval("send grad(mb=" + mb + ")", "send", s0, nowUs(stepStartNs), "",
-                        Map.of("microbatch", String.valueOf(mb), "bytes", String.valueOf(grad.numel() * 4))));
-                }
-                if (fused) {
-                    slots.release(v, mb);
-                } else if (a.type() == io.troupe.actors.schedule.ActionType.BW) {
-                    weightGradient(v, mb);
-                }
-            }
-            case W -> weightGradient(v, mb);
-        }
-    }
-
-    /** W of (v, mb); the step's last one for chunk v reports finished parameters to the chunk's hook. */
-    private void weightGradient(int v, int mb) {
-        int slot = slots.of(v, mb);
-        chunks.chunk(v).backwardWeight(slot, chunks.weightHook(v));
-        slots.release(v, mb);
-    }
-
     /**
      * Forward-only validation through this worker's chunks, in step with the other stages of its
      * replica (each runs this at the same time between steps): the passes of {@code plan}, each a
@@ -391,7 +319,8 @@ public final class StageWorker implements AutoCloseable {
         }
     }
 
-    private static double nowUs(long startNs) {
+    /** Microseconds since {@code startNs} ({@link System#nanoTime()}): the step timeline's clock. */
+    static double nowUs(long startNs) {
         return (System.nanoTime() - startNs) / 1e3;
     }
 

@@ -8,11 +8,11 @@ import java.util.Arrays;
 /**
  * Causal multi-head attention on the CPU, split over the device's threads by (batch, head), around a
  * masked softmax; the softmax probabilities (batch, heads, seq, seq) are saved for the backward. The
- * products run on {@link CpuAttentionVectorKernel} when the JVM has the Vector API ({@link #VECTOR_API}),
- * split by batch rows: each row's qkv block (backward: and dout block) staged into a heap array in one copy,
- * per head only the causal blocks computed, no native call; otherwise, and when switched off
- * ({@link #useVectorKernel}), per (batch, head) as OpenBLAS gemms of the whole (seq, seq) matrices. The two
- * differ in the last bits (summation order).
+ * products run on {@link CpuAttentionVectorKernel} and {@link CpuAttentionVectorTransposedKernel} when the JVM
+ * has the Vector API ({@link #VECTOR_API}), split by batch rows: each row's qkv block (backward: and dout block)
+ * staged into a heap array in one copy, per head only the causal blocks computed, no native call; otherwise, and
+ * when switched off ({@link #useVectorKernel}), per (batch, head) as OpenBLAS gemms of the whole (seq, seq)
+ * matrices. The two differ in the last bits (summation order).
  */
 final class CpuAttention {
     /** True when the running JVM has the Vector API module ({@code --add-modules jdk.incubator.vector}). */
@@ -423,8 +423,8 @@ final class CpuAttention {
             CpuAttentionVectorKernel.scoresCausal(dO, q, c, vt, ds, seq, hd, 1f);
             CpuAttentionSoftmaxVector.causalBackward(pm, ds, seq);
             CpuAttentionVectorKernel.lowerTimes(ds, blk, c + q, c3, dblk, q, c3, seq, hd, scale);
-            CpuAttentionVectorKernel.lowerTransposedTimes(ds, blk, q, c3, dblk, c + q, c3, seq, hd, scale);
-            CpuAttentionVectorKernel.lowerTransposedTimes(pm, dO, q, c, dblk, 2 * c + q, c3, seq, hd, 1f);
+            CpuAttentionVectorTransposedKernel.lowerTransposedTimes(ds, blk, q, c3, dblk, c + q, c3, seq, hd, scale);
+            CpuAttentionVectorTransposedKernel.lowerTransposedTimes(pm, dO, q, c, dblk, 2 * c + q, c3, seq, hd, 1f);
         }
         UNSAFE.copyMemory(dblk, FLOAT_BASE, null, dqkvA + 4L * b * seq * c3, 4L * seq * c3);
     }

@@ -2,9 +2,9 @@ package io.troupe.runtime.cpu;
 
 /**
  * The three matrix products of causal attention for one (batch, head), on heap arrays, as plain loops: the
- * reference {@link CpuAttentionVectorKernel} is held to bitwise. Each output element is one chain of
- * {@link Math#fma} in ascending order of the summed index, starting from 0, then one multiply by
- * {@code scale}; only the terms the causal mask keeps are summed.
+ * reference {@link CpuAttentionVectorKernel} and {@link CpuAttentionVectorTransposedKernel} are held to
+ * bitwise. Each output element is one chain of {@link Math#fma} in ascending order of the summed index,
+ * starting from 0, then one multiply by {@code scale}; only the terms the causal mask keeps are summed.
  *
  * <pre>
  * seq = T positions, hd = head width; all arrays row-major; a, b and c are (T, hd) windows of larger arrays:

@@ -4,11 +4,13 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link CpuAttentionProducts}' three causal products with the Vector API (the incubator module
+ * {@link CpuAttentionProducts}' causal products with the Vector API (the incubator module
  * {@code jdk.incubator.vector}; {@link CpuAttention#VECTOR_API} says whether this JVM has it, and only then
- * may this class be loaded). Blocks of 4 rows x 2 vectors keep 8 accumulators in registers for the whole
- * sum, and only the blocks the causal mask needs are computed: about 60% of a full (64, 64) product's
- * multiply-adds, with no call into native code.
+ * may this class be loaded): the operand packing ({@link #transpose}) and the two products that read the
+ * causal matrix along its rows ({@link #scoresCausal}, {@link #lowerTimes}); the one that reads it down its
+ * columns is {@link CpuAttentionVectorTransposedKernel}'s. Blocks of 4 rows x 2 vectors keep 8 accumulators
+ * in registers for the whole sum, and only the blocks the causal mask needs are computed: about 60% of a full
+ * (64, 64) product's multiply-adds, with no call into native code.
  *
  * <p>Every output element is the reference's chain: {@code acc = fma(x, y, acc)} in ascending order of the
  * summed index from 0 (a lane-wise fused multiply-add rounds once, like {@link Math#fma}), then one
@@ -20,7 +22,7 @@ import jdk.incubator.vector.VectorSpecies;
  * L = lanes of the preferred species (16 floats with AVX-512, 8 with AVX2)
  * scoresCausal: row blocks of 4; columns 0 .. the block's last row, rounded up to L (at most seq), in blocks
  *               of 2L, then L, then one at a time; rows left over one at a time
- * lower*Times:  row blocks of 4 x columns (of hd) in blocks of 2L, then L, then one at a time
+ * lowerTimes:   row blocks of 4 x columns (of hd) in blocks of 2L, then L, then one at a time
  * </pre>
  */
 final class CpuAttentionVectorKernel {
@@ -339,161 +341,6 @@ final class CpuAttentionVectorKernel {
         b0 = FloatVector.fromArray(S, b, bOff + j * ldb + d);
         c3 = b0.fma(FloatVector.broadcast(S, p[p3 + j]), c3);
         int o = cOff + i0 * ldc + d;
-        c0.mul(scale).intoArray(c, o);
-        c1.mul(scale).intoArray(c, o + ldc);
-        c2.mul(scale).intoArray(c, o + 2 * ldc);
-        c3.mul(scale).intoArray(c, o + 3 * ldc);
-    }
-
-    /** {@link CpuAttentionProducts#lowerTransposedTimes}. */
-    static void lowerTransposedTimes(float[] p, float[] b, int bOff, int ldb, float[] c, int cOff, int ldc, int seq,
-                                     int hd, float scale) {
-        int j0 = 0;
-        for (; j0 + 4 <= seq; j0 += 4) {
-            int d = 0;
-            for (; d + 2 * L <= hd; d += 2 * L) {
-                upper4x2(p, b, bOff, ldb, c, cOff, ldc, seq, hd, scale, j0, d);
-            }
-            for (; d + L <= hd; d += L) {
-                upper4x1(p, b, bOff, ldb, c, cOff, ldc, seq, hd, scale, j0, d);
-            }
-            for (; d < hd; d++) {
-                for (int j = j0; j < j0 + 4; j++) {
-                    c[cOff + j * ldc + d] = upperDot(p, b, bOff, ldb, seq, hd, j, d) * scale;
-                }
-            }
-        }
-        for (; j0 < seq; j0++) {
-            int d = 0;
-            for (; d + L <= hd; d += L) {
-                FloatVector acc = FloatVector.zero(S);
-                for (int i = j0; i < seq; i++) {
-                    FloatVector x = FloatVector.broadcast(S, p[i * seq + j0]);
-                    acc = FloatVector.fromArray(S, b, bOff + i * ldb + d).fma(x, acc);
-                }
-                acc.mul(scale).intoArray(c, cOff + j0 * ldc + d);
-            }
-            for (; d < hd; d++) {
-                c[cOff + j0 * ldc + d] = upperDot(p, b, bOff, ldb, seq, hd, j0, d) * scale;
-            }
-        }
-    }
-
-    private static float upperDot(float[] p, float[] b, int bOff, int ldb, int seq, int hd, int j, int d) {
-        float acc = 0f;
-        for (int i = j; i < seq; i++) {
-            acc = Math.fma(p[i * seq + j], b[bOff + i * ldb + d], acc);
-        }
-        return acc;
-    }
-
-    /** Output rows j0..j0+3, columns d..d+2L: the diagonal triangle (i = j0..j0+3), then i below it for all four. */
-    private static void upper4x2(float[] p, float[] b, int bOff, int ldb, float[] c, int cOff, int ldc, int seq,
-                                 int hd, float scale, int j0, int d) {
-        FloatVector z = FloatVector.zero(S);
-        FloatVector c00 = z;
-        FloatVector c01 = z;
-        FloatVector c10 = z;
-        FloatVector c11 = z;
-        FloatVector c20 = z;
-        FloatVector c21 = z;
-        FloatVector c30 = z;
-        FloatVector c31 = z;
-        // the diagonal block first: output row r takes i = j0 + r .. j0 + 3 (straight-line code: vectors
-        // merged across branches would be boxed)
-        int i = j0;
-        int bo = bOff + i * ldb + d;
-        int po = i * seq + j0;
-        FloatVector b0 = FloatVector.fromArray(S, b, bo);
-        FloatVector b1 = FloatVector.fromArray(S, b, bo + L);
-        FloatVector x = FloatVector.broadcast(S, p[po]);
-        c00 = b0.fma(x, c00);
-        c01 = b1.fma(x, c01);
-        i++;
-        bo += ldb;
-        po += seq;
-        b0 = FloatVector.fromArray(S, b, bo);
-        b1 = FloatVector.fromArray(S, b, bo + L);
-        x = FloatVector.broadcast(S, p[po]);
-        c00 = b0.fma(x, c00);
-        c01 = b1.fma(x, c01);
-        x = FloatVector.broadcast(S, p[po + 1]);
-        c10 = b0.fma(x, c10);
-        c11 = b1.fma(x, c11);
-        i++;
-        bo += ldb;
-        po += seq;
-        b0 = FloatVector.fromArray(S, b, bo);
-        b1 = FloatVector.fromArray(S, b, bo + L);
-        x = FloatVector.broadcast(S, p[po]);
-        c00 = b0.fma(x, c00);
-        c01 = b1.fma(x, c01);
-        x = FloatVector.broadcast(S, p[po + 1]);
-        c10 = b0.fma(x, c10);
-        c11 = b1.fma(x, c11);
-        x = FloatVector.broadcast(S, p[po + 2]);
-        c20 = b0.fma(x, c20);
-        c21 = b1.fma(x, c21);
-        for (i++; i < seq; i++) {
-            bo = bOff + i * ldb + d;
-            po = i * seq + j0;
-            b0 = FloatVector.fromArray(S, b, bo);
-            b1 = FloatVector.fromArray(S, b, bo + L);
-            x = FloatVector.broadcast(S, p[po]);
-            c00 = b0.fma(x, c00);
-            c01 = b1.fma(x, c01);
-            x = FloatVector.broadcast(S, p[po + 1]);
-            c10 = b0.fma(x, c10);
-            c11 = b1.fma(x, c11);
-            x = FloatVector.broadcast(S, p[po + 2]);
-            c20 = b0.fma(x, c20);
-            c21 = b1.fma(x, c21);
-            x = FloatVector.broadcast(S, p[po + 3]);
-            c30 = b0.fma(x, c30);
-            c31 = b1.fma(x, c31);
-        }
-        int o = cOff + j0 * ldc + d;
-        c00.mul(scale).intoArray(c, o);
-        c01.mul(scale).intoArray(c, o + L);
-        c10.mul(scale).intoArray(c, o + ldc);
-        c11.mul(scale).intoArray(c, o + ldc + L);
-        c20.mul(scale).intoArray(c, o + 2 * ldc);
-        c21.mul(scale).intoArray(c, o + 2 * ldc + L);
-        c30.mul(scale).intoArray(c, o + 3 * ldc);
-        c31.mul(scale).intoArray(c, o + 3 * ldc + L);
-    }
-
-    private static void upper4x1(float[] p, float[] b, int bOff, int ldb, float[] c, int cOff, int ldc, int seq,
-                                 int hd, float scale, int j0, int d) {
-        FloatVector z = FloatVector.zero(S);
-        FloatVector c0 = z;
-        FloatVector c1 = z;
-        FloatVector c2 = z;
-        FloatVector c3 = z;
-        int i = j0;
-        FloatVector b0 = FloatVector.fromArray(S, b, bOff + i * ldb + d);
-        int po = i * seq + j0;
-        c0 = b0.fma(FloatVector.broadcast(S, p[po]), c0);
-        i++;
-        po += seq;
-        b0 = FloatVector.fromArray(S, b, bOff + i * ldb + d);
-        c0 = b0.fma(FloatVector.broadcast(S, p[po]), c0);
-        c1 = b0.fma(FloatVector.broadcast(S, p[po + 1]), c1);
-        i++;
-        po += seq;
-        b0 = FloatVector.fromArray(S, b, bOff + i * ldb + d);
-        c0 = b0.fma(FloatVector.broadcast(S, p[po]), c0);
-        c1 = b0.fma(FloatVector.broadcast(S, p[po + 1]), c1);
-        c2 = b0.fma(FloatVector.broadcast(S, p[po + 2]), c2);
-        for (i++; i < seq; i++) {
-            b0 = FloatVector.fromArray(S, b, bOff + i * ldb + d);
-            po = i * seq + j0;
-            c0 = b0.fma(FloatVector.broadcast(S, p[po]), c0);
-            c1 = b0.fma(FloatVector.broadcast(S, p[po + 1]), c1);
-            c2 = b0.fma(FloatVector.broadcast(S, p[po + 2]), c2);
-            c3 = b0.fma(FloatVector.broadcast(S, p[po + 3]), c3);
-        }
-        int o = cOff + j0 * ldc + d;
         c0.mul(scale).intoArray(c, o);
         c1.mul(scale).intoArray(c, o + ldc);
         c2.mul(scale).intoArray(c, o + 2 * ldc);

@@ -53,7 +53,7 @@ class CpuAttentionProductsTest {
                 CpuAttentionVectorKernel.lowerTimes(lower, b, off, ld, gotC, off, ldc, seq, hd, scale);
                 all("lowerTimes" + shape, wantC, gotC, ldc);
                 CpuAttentionProducts.lowerTransposedTimes(lower, b, off, ld, wantC, off, ldc, seq, hd, 1f);
-                CpuAttentionVectorKernel.lowerTransposedTimes(lower, b, off, ld, gotC, off, ldc, seq, hd, 1f);
+                CpuAttentionVectorTransposedKernel.lowerTransposedTimes(lower, b, off, ld, gotC, off, ldc, seq, hd, 1f);
                 all("lowerTransposedTimes" + shape, wantC, gotC, ldc);
             }
         }

@@ -12,8 +12,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -30,13 +28,9 @@ import org.agrona.concurrent.IdleStrategy;
  * {@code s} of every rank that sends it theirs; a step is committed when every rank reported it,
  * so every committed step is in memory twice, on two nodes.
  *
- * <p>Retention rule: a rank's own store keeps the snapshot of the last committed step (the one a
- * restore takes) and every later one of its epoch (each may still be committed); a capture waits
- * for a commit ({@link #committed}) rather than overwrite one of them. With two slots, the capture
- * after step {@code s + 1} waits until step {@code s} is committed: one step of compute hides the
- * commit's round trip, and a rank never runs more than that ahead of the commits. Its buddy keeps
- * the copies by the same rule (a copy of step {@code s} tells it that {@code s - 1} is committed),
- * so a copy never overwrites the copy of the committed step, also when an earlier epoch ran ahead.
+ * <p>Retention rule ({@link SnapshotRetention}): a rank's own store keeps the snapshot of the last
+ * committed step and every later one of its epoch, and a capture waits for a commit ({@link #committed})
+ * rather than overwrite one of them; its buddy keeps the copies by the same rule.
  *
  * <p>Frames: a {@link SnapshotDescriptor} snapshot travels in pieces of at most a quarter of the
  * receiver's receive budget ({@link SnapshotPieces#pieceShift(long)}: each worker advertises its own, and the plan
@@ -46,7 +40,8 @@ import org.agrona.concurrent.IdleStrategy;
  * ({@link SnapshotPieces#pieceKey}). The receiver copies each piece into the copy's slot at its offset.
  *
  * <p>Threading: {@link #bind}, {@link #afterStep}, {@link #sendCopy}, {@link #awaitCopy} from the
- * worker's device thread; the receiver on the exchange's agent thread; sends on the send thread.
+ * worker's device thread; the receiver on the exchange's agent thread; sends on the send thread
+ * ({@link SnapshotSender}).
  */
 public final class SnapshotExchange implements TensorReceiverAgent.Listener, AutoCloseable {
     /** How long a capture waits for a slot still being sent (the send of two steps ago). */
@@ -75,8 +70,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
 
     private final CollectiveAgent agent;
     private final WorkerTransport transport;
-    private final ExecutorService sendThread;
-    private final Consumer<String> log;
+    private final SnapshotSender sender;
     private final SnapshotPieces pieces;
     private final int segmentShift;
     private final SnapshotStore own;
@@ -87,7 +81,6 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     private volatile Binding binding;
     /** The current binding's last committed step (a snapshot's step: steps done), -1 until told. */
     private volatile long committedStep = -1;
-    private volatile long sendFailures;
 
     /**
      * The newest epoch a worker was told is over ({@link #abortWaits}): the copy waits of it and of the older
@@ -102,7 +95,6 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
 
     /** As the public constructor, with slots made of segments of {@code 2^segmentShift} bytes (to test the seams). */
     SnapshotExchange(TransportNode node, String name, Consumer<String> log, int segmentShift) {
-        this.log = log;
         this.segmentShift = segmentShift;
         this.own = new SnapshotStore("own snapshots", segmentShift);
         this.agent = CollectiveAgent.open(node, name, -1, 0, this, t -> log.accept("snapshot data plane error: " + t));
@@ -110,11 +102,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         this.pieces = new SnapshotPieces(this, transport, log);
         this.pieceShift = SnapshotPieces.pieceShift(node.settings().receiveBudgetBytes());
         agent.start(new BackoffIdleStrategy(64, 16, 1_000, 1_000_000));
-        this.sendThread = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, name + "-send");
-            t.setDaemon(true);
-            return t;
-        });
+        this.sender = new SnapshotSender(this, pieces, name, log);
     }
 
     /** Where peers send their snapshots to this worker (a transport endpoint's string form). */
@@ -283,7 +271,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         long waitNs = own.lastWaitNs();
         SnapshotCounters.taken(System.nanoTime() - t0 - waitNs, waitNs);
         if (b.buddy() >= 0) {
-            sendPinned(b, own.pin(snap), b.buddy());
+            sender.send(b, own.pin(snap), b.buddy());
         }
         synchronized (reportLock) {
             pending.addLast(new Pending(step, report));
@@ -298,34 +286,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
      * Before the first commit is known every snapshot of the rank's job is kept.
      */
     private boolean live(Binding b, SnapshotBuffer held) {
-        return live(b.job(), b.rank(), committedStep, held);
-    }
-
-    /** The retention rule of rank {@code rank} in epoch {@code job} after commit {@code committed} (-1: unknown). */
-    static boolean live(JobIdentity job, int rank, long committed, SnapshotBuffer held) {
-        return live(job.jobId(), job.epoch(), rank, committed, held);
-    }
-
-    private static boolean live(int jobId, long epoch, int rank, long committed, SnapshotBuffer held) {
-        if (held.jobId() != jobId || held.rank() != rank) {
-            return false;
-        }
-        return committed < 0 || held.step() == committed || (held.step() > committed && held.epoch() == epoch);
-    }
-
-    /**
-     * The slot of {@code store} (the copies of rank {@code rank}) that the copy of its snapshot of
-     * {@code step}, taken in epoch {@code epoch} of job {@code jobId}, is written into: by the own
-     * store's retention rule, so the copy of the committed step is kept. The committed step is at
-     * least {@code step - 1} (a rank captures step {@code s} only once {@code s - 1} is committed) and
-     * at least {@code told} (the last commit this worker was told of in that job, -1: none).
-     *
-     * @throws SnapshotException when the slot stays pinned by a send past {@code timeoutNs}
-     */
-    static SnapshotBuffer beginCopy(SnapshotStore store, long lengthBytes, int jobId, long epoch, int rank, long step,
-                                    long told, long timeoutNs) {
-        long committed = Math.max(step - 1, told);
-        return store.beginWriteCopy(lengthBytes, timeoutNs, held -> live(jobId, epoch, rank, committed, held));
+        return SnapshotRetention.live(b.job(), b.rank(), committedStep, held);
     }
 
     /**
@@ -368,7 +329,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
                 + ": the exchange is not bound");
         }
         SnapshotBuffer snap = find(b.job().jobId(), rank, step);
-        sendPinned(b, snap, toRank);
+        sender.send(b, snap, toRank);
     }
 
     /**
@@ -470,24 +431,6 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
         return out;
     }
 
-    private void sendPinned(Binding b, SnapshotBuffer snap, int toRank) {
-        if (snap == null) {
-            return;
-        }
-        sendThread.execute(() -> {
-            try {
-                pieces.send(b, snap, toRank);
-            } catch (RuntimeException e) {
-                sendFailures++;
-                if (binding == b) {
-                    log.accept("snapshot " + snap.describe() + " not sent to rank " + toRank + ": " + e.getMessage());
-                }
-            } finally {
-                release(snap);
-            }
-        });
-    }
-
     /** Agent thread: a piece of a snapshot, reassembled into the copy of its rank ({@link SnapshotPieces}). */
     @Override
     public void onTensorReady(ReceiveSlot slot) {
@@ -497,12 +440,7 @@ public final class SnapshotExchange implements TensorReceiverAgent.Listener, Aut
     @Override
     public void close() {
         unbind();
-        sendThread.shutdownNow();
-        try {
-            sendThread.awaitTermination(5, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        sender.close();
         agent.close();
     }
 }

@@ -166,7 +166,7 @@ final class SnapshotPieces {
                 giveUp(assembling.remove(rank), "a new copy of rank " + rank + "'s snapshot began");
                 SnapshotExchange.Binding told = exchange.binding();
                 SnapshotStore store = exchange.copiesOf(rank);
-                SnapshotBuffer b = SnapshotExchange.beginCopy(store, total, jobId, epoch, rank, step,
+                SnapshotBuffer b = SnapshotRetention.beginCopy(store, total, jobId, epoch, rank, step,
                     told != null && told.job().jobId() == jobId ? exchange.committedStep() : -1, RECEIVE_SLOT_WAIT_NS);
                 a = new Assembly(slot.sourceRank(), store, b, rank, step, epoch, jobId, count);
                 assembling.put(rank, a);

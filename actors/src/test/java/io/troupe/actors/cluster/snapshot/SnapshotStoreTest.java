@@ -145,7 +145,7 @@ class SnapshotStoreTest {
                                             List<ShardSnapshots.ChunkState> shard, AtomicLong committed, long waitMs,
                                             AtomicBoolean ended) {
         return ShardSnapshots.capture(store, job.jobId(), 0, job.epoch(), step, shard,
-            TimeUnit.MILLISECONDS.toNanos(waitMs), held -> SnapshotExchange.live(job, 0, committed.get(), held),
+            TimeUnit.MILLISECONDS.toNanos(waitMs), held -> SnapshotRetention.live(job, 0, committed.get(), held),
             ended::get);
     }
 
@@ -231,7 +231,7 @@ class SnapshotStoreTest {
 
     /** The buddy receives {@code sent} (a capture of the sending rank) as the exchange's receiver stores it. */
     private static void receive(SnapshotStore copies, SnapshotBuffer sent, long told) {
-        SnapshotBuffer b = SnapshotExchange.beginCopy(copies, sent.lengthBytes(), sent.jobId(), sent.epoch(),
+        SnapshotBuffer b = SnapshotRetention.beginCopy(copies, sent.lengthBytes(), sent.jobId(), sent.epoch(),
             sent.rank(), sent.step(), told, 0);
         b.write(0, sent.address(0, sent.lengthBytes()), sent.lengthBytes());
         copies.completeAsReceived(b);
