@@ -3,6 +3,12 @@ package io.troupe.actors.serve;
 import io.troupe.models.infer.LogProbs;
 import io.troupe.models.infer.SamplingParams;
 import java.math.BigDecimal;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.Charset;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,9 +34,10 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@code seed + j}, of which the {@code n} with the highest log-probability per generated token are
  * answered, best first; prompts times {@code best_of} at most {@value #MAX_PROMPTS}) accepted. With
  * {@code stream}, {@code logprobs} come with each chunk's text. Fields whose request this server cannot
- * honour are refused, not ignored (a client would take a wrong answer for a right one): {@code echo}
- * with {@code stream} (served in whole responses), more than one prompt, choice or sample with
- * {@code stream}, and a non-empty {@code suffix}. {@code user} (a string, an end user's id for the
+ * honour are refused, not ignored (a client would take a wrong answer for a right one): more than one
+ * prompt, choice or sample with {@code stream}, a non-empty {@code suffix}, and text with no UTF-8 form (a
+ * body that is not valid in its charset, a string holding half of a UTF-16 surrogate pair), whose bytes
+ * would otherwise be replaced unseen. {@code user} (a string, an end user's id for the
  * client's own records) is accepted and changes nothing; {@code stream_options} (an object, only with
  * {@code stream}) takes {@code include_usage}: the stream ends with a chunk of no choices carrying the
  * usage. Any other field is refused naming it (and the accepted field it is closest to, when one is
@@ -57,6 +64,27 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
     static final List<String> STREAM_OPTIONS = List.of("include_usage");
     /** An unknown field's name is shown up to this many characters. */
     private static final int MAX_NAME_SHOWN = 64;
+
+    /**
+     * The body's text, decoded from {@code charset} (its {@code Content-Type}'s, UTF-8 when it names none);
+     * bytes that are not valid in it are refused naming the first one's offset, not replaced: a prompt's
+     * bytes are its tokens.
+     */
+    static String decode(byte[] body, Charset charset) {
+        CharsetDecoder decoder = charset.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+            .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(body);
+        CharBuffer out = CharBuffer.allocate((int) Math.ceil(body.length * (double) decoder.maxCharsPerByte()) + 1);
+        CoderResult result = decoder.decode(in, out, true);
+        if (!result.isError()) {
+            result = decoder.flush(out);
+        }
+        if (result.isError()) {
+            throw new BadRequestException("body", "the body is not valid " + charset.name() + ": byte "
+                + in.position() + " of " + body.length + " (send JSON as UTF-8)");
+        }
+        return out.flip().toString();
+    }
 
     /**
      * Parses and validates a body for the model {@code servedModel}, of {@code contextLength} positions
@@ -271,9 +299,12 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             }
             if (!(e.getValue() instanceof Number n) || !(Math.abs(n.doubleValue()) <= SamplingParams.MAX_BIAS)) {
                 throw new BadRequestException("logit_bias", "logit_bias of token " + id + " must be a number in"
-                    + " [-100, 100]: " + e.getValue());
+                    + " [-100, 100]: " + shown(e.getValue()));
             }
-            out.put(id, n.floatValue());
+            if (out.put(id, n.floatValue()) != null) {      // "65" and "065": one would replace the other unseen
+                throw new BadRequestException("logit_bias", "logit_bias names token " + id + " twice: \"" + key
+                    + "\" and an earlier key");
+            }
         }
         return out;
     }
@@ -313,6 +344,7 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         if (v == null || v == Json.NULL) {
             throw new BadRequestException("prompt", "prompt is required");
         } else if (v instanceof String s) {
+            refuseHalfSurrogate("prompt", what, s);
             byte[] b = s.getBytes(StandardCharsets.UTF_8);
             tokens = new int[b.length];
             for (int i = 0; i < b.length; i++) {
@@ -445,7 +477,17 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             if (s.isEmpty()) {
                 throw new BadRequestException("stop", "stop strings must not be empty");
             }
+            refuseHalfSurrogate("stop", "stop", s);
         }
         return out;
+    }
+
+    /** Refuses a string holding half of a UTF-16 surrogate pair: it has no UTF-8 bytes (they would become '?'). */
+    private static void refuseHalfSurrogate(String field, String what, String s) {
+        int i = Json.unpairedSurrogate(s);
+        if (i >= 0) {
+            throw new BadRequestException(field, what + ": character " + i + " is " + String.format("\\u%04x",
+                (int) s.charAt(i)) + ", half of a UTF-16 surrogate pair, which has no UTF-8 form: send the whole pair");
+        }
     }
 }

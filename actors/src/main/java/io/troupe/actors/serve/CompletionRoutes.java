@@ -6,6 +6,8 @@ import static io.troupe.actors.serve.ErrorResponses.refusal;
 import io.troupe.models.infer.Generation;
 import io.troupe.models.infer.GenerationListener;
 import io.troupe.models.infer.SamplingParams;
+import java.nio.charset.Charset;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,6 +21,7 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpCharset;
 import org.apache.pekko.http.javadsl.model.HttpEntities;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.MediaTypes;
@@ -97,7 +100,8 @@ final class CompletionRoutes extends AllDirectives {
                 id.equals(modelName) ? HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON, modelJson())
                     : modelNotFound(id)))),
             path(PathMatchers.segment("v1").slash("completions"), () -> post(() -> extractRequest(http ->
-                entity(Unmarshaller.entityToString(), body -> completions(body,
+                entity(Unmarshaller.entityToByteArray(), body -> completions(body, http.entity().getContentType()
+                    .getCharsetOption().map(HttpCharset::nioCharset).orElse(StandardCharsets.UTF_8),
                     http.getAttribute(ConnectionScope.KEY).orElse(null))))))).seal());
     }
 
@@ -195,13 +199,14 @@ final class CompletionRoutes extends AllDirectives {
         }
     }
 
-    private Route completions(String body, ConnectionScope connection) {
+    private Route completions(byte[] body, Charset charset, ConnectionScope connection) {
         if (draining) {
             return complete(drainingError());
         }
         CompletionRequest req;
         try {
-            req = CompletionRequest.parse(body, modelName, contextLength, vocab, defaultDeadlineMs);
+            req = CompletionRequest.parse(CompletionRequest.decode(body, charset), modelName, contextLength, vocab,
+                defaultDeadlineMs);
         } catch (ModelNotFoundException e) {
             metrics.onBadRequest();
             return complete(modelNotFound(e.requested()));

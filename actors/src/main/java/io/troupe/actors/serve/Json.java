@@ -260,6 +260,22 @@ final class Json {
         return i > from;
     }
 
+    /**
+     * The index of the first char of {@code s} that is half of a UTF-16 surrogate pair without its other
+     * half (a JSON escape in U+D800 to U+DFFF alone), -1 when none: such a string has no UTF-8 form.
+     */
+    static int unpairedSurrogate(String s) {
+        for (int k = 0; k < s.length(); k++) {
+            char c = s.charAt(k);
+            if (Character.isHighSurrogate(c) && k + 1 < s.length() && Character.isLowSurrogate(s.charAt(k + 1))) {
+                k++;
+            } else if (Character.isSurrogate(c)) {
+                return k;
+            }
+        }
+        return -1;
+    }
+
     /** {@code s} as a JSON string literal (quotes included). */
     static String quote(String v) {
         StringBuilder sb = new StringBuilder(v.length() + 2).append('"');

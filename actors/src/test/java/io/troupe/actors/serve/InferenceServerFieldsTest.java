@@ -8,7 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.net.URI;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -197,6 +201,72 @@ class InferenceServerFieldsTest {
         HttpResponse<String> full = post(server.port(), "{\"prompt\":\"To be\",\"max_tokens\":1,\"temperature\":0,"
             + "\"n\":" + ServeTestSupport.settings().maxQueue() + "}");
         assertEquals(200, full.statusCode(), full.body());
+    }
+
+    /**
+     * Text with no UTF-8 form is refused naming its field, not served with characters replaced that the client
+     * never sent: a prompt or stop string holding half of a surrogate pair (its bytes would be {@code ?}'s), a
+     * body whose bytes are not valid UTF-8 (they would be U+FFFD's); a whole pair and valid bytes are served as
+     * their bytes. Each refusal is counted and the server serves on.
+     */
+    @Test
+    void shouldRefuseTextWithNoUtf8FormNamingTheField() throws Exception {
+        String scored = ",\"max_tokens\":0,\"echo\":true}";
+        HttpResponse<String> pair = post(server.port(), "{\"prompt\":\"a\\ud83d\\ude00\"" + scored);
+        assertEquals(200, pair.statusCode(), pair.body());
+        assertEquals("a\ud83d\ude00", field(pair.body(), "text"));
+        assertEquals("5", field(pair.body(), "prompt_tokens"), "1 + the emoji's 4 UTF-8 bytes");
+        double bad = metric(get(server.port(), "/metrics").body(), "troupe_serve_bad_requests_total");
+        String[][] cases = {
+            {"{\"prompt\":\"ab\\ud800\"" + scored, "prompt", "prompt: character 2 is \\ud800, half of a UTF-16"},
+            {"{\"prompt\":[\"ok\",\"\\udfff\\ud83d\"]" + scored, "prompt", "prompt 1: character 0 is \\udfff"},
+            {"{\"prompt\":\"ab\",\"max_tokens\":3,\"stop\":[\"x\",\"\\ud83d\"]}", "stop",
+                "stop: character 0 is \\ud83d"},
+        };
+        for (String[] c : cases) {
+            HttpResponse<String> r = post(server.port(), c[0]);
+            assertEquals(400, r.statusCode(), c[0] + " -> " + r.body());
+            assertEquals(c[1], field(r.body(), "param"), r.body());
+            assertTrue(field(r.body(), "message").startsWith(c[2]), r.body());
+        }
+        byte[] valid = "{\"prompt\":\"\u00e9\",\"max_tokens\":0,\"echo\":true}".getBytes(StandardCharsets.UTF_8);
+        HttpResponse<String> served = postBytes(valid);
+        assertEquals(200, served.statusCode(), served.body());
+        assertEquals("\u00e9", field(served.body(), "text"));
+        byte[] invalid = valid.clone();
+        invalid[11] = (byte) 0xff;                           // the first of the two bytes of its e-acute
+        HttpResponse<String> r = postBytes(invalid);
+        assertEquals(400, r.statusCode(), r.body());
+        assertEquals("body", field(r.body(), "param"), r.body());
+        assertTrue(field(r.body(), "message").startsWith("the body is not valid UTF-8: byte 11 of "), r.body());
+        assertEquals(bad + cases.length + 1, metric(get(server.port(), "/metrics").body(),
+            "troupe_serve_bad_requests_total"));
+        assertEquals(200, post(server.port(), "{\"prompt\":\"ab\",\"max_tokens\":2}").statusCode());
+    }
+
+    /**
+     * {@code logit_bias} keys that name one token twice ({@code "65"} and {@code "065"}) are refused, not the
+     * later taken unseen; a bias that is not a number is shown as sent.
+     */
+    @Test
+    void shouldRefuseALogitBiasThatNamesATokenTwice() throws Exception {
+        String request = "{\"prompt\":\"ab\",\"max_tokens\":1,\"temperature\":0,\"logit_bias\":";
+        HttpResponse<String> once = post(server.port(), request + "{\"65\":100}}");
+        assertEquals(200, once.statusCode(), once.body());
+        assertEquals("A", field(once.body(), "text"), "a bias of 100 forces the token");
+        HttpResponse<String> twice = post(server.port(), request + "{\"65\":100,\"065\":-100}}");
+        assertEquals(400, twice.statusCode(), twice.body());
+        assertEquals("logit_bias", field(twice.body(), "param"));
+        assertEquals("logit_bias names token 65 twice: \"065\" and an earlier key", field(twice.body(), "message"));
+        HttpResponse<String> text = post(server.port(), request + "{\"65\":\"100\"}}");
+        assertEquals(400, text.statusCode(), text.body());
+        assertEquals("logit_bias of token 65 must be a number in [-100, 100]: \"100\"", field(text.body(), "message"));
+    }
+
+    private HttpResponse<String> postBytes(byte[] body) throws Exception {
+        return ServeTestSupport.CLIENT.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port()
+            + "/v1/completions")).timeout(Duration.ofSeconds(60)).header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     /** The JSON chunks of a stream, checking each event is {@code data: ...} and the last {@code [DONE]}. */
