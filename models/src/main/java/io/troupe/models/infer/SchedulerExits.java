@@ -47,9 +47,7 @@ final class SchedulerExits {
             Generation g = it.next();
             if (g.id() == id) {
                 it.remove();
-                cache.free(g.table());
-                g.finish(FinishReason.CANCELLED);
-                events.finish(g);
+                endWaiting(g, FinishReason.CANCELLED);
                 return true;
             }
         }
@@ -72,12 +70,22 @@ final class SchedulerExits {
 
     /**
      * Ends a request that holds no place in a step (waiting, or primed and not in the prefill lane): its blocks back
-     * to {@code cache}, then its finish, then the event.
+     * to {@code cache}, then its finish, then the event. A request preempted back to the queue has tokens already,
+     * and may hold back text (a possible stop string, an unfinished character): that goes out first, as when a
+     * running sequence retires.
      */
     static void endWaiting(PagedKvCache cache, SchedulerEvents events, Generation g, FinishReason reason) {
         cache.free(g.table());
         g.finish(reason);
+        releaseHeldText(events, g);
         events.finish(g);
+    }
+
+    private static void releaseHeldText(SchedulerEvents events, Generation g) {
+        String rest = g.drainText();
+        if (!rest.isEmpty()) {
+            events.token(g, -1, rest);
+        }
     }
 
     /** See {@link BatchScheduler#expireWaiting}. */
@@ -86,9 +94,7 @@ final class SchedulerExits {
             Generation g = it.next();
             if (expired(g, nowNs)) {
                 it.remove();
-                cache.free(g.table());
-                g.finish(FinishReason.DEADLINE);
-                events.finish(g);
+                endWaiting(g, FinishReason.DEADLINE);
             }
         }
     }
@@ -160,10 +166,7 @@ final class SchedulerExits {
         Generation g = running.remove(index);
         cache.free(g.table());
         g.finish(reason);
-        String rest = g.drainText();
-        if (!rest.isEmpty()) {
-            events.token(g, -1, rest);
-        }
+        releaseHeldText(events, g);
         events.finish(g);
     }
 }

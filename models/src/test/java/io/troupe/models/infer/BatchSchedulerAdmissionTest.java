@@ -118,4 +118,62 @@ class BatchSchedulerAdmissionTest {
         s.runToCompletion();
         assertEquals(12, a.completionTokens());
     }
+
+    /**
+     * A request preempted back to the queue and ended there (cancelled, past its deadline, or every request ended)
+     * still gets the text it held back for a possible stop string: the deltas its listener saw add up to its text.
+     */
+    @Test
+    void shouldReleaseHeldBackTextOfAPreemptedRequestEndedWhileWaiting() {
+        int[] prompt = InferenceFixtures.randomTokens(new Random(8), 5, CFG.vocabSize());
+        Generation probe = gen(1, prompt, SamplingParams.greedy(30));
+        run(scheduler(1, 64, 64), probe, List.of());
+        int[] out = probe.completion();
+        // a stop string whose first two bytes are two generated ASCII bytes and whose third never comes: once those two
+        // are generated they are held back, since the stop could still follow
+        int k = -1;
+        for (int i = 0; i + 1 < out.length && k < 0; i++) {
+            if (out[i] >= 0x20 && out[i] < 0x7f && out[i + 1] >= 0x20 && out[i + 1] < 0x7f) {
+                k = i;
+            }
+        }
+        assertTrue(k >= 0, "two printable bytes in a row among " + java.util.Arrays.toString(out));
+        String stop = "" + (char) out[k] + (char) out[k + 1] + "\u0001";
+        for (String end : List.of("cancel", "deadline", "all")) {
+            BatchScheduler s = scheduler(1, 64, 64);
+            StringBuilder seen = new StringBuilder();
+            List<FinishReason> ends = new ArrayList<>();
+            GenerationListener l = new GenerationListener() {
+                @Override
+                public void onToken(Generation g, int token, String textDelta) {
+                    seen.append(textDelta);
+                }
+
+                @Override
+                public void onFinish(Generation g) {
+                    ends.add(g.finishReason());
+                }
+            };
+            long now = System.nanoTime();
+            long deadline = end.equals("deadline") ? now + 1_000_000_000_000L : Long.MAX_VALUE;
+            Generation g = new Generation(7, prompt, CFG.seqLen(), new SamplingParams(30, 0f, 1f, 0L,
+                List.of(stop)), now, deadline, l);
+            s.submit(g);
+            while (g.completionTokens() < k + 2) {
+                s.complete(s.model().forward(s.plan(now)), now);
+            }
+            assertTrue(g.text().length() > seen.length(), end + ": text held back before the preemption: "
+                + seen + " of " + g.text());
+            s.preemptAll();
+            assertEquals(1, s.queueDepth(), end + ": preempted back to the queue");
+            switch (end) {
+                case "cancel" -> assertTrue(s.cancel(7));
+                case "deadline" -> s.expireWaiting(deadline + 1);
+                default -> s.cancelAll(FinishReason.CANCELLED);
+            }
+            assertEquals(1, ends.size(), end + ": finished once");
+            assertEquals(g.text(), seen.toString(), end + ": every byte of the text reached the listener");
+            assertEquals(0, s.model().cache().usedBlocks(), end);
+        }
+    }
 }
