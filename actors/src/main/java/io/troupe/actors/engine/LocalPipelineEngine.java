@@ -391,7 +391,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         int pp = spec.layout().pp();
         int tp = spec.layout().tp();
-        boolean reshard = tp > 1 || Layout.parse(m.layout(), 1).tp() > 1;
+        boolean reshard = tp > 1 || Layout.parseWritten(m.layout()).tp() > 1;
         if (reshard && !spec.moduleFactory().isEmpty()) {
             throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (layout "
                 + m.layout()

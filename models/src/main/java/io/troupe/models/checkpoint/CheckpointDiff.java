@@ -174,7 +174,7 @@ public final class CheckpointDiff {
     private static Tensors tensors(Checkpoints.Loaded c, String which, List<String> problems) {
         int tp;
         try {
-            tp = Layout.parse(c.manifest().layout(), 1).tp();
+            tp = Layout.parseWritten(c.manifest().layout()).tp();
         } catch (IllegalArgumentException e) {
             throw new CheckpointException("checkpoint " + c.dir() + ": unreadable layout '" + c.manifest().layout()
                 + "'", e);

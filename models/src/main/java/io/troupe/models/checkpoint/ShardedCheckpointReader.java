@@ -110,7 +110,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
             Manifest m = Manifest.parse(Files.readString(mp), mp.toString());
             int tp;
             try {
-                tp = Layout.parse(m.layout(), 1).tp();
+                tp = Layout.parseWritten(m.layout()).tp();
             } catch (IllegalArgumentException e) {
                 throw new CheckpointException(mp + ": unreadable layout '" + m.layout() + "'", e);
             }

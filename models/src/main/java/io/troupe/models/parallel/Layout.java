@@ -1,6 +1,8 @@
 package io.troupe.models.parallel;
 
 import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A parallel layout {@code dp × pp × tp} with {@code v} virtual stages per pipeline rank. One
@@ -23,6 +25,8 @@ import java.util.Locale;
  * The data-parallel group of rank 5 is {5, 7}; its pipeline group is {1, 5}; its tensor group {4, 5}.
  */
 public record Layout(int dp, int pp, int tp, int virtualStages) {
+    /** {@link #toString}'s form with virtual stages: {@code DPxPPxTP (v=V)}. */
+    private static final Pattern WITH_VIRTUAL = Pattern.compile("(.*\\S)\\s*\\(v=(\\d{1,9})\\)");
 
     public Layout {
         if (dp < 1 || pp < 1 || tp < 1 || virtualStages < 1) {
@@ -46,6 +50,17 @@ public record Layout(int dp, int pp, int tp, int virtualStages) {
             throw new IllegalArgumentException("layout must be DPxPP or DPxPPxTP with positive integers, got '" + s
                 + "'", e);
         }
+    }
+
+    /**
+     * Parses a layout as {@link #toString} writes it, as a checkpoint's manifest records it: {@code DPxPPxTP},
+     * followed by {@code " (v=V)"} when it has virtual stages, or {@code DPxPP[xTP]} alone (v = 1).
+     *
+     * @throws IllegalArgumentException naming {@code s} when it is neither
+     */
+    public static Layout parseWritten(String s) {
+        Matcher m = WITH_VIRTUAL.matcher(s.trim());
+        return m.matches() ? parse(m.group(1), Integer.parseInt(m.group(2))) : parse(s, 1);
     }
 
     public static Layout single() {

@@ -36,6 +36,21 @@ class LayoutTest {
         assertTrue(e.getMessage().contains("dp=0"), e.getMessage());
     }
 
+    /** What toString writes, a checkpoint manifest's layout, reads back as the same layout, virtual stages too. */
+    @Test
+    void shouldReadBackTheLayoutItWrites() {
+        for (Layout l : new Layout[] {new Layout(1, 1, 1, 1), new Layout(2, 2, 1, 1), new Layout(1, 2, 1, 2),
+            new Layout(2, 1, 2, 3)}) {
+            assertEquals(l, Layout.parseWritten(l.toString()), l.toString());
+        }
+        assertEquals(new Layout(1, 2, 1, 1), Layout.parseWritten("1x2"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> Layout.parseWritten("1x2x1 (v=x)"));
+        assertTrue(e.getMessage().contains("1x2x1 (v=x)"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Layout.parseWritten("1x2x1 (v=0)"));
+        assertTrue(e.getMessage().contains("v=0"), e.getMessage());
+    }
+
     @Test
     void shouldBalancePartitionsAndCoverEveryBlock() {
         GptConfig cfg = new GptConfig("t", 256, 64, 8, 4, 32, 1e-5f);
