@@ -120,6 +120,31 @@ class TrainerCheckpointTest {
         assertThrows(CheckpointException.class, () -> Checkpoints.resolve(tmp.resolve("ckpt")));
     }
 
+    /**
+     * A manifest value damaged to another valid value (one digit of ln_eps, of the step) is refused by the manifest's
+     * own CRC32C, not read as another checkpoint; the manifest as written reads back; one without the field (written
+     * before it existed) reads unchecked.
+     */
+    @Test
+    void shouldRefuseAManifestWhoseValuesDoNotMatchItsChecksum() throws IOException {
+        Path dir = writeOne();
+        Path manifest = dir.resolve("manifest.json");
+        String json = Files.readString(manifest);
+        assertTrue(json.contains("\"manifest_crc32c\""), json);
+        long step = Checkpoints.load(dir).manifest().step();
+        for (String[] damage : new String[][] {{"e-06", "e-07"}, {"\"step\": " + step, "\"step\": " + (step + 1)}}) {
+            assertTrue(json.contains(damage[0]), damage[0] + " in " + json);
+            Files.writeString(manifest, json.replace(damage[0], damage[1]));
+            CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoints.load(dir), damage[1]);
+            assertTrue(e.getMessage().contains("does not match its own CRC32C") && e.getMessage().contains(
+                manifest.toString()), e.getMessage());
+        }
+        Files.writeString(manifest, json.replaceFirst("\\s*\"manifest_crc32c\": \"[0-9a-f]{8}\",", ""));
+        assertEquals(step, Checkpoints.load(dir).manifest().step(), "a manifest without its checksum reads");
+        Files.writeString(manifest, json);
+        assertEquals(step, Checkpoints.load(dir).manifest().step());
+    }
+
     @Test
     void shouldRefuseACheckpointOfAnotherModel() {
         writeOne();
