@@ -49,6 +49,14 @@ rank_host() {
 #   chaos_diff_verdict RC OUT 'BITWISE MAX_REL' from 'troupe checkpoint diff' that exited RC with its output in
 #                             file OUT: its last line's values only when it exited 0 and that line is the
 #                             summary; anything else (a crash, no output, exit 4) is 'false nan'
+#   chaos_corruption_evidence LOG NODE_LOG...
+#                             whether a corrupted frame was injected and refused (udp-corrupt-nth): prints the
+#                             node logs' 'troupe: media driver corrupted received UDP data frame N (udp-corrupt-nth
+#                             K): ...' lines (a driver flipped a payload byte) and LOG's 'troupe: fault in epoch E:'
+#                             lines whose reason is a chunk that 'arrived corrupt (BAD_CHUNK_CRC)' or '(BAD_MAC)'
+#                             (a receiver refused it by its check, counted it in its dropped-frame counter of that
+#                             reason, and failed the step); returns 0 when there are both, 1 when no driver
+#                             corrupted a frame, 2 when one did but no fault names a chunk refused for it
 
 chaos_finished() { [ "$2" = 0 ] && grep -qE '^troupe: job finished after [0-9]+ steps' "$1"; }
 
@@ -81,4 +89,16 @@ chaos_diff_verdict() {
   else
     echo "false nan"
   fi
+}
+
+chaos_corruption_evidence() {
+  local log="$1" injected="" refused
+  shift
+  [ $# -gt 0 ] && injected=$(grep -hE 'troupe: media driver corrupted received UDP data frame [0-9]+ \(udp-corrupt-nth [0-9]+\)' \
+    "$@" 2>/dev/null)
+  refused=$(grep -E '^troupe: fault in epoch [0-9]+: .*arrived corrupt \((BAD_CHUNK_CRC|BAD_MAC)\)' "$log" 2>/dev/null)
+  [ -n "$injected" ] && echo "$injected"
+  [ -n "$refused" ] && echo "$refused"
+  [ -n "$injected" ] || return 1
+  [ -n "$refused" ] || return 2
 }

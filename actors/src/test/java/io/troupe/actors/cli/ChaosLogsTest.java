@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -14,8 +16,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * What {@code scripts/chaos} makes of a run's launch log and of its checkpoint diff
  * ({@code scripts/lib/chaos-logs.sh}), on logs in the submitter's own line formats ({@code ClusterJobs}): the
- * committed steps every recovery took back, whether the job finished, and the diff's verdict only from a diff
- * that ran to its summary line.
+ * committed steps every recovery took back, whether the job finished, the diff's verdict only from a diff
+ * that ran to its summary line, and a corrupted frame vouched for only by a driver's line and a fault naming it
+ * refused.
  */
 @Timeout(60)
 class ChaosLogsTest {
@@ -90,17 +93,73 @@ class ChaosLogsTest {
         assertEquals("false nan", lib("chaos_diff_verdict 0 \"$1\"", tmp.resolve("absent")), "no file");
     }
 
+    /** The line {@code FrameCorrupter} writes to its node's log when its driver damages a received frame. */
+    private static final String INJECTED = "troupe: media driver corrupted received UDP data frame 150 (udp-corrupt-nth"
+        + " 150): one payload byte of 1376 flipped, from /127.0.0.1:40123\n";
+
+    /** A node's log: a Pekko line, and the JVM's options echoed (which name udp-corrupt-nth but corrupt nothing). */
+    private static final String NODE = "02:51:07.114 INFO  o.a.p.cluster.Cluster - Cluster Node"
+        + " [pekko://troupe@127.0.0.1:40211] - Started up successfully\n"
+        + "java -Dtroupe.transport.udp-corrupt-nth=150 -cp x TroupeCli node\n";
+
+    /**
+     * The submitter's fault line for a collective chunk refused by its CRC: the rank's step failed with the root
+     * message of the all-reduce that {@code CollectiveAgent} aborted ({@code CollectiveEngine}'s 'aborted (...)
+     * during ...').
+     */
+    private static final String REFUSED_COLLECTIVE = "troupe: fault in epoch 1: rank 1 failed in step 16: aborted"
+        + " (a chunk from rank 0 arrived corrupt (BAD_CHUNK_CRC)) during ALL_REDUCE #33 (count=9216, tag=2, group 1"
+        + " epoch 1, member 1/2 rank 1); restoring step 16 (restart 1)\n";
+
+    /** The same for a pipeline chunk ({@code AeronStageLink}), refused by its MAC where frames are authenticated. */
+    private static final String REFUSED_STAGE = "troupe: fault in epoch 2: rank 0 failed in step 21: a gradient chunk"
+        + " from rank 1 arrived corrupt (BAD_MAC); restoring step 20 (restart 2)\n";
+
+    @Test
+    void shouldVouchForACorruptedFrameOnlyWhenADriverInjectedItAndAFaultNamesItRefused(@TempDir Path tmp)
+        throws Exception {
+        String evidence = "chaos_corruption_evidence \"$1\" \"${@:2}\"; echo \"rc=$?\"";
+        Path quiet = log(tmp, NODE);
+        Path injected = log(tmp, NODE + INJECTED + NODE);
+        Path refusedLog = log(tmp, STARTED + steps(1, 16) + REFUSED_COLLECTIVE + recovered(2, 17, 16) + steps(17, 40)
+            + FINISHED);
+        assertEquals(INJECTED + REFUSED_COLLECTIVE + "rc=0", lib(evidence, refusedLog, quiet, injected),
+            "a driver's corrupted frame and the fault its refusal caused: both lines, as evidence");
+        assertEquals(INJECTED + REFUSED_STAGE + "rc=0", lib(evidence, log(tmp, STARTED + steps(1, 21) + REFUSED_STAGE
+            + recovered(3, 21, 20) + steps(21, 40) + FINISHED), injected), "a pipeline chunk refused by its MAC");
+
+        Path clean = log(tmp, STARTED + steps(1, 40) + FINISHED);
+        assertEquals("rc=1", lib(evidence, clean, quiet, quiet), "no driver corrupted a frame (too few frames, IPC)");
+        assertEquals("rc=1", lib(evidence, clean), "no node log at all");
+        assertEquals(REFUSED_COLLECTIVE.trim() + "\nrc=1", lib(evidence, refusedLog, quiet),
+            "a refusal with no corruption logged by a driver vouches for no injection");
+        assertEquals(INJECTED + "rc=2", lib(evidence, clean, injected),
+            "a corrupted frame no receiver refused (the job finished without a fault)");
+        assertEquals(INJECTED + "rc=2", lib(evidence, log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 11, 10) + steps(11, 40) + FINISHED), injected), "a fault for another reason");
+        assertEquals(INJECTED + "rc=2", lib(evidence, log(tmp, STARTED + steps(1, 16)
+            + "troupe: fault in epoch 1: rank 1 failed in step 16: a chunk from rank 0 arrived corrupt (BAD_HEADER_CRC)"
+            + "; restoring step 10 (restart 1)\n"), injected), "a reason no chunk check gives");
+        assertEquals(INJECTED + "rc=2", lib(evidence, log(tmp, STARTED + steps(1, 16)
+            + "12:00:01 WARN job 5f1e epoch 1: fault in step 16: rank 1 failed in step 16: a chunk from rank 0 arrived"
+            + " corrupt (BAD_CHUNK_CRC)\n"), injected), "only the submitter's fault lines count");
+    }
+
     private static Path log(Path dir, String text) throws Exception {
         Path p = Files.createTempFile(dir, "launch", ".log");
         Files.writeString(p, text, StandardCharsets.UTF_8);
         return p;
     }
 
-    /** The output of SCRIPT run by bash after sourcing scripts/lib/chaos-logs.sh, with FILE as $1. */
-    private static String lib(String script, Path file) throws Exception {
+    /** The output of SCRIPT run by bash after sourcing scripts/lib/chaos-logs.sh, with FILES as $1, $2, ... */
+    private static String lib(String script, Path... files) throws Exception {
         Path root = Path.of(System.getProperty("user.dir")).getParent();
-        Process p = new ProcessBuilder("bash", "-c", "source \"" + root.resolve("scripts/lib/chaos-logs.sh") + "\" && "
-            + script, "chaos-logs", file.toString()).redirectErrorStream(true).start();
+        List<String> command = new ArrayList<>(List.of("bash", "-c", "source \""
+            + root.resolve("scripts/lib/chaos-logs.sh") + "\" && " + script, "chaos-logs"));
+        for (Path f : files) {
+            command.add(f.toString());
+        }
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
         p.getOutputStream().close();
         String result = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
         assertTrue(p.waitFor(30, TimeUnit.SECONDS), "chaos-logs.sh: " + script);
