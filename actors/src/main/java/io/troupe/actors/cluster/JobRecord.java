@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.models.checkpoint.JsonChecksum;
 import io.troupe.runtime.transport.JobIdentity;
 import java.lang.reflect.RecordComponent;
 import java.nio.charset.StandardCharsets;
@@ -17,7 +18,8 @@ import java.util.Locale;
 /**
  * The durable record of a cluster job ({@code job.json} beside its checkpoints), written by the
  * coordinator with the checkpoint protocol (temporary file, fsync, atomic rename) at every change of
- * epoch, commit, fault and end: what a new coordinator incarnation needs to carry the job on.
+ * epoch, commit, fault and end: what a new coordinator incarnation needs to carry the job on. It carries a CRC32C
+ * of its own values ({@link JsonChecksum}): a damaged step, layout or setting is refused, not carried on.
  *
  * <pre>{@code
  * {"format": 1, "job_id": "1a2b3c4d", "epoch": 3, "state": "running",
@@ -116,7 +118,12 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
         }
     }
 
+    /** The record as written: its fields and, first, the CRC32C of the same text ({@link JsonChecksum}). */
     String toJson() {
+        return JsonChecksum.prepend(fieldsJson());
+    }
+
+    private String fieldsJson() {
         StringBuilder sb = new StringBuilder("{\n");
         sb.append("  \"format\": ").append(FORMAT).append(",\n");
         sb.append("  \"job_id\": ").append(quote(identity.idHex())).append(",\n");
@@ -170,10 +177,12 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
             for (Config f : c.getConfigList("faults")) {
                 faults.add(new Fault(f.getLong("epoch"), f.getLong("at_ms"), f.getString("reason")));
             }
-            return new JobRecord(id, State.valueOf(c.getString("state").toUpperCase(Locale.ROOT)), spec,
+            JobRecord read = new JobRecord(id, State.valueOf(c.getString("state").toUpperCase(Locale.ROOT)), spec,
                 c.getString("layout"), c.getInt("microbatches"), c.getLong("last_committed_step"),
                 c.getString("last_checkpoint"), c.getString("submitter"),
                 c.hasPath("observer") ? c.getString("observer") : "", faults);
+            JsonChecksum.check(c, read.fieldsJson(), where);
+            return read;
         } catch (ConfigException | ReflectiveOperationException | IllegalArgumentException e) {
             throw new CheckpointException(where + ": unreadable job record: " + e.getMessage(), e);
         }

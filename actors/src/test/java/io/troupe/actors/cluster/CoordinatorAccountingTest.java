@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Manifest;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.runtime.transport.JobIdentity;
@@ -158,6 +159,17 @@ class CoordinatorAccountingTest {
         assertTrue(Files.readString(dir.resolve("job.json")).contains("\"job_id\": \"00000077\""));
         assertNull(JobRecord.read(dir.resolve("none")));
         assertThrows(IllegalArgumentException.class, () -> later.withEpoch(JOB));
+        // a value damaged into another valid one (the last committed step, a spec setting) is refused by the record's
+        // own CRC32C, naming the file, not carried on
+        String json = Files.readString(dir.resolve("job.json"));
+        for (String[] damage : new String[][] {{"\"last_committed_step\": 10", "\"last_committed_step\": 19"},
+            {"\"steps\": 30", "\"steps\": 38"}}) {
+            assertTrue(json.contains(damage[0]), damage[0] + " in " + json);
+            Files.writeString(dir.resolve("job.json"), json.replace(damage[0], damage[1]));
+            CheckpointException e = assertThrows(CheckpointException.class, () -> JobRecord.read(dir), damage[1]);
+            assertTrue(e.getMessage().contains("job.json") && e.getMessage().contains("does not match its own CRC32C"),
+                e.getMessage());
+        }
     }
 
     @Test

@@ -4,18 +4,14 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.models.gpt.GptConfig;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.zip.CRC32C;
 
 /**
  * The commit record of a checkpoint ({@code manifest.json}): written last, so a checkpoint without
- * one does not exist. It carries a CRC32C of its own ({@code manifest_crc32c}: over the manifest written without
- * that line, which is how it is read back and checked), so a damaged value (a model dimension, the layout, a step)
- * is refused rather than read as another checkpoint. A manifest without the field (written before it existed) is
- * read unchecked.
+ * one does not exist. It carries a CRC32C of its own values ({@link JsonChecksum}), so a damaged model dimension,
+ * layout or step is refused rather than read as another checkpoint.
  *
  * @param step       optimizer updates completed; training resumes at this step
  * @param dataCursor the next step whose batch will be drawn (sampling is a pure function of it)
@@ -37,16 +33,7 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
 
     /** The manifest as written: its fields and, first, the CRC32C of the same text without that line. */
     String toJson() {
-        String body = fieldsJson();
-        return "{\n  \"" + CRC_FIELD + "\": \"" + String.format("%08x", crc32c(body)) + "\",\n" + body.substring(2);
-    }
-
-    private static final String CRC_FIELD = "manifest_crc32c";
-
-    private static long crc32c(String text) {
-        CRC32C crc = new CRC32C();
-        crc.update(text.getBytes(StandardCharsets.UTF_8));
-        return crc.getValue();
+        return JsonChecksum.prepend(fieldsJson());
     }
 
     /** The fields as one JSON object, without the checksum: what {@link #toJson} checksums. */
@@ -98,15 +85,7 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
             }
             Manifest read = new Manifest(format, c.getLong("step"), c.getLong("data_cursor"), c.getLong("seed"),
                 c.getInt("batch_size"), c.getString("layout"), model, c.getString("data_source"), files);
-            if (c.hasPath(CRC_FIELD)) {
-                long stored = Long.parseLong(c.getString(CRC_FIELD), 16);
-                long computed = crc32c(read.fieldsJson());
-                if (stored != computed) {
-                    throw new CheckpointException(where + ": the manifest does not match its own CRC32C (stored "
-                        + String.format("%08x", stored) + ", its values give " + String.format("%08x", computed)
-                        + "): the file is damaged");
-                }
-            }
+            JsonChecksum.check(c, read.fieldsJson(), where);
             return read;
         } catch (ConfigException | IllegalArgumentException e) {
             throw new CheckpointException(where + ": unreadable manifest: " + e.getMessage(), e);

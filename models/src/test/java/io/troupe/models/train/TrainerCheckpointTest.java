@@ -130,7 +130,7 @@ class TrainerCheckpointTest {
         Path dir = writeOne();
         Path manifest = dir.resolve("manifest.json");
         String json = Files.readString(manifest);
-        assertTrue(json.contains("\"manifest_crc32c\""), json);
+        assertTrue(json.contains("\"crc32c_of_values\""), json);
         long step = Checkpoints.load(dir).manifest().step();
         for (String[] damage : new String[][] {{"e-06", "e-07"}, {"\"step\": " + step, "\"step\": " + (step + 1)}}) {
             assertTrue(json.contains(damage[0]), damage[0] + " in " + json);
@@ -139,7 +139,7 @@ class TrainerCheckpointTest {
             assertTrue(e.getMessage().contains("does not match its own CRC32C") && e.getMessage().contains(
                 manifest.toString()), e.getMessage());
         }
-        Files.writeString(manifest, json.replaceFirst("\\s*\"manifest_crc32c\": \"[0-9a-f]{8}\",", ""));
+        Files.writeString(manifest, json.replaceFirst("\\s*\"crc32c_of_values\": \"[0-9a-f]{8}\",", ""));
         assertEquals(step, Checkpoints.load(dir).manifest().step(), "a manifest without its checksum reads");
         Files.writeString(manifest, json);
         assertEquals(step, Checkpoints.load(dir).manifest().step());
