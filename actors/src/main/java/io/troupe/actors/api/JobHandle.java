@@ -29,6 +29,8 @@ public final class JobHandle {
     private final List<Consumer<JobEvent>> listeners = new CopyOnWriteArrayList<>();
     private final List<JobEvent.StepCompleted> steps = new CopyOnWriteArrayList<>();
     private final List<JobEvent> events = new ArrayList<>();
+    /** Whether {@link #events} holds the job's end (guarded by {@code events}). */
+    private boolean ended;
     private volatile Runnable cancel = () -> { };
 
     JobHandle() {
@@ -43,8 +45,10 @@ public final class JobHandle {
 
     /**
      * Called for every event of the job, also those that came before the listener was added (they
-     * are replayed first, in order). Runs on an actor thread: return quickly. An exception it throws
-     * is logged and goes no further.
+     * are replayed first, in order): every {@link JobEvent.StepCompleted}, then exactly one
+     * {@link JobEvent.Finished} or {@link JobEvent.Failed}, and nothing after it. Runs on an actor thread (or, for
+     * a job that {@link Troupe#close()} ended, on the closing thread): return quickly. An exception it throws is
+     * logged and goes no further.
      */
     public JobHandle onEvent(Consumer<JobEvent> listener) {
         synchronized (events) {
@@ -56,19 +60,44 @@ public final class JobHandle {
         return this;
     }
 
+    /** Passes {@code e} to the listeners and, when it ends the job, to the outcome; nothing after the end. */
     void publish(JobEvent e) {
-        if (e instanceof JobEvent.StepCompleted s) {
-            steps.add(s);
-        }
+        boolean end = e instanceof JobEvent.Finished || e instanceof JobEvent.Failed;
         synchronized (events) {
+            if (ended) {
+                return;
+            }
+            ended = end;
+            if (e instanceof JobEvent.StepCompleted s) {
+                steps.add(s);
+            }
             events.add(e);
             for (Consumer<JobEvent> l : listeners) {
                 deliver(l, e);
             }
         }
-        if (e instanceof JobEvent.Finished || e instanceof JobEvent.Failed) {
+        if (end) {
             outcome.complete(e);
         }
+    }
+
+    /**
+     * Ends the job here, when no end came from the cluster: {@link JobEvent.Failed} with {@code reason}, the last
+     * committed step this handle saw and the epoch of the last start.
+     */
+    void endHere(String reason) {
+        long step = 0;
+        long epoch = 0;
+        synchronized (events) {
+            for (JobEvent e : events) {
+                if (e instanceof JobEvent.StepCompleted s) {
+                    step = Math.max(step, s.step());
+                } else if (e instanceof JobEvent.Started st) {
+                    epoch = st.epoch();
+                }
+            }
+        }
+        publish(new JobEvent.Failed(reason, step, epoch));
     }
 
     private static void deliver(Consumer<JobEvent> listener, JobEvent e) {
@@ -90,11 +119,14 @@ public final class JobHandle {
     /**
      * Waits for the job to end; returns {@link JobEvent.Finished} or {@link JobEvent.Failed}.
      *
-     * @throws TimeoutException when it did not end within {@code timeout}
+     * @throws TimeoutException when it did not end within {@code timeout} (the job goes on)
+     * @throws InterruptedException when the waiting thread is interrupted (the job goes on)
      */
     public JobEvent await(Duration timeout) throws TimeoutException, InterruptedException {
         try {
             return outcome.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new TimeoutException("the job did not end within " + timeout.toMillis() + " ms");
         } catch (ExecutionException e) {
             throw new IllegalStateException(e.getCause());
         }

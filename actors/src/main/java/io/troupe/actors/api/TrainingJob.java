@@ -17,10 +17,12 @@ public final class TrainingJob {
         this.request = request;
     }
 
+    /** The job as it travels to the coordinator, every default filled in. */
     public JobRequest request() {
         return request;
     }
 
+    /** A builder holding {@code reference.conf}'s defaults. */
     public static Builder builder() {
         return new Builder();
     }
@@ -30,7 +32,8 @@ public final class TrainingJob {
      * {@code troupe.train} section, the same defaults {@code troupe train} uses (layout 2x2x1, 200
      * steps, warm-up 10% of steps, validation every 50 steps over 8 batches, device auto, ...);
      * batch size, micro-batches, warm-up and virtual stages left at their defaults are derived the
-     * same way too. {@link #build()} validates the whole job.
+     * same way too. The setters only record their values: {@link #build()} validates the whole job, and refuses
+     * a bad value (null included) with an {@link IllegalArgumentException} naming it.
      */
     public static final class Builder {
         private String model;
@@ -50,6 +53,8 @@ public final class TrainingJob {
         private long stepTimeoutMs;
         private int evalInterval;
         private int evalBatches;
+        /** Validation over every window of the split ({@link #validationOverAll}), not {@link #evalBatches}. */
+        private boolean evalOverAll;
         private long bucketBytes;
         private String device;
         private String moduleFactory = "";
@@ -81,6 +86,7 @@ public final class TrainingJob {
             stepTimeoutMs = t.getLong("step-timeout-ms");
             evalInterval = t.getInt("eval-interval");
             evalBatches = t.getInt("eval-batches");
+            evalOverAll = evalBatches == ValidationPlan.ALL;
             bucketBytes = t.getLong("bucket-kib") * 1024;
             device = t.getString("device");
             checkpointInterval = t.getInt("checkpoint-interval");
@@ -90,41 +96,55 @@ public final class TrainingJob {
             sequenceParallel = t.getBoolean("sequence-parallel");
         }
 
+        /** The model preset: {@code tiny}, {@code small}, {@code big} or {@code medium}. */
         public Builder model(String v) {
             model = v;
             return this;
         }
 
+        /** The parallel layout {@code DPxPP} or {@code DPxPPxTP}, e.g. {@code 2x2x1}. */
         public Builder layout(String v) {
             layout = v;
             return this;
         }
 
+        /** Model chunks per pipeline stage (the interleaved schedule's v); 0: 2 when interleaved, else 1. */
         public Builder virtualStages(int v) {
             virtualStages = v;
             return this;
         }
 
+        /**
+         * The pipeline schedule: {@code gpipe}, {@code 1f1b}, {@code interleaved}, {@code zb-h1}, {@code zb-h2} or
+         * {@code adaptive}.
+         */
         public Builder schedule(String v) {
             schedule = v;
             return this;
         }
 
+        /** Micro-batches per replica per step (dp x micro-batches must divide the batch); 0: by the layout. */
         public Builder microbatches(int v) {
             microbatches = v;
             return this;
         }
 
+        /** Global batch rows per step; 0: the model preset's default. */
         public Builder batchSize(int v) {
             batchSize = v;
             return this;
         }
 
+        /** Optimizer steps to run (>= 1). */
         public Builder steps(int v) {
             steps = v;
             return this;
         }
 
+        /**
+         * The learning-rate schedule: linear warm-up over {@code warmupSteps} steps (-1: 10% of the steps) to
+         * {@code peak}, then cosine annealing to {@code floor} (0 <= floor <= peak) at the last step.
+         */
         public Builder lr(float peak, float floor, int warmupSteps) {
             lr = peak;
             minLr = floor;
@@ -132,27 +152,35 @@ public final class TrainingJob {
             return this;
         }
 
+        /** Largest global gradient norm (>= 0); 0 turns clipping off. */
         public Builder gradClip(float v) {
             gradClip = v;
             return this;
         }
 
+        /** Seed of the weight initialization and of the data shuffle. */
         public Builder seed(long v) {
             seed = v;
             return this;
         }
 
+        /** Transformer blocks per model stage, comma separated (e.g. {@code 1,3}); empty: balanced. */
         public Builder partition(String v) {
             partition = v;
             return this;
         }
 
-        /** A text file on every node; empty = the built-in corpus. */
+        /**
+         * A text file, or a directory of them, at this path on every node; empty = the built-in corpus. Its
+         * existence is checked by the workers, not by {@link #build()}: a path missing there fails the job, once
+         * the restarts {@code troupe.recovery.max-restarts} allows have met the same refusal.
+         */
         public Builder data(String path) {
             data = path;
             return this;
         }
 
+        /** Longest a stage worker waits for an input before the step fails, a fault the job recovers from (>= 1 ms). */
         public Builder stepTimeoutMs(long v) {
             stepTimeoutMs = v;
             return this;
@@ -163,12 +191,9 @@ public final class TrainingJob {
          * {@code batches} (>= 1) batches each.
          */
         public Builder validation(int interval, int batches) {
-            if (batches < 1) {
-                throw new IllegalArgumentException("bad training job: eval_batches must be >= 1 (validationOverAll for"
-                    + " every window): eval_batches=" + batches);
-            }
             evalInterval = interval;
             evalBatches = batches;
+            evalOverAll = false;
             return this;
         }
 
@@ -179,10 +204,11 @@ public final class TrainingJob {
         public Builder validationOverAll(int interval) {
             evalInterval = interval;
             evalBatches = ValidationPlan.ALL;
+            evalOverAll = true;
             return this;
         }
 
-        /** Data-parallel gradient bucket size: buckets are all-reduced while backward goes on. */
+        /** Data-parallel gradient bucket size in bytes (>= 4): buckets are all-reduced while backward goes on. */
         public Builder bucketBytes(long v) {
             bucketBytes = v;
             return this;
@@ -242,13 +268,15 @@ public final class TrainingJob {
          * {@code troupe.cluster.allowed-stage-modules}; otherwise the job fails before any work.
          */
         public Builder stageModules(Class<? extends StageModuleFactory> factory) {
-            moduleFactory = factory.getName();
+            moduleFactory = factory == null ? null : factory.getName();
             return this;
         }
 
         /**
          * Commits a checkpoint every {@code interval} steps (and after the last) under {@code dir},
          * a directory every node can reach; a job whose {@code dir} already holds a commit resumes there.
+         * {@code interval} 0 takes the cluster's {@code troupe.recovery.checkpoint-interval}; {@code dir} ""
+         * its {@code troupe.recovery.job-root}, in a directory of the job's own.
          */
         public Builder checkpoints(int interval, String dir) {
             checkpointInterval = interval;
@@ -263,6 +291,13 @@ public final class TrainingJob {
          */
         public TrainingJob build() {
             try {
+                nonNull("model", model, "layout", layout, "schedule", schedule, "partition", partition, "data", data,
+                    "device", device, "stage-modules", moduleFactory, "recompute", recompute, "grad-compression",
+                    gradCompression, "checkpoint directory", checkpointDir);
+                if (!evalOverAll && evalBatches < 1) {
+                    throw new IllegalArgumentException("eval_batches must be >= 1 (validationOverAll for every window):"
+                        + " eval_batches=" + evalBatches);
+                }
                 GptConfig shape = GptConfig.preset(model);
                 int batch = JobDefaults.batchSize(batchSize, shape);
                 int v = JobDefaults.virtualStages(virtualStages, schedule);
@@ -277,6 +312,15 @@ public final class TrainingJob {
                 return new TrainingJob(request);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("bad training job: " + e.getMessage(), e);
+            }
+        }
+
+        /** Refuses the first null among {@code namesAndValues} (name, value, name, value, ...) by its name. */
+        private static void nonNull(Object... namesAndValues) {
+            for (int i = 0; i < namesAndValues.length; i += 2) {
+                if (namesAndValues[i + 1] == null) {
+                    throw new IllegalArgumentException(namesAndValues[i] + " must not be null");
+                }
             }
         }
     }

@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -76,6 +77,32 @@ class JobHandleTest {
         String text = log.toString(StandardCharsets.UTF_8);
         assertTrue(text.contains("listener bug on Started") && text.contains("listener bug on Finished")
             && text.contains("late listener bug"), "each failure is logged with its cause: " + text);
+    }
+
+    /** Exactly one end reaches the listeners and the outcome: anything after it (a late local end) is dropped. */
+    @Test
+    @Timeout(10)
+    void shouldDeliverNothingAfterTheEnd() throws Exception {
+        JobHandle h = new JobHandle();
+        List<JobEvent> seen = new ArrayList<>();
+        h.onEvent(seen::add);
+        h.publish(STARTED);
+        h.publish(STEP);
+        TimeoutException early = assertThrows(TimeoutException.class, () -> h.await(Duration.ofMillis(1)));
+        assertTrue(early.getMessage().contains("did not end within 1 ms"), early.getMessage());
+        h.publish(FINISHED);
+        h.endHere("closed");
+        h.publish(STEP);
+        assertEquals(List.of(STARTED, STEP, FINISHED), seen);
+        assertEquals(1, h.steps().size());
+        assertSame(FINISHED, h.await(Duration.ofSeconds(1)));
+
+        JobHandle open = new JobHandle();
+        open.publish(STARTED);
+        open.publish(STEP);
+        open.endHere("the Troupe closed");
+        assertEquals(new JobEvent.Failed("the Troupe closed", 1, 0), open.await(Duration.ofSeconds(1)),
+            "a local end names the last step and epoch the handle saw");
     }
 
     /** A real embedded cluster: cancel() ends a long job on the cluster, which then runs the next job. */

@@ -60,6 +60,22 @@ class TrainingJobTest {
         refused(() -> TrainingJob.builder().layout("1x2").partition("1,1,1").build(), "1,1,1");
     }
 
+    /** The setters record; build() refuses, a null by the setting's name, so a builder can be filled in any order. */
+    @Test
+    void shouldRefuseNullsAndBadValidationFromBuildNamingThem() {
+        TrainingJob.Builder noBatches = TrainingJob.builder().validation(5, 0);
+        refused(noBatches::build, "eval_batches=0");
+        assertEquals(2, noBatches.validation(5, 2).build().request().evalBatches(), "set right, it builds");
+        refused(() -> TrainingJob.builder().model(null).build(), "model must not be null");
+        refused(() -> TrainingJob.builder().layout(null).build(), "layout must not be null");
+        refused(() -> TrainingJob.builder().schedule(null).build(), "schedule must not be null");
+        refused(() -> TrainingJob.builder().partition(null).build(), "partition must not be null");
+        refused(() -> TrainingJob.builder().data(null).build(), "data must not be null");
+        refused(() -> TrainingJob.builder().device(null).build(), "device must not be null");
+        refused(() -> TrainingJob.builder().stageModules(null).build(), "stage-modules must not be null");
+        refused(() -> TrainingJob.builder().checkpoints(5, null).build(), "checkpoint directory must not be null");
+    }
+
     private static void refused(Executable build, String naming) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, build);
         assertTrue(e.getMessage().startsWith("bad training job: ") && e.getMessage().contains(naming), e.getMessage());
