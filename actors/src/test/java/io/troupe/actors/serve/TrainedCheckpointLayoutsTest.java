@@ -1,16 +1,14 @@
 package io.troupe.actors.serve;
 
+import static io.troupe.actors.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.troupe.actors.cli.TroupeCli;
+import io.troupe.actors.cli.CliRun.Result;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.infer.InferenceWeights;
 import io.troupe.models.infer.Quantization;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -33,17 +31,6 @@ class TrainedCheckpointLayoutsTest {
 
     @TempDir
     Path tmp;
-
-    private record Result(int code, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = TroupeCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-            new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
 
     /** A run of the tiny model, 2 steps, one checkpoint, under {@code layout} (the layout options): its directory. */
     private Path train(String name, String... layout) {
