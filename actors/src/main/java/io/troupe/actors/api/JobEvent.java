@@ -68,7 +68,8 @@ public sealed interface JobEvent extends CrossNodeMessage {
 
     /**
      * A fault ended epoch {@code epoch}: the job rolls back to {@code restoreStep} (its last committed
-     * checkpoint) and re-plans; {@code restarts} counts the faults so far.
+     * checkpoint) and re-plans; {@code restarts} counts the faults so far. A node lost during a recovery after it
+     * answered the abort is a fault too, told with the recovery's epoch: that recovery's re-plan leaves it out.
      */
     record Recovering(long epoch, String reason, long restoreStep, int restarts) implements JobEvent {
     }

@@ -280,8 +280,18 @@ final class CoordinatorContext {
                 String how = m.kind() == MemberEvent.Kind.LEAVING ? "leaving the cluster"
                     : m.kind().name().toLowerCase(java.util.Locale.ROOT) + " by the downing decision";
                 if (!lostBefore.isEmpty()) {
-                    run.lostMembers.add("member " + m.address() + " " + how + ", hosting rank(s) " + lostBefore
-                        + " before the fault");
+                    String reason = "member " + m.address() + " " + how + ", hosting rank(s) " + lostBefore
+                        + " before the fault";
+                    run.lostMembers.add(reason);
+                    // a node that answered this recovery's abort was alive after the fault being recovered: its
+                    // loss is a fault of its own (one that never answered may be that fault, a peer's report of it
+                    // having come before its downing)
+                    if (run.phase == JobRun.Phase.RECOVERING && gone.stream().anyMatch(run.quiesced::contains)) {
+                        Behavior<Command> failed = recoveringPhase.faultDuringRecovery(reason);
+                        if (failed != null) {
+                            return failed;
+                        }
+                    }
                 }
                 if (!lost.isEmpty()) {
                     String reason = "member " + m.address() + " " + how + ", hosting rank(s) " + lost;

@@ -46,9 +46,7 @@ final class RecoveringPhase {
             r.faultNs = System.nanoTime();
             r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
             if (r.record.restarts() > c.settings.maxRestarts()) {
-                return c.failJob("gave up after " + (r.record.restarts() - 1)
-                    + " restarts (troupe.recovery.max-restarts=" + c.settings.maxRestarts() + "); faults: "
-                    + r.record.faults());
+                return c.failJob(gaveUp(r));
             }
             r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
                 r.record.restarts()));
@@ -79,6 +77,32 @@ final class RecoveringPhase {
             .onMessage(SubmitJob.class, c::refuseBusy)
             .onMessage(Quiesced.class, c.guard(this::onQuiesced))
             .onMessage(RecoveryTimer.class, c.guard(this::onRecoveryTimer)));
+    }
+
+    /**
+     * A node that hosted ranks of the epoch this recovery ended, and answered its abort, was lost during the recovery
+     * (its back-off, its quiesce wait, or a wait for workers): a fault of its own, as it would be had it come after
+     * the re-plan, so it is recorded with its time, the submitter is told, and it counts against
+     * {@code max-restarts}. The recovery in progress takes it in (its re-plan leaves the node out): no further epoch.
+     *
+     * @return null while the job goes on, else the behavior after it failed past the budget
+     */
+    Behavior<Command> faultDuringRecovery(String reason) {
+        JobRun r = c.run;
+        c.ctx.getLog().warn("{}: fault during the recovery: {}", r.identity, reason);
+        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
+        if (r.record.restarts() > c.settings.maxRestarts()) {
+            return c.failJob(gaveUp(r));
+        }
+        c.writeRecord(r);
+        r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
+            r.record.restarts()));
+        return null;
+    }
+
+    private String gaveUp(JobRun r) {
+        return "gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
+            + c.settings.maxRestarts() + "); faults: " + r.record.faults();
     }
 
     private Behavior<Command> onQuiesced(Quiesced m) {

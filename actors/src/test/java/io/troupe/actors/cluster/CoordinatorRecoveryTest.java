@@ -95,6 +95,69 @@ class CoordinatorRecoveryTest {
     }
 
     /**
+     * A node that hosted a rank of the epoch a fault ended, answered the recovery's abort and was lost during its
+     * back-off, is a fault of its own, as it would be had it come after the re-plan: the back-off's length does not
+     * decide whether it counts. With {@code max-restarts = 1} it fails the job, whose reason and record list both.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldCountARankHostLostDuringTheBackoffAgainstTheRestartBudget() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 60s", "max-backoff = 60s", "quiesce-timeout = 60s",
+            "max-restarts = 1", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        ScriptedWorker c = coordinator.worker(NODE_C);
+        coordinator.register(a, b, c);
+        Path checkpoints = dir.resolve("budget");
+        Running first = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, first.job(), 0, "scripted fault"));
+        coordinator.awaitAbort(first.job(), a, b, c);
+        first.submitter().events().await(JobEvent.Recovering.class, m -> m.restarts() == 1, "the first fault");
+        coordinator.tell(a.quiesced(first.epoch().get(0)));
+        coordinator.member(NODE_A, Kind.DOWNED);                 // rank 0's node, within the 60 s back-off
+
+        JobEvent.Failed f = first.submitter().events().await(JobEvent.Failed.class, m -> true,
+            "the job's end past its restart budget");
+        assertTrue(f.reason().startsWith("gave up after 1 restarts (troupe.recovery.max-restarts=1)"), f.reason());
+        assertTrue(f.reason().contains("rank 1 scripted fault") && f.reason().contains("member " + NODE_A),
+            "both faults listed: " + f.reason());
+        JobRecord record = JobRecord.read(checkpoints);
+        assertEquals(JobRecord.State.FAILED, record.state());
+        assertEquals(2, record.faults().size(), "the record lists both faults: " + record.faults());
+        assertTrue(record.faults().get(1).reason().startsWith("member " + NODE_A), record.faults().toString());
+    }
+
+    /**
+     * The node whose loss a peer reported first (its data plane gone) is downed during the recovery that report
+     * started, never having answered its abort: that is the fault being recovered, not a second one. The job goes
+     * on within {@code max-restarts = 1}, its record listing the one fault.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldNotCountTheDowningOfTheNodeWhoseLossStartedTheRecovery() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "max-restarts = 1",
+            "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        ScriptedWorker c = coordinator.worker(NODE_C);
+        coordinator.register(a, b, c);
+        Path checkpoints = dir.resolve("peer-lost");
+        Running first = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+
+        coordinator.tell(new CoordinatorActor.WorkerFailed(0, first.job(), 0, "lost its peer rank 1"));
+        coordinator.awaitAbort(first.job(), a, c);
+        coordinator.member(NODE_B, Kind.DOWNED);                 // rank 1's node, silent since the fault
+        coordinator.tell(a.quiesced(first.epoch().get(0)));
+        coordinator.tell(new CoordinatorActor.Quiesced(c.ref(), JobIdentity.NONE)); // the spare held nothing
+
+        List<WorkerActor.Assign> next = coordinator.assignAndReady(first.job(), a, c);
+        assertEquals("2x1x1", next.get(0).request().layout(), "the spare keeps the layout");
+        assertEquals(1, JobRecord.read(checkpoints).faults().size(), "one fault: " + JobRecord.read(checkpoints)
+            .faults());
+    }
+
+    /**
      * A node unreachable when a recovery aborted the epoch is sent that abort once it is reachable again, so the
      * re-plan gets its workers' answers instead of waiting out the quiesce timeout (60 s here) for them.
      */
