@@ -12,7 +12,6 @@ import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
 import io.troupe.models.optim.StepTail;
-import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.ParallelParameterLayout;
 import io.troupe.models.parallel.tp.LocalTensorParallelGroup;
 import io.troupe.models.parallel.tp.TensorParallelGroup;
@@ -391,7 +390,7 @@ public final class LocalPipelineEngine implements AutoCloseable {
         }
         int pp = spec.layout().pp();
         int tp = spec.layout().tp();
-        boolean reshard = tp > 1 || Layout.parseWritten(m.layout()).tp() > 1;
+        boolean reshard = tp > 1 || m.parsedLayout().tp() > 1;
         if (reshard && !spec.moduleFactory().isEmpty()) {
             throw new io.troupe.models.checkpoint.CheckpointException("checkpoint " + ckpt.dir() + " (layout "
                 + m.layout()

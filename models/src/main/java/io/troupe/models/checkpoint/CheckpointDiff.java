@@ -3,7 +3,6 @@ package io.troupe.models.checkpoint;
 import io.troupe.models.ParamSpec;
 import io.troupe.models.gpt.GptPlacements;
 import io.troupe.models.gpt.ParameterLayout;
-import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.TensorParallelPlacement;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -172,13 +171,7 @@ public final class CheckpointDiff {
      * {@code c} disagree with itself goes to {@code problems}, prefixed with {@code which}.
      */
     private static Tensors tensors(Checkpoints.Loaded c, String which, List<String> problems) {
-        int tp;
-        try {
-            tp = Layout.parseWritten(c.manifest().layout()).tp();
-        } catch (IllegalArgumentException e) {
-            throw new CheckpointException("checkpoint " + c.dir() + ": unreadable layout '" + c.manifest().layout()
-                + "'", e);
-        }
+        int tp = c.manifest().parsedLayout().tp();
         Map<String, Tensor> out = new TreeMap<>();
         Map<String, String> fileOf = new LinkedHashMap<>();
         // name -> [member][param, m, v]: the tp members' shards of a split parameter, joined below

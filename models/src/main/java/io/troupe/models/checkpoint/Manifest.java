@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.models.gpt.GptConfig;
+import io.troupe.models.parallel.Layout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -29,6 +30,14 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
     public Manifest withFiles(List<FileEntry> newFiles) {
         return new Manifest(format, step, dataCursor, seed, batchSize, layout, model, dataSource,
             List.copyOf(newFiles));
+    }
+
+    /**
+     * The layout that wrote it, parsed as {@link Layout} writes it (virtual stages included); {@link #parse} refuses a
+     * manifest whose layout does not parse, so on a manifest read back this does not throw.
+     */
+    public Layout parsedLayout() {
+        return Layout.parseWritten(layout);
     }
 
     /** The manifest as written: its fields and, first, the CRC32C of the same text without that line. */
@@ -86,6 +95,7 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
             Manifest read = new Manifest(format, c.getLong("step"), c.getLong("data_cursor"), c.getLong("seed"),
                 c.getInt("batch_size"), c.getString("layout"), model, c.getString("data_source"), files);
             JsonChecksum.check(c, read.fieldsJson(), where);
+            read.parsedLayout();
             return read;
         } catch (ConfigException | IllegalArgumentException e) {
             throw new CheckpointException(where + ": unreadable manifest: " + e.getMessage(), e);

@@ -1,6 +1,5 @@
 package io.troupe.models.checkpoint;
 
-import io.troupe.models.parallel.Layout;
 import io.troupe.models.parallel.ParallelParameter;
 import io.troupe.models.parallel.ParallelParameterLayout;
 import io.troupe.models.parallel.TensorParallelPlacement;
@@ -108,13 +107,7 @@ public final class ShardedCheckpointReader implements AutoCloseable {
         ShardedCheckpointReader r = null;
         try {
             Manifest m = Manifest.parse(Files.readString(mp), mp.toString());
-            int tp;
-            try {
-                tp = Layout.parseWritten(m.layout()).tp();
-            } catch (IllegalArgumentException e) {
-                throw new CheckpointException(mp + ": unreadable layout '" + m.layout() + "'", e);
-            }
-            r = new ShardedCheckpointReader(dir, m, tp, scratchBytes);
+            r = new ShardedCheckpointReader(dir, m, m.parsedLayout().tp(), scratchBytes);
             r.index();
             return r;
         } catch (IOException | RuntimeException e) {

@@ -143,6 +143,15 @@ class TrainerCheckpointTest {
         assertEquals(step, Checkpoints.load(dir).manifest().step(), "a manifest without its checksum reads");
         Files.writeString(manifest, json);
         assertEquals(step, Checkpoints.load(dir).manifest().step());
+        // a layout that does not parse makes the manifest unreadable, wherever it is read (one without its checksum,
+        // so that this check is what refuses it)
+        String badLayout = json.replaceFirst("\\s*\"crc32c_of_values\": \"[0-9a-f]{8}\",", "")
+            .replace("\"layout\": \"1x1x1\"", "\"layout\": \"1x1x1 (v=two)\"");
+        assertTrue(badLayout.contains("(v=two)"), badLayout);
+        Files.writeString(manifest, badLayout);
+        CheckpointException e = assertThrows(CheckpointException.class, () -> Checkpoints.load(dir));
+        assertTrue(e.getMessage().contains("unreadable manifest") && e.getMessage().contains("1x1x1 (v=two)"),
+            e.getMessage());
     }
 
     @Test
