@@ -44,12 +44,10 @@ final class RecoveringPhase {
         if (fault) {
             c.ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
             r.faultNs = System.nanoTime();
-            r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
-            if (r.record.restarts() > c.settings.maxRestarts()) {
-                return c.failJob(gaveUp(r));
+            Behavior<Command> failed = countFault(r, reason);
+            if (failed != null) {
+                return failed;
             }
-            r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
-                r.record.restarts()));
         } else {
             c.ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
         }
@@ -90,19 +88,27 @@ final class RecoveringPhase {
     Behavior<Command> faultDuringRecovery(String reason) {
         JobRun r = c.run;
         c.ctx.getLog().warn("{}: fault during the recovery: {}", r.identity, reason);
+        Behavior<Command> failed = countFault(r, reason);
+        if (failed == null) {
+            c.writeRecord(r);
+        }
+        return failed;
+    }
+
+    /**
+     * Adds a fault to the job's record and counts it against {@code max-restarts}: past the budget the job fails,
+     * listing every fault (the behavior after that is returned); within it the submitter is told (null returned).
+     * The caller writes the record.
+     */
+    private Behavior<Command> countFault(JobRun r, String reason) {
         r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
         if (r.record.restarts() > c.settings.maxRestarts()) {
-            return c.failJob(gaveUp(r));
+            return c.failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
+                + c.settings.maxRestarts() + "); faults: " + r.record.faults());
         }
-        c.writeRecord(r);
         r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
             r.record.restarts()));
         return null;
-    }
-
-    private String gaveUp(JobRun r) {
-        return "gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
-            + c.settings.maxRestarts() + "); faults: " + r.record.faults();
     }
 
     private Behavior<Command> onQuiesced(Quiesced m) {
