@@ -152,7 +152,7 @@ public final class TrainingJob {
             return this;
         }
 
-        /** Largest global gradient norm (>= 0); 0 turns clipping off. */
+        /** Largest global gradient norm (finite, >= 0); 0 turns clipping off. */
         public Builder gradClip(float v) {
             gradClip = v;
             return this;
@@ -171,7 +171,8 @@ public final class TrainingJob {
         }
 
         /**
-         * A text file, or a directory of them, at this path on every node; empty = the built-in corpus. Its
+         * A text file, or a directory of them, at this path on every node (a relative path is taken against this
+         * process's working directory); empty = the built-in corpus. Its
          * existence is checked by the workers, not by {@link #build()}: a path missing there fails the job, once
          * the restarts {@code troupe.recovery.max-restarts} allows have met the same refusal.
          */
@@ -274,7 +275,8 @@ public final class TrainingJob {
 
         /**
          * Commits a checkpoint every {@code interval} steps (and after the last) under {@code dir},
-         * a directory every node can reach; a job whose {@code dir} already holds a commit resumes there.
+         * a directory every node can reach (a relative path is taken against this process's working directory);
+         * a job whose {@code dir} already holds a commit resumes there.
          * {@code interval} 0 takes the cluster's {@code troupe.recovery.checkpoint-interval}; {@code dir} ""
          * its {@code troupe.recovery.job-root}, in a directory of the job's own.
          */
@@ -294,6 +296,8 @@ public final class TrainingJob {
                 nonNull("model", model, "layout", layout, "schedule", schedule, "partition", partition, "data", data,
                     "device", device, "stage-modules", moduleFactory, "recompute", recompute, "grad-compression",
                     gradCompression, "checkpoint directory", checkpointDir);
+                String dataPath = absolute("data", data);
+                String checkpoints = absolute("checkpoint directory", checkpointDir);
                 if (!evalOverAll && evalBatches < 1) {
                     throw new IllegalArgumentException("eval_batches must be >= 1 (validationOverAll for every window):"
                         + " eval_batches=" + evalBatches);
@@ -305,13 +309,29 @@ public final class TrainingJob {
                 int warmupSteps = JobDefaults.warmupSteps(warmup, steps);
                 JobRequest request = new JobRequest(model, layout, v, schedule, micro, batch, steps, lr, minLr,
                     warmupSteps,
-                    gradClip, seed, partition, data, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval,
+                    gradClip, seed, partition, dataPath, checkpointInterval, checkpoints, stepTimeoutMs, evalInterval,
                     evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression,
                     sequenceParallel, traceFirst, traceLast);
                 JobSpecs.toSpec(request, 1);
                 return new TrainingJob(request);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("bad training job: " + e.getMessage(), e);
+            }
+        }
+
+        /**
+         * {@code path} made absolute against this process's working directory ("" stays ""): the nodes, whose
+         * working directories differ from the submitter's, all read the same path.
+         */
+        private static String absolute(String name, String path) {
+            if (path.isEmpty()) {
+                return path;
+            }
+            try {
+                return java.nio.file.Path.of(path).toAbsolutePath().normalize().toString();
+            } catch (java.nio.file.InvalidPathException e) {
+                throw new IllegalArgumentException(name + " is not a path: " + name + "=" + path + " ("
+                    + e.getReason() + ")", e);
             }
         }
 

@@ -19,6 +19,7 @@ import java.util.Locale;
 import java.util.TreeMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeoutException;
+import java.util.function.BooleanSupplier;
 
 /**
  * What {@code troupe train} (embedded cluster) and {@code troupe submit} share: the job request
@@ -102,6 +103,33 @@ final class ClusterJobs {
             .device(s.device().name().toLowerCase(Locale.ROOT)).build().request();
     }
 
+    /** How {@link #awaitEnd} waits for a job's end: {@link JobHandle#await}. */
+    @FunctionalInterface
+    interface JobEnd {
+        JobEvent await(Duration timeout) throws TimeoutException, InterruptedException;
+    }
+
+    /**
+     * The job's end within {@code timeout}; null when none came. A stop asked for by then has its own bound,
+     * {@code stopWait} more, rather than {@code timeout}'s: a {@code --timeout-s} shorter than the stop's wait
+     * (a coordinator gone, so no one confirms the cancel) ends as the stop, not as a job that did not end.
+     */
+    static JobEvent awaitEnd(JobEnd job, Duration timeout, BooleanSupplier stopAsked, Duration stopWait)
+        throws InterruptedException {
+        try {
+            return job.await(timeout);
+        } catch (TimeoutException e) {
+            if (!stopAsked.getAsBoolean()) {
+                return null;
+            }
+        }
+        try {
+            return job.await(stopWait);
+        } catch (TimeoutException e) {
+            return null;
+        }
+    }
+
     /**
      * Prints the progress line of every committed step, records it, waits for the end and writes
      * the plot and the traced step's timeline. A stop {@code stop} (null: none) asks for cancels the job
@@ -140,13 +168,21 @@ final class ClusterJobs {
             }
         });
         JobEvent end;
+        BooleanSupplier stopAsked = () -> stop != null && stop.signal().requested();
         try {
-            end = h.await(timeout);
-        } catch (TimeoutException e) {
-            err.println("troupe: job did not end within " + timeout.toSeconds() + " s");
-            return 5;
+            end = awaitEnd(h::await, timeout, stopAsked,
+                Duration.ofMillis(stop == null ? 0 : stop.signal().stopWaitMs()));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            return 5;
+        }
+        if (end == null && stopAsked.getAsBoolean()) {
+            err.printf("troupe: the stop (%s) did not end within %d s%n", stop.signal().reason(),
+                stop.signal().stopWaitMs() / 1000);
+            return stop.signal().signalStatus();
+        }
+        if (end == null) {
+            err.println("troupe: job did not end within " + timeout.toSeconds() + " s");
             return 5;
         }
         outputs.writePlot();

@@ -105,6 +105,11 @@ final class StopSignal implements AutoCloseable {
         stopAction.run();
     }
 
+    /** How long a stop asked for has to reach {@link #stopped} before the process ends at once. */
+    long stopWaitMs() {
+        return stopWaitMs;
+    }
+
     /** Whether a stop was asked for. */
     boolean requested() {
         return requested.getCount() == 0 && reason() != null;

@@ -50,7 +50,8 @@ final class SubmitCommand {
         metrics.csv, loss.svg and the traced steps (--trace-steps A:B, default the last) in the run
         directory (--out DIR). Exits 0 when the
         job finished, 5 when it failed or did not end within --timeout-s (default 3600). Ctrl-C or
-        SIGTERM stops the job on the cluster, says how to continue it (--resume DIR) and exits 130 or 143.
+        SIGTERM stops the job on the cluster, says how to continue it (--resume DIR) and exits 130 or 143
+        (the stop has its own bound, the step timeout, at least 60 s, whatever is left of --timeout-s).
         --detach: exits 0 once the job has started, printing its id and run directory; the job runs on
         (its checkpoints go to the run directory) and nothing stops it from here. The train
         options are those of 'troupe train --help'; --data names a file on every node.""";

@@ -76,6 +76,30 @@ class TrainingJobTest {
         refused(() -> TrainingJob.builder().checkpoints(5, null).build(), "checkpoint directory must not be null");
     }
 
+    /** Clipping at an infinite norm is no clipping at all, and an infinite norm over it divides to NaN. */
+    @Test
+    void shouldRefuseANonFiniteGradientClip() {
+        refused(() -> TrainingJob.builder().gradClip(Float.POSITIVE_INFINITY).build(), "grad_clip=Infinity");
+        refused(() -> TrainingJob.builder().gradClip(Float.NaN).build(), "grad_clip=NaN");
+        assertEquals(0f, TrainingJob.builder().gradClip(0).build().request().gradClip(), "0 turns clipping off");
+    }
+
+    /**
+     * The nodes run with working directories of their own: a relative data path or checkpoint directory is taken
+     * against the submitter's, so every node reads and writes the path the submitter meant.
+     */
+    @Test
+    void shouldMakeRelativePathsAbsoluteAgainstTheSubmittersDirectory() {
+        java.nio.file.Path here = java.nio.file.Path.of("").toAbsolutePath();
+        TrainingJob job = TrainingJob.builder().data("corpus/../text.txt").checkpoints(5, "runs/a").build();
+        assertEquals(here.resolve("text.txt").toString(), job.request().dataPath());
+        assertEquals(here.resolve("runs/a").toString(), job.request().checkpointDir());
+        TrainingJob defaults = TrainingJob.builder().build();
+        assertEquals("", defaults.request().dataPath(), "the built-in corpus stays the built-in corpus");
+        assertEquals("", defaults.request().checkpointDir(), "the cluster's job root stays the default");
+        refused(() -> TrainingJob.builder().data("a\u0000b").build(), "is not a path: data=");
+    }
+
     private static void refused(Executable build, String naming) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, build);
         assertTrue(e.getMessage().startsWith("bad training job: ") && e.getMessage().contains(naming), e.getMessage());

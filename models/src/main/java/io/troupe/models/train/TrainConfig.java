@@ -23,7 +23,8 @@ public record TrainConfig(GptConfig model, int batchSize, int microBatches, int 
         check(microBatches >= 1 && batchSize % microBatches == 0,
             "micro-batches must divide batch_size: batch_size=" + batchSize + ", microbatches=" + microBatches);
         check(steps >= 1, "steps must be >= 1: steps=" + steps);
-        check(gradClip >= 0, "grad_clip must be >= 0: grad_clip=" + gradClip);
+        check(gradClip >= 0 && gradClip < Float.POSITIVE_INFINITY,
+            "grad_clip must be a finite number >= 0 (0 turns clipping off): grad_clip=" + gradClip);
         check(evalInterval >= 0, "eval_interval must be >= 0: eval_interval=" + evalInterval);
         check(evalBatches >= 0, "eval_batches must be >= 1, or 0 for all: eval_batches=" + evalBatches);
         check(checkpointInterval >= 0, "checkpoint_interval must be >= 0: checkpoint_interval=" + checkpointInterval);
