@@ -25,11 +25,12 @@ public final class Options {
 
     /**
      * Parses {@code args} with picocli against the option names a command knows: every name in
-     * {@code known} takes one value ({@code --name value} or {@code --name=value}; a repeated option's
-     * values are joined with commas), every name in {@code flags} takes none ({@code --name}, or
+     * {@code known} takes one value ({@code --name value} or {@code --name=value}; once: a repeated option
+     * is refused, a list is one comma-separated value), every name in {@code flags} takes none ({@code --name}, or
      * {@code --name=value}).
      *
-     * @throws UsageException naming the unknown option, the option without its value, or the stray argument
+     * @throws UsageException naming the unknown option, the option without its value, the repeated option, or
+     *         the stray argument
      */
     public static Options parse(String[] args, Set<String> known, Set<String> flags) {
         CommandSpec spec = CommandSpec.create();
@@ -66,8 +67,13 @@ public final class Options {
         for (OptionSpec matched : parsed.matchedOptions()) {
             String name = matched.longestName().substring(2);
             Object v = matched.getValue();
-            o.values.put(name, v instanceof List<?> list ? String.join(",", list.stream().map(String::valueOf).toList())
-                : String.valueOf(v));
+            if (v instanceof List<?> list && list.size() > 1) {
+                // one value wins silently, or two are joined into a value nobody typed ('a,b' as a path)
+                throw new UsageException("option '--" + name + "' given " + list.size() + " times ('"
+                    + String.join("', '", list.stream().map(String::valueOf).toList())
+                    + "'); give it once (a list: comma separated, --" + name + " a,b)");
+            }
+            o.values.put(name, v instanceof List<?> list ? String.valueOf(list.get(0)) : String.valueOf(v));
         }
         return o;
     }

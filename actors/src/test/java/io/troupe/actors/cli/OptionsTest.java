@@ -16,12 +16,12 @@ class OptionsTest {
     private static final Set<String> FLAGS = Set.of("sequence-parallel");
 
     @Test
-    void shouldTakeBothSpellingsRepeatsAndFlags() {
-        Options o = Options.parse(new String[] {"--steps", "12", "--lr=-3e-4", "--data", "a", "--data=b",
+    void shouldTakeBothSpellingsAndFlags() {
+        Options o = Options.parse(new String[] {"--steps", "12", "--lr=-3e-4", "--data", "a,b",
             "--sequence-parallel"}, KNOWN, FLAGS);
         assertEquals(12, o.getInt("steps", 1));
         assertEquals(-3e-4, o.getDouble("lr", 0), 0);
-        assertEquals("a,b", o.get("data"), "a repeated option's values joined in order");
+        assertEquals("a,b", o.get("data"), "a list is one comma-separated value");
         assertEquals("true", o.get("sequence-parallel"));
         assertEquals(7, o.getInt("missing", 7));
         org.junit.jupiter.api.Assertions.assertArrayEquals(new int[] {1, 4, 13},
@@ -53,6 +53,10 @@ class OptionsTest {
         UsageException list = assertThrows(UsageException.class,
             () -> Options.parse(new String[] {"--steps", "1,x"}, KNOWN, FLAGS).getInts("steps", new int[0]));
         assertEquals("--steps: expected comma-separated whole numbers, got '1,x'", list.getMessage());
+        UsageException repeated = assertThrows(UsageException.class,
+            () -> Options.parse(new String[] {"--data", "runs/a", "--steps", "3", "--data=runs/b"}, KNOWN, FLAGS));
+        assertEquals("option '--data' given 2 times ('runs/a', 'runs/b'); give it once (a list: comma separated,"
+            + " --data a,b)", repeated.getMessage());
         assertTrue(Options.wantsHelp(new String[] {"--steps", "3", "-h"}));
     }
 }
