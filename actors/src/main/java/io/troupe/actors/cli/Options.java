@@ -71,7 +71,7 @@ public final class Options {
                 // one value wins silently, or two are joined into a value nobody typed ('a,b' as a path)
                 throw new UsageException("option '--" + name + "' given " + list.size() + " times ('"
                     + String.join("', '", list.stream().map(String::valueOf).toList())
-                    + "'); give it once (a list: comma separated, --" + name + " a,b)");
+                    + "'); give it once (a list is one comma-separated value)");
             }
             o.values.put(name, v instanceof List<?> list ? String.valueOf(list.get(0)) : String.valueOf(v));
         }

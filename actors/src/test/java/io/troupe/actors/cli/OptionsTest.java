@@ -55,8 +55,8 @@ class OptionsTest {
         assertEquals("--steps: expected comma-separated whole numbers, got '1,x'", list.getMessage());
         UsageException repeated = assertThrows(UsageException.class,
             () -> Options.parse(new String[] {"--data", "runs/a", "--steps", "3", "--data=runs/b"}, KNOWN, FLAGS));
-        assertEquals("option '--data' given 2 times ('runs/a', 'runs/b'); give it once (a list: comma separated,"
-            + " --data a,b)", repeated.getMessage());
+        assertEquals("option '--data' given 2 times ('runs/a', 'runs/b'); give it once (a list is one"
+            + " comma-separated value)", repeated.getMessage());
         assertTrue(Options.wantsHelp(new String[] {"--steps", "3", "-h"}));
     }
 }
