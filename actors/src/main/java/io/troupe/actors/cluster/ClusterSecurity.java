@@ -4,8 +4,14 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.KeyStoreException;
+import java.security.UnrecoverableKeyException;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -24,23 +30,99 @@ public record ClusterSecurity(int maxMessageBytes, int maxCollectionLength, Allo
                               List<String> allowedStageModules) {
 
     /**
-     * Artery TLS settings ({@code troupe.cluster.tls}); mutual authentication is always on.
+     * Artery TLS settings ({@code troupe.cluster.tls}); mutual authentication is always on. When enabled,
+     * both stores are opened here, so a missing or unreadable file, a wrong password, a key store without
+     * a private key or a trust store without a certificate stops the node at start, the error naming the
+     * setting and the file (never a password); the protocol is TLS 1.3 or 1.2. {@link #toString()} shows
+     * no password.
      *
      * @param keyStore   this node's key and certificate chain (PKCS12 or JKS)
      * @param trustStore the CA certificates a peer's certificate must chain to
      */
     public record Tls(boolean enabled, String keyStore, String keyStorePassword, String keyPassword, String trustStore,
                       String trustStorePassword, String protocol, boolean hostnameVerification) {
+        /** The protocols a link may use: TLS 1.3, or TLS 1.2 (older ones are broken and refused). */
+        public static final List<String> PROTOCOLS = List.of("TLSv1.3", "TLSv1.2");
+
         public Tls {
             if (enabled) {
-                for (String[] f : new String[][] {{"key-store", keyStore}, {"trust-store", trustStore}}) {
-                    if (f[1].isEmpty() || !Files.isRegularFile(Path.of(f[1]))) {
-                        throw new IllegalArgumentException("troupe.cluster.tls." + f[0]
-                            + " must name a readable file when tls"
-                            + " is enabled: " + f[0] + "='" + f[1] + "'");
-                    }
+                if (!PROTOCOLS.contains(protocol)) {
+                    throw new IllegalArgumentException("troupe.cluster.tls.protocol must be one of " + PROTOCOLS
+                        + ": protocol='" + protocol + "'");
+                }
+                KeyStore keys = open("key-store", keyStore, keyStorePassword);
+                checkPrivateKeys(keys, keyStore, keyPassword);
+                KeyStore trusted = open("trust-store", trustStore, trustStorePassword);
+                if (certificates(trusted, trustStore) == 0) {
+                    throw new IllegalArgumentException("troupe.cluster.tls.trust-store holds no certificate: "
+                        + "trust-store='" + trustStore + "'");
                 }
             }
+        }
+
+        /** The store in {@code file} opened with {@code password}; errors name the setting and file only. */
+        private static KeyStore open(String setting, String file, String password) {
+            if (file.isEmpty() || !Files.isRegularFile(Path.of(file)) || !Files.isReadable(Path.of(file))) {
+                throw new IllegalArgumentException("troupe.cluster.tls." + setting
+                    + " must name a readable file when tls is enabled: " + setting + "='" + file + "'");
+            }
+            try {
+                return KeyStore.getInstance(Path.of(file).toFile(), password.toCharArray());
+            } catch (IOException e) {
+                boolean wrongPassword = e.getCause() instanceof UnrecoverableKeyException;
+                throw new IllegalArgumentException("troupe.cluster.tls." + setting + (wrongPassword
+                    ? " cannot be opened with troupe.cluster.tls." + setting + "-password (wrong password): "
+                    : " cannot be read as a PKCS12 or JKS store: ") + setting + "='" + file + "'"
+                    + (wrongPassword ? "" : " (" + e.getClass().getSimpleName() + ")"));
+            } catch (GeneralSecurityException e) {
+                throw new IllegalArgumentException("troupe.cluster.tls." + setting
+                    + " cannot be read as a PKCS12 or JKS store: " + setting + "='" + file + "' ("
+                    + e.getClass().getSimpleName() + ")");
+            }
+        }
+
+        /** Every private key in {@code keys} opens with {@code password}, and there is at least one. */
+        private static void checkPrivateKeys(KeyStore keys, String file, String password) {
+            int found = 0;
+            try {
+                for (String alias : Collections.list(keys.aliases())) {
+                    if (keys.isKeyEntry(alias)) {
+                        keys.getKey(alias, password.toCharArray());
+                        found++;
+                    }
+                }
+            } catch (UnrecoverableKeyException e) {
+                throw new IllegalArgumentException("troupe.cluster.tls.key-password (or key-store-password) does "
+                    + "not open the private key in troupe.cluster.tls.key-store: key-store='" + file + "'");
+            } catch (GeneralSecurityException e) {
+                throw new IllegalArgumentException("troupe.cluster.tls.key-store cannot be read: key-store='" + file
+                    + "' (" + e.getClass().getSimpleName() + ")");
+            }
+            if (found == 0) {
+                throw new IllegalArgumentException("troupe.cluster.tls.key-store holds no private key (this node's "
+                    + "key and certificate chain): key-store='" + file + "'");
+            }
+        }
+
+        private static int certificates(KeyStore store, String file) {
+            try {
+                int n = 0;
+                for (String alias : Collections.list(store.aliases())) {
+                    n += store.isCertificateEntry(alias) || store.getCertificate(alias) != null ? 1 : 0;
+                }
+                return n;
+            } catch (KeyStoreException e) {
+                throw new IllegalArgumentException("troupe.cluster.tls.trust-store cannot be read: trust-store='"
+                    + file + "'");
+            }
+        }
+
+        /** The settings, passwords redacted. */
+        @Override
+        public String toString() {
+            return "Tls[enabled=" + enabled + ", keyStore=" + keyStore + ", keyStorePassword=[redacted], "
+                + "keyPassword=[redacted], trustStore=" + trustStore + ", trustStorePassword=[redacted], protocol="
+                + protocol + ", hostnameVerification=" + hostnameVerification + "]";
         }
 
         /**

@@ -55,7 +55,13 @@ public enum DropReason {
      * filling. The listener is told the tensor is corrupt only when an earlier chunk of the same publication
      * passed (a key holder's frame damaged in transit); a stranger's frames say nothing of the real sender.
      */
-    BAD_MAC;
+    BAD_MAC,
+    /**
+     * The frame carries a {@link FrameMac} tag and this receiver has no auth key (or the frame came over IPC,
+     * where tags are never sent): the sender and receiver are configured differently, and the frame is
+     * refused rather than taken unchecked.
+     */
+    UNEXPECTED_MAC;
 
     /**
      * True for the reasons a frame is refused for what it says, after every field was read and found

@@ -98,6 +98,8 @@ public final class TensorFrameDecoder {
                 return DropReason.MISSING_MAC;
             }
             crcPresent = false; // the CRC fields hold the tag
+        } else if ((f.flags() & FLAG_MAC) != 0) {
+            return DropReason.UNEXPECTED_MAC; // the sender has a key this node lacks: a misconfigured cluster
         } else if (crcRequired) {
             crcPresent = (f.flags() & FLAG_CRC) != 0;
             if (!crcPresent) {
