@@ -46,9 +46,27 @@ public final class FrameAuthKey {
         }
     }
 
-    /** The key derived from the UTF-8 bytes of {@code value}. */
+    /**
+     * The key derived from the UTF-8 bytes of {@code value}, trailing line breaks and spaces removed as from a
+     * file's ({@link #ofFile}): a value taken from an environment variable that a key file filled (a
+     * Kubernetes Secret's, with its final line break) gives the key the file gives on another host.
+     */
     public static FrameAuthKey ofValue(String value) {
-        return of(value.getBytes(StandardCharsets.UTF_8));
+        byte[] bytes = value.getBytes(StandardCharsets.UTF_8);
+        try {
+            return of(Arrays.copyOf(bytes, withoutTrailingBlanks(bytes)));
+        } finally {
+            Arrays.fill(bytes, (byte) 0);
+        }
+    }
+
+    /** The length of {@code bytes} without its trailing line breaks, spaces and tabs. */
+    private static int withoutTrailingBlanks(byte[] bytes) {
+        int n = bytes.length;
+        while (n > 0 && (bytes[n - 1] == '\n' || bytes[n - 1] == '\r' || bytes[n - 1] == ' ' || bytes[n - 1] == '\t')) {
+            n--;
+        }
+        return n;
     }
 
     /**
@@ -64,12 +82,8 @@ public final class FrameAuthKey {
         } catch (java.io.IOException e) {
             throw new IllegalArgumentException("cannot read the auth key file: file=" + file + " (" + e + ")", e);
         }
-        int n = bytes.length;
-        while (n > 0 && (bytes[n - 1] == '\n' || bytes[n - 1] == '\r' || bytes[n - 1] == ' ' || bytes[n - 1] == '\t')) {
-            n--;
-        }
         try {
-            return of(Arrays.copyOf(bytes, n));
+            return of(Arrays.copyOf(bytes, withoutTrailingBlanks(bytes)));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(e.getMessage() + ", file=" + file, e);
         } finally {

@@ -87,6 +87,9 @@ class FrameMacTest {
         Path file = dir.resolve("key");
         Files.writeString(file, secret + "\n");
         assertEquals(byValue, FrameAuthKey.ofFile(file), "a trailing line break is not part of the key");
+        assertEquals(byValue, FrameAuthKey.ofValue(secret + "\r\n"),
+            "nor of a value (an environment variable a key file filled)");
+        assertTrue(!byValue.equals(FrameAuthKey.ofValue(" " + secret)), "leading blanks are the key's own");
         assertFalse(byValue.toString().contains(secret), byValue.toString());
         TransportSettings s = TransportSettings.defaults().withAuthKey(byValue);
         assertFalse(s.toString().contains(secret), s.toString());
