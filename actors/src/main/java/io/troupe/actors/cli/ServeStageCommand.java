@@ -44,6 +44,7 @@ final class ServeStageCommand {
         if (port < 0 || port > 65535) {
             throw new UsageException("--port must be in [0, 65535]: --port=" + port);
         }
+        ServeCommand.requireListenable(host, port);
         StageHostServer server;
         try {
             Path checkpoint = CheckpointCommand.existingDirectory("--checkpoint", o.get("checkpoint"));

@@ -340,6 +340,11 @@ public final class InferenceServer implements AutoCloseable {
             .run(system);
     }
 
+    /** The data plane of its pipeline stages, or null on one stage (a test closes its node's Aeron client). */
+    DataPlane pipelineDataPlane() {
+        return owned instanceof PipelineStepRunner p ? p.dataPlane() : null;
+    }
+
     /** The bound port (useful with port 0). */
     public int port() {
         return binding.localAddress().getPort();

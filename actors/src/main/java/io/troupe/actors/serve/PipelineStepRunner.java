@@ -86,7 +86,7 @@ final class PipelineStepRunner implements StepRunner {
     private final KvPrecision precision;
     private final StagePartition partition;
     private final StageLinks links;
-    private final TransportNode node;
+    private final DataPlane dataPlane;
     private final ExecutorService stage0;
     private final List<PipelineStage> local = new ArrayList<>();
     private final PipelineSteps pending = new PipelineSteps();
@@ -137,7 +137,7 @@ final class PipelineStepRunner implements StepRunner {
         this.partition = StagePartition.balanced(weights.config(), pipelineStages);
         this.first = new KvCachedGpt(weights, new PagedKvCache(weights.config(), blockTokens, numBlocks,
             partition.endBlock(0), precision), 0, partition.endBlock(0));
-        this.node = TransportNode.launch(transport, t -> LOG.warn("serving data plane error", t));
+        this.dataPlane = new DataPlane(transport, "server", t -> LOG.warn("serving data plane error", t));
         this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
         this.rewiring = new PipelineRewiring(links.retryInterval(), this::wireRemote, () -> closed, () -> down,
             why -> down = why, this::afterStageZero);
@@ -358,6 +358,7 @@ final class PipelineStepRunner implements StepRunner {
 
     private void wireLocal() {
         long epoch = ++epochs;
+        TransportNode node = dataPlane.node();
         for (int g = 1; g < stages; g++) {
             int s = partition.startBlock(g);
             int e = partition.endBlock(g);
@@ -423,7 +424,7 @@ final class PipelineStepRunner implements StepRunner {
             endpoints[g] = loaded[g].endpoint();
             weightBytes += loaded[g].weightBytes();
         }
-        WorkerTransport front = node.openWorker("serve-front-" + epoch, 0, epoch, results(epoch),
+        WorkerTransport front = dataPlane.node().openWorker("serve-front-" + epoch, 0, epoch, results(epoch),
             t -> LOG.warn("serving data plane error", t));
         AgentRunner rx = PipelineStage.startReceiver(front, "troupe-serve-rx-0");
         try {
@@ -453,6 +454,11 @@ final class PipelineStepRunner implements StepRunner {
         }
     }
 
+    /** Its data plane (a test closes the node's Aeron client as a stop past Aeron's driver timeout does). */
+    DataPlane dataPlane() {
+        return dataPlane;
+    }
+
     @Override
     public void close() {
         synchronized (this) {
@@ -473,6 +479,6 @@ final class PipelineStepRunner implements StepRunner {
             w.close();
         }
         CloseHelper.quietCloseAll(local);
-        CloseHelper.quietClose(node);
+        CloseHelper.quietClose(dataPlane);
     }
 }

@@ -6,7 +6,6 @@ import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.Quantization;
 import io.troupe.runtime.transport.TransportEndpoint;
-import io.troupe.runtime.transport.TransportNode;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -69,7 +68,7 @@ final class StageHost extends AbstractBehavior<Object> {
     }
 
     private final Path checkpoint;
-    private final TransportNode node;
+    private final DataPlane dataPlane;
     private final long connectTimeoutMs;
     private final long lossTimeoutMs;
     private final PipelineStage.StepEntry stepEntry;
@@ -94,25 +93,25 @@ final class StageHost extends AbstractBehavior<Object> {
     private StageProtocol.Load queued;
 
     /**
-     * A stage host reading stages from {@code checkpoint}, their frames on {@code node}, calling
+     * A stage host reading stages from {@code checkpoint}, their frames on {@code dataPlane}'s node, calling
      * {@code stepEntry} as each step of its stages begins ({@link PipelineStage.StepEntry#NONE} but in tests).
      * The stages it opened are known across restarts of the actor, so a stuck one still counts.
      */
-    static Behavior<Object> create(Path checkpoint, TransportNode node, long connectTimeoutMs, long lossTimeoutMs,
+    static Behavior<Object> create(Path checkpoint, DataPlane dataPlane, long connectTimeoutMs, long lossTimeoutMs,
                                    PipelineStage.StepEntry stepEntry) {
         List<PipelineStage> opened = new CopyOnWriteArrayList<>();
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Tick(), java.time.Duration.ofMillis(Math.max(50, lossTimeoutMs / 4)));
-            return new StageHost(ctx, checkpoint, node, connectTimeoutMs, lossTimeoutMs, stepEntry, opened);
+            return new StageHost(ctx, checkpoint, dataPlane, connectTimeoutMs, lossTimeoutMs, stepEntry, opened);
         }));
     }
 
-    private StageHost(ActorContext<Object> ctx, Path checkpoint, TransportNode node, long connectTimeoutMs,
+    private StageHost(ActorContext<Object> ctx, Path checkpoint, DataPlane dataPlane, long connectTimeoutMs,
                       long lossTimeoutMs, PipelineStage.StepEntry stepEntry, List<PipelineStage> opened) {
         super(ctx);
         this.opened = opened;
         this.checkpoint = checkpoint;
-        this.node = node;
+        this.dataPlane = dataPlane;
         this.connectTimeoutMs = connectTimeoutMs;
         this.lossTimeoutMs = lossTimeoutMs;
         this.stepEntry = stepEntry;
@@ -202,7 +201,7 @@ final class StageHost extends AbstractBehavior<Object> {
             model = new KvCachedGpt(w, new PagedKvCache(w.config(), m.blockTokens(), m.numBlocks(),
                 m.endBlock() - m.firstBlock(), precision), m.firstBlock(), m.endBlock());
         }
-        PipelineStage stage = new PipelineStage(model, node, m.stage(), m.stages(), m.epoch(), stepEntry);
+        PipelineStage stage = new PipelineStage(model, dataPlane.node(), m.stage(), m.stages(), m.epoch(), stepEntry);
         opened.add(stage);
         return new Held(w, model, stage);
     }

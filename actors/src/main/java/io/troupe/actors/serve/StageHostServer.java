@@ -2,7 +2,6 @@ package io.troupe.actors.serve;
 
 import com.typesafe.config.Config;
 import io.troupe.models.checkpoint.Checkpoints;
-import io.troupe.runtime.transport.TransportNode;
 import java.nio.file.Path;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
@@ -14,19 +13,20 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A stage host ({@code troupe serve-stage}): an actor system reachable at {@code hostname:port} with
- * a {@link StageHost} at {@code /user/stage-host}, and a data-plane node for the stage's frames. It
+ * a {@link StageHost} at {@code /user/stage-host}, and a data-plane node for the stage's frames
+ * ({@link DataPlane}: launched again when a stop past Aeron's driver timeout closed its client). It
  * holds no stage until a server asks it for one; it reads the weights from its own copy of the
  * checkpoint, so the checkpoint must be the server's (compared by fingerprint).
  */
 public final class StageHostServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(StageHostServer.class);
     private final ActorSystem<Object> system;
-    private final TransportNode node;
+    private final DataPlane dataPlane;
     private final Path checkpoint;
 
-    private StageHostServer(ActorSystem<Object> system, TransportNode node, Path checkpoint) {
+    private StageHostServer(ActorSystem<Object> system, DataPlane dataPlane, Path checkpoint) {
         this.system = system;
-        this.node = node;
+        this.dataPlane = dataPlane;
         this.checkpoint = checkpoint;
     }
 
@@ -50,21 +50,21 @@ public final class StageHostServer implements AutoCloseable {
                                  PipelineStage.StepEntry stepEntry) {
         Path dir = Checkpoints.resolve(checkpoint);
         StageLinks links = StageLinks.from(config, java.util.List.of()).at(hostname, port);
-        TransportNode node = TransportNode.launch(links.transport(),
+        DataPlane dataPlane = new DataPlane(links.transport(), "stage host",
             t -> LOG.warn("stage host data plane error", t));
         try {
             long connectMs = links.connectTimeout().toMillis();
             long lossMs = links.lossTimeout().toMillis();
             ActorSystem<Object> system = ActorSystem.create(Behaviors.setup(ctx -> {
                 // a failure in the host's actor restarts it (the stage it held is dropped; the server rewires)
-                ctx.spawn(Behaviors.supervise(StageHost.create(dir, node, connectMs, lossMs,
+                ctx.spawn(Behaviors.supervise(StageHost.create(dir, dataPlane, connectMs, lossMs,
                     stepEntry))
                     .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restart()), StageHost.NAME);
                 return Behaviors.empty();
             }), PipelineStepRunner.STAGE_HOST_SYSTEM, links.pekko(config));
-            return new StageHostServer(system, node, dir);
+            return new StageHostServer(system, dataPlane, dir);
         } catch (RuntimeException e) {
-            node.close();
+            dataPlane.close();
             throw e;
         }
     }
@@ -84,6 +84,11 @@ public final class StageHostServer implements AutoCloseable {
         return system.getWhenTerminated();
     }
 
+    /** Its data plane (a test closes the node's Aeron client as a stop past Aeron's driver timeout does). */
+    DataPlane dataPlane() {
+        return dataPlane;
+    }
+
     @Override
     public void close() {
         system.terminate();
@@ -92,6 +97,6 @@ public final class StageHostServer implements AutoCloseable {
         } catch (Exception ignored) {
             // the data plane is closed below either way
         }
-        node.close();
+        dataPlane.close();
     }
 }

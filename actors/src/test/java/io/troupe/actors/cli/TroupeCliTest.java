@@ -133,7 +133,7 @@ class TroupeCliTest {
         refusedInOneLine("lr=Infinity", "finite number > 0", "train", "--lr", "Infinity");
     }
 
-    /** serve refuses a host that does not resolve or a port already taken before it loads a checkpoint. */
+    /** serve and serve-stage refuse a host that does not resolve or a port taken before they load a checkpoint. */
     @Test
     void shouldRefuseAnAddressServeCannotListenOnInOneLine() throws IOException {
         try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1,
@@ -141,8 +141,12 @@ class TroupeCliTest {
             String port = Integer.toString(taken.getLocalPort());
             refusedInOneLine("127.0.0.1:" + port, "(--host, --port)", "serve", "--checkpoint", "/x",
                 "--host", "127.0.0.1", "--port", port);
+            refusedInOneLine("127.0.0.1:" + port, "(--host, --port)", "serve-stage", "--checkpoint", "/x",
+                "--host", "127.0.0.1", "--port", port);
         }
         refusedInOneLine("'no-such-host.invalid'", "--host: unknown host", "serve", "--checkpoint", "/x",
+            "--host", "no-such-host.invalid");
+        refusedInOneLine("'no-such-host.invalid'", "--host: unknown host", "serve-stage", "--checkpoint", "/x",
             "--host", "no-such-host.invalid");
     }
 
