@@ -253,6 +253,14 @@ public final class InferenceServer implements AutoCloseable {
             null, runner, first, links.remote() ? links : null, runner);
     }
 
+    /** How long a connection may pass no bytes: a minute past the longest deadline a request may ask for. */
+    static final long IDLE_TIMEOUT_MS = CompletionRequest.MAX_DEADLINE_MS + 60_000;
+
+    /** The HTTP layer's idle timeout, as its actor system runs with it. */
+    java.time.Duration idleTimeout() {
+        return system.settings().config().getDuration("pekko.http.server.idle-timeout");
+    }
+
     private static InferenceServer bind(GptConfig modelConfig, ServeSettings s,
                                         org.apache.pekko.actor.typed.Behavior<SchedulerActor.Command> guardian,
                                         ServeMetrics metrics, ExecutorService own, AutoCloseable owned,
@@ -262,16 +270,21 @@ public final class InferenceServer implements AutoCloseable {
         // run-by-jvm-shutdown-hook: the owner stops the server in order (drain, then close); a JVM hook of Pekko's
         // would terminate the system under a drain
         // parsing.error-handler: what the HTTP layer refuses before routing is answered in the JSON error shape
+        // idle-timeout: a connection is closed after this long with no bytes either way, a request in flight or
+        // not; so it outlasts the longest deadline a request may ask for (Pekko's 60 s reset requests that
+        // waited out a stalled pipeline, or the default 60 s deadline, before their answer came)
         Config config = ConfigFactory.parseString("""
             pekko.loglevel = WARNING
             pekko.stdout-loglevel = WARNING
             pekko.actor.provider = local
             pekko.http.server.remote-address-header = off
             pekko.http.server.request-timeout = infinite
+            pekko.http.server.idle-timeout = %d ms
             pekko.fail-mixed-versions = off
             pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off
             pekko.http.server.parsing.error-handler = "%s"
-            """.formatted(JsonParsingErrorHandler.class.getName())).withFallback(ConfigFactory.load());
+            """.formatted(IDLE_TIMEOUT_MS, JsonParsingErrorHandler.class.getName()))
+            .withFallback(ConfigFactory.load());
         if (links != null) {                      // stage hosts: the control plane reaches them over Artery
             config = links.pekko(config);
         }

@@ -211,6 +211,18 @@ class InferenceServerLifecycleTest extends InferenceServerFixture {
         assertTrue(Integer.parseInt(field(r.body(), "completion_tokens")) < 20, r.body());
     }
 
+    /**
+     * A connection that passes no bytes, as one waiting for a non-streamed answer through a stalled pipeline does,
+     * outlives the longest deadline a request may ask for: the request gets its answer, not a reset.
+     */
+    @Test
+    void shouldKeepAQuietConnectionPastTheLongestDeadline() throws Exception {
+        InferenceServer server = start(ServeTestSupport.settings());
+        assertTrue(server.idleTimeout().toMillis() > CompletionRequest.MAX_DEADLINE_MS, server.idleTimeout() + "");
+        assertTrue(server.idleTimeout().toMillis() > ServeTestSupport.settings().deadlineMs(),
+            server.idleTimeout() + "");
+    }
+
     @Test
     void shouldFreeTheBlocksOfAStreamingClientThatDisconnects() throws Exception {
         InferenceServer server = startSlow(ServeTestSupport.settings(), 100);
