@@ -72,6 +72,7 @@ final class TrainCommand {
         TrainSettings s = TrainSettings.from(options);
         TrainConfig cfg = s.train();
         Corpora data = corpora(s.data());
+        data.requireWindows(cfg.model().seqLen());
         if (s.resume() != null && !Files.isDirectory(Path.of(s.resume()))) {
             throw new UsageException("--resume: no such directory '" + s.resume() + "' (expected a run directory)");
         }

@@ -98,6 +98,7 @@ final class EpochWiring implements AutoCloseable {
         try {
             this.spec = JobSpecs.toSpec(a.request(), threads);
             Corpora data = JobSpecs.data(a.request());
+            data.requireWindows(spec.train().model().seqLen());
             this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
             this.val = data.val();
             this.policy = LocalPipelineEngine.policyFor(spec);

@@ -332,6 +332,31 @@ class TroupeCliTest {
             .contains("microbatches=5"));
     }
 
+    /**
+     * Data too short for the model's windows is refused before any engine starts, on every engine, with what the
+     * split holds and the size to give; the cluster engine would otherwise train up to its first validation, fail
+     * there and recover into the same failure. A named pipe is named as such, not as a missing path.
+     */
+    @Test
+    void shouldRefuseDataTooShortForTheModelBeforeAnyEngineStarts() throws Exception {
+        Path data = Files.writeString(tmp.resolve("short.txt"), "x".repeat(1024));
+        String[][] engines = {{"--layout", "1x2"}, {"--layout", "1x1"}, {"--layout", "1x2", "--engine", "in-process"}};
+        for (int i = 0; i < engines.length; i++) {
+            Path out = tmp.resolve("short-" + i);
+            List<String> args = new java.util.ArrayList<>(List.of("train", "--model", "big", "--steps", "1",
+                "--threads", "1", "--data", data.toString(), "--out", out.toString()));
+            args.addAll(List.of(engines[i]));
+            refusedInOneLine(data + " (val) holds 103 tokens, need >= 129",
+                "a data file or directory needs >= 1281 bytes for seq_len=128", args.toArray(String[]::new));
+            assertFalse(Files.exists(out), "nothing written under " + out + " for " + List.of(engines[i]));
+        }
+        Path fifo = tmp.resolve("pipe");
+        org.junit.jupiter.api.Assumptions.assumeTrue(
+            new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0, "mkfifo available");
+        refusedInOneLine(fifo.toString(), "is neither a regular file nor a directory (a named pipe)", "train",
+            "--model", "tiny", "--layout", "1x1", "--data", fifo.toString(), "--out", tmp.resolve("p").toString());
+    }
+
     /** eval reads --data as train does: a directory of text files a model was trained on is evaluated on it. */
     @Test
     void shouldEvaluateOnTheDirectoryOfFilesTrainReads() throws IOException {

@@ -8,8 +8,8 @@ package io.troupe.models.data;
  *
  * <ul>
  * <li>{@code batches = n >= 1}: {@code n} batches of {@code batchSize} rows, i.e. the first
- *     {@code n * batchSize} windows (cycling when {@code W} is smaller); the loss is the mean over
- *     passes.</li>
+ *     {@code n * batchSize} windows; the loss is the mean over passes. When {@code n * batchSize >= W}
+ *     that is every window, and the plan is that of {@link #ALL}: each window counts once, none twice.</li>
  * <li>{@code batches = }{@link #ALL}: every window exactly once. When {@code rows} does not divide
  *     {@code W}, the last {@code q = W mod rows} windows share a pass with {@code rows - q} copies
  *     of window 0, and one more pass of window 0 alone measures what those copies added, which is
@@ -41,7 +41,8 @@ public final class ValidationPlan {
     /**
      * @param batchSize rows of a validation batch (the training batch size); used when {@code batches >= 1}
      * @param rows      rows of one forward pass; must divide {@code batchSize}
-     * @param batches   batches per validation, or {@link #ALL}
+     * @param batches   batches per validation, or {@link #ALL}; as many as cover every window, or more, read
+     *                  every window once, as {@link #ALL} does
      */
     public ValidationPlan(TokenStream stream, int seqLen, int batchSize, int rows, int batches) {
         if (rows < 1 || batchSize % rows != 0) {
@@ -57,10 +58,10 @@ public final class ValidationPlan {
         this.windows = (stream.length() - 1) / seqLen;
         if (windows < 1) {
             throw new IllegalArgumentException("validation split too short for seq_len=" + seqLen
-                + ": " + stream.length()
-                + " tokens in " + stream.description());
+                + ": " + stream.length() + " tokens in " + stream.description() + " (need >= " + (seqLen + 1L)
+                + ": one window and its next token)");
         }
-        this.all = batches == ALL;
+        this.all = batches == ALL || (long) batches * batchSize >= windows;
         long full = all ? windows / rows : (long) batches * (batchSize / rows);
         this.remainder = all ? (int) (windows % rows) : 0;
         long total = full + (remainder > 0 ? 2 : 0);

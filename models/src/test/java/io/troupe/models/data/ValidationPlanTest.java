@@ -76,6 +76,32 @@ class ValidationPlanTest {
         assertTrue(loss > 0);
     }
 
+    /**
+     * A count of batches that covers more than the split's windows reads every window once, as {@code all} does,
+     * instead of reading windows from the start again and counting them twice.
+     */
+    @Test
+    void shouldCountEveryWindowOnceWhenTheBatchesCoverMoreThanTheSplit() {
+        TokenStream s = stream(8 * 13 + 1);                 // 13 windows
+        int rows = 2;
+        ValidationPlan.PassLoss model = (px, py) -> (rowLoss(px, py, 0) + rowLoss(px, py, 1)) / rows;
+        double exact = new ValidationPlan(s, T, 4, rows, ValidationPlan.ALL).meanLoss(model);
+        for (int batches : new int[] {4, 5, 100}) {          // 16, 20 and 400 rows of 13 windows
+            ValidationPlan counted = new ValidationPlan(s, T, 4, rows, batches);
+            assertEquals(exact, counted.meanLoss(model), 1e-12, "batches=" + batches);
+            assertEquals(13 / rows + 2, counted.passes(), "batches=" + batches + ": the passes of all");
+        }
+        ValidationPlan fewer = new ValidationPlan(s, T, 4, rows, 3);   // 12 of the 13 windows: as counted
+        assertEquals(6, fewer.passes());
+    }
+
+    @Test
+    void shouldSayWhatAShortSplitNeeds() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> new ValidationPlan(stream(T), T, 4, 2, 1));
+        assertTrue(e.getMessage().contains("8 tokens in val of 8 (need >= 9"), e.getMessage());
+    }
+
     @Test
     void shouldRefuseRowsThatDoNotDivideTheBatch() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
