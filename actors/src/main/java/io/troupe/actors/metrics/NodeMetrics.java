@@ -1,5 +1,6 @@
 package io.troupe.actors.metrics;
 
+import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
@@ -26,6 +27,7 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.EnumMap;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -47,8 +49,15 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * endpoint's single HTTP thread; Micrometer's meters are thread-safe.
  */
 public final class NodeMetrics implements AutoCloseable {
+    /** The Prometheus text format's content type. */
+    static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final HttpServer server;
+    private final ExecutorService executor = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "troupe-metrics-http");
+        t.setDaemon(true);
+        return t;
+    });
     private final JvmGcMetrics gc = new JvmGcMetrics();
     private final ActorRef<JobEvent> listener;
     private final TroupeNode node;
@@ -117,7 +126,7 @@ public final class NodeMetrics implements AutoCloseable {
         Gauge.builder("troupe.validation.loss", valLossBits, v -> Double.longBitsToDouble(v.get()))
             .description("the last validation loss").register(registry);
         Gauge.builder("troupe.tokens.per.second", tokensPerSec, AtomicLong::get)
-            .description("tokens per second of the last committed step").register(registry);
+            .description("tokens per second of the last committed step, 0 once a job ended").register(registry);
         Gauge.builder("troupe.bubble.ratio", bubbleBits, v -> Double.longBitsToDouble(v.get()))
             .description("idle / (busy + idle) of the last committed step").register(registry);
 
@@ -128,21 +137,40 @@ public final class NodeMetrics implements AutoCloseable {
         node.system().eventStream().tell(new EventStream.Subscribe<>(JobEvent.class, listener));
 
         server = HttpServer.create(new InetSocketAddress(settings.hostname(), settings.port()), 16);
-        server.createContext(MetricsSettings.PATH, exchange -> {
+        server.createContext(MetricsSettings.PATH, this::serve);
+        server.setExecutor(executor);
+        server.start();
+    }
+
+    /**
+     * Answers a request: GET the metrics, HEAD their headers; another method 405 with {@code Allow}; a path below
+     * or beside {@code /metrics} (which the context's prefix match would take) 404.
+     */
+    private void serve(HttpExchange exchange) throws IOException {
+        try (exchange) {
+            String method = exchange.getRequestMethod();
+            if (!exchange.getRequestURI().getPath().equals(MetricsSettings.PATH)) {
+                exchange.sendResponseHeaders(404, -1);
+                return;
+            }
+            if (!method.equals("GET") && !method.equals("HEAD")) {
+                exchange.getResponseHeaders().set("Allow", "GET, HEAD");
+                exchange.sendResponseHeaders(405, -1);
+                return;
+            }
             registerPeerTraffic();
             byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
-            exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            exchange.getResponseHeaders().set("Content-Type", CONTENT_TYPE);
+            if (method.equals("HEAD")) {
+                exchange.getResponseHeaders().set("Content-Length", Integer.toString(body.length));
+                exchange.sendResponseHeaders(200, -1);
+                return;
+            }
             exchange.sendResponseHeaders(200, body.length);
             try (OutputStream out = exchange.getResponseBody()) {
                 out.write(body);
             }
-        });
-        server.setExecutor(Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "troupe-metrics-http");
-            t.setDaemon(true);
-            return t;
-        }));
-        server.start();
+        }
     }
 
     /**
@@ -216,8 +244,10 @@ public final class NodeMetrics implements AutoCloseable {
             recoveryTime.record(Duration.ofNanos((long) (r.detectToCommitMs() * 1e6)));
         } else if (e instanceof JobEvent.Finished) {
             jobsFinished.increment();
+            tokensPerSec.set(0);                 // the job ended: no step runs at its last rate
         } else if (e instanceof JobEvent.Failed) {
             jobsFailed.increment();
+            tokensPerSec.set(0);
         }
     }
 
@@ -225,6 +255,7 @@ public final class NodeMetrics implements AutoCloseable {
     @Override
     public void close() {
         server.stop(0);
+        executor.shutdownNow();
         node.system().eventStream().tell(new EventStream.Unsubscribe<>(listener));
         gc.close();
         registry.close();

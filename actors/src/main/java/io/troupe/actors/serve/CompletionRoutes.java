@@ -93,7 +93,7 @@ final class CompletionRoutes extends AllDirectives {
             path("health", () -> get(() -> complete(health()))),
             path(PathMatchers.segment("health").slash("live"), () -> get(() -> complete(live()))),
             path("metrics", () -> get(() -> complete(HttpResponse.create()
-                .withEntity(ContentTypes.TEXT_PLAIN_UTF8, metrics.render())))),
+                .withEntity(ServeMetrics.CONTENT_TYPE, metrics.render())))),
             path(PathMatchers.segment("v1").slash("models"), () -> get(() -> complete(HttpResponse.create()
                 .withEntity(ContentTypes.APPLICATION_JSON, "{\"object\":\"list\",\"data\":[" + modelJson() + "]}")))),
             path(PathMatchers.segment("v1").slash("models").slash(PathMatchers.segment()), id -> get(() -> complete(

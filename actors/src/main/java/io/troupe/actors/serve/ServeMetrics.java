@@ -10,6 +10,10 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * Not final: a test makes its calls fail, as a failure in the step loop outside the forward.
  */
 class ServeMetrics {
+    /** The Prometheus text format's content type. */
+    static final org.apache.pekko.http.javadsl.model.ContentType.NonBinary CONTENT_TYPE =
+        (org.apache.pekko.http.javadsl.model.ContentType.NonBinary) org.apache.pekko.http.javadsl.model.ContentTypes
+            .parse("text/plain; version=0.0.4; charset=utf-8");
     /** The statuses of the HTTP layer's refusals shown even at 0; another shows once it was counted. */
     private static final int[] HTTP_REFUSALS = {400, 414, 431, 501, 505};
     private volatile int queueDepth;
