@@ -151,15 +151,20 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         }
         boolean whole = !REAL_FLAGS.contains(flag)
             && (reference.unwrapped() instanceof Integer || reference.unwrapped() instanceof Long);
+        boolean small = reference.unwrapped() instanceof Integer;
+        String expected = !whole ? "a number"
+            : small ? "a whole number of at most " + Integer.MAX_VALUE : "a whole number of at most " + Long.MAX_VALUE;
         try {
             if (whole) {
-                Long.parseLong(value.trim());
+                long v = Long.parseLong(value.trim());
+                if (small && v != (int) v) {
+                    throw new NumberFormatException("out of range");
+                }
             } else {
                 Double.parseDouble(value.trim());
             }
         } catch (NumberFormatException e) {
-            throw new UsageException("--" + flag + ": expected " + (whole ? "a whole number" : "a number") + ", got '"
-                + value + "'");
+            throw new UsageException("--" + flag + ": expected " + expected + ", got '" + value + "'");
         }
     }
 
@@ -177,7 +182,8 @@ record TrainSettings(TrainConfig train, DeviceKind device, int threads, String d
         } catch (NumberFormatException e) {
             // refused below
         }
-        throw new UsageException("eval-batches must be a count >= 1 or all: eval-batches=" + v);
+        throw new UsageException("eval-batches must be a count in [1, " + Integer.MAX_VALUE + "] or all: eval-batches="
+            + v);
     }
 
     private static int positive(Config t, String key) {

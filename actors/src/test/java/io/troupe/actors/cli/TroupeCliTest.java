@@ -286,7 +286,12 @@ class TroupeCliTest {
     void shouldRefuseEveryBadOptionValueOrFileInOneLine() {
         refusedInOneLine("/nonexistent", "expected a text file", "train", "--data", "/nonexistent");
         refusedInOneLine("--lr", "expected a number, got 'abc'", "train", "--lr", "abc");
-        refusedInOneLine("--steps", "expected a whole number, got '1.5'", "train", "--steps", "1.5");
+        refusedInOneLine("--steps", "expected a whole number of at most 2147483647, got '1.5'", "train", "--steps",
+            "1.5");
+        refusedInOneLine("--steps", "expected a whole number of at most 2147483647, got '3000000000'", "train",
+            "--steps", "3000000000");
+        refusedInOneLine("eval-batches", "[1, 2147483647] or all: eval-batches=3000000000", "train",
+            "--eval-batches", "3000000000");
         refusedInOneLine("'3x'", "DPxPP", "train", "--layout", "3x");
         refusedInOneLine("--modle", "known:", "train", "--modle", "tiny");
         refusedInOneLine("--steps", "needs a value", "train", "--steps");
