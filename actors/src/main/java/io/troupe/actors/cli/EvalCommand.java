@@ -47,6 +47,11 @@ final class EvalCommand {
             Path dir = Checkpoints.resolve(CheckpointCommand.existingDirectory("--checkpoint", o.get("checkpoint")));
             InferenceWeights fp32 = InferenceWeights.load(dir, Quantization.NONE);
             out.printf(Locale.ROOT, "eval: %s, model %s, %s%n", dir, fp32.config().name(), val.description());
+            String trainedOn = Checkpoints.readManifest(dir).dataSource();
+            if (!o.has("data") && !trainedOn.startsWith("built-in")) {
+                err.println("troupe eval: the checkpoint was trained on " + trainedOn
+                    + "; this loss is over the built-in corpus (--data names the text to evaluate on)");
+            }
             long t0 = System.nanoTime();
             ValidationLoss.Result base = ValidationLoss.exact(fp32, val, 16);
             out.printf(Locale.ROOT, "eval: fp32 val_loss=%.6f over %d windows (%d tokens), weights %d bytes, %.1f s%n",

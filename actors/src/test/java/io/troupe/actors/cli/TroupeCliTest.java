@@ -375,6 +375,12 @@ class TroupeCliTest {
         Result r = run("eval", "--checkpoint", out.toString(), "--data", corpus.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains(corpus + " (val)") && r.out().contains("val_loss="), r.out());
+        assertTrue(r.err().isEmpty(), r.err());
+        Result builtIn = run("eval", "--checkpoint", out.toString());
+        assertEquals(0, builtIn.code(), builtIn.err());
+        assertTrue(builtIn.err().contains("the checkpoint was trained on " + corpus)
+            && builtIn.err().contains("this loss is over the built-in corpus"), "without --data, says so: "
+            + builtIn.err());
         refusedInOneLine("'/nonexistent-data'", "expected a text file or a directory of them", "eval", "--checkpoint",
             out.toString(), "--data", "/nonexistent-data");
     }
