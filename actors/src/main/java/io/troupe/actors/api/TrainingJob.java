@@ -5,6 +5,7 @@ import io.troupe.actors.cluster.JobDefaults;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.JobSpecs;
 import io.troupe.models.StageModuleFactory;
+import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.data.ValidationPlan;
 import io.troupe.models.gpt.GptConfig;
 import io.troupe.models.parallel.Layout;
@@ -66,6 +67,7 @@ public final class TrainingJob {
         private boolean sequenceParallel;
         private long traceFirst;
         private long traceLast;
+        private String dataFingerprint = "";
 
         private Builder() {
             Config t = JobDefaults.reference();
@@ -172,12 +174,22 @@ public final class TrainingJob {
 
         /**
          * A text file, or a directory of them, at this path on every node (a relative path is taken against this
-         * process's working directory); empty = the built-in corpus. Its
-         * existence is checked by the workers, not by {@link #build()}: a path missing there fails the job, once
-         * the restarts {@code troupe.recovery.max-restarts} allows have met the same refusal.
+         * process's working directory); empty = the built-in corpus. Each worker reads it as it sets up, not
+         * {@link #build()}: a path missing there, unreadable or too short for the model's windows fails the job at
+         * once with that reason, as do ranks that read different bytes there (each rank's size and SHA-256 are
+         * compared before the first step); no restart is tried.
          */
         public Builder data(String path) {
             data = path;
+            return this;
+        }
+
+        /**
+         * The data as this process read it ({@link DataFingerprint#of}; null: not read here): the job also fails
+         * before its first step when the workers' data differs from it, naming both.
+         */
+        public Builder expectedData(DataFingerprint fingerprint) {
+            dataFingerprint = fingerprint == null ? "" : fingerprint.token();
             return this;
         }
 
@@ -311,7 +323,7 @@ public final class TrainingJob {
                     warmupSteps,
                     gradClip, seed, partition, dataPath, checkpointInterval, checkpoints, stepTimeoutMs, evalInterval,
                     evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression,
-                    sequenceParallel, traceFirst, traceLast);
+                    sequenceParallel, traceFirst, traceLast, dataFingerprint);
                 JobSpecs.toSpec(request, 1);
                 return new TrainingJob(request);
             } catch (IllegalArgumentException e) {

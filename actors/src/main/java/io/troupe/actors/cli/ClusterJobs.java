@@ -80,7 +80,12 @@ final class ClusterJobs {
         }
     }
 
-    static JobRequest request(TrainSettings s, Path checkpointDir, TraceWindow trace) {
+    /**
+     * The job {@code s} describes; {@code data} is the data as this process read it (null: not read here), which
+     * every worker's must equal.
+     */
+    static JobRequest request(TrainSettings s, Path checkpointDir, TraceWindow trace,
+                              io.troupe.models.data.DataFingerprint data) {
         TrainConfig t = s.train();
         TrainingJob.Builder b = TrainingJob.builder();
         if (t.evalBatches() == io.troupe.models.data.ValidationPlan.ALL) {
@@ -93,7 +98,7 @@ final class ClusterJobs {
             .virtualStages(s.layout().virtualStages())
             .schedule(s.schedule()).microbatches(t.microBatches()).batchSize(t.batchSize()).steps(t.steps())
             .lr(t.lr(), t.minLr(), t.warmupSteps()).gradClip(t.gradClip()).seed(t.seed()).partition(s.partition())
-            .data(s.data()).checkpoints(t.checkpointInterval(), checkpointDir.toString())
+            .data(s.data()).expectedData(data).checkpoints(t.checkpointInterval(), checkpointDir.toString())
             .stepTimeoutMs(s.stepTimeoutMs())
             .bucketBytes(s.bucketBytes())
             .zero(s.memory().zero()).recompute(s.memory().recompute().optionName())

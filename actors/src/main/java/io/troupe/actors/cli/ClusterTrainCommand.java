@@ -31,7 +31,7 @@ final class ClusterTrainCommand {
         TrainConfig cfg = s.train();
         int workers = s.layout().worldSize();
         int threadsPerWorker = Math.max(1, s.threads() / workers);
-        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir), trace);
+        JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir), trace, fingerprint);
         // Refuse a bad job (layout, partition, schedule, micro-batches) before starting any node.
         try {
             io.troupe.actors.cluster.JobSpecs.toSpec(job, threadsPerWorker);

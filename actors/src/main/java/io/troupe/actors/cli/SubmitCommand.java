@@ -91,8 +91,9 @@ final class SubmitCommand {
             ? Path.of("runs", java.time.LocalDateTime.now().format(
                 java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + t.model().name() + "-cluster")
             : Path.of(s.out());
+        // the data is on the nodes, not necessarily here: the workers compare theirs with each other
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir),
-            TrainCommand.traceWindow(o, t.steps()));
+            TrainCommand.traceWindow(o, t.steps()), null);
         // a detached job is nobody's to stop: Ctrl-C then ends only this client
         try (StopSignal stop = detach ? null : StopSignal.install("troupe-submit", ClusterJobs.stopWaitMs(s));
              TroupeNode client = TroupeNode.start(ns, cfg, null)) {

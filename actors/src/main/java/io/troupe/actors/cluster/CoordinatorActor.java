@@ -15,8 +15,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  *   <li><b>idle</b> ({@link IdlePhase}) — no job; takes a submission, or adopts a running job from its record when a
  *       worker reports one (this incarnation replaced one whose node died);</li>
  *   <li><b>gathering</b> ({@link GatheringPhase}) — waits for the workers of the epoch's layout, assigns ranks, waits
- *       for every Ready, then checks the snapshot slots the ranks' reported snapshots take against their nodes'
- *       memory;</li>
+ *       for every Ready, then checks that the ranks read the same data ({@link DataAgreement}) and the snapshot
+ *       slots the ranks' reported snapshots take against their nodes' memory;</li>
  *   <li><b>running</b> ({@link RunningPhase}) — the ranks run windows of steps; a step commits when every rank reported
  *       it ({@link CommitLedger}); validation after due steps;</li>
  *   <li><b>committing</b> ({@link CommittingPhase}) — the two-phase checkpoint ({@link ManifestBuilder}); the manifest,
@@ -79,8 +79,18 @@ public final class CoordinatorActor {
      *                      an epoch with snapshots captures,
      *                      {@link io.troupe.actors.cluster.snapshot.ShardSnapshots#lengthBytes}): the coordinator
      *                      checks its nodes' direct memory against these before the epoch steps
+     * @param dataFingerprint the job's data as this rank read it
+     *                        ({@link io.troupe.models.data.DataFingerprint#token()}; "" when it does not say): the
+     *                        coordinator fails the job before the epoch steps when two ranks' differ, or one differs
+     *                        from the fingerprint its submitter computed
      */
-    public record Ready(int rank, JobIdentity job, long snapshotBytes) implements Command, CrossNodeMessage {
+    public record Ready(int rank, JobIdentity job, long snapshotBytes, String dataFingerprint)
+        implements Command, CrossNodeMessage {
+
+        /** A rank that does not say what data it read. */
+        public Ready(int rank, JobIdentity job, long snapshotBytes) {
+            this(rank, job, snapshotBytes, "");
+        }
     }
 
     /**
@@ -100,9 +110,19 @@ public final class CoordinatorActor {
     public record EvalDone(int rank, JobIdentity job, long step, double loss) implements Command, CrossNodeMessage {
     }
 
-    /** A rank could not go on: its assignment, a step, validation or a checkpoint failed ({@code step} -1: none). */
-    public record WorkerFailed(int rank, JobIdentity job, long step, String reason)
+    /**
+     * A rank could not go on: its assignment, a step, validation or a checkpoint failed ({@code step} -1: none).
+     *
+     * @param incurable no restart can cure it (the job's data is missing, unreadable or too short where the rank
+     *                  reads it): the job fails at once with {@code reason} rather than recovering into it again
+     */
+    public record WorkerFailed(int rank, JobIdentity job, long step, String reason, boolean incurable)
         implements Command, CrossNodeMessage {
+
+        /** A fault the job recovers from. */
+        public WorkerFailed(int rank, JobIdentity job, long step, String reason) {
+            this(rank, job, step, reason, false);
+        }
     }
 
     /** A rank's shard files of {@code step}, written into the step's temporary directory. */

@@ -314,6 +314,9 @@ final class CoordinatorContext {
         if (!run.identity.equals(m.job())) {
             return Behaviors.same();
         }
+        if (m.incurable()) {
+            return failIncurable("rank " + m.rank() + " " + m.reason());
+        }
         snapshots.failed(run, m);
         return recovering("rank " + m.rank() + " " + m.reason());
     }
@@ -378,6 +381,17 @@ final class CoordinatorContext {
         ctx.getLog().error("{} failed: {}; last committed step {}", run.identity, reason,
             run.record.lastCommittedStep());
         return endEarly(reason, JobRecord.State.FAILED);
+    }
+
+    /**
+     * Fails the job at once for {@code reason}, a refusal no restart can cure (its data missing, unreadable or too
+     * short on a worker, or differing between ranks): no recovery is tried. The record lists it as the fault that
+     * ended the job, with its time, and says {@code failed}.
+     */
+    Behavior<Command> failIncurable(String reason) {
+        JobRun r = run;
+        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
+        return failJob(reason);
     }
 
     /** Aborts the workers, closes the record in {@code state} and tells the submitter {@link JobEvent.Failed}. */

@@ -16,6 +16,7 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.memory.GradCompression;
 import io.troupe.models.optim.StepTail;
 import io.troupe.models.parallel.ParallelParameterLayout;
@@ -26,11 +27,13 @@ import io.troupe.runtime.cpu.CpuDevice;
 import io.troupe.runtime.tensor.Tensor;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.TransportEndpoint;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
+import java.util.function.UnaryOperator;
 import java.util.stream.IntStream;
 
 /**
@@ -71,6 +74,8 @@ final class EpochWiring implements AutoCloseable {
     private final Tensor normAll;
     private final float[] normAllHost;
     private final EpochSnapshots snapshots;
+    /** The job's data as this rank read it ({@link DataFingerprint#token()}), reported with its Ready. */
+    private final String dataFingerprint;
     private volatile String abortReason;
     /** Whether {@link #close} ran (device thread). */
     private boolean closed;
@@ -85,6 +90,18 @@ final class EpochWiring implements AutoCloseable {
      */
     EpochWiring(WorkerActor.Assign a, int threads, CollectiveAgent agent, CollectiveAgent control, AeronStageLink link,
                 SnapshotExchange exchange, Supplier<String> stop) {
+        this(a, threads, agent, control, link, exchange, stop, UnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #EpochWiring(WorkerActor.Assign, int, CollectiveAgent, CollectiveAgent, AeronStageLink,
+     * SnapshotExchange, Supplier)}, the job's data read at {@code dataView} applied to its path: a test gives two
+     * workers of one JVM different files at the path a job names, as two hosts' copies of it can differ.
+     *
+     * @throws IncurableJobException when the data is missing, unreadable or too short for the model's windows
+     */
+    EpochWiring(WorkerActor.Assign a, int threads, CollectiveAgent agent, CollectiveAgent control, AeronStageLink link,
+                SnapshotExchange exchange, Supplier<String> stop, UnaryOperator<Path> dataView) {
         String stopped = stop.get();
         if (stopped != null) {
             throw new IllegalStateException(BUILD_STOPPED + a.job() + " before it began: " + stopped);
@@ -97,8 +114,15 @@ final class EpochWiring implements AutoCloseable {
         // null, and close() releases exactly those that are set, in its own order.
         try {
             this.spec = JobSpecs.toSpec(a.request(), threads);
-            Corpora data = JobSpecs.data(a.request());
-            data.requireWindows(spec.train().model().seqLen());
+            Corpora data;
+            try {
+                Path path = a.request().dataPath().isEmpty() ? null : dataView.apply(Path.of(a.request().dataPath()));
+                data = path == null ? Corpora.builtIn() : Corpora.fromFile(path);
+                data.requireWindows(spec.train().model().seqLen());
+                this.dataFingerprint = (path == null ? DataFingerprint.builtIn() : DataFingerprint.of(path)).token();
+            } catch (IllegalArgumentException | UncheckedIOException e) {
+                throw new IncurableJobException(e.getMessage(), e);
+            }
             this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
             this.val = data.val();
             this.policy = LocalPipelineEngine.policyFor(spec);
@@ -227,6 +251,11 @@ final class EpochWiring implements AutoCloseable {
      */
     void commit(long step, Runnable report) {
         snapshots.commit(step, report);
+    }
+
+    /** The job's data as this rank read it ({@link DataFingerprint#token()}). */
+    String dataFingerprint() {
+        return dataFingerprint;
     }
 
     /**

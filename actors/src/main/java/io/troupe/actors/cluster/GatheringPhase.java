@@ -14,8 +14,9 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
  * The coordinator's <b>gathering</b> phase. Waits for the workers of the epoch's layout, assigns
- * ranks, waits for every Ready, checks the snapshot sizes the ranks reported ({@link SnapshotRestores#built}) and
- * only then tells the submitter the epoch started. One thread (the coordinator's); the state it shares with the other
+ * ranks, waits for every Ready, checks that the ranks read the same data ({@link DataAgreement}: the job fails at
+ * once when they do not) and the snapshot sizes they reported ({@link SnapshotRestores#built}), and only then tells the
+ * submitter the epoch started. One thread (the coordinator's); the state it shares with the other
  * phases lives in {@link CoordinatorContext}.
  */
 final class GatheringPhase {
@@ -92,8 +93,19 @@ final class GatheringPhase {
         }
         r.ready.set(m.rank());
         r.snapshotBytes[m.rank()] = m.snapshotBytes();
+        r.dataFingerprints[m.rank()] = m.dataFingerprint();
         if (r.ready.cardinality() < r.ranks.size()) {
             return Behaviors.same();
+        }
+        List<String> hosts = new java.util.ArrayList<>();
+        for (ActorRef<WorkerActor.Command> w : r.ranks) {
+            WorkerDescription d = c.members.describe(w);
+            hosts.add(d == null ? w.path().address().toString() : host(d.nodeAddress()));
+        }
+        String differs = DataAgreement.disagreement(r.current.dataPath(), r.current.dataFingerprint(),
+            r.dataFingerprints, hosts);
+        if (differs != null) {
+            return c.failIncurable(differs);
         }
         String refused = c.snapshots.built(r);
         if (refused != null) {
@@ -113,6 +125,12 @@ final class GatheringPhase {
                 r.committed(), r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
         }
         return c.resume();
+    }
+
+    /** A node's address without its incarnation ({@code pekko://troupe@host:port}). */
+    private static String host(String nodeAddress) {
+        int uid = nodeAddress.indexOf('#');
+        return uid < 0 ? nodeAddress : nodeAddress.substring(0, uid);
     }
 
     private Behavior<Command> onGatherTimeout(RecoveryTimer m) {

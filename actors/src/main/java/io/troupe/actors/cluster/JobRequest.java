@@ -1,5 +1,7 @@
 package io.troupe.actors.cluster;
 
+import io.troupe.models.data.DataFingerprint;
+
 /**
  * A training job as it travels from the submitter to the coordinator and from the coordinator to
  * the workers: plain values only, so every node rebuilds the same job from it. Build one with
@@ -21,16 +23,22 @@ package io.troupe.actors.cluster;
  * @param sequenceParallel  under tp > 1, also split the residual stream's tokens over the tp group
  * @param traceFirst      first step (1-based) whose timeline the submitter gets; 0 with traceLast 0: the last step
  * @param traceLast       last traced step (1-based, inclusive)
+ * @param dataFingerprint the data as its submitter read it ({@link DataFingerprint#token()}), or "" when the submitter
+ *                        did not read it: every rank must read the same bytes at {@code dataPath}, and these when
+ *                        given, or the job fails before any step
  */
 public record JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches,
                          int batchSize, int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed,
                          String partition, String dataPath, int checkpointInterval, String checkpointDir,
                          long stepTimeoutMs, int evalInterval, int evalBatches, long bucketBytes, String device,
                          String moduleFactory, int zero, String recompute, String gradCompression,
-                         boolean sequenceParallel, long traceFirst, long traceLast)
+                         boolean sequenceParallel, long traceFirst, long traceLast, String dataFingerprint)
     implements CrossNodeMessage {
 
     public JobRequest {
+        if (!dataFingerprint.isEmpty()) {
+            DataFingerprint.fromToken(dataPath, dataFingerprint); // refuses a malformed one by its text
+        }
         if (traceFirst != 0 || traceLast != 0) {
             new io.troupe.actors.trace.TraceWindow(traceFirst, traceLast); // refuses a bad window by its numbers
             if (traceLast > steps) {
@@ -38,6 +46,19 @@ public record JobRequest(String model, String layout, int virtualStages, String 
                     + traceLast + ", steps=" + steps);
             }
         }
+    }
+
+    /** A job whose submitter did not read its data. */
+    public JobRequest(String model, String layout, int virtualStages, String schedule, int microbatches, int batchSize,
+                      int steps, float lr, float minLr, int warmupSteps, float gradClip, long seed, String partition,
+                      String dataPath, int checkpointInterval, String checkpointDir, long stepTimeoutMs,
+                      int evalInterval, int evalBatches, long bucketBytes, String device, String moduleFactory,
+                      int zero, String recompute, String gradCompression, boolean sequenceParallel, long traceFirst,
+                      long traceLast) {
+        this(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr, warmupSteps, gradClip,
+            seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs, evalInterval, evalBatches,
+            bucketBytes, device, moduleFactory, zero, recompute, gradCompression, sequenceParallel, traceFirst,
+            traceLast, "");
     }
 
     /** A job without sequence parallelism tracing its last step. */
@@ -83,7 +104,7 @@ public record JobRequest(String model, String layout, int virtualStages, String 
         return new JobRequest(model, newLayout, virtualStages, schedule, newMicrobatches, batchSize, steps, lr, minLr,
             warmupSteps, gradClip, seed, partition, dataPath, checkpointInterval, checkpointDir, stepTimeoutMs,
             evalInterval, evalBatches, bucketBytes, device, moduleFactory, zero, recompute, gradCompression,
-            sequenceParallel, traceFirst, traceLast);
+            sequenceParallel, traceFirst, traceLast, dataFingerprint);
     }
 
     /** The same job committing a checkpoint every {@code interval} steps under {@code dir}. */
@@ -91,6 +112,11 @@ public record JobRequest(String model, String layout, int virtualStages, String 
         return new JobRequest(model, layout, virtualStages, schedule, microbatches, batchSize, steps, lr, minLr,
             warmupSteps, gradClip, seed, partition, dataPath, interval, dir, stepTimeoutMs, evalInterval, evalBatches,
             bucketBytes, device, moduleFactory, zero, recompute, gradCompression, sequenceParallel,
-            traceFirst, traceLast);
+            traceFirst, traceLast, dataFingerprint);
+    }
+
+    /** The data's fingerprint as the submitter computed it, or null when it did not. */
+    public DataFingerprint submittedData() {
+        return dataFingerprint.isEmpty() ? null : DataFingerprint.fromToken(dataPath, dataFingerprint);
     }
 }

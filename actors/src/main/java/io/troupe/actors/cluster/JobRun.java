@@ -90,6 +90,8 @@ final class JobRun {
     boolean snapshotsEnabled;
     /** Per rank of this epoch, the bytes of its snapshot its Ready reported (-1 until then). */
     long[] snapshotBytes = new long[0];
+    /** Per rank of this epoch, the fingerprint of the data its Ready reported ("" until then, or when it said none). */
+    String[] dataFingerprints = new String[0];
     /** Why this epoch keeps no in-memory snapshots ("" when it keeps them): the job's status says it. */
     String snapshotsOff = "";
     /** This epoch restores from memory (null: from the disk checkpoint). */
@@ -195,6 +197,8 @@ final class JobRun {
         ready.clear();            // lastCommitted is kept: a step restored from memory may still owe its report
         snapshotBytes = new long[ranks.size()];
         java.util.Arrays.fill(snapshotBytes, -1);
+        dataFingerprints = new String[ranks.size()];
+        java.util.Arrays.fill(dataFingerprints, "");
         evaluating = null;
         checkpoint = null;
         windowEnd = 0;

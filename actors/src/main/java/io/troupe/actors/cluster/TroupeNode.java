@@ -67,6 +67,16 @@ public final class TroupeNode implements AutoCloseable {
      *                        threads to the machine
      */
     public static TroupeNode start(NodeSettings settings, Config base, TransportNode sharedTransport) {
+        return start(settings, base, sharedTransport, java.util.function.UnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #start(NodeSettings, Config, TransportNode)}, this node's workers reading a job's data at
+     * {@code dataView} applied to the job's data path: a test gives nodes of one JVM different files at the path a job
+     * names, as two hosts' copies can differ.
+     */
+    static TroupeNode start(NodeSettings settings, Config base, TransportNode sharedTransport,
+                            java.util.function.UnaryOperator<java.nio.file.Path> dataView) {
         if (settings.roles().isEmpty() && !settings.seeds().isEmpty()) {
             return startClient(settings, base);
         }
@@ -77,7 +87,10 @@ public final class TroupeNode implements AutoCloseable {
         Behavior<Void> guardian = Behaviors.setup(ctx -> {
             if (hostsWorkers) {
                 for (int i = 0; i < settings.workers(); i++) {
-                    ctx.spawn(WorkerActor.create(transport, i, settings.threadsPerWorker()), "worker-" + i);
+                    ctx.spawn(WorkerActor.create(transport, i, settings.threadsPerWorker(),
+                        java.util.function.UnaryOperator.identity(),
+                        io.troupe.actors.cluster.snapshot.DirectMemory::availableForSnapshotsBytes, dataView),
+                        "worker-" + i);
                 }
             }
             SingletonActor<CoordinatorActor.Command> singleton =

@@ -7,6 +7,7 @@ import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.WorkerTransport;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
@@ -34,15 +35,16 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * never through mailboxes.
  *
  * <p>Protocol: registers under {@link #KEY}; answers {@link Describe} with its endpoints and the job
- * identity it holds; on {@link Assign} builds the epoch and answers Ready with its snapshot's size
- * ({@link DropSnapshots} may then turn the epoch's snapshots off); {@link RunSteps} runs a
- * window of steps back to back on the device thread, each reported with a StepDone sent straight
- * from the device thread; {@link Committed} tells which snapshots a rank may overwrite; {@link Evaluate} and
+ * identity it holds; on {@link Assign} builds the epoch and answers Ready with its snapshot's size and the
+ * fingerprint of the job's data as it read it ({@link DropSnapshots} may then turn the epoch's snapshots off);
+ * {@link RunSteps} runs a window of steps back to back on the device thread, each reported with a StepDone sent
+ * straight from the device thread; {@link Committed} tells which snapshots a rank may overwrite; {@link Evaluate} and
  * {@link WriteCheckpoint} come between windows; {@link Abort} ends the epoch at once (stage waits and collectives fail;
  * a build in progress stops waiting for a snapshot copy and stops reading its checkpoint, and is then closed rather
  * than taken) and is answered with Quiesced when the device thread is idle. Every message carries the
  * {@link JobIdentity}; a {@link ControlGate} admits only the current one and counts the rest. Supervision: any failure
- * is reported to the coordinator as a WorkerFailed, which starts its recovery.
+ * is reported to the coordinator as a WorkerFailed, which starts its recovery; one no restart can cure (the job's
+ * data missing here, unreadable or too short: {@link IncurableJobException}) says so, and fails the job.
  */
 public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     /** How long a stopping worker waits for its device thread to end the epoch before freeing the data plane. */
@@ -120,8 +122,9 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
     }
 
-    /** A build ended: its wiring or its error, and the stop its worker may have set meanwhile. */
-    private record Built(EpochWiring wiring, Assign assign, String error, AtomicReference<String> stop)
+    /** A build ended: its wiring or its error (incurable: no restart cures it), and the stop set meanwhile. */
+    private record Built(EpochWiring wiring, Assign assign, String error, boolean incurable,
+                         AtomicReference<String> stop)
         implements Command {
     }
 
@@ -151,6 +154,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
     private AtomicReference<String> buildStop = new AtomicReference<>();
     /** What each build asks for its stop, given the stop itself: the stop, except in a test that holds a build. */
     private final UnaryOperator<Supplier<String>> buildStopView;
+    /** Where each build reads the job's data, given the job's data path: that path, except in a test. */
+    private final UnaryOperator<Path> dataView;
     private String recordDir = "";
     /** The rank and layout of the last assignment (-1 and "" before the first). */
     private int heldRank = -1;
@@ -179,15 +184,29 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
      */
     static Behavior<Command> create(TransportNode node, int localIndex, int threads,
                                     UnaryOperator<Supplier<String>> buildStopView, LongSupplier freeDirectMemory) {
-        return Behaviors.setup(ctx -> new WorkerActor(ctx, node, localIndex, threads, buildStopView, freeDirectMemory));
+        return create(node, localIndex, threads, buildStopView, freeDirectMemory, UnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #create(TransportNode, int, int, UnaryOperator, LongSupplier)}, each build reading the job's data at
+     * {@code dataView} applied to the job's data path: a test gives workers of one JVM different files at the path a
+     * job names, as the copies on two hosts can differ.
+     */
+    static Behavior<Command> create(TransportNode node, int localIndex, int threads,
+                                    UnaryOperator<Supplier<String>> buildStopView, LongSupplier freeDirectMemory,
+                                    UnaryOperator<Path> dataView) {
+        return Behaviors.setup(ctx -> new WorkerActor(ctx, node, localIndex, threads, buildStopView, freeDirectMemory,
+            dataView));
     }
 
     private WorkerActor(ActorContext<Command> ctx, TransportNode node, int localIndex, int threads,
-                        UnaryOperator<Supplier<String>> buildStopView, LongSupplier freeDirectMemory) {
+                        UnaryOperator<Supplier<String>> buildStopView, LongSupplier freeDirectMemory,
+                        UnaryOperator<Path> dataView) {
         super(ctx);
         this.ctx = ctx;
         this.threads = threads;
         this.buildStopView = buildStopView;
+        this.dataView = dataView;
         this.freeDirectMemory = freeDirectMemory;
         // The logger, not the context, may be used from the agent's thread.
         org.slf4j.Logger log = ctx.getLog();
@@ -289,8 +308,8 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             if (old != null) {
                 old.close();
             }
-            return new EpochWiring(m, threads, agent, control, link, snapshots, asked);
-        }, deviceExecutor), (w, err) -> new Built(w, m, err == null ? null : rootMessage(err), stop));
+            return new EpochWiring(m, threads, agent, control, link, snapshots, asked, dataView);
+        }, deviceExecutor), (w, err) -> new Built(w, m, err == null ? null : rootMessage(err), incurable(err), stop));
         return this;
     }
 
@@ -316,11 +335,12 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         }
         if (b.error() != null) {
             m.replyTo().tell(new CoordinatorActor.WorkerFailed(m.rank(), m.job(), -1, "cannot take its assignment: "
-                + b.error()));
+                + b.error(), b.incurable()));
             return this;
         }
         wiring = b.wiring();
-        m.replyTo().tell(new CoordinatorActor.Ready(m.rank(), m.job(), wiring.snapshotBytes()));
+        m.replyTo().tell(new CoordinatorActor.Ready(m.rank(), m.job(), wiring.snapshotBytes(),
+            wiring.dataFingerprint()));
         return this;
     }
 
@@ -454,6 +474,16 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         m.replyTo().tell(new CoordinatorActor.Quiesced(ctx.getSelf(), gate.current(), heldRank, heldLayout, flat,
             describe()));
         return this;
+    }
+
+    /** Whether {@code t} (null: none) is, or was caused by, a refusal no restart can cure. */
+    private static boolean incurable(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof IncurableJobException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static String rootMessage(Throwable t) {

@@ -10,13 +10,16 @@ import io.troupe.actors.api.Troupe;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A job submitted to a cluster whose data (read by each worker, on its own host) is too short for the model's
- * windows fails as each worker wires its epoch, naming the data and the size it needs, before any step is trained.
+ * windows fails as each worker wires its epoch, naming the data and the size it needs, before any step is trained,
+ * and at once: no restart can cure it, so none is tried.
  */
 class ClusterShortDataTest {
     @TempDir
@@ -34,6 +37,10 @@ class ClusterShortDataTest {
             assertTrue(failed.reason().contains("data too short for seq_len=128: " + data + " (val) holds 103 tokens")
                 && failed.reason().contains("needs >= 1281 bytes"), failed.reason());
             assertTrue(handle.steps().isEmpty(), "no step trained: " + handle.steps());
+            List<JobEvent> events = new CopyOnWriteArrayList<>();
+            handle.onEvent(events::add);
+            assertTrue(events.stream().noneMatch(e -> e instanceof JobEvent.Recovering),
+                "no restart cures it, none is tried: " + events);
         }
     }
 }

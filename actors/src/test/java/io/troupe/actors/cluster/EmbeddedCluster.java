@@ -3,8 +3,10 @@ package io.troupe.actors.cluster;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 /**
  * Test fixture: a cluster of real Pekko nodes on 127.0.0.1 in this JVM, sharing one media driver.
@@ -47,9 +49,17 @@ final class EmbeddedCluster implements AutoCloseable {
 
     /** Starts one more worker node that joins through the first node; returns it. */
     TroupeNode addWorker() {
+        return addWorker(UnaryOperator.identity());
+    }
+
+    /**
+     * Starts one more worker node that joins through the first node, its worker reading a job's data at
+     * {@code dataView} applied to the job's data path (as another host's copy of it); returns it.
+     */
+    TroupeNode addWorker(UnaryOperator<Path> dataView) {
         NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
         TroupeNode n = TroupeNode.start(base.withRoles(List.of("worker"), 1)
-            .withSeeds(List.of(nodes.get(0).hostPort())), ConfigFactory.load(), transport);
+            .withSeeds(List.of(nodes.get(0).hostPort())), ConfigFactory.load(), transport, dataView);
         nodes.add(n);
         return n;
     }

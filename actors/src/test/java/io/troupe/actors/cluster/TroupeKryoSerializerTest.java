@@ -9,6 +9,7 @@ import com.esotericsoftware.kryo.io.Input;
 import com.esotericsoftware.kryo.io.Output;
 import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.TrainingJob;
+import io.troupe.models.data.DataFingerprint;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -23,10 +24,19 @@ class TroupeKryoSerializerTest {
         Kryo k = TroupeKryoSerializer.newKryo(null);
         JobRequest job = TrainingJob.builder().model("tiny").layout("1x2").microbatches(2).batchSize(4).steps(5)
             .stepTimeoutMs(1000).build().request();
-        for (Object msg : List.of(job, new JobEvent.Failed("why", 3, 2),
+        String fingerprint = new DataFingerprint("/data/a.txt", 1 << 20, "sha256", "0123456789abcdef".repeat(4))
+            .token();
+        JobRequest withData = TrainingJob.builder().model("tiny").layout("1x2").microbatches(2).batchSize(4).steps(5)
+            .data("/data/a.txt").expectedData(DataFingerprint.fromToken("/data/a.txt", fingerprint)).build()
+            .request();
+        assertEquals(fingerprint, withData.dataFingerprint());
+        for (Object msg : List.of(job, withData, new JobEvent.Failed("why", 3, 2),
             new CoordinatorActor.Ready(1, new io.troupe.runtime.transport.JobIdentity(0x5eed, 2), 4096),
+            new CoordinatorActor.Ready(1, new io.troupe.runtime.transport.JobIdentity(0x5eed, 2), 4096, fingerprint),
             new WorkerActor.RunSteps(new io.troupe.runtime.transport.JobIdentity(-7, 4), 7, 9, 8, 8),
             new CoordinatorActor.WorkerFailed(3, new io.troupe.runtime.transport.JobIdentity(11, 0), -1, "disk full"),
+            new CoordinatorActor.WorkerFailed(3, new io.troupe.runtime.transport.JobIdentity(11, 0), -1,
+                "data: no such file or directory: /data/a.txt", true),
             new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 0),
             new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 1, "n:h:1:4", 20,
                 3L << 30),

@@ -1,5 +1,10 @@
 package io.troupe.models.data;
 
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigParseOptions;
+import com.typesafe.config.ConfigSyntax;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -13,8 +18,6 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * What a run trained on: the data path, its size and a SHA-256 of its bytes, recorded as
@@ -23,7 +26,9 @@ import java.util.regex.Pattern;
  * directory); a larger corpus is hashed over {@link #SAMPLES} blocks of {@link #SAMPLE_BYTES}
  * spread evenly from its first to its last byte, plus its size ({@code hash_kind: "sha256-sampled"}),
  * so the check costs
- * the same on a terabyte as on a gigabyte. The built-in corpus has size 0 and hash {@code built-in}.
+ * the same on a terabyte as on a gigabyte. The built-in corpus has size 0 and hash {@code built-in}. On a cluster each
+ * rank reports the fingerprint of the data it read as a {@link #token()}, so that ranks reading different bytes at the
+ * job's data path are refused before the first step.
  *
  * @param source    the data path as given, or {@code built-in}
  * @param sizeBytes total bytes
@@ -108,10 +113,44 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
             : source + " (" + sizeBytes + " bytes, " + hashKind + " " + hash.substring(0, 12) + ")";
     }
 
+    /**
+     * The fingerprint as {@code data.json} holds it: a JSON object on one line, its strings quoted as the run's other
+     * JSON files quote theirs (quotes, backslashes and control characters escaped), so any path gives valid JSON.
+     */
     public String toJson() {
         return String.format(Locale.ROOT,
-            "{\"source\": \"%s\", \"size_bytes\": %d, \"hash_kind\": \"%s\", \"hash\": \"%s\"}%n",
-            source.replace("\\", "\\\\").replace("\"", "\\\""), sizeBytes, hashKind, hash);
+            "{\"source\": %s, \"size_bytes\": %d, \"hash_kind\": %s, \"hash\": %s}%n",
+            quote(source), sizeBytes, quote(hashKind), quote(hash));
+    }
+
+    /**
+     * The fingerprint less its source, as control messages carry it: {@code KIND:SIZE:HASH}
+     * ({@code sha256:1048576:0123...}); {@link #fromToken} reads it back.
+     */
+    public String token() {
+        return hashKind + ":" + sizeBytes + ":" + hash;
+    }
+
+    /**
+     * Reads a {@link #token()}, naming {@code source} as its data path.
+     *
+     * @throws IllegalArgumentException naming the token when it is not {@code KIND:SIZE:HASH}
+     */
+    public static DataFingerprint fromToken(String source, String token) {
+        String[] parts = token.split(":", -1);
+        if (parts.length != 3 || parts[0].isEmpty() || parts[2].isEmpty()) {
+            throw new IllegalArgumentException("not a data fingerprint (KIND:SIZE:HASH): '" + token + "'");
+        }
+        try {
+            long size = Long.parseLong(parts[1]);
+            if (size < 0) {
+                throw new NumberFormatException("negative");
+            }
+            return new DataFingerprint(source, size, parts[0], parts[2]);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("not a data fingerprint (KIND:SIZE:HASH, SIZE bytes): '" + token + "'",
+                e);
+        }
     }
 
     /** Writes {@code data.json} into {@code runDir}. */
@@ -132,16 +171,33 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + json + ": " + e.getMessage(), e);
         }
-        return new DataFingerprint(field(s, "source", json).replace("\\\"", "\"").replace("\\\\", "\\"),
-            Long.parseLong(field(s, "size_bytes", json)), field(s, "hash_kind", json), field(s, "hash", json));
+        try {
+            Config c = ConfigFactory.parseString(s, ConfigParseOptions.defaults().setSyntax(ConfigSyntax.JSON));
+            return new DataFingerprint(c.getString("source"), c.getLong("size_bytes"), c.getString("hash_kind"),
+                c.getString("hash"));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException(json + ": unreadable " + FILE_NAME + ": " + e.getMessage(), e);
+        }
     }
 
-    private static String field(String json, String name, Path file) {
-        Matcher m = Pattern.compile("\"" + name + "\":\\s*(\"((?:[^\"\\\\]|\\\\.)*)\"|(\\d+))").matcher(json);
-        if (!m.find()) {
-            throw new IllegalArgumentException(file + ": no \"" + name + "\" field");
+    /** {@code s} as a JSON string, as the run's other JSON files write theirs. */
+    private static String quote(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char ch : s.toCharArray()) {
+            switch (ch) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                default -> {
+                    if (ch < 0x20) {
+                        sb.append(String.format(Locale.ROOT, "\\u%04x", (int) ch));
+                    } else {
+                        sb.append(ch);
+                    }
+                }
+            }
         }
-        return m.group(2) != null ? m.group(2) : m.group(3);
+        return sb.append('"').toString();
     }
 
     /**

@@ -36,6 +36,35 @@ class DataFingerprintTest {
     }
 
     @Test
+    void shouldWriteValidJsonForAPathWithQuotesBackslashesAndControlCharacters() throws Exception {
+        Path odd = Files.createDirectories(dir.resolve("a \"quoted\" \\ dir\nwith\ta newline\001\r"));
+        Path f = Files.writeString(odd.resolve("data.txt"), "x".repeat(100));
+        DataFingerprint fp = DataFingerprint.of(f);
+        String json = fp.toJson();
+        assertTrue(json.endsWith(System.lineSeparator()), json);
+        String body = json.substring(0, json.length() - System.lineSeparator().length());
+        assertTrue(body.chars().allMatch(c -> c >= 0x20), "no raw control character in the JSON: " + json);
+        assertTrue(body.contains("\\\"quoted\\\" \\\\ dir\\nwith\\u0009a newline\\u0001\\u000d"), body);
+        Path run = dir.resolve("run");
+        fp.write(run);
+        DataFingerprint back = DataFingerprint.read(run.resolve(DataFingerprint.FILE_NAME));
+        assertEquals(fp, back);
+        assertEquals(f.toString(), back.source());
+    }
+
+    @Test
+    void shouldRoundTripItsTokenAndRefuseAMalformedOneByItsText() throws IOException {
+        DataFingerprint fp = DataFingerprint.of(Files.writeString(dir.resolve("a.txt"), "x".repeat(2000)));
+        assertEquals(fp, DataFingerprint.fromToken(fp.source(), fp.token()));
+        for (String bad : new String[] {"", "sha256", "sha256:12", "sha256:-1:ab", "sha256:x:ab", ":12:ab",
+            "sha256:12:"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> DataFingerprint.fromToken("a", bad));
+            assertTrue(e.getMessage().contains("'" + bad + "'"), e.getMessage());
+        }
+    }
+
+    @Test
     void shouldRefuseOtherBytesNamingBothSources() throws IOException {
         Path a = Files.writeString(dir.resolve("a.txt"), "x".repeat(2000));
         Path b = Files.writeString(dir.resolve("b.txt"), "x".repeat(1999) + "y");
