@@ -3,7 +3,8 @@
 # and stops every node it started on exit or Ctrl-C.
 #   scripts/launch-cluster.sh HOSTS_FILE [train options]
 # HOSTS_FILE: one node per line, "HOST[:PORT] [WORKERS]" (default port 25520, 1 worker); '#' starts a
-# comment. The first line's node is the seed the others join. Every node may host the coordinator (a
+# comment, anywhere on a line. Every line is checked before any node starts: a bad one starts nothing (exit 2).
+# The first line's node is the seed the others join. Every node may host the coordinator (a
 # cluster singleton that starts on the first line's node and moves if it dies, reading the job record
 # beside the checkpoints: put those on storage every node reaches).
 # Loopback hosts (127.x, localhost) run here. Any other host runs over ssh (`ssh -tt HOST`, so the
@@ -50,26 +51,44 @@ mkdir -p "$logdir"
 trap troupe_stop_started EXIT INT TERM
 is_local() { case "$1" in 127.*|localhost) return 0 ;; *) return 1 ;; esac; }
 
-seed=""
-seed_host=""
-i=0
-while read -r entry workers _rest; do
-  entry="${entry%%#*}"
-  [ -n "$entry" ] || continue
+# Every line is read and checked before any node starts, so a bad line starts nothing.
+hosts=()
+ports=()
+worker_counts=()
+while IFS= read -r line || [ -n "$line" ]; do
+  line="${line%%#*}"
+  line="${line%$'\r'}"
+  read -r entry workers rest <<< "$line" || true
+  [ -n "${entry:-}" ] || continue
   host="${entry%%:*}"
   port=25520
-  [[ "$entry" == *:* ]] && port="${entry##*:}"
-  if ! [[ "$port" =~ ^[0-9]+$ ]]; then echo "launch-cluster: bad port in '$entry'" >&2; exit 2; fi
+  [[ "$entry" == *:* ]] && port="${entry#*:}"
+  if ! [[ "$port" =~ ^[1-9][0-9]*$ ]] || [ "${#port}" -gt 5 ] || [ "$port" -gt 65535 ]; then
+    echo "launch-cluster: bad port in '$entry' (expected 1-65535)" >&2; exit 2
+  fi
   if ! [[ "$host" =~ ^[A-Za-z0-9._-]+$ ]]; then echo "launch-cluster: bad host in '$entry'" >&2; exit 2; fi
   workers="${workers:-1}"
   if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then echo "launch-cluster: bad worker count '$workers' for $entry" >&2; exit 2; fi
-  i=$((i + 1))
+  if [ -n "$rest" ]; then
+    echo "launch-cluster: unexpected '$rest' after the worker count for $entry (lines: HOST[:PORT] [WORKERS])" >&2
+    exit 2
+  fi
+  hosts+=("$host")
+  ports+=("$port")
+  worker_counts+=("$workers")
+done < "$hosts_file"
+if [ "${#hosts[@]}" -eq 0 ]; then echo "launch-cluster: no hosts in $hosts_file" >&2; exit 2; fi
+
+seed="${hosts[0]}:${ports[0]}"
+seed_host="${hosts[0]}"
+for idx in "${!hosts[@]}"; do
+  i=$((idx + 1))
+  host="${hosts[$idx]}"
+  port="${ports[$idx]}"
+  workers="${worker_counts[$idx]}"
   args="node --hostname $host --port $port --workers $workers --role worker,coordinator"
   env="TROUPE_HOST=$host"
-  if [ -z "$seed" ]; then
-    seed="$host:$port"
-    seed_host="$host"
-  else
+  if [ "$idx" -gt 0 ]; then
     args="$args --seed $seed"
     env="$env TROUPE_SEED=$seed"
   fi
@@ -87,8 +106,7 @@ while read -r entry workers _rest; do
   fi
   TROUPE_STARTED_PIDS+=($!)
   echo "troupe: node $i ($host:$port, $workers worker(s), pid ${TROUPE_STARTED_PIDS[-1]}), log $logdir/node-$i.log"
-done < "$hosts_file"
-if [ -z "$seed" ]; then echo "launch-cluster: no hosts in $hosts_file" >&2; exit 2; fi
+done
 
 submit_host="${TROUPE_SUBMIT_HOST:-}"
 if [ -z "$submit_host" ]; then

@@ -42,7 +42,7 @@ final class ClusterTrainCommand {
         try (StopSignal stop = StopSignal.install("troupe-train", ClusterJobs.stopWaitMs(s));
              EmbeddedNodes nodes = EmbeddedNodes.start(workers, threadsPerWorker);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
-                 + ", " + s.schedule() + " (embedded cluster)", true)) {
+                 + ", " + s.schedule() + " (embedded cluster)", true, s.resume() != null)) {
             outputs.recordData(fingerprint);
             out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
                 + " %s per replica, "

@@ -55,7 +55,7 @@ final class PipelineTrainCommand {
         try (LocalTrainStop stop = LocalTrainStop.install(s);
              LocalPipelineEngine engine = new LocalPipelineEngine(spec, data);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
-                 + ", " + s.schedule(), true)) {
+                 + ", " + s.schedule(), true, s.resume() != null)) {
             outputs.recordData(fingerprint);
             out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
                 + " %s of %s per replica, "

@@ -82,6 +82,14 @@ public final class SimulateCommand {
         long startNs = System.nanoTime();
         SimulationResult result = new PipelineSimulator(cost, wantTimeline).run(policy);
         long elapsedMs = (System.nanoTime() - startNs) / 1_000_000;
+        double busyUs = java.util.Arrays.stream(result.busyUs()).sum();
+        if (!Double.isFinite(result.stepUs()) || !Double.isFinite(busyUs)) {
+            // no table, chart or trace of infinite times (JSON has no Infinity; the chart's axis would never end)
+            err.printf(Locale.ROOT, "troupe simulate: the times overflow a double (step=%s, busy=%s): use a smaller"
+                + " --cost, --tp-comm, --latency or --straggler factor (troupe simulate --help)%n",
+                result.stepUs(), busyUs);
+            return 2;
+        }
         String title = String.format(Locale.ROOT, "%s  p=%d%s m=%d  bubble=%.4f  step=%.3f", policy.name(),
                 options.stages(), options.virtual() > 1 ? " v=" + options.virtual() : "", options.microbatches(),
                 result.bubbleFraction(), result.stepUs());

@@ -114,7 +114,8 @@ final class SubmitCommand {
                     Duration.ofSeconds(timeoutS), out, err);
             }
             try (io.troupe.models.train.RunOutputs outputs = new io.troupe.models.train.RunOutputs(runDir,
-                "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true)) {
+                "Troupe cluster: " + t.model().name() + " GPT, layout " + job.layout() + ", " + job.schedule(), true,
+                s.resume() != null)) {
                 out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s,"
                     + " %d steps to the cluster at %s%n",
                     job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));

@@ -109,7 +109,8 @@ final class TrainCommand {
         }
         try (LocalTrainStop stop = LocalTrainStop.install(s); dev; Trainer trainer = new Trainer(cfg, dev, data);
              RunOutputs outputs = new RunOutputs(runDir,
-                 "Troupe: " + cfg.model().name() + " GPT on " + data.train().description())) {
+                 "Troupe: " + cfg.model().name() + " GPT on " + data.train().description(), false,
+                 s.resume() != null)) {
             outputs.recordData(fingerprint);
             trainer.model().recompute(s.memory().recompute());
             out.printf(Locale.ROOT, "troupe: %s GPT (%,d parameters), batch %d x seq %d, %d steps on %s%n",

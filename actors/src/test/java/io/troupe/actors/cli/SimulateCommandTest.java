@@ -1,6 +1,7 @@
 package io.troupe.actors.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -57,6 +58,23 @@ class SimulateCommandTest {
         Outcome bad = run("--stages", "8", "--microbatches", "32", "--schedule", "1f1b", "--tp-comm", "1");
         assertEquals(2, bad.code);
         assertTrue(bad.err.contains("--tp-comm"), bad.err);
+    }
+
+    /** Costs whose sums overflow are refused, naming the options, before any table, chart or trace is written. */
+    @Test
+    void shouldRefuseCostsWhoseTimesOverflowWritingNothing() {
+        Path svg = dir.resolve("huge.svg");
+        Path trace = dir.resolve("huge.json");
+        for (String cost : new String[] {"1e307,1,1", "1e308,1e308,1e308"}) {
+            Outcome o = run("--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--cost", cost, "--svg",
+                svg.toString(), "--trace", trace.toString());
+            assertEquals(2, o.code, cost + ": " + o.out + o.err);
+            assertTrue(o.err.contains("the times overflow") && o.err.contains("--cost"), o.err);
+            assertEquals("", o.out, cost);
+            assertFalse(Files.exists(svg) || Files.exists(trace), cost + ": no chart or trace");
+        }
+        Outcome big = run("--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--cost", "1e300,1,1");
+        assertEquals(0, big.code, big.err);
     }
 
     @Test

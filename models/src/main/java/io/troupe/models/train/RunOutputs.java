@@ -22,6 +22,12 @@ import java.util.Locale;
  * {@code val_loss} (empty on steps without validation), {@code lr}, {@code grad_norm} (the global
  * gradient norm before clipping), {@code tokens_per_s}, {@code step_ms}; pipelined runs add
  * {@link #PIPELINE_COLUMNS}.
+ *
+ * <p>A resumed run ({@link #RunOutputs(Path, String, boolean, boolean)}) whose directory already holds a
+ * {@code metrics.csv} with its columns (or the single-device trainer's, which are their first ones) continues it:
+ * the rows of the steps before the first one this run records stay, those from it on (steps the earlier run went
+ * past its last checkpoint) are dropped, and this run's rows follow, so every step appears once. Until this run
+ * records a step the file is left as it was; {@code loss.svg} draws the rows kept and this run's.
  */
 public final class RunOutputs implements AutoCloseable {
     public static final String CSV_HEADER = "step,epoch,loss,val_loss,lr,grad_norm,tokens_per_s,step_ms";
@@ -33,8 +39,12 @@ public final class RunOutputs implements AutoCloseable {
     public static final String PIPELINE_COLUMNS = ",bubble,allreduce_ms,mem_peak_mib,grad_bytes_sent";
 
     private final Path dir;
-    private final BufferedWriter csv;
+    private final String header;
+    private BufferedWriter csv;
     private final List<StepMetrics> history = new ArrayList<>();
+    /** The earlier run's rows (verbatim, padded to this run's columns) and their figures; null once written. */
+    private List<String> carriedRows;
+    private List<StepMetrics> carried = List.of();
     private final String title;
     private final boolean pipelined;
     private double epochsPerStep = Double.NaN;
@@ -48,18 +58,96 @@ public final class RunOutputs implements AutoCloseable {
      * (see {@link #record(StepMetrics, double, double)}).
      */
     public RunOutputs(Path dir, String title, boolean pipelined) {
+        this(dir, title, pipelined, false);
+    }
+
+    /**
+     * With {@code resumed}, a {@code metrics.csv} already in {@code dir} is continued rather than replaced (see the
+     * class comment).
+     */
+    public RunOutputs(Path dir, String title, boolean pipelined, boolean resumed) {
         this.dir = dir;
         this.title = title;
         this.pipelined = pipelined;
+        this.header = pipelined ? CSV_HEADER + PIPELINE_COLUMNS : CSV_HEADER;
         try {
             Files.createDirectories(dir);
-            this.csv = Files.newBufferedWriter(dir.resolve("metrics.csv"));
-            csv.write(pipelined ? CSV_HEADER + PIPELINE_COLUMNS : CSV_HEADER);
-            csv.newLine();
-            csv.flush();
+            Path file = dir.resolve("metrics.csv");
+            if (resumed && Files.isRegularFile(file)) {
+                carriedRows = carriedRows(Files.readAllLines(file));
+            }
+            if (carriedRows == null) {
+                openCsv(List.of());
+            } else {
+                List<StepMetrics> figures = new ArrayList<>();
+                for (String row : carriedRows) {
+                    StepMetrics m = figures(row);
+                    if (m != null) {
+                        figures.add(m);
+                    }
+                }
+                carried = figures;
+            }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot create run directory " + dir + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The rows of an earlier {@code metrics.csv} this run can continue, padded to this run's columns; null when its
+     * header is neither this run's nor a prefix of it. Rows of another width (a line cut short) are left out.
+     */
+    private List<String> carriedRows(List<String> lines) {
+        if (lines.isEmpty() || !header.startsWith(lines.get(0))
+            || !(header.length() == lines.get(0).length() || header.charAt(lines.get(0).length()) == ',')) {
+            return null;
+        }
+        int columns = lines.get(0).split(",", -1).length;
+        String pad = ",".repeat(header.split(",", -1).length - columns);
+        List<String> rows = new ArrayList<>();
+        for (String line : lines.subList(1, lines.size())) {
+            if (line.split(",", -1).length == columns && stepOf(line) > 0) {
+                rows.add(line + pad);
+            }
+        }
+        return rows;
+    }
+
+    /** The step of a metrics row, or -1 when its first column is not one. */
+    private static long stepOf(String row) {
+        try {
+            return Long.parseLong(row.substring(0, row.indexOf(',')));
+        } catch (NumberFormatException | IndexOutOfBoundsException e) {
+            return -1;
+        }
+    }
+
+    /** The figures the loss chart draws of a metrics row; null when they do not parse. */
+    private static StepMetrics figures(String row) {
+        String[] c = row.split(",", -1);
+        try {
+            return new StepMetrics(Long.parseLong(c[0]), 0, Double.parseDouble(c[2]),
+                c[3].isEmpty() ? Double.NaN : Double.parseDouble(c[3]), Float.parseFloat(c[4]),
+                Double.parseDouble(c[5]), Double.parseDouble(c[6]), Double.parseDouble(c[7]));
+        } catch (NumberFormatException e) {
+            return null;
+        }
+    }
+
+    /** Writes {@code metrics.csv} afresh: the header, then {@code rows}; later rows are appended. */
+    private void openCsv(List<String> rows) throws IOException {
+        Path tmp = dir.resolve("metrics.csv.tmp");
+        try (BufferedWriter w = Files.newBufferedWriter(tmp)) {
+            w.write(header);
+            w.newLine();
+            for (String row : rows) {
+                w.write(row);
+                w.newLine();
+            }
+        }
+        Files.move(tmp, dir.resolve("metrics.csv"), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+            java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        csv = Files.newBufferedWriter(dir.resolve("metrics.csv"), java.nio.file.StandardOpenOption.APPEND);
     }
 
     public Path dir() {
@@ -111,6 +199,13 @@ public final class RunOutputs implements AutoCloseable {
     private void write(StepMetrics m, String extra) {
         history.add(m);
         try {
+            if (carriedRows != null) {
+                // the earlier run's steps before this one stay; from this one on, this run's rows replace them
+                carriedRows.removeIf(row -> stepOf(row) >= m.step());
+                carried = carried.stream().filter(c -> c.step() < m.step()).toList();
+                openCsv(carriedRows);
+                carriedRows = null;
+            }
             csv.write(String.format(Locale.ROOT, "%d,%s,%.6f,%s,%.6e,%.6f,%.1f,%.3f", m.step(),
                 Double.isNaN(epochsPerStep) ? "" : String.format(Locale.ROOT, "%.5f", m.step() * epochsPerStep),
                 m.loss(),
@@ -126,6 +221,7 @@ public final class RunOutputs implements AutoCloseable {
         }
     }
 
+    /** The steps this run recorded (not those of an earlier run it continues). */
     public List<StepMetrics> history() {
         return history;
     }
@@ -134,7 +230,9 @@ public final class RunOutputs implements AutoCloseable {
     public void writePlot() {
         try {
             Path tmp = dir.resolve("loss.svg.tmp");
-            Files.writeString(tmp, LossChart.svg(title, history));
+            List<StepMetrics> drawn = new ArrayList<>(carried);
+            drawn.addAll(history);
+            Files.writeString(tmp, LossChart.svg(title, drawn));
             Files.move(tmp, dir.resolve("loss.svg"), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
                 java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
@@ -145,7 +243,9 @@ public final class RunOutputs implements AutoCloseable {
     @Override
     public void close() {
         try {
-            csv.close();
+            if (csv != null) {
+                csv.close();
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
