@@ -53,6 +53,17 @@ public final class SimulateCommand {
         System.exit(run(args, System.out, System.err));
     }
 
+    /** The file and why it could not be written: {@code /proc/x.svg: no such file or directory}. */
+    private static String written(IOException e) {
+        if (e instanceof java.nio.file.FileSystemException f) {
+            String why = f instanceof java.nio.file.NoSuchFileException ? "no such file or directory"
+                : f instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                : f.getReason() != null ? f.getReason() : f.getClass().getSimpleName();
+            return f.getFile() + ": " + why;
+        }
+        return String.valueOf(e.getMessage());
+    }
+
     /** Runs the command; returns the exit code. */
     public static int run(String[] args, PrintStream out, PrintStream err) {
         SimulateOptions options;
@@ -102,8 +113,9 @@ public final class SimulateCommand {
                 ChromeTraceWriter.write(timeline, Path.of(options.traceFile()));
             }
         } catch (IOException e) {
-            err.println("simulate: cannot write output: " + e.getMessage());
-            return 1;
+            // a file the options name that cannot be written is bad input, as a bad value is
+            err.println("troupe simulate: cannot write " + written(e) + " (--svg, --trace)");
+            return 2;
         }
         print(out, options, cost, result, elapsedMs);
         return 0;

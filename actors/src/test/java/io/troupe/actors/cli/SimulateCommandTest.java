@@ -114,9 +114,11 @@ class SimulateCommandTest {
             {"--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--straggler", "2x"},
             {"--stages", "4", "--microbatches", "8", "--schedule", "1f1b", "--frobnicate", "1"},
             {"--stages", "4", "--microbatches", "8"},
+            {"--stages", "2", "--microbatches", "2", "--schedule", "1f1b", "--svg", "/nonexistent-dir/p.svg"},
         };
         String[] named = {"--stages 0", "--stages x4", "zb-h9", "microbatches=6", "--cost 1,2", "--jitter 1.5",
-            "stage=7", "--straggler 2x", "--frobnicate", "missing --schedule"};
+            "stage=7", "--straggler 2x", "--frobnicate", "missing --schedule",
+            "cannot write /nonexistent-dir/p.svg: no such file or directory"};
         for (int i = 0; i < bad.length; i++) {
             Outcome o = run(bad[i]);
             assertEquals(2, o.code, String.join(" ", bad[i]));
