@@ -123,8 +123,9 @@ if [ -z "$submit_host" ]; then
 fi
 set +e
 # In the background, so that a TERM or Ctrl-C reaches the trap (which stops the client and the nodes) at once.
+# Stopped (Ctrl-C), the job is resumed by this script, not by 'troupe submit': the nodes end with it.
 # shellcheck disable=SC2086
-$local_cmd submit --cluster "$seed" --hostname "$submit_host" "$@" &
+TROUPE_RESUME_COMMAND="$0 $hosts_file" $local_cmd submit --cluster "$seed" --hostname "$submit_host" "$@" &
 submit_pid=$!
 TROUPE_STARTED_PIDS+=("$submit_pid")
 wait "$submit_pid"

@@ -130,7 +130,7 @@ fi
 set +e
 # shellcheck disable=SC2086
 # Stopped (Ctrl-C), the job is resumed by this script, not by 'troupe submit': the nodes end with it.
-java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS "-Dtroupe.submit.resume-command=scripts/launch-local.sh $n" \
+TROUPE_RESUME_COMMAND="$0 $n" java ${TROUPE_JAVA_OPTS:-} $TROUPE_JVM_FLAGS \
   -cp "$(troupe_classpath)" io.troupe.actors.cli.TroupeCli submit --cluster "$seed" "$@" &
 submit_pid=$!
 TROUPE_STARTED_PIDS+=("$submit_pid")

@@ -73,6 +73,15 @@ final class ClusterJobs {
          * no cluster). Default {@code scripts/troupe submit}.
          */
         static final String RESUME_COMMAND_PROPERTY = "troupe.submit.resume-command";
+        /** Environment variable the launch scripts set instead of {@link #RESUME_COMMAND_PROPERTY}. */
+        static final String RESUME_COMMAND_ENV = "TROUPE_RESUME_COMMAND";
+
+        /** The command a stopped {@code submit} names: the property, else the environment variable, else the CLI. */
+        static String resumeCommand() {
+            String env = System.getenv(RESUME_COMMAND_ENV);
+            return System.getProperty(RESUME_COMMAND_PROPERTY,
+                env == null || env.isBlank() ? "scripts/troupe submit" : env);
+        }
 
         /** The stop of {@code job} by {@code signal}, resumed from the run directory its checkpoints go to. */
         static Stop of(StopSignal signal, String command, JobRequest job) {

@@ -119,8 +119,7 @@ final class SubmitCommand {
                 out.printf(Locale.ROOT, "troupe: submitting %s GPT, layout %s, schedule %s,"
                     + " %d steps to the cluster at %s%n",
                     job.model(), job.layout(), job.schedule(), job.steps(), o.get("cluster"));
-                String resumeWith =
-                    System.getProperty(ClusterJobs.Stop.RESUME_COMMAND_PROPERTY, "scripts/troupe submit");
+                String resumeWith = ClusterJobs.Stop.resumeCommand();
                 return ClusterJobs.follow(Troupe.using(client).submit(job), outputs, t.steps(),
                     Duration.ofSeconds(timeoutS), ClusterJobs.Stop.of(stop, resumeWith, job), out, err);
             }

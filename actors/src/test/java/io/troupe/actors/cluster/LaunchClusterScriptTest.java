@@ -24,9 +24,13 @@ class LaunchClusterScriptTest {
     @TempDir
     Path dir;
 
+    private static Path root() {
+        return Path.of(System.getProperty("user.dir")).getParent();
+    }
+
     /** Runs the script on {@code hosts}; returns its exit code, its output in {@code dir/out.log}. */
     private int launch(String hosts, int nodes) throws IOException, InterruptedException {
-        Path root = Path.of(System.getProperty("user.dir")).getParent();
+        Path root = root();
         Path fake = dir.resolve("fake-troupe");
         // a node records its command line; the client waits (10 s at most) until every node has, then records its own
         Files.writeString(fake, """
@@ -36,6 +40,7 @@ class LaunchClusterScriptTest {
             sleep 0.1; done
             fi
             echo "$*" >> "$FAKE_LOG"
+            if [ "$1" = submit ]; then echo "resume with: $TROUPE_RESUME_COMMAND" >> "$FAKE_LOG"; fi
             """);
         assertTrue(fake.toFile().setExecutable(true));
         Path hostsFile = dir.resolve("hosts");
@@ -66,7 +71,7 @@ class LaunchClusterScriptTest {
         String out = Files.readString(dir.resolve("out.log"));
         assertEquals(0, code, out);
         List<String> commands = commands();
-        assertEquals(4, commands.size(), String.join("\n", commands));
+        assertEquals(5, commands.size(), String.join("\n", commands));
         assertTrue(commands.contains("node --hostname 127.0.0.1 --port 35611 --workers 1 --role worker,coordinator"),
             commands.toString());
         assertTrue(commands.contains("node --hostname 127.0.0.2 --port 35612 --workers 2 --role worker,coordinator"
@@ -75,6 +80,8 @@ class LaunchClusterScriptTest {
             + " --seed 127.0.0.1:35611"), commands.toString());
         assertEquals("submit --cluster 127.0.0.1:35611 --hostname 127.0.0.1 --model tiny --steps 3",
             commands.get(3));
+        assertEquals("resume with: " + root().resolve("scripts/launch-cluster.sh") + " " + dir.resolve("hosts"),
+            commands.get(4), "a stopped job is resumed by the script, whose nodes end with it");
     }
 
     @Test
