@@ -30,8 +30,9 @@ final class ImageState {
     int chunkCrc;
     boolean crcPresent;
     /**
-     * A chunk from this image has passed its {@link FrameMac} check: the image is a key holder's publication,
-     * so a later chunk failing its check was damaged in transit, and the tensor it fills is reported corrupt.
+     * A chunk or a whole frame from this image has passed its {@link FrameMac} check: the image is a key holder's
+     * publication, so a later chunk or frame failing its check was damaged in transit, and the tensor it fills is
+     * reported corrupt.
      */
     boolean macProven;
     /** The chunk in progress carries a {@link FrameMac} tag still to be checked, and its header's state. */

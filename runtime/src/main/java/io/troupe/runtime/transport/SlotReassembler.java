@@ -140,6 +140,18 @@ final class SlotReassembler {
         }
     }
 
+    /**
+     * Tells the listener at once of a key holder's frame of one datagram that failed its tag ({@code BAD_MAC}),
+     * its kind and key as its header gives them.
+     */
+    void reportDamaged(int source, FrameKind kind, long key) {
+        try {
+            listener.onTensorCorrupted(source, kind, key, DropReason.BAD_MAC);
+        } catch (Throwable t) {
+            counters.onError(t);
+        }
+    }
+
     /** Recycles the slot of a tensor that can never complete and tells the listener at once. */
     private void reportCorrupt(ReceiveSlot slot, DropReason reason) {
         int source = slot.sourceRank;

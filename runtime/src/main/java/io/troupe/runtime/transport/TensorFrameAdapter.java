@@ -103,6 +103,13 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
                                    Header header) {
         TensorFrameDecoder d = decoder;
         DropReason refused = admit(st, d, buffer, offset, length, end);
+        if (refused == DropReason.BAD_MAC && end && st.macProven) {
+            // a key holder's frame of one datagram damaged on the way (its image passed a tag before): whoever
+            // waits for it may fail now rather than at its step timeout
+            reassembler.reportDamaged(st.rank, d.kind(), d.frame().tensorKey());
+        } else if (refused == null && end && d.checksTags()) {
+            st.macProven = true; // a whole tagged frame passed: this image is a key holder's publication
+        }
         if (refused != null) {
             if (refused.wellFormed() && (d.byRing() || d.byReference())) {
                 sources.releaseRefused(st, header, d); // a stale epoch's sender must not wait out its deadline

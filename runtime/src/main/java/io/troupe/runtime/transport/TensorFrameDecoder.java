@@ -180,6 +180,11 @@ public final class TensorFrameDecoder {
         return null;
     }
 
+    /** Whether this decoder checks {@link FrameMac} tags (an auth key, on a UDP subscription). */
+    public boolean checksTags() {
+        return mac != null;
+    }
+
     /**
      * True when the last frame decoded is the first fragment of an authenticated chunk whose tag is still to be
      * checked: its header is absorbed in {@link #mac()}, and the chunk must pass {@link FrameMac#finish} before use.

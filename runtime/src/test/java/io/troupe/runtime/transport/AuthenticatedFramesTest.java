@@ -144,4 +144,57 @@ class AuthenticatedFramesTest {
             assertTrue(driver.errors().isEmpty(), driver.errors().toString());
         }
     }
+
+    /**
+     * The same for small tensors, each one frame of one datagram: the damaged frame fails its tag whole on
+     * arrival, and since earlier frames of this publication passed, its tensor is reported corrupt at once (whoever
+     * waits for it fails now, not at its step timeout); every other tensor arrives intact.
+     */
+    @Test
+    @Timeout(120)
+    void shouldReportADamagedFrameOfOneDatagramFromAProvenSender() {
+        TransportSettings keyed = LoopbackDriver.testSettings().withAuthKey(FrameAuthKey.ofValue("the cluster's key!"))
+            .withUdpCorruptNth(5);
+        try (LoopbackDriver driver = LoopbackDriver.start(keyed)) {
+            RecordingListener listener = new RecordingListener();
+            WorkerTransport rx = driver.openWorker("rx", 1, EPOCH, listener);
+            WorkerTransport txWorker = driver.openWorker("tx", 0, EPOCH, slot -> { });
+            TransportEndpoint ep = rx.endpoint();
+            TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(),
+                ep.streamId()), EPOCH);
+            TensorReceiverAgent receiver = rx.receiver();
+            awaitConnected(tx, receiver, 20_000);
+            int delivered = 0;
+            int damaged = -1;
+            for (int i = 0; i < 8; i++) {
+                try (NativeMemory src = new NativeMemory(256).fillRandom(i)) {
+                    send(tx, receiver, TensorKey.of(i, 0, 0), src);
+                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                    while (listener.ready.isEmpty() && listener.corrupted.isEmpty()) {
+                        receiver.doWork();
+                        Thread.yield();
+                        assertTrue(System.nanoTime() < deadline, "tensor " + i + " neither delivered nor reported: "
+                            + receiver.drops());
+                    }
+                    if (!listener.corrupted.isEmpty()) {
+                        assertEquals(-1, damaged, "a second tensor reported corrupt");
+                        assertEquals(List.of(DropReason.BAD_MAC), List.copyOf(listener.corrupted));
+                        listener.corrupted.clear();
+                        damaged = i;
+                        continue;
+                    }
+                    ReceiveSlot slot = listener.ready.poll();
+                    assertEquals(TensorKey.of(i, 0, 0), slot.tensorKey());
+                    assertEquals(-1, NativeMemory.firstDifference(src.address(), slot.address(), 256));
+                    slot.release();
+                    delivered++;
+                }
+            }
+            System.out.println("damaged frame of one datagram: tensor " + damaged + ", " + receiver.drops());
+            assertTrue(damaged >= 1, "the damaged frame came after one that passed: tensor " + damaged);
+            assertEquals(7, delivered);
+            assertEquals(1, receiver.drops().count(DropReason.BAD_MAC), receiver.drops().toString());
+            assertTrue(driver.errors().isEmpty(), driver.errors().toString());
+        }
+    }
 }
