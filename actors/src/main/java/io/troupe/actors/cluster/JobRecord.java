@@ -126,28 +126,28 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
     private String fieldsJson() {
         StringBuilder sb = new StringBuilder("{\n");
         sb.append("  \"format\": ").append(FORMAT).append(",\n");
-        sb.append("  \"job_id\": ").append(quote(identity.idHex())).append(",\n");
+        sb.append("  \"job_id\": ").append(JsonChecksum.quote(identity.idHex())).append(",\n");
         sb.append("  \"epoch\": ").append(identity.epoch()).append(",\n");
-        sb.append("  \"state\": ").append(quote(state.name().toLowerCase(Locale.ROOT))).append(",\n");
-        sb.append("  \"layout\": ").append(quote(layout)).append(",\n");
+        sb.append("  \"state\": ").append(JsonChecksum.quote(state.name().toLowerCase(Locale.ROOT))).append(",\n");
+        sb.append("  \"layout\": ").append(JsonChecksum.quote(layout)).append(",\n");
         sb.append("  \"microbatches\": ").append(microbatches).append(",\n");
         sb.append("  \"last_committed_step\": ").append(lastCommittedStep).append(",\n");
-        sb.append("  \"last_checkpoint\": ").append(quote(lastCheckpoint)).append(",\n");
-        sb.append("  \"submitter\": ").append(quote(submitter)).append(",\n");
-        sb.append("  \"observer\": ").append(quote(observer)).append(",\n");
+        sb.append("  \"last_checkpoint\": ").append(JsonChecksum.quote(lastCheckpoint)).append(",\n");
+        sb.append("  \"submitter\": ").append(JsonChecksum.quote(submitter)).append(",\n");
+        sb.append("  \"observer\": ").append(JsonChecksum.quote(observer)).append(",\n");
         sb.append("  \"restarts\": ").append(restarts()).append(",\n");
         sb.append("  \"spec\": {");
         RecordComponent[] cs = JobRequest.class.getRecordComponents();
         for (int i = 0; i < cs.length; i++) {
             Object v = value(cs[i], spec);
-            sb.append(i == 0 ? "\n" : ",\n").append("    ").append(quote(cs[i].getName())).append(": ")
-                .append(v instanceof String str ? quote(str) : String.valueOf(v));
+            sb.append(i == 0 ? "\n" : ",\n").append("    ").append(JsonChecksum.quote(cs[i].getName())).append(": ")
+                .append(v instanceof String str ? JsonChecksum.quote(str) : String.valueOf(v));
         }
         sb.append("\n  },\n  \"faults\": [");
         for (int i = 0; i < faults.size(); i++) {
             Fault f = faults.get(i);
             sb.append(i == 0 ? "\n" : ",\n").append("    {\"epoch\": ").append(f.epoch()).append(", \"at_ms\": ")
-                .append(f.atMs()).append(", \"reason\": ").append(quote(f.reason())).append('}');
+                .append(f.atMs()).append(", \"reason\": ").append(JsonChecksum.quote(f.reason())).append('}');
         }
         sb.append("\n  ]\n}\n");
         return sb.toString();
@@ -196,22 +196,4 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
         }
     }
 
-    private static String quote(String s) {
-        StringBuilder sb = new StringBuilder("\"");
-        for (char ch : s.toCharArray()) {
-            switch (ch) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                default -> {
-                    if (ch < 0x20) {
-                        sb.append(String.format("\\u%04x", (int) ch));
-                    } else {
-                        sb.append(ch);
-                    }
-                }
-            }
-        }
-        return sb.append('"').toString();
-    }
 }

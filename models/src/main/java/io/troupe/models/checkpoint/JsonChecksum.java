@@ -52,4 +52,28 @@ public final class JsonChecksum {
         crc.update(text.getBytes(StandardCharsets.UTF_8));
         return crc.getValue();
     }
+
+    /**
+     * {@code s} as a JSON string, as every durable JSON record writes its strings (the manifest, the job record,
+     * the run's data record): quotes, backslashes and control characters escaped, so the text reads back to the
+     * same values and the checksum over it holds.
+     */
+    public static String quote(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char ch : s.toCharArray()) {
+            switch (ch) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                default -> {
+                    if (ch < 0x20) {
+                        sb.append(String.format(java.util.Locale.ROOT, "\\u%04x", (int) ch));
+                    } else {
+                        sb.append(ch);
+                    }
+                }
+            }
+        }
+        return sb.append('"').toString();
+    }
 }

@@ -54,10 +54,10 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
         sb.append("  \"data_cursor\": ").append(dataCursor).append(",\n");
         sb.append("  \"seed\": ").append(seed).append(",\n");
         sb.append("  \"batch_size\": ").append(batchSize).append(",\n");
-        sb.append("  \"layout\": ").append(quote(layout)).append(",\n");
-        sb.append("  \"data_source\": ").append(quote(dataSource)).append(",\n");
+        sb.append("  \"layout\": ").append(JsonChecksum.quote(layout)).append(",\n");
+        sb.append("  \"data_source\": ").append(JsonChecksum.quote(dataSource)).append(",\n");
         sb.append("  \"model\": {")
-            .append("\"name\": ").append(quote(model.name()))
+            .append("\"name\": ").append(JsonChecksum.quote(model.name()))
             .append(", \"vocab_size\": ").append(model.vocabSize())
             .append(", \"d_model\": ").append(model.dModel())
             .append(", \"n_layer\": ").append(model.nLayer())
@@ -69,7 +69,7 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
         for (int i = 0; i < files.size(); i++) {
             FileEntry f = files.get(i);
             sb.append(i == 0 ? "\n" : ",\n");
-            sb.append("    {\"name\": ").append(quote(f.name())).append(", \"bytes\": ").append(f.bytes())
+            sb.append("    {\"name\": ").append(JsonChecksum.quote(f.name())).append(", \"bytes\": ").append(f.bytes())
                 .append(", \"crc32c\": \"").append(String.format("%08x", f.crc32c())).append("\"}");
         }
         sb.append("\n  ]\n}\n");
@@ -102,22 +102,4 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
         }
     }
 
-    private static String quote(String s) {
-        StringBuilder sb = new StringBuilder("\"");
-        for (char ch : s.toCharArray()) {
-            switch (ch) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                default -> {
-                    if (ch < 0x20) {
-                        sb.append(String.format("\\u%04x", (int) ch));
-                    } else {
-                        sb.append(ch);
-                    }
-                }
-            }
-        }
-        return sb.append('"').toString();
-    }
 }

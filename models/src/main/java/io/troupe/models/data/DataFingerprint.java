@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigParseOptions;
 import com.typesafe.config.ConfigSyntax;
+import io.troupe.models.checkpoint.JsonChecksum;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -120,7 +121,7 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
     public String toJson() {
         return String.format(Locale.ROOT,
             "{\"source\": %s, \"size_bytes\": %d, \"hash_kind\": %s, \"hash\": %s}%n",
-            quote(source), sizeBytes, quote(hashKind), quote(hash));
+            JsonChecksum.quote(source), sizeBytes, JsonChecksum.quote(hashKind), JsonChecksum.quote(hash));
     }
 
     /**
@@ -178,26 +179,6 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
         } catch (ConfigException e) {
             throw new IllegalArgumentException(json + ": unreadable " + FILE_NAME + ": " + e.getMessage(), e);
         }
-    }
-
-    /** {@code s} as a JSON string, as the run's other JSON files write theirs. */
-    private static String quote(String s) {
-        StringBuilder sb = new StringBuilder("\"");
-        for (char ch : s.toCharArray()) {
-            switch (ch) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                default -> {
-                    if (ch < 0x20) {
-                        sb.append(String.format(Locale.ROOT, "\\u%04x", (int) ch));
-                    } else {
-                        sb.append(ch);
-                    }
-                }
-            }
-        }
-        return sb.append('"').toString();
     }
 
     /**
