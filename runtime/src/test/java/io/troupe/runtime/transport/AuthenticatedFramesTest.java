@@ -92,6 +92,21 @@ class AuthenticatedFramesTest {
             null);
     }
 
+    /** A sender (rank 0) connected to a receiver (rank 1) over UDP. */
+    private record Pair(TensorSender tx, TensorReceiverAgent receiver) {
+    }
+
+    /** Rank 1's worker on {@code driver} (its tensors to {@code listener}) and rank 0's sender to it over UDP. */
+    private static Pair udpPair(LoopbackDriver driver, RecordingListener listener) {
+        WorkerTransport rx = driver.openWorker("rx", 1, EPOCH, listener);
+        WorkerTransport txWorker = driver.openWorker("tx", 0, EPOCH, slot -> { });
+        TransportEndpoint ep = rx.endpoint();
+        TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(),
+            ep.streamId()), EPOCH);
+        awaitConnected(tx, rx.receiver(), 20_000);
+        return new Pair(tx, rx.receiver());
+    }
+
     private static void send(TensorSender tx, TensorReceiverAgent rx, long key, NativeMemory src) {
         tx.begin(FrameKind.GRADIENT, 0, key, DType.I8, new int[] {(int) src.lengthBytes()}, 1, src.address(),
             src.lengthBytes());
@@ -106,17 +121,12 @@ class AuthenticatedFramesTest {
     @Test
     @Timeout(120)
     void shouldReportATensorDamagedInTransitFromAProvenSender() {
-        TransportSettings keyed = LoopbackDriver.testSettings().withAuthKey(FrameAuthKey.ofValue("the cluster's key!"))
-            .withUdpCorruptNth(3);
-        try (LoopbackDriver driver = LoopbackDriver.start(keyed)) {
-            RecordingListener listener = new RecordingListener();
-            WorkerTransport rx = driver.openWorker("rx", 1, EPOCH, listener);
-            WorkerTransport txWorker = driver.openWorker("tx", 0, EPOCH, slot -> { });
-            TransportEndpoint ep = rx.endpoint();
-            TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(),
-                ep.streamId()), EPOCH);
-            TensorReceiverAgent receiver = rx.receiver();
-            awaitConnected(tx, receiver, 20_000);
+        RecordingListener listener = new RecordingListener();
+        try (LoopbackDriver driver = LoopbackDriver.start(LoopbackDriver.testSettings()
+            .withAuthKey(FrameAuthKey.ofValue("the cluster's key!")).withUdpCorruptNth(3))) {
+            Pair pair = udpPair(driver, listener);
+            TensorSender tx = pair.tx();
+            TensorReceiverAgent receiver = pair.receiver();
             long[] sizes = {4096, 4L * 1024 * 1024, 4L * 1024 * 1024};
             for (int i = 0; i < sizes.length; i++) {
                 try (NativeMemory src = new NativeMemory(sizes[i]).fillRandom(i)) {
@@ -153,17 +163,12 @@ class AuthenticatedFramesTest {
     @Test
     @Timeout(120)
     void shouldReportADamagedFrameOfOneDatagramFromAProvenSender() {
-        TransportSettings keyed = LoopbackDriver.testSettings().withAuthKey(FrameAuthKey.ofValue("the cluster's key!"))
-            .withUdpCorruptNth(5);
-        try (LoopbackDriver driver = LoopbackDriver.start(keyed)) {
-            RecordingListener listener = new RecordingListener();
-            WorkerTransport rx = driver.openWorker("rx", 1, EPOCH, listener);
-            WorkerTransport txWorker = driver.openWorker("tx", 0, EPOCH, slot -> { });
-            TransportEndpoint ep = rx.endpoint();
-            TensorSender tx = txWorker.connect(1, new TransportEndpoint("elsewhere", ep.host(), ep.port(),
-                ep.streamId()), EPOCH);
-            TensorReceiverAgent receiver = rx.receiver();
-            awaitConnected(tx, receiver, 20_000);
+        RecordingListener listener = new RecordingListener();
+        try (LoopbackDriver driver = LoopbackDriver.start(LoopbackDriver.testSettings()
+            .withAuthKey(FrameAuthKey.ofValue("the cluster's key!")).withUdpCorruptNth(5))) {
+            Pair pair = udpPair(driver, listener);
+            TensorSender tx = pair.tx();
+            TensorReceiverAgent receiver = pair.receiver();
             int delivered = 0;
             int damaged = -1;
             for (int i = 0; i < 8; i++) {
