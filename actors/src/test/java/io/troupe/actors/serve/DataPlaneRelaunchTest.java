@@ -1,8 +1,10 @@
 package io.troupe.actors.serve;
 
-import static io.troupe.actors.serve.ServeTestSupport.field;
 import static io.troupe.actors.serve.ServeTestSupport.metric;
 import static io.troupe.actors.serve.ServeTestSupport.send;
+import static io.troupe.actors.serve.TwoPrompts.bodies;
+import static io.troupe.actors.serve.TwoPrompts.offline;
+import static io.troupe.actors.serve.TwoPrompts.texts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,21 +12,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.models.infer.InferenceWeights;
-import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.Quantization;
-import io.troupe.models.infer.SamplingParams;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.runtime.transport.TransportNode;
-import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * A process of a pipelined server stopped past Aeron's driver timeout (SIGSTOP, a paused virtual machine) finds
@@ -36,8 +34,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(120)
 class DataPlaneRelaunchTest {
-    private static final List<String> PROMPTS = List.of("To be", "or not");
-    private static final int TOKENS = 12;
 
     @TempDir
     Path tmp;
@@ -75,32 +71,6 @@ class DataPlaneRelaunchTest {
         return h;
     }
 
-    private static List<String> bodies() {
-        return List.of("{\"prompt\":\"" + PROMPTS.get(0) + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0}",
-            "{\"prompt\":\"" + PROMPTS.get(1) + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0.8,\"seed\":7}");
-    }
-
-    /** The texts the prompts give offline, with the whole model on one stage. */
-    private static List<String> offline(Path ckpt) {
-        InferenceWeights w = InferenceWeights.load(ckpt, Quantization.NONE);
-        return List.of(
-            ServeTestSupport.offlineGeneration(w, PROMPTS.get(0), SamplingParams.greedy(TOKENS), KvPrecision.F32)
-                .text(),
-            ServeTestSupport.offlineGeneration(w, PROMPTS.get(1), new SamplingParams(TOKENS, 0.8f, 1f, 7L, List.of()),
-                KvPrecision.F32).text());
-    }
-
-    private static List<String> texts(List<CompletableFuture<HttpResponse<String>>> sent) throws Exception {
-        List<String> out = new ArrayList<>();
-        for (CompletableFuture<HttpResponse<String>> f : sent) {
-            HttpResponse<String> r = f.get(60, TimeUnit.SECONDS);
-            assertEquals(200, r.statusCode(), r.body());
-            assertEquals("length", field(r.body(), "finish_reason"), r.body());
-            out.add(field(r.body(), "text"));
-        }
-        return out;
-    }
-
     /** Closes the Aeron client of {@code plane}'s node, as a stop past Aeron's driver timeout does; that node. */
     private static TransportNode closeClient(DataPlane plane) {
         TransportNode node = plane.current();
@@ -121,21 +91,14 @@ class DataPlaneRelaunchTest {
         assertEquals(200, ServeTestSupport.get(port, "/health").statusCode());
     }
 
-    @Test
-    void shouldWireAStageHostAgainWhoseAeronClientClosed() throws Exception {
-        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
-        List<String> expected = offline(ckpt);
-        StageHostServer host = host(ckpt);
-        InferenceServer server = serve(ckpt, host);
-        int port = server.port();
-        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
-
-        TransportNode closed = closeClient(host.dataPlane());
-        assertServedAgain(port, expected, host.dataPlane(), closed);
+    /** Which side's data plane a test closes the Aeron client of. */
+    enum Side {
+        STAGE_HOST, SERVER
     }
 
-    @Test
-    void shouldWireAServerAgainWhoseAeronClientClosed() throws Exception {
+    @ParameterizedTest(name = "the {0}'s client closed")
+    @EnumSource(Side.class)
+    void shouldWireAgainASideWhoseAeronClientClosed(Side side) throws Exception {
         Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
         List<String> expected = offline(ckpt);
         StageHostServer host = host(ckpt);
@@ -143,7 +106,8 @@ class DataPlaneRelaunchTest {
         int port = server.port();
         assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
 
-        TransportNode closed = closeClient(server.pipelineDataPlane());
-        assertServedAgain(port, expected, server.pipelineDataPlane(), closed);
+        DataPlane plane = side == Side.STAGE_HOST ? host.dataPlane() : server.pipelineDataPlane();
+        TransportNode closed = closeClient(plane);
+        assertServedAgain(port, expected, plane, closed);
     }
 }

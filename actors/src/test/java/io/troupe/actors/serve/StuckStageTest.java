@@ -3,6 +3,9 @@ package io.troupe.actors.serve;
 import static io.troupe.actors.serve.ServeTestSupport.field;
 import static io.troupe.actors.serve.ServeTestSupport.metric;
 import static io.troupe.actors.serve.ServeTestSupport.send;
+import static io.troupe.actors.serve.TwoPrompts.bodies;
+import static io.troupe.actors.serve.TwoPrompts.offline;
+import static io.troupe.actors.serve.TwoPrompts.texts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,9 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.troupe.models.infer.InferenceWeights;
-import io.troupe.models.infer.KvPrecision;
 import io.troupe.models.infer.Quantization;
-import io.troupe.models.infer.SamplingParams;
 import io.troupe.models.parallel.StagePartition;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
@@ -43,8 +44,6 @@ import org.junit.jupiter.api.io.TempDir;
 class StuckStageTest {
     private static final String STEP_TIMEOUT = "1500ms";
     /** Short prompts: the test model's context is 24 positions. */
-    private static final List<String> PROMPTS = List.of("To be", "or not");
-    private static final int TOKENS = 12;
     /**
      * How long after its step was sent a rule may find a stuck stage, ms. The reason says which rule found it and
      * that it waited out its timeouts; how long after them the heartbeats or checks that found it ran depends on
@@ -179,32 +178,6 @@ class StuckStageTest {
             settings, 2, StageLinks.from(config(), named));
         open.add(s);
         return s;
-    }
-
-    private static List<String> bodies() {
-        return List.of("{\"prompt\":\"" + PROMPTS.get(0) + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0}",
-            "{\"prompt\":\"" + PROMPTS.get(1) + "\",\"max_tokens\":" + TOKENS + ",\"temperature\":0.8,\"seed\":7}");
-    }
-
-    /** The texts the prompts give offline, with the whole model on one stage. */
-    private static List<String> offline(Path ckpt) {
-        InferenceWeights w = InferenceWeights.load(ckpt, Quantization.NONE);
-        return List.of(
-            ServeTestSupport.offlineGeneration(w, PROMPTS.get(0), SamplingParams.greedy(TOKENS), KvPrecision.F32)
-                .text(),
-            ServeTestSupport.offlineGeneration(w, PROMPTS.get(1), new SamplingParams(TOKENS, 0.8f, 1f, 7L, List.of()),
-                KvPrecision.F32).text());
-    }
-
-    private static List<String> texts(List<CompletableFuture<HttpResponse<String>>> sent) throws Exception {
-        List<String> out = new ArrayList<>();
-        for (CompletableFuture<HttpResponse<String>> f : sent) {
-            HttpResponse<String> r = f.get(60, TimeUnit.SECONDS);
-            assertEquals(200, r.statusCode(), r.body());
-            assertEquals("length", field(r.body(), "finish_reason"), r.body());
-            out.add(field(r.body(), "text"));
-        }
-        return out;
     }
 
     /** A stage host as {@code /health} lists it, up to its refusal. */
