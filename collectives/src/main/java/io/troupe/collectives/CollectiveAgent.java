@@ -436,12 +436,12 @@ public final class CollectiveAgent implements Agent, TensorReceiverAgent.Listene
     }
 
     /**
-     * A corrupt chunk from {@code sourceRank}: a collective chunk fails the communicators that wait on
-     * that rank at once (naming the reason); other kinds go to the delegate.
+     * A corrupt chunk from {@code sourceRank}: a collective chunk, or one of unknown kind, fails the communicators
+     * that wait on that rank at once (naming the reason); every other kind, and an unknown one, goes to the delegate.
      */
     @Override
     public void onTensorCorrupted(int sourceRank, FrameKind kind, long tensorKey, DropReason reason) {
-        if (kind == FrameKind.COLLECTIVE_CHUNK) {
+        if (kind == null || kind == FrameKind.COLLECTIVE_CHUNK) {
             for (Communicator c : communicators) {
                 if (c.group().indexOf(sourceRank) >= 0) {
                     c.engine().abort("a chunk from rank " + sourceRank + " arrived corrupt (" + reason + ")");

@@ -168,8 +168,8 @@ final class AeronStageLink implements StageLink, TensorReceiverAgent.Listener {
                                   io.troupe.runtime.transport.DropReason reason) {
         Target tg = target;
         if (tg != null && kind != io.troupe.runtime.transport.FrameKind.COLLECTIVE_CHUNK) {
-            tg.corrupted("a " + kind.name().toLowerCase(java.util.Locale.ROOT) + " chunk from rank " + sourceRank
-                + " arrived corrupt (" + reason + ")");
+            tg.corrupted("a " + (kind == null ? "frame" : kind.name().toLowerCase(java.util.Locale.ROOT) + " chunk")
+                + " from rank " + sourceRank + " arrived corrupt (" + reason + ")");
         }
     }
 

@@ -72,4 +72,15 @@ public enum DropReason {
         return this == STALE_EPOCH || this == WRONG_JOB || this == WRONG_DESTINATION || this == SOURCE_MISMATCH
             || this == LARGER_THAN_BUDGET;
     }
+
+    /**
+     * True for the reasons a frame's bytes are wrong in themselves (its magic, version, kind, type, shape,
+     * lengths or tag), as damage on the way leaves them: on a publication that has passed a tag before, such a
+     * frame is a key holder's, damaged in transit, and whoever waits for it is told at once.
+     */
+    public boolean damaged() {
+        return this == SHORT_FRAME || this == BAD_MAGIC || this == BAD_VERSION || this == UNKNOWN_KIND
+            || this == BAD_DTYPE || this == BAD_SHAPE || this == BAD_LENGTH || this == OFFSET_PAST_END
+            || this == CHUNK_LENGTH_MISMATCH || this == MISSING_MAC || this == BAD_MAC;
+    }
 }

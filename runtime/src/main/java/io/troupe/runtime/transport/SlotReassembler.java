@@ -141,12 +141,13 @@ final class SlotReassembler {
     }
 
     /**
-     * Tells the listener at once of a key holder's frame of one datagram that failed its tag ({@code BAD_MAC}),
-     * its kind and key as its header gives them.
+     * Tells the listener at once of a key holder's frame damaged in transit ({@link DropReason#damaged}), refused
+     * on arrival for {@code reason}: its kind and key as its header gives them, or a null kind when they are not
+     * known.
      */
-    void reportDamaged(int source, FrameKind kind, long key) {
+    void reportDamaged(int source, FrameKind kind, long key, DropReason reason) {
         try {
-            listener.onTensorCorrupted(source, kind, key, DropReason.BAD_MAC);
+            listener.onTensorCorrupted(source, kind, key, reason);
         } catch (Throwable t) {
             counters.onError(t);
         }

@@ -103,10 +103,13 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
                                    Header header) {
         TensorFrameDecoder d = decoder;
         DropReason refused = admit(st, d, buffer, offset, length, end);
-        if (refused == DropReason.BAD_MAC && end && st.macProven) {
-            // a key holder's frame of one datagram damaged on the way (its image passed a tag before): whoever
-            // waits for it may fail now rather than at its step timeout
-            reassembler.reportDamaged(st.rank, d.kind(), d.frame().tensorKey());
+        if (refused != null && refused.damaged() && st.macProven && d.checksTags()) {
+            // a key holder's frame damaged on the way (its image passed a tag before): whoever waits for it may
+            // fail now rather than at its step timeout; its kind and key only when its tag was what failed (the
+            // fields before it were read whole), else unknown (null)
+            boolean fieldsRead = refused == DropReason.BAD_MAC;
+            reassembler.reportDamaged(st.rank, fieldsRead ? d.kind() : null, fieldsRead ? d.frame().tensorKey() : 0,
+                refused);
         } else if (refused == null && end && d.checksTags()) {
             st.macProven = true; // a whole tagged frame passed: this image is a key holder's publication
         }

@@ -53,7 +53,9 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
         /**
          * A chunk of a tensor of the current job and epoch from {@code sourceRank} arrived corrupt
          * ({@code reason}, e.g. {@link DropReason#BAD_CHUNK_CRC}) and was dropped: the tensor can never
-         * complete, so whoever waits for it should fail now rather than at its deadline.
+         * complete, so whoever waits for it should fail now rather than at its deadline. {@code kind} is null
+         * when the damage left the frame's kind and key unknown (a header field read before its tag): whoever
+         * waits for anything from {@code sourceRank} should fail.
          */
         default void onTensorCorrupted(int sourceRank, FrameKind kind, long tensorKey, DropReason reason) {
         }

@@ -17,6 +17,8 @@ import org.agrona.CloseHelper;
 import org.agrona.concurrent.YieldingIdleStrategy;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * A receiver with an auth key over real UDP (loopback, one media driver): tensors from a sender with the
@@ -156,13 +158,16 @@ class AuthenticatedFramesTest {
     }
 
     /**
-     * The same for small tensors, each one frame of one datagram: the damaged frame fails its tag whole on
-     * arrival, and since earlier frames of this publication passed, its tensor is reported corrupt at once (whoever
-     * waits for it fails now, not at its step timeout); every other tensor arrives intact.
+     * The same for small tensors, each one frame of one datagram, damaged in the middle (the driver's flip): at
+     * 256 bytes in the payload, so the frame fails its tag whole on arrival; at 32 bytes in its header's total
+     * length, a field read before the tag, so it is refused as {@code BAD_LENGTH}. Either way, since earlier frames
+     * of this publication passed, it is reported at once (whoever waits fails now, not at its step timeout); every
+     * other tensor arrives intact.
      */
-    @Test
+    @ParameterizedTest(name = "{0}-byte tensors: {1}")
+    @CsvSource({"256, BAD_MAC", "32, BAD_LENGTH"})
     @Timeout(120)
-    void shouldReportADamagedFrameOfOneDatagramFromAProvenSender() {
+    void shouldReportADamagedFrameOfOneDatagramFromAProvenSender(int bytes, DropReason reason) {
         RecordingListener listener = new RecordingListener();
         try (LoopbackDriver driver = LoopbackDriver.start(LoopbackDriver.testSettings()
             .withAuthKey(FrameAuthKey.ofValue("the cluster's key!")).withUdpCorruptNth(5))) {
@@ -172,7 +177,7 @@ class AuthenticatedFramesTest {
             int delivered = 0;
             int damaged = -1;
             for (int i = 0; i < 8; i++) {
-                try (NativeMemory src = new NativeMemory(256).fillRandom(i)) {
+                try (NativeMemory src = new NativeMemory(bytes).fillRandom(i)) {
                     send(tx, receiver, TensorKey.of(i, 0, 0), src);
                     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
                     while (listener.ready.isEmpty() && listener.corrupted.isEmpty()) {
@@ -183,14 +188,14 @@ class AuthenticatedFramesTest {
                     }
                     if (!listener.corrupted.isEmpty()) {
                         assertEquals(-1, damaged, "a second tensor reported corrupt");
-                        assertEquals(List.of(DropReason.BAD_MAC), List.copyOf(listener.corrupted));
+                        assertEquals(List.of(reason), List.copyOf(listener.corrupted));
                         listener.corrupted.clear();
                         damaged = i;
                         continue;
                     }
                     ReceiveSlot slot = listener.ready.poll();
                     assertEquals(TensorKey.of(i, 0, 0), slot.tensorKey());
-                    assertEquals(-1, NativeMemory.firstDifference(src.address(), slot.address(), 256));
+                    assertEquals(-1, NativeMemory.firstDifference(src.address(), slot.address(), bytes));
                     slot.release();
                     delivered++;
                 }
@@ -198,7 +203,7 @@ class AuthenticatedFramesTest {
             System.out.println("damaged frame of one datagram: tensor " + damaged + ", " + receiver.drops());
             assertTrue(damaged >= 1, "the damaged frame came after one that passed: tensor " + damaged);
             assertEquals(7, delivered);
-            assertEquals(1, receiver.drops().count(DropReason.BAD_MAC), receiver.drops().toString());
+            assertEquals(1, receiver.drops().count(reason), receiver.drops().toString());
             assertTrue(driver.errors().isEmpty(), driver.errors().toString());
         }
     }
