@@ -231,12 +231,7 @@ class InferenceServerLifecycleTest extends InferenceServerFixture {
         // a raw socket, so that going away is a real TCP close mid-stream
         try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
             socket.setSoLinger(true, 0);
-            byte[] body = "{\"prompt\":\"bye\",\"max_tokens\":20,\"stream\":true}".getBytes(StandardCharsets.UTF_8);
-            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
-                .getBytes(StandardCharsets.US_ASCII));
-            socket.getOutputStream().write(body);
-            socket.getOutputStream().flush();
+            ServeTestSupport.postRaw(socket, "{\"prompt\":\"bye\",\"max_tokens\":20,\"stream\":true}", "");
             BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(),
                 StandardCharsets.UTF_8));
             String line;
@@ -265,13 +260,8 @@ class InferenceServerLifecycleTest extends InferenceServerFixture {
         int cancelled = 0;
         for (boolean stream : new boolean[] {false, true}) {
             try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
-                byte[] body = ("{\"prompt\":\"fin\",\"max_tokens\":20,\"stream\":" + stream + "}")
-                    .getBytes(StandardCharsets.UTF_8);
-                socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
-                    .getBytes(StandardCharsets.US_ASCII));
-                socket.getOutputStream().write(body);
-                socket.getOutputStream().flush();
+                ServeTestSupport.postRaw(socket, "{\"prompt\":\"fin\",\"max_tokens\":20,\"stream\":" + stream + "}",
+                    "");
                 ServeTestSupport.awaitMetrics(port, t -> metric(t, "troupe_serve_kv_cache_blocks_used") > 0, 20_000);
                 socket.shutdownOutput();                    // FIN; the socket stays open
                 int expected = ++cancelled;
@@ -288,12 +278,7 @@ class InferenceServerLifecycleTest extends InferenceServerFixture {
         }
         // a request asking to close the connection after its response is not mistaken for a client gone away
         try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
-            byte[] body = "{\"prompt\":\"stay\",\"max_tokens\":3}".getBytes(StandardCharsets.UTF_8);
-            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
-                .getBytes(StandardCharsets.US_ASCII));
-            socket.getOutputStream().write(body);
-            socket.getOutputStream().flush();
+            ServeTestSupport.postRaw(socket, "{\"prompt\":\"stay\",\"max_tokens\":3}", "Connection: close\r\n");
             String response = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertTrue(response.startsWith("HTTP/1.1 200") && response.contains("\"finish_reason\":\"length\""),
                 response);

@@ -142,12 +142,7 @@ class ServeMetricsExpositionTest extends InferenceServerFixture {
         try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
             socket.setSoLinger(true, 0);
             socket.setSoTimeout(30_000);
-            byte[] body = "{\"prompt\":\"bye\",\"max_tokens\":20,\"stream\":true}".getBytes(StandardCharsets.UTF_8);
-            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
-                .getBytes(StandardCharsets.US_ASCII));
-            socket.getOutputStream().write(body);
-            socket.getOutputStream().flush();
+            ServeTestSupport.postRaw(socket, "{\"prompt\":\"bye\",\"max_tokens\":20,\"stream\":true}", "");
             BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(),
                 StandardCharsets.UTF_8));
             String line = in.readLine();

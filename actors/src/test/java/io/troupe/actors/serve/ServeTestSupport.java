@@ -221,4 +221,17 @@ final class ServeTestSupport {
         return Checkpoints.write(dir, new Manifest(Manifest.FORMAT, 5, 5, 1, 2, "1x2x1", cfg, "test",
             List.of()), shards);
     }
+
+    /**
+     * Writes a {@code POST /v1/completions} of {@code body} on {@code socket} (a raw connection, so a test can
+     * close it as a client does: a FIN, a reset), with {@code headers} (each ending in CRLF) beside the usual ones.
+     */
+    static void postRaw(java.net.Socket socket, String body, String headers) throws IOException {
+        byte[] bytes = body.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers
+            + "Content-Type: application/json\r\nContent-Length: " + bytes.length + "\r\n\r\n")
+            .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        socket.getOutputStream().write(bytes);
+        socket.getOutputStream().flush();
+    }
 }
