@@ -24,7 +24,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  *   <li><b>recovering</b> ({@link RecoveringPhase}) — after a fault (a member leaving or downed, a worker's failure
  *       report, a deadline): the epoch is raised and aborted everywhere, the workers quiesce, a layout is chosen from
  *       those left ({@link LayoutPlanner}) after a back-off, and gathering restores the last commit on every rank; past
- *       {@code max-restarts} the job fails listing every fault;</li>
+ *       {@code max-restarts} within {@code restart-window} ({@link RestartBudget}) the job fails listing every
+ *       fault;</li>
  *   <li><b>finished / failed</b> ({@link CoordinatorContext}) — the submitter is told, the record closed, back to
  *       idle.</li>
  * </ul>

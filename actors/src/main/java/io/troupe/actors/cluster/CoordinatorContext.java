@@ -390,7 +390,8 @@ final class CoordinatorContext {
      */
     Behavior<Command> failIncurable(String reason) {
         JobRun r = run;
-        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
+        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), r.committed(),
+            reason));
         return failJob(reason);
     }
 

@@ -28,7 +28,7 @@ import java.util.Locale;
  *  "submitter": "pekko://troupe@127.0.0.1:25601/system/job-listener-1#123",  // the client's own listener
  *  "observer": "pekko://troupe@127.0.0.1:25520/user/jobs/job-0#456",         // the gateway's, for metrics
  *  "spec": {"model": "small", "layout": "2x2", ...},  // the job as submitted, every JobRequest field
- *  "faults": [{"epoch": 1, "at_ms": 1733360000000, "reason": "lost member ... hosting rank(s) [3]"}]}
+ *  "faults": [{"epoch": 1, "at_ms": 1733360000000, "step": 14, "reason": "lost member ... hosting rank(s) [3]"}]}
  * }</pre>
  *
  * @param layout       the layout the job runs now ({@code spec.layout()} unless dp shrank)
@@ -52,11 +52,20 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
      */
     public enum State { RUNNING, FINISHED, FAILED, STOPPED }
 
-    /** A fault: the epoch it ended, when (epoch millis) and why. */
-    public record Fault(long epoch, long atMs, String reason) {
+    /**
+     * A fault: the epoch it ended, when (epoch millis), the step the job had committed up to when it came (the next
+     * step to commit; -1 where a record written without it does not say) and why.
+     */
+    public record Fault(long epoch, long atMs, long step, String reason) {
+        /** A fault whose step is not known. */
+        public Fault(long epoch, long atMs, String reason) {
+            this(epoch, atMs, -1, reason);
+        }
+
         @Override
         public String toString() {
-            return "epoch " + epoch + " at " + java.time.Instant.ofEpochMilli(atMs) + ": " + reason;
+            return "epoch " + epoch + " at " + java.time.Instant.ofEpochMilli(atMs)
+                + (step >= 0 ? " in step " + step : "") + ": " + reason;
         }
     }
 
@@ -147,7 +156,11 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
         for (int i = 0; i < faults.size(); i++) {
             Fault f = faults.get(i);
             sb.append(i == 0 ? "\n" : ",\n").append("    {\"epoch\": ").append(f.epoch()).append(", \"at_ms\": ")
-                .append(f.atMs()).append(", \"reason\": ").append(JsonChecksum.quote(f.reason())).append('}');
+                .append(f.atMs());
+            if (f.step() >= 0) {
+                sb.append(", \"step\": ").append(f.step());
+            }
+            sb.append(", \"reason\": ").append(JsonChecksum.quote(f.reason())).append('}');
         }
         sb.append("\n  ]\n}\n");
         return sb.toString();
@@ -175,7 +188,8 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
             JobRequest spec = JobRequest.class.getDeclaredConstructor(types).newInstance(args);
             List<Fault> faults = new ArrayList<>();
             for (Config f : c.getConfigList("faults")) {
-                faults.add(new Fault(f.getLong("epoch"), f.getLong("at_ms"), f.getString("reason")));
+                faults.add(new Fault(f.getLong("epoch"), f.getLong("at_ms"), f.hasPath("step") ? f.getLong("step") : -1,
+                    f.getString("reason")));
             }
             JobRecord read = new JobRecord(id, State.valueOf(c.getString("state").toUpperCase(Locale.ROOT)), spec,
                 c.getString("layout"), c.getInt("microbatches"), c.getLong("last_committed_step"),

@@ -15,8 +15,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * The coordinator's <b>recovering</b> phase. After a fault (or to grow back at a commit): the
  * epoch is raised and aborted everywhere, the workers quiesce, a layout is chosen from those left
  * ({@link LayoutPlanner}) after a back-off, then gathering restores the last commit on every rank;
- * past {@code max-restarts} the job fails listing every fault. One thread (the coordinator's); the
- * state it shares with the other phases lives in {@link CoordinatorContext}.
+ * past {@code max-restarts} within {@code restart-window} ({@link RestartBudget}) the job fails listing every
+ * fault. One thread (the coordinator's); the state it shares with the other phases lives in {@link CoordinatorContext}.
  */
 final class RecoveringPhase {
     private final CoordinatorContext c;
@@ -68,7 +68,8 @@ final class RecoveringPhase {
         r.backoffDone = false;
         c.timers.cancel("regather");             // each recovery waits for workers for a regather timeout of its own
         c.timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"),
-            fault ? c.settings.backoffBefore(r.record.restarts()) : Duration.ZERO);
+            fault ? c.settings.backoffBefore(c.settings.restartsCounted(r.record, System.currentTimeMillis()))
+                : Duration.ZERO);
         r.quiesceExpired = false;
         c.timers.startSingleTimer("quiesce", new RecoveryTimer(r.identity, "quiesce"), c.settings.quiesceTimeout());
         return c.build(c.common(Behaviors.receive(Command.class))
@@ -101,14 +102,27 @@ final class RecoveringPhase {
      * The caller writes the record.
      */
     private Behavior<Command> countFault(JobRun r, String reason) {
-        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), System.currentTimeMillis(), reason));
-        if (r.record.restarts() > c.settings.maxRestarts()) {
-            return c.failJob("gave up after " + (r.record.restarts() - 1) + " restarts (troupe.recovery.max-restarts="
-                + c.settings.maxRestarts() + "); faults: " + r.record.faults());
+        long now = System.currentTimeMillis();
+        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), now, r.committed(), reason));
+        int counted = c.settings.restartsCounted(r.record, now);
+        if (counted > c.settings.maxRestarts()) {
+            return c.failJob("gave up after " + (counted - 1) + " restarts (troupe.recovery.max-restarts="
+                + c.settings.maxRestarts() + ", restart-window=" + windowText(c.settings.restartWindow())
+                + "); faults: " + r.record.faults());
         }
         r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
             r.record.restarts()));
         return null;
+    }
+
+    /** A restart window as reference.conf writes it: {@code off}, or the duration in the largest whole unit. */
+    static String windowText(Duration window) {
+        if (window.isZero()) {
+            return "off";
+        }
+        long ms = window.toMillis();
+        return ms % 3_600_000 == 0 ? ms / 3_600_000 + "h" : ms % 60_000 == 0 ? ms / 60_000 + "m"
+            : ms % 1000 == 0 ? ms / 1000 + "s" : ms + "ms";
     }
 
     private Behavior<Command> onQuiesced(Quiesced m) {

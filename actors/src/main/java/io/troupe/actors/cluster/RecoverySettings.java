@@ -7,7 +7,8 @@ import java.time.Duration;
 /**
  * How the coordinator recovers a job ({@code troupe.recovery} in reference.conf), validated once.
  *
- * @param maxRestarts        faults a job survives; the next one fails it, listing them all
+ * @param maxRestarts        faults a job survives within {@code restartWindow}; the next one fails it, listing them
+ *                           all
  * @param backoff            wait before the first re-plan; doubled at each further restart, at most {@code maxBackoff}
  * @param maxBackoff         the longest wait before a re-plan
  * @param checkpointInterval steps between disk checkpoints of a job that asked for none (0 = none)
@@ -19,20 +20,31 @@ import java.time.Duration;
  * @param snapshotMode       whether every rank keeps an in-memory snapshot of its shard at each commit and a
  *                           copy on a buddy rank of another node, so a lost node costs no committed step:
  *                           {@link SnapshotMode#AUTO} where every node's direct memory holds the slots
+ * @param restartWindow      how far back {@code maxRestarts} looks ({@link RestartBudget}): a fault older than this
+ *                           no longer counts, unless the job has not trained past where that fault found it;
+ *                           {@link Duration#ZERO} ({@code off}) counts every fault of the job
  */
 public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval,
                                Path jobRoot, Duration regatherTimeout, Duration quiesceTimeout,
-                               SnapshotMode snapshotMode) {
+                               SnapshotMode snapshotMode, Duration restartWindow) {
 
-    /** Settings with snapshots {@link SnapshotMode#AUTO} (the default). */
+    /** The default {@link #restartWindow}: one hour. */
+    public static final Duration DEFAULT_RESTART_WINDOW = Duration.ofHours(1);
+
+    /** Settings with snapshots {@link SnapshotMode#AUTO} and the default restart window. */
     public RecoverySettings(int maxRestarts, Duration backoff, Duration maxBackoff, int checkpointInterval,
                             Path jobRoot, Duration regatherTimeout, Duration quiesceTimeout) {
         this(maxRestarts, backoff, maxBackoff, checkpointInterval, jobRoot, regatherTimeout, quiesceTimeout,
-            SnapshotMode.AUTO);
+            SnapshotMode.AUTO, DEFAULT_RESTART_WINDOW);
     }
 
     public RecoverySettings {
         java.util.Objects.requireNonNull(snapshotMode, "snapshotMode");
+        java.util.Objects.requireNonNull(restartWindow, "restartWindow");
+        if (restartWindow.isNegative()) {
+            throw new IllegalArgumentException("troupe.recovery.restart-window must be a positive duration or off: "
+                + "restart-window=" + restartWindow);
+        }
         if (maxRestarts < 0) {
             throw new IllegalArgumentException("troupe.recovery.max-restarts must be >= 0: max-restarts="
                 + maxRestarts);
@@ -51,7 +63,7 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
     public static RecoverySettings defaults() {
         return new RecoverySettings(3, Duration.ofMillis(500), Duration.ofSeconds(8), 10,
             Path.of(System.getProperty("java.io.tmpdir"), "troupe-jobs"), Duration.ofSeconds(60),
-            Duration.ofSeconds(3), SnapshotMode.AUTO);
+            Duration.ofSeconds(3), SnapshotMode.AUTO, DEFAULT_RESTART_WINDOW);
     }
 
     /** Reads {@code troupe.recovery}; a missing key takes its default. */
@@ -71,7 +83,33 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
             c.hasPath("regather-timeout") ? c.getDuration("regather-timeout") : d.regatherTimeout(),
             c.hasPath("quiesce-timeout") ? c.getDuration("quiesce-timeout") : d.quiesceTimeout(),
             c.hasPath("snapshots") ? SnapshotMode.parse(String.valueOf(c.getValue("snapshots").unwrapped()))
-                : d.snapshotMode());
+                : d.snapshotMode(),
+            c.hasPath("restart-window") ? restartWindow(c) : d.restartWindow());
+    }
+
+    /** {@code restart-window}: a positive duration, or {@code off} for the whole job. */
+    private static Duration restartWindow(Config c) {
+        Object raw = c.getValue("restart-window").unwrapped();
+        if (raw instanceof String text && text.trim().equalsIgnoreCase("off")) {
+            return Duration.ZERO;
+        }
+        Duration window;
+        try {
+            window = c.getDuration("restart-window");
+        } catch (com.typesafe.config.ConfigException e) {
+            throw new IllegalArgumentException("troupe.recovery.restart-window must be a positive duration (e.g. 1h, "
+                + "30m) or off: restart-window=" + raw, e);
+        }
+        if (window.isZero() || window.isNegative()) {
+            throw new IllegalArgumentException("troupe.recovery.restart-window must be a positive duration (e.g. 1h, "
+                + "30m) or off: restart-window=" + raw);
+        }
+        return window;
+    }
+
+    /** The faults of {@code record} that count against {@link #maxRestarts} at {@code nowMs}. */
+    public int restartsCounted(JobRecord record, long nowMs) {
+        return RestartBudget.counted(record.faults(), restartWindow, nowMs);
     }
 
     /** Whether jobs may keep in-memory snapshots ({@link SnapshotMode#AUTO} or {@link SnapshotMode#ON}). */

@@ -148,13 +148,15 @@ class CoordinatorAccountingTest {
             "pekko://t@h:2/user/jobs/job-0#2", List.of());
         r.write(dir);
         JobRecord later = r.withCommit(10, dir.resolve("step-00000010").toString())
-            .withFault(new JobRecord.Fault(2, 1_700_000_000_000L, "member \"x\" removed"))
+            .withFault(new JobRecord.Fault(2, 1_700_000_000_000L, "member \"x\" removed")) // step unknown
+            .withFault(new JobRecord.Fault(2, 1_700_000_060_000L, 12, "rank 1 failed"))
             .withEpoch(JOB.nextEpoch()).withLayout("1x2x1", 8);
         later.write(dir);
         assertFalse(Files.exists(dir.resolve("job.json.tmp")), "no temporary file left");
         JobRecord back = JobRecord.read(dir);
         assertEquals(later, back);
-        assertEquals(1, back.restarts());
+        assertEquals(2, back.restarts());
+        assertEquals(List.of(-1L, 12L), back.faults().stream().map(JobRecord.Fault::step).toList());
         assertEquals(spec, back.spec());
         assertTrue(Files.readString(dir.resolve("job.json")).contains("\"job_id\": \"00000077\""));
         assertNull(JobRecord.read(dir.resolve("none")));
@@ -163,7 +165,7 @@ class CoordinatorAccountingTest {
         // own CRC32C, naming the file, not carried on
         String json = Files.readString(dir.resolve("job.json"));
         for (String[] damage : new String[][] {{"\"last_committed_step\": 10", "\"last_committed_step\": 19"},
-            {"\"steps\": 30", "\"steps\": 38"}}) {
+            {"\"steps\": 30", "\"steps\": 38"}, {"\"step\": 12", "\"step\": 13"}}) {
             assertTrue(json.contains(damage[0]), damage[0] + " in " + json);
             Files.writeString(dir.resolve("job.json"), json.replace(damage[0], damage[1]));
             CheckpointException e = assertThrows(CheckpointException.class, () -> JobRecord.read(dir), damage[1]);

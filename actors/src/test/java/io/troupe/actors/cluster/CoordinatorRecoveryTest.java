@@ -119,7 +119,8 @@ class CoordinatorRecoveryTest {
 
         JobEvent.Failed f = first.submitter().events().await(JobEvent.Failed.class, m -> true,
             "the job's end past its restart budget");
-        assertTrue(f.reason().startsWith("gave up after 1 restarts (troupe.recovery.max-restarts=1)"), f.reason());
+        assertTrue(f.reason().startsWith("gave up after 1 restarts (troupe.recovery.max-restarts=1, "
+            + "restart-window=1h)"), f.reason());
         assertTrue(f.reason().contains("rank 1 scripted fault") && f.reason().contains("member " + NODE_A),
             "both faults listed: " + f.reason());
         JobRecord record = JobRecord.read(checkpoints);
@@ -268,6 +269,98 @@ class CoordinatorRecoveryTest {
         coordinator.tell(new CoordinatorActor.WorkerFailed(1, fromDisk.get(1).job(), 1, "scripted fault"));
         List<WorkerActor.Assign> again = recover(fromDisk, a, b);
         assertEquals(1, again.get(0).snapshots().restoreStep(), "the refusal held for one restore only");
+    }
+
+    /**
+     * {@code max-restarts} counts the faults of the restart window: with {@code max-restarts = 1} and a 1.5 s window,
+     * a second fault after the window, the job having trained past where the first found it, is survived; a third at
+     * once, within the window of the second, fails the job, naming the window and listing all three faults.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldCountOnlyTheFaultsWithinTheRestartWindow() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "max-restarts = 1",
+            "restart-window = 1500ms", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        Path checkpoints = dir.resolve("window");
+        Running running = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+
+        List<WorkerActor.Assign> second = faultAndRecover(running, running.epoch(), 1, a, b);
+        coordinator.stepDone(second, 0);
+        coordinator.stepDone(second, 1);                          // trained past the first fault's step 0
+        awaitPastTheWindow(checkpoints, 1500);
+
+        List<WorkerActor.Assign> third = faultAndRecover(running, second, 2, a, b);
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, third.get(1).job(), 0, "third fault"));
+        JobEvent.Failed f = running.submitter().events().await(JobEvent.Failed.class, m -> true,
+            "the job's end past its restart budget");
+        assertTrue(f.reason().startsWith("gave up after 1 restarts (troupe.recovery.max-restarts=1, "
+            + "restart-window=1500ms)"), f.reason());
+        assertTrue(f.reason().contains("fault 1") && f.reason().contains("fault 2") && f.reason().contains("third"),
+            "every fault listed: " + f.reason());
+        JobRecord record = JobRecord.read(checkpoints);
+        assertEquals(JobRecord.State.FAILED, record.state());
+        assertEquals(List.of(0L, 2L, 0L), record.faults().stream().map(JobRecord.Fault::step).toList(),
+            "each fault's committed step");
+    }
+
+    /**
+     * A fault past the restart window still counts when the job has not trained past where the previous fault found
+     * it (a fault that comes back at the same step after every restore): with {@code max-restarts = 1} the second
+     * such fault fails the job.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldCountAFaultPastTheWindowWhenTheJobMadeNoProgressSinceIt() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "max-restarts = 1",
+            "restart-window = 1500ms", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        Path checkpoints = dir.resolve("stuck");
+        Running running = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+        coordinator.stepDone(running.epoch(), 0);
+
+        List<WorkerActor.Assign> second = faultAndRecover(running, running.epoch(), 1, a, b);
+        coordinator.stepDone(second, 0);                          // back to step 1, where the first fault came
+        awaitPastTheWindow(checkpoints, 1500);
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, second.get(1).job(), 1, "fault 2"));
+        JobEvent.Failed f = running.submitter().events().await(JobEvent.Failed.class, m -> true,
+            "the job's end past its restart budget");
+        assertTrue(f.reason().startsWith("gave up after 1 restarts"), f.reason());
+        assertEquals(List.of(1L, 1L), JobRecord.read(checkpoints).faults().stream().map(JobRecord.Fault::step)
+            .toList(), "each fault's committed step");
+    }
+
+    /**
+     * Fault number {@code n} in the epoch of {@code last} (rank 1's report), told to the submitter as restart {@code
+     * n}; both workers answer the abort; returns the next epoch's assignments (Ready sent, its first window begun).
+     */
+    private List<WorkerActor.Assign> faultAndRecover(Running running, List<WorkerActor.Assign> last, int n,
+                                                     ScriptedWorker a, ScriptedWorker b) throws InterruptedException {
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, last.get(1).job(), 0, "fault " + n));
+        running.submitter().events().await(JobEvent.Recovering.class, m -> m.restarts() == n, "restart " + n);
+        coordinator.awaitAbort(last.get(0).job(), a, b);
+        coordinator.tell(a.quiesced(last.get(0)));
+        coordinator.tell(b.quiesced(last.get(1)));
+        List<WorkerActor.Assign> next = coordinator.assignAndReady(last.get(0).job(), a, b);
+        a.await(WorkerActor.RunSteps.class, m -> m.job().equals(next.get(0).job()), "the window after restart " + n);
+        return next;
+    }
+
+    /**
+     * Waits until the wall clock is {@code windowMs} past the last fault the job record holds: the restart window is
+     * a span of wall-clock time (the record's, which outlives any one coordinator), and this is what it is tested
+     * against. Bounded by the test's timeout.
+     */
+    private static void awaitPastTheWindow(Path checkpoints, long windowMs) throws InterruptedException {
+        List<JobRecord.Fault> faults = JobRecord.read(checkpoints).faults();
+        long until = faults.get(faults.size() - 1).atMs() + windowMs + 50;
+        while (System.currentTimeMillis() <= until) {
+            Thread.sleep(Math.max(1, until - System.currentTimeMillis()));
+        }
     }
 
     /**
