@@ -61,7 +61,15 @@ public enum DropReason {
      * where tags are never sent): the sender and receiver are configured differently, and the frame is
      * refused rather than taken unchecked.
      */
-    UNEXPECTED_MAC;
+    UNEXPECTED_MAC,
+    /**
+     * A tagged frame whose {@link FrameSequence} counter is not above the highest this receiver took from its source
+     * rank in its epoch ({@link ReplayGuard}): a frame captured and sent again, or one forged with a counter
+     * already used. A frame in one UDP datagram is judged after its tag passed; a chunk in many on its first
+     * fragment (before its tag is checked) and again once it is whole, before it is delivered. Nobody is told of a
+     * corrupt tensor.
+     */
+    REPLAYED;
 
     /**
      * True for the reasons a frame is refused for what it says, after every field was read and found

@@ -39,6 +39,10 @@ final class ImageState {
     boolean macPending;
     long macTag;
     final long[] macState = new long[4];
+    /** The job, epoch and {@link FrameSequence} counter of the tagged chunk in progress ({@link ReplayGuard}). */
+    int macJobId;
+    long macEpoch;
+    long macCounter;
 
     /** Where the bytes of chunks accepted from this image are counted, or null. */
     PeerTraffic.Counter receivedBytes;

@@ -14,16 +14,20 @@ final class SlotReassembler {
     private final ReceiveSlotPool pool;
     private final TensorReceiverAgent.Listener listener;
     private final ReceiverCounters counters;
+    /** The counters of the authenticated senders, checked again as a tagged chunk of many fragments completes. */
+    private final ReplayGuard replays;
     /** The CRC rule and flyweight of the subscription being polled. */
     private boolean crcEnabled;
     private TensorFrameFlyweight frame;
     /** The tag checker of the subscription being polled; {@code null} where frames are not authenticated. */
     private FrameMac mac;
 
-    SlotReassembler(ReceiveSlotPool pool, TensorReceiverAgent.Listener listener, ReceiverCounters counters) {
+    SlotReassembler(ReceiveSlotPool pool, TensorReceiverAgent.Listener listener, ReceiverCounters counters,
+                    ReplayGuard replays) {
         this.pool = pool;
         this.listener = listener;
         this.counters = counters;
+        this.replays = replays;
     }
 
     /** Sets the CRC rule, the flyweight (its CRC32C) and the tag checker of the subscription polled next. */
@@ -101,6 +105,9 @@ final class SlotReassembler {
             if (st.macPending) {
                 d.mac().saveState(st.macState);
                 st.macTag = FrameMac.tagIn(f);
+                st.macJobId = d.jobId();
+                st.macEpoch = frameEpoch;
+                st.macCounter = f.frameCounter();
             }
         }
         return Action.CONTINUE;
@@ -132,7 +139,13 @@ final class SlotReassembler {
                 } else { // possibly a stranger's: it says nothing about the real sender's tensor
                     pool.recycle(slot);
                 }
+            } else if (st.macPending && !replays.fresh(st.macJobId, st.macEpoch, st.rank, st.macCounter)) {
+                counters.drops.increment(DropReason.REPLAYED); // another image took this counter meanwhile
+                pool.recycle(slot);
             } else {
+                if (st.macPending) {
+                    replays.accept(st.macJobId, st.macEpoch, st.rank, st.macCounter);
+                }
                 st.macProven |= st.macPending;
                 completeChunk(st, slot, st.chunkStart, (int) (st.chunkEnd - st.chunkStart), st.crcPresent,
                     st.chunkCrc);

@@ -17,6 +17,7 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
     private final SameHostSources sources;
     private final SlotReassembler reassembler;
     private final InPlaceDelivery inPlace;
+    private final ReplayGuard replays;
     private final ReceiverCounters counters;
     private final long budgetBytes;
     /** The decoder and CRC rule of the subscription being polled now. */
@@ -24,12 +25,14 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
     private boolean crcEnabled;
 
     TensorFrameAdapter(TensorReceiverAgent agent, ReceiverImages images, SameHostSources sources,
-                       SlotReassembler reassembler, InPlaceDelivery inPlace, ReceiverCounters counters) {
+                       SlotReassembler reassembler, InPlaceDelivery inPlace, ReplayGuard replays,
+                       ReceiverCounters counters) {
         this.agent = agent;
         this.images = images;
         this.sources = sources;
         this.reassembler = reassembler;
         this.inPlace = inPlace;
+        this.replays = replays;
         this.counters = counters;
         this.budgetBytes = agent.pool().budgetBytes();
     }
@@ -89,14 +92,19 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
     }
 
     /**
-     * Whether a message is accepted: decodes and checks its first fragment (layout, CRC, that it is
-     * for this worker, of its job and epoch, from the image's sender, within the budget). Null: accepted;
-     * otherwise why it is refused. The one place a delivery is accepted or refused.
+     * Whether a message is accepted: decodes and checks its first fragment (layout, CRC or tag, that it is
+     * for this worker, of its job and epoch, from the image's sender, within the budget, not taken before).
+     * Null: accepted; otherwise why it is refused. The one place a delivery is accepted or refused.
      */
     private DropReason admit(ImageState st, TensorFrameDecoder d, DirectBuffer buffer, int offset, int length,
                              boolean end) {
-        return d.decode(buffer, offset, length, end, agent.jobId(), agent.epoch(), agent.ownerRank(), st.rank,
-            budgetBytes);
+        DropReason refused = d.decode(buffer, offset, length, end, agent.jobId(), agent.epoch(), agent.ownerRank(),
+            st.rank, budgetBytes);
+        if (refused == null && d.mac() != null
+            && !replays.fresh(d.jobId(), d.epoch(), st.rank, d.frame().frameCounter())) {
+            return DropReason.REPLAYED; // a chunk of many fragments is judged again once whole (SlotReassembler)
+        }
+        return refused;
     }
 
     private Action onFirstFragment(ImageState st, DirectBuffer buffer, int offset, int length, boolean end,
@@ -119,6 +127,16 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
             }
             return st.drop(counters.drops, refused, end);
         }
+        Action action = deliver(st, d, buffer, offset, end, header);
+        if (end && action != Action.ABORT && d.mac() != null) { // taken, its tag checked: never taken again
+            replays.accept(d.jobId(), d.epoch(), st.rank, d.frame().frameCounter());
+        }
+        return action;
+    }
+
+    /** Hands an accepted message to the sink or slot that takes it ({@code ABORT}: offered again later). */
+    private Action deliver(ImageState st, TensorFrameDecoder d, DirectBuffer buffer, int offset, boolean end,
+                           Header header) {
         TensorFrameFlyweight f = d.frame();
         int chunkBytes = d.chunkBytes();
         LocalCopyLink link = null;

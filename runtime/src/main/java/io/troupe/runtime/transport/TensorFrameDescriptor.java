@@ -7,8 +7,11 @@ package io.troupe.runtime.transport;
 public final class TensorFrameDescriptor {
     /** {@code "TRPF"} read as a little-endian int. */
     public static final int MAGIC = 0x46505254;
-    /** Raised on any incompatible layout change; receivers drop other versions. 2: the job id at 36. */
-    public static final short VERSION = 2;
+    /**
+     * Raised on any incompatible layout change; receivers drop other versions. 2: the job id at 36. 3: the frame
+     * counter of {@link #FLAG_MAC} frames at {@link #FRAME_COUNTER_LOW_OFFSET} and {@link #FRAME_COUNTER_HIGH_OFFSET}.
+     */
+    public static final short VERSION = 3;
 
     public static final int MAGIC_OFFSET = 0;
     public static final int VERSION_OFFSET = 4;
@@ -16,6 +19,13 @@ public final class TensorFrameDescriptor {
     public static final int DTYPE_OFFSET = 7;
     public static final int FLAGS_OFFSET = 8;
     public static final int NDIMS_OFFSET = 9;
+    /**
+     * Bits 47..32 of a {@link #FLAG_MAC} frame's counter (16 bits); zero in other frames. The counter is
+     * the sender's {@link FrameSequence}: it rises with every frame that enters the publication, and a receiver
+     * refuses a tagged frame whose counter is not above the last it accepted from the same source rank in the
+     * same epoch ({@link DropReason#REPLAYED}).
+     */
+    public static final int FRAME_COUNTER_HIGH_OFFSET = 10;
     public static final int SOURCE_RANK_OFFSET = 12;
     public static final int EPOCH_OFFSET = 16;
     public static final int STEP_OFFSET = 24;
@@ -29,10 +39,14 @@ public final class TensorFrameDescriptor {
     public static final int CHUNK_BYTES_OFFSET = 80;
     public static final int CHUNK_CRC_OFFSET = 84;
     /**
-     * Sequence of a by-reference frame (see {@link LocalCopyLink}), ring offset of a by-ring frame ({@link IpcRing});
-     * zero otherwise.
+     * Sequence of a by-reference frame (see {@link LocalCopyLink}), ring offset of a by-ring frame ({@link IpcRing}),
+     * bits 31..0 of a {@link #FLAG_MAC} frame's counter (which is neither: tags are sent on UDP only); zero otherwise.
      */
     public static final int REFERENCE_SEQUENCE_OFFSET = 88;
+    /** Where a {@link #FLAG_MAC} frame keeps bits 31..0 of its counter (the reference field). */
+    public static final int FRAME_COUNTER_LOW_OFFSET = REFERENCE_SEQUENCE_OFFSET;
+    /** The largest frame counter: 48 bits. */
+    public static final long MAX_FRAME_COUNTER = (1L << 48) - 1;
     public static final int HEADER_CRC_OFFSET = 92;
     /**
      * Header length; the payload starts here. With Aeron's 32-byte frame header the payload is 128-byte aligned in the

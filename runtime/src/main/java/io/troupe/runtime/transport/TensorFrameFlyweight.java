@@ -7,6 +7,8 @@ import static io.troupe.runtime.transport.TensorFrameDescriptor.DEST_RANK_OFFSET
 import static io.troupe.runtime.transport.TensorFrameDescriptor.DTYPE_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.EPOCH_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.FLAGS_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FRAME_COUNTER_HIGH_OFFSET;
+import static io.troupe.runtime.transport.TensorFrameDescriptor.FRAME_COUNTER_LOW_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.HEADER_CRC_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.JOB_ID_OFFSET;
 import static io.troupe.runtime.transport.TensorFrameDescriptor.KIND_OFFSET;
@@ -41,7 +43,7 @@ import org.agrona.MutableDirectBuffer;
  *  +-------------------------------+---------------+---------------+
  *  |            version            |     kind      |     dtype     |  4
  *  +---------------+---------------+---------------+---------------+
- *  |     flags     |     ndims     |           reserved            |  8
+ *  |     flags     |     ndims     | counter 47..32 (tagged) or 0  |  8
  *  +---------------+---------------+-------------------------------+
  *  |                          source rank                          | 12
  *  +---------------------------------------------------------------+
@@ -65,7 +67,7 @@ import org.agrona.MutableDirectBuffer;
  *  +---------------------------------------------------------------+
  *  |                   chunk CRC32C (payload only)                 | 84
  *  +---------------------------------------------------------------+
- *  |  reference sequence (by-reference) or ring offset (by-ring)   | 88
+ *  | reference sequence, ring offset, or counter 31..0 (tagged)    | 88
  *  +---------------------------------------------------------------+
  *  |                 header CRC32C (bytes 0 .. 91)                 | 92
  *  +---------------------------------------------------------------+
@@ -77,7 +79,9 @@ import org.agrona.MutableDirectBuffer;
  * payload (see {@link LocalCopyLink}), nor does one flagged {@code FLAG_BY_RING} (see {@link IpcRing}). The CRC fields
  * are meaningful only when
  * {@link TensorFrameDescriptor#FLAG_CRC} is set; with {@link TensorFrameDescriptor#FLAG_MAC} instead, the two CRC
- * fields hold the frame's {@link FrameMac} tag (low half at 84, high half at 92). Threading: one thread per instance.
+ * fields hold the frame's {@link FrameMac} tag (low half at 84, high half at 92), and the frame carries its
+ * sender's 48-bit counter (bits 31..0 at 88, bits 47..32 at 10; see {@link FrameSequence}), which the tag covers.
+ * Threading: one thread per instance.
  */
 public final class TensorFrameFlyweight {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
@@ -195,6 +199,21 @@ public final class TensorFrameFlyweight {
         mutableBuffer.putInt(offset + REFERENCE_SEQUENCE_OFFSET, sequence, LE);
     }
 
+    /** The counter of a {@link TensorFrameDescriptor#FLAG_MAC} frame (48 bits, unsigned). */
+    public long frameCounter() {
+        return (buffer.getInt(offset + FRAME_COUNTER_LOW_OFFSET, LE) & 0xFFFF_FFFFL)
+            | (long) (buffer.getShort(offset + FRAME_COUNTER_HIGH_OFFSET, LE) & 0xFFFF) << 32;
+    }
+
+    /**
+     * Stamps the counter of a header written by {@link #writeHeader} for a {@link TensorFrameDescriptor#FLAG_MAC}
+     * frame (call before the tag is computed); {@code counter} in {@code [0, MAX_FRAME_COUNTER]}.
+     */
+    public void frameCounter(long counter) {
+        mutableBuffer.putInt(offset + FRAME_COUNTER_LOW_OFFSET, (int) counter, LE);
+        mutableBuffer.putShort(offset + FRAME_COUNTER_HIGH_OFFSET, (short) (counter >>> 32), LE);
+    }
+
     public int headerCrc() {
         return buffer.getInt(offset + HEADER_CRC_OFFSET, LE);
     }
@@ -228,7 +247,7 @@ public final class TensorFrameFlyweight {
     }
 
     /**
-     * Writes every header field except the CRCs, zeroing the reserved bytes and unused dims;
+     * Writes every header field except the CRCs, zeroing the counter, the reference field and unused dims;
      * {@code shape} holds {@code ndims} dimensions; {@code jobId} and {@code epoch} are the sender's
      * {@link JobIdentity}.
      */
@@ -243,7 +262,7 @@ public final class TensorFrameFlyweight {
         b.putByte(o + DTYPE_OFFSET, (byte) dtype.wireCode());
         b.putByte(o + FLAGS_OFFSET, (byte) flags);
         b.putByte(o + NDIMS_OFFSET, (byte) ndims);
-        b.putShort(o + NDIMS_OFFSET + 1, (short) 0, LE);
+        b.putShort(o + FRAME_COUNTER_HIGH_OFFSET, (short) 0, LE);
         b.putInt(o + SOURCE_RANK_OFFSET, sourceRank, LE);
         b.putLong(o + EPOCH_OFFSET, epoch, LE);
         b.putLong(o + STEP_OFFSET, step, LE);

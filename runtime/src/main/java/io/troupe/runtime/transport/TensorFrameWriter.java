@@ -20,8 +20,10 @@ import org.agrona.concurrent.UnsafeBuffer;
  * MAC (computed once per chunk and kept while a back-pressured offer is retried), and the copy of
  * a chunk into the {@link IpcRing}. Each offer writes one frame (a chunk claimed in place or
  * offered from the caller's memory, or a header-only frame for a by-reference or ring chunk) and
- * returns the publication's result; progress, retries and deadlines are the sender's. Allocates
- * nothing after construction; used from the sender's thread only.
+ * returns the publication's result; progress, retries and deadlines are the sender's. A tagged frame
+ * carries the sender's next {@link FrameSequence} counter, taken once the frame is in the publication (a
+ * back-pressured offer is retried with the same one). Allocates nothing after construction; used from the
+ * sender's thread only.
  */
 final class TensorFrameWriter {
     private final ExclusivePublication publication;
@@ -33,6 +35,8 @@ final class TensorFrameWriter {
     private final boolean crcEnabled;
     /** Tags every frame (UDP with an auth key), in place of CRC32C; {@code null} otherwise. */
     private final FrameMac mac;
+    /** The counters tagged frames carry; {@code null} without {@link #mac}. */
+    private final FrameSequence sequence;
     private final int claimLimitBytes;
     private final BufferClaim claim = new BufferClaim();
     private final UnsafeBuffer headerBuffer =
@@ -52,6 +56,7 @@ final class TensorFrameWriter {
     private int referenceSequence;
     private long crcOffset = -1;
     private long macOffset = -1;
+    private long macCounter;
     private long macTag;
     private int crc;
 
@@ -69,6 +74,7 @@ final class TensorFrameWriter {
         this.epoch = epoch;
         this.crcEnabled = crcEnabled;
         this.mac = mac;
+        this.sequence = mac == null ? null : new FrameSequence();
         this.claimLimitBytes = publication.maxPayloadLength();
     }
 
@@ -180,9 +186,13 @@ final class TensorFrameWriter {
                 if (crcEnabled) {
                     frame.sealCrc(crc);
                 } else if (mac != null) {
+                    frame.frameCounter(sequence.current());
                     mac.seal(claim.buffer(), at, length);
                 }
                 claim.commit();
+                if (mac != null) {
+                    sequence.advance();
+                }
             }
             return result;
         }
@@ -191,10 +201,15 @@ final class TensorFrameWriter {
         if (crcEnabled) {
             frame.sealCrc(crc);
         } else if (mac != null) {
+            frame.frameCounter(sequence.current());
             sealSplit(offset, length);
         }
         payloadBuffer.wrap(address + offset, length);
-        return publication.offer(headerBuffer, 0, HEADER_LENGTH, payloadBuffer, 0, length);
+        long result = publication.offer(headerBuffer, 0, HEADER_LENGTH, payloadBuffer, 0, length);
+        if (result > 0 && mac != null) {
+            sequence.advance();
+        }
+        return result;
     }
 
     /**
@@ -202,10 +217,12 @@ final class TensorFrameWriter {
      * back-pressured offer is retried with the same header.
      */
     private void sealSplit(long offset, int length) {
-        if (macOffset != offset) {
+        long counter = sequence.current();
+        if (macOffset != offset || macCounter != counter) {
             mac.absorbHeader(headerBuffer, 0);
             macTag = mac.finish(null, address + offset, length);
             macOffset = offset;
+            macCounter = counter;
         }
         headerBuffer.putInt(TensorFrameDescriptor.MAC_LOW_OFFSET, (int) macTag, java.nio.ByteOrder.LITTLE_ENDIAN);
         headerBuffer.putInt(TensorFrameDescriptor.MAC_HIGH_OFFSET, (int) (macTag >>> 32),

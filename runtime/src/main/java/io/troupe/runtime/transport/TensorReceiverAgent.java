@@ -19,7 +19,8 @@ import org.agrona.concurrent.IdleStrategy;
  * ({@link TransportSettings#crcEnabledFor}): on the UDP subscription by default, not on IPC. With an
  * auth key ({@link TransportSettings#authKey()}) every UDP frame must carry a {@link FrameMac} tag
  * instead: a frame in one fragment is checked before anything it says is used, a longer chunk once it is
- * whole in its slot (before it is delivered, and only into a slot its own image started).
+ * whole in its slot (before it is delivered, and only into a slot its own image started); a tagged frame whose
+ * counter this receiver has taken before from its source rank in its epoch is refused ({@link ReplayGuard}).
  *
  * <p>When the receive budget is used up the agent stops consuming the image whose next tensor does
  * not fit ({@code ABORT}), so that sender is back-pressured; nothing is dropped silently. Every dropped frame is
@@ -76,6 +77,7 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
     private final SameHostSources sources;
     private final SlotReassembler reassembler;
     private final InPlaceDelivery inPlace;
+    private final ReplayGuard replays = new ReplayGuard();
     private final ReceiverImages.Handler imageHandler = new ImageHandler();
     private final TensorFrameAdapter frames;
 
@@ -119,9 +121,9 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
         this.counters = new ReceiverCounters(errorHandler);
         this.images = new ReceiverImages(roleName, counters);
         this.sources = new SameHostSources(localLinks, ringDir);
-        this.reassembler = new SlotReassembler(pool, listener, counters);
+        this.reassembler = new SlotReassembler(pool, listener, counters, replays);
         this.inPlace = new InPlaceDelivery(counters);
-        this.frames = new TensorFrameAdapter(this, images, sources, reassembler, inPlace, counters);
+        this.frames = new TensorFrameAdapter(this, images, sources, reassembler, inPlace, replays, counters);
         polling(0);
         this.ownerRank = ownerRank;
         this.epoch = epoch;
@@ -244,6 +246,7 @@ public final class TensorReceiverAgent implements Agent, AutoCloseable {
             if (e != appliedEpoch) {
                 appliedEpoch = e;
                 reassembler.reclaimOlderThan(e);
+                replays.forgetOlderThan(e);
             }
             Subscription[] subs = subscriptions;
             for (int i = 0; i < subs.length; i++) {

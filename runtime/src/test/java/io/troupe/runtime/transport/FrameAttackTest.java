@@ -1,18 +1,35 @@
 package io.troupe.runtime.transport;
 
+import static io.troupe.runtime.transport.TransportTestSupport.RecordingListener;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitConnected;
+import static io.troupe.runtime.transport.TransportTestSupport.awaitReady;
+import static io.troupe.runtime.transport.TransportTestSupport.pumpSend;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.aeron.ExclusivePublication;
+import io.aeron.FragmentAssembler;
+import io.aeron.Subscription;
 import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.testkit.LoopbackDriver;
+import io.troupe.runtime.testkit.NativeMemory;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import org.agrona.BufferUtil;
+import org.agrona.CloseHelper;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * Forged, replayed, re-addressed, spliced and truncated UDP frames against a receiver's decoder with the
  * cluster's auth key: each is refused for its reason, while the honest frame passes; a receiver without
- * a key refuses a tagged frame ({@link DropReason#UNEXPECTED_MAC}) instead of taking it unchecked.
+ * a key refuses a tagged frame ({@link DropReason#UNEXPECTED_MAC}) instead of taking it unchecked. Over real
+ * UDP, frames captured on the wire and sent again within their own job and epoch are refused as
+ * {@link DropReason#REPLAYED}.
  */
 class FrameAttackTest {
     private static final FrameAuthKey KEY = FrameAuthKey.ofValue("the cluster's key, sixteen+ bytes");
@@ -96,6 +113,109 @@ class FrameAttackTest {
             TensorFrameDecoder keyless = new TensorFrameDecoder(crc, null);
             assertEquals(DropReason.UNEXPECTED_MAC, decode(keyless, frame(KEY, 11, 1)), "crc " + crc);
             assertNull(decode(keyless, frame(null, 11, 1)), "an untagged frame, crc " + crc);
+        }
+    }
+
+    /**
+     * The attack the counter stops: frames of a key holder captured on the wire (a spy on the sender's
+     * publication sees exactly what goes out) and sent again later in the same job and epoch, for a later step,
+     * from the attacker's own Aeron session claiming the sender's rank: a tensor in one datagram and a chunk of
+     * many fragments. Both are refused as {@code REPLAYED}, neither is delivered nor reported corrupt, and the
+     * sender's next tensor arrives intact.
+     */
+    @Test
+    @Timeout(120)
+    void shouldRefuseCapturedFramesSentAgainInTheSameJobAndEpoch() {
+        TransportSettings keyed = LoopbackDriver.testSettings().withAuthKey(KEY);
+        JobIdentity job = new JobIdentity(JOB, EPOCH);
+        try (LoopbackDriver driver = LoopbackDriver.start(keyed)) {
+            RecordingListener listener = new RecordingListener();
+            WorkerTransport rx = driver.openWorker("rx", DEST, EPOCH, listener);
+            rx.assign(DEST, job);
+            WorkerTransport txWorker = driver.openWorker("tx", SOURCE, EPOCH, slot -> { });
+            txWorker.assign(SOURCE, job);
+            TransportEndpoint ep = rx.endpoint();
+            TensorSender tx = txWorker.connect(DEST, new TransportEndpoint("elsewhere", ep.host(), ep.port(),
+                ep.streamId()), EPOCH);
+            assertTrue(tx.publication().channel().startsWith("aeron:udp"), tx.publication().channel());
+            TensorReceiverAgent receiver = rx.receiver();
+            Subscription tap = driver.node().aeron().addSubscription("aeron-spy:" + tx.publication().channel(),
+                ep.streamId());
+            List<UnsafeBuffer> captured = new ArrayList<>();
+            FragmentAssembler capture = new FragmentAssembler((buffer, offset, length, header) -> {
+                UnsafeBuffer copy = new UnsafeBuffer(BufferUtil.allocateDirectAligned(length, 64));
+                copy.putBytes(0, buffer, offset, length);
+                captured.add(copy);
+            });
+            ExclusivePublication attacker = null;
+            try {
+                awaitConnected(tx, receiver, 20_000);
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                while (!tap.isConnected()) {
+                    receiver.doWork();
+                    Thread.yield();
+                    assertTrue(System.nanoTime() < deadline, "the tap did not connect");
+                }
+                long[] sizes = {4096, 256 * 1024}; // one datagram; one chunk of many fragments
+                for (int i = 0; i < sizes.length; i++) {
+                    sendAndCheck(tx, receiver, listener, i + 1, TensorKey.of(i, 0, 0), sizes[i], i);
+                }
+                while (captured.size() < sizes.length) {
+                    tap.poll(capture, 16);
+                    assertTrue(System.nanoTime() < deadline, "captured " + captured.size() + " frames");
+                }
+                assertTrue(captured.get(1).capacity() > keyed.udpMtuBytesFor(ep.host()), "many fragments");
+
+                // the attacker's own session, claiming rank 0 (its epoch bits differ: a session id of its own)
+                attacker = driver.node().aeron().addExclusivePublication(TransportChannels.udpPublication(keyed,
+                    ep.host(), ep.port(), SessionIds.of(SOURCE, EPOCH + 1)), ep.streamId());
+                while (!attacker.isConnected()) {
+                    receiver.doWork();
+                    Thread.yield();
+                    assertTrue(System.nanoTime() < deadline, "the attacker did not connect");
+                }
+                for (UnsafeBuffer frame : captured) {
+                    long result;
+                    while ((result = attacker.offer(frame, 0, frame.capacity())) < 0) {
+                        receiver.doWork();
+                        assertTrue(System.nanoTime() < deadline, "replay not sent: " + result);
+                    }
+                }
+                while (receiver.drops().count(DropReason.REPLAYED) < captured.size()) {
+                    receiver.doWork();
+                    Thread.yield();
+                    assertTrue(System.nanoTime() < deadline, "replays not refused: " + receiver.drops()
+                        + ", delivered " + listener.ready.size());
+                }
+                assertTrue(listener.ready.isEmpty(), "a replayed tensor was delivered: " + listener.ready);
+                assertTrue(listener.corrupted.isEmpty(), "replays reported a tensor corrupt: " + listener.corrupted);
+
+                sendAndCheck(tx, receiver, listener, 3, TensorKey.of(2, 0, 0), 256 * 1024, 2); // the sender goes on
+                receiver.doWork();
+                assertEquals(captured.size(), receiver.drops().count(DropReason.REPLAYED), receiver.drops().toString());
+                assertEquals(receiver.drops().count(DropReason.REPLAYED),
+                    driver.node().framesDropped(DropReason.REPLAYED));
+                assertEquals(0, receiver.drops().count(DropReason.BAD_MAC), receiver.drops().toString());
+                assertTrue(listener.ready.isEmpty(), "a replayed tensor was delivered: " + listener.ready);
+                assertTrue(driver.errors().isEmpty(), driver.errors().toString());
+            } finally {
+                CloseHelper.closeAll(attacker, tap);
+            }
+        }
+    }
+
+    /** Sends a tensor of {@code bytes} and checks that it, and only it, arrives intact. */
+    private static void sendAndCheck(TensorSender tx, TensorReceiverAgent rx, RecordingListener listener, long step,
+                                     long key, long bytes, long seed) {
+        try (NativeMemory src = new NativeMemory(bytes).fillRandom(seed)) {
+            tx.begin(FrameKind.ACTIVATION, step, key, DType.I8, new int[] {(int) bytes}, 1, src.address(), bytes);
+            pumpSend(tx, rx, 60_000);
+            awaitReady(rx, listener, 1, 60_000);
+            ReceiveSlot slot = listener.ready.poll();
+            assertEquals(key, slot.tensorKey());
+            assertEquals(step, slot.step());
+            assertEquals(-1, NativeMemory.firstDifference(src.address(), slot.address(), bytes), "tensor " + key);
+            slot.release();
         }
     }
 }

@@ -48,7 +48,7 @@ class JobIdentityTest {
         f.writeHeader(FrameKind.ACTIVATION, DType.F32, TensorFrameDescriptor.FLAG_CRC, 0xfeedbeef, 4, 9, 2, 3,
             TensorKey.of(1, 0, 0), new int[] {4}, 1, 16, 0, 16);
         f.sealCrc(0);
-        assertEquals(2, TensorFrameDescriptor.VERSION);
+        assertEquals(3, TensorFrameDescriptor.VERSION);
         assertEquals(0xfeedbeef, f.jobId());
         assertEquals(0xfeedbeef, buf.getInt(TensorFrameDescriptor.JOB_ID_OFFSET, java.nio.ByteOrder.LITTLE_ENDIAN));
         int length = TensorFrameDescriptor.HEADER_LENGTH + 16;
