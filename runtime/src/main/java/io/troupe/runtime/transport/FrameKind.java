@@ -5,7 +5,13 @@ public enum FrameKind {
     ACTIVATION(1),
     GRADIENT(2),
     COLLECTIVE_CHUNK(3),
-    CONTROL(4);
+    CONTROL(4),
+    /**
+     * A tagged one-byte frame a sender with an auth key offers on its UDP publication before its first tensor, and
+     * that is never delivered: once it passed its tag the receiver knows the publication a key holder's, so even the
+     * first tensor, damaged on the way, is reported at once rather than waited for.
+     */
+    HELLO(5);
 
     private final int code;
 
@@ -25,6 +31,7 @@ public enum FrameKind {
             case 2: return GRADIENT;
             case 3: return COLLECTIVE_CHUNK;
             case 4: return CONTROL;
+            case 5: return HELLO;
             default: return null;
         }
     }

@@ -111,7 +111,8 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
                                    Header header) {
         TensorFrameDecoder d = decoder;
         DropReason refused = admit(st, d, buffer, offset, length, end);
-        if (refused != null && refused.damaged() && st.macProven && d.checksTags()) {
+        if (refused != null && refused.damaged() && st.macProven && d.checksTags()
+            && !(refused == DropReason.BAD_MAC && d.kind() == FrameKind.HELLO)) {
             // a key holder's frame damaged on the way (its image passed a tag before): whoever waits for it may
             // fail now rather than at its step timeout; its kind and key only when its tag was what failed (the
             // fields before it were read whole), else unknown (null)
@@ -126,6 +127,13 @@ final class TensorFrameAdapter implements ControlledFragmentHandler {
                 sources.releaseRefused(st, header, d); // a stale epoch's sender must not wait out its deadline
             }
             return st.drop(counters.drops, refused, end);
+        }
+        if (d.kind() == FrameKind.HELLO) { // proof of the publication (above), never delivered
+            if (d.mac() != null) {
+                replays.accept(d.jobId(), d.epoch(), st.rank, d.frame().frameCounter());
+            }
+            st.skipping = !end;
+            return Action.CONTINUE;
         }
         Action action = deliver(st, d, buffer, offset, end, header);
         if (end && action != Action.ABORT && d.mac() != null) { // taken, its tag checked: never taken again

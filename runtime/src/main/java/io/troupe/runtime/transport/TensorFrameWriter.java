@@ -35,6 +35,7 @@ final class TensorFrameWriter {
     private final boolean crcEnabled;
     /** Tags every frame (UDP with an auth key), in place of CRC32C; {@code null} otherwise. */
     private final FrameMac mac;
+    private static final int[] HELLO_SHAPE = {1};
     /** The counters tagged frames carry; {@code null} without {@link #mac}. */
     private final FrameSequence sequence;
     private final int claimLimitBytes;
@@ -114,6 +115,25 @@ final class TensorFrameWriter {
     /** The tensor lies in the ring at {@code start} already: its chunk is announced without a copy. */
     void stagedInRing(long start) {
         this.ringStart = start;
+    }
+
+    /**
+     * The publication's {@link FrameKind#HELLO}: one tagged byte, before any tensor (only with a {@link #mac}). It
+     * leaves the tensor in flight as it was and takes the next counter, so the tensors' counters stay above it.
+     */
+    long offerHello() {
+        long result = publication.tryClaim(HEADER_LENGTH + 1, claim);
+        if (result > 0) {
+            int at = claim.offset();
+            frame.wrap(claim.buffer(), at).writeHeader(FrameKind.HELLO, DType.I8, FLAG_MAC, jobId, epoch, 0, sourceRank,
+                destRank, 0, HELLO_SHAPE, 1, 1, 0, 1);
+            claim.buffer().putByte(at + HEADER_LENGTH, (byte) 0);
+            frame.frameCounter(sequence.current());
+            mac.seal(claim.buffer(), at, 1);
+            claim.commit();
+            sequence.advance();
+        }
+        return result;
     }
 
     /** A header-only frame telling a same-JVM receiver to copy {@code [offset, offset+length)} through the link. */

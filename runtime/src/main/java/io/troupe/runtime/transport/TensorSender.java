@@ -71,6 +71,8 @@ public final class TensorSender implements AutoCloseable {
     private long waitStartNs;
     private long tensorsSent;
     private long backPressureEvents;
+    /** A {@link FrameKind#HELLO} is still to go before the first tensor (an auth key on a UDP publication). */
+    private boolean helloPending;
 
     /**
      * @param publication  an exclusive publication owned by this sender from now on (closed with it)
@@ -116,6 +118,7 @@ public final class TensorSender implements AutoCloseable {
                 + chunkBytes + ", maxMessageLength=" + publication.maxMessageLength());
         }
         this.frames = new TensorFrameWriter(publication, ring, sourceRank, destRank, jobId, epoch, crcEnabled, mac);
+        this.helloPending = mac != null;
         this.shape = frames.shape();
     }
 
@@ -301,6 +304,21 @@ public final class TensorSender implements AutoCloseable {
     }
 
     /**
+     * Offers the publication's {@link FrameKind#HELLO} now, if one is still due (an auth key on a UDP publication)
+     * and no tensor is in flight. A sender offers it before its first tensor anyway, usually in that tensor's
+     * datagram; offered once connected, ahead of the first tensor, it travels alone.
+     *
+     * @return true once no hello is due any more; false while the publication does not take it (not connected,
+     *         back-pressured)
+     */
+    public boolean offerHello() {
+        if (helloPending && !active && frames.offerHello() > 0) {
+            helloPending = false;
+        }
+        return !helloPending;
+    }
+
+    /**
      * Sends as many chunks as the publication takes now.
      *
      * @return chunks sent (0 when waiting on back-pressure or connection)
@@ -310,6 +328,14 @@ public final class TensorSender implements AutoCloseable {
     public int doSend() {
         if (awaitingCopy) {
             return awaitCopy();
+        }
+        if (helloPending && active) {
+            long result = frames.offerHello();
+            if (result <= 0) {
+                onFailedOffer(result); // not connected yet, back-pressured: the first tensor's deadlines hold
+                return 0;
+            }
+            helloPending = false;
         }
         int chunks = 0;
         while (active) {

@@ -119,9 +119,9 @@ class FrameAttackTest {
     /**
      * The attack the counter stops: frames of a key holder captured on the wire (a spy on the sender's
      * publication sees exactly what goes out) and sent again later in the same job and epoch, for a later step,
-     * from the attacker's own Aeron session claiming the sender's rank: a tensor in one datagram and a chunk of
-     * many fragments. Both are refused as {@code REPLAYED}, neither is delivered nor reported corrupt, and the
-     * sender's next tensor arrives intact.
+     * from the attacker's own Aeron session claiming the sender's rank: the publication's hello, a tensor in one
+     * datagram and a chunk of many fragments. All are refused as {@code REPLAYED} (the hello proves nothing of the
+     * attacker's session), none is delivered nor reported corrupt, and the sender's next tensor arrives intact.
      */
     @Test
     @Timeout(120)
@@ -160,11 +160,13 @@ class FrameAttackTest {
                 for (int i = 0; i < sizes.length; i++) {
                     sendAndCheck(tx, receiver, listener, i + 1, TensorKey.of(i, 0, 0), sizes[i], i);
                 }
-                while (captured.size() < sizes.length) {
+                while (captured.size() < sizes.length + 1) {
                     tap.poll(capture, 16);
                     assertTrue(System.nanoTime() < deadline, "captured " + captured.size() + " frames");
                 }
-                assertTrue(captured.get(1).capacity() > keyed.udpMtuBytesFor(ep.host()), "many fragments");
+                assertEquals(FrameKind.HELLO.code(), new TensorFrameFlyweight().wrap(captured.get(0), 0).kindCode(),
+                    "the publication's first frame is its hello, replayed too");
+                assertTrue(captured.get(2).capacity() > keyed.udpMtuBytesFor(ep.host()), "many fragments");
 
                 // the attacker's own session, claiming rank 0 (its epoch bits differ: a session id of its own)
                 attacker = driver.node().aeron().addExclusivePublication(TransportChannels.udpPublication(keyed,
