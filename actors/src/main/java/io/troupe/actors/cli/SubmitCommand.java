@@ -9,7 +9,10 @@ import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cluster.JobRequest;
 import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
+import io.troupe.models.data.DataFingerprint;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
@@ -54,7 +57,8 @@ final class SubmitCommand {
         (the stop has its own bound, the step timeout, at least 60 s, whatever is left of --timeout-s).
         --detach: exits 0 once the job has started, printing its id and run directory; the job runs on
         (its checkpoints go to the run directory) and nothing stops it from here. The train
-        options are those of 'troupe train --help'; --data names a file on every node.""";
+        options are those of 'troupe train --help'; --data names a file on every node (when this client holds
+        it too, the nodes' copies must hold its bytes, else the job fails before its first step).""";
 
     /** What {@code submit} takes with no value: the train switches and {@code --detach}. */
     private static final Set<String> SWITCHES = switches();
@@ -91,9 +95,10 @@ final class SubmitCommand {
             ? Path.of("runs", java.time.LocalDateTime.now().format(
                 java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")) + "-" + t.model().name() + "-cluster")
             : Path.of(s.out());
-        // the data is on the nodes, not necessarily here: the workers compare theirs with each other
+        // the data is on the nodes, not necessarily here: the workers compare theirs with each other, and with this
+        // client's copy when it holds one at the same path
         JobRequest job = ClusterJobs.request(s, ClusterJobs.checkpointDir(s, runDir),
-            TrainCommand.traceWindow(o, t.steps()), null);
+            TrainCommand.traceWindow(o, t.steps()), localCopy(s.data(), err));
         // a detached job is nobody's to stop: Ctrl-C then ends only this client
         try (StopSignal stop = detach ? null : StopSignal.install("troupe-submit", ClusterJobs.stopWaitMs(s));
              TroupeNode client = TroupeNode.start(ns, cfg, null)) {
@@ -157,6 +162,25 @@ final class SubmitCommand {
             + " and job record)%n", st.jobId(), st.worldSize(), runDir);
         out.flush();
         return 0;
+    }
+
+    /**
+     * The fingerprint of this client's copy of the job's data ({@code dataPath} as the nodes read it, a relative path
+     * taken against this process's working directory), which the ranks' copies must then match; null when there is
+     * none to compare: the built-in corpus, no file or directory at the path here, or one that cannot be read (said
+     * on {@code err}: the ranks are then compared only with each other).
+     */
+    static DataFingerprint localCopy(String dataPath, PrintStream err) {
+        if (dataPath.isEmpty() || !Files.exists(Path.of(dataPath))) {
+            return null;
+        }
+        try {
+            return DataFingerprint.of(Path.of(dataPath));
+        } catch (UncheckedIOException | IllegalArgumentException e) {
+            err.printf("troupe: the data at %s here is not compared with the nodes' copies: %s%n", dataPath,
+                e.getMessage());
+            return null;
+        }
     }
 
     private static Set<String> switches() {

@@ -1,7 +1,7 @@
 package io.troupe.actors.metrics;
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
@@ -20,20 +20,31 @@ import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.runtime.transport.DropReason;
 import io.troupe.runtime.transport.PeerTraffic;
 import io.troupe.runtime.transport.TransportNode;
-import java.io.IOException;
-import java.io.OutputStream;
-import java.io.UncheckedIOException;
+import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.EnumMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.eventstream.EventStream;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.model.ContentType;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpMethod;
+import org.apache.pekko.http.javadsl.model.HttpMethods;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.model.headers.Allow;
+import org.apache.pekko.http.javadsl.settings.ServerSettings;
 
 /**
  * One node's metrics, served in Prometheus text format at {@code http://HOST:PORT/metrics}
@@ -45,19 +56,28 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * limit, and the tensor bytes its workers sent to and received from each peer rank. The endpoint binds
  * the node's own address, never the wildcard. docs/deploy.md lists every metric.
  *
+ * <p>The endpoint is served by Pekko HTTP on the node's actor system, which holds no thread for a connection while
+ * it waits for bytes: a client that connects and sends part of a request, or nothing, delays no other scrape. Such a
+ * connection is closed once it has passed no bytes for {@link #IDLE_TIMEOUT}, and at most {@link #MAX_CONNECTIONS}
+ * are open at once (more wait in the listen backlog), each with Pekko's bounded request parsing, so stalled clients
+ * hold bounded memory and no thread.
+ *
  * <p>Threading: meters are updated on an actor thread from the node's event stream and read by the
- * endpoint's single HTTP thread; Micrometer's meters are thread-safe.
+ * endpoint's handler on the actor system's dispatcher; Micrometer's meters are thread-safe.
  */
 public final class NodeMetrics implements AutoCloseable {
     /** The Prometheus text format's content type. */
     static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+    /** How long a connection may pass no bytes either way before it is closed, a request half sent or none. */
+    static final Duration IDLE_TIMEOUT = Duration.ofSeconds(10);
+    /** The most connections open at once; a scrape needs one, and a scraper rarely holds more than a few. */
+    static final int MAX_CONNECTIONS = 32;
+    /** Longest the endpoint waits for its socket to bind, and for its connections to end on close. */
+    private static final Duration BIND_WAIT = Duration.ofSeconds(10);
+    private static final ContentType TEXT_FORMAT = ContentTypes.parse(CONTENT_TYPE);
+    private static final long NAN_BITS = Double.doubleToRawLongBits(Double.NaN);
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    private final HttpServer server;
-    private final ExecutorService executor = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "troupe-metrics-http");
-        t.setDaemon(true);
-        return t;
-    });
+    private final ServerBinding binding;
     private final JvmGcMetrics gc = new JvmGcMetrics();
     private final ActorRef<JobEvent> listener;
     private final TroupeNode node;
@@ -69,14 +89,16 @@ public final class NodeMetrics implements AutoCloseable {
     private final Counter jobsFailed;
     private final EnumMap<RecoveryCause, Counter> recoveries = new EnumMap<>(RecoveryCause.class);
     private final Timer recoveryTime;
-    private final AtomicLong lossBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
-    private final AtomicLong valLossBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
+    private final AtomicLong lossBits = new AtomicLong(NAN_BITS);
+    private final AtomicLong valLossBits = new AtomicLong(NAN_BITS);
+    /** The id of the job whose epoch started last ("" before any; read and written on the listener's thread). */
+    private String startedJob = "";
     private final AtomicLong tokensPerSec = new AtomicLong();
-    private final AtomicLong bubbleBits = new AtomicLong(Double.doubleToRawLongBits(Double.NaN));
+    private final AtomicLong bubbleBits = new AtomicLong(NAN_BITS);
     private final AtomicLong snapshotsOn = new AtomicLong(-1);
     private final EnumMap<SnapshotsOffCause, Counter> snapshotsOff = new EnumMap<>(SnapshotsOffCause.class);
 
-    private NodeMetrics(TroupeNode node, MetricsSettings settings) throws IOException {
+    private NodeMetrics(TroupeNode node, MetricsSettings settings) {
         this.node = node;
         new JvmMemoryMetrics().bindTo(registry);
         gc.bindTo(registry);
@@ -124,7 +146,8 @@ public final class NodeMetrics implements AutoCloseable {
             .description("training loss of the last committed step")
             .register(registry);
         Gauge.builder("troupe.validation.loss", valLossBits, v -> Double.longBitsToDouble(v.get()))
-            .description("the last validation loss").register(registry);
+            .description("the last validation loss of the job running, NaN before its first and once it ended")
+            .register(registry);
         Gauge.builder("troupe.tokens.per.second", tokensPerSec, AtomicLong::get)
             .description("tokens per second of the last committed step, 0 once a job ended").register(registry);
         Gauge.builder("troupe.bubble.ratio", bubbleBits, v -> Double.longBitsToDouble(v.get()))
@@ -136,41 +159,77 @@ public final class NodeMetrics implements AutoCloseable {
         }), "metrics-" + System.nanoTime(), Props.empty());
         node.system().eventStream().tell(new EventStream.Subscribe<>(JobEvent.class, listener));
 
-        server = HttpServer.create(new InetSocketAddress(settings.hostname(), settings.port()), 16);
-        server.createContext(MetricsSettings.PATH, this::serve);
-        server.setExecutor(executor);
-        server.start();
+        java.util.concurrent.CompletableFuture<ServerBinding> bound = null;
+        try {
+            bound = Http.get(node.system()).newServerAt(settings.hostname(), settings.port())
+                .withSettings(serverSettings(node.system().settings().config())).bindSync(this::answer)
+                .toCompletableFuture();
+            binding = bound.get(BIND_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException | TimeoutException | InterruptedException | RuntimeException e) {
+            if (e instanceof InterruptedException) {
+                Thread.currentThread().interrupt();
+            }
+            if (bound != null) {
+                bound.thenAccept(ServerBinding::unbind);   // a bind that completes after all serves nothing
+            }
+            closeMeters();
+            throw new IllegalStateException("metrics endpoint cannot bind " + settings.hostname() + ":"
+                + settings.port() + " (troupe.metrics): " + reason(e), bindFailure(e));
+        }
     }
 
     /**
-     * Answers a request: GET the metrics, HEAD their headers; another method 405 with {@code Allow}; a path below
-     * or beside {@code /metrics} (which the context's prefix match would take) 404.
+     * The HTTP settings of the endpoint, over the actor system's: {@link #IDLE_TIMEOUT}, {@link #MAX_CONNECTIONS},
+     * a request answered within half the idle timeout, a closing connection given as long to finish, and URIs
+     * parsed as scrapers send them (a federating Prometheus asks for {@code ?match[]=...}).
      */
-    private void serve(HttpExchange exchange) throws IOException {
-        try (exchange) {
-            String method = exchange.getRequestMethod();
-            if (!exchange.getRequestURI().getPath().equals(MetricsSettings.PATH)) {
-                exchange.sendResponseHeaders(404, -1);
-                return;
-            }
-            if (!method.equals("GET") && !method.equals("HEAD")) {
-                exchange.getResponseHeaders().set("Allow", "GET, HEAD");
-                exchange.sendResponseHeaders(405, -1);
-                return;
-            }
-            registerPeerTraffic();
-            byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
-            exchange.getResponseHeaders().set("Content-Type", CONTENT_TYPE);
-            if (method.equals("HEAD")) {
-                exchange.getResponseHeaders().set("Content-Length", Integer.toString(body.length));
-                exchange.sendResponseHeaders(200, -1);
-                return;
-            }
-            exchange.sendResponseHeaders(200, body.length);
-            try (OutputStream out = exchange.getResponseBody()) {
-                out.write(body);
+    private static ServerSettings serverSettings(Config system) {
+        long idleMs = IDLE_TIMEOUT.toMillis();
+        return ServerSettings.create(ConfigFactory.parseString("""
+            pekko.http.server.idle-timeout = %d ms
+            pekko.http.server.request-timeout = %d ms
+            pekko.http.server.linger-timeout = %d ms
+            pekko.http.server.max-connections = %d
+            pekko.http.server.remote-address-header = off
+            pekko.http.server.parsing.uri-parsing-mode = relaxed
+            """.formatted(idleMs, idleMs / 2, idleMs / 2, MAX_CONNECTIONS)).withFallback(system));
+    }
+
+    /**
+     * Answers a request: GET the metrics, HEAD their headers; another method 405 with {@code Allow}; another path
+     * 404. A request's body, which none of these reads, is discarded.
+     */
+    private HttpResponse answer(HttpRequest request) {
+        request.discardEntityBytes(node.system());
+        if (!request.getUri().path().equals(MetricsSettings.PATH)) {
+            return HttpResponse.create().withStatus(StatusCodes.NOT_FOUND);
+        }
+        HttpMethod method = request.method();
+        if (!method.equals(HttpMethods.GET) && !method.equals(HttpMethods.HEAD)) {
+            return HttpResponse.create().withStatus(StatusCodes.METHOD_NOT_ALLOWED)
+                .addHeader(Allow.create(HttpMethods.GET, HttpMethods.HEAD));
+        }
+        registerPeerTraffic();
+        // a HEAD is answered with the same entity: its headers, Content-Length included, are sent without the body
+        return HttpResponse.create().withEntity(HttpEntities.create(TEXT_FORMAT,
+            registry.scrape().getBytes(StandardCharsets.UTF_8)));
+    }
+
+    /** The address already in use, or what else failed the bind (the cause of a failed future). */
+    private static Throwable bindFailure(Throwable e) {
+        Throwable c = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+        for (Throwable t = c; t != null; t = t.getCause()) {
+            if (t instanceof BindException) {
+                return t;
             }
         }
+        return c;
+    }
+
+    private static String reason(Throwable e) {
+        Throwable c = bindFailure(e);
+        return e instanceof TimeoutException ? "no answer within " + BIND_WAIT.toSeconds() + " s"
+            : c.getClass().getSimpleName() + ": " + c.getMessage();
     }
 
     /**
@@ -202,18 +261,12 @@ public final class NodeMetrics implements AutoCloseable {
      * @throws IllegalStateException naming the address when the endpoint cannot bind
      */
     public static NodeMetrics start(TroupeNode node, MetricsSettings settings) {
-        try {
-            return new NodeMetrics(node, settings);
-        } catch (IOException | UncheckedIOException e) {
-            throw new IllegalStateException("metrics endpoint cannot bind " + settings.hostname() + ":"
-                + settings.port()
-                + " (troupe.metrics): " + e.getMessage(), e);
-        }
+        return new NodeMetrics(node, settings);
     }
 
     /** The endpoint's URL, with the port actually bound. */
     public String url() {
-        InetSocketAddress a = server.getAddress();
+        InetSocketAddress a = binding.localAddress();
         return "http://" + a.getHostString() + ":" + a.getPort() + MetricsSettings.PATH;
     }
 
@@ -234,6 +287,10 @@ public final class NodeMetrics implements AutoCloseable {
             tokensPerSec.set(Math.round(s.tokensPerSec()));
             bubbleBits.set(Double.doubleToRawLongBits(s.bubble()));
         } else if (e instanceof JobEvent.Started st) {
+            if (!st.jobId().equals(startedJob)) {
+                startedJob = st.jobId();
+                valLossBits.set(NAN_BITS);     // another job: it has not validated yet
+            }
             snapshotsOn.set(st.snapshotsOn() ? 1 : 0);
             if (!st.snapshotsOn()) {
                 snapshotsOff.get(SnapshotsOffCause.of(st.snapshots())).increment();
@@ -244,18 +301,37 @@ public final class NodeMetrics implements AutoCloseable {
             recoveryTime.record(Duration.ofNanos((long) (r.detectToCommitMs() * 1e6)));
         } else if (e instanceof JobEvent.Finished) {
             jobsFinished.increment();
-            tokensPerSec.set(0);                 // the job ended: no step runs at its last rate
+            jobEnded();
         } else if (e instanceof JobEvent.Failed) {
             jobsFailed.increment();
-            tokensPerSec.set(0);
+            jobEnded();
         }
     }
 
-    /** Stops the endpoint and the event subscription. */
+    /**
+     * A job ended: no step runs at its last rate, and its validation loss describes no job running (the next job's
+     * first validation sets it again). The loss of its last step stays, as the last one trained.
+     */
+    private void jobEnded() {
+        tokensPerSec.set(0);
+        valLossBits.set(NAN_BITS);
+    }
+
+    /** Stops the endpoint (its connections too, bounded by a few seconds) and the event subscription. */
     @Override
     public void close() {
-        server.stop(0);
-        executor.shutdownNow();
+        try {
+            binding.terminate(Duration.ofSeconds(2)).toCompletableFuture()
+                .get(BIND_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException | TimeoutException e) {
+            // stopping regardless: the listening socket is unbound first
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        closeMeters();
+    }
+
+    private void closeMeters() {
         node.system().eventStream().tell(new EventStream.Unsubscribe<>(listener));
         gc.close();
         registry.close();

@@ -1,6 +1,7 @@
 package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,7 +10,11 @@ import io.troupe.actors.api.JobEvent;
 import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
+import io.troupe.actors.cli.TroupeCli;
 import io.troupe.models.data.DataFingerprint;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -103,6 +108,46 @@ class ClusterDataAgreementTest {
             assertInstanceOf(JobEvent.Finished.class, h.await(WAIT));
             assertEquals(2, h.steps().size());
         }
+    }
+
+    /**
+     * {@code troupe submit} from a client that holds a copy at the job's data path sends that copy's fingerprint: the
+     * nodes' copy, one bit apart, fails the job before its first step, naming both; from a client with no copy there
+     * the ranks are compared only with each other, and the job trains.
+     */
+    @Test
+    void shouldCompareTheNodesCopyWithTheSubmittingClientsOwnWhenItHoldsOne() throws Exception {
+        Path here = corpus("data.txt");
+        byte[] other = Files.readAllBytes(here);
+        other[other.length / 2] ^= 1;
+        Path nodesCopy = Files.write(Files.createDirectories(tmp.resolve("on-the-nodes")).resolve("data.txt"), other);
+        Path notHere = tmp.resolve("not-on-this-client").resolve("data.txt");
+        try (EmbeddedCluster cluster = EmbeddedCluster.start(1, p -> p.equals(here) || p.equals(notHere) ? nodesCopy
+            : p)) {
+            String[] noCopy = submit(cluster.get(0), notHere, tmp.resolve("run-no-copy"));
+            assertEquals("0", noCopy[0], "no copy here: the job trains\n" + noCopy[1] + noCopy[2]);
+
+            String[] differs = submit(cluster.get(0), here, tmp.resolve("run-differs"));
+            assertEquals("5", differs[0], differs[1] + differs[2]);
+            DataFingerprint nodes = DataFingerprint.fromToken(here.toString(), DataFingerprint.of(nodesCopy).token());
+            String why = differs[2];
+            assertTrue(why.contains("the data differs from the submitter's: rank 0 on ")
+                && why.contains(" read " + nodes.describe() + ", the submitter read "
+                    + DataFingerprint.of(here).describe()), why);
+            assertFalse(differs[1].contains("step     1/"), "no step trained: " + differs[1]);
+        }
+    }
+
+    /** Runs {@code troupe submit} of a 2-step job in this process: its exit code, stdout and stderr. */
+    private static String[] submit(TroupeNode node, Path data, Path runDir) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = TroupeCli.run(new String[] {"submit", "--cluster", node.hostPort(), "--connect-timeout-s", "30",
+            "--timeout-s", "90", "--model", "tiny", "--layout", "1x1", "--steps", "2", "--batch", "4",
+            "--microbatches", "2", "--eval-interval", "0", "--data", data.toString(), "--out", runDir.toString()},
+            new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new String[] {Integer.toString(code), out.toString(StandardCharsets.UTF_8),
+            err.toString(StandardCharsets.UTF_8)};
     }
 
     private static TrainingJob.Builder job(String layout, Path data, Path checkpoints) {

@@ -29,6 +29,18 @@ final class EmbeddedCluster implements AutoCloseable {
 
     /** Starts {@code nodes} nodes on a media driver and data plane of {@code settings}. */
     static EmbeddedCluster start(int nodes, TransportSettings settings) {
+        return start(nodes, settings, UnaryOperator.identity());
+    }
+
+    /**
+     * Starts {@code nodes} nodes whose workers all read a job's data at {@code dataView} applied to its data path (as
+     * the cluster's hosts' copies of it, which may differ from this process's).
+     */
+    static EmbeddedCluster start(int nodes, UnaryOperator<Path> dataView) {
+        return start(nodes, TransportSettings.defaults(), dataView);
+    }
+
+    private static EmbeddedCluster start(int nodes, TransportSettings settings, UnaryOperator<Path> dataView) {
         if (nodes < 1) {
             throw new IllegalArgumentException("an embedded cluster needs at least one node: nodes=" + nodes);
         }
@@ -36,9 +48,9 @@ final class EmbeddedCluster implements AutoCloseable {
         try {
             NodeSettings base = NodeSettings.from(ConfigFactory.load()).withPort(0);
             c.nodes.add(TroupeNode.start(base.withRoles(List.of("worker", "coordinator"), 1).withSeeds(List.of()),
-                ConfigFactory.load(), c.transport));
+                ConfigFactory.load(), c.transport, dataView));
             for (int i = 1; i < nodes; i++) {
-                c.addWorker();
+                c.addWorker(dataView);
             }
             return c;
         } catch (RuntimeException e) {

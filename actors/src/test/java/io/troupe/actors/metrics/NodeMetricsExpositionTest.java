@@ -10,12 +10,18 @@ import io.troupe.actors.cluster.NodeSettings;
 import io.troupe.actors.cluster.TroupeNode;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
+import java.net.ConnectException;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -40,8 +46,9 @@ import org.junit.jupiter.api.Timeout;
 /**
  * A real node's endpoint on 127.0.0.1, scraped as Prometheus does: the text passes the strict
  * {@link PrometheusText} reader, with the content type of the text format; HEAD, other methods and other paths
- * are answered as HTTP says; concurrent scrapes each get a whole text and never see a counter go down; a taken
- * port is refused naming it; and every {@code troupe_} metric docs/deploy.md lists is served, and no other.
+ * are answered as HTTP says; concurrent scrapes each get a whole text and never see a counter go down; clients that
+ * stall mid-request delay no scrape and are disconnected; a taken port is refused naming it; and every
+ * {@code troupe_} metric docs/deploy.md lists is served, and no other.
  */
 @Timeout(120)
 class NodeMetricsExpositionTest {
@@ -107,7 +114,9 @@ class NodeMetricsExpositionTest {
         NodeMetrics m = start();
         HttpResponse<String> r = send(m.url(), "GET");
         assertEquals(200, r.statusCode());
-        assertEquals("text/plain; version=0.0.4; charset=utf-8", r.headers().firstValue("Content-Type").orElse(""));
+        // a charset's name is case-insensitive (RFC 9110)
+        assertEquals("text/plain; version=0.0.4; charset=utf-8",
+            r.headers().firstValue("Content-Type").orElse("").toLowerCase(java.util.Locale.ROOT));
         PrometheusText.check(r.body());
         PrometheusText p = publishEveryKindAndScrape(m);
         assertEquals(1, p.value("troupe_recoveries_total{reason=\"DEADLINE\"}"));
@@ -122,6 +131,65 @@ class NodeMetricsExpositionTest {
         PrometheusText p = publishEveryKindAndScrape(start());
         assertEquals(0, p.value("troupe_tokens_per_second"));
         assertEquals(2.5, p.value("troupe_loss"), "the last step's loss stays");
+    }
+
+    /**
+     * The validation loss belongs to the job running: a job's value is scraped while it runs (through a recovery's
+     * new epoch), NaN once it ended (finished or failed), and NaN for the next job until that job validates.
+     */
+    @Test
+    void shouldShowNoValidationLossOfAJobThatEndedOrOfANewJobBeforeItValidates() throws Exception {
+        NodeMetrics m = start();
+        publish(new JobEvent.Started("job-1", 1, 1, "rank 0 -> a", "on"));
+        publish(step(1, 2.7));
+        assertEquals(2.7, scrapeWhen(m, "troupe_steps_committed_total", 1).value("troupe_validation_loss"));
+        publish(new JobEvent.Started("job-1", 2, 1, "rank 0 -> a", "on"));
+        publish(step(2, Double.NaN));
+        assertEquals(2.7, scrapeWhen(m, "troupe_steps_committed_total", 2).value("troupe_validation_loss"),
+            "a recovery's epoch and a step without validation keep the job's last validation loss");
+        publish(new JobEvent.Finished(2, 2.5, 2.7, ""));
+        PrometheusText ended = scrapeWhen(m, "troupe_jobs_finished_total", 1);
+        assertTrue(Double.isNaN(ended.value("troupe_validation_loss")), "none of the finished job shown");
+        assertEquals(2.5, ended.value("troupe_loss"), "the last step's loss stays");
+
+        publish(new JobEvent.Started("job-2", 1, 1, "rank 0 -> a", "on"));
+        publish(step(1, Double.NaN));
+        assertTrue(Double.isNaN(scrapeWhen(m, "troupe_steps_committed_total", 3).value("troupe_validation_loss")),
+            "the next job has not validated yet");
+        publish(step(2, 2.2));
+        assertEquals(2.2, scrapeWhen(m, "troupe_steps_committed_total", 4).value("troupe_validation_loss"));
+        publish(new JobEvent.Failed("rank 0 failed", 2, 1));
+        assertTrue(Double.isNaN(scrapeWhen(m, "troupe_jobs_failed_total", 1).value("troupe_validation_loss")),
+            "none of the failed job shown");
+
+        // an epoch of another job whose end this node did not see
+        publish(new JobEvent.Started("job-3", 1, 1, "rank 0 -> a", "on"));
+        publish(step(1, 2.9));
+        assertEquals(2.9, scrapeWhen(m, "troupe_steps_committed_total", 5).value("troupe_validation_loss"));
+        publish(new JobEvent.Started("job-4", 1, 1, "rank 0 -> a", "on"));
+        publish(step(1, Double.NaN));
+        assertTrue(Double.isNaN(scrapeWhen(m, "troupe_steps_committed_total", 6).value("troupe_validation_loss")),
+            "none of job-3 shown for job-4");
+    }
+
+    private static JobEvent.StepCompleted step(long step, double valLoss) {
+        return new JobEvent.StepCompleted(step, 2, 2.5, valLoss, 1, 1e-3f, 120, 5000, 0.25, 3, 10, 100);
+    }
+
+    /** Scrapes until {@code counter} reaches {@code n} (the events before it are then counted), bounded. */
+    private static PrometheusText scrapeWhen(NodeMetrics m, String counter, double n) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (true) {
+            HttpResponse<String> r = send(m.url(), "GET");
+            assertEquals(200, r.statusCode());
+            PrometheusText p = PrometheusText.check(r.body());
+            if (p.value(counter) >= n) {
+                assertEquals(n, p.value(counter), counter);
+                return p;
+            }
+            assertTrue(System.nanoTime() < deadline, counter + " did not reach " + n + ":\n" + r.body());
+            Thread.sleep(10); // the event stream's subscriber counts them; the deadline bounds the wait
+        }
     }
 
     /**
@@ -215,30 +283,78 @@ class NodeMetricsExpositionTest {
         }
     }
 
-    /** A port another socket holds is refused naming the address and port; nothing of the attempt stays running. */
+    /**
+     * A port another socket holds is refused naming the address and port (its cause the
+     * {@link java.net.BindException}); the endpoint then starts on a free port, and once closed, nothing listens there.
+     */
     @Test
-    void shouldRefuseATakenPortNamingItAndLeaveNothingRunning() throws Exception {
+    void shouldRefuseATakenPortNamingItAndListenOnNothingOnceClosed() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
             int port = taken.getLocalPort();
-            long before = metricsThreads();
             IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> NodeMetrics.start(node, new MetricsSettings(true, "127.0.0.1", port)));
             assertTrue(e.getMessage().contains("127.0.0.1:" + port), e.getMessage());
             assertTrue(e.getCause() instanceof java.net.BindException, String.valueOf(e.getCause()));
-            assertEquals(before, metricsThreads(), "a thread of the failed endpoint stays");
         }
         NodeMetrics m = NodeMetrics.start(node, new MetricsSettings(true, "127.0.0.1", 0));
         assertEquals(200, send(m.url(), "GET").statusCode());
+        int port = URI.create(m.url()).getPort();
         m.close();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (metricsThreads() > 0) {
-            assertTrue(System.nanoTime() < deadline, "the endpoint's thread outlives close()");
-            Thread.sleep(10); // the executor's thread ends once shut down; the deadline bounds the wait
+        try (Socket s = new Socket()) {
+            assertThrows(ConnectException.class, () -> s.connect(new InetSocketAddress("127.0.0.1", port), 5_000),
+                "the endpoint still listens on " + port + " once closed");
         }
     }
 
-    private static long metricsThreads() {
-        return Thread.getAllStackTraces().keySet().stream()
-            .filter(t -> t.getName().startsWith("troupe-metrics-http") && t.isAlive()).count();
+    /**
+     * Clients that connect and stall (part of a request line, a request line and part of its headers, nothing at all)
+     * delay no scrape: each scrape meanwhile is answered well within the idle timeout that ends the stalled
+     * connections, and the server then closes every one of them.
+     */
+    @Test
+    @Timeout(90)
+    void shouldAnswerScrapesWhileClientsStallAndCloseTheStalledConnections() throws Exception {
+        NodeMetrics m = start();
+        URI url = URI.create(m.url());
+        List<Socket> stalled = new ArrayList<>();
+        try {
+            String[] partial = {"GET /metr", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAcc", ""};
+            for (int i = 0; i < 2 * partial.length; i++) {
+                Socket s = new Socket();
+                stalled.add(s);
+                s.connect(new InetSocketAddress(url.getHost(), url.getPort()), 5_000);
+                s.getOutputStream().write(partial[i % partial.length].getBytes(StandardCharsets.US_ASCII));
+                s.getOutputStream().flush();
+            }
+            long bound = NodeMetrics.IDLE_TIMEOUT.toNanos() / 2;
+            for (int i = 0; i < 3; i++) {
+                long t0 = System.nanoTime();
+                HttpResponse<String> r = send(m.url(), "GET");
+                long took = System.nanoTime() - t0;
+                assertEquals(200, r.statusCode());
+                PrometheusText.check(r.body());
+                assertTrue(took < bound, "a scrape beside stalled clients took " + took / 1_000_000 + " ms");
+            }
+            // the server closes each stalled connection: reading it ends (after whatever the server answered)
+            long deadline = System.nanoTime() + NodeMetrics.IDLE_TIMEOUT.toNanos() + TimeUnit.SECONDS.toNanos(15);
+            for (Socket s : stalled) {
+                long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
+                s.setSoTimeout((int) left);
+                try {
+                    while (s.getInputStream().read(new byte[256]) >= 0) {
+                        assertTrue(System.nanoTime() < deadline, "the server keeps answering a stalled client");
+                    }
+                } catch (SocketTimeoutException e) {
+                    throw new AssertionError("a stalled connection is still open 15 s past the idle timeout ("
+                        + NodeMetrics.IDLE_TIMEOUT.toSeconds() + " s)", e);
+                } catch (SocketException reset) {
+                    // closed with a reset: closed all the same
+                }
+            }
+        } finally {
+            for (Socket s : stalled) {
+                s.close();
+            }
+        }
     }
 }
