@@ -22,8 +22,9 @@ import org.slf4j.LoggerFactory;
  * The wiring of a {@link PipelineStepRunner}'s stage hosts, the first and after every loss, on its own rewire
  * thread: it wires again and again, every {@code retry-interval}, until a wiring works or the server closes, then
  * runs the resumptions that waited for it ({@link #recover}), each once the first stage's thread has finished what
- * it was given before. A host that refuses the first wiring (another checkpoint, another server) is a setup error
- * that fails the server's start ({@link #awaitFirst}); after a loss, a refused wiring is retried like any other.
+ * it was given before. A host that refuses the first wiring (another checkpoint, another server), or stages that
+ * refuse each other's frames (their auth keys differ), is a setup error that fails the server's start
+ * ({@link #awaitFirst}); after a loss, a refused wiring is retried like any other.
  */
 final class PipelineRewiring {
     // the runner's log: this is its wiring

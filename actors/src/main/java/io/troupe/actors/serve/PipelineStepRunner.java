@@ -7,6 +7,7 @@ import io.troupe.models.infer.PagedKvCache;
 import io.troupe.models.infer.StepBatch;
 import io.troupe.models.parallel.StagePartition;
 import io.troupe.runtime.tensor.DType;
+import io.troupe.runtime.transport.DropReason;
 import io.troupe.runtime.transport.FrameKind;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TensorKey;
@@ -20,10 +21,12 @@ import io.troupe.runtime.transport.WorkerTransport;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.agrona.CloseHelper;
@@ -63,10 +66,26 @@ import org.slf4j.LoggerFactory;
  * A step still unanswered when a step sent after it is answered fails at once ({@link PipelineSteps}): every
  * stage answers in order, so its answer went missing, and its logits must not be taken for the later step's.
  * The wiring after a loss, and the first, runs on its own thread ({@link PipelineRewiring}).
+ *
+ * <p>Each wiring of stage hosts sends a probe down the pipeline before it serves ({@link #PROBE_STEP}): stages
+ * whose auth keys differ connect, then refuse each other's frames, so a probe not back within a loss timeout fails
+ * the wiring with a reason naming {@code troupe.transport.auth-key}. The first wiring failing so stops the server's
+ * start; a later one leaves the pipeline down and new requests refused at once with that reason ({@link #refuses}),
+ * until a wiring's probe comes back.
  */
 final class PipelineStepRunner implements StepRunner {
     private static final Logger LOG = LoggerFactory.getLogger(PipelineStepRunner.class);
     private static final long LOCAL_CONNECT_TIMEOUT_MS = 20_000;
+    /**
+     * The step id of the probe each wiring of stage hosts sends down the pipeline before it serves: a
+     * {@link FrameKind#CONTROL} frame every stage passes on, so it comes back only if every hop takes the frames
+     * of the one before (the same {@code troupe.transport.auth-key} on all). No step has it.
+     */
+    static final long PROBE_STEP = -1;
+    private static final byte[] PROBE = "probe".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    /** The drop reasons of a frame refused for its authentication tag. */
+    private static final List<DropReason> TAG_REFUSALS = List.of(DropReason.MISSING_MAC, DropReason.BAD_MAC,
+        DropReason.UNEXPECTED_MAC);
     /** System name of every stage host's actor system. */
     static final String STAGE_HOST_SYSTEM = "troupe-serve-stage";
 
@@ -95,6 +114,8 @@ final class PipelineStepRunner implements StepRunner {
     private volatile String down;
     /** Why the pipeline last went down for a lost or stuck stage host (kept once it is up again), or null. */
     private volatile String lastLoss;
+    /** Why the last wiring failed when its probe did not come back (the hosts refuse the frames), or null. */
+    private volatile String framesRefused;
     private volatile boolean closed;
     private volatile Consumer<String> onDown = reason -> { };
     private volatile ActorRef<Object> linkActor;
@@ -250,6 +271,17 @@ final class PipelineStepRunner implements StepRunner {
         return links.remote();
     }
 
+    /**
+     * Why no request can be served until the stage hosts are set up again, while the pipeline is down because the
+     * last wiring's probe did not come back (the stages refuse each other's frames: the auth keys differ); else
+     * null, as while a lost host is being wired again.
+     */
+    @Override
+    public String refuses() {
+        String r = framesRefused;
+        return r != null && r.equals(down) ? r : null;
+    }
+
     @Override
     public void onDown(Consumer<String> listener) {
         this.onDown = listener;
@@ -338,11 +370,21 @@ final class PipelineStepRunner implements StepRunner {
         }
     }
 
-    /** The receiver of this server (rank 0): the last stage's logits, or a failure a stage passed on. */
-    private TensorReceiverAgent.Listener results(long epoch) {
+    /**
+     * The receiver of this server (rank 0): the last stage's logits, or a failure a stage passed on; the wiring's
+     * probe completes {@code probe} (null: none is sent).
+     */
+    private TensorReceiverAgent.Listener results(long epoch, CompletableFuture<Void> probe) {
         return new TensorReceiverAgent.Listener() {
             @Override
             public void onTensorReady(ReceiveSlot slot) {
+                if (slot.step() == PROBE_STEP) {
+                    slot.release();
+                    if (probe != null) {
+                        probe.complete(null);
+                    }
+                    return;
+                }
                 pending.complete(slot);
             }
 
@@ -365,7 +407,7 @@ final class PipelineStepRunner implements StepRunner {
             local.add(new PipelineStage(new KvCachedGpt(weights, new PagedKvCache(weights.config(), blockTokens,
                 numBlocks, e - s, precision), s, e), node, g, stages, epoch));
         }
-        WorkerTransport front = node.openWorker("serve-front", 0, epoch, results(epoch),
+        WorkerTransport front = node.openWorker("serve-front", 0, epoch, results(epoch, null),
             t -> LOG.warn("serving data plane error", t));
         AgentRunner rx = PipelineStage.startReceiver(front, "troupe-serve-rx-0");
         TensorSender toFirst;
@@ -424,14 +466,16 @@ final class PipelineStepRunner implements StepRunner {
             endpoints[g] = loaded[g].endpoint();
             weightBytes += loaded[g].weightBytes();
         }
-        WorkerTransport front = dataPlane.node().openWorker("serve-front-" + epoch, 0, epoch, results(epoch),
-            t -> LOG.warn("serving data plane error", t));
+        CompletableFuture<Void> probeBack = new CompletableFuture<>();
+        WorkerTransport front = dataPlane.node().openWorker("serve-front-" + epoch, 0, epoch,
+            results(epoch, probeBack), t -> LOG.warn("serving data plane error", t));
         AgentRunner rx = PipelineStage.startReceiver(front, "troupe-serve-rx-0");
         try {
             hostWiring.connect(place, epoch, endpoints, front.endpoint().toString(), timeoutMs);
             TensorSender toFirst = front.connect(1, TransportEndpoint.parse(endpoints[1]), epoch);
             PipelineStage.awaitConnected(toFirst::isConnected, timeoutMs, "this server's stream to stage 1"
                 + hostOf(1));
+            probe(toFirst, probeBack, epoch, place);
             Wiring old;
             synchronized (this) {
                 if (closed) {
@@ -440,6 +484,7 @@ final class PipelineStepRunner implements StepRunner {
                 old = wiring;
                 wiring = new Wiring(epoch, front, rx, toFirst);
                 down = null;
+                framesRefused = null;
             }
             linkActor.tell(new StageHostWatch.Watch(place, epoch, true));
             if (old != null) {
@@ -452,6 +497,57 @@ final class PipelineStepRunner implements StepRunner {
             CloseHelper.quietClose(front);
             throw e;
         }
+    }
+
+    /**
+     * Sends the probe down the wired pipeline of {@code epoch} and waits a loss timeout for it to come back.
+     *
+     * @throws StageHostWiring.Refused naming the auth key settings, when it does not come back: some hop refuses
+     *                                 the frames of the one before, as a receiver refuses frames whose tag is
+     *                                 missing, wrong or unexpected
+     */
+    private void probe(TensorSender toFirst, CompletableFuture<Void> back, long epoch, int[] place) {
+        long waitMs = links.lossTimeout().toMillis();
+        long[] before = tagRefusals();
+        UnsafeBuffer b = new UnsafeBuffer(ByteBuffer.allocateDirect(PROBE.length));
+        b.putBytes(0, PROBE);
+        toFirst.send(FrameKind.CONTROL, PROBE_STEP, TensorKey.of((int) (PROBE_STEP & TensorKey.MAX_MICROBATCH), 0, 0),
+            DType.I8, b, 0, PROBE.length);
+        try {
+            back.get(waitMs, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            long[] after = tagRefusals();
+            StringBuilder here = new StringBuilder();
+            for (int i = 0; i < TAG_REFUSALS.size(); i++) {
+                if (after[i] > before[i]) {
+                    here.append(here.length() == 0 ? "" : ", ").append(TAG_REFUSALS.get(i)).append('=')
+                        .append(after[i] - before[i]);
+                }
+            }
+            String why = "the stage hosts refuse the pipeline's frames: a probe sent down the pipeline wired on "
+                + hostWiring.placed(place) + " (epoch " + epoch + ") did not come back within " + waitMs + " ms"
+                + (here.length() == 0 ? "" : " (this server refused the last stage's frames: " + here + ")")
+                + "; set troupe.transport.auth-key (or auth-key-file) alike on this server and every stage host"
+                + " (this server has " + (links.transport().authKey() == null ? "none" : "one") + ")";
+            framesRefused = why;
+            LOG.warn(why);
+            throw new StageHostWiring.Refused(why);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while probing the pipeline", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+        }
+    }
+
+    /** What this server's data plane refused for an authentication tag so far, by {@link #TAG_REFUSALS}. */
+    private long[] tagRefusals() {
+        TransportNode node = dataPlane.current();
+        long[] n = new long[TAG_REFUSALS.size()];
+        for (int i = 0; i < n.length && node != null; i++) {
+            n[i] = node.framesDropped(TAG_REFUSALS.get(i));
+        }
+        return n;
     }
 
     /** Its data plane (a test closes the node's Aeron client as a stop past Aeron's driver timeout does). */

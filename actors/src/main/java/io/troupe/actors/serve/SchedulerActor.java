@@ -182,6 +182,12 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     }
 
     private Behavior<Command> onSubmit(Submit m) {
+        String refused = runner.refuses();
+        if (refused != null) {                   // it would wait for a pipeline that cannot come up by itself
+            metrics.onRejected();
+            m.replyTo().tell(new Unavailable(refused));
+            return this;
+        }
         long now = System.nanoTime();
         long deadlineNs = now + m.deadlineMs() * 1_000_000L;
         Generation g = new Generation(m.id(), m.prompt(), model.config().seqLen(), m.sampling(), now, deadlineNs,

@@ -140,7 +140,7 @@ final class StageHostWiring {
         return r;
     }
 
-    /** A stage host answered with a refusal (not silence). */
+    /** A stage host answered with a refusal (not silence), or the stages refuse each other's frames. */
     static final class Refused extends IllegalStateException {
         private static final long serialVersionUID = 1L;
 

@@ -29,6 +29,14 @@ interface StepRunner extends AutoCloseable {
     }
 
     /**
+     * Why no request can be served now and new ones are refused at once rather than queued (a pipeline whose
+     * stages refuse each other's frames), or null: while {@link #down} only, requests wait for the pipeline.
+     */
+    default String refuses() {
+        return null;
+    }
+
+    /**
      * True when a failed step or a lost stage is recovered from: the scheduler returns its running
      * sequences to the queue, waits for {@link #recover}, and recomputes them. False: a failed step
      * ends the requests it held.

@@ -1,0 +1,177 @@
+package io.troupe.actors.serve;
+
+import static io.troupe.actors.serve.ServeTestSupport.get;
+import static io.troupe.actors.serve.ServeTestSupport.send;
+import static io.troupe.actors.serve.TwoPrompts.bodies;
+import static io.troupe.actors.serve.TwoPrompts.texts;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.troupe.models.infer.InferenceWeights;
+import io.troupe.models.infer.Quantization;
+import io.troupe.models.parallel.StagePartition;
+import io.troupe.runtime.transport.DropReason;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * A 1x2 server with stage 1 on an in-process stage host (its own media driver, so the frames cross UDP on
+ * 127.0.0.1) when the data plane is authenticated ({@code troupe.transport.auth-key}): with the same key on both,
+ * it serves the tokens of a one-stage server and no frame is refused; with a key on one side only, or two keys, it
+ * does not start, and says why in about a loss timeout; a stage host started again with another key while it runs
+ * leaves it refusing completions at once with that reason, answering its other endpoints, until the host has the
+ * key again.
+ */
+@Timeout(120)
+class AuthenticatedStageHostsTest {
+    private static final String KEY = "serve-key-0123456789";
+    private static final String OTHER_KEY = "other-key-9876543210";
+    /** The reasons a receiver refuses a frame for its tag. */
+    private static final List<DropReason> TAG_REFUSALS = List.of(DropReason.MISSING_MAC, DropReason.BAD_MAC,
+        DropReason.UNEXPECTED_MAC);
+
+    @TempDir
+    Path tmp;
+
+    private final List<AutoCloseable> open = new ArrayList<>();
+
+    @AfterEach
+    void closeAll() {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            try {
+                open.get(i).close();
+            } catch (Exception e) {
+                System.out.println("closing: " + e);
+            }
+        }
+    }
+
+    /**
+     * Loss timeout 5 s (the tests share the machine), wirings retried every 200 ms, a connect timeout of 30 s (a
+     * start refused well within it was not refused for a timeout), with {@code key} as the data plane's auth key
+     * (null: none).
+     */
+    private static Config config(String key) {
+        return ConfigFactory.parseString((key == null ? "" : "troupe.transport.auth-key = \"" + key + "\"\n")
+            + "troupe.serve.stage-link { loss-timeout = 5s, connect-timeout = 30s, retry-interval = 200ms }")
+            .withFallback(ConfigFactory.load()).resolve();
+    }
+
+    private StageHostServer host(Path ckpt, int port, String key) {
+        StageHostServer h = StageHostServer.start(ckpt, "127.0.0.1", port, config(key));
+        open.add(h);
+        return h;
+    }
+
+    private static InferenceServer serve(Path ckpt, String hostPort, String key) {
+        int front = StagePartition.balanced(ServeTestSupport.CFG, 2).endBlock(0);
+        return InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE, 0, front),
+            ServeTestSupport.settings(), 2, StageLinks.from(config(key), List.of(hostPort)));
+    }
+
+    /** Frames {@code plane}'s node refused for their tag, by {@link #TAG_REFUSALS}. */
+    private static List<Long> tagRefusals(DataPlane plane) {
+        List<Long> n = new ArrayList<>();
+        for (DropReason r : TAG_REFUSALS) {
+            n.add(plane.current().framesDropped(r));
+        }
+        return n;
+    }
+
+    @Test
+    void shouldServeTheTokensOfOneStageWithTheSameKeyOnServerAndStageHost() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> prompts = List.of("To be", "or not", "that is", "the q");
+        List<String> expected;
+        try (InferenceServer one = InferenceServer.start(InferenceWeights.load(ckpt, Quantization.NONE),
+            ServeTestSupport.settings(), 1)) {
+            expected = ServeTestSupport.greedyTexts(one, prompts);
+        }
+        StageHostServer host = host(ckpt, 0, KEY);
+        InferenceServer server = serve(ckpt, host.hostPort(), KEY);
+        open.add(server);
+        assertEquals(expected, ServeTestSupport.greedyTexts(server, prompts), "keyed 1x2: the tokens of 1x1");
+        assertEquals(List.of(0L, 0L, 0L), tagRefusals(host.dataPlane()), "the stage host refused no frame");
+        assertEquals(List.of(0L, 0L, 0L), tagRefusals(server.pipelineDataPlane()), "the server refused no frame");
+        assertEquals(200, get(server.port(), "/health").statusCode());
+    }
+
+    /** A server keyed {@code serverKey} and a host keyed {@code hostKey} (empty: none); what the host refuses. */
+    @ParameterizedTest(name = "server key {0}, host key {1}")
+    @CsvSource({KEY + ",,UNEXPECTED_MAC", "," + KEY + ",MISSING_MAC", KEY + "," + OTHER_KEY + ",BAD_MAC"})
+    void shouldNotStartWhenTheKeysDiffer(String serverKey, String hostKey, DropReason refused) {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        StageHostServer host = host(ckpt, 0, hostKey);
+        long t0 = System.nanoTime();
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> serve(ckpt, host.hostPort(),
+            serverKey));
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(e.getMessage().contains("refuse the pipeline's frames")
+            && e.getMessage().contains("troupe.transport.auth-key") && e.getMessage().contains(host.hostPort())
+            && e.getMessage().contains("this server has " + (serverKey == null ? "none" : "one")), e.getMessage());
+        assertTrue(ms < 20_000, "refused in " + ms + " ms, not at the 30 s connect timeout: " + e.getMessage());
+        List<Long> drops = tagRefusals(host.dataPlane());
+        assertTrue(drops.get(TAG_REFUSALS.indexOf(refused)) >= 1, "the stage host refused the probe as " + refused
+            + ": " + TAG_REFUSALS + "=" + drops);
+    }
+
+    @Test
+    void shouldRefuseCompletionsWhileAStageHostHasAnotherKeyAndServeOnceItHasTheKeyAgain() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = TwoPrompts.offline(ckpt);
+        StageHostServer first = host(ckpt, 0, KEY);
+        String hostPort = first.hostPort();
+        int hostTcp = Integer.parseInt(hostPort.substring(hostPort.lastIndexOf(':') + 1));
+        InferenceServer server = serve(ckpt, hostPort, KEY);
+        open.add(server);
+        int port = server.port();
+        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+
+        first.close();
+        StageHostServer other = host(ckpt, hostTcp, OTHER_KEY);
+        String health = awaitHealth(port, h -> h.statusCode() == 503 && h.body().contains("troupe.transport.auth-key"));
+        assertTrue(health.contains("\"status\":\"degraded\"") && health.contains("refuse the pipeline's frames"),
+            health);
+        long t0 = System.nanoTime();
+        HttpResponse<String> refused = ServeTestSupport.post(port,
+            "{\"prompt\":\"To be\",\"max_tokens\":4,\"temperature\":0,\"deadline_ms\":20000}");
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertEquals(503, refused.statusCode(), refused.body());
+        assertTrue(refused.body().contains("troupe.transport.auth-key") && ms < 5_000, ms + " ms: " + refused.body());
+        assertEquals(200, get(port, "/v1/models").statusCode(), "other endpoints answer");
+        assertEquals(200, get(port, "/health/live").statusCode(), "alive: it recovers once the keys agree");
+        assertTrue(get(port, "/metrics").body().contains("troupe_serve_pipeline_up 0"));
+
+        other.close();
+        host(ckpt, hostTcp, KEY);
+        awaitHealth(port, h -> h.statusCode() == 200);
+        assertEquals(expected, texts(send(port, bodies())), "the key agrees again: the tokens they have offline");
+    }
+
+    /** Polls {@code /health} until {@code ok} holds, for at most 30 s; its last body. */
+    private static String awaitHealth(int port, java.util.function.Predicate<HttpResponse<String>> ok)
+        throws Exception {
+        long end = System.nanoTime() + 30_000_000_000L;
+        HttpResponse<String> h;
+        do {
+            h = get(port, "/health");
+            if (ok.test(h)) {
+                return h.body();
+            }
+            Thread.sleep(50);
+        } while (System.nanoTime() < end);
+        throw new AssertionError("/health never satisfied the condition in 30 s: " + h.statusCode() + " "
+            + h.body());
+    }
+}
