@@ -249,6 +249,10 @@ public final class InferenceServer implements AutoCloseable {
         metrics.readPipeline(runner::down);
         metrics.readStageMoves(runner::stageMoves);
         metrics.readStuckStages(runner::stuckStageLosses);
+        metrics.readFramesDropped(reason -> {
+            io.troupe.runtime.transport.TransportNode node = runner.dataPlane().current();
+            return node == null ? 0 : node.framesDropped(reason); // counts anew after a relaunch, as after a restart
+        });
         return bind(weights.config(), s, SchedulerActor.create(scheduler, runner, metrics, s.retryAfterS()), metrics,
             null, runner, first, links.remote() ? links : null, runner);
     }

@@ -44,6 +44,8 @@ class ServeMetrics {
     private volatile java.util.function.Supplier<String> pipelineDown = () -> null;
     private volatile java.util.function.LongSupplier stageMoves = () -> 0;
     private volatile java.util.function.LongSupplier stuckStages = () -> 0;
+    /** The pipeline data plane's drops by reason; null on one stage (no data plane). */
+    private volatile java.util.function.ToLongFunction<io.troupe.runtime.transport.DropReason> framesDropped;
     private volatile java.util.function.Supplier<String> stepLoopStopped = () -> null;
     // the HTTP side's state, read where it is kept (CompletionRoutes)
     private volatile java.util.function.LongSupplier requestsInFlight = () -> 0;
@@ -179,6 +181,11 @@ class ServeMetrics {
         this.stuckStages = stuck;
     }
 
+    /** Where the pipeline data plane's dropped frames are counted, by reason (a pipelined server only). */
+    void readFramesDropped(java.util.function.ToLongFunction<io.troupe.runtime.transport.DropReason> dropped) {
+        this.framesDropped = dropped;
+    }
+
     /**
      * The HTTP layer refused a request before routing, with {@code status} (a URI or header section too large, a
      * malformed request, an unknown method or HTTP version); on a connection's thread.
@@ -245,6 +252,16 @@ class ServeMetrics {
         counter(sb, "troupe_serve_pipeline_stuck_stages_total",
             "Times a pipeline stage stayed inside one step for the step timeout (its host counted as lost).",
             stuckStages.getAsLong());
+        sb.append("# HELP troupe_serve_frames_dropped_total Pipeline data-plane frames (or fragments) this server")
+            .append(" dropped, by reason (none on one stage).\n");
+        sb.append("# TYPE troupe_serve_frames_dropped_total counter\n");
+        java.util.function.ToLongFunction<io.troupe.runtime.transport.DropReason> dropped = framesDropped;
+        if (dropped != null) {
+            for (io.troupe.runtime.transport.DropReason r : io.troupe.runtime.transport.DropReason.values()) {
+                sb.append("troupe_serve_frames_dropped_total{reason=\"").append(r.name()).append("\"} ")
+                    .append(dropped.applyAsLong(r)).append('\n');
+            }
+        }
         counter(sb, "troupe_serve_overlapped_steps_total",
             "Steps started while another was in flight (pipeline stages working at once).", overlappedSteps.get());
         counter(sb, "troupe_serve_step_forward_seconds_total", "Time in the model's forward (decode loop).",

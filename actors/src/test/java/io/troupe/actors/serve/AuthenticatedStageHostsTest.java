@@ -105,6 +105,12 @@ class AuthenticatedStageHostsTest {
         assertEquals(List.of(0L, 0L, 0L), tagRefusals(host.dataPlane()), "the stage host refused no frame");
         assertEquals(List.of(0L, 0L, 0L), tagRefusals(server.pipelineDataPlane()), "the server refused no frame");
         assertEquals(200, get(server.port(), "/health").statusCode());
+        String metrics = get(server.port(), "/metrics").body();
+        for (DropReason r : DropReason.values()) {
+            String line = "troupe_serve_frames_dropped_total{reason=\"" + r + "\"} "
+                + server.pipelineDataPlane().current().framesDropped(r);
+            assertTrue(metrics.contains(line + "\n"), line + " in /metrics");
+        }
     }
 
     /** A server keyed {@code serverKey} and a host keyed {@code hostKey} (empty: none); what the host refuses. */
