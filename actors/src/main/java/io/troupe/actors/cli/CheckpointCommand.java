@@ -19,8 +19,9 @@ import java.util.Locale;
  * why not) and the job record when there is one; {@code troupe checkpoint diff A B}: per tensor (parameters,
  * moments, other files' tensors) the largest absolute and relative difference, then the training state of both
  * ({@link CheckpointDiff}), last line {@code bitwise=.. max_abs=.. max_rel=..}.
- * Exit codes: 0 done, 2 usage, 4 a checkpoint that cannot be read ({@code ls}: one it listed invalid, or
- * the job record unreadable; the listing is printed in full either way).
+ * Exit codes: 0 done, 2 usage (a path that is not a directory), 4 a checkpoint that cannot be read ({@code ls}: one
+ * it listed invalid, or the job record unreadable; the listing is printed in full either way). Numbers are written
+ * in {@link Locale#ROOT}, whatever the JVM's locale.
  */
 final class CheckpointCommand {
     private CheckpointCommand() {
@@ -38,9 +39,10 @@ final class CheckpointCommand {
                                                 shards joined; then the state (step, data cursor, seed, optimizer
                                                 step, ...); last line: bitwise=true|false max_abs=.. max_rel=..
                                                 (true only when every tensor and state value is the same)
-        Exit codes: 0 done (ls: every checkpoint listed is valid, none listed too; uncommitted and superseded
-        copies are never used and do not count), 2 usage, 4 a checkpoint that cannot be read (ls: one it
-        listed is invalid, or the job record is unreadable).""";
+        Exit codes: 0 done (ls: every checkpoint listed is valid, none listed too, which it says; uncommitted
+        and superseded copies are never used and do not count), 2 usage (a DIR, A or B that is missing, a file,
+        or a link to neither), 4 a checkpoint that cannot be read (ls: one it listed is invalid, or the job
+        record is unreadable; diff: A or B holds no committed checkpoint, or one that is damaged).""";
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         if (args.length == 0) {
@@ -52,14 +54,14 @@ final class CheckpointCommand {
                     throw new UsageException("ls takes one directory, got "
                         + Options.count(args.length - 1, "argument", "arguments"));
                 }
-                return ls(Path.of(args[1]), out);
+                return ls(directory("", args[1]), out);
             }
             case "diff" -> {
                 if (args.length != 3) {
                     throw new UsageException("diff takes two checkpoints, got "
                         + Options.count(args.length - 1, "argument", "arguments"));
                 }
-                return diff(Path.of(args[1]), Path.of(args[2]), out, err);
+                return diff(directory("A: ", args[1]), directory("B: ", args[2]), out, err);
             }
             default -> throw new UsageException("unknown checkpoint command '" + args[0] + "': expected ls or diff");
         }
@@ -71,18 +73,37 @@ final class CheckpointCommand {
      * and cannot be used.
      */
     static Path existingDirectory(String option, String value) {
+        return directory(option + ": ", value);
+    }
+
+    /**
+     * {@code value} as a directory that exists (a symbolic link to one is followed), else a usage error (exit 2)
+     * that starts with {@code prefix}, names the value and says what it is instead: missing, a file, or a link
+     * whose target is missing.
+     */
+    static Path directory(String prefix, String value) {
         Path dir = Path.of(value);
-        if (!Files.isDirectory(dir)) {
-            throw new UsageException(option + ": no such directory '" + dir + "' (expected a run directory or a"
-                + " checkpoint)");
+        if (Files.isDirectory(dir)) {
+            return dir;
         }
-        return dir;
+        String expected = " (expected a run directory or a checkpoint)";
+        if (Files.isSymbolicLink(dir)) {
+            String target;
+            try {
+                target = Files.readSymbolicLink(dir).toString();
+            } catch (IOException e) {
+                target = "?";
+            }
+            throw new UsageException(prefix + "'" + dir + "' is a symbolic link to '" + target + "', which is not a"
+                + " directory (missing, a file, or a loop of links)" + expected);
+        }
+        if (Files.exists(dir)) {
+            throw new UsageException(prefix + "'" + dir + "' is a file, not a directory" + expected);
+        }
+        throw new UsageException(prefix + "no such directory '" + dir + "'" + expected);
     }
 
     private static int ls(Path dir, PrintStream out) {
-        if (!Files.isDirectory(dir)) {
-            throw new UsageException("no such directory '" + dir + "'");
-        }
         Path root = Files.isDirectory(dir.resolve("checkpoints")) ? dir.resolve("checkpoints") : dir;
         List<Path> steps = new ArrayList<>();
         if (Files.isRegularFile(root.resolve(Checkpoints.MANIFEST))) {
@@ -96,18 +117,21 @@ final class CheckpointCommand {
         }
         steps.sort(null);
         int code = 0;
-        out.printf("%-22s %8s %-8s %-8s %12s  %s%n", "checkpoint", "step", "layout", "model", "bytes", "status");
+        out.printf(Locale.ROOT,
+            "%-22s %8s %-8s %-8s %12s  %s%n", "checkpoint", "step", "layout", "model", "bytes", "status");
         for (Path p : steps) {
             String name = p.getFileName().toString();
             long bytes = sizeOf(p);
             if (name.endsWith(".tmp")) {
-                out.printf("%-22s %8s %-8s %-8s %12d  uncommitted (no manifest: a checkpoint cut short, never used)%n",
+                out.printf(Locale.ROOT,
+                    "%-22s %8s %-8s %-8s %12d  uncommitted (no manifest: a checkpoint cut short, never used)%n",
                     name, "-", "-", "-", bytes);
                 continue;
             }
             boolean aside = name.endsWith(".old");
             if (aside && Files.exists(p.resolveSibling(name.substring(0, name.length() - ".old".length())))) {
-                out.printf("%-22s %8s %-8s %-8s %12d  superseded (the copy a re-commit of the step replaced; "
+                out.printf(Locale.ROOT,
+                    "%-22s %8s %-8s %-8s %12d  superseded (the copy a re-commit of the step replaced; "
                     + "never used, deleted when the step is next written)%n", name, "-", "-", "-", bytes);
                 continue;
             }
@@ -115,10 +139,12 @@ final class CheckpointCommand {
                 + "missing (used as the step, put back under that name on resume)" : "";
             try {
                 Manifest m = Checkpoints.verify(p);
-                out.printf("%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%s%n", name, m.step(),
+                out.printf(Locale.ROOT,
+                    "%-22s %8d %-8s %-8s %12d  valid (%d shards, CRC32C checked)%s%n", name, m.step(),
                     m.layout(), m.model().name(), bytes, m.files().size(), asideNote);
             } catch (CheckpointException e) {
-                out.printf("%-22s %8s %-8s %-8s %12d  invalid: %s%n", name, "-", "-", "-", bytes, e.getMessage());
+                out.printf(Locale.ROOT,
+                    "%-22s %8s %-8s %-8s %12d  invalid: %s%n", name, "-", "-", "-", bytes, e.getMessage());
                 code = UNREADABLE;
             }
         }
@@ -129,8 +155,13 @@ final class CheckpointCommand {
             out.println("job record: unreadable: " + e.getMessage());
             code = UNREADABLE;
         }
+        if (steps.isEmpty() && rec == null) {
+            out.println("no checkpoint under '" + dir + "': no step-N directory, no " + Checkpoints.MANIFEST + ", no "
+                + JobRecord.FILE + " (expected a run directory, its checkpoints/ or one step-N)");
+        }
         if (rec != null) {
-            out.printf("job record: %s, %s, layout %s x %d micro-batches, last committed step %d, %d restart(s)%n",
+            out.printf(Locale.ROOT,
+                "job record: %s, %s, layout %s x %d micro-batches, last committed step %d, %d restart(s)%n",
                 rec.identity(), rec.state().name().toLowerCase(Locale.ROOT), rec.layout(), rec.microbatches(),
                 rec.lastCommittedStep(), rec.restarts());
             for (JobRecord.Fault f : rec.faults()) {
@@ -148,8 +179,8 @@ final class CheckpointCommand {
             err.println("troupe checkpoint: " + e.getMessage());
             return UNREADABLE;
         }
-        out.printf("A: step %d (%s)%nB: step %d (%s)%n", r.stepA(), a, r.stepB(), b);
-        out.printf("%-40s %10s %12s %12s  %s%n", "tensor", "numel", "max_abs", "max_rel", "bitwise");
+        out.printf(Locale.ROOT, "A: step %d (%s)%nB: step %d (%s)%n", r.stepA(), a, r.stepB(), b);
+        out.printf(Locale.ROOT, "%-40s %10s %12s %12s  %s%n", "tensor", "numel", "max_abs", "max_rel", "bitwise");
         for (CheckpointDiff.Entry e : r.entries()) {
             out.printf(Locale.ROOT, "%-40s %10d %12s %12s  %s%n", e.name(), e.numel(),
                 CheckpointDiff.format(e.maxAbs()), CheckpointDiff.format(e.maxRel()), e.bitwise());
@@ -164,7 +195,8 @@ final class CheckpointCommand {
             out.println("no tensor in both checkpoints: nothing compared");
         }
         for (CheckpointDiff.State s : r.state()) {
-            out.printf("state %-15s %s%n", s.name(), s.same() ? s.a() + " (same)" : "A " + s.a() + ", B " + s.b()
+            out.printf(Locale.ROOT,
+                "state %-15s %s%n", s.name(), s.same() ? s.a() + " (same)" : "A " + s.a() + ", B " + s.b()
                 + (s.counts() ? " (differs)" : " (differs: a description, not compared)"));
         }
         for (String p : r.problems()) {

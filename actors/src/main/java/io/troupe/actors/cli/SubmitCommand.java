@@ -63,7 +63,13 @@ final class SubmitCommand {
     /** What {@code submit} takes with no value: the train switches and {@code --detach}. */
     private static final Set<String> SWITCHES = switches();
 
-    static int run(String[] args, PrintStream out, PrintStream err) {
+    /**
+     * {@code args} parsed against submit's options, {@code --cluster} present, and the job's settings they give,
+     * checked (nothing is contacted).
+     *
+     * @throws UsageException naming an unknown option or a bad value
+     */
+    static Options options(String[] args) {
         Set<String> known = new HashSet<>(TrainSettings.FLAG_KEYS.keySet());
         known.add("config");
         known.add("cluster");
@@ -74,10 +80,15 @@ final class SubmitCommand {
         known.add("resume");
         known.add("trace-steps");
         Options o = Options.parse(args, known, SWITCHES);
-        boolean detach = o.has("detach");
         if (!o.has("cluster")) {
             throw new UsageException("submit needs --cluster HOST:PORT of a cluster node");
         }
+        return o;
+    }
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        Options o = options(args);
+        boolean detach = o.has("detach");
         TrainSettings s = TrainSettings.from(o);
         long timeoutS = o.has("timeout-s") ? Options.positiveLong("timeout-s", o.get("timeout-s")) : 3600;
         long connectS = o.has("connect-timeout-s") ? Options.positiveLong("connect-timeout-s",

@@ -40,7 +40,8 @@ public final class TroupeCli {
      * checkpoint, 5 a cluster job failed or a server's stop cut requests, 6 a server ended with no stop asked
      * for, 130 or 143 a {@code troupe train} stopped by Ctrl-C or SIGTERM, on every engine). A bad option,
      * value or file is one line on {@code err} naming it and what was expected, exit code 2, no stack
-     * trace. {@code --help} (or {@code -h}) anywhere after a command
+     * trace; so is a system property under a section of reference.conf ({@code -Dtroupe.transport.udp-prot=...})
+     * that reference.conf does not list. {@code --help} (or {@code -h}) anywhere after a command
      * prints that command's usage.
      */
     public static int run(String[] args, PrintStream out, PrintStream err) {
@@ -67,6 +68,10 @@ public final class TroupeCli {
             return 0;
         }
         try {
+            if (usage != null || command.equals("simulate")) {
+                // a -Dtroupe.<section>.<key> that reference.conf does not list is a typo, not a setting to ignore
+                ConfigFiles.requireKnownProperties(System.getProperties(), ConfigFiles.reference());
+            }
             switch (command) {
                 case "train":
                     return TrainCommand.run(rest, out, err);

@@ -15,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
@@ -125,6 +126,103 @@ class CheckpointCommandTest {
         assertEquals(2, run("checkpoint", "diff", "x"));
         assertEquals(1, err.toString().strip().split("\n").length, err.toString());
         assertEquals(2, run("checkpoint", "ls", "/no/such/dir"));
+    }
+
+    /**
+     * A path that is not a directory is bad input for {@code ls} and for either side of {@code diff} alike: exit 2, one
+     * line naming the value and what it is (missing, a file, a link to nothing), no stack trace; exit 4 stays for a
+     * directory that holds no usable checkpoint. A link to a checkpoint is followed.
+     */
+    @Test
+    void shouldRefuseAPathThatIsNotADirectoryWithExit2NamingIt(@TempDir Path tmp) throws Exception {
+        Path a = write(tmp.resolve("a"), 10, 4f);
+        Path missing = tmp.resolve("no such 'dir'");
+        Path file = a.resolve(Checkpoints.MANIFEST);
+        Path dangling = Files.createSymbolicLink(tmp.resolve("dangling"), tmp.resolve("gone"));
+        for (String[] args : List.of(new String[] {"ls", missing.toString()}, new String[] {"diff", missing.toString(),
+            a.toString()}, new String[] {"diff", a.toString(), missing.toString()})) {
+            err.reset();
+            assertEquals(2, run(prepend("checkpoint", args)), err.toString());
+            assertEquals(1, err.toString().strip().lines().count(), err.toString());
+            assertTrue(err.toString().contains("no such directory '" + missing + "'"), err.toString());
+        }
+        err.reset();
+        assertEquals(2, run("checkpoint", "diff", a.toString(), file.toString()));
+        assertTrue(err.toString().contains("B: '" + file + "' is a file, not a directory"), err.toString());
+        err.reset();
+        assertEquals(2, run("checkpoint", "ls", dangling.toString()));
+        assertTrue(err.toString().contains("'" + dangling + "' is a symbolic link to '" + tmp.resolve("gone") + "'"),
+            err.toString());
+        assertTrue(!err.toString().contains("\tat ") && !err.toString().contains("Exception"), err.toString());
+
+        Path link = Files.createSymbolicLink(tmp.resolve("link"), tmp.resolve("a"));
+        out.reset();
+        assertEquals(0, run("checkpoint", "ls", link.toString()), err.toString());
+        assertTrue(line(out.toString().split("\n"), "step-00000010").contains("valid"), out.toString());
+        assertEquals(0, run("checkpoint", "diff", link.toString(), a.toString()), err.toString());
+
+        // a directory with nothing of a run: exit 0 as documented, and it says so, naming the directory
+        Path empty = Files.createDirectories(tmp.resolve("empty"));
+        out.reset();
+        assertEquals(0, run("checkpoint", "ls", empty.toString()));
+        assertTrue(out.toString().contains("no checkpoint under '" + empty + "'"), out.toString());
+        err.reset();
+        assertEquals(4, run("checkpoint", "diff", empty.toString(), a.toString()));
+        assertTrue(err.toString().contains("no committed checkpoint under " + empty), err.toString());
+    }
+
+    /** A manifest of another format version, cut short, or naming a file outside its directory: exit 4, naming it. */
+    @Test
+    void shouldRefuseAManifestOfAnotherVersionCutShortOrNamingAFileElsewhere(@TempDir Path tmp) throws Exception {
+        Path a = write(tmp.resolve("a"), 10, 4f);
+        Path mf = a.resolve(Checkpoints.MANIFEST);
+        String json = Files.readString(mf);
+        Files.writeString(mf, json.replace("\"format\": 1,", "\"format\": 2,"));
+        assertEquals(4, run("checkpoint", "ls", a.toString()), out.toString());
+        assertTrue(out.toString().contains("unsupported manifest format 2 (this build reads 1)"), out.toString());
+        Files.writeString(mf, json.substring(0, json.length() / 2));
+        err.reset();
+        assertEquals(4, run("checkpoint", "diff", a.toString(), a.toString()));
+        assertTrue(err.toString().contains(mf + ": unreadable manifest"), err.toString());
+        // the checksum line dropped (a manifest written before it existed reads unchecked) and a shard's name
+        // pointing at another checkpoint's file
+        Path b = write(tmp.resolve("b"), 10, 4.5f);
+        String unchecked = json.replaceFirst("\\s*\"crc32c_of_values\": \"[0-9a-f]+\",", "");
+        Files.writeString(mf, unchecked.replace("\"shard-g00.bin\"", "\"../../b/step-00000010/shard-g00.bin\""));
+        err.reset();
+        assertEquals(4, run("checkpoint", "diff", a.toString(), b.toString()));
+        assertTrue(err.toString().contains("file name \"../../b/step-00000010/shard-g00.bin\" is not a plain file"),
+            err.toString());
+        Files.writeString(mf, unchecked);
+        assertEquals(0, run("checkpoint", "diff", a.toString(), b.toString()), err.toString());
+    }
+
+    /** Numbers are ASCII digits whatever the JVM's locale: a script reads the same listing everywhere. */
+    @Test
+    void shouldWriteAsciiDigitsInEveryLocale(@TempDir Path tmp) {
+        Path a = write(tmp.resolve("a"), 12, 4f);
+        Locale before = Locale.getDefault();
+        try {
+            Locale.setDefault(Locale.forLanguageTag("ar-EG"));
+            out.reset();
+            assertEquals(0, run("checkpoint", "ls", tmp.resolve("a").toString()), err.toString());
+            String ls = line(out.toString().split("\n"), "step-00000012");
+            assertTrue(ls.matches("step-00000012 +12 1x1 +tiny +\\d+  valid \\(1 shards, CRC32C checked\\)"), ls);
+            out.reset();
+            assertEquals(0, run("checkpoint", "diff", a.toString(), a.toString()), err.toString());
+            assertTrue(out.toString().startsWith("A: step 12 (" + a + ")\nB: step 12 ("), out.toString());
+            assertTrue(line(out.toString().split("\n"), "wte.m ").matches("wte\\.m +4 +0\\.000e\\+00 .*"),
+                out.toString());
+        } finally {
+            Locale.setDefault(before);
+        }
+    }
+
+    private static String[] prepend(String first, String[] rest) {
+        String[] all = new String[rest.length + 1];
+        all[0] = first;
+        System.arraycopy(rest, 0, all, 1, rest.length);
+        return all;
     }
 
     /** A tiny run of {@code layout} (2 steps, one checkpoint) written by the product: its checkpoint directory. */

@@ -76,6 +76,15 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
         return sb.toString();
     }
 
+    /**
+     * Whether {@code name} names a file directly inside the checkpoint's directory: every writer's shard names are,
+     * so a name with a separator, {@code .} or {@code ..} (which would read a file elsewhere) is a damaged manifest.
+     */
+    static boolean isPlainFileName(String name) {
+        return !name.isEmpty() && !name.equals(".") && !name.equals("..") && name.indexOf('/') < 0
+            && name.indexOf('\\') < 0 && name.indexOf('\0') < 0;
+    }
+
     static Manifest parse(String json, String where) {
         try {
             Config c = ConfigFactory.parseString(json);
@@ -89,8 +98,13 @@ public record Manifest(int format, long step, long dataCursor, long seed, int ba
                 m.getInt("n_layer"), m.getInt("n_head"), m.getInt("seq_len"), (float) m.getDouble("ln_eps"));
             List<FileEntry> files = new ArrayList<>();
             for (Config f : c.getConfigList("files")) {
-                files.add(new FileEntry(f.getString("name"), f.getLong("bytes"), Long.parseLong(f.getString("crc32c"),
-                    16)));
+                String name = f.getString("name");
+                if (!isPlainFileName(name)) {
+                    throw new CheckpointException(where + ": file name " + JsonChecksum.quote(name) + " is not a plain"
+                        + " file name in the checkpoint's directory (a path, '.', '..' or empty): the manifest is"
+                        + " damaged");
+                }
+                files.add(new FileEntry(name, f.getLong("bytes"), Long.parseLong(f.getString("crc32c"), 16)));
             }
             Manifest read = new Manifest(format, c.getLong("step"), c.getLong("data_cursor"), c.getLong("seed"),
                 c.getInt("batch_size"), c.getString("layout"), model, c.getString("data_source"), files);
