@@ -16,6 +16,7 @@ import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.ShardedCheckpointReader;
 import io.troupe.models.data.Batches;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.CorpusCache;
 import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.memory.GradCompression;
 import io.troupe.models.optim.StepTail;
@@ -54,6 +55,8 @@ final class EpochWiring implements AutoCloseable {
     private final int rank;
     private final PipelineJobSpec spec;
     private final SchedulePolicy policy;
+    /** The job's data, shared with the node's other epochs over the same, unchanged files ({@link CorpusCache}). */
+    private final Corpora data;
     private final Batches train;
     private final io.troupe.models.data.TokenStream val;
     private final StageWorker stage;
@@ -117,12 +120,16 @@ final class EpochWiring implements AutoCloseable {
             Corpora data;
             try {
                 Path path = a.request().dataPath().isEmpty() ? null : dataView.apply(Path.of(a.request().dataPath()));
-                data = path == null ? Corpora.builtIn() : Corpora.fromFile(path);
+                // The node's last data and its fingerprint, read again only when its files changed (CorpusCache):
+                // a recovery over the same data neither maps nor hashes it again.
+                CorpusCache.Loaded loaded = path == null ? null : CorpusCache.shared().load(path, stop);
+                data = loaded == null ? Corpora.builtIn() : loaded.corpora();
                 data.requireWindows(spec.train().model().seqLen());
-                this.dataFingerprint = (path == null ? DataFingerprint.builtIn() : DataFingerprint.of(path)).token();
+                this.dataFingerprint = (loaded == null ? DataFingerprint.builtIn() : loaded.fingerprint()).token();
             } catch (IllegalArgumentException | UncheckedIOException e) {
                 throw new IncurableJobException(e.getMessage(), e);
             }
+            this.data = data;
             this.train = Batches.shuffled(data.train(), spec.train().model().seqLen(), spec.train().seed());
             this.val = data.val();
             this.policy = LocalPipelineEngine.policyFor(spec);
@@ -256,6 +263,11 @@ final class EpochWiring implements AutoCloseable {
     /** The job's data as this rank read it ({@link DataFingerprint#token()}). */
     String dataFingerprint() {
         return dataFingerprint;
+    }
+
+    /** The job's data this epoch trains and validates on. */
+    Corpora data() {
+        return data;
     }
 
     /**

@@ -2,6 +2,8 @@ package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,12 +11,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.troupe.actors.cluster.snapshot.SnapshotExchange;
 import io.troupe.collectives.CollectiveAgent;
 import io.troupe.collectives.CollectiveHandle;
+import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.parallel.tp.CommunicatorTensorParallelGroup;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TransportNode;
 import io.troupe.runtime.transport.TransportSettings;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -218,19 +223,56 @@ class EpochWiringTest {
             + a.routes(2) + "), " + c.communicatorCount() + " control-plane (norm group 1 " + c.routes(1) + ")";
     }
 
+    /**
+     * A recovery's epoch over the same, unchanged data takes the corpus and fingerprint the node read before, neither
+     * mapping nor hashing the data again; data written in place since (the same size, a new modification time) is
+     * read again and its new fingerprint reported.
+     */
+    @Test
+    void shouldTakeTheDataTheNodeReadBeforeUnlessItChanged() throws Exception {
+        Path data = dir.resolve("corpus.txt");
+        Files.writeString(data, "abcdefghij".repeat(400));
+        EpochWiring first = build("", data.toString());
+        first.abort("the test ends the epoch");
+        first.close();
+        job = job.nextEpoch();
+        EpochWiring second = build("", data.toString());
+        assertSame(first.data(), second.data(), "the next epoch reads the data again");
+        assertEquals(first.dataFingerprint(), second.dataFingerprint());
+        second.abort("the test ends the epoch");
+        second.close();
+
+        FileTime was = Files.getLastModifiedTime(data);
+        Files.writeString(data, "ABCDEFGHIJ".repeat(400));
+        Files.setLastModifiedTime(data, FileTime.fromMillis(was.toMillis()
+            + 10_000));
+        job = job.nextEpoch();
+        EpochWiring third = build("", data.toString());
+        assertNotSame(first.data(), third.data(), "changed data was taken as it was read before");
+        assertEquals(DataFingerprint.of(data).token(), third.dataFingerprint());
+        assertNotEquals(first.dataFingerprint(), third.dataFingerprint());
+        third.abort("the test ends the epoch");
+        third.close();
+    }
+
     private EpochWiring build(String resumeFrom) {
+        return build(resumeFrom, "");
+    }
+
+    private EpochWiring build(String resumeFrom, String dataPath) {
         List<String> endpoints = new ArrayList<>();
         List<String> controlEndpoints = new ArrayList<>();
         for (int r = 0; r < RANKS; r++) {
             endpoints.add(agents.get(r).worker().endpoint().toString());
             controlEndpoints.add(controls.get(r).worker().endpoint().toString());
         }
-        WorkerActor.Assign a = new WorkerActor.Assign(job, 0, request(), endpoints, controlEndpoints, resumeFrom, null);
+        WorkerActor.Assign a = new WorkerActor.Assign(job, 0, request(dataPath), endpoints, controlEndpoints,
+            resumeFrom, null);
         return new EpochWiring(a, 1, data(), control(), link, exchange, () -> null);
     }
 
-    private JobRequest request() {
-        return new JobRequest("tiny", LAYOUT, 1, "1f1b", 2, 8, 10, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 0,
+    private JobRequest request(String dataPath) {
+        return new JobRequest("tiny", LAYOUT, 1, "1f1b", 2, 8, 10, 3e-3f, 3e-4f, 2, 1.0f, 9, "", dataPath, 0,
             dir.resolve("checkpoints").toString(), 60_000, 0, 1, 1L << 20, "cpu", ProbedGptStages.class.getName(), 0,
             "none", "none", false);
     }

@@ -49,16 +49,27 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
 
     /** The fingerprint of a data path (a file or a directory, as {@link Corpora#fromPath} reads it). */
     public static DataFingerprint of(Path path) {
+        return of(path, FULL_HASH_BYTES);
+    }
+
+    /**
+     * As {@link #of(Path)}, hashing every byte up to {@code fullHashBytes} (at least {@link #SAMPLE_BYTES}) and
+     * sampling above.
+     */
+    static DataFingerprint of(Path path, long fullHashBytes) {
         List<Path> files = Corpora.files(path);
-        MessageDigest sha = sha256();
         long total = 0;
         try {
             for (Path f : files) {
                 total += Files.size(f);
             }
-            boolean sampled = total > FULL_HASH_BYTES;
-            ByteBuffer buf = ByteBuffer.allocateDirect(SAMPLE_BYTES);
-            if (!sampled) {
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot hash data " + path + ": " + e.getMessage(), e);
+        }
+        return of(path.toString(), total, new Bytes() {
+            @Override
+            public void all(MessageDigest sha) throws IOException {
+                ByteBuffer buf = ByteBuffer.allocateDirect(SAMPLE_BYTES);
                 for (Path f : files) {
                     try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
                         while (ch.read(buf.clear()) > 0) {
@@ -66,22 +77,81 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
                         }
                     }
                 }
+            }
+
+            @Override
+            public void readAt(long pos, ByteBuffer buf) throws IOException {
+                readFiles(files, pos, buf);
+            }
+        }, fullHashBytes);
+    }
+
+    /**
+     * The fingerprint of the bytes {@code loaded} holds, {@code loaded} being {@link Corpora#fromPath}{@code (source)}:
+     * its training split followed by its validation split, which together are every byte of the data in order. It is
+     * the fingerprint {@link #of(Path)} gives for the same bytes, taken without reading the files a second time: up to
+     * {@link #FULL_HASH_BYTES} from the mapped pages the corpus trains on, above that from the samples taken of them.
+     * So it describes the bytes the corpus holds, even when the path has been replaced since it was read.
+     */
+    static DataFingerprint of(Path source, Corpora loaded) {
+        return of(source, loaded, FULL_HASH_BYTES);
+    }
+
+    /** As {@link #of(Path, Corpora)}, with the threshold of {@link #of(Path, long)}. */
+    static DataFingerprint of(Path source, Corpora loaded, long fullHashBytes) {
+        TokenStream train = loaded.train();
+        TokenStream val = loaded.val();
+        return of(source.toString(), train.length() + val.length(), new Bytes() {
+            @Override
+            public void all(MessageDigest sha) {
+                train.digest(sha);
+                val.digest(sha);
+            }
+
+            @Override
+            public void readAt(long pos, ByteBuffer buf) {
+                long p = pos;
+                if (p < train.length()) {
+                    train.read(p, buf);
+                    p = train.length();
+                }
+                val.read(p - train.length(), buf);
+            }
+        }, fullHashBytes);
+    }
+
+    /** The bytes a fingerprint covers: all of them in order, or a run of them from a position. */
+    private interface Bytes {
+        /** Feeds every byte, in order, to {@code sha}. */
+        void all(MessageDigest sha) throws IOException;
+
+        /** Fills {@code buf} from byte {@code pos} on, or up to the last byte. */
+        void readAt(long pos, ByteBuffer buf) throws IOException;
+    }
+
+    private static DataFingerprint of(String source, long total, Bytes bytes, long fullHashBytes) {
+        MessageDigest sha = sha256();
+        boolean sampled = total > fullHashBytes;
+        try {
+            if (!sampled) {
+                bytes.all(sha);
             } else {
+                ByteBuffer buf = ByteBuffer.allocateDirect(SAMPLE_BYTES);
                 sha.update(Long.toString(total).getBytes(StandardCharsets.US_ASCII));
                 long stride = (total - SAMPLE_BYTES) / (SAMPLES - 1);
                 for (int s = 0; s < SAMPLES; s++) {
-                    readAt(files, s == SAMPLES - 1 ? total - SAMPLE_BYTES : s * stride, buf.clear());
+                    bytes.readAt(s == SAMPLES - 1 ? total - SAMPLE_BYTES : s * stride, buf.clear());
                     sha.update(buf.flip());
                 }
             }
-            return new DataFingerprint(path.toString(), total, sampled ? "sha256-sampled" : "sha256",
-                HexFormat.of().formatHex(sha.digest()));
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot hash data " + path + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot hash data " + source + ": " + e.getMessage(), e);
         }
+        return new DataFingerprint(source, total, sampled ? "sha256-sampled" : "sha256",
+            HexFormat.of().formatHex(sha.digest()));
     }
 
-    private static void readAt(List<Path> files, long pos, ByteBuffer buf) throws IOException {
+    private static void readFiles(List<Path> files, long pos, ByteBuffer buf) throws IOException {
         long fileStart = 0;
         for (Path f : files) {
             try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {

@@ -6,6 +6,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -92,6 +93,41 @@ public final class TokenStream {
 
     public String description() {
         return description;
+    }
+
+    /**
+     * Feeds every token, in order, to {@code sha}: the bytes this stream holds (for a mapped stream, its mapped
+     * pages), read through views of its buffers, so many threads may do this at once.
+     */
+    void digest(MessageDigest sha) {
+        for (ByteBuffer s : segments) {
+            sha.update(s.duplicate());
+        }
+    }
+
+    /**
+     * Copies tokens from {@code pos} into {@code dst} until it is full or the stream ends, in bulk per buffer;
+     * {@code dst}'s position advances by what was copied. Safe from many threads, as {@link #digest} is.
+     */
+    void read(long pos, ByteBuffer dst) {
+        if (pos < 0) {
+            throw new IllegalArgumentException("bad position " + pos + " of " + description);
+        }
+        if (pos >= length) {
+            return;
+        }
+        int k = Arrays.binarySearch(starts, pos);
+        if (k < 0) {
+            k = -k - 2;
+        }
+        long p = pos;
+        for (; k < segments.length && dst.hasRemaining() && p < length; k++) {
+            ByteBuffer s = segments[k].duplicate();
+            int off = (int) (p - starts[k]);
+            int n = Math.min(dst.remaining(), s.limit() - off);
+            dst.put(s.position(off).limit(off + n));
+            p += n;
+        }
     }
 
     /** A copy of tokens [from, to) (at most 2^31 - 1 of them). */

@@ -92,4 +92,51 @@ class DataFingerprintTest {
         }
         assertFalse(before.sameData(DataFingerprint.of(big)), "the last block is sampled");
     }
+
+    private static byte[] randomBytes(int n, long seed) {
+        byte[] b = new byte[n];
+        new java.util.Random(seed).nextBytes(b);
+        return b;
+    }
+
+    @Test
+    void shouldGiveALoadedFileTheFingerprintOfItsPath() throws Exception {
+        // past one 1 MiB read buffer, the train / validation split inside it
+        byte[] bytes = randomBytes((3 << 20) + 12_345, 7);
+        Path f = Files.write(dir.resolve("a.txt"), bytes);
+        DataFingerprint loaded = DataFingerprint.of(f, Corpora.fromPath(f));
+        assertEquals(DataFingerprint.of(f), loaded);
+        assertEquals("sha256", loaded.hashKind());
+        assertEquals(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes)), loaded.hash());
+    }
+
+    @Test
+    void shouldGiveALoadedDirectoryOfSeveralFilesTheFingerprintOfItsPath() throws Exception {
+        Path data = Files.createDirectories(dir.resolve("data"));
+        MessageDigest sha = MessageDigest.getInstance("SHA-256");
+        int[] sizes = {700_000, 1, 1 << 20, 333_333, 5};
+        for (int i = 0; i < sizes.length; i++) {
+            byte[] b = randomBytes(sizes[i], i);
+            Files.write(data.resolve("part-" + i), b);
+            sha.update(b);
+        }
+        Files.write(data.resolve(".skipped"), randomBytes(1000, 99));
+        Files.createDirectories(data.resolve("sub"));
+        DataFingerprint loaded = DataFingerprint.of(data, Corpora.fromPath(data));
+        assertEquals(DataFingerprint.of(data), loaded);
+        assertEquals(HexFormat.of().formatHex(sha.digest()), loaded.hash(), "the files' concatenation, in name order");
+    }
+
+    @Test
+    void shouldGiveALoadedCorpusTheSampledFingerprintOfItsPathAboveTheFullHashSize() throws Exception {
+        // 256 samples of 1 MiB per fingerprint: a directory only, whose samples cross its files and the split
+        long fullHashBytes = DataFingerprint.SAMPLE_BYTES;
+        Path data = Files.createDirectories(dir.resolve("data"));
+        for (int i = 0; i < 4; i++) {
+            Files.write(data.resolve("part-" + i), randomBytes(900_000 + 77_777 * i, 10 + i));
+        }
+        DataFingerprint directory = DataFingerprint.of(data, Corpora.fromPath(data), fullHashBytes);
+        assertEquals("sha256-sampled", directory.hashKind());
+        assertEquals(DataFingerprint.of(data, fullHashBytes), directory, "samples across files and the split");
+    }
 }
