@@ -18,8 +18,9 @@ import java.util.function.Consumer;
  *                               by default because machines may have only 2 cores
  * @param termLengthBytes        term buffer length of every publication (power of two); the largest
  *                               message Aeron takes is {@code termLengthBytes / 8}
- * @param mtuBytes               UDP MTU to other hosts (multiple of 32, at most 65504); 8 KiB or more for
- *                               throughput, at most the network's (jumbo) frame size to avoid IP fragmentation
+ * @param mtuBytes               UDP MTU to other hosts (multiple of 32, at most 65504); {@link #DEFAULT_MTU_BYTES}
+ *                               fits a 1500-byte Ethernet frame, so datagrams are never IP-fragmented; a
+ *                               jumbo-frame network may take 8 KiB or more
  * @param ipcMtuBytes            MTU of IPC publications (multiple of 32, at most 65504)
  * @param chunkBytes             the largest tensor chunk per Aeron message; plus the frame header it
  *                               must fit under {@code termLengthBytes / 8}
@@ -105,6 +106,12 @@ public record TransportSettings(
     public static final int MAX_MTU_BYTES = 65504;
     /** Smallest accepted MTU. */
     public static final int MIN_MTU_BYTES = 1024;
+    /**
+     * The default UDP MTU to other hosts: a 1500-byte Ethernet frame less its IP and UDP headers, rounded down to a
+     * multiple of 32 (Aeron's own default). Many networks drop IP fragments (cloud networks, Kubernetes overlays), so
+     * a larger default would leave peers on an ordinary network unable to exchange a tensor.
+     */
+    public static final int DEFAULT_MTU_BYTES = 1408;
     /** Smallest accepted term length (Aeron's minimum). */
     public static final int MIN_TERM_LENGTH_BYTES = 64 * 1024;
     /** Default UDP MTU to loopback peers: the largest multiple of 64 under {@link #MAX_MTU_BYTES}. */
@@ -304,7 +311,8 @@ public record TransportSettings(
      * same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port, no UDP loss injected.
      */
     public static TransportSettings defaults() {
-        return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, 8192, 65504 - 65504 % 64,
+        return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, DEFAULT_MTU_BYTES,
+            65504 - 65504 % 64,
             1024 * 1024, 4 * 1024 * 1024, 256L * 1024 * 1024, 1024, TimeUnit.SECONDS.toNanos(10),
             TimeUnit.SECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(5), true, 1024 * 1024, "127.0.0.1", 0, false, 0,
             DEFAULT_LOOPBACK_MTU_BYTES, DEFAULT_IPC_RING_MIN_BYTES, 0.0, null);

@@ -62,10 +62,11 @@ class TransportValuesTest {
     }
 
     @Test
-    void shouldDefaultToSharedDriverLargeMtuAndChunksUnderMaxMessage() {
+    void shouldDefaultToSharedDriverUnfragmentedMtuAndChunksUnderMaxMessage() {
         TransportSettings d = TransportSettings.defaults();
         assertEquals(io.aeron.driver.ThreadingMode.SHARED, d.threadingMode());
-        assertTrue(d.mtuBytes() >= 8192);
+        assertEquals(TransportSettings.DEFAULT_MTU_BYTES, d.mtuBytes());
+        assertTrue(d.mtuBytes() + 20 + 8 <= 1500, "a datagram with its IP and UDP headers fits an Ethernet frame");
         assertEquals(1024 * 1024, d.chunkBytes());
         assertTrue(d.chunkBytes() + TensorFrameDescriptor.HEADER_LENGTH <= d.maxMessageBytes());
         assertTrue(d.crcEnabled());
