@@ -4,6 +4,7 @@ import io.troupe.actors.trace.TraceWindow;
 import io.troupe.models.checkpoint.CheckpointException;
 import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.data.Corpora;
+import io.troupe.models.data.CorpusCache;
 import io.troupe.models.data.DataFingerprint;
 import io.troupe.models.train.RunOutputs;
 import io.troupe.models.train.StepMetrics;
@@ -60,7 +61,7 @@ final class TrainCommand {
             throw new UsageException("--data: no such readable file or directory '" + data
                 + "' (expected a text file or a directory of them; empty for the built-in corpus)");
         }
-        return Corpora.fromFile(Path.of(data));
+        return CorpusCache.shared().load(Path.of(data), () -> null).corpora();
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {
@@ -167,7 +168,10 @@ final class TrainCommand {
      * leaves no directory behind and never rewrites the record of the run its {@code --out} names.
      */
     static DataFingerprint checkedData(TrainSettings s) {
-        DataFingerprint fp = s.data().isEmpty() ? DataFingerprint.builtIn() : DataFingerprint.of(Path.of(s.data()));
+        // the fingerprint of the bytes this process trains on, read once (the workers of an in-process cluster
+        // take the same entry)
+        DataFingerprint fp = s.data().isEmpty() ? DataFingerprint.builtIn()
+            : CorpusCache.shared().load(Path.of(s.data()), () -> null).fingerprint();
         if (s.resume() != null) {
             try {
                 fp.requireSameAs(Path.of(s.resume()));
