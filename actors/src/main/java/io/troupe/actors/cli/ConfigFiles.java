@@ -126,25 +126,6 @@ final class ConfigFiles {
         }
     }
 
-    /** The edit distance of two keys (insertions, deletions, substitutions). */
-    static int distance(String a, String b) {
-        int[] prev = new int[b.length() + 1];
-        int[] cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) {
-            prev[j] = j;
-        }
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                int sub = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
-                cur[j] = Math.min(sub, Math.min(prev[j], cur[j - 1]) + 1);
-            }
-            int[] t = prev;
-            prev = cur;
-            cur = t;
-        }
-        return prev[b.length()];
-    }
 
     /** The keys beside {@code path}'s nearest known parent in {@code listed} (for a message). */
     private static java.util.Set<String> keysAround(Config listed, String path) {
@@ -174,7 +155,7 @@ final class ConfigFiles {
         String best = null;
         int bestDistance = Integer.MAX_VALUE;
         for (String k : new TreeSet<>(level.root().keySet())) {
-            int d = distance(wrong, k);
+            int d = io.troupe.actors.EditDistance.of(wrong, k);
             if (d < bestDistance) {
                 best = k;
                 bestDistance = d;

@@ -226,7 +226,7 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
             if (Math.abs(key.length() - name.length()) > limit) {
                 continue;                       // further than the limit, and a long key costs no time
             }
-            int d = editDistance(key, name);
+            int d = io.troupe.actors.EditDistance.of(key, name);
             if (d < bestDistance) {
                 best = name;
                 bestDistance = d;
@@ -235,25 +235,6 @@ record CompletionRequest(int[][] prompts, SamplingParams sampling, boolean strea
         return best;
     }
 
-    /** The Levenshtein distance of {@code a} and {@code b}. */
-    private static int editDistance(String a, String b) {
-        int[] prev = new int[b.length() + 1];
-        int[] cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) {
-            prev[j] = j;
-        }
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                int replace = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
-                cur[j] = Math.min(replace, Math.min(prev[j], cur[j - 1]) + 1);
-            }
-            int[] t = prev;
-            prev = cur;
-            cur = t;
-        }
-        return prev[b.length()];
-    }
 
     /** Samples drawn: {@code best_of} for each prompt, a prompt's together, in the order of the prompts. */
     int samples() {
