@@ -39,5 +39,6 @@ final class ClusterProtocol {
         JobEvent.Recovered.class,
         SnapshotPlan.class,
         WorkerActor.Committed.class,
-        WorkerActor.DropSnapshots.class);
+        WorkerActor.DropSnapshots.class,
+        WorkerActor.Release.class);
 }

@@ -360,6 +360,7 @@ final class CoordinatorContext {
         cancelJobTimers();
         r.record = r.record.withState(JobRecord.State.FINISHED);
         writeRecord(r);
+        releaseWorkers(r);
         r.tell(new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss, r.record.lastCheckpoint()));
         ctx.getLog().info("{} finished after {} steps ({} restarts)", r.identity, r.committed(), r.record.restarts());
         run = null;
@@ -395,6 +396,13 @@ final class CoordinatorContext {
         return failJob(reason);
     }
 
+    /** Tells every worker the job ended: each frees what the job's epoch holds on it now. */
+    private void releaseWorkers(JobRun r) {
+        for (ActorRef<WorkerActor.Command> w : members.usable()) {
+            w.tell(new WorkerActor.Release(r.identity));
+        }
+    }
+
     /** Aborts the workers, closes the record in {@code state} and tells the submitter {@link JobEvent.Failed}. */
     private Behavior<Command> endEarly(String reason, JobRecord.State state) {
         JobRun r = run;
@@ -403,6 +411,7 @@ final class CoordinatorContext {
         for (ActorRef<WorkerActor.Command> w : members.usable()) {
             w.tell(new WorkerActor.Abort(r.identity, reason, stop, ctx.getSelf()));
         }
+        releaseWorkers(r);
         try {
             r.record = r.record.withState(state);
             writeRecord(r);

@@ -3,6 +3,7 @@ package io.troupe.actors.cluster;
 import io.troupe.actors.cluster.snapshot.DirectMemory;
 import io.troupe.actors.cluster.snapshot.SnapshotExchange;
 import io.troupe.collectives.CollectiveAgent;
+import io.troupe.models.data.CorpusCache;
 import io.troupe.runtime.transport.JobIdentity;
 import io.troupe.runtime.transport.ReceiveSlot;
 import io.troupe.runtime.transport.TransportNode;
@@ -120,6 +121,14 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         public Abort(JobIdentity job, String reason, ActorRef<CoordinatorActor.Command> replyTo) {
             this(job, reason, false, replyTo);
         }
+    }
+
+    /**
+     * {@code job} ended (finished, failed or stopped): what its epoch holds here (parameters, optimizer state,
+     * buffers, links, its data) is freed now, behind whatever the device thread still runs for it, rather than kept
+     * until the next job's assignment. Ignored when this worker holds another job's epoch or none.
+     */
+    public record Release(JobIdentity job) implements Command, CrossNodeMessage {
     }
 
     /** A build ended: its wiring or its error (incurable: no restart cures it), and the stop set meanwhile. */
@@ -254,6 +263,7 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
             .onMessage(Evaluate.class, this::onEvaluate)
             .onMessage(WriteCheckpoint.class, this::onWriteCheckpoint)
             .onMessage(Abort.class, this::onAbort)
+            .onMessage(Release.class, this::onRelease)
             .onMessage(Idle.class, this::onIdle)
             .onSignal(PostStop.class, s -> onStop())
             .build();
@@ -460,6 +470,20 @@ public final class WorkerActor extends AbstractBehavior<WorkerActor.Command> {
         // Quiesced once everything queued on the device thread has run (an aborted epoch's steps end at once).
         ctx.pipeToSelf(CompletableFuture.runAsync(() -> {
         }, deviceExecutor), (ok, err) -> new Idle(m.replyTo()));
+        return this;
+    }
+
+    private Behavior<Command> onRelease(Release m) {
+        EpochWiring w = wiring;
+        if (w == null || w.job().jobId() != m.job().jobId()) {
+            return this;
+        }
+        wiring = null;
+        w.abort("the job ended");
+        deviceExecutor.execute(() -> {
+            w.close();
+            CorpusCache.shared().clear(); // no epoch of this node reads the ended job's data any more
+        });
         return this;
     }
 

@@ -11,6 +11,7 @@ import io.troupe.actors.api.JobHandle;
 import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.cli.TroupeCli;
+import io.troupe.models.data.CorpusCache;
 import io.troupe.models.data.DataFingerprint;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -21,6 +22,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -107,6 +109,13 @@ class ClusterDataAgreementTest {
                 .expectedData(DataFingerprint.of(data)).build());
             assertInstanceOf(JobEvent.Finished.class, h.await(WAIT));
             assertEquals(2, h.steps().size());
+            // the job ended: its workers free its epochs, and the nodes keep none of its data mapped
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (CorpusCache.shared().held() != null) {
+                assertTrue(System.nanoTime() < end, "the ended job's data is still held: "
+                    + CorpusCache.shared().held());
+                Thread.sleep(20);
+            }
         }
     }
 

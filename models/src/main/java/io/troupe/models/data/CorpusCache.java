@@ -150,6 +150,11 @@ public final class CorpusCache {
         }
     }
 
+    /** The real path of the data the entry holds, or null when it holds none. */
+    public synchronized Path held() {
+        return current == null ? null : current.real();
+    }
+
     /** Drops the entry: the next load reads its data. */
     public synchronized void clear() {
         current = null;
