@@ -43,7 +43,8 @@ final class ClusterTrainCommand {
              EmbeddedNodes nodes = EmbeddedNodes.start(workers, threadsPerWorker);
              RunOutputs outputs = new RunOutputs(runDir, "Troupe: " + cfg.model().name() + " GPT, layout " + s.layout()
                  + ", " + s.schedule() + " (embedded cluster)", true, s.resume() != null)) {
-            outputs.recordData(fingerprint);
+            // data.json: the coordinator records the data the ranks agreed on beside the job record, where the
+            // checkpoints are, as it does for a submitted job
             out.printf(Locale.ROOT, "troupe: %s GPT, layout %s (dp %d x pp %d x tp %d, v %d), schedule %s,"
                 + " %s per replica, "
                     + "%d steps; embedded cluster of %d nodes on 127.0.0.1, %d thread(s) per worker%n",

@@ -58,7 +58,9 @@ final class SubmitCommand {
         --detach: exits 0 once the job has started, printing its id and run directory; the job runs on
         (its checkpoints go to the run directory) and nothing stops it from here. The train
         options are those of 'troupe train --help'; --data names a file on every node (when this client holds
-        it too, the nodes' copies must hold its bytes, else the job fails before its first step).""";
+        it too, the nodes' copies must hold its bytes, else the job fails before its first step). The cluster
+        records the data its ranks read as data.json beside the job record in the checkpoint directory; --resume
+        DIR fails before its first step when they read other bytes than that record, naming both.""";
 
     /** What {@code submit} takes with no value: the train switches and {@code --detach}. */
     private static final Set<String> SWITCHES = switches();

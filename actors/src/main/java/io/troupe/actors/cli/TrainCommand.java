@@ -164,7 +164,8 @@ final class TrainCommand {
 
     /**
      * The data's size and hash, after refusing a {@code --resume} of a run that recorded other data.
-     * Each engine writes it as {@code data.json} once it has accepted the run, so a refused run
+     * Each engine writes it as {@code data.json} once it has accepted the run (the cluster engine's coordinator
+     * beside the job record in the checkpoint directory, once the ranks agreed on it), so a refused run
      * leaves no directory behind and never rewrites the record of the run its {@code --out} names.
      */
     static DataFingerprint checkedData(TrainSettings s) {

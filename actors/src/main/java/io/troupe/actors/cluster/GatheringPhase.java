@@ -7,6 +7,8 @@ import io.troupe.actors.cluster.CoordinatorActor.Ready;
 import io.troupe.actors.cluster.CoordinatorActor.RecoveryTimer;
 import io.troupe.actors.cluster.CoordinatorActor.SubmitJob;
 import io.troupe.actors.cluster.CoordinatorActor.WorkerFailed;
+import io.troupe.models.data.DataFingerprint;
+import java.nio.file.Path;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -14,8 +16,9 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
  * The coordinator's <b>gathering</b> phase. Waits for the workers of the epoch's layout, assigns
- * ranks, waits for every Ready, checks that the ranks read the same data ({@link DataAgreement}: the job fails at
- * once when they do not) and the snapshot sizes they reported ({@link SnapshotRestores#built}), and only then tells the
+ * ranks, waits for every Ready, checks that the ranks read the same data, and the data the run trained on
+ * ({@link DataAgreement}: the job fails at once when they do not; the first epoch records it as {@code data.json}
+ * beside the job record) and the snapshot sizes they reported ({@link SnapshotRestores#built}), and only then tells the
  * submitter the epoch started. One thread (the coordinator's); the state it shares with the other
  * phases lives in {@link CoordinatorContext}.
  */
@@ -107,6 +110,11 @@ final class GatheringPhase {
         if (differs != null) {
             return c.failIncurable(differs);
         }
+        String unlike = recordData(r, DataAgreement.agreed(r.current.dataPath(), r.current.dataFingerprint(),
+            r.dataFingerprints));
+        if (unlike != null) {
+            return c.failIncurable(unlike);
+        }
         String refused = c.snapshots.built(r);
         if (refused != null) {
             return c.failJob(refused);
@@ -125,6 +133,48 @@ final class GatheringPhase {
                 r.committed(), r.current.layout(), (System.nanoTime() - r.faultNs) / 1_000_000);
         }
         return c.resume();
+    }
+
+    /**
+     * Holds the epoch's data ({@code agreed}, null: the ranks did not say) to the data the run trained on: in a later
+     * epoch, what its first epoch read; in the first, when the job continues a committed checkpoint ({@code troupe
+     * submit --resume}, a job submitted into a checkpoint directory that holds a commit, a job this incarnation
+     * adopted), what the run recorded ({@link DataFingerprint#recordIn}: its {@code data.json}). Agreed in the first
+     * epoch, the data is recorded as {@code data.json} beside the job record, the run's record of what it trained on
+     * wherever its checkpoints are, whoever submitted it and whether or not they hold a copy.
+     *
+     * @return why the epoch must not step (both fingerprints named), or null
+     */
+    private String recordData(JobRun r, DataFingerprint agreed) {
+        if (agreed == null) {
+            return null;
+        }
+        if (r.data != null) {
+            Path json = r.recordDir.resolve(DataFingerprint.FILE_NAME);
+            return DataAgreement.differsFromRecord(r.data, "the record " + json, agreed);
+        }
+        if (!r.record.lastCheckpoint().isEmpty()) {
+            Path json;
+            DataFingerprint trainedOn;
+            try {
+                json = DataFingerprint.recordIn(r.recordDir);
+                trainedOn = json == null ? null : DataFingerprint.read(json);
+            } catch (RuntimeException e) {
+                return "cannot check the data against the run's record of it: " + e.getMessage();
+            }
+            String unlike = trainedOn == null ? null
+                : DataAgreement.differsFromRecord(trainedOn, "the record " + json, agreed);
+            if (unlike != null) {
+                return unlike;
+            }
+        }
+        try {
+            agreed.write(r.recordDir);
+        } catch (RuntimeException e) {
+            c.ctx.getLog().error("{}: the data the job trains on is not recorded: {}", r.identity, e.getMessage());
+        }
+        r.data = agreed;
+        return null;
     }
 
     /** A node's address without its incarnation ({@code pekko://troupe@host:port}). */

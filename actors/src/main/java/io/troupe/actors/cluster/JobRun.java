@@ -92,6 +92,11 @@ final class JobRun {
     long[] snapshotBytes = new long[0];
     /** Per rank of this epoch, the fingerprint of the data its Ready reported ("" until then, or when it said none). */
     String[] dataFingerprints = new String[0];
+    /**
+     * The data this job trains on, as its ranks agreed on it in its first epoch and recorded then as
+     * {@code data.json} beside the job record; null before (and for ranks that report none).
+     */
+    io.troupe.models.data.DataFingerprint data;
     /** Why this epoch keeps no in-memory snapshots ("" when it keeps them): the job's status says it. */
     String snapshotsOff = "";
     /** This epoch restores from memory (null: from the disk checkpoint). */

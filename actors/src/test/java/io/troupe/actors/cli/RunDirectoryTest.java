@@ -77,7 +77,14 @@ class RunDirectoryTest {
         String json = Files.readString(single.resolve("data.json"));
         assertTrue(json.contains("\"size_bytes\": 20000") && json.contains("\"hash_kind\": \"sha256\""), json);
         assertEquals(json, Files.readString(piped.resolve("data.json")), "recorded by the in-process engine");
-        assertEquals(json, Files.readString(cluster.resolve("data.json")), "recorded by the cluster engine");
+        assertEquals(json, Files.readString(cluster.resolve("checkpoints").resolve("data.json")),
+            "recorded by the cluster engine's coordinator, beside job.json");
+        assertFalse(Files.exists(cluster.resolve("data.json")), "one record of the data");
+        Result other = run("train", "--model", "tiny", "--layout", "1x2", "--microbatches", "2", "--steps", "6",
+            "--batch", "4", "--threads", "2", "--data", text("other.txt", 20_000, 3).toString(), "--resume",
+            cluster.toString(), "--out", tmp.resolve("cluster-other").toString());
+        assertEquals(2, other.code(), other.out());
+        assertTrue(other.err().contains("corpus.txt") && other.err().contains("other.txt"), other.err());
     }
 
     @Test

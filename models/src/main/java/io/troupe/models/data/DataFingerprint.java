@@ -5,6 +5,8 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigParseOptions;
 import com.typesafe.config.ConfigSyntax;
+import io.troupe.models.checkpoint.CheckpointException;
+import io.troupe.models.checkpoint.Checkpoints;
 import io.troupe.models.checkpoint.JsonChecksum;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -224,13 +226,16 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
         }
     }
 
-    /** Writes {@code data.json} into {@code runDir}. */
+    /**
+     * Writes {@code data.json} into {@code runDir}, replacing it atomically ({@link Checkpoints#writeAtomically}):
+     * a reader sees the old record or the new one, never a mix.
+     */
     public void write(Path runDir) {
         try {
-            Files.createDirectories(runDir);
-            Files.writeString(runDir.resolve(FILE_NAME), toJson());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + FILE_NAME + " in " + runDir + ": " + e.getMessage(), e);
+            Checkpoints.writeAtomically(runDir.resolve(FILE_NAME), toJson().getBytes(StandardCharsets.UTF_8));
+        } catch (CheckpointException e) {
+            throw new UncheckedIOException("cannot write " + FILE_NAME + " in " + runDir + ": " + e.getMessage(),
+                e.getCause() instanceof IOException io ? io : new IOException(e));
         }
     }
 
@@ -252,24 +257,43 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
     }
 
     /**
-     * Refuses to resume from {@code resumeDir} (a run directory, its {@code checkpoints/} or one
-     * checkpoint in it: {@code data.json} is looked for there and up to two levels up) when that
-     * run recorded other data than {@code this}. A run that recorded nothing is not checked.
+     * The {@code data.json} that records what the run in {@code dir} trained on: {@code dir} being a run directory,
+     * its {@code checkpoints/} or one checkpoint in it, it is looked for in {@code dir}, in {@code dir/checkpoints}
+     * (where a cluster job keeps it, beside its {@code job.json}) and up to two levels up.
+     *
+     * @return the file, or null when the run recorded nothing
+     */
+    public static Path recordIn(Path dir) {
+        Path d = dir.toAbsolutePath();
+        if (Files.isRegularFile(d.resolve(FILE_NAME))) {
+            return d.resolve(FILE_NAME);
+        }
+        if (Files.isRegularFile(d.resolve("checkpoints").resolve(FILE_NAME))) {
+            return d.resolve("checkpoints").resolve(FILE_NAME);
+        }
+        for (int up = 1; up < 3 && d.getParent() != null; up++) {
+            d = d.getParent();
+            if (Files.isRegularFile(d.resolve(FILE_NAME))) {
+                return d.resolve(FILE_NAME);
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Refuses to resume from {@code resumeDir} (a run directory, its {@code checkpoints/} or one checkpoint in it:
+     * {@code data.json} is looked for as {@link #recordIn} says) when that run recorded other data than {@code this}.
+     * A run that recorded nothing is not checked.
      *
      * @throws IllegalArgumentException one line naming both data sources
      */
     public void requireSameAs(Path resumeDir) {
-        Path d = resumeDir.toAbsolutePath();
-        for (int up = 0; up < 3 && d != null; up++, d = d.getParent()) {
-            Path json = d.resolve(FILE_NAME);
-            if (Files.isRegularFile(json)) {
-                DataFingerprint before = read(json);
-                if (!sameData(before)) {
-                    throw new IllegalArgumentException("--resume " + resumeDir + ": that run trained on "
-                        + before.describe()
-                        + ", this run's data is " + describe());
-                }
-                return;
+        Path json = recordIn(resumeDir);
+        if (json != null) {
+            DataFingerprint before = read(json);
+            if (!sameData(before)) {
+                throw new IllegalArgumentException("--resume " + resumeDir + ": that run trained on "
+                    + before.describe() + ", this run's data is " + describe());
             }
         }
     }

@@ -2,6 +2,7 @@ package io.troupe.models.data;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -75,6 +76,29 @@ class DataFingerprintTest {
         assertTrue(e.getMessage().contains("a.txt") && e.getMessage().contains("b.txt"), e.getMessage());
         assertFalse(e.getMessage().contains("\n"));
         DataFingerprint.of(Files.copy(a, dir.resolve("renamed.txt"))).requireSameAs(run);
+    }
+
+    /**
+     * A cluster job keeps its data.json beside its job record in {@code checkpoints/}: a resume that names the run
+     * directory finds it there too, and a run's own data.json comes first.
+     */
+    @Test
+    void shouldFindTheRecordInTheRunDirectoryItsCheckpointsOrAbove() throws IOException {
+        Path a = Files.writeString(dir.resolve("a.txt"), "x".repeat(2000));
+        Path b = Files.writeString(dir.resolve("b.txt"), "x".repeat(1999) + "y");
+        Path run = dir.resolve("cluster-run");
+        Path checkpoints = run.resolve("checkpoints");
+        assertNull(DataFingerprint.recordIn(run), "nothing recorded");
+        DataFingerprint.of(a).write(checkpoints);
+        Path json = checkpoints.resolve(DataFingerprint.FILE_NAME).toAbsolutePath();
+        assertEquals(json, DataFingerprint.recordIn(run));
+        assertEquals(json, DataFingerprint.recordIn(checkpoints));
+        assertEquals(json, DataFingerprint.recordIn(checkpoints.resolve("step-00000002")));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> DataFingerprint.of(b).requireSameAs(run));
+        assertTrue(e.getMessage().contains("a.txt") && e.getMessage().contains("b.txt"), e.getMessage());
+        DataFingerprint.of(b).write(run);
+        assertEquals(run.resolve(DataFingerprint.FILE_NAME).toAbsolutePath(), DataFingerprint.recordIn(run));
     }
 
     @Test
