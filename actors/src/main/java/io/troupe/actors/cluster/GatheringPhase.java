@@ -157,7 +157,7 @@ final class GatheringPhase {
             Path json;
             DataFingerprint trainedOn;
             try {
-                json = DataFingerprint.recordIn(r.recordDir);
+                json = recordOf(r.recordDir);
                 trainedOn = json == null ? null : DataFingerprint.read(json);
             } catch (RuntimeException e) {
                 return "cannot check the data against the run's record of it: " + e.getMessage();
@@ -175,6 +175,23 @@ final class GatheringPhase {
         }
         r.data = agreed;
         return null;
+    }
+
+    /**
+     * The job's record of its data: {@code data.json} beside its {@code job.json}, or, for a run directory's
+     * {@code checkpoints/} written before the record moved there, the run directory's own; null when neither. No
+     * other directory is looked in: a file of that name elsewhere (a user's own data) is not the run's record.
+     */
+    private static Path recordOf(Path recordDir) {
+        Path here = recordDir.resolve(DataFingerprint.FILE_NAME);
+        if (java.nio.file.Files.isRegularFile(here)) {
+            return here;
+        }
+        Path dir = recordDir.toAbsolutePath();
+        Path parent = dir.getParent();
+        Path run = parent == null || !dir.getFileName().toString().equals("checkpoints") ? null
+            : parent.resolve(DataFingerprint.FILE_NAME);
+        return run != null && java.nio.file.Files.isRegularFile(run) ? run : null;
     }
 
     /** A node's address without its incarnation ({@code pekko://troupe@host:port}). */

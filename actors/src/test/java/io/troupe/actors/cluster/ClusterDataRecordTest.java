@@ -86,6 +86,31 @@ class ClusterDataRecordTest {
         }
     }
 
+    /**
+     * A file named {@code data.json} beside a job's checkpoint directory (a user's own JSON, not a record) is not the
+     * run's record: a job continuing that directory's commit, whose record is gone, trains on and records its data
+     * afresh.
+     */
+    @Test
+    void shouldTakeNoDataJsonOutsideTheJobsRecordForTheRunsRecord() throws Exception {
+        Path data = corpus(tmp.resolve("data.txt"), 3);
+        Path work = Files.createDirectories(tmp.resolve("work"));
+        Path ckpt = work.resolve("ckpt");
+        Files.writeString(work.resolve(DataFingerprint.FILE_NAME), "{\"users\": [1, 2, 3]}\n");
+        try (EmbeddedCluster cluster = EmbeddedCluster.start(1)) {
+            TroupeNode node = cluster.get(0);
+            for (int steps : new int[] {2, 4}) {
+                JobHandle h = Troupe.using(node).submit(TrainingJob.builder().model("tiny").layout("1x1")
+                    .microbatches(2).batchSize(4).steps(steps).validation(0, 1).data(data.toString())
+                    .checkpoints(2, ckpt.toString()).build());
+                assertInstanceOf(JobEvent.Finished.class, h.await(WAIT), "job of " + steps + " steps");
+                assertTrue(DataFingerprint.read(ckpt.resolve(DataFingerprint.FILE_NAME)).sameData(
+                    DataFingerprint.of(data)), "recorded beside job.json");
+                Files.delete(ckpt.resolve(DataFingerprint.FILE_NAME)); // the run's record gone, the user's file kept
+            }
+        }
+    }
+
     /** Runs {@code troupe submit} of a tiny job of {@code steps} steps in this process: exit code, stdout, stderr. */
     private static String[] submit(TroupeNode node, Path data, int steps, String... more) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
