@@ -16,6 +16,7 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -247,14 +248,21 @@ final class CompletionRoutes extends AllDirectives {
         List<CompletableFuture<Generation>> done = new ArrayList<>(samples);
         List<CompletableFuture<SchedulerActor.SubmitReply>> replies = new ArrayList<>(samples);
         AtomicInteger left = new AtomicInteger(samples);
+        AtomicReference<String> unserved = new AtomicReference<>();
         for (int i = 0; i < samples; i++) {
             long id = i == 0 ? firstId : ids.incrementAndGet();
             idOf[i] = id;
             CompletableFuture<Generation> finished = new CompletableFuture<>();
             done.add(finished);
-            GenerationListener listener = new GenerationListener() {
+            FailingListener listener = new FailingListener() {
                 @Override
                 public void onToken(Generation g, int token, String textDelta) {
+                }
+
+                @Override
+                public void onFailed(Generation g, String reason) {
+                    unserved.compareAndSet(null, reason);
+                    onFinish(g);
                 }
 
                 @Override
@@ -296,9 +304,11 @@ final class CompletionRoutes extends AllDirectives {
                 for (int i = 0; i < samples; i++) {
                     watch(connection, idOf[i], done.get(i));
                 }
+                // a sample the server could not serve fails the whole request, with the reason
                 return CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).thenApply(w ->
-                    HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
-                        completionJson(firstId, done.stream().map(CompletableFuture::join).toList(), req)));
+                    unserved.get() != null ? error(503, null, "the server cannot serve: " + unserved.get())
+                        : HttpResponse.create().withEntity(ContentTypes.APPLICATION_JSON,
+                            completionJson(firstId, done.stream().map(CompletableFuture::join).toList(), req)));
             });
         return completeWithFuture(response);
     }
@@ -322,7 +332,7 @@ final class CompletionRoutes extends AllDirectives {
         StreamEvents encoder = new StreamEvents(id, System.currentTimeMillis() / 1000, modelName,
             req.includeUsage());
         CompletionLogprobs logprobs = req.sampling().logprobs() >= 0 ? new CompletionLogprobs() : null;
-        GenerationListener listener = new GenerationListener() {
+        FailingListener listener = new FailingListener() {
             private int delivered;          // generated tokens heard of
             private int sent;               // generated tokens whose text (and log-probabilities) went out
             private boolean echoed;         // the prompt's chunk went out (echo)
@@ -371,6 +381,20 @@ final class CompletionRoutes extends AllDirectives {
                 echo(g);
                 queue.offer(encoder.finish(g.finishReason().wireName(), usageJson(g)));
                 queue.complete();
+                accepted.end();
+            }
+
+            @Override
+            public void onFailed(Generation g, String reason) {
+                finished.complete(null);
+                if (connection != null) {
+                    connection.finished(id);
+                }
+                if (!queue.isCompleted()) {     // the status went out with the first byte: an error event ends it
+                    queue.offer(StreamEvents.error(ErrorResponses.errorJson(503, null,
+                        "the server cannot serve: " + reason, null)));
+                    queue.complete();
+                }
                 accepted.end();
             }
         };

@@ -64,7 +64,8 @@ final class ErrorResponses {
             errorJson(status, param, message, code));
     }
 
-    private static String errorJson(int status, String param, String message, String code) {
+    /** The JSON error object of {@code status} (also a stream's error event, {@link StreamEvents#error}). */
+    static String errorJson(int status, String param, String message, String code) {
         String type = switch (status) {
             case 429 -> "rate_limit_exceeded";
             case 503 -> "unavailable";

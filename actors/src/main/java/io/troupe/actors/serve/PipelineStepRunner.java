@@ -118,6 +118,7 @@ final class PipelineStepRunner implements StepRunner {
     private volatile String framesRefused;
     private volatile boolean closed;
     private volatile Consumer<String> onDown = reason -> { };
+    private volatile Consumer<String> onRefuses = reason -> { };
     private volatile ActorRef<Object> linkActor;
     /** The stage hosts' part of a remote wiring; set by {@link #start}. */
     private volatile StageHostWiring hostWiring;
@@ -161,7 +162,7 @@ final class PipelineStepRunner implements StepRunner {
         this.dataPlane = new DataPlane(transport, "server", t -> LOG.warn("serving data plane error", t));
         this.stage0 = Executors.newSingleThreadExecutor(r -> PipelineStage.daemon(r, "troupe-serve-stage-0"));
         this.rewiring = new PipelineRewiring(links.retryInterval(), this::wireRemote, () -> closed, () -> down,
-            why -> down = why, this::afterStageZero);
+            this::notWired, this::afterStageZero);
         this.placement = new StagePlacement(links.hosts(), links.lossTimeout(), links.stepTimeout());
         this.stuckStages = new StuckStages(placement);
         int[] place = new int[pipelineStages];
@@ -285,6 +286,24 @@ final class PipelineStepRunner implements StepRunner {
     @Override
     public void onDown(Consumer<String> listener) {
         this.onDown = listener;
+    }
+
+    @Override
+    public void onRefuses(Consumer<String> listener) {
+        this.onRefuses = listener;
+    }
+
+    /**
+     * A wiring failed for {@code why}: the pipeline stays down with that reason; when it is that the stages refuse
+     * each other's frames, the scheduler is told, so the requests waiting are answered now rather than at their
+     * deadline (no wiring serves them until the hosts are set up again).
+     */
+    private void notWired(String why) {
+        down = why;
+        String refused = refuses();
+        if (refused != null) {
+            onRefuses.accept(refused);
+        }
     }
 
     @Override
@@ -457,8 +476,9 @@ final class PipelineStepRunner implements StepRunner {
                     + " its stage: waiting for that step to end");
             }
         }
-        // pings keep hosts loading this epoch from freeing it
-        linkActor.tell(new StageHostWatch.Watch(place, epoch, false));
+        // pings keep hosts loading this epoch from freeing it; a host known gone meanwhile ends the wiring now
+        CompletableFuture<String> gone = new CompletableFuture<>();
+        linkActor.tell(new StageHostWatch.Watch(place, epoch, false, gone));
         StageProtocol.Reply[] loaded = hostWiring.load(place, epoch, timeoutMs);
         String[] endpoints = new String[stages];
         long weightBytes = 0;
@@ -473,9 +493,12 @@ final class PipelineStepRunner implements StepRunner {
         try {
             hostWiring.connect(place, epoch, endpoints, front.endpoint().toString(), timeoutMs);
             TensorSender toFirst = front.connect(1, TransportEndpoint.parse(endpoints[1]), epoch);
-            PipelineStage.awaitConnected(toFirst::isConnected, timeoutMs, "this server's stream to stage 1"
-                + hostOf(1));
-            probe(toFirst, probeBack, epoch, place);
+            PipelineStage.awaitConnected(() -> toFirst.isConnected() || gone.isDone(), timeoutMs,
+                "this server's stream to stage 1" + hostOf(1));
+            if (gone.isDone()) {
+                throw new IllegalStateException(gone.join());
+            }
+            probe(toFirst, probeBack, gone, epoch, place);
             Wiring old;
             synchronized (this) {
                 if (closed) {
@@ -506,16 +529,30 @@ final class PipelineStepRunner implements StepRunner {
      *                                 the frames of the one before, as a receiver refuses frames whose tag is
      *                                 missing, wrong or unexpected
      */
-    private void probe(TensorSender toFirst, CompletableFuture<Void> back, long epoch, int[] place) {
+    private void probe(TensorSender toFirst, CompletableFuture<Void> back, CompletableFuture<String> gone, long epoch,
+                       int[] place) {
         long waitMs = links.lossTimeout().toMillis();
         long[] before = tagRefusals();
         UnsafeBuffer b = new UnsafeBuffer(ByteBuffer.allocateDirect(PROBE.length));
         b.putBytes(0, PROBE);
+        long sentNs = System.nanoTime();
         toFirst.send(FrameKind.CONTROL, PROBE_STEP, TensorKey.of((int) (PROBE_STEP & TensorKey.MAX_MICROBATCH), 0, 0),
             DType.I8, b, 0, PROBE.length);
         try {
-            back.get(waitMs, TimeUnit.MILLISECONDS);
+            CompletableFuture.anyOf(back, gone).get(waitMs, TimeUnit.MILLISECONDS);
+            if (!back.isDone()) {
+                throw new IllegalStateException(gone.join());
+            }
         } catch (TimeoutException e) {
+            for (int g = 1; g < stages; g++) {
+                // a host that has not answered a heartbeat since the probe went may be gone: no refusal shown
+                if (placement.lastAnswerNs(place[g]) - sentNs < 0) {
+                    throw new IllegalStateException("a probe sent down the pipeline wired on "
+                        + hostWiring.placed(place) + " (epoch " + epoch + ") did not come back within " + waitMs
+                        + " ms, and the stage host of stage " + g + " at " + links.hosts().get(place[g])
+                        + " has not answered a heartbeat since");
+                }
+            }
             long[] after = tagRefusals();
             StringBuilder here = new StringBuilder();
             for (int i = 0; i < TAG_REFUSALS.size(); i++) {

@@ -66,6 +66,10 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     private record PipelineUp() implements Command {
     }
 
+    /** The runner refuses to serve, for {@code reason} ({@link StepRunner#refuses}). */
+    private record PipelineRefuses(String reason) implements Command {
+    }
+
     /** While paused: expire the waiting requests whose deadline passed. */
     private record ExpireTick() implements Command {
     }
@@ -103,6 +107,8 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
     /** A tick is scheduled that expires waiting requests past their deadline while paused (no steps run). */
     private boolean expiring;
     private int failuresWithoutProgress;
+    /** While the requests held are ended because the runner refuses to serve: why; else null. */
+    private String failingWith;
 
     /**
      * A scheduler for the whole model on one stage: the actor controls (admission, cancellation,
@@ -124,7 +130,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
                 .onMessage(Submit.class, m -> {
                     long now = System.nanoTime();
                     loop.admit(new Generation(m.id(), m.prompt(), model.config().seqLen(), m.sampling(), now,
-                        now + m.deadlineMs() * 1_000_000L, new MeteredListener(m.listener(), metrics, log)),
+                        now + m.deadlineMs() * 1_000_000L, new MeteredListener(m.listener(), metrics, log, () -> null)),
                         m.replyTo());
                     return Behaviors.same();
                 })
@@ -150,6 +156,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             runner.start(ctx);
             ActorRef<Command> self = ctx.getSelf();
             runner.onDown(reason -> self.tell(new PipelineDown(reason)));
+            runner.onRefuses(reason -> self.tell(new PipelineRefuses(reason)));
             return new SchedulerActor(ctx, scheduler, runner, metrics, retryAfterS);
         });
     }
@@ -176,6 +183,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
             .onMessage(StepFailed.class, this::onStepFailed)
             .onMessage(PipelineDown.class, m -> pause(m.reason()))
             .onMessage(PipelineUp.class, m -> onPipelineUp())
+            .onMessage(PipelineRefuses.class, m -> onPipelineRefuses())
             .onMessage(ExpireTick.class, m -> onExpireTick())
             .onSignal(PostStop.class, s -> onPostStop())
             .build();
@@ -191,7 +199,7 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         long now = System.nanoTime();
         long deadlineNs = now + m.deadlineMs() * 1_000_000L;
         Generation g = new Generation(m.id(), m.prompt(), model.config().seqLen(), m.sampling(), now, deadlineNs,
-            new MeteredListener(m.listener(), metrics, getContext().getLog()));
+            new MeteredListener(m.listener(), metrics, getContext().getLog(), () -> failingWith));
         if (scheduler.submit(g)) {
             metrics.onAccepted();
             m.replyTo().tell(new Accepted(m.id()));
@@ -281,6 +289,29 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         return this;
     }
 
+    /**
+     * The runner refuses to serve (a pipeline whose stages refuse each other's frames): it will not come up by
+     * itself, so every request held is answered now with the reason ({@link FailingListener#onFailed}) rather than
+     * left to its deadline; new ones are refused at {@link #onSubmit} while it lasts.
+     */
+    private Behavior<Command> onPipelineRefuses() {
+        String reason = runner.refuses();
+        if (reason == null || scheduler.queueDepth() + scheduler.runningSize() == 0) {
+            return this;                         // up again meanwhile, or nothing held
+        }
+        getContext().getLog().warn("answering the {} request(s) held with an error: {}",
+            scheduler.queueDepth() + scheduler.runningSize(), reason);
+        failingWith = reason;
+        try {
+            scheduler.cancelAll(FinishReason.CANCELLED);
+            publishGauges();
+            scheduler.deliverEvents();
+        } finally {
+            failingWith = null;
+        }
+        return this;
+    }
+
     private Behavior<Command> onExpireTick() {
         expiring = paused;
         if (paused) {
@@ -329,13 +360,17 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         private final GenerationListener client;
         private final ServeMetrics metrics;
         private final org.slf4j.Logger log;
+        private final java.util.function.Supplier<String> failure;
         private long previousTokenNs;
         private int delivered;                   // generated tokens passed on so far
 
-        MeteredListener(GenerationListener client, ServeMetrics metrics, org.slf4j.Logger log) {
+        /** {@code failure}: why the request ends unserved when it finishes now (null: it ends normally). */
+        MeteredListener(GenerationListener client, ServeMetrics metrics, org.slf4j.Logger log,
+                        java.util.function.Supplier<String> failure) {
             this.client = client;
             this.metrics = metrics;
             this.log = log;
+            this.failure = failure;
         }
 
         @Override
@@ -360,8 +395,13 @@ public final class SchedulerActor extends AbstractBehavior<SchedulerActor.Comman
         @Override
         public void onFinish(Generation g) {
             metrics.onFinished(g.finishReason());
+            String failed = failure.get();
             try {
-                client.onFinish(g);
+                if (failed != null && client instanceof FailingListener f) {
+                    f.onFailed(g, failed);
+                } else {
+                    client.onFinish(g);
+                }
             } catch (RuntimeException e) {
                 log.warn("listener of request {} failed at its finish", g.id(), e);
             }

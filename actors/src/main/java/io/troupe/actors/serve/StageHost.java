@@ -86,6 +86,8 @@ final class StageHost extends AbstractBehavior<Object> {
     private long epoch = -1;
     private ActorRef<StageProtocol.Reply> server;
     private boolean loading;
+    /** The stage of the load under way (while {@link #loading}). */
+    private int loadingStage = -1;
     /** The checkpoint's fingerprint as last read, and when (for pings from servers this host does not serve). */
     private String fingerprint;
     private long fingerprintReadNs;
@@ -158,6 +160,7 @@ final class StageHost extends AbstractBehavior<Object> {
 
     private Behavior<Object> startLoad(StageProtocol.Load m) {
         loading = true;
+        loadingStage = m.stage();
         // at once, so a server learns this host is there without waiting for the weights to load
         m.replyTo().tell(new StageProtocol.Reply(m.stage(), m.epoch(), null, 0, null));
         server = m.replyTo();
@@ -306,9 +309,28 @@ final class StageHost extends AbstractBehavior<Object> {
         if (ours) {
             lastPingNs = System.nanoTime();
         }
-        m.replyTo().tell(new StageProtocol.Pong(ours ? heldStage() : -1, m.epoch(), m.slot(), refusal(m),
-            longestStepNs(System.nanoTime())));
+        m.replyTo().tell(new StageProtocol.Pong(stageOf(m), m.epoch(), m.slot(), refusal(m),
+            longestStepNs(System.nanoTime()), m.seq()));
         return this;
+    }
+
+    /**
+     * The stage this host holds, is loading or will load next for the epoch of {@code m}, when {@code m} comes
+     * from the server it serves; else -1. Every message of that server before {@code m} was taken: a server that
+     * sees -1 after a load or a connect it sent knows this host will never answer it (the host that had it is
+     * gone, restarted on its port, or dropped it).
+     */
+    private int stageOf(StageProtocol.Ping m) {
+        if (server == null || !addressOf(server).equals(addressOf(m.replyTo()))) {
+            return -1;
+        }
+        if (queued != null && queued.epoch() == m.epoch()) {
+            return queued.stage();
+        }
+        if (m.epoch() != epoch) {
+            return -1;
+        }
+        return loading ? loadingStage : heldStage();
     }
 
     /** Why a load from the server that sent {@code m} would be refused now, or null. */

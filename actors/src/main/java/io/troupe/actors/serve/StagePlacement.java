@@ -179,6 +179,11 @@ final class StagePlacement {
         refused.set(slot, now);
     }
 
+    /** When the host at {@code slot} last answered a heartbeat ({@code System.nanoTime()}); 0: never. */
+    long lastAnswerNs(int slot) {
+        return heard.get(slot);
+    }
+
     /** Whether the host at {@code slot} answered a heartbeat within the loss timeout. */
     boolean answering(int slot, long now) {
         long h = heard.get(slot);

@@ -53,20 +53,24 @@ public final class StageProtocol {
      * silence. Plain messages rather than Pekko's remote death watch: a watch that fires quarantines the
      * peer's incarnation, and a host that was only paused could then never be wired again without a
      * restart. {@code fingerprint} is the server's checkpoint ({@code InferenceWeights#fingerprint}), so a
-     * host can say before any load whether it would refuse one.
+     * host can say before any load whether it would refuse one. {@code seq} numbers the server's pings, so
+     * the server knows which of its messages a host had taken when it answered: a host takes a server's
+     * messages in the order they were sent.
      */
-    public record Ping(long epoch, int slot, String fingerprint, ActorRef<Pong> replyTo) implements CrossNodeMessage {
+    public record Ping(long epoch, int slot, String fingerprint, long seq, ActorRef<Pong> replyTo)
+        implements CrossNodeMessage {
     }
 
     /**
-     * A host's answer to {@link Ping}: it holds stage {@code stage} of {@code epoch}, or -1 for none;
-     * {@code slot} is the ping's; {@code refusal} is why it would refuse a load from that server now (its
-     * checkpoint differs, it serves another server), or null. {@code stepNs} is how long a stage thread of
-     * the host has been inside the step it is in, the longest of them (a stage it closed whose thread is
+     * A host's answer to {@link Ping}: it holds, or is loading, stage {@code stage} of {@code epoch}, or -1 for
+     * none; {@code slot} and {@code seq} are the ping's; {@code refusal} is why it would refuse a load from that
+     * server now (its checkpoint differs, it serves another server), or null. {@code stepNs} is how long a stage
+     * thread of the host has been inside the step it is in, the longest of them (a stage it closed whose thread is
      * still inside a step included), ns; 0 when none is inside a step. The server counts a host whose
      * stage stays inside one step for {@code troupe.serve.stage-link.step-timeout} as lost, and gives it no
      * stage while it says so.
      */
-    public record Pong(int stage, long epoch, int slot, String refusal, long stepNs) implements CrossNodeMessage {
+    public record Pong(int stage, long epoch, int slot, String refusal, long stepNs, long seq)
+        implements CrossNodeMessage {
     }
 }

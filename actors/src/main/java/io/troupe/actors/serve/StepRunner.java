@@ -45,6 +45,13 @@ interface StepRunner extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Who to tell (any thread) when the runner starts refusing to serve ({@link #refuses} turns non-null, with that
+     * reason): the requests held cannot be served either, and are answered at once with that reason.
+     */
+    default void onRefuses(java.util.function.Consumer<String> listener) {
+    }
+
     /** Who to tell (any thread) when the runner finds a stage lost between steps. */
     default void onDown(java.util.function.Consumer<String> listener) {
     }

@@ -76,6 +76,15 @@ final class StreamEvents {
     }
 
     /**
+     * The end of a stream whose request could not be served: one event carrying {@code errorJson} (OpenAI's error
+     * object, {@code {"error":{"message":...,"type":...,"param":...,"code":...}}}, as a refused request's body),
+     * then {@code data: [DONE]}.
+     */
+    static ByteString error(String errorJson) {
+        return ByteString.fromString("data: " + errorJson + "\n\n").concat(DONE);
+    }
+
+    /**
      * The last chunk: empty text, the finish reason and the usage object, then {@code data: [DONE]}; with
      * {@code includeUsage}, the finish chunk's usage is null and a chunk of no choices carrying the usage
      * comes between it and {@code [DONE]}.

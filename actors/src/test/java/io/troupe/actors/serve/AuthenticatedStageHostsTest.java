@@ -18,6 +18,8 @@ import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -163,9 +165,59 @@ class AuthenticatedStageHostsTest {
 
         other.close();
         host(ckpt, hostTcp, KEY);
-        // a wiring begun as the other host closed may wait out its connect timeout (30 s) before the next one
-        awaitHealth(port, h -> h.statusCode() == 200, 75);
+        // a wiring begun as the other host closed ends once it is known gone, well before the 30 s connect timeout
+        awaitHealth(port, h -> h.statusCode() == 200, 25);
         assertEquals(expected, texts(send(port, bodies())), "the key agrees again: the tokens they have offline");
+    }
+
+    /**
+     * Requests that wait while a stage host is lost (merely lost: they wait for it) are answered at once with an
+     * error naming the cause when the host, back with another key, is found to refuse the frames, long before their
+     * deadline: a
+     * non-streamed one 503 in OpenAI's error shape, a streamed one (200, its events begun) an error event, then
+     * {@code data: [DONE]}, and no finish.
+     */
+    @Test
+    @Timeout(200)
+    void shouldAnswerTheRequestsWaitingWithTheCauseOnceTheStageHostRefusesTheFrames() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = TwoPrompts.offline(ckpt);
+        StageHostServer first = host(ckpt, 0, KEY);
+        String hostPort = first.hostPort();
+        int hostTcp = Integer.parseInt(hostPort.substring(hostPort.lastIndexOf(':') + 1));
+        InferenceServer server = serve(ckpt, hostPort, KEY);
+        open.add(server);
+        int port = server.port();
+        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+
+        first.close();
+        host(ckpt, hostTcp, OTHER_KEY);
+        // the pipeline is down for the lost host until the new one's probe fails, a loss timeout (5 s) after its
+        // wiring began: requests sent now wait for it, as for any lost host
+        long t0 = System.nanoTime();
+        String body = "{\"prompt\":\"To be\",\"max_tokens\":4,\"temperature\":0,\"deadline_ms\":90000";
+        CompletableFuture<HttpResponse<String>> unary = send(port, List.of(body + "}")).get(0);
+        CompletableFuture<HttpResponse<String>> streamed = send(port, List.of(body + ",\"stream\":true}")).get(0);
+        ServeTestSupport.awaitMetrics(port, m -> ServeTestSupport.metric(m, "troupe_serve_queue_depth") == 2
+            || unary.isDone(), 20_000);
+        assertTrue(!unary.isDone() && !streamed.isDone(), "the requests wait while the host is lost: " + unary);
+
+        HttpResponse<String> u = unary.get(60, TimeUnit.SECONDS);
+        HttpResponse<String> st = streamed.get(60, TimeUnit.SECONDS);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(ms < 45_000, "answered " + ms + " ms after they were sent, not at their 90 s deadline");
+        assertEquals(503, u.statusCode(), u.body());
+        assertTrue(u.body().startsWith("{\"error\":{\"message\":\"the server cannot serve: the stage hosts refuse the"
+            + " pipeline's frames") && u.body().contains("troupe.transport.auth-key")
+            && u.body().contains("\"type\":\"unavailable\""), u.body());
+        assertEquals(200, st.statusCode(), st.body());
+        String[] events = st.body().split("\n\n");
+        assertEquals(2, events.length, st.body());
+        assertTrue(events[0].startsWith("data: {\"error\":{\"message\":\"the server cannot serve: the stage hosts"
+            + " refuse the pipeline's frames") && events[0].contains("troupe.transport.auth-key"), st.body());
+        assertEquals("data: [DONE]", events[1], st.body());
+        assertTrue(!st.body().contains("finish_reason"), st.body());
+        assertEquals(0.0, ServeTestSupport.metric(get(port, "/metrics").body(), "troupe_serve_queue_depth"));
     }
 
     /** Polls {@code /health} until {@code ok} holds, for at most {@code seconds}; its last body. */
