@@ -137,17 +137,13 @@ class AuthenticatedStageHostsTest {
     @Test
     @Timeout(200)
     void shouldRefuseCompletionsWhileAStageHostHasAnotherKeyAndServeOnceItHasTheKeyAgain() throws Exception {
-        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
-        List<String> expected = TwoPrompts.offline(ckpt);
-        StageHostServer first = host(ckpt, 0, KEY);
-        String hostPort = first.hostPort();
-        int hostTcp = Integer.parseInt(hostPort.substring(hostPort.lastIndexOf(':') + 1));
-        InferenceServer server = serve(ckpt, hostPort, KEY);
-        open.add(server);
-        int port = server.port();
-        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+        Keyed keyed = keyedServerServing();
+        Path ckpt = keyed.ckpt();
+        List<String> expected = keyed.expected();
+        int hostTcp = keyed.hostTcp();
+        int port = keyed.port();
 
-        first.close();
+        keyed.host().close();
         StageHostServer other = host(ckpt, hostTcp, OTHER_KEY);
         String health = awaitHealth(port, h -> h.statusCode() == 503 && h.body().contains("troupe.transport.auth-key"),
             30);
@@ -180,17 +176,13 @@ class AuthenticatedStageHostsTest {
     @Test
     @Timeout(200)
     void shouldAnswerTheRequestsWaitingWithTheCauseOnceTheStageHostRefusesTheFrames() throws Exception {
-        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
-        List<String> expected = TwoPrompts.offline(ckpt);
-        StageHostServer first = host(ckpt, 0, KEY);
-        String hostPort = first.hostPort();
-        int hostTcp = Integer.parseInt(hostPort.substring(hostPort.lastIndexOf(':') + 1));
-        InferenceServer server = serve(ckpt, hostPort, KEY);
-        open.add(server);
-        int port = server.port();
-        assertEquals(expected, texts(send(port, bodies())), "before: the tokens they have offline");
+        Keyed keyed = keyedServerServing();
+        Path ckpt = keyed.ckpt();
+        List<String> expected = keyed.expected();
+        int hostTcp = keyed.hostTcp();
+        int port = keyed.port();
 
-        first.close();
+        keyed.host().close();
         host(ckpt, hostTcp, OTHER_KEY);
         // the pipeline is down for the lost host until the new one's probe fails, a loss timeout (5 s) after its
         // wiring began: requests sent now wait for it, as for any lost host
@@ -218,6 +210,23 @@ class AuthenticatedStageHostsTest {
         assertEquals("data: [DONE]", events[1], st.body());
         assertTrue(!st.body().contains("finish_reason"), st.body());
         assertEquals(0.0, ServeTestSupport.metric(get(port, "/metrics").body(), "troupe_serve_queue_depth"));
+    }
+
+    /** A keyed server serving through a keyed stage host: its checkpoint, the host, its TCP port, the server's. */
+    private record Keyed(Path ckpt, List<String> expected, StageHostServer host, int hostTcp, int port) {
+    }
+
+    /** Starts a host and a server with the same key and checks they serve the tokens of the checkpoint offline. */
+    private Keyed keyedServerServing() throws Exception {
+        Path ckpt = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ckpt"));
+        List<String> expected = TwoPrompts.offline(ckpt);
+        StageHostServer host = host(ckpt, 0, KEY);
+        String hostPort = host.hostPort();
+        InferenceServer server = serve(ckpt, hostPort, KEY);
+        open.add(server);
+        assertEquals(expected, texts(send(server.port(), bodies())), "before: the tokens they have offline");
+        return new Keyed(ckpt, expected, host, Integer.parseInt(hostPort.substring(hostPort.lastIndexOf(':') + 1)),
+            server.port());
     }
 
     /** Polls {@code /health} until {@code ok} holds, for at most {@code seconds}; its last body. */
