@@ -276,8 +276,8 @@ public final class NodeMetrics implements AutoCloseable {
     }
 
     private void onEvent(JobEvent e) {
+        // an event's counter is raised last: a scrape that shows it counted shows what the event set (its gauges)
         if (e instanceof JobEvent.StepCompleted s) {
-            stepsCommitted.increment();
             stepTime.record(Duration.ofNanos((long) (s.stepMs() * 1e6)));
             allReduceWait.record(Duration.ofNanos((long) (s.allReduceMs() * 1e6)));
             lossBits.set(Double.doubleToRawLongBits(s.loss()));
@@ -286,6 +286,7 @@ public final class NodeMetrics implements AutoCloseable {
             }
             tokensPerSec.set(Math.round(s.tokensPerSec()));
             bubbleBits.set(Double.doubleToRawLongBits(s.bubble()));
+            stepsCommitted.increment();
         } else if (e instanceof JobEvent.Started st) {
             if (!st.jobId().equals(startedJob)) {
                 startedJob = st.jobId();
@@ -300,11 +301,11 @@ public final class NodeMetrics implements AutoCloseable {
         } else if (e instanceof JobEvent.Recovered r) {
             recoveryTime.record(Duration.ofNanos((long) (r.detectToCommitMs() * 1e6)));
         } else if (e instanceof JobEvent.Finished) {
+            jobEnded();
             jobsFinished.increment();
-            jobEnded();
         } else if (e instanceof JobEvent.Failed) {
-            jobsFailed.increment();
             jobEnded();
+            jobsFailed.increment();
         }
     }
 

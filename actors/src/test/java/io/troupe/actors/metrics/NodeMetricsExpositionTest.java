@@ -102,7 +102,11 @@ class NodeMetricsExpositionTest {
             assertEquals(200, r.statusCode());
             PrometheusText p = PrometheusText.check(r.body());
             if (p.value("troupe_jobs_finished_total") == 1) {
-                return p;
+                // a scrape reads one meter after another while the events are counted: the one that saw the last
+                // event may have read an earlier meter before its event was counted; the next scrape sees them all
+                HttpResponse<String> after = send(m.url(), "GET");
+                assertEquals(200, after.statusCode());
+                return PrometheusText.check(after.body());
             }
             assertTrue(System.nanoTime() < deadline, "the events were not counted:\n" + r.body());
             Thread.sleep(10); // the event stream's subscriber counts them; the deadline bounds the wait
@@ -176,7 +180,7 @@ class NodeMetricsExpositionTest {
         return new JobEvent.StepCompleted(step, 2, 2.5, valLoss, 1, 1e-3f, 120, 5000, 0.25, 3, 10, 100);
     }
 
-    /** Scrapes until {@code counter} reaches {@code n} (the events before it are then counted), bounded. */
+    /** Scrapes until {@code counter} reaches {@code n}, then once more (its event and those before it then counted). */
     private static PrometheusText scrapeWhen(NodeMetrics m, String counter, double n) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (true) {
@@ -185,7 +189,11 @@ class NodeMetricsExpositionTest {
             PrometheusText p = PrometheusText.check(r.body());
             if (p.value(counter) >= n) {
                 assertEquals(n, p.value(counter), counter);
-                return p;
+                // this scrape may have read other meters before the event that raised the counter was wholly counted
+                // (a counter is raised before the gauges its event sets); the next scrape sees all of it
+                PrometheusText after = PrometheusText.check(send(m.url(), "GET").body());
+                assertEquals(n, after.value(counter), counter);
+                return after;
             }
             assertTrue(System.nanoTime() < deadline, counter + " did not reach " + n + ":\n" + r.body());
             Thread.sleep(10); // the event stream's subscriber counts them; the deadline bounds the wait
