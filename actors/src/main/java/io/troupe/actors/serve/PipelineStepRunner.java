@@ -221,7 +221,7 @@ final class PipelineStepRunner implements StepRunner {
         linkActor = ctx.spawn(StageHostWatch.behavior(stages, links, placement, stuckStages, hostRefs,
             weights.fingerprint(), losses), "stage-links");
         hostWiring = new StageHostWiring(stages, links, placement, weights, partition, precision, blockTokens,
-            numBlocks, hostRefs, linkActor);
+            numBlocks, linkActor);
         down = "wiring the pipeline's stage hosts";
         recover(rewiring::firstWired);
     }

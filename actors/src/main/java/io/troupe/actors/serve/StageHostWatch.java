@@ -1,16 +1,19 @@
 package io.troupe.actors.serve;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
+import org.apache.pekko.actor.ActorSelection;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.eventstream.EventStream;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.remote.artery.GracefulShutdownQuarantinedEvent;
 
@@ -27,6 +30,12 @@ import org.apache.pekko.remote.artery.GracefulShutdownQuarantinedEvent;
  * link quarantines it: {@link GracefulShutdownQuarantinedEvent}), it answered no heartbeat for the loss timeout,
  * or it answered a heartbeat sent after the message saying it holds no such stage (it was restarted, or the
  * message was lost with the connection). The wiring is then retried at once rather than after the connect timeout.
+ *
+ * <p>Every message to a host goes by an actor selection of its path, not by its actor reference. A host whose
+ * actor system said it was shutting down is quarantined by the link, and the link drops every message sent by
+ * reference to its address from then on, also to a host started again on the same port (a new incarnation), which
+ * would never be reached. A selection's message passes the quarantine: it opens a handshake with whatever system
+ * listens there now, and once the new one answers, the address is not quarantined any more.
  */
 final class StageHostWatch {
     /** What the watch reports to the runner, on the actor's thread. */
@@ -42,11 +51,11 @@ final class StageHostWatch {
     }
 
     /**
-     * Send {@code message} (built with the watch's reply address) to {@code host} for stage {@code stage} of
-     * {@code epoch}; {@code ack} (may be null) completes with the host's acknowledgement, {@code answer} with its
-     * answer (an endpoint or an error). A newer ask for the same stage supersedes it.
+     * Send {@code message} (built with the watch's reply address) to the host named at {@code slot} for stage
+     * {@code stage} of {@code epoch}; {@code ack} (may be null) completes with the host's acknowledgement,
+     * {@code answer} with its answer (an endpoint or an error). A newer ask for the same stage supersedes it.
      */
-    record Ask(ActorRef<Object> host, int stage, long epoch, Function<ActorRef<StageProtocol.Reply>, Object> message,
+    record Ask(int slot, int stage, long epoch, Function<ActorRef<StageProtocol.Reply>, Object> message,
                CompletableFuture<StageProtocol.Reply> ack, CompletableFuture<StageProtocol.Reply> answer) {
     }
 
@@ -80,7 +89,11 @@ final class StageHostWatch {
             timers.startTimerWithFixedDelay(new Beat(), Duration.ofNanos(beatNs));
             ctx.getSystem().eventStream().tell(new EventStream.Subscribe<>(GracefulShutdownQuarantinedEvent.class,
                 ctx.getSelf().narrow()));
-            return new State(stages, links, placement, stuckStages, hostRefs, fingerprint, losses, lossNs,
+            List<ActorSelection> selections = new ArrayList<>();
+            for (ActorRef<Object> h : hostRefs) {
+                selections.add(Adapter.toClassic(ctx.getSystem()).actorSelection(h.path()));
+            }
+            return new State(stages, links, placement, stuckStages, hostRefs, selections, fingerprint, losses, lossNs,
                 ctx.getSelf().narrow(), ctx.getSelf().narrow()).receive();
         }));
     }
@@ -92,6 +105,8 @@ final class StageHostWatch {
         private final StagePlacement placement;
         private final StuckStages stuckStages;
         private final List<ActorRef<Object>> hostRefs;
+        /** Where each slot's messages go: its host's path, selected (so a quarantine does not drop them). */
+        private final List<ActorSelection> selections;
         private final String fingerprint;
         private final Losses losses;
         private final long lossNs;
@@ -114,13 +129,14 @@ final class StageHostWatch {
         private CompletableFuture<String> gone;
 
         State(int stages, StageLinks links, StagePlacement placement, StuckStages stuckStages,
-              List<ActorRef<Object>> hostRefs, String fingerprint, Losses losses, long lossNs,
-              ActorRef<StageProtocol.Reply> self, ActorRef<StageProtocol.Pong> pongs) {
+              List<ActorRef<Object>> hostRefs, List<ActorSelection> selections, String fingerprint, Losses losses,
+              long lossNs, ActorRef<StageProtocol.Reply> self, ActorRef<StageProtocol.Pong> pongs) {
             this.stages = stages;
             this.links = links;
             this.placement = placement;
             this.stuckStages = stuckStages;
             this.hostRefs = hostRefs;
+            this.selections = selections;
             this.fingerprint = fingerprint;
             this.losses = losses;
             this.lossNs = lossNs;
@@ -142,8 +158,8 @@ final class StageHostWatch {
                 .onMessage(GracefulShutdownQuarantinedEvent.class, this::onShutDown)
                 .onMessage(Beat.class, b -> onBeat())
                 .onSignal(PostStop.class, s -> {
-                    for (ActorRef<Object> h : hostRefs) {
-                        h.tell(new StageProtocol.Unload(current));
+                    for (int slot = 0; slot < hostRefs.size(); slot++) {
+                        send(slot, new StageProtocol.Unload(current));
                     }
                     return Behaviors.same();
                 })
@@ -159,7 +175,7 @@ final class StageHostWatch {
                 askedBeforePing[a.stage()] = nextPing;
                 askedNs[a.stage()] = System.nanoTime();
             }
-            a.host().tell(a.message().apply(self));
+            send(a.slot(), a.message().apply(self));
             return Behaviors.same();
         }
 
@@ -256,9 +272,13 @@ final class StageHostWatch {
                 losses.checkStepsInFlight(place, current, now);
             }
             for (int slot = 0; slot < hostRefs.size(); slot++) {  // spares too: a spare that answers can take a stage
-                hostRefs.get(slot).tell(new StageProtocol.Ping(current, slot, fingerprint, nextPing++, pongs));
+                send(slot, new StageProtocol.Ping(current, slot, fingerprint, nextPing++, pongs));
             }
             return Behaviors.same();
+        }
+
+        private void send(int slot, Object message) {
+            selections.get(slot).tell(message, org.apache.pekko.actor.ActorRef.noSender());
         }
 
         /**

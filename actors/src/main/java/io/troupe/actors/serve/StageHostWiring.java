@@ -27,13 +27,11 @@ final class StageHostWiring {
     private final KvPrecision precision;
     private final int blockTokens;
     private final int numBlocks;
-    /** The stage hosts named ({@code --stage-hosts}), by slot. */
-    private final List<ActorRef<Object>> hostRefs;
     private final ActorRef<Object> linkActor;
 
     StageHostWiring(int stages, StageLinks links, StagePlacement placement, InferenceWeights weights,
                     StagePartition partition, KvPrecision precision, int blockTokens, int numBlocks,
-                    List<ActorRef<Object>> hostRefs, ActorRef<Object> linkActor) {
+                    ActorRef<Object> linkActor) {
         this.stages = stages;
         this.links = links;
         this.placement = placement;
@@ -42,7 +40,6 @@ final class StageHostWiring {
         this.precision = precision;
         this.blockTokens = blockTokens;
         this.numBlocks = numBlocks;
-        this.hostRefs = hostRefs;
         this.linkActor = linkActor;
     }
 
@@ -52,7 +49,6 @@ final class StageHostWiring {
      * {@code timeoutMs}, or that refuses ({@link Refused}), fails the wiring.
      */
     StageProtocol.Reply[] load(int[] place, long epoch, long timeoutMs) {
-        List<ActorRef<Object>> hosts = hosts(place);
         String quantization = weights.quantization().name().toLowerCase(Locale.ROOT);
         List<CompletableFuture<StageProtocol.Reply>> loads = new ArrayList<>();
         List<CompletableFuture<StageProtocol.Reply>> acks = new ArrayList<>();
@@ -62,7 +58,7 @@ final class StageHostWiring {
             int stage = g;
             CompletableFuture<StageProtocol.Reply> ack = new CompletableFuture<>();
             acks.add(ack);
-            loads.add(ask(hosts.get(g - 1), g, epoch, ack, self -> new StageProtocol.Load(stage, stages, s, e,
+            loads.add(ask(place[g], g, epoch, ack, self -> new StageProtocol.Load(stage, stages, s, e,
                 weights.fingerprint(), quantization, precision.name().toLowerCase(Locale.ROOT), blockTokens, numBlocks,
                 epoch, self)));
         }
@@ -82,25 +78,16 @@ final class StageHostWiring {
      * ({@code endpoints[g + 1]}), the last stage to {@code front}; waits for every answer.
      */
     void connect(int[] place, long epoch, String[] endpoints, String front, long timeoutMs) {
-        List<ActorRef<Object>> hosts = hosts(place);
         List<CompletableFuture<StageProtocol.Reply>> connects = new ArrayList<>();
         for (int g = 1; g < stages; g++) {
             String next = g + 1 < stages ? endpoints[g + 1] : front;
             int stage = g;
-            connects.add(ask(hosts.get(g - 1), g, epoch, null, self -> new StageProtocol.Connect(stage, epoch,
+            connects.add(ask(place[g], g, epoch, null, self -> new StageProtocol.Connect(stage, epoch,
                 next, self)));
         }
         for (int g = 1; g < stages; g++) {
             answer(connects.get(g - 1), g, "connect", timeoutMs, place);
         }
-    }
-
-    private List<ActorRef<Object>> hosts(int[] place) {
-        List<ActorRef<Object>> hosts = new ArrayList<>();
-        for (int g = 1; g < stages; g++) {
-            hosts.add(hostRefs.get(place[g]));
-        }
-        return hosts;
     }
 
     /** The hosts of stages 1..N-1, by stage. */
@@ -150,13 +137,13 @@ final class StageHostWiring {
     }
 
     /**
-     * Sends a message to a host; {@code ack} (may be null) completes with its acknowledgement, the result
-     * with its answer.
+     * Sends a message to the host named at {@code slot}; {@code ack} (may be null) completes with its
+     * acknowledgement, the result with its answer.
      */
-    private CompletableFuture<StageProtocol.Reply> ask(ActorRef<Object> host, int stage, long epoch,
+    private CompletableFuture<StageProtocol.Reply> ask(int slot, int stage, long epoch,
         CompletableFuture<StageProtocol.Reply> ack, Function<ActorRef<StageProtocol.Reply>, Object> message) {
         CompletableFuture<StageProtocol.Reply> f = new CompletableFuture<>();
-        linkActor.tell(new StageHostWatch.Ask(host, stage, epoch, message, ack, f));
+        linkActor.tell(new StageHostWatch.Ask(slot, stage, epoch, message, ack, f));
         return f;
     }
 }

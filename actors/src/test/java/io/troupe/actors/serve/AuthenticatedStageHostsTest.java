@@ -1,5 +1,6 @@
 package io.troupe.actors.serve;
 
+import static io.troupe.actors.serve.ServeTestSupport.awaitHealth;
 import static io.troupe.actors.serve.ServeTestSupport.get;
 import static io.troupe.actors.serve.ServeTestSupport.send;
 import static io.troupe.actors.serve.TwoPrompts.bodies;
@@ -146,7 +147,7 @@ class AuthenticatedStageHostsTest {
         keyed.host().close();
         StageHostServer other = host(ckpt, hostTcp, OTHER_KEY);
         String health = awaitHealth(port, h -> h.statusCode() == 503 && h.body().contains("troupe.transport.auth-key"),
-            30);
+            30_000);
         assertTrue(health.contains("\"status\":\"degraded\"") && health.contains("refuse the pipeline's frames"),
             health);
         long t0 = System.nanoTime();
@@ -162,7 +163,7 @@ class AuthenticatedStageHostsTest {
         other.close();
         host(ckpt, hostTcp, KEY);
         // a wiring begun as the other host closed ends once it is known gone, well before the 30 s connect timeout
-        awaitHealth(port, h -> h.statusCode() == 200, 25);
+        awaitHealth(port, h -> h.statusCode() == 200, 25_000);
         assertEquals(expected, texts(send(port, bodies())), "the key agrees again: the tokens they have offline");
     }
 
@@ -227,21 +228,5 @@ class AuthenticatedStageHostsTest {
         assertEquals(expected, texts(send(server.port(), bodies())), "before: the tokens they have offline");
         return new Keyed(ckpt, expected, host, Integer.parseInt(hostPort.substring(hostPort.lastIndexOf(':') + 1)),
             server.port());
-    }
-
-    /** Polls {@code /health} until {@code ok} holds, for at most {@code seconds}; its last body. */
-    private static String awaitHealth(int port, java.util.function.Predicate<HttpResponse<String>> ok, int seconds)
-        throws Exception {
-        long end = System.nanoTime() + seconds * 1_000_000_000L;
-        HttpResponse<String> h;
-        do {
-            h = get(port, "/health");
-            if (ok.test(h)) {
-                return h.body();
-            }
-            Thread.sleep(50);
-        } while (System.nanoTime() < end);
-        throw new AssertionError("/health never satisfied the condition in " + seconds + " s: " + h.statusCode() + " "
-            + h.body());
     }
 }

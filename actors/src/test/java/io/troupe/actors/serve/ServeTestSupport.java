@@ -151,6 +151,29 @@ final class ServeTestSupport {
         return Double.NaN;
     }
 
+    /** Polls {@code /health} until {@code ok} holds, for at most {@code timeoutMs}; returns its last body. */
+    static String awaitHealth(int port, Predicate<HttpResponse<String>> ok, long timeoutMs) throws IOException,
+        InterruptedException {
+        long end = System.nanoTime() + timeoutMs * 1_000_000L;
+        HttpResponse<String> h;
+        do {
+            h = get(port, "/health");
+            if (ok.test(h)) {
+                return h.body();
+            }
+            Thread.sleep(20);
+        } while (System.nanoTime() < end);
+        throw new AssertionError("/health never satisfied the condition in " + timeoutMs + " ms: " + h.statusCode()
+            + " " + h.body());
+    }
+
+    /** Waits (30 s at most) until {@code /health} answers {@code status} with a body containing every one of
+     * {@code parts}; returns the body. */
+    static String awaitHealth(int port, int status, String... parts) throws IOException, InterruptedException {
+        return awaitHealth(port, h -> h.statusCode() == status && List.of(parts).stream().allMatch(h.body()::contains),
+            30_000);
+    }
+
     /** Polls /metrics until {@code ok} holds or {@code timeoutMs} passes; returns the last text. */
     static String awaitMetrics(int port, Predicate<String> ok, long timeoutMs) throws IOException,
         InterruptedException {

@@ -83,7 +83,7 @@ class StageHostWatchTest {
 
     private CompletableFuture<StageProtocol.Reply> load(long epoch, CompletableFuture<StageProtocol.Reply> ack) {
         CompletableFuture<StageProtocol.Reply> answer = new CompletableFuture<>();
-        watch.tell(new StageHostWatch.Ask(host, 1, epoch, self -> new StageProtocol.Load(1, 2, 1, 2, "fp", "none",
+        watch.tell(new StageHostWatch.Ask(0, 1, epoch, self -> new StageProtocol.Load(1, 2, 1, 2, "fp", "none",
             "f32", 4, 8, epoch, self), ack, answer));
         return answer;
     }

@@ -1,5 +1,6 @@
 package io.troupe.actors.serve;
 
+import static io.troupe.actors.serve.ServeTestSupport.awaitHealth;
 import static io.troupe.actors.serve.ServeTestSupport.choices;
 import static io.troupe.actors.serve.ServeTestSupport.metric;
 import static io.troupe.actors.serve.ServeTestSupport.send;
@@ -113,7 +114,7 @@ class StageHostsProcessTest {
             // the last stage's host killed: its stage and KV cache are gone; the spare takes the stage
             List<CompletableFuture<HttpResponse<String>>> sent = sendOnceDecoding(port, bodies);
             hosts.get(1).kill();     // ChildJvm removes the Aeron directory a SIGKILL leaves behind
-            String health = awaitHealth(port, 503, 30_000);
+            String health = awaitHealth(port, 503);
             assertTrue(health.contains("\"status\":\"degraded\"") && health.contains("127.0.0.1:" + ports[1]), health);
             assertTrue(sent.stream().anyMatch(f -> !f.isDone()), "requests were still waiting when the stage was lost");
             assertEquals(expected, choices(sent), "every request answered in full by the spare, with the tokens of one"
@@ -131,7 +132,7 @@ class StageHostsProcessTest {
             sent = sendOnceDecoding(port, bodies);
             signal("STOP", hosts.get(0).process());
             try {
-                health = awaitHealth(port, 503, 30_000);
+                health = awaitHealth(port, 503);
                 assertTrue(health.contains("127.0.0.1:" + ports[0]), health);
                 assertEquals(expected, choices(sent), "every request answered in full while the host is stopped");
             } finally {
@@ -142,14 +143,14 @@ class StageHostsProcessTest {
             // stage 2's host (the first spare) stopped while the only other spare is stopped too: the stage waits
             // for its own host, which comes back when continued. The spare is first seen answering again after
             // its continue, so that heartbeats it answered on waking cannot make it look alive once stopped.
-            awaitHealth(port, 200, hostJson(ports[0], "null", true), 30_000);
+            awaitHealth(port, 200, hostJson(ports[0], "null", true));
             signal("STOP", hosts.get(0).process());
             try {
-                awaitHealth(port, 200, hostJson(ports[0], "null", false), 30_000);
+                awaitHealth(port, 200, hostJson(ports[0], "null", false));
                 sent = sendOnceDecoding(port, bodies);
                 signal("STOP", hosts.get(2).process());
                 try {
-                    health = awaitHealth(port, 503, 30_000);
+                    health = awaitHealth(port, 503);
                     assertTrue(health.contains("127.0.0.1:" + ports[2]), health);
                 } finally {
                     signal("CONT", hosts.get(2).process());
@@ -212,7 +213,7 @@ class StageHostsProcessTest {
     }
 
     private static void assertMetrics(int port, int pauses, int moves) throws Exception {
-        awaitHealth(port, 200, 30_000);
+        awaitHealth(port, 200);
         String metrics = ServeTestSupport.get(port, "/metrics").body();
         assertTrue(metric(metrics, "troupe_serve_pipeline_pauses_total") >= pauses, metrics);
         assertEquals(moves, metric(metrics, "troupe_serve_pipeline_stage_moves_total"), metrics);
@@ -235,23 +236,6 @@ class StageHostsProcessTest {
             + ",\"refuses\":null}";
     }
 
-    private static String awaitHealth(int port, int status, long timeoutMs) throws Exception {
-        return awaitHealth(port, status, "", timeoutMs);
-    }
-
-    /** Waits until {@code /health} answers {@code status} with a body containing {@code part}. */
-    private static String awaitHealth(int port, int status, String part, long timeoutMs) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-        HttpResponse<String> r = ServeTestSupport.get(port, "/health");
-        while (r.statusCode() != status || !r.body().contains(part)) {
-            assertTrue(System.nanoTime() < deadline, "health did not become " + status + " with " + part + ": "
-                + r.body());
-            Thread.sleep(50);
-            r = ServeTestSupport.get(port, "/health");
-        }
-        return r.body();
-    }
-
     @Test
     void shouldRefuseAStageHostWhoseCheckpointDiffers() throws Exception {
         Path ours = ServeTestSupport.twoStageCheckpoint(tmp.resolve("ours"), GptConfig.small());
@@ -270,7 +254,7 @@ class StageHostsProcessTest {
              StageHostServer b = StageHostServer.start(other, "127.0.0.1", 0, ConfigFactory.load());
              InferenceServer s = InferenceServer.start(InferenceWeights.load(ours, Quantization.NONE),
                  ServeTestSupport.settings(), 2, links(portOf(a), portOf(b)))) {
-            String health = awaitHealth(s.port(), 200, "the server's is 'small step 5", 30_000);
+            String health = awaitHealth(s.port(), 200, "the server's is 'small step 5");
             assertTrue(health.contains(hostJson(portOf(a), "1", true)), health);
             assertTrue(health.contains("{\"host\":\"127.0.0.1:" + portOf(b) + "\",\"stage\":null,\"answering\":true,"
                 + "\"refuses\":\"its checkpoint "), health);

@@ -1,5 +1,6 @@
 package io.troupe.actors.serve;
 
+import static io.troupe.actors.serve.ServeTestSupport.awaitHealth;
 import static io.troupe.actors.serve.ServeTestSupport.field;
 import static io.troupe.actors.serve.ServeTestSupport.metric;
 import static io.troupe.actors.serve.ServeTestSupport.send;
@@ -183,20 +184,6 @@ class StuckStageTest {
     /** A stage host as {@code /health} lists it, up to its refusal. */
     private static String hostJson(StageHostServer h, String stage) {
         return "{\"host\":\"" + h.hostPort() + "\",\"stage\":" + stage + ",\"answering\":true,\"refuses\":";
-    }
-
-    /** Waits until {@code /health} answers {@code status} with a body containing every one of {@code parts}. */
-    private static String awaitHealth(int port, int status, String... parts) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (true) {
-            HttpResponse<String> r = ServeTestSupport.get(port, "/health");
-            if (r.statusCode() == status && List.of(parts).stream().allMatch(r.body()::contains)) {
-                return r.body();
-            }
-            assertTrue(System.nanoTime() < deadline, "/health did not become " + status + " with " + List.of(parts)
-                + ": " + r.body());
-            Thread.sleep(20);
-        }
     }
 
     /** The reason the pipeline went down names the host, its stage, the epoch, how long, and the timeout. */
