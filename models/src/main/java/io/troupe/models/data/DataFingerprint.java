@@ -40,6 +40,8 @@ import java.util.Locale;
  */
 public record DataFingerprint(String source, long sizeBytes, String hashKind, String hash) {
     public static final String FILE_NAME = "data.json";
+    /** The directory of a run that holds its checkpoints (and a cluster job's record). */
+    private static final String CHECKPOINTS = "checkpoints";
     public static final long FULL_HASH_BYTES = 256L << 20;
     public static final int SAMPLES = 256;
     public static final int SAMPLE_BYTES = 1 << 20;
@@ -257,27 +259,41 @@ public record DataFingerprint(String source, long sizeBytes, String hashKind, St
     }
 
     /**
-     * The {@code data.json} that records what the run in {@code dir} trained on: {@code dir} being a run directory,
-     * its {@code checkpoints/} or one checkpoint in it, it is looked for in {@code dir}, in {@code dir/checkpoints}
-     * (where a cluster job keeps it, beside its {@code job.json}) and up to two levels up.
+     * The {@code data.json} that records what the run in {@code dir} trained on. {@code dir} is a run directory
+     * (the record is in it, or in its {@code checkpoints/}, where a cluster job keeps it beside its
+     * {@code job.json}), a run's {@code checkpoints/} (in it, or in the run directory above), or one checkpoint in
+     * a {@code checkpoints/} (a directory holding a {@code manifest.json}: looked for in that {@code checkpoints/}
+     * and the run directory above). No other directory is looked in: a file of that name above a checkpoint copied
+     * elsewhere, or above a run directory, is not the run's record.
      *
      * @return the file, or null when the run recorded nothing
      */
     public static Path recordIn(Path dir) {
-        Path d = dir.toAbsolutePath();
+        Path d = dir.toAbsolutePath().normalize();
         if (Files.isRegularFile(d.resolve(FILE_NAME))) {
             return d.resolve(FILE_NAME);
         }
-        if (Files.isRegularFile(d.resolve("checkpoints").resolve(FILE_NAME))) {
-            return d.resolve("checkpoints").resolve(FILE_NAME);
+        if (Files.isRegularFile(d.resolve(CHECKPOINTS).resolve(FILE_NAME))) {
+            return d.resolve(CHECKPOINTS).resolve(FILE_NAME);
         }
-        for (int up = 1; up < 3 && d.getParent() != null; up++) {
-            d = d.getParent();
-            if (Files.isRegularFile(d.resolve(FILE_NAME))) {
-                return d.resolve(FILE_NAME);
-            }
+        Path checkpoints = null;
+        if (named(d, CHECKPOINTS)) {
+            checkpoints = d;
+        } else if (Files.isRegularFile(d.resolve(Checkpoints.MANIFEST)) && named(d.getParent(), CHECKPOINTS)) {
+            checkpoints = d.getParent();
         }
-        return null;
+        if (checkpoints == null) {
+            return null;
+        }
+        if (checkpoints != d && Files.isRegularFile(checkpoints.resolve(FILE_NAME))) {
+            return checkpoints.resolve(FILE_NAME);
+        }
+        Path run = checkpoints.getParent();
+        return run != null && Files.isRegularFile(run.resolve(FILE_NAME)) ? run.resolve(FILE_NAME) : null;
+    }
+
+    private static boolean named(Path p, String name) {
+        return p != null && p.getFileName() != null && p.getFileName().toString().equals(name);
     }
 
     /**

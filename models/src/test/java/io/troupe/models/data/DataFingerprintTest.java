@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.troupe.models.checkpoint.Checkpoints;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -93,12 +94,40 @@ class DataFingerprintTest {
         Path json = checkpoints.resolve(DataFingerprint.FILE_NAME).toAbsolutePath();
         assertEquals(json, DataFingerprint.recordIn(run));
         assertEquals(json, DataFingerprint.recordIn(checkpoints));
-        assertEquals(json, DataFingerprint.recordIn(checkpoints.resolve("step-00000002")));
+        Path step = Files.createDirectories(checkpoints.resolve("step-00000002"));
+        Files.writeString(step.resolve(Checkpoints.MANIFEST), "{}");
+        assertEquals(json, DataFingerprint.recordIn(step));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
             () -> DataFingerprint.of(b).requireSameAs(run));
         assertTrue(e.getMessage().contains("a.txt") && e.getMessage().contains("b.txt"), e.getMessage());
         DataFingerprint.of(b).write(run);
         assertEquals(run.resolve(DataFingerprint.FILE_NAME).toAbsolutePath(), DataFingerprint.recordIn(run));
+    }
+
+    /**
+     * Only the run's own places are looked in: a data.json above a run directory, above a checkpoint copied out of
+     * its run, or beside a directory that is not a checkpoint, is someone else's file, not the run's record.
+     */
+    @Test
+    void shouldNotTakeADataJsonOutsideTheRunForItsRecord() throws IOException {
+        DataFingerprint other = DataFingerprint.of(Files.writeString(dir.resolve("other.txt"), "y".repeat(100)));
+        Path runs = dir.resolve("runs");
+        Path run = runs.resolve("r1");
+        Path step = Files.createDirectories(run.resolve("checkpoints").resolve("step-00000004"));
+        Files.writeString(step.resolve(Checkpoints.MANIFEST), "{}");
+        other.write(runs);                               // runs/data.json: a user's file one level above the run
+        assertNull(DataFingerprint.recordIn(run), "above the run directory");
+        assertNull(DataFingerprint.recordIn(run.resolve("checkpoints")), "two levels above its checkpoints/");
+        assertNull(DataFingerprint.recordIn(step), "three levels above a checkpoint");
+        Path copied = Files.createDirectories(dir.resolve("backups").resolve("step-00000004"));
+        Files.writeString(copied.resolve(Checkpoints.MANIFEST), "{}");
+        other.write(dir.resolve("backups"));
+        assertNull(DataFingerprint.recordIn(copied), "beside a checkpoint copied out of its run");
+        Path plain = Files.createDirectories(run.resolve("checkpoints").resolve("notes"));
+        other.write(run);
+        assertEquals(run.resolve(DataFingerprint.FILE_NAME).toAbsolutePath(), DataFingerprint.recordIn(step),
+            "the run directory's own, from one of its checkpoints");
+        assertNull(DataFingerprint.recordIn(plain), "a directory in checkpoints/ that is not a checkpoint");
     }
 
     @Test
