@@ -304,11 +304,57 @@ public final class TroupeNode implements AutoCloseable {
             };
         }
         gateway.tell(new CoordinatorActor.SubmitJob(job, listener));
+        java.util.concurrent.atomic.AtomicBoolean cancelled = new java.util.concurrent.atomic.AtomicBoolean();
         return () -> {
-            for (ActorRef<CoordinatorActor.Command> g : gateways) {
-                g.tell(new CoordinatorActor.CancelJob(listener, "by the submitter"));
+            if (cancelled.compareAndSet(false, true)) {
+                system.systemActorOf(canceller(listener, gateways, CANCEL_RESEND, CANCEL_GIVE_UP),
+                    "job-cancel-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
             }
         };
+    }
+
+    /** How often a cancellation is sent again until its job ends, and for how long at most. */
+    static final Duration CANCEL_RESEND = Duration.ofSeconds(1);
+    static final Duration CANCEL_GIVE_UP = Duration.ofMinutes(5);
+
+    private record Resend() {
+    }
+
+    /**
+     * Sends the cancellation of the job {@code listener} follows to the gateway of every seed, again every
+     * {@code resend} ({@link #CANCEL_RESEND}) until the job ends (the listener stops at the job's end) or
+     * {@code giveUpAfter} ({@link #CANCEL_GIVE_UP}) passed; then it stops. A coordinator takes a cancellation once
+     * (a job already stopped ignores it); a cancellation sent once is lost when no named seed is up to take it (a
+     * seed restarting and not yet up, the client's only one). It goes by actor selection, as the serving watch's
+     * messages to stage hosts do: a seed that stopped cleanly is quarantined by this system's link, which drops what
+     * is sent to that address by reference, also to the node started there again, while a selection passes and
+     * opens a handshake with the new node.
+     */
+    static Behavior<Object> canceller(ActorRef<JobEvent> listener, List<ActorRef<CoordinatorActor.Command>> gateways,
+                                      Duration resend, Duration giveUpAfter) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+            ctx.watch(listener);
+            long giveUp = System.nanoTime() + giveUpAfter.toNanos();
+            Runnable send = () -> {
+                for (ActorRef<CoordinatorActor.Command> g : gateways) {
+                    ctx.getSystem().classicSystem().actorSelection(g.path()).tell(
+                        new CoordinatorActor.CancelJob(listener, "by the submitter"),
+                        org.apache.pekko.actor.ActorRef.noSender());
+                }
+            };
+            send.run();
+            timers.startTimerWithFixedDelay(new Resend(), resend);
+            return Behaviors.receive(Object.class)
+                .onMessage(Resend.class, r -> {
+                    if (System.nanoTime() > giveUp) {
+                        return Behaviors.stopped();
+                    }
+                    send.run();
+                    return Behaviors.same();
+                })
+                .onSignal(org.apache.pekko.actor.typed.Terminated.class, t -> Behaviors.stopped())
+                .build();
+        }));
     }
 
     /**
