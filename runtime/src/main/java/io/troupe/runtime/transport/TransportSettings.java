@@ -307,8 +307,8 @@ public record TransportSettings(
     /**
      * Defaults: embedded SHARED driver, 16 MiB terms, 1 MiB chunks, a 1408-byte UDP MTU to other hosts (a datagram
      * fits a 1500-byte Ethernet frame) and 65472 to loopback peers, 64 KiB IPC MTU, 4 MiB socket buffers and
-     * receiver window, 256 MiB receive budget, 1024 slots, connect 10 s, back-pressure 10 s, peer lost 5 s, CRC on UDP and off on IPC,
-     * same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port, no UDP loss injected.
+     * receiver window, 256 MiB receive budget, 1024 slots, connect 10 s, back-pressure 10 s, peer lost 5 s, CRC on
+     * UDP and off on IPC, same-JVM direct copy from 1 MiB, UDP on 127.0.0.1 with a free port, no UDP loss injected.
      */
     public static TransportSettings defaults() {
         return new TransportSettings(null, false, ThreadingMode.SHARED, 16 * 1024 * 1024, DEFAULT_MTU_BYTES,
