@@ -1,6 +1,9 @@
 # What scripts/chaos reads from a job's launch log (launch-local.sh or launch-cluster.sh, with the
 # submitter's lines): which node process hosts a rank. Source it (after netns.sh for rank_host).
 #   node_pid LOG N           node N's pid
+#   node_pid_now LOG N       node N's pid now: its latest start's (launch-local.sh --respawn starts it again)
+#   node_hosts_rank LOG N    0 when node N hosts a rank of the latest epoch (the last 'troupe: job ID started,
+#                            epoch E, ...' assignment line)
 #   node_of_port LOG PORT    the node listening on PORT (a node on a free port names it once it is up)
 #   rank_node LOG            the node (not node 1, which hosts the coordinator) that hosts the highest rank
 #   rank_host LOG            the last byte of the namespace host (not host 1) of the highest rank
@@ -12,6 +15,17 @@
 chaos_assignment() { grep -m1 -E '^troupe: job [0-9a-f]+ started, epoch [0-9]+,' "$1"; }
 
 node_pid() { sed -n "s/^troupe: node $2 (pid \([0-9]*\)).*/\1/p" "$1" | head -1; }
+
+node_pid_now() { sed -n "s/^troupe: node $2 (pid \([0-9]*\)).*/\1/p" "$1" | tail -1; }
+
+node_hosts_rank() {
+  local p
+  for p in $(grep -E '^troupe: job [0-9a-f]+ started, epoch [0-9]+,' "$1" | tail -1 | grep -o '@[^#]*#' \
+    | sed 's/.*:\([0-9]*\)#/\1/'); do
+    [ "$(node_of_port "$1" "$p")" = "$2" ] && return 0
+  done
+  return 1
+}
 
 node_of_port() {
   sed -n -e "s/^troupe: node \([0-9]*\) (pid [0-9]*) on [^:]*:$2,.*/\1/p" -e "s/^troupe: node \([0-9]*\) is up on [^:]*:$2\$/\1/p" "$1" \

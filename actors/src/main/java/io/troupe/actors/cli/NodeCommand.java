@@ -72,6 +72,7 @@ final class NodeCommand {
             out.printf("troupe node: metrics at %s%n", served.url());
         }
         out.flush();
+        printWhenJoined(node, out);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             if (served != null) {
@@ -87,6 +88,21 @@ final class NodeCommand {
             Thread.currentThread().interrupt();
         }
         return 0;
+    }
+
+    /**
+     * Prints {@code troupe node: joined the cluster as ADDRESS} once this node is an Up member (the cluster's
+     * leader has admitted it): from then on the coordinator may give its workers ranks. A node restarted on its
+     * port (a rolling restart) is back in the cluster at this line, not at {@code up at}, which only says its actor
+     * system listens.
+     */
+    static void printWhenJoined(TroupeNode node, PrintStream out) {
+        var cluster = org.apache.pekko.cluster.Cluster.get(
+            org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(node.system()));
+        cluster.registerOnMemberUp(() -> {
+            out.printf("troupe node: joined the cluster as %s%n", cluster.selfAddress());
+            out.flush();
+        });
     }
 
     /** reference.conf (with system properties) under the file {@code --config} names, if any, resolved. */

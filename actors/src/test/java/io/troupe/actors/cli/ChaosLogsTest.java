@@ -66,6 +66,28 @@ class ChaosLogsTest {
             + recovered(2, 11, 10) + fault(2, 10) + recovered(3, 11, 10) + steps(11, 40) + FINISHED)));
     }
 
+    /** A node started again (launch-local.sh --respawn) is found by its latest pid, and by the latest assignment. */
+    @Test
+    void shouldFindARespawnedNodesPidAndWhetherItHostsARankOfTheLatestEpoch(@TempDir Path tmp) throws Exception {
+        Path l = log(tmp, "troupe: node 1 (pid 100) on a free port of 127.0.0.1, log n1\n"
+            + "troupe: node 1 is up on 127.0.0.1:4001\n"
+            + "troupe: node 2 (pid 200) on a free port of 127.0.0.1, log n2\n"
+            + "troupe: node 3 (pid 300) on a free port of 127.0.0.1, log n3\n"
+            + "troupe: node 2 is up on 127.0.0.1:4002\n"
+            + "troupe: node 3 is up on 127.0.0.1:4003\n"
+            + "troupe: job 1a2b started, epoch 1, 2 workers: rank 0 -> pekko://troupe@127.0.0.1:4001#11#0, "
+            + "rank 1 -> pekko://troupe@127.0.0.1:4002#22#0\n"
+            + steps(1, 16) + fault(1, 10)
+            + "troupe: node 1 (pid 101) on 127.0.0.1:4001, log n1 (respawned)\n"
+            + "troupe: job 1a2b started, epoch 2, 2 workers: rank 0 -> pekko://troupe@127.0.0.1:4003#33#0, "
+            + "rank 1 -> pekko://troupe@127.0.0.1:4002#22#0\n");
+        assertEquals("101", lib("node_pid_now \"$1\" 1", l));
+        assertEquals("100", lib("node_pid \"$1\" 1", l));
+        assertEquals("200", lib("node_pid_now \"$1\" 2", l));
+        assertEquals("no yes yes",
+            lib("for n in 1 2 3; do node_hosts_rank \"$1\" $n && printf 'yes ' || printf 'no '; done", l));
+    }
+
     @Test
     void shouldCountAJobAsFinishedOnlyWhenItsLaunchSucceededAndTheSubmitterSaidSo(@TempDir Path tmp)
         throws Exception {

@@ -53,18 +53,46 @@ class ChaosOptionsTest {
         assertTrue(r.output.contains("--steps 5 leaves no room for a fault after step 16"), r.output);
     }
 
+    /** Its help is the whole header comment, rolling-restart among the plans, which an unknown plan's refusal lists. */
+    @Test
+    void shouldListTheRollingRestartPlanInItsHelpAndItsRefusal() throws Exception {
+        Result r = chaos(List.of("--help"));
+        assertEquals(0, r.exit, r.output);
+        assertTrue(r.output.contains("partition, rolling-restart, all (default)"), r.output);
+        assertTrue(r.output.contains("rolling-restart stops every node in turn cleanly"), r.output);
+        assertTrue(r.output.contains("the partition plan's namespaces carry this run's pid"), "the header's end: "
+            + r.output);
+        r = chaos(List.of("--plan", "rolling"));
+        assertEquals(2, r.exit, r.output);
+        assertTrue(r.output.contains("unknown plan 'rolling'") && r.output.contains(" rolling-restart, all"), r.output);
+    }
+
+    @Test
+    void shouldRefuseARollingGapThatIsNoNumberOfSteps() throws Exception {
+        Result r = chaos(List.of("--plan", "rolling-restart"), java.util.Map.of("TROUPE_CHAOS_ROLL_GAP", "0"));
+        assertEquals(2, r.exit, r.output);
+        assertTrue(r.output.contains("TROUPE_CHAOS_ROLL_GAP must be a positive number of steps, got '0'"), r.output);
+    }
+
     private record Result(int exit, String output) {
     }
 
     private static Result chaos(List<String> args) throws IOException, InterruptedException {
+        return chaos(args, java.util.Map.of());
+    }
+
+    private static Result chaos(List<String> args, java.util.Map<String, String> env)
+        throws IOException, InterruptedException {
         Path root = Path.of(System.getProperty("user.dir")).getParent();
         List<String> cmd = new ArrayList<>(List.of("bash", root.resolve("scripts/chaos").toString(), "--plan",
             "kill-worker"));
         cmd.addAll(args);
         Path log = Files.createTempFile("chaos-options", ".log");
         try {
-            Process p = new ProcessBuilder(cmd).directory(root.toFile()).redirectErrorStream(true)
-                .redirectOutput(log.toFile()).start();
+            ProcessBuilder pb = new ProcessBuilder(cmd).directory(root.toFile()).redirectErrorStream(true)
+                .redirectOutput(log.toFile());
+            pb.environment().putAll(env);
+            Process p = pb.start();
             p.getOutputStream().close();
             boolean ended = p.waitFor(30, TimeUnit.SECONDS);
             if (!ended) { // past the option checks: it would build and start nodes
