@@ -174,6 +174,17 @@ final class CoordinatorContext {
         };
     }
 
+    /**
+     * Whether this coordinator's own node is leaving the cluster (or has left it, or was downed): the singleton is
+     * then handed over to the next oldest node, whose coordinator carries the job on.
+     */
+    boolean ownNodeLeaving() {
+        org.apache.pekko.cluster.MemberStatus s = Cluster.get(ctx.getSystem()).selfMember().status();
+        return java.util.List.of(org.apache.pekko.cluster.MemberStatus.leaving(),
+            org.apache.pekko.cluster.MemberStatus.exiting(), org.apache.pekko.cluster.MemberStatus.down(),
+            org.apache.pekko.cluster.MemberStatus.removed()).contains(s);
+    }
+
     Behavior<Command> onCancel(CancelJob m) {
         if (run != null && m.submitter().equals(run.submitter)) {
             return stopJob("cancelled: " + m.reason());

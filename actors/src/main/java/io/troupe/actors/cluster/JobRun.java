@@ -69,6 +69,8 @@ final class JobRun {
     /** Carried on from its record by this incarnation: the first re-plan waits out the quiesce time. */
     boolean adopted;
     boolean quiesceExpired;
+    /** This coordinator's node was found leaving at a re-plan (said once; the next coordinator re-plans). */
+    boolean leavingNoted;
     String planError = "";
     /**
      * The previous epoch's workers by rank and layout, and the steps it committed: what in-memory snapshots restore.

@@ -170,6 +170,16 @@ final class RecoveringPhase {
         if (!r.backoffDone || !(allQuiet || r.quiesceExpired)) {
             return Behaviors.same();
         }
+        if (c.ownNodeLeaving()) {
+            // the singleton is handed over as the node leaves: an epoch planned now would only be aborted by the
+            // next coordinator, which then waits for workers still building it (and may leave them out)
+            if (!r.leavingNoted) {
+                r.leavingNoted = true;
+                c.ctx.getLog().warn("{}: not re-planning: this coordinator's node is leaving the cluster; the next"
+                    + " coordinator takes the job on from its record", r.identity);
+            }
+            return Behaviors.same();
+        }
         int available = 0;
         for (ActorRef<WorkerActor.Command> w : usable) {
             if (r.quiesced.contains(w)) {
