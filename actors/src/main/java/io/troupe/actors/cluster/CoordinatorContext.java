@@ -45,6 +45,8 @@ final class CoordinatorContext {
     final Set<ActorRef<WorkerActor.Command>> listed = new HashSet<>();
     /** The newest epoch any worker reported: a new job starts above it, so no group id is reused. */
     long highestEpoch;
+    /** This node left, is leaving or was downed (its own member event said so): no new epoch is planned here. */
+    private boolean ownNodeLeaving;
     JobRun run;
 
     private final IdlePhase idlePhase = new IdlePhase(this);
@@ -81,7 +83,7 @@ final class CoordinatorContext {
     }
 
     /** A member's incarnation, as workers describe their node: address#uid. */
-    private static String incarnation(org.apache.pekko.cluster.Member m) {
+    static String incarnation(org.apache.pekko.cluster.Member m) {
         return m.address() + "#" + m.uniqueAddress().longUid();
     }
 
@@ -175,14 +177,16 @@ final class CoordinatorContext {
     }
 
     /**
-     * Whether this coordinator's own node is leaving the cluster (or has left it, or was downed): the singleton is
-     * then handed over to the next oldest node, whose coordinator carries the job on.
+     * Whether this coordinator's own node is leaving the cluster (or has left it, or was downed), as its member
+     * events said: the singleton is then handed over to the next oldest node, whose coordinator carries the job on.
      */
     boolean ownNodeLeaving() {
-        org.apache.pekko.cluster.MemberStatus s = Cluster.get(ctx.getSystem()).selfMember().status();
-        return java.util.List.of(org.apache.pekko.cluster.MemberStatus.leaving(),
-            org.apache.pekko.cluster.MemberStatus.exiting(), org.apache.pekko.cluster.MemberStatus.down(),
-            org.apache.pekko.cluster.MemberStatus.removed()).contains(s);
+        return ownNodeLeaving;
+    }
+
+    /** This node as member events name it: address#uid. */
+    static String selfIncarnation(ActorContext<?> ctx) {
+        return incarnation(Cluster.get(ctx.getSystem()).selfMember());
     }
 
     Behavior<Command> onCancel(CancelJob m) {
@@ -283,6 +287,9 @@ final class CoordinatorContext {
                 }
             }
             case LEAVING, DOWNED, REMOVED -> {
+                if (m.address().equals(selfIncarnation(ctx))) {
+                    ownNodeLeaving = true;
+                }
                 List<Integer> lost = run == null ? List.of() : members.ranksOn(run.ranks, m.address());
                 // lost while recovering from another fault: the ranks it hosted in the epoch that fault ended
                 List<Integer> lostBefore = run == null || !lost.isEmpty() ? List.of()

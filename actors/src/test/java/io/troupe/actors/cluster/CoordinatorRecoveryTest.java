@@ -159,6 +159,39 @@ class CoordinatorRecoveryTest {
     }
 
     /**
+     * A coordinator whose own node is leaving the cluster (a rolling restart of the coordinator's node) ends the
+     * epoch a fault ended but plans no new one: the singleton is being handed over, and the next coordinator carries
+     * the job on from its record. An epoch planned here would be aborted at the hand-over while its workers still
+     * built it, and workers slow to stop that build were left out of the next plan. The coordinator stays in its
+     * recovery: a node reachable again is sent that recovery's abort, and nothing was assigned before it.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldPlanNoEpochWhileItsOwnNodeIsLeaving() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        ScriptedWorker c = coordinator.worker(NODE_C);
+        coordinator.register(a, b, c);
+        Running first = run(job("2x1", 1000), a, b);
+
+        coordinator.member(coordinator.selfNode(), Kind.LEAVING);
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, first.job(), 0, "scripted fault"));
+        JobIdentity recovery = coordinator.awaitAbort(first.job(), a, b, c);
+        coordinator.awaitTimer(recovery, "backoff");
+        coordinator.tell(a.quiesced(first.epoch().get(0)));
+        coordinator.tell(b.quiesced(first.epoch().get(1)));
+        coordinator.tell(new CoordinatorActor.Quiesced(c.ref(), JobIdentity.NONE));  // every worker quiet: settled
+        coordinator.member(NODE_B, Kind.REACHABLE);
+
+        b.await(WorkerActor.Abort.class, m -> m.job().equals(recovery), "the recovery's abort again: still recovering");
+        for (ScriptedWorker w : List.of(a, b, c)) {
+            assertTrue(w.inbox().all().stream().noneMatch(m -> m instanceof WorkerActor.Assign as
+                && as.job().epoch() >= recovery.epoch()), "no epoch planned: " + w.inbox().all());
+        }
+    }
+
+    /**
      * A node unreachable when a recovery aborted the epoch is sent that abort once it is reachable again, so the
      * re-plan gets its workers' answers instead of waiting out the quiesce timeout (60 s here) for them.
      */

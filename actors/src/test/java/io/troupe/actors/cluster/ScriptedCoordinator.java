@@ -161,6 +161,11 @@ final class ScriptedCoordinator implements AutoCloseable {
         }
     }
 
+    /** The coordinator's own node, as its member events name it (address#uid). */
+    String selfNode() {
+        return CoordinatorContext.incarnation(org.apache.pekko.cluster.typed.Cluster.get(system).selfMember());
+    }
+
     /** A cluster event about node {@code node}, as the coordinator's cluster subscription delivers it. */
     void member(String node, CoordinatorActor.MemberEvent.Kind kind) {
         switch (kind) {
