@@ -45,6 +45,8 @@ final class CoordinatorContext {
     final Set<ActorRef<WorkerActor.Command>> listed = new HashSet<>();
     /** The newest epoch any worker reported: a new job starts above it, so no group id is reused. */
     long highestEpoch;
+    /** This node as its member events name it (address#uid). */
+    private final String self;
     /** This node left, is leaving or was downed (its own member event said so): no new epoch is planned here. */
     private boolean ownNodeLeaving;
     JobRun run;
@@ -66,6 +68,7 @@ final class CoordinatorContext {
             l -> new WorkersChanged(l.getAllServiceInstances(WorkerActor.KEY)));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerActor.KEY, listing));
         Cluster cluster = Cluster.get(ctx.getSystem());
+        self = incarnation(cluster.selfMember());
         subscribe(cluster, ClusterEvent.UnreachableMember.class, e -> new MemberEvent(incarnation(e.member()),
             MemberEvent.Kind.UNREACHABLE));
         subscribe(cluster, ClusterEvent.ReachableMember.class, e -> new MemberEvent(incarnation(e.member()),
@@ -184,11 +187,6 @@ final class CoordinatorContext {
         return ownNodeLeaving;
     }
 
-    /** This node as member events name it: address#uid. */
-    static String selfIncarnation(ActorContext<?> ctx) {
-        return incarnation(Cluster.get(ctx.getSystem()).selfMember());
-    }
-
     Behavior<Command> onCancel(CancelJob m) {
         if (run != null && m.submitter().equals(run.submitter)) {
             return stopJob("cancelled: " + m.reason());
@@ -287,7 +285,7 @@ final class CoordinatorContext {
                 }
             }
             case LEAVING, DOWNED, REMOVED -> {
-                if (m.address().equals(selfIncarnation(ctx))) {
+                if (m.address().equals(self)) {
                     ownNodeLeaving = true;
                 }
                 List<Integer> lost = run == null ? List.of() : members.ranksOn(run.ranks, m.address());

@@ -161,17 +161,9 @@ public final class NetnsTransportBench {
 
     /** The data plane as {@link TransportBench}'s UDP rows run it, on {@code bindHost}, with UDP MTU {@code mtu}. */
     static TransportSettings settings(Map<String, String> args, String bindHost, int mtu) {
-        TransportSettings d = TransportSettings.defaults();
         long term = ByteSize.parse(args.getOrDefault("term", "64m"));
         long chunk = ByteSize.parse(args.getOrDefault("chunk", "4m"));
-        return d.withCrcEnabled(false)
-            .withIpcCrcEnabled(false)
-            .withReceiverWindowBytes(0)
-            .withChunkBytes(64 * 1024) // before the term, which must hold 8 chunks
-            .withTermLengthBytes((int) term)
-            .withChunkBytes((int) chunk)
-            .withReceiveBudgetBytes(512L * MIB)
-            .withThreadingMode(ThreadingMode.SHARED_NETWORK)
+        return TransportBench.benchSettings(term, chunk, ThreadingMode.SHARED_NETWORK)
             .withMtuBytes(mtu)
             .withSocketBufferBytes((int) ByteSize.parse(args.getOrDefault("sockbuf", "4m")))
             .withReceiverWindowBytes((int) ByteSize.parse(args.getOrDefault("window", "0")))

@@ -53,6 +53,22 @@ public final class TransportBench {
     }
 
     /**
+     * The data plane as this benchmark times it: the defaults with CRCs off (a trusted link), a {@code termBytes}
+     * term of {@code chunkBytes} chunks, a 512 MiB receive budget and driver threading {@code mode}.
+     */
+    static TransportSettings benchSettings(long termBytes, long chunkBytes, ThreadingMode mode) {
+        return TransportSettings.defaults()
+            .withCrcEnabled(false)
+            .withIpcCrcEnabled(false)
+            .withReceiverWindowBytes(0)
+            .withChunkBytes(64 * 1024) // before the term, which must hold 8 chunks
+            .withTermLengthBytes((int) termBytes)
+            .withChunkBytes((int) chunkBytes)
+            .withReceiveBudgetBytes(512L * MIB)
+            .withThreadingMode(mode);
+    }
+
+    /**
      * Runs the benchmark. Optional arguments {@code key=value} (sizes as {@code 65504}, {@code 64k}, {@code 4m}):
      * {@code term=} (default 64m), {@code chunk=} (default 4m), {@code mtu=}, {@code sockbuf=}, {@code window=}
      * (UDP loopback MTU, socket buffers and receiver window; default: {@link TransportSettings#defaults()}),
@@ -103,15 +119,7 @@ public final class TransportBench {
         }
         String loadAverage = loadAverage();
         double memcpy = memcpyGbps(64 * MIB);
-        TransportSettings ipc = defaults
-            .withCrcEnabled(false)
-            .withIpcCrcEnabled(false)
-            .withReceiverWindowBytes(0)
-            .withChunkBytes(64 * 1024) // before the term, which must hold 8 chunks
-            .withTermLengthBytes((int) termBytes)
-            .withChunkBytes((int) chunkBytes)
-            .withReceiveBudgetBytes(512L * MIB)
-            .withThreadingMode(mode);
+        TransportSettings ipc = benchSettings(termBytes, chunkBytes, mode);
         TransportSettings udp = ipc
             .withLoopbackMtuBytes((int) mtuBytes)
             .withSocketBufferBytes((int) socketBytes)
