@@ -77,7 +77,8 @@ final class CommittingPhase {
             }
             if (full.dp() > r.plan.dp()) {
                 return c.replanning("grow back to dp " + full.dp() + " (" + c.members.usable().size()
-                    + " workers) from the commit of step " + r.committed(), false);
+                    + " workers) from the commit of step " + r.committed(),
+                    RecoveringPhase.Cause.GROW_BACK);
             }
         }
         return c.nextOrFinish();

@@ -135,8 +135,8 @@ final class CoordinatorContext {
         return recoveringPhase.recovering(reason);
     }
 
-    Behavior<Command> replanning(String reason, boolean fault) {
-        return recoveringPhase.replanning(reason, fault);
+    Behavior<Command> replanning(String reason, RecoveringPhase.Cause cause) {
+        return recoveringPhase.replanning(reason, cause);
     }
 
     Behavior<Command> adopt(WorkerInfo m) {
@@ -285,8 +285,14 @@ final class CoordinatorContext {
                 }
             }
             case LEAVING, DOWNED, REMOVED -> {
+                boolean planned = m.kind() == MemberEvent.Kind.LEAVING; // left gracefully: an operator's act
                 if (m.address().equals(self)) {
                     ownNodeLeaving = true;
+                    if (planned && run != null && run.record.handover().isEmpty()) {
+                        // the next incarnation takes the job over as the continuation of this departure, not a fault
+                        run.record = run.record.withHandover(ctx.getSystem().address().toString());
+                        writeRecord(run);
+                    }
                 }
                 List<Integer> lost = run == null ? List.of() : members.ranksOn(run.ranks, m.address());
                 // lost while recovering from another fault: the ranks it hosted in the epoch that fault ended
@@ -303,7 +309,7 @@ final class CoordinatorContext {
                     // loss is a fault of its own (one that never answered may be that fault, a peer's report of it
                     // having come before its downing)
                     if (run.phase == JobRun.Phase.RECOVERING && gone.stream().anyMatch(run.quiesced::contains)) {
-                        Behavior<Command> failed = recoveringPhase.faultDuringRecovery(reason);
+                        Behavior<Command> failed = recoveringPhase.faultDuringRecovery(reason, planned);
                         if (failed != null) {
                             return failed;
                         }
@@ -312,8 +318,9 @@ final class CoordinatorContext {
                 if (!lost.isEmpty()) {
                     String reason = "member " + m.address() + " " + how + ", hosting rank(s) " + lost;
                     run.lostMembers.add(reason);
-                    Behavior<Command> next = recovering(reason);
-                    if (run != null && m.kind() == MemberEvent.Kind.LEAVING) {
+                    Behavior<Command> next = replanning(reason, planned ? RecoveringPhase.Cause.DEPARTURE
+                        : RecoveringPhase.Cause.FAULT);
+                    if (run != null && planned) {
                         for (ActorRef<WorkerActor.Command> w : gone) {
                             w.tell(new WorkerActor.Abort(run.identity, reason, ctx.getSelf())); // stop it serving
                         }

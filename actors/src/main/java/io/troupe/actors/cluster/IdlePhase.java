@@ -71,10 +71,17 @@ final class IdlePhase {
         if (rec == null || rec.state() != JobRecord.State.RUNNING || rec.identity().jobId() != m.holds().jobId()) {
             return Behaviors.same();
         }
-        c.run = JobRun.adopted(rec, Path.of(m.recordDir()), c.settings, ActorRefResolver.get(c.ctx.getSystem()));
+        c.run = JobRun.adopted(rec.withHandover(""), Path.of(m.recordDir()), c.settings,
+            ActorRefResolver.get(c.ctx.getSystem()));
         c.ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
         c.run.adopted = true; // workers are still being described: re-plan once every listed one quiesced
         c.run.inherited = true; // the epoch it ended is learned from the workers' reports
+        if (!rec.handover().isEmpty()) {
+            // the coordinator on a node that left gracefully handed the job over: its departure is recorded already
+            return c.replanning("the coordinator on " + rec.handover() + " handed the job over as its node left the"
+                + " cluster; " + c.ctx.getSystem().address() + " carries the job on from its record",
+                RecoveringPhase.Cause.HANDOVER);
+        }
         return c.recovering("coordinator incarnation lost; " + c.ctx.getSystem().address()
             + " carries the job on from its record");
     }

@@ -28,7 +28,9 @@ import java.util.Locale;
  *  "submitter": "pekko://troupe@127.0.0.1:25601/system/job-listener-1#123",  // the client's own listener
  *  "observer": "pekko://troupe@127.0.0.1:25520/user/jobs/job-0#456",         // the gateway's, for metrics
  *  "spec": {"model": "small", "layout": "2x2", ...},  // the job as submitted, every JobRequest field
- *  "faults": [{"epoch": 1, "at_ms": 1733360000000, "step": 14, "reason": "lost member ... hosting rank(s) [3]"}]}
+ *  "faults": [{"epoch": 1, "at_ms": 1733360000000, "step": 14, "reason": "lost member ... hosting rank(s) [3]"},
+ *             {"epoch": 2, "at_ms": 1733360090000, "step": 31, "reason": "member ... leaving ...", "planned": true}],
+ *  "handover": "pekko://troupe@10.0.0.1:25520"}   // only while a leaving coordinator hands the job over
  * }</pre>
  *
  * @param layout       the layout the job runs now ({@code spec.layout()} unless dp shrank)
@@ -38,11 +40,15 @@ import java.util.Locale;
  *                     to it from any coordinator incarnation), "" when unknown
  * @param observer     the serialized actor ref of the job gateway's publisher on the node the job came
  *                     through (that node's metrics), "" when none
- * @param faults       every fault that restarted (or ended) the job, oldest first
+ * @param faults       every cause that restarted (or ended) the job, oldest first: faults, and planned departures
+ *                     (a member that left the cluster gracefully)
+ * @param handover     the address of a coordinator whose node is leaving the cluster gracefully while it holds the
+ *                     job ("" when none): the next incarnation takes the job over without counting a fault, and
+ *                     clears it
  */
 public record JobRecord(JobIdentity identity, State state, JobRequest spec, String layout, int microbatches,
                         long lastCommittedStep, String lastCheckpoint, String submitter, String observer,
-                        List<Fault> faults) {
+                        List<Fault> faults, String handover) {
     public static final String FILE = "job.json";
     public static final int FORMAT = 1;
 
@@ -53,27 +59,45 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
     public enum State { RUNNING, FINISHED, FAILED, STOPPED }
 
     /**
-     * A fault: the epoch it ended, when (epoch millis), the step the job had committed up to when it came (the next
-     * step to commit; -1 where a record written without it does not say) and why.
+     * A restart's cause: the epoch it ended, when (epoch millis), the step the job had committed up to when it came
+     * (the next step to commit; -1 where a record written without it does not say), why, and whether it was
+     * {@code planned}: a member that left the cluster gracefully (a rolling restart, a scale-down), which
+     * {@link RestartBudget} counts only when the job made no progress after it; otherwise a fault.
      */
-    public record Fault(long epoch, long atMs, long step, String reason) {
+    public record Fault(long epoch, long atMs, long step, String reason, boolean planned) {
+        /** A fault (not planned). */
+        public Fault(long epoch, long atMs, long step, String reason) {
+            this(epoch, atMs, step, reason, false);
+        }
+
         /** A fault whose step is not known. */
         public Fault(long epoch, long atMs, String reason) {
-            this(epoch, atMs, -1, reason);
+            this(epoch, atMs, -1, reason, false);
         }
 
         @Override
         public String toString() {
             return "epoch " + epoch + " at " + java.time.Instant.ofEpochMilli(atMs)
-                + (step >= 0 ? " in step " + step : "") + ": " + reason;
+                + (step >= 0 ? " in step " + step : "") + ": " + reason + (planned ? " (planned)" : "");
         }
     }
 
     public JobRecord {
         faults = List.copyOf(faults);
+        if (handover == null) {
+            throw new IllegalArgumentException("a job record's handover is an address or \"\", not null");
+        }
     }
 
-    /** Restarts so far: faults that the job survived or ended on. */
+    /** A record with no hand-over under way. */
+    public JobRecord(JobIdentity identity, State state, JobRequest spec, String layout, int microbatches,
+                     long lastCommittedStep, String lastCheckpoint, String submitter, String observer,
+                     List<Fault> faults) {
+        this(identity, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter, observer,
+            faults, "");
+    }
+
+    /** Restarts so far: the faults the job survived or ended on, and its planned departures. */
     public int restarts() {
         return faults.size();
     }
@@ -84,29 +108,35 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
                 + next);
         }
         return new JobRecord(next, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
-            observer, faults);
+            observer, faults, handover);
     }
 
     public JobRecord withCommit(long step, String checkpoint) {
         return new JobRecord(identity, state, spec, layout, microbatches, step, checkpoint, submitter, observer,
-            faults);
+            faults, handover);
     }
 
     public JobRecord withLayout(String newLayout, int newMicrobatches) {
         return new JobRecord(identity, state, spec, newLayout, newMicrobatches, lastCommittedStep, lastCheckpoint,
-            submitter, observer, faults);
+            submitter, observer, faults, handover);
     }
 
     public JobRecord withFault(Fault f) {
         List<Fault> all = new ArrayList<>(faults);
         all.add(f);
         return new JobRecord(identity, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
-            observer, all);
+            observer, all, handover);
     }
 
     public JobRecord withState(State s) {
         return new JobRecord(identity, s, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
-            observer, faults);
+            observer, faults, handover);
+    }
+
+    /** The record with {@code address} as the leaving coordinator handing the job over ("" when none is). */
+    public JobRecord withHandover(String address) {
+        return new JobRecord(identity, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
+            observer, faults, address);
     }
 
     /** Writes {@code dir/job.json} durably and atomically. */
@@ -160,9 +190,14 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
             if (f.step() >= 0) {
                 sb.append(", \"step\": ").append(f.step());
             }
-            sb.append(", \"reason\": ").append(JsonChecksum.quote(f.reason())).append('}');
+            sb.append(", \"reason\": ").append(JsonChecksum.quote(f.reason()));
+            sb.append(f.planned() ? ", \"planned\": true}" : "}");
         }
-        sb.append("\n  ]\n}\n");
+        sb.append("\n  ]");
+        if (!handover.isEmpty()) {  // written only while set: a record without one reads and checks as before
+            sb.append(",\n  \"handover\": ").append(JsonChecksum.quote(handover));
+        }
+        sb.append("\n}\n");
         return sb.toString();
     }
 
@@ -189,12 +224,13 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
             List<Fault> faults = new ArrayList<>();
             for (Config f : c.getConfigList("faults")) {
                 faults.add(new Fault(f.getLong("epoch"), f.getLong("at_ms"), f.hasPath("step") ? f.getLong("step") : -1,
-                    f.getString("reason")));
+                    f.getString("reason"), f.hasPath("planned") && f.getBoolean("planned")));
             }
             JobRecord read = new JobRecord(id, State.valueOf(c.getString("state").toUpperCase(Locale.ROOT)), spec,
                 c.getString("layout"), c.getInt("microbatches"), c.getLong("last_committed_step"),
                 c.getString("last_checkpoint"), c.getString("submitter"),
-                c.hasPath("observer") ? c.getString("observer") : "", faults);
+                c.hasPath("observer") ? c.getString("observer") : "", faults,
+                c.hasPath("handover") ? c.getString("handover") : "");
             JsonChecksum.check(c, read.fieldsJson(), where);
             return read;
         } catch (ConfigException | ReflectiveOperationException | IllegalArgumentException e) {

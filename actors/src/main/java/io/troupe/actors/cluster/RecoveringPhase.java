@@ -25,31 +25,51 @@ final class RecoveringPhase {
         this.c = c;
     }
 
+    /** Why an epoch ends to re-plan, which decides what is recorded, counted and told. */
+    enum Cause {
+        /** A fault: recorded, counted against the budget by {@link RestartBudget}, the submitter told. */
+        FAULT,
+        /**
+         * A member that left the cluster gracefully took ranks with it: recorded as planned (counted only when the
+         * job makes no progress after it), the submitter told.
+         */
+        DEPARTURE,
+        /**
+         * A new coordinator incarnation takes over the job of one whose node left gracefully (its record says so):
+         * the departure is already recorded, nothing more is; the submitter is told.
+         */
+        HANDOVER,
+        /** Growing back to the requested layout at a commit: nothing lost, nothing recorded or told. */
+        GROW_BACK
+    }
+
     /**
      * A fault ended the epoch: record it, raise the epoch, abort everywhere, and re-plan once the
      * workers quiesced and the back-off passed (or fail past the retry budget).
      */
     Behavior<Command> recovering(String reason) {
-        return replanning(reason, true);
+        return replanning(reason, Cause.FAULT);
     }
 
     /**
-     * Ends the epoch to re-plan: after a fault ({@code fault}: recorded, counted against the budget,
-     * the submitter told) or to grow back to the requested layout at a commit (nothing lost).
+     * Ends the epoch to re-plan, after a fault, a member's planned departure, a coordinator's hand-over, or to grow
+     * back to the requested layout at a commit ({@link Cause}).
      */
-    Behavior<Command> replanning(String reason, boolean fault) {
+    Behavior<Command> replanning(String reason, Cause cause) {
         JobRun r = c.run;
         c.phase(JobRun.Phase.RECOVERING);
         c.timers.cancel(CoordinatorContext.DEADLINE);
-        if (fault) {
-            c.ctx.getLog().warn("{}: fault in step {}: {}", r.identity, r.committed(), reason);
+        if (cause == Cause.GROW_BACK) {
+            c.ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
+        } else {
+            c.ctx.getLog().warn("{}: {} in step {}: {}", r.identity, cause == Cause.FAULT ? "fault"
+                : cause == Cause.DEPARTURE ? "planned departure" : "hand-over", r.committed(), reason);
             r.faultNs = System.nanoTime();
-            Behavior<Command> failed = countFault(r, reason);
+            Behavior<Command> failed = cause == Cause.HANDOVER ? told(r, reason)
+                : countFault(r, reason, cause == Cause.DEPARTURE);
             if (failed != null) {
                 return failed;
             }
-        } else {
-            c.ctx.getLog().warn("{}: re-planning at step {}: {}", r.identity, r.committed(), reason);
         }
         r.restoredStep = r.record.lastCommittedStep();
         c.snapshots.epochEnded(r);
@@ -68,8 +88,8 @@ final class RecoveringPhase {
         r.backoffDone = false;
         c.timers.cancel("regather");             // each recovery waits for workers for a regather timeout of its own
         c.timers.startSingleTimer("backoff", new RecoveryTimer(r.identity, "backoff"),
-            fault ? c.settings.backoffBefore(c.settings.restartsCounted(r.record, System.currentTimeMillis()))
-                : Duration.ZERO);
+            cause == Cause.GROW_BACK ? Duration.ZERO
+                : c.settings.backoffBefore(c.settings.restartsCounted(r.record, System.currentTimeMillis())));
         r.quiesceExpired = false;
         c.timers.startSingleTimer("quiesce", new RecoveryTimer(r.identity, "quiesce"), c.settings.quiesceTimeout());
         return c.build(c.common(Behaviors.receive(Command.class))
@@ -83,13 +103,15 @@ final class RecoveringPhase {
      * (its back-off, its quiesce wait, or a wait for workers): a fault of its own, as it would be had it come after
      * the re-plan, so it is recorded with its time, the submitter is told, and it counts against
      * {@code max-restarts}. The recovery in progress takes it in (its re-plan leaves the node out): no further epoch.
+     * A node that left gracefully is recorded as a {@code planned} departure ({@link RestartBudget}).
      *
      * @return null while the job goes on, else the behavior after it failed past the budget
      */
-    Behavior<Command> faultDuringRecovery(String reason) {
+    Behavior<Command> faultDuringRecovery(String reason, boolean planned) {
         JobRun r = c.run;
-        c.ctx.getLog().warn("{}: fault during the recovery: {}", r.identity, reason);
-        Behavior<Command> failed = countFault(r, reason);
+        c.ctx.getLog().warn("{}: {} during the recovery: {}", r.identity, planned ? "planned departure" : "fault",
+            reason);
+        Behavior<Command> failed = countFault(r, reason, planned);
         if (failed == null) {
             c.writeRecord(r);
         }
@@ -97,19 +119,24 @@ final class RecoveringPhase {
     }
 
     /**
-     * Adds a fault to the job's record and counts it against {@code max-restarts}: past the budget the job fails,
-     * listing every fault (the behavior after that is returned); within it the submitter is told (null returned).
-     * The caller writes the record.
+     * Adds a fault (or a {@code planned} departure) to the job's record and counts the record against {@code
+     * max-restarts}: past the budget the job fails, listing every fault (the behavior after that is returned); within
+     * it the submitter is told (null returned). The caller writes the record.
      */
-    private Behavior<Command> countFault(JobRun r, String reason) {
+    private Behavior<Command> countFault(JobRun r, String reason, boolean planned) {
         long now = System.currentTimeMillis();
-        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), now, r.committed(), reason));
+        r.record = r.record.withFault(new JobRecord.Fault(r.identity.epoch(), now, r.committed(), reason, planned));
         int counted = c.settings.restartsCounted(r.record, now);
         if (counted > c.settings.maxRestarts()) {
             return c.failJob("gave up after " + (counted - 1) + " restarts (troupe.recovery.max-restarts="
                 + c.settings.maxRestarts() + ", restart-window=" + windowText(c.settings.restartWindow())
                 + "); faults: " + r.record.faults());
         }
+        return told(r, reason);
+    }
+
+    /** Tells the submitter the job is recovering; null: the job goes on. */
+    private static Behavior<Command> told(JobRun r, String reason) {
         r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
             r.record.restarts()));
         return null;

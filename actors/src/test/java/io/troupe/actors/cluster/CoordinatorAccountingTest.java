@@ -174,6 +174,42 @@ class CoordinatorAccountingTest {
         }
     }
 
+    /**
+     * A planned departure and a coordinator's hand-over are written only where they are (a record without them
+     * reads, and checks against its CRC32C, as one written before they existed), read back as written, and held by
+     * the CRC like every other value.
+     */
+    @Test
+    void shouldRecordPlannedDeparturesAndAHandOver(@TempDir Path dir) throws Exception {
+        JobRequest spec = new JobRequest("tiny", "2x2", 1, "1f1b", 4, 16, 30, 3e-3f, 3e-4f, 2, 1f, 9, "", "", 10,
+            dir.toString(), 60_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none", true, 2, 3);
+        JobRecord plain = new JobRecord(JOB, JobRecord.State.RUNNING, spec, "2x2", 4, 0, "", "pekko://t@h:1/user/x#1",
+            "", List.of(new JobRecord.Fault(1, 1_700_000_000_000L, 3, "rank 1 failed")));
+        plain.write(dir);
+        String plainJson = Files.readString(dir.resolve("job.json"));
+        assertFalse(plainJson.contains("planned") || plainJson.contains("handover"), plainJson);
+        assertEquals(plain, JobRecord.read(dir));
+
+        JobRecord handing = plain.withFault(new JobRecord.Fault(2, 1_700_000_060_000L, 5, "member left", true))
+            .withHandover("pekko://troupe@127.0.0.1:25520");
+        handing.write(dir);
+        JobRecord back = JobRecord.read(dir);
+        assertEquals(handing, back);
+        assertEquals(List.of(false, true), back.faults().stream().map(JobRecord.Fault::planned).toList());
+        assertEquals("pekko://troupe@127.0.0.1:25520", back.handover());
+        assertTrue(back.faults().get(1).toString().endsWith("member left (planned)"), back.faults().toString());
+        assertEquals(plain.withFault(handing.faults().get(1)), back.withHandover(""), "cleared by a new incarnation");
+
+        String json = Files.readString(dir.resolve("job.json"));
+        for (String[] damage : new String[][] {{"\"planned\": true", "\"planned\": false"},
+            {"25520\"", "25521\""}}) {
+            assertTrue(json.contains(damage[0]), damage[0] + " in " + json);
+            Files.writeString(dir.resolve("job.json"), json.replace(damage[0], damage[1]));
+            CheckpointException e = assertThrows(CheckpointException.class, () -> JobRecord.read(dir), damage[1]);
+            assertTrue(e.getMessage().contains("does not match its own CRC32C"), e.getMessage());
+        }
+    }
+
     @Test
     void shouldDoubleTheBackoffUpToItsCap() {
         RecoverySettings s = RecoverySettings.defaults();

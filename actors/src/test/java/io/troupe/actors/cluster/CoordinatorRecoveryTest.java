@@ -192,6 +192,87 @@ class CoordinatorRecoveryTest {
     }
 
     /**
+     * A member that leaves the cluster gracefully (a rolling restart, a scale-down) is a planned departure: the job
+     * re-plans without it, the submitter is told, and the record lists it as planned, but it does not count against
+     * the budget: with {@code max-restarts = 0} the job survives it and carries on, and the first fault ends it.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldNotCountAGracefulDepartureAgainstTheRestartBudget() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "max-restarts = 0",
+            "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        ScriptedWorker c = coordinator.worker(NODE_C);
+        coordinator.register(a, b, c);
+        Path checkpoints = dir.resolve("departure");
+        Running first = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+        coordinator.stepDone(first.epoch(), 0);
+
+        coordinator.member(NODE_B, Kind.LEAVING);                 // rank 1's node stopped by its operator
+        first.submitter().events().await(JobEvent.Recovering.class, m -> m.reason().contains("leaving the cluster"),
+            "the departure told");
+        coordinator.awaitAbort(first.job(), a, c);
+        coordinator.tell(a.quiesced(first.epoch().get(0)));
+        coordinator.tell(new CoordinatorActor.Quiesced(c.ref(), JobIdentity.NONE));
+        List<WorkerActor.Assign> next = coordinator.assignAndReady(first.job(), a, c);
+        assertEquals("2x1x1", next.get(0).request().layout(), "the spare keeps the layout");
+        List<JobRecord.Fault> entries = JobRecord.read(checkpoints).faults();
+        assertEquals(1, entries.size(), entries.toString());
+        assertTrue(entries.get(0).planned() && entries.get(0).reason().startsWith("member " + NODE_B),
+            entries.toString());
+
+        coordinator.stepDone(next, 0);                            // no snapshots or checkpoint: back from step 0,
+        coordinator.stepDone(next, 1);                            // and trained past where the departure found it
+        coordinator.tell(new CoordinatorActor.WorkerFailed(1, next.get(1).job(), 2, "scripted fault"));
+        JobEvent.Failed f = first.submitter().events().await(JobEvent.Failed.class, m -> true,
+            "the job's end at its first fault");
+        assertTrue(f.reason().startsWith("gave up after 0 restarts"), f.reason());
+    }
+
+    /**
+     * A coordinator whose node leaves gracefully while it holds a job writes a hand-over into the job's record; the
+     * next incarnation takes the job over from it as the continuation of that departure, not as a fault: with
+     * {@code max-restarts = 0} it re-plans and the job goes on, its record listing no fault and the hand-over
+     * cleared. (An incarnation lost without a hand-over counts one: the previous coordinator died.)
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldTakeOverAHandedOverJobWithoutCountingAFault() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        Path checkpoints = dir.resolve("handover");
+        Running first = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+        coordinator.member(coordinator.selfNode(), Kind.LEAVING);
+        coordinator.taken().await(CoordinatorActor.MemberEvent.class, m -> m.kind() == Kind.LEAVING, "its leaving");
+        JobRecord handedOver = JobRecord.read(checkpoints);
+        assertTrue(handedOver.handover().startsWith("pekko://"), "hand-over written: " + handedOver.handover());
+        coordinator.close();
+
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "max-restarts = 0",
+            "snapshots = off");
+        ScriptedWorker a2 = coordinator.worker(NODE_A);
+        ScriptedWorker b2 = coordinator.worker(NODE_B);
+        coordinator.list(a2, b2);
+        for (ScriptedWorker w : List.of(a2, b2)) {
+            w.await(WorkerActor.Describe.class, m -> true, "Describe");
+            coordinator.tell(new CoordinatorActor.WorkerInfo(w.ref(), w.description(), first.job(),
+                checkpoints.toString()));
+        }
+        coordinator.awaitAbort(first.job(), a2, b2);
+        coordinator.tell(a2.quiesced(first.epoch().get(0)));
+        coordinator.tell(b2.quiesced(first.epoch().get(1)));
+        List<WorkerActor.Assign> next = coordinator.assignAndReady(first.job(), a2, b2);
+        assertEquals("2x1x1", next.get(0).request().layout());
+        JobRecord record = JobRecord.read(checkpoints);
+        assertEquals(JobRecord.State.RUNNING, record.state());
+        assertEquals(List.of(), record.faults(), "no fault counted for the hand-over");
+        assertEquals("", record.handover(), "the hand-over is cleared once taken");
+    }
+
+    /**
      * A node unreachable when a recovery aborted the epoch is sent that abort once it is reachable again, so the
      * re-plan gets its workers' answers instead of waiting out the quiesce timeout (60 s here) for them.
      */

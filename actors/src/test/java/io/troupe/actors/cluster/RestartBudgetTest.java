@@ -49,6 +49,38 @@ class RestartBudgetTest {
         assertEquals(1, RestartBudget.counted(unknown, WINDOW, NOW));
     }
 
+    private static JobRecord.Fault departure(long agoMs, long step) {
+        return new JobRecord.Fault(1, NOW - agoMs, step, "left", true);
+    }
+
+    @Test
+    void shouldNotCountPlannedDeparturesAfterWhichTheJobTrainedOn() {
+        // a rolling restart of six nodes within minutes, the job training between them: none counts, with the
+        // window on or off, and a fault among them counts as before
+        List<JobRecord.Fault> rolling = List.of(departure(300_000, 10), departure(240_000, 14),
+            departure(180_000, 19), departure(120_000, 25), departure(60_000, 30), departure(0, 36));
+        assertEquals(0, RestartBudget.counted(rolling, WINDOW, NOW));
+        assertEquals(0, RestartBudget.counted(rolling, Duration.ZERO, NOW));
+        List<JobRecord.Fault> withFault = List.of(departure(300_000, 10), fault(240_000, 14), departure(180_000, 19),
+            departure(0, 36));
+        assertEquals(1, RestartBudget.counted(withFault, WINDOW, NOW), "the fault");
+        // the newest departure alone never counts: a job at its budget survives an operator's stop
+        List<JobRecord.Fault> atBudget = List.of(fault(3000, 5), fault(2000, 8), fault(1000, 11), departure(0, 14));
+        assertEquals(3, RestartBudget.counted(atBudget, WINDOW, NOW));
+    }
+
+    @Test
+    void shouldCountPlannedDeparturesAfterWhichTheJobMadeNoProgress() {
+        // a node stopped again and again before the job trains a step: every departure but the newest counts
+        List<JobRecord.Fault> again = List.of(departure(30 * HOUR, 50), departure(20 * HOUR, 50),
+            departure(10 * HOUR, 50), departure(0, 50));
+        assertEquals(3, RestartBudget.counted(again, WINDOW, NOW));
+        // a fault at the step a departure found: both count
+        assertEquals(2, RestartBudget.counted(List.of(departure(2 * HOUR, 50), fault(0, 50)), WINDOW, NOW));
+        // progress after the departure: it does not
+        assertEquals(1, RestartBudget.counted(List.of(departure(60_000, 50), fault(0, 51)), WINDOW, NOW));
+    }
+
     @Test
     void shouldReadTheWindowFromConfigurationAndRefuseWhatCannotBeMeant() {
         assertEquals(RecoverySettings.DEFAULT_RESTART_WINDOW,
