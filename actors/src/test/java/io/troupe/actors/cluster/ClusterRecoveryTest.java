@@ -128,6 +128,9 @@ class ClusterRecoveryTest {
         assertEquals(at, HeldGptStages.stepsBeforeTheFault(events), "the loss landed after step " + at);
         assertTrue(starts.size() >= 2, "a second epoch was started: " + starts);
         assertEquals(job.steps(), h.steps().size(), "every step reported once");
+        List<JobRecord.Fault> entries = JobRecord.read(Path.of(job.checkpointDir())).faults();
+        assertTrue(!entries.isEmpty() && entries.get(0).planned() && entries.get(0).reason().contains("leaving"),
+            "a closed node leaves the cluster gracefully, a planned departure: " + entries);
         return fin;
     }
 
