@@ -11,6 +11,17 @@ import java.util.List;
 public sealed interface JobEvent extends CrossNodeMessage {
 
     /**
+     * The coordinator took the submission: job {@code jobId} (8 hex digits, as {@link Started#jobId()}) at epoch
+     * {@code epoch}; {@link Started} follows once its workers are ready. The submitter sends its submission again
+     * every second until it hears from the coordinator (this event or any other), so a lost message does not leave
+     * it waiting for nothing; each repeat is answered with {@code repeat} true and changes nothing: the job's events
+     * go where the first submission's went, and a repeat of a submission already answered with its end (the job
+     * finished, failed or was refused) gets that end again instead.
+     */
+    record Accepted(String jobId, long epoch, boolean repeat) implements JobEvent {
+    }
+
+    /**
      * The layout is assigned and every worker is ready. {@code jobId} is the job's id as 8 hex digits, as its record
      * and the coordinator's log print it ({@code JobIdentity.idHex}), the same in every epoch. {@code snapshots}
      * says whether the epoch keeps in-memory snapshots: {@code "on"}, or {@code "off: "} and why (configured off,

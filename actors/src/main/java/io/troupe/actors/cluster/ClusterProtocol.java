@@ -40,5 +40,6 @@ final class ClusterProtocol {
         SnapshotPlan.class,
         WorkerActor.Committed.class,
         WorkerActor.DropSnapshots.class,
-        WorkerActor.Release.class);
+        WorkerActor.Release.class,
+        JobEvent.Accepted.class);
 }

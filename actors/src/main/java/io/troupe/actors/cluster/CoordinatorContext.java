@@ -194,14 +194,81 @@ final class CoordinatorContext {
         return Behaviors.same();
     }
 
+    /**
+     * A submission while a job runs: a repeat ({@link #answeredRepeat}) is answered as such; a submission of another
+     * submitter is refused, a job already running.
+     */
     Behavior<Command> refuseBusy(SubmitJob m) {
+        if (answeredRepeat(m)) {
+            return Behaviors.same();
+        }
         JobEvent.Failed busy = new JobEvent.Failed("a job is already running (" + run.identity + ")", 0,
             run.identity.epoch());
         m.replyTo().tell(busy);
         if (m.observer() != null) {
             m.observer().tell(busy);
         }
+        answered(serialized(m.replyTo()), "", 0, busy);
         return Behaviors.same();
+    }
+
+    /** How many submitters answered with their end this incarnation remembers, the newest kept. */
+    static final int ENDS_KEPT = 32;
+
+    /** A submission answered with its end: the job's id and epoch ("" and 0: refused, no job) and that end. */
+    private record Ended(String jobId, long epoch, JobEvent end) {
+    }
+
+    /** The last {@link #ENDS_KEPT} submitters answered with their end, by their serialized reference. */
+    private final java.util.Map<String, Ended> ended = new java.util.LinkedHashMap<>() {
+        @Override
+        protected boolean removeEldestEntry(java.util.Map.Entry<String, Ended> eldest) {
+            return size() > ENDS_KEPT;
+        }
+    };
+
+    /** A submitter as the job record names it: its serialized reference, the same in every incarnation. */
+    String serialized(ActorRef<JobEvent> ref) {
+        return org.apache.pekko.actor.typed.ActorRefResolver.get(ctx.getSystem()).toSerializationFormat(ref);
+    }
+
+    /**
+     * The submission of {@code submitter} (its serialized reference) was answered with {@code end}: a repeat of it is
+     * answered with it again.
+     */
+    void answered(String submitter, String jobId, long epoch, JobEvent end) {
+        ended.put(submitter, new Ended(jobId, epoch, end));
+    }
+
+    /**
+     * Answers {@code m} when it repeats a submission this incarnation has taken (the submitter sends it again until
+     * it hears from the coordinator, and a copy may come late or through another seed's gateway): the submitter of
+     * the job running gets {@link JobEvent.Accepted} again, one of the last {@link #ENDS_KEPT} answered with their end
+     * (finished, failed, stopped or refused) gets that end again; nothing changes, and the repeat's observer (a job
+     * gateway's, spawned for this copy) is told it is a repeat, which ends it. Submitters are compared by serialized
+     * reference, so a repeat reaches the job an incarnation adopted from its record. A repeat of a job that ended
+     * before this incarnation started is not recognised and runs as a new job, a corner accepted as such: the
+     * submitter stops sending at its first event and every job sends one (its {@code Accepted}) before its end, so
+     * only a copy sent before that and delayed past both the job's end and a coordinator hand-over could be one.
+     *
+     * @return false when {@code m} is a new submission
+     */
+    boolean answeredRepeat(SubmitJob m) {
+        String submitter = serialized(m.replyTo());
+        Ended end = ended.get(submitter);
+        boolean running = end == null && run != null && submitter.equals(run.record.submitter());
+        if (end == null && !running) {
+            return false;
+        }
+        JobEvent.Accepted repeat = running ? new JobEvent.Accepted(run.identity.idHex(), run.identity.epoch(), true)
+            : new JobEvent.Accepted(end.jobId(), end.epoch(), true);
+        m.replyTo().tell(running ? repeat : end.end());
+        if (m.observer() != null && !(running && serialized(m.observer()).equals(run.record.observer()))) {
+            m.observer().tell(repeat);
+        }
+        ctx.getLog().info("a repeated submission from {}: answered {}", m.replyTo().path(),
+            running ? "as accepted, " + run.identity : "with its end, " + end.end().getClass().getSimpleName());
+        return true;
     }
 
     Behavior<Command> onWorkersChanged(WorkersChanged m) {
@@ -384,7 +451,10 @@ final class CoordinatorContext {
         r.record = r.record.withState(JobRecord.State.FINISHED);
         writeRecord(r);
         releaseWorkers(r);
-        r.tell(new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss, r.record.lastCheckpoint()));
+        JobEvent.Finished finished = new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss,
+            r.record.lastCheckpoint());
+        r.tell(finished);
+        answered(r.record.submitter(), r.identity.idHex(), r.identity.epoch(), finished);
         ctx.getLog().info("{} finished after {} steps ({} restarts)", r.identity, r.committed(), r.record.restarts());
         run = null;
         return idle();
@@ -439,7 +509,9 @@ final class CoordinatorContext {
             r.record = r.record.withState(state);
             writeRecord(r);
         } finally {
-            r.tell(new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch()));
+            JobEvent.Failed failed = new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch());
+            r.tell(failed);
+            answered(r.record.submitter(), r.identity.idHex(), r.identity.epoch(), failed);
             run = null;
         }
         return idle();

@@ -30,7 +30,15 @@ final class IdlePhase {
             .onMessage(SubmitJob.class, c.guard(this::onSubmit)));
     }
 
+    /**
+     * Takes a submission: the submitter (and observer) hear {@link JobEvent.Accepted} once its record is written,
+     * then the job gathers its workers. A repeat of a submission this incarnation already answered with its end
+     * gets that end again ({@link CoordinatorContext#answeredRepeat}).
+     */
     private Behavior<Command> onSubmit(SubmitJob m) {
+        if (c.answeredRepeat(m)) {
+            return Behaviors.same();
+        }
         JobRun r;
         try {
             r = JobRun.submitted(m.job(), m.replyTo(), m.observer(), c.settings, c.highestEpoch + 1,
@@ -41,6 +49,7 @@ final class IdlePhase {
             if (m.observer() != null) {
                 m.observer().tell(refused);
             }
+            c.answered(c.serialized(m.replyTo()), "", 0, refused);
             return Behaviors.same();
         }
         c.highestEpoch = r.identity.epoch();
@@ -52,6 +61,7 @@ final class IdlePhase {
             w.tell(new WorkerActor.Describe(c.ctx.getSelf()));
         }
         c.writeRecord(r);
+        r.tell(new JobEvent.Accepted(r.identity.idHex(), r.identity.epoch(), false));
         c.ctx.getLog().info("{} submitted: layout {} schedule {}, waiting for {} workers ({} known), record {}",
             r.identity, r.request.layout(), r.request.schedule(), r.plan.worldSize(), c.members.size(), r.recordDir);
         c.timers.startSingleTimer("gather", new RecoveryTimer(r.identity, "gather"),

@@ -183,9 +183,16 @@ public final class TroupeNode implements AutoCloseable {
         }
     }
 
-    /** Publishes a job's events on this node's event stream, up to its end. */
+    /**
+     * Publishes a job's events on this node's event stream, up to its end. The observer of a repeated submission
+     * (the submitter sends it again until it hears from the coordinator) is told so and stops, publishing nothing:
+     * the first submission's observer publishes the job's events.
+     */
     private static Behavior<JobEvent> observer() {
         return Behaviors.receive((ctx, e) -> {
+            if (e instanceof JobEvent.Accepted a && a.repeat()) {
+                return Behaviors.stopped();
+            }
             ctx.getSystem().eventStream().tell(new org.apache.pekko.actor.typed.eventstream.EventStream.Publish<>(e));
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped()
                 : Behaviors.same();
@@ -197,8 +204,8 @@ public final class TroupeNode implements AutoCloseable {
      * membership), so it is never a member the split-brain resolver counts or downs, and its loss
      * fails at most its own watch. Jobs go to the job gateway of the first seed that answers (each
      * tried in turn for {@link #SEED_ANSWER_WAIT}, round after round up to {@link #SEEDS_DEADLINE};
-     * a single seed is waited for the whole deadline), cancellations to the gateways of every seed (any
-     * of them may be gone). The coordinator sends events straight
+     * a single seed is waited for the whole deadline), and their repeats until the coordinator answers, as
+     * cancellations, to the gateways of every seed (any of them may be gone). The coordinator sends events straight
      * to the client's listener, from whichever node hosts it now, so the watch outlives the node
      * the client talked to; {@code hostname} must be one the nodes can reach.
      */
@@ -245,7 +252,11 @@ public final class TroupeNode implements AutoCloseable {
 
     /**
      * Submits a job to the coordinator; {@code events} gets the job's events in order, on an actor
-     * thread, up to and including its {@link JobEvent.Finished} or {@link JobEvent.Failed}.
+     * thread, from its {@link JobEvent.Accepted} up to and including its {@link JobEvent.Finished} or
+     * {@link JobEvent.Failed}. The submission is sent again every {@link #SUBMIT_RESEND}, to the gateway of
+     * every seed, until the coordinator answers it (any first event) or {@link #SUBMIT_GIVE_UP} passed: a copy
+     * lost on the way (the gateway's node stopping, a coordinator hand-over) does not leave the job unsent, and
+     * the coordinator takes a repeat once (it answers it, {@code repeat} true, and starts nothing).
      *
      * @return cancels the job when run (the coordinator ends it as {@link JobEvent.Failed}, its
      *         reason starting with {@code cancelled}); nothing when the job has already ended
@@ -285,14 +296,13 @@ public final class TroupeNode implements AutoCloseable {
      * As {@link #submit(JobRequest, Consumer)}; a client that has not {@linkplain #connect(Duration)
      * connected} tries its seeds' gateways in turn, {@code waitEach} for each (a single seed: for the
      * whole deadline), round after round until {@code deadline}, and sends the job to the first that
-     * answers; none answering fails the job unsent, naming every seed.
+     * answers, then again to every seed until the coordinator answers ({@link #submitter}); none answering
+     * fails the job unsent, naming every seed.
      */
     Runnable submit(JobRequest job, Consumer<JobEvent> events, Duration waitEach, Duration deadline) {
-        ActorRef<JobEvent> listener = system.systemActorOf(Behaviors.<JobEvent>receive((ctx, e) -> {
-            events.accept(e);
-            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped()
-                : Behaviors.same();
-        }), "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
+        java.util.concurrent.atomic.AtomicBoolean heard = new java.util.concurrent.atomic.AtomicBoolean();
+        ActorRef<JobEvent> listener = system.systemActorOf(listener(events, heard),
+            "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
         ActorRef<CoordinatorActor.Command> gateway = !client ? gateways.get(0)
             : answered != null ? answered
             : answeringGateway(gateways.size() > 1 ? waitEach : deadline, deadline);
@@ -303,7 +313,9 @@ public final class TroupeNode implements AutoCloseable {
             return () -> {
             };
         }
-        gateway.tell(new CoordinatorActor.SubmitJob(job, listener));
+        system.systemActorOf(submitter(new CoordinatorActor.SubmitJob(job, listener), gateway, gateways, heard::get,
+            SUBMIT_RESEND, SUBMIT_GIVE_UP), "job-submit-" + System.nanoTime(),
+            org.apache.pekko.actor.typed.Props.empty());
         java.util.concurrent.atomic.AtomicBoolean cancelled = new java.util.concurrent.atomic.AtomicBoolean();
         return () -> {
             if (cancelled.compareAndSet(false, true)) {
@@ -311,6 +323,68 @@ public final class TroupeNode implements AutoCloseable {
                     "job-cancel-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
             }
         };
+    }
+
+    /**
+     * A job's listener: passes each event to {@code events}, sets {@code heard} at the first (the coordinator
+     * answered the submission), and stops after the job's end.
+     */
+    static Behavior<JobEvent> listener(Consumer<JobEvent> events, java.util.concurrent.atomic.AtomicBoolean heard) {
+        return Behaviors.receive((ctx, e) -> {
+            heard.set(true);
+            events.accept(e);
+            return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped()
+                : Behaviors.same();
+        });
+    }
+
+    /** How often a submission is sent again until the coordinator answers it, and for how long at most. */
+    static final Duration SUBMIT_RESEND = Duration.ofSeconds(1);
+    static final Duration SUBMIT_GIVE_UP = Duration.ofMinutes(5);
+
+    /**
+     * Sends {@code submission} to {@code first} (the gateway chosen for it), then again to the gateway of every seed
+     * every {@code resend} ({@link #SUBMIT_RESEND}) until the coordinator answered it ({@code heard}: the listener got
+     * its first event, whichever), the listener stopped, or {@code giveUpAfter} ({@link #SUBMIT_GIVE_UP}) passed;
+     * then it stops. A submission sent once is lost with the gateway's node stopping as it passes, a coordinator
+     * hand-over, or a dropped remote message, and its submitter would wait for nothing; the coordinator answers a
+     * repeat without starting the job again ({@link JobEvent.Accepted}). The repeats go by actor selection, as the
+     * {@linkplain #canceller canceller's} do, so they reach a seed started again at its address.
+     */
+    static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,
+                                      List<ActorRef<CoordinatorActor.Command>> gateways,
+                                      java.util.function.BooleanSupplier heard, Duration resend, Duration giveUpAfter) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+            ctx.watch(submission.replyTo());
+            long giveUp = System.nanoTime() + giveUpAfter.toNanos();
+            int[] sent = {1};
+            first.tell(submission);
+            timers.startTimerWithFixedDelay(new Resend(), resend);
+            return Behaviors.receive(Object.class)
+                .onMessage(Resend.class, r -> {
+                    if (heard.getAsBoolean()) {
+                        return Behaviors.stopped();
+                    }
+                    if (System.nanoTime() > giveUp) {
+                        ctx.getLog().warn("troupe: no answer to the job submission from {} after {} sends over {} s; "
+                            + "no longer sending it", seedsOf(gateways), sent[0], giveUpAfter.toSeconds());
+                        return Behaviors.stopped();
+                    }
+                    if (sent[0] == 1) {
+                        ctx.getLog().info("troupe: no answer to the job submission within {} ms; sending it again to "
+                            + "{} every {} ms until one comes", resend.toMillis(), seedsOf(gateways),
+                            resend.toMillis());
+                    }
+                    for (ActorRef<CoordinatorActor.Command> g : gateways) {
+                        ctx.getSystem().classicSystem().actorSelection(g.path()).tell(submission,
+                            org.apache.pekko.actor.ActorRef.noSender());
+                    }
+                    sent[0]++;
+                    return Behaviors.same();
+                })
+                .onSignal(org.apache.pekko.actor.typed.Terminated.class, t -> Behaviors.stopped())
+                .build();
+        }));
     }
 
     /** How often a cancellation is sent again until its job ends, and for how long at most. */
@@ -360,8 +434,8 @@ public final class TroupeNode implements AutoCloseable {
     /**
      * The first gateway, in seed order, whose node answers an Identify of it within {@code waitEach},
      * the seeds tried round after round (a node still starting, or an association slow to open under
-     * load, answers a later try) until {@code deadline}: the job then goes there only, never to two
-     * nodes. Null when none answered.
+     * load, answers a later try) until {@code deadline}: the job's first copy goes there only (its repeats, until
+     * the coordinator answers, go to every seed, and the coordinator takes one). Null when none answered.
      */
     private ActorRef<CoordinatorActor.Command> answeringGateway(Duration waitEach, Duration deadline) {
         long end = System.nanoTime() + deadline.toNanos();

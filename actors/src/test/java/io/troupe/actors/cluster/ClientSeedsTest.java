@@ -20,8 +20,8 @@ import org.junit.jupiter.api.Timeout;
 /**
  * A client submits through the first seed whose job gateway answers, trying each in turn for a
  * bounded wait, round after round up to a deadline: a dead first seed costs that wait, not the job;
- * no seed answering by the deadline fails the job unsent, naming every seed tried; a job is never
- * sent to two nodes.
+ * no seed answering by the deadline fails the job unsent, naming every seed tried; a job answered at
+ * once is sent to one node, once.
  */
 @Timeout(120)
 class ClientSeedsTest {

@@ -41,6 +41,7 @@ class TroupeKryoSerializerTest {
             new WorkerDescription("pekko://troupe@127.0.0.1:1", "n:h:1:2", "n:h:1:3", "cpu", 1, "n:h:1:4", 20,
                 3L << 30),
             new JobEvent.Started("0000002a", 2, 2, "rank 0 -> a, rank 1 -> b", "off: node b needs 9 bytes"),
+            new JobEvent.Accepted("0000002a", 2, true),
             new WorkerActor.DropSnapshots(new io.troupe.runtime.transport.JobIdentity(5, 3), "node b needs 9 bytes"))) {
             Output out = new Output(256, -1);
             k.writeClassAndObject(out, msg);

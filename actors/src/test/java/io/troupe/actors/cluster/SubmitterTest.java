@@ -1,0 +1,111 @@
+package io.troupe.actors.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.troupe.actors.api.JobEvent;
+import io.troupe.actors.api.TrainingJob;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.Terminated;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * A job's submission is sent again until the coordinator answers it: a gateway that loses the first ones (its node
+ * stopping as they pass, a coordinator hand-over) still gets one, and the submitter stops sending once the listener
+ * heard its first event, when the listener stops, or at its bound when nothing ever answers.
+ */
+@Timeout(30)
+class SubmitterTest {
+    private static final JobRequest JOB = TrainingJob.builder().model("tiny").layout("1x1").microbatches(2)
+        .batchSize(4).steps(5).build().request();
+
+    private final ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "submitter-test");
+    private final AtomicBoolean heard = new AtomicBoolean();
+    private final List<JobEvent> events = new CopyOnWriteArrayList<>();
+
+    @AfterEach
+    void stop() throws Exception {
+        system.terminate();
+        system.getWhenTerminated().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+
+    /** The submitter's listener, as {@link TroupeNode#submit} makes it. */
+    private ActorRef<JobEvent> listener() {
+        return system.systemActorOf(TroupeNode.listener(events::add, heard), "listener", Props.empty());
+    }
+
+    /** A gateway that loses the first {@code lost} submissions and answers each later one with {@code answer}. */
+    private ActorRef<CoordinatorActor.Command> gateway(int lost, AtomicInteger received, JobEvent answer) {
+        return system.systemActorOf(Behaviors.<CoordinatorActor.Command>receive((ctx, m) -> {
+            if (m instanceof CoordinatorActor.SubmitJob s && received.incrementAndGet() > lost) {
+                s.replyTo().tell(answer);
+            }
+            return Behaviors.same();
+        }), "gateway", Props.empty());
+    }
+
+    /** Starts {@code submitter}; the future completes when it stops. */
+    private CompletableFuture<Void> started(Behavior<Object> submitter) {
+        CompletableFuture<Void> stopped = new CompletableFuture<>();
+        system.systemActorOf(Behaviors.setup(ctx -> {
+            ctx.watch(ctx.spawn(submitter, "submitter"));
+            return Behaviors.receive(Object.class).onSignal(Terminated.class, t -> {
+                stopped.complete(null);
+                return Behaviors.stopped();
+            }).build();
+        }), "watcher", Props.empty());
+        return stopped;
+    }
+
+    private Behavior<Object> submitter(ActorRef<JobEvent> listener, ActorRef<CoordinatorActor.Command> gateway,
+                                       Duration giveUpAfter) {
+        return TroupeNode.submitter(new CoordinatorActor.SubmitJob(JOB, listener), gateway, List.of(gateway),
+            heard::get, Duration.ofMillis(200), giveUpAfter);
+    }
+
+    @Test
+    void shouldSendAgainUntilTheCoordinatorAnswersThenStop() throws Exception {
+        AtomicInteger received = new AtomicInteger();
+        ActorRef<CoordinatorActor.Command> gateway = gateway(2, received, new JobEvent.Accepted("0000002a", 1, false));
+        CompletableFuture<Void> stopped = started(submitter(listener(), gateway, Duration.ofSeconds(20)));
+        stopped.get(10, TimeUnit.SECONDS);
+        assertEquals(3, received.get(), "two lost, the third answered, and none was sent after the answer");
+        assertEquals(List.of(new JobEvent.Accepted("0000002a", 1, false)), events);
+    }
+
+    @Test
+    void shouldStopWhenTheListenerStops() throws Exception {
+        AtomicInteger received = new AtomicInteger();
+        ActorRef<CoordinatorActor.Command> gateway = gateway(1, received, new JobEvent.Failed("refused", 0, 0));
+        // the listener stops at the Failed it hears; the watch, not the next tick, stops the submitter
+        CompletableFuture<Void> stopped = started(TroupeNode.submitter(new CoordinatorActor.SubmitJob(JOB, listener()),
+            gateway, List.of(gateway), () -> false, Duration.ofMillis(200), Duration.ofSeconds(20)));
+        stopped.get(10, TimeUnit.SECONDS);
+        assertEquals(2, received.get(), "one lost, the second answered with the job's end");
+    }
+
+    @Test
+    void shouldGiveUpAtItsBoundWhenNothingAnswers() throws Exception {
+        AtomicInteger received = new AtomicInteger();
+        ActorRef<CoordinatorActor.Command> gateway = gateway(Integer.MAX_VALUE, received,
+            new JobEvent.Accepted("0000002a", 1, false));
+        CompletableFuture<Void> stopped = started(submitter(listener(), gateway, Duration.ofMillis(900)));
+        stopped.get(10, TimeUnit.SECONDS);
+        int sent = received.get();
+        assertTrue(sent >= 3, "sent again while the bound lasted: " + sent);
+        assertTrue(events.isEmpty(), events.toString());
+    }
+}
