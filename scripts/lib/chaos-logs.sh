@@ -55,7 +55,8 @@ rank_host() {
 #   chaos_finished LOG RC     0 when the job finished: its launch exited 0 (RC) and LOG has the submitter's
 #                             'troupe: job finished after' line (a failed job, a stopped one or a launch that
 #                             died after printing it never counts)
-#   chaos_fault_seen LOG      0 when LOG has a 'troupe: fault in epoch' line (a recovery began)
+#   chaos_fault_seen LOG      0 when LOG has a 'troupe: fault in epoch' or 'troupe: planned restart in epoch' line
+#                             (a recovery began)
 #   chaos_lost_steps LOG      the committed steps the recoveries took back, summed over every recovery: per
 #                             recovery (a run of fault lines ended by a 'recovered:' line, or by the end of the
 #                             log for a job that never recovered) the last step reported before its first fault
@@ -74,7 +75,7 @@ rank_host() {
 
 chaos_finished() { [ "$2" = 0 ] && grep -qE '^troupe: job finished after [0-9]+ steps' "$1"; }
 
-chaos_fault_seen() { grep -qE '^troupe: fault in epoch [0-9]+:' "$1"; }
+chaos_fault_seen() { grep -qE '^troupe: (fault|planned restart) in epoch [0-9]+:' "$1"; }
 
 chaos_lost_steps() {
   awk '
@@ -84,7 +85,7 @@ chaos_lost_steps() {
     }
     function settle(r) { if (r >= 0) { if (at > r) lost += at - r; last = r }; pending = 0 }
     /^step +[0-9]+\// { split($2, s, "/"); last = s[1] + 0; next }
-    /^troupe: fault in epoch [0-9]+:/ {
+    /^troupe: (fault|planned restart) in epoch [0-9]+:/ {
       if (!pending) { at = last; pending = 1 }
       want = restored($0, "restoring step [0-9]+"); next
     }

@@ -79,10 +79,17 @@ public sealed interface JobEvent extends CrossNodeMessage {
 
     /**
      * A fault ended epoch {@code epoch}: the job rolls back to {@code restoreStep} (its last committed
-     * checkpoint) and re-plans; {@code restarts} counts the faults so far. A node lost during a recovery after it
+     * checkpoint) and re-plans; {@code restarts} counts the restarts so far. A node lost during a recovery after it
      * answered the abort is a fault too, told with the recovery's epoch: that recovery's re-plan leaves it out.
+     * {@code planned}: not a fault but a member that left the cluster gracefully (a rolling restart, a scale-down) or
+     * a coordinator's hand-over as its node left, which the restart budget counts only when the job trains no step
+     * after it.
      */
-    record Recovering(long epoch, String reason, long restoreStep, int restarts) implements JobEvent {
+    record Recovering(long epoch, String reason, long restoreStep, int restarts, boolean planned) implements JobEvent {
+        /** A fault's recovery. */
+        public Recovering(long epoch, String reason, long restoreStep, int restarts) {
+            this(epoch, reason, restoreStep, restarts, false);
+        }
     }
 
     /**

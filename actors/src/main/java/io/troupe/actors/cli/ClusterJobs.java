@@ -173,8 +173,9 @@ final class ClusterJobs {
             } else if (e instanceof JobEvent.StepTrace st) {
                 traces.add(st);
             } else if (e instanceof JobEvent.Recovering rc) {
-                out.printf("troupe: fault in epoch %d: %s; restoring step %d (restart %d)%n", rc.epoch(), rc.reason(),
-                    rc.restoreStep(), rc.restarts());
+                out.printf("troupe: %s in epoch %d: %s; restoring step %d (restart %d)%n",
+                    rc.planned() ? "planned restart" : "fault", rc.epoch(), rc.reason(), rc.restoreStep(),
+                    rc.restarts());
             } else if (e instanceof JobEvent.Recovered rd) {
                 out.printf("troupe: recovered: epoch %d on layout %s committed step %d, %.0f ms after the fault"
                     + " (restored step %d)%n",

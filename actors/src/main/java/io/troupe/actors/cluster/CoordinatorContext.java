@@ -5,10 +5,12 @@ import io.troupe.actors.cluster.CoordinatorActor.CancelJob;
 import io.troupe.actors.cluster.CoordinatorActor.Command;
 import io.troupe.actors.cluster.CoordinatorActor.Deadline;
 import io.troupe.actors.cluster.CoordinatorActor.MemberEvent;
+import io.troupe.actors.cluster.CoordinatorActor.RecoveryTimer;
 import io.troupe.actors.cluster.CoordinatorActor.SubmitJob;
 import io.troupe.actors.cluster.CoordinatorActor.WorkerFailed;
 import io.troupe.actors.cluster.CoordinatorActor.WorkerInfo;
 import io.troupe.actors.cluster.CoordinatorActor.WorkersChanged;
+import io.troupe.runtime.transport.JobIdentity;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
@@ -50,6 +52,12 @@ final class CoordinatorContext {
     /** This node left, is leaving or was downed (its own member event said so): no new epoch is planned here. */
     private boolean ownNodeLeaving;
     JobRun run;
+    /** The registry's first listing came. */
+    private boolean registryHeard;
+    /** This incarnation has known every worker once (or stopped waiting to): it takes submissions from then on. */
+    private boolean knewEveryWorker;
+    /** Submissions that came before this incarnation knew every worker, held until it does. */
+    private final List<SubmitJob> heldSubmissions = new java.util.ArrayList<>();
 
     private final IdlePhase idlePhase = new IdlePhase(this);
     private final GatheringPhase gatheringPhase = new GatheringPhase(this);
@@ -272,6 +280,7 @@ final class CoordinatorContext {
     }
 
     Behavior<Command> onWorkersChanged(WorkersChanged m) {
+        registryHeard = true;
         for (ActorRef<WorkerActor.Command> w : m.workers()) {
             if (listed.add(w)) {
                 w.tell(new WorkerActor.Describe(ctx.getSelf()));
@@ -289,8 +298,59 @@ final class CoordinatorContext {
                 }
             }
         }
-        return lostRank != null ? recovering(lostRank) : Behaviors.same();
+        Behavior<Command> next = lostRank != null ? recovering(lostRank) : Behaviors.same();
+        releaseHeldSubmissions();                // a worker not yet described may have left
+        return next;
     }
+
+    /**
+     * Whether this incarnation may take a submission: once the registry's first listing came and every worker it
+     * listed described itself (or {@code quiesce-timeout} passed since the first submission held), from then on. A
+     * new incarnation (the previous one's node lost or leaving) learns from its workers' descriptions whether they
+     * hold a job it must adopt; a submission taken before would start a second job over the running one, which its
+     * workers would abandon, and its submitter would wait for nothing.
+     */
+    boolean knowsEveryWorker() {
+        if (!knewEveryWorker && registryHeard && everyListedWorkerDescribed()) {
+            knewEveryWorker = true;
+        }
+        return knewEveryWorker;
+    }
+
+    /** Holds {@code m} until this incarnation knows every worker ({@link #knowsEveryWorker}), bounded. */
+    void holdSubmission(SubmitJob m) {
+        if (heldSubmissions.isEmpty()) {
+            ctx.getLog().info("holding a submission until every listed worker has described itself (at most {} ms):"
+                + " one may hold a job to carry on", settings.quiesceTimeout().toMillis());
+            timers.startSingleTimer(SETTLE, new RecoveryTimer(JobIdentity.NONE, SETTLE), settings.quiesceTimeout());
+        }
+        heldSubmissions.add(m);
+    }
+
+    /** The wait for every worker's description before a new incarnation's first submission ran out. */
+    Behavior<Command> settleWaitOver() {
+        if (!heldSubmissions.isEmpty()) {
+            ctx.getLog().warn("not every listed worker described itself within {} ms; taking the submission(s) held",
+                settings.quiesceTimeout().toMillis());
+        }
+        knewEveryWorker = true;
+        releaseHeldSubmissions();
+        return Behaviors.same();
+    }
+
+    /** Sends the submissions held back to this coordinator once it knows every worker or holds a job. */
+    private void releaseHeldSubmissions() {
+        if (heldSubmissions.isEmpty() || run == null && !knowsEveryWorker()) {
+            return;
+        }
+        timers.cancel(SETTLE);
+        for (SubmitJob m : heldSubmissions) {
+            ctx.getSelf().tell(m);               // taken, repeated or refused as busy in the phase then
+        }
+        heldSubmissions.clear();
+    }
+
+    static final String SETTLE = "settle";
 
     /** Whether every worker the registry lists has described itself (a new incarnation knows them all). */
     boolean everyListedWorkerDescribed() {
@@ -312,7 +372,9 @@ final class CoordinatorContext {
             run.describing.remove(m.worker());
         }
         if (run == null) {
-            return m.holds().isJob() && !m.recordDir().isEmpty() ? adopt(m) : Behaviors.same();
+            Behavior<Command> next = m.holds().isJob() && !m.recordDir().isEmpty() ? adopt(m) : Behaviors.same();
+            releaseHeldSubmissions();
+            return next;
         }
         if (run.phase == JobRun.Phase.GATHERING && run.ranks.isEmpty()) {
             Behavior<Command> refused = tryAssign(); // one more worker

@@ -27,7 +27,9 @@ final class IdlePhase {
     Behavior<Command> idle() {
         c.phase(JobRun.Phase.IDLE);
         return c.build(c.common(Behaviors.receive(Command.class))
-            .onMessage(SubmitJob.class, c.guard(this::onSubmit)));
+            .onMessage(SubmitJob.class, c.guard(this::onSubmit))
+            .onMessage(RecoveryTimer.class, t -> t.what().equals(CoordinatorContext.SETTLE) ? c.settleWaitOver()
+                : Behaviors.same()));
     }
 
     /**
@@ -37,6 +39,10 @@ final class IdlePhase {
      */
     private Behavior<Command> onSubmit(SubmitJob m) {
         if (c.answeredRepeat(m)) {
+            return Behaviors.same();
+        }
+        if (!c.knowsEveryWorker()) {
+            c.holdSubmission(m);                 // a worker not yet described may hold a job to carry on
             return Behaviors.same();
         }
         JobRun r;

@@ -65,7 +65,7 @@ final class RecoveringPhase {
             c.ctx.getLog().warn("{}: {} in step {}: {}", r.identity, cause == Cause.FAULT ? "fault"
                 : cause == Cause.DEPARTURE ? "planned departure" : "hand-over", r.committed(), reason);
             r.faultNs = System.nanoTime();
-            Behavior<Command> failed = cause == Cause.HANDOVER ? told(r, reason)
+            Behavior<Command> failed = cause == Cause.HANDOVER ? told(r, reason, true)
                 : countFault(r, reason, cause == Cause.DEPARTURE);
             if (failed != null) {
                 return failed;
@@ -132,13 +132,13 @@ final class RecoveringPhase {
                 + c.settings.maxRestarts() + ", restart-window=" + windowText(c.settings.restartWindow())
                 + "); faults: " + r.record.faults());
         }
-        return told(r, reason);
+        return told(r, reason, planned);
     }
 
-    /** Tells the submitter the job is recovering; null: the job goes on. */
-    private static Behavior<Command> told(JobRun r, String reason) {
+    /** Tells the submitter the job is recovering ({@code planned}: not from a fault); null: the job goes on. */
+    private static Behavior<Command> told(JobRun r, String reason, boolean planned) {
         r.tell(new JobEvent.Recovering(r.identity.epoch(), reason, r.record.lastCommittedStep(),
-            r.record.restarts()));
+            r.record.restarts(), planned));
         return null;
     }
 

@@ -10,6 +10,8 @@ public enum RecoveryCause {
     MEMBER_DOWNED,
     /** A worker's actor left the cluster's view. */
     WORKER_LEFT,
+    /** A member hosting ranks left the cluster gracefully (a rolling restart, a scale-down): a planned departure. */
+    MEMBER_LEFT,
     /** A worker reported a failure (a step, validation, or its assignment). */
     WORKER_FAILED,
     /** A step phase passed its deadline. */
@@ -18,6 +20,8 @@ public enum RecoveryCause {
     CHECKPOINT_COMMIT,
     /** The coordinator's incarnation was lost and a new one carries the job on from its record. */
     COORDINATOR_LOST,
+    /** The coordinator's node left the cluster gracefully and handed the job over to a new incarnation. */
+    COORDINATOR_HANDED_OVER,
     /** Any other reason. */
     OTHER;
 
@@ -28,6 +32,12 @@ public enum RecoveryCause {
         }
         if (reason.startsWith("member ") && reason.contains("downing decision")) {
             return MEMBER_DOWNED;
+        }
+        if (reason.startsWith("member ") && reason.contains("leaving the cluster")) {
+            return MEMBER_LEFT;
+        }
+        if (reason.startsWith("the coordinator on ") && reason.contains("handed the job over")) {
+            return COORDINATOR_HANDED_OVER;
         }
         if (reason.startsWith("worker rank ") && reason.endsWith("left the cluster")) {
             return WORKER_LEFT;

@@ -61,6 +61,14 @@ class ChaosLogsTest {
             + fault(2, 10) + recovered(3, 11, 10) + steps(11, 40) + FINISHED)));
         // a job that never recovered: the step its fault line was restoring
         assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10))));
+        // a planned restart (a node stopped cleanly) is a recovery like a fault's, and is seen as one
+        String planned = "troupe: planned restart in epoch 1: member x leaving the cluster, hosting rank(s) [1];"
+            + " restoring step 10 (restart 1)\n";
+        assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + planned
+            + recovered(2, 11, 10) + steps(11, 40) + FINISHED)));
+        String seen = "if chaos_fault_seen \"$1\"; then echo seen; else echo none; fi";
+        assertEquals("seen", lib(seen, log(tmp, STARTED + steps(1, 16) + planned)));
+        assertEquals("none", lib(seen, log(tmp, STARTED + steps(1, 40) + FINISHED)));
         // a second fault right after a recovery, before any new step: nothing more than that recovery took back
         assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
             + recovered(2, 11, 10) + fault(2, 10) + recovered(3, 11, 10) + steps(11, 40) + FINISHED)));

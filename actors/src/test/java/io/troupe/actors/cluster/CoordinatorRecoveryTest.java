@@ -210,8 +210,8 @@ class CoordinatorRecoveryTest {
         coordinator.stepDone(first.epoch(), 0);
 
         coordinator.member(NODE_B, Kind.LEAVING);                 // rank 1's node stopped by its operator
-        first.submitter().events().await(JobEvent.Recovering.class, m -> m.reason().contains("leaving the cluster"),
-            "the departure told");
+        first.submitter().events().await(JobEvent.Recovering.class, m -> m.planned()
+            && m.reason().contains("leaving the cluster"), "the departure told as planned");
         coordinator.awaitAbort(first.job(), a, c);
         coordinator.tell(a.quiesced(first.epoch().get(0)));
         coordinator.tell(new CoordinatorActor.Quiesced(c.ref(), JobIdentity.NONE));
@@ -270,6 +270,63 @@ class CoordinatorRecoveryTest {
         assertEquals(JobRecord.State.RUNNING, record.state());
         assertEquals(List.of(), record.faults(), "no fault counted for the hand-over");
         assertEquals("", record.handover(), "the hand-over is cleared once taken");
+    }
+
+    /**
+     * A new coordinator incarnation takes no submission before every worker the registry lists has described itself:
+     * one of them may hold the running job, which it adopts. A submission of another job that comes first is held,
+     * then refused as busy once the job is adopted (taken at once, it started a second job over the running one,
+     * whose workers then abandoned it).
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldHoldASubmissionUntilANewIncarnationKnowsWhetherAJobRuns() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        Path checkpoints = dir.resolve("adopted");
+        Running first = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+        coordinator.close();                                      // the coordinator's node lost
+
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a2 = coordinator.worker(NODE_A);
+        ScriptedWorker b2 = coordinator.worker(NODE_B);
+        coordinator.list(a2, b2);                                 // listed, not described yet
+        Submitter other = coordinator.submit(job("2x1", 1000));
+        for (ScriptedWorker w : List.of(a2, b2)) {
+            w.await(WorkerActor.Describe.class, m -> true, "Describe");
+            coordinator.tell(new CoordinatorActor.WorkerInfo(w.ref(), w.description(), first.job(),
+                checkpoints.toString()));
+        }
+        JobEvent.Failed busy = other.events().await(JobEvent.Failed.class, m -> true, "the other job refused");
+        assertTrue(busy.reason().startsWith("a job is already running (job " + first.job().idHex()), busy.reason());
+        coordinator.awaitAbort(first.job(), a2, b2);              // the adopted job's recovery
+        coordinator.tell(a2.quiesced(first.epoch().get(0)));
+        coordinator.tell(b2.quiesced(first.epoch().get(1)));
+        List<WorkerActor.Assign> next = coordinator.assignAndReady(first.job(), a2, b2);
+        assertEquals(first.job().jobId(), next.get(0).job().jobId(), "the running job goes on");
+        assertTrue(other.events().all().stream().noneMatch(e -> e instanceof JobEvent.Accepted), "other job taken: "
+            + other.events().all());
+    }
+
+    /**
+     * A listed worker that never describes itself (its node silent) holds a new incarnation's first submission for
+     * {@code quiesce-timeout} at most: then the submission is taken.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldTakeAHeldSubmissionOnceTheWaitForDescriptionsRunsOut() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 300ms", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker silent = coordinator.worker(NODE_B);
+        coordinator.list(a, silent);
+        a.await(WorkerActor.Describe.class, m -> true, "Describe");
+        coordinator.tell(new CoordinatorActor.WorkerInfo(a.ref(), a.description(), JobIdentity.NONE, ""));
+        Submitter submitter = coordinator.submit(job("1x1", 1000));
+        coordinator.awaitTimer(JobIdentity.NONE, CoordinatorContext.SETTLE);
+        JobEvent.Accepted taken = submitter.events().await(JobEvent.Accepted.class, m -> true, "the submission taken");
+        assertFalse(taken.repeat());
     }
 
     /**
@@ -455,7 +512,8 @@ class CoordinatorRecoveryTest {
     private List<WorkerActor.Assign> faultAndRecover(Running running, List<WorkerActor.Assign> last, int n,
                                                      ScriptedWorker a, ScriptedWorker b) throws InterruptedException {
         coordinator.tell(new CoordinatorActor.WorkerFailed(1, last.get(1).job(), 0, "fault " + n));
-        running.submitter().events().await(JobEvent.Recovering.class, m -> m.restarts() == n, "restart " + n);
+        running.submitter().events().await(JobEvent.Recovering.class, m -> m.restarts() == n && !m.planned(),
+            "restart " + n + ", a fault");
         coordinator.awaitAbort(last.get(0).job(), a, b);
         coordinator.tell(a.quiesced(last.get(0)));
         coordinator.tell(b.quiesced(last.get(1)));

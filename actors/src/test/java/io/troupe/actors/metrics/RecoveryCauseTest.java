@@ -22,6 +22,11 @@ class RecoveryCauseTest {
             "checkpoint of step 10 could not be committed: disk full"));
         assertEquals(RecoveryCause.COORDINATOR_LOST, RecoveryCause.of(
             "coordinator incarnation lost; pekko://troupe@10.0.0.4:25520 carries the job on from its record"));
+        assertEquals(RecoveryCause.MEMBER_LEFT, RecoveryCause.of(
+            "member pekko://troupe@10.0.0.2:25520#77 leaving the cluster, hosting rank(s) [1]"));
+        assertEquals(RecoveryCause.COORDINATOR_HANDED_OVER, RecoveryCause.of("the coordinator on "
+            + "pekko://troupe@10.0.0.1:25520 handed the job over as its node left the cluster; "
+            + "pekko://troupe@10.0.0.4:25520 carries the job on from its record"));
         assertEquals(RecoveryCause.OTHER, RecoveryCause.of("cosmic rays"));
         assertEquals(RecoveryCause.OTHER, RecoveryCause.of(null));
     }
