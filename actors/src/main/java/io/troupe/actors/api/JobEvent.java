@@ -13,10 +13,11 @@ public sealed interface JobEvent extends CrossNodeMessage {
     /**
      * The coordinator took the submission: job {@code jobId} (8 hex digits, as {@link Started#jobId()}) at epoch
      * {@code epoch}; {@link Started} follows once its workers are ready. The submitter sends its submission again
-     * every second until it hears from the coordinator (this event or any other), so a lost message does not leave
-     * it waiting for nothing; each repeat is answered with {@code repeat} true and changes nothing: the job's events
-     * go where the first submission's went, and a repeat of a submission already answered with its end (the job
-     * finished, failed or was refused) gets that end again instead.
+     * every second until the job has started (an event other than this one), so a lost message, or a job lost with
+     * its coordinator before any worker held it, does not leave it waiting for nothing; each repeat is answered with
+     * {@code repeat} true and changes nothing: the job's events go where the first submission's went, and a repeat
+     * of a submission already answered with its end (the job finished, failed or was refused) gets that end again
+     * instead. A submitter's listener passes on the first {@code Accepted} only.
      */
     record Accepted(String jobId, long epoch, boolean repeat) implements JobEvent {
     }

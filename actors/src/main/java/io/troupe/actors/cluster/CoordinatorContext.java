@@ -274,7 +274,7 @@ final class CoordinatorContext {
         if (m.observer() != null && !(running && serialized(m.observer()).equals(run.record.observer()))) {
             m.observer().tell(repeat);
         }
-        ctx.getLog().info("a repeated submission from {}: answered {}", m.replyTo().path(),
+        ctx.getLog().debug("a repeated submission from {}: answered {}", m.replyTo().path(),
             running ? "as accepted, " + run.identity : "with its end, " + end.end().getClass().getSimpleName());
         return true;
     }

@@ -254,9 +254,11 @@ public final class TroupeNode implements AutoCloseable {
      * Submits a job to the coordinator; {@code events} gets the job's events in order, on an actor
      * thread, from its {@link JobEvent.Accepted} up to and including its {@link JobEvent.Finished} or
      * {@link JobEvent.Failed}. The submission is sent again every {@link #SUBMIT_RESEND}, to the gateway of
-     * every seed, until the coordinator answers it (any first event) or {@link #SUBMIT_GIVE_UP} passed: a copy
-     * lost on the way (the gateway's node stopping, a coordinator hand-over) does not leave the job unsent, and
-     * the coordinator takes a repeat once (it answers it, {@code repeat} true, and starts nothing).
+     * every seed, until the job has started (any event but {@link JobEvent.Accepted}) or {@link #SUBMIT_GIVE_UP}
+     * passed: a copy lost on the way (the gateway's node stopping, a coordinator hand-over) does not leave the job
+     * unsent, nor does a job taken by a coordinator lost before any worker held it, and the coordinator takes a
+     * repeat once (it answers it, {@code repeat} true, and starts nothing). {@code events} gets one
+     * {@code Accepted}, the first.
      *
      * @return cancels the job when run (the coordinator ends it as {@link JobEvent.Failed}, its
      *         reason starting with {@code cancelled}); nothing when the job has already ended
@@ -326,12 +328,21 @@ public final class TroupeNode implements AutoCloseable {
     }
 
     /**
-     * A job's listener: passes each event to {@code events}, sets {@code heard} at the first (the coordinator
-     * answered the submission), and stops after the job's end.
+     * A job's listener: passes each event to {@code events} (of the coordinator's {@link JobEvent.Accepted} answers,
+     * one to the first submission and one to each repeat, the first only), sets {@code started} at the first event
+     * that is not one (the job has started, or ended), and stops after the job's end.
      */
-    static Behavior<JobEvent> listener(Consumer<JobEvent> events, java.util.concurrent.atomic.AtomicBoolean heard) {
+    static Behavior<JobEvent> listener(Consumer<JobEvent> events, java.util.concurrent.atomic.AtomicBoolean started) {
+        boolean[] accepted = {false};
         return Behaviors.receive((ctx, e) -> {
-            heard.set(true);
+            if (e instanceof JobEvent.Accepted) {
+                if (accepted[0]) {
+                    return Behaviors.same();
+                }
+                accepted[0] = true;
+            } else {
+                started.set(true);
+            }
             events.accept(e);
             return e instanceof JobEvent.Finished || e instanceof JobEvent.Failed ? Behaviors.stopped()
                 : Behaviors.same();
@@ -344,11 +355,13 @@ public final class TroupeNode implements AutoCloseable {
 
     /**
      * Sends {@code submission} to {@code first} (the gateway chosen for it), then again to the gateway of every seed
-     * every {@code resend} ({@link #SUBMIT_RESEND}) until the coordinator answered it ({@code heard}: the listener got
-     * its first event, whichever), the listener stopped, or {@code giveUpAfter} ({@link #SUBMIT_GIVE_UP}) passed;
-     * then it stops. A submission sent once is lost with the gateway's node stopping as it passes, a coordinator
-     * hand-over, or a dropped remote message, and its submitter would wait for nothing; the coordinator answers a
-     * repeat without starting the job again ({@link JobEvent.Accepted}). The repeats go by actor selection, as the
+     * every {@code resend} ({@link #SUBMIT_RESEND}) until the job started ({@code heard}: the listener got an event
+     * other than {@link JobEvent.Accepted}), the listener stopped, or {@code giveUpAfter} ({@link #SUBMIT_GIVE_UP})
+     * passed; then it stops. A submission sent once is lost with the gateway's node stopping as it passes, a
+     * coordinator hand-over, or a dropped remote message, and its submitter would wait for nothing; so is a job a
+     * coordinator took ({@code Accepted}) and lost in a hand-over before any worker held it, which no new incarnation
+     * can adopt: a repeat then starts it there. The coordinator answers a repeat of the job it runs, or has just
+     * ended, without starting it again ({@link JobEvent.Accepted}, or the job's end). The repeats go by actor selection, as the
      * {@linkplain #canceller canceller's} do, so they reach a seed started again at its address.
      */
     static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,

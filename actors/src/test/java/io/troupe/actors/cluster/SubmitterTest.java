@@ -25,7 +25,7 @@ import org.junit.jupiter.api.Timeout;
 /**
  * A job's submission is sent again until the coordinator answers it: a gateway that loses the first ones (its node
  * stopping as they pass, a coordinator hand-over) still gets one, and the submitter stops sending once the listener
- * heard its first event, when the listener stops, or at its bound when nothing ever answers.
+ * heard the job start, when the listener stops, or at its bound when nothing ever answers.
  */
 @Timeout(30)
 class SubmitterTest {
@@ -49,9 +49,16 @@ class SubmitterTest {
 
     /** A gateway that loses the first {@code lost} submissions and answers each later one with {@code answer}. */
     private ActorRef<CoordinatorActor.Command> gateway(int lost, AtomicInteger received, JobEvent answer) {
+        return gateway(lost, received, n -> answer);
+    }
+
+    /** A gateway that loses the first {@code lost} submissions and answers copy {@code n} (1-based) as told. */
+    private ActorRef<CoordinatorActor.Command> gateway(int lost, AtomicInteger received,
+                                                       java.util.function.IntFunction<JobEvent> answer) {
         return system.systemActorOf(Behaviors.<CoordinatorActor.Command>receive((ctx, m) -> {
-            if (m instanceof CoordinatorActor.SubmitJob s && received.incrementAndGet() > lost) {
-                s.replyTo().tell(answer);
+            int n = m instanceof CoordinatorActor.SubmitJob ? received.incrementAndGet() : 0;
+            if (m instanceof CoordinatorActor.SubmitJob s && n > lost) {
+                s.replyTo().tell(answer.apply(n));
             }
             return Behaviors.same();
         }), "gateway", Props.empty());
@@ -76,14 +83,20 @@ class SubmitterTest {
             heard::get, Duration.ofMillis(200), giveUpAfter);
     }
 
+    /**
+     * Two copies lost, the third and fourth answered as accepted (the coordinator took the job, then its repeat), the
+     * fifth with the job's start: exactly five sent, and the listener passes on one Accepted.
+     */
     @Test
-    void shouldSendAgainUntilTheCoordinatorAnswersThenStop() throws Exception {
+    void shouldSendAgainUntilTheJobHasStartedThenStop() throws Exception {
         AtomicInteger received = new AtomicInteger();
-        ActorRef<CoordinatorActor.Command> gateway = gateway(2, received, new JobEvent.Accepted("0000002a", 1, false));
+        JobEvent.Started started = new JobEvent.Started("0000002a", 1, 1, "rank 0 -> x", "on");
+        ActorRef<CoordinatorActor.Command> gateway = gateway(2, received,
+            n -> n < 5 ? new JobEvent.Accepted("0000002a", 1, n > 3) : started);
         CompletableFuture<Void> stopped = started(submitter(listener(), gateway, Duration.ofSeconds(20)));
         stopped.get(10, TimeUnit.SECONDS);
-        assertEquals(3, received.get(), "two lost, the third answered, and none was sent after the answer");
-        assertEquals(List.of(new JobEvent.Accepted("0000002a", 1, false)), events);
+        assertEquals(5, received.get(), "two lost, two accepted, the fifth answered with the start, none after it");
+        assertEquals(List.of(new JobEvent.Accepted("0000002a", 1, false), started), events);
     }
 
     @Test
