@@ -361,8 +361,8 @@ public final class TroupeNode implements AutoCloseable {
      * coordinator hand-over, or a dropped remote message, and its submitter would wait for nothing; so is a job a
      * coordinator took ({@code Accepted}) and lost in a hand-over before any worker held it, which no new incarnation
      * can adopt: a repeat then starts it there. The coordinator answers a repeat of the job it runs, or has just
-     * ended, without starting it again ({@link JobEvent.Accepted}, or the job's end). The repeats go by actor selection, as the
-     * {@linkplain #canceller canceller's} do, so they reach a seed started again at its address.
+     * ended, without starting it again ({@link JobEvent.Accepted}, or the job's end). The repeats go by actor
+     * selection, as the {@linkplain #canceller canceller's} do, so they reach a seed started again at its address.
      */
     static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,
                                       List<ActorRef<CoordinatorActor.Command>> gateways,
