@@ -5,12 +5,10 @@ import io.troupe.actors.cluster.CoordinatorActor.CancelJob;
 import io.troupe.actors.cluster.CoordinatorActor.Command;
 import io.troupe.actors.cluster.CoordinatorActor.Deadline;
 import io.troupe.actors.cluster.CoordinatorActor.MemberEvent;
-import io.troupe.actors.cluster.CoordinatorActor.RecoveryTimer;
 import io.troupe.actors.cluster.CoordinatorActor.SubmitJob;
 import io.troupe.actors.cluster.CoordinatorActor.WorkerFailed;
 import io.troupe.actors.cluster.CoordinatorActor.WorkerInfo;
 import io.troupe.actors.cluster.CoordinatorActor.WorkersChanged;
-import io.troupe.runtime.transport.JobIdentity;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
@@ -52,12 +50,8 @@ final class CoordinatorContext {
     /** This node left, is leaving or was downed (its own member event said so): no new epoch is planned here. */
     private boolean ownNodeLeaving;
     JobRun run;
-    /** The registry's first listing came. */
-    private boolean registryHeard;
-    /** This incarnation has known every worker once (or stopped waiting to): it takes submissions from then on. */
-    private boolean knewEveryWorker;
-    /** Submissions that came before this incarnation knew every worker, held until it does. */
-    private final List<SubmitJob> heldSubmissions = new java.util.ArrayList<>();
+    /** Repeated submissions and those held until a new incarnation knows every worker. */
+    final Submissions submissions = new Submissions(this);
 
     private final IdlePhase idlePhase = new IdlePhase(this);
     private final GatheringPhase gatheringPhase = new GatheringPhase(this);
@@ -203,11 +197,11 @@ final class CoordinatorContext {
     }
 
     /**
-     * A submission while a job runs: a repeat ({@link #answeredRepeat}) is answered as such; a submission of another
-     * submitter is refused, a job already running.
+     * A submission while a job runs: a repeat ({@link Submissions#answeredRepeat}) is answered as such; a
+     * submission of another submitter is refused, a job already running.
      */
     Behavior<Command> refuseBusy(SubmitJob m) {
-        if (answeredRepeat(m)) {
+        if (submissions.answeredRepeat(m)) {
             return Behaviors.same();
         }
         JobEvent.Failed busy = new JobEvent.Failed("a job is already running (" + run.identity + ")", 0,
@@ -216,71 +210,12 @@ final class CoordinatorContext {
         if (m.observer() != null) {
             m.observer().tell(busy);
         }
-        answered(serialized(m.replyTo()), "", 0, busy);
+        submissions.answered(submissions.serialized(m.replyTo()), "", 0, busy);
         return Behaviors.same();
     }
 
-    /** How many submitters answered with their end this incarnation remembers, the newest kept. */
-    static final int ENDS_KEPT = 32;
-
-    /** A submission answered with its end: the job's id and epoch ("" and 0: refused, no job) and that end. */
-    private record Ended(String jobId, long epoch, JobEvent end) {
-    }
-
-    /** The last {@link #ENDS_KEPT} submitters answered with their end, by their serialized reference. */
-    private final java.util.Map<String, Ended> ended = new java.util.LinkedHashMap<>() {
-        @Override
-        protected boolean removeEldestEntry(java.util.Map.Entry<String, Ended> eldest) {
-            return size() > ENDS_KEPT;
-        }
-    };
-
-    /** A submitter as the job record names it: its serialized reference, the same in every incarnation. */
-    String serialized(ActorRef<JobEvent> ref) {
-        return org.apache.pekko.actor.typed.ActorRefResolver.get(ctx.getSystem()).toSerializationFormat(ref);
-    }
-
-    /**
-     * The submission of {@code submitter} (its serialized reference) was answered with {@code end}: a repeat of it is
-     * answered with it again.
-     */
-    void answered(String submitter, String jobId, long epoch, JobEvent end) {
-        ended.put(submitter, new Ended(jobId, epoch, end));
-    }
-
-    /**
-     * Answers {@code m} when it repeats a submission this incarnation has taken (the submitter sends it again until
-     * it hears from the coordinator, and a copy may come late or through another seed's gateway): the submitter of
-     * the job running gets {@link JobEvent.Accepted} again, one of the last {@link #ENDS_KEPT} answered with their end
-     * (finished, failed, stopped or refused) gets that end again; nothing changes, and the repeat's observer (a job
-     * gateway's, spawned for this copy) is told it is a repeat, which ends it. Submitters are compared by serialized
-     * reference, so a repeat reaches the job an incarnation adopted from its record. A repeat of a job that ended
-     * before this incarnation started is not recognised and runs as a new job, a corner accepted as such: the
-     * submitter stops sending at its first event and every job sends one (its {@code Accepted}) before its end, so
-     * only a copy sent before that and delayed past both the job's end and a coordinator hand-over could be one.
-     *
-     * @return false when {@code m} is a new submission
-     */
-    boolean answeredRepeat(SubmitJob m) {
-        String submitter = serialized(m.replyTo());
-        Ended end = ended.get(submitter);
-        boolean running = end == null && run != null && submitter.equals(run.record.submitter());
-        if (end == null && !running) {
-            return false;
-        }
-        JobEvent.Accepted repeat = running ? new JobEvent.Accepted(run.identity.idHex(), run.identity.epoch(), true)
-            : new JobEvent.Accepted(end.jobId(), end.epoch(), true);
-        m.replyTo().tell(running ? repeat : end.end());
-        if (m.observer() != null && !(running && serialized(m.observer()).equals(run.record.observer()))) {
-            m.observer().tell(repeat);
-        }
-        ctx.getLog().debug("a repeated submission from {}: answered {}", m.replyTo().path(),
-            running ? "as accepted, " + run.identity : "with its end, " + end.end().getClass().getSimpleName());
-        return true;
-    }
-
     Behavior<Command> onWorkersChanged(WorkersChanged m) {
-        registryHeard = true;
+        submissions.registryHeard();
         for (ActorRef<WorkerActor.Command> w : m.workers()) {
             if (listed.add(w)) {
                 w.tell(new WorkerActor.Describe(ctx.getSelf()));
@@ -299,58 +234,9 @@ final class CoordinatorContext {
             }
         }
         Behavior<Command> next = lostRank != null ? recovering(lostRank) : Behaviors.same();
-        releaseHeldSubmissions();                // a worker not yet described may have left
+        submissions.releaseHeld();               // a worker not yet described may have left
         return next;
     }
-
-    /**
-     * Whether this incarnation may take a submission: once the registry's first listing came and every worker it
-     * listed described itself (or {@code quiesce-timeout} passed since the first submission held), from then on. A
-     * new incarnation (the previous one's node lost or leaving) learns from its workers' descriptions whether they
-     * hold a job it must adopt; a submission taken before would start a second job over the running one, which its
-     * workers would abandon, and its submitter would wait for nothing.
-     */
-    boolean knowsEveryWorker() {
-        if (!knewEveryWorker && registryHeard && everyListedWorkerDescribed()) {
-            knewEveryWorker = true;
-        }
-        return knewEveryWorker;
-    }
-
-    /** Holds {@code m} until this incarnation knows every worker ({@link #knowsEveryWorker}), bounded. */
-    void holdSubmission(SubmitJob m) {
-        if (heldSubmissions.isEmpty()) {
-            ctx.getLog().info("holding a submission until every listed worker has described itself (at most {} ms):"
-                + " one may hold a job to carry on", settings.quiesceTimeout().toMillis());
-            timers.startSingleTimer(SETTLE, new RecoveryTimer(JobIdentity.NONE, SETTLE), settings.quiesceTimeout());
-        }
-        heldSubmissions.add(m);
-    }
-
-    /** The wait for every worker's description before a new incarnation's first submission ran out. */
-    Behavior<Command> settleWaitOver() {
-        if (!heldSubmissions.isEmpty()) {
-            ctx.getLog().warn("not every listed worker described itself within {} ms; taking the submission(s) held",
-                settings.quiesceTimeout().toMillis());
-        }
-        knewEveryWorker = true;
-        releaseHeldSubmissions();
-        return Behaviors.same();
-    }
-
-    /** Sends the submissions held back to this coordinator once it knows every worker or holds a job. */
-    private void releaseHeldSubmissions() {
-        if (heldSubmissions.isEmpty() || run == null && !knowsEveryWorker()) {
-            return;
-        }
-        timers.cancel(SETTLE);
-        for (SubmitJob m : heldSubmissions) {
-            ctx.getSelf().tell(m);               // taken, repeated or refused as busy in the phase then
-        }
-        heldSubmissions.clear();
-    }
-
-    static final String SETTLE = "settle";
 
     /** Whether every worker the registry lists has described itself (a new incarnation knows them all). */
     boolean everyListedWorkerDescribed() {
@@ -373,7 +259,7 @@ final class CoordinatorContext {
         }
         if (run == null) {
             Behavior<Command> next = m.holds().isJob() && !m.recordDir().isEmpty() ? adopt(m) : Behaviors.same();
-            releaseHeldSubmissions();
+            submissions.releaseHeld();
             return next;
         }
         if (run.phase == JobRun.Phase.GATHERING && run.ranks.isEmpty()) {
@@ -516,7 +402,7 @@ final class CoordinatorContext {
         JobEvent.Finished finished = new JobEvent.Finished(r.committed(), r.lastLoss, r.lastValLoss,
             r.record.lastCheckpoint());
         r.tell(finished);
-        answered(r.record.submitter(), r.identity.idHex(), r.identity.epoch(), finished);
+        submissions.answered(r.record.submitter(), r.identity.idHex(), r.identity.epoch(), finished);
         ctx.getLog().info("{} finished after {} steps ({} restarts)", r.identity, r.committed(), r.record.restarts());
         run = null;
         return idle();
@@ -573,7 +459,7 @@ final class CoordinatorContext {
         } finally {
             JobEvent.Failed failed = new JobEvent.Failed(reason, r.record.lastCommittedStep(), r.identity.epoch());
             r.tell(failed);
-            answered(r.record.submitter(), r.identity.idHex(), r.identity.epoch(), failed);
+            submissions.answered(r.record.submitter(), r.identity.idHex(), r.identity.epoch(), failed);
             run = null;
         }
         return idle();

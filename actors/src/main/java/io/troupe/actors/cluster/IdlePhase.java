@@ -28,21 +28,21 @@ final class IdlePhase {
         c.phase(JobRun.Phase.IDLE);
         return c.build(c.common(Behaviors.receive(Command.class))
             .onMessage(SubmitJob.class, c.guard(this::onSubmit))
-            .onMessage(RecoveryTimer.class, t -> t.what().equals(CoordinatorContext.SETTLE) ? c.settleWaitOver()
+            .onMessage(RecoveryTimer.class, t -> t.what().equals(Submissions.SETTLE) ? c.submissions.settleWaitOver()
                 : Behaviors.same()));
     }
 
     /**
      * Takes a submission: the submitter (and observer) hear {@link JobEvent.Accepted} once its record is written,
      * then the job gathers its workers. A repeat of a submission this incarnation already answered with its end
-     * gets that end again ({@link CoordinatorContext#answeredRepeat}).
+     * gets that end again ({@link Submissions#answeredRepeat}).
      */
     private Behavior<Command> onSubmit(SubmitJob m) {
-        if (c.answeredRepeat(m)) {
+        if (c.submissions.answeredRepeat(m)) {
             return Behaviors.same();
         }
-        if (!c.knowsEveryWorker()) {
-            c.holdSubmission(m);                 // a worker not yet described may hold a job to carry on
+        if (!c.submissions.knowsEveryWorker()) {
+            c.submissions.hold(m);                 // a worker not yet described may hold a job to carry on
             return Behaviors.same();
         }
         JobRun r;
@@ -55,7 +55,7 @@ final class IdlePhase {
             if (m.observer() != null) {
                 m.observer().tell(refused);
             }
-            c.answered(c.serialized(m.replyTo()), "", 0, refused);
+            c.submissions.answered(c.submissions.serialized(m.replyTo()), "", 0, refused);
             return Behaviors.same();
         }
         c.highestEpoch = r.identity.epoch();

@@ -185,7 +185,7 @@ public final class TroupeNode implements AutoCloseable {
 
     /**
      * Publishes a job's events on this node's event stream, up to its end. The observer of a repeated submission
-     * (the submitter sends it again until it hears from the coordinator) is told so and stops, publishing nothing:
+     * (the submitter sends it again until the job has started) is told so and stops, publishing nothing:
      * the first submission's observer publishes the job's events.
      */
     private static Behavior<JobEvent> observer() {

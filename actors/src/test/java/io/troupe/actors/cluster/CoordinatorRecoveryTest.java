@@ -324,7 +324,7 @@ class CoordinatorRecoveryTest {
         a.await(WorkerActor.Describe.class, m -> true, "Describe");
         coordinator.tell(new CoordinatorActor.WorkerInfo(a.ref(), a.description(), JobIdentity.NONE, ""));
         Submitter submitter = coordinator.submit(job("1x1", 1000));
-        coordinator.awaitTimer(JobIdentity.NONE, CoordinatorContext.SETTLE);
+        coordinator.awaitTimer(JobIdentity.NONE, Submissions.SETTLE);
         JobEvent.Accepted taken = submitter.events().await(JobEvent.Accepted.class, m -> true, "the submission taken");
         assertFalse(taken.repeat());
     }
