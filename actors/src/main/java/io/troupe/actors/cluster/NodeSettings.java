@@ -70,6 +70,7 @@ public record NodeSettings(String systemName, String hostname, int port, List<St
     /** Reads {@code troupe.cluster} from a resolved config. */
     public static NodeSettings from(Config config) {
         Config c = config.getConfig("troupe.cluster");
+        DeadMemberProbe.interval(config); // refused at start, naming the value, not when the probe starts
         int workers = c.getInt("workers");
         int threads = c.getInt("threads-per-worker");
         if (threads == 0) {
