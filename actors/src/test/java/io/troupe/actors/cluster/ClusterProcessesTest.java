@@ -243,6 +243,7 @@ class ClusterProcessesTest {
         // by side on one machine (or anything else holding a port) never collide
         pb.environment().put("TROUPE_BASE_PORT", "0");
         pb.environment().put("TROUPE_LOG_DIR", out.resolve("logs").toString());
+        childJvmOptions(pb);
         Process p = pb.start();
         open.add(() -> {
             p.destroy(); // if it is still running: its trap stops every process it started
@@ -286,6 +287,11 @@ class ClusterProcessesTest {
         }
     }
 
+    /** The JVM options the test build gives child JVMs ({@link ChildJvm#OPTIONS_PROPERTY}), for the script's JVMs. */
+    private static void childJvmOptions(ProcessBuilder pb) {
+        pb.environment().put("TROUPE_JAVA_OPTS", String.join(" ", ChildJvm.propertyOptions()));
+    }
+
     /** The output of SCRIPT run by bash after sourcing scripts/lib/chaos-logs.sh, with LOG as $1. */
     private static String chaosLogs(String script, java.nio.file.Path log) throws Exception {
         java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).getParent();
@@ -317,6 +323,7 @@ class ClusterProcessesTest {
             .redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("TROUPE_BASE_PORT", "0");
         pb.environment().put("TROUPE_LOG_DIR", out.resolve("logs").toString());
+        childJvmOptions(pb);
         Process p = pb.start();
         open.add(() -> {
             p.destroy();

@@ -32,6 +32,13 @@ import java.util.regex.Pattern;
  * <p>Threading: one thread starts, drives and closes a child; {@link #output()} from any thread.
  */
 public final class ChildJvm implements AutoCloseable {
+    /**
+     * System property holding JVM options for every child, separated by whitespace, placed before the
+     * caller's {@code jvmOptions} (so those win where both set one); unset or blank: none. The test builds
+     * set it to options that start a child quickly where its peak speed does not matter (surefire's
+     * {@code troupe.launch.child-jvm-options}); a benchmark's JVM leaves it unset.
+     */
+    public static final String OPTIONS_PROPERTY = "troupe.launch.child-jvm-options";
     private static final long KILL_WAIT_MS = 10_000;
     private final Process process;
     private final Path log;
@@ -58,7 +65,8 @@ public final class ChildJvm implements AutoCloseable {
 
     /**
      * The command line: this JVM's {@code java}, its {@code --add-opens}/{@code --add-exports}
-     * flags, {@code jvmOptions}, this JVM's classpath, the main class and {@code args}.
+     * flags, the options of {@link #OPTIONS_PROPERTY}, {@code jvmOptions}, this JVM's classpath, the
+     * main class and {@code args}.
      */
     public static List<String> command(Class<?> mainClass, List<String> jvmOptions, List<String> args) {
         List<String> cmd = new ArrayList<>();
@@ -73,12 +81,19 @@ public final class ChildJvm implements AutoCloseable {
                 }
             }
         }
+        cmd.addAll(propertyOptions());
         cmd.addAll(jvmOptions);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(mainClass.getName());
         cmd.addAll(args);
         return cmd;
+    }
+
+    /** The options {@link #OPTIONS_PROPERTY} holds in this JVM, in order; empty when it is unset or blank. */
+    public static List<String> propertyOptions() {
+        String value = System.getProperty(OPTIONS_PROPERTY, "").trim();
+        return value.isEmpty() ? List.of() : List.of(value.split("\\s+"));
     }
 
     /**

@@ -96,6 +96,28 @@ class ChildJvmTest {
     }
 
     @Test
+    void shouldPlaceThePropertysOptionsBeforeTheCallersAndNoneWhenItIsBlank() {
+        String saved = System.getProperty(ChildJvm.OPTIONS_PROPERTY);
+        try {
+            System.setProperty(ChildJvm.OPTIONS_PROPERTY, " -Dtroupe.a=1 \t -XX:TieredStopAtLevel=1 ");
+            List<String> cmd = ChildJvm.command(EchoMain.class, List.of("-Xmx64m"), List.of("a"));
+            int cp = cmd.indexOf("-cp");
+            assertEquals(List.of("-Dtroupe.a=1", "-XX:TieredStopAtLevel=1", "-Xmx64m", "-cp"),
+                cmd.subList(cp - 3, cp + 1), cmd::toString);
+            System.setProperty(ChildJvm.OPTIONS_PROPERTY, "  ");
+            assertEquals(List.of(), ChildJvm.propertyOptions());
+            List<String> plain = ChildJvm.command(EchoMain.class, List.of("-Xmx64m"), List.of("a"));
+            assertFalse(plain.contains("-Dtroupe.a=1") || plain.contains("-XX:TieredStopAtLevel=1"), plain::toString);
+        } finally {
+            if (saved == null) {
+                System.clearProperty(ChildJvm.OPTIONS_PROPERTY);
+            } else {
+                System.setProperty(ChildJvm.OPTIONS_PROPERTY, saved);
+            }
+        }
+    }
+
+    @Test
     @Timeout(60)
     void shouldTalkOverStdinAndStdoutAndReportTheExitCode() throws Exception {
         try (ChildJvm child = ChildJvm.start(EchoMain.class, "x", "y")) {
