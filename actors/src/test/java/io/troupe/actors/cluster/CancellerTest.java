@@ -51,9 +51,17 @@ class CancellerTest {
 
     /** Completes when {@code canceller} stops. */
     private CompletableFuture<Void> started(Behavior<Object> canceller) {
+        return watched(system, canceller);
+    }
+
+    /**
+     * Starts {@code resender} (a client's canceller or submitter) in {@code system}; the future completes when it
+     * stops.
+     */
+    static CompletableFuture<Void> watched(ActorSystem<?> system, Behavior<Object> resender) {
         CompletableFuture<Void> stopped = new CompletableFuture<>();
         system.systemActorOf(Behaviors.setup(ctx -> {
-            ctx.watch(ctx.spawn(canceller, "canceller"));
+            ctx.watch(ctx.spawn(resender, "resender"));
             return Behaviors.receive(Object.class).onSignal(Terminated.class, t -> {
                 stopped.complete(null);
                 return Behaviors.stopped();

@@ -16,7 +16,6 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.Props;
-import org.apache.pekko.actor.typed.Terminated;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -66,15 +65,7 @@ class SubmitterTest {
 
     /** Starts {@code submitter}; the future completes when it stops. */
     private CompletableFuture<Void> started(Behavior<Object> submitter) {
-        CompletableFuture<Void> stopped = new CompletableFuture<>();
-        system.systemActorOf(Behaviors.setup(ctx -> {
-            ctx.watch(ctx.spawn(submitter, "submitter"));
-            return Behaviors.receive(Object.class).onSignal(Terminated.class, t -> {
-                stopped.complete(null);
-                return Behaviors.stopped();
-            }).build();
-        }), "watcher", Props.empty());
-        return stopped;
+        return CancellerTest.watched(system, submitter);
     }
 
     private Behavior<Object> submitter(ActorRef<JobEvent> listener, ActorRef<CoordinatorActor.Command> gateway,
