@@ -92,25 +92,8 @@ final class DeadMemberProbe {
      * {@code off}; a value that is neither a positive duration nor {@code off} is refused, naming it.
      */
     static Duration interval(com.typesafe.config.Config config) {
-        if (!config.hasPath(INTERVAL_KEY)) {
-            return Duration.ofMillis(500);
-        }
-        String raw = config.getString(INTERVAL_KEY).trim();
-        if (raw.equalsIgnoreCase("off") || raw.equalsIgnoreCase("false")) {
-            return Duration.ZERO;
-        }
-        Duration d;
-        try {
-            d = config.getDuration(INTERVAL_KEY);
-        } catch (com.typesafe.config.ConfigException e) {
-            throw new IllegalArgumentException(INTERVAL_KEY + " must be a positive duration (e.g. 500ms) or off: "
-                + "port-probe-interval=" + raw, e);
-        }
-        if (d.isZero() || d.isNegative()) {
-            throw new IllegalArgumentException(INTERVAL_KEY + " must be a positive duration (e.g. 500ms) or off: "
-                + "port-probe-interval=" + raw);
-        }
-        return d;
+        return config.hasPath(INTERVAL_KEY) ? RecoverySettings.positiveOrOff(config.getConfig("troupe.cluster"),
+            "troupe.cluster.", "port-probe-interval", "500ms") : Duration.ofMillis(500);
     }
 
     /**
@@ -127,7 +110,7 @@ final class DeadMemberProbe {
             if (m.uniqueAddress().equals(self)) {
                 at = ring.size();
                 ring.add(m);
-            } else if (m.status() == MemberStatus.up() || m.status() == MemberStatus.weaklyUp()) {
+            } else if (isUp(m)) {
                 ring.add(m);
             }
         }
@@ -241,10 +224,14 @@ final class DeadMemberProbe {
     private boolean isUp(UniqueAddress node) {
         for (Member m : Cluster.get(ctx.getSystem()).state().getMembers()) {
             if (m.uniqueAddress().equals(node)) {
-                return m.status() == MemberStatus.up() || m.status() == MemberStatus.weaklyUp();
+                return isUp(m);
             }
         }
         return false;
+    }
+
+    private static boolean isUp(Member m) {
+        return m.status() == MemberStatus.up() || m.status() == MemberStatus.weaklyUp();
     }
 
     /**

@@ -89,22 +89,31 @@ public record RecoverySettings(int maxRestarts, Duration backoff, Duration maxBa
 
     /** {@code restart-window}: a positive duration, or {@code off} for the whole job. */
     private static Duration restartWindow(Config c) {
-        Object raw = c.getValue("restart-window").unwrapped();
+        return positiveOrOff(c, "troupe.recovery.", "restart-window", "1h, 30m");
+    }
+
+    /**
+     * Setting {@code key} of {@code c} (the section {@code prefix} names): a positive duration, or
+     * {@link Duration#ZERO} for {@code off}; anything else is refused, naming the setting and the value
+     * ({@code example}: what to write).
+     */
+    static Duration positiveOrOff(Config c, String prefix, String key, String example) {
+        Object raw = c.getValue(key).unwrapped();
         if (raw instanceof String text && text.trim().equalsIgnoreCase("off")) {
             return Duration.ZERO;
         }
-        Duration window;
+        String refusal = prefix + key + " must be a positive duration (e.g. " + example + ") or off: " + key + "="
+            + raw;
+        Duration d;
         try {
-            window = c.getDuration("restart-window");
+            d = c.getDuration(key);
         } catch (com.typesafe.config.ConfigException e) {
-            throw new IllegalArgumentException("troupe.recovery.restart-window must be a positive duration (e.g. 1h, "
-                + "30m) or off: restart-window=" + raw, e);
+            throw new IllegalArgumentException(refusal, e);
         }
-        if (window.isZero() || window.isNegative()) {
-            throw new IllegalArgumentException("troupe.recovery.restart-window must be a positive duration (e.g. 1h, "
-                + "30m) or off: restart-window=" + raw);
+        if (d.isZero() || d.isNegative()) {
+            throw new IllegalArgumentException(refusal);
         }
-        return window;
+        return d;
     }
 
     /** The faults of {@code record} that count against {@link #maxRestarts} at {@code nowMs}. */
