@@ -367,31 +367,50 @@ public final class TroupeNode implements AutoCloseable {
     static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,
                                       List<ActorRef<CoordinatorActor.Command>> gateways,
                                       java.util.function.BooleanSupplier heard, Duration resend, Duration giveUpAfter) {
+        return resender(submission, first, gateways, submission.replyTo(), heard, resend, giveUpAfter,
+            "the job submission", "the job starts");
+    }
+
+    /**
+     * Sends {@code message} to {@code first} (null: to the gateway of every seed), then to the gateway of every seed
+     * by actor selection every {@code resend} until {@code done}, {@code listener} stopped, or {@code giveUpAfter}
+     * passed; then it stops. {@code what} and {@code until} name the message and its effect in the log.
+     */
+    private static Behavior<Object> resender(CoordinatorActor.Command message, ActorRef<CoordinatorActor.Command> first,
+                                             List<ActorRef<CoordinatorActor.Command>> gateways,
+                                             ActorRef<JobEvent> listener, java.util.function.BooleanSupplier done,
+                                             Duration resend, Duration giveUpAfter, String what, String until) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
-            ctx.watch(submission.replyTo());
+            ctx.watch(listener);
             long giveUp = System.nanoTime() + giveUpAfter.toNanos();
             int[] sent = {1};
-            first.tell(submission);
+            Runnable toEvery = () -> {
+                for (ActorRef<CoordinatorActor.Command> g : gateways) {
+                    ctx.getSystem().classicSystem().actorSelection(g.path()).tell(message,
+                        org.apache.pekko.actor.ActorRef.noSender());
+                }
+            };
+            if (first != null) {
+                first.tell(message);
+            } else {
+                toEvery.run();
+            }
             timers.startTimerWithFixedDelay(new Resend(), resend);
             return Behaviors.receive(Object.class)
                 .onMessage(Resend.class, r -> {
-                    if (heard.getAsBoolean()) {
+                    if (done.getAsBoolean()) {
                         return Behaviors.stopped();
                     }
                     if (System.nanoTime() > giveUp) {
-                        ctx.getLog().warn("troupe: no answer to the job submission from {} after {} sends over {} s; "
-                            + "no longer sending it", seedsOf(gateways), sent[0], giveUpAfter.toSeconds());
+                        ctx.getLog().warn("troupe: {} sent {} times to {} over {} s without {}; no longer sending it",
+                            what, sent[0], seedsOf(gateways), giveUpAfter.toSeconds(), until);
                         return Behaviors.stopped();
                     }
                     if (sent[0] == 1) {
-                        ctx.getLog().info("troupe: no answer to the job submission within {} ms; sending it again to "
-                            + "{} every {} ms until one comes", resend.toMillis(), seedsOf(gateways),
-                            resend.toMillis());
+                        ctx.getLog().info("troupe: sending {} again to {} every {} ms until {}", what,
+                            seedsOf(gateways), resend.toMillis(), until);
                     }
-                    for (ActorRef<CoordinatorActor.Command> g : gateways) {
-                        ctx.getSystem().classicSystem().actorSelection(g.path()).tell(submission,
-                            org.apache.pekko.actor.ActorRef.noSender());
-                    }
+                    toEvery.run();
                     sent[0]++;
                     return Behaviors.same();
                 })
@@ -419,29 +438,8 @@ public final class TroupeNode implements AutoCloseable {
      */
     static Behavior<Object> canceller(ActorRef<JobEvent> listener, List<ActorRef<CoordinatorActor.Command>> gateways,
                                       Duration resend, Duration giveUpAfter) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
-            ctx.watch(listener);
-            long giveUp = System.nanoTime() + giveUpAfter.toNanos();
-            Runnable send = () -> {
-                for (ActorRef<CoordinatorActor.Command> g : gateways) {
-                    ctx.getSystem().classicSystem().actorSelection(g.path()).tell(
-                        new CoordinatorActor.CancelJob(listener, "by the submitter"),
-                        org.apache.pekko.actor.ActorRef.noSender());
-                }
-            };
-            send.run();
-            timers.startTimerWithFixedDelay(new Resend(), resend);
-            return Behaviors.receive(Object.class)
-                .onMessage(Resend.class, r -> {
-                    if (System.nanoTime() > giveUp) {
-                        return Behaviors.stopped();
-                    }
-                    send.run();
-                    return Behaviors.same();
-                })
-                .onSignal(org.apache.pekko.actor.typed.Terminated.class, t -> Behaviors.stopped())
-                .build();
-        }));
+        return resender(new CoordinatorActor.CancelJob(listener, "by the submitter"), null, gateways, listener,
+            () -> false, resend, giveUpAfter, "the job's cancellation", "the job ends");
     }
 
     /**
