@@ -4,41 +4,27 @@ import static io.troupe.runtime.cpu.CpuMemory.UNSAFE;
 
 /**
  * GELU (tanh approximation) in blocks staged through heap arrays, so the JIT vectorises the inner
- * loops. tanh is a rational minimax approximation {@code u P(u^2) / Q(u^2)} (degrees 5/5 in u^2,
- * fitted for Troupe on [0, 9]: max abs error 3e-11 in exact arithmetic, ~4e-7 evaluated in float32;
- * P and Q by Horner's rule in fused multiply-adds, {@link Math#fma}, which the JIT vectorises: a fifth
- * less time than separate multiplies and adds, one rounding per step instead of two),
- * clamped to |u| <= 9 where tanh is 1 within float precision (the block loops leave the clamp out:
- * every |x| > 1.8 is recomputed exactly there). Tests hold it to the exact
- * (double, Math.tanh) reference in the test kit.
+ * loops. It is evaluated in its logistic form, {@code gelu(x) = 0.5 x (1 + tanh u) = x / (1 + e^(-2u))}
+ * with {@code u = sqrt(2/pi) (x + 0.044715 x^3)}, and its derivative as
+ * {@code s + 2 x u' (1 - s) s} with {@code s = 1 / (1 + e^(-2u))} and {@code 1 - s = e^(-2u) s}: neither
+ * form cancels at either tail (where {@code 1 + tanh u} and {@code 1 - tanh^2 u} do), so every element
+ * takes the same branch-free path, three loops the JIT vectorises with {@link CpuMath#expBlock} in between
+ * (about 2.5 ulp from the exact value; e^(-2u) is clamped at e^88, where the result is below 1e-38).
+ * {@link #gelu} and {@link #geluGrad} are the scalar reference, bitwise equal to the blocks; tests also
+ * hold both to the exact (double, Math.tanh) formula in the test kit.
  */
 final class CpuGelu {
     static final int BLOCK = 2048;
     private static final float SCALE = (float) Math.sqrt(2.0 / Math.PI);
     private static final float CUBIC = 0.044715f;
-    private static final float CLAMP = 9f;
-    private static final double SCALE_D = Math.sqrt(2.0 / Math.PI);
-    private static final double CUBIC_D = 0.044715;
-    /** |x| beyond which the exact path is taken (|u| > ~1.95 there, where 1 +- tanh starts to cancel). */
-    private static final float X_TAIL = 1.8f;
-    private static final float P0 = 0.99999999982055088f;
-    private static final float P1 = 0.14097189616748285f;
-    private static final float P2 = 0.0044232774158112402f;
-    private static final float P3 = 4.220661634258352e-05f;
-    private static final float P4 = 1.1081031136207517e-07f;
-    private static final float P5 = 3.6533972600017159e-11f;
-    private static final float Q1 = 0.47430522863427627f;
-    private static final float Q2 = 0.029191688174799734f;
-    private static final float Q3 = 0.00050032528631662224f;
-    private static final float Q4 = 2.5977566381048034e-06f;
-    private static final float Q5 = 2.9381143443644578e-09f;
+    /** -2 sqrt(2/pi): the exponent of e^(-2u) is this times (x + 0.044715 x^3). */
+    private static final float MINUS_TWO_SCALE = -2f * SCALE;
+    /** 3 * 0.044715, as the derivative's u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2) uses it. */
+    private static final float CUBIC3 = 3f * CUBIC;
     private static final long FLOAT_BASE = UNSAFE.arrayBaseOffset(float[].class);
-    private static final long INT_BASE = UNSAFE.arrayBaseOffset(int[].class);
-    /** The bits of {@link #X_TAIL}: a float's magnitude bits above these mean |x| > X_TAIL (or NaN). */
-    private static final int X_TAIL_BITS = Float.floatToRawIntBits(X_TAIL);
 
-    private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[4][BLOCK]);
-    private static final ThreadLocal<int[]> BITS = ThreadLocal.withInitial(() -> new int[BLOCK]);
+    /** Per thread: x, y (or the output gradient), the input gradient, the bias (or a row), the exp's scratch. */
+    private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[5][BLOCK]);
     /** The calling thread's (row blocks, cols) partial column sums of {@link #backwardBias}. */
     private static final ThreadLocal<float[][]> PARTIAL = ThreadLocal.withInitial(() -> new float[1][]);
 
@@ -50,12 +36,11 @@ final class CpuGelu {
         float[][] s = STAGING.get();
         float[] x = s[0];
         float[] y = s[1];
-        int[] bits = BITS.get();
+        float[] scratch = s[4];
         for (long b = start; b < end; b += BLOCK) {
             int n = (int) Math.min(BLOCK, end - b);
             UNSAFE.copyMemory(null, inp + 4 * b, x, FLOAT_BASE, 4L * n);
-            UNSAFE.copyMemory(null, inp + 4 * b, bits, INT_BASE, 4L * n);
-            forwardBlock(x, y, n, hasTail(bits, n));
+            forwardBlock(x, y, scratch, n);
             UNSAFE.copyMemory(y, FLOAT_BASE, null, out + 4 * b, 4L * n);
         }
     }
@@ -70,7 +55,7 @@ final class CpuGelu {
         float[] x = s[0];
         float[] y = s[1];
         float[] bs = s[3];
-        int[] bits = BITS.get();
+        float[] scratch = s[4];
         for (int c0 = 0; c0 < cols; c0 += BLOCK) {
             int n = Math.min(BLOCK, cols - c0);
             UNSAFE.copyMemory(null, bias + 4L * c0, bs, FLOAT_BASE, 4L * n);
@@ -81,24 +66,10 @@ final class CpuGelu {
                     x[i] += bs[i];
                 }
                 UNSAFE.copyMemory(x, FLOAT_BASE, null, preact + at, 4L * n);
-                UNSAFE.copyMemory(x, FLOAT_BASE, bits, INT_BASE, 4L * n);
-                forwardBlock(x, y, n, hasTail(bits, n));
+                forwardBlock(x, y, scratch, n);
                 UNSAFE.copyMemory(y, FLOAT_BASE, null, out + at, 4L * n);
             }
         }
-    }
-
-    /**
-     * Whether any of the n floats whose bits are {@code bits} has |x| > {@link #X_TAIL} (or is NaN):
-     * an integer OR over the magnitudes' distance below the threshold, which the JIT vectorises,
-     * so blocks without tails skip the scalar tail pass.
-     */
-    static boolean hasTail(int[] bits, int n) {
-        int acc = 0;
-        for (int i = 0; i < n; i++) {
-            acc |= X_TAIL_BITS - (bits[i] & 0x7fffffff);
-        }
-        return acc < 0;
     }
 
     /** dinp[i] = dout[i] * gelu'(inp[i]) for i in [start, end). */
@@ -107,17 +78,15 @@ final class CpuGelu {
         float[] x = s[0];
         float[] g = s[1];
         float[] d = s[2];
-        int[] bits = BITS.get();
+        float[] scratch = s[4];
         for (long b = start; b < end; b += BLOCK) {
             int n = (int) Math.min(BLOCK, end - b);
             UNSAFE.copyMemory(null, inp + 4 * b, x, FLOAT_BASE, 4L * n);
-            UNSAFE.copyMemory(null, inp + 4 * b, bits, INT_BASE, 4L * n);
             UNSAFE.copyMemory(null, dout + 4 * b, g, FLOAT_BASE, 4L * n);
-            backwardBlock(x, g, d, n, hasTail(bits, n));
+            backwardBlock(x, g, d, scratch, n);
             UNSAFE.copyMemory(d, FLOAT_BASE, null, dinp + 4 * b, 4L * n);
         }
     }
-
     /**
      * A zeroed array of at least n floats for the column sums of one {@link #backwardBias} call, owned
      * by the calling thread (the device's workers write disjoint row blocks of it).
@@ -162,75 +131,44 @@ final class CpuGelu {
         }
     }
 
-    private static void forwardBlock(float[] x, float[] y, int n, boolean tails) {
+    /** y[i] = gelu(x[i]) for i in [0, n): the exponent, {@link CpuMath#expBlock} in place in y, the quotient. */
+    private static void forwardBlock(float[] x, float[] y, float[] scratch, int n) {
         for (int i = 0; i < n; i++) {
             float xi = x[i];
-            float t = tanhInner(SCALE * (xi + CUBIC * xi * xi * xi));
-            y[i] = 0.5f * xi * (1f + t);
+            y[i] = MINUS_TWO_SCALE * (xi + CUBIC * xi * xi * xi);
         }
-        // In the tails 1 + t and 1 - t^2 cancel, amplifying the float error of t; recompute the
-        // (few) tail elements exactly. This loop is only a compare per element otherwise, and is
-        // skipped for blocks without tails.
-        if (!tails) {
-            return;
-        }
+        CpuMath.expBlock(y, scratch, n);
         for (int i = 0; i < n; i++) {
-            float xi = x[i];
-            if (xi > X_TAIL || xi < -X_TAIL) {
-                y[i] = (float) (0.5 * xi * onePlusTanh(xi));
-            }
+            y[i] = x[i] / (1f + y[i]);
         }
     }
 
-    private static void backwardBlock(float[] x, float[] g, float[] d, int n, boolean tails) {
-        // Two simple loops vectorise; one fused loop does not (C2's SuperWord gives up on it).
+    /** d[i] = g[i] * gelu'(x[i]) for i in [0, n), the same way as {@link #forwardBlock}. */
+    private static void backwardBlock(float[] x, float[] g, float[] d, float[] scratch, int n) {
         for (int i = 0; i < n; i++) {
             float xi = x[i];
-            d[i] = tanhInner(SCALE * (xi + CUBIC * xi * xi * xi));
+            d[i] = MINUS_TWO_SCALE * (xi + CUBIC * xi * xi * xi);
         }
+        CpuMath.expBlock(d, scratch, n);
         for (int i = 0; i < n; i++) {
             float xi = x[i];
-            float t = d[i];
-            d[i] = (0.5f * (1f + t) + 0.5f * xi * (1f - t * t) * SCALE * (1f + 3f * CUBIC * xi * xi)) * g[i];
-        }
-        if (!tails) {
-            return;
-        }
-        for (int i = 0; i < n; i++) {
-            float xi = x[i];
-            if (xi > X_TAIL || xi < -X_TAIL) {
-                double xd = xi;
-                double u = SCALE_D * (xd + CUBIC_D * xd * xd * xd);
-                double e = Math.exp(-2 * Math.abs(u));
-                double sech2 = 4 * e / ((1 + e) * (1 + e));
-                double local = 0.5 * onePlusTanh(xi) + 0.5 * xd * sech2 * SCALE_D * (1 + 3 * CUBIC_D * xd * xd);
-                d[i] = (float) (local * g[i]);
-            }
+            float e = d[i];
+            float s = 1f / (1f + e);
+            float es = e * s;
+            d[i] = (s + 2f * xi * SCALE * (1f + CUBIC3 * xi * xi) * es * s) * g[i];
         }
     }
 
-    /** 1 + tanh(u(x)) without cancellation: 2/(1+e) for u >= 0, 2e/(1+e) for u < 0, e = exp(-2|u|). */
-    private static double onePlusTanh(double x) {
-        double u = SCALE_D * (x + CUBIC_D * x * x * x);
-        double e = Math.exp(-2 * Math.abs(u));
-        return u >= 0 ? 2 / (1 + e) : 2 * e / (1 + e);
+    /** The scalar reference of the block loops: gelu(x), bitwise what {@link #forward} gives. */
+    static float gelu(float x) {
+        return x / (1f + CpuMath.exp(MINUS_TWO_SCALE * (x + CUBIC * x * x * x)));
     }
 
-    /** The rational tanh, clamped to |u| <= 9 where it is 1 within float precision. */
-    static float tanh(float u) {
-        return tanhInner(Math.max(-CLAMP, Math.min(CLAMP, u)));
-    }
-
-    /**
-     * The rational tanh without the clamp, for the block loops above: there |x| <= {@link #X_TAIL}
-     * keeps |u| below 1.7, and every element beyond (where an unclamped u could reach the
-     * approximation's limits, or overflow) is recomputed exactly by the tail pass, so the clamp (two
-     * min/max per element, a third of the loop's time) never changes a result.
-     */
-    private static float tanhInner(float c) {
-        float z = c * c;
-        float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(P5, z, P4), z, P3), z, P2), z, P1), z, P0);
-        float q = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Q5, z, Q4), z, Q3), z, Q2), z, Q1), z, 1f);
-        return c * p / q;
+    /** The scalar reference of the block loops: gelu'(x), bitwise {@link #backward} for an output gradient 1. */
+    static float geluGrad(float x) {
+        float e = CpuMath.exp(MINUS_TWO_SCALE * (x + CUBIC * x * x * x));
+        float s = 1f / (1f + e);
+        float es = e * s;
+        return s + 2f * x * SCALE * (1f + CUBIC3 * x * x) * es * s;
     }
 }
