@@ -5,6 +5,12 @@ import io.troupe.actors.cluster.CoordinatorActor.Command;
 import io.troupe.actors.cluster.CoordinatorActor.RecoveryTimer;
 import io.troupe.actors.cluster.CoordinatorActor.SubmitJob;
 import io.troupe.runtime.transport.JobIdentity;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,6 +29,9 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 final class Submissions {
     /** The timer that ends a new incarnation's wait for every worker's description. */
     static final String SETTLE = "settle";
+
+    /** How far back a record under the job root may be a repeat's: twice a submitter's longest resending. */
+    static final Duration REPEAT_HORIZON = TroupeNode.SUBMIT_GIVE_UP.multipliedBy(2);
 
     /** How many submitters answered with their end this incarnation remembers, the newest kept. */
     static final int ENDS_KEPT = 32;
@@ -76,9 +85,9 @@ final class Submissions {
      * (finished, failed, stopped or refused) gets that end again; nothing changes, and the repeat's observer (a job
      * gateway's, spawned for this copy) is told it is a repeat, which ends it. Submitters are compared by serialized
      * reference, so a repeat reaches the job an incarnation adopted from its record. A repeat of a job that ended
-     * before this incarnation started is not recognised and runs as a new job, a corner accepted as such: the
-     * submitter stops sending once the job started or ended, so only a copy sent before that and delayed past both
-     * the job's end and a coordinator hand-over could be one.
+     * before this incarnation started (a copy sent before the job started and delayed past both its end and a
+     * coordinator hand-over) is found by the job's record, which names its submitter ({@link #endedRecordOf}): it
+     * is not started again, and only its observer is told (its submitter stopped sending when the job started).
      *
      * @return false when {@code m} is a new submission
      */
@@ -87,7 +96,16 @@ final class Submissions {
         Ended end = ended.get(submitter);
         boolean running = end == null && c.run != null && submitter.equals(c.run.record.submitter());
         if (end == null && !running) {
-            return false;
+            JobRecord rec = endedRecordOf(submitter, m.job());
+            if (rec == null) {
+                return false;
+            }
+            if (m.observer() != null) {
+                m.observer().tell(new JobEvent.Accepted(rec.identity().idHex(), rec.identity().epoch(), true));
+            }
+            c.ctx.getLog().info("a repeated submission from {} of {}, which ended {} before this incarnation: not"
+                + " started again", m.replyTo().path(), rec.identity(), rec.state());
+            return true;
         }
         JobEvent.Accepted repeat = running ? new JobEvent.Accepted(c.run.identity.idHex(), c.run.identity.epoch(), true)
             : new JobEvent.Accepted(end.jobId(), end.epoch(), true);
@@ -98,6 +116,46 @@ final class Submissions {
         c.ctx.getLog().debug("a repeated submission from {}: answered {}", m.replyTo().path(),
             running ? "as accepted, " + c.run.identity : "with its end, " + end.end().getClass().getSimpleName());
         return true;
+    }
+
+    /**
+     * The record of an ended job ({@code FINISHED}, {@code FAILED} or {@code STOPPED}) that {@code submitter}
+     * submitted, in the submission's checkpoint directory or, without one, in a directory under the job root written
+     * in the last {@link #REPEAT_HORIZON} (a submitter sends for at most {@link TroupeNode#SUBMIT_GIVE_UP}); null
+     * when none. A record that cannot be read is passed over: the submission is then taken as new.
+     */
+    JobRecord endedRecordOf(String submitter, JobRequest job) {
+        List<Path> dirs = new ArrayList<>();
+        if (!job.checkpointDir().isEmpty()) {
+            dirs.add(Path.of(job.checkpointDir()));
+        } else {
+            long since = System.currentTimeMillis() - REPEAT_HORIZON.toMillis();
+            try (DirectoryStream<Path> children = Files.newDirectoryStream(c.settings.jobRoot())) {
+                for (Path d : children) {
+                    Path f = d.resolve(JobRecord.FILE);
+                    try {
+                        if (Files.isRegularFile(f) && Files.getLastModifiedTime(f).toMillis() >= since) {
+                            dirs.add(d);
+                        }
+                    } catch (IOException e) {
+                        // removed since the listing: not a record to read
+                    }
+                }
+            } catch (IOException | UncheckedIOException e) {
+                return null;                        // no job root yet: no job ended under it
+            }
+        }
+        for (Path d : dirs) {
+            try {
+                JobRecord rec = JobRecord.read(d);
+                if (rec != null && rec.state() != JobRecord.State.RUNNING && submitter.equals(rec.submitter())) {
+                    return rec;
+                }
+            } catch (RuntimeException e) {
+                c.ctx.getLog().debug("passing over the record in {}: {}", d, e.getMessage());
+            }
+        }
+        return null;
     }
 
     /**

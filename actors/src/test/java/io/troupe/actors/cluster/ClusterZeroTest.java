@@ -9,6 +9,7 @@ import io.troupe.actors.api.TrainingJob;
 import io.troupe.actors.api.Troupe;
 import io.troupe.actors.engine.WholeGradientGptStages;
 import io.troupe.models.checkpoint.Checkpoints;
+import io.troupe.runtime.testkit.BlasRowBlocks;
 import io.troupe.runtime.testkit.TestFiles;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -77,8 +78,9 @@ class ClusterZeroTest {
                         memMib[zero]);
                     assertTrue(rel <= 1e-5, layout + " zero " + zero + ": " + rel);
                 }
-                // Zero 2 reduce-scatters from a window after each weight gradient; at dp 2 every sum is a + b.
-                if (layout.equals("2x1")) {
+                // Zero 2 reduce-scatters from a window after each weight gradient; at dp 2 every sum is a + b. A weight
+                // two windows share is formed in blocks of rows: bitwise the whole only where the BLAS is.
+                if (layout.equals("2x1") && BlasRowBlocks.bitwise()) {
                     assertTrue(java.util.Arrays.equals(z[2], z[1]), layout + ": zero 2 is not bitwise zero 1");
                 }
                 double saved = (memMib[1] - memMib[2]) * 1024 * 1024 / gradBytes;
@@ -162,7 +164,12 @@ class ClusterZeroTest {
                 maxRelative(l[2], l[1], 0));
             assertTrue(largest > embedding, "the test needs a weight larger than the embedding");
             assertTrue(saved >= floor, "zero 2 saved " + saved + " < " + floor);
-            assertTrue(java.util.Arrays.equals(l[2], l[1]), "zero 2 is not bitwise zero 1 at dp 2");
+            if (BlasRowBlocks.bitwise()) {
+                assertTrue(java.util.Arrays.equals(l[2], l[1]), "zero 2 is not bitwise zero 1 at dp 2");
+            } else {
+                assertTrue(maxRelative(l[2], l[1], 0) <= 1e-5, "zero 2 against zero 1 at dp 2: "
+                    + maxRelative(l[2], l[1], 0));
+            }
         }
     }
 

@@ -23,7 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The coordinator takes a submission once however often its submitter sends it (the submitter repeats it until it
  * hears an answer): a repeat while the job runs is answered {@link JobEvent.Accepted} again, a repeat after the job
- * ended gets its end again, and neither starts a job; another submitter's job is refused while one runs. A real
+ * ended gets its end again, and neither starts a job; another submitter's job is refused while one runs. A repeat
+ * that reaches a new incarnation after its job ended is known by the job's record and starts nothing. A real
  * coordinator ({@link ScriptedCoordinator}); scripted workers, or a real {@link WorkerActor} for a job that finishes.
  * Every wait bounded by {@link ScriptedCoordinator#WAIT_MS}.
  */
@@ -124,5 +125,49 @@ class CoordinatorRepeatedSubmissionTest {
         coordinator.tell(new CoordinatorActor.SubmitJob(job("next", 2), coordinator.probe(next)));
         JobEvent first = next.await(JobEvent.class, m -> true, "the next job's first event");
         assertTrue(first instanceof JobEvent.Accepted n && !n.repeat(), first.toString());
+    }
+
+    /**
+     * A copy of a submission delayed past its job's end and a coordinator hand-over reaches an incarnation that never
+     * answered it: the job's record, which names its submitter, marks it a repeat, with or without a checkpoint
+     * directory (then found under the job root), and nothing starts. Another submitter's job is taken.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldKnowARepeatOfAJobThatEndedBeforeThisIncarnationByItsRecord() throws Exception {
+        Path root = dir.resolve("jobs");
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "snapshots = off", "job-root = \"" + root + "\"");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        coordinator.register(a);
+        Inbox<JobEvent> submitterEvents = new Inbox<>();
+        ActorRef<JobEvent> submitter = coordinator.probe(submitterEvents);
+        JobRequest unnamed = new JobRequest("tiny", "1x1", 1, "1f1b", 2, 8, 2, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", 1000,
+            "", 60_000, 0, 1, 1L << 20, "cpu", "", 0, "none", "none");
+        JobRequest named = job("named", 2);
+        JobIdentity first = JobIdentity.newJob(3);
+        JobIdentity second = JobIdentity.newJob(5);
+        new JobRecord(first, JobRecord.State.FINISHED, unnamed, "1x1", 1, 2, "", coordinator.serialized(submitter), "",
+            List.of()).write(java.nio.file.Files.createDirectories(root.resolve(first.idHex())));
+        new JobRecord(second, JobRecord.State.STOPPED, named, "1x1", 1, 1, "", coordinator.serialized(submitter), "",
+            List.of()).write(java.nio.file.Files.createDirectories(Path.of(named.checkpointDir())));
+
+        Inbox<JobEvent> observer = new Inbox<>();
+        coordinator.tell(new CoordinatorActor.SubmitJob(unnamed, coordinator.probe(observer), submitter));
+        assertEquals(new JobEvent.Accepted(first.idHex(), 3, true),
+            observer.await(JobEvent.Accepted.class, m -> true, "the repeat of the job under the job root"));
+        Inbox<JobEvent> observer2 = new Inbox<>();
+        coordinator.tell(new CoordinatorActor.SubmitJob(named, coordinator.probe(observer2), submitter));
+        assertEquals(new JobEvent.Accepted(second.idHex(), 5, true),
+            observer2.await(JobEvent.Accepted.class, m -> true, "the repeat of the job in its own directory"));
+        assertEquals(1, count(a, WorkerActor.Describe.class), "no job started: " + a.inbox().all());
+        assertEquals(JobRecord.State.STOPPED, JobRecord.read(Path.of(named.checkpointDir())).state());
+
+        // another submitter of the same request: a new job
+        Inbox<JobEvent> other = new Inbox<>();
+        coordinator.tell(new CoordinatorActor.SubmitJob(named, coordinator.probe(other)));
+        JobEvent.Accepted taken = other.await(JobEvent.Accepted.class, m -> true, "the other submitter's job");
+        assertTrue(!taken.repeat() && !taken.jobId().equals(second.idHex()), taken.toString());
+        assertTrue(submitterEvents.all().isEmpty(), "the repeats' submitter stopped sending long ago: "
+            + submitterEvents.all());
     }
 }

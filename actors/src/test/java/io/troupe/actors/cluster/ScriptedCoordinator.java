@@ -115,6 +115,11 @@ final class ScriptedCoordinator implements AutoCloseable {
             && m.description().equals(description), "the new description of " + worker);
     }
 
+    /** {@code ref} as a job record names a submitter: its serialized form in this system. */
+    String serialized(ActorRef<?> ref) {
+        return org.apache.pekko.actor.typed.ActorRefResolver.get(system).toSerializationFormat(ref);
+    }
+
     /** An actor of this system that records what it receives into {@code inbox}. */
     <T> ActorRef<T> probe(Inbox<T> inbox) {
         return system.systemActorOf(Behaviors.<T>receiveMessage(m -> {
