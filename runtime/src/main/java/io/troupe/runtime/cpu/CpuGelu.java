@@ -87,6 +87,7 @@ final class CpuGelu {
             UNSAFE.copyMemory(d, FLOAT_BASE, null, dinp + 4 * b, 4L * n);
         }
     }
+
     /**
      * A zeroed array of at least n floats for the column sums of one {@link #backwardBias} call, owned
      * by the calling thread (the device's workers write disjoint row blocks of it).
