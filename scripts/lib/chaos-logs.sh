@@ -87,7 +87,7 @@ chaos_lost_steps() {
     /^step +[0-9]+\// { split($2, s, "/"); last = s[1] + 0; next }
     /^troupe: (fault|planned restart) in epoch [0-9]+:/ {
       if (!pending) { at = last; pending = 1 }
-      want = restored($0, "restoring step [0-9]+"); next
+      want = restored($0, "last disk checkpoint step [0-9]+"); next
     }
     /^troupe: recovered:/ {
       r = restored($0, "[(]restored step [0-9]+[)]")

@@ -79,17 +79,21 @@ public sealed interface JobEvent extends CrossNodeMessage {
     }
 
     /**
-     * A fault ended epoch {@code epoch}: the job rolls back to {@code restoreStep} (its last committed
-     * checkpoint) and re-plans; {@code restarts} counts the restarts so far. A node lost during a recovery after it
-     * answered the abort is a fault too, told with the recovery's epoch: that recovery's re-plan leaves it out.
+     * A fault ended epoch {@code epoch}: the job rolls back and re-plans; {@code restarts} counts the restarts so
+     * far. {@code diskCheckpointStep} is the step of the last checkpoint on disk when the fault is known (0: none),
+     * the furthest back the job can go; the next epoch restores the last committed step from the members' memory
+     * where it can, and {@link Recovered#restoredStep} names the step it did restore. A node lost during a recovery
+     * after it answered the abort is a fault too, told with the recovery's epoch: that recovery's re-plan leaves it
+     * out.
      * {@code planned}: not a fault but a member that left the cluster gracefully (a rolling restart, a scale-down) or
      * a coordinator's hand-over as its node left, which the restart budget counts only when the job trains no step
      * after it.
      */
-    record Recovering(long epoch, String reason, long restoreStep, int restarts, boolean planned) implements JobEvent {
+    record Recovering(long epoch, String reason, long diskCheckpointStep, int restarts, boolean planned)
+        implements JobEvent {
         /** A fault's recovery. */
-        public Recovering(long epoch, String reason, long restoreStep, int restarts) {
-            this(epoch, reason, restoreStep, restarts, false);
+        public Recovering(long epoch, String reason, long diskCheckpointStep, int restarts) {
+            this(epoch, reason, diskCheckpointStep, restarts, false);
         }
     }
 

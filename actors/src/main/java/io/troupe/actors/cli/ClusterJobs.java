@@ -173,8 +173,8 @@ final class ClusterJobs {
             } else if (e instanceof JobEvent.StepTrace st) {
                 traces.add(st);
             } else if (e instanceof JobEvent.Recovering rc) {
-                out.printf("troupe: %s in epoch %d: %s; restoring step %d (restart %d)%n",
-                    rc.planned() ? "planned restart" : "fault", rc.epoch(), rc.reason(), rc.restoreStep(),
+                out.printf("troupe: %s in epoch %d: %s; last disk checkpoint step %d (restart %d)%n",
+                    rc.planned() ? "planned restart" : "fault", rc.epoch(), rc.reason(), rc.diskCheckpointStep(),
                     rc.restarts());
             } else if (e instanceof JobEvent.Recovered rd) {
                 out.printf("troupe: recovered: epoch %d on layout %s committed step %d, %.0f ms after the fault"

@@ -33,7 +33,8 @@ class ChaosLogsTest {
     }
 
     private static String fault(int epoch, int restoring) {
-        return "troupe: fault in epoch " + epoch + ": member left; restoring step " + restoring + " (restart 1)\n";
+        return "troupe: fault in epoch " + epoch + ": member left; last disk checkpoint step " + restoring
+            + " (restart 1)\n";
     }
 
     private static String recovered(int epoch, int committed, int restored) {
@@ -63,7 +64,7 @@ class ChaosLogsTest {
         assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10))));
         // a planned restart (a node stopped cleanly) is a recovery like a fault's, and is seen as one
         String planned = "troupe: planned restart in epoch 1: member x leaving the cluster, hosting rank(s) [1];"
-            + " restoring step 10 (restart 1)\n";
+            + " last disk checkpoint step 10 (restart 1)\n";
         assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + planned
             + recovered(2, 11, 10) + steps(11, 40) + FINISHED)));
         String seen = "if chaos_fault_seen \"$1\"; then echo seen; else echo none; fi";
@@ -139,11 +140,11 @@ class ChaosLogsTest {
      */
     private static final String REFUSED_COLLECTIVE = "troupe: fault in epoch 1: rank 1 failed in step 16: aborted"
         + " (a chunk from rank 0 arrived corrupt (BAD_CHUNK_CRC)) during ALL_REDUCE #33 (count=9216, tag=2, group 1"
-        + " epoch 1, member 1/2 rank 1); restoring step 16 (restart 1)\n";
+        + " epoch 1, member 1/2 rank 1); last disk checkpoint step 16 (restart 1)\n";
 
     /** The same for a pipeline chunk ({@code AeronStageLink}), refused by its MAC where frames are authenticated. */
     private static final String REFUSED_STAGE = "troupe: fault in epoch 2: rank 0 failed in step 21: a gradient chunk"
-        + " from rank 1 arrived corrupt (BAD_MAC); restoring step 20 (restart 2)\n";
+        + " from rank 1 arrived corrupt (BAD_MAC); last disk checkpoint step 20 (restart 2)\n";
 
     @Test
     void shouldVouchForACorruptedFrameOnlyWhenADriverInjectedItAndAFaultNamesItRefused(@TempDir Path tmp)
@@ -169,7 +170,7 @@ class ChaosLogsTest {
             + recovered(2, 11, 10) + steps(11, 40) + FINISHED), injected), "a fault for another reason");
         assertEquals(INJECTED + "rc=2", lib(evidence, log(tmp, STARTED + steps(1, 16)
             + "troupe: fault in epoch 1: rank 1 failed in step 16: a chunk from rank 0 arrived corrupt (BAD_HEADER_CRC)"
-            + "; restoring step 10 (restart 1)\n"), injected), "a reason no chunk check gives");
+            + "; last disk checkpoint step 10 (restart 1)\n"), injected), "a reason no chunk check gives");
         assertEquals(INJECTED + "rc=2", lib(evidence, log(tmp, STARTED + steps(1, 16)
             + "12:00:01 WARN job 5f1e epoch 1: fault in step 16: rank 1 failed in step 16: a chunk from rank 0 arrived"
             + " corrupt (BAD_CHUNK_CRC)\n"), injected), "only the submitter's fault lines count");
