@@ -32,24 +32,33 @@ import java.util.Set;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * {@code scripts/bench pipeline [--steps N] [--warmup N] [--client]}: the small GPT on a real two-node
- * cluster in two processes, one worker thread each, as the PyTorch references ran: this JVM is the
+ * {@code scripts/bench pipeline [--steps N] [--warmup N] [--client] [--python PATH|none]}: the small GPT on a real
+ * two-node cluster in two processes, one worker thread each, as the PyTorch references ran: this JVM is the
  * first node (worker 0, the coordinator and the host's media driver), a second node process joins it
  * and uses that driver, so tensors move over Aeron IPC. {@code --client} runs it in
  * {@code scripts/launch-local.sh}'s shape instead: a host driver process, two node processes, and
  * this JVM as a client that only submits (four processes on the machine):
- * (1) pp 2, 4 micro-batches, 1F1B, against a hand-written 2-process PyTorch 1.13 pipeline measured
- * here at 55.8 ms/step; (2) dp 2, against PyTorch DDP over Gloo at 46.5 ms/step, both the median of
- * the timed steps after the warm-up; (3) the measured bubble against the simulator's prediction for
- * the F and B+W costs the two stages had in the run (the traced last step, {@link TracedStep});
+ * (1) pp 2, 4 micro-batches, 1F1B, against a hand-written 2-process PyTorch pipeline; (2) dp 2, against
+ * PyTorch DDP over Gloo, both the median of the timed steps after the warm-up, the references measured in the
+ * same run after Troupe's ({@link PipelineTorchReference}; the interpreter as {@code scripts/bench step} finds
+ * it: {@code --python}, {@code TROUPE_BENCH_PYTHON}, else the first python3 that imports torch; without one the
+ * figures recorded on an Intel Xeon with PyTorch 1.13, 55.8 and 46.5 ms, stand in, and the bench says so);
+ * (3) the measured bubble against the simulator's prediction for the F and B+W costs the two stages had in
+ * the run (the traced last step, {@link TracedStep});
  * (4) the control overhead per scheduled action from the same trace. Each job's traced step is
  * written to {@code runs/bench-pipeline-<layout>/trace.json}. Last line: {@code pp2_ms=<x> dp2_ms=<x>
- * bubble_measured=<x> bubble_simulated=<x> overhead_us=<x>}.
+ * bubble_measured=<x> bubble_simulated=<x> overhead_us=<x> torch_pp2_ms=<x> torch_dp2_ms=<x> pp2_ratio=<x>
+ * dp2_ratio=<x>} (the torch figures {@code -} and the ratios against the recorded ones when none was measured).
  */
 public final class PipelineBench {
-    private static final double TORCH_PP2_MS = 55.8;
-    private static final double TORCH_DP2_MS = 46.5;
+    /** PyTorch 1.13's pp 2 and dp 2 on an Intel Xeon (AVX-512), used only where no PyTorch runs here. */
+    private static final double RECORDED_TORCH_PP2_MS = 55.8;
+    private static final double RECORDED_TORCH_DP2_MS = 46.5;
+    /** Untimed steps of the PyTorch references (no JIT to wait for). */
+    private static final int TORCH_WARMUP = 10;
     private static final int MICROBATCHES = 4;
+    /** The global batch of both jobs and of the references. */
+    private static final int BATCH = 16;
     /** How long a node or driver process may take to start. */
     private static final long START_TIMEOUT_MS = 120_000;
 
@@ -59,13 +68,20 @@ public final class PipelineBench {
     public static void main(String[] args) throws Exception {
         // Three JVMs on two cores keep their JIT compilers busy for about a minute; the figures are
         // taken in the steady state after that, as a Java service would run.
-        String usage = "usage: scripts/bench pipeline [--steps N] [--warmup N] [--client]";
+        String usage = "usage: scripts/bench pipeline [--steps N] [--warmup N] [--client] [--python PATH|none]";
         Options o = BenchOptions.parse(args, "pipeline", usage,
-            Set.of("steps", "warmup"), Set.of("client"));
+            Set.of("steps", "warmup", "python"), Set.of("client"));
+        java.util.Optional<PipelineTorchReference> torch = io.troupe.models.bench.TorchBaseline
+            .findPython(o.get("python", System.getenv("TROUPE_BENCH_PYTHON"))).map(PipelineTorchReference::new);
         int steps = o.getInt("steps", 100);
         int warmup = o.getInt("warmup", 150);
         boolean clientJvm = o.has("client");
         List<ChildJvm> nodes = new ArrayList<>();
+        Run pp;
+        Run dp;
+        double[] alone;
+        TracedStep t;
+        SimulationResult sim;
         ChildJvm driver = null;
         TroupeNode client = null;
         try {
@@ -101,36 +117,15 @@ public final class PipelineBench {
                 nodes.add(second);
                 awaitHostPort(second);
             }
-            Run pp = run(client, "1x2", MICROBATCHES, steps, warmup);
-            Run dp = run(client, "2x1", 1, steps, warmup);
-            double[] alone = measureStagesAlone(GptConfig.small());
+            pp = run(client, "1x2", MICROBATCHES, steps, warmup);
+            dp = run(client, "2x1", 1, steps, warmup);
+            alone = measureStagesAlone(GptConfig.small());
             // (3) and (4) from the traced step of the pp job: its own F and B+W per stage
             // (contention included) go into the simulator; what the ranks spent outside
             // compute and outside waiting for an input is the runtime's control overhead
-            TracedStep t = TracedStep.of(pp.trace());
+            t = TracedStep.of(pp.trace());
             CostModel cost = CostModel.perStage(t.forwardUs(), t.backwardUs(), new double[] {0, 0});
-            SimulationResult sim = new PipelineSimulator(cost).run(Schedules.oneFOneB(2, MICROBATCHES).asPolicy());
-            System.out.printf(Locale.ROOT, "%-34s %10s %12s %8s%n", "case", "ms/step", "reference", "ratio");
-            System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "pp2, 2 processes, 1f1b, m=4", pp.stepMs(),
-                TORCH_PP2_MS, pp.stepMs() / TORCH_PP2_MS);
-            System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "dp2, 2 processes", dp.stepMs(), TORCH_DP2_MS,
-                dp.stepMs() / TORCH_DP2_MS);
-            System.out.printf(Locale.ROOT,
-                "stage costs in the run (traced step): F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; "
-                + "alone in this process: F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us%n", t.forwardUs()[0], t.forwardUs()[1],
-                t.backwardUs()[0], t.backwardUs()[1], alone[0], alone[1], alone[2], alone[3]);
-            System.out.printf(Locale.ROOT,
-                "bubble: measured %.4f (median over steps), simulated %.4f for the run's stage "
-                + "costs (simulated schedule %.2f ms)%n", pp.bubble(), sim.bubbleFraction(), sim.stepUs() / 1e3);
-            System.out.printf(Locale.ROOT, "control overhead per action: %.1f us (device thread outside compute and "
-                + "input waits, sends included, over %d actions per rank); "
-                + "input pick-up after arrival: median %.1f us%n",
-                t.overheadUs(), 2 * MICROBATCHES, t.pickupUs());
-            System.out.printf(Locale.ROOT,
-                "traces: runs/bench-pipeline-1x2/trace.json, runs/bench-pipeline-2x1/trace.json%n");
-            System.out.printf(Locale.ROOT,
-                "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f%n",
-                pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs());
+            sim = new PipelineSimulator(cost).run(Schedules.oneFOneB(2, MICROBATCHES).asPolicy());
         } finally {
             // the node processes first: in the two-process shape they use this JVM's media driver
             for (ChildJvm p : nodes) {
@@ -152,6 +147,40 @@ public final class PipelineBench {
                 driver.close();
             }
         }
+        // the references after every Troupe process has stopped (an idle node still runs its media driver)
+        double torchPp = torch.map(r -> r.msPerStep("pp2", GptConfig.small(), BATCH, MICROBATCHES, steps,
+            TORCH_WARMUP)).orElse(RECORDED_TORCH_PP2_MS);
+        double torchDp = torch.map(r -> r.msPerStep("dp2", GptConfig.small(), BATCH, 1, steps, TORCH_WARMUP))
+            .orElse(RECORDED_TORCH_DP2_MS);
+        System.out.println(torch.map(r -> "references: " + r.describe() + ", measured in this run after Troupe's")
+            .orElse("references: none measured (no python3 with torch found; set TROUPE_BENCH_PYTHON or --python"
+                + " PATH): PyTorch 1.13's figures recorded on an Intel Xeon stand in, and the ratios hold only"
+                + " there"));
+        System.out.printf(Locale.ROOT, "%-34s %10s %12s %8s%n", "case", "ms/step", "reference", "ratio");
+        System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "pp2, 2 processes, 1f1b, m=4", pp.stepMs(),
+            torchPp, pp.stepMs() / torchPp);
+        System.out.printf(Locale.ROOT, "%-34s %10.2f %12.1f %8.3f%n", "dp2, 2 processes", dp.stepMs(), torchDp,
+            dp.stepMs() / torchDp);
+        System.out.printf(Locale.ROOT,
+            "stage costs in the run (traced step): F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us; "
+            + "alone in this process: F=[%.0f, %.0f] us, B+W=[%.0f, %.0f] us%n", t.forwardUs()[0], t.forwardUs()[1],
+            t.backwardUs()[0], t.backwardUs()[1], alone[0], alone[1], alone[2], alone[3]);
+        System.out.printf(Locale.ROOT,
+            "bubble: measured %.4f (median over steps), simulated %.4f for the run's stage "
+            + "costs (simulated schedule %.2f ms)%n", pp.bubble(), sim.bubbleFraction(), sim.stepUs() / 1e3);
+        System.out.printf(Locale.ROOT, "control overhead per action: %.1f us (device thread outside compute and "
+            + "input waits, sends included, over %d actions per rank); "
+            + "input pick-up after arrival: median %.1f us%n",
+            t.overheadUs(), 2 * MICROBATCHES, t.pickupUs());
+        System.out.printf(Locale.ROOT,
+            "traces: runs/bench-pipeline-1x2/trace.json, runs/bench-pipeline-2x1/trace.json%n");
+        System.out.printf(Locale.ROOT,
+            "pp2_ms=%.2f dp2_ms=%.2f bubble_measured=%.4f bubble_simulated=%.4f overhead_us=%.1f torch_pp2_ms=%s"
+            + " torch_dp2_ms=%s pp2_ratio=%.3f dp2_ratio=%.3f%n",
+            pp.stepMs(), dp.stepMs(), pp.bubble(), sim.bubbleFraction(), t.overheadUs(),
+            torch.isPresent() ? String.format(Locale.ROOT, "%.2f", torchPp) : "-",
+            torch.isPresent() ? String.format(Locale.ROOT, "%.2f", torchDp) : "-",
+            pp.stepMs() / torchPp, dp.stepMs() / torchDp);
         System.exit(0);
     }
 
@@ -161,7 +190,7 @@ public final class PipelineBench {
 
     private static Run run(TroupeNode client, String layout, int m, int steps, int warmup) throws Exception {
         TrainingJob job = TrainingJob.builder().model("small").layout(layout).schedule("1f1b").microbatches(m)
-            .batchSize(16).steps(warmup + steps).lr(1e-3f, 1e-4f, 2).gradClip(1f).seed(1337).validation(0, 1)
+            .batchSize(BATCH).steps(warmup + steps).lr(1e-3f, 1e-4f, 2).gradClip(1f).seed(1337).validation(0, 1)
             .device("cpu").build();
         JobHandle h = Troupe.using(client).submit(job);
         AtomicReference<JobEvent.StepTrace> trace = new AtomicReference<>();
@@ -191,7 +220,7 @@ public final class PipelineBench {
     /** F and B+W (µs) of both stages measured here, one thread, nothing else running: f0, f1, b0, b1. */
     private static double[] measureStagesAlone(GptConfig cfg) {
         StagePartition part = StagePartition.balanced(cfg, 2);
-        int rows = 16 / MICROBATCHES;
+        int rows = BATCH / MICROBATCHES;
         double[] f = new double[2];
         double[] b = new double[2];
         try (CpuDevice dev = new CpuDevice(1);

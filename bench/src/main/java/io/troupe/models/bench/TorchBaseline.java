@@ -27,7 +27,7 @@ import java.util.concurrent.TimeUnit;
  * set to the thread count; when this JVM runs with {@code -XX:UseAVX=2} or lower, PyTorch's own
  * kernels are held to AVX2 as well ({@code ATEN_CPU_CAPABILITY=avx2}, {@code ONEDNN_MAX_CPU_ISA=AVX2}).
  */
-final class TorchBaseline {
+public final class TorchBaseline {
     static final String SCRIPT = "step_torch.py";
     private static final long PROBE_TIMEOUT_S = 60;
     private static final long RUN_TIMEOUT_S = 600;
@@ -70,6 +70,14 @@ final class TorchBaseline {
     /** The interpreter in use. */
     String python() {
         return python;
+    }
+
+    /**
+     * The interpreter for {@code explicit} (a python path; null or empty: look for one) that can import
+     * torch, or empty ({@code explicit} "none": always). For other benches' PyTorch references.
+     */
+    public static Optional<String> findPython(String explicit) {
+        return find(explicit).map(TorchBaseline::python);
     }
 
     /**
