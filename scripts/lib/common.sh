@@ -49,6 +49,9 @@ troupe_ensure_built() {
     # shellcheck disable=SC2086
     (cd "$TROUPE_HOME" && mvn -q -B ${TROUPE_MVN_FLAGS:-} -DskipTests package -pl bench -am) >&2 \
       || { echo "troupe: build failed" >&2; exit 1; }
+    # Maven leaves a jar whose module did not change as it was (its old time): without this, a source of another
+    # module newer than that jar would rebuild on every call
+    touch -c "$TROUPE_JAR" "$TROUPE_BENCH_JAR"
   fi
 }
 

@@ -1,16 +1,15 @@
 package io.troupe.actors.bench;
 
+import io.troupe.models.bench.TorchBaseline;
 import io.troupe.models.gpt.GptConfig;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.TimeUnit;
 
 /**
  * The PyTorch references of {@code scripts/bench pipeline}, measured in the same run: {@code pipeline_torch.py}
@@ -41,19 +40,8 @@ final class PipelineTorchReference {
                 Integer.toString(warmup)));
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
             pb.environment().put("OMP_NUM_THREADS", "1");
-            Process p = pb.start();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!p.waitFor(RUN_TIMEOUT_S, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new IllegalStateException("PyTorch " + mode + " reference still running after " + RUN_TIMEOUT_S
-                    + " s");
-            }
-            String[] lines = out.trim().split("\n");
-            String last = lines[lines.length - 1];
-            if (p.exitValue() != 0 || !last.contains(" ms_per_step=")) {
-                throw new IllegalStateException("PyTorch " + mode + " reference (" + python + ") exited "
-                    + p.exitValue() + ": " + out.trim());
-            }
+            String last = TorchBaseline.lastLine("PyTorch " + mode + " reference (" + python + ")", pb, null,
+                RUN_TIMEOUT_S);
             for (String field : last.trim().split("\\s+")) {
                 if (field.startsWith("ms_per_step=")) {
                     return Double.parseDouble(field.substring("ms_per_step=".length()));
@@ -61,11 +49,8 @@ final class PipelineTorchReference {
             }
             throw new IllegalStateException("PyTorch " + mode + " reference line lacks ms_per_step=: " + last);
         } catch (IOException e) {
-            throw new IllegalStateException("PyTorch " + mode + " reference (" + python + ") failed to run: "
+            throw new IllegalStateException("PyTorch " + mode + " reference (" + python + ") failed to start: "
                 + e.getMessage(), e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while the PyTorch " + mode + " reference ran", e);
         } finally {
             if (dir != null) {
                 for (String f : List.of("step_torch.py", "pipeline_torch.py")) {

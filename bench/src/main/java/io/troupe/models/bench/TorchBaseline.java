@@ -147,33 +147,45 @@ public final class TorchBaseline {
             pb.environment().put("ONEDNN_MAX_CPU_ISA", "AVX2");
             pb.environment().put("DNNL_MAX_CPU_ISA", "AVX2");
         }
-        try {
-            Process p = pb.start();
-            try (OutputStream in = p.getOutputStream();
-                 InputStream script = TorchBaseline.class.getResourceAsStream(SCRIPT)) {
-                if (script == null) {
-                    throw new IllegalStateException("resource " + SCRIPT + " missing beside "
-                        + TorchBaseline.class.getName());
-                }
-                script.transferTo(in);
+        try (InputStream script = TorchBaseline.class.getResourceAsStream(SCRIPT)) {
+            if (script == null) {
+                throw new IllegalStateException("resource " + SCRIPT + " missing beside "
+                    + TorchBaseline.class.getName());
             }
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!p.waitFor(RUN_TIMEOUT_S, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new IllegalStateException("PyTorch baseline (" + python + ") still running after "
-                    + RUN_TIMEOUT_S + " s");
-            }
-            if (p.exitValue() != 0) {
-                throw new IllegalStateException("PyTorch baseline (" + python + ") exited " + p.exitValue() + ": "
-                    + out.trim());
-            }
-            String[] lines = out.trim().split("\n");
-            return Result.parse(lines[lines.length - 1]);
+            return Result.parse(lastLine("PyTorch baseline (" + python + ")", pb, script, RUN_TIMEOUT_S));
         } catch (IOException e) {
             throw new IllegalStateException("PyTorch baseline (" + python + ") failed to run: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Runs {@code pb} (its standard error as the caller set it), feeding it {@code stdin} (null: nothing), and
+     * returns the last line of its standard output; fails naming {@code what} when it cannot start, runs past
+     * {@code timeoutS} seconds or exits other than 0 (with what it printed).
+     */
+    public static String lastLine(String what, ProcessBuilder pb, InputStream stdin, long timeoutS) {
+        try {
+            Process p = pb.start();
+            try (OutputStream in = p.getOutputStream()) {
+                if (stdin != null) {
+                    stdin.transferTo(in);
+                }
+            }
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (!p.waitFor(timeoutS, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new IllegalStateException(what + " still running after " + timeoutS + " s");
+            }
+            if (p.exitValue() != 0) {
+                throw new IllegalStateException(what + " exited " + p.exitValue() + ": " + out.trim());
+            }
+            String[] lines = out.trim().split("\n");
+            return lines[lines.length - 1];
+        } catch (IOException e) {
+            throw new IllegalStateException(what + " failed to run: " + e.getMessage(), e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while PyTorch baseline ran", e);
+            throw new IllegalStateException("interrupted while " + what + " ran", e);
         }
     }
 
