@@ -34,7 +34,7 @@ if ! [[ "$base_port" =~ ^(0|[1-9][0-9]*)$ ]] || [ "$base_port" -gt 65535 ]; then
   exit 2
 fi
 troupe_ensure_built
-threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
+threads=$(troupe_node_threads "$n")
 logdir="${TROUPE_LOG_DIR:-$(mktemp -d -t troupe-launch-XXXXXX)}"
 mkdir -p "$logdir"
 driver_pid=""

@@ -91,6 +91,15 @@ troupe_memory_kib() {
   fi
 }
 
+# troupe_node_threads NODES: threads per worker for one of NODES single-worker node processes sharing this
+# machine: its share of the cores, at least 1 (launch-local.sh, and scripts/chaos's namespace nodes, which must
+# match it: a gemm's bits can depend on its thread count)
+troupe_node_threads() {
+  local threads=$(( $(nproc) / ${1:-1} ))
+  [ "$threads" -ge 1 ] || threads=1
+  echo "$threads"
+}
+
 # JVM memory flags of a node process when NODES node processes share this machine (docs/deploy.md,
 # "Memory of a node"): of its share, a heap of 1/4 (-Xmx) and a direct-memory limit of 3/8
 # (-XX:MaxDirectMemorySize: the in-memory snapshot slots, two of each rank's snapshot and two of each

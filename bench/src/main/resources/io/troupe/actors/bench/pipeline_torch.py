@@ -19,29 +19,13 @@ import time
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from step_torch import Gpt, median  # noqa: E402  (the same model and recipe as the step bench's reference)
-
-
-def lr_at(step):
-    total = 1_000_000
-    warm = total // 10
-    if step < warm:
-        return 1e-3 * (step + 1) / warm
-    return 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
-
-
-def adamw(params):
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+from step_torch import Gpt, adamw, lr_at, median  # noqa: E402  (the step bench reference's model and recipe)
 
 
 def stage0_forward(model, split, x):
-    h = model.tok(x) + model.pos(torch.arange(x.shape[1]))
+    h = model.embed(x)
     for blk in model.blocks[:split]:
         h = blk(h, model.mask)
     return h
@@ -50,8 +34,7 @@ def stage0_forward(model, split, x):
 def stage1_loss(model, split, h, y):
     for blk in model.blocks[split:]:
         h = blk(h, model.mask)
-    logits = model.lm_head(model.ln_f(h))
-    return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+    return model.loss(h, y)
 
 
 def pipeline_step(rank, model, split, params, xs, ys, m, d):

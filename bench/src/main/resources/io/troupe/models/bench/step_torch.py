@@ -58,13 +58,35 @@ class Gpt(nn.Module):
             if p.dim() >= 2:
                 nn.init.normal_(p, 0.0, 0.02)
 
-    def forward(self, x, y):
-        t = x.shape[1]
-        h = self.tok(x) + self.pos(torch.arange(t))
-        for blk in self.blocks:
-            h = blk(h, self.mask)
+    def embed(self, x):
+        return self.tok(x) + self.pos(torch.arange(x.shape[1]))
+
+    def loss(self, h, y):
         logits = self.lm_head(self.ln_f(h))
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+
+    def forward(self, x, y):
+        h = self.embed(x)
+        for blk in self.blocks:
+            h = blk(h, self.mask)
+        return self.loss(h, y)
+
+
+def adamw(params):
+    """AdamW with weight decay on the 2-D weights only."""
+    params = list(params)
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+
+
+def lr_at(step, total=1_000_000):
+    """Linear warm-up over a tenth of total steps, then cosine from 1e-3 down to 1e-4."""
+    warm = total // 10
+    if step < warm:
+        return 1e-3 * (step + 1) / warm
+    return 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
 
 
 def blas_library():
@@ -86,12 +108,7 @@ def main(argv):
     torch.set_num_threads(threads)
     torch.manual_seed(1337)
     model = Gpt(vocab, d, layers, heads, seq, eps)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
-    total = 1_000_000
-    warm = total // 10
+    opt = adamw(model.parameters())
     gen = torch.Generator().manual_seed(1337)
     times = []
     cpu0 = 0.0
@@ -101,10 +118,8 @@ def main(argv):
         x = torch.randint(0, vocab, (batch, seq), generator=gen)
         y = torch.randint(0, vocab, (batch, seq), generator=gen)
         t0 = time.perf_counter()
-        lr = 1e-3 * (step + 1) / warm if step < warm else 1e-4 + 0.5 * (1e-3 - 1e-4) * (
-            1 + math.cos(math.pi * (step - warm) / (total - warm)))
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)
         loss = model(x, y)
         loss.backward()
