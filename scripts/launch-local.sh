@@ -3,7 +3,9 @@
 # streams its progress, and stops every process it started on exit or Ctrl-C.
 #   scripts/launch-local.sh N [--respawn] [train options]      e.g. scripts/launch-local.sh 4 --layout 1x4 --steps 50
 # --respawn: a node process that dies (killed, or removed from the cluster after a long pause) is
-# started again on its port, joining through the nodes alive, so the job's layout can grow back.
+# started again on its port, joining through the nodes alive, so the job's layout can grow back; when
+# every node has died, the lowest-numbered one starts the cluster again on its port (the submitter's seed
+# when it is node 1) and the others join through it, and the cluster carries the job on from its record.
 # Every node may host the coordinator (a cluster singleton: it starts on node 1 and moves to the next
 # oldest node if that one dies, carrying the job on from its record). Each node runs one worker;
 # threads per worker = cores / N. Each node's heap and direct memory are its 1/N share of this machine's
@@ -142,7 +144,11 @@ while kill -0 "$submit_pid" 2>/dev/null; do
       for j in $(seq 1 "$n"); do
         [ "$j" != "$i" ] && kill -0 "${node_pids[$j]}" 2>/dev/null && alive="${alive:+$alive,}127.0.0.1:${node_ports[$j]}"
       done
-      [ -n "$alive" ] && start_node "$i" "$alive" " (respawned)"
+      if [ -n "$alive" ]; then
+        start_node "$i" "$alive" " (respawned)"
+      else
+        start_node "$i" "" " (respawned: no node was alive, so it starts the cluster again)"
+      fi
     done
   fi
   sleep 1

@@ -61,6 +61,10 @@ rank_host() {
 #                             recovery (a run of fault lines ended by a 'recovered:' line, or by the end of the
 #                             log for a job that never recovered) the last step reported before its first fault
 #                             less the step it restored. A restore past the last reported step takes none back.
+#   chaos_disk_lost_steps LOG the steps the recoveries took back from disk, summed: per recovery, the newest 'last
+#                             disk checkpoint step N' of its fault lines less the step its 'recovered:' line
+#                             restored (a restore of that checkpoint or a newer step takes none back): what a
+#                             recovery that cannot restore from memory (every node lost) must not lose
 #   chaos_diff_verdict RC OUT 'BITWISE MAX_REL' from 'troupe checkpoint diff' that exited RC with its output in
 #                             file OUT: its last line's values only when it exited 0 and that line is the
 #                             summary; anything else (a crash, no output, exit 4) is 'false nan'
@@ -94,6 +98,23 @@ chaos_lost_steps() {
       settle(r >= 0 ? r : want); next
     }
     END { if (pending) settle(want); print lost + 0 }' "$1"
+}
+
+chaos_disk_lost_steps() {
+  awk '
+    function num(line, pat,   s) {
+      if (!match(line, pat)) return -1
+      s = substr(line, RSTART, RLENGTH); gsub(/[^0-9]/, "", s); return s + 0
+    }
+    /^troupe: (fault|planned restart) in epoch [0-9]+:/ {
+      d = num($0, "last disk checkpoint step [0-9]+"); if (!pending || d > disk) disk = d; pending = 1; next
+    }
+    /^troupe: recovered:/ {
+      r = num($0, "[(]restored step [0-9]+[)]")
+      if (pending && r >= 0 && disk > r) lost += disk - r
+      pending = 0; next
+    }
+    END { print lost + 0 }' "$1"
 }
 
 chaos_diff_verdict() {

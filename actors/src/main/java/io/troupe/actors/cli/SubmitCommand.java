@@ -55,6 +55,9 @@ final class SubmitCommand {
         job finished, 5 when it failed or did not end within --timeout-s (default 3600). Ctrl-C or
         SIGTERM stops the job on the cluster, says how to continue it (--resume DIR) and exits 130 or 143
         (the stop has its own bound, the step timeout, at least 60 s, whatever is left of --timeout-s).
+        While the job runs, the client sends it to its seeds again every 5 s: should every node be lost (the
+        cluster stopped and started again, on a new build too), a cluster started again there carries the job on
+        from its record and last disk checkpoint, and this client follows it on.
         --detach: exits 0 once the job has started, printing its id and run directory; the job runs on
         (its checkpoints go to the run directory) and nothing stops it from here. The train
         options are those of 'troupe train --help'; --data names a file on every node (when this client holds

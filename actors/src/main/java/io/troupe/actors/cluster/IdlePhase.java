@@ -45,6 +45,10 @@ final class IdlePhase {
             c.submissions.hold(m);                 // a worker not yet described may hold a job to carry on
             return Behaviors.same();
         }
+        Submissions.Found orphan = c.submissions.orphanedRecordOf(m);
+        if (orphan != null) {
+            return carryOnOrphan(m, orphan);
+        }
         JobRun r;
         try {
             r = JobRun.submitted(m.job(), m.replyTo(), m.observer(), c.settings, c.highestEpoch + 1,
@@ -87,18 +91,42 @@ final class IdlePhase {
         if (rec == null || rec.state() != JobRecord.State.RUNNING || rec.identity().jobId() != m.holds().jobId()) {
             return Behaviors.same();
         }
-        c.run = JobRun.adopted(rec.withHandover(""), Path.of(m.recordDir()), c.settings,
-            ActorRefResolver.get(c.ctx.getSystem()));
         c.ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
+        return carryOn(rec, Path.of(m.recordDir()), "", "coordinator incarnation lost");
+    }
+
+    /**
+     * The repeated submission ({@link TroupeNode#SUBMIT_WATCH}) of a job whose record says it runs, though no worker of
+     * this incarnation holds it: every node that ran it was lost while its submitter followed it (the whole cluster
+     * stopped, or started again on a new build). It is carried on from its record as a job a worker holds is: a fault
+     * unless the record holds a hand-over (the cluster was stopped cleanly), restored from its last disk checkpoint (no
+     * node kept a snapshot), its submitter told as in any recovery. The repeat's observer, on a node of this cluster,
+     * becomes the job's (the record's was on a node gone).
+     */
+    private Behavior<Command> carryOnOrphan(SubmitJob m, Submissions.Found orphan) {
+        JobRecord rec = orphan.record().withObserver(m.observer() == null ? ""
+            : c.submissions.serialized(m.observer()));
+        c.ctx.getLog().warn("carrying on {} from its record in {}: its submitter still follows it and no worker holds"
+            + " it (every node that ran it was lost)", rec.identity(), orphan.dir());
+        return carryOn(rec, orphan.dir(), ", and no node has held the job since",
+            "no node holds the job (every node that ran it was lost)");
+    }
+
+    /**
+     * Carries {@code rec} (read from {@code dir}) on in this incarnation: re-plans once every listed worker quiesced,
+     * as a hand-over (counted as nothing) when the record holds one ({@code afterHandover} added to its reason), else
+     * as a fault ({@code lost} naming what was lost).
+     */
+    private Behavior<Command> carryOn(JobRecord rec, Path dir, String afterHandover, String lost) {
+        c.run = JobRun.adopted(rec.withHandover(""), dir, c.settings, ActorRefResolver.get(c.ctx.getSystem()));
         c.run.adopted = true; // workers are still being described: re-plan once every listed one quiesced
         c.run.inherited = true; // the epoch it ended is learned from the workers' reports
         if (!rec.handover().isEmpty()) {
             // the coordinator on a node that left gracefully handed the job over: its departure is recorded already
             return c.replanning("the coordinator on " + rec.handover() + " handed the job over as its node left the"
-                + " cluster; " + c.ctx.getSystem().address() + " carries the job on from its record",
-                RecoveringPhase.Cause.HANDOVER);
+                + " cluster" + afterHandover + "; " + c.ctx.getSystem().address() + " carries the job on from its"
+                + " record", RecoveringPhase.Cause.HANDOVER);
         }
-        return c.recovering("coordinator incarnation lost; " + c.ctx.getSystem().address()
-            + " carries the job on from its record");
+        return c.recovering(lost + "; " + c.ctx.getSystem().address() + " carries the job on from its record");
     }
 }

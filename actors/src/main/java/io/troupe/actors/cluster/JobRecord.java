@@ -121,6 +121,12 @@ public record JobRecord(JobIdentity identity, State state, JobRequest spec, Stri
             submitter, observer, faults, handover);
     }
 
+    /** The record with {@code newObserver} (a serialized reference, "" for none) as the job's observer. */
+    public JobRecord withObserver(String newObserver) {
+        return new JobRecord(identity, state, spec, layout, microbatches, lastCommittedStep, lastCheckpoint, submitter,
+            newObserver, faults, handover);
+    }
+
     public JobRecord withFault(Fault f) {
         List<Fault> all = new ArrayList<>(faults);
         all.add(f);

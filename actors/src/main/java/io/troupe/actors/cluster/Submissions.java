@@ -125,16 +125,41 @@ final class Submissions {
      * when none. A record that cannot be read is passed over: the submission is then taken as new.
      */
     JobRecord endedRecordOf(String submitter, JobRequest job) {
+        Found f = recordOf(submitter, job, false, System.currentTimeMillis() - REPEAT_HORIZON.toMillis());
+        return f == null ? null : f.record();
+    }
+
+    /** A job record and the directory it was read from. */
+    record Found(JobRecord record, Path dir) {
+    }
+
+    /**
+     * The record of a job still {@code RUNNING} that the submitter of {@code m} submitted, which no worker of this
+     * incarnation holds: every node that ran it was lost (the whole cluster stopped or started again) while its
+     * submitter still follows it and sends its submission again ({@link TroupeNode#SUBMIT_WATCH}). Looked for in the
+     * submission's checkpoint directory or, without one, under the job root however old (a running job's record is
+     * written at its commits, the last of them before the loss); null when none. Asked only of an idle incarnation
+     * that knows every worker, so a worker still holding the job would have been adopted first.
+     */
+    Found orphanedRecordOf(SubmitJob m) {
+        return recordOf(serialized(m.replyTo()), m.job(), true, Long.MIN_VALUE);
+    }
+
+    /**
+     * The record naming {@code submitter} in the checkpoint directory of {@code job} or, without one, in a directory
+     * under the job root whose record was written at {@code sinceMs} or later: a running one ({@code running}) or an
+     * ended one; null when none. A record that cannot be read is passed over.
+     */
+    private Found recordOf(String submitter, JobRequest job, boolean running, long sinceMs) {
         List<Path> dirs = new ArrayList<>();
         if (!job.checkpointDir().isEmpty()) {
             dirs.add(Path.of(job.checkpointDir()));
         } else {
-            long since = System.currentTimeMillis() - REPEAT_HORIZON.toMillis();
             try (DirectoryStream<Path> children = Files.newDirectoryStream(c.settings.jobRoot())) {
                 for (Path d : children) {
                     Path f = d.resolve(JobRecord.FILE);
                     try {
-                        if (Files.isRegularFile(f) && Files.getLastModifiedTime(f).toMillis() >= since) {
+                        if (Files.isRegularFile(f) && Files.getLastModifiedTime(f).toMillis() >= sinceMs) {
                             dirs.add(d);
                         }
                     } catch (IOException e) {
@@ -142,14 +167,15 @@ final class Submissions {
                     }
                 }
             } catch (IOException | UncheckedIOException e) {
-                return null;                        // no job root yet: no job ended under it
+                return null;                        // no job root yet: no job ran under it
             }
         }
         for (Path d : dirs) {
             try {
                 JobRecord rec = JobRecord.read(d);
-                if (rec != null && rec.state() != JobRecord.State.RUNNING && submitter.equals(rec.submitter())) {
-                    return rec;
+                if (rec != null && (rec.state() == JobRecord.State.RUNNING) == running
+                    && submitter.equals(rec.submitter())) {
+                    return new Found(rec, d);
                 }
             } catch (RuntimeException e) {
                 c.ctx.getLog().debug("passing over the record in {}: {}", d, e.getMessage());

@@ -258,7 +258,10 @@ public final class TroupeNode implements AutoCloseable {
      * passed: a copy lost on the way (the gateway's node stopping, a coordinator hand-over) does not leave the job
      * unsent, nor does a job taken by a coordinator lost before any worker held it, and the coordinator takes a
      * repeat once (it answers it, {@code repeat} true, and starts nothing). {@code events} gets one
-     * {@code Accepted}, the first.
+     * {@code Accepted}, the first. From a client, once the job started, the submission is sent again every
+     * {@link #SUBMIT_WATCH} while it runs: should every node that ran it be lost (the whole cluster stopped or
+     * restarted), a cluster started again at the seeds carries the job on from its record, counted as a fault, and
+     * {@code events} goes on.
      *
      * @return cancels the job when run (the coordinator ends it as {@link JobEvent.Failed}, its
      *         reason starting with {@code cancelled}); nothing when the job has already ended
@@ -303,7 +306,8 @@ public final class TroupeNode implements AutoCloseable {
      */
     Runnable submit(JobRequest job, Consumer<JobEvent> events, Duration waitEach, Duration deadline) {
         java.util.concurrent.atomic.AtomicBoolean heard = new java.util.concurrent.atomic.AtomicBoolean();
-        ActorRef<JobEvent> listener = system.systemActorOf(listener(events, heard),
+        java.util.concurrent.atomic.AtomicLong heardNs = new java.util.concurrent.atomic.AtomicLong(System.nanoTime());
+        ActorRef<JobEvent> listener = system.systemActorOf(listener(events, heard, heardNs),
             "job-listener-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
         ActorRef<CoordinatorActor.Command> gateway = !client ? gateways.get(0)
             : answered != null ? answered
@@ -316,7 +320,8 @@ public final class TroupeNode implements AutoCloseable {
             };
         }
         system.systemActorOf(submitter(new CoordinatorActor.SubmitJob(job, listener), gateway, gateways, heard::get,
-            SUBMIT_RESEND, SUBMIT_GIVE_UP), "job-submit-" + System.nanoTime(),
+            SUBMIT_RESEND, SUBMIT_GIVE_UP, client ? new Watch(SUBMIT_WATCH, WATCH_SILENCE, heardNs::get) : null),
+            "job-submit-" + System.nanoTime(),
             org.apache.pekko.actor.typed.Props.empty());
         java.util.concurrent.atomic.AtomicBoolean cancelled = new java.util.concurrent.atomic.AtomicBoolean();
         return () -> {
@@ -333,8 +338,19 @@ public final class TroupeNode implements AutoCloseable {
      * that is not one (the job has started, or ended), and stops after the job's end.
      */
     static Behavior<JobEvent> listener(Consumer<JobEvent> events, java.util.concurrent.atomic.AtomicBoolean started) {
+        return listener(events, started, new java.util.concurrent.atomic.AtomicLong());
+    }
+
+    /**
+     * As {@link #listener(Consumer, java.util.concurrent.atomic.AtomicBoolean)}; {@code heardNs} takes the time
+     * ({@link System#nanoTime()}) of every answer from the cluster, the repeats' {@code Accepted} included: the
+     * submitter's watch learns from it whether the cluster still answers.
+     */
+    static Behavior<JobEvent> listener(Consumer<JobEvent> events, java.util.concurrent.atomic.AtomicBoolean started,
+                                       java.util.concurrent.atomic.AtomicLong heardNs) {
         boolean[] accepted = {false};
         return Behaviors.receive((ctx, e) -> {
+            heardNs.set(System.nanoTime());
             if (e instanceof JobEvent.Accepted) {
                 if (accepted[0]) {
                     return Behaviors.same();
@@ -352,6 +368,22 @@ public final class TroupeNode implements AutoCloseable {
     /** How often a submission is sent again until the coordinator answers it, and for how long at most. */
     static final Duration SUBMIT_RESEND = Duration.ofSeconds(1);
     static final Duration SUBMIT_GIVE_UP = Duration.ofMinutes(5);
+    /**
+     * How often a started job's submission is sent again while it runs (its watch): the coordinator answers the repeat,
+     * and a cluster started again, every node of the job's lost, carries the job on from its record at the first
+     * repeat that reaches it ({@code IdlePhase}).
+     */
+    static final Duration SUBMIT_WATCH = Duration.ofSeconds(5);
+    /** How long the watch's repeats may go unanswered before the client says the cluster is silent. */
+    static final Duration WATCH_SILENCE = Duration.ofSeconds(30);
+
+    /**
+     * A started job's watch: its submission sent again every {@code every} for as long as it runs; when nothing came
+     * from the cluster ({@code heardNs}, the listener's last answer) for {@code silence}, that is logged once, and so
+     * is the first answer after it.
+     */
+    record Watch(Duration every, Duration silence, java.util.function.LongSupplier heardNs) {
+    }
 
     /**
      * Sends {@code submission} to {@code first} (the gateway chosen for it), then again to the gateway of every seed
@@ -363,27 +395,44 @@ public final class TroupeNode implements AutoCloseable {
      * can adopt: a repeat then starts it there. The coordinator answers a repeat of the job it runs, or has just
      * ended, without starting it again ({@link JobEvent.Accepted}, or the job's end). The repeats go by actor
      * selection, as the {@linkplain #canceller canceller's} do, so they reach a seed started again at its address.
+     * With a {@code watch}, a started job's submission goes on being sent every {@link Watch#every} until the job
+     * ends (the listener stops): should every node that ran the job be lost, a cluster started again at the seeds
+     * takes the job over from its record at the first repeat it receives.
      */
     static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,
                                       List<ActorRef<CoordinatorActor.Command>> gateways,
-                                      java.util.function.BooleanSupplier heard, Duration resend, Duration giveUpAfter) {
+                                      java.util.function.BooleanSupplier heard, Duration resend, Duration giveUpAfter,
+                                      Watch watch) {
         return resender(submission, first, gateways, submission.replyTo(), heard, resend, giveUpAfter,
-            "the job submission", "the job starts");
+            "the job submission", "the job starts", watch);
+    }
+
+    /** As {@link #submitter(CoordinatorActor.SubmitJob, ActorRef, List, java.util.function.BooleanSupplier, Duration,
+     * Duration, Watch)} without a watch: it stops once the job started. */
+    static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,
+                                      List<ActorRef<CoordinatorActor.Command>> gateways,
+                                      java.util.function.BooleanSupplier heard, Duration resend, Duration giveUpAfter) {
+        return submitter(submission, first, gateways, heard, resend, giveUpAfter, null);
     }
 
     /**
      * Sends {@code message} to {@code first} (null: to the gateway of every seed), then to the gateway of every seed
      * by actor selection every {@code resend} until {@code done}, {@code listener} stopped, or {@code giveUpAfter}
-     * passed; then it stops. {@code what} and {@code until} name the message and its effect in the log.
+     * passed; then it stops, unless a {@code watch} (null: none) keeps it sending every {@link Watch#every} once
+     * {@code done}, until {@code listener} stops. {@code what} and {@code until} name the message and its effect in
+     * the log.
      */
     private static Behavior<Object> resender(CoordinatorActor.Command message, ActorRef<CoordinatorActor.Command> first,
                                              List<ActorRef<CoordinatorActor.Command>> gateways,
                                              ActorRef<JobEvent> listener, java.util.function.BooleanSupplier done,
-                                             Duration resend, Duration giveUpAfter, String what, String until) {
+                                             Duration resend, Duration giveUpAfter, String what, String until,
+                                             Watch watch) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
             ctx.watch(listener);
             long giveUp = System.nanoTime() + giveUpAfter.toNanos();
             int[] sent = {1};
+            long[] nextWatchNs = {0};
+            boolean[] silent = {false};
             Runnable toEvery = () -> {
                 for (ActorRef<CoordinatorActor.Command> g : gateways) {
                     ctx.getSystem().classicSystem().actorSelection(g.path()).tell(message,
@@ -399,7 +448,11 @@ public final class TroupeNode implements AutoCloseable {
             return Behaviors.receive(Object.class)
                 .onMessage(Resend.class, r -> {
                     if (done.getAsBoolean()) {
-                        return Behaviors.stopped();
+                        if (watch == null) {
+                            return Behaviors.stopped();
+                        }
+                        watched(ctx, watch, gateways, toEvery, nextWatchNs, silent);
+                        return Behaviors.same();
                     }
                     if (System.nanoTime() > giveUp) {
                         ctx.getLog().warn("troupe: {} sent {} times to {} over {} s without {}; no longer sending it",
@@ -417,6 +470,30 @@ public final class TroupeNode implements AutoCloseable {
                 .onSignal(org.apache.pekko.actor.typed.Terminated.class, t -> Behaviors.stopped())
                 .build();
         }));
+    }
+
+    /**
+     * One tick of a started job's watch: the submission sent again when {@link Watch#every} has passed since the last
+     * time, and the cluster's silence (nothing heard for {@link Watch#silence}) or its first answer after one logged.
+     */
+    private static void watched(org.apache.pekko.actor.typed.javadsl.ActorContext<Object> ctx, Watch watch,
+                                List<ActorRef<CoordinatorActor.Command>> gateways, Runnable toEvery,
+                                long[] nextWatchNs, boolean[] silent) {
+        long now = System.nanoTime();
+        if (now - nextWatchNs[0] >= 0) {
+            toEvery.run();
+            nextWatchNs[0] = now + watch.every().toNanos();
+        }
+        long quietNs = now - watch.heardNs().getAsLong();
+        if (!silent[0] && quietNs > watch.silence().toNanos()) {
+            silent[0] = true;
+            ctx.getLog().warn("troupe: no answer from the cluster at {} for {} s; still sending the job's submission"
+                + " every {} s: a cluster started again there carries the job on from its record", seedsOf(gateways),
+                quietNs / 1_000_000_000L, watch.every().toSeconds());
+        } else if (silent[0] && quietNs < watch.silence().toNanos()) {
+            silent[0] = false;
+            ctx.getLog().warn("troupe: the cluster at {} answers again", seedsOf(gateways));
+        }
     }
 
     /** How often a cancellation is sent again until its job ends, and for how long at most. */
@@ -439,7 +516,7 @@ public final class TroupeNode implements AutoCloseable {
     static Behavior<Object> canceller(ActorRef<JobEvent> listener, List<ActorRef<CoordinatorActor.Command>> gateways,
                                       Duration resend, Duration giveUpAfter) {
         return resender(new CoordinatorActor.CancelJob(listener, "by the submitter"), null, gateways, listener,
-            () -> false, resend, giveUpAfter, "the job's cancellation", "the job ends");
+            () -> false, resend, giveUpAfter, "the job's cancellation", "the job ends", null);
     }
 
     /**

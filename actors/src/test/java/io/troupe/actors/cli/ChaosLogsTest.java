@@ -75,6 +75,27 @@ class ChaosLogsTest {
             + recovered(2, 11, 10) + fault(2, 10) + recovered(3, 11, 10) + steps(11, 40) + FINISHED)));
     }
 
+    /**
+     * What the recoveries took back from disk: nothing when each restored its fault line's last disk checkpoint (the
+     * steps since it are re-run, not lost), the difference when one restored an older step.
+     */
+    @Test
+    void shouldCountOnlyTheStepsARecoveryTookBackFromDisk(@TempDir Path tmp) throws Exception {
+        assertEquals("0", lib("chaos_disk_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 11, 10) + steps(11, 40) + FINISHED)));
+        assertEquals("0", lib("chaos_disk_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 17, 16) + steps(17, 40) + FINISHED)));
+        assertEquals("10", lib("chaos_disk_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 1, 0) + steps(1, 40) + FINISHED)));
+        // two recoveries: each against its own fault lines' checkpoint (0 + 10)
+        assertEquals("10", lib("chaos_disk_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 11, 10) + steps(11, 25) + fault(2, 20) + recovered(3, 11, 10) + steps(11, 40)
+            + FINISHED)));
+        // the rows the chaos plan's line would also print: the steps re-run
+        assertEquals("6", lib("chaos_lost_steps \"$1\"", log(tmp, STARTED + steps(1, 16) + fault(1, 10)
+            + recovered(2, 11, 10) + steps(11, 40) + FINISHED)));
+    }
+
     /** A node started again (launch-local.sh --respawn) is found by its latest pid, and by the latest assignment. */
     @Test
     void shouldFindARespawnedNodesPidAndWhetherItHostsARankOfTheLatestEpoch(@TempDir Path tmp) throws Exception {

@@ -53,18 +53,23 @@ class ChaosOptionsTest {
         assertTrue(r.output.contains("--steps 5 leaves no room for a fault after step 16"), r.output);
     }
 
-    /** Its help is the whole header comment, rolling-restart among the plans, which an unknown plan's refusal lists. */
+    /**
+     * Its help is the whole header comment, rolling-restart and cluster-restart among the plans, which an unknown
+     * plan's refusal lists.
+     */
     @Test
-    void shouldListTheRollingRestartPlanInItsHelpAndItsRefusal() throws Exception {
+    void shouldListTheRestartPlansInItsHelpAndItsRefusal() throws Exception {
         Result r = chaos(List.of("--help"));
         assertEquals(0, r.exit, r.output);
-        assertTrue(r.output.contains("partition, rolling-restart, all (default)"), r.output);
+        assertTrue(r.output.contains("partition, rolling-restart, cluster-restart, all (default)"), r.output);
+        assertTrue(r.output.contains("cluster-restart SIGKILLs every node at once"), r.output);
         assertTrue(r.output.contains("rolling-restart stops every node in turn cleanly"), r.output);
         assertTrue(r.output.contains("the partition plan's namespaces carry this run's pid"), "the header's end: "
             + r.output);
         r = chaos(List.of("--plan", "rolling"));
         assertEquals(2, r.exit, r.output);
-        assertTrue(r.output.contains("unknown plan 'rolling'") && r.output.contains(" rolling-restart, all"), r.output);
+        assertTrue(r.output.contains("unknown plan 'rolling'")
+            && r.output.contains(" rolling-restart cluster-restart, all"), r.output);
     }
 
     @Test

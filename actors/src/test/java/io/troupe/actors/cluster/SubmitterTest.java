@@ -1,6 +1,7 @@
 package io.troupe.actors.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.troupe.actors.api.JobEvent;
@@ -88,6 +89,38 @@ class SubmitterTest {
         stopped.get(10, TimeUnit.SECONDS);
         assertEquals(5, received.get(), "two lost, two accepted, the fifth answered with the start, none after it");
         assertEquals(List.of(new JobEvent.Accepted("0000002a", 1, false), started), events);
+    }
+
+    /**
+     * With a watch, a started job's submission goes on being sent (every 300 ms here) while the job runs, each repeat
+     * answered as a repeat (which the listener does not pass on), and stops when the listener stops at the job's end.
+     */
+    @Test
+    void shouldWatchAStartedJobByRepeatingItsSubmissionUntilItEnds() throws Exception {
+        AtomicInteger received = new AtomicInteger();
+        JobEvent.Started started = new JobEvent.Started("0000002a", 1, 1, "rank 0 -> x", "on");
+        java.util.concurrent.atomic.AtomicLong heardNs = new java.util.concurrent.atomic.AtomicLong(System.nanoTime());
+        ActorRef<JobEvent> listener = system.systemActorOf(TroupeNode.listener(events::add, heard, heardNs),
+            "listener", Props.empty());
+        ActorRef<CoordinatorActor.Command> gateway = gateway(0, received,
+            n -> n == 2 ? started : new JobEvent.Accepted("0000002a", 1, n > 1));
+        CompletableFuture<Void> stopped = started(TroupeNode.submitter(new CoordinatorActor.SubmitJob(JOB, listener),
+            gateway, List.of(gateway), heard::get, Duration.ofMillis(100), Duration.ofSeconds(20),
+            new TroupeNode.Watch(Duration.ofMillis(300), Duration.ofSeconds(30), heardNs::get)));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (received.get() < 6 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertTrue(received.get() >= 6, "repeated while the job runs: " + received.get());
+        assertFalse(stopped.isDone(), "still watching");
+        assertEquals(List.of(new JobEvent.Accepted("0000002a", 1, false), started), events,
+            "the repeats' answers are not passed on");
+        listener.tell(new JobEvent.Finished(5, 1.0, 1.0, "x"));
+        stopped.get(10, TimeUnit.SECONDS);
+        int atEnd = received.get();
+        assertEquals(3, events.size(), events.toString());
+        assertTrue(heardNs.get() > 0);
+        assertEquals(atEnd, received.get(), "none sent after the job's end");
     }
 
     @Test
