@@ -388,7 +388,7 @@ final class CoordinatorContext {
 
     /** The job's timers: none of them may outlive it (a later job would take one for its own). */
     private void cancelJobTimers() {
-        for (String key : List.of(DEADLINE, "gather", "backoff", "quiesce", "regather")) {
+        for (String key : List.of(DEADLINE, "gather", "backoff", "quiesce", "regather", RecoveringPhase.FULL_LAYOUT)) {
             timers.cancel(key);
         }
     }

@@ -92,7 +92,7 @@ final class IdlePhase {
             return Behaviors.same();
         }
         c.ctx.getLog().warn("adopting {} from {} (new coordinator incarnation)", rec.identity(), m.recordDir());
-        return carryOn(rec, Path.of(m.recordDir()), "", "coordinator incarnation lost");
+        return carryOn(rec, Path.of(m.recordDir()), "", "coordinator incarnation lost", false);
     }
 
     /**
@@ -109,16 +109,22 @@ final class IdlePhase {
         c.ctx.getLog().warn("carrying on {} from its record in {}: its submitter still follows it and no worker holds"
             + " it (every node that ran it was lost)", rec.identity(), orphan.dir());
         return carryOn(rec, orphan.dir(), ", and no node has held the job since",
-            "no node holds the job (every node that ran it was lost)");
+            "no node holds the job (every node that ran it was lost)", true);
     }
 
     /**
      * Carries {@code rec} (read from {@code dir}) on in this incarnation: re-plans once every listed worker quiesced,
      * as a hand-over (counted as nothing) when the record holds one ({@code afterHandover} added to its reason), else
-     * as a fault ({@code lost} naming what was lost).
+     * as a fault ({@code lost} naming what was lost). With {@code gather} (every node that ran the job was lost: its
+     * cluster is coming back) the re-plan first waits, up to the job's step timeout as a new job's gathering does, for
+     * the workers of the layout the job asked for, rather than shrink it onto the first nodes back.
      */
-    private Behavior<Command> carryOn(JobRecord rec, Path dir, String afterHandover, String lost) {
+    private Behavior<Command> carryOn(JobRecord rec, Path dir, String afterHandover, String lost, boolean gather) {
         c.run = JobRun.adopted(rec.withHandover(""), dir, c.settings, ActorRefResolver.get(c.ctx.getSystem()));
+        if (gather) {
+            c.run.fullLayoutUntilNs = System.nanoTime()
+                + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(rec.spec().stepTimeoutMs());
+        }
         c.run.adopted = true; // workers are still being described: re-plan once every listed one quiesced
         c.run.inherited = true; // the epoch it ended is learned from the workers' reports
         if (!rec.handover().isEmpty()) {

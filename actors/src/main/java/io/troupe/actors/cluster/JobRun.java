@@ -68,6 +68,12 @@ final class JobRun {
     boolean backoffDone;
     /** Carried on from its record by this incarnation: the first re-plan waits out the quiesce time. */
     boolean adopted;
+    /**
+     * Carried on after every node that ran it was lost (a cluster started again): until this time
+     * ({@link System#nanoTime()}; 0: no such wait) the re-plan waits for the requested layout's workers, as a new job
+     * gathers them, rather than shrink the job onto the first nodes back.
+     */
+    long fullLayoutUntilNs;
     boolean quiesceExpired;
     /** This coordinator's node was found leaving at a re-plan (said once; the next coordinator re-plans). */
     boolean leavingNoted;

@@ -176,12 +176,44 @@ final class RecoveringPhase {
         if (m.what().equals("quiesce")) {
             return replanIfSettled(true);
         }
+        if (m.what().equals(FULL_LAYOUT)) {
+            return replanIfSettled(false);
+        }
         if (m.what().equals("regather")) {
             return c.failJob("recovery found too few workers within " + c.settings.regatherTimeout().toSeconds()
                 + " s: " + r.planError + (r.lostMembers.isEmpty() ? "" : "; lost: " + r.lostMembers) + "; faults: "
                 + r.record.faults());
         }
         return Behaviors.same();
+    }
+
+    /** The timer that ends a carried-on job's wait for its requested layout's workers. */
+    static final String FULL_LAYOUT = "full-layout";
+
+    /**
+     * Whether the re-plan of a job carried on after every node that ran it was lost ({@link JobRun#fullLayoutUntilNs})
+     * still waits for the workers of the layout it asked for: fewer than that are {@code available} and its wait has
+     * not run out (a timer ends it; each worker back re-checks). Once it ends, the re-plan takes the workers there.
+     */
+    private boolean awaitingTheFullLayout(JobRun r, int available) {
+        if (r.fullLayoutUntilNs == 0) {
+            return false;
+        }
+        long leftNs = r.fullLayoutUntilNs - System.nanoTime();
+        int wanted = io.troupe.models.parallel.Layout.parse(r.request.layout(), r.request.virtualStages()).worldSize();
+        if (available < wanted && leftNs > 0) {
+            if (!c.timers.isTimerActive(FULL_LAYOUT)) {
+                c.ctx.getLog().warn("{}: waiting up to {} ms for the {} workers of layout {} ({} here): every node that"
+                    + " ran the job was lost, and its cluster is coming back", r.identity, leftNs / 1_000_000, wanted,
+                    r.request.layout(), available);
+                c.timers.startSingleTimer(FULL_LAYOUT, new RecoveryTimer(r.identity, FULL_LAYOUT),
+                    Duration.ofNanos(leftNs));
+            }
+            return true;
+        }
+        r.fullLayoutUntilNs = 0;
+        c.timers.cancel(FULL_LAYOUT);
+        return false;
     }
 
     /**
@@ -212,6 +244,9 @@ final class RecoveringPhase {
             if (r.quiesced.contains(w)) {
                 available++;
             }
+        }
+        if (awaitingTheFullLayout(r, available)) {
+            return Behaviors.same();
         }
         try {
             r.replan(available);

@@ -32,9 +32,10 @@ import org.junit.jupiter.api.io.TempDir;
  * seed address carries the job on from its record at the client's next repeat of the submission
  * ({@link TroupeNode#SUBMIT_WATCH}): restored from the last disk checkpoint (no node kept a snapshot), the same job
  * id, and a final checkpoint bitwise that of a fault-free run of the same job; killed, one fault; stopped cleanly,
- * none counted. The job is a two-stage pipeline, so the new cluster plans it only once both its nodes are there, as
- * the first did; its stages are held at the start of step {@code AT + 1} ({@link HeldGptStages}) when the nodes are
- * lost, so the loss lands after exactly {@code AT} committed steps.
+ * none counted. The new cluster's nodes start one after the other, and the carried-on job waits for both, its
+ * requested layout, rather than shrink onto the first (a 2x1 job on one node would train on, but not bitwise). Its
+ * stages are held at the start of step {@code AT + 1} ({@link HeldGptStages}) when the nodes are lost, so the loss
+ * lands after exactly {@code AT} committed steps.
  */
 @Tag("slow")
 @Timeout(400)
@@ -63,8 +64,12 @@ class ClusterRestartTest {
         }
     }
 
-    /** Two worker nodes with the coordinator role, the first on {@code port} (up before the second starts). */
-    private void cluster(int port, Path releaseFile) throws Exception {
+    /**
+     * Two worker nodes with the coordinator role, the first on {@code port}; the second starts once the first is up
+     * and, with {@code carryOnFirst}, has carried the job on (so its re-plan finds one worker of the two the job asks
+     * for, and must wait for the second).
+     */
+    private void cluster(int port, Path releaseFile, boolean carryOnFirst) throws Exception {
         List<String> jvm = new ArrayList<>(List.of("-Xmx512m", "-XX:+UseSerialGC"));
         jvm.addAll(HeldGptStages.jvmOptions(AT + 1, releaseFile));
         List<String> args = List.of("node", "--workers", "1", "--threads", "1", "--role", "worker,coordinator");
@@ -74,6 +79,9 @@ class ClusterRestartTest {
         open.add(a);
         nodes.add(a);
         String seed = upAt(a);
+        if (carryOnFirst) {
+            a.awaitMatch(java.util.regex.Pattern.compile("carrying on .* from its record"), 60_000);
+        }
         List<String> second = new ArrayList<>(args);
         second.addAll(List.of("--port", "0", "--seed", seed));
         ChildJvm b = ChildJvm.start(TroupeCli.class, jvm, second);
@@ -88,9 +96,9 @@ class ClusterRestartTest {
         return line.substring("troupe node: up at ".length(), line.indexOf(','));
     }
 
-    /** The job: a two-stage pipeline of the tiny GPT, its stages built by {@code moduleFactory} ("": built-in). */
-    private static JobRequest job(Path dir, String moduleFactory) {
-        return new JobRequest("tiny", "1x2", 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", INTERVAL,
+    /** The job on {@code layout} (two workers), the tiny GPT's stages built by {@code moduleFactory} ("": built-in). */
+    private static JobRequest job(String layout, Path dir, String moduleFactory) {
+        return new JobRequest("tiny", layout, 1, "1f1b", 2, 8, STEPS, 3e-3f, 3e-4f, 2, 1.0f, 9, "", "", INTERVAL,
             dir.toString(), 30_000, 0, 1, 1L << 20, "cpu", moduleFactory, 0, "none", "none");
     }
 
@@ -117,7 +125,7 @@ class ClusterRestartTest {
 
     @Test
     void shouldCarryTheJobOnWhenEveryNodeIsKilledAndTheClusterStartsAgain(@TempDir Path tmp) throws Exception {
-        List<JobEvent> events = restart(tmp, Loss.KILLED);
+        List<JobEvent> events = restart(tmp, Loss.KILLED, "2x1");
         JobEvent.Recovering rc = events.stream().filter(e -> e instanceof JobEvent.Recovering)
             .map(e -> (JobEvent.Recovering) e).findFirst().orElseThrow(() -> new AssertionError("no recovery: "
                 + events));
@@ -136,7 +144,7 @@ class ClusterRestartTest {
      */
     @Test
     void shouldCarryTheJobOnWhenEveryNodeIsStoppedAndTheClusterStartsAgain(@TempDir Path tmp) throws Exception {
-        List<JobEvent> events = restart(tmp, Loss.STOPPED);
+        List<JobEvent> events = restart(tmp, Loss.STOPPED, "1x2");
         List<JobEvent.Recovering> rcs = events.stream().filter(e -> e instanceof JobEvent.Recovering)
             .map(e -> (JobEvent.Recovering) e).toList();
         assertTrue(rcs.stream().allMatch(JobEvent.Recovering::planned), "every restart planned: " + rcs);
@@ -153,11 +161,11 @@ class ClusterRestartTest {
      * nodes shares (the job finishes under its id, restored from its last disk checkpoint, bitwise as the clean run)
      * and returns the events of the job that lost its cluster.
      */
-    private List<JobEvent> restart(Path tmp, Loss loss) throws Exception {
+    private List<JobEvent> restart(Path tmp, Loss loss, String layout) throws Exception {
         int port = freePort();
         Path releaseFile = tmp.resolve("release-held-stages");
         open.add(() -> HeldGptStages.release(releaseFile)); // closed before the nodes: no stage left held
-        cluster(port, releaseFile);
+        cluster(port, releaseFile, false);
         NodeSettings s = NodeSettings.from(ConfigFactory.load()).withPort(0).withRoles(List.of(), 0)
             .withSeeds(List.of("127.0.0.1:" + port));
         TroupeNode client = TroupeNode.start(s, ConfigFactory.load(), null);
@@ -165,13 +173,13 @@ class ClusterRestartTest {
         Troupe troupe = Troupe.using(client);
 
         List<JobEvent> cleanEvents = new CopyOnWriteArrayList<>();
-        JobHandle ch = troupe.submit(job(tmp.resolve("clean"), "")).onEvent(cleanEvents::add);
+        JobHandle ch = troupe.submit(job(layout, tmp.resolve("clean"), "")).onEvent(cleanEvents::add);
         JobEvent.Finished clean = assertInstanceOf(JobEvent.Finished.class,
             awaitOrExplain(ch, "the fault-free job", cleanEvents));
 
         CountDownLatch reached = new CountDownLatch(AT);
         List<JobEvent> events = new CopyOnWriteArrayList<>();
-        JobHandle h = troupe.submit(job(tmp.resolve("restarted"), HeldGptStages.class.getName())).onEvent(e -> {
+        JobHandle h = troupe.submit(job(layout, tmp.resolve("restarted"), HeldGptStages.class.getName())).onEvent(e -> {
             events.add(e);
             if (e instanceof JobEvent.StepCompleted) {
                 reached.countDown();
@@ -195,7 +203,10 @@ class ClusterRestartTest {
         }
         long lostAt = System.nanoTime();
         HeldGptStages.release(releaseFile);                     // the new cluster's stages run through
-        cluster(port, releaseFile);
+        int before = nodes.size();
+        cluster(port, releaseFile, true);
+        assertTrue(nodes.get(before).output().contains("waiting up to"), "the carried-on job waited for its layout's"
+            + " workers: " + nodes.get(before).output());
 
         JobEvent end = awaitOrExplain(h, "the job, after its cluster was started again,", events);
         double s2 = (System.nanoTime() - lostAt) / 1e9;
@@ -204,7 +215,7 @@ class ClusterRestartTest {
             .map(e -> (JobEvent.Recovered) e).reduce((a, b) -> b).orElseThrow(() -> new AssertionError(
                 "no recovery: " + events));
         assertEquals(INTERVAL, rd.restoredStep(), "restored from the last disk checkpoint: " + rd);
-        assertEquals("1x2x1", rd.layout());
+        assertEquals(layout + "x1", rd.layout(), "the requested layout, not one shrunk onto the first node back");
         List<String> ids = events.stream().filter(e -> e instanceof JobEvent.Started)
             .map(e -> ((JobEvent.Started) e).jobId()).distinct().toList();
         assertEquals(1, ids.size(), "one job, carried on under its id: " + events);
