@@ -80,8 +80,11 @@ public final class Troupe implements AutoCloseable {
 
     /**
      * Joins the cluster named by {@code troupe.cluster.seeds} in {@code config} as a client (no workers): jobs go
-     * to the first seed whose job gateway answers. {@link #close()} cancels the jobs still running before the
-     * client stops; {@link #using(TroupeNode)} a client node instead keeps them running.
+     * to the first seed whose job gateway answers. While a job runs, the client sends its submission to the seeds
+     * again every 5 s, so should every node be lost (the cluster stopped or killed, then started again at the seeds),
+     * the new cluster carries the job on from its record and last disk checkpoint, and its handle goes on with it.
+     * {@link #close()} cancels the jobs still running before the client stops; {@link #using(TroupeNode)} a client
+     * node instead keeps them running.
      *
      * @throws IllegalArgumentException when {@code config} names no seed
      */

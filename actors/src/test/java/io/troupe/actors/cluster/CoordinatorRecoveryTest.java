@@ -70,6 +70,17 @@ class CoordinatorRecoveryTest {
     }
 
     /**
+     * Each of {@code workers} answers the coordinator's {@link WorkerActor.Describe} (awaited) holding {@code holds},
+     * whose record is in {@code recordDir} ({@code JobIdentity.NONE} and "": nothing).
+     */
+    private void describe(JobIdentity holds, String recordDir, ScriptedWorker... workers) throws InterruptedException {
+        for (ScriptedWorker w : workers) {
+            w.await(WorkerActor.Describe.class, m -> true, "Describe");
+            coordinator.tell(new CoordinatorActor.WorkerInfo(w.ref(), w.description(), holds, recordDir));
+        }
+    }
+
+    /**
      * A quiesce wait that runs out during the back-off still counts when the back-off ends: the re-plan leaves the
      * silent worker out instead of waiting for it with no timer left to end the wait.
      */
@@ -256,11 +267,7 @@ class CoordinatorRecoveryTest {
         ScriptedWorker a2 = coordinator.worker(NODE_A);
         ScriptedWorker b2 = coordinator.worker(NODE_B);
         coordinator.list(a2, b2);
-        for (ScriptedWorker w : List.of(a2, b2)) {
-            w.await(WorkerActor.Describe.class, m -> true, "Describe");
-            coordinator.tell(new CoordinatorActor.WorkerInfo(w.ref(), w.description(), first.job(),
-                checkpoints.toString()));
-        }
+        describe(first.job(), checkpoints.toString(), a2, b2);
         coordinator.awaitAbort(first.job(), a2, b2);
         coordinator.tell(a2.quiesced(first.epoch().get(0)));
         coordinator.tell(b2.quiesced(first.epoch().get(1)));
@@ -294,11 +301,7 @@ class CoordinatorRecoveryTest {
         ScriptedWorker b2 = coordinator.worker(NODE_B);
         coordinator.list(a2, b2);                                 // listed, not described yet
         Submitter other = coordinator.submit(job("2x1", 1000));
-        for (ScriptedWorker w : List.of(a2, b2)) {
-            w.await(WorkerActor.Describe.class, m -> true, "Describe");
-            coordinator.tell(new CoordinatorActor.WorkerInfo(w.ref(), w.description(), first.job(),
-                checkpoints.toString()));
-        }
+        describe(first.job(), checkpoints.toString(), a2, b2);
         JobEvent.Failed busy = other.events().await(JobEvent.Failed.class, m -> true, "the other job refused");
         assertTrue(busy.reason().startsWith("a job is already running (job " + first.job().idHex()), busy.reason());
         coordinator.awaitAbort(first.job(), a2, b2);              // the adopted job's recovery
@@ -308,6 +311,38 @@ class CoordinatorRecoveryTest {
         assertEquals(first.job().jobId(), next.get(0).job().jobId(), "the running job goes on");
         assertTrue(other.events().all().stream().noneMatch(e -> e instanceof JobEvent.Accepted), "other job taken: "
             + other.events().all());
+    }
+
+    /**
+     * A job whose record still says it runs, though no worker holds it (every node that ran it was lost), is carried
+     * on only at its own submitter's repeat: another submitter's job into the same checkpoint directory (a user's
+     * {@code --resume} of it) is a new job, resuming from the directory's last commit under a new id, and its record
+     * names the new submitter.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void shouldStartANewJobForAnotherSubmitterInTheDirectoryOfAJobNoWorkerHolds() throws Exception {
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a = coordinator.worker(NODE_A);
+        ScriptedWorker b = coordinator.worker(NODE_B);
+        coordinator.register(a, b);
+        Path checkpoints = dir.resolve("orphaned");
+        Running first = run(job("2x1", 1000, 60_000, checkpoints), a, b);
+        coordinator.close();                                      // every node lost: the record still says running
+        assertEquals(JobRecord.State.RUNNING, JobRecord.read(checkpoints).state());
+
+        coordinator = ScriptedCoordinator.start("backoff = 0ms", "quiesce-timeout = 60s", "snapshots = off");
+        ScriptedWorker a2 = coordinator.worker(NODE_A);
+        ScriptedWorker b2 = coordinator.worker(NODE_B);
+        coordinator.list(a2, b2);
+        describe(JobIdentity.NONE, "", a2, b2);
+        Submitter other = coordinator.submit(job("2x1", 1000, 60_000, checkpoints));
+        JobEvent.Accepted taken = other.events().await(JobEvent.Accepted.class, m -> true, "the new job taken");
+        assertFalse(taken.repeat());
+        assertFalse(taken.jobId().equals(first.job().idHex()), "a new job, not the orphaned one carried on: " + taken);
+        assertTrue(other.events().all().stream().noneMatch(e -> e instanceof JobEvent.Recovering),
+            "no recovery: " + other.events().all());
+        assertEquals(taken.jobId(), JobRecord.read(checkpoints).identity().idHex(), "the record is the new job's");
     }
 
     /**
@@ -321,8 +356,7 @@ class CoordinatorRecoveryTest {
         ScriptedWorker a = coordinator.worker(NODE_A);
         ScriptedWorker silent = coordinator.worker(NODE_B);
         coordinator.list(a, silent);
-        a.await(WorkerActor.Describe.class, m -> true, "Describe");
-        coordinator.tell(new CoordinatorActor.WorkerInfo(a.ref(), a.description(), JobIdentity.NONE, ""));
+        describe(JobIdentity.NONE, "", a);
         Submitter submitter = coordinator.submit(job("1x1", 1000));
         coordinator.awaitTimer(JobIdentity.NONE, Submissions.SETTLE);
         JobEvent.Accepted taken = submitter.events().await(JobEvent.Accepted.class, m -> true, "the submission taken");
