@@ -335,14 +335,7 @@ public final class TroupeNode implements AutoCloseable {
     /**
      * A job's listener: passes each event to {@code events} (of the coordinator's {@link JobEvent.Accepted} answers,
      * one to the first submission and one to each repeat, the first only), sets {@code started} at the first event
-     * that is not one (the job has started, or ended), and stops after the job's end.
-     */
-    static Behavior<JobEvent> listener(Consumer<JobEvent> events, java.util.concurrent.atomic.AtomicBoolean started) {
-        return listener(events, started, new java.util.concurrent.atomic.AtomicLong());
-    }
-
-    /**
-     * As {@link #listener(Consumer, java.util.concurrent.atomic.AtomicBoolean)}; {@code heardNs} takes the time
+     * that is not one (the job has started, or ended), and stops after the job's end. {@code heardNs} takes the time
      * ({@link System#nanoTime()}) of every answer from the cluster, the repeats' {@code Accepted} included: the
      * submitter's watch learns from it whether the cluster still answers.
      */
@@ -395,9 +388,9 @@ public final class TroupeNode implements AutoCloseable {
      * can adopt: a repeat then starts it there. The coordinator answers a repeat of the job it runs, or has just
      * ended, without starting it again ({@link JobEvent.Accepted}, or the job's end). The repeats go by actor
      * selection, as the {@linkplain #canceller canceller's} do, so they reach a seed started again at its address.
-     * With a {@code watch}, a started job's submission goes on being sent every {@link Watch#every} until the job
-     * ends (the listener stops): should every node that ran the job be lost, a cluster started again at the seeds
-     * takes the job over from its record at the first repeat it receives.
+     * With a {@code watch} (null: none, it stops once the job started), a started job's submission goes on being sent
+     * every {@link Watch#every} until the job ends (the listener stops): should every node that ran the job be lost, a
+     * cluster started again at the seeds takes the job over from its record at the first repeat it receives.
      */
     static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,
                                       List<ActorRef<CoordinatorActor.Command>> gateways,
@@ -405,14 +398,6 @@ public final class TroupeNode implements AutoCloseable {
                                       Watch watch) {
         return resender(submission, first, gateways, submission.replyTo(), heard, resend, giveUpAfter,
             "the job submission", "the job starts", watch);
-    }
-
-    /** As {@link #submitter(CoordinatorActor.SubmitJob, ActorRef, List, java.util.function.BooleanSupplier, Duration,
-     * Duration, Watch)} without a watch: it stops once the job started. */
-    static Behavior<Object> submitter(CoordinatorActor.SubmitJob submission, ActorRef<CoordinatorActor.Command> first,
-                                      List<ActorRef<CoordinatorActor.Command>> gateways,
-                                      java.util.function.BooleanSupplier heard, Duration resend, Duration giveUpAfter) {
-        return submitter(submission, first, gateways, heard, resend, giveUpAfter, null);
     }
 
     /**
@@ -431,7 +416,7 @@ public final class TroupeNode implements AutoCloseable {
             ctx.watch(listener);
             long giveUp = System.nanoTime() + giveUpAfter.toNanos();
             int[] sent = {1};
-            long[] nextWatchNs = {0};
+            long[] nextWatchNs = {System.nanoTime()};   // nanoTime's origin is arbitrary: never compared with 0
             boolean[] silent = {false};
             Runnable toEvery = () -> {
                 for (ActorRef<CoordinatorActor.Command> g : gateways) {

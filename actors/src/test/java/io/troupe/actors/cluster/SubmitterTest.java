@@ -44,7 +44,8 @@ class SubmitterTest {
 
     /** The submitter's listener, as {@link TroupeNode#submit} makes it. */
     private ActorRef<JobEvent> listener() {
-        return system.systemActorOf(TroupeNode.listener(events::add, heard), "listener", Props.empty());
+        return system.systemActorOf(TroupeNode.listener(events::add, heard,
+            new java.util.concurrent.atomic.AtomicLong()), "listener", Props.empty());
     }
 
     /** A gateway that loses the first {@code lost} submissions and answers each later one with {@code answer}. */
@@ -72,7 +73,7 @@ class SubmitterTest {
     private Behavior<Object> submitter(ActorRef<JobEvent> listener, ActorRef<CoordinatorActor.Command> gateway,
                                        Duration giveUpAfter) {
         return TroupeNode.submitter(new CoordinatorActor.SubmitJob(JOB, listener), gateway, List.of(gateway),
-            heard::get, Duration.ofMillis(200), giveUpAfter);
+            heard::get, Duration.ofMillis(200), giveUpAfter, null);
     }
 
     /**
@@ -129,7 +130,7 @@ class SubmitterTest {
         ActorRef<CoordinatorActor.Command> gateway = gateway(1, received, new JobEvent.Failed("refused", 0, 0));
         // the listener stops at the Failed it hears; the watch, not the next tick, stops the submitter
         CompletableFuture<Void> stopped = started(TroupeNode.submitter(new CoordinatorActor.SubmitJob(JOB, listener()),
-            gateway, List.of(gateway), () -> false, Duration.ofMillis(200), Duration.ofSeconds(20)));
+            gateway, List.of(gateway), () -> false, Duration.ofMillis(200), Duration.ofSeconds(20), null));
         stopped.get(10, TimeUnit.SECONDS);
         assertEquals(2, received.get(), "one lost, the second answered with the job's end");
     }
